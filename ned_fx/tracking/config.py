@@ -1,0 +1,54 @@
+"""TrackerConfig: the one home of the tracker's defaults."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import InvalidParameterError
+
+
+@dataclass(frozen=True)
+class TrackerConfig:
+    """Every knob of the face tracker.
+
+    Attributes:
+        min_detection_score: BlazeFace score (0..1) above which a detection counts (MediaPipe: 0.5).
+        nms_iou: overlap above which detections merge (weighted NMS, as MediaPipe).
+        min_face_score: face-mesh presence score below which a tracked face counts as lost (MediaPipe: 0.5).
+        max_faces: most faces tracked at once.
+        redetect_interval: run the detector every N frames even while faces are tracked, to pick up faces
+            entering the shot (0: only when a face is lost or none is tracked).
+        max_gap: frames a lost face's id is kept, so a face that comes back gets its old id.
+        roi_scale: crop size over the face box (MediaPipe: 1.5); iris_roi_scale: same for the eye crops (2.3).
+        iris: also run the iris network (10 extra points: 468..472 and 473..477).
+        smoothing: temporal smoothing strength, 0 (raw) … 1 (strong). Zero-phase One-Euro: no lag on speech.
+        batch_size: frames per forward pass. 1 tracks exactly like MediaPipe (crop from the previous frame's
+            landmarks); >1 runs chunks of frames in two batched passes (crop from the chunk's previous
+            landmarks, then refined from each frame's own), which keeps a GPU busy.
+        device: "auto" (CUDA if present, else CPU), "cpu", "cuda", "cuda:1", ….
+    """
+
+    min_detection_score: float = 0.5
+    nms_iou: float = 0.3
+    min_face_score: float = 0.5
+    max_faces: int = 4
+    redetect_interval: int = 10
+    max_gap: int = 25
+    roi_scale: float = 1.5
+    iris_roi_scale: float = 2.3
+    iris: bool = True
+    smoothing: float = 0.3
+    batch_size: int = 1
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        for name in ("min_detection_score", "nms_iou", "min_face_score", "smoothing"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise InvalidParameterError(f"{name} must be between 0 and 1, got {value}")
+        if self.max_faces < 1:
+            raise InvalidParameterError(f"max_faces must be at least 1, got {self.max_faces}")
+        if self.batch_size < 1:
+            raise InvalidParameterError(f"batch_size must be at least 1, got {self.batch_size}")
+        if self.redetect_interval < 0 or self.max_gap < 0:
+            raise InvalidParameterError("redetect_interval and max_gap must be >= 0")

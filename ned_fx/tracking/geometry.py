@@ -1,0 +1,199 @@
+"""Geometry of MediaPipe's face pipeline, reimplemented: SSD anchors, box decoding, weighted NMS, regions of
+interest (rotated squares) from detections and from landmarks, and batched crops by affine sampling.
+
+Coordinates are continuous pixel coordinates of the frame: (0, 0) is the top-left corner of the top-left pixel,
+pixel (i, j) has its centre at (i + 0.5, j + 0.5); x right, y down. A region of interest (ROI) is a row
+``(cx, cy, size, angle)``: a square of side ``size`` pixels centred on (cx, cy), rotated by ``angle`` radians
+(positive turns the square's x axis towards +y).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+# Landmark indices the ROI logic uses (MediaPipe's face mesh topology).
+EYE_OUTER_RIGHT = 33     # the subject's right eye, outer corner (image left on a frontal face)
+EYE_OUTER_LEFT = 263     # the subject's left eye, outer corner
+EYE_INNER_RIGHT = 133
+EYE_INNER_LEFT = 362
+
+
+def ssd_anchors(input_size: int = 128, strides: tuple[int, ...] = (8, 16, 16, 16)) -> np.ndarray:
+    """Anchor centres of BlazeFace short-range (MediaPipe's SsdAnchorsCalculator, fixed anchor size).
+
+    Returns:
+        Nx2 float32 anchor centres in 0..1 (N = 896 for the defaults), in the network's output order.
+    """
+    anchors = []
+    i = 0
+    while i < len(strides):
+        stride = strides[i]
+        per_cell = 0
+        while i < len(strides) and strides[i] == stride:
+            per_cell += 2          # aspect ratio 1.0 plus the interpolated scale, per layer
+            i += 1
+        cells = math.ceil(input_size / stride)
+        for y in range(cells):
+            for x in range(cells):
+                anchors.extend([((x + 0.5) / cells, (y + 0.5) / cells)] * per_cell)
+    return np.asarray(anchors, dtype=np.float32)
+
+
+def decode_detections(regressors: torch.Tensor, scores: torch.Tensor, anchors: torch.Tensor,
+                      input_size: int = 128) -> tuple[torch.Tensor, torch.Tensor]:
+    """Decode BlazeFace outputs into boxes + keypoints.
+
+    Args:
+        regressors: BxNx16 raw regressors; scores: BxNx1 raw logits; anchors: Nx2 centres in 0..1.
+
+    Returns:
+        ``(points, prob)``: points BxNx8x2 in 0..1 of the detector input — rows 0,1 the box's min and max
+        corners, rows 2..7 the keypoints (right eye, left eye, nose tip, mouth, right ear, left ear);
+        prob BxN detection probabilities.
+    """
+    r = regressors / input_size
+    centre = r[..., 0:2] + anchors
+    half = r[..., 2:4] / 2
+    keypoints = r[..., 4:16].reshape(*r.shape[:-1], 6, 2) + anchors[:, None, :]
+    points = torch.cat([(centre - half)[..., None, :], (centre + half)[..., None, :], keypoints], dim=-2)
+    prob = torch.sigmoid(scores[..., 0].clamp(-100.0, 100.0))
+    return points, prob
+
+
+def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    lo = np.maximum(box[:2], boxes[:, :2])
+    hi = np.minimum(box[2:], boxes[:, 2:])
+    inter = np.prod(np.clip(hi - lo, 0, None), axis=1)
+    area = lambda b: np.prod(np.clip(b[..., 2:] - b[..., :2], 0, None), axis=-1)  # noqa: E731
+    union = area(box) + area(boxes) - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """IoU of two boxes ``(x0, y0, x1, y1)``."""
+    return float(_iou(np.asarray(a, np.float64), np.asarray(b, np.float64)[None])[0])
+
+
+def weighted_nms(points: np.ndarray, prob: np.ndarray, min_score: float, iou: float,
+                 max_out: int) -> list[tuple[np.ndarray, float]]:
+    """MediaPipe's weighted non-maximum suppression for one image.
+
+    Args:
+        points: Nx8x2 decoded points (see :func:`decode_detections`); prob: N probabilities.
+
+    Returns:
+        Up to ``max_out`` ``(points 8x2, score)`` pairs, best first; overlapping candidates are averaged,
+        weighted by score.
+    """
+    keep = prob >= min_score
+    pts, scores = points[keep].astype(np.float64), prob[keep].astype(np.float64)
+    order = np.argsort(-scores)
+    pts, scores = pts[order], scores[order]
+    out: list[tuple[np.ndarray, float]] = []
+    remaining = np.arange(len(scores))
+    while len(remaining) and len(out) < max_out:
+        boxes = pts[remaining][:, :2, :].reshape(-1, 4)
+        merge = _iou(boxes[0], boxes) > iou
+        merge[0] = True
+        group = remaining[merge]
+        w = scores[group]
+        merged = (pts[group] * w[:, None, None]).sum(0) / w.sum()
+        out.append((merged.astype(np.float32), float(scores[remaining[0]])))
+        remaining = remaining[~merge]
+    return out
+
+
+def _rotation(p0: np.ndarray, p1: np.ndarray) -> float:
+    angle = -math.atan2(-(p1[1] - p0[1]), p1[0] - p0[0])
+    return (angle + math.pi) % (2 * math.pi) - math.pi
+
+
+def roi_from_detection(points_px: np.ndarray, scale: float = 1.5) -> np.ndarray:
+    """ROI of the face mesh from a detection (box + keypoints in pixels): eyes set the angle.
+
+    Returns:
+        ``(cx, cy, size, angle)`` float64.
+    """
+    (x0, y0), (x1, y1) = points_px[0], points_px[1]
+    angle = _rotation(points_px[2], points_px[3])
+    return np.array([(x0 + x1) / 2, (y0 + y1) / 2, max(x1 - x0, y1 - y0) * scale, angle])
+
+
+def roi_from_landmarks(landmarks_px: np.ndarray, scale: float = 1.5) -> np.ndarray:
+    """ROI of the face mesh from the previous frame's 468 landmarks (MediaPipe's tracking ROI)."""
+    xy = landmarks_px[:468, :2]
+    lo, hi = xy.min(0), xy.max(0)
+    angle = _rotation(xy[EYE_OUTER_RIGHT], xy[EYE_OUTER_LEFT])
+    return np.array([(lo[0] + hi[0]) / 2, (lo[1] + hi[1]) / 2, max(hi - lo) * scale, angle])
+
+
+def roi_from_points(points_px: np.ndarray, start: int, end: int, scale: float) -> np.ndarray:
+    """ROI around a set of points whose ``start``->``end`` vector sets the angle (the iris crops)."""
+    lo, hi = points_px[:, :2].min(0), points_px[:, :2].max(0)
+    angle = _rotation(points_px[start], points_px[end])
+    return np.array([(lo[0] + hi[0]) / 2, (lo[1] + hi[1]) / 2, max(hi - lo) * scale, angle])
+
+
+def roi_box(roi: np.ndarray) -> np.ndarray:
+    """Axis-aligned box ``(x0, y0, x1, y1)`` around a ROI (for overlap tests)."""
+    cx, cy, size, angle = roi
+    half = size / 2 * (abs(math.cos(angle)) + abs(math.sin(angle)))
+    return np.array([cx - half, cy - half, cx + half, cy + half])
+
+
+def roi_to_affine(rois: np.ndarray, crop: int, flip: bool = False) -> np.ndarray:
+    """Affine maps from crop pixel coordinates to frame pixel coordinates.
+
+    Args:
+        rois: Kx4 ``(cx, cy, size, angle)``; crop: side of the square crop in pixels;
+        flip: mirror the crop horizontally (MediaPipe feeds the second eye mirrored to the iris net).
+
+    Returns:
+        Kx2x3 float64 ``A`` with ``frame_xy = A[:, :2] @ crop_xy + A[:, 2]``.
+    """
+    rois = np.asarray(rois, np.float64).reshape(-1, 4)
+    cos, sin = np.cos(rois[:, 3]), np.sin(rois[:, 3])
+    s = rois[:, 2] / crop
+    sx = -s if flip else s
+    a = np.zeros((len(rois), 2, 3))
+    a[:, 0, 0], a[:, 0, 1] = cos * sx, -sin * s
+    a[:, 1, 0], a[:, 1, 1] = sin * sx, cos * s
+    half = crop / 2
+    a[:, 0, 2] = rois[:, 0] - (a[:, 0, 0] * half + a[:, 0, 1] * half)
+    a[:, 1, 2] = rois[:, 1] - (a[:, 1, 0] * half + a[:, 1, 1] * half)
+    return a
+
+
+def apply_affine(affine: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Map Px2 (or PxD, the first two columns) points through a 2x3 affine; other columns pass through."""
+    out = np.array(points, dtype=np.float64, copy=True)
+    out[:, :2] = points[:, :2] @ affine[:, :2].T + affine[:, 2]
+    return out
+
+
+def crop_images(frames: torch.Tensor, frame_index: torch.Tensor, affines: np.ndarray, crop: int,
+                padding_mode: str = "border") -> torch.Tensor:
+    """Sample square crops from frames, bilinear, batched.
+
+    Args:
+        frames: FxCxHxW float tensor (any device); frame_index: K long tensor, which frame each crop reads;
+        affines: Kx2x3 crop->frame maps (see :func:`roi_to_affine`); crop: output side;
+        padding_mode: ``"border"`` (replicate) or ``"zeros"``.
+
+    Returns:
+        KxCxcropxcrop float tensor.
+    """
+    _, _, h, w = frames.shape
+    a = torch.as_tensor(affines, dtype=torch.float32, device=frames.device)
+    centres = torch.arange(crop, device=frames.device, dtype=torch.float32) + 0.5
+    gy, gx = torch.meshgrid(centres, centres, indexing="ij")
+    grid = torch.stack([gx, gy, torch.ones_like(gx)], -1).reshape(1, -1, 3)       # 1xPx3
+    xy = grid @ a.transpose(1, 2)                                                   # KxPx2 pixels
+    norm = torch.stack([xy[..., 0] * (2.0 / w) - 1.0, xy[..., 1] * (2.0 / h) - 1.0], -1)
+    norm = norm.reshape(len(a), crop, crop, 2)
+    src = frames.index_select(0, frame_index.to(frames.device))
+    return F.grid_sample(src, norm, mode="bilinear", padding_mode=padding_mode, align_corners=False)

@@ -1,0 +1,73 @@
+"""Temporal smoothing of landmark tracks: a zero-phase One-Euro filter.
+
+The One-Euro filter (Casiez et al., CHI 2012) lowers its cut-off when points are still (removing jitter) and
+raises it when they move fast (following speech). Run forward and backward over the shot and averaged, its lag
+cancels: the mouth does not trail the audio. Coordinates are scaled by the face size first, so the strength
+means the same on a 512² crop and on a 4K plate.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def one_euro_params(strength: float) -> tuple[float, float]:
+    """Map a strength 0..1 to (min_cutoff Hz, beta). 0 disables smoothing."""
+    s = float(np.clip(strength, 0.0, 1.0))
+    return 0.25 + 12.0 * (1.0 - s) ** 2, 2.0
+
+
+def _alpha(cutoff: np.ndarray | float, dt: float) -> np.ndarray | float:
+    tau = 1.0 / (2 * math.pi * cutoff)
+    return 1.0 / (1.0 + tau / dt)
+
+
+def one_euro(x: np.ndarray, fps: float, min_cutoff: float, beta: float, d_cutoff: float = 1.0) -> np.ndarray:
+    """Causal One-Euro filter along axis 0 of ``x`` (TxD)."""
+    dt = 1.0 / fps
+    out = np.empty_like(x)
+    out[0] = x[0]
+    dx = np.zeros_like(x[0])
+    a_d = _alpha(d_cutoff, dt)
+    for t in range(1, len(x)):
+        dx = a_d * (x[t] - x[t - 1]) / dt + (1 - a_d) * dx
+        a = _alpha(min_cutoff + beta * np.abs(dx), dt)
+        out[t] = a * x[t] + (1 - a) * out[t - 1]
+    return out
+
+
+def smooth_landmarks(landmarks: np.ndarray, found: np.ndarray, fps: float, strength: float) -> np.ndarray:
+    """Zero-phase One-Euro smoothing of one face's track.
+
+    Args:
+        landmarks: FxPx3 pixels (NaN where not found); found: F bool; fps: frame rate (25 when unknown);
+        strength: 0 (no smoothing) … 1.
+
+    Returns:
+        FxPx3 smoothed landmarks; runs of found frames are smoothed separately, gaps stay NaN.
+    """
+    out = landmarks.copy()
+    if strength <= 0 or not found.any():
+        return out
+    min_cutoff, beta = one_euro_params(strength)
+    fps = fps or 25.0
+    idx = np.flatnonzero(found)
+    runs = np.split(idx, np.flatnonzero(np.diff(idx) > 1) + 1)
+    for run in runs:
+        if len(run) < 3:
+            continue
+        seg = landmarks[run]
+        scale = _face_scale(seg)
+        flat = (seg / scale).reshape(len(run), -1)
+        fwd = one_euro(flat, fps, min_cutoff, beta)
+        bwd = one_euro(flat[::-1], fps, min_cutoff, beta)[::-1]
+        out[run] = ((fwd + bwd) / 2).reshape(seg.shape) * scale
+    return out
+
+
+def _face_scale(seg: np.ndarray) -> float:
+    """Median inter-ocular distance of a run (pixels)."""
+    iod = np.linalg.norm(seg[:, 33, :2] - seg[:, 263, :2], axis=1)
+    return float(max(np.median(iod), 1e-6))

@@ -1,0 +1,290 @@
+"""Video face tracking: detect, track each face from its previous landmarks, re-detect when a face is lost or
+new faces may have entered, keep stable ids; eyes refined by the iris net; smoothing and head pose at the end.
+
+Frames with no face are reported (``found`` false), never fatal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+import torch
+
+from .. import __version__
+from ..errors import InvalidParameterError
+from . import geometry as g
+from .config import TrackerConfig
+from .engine import DETECTOR_SIZE, IRIS_SIZE, MESH_SIZE, load_engines
+from .pose import fit_poses
+from .smoothing import smooth_landmarks
+from .track import Track
+
+NUM_MESH = 468
+NUM_POINTS = 478            # 468 mesh points + 5 iris points per eye
+#: Mesh points that outline each eye, given to the iris crop (MediaPipe: eye corners).
+_EYES = ((g.EYE_OUTER_RIGHT, g.EYE_INNER_RIGHT, False), (g.EYE_INNER_LEFT, g.EYE_OUTER_LEFT, True))
+#: the crop offset of the networks' output coordinates (they refer to pixel centres)
+_PIXEL_CENTRE = 0.5
+
+
+def pick_device(name: str) -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; otherwise the named device."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+@dataclass
+class _Face:
+    id: int
+    landmarks: np.ndarray            # 478x3, frame pixels
+    last_seen: int
+
+
+@dataclass
+class _State:
+    faces: dict[int, _Face] = field(default_factory=dict)
+    lost: dict[int, _Face] = field(default_factory=dict)
+    next_id: int = 0
+
+
+@dataclass(frozen=True)
+class FrameFaces:
+    """What the tracker saw in one frame: per face id, 478x3 landmarks (pixels) and the presence score."""
+
+    index: int
+    faces: dict[int, tuple[np.ndarray, float]] = field(default_factory=dict)
+
+
+class FaceTracker:
+    """Tracks faces through frames. Build once (loads the engines), call :meth:`track_frames` per shot."""
+
+    def __init__(self, config: TrackerConfig | None = None, engines: dict | None = None):
+        self.config = config or TrackerConfig()
+        self.device = pick_device(self.config.device)
+        self.engines = engines or load_engines(self.device, iris=self.config.iris)
+
+    # ---- narrow batched steps ---------------------------------------------------------------------------
+    @torch.no_grad()
+    def detect(self, frames: torch.Tensor, which: list[int]) -> list[list[tuple[np.ndarray, float]]]:
+        """Detect faces in frames ``which`` of ``frames`` (FxCxHxW, 0..1). Returns per frame a list of
+        (points 8x2 in pixels, score), best first."""
+        if not which:
+            return []
+        _, _, h, w = frames.shape
+        side = max(w, h)
+        affine = g.roi_to_affine(np.array([[w / 2, h / 2, side, 0.0]]), DETECTOR_SIZE)
+        affines = np.repeat(affine, len(which), axis=0)
+        crops = g.crop_images(frames, torch.tensor(which), affines, DETECTOR_SIZE, padding_mode="zeros")
+        points, prob = self.engines["face_detector"](crops)
+        out = []
+        for k in range(len(which)):
+            dets = g.weighted_nms(points[k].cpu().numpy(), prob[k].cpu().numpy(), self.config.min_detection_score,
+                                  self.config.nms_iou, self.config.max_faces)
+            out.append([(g.apply_affine(affine[0], p * DETECTOR_SIZE), s) for p, s in dets])
+        return out
+
+    @torch.no_grad()
+    def mesh(self, frames: torch.Tensor, which: list[int], rois: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Face mesh for crops ``rois[k]`` of frame ``which[k]``. Returns (Kx478x3 pixels, K scores); the iris
+        points are filled when the iris engine is loaded, else copied from the eye centres."""
+        if not which:
+            return np.zeros((0, NUM_POINTS, 3)), np.zeros(0)
+        affines = g.roi_to_affine(np.stack(rois), MESH_SIZE)
+        crops = g.crop_images(frames, torch.tensor(which), affines, MESH_SIZE)
+        lm, score = self.engines["face_mesh"](crops)
+        lm = lm.double().cpu().numpy()
+        out = np.zeros((len(which), NUM_POINTS, 3))
+        for k in range(len(which)):
+            pts = lm[k].copy()
+            pts[:, :2] += _PIXEL_CENTRE
+            out[k, :NUM_MESH] = g.apply_affine(affines[k], pts)
+            out[k, :NUM_MESH, 2] = lm[k, :, 2] * rois[k][2] / MESH_SIZE
+        self._iris(frames, which, out)
+        return out, score.cpu().numpy().astype(np.float64)
+
+    @torch.no_grad()
+    def _iris(self, frames: torch.Tensor, which: list[int], out: np.ndarray) -> None:
+        if "iris" not in self.engines:
+            for e, (a, b, _) in enumerate(_EYES):
+                centre = (out[:, a] + out[:, b]) / 2
+                out[:, NUM_MESH + 5 * e: NUM_MESH + 5 * e + 5] = centre[:, None]
+            return
+        for e, (a, b, flip) in enumerate(_EYES):
+            rois = [g.roi_from_points(out[k, [a, b]], 0, 1, self.config.iris_roi_scale) for k in range(len(which))]
+            affines = g.roi_to_affine(np.stack(rois), IRIS_SIZE, flip=flip)
+            crops = g.crop_images(frames, torch.tensor(which), affines, IRIS_SIZE)
+            _, iris = self.engines["iris"](crops)
+            iris = iris.double().cpu().numpy()
+            for k in range(len(which)):
+                pts = iris[k].copy()
+                pts[:, :2] += _PIXEL_CENTRE
+                mapped = g.apply_affine(affines[k], pts)
+                # iris depth relative to the eye corners' depth
+                mapped[:, 2] = iris[k, :, 2] * rois[k][2] / IRIS_SIZE + (out[k, a, 2] + out[k, b, 2]) / 2
+                out[k, NUM_MESH + 5 * e: NUM_MESH + 5 * e + 5] = mapped
+
+    # ---- the loop ----------------------------------------------------------------------------------------
+    def iter_track(self, frames: Iterable[np.ndarray]) -> Iterator[FrameFaces]:
+        """Track faces through RGB uint8 frames (HxWx3), yielding one :class:`FrameFaces` per frame."""
+        state = _State()
+        chunk: list[np.ndarray] = []
+        index = 0
+        for frame in frames:
+            chunk.append(_as_rgb8(frame))
+            if len(chunk) == self.config.batch_size:
+                yield from self._track_chunk(chunk, index, state)
+                index += len(chunk)
+                chunk = []
+        if chunk:
+            yield from self._track_chunk(chunk, index, state)
+
+    def _track_chunk(self, chunk: list[np.ndarray], start: int, state: "_State") -> list[FrameFaces]:
+        cfg = self.config
+        batch = torch.from_numpy(np.stack(chunk)).to(self.device).permute(0, 3, 1, 2).float().div_(255.0)
+        n = len(chunk)
+        results = [FrameFaces(start + k, {}) for k in range(n)]
+        detections = self.detect(batch, list(range(n))) if n > 1 else None
+        if n > 1 and not state.faces:          # batched chunk with nothing to follow: find faces first
+            self._add_detections(batch, [0], results, state, start, detections)
+        ids = list(state.faces)
+        if ids:
+            which = [k for k in range(n) for _ in ids]
+            rois = [g.roi_from_landmarks(state.faces[i].landmarks, cfg.roi_scale) for _ in range(n) for i in ids]
+            if n > 1:
+                # pass 1 crops from this frame's detection of the face where there is one, pass 2 re-crops
+                # every frame from its own landmarks: no crop lags behind a moving head
+                rois = [self._match_detection(detections[k], roi) for k, roi in zip(which, rois)]
+                lm, sc = self.mesh(batch, which, rois)
+                rois = [g.roi_from_landmarks(p, cfg.roi_scale) for p in lm]
+            lm, sc = self.mesh(batch, which, rois)
+            for j, (k, fid) in enumerate(zip(which, ids * n)):
+                if sc[j] >= cfg.min_face_score:
+                    results[k].faces[fid] = (lm[j], float(sc[j]))
+            for fid in ids:
+                seen = [k for k in range(n) if fid in results[k].faces]
+                if seen:
+                    state.faces[fid].landmarks = results[seen[-1]].faces[fid][0]
+                    state.faces[fid].last_seen = start + seen[-1]
+                if not seen or seen[-1] != n - 1:
+                    state.lost[fid] = state.faces.pop(fid)
+        # detection where it is due: no face, a face lost, or the periodic re-detect
+        due = [k for k in range(n)
+               if len(results[k].faces) < cfg.max_faces and (
+                   len(results[k].faces) < max(len(ids), 1)
+                   or (cfg.redetect_interval and (start + k) % cfg.redetect_interval == 0))]
+        self._add_detections(batch, due, results, state, start, detections)
+        for fid in [f for f, face in state.lost.items() if start + n - face.last_seen > cfg.max_gap]:
+            state.lost.pop(fid)
+        return results
+
+    def _match_detection(self, dets: list[tuple[np.ndarray, float]], roi: np.ndarray) -> np.ndarray:
+        """The ROI of the detection that overlaps ``roi`` most (IoU > 0.2), else ``roi`` itself."""
+        box = g.roi_box(roi)
+        best, best_iou = roi, 0.2
+        for points, _ in dets:
+            iou = g.box_iou(np.r_[points[0], points[1]], box)
+            if iou > best_iou:
+                best, best_iou = g.roi_from_detection(points, self.config.roi_scale), iou
+        return best
+
+    def _add_detections(self, batch: torch.Tensor, due: list[int], results: list[FrameFaces], state: "_State",
+                        start: int, detections: list | None = None) -> None:
+        """Start (or resume) tracks for faces detected in frames ``due`` that are not already tracked.
+        ``detections`` (per frame of the chunk) are reused when given, else the detector runs on ``due``."""
+        cfg = self.config
+        found = [detections[k] for k in due] if detections is not None else self.detect(batch, due)
+        for k, dets in zip(due, found):
+            boxes = [g.roi_box(g.roi_from_landmarks(p, 1.0)) for p, _ in results[k].faces.values()]
+            fresh = [g.roi_from_detection(p, cfg.roi_scale) for p, _ in dets
+                     if all(g.box_iou(np.r_[p[0], p[1]], b) < 0.3 for b in boxes)]
+            fresh = fresh[: cfg.max_faces - len(results[k].faces)]
+            if not fresh:
+                continue
+            lm, sc = self.mesh(batch, [k] * len(fresh), fresh)
+            for p, s in zip(lm, sc):
+                if s < cfg.min_face_score:
+                    continue
+                fid = self._reuse_id(p, state.lost, start + k)
+                if fid is None:
+                    fid, state.next_id = state.next_id, state.next_id + 1
+                state.lost.pop(fid, None)
+                results[k].faces[fid] = (p, float(s))
+                face = state.faces.get(fid)
+                if face is None or face.last_seen <= start + k:
+                    state.faces[fid] = _Face(fid, p, start + k)
+
+    def track_frames(self, frames: Iterable[np.ndarray], frame_numbers: list[int] | np.ndarray, width: int,
+                     height: int, fps: float = 0.0, face_id: int | None = None, source: str = "",
+                     progress: ProgressFn | None = None) -> Track:
+        """Track a whole shot and assemble a :class:`Track` (smoothed, with head poses).
+
+        Args:
+            frames: RGB uint8 HxWx3 frames, display-referred; frame_numbers: their numbers (same length);
+            width, height: frame size; fps: frame rate (0 for stills); face_id: the face to select
+            (default: the one present in most frames); source: input path for the record;
+            progress: called with the number of frames done after each frame.
+
+        Raises:
+            InvalidParameterError: ``face_id`` was given but never seen (the message lists the ids seen).
+        """
+        seen: list[FrameFaces] = []
+        for ff in self.iter_track(frames):
+            seen.append(ff)
+            if progress:
+                progress(len(seen))
+        return assemble_track(seen, np.asarray(frame_numbers), width, height, fps, self.config, face_id, source)
+
+    def _reuse_id(self, landmarks: np.ndarray, lost: dict[int, _Face], index: int) -> int | None:
+        box = g.roi_box(g.roi_from_landmarks(landmarks, 1.0))
+        best, best_iou = None, 0.3
+        for fid, face in lost.items():
+            if index - face.last_seen > self.config.max_gap:
+                continue
+            iou = g.box_iou(box, g.roi_box(g.roi_from_landmarks(face.landmarks, 1.0)))
+            if iou > best_iou:
+                best, best_iou = fid, iou
+        return best
+
+
+def _as_rgb8(frame: np.ndarray) -> np.ndarray:
+    if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+        raise TypeError(f"the tracker takes HxWx3 uint8 RGB frames, got {frame.dtype} {frame.shape}")
+    return np.ascontiguousarray(frame)
+
+
+ProgressFn = Callable[[int], None]
+
+
+def assemble_track(seen: list[FrameFaces], frame_numbers: np.ndarray, width: int, height: int, fps: float,
+                   config: TrackerConfig, face_id: int | None = None, source: str = "") -> Track:
+    """Per-frame detections -> a :class:`Track`: arrays per face id, smoothing, pose, face selection."""
+    f = len(seen)
+    if len(frame_numbers) != f:
+        raise InvalidParameterError(f"{f} frames tracked but {len(frame_numbers)} frame numbers given")
+    ids = sorted({fid for ff in seen for fid in ff.faces})
+    n = max(len(ids), 1)
+    raw = np.full((n, f, NUM_POINTS, 3), np.nan)
+    scores = np.zeros((n, f))
+    for t, ff in enumerate(seen):
+        for fid, (lm, sc) in ff.faces.items():
+            raw[ids.index(fid), t], scores[ids.index(fid), t] = lm, sc
+    found = ~np.isnan(raw[:, :, 0, 0])
+    smooth = np.stack([smooth_landmarks(raw[k], found[k], fps or 25.0, config.smoothing) for k in range(n)])
+    if face_id is None:
+        k = int(np.argmax(found.sum(1) + 1e-6 * np.nan_to_num(
+            np.nanmean(np.ptp(raw[:, :, :NUM_MESH, 0], axis=2), axis=1)))) if ids else 0
+    elif face_id in ids:
+        k = ids.index(face_id)
+    else:
+        raise InvalidParameterError(f"face id {face_id} was not seen; face ids in this shot: {ids or 'none'}")
+    poses = fit_poses(smooth[k], found[k])
+    meta = {"tracker": asdict(config), "ned_fx": __version__, "frames_without_face": int((~found[k]).sum())}
+    return Track(landmarks=smooth[k], landmarks_raw=raw[k], found=found[k], scores=scores[k],
+                 pose=poses["matrix"], pose_euler=poses["euler"], pose_scale=poses["scale"],
+                 mean_shape=poses["mean_shape"], frame_numbers=np.asarray(frame_numbers, np.int64),
+                 face_id=ids[k] if ids else -1, face_ids=np.asarray(ids, np.int64), all_landmarks=smooth,
+                 all_found=found, width=int(width), height=int(height), fps=float(fps or 0.0), source=str(source),
+                 meta=meta)
