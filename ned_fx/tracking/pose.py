@@ -39,6 +39,19 @@ def euler_degrees(r: np.ndarray) -> np.ndarray:
     return np.array([yaw, pitch, roll])
 
 
+def canonical_orientation(shape: np.ndarray) -> np.ndarray:
+    """Rotate a centred shape into the head frame: x from the right to the left outer eye corner (image
+    right), y from the forehead down to the chin (image down), z into the screen; so pose angles are absolute
+    (a frontal, upright face has yaw = pitch = roll = 0)."""
+    x = shape[263] - shape[33]
+    x /= np.linalg.norm(x)
+    y = shape[152] - shape[10]
+    y -= x * (y @ x)
+    y /= np.linalg.norm(y)
+    z = np.cross(x, y)
+    return shape @ np.stack([x, y, z]).T
+
+
 def fit_poses(landmarks: np.ndarray, found: np.ndarray, iterations: int = 3) -> dict[str, np.ndarray]:
     """Generalised Procrustes over the shot, then one similarity per frame.
 
@@ -67,7 +80,7 @@ def fit_poses(landmarks: np.ndarray, found: np.ndarray, iterations: int = 3) -> 
             s, r, t = similarity(landmarks[i, rigid], mean[rigid])
             aligned.append((s * (r @ landmarks[i].T)).T + t)
         mean = np.median(np.stack(aligned), axis=0)
-    mean = mean - mean[rigid].mean(0)
+    mean = canonical_orientation(mean - mean[rigid].mean(0))
     mean = mean / np.sqrt((mean[rigid] ** 2).sum(1).mean())
     out["mean_shape"] = mean
     for i in idx:

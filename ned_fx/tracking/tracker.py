@@ -124,6 +124,8 @@ class FaceTracker:
                 mapped = g.apply_affine(affines[k], pts)
                 # iris depth relative to the eye corners' depth
                 mapped[:, 2] = iris[k, :, 2] * rois[k][2] / IRIS_SIZE + (out[k, a, 2] + out[k, b, 2]) / 2
+                if flip:    # a mirrored crop lists the rim points mirrored: keep MediaPipe's 478-point order
+                    mapped = mapped[[0, 3, 2, 1, 4]]
                 out[k, NUM_MESH + 5 * e: NUM_MESH + 5 * e + 5] = mapped
 
     # ---- the loop ----------------------------------------------------------------------------------------

@@ -1,0 +1,194 @@
+"""``ned-fx``: the command line.
+
+Every failure a user can cause ends in one line ``ned-fx: error: …`` and a non-zero exit code, never a
+traceback (set ``NED_FX_DEBUG=1`` to see one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from . import __version__
+from .errors import InputNotFoundError, InvalidParameterError, NedFxError
+
+
+def _progress_bar(desc: str, quiet: bool):
+    """A tqdm-backed ``progress(done, total)`` callable (frames/s and time left), and its closer."""
+    if quiet:
+        return None, lambda: None
+    from tqdm import tqdm
+
+    bar = tqdm(desc=desc, unit="frame", dynamic_ncols=True, file=sys.stderr, mininterval=0.5)
+
+    def update(done: int, total: int) -> None:
+        if bar.total != total:
+            bar.total = total
+        bar.update(done - bar.n)
+
+    return update, bar.close
+
+
+def _frame_ranges(numbers) -> str:
+    from .media.frames import describe_numbers
+
+    return describe_numbers(list(int(n) for n in numbers))
+
+
+def _tracker_config(args) -> "object":
+    from .tracking import TrackerConfig
+
+    return TrackerConfig(smoothing=args.smoothing, max_faces=args.max_faces, batch_size=args.batch_size,
+                         device=args.device, iris=not args.no_iris)
+
+
+def cmd_track(args) -> int:
+    from .pipeline import track_media
+    from .tracking import write_to_file
+
+    src = Path(args.input)
+    out = Path(args.output)
+    if out.resolve() == src.resolve():
+        raise InvalidParameterError("the output would overwrite the input; choose another -o")
+    progress, close = _progress_bar("tracking", args.quiet)
+    started = time.perf_counter()
+    try:
+        track = track_media(src, _tracker_config(args), frames=args.frames, face_id=args.face, progress=progress)
+    finally:
+        close()
+    elapsed = time.perf_counter() - started
+    write_to_file(track, out)
+    missing = [n for n, f in zip(track.frame_numbers, track.found) if not f]
+    print(f"tracked {track.num_frames} frame(s) of {src} in {elapsed:.1f}s "
+          f"({track.num_frames / max(elapsed, 1e-9):.1f} frames/s)")
+    print(f"faces: {', '.join(str(int(i)) for i in track.face_ids) or 'none'}; selected face {track.face_id}")
+    if missing:
+        print(f"no face in {len(missing)} frame(s): {_frame_ranges(missing)} (passed through by later steps)")
+    print(f"wrote {out}")
+    if args.preview:
+        _write_track_preview(src, track, args.preview, args.frames)
+        print(f"wrote {args.preview}")
+    return 0
+
+
+def _write_track_preview(src: Path, track, preview: str, frames: str | None) -> None:
+    from .media import open_media, parse_frame_range
+    from .pipeline import display_plate
+    from .preview import overlay_frames, write_pictures
+
+    with open_media(src, parse_frame_range(frames)) as source:
+        pictures = (display_plate(f) for f in source)
+        write_pictures(preview, overlay_frames(pictures, track), fps=track.fps or 25.0)
+
+
+def cmd_weights(args) -> int:
+    from .tracking import weights
+
+    if args.action == "install":
+        paths = weights.install(wheel=Path(args.wheel) if args.wheel else None, force=args.force)
+        for name, path in paths.items():
+            print(f"{name}: {path}")
+        return 0
+    missing = [n for n in weights.NETS if not weights.weights_path(n).is_file()]
+    for name in weights.NETS:
+        path = weights.weights_path(name)
+        print(f"{name}: {path} ({'installed' if path.is_file() else 'MISSING'})")
+    return 1 if missing else 0
+
+
+def demo_image():
+    """The embedded default face: scikit-image's astronaut (a registry package ships it; no user files)."""
+    from skimage import data
+
+    return data.astronaut()
+
+
+def cmd_demo(args) -> int:
+    from .pipeline import track_media
+    from .media import write_image
+    from .preview import overlay_frames
+    from .tracking import write_to_file
+
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    plate = write_image(out / "astronaut.png", demo_image())
+    track = track_media(plate, _tracker_config(args))
+    if not track.found.any():
+        raise NedFxError("the demo found no face in the astronaut image; the tracker is broken")
+    write_to_file(track, out / "astronaut_track.npz")
+    from .media import read_image
+    from .pipeline import display_plate
+
+    overlay = next(iter(overlay_frames([display_plate(read_image(plate))], track)))
+    write_image(out / "astronaut_tracked.png", overlay)
+    yaw, pitch, roll = track.pose_euler[0]
+    print(f"tracked the embedded face ({plate}): 478 points, head yaw {yaw:.1f}° pitch {pitch:.1f}° roll {roll:.1f}°")
+    for name in ("astronaut_track.npz", "astronaut_tracked.png"):
+        print(f"wrote {out / name}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ned-fx", description="Emotion Director: change an actor's facial "
+                                     "expression in real footage, keeping speech, identity and head pose.")
+    parser.add_argument("--version", action="version", version=f"ned-fx {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def tracker_options(p):
+        g = p.add_argument_group("tracker")
+        g.add_argument("--smoothing", type=float, default=0.3, help="temporal smoothing 0 (raw) … 1 (default 0.3)")
+        g.add_argument("--max-faces", type=int, default=4, help="most faces tracked at once (default 4)")
+        g.add_argument("--batch-size", type=int, default=1,
+                       help="frames per forward pass; >1 batches for a GPU (default 1: MediaPipe-exact tracking)")
+        g.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:N")
+        g.add_argument("--no-iris", action="store_true", help="skip the iris network")
+
+    p = sub.add_parser("track", help="track faces: 478 landmarks, face ids, head pose per frame")
+    p.add_argument("input", help="movie, image, or sequence (shot.%%04d.exr, shot.####.exr)")
+    p.add_argument("-o", "--output", required=True, help="TRACK.npz to write")
+    p.add_argument("--preview", help="overlay of the tracked mesh: .png (first frame) or .mp4/.mov")
+    p.add_argument("--frames", help="frame range, e.g. 1001-1100 (movies: 0-based frame indices)")
+    p.add_argument("--face", type=int, help="face id to select (default: the face seen in most frames)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    tracker_options(p)
+    p.set_defaults(func=cmd_track)
+
+    p = sub.add_parser("weights", help="install or check the tracker's network weights")
+    p.add_argument("action", choices=["install", "status"])
+    p.add_argument("--wheel", help="a mediapipe-0.10.21 wheel to convert (default: download it from PyPI)")
+    p.add_argument("--force", action="store_true", help="convert again")
+    p.set_defaults(func=cmd_weights)
+
+    p = sub.add_parser("demo", help="run the main job on the embedded default face (no user files)")
+    p.add_argument("-o", "--output", default="demo_out", help="folder for the results (default demo_out)")
+    tracker_options(p)
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except NedFxError as exc:
+        if os.environ.get("NED_FX_DEBUG"):
+            raise
+        print(f"ned-fx: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("ned-fx: interrupted; outputs are written atomically, nothing half-written was left", file=sys.stderr)
+        return 130
+    except FileNotFoundError as exc:   # pragma: no cover - last resort, should be a named error upstream
+        print(f"ned-fx: error: {InputNotFoundError(str(exc))}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
