@@ -13,10 +13,19 @@ import math
 import numpy as np
 
 
+#: cut-off of the speed estimate (Hz): high enough that the filter opens within a frame or two of a lip move
+D_CUTOFF = 4.0
+
+
 def one_euro_params(strength: float) -> tuple[float, float]:
-    """Map a strength 0..1 to (min_cutoff Hz, beta). 0 disables smoothing."""
+    """Map a strength 0..1 to (min_cutoff Hz, beta in 1/inter-ocular). 0 disables smoothing.
+
+    Tuned on the shared talking clips against MediaPipe's raw output: at the default 0.3 the landmark
+    acceleration drops to ~0.7-0.95x MediaPipe's while the mean landmark change stays under 1% of the
+    inter-ocular distance and mouth opening keeps r > 0.98 with the source.
+    """
     s = float(np.clip(strength, 0.0, 1.0))
-    return 0.25 + 12.0 * (1.0 - s) ** 2, 2.0
+    return 0.5 + 8.0 * (1.0 - s) ** 2, 4.0 + 40.0 * (1.0 - s)
 
 
 def _alpha(cutoff: np.ndarray | float, dt: float) -> np.ndarray | float:
@@ -24,7 +33,7 @@ def _alpha(cutoff: np.ndarray | float, dt: float) -> np.ndarray | float:
     return 1.0 / (1.0 + tau / dt)
 
 
-def one_euro(x: np.ndarray, fps: float, min_cutoff: float, beta: float, d_cutoff: float = 1.0) -> np.ndarray:
+def one_euro(x: np.ndarray, fps: float, min_cutoff: float, beta: float, d_cutoff: float = D_CUTOFF) -> np.ndarray:
     """Causal One-Euro filter along axis 0 of ``x`` (TxD)."""
     dt = 1.0 / fps
     out = np.empty_like(x)

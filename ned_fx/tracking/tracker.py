@@ -156,11 +156,17 @@ class FaceTracker:
             which = [k for k in range(n) for _ in ids]
             rois = [g.roi_from_landmarks(state.faces[i].landmarks, cfg.roi_scale) for _ in range(n) for i in ids]
             if n > 1:
-                # pass 1 crops from this frame's detection of the face where there is one, pass 2 re-crops
-                # every frame from its own landmarks: no crop lags behind a moving head
-                rois = [self._match_detection(detections[k], roi) for k, roi in zip(which, rois)]
+                # pass 1 crops each frame at its detection of the face (else the last known crop); pass 2 crops
+                # frame t from pass 1's landmarks of frame t-1, as sequential tracking crops from the previous
+                # frame (the first frame of the chunk keeps the last known crop)
+                first = rois[: len(ids)]
+                rois, current = [], list(first)
+                for k in range(n):       # follow each face through the chunk's detections, frame to frame
+                    current = [self._match_detection(detections[k], roi) for roi in current]
+                    rois.extend(current)
                 lm, sc = self.mesh(batch, which, rois)
-                rois = [g.roi_from_landmarks(p, cfg.roi_scale) for p in lm]
+                rois = first + [g.roi_from_landmarks(p, cfg.roi_scale) if s >= cfg.min_face_score else r
+                                for p, s, r in zip(lm[: -len(ids)], sc[: -len(ids)], rois[len(ids):])]
             lm, sc = self.mesh(batch, which, rois)
             for j, (k, fid) in enumerate(zip(which, ids * n)):
                 if sc[j] >= cfg.min_face_score:
@@ -209,7 +215,11 @@ class FaceTracker:
             for p, s in zip(lm, sc):
                 if s < cfg.min_face_score:
                     continue
-                fid = self._reuse_id(p, state.lost, start + k)
+                # a face we follow that missed this frame, or one lost lately, keeps its id
+                missing = {f: face for f, face in state.faces.items() if f not in results[k].faces}
+                fid = self._reuse_id(p, {**state.lost, **missing}, start + k)
+                if fid is not None and fid in results[k].faces:
+                    continue
                 if fid is None:
                     fid, state.next_id = state.next_id, state.next_id + 1
                 state.lost.pop(fid, None)

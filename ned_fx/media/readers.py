@@ -1,0 +1,722 @@
+"""Reading frames: single images (OpenCV, tifffile, OpenEXR), image sequences and movies (PyAV).
+
+:func:`open_media` is the one entry point; it returns a :class:`MediaSource`. Libraries are imported inside the
+functions that use them, so importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from ..errors import (InputNotFoundError, InvalidParameterError, NedFxError, UnreadableMediaError,
+                      UnsupportedFormatError)
+from .frames import PIXEL_DTYPES, Frame, FrameRange, describe_numbers, parse_frame_range, window_size
+from .paths import (IMAGE_EXTENSIONS, SequencePattern, find_sequence_frames, is_sequence_pattern, media_kind_for,
+                    parse_sequence_pattern)
+
+#: EXR channels that come first, in this order, when present; every other channel follows in file order.
+_EXR_LEADING = ("R", "G", "B", "Y", "A")
+#: How far ahead (frames) random access keeps decoding instead of seeking.
+_READ_AHEAD = 64
+
+
+def _where(path: Path | str, number: int | None) -> str:
+    return f"{path}" if number is None else f"{path} (frame {number})"
+
+
+# ---- single images ------------------------------------------------------------------------------------------
+
+def _read_bytes(path: Path, number: int | None) -> bytes:
+    """Whole file as bytes, with file-system failures turned into named errors."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise InputNotFoundError(f"{_where(path, number)}: the file does not exist") from None
+    except IsADirectoryError:
+        raise UnsupportedFormatError(f"{path} is a folder, not an image file") from None
+    except PermissionError:
+        raise UnreadableMediaError(f"{_where(path, number)}: permission denied when reading the file") from None
+    except OSError as exc:
+        raise UnreadableMediaError(f"{_where(path, number)}: cannot be read ({exc.strerror or exc})") from None
+    if not data:
+        raise UnreadableMediaError(f"{_where(path, number)}: the file is empty (0 bytes)")
+    return data
+
+
+def _require_file(path: Path, number: int | None) -> None:
+    if not path.exists():
+        raise InputNotFoundError(f"{_where(path, number)}: the file does not exist")
+    if path.is_dir():
+        raise UnsupportedFormatError(f"{path} is a folder, not an image file")
+    if not os.access(path, os.R_OK):
+        raise UnreadableMediaError(f"{_where(path, number)}: permission denied when reading the file")
+    if path.stat().st_size == 0:
+        raise UnreadableMediaError(f"{_where(path, number)}: the file is empty (0 bytes)")
+
+
+@contextlib.contextmanager
+def _quiet_cv2(cv2: Any) -> Iterator[None]:
+    """Silence OpenCV's own warnings while decoding (we raise a clear error instead)."""
+    logging = getattr(getattr(cv2, "utils", None), "logging", None)
+    if logging is None:
+        yield
+        return
+    previous = logging.getLogLevel()
+    logging.setLogLevel(logging.LOG_LEVEL_SILENT)
+    try:
+        yield
+    finally:
+        logging.setLogLevel(previous)
+
+
+def _frame_from_cv2(img: np.ndarray, path: Path, number: int | None) -> Frame:
+    """Turn OpenCV's (H, W[, C]) BGR(A) array into an RGB(A) Frame."""
+    import cv2
+
+    if img.dtype not in PIXEL_DTYPES:
+        raise UnsupportedFormatError(
+            f"{_where(path, number)}: pixels of type {img.dtype} are not supported; valid: 8- or 16-bit integer, "
+            f"16- or 32-bit float")
+    if img.ndim == 2:
+        img = img[:, :, None]
+    channels_count = img.shape[2]
+    if channels_count == 1:
+        names: tuple[str, ...] = ("Y",)
+    elif channels_count == 2:
+        names = ("Y", "A")
+    elif channels_count == 3:
+        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+        names = ("R", "G", "B")
+    elif channels_count == 4:
+        img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGBA)
+        names = ("R", "G", "B", "A")
+    else:
+        raise UnsupportedFormatError(f"{_where(path, number)}: {channels_count} channels are not supported")
+    return Frame(number=0 if number is None else number, pixels=np.ascontiguousarray(img), channels=names)
+
+
+def _read_cv2(path: Path, number: int | None) -> Frame:
+    """PNG, JPEG, BMP (and TIFF layouts tifffile leaves to OpenCV) through ``cv2.imdecode``."""
+    import cv2
+
+    data = _read_bytes(path, number)
+    with _quiet_cv2(cv2):
+        try:
+            img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+        except cv2.error:
+            img = None
+    if img is None:
+        kind = path.suffix.lower().lstrip(".").upper() or "image"
+        raise UnreadableMediaError(
+            f"{_where(path, number)}: cannot be decoded as {kind}; the file is corrupt, truncated or not really "
+            f"a {kind} file")
+    return _frame_from_cv2(img, path, number)
+
+
+def _read_tiff(path: Path, number: int | None) -> Frame:
+    """TIFF through tifffile (8/16-bit, half and float, extra samples); other layouts fall back to OpenCV."""
+    import tifffile
+
+    _require_file(path, number)
+    try:
+        with tifffile.TiffFile(str(path)) as tif:
+            page = tif.pages[0]
+            photometric = int(page.photometric)
+            axes = page.axes
+            extras = tuple(int(e) for e in (page.extrasamples or ()))
+            arr = page.asarray()
+    except (KeyError, NotImplementedError, ImportError):
+        # compression or layout tifffile cannot decode without extra codecs: let OpenCV try
+        return _read_cv2(path, number)
+    except Exception as exc:  # tifffile raises TiffFileError/ValueError/struct.error on broken files
+        raise UnreadableMediaError(
+            f"{_where(path, number)}: cannot be decoded as TIFF ({exc}); the file is corrupt or truncated") from None
+    rgb, grey = int(tifffile.PHOTOMETRIC.RGB), int(tifffile.PHOTOMETRIC.MINISBLACK)
+    if photometric not in (rgb, grey) or arr.dtype == np.bool_:
+        return _read_cv2(path, number)  # palette, bilevel, YCbCr, CMYK ...: OpenCV converts to RGB/grey
+    if arr.dtype not in PIXEL_DTYPES:
+        raise UnsupportedFormatError(
+            f"{_where(path, number)}: TIFF pixels of type {arr.dtype} are not supported; valid: 8- or 16-bit "
+            f"unsigned integer, 16- or 32-bit float")
+    if axes.startswith("S") and arr.ndim == 3:
+        arr = np.moveaxis(arr, 0, -1)
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    if arr.ndim != 3:
+        raise UnsupportedFormatError(f"{_where(path, number)}: TIFF layout {axes!r} is not supported (need one "
+                                     f"2-D picture per page)")
+    base: tuple[str, ...] = ("R", "G", "B") if photometric == rgb else ("Y",)
+    names = list(base[: arr.shape[2]])
+    alpha_codes = (int(tifffile.EXTRASAMPLE.ASSOCALPHA), int(tifffile.EXTRASAMPLE.UNASSALPHA))
+    for i in range(arr.shape[2] - len(names)):
+        code = extras[i] if i < len(extras) else 0
+        names.append("A" if code in alpha_codes and "A" not in names else f"extra{i + 1}")
+    return Frame(number=0 if number is None else number, pixels=np.ascontiguousarray(arr), channels=tuple(names))
+
+
+def _exr_window(value: Any) -> tuple[int, int, int, int]:
+    lo, hi = value
+    return (int(lo[0]), int(lo[1]), int(hi[0]), int(hi[1]))
+
+
+def _open_exr(path: Path, number: int | None, header_only: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Header and channels (name -> OpenEXR.Channel) of an EXR's first part."""
+    import OpenEXR
+
+    _require_file(path, number)
+    if not OpenEXR.isOpenExrFile(str(path)):
+        raise UnreadableMediaError(f"{_where(path, number)}: not an OpenEXR file (its header is not an EXR header)")
+    try:
+        exr = OpenEXR.File(str(path), separate_channels=True, header_only=header_only)
+        # a file whose pixels fail to decode loads with no parts (the library only prints a warning)
+        if not exr.parts:
+            raise ValueError("its pixel data could not be read")
+        header = dict(exr.header())
+        channels = {} if header_only else dict(exr.channels())
+    except Exception as exc:
+        raise UnreadableMediaError(
+            f"{_where(path, number)}: cannot be decoded as OpenEXR ({exc}); the file is corrupt or truncated") \
+            from None
+    return header, channels
+
+
+def _read_exr(path: Path, number: int | None) -> Frame:
+    """OpenEXR, first part: half stays float16, float stays float32; R,G,B,(Y),A first, then other channels."""
+    header, channels = _open_exr(path, number, header_only=False)
+    storage = str(header.get("type", ""))
+    if "deep" in storage:
+        raise UnsupportedFormatError(f"{_where(path, number)}: deep EXR images are not supported")
+    if not channels:
+        raise UnreadableMediaError(f"{_where(path, number)}: the EXR has no channels")
+    names = list(channels.keys())
+    order = [c for c in _EXR_LEADING if c in channels] + [c for c in names if c not in _EXR_LEADING]
+    arrays = []
+    for name in order:
+        ch = channels[name]
+        if int(ch.xSampling) != 1 or int(ch.ySampling) != 1:
+            raise UnsupportedFormatError(
+                f"{_where(path, number)}: channel {name!r} is subsampled ({ch.xSampling}x{ch.ySampling}, e.g. a "
+                f"luminance/chroma EXR); only full-resolution channels are supported")
+        pixels = ch.pixels
+        if pixels is None or pixels.ndim != 2:
+            raise UnreadableMediaError(f"{_where(path, number)}: channel {name!r} has no readable pixels")
+        if pixels.dtype not in (np.float16, np.float32):
+            raise UnsupportedFormatError(
+                f"{_where(path, number)}: channel {name!r} holds {pixels.dtype} (EXR UINT) samples; only half "
+                f"and float channels are supported — write the file without that channel")
+        arrays.append(pixels)
+    dtypes = {a.dtype for a in arrays}
+    channel_dtypes: tuple[str, ...] = ()
+    if len(dtypes) > 1:  # half and float mixed: float32 holds both exactly; remember each channel's own type
+        channel_dtypes = tuple(str(a.dtype) for a in arrays)
+        arrays = [a.astype(np.float32) for a in arrays]
+    stacked = np.stack(arrays, axis=-1)
+    data_window = _exr_window(header["dataWindow"]) if "dataWindow" in header else None
+    display_window = _exr_window(header["displayWindow"]) if "displayWindow" in header else data_window
+    if data_window is not None and window_size(data_window) != (stacked.shape[1], stacked.shape[0]):
+        raise UnreadableMediaError(
+            f"{_where(path, number)}: the EXR data window {data_window} does not match its pixels "
+            f"{stacked.shape[1]}x{stacked.shape[0]}")
+    metadata = {k: v for k, v in header.items() if k not in ("channels", "dataWindow", "displayWindow")}
+    return Frame(number=0 if number is None else number, pixels=stacked, channels=tuple(order),
+                 data_window=data_window, display_window=display_window, metadata=metadata,
+                 channel_dtypes=channel_dtypes)
+
+
+def read_image(path: str | os.PathLike, number: int | None = None) -> Frame:
+    """Read one still image in its native pixel type.
+
+    Args:
+        path: a .png .jpg .jpeg .tif .tiff .exr or .bmp file.
+        number: the frame number to give the Frame (and to name in errors); 0 when None.
+
+    Returns:
+        The Frame.
+
+    Raises:
+        InputNotFoundError: the file does not exist.
+        UnsupportedFormatError: not an image extension, or a pixel type / layout that is not supported.
+        UnreadableMediaError: the file is corrupt, truncated, empty or unreadable.
+    """
+    p = Path(path)
+    ext = p.suffix.lower()
+    if ext not in IMAGE_EXTENSIONS:
+        if not p.exists():
+            raise InputNotFoundError(f"{_where(p, number)}: the file does not exist")
+        raise UnsupportedFormatError(
+            f"{p}: {ext or '(no extension)'!r} is not a supported image type; supported: {' '.join(IMAGE_EXTENSIONS)}")
+    if ext == ".exr":
+        return _read_exr(p, number)
+    if ext in (".tif", ".tiff"):
+        return _read_tiff(p, number)
+    return _read_cv2(p, number)
+
+
+def probe_image_size(path: str | os.PathLike, number: int | None = None) -> tuple[int, int]:
+    """Display size of an image without decoding it where the format allows (EXR, TIFF).
+
+    Args:
+        path: the image file.
+        number: frame number for error messages.
+
+    Returns:
+        ``(width, height)``; for EXR the display window's size.
+
+    Raises:
+        The errors of :func:`read_image`.
+    """
+    p = Path(path)
+    ext = p.suffix.lower()
+    if ext == ".exr":
+        header, _ = _open_exr(p, number, header_only=True)
+        return window_size(_exr_window(header.get("displayWindow", header["dataWindow"])))
+    frame = read_image(p, number)
+    return window_size(frame.display_window)
+
+
+# ---- sources --------------------------------------------------------------------------------------------------
+
+class MediaSource:
+    """Frames of one input (movie, single image or image sequence). Use as a context manager.
+
+    Attributes:
+        kind: ``"movie"``, ``"image"`` or ``"sequence"``.
+        path: the path as given (for a sequence, the pattern).
+        frame_numbers: the numbers this source yields, in order (0-based indices for a movie).
+        fps: frames per second for a movie; None otherwise.
+        frame_rate, time_base, codec: movie stream details; None otherwise.
+        has_audio: whether a movie has an audio track (False for images).
+    """
+
+    kind: str = ""
+    #: movie only (None for images and sequences): exact frame rate, stream time base, codec name
+    frame_rate: Fraction | None = None
+    time_base: Fraction | None = None
+    codec: str | None = None
+
+    def __init__(self, path: Path, frame_numbers: tuple[int, ...]):
+        self.path = path
+        self.frame_numbers = tuple(frame_numbers)
+        self._number_set = frozenset(self.frame_numbers)
+        self.fps: float | None = None
+        self.has_audio = False
+        self._closed = False
+
+    # size -------------------------------------------------------------------------------------------------
+    @property
+    def width(self) -> int:
+        """Display width in pixels."""
+        return self._size()[0]
+
+    @property
+    def height(self) -> int:
+        """Display height in pixels."""
+        return self._size()[1]
+
+    def _size(self) -> tuple[int, int]:
+        raise NotImplementedError
+
+    # frames -----------------------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.frame_numbers)
+
+    def __iter__(self) -> Iterator[Frame]:
+        raise NotImplementedError
+
+    def read(self, number: int) -> Frame:
+        """Read one frame by number (random access).
+
+        Args:
+            number: one of :attr:`frame_numbers`.
+
+        Returns:
+            The Frame.
+
+        Raises:
+            InvalidParameterError: ``number`` is not one of this source's frames, or the source is closed.
+            UnreadableMediaError: the frame cannot be decoded.
+        """
+        self._check_open()
+        if number not in self._number_set:
+            raise InvalidParameterError(
+                f"{self.path}: frame {number} is not in this source; its frames are "
+                f"{describe_numbers(self.frame_numbers)}")
+        return self._read(int(number))
+
+    def _read(self, number: int) -> Frame:
+        raise NotImplementedError
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise InvalidParameterError(f"{self.path}: the source is closed")
+
+    def close(self) -> None:
+        """Release files and decoders. Safe to call twice."""
+        self._closed = True
+
+    def __enter__(self) -> "MediaSource":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.kind} {str(self.path)!r} {len(self)} frames>"
+
+
+class ImageSource(MediaSource):
+    """One still image as a one-frame source (frame number 0)."""
+
+    kind = "image"
+
+    def __init__(self, path: Path, frames: FrameRange | None):
+        if frames is not None and 0 not in frames:
+            raise InvalidParameterError(
+                f"{path} is a single image (frame 0) but frames {frames} were asked for; leave the frame range out "
+                f"or give a sequence pattern such as name.####{path.suffix}")
+        super().__init__(path, (0,))
+        self._frame: Frame | None = read_image(path, None)
+
+    def _size(self) -> tuple[int, int]:
+        assert self._frame is not None
+        return window_size(self._frame.display_window)
+
+    def __iter__(self) -> Iterator[Frame]:
+        self._check_open()
+        assert self._frame is not None
+        yield self._frame
+
+    def _read(self, number: int) -> Frame:
+        assert self._frame is not None
+        return self._frame
+
+
+class SequenceSource(MediaSource):
+    """Numbered image files ``name.%04d.ext`` / ``name.####.ext`` / ``name.@@@@.ext``.
+
+    Attributes:
+        pattern: the parsed pattern (``pattern.path_for(n)`` is frame n's file).
+    """
+
+    kind = "sequence"
+
+    def __init__(self, path: Path, frames: FrameRange | None):
+        self.pattern: SequencePattern = parse_sequence_pattern(path)
+        found = find_sequence_frames(path)
+        if frames is None:
+            numbers = tuple(found)
+        else:
+            numbers = frames.numbers()
+            missing = [n for n in numbers if n not in found]
+            if missing:
+                raise InputNotFoundError(
+                    f"image sequence {path}: frames missing in the requested range {frames}: "
+                    f"{describe_numbers(missing)}. Frames on disk in {os.path.abspath(self.pattern.folder)}: "
+                    f"{describe_numbers(list(found))}")
+        super().__init__(path, numbers)
+        self._cached_size: tuple[int, int] | None = None
+
+    def _size(self) -> tuple[int, int]:
+        if self._cached_size is None:
+            first = self.frame_numbers[0]
+            self._cached_size = probe_image_size(self.pattern.path_for(first), first)
+        return self._cached_size
+
+    def path_for(self, number: int) -> Path:
+        """File of frame ``number``."""
+        return self.pattern.path_for(number)
+
+    def __iter__(self) -> Iterator[Frame]:
+        for number in self.frame_numbers:
+            self._check_open()
+            yield read_image(self.pattern.path_for(number), number)
+
+    def _read(self, number: int) -> Frame:
+        return read_image(self.pattern.path_for(number), number)
+
+
+# ---- movies ---------------------------------------------------------------------------------------------------
+
+def _open_container(path: Path) -> Any:
+    """``av.open`` for reading, with failures turned into named errors."""
+    import av
+
+    try:
+        return av.open(str(path), mode="r")
+    except FileNotFoundError:
+        raise InputNotFoundError(f"{path}: the file does not exist") from None
+    except PermissionError:
+        raise UnreadableMediaError(f"{path}: permission denied when reading the file") from None
+    except (av.FFmpegError, OSError, ValueError) as exc:
+        raise UnreadableMediaError(
+            f"{path}: cannot be opened as a movie ({exc}); the file is corrupt, truncated or not a movie") from None
+
+
+def _rgb_from_video_frame(frame: Any) -> np.ndarray:
+    """Decoded video frame -> (H, W, 3) uint8 RGB using the stream's own YUV matrix and range."""
+    from av.video.reformatter import ColorRange, Colorspace, Interpolation
+
+    # AVColorSpace codes -> swscale matrices; unspecified follows the players' rule (HD: 709, SD: 601).
+    spaces = {1: Colorspace.ITU709, 4: Colorspace.FCC, 5: Colorspace.ITU601, 6: Colorspace.ITU601,
+              7: Colorspace.SMPTE240M, 9: Colorspace.BT2020, 10: Colorspace.BT2020}
+    space = spaces.get(int(frame.colorspace))
+    if space is None:
+        space = Colorspace.ITU709 if frame.height >= 720 else Colorspace.ITU601
+    fmt = frame.format.name
+    colour_range = int(frame.color_range)
+    if colour_range not in (int(ColorRange.MPEG), int(ColorRange.JPEG)):
+        colour_range = int(ColorRange.JPEG) if fmt.startswith("yuvj") else int(ColorRange.MPEG)
+    # exact rounding and full chroma interpolation: the default fast path is off by 1-2 levels
+    accurate = Interpolation.FAST_BILINEAR | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT
+    if not fmt.startswith(("yuv", "nv", "p0", "p2")):  # RGB-like or grey sources: no matrix involved
+        return np.ascontiguousarray(frame.to_ndarray(format="rgb24"))
+    return np.ascontiguousarray(frame.to_ndarray(format="rgb24", src_colorspace=space, dst_colorspace=space,
+                                                 src_color_range=colour_range,
+                                                 dst_color_range=ColorRange.JPEG, interpolation=accurate))
+
+
+class MovieSource(MediaSource):
+    """A movie's video track, decoded with PyAV to uint8 RGB; frame numbers are 0-based indices.
+
+    At open the packets are indexed (no decoding) to count the frames exactly and to find each frame's
+    timestamp, which random access seeks to.
+
+    Attributes:
+        frame_rate: the exact rate as a fraction (e.g. 30000/1001), or None when the file does not say.
+        time_base: the video stream's time base.
+        codec: the video codec's name (e.g. ``"h264"``).
+        frame_count: the number of frames in the whole movie.
+        has_audio: whether the file has an audio track.
+    """
+
+    kind = "movie"
+
+    def __init__(self, path: Path, frames: FrameRange | None):
+        import av
+
+        container = _open_container(path)
+        try:
+            if not container.streams.video:
+                raise UnsupportedFormatError(f"{path}: the file has no video track")
+            stream = container.streams.video[0]
+            if stream.codec_context is None:
+                raise UnsupportedFormatError(f"{path}: the video codec is not supported by this FFmpeg build")
+            self.codec: str = stream.codec_context.name
+            self.time_base: Fraction | None = Fraction(stream.time_base) if stream.time_base else None
+            rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+            self.frame_rate: Fraction | None = Fraction(rate) if rate else None
+            self._dims = (int(stream.codec_context.width), int(stream.codec_context.height))
+            has_audio = bool(container.streams.audio)
+            declared = int(stream.frames or 0)
+            pts: list[int | None] = []
+            packets = 0
+            try:
+                for packet in container.demux(stream):
+                    if packet.size == 0:
+                        continue
+                    packets += 1
+                    if not packet.is_discard:
+                        pts.append(packet.pts)
+            except (av.FFmpegError, OSError) as exc:
+                raise UnreadableMediaError(
+                    f"{path}: the file is damaged after frame {len(pts) - 1} ({exc})") from None
+        finally:
+            container.close()
+        if not pts:
+            raise UnreadableMediaError(f"{path}: the video track holds no frames; the file is empty or truncated")
+        if declared and packets < declared:
+            raise UnreadableMediaError(
+                f"{path}: the file is truncated: its header lists {declared} frames but only {packets} are in the "
+                f"file")
+        self.frame_count = len(pts)
+        known = [p for p in pts if p is not None]
+        if len(known) == len(pts) and len(set(known)) == len(known):
+            self._pts: list[int] | None = sorted(known)
+            self._index_by_pts: dict[int, int] | None = {p: i for i, p in enumerate(self._pts)}
+        else:  # no usable timestamps: frames are numbered by decode order and random access decodes from 0
+            self._pts = None
+            self._index_by_pts = None
+        if frames is None:
+            numbers = tuple(range(self.frame_count))
+        else:
+            numbers = frames.numbers()
+            beyond = [n for n in numbers if not 0 <= n < self.frame_count]
+            if beyond:
+                raise InvalidParameterError(
+                    f"{path}: frames {describe_numbers(beyond)} are outside the movie, which has frames "
+                    f"0-{self.frame_count - 1} (movie frames are numbered from 0)")
+        super().__init__(path, numbers)
+        self.fps = float(self.frame_rate) if self.frame_rate else None
+        self.has_audio = has_audio
+        self._ra: Iterator[tuple[int, Any]] | None = None  # random-access decoder
+        self._ra_last = -1
+
+    def _size(self) -> tuple[int, int]:
+        return self._dims
+
+    # decoding ---------------------------------------------------------------------------------------------
+    def _decode(self, start: int, allow_seek: bool = True) -> Iterator[tuple[int, Any]]:
+        """Yield ``(index, av.VideoFrame)`` in order, from a keyframe at or before ``start`` (or from 0).
+
+        Raises:
+            UnreadableMediaError: a frame cannot be decoded (the index is named), or the movie ends early.
+        """
+        import av
+
+        seek = allow_seek and start > 0 and self._pts is not None
+        container = _open_container(self.path)
+        expected: int | None = 0
+        try:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            if seek:
+                assert self._pts is not None
+                container.seek(self._pts[start], stream=stream, backward=True, any_frame=False)
+                expected = None  # unknown until the first frame's timestamp places it
+            try:
+                for packet in container.demux(stream):
+                    for frame in packet.decode():
+                        index = self._index_of(frame, expected)
+                        if index is None:  # a frame after the seek that no timestamp places: decode from 0
+                            seek = False
+                            break
+                        if expected is None and index > start:
+                            seek = False  # the seek landed past the frame: decode from 0 instead
+                            break
+                        if expected is not None and index > expected:
+                            raise UnreadableMediaError(
+                                f"{self.path}: frame {expected} could not be decoded (the decoder skipped "
+                                f"frames {expected}-{index - 1}); the file is damaged")
+                        if expected is not None and index < expected:
+                            continue  # a repeated timestamp: already yielded
+                        expected = index + 1
+                        yield index, frame
+                    else:
+                        continue
+                    break
+                else:
+                    if expected is not None and expected < self.frame_count:
+                        raise UnreadableMediaError(
+                            f"{self.path}: frames {expected}-{self.frame_count - 1} could not be decoded (the "
+                            f"stream ended early); the file is damaged or truncated")
+                    return
+            except av.FFmpegError as exc:
+                at = f"frame {expected}" if expected is not None else f"a frame near {start}"
+                raise UnreadableMediaError(f"{self.path}: {at} could not be decoded ({exc}); the file is damaged") \
+                    from None
+        finally:
+            container.close()
+        # fell out of the loop to restart without seeking
+        yield from self._decode(0, allow_seek=False)
+
+    def _index_of(self, frame: Any, expected: int | None) -> int | None:
+        if self._index_by_pts is not None and frame.pts is not None:
+            index = self._index_by_pts.get(int(frame.pts))
+            if index is not None:
+                return index
+        return expected
+
+    def _to_frame(self, index: int, frame: Any) -> Frame:
+        try:
+            pixels = _rgb_from_video_frame(frame)
+        except NedFxError:
+            raise
+        except Exception as exc:
+            raise UnreadableMediaError(f"{self.path}: frame {index} could not be converted to RGB ({exc})") from None
+        return Frame(number=index, pixels=pixels, channels=("R", "G", "B"))
+
+    def __iter__(self) -> Iterator[Frame]:
+        self._check_open()
+        if not self.frame_numbers:
+            return
+        wanted = iter(self.frame_numbers)
+        target = next(wanted)
+        decoder = self._decode(target)
+        try:
+            for index, frame in decoder:
+                if index < target:
+                    continue
+                yield self._to_frame(index, frame)
+                target = next(wanted, None)
+                if target is None:
+                    return
+            raise UnreadableMediaError(f"{self.path}: frame {target} could not be decoded")
+        finally:
+            decoder.close()
+
+    def _read(self, number: int) -> Frame:
+        if self._ra is None or not (self._ra_last < number <= self._ra_last + _READ_AHEAD):
+            self._close_ra()
+            self._ra = self._decode(number)
+            self._ra_last = -1
+        try:
+            for index, frame in self._ra:
+                self._ra_last = index
+                if index == number:
+                    return self._to_frame(index, frame)
+                if index > number:
+                    break
+        except BaseException:
+            self._close_ra()
+            raise
+        self._close_ra()
+        raise UnreadableMediaError(f"{self.path}: frame {number} could not be decoded")
+
+    def _close_ra(self) -> None:
+        if self._ra is not None:
+            self._ra.close()  # type: ignore[attr-defined]
+        self._ra = None
+        self._ra_last = -1
+
+    def close(self) -> None:
+        self._close_ra()
+        super().close()
+
+
+# ---- entry point ----------------------------------------------------------------------------------------------
+
+def open_media(path: str | os.PathLike, frames: "FrameRange | str | int | None" = None) -> MediaSource:
+    """Open a movie, a single image or an image sequence for reading.
+
+    Args:
+        path: a movie (.mp4 .mov .mkv .avi .webm ...), an image (.png .jpg .jpeg .tif .tiff .exr .bmp) or a
+            sequence pattern (``shot.%04d.exr``, ``shot.####.exr``, ``shot.@@@@.exr``). An existing file is always
+            read as that one file, even if its name looks like a pattern.
+        frames: optional FrameRange, or text ``"1001-1100"``, ``"1001-1100x2"``, ``"1001"``, limiting the frame
+            numbers read; for a movie these are 0-based frame indices.
+
+    Returns:
+        A MediaSource (context manager).
+
+    Raises:
+        InputNotFoundError: the file does not exist; no file matches a sequence pattern (pattern and folder
+            named); frames of the requested range are missing from a sequence (numbers listed).
+        UnsupportedFormatError: the extension is not supported (the message lists the supported ones), or the
+            file has no video track / an unsupported pixel layout.
+        UnreadableMediaError: the file is corrupt or truncated.
+        InvalidParameterError: a malformed frame range, or frames outside a movie.
+    """
+    if path is None or str(path) == "":
+        raise InputNotFoundError("no input path was given")
+    p = Path(path)
+    frame_range = parse_frame_range(frames)
+    if p.is_dir():
+        raise UnsupportedFormatError(
+            f"{p} is a folder; give a movie, an image, or an image sequence pattern such as "
+            f"{p / 'name.####.exr'}")
+    if p.exists():
+        kind = media_kind_for(p)
+        if kind == "movie":
+            return MovieSource(p, frame_range)
+        return ImageSource(p, frame_range)
+    if is_sequence_pattern(p):
+        return SequenceSource(p, frame_range)
+    if not p.parent.is_dir():
+        raise InputNotFoundError(f"{p}: the file does not exist (its folder {p.parent} does not exist either)")
+    raise InputNotFoundError(f"{p}: the file does not exist")

@@ -1,0 +1,654 @@
+"""Writing frames: still images (PNG, JPEG, TIFF, BMP, EXR) and movies, always atomically.
+
+Every writer writes a hidden temporary file next to the output (``.NAME.XXXXXXXX.tmp.EXT``), flushes it to disk and
+renames it onto the final name. On any failure — including a full disk and Ctrl-C — the temporary file is removed
+and the output path is left as it was; the failure is raised as :class:`OutputWriteError` (Ctrl-C re-raised as
+``KeyboardInterrupt`` after the clean-up).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import re
+import secrets
+import weakref
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import numpy as np
+
+from ..errors import InvalidParameterError, OutputWriteError, UnsupportedFormatError
+from .frames import Frame
+from .paths import IMAGE_EXTENSIONS, MOVIE_EXTENSIONS, is_sequence_pattern, parse_sequence_pattern, sequence_path
+
+__all__ = ["write_image", "MovieWriter", "ensure_not_input", "sequence_path", "is_sequence_pattern",
+           "atomic_output", "EXR_COMPRESSIONS", "MOVIE_CODECS"]
+
+#: EXR compression names accepted by :func:`write_image`.
+EXR_COMPRESSIONS: tuple[str, ...] = ("none", "rle", "zips", "zip", "piz", "pxr24", "b44", "b44a", "dwaa", "dwab")
+#: EXR header attributes that are structure, set by the writer rather than carried from metadata.
+_EXR_STRUCTURE = {"channels", "dataWindow", "displayWindow", "chunkCount", "version", "type", "tiles"}
+#: TIFF compressions that tifffile writes without extra packages.
+TIFF_COMPRESSIONS: tuple[str, ...] = ("none", "zlib")
+
+
+# ---- atomic files ---------------------------------------------------------------------------------------------
+
+def temp_path_for(path: Path) -> Path:
+    """The hidden temporary name used while writing ``path``: ``.NAME.XXXXXXXX.tmp.EXT`` in the same folder.
+
+    Args:
+        path: the final output path.
+
+    Returns:
+        The temporary path (the real extension is kept last so libraries still pick the format).
+    """
+    return path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp{path.suffix.lower()}")
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError):
+        if exc.errno == errno.ENOSPC:
+            return "the disk is full"
+        if exc.errno in (errno.EACCES, errno.EPERM):
+            return "permission denied"
+        if exc.errno == errno.EROFS:
+            return "the file system is read-only"
+        if getattr(errno, "EDQUOT", None) is not None and exc.errno == errno.EDQUOT:
+            return "the disk quota is exceeded"
+        return exc.strerror or str(exc)
+    return str(exc) or type(exc).__name__
+
+
+def _remove_quietly(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDWR if os.name == "nt" else os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_folder(folder: Path) -> None:
+    if os.name == "nt":
+        return
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def check_output_path(path: str | os.PathLike, extensions: tuple[str, ...], what: str) -> Path:
+    """Validate an output path before anything is written.
+
+    Args:
+        path: the output path.
+        extensions: the extensions allowed (lower case).
+        what: what is being written, for messages ("image", "movie").
+
+    Returns:
+        The path as a Path.
+
+    Raises:
+        UnsupportedFormatError: the extension is not one of ``extensions`` (they are listed).
+        OutputWriteError: the folder does not exist, is not writable, or the path is a folder.
+    """
+    p = Path(path)
+    ext = p.suffix.lower()
+    if ext not in extensions:
+        raise UnsupportedFormatError(
+            f"cannot write {what} {p}: {ext or '(no extension)'!r} is not supported; valid: {' '.join(extensions)}")
+    folder = p.parent if str(p.parent) else Path(".")
+    if not folder.is_dir():
+        raise OutputWriteError(f"cannot write {p}: the folder {folder} does not exist; create it first")
+    if p.is_dir():
+        raise OutputWriteError(f"cannot write {p}: a folder of that name exists")
+    if not os.access(folder, os.W_OK):
+        raise OutputWriteError(f"cannot write {p}: permission denied in the folder {folder}")
+    return p
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
+    """Write through a temporary file that replaces ``path`` only when the block succeeds.
+
+    Args:
+        path: the final output path (its folder must exist).
+
+    Yields:
+        The temporary path to write to.
+
+    Raises:
+        OutputWriteError: the block or the rename failed (the temporary file is removed, ``path`` untouched).
+        KeyboardInterrupt: re-raised after the clean-up.
+    """
+    final = Path(path)
+    tmp = temp_path_for(final)
+    try:
+        yield tmp
+        _fsync(tmp)
+        os.replace(tmp, final)
+    except BaseException as exc:
+        _remove_quietly(tmp)
+        if isinstance(exc, (KeyboardInterrupt, SystemExit, GeneratorExit)):
+            raise
+        if isinstance(exc, OutputWriteError):
+            raise
+        raise OutputWriteError(f"could not write {final}: {_reason(exc)}; nothing was written") from exc
+    _fsync_folder(final.parent)
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    with open(path, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+
+
+# ---- still images ---------------------------------------------------------------------------------------------
+
+def _as_frame(image: Frame | np.ndarray, channels: tuple[str, ...] | None) -> Frame:
+    if isinstance(image, Frame):
+        if channels is not None:
+            return image.with_pixels(image.pixels, tuple(channels))
+        return image
+    if isinstance(image, np.ndarray):
+        return Frame.from_array(image, 0, None if channels is None else tuple(channels))
+    raise InvalidParameterError(f"write_image needs a Frame or a numpy array, got {type(image).__name__}")
+
+
+def _picture_layout(frame: Frame, path: Path, allow_alpha: bool) -> tuple[np.ndarray, str]:
+    """Pick the channels an 8/16-bit picture format stores: grey, RGB or RGBA (others dropped)."""
+    names = frame.channels
+    px = frame.pixels
+    if all(c in names for c in ("R", "G", "B")):
+        idx = [names.index(c) for c in ("R", "G", "B")]
+        if allow_alpha and "A" in names:
+            idx.append(names.index("A"))
+    elif "Y" in names:
+        idx = [names.index("Y")]
+        if allow_alpha and "A" in names:  # grey + alpha: stored as RGBA (OpenCV has no grey-alpha writer)
+            idx = [idx[0]] * 3 + [names.index("A")]
+    else:
+        raise UnsupportedFormatError(
+            f"cannot write {path}: channels {', '.join(names)} have no picture (need R, G, B or Y); write EXR or "
+            f"TIFF to keep arbitrary channels")
+    picked = px[:, :, idx]
+    layout = {1: "Y", 3: "RGB", 4: "RGBA"}[picked.shape[2]]
+    return picked, layout
+
+
+def _encode_cv2(frame: Frame, path: Path, ext: str, jpeg_quality: int, png_compression: int) -> bytes:
+    import cv2
+
+    dtype = frame.pixels.dtype
+    if ext in (".jpg", ".jpeg", ".bmp") and dtype != np.uint8:
+        raise InvalidParameterError(
+            f"cannot write {path}: {ext} stores 8-bit pixels but the image is {dtype}; convert it (e.g. "
+            f"to_display_rgb8) or write PNG/TIFF (16-bit) or EXR (float)")
+    if dtype not in (np.uint8, np.uint16):
+        raise InvalidParameterError(
+            f"cannot write {path}: PNG stores 8- or 16-bit integers but the image is {dtype}; write EXR or TIFF "
+            f"for float pixels, or convert with to_display_rgb8")
+    picked, layout = _picture_layout(frame, path, allow_alpha=ext != ".jpg" and ext != ".jpeg")
+    if layout == "RGB":
+        picked = cv2.cvtColor(np.ascontiguousarray(picked), cv2.COLOR_RGB2BGR)
+    elif layout == "RGBA":
+        picked = cv2.cvtColor(np.ascontiguousarray(picked), cv2.COLOR_RGBA2BGRA)
+    else:
+        picked = np.ascontiguousarray(picked[:, :, 0])
+    params: list[int] = []
+    if ext in (".jpg", ".jpeg"):
+        params = [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)]
+    elif ext == ".png":
+        params = [cv2.IMWRITE_PNG_COMPRESSION, int(png_compression)]
+    ok, buf = cv2.imencode(ext, picked, params)
+    if not ok:
+        raise OutputWriteError(f"could not encode {path} as {ext}")
+    return buf.tobytes()
+
+
+def _write_tiff(frame: Frame, tmp: Path, compression: str | None) -> None:
+    import tifffile
+
+    px = frame.pixels
+    names = frame.channels
+    if names[:3] == ("R", "G", "B"):
+        photometric, base = "rgb", 3
+    else:
+        photometric, base = "minisblack", 1
+    extras = ["unassalpha" if n == "A" else "unspecified" for n in names[base:]]
+    data = px[:, :, 0] if px.shape[2] == 1 else px
+    comp = None if compression in (None, "none") else "zlib"
+    tifffile.imwrite(str(tmp), np.ascontiguousarray(data), photometric=photometric,
+                     planarconfig="contig" if px.shape[2] > 1 else None,
+                     extrasamples=extras or None, compression=comp, metadata=None)
+
+
+def _exr_header(frame: Frame, metadata: Mapping[str, Any] | None, compression: str | None) -> dict[str, Any]:
+    import OpenEXR
+
+    header: dict[str, Any] = {}
+    carried = dict(frame.metadata)
+    if metadata:
+        carried.update(metadata)
+    for key, value in carried.items():
+        if key not in _EXR_STRUCTURE:
+            _check_exr_attribute(key, value)
+            header[key] = value
+    if str(carried.get("type", "")).endswith("tiledimage") and "tiles" in carried:
+        header["type"] = OpenEXR.tiledimage
+        header["tiles"] = carried["tiles"]
+    else:
+        header["type"] = OpenEXR.scanlineimage
+    if compression is not None:
+        name = "NO_COMPRESSION" if compression == "none" else f"{compression.upper()}_COMPRESSION"
+        header["compression"] = getattr(OpenEXR, name)
+    elif "compression" not in header:
+        header["compression"] = OpenEXR.ZIP_COMPRESSION
+    dx0, dy0, dx1, dy1 = frame.data_window
+    wx0, wy0, wx1, wy1 = frame.display_window
+    header["dataWindow"] = ((dx0, dy0), (dx1, dy1))
+    header["displayWindow"] = ((wx0, wy0), (wx1, wy1))
+    return header
+
+
+def _check_exr_attribute(key: Any, value: Any) -> None:
+    """Refuse header attributes OpenEXR cannot store (it would fail mid-write or drop them silently)."""
+    if not isinstance(key, str) or not key:
+        raise InvalidParameterError(f"EXR header attribute names must be non-empty strings, got {key!r}")
+    if isinstance(value, (str, bool, int, float, np.integer, np.floating, tuple, np.ndarray)):
+        return
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return
+    if type(value).__module__.split(".")[0] == "OpenEXR":
+        return
+    raise InvalidParameterError(
+        f"EXR header attribute {key!r} has a {type(value).__name__} value, which EXR cannot store; valid: "
+        f"string, list of strings, number, tuple/array of numbers, or a value read from another EXR")
+
+
+def _exr_channels(frame: Frame, path: Path, pixel_type: str | None) -> dict[str, np.ndarray]:
+    dtype = frame.pixels.dtype
+    if dtype not in (np.float16, np.float32):
+        raise InvalidParameterError(
+            f"cannot write {path}: EXR stores half or float pixels but the image is {dtype}; convert it to "
+            f"float16/float32 first, or write PNG/TIFF for integer pixels")
+    if pixel_type is not None:
+        types = [{"half": "float16", "float": "float32"}[pixel_type]] * len(frame.channels)
+    elif frame.channel_dtypes:
+        types = list(frame.channel_dtypes)
+    else:
+        types = [str(dtype)] * len(frame.channels)
+    return {name: np.ascontiguousarray(frame.pixels[:, :, i].astype(types[i], copy=False))
+            for i, name in enumerate(frame.channels)}
+
+
+def write_image(path: str | os.PathLike, image: Frame | np.ndarray, *, channels: tuple[str, ...] | None = None,
+                pixel_type: str | None = None, compression: str | None = None,
+                metadata: Mapping[str, Any] | None = None, jpeg_quality: int = 95,
+                png_compression: int = 3) -> Path:
+    """Write one still image atomically.
+
+    Formats by extension:
+
+    * ``.png``: uint8 or uint16; grey, RGB or RGBA (grey+alpha is stored as RGBA; extra channels are dropped).
+    * ``.jpg``/``.jpeg``: uint8; grey or RGB (alpha and extra channels are dropped).
+    * ``.bmp``: uint8; grey, RGB or RGBA.
+    * ``.tif``/``.tiff``: uint8, uint16, float16 or float32; every channel (RGB or grey, then extra samples; "A"
+      marked as alpha).
+    * ``.exr``: float16 (half) or float32 (float); every channel by name, the data and display windows and the
+      frame's header attributes (``frame.metadata``, then ``metadata``) are written.
+
+    Formats other than EXR have no data window: they store ``pixels`` (the frame's data window) as the image.
+
+    Args:
+        path: output file.
+        image: a Frame, or an (H, W) / (H, W, C) array (channels named Y, YA, RGB, RGBA by C unless ``channels``).
+        channels: channel names overriding the frame's / the default ones.
+        pixel_type: EXR only: ``"half"`` or ``"float"`` to convert every channel; None keeps each channel's type.
+        compression: EXR: one of :data:`EXR_COMPRESSIONS` (default: the frame's own, else zip); TIFF: ``"zlib"``
+            (default) or ``"none"``.
+        metadata: EXR only: extra header attributes (name -> value; strings at least), added to the frame's.
+        jpeg_quality: JPEG quality 1-100.
+        png_compression: PNG zlib level 0-9 (lossless at every level).
+
+    Returns:
+        The output path.
+
+    Raises:
+        UnsupportedFormatError: unknown extension, or channels with no picture for an 8/16-bit format.
+        InvalidParameterError: a pixel type the format cannot store, or an invalid option.
+        OutputWriteError: the file could not be written (nothing is left behind; an existing file is unchanged).
+    """
+    p = check_output_path(path, IMAGE_EXTENSIONS, "image")
+    ext = p.suffix.lower()
+    frame = _as_frame(image, channels)
+    if not isinstance(jpeg_quality, (int, np.integer)) or not 1 <= int(jpeg_quality) <= 100:
+        raise InvalidParameterError(f"jpeg_quality must be a whole number 1-100, got {jpeg_quality!r}")
+    if not isinstance(png_compression, (int, np.integer)) or not 0 <= int(png_compression) <= 9:
+        raise InvalidParameterError(f"png_compression must be a whole number 0-9, got {png_compression!r}")
+    if pixel_type is not None and pixel_type not in ("half", "float"):
+        raise InvalidParameterError(f"pixel_type must be 'half' or 'float' (or None), got {pixel_type!r}")
+    if ext == ".exr":
+        if compression is not None and compression not in EXR_COMPRESSIONS:
+            raise InvalidParameterError(
+                f"EXR compression {compression!r} is not valid; valid: {', '.join(EXR_COMPRESSIONS)}")
+        channel_data = _exr_channels(frame, p, pixel_type)
+        header = _exr_header(frame, metadata, compression)
+        _write_exr_atomic(p, header, channel_data)
+        return p
+    if pixel_type is not None or metadata:
+        raise InvalidParameterError(f"pixel_type and metadata apply to EXR only, not to {p.name}")
+    if ext in (".tif", ".tiff"):
+        if compression is not None and compression not in TIFF_COMPRESSIONS:
+            raise InvalidParameterError(
+                f"TIFF compression {compression!r} is not valid; valid: {', '.join(TIFF_COMPRESSIONS)}")
+        with atomic_output(p) as tmp:
+            _write_tiff(frame, tmp, "zlib" if compression is None else compression)
+        return p
+    if compression is not None:
+        raise InvalidParameterError(f"compression applies to EXR and TIFF only, not to {p.name}")
+    data = _encode_cv2(frame, p, ext, jpeg_quality, png_compression)
+    with atomic_output(p) as tmp:
+        _write_bytes(tmp, data)
+    return p
+
+
+def _write_exr_atomic(path: Path, header: dict[str, Any], channel_data: dict[str, np.ndarray]) -> None:
+    import OpenEXR
+
+    try:
+        exr = OpenEXR.File(header, channel_data)
+    except (TypeError, ValueError) as exc:
+        raise InvalidParameterError(
+            f"cannot write {path}: the EXR header or channels are not valid ({exc}); header attributes must be "
+            f"strings, numbers or values read from another EXR") from None
+    with atomic_output(path) as tmp:
+        exr.write(str(tmp))
+
+
+# ---- movies ---------------------------------------------------------------------------------------------------
+
+#: codec -> (pixel format, extensions it can be written in, encoder options)
+MOVIE_CODECS: dict[str, tuple[str, tuple[str, ...], dict[str, str]]] = {
+    "libx264": ("yuv420p", (".mp4", ".mov", ".mkv"), {"preset": "medium"}),
+    "libx265": ("yuv420p", (".mp4", ".mov", ".mkv"), {"preset": "medium", "x265-params": "log-level=error",
+                                                      "tag": "hvc1"}),
+    "libvpx-vp9": ("yuv420p", (".webm", ".mkv", ".mp4"), {"b": "0", "row-mt": "1"}),
+    "prores_ks": ("yuv422p10le", (".mov", ".mkv"), {"profile": "3"}),
+    "mpeg4": ("yuv420p", (".mp4", ".mov", ".mkv", ".avi"), {}),
+}
+#: codec -> the quality option and the value for ``crf``-style quality (lower = better)
+_QUALITY_OPTION = {"libx264": "crf", "libx265": "crf", "libvpx-vp9": "crf", "mpeg4": "qscale"}
+
+
+def _rate_fraction(fps: float | Fraction) -> Fraction:
+    if isinstance(fps, Fraction):
+        return fps
+    value = float(fps)
+    for base in (24, 30, 48, 60, 120):  # NTSC rates: 23.976 -> 24000/1001 ...
+        if abs(value - base * 1000 / 1001) < 5e-3:
+            return Fraction(base * 1000, 1001)
+    return Fraction(value).limit_denominator(1001)
+
+
+def _cleanup_temp(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+
+
+class MovieWriter:
+    """Write RGB frames to a movie, atomically: a hidden temporary file is renamed at a successful close.
+
+    Odd widths/heights are padded to even (edge pixels repeated) for 4:2:0/4:2:2 encoders. Colours are encoded
+    with the Rec.709 matrix, limited range, and tagged so, which is what :func:`open_media` decodes with.
+
+    Use as a context manager: an exception inside the ``with`` block deletes the temporary file and is re-raised.
+
+    Args:
+        path: output file (.mp4 .mov .mkv .webm .avi, as the codec allows).
+        fps: frame rate (float, e.g. 25 or 23.976, or an exact Fraction such as 30000/1001).
+        width: frame width of the RGB frames given to :meth:`write`.
+        height: frame height.
+        codec: one of :data:`MOVIE_CODECS`: ``"libx264"`` (default), ``"libx265"``, ``"libvpx-vp9"``,
+            ``"prores_ks"`` (ProRes 422 HQ, .mov) or ``"mpeg4"``.
+        crf: quality, lower is better (x264/x265/vp9 CRF, mpeg4 qscale); 18 by default (visually lossless for
+            x264). Ignored by ProRes.
+        options: extra encoder options (strings), e.g. ``{"preset": "slow"}``.
+
+    Raises:
+        InvalidParameterError: fps, size, codec or crf out of range, or a codec that the container cannot hold.
+        UnsupportedFormatError: unknown extension.
+        OutputWriteError: the temporary file cannot be created.
+    """
+
+    def __init__(self, path: str | os.PathLike, fps: float | Fraction, width: int, height: int,
+                 codec: str = "libx264", crf: int = 18, options: Mapping[str, str] | None = None):
+        import av
+
+        self.path = check_output_path(path, MOVIE_EXTENSIONS, "movie")
+        if codec not in MOVIE_CODECS:
+            raise InvalidParameterError(f"movie codec {codec!r} is not supported; valid: {', '.join(MOVIE_CODECS)}")
+        pix_fmt, extensions, defaults = MOVIE_CODECS[codec]
+        if self.path.suffix.lower() not in extensions:
+            raise InvalidParameterError(
+                f"codec {codec} cannot be written to a {self.path.suffix} file; use {' or '.join(extensions)}")
+        if codec not in av.codecs_available:
+            raise InvalidParameterError(f"codec {codec} is not in this FFmpeg build; valid here: "
+                                        f"{', '.join(c for c in MOVIE_CODECS if c in av.codecs_available)}")
+        try:
+            rate = _rate_fraction(fps)
+        except (TypeError, ValueError, OverflowError):
+            raise InvalidParameterError(f"fps must be a number, got {fps!r}") from None
+        if not 0 < rate <= 1000:
+            raise InvalidParameterError(f"fps must be more than 0 and at most 1000, got {fps}")
+        for name, value in (("width", width), ("height", height)):
+            if not isinstance(value, (int, np.integer)) or not 1 <= int(value) <= 16384:
+                raise InvalidParameterError(f"movie {name} must be a whole number 1-16384, got {value!r}")
+        if not isinstance(crf, (int, np.integer)) or not 0 <= int(crf) <= 63:
+            raise InvalidParameterError(f"crf must be a whole number 0-63, got {crf!r}")
+        self.fps = float(rate)
+        self.rate = rate
+        self.width, self.height = int(width), int(height)
+        self.codec = codec
+        self.frames_written = 0
+        self._enc_width = self.width + self.width % 2
+        self._enc_height = self.height + self.height % 2
+        self._tmp = temp_path_for(self.path)
+        self._done = False
+        # the temporary file goes away even if the writer is dropped without close()
+        self._finalizer = weakref.finalize(self, _cleanup_temp, str(self._tmp))
+        opts = dict(defaults)
+        if codec in _QUALITY_OPTION:
+            opts[_QUALITY_OPTION[codec]] = str(int(crf) if codec != "mpeg4" else max(1, min(31, int(crf) // 6 + 1)))
+        if options:
+            opts.update({str(k): str(v) for k, v in options.items()})
+        container_opts = {"movflags": "+faststart"} if self.path.suffix.lower() in (".mp4", ".mov") else {}
+        self._container = None
+        try:
+            self._container = av.open(str(self._tmp), mode="w", options=container_opts)
+            stream = self._container.add_stream(codec, rate=rate)
+            stream.width = self._enc_width
+            stream.height = self._enc_height
+            stream.pix_fmt = pix_fmt
+            cc = stream.codec_context
+            cc.time_base = Fraction(1, 1) / rate
+            cc.colorspace = 1        # AVCOL_SPC_BT709
+            cc.color_primaries = 1   # AVCOL_PRI_BT709
+            cc.color_trc = 1         # AVCOL_TRC_BT709
+            cc.color_range = 1       # AVCOL_RANGE_MPEG (limited)
+            stream.options = opts
+            self._stream = stream
+        except BaseException as exc:
+            self._abort()
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise
+            raise OutputWriteError(f"could not start writing {self.path}: {_reason(exc)}") from exc
+
+    # -----------------------------------------------------------------------------------------------------------
+    def write(self, rgb8: np.ndarray) -> None:
+        """Encode one frame.
+
+        Args:
+            rgb8: (height, width, 3) uint8 RGB array (e.g. from :func:`to_display_rgb8`).
+
+        Raises:
+            InvalidParameterError: wrong shape or dtype, or the writer is closed.
+            OutputWriteError: encoding or writing failed (the temporary file is removed).
+        """
+        if self._done:
+            raise InvalidParameterError(f"{self.path}: the movie writer is already closed")
+        arr = np.asarray(rgb8)
+        if arr.dtype != np.uint8 or arr.shape != (self.height, self.width, 3):
+            raise InvalidParameterError(
+                f"{self.path}: frames must be ({self.height}, {self.width}, 3) uint8 RGB, got {arr.shape} {arr.dtype}")
+        try:
+            self._encode(arr)
+        except BaseException as exc:
+            self._abort()
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise
+            raise OutputWriteError(f"could not write frame {self.frames_written} to {self.path}: {_reason(exc)}; "
+                                   f"nothing was written") from exc
+        self.frames_written += 1
+
+    def _encode(self, arr: np.ndarray) -> None:
+        import av
+        from av.video.reformatter import ColorRange, Colorspace
+
+        pad_y, pad_x = self._enc_height - self.height, self._enc_width - self.width
+        if pad_y or pad_x:
+            arr = np.pad(arr, ((0, pad_y), (0, pad_x), (0, 0)), mode="edge")
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(arr), format="rgb24")
+        frame = frame.reformat(format=self._stream.pix_fmt, src_colorspace=Colorspace.ITU709,
+                               dst_colorspace=Colorspace.ITU709, src_color_range=ColorRange.JPEG,
+                               dst_color_range=ColorRange.MPEG)
+        frame.pts = self.frames_written
+        frame.time_base = self._stream.codec_context.time_base
+        for packet in self._stream.encode(frame):
+            self._container.mux(packet)
+
+    def close(self) -> Path:
+        """Flush the encoder, finish the file and rename it onto :attr:`path`.
+
+        Returns:
+            The output path.
+
+        Raises:
+            OutputWriteError: no frame was written, or finishing the file failed (the temporary file is removed;
+                an existing output is left unchanged).
+        """
+        if self._done:
+            return self.path
+        try:
+            if self.frames_written == 0:
+                raise OutputWriteError(f"no frames were written to {self.path}; nothing was saved")
+            for packet in self._stream.encode(None):
+                self._container.mux(packet)
+            self._container.close()
+            self._container = None
+            _fsync(self._tmp)
+            os.replace(self._tmp, self.path)
+        except BaseException as exc:
+            self._abort()
+            if isinstance(exc, (KeyboardInterrupt, SystemExit, OutputWriteError)):
+                raise
+            raise OutputWriteError(f"could not finish {self.path}: {_reason(exc)}; nothing was written") from exc
+        self._done = True
+        self._finalizer.detach()
+        _fsync_folder(self.path.parent)
+        return self.path
+
+    def abort(self) -> None:
+        """Stop without saving: the temporary file is removed and :attr:`path` is left as it was."""
+        self._abort()
+
+    def _abort(self) -> None:
+        self._done = True
+        container, self._container = self._container, None
+        if container is not None:
+            with contextlib.suppress(Exception):
+                container.close()
+        _remove_quietly(self._tmp)
+        self._finalizer.detach()
+
+    def __enter__(self) -> "MovieWriter":
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is not None:
+            self._abort()
+        else:
+            self.close()
+
+
+# ---- safety -----------------------------------------------------------------------------------------------------
+
+def _norm(path: str | os.PathLike) -> Path:
+    p = Path(path).expanduser()
+    try:
+        return p.resolve()
+    except OSError:
+        return Path(os.path.abspath(p))
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    if a == b:
+        return True
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _pattern_collides(pattern: Path, other: Path) -> bool:
+    """Whether a concrete file or another pattern names a file of ``pattern``."""
+    seq = parse_sequence_pattern(pattern)
+    if is_sequence_pattern(other):
+        oth = parse_sequence_pattern(other)
+        return _same_folder(seq.folder, oth.folder) and seq.prefix == oth.prefix and seq.suffix == oth.suffix
+    if not _same_folder(seq.folder, other.parent):
+        return False
+    loose = re.compile(re.escape(seq.prefix) + r"-?\d+" + re.escape(seq.suffix) + r"\Z")
+    return loose.match(other.name) is not None
+
+
+def _same_folder(a: Path, b: Path) -> bool:
+    return _same_file(_norm(a), _norm(b))
+
+
+def ensure_not_input(out_path: str | os.PathLike, in_paths: "list[str | os.PathLike] | tuple[str | os.PathLike, ...]"
+                     ) -> None:
+    """Refuse an output path that would overwrite one of the inputs.
+
+    Sequence patterns are compared as the files they name (``out.####.exr`` collides with ``out.1001.exr`` and with
+    ``out.%04d.exr`` in the same folder).
+
+    Args:
+        out_path: the output file or sequence pattern.
+        in_paths: input files or sequence patterns.
+
+    Raises:
+        InvalidParameterError: the output is one of the inputs (the message names both).
+    """
+    out = _norm(out_path)
+    for given in in_paths:
+        inp = _norm(given)
+        if is_sequence_pattern(out) and not out.exists():
+            clash = _pattern_collides(out, inp)
+        elif is_sequence_pattern(inp) and not inp.exists():
+            clash = _pattern_collides(inp, out)
+        else:
+            clash = _same_file(out, inp)
+        if clash:
+            raise InvalidParameterError(
+                f"the output {out_path} would overwrite the input {given}; choose another output path")

@@ -1,0 +1,83 @@
+"""Shared fixtures: the real footage in ../shared/footage (never copied into the repo), a warm tracker, and
+MediaPipe's own runtime as the test-only reference."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+FOOTAGE = REPO.parent / "shared" / "footage"
+CLIPS = ("WDA_AlexandriaOcasioCortez_000.mp4", "d12.mp4", "d3.mp4")
+TALKING_CLIPS = ("WDA_AlexandriaOcasioCortez_000.mp4", "d12.mp4")
+PHOTOS = ("d19.jpg", "d8.jpg", "people_0.png")
+
+
+def footage(name: str) -> Path:
+    path = FOOTAGE / name
+    if not path.is_file():
+        pytest.skip(f"shared footage {path} is not here (it sits beside the repo on dev machines and CI)")
+    return path
+
+
+@functools.lru_cache(maxsize=None)
+def decode_rgb(name: str) -> tuple[np.ndarray, float]:
+    """All frames of a shared clip or photo as RGB8 (FxHxWx3) and its fps (0 for photos)."""
+    from ned_fx.media import open_media, to_display_rgb8
+
+    with open_media(footage(name)) as src:
+        return np.stack([to_display_rgb8(f) for f in src]), float(src.fps or 0.0)
+
+
+@functools.lru_cache(maxsize=None)
+def mediapipe_landmarks(name: str) -> np.ndarray:
+    """MediaPipe's own face mesh (0.10.21 runtime, refine off) on a shared clip (video mode) or photo
+    (static mode): Fx468x3 in pixels, NaN where it found no face."""
+    try:
+        import mediapipe as mp
+    except ImportError as exc:  # the README's test command installs it; without it these tests cannot judge
+        raise RuntimeError("MediaPipe's runtime is the tests' reference: run `install/setup.sh --test`") from exc
+    frames, fps = decode_rgb(name)
+    h, w = frames.shape[1:3]
+    out = np.full((len(frames), 468, 3), np.nan)
+    with mp.solutions.face_mesh.FaceMesh(static_image_mode=fps == 0, max_num_faces=1,
+                                         refine_landmarks=False) as mesh:
+        for i, rgb in enumerate(frames):
+            result = mesh.process(np.ascontiguousarray(rgb))
+            if result.multi_face_landmarks:
+                out[i] = [[p.x * w, p.y * h, p.z * w] for p in result.multi_face_landmarks[0].landmark]
+    return out
+
+
+@pytest.fixture(scope="session")
+def tracker():
+    from ned_fx.tracking import FaceTracker, TrackerConfig
+
+    return FaceTracker(TrackerConfig(device="cpu"))
+
+
+@functools.lru_cache(maxsize=None)
+def our_track(name: str, batch_size: int = 1, smoothing: float | None = None):
+    """Our tracker on a shared clip/photo (default config unless told), cached for the session."""
+    from ned_fx.tracking import FaceTracker, TrackerConfig
+    from ned_fx.tracking.tracker import assemble_track
+
+    cfg = TrackerConfig(device="cpu", batch_size=batch_size,
+                        **({} if smoothing is None else {"smoothing": smoothing}))
+    tr = _trackers.setdefault(cfg, FaceTracker(cfg, engines=_engines()))
+    frames, fps = decode_rgb(name)
+    seen = list(tr.iter_track(iter(frames)))
+    return assemble_track(seen, np.arange(len(frames)), frames.shape[2], frames.shape[1], fps, cfg)
+
+
+_trackers: dict = {}
+
+
+@functools.lru_cache(maxsize=None)
+def _engines():
+    from ned_fx.tracking.engine import load_engines
+
+    return load_engines("cpu")

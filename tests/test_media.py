@@ -1,0 +1,630 @@
+"""Tests of ned_fx.media: readers, writers, sequences, frame ranges, display conversion and atomic writes."""
+
+from __future__ import annotations
+
+import errno
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ned_fx.errors import (InputNotFoundError, InvalidParameterError, OutputWriteError, UnreadableMediaError,
+                           UnsupportedFormatError)
+from ned_fx.media import (Frame, FrameRange, MovieWriter, ensure_not_input, is_sequence_pattern, open_media,
+                          parse_frame_range, read_image, sequence_path, to_display_rgb8, write_image)
+from ned_fx.media import writers as writers_module
+
+FOOTAGE = Path(__file__).resolve().parents[1].parent / "shared" / "footage"
+D12 = FOOTAGE / "d12.mp4"
+
+RNG = np.random.default_rng(1234)
+
+
+def _random(shape, dtype):
+    if np.dtype(dtype).kind == "u":
+        return RNG.integers(0, np.iinfo(dtype).max, size=shape, endpoint=True, dtype=dtype)
+    values = RNG.standard_normal(shape).astype(np.float32) * 4.0
+    return values.astype(dtype)
+
+
+def _bits(a: np.ndarray) -> np.ndarray:
+    """Exact bit pattern (so NaN payloads and -0.0 compare too)."""
+    return a.view({2: np.uint16, 4: np.uint32, 1: np.uint8}[a.dtype.itemsize])
+
+
+def _smooth_rgb(height, width, shift=0):
+    y, x = np.mgrid[0:height, 0:width]
+    return np.stack([(x * 255) // max(width - 1, 1), (y * 255) // max(height - 1, 1),
+                     ((x + y + shift * 7) * 3) % 256], axis=-1).astype(np.uint8)
+
+
+def _listing(folder: Path) -> list[str]:
+    return sorted(os.listdir(folder))
+
+
+# ---- frame ranges and patterns -----------------------------------------------------------------------------------
+
+def test_frame_range_parsing():
+    assert FrameRange.parse("1001").numbers() == (1001,)
+    r = FrameRange.parse("1001-1100")
+    assert (r.first, r.last, r.step, len(r)) == (1001, 1100, 1, 100)
+    assert FrameRange.parse("1001-1010x3").numbers() == (1001, 1004, 1007, 1010)
+    assert FrameRange.parse(" 5 - 9 x 2 ").numbers() == (5, 7, 9)
+    assert FrameRange.parse("-3--1").numbers() == (-3, -2, -1)
+    assert str(FrameRange.parse("1001-1100x2")) == "1001-1100x2"
+    assert 1003 in FrameRange.parse("1001-1100x2") and 1002 not in FrameRange.parse("1001-1100x2")
+    assert parse_frame_range(None) is None
+    assert parse_frame_range(7).numbers() == (7,)
+    assert parse_frame_range(r) is r
+
+
+@pytest.mark.parametrize("text", ["", "abc", "1001-", "1100-1001", "1001-1100x0", "1001x2", "10-20x-1", "1.5"])
+def test_frame_range_errors(text):
+    with pytest.raises(InvalidParameterError) as info:
+        FrameRange.parse(text)
+    assert "1001-1100" in str(info.value) or "before it starts" in str(info.value) or "step" in str(info.value)
+
+
+def test_frame_range_constructor_errors():
+    with pytest.raises(InvalidParameterError):
+        FrameRange(10, 5)
+    with pytest.raises(InvalidParameterError):
+        FrameRange(1, 5, 0)
+    with pytest.raises(InvalidParameterError):
+        parse_frame_range(3.5)
+
+
+def test_sequence_path_and_patterns():
+    assert sequence_path("/a/shot.%04d.exr", 7) == Path("/a/shot.0007.exr")
+    assert sequence_path("shot.####.exr", 1001) == Path("shot.1001.exr")
+    assert sequence_path("shot.@@@.png", 12345) == Path("shot.12345.png")
+    assert sequence_path("shot_%d.tif", 42) == Path("shot_42.tif")
+    assert sequence_path("shot.####.exr", -5) == Path("shot.-005.exr")
+    assert is_sequence_pattern("x/shot.%04d.exr") and is_sequence_pattern("shot.####.exr")
+    assert is_sequence_pattern("shot.@@@@.exr")
+    assert not is_sequence_pattern("shot.1001.exr") and not is_sequence_pattern("/my#dir/shot.exr")
+    with pytest.raises(InvalidParameterError):
+        sequence_path("shot.exr", 1)
+    with pytest.raises(InvalidParameterError):
+        sequence_path("v##.shot.####.exr", 1)
+
+
+# ---- still images: bit-exact round trips --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+@pytest.mark.parametrize("channels", [1, 3, 4])
+def test_png_round_trip_bit_exact(tmp_path, dtype, channels):
+    pixels = _random((23, 37, channels), dtype)
+    out = write_image(tmp_path / "a.png", pixels)
+    frame = read_image(out)
+    assert frame.pixels.dtype == dtype
+    assert frame.channels == {1: ("Y",), 3: ("R", "G", "B"), 4: ("R", "G", "B", "A")}[channels]
+    np.testing.assert_array_equal(frame.pixels, pixels)
+    assert frame.data_window == frame.display_window == (0, 0, 36, 22)
+
+
+def test_png_channel_order_is_rgb(tmp_path):
+    pixels = np.zeros((4, 5, 3), np.uint8)
+    pixels[..., 0] = 200  # red
+    write_image(tmp_path / "red.png", pixels)
+    import cv2
+    bgr = cv2.imread(str(tmp_path / "red.png"), cv2.IMREAD_UNCHANGED)
+    assert bgr[0, 0].tolist() == [0, 0, 200]  # other tools see red too
+    assert read_image(tmp_path / "red.png").pixels[0, 0].tolist() == [200, 0, 0]
+
+
+@pytest.mark.parametrize("dtype,channels", [(np.uint16, 3), (np.uint16, 4), (np.uint16, 1), (np.uint8, 3),
+                                            (np.float32, 3), (np.float16, 4)])
+def test_tiff_round_trip_bit_exact(tmp_path, dtype, channels):
+    pixels = _random((19, 31, channels), dtype)
+    frame = read_image(write_image(tmp_path / "a.tif", pixels))
+    assert frame.pixels.dtype == dtype and frame.pixels.shape == pixels.shape
+    assert frame.channels == {1: ("Y",), 3: ("R", "G", "B"), 4: ("R", "G", "B", "A")}[channels]
+    np.testing.assert_array_equal(_bits(frame.pixels), _bits(pixels))
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+@pytest.mark.parametrize("windows", [
+    None,                                          # data window = display window
+    ((-8, -4, 47, 35), (0, 0, 39, 29)),            # data window larger than the display window (overscan)
+    ((10, 5, 29, 20), (0, 0, 63, 47)),             # data window smaller (a crop)
+])
+def test_exr_round_trip_bit_exact(tmp_path, dtype, windows):
+    data_window, display_window = windows if windows else (None, None)
+    if data_window:
+        width, height = data_window[2] - data_window[0] + 1, data_window[3] - data_window[1] + 1
+    else:
+        width, height = 40, 30
+    pixels = _random((height, width, 5), dtype)
+    pixels[0, 0, 0] = np.nan
+    pixels[0, 1, 0] = np.inf
+    pixels[0, 2, 0] = -0.0
+    frame = Frame(number=1001, pixels=pixels, channels=("R", "G", "B", "A", "Z"), data_window=data_window,
+                  display_window=display_window, metadata={"comment": "plate v3", "owner": "comp dept"})
+    out = write_image(tmp_path / "plate.1001.exr", frame)
+    back = read_image(out, 1001)
+    assert back.number == 1001
+    assert back.pixels.dtype == dtype
+    assert back.channels == ("R", "G", "B", "A", "Z")
+    assert back.data_window == frame.data_window
+    assert back.display_window == frame.display_window
+    np.testing.assert_array_equal(_bits(back.pixels), _bits(pixels))
+    assert back.metadata["comment"] == "plate v3" and back.metadata["owner"] == "comp dept"
+    # writing what was read reproduces the file's content exactly
+    again = read_image(write_image(tmp_path / "copy.exr", back))
+    np.testing.assert_array_equal(_bits(again.pixels), _bits(pixels))
+    assert (again.data_window, again.display_window) == (back.data_window, back.display_window)
+    assert again.metadata["comment"] == "plate v3"
+
+
+def test_exr_mixed_half_and_float_channels(tmp_path):
+    pixels = _random((8, 9, 4), np.float32)
+    pixels[..., :3] = pixels[..., :3].astype(np.float16)  # values a half can hold
+    frame = Frame(0, pixels, ("R", "G", "B", "depth.Z"), channel_dtypes=("float16", "float16", "float16",
+                                                                           "float32"))
+    back = read_image(write_image(tmp_path / "m.exr", frame))
+    assert back.pixels.dtype == np.float32
+    assert back.channel_dtypes == ("float16", "float16", "float16", "float32")
+    np.testing.assert_array_equal(back.pixels, pixels)
+    import OpenEXR
+    with OpenEXR.File(str(tmp_path / "m.exr"), separate_channels=True) as exr:
+        stored = {name: ch.pixels.dtype for name, ch in exr.channels().items()}
+    assert stored == {"R": np.float16, "G": np.float16, "B": np.float16, "depth.Z": np.float32}
+
+
+def test_exr_pixel_type_conversion_and_compression(tmp_path):
+    pixels = _random((6, 7, 3), np.float32)
+    back = read_image(write_image(tmp_path / "h.exr", pixels, pixel_type="half", compression="piz"))
+    assert back.pixels.dtype == np.float16
+    np.testing.assert_array_equal(back.pixels, pixels.astype(np.float16))
+    assert "PIZ" in str(back.metadata["compression"])
+
+
+def test_jpeg_and_bmp(tmp_path):
+    pixels = _smooth_rgb(32, 48)
+    jpg = read_image(write_image(tmp_path / "a.jpg", pixels, jpeg_quality=95))
+    assert jpg.pixels.shape == (32, 48, 3) and jpg.pixels.dtype == np.uint8
+    assert np.abs(jpg.pixels.astype(int) - pixels).mean() < 3
+    bmp = read_image(write_image(tmp_path / "a.bmp", pixels))
+    np.testing.assert_array_equal(bmp.pixels, pixels)
+
+
+def test_write_errors_before_anything_is_written(tmp_path):
+    with pytest.raises(InvalidParameterError, match="EXR"):
+        write_image(tmp_path / "f.png", np.zeros((4, 4, 3), np.float32))
+    with pytest.raises(InvalidParameterError, match="half or float"):
+        write_image(tmp_path / "i.exr", np.zeros((4, 4, 3), np.uint8))
+    with pytest.raises(InvalidParameterError, match="8-bit"):
+        write_image(tmp_path / "j.jpg", np.zeros((4, 4, 3), np.uint16))
+    with pytest.raises(UnsupportedFormatError, match=r"\.png"):
+        write_image(tmp_path / "x.gif", np.zeros((4, 4, 3), np.uint8))
+    with pytest.raises(OutputWriteError, match="does not exist"):
+        write_image(tmp_path / "nope" / "x.png", np.zeros((4, 4, 3), np.uint8))
+    with pytest.raises(InvalidParameterError, match="compression"):
+        write_image(tmp_path / "c.exr", np.zeros((4, 4, 3), np.float16), compression="lzma")
+    assert _listing(tmp_path) == []
+
+
+def test_exr_header_attributes_that_cannot_be_stored(tmp_path):
+    frame = Frame.from_array(np.zeros((4, 4, 3), np.float16))
+    with pytest.raises(InvalidParameterError, match="'notes'"):
+        write_image(tmp_path / "a.exr", frame, metadata={"notes": {"a": 1}})
+    with pytest.raises(InvalidParameterError, match="EXR only"):
+        write_image(tmp_path / "a.png", np.zeros((4, 4, 3), np.uint8), metadata={"notes": "x"})
+    assert _listing(tmp_path) == []
+    write_image(tmp_path / "b.exr", frame, metadata={"shot": "sq010_0040", "take": 3, "tags": ["plate", "v2"]})
+    back = read_image(tmp_path / "b.exr").metadata
+    assert (back["shot"], back["take"], back["tags"]) == ("sq010_0040", 3, ["plate", "v2"])
+
+
+def test_frame_validation():
+    with pytest.raises(InvalidParameterError):
+        Frame(0, np.zeros((4, 4, 3), np.uint8), ("R", "G"))
+    with pytest.raises(InvalidParameterError):
+        Frame(0, np.zeros((4, 4, 3), np.float64), ("R", "G", "B"))
+    with pytest.raises(InvalidParameterError):
+        Frame(0, np.zeros((4, 4, 3), np.uint8), ("R", "G", "B"), data_window=(0, 0, 9, 9))
+    frame = Frame(3, np.zeros((4, 5, 3), np.uint8), ("R", "G", "B"), metadata={"a": "b"})
+    assert frame.data_window == frame.display_window == (0, 0, 4, 3)
+    with pytest.raises(TypeError):
+        frame.metadata["a"] = "c"  # read-only
+
+
+# ---- grey images and the display conversion ----------------------------------------------------------------------
+
+def test_grey_png_reads_as_y_and_displays_as_rgb(tmp_path):
+    import cv2
+    grey = _random((12, 14), np.uint8)
+    cv2.imwrite(str(tmp_path / "grey.png"), grey)
+    frame = read_image(tmp_path / "grey.png")
+    assert frame.channels == ("Y",) and frame.pixels.shape == (12, 14, 1) and frame.pixels.dtype == np.uint8
+    rgb = to_display_rgb8(frame)
+    assert rgb.shape == (12, 14, 3) and rgb.dtype == np.uint8 and rgb.flags.c_contiguous
+    for c in range(3):
+        np.testing.assert_array_equal(rgb[..., c], grey)
+
+
+def test_display_rgb8_of_uint16(tmp_path):
+    pixels = np.zeros((2, 3, 4), np.uint16)
+    pixels[0, :, 0] = [0, 65535, 257 * 100]     # exact levels 0, 255, 100
+    pixels[0, :, 1] = [32768, 32767, 128]       # 127.502 -> 128, 127.498 -> 127, 0.498 -> 0
+    pixels[0, :, 2] = [129, 65381, 65408]       # 0.502 -> 1, 254.4 -> 254, 254.506 -> 255
+    pixels[..., 3] = 1234                        # alpha ignored
+    frame = read_image(write_image(tmp_path / "a.png", pixels))
+    rgb = to_display_rgb8(frame)
+    assert rgb.shape == (2, 3, 3)
+    assert rgb[0, :, 0].tolist() == [0, 255, 100]
+    assert rgb[0, :, 1].tolist() == [128, 127, 0]
+    assert rgb[0, :, 2].tolist() == [1, 254, 255]
+
+
+def test_display_rgb8_of_float_exr(tmp_path):
+    values = np.array([0.0, 1.0, 0.18, 0.75, 0.002, 2.5, -1.0, np.nan, np.inf], np.float32)
+    # by hand: sRGB(0.18) = 1.055 * 0.18 ** (1/2.4) - 0.055 = 0.4613 -> 117.6 -> 118
+    #          sRGB(0.75) = 0.8808 -> 224.6 -> 225;  0.002 is in the linear toe: 12.92 * 0.002 * 255 = 6.6 -> 7
+    expected = [0, 255, 118, 225, 7, 255, 0, 0, 0]
+    for dtype in (np.float16, np.float32):
+        pixels = np.stack([values, values[::-1], np.zeros_like(values)], axis=-1)[None].astype(dtype)
+        frame = read_image(write_image(tmp_path / f"v{np.dtype(dtype).itemsize}.exr", pixels))
+        assert frame.pixels.dtype == dtype
+        rgb = to_display_rgb8(frame)
+        assert rgb.dtype == np.uint8 and rgb.shape == (1, 9, 3)
+        assert rgb[0, :, 0].tolist() == expected
+        assert rgb[0, :, 1].tolist() == expected[::-1]
+        assert rgb[0, :, 2].tolist() == [0] * 9
+
+
+def test_display_rgb8_of_a_cropped_exr_keeps_the_data_window_size(tmp_path):
+    pixels = np.full((10, 20, 4), 1.0, np.float16)
+    frame = Frame(0, pixels, ("R", "G", "B", "A"), data_window=(5, 5, 24, 14), display_window=(0, 0, 99, 99))
+    back = read_image(write_image(tmp_path / "c.exr", frame))
+    assert to_display_rgb8(back).shape == (10, 20, 3)
+    with open_media(tmp_path / "c.exr") as src:
+        assert (src.width, src.height) == (100, 100)
+
+
+def test_display_rgb8_needs_picture_channels():
+    frame = Frame(0, np.zeros((2, 2, 1), np.float32), ("Z",))
+    with pytest.raises(UnsupportedFormatError, match="Z"):
+        to_display_rgb8(frame)
+
+
+# ---- errors a user can cause -------------------------------------------------------------------------------------
+
+def test_missing_file(tmp_path):
+    with pytest.raises(InputNotFoundError, match="does not exist"):
+        open_media(tmp_path / "nothing.mp4")
+    with pytest.raises(InputNotFoundError, match="nothing.png"):
+        open_media(tmp_path / "nothing.png")
+    with pytest.raises(InputNotFoundError, match="folder"):
+        open_media(tmp_path / "no_dir" / "shot.####.exr")
+
+
+def test_unknown_extension(tmp_path):
+    path = tmp_path / "notes.xyz"
+    path.write_text("hello")
+    with pytest.raises(UnsupportedFormatError) as info:
+        open_media(path)
+    message = str(info.value)
+    assert "notes.xyz" in message and ".exr" in message and ".mp4" in message
+
+
+def test_truncated_png(tmp_path):
+    good = write_image(tmp_path / "good.png", _random((64, 64, 3), np.uint8))
+    data = good.read_bytes()
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(data[: len(data) // 2])
+    with pytest.raises(UnreadableMediaError, match="bad.png"):
+        open_media(bad)
+    bad.write_bytes(b"")
+    with pytest.raises(UnreadableMediaError, match="empty"):
+        read_image(bad)
+
+
+def test_truncated_exr_in_a_sequence_names_file_and_frame(tmp_path):
+    for n in (1, 2, 3):
+        write_image(tmp_path / f"s.{n:04d}.exr", _random((64, 64, 3), np.float32), compression="none")
+    data = (tmp_path / "s.0002.exr").read_bytes()
+    (tmp_path / "s.0002.exr").write_bytes(data[: len(data) // 2])
+    with open_media(tmp_path / "s.####.exr") as src:
+        assert (src.width, src.height) == (64, 64)  # from the first frame's header
+        assert src.read(1).number == 1
+        with pytest.raises(UnreadableMediaError) as info:
+            list(src)
+    assert "s.0002.exr" in str(info.value) and "frame 2" in str(info.value)
+
+
+def test_corrupt_and_truncated_movies(tmp_path):
+    out = tmp_path / "clip.mp4"
+    with MovieWriter(out, 25, 64, 48) as writer:
+        for i in range(30):
+            writer.write(_smooth_rgb(48, 64, i))
+    data = out.read_bytes()
+    # cut in the middle of the frames (the index is at the front): the missing frames are detected at open
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: int(len(data) * 0.6)])
+    with pytest.raises(UnreadableMediaError, match="cut.mp4"):
+        open_media(cut)
+    # not a movie at all
+    junk = tmp_path / "junk.mov"
+    junk.write_bytes(os.urandom(2000))
+    with pytest.raises(UnreadableMediaError, match="junk.mov"):
+        open_media(junk)
+
+
+@pytest.mark.skipif(not D12.exists(), reason=f"shared test footage not found at {D12}")
+def test_truncated_real_movie(tmp_path):
+    data = D12.read_bytes()  # its index (moov) is at the end: a cut file has none
+    cut = tmp_path / "d12_cut.mp4"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(UnreadableMediaError, match="d12_cut.mp4"):
+        open_media(cut)
+
+
+# ---- sequences ---------------------------------------------------------------------------------------------------
+
+def _make_sequence(folder: Path, numbers, name="shot.{:04d}.png"):
+    frames = {}
+    for n in numbers:
+        pixels = np.full((6, 8, 3), n % 251, np.uint8)
+        write_image(folder / name.format(n), pixels)
+        frames[n] = pixels
+    return frames
+
+
+@pytest.mark.parametrize("pattern", ["shot.%04d.png", "shot.####.png", "shot.@@@@.png"])
+def test_sequence_discovery(tmp_path, pattern):
+    made = _make_sequence(tmp_path, range(1001, 1006))
+    (tmp_path / "shot.101.png").write_bytes((tmp_path / "shot.1001.png").read_bytes())  # other padding: not a member
+    (tmp_path / "other.1001.png").write_bytes((tmp_path / "shot.1001.png").read_bytes())
+    with open_media(tmp_path / pattern) as src:
+        assert src.kind == "sequence" and src.fps is None
+        assert src.frame_numbers == (1001, 1002, 1003, 1004, 1005)
+        assert len(src) == 5 and (src.width, src.height) == (8, 6)
+        frames = list(src)
+        assert [f.number for f in frames] == [1001, 1002, 1003, 1004, 1005]
+        for f in frames:
+            np.testing.assert_array_equal(f.pixels, made[f.number])
+        assert src.read(1003).number == 1003
+        with pytest.raises(InvalidParameterError, match="1001-1005"):
+            src.read(999)
+    with open_media(tmp_path / pattern, frames="1002-1005x2") as src:
+        assert src.frame_numbers == (1002, 1004)
+        assert [f.number for f in src] == [1002, 1004]
+
+
+def test_sequence_member_path_is_a_single_image(tmp_path):
+    _make_sequence(tmp_path, [1001, 1002])
+    with open_media(tmp_path / "shot.1002.png") as src:
+        assert src.kind == "image" and src.frame_numbers == (0,)
+        assert [f.number for f in src] == [0]
+
+
+def test_sequence_missing_frames_are_reported_before_work(tmp_path):
+    _make_sequence(tmp_path, [1001, 1002, 1004, 1005, 1008])
+    with pytest.raises(InputNotFoundError) as info:
+        open_media(tmp_path / "shot.####.png", frames="1001-1008")
+    message = str(info.value)
+    assert "1003" in message and "1006-1007" in message and "shot.####.png" in message
+    # without a range, the frames on disk are read
+    with open_media(tmp_path / "shot.####.png") as src:
+        assert src.frame_numbers == (1001, 1002, 1004, 1005, 1008)
+
+
+def test_sequence_with_no_match_names_pattern_and_folder(tmp_path):
+    _make_sequence(tmp_path, [7, 8], name="shot.{:03d}.png")
+    with pytest.raises(InputNotFoundError) as info:
+        open_media(tmp_path / "shot.####.png")
+    message = str(info.value)
+    assert "shot.####.png" in message and str(tmp_path) in message and "padding" in message
+    with open_media(tmp_path / "shot.###.png") as src:
+        assert src.frame_numbers == (7, 8)
+
+
+def test_single_image_source(tmp_path):
+    write_image(tmp_path / "one.png", _smooth_rgb(10, 12))
+    with open_media(tmp_path / "one.png") as src:
+        assert src.kind == "image" and len(src) == 1 and (src.width, src.height) == (12, 10)
+        assert src.read(0).pixels.shape == (10, 12, 3)
+    with pytest.raises(InvalidParameterError):
+        open_media(tmp_path / "one.png", frames="1001-1010")
+
+
+# ---- movies ------------------------------------------------------------------------------------------------------
+
+def test_movie_writer_round_trip(tmp_path):
+    out = tmp_path / "out.mp4"
+    originals = [_smooth_rgb(48, 64, i) for i in range(12)]
+    with MovieWriter(out, 25, 64, 48) as writer:
+        for rgb in originals:
+            writer.write(rgb)
+    assert _listing(tmp_path) == ["out.mp4"]
+    with open_media(out) as src:
+        assert src.kind == "movie" and src.fps == 25.0 and len(src) == 12
+        assert (src.width, src.height) == (64, 48) and src.codec == "h264" and not src.has_audio
+        frames = list(src)
+    assert [f.number for f in frames] == list(range(12))
+    for frame, original in zip(frames, originals):
+        assert frame.pixels.shape == (48, 64, 3) and frame.pixels.dtype == np.uint8 and frame.channels == ("R", "G",
+                                                                                                         "B")
+        assert np.abs(frame.pixels.astype(int) - original).mean() < 4.0
+
+
+def test_movie_writer_odd_size_and_ntsc_rate(tmp_path):
+    out = tmp_path / "odd.mov"
+    with MovieWriter(out, 23.976, 33, 21) as writer:
+        for i in range(3):
+            writer.write(_smooth_rgb(21, 33, i))
+    with open_media(out) as src:
+        assert (src.width, src.height) == (34, 22)  # padded to even for 4:2:0
+        assert src.frame_rate.numerator == 24000 and src.frame_rate.denominator == 1001
+        assert len(src) == 3
+
+
+def test_movie_writer_rejects_bad_parameters(tmp_path):
+    with pytest.raises(InvalidParameterError, match="libx264"):
+        MovieWriter(tmp_path / "a.mp4", 25, 64, 48, codec="h263p")
+    with pytest.raises(InvalidParameterError, match=r"\.mov"):
+        MovieWriter(tmp_path / "a.mp4", 25, 64, 48, codec="prores_ks")
+    with pytest.raises(InvalidParameterError, match="fps"):
+        MovieWriter(tmp_path / "a.mp4", 0, 64, 48)
+    with pytest.raises(UnsupportedFormatError):
+        MovieWriter(tmp_path / "a.png", 25, 64, 48)
+    with MovieWriter(tmp_path / "a.mp4", 25, 64, 48) as writer:
+        with pytest.raises(InvalidParameterError, match="uint8"):
+            writer.write(np.zeros((48, 64, 3), np.float32))
+        writer.write(np.zeros((48, 64, 3), np.uint8))
+    assert _listing(tmp_path) == ["a.mp4"]
+
+
+def test_movie_frame_range(tmp_path):
+    out = tmp_path / "r.mp4"
+    originals = [_smooth_rgb(32, 32, i) for i in range(20)]
+    with MovieWriter(out, 24, 32, 32) as writer:
+        for rgb in originals:
+            writer.write(rgb)
+    with open_media(out) as src:
+        every = {f.number: f.pixels for f in src}
+    with open_media(out, frames="5-15x5") as src:
+        assert src.frame_numbers == (5, 10, 15)
+        got = list(src)
+        assert [f.number for f in got] == [5, 10, 15]
+        for f in got:
+            np.testing.assert_array_equal(f.pixels, every[f.number])
+        np.testing.assert_array_equal(src.read(10).pixels, every[10])
+    with pytest.raises(InvalidParameterError, match="0-19"):
+        open_media(out, frames="15-25")
+
+
+@pytest.mark.skipif(not D12.exists(), reason=f"shared test footage not found at {D12}")
+def test_real_clip():
+    with open_media(D12) as src:
+        assert src.kind == "movie"
+        assert len(src) == 183 and src.frame_numbers[-1] == 182
+        assert src.fps == 25.0
+        assert (src.width, src.height) == (512, 512)
+        assert src.has_audio
+        frames = list(src)
+        assert len(frames) == 183 and frames[100].number == 100
+        assert frames[0].pixels.shape == (512, 512, 3) and frames[0].pixels.dtype == np.uint8
+        np.testing.assert_array_equal(src.read(100).pixels, frames[100].pixels)
+        np.testing.assert_array_equal(src.read(7).pixels, frames[7].pixels)      # backwards: seeks
+        np.testing.assert_array_equal(src.read(182).pixels, frames[182].pixels)  # last frame
+        assert not np.array_equal(frames[0].pixels, frames[100].pixels)
+
+
+# ---- atomic writes -----------------------------------------------------------------------------------------------
+
+def test_failed_image_write_leaves_nothing(tmp_path, monkeypatch):
+    def full_disk(path, data):
+        with open(path, "wb") as fh:
+            fh.write(data[:10])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(writers_module, "_write_bytes", full_disk)
+    with pytest.raises(OutputWriteError, match="disk is full"):
+        write_image(tmp_path / "a.png", np.zeros((8, 8, 3), np.uint8))
+    assert _listing(tmp_path) == []
+
+
+def test_failed_rewrite_keeps_the_existing_file(tmp_path, monkeypatch):
+    target = tmp_path / "a.png"
+    write_image(target, np.full((8, 8, 3), 7, np.uint8))
+    before = target.read_bytes()
+
+    def interrupted(path, data):
+        with open(path, "wb") as fh:
+            fh.write(data[:5])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(writers_module, "_write_bytes", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write_image(target, np.full((8, 8, 3), 200, np.uint8))
+    assert _listing(tmp_path) == ["a.png"] and target.read_bytes() == before
+
+
+def test_failed_exr_write_leaves_nothing(tmp_path, monkeypatch):
+    target = tmp_path / "a.exr"
+    write_image(target, np.ones((4, 4, 3), np.float16))
+    before = target.read_bytes()
+
+    def fail_replace(src, dst):
+        raise OSError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(writers_module.os, "replace", fail_replace)
+    with pytest.raises(OutputWriteError, match="permission denied"):
+        write_image(target, np.zeros((4, 4, 3), np.float16))
+    assert _listing(tmp_path) == ["a.exr"] and target.read_bytes() == before
+
+
+def test_failed_movie_write_leaves_nothing(tmp_path, monkeypatch):
+    out = tmp_path / "m.mp4"
+    original_encode = MovieWriter._encode
+    calls = {"n": 0}
+
+    def failing_encode(self, arr):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        original_encode(self, arr)
+
+    monkeypatch.setattr(MovieWriter, "_encode", failing_encode)
+    with pytest.raises(OutputWriteError, match="disk is full"):
+        with MovieWriter(out, 25, 32, 32) as writer:
+            for i in range(10):
+                writer.write(_smooth_rgb(32, 32, i))
+    assert _listing(tmp_path) == []
+
+
+def test_exception_in_movie_block_keeps_existing_output(tmp_path):
+    out = tmp_path / "m.mp4"
+    with MovieWriter(out, 25, 32, 32) as writer:
+        writer.write(_smooth_rgb(32, 32))
+    before = out.read_bytes()
+    with pytest.raises(RuntimeError, match="user code"):
+        with MovieWriter(out, 25, 32, 32) as writer:
+            writer.write(_smooth_rgb(32, 32, 3))
+            raise RuntimeError("user code failed")
+    assert _listing(tmp_path) == ["m.mp4"] and out.read_bytes() == before
+    with pytest.raises(OutputWriteError, match="no frames"):
+        with MovieWriter(out, 25, 32, 32):
+            pass
+    assert _listing(tmp_path) == ["m.mp4"] and out.read_bytes() == before
+
+
+def test_abandoned_movie_writer_removes_its_temporary_file(tmp_path):
+    import gc
+    writer = MovieWriter(tmp_path / "m.mp4", 25, 32, 32, options={"tune": "zerolatency"})  # packets at once
+    for i in range(3):
+        writer.write(_smooth_rgb(32, 32, i))
+    assert len(_listing(tmp_path)) == 1 and _listing(tmp_path)[0].startswith(".m.mp4.")
+    assert _listing(tmp_path)[0].endswith(".tmp.mp4")
+    del writer
+    gc.collect()
+    assert _listing(tmp_path) == []
+
+
+def test_ensure_not_input(tmp_path):
+    src = tmp_path / "in.mp4"
+    src.write_bytes(b"x")
+    with pytest.raises(InvalidParameterError, match="overwrite"):
+        ensure_not_input(tmp_path / "." / "in.mp4", [src])
+    with pytest.raises(InvalidParameterError):
+        ensure_not_input(tmp_path / "plate.1001.exr", [tmp_path / "plate.####.exr"])
+    with pytest.raises(InvalidParameterError):
+        ensure_not_input(tmp_path / "plate.%04d.exr", [tmp_path / "plate.####.exr"])
+    ensure_not_input(tmp_path / "out.mp4", [src, tmp_path / "plate.####.exr"])
+    ensure_not_input(tmp_path / "comp.####.exr", [tmp_path / "plate.####.exr"])
+
+
+def test_import_is_cheap():
+    code = ("import sys, ned_fx.media; heavy = [m for m in ('torch', 'cv2', 'av', 'OpenEXR', 'tifffile') "
+            "if m in sys.modules]; print(','.join(heavy))")
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=str(root) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, env=env,
+                            check=True)
+    assert result.stdout.strip() == ""
