@@ -65,7 +65,8 @@ def triangulate(shape: np.ndarray) -> np.ndarray:
     tri = tri[keep]
     # drop slivers on the convex hull that bridge concave parts of the outline
     a, b, c = xy[tri[:, 0]], xy[tri[:, 1]], xy[tri[:, 2]]
-    area = np.abs(np.cross(b - a, c - a)) / 2
+    u, v = b - a, c - a
+    area = np.abs(u[:, 0] * v[:, 1] - u[:, 1] * v[:, 0]) / 2
     longest = np.max(np.stack([np.linalg.norm(b - a, axis=1), np.linalg.norm(c - b, axis=1),
                                np.linalg.norm(a - c, axis=1)]), axis=0)
     quality = area / np.maximum(longest ** 2, 1e-12)

@@ -32,10 +32,14 @@ def similarity(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.
 
 
 def euler_degrees(r: np.ndarray) -> np.ndarray:
-    """(yaw, pitch, roll) in degrees of a rotation (y-up/x-right convention, applied roll·pitch·yaw)."""
-    yaw = np.degrees(np.arcsin(np.clip(-r[2, 0], -1, 1)))
-    pitch = np.degrees(np.arctan2(r[2, 1], r[2, 2]))
-    roll = np.degrees(np.arctan2(r[1, 0], r[0, 0]))
+    """(yaw, pitch, roll) in degrees of a head rotation ``R = Rz(roll) @ Rx(pitch) @ Ry(yaw)``.
+
+    In the head frame (x to image right, y down, z into the screen): yaw turns about the vertical axis, pitch
+    about the ear-to-ear axis, roll in the picture plane.
+    """
+    pitch = np.degrees(np.arcsin(np.clip(r[2, 1], -1, 1)))
+    yaw = np.degrees(np.arctan2(-r[2, 0], r[2, 2]))
+    roll = np.degrees(np.arctan2(-r[0, 1], r[1, 1]))
     return np.array([yaw, pitch, roll])
 
 

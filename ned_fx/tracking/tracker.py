@@ -112,18 +112,24 @@ class FaceTracker:
                 centre = (out[:, a] + out[:, b]) / 2
                 out[:, NUM_MESH + 5 * e: NUM_MESH + 5 * e + 5] = centre[:, None]
             return
+        k_all = len(which)
+        rois, affines = [], []
+        for a, b, flip in _EYES:        # both eyes of every face in one batch: 2K crops
+            eye = [g.roi_from_points(out[k, [a, b]], 0, 1, self.config.iris_roi_scale) for k in range(k_all)]
+            rois.extend(eye)
+            affines.append(g.roi_to_affine(np.stack(eye), IRIS_SIZE, flip=flip))
+        affines = np.concatenate(affines)
+        crops = g.crop_images(frames, torch.tensor(which * 2), affines, IRIS_SIZE)
+        _, iris = self.engines["iris"](crops)
+        iris = iris.double().cpu().numpy()
         for e, (a, b, flip) in enumerate(_EYES):
-            rois = [g.roi_from_points(out[k, [a, b]], 0, 1, self.config.iris_roi_scale) for k in range(len(which))]
-            affines = g.roi_to_affine(np.stack(rois), IRIS_SIZE, flip=flip)
-            crops = g.crop_images(frames, torch.tensor(which), affines, IRIS_SIZE)
-            _, iris = self.engines["iris"](crops)
-            iris = iris.double().cpu().numpy()
-            for k in range(len(which)):
-                pts = iris[k].copy()
+            for k in range(k_all):
+                j = e * k_all + k
+                pts = iris[j].copy()
                 pts[:, :2] += _PIXEL_CENTRE
-                mapped = g.apply_affine(affines[k], pts)
+                mapped = g.apply_affine(affines[j], pts)
                 # iris depth relative to the eye corners' depth
-                mapped[:, 2] = iris[k, :, 2] * rois[k][2] / IRIS_SIZE + (out[k, a, 2] + out[k, b, 2]) / 2
+                mapped[:, 2] = iris[j, :, 2] * rois[j][2] / IRIS_SIZE + (out[k, a, 2] + out[k, b, 2]) / 2
                 if flip:    # a mirrored crop lists the rim points mirrored: keep MediaPipe's 478-point order
                     mapped = mapped[[0, 3, 2, 1, 4]]
                 out[k, NUM_MESH + 5 * e: NUM_MESH + 5 * e + 5] = mapped

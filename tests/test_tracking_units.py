@@ -1,0 +1,147 @@
+"""Unit tests of the tracker's parts: geometry, NMS, converter, weights, pose, smoothing, config."""
+
+from __future__ import annotations
+
+import math
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+
+from ned_fx.errors import InvalidParameterError, UnreadableMediaError, WeightsMissingError
+from ned_fx.tracking import TrackerConfig, geometry as g, weights
+from ned_fx.tracking.pose import canonical_orientation, euler_degrees, fit_poses, similarity
+from ned_fx.tracking.smoothing import one_euro, smooth_landmarks
+
+
+def test_anchors_match_blazeface_layout():
+    a = g.ssd_anchors(128)
+    assert a.shape == (896, 2)
+    assert np.allclose(a[0], [0.5 / 16, 0.5 / 16]) and np.allclose(a[1], a[0])      # 2 anchors per 16x16 cell
+    assert np.allclose(a[512], [0.5 / 8, 0.5 / 8]) and np.allclose(a[512:518], a[512])  # 6 per 8x8 cell
+
+
+def test_weighted_nms_merges_overlaps_and_keeps_separate_faces():
+    base = np.zeros((8, 2), np.float32)
+    base[0], base[1] = (0.1, 0.1), (0.3, 0.3)
+    shifted = base + 0.01
+    far = base + 0.5
+    pts = np.stack([base, shifted, far])
+    out = g.weighted_nms(pts, np.array([0.9, 0.6, 0.8]), 0.5, 0.3, 4)
+    assert len(out) == 2
+    merged, score = out[0]
+    assert score == pytest.approx(0.9)
+    assert np.allclose(merged, (base * 0.9 + shifted * 0.6) / 1.5, atol=1e-6)
+    assert np.allclose(out[1][0], far)
+    assert g.weighted_nms(pts, np.array([0.1, 0.2, 0.3]), 0.5, 0.3, 4) == []
+
+
+def test_roi_affine_maps_crop_corners_and_crops_sample_the_right_pixels():
+    roi = np.array([60.0, 40.0, 32.0, math.pi / 2])
+    a = g.roi_to_affine(roi[None], 16)[0]
+    centre = g.apply_affine(a, np.array([[8.0, 8.0]]))[0]
+    assert np.allclose(centre, [60, 40])
+    # +x in the crop points along +y in the frame for a quarter turn
+    step = g.apply_affine(a, np.array([[9.0, 8.0]]))[0] - centre
+    assert np.allclose(step, [0, 2.0], atol=1e-9)
+    # an axis-aligned 1:1 crop of a gradient picture returns the same pixels
+    frame = torch.arange(100 * 120, dtype=torch.float32).reshape(1, 1, 100, 120)
+    a1 = g.roi_to_affine(np.array([[30.0, 20.0, 10.0, 0.0]]), 10)
+    crop = g.crop_images(frame, torch.tensor([0]), a1, 10)
+    assert torch.allclose(crop[0, 0], frame[0, 0, 15:25, 25:35])
+    flipped = g.crop_images(frame, torch.tensor([0]), g.roi_to_affine(np.array([[30.0, 20.0, 10.0, 0.0]]), 10,
+                                                                        flip=True), 10)
+    assert torch.allclose(flipped[0, 0], frame[0, 0, 15:25, 25:35].flip(-1))
+
+
+def test_missing_weights_name_the_install_command(tmp_path, monkeypatch):
+    monkeypatch.setenv("NED_FX_HOME", str(tmp_path))
+    with pytest.raises(WeightsMissingError, match="ned-fx weights install"):
+        weights.require("face_mesh")
+
+
+def test_install_from_a_wrong_wheel_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("NED_FX_HOME", str(tmp_path / "home"))
+    bogus = tmp_path / "mediapipe-0.10.21-bogus.whl"
+    with zipfile.ZipFile(bogus, "w") as zf:
+        zf.writestr("mediapipe/__init__.py", "")
+    with pytest.raises(UnreadableMediaError, match="does not contain"):
+        weights.install(wheel=bogus)
+    (tmp_path / "not.whl").write_bytes(b"nope")
+    with pytest.raises(UnreadableMediaError, match="not a wheel"):
+        weights.install(wheel=tmp_path / "not.whl")
+
+
+def test_installed_weights_record_their_source():
+    from ned_fx.tracking.tflite_convert import load_net
+
+    spec, arrays, source = load_net(weights.require("face_mesh"))
+    assert source["member"].endswith("face_landmark.tflite") and len(source["sha256"]) == 64
+    n = sum(a.size for a in arrays.values())
+    assert 590_000 < n < 620_000, "the face mesh has ~605k weights"
+    assert spec[0]["input_shapes"][0] == [1, 192, 192, 3]
+
+
+def _rot(yaw, pitch, roll):
+    y, p, r = np.radians([yaw, pitch, roll])
+    ry = np.array([[math.cos(y), 0, math.sin(y)], [0, 1, 0], [-math.sin(y), 0, math.cos(y)]])
+    rx = np.array([[1, 0, 0], [0, math.cos(p), -math.sin(p)], [0, math.sin(p), math.cos(p)]])
+    rz = np.array([[math.cos(r), -math.sin(r), 0], [math.sin(r), math.cos(r), 0], [0, 0, 1]])
+    return rz @ rx @ ry
+
+
+def test_similarity_recovers_a_known_transform():
+    rng = np.random.default_rng(1)
+    src = rng.normal(size=(30, 3))
+    r = _rot(20, -10, 5)
+    dst = 2.5 * src @ r.T + [1, 2, 3]
+    s, r2, t = similarity(src, dst)
+    assert s == pytest.approx(2.5) and np.allclose(r2, r) and np.allclose(t, [1, 2, 3])
+    assert np.allclose(euler_degrees(r2), [20, -10, 5], atol=1e-6)
+
+
+def test_fit_poses_separates_head_motion_from_shape():
+    from conftest import our_track
+
+    shape = canonical_orientation(our_track("people_0.png").landmarks[0] - our_track("people_0.png").landmarks[0].mean(0))
+    frames = []
+    angles = [(0, 0, 0), (15, 0, 0), (0, 10, 0), (0, 0, -8), (-12, 5, 3)]
+    for yaw, pitch, roll in angles:
+        frames.append(1.3 * shape @ _rot(yaw, pitch, roll).T + [256, 250, 0])
+    poses = fit_poses(np.stack(frames), np.ones(5, bool))
+    rel = [euler_degrees(poses["rotation"][i] @ poses["rotation"][0].T) for i in range(5)]
+    assert np.allclose(rel, angles, atol=0.5)
+    recon = np.einsum("fij,pj->fpi", poses["matrix"][:, :, :3], poses["mean_shape"]) + poses["matrix"][:, None, :, 3]
+    assert np.abs(recon - np.stack(frames)).max() < 1e-6 * 1.3 * np.abs(shape).max() + 1e-6
+
+
+def test_one_euro_zero_phase_follows_a_fast_sine_without_lag():
+    fps = 25.0
+    t = np.arange(100) / fps
+    clean = np.sin(2 * np.pi * 3.0 * t)[:, None]          # 3 Hz: syllable rate
+    noisy = clean + np.random.default_rng(0).normal(0, 0.05, clean.shape)
+    lm = np.zeros((100, 478, 3))
+    lm[:, 33, 0], lm[:, 263, 0] = 0.0, 1.0                  # unit inter-ocular distance
+    lm[:, 13, 1] = noisy[:, 0]
+    out = smooth_landmarks(lm, np.ones(100, bool), fps, 0.3)[:, 13, 1]
+    lags = [np.dot(out[10:-10], clean[10 + k: 90 + k, 0]) for k in range(-3, 4)]
+    assert int(np.argmax(lags)) == 3, "zero-phase: best alignment at lag 0"
+    assert np.abs(out - clean[:, 0]).mean() < np.abs(noisy[:, 0] - clean[:, 0]).mean()
+    causal = one_euro(noisy, fps, 0.5, 0.0)[:, 0]
+    assert np.abs(causal - clean[:, 0]).mean() > np.abs(out - clean[:, 0]).mean()
+
+
+def test_smoothing_leaves_gaps_alone():
+    lm = np.random.default_rng(0).normal(size=(10, 478, 3))
+    found = np.array([1, 1, 1, 1, 0, 0, 1, 1, 1, 1], bool)
+    lm[~found] = np.nan
+    out = smooth_landmarks(lm, found, 25, 0.5)
+    assert np.isnan(out[~found]).all() and not np.isnan(out[found]).any()
+
+
+@pytest.mark.parametrize("kwargs", [{"smoothing": 1.5}, {"max_faces": 0}, {"batch_size": 0},
+                                    {"min_face_score": -0.1}])
+def test_config_rejects_bad_values(kwargs):
+    with pytest.raises(InvalidParameterError):
+        TrackerConfig(**kwargs)
