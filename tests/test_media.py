@@ -628,3 +628,29 @@ def test_import_is_cheap():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, env=env,
                             check=True)
     assert result.stdout.strip() == ""
+
+
+def test_movie_writer_copies_and_trims_the_source_audio(tmp_path):
+    """An edit of frames 10-49 of a 25 fps clip keeps 1.6 s of the source's audio, starting at 0."""
+    import av
+
+    from ned_fx.media import MovieWriter, open_media, to_display_rgb8
+
+    clip = FOOTAGE / "d12.mp4"
+    if not clip.is_file():
+        pytest.skip("shared footage is not here")
+    out = tmp_path / "cut.mp4"
+    with open_media(clip) as src:
+        assert src.has_audio
+        with MovieWriter(out, src.frame_rate, src.width, src.height, audio_from=clip, audio_range=(0.4, 2.0)) as w:
+            for frame in src:
+                if 10 <= frame.number < 50:
+                    w.write(to_display_rgb8(frame))
+    with av.open(str(out)) as c:
+        video = c.streams.video[0]
+        audio = c.streams.audio[0]
+        assert video.frames == 40
+        assert abs(float(audio.duration * audio.time_base) - 1.6) < 0.05
+        assert audio.codec_context.name == "aac"
+    with open_media(out) as back:
+        assert back.has_audio and len(back) == 40

@@ -424,6 +424,10 @@ class MovieWriter:
         crf: quality, lower is better (x264/x265/vp9 CRF, mpeg4 qscale); 18 by default (visually lossless for
             x264). Ignored by ProRes.
         options: extra encoder options (strings), e.g. ``{"preset": "slow"}``.
+        audio_from: a movie whose first audio track is copied into the output unchanged (no re-encode), e.g.
+            the source plate of an edit; None: no audio.
+        audio_range: ``(start, end)`` seconds of that audio to keep (an edit of a frame range); the kept part
+            starts at 0 in the output. None: all of it.
 
     Raises:
         InvalidParameterError: fps, size, codec or crf out of range, or a codec that the container cannot hold.
@@ -432,7 +436,8 @@ class MovieWriter:
     """
 
     def __init__(self, path: str | os.PathLike, fps: float | Fraction, width: int, height: int,
-                 codec: str = "libx264", crf: int = 18, options: Mapping[str, str] | None = None):
+                 codec: str = "libx264", crf: int = 18, options: Mapping[str, str] | None = None,
+                 audio_from: str | os.PathLike | None = None, audio_range: tuple[float, float] | None = None):
         import av
 
         self.path = check_output_path(path, MOVIE_EXTENSIONS, "movie")
@@ -488,6 +493,7 @@ class MovieWriter:
             cc.color_range = 1       # AVCOL_RANGE_MPEG (limited)
             stream.options = opts
             self._stream = stream
+            self._audio = self._open_audio(audio_from, audio_range)
         except BaseException as exc:
             self._abort()
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
@@ -554,6 +560,7 @@ class MovieWriter:
                 raise OutputWriteError(f"no frames were written to {self.path}; nothing was saved")
             for packet in self._stream.encode(None):
                 self._container.mux(packet)
+            self._copy_audio()
             self._container.close()
             self._container = None
             _fsync(self._tmp)
@@ -568,12 +575,55 @@ class MovieWriter:
         _fsync_folder(self.path.parent)
         return self.path
 
+    def _open_audio(self, source: str | os.PathLike | None, span: tuple[float, float] | None):
+        """Add an audio stream copied from ``source`` (before any packet is written)."""
+        if source is None:
+            return None
+        import av
+
+        try:
+            src = av.open(str(source))
+        except Exception as exc:
+            raise OutputWriteError(f"could not read the audio of {source}: {_reason(exc)}") from exc
+        audio = [st for st in src.streams if st.type == "audio"]
+        if not audio:
+            src.close()
+            return None
+        out = self._container.add_stream_from_template(audio[0])
+        return src, audio[0], out, span
+
+    def _copy_audio(self) -> None:
+        if self._audio is None:
+            return
+        src, in_stream, out_stream, span = self._audio
+        try:
+            tb = in_stream.time_base
+            start = int(round(span[0] / tb)) if span else None
+            end = int(round(span[1] / tb)) if span else None
+            for packet in src.demux(in_stream):
+                if packet.dts is None or packet.pts is None:
+                    continue
+                if span is not None:
+                    if packet.pts < start or packet.pts >= end:
+                        continue
+                    packet.pts -= start
+                    packet.dts -= start
+                packet.stream = out_stream
+                self._container.mux(packet)
+        finally:
+            src.close()
+            self._audio = None
+
     def abort(self) -> None:
         """Stop without saving: the temporary file is removed and :attr:`path` is left as it was."""
         self._abort()
 
     def _abort(self) -> None:
         self._done = True
+        audio, self._audio = getattr(self, "_audio", None), None
+        if audio is not None:
+            with contextlib.suppress(Exception):
+                audio[0].close()
         container, self._container = self._container, None
         if container is not None:
             with contextlib.suppress(Exception):
