@@ -18,6 +18,11 @@ MESH_SIZE = 192
 IRIS_SIZE = 64
 
 
+def _channels_last(x: torch.Tensor) -> torch.Tensor:
+    """NHWC memory order: these depthwise-heavy nets run ~2x faster so on CPU (and suit cuDNN)."""
+    return x.contiguous(memory_format=torch.channels_last)
+
+
 def load_graph(name: str) -> GraphNet:
     """Build one converted net (``face_detector``, ``face_mesh`` or ``iris``) from its installed weights."""
     from .tflite_convert import load_net
@@ -38,7 +43,7 @@ class FaceDetectorEngine(nn.Module):
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         from .geometry import decode_detections
 
-        regressors, scores = self.net(images * 2.0 - 1.0)
+        regressors, scores = self.net(_channels_last(images * 2.0 - 1.0))
         return decode_detections(regressors, scores, self.anchors, DETECTOR_SIZE)
 
 
@@ -51,7 +56,7 @@ class FaceMeshEngine(nn.Module):
         self.net = net
 
     def forward(self, crops: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        landmarks, flag = self.net(crops)
+        landmarks, flag = self.net(_channels_last(crops))
         return landmarks.reshape(-1, 468, 3), torch.sigmoid(flag.reshape(-1))
 
 
@@ -64,7 +69,7 @@ class IrisEngine(nn.Module):
         self.net = net
 
     def forward(self, crops: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        contour, iris = self.net(crops)
+        contour, iris = self.net(_channels_last(crops))
         return contour.reshape(-1, 71, 3), iris.reshape(-1, 5, 3)
 
 
@@ -80,4 +85,4 @@ def load_engines(device: torch.device | str = "cpu", iris: bool = True) -> dict[
     }
     if iris:
         engines["iris"] = IrisEngine(load_graph("iris"))
-    return {k: v.to(device).eval() for k, v in engines.items()}
+    return {k: v.to(device, memory_format=torch.channels_last).eval() for k, v in engines.items()}

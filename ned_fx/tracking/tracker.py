@@ -67,7 +67,7 @@ class FaceTracker:
         self.engines = engines or load_engines(self.device, iris=self.config.iris)
 
     # ---- narrow batched steps ---------------------------------------------------------------------------
-    @torch.no_grad()
+    @torch.inference_mode()
     def detect(self, frames: torch.Tensor, which: list[int]) -> list[list[tuple[np.ndarray, float]]]:
         """Detect faces in frames ``which`` of ``frames`` (FxCxHxW, 0..1). Returns per frame a list of
         (points 8x2 in pixels, score), best first."""
@@ -86,7 +86,7 @@ class FaceTracker:
             out.append([(g.apply_affine(affine[0], p * DETECTOR_SIZE), s) for p, s in dets])
         return out
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def mesh(self, frames: torch.Tensor, which: list[int], rois: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """Face mesh for crops ``rois[k]`` of frame ``which[k]``. Returns (Kx478x3 pixels, K scores); the iris
         points are filled when the iris engine is loaded, else copied from the eye centres."""
@@ -105,7 +105,7 @@ class FaceTracker:
         self._iris(frames, which, out)
         return out, score.cpu().numpy().astype(np.float64)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def _iris(self, frames: torch.Tensor, which: list[int], out: np.ndarray) -> None:
         if "iris" not in self.engines:
             for e, (a, b, _) in enumerate(_EYES):
