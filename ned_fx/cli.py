@@ -156,6 +156,10 @@ def build_parser() -> argparse.ArgumentParser:
     tracker_options(p)
     p.set_defaults(func=cmd_track)
 
+    from .commands import manipulate
+
+    manipulate.register(sub)
+
     p = sub.add_parser("weights", help="install or check the tracker's network weights")
     p.add_argument("action", choices=["install", "status"])
     p.add_argument("--wheel", help="a mediapipe-0.10.21 wheel to convert (default: download it from PyPI)")

@@ -1,0 +1,98 @@
+"""ManipulatorConfig: the one home of the manipulator's defaults."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import InvalidParameterError
+
+#: How the speech channels (jaw drop, lips part, lip pucker, lip pressor) are treated; see
+#: :mod:`ned_fx.manipulation.manipulator` for the rule.
+SPEECH_MODES = ("auto", "preserve", "free")
+#: How a reference's neutral face is obtained when it has no neutral frame of its own.
+REFERENCE_NEUTRALS = ("adapted", "own")
+
+
+@dataclass(frozen=True)
+class ManipulatorConfig:
+    """Every knob of the expression model and the manipulator.
+
+    Attributes:
+        ridge: Tikhonov weight of the per-frame AU fit, relative to each AU's own energy (a lone AU is shrunk by
+            ``1 / (1 + ridge)``), so co-operating AUs share the work instead of fighting (0 = plain bounded least
+            squares).
+        sparsity: optional L1 cost of a first fit step, in activation units x 2, that decides which AUs are at
+            work in a frame before an unpenalised refit on those (fewer, more readable AUs; but AUs that partly
+            cancel, like AU5 with AU7, are then under-read). 0 (default) = one dense bounded fit.
+        z_weight: weight of the depth coordinate in the fit (monocular depth is the noisiest axis).
+        max_activation: upper bound of every AU activation in the fit (1 = the strong, natural expression the
+            basis was authored for).
+        max_mouth_activation: upper bound of the mouth-opening AUs (AU25, AU26); a shout opens wider than 1.
+        neutral_mode_fraction: share of the shot's frames around its densest frame (the face the actor keeps
+            returning to) the neutral is drawn from.
+        neutral_closed_percentile: of those, the frames whose inner-lip gap is at most this percentile (the
+            mouth at rest) make the neutral.
+        neutral_closed_gap: inter-ocular units; frames with a smaller inner-lip gap count as at rest anyway.
+        state_smoothing: seconds; the actor's sustained expression is the lower envelope under every transient
+            shorter than twice this (emphasis, blinks, speech: the performance, which is kept), smoothed.
+        offset_smoothing: seconds (Gaussian sigma, zero-phase) by which the AU offsets are smoothed, so the edit
+            adds no jitter.
+        pose_smoothing: seconds (Gaussian sigma, zero-phase) by which the head pose that carries the offsets into
+            each frame is smoothed: the edit follows the head, not the pose fit's per-frame noise.
+        speech: default speech mode: "auto" (mouth-opening AUs of a style are added only to shots where the
+            actor is not talking), "preserve" (never), "free" (always; the mouth follows the style).
+        talking_threshold: inter-ocular units; a frame counts as speech when the standard deviation of the
+            mouth opening over the surrounding ``talking_window`` seconds exceeds it.
+        talking_window: seconds of the window above.
+        talking_fraction: a shot is a talking shot when at least this share of its frames count as speech.
+        max_intensity: largest intensity accepted (1 = the prototype, above = exaggeration).
+        default_fps: frame rate assumed for tracks that have none (stills).
+        lip_correction_radius: inter-ocular units; reach of the correction that keeps the inner-lip gap (mouth
+            opening) of the source under emotion offsets.
+        reference_neutral: "adapted" (the actor's neutral, adapted to the reference's proportions, stands in for
+            the reference's unknown neutral) or "own" (the reference clip's own neutral estimate; needs a clip
+            that shows a neutral face part of the time).
+    """
+
+    ridge: float = 1e-3
+    sparsity: float = 0.0
+    z_weight: float = 0.5
+    max_activation: float = 2.0
+    max_mouth_activation: float = 3.0
+    neutral_closed_percentile: float = 30.0
+    neutral_closed_gap: float = 0.03
+    neutral_mode_fraction: float = 0.3
+    state_smoothing: float = 0.4
+    offset_smoothing: float = 0.08
+    pose_smoothing: float = 0.1
+    speech: str = "auto"
+    talking_threshold: float = 0.02
+    talking_window: float = 1.0
+    talking_fraction: float = 0.4
+    max_intensity: float = 1.5
+    default_fps: float = 25.0
+    lip_correction_radius: float = 0.07
+    reference_neutral: str = "adapted"
+
+    def __post_init__(self) -> None:
+        for name in ("ridge", "sparsity", "z_weight", "state_smoothing", "offset_smoothing", "pose_smoothing",
+                     "talking_threshold"):
+            if getattr(self, name) < 0:
+                raise InvalidParameterError(f"{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("max_activation", "max_mouth_activation", "max_intensity", "default_fps",
+                     "lip_correction_radius", "talking_window"):
+            if getattr(self, name) <= 0:
+                raise InvalidParameterError(f"{name} must be > 0, got {getattr(self, name)}")
+        for name in ("neutral_mode_fraction", "talking_fraction"):
+            if not 0.0 < getattr(self, name) <= 1.0:
+                raise InvalidParameterError(f"{name} must be in (0, 1], got {getattr(self, name)}")
+        if not 0.0 <= self.neutral_closed_percentile <= 100.0:
+            raise InvalidParameterError(f"neutral_closed_percentile must be in 0..100, got "
+                                        f"{self.neutral_closed_percentile}")
+        if self.neutral_closed_gap < 0:
+            raise InvalidParameterError(f"neutral_closed_gap must be >= 0, got {self.neutral_closed_gap}")
+        if self.speech not in SPEECH_MODES:
+            raise InvalidParameterError(f"unknown speech mode {self.speech!r}; speech modes: {', '.join(SPEECH_MODES)}")
+        if self.reference_neutral not in REFERENCE_NEUTRALS:
+            raise InvalidParameterError(f"unknown reference_neutral {self.reference_neutral!r}; valid: "
+                                        f"{', '.join(REFERENCE_NEUTRALS)}")

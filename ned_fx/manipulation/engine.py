@@ -1,0 +1,218 @@
+"""The manipulator engine: a torch module that maps a window of per-frame AU activations and a style to target
+activations, batched, and exportable to ONNX like the tracker's engines. Plus the geometric decoder (target
+activations -> frame-pixel landmark offsets).
+
+The rule the engine implements (per batch item, frame t, AU k; all smoothing zero-phase along time):
+
+* ``state = smooth(opening(params, state_window), state_window / 2)`` is the actor's *sustained* expression:
+  the morphological opening (erosion then dilation over a window) is the lower envelope under every transient
+  shorter than the window; ``params - state`` is the performance (emphasis, blinks, speech) and is kept.
+* emotion AUs: ``offset = style - min(w, 1) * state``: at intensity ``w = 1`` the sustained emotion is replaced
+  by the style, at 0 nothing changes, above 1 the style is exaggerated. ``style`` is the target AU pattern with
+  the intensity already applied (``w x prototype``), so emotions can cross-fade over time.
+* speech AUs: ``offset = gate * style``: the source's own speech is always kept; a style may add to it only
+  where ``gate`` allows (0 on talking shots).
+* performance AUs (blink): never changed.
+* ``offset *= region``; ``offset = smooth(offset, offset_sigma)`` (no jitter); lid-opening AUs are scaled by
+  ``1 - blink`` of the source (smoothed alike), so a raised lid never fights a blink.
+* ``target = params + offset``. The target is not clamped: where the edit removes a sustained AU, the actor's
+  moment-to-moment motion around it is kept as it is (it may dip below 0), and clamping would expose the
+  per-frame decomposition (jitter) instead of a smooth offset. The style itself is bounded by the prototypes
+  and the intensity.
+
+A learned manipulator can replace this module: anything with the same forward signature and output plugs into
+:func:`ned_fx.manipulation.manipulate` (``engine=``).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ..errors import OutputWriteError
+from .expression import AU_NAMES, EMOTION_AUS, LID_OPENING_AUS, PERFORMANCE_AUS, SPEECH_AUS
+
+OPSET = 18
+INPUT_NAMES = ("params", "style", "weights", "gate", "region")
+OUTPUT_NAMES = ("target",)
+
+
+def gaussian_kernel(sigma_frames: float) -> np.ndarray:
+    """Normalised 1-D Gaussian (radius ``ceil(3 sigma)``); ``[1]`` for sigma 0."""
+    if sigma_frames <= 1e-6:
+        return np.ones(1)
+    r = int(math.ceil(3 * sigma_frames))
+    x = np.arange(-r, r + 1, dtype=np.float64)
+    k = np.exp(-0.5 * (x / sigma_frames) ** 2)
+    return k / k.sum()
+
+
+def smooth_time(x: torch.Tensor, weight: torch.Tensor, radius: int) -> torch.Tensor:
+    """Zero-phase smoothing along time with edge replication.
+
+    Args:
+        x: BxTxC; weight: Cx1xL (L = 2 radius + 1) one normalised kernel per channel; radius: L // 2.
+
+    Returns:
+        BxTxC.
+    """
+    if radius == 0:
+        return x
+    y = F.pad(x.permute(0, 2, 1), (radius, radius), mode="replicate")      # B x C x T+2r
+    return F.conv1d(y, weight, groups=weight.shape[0]).permute(0, 2, 1)
+
+
+def _kernel_buffer(sigma_frames: float, channels: int) -> tuple[torch.Tensor, int]:
+    k = gaussian_kernel(sigma_frames)
+    return torch.tensor(np.tile(k, (channels, 1, 1)), dtype=torch.float32), (len(k) - 1) // 2
+
+
+def opening_time(x: torch.Tensor, radius: int) -> torch.Tensor:
+    """Morphological opening along time (erosion then dilation, window ``2 radius + 1``, edges replicated): the
+    lower envelope of ``x`` under peaks narrower than the window.
+
+    Args:
+        x: BxTxC; radius: half window in frames (0: unchanged).
+
+    Returns:
+        BxTxC.
+    """
+    if radius <= 0:
+        return x
+    y = x.permute(0, 2, 1)
+    y = -F.max_pool1d(-F.pad(y, (radius, radius), mode="replicate"), 2 * radius + 1, stride=1)
+    y = F.max_pool1d(F.pad(y, (radius, radius), mode="replicate"), 2 * radius + 1, stride=1)
+    return y.permute(0, 2, 1)
+
+
+class ManipulatorEngine(nn.Module):
+    """Source activations + style -> target activations (the rule in the module docstring).
+
+    Args:
+        fps: frame rate the durations are converted with.
+        state_smoothing: seconds; half the window of the sustained expression (transients shorter than twice
+            this are performance).
+        offset_smoothing: seconds (Gaussian sigma) of the offsets' smoothing.
+        names: AU names (K), :data:`~ned_fx.manipulation.expression.AU_NAMES` by default.
+    """
+
+    def __init__(self, fps: float = 25.0, state_smoothing: float = 0.4,
+                 offset_smoothing: float = 0.08, names: tuple[str, ...] = AU_NAMES) -> None:
+        super().__init__()
+        mask = lambda group: torch.tensor([1.0 if n in group else 0.0 for n in names])  # noqa: E731
+        self.names = tuple(names)
+        self.register_buffer("emotion_mask", mask(EMOTION_AUS))
+        self.register_buffer("speech_mask", mask(SPEECH_AUS))
+        self.register_buffer("lid_mask", mask(LID_OPENING_AUS))
+        self.register_buffer("blink_select", mask(PERFORMANCE_AUS[:1]))
+        k = len(names)
+        self.opening_radius = int(round(state_smoothing * fps))
+        state_kernel, self.state_radius = _kernel_buffer(0.5 * state_smoothing * fps, k)
+        offset_kernel, self.offset_radius = _kernel_buffer(offset_smoothing * fps, k)
+        blink_kernel, _ = _kernel_buffer(offset_smoothing * fps, 1)
+        self.register_buffer("state_kernel", state_kernel)
+        self.register_buffer("offset_kernel", offset_kernel)
+        self.register_buffer("blink_kernel", blink_kernel)
+
+    def forward(self, params: torch.Tensor, style: torch.Tensor, weights: torch.Tensor, gate: torch.Tensor,
+                region: torch.Tensor) -> torch.Tensor:
+        """Target activations for a window of frames.
+
+        Args:
+            params: BxTxK source activations; style: BxTxK target pattern (intensity applied);
+            weights: BxTx1 intensity (0..1.5); gate: BxTx1 speech gate (0..1); region: K per-AU weight (0..1).
+
+        Returns:
+            BxTxK target activations.
+        """
+        state = smooth_time(opening_time(params, self.opening_radius), self.state_kernel, self.state_radius)
+        replace = torch.clamp(weights, 0.0, 1.0)
+        offset = (style - replace * state) * self.emotion_mask + gate * style * self.speech_mask
+        offset = smooth_time(offset * region, self.offset_kernel, self.offset_radius)
+        blink = smooth_time(torch.clamp((params * self.blink_select).sum(dim=-1, keepdim=True), 0.0, 1.0),
+                            self.blink_kernel, self.offset_radius)
+        offset = offset * (1.0 - self.lid_mask * blink)
+        return params + offset
+
+
+class ExpressionDecoder(nn.Module):
+    """Activation offsets -> landmark offsets in frame pixels.
+
+    Args:
+        edit_fields: KxPx3 head-frame fields (:attr:`ExpressionBasis.edit_fields`).
+    """
+
+    def __init__(self, edit_fields: np.ndarray) -> None:
+        super().__init__()
+        self.register_buffer("fields", torch.as_tensor(np.asarray(edit_fields), dtype=torch.float32))
+
+    def forward(self, delta: torch.Tensor, linear: torch.Tensor) -> torch.Tensor:
+        """Args: delta BxTxK activation offsets; linear BxTx3x3 the pose's ``sR`` per frame.
+
+        Returns:
+            BxTxPx3 frame-pixel offsets.
+        """
+        head = torch.einsum("btk,kpc->btpc", delta, self.fields)
+        return torch.einsum("btij,btpj->btpi", linear, head)
+
+
+def example_inputs(batch: int = 2, frames: int = 48, seed: int = 0, k: int = len(AU_NAMES)) -> tuple:
+    """Plausible float32 inputs for tracing and parity checks (seeded)."""
+    g = torch.Generator().manual_seed(seed)
+    params = torch.rand(batch, frames, k, generator=g) * 1.2
+    style = torch.rand(batch, frames, k, generator=g)
+    weights = torch.rand(batch, frames, 1, generator=g) * 1.5
+    gate = torch.rand(batch, frames, 1, generator=g)
+    region = torch.rand(k, generator=g)
+    return params, style, weights, gate, region
+
+
+def export_onnx(path: str | Path, engine: ManipulatorEngine | None = None, batch: int = 2, frames: int = 48) -> Path:
+    """Export the engine to ONNX (opset 18, dynamic batch and time axes), atomically.
+
+    Raises:
+        OutputWriteError: the file could not be written.
+    """
+    engine = (engine or ManipulatorEngine()).float().eval()
+    path = Path(path)
+    axes = {n: {0: "batch", 1: "frames"} for n in ("params", "style", "weights", "gate", "target")}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix="." + path.stem, suffix=".onnx", dir=path.parent)
+        os.close(fd)
+        try:
+            with warnings.catch_warnings(), torch.no_grad():
+                warnings.simplefilter("ignore")
+                torch.onnx.export(engine, example_inputs(batch, frames), tmp, input_names=list(INPUT_NAMES),
+                                  output_names=list(OUTPUT_NAMES), dynamic_axes=axes, opset_version=OPSET,
+                                  dynamo=False)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    except OSError as exc:
+        raise OutputWriteError(f"could not write {path}: {exc.strerror or exc}") from None
+    return path
+
+
+def onnx_parity(path: str | Path, engine: ManipulatorEngine | None = None, batch: int = 3, frames: int = 75,
+                seed: int = 1) -> float:
+    """Max absolute difference between onnxruntime (CPU) and PyTorch on seeded inputs of another batch and
+    length than the export's."""
+    import onnxruntime as ort
+
+    engine = (engine or ManipulatorEngine()).float().eval()
+    inputs = example_inputs(batch, frames, seed)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = session.run(None, {n: t.numpy() for n, t in zip(INPUT_NAMES, inputs)})[0]
+    with torch.no_grad():
+        ref = engine(*inputs).numpy()
+    return float(np.abs(got - ref).max())

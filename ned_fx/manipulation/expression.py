@@ -1,0 +1,666 @@
+"""The expression model on the 468(+10)-point mesh: the actor's neutral shape, a basis of facial action units
+(FACS) as smooth displacement fields, and the per-frame fit of AU activations.
+
+Everything here lives in the *head frame*: a track's ``pose`` ``[sR | t]`` maps head-frame points to frame
+pixels (``landmarks ≈ pose[:, :, :3] @ head + pose[:, :, 3]``); :func:`head_frame` inverts it per frame. The head
+frame has x toward the subject's left eye (image right), y down toward the chin, z into the screen, and unit RMS
+radius on the rigid points, so one head-frame unit is about 0.65 inter-ocular distances.
+
+The basis
+    Each AU is authored from its FACS definition as a set of *handles* (anchor points on the mesh contours, the
+    direction they move in: outward, up, forward, and how far, in inter-ocular units for activation 1, a strong but
+    natural expression), spread to the neighbouring points by a Gaussian falloff of the *geodesic* distance over
+    the actor's neutral mesh (edges across the mouth and the eyes are cut, so the lower lip never drags the upper
+    one). Left and right are mirror images (:data:`MIRROR`). The jaw drop (AU26) is a rotation about the
+    temporomandibular axis; the blink (AU45) closes each upper lid onto the lower lid of *this* actor. Fields are
+    exactly zero on the rigid points the head pose is fitted on, so an edit never changes the pose; the iris points
+    follow their eye corners, so lids move over the eye and never squash the iris.
+
+The fit
+    ``shape ≈ neutral + Σ_k a_k · field_k + residual`` per frame, with ``0 <= a_k <= upper_k`` (bounded least
+    squares on the 468 mesh points with a small ridge). The residual keeps what the basis cannot explain, so
+    re-decoding the fitted activations reproduces the tracked face exactly.
+
+Speech-safe fields
+    :attr:`ExpressionBasis.edit_fields` are the fields the manipulator applies to *offsets*: for every AU that is
+    not a speech channel, the part that would change the inner-lip gap is projected out (the upper and lower inner
+    lip move together at each of the nine inner-lip pairs, the difference spread smoothly over each lip), so an
+    emotion edit keeps the source's mouth opening exactly, frame by frame.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import topology as topo
+from ..errors import InvalidParameterError, NoFaceError
+from .config import ManipulatorConfig
+
+# ----------------------------------------------------------------------------------------------------------------
+# Action units
+
+#: The AUs of the basis, in the order of every K-sized array in this package.
+AU_NAMES = ("AU1", "AU2", "AU4", "AU5", "AU6", "AU7", "AU9", "AU10", "AU12", "AU14", "AU15", "AU16", "AU17",
+            "AU18", "AU20", "AU23", "AU24", "AU25", "AU26", "AU45")
+AU_LABELS = {
+    "AU1": "inner brow raiser", "AU2": "outer brow raiser", "AU4": "brow lowerer", "AU5": "upper lid raiser",
+    "AU6": "cheek raiser", "AU7": "lid tightener", "AU9": "nose wrinkler", "AU10": "upper lip raiser",
+    "AU12": "lip corner puller", "AU14": "dimpler", "AU15": "lip corner depressor", "AU16": "lower lip depressor",
+    "AU17": "chin raiser", "AU18": "lip pucker", "AU20": "lip stretcher", "AU23": "lip tightener",
+    "AU24": "lip pressor", "AU25": "lips part", "AU26": "jaw drop", "AU45": "blink",
+}
+#: Channels visemes need (opening, rounding, pressing): always the source's own, per frame; a style adds to them
+#: only where the speech rule allows (see :mod:`ned_fx.manipulation.manipulator`).
+SPEECH_AUS = ("AU18", "AU24", "AU25", "AU26")
+#: The mouth-opening AUs (the neutral's mouth is closed; a talking shot's opening is never edited).
+MOUTH_OPENING_AUS = ("AU25", "AU26")
+#: Performance channels that are never edited (the actor's blinks stay).
+PERFORMANCE_AUS = ("AU45",)
+#: The AUs that carry emotion: everything else.
+EMOTION_AUS = tuple(n for n in AU_NAMES if n not in SPEECH_AUS + PERFORMANCE_AUS)
+#: AUs that open the eye: scaled down while the source blinks, so a raised lid never fights a blink.
+LID_OPENING_AUS = ("AU5",)
+
+#: Region of the face each AU belongs to (region control).
+AU_REGION = {"AU1": "brows", "AU2": "brows", "AU4": "brows", "AU5": "eyes", "AU7": "eyes", "AU45": "eyes",
+             "AU6": "cheeks", "AU9": "nose", "AU10": "lips", "AU12": "corners", "AU14": "corners",
+             "AU15": "corners", "AU20": "corners", "AU16": "lips", "AU17": "lips", "AU18": "lips", "AU23": "lips",
+             "AU24": "lips", "AU25": "jaw", "AU26": "jaw"}
+REGIONS = ("brows", "eyes", "cheeks", "nose", "corners", "lips", "jaw")
+#: Other names an artist may use for regions.
+REGION_ALIASES = {"lids": ("eyes",), "eyelids": ("eyes",), "brow": ("brows",), "cheek": ("cheeks",),
+                  "mouth_corners": ("corners",), "mouth": ("corners", "lips", "jaw"), "chin": ("lips",),
+                  "all": REGIONS}
+
+# ----------------------------------------------------------------------------------------------------------------
+# Mesh facts used by the basis (beyond ned_fx.topology)
+
+#: Left/right correspondence of the 468 mesh points (``MIRROR[i]`` is the mirror image of point ``i``; midline
+#: points map to themselves). Derived by symmetric assignment over several real faces; an involution.
+MIRROR = (
+    0, 1, 2, 248, 4, 5, 6, 249, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 250, 251, 252, 253, 254, 255, 256,
+    257, 258, 259, 260, 261, 262, 263, 264, 265, 266, 267, 268, 269, 270, 271, 272, 273, 274, 275, 276, 277, 278,
+    279, 280, 281, 282, 283, 284, 285, 286, 287, 288, 289, 290, 291, 292, 293, 294, 295, 296, 297, 298, 299, 300,
+    301, 302, 303, 304, 305, 306, 307, 308, 309, 310, 311, 312, 313, 314, 315, 316, 317, 318, 319, 320, 321, 322,
+    323, 94, 324, 325, 326, 327, 328, 329, 330, 331, 332, 333, 334, 335, 336, 337, 338, 339, 340, 341, 342, 343,
+    344, 345, 346, 347, 348, 349, 350, 351, 352, 353, 354, 355, 356, 357, 358, 359, 360, 361, 362, 363, 364, 365,
+    366, 367, 368, 369, 370, 371, 372, 373, 374, 375, 376, 377, 378, 379, 151, 152, 380, 381, 382, 383, 384, 385,
+    386, 387, 388, 389, 390, 164, 391, 392, 393, 168, 394, 395, 396, 397, 398, 399, 175, 400, 401, 402, 403, 404,
+    405, 406, 407, 408, 409, 410, 411, 412, 413, 414, 415, 416, 417, 418, 195, 419, 197, 420, 199, 200, 421, 422,
+    423, 424, 425, 426, 427, 428, 429, 430, 431, 432, 433, 434, 435, 436, 437, 438, 439, 440, 441, 442, 443, 444,
+    445, 446, 447, 448, 449, 450, 451, 452, 453, 454, 455, 456, 457, 458, 459, 460, 461, 462, 463, 464, 465, 466,
+    467, 3, 7, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44,
+    45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 66, 67, 68, 69, 70, 71, 72,
+    73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 83, 84, 85, 86, 87, 88, 89, 90, 91, 92, 93, 95, 96, 97, 98, 99, 100,
+    101, 102, 103, 104, 105, 106, 107, 108, 109, 110, 111, 112, 113, 114, 115, 116, 117, 118, 119, 120, 121, 122,
+    123, 124, 125, 126, 127, 128, 129, 130, 131, 132, 133, 134, 135, 136, 137, 138, 139, 140, 141, 142, 143, 144,
+    145, 146, 147, 148, 149, 150, 153, 154, 155, 156, 157, 158, 159, 160, 161, 162, 163, 165, 166, 167, 169, 170,
+    171, 172, 173, 174, 176, 177, 178, 179, 180, 181, 182, 183, 184, 185, 186, 187, 188, 189, 190, 191, 192, 193,
+    194, 196, 198, 201, 202, 203, 204, 205, 206, 207, 208, 209, 210, 211, 212, 213, 214, 215, 216, 217, 218, 219,
+    220, 221, 222, 223, 224, 225, 226, 227, 228, 229, 230, 231, 232, 233, 234, 235, 236, 237, 238, 239, 240, 241,
+    242, 243, 244, 245, 246, 247,
+)
+#: The points the head pose is fitted on (forehead, nose bridge and tip, face sides, eye corners); the basis is
+#: exactly zero there. (Same list as the tracker's pose fit.)
+RIGID_POINTS = (10, 109, 338, 67, 297, 151, 168, 6, 197, 195, 5, 4, 1, 234, 454, 127, 356, 93, 323, 33, 263, 133,
+                362)
+
+# Right-side (subject's right, image left) point sets; left ones are their mirror images.
+UPPER_LID_R = (246, 161, 160, 159, 158, 157, 173)          # outer -> inner
+LOWER_LID_R = (7, 163, 144, 145, 153, 154, 155)            # paired with UPPER_LID_R
+LID_CREASE_R = (247, 30, 29, 27, 28, 56, 190)
+LOWER_LID_RING_R = (25, 110, 24, 23, 22, 26, 112)
+INFRAORBITAL_R = (31, 228, 229, 230, 231, 111, 117, 118, 119, 120, 121, 47, 100, 101)
+CROWS_FEET_R = (130, 226, 35, 143, 113, 124)
+BROW_INNER_R = (107, 66, 55, 65)
+BROW_MID_R = (105, 52)
+BROW_OUTER_R = (70, 63, 46, 53)
+FOREHEAD_INNER_R = (108, 69)
+FOREHEAD_OUTER_R = (104, 68, 54, 71)
+NOSE_SIDE_R = (98, 64, 48, 102, 129, 49, 240, 235, 219, 218, 115, 220, 131, 209, 59, 75, 166, 79)
+NOSE_BRIDGE_SIDE_R = (122, 188, 196, 3, 174, 236, 51, 217, 198, 126)
+NASOLABIAL_R = (92, 165, 206, 203, 186, 216)
+ZYGOMATIC_CHEEK_R = (205, 187, 207, 216, 206, 50, 36, 101, 203)
+CORNER_R = (61, 76, 62, 78)
+BELOW_CORNER_R = (43, 57, 202, 204, 106)
+LOWER_FACE_SIDE_R = (212, 214, 202, 210, 57, 43)
+UPPER_LIP_OUTER_R = (185, 40, 39, 37, 0)                   # corner side -> midline
+UPPER_LIP_INNER_R = (191, 80, 81, 82, 13)
+UPPER_LIP_ROWS_R = (184, 74, 73, 72, 11, 183, 42, 41, 38, 12)
+LOWER_LIP_OUTER_R = (146, 91, 181, 84, 17)
+LOWER_LIP_INNER_R = (95, 88, 178, 87, 14)
+LOWER_LIP_ROWS_R = (77, 90, 180, 85, 16, 96, 89, 179, 86, 15)
+CHIN_R = (18, 83, 201, 200, 194, 208, 199, 32)
+JAW_R = (175, 152, 148, 176, 149, 150, 171, 140, 170, 169, 211, 204, 106, 182, 43, 202, 210, 136, 135, 172, 58)
+JAW_UPPER_R = (138, 215, 214, 212, 192, 213, 132)
+#: Outer-lid weights along the lid (corners move least).
+_LID_PROFILE = (0.35, 0.7, 0.9, 1.0, 0.9, 0.7, 0.4)
+#: Along the lip from the corner side to the midline.
+_LIP_PROFILE = (0.5, 0.9, 1.0, 0.85, 0.75)
+
+#: Pupil points and the eye corners they follow: (iris points, (outer corner, inner corner)).
+_IRIS = ((topo.RIGHT_IRIS, (33, 133)), (topo.LEFT_IRIS, (263, 362)))
+
+
+def mirrored(points) -> tuple[int, ...]:
+    """The mirror images of right-side points (midline points map to themselves)."""
+    return tuple(MIRROR[p] for p in points)
+
+
+def both_sides(points) -> tuple[int, ...]:
+    """Right-side points and their mirror images, each once."""
+    return tuple(dict.fromkeys(tuple(points) + mirrored(points)))
+
+
+UPPER_LIP = both_sides(UPPER_LIP_OUTER_R + UPPER_LIP_INNER_R + UPPER_LIP_ROWS_R)
+LOWER_LIP = both_sides(LOWER_LIP_OUTER_R + LOWER_LIP_INNER_R + LOWER_LIP_ROWS_R)
+#: Inner-lip pairs (upper, lower) whose gap speech owns.
+INNER_LIP_PAIRS = tuple(zip(UPPER_LIP_INNER_R[:-1] + (13,) + mirrored(UPPER_LIP_INNER_R[:-1])[::-1],
+                            LOWER_LIP_INNER_R[:-1] + (14,) + mirrored(LOWER_LIP_INNER_R[:-1])[::-1]))
+LID_MARGINS = both_sides(UPPER_LID_R + LOWER_LID_R)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Head frame
+
+def head_frame(landmarks: np.ndarray, pose: np.ndarray) -> np.ndarray:
+    """Frame pixels -> head frame, per frame.
+
+    Args:
+        landmarks: FxPx3 frame pixels; pose: Fx3x4 ``[sR | t]`` (NaN rows where no face).
+
+    Returns:
+        FxPx3 head-frame shapes (NaN where the pose is NaN).
+    """
+    landmarks = np.asarray(landmarks, np.float64)
+    pose = np.asarray(pose, np.float64)
+    out = np.full(landmarks.shape, np.nan)
+    ok = np.isfinite(pose).all(axis=(1, 2)) & np.isfinite(landmarks).all(axis=(1, 2))
+    if ok.any():
+        inv = np.linalg.inv(pose[ok, :, :3])
+        out[ok] = np.einsum("fij,fpj->fpi", inv, landmarks[ok] - pose[ok, None, :, 3])
+    return out
+
+
+def frame_offsets(head_offsets: np.ndarray, pose: np.ndarray) -> np.ndarray:
+    """Head-frame displacements -> frame-pixel displacements (the linear part of the pose only).
+
+    Args:
+        head_offsets: FxPx3; pose: Fx3x4.
+
+    Returns:
+        FxPx3 displacements in frame pixels.
+    """
+    return np.einsum("fij,fpj->fpi", np.asarray(pose, np.float64)[:, :, :3], head_offsets)
+
+
+def inter_ocular_3d(shape: np.ndarray) -> float:
+    """Outer-eye-corner distance of one shape (Px3), in its own units (3D)."""
+    return float(np.linalg.norm(shape[topo.EYE_OUTER_LEFT] - shape[topo.EYE_OUTER_RIGHT]))
+
+
+def mouth_opening_iod(shapes: np.ndarray) -> np.ndarray:
+    """Inner-lip gap in inter-ocular units (3D, head frame): ``...xPx3`` -> ``...``."""
+    gap = np.linalg.norm(shapes[..., topo.MOUTH_UPPER_INNER, :] - shapes[..., topo.MOUTH_LOWER_INNER, :], axis=-1)
+    iod = np.linalg.norm(shapes[..., topo.EYE_OUTER_LEFT, :] - shapes[..., topo.EYE_OUTER_RIGHT, :], axis=-1)
+    return gap / iod
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Geodesics
+
+def geodesic_distances(neutral: np.ndarray) -> np.ndarray:
+    """All-pairs geodesic distance over the mesh (468x468, the shape's units).
+
+    Edges of a frontal triangulation (:func:`ned_fx.topology.triangulate`), with every edge across the mouth
+    (upper lip to lower lip) or across an eye (upper lid to lower lid) cut. Unconnected pairs are ``inf``.
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import dijkstra
+
+    shape = np.asarray(neutral, np.float64)[:topo.NUM_MESH]
+    edges = topo.triangle_edges(topo.triangulate(shape))
+    side = np.zeros(topo.NUM_MESH, np.int8)
+    side[list(UPPER_LIP)], side[list(LOWER_LIP)] = 1, 2
+    lids = np.zeros(topo.NUM_MESH, np.int8)
+    lids[list(UPPER_LID_R)], lids[list(LOWER_LID_R)] = 1, 2
+    lids[list(mirrored(UPPER_LID_R))], lids[list(mirrored(LOWER_LID_R))] = 3, 4
+    a, b = edges[:, 0], edges[:, 1]
+    cut = ((side[a] * side[b]) == 2) | ((lids[a] * lids[b]) == 2) | ((lids[a] * lids[b]) == 12)
+    a, b = a[~cut], b[~cut]
+    w = np.linalg.norm(shape[a] - shape[b], axis=1)
+    graph = coo_matrix((np.concatenate([w, w]), (np.concatenate([a, b]), np.concatenate([b, a]))),
+                       shape=(topo.NUM_MESH, topo.NUM_MESH)).tocsr()
+    return dijkstra(graph, directed=False)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Authoring the basis
+
+@dataclass(frozen=True)
+class _Handle:
+    """Right-side anchor points that move together: ``move`` = (outward, up, forward) in inter-ocular units at
+    activation 1, scaled per point by ``weights``; ``radius`` the geodesic falloff (inter-ocular units)."""
+
+    points: tuple[int, ...]
+    move: tuple[float, float, float]
+    radius: float = 0.12
+    weights: tuple[float, ...] | None = None
+
+
+H = _Handle
+#: FACS-authored handles per AU (AU26 and AU45 are built by their own generators and damped below).
+_AU_HANDLES: dict[str, tuple[_Handle, ...]] = {
+    "AU1": (H(BROW_INNER_R, (0.0, 0.10, 0.0), 0.12, (1.0, 0.8, 1.0, 0.8)),
+            H(FOREHEAD_INNER_R, (0.0, 0.06, 0.0), 0.15)),
+    "AU2": (H(BROW_OUTER_R, (0.01, 0.10, 0.0), 0.12),
+            H(BROW_MID_R, (0.0, 0.06, 0.0), 0.10),
+            H(FOREHEAD_OUTER_R, (0.0, 0.06, 0.0), 0.15)),
+    "AU4": (H(BROW_INNER_R, (-0.045, -0.07, 0.0), 0.12),
+            H(BROW_MID_R, (-0.03, -0.06, 0.0), 0.10),
+            H(BROW_OUTER_R, (-0.01, -0.04, 0.0), 0.12),
+            H((9, 8), (0.0, -0.02, 0.0), 0.08)),
+    "AU5": (H(UPPER_LID_R, (0.0, 0.04, 0.0), 0.05, _LID_PROFILE),
+            H(LID_CREASE_R, (0.0, 0.02, 0.0), 0.06, _LID_PROFILE)),
+    "AU6": (H(INFRAORBITAL_R, (0.0, 0.05, 0.01), 0.12),
+            H(LOWER_LID_R, (0.0, 0.02, 0.0), 0.04, _LID_PROFILE),
+            H(CROWS_FEET_R, (-0.01, 0.02, 0.0), 0.08)),
+    "AU7": (H(LOWER_LID_R, (0.0, 0.03, 0.0), 0.04, _LID_PROFILE),
+            H(UPPER_LID_R, (0.0, -0.012, 0.0), 0.04, _LID_PROFILE)),
+    "AU9": (H(NOSE_SIDE_R, (-0.01, 0.045, 0.0), 0.10),
+            H(NOSE_BRIDGE_SIDE_R, (0.0, 0.02, 0.0), 0.08),
+            H(BROW_INNER_R, (-0.01, -0.03, 0.0), 0.10),
+            H(UPPER_LIP_OUTER_R, (0.0, 0.02, 0.0), 0.08)),
+    "AU10": (H(UPPER_LIP_OUTER_R, (0.0, 0.06, 0.01), 0.08, _LIP_PROFILE),
+             H(UPPER_LIP_INNER_R, (0.0, 0.05, 0.0), 0.06, _LIP_PROFILE),
+             H(NASOLABIAL_R, (0.005, 0.03, 0.0), 0.10),
+             H(CORNER_R[:1], (0.0, 0.015, 0.0), 0.05)),
+    "AU12": (H(CORNER_R, (0.07, 0.10, -0.02), 0.16, (1.0, 1.0, 0.95, 0.9)),
+             H(ZYGOMATIC_CHEEK_R, (0.02, 0.04, 0.015), 0.12)),
+    "AU14": (H(CORNER_R, (0.02, 0.01, -0.05), 0.08),
+             H((57, 212, 186), (0.01, 0.0, -0.02), 0.06)),
+    "AU15": (H(CORNER_R, (0.015, -0.08, 0.0), 0.12),
+             H(BELOW_CORNER_R, (0.0, -0.04, 0.0), 0.10)),
+    "AU16": (H(LOWER_LIP_OUTER_R, (0.015, -0.06, 0.03), 0.06, (0.5, 1.0, 1.0, 0.6, 0.4)),
+             H(LOWER_LIP_INNER_R, (0.01, -0.045, 0.03), 0.05, (0.5, 1.0, 1.0, 0.6, 0.4))),
+    "AU17": (H(CHIN_R, (0.0, 0.045, 0.03), 0.12),
+             H(LOWER_LIP_OUTER_R, (0.0, 0.03, 0.02), 0.06, (0.2, 0.5, 0.8, 1.0, 1.0))),
+    "AU18": (H(CORNER_R, (-0.09, 0.0, 0.04), 0.14),
+             H(UPPER_LIP_OUTER_R + LOWER_LIP_OUTER_R, (-0.02, 0.0, 0.04), 0.08)),
+    "AU20": (H(CORNER_R, (0.09, -0.02, -0.01), 0.14),
+             H(LOWER_FACE_SIDE_R, (0.02, -0.015, 0.0), 0.12)),
+    "AU23": (H(UPPER_LIP_OUTER_R, (0.0, -0.02, 0.005), 0.03),
+             H(LOWER_LIP_OUTER_R, (0.0, 0.02, 0.005), 0.03),
+             H(CORNER_R, (-0.025, 0.0, 0.0), 0.05)),
+    "AU24": (H(UPPER_LIP_OUTER_R + UPPER_LIP_INNER_R, (0.0, -0.025, 0.0), 0.05),
+             H(LOWER_LIP_OUTER_R + LOWER_LIP_INNER_R, (0.0, 0.03, 0.0), 0.05)),
+    "AU25": (H(UPPER_LIP_INNER_R, (0.0, 0.02, 0.0), 0.05, (0.4, 0.8, 1.0, 1.0, 1.0)),
+             H(UPPER_LIP_OUTER_R, (0.0, 0.01, 0.0), 0.05, (0.4, 0.8, 1.0, 1.0, 1.0)),
+             H(LOWER_LIP_INNER_R, (0.0, -0.05, 0.0), 0.06, (0.4, 0.8, 1.0, 1.0, 1.0)),
+             H(LOWER_LIP_OUTER_R, (0.0, -0.04, 0.0), 0.06, (0.4, 0.8, 1.0, 1.0, 1.0))),
+}
+del H
+#: Per AU: (points, factor) pairs that damp the falloff where it would reach parts the AU does not move.
+_AU_DAMP: dict[str, tuple[tuple[tuple[int, ...], float], ...]] = {
+    "AU1": ((LID_MARGINS, 0.25),), "AU2": ((LID_MARGINS, 0.25),), "AU4": ((LID_MARGINS, 0.3),),
+    "AU5": ((both_sides(LOWER_LID_R + LOWER_LID_RING_R), 0.0),),
+    "AU6": ((both_sides(UPPER_LID_R), 0.2),), "AU9": ((LID_MARGINS, 0.0),), "AU12": ((LID_MARGINS, 0.0),),
+}
+#: Jaw drop: lower inner lip travel at activation 1 (inter-ocular units), the share of rotation about the
+#: jaw joints in the motion (the rest is the condyles' forward glide, which reads as a downward translation),
+#: and the weight of each part of the lower face.
+_JAW_TRAVEL = 0.22
+_JAW_ROTATION = 0.5
+_JAW_WEIGHTS = ((LOWER_LIP_OUTER_R + LOWER_LIP_INNER_R + LOWER_LIP_ROWS_R + CHIN_R + JAW_R[:-3], 1.0),
+                ((136, 135, 214, 212), 0.7), ((138, 192, 172), 0.45), (CORNER_R, 0.3), ((58, 215, 213), 0.25),
+                ((132, 177, 147), 0.0))
+#: Blink: share of the lid gap closed by the upper lid (the lower lid does the rest).
+_BLINK_UPPER_SHARE = 0.8
+
+
+def _anchor_field(geo: np.ndarray, anchors: np.ndarray, vectors: np.ndarray, radius: float) -> np.ndarray:
+    """Spread anchor displacements over the mesh.
+
+    Args:
+        geo: 468x468 geodesic distances (inter-ocular units); anchors: N point indices; vectors: NxC
+        displacement (or any per-anchor value) at each anchor; radius: falloff sigma (inter-ocular units).
+
+    Returns:
+        468xC field: the inverse-square-distance blend of the anchor vectors (exact at the anchors) times a
+        Gaussian falloff of the geodesic distance to the nearest anchor (zero beyond four radii).
+    """
+    d = geo[anchors]                                        # N x 468
+    dmin = d.min(axis=0)
+    finite = np.isfinite(dmin)
+    w = 1.0 / (np.where(np.isfinite(d), d, np.inf) ** 2 + 1e-8)
+    blend = (w.T @ vectors) / np.maximum(w.sum(0), 1e-300)[:, None]
+    near = finite & (dmin < 4.0 * radius)                   # exactly zero beyond four radii: local AUs
+    fall = np.where(near, np.exp(-0.5 * (np.where(near, dmin, 0.0) / radius) ** 2), 0.0)
+    return blend * fall[:, None]
+
+
+def _handle_field(geo: np.ndarray, handle: _Handle, iod: float) -> np.ndarray:
+    """One handle (right side + mirror) -> 468x3 head-frame field (head-frame units)."""
+    right = np.asarray(handle.points)
+    weights = np.ones(len(right)) if handle.weights is None else np.asarray(handle.weights, np.float64)
+    left = np.asarray(mirrored(handle.points))
+    on_mid = left == right
+    pts = np.concatenate([right, left[~on_mid]])
+    w = np.concatenate([weights, weights[~on_mid]])
+    side = np.concatenate([np.where(on_mid, 0.0, -1.0), np.ones((~on_mid).sum())])
+    out, up, fwd = handle.move
+    vec = np.stack([side * out, np.full_like(side, -up), np.full_like(side, -fwd)], axis=1) * w[:, None] * iod
+    return _anchor_field(geo, pts, vec, handle.radius)
+
+
+def _weight_field(geo: np.ndarray, parts, radius: float) -> np.ndarray:
+    """Scalar region weight over the mesh from (right-side points, weight) parts (mirrored)."""
+    pts, vals = [], []
+    for points, value in parts:
+        p = both_sides(points)
+        pts.extend(p)
+        vals.extend([value] * len(p))
+    pts_arr, idx = np.unique(np.asarray(pts), return_index=True)
+    v = np.asarray(vals, np.float64)[idx]
+    return _anchor_field(geo, pts_arr, v[:, None], radius)[:, 0]
+
+
+def _jaw_field(neutral: np.ndarray, geo: np.ndarray, iod: float) -> np.ndarray:
+    """AU26: the mandible's motion, weighted over the lower face: a downward glide plus a rotation about the
+    temporomandibular axis (x through the jaw joints, linearised), scaled so the lower inner lip travels
+    ``_JAW_TRAVEL`` inter-ocular units down."""
+    side_l, side_r = neutral[454], neutral[234]
+    pivot_y = 0.5 * (side_l[1] + side_r[1])
+    pivot_z = 0.5 * (side_l[2] + side_r[2]) + 0.3 * iod
+    w = _weight_field(geo, _JAW_WEIGHTS, 0.08)
+    pts = neutral[:topo.NUM_MESH]
+    tangent = np.stack([np.zeros(len(pts)), -(pts[:, 2] - pivot_z), pts[:, 1] - pivot_y], axis=1)
+    tangent /= max(np.linalg.norm(tangent[topo.MOUTH_LOWER_INNER]), 1e-9)
+    glide = np.array([0.0, 1.0, 0.0])
+    field = w[:, None] * ((1 - _JAW_ROTATION) * glide + _JAW_ROTATION * tangent)
+    travel = field[topo.MOUTH_LOWER_INNER, 1]
+    return field * (_JAW_TRAVEL * iod / max(travel, 1e-9))
+
+
+def _blink_field(neutral: np.ndarray, geo: np.ndarray, iod: float) -> np.ndarray:
+    """AU45: each upper lid margin point closes onto its lower partner (this actor's lid gap), the lower lid
+    meets it; lid skin around follows."""
+    pts, vec = [], []
+    for upper, lower in ((UPPER_LID_R, LOWER_LID_R), (mirrored(UPPER_LID_R), mirrored(LOWER_LID_R))):
+        gap = neutral[list(lower)] - neutral[list(upper)]
+        pts += [upper, lower]
+        vec += [_BLINK_UPPER_SHARE * gap, -(1 - _BLINK_UPPER_SHARE) * gap]
+    idx = np.concatenate([np.asarray(p) for p in pts])
+    return _anchor_field(geo, idx, np.concatenate(vec), 0.05)
+
+
+def _lip_gap_projector(geo: np.ndarray, radius: float) -> np.ndarray:
+    """The linear map (468x468, applied per coordinate) that removes from a field every change of the inner-lip
+    gap at :data:`INNER_LIP_PAIRS`: the difference is split between the lips and spread smoothly over each."""
+    up = np.array([u for u, _ in INNER_LIP_PAIRS])
+    lo = np.array([l for _, l in INNER_LIP_PAIRS])
+    upper_region = np.zeros(topo.NUM_MESH)
+    upper_region[list(UPPER_LIP)] = 1
+    lower_region = np.zeros(topo.NUM_MESH)
+    lower_region[list(LOWER_LIP)] = 1
+    # kernels centred on each pair's upper / lower point, each living on its own lip (+ its surroundings)
+    phi = np.exp(-0.5 * (geo[up] / radius) ** 2) * (1 - lower_region)[None]      # n x 468
+    psi = np.exp(-0.5 * (geo[lo] / radius) ** 2) * (1 - upper_region)[None]
+    kern = phi - psi                                                              # correction basis (n x 468)
+    # gap change of the correction at the pairs: (upper - lower) per basis function
+    g = kern[:, up] - kern[:, lo]                                                 # n(basis) x n(pairs)
+    # field f -> f + kern.T @ c with (f_up - f_lo) + g.T c = 0
+    sel = np.zeros((len(up), topo.NUM_MESH))
+    sel[np.arange(len(up)), up] = 1
+    sel[np.arange(len(lo)), lo] -= 1                                              # f -> f_up - f_lo
+    c = -np.linalg.solve(g.T, sel)                                                # n x 468
+    return np.eye(topo.NUM_MESH) + kern.T @ c
+
+
+@dataclass(frozen=True)
+class ExpressionBasis:
+    """The AU basis of one actor.
+
+    Attributes:
+        names: AU names (K), :data:`AU_NAMES`.
+        fields: KxPx3 head-frame displacement per unit activation (P = 478; iris rows follow the eye corners).
+        edit_fields: KxPx3 the fields applied to activation *offsets* by the manipulator: speech channels as
+            ``fields``, every other AU with its inner-lip-gap change projected out.
+        upper: K upper bounds of the activations.
+        iod: the neutral's inter-ocular distance (head-frame units) the fields are scaled to.
+    """
+
+    names: tuple[str, ...]
+    fields: np.ndarray
+    edit_fields: np.ndarray
+    upper: np.ndarray
+    iod: float
+
+    def index(self, name: str) -> int:
+        """Position of an AU name in every K-sized array."""
+        return self.names.index(name)
+
+    def decode(self, activations: np.ndarray, edit: bool = False) -> np.ndarray:
+        """``...xK`` activations -> ``...xPx3`` head-frame displacement (``edit``: the speech-safe fields)."""
+        f = self.edit_fields if edit else self.fields
+        return np.tensordot(activations, f, axes=([-1], [0]))
+
+
+def build_basis(neutral: np.ndarray, config: ManipulatorConfig | None = None) -> ExpressionBasis:
+    """Author the AU basis on an actor's neutral shape.
+
+    Args:
+        neutral: Px3 head-frame neutral shape (P = 478, or 468 without iris).
+        config: limits (defaults when None).
+
+    Returns:
+        the :class:`ExpressionBasis` (fields scaled to the neutral's inter-ocular distance).
+    """
+    config = config or ManipulatorConfig()
+    neutral = np.asarray(neutral, np.float64)
+    p = neutral.shape[0]
+    iod = inter_ocular_3d(neutral)
+    geo = geodesic_distances(neutral) / iod
+    fields = np.zeros((len(AU_NAMES), p, 3))
+    for k, name in enumerate(AU_NAMES):
+        if name == "AU26":
+            f = _jaw_field(neutral, geo, iod)
+        elif name == "AU45":
+            f = _blink_field(neutral, geo, iod)
+        else:
+            f = sum(_handle_field(geo, h, iod) for h in _AU_HANDLES[name])
+        for points, factor in _AU_DAMP.get(name, ()):
+            f[list(points)] *= factor
+        f[list(RIGID_POINTS)] = 0.0
+        fields[k, :topo.NUM_MESH] = f
+        if p > topo.NUM_MESH:
+            for iris, corners in _IRIS:
+                fields[k, list(iris)] = f[list(corners)].mean(axis=0)
+    proj = _lip_gap_projector(geo, config.lip_correction_radius)
+    edit = fields.copy()
+    for k, name in enumerate(AU_NAMES):
+        if name not in SPEECH_AUS + PERFORMANCE_AUS:
+            edit[k, :topo.NUM_MESH] = np.einsum("pq,qc->pc", proj, fields[k, :topo.NUM_MESH])
+            edit[k, list(RIGID_POINTS)] = 0.0
+            if p > topo.NUM_MESH:
+                for iris, corners in _IRIS:
+                    edit[k, list(iris)] = edit[k, list(corners)].mean(axis=0)
+    upper = np.array([config.max_mouth_activation if n in MOUTH_OPENING_AUS else config.max_activation
+                      for n in AU_NAMES])
+    return ExpressionBasis(names=AU_NAMES, fields=fields, edit_fields=edit, upper=upper, iod=iod)
+
+
+def basis_condition(basis: ExpressionBasis, config: ManipulatorConfig | None = None) -> float:
+    """Condition number of the fit's normal matrix (with the configured ridge and depth weight)."""
+    config = config or ManipulatorConfig()
+    q = _normal_matrix(basis, config)
+    return float(np.linalg.cond(q))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Fit
+
+def _design(basis: ExpressionBasis, config: ManipulatorConfig) -> np.ndarray:
+    """(468*3)xK weighted design matrix of the fit."""
+    w = np.sqrt(np.array([1.0, 1.0, config.z_weight]))
+    a = basis.fields[:, :topo.NUM_MESH] * w
+    return a.reshape(len(basis.names), -1).T
+
+
+def _normal_matrix(basis: ExpressionBasis, config: ManipulatorConfig) -> np.ndarray:
+    a = _design(basis, config)
+    q = a.T @ a
+    return q + config.ridge * np.diag(np.diag(q))
+
+
+def _bounded_qp(q: np.ndarray, c: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
+    """``argmin aᵀqa - 2cᵀa`` with ``lower <= a <= upper`` for each row of c (FxK), q positive definite."""
+    from scipy.linalg import cho_factor, cho_solve, solve_triangular
+    from scipy.optimize import lsq_linear
+
+    chol = cho_factor(q, lower=False)
+    res = cho_solve(chol, c.T).T                               # unconstrained optimum per frame
+    r = np.triu(chol[0])                                       # q = rᵀr: the objective is |r a - b|² + const
+    b = solve_triangular(r, c.T, trans="T").T
+    inside = ((res >= lower - 1e-12) & (res <= upper + 1e-12)).all(axis=1)
+    for i in np.flatnonzero(~inside):
+        res[i] = lsq_linear(r, b[i], bounds=(lower, upper), method="bvls", tol=1e-12).x
+    return np.clip(res, lower, upper)
+
+
+def fit_activations(shapes: np.ndarray, neutral: np.ndarray, basis: ExpressionBasis,
+                    config: ManipulatorConfig | None = None, lower: np.ndarray | None = None,
+                    upper: np.ndarray | None = None) -> np.ndarray:
+    """Per-frame bounded, sparse, ridge-regularised least squares of ``shape - neutral`` onto the basis.
+
+    Two steps per frame (a relaxed lasso): a fit with an L1 cost of ``config.sparsity`` / 2 activation units
+    per AU picks the AUs that are really at work (so antagonists do not cancel each other out), then the bounded
+    least-squares fit on those AUs alone gives their unbiased activations.
+
+    Args:
+        shapes: FxPx3 head-frame shapes (NaN rows are skipped); neutral: Px3; basis: the actor's basis.
+        config: ridge, sparsity and depth weight (defaults when None).
+        lower, upper: K bounds (default 0 and ``basis.upper``); AUs with a negative lower bound are signed
+            and free of the L1 cost; an AU with ``upper <= lower`` is pinned at ``lower`` (left out of the fit).
+
+    Returns:
+        FxK activations (NaN for frames with NaN shapes).
+    """
+    config = config or ManipulatorConfig()
+    shapes = np.asarray(shapes, np.float64)
+    k = len(basis.names)
+    lower = np.zeros(k) if lower is None else np.asarray(lower, np.float64)
+    upper = basis.upper if upper is None else np.asarray(upper, np.float64)
+    out = np.full((len(shapes), k), np.nan)
+    ok = np.isfinite(shapes[:, :topo.NUM_MESH]).all(axis=(1, 2))
+    if not ok.any():
+        return out
+    fixed = upper <= lower
+    if fixed.any():                                            # AUs pinned to a value leave the fit
+        free = np.flatnonzero(~fixed)
+        pinned = np.where(fixed, lower, 0.0)
+        sub = ExpressionBasis(tuple(basis.names[i] for i in free), basis.fields[free], basis.edit_fields[free],
+                              basis.upper[free], basis.iod)
+        rest = fit_activations(shapes - basis.decode(pinned), neutral, sub, config, lower[free], upper[free])
+        out[ok] = pinned
+        out[np.ix_(ok, free)] = rest[ok]
+        return out
+    a = _design(basis, config)
+    w = np.sqrt(np.array([1.0, 1.0, config.z_weight]))
+    y = ((shapes[ok, :topo.NUM_MESH] - neutral[None, :topo.NUM_MESH]) * w).reshape(ok.sum(), -1)
+    q = _normal_matrix(basis, config)
+    c = y @ a                                                  # F x K
+    if config.sparsity <= 0:
+        out[ok] = _bounded_qp(q, c, lower, upper)
+        return out
+    l1 = 0.5 * config.sparsity * np.diag(a.T @ a) * (lower >= 0)
+    first = _bounded_qp(q, c - l1, lower, upper)
+    active = (first > 1e-9) | (lower < 0)
+    res = np.zeros_like(first)
+    patterns, inverse = np.unique(active, axis=0, return_inverse=True)
+    for j, pattern in enumerate(patterns):
+        rows = np.flatnonzero(inverse.ravel() == j)
+        idx = np.flatnonzero(pattern)
+        if len(idx):
+            res[np.ix_(rows, idx)] = _bounded_qp(q[np.ix_(idx, idx)], c[np.ix_(rows, idx)], lower[idx], upper[idx])
+    out[ok] = res
+    return out
+
+
+def estimate_neutral(shapes: np.ndarray, config: ManipulatorConfig | None = None) -> np.ndarray:
+    """The actor's neutral (identity) shape from a shot, robustly and without the basis.
+
+    The neutral is the face the actor keeps returning to, with the mouth at rest: the densest frame of the shot
+    is found by the upper face and the lips' upper half (smallest mean distance to its nearest
+    ``neutral_mode_fraction`` of the frames, over the mesh points that expressions move, leaving out the lower
+    lip and jaw that speech moves); of it and those neighbours, the ``neutral_closed_percentile`` percent with
+    the smallest inner-lip gap are taken, and the neutral is their per-point median. Transient expressions (a
+    frown, a surprise, blinks) are outvoted and speech does not open the neutral's mouth. A frame that is truly
+    neutral beats any estimate: pass it instead. An expression held through the whole shot cannot be told from
+    identity and stays in the neutral.
+
+    Args:
+        shapes: FxPx3 head-frame shapes (rows with NaN are ignored).
+        config: the neutral's knobs (defaults when None).
+
+    Returns:
+        Px3 neutral shape (head frame).
+
+    Raises:
+        NoFaceError: no frame has a face.
+    """
+    config = config or ManipulatorConfig()
+    shapes = np.asarray(shapes, np.float64)
+    ok = np.isfinite(shapes[:, :topo.NUM_MESH]).all(axis=(1, 2))
+    if not ok.any():
+        raise NoFaceError("no frame has a face; a neutral cannot be estimated")
+    x = shapes[ok]
+    if len(x) < 3:
+        return np.median(x, axis=0)
+    lower_face = both_sides(LOWER_LIP_OUTER_R + LOWER_LIP_INNER_R + LOWER_LIP_ROWS_R + CHIN_R + JAW_R + JAW_UPPER_R)
+    points = np.setdiff1d(np.arange(topo.NUM_MESH), np.concatenate([RIGID_POINTS, lower_face]))
+    v = x[:, points].reshape(len(x), -1) / inter_ocular_3d(np.median(x, axis=0))
+    sq = (v ** 2).sum(1)
+    dist = np.sqrt(np.maximum(sq[:, None] + sq[None] - 2 * v @ v.T, 0.0) / len(points))
+    k = max(1, min(len(x) - 1, int(round(config.neutral_mode_fraction * len(x)))))
+    near = np.sort(dist, axis=1)[:, 1:k + 1].mean(axis=1)
+    cluster = np.argsort(dist[int(np.argmin(near))], kind="stable")[:k + 1]
+    gap = mouth_opening_iod(x[cluster])
+    rest = cluster[gap <= max(np.percentile(gap, config.neutral_closed_percentile), config.neutral_closed_gap)]
+    return np.median(x[rest], axis=0)
+
+
+@dataclass(frozen=True)
+class ExpressionModel:
+    """An actor's expression model: neutral shape + AU basis.
+
+    Attributes:
+        neutral: Px3 head-frame neutral shape.
+        basis: the :class:`ExpressionBasis` authored on it.
+    """
+
+    neutral: np.ndarray
+    basis: ExpressionBasis
+
+    @classmethod
+    def from_neutral(cls, neutral: np.ndarray, config: ManipulatorConfig | None = None) -> "ExpressionModel":
+        """Build the basis on a given neutral (Px3 head frame)."""
+        neutral = np.asarray(neutral, np.float64)
+        if not np.isfinite(neutral).all():
+            raise InvalidParameterError("the neutral shape has non-finite values")
+        return cls(neutral=neutral, basis=build_basis(neutral, config))
+
+    def fit(self, shapes: np.ndarray, config: ManipulatorConfig | None = None) -> np.ndarray:
+        """FxPx3 head-frame shapes -> FxK activations (NaN where no face)."""
+        return fit_activations(shapes, self.neutral, self.basis, config)
+
+    def residual(self, shapes: np.ndarray, activations: np.ndarray) -> np.ndarray:
+        """What the basis does not explain: ``shapes - (neutral + basis·a)`` (FxPx3)."""
+        return shapes - self.neutral - self.basis.decode(activations)
+
+    def decode(self, activations: np.ndarray, residual: np.ndarray | None = None) -> np.ndarray:
+        """``...xK`` activations (+ residual) -> ``...xPx3`` head-frame shapes."""
+        shape = self.neutral + self.basis.decode(activations)
+        return shape if residual is None else shape + residual

@@ -1,0 +1,456 @@
+"""The manipulator: from a tracked face and an instruction ("happy, 0.8"; "like this reference"; "only the
+brows") to target landmarks for every frame, with the actor's speech, identity and head pose untouched.
+
+How an edit is made
+    1. Every frame is taken into the head frame (the track's pose inverted), the actor's neutral is estimated
+       (or given), the AU basis is authored on it and every frame's AU activations are fitted
+       (:mod:`~ned_fx.manipulation.expression`).
+    2. The instruction becomes a per-frame target pattern (intensity x prototype, reference style, blends,
+       keyframes or an intensity curve; :mod:`~ned_fx.manipulation.prototypes`).
+    3. The :class:`~ned_fx.manipulation.engine.ManipulatorEngine` turns source activations + pattern into target
+       activations: the actor's sustained emotion is replaced by the pattern at intensity 1, the performance
+       (emphasis, blinks, speech) is kept, offsets are smoothed zero-phase.
+    4. The activation offsets are decoded with the speech-safe fields (the inner-lip gap never changes under an
+       emotion offset) and mapped into each frame with that frame's pose: ``target = source + sR · basis · Δa``.
+       With no change (intensity 0) the target *is* the source, bit for bit.
+
+The speech rule
+    Speech channels (AU18 lip pucker, AU24 lip pressor, AU25 lips part, AU26 jaw drop) are always the source's
+    own, frame by frame. A style may *add* to them (surprise drops the jaw) only according to the speech mode:
+
+    * ``preserve``: never; the mouth opening is exactly the source's.
+    * ``free``: always (a silent reaction shot may open the mouth in surprise).
+    * ``auto`` (default): the shot is measured; a *talking shot* (the mouth opening varies by more than
+      ``talking_threshold`` inter-ocular units over a ``talking_window``-second window in at least
+      ``talking_fraction`` of the frames) is treated as ``preserve``, any other shot (including stills) as
+      ``free``. One decision per shot, so the jaw never pops open in the pauses of a line.
+
+    Every other AU's offset is projected so the inner-lip gap stays the source's (see
+    :class:`~ned_fx.manipulation.expression.ExpressionBasis`), so on a talking shot the edited mouth opening
+    follows the source exactly.
+
+Region control
+    Each AU belongs to a region (brows, eyes, cheeks, nose, corners, lips, jaw); region weights scale the offsets.
+    ``"brows"`` = only the brows, ``"-mouth"`` = everything but the mouth, ``"brows:1,corners:0.5"`` = weights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+import numpy as np
+
+from .. import __version__
+from ..errors import InvalidParameterError, NoFaceError
+from . import prototypes as protos
+from .config import SPEECH_MODES, ManipulatorConfig
+from .edited import EditedTrack
+from .expression import (AU_NAMES, AU_REGION, PERFORMANCE_AUS, REGION_ALIASES, REGIONS, RIGID_POINTS,
+                         ExpressionModel, estimate_neutral, fit_activations, build_basis, frame_offsets, head_frame,
+                         mouth_opening_iod)
+
+# ----------------------------------------------------------------------------------------------------------------
+# Regions
+
+
+def parse_regions(spec: str | Mapping[str, float] | None) -> dict[str, float]:
+    """Region weights from an artist's spec.
+
+    Args:
+        spec: None / ``"all"`` (everything), ``"brows,eyes"`` (only those), ``"-mouth"`` (all but the mouth),
+            ``"brows:1,corners:0.5"`` (weights 0..1), or a mapping region -> weight. When every item is an
+            exclusion (``-name`` or weight 0) the other regions keep weight 1, otherwise they get 0.
+
+    Returns:
+        {region: weight} over :data:`~ned_fx.manipulation.expression.REGIONS`.
+
+    Raises:
+        InvalidParameterError: unknown region (the message lists the valid names) or a weight outside 0..1.
+    """
+    if spec is None or (isinstance(spec, str) and spec.strip().lower() in ("", "all")):
+        return {r: 1.0 for r in REGIONS}
+    if isinstance(spec, Mapping):
+        items = [(str(k), v) for k, v in spec.items()]
+    else:
+        items = []
+        for part in [p.strip() for p in str(spec).split(",") if p.strip()]:
+            if part.startswith("-"):
+                items.append((part[1:], 0.0))
+            else:
+                name, sep, w = part.replace("=", ":").partition(":")
+                items.append((name, w if sep else 1.0))
+    valid = REGIONS + tuple(REGION_ALIASES)
+    given: dict[str, float] = {}
+    for name, w in items:
+        key = name.strip().lower()
+        if key not in valid:
+            raise InvalidParameterError(f"unknown region {name!r}; regions: {', '.join(valid)}")
+        try:
+            weight = float(w)
+        except (TypeError, ValueError):
+            raise InvalidParameterError(f"weight of region {name!r} must be a number, got {w!r}") from None
+        if not 0.0 <= weight <= 1.0:
+            raise InvalidParameterError(f"weight of region {name!r} must be between 0 and 1, got {w}")
+        for region in REGION_ALIASES.get(key, (key,)):
+            given[region] = weight
+    base = 1.0 if all(v == 0.0 for v in given.values()) else 0.0
+    return {r: given.get(r, base) for r in REGIONS}
+
+
+def region_vector(weights: Mapping[str, float]) -> np.ndarray:
+    """{region: weight} -> K per-AU weights."""
+    return np.array([float(weights.get(AU_REGION.get(n, ""), 1.0)) for n in AU_NAMES])
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Speech
+
+
+def talking_share(shapes: np.ndarray, fps: float, config: ManipulatorConfig | None = None) -> float:
+    """Share of frames whose mouth opening varies like speech (see the module docstring).
+
+    Args:
+        shapes: FxPx3 head-frame shapes (NaN rows = no face); fps: frame rate (0 -> config default).
+
+    Returns:
+        0..1 (0 for a still).
+    """
+    config = config or ManipulatorConfig()
+    ok = np.isfinite(shapes[:, :468]).all(axis=(1, 2))
+    if ok.sum() < 3:
+        return 0.0
+    opening = mouth_opening_iod(shapes[ok])
+    half = max(1, int(round(0.5 * config.talking_window * (fps or config.default_fps))))
+    pad = np.pad(opening, half, mode="edge")
+    win = np.lib.stride_tricks.sliding_window_view(pad, 2 * half + 1)
+    return float(np.mean(win.std(axis=1) > config.talking_threshold))
+
+
+def speech_gate(mode: str, talking: bool, frames: int) -> np.ndarray:
+    """Per-frame gate (F) of the style on speech channels for a speech mode and the shot's talking flag."""
+    if mode not in SPEECH_MODES:
+        raise InvalidParameterError(f"unknown speech mode {mode!r}; speech modes: {', '.join(SPEECH_MODES)}")
+    allowed = mode == "free" or (mode == "auto" and not talking)
+    return np.full(frames, 1.0 if allowed else 0.0)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Reference
+
+
+@dataclass(frozen=True)
+class ReferenceStyle:
+    """A reference's expression as AU activations (the style NED's reference mode transfers).
+
+    Attributes:
+        style: K median activations over the reference's frames (fitted without the blink channel: narrowed
+            eyes are read as lid tightening, which transfers).
+        activations: RxK per reference frame with a face.
+        name: the reference's name (file), for messages and the edit's params.
+        neutral: how the reference's neutral was obtained ("adapted", "own", "frame N").
+    """
+
+    style: np.ndarray
+    activations: np.ndarray
+    name: str
+    neutral: str
+
+
+def adapt_neutral(actor_neutral: np.ndarray, shapes: np.ndarray, closed_gap: float = 0.03) -> np.ndarray:
+    """The actor's neutral fitted to another face's proportions, so a reference of unknown neutral can be
+    measured against a plausible one.
+
+    Per-axis scale and offset (head frame) over the rigid points; then the lower face is stretched vertically
+    (piecewise linear in height, from the nose base down) so the philtrum sits where the other face's does and,
+    when the other face's mouth is closed (inner-lip gap under ``closed_gap`` inter-ocular units), the chin too:
+    lip and chin height are identity then, while an open mouth's chin belongs to the expression.
+
+    Args:
+        actor_neutral: Px3; shapes: RxPx3 head-frame shapes of the other face.
+
+    Returns:
+        Px3.
+    """
+    target = np.median(shapes, axis=0)
+    idx = list(RIGID_POINTS)
+    a, b = actor_neutral[idx], target[idx]
+    scale = np.empty(3)
+    shift = np.empty(3)
+    for c in range(3):
+        x = a[:, c] - a[:, c].mean()
+        scale[c] = float(x @ (b[:, c] - b[:, c].mean()) / max(x @ x, 1e-12))
+        shift[c] = b[:, c].mean() - scale[c] * a[:, c].mean()
+    out = actor_neutral * scale + shift
+    lip = [164, 167, 393]                        # the philtrum: where the mouth sits, barely moved by AUs
+    y_nose, y_lip, y_chin = out[2, 1], out[lip, 1].mean(), out[152, 1]
+    d_lip = target[lip, 1].mean() - y_lip
+    closed = float(mouth_opening_iod(target)) < closed_gap
+    d_chin = target[152, 1] - y_chin if closed else d_lip
+    if y_nose < y_lip < y_chin:
+        out[:, 1] += np.interp(out[:, 1], [y_nose, y_lip, y_chin], [0.0, d_lip, d_chin])
+    return out
+
+
+def reference_style(landmarks: np.ndarray, pose: np.ndarray, found: np.ndarray,
+                    actor_neutral: np.ndarray | None = None, config: ManipulatorConfig | None = None,
+                    name: str = "reference", neutral_frame: int | None = None) -> ReferenceStyle:
+    """Measure a reference image or clip (already tracked) as an AU style.
+
+    The reference is fitted with its own basis against its neutral: the frame ``neutral_frame`` (an index into
+    the reference's frames) when given; else, with ``config.reference_neutral == "own"`` and a clip, its own
+    neutral estimate; else the actor's neutral adapted to the reference's proportions (a single photo cannot
+    show its own neutral; identity differences such as brow height then read as a little expression).
+
+    Args:
+        landmarks: RxPx3 frame pixels; pose: Rx3x4; found: R bool (the reference's track).
+        actor_neutral: Px3 head-frame neutral of the actor being edited (for "adapted").
+        config: defaults when None. name: the reference's file name for messages.
+        neutral_frame: index of a neutral frame in the reference.
+
+    Returns:
+        the :class:`ReferenceStyle`.
+
+    Raises:
+        NoFaceError: the reference has no face.
+        InvalidParameterError: a bad neutral frame; or a single photo with neither an actor neutral nor a
+            neutral frame.
+    """
+    config = config or ManipulatorConfig()
+    shapes = head_frame(landmarks, pose)
+    ok = np.asarray(found, bool) & np.isfinite(shapes).all(axis=(1, 2))
+    if not ok.any():
+        raise NoFaceError(f"no face found in the reference {name}")
+    x = shapes[ok]
+    if neutral_frame is not None:
+        if not 0 <= neutral_frame < len(shapes) or not ok[neutral_frame]:
+            raise InvalidParameterError(f"reference neutral frame {neutral_frame} has no face in {name}")
+        neutral, how = shapes[neutral_frame], f"frame {neutral_frame}"
+    elif config.reference_neutral == "own" and len(x) > 1:
+        neutral, how = estimate_neutral(x, config), "own"
+    elif actor_neutral is not None:
+        neutral, how = adapt_neutral(np.asarray(actor_neutral, np.float64), x, config.neutral_closed_gap), "adapted"
+    elif len(x) > 1:
+        neutral, how = estimate_neutral(x, config), "own"
+    else:
+        raise InvalidParameterError(f"the reference {name} is a single frame: give the actor's neutral or a "
+                                    f"neutral frame to measure it against")
+    basis = build_basis(neutral, config)
+    upper = basis.upper.copy()
+    upper[[AU_NAMES.index(n) for n in PERFORMANCE_AUS]] = 0.0     # a narrow eye is a style (AU7), not a blink
+    acts = fit_activations(x, neutral, basis, config, upper=upper)
+    style = np.median(acts, axis=0)
+    return ReferenceStyle(style=style, activations=acts, name=str(name), neutral=how)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The edit
+
+
+def _fill_missing(act: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """Linear interpolation over frames without a face (held at the ends), so smoothing sees a continuous
+    signal."""
+    if ok.all():
+        return act
+    t = np.arange(len(act))
+    return np.stack([np.interp(t, t[ok], act[ok, k]) for k in range(act.shape[1])], axis=1)
+
+
+def smooth_linear_pose(pose: np.ndarray, found: np.ndarray, sigma_frames: float) -> np.ndarray:
+    """The pose with its linear part (``sR``) smoothed zero-phase over time, for mapping edit offsets into the
+    frames: the offsets follow the head's motion but not the per-frame noise of the pose fit.
+
+    Args:
+        pose: Fx3x4; found: F bool; sigma_frames: Gaussian sigma in frames (0: unchanged).
+
+    Returns:
+        Fx3x4 (translation unchanged; NaN where not found).
+    """
+    out = np.array(pose, np.float64, copy=True)
+    ok = np.asarray(found, bool) & np.isfinite(out).all(axis=(1, 2))
+    if sigma_frames <= 0 or ok.sum() < 2:
+        return out
+    from scipy.ndimage import gaussian_filter1d
+
+    lin = _fill_missing(out[:, :, :3].reshape(len(out), 9), ok)
+    out[ok, :, :3] = gaussian_filter1d(lin, sigma_frames, axis=0, mode="nearest")[ok].reshape(-1, 3, 3)
+    return out
+
+
+@dataclass(frozen=True)
+class TrackFit:
+    """A track seen through the expression model (reusable across edits of the same shot).
+
+    Attributes:
+        model: the actor's :class:`~ned_fx.manipulation.expression.ExpressionModel`.
+        shapes: FxPx3 head-frame shapes (NaN where no face).
+        activations: FxK fitted AU activations (NaN where no face).
+        neutral_source: how the neutral was obtained ("estimated", "given", "frame N").
+    """
+
+    model: ExpressionModel
+    shapes: np.ndarray
+    activations: np.ndarray
+    neutral_source: str
+
+
+def fit_track(track, config: ManipulatorConfig | None = None, neutral: np.ndarray | None = None,
+              neutral_frame: int | None = None) -> TrackFit:
+    """Expression model and per-frame activations of a track.
+
+    Args:
+        track: anything with ``landmarks`` FxPx3, ``pose`` Fx3x4, ``found`` F, ``frame_numbers`` F (a
+            :class:`~ned_fx.tracking.Track`).
+        config: defaults when None. neutral: Px3 head-frame neutral to use (e.g. from another shot of the actor).
+        neutral_frame: frame *number* whose face is the neutral.
+
+    Returns:
+        the :class:`TrackFit`.
+
+    Raises:
+        NoFaceError: the track has no face. InvalidParameterError: a neutral frame without a face / not in the
+            shot, or a neutral of the wrong shape.
+    """
+    config = config or ManipulatorConfig()
+    landmarks = np.asarray(track.landmarks, np.float64)
+    found = np.asarray(track.found, bool)
+    source = getattr(track, "source", "") or "the track"
+    if not found.any():
+        raise NoFaceError(f"{source} has no face in any frame; nothing to manipulate")
+    shapes = head_frame(landmarks, track.pose)
+    shapes[~found] = np.nan
+    if neutral is not None:
+        neutral = np.asarray(neutral, np.float64)
+        if neutral.shape != landmarks.shape[1:]:
+            raise InvalidParameterError(f"the neutral is {neutral.shape}, the track's faces are "
+                                        f"{landmarks.shape[1:]}")
+        how = "given"
+    elif neutral_frame is not None:
+        numbers = [int(n) for n in track.frame_numbers]
+        if int(neutral_frame) not in numbers:
+            raise InvalidParameterError(f"neutral frame {neutral_frame} is not in the shot (frames "
+                                        f"{numbers[0]}-{numbers[-1]})")
+        i = numbers.index(int(neutral_frame))
+        if not np.isfinite(shapes[i]).all():
+            raise InvalidParameterError(f"neutral frame {neutral_frame} has no face")
+        neutral, how = shapes[i].copy(), f"frame {neutral_frame}"
+    else:
+        neutral, how = estimate_neutral(shapes, config), "estimated"
+    model = ExpressionModel.from_neutral(neutral, config)
+    return TrackFit(model=model, shapes=shapes, activations=model.fit(shapes, config), neutral_source=how)
+
+
+def manipulate(track, emotion: str | Mapping[str, float] | None = None, intensity: float = 1.0, *,
+               keys: str | tuple | None = None, curve: tuple[np.ndarray, np.ndarray] | None = None,
+               reference: ReferenceStyle | None = None, regions: str | Mapping[str, float] | None = None,
+               speech: str | None = None, neutral: np.ndarray | None = None, neutral_frame: int | None = None,
+               config: ManipulatorConfig | None = None, fit: TrackFit | None = None, engine=None) -> EditedTrack:
+    """Change the actor's expression over a shot.
+
+    Args:
+        track: a :class:`~ned_fx.tracking.Track` or anything with ``landmarks``, ``pose``, ``found``,
+            ``frame_numbers`` (and optionally ``fps``, ``width``, ``height``, ``face_id``, ``source``).
+        emotion: an emotion or blend (``"happy"``, ``"happy:0.7,surprised:0.3"``, a mapping); ``"reference"``
+            is the reference's style. Default: the reference when one is given, else ``"neutral"``.
+        intensity: 0 (no change) .. ``config.max_intensity``; the constant intensity unless keys/curve.
+        keys: keyframes (``"1001:happy:0.0,1020:happy:1.0"`` or parsed :class:`~.prototypes.Keyframe` s);
+            overrides ``emotion``/``intensity``.
+        curve: ``(frames, intensities)`` per-frame intensity curve for ``emotion`` (see
+            :func:`~.prototypes.read_curve`).
+        reference: a :class:`ReferenceStyle` (see :func:`reference_style`).
+        regions: region control (see :func:`parse_regions`).
+        speech: "auto" | "preserve" | "free" (default ``config.speech``).
+        neutral: Px3 head-frame neutral of the actor; neutral_frame: frame number of a neutral face.
+        config: defaults when None.
+        fit: the track's :class:`TrackFit` when already computed (``neutral``/``neutral_frame`` are then unused).
+        engine: a torch module with the :class:`~.engine.ManipulatorEngine` signature (e.g. a learned one).
+
+    Returns:
+        the :class:`~ned_fx.manipulation.edited.EditedTrack`.
+
+    Raises:
+        InvalidParameterError: unknown emotion (valid ones listed), intensity out of range, bad regions,
+            keys, speech mode or neutral frame; both keys and a curve.
+        NoFaceError: the track has no face in any frame.
+    """
+    import torch
+
+    from .engine import ManipulatorEngine
+
+    config = config or ManipulatorConfig()
+    mode = config.speech if speech is None else str(speech).lower()
+    if mode not in SPEECH_MODES:
+        raise InvalidParameterError(f"unknown speech mode {speech!r}; speech modes: {', '.join(SPEECH_MODES)}")
+    intensity = protos.check_intensity(intensity, config.max_intensity)
+    has_ref = reference is not None
+    ref_style = None if reference is None else np.asarray(reference.style, np.float64)
+    if keys is not None and curve is not None:
+        raise InvalidParameterError("give either keyframes or an intensity curve, not both")
+    if emotion is None:
+        emotion = protos.REFERENCE if has_ref else "neutral"
+    blend = protos.parse_blend(emotion, allow_reference=has_ref)
+    if isinstance(keys, str):
+        keys = protos.parse_keys(keys, intensity, config.max_intensity, allow_reference=has_ref)
+    region_w = parse_regions(regions)
+
+    fit = fit or fit_track(track, config, neutral, neutral_frame)
+    model, shapes, act, how = fit.model, fit.shapes, fit.activations, fit.neutral_source
+    basis = model.basis
+    found = np.isfinite(act).all(axis=1)
+    frames = np.asarray(track.frame_numbers)
+    f = len(frames)
+    fps = float(getattr(track, "fps", 0.0) or 0.0)
+
+    if keys:
+        pattern, inten = protos.evaluate_keys(tuple(keys), frames, ref_style)
+    else:
+        style = protos.blend_style(blend, ref_style)
+        if curve is not None:
+            c_frames, c_values = curve
+            inten = protos.curve_on_frames(c_frames, [protos.check_intensity(v, config.max_intensity)
+                                                      for v in c_values], frames)
+        else:
+            inten = np.full(f, intensity)
+        pattern = inten[:, None] * style[None]
+    share = talking_share(shapes, fps, config)
+    talking = share >= config.talking_fraction
+    gate = speech_gate(mode, talking, f)
+    region = region_vector(region_w)
+
+    src = _fill_missing(act, found)
+    engine = engine or ManipulatorEngine(fps or config.default_fps, config.state_smoothing, config.offset_smoothing)
+    engine = engine.double().eval()
+    with torch.no_grad():
+        target = engine(torch.from_numpy(src)[None], torch.from_numpy(pattern)[None],
+                        torch.from_numpy(inten)[None, :, None], torch.from_numpy(gate)[None, :, None],
+                        torch.from_numpy(region)).numpy()[0]
+    delta = np.where(found[:, None], target - src, 0.0)
+    landmarks = np.asarray(track.landmarks, np.float64)
+    target_lm = np.full_like(landmarks, np.nan)
+    if found.any():
+        linear = smooth_linear_pose(np.asarray(track.pose, np.float64), found,
+                                    config.pose_smoothing * (fps or config.default_fps))
+        offsets = frame_offsets(basis.decode(delta[found], edit=True), linear[found])
+        target_lm[found] = landmarks[found] + offsets
+    au_target = np.where(found[:, None], target, np.nan)
+
+    params = {
+        "emotion": protos.describe_blend(blend) if not keys else None,
+        "keys": [{"frame": k.frame, "emotion": protos.describe_blend(dict(k.blend)), "intensity": k.intensity}
+                 for k in keys] if keys else None,
+        "curve": None if curve is None else [[float(a), float(b)] for a, b in zip(*curve)],
+        "intensity": intensity if not keys and curve is None else None,
+        "regions": region_w, "speech": mode, "talking_share": round(share, 4), "talking": bool(talking),
+        "reference": None if reference is None else {"name": reference.name, "neutral": reference.neutral,
+                                                     "style": {n: round(float(v), 4) for n, v in
+                                                               zip(AU_NAMES, reference.style) if v > 1e-3}},
+        "neutral": how, "config": {k: getattr(config, k) for k in config.__dataclass_fields__},
+        "ned_fx": __version__,
+    }
+    return EditedTrack(
+        source_landmarks=landmarks, target_landmarks=target_lm, found=found, frame_numbers=frames,
+        pose=np.asarray(track.pose, np.float64), au_names=AU_NAMES, au_source=act, au_target=au_target,
+        neutral=model.neutral, basis=basis.edit_fields, intensity=inten, style=pattern, speech_gate=gate,
+        region_weights=region, width=int(getattr(track, "width", 0) or 0),
+        height=int(getattr(track, "height", 0) or 0), fps=fps, face_id=int(getattr(track, "face_id", 0) or 0),
+        source=str(getattr(track, "source", "") or ""), params=params)
