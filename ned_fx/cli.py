@@ -16,7 +16,7 @@ from . import __version__
 from .errors import InputNotFoundError, InvalidParameterError, NedFxError
 
 
-def _progress_bar(desc: str, quiet: bool):
+def progress_bar(desc: str, quiet: bool):
     """A tqdm-backed ``progress(done, total)`` callable (frames/s and time left), and its closer."""
     if quiet:
         return None, lambda: None
@@ -38,11 +38,13 @@ def _frame_ranges(numbers) -> str:
     return describe_numbers(list(int(n) for n in numbers))
 
 
-def _tracker_config(args) -> "object":
+def tracker_config(args) -> "object":
+    """A TrackerConfig from the tracker options that were given (TrackerConfig holds the defaults)."""
     from .tracking import TrackerConfig
 
-    return TrackerConfig(smoothing=args.smoothing, max_faces=args.max_faces, batch_size=args.batch_size,
-                         device=args.device, iris=not args.no_iris)
+    given = {"smoothing": args.smoothing, "max_faces": args.max_faces, "batch_size": args.batch_size,
+             "device": args.device, "iris": False if args.no_iris else None}
+    return TrackerConfig(**{k: v for k, v in given.items() if v is not None})
 
 
 def cmd_track(args) -> int:
@@ -53,10 +55,10 @@ def cmd_track(args) -> int:
     out = Path(args.output)
     if out.resolve() == src.resolve():
         raise InvalidParameterError("the output would overwrite the input; choose another -o")
-    progress, close = _progress_bar("tracking", args.quiet)
+    progress, close = progress_bar("tracking", args.quiet)
     started = time.perf_counter()
     try:
-        track = track_media(src, _tracker_config(args), frames=args.frames, face_id=args.face, progress=progress)
+        track = track_media(src, tracker_config(args), frames=args.frames, face_id=args.face, progress=progress)
     finally:
         close()
     elapsed = time.perf_counter() - started
@@ -115,7 +117,7 @@ def cmd_demo(args) -> int:
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     plate = write_image(out / "astronaut.png", demo_image())
-    track = track_media(plate, _tracker_config(args))
+    track = track_media(plate, tracker_config(args))
     if not track.found.any():
         raise NedFxError("the demo found no face in the astronaut image; the tracker is broken")
     write_to_file(track, out / "astronaut_track.npz")
@@ -131,20 +133,27 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def add_tracker_options(p: argparse.ArgumentParser) -> None:
+    """The tracker's options (defaults live in TrackerConfig; unset options keep them)."""
+    from .tracking.config import TrackerConfig
+
+    d = TrackerConfig()
+    g = p.add_argument_group("tracker")
+    g.add_argument("--smoothing", type=float, help=f"temporal smoothing 0 (raw) … 1 (default {d.smoothing})")
+    g.add_argument("--max-faces", type=int, help=f"most faces tracked at once (default {d.max_faces})")
+    g.add_argument("--batch-size", type=int, help=f"frames per forward pass; >1 batches for a GPU (default "
+                   f"{d.batch_size}: MediaPipe-exact tracking)")
+    g.add_argument("--device", help=f"auto (CUDA if present), cpu, cuda, cuda:N (default {d.device})")
+    g.add_argument("--no-iris", action="store_true", help="skip the iris network")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ned-fx", description="Emotion Director: change an actor's facial "
                                      "expression in real footage, keeping speech, identity and head pose.")
     parser.add_argument("--version", action="version", version=f"ned-fx {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    def tracker_options(p):
-        g = p.add_argument_group("tracker")
-        g.add_argument("--smoothing", type=float, default=0.3, help="temporal smoothing 0 (raw) … 1 (default 0.3)")
-        g.add_argument("--max-faces", type=int, default=4, help="most faces tracked at once (default 4)")
-        g.add_argument("--batch-size", type=int, default=1,
-                       help="frames per forward pass; >1 batches for a GPU (default 1: MediaPipe-exact tracking)")
-        g.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:N")
-        g.add_argument("--no-iris", action="store_true", help="skip the iris network")
+    tracker_options = add_tracker_options
 
     p = sub.add_parser("track", help="track faces: 478 landmarks, face ids, head pose per frame")
     p.add_argument("input", help="movie, image, or sequence (shot.%%04d.exr, shot.####.exr)")
@@ -156,9 +165,10 @@ def build_parser() -> argparse.ArgumentParser:
     tracker_options(p)
     p.set_defaults(func=cmd_track)
 
-    from .commands import manipulate
+    from .commands import edit, manipulate
 
     manipulate.register(sub)
+    edit.register(sub)
 
     p = sub.add_parser("weights", help="install or check the tracker's network weights")
     p.add_argument("action", choices=["install", "status"])

@@ -4,12 +4,13 @@ composite -> plate out). Each function here is one job the CLI, the daemon and t
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from .errors import InvalidParameterError
+from .errors import InvalidParameterError, NoFaceError, OutputWriteError
 from .media import open_media, parse_frame_range, to_display_rgb8
 from .media.frames import Frame
 
@@ -83,3 +84,472 @@ def track_media(path: str | Path, config=None, frames: str | None = None, face_i
         width, height = size[0] if size else (source.width, source.height)
         return assemble_track(seen, np.asarray(source.frame_numbers), width, height, source.fps or 0.0,
                               tracker.config, face_id, str(path))
+
+
+@dataclass(frozen=True)
+class EditInstruction:
+    """What the face should do: every option of the manipulate step (validated by :func:`plan_edit`).
+
+    Attributes:
+        emotion: an emotion or blend (``"happy"``, ``"happy:0.7,surprised:0.3"``, ``"reference"``).
+        intensity: 0 (no change) … 1 (full) … 1.5 (exaggerated).
+        reference: an image or clip whose expression is transferred (tracked here);
+        reference_frames: its frame range; reference_neutral_frame: a neutral frame in it.
+        keys: keyframes ``FRAME:EMOTION[:INTENSITY],…``; curve: a per-frame intensity file (.csv/.json).
+        regions: region control (``"brows,eyes"``, ``"all,-mouth"``, ``"brows:1,corners:0.5"``).
+        speech: ``"auto"``, ``"preserve"`` or ``"free"``; neutral_frame: a frame where the actor is neutral.
+    """
+
+    emotion: str | None = None
+    intensity: float = 1.0
+    reference: str | None = None
+    reference_frames: str | None = None
+    reference_neutral_frame: int | None = None
+    keys: str | None = None
+    curve: str | None = None
+    regions: str | None = None
+    speech: str | None = None
+    neutral_frame: int | None = None
+
+    def as_params(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+def check_instruction(instruction: EditInstruction, config=None) -> None:
+    """Validate the cheap parts of an instruction before any tracking work.
+
+    Raises:
+        InvalidParameterError: unknown emotion (valid ones listed), intensity out of range, bad regions or
+            keys, both keys and a curve, a reference the instruction does not use.
+    """
+    from . import manipulation as manip
+
+    config = config or manip.ManipulatorConfig()
+    i = instruction
+    if i.keys and i.curve:
+        raise InvalidParameterError("give either keys or a curve, not both")
+    if i.reference_frames and not i.reference:
+        raise InvalidParameterError("reference frames need a reference")
+    manip.prototypes.check_intensity(i.intensity, config.max_intensity)
+    blend = manip.parse_blend(i.emotion, allow_reference=bool(i.reference)) if i.emotion else None
+    manip.parse_regions(i.regions)
+    keys = manip.parse_keys(i.keys, i.intensity, config.max_intensity,
+                            allow_reference=bool(i.reference)) if i.keys else None
+    if i.reference:
+        uses = ({n for k in keys for n, _ in k.blend} if keys else set(blend or {"reference": 1.0}))
+        if "reference" not in uses:
+            raise InvalidParameterError("a reference is given but the instruction does not use it: leave out "
+                                        "the emotion, or blend it in (e.g. reference:0.5,happy:0.5)")
+    if i.curve:
+        manip.read_curve(i.curve, config.max_intensity)
+
+
+def plan_edit(track, instruction: EditInstruction, config=None, progress: Progress | None = None):
+    """The manipulate step: a track and an instruction -> an :class:`~ned_fx.manipulation.EditedTrack`.
+
+    Args:
+        track: the shot's :class:`~ned_fx.tracking.Track` (the selected face is edited).
+        instruction: what the face should do; config: a :class:`~ned_fx.manipulation.ManipulatorConfig`.
+
+    Raises:
+        InvalidParameterError: see :func:`check_instruction`; NoFaceError: no face in the track, or none in
+        the reference (the message names the file).
+    """
+    from . import manipulation as manip
+
+    config = config or manip.ManipulatorConfig()
+    check_instruction(instruction, config)
+    i = instruction
+    if not track.found.any():
+        raise NoFaceError(f"no face was found in any frame of {track.source or 'the shot'}; nothing to edit")
+    keys = manip.parse_keys(i.keys, i.intensity, config.max_intensity,
+                            allow_reference=bool(i.reference)) if i.keys else None
+    curve = manip.read_curve(i.curve, config.max_intensity) if i.curve else None
+    fit = manip.fit_track(track, config, neutral_frame=i.neutral_frame)
+    reference = _reference_style(i, fit.model.neutral, config) if i.reference else None
+    edited = manip.manipulate(track, i.emotion, i.intensity, keys=keys, curve=curve, reference=reference,
+                              regions=manip.parse_regions(i.regions), speech=i.speech, config=config, fit=fit)
+    return replace(edited, params={**edited.params, "instruction": i.as_params(),
+                                   **({"reference_summary": _style_summary(edited, reference)} if reference else {})})
+
+
+def _style_summary(edited, reference) -> dict:
+    return {"name": reference.name, "neutral": reference.neutral,
+            "top": {n: round(float(v), 3) for n, v in zip(edited.au_names, reference.style) if v > 0.1}}
+
+
+def _reference_style(instruction: EditInstruction, actor_neutral, config):
+    """Track the reference and measure its style."""
+    from . import manipulation as manip
+
+    ref = Path(instruction.reference)
+    rtrack = track_media(ref, frames=instruction.reference_frames)
+    if not rtrack.found.any():
+        raise NoFaceError(f"no face found in the reference {ref.name}")
+    neutral_index = None
+    if instruction.reference_neutral_frame is not None:
+        numbers = [int(n) for n in rtrack.frame_numbers]
+        if instruction.reference_neutral_frame not in numbers:
+            raise InvalidParameterError(f"reference neutral frame {instruction.reference_neutral_frame} is not in "
+                                        f"{ref.name} (frames {numbers[0]}-{numbers[-1]})")
+        neutral_index = numbers.index(instruction.reference_neutral_frame)
+    return manip.reference_style(rtrack.landmarks, rtrack.pose, rtrack.found, actor_neutral, config,
+                                 name=ref.name, neutral_frame=neutral_index)
+
+
+# ---- the main job: edit a plate ----------------------------------------------------------------------------------
+
+STAGES = ("decode", "track", "manipulate", "render", "composite", "encode")
+
+
+@dataclass(frozen=True)
+class EditSummary:
+    """What an edit did: frames edited, frames passed through (with the reason), and time per stage."""
+
+    output: str
+    frames: int
+    edited: tuple[int, ...]
+    passed_through: dict
+    resumed: tuple[int, ...]
+    seconds: dict
+    preview: str | None = None
+    face_id: int = -1
+
+    def fps(self) -> float:
+        total = sum(self.seconds.values())
+        return self.frames / total if total > 0 else 0.0
+
+
+class _Clock:
+    def __init__(self):
+        self.seconds = {s: 0.0 for s in STAGES}
+
+    def add(self, stage: str, started: float) -> float:
+        import time
+
+        now = time.perf_counter()
+        self.seconds[stage] += now - started
+        return now
+
+
+def _output_kind(output: Path) -> str:
+    from .media import MOVIE_EXTENSIONS, is_sequence_pattern
+
+    if is_sequence_pattern(output):
+        return "sequence"
+    if output.suffix.lower() in MOVIE_EXTENSIONS:
+        return "movie"
+    return "image"
+
+
+def edit_media(path: str | Path, output: str | Path, instruction: EditInstruction, frames: str | None = None,
+               face_id: int | None = None, preview: str | Path | None = None, tracker_config=None,
+               manipulator_config=None, renderer_config=None, compositor_config=None,
+               progress: Callable[[str, int, int], None] | None = None, resume: bool = True) -> EditSummary:
+    """The main job: change the expression of the actor in a plate, keeping everything else.
+
+    Args:
+        path: the input plate (movie, still, or ``shot.####.exr`` / ``shot.%04d.exr`` sequence); never modified.
+        output: where to write: a sequence pattern (frame numbers kept), a movie (frame rate, size and the
+            audio track kept) or a still. Written atomically, frame by frame for sequences.
+        instruction: what the face should do; frames: a frame range (``"1001-1100"``); face_id: which face;
+        preview: a before/after picture (``.png``) or movie (``.mp4``) side by side.
+        tracker_config … compositor_config: per-stage configs (defaults when None).
+        progress: called as ``progress(stage, done, total)`` with stage ``"tracking"`` or ``"rendering"``.
+        resume: for sequence outputs, frames already written by an edit with the same parameters are kept.
+
+    Returns:
+        an :class:`EditSummary`.
+
+    Raises:
+        InputNotFoundError, UnreadableMediaError, UnsupportedFormatError: the input cannot be read.
+        InvalidParameterError: a bad instruction or range, an output that would overwrite the input, a still
+            output for several frames. NoFaceError: no face anywhere in the shot (or in the reference).
+        OutputWriteError: an output cannot be written (nothing half-written is left).
+    """
+    import time
+
+    from .media import ensure_not_input
+
+    path, output = Path(path), Path(output)
+    kind = _output_kind(output)
+    ensure_not_input(output, [path])
+    if preview is not None:
+        ensure_not_input(preview, [path, output])
+    check_instruction(instruction, manipulator_config)
+    for target in (output, Path(preview) if preview else None):
+        if target is not None:
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise OutputWriteError(f"cannot create the folder {target.parent}: {exc.strerror or exc}") from None
+    clock = _Clock()
+
+    # 1. analyse the shot: track every frame (temporal smoothing and the neutral need the whole shot)
+    from .tracking import FaceTracker
+
+    tracker = FaceTracker(tracker_config)
+    t0 = time.perf_counter()
+    track = track_media(path, tracker.config, frames=frames, face_id=face_id, tracker=tracker,
+                        progress=(lambda d, n: progress("tracking", d, n)) if progress else None)
+    clock.seconds["track"] += time.perf_counter() - t0
+    if kind == "image" and track.num_frames != 1:
+        raise InvalidParameterError(f"{output.name} is a still but the input has {track.num_frames} frames; write a "
+                                    f"sequence (name.####.exr) or a movie (.mov/.mp4)")
+    # 2. manipulate
+    t0 = time.perf_counter()
+    edited = plan_edit(track, instruction, manipulator_config)
+    clock.seconds["manipulate"] += time.perf_counter() - t0
+    # 3. render + composite every frame, write as we go
+    return _render_shot(path, output, kind, track, edited, frames, preview, renderer_config, compositor_config,
+                        progress, resume, clock, instruction)
+
+
+class ShotRenderer:
+    """Renders any frame of an analysed shot on request (the daemon keeps one per session).
+
+    Args:
+        track: the shot's Track; edited: its EditedTrack (from :func:`plan_edit`);
+        renderer_config, compositor_config: stage configs (defaults when None).
+    """
+
+    def __init__(self, track, edited, renderer_config=None, compositor_config=None):
+        from .compositing import Compositor
+        from .rendering import GeometryRenderer, build_render_mesh
+
+        self.track, self.edited = track, edited
+        self.renderer = GeometryRenderer(renderer_config)
+        self.compositor = Compositor(compositor_config)
+        self.mesh = build_render_mesh(track.mean_shape)
+        self.index = {int(n): t for t, n in enumerate(track.frame_numbers)}
+
+    def render(self, frame: Frame, clock: "_Clock | None" = None) -> tuple[Frame, str | None]:
+        """Edit one frame of the shot.
+
+        Args:
+            frame: the plate's frame (native pixels), whose ``number`` is one of the shot's frame numbers.
+            clock: accumulates render/composite seconds when given.
+
+        Returns:
+            ``(frame, reason)``: the edited frame and None, or the input frame unchanged and why
+            (``"no face"``, ``"no change at this frame"``, ``"face outside the picture"``).
+
+        Raises:
+            InvalidParameterError: the frame number is not part of the analysed shot.
+        """
+        import time
+
+        from .compositing import extract_region
+        from .rendering import face_region_box
+
+        k = self.index.get(int(frame.number))
+        if k is None:
+            raise InvalidParameterError(f"frame {frame.number} is not in the analysed shot "
+                                        f"({self.track.frame_numbers[0]}-{self.track.frame_numbers[-1]})")
+        src, dst = self.edited.source_landmarks[k], self.edited.target_landmarks[k]
+        if not self.edited.found[k]:
+            return frame, "no face"
+        if np.array_equal(src, dst):
+            return frame, "no change at this frame"
+        # landmarks are in display-window pixels; the pixels cover the data window
+        shift = np.array([frame.display_window[0] - frame.data_window[0],
+                          frame.display_window[1] - frame.data_window[1], 0.0])
+        s, d = src + shift, dst + shift
+        try:
+            box = face_region_box(np.concatenate([s, d]), frame.width, frame.height)
+        except InvalidParameterError:
+            return frame, "face outside the picture"
+        t = time.perf_counter()
+        x0, y0 = box[0], box[1]
+        rendered = self.renderer.render(extract_region(frame, box), s - (x0, y0, 0), d - (x0, y0, 0), self.mesh)
+        if clock:
+            t = clock.add("render", t)
+        out = self.compositor.composite_frame(frame, rendered, box, d, s)
+        if clock:
+            clock.add("composite", t)
+        return out, None
+
+
+def _render_shot(path, output, kind, track, edited, frames, preview, renderer_config, compositor_config,
+                 progress, resume, clock, instruction) -> EditSummary:
+    import time
+
+    from .media import open_media, write_image
+
+    shot = ShotRenderer(track, edited, renderer_config, compositor_config)
+    edited_frames: list[int] = []
+    passed: dict[int, str] = {}
+    resumed: list[int] = []
+    sink = _Sink(output, kind, path, track, edited, instruction, resume)
+    before_after = _PreviewSink(preview, track.fps)
+    try:
+        with open_media(path, parse_frame_range(frames)) as source:
+            total = len(source)
+            t = time.perf_counter()
+            for done, frame in enumerate(source, 1):
+                t = clock.add("decode", t)
+                if sink.already_done(frame.number):
+                    resumed.append(frame.number)
+                else:
+                    out_frame, reason = shot.render(frame, clock)
+                    t = time.perf_counter()
+                    if reason is None:
+                        edited_frames.append(frame.number)
+                    else:
+                        passed[frame.number] = reason
+                    sink.write(out_frame, write_image)
+                    before_after.add(frame, out_frame)
+                    t = clock.add("encode", t)
+                if progress:
+                    progress("rendering", done, total)
+                t = time.perf_counter()
+        sink.close()
+        before_after.close()
+        clock.add("encode", t)
+    except BaseException:
+        sink.abort()
+        before_after.abort()
+        raise
+    return EditSummary(output=str(output), frames=len(shot.index), edited=tuple(edited_frames),
+                       passed_through=passed, resumed=tuple(resumed), seconds=dict(clock.seconds),
+                       preview=str(preview) if preview else None, face_id=track.face_id)
+
+
+class _Sink:
+    """Writes the edited frames: a sequence (atomic per frame, resumable), a movie (atomic whole, audio kept)
+    or a still."""
+
+    def __init__(self, output: Path, kind: str, source: Path, track, edited, instruction, resume: bool):
+        import hashlib
+        import json
+
+        self.output, self.kind, self.source = output, kind, source
+        self.movie = None
+        self.track = track
+        self.done: set[int] = set()
+        self._first_number = int(track.frame_numbers[0])
+        if kind == "sequence":
+            from .media import sequence_path
+
+            key = json.dumps({"source": str(source.resolve()), "instruction": instruction.as_params(),
+                              "frames": [int(track.frame_numbers[0]), int(track.frame_numbers[-1])],
+                              "face": int(track.face_id), "version": _version()}, sort_keys=True)
+            self.key = hashlib.sha256(key.encode()).hexdigest()
+            self._path_for = lambda n: sequence_path(output, n)
+            self.manifest = output.parent / f".{output.name}.ned_fx.json"
+            if resume and self.manifest.is_file():
+                try:
+                    if json.loads(self.manifest.read_text()).get("key") == self.key:
+                        self.done = {int(n) for n in track.frame_numbers if self._path_for(int(n)).is_file()}
+                except (OSError, ValueError):
+                    self.done = set()
+            output.parent.mkdir(parents=True, exist_ok=True)
+            _write_json(self.manifest, {"key": self.key, "source": str(source), "params": instruction.as_params()})
+
+    def already_done(self, number: int) -> bool:
+        return number in self.done
+
+    def write(self, frame: Frame, write_image) -> None:
+        if self.kind == "sequence":
+            write_image(self._path_for(frame.number), frame, metadata=dict(frame.metadata) or None)
+        elif self.kind == "image":
+            write_image(self.output, frame, metadata=dict(frame.metadata) or None)
+        else:
+            self._movie_write(frame)
+
+    def _movie_write(self, frame: Frame) -> None:
+        from .media import MovieWriter, to_display_rgb8
+
+        rgb = to_display_rgb8(frame)
+        if self.movie is None:
+            fps = self.track.fps or 25.0
+            start = self._first_number / fps                 # movie frame numbers are 0-based indices
+            audio_span = (start, start + len(self.track.frame_numbers) / fps)
+            self.movie = MovieWriter(self.output, fps, rgb.shape[1], rgb.shape[0],
+                                     audio_from=self.source if self.source.suffix.lower() in _MOVIES() else None,
+                                     audio_range=audio_span)
+        self.movie.write(rgb)
+
+    def close(self) -> None:
+        if self.movie is not None:
+            self.movie.close()
+
+    def abort(self) -> None:
+        if self.movie is not None:
+            self.movie.abort()
+
+
+def _MOVIES():
+    from .media import MOVIE_EXTENSIONS
+
+    return MOVIE_EXTENSIONS
+
+
+class _PreviewSink:
+    """Side-by-side before/after: the first frame as a still (.png/.jpg) or every frame as a movie."""
+
+    def __init__(self, path: str | Path | None, fps: float):
+        self.path = Path(path) if path else None
+        self.fps = fps or 25.0
+        self.movie = None
+        self.still_written = False
+
+    def add(self, before: Frame, after: Frame) -> None:
+        if self.path is None:
+            return
+        from .media import MOVIE_EXTENSIONS, MovieWriter, write_image
+
+        pair = side_by_side(display_plate(before), display_plate(after))
+        if self.path.suffix.lower() in MOVIE_EXTENSIONS:
+            if self.movie is None:
+                self.movie = MovieWriter(self.path, self.fps, pair.shape[1], pair.shape[0])
+            self.movie.write(pair)
+        elif not self.still_written:
+            write_image(self.path, pair)
+            self.still_written = True
+
+    def close(self) -> None:
+        if self.movie is not None:
+            self.movie.close()
+
+    def abort(self) -> None:
+        if self.movie is not None:
+            self.movie.abort()
+
+
+def side_by_side(before: np.ndarray, after: np.ndarray, labels: tuple[str, str] = ("before", "after")) -> np.ndarray:
+    """Two RGB8 pictures next to each other with a thin divider and a label on each (even width)."""
+    import cv2
+
+    h, w = before.shape[:2]
+    gap = max(2, w // 200) * 2
+    out = np.zeros((h, 2 * w + gap, 3), np.uint8)
+    out[:, :w], out[:, w + gap:] = before, after
+    scale = max(0.5, w / 900)
+    for x, text in ((0, labels[0]), (w + gap, labels[1])):
+        org = (x + int(12 * scale), int(30 * scale))
+        cv2.putText(out, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), max(2, int(4 * scale)), cv2.LINE_AA)
+        cv2.putText(out, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), max(1, int(2 * scale)),
+                    cv2.LINE_AA)
+    return out
+
+
+def _write_json(path: Path, doc: dict) -> None:
+    import json
+    import os
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(doc, fh, indent=2)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__

@@ -36,14 +36,20 @@ def decode_rgb(name: str) -> tuple[np.ndarray, float]:
 def mediapipe_landmarks(name: str) -> np.ndarray:
     """MediaPipe's own face mesh (0.10.21 runtime, refine off) on a shared clip (video mode) or photo
     (static mode): Fx468x3 in pixels, NaN where it found no face."""
+    frames, fps = decode_rgb(name)
+    return mediapipe_on_frames(frames, video=fps != 0)
+
+
+def mediapipe_on_frames(frames: np.ndarray, video: bool = True) -> np.ndarray:
+    """MediaPipe's face mesh on RGB8 frames (FxHxWx3): Fx468x3 pixels, NaN where no face. An independent
+    tracker for judging our outputs."""
     try:
         import mediapipe as mp
     except ImportError as exc:  # the README's test command installs it; without it these tests cannot judge
         raise RuntimeError("MediaPipe's runtime is the tests' reference: run `install/setup.sh --test`") from exc
-    frames, fps = decode_rgb(name)
     h, w = frames.shape[1:3]
     out = np.full((len(frames), 468, 3), np.nan)
-    with mp.solutions.face_mesh.FaceMesh(static_image_mode=fps == 0, max_num_faces=1,
+    with mp.solutions.face_mesh.FaceMesh(static_image_mode=not video, max_num_faces=1,
                                          refine_landmarks=False) as mesh:
         for i, rgb in enumerate(frames):
             result = mesh.process(np.ascontiguousarray(rgb))

@@ -1,0 +1,102 @@
+"""The soft face mask: the face oval (forehead to chin) of the target and the source landmarks together,
+pulled down at the hairline, feathered with a signed distance transform.
+
+Coordinates: continuous pixel coordinates of the region, (0, 0) the top-left corner of its top-left pixel.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import topology as T
+from ..errors import InvalidParameterError, NoFaceError
+from .config import CompositorConfig
+
+FOREHEAD, CHIN = 10, 152
+_SHIFT = 4
+
+
+def _points(landmarks, what: str) -> np.ndarray:
+    pts = np.asarray(landmarks, dtype=np.float64)
+    if pts.ndim != 2 or pts.shape[0] < T.NUM_MESH or pts.shape[1] < 2:
+        raise InvalidParameterError(f"{what} must be Px2 or Px3 landmarks (P >= {T.NUM_MESH}), got shape {pts.shape}")
+    pts = pts[:, :2]
+    if not np.isfinite(pts[list(T.FACE_OVAL) + [T.EYE_OUTER_RIGHT, T.EYE_OUTER_LEFT]]).all():
+        raise NoFaceError(f"{what} has NaN points (no face in this frame); composite only frames with a face")
+    return pts
+
+
+def oval_polygon(landmarks: np.ndarray, forehead_shrink: float) -> np.ndarray:
+    """The face oval with its top pulled down towards the brows (hairline excluded).
+
+    Each oval point moves along the face's down direction (forehead point 10 -> chin 152) by
+    ``forehead_shrink x face height x t^2``, t = 0 at the oval's centre height and 1 at the forehead point.
+
+    Args:
+        landmarks: Px2 points (P >= 468).
+        forehead_shrink: fraction of the face height.
+
+    Returns:
+        36x2 float64 polygon.
+    """
+    pts = np.asarray(landmarks, dtype=np.float64)[:, :2]
+    oval = pts[list(T.FACE_OVAL)]
+    up = pts[FOREHEAD] - pts[CHIN]
+    height = float(np.linalg.norm(up))
+    if height < 1e-9:
+        return oval
+    up /= height
+    centre = oval.mean(axis=0)
+    top = max(float((pts[FOREHEAD] - centre) @ up), 1e-9)
+    t = np.clip((oval - centre) @ up / top, 0.0, 1.0)
+    return oval - np.outer(forehead_shrink * height * t * t, up)
+
+
+def face_mask(region_size: tuple[int, int], target, source=None, config: CompositorConfig | None = None
+              ) -> np.ndarray:
+    """Soft mask of the face in a region: 1 inside, 0 outside, a smooth ramp ``feather`` wide at the edge.
+
+    The union of the target's and the source's oval polygons (so the face is covered where it was and where
+    it goes), each pulled down at the forehead, grown by ``grow``; the ramp is a smoothstep of the signed
+    distance to that union's edge, computed on a coarse grid and upsampled.
+
+    Args:
+        region_size: (H, W) of the region.
+        target: Px2/Px3 target landmarks in region pixels.
+        source: Px2/Px3 source landmarks in region pixels, or None.
+        config: a :class:`CompositorConfig` (defaults when None).
+
+    Returns:
+        HxW float32 in 0..1.
+
+    Raises:
+        InvalidParameterError: bad shapes. NoFaceError: NaN landmarks.
+    """
+    import cv2
+
+    cfg = config or CompositorConfig()
+    h, w = int(region_size[0]), int(region_size[1])
+    if h < 1 or w < 1:
+        raise InvalidParameterError(f"region size must be positive, got {w}x{h}")
+    shapes = [_points(target, "target landmarks")] + ([] if source is None else [_points(source, "source landmarks")])
+    iod = float(np.linalg.norm(shapes[0][T.EYE_OUTER_RIGHT] - shapes[0][T.EYE_OUTER_LEFT]))
+    iod = max(iod, 1.0)
+    scale = min(1.0, cfg.mask_cells / max(h, w))
+    gh, gw = max(2, int(round(h * scale))), max(2, int(round(w * scale)))
+    sx, sy = gw / w, gh / h
+    # the polygons on the coarse grid, in its pixel-centre convention, drawn past the grid's edge if need be
+    pad = int(np.ceil(cfg.feather * iod * max(sx, sy))) + 2
+    inside = np.zeros((gh + 2 * pad, gw + 2 * pad), np.uint8)
+    for pts in shapes:
+        poly = oval_polygon(pts, cfg.forehead_shrink)
+        g = (poly * [sx, sy] - 0.5 + pad) * (1 << _SHIFT)
+        cv2.fillPoly(inside, [np.rint(g).astype(np.int32)], 1, lineType=cv2.LINE_8, shift=_SHIFT)
+    d_in = cv2.distanceTransform(inside, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    d_out = cv2.distanceTransform(1 - inside, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    cell = 0.5 * (1 / sx + 1 / sy)                                  # region pixels per grid cell
+    signed = (np.where(inside > 0, d_in - 0.5, 0.5 - d_out)) * cell + cfg.grow * iod
+    x = np.clip(0.5 + signed / (cfg.feather * iod), 0.0, 1.0)
+    soft = (x * x * (3.0 - 2.0 * x)).astype(np.float32)[pad: pad + gh, pad: pad + gw]
+    if (gh, gw) == (h, w):
+        return np.ascontiguousarray(soft)
+    return cv2.resize(soft, (w, h), interpolation=cv2.INTER_LINEAR)

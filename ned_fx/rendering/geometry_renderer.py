@@ -1,0 +1,615 @@
+"""The geometry renderer: source mesh -> target mesh as a dense backward displacement field over the face,
+applied to the plate's face region at native resolution.
+
+The output is a face layer plus three opening layers (mouth, right eye, left eye). How an output pixel ``p``
+(region pixels) finds where to sample the source region:
+
+* face layer, inside a triangle of the TARGET mesh: the same barycentric point of the SOURCE triangle
+  (piecewise-affine backward warp);
+* face layer, outside the mesh: the outline's displacement, interpolated from the outline vertices (Shepard)
+  and faded to zero over ``falloff`` x IOD: no tearing at the face edge, nothing moves far from the face;
+* face layer, inside an opening: the opening's similarity (below) plus the mismatch with the lips/lids along
+  the contour, interpolated from the contour segments (Shepard) and faded out over a band (``hole_band``,
+  never narrower than ``fold_guard`` x the mismatch, so it cannot fold). So the face layer is continuous
+  everywhere: no tearing, and a soft, smear-free edge where an opening layer is laid over it;
+* opening layers: the lip and lid margins are occlusion boundaries (teeth, tongue and eyeballs lie behind
+  them), so what is inside moves rigidly, sampled through a similarity transform from the target opening to
+  the source one: least squares over the 20 inner-lip points for the mouth (teeth move rigidly, are never
+  stretched), the two eye corners for each eye (the iris keeps its size and stays round). Each layer is laid
+  over the face layer with the target polygon's anti-aliased coverage (4x4 supersampled per field cell):
+  a lowered lid covers the eyeball, a closed mouth hides the teeth;
+* what the source does not show: an eye layer shows only where the similarity lands inside the source's eye
+  opening; eyeball that a raised lid reveals comes from the face layer's band (the visible eye, stretched up
+  to the lid margin). Where the mouth similarity lands outside the source's mouth opening (a closed mouth
+  opened, a mouth opened wider) a dark mouth colour is painted (the mean of the darkest samples along and
+  inside the source's inner lips, times ``mouth_fill_gain``), faded in with the contour mismatch so an
+  unchanged or merely moved mouth gets none. A neural renderer will do better (teeth, tongue, eyeball);
+  this keeps the geometry renderer plausible.
+
+Resolution and filtering: the field is computed on a coarse grid (``RendererConfig.field_cells`` along the
+region's longer side: a fixed number of cells per face at any plate resolution), upsampled bilinearly to the
+region's native size, and the plate is resampled once at native resolution, bilinear by default (bicubic as
+an option). Expression warps are small and smooth (local scale ~0.8..1.25), so bilinear sampling neither
+aliases (no strong minification) nor visibly blurs.
+
+Rasterising the target mesh into a label map (which triangle/opening holds each grid cell's centre) runs on
+the CPU in numpy (:func:`~ned_fx.rendering.mesh.rasterize_labels`, ~1 ms); everything after it is the torch
+module :class:`GeometryRendererModule`, batched and exportable to ONNX (opset 18) with the label map as an
+input. :class:`GeometryRenderer` is the per-frame entry point; on numpy input it resamples with OpenCV.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .. import topology as T
+from ..errors import InvalidParameterError
+from .config import RendererConfig
+from .mesh import (HOLE_CONTOURS, HOLE_CORNERS, LOWER_LIP_RINGS, MOUTH, UPPER_LIP_RINGS, RenderMesh,
+                   field_grid_size, rasterize_labels)
+
+_EPS = 1e-6
+#: sub-samples per field cell side for the openings' coverage
+_SUPERSAMPLE = 4
+
+
+def _smoothstep(x: torch.Tensor) -> torch.Tensor:
+    x = x.clamp(0.0, 1.0)
+    return x * x * (3.0 - 2.0 * x)
+
+
+def _inside_polygon(pts: torch.Tensor, poly: torch.Tensor) -> torch.Tensor:
+    """Even-odd test: points ``...xKx2`` against polygons ``...xVx2`` (broadcast over the leading axes) ->
+    ``...xK`` bool."""
+    qa, qb = poly[..., None, :, :], torch.roll(poly, -1, dims=-2)[..., None, :, :]         # ...x1xVx2
+    py, px = pts[..., :, None, 1], pts[..., :, None, 0]                                    # ...xKx1
+    ay, by, ax, bx = qa[..., 1], qb[..., 1], qa[..., 0], qb[..., 0]
+    straddle = (ay > py) != (by > py)
+    dy = torch.where(straddle, by - ay, torch.ones_like(by))
+    xint = ax + (py - ay) * (bx - ax) / dy
+    return ((straddle & (px < xint)).to(torch.int64).sum(-1) % 2) == 1
+
+
+def _polygon_distance(pts: torch.Tensor, poly: torch.Tensor) -> torch.Tensor:
+    """Distance from points ``Mx2`` to the closed polygons ``MxVx2`` (one per point) -> M."""
+    qa, qb = poly, torch.roll(poly, -1, dims=1)
+    seg = qb - qa
+    rel = pts[:, None] - qa
+    tau = ((rel * seg).sum(-1) / (seg * seg).sum(-1).clamp_min(_EPS)).clamp(0.0, 1.0)
+    return (rel - tau[..., None] * seg).norm(dim=-1).amin(dim=1)
+
+
+class FieldResult(NamedTuple):
+    """What :meth:`GeometryRendererModule.field` returns (all on the coarse field grid, B frames).
+
+    Attributes:
+        offset: Bx2xGhxGw source position minus output position, region pixels (x, y), for the face layer.
+        cover: Bx3xGhxGw 0..1 where each opening's layer (mouth, right eye, left eye) shows over the face.
+        mouth_fill: Bx1xGhxGw 0..1 weight of the dark fill colour within the mouth layer.
+        affine: Bx3x2x3 each layer's map from output to source position: ``s = A[..., :2] @ p + A[..., 2]``.
+    """
+
+    offset: torch.Tensor
+    cover: torch.Tensor
+    mouth_fill: torch.Tensor
+    affine: torch.Tensor
+
+
+class GeometryRendererModule(nn.Module):
+    """Batched geometry renderer: ``forward(images, src, dst, labels) -> images``; ONNX-exportable.
+
+    Build one per shot (it holds the shot's triangulation as buffers). A neural renderer takes its place by
+    offering the same ``forward(images, src, dst, ...)``.
+
+    Args:
+        mesh: the shot's :class:`~ned_fx.rendering.mesh.RenderMesh`.
+        config: a :class:`RendererConfig` (defaults when None).
+    """
+
+    def __init__(self, mesh: RenderMesh, config: RendererConfig | None = None):
+        super().__init__()
+        self.config = config or RendererConfig()
+        self.mode = self.config.interpolation
+        self._follow = self.config.mouth_interior == "follow"
+        if tuple(tuple(c) for c in mesh.holes) != HOLE_CONTOURS:
+            raise InvalidParameterError("the render mesh must have the three openings mouth, right eye, left eye "
+                                        "(build it with build_render_mesh or RenderMesh.from_triangles)")
+        tri = torch.as_tensor(np.asarray(mesh.triangles, dtype=np.int64))
+        self.num_triangles = int(tri.shape[0])
+        self.num_holes = len(mesh.holes)
+        self.register_buffer("triangles", tri, persistent=False)
+        seg_a, seg_b, seg_owner = [], [], []
+        for k, contour in enumerate(mesh.holes):
+            n = len(contour)
+            seg_a += [contour[i] for i in range(n)]
+            seg_b += [contour[(i + 1) % n] for i in range(n)]
+            seg_owner += [k] * n
+        self.register_buffer("seg_a", torch.tensor(seg_a, dtype=torch.long), persistent=False)
+        self.register_buffer("seg_b", torch.tensor(seg_b, dtype=torch.long), persistent=False)
+        self.register_buffer("seg_owner", torch.tensor(seg_owner, dtype=torch.long), persistent=False)
+        outline = np.unique(np.asarray(mesh.outer_edges, dtype=np.int64).reshape(-1))
+        self.register_buffer("outline", torch.as_tensor(outline), persistent=False)
+        self.register_buffer("mouth", torch.tensor(mesh.holes[MOUTH], dtype=torch.long), persistent=False)
+        for k, contour in enumerate(mesh.holes):
+            self.register_buffer(f"hole{k}", torch.tensor(contour, dtype=torch.long), persistent=False)
+        self.register_buffer("corners", torch.tensor(HOLE_CORNERS, dtype=torch.long), persistent=False)
+        # where the mouth-interior colour is sampled in the source: the inner lip contour and the midpoints
+        # between facing upper/lower inner-lip points
+        self.register_buffer("fill_a", torch.tensor(list(T.LIPS_INNER) + list(UPPER_LIP_RINGS[0]),
+                                                    dtype=torch.long), persistent=False)
+        self.register_buffer("fill_b", torch.tensor(list(T.LIPS_INNER) + list(LOWER_LIP_RINGS[0]),
+                                                    dtype=torch.long), persistent=False)
+        sub = (torch.arange(_SUPERSAMPLE, dtype=torch.float32) + 0.5) / _SUPERSAMPLE - 0.5
+        self.register_buffer("subsamples", torch.stack(torch.meshgrid(sub, sub, indexing="xy"), -1).reshape(-1, 2),
+                             persistent=False)
+
+    # ---- pieces of the field ---------------------------------------------------------------------------------
+    def _similarities(self, src: torch.Tensor, dst: torch.Tensor) -> list[tuple[torch.Tensor, ...]]:
+        """Per opening, the least-squares similarity target -> source, ``S(p) = a (p - mu_dst) + mu_src`` in
+        complex notation: (a_re B, a_im B, mu_dst Bx2, mu_src Bx2). Mouth: the 20 inner-lip points; eyes: the
+        two corners."""
+        out = []
+        for k in range(self.num_holes):
+            idx = self.mouth if k == MOUTH else self.corners[k]
+            x, y = dst[:, idx], src[:, idx]
+            mx, my = x.mean(dim=1), y.mean(dim=1)
+            xc, yc = x - mx[:, None], y - my[:, None]
+            den = (xc * xc).sum(dim=(1, 2))
+            den = torch.where(den > _EPS, den, torch.ones_like(den))             # exactly 1 for src == dst
+            a_re = (xc * yc).sum(dim=(1, 2)) / den
+            a_im = (xc[..., 0] * yc[..., 1] - xc[..., 1] * yc[..., 0]).sum(dim=1) / den
+            out.append((a_re, a_im, mx, my))
+        return out
+
+    @staticmethod
+    def _sim_offset(sim: tuple[torch.Tensor, ...], p: torch.Tensor) -> torch.Tensor:
+        """``S(p) - p`` for points ``p`` (Mx2), parameters already per point (M, M, Mx2, Mx2); exactly zero for
+        an identity fit."""
+        a_re, a_im, mx, my = sim
+        u, v = p[:, 0] - mx[:, 0], p[:, 1] - mx[:, 1]
+        dx = (a_re - 1.0) * u - a_im * v + (my[:, 0] - mx[:, 0])
+        dy = a_im * u + (a_re - 1.0) * v + (my[:, 1] - mx[:, 1])
+        return torch.stack([dx, dy], dim=-1)
+
+    @staticmethod
+    def _shepard(pm: torch.Tensor, sa: torch.Tensor, sb: torch.Tensor, va: torch.Tensor, vb: torch.Tensor,
+                 fade: torch.Tensor, mine: torch.Tensor) -> torch.Tensor:
+        """Shepard interpolation (weights 1/distance^2) of values given linearly along segments, faded out.
+
+        Exact on the segments (so the field is continuous across the contour), zero ``fade`` away from them.
+
+        Args:
+            pm: Mx2 cells; sa, sb: MxSx2 segment ends; va, vb: MxSx2 values at the ends; fade: M fade lengths;
+                mine: MxS bool, the segments each cell uses.
+
+        Returns:
+            Mx2 interpolated values times the fade.
+        """
+        seg = sb - sa
+        rel = pm[:, None, :] - sa
+        tau = ((rel * seg).sum(-1) / (seg * seg).sum(-1).clamp_min(_EPS)).clamp(0.0, 1.0)   # MxS
+        off = rel - tau[..., None] * seg
+        dist2 = torch.where(mine, (off * off).sum(-1), torch.full_like(tau, 1e12))
+        weight = 1.0 / (dist2 + 1e-3)
+        value = va + tau[..., None] * (vb - va)                                              # MxSx2
+        filled = (weight[..., None] * value).sum(1) / weight.sum(1, keepdim=True).clamp_min(1e-30)
+        keep = 1.0 - _smoothstep(dist2.amin(dim=1).sqrt() / fade)
+        return keep[:, None] * filled
+
+    # ---- the field -----------------------------------------------------------------------------------------
+    def field(self, src: torch.Tensor, dst: torch.Tensor, labels: torch.Tensor, height, width) -> FieldResult:
+        """The face layer's backward displacement field and the opening layers, on the grid of ``labels``.
+
+        Args:
+            src: Bx478x2 (or BxPx2+, P >= 468) source landmarks in region pixels.
+            dst: Bx478x2 target landmarks in region pixels.
+            labels: BxGhxGw int64 from :func:`~ned_fx.rendering.mesh.rasterize_labels` of ``dst``.
+            height: region height H in pixels; width: region width W (ints, or sizes traced from a tensor).
+
+        Returns:
+            A :class:`FieldResult`.
+        """
+        src = src[..., :2].to(torch.float32)
+        dst = dst[..., :2].to(torch.float32)
+        b, gh, gw = labels.shape
+        n = gh * gw
+        n_tri = self.num_triangles
+        dev = dst.device
+        ys = (torch.arange(gh, dtype=torch.float32, device=dev) + 0.5) * (height / gh)
+        xs = (torch.arange(gw, dtype=torch.float32, device=dev) + 0.5) * (width / gw)
+        p = torch.stack([xs[None, :].expand(gh, gw), ys[:, None].expand(gh, gw)], dim=-1).reshape(1, n, 2)
+        lab = labels.reshape(b, n)
+        disp = src - dst                                                        # BxPx2 at the vertices
+        iod = (dst[:, T.EYE_OUTER_RIGHT] - dst[:, T.EYE_OUTER_LEFT]).norm(dim=-1)          # B
+
+        # -- triangles: barycentrics in the target triangle -> same point of the source triangle
+        corners = dst[:, self.triangles]                                        # BxTx3x2
+        dv = disp[:, self.triangles]
+        a0 = corners[:, :, 0]
+        e1, e2 = corners[:, :, 1] - a0, corners[:, :, 2] - a0
+        det = e1[..., 0] * e2[..., 1] - e1[..., 1] * e2[..., 0]
+        ok = det.abs() > 1e-4
+        inv = torch.where(ok, 1.0 / torch.where(ok, det, torch.ones_like(det)), torch.zeros_like(det))
+        alpha1 = torch.stack([e2[..., 1], -e2[..., 0]], dim=-1) * inv[..., None]
+        alpha2 = torch.stack([-e1[..., 1], e1[..., 0]], dim=-1) * inv[..., None]
+        d0 = torch.where(ok[..., None], dv[:, :, 0], dv.mean(dim=2))
+        table = torch.cat([a0, alpha1, alpha2, d0, dv[:, :, 1] - dv[:, :, 0], dv[:, :, 2] - dv[:, :, 0]], dim=-1)
+        rows = torch.gather(table, 1, lab.clamp(0, n_tri - 1)[..., None].expand(b, n, 12))  # BxNx12
+        rel = p - rows[..., 0:2]
+        l1 = (rel * rows[..., 2:4]).sum(-1)
+        l2 = (rel * rows[..., 4:6]).sum(-1)
+        # labels hold cell centres inside their triangle; should one lie outside (a folded or degenerate target
+        # triangle) it takes the triangle's nearest point: barycentrics clamped to >= 0 and renormalised
+        l0 = (1.0 - l1 - l2).clamp_min(0.0)
+        l1, l2 = l1.clamp_min(0.0), l2.clamp_min(0.0)
+        total = l0 + l1 + l2
+        l1, l2 = l1 / total, l2 / total
+        d = rows[..., 6:8] + l1[..., None] * rows[..., 8:10] + l2[..., None] * rows[..., 10:12]
+
+        # -- outside the mesh: Shepard from the outline's vertices (matrix products, in IOD units so squared
+        # distances stay accurate in float32), faded to zero over `falloff` IODs
+        scale = 1.0 / (iod[:, None, None] + _EPS)
+        centre = dst[:, self.outline].mean(dim=1, keepdim=True)
+        q = (dst[:, self.outline] - centre) * scale                            # BxVx2
+        pq = (p - centre) * scale                                               # BxNx2
+        dist2 = ((pq * pq).sum(-1, keepdim=True) + (q * q).sum(-1)[:, None, :]
+                 - 2.0 * torch.bmm(pq, q.transpose(1, 2))).clamp_min(0.0)       # BxNxV
+        weight = 1.0 / (dist2 + 1e-8)
+        d_out = torch.bmm(weight, disp[:, self.outline]) / weight.sum(-1, keepdim=True)
+        keep = 1.0 - _smoothstep(dist2.amin(dim=-1).sqrt() / self.config.falloff)
+        d = torch.where((lab < 0)[..., None], keep[..., None] * d_out, d).reshape(b * n, 2)
+
+        # -- openings: similarity + the contour mismatch (Shepard from that opening's segments), faded out
+        sims = self._similarities(src, dst)
+        sa, sb = dst[:, self.seg_a], dst[:, self.seg_b]                         # BxSx2
+        va, vb = disp[:, self.seg_a], disp[:, self.seg_b]
+        owner = self.seg_owner
+        fades = []
+        for k in range(self.num_holes):
+            mine = (owner == k)[None, :]
+            a_re, a_im, mx, my = (t[:, None].expand(b, sa.shape[1], *t.shape[1:]) for t in sims[k])
+            flat_sim = (a_re.reshape(-1), a_im.reshape(-1), mx.reshape(-1, 2), my.reshape(-1, 2))
+            ra = va - self._sim_offset(flat_sim, sa.reshape(-1, 2)).reshape(b, -1, 2)
+            rb = vb - self._sim_offset(flat_sim, sb.reshape(-1, 2)).reshape(b, -1, 2)
+            va = torch.where(mine[..., None], ra, va)
+            vb = torch.where(mine[..., None], rb, vb)
+            worst = torch.where(mine, torch.maximum(ra.norm(dim=-1), rb.norm(dim=-1)),
+                                torch.zeros_like(ra[..., 0])).amax(dim=1)
+            c = self.corners[k]
+            width_k = (dst[:, c[1]] - dst[:, c[0]]).norm(dim=-1)
+            # the band: a fraction of the opening, and wide enough not to fold; a mouth whose interior follows
+            # the lips takes the contour's mismatch all the way in
+            band = torch.maximum(self.config.hole_band * width_k, self.config.fold_guard * worst) + _EPS
+            fades.append(band * 1e4 if (k == MOUTH and self._follow) else band)
+        fade_len = torch.stack(fades, dim=1)                                    # BxK
+        flat = torch.nonzero((lab >= n_tri).reshape(-1))[:, 0]                  # the opening cells
+        bidx = torch.div(flat, n, rounding_mode="floor")
+        pm = p[0, flat - bidx * n]
+        rm = lab.reshape(-1)[flat] - n_tri
+        sim_m = [tuple(t[bidx] for t in sim) for sim in sims]
+        base = torch.zeros_like(pm)
+        for k in range(self.num_holes):
+            base = torch.where((rm == k)[:, None], self._sim_offset(sim_m[k], pm), base)
+        mismatch = self._shepard(pm, sa[bidx], sb[bidx], va[bidx], vb[bidx],
+                                 torch.gather(fade_len[bidx], 1, rm[:, None])[:, 0], owner[None, :] == rm[:, None])
+        d = d.index_put((flat,), base + mismatch).reshape(b, n, 2)
+
+        # -- the opening layers (mouth, eyes): rigid through their similarity, on the cells in or next to them
+        cell = torch.stack([xs[1] - xs[0], ys[1] - ys[0]])                     # cell size (traced, not baked)
+        cell_mean = 0.5 * (cell[0] + cell[1])
+        zeros = torch.zeros(b * n, dtype=torch.float32, device=dev)
+        covers, affines, fill = [], [], zeros
+        for k in range(self.num_holes):
+            a_re, a_im, mx, my = sims[k]
+            affines.append(torch.stack([
+                torch.stack([a_re, -a_im, my[:, 0] - a_re * mx[:, 0] + a_im * mx[:, 1]], dim=-1),
+                torch.stack([a_im, a_re, my[:, 1] - a_im * mx[:, 0] - a_re * mx[:, 1]], dim=-1)], dim=1))  # Bx2x3
+            in_k = (lab == n_tri + k).to(torch.float32).reshape(b, 1, gh, gw)
+            flat = torch.nonzero(F.max_pool2d(in_k, 3, stride=1, padding=1).reshape(-1) > 0)[:, 0]
+            bidx = torch.div(flat, n, rounding_mode="floor")
+            pm = p[0, flat - bidx * n]
+            contour = getattr(self, f"hole{k}")
+            poly_dst, poly_src = dst[:, contour][bidx], src[:, contour][bidx]  # MxVx2
+            subs = pm[:, None, :] + self.subsamples[None] * cell               # Mx16x2
+            cover = _inside_polygon(subs, poly_dst).to(torch.float32).mean(dim=1)
+            if k == MOUTH and self._follow:     # the face layer's own source points (it follows the lips)
+                sm = pm + d.reshape(b * n, 2)[flat]
+            else:                               # the similarity's source points
+                sm = pm + self._sim_offset(tuple(t[bidx] for t in sims[k]), pm)
+            inside = _inside_polygon(sm[:, None], poly_src)[:, 0]
+            dist = _polygon_distance(sm, poly_src) / cell_mean
+            depth = torch.where(inside, dist, -dist)    # cells deep into the source opening (< 0: outside it)
+            if k == MOUTH:
+                # faded in with the contour mismatch: an unchanged or merely moved mouth gets no fill at all
+                mis = torch.where(owner == MOUTH, torch.maximum(va.norm(dim=-1), vb.norm(dim=-1)),
+                                  torch.zeros_like(va[..., 0])).amax(dim=1)
+                strength = _smoothstep(mis / cell_mean)[bidx]
+                # full fill outside the source opening and along its rim (a seam-thin opening has no interior
+                # to show), none from 1.5 cells inside it
+                if self.config.mouth_fill and self._follow:
+                    # the interior follows the lips, so only a seam-thin source opening (a closed mouth) has no
+                    # interior to show: fill fully at <= 1 cell of opening, not at all from 3 cells
+                    # and only where the target opens it (a thin mouth kept thin shows its own lips)
+                    gap = (src[:, T.MOUTH_UPPER_INNER] - src[:, T.MOUTH_LOWER_INNER]).norm(dim=-1) / cell_mean
+                    gap_dst = (dst[:, T.MOUTH_UPPER_INNER] - dst[:, T.MOUTH_LOWER_INNER]).norm(dim=-1) / cell_mean
+                    thin = (1.0 - _smoothstep((gap - 1.0) / 2.0)) * _smoothstep((gap_dst - gap) / 2.0)
+                    fill = zeros.index_put((flat,), strength * thin[bidx])
+                elif self.config.mouth_fill:
+                    fill = zeros.index_put((flat,), strength * (1.0 - _smoothstep(depth - 0.5)))
+            else:
+                # an eye shows its rigid eyeball only where the source showed it; eyeball a raised lid reveals
+                # comes from the face layer (the band's stretch, continuous with the lid)
+                cover = cover * _smoothstep(depth + 0.5)
+            covers.append(zeros.index_put((flat,), cover))
+        return FieldResult(d.permute(0, 2, 1).reshape(b, 2, gh, gw),
+                           torch.stack([c.reshape(b, gh, gw) for c in covers], dim=1),
+                           fill.reshape(b, 1, gh, gw), torch.stack(affines, dim=1))
+
+    def fill_colour(self, images: torch.Tensor, src: torch.Tensor) -> torch.Tensor:
+        """The dark mouth-interior colour of each source image: BxC.
+
+        The mean of the ``mouth_fill_samples`` darkest samples (by channel mean) among the inner-lip contour
+        points and the midpoints of facing upper/lower inner-lip points, times ``mouth_fill_gain``.
+        """
+        _, _, h, w = images.shape
+        src = src[..., :2].to(images.dtype)
+        pts = (src[:, self.fill_a] + src[:, self.fill_b]) / 2                 # BxKx2
+        grid = torch.stack([pts[..., 0] * (2.0 / w) - 1.0, pts[..., 1] * (2.0 / h) - 1.0], dim=-1)[:, None]
+        samples = F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)[:, :, 0]
+        k = self.config.mouth_fill_samples
+        _, idx = torch.topk(samples.mean(dim=1), k, dim=1, largest=False)
+        picked = torch.gather(samples, 2, idx[:, None, :].expand(-1, samples.shape[1], k))
+        return picked.mean(dim=2) * self.config.mouth_fill_gain
+
+    def forward(self, images: torch.Tensor, src: torch.Tensor, dst: torch.Tensor,
+                labels: torch.Tensor) -> torch.Tensor:
+        """Render a batch of face regions.
+
+        Args:
+            images: BxCxHxW float32 source regions (the plate's values, any channels).
+            src: Bx478x2 source landmarks in region pixels ((0,0) = top-left corner of the top-left pixel).
+            dst: Bx478x2 target landmarks in region pixels.
+            labels: BxGhxGw int64 label maps of ``dst`` (:func:`~ned_fx.rendering.mesh.rasterize_labels`;
+                rasterisation runs on the CPU and is not part of the exported graph).
+
+        Returns:
+            BxCxHxW rendered regions.
+        """
+        _, _, h, w = images.shape
+        res = self.field(src, dst, labels, h, w)
+        d = F.interpolate(res.offset, size=(h, w), mode="bilinear", align_corners=False)
+        xs = torch.arange(w, dtype=images.dtype, device=images.device) + 0.5
+        ys = torch.arange(h, dtype=images.dtype, device=images.device) + 0.5
+        gx = (xs[None, None, :] + d[:, 0]) * (2.0 / w) - 1.0
+        gy = (ys[None, :, None] + d[:, 1]) * (2.0 / h) - 1.0
+        out = F.grid_sample(images, torch.stack([gx, gy], dim=-1), mode=self.mode, padding_mode="border",
+                            align_corners=False)
+        # the opening layers, each sampled through its similarity; the mouth's dark fill where the source has
+        # no interior to show
+        fill = F.interpolate(res.mouth_fill, size=(h, w), mode="bilinear", align_corners=False)
+        cover = F.interpolate(res.cover, size=(h, w), mode="bilinear", align_corners=False)
+        colour = self.fill_colour(images, src)[:, :, None, None]
+        for k in range(self.num_holes):
+            if k == MOUTH and self._follow:     # the face layer already shows the interior; add the fill only
+                out = out + cover[:, k:k + 1] * fill * (colour - out)
+                continue
+            a = res.affine[:, k, :, :, None, None]
+            sx = a[:, 0, 0] * xs[None, None, :] + a[:, 0, 1] * ys[None, :, None] + a[:, 0, 2]
+            sy = a[:, 1, 0] * xs[None, None, :] + a[:, 1, 1] * ys[None, :, None] + a[:, 1, 2]
+            layer = F.grid_sample(images, torch.stack([sx * (2.0 / w) - 1.0, sy * (2.0 / h) - 1.0], dim=-1),
+                                  mode=self.mode, padding_mode="border", align_corners=False)
+            if k == MOUTH:
+                layer = layer + fill * (colour - layer)
+            out = out + cover[:, k:k + 1] * (layer - out)
+        return out
+
+
+def _as_points(points, what: str) -> np.ndarray:
+    pts = np.asarray(points.detach().cpu().numpy() if isinstance(points, torch.Tensor) else points,
+                     dtype=np.float64)
+    if pts.ndim != 2 or pts.shape[0] < T.NUM_MESH or pts.shape[1] < 2:
+        raise InvalidParameterError(f"{what} must be Px2 or Px3 landmarks (P >= {T.NUM_MESH}) in region pixels, "
+                                    f"got shape {pts.shape}")
+    return pts
+
+
+class GeometryRenderer:
+    """Per-frame entry point of the geometry renderer (CPU fast path with OpenCV resampling; torch for tensors).
+
+    Usage (per shot, then per frame; ``src``/``dst`` are 478x3 tracker-convention landmarks in plate pixels)::
+
+        renderer = GeometryRenderer(RendererConfig())
+        mesh = build_render_mesh(track.mean_shape)                     # once per shot
+        box = face_region_box(np.concatenate([src, dst]), width, height)
+        region = extract_region(plate, box)          # ned_fx.compositing: colour channels, float32, plate values
+        offset = np.array([box[0], box[1], 0.0])
+        rendered = renderer.render(region, src - offset, dst - offset, mesh)
+
+    Args:
+        config: a :class:`RendererConfig` (defaults when None).
+    """
+
+    def __init__(self, config: RendererConfig | None = None):
+        self.config = config or RendererConfig()
+        self.device = torch.device(self.config.device)
+        self._given = None                       # the mesh argument last seen, its RenderMesh and modules
+        self._mesh: RenderMesh | None = None
+        self._module: GeometryRendererModule | None = None
+        self._cpu_module: GeometryRendererModule | None = None
+
+    def _resolve(self, mesh) -> RenderMesh:
+        if self._module is None or mesh is not self._given:
+            resolved = mesh if isinstance(mesh, RenderMesh) else RenderMesh.from_triangles(mesh)
+            cpu = GeometryRendererModule(resolved, self.config).eval()
+            # the per-frame OpenCV path computes its (small) field on the CPU whatever the device
+            self._cpu_module = cpu
+            self._module = cpu if self.device.type == "cpu" else \
+                GeometryRendererModule(resolved, self.config).to(self.device).eval()
+            self._given, self._mesh = mesh, resolved
+        return self._mesh
+
+    def module(self, mesh) -> GeometryRendererModule:
+        """The batched torch module for ``mesh`` (a RenderMesh or Tx3 triangles; cached per mesh object)."""
+        self._resolve(mesh)
+        return self._module
+
+    def labels(self, dst: np.ndarray, mesh, height: int, width: int) -> np.ndarray:
+        """The label map of target ``dst`` (Px2/Px3, region pixels) on this config's field grid: GhxGw int64."""
+        grid = field_grid_size(height, width, self.config.field_cells)
+        return rasterize_labels(dst, self._resolve(mesh), (height, width), grid)
+
+    @torch.no_grad()
+    def field(self, region_shape: tuple[int, int], src, dst, mesh) -> FieldResult:
+        """The coarse field of one frame (batch of 1; for inspection, tests and custom resampling).
+
+        Args:
+            region_shape: (H, W) of the region; src, dst: Px2/Px3 landmarks in region pixels; mesh: RenderMesh.
+
+        Returns:
+            A :class:`FieldResult` with B = 1 (CPU tensors).
+        """
+        h, w = region_shape
+        src, dst = _as_points(src, "src"), _as_points(dst, "dst")
+        labels = torch.from_numpy(self.labels(dst, mesh, h, w))[None]
+        return self._cpu_module.field(torch.as_tensor(src[None, :, :2], dtype=torch.float32),
+                                      torch.as_tensor(dst[None, :, :2], dtype=torch.float32), labels, h, w)
+
+    @torch.no_grad()
+    def render(self, region, src, dst, mesh):
+        """Warp a face region from the source landmarks to the target landmarks.
+
+        Args:
+            region: HxWxC float32 numpy array (the plate's crop around the face in the plate's own values;
+                any number of channels), or an HxWxC torch tensor (then the torch module runs, on its device).
+            src: Px2 or Px3 source landmarks (P >= 468, the tracked face) in REGION pixels
+                ((0,0) = top-left corner of the region's top-left pixel).
+            dst: Px2 or Px3 target landmarks in region pixels. A z column (tracker convention) orders
+                overlapping triangles far-to-near.
+            mesh: the shot's :class:`~ned_fx.rendering.mesh.RenderMesh` (or a Tx3 triangle array).
+
+        Returns:
+            The rendered region: same type, shape and dtype (float32) as ``region``.
+
+        Raises:
+            InvalidParameterError: wrong shapes/dtypes. NoFaceError: NaN landmarks.
+        """
+        src, dst = _as_points(src, "src"), _as_points(dst, "dst")
+        if isinstance(region, torch.Tensor):
+            if region.ndim != 3:
+                raise InvalidParameterError(f"region must be HxWxC, got shape {tuple(region.shape)}")
+            images = region.permute(2, 0, 1)[None].to(self.device, torch.float32)
+            out = self.render_batch(images, src[None], dst[None], mesh)
+            return out[0].permute(1, 2, 0).to(region.device, region.dtype)
+        arr = np.asarray(region)
+        if arr.ndim != 3 or arr.dtype != np.float32:
+            raise InvalidParameterError(f"region must be an HxWxC float32 array, got shape {arr.shape} and dtype "
+                                        f"{arr.dtype}; convert the plate crop with .astype(np.float32)")
+        if min(arr.shape[:2]) < 2:
+            raise InvalidParameterError(f"region must be at least 2x2 pixels, got {arr.shape[1]}x{arr.shape[0]}")
+        return self._render_cv2(arr, src, dst, mesh)
+
+    @torch.no_grad()
+    def render_batch(self, images: torch.Tensor, src, dst, mesh) -> torch.Tensor:
+        """Render a batch with the torch module (GPU-friendly; labels rasterised on the CPU).
+
+        Args:
+            images: BxCxHxW float32 tensor of face regions (all the same size).
+            src: BxPx2(+) source landmarks in region pixels (array or tensor); dst: the targets, same shape.
+            mesh: the shot's RenderMesh.
+
+        Returns:
+            BxCxHxW rendered regions, on the renderer's device.
+        """
+        module = self.module(mesh)
+        _, _, h, w = images.shape
+        src = np.asarray(src.cpu() if isinstance(src, torch.Tensor) else src, dtype=np.float64)
+        dst = np.asarray(dst.cpu() if isinstance(dst, torch.Tensor) else dst, dtype=np.float64)
+        if src.ndim != 3 or dst.shape != src.shape or src.shape[0] != images.shape[0]:
+            raise InvalidParameterError(f"src and dst must be BxPx2 with B = {images.shape[0]}, got "
+                                        f"{src.shape} and {dst.shape}")
+        labels = np.stack([self.labels(dst[i], mesh, h, w) for i in range(len(dst))])
+        dev = self.device
+        images = images.to(dev, torch.float32)
+        return module(images, torch.as_tensor(src[..., :2], dtype=torch.float32, device=dev),
+                      torch.as_tensor(dst[..., :2], dtype=torch.float32, device=dev),
+                      torch.from_numpy(labels).to(dev))
+
+    def _render_cv2(self, region: np.ndarray, src: np.ndarray, dst: np.ndarray, mesh) -> np.ndarray:
+        import cv2
+
+        h, w, c = region.shape
+        self._resolve(mesh)
+        module = self._cpu_module
+        labels = torch.from_numpy(self.labels(dst, mesh, h, w))[None]
+        src_t = torch.as_tensor(src[None, :, :2], dtype=torch.float32)
+        res = module.field(src_t, torch.as_tensor(dst[None, :, :2], dtype=torch.float32), labels, h, w)
+        gh, gw = labels.shape[1:]
+        flow = cv2.resize(res.offset[0].permute(1, 2, 0).numpy(), (w, h), interpolation=cv2.INTER_LINEAR)
+        map_x = flow[..., 0] + np.arange(w, dtype=np.float32)[None, :]
+        map_y = flow[..., 1] + np.arange(h, dtype=np.float32)[:, None]
+        interp = cv2.INTER_CUBIC if self.config.interpolation == "bicubic" else cv2.INTER_LINEAR
+        out = _remap(region, map_x, map_y, interp)
+        fill = res.mouth_fill[0, 0].numpy()
+        colour = None
+        for k in range(res.cover.shape[1]):
+            cover = res.cover[0, k].numpy()
+            if not cover.any():
+                continue
+            # the layer, only over the (small) box where it shows
+            rows, cols = np.nonzero(cover > 0)
+            sx, sy = gw / w, gh / h
+            x0, x1 = max(0, int((cols.min() - 1) / sx)), min(w, int(np.ceil((cols.max() + 2) / sx)))
+            y0, y1 = max(0, int((rows.min() - 1) / sy)), min(h, int(np.ceil((rows.max() + 2) / sy)))
+            size = (x1 - x0, y1 - y0)
+            to_grid = np.array([[sx, 0, (x0 + 0.5) * sx - 0.5], [0, sy, (y0 + 0.5) * sy - 0.5]])
+            a = res.affine[0, k].numpy().astype(np.float64)    # continuous coords; OpenCV's centres are at +0
+            to_src = np.array([[a[0, 0], a[0, 1], a[0, 0] * (x0 + 0.5) + a[0, 1] * (y0 + 0.5) + a[0, 2] - 0.5],
+                               [a[1, 0], a[1, 1], a[1, 0] * (x0 + 0.5) + a[1, 1] * (y0 + 0.5) + a[1, 2] - 0.5]])
+            if k == MOUTH and module._follow:
+                layer = out[y0:y1, x0:x1].copy()           # the interior follows the lips (face layer)
+            else:
+                layer = _warp_affine(region, to_src, size, interp).reshape(size[1], size[0], c)
+            if k == MOUTH and fill.any():
+                if colour is None:
+                    images = torch.from_numpy(np.ascontiguousarray(region.transpose(2, 0, 1)))[None]
+                    colour = module.fill_colour(images, src_t)[0].numpy().astype(np.float32)
+                layer += _upsample(fill, to_grid, size) * (colour - layer)
+            box = out[y0:y1, x0:x1]
+            box += _upsample(cover, to_grid, size) * (layer - box)
+        return out
+
+
+def _upsample(grid_map: np.ndarray, to_grid: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A block of a coarse grid map at region resolution (bilinear, as the full-region upsampling): hxwx1."""
+    import cv2
+
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    return cv2.warpAffine(grid_map, to_grid, size, flags=flags, borderMode=cv2.BORDER_REPLICATE)[..., None]
+
+
+def _remap(image: np.ndarray, map_x: np.ndarray, map_y: np.ndarray, interp: int) -> np.ndarray:
+    import cv2
+
+    h, w, c = image.shape
+    if c <= 4:
+        return cv2.remap(image, map_x, map_y, interp, borderMode=cv2.BORDER_REPLICATE).reshape(h, w, c)
+    return np.concatenate([cv2.remap(np.ascontiguousarray(image[..., i:i + 4]), map_x, map_y, interp,
+                                     borderMode=cv2.BORDER_REPLICATE).reshape(h, w, -1) for i in range(0, c, 4)],
+                          axis=2)
+
+
+def _warp_affine(image: np.ndarray, matrix: np.ndarray, size: tuple[int, int], interp: int) -> np.ndarray:
+    import cv2
+
+    flags = interp | cv2.WARP_INVERSE_MAP
+    c = image.shape[2]
+    if c <= 4:
+        return cv2.warpAffine(image, matrix, size, flags=flags, borderMode=cv2.BORDER_REPLICATE)
+    return np.concatenate([cv2.warpAffine(np.ascontiguousarray(image[..., i:i + 4]), matrix, size, flags=flags,
+                                          borderMode=cv2.BORDER_REPLICATE).reshape(size[1], size[0], -1)
+                           for i in range(0, c, 4)], axis=2)
