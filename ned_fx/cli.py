@@ -109,26 +109,29 @@ def demo_image():
 
 
 def cmd_demo(args) -> int:
-    from .pipeline import track_media
-    from .media import write_image
+    """The main job on the embedded default: make the astronaut smile, write the result and a before/after."""
+    from .media import read_image, write_image
+    from .pipeline import EditInstruction, display_plate, edit_media, track_media
     from .preview import overlay_frames
     from .tracking import write_to_file
 
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     plate = write_image(out / "astronaut.png", demo_image())
+    emotion = args.emotion or "happy"
+    summary = edit_media(plate, out / f"astronaut_{emotion}.png", EditInstruction(emotion=emotion,
+                         intensity=1.0 if args.intensity is None else args.intensity),
+                         preview=out / "astronaut_before_after.png", tracker_config=tracker_config(args))
+    if not summary.edited:
+        raise NedFxError(f"the demo edited nothing ({summary.passed_through}); the pipeline is broken")
     track = track_media(plate, tracker_config(args))
-    if not track.found.any():
-        raise NedFxError("the demo found no face in the astronaut image; the tracker is broken")
     write_to_file(track, out / "astronaut_track.npz")
-    from .media import read_image
-    from .pipeline import display_plate
-
     overlay = next(iter(overlay_frames([display_plate(read_image(plate))], track)))
     write_image(out / "astronaut_tracked.png", overlay)
     yaw, pitch, roll = track.pose_euler[0]
-    print(f"tracked the embedded face ({plate}): 478 points, head yaw {yaw:.1f}° pitch {pitch:.1f}° roll {roll:.1f}°")
-    for name in ("astronaut_track.npz", "astronaut_tracked.png"):
+    print(f"edited the embedded face ({plate}): {emotion}; head yaw {yaw:.1f}° pitch {pitch:.1f}° roll {roll:.1f}°")
+    for name in (f"astronaut_{emotion}.png", "astronaut_before_after.png", "astronaut_tracked.png",
+                 "astronaut_track.npz"):
         print(f"wrote {out / name}")
     return 0
 
@@ -178,6 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="run the main job on the embedded default face (no user files)")
     p.add_argument("-o", "--output", default="demo_out", help="folder for the results (default demo_out)")
+    p.add_argument("--emotion", help="emotion for the demo edit (default happy)")
+    p.add_argument("--intensity", type=float, help="intensity for the demo edit (default 1)")
     tracker_options(p)
     p.set_defaults(func=cmd_demo)
     return parser

@@ -1,0 +1,88 @@
+"""End-to-end speed of `ned-fx edit` (the main job), per stage, on CPU (or a GPU where one is present).
+
+    .venv/bin/python bench/edit.py [--clips d12.mp4 ...] [--frames 100] [--emotion happy]
+
+For each shared 512² clip and for a 1920x1080 plate made by padding a clip (edge-replicated, written to a
+lossless-ish movie first, not timed), it runs the whole edit (decode, track, manipulate, render, composite,
+encode to .mp4) through `ned_fx.pipeline.edit_media` and reports frames/s and ms/frame per stage. The peer in
+the same run is a plain transcode of the same frames through the same media layer (decode + encode): the ratio
+says what the edit costs on top of touching the frames at all. Targets (issue 4, 2-core CPU): >= 10 frames/s at
+512², >= 4 at 1080p. Prints a table and writes JSON to bench/results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from common import FOOTAGE, table, write_results
+
+CLIPS = ("WDA_AlexandriaOcasioCortez_000.mp4", "d12.mp4", "d3.mp4")
+
+
+def padded_plate(src: Path, out: Path, frames: int, size=(1920, 1080)) -> Path:
+    from ned_fx.media import MovieWriter, open_media, to_display_rgb8
+
+    with open_media(src, f"0-{frames - 1}") as s, MovieWriter(out, s.frame_rate, size[0], size[1], crf=12,
+                                                                audio_from=src) as w:
+        for frame in s:
+            rgb = to_display_rgb8(frame)
+            py, px = (size[1] - rgb.shape[0]) // 2, (size[0] - rgb.shape[1]) // 2
+            w.write(np.pad(rgb, ((py, size[1] - rgb.shape[0] - py), (px, size[0] - rgb.shape[1] - px), (0, 0)),
+                           mode="edge"))
+    return out
+
+
+def transcode(src: Path, out: Path, frames: int) -> float:
+    from ned_fx.media import MovieWriter, open_media, to_display_rgb8
+
+    start = time.perf_counter()
+    with open_media(src, f"0-{frames - 1}") as s, MovieWriter(out, s.frame_rate, s.width, s.height,
+                                                                audio_from=src) as w:
+        for frame in s:
+            w.write(to_display_rgb8(frame))
+    return time.perf_counter() - start
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clips", nargs="*", default=list(CLIPS))
+    parser.add_argument("--frames", type=int, default=100, help="frames per clip (from the start)")
+    parser.add_argument("--emotion", default="happy")
+    args = parser.parse_args()
+
+    from ned_fx.pipeline import STAGES, EditInstruction, edit_media
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        inputs = [(name, FOOTAGE / name, "512x512") for name in args.clips]
+        inputs.append((f"{args.clips[0]} padded", padded_plate(FOOTAGE / args.clips[0], tmp / "hd.mp4",
+                                                               args.frames), "1920x1080"))
+        # warm-up: load the engines once so the first row does not pay for it
+        edit_media(FOOTAGE / args.clips[0], tmp / "warm.mp4", EditInstruction(emotion=args.emotion), frames="0-4")
+        for label, path, size in inputs:
+            peer = transcode(path, tmp / "peer.mp4", args.frames)
+            start = time.perf_counter()
+            summary = edit_media(path, tmp / "out.mp4", EditInstruction(emotion=args.emotion),
+                                 frames=f"0-{args.frames - 1}")
+            wall = time.perf_counter() - start
+            n = summary.frames
+            row = {"input": label, "size": size, "frames": n, "fps": n / wall, "target_fps": 10 if size == "512x512"
+                   else 4, "transcode_fps": n / peer, "edit_vs_transcode": peer / wall}
+            row.update({f"{s}_ms": 1000 * summary.seconds[s] / n for s in STAGES})
+            rows.append(row)
+    cols = ["input", "size", "frames", "fps", "target_fps", "transcode_fps", "edit_vs_transcode",
+            *[f"{s}_ms" for s in STAGES]]
+    print(table(rows, cols))
+    path = write_results("edit", rows, {"emotion": args.emotion})
+    print(f"\nwrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
