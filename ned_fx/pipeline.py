@@ -536,17 +536,11 @@ def side_by_side(before: np.ndarray, after: np.ndarray, labels: tuple[str, str] 
 
 def _write_json(path: Path, doc: dict) -> None:
     import json
-    import os
-    import tempfile
 
-    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(doc, fh, indent=2)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    from .media import atomic_output
+
+    with atomic_output(path) as tmp:
+        tmp.write_text(json.dumps(doc, indent=2))
 
 
 def _version() -> str:

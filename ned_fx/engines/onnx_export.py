@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,22 +60,18 @@ def export_onnx(name: str, path: str | Path, batch: int = 2) -> Path:
     module = spec.build()
     example = torch.rand(batch, *spec.input_shape)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + path.stem, suffix=".onnx", dir=path.parent)
-    os.close(fd)
-    axes = {n: {0: "batch"} for n in (*spec.input_names, *spec.output_names)}
+    from ..media import atomic_output
+
     try:
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(module, (example,), tmp, input_names=list(spec.input_names),
-                              output_names=list(spec.output_names), dynamic_axes=axes, opset_version=OPSET,
-                              dynamo=False)
-        os.replace(tmp, path)
+        path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise OutputWriteError(f"could not write {path}: {exc}") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        raise OutputWriteError(f"could not write {path}: {exc.strerror or exc}") from None
+    axes = {n: {0: "batch"} for n in (*spec.input_names, *spec.output_names)}
+    with atomic_output(path) as tmp, warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, (example,), tmp, input_names=list(spec.input_names),
+                          output_names=list(spec.output_names), dynamic_axes=axes, opset_version=OPSET,
+                          dynamo=False)
     return path
 
 

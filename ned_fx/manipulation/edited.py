@@ -35,8 +35,6 @@ Landmarks and AU arrays are stored as float32 (like ``TRACK.npz``); files are wr
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -106,18 +104,14 @@ def write_to_file(edited: EditedTrack, path: str | Path) -> Path:
         "face_id": np.int64(edited.face_id), "source": np.array(str(edited.source)),
         "params": np.array(json.dumps(params)),
     }
+    from ..media import atomic_output
+
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix="." + path.stem, suffix=".npz", dir=path.parent)
-        os.close(fd)
-        try:
-            np.savez_compressed(tmp, **arrays)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
     except OSError as exc:
         raise OutputWriteError(f"could not write {path}: {exc.strerror or exc}") from None
+    with atomic_output(path) as tmp:
+        np.savez_compressed(tmp, **arrays)
     return path
 
 

@@ -27,8 +27,6 @@ A learned manipulator can replace this module: anything with the same forward si
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -184,22 +182,16 @@ def export_onnx(path: str | Path, engine: ManipulatorEngine | None = None, batch
     engine = (engine or ManipulatorEngine()).float().eval()
     path = Path(path)
     axes = {n: {0: "batch", 1: "frames"} for n in ("params", "style", "weights", "gate", "target")}
+    from ..media import atomic_output
+
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix="." + path.stem, suffix=".onnx", dir=path.parent)
-        os.close(fd)
-        try:
-            with warnings.catch_warnings(), torch.no_grad():
-                warnings.simplefilter("ignore")
-                torch.onnx.export(engine, example_inputs(batch, frames), tmp, input_names=list(INPUT_NAMES),
-                                  output_names=list(OUTPUT_NAMES), dynamic_axes=axes, opset_version=OPSET,
-                                  dynamo=False)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
     except OSError as exc:
         raise OutputWriteError(f"could not write {path}: {exc.strerror or exc}") from None
+    with atomic_output(path) as tmp, warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(engine, example_inputs(batch, frames), tmp, input_names=list(INPUT_NAMES),
+                          output_names=list(OUTPUT_NAMES), dynamic_axes=axes, opset_version=OPSET, dynamo=False)
     return path
 
 

@@ -4,8 +4,6 @@ rendering."""
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -88,16 +86,12 @@ def plot_activations(edited: EditedTrack, path: str | Path, title: str | None = 
         title = f"{what}" + (f" at {inten:g}" if isinstance(inten, (int, float)) else "")
         title += f", speech {p.get('speech')}" + (" (talking shot)" if p.get("talking") else "")
     fig.suptitle(title)
+    from ..media import atomic_output
+
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix="." + path.stem, suffix=".png", dir=path.parent)
-        os.close(fd)
-        try:
-            fig.savefig(tmp, format="png")
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
     except OSError as exc:
         raise OutputWriteError(f"could not write {path}: {exc.strerror or exc}") from None
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, format="png")
     return path

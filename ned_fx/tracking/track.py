@@ -28,8 +28,6 @@ source             ()           input path; ``meta`` (): JSON with version, trac
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -106,18 +104,14 @@ def write_to_file(track: Track, path: str | Path) -> Path:
         "height": np.int64(track.height), "fps": np.float64(track.fps), "source": np.array(str(track.source)),
         "meta": np.array(json.dumps(meta)),
     }
+    from ..media import atomic_output
+
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix="." + path.stem, suffix=".npz", dir=path.parent)
-        os.close(fd)
-        try:
-            np.savez_compressed(tmp, **arrays)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
     except OSError as exc:
         raise OutputWriteError(f"could not write {path}: {exc.strerror or exc}") from None
+    with atomic_output(path) as tmp:
+        np.savez_compressed(tmp, **arrays)
     return path
 
 

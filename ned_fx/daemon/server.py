@@ -1,0 +1,429 @@
+"""The inference daemon: one ZeroMQ ROUTER socket, engines loaded once, shots as sessions.
+
+The ROUTER loop only decodes, dispatches and forwards replies; analyses run in one worker thread (the tracker is
+warm and single-threaded), renders in a small pool. Workers hand their replies back to the loop over an inproc
+PUSH/PULL pair (ZeroMQ sockets are not thread-safe), so a slow analysis never stalls other clients, and replies
+are sent without blocking (a client that stopped reading loses its replies; the others do not wait).
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import zmq
+
+from .. import __version__, protocol as P
+from ..errors import (InputNotFoundError, InvalidParameterError, NedFxError, NoFaceError, UnreadableMediaError,
+                      UnsupportedFormatError)
+from .sessions import Cancelled, Session, confine, instruction_dict, instruction_from_params
+
+ENGINES = ("ned_fx", "identity")
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]", "::1")
+
+
+def is_loopback(endpoint: str) -> bool:
+    """Whether ``endpoint`` only listens on this machine (ipc://, inproc://, tcp on a loopback address)."""
+    if endpoint.startswith(("ipc://", "inproc://")):
+        return True
+    if endpoint.startswith("tcp://"):
+        host = endpoint[6:].rsplit(":", 1)[0]
+        return host in LOOPBACK_HOSTS
+    return False
+
+
+class Daemon:
+    """The daemon. ``Daemon(endpoint, engine).serve()`` blocks until a shutdown request or SIGTERM.
+
+    Args:
+        endpoint: where to bind (``tcp://127.0.0.1:5557``, ``ipc:///tmp/ned_fx.sock``).
+        engine: ``"ned_fx"`` (the tracker, manipulator and renderer) or ``"identity"`` (frames come back
+            unchanged, no models: for transport tests and benchmarks).
+        roots: folders request paths must lie under.
+        max_sessions: open sessions at most; max_message: largest accepted message part, bytes.
+        device: the tracker's device (``auto``, ``cpu``, ``cuda``…).
+        render_workers: threads rendering frames of different sessions at once.
+    """
+
+    def __init__(self, endpoint: str, engine: str = "ned_fx", roots=(), max_sessions: int = 16,
+                 max_message: int = P.MAX_BUFFER_BYTES, device: str = "auto", render_workers: int = 4,
+                 grace: float = 30.0, log=None):
+        if engine not in ENGINES:
+            raise InvalidParameterError(f"engine {engine!r}; valid: {', '.join(ENGINES)}")
+        self.endpoint, self.engine, self.device = endpoint, engine, device
+        self.roots = [Path(r) for r in (roots or [os.getcwd()])]
+        self.max_sessions, self.max_message, self.grace = max_sessions, max_message, grace
+        self.sessions: dict[str, Session] = {}
+        self.tracker = None
+        self.engine_info: dict = {}
+        self.started = time.time()
+        self.pending = 0
+        self.served = 0
+        self.stopping = False
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._analysis = ThreadPoolExecutor(1, thread_name_prefix="ned-fx-analyse")
+        self._renders = ThreadPoolExecutor(render_workers, thread_name_prefix="ned-fx-render")
+        self.log = log or (lambda msg: print(f"ned-fx serve: {msg}", file=sys.stderr, flush=True))
+        self.ctx = zmq.Context()
+        self.bound: str | None = None
+
+    # -- start ------------------------------------------------------------------------------------------------
+    def load(self) -> dict:
+        """Load the engines once; return what was loaded (also the ``describe`` reply's ``engine``)."""
+        if self.engine == "identity":
+            self.engine_info = {"engine": "identity", "backend": "none", "precision": "native", "device": "none"}
+            return self.engine_info
+        from ..tracking import FaceTracker, TrackerConfig
+
+        self.tracker = FaceTracker(TrackerConfig(device=self.device))
+        import torch
+
+        dev = str(self.tracker.device)
+        backend = "torch-CUDA" if dev.startswith("cuda") else "torch-CPU"
+        self.engine_info = {"engine": "ned_fx", "backend": backend, "precision": "float32", "device": dev,
+                            "torch": torch.__version__,
+                            **({"gpu": torch.cuda.get_device_name(0)} if backend == "torch-CUDA" else {})}
+        return self.engine_info
+
+    def bind(self) -> str:
+        self.sock = self.ctx.socket(zmq.ROUTER)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.setsockopt(zmq.MAXMSGSIZE, self.max_message)
+        self.sock.setsockopt(zmq.SNDHWM, 64)
+        self.sock.setsockopt(zmq.RCVHWM, 256)
+        self.sock.bind(self.endpoint)
+        self.bound = self.sock.getsockopt_string(zmq.LAST_ENDPOINT)
+        self.inbox = self.ctx.socket(zmq.PULL)
+        self.inbox.bind(f"inproc://replies-{id(self)}")
+        return self.bound
+
+    # -- reply plumbing ----------------------------------------------------------------------------------------
+    def _post(self, envelope: list, parts: list) -> None:
+        """Hand a reply from a worker thread to the loop."""
+        push = getattr(self._local, "push", None)
+        if push is None:
+            push = self._local.push = self.ctx.socket(zmq.PUSH)
+            push.setsockopt(zmq.LINGER, 0)
+            push.connect(f"inproc://replies-{id(self)}")
+        push.send_multipart(envelope + [b"--"] + parts, copy=False)
+
+    def _send(self, envelope: list, parts: list) -> None:
+        try:
+            self.sock.send_multipart(envelope + parts, flags=zmq.NOBLOCK, copy=False)
+        except zmq.Again:
+            self.log("a client is not reading its replies; dropped one")
+        except zmq.ZMQError as exc:
+            self.log(f"could not send a reply: {exc}")
+
+    # -- the loop ----------------------------------------------------------------------------------------------
+    def serve(self) -> int:
+        if self.bound is None:
+            self.bind()
+        poller = zmq.Poller()
+        poller.register(self.sock, zmq.POLLIN)
+        poller.register(self.inbox, zmq.POLLIN)
+        self.log(f"listening on {self.bound} (engine {self.engine_info.get('engine')}, "
+                 f"{self.engine_info.get('backend')}, {self.engine_info.get('device')})")
+        deadline = None
+        try:
+            while True:
+                if self.stopping:
+                    if deadline is None:
+                        deadline = time.time() + self.grace
+                        for s in self.sessions.values():
+                            if s.state == "analysing":
+                                s.cancel.set()
+                    with self._lock:
+                        idle = self.pending == 0
+                    if idle or time.time() > deadline:
+                        break
+                events = dict(poller.poll(50))
+                if self.inbox in events:
+                    while True:
+                        try:
+                            frames = self.inbox.recv_multipart(zmq.NOBLOCK, copy=False)
+                        except zmq.Again:
+                            break
+                        cut = [bytes(f.buffer) if i < 8 else None for i, f in enumerate(frames)].index(b"--")
+                        self._send(frames[:cut], frames[cut + 1:])
+                if self.sock in events:
+                    for _ in range(64):
+                        try:
+                            frames = self.sock.recv_multipart(zmq.NOBLOCK, copy=False)
+                        except zmq.Again:
+                            break
+                        self._handle(frames)
+        finally:
+            self._analysis.shutdown(wait=False, cancel_futures=True)
+            self._renders.shutdown(wait=False, cancel_futures=True)
+            for s in list(self.sessions.values()):
+                s.close()
+            self.sock.close(0)
+            self.inbox.close(0)
+            self.log("stopped")
+        return 0
+
+    def _handle(self, frames: list) -> None:
+        # envelope: routing id, and the empty delimiter a REQ client adds
+        envelope = frames[:1]
+        body = frames[1:]
+        if body and len(body[0]) == 0:
+            envelope, body = frames[:2], frames[2:]
+        rid = 0
+        try:
+            msg = P.decode(body)
+            rid = msg.id
+            self.served += 1
+            parts = self._dispatch(msg, envelope, body)
+        except P.ProtocolError as exc:
+            rid = rid or _lenient_id(body)
+            parts = P.error_reply(rid, exc.code, str(exc))
+        except Exception as exc:
+            parts = self._error(rid, exc)
+        if parts is not None:
+            self._send(envelope, parts)
+
+    def _error(self, rid: int, exc: BaseException) -> list:
+        return P.error_reply(rid, *error_of(exc))
+
+    # -- requests ----------------------------------------------------------------------------------------------
+    def _dispatch(self, msg: P.Message, envelope: list, body: list):
+        t = msg.type
+        if t == "ping":
+            return P.encode("reply", msg.id, result={"pong": time.time(), "stopping": self.stopping})
+        if t == "status":
+            return P.encode("reply", msg.id, result=self.status())
+        if t == "hello":
+            theirs = msg.params.get("versions", [msg.v])
+            common = sorted(set(v for v in theirs if isinstance(v, int)) & set(P.SUPPORTED_VERSIONS))
+            if not common:
+                raise P.ProtocolError(f"no common protocol version (client {theirs}, daemon "
+                                      f"{list(P.SUPPORTED_VERSIONS)})", "version_mismatch")
+            return P.encode("reply", msg.id, result={"version": common[-1], "daemon": __version__,
+                                                     "engine": self.engine_info})
+        if t == "describe":
+            return P.encode("reply", msg.id, result=describe(self.engine_info))
+        if self.stopping:
+            raise P.ProtocolError("the daemon is shutting down; it finishes in-flight work and takes no new "
+                                  "requests: start it again", "shutting_down")
+        if t == "shutdown":
+            self.stopping = True
+            self.log("shutdown requested")
+            return P.encode("reply", msg.id, result={"stopping": True, "in_flight": self.pending})
+        if t == "open":
+            return self._open(msg, envelope)
+        session = self._session(msg)
+        if t == "progress":
+            return P.encode("reply", msg.id, result=session.info())
+        if t == "cancel":
+            session.cancel.set()
+            return P.encode("reply", msg.id, result=session.info())
+        if t == "close":
+            self.sessions.pop(session.id, None)
+            session.close()
+            return P.encode("reply", msg.id, result={"session": session.id, "closed": True})
+        if t == "render":
+            return self._render(msg, session, envelope, body)
+        raise P.ProtocolError(f"unhandled type {t}", "unknown_type")   # pragma: no cover
+
+    def _session(self, msg: P.Message) -> Session:
+        if not msg.session:
+            raise P.ProtocolError(f"a {msg.type} request needs a session", "invalid_parameter")
+        s = self.sessions.get(msg.session)
+        if s is None:
+            raise P.ProtocolError(f"unknown session {msg.session[:40]}: it was closed or the daemon restarted; "
+                                  f"open the shot again (the analysis is cached)", "unknown_session")
+        return s
+
+    def _open(self, msg: P.Message, envelope: list):
+        params = msg.params
+        if len(self.sessions) >= self.max_sessions:
+            raise P.ProtocolError(f"{len(self.sessions)} sessions are open, the limit is {self.max_sessions}: "
+                                  f"close some", "busy")
+        if not isinstance(params.get("path"), str):
+            raise InvalidParameterError("open needs params.path: the shot's source (movie, still or sequence)")
+        frames = params.get("frames")
+        face = params.get("face")
+        if frames is not None and not isinstance(frames, str):
+            raise InvalidParameterError("params.frames must be a string such as '1001-1100'")
+        if face is not None and (not isinstance(face, int) or isinstance(face, bool)):
+            raise InvalidParameterError("params.face must be an integer face id")
+        instruction = instruction_from_params(params)
+        path = confine(params["path"], self.roots)
+        for extra in ("reference", "curve"):
+            if getattr(instruction, extra):
+                confine(getattr(instruction, extra), self.roots, extra)
+        session = Session(path, frames, face, instruction, identity=self.engine == "identity")
+        self.sessions[session.id] = session
+        with self._lock:
+            self.pending += 1
+        self._analysis.submit(self._analyse, session)
+        return P.encode("reply", msg.id, session=session.id,
+                        result={**session.info(), "instruction": instruction_dict(instruction)})
+
+    def _analyse(self, session: Session) -> None:
+        started = time.perf_counter()
+        try:
+            if session.cancel.is_set():
+                raise Cancelled()
+            session.analyse(self.tracker)
+            session.state = "ready"
+            self.log(f"session {session.id[:8]}: {session.path.name} analysed in "
+                     f"{time.perf_counter() - started:.1f}s{' (cached)' if session.cached else ''}")
+        except Cancelled:
+            session.state = "cancelled"
+            session.error = ("cancelled", "the analysis was cancelled; open the shot again to restart it")
+        except BaseException as exc:
+            session.state = "failed"
+            session.error = error_of(exc)
+        finally:
+            with self._lock:
+                self.pending -= 1
+
+    def _render(self, msg: P.Message, session: Session, envelope: list, body: list):
+        if session.state != "ready":
+            if session.state == "analysing":
+                raise P.ProtocolError(f"session is still analysing ({session.done}/{session.total} frames); "
+                                      f"poll progress and render when ready", "not_ready")
+            code, text = session.error or ("internal", "the analysis failed")
+            raise P.ProtocolError(f"the session's analysis {session.state}: {text}", code)
+        if msg.frame is None:
+            raise P.ProtocolError("a render request needs a frame number", "invalid_parameter")
+        if len(msg.arrays) > 1:
+            raise P.ProtocolError("a render request carries at most one frame buffer", "invalid_parameter")
+        if session.identity and msg.arrays:
+            if msg.frame not in session.frame_numbers:
+                raise InvalidParameterError(f"frame {msg.frame} is not in the session's shot")
+            # zero-copy echo: the received buffer goes straight back
+            head = P.encode("reply", msg.id, session=session.id, frame=msg.frame,
+                            result={"reason": "identity engine"})[0]
+            header = P.decode_header(head)
+            header["buffers"] = [msg.specs[0].to_wire()]
+            import msgpack
+
+            return [msgpack.packb(header, use_bin_type=True), body[-1]]
+        with self._lock:
+            self.pending += 1
+        self._renders.submit(self._render_job, msg, session, envelope)
+        return None
+
+    def _render_job(self, msg: P.Message, session: Session, envelope: list) -> None:
+        try:
+            with session.lock:
+                if msg.arrays:
+                    spec, arr = msg.specs[0], msg.arrays[0]
+                    top_down = arr[::-1] if spec.row_order == "bottom_up" else arr
+                    from ..media.frames import Frame
+
+                    frame = Frame(msg.frame, top_down, spec.channels, spec.data_window, spec.display_window)
+                else:
+                    frame = session.read_frame(msg.frame)
+                    spec = P.BufferSpec(str(frame.pixels.dtype), tuple(frame.pixels.shape), frame.channels,
+                                        "top_down", "", frame.data_window, frame.display_window)
+                out, reason = session.render(frame)
+            pixels = out.pixels
+            if spec.row_order == "bottom_up":
+                pixels = pixels[::-1]
+            pixels = np.ascontiguousarray(pixels, dtype=spec.dtype)
+            out_spec = P.BufferSpec(spec.dtype, tuple(pixels.shape), tuple(out.channels), spec.row_order,
+                                    spec.colorspace, tuple(out.data_window), tuple(out.display_window))
+            parts = P.encode("reply", msg.id, session=session.id, frame=msg.frame, result={"reason": reason},
+                             arrays=[(pixels, out_spec)])
+        except BaseException as exc:
+            parts = P.error_reply(msg.id, *error_of(exc))
+        finally:
+            with self._lock:
+                self.pending -= 1
+        self._post(envelope, parts)
+
+    def status(self) -> dict:
+        rss = 0
+        try:
+            rss = int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, ValueError, IndexError):
+            pass
+        mem = {"rss_bytes": rss, "max_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
+        torch = sys.modules.get("torch")
+        if torch is not None and torch.cuda.is_available():
+            mem["cuda_allocated_bytes"] = int(torch.cuda.memory_allocated())
+        return {"uptime_s": time.time() - self.started, "queue_depth": self.pending, "requests": self.served,
+                "sessions": {sid: s.info() for sid, s in self.sessions.items()}, "memory": mem,
+                "engine": self.engine_info, "stopping": self.stopping, "pid": os.getpid()}
+
+    def install_signals(self) -> None:
+        def stop(signum, _frame):
+            self.log(f"signal {signum}: finishing in-flight work, then stopping")
+            self.stopping = True
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+
+
+def error_of(exc: BaseException) -> tuple[str, str]:
+    """``(code, message)`` of an error reply for an exception raised while serving a request."""
+    if isinstance(exc, P.ProtocolError):
+        return exc.code, str(exc)
+    if isinstance(exc, Cancelled):
+        return "cancelled", "cancelled"
+    if isinstance(exc, PermissionError):
+        return "forbidden", str(exc)
+    if isinstance(exc, (InputNotFoundError, FileNotFoundError)):
+        return "not_found", str(exc)
+    if isinstance(exc, NoFaceError):
+        return "no_face", str(exc)
+    if isinstance(exc, (UnsupportedFormatError, UnreadableMediaError)):
+        return "unsupported", str(exc)
+    if isinstance(exc, NedFxError):
+        return "invalid_parameter", str(exc)
+    text = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, MemoryError) or "out of memory" in str(exc).lower():
+        torch = sys.modules.get("torch")
+        if torch is not None and torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        return "out_of_memory", f"the device ran out of memory ({text}); render fewer or smaller frames at once"
+    return "internal", f"internal error ({text}); the daemon keeps serving, see its log"
+
+
+def _lenient_id(body: list) -> int:
+    """The request id of a message that failed to decode, when one can be read (0 otherwise)."""
+    try:
+        import msgpack
+
+        head = msgpack.unpackb(bytes(body[0].buffer if hasattr(body[0], "buffer") else body[0])[:P.MAX_HEADER_BYTES],
+                               raw=False, ext_hook=lambda c, d: None, strict_map_key=False)
+        rid = head.get("id") if isinstance(head, dict) else 0
+        return rid if isinstance(rid, int) and not isinstance(rid, bool) and 0 <= rid < 1 << 63 else 0
+    except Exception:
+        return 0
+
+
+def describe(engine_info: dict) -> dict:
+    """Parameter descriptors (OFX-style) built from the manipulation stage's own tables, plus the engine."""
+    from ..manipulation import EMOTIONS, REGIONS, ManipulatorConfig
+    from ..pipeline import EditInstruction
+
+    d = EditInstruction()
+    top = float(ManipulatorConfig().max_intensity)
+    params = [
+        P.choice("emotion", EMOTIONS, "happy", "Emotion", "the expression to give the actor (blends: happy:0.7,"
+                 "surprised:0.3 as free text)"),
+        P.double("intensity", 0.0, top, d.intensity, "Intensity", "0 no change, 1 full, above 1 exaggerated"),
+        P.string("regions", None, "Regions", f"comma list of {', '.join(REGIONS)} (e.g. all,-mouth)"),
+        P.choice("speech", ("auto", "preserve", "free"), "auto", "Speech", "keep the lips' speech motion"),
+        P.integer("face", 0, None, None, "Face", "face id in multi-face shots (default the main face)"),
+        P.integer("neutral_frame", None, None, None, "Neutral frame", "a frame where the actor is neutral"),
+        P.string("reference", None, "Reference", "image or clip whose expression is transferred", file=True),
+        P.string("keys", None, "Keys", "keyframes FRAME:EMOTION[:INTENSITY],…"),
+        P.double("mix", 0.0, 1.0, 1.0, "Mix", "host-side mix of the edited plate over the source"),
+    ]
+    clips = [P.clip("Source", ("RGBA", "RGB", "Alpha")), P.clip("Output", ("RGBA", "RGB"))]
+    return {"parameters": params, "clips": clips, "engine": engine_info, "protocol": P.PROTOCOL_VERSION,
+            "daemon": __version__, "dtypes": list(P.DTYPES), "row_orders": list(P.ROW_ORDERS)}

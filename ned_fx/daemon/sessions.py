@@ -1,0 +1,205 @@
+"""Shots as sessions: open (validate), analyse once in a worker thread (cached on disk), render any frame.
+
+An analysis is ``track_media`` → ``plan_edit`` → ``ShotRenderer``; its Track and EditedTrack are cached under
+``$NED_FX_HOME/cache/`` keyed by a content fingerprint of the source (for each file: size, mtime and a SHA-256 of
+its first and last MiB), the frame range, the face id, the tracker config and the edit instruction.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import hashlib
+import os
+import re
+import threading
+import time
+import uuid
+from pathlib import Path
+
+from ..errors import InvalidParameterError
+
+#: The instruction keys a client may send (the fields of pipeline.EditInstruction) and their wire types.
+INSTRUCTION_KEYS = {"emotion": str, "intensity": (int, float), "reference": str, "reference_frames": str,
+                    "reference_neutral_frame": int, "keys": str, "curve": str, "regions": str, "speech": str,
+                    "neutral_frame": int}
+#: The keys of an ``open`` request's params besides the instruction.
+OPEN_KEYS = {"path": str, "frames": str, "face": int}
+CACHE_VERSION = 1
+
+
+class Cancelled(Exception):
+    """Raised from the progress callback to stop an analysis."""
+
+
+def instruction_from_params(params: dict):
+    """Map known wire keys onto an EditInstruction (never setattr blind); unknown keys are refused."""
+    from ..pipeline import EditInstruction, check_instruction
+
+    unknown = sorted(set(params) - set(INSTRUCTION_KEYS) - set(OPEN_KEYS))
+    if unknown:
+        raise InvalidParameterError(f"unknown parameter(s) {', '.join(map(repr, unknown))}; valid: "
+                                    f"{', '.join(list(OPEN_KEYS) + list(INSTRUCTION_KEYS))}")
+    values = {}
+    for key, kind in INSTRUCTION_KEYS.items():
+        if key in params and params[key] is not None:
+            value = params[key]
+            if not isinstance(value, kind) or isinstance(value, bool):
+                raise InvalidParameterError(f"parameter {key!r} has the wrong type {type(value).__name__}")
+            values[key] = float(value) if key == "intensity" else value
+    instruction = EditInstruction(**values)
+    check_instruction(instruction)
+    return instruction
+
+
+def confine(path: str, roots: list[Path], what: str = "path") -> Path:
+    """``path`` resolved, if it lies under one of ``roots`` (symlinks resolved); else PermissionError."""
+    real = Path(os.path.realpath(path))
+    for root in roots:
+        root = Path(os.path.realpath(root))
+        if real == root or root in real.parents:
+            return real
+    raise PermissionError(f"{what} {path} is outside the daemon's allowed roots "
+                          f"({', '.join(str(r) for r in roots)}); start `ned-fx serve --root DIR` to allow it")
+
+
+def _source_files(path: Path) -> list[Path]:
+    if path.is_file():
+        return [path]
+    pattern = re.sub(r"%0?\d*d|#+|@+", "*", path.name)
+    return sorted(Path(p) for p in glob.glob(str(path.parent / glob.escape(pattern).replace("[*]", "*"))))
+
+
+def fingerprint(path: Path) -> str:
+    """Content fingerprint: per file, size + mtime_ns + SHA-256 of the first and last MiB."""
+    h = hashlib.sha256()
+    files = _source_files(path)
+    for f in files:
+        st = f.stat()
+        h.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns}".encode())
+    for f in files[:1] + files[-1:]:
+        with open(f, "rb") as fh:
+            h.update(fh.read(1 << 20))
+            if f.stat().st_size > 2 << 20:
+                fh.seek(-(1 << 20), os.SEEK_END)
+                h.update(fh.read(1 << 20))
+    return h.hexdigest()
+
+
+def cache_dir() -> Path:
+    from ..tracking.weights import home
+
+    return home() / "cache"
+
+
+class Session:
+    """One shot: its parameters, analysis state and, once ready, its renderer."""
+
+    def __init__(self, path: Path, frames: str | None, face: int | None, instruction, identity: bool):
+        self.id = uuid.uuid4().hex
+        self.path, self.frames, self.face, self.instruction = path, frames, face, instruction
+        self.identity = identity
+        self.state = "analysing"          # analysing | ready | failed | cancelled
+        self.done, self.total = 0, 0
+        self.error: tuple[str, str] | None = None
+        self.cached = False
+        self.renderer = None
+        self.frame_numbers: list[int] = []
+        self.cancel = threading.Event()
+        self.lock = threading.Lock()      # one render at a time per session (the renderer holds state)
+        self.opened = time.time()
+        self.source = None
+
+    def progress(self, done: int, total: int) -> None:
+        self.done, self.total = done, total
+        if self.cancel.is_set():
+            raise Cancelled()
+
+    def info(self) -> dict:
+        d = {"session": self.id, "state": self.state, "done": self.done, "total": self.total,
+             "cached": self.cached, "frames": _ranges(self.frame_numbers)}
+        if self.error:
+            d["error"] = {"code": self.error[0], "message": self.error[1]}
+        return d
+
+    # -- analysis (runs in a worker thread) -----------------------------------------------------------------------
+    def analyse(self, tracker) -> None:
+        from ..media import open_media, parse_frame_range
+
+        with open_media(self.path, parse_frame_range(self.frames)) as src:
+            self.frame_numbers = [int(n) for n in src.frame_numbers]
+            self.total = len(src)
+        if self.identity:
+            self.done = self.total
+            return
+        from .. import manipulation, tracking
+        from ..pipeline import ShotRenderer, plan_edit, track_media
+
+        key_track = _key("track", fingerprint(self.path), self.frames, self.face,
+                         repr(tracker.config) if tracker else "")
+        key_edit = _key("edit", key_track, sorted(self.instruction.as_params().items()))
+        folder = cache_dir()
+        tpath, epath = folder / f"track-{key_track}.npz", folder / f"edit-{key_edit}.npz"
+        track = edited = None
+        if tpath.is_file() and epath.is_file():
+            try:
+                track, edited = tracking.read_from_file(tpath), manipulation.read_from_file(epath)
+                self.cached = True
+                self.done = self.total
+            except Exception:
+                track = edited = None
+        if track is None:
+            if tpath.is_file():
+                try:
+                    track = tracking.read_from_file(tpath)
+                except Exception:
+                    track = None
+            if track is None:
+                track = track_media(self.path, tracker.config, frames=self.frames, face_id=self.face,
+                                    progress=self.progress, tracker=tracker)
+            if self.cancel.is_set():
+                raise Cancelled()
+            edited = plan_edit(track, self.instruction)
+            folder.mkdir(parents=True, exist_ok=True)
+            tracking.write_to_file(track, tpath)
+            manipulation.write_to_file(edited, epath)
+        self.renderer = ShotRenderer(track, edited)
+        self.frame_numbers = [int(n) for n in track.frame_numbers]
+
+    def read_frame(self, number: int):
+        """The plate's own frame ``number`` (render-by-number); the source stays open for the session."""
+        from ..media import open_media, parse_frame_range
+
+        if self.source is None:
+            self.source = open_media(self.path, parse_frame_range(self.frames))
+        return self.source.read(number)
+
+    def render(self, frame):
+        if self.identity:
+            if frame.number not in self.frame_numbers:
+                raise InvalidParameterError(f"frame {frame.number} is not in the session's shot "
+                                            f"({_ranges(self.frame_numbers)})")
+            return frame, "identity engine"
+        return self.renderer.render(frame)
+
+    def close(self) -> None:
+        self.cancel.set()
+        if self.source is not None:
+            self.source.close()
+            self.source = None
+
+
+def _key(*parts) -> str:
+    return hashlib.sha256(repr((CACHE_VERSION,) + parts).encode()).hexdigest()[:32]
+
+
+def _ranges(numbers) -> str:
+    if not numbers:
+        return ""
+    from ..media.frames import describe_numbers
+
+    return describe_numbers(list(numbers))
+
+
+def instruction_dict(instruction) -> dict:
+    return {k: v for k, v in dataclasses.asdict(instruction).items() if v is not None}

@@ -1,0 +1,332 @@
+"""The ned_fx wire protocol (version 1): how hosts and the inference daemon talk over ZeroMQ.
+
+Every message is multipart: frame 0 is a msgpack *header* (a map), frames 1… are raw pixel buffers, sent and
+received without copying. The header says what each buffer is (dtype, shape, channel names, row order, colour
+space, data and display windows), so a buffer is never interpreted without a declared layout.
+
+Decoding is strict: a header that is not a msgpack map of known keys and types, an unknown message type, another
+protocol version, a msgpack extension type, a buffer whose size does not match its declared shape, or an absurd
+shape raises :class:`ProtocolError`, which the daemon turns into an ``error`` reply. Nothing is ever unpickled and
+no message carries code. This module imports only msgpack, numpy and the standard library (hosts load it inside
+Nuke's and Resolve's Pythons). See ``docs/protocol.md``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import msgpack
+import numpy as np
+
+#: The protocol version this module speaks. A peer speaking another version gets a ``version_mismatch`` error.
+PROTOCOL_VERSION = 1
+#: Versions this module can decode (hello negotiates the highest common one).
+SUPPORTED_VERSIONS = (1,)
+
+#: Request types a client may send.
+REQUEST_TYPES = ("hello", "describe", "status", "ping", "open", "progress", "cancel", "render", "close",
+                 "shutdown")
+#: Reply types the daemon sends: ``reply`` (success, with ``result``) or ``error`` (with ``error``).
+REPLY_TYPES = ("reply", "error")
+
+#: Pixel dtypes on the wire (the dtypes a ned_fx Frame holds).
+DTYPES = ("uint8", "uint16", "float16", "float32")
+ROW_ORDERS = ("top_down", "bottom_up")   # Nuke's rows are bottom-up
+
+#: Limits: a header this big, an image this wide/high, this many channels or buffers is refused.
+MAX_HEADER_BYTES = 64 * 1024
+MAX_SIDE = 32768
+MAX_CHANNELS = 16
+MAX_BUFFERS = 4
+MAX_BUFFER_BYTES = 1 << 30      # 1 GiB per buffer (a 16k float32 RGBA plate is 4 GiB: refused)
+
+#: Error codes of ``error`` replies (``error.code``); the message says what to do.
+ERROR_CODES = ("bad_message", "version_mismatch", "unknown_type", "invalid_parameter", "unknown_session",
+               "not_ready", "busy", "not_found", "forbidden", "cancelled", "out_of_memory", "shutting_down",
+               "internal", "no_face", "unsupported")
+
+_HEADER_KEYS = {"v": int, "type": str, "id": int, "session": str, "frame": int, "params": dict, "buffers": list,
+                "result": dict, "error": dict}
+_BUFFER_KEYS = {"dtype": str, "shape": list, "channels": list, "row_order": str, "colorspace": str,
+                "data_window": list, "display_window": list}
+
+
+class ProtocolError(ValueError):
+    """A message that breaks the protocol. ``code`` is one of :data:`ERROR_CODES`."""
+
+    def __init__(self, message: str, code: str = "bad_message"):
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class BufferSpec:
+    """What one raw pixel buffer holds.
+
+    Attributes:
+        dtype: one of :data:`DTYPES`; shape: ``(height, width, channels)`` of the buffer as sent (C order).
+        channels: one name per channel (``("R","G","B","A")``).
+        row_order: ``"top_down"`` (row 0 is the top) or ``"bottom_up"`` (row 0 is the bottom, Nuke).
+        colorspace: a free label the daemon carries back (``"linear"``, ``"sRGB"``, ``"ACEScg"`` …).
+        data_window, display_window: inclusive ``(xmin, ymin, xmax, ymax)`` in top-down image space
+            (None: the full buffer).
+    """
+
+    dtype: str
+    shape: tuple[int, int, int]
+    channels: tuple[str, ...]
+    row_order: str = "top_down"
+    colorspace: str = ""
+    data_window: tuple[int, int, int, int] | None = None
+    display_window: tuple[int, int, int, int] | None = None
+
+    @property
+    def nbytes(self) -> int:
+        h, w, c = self.shape
+        return h * w * c * np.dtype(self.dtype).itemsize
+
+    def to_wire(self) -> dict:
+        d = {"dtype": self.dtype, "shape": list(self.shape), "channels": list(self.channels),
+             "row_order": self.row_order, "colorspace": self.colorspace}
+        if self.data_window is not None:
+            d["data_window"] = list(self.data_window)
+        if self.display_window is not None:
+            d["display_window"] = list(self.display_window)
+        return d
+
+    @classmethod
+    def for_array(cls, pixels: np.ndarray, channels: Sequence[str] | None = None, row_order: str = "top_down",
+                  colorspace: str = "", data_window=None, display_window=None) -> "BufferSpec":
+        if pixels.ndim == 2:
+            pixels = pixels[:, :, None]
+        if channels is None:
+            channels = {1: ("Y",), 2: ("Y", "A"), 3: ("R", "G", "B"), 4: ("R", "G", "B", "A")}.get(pixels.shape[2])
+            if channels is None:
+                raise ProtocolError(f"name the {pixels.shape[2]} channels", "invalid_parameter")
+        spec = cls(str(pixels.dtype), tuple(int(s) for s in pixels.shape), tuple(channels), row_order, colorspace,
+                   None if data_window is None else tuple(int(v) for v in data_window),
+                   None if display_window is None else tuple(int(v) for v in display_window))
+        return _check_spec(spec)
+
+
+@dataclass
+class Message:
+    """A decoded message: the header fields and the buffers (numpy views on the received bytes, no copy)."""
+
+    type: str
+    id: int = 0
+    session: str | None = None
+    frame: int | None = None
+    params: dict = field(default_factory=dict)
+    specs: list[BufferSpec] = field(default_factory=list)
+    arrays: list[np.ndarray] = field(default_factory=list)
+    result: dict | None = None
+    error: dict | None = None
+    v: int = PROTOCOL_VERSION
+
+
+# ---- encoding ---------------------------------------------------------------------------------------------------
+
+def encode(type: str, id: int = 0, *, session: str | None = None, frame: int | None = None,
+           params: dict | None = None, arrays: Sequence[tuple[np.ndarray, BufferSpec]] = (),
+           result: dict | None = None, error: dict | None = None, v: int = PROTOCOL_VERSION) -> list:
+    """Build the parts of one message: ``[header bytes, buffer, …]`` ready for ``send_multipart(copy=False)``.
+
+    Buffers are passed as memoryviews of C-contiguous arrays (no copy is made for contiguous arrays).
+    """
+    header: dict[str, Any] = {"v": int(v), "type": type, "id": int(id)}
+    if session is not None:
+        header["session"] = session
+    if frame is not None:
+        header["frame"] = int(frame)
+    if params:
+        header["params"] = params
+    if result is not None:
+        header["result"] = result
+    if error is not None:
+        header["error"] = error
+    parts: list = []
+    if arrays:
+        header["buffers"] = [spec.to_wire() for _, spec in arrays]
+        for arr, spec in arrays:
+            arr = np.ascontiguousarray(arr)
+            if arr.nbytes != spec.nbytes:
+                raise ProtocolError(f"buffer of {arr.nbytes} bytes does not match its spec {spec.shape} "
+                                    f"{spec.dtype}", "invalid_parameter")
+            parts.append(memoryview(arr).cast("B"))
+    return [msgpack.packb(header, use_bin_type=True)] + parts
+
+
+def error_reply(id: int, code: str, message: str, **extra) -> list:
+    """An ``error`` reply."""
+    return encode("error", id, error={"code": code if code in ERROR_CODES else "internal", "message": message,
+                                      **extra})
+
+
+# ---- decoding ---------------------------------------------------------------------------------------------------
+
+def _no_ext(code, data):
+    raise ProtocolError(f"msgpack extension type {code} is not allowed")
+
+
+def _bytes_of(part) -> memoryview:
+    if isinstance(part, (bytes, bytearray, memoryview)):
+        return memoryview(part)
+    buf = getattr(part, "buffer", None)   # zmq.Frame
+    if buf is None:
+        raise ProtocolError(f"message part of type {type(part).__name__}")
+    return memoryview(buf)
+
+
+def decode_header(raw) -> dict:
+    """Decode and check one header: a msgpack map of known keys with the right types."""
+    raw = _bytes_of(raw)
+    if len(raw) > MAX_HEADER_BYTES:
+        raise ProtocolError(f"header of {len(raw)} bytes is over the {MAX_HEADER_BYTES}-byte limit")
+    try:
+        header = msgpack.unpackb(raw, raw=False, strict_map_key=True, ext_hook=_no_ext, use_list=True,
+                                 max_buffer_size=MAX_HEADER_BYTES, max_bin_len=0, max_ext_len=0)
+    except ProtocolError:
+        raise
+    except Exception as exc:   # msgpack raises several types (ExtraData, FormatError, ValueError, …)
+        raise ProtocolError(f"header is not valid msgpack: {type(exc).__name__}: {exc}") from None
+    if not isinstance(header, dict):
+        raise ProtocolError(f"header must be a msgpack map, got {type(header).__name__}")
+    for key, value in header.items():
+        want = _HEADER_KEYS.get(key)
+        if want is None:
+            raise ProtocolError(f"unknown header key {key!r}; valid: {', '.join(_HEADER_KEYS)}")
+        if not isinstance(value, want) or (want is int and isinstance(value, bool)):
+            raise ProtocolError(f"header key {key!r} must be {want.__name__}, got {type(value).__name__}")
+    for key in ("v", "type"):
+        if key not in header:
+            raise ProtocolError(f"header has no {key!r}")
+    return header
+
+
+def decode(parts: Sequence, *, request: bool = True) -> Message:
+    """Decode a received multipart message (``recv_multipart(copy=False)`` parts, or bytes).
+
+    Raises:
+        ProtocolError: anything that breaks the protocol (the ``code`` says which kind).
+    """
+    if not parts:
+        raise ProtocolError("empty message")
+    header = decode_header(parts[0])
+    version = header["v"]
+    if version not in SUPPORTED_VERSIONS:
+        raise ProtocolError(f"protocol version {version} is not supported; this side speaks "
+                            f"{', '.join(map(str, SUPPORTED_VERSIONS))}: upgrade the older of client and daemon",
+                            "version_mismatch")
+    kind = header["type"]
+    valid = REQUEST_TYPES if request else REPLY_TYPES
+    if kind not in valid:
+        raise ProtocolError(f"unknown message type {kind[:40]!r}; valid: {', '.join(valid)}", "unknown_type")
+    wire_specs = header.get("buffers", [])
+    if len(wire_specs) > MAX_BUFFERS:
+        raise ProtocolError(f"{len(wire_specs)} buffers declared; at most {MAX_BUFFERS}")
+    buffers = list(parts[1:])
+    if len(buffers) != len(wire_specs):
+        raise ProtocolError(f"header declares {len(wire_specs)} buffer(s) but {len(buffers)} were sent")
+    specs, arrays = [], []
+    for i, (wire, part) in enumerate(zip(wire_specs, buffers)):
+        spec = spec_from_wire(wire, i)
+        data = _bytes_of(part)
+        if data.nbytes != spec.nbytes:
+            raise ProtocolError(f"buffer {i} has {data.nbytes} bytes but its declared shape {list(spec.shape)} "
+                                f"{spec.dtype} needs {spec.nbytes}")
+        specs.append(spec)
+        arrays.append(np.frombuffer(data, dtype=spec.dtype).reshape(spec.shape))
+    return Message(type=kind, id=header.get("id", 0), session=header.get("session"), frame=header.get("frame"),
+                   params=header.get("params", {}), specs=specs, arrays=arrays, result=header.get("result"),
+                   error=header.get("error"), v=version)
+
+
+def spec_from_wire(wire: Any, index: int = 0) -> BufferSpec:
+    """Check one buffer descriptor from a header."""
+    if not isinstance(wire, dict):
+        raise ProtocolError(f"buffer {index} descriptor must be a map")
+    for key, value in wire.items():
+        want = _BUFFER_KEYS.get(key)
+        if want is None:
+            raise ProtocolError(f"buffer {index}: unknown key {key!r}; valid: {', '.join(_BUFFER_KEYS)}")
+        if not isinstance(value, want):
+            raise ProtocolError(f"buffer {index}: {key!r} must be {want.__name__}")
+    for key in ("dtype", "shape", "channels"):
+        if key not in wire:
+            raise ProtocolError(f"buffer {index} has no {key!r}")
+    shape = wire["shape"]
+    if len(shape) != 3 or not all(isinstance(s, int) and not isinstance(s, bool) for s in shape):
+        raise ProtocolError(f"buffer {index}: shape must be [height, width, channels] integers")
+    channels = wire["channels"]
+    if not all(isinstance(c, str) and 0 < len(c) <= 64 for c in channels):
+        raise ProtocolError(f"buffer {index}: channel names must be non-empty strings")
+    spec = BufferSpec(wire["dtype"], tuple(shape), tuple(channels), wire.get("row_order", "top_down"),
+                      wire.get("colorspace", "")[:64], _window(wire.get("data_window"), index),
+                      _window(wire.get("display_window"), index))
+    return _check_spec(spec, index)
+
+
+def _window(value, index):
+    if value is None:
+        return None
+    if len(value) != 4 or not all(isinstance(v, int) and not isinstance(v, bool) and abs(v) < 1 << 31
+                                  for v in value):
+        raise ProtocolError(f"buffer {index}: a window must be [xmin, ymin, xmax, ymax] integers")
+    if value[2] < value[0] or value[3] < value[1]:
+        raise ProtocolError(f"buffer {index}: window {value} has xmax < xmin or ymax < ymin")
+    return tuple(value)
+
+
+def _check_spec(spec: BufferSpec, index: int = 0) -> BufferSpec:
+    if spec.dtype not in DTYPES:
+        raise ProtocolError(f"buffer {index}: dtype {spec.dtype[:20]!r} is not one of {', '.join(DTYPES)}")
+    h, w, c = spec.shape
+    if not (0 < h <= MAX_SIDE and 0 < w <= MAX_SIDE and 0 < c <= MAX_CHANNELS):
+        raise ProtocolError(f"buffer {index}: shape {list(spec.shape)} is out of range (sides 1..{MAX_SIDE}, "
+                            f"channels 1..{MAX_CHANNELS})")
+    if spec.nbytes > MAX_BUFFER_BYTES:
+        raise ProtocolError(f"buffer {index}: {spec.nbytes} bytes is over the {MAX_BUFFER_BYTES}-byte limit")
+    if len(spec.channels) != c or len(set(spec.channels)) != c:
+        raise ProtocolError(f"buffer {index}: {c} channels need {c} unique names, got {list(spec.channels)}")
+    if spec.row_order not in ROW_ORDERS:
+        raise ProtocolError(f"buffer {index}: row_order must be one of {', '.join(ROW_ORDERS)}")
+    if spec.data_window is not None:
+        x0, y0, x1, y1 = spec.data_window
+        if (y1 - y0 + 1, x1 - x0 + 1) != (h, w):
+            raise ProtocolError(f"buffer {index}: data window {list(spec.data_window)} is "
+                                f"{x1 - x0 + 1}x{y1 - y0 + 1} but the buffer is {w}x{h}")
+    return spec
+
+
+# ---- parameter descriptors (OFX-style, hosts build their UI from them) -----------------------------------------
+
+def choice(name: str, options: Sequence[str], default: str | None, label: str = "", hint: str = "") -> dict:
+    return {"name": name, "kind": "choice", "options": list(options), "default": default, "label": label or name,
+            "hint": hint}
+
+
+def double(name: str, minimum: float, maximum: float, default: float, label: str = "", hint: str = "") -> dict:
+    return {"name": name, "kind": "double", "min": minimum, "max": maximum, "default": default,
+            "label": label or name, "hint": hint}
+
+
+def integer(name: str, minimum: int | None, maximum: int | None, default: int | None, label: str = "",
+            hint: str = "") -> dict:
+    return {"name": name, "kind": "integer", "min": minimum, "max": maximum, "default": default,
+            "label": label or name, "hint": hint}
+
+
+def boolean(name: str, default: bool, label: str = "", hint: str = "") -> dict:
+    return {"name": name, "kind": "boolean", "default": default, "label": label or name, "hint": hint}
+
+
+def string(name: str, default: str | None, label: str = "", hint: str = "", file: bool = False) -> dict:
+    return {"name": name, "kind": "file" if file else "string", "default": default, "label": label or name,
+            "hint": hint}
+
+
+def clip(name: str, components: Sequence[str], optional: bool = False, label: str = "") -> dict:
+    return {"name": name, "kind": "clip", "components": list(components), "optional": optional,
+            "label": label or name}
