@@ -4,7 +4,6 @@ the track file and the preview."""
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
