@@ -168,10 +168,11 @@ def build_parser() -> argparse.ArgumentParser:
     tracker_options(p)
     p.set_defaults(func=cmd_track)
 
-    from .commands import edit, manipulate
+    from .commands import edit, manipulate, serve
 
     manipulate.register(sub)
     edit.register(sub)
+    serve.register(sub)
 
     p = sub.add_parser("weights", help="install or check the tracker's network weights")
     p.add_argument("action", choices=["install", "status"])

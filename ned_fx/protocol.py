@@ -13,6 +13,10 @@ Nuke's and Resolve's Pythons). See ``docs/protocol.md``.
 
 from __future__ import annotations
 
+import mmap
+import os
+import re
+import stat
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -25,7 +29,7 @@ PROTOCOL_VERSION = 1
 SUPPORTED_VERSIONS = (1,)
 
 #: Request types a client may send.
-REQUEST_TYPES = ("hello", "describe", "status", "ping", "open", "progress", "cancel", "render", "close",
+REQUEST_TYPES = ("hello", "describe", "status", "ping", "open", "analyse", "progress", "cancel", "render", "close",
                  "shutdown")
 #: Reply types the daemon sends: ``reply`` (success, with ``result``) or ``error`` (with ``error``).
 REPLY_TYPES = ("reply", "error")
@@ -49,7 +53,11 @@ ERROR_CODES = ("bad_message", "version_mismatch", "unknown_type", "invalid_param
 _HEADER_KEYS = {"v": int, "type": str, "id": int, "session": str, "frame": int, "params": dict, "buffers": list,
                 "result": dict, "error": dict}
 _BUFFER_KEYS = {"dtype": str, "shape": list, "channels": list, "row_order": str, "colorspace": str,
-                "data_window": list, "display_window": list}
+                "data_window": list, "display_window": list, "shm": str}
+
+#: Same-host fast path: a buffer may live in a file of SHM_DIR named ``ned_fx-<32 hex>`` instead of a message part.
+SHM_DIR = "/dev/shm"
+SHM_NAME = re.compile(r"^ned_fx-[0-9a-f]{32}$")
 
 
 class ProtocolError(ValueError):
@@ -80,6 +88,7 @@ class BufferSpec:
     colorspace: str = ""
     data_window: tuple[int, int, int, int] | None = None
     display_window: tuple[int, int, int, int] | None = None
+    shm: str = ""
 
     @property
     def nbytes(self) -> int:
@@ -93,6 +102,8 @@ class BufferSpec:
             d["data_window"] = list(self.data_window)
         if self.display_window is not None:
             d["display_window"] = list(self.display_window)
+        if self.shm:
+            d["shm"] = self.shm
         return d
 
     @classmethod
@@ -120,7 +131,7 @@ class Message:
     frame: int | None = None
     params: dict = field(default_factory=dict)
     specs: list[BufferSpec] = field(default_factory=list)
-    arrays: list[np.ndarray] = field(default_factory=list)
+    arrays: list[np.ndarray | None] = field(default_factory=list)   # None: the buffer is in shared memory
     result: dict | None = None
     error: dict | None = None
     v: int = PROTOCOL_VERSION
@@ -150,6 +161,8 @@ def encode(type: str, id: int = 0, *, session: str | None = None, frame: int | N
     if arrays:
         header["buffers"] = [spec.to_wire() for _, spec in arrays]
         for arr, spec in arrays:
+            if spec.shm:          # the pixels are already in the shared-memory file
+                continue
             arr = np.ascontiguousarray(arr)
             if arr.nbytes != spec.nbytes:
                 raise ProtocolError(f"buffer of {arr.nbytes} bytes does not match its spec {spec.shape} "
@@ -186,7 +199,7 @@ def decode_header(raw) -> dict:
         raise ProtocolError(f"header of {len(raw)} bytes is over the {MAX_HEADER_BYTES}-byte limit")
     try:
         header = msgpack.unpackb(raw, raw=False, strict_map_key=True, ext_hook=_no_ext, use_list=True,
-                                 max_buffer_size=MAX_HEADER_BYTES, max_bin_len=0, max_ext_len=0)
+                                 max_bin_len=0, max_ext_len=0)
     except ProtocolError:
         raise
     except Exception as exc:   # msgpack raises several types (ExtraData, FormatError, ValueError, …)
@@ -196,7 +209,7 @@ def decode_header(raw) -> dict:
     for key, value in header.items():
         want = _HEADER_KEYS.get(key)
         if want is None:
-            raise ProtocolError(f"unknown header key {key!r}; valid: {', '.join(_HEADER_KEYS)}")
+            raise ProtocolError(f"unknown header key {key[:40]!r}; valid: {', '.join(_HEADER_KEYS)}")
         if not isinstance(value, want) or (want is int and isinstance(value, bool)):
             raise ProtocolError(f"header key {key!r} must be {want.__name__}, got {type(value).__name__}")
     for key in ("v", "type"):
@@ -227,16 +240,20 @@ def decode(parts: Sequence, *, request: bool = True) -> Message:
     if len(wire_specs) > MAX_BUFFERS:
         raise ProtocolError(f"{len(wire_specs)} buffers declared; at most {MAX_BUFFERS}")
     buffers = list(parts[1:])
-    if len(buffers) != len(wire_specs):
-        raise ProtocolError(f"header declares {len(wire_specs)} buffer(s) but {len(buffers)} were sent")
-    specs, arrays = [], []
-    for i, (wire, part) in enumerate(zip(wire_specs, buffers)):
-        spec = spec_from_wire(wire, i)
-        data = _bytes_of(part)
+    specs = [spec_from_wire(wire, i) for i, wire in enumerate(wire_specs)]
+    inline = [s for s in specs if not s.shm]
+    if len(buffers) != len(inline):
+        raise ProtocolError(f"header declares {len(inline)} inline buffer(s) but {len(buffers)} were sent")
+    arrays: list = []
+    parts_left = iter(buffers)
+    for i, spec in enumerate(specs):
+        if spec.shm:
+            arrays.append(None)
+            continue
+        data = _bytes_of(next(parts_left))
         if data.nbytes != spec.nbytes:
             raise ProtocolError(f"buffer {i} has {data.nbytes} bytes but its declared shape {list(spec.shape)} "
                                 f"{spec.dtype} needs {spec.nbytes}")
-        specs.append(spec)
         arrays.append(np.frombuffer(data, dtype=spec.dtype).reshape(spec.shape))
     return Message(type=kind, id=header.get("id", 0), session=header.get("session"), frame=header.get("frame"),
                    params=header.get("params", {}), specs=specs, arrays=arrays, result=header.get("result"),
@@ -250,7 +267,7 @@ def spec_from_wire(wire: Any, index: int = 0) -> BufferSpec:
     for key, value in wire.items():
         want = _BUFFER_KEYS.get(key)
         if want is None:
-            raise ProtocolError(f"buffer {index}: unknown key {key!r}; valid: {', '.join(_BUFFER_KEYS)}")
+            raise ProtocolError(f"buffer {index}: unknown key {str(key)[:40]!r}; valid: {', '.join(_BUFFER_KEYS)}")
         if not isinstance(value, want):
             raise ProtocolError(f"buffer {index}: {key!r} must be {want.__name__}")
     for key in ("dtype", "shape", "channels"):
@@ -264,7 +281,7 @@ def spec_from_wire(wire: Any, index: int = 0) -> BufferSpec:
         raise ProtocolError(f"buffer {index}: channel names must be non-empty strings")
     spec = BufferSpec(wire["dtype"], tuple(shape), tuple(channels), wire.get("row_order", "top_down"),
                       wire.get("colorspace", "")[:64], _window(wire.get("data_window"), index),
-                      _window(wire.get("display_window"), index))
+                      _window(wire.get("display_window"), index), wire.get("shm", ""))
     return _check_spec(spec, index)
 
 
@@ -290,6 +307,8 @@ def _check_spec(spec: BufferSpec, index: int = 0) -> BufferSpec:
         raise ProtocolError(f"buffer {index}: {spec.nbytes} bytes is over the {MAX_BUFFER_BYTES}-byte limit")
     if len(spec.channels) != c or len(set(spec.channels)) != c:
         raise ProtocolError(f"buffer {index}: {c} channels need {c} unique names, got {list(spec.channels)}")
+    if spec.shm and not SHM_NAME.match(spec.shm):
+        raise ProtocolError(f"buffer {index}: shared-memory name must be ned_fx-<32 hex digits>")
     if spec.row_order not in ROW_ORDERS:
         raise ProtocolError(f"buffer {index}: row_order must be one of {', '.join(ROW_ORDERS)}")
     if spec.data_window is not None:
@@ -298,6 +317,35 @@ def _check_spec(spec: BufferSpec, index: int = 0) -> BufferSpec:
             raise ProtocolError(f"buffer {index}: data window {list(spec.data_window)} is "
                                 f"{x1 - x0 + 1}x{y1 - y0 + 1} but the buffer is {w}x{h}")
     return spec
+
+
+# ---- same-host fast path: shared memory ------------------------------------------------------------------------
+
+def shm_path(name: str) -> str:
+    if not SHM_NAME.match(name):
+        raise ProtocolError("shared-memory name must be ned_fx-<32 hex digits>")
+    return os.path.join(SHM_DIR, name)
+
+
+def attach_shm(spec: BufferSpec, create: bool = False) -> np.ndarray:
+    """Map the shared-memory file of ``spec`` as an array (writable). The file must be a regular file of this
+    user, exactly ``spec.nbytes`` long; symlinks are refused. ``create`` makes it (the client side)."""
+    path = shm_path(spec.shm)
+    flags = os.O_RDWR | getattr(os, "O_NOFOLLOW", 0) | ((os.O_CREAT | os.O_EXCL) if create else 0)
+    try:
+        fd = os.open(path, flags, 0o600)
+    except OSError as exc:
+        raise ProtocolError(f"cannot open shared memory {spec.shm}: {exc.strerror}", "not_found") from None
+    try:
+        if create:
+            os.ftruncate(fd, spec.nbytes)
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid() or st.st_size != spec.nbytes:
+            raise ProtocolError(f"shared memory {spec.shm} is not a {spec.nbytes}-byte file of this user")
+        mm = mmap.mmap(fd, spec.nbytes)
+    finally:
+        os.close(fd)
+    return np.frombuffer(mm, dtype=spec.dtype).reshape(spec.shape)
 
 
 # ---- parameter descriptors (OFX-style, hosts build their UI from them) -----------------------------------------

@@ -49,18 +49,28 @@ class Daemon:
         roots: folders request paths must lie under.
         max_sessions: open sessions at most; max_message: largest accepted message part, bytes.
         device: the tracker's device (``auto``, ``cpu``, ``cuda``…).
+        cache: folder of cached analyses (default ``$NED_FX_HOME/cache``).
+        session_idle: seconds after which a session nobody used is closed (a killed host never closes its own).
+        curve_keys: a folder made by :func:`make_keys`: CurveZMQ encryption, and only clients whose public key
+            is in its ``clients/`` folder are let in.
         render_workers: threads rendering frames of different sessions at once.
     """
 
     def __init__(self, endpoint: str, engine: str = "ned_fx", roots=(), max_sessions: int = 16,
                  max_message: int = P.MAX_BUFFER_BYTES, device: str = "auto", render_workers: int = 4,
-                 grace: float = 30.0, log=None):
+                 grace: float = 30.0, cache: str | Path | None = None, session_idle: float = 3600.0,
+                 curve_keys: str | Path | None = None, log=None):
         if engine not in ENGINES:
             raise InvalidParameterError(f"engine {engine!r}; valid: {', '.join(ENGINES)}")
         self.endpoint, self.engine, self.device = endpoint, engine, device
         self.roots = [Path(r) for r in (roots or [os.getcwd()])]
         self.max_sessions, self.max_message, self.grace = max_sessions, max_message, grace
         self.sessions: dict[str, Session] = {}
+        self.cache = Path(cache) if cache else None
+        self.session_idle = session_idle
+        self.curve_keys = Path(curve_keys) if curve_keys else None
+        self._auth = None
+        self._swept = time.time()
         self.tracker = None
         self.engine_info: dict = {}
         self.started = time.time()
@@ -96,6 +106,8 @@ class Daemon:
     def bind(self) -> str:
         self.sock = self.ctx.socket(zmq.ROUTER)
         self.sock.setsockopt(zmq.LINGER, 0)
+        if self.curve_keys is not None:
+            self._curve(self.sock)
         self.sock.setsockopt(zmq.MAXMSGSIZE, self.max_message)
         self.sock.setsockopt(zmq.SNDHWM, 64)
         self.sock.setsockopt(zmq.RCVHWM, 256)
@@ -105,6 +117,21 @@ class Daemon:
         self.inbox.bind(f"inproc://replies-{id(self)}")
         return self.bound
 
+    def _curve(self, sock) -> None:
+        import zmq.auth
+        from zmq.auth.thread import ThreadAuthenticator
+
+        secret = self.curve_keys / "server.key_secret"
+        clients = self.curve_keys / "clients"
+        if not secret.is_file() or not clients.is_dir():
+            raise InvalidParameterError(f"{self.curve_keys} has no server.key_secret and clients/ folder: make "
+                                        f"one with `ned-fx serve --make-keys {self.curve_keys}`")
+        public, private = zmq.auth.load_certificate(str(secret))
+        self._auth = ThreadAuthenticator(self.ctx)
+        self._auth.start()
+        self._auth.configure_curve(domain="*", location=str(clients))
+        sock.curve_secretkey, sock.curve_publickey, sock.curve_server = private, public, True
+
     # -- reply plumbing ----------------------------------------------------------------------------------------
     def _post(self, envelope: list, parts: list) -> None:
         """Hand a reply from a worker thread to the loop."""
@@ -113,7 +140,7 @@ class Daemon:
             push = self._local.push = self.ctx.socket(zmq.PUSH)
             push.setsockopt(zmq.LINGER, 0)
             push.connect(f"inproc://replies-{id(self)}")
-        push.send_multipart(envelope + [b"--"] + parts, copy=False)
+        push.send_multipart([bytes([len(envelope)])] + envelope + parts, copy=False)
 
     def _send(self, envelope: list, parts: list) -> None:
         try:
@@ -146,14 +173,16 @@ class Daemon:
                     if idle or time.time() > deadline:
                         break
                 events = dict(poller.poll(50))
+                if time.time() - self._swept > min(5.0, self.session_idle / 4):
+                    self._sweep()
                 if self.inbox in events:
                     while True:
                         try:
                             frames = self.inbox.recv_multipart(zmq.NOBLOCK, copy=False)
                         except zmq.Again:
                             break
-                        cut = [bytes(f.buffer) if i < 8 else None for i, f in enumerate(frames)].index(b"--")
-                        self._send(frames[:cut], frames[cut + 1:])
+                        cut = 1 + frames[0].bytes[0]
+                        self._send(frames[1:cut], frames[cut:])
                 if self.sock in events:
                     for _ in range(64):
                         try:
@@ -168,14 +197,25 @@ class Daemon:
                 s.close()
             self.sock.close(0)
             self.inbox.close(0)
+            if self._auth is not None:
+                self._auth.stop()
             self.log("stopped")
         return 0
+
+    def _sweep(self) -> None:
+        """Close sessions idle for longer than ``session_idle`` (not while they analyse or render)."""
+        now = self._swept = time.time()
+        for sid, s in list(self.sessions.items()):
+            if now - s.touched > self.session_idle and s.state != "analysing" and not s.lock.locked():
+                self.sessions.pop(sid, None)
+                s.close()
+                self.log(f"session {sid[:8]}: closed after {self.session_idle:g}s unused")
 
     def _handle(self, frames: list) -> None:
         # envelope: routing id, and the empty delimiter a REQ client adds
         envelope = frames[:1]
         body = frames[1:]
-        if body and len(body[0]) == 0:
+        if len(body) > 1 and len(body[0]) == 0:
             envelope, body = frames[:2], frames[2:]
         rid = 0
         try:
@@ -203,6 +243,10 @@ class Daemon:
             return P.encode("reply", msg.id, result=self.status())
         if t == "hello":
             theirs = msg.params.get("versions", [msg.v])
+            if not isinstance(theirs, list) or len(theirs) > 64:
+                raise P.ProtocolError("hello params.versions must be a list of protocol versions",
+                                      "invalid_parameter")
+            theirs = [v for v in theirs if isinstance(v, int) and not isinstance(v, bool)]
             common = sorted(set(v for v in theirs if isinstance(v, int)) & set(P.SUPPORTED_VERSIONS))
             if not common:
                 raise P.ProtocolError(f"no common protocol version (client {theirs}, daemon "
@@ -223,6 +267,14 @@ class Daemon:
         session = self._session(msg)
         if t == "progress":
             return P.encode("reply", msg.id, result=session.info())
+        if t == "analyse":         # (re)start the analysis of a cancelled or failed session
+            if session.state in ("cancelled", "failed"):
+                session.state, session.error, session.done = "analysing", None, 0
+                session.cancel.clear()
+                with self._lock:
+                    self.pending += 1
+                self._analysis.submit(self._analyse, session)
+            return P.encode("reply", msg.id, result=session.info())
         if t == "cancel":
             session.cancel.set()
             return P.encode("reply", msg.id, result=session.info())
@@ -239,8 +291,10 @@ class Daemon:
             raise P.ProtocolError(f"a {msg.type} request needs a session", "invalid_parameter")
         s = self.sessions.get(msg.session)
         if s is None:
-            raise P.ProtocolError(f"unknown session {msg.session[:40]}: it was closed or the daemon restarted; "
-                                  f"open the shot again (the analysis is cached)", "unknown_session")
+            raise P.ProtocolError(f"unknown session {msg.session[:40]}: it was closed (or unused for too long) or "
+                                  f"the daemon restarted; open the shot again (the analysis is cached)",
+                                  "unknown_session")
+        s.touched = time.time()
         return s
 
     def _open(self, msg: P.Message, envelope: list):
@@ -261,7 +315,8 @@ class Daemon:
         for extra in ("reference", "curve"):
             if getattr(instruction, extra):
                 confine(getattr(instruction, extra), self.roots, extra)
-        session = Session(path, frames, face, instruction, identity=self.engine == "identity")
+        session = Session(path, frames, face, instruction, identity=self.engine == "identity",
+                          cache=self.cache)
         self.sessions[session.id] = session
         with self._lock:
             self.pending += 1
@@ -280,7 +335,8 @@ class Daemon:
                      f"{time.perf_counter() - started:.1f}s{' (cached)' if session.cached else ''}")
         except Cancelled:
             session.state = "cancelled"
-            session.error = ("cancelled", "the analysis was cancelled; open the shot again to restart it")
+            session.error = ("cancelled", "the analysis was cancelled; send analyse (or open the shot again) to "
+                                          "restart it")
         except BaseException as exc:
             session.state = "failed"
             session.error = error_of(exc)
@@ -299,17 +355,17 @@ class Daemon:
             raise P.ProtocolError("a render request needs a frame number", "invalid_parameter")
         if len(msg.arrays) > 1:
             raise P.ProtocolError("a render request carries at most one frame buffer", "invalid_parameter")
+        if msg.specs and msg.specs[0].shm:
+            if not is_loopback(self.bound or self.endpoint):
+                raise P.ProtocolError("shared-memory buffers are for clients on this machine only", "forbidden")
+            msg.arrays[0] = P.attach_shm(msg.specs[0])
         if session.identity and msg.arrays:
             if msg.frame not in session.frame_numbers:
                 raise InvalidParameterError(f"frame {msg.frame} is not in the session's shot")
+            # shared memory: the pixels are already where the client reads them; nothing travels
             # zero-copy echo: the received buffer goes straight back
-            head = P.encode("reply", msg.id, session=session.id, frame=msg.frame,
-                            result={"reason": "identity engine"})[0]
-            header = P.decode_header(head)
-            header["buffers"] = [msg.specs[0].to_wire()]
-            import msgpack
-
-            return [msgpack.packb(header, use_bin_type=True), body[-1]]
+            return P.encode("reply", msg.id, session=session.id, frame=msg.frame,
+                            result={"reason": "identity engine"}, arrays=[(msg.arrays[0], msg.specs[0])])
         with self._lock:
             self.pending += 1
         self._renders.submit(self._render_job, msg, session, envelope)
@@ -333,8 +389,13 @@ class Daemon:
             if spec.row_order == "bottom_up":
                 pixels = pixels[::-1]
             pixels = np.ascontiguousarray(pixels, dtype=spec.dtype)
+            shm = ""
+            if spec.shm and msg.arrays and pixels.shape == msg.arrays[0].shape:
+                if pixels is not msg.arrays[0]:
+                    msg.arrays[0][...] = pixels       # written back in place: only the header travels
+                shm = spec.shm
             out_spec = P.BufferSpec(spec.dtype, tuple(pixels.shape), tuple(out.channels), spec.row_order,
-                                    spec.colorspace, tuple(out.data_window), tuple(out.display_window))
+                                    spec.colorspace, tuple(out.data_window), tuple(out.display_window), shm)
             parts = P.encode("reply", msg.id, session=session.id, frame=msg.frame, result={"reason": reason},
                              arrays=[(pixels, out_spec)])
         except BaseException as exc:
@@ -365,6 +426,24 @@ class Daemon:
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
+
+
+def make_keys(folder: str | Path, client: str = "host") -> dict:
+    """Make CurveZMQ keys: ``server.key`` / ``server.key_secret``, and one client certificate whose public half
+    is authorised (``clients/<client>.key``) and whose secret half (``<client>.key_secret``) goes to the host.
+    Returns the paths written."""
+    import zmq.auth
+
+    folder = Path(folder)
+    (folder / "clients").mkdir(parents=True, exist_ok=True)
+    server_public, server_secret = zmq.auth.create_certificates(str(folder), "server")
+    client_public, client_secret = zmq.auth.create_certificates(str(folder), client)
+    authorised = folder / "clients" / Path(client_public).name
+    os.replace(client_public, authorised)
+    os.chmod(server_secret, 0o600)
+    os.chmod(client_secret, 0o600)
+    return {"server_public": server_public, "server_secret": server_secret, "client_public": str(authorised),
+            "client_secret": client_secret}
 
 
 def error_of(exc: BaseException) -> tuple[str, str]:

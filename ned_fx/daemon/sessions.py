@@ -95,10 +95,12 @@ def cache_dir() -> Path:
 class Session:
     """One shot: its parameters, analysis state and, once ready, its renderer."""
 
-    def __init__(self, path: Path, frames: str | None, face: int | None, instruction, identity: bool):
+    def __init__(self, path: Path, frames: str | None, face: int | None, instruction, identity: bool,
+                 cache: Path | None = None):
         self.id = uuid.uuid4().hex
         self.path, self.frames, self.face, self.instruction = path, frames, face, instruction
         self.identity = identity
+        self.cache = cache or cache_dir()
         self.state = "analysing"          # analysing | ready | failed | cancelled
         self.done, self.total = 0, 0
         self.error: tuple[str, str] | None = None
@@ -107,7 +109,7 @@ class Session:
         self.frame_numbers: list[int] = []
         self.cancel = threading.Event()
         self.lock = threading.Lock()      # one render at a time per session (the renderer holds state)
-        self.opened = time.time()
+        self.opened = self.touched = time.time()
         self.source = None
 
     def progress(self, done: int, total: int) -> None:
@@ -138,7 +140,7 @@ class Session:
         key_track = _key("track", fingerprint(self.path), self.frames, self.face,
                          repr(tracker.config) if tracker else "")
         key_edit = _key("edit", key_track, sorted(self.instruction.as_params().items()))
-        folder = cache_dir()
+        folder = self.cache
         tpath, epath = folder / f"track-{key_track}.npz", folder / f"edit-{key_edit}.npz"
         track = edited = None
         if tpath.is_file() and epath.is_file():
@@ -160,9 +162,15 @@ class Session:
             if self.cancel.is_set():
                 raise Cancelled()
             edited = plan_edit(track, self.instruction)
-            folder.mkdir(parents=True, exist_ok=True)
-            tracking.write_to_file(track, tpath)
-            manipulation.write_to_file(edited, epath)
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+                tracking.write_to_file(track, tpath)
+                manipulation.write_to_file(edited, epath)
+                # render from what the cache holds (its files store lower precision), so a fresh and a cached
+                # session give the same pixels
+                track, edited = tracking.read_from_file(tpath), manipulation.read_from_file(epath)
+            except Exception:   # an unwritable cache only costs the next open a new analysis
+                pass
         self.renderer = ShotRenderer(track, edited)
         self.frame_numbers = [int(n) for n in track.frame_numbers]
 
@@ -180,6 +188,12 @@ class Session:
                 raise InvalidParameterError(f"frame {frame.number} is not in the session's shot "
                                             f"({_ranges(self.frame_numbers)})")
             return frame, "identity engine"
+        track = self.renderer.track
+        dx0, dy0, dx1, dy1 = frame.display_window
+        if (dx1 - dx0 + 1, dy1 - dy0 + 1) != (int(track.width), int(track.height)):
+            raise InvalidParameterError(
+                f"the frame's display window is {dx1 - dx0 + 1}x{dy1 - dy0 + 1} but the analysed shot is "
+                f"{track.width}x{track.height}: send the plate's own pixels (set display_window for a crop)")
         return self.renderer.render(frame)
 
     def close(self) -> None:

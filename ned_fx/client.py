@@ -1,0 +1,274 @@
+"""The thin client hosts use to talk to ``ned-fx serve`` (Nuke, Resolve, batch tools).
+
+Imports only pyzmq, msgpack, numpy, the standard library and :mod:`ned_fx.protocol` / :mod:`ned_fx.errors`, so it
+loads inside a host's Python with no torch. Requests follow the Lazy Pirate pattern: wait ``timeout`` seconds for
+the reply, then drop the socket, reconnect and resend, up to ``retries`` times; if the daemon still does not
+answer, :class:`DaemonUnavailableError` says so. A :class:`Shot` reopens its session by itself when the daemon
+restarted (its analysis is cached on disk, so that is quick).
+
+    from ned_fx.client import Client
+    with Client("tcp://127.0.0.1:5557") as c:
+        shot = c.open("/shows/s1/plate.####.exr", frames="1001-1100", emotion="happy", intensity=0.8)
+        shot.wait()
+        edited = shot.render(1042, pixels, row_order="bottom_up")   # same layout back
+"""
+
+from __future__ import annotations
+
+import atexit
+import itertools
+import os
+import time
+import uuid
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import zmq
+
+from . import protocol as P
+from .errors import NedFxError
+
+
+class DaemonError(NedFxError):
+    """The daemon answered with an error reply. ``code`` is one of :data:`ned_fx.protocol.ERROR_CODES`."""
+
+    exit_code = 7
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+class DaemonUnavailableError(NedFxError):
+    """No daemon answered at the endpoint."""
+
+    exit_code = 8
+
+
+class Client:
+    """One connection to the daemon (not thread-safe: use one Client per thread).
+
+    Args:
+        endpoint: ``tcp://127.0.0.1:5557`` or ``ipc:///path``.
+        timeout: seconds to wait for each reply; retries: resends after a timeout (Lazy Pirate).
+        hello: negotiate the protocol version on connect.
+        curve: ``(client .key_secret file, server .key file)`` for a daemon started with ``--curve-keys``.
+    """
+
+    def __init__(self, endpoint: str = "tcp://127.0.0.1:5557", timeout: float = 10.0, retries: int = 2,
+                 hello: bool = False, context: zmq.Context | None = None, curve: tuple | None = None):
+        self.endpoint, self.timeout, self.retries = endpoint, timeout, retries
+        self.ctx = context or zmq.Context.instance()
+        self._ids = itertools.count(1)
+        self.sock: zmq.Socket | None = None
+        self._shm: dict = {}
+        self._curve = None
+        if curve is not None:
+            from zmq.auth import load_certificate
+
+            public, secret = load_certificate(str(curve[0]))
+            server, _ = load_certificate(str(curve[1]))
+            self._curve = (public, secret, server)
+        self._connect()
+        self.server: dict = {}
+        if hello:
+            self.server = self.hello()
+
+    def _connect(self) -> None:
+        if self.sock is not None:
+            self.sock.close(linger=0)
+        self.sock = self.ctx.socket(zmq.DEALER)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        if self._curve is not None:
+            self.sock.curve_publickey, self.sock.curve_secretkey, self.sock.curve_serverkey = self._curve
+        self.sock.connect(self.endpoint)
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close(linger=0)
+            self.sock = None
+        for name, _ in self._shm.values():
+            _unlink(name)
+        self._shm.clear()
+
+    def shm_buffer(self, shape: Sequence[int], dtype) -> tuple[str, np.ndarray]:
+        """A shared-memory frame buffer of this shape and dtype (same-host fast path), reused across renders.
+        A host may write its pixels straight into the array and pass it to :meth:`Shot.render` with ``shm=True``."""
+        key = (tuple(int(s) for s in shape), np.dtype(dtype).str)
+        if key not in self._shm:
+            name = f"ned_fx-{uuid.uuid4().hex}"
+            spec = P.BufferSpec(np.dtype(dtype).name, key[0], ("_",) * key[0][2], shm=name)
+            arr = P.attach_shm(spec, create=True)
+            atexit.register(_unlink, name)
+            self._shm[key] = (name, arr)
+        return self._shm[key]
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- the request/reply core -----------------------------------------------------------------------------
+    def request(self, type: str, *, session: str | None = None, frame: int | None = None,
+                params: dict | None = None, arrays: Sequence = (), timeout: float | None = None,
+                retries: int | None = None) -> P.Message:
+        """Send one request and return its reply (a decoded ``reply`` message).
+
+        Raises:
+            DaemonError: an error reply; DaemonUnavailableError: no reply after every retry.
+        """
+        timeout = self.timeout if timeout is None else timeout
+        retries = self.retries if retries is None else retries
+        for attempt in range(retries + 1):
+            rid = next(self._ids)
+            parts = P.encode(type, rid, session=session, frame=frame, params=params, arrays=arrays)
+            self.sock.send_multipart(parts, copy=False)
+            deadline = time.monotonic() + timeout
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0 or not self.sock.poll(int(left * 1000) + 1, zmq.POLLIN):
+                    break
+                frames = self.sock.recv_multipart(copy=False)
+                reply = P.decode(frames, request=False)
+                if reply.id != rid:      # a late reply to an earlier, abandoned attempt
+                    continue
+                if reply.type == "error":
+                    err = reply.error or {}
+                    raise DaemonError(str(err.get("code", "internal")), str(err.get("message", "error")))
+                return reply
+            self._connect()              # Lazy Pirate: a fresh socket, then resend
+        raise DaemonUnavailableError(
+            f"no ned-fx daemon answered at {self.endpoint} within {timeout:g}s ({retries + 1} attempt(s)); "
+            f"start one with `ned-fx serve`, or check the endpoint (and the CurveZMQ keys if it uses them)")
+
+    # -- requests -------------------------------------------------------------------------------------------
+    def hello(self) -> dict:
+        return self.request("hello", params={"versions": list(P.SUPPORTED_VERSIONS), "client": "ned_fx.client"}
+                            ).result
+
+    def describe(self) -> dict:
+        return self.request("describe").result
+
+    def status(self) -> dict:
+        return self.request("status").result
+
+    def ping(self, timeout: float | None = None, retries: int | None = None) -> dict:
+        return self.request("ping", timeout=timeout, retries=retries).result
+
+    def shutdown(self) -> dict:
+        return self.request("shutdown", retries=0).result
+
+    def open(self, path: str, frames: str | None = None, face: int | None = None, **instruction) -> "Shot":
+        """Open a session for a shot; the daemon starts analysing it. Instruction keys: emotion, intensity,
+        regions, speech, keys, curve, reference, reference_frames, reference_neutral_frame, neutral_frame."""
+        shot = Shot(self, {"path": str(path), **({"frames": frames} if frames is not None else {}),
+                           **({"face": face} if face is not None else {}),
+                           **{k: v for k, v in instruction.items() if v is not None}})
+        shot.reopen()
+        return shot
+
+
+class Shot:
+    """A session on the daemon: poll its analysis, render frames, close it. Reopens after a daemon restart."""
+
+    def __init__(self, client: Client, params: dict):
+        self.client, self.params = client, params
+        self.id: str | None = None
+        self.info: dict = {}
+
+    def reopen(self) -> dict:
+        reply = self.client.request("open", params=self.params, retries=0)
+        self.id = reply.session
+        self.info = reply.result
+        return self.info
+
+    def _call(self, type: str, **kw) -> P.Message:
+        try:
+            return self.client.request(type, session=self.id, **kw)
+        except DaemonError as exc:
+            if exc.code != "unknown_session":
+                raise
+        self.reopen()              # the daemon restarted: open again (cached analysis) and wait for it
+        self.wait()
+        return self.client.request(type, session=self.id, **kw)
+
+    def progress(self) -> dict:
+        self.info = self._call("progress").result
+        return self.info
+
+    def wait(self, timeout: float = 600.0, poll: float = 0.1,
+             callback: Callable[[int, int], None] | None = None) -> dict:
+        """Block until the analysis is done.
+
+        Raises:
+            DaemonError: it failed or was cancelled (the daemon's message); TimeoutError: not done in time.
+        """
+        end = time.monotonic() + timeout
+        while True:
+            info = self.client.request("progress", session=self.id).result
+            self.info = info
+            if callback:
+                callback(info.get("done", 0), info.get("total", 0))
+            if info["state"] == "ready":
+                return info
+            if info["state"] in ("failed", "cancelled"):
+                err = info.get("error") or {}
+                raise DaemonError(err.get("code", info["state"]), err.get("message", f"analysis {info['state']}"))
+            if time.monotonic() > end:
+                raise TimeoutError(f"the analysis of {self.params['path']} was not done in {timeout:g}s")
+            time.sleep(poll)
+
+    def analyse(self) -> dict:
+        """Restart a cancelled or failed analysis (otherwise just its progress)."""
+        self.info = self.client.request("analyse", session=self.id).result
+        return self.info
+
+    def cancel(self) -> dict:
+        return self.client.request("cancel", session=self.id).result
+
+    def render(self, frame: int, pixels: np.ndarray | None = None, channels: Sequence[str] | None = None,
+               row_order: str = "top_down", colorspace: str = "", data_window=None, display_window=None,
+               with_info: bool = False, shm: bool = False) -> Any:
+        """Edit frame ``frame``. With ``pixels`` (H×W×C, the host's own layout) the daemon edits those pixels and
+        returns them in the same layout; without, it reads the frame from the source itself.
+
+        Returns:
+            the edited pixels (H×W×C numpy array, read-only view of the received bytes), or with ``with_info``
+            ``(pixels, reply)`` where ``reply.result["reason"]`` says why a frame was passed through.
+            With ``shm`` (daemon on this machine) the pixels travel through a shared-memory file instead of the
+            socket and the returned array is a view of it: copy it before the next render of that size.
+        """
+        arrays = ()
+        if pixels is not None:
+            spec = P.BufferSpec.for_array(pixels, channels, row_order, colorspace, data_window, display_window)
+            pixels = pixels.reshape(spec.shape)
+            if shm:
+                name, buf = self.client.shm_buffer(spec.shape, spec.dtype)
+                if not np.shares_memory(buf, pixels):
+                    buf[...] = pixels
+                spec = P.BufferSpec(spec.dtype, spec.shape, spec.channels, spec.row_order, spec.colorspace,
+                                    spec.data_window, spec.display_window, name)
+                pixels = buf
+            arrays = [(pixels, spec)]
+        reply = self._call("render", frame=int(frame), arrays=arrays)
+        if not reply.specs:
+            raise DaemonError("bad_message", "the render reply carried no pixels")
+        out = reply.arrays[0]
+        if out is None:                 # written back into our shared-memory buffer
+            out = self.client.shm_buffer(reply.specs[0].shape, reply.specs[0].dtype)[1]
+        return (out, reply) if with_info else out
+
+    def close(self) -> None:
+        try:
+            self.client.request("close", session=self.id, retries=0)
+        except DaemonError as exc:
+            if exc.code != "unknown_session":
+                raise
+
+
+def _unlink(name: str) -> None:
+    try:
+        os.unlink(P.shm_path(name))
+    except OSError:
+        pass

@@ -1,0 +1,91 @@
+"""``ned-fx serve``: the inference daemon hosts (Nuke, Resolve, batch tools) talk to over ZeroMQ.
+
+    ned-fx serve                                  # tcp://127.0.0.1:5557, the real engines
+    ned-fx serve --port 0 --engine identity       # frames come back unchanged (transport tests, benchmarks)
+    ned-fx serve --bind ipc:///tmp/ned_fx.sock --root /shows
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+DEFAULT_PORT = 5557
+
+
+def register(subparsers) -> argparse.ArgumentParser:
+    """Add the ``serve`` sub-command."""
+    p = subparsers.add_parser("serve", help="run the inference daemon (engines stay warm; hosts connect over "
+                              "ZeroMQ)", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_options(p)
+    p.set_defaults(func=run)
+    return p
+
+
+def add_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--port", type=int, default=DEFAULT_PORT,
+                   help=f"loopback TCP port (default {DEFAULT_PORT}; 0 picks a free one and prints it)")
+    p.add_argument("--bind", help="full endpoint instead of --port: tcp://HOST:PORT or ipc:///path")
+    p.add_argument("--engine", choices=("ned_fx", "identity"), default="ned_fx",
+                   help="ned_fx (default) or identity (returns frames unchanged, loads no models)")
+    p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:N")
+    p.add_argument("--root", action="append", default=None,
+                   help="folder request paths must lie under (repeatable; default the current folder)")
+    p.add_argument("--max-sessions", type=int, default=16, help="open sessions at most (default 16)")
+    p.add_argument("--max-message-mb", type=int, default=1024, help="largest message part in MiB (default 1024)")
+    p.add_argument("--session-idle", type=float, default=3600.0,
+                   help="close sessions unused this many seconds (default 3600; hosts that die never close theirs)")
+    p.add_argument("--cache", help="folder of cached shot analyses (default $NED_FX_HOME/cache)")
+    p.add_argument("--curve-keys", metavar="DIR",
+                   help="CurveZMQ: encrypt, and admit only clients whose public key is in DIR/clients/ (needed to "
+                   "bind a non-loopback interface)")
+    p.add_argument("--make-keys", metavar="DIR", help="write server and client CurveZMQ keys to DIR and exit")
+    p.add_argument("--insecure", action="store_true",
+                   help="allow binding a non-loopback interface without CurveZMQ (trusted networks only)")
+
+
+def run(args) -> int:
+    from ..daemon.server import Daemon, is_loopback, make_keys
+    from ..errors import InvalidParameterError
+
+    if args.make_keys:
+        for what, path in make_keys(args.make_keys).items():
+            print(f"{what}: {path}")
+        print(f"start the daemon with --curve-keys {args.make_keys}; give hosts server.key and the client's "
+              f".key_secret; add more clients' public keys to {args.make_keys}/clients/")
+        return 0
+    endpoint = args.bind or f"tcp://127.0.0.1:{args.port}"
+    if not is_loopback(endpoint) and not args.insecure and not args.curve_keys:
+        raise InvalidParameterError(
+            f"{endpoint} is reachable from other machines: give --curve-keys DIR (make them with --make-keys DIR), "
+            f"or --insecure on a trusted network only, or bind tcp://127.0.0.1:PORT / ipc://")
+    if args.port == 0 and not args.bind:
+        endpoint = "tcp://127.0.0.1:*"
+    daemon = Daemon(endpoint, engine=args.engine, roots=args.root, max_sessions=args.max_sessions,
+                    max_message=args.max_message_mb << 20, device=args.device, cache=args.cache,
+                    session_idle=args.session_idle, curve_keys=args.curve_keys)
+    info = daemon.load()
+    bound = daemon.bind()
+    daemon.install_signals()
+    print(f"ned-fx serve: ready on {bound} engine={info['engine']} backend={info['backend']} "
+          f"device={info['device']}", flush=True)
+    return daemon.serve()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m ned_fx.commands.serve …`` (the same as ``ned-fx serve …``)."""
+    from ..errors import NedFxError
+
+    p = argparse.ArgumentParser(prog="ned-fx serve", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_options(p)
+    args = p.parse_args(argv)
+    try:
+        return run(args)
+    except NedFxError as exc:
+        print(f"ned-fx: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

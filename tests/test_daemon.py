@@ -1,0 +1,426 @@
+"""The daemon as a real process (``python -m ned_fx.commands.serve`` on a free loopback port): several clients at
+once, a client killed mid-request, the daemon killed and restarted mid-session, fuzzed messages, and the real
+engine rendering frames out of order exactly as in order."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import msgpack
+import numpy as np
+import pytest
+import zmq
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ned_fx import protocol as P
+from ned_fx.client import Client, DaemonError, DaemonUnavailableError
+
+from conftest import FOOTAGE, REPO, footage
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Daemon:
+    """A ``serve`` subprocess; always killed by the fixture or the test's ``finally``."""
+
+    def __init__(self, *args: str, port: int | None = None, tmp: Path | None = None, wait: float = 60.0):
+        self.port = port or free_port()
+        self.log = open((tmp or Path("/tmp")) / f"daemon-{self.port}-{time.time_ns()}.log", "w+")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "ned_fx.commands.serve", "--port", str(self.port), "--root", str(FOOTAGE.parent),
+             *args], cwd=REPO, stdout=subprocess.PIPE, stderr=self.log, text=True)
+        line = self.proc.stdout.readline()   # "ned-fx serve: ready on tcp://…" once the engines are loaded
+        if "ready on" not in line:
+            self.kill()
+            self.log.seek(0)
+            raise RuntimeError(f"the daemon did not start: {line!r} {self.log.read()[-2000:]}")
+        self.endpoint = f"tcp://127.0.0.1:{self.port}"
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def stderr(self) -> str:
+        self.log.flush()
+        self.log.seek(0)
+        return self.log.read()
+
+
+@pytest.fixture(scope="module")
+def identity():
+    d = Daemon("--engine", "identity")
+    try:
+        yield d
+    finally:
+        d.kill()
+
+
+def plate(seed: int, h: int = 48, w: int = 64) -> np.ndarray:
+    return np.random.default_rng(seed).random((h, w, 4)).astype(np.float16)
+
+
+def test_hello_describe_status(identity):
+    with Client(identity.endpoint, timeout=5, hello=True) as c:
+        assert c.server["version"] == P.PROTOCOL_VERSION and c.server["engine"]["engine"] == "identity"
+        d = c.describe()
+        by_name = {p["name"]: p for p in d["parameters"]}
+        assert by_name["emotion"]["kind"] == "choice" and "happy" in by_name["emotion"]["options"]
+        assert by_name["intensity"] == {**by_name["intensity"], "kind": "double", "min": 0.0, "default": 1.0}
+        assert by_name["intensity"]["max"] >= 1.5
+        assert {c["name"] for c in d["clips"]} == {"Source", "Output"}
+        s = c.status()
+        assert s["queue_depth"] >= 0 and s["memory"]["rss_bytes"] > 0 and s["uptime_s"] > 0
+        assert c.ping()["pong"] > 0
+
+
+def test_render_round_trip_and_errors(identity):
+    src = str(footage("d12.mp4"))
+    with Client(identity.endpoint, timeout=5) as c:
+        shot = c.open(src, frames="0-9", emotion="happy", intensity=0.5)
+        assert shot.wait()["total"] == 10
+        a = plate(1)
+        out, reply = shot.render(3, a, row_order="bottom_up", colorspace="linear", with_info=True)
+        np.testing.assert_array_equal(out, a)
+        assert reply.specs[0].row_order == "bottom_up" and reply.specs[0].colorspace == "linear"
+        via_shm = shot.render(4, a, row_order="bottom_up", shm=True)     # same-host fast path
+        np.testing.assert_array_equal(via_shm, a)
+        name = c.shm_buffer(a.shape, a.dtype)[0]
+        assert Path(P.shm_path(name)).is_file()
+        with pytest.raises(DaemonError) as e:
+            spec = P.BufferSpec.for_array(a)
+            c.request("render", session=shot.id, frame=1,
+                      arrays=[(a, P.BufferSpec(**{**spec.__dict__, "shm": "ned_fx-" + "0" * 32}))])
+        assert e.value.code == "not_found"
+        by_number = shot.render(9)                            # the daemon reads the plate itself
+        assert by_number.shape == (512, 512, 3) and by_number.dtype == np.uint8
+        with pytest.raises(DaemonError) as e:
+            shot.render(42, a)
+        assert e.value.code == "invalid_parameter" and "42" in str(e.value)
+        with pytest.raises(DaemonError) as e:
+            c.open(src, emotion="happy", colour="blue")
+        assert e.value.code == "invalid_parameter" and "colour" in str(e.value) and "intensity" in str(e.value)
+        with pytest.raises(DaemonError) as e:
+            c.open(src, emotion="grumpy")
+        assert e.value.code == "invalid_parameter" and "happy" in str(e.value)
+        with pytest.raises(DaemonError) as e:
+            c.open("/etc/passwd")
+        assert e.value.code == "forbidden" and "--root" in str(e.value)
+        with pytest.raises(DaemonError) as e:
+            c.request("render", session="nope", frame=1)
+        assert e.value.code == "unknown_session"
+        shot.close()
+        assert shot.id not in c.status()["sessions"]
+    assert not Path(P.shm_path(name)).exists()               # the client removes its shared memory
+    with Client(identity.endpoint, timeout=5) as c:
+        missing = c.open(str(FOOTAGE / "no_such_shot.mov"))
+        with pytest.raises(DaemonError) as e:
+            missing.wait(timeout=10)
+        assert e.value.code == "not_found" and "no_such_shot" in str(e.value)
+        with pytest.raises(DaemonError) as e:
+            missing.render(0)
+        assert e.value.code == "not_found"
+        assert c.ping()
+
+
+def test_several_concurrent_clients(identity):
+    src = str(footage("d12.mp4"))
+    errors: list = []
+
+    def work(k: int) -> None:
+        try:
+            with Client(identity.endpoint, timeout=10) as c:
+                shot = c.open(src, frames="0-29")
+                shot.wait()
+                for i in range(25):
+                    a = plate(1000 * k + i, 96 + k, 128)
+                    np.testing.assert_array_equal(shot.render(i, a), a)   # each reply reached its own client
+                shot.close()
+        except BaseException as exc:   # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+
+
+def test_slow_client_does_not_stall_others(identity):
+    """A client that floods requests and never reads its replies: the others keep their latency."""
+    src = str(footage("d12.mp4"))
+    with Client(identity.endpoint, timeout=5) as c:
+        shot = c.open(src, frames="0-3")
+        shot.wait()
+        sock = zmq.Context.instance().socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.RCVHWM, 1)
+        sock.connect(identity.endpoint)
+        try:
+            a = plate(5, 256, 256)
+            spec = P.BufferSpec.for_array(a)
+            for i in range(300):
+                sock.send_multipart(P.encode("render", i, session=shot.id, frame=1, arrays=[(a, spec)]), copy=False)
+            worst = 0.0
+            for i in range(20):
+                t = time.perf_counter()
+                np.testing.assert_array_equal(shot.render(2, a), a)
+                worst = max(worst, time.perf_counter() - t)
+            assert worst < 1.0
+        finally:
+            sock.close(0)
+        assert c.ping()
+
+
+_KILLED_CLIENT = """
+import sys, numpy as np
+from ned_fx.client import Client
+c = Client(sys.argv[1], timeout=30)
+shot = c.open(sys.argv[2], frames="0-3")
+shot.wait()
+print("sending", flush=True)
+shot.render(1, np.zeros((2160, 3840, 4), np.float16))
+"""
+
+
+def test_client_killed_mid_request(identity):
+    src = str(footage("d12.mp4"))
+    for _ in range(3):
+        proc = subprocess.Popen([sys.executable, "-c", _KILLED_CLIENT, identity.endpoint, src], cwd=REPO,
+                                stdout=subprocess.PIPE, text=True)
+        try:
+            assert proc.stdout.readline().strip() == "sending"
+            proc.send_signal(signal.SIGKILL)
+        finally:
+            proc.kill()
+            proc.wait(10)
+    with Client(identity.endpoint, timeout=5) as c:      # the daemon keeps serving everyone else
+        shot = c.open(src, frames="0-3")
+        shot.wait()
+        a = plate(7)
+        np.testing.assert_array_equal(shot.render(2, a), a)
+        assert c.status()["queue_depth"] == 0
+
+
+@pytest.fixture(scope="module")
+def raw(identity):
+    ctx = zmq.Context.instance()
+    sock = ctx.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(identity.endpoint)
+    yield sock
+    sock.close(0)
+
+
+def _exchange(sock, parts) -> dict:
+    sock.send_multipart(parts)
+    assert sock.poll(5000), "the daemon did not answer"
+    frames = sock.recv_multipart()
+    if frames and frames[0] == b"" and len(frames) > 1:
+        frames = frames[1:]
+    return msgpack.unpackb(frames[0], raw=False)
+
+
+_parts = st.lists(st.one_of(st.binary(max_size=80),
+                            st.dictionaries(st.sampled_from(["v", "type", "id", "session", "frame", "params",
+                                                             "buffers", "zz"]),
+                                            st.one_of(st.integers(-5, 5), st.text(max_size=8),
+                                                      # every type but shutdown (the fixture's daemon is shared)
+                                                      st.sampled_from([t for t in P.REQUEST_TYPES
+                                                                       if t != "shutdown"]),
+                                                      st.lists(st.dictionaries(st.text(max_size=6),
+                                                                               st.integers(-2, 9), max_size=3),
+                                                               max_size=2)),
+                                            max_size=6).map(lambda d: msgpack.packb(d, use_bin_type=True))),
+                  min_size=1, max_size=3)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(parts=_parts)
+def test_fuzzed_messages_get_error_replies(raw, parts):
+    header = _exchange(raw, parts)
+    if header.get("type") == "reply":   # the fuzzer may build a valid ping/status/describe/hello
+        return
+    assert header["type"] == "error" and header["error"]["code"] in P.ERROR_CODES and header["error"]["message"]
+
+
+def test_fuzzed_extension_types_and_daemon_still_serves(identity, raw):
+    evil = [msgpack.packb({"v": 1, "type": "ping", "params": {"x": msgpack.ExtType(5, b"os.system")}}),
+            _pack(v=99), _pack(type="exec"),
+            _pack(type="render", session="x", frame=1, buffers=[{"dtype": "float16", "shape": [99999, 99999, 4],
+                                                                 "channels": list("RGBA")}]),
+            msgpack.packb({"v": 1, "type": "open", "id": 5, "params": {"path": str(footage("d12.mp4")),
+                                                                     "__class__": "x"}})]
+    evil += [_pack(type="hello", params={"versions": 5}), _pack(type="hello", params={"versions": [7, 8]}),
+             _pack(type="render", frame=3), _pack(type="open", params={"path": 3})]
+    codes = [_exchange(raw, [e])["error"]["code"] for e in evil]
+    assert codes == ["bad_message", "version_mismatch", "unknown_type", "bad_message", "invalid_parameter",
+                     "invalid_parameter", "version_mismatch", "invalid_parameter", "invalid_parameter"]
+    assert _exchange(raw, [_pack(type="render", session="x", frame=1,
+                                 buffers=[{"dtype": "uint8", "shape": [2, 2, 3], "channels": list("RGB")}]),
+                           b"12345"])["error"]["code"] == "bad_message"          # 5 bytes for a 12-byte shape
+    with Client(identity.endpoint, timeout=5) as c:
+        assert c.ping()["stopping"] is False
+
+
+def _pack(**kw) -> bytes:
+    return msgpack.packb({"v": 1, "type": "ping", "id": 9, **kw}, use_bin_type=True)
+
+
+def test_daemon_killed_and_restarted_mid_session(tmp_path):
+    src = str(footage("d12.mp4"))
+    d = Daemon("--engine", "identity", tmp=tmp_path)
+    try:
+        c = Client(d.endpoint, timeout=2, retries=2)
+        shot = c.open(src, frames="0-9")
+        shot.wait()
+        a = plate(3)
+        np.testing.assert_array_equal(shot.render(4, a), a)
+        old = shot.id
+        d.kill()                                           # killed mid-session
+        d = Daemon("--engine", "identity", port=d.port, tmp=tmp_path)
+        np.testing.assert_array_equal(shot.render(5, a), a)   # the shot reopens itself on the new daemon
+        assert shot.id != old
+        d.kill()
+        quick = Client(d.endpoint, timeout=0.3, retries=1)
+        started = time.monotonic()
+        with pytest.raises(DaemonUnavailableError) as e:
+            quick.ping()
+        assert time.monotonic() - started < 3 and "ned-fx serve" in str(e.value)
+        quick.close()
+        c.close()
+    finally:
+        d.kill()
+
+
+def test_idle_sessions_are_closed_and_shots_reopen(tmp_path):
+    d = Daemon("--engine", "identity", "--session-idle", "0.5", tmp=tmp_path)
+    try:
+        with Client(d.endpoint, timeout=5) as c:
+            shot = c.open(str(footage("d12.mp4")), frames="0-3")
+            shot.wait()
+            old = shot.id
+            time.sleep(1.5)
+            assert old not in c.status()["sessions"]
+            a = plate(11)
+            np.testing.assert_array_equal(shot.render(1, a), a)     # reopened by the client
+            assert shot.id != old
+    finally:
+        d.kill()
+
+
+def test_graceful_shutdown(tmp_path):
+    d = Daemon("--engine", "identity", tmp=tmp_path)
+    try:
+        with Client(d.endpoint, timeout=5) as c:
+            assert c.shutdown()["stopping"] is True
+        assert d.proc.wait(15) == 0
+        assert "stopped" in d.stderr()
+    finally:
+        d.kill()
+
+
+def test_sigterm_stops_cleanly(tmp_path):
+    d = Daemon("--engine", "identity", tmp=tmp_path)
+    try:
+        d.proc.send_signal(signal.SIGTERM)
+        assert d.proc.wait(15) == 0
+    finally:
+        d.kill()
+
+
+def test_non_loopback_bind_needs_insecure_flag():
+    out = subprocess.run([sys.executable, "-m", "ned_fx.commands.serve", "--bind", f"tcp://0.0.0.0:{free_port()}",
+                          "--engine", "identity"], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "--insecure" in out.stderr
+
+
+def test_curve_keys_admit_only_known_clients(tmp_path):
+    keys = tmp_path / "keys"
+    out = subprocess.run([sys.executable, "-m", "ned_fx.commands.serve", "--make-keys", str(keys)], cwd=REPO,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    d = Daemon("--engine", "identity", "--curve-keys", str(keys), tmp=tmp_path)
+    try:
+        with Client(d.endpoint, timeout=5, curve=(keys / "host.key_secret", keys / "server.key")) as c:
+            assert c.hello()["version"] == P.PROTOCOL_VERSION
+            shot = c.open(str(footage("d12.mp4")), frames="0-3")
+            shot.wait()
+            a = plate(2)
+            np.testing.assert_array_equal(shot.render(1, a), a)
+        with Client(d.endpoint, timeout=0.5, retries=0) as plain:               # no keys: no answer
+            with pytest.raises(DaemonUnavailableError):
+                plain.ping()
+        from ned_fx.daemon.server import make_keys
+
+        stranger = make_keys(tmp_path / "other")                                 # keys the daemon never saw
+        with Client(d.endpoint, timeout=0.5, retries=0,
+                    curve=(stranger["client_secret"], keys / "server.key")) as c:
+            with pytest.raises(DaemonUnavailableError):
+                c.ping()
+    finally:
+        d.kill()
+
+
+def test_real_engine_out_of_order_frames_match_in_order(tmp_path):
+    """The real engines (torch-CPU): analyse 8 frames once, render in and out of order, by number and with the
+    host's pixels bottom-up; reopening the shot hits the on-disk cache; an analysis can be cancelled."""
+    src = str(footage("d12.mp4"))
+    d = Daemon("--device", "cpu", "--cache", str(tmp_path / "cache"), tmp=tmp_path)
+    try:
+        with Client(d.endpoint, timeout=60, retries=0) as c:
+            info = c.describe()["engine"]
+            assert info["engine"] == "ned_fx" and info["backend"] == "torch-CPU" and info["device"] == "cpu"
+            seen: list = []
+            shot = c.open(src, frames="0-7", emotion="happy")
+            ready = shot.wait(callback=lambda done, total: seen.append((done, total)))
+            assert ready["state"] == "ready" and not ready["cached"] and seen[-1] == (8, 8)
+            in_order = {n: np.array(shot.render(n)) for n in range(8)}
+            out_of_order = {n: np.array(shot.render(n)) for n in (6, 1, 7, 3, 0, 5, 2, 4)}
+            for n in range(8):
+                np.testing.assert_array_equal(out_of_order[n], in_order[n])
+            from ned_fx.media import open_media
+
+            with open_media(src, "0-7") as media:
+                f = media.read(5)
+            assert not np.array_equal(in_order[5], f.pixels)       # the face was edited
+            up = shot.render(5, np.ascontiguousarray(f.pixels[::-1]), channels=f.channels, row_order="bottom_up")
+            np.testing.assert_array_equal(np.asarray(up)[::-1], in_order[5])
+            np.testing.assert_array_equal(shot.render(5, f.pixels, channels=f.channels, shm=True), in_order[5])
+            rgba = np.dstack([f.pixels / np.float32(255), np.ones(f.pixels.shape[:2], np.float32)])
+            half = shot.render(5, rgba.astype(np.float16), row_order="bottom_up", colorspace="sRGB")
+            assert half.dtype == np.float16 and half.shape == (512, 512, 4) and np.isfinite(half).all()
+            assert not np.array_equal(half, rgba.astype(np.float16))     # a float RGBA plate is edited too
+            with pytest.raises(DaemonError) as e:                  # a failing request is an error reply
+                shot.render(5, np.zeros((64, 64, 4), np.float16))
+            assert e.value.code == "invalid_parameter" and "512x512" in str(e.value)
+            again = c.open(src, frames="0-7", emotion="happy")
+            assert again.wait()["cached"] is True
+            np.testing.assert_array_equal(again.render(2), in_order[2])
+            long = c.open(src, emotion="sad")
+            long.cancel()
+            with pytest.raises(DaemonError) as e:
+                long.wait(timeout=60)
+            assert e.value.code == "cancelled"
+            with pytest.raises(DaemonError) as e:
+                long.render(1)
+            assert e.value.code == "cancelled"
+            assert long.analyse()["state"] == "analysing"          # restart it, then cancel again
+            assert long.cancel()["state"] in ("analysing", "cancelled")
+            with pytest.raises(DaemonError):
+                long.wait(timeout=60)
+            assert c.ping()
+    finally:
+        d.kill()
