@@ -177,23 +177,39 @@ def apply_affine(affine: np.ndarray, points: np.ndarray) -> np.ndarray:
 
 def crop_images(frames: torch.Tensor, frame_index: torch.Tensor, affines: np.ndarray, crop: int,
                 padding_mode: str = "border") -> torch.Tensor:
-    """Sample square crops from frames, bilinear, batched.
+    """Sample square crops from frames, bilinear.
+
+    Only the pixels under each crop (its bounding box plus a 2-pixel margin) are converted to float, so a 4K
+    uint8 plate costs the same as a 512² one.
 
     Args:
-        frames: FxCxHxW float tensor (any device); frame_index: K long tensor, which frame each crop reads;
-        affines: Kx2x3 crop->frame maps (see :func:`roi_to_affine`); crop: output side;
-        padding_mode: ``"border"`` (replicate) or ``"zeros"``.
+        frames: FxCxHxW tensor (any device), uint8 (0..255, scaled to 0..1 here) or float (0..1);
+        frame_index: K long tensor, which frame each crop reads; affines: Kx2x3 crop->frame maps (see
+        :func:`roi_to_affine`); crop: output side; padding_mode: ``"border"`` (replicate) or ``"zeros"``.
 
     Returns:
         KxCxcropxcrop float tensor.
     """
     _, _, h, w = frames.shape
-    a = torch.as_tensor(affines, dtype=torch.float32, device=frames.device)
-    centres = torch.arange(crop, device=frames.device, dtype=torch.float32) + 0.5
+    dev = frames.device
+    centres = torch.arange(crop, device=dev, dtype=torch.float32) + 0.5
     gy, gx = torch.meshgrid(centres, centres, indexing="ij")
-    grid = torch.stack([gx, gy, torch.ones_like(gx)], -1).reshape(1, -1, 3)       # 1xPx3
-    xy = grid @ a.transpose(1, 2)                                                   # KxPx2 pixels
-    norm = torch.stack([xy[..., 0] * (2.0 / w) - 1.0, xy[..., 1] * (2.0 / h) - 1.0], -1)
-    norm = norm.reshape(len(a), crop, crop, 2)
-    src = frames.index_select(0, frame_index.to(frames.device))
-    return F.grid_sample(src, norm, mode="bilinear", padding_mode=padding_mode, align_corners=False)
+    grid = torch.stack([gx, gy, torch.ones_like(gx)], -1).reshape(-1, 3)                  # Px3
+    corners = np.array([[0.0, 0.0, 1.0], [crop, 0.0, 1.0], [0.0, crop, 1.0], [crop, crop, 1.0]])
+    out = []
+    for k, i in enumerate(frame_index.tolist()):
+        a = np.asarray(affines[k], np.float64)
+        pts = corners @ a.T
+        x0 = int(min(max(np.floor(pts[:, 0].min()) - 2, 0), w - 1))
+        y0 = int(min(max(np.floor(pts[:, 1].min()) - 2, 0), h - 1))
+        x1 = int(max(min(np.ceil(pts[:, 0].max()) + 2, w), x0 + 1))
+        y1 = int(max(min(np.ceil(pts[:, 1].max()) + 2, h), y0 + 1))
+        sub = frames[i: i + 1, :, y0:y1, x0:x1]
+        sub = sub.float().div_(255.0) if sub.dtype == torch.uint8 else sub.float()
+        xy = grid @ torch.as_tensor(a.T, dtype=torch.float32, device=dev)                 # Px2 frame pixels
+        norm = torch.stack([(xy[:, 0] - x0) * (2.0 / (x1 - x0)) - 1.0, (xy[:, 1] - y0) * (2.0 / (y1 - y0)) - 1.0], -1)
+        # the sub-box holds every sample (+ margin) and meets the frame's edge wherever samples leave the
+        # frame, so its padding is the frame's
+        out.append(F.grid_sample(sub, norm.reshape(1, crop, crop, 2), mode="bilinear", padding_mode=padding_mode,
+                                 align_corners=False))
+    return torch.cat(out) if out else torch.zeros(0, frames.shape[1], crop, crop, device=dev)

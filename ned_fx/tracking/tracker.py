@@ -151,7 +151,8 @@ class FaceTracker:
 
     def _track_chunk(self, chunk: list[np.ndarray], start: int, state: "_State") -> list[FrameFaces]:
         cfg = self.config
-        batch = torch.from_numpy(np.stack(chunk)).to(self.device).permute(0, 3, 1, 2).float().div_(255.0)
+        # uint8 on the device; crops convert only the pixels they read
+        batch = torch.from_numpy(np.stack(chunk)).to(self.device).permute(0, 3, 1, 2)
         n = len(chunk)
         results = [FrameFaces(start + k, {}) for k in range(n)]
         detections = self.detect(batch, list(range(n))) if n > 1 else None
