@@ -40,7 +40,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputNotFoundError, InvalidParameterError, OutputWriteError, UnreadableMediaError
+from ..npzfile import read_npz, write_npz
+from ..errors import InvalidParameterError
 
 FORMAT_VERSION = 1
 REQUIRED = ("source_landmarks", "target_landmarks", "found", "frame_numbers", "au_names", "au_source", "au_target")
@@ -104,14 +105,7 @@ def write_to_file(edited: EditedTrack, path: str | Path) -> Path:
         "face_id": np.int64(edited.face_id), "source": np.array(str(edited.source)),
         "params": np.array(json.dumps(params)),
     }
-    from ..media import atomic_output
-
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputWriteError(f"could not write {path}: {exc.strerror or exc}") from None
-    with atomic_output(path) as tmp:
-        np.savez_compressed(tmp, **arrays)
+    write_npz(path, arrays)
     return path
 
 
@@ -121,17 +115,7 @@ def read_from_file(path: str | Path) -> EditedTrack:
     Raises:
         InputNotFoundError: no such file. UnreadableMediaError: not an edit file (names the missing keys).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise InputNotFoundError(f"edit file not found: {path}")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            missing = [k for k in REQUIRED if k not in data.files]
-            if missing:
-                raise UnreadableMediaError(f"{path} is not a ned_fx edit file (missing {', '.join(missing)})")
-            d = {k: data[k] for k in data.files}
-    except (OSError, ValueError) as exc:
-        raise UnreadableMediaError(f"{path} is not a readable .npz edit file: {exc}") from None
+    d = read_npz(path, REQUIRED, "edit")
     f64 = lambda k: d[k].astype(np.float64)  # noqa: E731
     return EditedTrack(
         source_landmarks=f64("source_landmarks"), target_landmarks=f64("target_landmarks"), found=d["found"],

@@ -33,7 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputNotFoundError, InvalidParameterError, OutputWriteError, UnreadableMediaError
+from ..npzfile import read_npz, write_npz
+from ..errors import InvalidParameterError
 
 FORMAT_VERSION = 1
 REQUIRED = ("landmarks", "found", "pose", "face_ids", "frame_numbers")
@@ -104,14 +105,7 @@ def write_to_file(track: Track, path: str | Path) -> Path:
         "height": np.int64(track.height), "fps": np.float64(track.fps), "source": np.array(str(track.source)),
         "meta": np.array(json.dumps(meta)),
     }
-    from ..media import atomic_output
-
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputWriteError(f"could not write {path}: {exc.strerror or exc}") from None
-    with atomic_output(path) as tmp:
-        np.savez_compressed(tmp, **arrays)
+    write_npz(path, arrays)
     return path
 
 
@@ -121,17 +115,7 @@ def read_from_file(path: str | Path) -> Track:
     Raises:
         InputNotFoundError: no such file. UnreadableMediaError: not a track file (names the missing keys).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise InputNotFoundError(f"track file not found: {path}")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            missing = [k for k in REQUIRED if k not in data.files]
-            if missing:
-                raise UnreadableMediaError(f"{path} is not a ned_fx track file (missing {', '.join(missing)})")
-            d = {k: data[k] for k in data.files}
-    except (OSError, ValueError) as exc:
-        raise UnreadableMediaError(f"{path} is not a readable .npz track file: {exc}") from None
+    d = read_npz(path, REQUIRED, "track")
     meta = json.loads(str(d["meta"]))
     return Track(landmarks=d["landmarks"].astype(np.float64), landmarks_raw=d["landmarks_raw"].astype(np.float64),
                  found=d["found"], scores=d["scores"], pose=d["pose"].astype(np.float64),

@@ -1,0 +1,49 @@
+"""The ``.npz`` files ned_fx writes (track, edit): one atomic writer and one checked reader, shared by the stages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputNotFoundError, OutputWriteError, UnreadableMediaError
+
+
+def write_npz(path: str | Path, arrays: dict) -> Path:
+    """Write compressed arrays to ``path`` atomically (its folder is created).
+
+    Raises:
+        OutputWriteError: the file could not be written (nothing half-written is left).
+    """
+    from .media import atomic_output
+
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputWriteError(f"could not write {path}: {exc.strerror or exc}") from None
+    with atomic_output(path) as tmp:
+        np.savez_compressed(tmp, **arrays)
+    return path
+
+
+def read_npz(path: str | Path, required: tuple[str, ...], what: str) -> dict[str, np.ndarray]:
+    """Read every array of an ``.npz`` written by :func:`write_npz` (never unpickling).
+
+    Args:
+        path: the file; required: keys it must hold; what: its kind for messages ("track", "edit").
+
+    Raises:
+        InputNotFoundError: no such file. UnreadableMediaError: not such a file (names the missing keys).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputNotFoundError(f"{what} file not found: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            missing = [k for k in required if k not in data.files]
+            if missing:
+                raise UnreadableMediaError(f"{path} is not a ned_fx {what} file (missing {', '.join(missing)})")
+            return {k: data[k] for k in data.files}
+    except (OSError, ValueError) as exc:
+        raise UnreadableMediaError(f"{path} is not a readable .npz {what} file: {exc}") from None
