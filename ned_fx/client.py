@@ -79,6 +79,8 @@ class Client:
             self.sock.close(linger=0)
         self.sock = self.ctx.socket(zmq.DEALER)
         self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.setsockopt(zmq.HEARTBEAT_IVL, P.HEARTBEAT_IVL_MS)
+        self.sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, P.HEARTBEAT_TIMEOUT_MS)
         if self._curve is not None:
             self.sock.curve_publickey, self.sock.curve_secretkey, self.sock.curve_serverkey = self._curve
         self.sock.connect(self.endpoint)
@@ -123,6 +125,7 @@ class Client:
         for attempt in range(retries + 1):
             rid = next(self._ids)
             parts = P.encode(type, rid, session=session, frame=frame, params=params, arrays=arrays)
+            self._check_size(parts)
             self.sock.send_multipart(parts, copy=False)
             deadline = time.monotonic() + timeout
             while True:
@@ -143,6 +146,17 @@ class Client:
             f"start one with `ned-fx serve`, or check the endpoint (and the CurveZMQ keys if it uses them)")
 
     # -- requests -------------------------------------------------------------------------------------------
+    def _check_size(self, parts) -> None:
+        """The daemon drops a message part over its limit without a word: refuse it here, clearly."""
+        limit = (getattr(self, "server", None) or {}).get("max_message_bytes")
+        if not limit:
+            return
+        for part in parts:
+            size = len(part.buffer) if hasattr(part, "buffer") else memoryview(part).nbytes
+            if size > limit:
+                raise DaemonError("invalid_parameter", f"a message part of {size / 2**20:.1f} MiB is over the "
+                                  f"daemon's limit of {limit / 2**20:.1f} MiB (ned-fx serve --max-message-mb)")
+
     def hello(self) -> dict:
         return self.request("hello", params={"versions": list(P.SUPPORTED_VERSIONS), "client": "ned_fx.client"}
                             ).result

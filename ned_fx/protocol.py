@@ -46,6 +46,10 @@ MAX_BUFFERS = 4
 MAX_BUFFER_BYTES = 1 << 30      # 1 GiB per buffer (a 16k float32 RGBA plate is 4 GiB: refused)
 
 #: Error codes of ``error`` replies (``error.code``); the message says what to do.
+#: ZMTP heartbeats both ends set (ms): a silent peer is dropped after HEARTBEAT_TIMEOUT_MS
+HEARTBEAT_IVL_MS = 2000
+HEARTBEAT_TIMEOUT_MS = 10000
+
 ERROR_CODES = ("bad_message", "version_mismatch", "unknown_type", "invalid_parameter", "unknown_session",
                "not_ready", "busy", "not_found", "forbidden", "cancelled", "out_of_memory", "shutting_down",
                "internal", "no_face", "unsupported")

@@ -424,3 +424,27 @@ def test_real_engine_out_of_order_frames_match_in_order(tmp_path):
             assert c.ping()
     finally:
         d.kill()
+
+
+def test_oversized_frame_is_a_clear_error_not_a_timeout(tmp_path):
+    """The daemon advertises its message limit; the client refuses a bigger frame at once with a message that
+    names the limit and the option, instead of sending it into a silent drop and a timeout."""
+    import time
+
+    d = Daemon("--engine", "identity", "--max-message-mb", "1", tmp=tmp_path)
+    try:
+        src = str(footage("d12.mp4"))
+        with Client(d.endpoint, timeout=5, hello=True) as c:
+            assert c.server["max_message_bytes"] == 2 ** 20
+            shot = c.open(src, frames="0-1", emotion="happy")
+            shot.wait()
+            small = plate(2)
+            np.testing.assert_array_equal(shot.render(0, small), small)
+            big = np.zeros((512, 1024, 3), np.float32)               # 6 MiB
+            started = time.monotonic()
+            with pytest.raises(DaemonError, match="max-message-mb") as e:
+                shot.render(1, big)
+            assert e.value.code == "invalid_parameter" and time.monotonic() - started < 1.0
+            assert c.ping()["pong"] > 0, "the connection is still fine"
+    finally:
+        d.kill()

@@ -109,6 +109,9 @@ class Daemon:
         if self.curve_keys is not None:
             self._curve(self.sock)
         self.sock.setsockopt(zmq.MAXMSGSIZE, self.max_message)
+        self.sock.setsockopt(zmq.HEARTBEAT_IVL, P.HEARTBEAT_IVL_MS)        # drop dead clients' queues
+        self.sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, P.HEARTBEAT_TIMEOUT_MS)
+        self.sock.setsockopt(zmq.HEARTBEAT_TTL, P.HEARTBEAT_TIMEOUT_MS)
         self.sock.setsockopt(zmq.SNDHWM, 64)
         self.sock.setsockopt(zmq.RCVHWM, 256)
         self.sock.bind(self.endpoint)
@@ -252,7 +255,8 @@ class Daemon:
                 raise P.ProtocolError(f"no common protocol version (client {theirs}, daemon "
                                       f"{list(P.SUPPORTED_VERSIONS)})", "version_mismatch")
             return P.encode("reply", msg.id, result={"version": common[-1], "daemon": __version__,
-                                                     "engine": self.engine_info})
+                                                     "engine": self.engine_info,
+                                                     "max_message_bytes": int(self.max_message)})
         if t == "describe":
             return P.encode("reply", msg.id, result=describe(self.engine_info))
         if self.stopping:
