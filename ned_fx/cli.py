@@ -156,7 +156,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"ned-fx {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    tracker_options = add_tracker_options
 
     p = sub.add_parser("track", help="track faces: 478 landmarks, face ids, head pose per frame")
     p.add_argument("input", help="movie, image, or sequence (shot.%%04d.exr, shot.####.exr)")
@@ -165,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frames", help="frame range, e.g. 1001-1100 (movies: 0-based frame indices)")
     p.add_argument("--face", type=int, help="face id to select (default: the face seen in most frames)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    tracker_options(p)
+    add_tracker_options(p)
     p.set_defaults(func=cmd_track)
 
     from .commands import edit, manipulate, serve
@@ -184,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", default="demo_out", help="folder for the results (default demo_out)")
     p.add_argument("--emotion", help="emotion for the demo edit (default happy)")
     p.add_argument("--intensity", type=float, help="intensity for the demo edit (default 1)")
-    tracker_options(p)
+    add_tracker_options(p)
     p.set_defaults(func=cmd_demo)
     return parser
 

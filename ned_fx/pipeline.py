@@ -115,8 +115,11 @@ class EditInstruction:
         return {k: v for k, v in self.__dict__.items() if v is not None}
 
 
-def check_instruction(instruction: EditInstruction, config=None) -> None:
+def check_instruction(instruction: EditInstruction, config=None) -> tuple:
     """Validate the cheap parts of an instruction before any tracking work.
+
+    Returns:
+        ``(keys, curve)``: the parsed keyframes and intensity curve (None where not given).
 
     Raises:
         InvalidParameterError: unknown emotion (valid ones listed), intensity out of range, bad regions or
@@ -140,8 +143,8 @@ def check_instruction(instruction: EditInstruction, config=None) -> None:
         if "reference" not in uses:
             raise InvalidParameterError("a reference is given but the instruction does not use it: leave out "
                                         "the emotion, or blend it in (e.g. reference:0.5,happy:0.5)")
-    if i.curve:
-        manip.read_curve(i.curve, config.max_intensity)
+    curve = manip.read_curve(i.curve, config.max_intensity) if i.curve else None
+    return keys, curve
 
 
 def plan_edit(track, instruction: EditInstruction, config=None, progress: Progress | None = None):
@@ -158,13 +161,10 @@ def plan_edit(track, instruction: EditInstruction, config=None, progress: Progre
     from . import manipulation as manip
 
     config = config or manip.ManipulatorConfig()
-    check_instruction(instruction, config)
+    keys, curve = check_instruction(instruction, config)
     i = instruction
     if not track.found.any():
         raise NoFaceError(f"no face was found in any frame of {track.source or 'the shot'}; nothing to edit")
-    keys = manip.parse_keys(i.keys, i.intensity, config.max_intensity,
-                            allow_reference=bool(i.reference)) if i.keys else None
-    curve = manip.read_curve(i.curve, config.max_intensity) if i.curve else None
     fit = manip.fit_track(track, config, neutral_frame=i.neutral_frame)
     reference = _reference_style(i, fit.model.neutral, config) if i.reference else None
     edited = manip.manipulate(track, i.emotion, i.intensity, keys=keys, curve=curve, reference=reference,
@@ -415,7 +415,21 @@ def _render_shot(path, output, kind, track, edited, frames, preview, renderer_co
                        preview=str(preview) if preview else None, face_id=track.face_id)
 
 
-class _Sink:
+class _MovieOwner:
+    """Finishes (close) or discards (abort) the movie a sink may have started."""
+
+    movie = None
+
+    def close(self) -> None:
+        if self.movie is not None:
+            self.movie.close()
+
+    def abort(self) -> None:
+        if self.movie is not None:
+            self.movie.abort()
+
+
+class _Sink(_MovieOwner):
     """Writes the edited frames: a sequence (atomic per frame, resumable), a movie (atomic whole, audio kept)
     or a still."""
 
@@ -458,7 +472,7 @@ class _Sink:
             self._movie_write(frame)
 
     def _movie_write(self, frame: Frame) -> None:
-        from .media import MovieWriter, to_display_rgb8
+        from .media import MOVIE_EXTENSIONS, MovieWriter, to_display_rgb8
 
         rgb = to_display_rgb8(frame)
         if self.movie is None:
@@ -466,26 +480,13 @@ class _Sink:
             start = self._first_number / fps                 # movie frame numbers are 0-based indices
             audio_span = (start, start + len(self.track.frame_numbers) / fps)
             self.movie = MovieWriter(self.output, fps, rgb.shape[1], rgb.shape[0],
-                                     audio_from=self.source if self.source.suffix.lower() in _MOVIES() else None,
+                                     audio_from=self.source if self.source.suffix.lower() in MOVIE_EXTENSIONS
+                                     else None,
                                      audio_range=audio_span)
         self.movie.write(rgb)
 
-    def close(self) -> None:
-        if self.movie is not None:
-            self.movie.close()
 
-    def abort(self) -> None:
-        if self.movie is not None:
-            self.movie.abort()
-
-
-def _MOVIES():
-    from .media import MOVIE_EXTENSIONS
-
-    return MOVIE_EXTENSIONS
-
-
-class _PreviewSink:
+class _PreviewSink(_MovieOwner):
     """Side-by-side before/after: the first frame as a still (.png/.jpg) or every frame as a movie."""
 
     def __init__(self, path: str | Path | None, fps: float):
@@ -507,14 +508,6 @@ class _PreviewSink:
         elif not self.still_written:
             write_image(self.path, pair)
             self.still_written = True
-
-    def close(self) -> None:
-        if self.movie is not None:
-            self.movie.close()
-
-    def abort(self) -> None:
-        if self.movie is not None:
-            self.movie.abort()
 
 
 def side_by_side(before: np.ndarray, after: np.ndarray, labels: tuple[str, str] = ("before", "after")) -> np.ndarray:

@@ -37,11 +37,10 @@ def register(subparsers) -> argparse.ArgumentParser:
 def run(args) -> int:
     from ..cli import progress_bar, tracker_config
     from ..media.frames import describe_numbers
-    from ..pipeline import check_instruction, edit_media
+    from ..pipeline import edit_media
     from .manipulate import instruction_from_args
 
-    instruction = instruction_from_args(args)
-    check_instruction(instruction)
+    instruction = instruction_from_args(args)          # edit_media validates it before any work
     bars: dict = {}
 
     def progress(stage: str, done: int, total: int) -> None:
