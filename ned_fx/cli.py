@@ -156,7 +156,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"ned-fx {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-
     p = sub.add_parser("track", help="track faces: 478 landmarks, face ids, head pose per frame")
     p.add_argument("input", help="movie, image, or sequence (shot.%%04d.exr, shot.####.exr)")
     p.add_argument("-o", "--output", required=True, help="TRACK.npz to write")
@@ -167,11 +166,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_tracker_options(p)
     p.set_defaults(func=cmd_track)
 
-    from .commands import edit, manipulate, serve
+    from .commands import batch, edit, engines, farm, manipulate, provenance, serve
 
-    manipulate.register(sub)
-    edit.register(sub)
-    serve.register(sub)
+    for command in (manipulate, edit, serve, batch, farm, provenance, engines):
+        command.register(sub)
 
     p = sub.add_parser("weights", help="install or check the tracker's network weights")
     p.add_argument("action", choices=["install", "status"])

@@ -1,0 +1,47 @@
+"""A real ``ned-fx serve`` subprocess for tests (daemon, bridges, batch): ``Daemon("--engine", "identity",
+roots=[tmp_path])`` starts one on a free loopback port; always ``kill()`` it (fixture or ``finally``)."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from conftest import FOOTAGE, REPO
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Daemon:
+    """A ``serve`` subprocess; always killed by the fixture or the test's ``finally``."""
+
+    def __init__(self, *args: str, port: int | None = None, tmp: Path | None = None, wait: float = 60.0,
+                 roots: tuple = ()):
+        self.port = port or free_port()
+        extra = [a for root in roots for a in ("--root", str(root))]
+        self.log = open((tmp or Path("/tmp")) / f"daemon-{self.port}-{time.time_ns()}.log", "w+")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "ned_fx.commands.serve", "--port", str(self.port), "--root", str(FOOTAGE.parent),
+             *extra, *args], cwd=REPO, stdout=subprocess.PIPE, stderr=self.log, text=True)
+        line = self.proc.stdout.readline()   # "ned-fx serve: ready on tcp://…" once the engines are loaded
+        if "ready on" not in line:
+            self.kill()
+            self.log.seek(0)
+            raise RuntimeError(f"the daemon did not start: {line!r} {self.log.read()[-2000:]}")
+        self.endpoint = f"tcp://127.0.0.1:{self.port}"
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def stderr(self) -> str:
+        self.log.flush()
+        self.log.seek(0)
+        return self.log.read()
