@@ -314,6 +314,9 @@ class Daemon:
             raise InvalidParameterError("params.frames must be a string such as '1001-1100'")
         if face is not None and (not isinstance(face, int) or isinstance(face, bool)):
             raise InvalidParameterError("params.face must be an integer face id")
+        for key in ("consent", "user", "host", "application"):
+            if params.get(key) is not None and not isinstance(params[key], str):
+                raise InvalidParameterError(f"params.{key} must be a string")
         instruction = instruction_from_params(params)
         path = confine(params["path"], self.roots)
         for extra in ("reference", "curve"):

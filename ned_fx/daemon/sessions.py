@@ -23,8 +23,10 @@ from ..errors import InvalidParameterError
 INSTRUCTION_KEYS = {"emotion": str, "intensity": (int, float), "reference": str, "reference_frames": str,
                     "reference_neutral_frame": int, "keys": str, "curve": str, "regions": str, "speech": str,
                     "neutral_frame": int}
-#: The keys of an ``open`` request's params besides the instruction.
-OPEN_KEYS = {"path": str, "frames": str, "face": int}
+#: The keys of an ``open`` request's params besides the instruction: ``consent`` is the performer's consent
+#: reference (free text or id); ``user``/``host``/``application`` say who asks (for the audit log).
+OPEN_KEYS = {"path": str, "frames": str, "face": int,
+             "consent": str, "user": str, "host": str, "application": str}
 CACHE_VERSION = 1
 
 
