@@ -214,6 +214,7 @@ class EditSummary:
     seconds: dict
     preview: str | None = None
     face_id: int = -1
+    analysis: str | None = None
 
     def fps(self) -> float:
         total = sum(self.seconds.values())
@@ -245,7 +246,8 @@ def _output_kind(output: Path) -> str:
 def edit_media(path: str | Path, output: str | Path, instruction: EditInstruction, frames: str | None = None,
                face_id: int | None = None, preview: str | Path | None = None, tracker_config=None,
                manipulator_config=None, renderer_config=None, compositor_config=None,
-               progress: Callable[[str, int, int], None] | None = None, resume: bool = True) -> EditSummary:
+               progress: Callable[[str, int, int], None] | None = None, resume: bool = True,
+               analysis: str | Path | None = None, analysis_only: bool = False) -> EditSummary:
     """The main job: change the expression of the actor in a plate, keeping everything else.
 
     Args:
@@ -257,9 +259,13 @@ def edit_media(path: str | Path, output: str | Path, instruction: EditInstructio
         tracker_config … compositor_config: per-stage configs (defaults when None).
         progress: called as ``progress(stage, done, total)`` with stage ``"tracking"`` or ``"rendering"``.
         resume: for sequence outputs, frames already written by an edit with the same parameters are kept.
+        analysis: a shot analysis file (``.npz``: track + edit plan). If it exists it is used instead of tracking
+            (it must have been made for the same source, instruction and face, and hold every frame asked for), so
+            farm tasks render chunks of a shot analysed once; if not, the analysis of ``frames`` is written there.
+        analysis_only: write the analysis and stop (the farm's first layer); needs ``analysis``.
 
     Returns:
-        an :class:`EditSummary`.
+        an :class:`EditSummary` (no frames rendered with ``analysis_only``).
 
     Raises:
         InputNotFoundError, UnreadableMediaError, UnsupportedFormatError: the input cannot be read.
@@ -267,12 +273,14 @@ def edit_media(path: str | Path, output: str | Path, instruction: EditInstructio
             output for several frames. NoFaceError: no face anywhere in the shot (or in the reference).
         OutputWriteError: an output cannot be written (nothing half-written is left).
     """
-    import time
-
     from .media import ensure_not_input
 
     path, output = Path(path), Path(output)
     kind = _output_kind(output)
+    if analysis_only and analysis is None:
+        raise InvalidParameterError("--analysis-only needs the analysis file to write: --analysis SHOT.analysis.npz")
+    if analysis is not None and Path(analysis).suffix != ".npz":
+        raise InvalidParameterError(f"an analysis file must end in .npz, got {Path(analysis).name}")
     ensure_not_input(output, [path])
     if preview is not None:
         ensure_not_input(preview, [path, output])
@@ -285,7 +293,37 @@ def edit_media(path: str | Path, output: str | Path, instruction: EditInstructio
                 raise OutputWriteError(f"cannot create the folder {target.parent}: {exc.strerror or exc}") from None
     clock = _Clock()
 
-    # 1. analyse the shot: track every frame (temporal smoothing and the neutral need the whole shot)
+    # 1.+2. analyse the shot (track every frame: smoothing and the neutral need the whole shot) and plan the edit,
+    # or take both from an analysis file made once for the shot
+    if analysis is not None and Path(analysis).is_file():
+        shot = read_analysis(analysis)
+        check_analysis(shot, path, instruction, face_id, frames)
+        track, edited = shot.track, shot.edited
+        if frames is None:
+            frames = f"{int(track.frame_numbers[0])}-{int(track.frame_numbers[-1])}"
+    else:
+        track, edited = _analyse(path, instruction, frames, face_id, tracker_config, manipulator_config, progress,
+                                 clock)
+        if analysis is not None:
+            write_analysis(analysis, ShotAnalysis(track, edited, analysis_key(path, instruction, face_id)))
+            shot = read_analysis(analysis)   # render from what the file holds, as every farm chunk will
+            track, edited = shot.track, shot.edited
+    if kind == "image" and _frames_to_render(track, frames) != 1:
+        raise InvalidParameterError(f"{output.name} is a still but {_frames_to_render(track, frames)} frames are to be "
+                                    f"edited; write a "
+                                    f"sequence (name.####.exr) or a movie (.mov/.mp4)")
+    if analysis_only:
+        return EditSummary(output=str(output), frames=0, edited=(), passed_through={}, resumed=(),
+                           seconds=dict(clock.seconds), face_id=track.face_id, analysis=str(analysis))
+    # 3. render + composite every frame, write as we go
+    return _render_shot(path, output, kind, track, edited, frames, preview, renderer_config, compositor_config,
+                        progress, resume, clock, instruction)
+
+
+def _analyse(path, instruction, frames, face_id, tracker_config, manipulator_config, progress, clock):
+    """Track the shot and plan the edit (the two per-shot steps before rendering)."""
+    import time
+
     from .tracking import FaceTracker
 
     tracker = FaceTracker(tracker_config)
@@ -293,16 +331,110 @@ def edit_media(path: str | Path, output: str | Path, instruction: EditInstructio
     track = track_media(path, tracker.config, frames=frames, face_id=face_id, tracker=tracker,
                         progress=(lambda d, n: progress("tracking", d, n)) if progress else None)
     clock.seconds["track"] += time.perf_counter() - t0
-    if kind == "image" and track.num_frames != 1:
-        raise InvalidParameterError(f"{output.name} is a still but the input has {track.num_frames} frames; write a "
-                                    f"sequence (name.####.exr) or a movie (.mov/.mp4)")
-    # 2. manipulate
     t0 = time.perf_counter()
     edited = plan_edit(track, instruction, manipulator_config)
     clock.seconds["manipulate"] += time.perf_counter() - t0
-    # 3. render + composite every frame, write as we go
-    return _render_shot(path, output, kind, track, edited, frames, preview, renderer_config, compositor_config,
-                        progress, resume, clock, instruction)
+    return track, edited
+
+
+# ---- shot analysis files (analyse once, render chunks anywhere) ---------------------------------------------------
+
+ANALYSIS_FORMAT = "ned_fx.analysis/1"
+
+
+@dataclass(frozen=True)
+class ShotAnalysis:
+    """A shot analysed once: its track, its edit plan, and the key of what it was made from."""
+
+    track: object
+    edited: object
+    key: dict
+
+
+def analysis_key(path: str | Path, instruction: EditInstruction, face_id: int | None) -> dict:
+    """What an analysis depends on: the source's content fingerprint, the instruction and the face asked for."""
+    from .media import source_fingerprint
+
+    return {"format": ANALYSIS_FORMAT, "source": str(Path(path).resolve()), "fingerprint": source_fingerprint(path),
+            "instruction": instruction.as_params(), "face": face_id, "version": _version()}
+
+
+def write_analysis(path: str | Path, shot: ShotAnalysis) -> Path:
+    """Write a shot analysis (one ``.npz``: the track's and the edit's arrays + the key) atomically.
+
+    Raises:
+        OutputWriteError: it could not be written (nothing half-written is left).
+    """
+    import json
+
+    from .manipulation.edited import to_arrays as edit_arrays
+    from .npzfile import write_npz
+    from .tracking.track import to_arrays as track_arrays
+
+    arrays = {f"track.{k}": v for k, v in track_arrays(shot.track).items()}
+    arrays.update({f"edit.{k}": v for k, v in edit_arrays(shot.edited).items()})
+    arrays["analysis_key"] = np.array(json.dumps(shot.key, sort_keys=True))
+    return write_npz(path, arrays)
+
+
+def read_analysis(path: str | Path) -> ShotAnalysis:
+    """Read a shot analysis written by :func:`write_analysis`.
+
+    Raises:
+        InputNotFoundError: no such file. UnreadableMediaError: not an analysis file.
+    """
+    import json
+
+    from .errors import UnreadableMediaError
+    from .manipulation.edited import REQUIRED as EDIT_REQUIRED
+    from .manipulation.edited import from_arrays as edit_from
+    from .npzfile import read_npz
+    from .tracking.track import REQUIRED as TRACK_REQUIRED
+    from .tracking.track import from_arrays as track_from
+
+    required = ("analysis_key", *(f"track.{k}" for k in TRACK_REQUIRED), *(f"edit.{k}" for k in EDIT_REQUIRED))
+    d = read_npz(path, required, "analysis")
+    try:
+        key = json.loads(str(d["analysis_key"]))
+        track = track_from({k[6:]: v for k, v in d.items() if k.startswith("track.")})
+        edited = edit_from({k[5:]: v for k, v in d.items() if k.startswith("edit.")})
+    except (KeyError, ValueError) as exc:
+        raise UnreadableMediaError(f"{path} is not a readable ned_fx analysis file: {exc}") from None
+    if key.get("format") != ANALYSIS_FORMAT:
+        raise UnreadableMediaError(f"{path} is an analysis of format {key.get('format')!r}; this ned_fx reads "
+                                   f"{ANALYSIS_FORMAT!r}: analyse the shot again (--analysis-only)")
+    return ShotAnalysis(track, edited, key)
+
+
+def check_analysis(shot: ShotAnalysis, path: str | Path, instruction: EditInstruction, face_id: int | None,
+                   frames: str | None) -> None:
+    """Refuse an analysis made for another source, instruction or face, or that lacks frames asked for.
+
+    Raises:
+        InvalidParameterError: the message says what differs and how to redo the analysis.
+    """
+    want = analysis_key(path, instruction, face_id)
+    redo = "delete it or analyse again with --analysis-only"
+    for field, what in (("fingerprint", "source (its content changed or it is another file)"),
+                        ("instruction", "edit instruction"), ("face", "face id")):
+        if shot.key.get(field) != want[field]:
+            raise InvalidParameterError(f"the analysis file was made for another {what}: {shot.key.get(field)!r} "
+                                        f"vs {want[field]!r}; {redo}")
+    asked = parse_frame_range(frames)
+    have = [int(n) for n in shot.track.frame_numbers]
+    if asked is not None and (asked.first < have[0] or asked.last > have[-1]):
+        from .media.frames import describe_numbers
+
+        raise InvalidParameterError(f"frames {frames} are not all in the analysed shot ({describe_numbers(have)}); "
+                                    f"{redo} over the whole range")
+
+
+def _frames_to_render(track, frames: str | None) -> int:
+    asked = parse_frame_range(frames)
+    numbers = [int(n) for n in track.frame_numbers]
+    if asked is None:
+        return len(numbers)
+    return sum(1 for n in numbers if asked.first <= n <= asked.last and (n - asked.first) % asked.step == 0)
 
 
 class ShotRenderer:
@@ -380,6 +512,7 @@ def _render_shot(path, output, kind, track, edited, frames, preview, renderer_co
     edited_frames: list[int] = []
     passed: dict[int, str] = {}
     resumed: list[int] = []
+    total = 0
     sink = _Sink(output, kind, path, track, edited, instruction, resume)
     before_after = _PreviewSink(preview, track.fps)
     try:
@@ -410,7 +543,7 @@ def _render_shot(path, output, kind, track, edited, frames, preview, renderer_co
         sink.abort()
         before_after.abort()
         raise
-    return EditSummary(output=str(output), frames=len(shot.index), edited=tuple(edited_frames),
+    return EditSummary(output=str(output), frames=total, edited=tuple(edited_frames),
                        passed_through=passed, resumed=tuple(resumed), seconds=dict(clock.seconds),
                        preview=str(preview) if preview else None, face_id=track.face_id)
 

@@ -27,6 +27,11 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--face", type=int, help="face id to edit (see `ned-fx track`; default the main face)")
     p.add_argument("--preview", help="side-by-side before/after: .png (first frame) or .mp4/.mov")
     p.add_argument("--no-resume", action="store_true", help="render every frame again even if already written")
+    p.add_argument("--analysis", metavar="FILE.npz",
+                   help="shot analysis file (track + edit plan): used if it exists (made for the same source, "
+                        "instruction and face), else written; farm tasks render chunks of a shot analysed once")
+    p.add_argument("--analysis-only", action="store_true",
+                   help="write --analysis and stop (the farm's first layer; --frames is then the whole shot)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     add_instruction_options(p)
     add_tracker_options(p)
@@ -55,12 +60,16 @@ def run(args) -> int:
     try:
         summary = edit_media(Path(args.input), Path(args.output), instruction, frames=args.frames,
                              face_id=args.face, preview=args.preview, tracker_config=tracker_config(args),
-                             progress=progress, resume=not args.no_resume)
+                             progress=progress, resume=not args.no_resume, analysis=args.analysis,
+                             analysis_only=args.analysis_only)
     finally:
         for _, close in bars.values():
             close()
     s = summary
     total = sum(s.seconds.values())
+    if args.analysis_only:
+        print(f"analysed {args.input} (face {s.face_id}) in {total:.1f}s; wrote {s.analysis}")
+        return 0
     print(f"edited {len(s.edited)} of {s.frames} frame(s) of {args.input} (face {s.face_id}) in {total:.1f}s "
           f"({s.fps():.1f} frames/s)")
     reasons: dict[str, list[int]] = {}

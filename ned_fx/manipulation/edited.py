@@ -82,19 +82,11 @@ class EditedTrack:
         return self.target_landmarks - self.source_landmarks
 
 
-def write_to_file(edited: EditedTrack, path: str | Path) -> Path:
-    """Write an edit to ``path`` (``.npz``) atomically.
-
-    Raises:
-        InvalidParameterError: the name does not end in ``.npz``.
-        OutputWriteError: the file could not be written (nothing half-written is left).
-    """
-    path = Path(path)
-    if path.suffix != ".npz":
-        raise InvalidParameterError(f"an edit file must end in .npz, got {path.name}")
+def to_arrays(edited: EditedTrack) -> dict[str, np.ndarray]:
+    """The arrays an edit file holds (what :func:`write_to_file` stores; :func:`from_arrays` reads them back)."""
     params = dict(edited.params, format_version=FORMAT_VERSION)
     f32 = lambda a: np.asarray(a, np.float32)  # noqa: E731
-    arrays = {
+    return {
         "source_landmarks": f32(edited.source_landmarks), "target_landmarks": f32(edited.target_landmarks),
         "found": np.asarray(edited.found, bool), "frame_numbers": np.asarray(edited.frame_numbers, np.int64),
         "pose": f32(edited.pose), "au_names": np.array(list(edited.au_names), dtype=str),
@@ -105,7 +97,19 @@ def write_to_file(edited: EditedTrack, path: str | Path) -> Path:
         "face_id": np.int64(edited.face_id), "source": np.array(str(edited.source)),
         "params": np.array(json.dumps(params)),
     }
-    write_npz(path, arrays)
+
+
+def write_to_file(edited: EditedTrack, path: str | Path) -> Path:
+    """Write an edit to ``path`` (``.npz``) atomically.
+
+    Raises:
+        InvalidParameterError: the name does not end in ``.npz``.
+        OutputWriteError: the file could not be written (nothing half-written is left).
+    """
+    path = Path(path)
+    if path.suffix != ".npz":
+        raise InvalidParameterError(f"an edit file must end in .npz, got {path.name}")
+    write_npz(path, to_arrays(edited))
     return path
 
 
@@ -115,7 +119,11 @@ def read_from_file(path: str | Path) -> EditedTrack:
     Raises:
         InputNotFoundError: no such file. UnreadableMediaError: not an edit file (names the missing keys).
     """
-    d = read_npz(path, REQUIRED, "edit")
+    return from_arrays(read_npz(path, REQUIRED, "edit"))
+
+
+def from_arrays(d: dict[str, np.ndarray]) -> EditedTrack:
+    """An edit from the arrays of :func:`to_arrays` (the caller checked that the :data:`REQUIRED` keys exist)."""
     f64 = lambda k: d[k].astype(np.float64)  # noqa: E731
     return EditedTrack(
         source_landmarks=f64("source_landmarks"), target_landmarks=f64("target_landmarks"), found=d["found"],

@@ -12,7 +12,7 @@ written, and torch is never imported.
 from .frames import (DEFAULT_CHANNELS, PIXEL_DTYPES, Frame, FrameRange, full_window, linear_to_srgb8,
                      parse_frame_range, to_display_rgb8, window_size)
 from .paths import (IMAGE_EXTENSIONS, MOVIE_EXTENSIONS, SequencePattern, find_sequence_frames, is_sequence_pattern,
-                    media_kind_for, parse_sequence_pattern, sequence_path)
+                    media_kind_for, parse_sequence_pattern, sequence_path, source_files, source_fingerprint)
 from .readers import ImageSource, MediaSource, MovieSource, SequenceSource, open_media, probe_image_size, read_image
 from .writers import (EXR_COMPRESSIONS, MOVIE_CODECS, MovieWriter, atomic_output, ensure_not_input, temp_path_for,
                       write_image)
@@ -22,7 +22,7 @@ __all__ = [
     "PIXEL_DTYPES", "DEFAULT_CHANNELS",
     "open_media", "MediaSource", "MovieSource", "ImageSource", "SequenceSource", "read_image", "probe_image_size",
     "IMAGE_EXTENSIONS", "MOVIE_EXTENSIONS", "SequencePattern", "is_sequence_pattern", "parse_sequence_pattern",
-    "sequence_path", "find_sequence_frames", "media_kind_for",
+    "sequence_path", "find_sequence_frames", "media_kind_for", "source_files", "source_fingerprint",
     "write_image", "MovieWriter", "ensure_not_input", "atomic_output", "temp_path_for", "EXR_COMPRESSIONS",
     "MOVIE_CODECS",
 ]

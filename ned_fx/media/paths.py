@@ -201,3 +201,40 @@ def find_sequence_frames(pattern: str | os.PathLike) -> dict[int, Path]:
             f"image sequence {pattern}: no files match {seq.prefix}{'#' * max(seq.padding, 1)}{seq.suffix} "
             f"in the folder {shown} (expected names like {seq.name_for(1001)}){hint}")
     return dict(sorted(found.items()))
+
+
+def source_files(path: str | os.PathLike) -> list[Path]:
+    """The files a source is made of: the file itself, or every frame file of a sequence pattern (sorted).
+
+    Raises:
+        InputNotFoundError: no such file, or no frame of the sequence.
+    """
+    if is_sequence_pattern(path):
+        return list(find_sequence_frames(path).values())
+    p = Path(path)
+    if not p.is_file():
+        raise InputNotFoundError(f"input not found: {p}")
+    return [p]
+
+
+def source_fingerprint(path: str | os.PathLike) -> str:
+    """A content fingerprint of a source, cheap enough for 4K sequences: every file's name, size and mtime, plus the
+    SHA-256 of the first and last MiB of its first and last file.
+
+    Raises:
+        InputNotFoundError: the source is not there.
+    """
+    import hashlib
+
+    h = hashlib.sha256()
+    files = source_files(path)
+    for f in files:
+        st = f.stat()
+        h.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+    for f in dict.fromkeys(files[:1] + files[-1:]):
+        with open(f, "rb") as fh:
+            h.update(fh.read(1 << 20))
+            if f.stat().st_size > 2 << 20:
+                fh.seek(-(1 << 20), os.SEEK_END)
+                h.update(fh.read(1 << 20))
+    return h.hexdigest()

@@ -84,17 +84,10 @@ class Track:
                      height=self.height, fps=self.fps, source=self.source, meta=self.meta)
 
 
-def write_to_file(track: Track, path: str | Path) -> Path:
-    """Write a track to ``path`` (``.npz``) atomically.
-
-    Raises:
-        OutputWriteError: the file could not be written (nothing half-written is left).
-    """
-    path = Path(path)
-    if path.suffix != ".npz":
-        raise InvalidParameterError(f"a track file must end in .npz, got {path.name}")
+def to_arrays(track: Track) -> dict[str, np.ndarray]:
+    """The arrays a track file holds (what :func:`write_to_file` stores; :func:`from_arrays` reads them back)."""
     meta = dict(track.meta, format_version=FORMAT_VERSION)
-    arrays = {
+    return {
         "landmarks": track.landmarks.astype(np.float32), "landmarks_raw": track.landmarks_raw.astype(np.float32),
         "found": track.found.astype(bool), "scores": track.scores.astype(np.float32),
         "pose": track.pose.astype(np.float32), "pose_euler": track.pose_euler.astype(np.float32),
@@ -105,7 +98,18 @@ def write_to_file(track: Track, path: str | Path) -> Path:
         "height": np.int64(track.height), "fps": np.float64(track.fps), "source": np.array(str(track.source)),
         "meta": np.array(json.dumps(meta)),
     }
-    write_npz(path, arrays)
+
+
+def write_to_file(track: Track, path: str | Path) -> Path:
+    """Write a track to ``path`` (``.npz``) atomically.
+
+    Raises:
+        OutputWriteError: the file could not be written (nothing half-written is left).
+    """
+    path = Path(path)
+    if path.suffix != ".npz":
+        raise InvalidParameterError(f"a track file must end in .npz, got {path.name}")
+    write_npz(path, to_arrays(track))
     return path
 
 
@@ -115,7 +119,11 @@ def read_from_file(path: str | Path) -> Track:
     Raises:
         InputNotFoundError: no such file. UnreadableMediaError: not a track file (names the missing keys).
     """
-    d = read_npz(path, REQUIRED, "track")
+    return from_arrays(read_npz(path, REQUIRED, "track"))
+
+
+def from_arrays(d: dict[str, np.ndarray]) -> Track:
+    """A track from the arrays of :func:`to_arrays` (the caller checked that the :data:`REQUIRED` keys exist)."""
     meta = json.loads(str(d["meta"]))
     return Track(landmarks=d["landmarks"].astype(np.float64), landmarks_raw=d["landmarks_raw"].astype(np.float64),
                  found=d["found"], scores=d["scores"], pose=d["pose"].astype(np.float64),
