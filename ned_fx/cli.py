@@ -43,7 +43,8 @@ def tracker_config(args) -> "object":
     from .tracking import TrackerConfig
 
     given = {"smoothing": args.smoothing, "max_faces": args.max_faces, "batch_size": args.batch_size,
-             "device": args.device, "iris": False if args.no_iris else None}
+             "device": args.device, "iris": False if args.no_iris else None,
+             "colorspace": args.colorspace, "ocio_config": args.ocio_config, "display_view": args.display_view}
     return TrackerConfig(**{k: v for k, v in given.items() if v is not None})
 
 
@@ -148,6 +149,13 @@ def add_tracker_options(p: argparse.ArgumentParser) -> None:
                    f"{d.batch_size}: MediaPipe-exact tracking)")
     g.add_argument("--device", help=f"auto (CUDA if present), cpu, cuda, cuda:N (default {d.device})")
     g.add_argument("--no-iris", action="store_true", help="skip the iris network")
+    g.add_argument("--colorspace", help="the plates' colour space for what the tracker looks at (OpenColorIO name, "
+                   "e.g. ACEScg, 'ARRI LogC4'); default auto: float plates are scene-linear (the scene_linear role "
+                   "of $OCIO's config, else Rec.709), integer plates display-referred")
+    g.add_argument("--ocio-config", help="OpenColorIO config file or URI (default $OCIO, else the built-in "
+                   "ocio://studio-config-latest)")
+    g.add_argument("--display-view", help="'DISPLAY/VIEW' of the config for the tracker's picture (default: the "
+                   "config's default display and view)")
 
 
 def build_parser() -> argparse.ArgumentParser:

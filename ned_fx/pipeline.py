@@ -17,13 +17,15 @@ from .media.frames import Frame
 Progress = Callable[[int, int], None]
 
 
-def display_plate(frame: Frame) -> np.ndarray:
+def display_plate(frame: Frame, view=None) -> np.ndarray:
     """The display-referred RGB8 picture of a frame over its display window (what the tracker looks at).
 
     Pixels of the data window land at their place in the display window; the rest is black. Landmarks found
-    on it are therefore in display-window pixel coordinates, whatever the file's data window.
+    on it are therefore in display-window pixel coordinates, whatever the file's data window. ``view``: an
+    OpenColorIO :class:`~ned_fx.media.color.DisplayView` for scene-linear / log plates (see
+    :func:`tracker_view`).
     """
-    rgb = to_display_rgb8(frame)
+    rgb = to_display_rgb8(frame, view)
     dx0, dy0, dx1, dy1 = frame.display_window
     x0, y0, x1, y1 = frame.data_window
     if (x0, y0, x1, y1) == (dx0, dy0, dx1, dy1):
@@ -34,6 +36,18 @@ def display_plate(frame: Frame) -> np.ndarray:
     if sx1 >= sx0 and sy1 >= sy0:
         out[sy0 - dy0: sy1 - dy0 + 1, sx0 - dx0: sx1 - dx0 + 1] = rgb[sy0 - y0: sy1 - y0 + 1, sx0 - x0: sx1 - x0 + 1]
     return out
+
+
+def tracker_view(config):
+    """The OpenColorIO view the tracker's config asks for (None: the built-in sRGB path). See
+    :mod:`ned_fx.media.color`.
+
+    Raises:
+        InvalidParameterError: an unknown colour space, display or view, or an unreadable config.
+    """
+    from .media.color import display_view_for
+
+    return display_view_for(config.colorspace, config.ocio_config, config.display_view)
 
 
 def track_media(path: str | Path, config=None, frames: str | None = None, face_id: int | None = None,
@@ -59,13 +73,14 @@ def track_media(path: str | Path, config=None, frames: str | None = None, face_i
     from .tracking import FaceTracker
 
     tracker = tracker or FaceTracker(config)
+    view = tracker_view(tracker.config)
     with open_media(path, parse_frame_range(frames)) as source:
         total = len(source)
         size: list[tuple[int, int]] = []
 
         def pictures():
             for frame in source:
-                rgb = display_plate(frame)
+                rgb = display_plate(frame, view)
                 if not size:
                     size.append((rgb.shape[1], rgb.shape[0]))
                 elif size[0] != (rgb.shape[1], rgb.shape[0]):

@@ -181,15 +181,17 @@ class Frame:
         return replace(self, pixels=pixels, channels=names, channel_dtypes=dtypes)
 
 
-def to_display_rgb8(frame: Frame | np.ndarray) -> np.ndarray:
+def to_display_rgb8(frame: Frame | np.ndarray, view=None) -> np.ndarray:
     """The 8-bit RGB picture a face tracker looks at.
 
-    uint8 is taken as is; uint16 is scaled to 8 bits with rounding; float16/float32 are treated as scene-linear
-    Rec.709 and encoded with the sRGB transfer function (clipped to 0..1; NaN and inf become 0). Grey ("Y") is
-    replicated to three channels; alpha and extra channels are ignored.
+    Without ``view``: uint8 is taken as is; uint16 is scaled to 8 bits with rounding; float16/float32 are treated as
+    scene-linear Rec.709 and encoded with the sRGB transfer function (clipped to 0..1; NaN and inf become 0). With
+    a :class:`~ned_fx.media.color.DisplayView` that applies to the frame's pixel type, OpenColorIO makes the picture.
+    Grey ("Y") is replicated to three channels; alpha and extra channels are ignored.
 
     Args:
         frame: a Frame, or an (H, W) / (H, W, C) array named as in :meth:`Frame.from_array`.
+        view: how to show scene-linear / log plates (see :func:`~ned_fx.media.color.display_view_for`).
 
     Returns:
         C-contiguous uint8 array of shape (H, W, 3), the same H and W as ``frame.pixels``.
@@ -211,6 +213,8 @@ def to_display_rgb8(frame: Frame | np.ndarray) -> np.ndarray:
             f"grey Y channel")
     rgb = frame.pixels[:, :, index]
     kind = frame.pixels.dtype
+    if view is not None and view.applies_to(kind):
+        return view(rgb)
     if kind == np.uint8:
         return np.ascontiguousarray(rgb)
     if kind == np.uint16:

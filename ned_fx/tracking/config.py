@@ -26,6 +26,11 @@ class TrackerConfig:
             landmarks); >1 runs chunks of frames in two batched passes (crop from the chunk's previous
             landmarks, then refined from each frame's own), which keeps a GPU busy.
         device: "auto" (CUDA if present, else CPU), "cpu", "cuda", "cuda:1", ….
+        colorspace: the plates' colour space for the picture the tracker looks at: "auto" (float plates are
+            scene-linear: Rec.709 with the sRGB transfer, or the scene_linear role of ``$OCIO``'s config) or a
+            colour space of the OpenColorIO config (e.g. "ACEScg", "ARRI LogC4"), applied to every plate.
+        ocio_config: OpenColorIO config path or URI ("" = ``$OCIO``, else the built-in studio config).
+        display_view: "DISPLAY/VIEW" of that config ("" = its default display and view).
     """
 
     min_detection_score: float = 0.5
@@ -40,6 +45,9 @@ class TrackerConfig:
     smoothing: float = 0.3
     batch_size: int = 1
     device: str = "auto"
+    colorspace: str = "auto"
+    ocio_config: str = ""
+    display_view: str = ""
 
     def __post_init__(self) -> None:
         for name in ("min_detection_score", "nms_iou", "min_face_score", "smoothing"):
