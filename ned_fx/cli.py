@@ -174,9 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_tracker_options(p)
     p.set_defaults(func=cmd_track)
 
-    from .commands import batch, edit, engines, farm, manipulate, provenance, serve
+    from .commands import batch, edit, engines, farm, manipulate, provenance, serve, train_renderer
 
-    for command in (manipulate, edit, serve, batch, farm, provenance, engines):
+    for command in (manipulate, edit, serve, batch, farm, provenance, engines, train_renderer):
         command.register(sub)
 
     p = sub.add_parser("weights", help="install or check the tracker's network weights")
