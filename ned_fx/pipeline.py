@@ -230,6 +230,8 @@ class EditSummary:
     preview: str | None = None
     face_id: int = -1
     analysis: str | None = None
+    outputs: tuple = ()               # ({"path", "sha256"}, …) of every file written (also in the audit log)
+    signed: bool = False              # C2PA Content Credentials added to the output
 
     def fps(self) -> float:
         total = sum(self.seconds.values())
@@ -262,7 +264,8 @@ def edit_media(path: str | Path, output: str | Path, instruction: EditInstructio
                face_id: int | None = None, preview: str | Path | None = None, tracker_config=None,
                manipulator_config=None, renderer_config=None, compositor_config=None,
                progress: Callable[[str, int, int], None] | None = None, resume: bool = True,
-               analysis: str | Path | None = None, analysis_only: bool = False) -> EditSummary:
+               analysis: str | Path | None = None, analysis_only: bool = False, consent: str | None = None,
+               audit=None, sign: tuple | None = None, sign_alg: str = "es256") -> EditSummary:
     """The main job: change the expression of the actor in a plate, keeping everything else.
 
     Args:
@@ -278,6 +281,16 @@ def edit_media(path: str | Path, output: str | Path, instruction: EditInstructio
             (it must have been made for the same source, instruction and face, and hold every frame asked for), so
             farm tasks render chunks of a shot analysed once; if not, the analysis of ``frames`` is written there.
         analysis_only: write the analysis and stop (the farm's first layer); needs ``analysis``.
+        consent: the performer's consent reference (free text or id), carried into every output's provenance and
+            the audit line.
+        audit: an :class:`~ned_fx.provenance.AuditLog`: one ``edit`` line when the edit ends (who, shot,
+            parameters, consent, every output with its SHA-256; ``status`` ``done`` or ``failed``).
+        sign: ``(certificate chain PEM, private key PEM)`` (paths or PEM text): add signed C2PA Content
+            Credentials to a still or movie output (PNG, JPEG, TIFF, MP4, MOV); sign_alg: the key's algorithm.
+
+    Every file written carries the edit's provenance record (:mod:`ned_fx.provenance`) in its own metadata:
+    the shot's record, stamped per frame with the source frame number (and, for a sequence source, that frame
+    file's SHA-256) and whether the frame was edited or passed through.
 
     Returns:
         an :class:`EditSummary` (no frames rendered with ``analysis_only``).
@@ -287,11 +300,20 @@ def edit_media(path: str | Path, output: str | Path, instruction: EditInstructio
         InvalidParameterError: a bad instruction or range, an output that would overwrite the input, a still
             output for several frames. NoFaceError: no face anywhere in the shot (or in the reference).
         OutputWriteError: an output cannot be written (nothing half-written is left).
+        UnsupportedFormatError: ``sign`` for an output C2PA cannot sign (EXR, a sequence).
+        SigningError: the certificate or key is refused. AuditLogError: the audit log cannot be written.
     """
     from .media import ensure_not_input
+    from .provenance import normalise_consent
 
     path, output = Path(path), Path(output)
     kind = _output_kind(output)
+    consent = normalise_consent(consent)
+    _check_provenance_formats(output, kind, preview)
+    if sign is not None:
+        _check_signing(output, kind, sign, sign_alg)
+    if audit is not None:
+        audit.check()                      # a log that cannot be written fails now, not after the render
     if analysis_only and analysis is None:
         raise InvalidParameterError("--analysis-only needs the analysis file to write: --analysis SHOT.analysis.npz")
     if analysis is not None and Path(analysis).suffix != ".npz":
@@ -330,9 +352,110 @@ def edit_media(path: str | Path, output: str | Path, instruction: EditInstructio
     if analysis_only:
         return EditSummary(output=str(output), frames=0, edited=(), passed_through={}, resumed=(),
                            seconds=dict(clock.seconds), face_id=track.face_id, analysis=str(analysis))
-    # 3. render + composite every frame, write as we go
-    return _render_shot(path, output, kind, track, edited, frames, preview, renderer_config, compositor_config,
-                        progress, resume, clock, instruction)
+    # 3. render + composite every frame, write as we go (each output stamped with the edit's provenance)
+    from .provenance import build_record
+
+    record = build_record(path, instruction, face_id=int(track.face_id), frames=_range_text(track, frames),
+                          renderer="geometry", kind="video" if kind == "movie" else "image", consent=consent,
+                          application="ned-fx edit", hash_source=path.is_file())
+    from concurrent.futures import ThreadPoolExecutor
+
+    written: list = []
+    # SHA-256 of source and output frame files runs beside the render (it would cost ~10 % at 1080p in line)
+    hasher = ThreadPoolExecutor(1, thread_name_prefix="ned-fx-hash")
+    try:
+        summary = _render_shot(path, output, kind, track, edited, frames, preview, renderer_config,
+                               compositor_config, progress, resume, clock, instruction, record, written, hasher)
+        if sign is not None:
+            from .media.readers import read_provenance
+            from .provenance.c2pa import sign_file
+
+            # the manifest carries the very record the file's metadata carries
+            sign_file(output, output, sign[0], sign[1], read_provenance(output) or record, alg=sign_alg)
+            summary = replace(summary, signed=True)
+        outputs = tuple(_output_entries(written))
+        summary = replace(summary, outputs=outputs)
+    except BaseException as exc:
+        if audit is not None:
+            _audit_edit(audit, "failed", path, frames, face_id, instruction, consent, record,
+                        _output_entries(written), error=f"{type(exc).__name__}: {exc}")
+        raise
+    finally:
+        hasher.shutdown(wait=True)
+    if audit is not None:
+        _audit_edit(audit, "done", path, frames, face_id, instruction, consent, record, outputs, summary=summary)
+    return summary
+
+
+def _check_provenance_formats(output: Path, kind: str, preview) -> None:
+    """Every output carries provenance: refuse, before any work, a picture format that has no metadata (BMP)."""
+    from .media import IMAGE_EXTENSIONS
+    from .provenance.embed import FORMATS
+
+    for target, what in ((output, "output"), (Path(preview) if preview else None, "preview")):
+        if target is None or (target is output and kind == "movie"):
+            continue
+        ext = target.suffix.lower()
+        if ext in IMAGE_EXTENSIONS and ext not in FORMATS:
+            valid = " ".join(e for e in FORMATS if e in IMAGE_EXTENSIONS)
+            raise InvalidParameterError(
+                f"the {what} {target.name} cannot say it was edited: {ext} files have no metadata for the "
+                f"provenance every ned_fx output carries; valid: {valid}")
+
+
+def _check_signing(output: Path, kind: str, sign: tuple, alg: str) -> None:
+    """Refuse C2PA signing the output cannot take, or credentials C2PA refuses, before any work."""
+    from .errors import UnsupportedFormatError
+    from .provenance.c2pa import SIGNABLE, check_signer
+
+    if kind == "sequence" or output.suffix.lower() not in SIGNABLE:
+        raise UnsupportedFormatError(
+            f"Content Credentials (C2PA) are added to delivered stills and movies; {output.name} is "
+            f"{'a sequence' if kind == 'sequence' else 'a ' + output.suffix + ' file'}; valid outputs: "
+            f"{' '.join(sorted(SIGNABLE))} (every output carries ned_fx provenance in its metadata anyway)")
+    if len(sign) != 2:
+        raise InvalidParameterError("signing needs a certificate chain and a private key (--sign-cert, --sign-key)")
+    check_signer(sign[0], sign[1], alg)
+
+
+def _range_text(track, frames: str | None) -> str:
+    from .media.frames import describe_numbers
+
+    numbers = [int(n) for n in track.frame_numbers]
+    asked = parse_frame_range(frames)
+    if asked is not None:
+        numbers = [n for n in numbers if asked.first <= n <= asked.last and (n - asked.first) % asked.step == 0]
+    return describe_numbers(numbers).split(" (")[0] if numbers else ""
+
+
+def _output_entries(written) -> list:
+    """``{path, sha256}`` of each output: a path (hashed now: a still or movie, after any signing) or a future of
+    the entry (sequence frames, hashed in the background as they were written)."""
+    from .provenance import output_entry
+
+    entries = []
+    for item in written:
+        if hasattr(item, "result"):
+            try:
+                entries.append(item.result())
+            except Exception:           # a frame file that vanished: the audit line lists what is there
+                pass
+        elif Path(item).is_file():
+            entries.append(output_entry(item))
+    return entries
+
+
+def _audit_edit(audit, status, path, frames, face_id, instruction, consent, record, outputs, summary=None,
+                error=None) -> None:
+    fields = {"status": status, "shot": {"source": str(Path(path).resolve()), "frames": frames, "face": face_id},
+              "params": instruction.as_params(), "consent": consent, "renderer": record.renderer,
+              "source_sha256": record.source_sha256, "outputs": list(outputs)}
+    if summary is not None:
+        fields.update(face=summary.face_id, edited=len(summary.edited), passed_through=len(summary.passed_through),
+                      resumed=len(summary.resumed), signed=summary.signed)
+    if error is not None:
+        fields["error"] = error[:2000]
+    audit.write("edit", **fields)
 
 
 def _analyse(path, instruction, frames, face_id, tracker_config, manipulator_config, progress, clock):
@@ -518,18 +641,21 @@ class ShotRenderer:
 
 
 def _render_shot(path, output, kind, track, edited, frames, preview, renderer_config, compositor_config,
-                 progress, resume, clock, instruction) -> EditSummary:
+                 progress, resume, clock, instruction, record=None, written: list | None = None,
+                 hasher=None) -> EditSummary:
     import time
 
     from .media import open_media, write_image
+    from .provenance import file_sha256
 
     shot = ShotRenderer(track, edited, renderer_config, compositor_config)
     edited_frames: list[int] = []
     passed: dict[int, str] = {}
     resumed: list[int] = []
     total = 0
-    sink = _Sink(output, kind, path, track, edited, instruction, resume)
-    before_after = _PreviewSink(preview, track.fps)
+    written = [] if written is None else written
+    sink = _Sink(output, kind, path, track, edited, instruction, resume, record, written, hasher)
+    before_after = _PreviewSink(preview, track.fps, record, written)
     try:
         with open_media(path, parse_frame_range(frames)) as source:
             total = len(source)
@@ -539,13 +665,21 @@ def _render_shot(path, output, kind, track, edited, frames, preview, renderer_co
                 if sink.already_done(frame.number):
                     resumed.append(frame.number)
                 else:
+                    own = None              # a sequence frame's own file is its source: hashed while it renders
+                    if record is not None and kind != "movie" and source.kind == "sequence":
+                        target = source.path_for(frame.number)
+                        own = hasher.submit(file_sha256, target) if hasher is not None else file_sha256(target)
                     out_frame, reason = shot.render(frame, clock)
                     t = time.perf_counter()
                     if reason is None:
                         edited_frames.append(frame.number)
                     else:
                         passed[frame.number] = reason
-                    sink.write(out_frame, write_image)
+                    stamp = None
+                    if record is not None and kind != "movie":
+                        own = own.result() if hasattr(own, "result") else own
+                        stamp = record.for_frame(frame.number, own, reason)
+                    sink.write(out_frame, write_image, stamp)
                     before_after.add(frame, out_frame)
                     t = clock.add("encode", t)
                 if progress:
@@ -581,13 +715,17 @@ class _Sink(_MovieOwner):
     """Writes the edited frames: a sequence (atomic per frame, resumable), a movie (atomic whole, audio kept)
     or a still."""
 
-    def __init__(self, output: Path, kind: str, source: Path, track, edited, instruction, resume: bool):
+    def __init__(self, output: Path, kind: str, source: Path, track, edited, instruction, resume: bool,
+                 record=None, written: list | None = None, hasher=None):
         import hashlib
         import json
 
         self.output, self.kind, self.source = output, kind, source
         self.movie = None
         self.track = track
+        self.record = record                 # the shot's provenance (movies carry it whole)
+        self.written = [] if written is None else written     # paths, or futures of {path, sha256}
+        self.hasher = hasher
         self.done: set[int] = set()
         self._first_number = int(track.frame_numbers[0])
         if kind == "sequence":
@@ -611,13 +749,25 @@ class _Sink(_MovieOwner):
     def already_done(self, number: int) -> bool:
         return number in self.done
 
-    def write(self, frame: Frame, write_image) -> None:
+    def write(self, frame: Frame, write_image, provenance=None) -> None:
         if self.kind == "sequence":
-            write_image(self._path_for(frame.number), frame, metadata=dict(frame.metadata) or None)
+            written = write_image(self._path_for(frame.number), frame, metadata=dict(frame.metadata) or None,
+                                  provenance=provenance)
+            if self.hasher is not None:
+                from .provenance import output_entry
+
+                written = self.hasher.submit(output_entry, written)
+            self.written.append(written)
         elif self.kind == "image":
-            write_image(self.output, frame, metadata=dict(frame.metadata) or None)
+            self.written.append(write_image(self.output, frame, metadata=dict(frame.metadata) or None,
+                                            provenance=provenance))
         else:
             self._movie_write(frame)
+
+    def close(self) -> None:
+        super().close()
+        if self.movie is not None:
+            self.written.append(self.movie.path)
 
     def _movie_write(self, frame: Frame) -> None:
         from .media import MOVIE_EXTENSIONS, MovieWriter, to_display_rgb8
@@ -630,18 +780,25 @@ class _Sink(_MovieOwner):
             self.movie = MovieWriter(self.output, fps, rgb.shape[1], rgb.shape[0],
                                      audio_from=self.source if self.source.suffix.lower() in MOVIE_EXTENSIONS
                                      else None,
-                                     audio_range=audio_span)
+                                     audio_range=audio_span, provenance=self.record)
         self.movie.write(rgb)
 
 
 class _PreviewSink(_MovieOwner):
     """Side-by-side before/after: the first frame as a still (.png/.jpg) or every frame as a movie."""
 
-    def __init__(self, path: str | Path | None, fps: float):
+    def __init__(self, path: str | Path | None, fps: float, record=None, written: list | None = None):
         self.path = Path(path) if path else None
         self.fps = fps or 25.0
         self.movie = None
         self.still_written = False
+        self.record = record                 # a preview shows an edited face: it says so too
+        self.written = [] if written is None else written
+
+    def close(self) -> None:
+        super().close()
+        if self.movie is not None:
+            self.written.append(self.movie.path)
 
     def add(self, before: Frame, after: Frame) -> None:
         if self.path is None:
@@ -651,11 +808,20 @@ class _PreviewSink(_MovieOwner):
         pair = side_by_side(display_plate(before), display_plate(after))
         if self.path.suffix.lower() in MOVIE_EXTENSIONS:
             if self.movie is None:
-                self.movie = MovieWriter(self.path, self.fps, pair.shape[1], pair.shape[0])
+                video = None if self.record is None else replace(self.record, kind="video", source_frame=None)
+                self.movie = MovieWriter(self.path, self.fps, pair.shape[1], pair.shape[0],
+                                         provenance=None if video is None else replace(video, summary=_sentence(video)))
             self.movie.write(pair)
         elif not self.still_written:
-            write_image(self.path, pair)
+            stamp = None if self.record is None else self.record.for_frame(before.number)
+            self.written.append(write_image(self.path, pair, provenance=stamp))
             self.still_written = True
+
+
+def _sentence(record) -> str:
+    from .provenance import sentence
+
+    return sentence(record)
 
 
 def side_by_side(before: np.ndarray, after: np.ndarray, labels: tuple[str, str] = ("before", "after")) -> np.ndarray:

@@ -52,7 +52,7 @@ HEARTBEAT_TIMEOUT_MS = 10000
 
 ERROR_CODES = ("bad_message", "version_mismatch", "unknown_type", "invalid_parameter", "unknown_session",
                "not_ready", "busy", "not_found", "forbidden", "cancelled", "out_of_memory", "shutting_down",
-               "internal", "no_face", "unsupported")
+               "internal", "no_face", "unsupported", "consent_required")
 
 _HEADER_KEYS = {"v": int, "type": str, "id": int, "session": str, "frame": int, "params": dict, "buffers": list,
                 "result": dict, "error": dict}

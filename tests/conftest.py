@@ -10,6 +10,21 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _audit_log_of_the_test_run(tmp_path_factory):
+    """Edits and daemons audit by default: the test run writes its own log, never the user's."""
+    import os
+
+    path = tmp_path_factory.mktemp("audit") / "audit.jsonl"
+    old = os.environ.get("NED_FX_AUDIT_LOG")
+    os.environ["NED_FX_AUDIT_LOG"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("NED_FX_AUDIT_LOG", None)
+    else:
+        os.environ["NED_FX_AUDIT_LOG"] = old
 FOOTAGE = REPO.parent / "shared" / "footage"
 CLIPS = ("WDA_AlexandriaOcasioCortez_000.mp4", "d12.mp4", "d3.mp4")
 TALKING_CLIPS = ("WDA_AlexandriaOcasioCortez_000.mp4", "d12.mp4")

@@ -2,6 +2,10 @@
 
     ned-fx edit shot.mov -o shot_happy.mov --emotion happy --intensity 0.8 --preview before_after.mp4
     ned-fx edit plates/shot.####.exr --frames 1001-1100 -o out/shot_sad.####.exr --emotion sad
+    ned-fx edit take.mov -o take_happy.mp4 --emotion happy --consent REL-2231 --sign-cert chain.pem --sign-key key.pem
+
+Every output says it was edited (provenance in its own metadata: see `ned-fx provenance FILE`); --sign-cert and
+--sign-key add signed C2PA Content Credentials to a still or movie; the edit is recorded in the audit log.
 """
 
 from __future__ import annotations
@@ -33,6 +37,20 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--analysis-only", action="store_true",
                    help="write --analysis and stop (the farm's first layer; --frames is then the whole shot)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    prov = p.add_argument_group("provenance, consent and audit")
+    prov.add_argument("--consent", metavar="TEXT",
+                      help="the performer's consent reference (release id or free text): carried into every "
+                           "output's provenance and the audit log")
+    prov.add_argument("--sign-cert", metavar="CHAIN.pem",
+                      help="sign the output (a still or movie: PNG, JPEG, TIFF, MP4, MOV) with C2PA Content "
+                           "Credentials: the signing certificate, then its issuing CA(s)")
+    prov.add_argument("--sign-key", metavar="KEY.pem", help="the signing certificate's private key (PEM)")
+    prov.add_argument("--sign-alg", default="es256",
+                      help="the key's signing algorithm: es256 (default), es384, es512, ps256, ps384, ps512, ed25519")
+    audit = prov.add_mutually_exclusive_group()
+    audit.add_argument("--audit-log", metavar="FILE",
+                       help="append the edit's audit line here (default $NED_FX_HOME/audit.jsonl)")
+    audit.add_argument("--no-audit-log", action="store_true", help="write no audit line")
     add_instruction_options(p)
     add_tracker_options(p)
     p.set_defaults(func=run)
@@ -46,6 +64,16 @@ def run(args) -> int:
     from .manipulate import instruction_from_args
 
     instruction = instruction_from_args(args)          # edit_media validates it before any work
+    if bool(args.sign_cert) != bool(args.sign_key):
+        from ..errors import InvalidParameterError
+
+        raise InvalidParameterError("C2PA signing needs both --sign-cert CHAIN.pem and --sign-key KEY.pem")
+    sign = (args.sign_cert, args.sign_key) if args.sign_cert else None
+    audit = None
+    if not args.no_audit_log and not args.analysis_only:
+        from ..provenance import AuditLog
+
+        audit = AuditLog(args.audit_log, application="ned-fx edit")
     bars: dict = {}
 
     def progress(stage: str, done: int, total: int) -> None:
@@ -61,7 +89,8 @@ def run(args) -> int:
         summary = edit_media(Path(args.input), Path(args.output), instruction, frames=args.frames,
                              face_id=args.face, preview=args.preview, tracker_config=tracker_config(args),
                              progress=progress, resume=not args.no_resume, analysis=args.analysis,
-                             analysis_only=args.analysis_only)
+                             analysis_only=args.analysis_only, consent=args.consent, audit=audit, sign=sign,
+                             sign_alg=args.sign_alg)
     finally:
         for _, close in bars.values():
             close()
@@ -80,8 +109,10 @@ def run(args) -> int:
     if s.resumed:
         print(f"kept {len(s.resumed)} frame(s) already written by the same edit: {describe_numbers(list(s.resumed))}")
     print("time per stage: " + ", ".join(f"{k} {v:.1f}s" for k, v in s.seconds.items()))
-    print(f"wrote {s.output}")
+    print(f"wrote {s.output}" + (" (signed: C2PA Content Credentials)" if s.signed else ""))
     if s.preview:
         print(f"wrote {s.preview}")
+    if audit is not None:
+        print(f"audit: {audit.path}")
     sys.stdout.flush()
     return 0

@@ -3,6 +3,12 @@
     ned-fx serve                                  # tcp://127.0.0.1:5557, the real engines
     ned-fx serve --port 0 --engine identity       # frames come back unchanged (transport tests, benchmarks)
     ned-fx serve --bind ipc:///tmp/ned_fx.sock --root /shows
+    ned-fx serve --require-consent --audit-log /shows/audit/ned_fx.jsonl
+
+Audit log: one JSON line per ``open`` (who, shot, instruction, consent), per refused open, and one summary per
+session when it ends (frames rendered as ranges, renders, frames passed through and why): not a line per
+rendered frame, which would flood the log while artists scrub. Hosts write the output files (and stamp the
+provenance the daemon hands them), so output hashes are in their own audit lines (``ned-fx edit``, batch).
 """
 
 from __future__ import annotations
@@ -42,6 +48,13 @@ def add_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--make-keys", metavar="DIR", help="write server and client CurveZMQ keys to DIR and exit")
     p.add_argument("--insecure", action="store_true",
                    help="allow binding a non-loopback interface without CurveZMQ (trusted networks only)")
+    p.add_argument("--require-consent", action="store_true",
+                   help="refuse every edit whose open request carries no consent reference (params.consent)")
+    audit = p.add_mutually_exclusive_group()
+    audit.add_argument("--audit-log", metavar="FILE",
+                       help="append-only JSON-lines audit log (default $NED_FX_HOME/audit.jsonl); shared safely "
+                       "with other daemons and batch runs")
+    audit.add_argument("--no-audit-log", action="store_true", help="keep no audit log")
 
 
 def run(args) -> int:
@@ -61,14 +74,23 @@ def run(args) -> int:
             f"or --insecure on a trusted network only, or bind tcp://127.0.0.1:PORT / ipc://")
     if args.port == 0 and not args.bind:
         endpoint = "tcp://127.0.0.1:*"
+    from ..provenance import AuditLog, ConsentPolicy
+
+    audit = None
+    if not args.no_audit_log:
+        audit = AuditLog(args.audit_log, application="ned-fx serve")
+        audit.check()                        # fail now, not at the first open
     daemon = Daemon(endpoint, engine=args.engine, roots=args.root, max_sessions=args.max_sessions,
                     max_message=args.max_message_mb << 20, device=args.device, cache=args.cache,
-                    session_idle=args.session_idle, curve_keys=args.curve_keys)
+                    session_idle=args.session_idle, curve_keys=args.curve_keys,
+                    consent=ConsentPolicy(required=args.require_consent), audit=audit)
     info = daemon.load()
     bound = daemon.bind()
     daemon.install_signals()
     print(f"ned-fx serve: ready on {bound} engine={info['engine']} backend={info['backend']} "
           f"device={info['device']}", flush=True)
+    daemon.log(f"consent reference {'required' if args.require_consent else 'optional'}; audit log "
+               f"{audit.path if audit is not None else 'off'}")
     return daemon.serve()
 
 

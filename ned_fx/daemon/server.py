@@ -23,6 +23,8 @@ import zmq
 from .. import __version__, protocol as P
 from ..errors import (InputNotFoundError, InvalidParameterError, NedFxError, NoFaceError, UnreadableMediaError,
                       UnsupportedFormatError)
+from ..provenance.consent import ConsentPolicy
+from ..provenance.errors import AuditLogError, ConsentRequiredError
 from .sessions import Cancelled, Session, confine, instruction_dict, instruction_from_params
 
 ENGINES = ("ned_fx", "identity")
@@ -54,14 +56,20 @@ class Daemon:
         curve_keys: a folder made by :func:`make_keys`: CurveZMQ encryption, and only clients whose public key
             is in its ``clients/`` folder are let in.
         render_workers: threads rendering frames of different sessions at once.
+        consent: the :class:`~ned_fx.provenance.ConsentPolicy` (default: a consent reference is optional).
+        audit: an :class:`~ned_fx.provenance.AuditLog` to record every open (and every refusal) and a summary of
+            each session when it ends (closed, expired, shutdown); None: no audit log.
     """
 
     def __init__(self, endpoint: str, engine: str = "ned_fx", roots=(), max_sessions: int = 16,
                  max_message: int = P.MAX_BUFFER_BYTES, device: str = "auto", render_workers: int = 4,
                  grace: float = 30.0, cache: str | Path | None = None, session_idle: float = 3600.0,
-                 curve_keys: str | Path | None = None, log=None):
+                 curve_keys: str | Path | None = None, log=None, consent: ConsentPolicy | None = None,
+                 audit=None):
         if engine not in ENGINES:
             raise InvalidParameterError(f"engine {engine!r}; valid: {', '.join(ENGINES)}")
+        self.consent = consent or ConsentPolicy()
+        self.audit = audit
         self.endpoint, self.engine, self.device = endpoint, engine, device
         self.roots = [Path(r) for r in (roots or [os.getcwd()])]
         self.max_sessions, self.max_message, self.grace = max_sessions, max_message, grace
@@ -197,7 +205,7 @@ class Daemon:
             self._analysis.shutdown(wait=False, cancel_futures=True)
             self._renders.shutdown(wait=False, cancel_futures=True)
             for s in list(self.sessions.values()):
-                s.close()
+                self._end(s, "shutdown")
             self.sock.close(0)
             self.inbox.close(0)
             if self._auth is not None:
@@ -210,9 +218,26 @@ class Daemon:
         now = self._swept = time.time()
         for sid, s in list(self.sessions.items()):
             if now - s.touched > self.session_idle and s.state != "analysing" and not s.lock.locked():
-                self.sessions.pop(sid, None)
-                s.close()
+                self._end(s, "expired")
                 self.log(f"session {sid[:8]}: closed after {self.session_idle:g}s unused")
+
+    def _end(self, session: Session, reason: str) -> None:
+        """Close a session and write its audit summary (``closed``, ``expired`` or ``shutdown``)."""
+        self.sessions.pop(session.id, None)
+        session.close()
+        self._audit("close", who=session.requester, engine=self.engine, **session.summary(reason))
+
+    def _audit(self, event: str, required: bool = False, **fields) -> None:
+        """One audit line. ``required``: a failure refuses the request (no unaudited edit); otherwise it is
+        reported on the daemon's log and serving goes on."""
+        if self.audit is None:
+            return
+        try:
+            self.audit.write(event, **fields)
+        except AuditLogError as exc:
+            if required:
+                raise
+            self.log(f"audit log: {exc}")
 
     def _handle(self, frames: list) -> None:
         # envelope: routing id, and the empty delimiter a REQ client adds
@@ -258,7 +283,7 @@ class Daemon:
                                                      "engine": self.engine_info,
                                                      "max_message_bytes": int(self.max_message)})
         if t == "describe":
-            return P.encode("reply", msg.id, result=describe(self.engine_info))
+            return P.encode("reply", msg.id, result=describe(self.engine_info, self.consent.required))
         if self.stopping:
             raise P.ProtocolError("the daemon is shutting down; it finishes in-flight work and takes no new "
                                   "requests: start it again", "shutting_down")
@@ -267,7 +292,7 @@ class Daemon:
             self.log("shutdown requested")
             return P.encode("reply", msg.id, result={"stopping": True, "in_flight": self.pending})
         if t == "open":
-            return self._open(msg, envelope)
+            return self._open(msg, envelope, body)
         session = self._session(msg)
         if t == "progress":
             return P.encode("reply", msg.id, result=session.info())
@@ -283,8 +308,7 @@ class Daemon:
             session.cancel.set()
             return P.encode("reply", msg.id, result=session.info())
         if t == "close":
-            self.sessions.pop(session.id, None)
-            session.close()
+            self._end(session, "closed")
             return P.encode("reply", msg.id, result={"session": session.id, "closed": True})
         if t == "render":
             return self._render(msg, session, envelope, body)
@@ -301,7 +325,7 @@ class Daemon:
         s.touched = time.time()
         return s
 
-    def _open(self, msg: P.Message, envelope: list):
+    def _open(self, msg: P.Message, envelope: list, body: list = ()):
         params = msg.params
         if len(self.sessions) >= self.max_sessions:
             raise P.ProtocolError(f"{len(self.sessions)} sessions are open, the limit is {self.max_sessions}: "
@@ -322,8 +346,21 @@ class Daemon:
         for extra in ("reference", "curve"):
             if getattr(instruction, extra):
                 confine(getattr(instruction, extra), self.roots, extra)
+        # who asked: what the client declares (unverified) and the peer address ZeroMQ saw
+        requester = {k: params[k] for k in ("user", "host", "application") if params.get(k)}
+        peer = _peer_address(body)
+        if peer:
+            requester["peer"] = peer
+        try:
+            consent = self.consent.check(params.get("consent"), f"opening {path.name}")
+        except ConsentRequiredError:
+            self._audit("refused", who=requester, reason="consent_required", engine=self.engine,
+                        shot={"source": str(path), "frames": frames, "face": face},
+                        params=instruction.as_params(), consent=None)
+            raise
         session = Session(path, frames, face, instruction, identity=self.engine == "identity",
-                          cache=self.cache)
+                          cache=self.cache, consent=consent, requester=requester)
+        self._audit("open", required=True, who=requester, engine=self.engine, **session.audit_fields())
         self.sessions[session.id] = session
         with self._lock:
             self.pending += 1
@@ -337,6 +374,7 @@ class Daemon:
             if session.cancel.is_set():
                 raise Cancelled()
             session.analyse(self.tracker)
+            session.make_record()
             session.state = "ready"
             self.log(f"session {session.id[:8]}: {session.path.name} analysed in "
                      f"{time.perf_counter() - started:.1f}s{' (cached)' if session.cached else ''}")
@@ -369,6 +407,7 @@ class Daemon:
         if session.identity and msg.arrays:
             if msg.frame not in session.frame_numbers:
                 raise InvalidParameterError(f"frame {msg.frame} is not in the session's shot")
+            session.note_render(msg.frame, "identity engine")
             # shared memory: the pixels are already where the client reads them; nothing travels
             # zero-copy echo: the received buffer goes straight back
             return P.encode("reply", msg.id, session=session.id, frame=msg.frame,
@@ -392,6 +431,7 @@ class Daemon:
                     spec = P.BufferSpec(str(frame.pixels.dtype), tuple(frame.pixels.shape), frame.channels,
                                         "top_down", "", frame.data_window, frame.display_window)
                 out, reason = session.render(frame)
+            session.note_render(msg.frame, reason)
             pixels = out.pixels
             if spec.row_order == "bottom_up":
                 pixels = pixels[::-1]
@@ -424,7 +464,9 @@ class Daemon:
             mem["cuda_allocated_bytes"] = int(torch.cuda.memory_allocated())
         return {"uptime_s": time.time() - self.started, "queue_depth": self.pending, "requests": self.served,
                 "sessions": {sid: s.info() for sid, s in self.sessions.items()}, "memory": mem,
-                "engine": self.engine_info, "stopping": self.stopping, "pid": os.getpid()}
+                "engine": self.engine_info, "stopping": self.stopping, "pid": os.getpid(),
+                "consent_required": self.consent.required,
+                "audit_log": str(self.audit.path) if self.audit is not None else None}
 
     def install_signals(self) -> None:
         def stop(signum, _frame):
@@ -459,6 +501,10 @@ def error_of(exc: BaseException) -> tuple[str, str]:
         return exc.code, str(exc)
     if isinstance(exc, Cancelled):
         return "cancelled", "cancelled"
+    if isinstance(exc, ConsentRequiredError):
+        return "consent_required", str(exc)
+    if isinstance(exc, AuditLogError):
+        return "internal", f"{exc}; the request was refused because it could not be audited"
     if isinstance(exc, PermissionError):
         return "forbidden", str(exc)
     if isinstance(exc, (InputNotFoundError, FileNotFoundError)):
@@ -478,6 +524,14 @@ def error_of(exc: BaseException) -> tuple[str, str]:
     return "internal", f"internal error ({text}); the daemon keeps serving, see its log"
 
 
+def _peer_address(body) -> str | None:
+    """The peer's address ZeroMQ saw for a received message (TCP: the client's IP), when it says."""
+    try:
+        return body[0].get("Peer-Address") or None
+    except (AttributeError, IndexError, zmq.ZMQError):
+        return None
+
+
 def _lenient_id(body: list) -> int:
     """The request id of a message that failed to decode, when one can be read (0 otherwise)."""
     try:
@@ -491,7 +545,7 @@ def _lenient_id(body: list) -> int:
         return 0
 
 
-def describe(engine_info: dict) -> dict:
+def describe(engine_info: dict, consent_required: bool = False) -> dict:
     """Parameter descriptors (OFX-style) built from the manipulation stage's own tables, plus the engine."""
     from ..manipulation import EMOTIONS, REGIONS, ManipulatorConfig
     from ..pipeline import EditInstruction
@@ -512,4 +566,5 @@ def describe(engine_info: dict) -> dict:
     ]
     clips = [P.clip("Source", ("RGBA", "RGB", "Alpha")), P.clip("Output", ("RGBA", "RGB"))]
     return {"parameters": params, "clips": clips, "engine": engine_info, "protocol": P.PROTOCOL_VERSION,
-            "daemon": __version__, "dtypes": list(P.DTYPES), "row_orders": list(P.ROW_ORDERS)}
+            "daemon": __version__, "dtypes": list(P.DTYPES), "row_orders": list(P.ROW_ORDERS),
+            "consent_required": bool(consent_required)}

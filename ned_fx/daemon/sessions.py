@@ -95,13 +95,25 @@ def cache_dir() -> Path:
 
 
 class Session:
-    """One shot: its parameters, analysis state and, once ready, its renderer."""
+    """One shot: its parameters, analysis state and, once ready, its renderer.
+
+    Besides the shot it keeps what the audit log and the outputs' provenance need: the consent reference, who
+    asked (``requester``: the user/host/application the client declared, and the peer address ZeroMQ saw), the
+    frames rendered and why any were passed through, and once analysed the shot's edit record (``record``).
+    """
 
     def __init__(self, path: Path, frames: str | None, face: int | None, instruction, identity: bool,
-                 cache: Path | None = None):
+                 cache: Path | None = None, consent: str | None = None, requester: dict | None = None):
         self.id = uuid.uuid4().hex
         self.path, self.frames, self.face, self.instruction = path, frames, face, instruction
         self.identity = identity
+        self.consent = consent
+        self.requester = dict(requester or {})
+        self.record = None                 # the shot's EditRecord, once analysed
+        self.rendered: set[int] = set()
+        self.renders = 0
+        self.passed: dict[str, int] = {}   # reason -> frames passed through unchanged
+        self._stats = threading.Lock()
         self.cache = cache or cache_dir()
         self.state = "analysing"          # analysing | ready | failed | cancelled
         self.done, self.total = 0, 0
@@ -124,7 +136,47 @@ class Session:
              "cached": self.cached, "frames": _ranges(self.frame_numbers)}
         if self.error:
             d["error"] = {"code": self.error[0], "message": self.error[1]}
+        if self.record is not None and self.state == "ready":
+            d["provenance"] = self.record.to_dict()   # hosts stamp it on the frames they write
         return d
+
+    def note_render(self, number: int, reason: str | None) -> None:
+        """Count a rendered frame (for the session's audit summary)."""
+        with self._stats:
+            self.renders += 1
+            self.rendered.add(int(number))
+            if reason is not None:
+                self.passed[reason] = self.passed.get(reason, 0) + 1
+
+    def audit_fields(self) -> dict:
+        """The shot, the instruction and the consent, as the audit log records them."""
+        return {"session": self.id, "shot": {"source": str(self.path), "frames": self.frames, "face": self.face},
+                "params": self.instruction.as_params(), "consent": self.consent}
+
+    def summary(self, reason: str) -> dict:
+        """The session's audit summary at its end: frames rendered (ranges), renders, pass-throughs, times."""
+        with self._stats:
+            rendered, renders, passed = sorted(self.rendered), self.renders, dict(self.passed)
+        now = time.time()
+        return {**self.audit_fields(), "reason": reason, "state": self.state, "cached": self.cached,
+                "shot_frames": _ranges(self.frame_numbers), "rendered": _ranges(rendered),
+                "rendered_count": len(rendered), "renders": renders, "passed_through": passed,
+                "opened": _iso(self.opened), "seconds": round(now - self.opened, 3),
+                **({"error": {"code": self.error[0], "message": self.error[1]}} if self.error else {})}
+
+    def make_record(self) -> None:
+        """The shot's edit record (runs in the analysis thread: it hashes the source file)."""
+        from ..media.paths import MOVIE_EXTENSIONS
+        from ..provenance import build_record
+
+        track = getattr(self.renderer, "track", None)
+        face = int(track.face_id) if track is not None else self.face
+        movie = self.path.suffix.lower() in MOVIE_EXTENSIONS
+        self.record = build_record(
+            self.path, self.instruction, face_id=face, frames=_ranges(self.frame_numbers),
+            renderer="identity" if self.identity else "geometry", kind="video" if movie else "image",
+            consent=self.consent, user=self.requester.get("user") or "", host=self.requester.get("host") or "",
+            application=self.requester.get("application"), hash_source=self.path.is_file())
 
     # -- analysis (runs in a worker thread) -----------------------------------------------------------------------
     def analyse(self, tracker) -> None:
@@ -203,6 +255,12 @@ class Session:
         if self.source is not None:
             self.source.close()
             self.source = None
+
+
+def _iso(t: float) -> str:
+    import datetime
+
+    return datetime.datetime.fromtimestamp(t, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")[:-4] + "Z"
 
 
 def _key(*parts) -> str:

@@ -255,6 +255,10 @@ def read_image(path: str | os.PathLike, number: int | None = None) -> Frame:
         return _read_exr(p, number)
     if ext in (".tif", ".tiff"):
         return _read_tiff(p, number)
+    if ext == ".dpx":
+        from .dpx import read_dpx
+
+        return read_dpx(p, number)
     return _read_cv2(p, number)
 
 
@@ -720,3 +724,82 @@ def open_media(path: str | os.PathLike, frames: "FrameRange | str | int | None" 
     if not p.parent.is_dir():
         raise InputNotFoundError(f"{p}: the file does not exist (its folder {p.parent} does not exist either)")
     raise InputNotFoundError(f"{p}: the file does not exist")
+
+
+# ---- provenance -----------------------------------------------------------------------------------------------
+
+def read_provenance(path: str | os.PathLike) -> Any:
+    """The ned_fx edit record a file carries (written by ``write_image``/``MovieWriter`` with ``provenance=``).
+
+    Reads only metadata (EXR header, PNG text chunks, JPEG XMP, TIFF tags, movie container tags), never pixels.
+
+    Args:
+        path: an image (.exr .png .jpg .jpeg .tif .tiff .dpx) or a movie (.mp4 .mov .mkv .webm .avi …).
+
+    Returns:
+        an :class:`~ned_fx.provenance.EditRecord`, or None when the file carries none (not written by ned_fx,
+        a format without metadata such as BMP, or its metadata was stripped).
+
+    Raises:
+        InputNotFoundError: the file does not exist.
+        UnreadableMediaError: the file cannot be read as its format.
+        ProvenanceError: a ned_fx record is there but malformed.
+    """
+    from ..provenance import embed
+    from .paths import MOVIE_EXTENSIONS
+
+    p = Path(path)
+    if not p.is_file():
+        if p.is_dir():
+            raise UnsupportedFormatError(f"{p} is a folder, not a file")
+        raise InputNotFoundError(f"{p}: the file does not exist")
+    ext = p.suffix.lower()
+    if ext != ".dpx":
+        media_kind_for(p)                  # an extension ned_fx neither reads nor writes: the usual error
+    if ext == ".exr":
+        header, _ = _open_exr(p, None, header_only=True)
+        return embed.record_from_exr_header(header)
+    if ext in (".tif", ".tiff"):
+        import tifffile
+
+        try:
+            with tifffile.TiffFile(str(p)) as tif:
+                tag = tif.pages[0].tags.get(700)
+                xmp = tag.value if tag is not None else None
+        except Exception as exc:
+            raise UnreadableMediaError(f"{p}: cannot be read as TIFF ({exc})") from None
+        if isinstance(xmp, str):
+            xmp = xmp.encode("utf-8")
+        return embed.record_from_xmp(bytes(xmp)) if xmp else None
+    if ext in (".png", ".jpg", ".jpeg"):
+        data = _read_bytes(p, None)
+        from ..provenance.errors import ProvenanceError
+
+        try:
+            return embed.record_from_png(data) if ext == ".png" else embed.record_from_jpeg(data)
+        except ProvenanceError as exc:
+            if not data.startswith(b"\x89PNG" if ext == ".png" else b"\xff\xd8"):
+                raise UnreadableMediaError(f"{p}: {exc}") from None
+            raise
+    if ext == ".dpx":
+        import OpenImageIO as oiio
+
+        inp = oiio.ImageInput.open(str(p))
+        if inp is None:
+            raise UnreadableMediaError(f"{p}: cannot be read as DPX ({oiio.geterror() or 'unknown error'})")
+        try:
+            values = [a.value for a in inp.spec().extra_attribs if a.name == "dpx:UserData"]
+        finally:
+            inp.close()
+        if not values:
+            return None
+        value = values[0]
+        data = value.encode() if isinstance(value, str) else np.asarray(value, np.uint8).tobytes()
+        return embed.record_from_dpx_user_data(data)
+    if ext in MOVIE_EXTENSIONS:
+        container = _open_container(p)
+        try:
+            return embed.record_from_movie_metadata(dict(container.metadata))
+        finally:
+            container.close()
+    return None

@@ -216,7 +216,7 @@ def _encode_cv2(frame: Frame, path: Path, ext: str, jpeg_quality: int, png_compr
     return buf.tobytes()
 
 
-def _write_tiff(frame: Frame, tmp: Path, compression: str | None) -> None:
+def _write_tiff(frame: Frame, tmp: Path, compression: str | None, tags: Mapping[str, Any] | None = None) -> None:
     import tifffile
 
     px = frame.pixels
@@ -230,7 +230,7 @@ def _write_tiff(frame: Frame, tmp: Path, compression: str | None) -> None:
     comp = None if compression in (None, "none") else "zlib"
     tifffile.imwrite(str(tmp), np.ascontiguousarray(data), photometric=photometric,
                      planarconfig="contig" if px.shape[2] > 1 else None,
-                     extrasamples=extras or None, compression=comp, metadata=None)
+                     extrasamples=extras or None, compression=comp, metadata=None, **(tags or {}))
 
 
 def _exr_header(frame: Frame, metadata: Mapping[str, Any] | None, compression: str | None) -> dict[str, Any]:
@@ -295,7 +295,7 @@ def _exr_channels(frame: Frame, path: Path, pixel_type: str | None) -> dict[str,
 def write_image(path: str | os.PathLike, image: Frame | np.ndarray, *, channels: tuple[str, ...] | None = None,
                 pixel_type: str | None = None, compression: str | None = None,
                 metadata: Mapping[str, Any] | None = None, jpeg_quality: int = 95,
-                png_compression: int = 3) -> Path:
+                png_compression: int = 3, provenance: Any = None) -> Path:
     """Write one still image atomically.
 
     Formats by extension:
@@ -320,13 +320,18 @@ def write_image(path: str | os.PathLike, image: Frame | np.ndarray, *, channels:
         metadata: EXR only: extra header attributes (name -> value; strings at least), added to the frame's.
         jpeg_quality: JPEG quality 1-100.
         png_compression: PNG zlib level 0-9 (lossless at every level).
+        provenance: an :class:`~ned_fx.provenance.EditRecord` (or its dict) to carry in the file's own
+            metadata: EXR header attributes, PNG text chunks, JPEG XMP/COM segments, TIFF description, software
+            and XMP tags (see :mod:`ned_fx.provenance.embed`); the pixels are the same as without it. BMP has no
+            metadata and refuses it.
 
     Returns:
         The output path.
 
     Raises:
         UnsupportedFormatError: unknown extension, or channels with no picture for an 8/16-bit format.
-        InvalidParameterError: a pixel type the format cannot store, or an invalid option.
+        InvalidParameterError: a pixel type the format cannot store, or an invalid option (provenance for BMP).
+        ProvenanceError: ``provenance`` is not a valid record.
         OutputWriteError: the file could not be written (nothing is left behind; an existing file is unchanged).
     """
     p = check_output_path(path, IMAGE_EXTENSIONS, "image")
@@ -338,13 +343,45 @@ def write_image(path: str | os.PathLike, image: Frame | np.ndarray, *, channels:
         raise InvalidParameterError(f"png_compression must be a whole number 0-9, got {png_compression!r}")
     if pixel_type is not None and pixel_type not in ("half", "float"):
         raise InvalidParameterError(f"pixel_type must be 'half' or 'float' (or None), got {pixel_type!r}")
+    record = None
+    if provenance is not None:
+        from ..provenance.embed import FORMATS, as_record
+
+        if ext not in FORMATS:
+            raise InvalidParameterError(
+                f"cannot write {p.name} with provenance: {ext} files have no metadata to carry it; valid: "
+                f"{' '.join(e for e in FORMATS if e in IMAGE_EXTENSIONS)}")
+        record = as_record(provenance)
     if ext == ".exr":
         if compression is not None and compression not in EXR_COMPRESSIONS:
             raise InvalidParameterError(
                 f"EXR compression {compression!r} is not valid; valid: {', '.join(EXR_COMPRESSIONS)}")
         channel_data = _exr_channels(frame, p, pixel_type)
         header = _exr_header(frame, metadata, compression)
+        if record is not None:
+            from ..provenance.embed import exr_attributes
+
+            header.update(exr_attributes(record, header))
         _write_exr_atomic(p, header, channel_data)
+        return p
+    if ext == ".dpx":                       # through OpenImageIO (ned_fx.media.dpx), header fields in metadata
+        if pixel_type is not None or compression is not None:
+            raise InvalidParameterError(f"pixel_type and compression do not apply to DPX ({p.name})")
+        from .dpx import write_dpx
+
+        header = {**dict(frame.metadata), **dict(metadata or {})}
+        if record is not None:
+            from ..provenance.embed import dpx_attributes
+
+            header.update(dpx_attributes(record))
+        with atomic_output(p) as tmp:
+            write_dpx(tmp, frame, metadata=header)
+            if record is not None:
+                from .readers import read_provenance
+
+                if read_provenance(tmp) != record:     # never deliver an edited frame that does not say so
+                    raise OutputWriteError(f"could not write {p}: the DPX writer did not store the provenance "
+                                           f"record (dpx:UserData); nothing was written")
         return p
     if pixel_type is not None or metadata:
         raise InvalidParameterError(f"pixel_type and metadata apply to EXR only, not to {p.name}")
@@ -352,12 +389,21 @@ def write_image(path: str | os.PathLike, image: Frame | np.ndarray, *, channels:
         if compression is not None and compression not in TIFF_COMPRESSIONS:
             raise InvalidParameterError(
                 f"TIFF compression {compression!r} is not valid; valid: {', '.join(TIFF_COMPRESSIONS)}")
+        tags = None
+        if record is not None:
+            from ..provenance.embed import tiff_tags
+
+            tags = tiff_tags(record)
         with atomic_output(p) as tmp:
-            _write_tiff(frame, tmp, "zlib" if compression is None else compression)
+            _write_tiff(frame, tmp, "zlib" if compression is None else compression, tags)
         return p
     if compression is not None:
         raise InvalidParameterError(f"compression applies to EXR and TIFF only, not to {p.name}")
     data = _encode_cv2(frame, p, ext, jpeg_quality, png_compression)
+    if record is not None:
+        from ..provenance.embed import jpeg_with_provenance, png_with_provenance
+
+        data = png_with_provenance(data, record) if ext == ".png" else jpeg_with_provenance(data, record)
     with atomic_output(p) as tmp:
         _write_bytes(tmp, data)
     return p
@@ -428,16 +474,21 @@ class MovieWriter:
             the source plate of an edit; None: no audio.
         audio_range: ``(start, end)`` seconds of that audio to keep (an edit of a frame range); the kept part
             starts at 0 in the output. None: all of it.
+        provenance: an :class:`~ned_fx.provenance.EditRecord` (or its dict) carried in the container's tags
+            (``comment``/``description``: the sentence; ``ned_fx_provenance``: the JSON record; MP4/MOV are written
+            with ``movflags=+use_metadata_tags`` so the custom tag survives; AVI keeps it in its INFO subject).
 
     Raises:
         InvalidParameterError: fps, size, codec or crf out of range, or a codec that the container cannot hold.
         UnsupportedFormatError: unknown extension.
         OutputWriteError: the temporary file cannot be created.
+        ProvenanceError: ``provenance`` is not a valid record.
     """
 
     def __init__(self, path: str | os.PathLike, fps: float | Fraction, width: int, height: int,
                  codec: str = "libx264", crf: int = 18, options: Mapping[str, str] | None = None,
-                 audio_from: str | os.PathLike | None = None, audio_range: tuple[float, float] | None = None):
+                 audio_from: str | os.PathLike | None = None, audio_range: tuple[float, float] | None = None,
+                 provenance: Any = None):
         import av
 
         self.path = check_output_path(path, MOVIE_EXTENSIONS, "movie")
@@ -478,9 +529,18 @@ class MovieWriter:
         if options:
             opts.update({str(k): str(v) for k, v in options.items()})
         container_opts = {"movflags": "+faststart"} if self.path.suffix.lower() in (".mp4", ".mov") else {}
+        tags: dict[str, str] = {}
+        if provenance is not None:
+            from ..provenance.embed import as_record, movie_metadata
+
+            tags, extra = movie_metadata(as_record(provenance), self.path.suffix)
+            if "movflags" in extra:
+                container_opts["movflags"] = container_opts.get("movflags", "") + extra["movflags"]
         self._container = None
         try:
             self._container = av.open(str(self._tmp), mode="w", options=container_opts)
+            if tags:
+                self._container.metadata.update(tags)
             stream = self._container.add_stream(codec, rate=rate)
             stream.width = self._enc_width
             stream.height = self._enc_height
