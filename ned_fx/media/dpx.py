@@ -73,6 +73,28 @@ def read_dpx(path: str | Path, number: int | None = None) -> Frame:
                  metadata=meta)
 
 
+def check_dpx_frame(frame: Frame, path: Path, bits: int | None = None) -> tuple[list[int], tuple[str, ...], int]:
+    """What of ``frame`` a DPX can hold: (channel indices, their names, bit depth). Called before any file is made.
+
+    Raises:
+        UnsupportedFormatError: float pixels, other channels or bit depths (the message says what works).
+    """
+    kind = frame.pixels.dtype
+    if kind not in (np.uint8, np.uint16):
+        raise UnsupportedFormatError(f"{path.name}: DPX holds 8/10/12/16-bit integer pixels, not {kind}; write "
+                                     f"float plates as EXR (name.####.exr) or convert them to 16-bit")
+    keep = [i for i, c in enumerate(frame.channels) if c in ("R", "G", "B", "A", "Y")]
+    names = tuple(frame.channels[i] for i in keep)
+    if names not in (("R", "G", "B"), ("R", "G", "B", "A"), ("Y",)):
+        raise UnsupportedFormatError(f"{path.name}: DPX is written as grey, RGB or RGBA; this frame has "
+                                     f"{', '.join(frame.channels)} (write EXR to keep extra channels)")
+    bits = int(bits or (8 if kind == np.uint8 else 10))
+    if bits not in DPX_BITS:
+        raise UnsupportedFormatError(f"{path.name}: DPX bit depth {bits} is not supported; valid: "
+                                     f"{', '.join(map(str, DPX_BITS))}")
+    return keep, names, bits
+
+
 def write_dpx(path: str | Path, frame: Frame, metadata: Mapping[str, Any] | None = None,
               bits: int | None = None) -> None:
     """Write ``frame`` as a DPX file at ``path`` (the caller makes it atomic: ``path`` is a temporary name).
@@ -80,7 +102,7 @@ def write_dpx(path: str | Path, frame: Frame, metadata: Mapping[str, Any] | None
     Args:
         frame: uint8 or uint16 pixels, grey/RGB/RGBA (float plates belong in EXR: DPX float is not supported by
             most readers). metadata: header fields (see the module doc) and ``ImageDescription``/``Software``/
-            ``dpx:UserData`` strings; bits: 8, 10, 12 or 16 (default: ``oiio:BitsPerSample`` of the metadata,
+            strings, ``dpx:UserData`` bytes (the user data block); bits: 8, 10, 12 or 16 (default: ``oiio:BitsPerSample`` of the metadata,
             else 10 for uint16, 8 for uint8).
 
     Raises:
@@ -91,20 +113,8 @@ def write_dpx(path: str | Path, frame: Frame, metadata: Mapping[str, Any] | None
 
     path = Path(path)
     meta = dict(metadata or {})
+    keep, names, bits = check_dpx_frame(frame, path, meta.pop("oiio:BitsPerSample", None) if bits is None else bits)
     kind = frame.pixels.dtype
-    if kind not in (np.uint8, np.uint16):
-        raise UnsupportedFormatError(f"{path.name}: DPX holds 8/10/12/16-bit integer pixels, not {kind}; write "
-                                     f"float plates as EXR (name.####.exr) or convert them to 16-bit")
-    names = tuple(frame.channels)
-    keep = [i for i, c in enumerate(names) if c in ("R", "G", "B", "A", "Y")]
-    names = tuple(names[i] for i in keep)
-    if names not in (("R", "G", "B"), ("R", "G", "B", "A"), ("Y",)):
-        raise UnsupportedFormatError(f"{path.name}: DPX is written as grey, RGB or RGBA; this frame has "
-                                     f"{', '.join(frame.channels)} (write EXR to keep extra channels)")
-    bits = int(bits or meta.pop("oiio:BitsPerSample", 0) or (8 if kind == np.uint8 else 10))
-    if bits not in DPX_BITS:
-        raise UnsupportedFormatError(f"{path.name}: DPX bit depth {bits} is not supported; valid: "
-                                     f"{', '.join(map(str, DPX_BITS))}")
     pixels = np.ascontiguousarray(frame.pixels[:, :, keep])
     h, w, c = pixels.shape
     spec = oiio.ImageSpec(w, h, c, oiio.UINT8 if kind == np.uint8 else oiio.UINT16)
@@ -115,7 +125,10 @@ def write_dpx(path: str | Path, frame: Frame, metadata: Mapping[str, Any] | None
     spec.full_x, spec.full_y, spec.full_width, spec.full_height = dx0, dy0, dx1 - dx0 + 1, dy1 - dy0 + 1
     spec.attribute("oiio:BitsPerSample", bits)
     for key, value in meta.items():
-        if isinstance(value, (int, float, str)) and not isinstance(value, bool):
+        if isinstance(value, (bytes, bytearray)):          # a binary block (dpx:UserData): uint8[n]
+            data = np.frombuffer(bytes(value), np.uint8)
+            spec.attribute(str(key), oiio.TypeDesc(f"uint8[{len(data)}]"), data)
+        elif isinstance(value, (int, float, str)) and not isinstance(value, bool):
             spec.attribute(str(key), value)
     out = oiio.ImageOutput.create(str(path))
     if out is None or not out.open(str(path), spec):

@@ -10,7 +10,7 @@ from pathlib import Path
 from ..errors import InputNotFoundError, InvalidParameterError, UnsupportedFormatError
 
 #: Still-image extensions read and written (lower case).
-IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".exr", ".bmp")
+IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".exr", ".dpx", ".bmp")
 #: Movie extensions read through PyAV (lower case).
 MOVIE_EXTENSIONS: tuple[str, ...] = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mxf", ".mpg", ".mpeg",
                                      ".ts", ".mts", ".m2ts", ".wmv", ".flv", ".3gp", ".ogv")

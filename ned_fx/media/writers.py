@@ -367,9 +367,10 @@ def write_image(path: str | os.PathLike, image: Frame | np.ndarray, *, channels:
     if ext == ".dpx":                       # through OpenImageIO (ned_fx.media.dpx), header fields in metadata
         if pixel_type is not None or compression is not None:
             raise InvalidParameterError(f"pixel_type and compression do not apply to DPX ({p.name})")
-        from .dpx import write_dpx
+        from .dpx import check_dpx_frame, write_dpx
 
         header = {**dict(frame.metadata), **dict(metadata or {})}
+        check_dpx_frame(frame, p, header.get("oiio:BitsPerSample"))      # before any file is made
         if record is not None:
             from ..provenance.embed import dpx_attributes
 
