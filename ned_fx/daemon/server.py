@@ -409,9 +409,13 @@ class Daemon:
                 raise InvalidParameterError(f"frame {msg.frame} is not in the session's shot")
             session.note_render(msg.frame, "identity engine")
             # shared memory: the pixels are already where the client reads them; nothing travels
-            # zero-copy echo: the received buffer goes straight back
-            return P.encode("reply", msg.id, session=session.id, frame=msg.frame,
-                            result={"reason": "identity engine"}, arrays=[(msg.arrays[0], msg.specs[0])])
+            # zero-copy echo: the received message part itself goes straight back (a zmq.Frame: no new buffer
+            # to track, unlike sending a view of it)
+            parts = P.encode("reply", msg.id, session=session.id, frame=msg.frame,
+                             result={"reason": "identity engine"}, arrays=[(msg.arrays[0], msg.specs[0])])
+            if len(parts) == 2 and len(body) == 2 and not msg.specs[0].shm:
+                parts[1] = body[1]
+            return parts
         with self._lock:
             self.pending += 1
         self._renders.submit(self._render_job, msg, session, envelope)
