@@ -1,0 +1,647 @@
+"""Emotion Director for Nuke: a Group node whose knobs come from the daemon, rendering through EXR files.
+
+The node (Nodes > ned_fx > Emotion Director) is a Group::
+
+    Source ─┬────────────────────────────────────────────── Switch ── Output
+            ├─ ned_bake (Write, EXR, rgba, raw, disabled) │    ▲ which: the edited frame exists?
+            │                                            │    │
+    ned_edit (Read of the edited frames, raw) ─ ned_copy (rgb of A into Source) ─ ned_mix (Dissolve by `mix`)
+
+* Its knobs are built from the daemon's ``describe`` (:func:`ned_fx.hosts.params.knob_specs`; a built-in list
+  while no daemon answers): emotion, intensity (animatable), reference, face, regions, speech, keys, mix; plus
+  consent, the frame range, the endpoint and the cache folder.
+* **Analyse** bakes the input range to EXR through ``ned_bake`` (main thread, a cancellable ``ProgressTask``;
+  frames whose pixels did not change keep their files, so the daemon's cached analysis stays valid), then runs
+  the daemon's analysis in a background thread (:class:`ned_fx.hosts.analysis.AnalysisController`) and renders
+  the frames into the cache (:class:`ned_fx.hosts.frames.FrameRenderer`), current frame first. Background
+  threads never touch a node: every update reaches the node through ``nuke.executeInMainThread``.
+* The edited frames are EXRs the daemon made from the baked ones: bbox (data window), format, frame numbers and
+  alpha are the input's; only rgb is copied from them (``ned_copy``), so extra channels and metadata come
+  straight from the input. ``mix`` is a Dissolve, so it animates without re-rendering.
+* An animated intensity becomes the daemon's keyframes (:func:`ned_fx.hosts.params.keys_from_samples`) when
+  Analyse is pressed; changing any edit knob points the node at another cache folder (frames already rendered
+  for those settings show again at once) and asks for Analyse.
+* With no daemon, the node passes its input through, turns red and says why (status knob and label) within 2 s;
+  it recovers on the next Analyse or Check daemon. Command-line renders edit missing frames in a
+  before-frame-render callback (``strict`` makes them fail instead of passing through).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import getpass
+import hashlib
+import json
+import os
+import re
+import socket
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import nuke
+
+from ned_fx.client import DaemonError, DaemonUnavailableError
+from ned_fx.errors import InvalidParameterError, NedFxError
+from ned_fx.hosts.analysis import AnalysisController, AnalysisUpdate, ShotHandle, ShotRequest
+from ned_fx.hosts.frames import FrameDone, FrameRenderer, RenderSummary, frame_path, ordered_frames, render_to_file
+from ned_fx.hosts.images import same_exr_content
+from ned_fx.hosts.link import DaemonLink, LinkConfig
+from ned_fx.hosts.params import KnobSpec, REFERENCE_OPTION, keys_from_samples, knob_specs, open_params
+
+VERSION = "1"
+NODE_NAME = "EmotionDirector1"
+SOURCE_MODES = ("bake input", "upstream Read file")
+#: The Switch shows the edited branch (1) only where the edited frame exists for the current settings.
+SWITCH_EXPRESSION = "[python {__import__('ned_fx_nuke').show_edit(nuke.thisParent(), nuke.frame())}]"
+#: Knobs whose change alters the edit (and so its cache folder).
+_SETTINGS = ("blend", "consent", "first_frame", "last_frame", "source", "cache_dir")
+OK_COLOUR, ERROR_COLOUR = 0, 0xC03030FF
+#: Knob names the node uses itself (a daemon parameter of the same name is skipped with a warning), and Nuke's
+#: own knobs every node has.
+RESERVED_KNOBS = frozenset({"status", "blend", "consent", "analyse", "render", "check", "endpoint", "source",
+                            "first_frame", "last_frame", "cache_dir", "strict", "ned_fx_version", "ned_params",
+                            "ned_ok", "ned_cache", "name", "label", "disable", "tile_color", "knobChanged",
+                            "help", "onCreate", "note_font", "selected", "hide_input", "postage_stamp"})
+
+
+# ---- per-node runtime (never stored in the script) ---------------------------------------------------------------
+
+@dataclasses.dataclass
+class _Runtime:
+    analysis: AnalysisController | None = None
+    renderer: FrameRenderer | None = None
+    task: object | None = None
+    handle: ShotHandle | None = None
+    key: str = ""
+    last_reload: float = 0.0
+
+
+_RUNTIME: dict[str, _Runtime] = {}
+_BAKING = [False]
+#: A render hook trusts a failed liveness check this long (a farm frame without a daemon costs 2 s once, not
+#: once per frame and node).
+STATUS_MAX_AGE = 10.0
+_LINKS: dict[str, DaemonLink] = {}
+_LINKS_LOCK = threading.Lock()
+
+
+def _runtime(node) -> _Runtime:
+    return _RUNTIME.setdefault(node.fullName(), _Runtime())
+
+
+def link_for(endpoint: str) -> DaemonLink:
+    """The shared link to ``endpoint`` (one per endpoint for the whole session)."""
+    endpoint = endpoint.strip() or LinkConfig.from_env().endpoint
+    with _LINKS_LOCK:
+        if endpoint not in _LINKS:
+            _LINKS[endpoint] = DaemonLink(LinkConfig.from_env(endpoint))
+        return _LINKS[endpoint]
+
+
+def _main(fn, *args) -> None:
+    """Run ``fn(*args)`` on Nuke's main thread (the only place nodes and progress tasks are touched)."""
+    nuke.executeInMainThread(fn, args)
+
+
+def is_emotion_director(node) -> bool:
+    return node is not None and node.knob("ned_fx_version") is not None
+
+
+# ---- creating the node -----------------------------------------------------------------------------------------
+
+def create_node(endpoint: str | None = None):
+    """Create an Emotion Director node (the menu command). Knobs come from the daemon's ``describe`` when it
+    answers within 2 s, else from the built-in list (the node says so)."""
+    link = link_for(endpoint or "")
+    described = link.describe()
+    warnings: list[str] = []
+    specs = knob_specs(described.get("parameters") if described else None, warn=warnings.append)
+    for spec in specs:
+        if spec.name in RESERVED_KNOBS:
+            warnings.append(f"skipped parameter {spec.name!r}: the node uses that knob name itself")
+    specs = tuple(s for s in specs if s.name not in RESERVED_KNOBS)
+    for w in warnings:
+        nuke.warning(f"Emotion Director: {w}")
+    group = nuke.createNode("Group", inpanel=False)
+    group.setName(NODE_NAME, uncollide=True)
+    build_node(group, specs, link.config.endpoint)
+    if described is None:
+        show_status(group, False, link.status.message)
+    else:
+        show_status(group, True, f"{link.status.message}: set the edit, then press Analyse")
+    return group
+
+
+def _knob_for(spec: KnobSpec):
+    """One Nuke knob for one spec (a kind maps to exactly one knob class)."""
+    if spec.kind == "choice":
+        knob = nuke.Enumeration_Knob(spec.name, spec.label, list(spec.options))
+        knob.setValue(spec.default)
+    elif spec.kind == "double":
+        knob = nuke.Double_Knob(spec.name, spec.label)
+        if spec.minimum is not None and spec.maximum is not None:
+            knob.setRange(spec.minimum, spec.maximum)
+        knob.setValue(spec.default if spec.default is not None else (spec.minimum or 0.0))
+    elif spec.kind == "integer":
+        knob = nuke.Int_Knob(spec.name, spec.label)
+        knob.setValue(int(spec.default if spec.default is not None else (spec.minimum or 0)))
+    elif spec.kind == "boolean":
+        knob = nuke.Boolean_Knob(spec.name, spec.label, bool(spec.default))
+    elif spec.kind == "file":
+        knob = nuke.File_Knob(spec.name, spec.label)
+        knob.setValue(spec.default or "")
+    else:
+        knob = nuke.String_Knob(spec.name, spec.label)
+        knob.setValue(spec.default or "")
+    knob.setTooltip(spec.hint)
+    return knob
+
+
+def _hidden(knob):
+    knob.setFlag(nuke.INVISIBLE)
+    return knob
+
+
+def build_node(group, specs, endpoint: str) -> None:
+    """Add the knobs and the internal graph to a fresh Group."""
+    root = nuke.root()
+    first, last = int(root["first_frame"].value()), int(root["last_frame"].value())
+    group.addKnob(nuke.Tab_Knob("ned_fx_tab", "Emotion Director"))
+    group.addKnob(nuke.Text_Knob("status", "status", ""))
+    for spec in specs:
+        group.addKnob(_knob_for(spec))
+        if spec.optional and spec.kind == "integer":
+            toggle = nuke.Boolean_Knob(f"{spec.name}_on", "set", False)
+            toggle.clearFlag(nuke.STARTLINE)
+            toggle.setTooltip(f"use {spec.label.lower()}; off: {spec.hint}")
+            group.addKnob(toggle)
+        if spec.name == "emotion":
+            blend = nuke.String_Knob("blend", "blend")
+            blend.setTooltip("optional: a blend such as happy:0.7,surprised:0.3 (overrides the emotion)")
+            group.addKnob(blend)
+    group.addKnob(nuke.Text_Knob("ned_div1", ""))
+    consent = nuke.String_Knob("consent", "consent")
+    consent.setTooltip("the performer's consent reference (release id); recorded with the edit")
+    group.addKnob(consent)
+    group.addKnob(nuke.PyScript_Knob("analyse", "Analyse", "import ned_fx_nuke; ned_fx_nuke.analyse(nuke.thisNode())"))
+    render = nuke.PyScript_Knob("render", "Render frames", "import ned_fx_nuke; ned_fx_nuke.render_frames(nuke.thisNode())")
+    render.clearFlag(nuke.STARTLINE)
+    group.addKnob(render)
+    check = nuke.PyScript_Knob("check", "Check daemon", "import ned_fx_nuke; ned_fx_nuke.check_daemon(nuke.thisNode())")
+    check.clearFlag(nuke.STARTLINE)
+    group.addKnob(check)
+
+    group.addKnob(nuke.Tab_Knob("ned_fx_setup", "Setup"))
+    ep = nuke.String_Knob("endpoint", "daemon")
+    ep.setValue(endpoint)
+    group.addKnob(ep)
+    source = nuke.Enumeration_Knob("source", "source", list(SOURCE_MODES))
+    source.setTooltip("bake input: the node writes its input to EXR for the daemon (any input); upstream Read "
+                      "file: the daemon reads the EXR sequence of the Read connected to the node (no bake)")
+    group.addKnob(source)
+    f0 = nuke.Int_Knob("first_frame", "frame range")
+    f0.setValue(first)
+    group.addKnob(f0)
+    f1 = nuke.Int_Knob("last_frame", "")
+    f1.setValue(last)
+    f1.clearFlag(nuke.STARTLINE)
+    group.addKnob(f1)
+    cache = nuke.File_Knob("cache_dir", "cache folder")
+    cache.setTooltip("where baked and edited frames go (must be under a folder the daemon serves, "
+                     "ned-fx serve --root); empty: $NED_FX_NUKE_CACHE or the temp folder")
+    group.addKnob(cache)
+    strict = nuke.Boolean_Knob("strict", "fail renders without the daemon", False)
+    strict.setTooltip("command-line/farm renders: fail instead of passing the input through")
+    group.addKnob(strict)
+    group.addKnob(_hidden(nuke.String_Knob("ned_fx_version", "", VERSION)))
+    params = nuke.String_Knob("ned_params", "")
+    params.setValue(json.dumps([dict(dataclasses.asdict(s), options=list(s.options)) for s in specs]))
+    group.addKnob(_hidden(params))
+    group.addKnob(_hidden(nuke.Boolean_Knob("ned_ok", "", False)))
+    group.addKnob(_hidden(nuke.String_Knob("ned_cache", "")))
+    group["knobChanged"].setValue("import ned_fx_nuke; ned_fx_nuke.knob_changed()")
+    group["onCreate"].setValue("import ned_fx_nuke; ned_fx_nuke.on_create()")
+
+    group.begin()
+    try:
+        inp = nuke.nodes.Input(name="Source")
+        bake = nuke.nodes.Write(name="ned_bake", file_type="exr", channels="rgba", datatype="32 bit float",
+                                compression="Zip (1 scanline)", raw=True, create_directories=True,
+                                disable=True)
+        bake.setInput(0, inp)
+        edit = nuke.nodes.Read(name="ned_edit", raw=True, on_error="black")
+        copy = nuke.nodes.Copy(name="ned_copy", from0="rgba.red", to0="rgba.red", from1="rgba.green",
+                               to1="rgba.green", from2="rgba.blue", to2="rgba.blue", bbox="B")
+        copy.setInput(0, inp)
+        copy.setInput(1, edit)
+        mix = nuke.nodes.Dissolve(name="ned_mix")
+        mix.setInput(0, inp)
+        mix.setInput(1, copy)
+        mix["which"].setExpression("parent.mix" if group.knob("mix") is not None else "1")
+        switch = nuke.nodes.Switch(name="ned_switch")
+        switch.setInput(0, inp)
+        switch.setInput(1, mix)
+        switch["which"].setExpression(SWITCH_EXPRESSION)
+        out = nuke.nodes.Output(name="Output1")
+        out.setInput(0, switch)
+    finally:
+        group.end()
+    update_cache_pattern(group)
+
+
+def specs_of(node) -> tuple[KnobSpec, ...]:
+    """The specs the node was built from (kept in a hidden knob; only known fields are read back)."""
+    try:
+        raw = json.loads(node["ned_params"].value() or "[]")
+    except ValueError:
+        raw = []
+    fields = {f.name for f in dataclasses.fields(KnobSpec)}
+    specs = []
+    for d in raw if isinstance(raw, list) else []:
+        if isinstance(d, dict) and {"name", "kind", "label"} <= set(d):
+            kw = {k: v for k, v in d.items() if k in fields}
+            kw["options"] = tuple(kw.get("options") or ())
+            specs.append(KnobSpec(**kw))
+    return tuple(specs) or knob_specs()
+
+
+# ---- status on the node ----------------------------------------------------------------------------------------
+
+def show_status(node, ok: bool, message: str) -> None:
+    """The node's status: the status knob (red when not ok), the label in the DAG, the tile colour. Main
+    thread only."""
+    safe = message.replace("<", "&lt;").replace(">", "&gt;")
+    node["status"].setValue(safe if ok else f"<font color='#ff6060'>{safe}</font>")
+    node["label"].setValue("" if ok else "ERROR: " + (message[:60] + ("…" if len(message) > 60 else "")))
+    node["tile_color"].setValue(OK_COLOUR if ok else ERROR_COLOUR)
+    if not ok:
+        node["ned_ok"].setValue(False)
+
+
+def on_create() -> None:
+    """The node's onCreate (also when a script is opened): check the daemon in the background, so a node whose
+    daemon is gone turns red and passes its input through instead of showing stale edits without a word."""
+    node = nuke.thisNode()
+    if is_emotion_director(node) and nuke.env.get("gui", False):
+        check_daemon(node)
+
+
+def check_daemon(node) -> None:
+    """Check daemon button: ping in the background (2 s at most), report on the main thread."""
+    link = link_for(node["endpoint"].value())
+    name = node.fullName()
+
+    def work():
+        status = link.check()
+        _main(_report_link, name, status.ok, status.message)
+
+    threading.Thread(target=work, name="ned-fx-check", daemon=True).start()
+
+
+def _report_link(name: str, ok: bool, message: str) -> None:
+    node = nuke.toNode(name)
+    if node is None:
+        return
+    show_status(node, ok, message if not ok else f"{message}: press Analyse to edit")
+    if ok and _runtime(node).handle is not None:
+        node["ned_ok"].setValue(True)
+
+
+# ---- settings -> request -------------------------------------------------------------------------------------
+
+def cache_root(node) -> Path:
+    folder = node["cache_dir"].value().strip() if node.knob("cache_dir") else ""
+    if not folder:
+        folder = os.environ.get("NED_FX_NUKE_CACHE") or os.path.join(tempfile.gettempdir(),
+                                                                       f"ned_fx_nuke-{getpass.getuser()}")
+    script = Path(nuke.root().name() or "untitled").stem or "untitled"
+    return Path(folder) / re.sub(r"[^A-Za-z0-9._-]+", "_", script) / re.sub(r"[^A-Za-z0-9._-]+", "_",
+                                                                           node.fullName())
+
+
+def frame_range(node) -> tuple[int, int]:
+    first, last = int(node["first_frame"].value()), int(node["last_frame"].value())
+    if last < first:
+        raise InvalidParameterError(f"the frame range {first}-{last} is empty: last must be >= first")
+    return first, last
+
+
+def source_of(node) -> tuple[str, bool]:
+    """``(the daemon's source path, whether the node must bake it)``.
+
+    Raises:
+        InvalidParameterError: upstream-Read mode without a Read of an EXR sequence, or one that converts colour.
+    """
+    if node["source"].value() == SOURCE_MODES[0]:
+        return str(cache_root(node) / "src" / "src.%04d.exr"), True
+    read = node.input(0)
+    if read is None or read.Class() != "Read":
+        raise InvalidParameterError("source 'upstream Read file' needs a Read node connected to the input; "
+                                    "valid: connect a Read of an EXR sequence, or choose 'bake input'")
+    path = read["file"].value()
+    if not path.lower().endswith(".exr") or not re.search(r"%0?\d*d|#+", path):
+        raise InvalidParameterError(f"the upstream Read's file {path!r} is not an EXR sequence; choose 'bake input'")
+    colorspace = str(read["colorspace"].value()) if read.knob("colorspace") else "linear"
+    if not read["raw"].value() and "linear" not in colorspace.lower():
+        raise InvalidParameterError(f"the upstream Read converts colour ({colorspace}); the daemon would edit "
+                                    f"other values than Nuke shows: choose 'bake input' or set the Read to raw")
+    return path, False
+
+
+def _instruction_values(node, specs, frames: list[int]) -> dict:
+    values = {}
+    for spec in specs:
+        if spec.host_side:
+            continue
+        knob = node.knob(spec.name)
+        if knob is None:
+            continue
+        if spec.kind in ("string", "file"):
+            value = knob.evaluate() if spec.kind == "file" and hasattr(knob, "evaluate") else knob.value()
+        else:
+            value = knob.value()
+        if spec.optional and node.knob(f"{spec.name}_on") is not None and not node[f"{spec.name}_on"].value():
+            value = None
+        values[spec.name] = value
+    params = open_params(specs, {k: v for k, v in values.items() if k != "emotion"})
+    blend = node["blend"].value().strip() if node.knob("blend") else ""
+    emotion = blend or values.get("emotion") or ""
+    if emotion == REFERENCE_OPTION:
+        if not params.get("reference"):
+            raise InvalidParameterError("emotion 'reference' needs a reference image or clip")
+        emotion = ""
+    if emotion:
+        params["emotion"] = emotion
+    intensity = node.knob("intensity")
+    if intensity is not None and intensity.isAnimated() and not params.get("keys"):
+        samples = [float(intensity.getValueAt(f)) for f in frames]
+        params["keys"] = keys_from_samples(frames, samples, emotion or REFERENCE_OPTION)
+    return params
+
+
+def build_request(node) -> tuple[ShotRequest, bool, str]:
+    """``(request, needs_bake, edited frames pattern)`` from the node's knobs (main thread).
+
+    Raises:
+        InvalidParameterError: a knob value the daemon would refuse (the message lists the valid ones).
+    """
+    first, last = frame_range(node)
+    path, bake = source_of(node)
+    params = _instruction_values(node, specs_of(node), list(range(first, last + 1)))
+    consent = node["consent"].value().strip() or None
+    request = ShotRequest(path, f"{first}-{last}", params, consent, getpass.getuser(), socket.gethostname(),
+                          f"Nuke {getattr(nuke, 'NUKE_VERSION_STRING', '')}".strip())
+    key = hashlib.sha256(json.dumps([request.path, request.frames, sorted(params.items()), consent],
+                                    default=str).encode()).hexdigest()[:16]
+    return request, bake, str(cache_root(node) / key / "edit.%04d.exr")
+
+
+def update_cache_pattern(node) -> str:
+    """Point the node at the edited frames of its current settings (pass-through where they do not exist)."""
+    try:
+        _, _, pattern = build_request(node)
+    except NedFxError as exc:
+        node["ned_cache"].setValue("")
+        show_status(node, False, str(exc))
+        return ""
+    if pattern != node["ned_cache"].value():
+        node["ned_cache"].setValue(pattern)
+        first, last = frame_range(node)
+        inner = node.node("ned_edit")
+        inner["file"].setValue(pattern)
+        for k, v in (("first", first), ("last", last), ("origfirst", first), ("origlast", last)):
+            inner[k].setValue(v)
+    return pattern
+
+
+def knob_changed() -> None:
+    """The node's knobChanged: a change of the edit re-points the cache and asks for Analyse."""
+    node, knob = nuke.thisNode(), nuke.thisKnob()
+    names = {s.name for s in specs_of(node) if not s.host_side} | set(_SETTINGS) | {
+        f"{s.name}_on" for s in specs_of(node)}
+    if knob is None or knob.name() not in names:
+        return
+    before = node["ned_cache"].value()
+    pattern = update_cache_pattern(node)
+    if pattern and pattern != before:
+        done = first_missing(node) is None
+        show_status(node, True, "edited frames for these settings are cached" if done else
+                    "settings changed: press Analyse (the track is cached, so it is quick)")
+        if done:
+            node["ned_ok"].setValue(True)
+
+
+def show_edit(node, frame) -> int:
+    """The Switch's expression: 1 where the edited frame for the current settings exists, else 0 (the input).
+    Reads knobs and the file system only (safe wherever Nuke evaluates it)."""
+    try:
+        if node is None or not node["ned_ok"].value():
+            return 0
+        pattern = node["ned_cache"].value()
+        return int(bool(pattern) and frame_path(pattern, int(float(frame))).is_file())
+    except Exception:
+        return 0
+
+
+def first_missing(node) -> int | None:
+    pattern = node["ned_cache"].value()
+    if not pattern:
+        return None
+    first, last = frame_range(node)
+    for f in range(first, last + 1):
+        if not frame_path(pattern, f).is_file():
+            return f
+    return None
+
+
+# ---- Analyse ---------------------------------------------------------------------------------------------------
+
+def bake(node, request: ShotRequest, task) -> bool:
+    """Write the input range through ``ned_bake`` (main thread). Frames whose pixels did not change keep their
+    files (and mtimes: the daemon's cached analysis stays valid). Returns False when cancelled."""
+    first, last = frame_range(node)
+    final = Path(request.path)
+    incoming = final.parent / "incoming" / final.name
+    incoming.parent.mkdir(parents=True, exist_ok=True)
+    write = node.node("ned_bake")
+    write["file"].setValue(str(incoming))
+    write["disable"].setValue(False)
+    _BAKING[0] = True                    # our own Write: the before-render hook has nothing to do
+    try:
+        for i, f in enumerate(range(first, last + 1)):
+            if task.isCancelled():
+                return False
+            task.setMessage(f"baking the input: frame {f}")
+            task.setProgress(int(100 * i / (last - first + 1)))
+            nuke.execute(write, f, f)
+            new, old = frame_path(incoming, f), frame_path(final, f)
+            if old.is_file() and same_exr_content(new, old):
+                new.unlink()
+            else:
+                os.replace(new, old)
+    finally:
+        _BAKING[0] = False
+        write["disable"].setValue(True)
+    return True
+
+
+def analyse(node) -> None:
+    """The Analyse button: bake (if needed), analyse in the background, then render the frames."""
+    rt = _runtime(node)
+    if rt.analysis is not None and rt.analysis.running:
+        show_status(node, True, "already analysing (cancel it from the progress bar)")
+        return
+    if rt.renderer is not None and rt.renderer.running:
+        rt.renderer.cancel()
+    try:
+        request, needs_bake, pattern = build_request(node)
+        update_cache_pattern(node)
+    except NedFxError as exc:
+        show_status(node, False, str(exc))
+        return
+    link = link_for(node["endpoint"].value())
+    task = nuke.ProgressTask(f"Emotion Director: {node.name()}")
+    rt.task = task
+    if needs_bake:
+        try:
+            if not bake(node, request, task):
+                rt.task = None
+                show_status(node, False, "cancelled while baking the input")
+                return
+        except (RuntimeError, OSError, NedFxError) as exc:      # nuke.execute raises RuntimeError
+            rt.task = None
+            show_status(node, False, f"could not bake the input: {exc}")
+            return
+    task.setMessage(f"connecting to {link.config.endpoint}")
+    name = node.fullName()
+    rt.key = pattern
+    controller = AnalysisController(link, request, on_update=lambda u: _on_analysis(name, u), post=_main)
+    rt.analysis = controller
+    controller.start()
+
+
+def _on_analysis(name: str, update: AnalysisUpdate) -> None:
+    """Main thread: one analysis update -> progress bar and status; ready -> render."""
+    node = nuke.toNode(name)
+    rt = _RUNTIME.get(name)
+    if node is None or rt is None:
+        return
+    task = rt.task
+    if task is not None:
+        if task.isCancelled() and rt.analysis is not None and not rt.analysis.cancelled:
+            rt.analysis.cancel()
+        task.setMessage(update.message)
+        task.setProgress(update.percent)
+    if not update.final:
+        show_status(node, True, update.message)
+        return
+    rt.task = None
+    if update.state != "ready":
+        show_status(node, False, update.message if update.state != "cancelled" else "analysis cancelled")
+        return
+    rt.handle = update.handle
+    node["ned_ok"].setValue(True)
+    show_status(node, True, f"{update.message}; rendering")
+    render_frames(node)
+
+
+# ---- rendering ---------------------------------------------------------------------------------------------------
+
+def render_frames(node) -> None:
+    """Render every missing frame of the range into the cache, current frame first (background)."""
+    rt = _runtime(node)
+    pattern = node["ned_cache"].value()
+    if rt.handle is None or not pattern or rt.key != pattern:
+        show_status(node, True, "press Analyse first (these settings have no analysis yet)")
+        return
+    if rt.renderer is not None and rt.renderer.running:
+        return
+    Path(pattern).parent.mkdir(parents=True, exist_ok=True)
+    first, last = frame_range(node)
+    order = ordered_frames(range(first, last + 1), int(nuke.frame()))
+    task = nuke.ProgressTask(f"Emotion Director: rendering {node.name()}")
+    rt.task = task
+    name = node.fullName()
+    total = len(order)
+    counter = {"n": 0}
+
+    def on_frame(done: FrameDone) -> None:
+        n = nuke.toNode(name)
+        counter["n"] += 1
+        if n is None or rt.task is None:
+            return
+        if rt.task.isCancelled() and rt.renderer is not None:
+            rt.renderer.cancel()
+        rt.task.setProgress(int(100 * counter["n"] / total))
+        rt.task.setMessage(f"frame {done.frame}" + (f": {done.error}" if done.error else
+                                                    f" (passed through: {done.reason})" if done.reason else ""))
+        now = time.monotonic()
+        if now - rt.last_reload > 0.5:
+            rt.last_reload = now
+            n.node("ned_edit")["reload"].execute()
+
+    def on_done(summary: RenderSummary) -> None:
+        n = nuke.toNode(name)
+        rt.task = None
+        if n is None:
+            return
+        n.node("ned_edit")["reload"].execute()
+        ok = not summary.unavailable and not summary.failed
+        show_status(n, ok, summary.message if ok or not summary.unavailable else
+                    link_for(n["endpoint"].value()).status.message)
+        if ok:
+            n["ned_ok"].setValue(True)
+
+    rt.renderer = FrameRenderer(link_for(node["endpoint"].value()), rt.handle, pattern, order, on_frame, on_done,
+                                post=_main).start()
+
+
+def before_frame_render() -> None:
+    """Before each frame of a Write render (GUI or ``nuke -x``): make sure every Emotion Director node has its
+    edited frame, rendering it synchronously if needed; without a daemon, pass through (or fail if strict)."""
+    if _BAKING[0]:
+        return
+    frame = int(nuke.frame())
+    for node in nuke.allNodes("Group", recurseGroups=True):
+        if not is_emotion_director(node) or node["disable"].value():
+            continue
+        try:
+            first, last = frame_range(node)
+        except NedFxError:
+            continue
+        if not first <= frame <= last:
+            continue
+        pattern = node["ned_cache"].value()
+        if pattern and frame_path(pattern, frame).is_file():
+            continue
+        _render_now(node, frame)
+
+
+def _render_now(node, frame: int) -> None:
+    link = link_for(node["endpoint"].value())
+    rt = _runtime(node)
+    try:
+        request, needs_bake, pattern = build_request(node)
+        if not link.check(max_age=STATUS_MAX_AGE).ok:
+            raise DaemonUnavailableError(link.status.message)
+        if needs_bake and not frame_path(request.path, frame).is_file():
+            raise InvalidParameterError(f"frame {frame} of the input was never baked: press Analyse in the GUI "
+                                        f"before a command-line render, or use source 'upstream Read file'")
+        if rt.handle is None or rt.key != pattern:
+            controller = AnalysisController(link, request)
+            controller.start()
+            update = controller.wait()
+            if update.state != "ready":
+                raise DaemonError(update.code or update.state, update.message)
+            rt.handle, rt.key = update.handle, pattern
+        Path(pattern).parent.mkdir(parents=True, exist_ok=True)
+        link.call(lambda c: render_to_file(rt.handle.bind(c), frame, pattern))
+        node["ned_cache"].setValue(pattern)
+        node["ned_ok"].setValue(True)
+        node.node("ned_edit")["reload"].execute()
+    except (NedFxError, OSError) as exc:
+        show_status(node, False, f"frame {frame}: {exc}")
+        if node["strict"].value():
+            raise RuntimeError(f"Emotion Director {node.name()}: frame {frame}: {exc}") from None

@@ -1,0 +1,845 @@
+"""A faithful stand-in of the parts of Nuke's ``nuke`` module the ned_fx bridge uses (Nuke cannot be installed
+on development and CI machines).
+
+Names, signatures and return conventions follow Foundry's Python API reference (learn.foundry.com/nuke/
+developers): knob classes (``Double_Knob``, ``Int_Knob``, ``Enumeration_Knob``, ``PyScript_Knob`` …) with
+``setValue``/``value``/``setRange``/``setFlag``/``setExpression``/animation (``setValueAt``, ``getValueAt``,
+``isAnimated``), nodes with ``knob()``/``[]``/``addKnob``/``setInput``/``begin``/``end``, ``nuke.nodes.X(**knobs)``,
+``createNode``, ``toNode``, ``allNodes``, ``root``, ``frame``, ``execute``, ``ProgressTask``,
+``executeInMainThread(call, args=(), kwargs={})``, ``menu``/``toolbar`` with ``addMenu``/``addCommand``,
+``addBeforeFrameRender``, ``message``, ``warning``.
+
+What it checks, as Nuke would fail: knob values of the wrong type, an enumeration value that is not one of its
+options, unknown knob names in ``nuke.nodes.X(...)``, ``executeInMainThread`` arguments that are not a tuple,
+``execute`` of a disabled or non-Write node — and, stricter than Nuke (which crashes or corrupts instead), any
+node, knob or progress-task call from a thread other than the main thread raises ``RuntimeError``.
+
+Test-only helpers (not Nuke API) start with ``_``: ``_reset()``, ``_pump()`` runs queued main-thread calls,
+``_set_write_renderer(fn)`` decides what ``execute`` writes, ``_eval_expression(knob, frame)`` evaluates the
+``[python …]`` TCL expressions the bridge sets, ``_calls`` records every call.
+"""
+
+from __future__ import annotations
+
+import queue
+import re
+import sys
+import threading
+from typing import Any, Callable
+
+NUKE_VERSION_STRING = "15.1v3"
+NUKE_VERSION_MAJOR = 15
+INVISIBLE = 0x00000400
+STARTLINE = 0x00001000
+ENDLINE = 0x00002000
+NO_ANIMATION = 0x00000100
+REPLACE = 1
+env: dict[str, Any] = {"gui": True, "NukeVersionString": NUKE_VERSION_STRING}
+
+_calls: list[tuple] = []
+_main_queue: "queue.Queue[tuple]" = queue.Queue()
+_context: list["Group"] = []
+_this: list[tuple] = []
+_frame = [1]
+_callbacks: dict[str, list] = {"beforeFrameRender": []}
+_menus: dict[str, "Menu"] = {}
+_progress_tasks: list["ProgressTask"] = []
+_messages: list[str] = []
+_warnings: list[str] = []
+_write_renderer: list[Callable] = []
+
+
+def _main_only(what: str) -> None:
+    if threading.current_thread() is not threading.main_thread():
+        raise RuntimeError(f"{what} called from thread {threading.current_thread().name!r}: Nuke's nodes, knobs and "
+                           f"progress tasks may only be used on the main thread (use nuke.executeInMainThread)")
+
+
+def _record(*call) -> None:
+    _calls.append(call)
+
+
+# ---- knobs ------------------------------------------------------------------------------------------------------
+
+class Knob:
+    _kind: Any = object
+
+    def __init__(self, name: str, label: str | None = None, *args):
+        if not isinstance(name, str) or not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", name):
+            raise ValueError(f"invalid knob name {name!r}")
+        self._name, self._label = name, name if label is None else label
+        self._value = self._default()
+        self._flags = STARTLINE
+        self._tooltip = ""
+        self._enabled = True
+        self._expression: str | None = None
+        self._keys: dict[float, Any] = {}
+        self.node = None
+        _record("Knob", type(self).__name__, name, label)
+
+    def _default(self):
+        return None
+
+    def Class(self) -> str:
+        return type(self).__name__
+
+    def name(self) -> str:
+        return self._name
+
+    def label(self) -> str:
+        return self._label
+
+    def _check(self, value):
+        return value
+
+    def setValue(self, value, *args) -> bool:
+        _main_only(f"{self._name}.setValue")
+        self._value = self._check(value)
+        self._keys.clear()
+        return True
+
+    def _changed(self) -> None:
+        """Run the node's knobChanged script, as Nuke does when an artist changes this knob."""
+        node = self.node
+        if node is not None and node._in_knob_changed is False and "knobChanged" in node._knobs:
+            script = node._knobs["knobChanged"]._value
+            if script:
+                node._in_knob_changed = True
+                _this.append((node, self))
+                try:
+                    exec(script, _script_globals())
+                finally:
+                    _this.pop()
+                    node._in_knob_changed = False
+
+    def value(self, *args):
+        _main_only(f"{self._name}.value")
+        if self._keys:
+            return self.getValueAt(_frame[0])
+        return self._value
+
+    def getValue(self, *args):
+        return self.value()
+
+    def setFlag(self, flag: int) -> None:
+        _main_only("setFlag")
+        self._flags |= int(flag)
+
+    def clearFlag(self, flag: int) -> None:
+        _main_only("clearFlag")
+        self._flags &= ~int(flag)
+
+    def getFlag(self, flag: int) -> bool:
+        return bool(self._flags & int(flag))
+
+    def setTooltip(self, text: str) -> None:
+        if not isinstance(text, str):
+            raise TypeError("setTooltip takes a string")
+        self._tooltip = text
+
+    def tooltip(self) -> str:
+        return self._tooltip
+
+    def setEnabled(self, enabled: bool) -> None:
+        self._enabled = bool(enabled)
+
+    def enabled(self) -> bool:
+        return self._enabled
+
+    def setExpression(self, expression: str, channel: int = -1, view=None) -> bool:
+        _main_only("setExpression")
+        if not isinstance(expression, str):
+            raise TypeError("setExpression takes a string")
+        self._expression = expression
+        return True
+
+    def hasExpression(self, index: int = -1) -> bool:
+        return self._expression is not None
+
+    # animation (Array_Knob API)
+    def isAnimated(self, channel: int = -1, view=None) -> bool:
+        return bool(self._keys) or self._expression is not None
+
+    def setAnimated(self, channel: int = -1, view=None) -> bool:
+        self._keys.setdefault(float(_frame[0]), self._value)
+        return True
+
+    def setValueAt(self, value, time, channel: int = -1, view=None) -> bool:
+        _main_only("setValueAt")
+        self._keys[float(time)] = self._check(value)
+        return True
+
+    def getValueAt(self, time, channel: int = -1, view=None):
+        _main_only("getValueAt")
+        if not self._keys:
+            return self._value
+        ts = sorted(self._keys)
+        t = float(time)
+        if t <= ts[0]:
+            return self._keys[ts[0]]
+        if t >= ts[-1]:
+            return self._keys[ts[-1]]
+        for a, b in zip(ts, ts[1:]):        # linear between keys (Nuke's default is smooth; fine for tests)
+            if a <= t <= b:
+                return self._keys[a] + (self._keys[b] - self._keys[a]) * (t - a) / (b - a)
+
+    def clearAnimated(self, channel: int = -1, view=None) -> bool:
+        self._keys.clear()
+        self._expression = None
+        return True
+
+
+class Array_Knob(Knob):
+    def __init__(self, name, label=None, *args):
+        super().__init__(name, label)
+        self._range = (0.0, 1.0)
+
+    def setRange(self, minimum, maximum) -> None:
+        _main_only("setRange")
+        if minimum > maximum:
+            raise ValueError("setRange: min > max")
+        self._range = (minimum, maximum)
+
+    def min(self):
+        return self._range[0]
+
+    def max(self):
+        return self._range[1]
+
+
+class Double_Knob(Array_Knob):
+    def _default(self):
+        return 0.0
+
+    def _check(self, value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"Double_Knob {self._name}: a number is required, got {type(value).__name__}")
+        return float(value)
+
+
+class Int_Knob(Array_Knob):
+    def _default(self):
+        return 0
+
+    def _check(self, value):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"Int_Knob {self._name}: an integer is required, got {value!r}")
+        return value
+
+
+class Boolean_Knob(Knob):
+    def __init__(self, name, label=None, default=False):
+        super().__init__(name, label)
+        self._value = bool(default)
+
+    def _check(self, value):
+        if not isinstance(value, (bool, int)):
+            raise TypeError(f"Boolean_Knob {self._name}: a bool is required")
+        return bool(value)
+
+
+class Disable_Knob(Boolean_Knob):
+    pass
+
+
+class Enumeration_Knob(Knob):
+    def __init__(self, name, label, values):
+        super().__init__(name, label)
+        if not isinstance(values, (list, tuple)) or not all(isinstance(v, str) for v in values):
+            raise TypeError("Enumeration_Knob takes a list of strings")
+        self._values = list(values)
+        self._value = self._values[0] if self._values else ""
+
+    def values(self) -> list[str]:
+        return list(self._values)
+
+    def _check(self, value):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return self._values[value]
+        if value not in self._values:
+            raise ValueError(f"Enumeration_Knob {self._name}: {value!r} is not one of {self._values}")
+        return value
+
+
+class String_Knob(Knob):
+    def __init__(self, name, label=None, text=""):
+        super().__init__(name, label)
+        self._value = text
+
+    def _check(self, value):
+        if not isinstance(value, str):
+            raise TypeError(f"{type(self).__name__} {self._name}: a string is required, got {type(value).__name__}")
+        return value
+
+    def evaluate(self, *args) -> str:
+        return self.value()
+
+
+class EvalString_Knob(String_Knob):
+    pass
+
+
+class File_Knob(EvalString_Knob):
+    pass
+
+
+class Multiline_Eval_String_Knob(EvalString_Knob):
+    pass
+
+
+class ChannelMask_Knob(String_Knob):
+    pass
+
+
+class Channel_Knob(String_Knob):
+    pass
+
+
+class ColorChip_Knob(Int_Knob):
+    pass
+
+
+class Text_Knob(Knob):
+    def __init__(self, name, label=None, text=""):
+        super().__init__(name, label)
+        self._value = text
+
+    def _check(self, value):
+        if not isinstance(value, str):
+            raise TypeError("Text_Knob: a string is required")
+        return value
+
+
+class Tab_Knob(Knob):
+    pass
+
+
+class Script_Knob(Knob):
+    def __init__(self, name, label=None, command=""):
+        super().__init__(name, label)
+        self._value = command
+        self._executions = 0
+
+    def execute(self) -> None:
+        _main_only(f"{self._name}.execute")
+        self._executions += 1
+        if self._value:
+            _this.append((self.node, self))
+            try:
+                exec(self._value, _script_globals())
+            finally:
+                _this.pop()
+
+
+class PyScript_Knob(Script_Knob):
+    pass
+
+
+def _script_globals() -> dict:
+    """The namespace Nuke runs knob scripts in (``__main__``'s: ``nuke`` is there, other modules are imported by
+    the script itself)."""
+    return {"nuke": sys.modules[__name__], "__builtins__": __builtins__}
+
+
+# ---- nodes ------------------------------------------------------------------------------------------------------
+
+_BUILTIN: dict[str, list[tuple[str, Callable[[], Knob]]]] = {
+    "*": [("name", lambda: String_Knob("name")), ("label", lambda: Multiline_Eval_String_Knob("label")),
+          ("tile_color", lambda: ColorChip_Knob("tile_color")), ("disable", lambda: Disable_Knob("disable")),
+          ("knobChanged", lambda: String_Knob("knobChanged")), ("onCreate", lambda: String_Knob("onCreate"))],
+    "Write": [("file", lambda: File_Knob("file")),
+              ("file_type", lambda: Enumeration_Knob("file_type", "file type", [" ", "exr", "tiff", "png", "dpx",
+                                                                                "jpeg", "mov"])),
+              ("channels", lambda: ChannelMask_Knob("channels")),
+              ("datatype", lambda: Enumeration_Knob("datatype", "datatype", ["16 bit half", "32 bit float"])),
+              ("compression", lambda: Enumeration_Knob("compression", "compression", [
+                  "none", "Zip (1 scanline)", "Zip (16 scanlines)", "PIZ Wavelet (32 scanlines)", "RLE",
+                  "B44", "DWAA", "DWAB"])),
+              ("raw", lambda: Boolean_Knob("raw")), ("create_directories", lambda: Boolean_Knob("create_directories")),
+              ("autocrop", lambda: Boolean_Knob("autocrop")),
+              ("metadata", lambda: Enumeration_Knob("metadata", "metadata", [
+                  "default metadata", "default metadata and exr/*", "all metadata except input/*",
+                  "all metadata", "no metadata"]))],
+    "Read": [("file", lambda: File_Knob("file")), ("first", lambda: Int_Knob("first")),
+             ("last", lambda: Int_Knob("last")), ("origfirst", lambda: Int_Knob("origfirst")),
+             ("origlast", lambda: Int_Knob("origlast")), ("raw", lambda: Boolean_Knob("raw")),
+             ("colorspace", lambda: Enumeration_Knob("colorspace", "colorspace", [
+                 "default (linear)", "linear", "sRGB", "rec709", "Cineon", "scene_linear"])),
+             ("on_error", lambda: Enumeration_Knob("on_error", "missing frames", [
+                 "error", "black", "checkerboard", "nearest frame"])),
+             ("reload", lambda: Script_Knob("reload", "Reload"))],
+    "Copy": [(f"{d}{i}", lambda d=d, i=i: Channel_Knob(f"{d}{i}")) for i in range(4) for d in ("from", "to")]
+    + [("bbox", lambda: Enumeration_Knob("bbox", "set bbox to", ["union", "intersection", "A", "B"]))],
+    "Dissolve": [("which", lambda: Double_Knob("which"))],
+    "Switch": [("which", lambda: Double_Knob("which"))],
+    "Input": [("number", lambda: Int_Knob("number"))],
+    "Output": [],
+    "Group": [],
+    "Root": [("first_frame", lambda: Int_Knob("first_frame")), ("last_frame", lambda: Int_Knob("last_frame"))],
+}
+
+
+class Node:
+    def __init__(self, cls: str, parent: "Group | None"):
+        self._class = cls
+        self._knobs: dict[str, Knob] = {}
+        self._inputs: list[Node | None] = []
+        self._parent = parent
+        self._in_knob_changed = False
+        self._deleted = False
+        for name, make in _BUILTIN["*"] + _BUILTIN.get(cls, []):
+            k = make()
+            k.node = self
+            self._knobs[name] = k
+
+    def Class(self) -> str:
+        return self._class
+
+    def name(self) -> str:
+        return self._knobs["name"]._value
+
+    def fullName(self) -> str:
+        names = [self.name()]
+        p = self._parent
+        while p is not None and p._class != "Root":
+            names.append(p.name())
+            p = p._parent
+        return ".".join(reversed(names))
+
+    def setName(self, name: str, uncollide: bool = False, updateExpressions: bool = False) -> None:
+        _main_only("setName")
+        siblings = {n.name() for n in (self._parent._children if self._parent else []) if n is not self}
+        if name in siblings:
+            if not uncollide:
+                raise ValueError(f"a node named {name} exists")
+            m = re.match(r"^(.*?)(\d*)$", name)
+            base, i = m.group(1), int(m.group(2) or 1)
+            while f"{base}{i}" in siblings:
+                i += 1
+            name = f"{base}{i}"
+        self._knobs["name"]._value = name
+
+    def knob(self, name):
+        _main_only("knob")
+        if isinstance(name, int):
+            return list(self._knobs.values())[name]
+        return self._knobs.get(name)
+
+    def __getitem__(self, name: str) -> Knob:
+        k = self.knob(name)
+        if k is None:
+            raise NameError(f"knob {name} does not exist")
+        return k
+
+    def knobs(self) -> dict[str, Knob]:
+        _main_only("knobs")
+        return dict(self._knobs)
+
+    def addKnob(self, knob: Knob) -> None:
+        _main_only("addKnob")
+        if not isinstance(knob, Knob):
+            raise TypeError("addKnob takes a knob")
+        if knob.name() in self._knobs:
+            raise ValueError(f"{self.name()} already has a knob named {knob.name()}")
+        knob.node = self
+        self._knobs[knob.name()] = knob
+        _record("addKnob", self.name(), knob.name(), type(knob).__name__)
+
+    def setInput(self, i: int, node: "Node | None") -> bool:
+        _main_only("setInput")
+        while len(self._inputs) <= i:
+            self._inputs.append(None)
+        self._inputs[i] = node
+        return True
+
+    def input(self, i: int) -> "Node | None":
+        _main_only("input")
+        return self._inputs[i] if i < len(self._inputs) else None
+
+    def inputs(self) -> int:
+        return len(self._inputs)
+
+    def dependencies(self) -> list:
+        return [n for n in self._inputs if n is not None]
+
+
+class Group(Node):
+    def __init__(self, cls: str = "Group", parent: "Group | None" = None):
+        super().__init__(cls, parent)
+        self._children: list[Node] = []
+
+    def begin(self) -> "Group":
+        _main_only("begin")
+        _context.append(self)
+        return self
+
+    def end(self) -> None:
+        _main_only("end")
+        if _context and _context[-1] is self:
+            _context.pop()
+
+    def nodes(self) -> list[Node]:
+        return list(self._children)
+
+    def node(self, name: str) -> Node | None:
+        for n in self._children:
+            if n.name() == name:
+                return n
+        return None
+
+
+
+class Root(Group):
+    def __init__(self):
+        super().__init__("Root", None)
+        self._knobs["name"]._value = ""
+        self._knobs["first_frame"]._value = 1
+        self._knobs["last_frame"]._value = 100
+
+    def fullName(self) -> str:
+        return "root"
+
+
+_root = [Root()]
+
+
+def _current() -> Group:
+    return _context[-1] if _context else _root[0]
+
+
+def _make(cls: str, knobs: dict) -> Node:
+    _main_only(f"nuke.nodes.{cls}")
+    parent = _current()
+    node = Group(cls, parent) if cls == "Group" else Node(cls, parent)
+    base = cls
+    node._knobs["name"]._value = ""
+    node.setName(f"{base}1", uncollide=True)
+    for key, value in knobs.items():
+        if key == "inputs":
+            for i, n in enumerate(value):
+                node.setInput(i, n)
+            continue
+        k = node._knobs.get(key)
+        if k is None:
+            raise ValueError(f"{cls} has no knob named {key!r}")
+        if key == "name":
+            node.setName(value, uncollide=False)
+        else:
+            k.setValue(value)
+    parent._children.append(node)
+    _record("node", cls, node.name(), tuple(sorted(knobs)))
+    return node
+
+
+class _Nodes:
+    def __getattr__(self, cls: str) -> Callable[..., Node]:
+        if cls.startswith("_"):
+            raise AttributeError(cls)
+        return lambda **knobs: _make(cls, knobs)
+
+
+nodes = _Nodes()
+
+
+def createNode(node: str, args: str = "", inpanel: bool = True) -> Node:
+    _record("createNode", node, args, inpanel)
+    return _make(node, {})
+
+
+def root() -> Root:
+    return _root[0]
+
+
+def toNode(name: str) -> Node | None:
+    _main_only("toNode")
+    parts = name.split(".")
+    group: Group = _root[0]
+    found = None
+    for i, part in enumerate(parts):
+        found = group.node(part) if isinstance(group, Group) else None
+        if found is None or found._deleted:
+            return None
+        group = found
+    return found
+
+
+def delete(node: Node) -> None:
+    _main_only("delete")
+    node._deleted = True
+    if node._parent is not None and node in node._parent._children:
+        node._parent._children.remove(node)
+
+
+def allNodes(filter: str | None = None, group: Group | None = None, recurseGroups: bool = False) -> list[Node]:
+    _main_only("allNodes")
+    out = []
+
+    def walk(g: Group):
+        for n in g._children:
+            if filter is None or n.Class() == filter:
+                out.append(n)
+            if recurseGroups and isinstance(n, Group):
+                walk(n)
+
+    walk(group or _current())
+    return out
+
+
+def selectedNodes(filter: str | None = None) -> list[Node]:
+    return []
+
+
+def selectedNode() -> Node:
+    raise ValueError("no node selected")
+
+
+def thisNode() -> Node | None:
+    return _this[-1][0] if _this else None
+
+
+def thisKnob() -> Knob | None:
+    return _this[-1][1] if _this else None
+
+
+def thisParent() -> Node | None:
+    node = thisNode()
+    return node._parent if node is not None else None
+
+
+def thisGroup() -> Group:
+    return _current()
+
+
+def frame(f: int | None = None) -> int:
+    if f is not None:
+        _frame[0] = f
+    return _frame[0]
+
+
+def execute(node, first: int, last: int, incr: int = 1, views=None, continueOnError: bool = False) -> None:
+    """Render ``node`` (a Write) for frames first..last: the test's write renderer produces the files."""
+    _main_only("nuke.execute")
+    if isinstance(node, str):
+        node = toNode(node)
+    if node is None or node.Class() != "Write":
+        raise ValueError("nuke.execute needs a Write node")
+    if node["disable"]._value:
+        raise RuntimeError(f"{node.name()} is disabled")
+    if not node["file"]._value:
+        raise RuntimeError(f"{node.name()}: no file name")
+    _record("execute", node.fullName(), first, last)
+    for f in range(first, last + 1, incr):
+        old = _frame[0]
+        _frame[0] = f
+        try:
+            for cb in _callbacks["beforeFrameRender"]:
+                cb()
+            if not _write_renderer:
+                raise RuntimeError("no write renderer set (tests: nuke._set_write_renderer)")
+            _write_renderer[0](node, f)
+        finally:
+            _frame[0] = old
+
+
+def executeInMainThread(call: Callable, args=(), kwargs=None) -> None:
+    if not isinstance(args, tuple):
+        raise TypeError("executeInMainThread: args must be a tuple")
+    if kwargs is not None and not isinstance(kwargs, dict):
+        raise TypeError("executeInMainThread: kwargs must be a dict")
+    _record("executeInMainThread", getattr(call, "__name__", repr(call)), threading.current_thread().name)
+    _main_queue.put((call, args, kwargs or {}))
+
+
+def executeInMainThreadWithResult(call: Callable, args=(), kwargs=None):
+    if threading.current_thread() is threading.main_thread():
+        return call(*args, **(kwargs or {}))
+    raise RuntimeError("stand-in: executeInMainThreadWithResult from a thread is not supported")
+
+
+class ProgressTask:
+    def __init__(self, name: str):
+        _main_only("ProgressTask")
+        self.name = name
+        self.messages: list[str] = []
+        self.progress: list[int] = []
+        self._cancelled = False
+        self.closed = False
+        _progress_tasks.append(self)
+
+    def setMessage(self, message: str) -> None:
+        _main_only("ProgressTask.setMessage")
+        if not isinstance(message, str):
+            raise TypeError("setMessage takes a string")
+        self.messages.append(message)
+
+    def setProgress(self, value: int) -> None:
+        _main_only("ProgressTask.setProgress")
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError("setProgress takes an int")
+        self.progress.append(value)
+
+    def isCancelled(self) -> bool:
+        _main_only("ProgressTask.isCancelled")
+        return self._cancelled
+
+    def _cancel(self) -> None:          # test-only: the artist presses Cancel
+        self._cancelled = True
+
+    def __del__(self):
+        self.closed = True
+
+
+class Menu:
+    def __init__(self, name: str):
+        self._name = name
+        self.items: list = []
+
+    def name(self) -> str:
+        return self._name
+
+    def addMenu(self, name: str, icon: str | None = None, tooltip: str | None = None, index: int = -1) -> "Menu":
+        for item in self.items:
+            if isinstance(item, Menu) and item._name == name:
+                return item
+        m = Menu(name)
+        self.items.append(m)
+        _record("addMenu", self._name, name)
+        return m
+
+    def addCommand(self, name: str, command: Any = None, shortcut: str = "", icon: str = "", tooltip: str = "",
+                   index: int = -1, readonly: bool = False):
+        if not isinstance(name, str) or not isinstance(command, (str, type(None))) and not callable(command):
+            raise TypeError("addCommand(name, command: str or callable)")
+        self.items.append((name, command))
+        _record("addCommand", self._name, name, command)
+        return (name, command)
+
+    def findItem(self, name: str):
+        head, _, rest = name.partition("/")
+        for item in self.items:
+            item_name = item._name if isinstance(item, Menu) else item[0]
+            if item_name == head:
+                return item.findItem(rest) if rest and isinstance(item, Menu) else item
+        return None
+
+
+def menu(name: str) -> Menu:
+    return _menus.setdefault(name, Menu(name))
+
+
+def toolbar(name: str, create: bool = True) -> Menu:
+    return _menus.setdefault(f"toolbar:{name}", Menu(name))
+
+
+def addBeforeFrameRender(call: Callable, args=(), kwargs=None, nodeClass: str = "Write") -> None:
+    _callbacks["beforeFrameRender"].append(call)
+    _record("addBeforeFrameRender", getattr(call, "__name__", repr(call)))
+
+
+def message(text: str) -> None:
+    _messages.append(text)
+
+
+def warning(text: str) -> None:
+    _warnings.append(text)
+
+
+def tprint(*values) -> None:
+    _messages.append(" ".join(str(v) for v in values))
+
+
+def filename(node, i: int | None = None) -> str | None:
+    return node["file"].value() if node.knob("file") is not None else None
+
+
+# ---- test-only helpers ----------------------------------------------------------------------------------------
+
+def _reset() -> None:
+    _calls.clear()
+    while not _main_queue.empty():
+        _main_queue.get_nowait()
+    _context.clear()
+    _this.clear()
+    _frame[0] = 1
+    for v in _callbacks.values():
+        v.clear()
+    _menus.clear()
+    _progress_tasks.clear()
+    _messages.clear()
+    _warnings.clear()
+    _write_renderer.clear()
+    _root[0] = Root()
+    _calls.clear()
+
+
+def _pump(timeout: float = 10.0, until: Callable[[], bool] | None = None) -> int:
+    """Run queued main-thread calls (what Nuke's event loop does) until ``until()`` or the queue stays empty
+    for a moment; returns how many ran."""
+    import time
+
+    _main_only("_pump")
+    ran = 0
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if until is not None and until():
+            return ran
+        try:
+            call, args, kwargs = _main_queue.get(timeout=0.05)
+        except queue.Empty:
+            if until is None:
+                return ran
+            continue
+        call(*args, **kwargs)
+        ran += 1
+    if until is not None and not until():
+        raise TimeoutError("the main-thread queue did not reach the expected state")
+    return ran
+
+
+def _user_set(knob: Knob, value, time: float | None = None) -> None:
+    """An artist changes a knob in the panel (a value, or a key at ``time``): the node's knobChanged runs."""
+    if time is None:
+        knob.setValue(value)
+    else:
+        knob.setValueAt(value, time)
+    knob._changed()
+
+
+def _run_script_knob(node: Node, name: str) -> None:
+    """Run a node's callback knob (``onCreate`` when a script is opened, ``knobChanged``…) as Nuke does."""
+    script = node[name]._value
+    if script:
+        _this.append((node, node[name]))
+        try:
+            exec(script, _script_globals())
+        finally:
+            _this.pop()
+
+
+def _set_write_renderer(fn: Callable[[Node, int], None]) -> None:
+    _write_renderer.clear()
+    _write_renderer.append(fn)
+
+
+def _eval_expression(knob: Knob, frame_number: int):
+    """Evaluate a knob's ``[python …]`` TCL expression the way Nuke does: ``[frame]`` substituted, the Python
+    evaluated with ``nuke.thisNode()`` = the knob's node; plain ``parent.knob`` references read the parent's
+    knob."""
+    expr = knob._expression
+    if expr is None:
+        return knob._value
+    m = re.fullmatch(r"\[python \{?(.*?)\}?\]", expr.strip())
+    _this.append((knob.node, knob))
+    old = _frame[0]
+    _frame[0] = frame_number
+    try:
+        if m:
+            code = m.group(1).replace("[frame]", str(frame_number))
+            return eval(code, {"nuke": sys.modules[__name__], "__builtins__": __builtins__})
+        ref = re.fullmatch(r"parent\.(\w+)", expr.strip())
+        if ref:
+            return knob.node._parent[ref.group(1)].getValueAt(frame_number)
+        return float(expr)
+    finally:
+        _frame[0] = old
+        _this.pop()

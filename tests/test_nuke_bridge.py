@@ -1,0 +1,427 @@
+"""The Nuke bridge (``host_bridges/nuke``) against a faithful stand-in of the ``nuke`` module
+(``tests/stand_ins/nuke.py``: knob types and values checked, node/knob/progress calls only on the main thread,
+``executeInMainThread`` queued until the test's event loop runs it) and a real daemon: menu entries, knobs from
+``describe``, Analyse (bake, background analysis, frames rendered current-first), cancel from the progress bar,
+no daemon -> input passed through with a clear error within 3 s and recovery, command-line renders, install."""
+
+from __future__ import annotations
+
+import runpy
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import REPO, footage
+from daemons import Daemon, free_port
+
+from ned_fx.hosts import images
+
+STAND_INS = REPO / "tests" / "stand_ins"
+NUKE_DIR = REPO / "host_bridges" / "nuke"
+FORMAT = (512, 512)
+BBOX_WINDOW = (24, 16, 487, 495)          # the data window the stand-in's Write gives the input (a bbox)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """An identity daemon serving a folder the nodes' caches go under."""
+    tmp = tmp_path_factory.mktemp("nuke")
+    d = Daemon("--engine", "identity", roots=[tmp], tmp=tmp)
+    try:
+        yield d, tmp
+    finally:
+        d.kill()
+
+
+def _bake_renderer(nuke, clip: str = "d12.mp4", first: int = 1001, compression: str = "zips"):
+    """What Nuke's Write does when the bridge executes ``ned_bake``: the input (real footage, an alpha, a bbox
+    smaller than the format) as an EXR of the Write's settings."""
+    from ned_fx.media import open_media
+
+    src = open_media(footage(clip))
+
+    def render(node, frame):
+        path = Path(node["file"].value().replace("%04d", f"{frame:04d}"))
+        if node.name() != "ned_bake":
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(b"")            # some other Write of the script
+            return
+        assert (node["file_type"].value(), node["channels"].value(), node["datatype"].value(),
+                node["raw"].value()) == ("exr", "rgba", "32 bit float", True)
+        rgb = src.read(frame - first).pixels.astype(np.float32) / 255.0
+        x0, y0, x1, y1 = BBOX_WINDOW
+        rgba = np.concatenate([rgb, np.full(rgb.shape[:2] + (1,), 0.75, np.float32)], -1)[y0:y1 + 1, x0:x1 + 1]
+        images.write_exr(path, rgba, ("R", "G", "B", "A"), data_window=BBOX_WINDOW, display_window=(0, 0, 511, 511),
+                         compression=compression)
+
+    return render
+
+
+@pytest.fixture
+def nk(served, monkeypatch, request):
+    d, root = served
+    monkeypatch.syspath_prepend(str(NUKE_DIR))
+    monkeypatch.syspath_prepend(str(STAND_INS))
+    import nuke
+
+    nuke._reset()
+    monkeypatch.setenv("NED_FX_NUKE_CACHE", str(root / request.node.name))
+    monkeypatch.setenv("NED_FX_ENDPOINT", d.endpoint)
+    import ned_fx_nuke
+
+    _forget(ned_fx_nuke)
+    runpy.run_path(str(NUKE_DIR / "init.py"))
+    runpy.run_path(str(NUKE_DIR / "menu.py"))
+    nuke.root()["first_frame"].setValue(1001)
+    nuke.root()["last_frame"].setValue(1004)
+    nuke._set_write_renderer(_bake_renderer(nuke))
+    yield nuke
+    _forget(ned_fx_nuke)
+
+
+def _forget(module) -> None:
+    for rt in module._RUNTIME.values():
+        for job in (rt.analysis, rt.renderer):
+            if job is not None:
+                job.cancel()
+                job.wait(10)
+    module._RUNTIME.clear()
+    for link in module._LINKS.values():
+        link.close()
+    module._LINKS.clear()
+
+
+def _settle(nuke, node, timeout: float = 60.0) -> None:
+    """Run Nuke's event loop until the node's background work is over and every update was delivered."""
+    import ned_fx_nuke
+
+    def idle():
+        rt = ned_fx_nuke._RUNTIME.get(node.fullName())
+        busy = rt is not None and ((rt.analysis is not None and rt.analysis.running)
+                                   or (rt.renderer is not None and rt.renderer.running) or rt.task is not None)
+        return not busy and nuke._main_queue.empty()
+
+    nuke._pump(timeout, until=idle)
+
+
+def _switch(nuke, node, frame: int) -> int:
+    return int(nuke._eval_expression(node.node("ned_switch")["which"], frame))
+
+
+# ---- install, init and menu ---------------------------------------------------------------------------------
+
+def test_init_only_makes_ned_fx_importable_and_registers_the_render_hook(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(STAND_INS))
+    import nuke
+
+    nuke._reset()
+    home = tmp_path / "home"
+    (home / ".nuke").mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("NED_FX_ROOT", raising=False)
+    before = list(sys.path)
+    runpy.run_path(str(NUKE_DIR / "init.py"))
+    assert str(REPO) in sys.path or str(REPO) in before          # the checkout this folder lives in
+    assert [c[0] for c in nuke._calls] == ["addBeforeFrameRender"], "init.py does nothing else"
+    (home / ".nuke" / "ned_fx.json").write_text('{"root": "%s"}' % (tmp_path / "site"))
+    runpy.run_path(str(NUKE_DIR / "init.py"))
+    assert str(tmp_path / "site") in sys.path
+    monkeypatch.setenv("NED_FX_ROOT", str(tmp_path / "env_root"))
+    runpy.run_path(str(NUKE_DIR / "init.py"))
+    assert str(tmp_path / "env_root") in sys.path
+    sys.path[:] = [p for p in sys.path if not p.startswith(str(tmp_path))]
+
+
+def test_menu_puts_emotion_director_under_nodes_and_the_menu_bar(nk):
+    create = "import ned_fx_nuke; ned_fx_nuke.create_node()"
+    assert nk.toolbar("Nodes").findItem("ned_fx/Emotion Director") == ("Emotion Director", create)
+    assert nk.menu("Nuke").findItem("ned_fx/Emotion Director") == ("Emotion Director", create)
+    assert nk.menu("Nuke").findItem("ned_fx/Check daemon") is not None
+    exec(create, {"nuke": nk})                                  # what clicking the entry does
+    node = nk.toNode("EmotionDirector1")
+    assert node is not None and node.Class() == "Group" and node.knob("ned_fx_version").value() == "1"
+    exec(create, {"nuke": nk})
+    assert nk.toNode("EmotionDirector2") is not None, "a second node gets its own name"
+
+
+def test_knobs_are_built_from_the_daemons_describe(nk):
+    import ned_fx_nuke
+
+    node = ned_fx_nuke.create_node()
+    k = node.knobs()
+    kinds = {name: k[name].Class() for name in ("emotion", "blend", "intensity", "regions", "speech", "face",
+                                                "face_on", "neutral_frame", "reference", "keys", "mix", "consent",
+                                                "analyse", "render", "check", "status", "endpoint", "source",
+                                                "first_frame", "last_frame", "cache_dir", "strict")}
+    assert kinds == {"emotion": "Enumeration_Knob", "blend": "String_Knob", "intensity": "Double_Knob",
+                     "regions": "String_Knob", "speech": "Enumeration_Knob", "face": "Int_Knob",
+                     "face_on": "Boolean_Knob", "neutral_frame": "Int_Knob", "reference": "File_Knob",
+                     "keys": "String_Knob", "mix": "Double_Knob", "consent": "String_Knob",
+                     "analyse": "PyScript_Knob", "render": "PyScript_Knob", "check": "PyScript_Knob",
+                     "status": "Text_Knob", "endpoint": "String_Knob", "source": "Enumeration_Knob",
+                     "first_frame": "Int_Knob", "last_frame": "Int_Knob", "cache_dir": "File_Knob",
+                     "strict": "Boolean_Knob"}
+    assert k["emotion"].values() == ["neutral", "happy", "sad", "surprised", "fearful", "angry", "disgusted",
+                                     "reference"]
+    assert k["emotion"].value() == "happy" and k["speech"].values() == ["auto", "preserve", "free"]
+    assert (k["intensity"].min(), k["intensity"].max(), k["intensity"].value()) == (0.0, 1.5, 1.0)
+    assert (k["mix"].min(), k["mix"].max(), k["mix"].value()) == (0.0, 1.0, 1.0)
+    assert k["face_on"].value() is False and not k["face_on"].getFlag(nk.STARTLINE)
+    assert "intensity" not in k["intensity"].tooltip() and "exaggerated" in k["intensity"].tooltip()
+    assert k["analyse"].value() == "import ned_fx_nuke; ned_fx_nuke.analyse(nuke.thisNode())"
+    assert (k["first_frame"].value(), k["last_frame"].value()) == (1001, 1004)
+    for hidden in ("ned_fx_version", "ned_params", "ned_ok", "ned_cache"):
+        assert k[hidden].getFlag(nk.INVISIBLE)
+    assert "daemon ready" in k["status"].value() and k["tile_color"].value() == 0
+    inner = {n.name(): n for n in node.nodes()}
+    assert set(inner) == {"Source", "ned_bake", "ned_edit", "ned_copy", "ned_mix", "ned_switch", "Output1"}
+    bake = inner["ned_bake"]
+    assert bake["disable"].value() and bake["compression"].value() == "Zip (1 scanline)"
+    assert inner["ned_edit"]["raw"].value() and inner["ned_copy"]["bbox"].value() == "B"
+    assert [inner["ned_copy"][f"from{i}"].value() for i in range(3)] == ["rgba.red", "rgba.green", "rgba.blue"]
+    assert inner["ned_copy"].input(0) is inner["Source"] and inner["ned_copy"].input(1) is inner["ned_edit"]
+    assert inner["ned_switch"].input(0) is inner["Source"] and inner["ned_switch"].input(1) is inner["ned_mix"]
+    assert inner["Output1"].input(0) is inner["ned_switch"]
+    k["mix"].setValueAt(0.25, 1002)
+    assert nk._eval_expression(inner["ned_mix"]["which"], 1002) == 0.25     # the mix animates, host-side
+    assert _switch(nk, node, 1002) == 0, "nothing analysed yet: the input passes through"
+
+
+def test_knobs_cannot_be_touched_off_the_main_thread(nk):
+    import ned_fx_nuke
+
+    node = ned_fx_nuke.create_node()
+    errors = []
+    t = threading.Thread(target=lambda: errors.append(_try(lambda: node["status"].setValue("x"))))
+    t.start()
+    t.join()
+    assert errors and isinstance(errors[0], RuntimeError), "the stand-in must catch UI work off the main thread"
+
+
+def _try(fn):
+    try:
+        fn()
+    except Exception as exc:
+        return exc
+    return None
+
+
+def test_analyse_bakes_analyses_in_the_background_and_renders_current_frame_first(nk):
+    import ned_fx_nuke
+    from ned_fx.media import read_image
+
+    node = ned_fx_nuke.create_node()
+    node["consent"].setValue("performer release #2026-114")
+    nk.frame(1003)
+    node["analyse"].execute()                                # the button, on the main thread
+    _settle(nk, node)
+    assert "frame(s) rendered" in node["status"].value() and node["ned_ok"].value()
+    marshalled = [c for c in nk._calls if c[0] == "executeInMainThread"]
+    assert marshalled and {c[2] for c in marshalled} <= {"ned-fx-analysis", "ned-fx-render"}
+    analysis, render = nk._progress_tasks
+    assert any(m.startswith("baking the input") for m in analysis.messages)
+    assert any(m.startswith("analysed 1001-1004") for m in analysis.messages) and analysis.progress[-1] == 100
+    assert render.progress[-1] == 100 and render.messages[0].startswith("frame 1003")
+    order = [int(m.split()[1]) for m in render.messages]
+    assert order == [1003, 1004, 1002, 1001]
+    pattern = node["ned_cache"].value()
+    baked = Path(ned_fx_nuke.cache_root(node)) / "src"
+    for f in range(1001, 1005):
+        edited, source = read_image(Path(pattern.replace("%04d", f"{f:04d}"))), read_image(baked / f"src.{f}.exr")
+        assert edited.data_window == source.data_window == BBOX_WINDOW, "the bbox comes back"
+        assert edited.display_window == (0, 0, 511, 511) and edited.channels == ("R", "G", "B", "A")
+        assert np.array_equal(edited.pixels, source.pixels)     # identity engine: exactly the input
+        assert _switch(nk, node, f) == 1
+    assert _switch(nk, node, 1000) == 0 and _switch(nk, node, 1005) == 0, "outside the range: the input"
+    edit = node.node("ned_edit")
+    assert edit["file"].value() == pattern and (edit["first"].value(), edit["last"].value()) == (1001, 1004)
+    assert edit["reload"]._executions >= 1
+    # Analyse again with the same settings: the bake keeps unchanged frames (the daemon's cache stays valid)
+    mtimes = {p.name: p.stat().st_mtime_ns for p in baked.glob("src.*.exr")}
+    node["analyse"].execute()
+    _settle(nk, node)
+    assert {p.name: p.stat().st_mtime_ns for p in baked.glob("src.*.exr")} == mtimes
+    assert "4 already there" in node["status"].value()
+
+
+def test_changed_settings_pass_the_input_through_until_analysed(nk):
+    import ned_fx_nuke
+
+    node = ned_fx_nuke.create_node()
+    node["analyse"].execute()
+    _settle(nk, node)
+    happy = node["ned_cache"].value()
+    assert _switch(nk, node, 1002) == 1
+    nk._user_set(node["emotion"], "sad")                     # the artist changes the emotion
+    assert node["ned_cache"].value() != happy and _switch(nk, node, 1002) == 0
+    assert "press Analyse" in node["status"].value()
+    nk._user_set(node["emotion"], "happy")                   # back: those frames are cached
+    assert node["ned_cache"].value() == happy and _switch(nk, node, 1002) == 1
+    with pytest.raises(TypeError):
+        nk._user_set(node["intensity"], "lots")              # Nuke refuses a string in a Double_Knob
+
+
+def test_an_animated_intensity_is_sent_as_keys(nk):
+    import ned_fx_nuke
+    from ned_fx.hosts.params import evaluate_keys
+
+    node = ned_fx_nuke.create_node()
+    nk._user_set(node["intensity"], 0.2, time=1001)
+    nk._user_set(node["intensity"], 1.2, time=1004)
+    request, bake, _ = ned_fx_nuke.build_request(node)
+    keys = request.params["keys"]
+    assert keys.startswith("1001:happy:0.2") and keys.endswith("1004:happy:1.2")
+    wanted = [node["intensity"].getValueAt(f) for f in range(1001, 1005)]
+    assert np.allclose(evaluate_keys(keys, range(1001, 1005)), wanted, atol=0.002)
+    node["analyse"].execute()
+    _settle(nk, node)
+    assert node["ned_ok"].value() and _switch(nk, node, 1004) == 1, node["status"].value()
+
+
+def test_bad_settings_are_refused_on_the_node_with_the_valid_choices(nk):
+    import ned_fx_nuke
+
+    node = ned_fx_nuke.create_node()
+    node["emotion"].setValue("reference")
+    node["analyse"].execute()
+    assert "needs a reference" in node["status"].value() and node["label"].value().startswith("ERROR")
+    node["emotion"].setValue("happy")
+    node["source"].setValue("upstream Read file")
+    node["analyse"].execute()
+    assert "valid: connect a Read" in node["status"].value()
+    assert not nk._progress_tasks, "nothing started"
+
+
+def test_no_daemon_passes_the_input_through_with_a_clear_error_then_recovers(nk, served, monkeypatch):
+    import ned_fx_nuke
+
+    _, root = served
+    port = free_port()
+    endpoint = f"tcp://127.0.0.1:{port}"
+    monkeypatch.setenv("NED_FX_ENDPOINT", endpoint)
+    t0 = time.monotonic()
+    node = ned_fx_nuke.create_node()
+    assert time.monotonic() - t0 < 3.0
+    assert "no ned-fx daemon answered" in node["status"].value() and node["tile_color"].value() != 0
+    assert node["label"].value().startswith("ERROR: no ned-fx daemon")
+    assert node.knob("intensity") is not None, "knobs from the built-in list"
+    t0 = time.monotonic()
+    node["analyse"].execute()
+    _settle(nk, node, timeout=10)
+    assert time.monotonic() - t0 < 3.0 + 1.0                  # 2 s ping + the local bake
+    assert "no ned-fx daemon answered" in node["status"].value() and not node["ned_ok"].value()
+    assert all(_switch(nk, node, f) == 0 for f in range(1001, 1005)), "the input passes through"
+    # a script saved with edits, opened while the daemon is gone: onCreate checks it and passes through
+    node["ned_ok"].setValue(True)
+    nk._run_script_knob(node, "onCreate")
+    nk._pump(5, until=lambda: not node["ned_ok"].value())
+    assert "no ned-fx daemon answered" in node["status"].value()
+    # a command-line render: passes through, or fails when strict
+    out = nk.nodes.Write(file=str(root / "final.%04d.exr"))
+    t0 = time.monotonic()
+    nk.execute(out, 1001, 1004)
+    assert time.monotonic() - t0 < 3.0, "one liveness check for the whole render, not one per frame"
+    node["strict"].setValue(True)
+    with pytest.raises(RuntimeError, match="no ned-fx daemon"):
+        nk.execute(out, 1002, 1002)
+    node["strict"].setValue(False)
+    d = Daemon("--engine", "identity", port=port, roots=[root], tmp=root)
+    try:
+        node["check"].execute()
+        nk._pump(10, until=lambda: "daemon ready" in node["status"].value())
+        assert node["tile_color"].value() == 0 and node["label"].value() == ""
+        node["analyse"].execute()
+        _settle(nk, node)
+        assert all(_switch(nk, node, f) == 1 for f in range(1001, 1005)), node["status"].value()
+    finally:
+        d.kill()
+
+
+def test_command_line_renders_edit_missing_frames_before_each_frame(nk, served):
+    import ned_fx_nuke
+
+    _, root = served
+    node = ned_fx_nuke.create_node()
+    node["analyse"].execute()
+    _settle(nk, node)
+    missing = Path(node["ned_cache"].value().replace("%04d", "1002"))
+    missing.unlink()
+    assert _switch(nk, node, 1002) == 0
+    out = nk.nodes.Write(file=str(root / "comp.%04d.exr"))
+    nk.execute(out, 1001, 1004)                     # the render hook (registered by init.py) runs per frame
+    assert missing.is_file() and _switch(nk, node, 1002) == 1
+
+
+@pytest.fixture(scope="module")
+def real(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("nuke_real")
+    d = Daemon("--cache", str(tmp / "cache"), roots=[tmp], tmp=tmp)
+    try:
+        yield d, tmp
+    finally:
+        d.kill()
+
+
+def test_cancel_from_the_progress_bar_stops_bake_and_analysis(nk, real, monkeypatch):
+    import ned_fx_nuke
+
+    d, root = real
+    monkeypatch.setenv("NED_FX_ENDPOINT", d.endpoint)
+    monkeypatch.setenv("NED_FX_NUKE_CACHE", str(root / "cache_nodes"))
+    nk.root()["last_frame"].setValue(1030)
+    node = ned_fx_nuke.create_node()
+    bake = _bake_renderer(nk, "d3.mp4", compression="none")
+    calls = {"n": 0}
+
+    def cancelling(n, f):                           # the artist presses Cancel while frame 1003 bakes
+        bake(n, f)
+        calls["n"] += 1
+        if calls["n"] == 3:
+            nk._progress_tasks[-1]._cancel()
+
+    nk._set_write_renderer(cancelling)
+    node["analyse"].execute()
+    assert calls["n"] == 3 and "cancelled while baking" in node["status"].value()
+    nk._set_write_renderer(bake)
+    node["analyse"].execute()
+    task = nk._progress_tasks[-1]
+    nk._pump(60, until=lambda: any(m.startswith("analysing: ") and not m.startswith("analysing: 0/")
+                                   for m in task.messages))
+    task._cancel()
+    _settle(nk, node)
+    assert "analysis cancelled" in node["status"].value() and not node["ned_ok"].value()
+    assert _switch(nk, node, 1010) == 0
+
+
+def test_nuke_installer_puts_the_bridge_on_the_plugin_path(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {"HOME": str(home), "PATH": "/usr/bin:/bin"}
+    script = str(REPO / "install" / "nuke.sh")
+    line = f"import nuke; nuke.pluginAddPath(r'{NUKE_DIR}')  # ned_fx (install/nuke.sh)"
+    dry = subprocess.run([script, "--dry-run", "--nuke-python", sys.executable], capture_output=True, text=True,
+                         env=env)
+    assert dry.returncode == 0, dry.stderr
+    assert f"would write {home}/.nuke/init.py: {line}" in dry.stdout
+    assert f"would run: {sys.executable} -m pip install --user pyzmq>=25 msgpack>=1.0 numpy>=1.24" in dry.stdout
+    assert not (home / ".nuke").exists()
+    (home / ".nuke").mkdir()
+    (home / ".nuke" / "init.py").write_text("import nuke\nnuke.pluginAddPath('/studio/tools')\n")
+    for expected in ("wrote", "unchanged"):
+        run = subprocess.run([script, "--endpoint", "tcp://10.0.0.5:5557"], capture_output=True, text=True, env=env)
+        assert run.returncode == 0 and run.stdout.startswith(f"{expected} {home}/.nuke/init.py"), run.stdout
+    text = (home / ".nuke" / "init.py").read_text().splitlines()
+    assert text == ["import nuke", "nuke.pluginAddPath('/studio/tools')", line], "the studio's lines are kept"
+    import json
+
+    assert json.loads((home / ".nuke" / "ned_fx.json").read_text()) == {"root": str(REPO),
+                                                                       "endpoint": "tcp://10.0.0.5:5557"}
+    printed = subprocess.run([script, "--print"], capture_output=True, text=True, env=env).stdout
+    assert f'export NUKE_PATH="{NUKE_DIR}${{NUKE_PATH:+:$NUKE_PATH}}"' in printed
+    bad = subprocess.run([script, "--nuke-python", str(tmp_path / "nope")], capture_output=True, text=True, env=env)
+    assert bad.returncode == 2 and "not an executable" in bad.stderr
