@@ -1,18 +1,159 @@
-"""``ned-fx batch`` (placeholder: being built)."""
+"""``ned-fx batch``: run a shot list (YAML, CSV or OpenTimelineIO) through the daemon.
+
+    ned-fx batch shots.yaml                          # a running daemon, or a private one started for the run
+    ned-fx batch shots.csv --jobs 3 --report out/report.json
+    ned-fx batch edit.otio --daemon tcp://127.0.0.1:5557 --no-start
+    ned-fx batch shots.yaml --check                  # read and check every shot; no daemon, nothing written
+
+Several shots are in flight at once; running the same list again keeps the frames (sequences, stills) already
+written by the same edit. At the end: a JSON report (per shot: status, frames edited / passed through / resumed, seconds,
+outputs, errors with codes) and a before/after contact sheet per shot. The exit code is non-zero if any shot
+failed (a failed shot never stops the others).
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
+
+_EPILOG = """\
+shot list keys: name, input, output, frames, emotion, intensity, reference, reference_frames,
+  reference_neutral_frame, keys, curve, regions, speech, neutral_frame, face, consent
+  (YAML: version, defaults, shots; CSV: one row per shot; OTIO: one shot per enabled clip, keys in the
+  clip's "ned_fx" metadata). Outputs may use {name}, {stem} and {emotion}. See examples/BATCH_AND_FARM.md.
+"""
 
 
 def register(subparsers) -> argparse.ArgumentParser:
     """Add the ``batch`` sub-command."""
-    p = subparsers.add_parser("batch", help="run a shot list (YAML/CSV/OTIO) through the daemon")
+    from ..batch.config import BatchConfig
+
+    d = BatchConfig()
+    p = subparsers.add_parser("batch", help="run a shot list (YAML/CSV/OTIO) through the daemon",
+                              description=__doc__, epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("shotlist", help="shots.yaml, shots.csv or timeline.otio")
+    p.add_argument("--daemon", metavar="ENDPOINT", help=f"the daemon to use (default {d.endpoint})")
+    p.add_argument("--no-start", action="store_true", help="fail if no daemon answers instead of starting one")
+    p.add_argument("--keep-daemon", action="store_true", help="leave a daemon started for this run running")
+    p.add_argument("--engine", choices=("ned_fx", "identity"),
+                   help=f"engine of a daemon started for this run (default {d.engine}; identity returns frames unchanged)")
+    p.add_argument("--device", help=f"device of a daemon started for this run: auto, cpu, cuda, cuda:N (default {d.device})")
+    p.add_argument("-j", "--jobs", type=int, help=f"shots in flight at once (default {d.jobs})")
+    p.add_argument("--shot", action="append", metavar="NAME", help="run only this shot (repeatable)")
+    p.add_argument("--no-resume", action="store_true", help="render every frame again even if already written")
+    p.add_argument("--report", help="the JSON report (default SHOTLIST_report.json beside the shot list)")
+    p.add_argument("--contact-sheets", metavar="DIR", help="folder of the contact sheets (default beside the report)")
+    p.add_argument("--no-contact-sheets", action="store_true", help="make no contact sheets")
+    p.add_argument("--samples", type=int, help=f"frames per contact sheet (default {d.samples})")
+    p.add_argument("--timeout", type=float, help=f"seconds to wait for one daemon reply (default {d.timeout:g})")
+    p.add_argument("--client-key", metavar="FILE", help="CurveZMQ: this client's .key_secret (with --server-key)")
+    p.add_argument("--server-key", metavar="FILE", help="CurveZMQ: the daemon's server.key")
+    p.add_argument("--check", action="store_true",
+                   help="read the shot list and check every shot (inputs, frames, instruction); no daemon, no output")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
     return p
 
 
-def run(args) -> int:
-    from ..errors import NedFxError
+def config_from_args(args):
+    """A :class:`~ned_fx.batch.config.BatchConfig` from the options that were given (it holds the defaults)."""
+    from ..batch.config import BatchConfig
+    from ..errors import InvalidParameterError
 
-    raise NedFxError("ned-fx batch is not built yet")
+    if bool(args.client_key) != bool(args.server_key):
+        raise InvalidParameterError("CurveZMQ needs both --client-key (.key_secret) and --server-key (server.key)")
+    given = {"endpoint": args.daemon, "engine": args.engine, "device": args.device, "jobs": args.jobs,
+             "report": args.report, "contact_sheets": "" if args.no_contact_sheets else args.contact_sheets,
+             "samples": args.samples, "timeout": args.timeout,
+             "curve": (args.client_key, args.server_key) if args.client_key else None,
+             "shots": tuple(args.shot) if args.shot else None}
+    flags = {"start_daemon": False if args.no_start else None, "keep_daemon": True if args.keep_daemon else None,
+             "resume": False if args.no_resume else None}
+    return BatchConfig(**{k: v for k, v in {**given, **flags}.items() if v is not None})
+
+
+def run(args) -> int:
+    from ..batch import read_from_file
+    from ..batch.runner import BatchFailedError, run_batch
+
+    shotlist = read_from_file(args.shotlist)
+    config = config_from_args(args)
+    if args.check:
+        return _check(shotlist, config)
+    _interrupt_on_sigterm()
+    bars = None
+    if not args.quiet:
+        from ..batch.progress import BatchBars
+
+        bars = BatchBars(config.jobs)
+    try:
+        report = run_batch(shotlist, config, progress=bars)
+    finally:
+        if bars is not None:
+            bars.close()
+    _print_summary(report)
+    failed = report.failed
+    if failed:
+        detail = "; ".join(f"{s.name} ({s.error['code']}): {s.error['message']}" for s in failed[:3])
+        more = f"; and {len(failed) - 3} more" if len(failed) > 3 else ""
+        raise BatchFailedError(f"{len(failed)} of {len(report.shots)} shot(s) failed: {detail}{more} "
+                               f"(report: {report.path})")
+    return 0
+
+
+def _interrupt_on_sigterm() -> None:
+    """SIGTERM (a queue or a supervisor stopping the batch) ends it like Ctrl-C: the report of what was done is
+    written and a private daemon is stopped."""
+    import signal
+    import threading
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, interrupt)
+
+
+def _check(shotlist, config) -> int:
+    """``--check``: each shot's frames, output kind and instruction, without a daemon."""
+    from ..batch.runner import error_code, plan_shot
+    from ..media.frames import describe_numbers
+
+    bad = 0
+    for shot in shotlist:
+        if config.shots and shot.name not in config.shots:
+            continue
+        try:
+            plan = plan_shot(shot, config)
+            what = ", ".join(f"{k} {v}" for k, v in shot.instruction().items()) or "neutral"
+            print(f"{shot.name}: ok: {plan.input_kind} {shot.input} -> {plan.kind} {shot.output}; frames "
+                  f"{describe_numbers(list(plan.numbers))}; {what}")
+        except Exception as exc:
+            bad += 1
+            print(f"{shot.name}: {error_code(exc)}: {exc}")
+    print(f"{len(shotlist) - bad} shot(s) ready, {bad} with problems")
+    sys.stdout.flush()
+    return 1 if bad else 0
+
+
+def _print_summary(report) -> None:
+    rows = [("shot", "status", "edited", "passed", "resumed", "seconds", "note")]
+    for s in report.shots:
+        note = s.reason or (f"{s.error['code']}: {s.error['message'][:80]}" if s.error else "")
+        if s.passed_through and not note:
+            reasons = sorted(set(s.passed_through.values()))
+            note = "passed through: " + ", ".join(reasons)
+        rows.append((s.name, s.status, str(len(s.edited)), str(len(s.passed_through)), str(len(s.resumed)),
+                     f"{s.seconds.get('total', 0.0):.1f}", note))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1])
+    counts = report.counts()
+    print(f"{counts['done']} done, {counts['failed']} failed, {counts['skipped']} skipped in {report.seconds:.1f}s "
+          f"(daemon {report.daemon.get('endpoint')}, engine {report.daemon.get('engine', {}).get('engine', '?')})")
+    print(f"wrote {report.path}")
+    sheets = [s.contact_sheet for s in report.shots if s.contact_sheet]
+    if sheets:
+        print(f"contact sheets: {Path(sheets[0]).parent}")
+    sys.stdout.flush()

@@ -1,18 +1,144 @@
-"""``ned-fx farm`` (placeholder: being built)."""
+"""``ned-fx farm``: send a shot list to a render farm (OpenCue or Deadline).
+
+    ned-fx farm submit shots.yaml --to opencue --chunk 10 --show myshow --dry-run
+    ned-fx farm submit shots.yaml --to deadline --pool gpu --priority 60 --out farm_specs/
+    ned-fx farm assemble out/sh010.mov.frames/sh010.####.png -o out/sh010.mov --frames 0-99 --fps 25
+
+Per shot: an analysis task (tracks the whole shot once, written to SHOT.analysis.npz beside the output), render
+tasks of --chunk frames that depend on it (each runs `ned-fx edit` on its chunk), and for a movie output an
+assemble task that encodes the rendered frames (movies cannot be written in chunks). Every render task asks for
+--gpu GPUs. --dry-run writes the specs (OpenCue job spec XML / Deadline job and plugin info files) without
+submitting.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
 
 def register(subparsers) -> argparse.ArgumentParser:
-    """Add the ``farm`` sub-command."""
-    p = subparsers.add_parser("farm", help="submit a shot list to a render farm (OpenCue, Deadline)")
+    """Add the ``farm`` sub-command (``submit``, ``assemble``)."""
+    from ..farm.jobs import FarmConfig
+
+    d = FarmConfig()
+    p = subparsers.add_parser("farm", help="submit a shot list to a render farm (OpenCue, Deadline)",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="farm_command", metavar="ACTION")
+    s = sub.add_parser("submit", help="turn a shot list into farm jobs and submit them (or --dry-run)",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    s.add_argument("shotlist", help="shots.yaml, shots.csv or timeline.otio")
+    s.add_argument("--to", required=True, choices=("opencue", "deadline"), help="the farm")
+    s.add_argument("--chunk", type=int, help=f"frames per render task (default {d.chunk})")
+    s.add_argument("--dry-run", action="store_true", help="write the job specs and print a summary; submit nothing")
+    s.add_argument("--out", metavar="DIR", help="folder for the spec files (default SHOTLIST_farm/BACKEND beside "
+                   "the shot list)")
+    s.add_argument("--priority", type=int, help=f"job priority (default {d.priority}; Deadline 0-100)")
+    s.add_argument("--pool", help="Deadline pool")
+    s.add_argument("--group", help=f"Deadline group of the GPU workers (default {d.group}; 'none' for any)")
+    s.add_argument("--limits", help="Deadline limits, comma separated")
+    s.add_argument("--show", help="OpenCue show (default $SHOW, else ned_fx)")
+    s.add_argument("--gpu", type=int, help=f"GPUs per task (default {d.gpus}; 0 for CPU nodes)")
+    s.add_argument("--gpu-memory", help=f"GPU memory per task, e.g. 4g (OpenCue; default {d.gpu_memory})")
+    s.add_argument("--ned-fx", dest="ned_fx", metavar="PATH",
+                   help="the ned-fx program on the farm nodes (default: the one running this)")
+    s.add_argument("--shot", action="append", metavar="NAME", help="submit only this shot (repeatable)")
+    s.add_argument("--paused", action="store_true", help="submit the jobs paused")
+    s.set_defaults(func=run_submit)
+    a = sub.add_parser("assemble", help="encode a rendered frame sequence as the movie output (the farm's last task)")
+    a.add_argument("frames", help="the rendered sequence, e.g. out/sh010.mov.frames/sh010.####.png")
+    a.add_argument("-o", "--output", required=True, help="the movie to write")
+    a.add_argument("--frames", dest="frame_range", help="frame range of the sequence (default all)")
+    a.add_argument("--fps", type=float, required=True, help="frame rate")
+    a.add_argument("--audio-from", help="a movie whose audio is copied, trimmed to the frames")
+    a.add_argument("--clean", action="store_true", help="remove the frames once the movie is written")
+    a.set_defaults(func=run_assemble)
     p.set_defaults(func=run)
     return p
 
 
 def run(args) -> int:
-    from ..errors import NedFxError
+    """``ned-fx farm`` without an action."""
+    from ..errors import InvalidParameterError
 
-    raise NedFxError("ned-fx farm is not built yet")
+    raise InvalidParameterError("ned-fx farm needs an action: submit (send a shot list to a farm) or assemble "
+                                "(encode rendered frames as a movie)")
+
+
+def config_from_args(args):
+    """A :class:`~ned_fx.farm.jobs.FarmConfig` from the options that were given (it holds the defaults)."""
+    from ..farm.jobs import FarmConfig, parse_executable
+
+    given = {"chunk": args.chunk, "priority": args.priority, "pool": args.pool, "show": args.show,
+             "gpus": args.gpu, "gpu_memory": args.gpu_memory,
+             "executable": parse_executable(args.ned_fx) if args.ned_fx else None,
+             "limits": tuple(x.strip() for x in args.limits.split(",") if x.strip()) if args.limits else None,
+             "paused": True if args.paused else None}
+    if args.group is not None:
+        given["group"] = None if args.group.lower() == "none" else args.group
+    return FarmConfig(**{k: v for k, v in given.items() if v is not None or k == "group"})
+
+
+def run_submit(args) -> int:
+    from ..batch import read_from_file
+    from ..farm import deadline, opencue
+    from ..farm.jobs import build_jobs
+
+    shotlist = read_from_file(args.shotlist)
+    if args.shot:
+        shotlist = shotlist.select(args.shot)
+    config = config_from_args(args)
+    jobs = build_jobs(shotlist, config)
+    out = Path(args.out) if args.out else _default_out(args.shotlist, args.to)
+    _describe(jobs)
+    if args.to == "opencue":
+        if not opencue.have_pyoutline():
+            print("pyoutline is not installed: the spec is written by ned_fx itself (pip install opencue-pyoutline "
+                  "to launch)")
+        paths = opencue.write_specs(jobs, out)
+        for p in paths:
+            print(f"wrote {p}")
+        if args.dry_run:
+            print(f"dry run: nothing submitted; launch later with `ned-fx farm submit {args.shotlist} --to opencue`")
+            return 0
+        for name in opencue.submit(jobs):
+            print(f"submitted OpenCue job {name}")
+        return 0
+    if args.dry_run:
+        written = deadline.write_files(jobs, out)
+        for pairs in written.values():
+            for ji, pi in pairs:
+                print(f"wrote {ji}\nwrote {pi}")
+        print(f"wrote {out / 'submit.sh'}")
+        print(f"dry run: nothing submitted; submit with {out / 'submit.sh'} where deadlinecommand is installed")
+        return 0
+    for job_id in deadline.submit(jobs, out):
+        print(f"submitted Deadline job {job_id}")
+    sys.stdout.flush()
+    return 0
+
+
+def _default_out(shotlist: str, backend: str) -> Path:
+    p = Path(shotlist)
+    return p.parent / f"{p.stem}_farm" / backend
+
+
+def _describe(jobs) -> None:
+    for job in jobs:
+        print(f"job {job.name}: {job.metadata['instruction']}; {job.input} -> {job.output}")
+        for layer in job.layers:
+            need = f"{layer.gpus} GPU" if layer.gpus else "CPU"
+            after = f", after {', '.join(layer.depends_on)}" if layer.depends_on else ""
+            print(f"  {layer.name}: frames {layer.frames}, {len(layer.tasks)} task(s) of up to {layer.chunk} "
+                  f"frame(s), {need}{after}")
+    sys.stdout.flush()
+
+
+def run_assemble(args) -> int:
+    from ..farm.assemble import assemble_movie
+
+    out = assemble_movie(args.frames, args.output, args.frame_range, args.fps, audio_from=args.audio_from,
+                         clean=args.clean)
+    print(f"wrote {out}")
+    return 0

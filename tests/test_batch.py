@@ -1,0 +1,288 @@
+"""``ned-fx batch`` against a real daemon process: several shots in flight (sequence, EXR plates, movie), output
+frame numbers, the report, contact sheets, resume after a kill, failures that do not stop other shots, a private
+daemon started and stopped, no daemon with --no-start, and one short real-engine run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ned_fx.batch import read_from_file
+from ned_fx.batch.runner import BatchConfig, run_batch
+from ned_fx.media import Frame, open_media, read_image, sequence_path, write_image
+
+from conftest import REPO, footage
+from daemons import Daemon, free_port
+
+
+@pytest.fixture(scope="module")
+def identity(tmp_path_factory):
+    base = tmp_path_factory.getbasetemp()
+    d = Daemon("--engine", "identity", roots=[base], tmp=base)
+    try:
+        yield d
+    finally:
+        d.kill()
+
+
+def source_frames(path, frames=None) -> dict[int, np.ndarray]:
+    with open_media(path, frames) as src:
+        return {f.number: f.pixels.copy() for f in src}
+
+
+def make_exr_plates(folder: Path, first: int = 1001, count: int = 4) -> str:
+    """A float16 EXR sequence made from d12's frames, with a header attribute to carry."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open_media(footage("d12.mp4"), f"0-{count - 1}") as src:
+        for i, f in enumerate(src):
+            linear = (f.pixels.astype(np.float32) / 255.0) ** 2.2
+            frame = Frame(first + i, linear.astype(np.float16), ("R", "G", "B"), metadata={"owner": "plate dept"})
+            write_image(sequence_path(folder / "sh020.####.exr", first + i), frame)
+    return str(folder / "sh020.####.exr")
+
+
+def test_three_shots_report_contact_sheets_and_a_rerun(identity, tmp_path):
+    d12, d3 = footage("d12.mp4"), footage("d3.mp4")
+    plates = make_exr_plates(tmp_path / "plates")
+    (tmp_path / "shots.yaml").write_text(
+        "version: 1\ndefaults:\n  emotion: happy\n  intensity: 0.8\n  consent: release 114\nshots:\n"
+        f"  - {{name: sh010, input: {d12}, output: out/sh010.####.png, frames: 0-7}}\n"
+        f"  - {{name: sh020, input: plates/sh020.####.exr, output: out/sh020.####.exr, emotion: sad}}\n"
+        f"  - {{name: sh030, input: {d3}, output: out/sh030.mov, frames: 5-16}}\n"
+        f"  - {{name: sh040, input: {footage('d19.jpg')}, output: out/sh040.png}}\n")
+    shots = read_from_file(tmp_path / "shots.yaml")
+    config = BatchConfig(endpoint=identity.endpoint, start_daemon=False, jobs=2)
+    calls = []
+    report = run_batch(shots, config, progress=lambda *a: calls.append(a))
+
+    assert [(s.name, s.status) for s in report.shots] == [("sh010", "done"), ("sh020", "done"), ("sh030", "done"),
+                                                          ("sh040", "done")]
+    assert np.array_equal(read_image(tmp_path / "out" / "sh040.png").pixels, read_image(footage("d19.jpg")).pixels)
+    # sequence from a movie: output numbers are the movie's 0-based indices, pixels exactly the daemon's (identity)
+    src = source_frames(d12, "0-7")
+    out = tmp_path / "out"
+    assert sorted(p.name for p in out.glob("sh010.*.png")) == [f"sh010.{n:04d}.png" for n in range(8)]
+    for n, pixels in src.items():
+        assert np.array_equal(read_image(out / f"sh010.{n:04d}.png").pixels, pixels)
+    # EXR plates keep their numbers, half floats and header attributes; the edit record rides along
+    exr_src = source_frames(plates)
+    assert sorted(exr_src) == [1001, 1002, 1003, 1004]
+    for n, pixels in exr_src.items():
+        got = read_image(out / f"sh020.{n}.exr")
+        assert got.pixels.dtype == np.float16 and np.array_equal(got.pixels, pixels)
+        assert got.metadata["owner"] == "plate dept"
+        record = json.loads(got.metadata["ned_fx/batch_record"])
+        assert (record["shot"], record["source_frame"], record["parameters"]["emotion"]) == ("sh020", n, "sad")
+        assert record["consent"] == "release 114" and record["application"] == "ned-fx batch"
+    # a movie output: 12 frames, the source's rate, its audio
+    with open_media(out / "sh030.mov") as mov:
+        assert len(mov) == 12 and mov.fps == pytest.approx(30.0) and mov.has_audio
+    # the report on disk
+    doc = json.loads(Path(report.path).read_text())
+    assert report.path == str(tmp_path / "shots_report.json")
+    assert doc["summary"] == {"done": 4, "failed": 0, "skipped": 0} and doc["daemon"]["started_here"] is False
+    by = {s["name"]: s for s in doc["shots"]}
+    assert by["sh010"]["frames_total"] == 8 and by["sh010"]["passed_through"]["identity engine"]["count"] == 8
+    assert by["sh020"]["frames"] == "1001-1004 (4 frames)" and by["sh030"]["outputs"] == [str(out / "sh030.mov")]
+    assert all(s["seconds"]["total"] > 0 for s in doc["shots"])
+    # a contact sheet per shot: header + 4 rows of (caption + 480x480 before|after) for the 512x512 clip
+    for name in ("sh010", "sh020", "sh030"):
+        sheet = read_image(by[name]["contact_sheet"])
+        assert sheet.pixels.shape[1] == 2 * 480 + 6
+    assert read_image(by["sh010"]["contact_sheet"]).pixels.shape[:2] == (3 * 22 + 10 + 4 * (6 + 22 + 480), 966)
+    assert read_image(by["sh020"]["contact_sheet"]).pixels.shape[0] == 3 * 22 + 10 + 4 * (6 + 22 + 480)
+    stages = {c[1] for c in calls}
+    assert {"total", "analysing", "rendering", "done"} <= stages
+
+    # the same list again: sequences and the still are complete (kept, untouched), the movie is redone whole
+    before = {p: p.stat().st_mtime_ns for p in out.glob("sh0[124]0.*")}
+    assert len(before) == 8 + 4 + 1
+    again = run_batch(shots, config)
+    assert [(s.name, s.status, len(s.resumed)) for s in again.shots] == [
+        ("sh010", "skipped", 8), ("sh020", "skipped", 4), ("sh030", "done", 0), ("sh040", "skipped", 1)]
+    assert {p: p.stat().st_mtime_ns for p in out.glob("sh0[124]0.*")} == before
+    # another instruction is another edit: nothing is kept
+    (tmp_path / "shots.yaml").write_text((tmp_path / "shots.yaml").read_text().replace("intensity: 0.8",
+                                                                                        "intensity: 0.5"))
+    third = run_batch(read_from_file(tmp_path / "shots.yaml"), BatchConfig(endpoint=identity.endpoint,
+                                                                          start_daemon=False, shots=("sh010",)))
+    assert [(s.name, s.status, len(s.resumed), len(s.passed_through)) for s in third.shots] == [
+        ("sh010", "done", 0, 8), ("sh020", "skipped", 0, 0), ("sh030", "skipped", 0, 0), ("sh040", "skipped", 0, 0)]
+    assert third.shots[1].reason == "not selected"
+
+
+def test_resume_after_a_kill(identity, tmp_path):
+    """Kill the batch mid-shot (SIGKILL), run it again: frames already written are not rewritten, the rest are
+    written, and no frame is half-written."""
+    d12 = footage("d12.mp4")
+    total = 80
+    (tmp_path / "shots.yaml").write_text(f"shots:\n  - {{name: long, input: {d12}, output: out/long.####.png, "
+                                         f"frames: 0-{total - 1}, emotion: happy}}\n")
+    cmd = [sys.executable, "-m", "ned_fx.cli", "batch", str(tmp_path / "shots.yaml"), "--daemon", identity.endpoint,
+           "--no-start", "-q", "--no-contact-sheets"]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    out = tmp_path / "out"
+    try:
+        deadline = time.monotonic() + 60
+        while len(list(out.glob("long.*.png"))) < 20:
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.monotonic() < deadline, "the batch wrote no frames"
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    first_run = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in out.glob("long.*.png")}
+    assert 20 <= len(first_run) < total, "killed mid-shot"
+    assert not (tmp_path / "shots_report.json").exists(), "a killed run writes no report"
+
+    result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    doc = json.loads((tmp_path / "shots_report.json").read_text())
+    (shot,) = doc["shots"]
+    assert shot["status"] == "done" and shot["resumed"]["count"] == len(first_run)
+    assert shot["passed_through"]["identity engine"]["count"] == total - len(first_run)
+    for name, stamp in first_run.items():
+        p = out / name
+        assert (p.stat().st_ino, p.stat().st_mtime_ns) == stamp, f"{name} was rewritten"
+    names = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
+    assert names == [f"long.{n:04d}.png" for n in range(total)]
+    assert [p.name for p in out.iterdir() if ".tmp" in p.name] == [], "stale temporary files were removed"
+    src = source_frames(d12, f"0-{total - 1}")
+    for n in (0, 19, 20, 50, total - 1):                   # complete and right, before and after the kill
+        assert np.array_equal(read_image(out / f"long.{n:04d}.png").pixels, src[n])
+
+
+def test_a_failed_shot_does_not_stop_the_others(identity, tmp_path, capsys):
+    from ned_fx.cli import main
+
+    import shutil
+    import tempfile
+
+    d12 = footage("d12.mp4")
+    elsewhere = Path(tempfile.mkdtemp(prefix="ned-fx-outside-", dir="/tmp"))   # outside the daemon's --root
+    try:
+        frame = np.zeros((64, 64, 3), np.uint8)
+        write_image(elsewhere / "still.png", frame)
+        (tmp_path / "shots.yaml").write_text(
+            "shots:\n"
+            f"  - {{name: typo, input: {d12}, output: out/typo.####.png, frames: 0-2, emotion: hapy}}\n"
+            f"  - {{name: gone, input: {tmp_path / 'gone.mov'}, output: out/gone.mov}}\n"
+            f"  - {{name: outside, input: {elsewhere / 'still.png'}, output: out/x.png}}\n"
+            f"  - {{name: good, input: {d12}, output: out/good.####.png, frames: 3-5}}\n")
+        rc = main(["batch", str(tmp_path / "shots.yaml"), "--daemon", identity.endpoint, "--no-start", "-q",
+                   "--report", str(tmp_path / "r" / "report.json")])
+    finally:
+        shutil.rmtree(elsewhere)
+    captured = capsys.readouterr()
+    assert rc == 9
+    assert "3 of 4 shot(s) failed" in captured.err and "typo (invalid_parameter)" in captured.err
+    doc = json.loads((tmp_path / "r" / "report.json").read_text())
+    by = {s["name"]: s for s in doc["shots"]}
+    assert by["good"]["status"] == "done" and by["good"]["frames_total"] == 3
+    assert by["typo"]["error"]["code"] == "invalid_parameter" and "happy" in by["typo"]["error"]["message"]
+    assert by["gone"]["error"]["code"] == "not_found" and by["gone"]["error"]["exit_code"] == 2
+    assert by["outside"]["error"]["code"] == "forbidden" and "--root" in by["outside"]["error"]["message"]
+    assert doc["summary"] == {"done": 1, "failed": 3, "skipped": 0}
+    assert sorted(p.name for p in (tmp_path / "out").iterdir() if not p.name.startswith(".")) == [
+        "good.0003.png", "good.0004.png", "good.0005.png"]
+    assert (tmp_path / "r" / "report_contact" / "good.png").is_file()
+
+
+def test_no_daemon_with_no_start_is_a_clear_error(tmp_path, capsys):
+    from ned_fx.cli import main
+
+    (tmp_path / "shots.yaml").write_text(f"shots:\n  - {{input: {footage('d12.mp4')}, output: o.mov}}\n")
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    t = time.monotonic()
+    rc = main(["batch", str(tmp_path / "shots.yaml"), "--daemon", endpoint, "--no-start", "-q"])
+    err = capsys.readouterr().err
+    assert rc == 8 and time.monotonic() - t < 10
+    assert f"no ned-fx daemon answered at {endpoint}" in err and "ned-fx serve" in err and "--no-start" in err
+    assert not (tmp_path / "o.mov").exists()
+
+
+def test_a_private_daemon_is_started_and_stopped(tmp_path, monkeypatch):
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))         # its log goes to the test's folder
+    d12 = footage("d12.mp4")
+    (tmp_path / "shots.yaml").write_text(f"shots:\n  - {{input: {d12}, output: out/a.####.png, frames: 0-1}}\n")
+    config = BatchConfig(endpoint=f"tcp://127.0.0.1:{free_port()}", engine="identity", ping_timeout=0.5)
+    report = run_batch(read_from_file(tmp_path / "shots.yaml"), config)
+    assert report.shots[0].status == "done"
+    daemon = report.daemon
+    assert daemon["started_here"] and daemon["engine"]["engine"] == "identity" and not daemon["kept"]
+    assert daemon["endpoint"] != config.endpoint                       # its own free port
+    with pytest.raises(ProcessLookupError):
+        os.kill(daemon["pid"], 0)
+    assert "ready on" in Path(daemon["log"]).read_text() and Path(daemon["log"]).parent == tmp_path
+
+
+def test_real_engine_edits_land(tmp_path):
+    """One short run through the real engine: the frames come back edited inside the face, untouched far from it,
+    with the input's frame numbers."""
+    d12 = footage("d12.mp4")
+    daemon = Daemon("--cache", str(tmp_path / "cache"), roots=[tmp_path], tmp=tmp_path, wait=180)
+    try:
+        (tmp_path / "shots.yaml").write_text(
+            f"shots:\n  - {{name: smile, input: {d12}, output: out/smile.####.png, frames: 20-23, emotion: happy,"
+            f" intensity: 1.0}}\n")
+        report = run_batch(read_from_file(tmp_path / "shots.yaml"),
+                           BatchConfig(endpoint=daemon.endpoint, start_daemon=False, samples=2))
+    finally:
+        daemon.kill()
+    (shot,) = report.shots
+    assert shot.status == "done", shot.error
+    assert shot.edited == (20, 21, 22, 23) and not shot.passed_through
+    src = source_frames(d12, "20-23")
+    for n in range(20, 24):
+        got = read_image(tmp_path / "out" / f"smile.{n:04d}.png").pixels.astype(int)
+        diff = np.abs(got - src[n]).max(axis=2)
+        assert diff.max() > 20, "the face changed"
+        assert (diff[:40] == 0).all() and (diff[-40:] == 0).all(), "rows far from the face are bit-exact"
+    assert report.daemon["engine"]["engine"] == "ned_fx"
+    assert read_image(shot.contact_sheet).pixels.shape[1] == 966
+
+
+def test_a_private_daemon_that_dies_is_restarted_and_the_shot_resumes(tmp_path, monkeypatch):
+    import tempfile
+
+    from ned_fx.batch.connect import DaemonLink
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+
+    d12 = footage("d12.mp4")
+    (tmp_path / "shots.yaml").write_text(f"shots:\n  - {{name: s, input: {d12}, output: out/s.####.png, "
+                                         f"frames: 0-39}}\n")
+    config = BatchConfig(endpoint=f"tcp://127.0.0.1:{free_port()}", engine="identity", ping_timeout=0.5,
+                         contact_sheets="")
+    link = DaemonLink.connect(config, [str(d12)])
+    killed = []
+
+    def progress(shot, stage, done, total):
+        if stage == "rendering" and done == 10 and not killed:
+            killed.append(link.pid)
+            os.kill(link.pid, signal.SIGKILL)
+
+    t = time.monotonic()
+    try:
+        report = run_batch(read_from_file(tmp_path / "shots.yaml"), config, progress=progress, link=link)
+    finally:
+        link.stop()
+    (shot,) = report.shots
+    assert killed and link.restarts == 1 and link.pid != killed[0]
+    assert shot.status == "done" and len(shot.resumed) >= 10 and len(shot.resumed) + len(shot.passed_through) == 40
+    assert sorted(p.name for p in (tmp_path / "out").glob("s.*.png")) == [f"s.{n:04d}.png" for n in range(40)]
+    assert time.monotonic() - t < 30, "a dead private daemon is noticed at once, not after the request timeout"
+    with pytest.raises(ProcessLookupError):
+        os.kill(link.pid, 0)

@@ -1,0 +1,243 @@
+"""The shot-list format (YAML, CSV, OpenTimelineIO): what is read, what is refused and with which message, and that
+each format writes back what it reads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import opentimelineio as otio
+import pytest
+
+from ned_fx.batch import SHOT_KEYS, ShotListError, read_from_file, write_to_file
+from ned_fx.batch.shotlist import read_from_string
+from ned_fx.errors import InputNotFoundError, InvalidParameterError, NedFxError, UnsupportedFormatError
+
+from conftest import footage
+
+YAML = """\
+version: 1
+defaults:
+  emotion: happy
+  intensity: 0.8
+  consent: "performer release #2026-114"
+  output: out/{name}_{emotion}.####.exr
+shots:
+  - name: sh010
+    input: plates/sh010.####.exr
+    frames: 1001-1100
+    regions: all,-mouth
+    face: 0
+  - input: plates/sh020.%04d.exr
+    frames: 1001
+    emotion: "happy:0.7,surprised:0.3"
+    reference: refs/smile.jpg
+  - input: takes/take3.mov
+    output: out/take3_sad.mov
+    emotion: sad
+    intensity: 1.2
+    speech: preserve
+"""
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_yaml_defaults_names_templates_and_paths(tmp_path):
+    sl = read_from_file(write(tmp_path, "shots.yaml", YAML))
+    assert [s.name for s in sl] == ["sh010", "sh020", "take3"]          # names from the inputs' file names
+    a, b, c = sl.shots
+    assert a.input == str(tmp_path / "plates" / "sh010.####.exr")      # relative to the shot list's folder
+    assert a.output == str(tmp_path / "out" / "sh010_happy.####.exr")  # template filled per shot
+    assert (a.frames, a.emotion, a.intensity, a.regions, a.face) == ("1001-1100", "happy", 0.8, "all,-mouth", 0)
+    assert a.consent == "performer release #2026-114"
+    assert b.frames == "1001" and b.output.endswith("sh020_happy_0.7_surprised_0.3.####.exr")
+    assert b.reference == str(tmp_path / "refs" / "smile.jpg") and b.emotion == "happy:0.7,surprised:0.3"
+    assert (c.output, c.intensity, c.speech, c.frames) == (str(tmp_path / "out" / "take3_sad.mov"), 1.2,
+                                                            "preserve", None)
+    assert (a.output_kind, c.output_kind) == ("sequence", "movie")
+    assert a.instruction() == {"emotion": "happy", "intensity": 0.8, "regions": "all,-mouth"}
+    assert sl.name == "shots" and sl.source.endswith("shots.yaml")
+
+
+def test_csv_reads_the_same_shots_as_yaml(tmp_path):
+    yaml_list = read_from_file(write(tmp_path, "shots.yaml", YAML))
+    csv_text = (
+        "# comment rows and blank lines are skipped\n"
+        "name,input,output,frames,emotion,intensity,reference,regions,speech,face,consent\n"
+        'sh010,plates/sh010.####.exr,out/sh010_happy.####.exr,1001-1100,happy,0.8,,"all,-mouth",,0,'
+        "performer release #2026-114\n"
+        '\n'
+        'sh020,plates/sh020.%04d.exr,out/sh020_happy_0.7_surprised_0.3.####.exr,1001,"happy:0.7,surprised:0.3",'
+        '0.8,refs/smile.jpg,,,,performer release #2026-114\n'
+        "take3,takes/take3.mov,out/take3_sad.mov,,sad,1.2,,,preserve,,performer release #2026-114\n")
+    csv_list = read_from_file(write(tmp_path, "shots.csv", csv_text))
+    assert csv_list.shots == yaml_list.shots
+
+
+@pytest.mark.parametrize("ext", ["yaml", "csv", "otio"])
+def test_each_format_writes_back_what_it_reads(tmp_path, ext):
+    original = read_from_file(write(tmp_path, "shots.yaml", YAML))
+    path = write_to_file(original, tmp_path / f"copy.{ext}")
+    again = read_from_file(path)
+    assert again.shots == original.shots
+    assert not [p for p in tmp_path.iterdir() if ".tmp" in p.name], "written atomically, no temporary left"
+    if ext == "yaml":                      # paths inside the folder are written relative to it
+        assert "input: plates/sh010.####.exr" in path.read_text()
+
+
+def test_otio_timeline_clips_become_shots(tmp_path):
+    """A timeline as an editor would export it: a movie clip whose media starts at a timecode, an image-sequence
+    clip, a gap and a disabled clip; instruction keys in the clips' metadata, the output template in the
+    timeline's."""
+    rate = 24
+    tl = otio.schema.Timeline(name="reel1")
+    tl.metadata["ned_fx"] = {"defaults": {"emotion": "happy", "intensity": 0.7,
+                                          "output": "renders/{name}.####.exr"}}
+    track = otio.schema.Track(kind=otio.schema.TrackKind.Video)
+    tl.tracks.append(track)
+    movie = otio.schema.Clip(
+        name="sh010",
+        media_reference=otio.schema.ExternalReference(
+            target_url="file://" + str(tmp_path / "takes" / "take 3.mov").replace(" ", "%20"),
+            available_range=otio.opentime.TimeRange(otio.opentime.RationalTime(86400, rate),
+                                                    otio.opentime.RationalTime(500, rate))),
+        source_range=otio.opentime.TimeRange(otio.opentime.RationalTime(86400 + 10, rate),
+                                             otio.opentime.RationalTime(20, rate)))
+    movie.metadata["ned_fx"] = {"emotion": "sad", "face": 1, "output": "renders/sh010_sad.mov"}
+    track.append(movie)
+    track.append(otio.schema.Gap(source_range=otio.opentime.TimeRange(duration=otio.opentime.RationalTime(5, rate))))
+    seq = otio.schema.Clip(
+        name="sh020",
+        media_reference=otio.schema.ImageSequenceReference(
+            target_url_base="plates/sh020/", name_prefix="sh020.", name_suffix=".exr", start_frame=1001,
+            frame_zero_padding=4, rate=rate,
+            available_range=otio.opentime.TimeRange(otio.opentime.RationalTime(0, rate),
+                                                    otio.opentime.RationalTime(100, rate))),
+        source_range=otio.opentime.TimeRange(otio.opentime.RationalTime(5, rate), otio.opentime.RationalTime(10, rate)))
+    track.append(seq)
+    off = otio.schema.Clip(name="unused", media_reference=otio.schema.ExternalReference(target_url="x.mov"),
+                           source_range=otio.opentime.TimeRange(duration=otio.opentime.RationalTime(3, rate)))
+    off.enabled = False
+    track.append(off)
+    path = tmp_path / "reel1.otio"
+    otio.adapters.write_to_file(tl, str(path))
+
+    sl = read_from_file(path)
+    assert [s.name for s in sl] == ["sh010", "sh020"]                  # the gap and the disabled clip are not shots
+    a, b = sl.shots
+    assert a.input == str(tmp_path / "takes" / "take 3.mov")            # file URL decoded
+    assert a.frames == "10-29"                                          # movie: 0-based index from the media start
+    assert (a.emotion, a.intensity, a.face, a.output) == ("sad", 0.7, 1, str(tmp_path / "renders" / "sh010_sad.mov"))
+    assert b.input == str(tmp_path / "plates" / "sh020" / "sh020.####.exr")
+    assert b.frames == "1006-1015"                                      # sequence: the files' own frame numbers
+    assert b.output == str(tmp_path / "renders" / "sh020.####.exr") and b.emotion == "happy"
+
+
+def test_otio_clip_without_media_is_refused(tmp_path):
+    tl = otio.schema.Timeline(name="t")
+    tr = otio.schema.Track()
+    tl.tracks.append(tr)
+    tr.append(otio.schema.Clip(name="orphan", source_range=otio.opentime.TimeRange(
+        duration=otio.opentime.RationalTime(10, 24))))
+    tl.metadata["ned_fx"] = {"defaults": {"output": "o/{name}.####.png"}}
+    path = tmp_path / "t.otio"
+    otio.adapters.write_to_file(tl, str(path))
+    with pytest.raises(ShotListError, match="orphan.*no media reference"):
+        read_from_file(path)
+
+
+@pytest.mark.parametrize("text, pattern", [
+    ("shots:\n  - input: a.mov\n    output: b.mov\n    emotoin: happy\n", r"unknown key\(s\) 'emotoin'; valid: name, input"),
+    ("shot:\n  - input: a.mov\n", r"unknown top-level key\(s\) 'shot'; valid: version, defaults, shots"),
+    ("shots:\n  - output: b.mov\n", r"shot 1 has no input"),
+    ("shots:\n  - input: a.mov\n", r"shot 1 \(a\) has no output"),
+    ("shots:\n  - input: a.mov\n    output: b.mov\n    frames: 100-10\n", r"ends before it starts"),
+    ("shots:\n  - input: a.mov\n    output: b.mov\n    frames: ten\n", r"not valid; use \"1001\""),
+    ("shots:\n  - input: a.mov\n    output: b.png\n    frames: 1-10\n", r"is a still but frames 1-10"),
+    ("shots:\n  - input: a.mov\n    output: b.mov\n    intensity: loud\n", r"intensity must be a number"),
+    ("shots:\n  - input: a.mov\n    output: b.mov\n    face: first\n", r"face must be a whole number"),
+    ("shots:\n  - input: a.mov\n    output: b.mov\n    speech: mumble\n", r"valid: auto, preserve, free"),
+    ("shots:\n  - input: a.mov\n    output: b.txt\n", r"not a movie, still or image sequence; valid: movies"),
+    ("shots:\n  - input: a.mov\n    output: a.mov\n", r"would overwrite the input"),
+    ("shots:\n  - input: a.mov\n    output: o/{shot}.mov\n", r"uses \{shot\}; valid fields: \{name\}, \{stem\}"),
+    ("shots:\n  - {name: x, input: a.mov, output: b.mov}\n  - {name: x, input: c.mov, output: d.mov}\n",
+     r"both called 'x'"),
+    ("shots:\n  - {input: a.mov, output: o.mov}\n  - {input: c.mov, output: o.mov}\n", r"both write"),
+    ("shots:\n  - {input: a.mov, output: b.####.png}\n  - {input: b.####.png, output: c.mov}\n",
+     r"which is the input of shot"),
+    ("version: 2\nshots: []\n", r"version 2 is not supported; valid: 1"),
+    ("shots: []\n", r"non-empty list"),
+    ("defaults: {input: a.mov}\nshots:\n  - {input: a.mov, output: b.mov}\n", r"defaults cannot set input"),
+    ("shots:\n  - input: a.mov\n    output: [b.mov]\n", r"output must be text"),
+    ("shots: [\n", r"not valid YAML"),
+])
+def test_bad_yaml_is_refused_with_a_named_error(tmp_path, text, pattern):
+    with pytest.raises(ShotListError, match=pattern) as err:
+        read_from_file(write(tmp_path, "bad.yaml", text))
+    assert isinstance(err.value, InvalidParameterError) and err.value.exit_code == 2
+    assert "bad.yaml" in str(err.value)
+
+
+def test_bad_csv_is_refused(tmp_path):
+    with pytest.raises(ShotListError, match=r"unknown column\(s\) 'mood'; valid: name, input, output"):
+        read_from_file(write(tmp_path, "a.csv", "input,output,mood\na.mov,b.mov,happy\n"))
+    with pytest.raises(ShotListError, match=r"row 2: frames: frame range '5-1' ends before it starts"):
+        read_from_file(write(tmp_path, "b.csv", "input,output,frames\na.mov,b.mov,5-1\n"))
+    with pytest.raises(ShotListError, match="header but no shots"):
+        read_from_file(write(tmp_path, "c.csv", "input,output\n"))
+
+
+def test_missing_file_and_unknown_format(tmp_path):
+    with pytest.raises(InputNotFoundError):
+        read_from_file(tmp_path / "nope.yaml")
+    with pytest.raises(UnsupportedFormatError, match=r"valid: \.yaml, \.yml, \.csv, \.otio"):
+        read_from_file(write(tmp_path, "shots.json", "{}"))
+
+
+def test_default_names_do_not_clash_and_selection(tmp_path):
+    sl = read_from_string("shots:\n  - {input: a.mov, output: o1.mov}\n  - {input: a.mov, output: o2.mov}\n"
+                          "  - {name: a_2, input: a.mov, output: o3.mov}\n", "yaml", base=tmp_path)
+    assert [s.name for s in sl] == ["a", "a_3", "a_2"]
+    assert [s.name for s in sl.select(["a_2"])] == ["a_2"]
+    with pytest.raises(ShotListError, match="no shot called 'zz'.*shots: a, a_3, a_2"):
+        sl.select(["zz"])
+
+
+def test_every_documented_key_is_accepted(tmp_path):
+    values = {"name": "s", "input": "a.mov", "output": "b.mov", "frames": "0-9", "emotion": "reference",
+              "intensity": 1, "reference": "r.mov", "reference_frames": "3-8", "reference_neutral_frame": 3,
+              "keys": "0:neutral:0,9:happy:1", "curve": "c.csv", "regions": "brows", "speech": "free",
+              "neutral_frame": 2, "face": 0, "consent": "c"}
+    assert set(values) == set(SHOT_KEYS)
+    text = "shots:\n  - " + "\n    ".join(f"{k}: {v!r}" if isinstance(v, str) else f"{k}: {v}" for k, v in values.items())
+    (shot,) = read_from_string(text, "yaml", base=tmp_path).shots
+    assert shot.as_dict()["keys"] == "0:neutral:0,9:happy:1" and shot.reference_neutral_frame == 3
+    assert shot.curve == str(tmp_path / "c.csv") and shot.intensity == 1.0
+
+
+def test_cli_reports_a_bad_shot_list_in_one_line(tmp_path, capsys):
+    from ned_fx.cli import main
+
+    path = write(tmp_path, "bad.yaml", "shots:\n  - input: a.mov\n    output: b.mov\n    mood: happy\n")
+    assert main(["batch", str(path), "--check"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("ned-fx: error:") and "unknown key(s) 'mood'" in err[0]
+
+
+def test_check_reads_real_inputs_without_a_daemon(tmp_path, capsys):
+    from ned_fx.cli import main
+
+    clip = footage("d12.mp4")
+    path = write(tmp_path, "shots.yaml", f"shots:\n  - {{name: a, input: {clip}, output: o/a.####.png, frames: 0-9}}\n"
+                 f"  - {{name: b, input: {clip}, output: o/b.####.png, emotion: hapy}}\n"
+                 f"  - {{name: c, input: {tmp_path / 'missing.mov'}, output: o/c.mov}}\n")
+    assert main(["batch", str(path), "--check"]) == 1
+    out = capsys.readouterr().out
+    assert "a: ok: movie" in out and "0-9 (10 frames)" in out
+    assert "b: invalid_parameter:" in out and "happy" in out          # the valid emotions are listed
+    assert "c: not_found:" in out
+    assert not (tmp_path / "o").exists(), "--check writes nothing"
+    assert isinstance(ShotListError("x"), NedFxError)
