@@ -73,7 +73,7 @@ def track_media(path: str | Path, config=None, frames: str | None = None, face_i
     from .tracking import FaceTracker
 
     tracker = tracker or FaceTracker(config)
-    view = tracker_view(tracker.config)
+    view = tracker_view(config or tracker.config)     # a warm tracker may look at this shot's colour space
     with open_media(path, parse_frame_range(frames)) as source:
         total = len(source)
         size: list[tuple[int, int]] = []

@@ -96,3 +96,29 @@ def _png(tmp_path, photo):
     path = tmp_path / "photo.png"
     write_image(path, Frame.from_array(photo))
     return path
+
+
+def test_the_daemon_tracks_a_shot_in_its_colour_space(tmp_path, photo):
+    """``open(colorspace=…)``: a Nuke comp in ACEScg is analysed through OpenColorIO; an unknown name is refused."""
+    from daemons import Daemon
+    from ned_fx.client import Client, DaemonError
+
+    plate = tmp_path / "plate.exr"
+    write_image(plate, Frame.from_array(_encode(photo, "ACEScg").astype(np.float16)))
+    d = Daemon(roots=[tmp_path], tmp=tmp_path)
+    try:
+        with Client(d.endpoint, timeout=60) as c:
+            with pytest.raises(DaemonError, match="ACEScg"):
+                c.open(str(plate), colorspace="ACEScgg", emotion="happy")
+            shot = c.open(str(plate), colorspace="ACEScg", emotion="happy")
+            shot.wait(timeout=300)
+            out, reply = shot.render(0, with_info=True)
+            assert reply.result["reason"] is None and out.dtype == np.float16
+            # the colour space is part of the analysis: the same shot opened again in it is the cached analysis,
+            # opened without it (read as linear Rec.709) is another analysis
+            again = c.open(str(plate), colorspace="ACEScg", emotion="happy")
+            assert again.wait(timeout=300)["cached"]
+            plain = c.open(str(plate), emotion="happy")
+            assert not plain.wait(timeout=300)["cached"]
+    finally:
+        d.kill()

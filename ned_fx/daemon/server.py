@@ -338,10 +338,15 @@ class Daemon:
             raise InvalidParameterError("params.frames must be a string such as '1001-1100'")
         if face is not None and (not isinstance(face, int) or isinstance(face, bool)):
             raise InvalidParameterError("params.face must be an integer face id")
-        for key in ("consent", "user", "host", "application"):
+        for key in ("consent", "user", "host", "application", "colorspace"):
             if params.get(key) is not None and not isinstance(params[key], str):
                 raise InvalidParameterError(f"params.{key} must be a string")
         instruction = instruction_from_params(params)
+        colorspace = params.get("colorspace") or None
+        if colorspace and self.engine != "identity":
+            from ..media.color import display_view_for
+
+            display_view_for(colorspace)            # an unknown colour space is refused now, with the valid names
         path = confine(params["path"], self.roots)
         for extra in ("reference", "curve"):
             if getattr(instruction, extra):
@@ -359,7 +364,7 @@ class Daemon:
                         params=instruction.as_params(), consent=None)
             raise
         session = Session(path, frames, face, instruction, identity=self.engine == "identity",
-                          cache=self.cache, consent=consent, requester=requester)
+                          cache=self.cache, consent=consent, requester=requester, colorspace=colorspace)
         self._audit("open", required=True, who=requester, engine=self.engine, **session.audit_fields())
         self.sessions[session.id] = session
         with self._lock:

@@ -24,9 +24,10 @@ INSTRUCTION_KEYS = {"emotion": str, "intensity": (int, float), "reference": str,
                     "reference_neutral_frame": int, "keys": str, "curve": str, "regions": str, "speech": str,
                     "neutral_frame": int}
 #: The keys of an ``open`` request's params besides the instruction: ``consent`` is the performer's consent
-#: reference (free text or id); ``user``/``host``/``application`` say who asks (for the audit log).
+#: reference (free text or id); ``user``/``host``/``application`` say who asks (for the audit log);
+#: ``colorspace`` is the plate's OpenColorIO colour space for what the tracker looks at (default "auto").
 OPEN_KEYS = {"path": str, "frames": str, "face": int,
-             "consent": str, "user": str, "host": str, "application": str}
+             "consent": str, "user": str, "host": str, "application": str, "colorspace": str}
 CACHE_VERSION = 1
 
 
@@ -103,8 +104,10 @@ class Session:
     """
 
     def __init__(self, path: Path, frames: str | None, face: int | None, instruction, identity: bool,
-                 cache: Path | None = None, consent: str | None = None, requester: dict | None = None):
+                 cache: Path | None = None, consent: str | None = None, requester: dict | None = None,
+                 colorspace: str | None = None):
         self.id = uuid.uuid4().hex
+        self.colorspace = colorspace
         self.path, self.frames, self.face, self.instruction = path, frames, face, instruction
         self.identity = identity
         self.consent = consent
@@ -191,8 +194,10 @@ class Session:
         from .. import manipulation, tracking
         from ..pipeline import ShotRenderer, plan_edit, track_media
 
-        key_track = _key("track", fingerprint(self.path), self.frames, self.face,
-                         repr(tracker.config) if tracker else "")
+        config = tracker.config if tracker else None
+        if config is not None and self.colorspace:
+            config = dataclasses.replace(config, colorspace=self.colorspace)
+        key_track = _key("track", fingerprint(self.path), self.frames, self.face, repr(config) if config else "")
         key_edit = _key("edit", key_track, sorted(self.instruction.as_params().items()))
         folder = self.cache
         tpath, epath = folder / f"track-{key_track}.npz", folder / f"edit-{key_edit}.npz"
@@ -211,7 +216,7 @@ class Session:
                 except Exception:
                     track = None
             if track is None:
-                track = track_media(self.path, tracker.config, frames=self.frames, face_id=self.face,
+                track = track_media(self.path, config, frames=self.frames, face_id=self.face,
                                     progress=self.progress, tracker=tracker)
             if self.cancel.is_set():
                 raise Cancelled()
