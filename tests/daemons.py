@@ -25,6 +25,8 @@ class Daemon:
                  roots: tuple = ()):
         self.port = port or free_port()
         extra = [a for root in roots for a in ("--root", str(root))]
+        if tmp is not None and "--cache" not in args:      # the test's own analysis cache, not the user's
+            extra += ["--cache", str(tmp / "daemon-cache")]
         self.log = open((tmp or Path("/tmp")) / f"daemon-{self.port}-{time.time_ns()}.log", "w+")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "ned_fx.commands.serve", "--port", str(self.port), "--root", str(FOOTAGE.parent),
