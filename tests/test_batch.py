@@ -1,6 +1,7 @@
 """``ned-fx batch`` against a real daemon process: several shots in flight (sequence, EXR plates, movie), output
-frame numbers, the report, contact sheets, resume after a kill, failures that do not stop other shots, a private
-daemon started and stopped, no daemon with --no-start, and one short real-engine run."""
+frame numbers, the report, contact sheets, the provenance every output carries and the audit log, resume after a
+kill, failures that do not stop other shots, a private daemon started and stopped, no daemon with --no-start, and
+one short real-engine run."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ import pytest
 from ned_fx.batch import read_from_file
 from ned_fx.batch.runner import BatchConfig, run_batch
 from ned_fx.media import Frame, open_media, read_image, sequence_path, write_image
+from ned_fx.media.readers import read_provenance
+from ned_fx.provenance import file_sha256, read_audit_log
 
 from conftest import REPO, footage
 from daemons import Daemon, free_port
@@ -59,7 +62,8 @@ def test_three_shots_report_contact_sheets_and_a_rerun(identity, tmp_path):
         f"  - {{name: sh030, input: {d3}, output: out/sh030.mov, frames: 5-16}}\n"
         f"  - {{name: sh040, input: {footage('d19.jpg')}, output: out/sh040.png}}\n")
     shots = read_from_file(tmp_path / "shots.yaml")
-    config = BatchConfig(endpoint=identity.endpoint, start_daemon=False, jobs=2)
+    audit = tmp_path / "logs" / "audit.jsonl"
+    config = BatchConfig(endpoint=identity.endpoint, start_daemon=False, jobs=2, audit_log=str(audit))
     calls = []
     report = run_batch(shots, config, progress=lambda *a: calls.append(a))
 
@@ -72,19 +76,36 @@ def test_three_shots_report_contact_sheets_and_a_rerun(identity, tmp_path):
     assert sorted(p.name for p in out.glob("sh010.*.png")) == [f"sh010.{n:04d}.png" for n in range(8)]
     for n, pixels in src.items():
         assert np.array_equal(read_image(out / f"sh010.{n:04d}.png").pixels, pixels)
-    # EXR plates keep their numbers, half floats and header attributes; the edit record rides along
+    # EXR plates keep their numbers, half floats and header attributes; the edit's provenance rides along
     exr_src = source_frames(plates)
     assert sorted(exr_src) == [1001, 1002, 1003, 1004]
     for n, pixels in exr_src.items():
         got = read_image(out / f"sh020.{n}.exr")
         assert got.pixels.dtype == np.float16 and np.array_equal(got.pixels, pixels)
         assert got.metadata["owner"] == "plate dept"
-        record = json.loads(got.metadata["ned_fx/batch_record"])
-        assert (record["shot"], record["source_frame"], record["parameters"]["emotion"]) == ("sh020", n, "sad")
-        assert record["consent"] == "release 114" and record["application"] == "ned-fx batch"
+        rec = read_provenance(out / f"sh020.{n}.exr")
+        assert (rec.source, rec.source_frame, rec.emotion, rec.intensity) == ("sh020.####.exr", n, "sad", 0.8)
+        # each frame names its own plate file by hash
+        assert rec.source_sha256 == file_sha256(sequence_path(plates, n))
+        assert (rec.consent, rec.application, rec.renderer, rec.kind) == (
+            "release 114", "ned-fx batch", "identity", "image")
+        # the identity engine changes nothing, and every frame says so
+        assert (rec.edited, rec.passed_through) == (False, "identity engine") and "unchanged" in rec.summary
+    # every PNG frame too: its own source frame (the movie's index), the movie's hash, the shot's instruction
+    d12_hash = file_sha256(d12)
+    for n in (0, 7):
+        rec = read_provenance(out / f"sh010.{n:04d}.png")
+        assert (rec.source, rec.source_frame, rec.source_sha256, rec.emotion) == ("d12.mp4", n, d12_hash, "happy")
+        assert (rec.consent, rec.edited, rec.passed_through) == ("release 114", False, "identity engine")
+        assert rec.frames.startswith("0-7")
+    assert read_provenance(out / "sh040.png").source == "d19.jpg"
     # a movie output: 12 frames, the source's rate, its audio
     with open_media(out / "sh030.mov") as mov:
         assert len(mov) == 12 and mov.fps == pytest.approx(30.0) and mov.has_audio
+    rec = read_provenance(out / "sh030.mov")
+    assert (rec.kind, rec.source, rec.source_frame, rec.emotion) == ("video", "d3.mp4", None, "happy")
+    assert rec.frames.startswith("5-16")
+    assert (rec.consent, rec.edited, rec.passed_through) == ("release 114", False, "identity engine")
     # the report on disk
     doc = json.loads(Path(report.path).read_text())
     assert report.path == str(tmp_path / "shots_report.json")
@@ -99,6 +120,29 @@ def test_three_shots_report_contact_sheets_and_a_rerun(identity, tmp_path):
         assert sheet.pixels.shape[1] == 2 * 480 + 6
     assert read_image(by["sh010"]["contact_sheet"]).pixels.shape[:2] == (3 * 22 + 10 + 4 * (6 + 22 + 480), 966)
     assert read_image(by["sh020"]["contact_sheet"]).pixels.shape[0] == 3 * 22 + 10 + 4 * (6 + 22 + 480)
+    sheet = read_provenance(by["sh020"]["contact_sheet"])        # it shows the edit: it says so
+    assert (sheet.kind, sheet.emotion, sheet.consent, sheet.source, sheet.source_frame) == (
+        "image", "sad", "release 114", "sh020.####.exr", None)
+    assert (sheet.edited, sheet.passed_through) == (False, "identity engine")
+    # the audit log: one line per shot (who, shot, parameters, consent, every output with its hash), one per run
+    lines = read_audit_log(audit, strict=True)
+    assert [l["event"] for l in lines].count("batch_shot") == 4 and lines[-1]["event"] == "batch"
+    assert all(l["schema"] == "ned_fx.audit/1" and l["who"]["application"] == "ned-fx batch" for l in lines)
+    assert lines[-1]["summary"] == {"done": 4, "failed": 0, "skipped": 0} and lines[-1]["report"] == report.path
+    shot_lines = {l["shot"]["name"]: l for l in lines if l["event"] == "batch_shot"}
+    assert {l["run"] for l in lines} == {lines[-1]["run"]}
+    for name, line in shot_lines.items():
+        assert line["status"] == "done" and line["consent"] == "release 114" and line["engine"] == "identity"
+        assert Path(line["contact_sheet"]["path"]) == Path(by[name]["contact_sheet"])
+        for entry in line["outputs"] + [line["contact_sheet"]]:
+            assert entry["sha256"] == file_sha256(entry["path"]), entry
+    assert shot_lines["sh020"]["params"] == {"emotion": "sad", "intensity": 0.8}
+    assert shot_lines["sh020"]["shot"]["frames"] == "1001-1004" and shot_lines["sh020"]["passed_through"] == {
+        "identity engine": 4}
+    assert sorted(e["path"] for e in shot_lines["sh010"]["outputs"]) == [str(out / f"sh010.{n:04d}.png")
+                                                                          for n in range(8)]
+    assert [e["path"] for e in shot_lines["sh030"]["outputs"]] == [str(out / "sh030.mov")]
+    assert shot_lines["sh040"]["source_sha256"] == file_sha256(footage("d19.jpg"))
     stages = {c[1] for c in calls}
     assert {"total", "analysing", "rendering", "done"} <= stages
 
@@ -109,6 +153,9 @@ def test_three_shots_report_contact_sheets_and_a_rerun(identity, tmp_path):
     assert [(s.name, s.status, len(s.resumed)) for s in again.shots] == [
         ("sh010", "skipped", 8), ("sh020", "skipped", 4), ("sh030", "done", 0), ("sh040", "skipped", 1)]
     assert {p: p.stat().st_mtime_ns for p in out.glob("sh0[124]0.*")} == before
+    rerun = [l for l in read_audit_log(audit)[len(lines):] if l["event"] == "batch_shot"]
+    assert {l["shot"]["name"]: (l["status"], len(l["outputs"])) for l in rerun} == {
+        "sh010": ("skipped", 0), "sh020": ("skipped", 0), "sh030": ("done", 1), "sh040": ("skipped", 0)}
     # another instruction is another edit: nothing is kept
     (tmp_path / "shots.yaml").write_text((tmp_path / "shots.yaml").read_text().replace("intensity: 0.8",
                                                                                         "intensity: 0.5"))
@@ -180,7 +227,7 @@ def test_a_failed_shot_does_not_stop_the_others(identity, tmp_path, capsys):
             f"  - {{name: outside, input: {elsewhere / 'still.png'}, output: out/x.png}}\n"
             f"  - {{name: good, input: {d12}, output: out/good.####.png, frames: 3-5}}\n")
         rc = main(["batch", str(tmp_path / "shots.yaml"), "--daemon", identity.endpoint, "--no-start", "-q",
-                   "--report", str(tmp_path / "r" / "report.json")])
+                   "--report", str(tmp_path / "r" / "report.json"), "--audit-log", str(tmp_path / "audit.jsonl")])
     finally:
         shutil.rmtree(elsewhere)
     captured = capsys.readouterr()
@@ -196,6 +243,32 @@ def test_a_failed_shot_does_not_stop_the_others(identity, tmp_path, capsys):
     assert sorted(p.name for p in (tmp_path / "out").iterdir() if not p.name.startswith(".")) == [
         "good.0003.png", "good.0004.png", "good.0005.png"]
     assert (tmp_path / "r" / "report_contact" / "good.png").is_file()
+    # every shot has its audit line: the failed ones with their error, the good one with its outputs' hashes
+    lines = {l["shot"]["name"]: l for l in read_audit_log(tmp_path / "audit.jsonl", strict=True)
+             if l["event"] == "batch_shot"}
+    assert {n: l["status"] for n, l in lines.items()} == {"typo": "failed", "gone": "failed", "outside": "failed",
+                                                          "good": "done"}
+    assert lines["typo"]["error"]["code"] == "invalid_parameter" and "hapy" in lines["typo"]["error"]["message"]
+    assert lines["outside"]["error"]["code"] == "forbidden" and lines["outside"]["outputs"] == []
+    assert [(Path(e["path"]).name, e["sha256"]) for e in lines["good"]["outputs"]] == [
+        (f"good.{n:04d}.png", file_sha256(tmp_path / "out" / f"good.{n:04d}.png")) for n in (3, 4, 5)]
+
+
+def test_an_audit_log_that_cannot_be_written_stops_the_batch_before_any_work(tmp_path, capsys):
+    from ned_fx.cli import main
+
+    (tmp_path / "shots.yaml").write_text(f"shots:\n  - {{input: {footage('d12.mp4')}, output: out/a.####.png, "
+                                         f"frames: 0-1}}\n")
+    (tmp_path / "not_a_folder").write_text("")
+    rc = main(["batch", str(tmp_path / "shots.yaml"), "--daemon", f"tcp://127.0.0.1:{free_port()}", "--no-start",
+               "-q", "--audit-log", str(tmp_path / "not_a_folder" / "audit.jsonl")])
+    err = capsys.readouterr().err
+    assert rc == 6 and "cannot open the audit log" in err and "--audit-log FILE" in err, err
+    assert not (tmp_path / "out").exists() and not (tmp_path / "shots_report.json").exists()
+    # --no-audit-log: no log is needed (here the missing daemon is the next thing to fail)
+    rc = main(["batch", str(tmp_path / "shots.yaml"), "--daemon", f"tcp://127.0.0.1:{free_port()}", "--no-start",
+               "-q", "--no-audit-log"])
+    assert rc == 8 and "no ned-fx daemon answered" in capsys.readouterr().err
 
 
 def test_no_daemon_with_no_start_is_a_clear_error(tmp_path, capsys):
@@ -251,6 +324,10 @@ def test_real_engine_edits_land(tmp_path):
         assert diff.max() > 20, "the face changed"
         assert (diff[:40] == 0).all() and (diff[-40:] == 0).all(), "rows far from the face are bit-exact"
     assert report.daemon["engine"]["engine"] == "ned_fx"
+    rec = read_provenance(tmp_path / "out" / "smile.0021.png")       # the daemon's record, per frame
+    assert (rec.edited, rec.passed_through, rec.renderer, rec.source_frame, rec.emotion) == (
+        True, None, "geometry", 21, "happy")
+    assert rec.face_id is not None and "was edited" in rec.summary
     assert read_image(shot.contact_sheet).pixels.shape[1] == 966
 
 

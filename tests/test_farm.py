@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from ned_fx.batch import read_from_file
+from ned_fx.errors import InvalidParameterError
 from ned_fx.farm import FarmConfig, FarmError, build_jobs, deadline, opencue
 from ned_fx.media import open_media, sequence_path, write_image
 
@@ -54,13 +55,14 @@ def test_the_job_model(shots, tmp_path):
     assert a.layer("analysis").command == (
         *EXE, "edit", str(footage("d12.mp4")), "-o", str(out / "sh010.####.png"), "--frames=0-24",
         f"--analysis={analysis}", "--analysis-only", "--emotion=happy", "--intensity=0.8", "--regions=all,-mouth",
-        "--face=0", "-q")
+        "--face=0", "--consent=release 114", "-q")
     render = a.layer("render")
     assert render.depends_on == ("analysis",) and render.gpus == 1 and render.chunk == 10
     assert [(t.first, t.last) for t in render.tasks] == [(0, 9), (10, 19), (20, 24)]
     assert render.tasks[1].command == (
         *EXE, "edit", str(footage("d12.mp4")), "-o", str(out / "sh010.####.png"), "--frames=10-19",
-        f"--analysis={analysis}", "--emotion=happy", "--intensity=0.8", "--regions=all,-mouth", "--face=0", "-q")
+        f"--analysis={analysis}", "--emotion=happy", "--intensity=0.8", "--regions=all,-mouth", "--face=0",
+        "--consent=release 114", "-q")
     # a movie output: chunks render a sequence beside it, one assemble task encodes it after the render
     frames = str(out / "sh020.mov.frames" / "sh020.####.png")
     assert b.layer("render").outputs == (frames,) and "-o" in b.layer("render").command
@@ -70,6 +72,25 @@ def test_the_job_model(shots, tmp_path):
                                 "--fps=30", f"--audio-from={footage('d3.mp4')}", "--clean")
     assert assemble.depends_on == ("render",) and assemble.gpus == 0 and len(assemble.tasks) == 1
     assert b.metadata["consent"] == "release 114" and b.group == "gpu"
+    # the consent reference goes to every ned-fx edit of the shot (the analysis and each chunk)
+    assert all("--consent=release 114" in t.command for l in b.layers[:2] for t in l.tasks)
+    assert not any("--audit-log" in a for l in a.layers for t in l.tasks for a in t.command)
+    # an audit log the nodes share: every render chunk appends its edit line there (the analysis writes none)
+    c, _ = build_jobs(shots, FarmConfig(chunk=10, executable=EXE, audit_log="/farm/logs/audit.jsonl"))
+    assert all("--audit-log=/farm/logs/audit.jsonl" in t.command for t in c.layer("render").tasks)
+    assert not any("--audit-log" in x for x in c.layer("analysis").command)
+
+
+def test_a_shot_without_consent_and_a_bad_consent(tmp_path):
+    (tmp_path / "s.yaml").write_text(f"shots:\n  - {{input: {footage('d12.mp4')}, output: out/a.####.png, "
+                                     f"frames: 0-3}}\n")
+    (job,) = build_jobs(read_from_file(tmp_path / "s.yaml"), FarmConfig(executable=EXE))
+    assert not any(a.startswith("--consent") for l in job.layers for t in l.tasks for a in t.command)
+    assert "consent" not in job.metadata
+    (tmp_path / "t.yaml").write_text(f"shots:\n  - {{name: x, input: {footage('d12.mp4')}, output: out/a.####.png, "
+                                     f"consent: \"REL-1\\tsigned\"}}\n")
+    with pytest.raises(InvalidParameterError, match=r"shot x: a consent reference is one line of text"):
+        build_jobs(read_from_file(tmp_path / "t.yaml"), FarmConfig(executable=EXE))
 
 
 def test_opencue_specs_replay_to_the_model(shots, tmp_path):
@@ -202,8 +223,12 @@ def test_assemble_encodes_the_rendered_frames_with_audio(tmp_path):
     pattern.parent.mkdir(parents=True)
     with open_media(d3, "5-16") as src:
         originals = {f.number: f.pixels.copy() for f in src}
-    for n, px in originals.items():
-        write_image(sequence_path(pattern, n), px)
+    from ned_fx.provenance import build_record, file_sha256
+
+    shot = build_record(d3, {"emotion": "sad", "intensity": 0.5}, face_id=0, frames="5-16", kind="video",
+                        consent="release 114", application="ned-fx edit")
+    for n, px in originals.items():         # as ned-fx edit writes them: the first frame had no face
+        write_image(sequence_path(pattern, n), px, provenance=shot.for_frame(n, None, "no face" if n == 5 else None))
     (pattern.parent / ".sh020.####.png.ned_fx.json").write_text("{}")      # ned-fx edit's resume sidecar
     movie = tmp_path / "out" / "sh020.mov"
     assert main(["farm", "assemble", str(pattern), "-o", str(movie), "--frames", "5-16", "--fps", "30",
@@ -218,6 +243,12 @@ def test_assemble_encodes_the_rendered_frames_with_audio(tmp_path):
         audio = c.streams.audio[0]
         seconds = float(audio.duration * audio.time_base) if audio.duration else float(c.duration) / 1e6
     assert seconds < 0.6, "the audio is trimmed to the 12 frames (0.4 s), not the whole clip"
+    from ned_fx.media.readers import read_provenance
+
+    rec = read_provenance(movie)        # the delivered movie says it was edited, like its frames
+    assert (rec.kind, rec.edited, rec.source_frame, rec.emotion, rec.consent) == ("video", True, None, "sad",
+                                                                                  "release 114")
+    assert rec.source_sha256 == file_sha256(d3) and "video was edited" in rec.summary
     assert not pattern.parent.exists(), "--clean removed the frames and their folder"
 
 

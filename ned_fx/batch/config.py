@@ -25,6 +25,9 @@ class BatchConfig:
             ``""``: none); samples: frames per contact sheet; sheet_width: width of each picture in it.
         curve: ``(client .key_secret, server .key)`` for a daemon started with ``--curve-keys``.
         user, host: who asks (None: this user and machine); shots: only these shot names (others are skipped).
+        audit: write the audit log (one ``batch_shot`` line per shot, one ``batch`` line per run); audit_log: its
+            file (None: :func:`ned_fx.provenance.default_audit_path`, ``$NED_FX_AUDIT_LOG`` or
+            ``$NED_FX_HOME/audit.jsonl``).
     """
 
     endpoint: str = "tcp://127.0.0.1:5557"
@@ -47,6 +50,8 @@ class BatchConfig:
     user: str | None = None
     host: str | None = None
     shots: tuple[str, ...] = ()
+    audit: bool = True
+    audit_log: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.jobs, int) or self.jobs < 1:

@@ -10,11 +10,18 @@ analysis overlaps another's rendering. A shot that fails never stops the others.
 * Resumable: for a sequence or still output, frames already on disk that were written by the same edit (same
   plate fingerprint, frames, face, instruction, engine and ned_fx version: a hidden sidecar file beside the output
   holds the key) are kept; writes are atomic, so a frame on disk is complete. A movie output is redone whole.
-* Every output file reaches the disk through :func:`write_output`, with a record of the edit.
+* Every output file reaches the disk through :func:`write_output`, carrying the edit's provenance record
+  (:class:`~ned_fx.provenance.EditRecord`, the one the daemon made for the session) in its own metadata: per frame
+  the source frame number, that frame file's SHA-256 for a sequence plate, and whether it was edited or passed
+  through (and why); movies and contact sheets carry the shot's record.
+* An append-only audit log (:class:`~ned_fx.provenance.AuditLog`, JSON lines): one ``batch_shot`` line per shot
+  (status, who, shot, parameters, consent, engine, every output written with its SHA-256, the error of a failed
+  shot) and a ``batch`` line at the end.
 * A JSON report (per shot: status, frames edited / passed through with reasons / resumed, seconds, outputs,
   errors with their codes) and a before/after contact sheet per shot.
 
-This module imports no torch and no stage package; it needs only the client, the media layer and numpy.
+This module imports no torch and no stage package; it needs only the client, the media layer, the provenance
+package (standard library only) and numpy.
 """
 
 from __future__ import annotations
@@ -28,8 +35,9 @@ import re
 import socket
 import threading
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -43,10 +51,10 @@ from .config import BatchConfig
 from .shotlist import Shot, ShotList, output_problem
 
 APPLICATION = "ned-fx batch"
-#: Shot statuses in the report.
+#: Shot statuses in the report (and the audit log).
 STATUSES = ("done", "failed", "skipped")
-#: The EXR header attribute holding the batch's edit record (JSON).
-EXR_RECORD_ATTRIBUTE = "ned_fx/batch_record"
+#: Audit-log events of a batch: one per shot, one for the whole run.
+AUDIT_SHOT_EVENT, AUDIT_BATCH_EVENT = "batch_shot", "batch"
 
 #: ``progress(shot, stage, done, total)``; stage: ``analysing``, ``rendering``, or a final status.
 Progress = Callable[[str, str, int, int], None]
@@ -116,6 +124,7 @@ class BatchReport:
     seconds: float
     path: str | None = None
     interrupted: bool = False
+    audit_log: str | None = None
 
     @property
     def failed(self) -> tuple[ShotResult, ...]:
@@ -127,43 +136,44 @@ class BatchReport:
     def as_dict(self) -> dict:
         return {"ned_fx": __version__, "application": APPLICATION, "shotlist": self.shotlist, "started": self.started,
                 "seconds": round(self.seconds, 3), "interrupted": self.interrupted, "summary": self.counts(),
-                "daemon": dict(self.daemon), "shots": [s.as_dict() for s in self.shots]}
+                "daemon": dict(self.daemon), "audit_log": self.audit_log,
+                "shots": [s.as_dict() for s in self.shots]}
 
 
 # ---- the one place outputs reach the disk ------------------------------------------------------------------------
 
-def write_output(path: str | os.PathLike, content, record: Mapping[str, Any],
-                 metadata: Mapping[str, Any] | None = None) -> Path:
-    """Write one output of the batch atomically, with a record of the edit. Every file the batch delivers (frames,
-    stills, movies, contact sheets) goes through here, so provenance is attached in one place.
+def write_output(path: str | os.PathLike, content, record, metadata: Mapping[str, Any] | None = None) -> Path:
+    """Write one output of the batch atomically, carrying the edit's provenance. Every file the batch delivers
+    (frames, stills, movies, contact sheets) goes through here, so no output leaves without saying it was edited.
 
     Args:
         path: the file; content: a :class:`~ned_fx.media.Frame` or an RGB8 array (a still or one sequence frame),
             or a :class:`~ned_fx.media.MovieWriter` whose frames were encoded (it is finished and renamed onto
-            ``path`` here).
-        record: what was done: tool and version, application, shot, source file and frame, parameters, engine,
-            consent, user, host, time. EXR files carry it as the ``ned_fx/batch_record`` header attribute (JSON);
-            other formats do not carry it yet.
-        metadata: EXR header attributes to keep (e.g. the source plate's).
+            ``path`` here; it was created with ``provenance=record``, which its container tags carry).
+        record: the :class:`~ned_fx.provenance.EditRecord` (or its dict) this file carries in its own metadata:
+            EXR header attributes, PNG text chunks, TIFF/JPEG XMP, DPX header, movie container tags (see
+            :mod:`ned_fx.provenance.embed`; :func:`ned_fx.media.readers.read_provenance` reads it back).
+        metadata: EXR header attributes to keep (e.g. the source plate's); other formats ignore it.
 
     Returns:
         the path written.
 
     Raises:
         OutputWriteError: it could not be written (nothing half-written is left);
-        InvalidParameterError: the pixels do not fit the format (e.g. 8-bit pixels to EXR).
+        InvalidParameterError: the pixels do not fit the format (e.g. 8-bit pixels to EXR), a format that cannot
+            carry provenance (BMP), or no record; ProvenanceError: ``record`` is not a valid record.
     """
     from ..media import MovieWriter, write_image
 
     p = Path(path)
+    if record is None:
+        raise InvalidParameterError(f"{p.name}: every output of the batch carries the record of its edit; none given")
     if isinstance(content, MovieWriter):
         if Path(content.path) != p:
             raise InvalidParameterError(f"the movie writer writes {content.path}, not {p}")
         return content.close()
-    if p.suffix.lower() == ".exr":
-        attrs = {**(metadata or {}), EXR_RECORD_ATTRIBUTE: json.dumps(record, sort_keys=True, default=str)}
-        return write_image(p, content, metadata=attrs)
-    return write_image(p, content)
+    keep = dict(metadata) if metadata and p.suffix.lower() == ".exr" else None
+    return write_image(p, content, metadata=keep, provenance=record)
 
 
 # ---- running a shot list -----------------------------------------------------------------------------------------
@@ -178,10 +188,10 @@ def default_report_path(shotlist: ShotList) -> Path:
 
 def run_batch(shotlist: ShotList, config: BatchConfig = BatchConfig(), progress: Progress | None = None,
               link=None) -> BatchReport:
-    """Run every shot of a shot list through the daemon, write the report and the contact sheets.
+    """Run every shot of a shot list through the daemon, write the report, the contact sheets and the audit lines.
 
     Args:
-        shotlist: the shots; config: how to run (daemon, jobs, resume, report…);
+        shotlist: the shots; config: how to run (daemon, jobs, resume, report, audit log…);
         progress: called as ``progress(shot, stage, done, total)`` from worker threads;
         link: a connected :class:`~ned_fx.batch.connect.DaemonLink` to use (default: connect per ``config``).
 
@@ -190,8 +200,10 @@ def run_batch(shotlist: ShotList, config: BatchConfig = BatchConfig(), progress:
         raise :class:`BatchFailedError` from it if a non-zero exit is wanted.
 
     Raises:
-        DaemonUnavailableError: no daemon and starting one is not allowed; DaemonStartError: one did not start.
-        OutputWriteError: the report cannot be written. KeyboardInterrupt: after the report of what was done.
+        AuditLogError: the audit log cannot be written (checked before any work; if a line fails later, raised
+            after the report is written). DaemonUnavailableError: no daemon and starting one is not allowed;
+        DaemonStartError: one did not start. OutputWriteError: the report cannot be written.
+        KeyboardInterrupt: after the report of what was done.
     """
     from .connect import DaemonLink
 
@@ -202,6 +214,7 @@ def run_batch(shotlist: ShotList, config: BatchConfig = BatchConfig(), progress:
     if selected:
         shotlist.select(config.shots)         # unknown names are an error before any work
     who = {"user": config.user or _user(), "host": config.host or socket.gethostname()}
+    auditor = _Auditor.open(config, shotlist, who)     # a log that cannot be written fails now, not after the work
     shots = list(shotlist.shots)
     results: dict[str, ShotResult] = {}
     plans: list[ShotPlan] = []
@@ -223,7 +236,8 @@ def run_batch(shotlist: ShotList, config: BatchConfig = BatchConfig(), progress:
             if progress:
                 progress("", "total", 0, sum(len(p.numbers) for p in plans))
             with ThreadPoolExecutor(max(1, min(config.jobs, len(plans))), thread_name_prefix="ned-fx-batch") as pool:
-                futures = {pool.submit(_run_shot, p, link, config, who, sheets, progress, stop): p for p in plans}
+                futures = {pool.submit(_run_shot, p, link, config, who, sheets, progress, stop, auditor): p
+                           for p in plans}
                 try:
                     for fut, p in futures.items():
                         results[p.shot.name] = fut.result()
@@ -245,10 +259,18 @@ def run_batch(shotlist: ShotList, config: BatchConfig = BatchConfig(), progress:
             link.stop()
         ordered = tuple(results[s.name] for s in shots if s.name in results)
         report = BatchReport(str(shotlist.source or shotlist.name), ordered, daemon, started_at,
-                             time.perf_counter() - t0, str(report_path), interrupted)
-        _write_report(report, report_path)
+                             time.perf_counter() - t0, str(report_path), interrupted,
+                             str(auditor.log.path) if auditor.log is not None else None)
+        try:
+            _write_report(report, report_path)
+        finally:
+            # shots that never reached a worker (not selected, refused when planned, cancelled), then the run
+            for shot, result in zip((s for s in shots if s.name in results), ordered):
+                auditor.shot(shot, result)
+            auditor.batch(report, ordered)
     if interrupted:
         raise KeyboardInterrupt
+    auditor.raise_failure()
     return report
 
 
@@ -294,11 +316,14 @@ class ShotPlan:
 
 
 def plan_shot(shot: Shot, config: BatchConfig) -> ShotPlan:
-    """Check a shot (readable input, instruction, output kind) and count its frames; touches no output."""
+    """Check a shot (readable input, instruction, consent reference, output kind) and count its frames; touches no
+    output."""
     from ..media import ensure_not_input, open_media
     from ..pipeline import EditInstruction, check_instruction
+    from ..provenance import normalise_consent
 
     check_instruction(EditInstruction(**shot.instruction()))
+    normalise_consent(shot.consent)
     with open_media(shot.input, shot.frames) as src:
         numbers = tuple(int(n) for n in src.frame_numbers)
         fps, input_kind = src.fps, src.kind
@@ -383,37 +408,70 @@ def _prepare_output(plan: ShotPlan, engine: str, resume: bool) -> ShotPlan:
 
 
 def _run_shot(plan: ShotPlan, link, config: BatchConfig, who: dict, sheets: Path | None, progress: Progress | None,
-              stop: threading.Event) -> ShotResult:
-    """One shot from start to end; every failure becomes a failed :class:`ShotResult` (never raised)."""
+              stop: threading.Event, auditor: "_Auditor | None" = None) -> ShotResult:
+    """One shot from start to end, then its audit line; every failure becomes a failed :class:`ShotResult` (never
+    raised)."""
     t0 = time.perf_counter()
     attempts = 0
-    while True:
-        try:
-            result = _ShotJob(plan, link, config, who, sheets, progress, stop).run(t0)
-            break
-        except DaemonUnavailableError as exc:
-            attempts += 1
-            if attempts == 1 and not stop.is_set() and link.recover():
-                continue        # a fresh private daemon: open again, the frames written so far are kept
-            result = _failed(plan.shot, exc, t0, plan.numbers)
-            break
-        except BaseException as exc:
-            result = _failed(plan.shot, exc, t0, plan.numbers)
-            break
-    if progress:
-        progress(plan.shot.name, result.status, len(result.edited) + len(result.passed_through), len(plan.numbers))
+    written: list = []        # outputs of this run: paths, or futures of {path, sha256} (sequence frames)
+    record = job = None
+    # SHA-256 of the plate's and the output's frame files runs beside the render, not in line with it
+    hasher = ThreadPoolExecutor(1, thread_name_prefix="ned-fx-batch-hash")
+    try:
+        while True:
+            try:
+                job = _ShotJob(plan, link, config, who, sheets, progress, stop, written, hasher)
+                result = job.run(t0)
+                break
+            except DaemonUnavailableError as exc:
+                attempts += 1
+                if attempts == 1 and not stop.is_set() and link.recover():
+                    continue    # a fresh private daemon: open again, the frames written so far are kept
+                result = _failed(plan.shot, exc, t0, plan.numbers)
+                break
+            except BaseException as exc:
+                result = _failed(plan.shot, exc, t0, plan.numbers)
+                break
+            finally:
+                record = getattr(job, "record", None) or record
+        if progress:
+            progress(plan.shot.name, result.status, len(result.edited) + len(result.passed_through),
+                     len(plan.numbers))
+        if auditor is not None:
+            auditor.shot(plan.shot, result, record, _output_entries(written), getattr(job, "sheet_entry", None),
+                         getattr(job, "engine", None))
+    finally:
+        hasher.shutdown(wait=True)
     return result
+
+
+def _output_entries(written) -> list[dict]:
+    """``{path, sha256}`` of each output written: a path (hashed now) or a future of its entry (hashed in the
+    background as it was written). A file that vanished since is left out."""
+    from ..provenance import output_entry
+
+    entries = []
+    for item in written:
+        try:
+            entries.append(item.result() if hasattr(item, "result") else output_entry(item))
+        except Exception:
+            pass
+    return entries
 
 
 class _ShotJob:
     """Renders one shot through one client (its own thread)."""
 
     def __init__(self, plan: ShotPlan, link, config: BatchConfig, who: dict, sheets: Path | None,
-                 progress: Progress | None, stop: threading.Event):
+                 progress: Progress | None, stop: threading.Event, written: list | None = None, hasher=None):
         self.plan, self.link, self.config, self.who = plan, link, config, who
         self.sheets, self.progress, self.stop = sheets, progress, stop
         self.shot = plan.shot
         self.engine = str(link.engine.get("engine", "unknown"))
+        self.written = [] if written is None else written     # outputs written: paths or futures of entries
+        self.hasher = hasher
+        self.record = None            # the shot's EditRecord (the daemon's, once it has analysed the shot)
+        self.sheet_entry: dict | None = None                  # {path, sha256} of the contact sheet written
 
     def _report(self, stage: str, done: int, total: int) -> None:
         if self.progress:
@@ -436,7 +494,7 @@ class _ShotJob:
         afters: dict[int, tuple[np.ndarray, str | None]] = {}
         header = self._source_header(plan)
         with self.link.worker_client() as client:
-            session = client.open(shot.input, frames=shot.frames, face=shot.face, consent=shot.consent,
+            session = client.open(shot.input, frames=shot.frames, face=shot.face, consent=_consent(shot),
                                   user=self.who["user"], host=self.who["host"], application=APPLICATION,
                                   **shot.instruction())
             try:
@@ -450,6 +508,7 @@ class _ShotJob:
                 if int(info.get("total", len(plan.numbers))) != len(plan.numbers):
                     raise InvalidParameterError(f"the daemon sees {info.get('total')} frames in {shot.input} but this "
                                                 f"machine sees {len(plan.numbers)}; is the plate the same file on both?")
+                self.record = self._shot_record(plan, info.get("provenance"))
                 tr = time.perf_counter()
                 if plan.done:
                     self._report("resumed", len(plan.done), len(plan.numbers))
@@ -457,23 +516,26 @@ class _ShotJob:
                 try:
                     for i, n in enumerate(todo, 1):
                         self._check_stop(session)
+                        own = self._source_hash(plan, n)        # hashed while the daemon renders
                         pixels, reply = session.render(n, with_info=True)
                         frame = _frame_from_reply(n, pixels, reply.specs[0])
                         reason = (reply.result or {}).get("reason")
-                        record = self._record(n, reason)
+                        reason = None if reason is None else str(reason)
                         if plan.kind == "movie":
                             movie = self._movie_frame(plan, frame, movie)
                         else:
-                            write_output(_frame_path(plan, n), frame, record, metadata=header)
+                            own = own.result() if hasattr(own, "result") else own
+                            stamp = self.record.for_frame(n, own, passed_through=reason)
+                            self._wrote(write_output(_frame_path(plan, n), frame, stamp, metadata=header))
                         if reason is None:
                             edited.append(n)
                         else:
-                            passed[n] = str(reason)
+                            passed[n] = reason
                         if n in samples:
                             afters[n] = (_display(frame), reason)
                         self._report("rendering", i, len(todo))
                     if movie is not None:
-                        write_output(shot.output, movie, self._record(None, None, edited=len(edited)))
+                        self._wrote(write_output(shot.output, movie, self._video_record()), background=False)
                         movie = None
                 finally:
                     if movie is not None:
@@ -488,7 +550,7 @@ class _ShotJob:
                         session.close()
                     except NedFxError:
                         pass
-        sheet = self._contact_sheet(plan, afters, samples)
+        sheet = self._contact_sheet(plan, afters, samples, edited=bool(edited), reasons=set(passed.values()))
         return ShotResult(shot.name, shot.input, shot.output, "done", plan.numbers, tuple(edited), passed,
                           tuple(sorted(plan.done)),
                           {"analysis": analysis, "render": render, "total": time.perf_counter() - t0}, cached,
@@ -502,17 +564,81 @@ class _ShotJob:
                 pass
             raise KeyboardInterrupt
 
-    def _record(self, number: int | None, reason: str | None, **extra) -> dict:
-        shot = self.shot
-        rec = {"tool": "ned_fx", "version": __version__, "application": APPLICATION, "shot": shot.name,
-               "source": shot.input, "frames": shot.frames, "face": shot.face, "parameters": shot.instruction(),
-               "engine": self.link.engine, "consent": shot.consent, "user": self.who["user"],
-               "host": self.who["host"], "time": _now()}
-        if number is not None:
-            rec.update({"source_frame": number, "output_frame": number, "edited": reason is None,
-                        "reason": reason})
-        rec.update(extra)
-        return rec
+    # -- provenance ------------------------------------------------------------------------------------------------
+    def _shot_record(self, plan: ShotPlan, provenance: Mapping[str, Any] | None):
+        """The shot's :class:`~ned_fx.provenance.EditRecord`: the one the daemon made for the session (its renderer,
+        the face it chose, the source's SHA-256 it computed), else one made here from the shot."""
+        from ..provenance import EditRecord, ProvenanceError
+
+        if provenance:
+            try:
+                return EditRecord.from_dict(provenance)
+            except ProvenanceError:
+                pass                  # a daemon of another version: describe the edit from here
+        return self._local_record(plan)
+
+    def _local_record(self, plan: ShotPlan):
+        from ..provenance import build_record
+
+        return build_record(self.shot.input, self.shot.instruction(), face_id=self.shot.face,
+                            frames=_frames_text(plan.numbers),
+                            renderer="identity" if self.engine == "identity" else "geometry",
+                            kind="video" if plan.input_kind == "movie" else "image", consent=_consent(self.shot),
+                            user=self.who["user"], host=self.who["host"], application=APPLICATION,
+                            hash_source=Path(self.shot.input).is_file())
+
+    def _source_hash(self, plan: ShotPlan, number: int):
+        """SHA-256 of a sequence plate's frame file (a future when there is a hashing thread); None for a movie or
+        a still (the shot's record holds that file's hash)."""
+        if plan.kind == "movie" or plan.input_kind != "sequence":
+            return None
+        from ..media import sequence_path
+        from ..provenance import file_sha256
+
+        target = sequence_path(self.shot.input, number)
+        return self.hasher.submit(file_sha256, target) if self.hasher is not None else file_sha256(target)
+
+    def _video_record(self):
+        """The record a movie output carries: the shot's, as a video (it covers ``frames``). The identity engine
+        changes no frame, so its movies say they were passed through unchanged."""
+        from ..provenance import sentence
+
+        identity = self.record.renderer == "identity"
+        rec = replace(self.record, kind="video", source_frame=None, edited=not identity,
+                      passed_through="identity engine" if identity else None)
+        return replace(rec, summary=sentence(rec))
+
+    def _sheet_record(self, plan: ShotPlan, edited: bool | None, reasons: set[str]):
+        """The record a contact sheet carries: the shot's (it shows the edit), edited when any frame of it was."""
+        from ..provenance import sentence
+
+        record = self.record or self._record_from_output(plan) or self._local_record(plan)
+        if edited is None:                      # every frame was kept from an earlier run
+            edited, reasons = record.edited, {record.passed_through} - {None}
+        rec = replace(record, kind="image", source_frame=None, edited=bool(edited),
+                      source_sha256=None if plan.input_kind == "sequence" else record.source_sha256,
+                      passed_through=None if edited else ("; ".join(sorted(reasons)) or "no change"))
+        return replace(rec, summary=sentence(rec))
+
+    def _record_from_output(self, plan: ShotPlan):
+        """The record a frame written by an earlier run of the same edit carries (None if unreadable)."""
+        if plan.kind == "movie":
+            return None
+        try:
+            from ..media.readers import read_provenance
+
+            return read_provenance(_frame_path(plan, plan.numbers[0]))
+        except Exception:
+            return None
+
+    def _wrote(self, path: Path, background: bool = True) -> None:
+        """Note an output written in this run for the audit line (a frame is hashed in the background)."""
+        if background and self.hasher is not None:
+            from ..provenance import output_entry
+
+            self.written.append(self.hasher.submit(output_entry, path))
+        else:
+            self.written.append(Path(path))
 
     def _movie_frame(self, plan: ShotPlan, frame, movie):
         from ..media import MovieWriter
@@ -523,7 +649,8 @@ class _ShotJob:
             start = plan.numbers[0] / fps               # movie frame numbers are 0-based indices
             movie = MovieWriter(self.shot.output, fps, rgb.shape[1], rgb.shape[0],
                                 audio_from=self.shot.input if plan.input_kind == "movie" else None,
-                                audio_range=(start, start + len(plan.numbers) / fps))
+                                audio_range=(start, start + len(plan.numbers) / fps),
+                                provenance=self._video_record())
         movie.write(rgb)
         return movie
 
@@ -541,10 +668,11 @@ class _ShotJob:
         except Exception:
             return None
         skip = {"channels", "dataWindow", "displayWindow", "type", "tiles", "chunkCount", "version"}
-        return {k: v for k, v in header.items() if k not in skip}
+        # the plate's own provenance (a plate that is itself a ned_fx output) is replaced, never carried over
+        return {k: v for k, v in header.items() if k not in skip and not k.startswith("ned_fx")}
 
-    def _contact_sheet(self, plan: ShotPlan, afters: dict, samples: tuple[int, ...],
-                       only_if_missing: bool = False) -> str | None:
+    def _contact_sheet(self, plan: ShotPlan, afters: dict, samples: tuple[int, ...], only_if_missing: bool = False,
+                       edited: bool | None = None, reasons: set[str] = frozenset()) -> str | None:
         if self.sheets is None:
             return None
         from .contact import contact_sheet, sheet_path
@@ -555,10 +683,125 @@ class _ShotJob:
         try:
             picture = contact_sheet(self.shot, plan.kind, samples, afters, self.config.sheet_width, self.engine)
             self.sheets.mkdir(parents=True, exist_ok=True)
-            write_output(path, picture, self._record(None, None, contact_sheet=list(samples)))
+            written = write_output(path, picture, self._sheet_record(plan, edited, set(reasons)))
         except Exception:          # a sheet that cannot be made never fails the shot
             return None
+        try:
+            from ..provenance import output_entry
+
+            self.sheet_entry = output_entry(written)
+        except NedFxError:
+            pass
         return str(path)
+
+
+class _Auditor:
+    """The batch's audit lines (:class:`~ned_fx.provenance.AuditLog`): one ``batch_shot`` line per shot as it ends
+    (from the worker threads: the log takes concurrent writers), one ``batch`` line for the run. A line that
+    cannot be written does not stop the shots; :meth:`raise_failure` raises it once the report is written."""
+
+    def __init__(self, log, shotlist: ShotList, who: Mapping[str, Any] | None):
+        self.log = log
+        self.batch_name = str(shotlist.source or shotlist.name)
+        self.who = who                        # declared who (--user/--host given), else this process's
+        self.run = uuid.uuid4().hex[:16]      # ties a run's shot lines to its batch line
+        self.failure: Exception | None = None
+        self.done: set[str] = set()
+        self.lock = threading.Lock()
+
+    @classmethod
+    def open(cls, config: BatchConfig, shotlist: ShotList, who: Mapping[str, Any]) -> "_Auditor":
+        """The auditor of a run: the log checked writable now (None when ``config.audit`` is off).
+
+        Raises:
+            AuditLogError: the log cannot be created or appended to.
+        """
+        log = None
+        if config.audit:
+            from ..provenance import AuditLog
+
+            log = AuditLog(config.audit_log, application=APPLICATION)
+            log.check()
+        declared = {**who, "application": APPLICATION} if (config.user or config.host) else None
+        return cls(log, shotlist, declared)
+
+    def _write(self, event: str, **fields) -> None:
+        from ..provenance import AuditLogError
+
+        if self.who is not None:
+            fields["who"] = self.who
+        try:
+            self.log.write(event, **fields)
+        except AuditLogError as exc:
+            with self.lock:
+                self.failure = self.failure or exc
+
+    def shot(self, shot: Shot, result: ShotResult, record=None, outputs: list | tuple = (),
+             contact_sheet: Mapping[str, str] | None = None, engine: str | None = None) -> None:
+        """The shot's line (once per shot): status, the shot, parameters, consent, engine, outputs with hashes."""
+        if self.log is None:
+            return
+        with self.lock:
+            if shot.name in self.done:
+                return
+            self.done.add(shot.name)
+        reasons: dict[str, int] = {}
+        for why in result.passed_through.values():
+            reasons[why] = reasons.get(why, 0) + 1
+        face = record.face_id if record is not None and record.face_id is not None else shot.face
+        fields: dict[str, Any] = {
+            "status": result.status, "batch": self.batch_name, "run": self.run,
+            "shot": {"name": shot.name, "source": os.path.abspath(shot.input), "output": os.path.abspath(shot.output),
+                     "frames": _frames_text(result.frames) or shot.frames, "face": face},
+            "params": shot.instruction(), "consent": _consent(shot, strict=False), "engine": engine,
+            "renderer": record.renderer if record is not None else None,
+            "source_sha256": record.source_sha256 if record is not None else None,
+            "outputs": list(outputs), "contact_sheet": dict(contact_sheet) if contact_sheet else None,
+            "edited": len(result.edited), "passed_through": reasons, "resumed": len(result.resumed),
+            "seconds": round(float(result.seconds.get("total", 0.0)), 3)}
+        if result.reason:
+            fields["reason"] = result.reason
+        if result.error:
+            fields["error"] = {"code": result.error.get("code"), "message": str(result.error.get("message"))[:2000]}
+        self._write(AUDIT_SHOT_EVENT, **fields)
+
+    def batch(self, report: BatchReport, results: tuple[ShotResult, ...]) -> None:
+        """The run's line: the shot list, the report, the daemon, the counts and every shot's status."""
+        if self.log is None:
+            return
+        engine = report.daemon.get("engine") if isinstance(report.daemon, Mapping) else None
+        self._write(AUDIT_BATCH_EVENT, batch=self.batch_name, run=self.run, report=report.path,
+                    summary=report.counts(), interrupted=report.interrupted, seconds=round(report.seconds, 3),
+                    daemon={"endpoint": report.daemon.get("endpoint"),
+                            "engine": engine.get("engine") if isinstance(engine, Mapping) else engine},
+                    shots={r.name: r.status for r in results})
+
+    def raise_failure(self) -> None:
+        """Raise the first audit line that could not be written (after the report is on disk)."""
+        if self.failure is not None:
+            raise self.failure
+
+
+def _consent(shot: Shot, strict: bool = True) -> str | None:
+    """The shot's consent reference, trimmed (``plan_shot`` has checked it; ``strict=False`` never raises)."""
+    from ..provenance import normalise_consent
+
+    try:
+        return normalise_consent(shot.consent)
+    except NedFxError:
+        if strict:
+            raise
+        return str(shot.consent)[:2000]
+
+
+def _frames_text(numbers) -> str | None:
+    """``"1001-1100"`` (runs, no count): a record's and an audit line's ``frames``."""
+    numbers = sorted(int(n) for n in numbers)
+    if not numbers:
+        return None
+    from ..media.frames import describe_numbers
+
+    return describe_numbers(numbers, limit=1000).split(" (")[0]
 
 
 def _frame_from_reply(number: int, pixels: np.ndarray, spec):

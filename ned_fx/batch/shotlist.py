@@ -622,7 +622,14 @@ def output_problem(shot: Shot, input_kind: str, frame_count: int) -> str | None:
         shot: the shot; input_kind: ``movie``, ``image`` or ``sequence`` (the opened input's kind);
         frame_count: frames in the shot.
     """
+    from ..media.paths import IMAGE_EXTENSIONS
+    from ..provenance.embed import FORMATS
+
     name = Path(shot.output).name
+    ext = Path(shot.output).suffix.lower()
+    if shot.output_kind != "movie" and ext not in FORMATS:
+        return (f"{name}: {ext} files have no metadata for the provenance every ned_fx output carries; valid: "
+                f"{' '.join(e for e in FORMATS if e in IMAGE_EXTENSIONS)}")
     if shot.output_kind == "image" and frame_count != 1:
         return (f"{name} is a still but the shot has {frame_count} frames; write a sequence (name.####.exr) or a "
                 f"movie (.mov/.mp4)")

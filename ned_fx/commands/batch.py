@@ -7,8 +7,10 @@
 
 Several shots are in flight at once; running the same list again keeps the frames (sequences, stills) already
 written by the same edit. At the end: a JSON report (per shot: status, frames edited / passed through / resumed, seconds,
-outputs, errors with codes) and a before/after contact sheet per shot. The exit code is non-zero if any shot
-failed (a failed shot never stops the others).
+outputs, errors with codes) and a before/after contact sheet per shot. Every output carries the edit's
+provenance in its own metadata (read it with `ned-fx provenance`), and each shot appends a line to the audit log
+(who, shot, parameters, consent, outputs with their SHA-256). The exit code is non-zero if any shot failed (a
+failed shot never stops the others).
 """
 
 from __future__ import annotations
@@ -49,6 +51,11 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, help=f"seconds to wait for one daemon reply (default {d.timeout:g})")
     p.add_argument("--client-key", metavar="FILE", help="CurveZMQ: this client's .key_secret (with --server-key)")
     p.add_argument("--server-key", metavar="FILE", help="CurveZMQ: the daemon's server.key")
+    audit = p.add_mutually_exclusive_group()
+    audit.add_argument("--audit-log", metavar="FILE",
+                       help="append the batch's audit lines here (one per shot, one per run; default "
+                            "$NED_FX_AUDIT_LOG, else $NED_FX_HOME/audit.jsonl)")
+    audit.add_argument("--no-audit-log", action="store_true", help="write no audit lines")
     p.add_argument("--check", action="store_true",
                    help="read the shot list and check every shot (inputs, frames, instruction); no daemon, no output")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
@@ -69,7 +76,8 @@ def config_from_args(args):
              "curve": (args.client_key, args.server_key) if args.client_key else None,
              "shots": tuple(args.shot) if args.shot else None}
     flags = {"start_daemon": False if args.no_start else None, "keep_daemon": True if args.keep_daemon else None,
-             "resume": False if args.no_resume else None}
+             "resume": False if args.no_resume else None, "audit": False if args.no_audit_log else None,
+             "audit_log": args.audit_log}
     return BatchConfig(**{k: v for k, v in {**given, **flags}.items() if v is not None})
 
 
@@ -153,6 +161,8 @@ def _print_summary(report) -> None:
     print(f"{counts['done']} done, {counts['failed']} failed, {counts['skipped']} skipped in {report.seconds:.1f}s "
           f"(daemon {report.daemon.get('endpoint')}, engine {report.daemon.get('engine', {}).get('engine', '?')})")
     print(f"wrote {report.path}")
+    if report.audit_log:
+        print(f"audit: {report.audit_log}")
     sheets = [s.contact_sheet for s in report.shots if s.contact_sheet]
     if sheets:
         print(f"contact sheets: {Path(sheets[0]).parent}")

@@ -7,8 +7,10 @@
 Per shot: an analysis task (tracks the whole shot once, written to SHOT.analysis.npz beside the output), render
 tasks of --chunk frames that depend on it (each runs `ned-fx edit` on its chunk), and for a movie output an
 assemble task that encodes the rendered frames (movies cannot be written in chunks). Every render task asks for
---gpu GPUs. --dry-run writes the specs (OpenCue job spec XML / Deadline job and plugin info files) without
-submitting.
+--gpu GPUs. A shot's consent reference goes to every `ned-fx edit` (--consent) and the job's metadata; every frame
+carries the edit's provenance, the assembled movie too, and each render task appends to the audit log
+(--audit-log FILE: one file the nodes share). --dry-run writes the specs (OpenCue job spec XML / Deadline job and
+plugin info files) without submitting.
 """
 
 from __future__ import annotations
@@ -45,6 +47,9 @@ def register(subparsers) -> argparse.ArgumentParser:
                    help="the ned-fx program on the farm nodes (default: the one running this)")
     s.add_argument("--shot", action="append", metavar="NAME", help="submit only this shot (repeatable)")
     s.add_argument("--paused", action="store_true", help="submit the jobs paused")
+    s.add_argument("--audit-log", metavar="FILE",
+                   help="the audit log every render task appends to, as the nodes see it (default: each node's "
+                        "$NED_FX_AUDIT_LOG, else $NED_FX_HOME/audit.jsonl)")
     s.set_defaults(func=run_submit)
     a = sub.add_parser("assemble", help="encode a rendered frame sequence as the movie output (the farm's last task)")
     a.add_argument("frames", help="the rendered sequence, e.g. out/sh010.mov.frames/sh010.####.png")
@@ -74,7 +79,7 @@ def config_from_args(args):
              "gpus": args.gpu, "gpu_memory": args.gpu_memory,
              "executable": parse_executable(args.ned_fx) if args.ned_fx else None,
              "limits": tuple(x.strip() for x in args.limits.split(",") if x.strip()) if args.limits else None,
-             "paused": True if args.paused else None}
+             "paused": True if args.paused else None, "audit_log": args.audit_log}
     if args.group is not None:
         given["group"] = None if args.group.lower() == "none" else args.group
     return FarmConfig(**{k: v for k, v in given.items() if v is not None or k == "group"})

@@ -1,10 +1,15 @@
 """The farm's last step for a movie output: encode the rendered frame sequence as the movie (the source's frame rate,
-its audio trimmed to the shot), then remove the frames. ``ned-fx farm assemble`` runs it."""
+its audio trimmed to the shot), then remove the frames. ``ned-fx farm assemble`` runs it.
+
+The frames were written by ``ned-fx edit`` and each carries the edit's provenance record; the movie carries the
+shot's record as a video (edited when any frame was), so the delivered movie says it was edited like every other
+ned_fx output."""
 
 from __future__ import annotations
 
 import os
 import re
+from dataclasses import replace
 from pathlib import Path
 
 from ..errors import InvalidParameterError
@@ -19,6 +24,9 @@ def assemble_movie(frames: str | os.PathLike, output: str | os.PathLike, frame_r
         frame_range: its frames (movies made from movies: the source's 0-based indices); fps: frame rate;
         audio_from: a movie whose audio track is copied, trimmed to ``frame_range`` at ``fps``;
         clean: remove the frames (and their folder when it is left empty) once the movie is written.
+
+    The movie carries the provenance record of the frames (see the module doc); frames that carry none make a
+    movie without one.
 
     Returns:
         the movie's path.
@@ -40,6 +48,7 @@ def assemble_movie(frames: str | os.PathLike, output: str | os.PathLike, frame_r
     movie = None
     with open_media(frames, frame_range) as src:
         numbers = list(src.frame_numbers)
+        record = movie_record([src.path_for(n) for n in numbers] if hasattr(src, "path_for") else [frames])
         start = numbers[0] / fps
         audio = audio_from if audio_from and Path(audio_from).suffix.lower() in MOVIE_EXTENSIONS else None
         try:
@@ -47,7 +56,7 @@ def assemble_movie(frames: str | os.PathLike, output: str | os.PathLike, frame_r
                 rgb = display_plate(frame)
                 if movie is None:
                     movie = MovieWriter(out, fps, rgb.shape[1], rgb.shape[0], audio_from=audio,
-                                        audio_range=(start, start + len(numbers) / fps))
+                                        audio_range=(start, start + len(numbers) / fps), provenance=record)
                 movie.write(rgb)
             movie.close()
         except BaseException:
@@ -69,3 +78,27 @@ def assemble_movie(frames: str | os.PathLike, output: str | os.PathLike, frame_r
         except OSError:
             pass
     return out
+
+
+def movie_record(frame_files):
+    """The record a movie made of these frames carries: the frames' shot record as a video (no source frame; the
+    source's SHA-256 when every frame names the same source file, as frames of a movie plate do), edited when any
+    frame was. None when no frame carries a record.
+
+    Raises:
+        ProvenanceError: a frame carries a malformed record.
+    """
+    from ..media.readers import read_provenance
+    from ..provenance import sentence
+
+    records = [r for r in (read_provenance(f) for f in frame_files) if r is not None]
+    if not records:
+        return None
+    edited = [r for r in records if r.edited]
+    base = edited[0] if edited else records[0]
+    hashes = {r.source_sha256 for r in records}
+    reasons = sorted({r.passed_through for r in records if r.passed_through})
+    video = replace(base, kind="video", source_frame=None, edited=bool(edited),
+                    source_sha256=hashes.pop() if len(hashes) == 1 else None,
+                    passed_through=None if edited else ("; ".join(reasons) or None))
+    return replace(video, summary=sentence(video))

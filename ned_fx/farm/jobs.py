@@ -3,9 +3,12 @@
 Per shot, one :class:`Job`:
 
 1. ``analysis`` — one task: ``ned-fx edit INPUT -o OUTPUT --frames=RANGE --analysis=SHOT.analysis.npz
-   --analysis-only …instruction…`` (track the whole shot, fit the neutral, plan the edit; once, shared);
+   --analysis-only …instruction… [--consent=TEXT]`` (track the whole shot, fit the neutral, plan the edit; once,
+   shared);
 2. ``render`` — the shot's frames in chunks of ``chunk`` frames, each ``ned-fx edit INPUT -o OUTPUT
-   --frames=A-B --analysis=SHOT.analysis.npz …instruction…``, depending on ``analysis``;
+   --frames=A-B --analysis=SHOT.analysis.npz …instruction… [--consent=TEXT] [--audit-log=FILE]``, depending on
+   ``analysis``; every frame it writes carries the edit's provenance (with the shot's consent reference) and each
+   chunk appends an ``edit`` line to the audit log of the node (or ``audit_log``);
 3. ``assemble`` (movie outputs only) — a movie cannot be written in chunks, so the chunks render a PNG (or the
    plate's own format) sequence into ``OUTPUT.frames/`` beside the output, and one task runs ``ned-fx farm assemble``
    to encode it with the source's frame rate and trimmed audio, then removes the frames; depends on ``render``.
@@ -59,7 +62,8 @@ class FarmConfig:
         show: OpenCue show (None: ``$SHOW``, else ``ned_fx``); user: the submitting user (None: this user);
         executable: ``ned-fx`` on the farm nodes as an argument vector (None: this one); movie_fps: frame rate of a
         movie made from an image sequence; max_retries: retries of a failed task; paused: submit paused.
-        name: the batch's name (None: the shot list's).
+        name: the batch's name (None: the shot list's). audit_log: the audit log every render task appends to, as
+        the nodes see it (None: each node's default, ``$NED_FX_AUDIT_LOG`` or ``$NED_FX_HOME/audit.jsonl``).
     """
 
     chunk: int = 10
@@ -78,6 +82,7 @@ class FarmConfig:
     max_retries: int = 2
     paused: bool = False
     name: str | None = None
+    audit_log: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.chunk, int) or self.chunk < 1:
@@ -95,6 +100,8 @@ class FarmConfig:
             raise InvalidParameterError(f"movie_fps must be more than 0, got {self.movie_fps!r}")
         if self.executable is not None and not self.executable:
             raise InvalidParameterError("executable must name the ned-fx program on the farm nodes")
+        if self.audit_log is not None and not str(self.audit_log).strip():
+            raise InvalidParameterError("audit_log must name a file (or be None for each node's default)")
 
 
 @dataclass(frozen=True)
@@ -197,6 +204,7 @@ def build_jobs(shotlist, config: FarmConfig = FarmConfig()) -> tuple[Job, ...]:
         InvalidParameterError: a bad instruction (checked before submitting).
     """
     from ..pipeline import EditInstruction, check_instruction
+    from ..provenance import normalise_consent
 
     exe = tuple(config.executable) if config.executable else default_executable()
     batch = config.name or shotlist.name
@@ -205,6 +213,10 @@ def build_jobs(shotlist, config: FarmConfig = FarmConfig()) -> tuple[Job, ...]:
     jobs = []
     for shot in shotlist.shots:
         check_instruction(EditInstruction(**shot.instruction()))
+        try:
+            normalise_consent(shot.consent)
+        except InvalidParameterError as exc:
+            raise InvalidParameterError(f"shot {shot.name}: {exc}") from None
         jobs.append(_job(shot, batch, exe, show, user, config))
     return tuple(jobs)
 
@@ -213,6 +225,7 @@ def _job(shot, batch: str, exe: tuple[str, ...], show: str, user: str, config: F
     from ..batch.shotlist import output_problem
     from ..media import open_media
     from ..media.frames import FrameRange, describe_numbers
+    from ..provenance import normalise_consent
 
     with open_media(shot.input, shot.frames) as src:
         numbers = tuple(int(n) for n in src.frame_numbers)
@@ -231,8 +244,12 @@ def _job(shot, batch: str, exe: tuple[str, ...], show: str, user: str, config: F
     analysis = str(analysis_path(shot))
     target = shot.output if kind != "movie" else str(frames_folder(shot, input_kind))
     instruction = _instruction_args(shot)
+    consent = normalise_consent(shot.consent)
     edit = (*exe, "edit", shot.input, "-o", target)
-    tail = (*instruction, *((f"--face={shot.face}",) if shot.face is not None else ()), "-q")
+    # the consent reference rides with every command: the analysis checks it, the chunks stamp it on every frame
+    tail = (*instruction, *((f"--face={shot.face}",) if shot.face is not None else ()),
+            *((f"--consent={consent}",) if consent else ()), "-q")
+    audit = (f"--audit-log={config.audit_log}",) if config.audit_log else ()
     res = dict(gpus=config.gpus, gpu_memory=config.gpu_memory, cores=config.cores, memory=config.memory)
 
     analysis_cmd = (*edit, f"--frames={frange}", f"--analysis={analysis}", "--analysis-only", *tail)
@@ -240,7 +257,7 @@ def _job(shot, batch: str, exe: tuple[str, ...], show: str, user: str, config: F
     layers = [Layer("analysis", analysis_cmd, str(first), 1, (Task(first, first, 1, analysis_cmd),),
                     outputs=(analysis,), **res)]
     span = f"{FIRST}-{LAST}" + (f"x{step}" if step != 1 else "")
-    render_cmd = (*edit, f"--frames={span}", f"--analysis={analysis}", *tail)
+    render_cmd = (*edit, f"--frames={span}", f"--analysis={analysis}", *audit, *tail)
     tasks = []
     for i in range(0, len(numbers), config.chunk):
         a, b = numbers[i], numbers[min(i + config.chunk, len(numbers)) - 1]
@@ -257,8 +274,8 @@ def _job(shot, batch: str, exe: tuple[str, ...], show: str, user: str, config: F
                             outputs=(shot.output,)))
     meta = {"shot": shot.name, "input": shot.input, "output": shot.output, "frames": frange,
             "instruction": ", ".join(f"{k}={v}" for k, v in shot.instruction().items()) or "neutral"}
-    if shot.consent:
-        meta["consent"] = shot.consent
+    if consent:
+        meta["consent"] = consent
     return Job(name=job_name(batch, shot.name), batch=batch, shot=shot.name, input=shot.input, output=shot.output,
                layers=tuple(layers), priority=config.priority, pool=config.pool,
                group=config.group if config.gpus > 0 else None, limits=tuple(config.limits), show=show, user=user,
