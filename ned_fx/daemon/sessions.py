@@ -176,7 +176,7 @@ class Session:
         face = int(track.face_id) if track is not None else self.face
         movie = self.path.suffix.lower() in MOVIE_EXTENSIONS
         self.record = build_record(
-            self.path, self.instruction, face_id=face, frames=_ranges(self.frame_numbers),
+            self.path, self.instruction, face_id=face, frames=_ranges(self.frame_numbers).split(" (")[0],
             renderer="identity" if self.identity else "geometry", kind="video" if movie else "image",
             consent=self.consent, user=self.requester.get("user") or "", host=self.requester.get("host") or "",
             application=self.requester.get("application"), hash_source=self.path.is_file())

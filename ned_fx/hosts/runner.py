@@ -101,8 +101,9 @@ def run_with_batch(plan: Plan, emit: Callable[[dict], None], report: str | None 
 
     try:
         outcome = batch_runner.run_batch(shotlist, config, progress=progress)
-    except DaemonUnavailableError as exc:
-        results = [_base(s) | {"ok": False, "error": str(exc), "code": "unavailable"} for s in plan.shots]
+    except (DaemonUnavailableError, NedFxError) as exc:      # no daemon, an unwritable audit log, …
+        code = "unavailable" if isinstance(exc, DaemonUnavailableError) else type(exc).__name__
+        results = [_base(s) | {"ok": False, "error": str(exc), "code": code} for s in plan.shots]
         for r in results:
             emit(r)
         return results

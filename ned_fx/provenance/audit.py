@@ -33,7 +33,7 @@ from .record import file_sha256, now_utc, who
 #: The schema of an audit line.
 AUDIT_SCHEMA = "ned_fx.audit/1"
 #: Events ned_fx writes (others may add their own names).
-EVENTS = ("open", "refused", "close", "edit", "batch")
+EVENTS = ("open", "refused", "close", "edit", "batch", "batch_shot")
 
 
 class AuditLogWarning(UserWarning):
