@@ -8,10 +8,8 @@ its first and last MiB), the frame range, the face id, the tracker config and th
 from __future__ import annotations
 
 import dataclasses
-import glob
 import hashlib
 import os
-import re
 import threading
 import time
 import uuid
@@ -66,27 +64,11 @@ def confine(path: str, roots: list[Path], what: str = "path") -> Path:
                           f"({', '.join(str(r) for r in roots)}); start `ned-fx serve --root DIR` to allow it")
 
 
-def _source_files(path: Path) -> list[Path]:
-    if path.is_file():
-        return [path]
-    pattern = re.sub(r"%0?\d*d|#+|@+", "*", path.name)
-    return sorted(Path(p) for p in glob.glob(str(path.parent / glob.escape(pattern).replace("[*]", "*"))))
-
-
 def fingerprint(path: Path) -> str:
-    """Content fingerprint: per file, size + mtime_ns + SHA-256 of the first and last MiB."""
-    h = hashlib.sha256()
-    files = _source_files(path)
-    for f in files:
-        st = f.stat()
-        h.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns}".encode())
-    for f in files[:1] + files[-1:]:
-        with open(f, "rb") as fh:
-            h.update(fh.read(1 << 20))
-            if f.stat().st_size > 2 << 20:
-                fh.seek(-(1 << 20), os.SEEK_END)
-                h.update(fh.read(1 << 20))
-    return h.hexdigest()
+    """Content fingerprint of a source (see :func:`ned_fx.media.source_fingerprint`)."""
+    from ..media import source_fingerprint
+
+    return source_fingerprint(path)
 
 
 def cache_dir() -> Path:

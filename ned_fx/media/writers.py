@@ -49,7 +49,8 @@ def temp_path_for(path: Path) -> Path:
     return path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp{path.suffix.lower()}")
 
 
-def _reason(exc: BaseException) -> str:
+def describe_os_error(exc: BaseException) -> str:
+    """A person's words for why a file operation failed ("the disk is full", "permission denied", …)."""
     if isinstance(exc, OSError):
         if exc.errno == errno.ENOSPC:
             return "the disk is full"
@@ -61,6 +62,9 @@ def _reason(exc: BaseException) -> str:
             return "the disk quota is exceeded"
         return exc.strerror or str(exc)
     return str(exc) or type(exc).__name__
+
+
+_reason = describe_os_error
 
 
 def _remove_quietly(path: Path) -> None:

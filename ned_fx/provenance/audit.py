@@ -20,13 +20,13 @@ disks and on NFSv4; on other network file systems give every node its own file.
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import warnings
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from ..media.writers import describe_os_error
 from .errors import AuditLogError
 from .record import file_sha256, now_utc, who
 
@@ -137,7 +137,7 @@ class AuditLog:
             finally:
                 fcntl.flock(fd, fcntl.LOCK_UN)
         except OSError as exc:
-            raise AuditLogError(f"could not append to the audit log {self.path}: {_reason(exc)}") from None
+            raise AuditLogError(f"could not append to the audit log {self.path}: {describe_os_error(exc)}") from None
         finally:
             os.close(fd)
 
@@ -146,7 +146,7 @@ class AuditLog:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             return os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o640)
         except OSError as exc:
-            raise AuditLogError(f"cannot open the audit log {self.path}: {_reason(exc)}; give a writable file "
+            raise AuditLogError(f"cannot open the audit log {self.path}: {describe_os_error(exc)}; give a writable file "
                                 f"(--audit-log FILE)") from None
 
 
@@ -158,16 +158,6 @@ def _plain(value: Any) -> Any:
     if hasattr(value, "item"):          # numpy scalars
         return value.item()
     raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
-
-
-def _reason(exc: OSError) -> str:
-    if exc.errno == errno.ENOSPC:
-        return "the disk is full"
-    if exc.errno in (errno.EACCES, errno.EPERM):
-        return "permission denied"
-    if exc.errno == errno.EROFS:
-        return "the file system is read-only"
-    return exc.strerror or str(exc)
 
 
 def read_audit_log(path: str | os.PathLike, strict: bool = False) -> list[dict[str, Any]]:
@@ -192,7 +182,7 @@ def read_audit_log(path: str | os.PathLike, strict: bool = False) -> list[dict[s
     except FileNotFoundError:
         raise InputNotFoundError(f"the audit log {path} does not exist") from None
     except OSError as exc:
-        raise AuditLogError(f"cannot read the audit log {path}: {_reason(exc)}") from None
+        raise AuditLogError(f"cannot read the audit log {path}: {describe_os_error(exc)}") from None
     return list(parse_lines(data.split(b"\n"), str(path), strict))
 
 
