@@ -1,8 +1,11 @@
-"""Recipe: export every engine to ONNX (dynamic batch) and check each against PyTorch in onnxruntime.
+"""Recipe: export every engine to ONNX (dynamic batch, and frames / resolution where they apply) and check each
+against PyTorch in onnxruntime on its example feed.
 
-    .venv/bin/python engines/export_onnx.py [--out engines/build] [--only face_mesh ...]
+    .venv/bin/python engines/export_onnx.py [--out engines/build] [--only face_mesh ...] [--opset 18]
 
-The ONNX files are build outputs (git-ignored); TensorRT engines are built from them (issue 7).
+Five engines: face_detector, face_mesh, iris (the tracker), manipulator, geometry_renderer. The ONNX files are
+build outputs (git-ignored). ``ned-fx engines build`` does the same into the engine cache, with a manifest, and
+then builds the TensorRT engines (``engines/build_trt.py``).
 """
 
 from __future__ import annotations
@@ -10,20 +13,24 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ned_fx.engines import engine_specs, export_onnx, onnx_parity
+from ned_fx.engines import ENGINE_NAMES, export_onnx, get_spec, onnx_parity
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default=str(Path(__file__).parent / "build"))
-    parser.add_argument("--only", nargs="*", choices=sorted(engine_specs()))
+    parser.add_argument("--only", nargs="*", choices=ENGINE_NAMES)
+    parser.add_argument("--opset", type=int, default=18)
     args = parser.parse_args()
-    print(f"{'engine':<14} {'file':<40} max |onnxruntime - torch| per output")
-    for name in args.only or engine_specs():
-        path = export_onnx(name, Path(args.out) / f"{name}.onnx")
-        diffs = onnx_parity(name, path)
-        print(f"{name:<14} {str(path):<40} " + ", ".join(f"{k} {v:.2e}" for k, v in diffs.items()))
-    return 0
+    print(f"{'engine':<18} {'file':<44} max |onnxruntime - torch| per output (tolerance)")
+    worst = 0
+    for name in args.only or ENGINE_NAMES:
+        path = export_onnx(name, Path(args.out) / f"{name}.onnx", opset=args.opset)
+        diffs = onnx_parity(name, path, batch=3, seed=1)
+        tol = get_spec(name).tolerance["fp32"]
+        worst |= any(v > tol[k] for k, v in diffs.items())
+        print(f"{name:<18} {str(path):<44} " + ", ".join(f"{k} {v:.2e} ({tol[k]:g})" for k, v in diffs.items()))
+    return 1 if worst else 0
 
 
 if __name__ == "__main__":

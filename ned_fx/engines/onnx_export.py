@@ -1,64 +1,46 @@
-"""ONNX export of the engines, and a parity check against PyTorch in onnxruntime."""
+"""ONNX export of the engines (named inputs, dynamic axes), and a parity check against PyTorch in onnxruntime."""
 
 from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Mapping
 
 import numpy as np
 
-from ..errors import InvalidParameterError, OutputWriteError
+from ..errors import OutputWriteError
+from .errors import EngineBuildError
+from .specs import EngineSpec, engine_specs, get_spec
 
 OPSET = 18
 
-
-@dataclass(frozen=True)
-class EngineSpec:
-    """One engine: how to build its torch module, an example input (batch first), and I/O names."""
-
-    name: str
-    build: Callable[[], "object"]
-    input_shape: tuple[int, ...]          # without the batch axis
-    input_names: tuple[str, ...]
-    output_names: tuple[str, ...]
+__all__ = ["OPSET", "EngineSpec", "engine_specs", "export_onnx", "onnx_parity", "ErrorStats", "compare_outputs",
+           "torch_reference"]
 
 
-def engine_specs() -> dict[str, EngineSpec]:
-    """Every engine that exports to ONNX, by name."""
-    from ..tracking.engine import (DETECTOR_SIZE, IRIS_SIZE, MESH_SIZE, FaceDetectorEngine, FaceMeshEngine,
-                                   IrisEngine, load_graph)
-
-    return {
-        "face_detector": EngineSpec("face_detector", lambda: FaceDetectorEngine(load_graph("face_detector")).eval(),
-                                    (3, DETECTOR_SIZE, DETECTOR_SIZE), ("images",), ("points", "prob")),
-        "face_mesh": EngineSpec("face_mesh", lambda: FaceMeshEngine(load_graph("face_mesh")).eval(),
-                                (3, MESH_SIZE, MESH_SIZE), ("crops",), ("landmarks", "score")),
-        "iris": EngineSpec("iris", lambda: IrisEngine(load_graph("iris")).eval(),
-                           (3, IRIS_SIZE, IRIS_SIZE), ("crops",), ("contour", "iris")),
-    }
-
-
-def export_onnx(name: str, path: str | Path, batch: int = 2) -> Path:
-    """Export engine ``name`` to ONNX (opset 18, dynamic batch axis), atomically.
+def export_onnx(name: str, path: str | Path, batch: int = 2, opset: int = OPSET) -> Path:
+    """Export engine ``name`` to ONNX with its dynamic axes (batch, and frames / resolution where they apply),
+    atomically.
 
     Args:
-        name: an engine name from :func:`engine_specs`; path: the ``.onnx`` file to write;
-        batch: batch size of the example used for tracing (any batch runs afterwards).
+        name: an engine name from :func:`~ned_fx.engines.engine_specs`; path: the ``.onnx`` file to write;
+        batch: batch size of the example traced (any batch runs afterwards); opset: the ONNX opset.
+
+    Returns:
+        ``path``.
 
     Raises:
         InvalidParameterError: unknown engine (the message lists the valid names).
-        OutputWriteError: the file could not be written.
+        WeightsMissingError: the tracker's weights are not installed.
+        OutputWriteError: the file could not be written. EngineBuildError: the exporter failed.
     """
     import torch
 
-    specs = engine_specs()
-    if name not in specs:
-        raise InvalidParameterError(f"unknown engine {name!r}; engines: {', '.join(specs)}")
-    spec = specs[name]
+    spec = get_spec(name)
     module = spec.build()
-    example = torch.rand(batch, *spec.input_shape)
+    feeds = spec.example(batch, 0)
+    args = tuple(torch.from_numpy(np.ascontiguousarray(a)) for a in spec.feed_args(feeds))
     path = Path(path)
     from ..media import atomic_output
 
@@ -66,33 +48,89 @@ def export_onnx(name: str, path: str | Path, batch: int = 2) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputWriteError(f"could not write {path}: {exc.strerror or exc}") from None
-    axes = {n: {0: "batch"} for n in (*spec.input_names, *spec.output_names)}
-    with atomic_output(path) as tmp, warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(module, (example,), tmp, input_names=list(spec.input_names),
-                          output_names=list(spec.output_names), dynamic_axes=axes, opset_version=OPSET,
-                          dynamo=False)
+    axes = {t.name: t.dynamic_axes for t in (*spec.inputs, *spec.outputs) if t.dynamic_axes}
+    try:
+        with atomic_output(path) as tmp, warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(module, args, tmp, input_names=list(spec.input_names),
+                              output_names=list(spec.output_names), dynamic_axes=axes, opset_version=opset,
+                              dynamo=False)
+    except OutputWriteError as exc:     # the exporter's own failure is not a disk problem: say what it was
+        cause = exc.__cause__
+        if isinstance(cause, (RuntimeError, ValueError, TypeError)):
+            raise EngineBuildError(f"exporting {name} to ONNX (opset {opset}) failed: {cause}") from cause
+        raise
     return path
 
 
+@dataclass(frozen=True)
+class ErrorStats:
+    """How far one output is from its reference.
+
+    Attributes:
+        max_abs: largest absolute difference; rel_l2: ``||out - ref|| / ||ref||``; finite: no NaN/inf in out;
+        shape_ok: same shape as the reference.
+    """
+
+    max_abs: float
+    rel_l2: float
+    finite: bool = True
+    shape_ok: bool = True
+
+    def within(self, tolerance: float) -> bool:
+        return self.finite and self.shape_ok and self.max_abs <= tolerance
+
+
+def compare_outputs(got: Mapping[str, np.ndarray], ref: Mapping[str, np.ndarray]) -> dict[str, ErrorStats]:
+    """Per output (the reference's names): max absolute and relative L2 error (float64)."""
+    out = {}
+    for name, r in ref.items():
+        r = np.asarray(r, np.float64)
+        g = np.asarray(got[name], np.float64)
+        if g.shape != r.shape:
+            out[name] = ErrorStats(float("inf"), float("inf"), bool(np.isfinite(g).all()), False)
+            continue
+        finite = bool(np.isfinite(g).all())
+        diff = np.abs(g - r)
+        norm = float(np.linalg.norm(r))
+        out[name] = ErrorStats(float(diff.max()) if diff.size else 0.0,
+                               float(np.linalg.norm(g - r) / norm) if norm > 0 else float(diff.max(initial=0.0)),
+                               finite)
+    return out
+
+
+def torch_reference(spec: EngineSpec, feeds: Mapping[str, np.ndarray], module=None) -> dict[str, np.ndarray]:
+    """The engine's PyTorch float32 outputs on the CPU for a feed (the reference compiled engines are held to)."""
+    import torch
+
+    module = module if module is not None else spec.build()
+    with torch.no_grad():
+        outs = module(*(torch.from_numpy(np.ascontiguousarray(a)) for a in spec.feed_args(feeds)))
+    outs = outs if isinstance(outs, (tuple, list)) else (outs,)
+    return {t.name: o.detach().float().numpy() for t, o in zip(spec.outputs, outs)}
+
+
 def onnx_parity(name: str, path: str | Path, batch: int = 3, seed: int = 0,
-                inputs: np.ndarray | None = None) -> dict[str, float]:
-    """Run an exported engine in onnxruntime (CPU) and PyTorch on the same input.
+                inputs: np.ndarray | Mapping[str, np.ndarray] | None = None) -> dict[str, float]:
+    """Run an exported engine in onnxruntime (CPU) and PyTorch on the same feed.
 
     Args:
-        inputs: Bx… float32 input (default: uniform random 0..1 of ``batch``, seeded).
+        name: the engine; path: its ``.onnx`` file.
+        batch, seed: the example feed's batch and seed (when ``inputs`` is None).
+        inputs: the feed: ``{input name: array}``, or one array for a single-input engine.
 
     Returns:
         output name -> max absolute difference.
     """
-    import onnxruntime as ort
-    import torch
+    from .runners import OnnxRuntimeRunner
 
-    spec = engine_specs()[name]
+    spec = get_spec(name)
     if inputs is None:
-        inputs = np.random.default_rng(seed).random((batch, *spec.input_shape), dtype=np.float32)
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    got = session.run(None, {spec.input_names[0]: inputs})
-    with torch.no_grad():
-        ref = spec.build()(torch.from_numpy(inputs))
-    return {n: float(np.abs(g - r.numpy()).max()) for n, g, r in zip(spec.output_names, got, ref)}
+        feeds = spec.example(batch, seed)
+    elif isinstance(inputs, Mapping):
+        feeds = dict(inputs)
+    else:
+        feeds = {spec.input_names[0]: np.asarray(inputs, np.float32)}
+    with OnnxRuntimeRunner(spec, path) as runner:
+        got = runner.infer_numpy(feeds)
+    return {k: v.max_abs for k, v in compare_outputs(got, torch_reference(spec, feeds)).items()}

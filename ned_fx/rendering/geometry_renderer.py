@@ -202,7 +202,8 @@ class GeometryRendererModule(nn.Module):
         return keep[:, None] * filled
 
     # ---- the field -----------------------------------------------------------------------------------------
-    def field(self, src: torch.Tensor, dst: torch.Tensor, labels: torch.Tensor, height, width) -> FieldResult:
+    def field(self, src: torch.Tensor, dst: torch.Tensor, labels: torch.Tensor, height, width,
+              triangles: torch.Tensor | None = None, outline: torch.Tensor | None = None) -> FieldResult:
         """The face layer's backward displacement field and the opening layers, on the grid of ``labels``.
 
         Args:
@@ -210,15 +211,19 @@ class GeometryRendererModule(nn.Module):
             dst: Bx478x2 target landmarks in region pixels.
             labels: BxGhxGw int64 from :func:`~ned_fx.rendering.mesh.rasterize_labels` of ``dst``.
             height: region height H in pixels; width: region width W (ints, or sizes traced from a tensor).
+            triangles, outline: the shot's Tx3 triangles and outline vertices (int64) instead of the ones this
+                module was built with (a compiled engine takes the mesh as an input; default: the module's own).
 
         Returns:
             A :class:`FieldResult`.
         """
         src = src[..., :2].to(torch.float32)
         dst = dst[..., :2].to(torch.float32)
+        tris = self.triangles if triangles is None else triangles
+        outline = self.outline if outline is None else outline
         b, gh, gw = labels.shape
         n = gh * gw
-        n_tri = self.num_triangles
+        n_tri = self.num_triangles if triangles is None else tris.shape[0]
         dev = dst.device
         ys = (torch.arange(gh, dtype=torch.float32, device=dev) + 0.5) * (height / gh)
         xs = (torch.arange(gw, dtype=torch.float32, device=dev) + 0.5) * (width / gw)
@@ -228,8 +233,8 @@ class GeometryRendererModule(nn.Module):
         iod = (dst[:, T.EYE_OUTER_RIGHT] - dst[:, T.EYE_OUTER_LEFT]).norm(dim=-1)          # B
 
         # -- triangles: barycentrics in the target triangle -> same point of the source triangle
-        corners = dst[:, self.triangles]                                        # BxTx3x2
-        dv = disp[:, self.triangles]
+        corners = dst[:, tris]                                                  # BxTx3x2
+        dv = disp[:, tris]
         a0 = corners[:, :, 0]
         e1, e2 = corners[:, :, 1] - a0, corners[:, :, 2] - a0
         det = e1[..., 0] * e2[..., 1] - e1[..., 1] * e2[..., 0]
@@ -254,13 +259,13 @@ class GeometryRendererModule(nn.Module):
         # -- outside the mesh: Shepard from the outline's vertices (matrix products, in IOD units so squared
         # distances stay accurate in float32), faded to zero over `falloff` IODs
         scale = 1.0 / (iod[:, None, None] + _EPS)
-        centre = dst[:, self.outline].mean(dim=1, keepdim=True)
-        q = (dst[:, self.outline] - centre) * scale                            # BxVx2
+        centre = dst[:, outline].mean(dim=1, keepdim=True)
+        q = (dst[:, outline] - centre) * scale                                  # BxVx2
         pq = (p - centre) * scale                                               # BxNx2
         dist2 = ((pq * pq).sum(-1, keepdim=True) + (q * q).sum(-1)[:, None, :]
                  - 2.0 * torch.bmm(pq, q.transpose(1, 2))).clamp_min(0.0)       # BxNxV
         weight = 1.0 / (dist2 + 1e-8)
-        d_out = torch.bmm(weight, disp[:, self.outline]) / weight.sum(-1, keepdim=True)
+        d_out = torch.bmm(weight, disp[:, outline]) / weight.sum(-1, keepdim=True)
         keep = 1.0 - _smoothstep(dist2.amin(dim=-1).sqrt() / self.config.falloff)
         d = torch.where((lab < 0)[..., None], keep[..., None] * d_out, d).reshape(b * n, 2)
 
@@ -367,7 +372,8 @@ class GeometryRendererModule(nn.Module):
         return picked.mean(dim=2) * self.config.mouth_fill_gain
 
     def forward(self, images: torch.Tensor, src: torch.Tensor, dst: torch.Tensor,
-                labels: torch.Tensor) -> torch.Tensor:
+                labels: torch.Tensor, triangles: torch.Tensor | None = None,
+                outline: torch.Tensor | None = None) -> torch.Tensor:
         """Render a batch of face regions.
 
         Args:
@@ -376,12 +382,13 @@ class GeometryRendererModule(nn.Module):
             dst: Bx478x2 target landmarks in region pixels.
             labels: BxGhxGw int64 label maps of ``dst`` (:func:`~ned_fx.rendering.mesh.rasterize_labels`;
                 rasterisation runs on the CPU and is not part of the exported graph).
+            triangles, outline: the shot's mesh as tensors (see :meth:`field`); default the module's own.
 
         Returns:
             BxCxHxW rendered regions.
         """
         _, _, h, w = images.shape
-        res = self.field(src, dst, labels, h, w)
+        res = self.field(src, dst, labels, h, w, triangles, outline)
         d = F.interpolate(res.offset, size=(h, w), mode="bilinear", align_corners=False)
         xs = torch.arange(w, dtype=images.dtype, device=images.device) + 0.5
         ys = torch.arange(h, dtype=images.dtype, device=images.device) + 0.5
