@@ -350,6 +350,8 @@ def test_real_engine_out_of_order_frames_match_in_order(tmp_path):
         with Client(d.endpoint, timeout=60, retries=0) as c:
             info = c.describe()["engine"]
             assert info["engine"] == "ned_fx" and info["backend"] == "torch-CPU" and info["device"] == "cpu"
+            best = info["best_available"]       # what the machine offers, and why (no CUDA here)
+            assert best["backend"] == "torch-cpu" and ("CUDA" in best["reason"] or "CPU" in best["reason"])
             seen: list = []
             shot = c.open(src, frames="0-7", emotion="happy")
             ready = shot.wait(callback=lambda done, total: seen.append((done, total)))

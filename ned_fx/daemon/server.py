@@ -109,6 +109,14 @@ class Daemon:
         self.engine_info = {"engine": "ned_fx", "backend": backend, "precision": "float32", "device": dev,
                             "torch": torch.__version__,
                             **({"gpu": torch.cuda.get_device_name(0)} if backend == "torch-CUDA" else {})}
+        # what this machine could run the engines on (TensorRT engines built, CUDA graphs, …), and why: the
+        # daemon itself renders with the torch modules above (the GPU fast path is not wired in yet)
+        try:
+            from ..engines import select_backend
+
+            self.engine_info["best_available"] = select_backend(self.device).as_dict()
+        except Exception as exc:   # a broken probe must not stop the daemon
+            self.engine_info["best_available"] = {"backend": "unknown", "reason": str(exc)}
         return self.engine_info
 
     def bind(self) -> str:
