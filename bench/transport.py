@@ -82,6 +82,16 @@ def daemon_rtt(endpoint: str, source: str, frame: np.ndarray, n: int, shm: bool 
     return dt
 
 
+def copy_time(frame: np.ndarray, n: int) -> float:
+    """Mean time of a plain in-process copy of the frame (the shared-memory path's yardstick)."""
+    dst = np.empty_like(frame)
+    np.copyto(dst, frame)
+    t = time.perf_counter()
+    for _ in range(n):
+        np.copyto(dst, frame)
+    return (time.perf_counter() - t) / n
+
+
 def _client_worker(endpoint: str, source: str, shape: tuple, k: int, start: float, stop: float, out) -> None:
     frame = np.random.default_rng(k).random(shape).astype(np.float16)
     done = 0
@@ -117,6 +127,7 @@ def concurrent_fps(endpoint: str, source: str, shape: tuple, clients: int, secon
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="fewer round trips")
+    ap.add_argument("--blocks", type=int, default=5, help="interleaved measurement blocks per peer (best kept)")
     args = ap.parse_args()
     source = FOOTAGE / "d12.mp4"
     if not source.is_file():
@@ -132,13 +143,19 @@ def main() -> int:
         for name, (h, w) in SIZES.items():
             frame = np.random.default_rng(0).random((h, w, 4)).astype(np.float16)
             n = max(5 if args.quick else 20, int((40 if args.quick else 200) * 512 * 512 / (h * w)))
-            e = min(echo_rtt(eend, frame, n) for _ in range(3))
-            d = min(daemon_rtt(dend, str(source), frame, n) for _ in range(3))
-            m = min(daemon_rtt(dend, str(source), frame, n, shm=True) for _ in range(3))
+            # interleaved blocks (echo, daemon, shm, copy) so a noisy machine slows every peer alike; best block
+            es, ds, ms, cs = [], [], [], []
+            for _ in range(args.blocks):
+                es.append(echo_rtt(eend, frame, n))
+                ds.append(daemon_rtt(dend, str(source), frame, n))
+                ms.append(daemon_rtt(dend, str(source), frame, n, shm=True))
+                cs.append(copy_time(frame, n))
+            e, d, m, c = min(es), min(ds), min(ms), min(cs)
             mb = frame.nbytes / 1e6
             rows.append({"frame": name, "MB": mb, "echo_ms": e * 1e3, "daemon_ms": d * 1e3,
                          "overhead_%": (d / e - 1) * 100, "echo_MB/s": 2 * mb / e, "daemon_MB/s": 2 * mb / d,
-                         "daemon_fps": 1 / d, "shm_ms": m * 1e3, "shm_fps": 1 / m, "round_trips": n})
+                         "daemon_fps": 1 / d, "shm_ms": m * 1e3, "copy_ms": c * 1e3, "shm/copy": m / c,
+                         "shm_fps": 1 / m, "round_trips": n})
         for k in (1, 2, 4):
             conc.append({"clients": k, "frame": "1920x1080", "fps": concurrent_fps(dend, str(source), (1080, 1920, 4),
                                                                                    k, 2.0 if args.quick else 5.0)})
@@ -146,7 +163,7 @@ def main() -> int:
         daemon.kill()
         echo.kill()
     print(table(rows, ["frame", "MB", "echo_ms", "daemon_ms", "overhead_%", "echo_MB/s", "daemon_MB/s",
-                       "daemon_fps", "shm_ms", "shm_fps", "round_trips"]))
+                       "daemon_fps", "shm_ms", "copy_ms", "shm/copy", "shm_fps", "round_trips"]))
     print()
     print(table(conc, ["clients", "frame", "fps"]))
     path = write_results("transport", rows, {"concurrent": conc, "transport": "tcp loopback",
