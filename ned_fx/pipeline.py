@@ -265,7 +265,8 @@ def edit_media(path: str | Path, output: str | Path, instruction: EditInstructio
                manipulator_config=None, renderer_config=None, compositor_config=None,
                progress: Callable[[str, int, int], None] | None = None, resume: bool = True,
                analysis: str | Path | None = None, analysis_only: bool = False, consent: str | None = None,
-               audit=None, sign: tuple | None = None, sign_alg: str = "es256") -> EditSummary:
+               audit=None, sign: tuple | None = None, sign_alg: str = "es256", renderer: str = "geometry",
+               checkpoint: str | Path | None = None) -> EditSummary:
     """The main job: change the expression of the actor in a plate, keeping everything else.
 
     Args:
@@ -287,6 +288,8 @@ def edit_media(path: str | Path, output: str | Path, instruction: EditInstructio
             parameters, consent, every output with its SHA-256; ``status`` ``done`` or ``failed``).
         sign: ``(certificate chain PEM, private key PEM)`` (paths or PEM text): add signed C2PA Content
             Credentials to a still or movie output (PNG, JPEG, TIFF, MP4, MOV); sign_alg: the key's algorithm.
+        renderer: ``"geometry"`` (default) or ``"neural"``: the actor's neural renderer (``checkpoint``, from
+            ``ned-fx train-renderer``) refines the geometry renderer's warp; every guarantee above holds the same.
 
     Every file written carries the edit's provenance record (:mod:`ned_fx.provenance`) in its own metadata:
     the shot's record, stamped per frame with the source frame number (and, for a sequence source, that frame
@@ -322,6 +325,7 @@ def edit_media(path: str | Path, output: str | Path, instruction: EditInstructio
     if preview is not None:
         ensure_not_input(preview, [path, output])
     check_instruction(instruction, manipulator_config)
+    neural = check_renderer(renderer, checkpoint)
     for target in (output, Path(preview) if preview else None):
         if target is not None:
             try:
@@ -356,7 +360,7 @@ def edit_media(path: str | Path, output: str | Path, instruction: EditInstructio
     from .provenance import build_record
 
     record = build_record(path, instruction, face_id=int(track.face_id), frames=_range_text(track, frames),
-                          renderer="geometry", kind="video" if kind == "movie" else "image", consent=consent,
+                          renderer=renderer, kind="video" if kind == "movie" else "image", consent=consent,
                           application="ned-fx edit", hash_source=path.is_file())
     from concurrent.futures import ThreadPoolExecutor
 
@@ -365,7 +369,8 @@ def edit_media(path: str | Path, output: str | Path, instruction: EditInstructio
     hasher = ThreadPoolExecutor(1, thread_name_prefix="ned-fx-hash")
     try:
         summary = _render_shot(path, output, kind, track, edited, frames, preview, renderer_config,
-                               compositor_config, progress, resume, clock, instruction, record, written, hasher)
+                               compositor_config, progress, resume, clock, instruction, record, written, hasher,
+                               neural=(checkpoint, neural) if neural is not None else None)
         if sign is not None:
             from .media.readers import read_provenance
             from .provenance.c2pa import sign_file
@@ -385,6 +390,33 @@ def edit_media(path: str | Path, output: str | Path, instruction: EditInstructio
     if audit is not None:
         _audit_edit(audit, "done", path, frames, face_id, instruction, consent, record, outputs, summary=summary)
     return summary
+
+
+RENDERERS = ("geometry", "neural")
+
+
+def check_renderer(renderer: str, checkpoint: str | Path | None):
+    """Validate the renderer choice before any work.
+
+    Returns:
+        the neural renderer's :class:`~ned_fx.rendering.neural.Checkpoint` (read once), or None for geometry.
+
+    Raises:
+        InvalidParameterError: an unknown renderer (valid ones listed), neural without a checkpoint or a
+            checkpoint without neural. InputNotFoundError, UnreadableMediaError: the checkpoint cannot be read.
+    """
+    if renderer not in RENDERERS:
+        raise InvalidParameterError(f"renderer must be one of {', '.join(RENDERERS)}, got {renderer!r}")
+    if renderer == "geometry":
+        if checkpoint is not None:
+            raise InvalidParameterError("a checkpoint is for the neural renderer: add --renderer neural")
+        return None
+    if checkpoint is None:
+        raise InvalidParameterError("the neural renderer needs the actor's checkpoint: --checkpoint ACTOR.ckpt "
+                                    "(train one with `ned-fx train-renderer FOOTAGE -o ACTOR.ckpt`)")
+    from .rendering.neural import read_checkpoint
+
+    return read_checkpoint(checkpoint)
 
 
 def _check_provenance_formats(output: Path, kind: str, preview) -> None:
@@ -581,14 +613,24 @@ class ShotRenderer:
     Args:
         track: the shot's Track; edited: its EditedTrack (from :func:`plan_edit`);
         renderer_config, compositor_config: stage configs (defaults when None).
+        checkpoint: the actor's neural renderer (a checkpoint path or a read
+            :class:`~ned_fx.rendering.neural.Checkpoint`): it refines the geometry renderer's warp, seeing the
+            target meshes of the two previous frames too. None: the geometry renderer alone.
+        neural_config: a :class:`~ned_fx.rendering.neural.NeuralRendererConfig` (the checkpoint's when None).
     """
 
-    def __init__(self, track, edited, renderer_config=None, compositor_config=None):
+    def __init__(self, track, edited, renderer_config=None, compositor_config=None, checkpoint=None,
+                 neural_config=None):
         from .compositing import Compositor
         from .rendering import GeometryRenderer, build_render_mesh
 
         self.track, self.edited = track, edited
         self.renderer = GeometryRenderer(renderer_config)
+        self.neural = checkpoint is not None
+        if self.neural:
+            from .rendering.neural import NeuralRenderer
+
+            self.renderer = NeuralRenderer(checkpoint, neural_config, geometry=self.renderer)
         self.compositor = Compositor(compositor_config)
         self.mesh = build_render_mesh(track.mean_shape)
         self.index = {int(n): t for t, n in enumerate(track.frame_numbers)}
@@ -631,7 +673,12 @@ class ShotRenderer:
             return frame, "face outside the picture"
         t = time.perf_counter()
         x0, y0 = box[0], box[1]
-        rendered = self.renderer.render(extract_region(frame, box), s - (x0, y0, 0), d - (x0, y0, 0), self.mesh)
+        offset = np.array([x0, y0, 0.0])
+        extra = {}
+        if self.neural:     # the previous frames' targets (NaN where no face) and the plate's encoding
+            extra = {"previous": [self.edited.target_landmarks[j] + shift - offset for j in (k - 1, k - 2) if j >= 0],
+                     "plate_dtype": frame.pixels.dtype}
+        rendered = self.renderer.render(extract_region(frame, box), s - offset, d - offset, self.mesh, **extra)
         if clock:
             t = clock.add("render", t)
         out = self.compositor.composite_frame(frame, rendered, box, d, s)
@@ -642,19 +689,22 @@ class ShotRenderer:
 
 def _render_shot(path, output, kind, track, edited, frames, preview, renderer_config, compositor_config,
                  progress, resume, clock, instruction, record=None, written: list | None = None,
-                 hasher=None) -> EditSummary:
+                 hasher=None, neural: tuple | None = None) -> EditSummary:
     import time
 
     from .media import open_media, write_image
     from .provenance import file_sha256
 
-    shot = ShotRenderer(track, edited, renderer_config, compositor_config)
+    shot = ShotRenderer(track, edited, renderer_config, compositor_config,
+                        checkpoint=neural[1] if neural else None)
     edited_frames: list[int] = []
     passed: dict[int, str] = {}
     resumed: list[int] = []
     total = 0
     written = [] if written is None else written
-    sink = _Sink(output, kind, path, track, edited, instruction, resume, record, written, hasher)
+    sink = _Sink(output, kind, path, track, edited, instruction, resume, record, written, hasher,
+                 renderer={"renderer": "neural", "checkpoint": str(Path(neural[0]).resolve()),
+                           "step": int(neural[1].step)} if neural else None)
     before_after = _PreviewSink(preview, track.fps, record, written)
     try:
         with open_media(path, parse_frame_range(frames)) as source:
@@ -716,7 +766,7 @@ class _Sink(_MovieOwner):
     or a still."""
 
     def __init__(self, output: Path, kind: str, source: Path, track, edited, instruction, resume: bool,
-                 record=None, written: list | None = None, hasher=None):
+                 record=None, written: list | None = None, hasher=None, renderer: dict | None = None):
         import hashlib
         import json
 
@@ -733,7 +783,7 @@ class _Sink(_MovieOwner):
 
             key = json.dumps({"source": str(source.resolve()), "instruction": instruction.as_params(),
                               "frames": [int(track.frame_numbers[0]), int(track.frame_numbers[-1])],
-                              "face": int(track.face_id), "version": _version()}, sort_keys=True)
+                              "face": int(track.face_id), "version": _version(), **(renderer or {})}, sort_keys=True)
             self.key = hashlib.sha256(key.encode()).hexdigest()
             self._path_for = lambda n: sequence_path(output, n)
             self.manifest = output.parent / f".{output.name}.ned_fx.json"

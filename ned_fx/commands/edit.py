@@ -37,6 +37,12 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--analysis-only", action="store_true",
                    help="write --analysis and stop (the farm's first layer; --frames is then the whole shot)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    rend = p.add_argument_group("renderer")
+    rend.add_argument("--renderer", choices=["geometry", "neural"], default="geometry",
+                      help="geometry (default): warp the face; neural: the actor's neural renderer refines the warp "
+                           "(teeth, creases, lids the source never showed; needs --checkpoint)")
+    rend.add_argument("--checkpoint", metavar="ACTOR.ckpt",
+                      help="the actor's neural renderer, from `ned-fx train-renderer FOOTAGE -o ACTOR.ckpt`")
     prov = p.add_argument_group("provenance, consent and audit")
     prov.add_argument("--consent", metavar="TEXT",
                       help="the performer's consent reference (release id or free text): carried into every "
@@ -90,7 +96,7 @@ def run(args) -> int:
                              face_id=args.face, preview=args.preview, tracker_config=tracker_config(args),
                              progress=progress, resume=not args.no_resume, analysis=args.analysis,
                              analysis_only=args.analysis_only, consent=args.consent, audit=audit, sign=sign,
-                             sign_alg=args.sign_alg)
+                             sign_alg=args.sign_alg, renderer=args.renderer, checkpoint=args.checkpoint)
     finally:
         for _, close in bars.values():
             close()
