@@ -310,3 +310,31 @@ def test_train_renderer_command_writes_checkpoint_previews_and_resumes(tmp_path,
     assert "max abs difference" in capsys.readouterr().out
     # the networks of a resumed run are the checkpoint's
     assert main(["train-renderer", *args, "--steps", "9", "--resume", "--channels", "16"]) == 2
+
+
+def test_the_daemon_renders_with_the_actors_neural_renderer(trained, tmp_path):
+    """``open(renderer="neural", checkpoint=…)``: hosts get the neural renderer through the daemon (the Nuke knobs
+    come from describe); without a checkpoint the open is refused with what to do."""
+    from daemons import Daemon
+    from ned_fx.client import Client, DaemonError
+
+    _, _, report, folder = trained
+    d = Daemon(roots=[folder], tmp=tmp_path)
+    try:
+        with Client(d.endpoint, timeout=60) as c:
+            names = [p["name"] for p in c.describe()["parameters"]]
+            assert "renderer" in names and "checkpoint" in names
+            with pytest.raises(DaemonError, match="checkpoint"):
+                c.open(str(footage(CLIP)), frames="0-3", emotion="happy", renderer="neural")
+            neural = c.open(str(footage(CLIP)), frames="0-3", emotion="happy", renderer="neural",
+                            checkpoint=str(report.checkpoint))
+            info = neural.wait(timeout=600)
+            assert info["provenance"]["renderer"] == "neural"
+            geometry = c.open(str(footage(CLIP)), frames="0-3", emotion="happy")
+            geometry.wait(timeout=600)
+            a, ra = neural.render(2, with_info=True)
+            b, rb = geometry.render(2, with_info=True)
+            assert ra.result["reason"] is None and rb.result["reason"] is None
+            assert np.abs(a.astype(np.int16) - b).mean() > 0.05        # the generator refined the warp
+    finally:
+        d.kill()

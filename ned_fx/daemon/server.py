@@ -346,7 +346,7 @@ class Daemon:
             raise InvalidParameterError("params.frames must be a string such as '1001-1100'")
         if face is not None and (not isinstance(face, int) or isinstance(face, bool)):
             raise InvalidParameterError("params.face must be an integer face id")
-        for key in ("consent", "user", "host", "application", "colorspace"):
+        for key in ("consent", "user", "host", "application", "colorspace", "renderer", "checkpoint"):
             if params.get(key) is not None and not isinstance(params[key], str):
                 raise InvalidParameterError(f"params.{key} must be a string")
         instruction = instruction_from_params(params)
@@ -355,6 +355,14 @@ class Daemon:
             from ..media.color import display_view_for
 
             display_view_for(colorspace)            # an unknown colour space is refused now, with the valid names
+        checkpoint = None
+        if params.get("renderer") or params.get("checkpoint"):
+            from ..pipeline import check_renderer
+
+            ckpt = params.get("checkpoint")
+            if ckpt:
+                ckpt = str(confine(ckpt, self.roots, "checkpoint"))
+            checkpoint = check_renderer(params.get("renderer") or "geometry", ckpt)   # read once, here
         path = confine(params["path"], self.roots)
         for extra in ("reference", "curve"):
             if getattr(instruction, extra):
@@ -372,7 +380,8 @@ class Daemon:
                         params=instruction.as_params(), consent=None)
             raise
         session = Session(path, frames, face, instruction, identity=self.engine == "identity",
-                          cache=self.cache, consent=consent, requester=requester, colorspace=colorspace)
+                          cache=self.cache, consent=consent, requester=requester, colorspace=colorspace,
+                          checkpoint=checkpoint)
         self._audit("open", required=True, who=requester, engine=self.engine, **session.audit_fields())
         self.sessions[session.id] = session
         with self._lock:
@@ -575,6 +584,9 @@ def describe(engine_info: dict, consent_required: bool = False) -> dict:
         P.double("intensity", 0.0, top, d.intensity, "Intensity", "0 no change, 1 full, above 1 exaggerated"),
         P.string("regions", None, "Regions", f"comma list of {', '.join(REGIONS)} (e.g. all,-mouth)"),
         P.choice("speech", ("auto", "preserve", "free"), "auto", "Speech", "keep the lips' speech motion"),
+        P.choice("renderer", ("geometry", "neural"), "geometry", "Renderer",
+                 "geometry warp, or the actor's neural renderer (needs a checkpoint)"),
+        P.string("checkpoint", None, "Checkpoint", "the actor's neural renderer (ned-fx train-renderer)", file=True),
         P.integer("face", 0, None, None, "Face", "face id in multi-face shots (default the main face)"),
         P.integer("neutral_frame", None, None, None, "Neutral frame", "a frame where the actor is neutral"),
         P.string("reference", None, "Reference", "image or clip whose expression is transferred", file=True),

@@ -23,9 +23,11 @@ INSTRUCTION_KEYS = {"emotion": str, "intensity": (int, float), "reference": str,
                     "neutral_frame": int}
 #: The keys of an ``open`` request's params besides the instruction: ``consent`` is the performer's consent
 #: reference (free text or id); ``user``/``host``/``application`` say who asks (for the audit log);
-#: ``colorspace`` is the plate's OpenColorIO colour space for what the tracker looks at (default "auto").
+#: ``colorspace`` is the plate's OpenColorIO colour space for what the tracker looks at (default "auto");
+#: ``renderer`` ``geometry`` (default) or ``neural`` with ``checkpoint``, the actor's trained neural renderer.
 OPEN_KEYS = {"path": str, "frames": str, "face": int,
-             "consent": str, "user": str, "host": str, "application": str, "colorspace": str}
+             "consent": str, "user": str, "host": str, "application": str, "colorspace": str,
+             "renderer": str, "checkpoint": str}
 CACHE_VERSION = 1
 
 
@@ -87,9 +89,10 @@ class Session:
 
     def __init__(self, path: Path, frames: str | None, face: int | None, instruction, identity: bool,
                  cache: Path | None = None, consent: str | None = None, requester: dict | None = None,
-                 colorspace: str | None = None):
+                 colorspace: str | None = None, checkpoint=None):
         self.id = uuid.uuid4().hex
         self.colorspace = colorspace
+        self.checkpoint = checkpoint       # a read neural-renderer Checkpoint, or None (geometry renderer)
         self.path, self.frames, self.face, self.instruction = path, frames, face, instruction
         self.identity = identity
         self.consent = consent
@@ -159,7 +162,8 @@ class Session:
         movie = self.path.suffix.lower() in MOVIE_EXTENSIONS
         self.record = build_record(
             self.path, self.instruction, face_id=face, frames=_ranges(self.frame_numbers).split(" (")[0],
-            renderer="identity" if self.identity else "geometry", kind="video" if movie else "image",
+            renderer="identity" if self.identity else ("neural" if self.checkpoint is not None else "geometry"),
+            kind="video" if movie else "image",
             consent=self.consent, user=self.requester.get("user") or "", host=self.requester.get("host") or "",
             application=self.requester.get("application"), hash_source=self.path.is_file())
 
@@ -212,7 +216,7 @@ class Session:
                 track, edited = tracking.read_from_file(tpath), manipulation.read_from_file(epath)
             except Exception:   # an unwritable cache only costs the next open a new analysis
                 pass
-        self.renderer = ShotRenderer(track, edited)
+        self.renderer = ShotRenderer(track, edited, checkpoint=self.checkpoint)
         self.frame_numbers = [int(n) for n in track.frame_numbers]
 
     def read_frame(self, number: int):
