@@ -52,6 +52,31 @@ def test_hello_describe_status(identity):
         assert c.ping()["pong"] > 0
 
 
+def test_shared_memory_maps_are_reused_only_while_the_file_is_the_same(identity, tmp_path):
+    """The daemon keeps a client's frame file mapped between renders; a file swapped for a symlink or truncated
+    under the same name is refused, never read through the old mapping."""
+    with Client(identity.endpoint, timeout=5) as c:
+        shot = c.open(str(footage("d12.mp4")), frames="0-3")
+        shot.wait()
+        a, b = plate(2), plate(3)
+        np.testing.assert_array_equal(shot.render(1, a, shm=True), a)
+        np.testing.assert_array_equal(shot.render(2, b, shm=True), b)        # the same file, mapped once
+        name, buf = c.shm_buffer(a.shape, a.dtype)
+        path = Path(P.shm_path(name))
+        other = tmp_path / "other"
+        other.write_bytes(b"\0" * a.nbytes)
+        path.unlink()
+        path.symlink_to(other)                                              # same name, now a symlink
+        with pytest.raises(DaemonError) as e:
+            shot.render(1, a, shm=True)
+        assert e.value.code == "not_found"
+        path.unlink()
+        path.write_bytes(b"\0" * (a.nbytes // 2))                          # same name, truncated
+        with pytest.raises(DaemonError):
+            shot.render(1, a, shm=True)
+        path.unlink()
+
+
 def test_render_round_trip_and_errors(identity):
     src = str(footage("d12.mp4"))
     with Client(identity.endpoint, timeout=5) as c:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import resource
 import signal
+import stat
 import sys
 import threading
 import time
@@ -89,6 +90,7 @@ class Daemon:
         self._local = threading.local()
         self._analysis = ThreadPoolExecutor(1, thread_name_prefix="ned-fx-analyse")
         self._renders = ThreadPoolExecutor(render_workers, thread_name_prefix="ned-fx-render")
+        self._shm = ShmMaps()
         self.log = log or (lambda msg: print(f"ned-fx serve: {msg}", file=sys.stderr, flush=True))
         self.ctx = zmq.Context()
         self.bound: str | None = None
@@ -425,7 +427,7 @@ class Daemon:
         if msg.specs and msg.specs[0].shm:
             if not is_loopback(self.bound or self.endpoint):
                 raise P.ProtocolError("shared-memory buffers are for clients on this machine only", "forbidden")
-            msg.arrays[0] = P.attach_shm(msg.specs[0])
+            msg.arrays[0] = self._shm.attach(msg.specs[0])
         if session.identity and msg.arrays:
             if msg.frame not in session.frame_numbers:
                 raise InvalidParameterError(f"frame {msg.frame} is not in the session's shot")
@@ -501,6 +503,41 @@ class Daemon:
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
+
+
+class ShmMaps:
+    """The shared-memory frame files clients use, mapped once and reused (mapping a frame file anew for every
+    request costs more than copying a 512² frame). Each use re-checks that the name still is the same regular file
+    of this user and size (``lstat``: a swapped or symlinked file is mapped afresh, and checked, by
+    :func:`ned_fx.protocol.attach_shm`); at most ``max_bytes`` stay mapped (least recently used go first)."""
+
+    def __init__(self, max_bytes: int = 2 << 30):
+        from collections import OrderedDict
+
+        self.max_bytes = max_bytes
+        self._maps: "OrderedDict[tuple, tuple[int, np.ndarray]]" = OrderedDict()
+        self._lock = threading.Lock()
+
+    def attach(self, spec: P.BufferSpec) -> np.ndarray:
+        key = (spec.shm, spec.dtype, tuple(spec.shape))
+        try:
+            st = os.lstat(P.shm_path(spec.shm))
+        except OSError:
+            st = None
+        with self._lock:
+            hit = self._maps.get(key)
+            if (hit is not None and st is not None and hit[0] == st.st_ino and stat.S_ISREG(st.st_mode)
+                    and st.st_size == hit[1].nbytes and st.st_uid == os.getuid()):
+                self._maps.move_to_end(key)
+                return hit[1]
+        arr = P.attach_shm(spec)                  # every check, then a fresh mapping
+        with self._lock:
+            self._maps[key] = (os.stat(P.shm_path(spec.shm)).st_ino, arr)
+            total = sum(a.nbytes for _, a in self._maps.values())
+            while total > self.max_bytes and len(self._maps) > 1:
+                _, (_, old) = self._maps.popitem(last=False)
+                total -= old.nbytes
+        return arr
 
 
 def make_keys(folder: str | Path, client: str = "host") -> dict:
