@@ -175,17 +175,20 @@ def test_knobs_are_built_from_the_daemons_describe(nk):
     assert "intensity" not in k["intensity"].tooltip() and "exaggerated" in k["intensity"].tooltip()
     assert k["analyse"].value() == "import ned_fx_nuke; ned_fx_nuke.analyse(nuke.thisNode())"
     assert (k["first_frame"].value(), k["last_frame"].value()) == (1001, 1004)
-    for hidden in ("ned_fx_version", "ned_params", "ned_ok", "ned_cache"):
+    for hidden in ("ned_fx_version", "ned_params", "ned_ok", "ned_cache", "ned_stamped"):
         assert k[hidden].getFlag(nk.INVISIBLE)
     assert "daemon ready" in k["status"].value() and k["tile_color"].value() == 0
     inner = {n.name(): n for n in node.nodes()}
-    assert set(inner) == {"Source", "ned_bake", "ned_edit", "ned_copy", "ned_mix", "ned_switch", "Output1"}
+    assert set(inner) == {"Source", "ned_bake", "ned_edit", "ned_copy", "ned_mix", "ned_stamp", "ned_switch",
+                          "Output1"}
     bake = inner["ned_bake"]
     assert bake["disable"].value() and bake["compression"].value() == "Zip (1 scanline)"
     assert inner["ned_edit"]["raw"].value() and inner["ned_copy"]["bbox"].value() == "B"
     assert [inner["ned_copy"][f"from{i}"].value() for i in range(3)] == ["rgba.red", "rgba.green", "rgba.blue"]
     assert inner["ned_copy"].input(0) is inner["Source"] and inner["ned_copy"].input(1) is inner["ned_edit"]
-    assert inner["ned_switch"].input(0) is inner["Source"] and inner["ned_switch"].input(1) is inner["ned_mix"]
+    assert inner["ned_stamp"].Class() == "ModifyMetaData" and inner["ned_stamp"].input(0) is inner["ned_mix"]
+    assert inner["ned_stamp"]["metadata"].toScript() == "", "nothing to say before Analyse"
+    assert inner["ned_switch"].input(0) is inner["Source"] and inner["ned_switch"].input(1) is inner["ned_stamp"]
     assert inner["Output1"].input(0) is inner["ned_switch"]
     k["mix"].setValueAt(0.25, 1002)
     assert nk._eval_expression(inner["ned_mix"]["which"], 1002) == 0.25     # the mix animates, host-side
@@ -425,3 +428,188 @@ def test_nuke_installer_puts_the_bridge_on_the_plugin_path(tmp_path):
     assert f'export NUKE_PATH="{NUKE_DIR}${{NUKE_PATH:+:$NUKE_PATH}}"' in printed
     bad = subprocess.run([script, "--nuke-python", str(tmp_path / "nope")], capture_output=True, text=True, env=env)
     assert bad.returncode == 2 and "not an executable" in bad.stderr
+
+
+# ---- the edit record on the node's output (issue 9: the bridges pass provenance through) --------------------------
+
+#: A consent text that TCL would mangle if it were not quoted: braces (unbalanced too), quotes, spaces, brackets,
+#: a dollar, a backslash and a non-ASCII name.
+AWKWARD_CONSENT = 'release {A-12 "Zoë Lee"} [signed] $5 \\ ok }{'
+
+
+def _stamped_record(metadata):
+    from ned_fx.provenance import EditRecord
+
+    text = metadata.get("exr/ned_fx/provenance")
+    return None if text is None else EditRecord.from_json(text)
+
+
+def _plate(nk, node):
+    """A Read of the plate feeding the node, with the metadata Nuke reads from its file."""
+    read = nk.nodes.Read(file="/shows/sh040/plates/sh040_plate.%04d.exr")
+    nk._set_metadata(read, {"exr/owner": "plates dept", "exr/comments": "scan v2", "input/width": 512})
+    node.setInput(0, read)
+    return read
+
+
+def test_analyse_stamps_the_edit_record_on_the_edited_frames(nk):
+    import ned_fx_nuke
+    from ned_fx.hosts import stamps
+
+    node = ned_fx_nuke.create_node()
+    read = _plate(nk, node)
+    nk._user_set(node["emotion"], "sad")
+    nk._user_set(node["intensity"], 0.8)
+    nk._user_set(node["consent"], AWKWARD_CONSENT)
+    node["analyse"].execute()
+    _settle(nk, node)
+    assert node["ned_ok"].value() and _switch(nk, node, 1003) == 1, node["status"].value()
+    script = node.node("ned_stamp")["metadata"].toScript()
+    assert script.startswith("{set exr/ned_fx/provenance ") and "[frame]" in script
+    for frame in (1001, 1003, 1004):
+        out = node.metadata(time=frame)                  # the Group's output, as a Write downstream sees it
+        record = _stamped_record(out)
+        assert record is not None, f"frame {frame} is edited but its output does not say so"
+        assert (record.edited, record.emotion, record.intensity, record.consent) == (True, "sad", 0.8,
+                                                                                      AWKWARD_CONSENT)
+        assert (record.source, record.source_frame, record.frames) == ("sh040_plate.%04d.exr", frame, "1001-1004")
+        assert record.renderer == "identity" and record.application.startswith("Nuke 15.1")
+        assert record.summary.startswith("The facial expression in this image was edited with ned_fx")
+        assert out["exr/comments"] == record.summary and out["exr/ned_fx/source_frame"] == str(frame)
+        assert out["exr/ned_fx/consent"] == AWKWARD_CONSENT and out["exr/ned_fx/edited"] == "true"
+        assert out["exr/owner"] == "plates dept" and out["input/width"] == 512, "the input's metadata is kept"
+        # the host-agnostic reader evaluates the knob exactly as the stand-in's (independent) TCL does
+        assert stamps.parse_nuke_metadata(script, frame, incoming=read.metadata(time=frame)) == out
+    kept = Path(node["ned_cache"].value()).parent / "provenance.json"
+    assert _stamped_record({"exr/ned_fx/provenance": kept.read_text()}).for_frame(1003) == \
+        _stamped_record(node.metadata(time=1003))
+
+
+def test_frames_passed_through_are_not_stamped(nk, served, monkeypatch):
+    import ned_fx_nuke
+
+    node = ned_fx_nuke.create_node()
+    read = _plate(nk, node)
+    plate = read.metadata(time=1002)
+    assert node.metadata(time=1002) == plate, "not analysed: the input, unstamped"
+    node["analyse"].execute()
+    _settle(nk, node)
+    happy = _stamped_record(node.metadata(time=1002))
+    assert happy is not None and happy.emotion == "happy"
+    assert node.metadata(time=1005) == read.metadata(time=1005), "outside the range: the input, unstamped"
+    nk._user_set(node["emotion"], "sad")                     # settings changed: the input until analysed
+    assert _switch(nk, node, 1002) == 0 and node.metadata(time=1002) == plate
+    assert node["ned_stamped"].value() == "" and node.node("ned_stamp")["metadata"].toScript() == ""
+    nk._user_set(node["emotion"], "happy")                   # back: its frames and its record come back
+    assert _stamped_record(node.metadata(time=1002)) == happy
+    # a deleted record: the cached frames are not shown unstamped
+    (Path(node["ned_cache"].value()).parent / "provenance.json").unlink()
+    nk._user_set(node["emotion"], "sad")
+    nk._user_set(node["emotion"], "happy")
+    assert "press Analyse" in node["status"].value()
+    assert _switch(nk, node, 1002) == 0 and node.metadata(time=1002) == plate
+    node["analyse"].execute()
+    _settle(nk, node)
+    assert _stamped_record(node.metadata(time=1002)).emotion == "happy"
+    # no daemon: the node passes its input through, and says nothing about an edit
+    node["endpoint"].setValue(f"tcp://127.0.0.1:{free_port()}")
+    node["check"].execute()
+    nk._pump(5, until=lambda: not node["ned_ok"].value())
+    assert all(node.metadata(time=f) == read.metadata(time=f) for f in range(1001, 1005))
+
+
+def test_writes_that_would_drop_the_record_are_named_on_the_node(nk, served):
+    import ned_fx_nuke
+
+    _, root = served
+    node = ned_fx_nuke.create_node()
+    exr = nk.nodes.Write(name="WriteComp", file=str(root / "comp.%04d.exr"), file_type="exr")
+    exr.setInput(0, node)
+    review = nk.nodes.Write(name="WriteReview", file=str(root / "review.%04d.png"))
+    review.setInput(0, exr)
+    other = nk.nodes.Write(name="WriteOther", file=str(root / "other.%04d.exr"), file_type="exr")
+    assert exr["metadata"].value() == "default metadata", "Nuke's default drops exr/* keys"
+    node["analyse"].execute()
+    _settle(nk, node)
+    status = node["status"].value()
+    assert "WriteComp, WriteReview would write the edit without its record" in status, status
+    assert "default metadata and exr/*" in status and "WriteOther" not in status
+    assert any("WriteComp" in w for w in nk._warnings)
+    exr["metadata"].setValue("default metadata and exr/*")
+    review["disable"].setValue(True)
+    node["render"].execute()
+    _settle(nk, node)
+    assert "warning" not in node["status"].value() and "4 already there" in node["status"].value()
+    assert other.input(0) is None
+
+
+def test_a_record_becomes_nuke_metadata_lines_that_an_exr_write_carries(tmp_path):
+    """Host-agnostic: record -> ModifyMetaData lines -> evaluated per frame (as Nuke does) -> the EXR header
+    attributes Nuke's Write makes of exr/* keys -> ned_fx's own reader finds the record."""
+    from ned_fx.errors import InvalidParameterError
+    from ned_fx.hosts import stamps
+    from ned_fx.media import Frame, read_image, write_image
+    from ned_fx.media.readers import read_provenance
+    from ned_fx.provenance import build_record
+
+    record = build_record("/shows/sh040/plates/sh040_plate.%04d.exr",
+                          {"emotion": "happy:0.7,surprised:0.3", "intensity": 1.2, "regions": "mouth,brows"},
+                          face_id=1, frames="1001-1100", consent=AWKWARD_CONSENT + "\nline two\t$x [y]",
+                          user="ann", host="ws07", application="Nuke 15.1v3")
+    lines = stamps.nuke_metadata_lines(record)
+    assert lines.count("\n") == len(lines.splitlines()) - 1 and all(
+        line.startswith("{set exr/") and line.endswith('"}') for line in lines.splitlines())
+    pixels = np.full((8, 8, 3), 0.5, np.float32)
+    for frame in (1001, 1042):
+        metadata = stamps.parse_nuke_metadata(lines, frame, incoming={"exr/owner": "plates", "input/width": 8})
+        assert metadata["exr/owner"] == "plates" and metadata["input/width"] == 8
+        header = stamps.exr_header_from_metadata(metadata, "default metadata and exr/*")
+        assert "owner" in header and "input/width" not in header and "width" not in header
+        path = write_image(tmp_path / f"comp.{frame:04d}.exr", Frame(frame, pixels, ("R", "G", "B")),
+                           metadata=header)
+        assert read_provenance(path) == record.for_frame(frame)
+        written = read_image(path).metadata
+        assert written["comments"] == record.for_frame(frame).summary
+        assert written["ned_fx/consent"] == record.consent and written["ned_fx/source_frame"] == str(frame)
+        assert stamps.record_from_nuke_metadata(metadata) == record.for_frame(frame)
+    assert stamps.exr_header_from_metadata(metadata, "default metadata") == {}
+    assert stamps.exr_header_from_metadata(metadata, "all metadata") == header
+    with pytest.raises(InvalidParameterError, match="valid: no metadata, default metadata, default metadata and"):
+        stamps.exr_header_from_metadata(metadata, "everything")
+    # the shot's record without a frame, and frames the edit passed through
+    shot = stamps.record_from_nuke_metadata(stamps.parse_nuke_metadata(
+        stamps.nuke_metadata_lines(record, frame_expression=None), 7))
+    assert shot.source_frame is None and shot.frames == "1001-1100" and shot.edited
+    passed = stamps.record_from_nuke_metadata(stamps.parse_nuke_metadata(
+        stamps.nuke_metadata_lines(record.to_dict(), passed_through="no face"), 1050))
+    assert (passed.edited, passed.passed_through, passed.source_frame) == (False, "no face", 1050)
+    assert "passed through unchanged: no face" in passed.summary
+    with pytest.raises(InvalidParameterError, match="not one TCL command"):
+        stamps.nuke_metadata_lines(record, frame_expression="frame")
+    assert stamps.write_keeps_record("exr", "all metadata except input/*")
+    assert not stamps.write_keeps_record("exr", "default metadata") and not stamps.write_keeps_record(
+        "png", "all metadata")
+
+
+def test_the_lines_are_what_nukes_modifymetadata_evaluates(nk):
+    """The same lines through the stand-in's own TCL (list parsing, then per-frame evaluation), as a script or
+    ``nuke.nodes.ModifyMetaData(metadata=...)`` gives them; a malformed script is refused."""
+    from ned_fx.errors import InvalidParameterError
+    from ned_fx.hosts import stamps
+    from ned_fx.provenance import EditRecord, build_record
+
+    record = build_record("sh040.%04d.exr", {"emotion": "angry", "intensity": 0.5}, frames="1-3",
+                          consent=AWKWARD_CONSENT, hash_source=False)
+    lines = stamps.nuke_metadata_lines(record)
+    node = nk.nodes.ModifyMetaData(metadata=lines)
+    for f in (1, 3):
+        md = node.metadata(time=f)
+        assert EditRecord.from_json(md["exr/ned_fx/provenance"]) == record.for_frame(f)
+        assert md == stamps.parse_nuke_metadata(lines, f)
+    with pytest.raises(TypeError):
+        node["metadata"].setValue(lines)
+    for bad in ("{set exr/a {unbalanced}", '{set exr/a "x}', "{frob exr/a 1}"):
+        with pytest.raises(ValueError):
+            node["metadata"].fromScript(bad)
+        with pytest.raises(InvalidParameterError):
+            stamps.parse_nuke_metadata(bad, 1)

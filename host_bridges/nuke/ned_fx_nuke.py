@@ -2,10 +2,11 @@
 
 The node (Nodes > ned_fx > Emotion Director) is a Group::
 
-    Source ─┬────────────────────────────────────────────── Switch ── Output
-            ├─ ned_bake (Write, EXR, rgba, raw, disabled) │    ▲ which: the edited frame exists?
-            │                                            │    │
-    ned_edit (Read of the edited frames, raw) ─ ned_copy (rgb of A into Source) ─ ned_mix (Dissolve by `mix`)
+    Source ─┬────────────────────────────────────────────────────────────── Switch ── Output
+            ├─ ned_bake (Write, EXR, rgba, raw, disabled)                   │    ▲ which: the edited frame
+            │                                                               │    │ exists (and is stamped)?
+    ned_edit (Read, raw) ─ ned_copy (rgb of A into Source) ─ ned_mix (Dissolve by `mix`) ─ ned_stamp
+                                                                  (ModifyMetaData: the edit record)
 
 * Its knobs are built from the daemon's ``describe`` (:func:`ned_fx.hosts.params.knob_specs`; a built-in list
   while no daemon answers): emotion, intensity (animatable), reference, face, regions, speech, keys, mix; plus
@@ -18,6 +19,11 @@ The node (Nodes > ned_fx > Emotion Director) is a Group::
 * The edited frames are EXRs the daemon made from the baked ones: bbox (data window), format, frame numbers and
   alpha are the input's; only rgb is copied from them (``ned_copy``), so extra channels and metadata come
   straight from the input. ``mix`` is a Dissolve, so it animates without re-rendering.
+* The edited branch says it was edited: ``ned_stamp`` (ModifyMetaData) sets the daemon's edit record on it per
+  frame (:func:`ned_fx.hosts.stamps.nuke_metadata_lines`: ``exr/ned_fx/provenance``, the flat ``exr/ned_fx/*``
+  keys, ``exr/comments``), which an EXR Write set to "default metadata and exr/*" writes as the header
+  attributes ``ned_fx``'s own writer uses. Where the node passes its input through, nothing is stamped. The
+  record is kept beside the edited frames (``provenance.json``), so going back to earlier settings restores it.
 * An animated intensity becomes the daemon's keyframes (:func:`ned_fx.hosts.params.keys_from_samples`) when
   Analyse is pressed; changing any edit knob points the node at another cache folder (frames already rendered
   for those settings show again at once) and asks for Analyse.
@@ -46,15 +52,19 @@ from ned_fx.client import DaemonError, DaemonUnavailableError
 from ned_fx.errors import InvalidParameterError, NedFxError
 from ned_fx.hosts.analysis import AnalysisController, AnalysisUpdate, ShotHandle, ShotRequest
 from ned_fx.hosts.frames import FrameDone, FrameRenderer, RenderSummary, frame_path, ordered_frames, render_to_file
-from ned_fx.hosts.images import same_exr_content
+from ned_fx.hosts.images import atomic_write_bytes, same_exr_content
 from ned_fx.hosts.link import DaemonLink, LinkConfig
 from ned_fx.hosts.params import KnobSpec, REFERENCE_OPTION, keys_from_samples, knob_specs, open_params
+from ned_fx.hosts.stamps import RECOMMENDED_WRITE_SETTING, nuke_metadata_lines, write_keeps_record
+from ned_fx.provenance import EditRecord, ProvenanceError
 
 VERSION = "1"
 NODE_NAME = "EmotionDirector1"
 SOURCE_MODES = ("bake input", "upstream Read file")
 #: The Switch shows the edited branch (1) only where the edited frame exists for the current settings.
 SWITCH_EXPRESSION = "[python {__import__('ned_fx_nuke').show_edit(nuke.thisParent(), nuke.frame())}]"
+#: The shot's edit record beside its edited frames (what ``ned_stamp`` stamps for those settings).
+PROVENANCE_FILE = "provenance.json"
 #: Knobs whose change alters the edit (and so its cache folder).
 _SETTINGS = ("blend", "consent", "first_frame", "last_frame", "source", "cache_dir")
 OK_COLOUR, ERROR_COLOUR = 0, 0xC03030FF
@@ -62,8 +72,8 @@ OK_COLOUR, ERROR_COLOUR = 0, 0xC03030FF
 #: own knobs every node has.
 RESERVED_KNOBS = frozenset({"status", "blend", "consent", "analyse", "render", "check", "endpoint", "source",
                             "first_frame", "last_frame", "cache_dir", "strict", "ned_fx_version", "ned_params",
-                            "ned_ok", "ned_cache", "name", "label", "disable", "tile_color", "knobChanged",
-                            "help", "onCreate", "note_font", "selected", "hide_input", "postage_stamp"})
+                            "ned_ok", "ned_cache", "ned_stamped", "name", "label", "disable", "tile_color",
+                            "knobChanged", "help", "onCreate", "note_font", "selected", "hide_input", "postage_stamp"})
 
 
 # ---- per-node runtime (never stored in the script) ---------------------------------------------------------------
@@ -221,6 +231,7 @@ def build_node(group, specs, endpoint: str) -> None:
     group.addKnob(_hidden(params))
     group.addKnob(_hidden(nuke.Boolean_Knob("ned_ok", "", False)))
     group.addKnob(_hidden(nuke.String_Knob("ned_cache", "")))
+    group.addKnob(_hidden(nuke.String_Knob("ned_stamped", "")))     # the cache pattern ned_stamp's record is for
     group["knobChanged"].setValue("import ned_fx_nuke; ned_fx_nuke.knob_changed()")
     group["onCreate"].setValue("import ned_fx_nuke; ned_fx_nuke.on_create()")
 
@@ -240,9 +251,11 @@ def build_node(group, specs, endpoint: str) -> None:
         mix.setInput(0, inp)
         mix.setInput(1, copy)
         mix["which"].setExpression("parent.mix" if group.knob("mix") is not None else "1")
+        stamp_node = nuke.nodes.ModifyMetaData(name="ned_stamp")   # the edit record, set after Analyse
+        stamp_node.setInput(0, mix)
         switch = nuke.nodes.Switch(name="ned_switch")
         switch.setInput(0, inp)
-        switch.setInput(1, mix)
+        switch.setInput(1, stamp_node)
         switch["which"].setExpression(SWITCH_EXPRESSION)
         out = nuke.nodes.Output(name="Output1")
         out.setInput(0, switch)
@@ -404,6 +417,7 @@ def update_cache_pattern(node) -> str:
         _, _, pattern = build_request(node)
     except NedFxError as exc:
         node["ned_cache"].setValue("")
+        clear_stamp(node)
         show_status(node, False, str(exc))
         return ""
     if pattern != node["ned_cache"].value():
@@ -413,7 +427,112 @@ def update_cache_pattern(node) -> str:
         inner["file"].setValue(pattern)
         for k, v in (("first", first), ("last", last), ("origfirst", first), ("origlast", last)):
             inner[k].setValue(v)
+        restore_stamp(node, pattern)
     return pattern
+
+
+# ---- the edit record on the output -------------------------------------------------------------------------------
+
+def _record_path(pattern: str) -> Path:
+    return Path(pattern).parent / PROVENANCE_FILE
+
+
+def shot_record(node, provenance) -> EditRecord:
+    """The record to stamp, from the daemon's ``progress`` reply: in ``bake input`` mode the daemon's source is
+    the bake, so a Read feeding the node directly is named instead (what the artist's plate is called).
+
+    Raises:
+        ProvenanceError: the daemon sent no record, or a malformed one.
+    """
+    if provenance is None:
+        raise ProvenanceError("the daemon sent no edit record with the analysis (update ned-fx where the daemon "
+                              "runs); the edit is not shown without it")
+    record = EditRecord.from_dict(provenance)
+    read = node.input(0)
+    if node["source"].value() == SOURCE_MODES[0] and read is not None and read.Class() == "Read":
+        name = Path(read["file"].value()).name
+        if name:
+            record = dataclasses.replace(record, source=name)
+    return record
+
+
+def stamp(node, provenance, pattern: str) -> None:
+    """Keep the shot's record beside the edited frames of ``pattern`` and, if the node shows those settings,
+    stamp it on the edited branch (main thread).
+
+    Raises:
+        ProvenanceError: no or a malformed record; OutputWriteError: the cache folder is not writable.
+    """
+    record = shot_record(node, provenance)
+    Path(pattern).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(_record_path(pattern), record.to_json().encode("ascii"))
+    if node["ned_cache"].value() == pattern:
+        _apply_stamp(node, record, pattern)
+
+
+def _apply_stamp(node, record: EditRecord, pattern: str) -> None:
+    node.node("ned_stamp")["metadata"].fromScript(nuke_metadata_lines(record))
+    node["ned_stamped"].setValue(pattern)
+
+
+def clear_stamp(node) -> None:
+    """Take the record off the edited branch (it is shown only where ``ned_stamped`` is the current pattern)."""
+    node.node("ned_stamp")["metadata"].fromScript("")
+    node["ned_stamped"].setValue("")
+
+
+def restore_stamp(node, pattern: str) -> bool:
+    """Stamp the record kept beside ``pattern``'s frames; without one (or an unreadable one), clear the stamp so
+    those frames are not shown unstamped. Returns whether the node is stamped."""
+    try:
+        record = EditRecord.from_json(_record_path(pattern).read_bytes())
+    except (OSError, ProvenanceError):
+        clear_stamp(node)
+        return False
+    _apply_stamp(node, record, pattern)
+    return True
+
+
+def _feeds(write, node, limit: int = 10000) -> bool:
+    """Whether ``node`` is upstream of ``write`` (walking inputs, at most ``limit`` nodes)."""
+    seen, todo = set(), [write]
+    while todo and len(seen) < limit:
+        n = todo.pop()
+        for i in range(n.inputs()):
+            up = n.input(i)
+            if up is None or id(up) in seen:
+                continue
+            if up is node:
+                return True
+            seen.add(id(up))
+            todo.append(up)
+    return False
+
+
+def writes_dropping_record(node) -> list[str]:
+    """The Write nodes downstream of ``node`` that would write its output without the edit record: not EXR, or
+    an EXR Write whose ``metadata`` is not "default metadata and exr/*" (or "all metadata…")."""
+    inside = node.fullName() + "."
+    out = []
+    for write in nuke.allNodes("Write", group=nuke.root(), recurseGroups=True):
+        if write.fullName().startswith(inside) or write["disable"].value() or not _feeds(write, node):
+            continue
+        kind = write["file_type"].value().strip() if write.knob("file_type") else ""
+        kind = kind or Path(write["file"].value()).suffix
+        setting = write["metadata"].value() if write.knob("metadata") is not None else ""
+        if not write_keeps_record(kind, setting):
+            out.append(write.fullName())
+    return out
+
+
+def _write_warning(node) -> str:
+    names = writes_dropping_record(node)
+    if not names:
+        return ""
+    text = (f"{', '.join(names[:3])}{' …' if len(names) > 3 else ''} would write the edit without its record: "
+            f"write EXR with metadata '{RECOMMENDED_WRITE_SETTING}'")
+    nuke.warning(f"Emotion Director {node.name()}: {text}")
+    return text
 
 
 def knob_changed() -> None:
@@ -426,7 +545,7 @@ def knob_changed() -> None:
     before = node["ned_cache"].value()
     pattern = update_cache_pattern(node)
     if pattern and pattern != before:
-        done = first_missing(node) is None
+        done = first_missing(node) is None and node["ned_stamped"].value() == pattern
         show_status(node, True, "edited frames for these settings are cached" if done else
                     "settings changed: press Analyse (the track is cached, so it is quick)")
         if done:
@@ -434,13 +553,15 @@ def knob_changed() -> None:
 
 
 def show_edit(node, frame) -> int:
-    """The Switch's expression: 1 where the edited frame for the current settings exists, else 0 (the input).
-    Reads knobs and the file system only (safe wherever Nuke evaluates it)."""
+    """The Switch's expression: 1 where the edited frame for the current settings exists and the edited branch
+    carries their record, else 0 (the input, unstamped). Reads knobs and the file system only (safe wherever
+    Nuke evaluates it)."""
     try:
         if node is None or not node["ned_ok"].value():
             return 0
         pattern = node["ned_cache"].value()
-        return int(bool(pattern) and frame_path(pattern, int(float(frame))).is_file())
+        return int(bool(pattern) and node["ned_stamped"].value() == pattern
+                   and frame_path(pattern, int(float(frame))).is_file())
     except Exception:
         return 0
 
@@ -542,6 +663,11 @@ def _on_analysis(name: str, update: AnalysisUpdate) -> None:
         show_status(node, False, update.message if update.state != "cancelled" else "analysis cancelled")
         return
     rt.handle = update.handle
+    try:
+        stamp(node, update.handle.provenance, rt.key)
+    except NedFxError as exc:
+        show_status(node, False, str(exc))
+        return
     node["ned_ok"].setValue(True)
     show_status(node, True, f"{update.message}; rendering")
     render_frames(node)
@@ -589,8 +715,9 @@ def render_frames(node) -> None:
             return
         n.node("ned_edit")["reload"].execute()
         ok = not summary.unavailable and not summary.failed
-        show_status(n, ok, summary.message if ok or not summary.unavailable else
-                    link_for(n["endpoint"].value()).status.message)
+        warning = _write_warning(n) if ok else ""
+        show_status(n, ok, summary.message + (f"; warning: {warning}" if warning else "") if ok
+                    or not summary.unavailable else link_for(n["endpoint"].value()).status.message)
         if ok:
             n["ned_ok"].setValue(True)
 
@@ -614,7 +741,8 @@ def before_frame_render() -> None:
         if not first <= frame <= last:
             continue
         pattern = node["ned_cache"].value()
-        if pattern and frame_path(pattern, frame).is_file():
+        if pattern and frame_path(pattern, frame).is_file() and (
+                node["ned_stamped"].value() == pattern or restore_stamp(node, pattern)):
             continue
         _render_now(node, frame)
 
@@ -636,9 +764,12 @@ def _render_now(node, frame: int) -> None:
             if update.state != "ready":
                 raise DaemonError(update.code or update.state, update.message)
             rt.handle, rt.key = update.handle, pattern
-        Path(pattern).parent.mkdir(parents=True, exist_ok=True)
-        link.call(lambda c: render_to_file(rt.handle.bind(c), frame, pattern))
         node["ned_cache"].setValue(pattern)
+        Path(pattern).parent.mkdir(parents=True, exist_ok=True)
+        if node["ned_stamped"].value() != pattern:
+            stamp(node, rt.handle.provenance, pattern)
+        if not frame_path(pattern, frame).is_file():
+            link.call(lambda c: render_to_file(rt.handle.bind(c), frame, pattern))
         node["ned_ok"].setValue(True)
         node.node("ned_edit")["reload"].execute()
     except (NedFxError, OSError) as exc:

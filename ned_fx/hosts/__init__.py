@@ -10,9 +10,10 @@ The bridges in ``host_bridges/`` stay thin — they read and set the host's cont
   main-thread hook;
 * :mod:`.frames` — host pixel layouts (Nuke's bottom-up rows and bbox), the mix, rendering frames to files;
 * :mod:`.images` — the EXR/PNG reading and writing the bridges need, with numpy and zlib only;
+* :mod:`.stamps` — the edit record on a host's stream (Nuke ModifyMetaData lines, what an EXR Write keeps);
 * :mod:`.resolve` and :mod:`.runner` — the Resolve pass: timeline clips -> a plan of shots -> outputs.
 
 This package imports nothing at import time; none of it imports torch, the stage packages or the pipeline.
 """
 
-__all__ = ["params", "link", "analysis", "frames", "images", "resolve", "runner"]
+__all__ = ["params", "link", "analysis", "frames", "images", "stamps", "resolve", "runner"]

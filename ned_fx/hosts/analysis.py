@@ -56,12 +56,18 @@ class ShotRequest:
 
 @dataclass(frozen=True)
 class ShotHandle:
-    """An analysed session any thread can render from (sessions are not tied to a client connection)."""
+    """An analysed session any thread can render from (sessions are not tied to a client connection).
+
+    ``provenance`` is the shot's edit record as the daemon's ``progress`` reply carries it once the session is
+    ready (a dict of :class:`ned_fx.provenance.EditRecord`'s fields; None before that, or from a daemon that
+    sends none): hosts stamp it on the frames they output (:mod:`ned_fx.hosts.stamps`).
+    """
 
     session: str
     request: ShotRequest
     wire_params: Mapping[str, Any]
     frames: str = ""
+    provenance: Mapping[str, Any] | None = None
 
     def bind(self, client: Client) -> Shot:
         """A :class:`~ned_fx.client.Shot` of this session on ``client`` (reopened by itself after a restart)."""
@@ -89,6 +95,11 @@ class AnalysisUpdate:
     @property
     def final(self) -> bool:
         return self.state in FINAL_STATES
+
+
+def _record_dict(value: Any) -> dict | None:
+    """The ``provenance`` of a progress reply as a plain dict (None when absent or not a mapping)."""
+    return dict(value) if isinstance(value, Mapping) else None
 
 
 class AnalysisController:
@@ -184,7 +195,8 @@ class AnalysisController:
                 frames = str(info.get("frames", ""))
                 return AnalysisUpdate("ready", done, total, f"analysed {frames or f'{total} frames'}"
                                       f"{' (cached)' if info.get('cached') else ''}",
-                                      ShotHandle(handle.session, self.request, handle.wire_params, frames))
+                                      ShotHandle(handle.session, self.request, handle.wire_params, frames,
+                                                 _record_dict(info.get("provenance"))))
             if state in ("failed", "cancelled"):
                 err = info.get("error") or {}
                 return AnalysisUpdate(state, done, total, str(err.get("message", f"analysis {state}")),

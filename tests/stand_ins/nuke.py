@@ -11,12 +11,17 @@ developers): knob classes (``Double_Knob``, ``Int_Knob``, ``Enumeration_Knob``, 
 
 What it checks, as Nuke would fail: knob values of the wrong type, an enumeration value that is not one of its
 options, unknown knob names in ``nuke.nodes.X(...)``, ``executeInMainThread`` arguments that are not a tuple,
-``execute`` of a disabled or non-Write node — and, stricter than Nuke (which crashes or corrupts instead), any
+``execute`` of a disabled or non-Write node, a ModifyMetaData ``metadata`` script that is not a TCL list of
+``{set key value}``/``{remove key}`` lines — and, stricter than Nuke (which crashes or corrupts instead), any
 node, knob or progress-task call from a thread other than the main thread raises ``RuntimeError``.
 
 Test-only helpers (not Nuke API) start with ``_``: ``_reset()``, ``_pump()`` runs queued main-thread calls,
 ``_set_write_renderer(fn)`` decides what ``execute`` writes, ``_eval_expression(knob, frame)`` evaluates the
-``[python …]`` TCL expressions the bridge sets, ``_calls`` records every call.
+``[python …]`` TCL expressions the bridge sets, ``_set_metadata(node, dict)`` gives a Read (or a node with no
+input) the metadata Nuke would read from its file, ``_calls`` records every call. ``Node.metadata(key, time)``
+follows the stream as Nuke does: a Read's file metadata, ModifyMetaData's lines applied to its input's (TCL list
+parsing, then the value evaluated at the frame: backslashes and ``[frame]``, the only command it runs), a
+Switch's chosen input, a Group's Output, everything else its input 0 (Copy and Dissolve: the B input).
 """
 
 from __future__ import annotations
@@ -120,6 +125,16 @@ class Knob:
 
     def getValue(self, *args):
         return self.value()
+
+    def toScript(self, quote: bool = False, context=None) -> str:
+        _main_only(f"{self._name}.toScript")
+        return "" if self._value is None else str(self._value)
+
+    def fromScript(self, script: str) -> bool:
+        _main_only(f"{self._name}.fromScript")
+        self._value = self._check(script)
+        self._keys.clear()
+        return True
 
     def setFlag(self, flag: int) -> None:
         _main_only("setFlag")
@@ -341,6 +356,147 @@ def _script_globals() -> dict:
     return {"nuke": sys.modules[__name__], "__builtins__": __builtins__}
 
 
+class MetaData_Knob(Knob):
+    """ModifyMetaData's ``metadata`` knob: a TCL list of ``{set key value}`` / ``{remove key}`` lines, set with
+    ``fromScript`` (as scripts and ``nuke.nodes.ModifyMetaData(metadata=...)`` do). The class name is this
+    stand-in's; the bridge uses only ``fromScript``/``toScript``."""
+
+    def _default(self):
+        return ""
+
+    def setValue(self, value, *args) -> bool:
+        raise TypeError(f"{self._name}: the ModifyMetaData metadata knob takes a script: use fromScript")
+
+    def fromScript(self, script: str) -> bool:
+        _main_only(f"{self._name}.fromScript")
+        if not isinstance(script, str):
+            raise TypeError("fromScript takes a string")
+        for line in _tcl_list(script):
+            words = _tcl_list(line)
+            if not (len(words) == 3 and words[0] == "set" or len(words) in (2, 3) and words[0] == "remove"):
+                raise ValueError(f"ModifyMetaData: {line!r} is not {{set key value}} or {{remove key}}")
+        self._value = script.strip()
+        return True
+
+    def _apply(self, incoming: dict, frame_number: int) -> dict:
+        out = dict(incoming)
+        for line in _tcl_list(self._value):
+            words = _tcl_list(line)
+            if words[0] == "set":
+                out[words[1]] = _tcl_subst(words[2], frame_number)
+            else:
+                out.pop(words[1], None)
+        return out
+
+
+_TCL_SPACE = " \t\n\r\v\f"
+_TCL_SIMPLE = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v"}
+
+
+def _tcl_backslash(text: str, i: int) -> tuple[str, int]:
+    nxt = text[i + 1:i + 2]
+    if not nxt:
+        return "\\", i + 1
+    if nxt in _TCL_SIMPLE:
+        return _TCL_SIMPLE[nxt], i + 2
+    if nxt == "\n":
+        j = i + 2
+        while j < len(text) and text[j] in " \t":
+            j += 1
+        return " ", j
+    if nxt in ("x", "u", "U"):
+        digits = re.match("[0-9a-fA-F]{1,%d}" % {"x": 2, "u": 4, "U": 8}[nxt], text[i + 2:])
+        return (chr(int(digits.group(), 16)), i + 2 + len(digits.group())) if digits else (nxt, i + 2)
+    octal = re.match("[0-7]{1,3}", text[i + 1:])
+    if octal:
+        return chr(int(octal.group(), 8) & 0xFF), i + 1 + len(octal.group())
+    return nxt, i + 2
+
+
+def _tcl_list(text: str) -> list[str]:
+    """Tcl_SplitList: ``{braced}`` words verbatim (escaped braces not counted), ``"quoted"`` and bare words with
+    backslash substitution; anything else (unbalanced, junk after a closing brace or quote) is an error."""
+    words: list[str] = []
+    i = 0
+    while i < len(text):
+        if text[i] in _TCL_SPACE:
+            i += 1
+            continue
+        start = text[i]
+        if start == "{":
+            depth, j = 0, i
+            while j < len(text):
+                ch = text[j]
+                if ch == "\\":
+                    j += 2
+                    continue
+                if ch == "{":
+                    depth += 1
+                elif ch == "}":
+                    depth -= 1
+                    if depth == 0:
+                        break
+                j += 1
+            else:
+                raise ValueError(f"TCL: missing close-brace in {text[i:i + 40]!r}")
+            words.append(text[i + 1:j])
+            i = j + 1
+        elif start == '"':
+            buf, j = [], i + 1
+            while True:
+                if j >= len(text):
+                    raise ValueError(f"TCL: missing close-quote in {text[i:i + 40]!r}")
+                ch = text[j]
+                if ch == '"':
+                    break
+                if ch == "\\":
+                    piece, j = _tcl_backslash(text, j)
+                    buf.append(piece)
+                else:
+                    buf.append(ch)
+                    j += 1
+            words.append("".join(buf))
+            i = j + 1
+        else:
+            buf, j = [], i
+            while j < len(text) and text[j] not in _TCL_SPACE:
+                if text[j] == "\\":
+                    piece, j = _tcl_backslash(text, j)
+                    buf.append(piece)
+                else:
+                    buf.append(text[j])
+                    j += 1
+            words.append("".join(buf))
+            i = j
+            continue
+        if i < len(text) and text[i] not in _TCL_SPACE:
+            raise ValueError(f"TCL: list element in {start} followed by {text[i]!r} instead of space")
+    return words
+
+
+def _tcl_subst(value: str, frame_number: int) -> str:
+    """A ModifyMetaData value evaluated at a frame (what Nuke does per frame): backslash substitution and
+    command substitution, of which this stand-in runs ``[frame]`` only (anything else raises)."""
+    out, i = [], 0
+    while i < len(value):
+        ch = value[i]
+        if ch == "\\":
+            piece, i = _tcl_backslash(value, i)
+            out.append(piece)
+        elif ch == "[":
+            end = value.find("]", i)
+            if end < 0 or value[i + 1:end].strip() != "frame":
+                raise ValueError(f"stand-in: cannot evaluate {value[i:i + 40]!r} (only [frame])")
+            out.append(str(frame_number))
+            i = end + 1
+        elif ch == "$":
+            raise ValueError(f"stand-in: no TCL variables ({value[i:i + 40]!r})")
+        else:
+            out.append(ch)
+            i += 1
+    return "".join(out)
+
+
 # ---- nodes ------------------------------------------------------------------------------------------------------
 
 _BUILTIN: dict[str, list[tuple[str, Callable[[], Knob]]]] = {
@@ -371,6 +527,7 @@ _BUILTIN: dict[str, list[tuple[str, Callable[[], Knob]]]] = {
     "Copy": [(f"{d}{i}", lambda d=d, i=i: Channel_Knob(f"{d}{i}")) for i in range(4) for d in ("from", "to")]
     + [("bbox", lambda: Enumeration_Knob("bbox", "set bbox to", ["union", "intersection", "A", "B"]))],
     "Dissolve": [("which", lambda: Double_Knob("which"))],
+    "ModifyMetaData": [("metadata", lambda: MetaData_Knob("metadata"))],
     "Switch": [("which", lambda: Double_Knob("which"))],
     "Input": [("number", lambda: Int_Knob("number"))],
     "Output": [],
@@ -387,6 +544,7 @@ class Node:
         self._parent = parent
         self._in_knob_changed = False
         self._deleted = False
+        self._meta: dict = {}
         for name, make in _BUILTIN["*"] + _BUILTIN.get(cls, []):
             k = make()
             k.node = self
@@ -462,6 +620,38 @@ class Node:
     def dependencies(self) -> list:
         return [n for n in self._inputs if n is not None]
 
+    def metadata(self, key: str | None = None, time: float | None = None, view=None):
+        """The metadata of the node's output at ``time`` (default: the current frame): a dict, or one key's
+        value (None when absent)."""
+        _main_only("metadata")
+        md = self._metadata_at(int(_frame[0] if time is None else time))
+        return md if key is None else md.get(key)
+
+    def _metadata_at(self, t: int) -> dict:
+        def upstream(i: int) -> dict:
+            n = self._inputs[i] if i < len(self._inputs) else None
+            return n._metadata_at(t) if n is not None else {}
+
+        cls = self._class
+        if cls == "Read":
+            return {"input/filename": self._knobs["file"]._value, **self._meta}
+        if cls == "Input":
+            group = self._parent
+            n = group._inputs[self._knobs["number"]._value] if group is not None and \
+                self._knobs["number"]._value < len(group._inputs) else None
+            return n._metadata_at(t) if n is not None else dict(self._meta)
+        if cls in ("Group", "Root"):
+            out = next((c for c in self._children if c.Class() == "Output"), None)
+            return out._metadata_at(t) if out is not None else {}
+        if self._knobs["disable"]._value:
+            return upstream(0)
+        if cls == "ModifyMetaData":
+            return self._knobs["metadata"]._apply(upstream(0), t)
+        if cls == "Switch":
+            which = int(float(_eval_expression(self._knobs["which"], t)))
+            return upstream(max(0, min(which, len(self._inputs) - 1)))
+        return upstream(0) if self._inputs else dict(self._meta)
+
 
 class Group(Node):
     def __init__(self, cls: str = "Group", parent: "Group | None" = None):
@@ -524,6 +714,8 @@ def _make(cls: str, knobs: dict) -> Node:
             raise ValueError(f"{cls} has no knob named {key!r}")
         if key == "name":
             node.setName(value, uncollide=False)
+        elif isinstance(k, MetaData_Knob):
+            k.fromScript(value)
         else:
             k.setValue(value)
     parent._children.append(node)
@@ -814,6 +1006,11 @@ def _run_script_knob(node: Node, name: str) -> None:
             exec(script, _script_globals())
         finally:
             _this.pop()
+
+
+def _set_metadata(node: Node, metadata: dict) -> None:
+    """The metadata a Read's file (or an input-less node) carries, as Nuke would read it."""
+    node._meta = dict(metadata)
 
 
 def _set_write_renderer(fn: Callable[[Node, int], None]) -> None:
