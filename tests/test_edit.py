@@ -72,17 +72,9 @@ def test_edit_moves_the_face_as_the_emotion_says(name, emotion):
 _EXPRESSIVE_PHOTOS = ("d19.jpg", "d8.jpg")
 
 
-# Known shortfall (issue 4 note): on the talking clip WDA, a strong smile's lip curve reads as a wider opening
-# to the re-tracker (r 0.93); sad 0.94. strict: these fail loudly once the renderer gets there.
-_MOUTH_SHORT = {("WDA_AlexandriaOcasioCortez_000.mp4", "happy"), ("WDA_AlexandriaOcasioCortez_000.mp4", "sad")}
-
-
 @pytest.mark.parametrize("name", TALKING_CLIPS)
 @pytest.mark.parametrize("emotion", EMOTIONS)
-def test_mouth_follows_the_source_and_no_jitter_is_added(request, name, emotion):
-    if (name, emotion) in _MOUTH_SHORT:
-        request.applymarker(pytest.mark.xfail(strict=True, reason="geometry renderer: smile lip curve re-tracks "
-                                              "as a wider mouth opening (see README, limits)"))
+def test_mouth_follows_the_source_and_no_jitter_is_added(name, emotion):
     got, ref, _ = edited_shot(name, emotion, None)
     r = np.corrcoef(M.mouth_opening(got), M.mouth_opening(ref))[0, 1]
     assert M.acceleration(got) <= 1.2 * M.acceleration(ref), "added jitter"

@@ -275,6 +275,28 @@ def test_speech_is_kept_on_talking_clips(clip):
         assert acceleration_ratio(edited) <= 1.05, emotion
 
 
+def test_a_smile_moves_each_lip_column_as_one_and_stretches_the_lips_thinner():
+    """Happy on WDA: a broad smile whose upper lip does not thicken toward the raised corners and whose red narrows
+    as the lips stretch (a thick upper lip in a smile re-tracks, with an independent tracker, as a mouth opened
+    by an amount that varies with the opening: the edited opening no longer follows the source's)."""
+    clip = "WDA_AlexandriaOcasioCortez_000.mp4"
+    footage(clip)
+    src, dst = _heads(_edit(clip, "happy"))
+    lift = ((src[..., 1] - dst[..., 1]) / _iod(src)[:, None]).mean(0)          # up, IOD units, per point
+
+    def both(p):
+        return 0.5 * (lift[p] + lift[E.MIRROR[p]])
+
+    assert both(topo.MOUTH_CORNER_RIGHT) - both(topo.MOUTH_UPPER_INNER) >= 0.08          # still a broad smile
+    assert all(both(o) - both(i) <= 0.0 for o, i in zip(E.UPPER_LIP_OUTER_R, E.UPPER_LIP_INNER_R))
+
+    def red(x, outer, inner):
+        return np.mean(np.abs(x[:, inner, 1] - x[:, outer, 1]) / _iod(x))
+
+    for outer, inner in ((0, topo.MOUTH_UPPER_INNER), (17, topo.MOUTH_LOWER_INNER)):
+        assert red(dst, outer, inner) <= 0.85 * red(src, outer, inner)
+
+
 def test_jaw_opens_only_where_speech_allows():
     footage("people_0.png")
     still = _edit("people_0.png", "surprised")

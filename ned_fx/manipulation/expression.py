@@ -12,9 +12,11 @@ The basis
     natural expression), spread to the neighbouring points by a Gaussian falloff of the *geodesic* distance over
     the actor's neutral mesh (edges across the mouth and the eyes are cut, so the lower lip never drags the upper
     one). Left and right are mirror images (:data:`MIRROR`). The jaw drop (AU26) is a rotation about the
-    temporomandibular axis; the blink (AU45) closes each upper lid onto the lower lid of *this* actor. Fields are
-    exactly zero on the rigid points the head pose is fitted on, so an edit never changes the pose; the iris points
-    follow their eye corners, so lids move over the eye and never squash the iris.
+    temporomandibular axis; the blink (AU45) closes each upper lid onto the lower lid of *this* actor; the lip
+    corner puller (AU12) bends the lips along a smooth curve of this actor's mouth and stretches their red thinner
+    (:class:`_LipCurve`), its cheek part leaving the mouth to the corners. Fields are exactly zero on the rigid
+    points the head pose is fitted on, so an edit never changes the pose; the iris points follow their eye corners,
+    so lids move over the eye and never squash the iris.
 
 The fit
     ``shape ≈ neutral + Σ_k a_k · field_k + residual`` per frame, with ``0 <= a_k <= upper_k`` (bounded least
@@ -154,6 +156,9 @@ def both_sides(points) -> tuple[int, ...]:
     return tuple(dict.fromkeys(tuple(points) + mirrored(points)))
 
 
+#: The lip rings column by column (each from the corner side to the midline), from the inner lip outwards.
+UPPER_LIP_RINGS_R = (UPPER_LIP_INNER_R, UPPER_LIP_ROWS_R[5:], UPPER_LIP_ROWS_R[:5], UPPER_LIP_OUTER_R)
+LOWER_LIP_RINGS_R = (LOWER_LIP_INNER_R, LOWER_LIP_ROWS_R[5:], LOWER_LIP_ROWS_R[:5], LOWER_LIP_OUTER_R)
 UPPER_LIP = both_sides(UPPER_LIP_OUTER_R + UPPER_LIP_INNER_R + UPPER_LIP_ROWS_R)
 LOWER_LIP = both_sides(LOWER_LIP_OUTER_R + LOWER_LIP_INNER_R + LOWER_LIP_ROWS_R)
 #: Inner-lip pairs (upper, lower) whose gap speech owns.
@@ -242,12 +247,14 @@ def geodesic_distances(neutral: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True)
 class _Handle:
     """Right-side anchor points that move together: ``move`` = (outward, up, forward) in inter-ocular units at
-    activation 1, scaled per point by ``weights``; ``radius`` the geodesic falloff (inter-ocular units)."""
+    activation 1, scaled per point by ``weights``; ``radius`` the geodesic falloff (inter-ocular units);
+    ``held``: points anchored still, so the falloff fades out before them (another handle moves them)."""
 
     points: tuple[int, ...]
     move: tuple[float, float, float]
     radius: float = 0.12
     weights: tuple[float, ...] | None = None
+    held: tuple[int, ...] = ()
 
 
 H = _Handle
@@ -277,8 +284,10 @@ _AU_HANDLES: dict[str, tuple[_Handle, ...]] = {
              H(UPPER_LIP_INNER_R, (0.0, 0.05, 0.0), 0.06, _LIP_PROFILE),
              H(NASOLABIAL_R, (0.005, 0.03, 0.0), 0.10),
              H(CORNER_R[:1], (0.0, 0.015, 0.0), 0.05)),
-    "AU12": (H(CORNER_R, (0.07, 0.10, -0.02), 0.16, (1.0, 1.0, 0.95, 0.9)),
-             H(ZYGOMATIC_CHEEK_R, (0.02, 0.04, 0.015), 0.12)),
+    # the lips follow the corners along a curve (_LIP_CURVES); the cheeks bunch up but leave the mouth to them
+    "AU12": (H(CORNER_R, (0.08, 0.125, -0.02), 0.16, (1.0, 1.0, 0.95, 0.9)),
+             H(ZYGOMATIC_CHEEK_R, (0.035, 0.10, 0.02), 0.14,
+               held=CORNER_R + sum(UPPER_LIP_RINGS_R + LOWER_LIP_RINGS_R, ()))),
     "AU14": (H(CORNER_R, (0.02, 0.01, -0.05), 0.08),
              H((57, 212, 186), (0.01, 0.0, -0.02), 0.06)),
     "AU15": (H(CORNER_R, (0.015, -0.08, 0.0), 0.12),
@@ -308,6 +317,31 @@ _AU_DAMP: dict[str, tuple[tuple[tuple[int, ...], float], ...]] = {
     "AU5": ((both_sides(LOWER_LID_R + LOWER_LID_RING_R), 0.0),),
     "AU6": ((both_sides(UPPER_LID_R), 0.2),), "AU9": ((LID_MARGINS, 0.0),), "AU12": ((LID_MARGINS, 0.0),),
 }
+
+
+@dataclass(frozen=True)
+class _LipCurve:
+    """How the lips follow an AU's corner handle (its first handle).
+
+    Every lip point moves with the corners, weighted by the lateral position of its column's inner-lip point,
+    ``(|x| / |x_corner|) ** power`` (at least ``floor``; x from the midline of this actor's neutral): each column
+    of the red moves as one, and the pull stretches the lips: their red narrows toward the inner lip line by
+    ``thinning`` (a fraction of the actor's own lip height, column by column), as in a real smile. Left to the
+    corner handle's geodesic falloff, the outer lip contours rose more than the inner lip near the corners (the
+    upper lip thickened toward them by ~0.013 inter-ocular units) and the red kept its height: an independent
+    tracker read the upper inner lip of that mouth 3-4 % of the inter-ocular distance too high, more so on a
+    closed mouth than an open one, so on a talking shot its mouth opening followed the source's with r 0.93.
+    """
+
+    power: float
+    floor: float
+    thinning: float = 0.0
+
+
+#: Corner AUs whose lips follow a :class:`_LipCurve` (a smile's lips curve and stretch thinner).
+_LIP_CURVES: dict[str, _LipCurve] = {"AU12": _LipCurve(power=1.0, floor=0.15, thinning=0.4)}
+#: Reach of the lip thinning into the skin around the lips (geodesic sigma, inter-ocular units).
+_LIP_THINNING_RADIUS = 0.03
 #: Jaw drop: lower inner lip travel at activation 1 (inter-ocular units), the share of rotation about the
 #: jaw joints in the motion (the rest is the condyles' forward glide, which reads as a downward translation),
 #: and the weight of each part of the lower face.
@@ -343,9 +377,10 @@ def _anchor_field(geo: np.ndarray, anchors: np.ndarray, vectors: np.ndarray, rad
 
 def _handle_field(geo: np.ndarray, handle: _Handle, iod: float) -> np.ndarray:
     """One handle (right side + mirror) -> 468x3 head-frame field (head-frame units)."""
-    right = np.asarray(handle.points)
-    weights = np.ones(len(right)) if handle.weights is None else np.asarray(handle.weights, np.float64)
-    left = np.asarray(mirrored(handle.points))
+    right = np.asarray(tuple(handle.points) + tuple(handle.held))
+    weights = np.ones(len(handle.points)) if handle.weights is None else np.asarray(handle.weights, np.float64)
+    weights = np.concatenate([weights, np.zeros(len(handle.held))])
+    left = np.asarray(mirrored(tuple(handle.points) + tuple(handle.held)))
     on_mid = left == right
     pts = np.concatenate([right, left[~on_mid]])
     w = np.concatenate([weights, weights[~on_mid]])
@@ -382,6 +417,45 @@ def _jaw_field(neutral: np.ndarray, geo: np.ndarray, iod: float) -> np.ndarray:
     field = w[:, None] * ((1 - _JAW_ROTATION) * glide + _JAW_ROTATION * tangent)
     travel = field[topo.MOUTH_LOWER_INNER, 1]
     return field * (_JAW_TRAVEL * iod / max(travel, 1e-9))
+
+
+def _lip_curve_handle(neutral: np.ndarray, handle: _Handle, curve: _LipCurve) -> _Handle:
+    """A corner handle with every lip point added as an anchor, column by column weighted by the lateral position
+    of the column's inner-lip point (see :class:`_LipCurve`): a column of the lip moves as one, so neither lip
+    thickens or thins where the line bends."""
+    mid = float(neutral[[0, 13, 14, 17], 0].mean())
+    half = 0.5 * (abs(neutral[topo.MOUTH_CORNER_RIGHT, 0] - mid) + abs(neutral[topo.MOUTH_CORNER_LEFT, 0] - mid))
+    lips, lateral = [], []
+    for rings in (UPPER_LIP_RINGS_R, LOWER_LIP_RINGS_R):
+        x = [0.5 * (abs(neutral[p, 0] - mid) + abs(neutral[MIRROR[p], 0] - mid)) for p in rings[0]]
+        for ring in rings:
+            lips += ring
+            lateral += x
+    share = np.minimum(1.0, np.asarray(lateral) / max(half, 1e-9))
+    weights = np.maximum(curve.floor, share ** curve.power)
+    own = handle.weights or (1.0,) * len(handle.points)
+    return _Handle(tuple(handle.points) + tuple(lips), handle.move, handle.radius, tuple(own) + tuple(weights),
+                   handle.held)
+
+
+def _lip_thinning_field(neutral: np.ndarray, geo: np.ndarray, fraction: float) -> np.ndarray:
+    """The lips' red narrowing toward the inner lip line: every lip ring point moves vertically (head frame) by
+    ``fraction`` of its height above/below the inner lip point of its column; the inner lips and corners stay."""
+    anchors, vectors = [], []
+    for rings in (UPPER_LIP_RINGS_R, LOWER_LIP_RINGS_R):
+        for side in (lambda pts: tuple(pts), mirrored):
+            inner = side(rings[0])
+            for ring in rings:
+                pts = side(ring)
+                vec = np.zeros((len(pts), 3))
+                vec[:, 1] = fraction * (neutral[list(inner), 1] - neutral[list(pts), 1])
+                anchors += pts
+                vectors.append(vec)
+    corners = both_sides(CORNER_R)
+    anchors += corners
+    vectors.append(np.zeros((len(corners), 3)))
+    idx, first = np.unique(np.asarray(anchors), return_index=True)
+    return _anchor_field(geo, idx, np.concatenate(vectors)[first], _LIP_THINNING_RADIUS)
 
 
 def _blink_field(neutral: np.ndarray, geo: np.ndarray, iod: float) -> np.ndarray:
@@ -469,6 +543,12 @@ def build_basis(neutral: np.ndarray, config: ManipulatorConfig | None = None) ->
             f = _jaw_field(neutral, geo, iod)
         elif name == "AU45":
             f = _blink_field(neutral, geo, iod)
+        elif name in _LIP_CURVES:
+            curve = _LIP_CURVES[name]
+            corner, *rest = _AU_HANDLES[name]
+            f = sum(_handle_field(geo, h, iod) for h in [_lip_curve_handle(neutral, corner, curve)] + rest)
+            if curve.thinning:
+                f = f + _lip_thinning_field(neutral, geo, curve.thinning)
         else:
             f = sum(_handle_field(geo, h, iod) for h in _AU_HANDLES[name])
         for points, factor in _AU_DAMP.get(name, ()):

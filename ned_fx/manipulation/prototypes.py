@@ -36,11 +36,13 @@ REFERENCE = "reference"
 ALIASES = {"happiness": "happy", "joy": "happy", "sadness": "sad", "surprise": "surprised", "fear": "fearful",
            "afraid": "fearful", "anger": "angry", "disgust": "disgusted", "calm": "neutral"}
 
-#: EMFACS prototypes (AU -> activation at intensity 1). The jaw/lips-part parts are speech channels.
+#: EMFACS prototypes (AU -> activation at intensity 1). The jaw/lips-part parts are speech channels. Sadness is
+#: EMFACS's 1+4+15 without the optional chin raiser (AU17): pushing the lower lip up against the corners' pull made
+#: a mouth an independent tracker misreads on a talking shot (its re-tracked opening stopped following the source's).
 PROTOTYPES: dict[str, dict[str, float]] = {
     "neutral": {},
     "happy": {"AU6": 0.8, "AU12": 1.0},
-    "sad": {"AU1": 1.0, "AU4": 0.5, "AU15": 0.9, "AU17": 0.3},
+    "sad": {"AU1": 1.0, "AU4": 0.5, "AU15": 0.8},
     "surprised": {"AU1": 1.0, "AU2": 1.0, "AU5": 0.8, "AU25": 0.6, "AU26": 0.6},
     "fearful": {"AU1": 1.0, "AU2": 0.6, "AU4": 0.6, "AU5": 1.0, "AU7": 0.4, "AU20": 0.8, "AU25": 0.4,
                 "AU26": 0.3},
