@@ -189,12 +189,13 @@ def test_list_shows_each_artefact_and_whether_this_machine_can_use_it(cache, tmp
     rows = list_engines(EnginesConfig(cache=str(folder)), "cpu")
     onnx = {r.engine: r.status for r in rows if r.kind == "onnx"}
     assert onnx == {"face_detector": "missing", "iris": "missing", "face_mesh": "ok", "manipulator": "ok",
-                    "geometry_renderer": "ok"}
+                    "geometry_renderer": "ok", "neural_renderer": "missing"}
     trt = [r for r in rows if r.kind == "tensorrt"]
     assert len(trt) == 1 and trt[0].status == "other machine" and "NVIDIA H200 sm_90 TensorRT 10.8.0" in trt[0].target
     assert cli(["engines", "list", "--out", str(folder)]) == 1          # missing exports: not all usable
     out = capsys.readouterr().out
     assert "other machine" in out and "missing" in out and "run `ned-fx engines build --onnx-only`" in out
+    assert any(line.split()[:2] == ["neural_renderer", "onnx"] for line in out.splitlines()), out
 
 
 # ---- profiles ---------------------------------------------------------------------------------------------------
@@ -309,3 +310,87 @@ def test_an_exporter_failure_is_a_named_error_and_leaves_nothing(tmp_path, monke
     with pytest.raises(EngineBuildError, match="manipulator.*operator foo"):
         export_onnx("manipulator", tmp_path / "m.onnx")
     assert list(tmp_path.iterdir()) == []
+
+
+# ---- the neural renderer: per-actor weights -----------------------------------------------------------------
+
+def _actor_checkpoint(path: Path, seed: int) -> Path:
+    """A small untrained generator (seeded) written as an actor's checkpoint: no training, real file format."""
+    from ned_fx.engines.specs import canonical_face
+    from ned_fx.rendering import build_render_mesh
+    from ned_fx.rendering.neural import NeuralRendererConfig, TrainerConfig
+    from ned_fx.rendering.neural.checkpoint import Checkpoint, write_checkpoint
+    from ned_fx.rendering.neural.conditioning import mean_face_colours
+    from ned_fx.rendering.neural.networks import Generator
+
+    cfg = NeuralRendererConfig(crop_size=64, base_channels=8, levels=2, bottleneck_blocks=1, temporal_frames=1)
+    torch.manual_seed(seed)
+    gen = Generator(cfg)
+    with torch.no_grad():                      # a trained generator's residual is not small: make it show
+        gen.head.weight.mul_(10.0)
+    face = canonical_face()
+    return write_checkpoint(Checkpoint(cfg, TrainerConfig(), 0, {k: v.numpy() for k, v in gen.state_dict().items()},
+                                       {}, {}, {}, mean_face_colours(face), face,
+                                       build_render_mesh(face).triangles), path)
+
+
+def test_a_checkpoint_gives_the_neural_renderer_its_weights_and_its_hash(tmp_path, capsys):
+    from ned_fx.engines import onnx_parity
+
+    a, b = _actor_checkpoint(tmp_path / "a.ckpt", 1), _actor_checkpoint(tmp_path / "b.ckpt", 2)
+    folder = tmp_path / "c"
+    spec_a = get_spec("neural_renderer", {"neural_renderer": a})
+    assert spec_a.inputs[0].shape == ("batch", 7 * 2 + 4, "height", "width") and spec_a.dims["height"] == (64, 64, 512)
+    assert cli(["engines", "build", "neural_renderer", "--onnx-only", "--checkpoint", str(a), "--out",
+                str(folder)]) == 0
+    rec = M.read_manifest(folder).onnx["neural_renderer"]
+    hashes = {weights_hash(spec_a), weights_hash(get_spec("neural_renderer", {"neural_renderer": b})),
+              weights_hash(get_spec("neural_renderer"))}
+    assert rec.weights_sha256 == weights_hash(spec_a) and len(hashes) == 3
+    assert rec.parity["image"] <= spec_a.tolerance["fp32"]["image"]
+    # the export holds a's weights: it matches a's generator, not b's (max |diff| far above the tolerance)
+    onnx = folder / rec.file
+    for batch in (1, 3):
+        assert onnx_parity("neural_renderer", onnx, batch=batch, weights={"neural_renderer": a})["image"] <= 1e-4
+    assert onnx_parity("neural_renderer", onnx, batch=1, weights={"neural_renderer": b})["image"] > 1e-2
+    capsys.readouterr()
+    assert cli(["engines", "list", "--checkpoint", str(a), "--out", str(folder)]) == 1     # others missing
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("neural_renderer"))
+    assert row.split()[5] == "ok", row
+    rows = {r.engine: r for r in list_engines(EnginesConfig(cache=str(folder)), "cpu", {"neural_renderer": b})}
+    assert rows["neural_renderer"].status == "stale" and "weights changed" in rows["neural_renderer"].detail
+    plain = {r.engine: r for r in list_engines(EnginesConfig(cache=str(folder)), "cpu")}["neural_renderer"]
+    assert plain.status == "stale" and "--checkpoint" in plain.detail
+    # a new checkpoint: the export is rebuilt from it and the manifest carries its hash
+    steps = build_engines(["neural_renderer"], EnginesConfig(cache=str(folder)), onnx_only=True,
+                          weights={"neural_renderer": b})
+    assert [(s.action, "weights changed" in s.why) for s in steps] == [("built", True)]
+    assert M.read_manifest(folder).onnx["neural_renderer"].weights_sha256 == \
+        weights_hash(get_spec("neural_renderer", {"neural_renderer": b}))
+    # bad uses are refused with the options
+    assert cli(["engines", "build", "manipulator", "--onnx-only", "--checkpoint", str(a), "--out",
+                str(folder)]) == 2
+    assert "add neural_renderer" in capsys.readouterr().err
+    with pytest.raises(InvalidParameterError, match="take no weights file; engines that do: neural_renderer"):
+        get_spec("manipulator", {"manipulator": a})
+    assert cli(["engines", "build", "neural_renderer", "--onnx-only", "--checkpoint", str(tmp_path / "no.ckpt"),
+                "--out", str(folder)]) != 0
+    assert "no.ckpt" in capsys.readouterr().err
+
+
+def test_verify_holds_the_neural_renderer_to_pytorch_on_real_frames(tmp_path, tracker):
+    from ned_fx.engines.inputs import real_feeds
+
+    a = _actor_checkpoint(tmp_path / "a.ckpt", 1)
+    weights = {"neural_renderer": a}
+    folder = tmp_path / "c"
+    build_engines(["neural_renderer"], EnginesConfig(cache=str(folder)), onnx_only=True, weights=weights)
+    feeds = real_feeds(footage("d12.mp4"), "0-2", ("neural_renderer",), tracker=tracker, weights=weights)
+    x = feeds["neural_renderer"]["inputs"]
+    assert x.shape == (3, 18, 64, 64) and np.isfinite(x).all() and (x[:, -1] == 1).all()
+    assert x[:, :7].std() > 0.05 and x[:, -4:-1].std() > 0.05, "conditioning and a real face crop"
+    checks = verify_engines(feeds, "onnxruntime", EnginesConfig(cache=str(folder)), weights=weights)
+    assert [(c.engine, c.output, c.ok, c.batch) for c in checks] == [("neural_renderer", "image", True, 3)]
+    other = verify_engines(feeds, "onnxruntime", EnginesConfig(cache=str(folder)),
+                           weights={"neural_renderer": _actor_checkpoint(tmp_path / "b.ckpt", 2)})
+    assert not other[0].ok, "an export of other weights fails verify"

@@ -6,11 +6,17 @@
     ned-fx engines list                               # what the cache holds, whether this machine can use it
                                                       # (exit status 1 when something is missing or stale)
     ned-fx engines verify --input shot.mov --frames 0-7   # each engine against PyTorch on real frames
+    ned-fx engines build neural_renderer --checkpoint actor.ckpt --onnx-only   # an actor's neural renderer
 
 The cache is ``$NED_FX_HOME/engines`` (``--out`` moves it). Only stale artefacts are rebuilt: another GPU or
 TensorRT version, changed weights or code, a missing or altered file (see ``ned_fx/engines/manifest.py``).
 ``verify`` runs each engine on TensorRT where it can (else onnxruntime on the ONNX exports) and in PyTorch
 float32 on the same real feeds, and prints the error per output with the tolerance it is held to.
+
+The neural renderer is trained per actor: ``--checkpoint ACTOR.ckpt`` gives its weights to build, list and
+verify (the manifest records the checkpoint's hash, so a new checkpoint makes the export stale). Without it the
+neural renderer is the default configuration's generator with fixed-seed stand-in weights (export and parity
+checks only). One cache holds one actor's neural renderer: use ``--out`` per actor to keep several built.
 """
 
 from __future__ import annotations
@@ -32,6 +38,8 @@ def register(subparsers) -> argparse.ArgumentParser:
         q.add_argument("--out", "--cache", dest="out", metavar="DIR",
                        help="engine cache folder (default $NED_FX_HOME/engines)")
         q.add_argument("--device", default="cuda:0", help="the CUDA device whose GPU engines are for (default cuda:0)")
+        q.add_argument("--checkpoint", metavar="ACTOR.ckpt", help="the neural_renderer's weights: an actor's "
+                       "checkpoint from `ned-fx train-renderer` (default: seeded stand-in weights)")
 
     b = sub.add_parser("build", help="export to ONNX and build TensorRT engines where stale")
     b.add_argument("names", nargs="*", metavar="ENGINE", help=names)
@@ -71,6 +79,20 @@ def _config(args):
     return EnginesConfig(**{k: v for k, v in given.items() if v is not None})
 
 
+def _weights(args) -> dict:
+    """``--checkpoint`` as the engine layer's ``{engine: weights file}``."""
+    checkpoint = getattr(args, "checkpoint", None)
+    if not checkpoint:
+        return {}
+    names = getattr(args, "names", None)
+    if names and "neural_renderer" not in names:
+        from ..errors import InvalidParameterError
+
+        raise InvalidParameterError(f"--checkpoint is the neural_renderer's weights and the engines asked for are "
+                                    f"{', '.join(names)}; add neural_renderer or leave --checkpoint out")
+    return {"neural_renderer": checkpoint}
+
+
 def _table(rows: list[list[str]], header: list[str]) -> str:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     lines = ["  ".join(str(h).ljust(w) for h, w in zip(header, widths)).rstrip()]
@@ -93,7 +115,7 @@ def _build(args) -> int:
 
     config = _config(args)
     steps = build_engines(args.names, config, onnx_only=args.onnx_only, force=args.force, device=args.device,
-                          say=lambda line: print(line, file=sys.stderr, flush=True))
+                          say=lambda line: print(line, file=sys.stderr, flush=True), weights=_weights(args))
     rows = [[s.engine, s.kind, s.precision or "-", s.action, f"{s.seconds:.1f}s", s.path, s.why] for s in steps]
     print(_table(rows, ["engine", "kind", "precision", "result", "time", "file", "why / check"]))
     print(f"cache: {config.cache_dir()}")
@@ -104,7 +126,7 @@ def _list(args) -> int:
     from ..engines.cache import list_engines
 
     config = _config(args)
-    rows = list_engines(config, args.device)
+    rows = list_engines(config, args.device, weights=_weights(args))
     print(_table([[r.engine, r.kind, r.precision or "-", r.target or "-", r.status, r.detail or ""] for r in rows],
                  ["engine", "kind", "precision", "built for", "status", "detail"]))
     print(f"cache: {config.cache_dir()}")
@@ -119,11 +141,13 @@ def _verify(args) -> int:
     from ..engines.specs import check_names
 
     names = check_names(args.names)
+    weights = _weights(args)
     config = _config(args)
     with tempfile.TemporaryDirectory(prefix="ned_fx_verify_") as tmp:
         source = args.input or default_verify_input(tmp)
-        feeds = real_feeds(source, args.frames, names, emotion=args.emotion)
-    checks = verify_engines(feeds, args.backend, config, args.device if args.backend != "auto" else "auto")
+        feeds = real_feeds(source, args.frames, names, emotion=args.emotion, weights=weights)
+    checks = verify_engines(feeds, args.backend, config, args.device if args.backend != "auto" else "auto",
+                            weights=weights)
     rows = [[c.engine, c.output, c.backend, c.precision, str(c.batch), f"{c.max_abs:.3g}", f"{c.rel_l2:.3g}",
              f"{c.tolerance:.3g}", "ok" if c.ok else "FAIL", c.units] for c in checks]
     print(f"real frames: {source if args.input else 'the embedded demo face'}"

@@ -47,20 +47,23 @@ def _onnxruntime_available() -> bool:
 
 
 def build_engines(names=None, config: EnginesConfig | None = None, onnx_only: bool = False, force: bool = False,
-                  device: str = "cuda:0", say: Say | None = None) -> list[BuildStep]:
+                  device: str = "cuda:0", say: Say | None = None, weights=None) -> list[BuildStep]:
     """Bring the cache up to date: export each engine to ONNX (checked against PyTorch in onnxruntime), then
     build its TensorRT engine for this GPU, only where the manifest says the artefact is stale.
 
     Args:
         names: engines (default all); config: precision, batch sizes, cache folder, opset, workspace;
         onnx_only: stop after the exports (machines without TensorRT); force: rebuild even what is fresh;
-        device: the CUDA device whose GPU the TensorRT engines are built for; say: progress lines.
+        device: the CUDA device whose GPU the TensorRT engines are built for; say: progress lines;
+        weights: ``{engine: weights file}`` for engines that take one (``{"neural_renderer": "actor.ckpt"}``):
+            the export is made from it and the manifest records its hash, so another file makes it stale.
 
     Returns:
         one :class:`BuildStep` per artefact.
 
     Raises:
-        InvalidParameterError: unknown engine names.
+        InvalidParameterError: unknown engine names, weights for an engine that takes none.
+        InputNotFoundError, UnreadableMediaError: a weights file cannot be read.
         BackendUnavailableError: TensorRT or a CUDA device is missing and ``onnx_only`` is not set (checked
             before any work).
         EngineBuildError: an export does not match PyTorch, or TensorRT could not build an engine.
@@ -73,6 +76,7 @@ def build_engines(names=None, config: EnginesConfig | None = None, onnx_only: bo
 
     config = config or EnginesConfig()
     names = check_names(names)
+    specs = {name: get_spec(name, weights) for name in names}        # bad weights fail before any work
     say = say or (lambda line: None)
     env = None
     if not onnx_only:
@@ -88,18 +92,18 @@ def build_engines(names=None, config: EnginesConfig | None = None, onnx_only: bo
     steps: list[BuildStep] = []
     with M.locked(folder):
         for name in names:
-            spec = get_spec(name)
-            weights, source = weights_hash(spec), source_hash(spec)
+            spec = specs[name]
+            fingerprint, source = weights_hash(spec), source_hash(spec)
             man = M.read_manifest(folder, strict=False)
-            problems = ["--force"] if force else M.onnx_problems(folder, man, spec, weights, source, config.opset)
+            problems = ["--force"] if force else M.onnx_problems(folder, man, spec, fingerprint, source, config.opset)
             path = M.onnx_path(folder, name)
             if problems:
                 say(f"{name}: exporting ONNX ({'; '.join(problems)})")
                 started = time.perf_counter()
-                export_onnx(name, path, opset=config.opset)
+                export_onnx(name, path, opset=config.opset, weights=weights)
                 parity = {}
                 if _onnxruntime_available():
-                    parity = onnx_parity(name, path, batch=3, seed=1)
+                    parity = onnx_parity(name, path, batch=3, seed=1, weights=weights)
                     tol = spec.tolerance.get("fp32", {})
                     bad = {k: v for k, v in parity.items() if not v <= tol.get(k, float("inf"))}
                     if bad:
@@ -107,7 +111,7 @@ def build_engines(names=None, config: EnginesConfig | None = None, onnx_only: bo
                         raise EngineBuildError(f"the ONNX export of {name} does not match PyTorch in onnxruntime: "
                                                + ", ".join(f"{k} max |diff| {v:.3g} > {tol[k]:g}"
                                                            for k, v in bad.items()))
-                rec = M.OnnxRecord(name, str(path.relative_to(folder)), M.file_sha256(path), config.opset, weights,
+                rec = M.OnnxRecord(name, str(path.relative_to(folder)), M.file_sha256(path), config.opset, fingerprint,
                                    source, __version__, M.now(), parity)
                 man = M.record(folder, onnx=rec)
                 steps.append(BuildStep(name, "onnx", "", "built", str(path), time.perf_counter() - started,
@@ -157,11 +161,16 @@ class Listing:
     path: str
 
 
-def list_engines(config: EnginesConfig | None = None, device: str = "cuda:0") -> list[Listing]:
+def list_engines(config: EnginesConfig | None = None, device: str = "cuda:0", weights=None) -> list[Listing]:
     """Every engine's ONNX export and TensorRT builds in the cache, with their status on this machine.
+
+    Args:
+        weights: ``{engine: weights file}``: the files the exports are judged against (an export made from
+            another checkpoint is stale).
 
     Raises:
         StaleEngineError: the manifest is unreadable.
+        InvalidParameterError, InputNotFoundError, UnreadableMediaError: a bad weights file.
     """
     from . import manifest as M
     from .specs import ENGINE_NAMES
@@ -170,13 +179,18 @@ def list_engines(config: EnginesConfig | None = None, device: str = "cuda:0") ->
     folder = config.cache_dir()
     man = M.read_manifest(folder)
     env = M.environment(device)
+    specs = {name: get_spec(name, weights) for name in ENGINE_NAMES}
     rows = []
     for name in ENGINE_NAMES:
-        spec = get_spec(name)
+        spec = specs[name]
         try:
             problems = M.onnx_problems(folder, man, spec, weights_hash(spec), source_hash(spec), config.opset)
         except Exception as exc:          # missing weights: say so in the listing
             problems = [str(exc)]
+        if spec.takes_weights and name not in (weights or {}) and \
+                "the weights changed since the export" in problems:
+            problems.append(f"compared with the stand-in weights: give {spec.takes_weights} to judge the export "
+                            f"against it (--checkpoint)")
         rec = man.onnx.get(name)
         status = "missing" if rec is None else ("ok" if not problems else "stale")
         rows.append(Listing(name, "onnx", "", f"opset {rec.opset}" if rec else "", status,
@@ -218,7 +232,7 @@ class Check:
 
 
 def verify_engines(feeds: dict[str, dict[str, np.ndarray]], backend: str = "auto", config: EnginesConfig | None = None,
-                   device: str = "auto", precision: str | None = None) -> list[Check]:
+                   device: str = "auto", precision: str | None = None, weights=None) -> list[Check]:
     """Run each engine on ``backend`` and in PyTorch (float32, CPU) on the same feeds; the error per output.
 
     Args:
@@ -226,7 +240,9 @@ def verify_engines(feeds: dict[str, dict[str, np.ndarray]], backend: str = "auto
         backend: a back end name, or ``auto``: ``tensorrt`` where TensorRT and fresh engines are here, else
             ``onnxruntime`` on the cache's ONNX exports.
         config: cache folder, precision and batch sizes; device: for the GPU back ends;
-        precision: overrides ``config.precision``.
+        precision: overrides ``config.precision``;
+        weights: ``{engine: weights file}`` for engines that take one (the PyTorch reference's and the torch
+            back ends' weights).
 
     Raises:
         BackendUnavailableError, StaleEngineError: the back end cannot run here / its engines are stale.
@@ -246,9 +262,9 @@ def verify_engines(feeds: dict[str, dict[str, np.ndarray]], backend: str = "auto
             else "onnxruntime"
     checks = []
     for name, feed in feeds.items():
-        spec = get_spec(name)
+        spec = get_spec(name, weights)
         run_precision = "fp32" if backend in ("onnxruntime", "torch-cpu") else spec.build_precision(config.precision)
-        runner = make_runner(name, backend, device, run_precision, config)
+        runner = make_runner(name, backend, device, run_precision, config, weights=weights)
         with runner:
             got = runner.infer(feed)
             got = {k: v.detach().float().cpu().numpy() for k, v in got.items()}

@@ -1,8 +1,10 @@
 """Real engine feeds from real footage: what each engine sees when the pipeline runs on a clip.
 
 ``verify`` holds compiled engines to PyTorch on these, not on noise: the detector sees the letterboxed frames,
-the mesh and iris nets the crops the tracker takes, the manipulator the shot's fitted action units, and the
-renderer the shot's face regions with their edit (``happy`` unless told).
+the mesh and iris nets the crops the tracker takes, the manipulator the shot's fitted action units, the
+renderer the shot's face regions with their edit (``happy`` unless told), and the neural renderer's generator
+its input for those frames: the edit's conditioning images (and the previous frames') over the aligned face
+crop of the plate (refine mode's layout; the crop is the plate's, not the geometry renderer's warp of it).
 """
 
 from __future__ import annotations
@@ -15,14 +17,16 @@ from ..errors import NoFaceError
 
 
 def real_feeds(path: str | Path, frames: str | None = None, names: tuple[str, ...] | None = None,
-               emotion: str = "happy", max_frames: int = 8, tracker=None) -> dict[str, dict[str, np.ndarray]]:
+               emotion: str = "happy", max_frames: int = 8, tracker=None,
+               weights=None) -> dict[str, dict[str, np.ndarray]]:
     """Track a clip (or photo), plan an edit, and build every engine's feed from it.
 
     Args:
         path: a movie, image or sequence; frames: its frame range (default: the first ``max_frames``);
         names: which engines (default all); emotion: the edit for the manipulator and renderer feeds;
         max_frames: at most this many frames are read; tracker: a ready CPU
-        :class:`~ned_fx.tracking.FaceTracker` to reuse (default: a new one).
+        :class:`~ned_fx.tracking.FaceTracker` to reuse (default: a new one); weights: ``{engine: weights file}``
+        (the neural renderer's checkpoint fixes its crop size, frames of history and NMFC colours).
 
     Returns:
         ``{engine: {input: array}}``.
@@ -58,7 +62,7 @@ def real_feeds(path: str | Path, frames: str | None = None, names: tuple[str, ..
     rgb = torch.from_numpy(np.stack(pictures)).permute(0, 3, 1, 2)
     if set(names) & {"face_detector", "face_mesh", "iris"}:
         out.update(_tracker_feeds(rgb, track.landmarks_raw[found], found, names))
-    if set(names) & {"manipulator", "geometry_renderer"}:
+    if set(names) & {"manipulator", "geometry_renderer", "neural_renderer"}:
         edited = plan_edit(track, EditInstruction(emotion=emotion))
         if "manipulator" in names:
             ok = np.isfinite(edited.au_source).all(axis=1)
@@ -70,6 +74,8 @@ def real_feeds(path: str | Path, frames: str | None = None, names: tuple[str, ..
                 "region": np.asarray(edited.region_weights, np.float32)}
         if "geometry_renderer" in names:
             out["geometry_renderer"] = _renderer_feed(track, edited, plates, found)
+        if "neural_renderer" in names:
+            out["neural_renderer"] = _neural_feed(track, edited, plates, found, weights)
     return {n: out[n] for n in names if n in out}
 
 
@@ -131,3 +137,48 @@ def _renderer_feed(track, edited, plates, found: np.ndarray) -> dict:
         srcs.append(edited.source_landmarks[k] - offset)
         dsts.append(edited.target_landmarks[k] - offset)
     return renderer_feed(np.stack(srcs), dsts, np.stack(regions).astype(np.float32), mesh)
+
+
+def _neural_feed(track, edited, plates, found: np.ndarray, weights) -> dict:
+    """The generator's input for each frame with a face and an edit: conditioning of the target landmarks (and
+    of the previous frames'), the plate's aligned face crop in working space, known = 1."""
+    import torch
+
+    from ..compositing import extract_region
+    from ..rendering import RenderMesh, build_render_mesh
+    from ..rendering.neural import NeuralRendererConfig, read_checkpoint
+    from ..rendering.neural.conditioning import (Conditioner, PlateEncoding, crop_image, face_similarity,
+                                                 label_maps, mean_face_colours, to_rgb, transform_points)
+    from .specs import check_weights
+
+    checkpoint = check_weights(weights).get("neural_renderer")
+    if checkpoint is not None:          # the actor's architecture, colours and triangulation
+        ckpt = read_checkpoint(checkpoint)
+        cfg, colours, mesh = ckpt.renderer, np.asarray(ckpt.colours, np.float32), \
+            RenderMesh.from_triangles(ckpt.triangles)
+    else:
+        cfg, colours = NeuralRendererConfig(), mean_face_colours(track.mean_shape)
+        mesh = build_render_mesh(track.mean_shape)
+    size = cfg.crop_size
+    conditioner = Conditioner(mesh, colours, size)
+    rows = []
+    for i, k in enumerate(found):
+        src, dst = edited.source_landmarks[k], edited.target_landmarks[k]
+        if not (np.isfinite(dst).all() and np.isfinite(src).all()):
+            continue
+        affine = face_similarity(src, size, cfg.crop_extent)
+        history = [edited.target_landmarks[found[max(0, i - j)]] for j in range(1, cfg.temporal_frames + 1)]
+        history = [p if np.isfinite(p).all() else dst for p in history]        # no motion where unknown
+        frames = [transform_points(p, affine) for p in (dst, *history)]
+        labels = np.stack([label_maps(p, mesh, size) for p in frames])
+        with torch.no_grad():
+            maps = conditioner(torch.as_tensor(np.stack(frames), dtype=torch.float32),
+                               torch.as_tensor(labels, dtype=torch.int64)).reshape(-1, size, size).numpy()
+        plate = plates[k]
+        region = extract_region(plate, (0, 0, plate.width, plate.height))
+        working = PlateEncoding.for_dtype(plate.pixels.dtype).to_working(to_rgb(region))
+        crop = crop_image(working, affine, size).transpose(2, 0, 1)
+        rows.append(np.concatenate([maps, crop, np.ones((1, size, size), np.float32)]).astype(np.float32))
+    if not rows:
+        raise NoFaceError("no frame with a face and an edit to render")
+    return {"inputs": np.ascontiguousarray(np.stack(rows), np.float32)}

@@ -19,25 +19,27 @@ __all__ = ["OPSET", "EngineSpec", "engine_specs", "export_onnx", "onnx_parity", 
            "torch_reference"]
 
 
-def export_onnx(name: str, path: str | Path, batch: int = 2, opset: int = OPSET) -> Path:
+def export_onnx(name: str, path: str | Path, batch: int = 2, opset: int = OPSET, weights=None) -> Path:
     """Export engine ``name`` to ONNX with its dynamic axes (batch, and frames / resolution where they apply),
     atomically.
 
     Args:
         name: an engine name from :func:`~ned_fx.engines.engine_specs`; path: the ``.onnx`` file to write;
-        batch: batch size of the example traced (any batch runs afterwards); opset: the ONNX opset.
+        batch: batch size of the example traced (any batch runs afterwards); opset: the ONNX opset;
+        weights: ``{engine: weights file}`` for engines that take one (the neural renderer's checkpoint).
 
     Returns:
         ``path``.
 
     Raises:
         InvalidParameterError: unknown engine (the message lists the valid names).
+        InputNotFoundError, UnreadableMediaError: a weights file cannot be read.
         WeightsMissingError: the tracker's weights are not installed.
         OutputWriteError: the file could not be written. EngineBuildError: the exporter failed.
     """
     import torch
 
-    spec = get_spec(name)
+    spec = get_spec(name, weights)
     module = spec.build()
     feeds = spec.example(batch, 0)
     args = tuple(torch.from_numpy(np.ascontiguousarray(a)) for a in spec.feed_args(feeds))
@@ -111,20 +113,21 @@ def torch_reference(spec: EngineSpec, feeds: Mapping[str, np.ndarray], module=No
 
 
 def onnx_parity(name: str, path: str | Path, batch: int = 3, seed: int = 0,
-                inputs: np.ndarray | Mapping[str, np.ndarray] | None = None) -> dict[str, float]:
+                inputs: np.ndarray | Mapping[str, np.ndarray] | None = None, weights=None) -> dict[str, float]:
     """Run an exported engine in onnxruntime (CPU) and PyTorch on the same feed.
 
     Args:
         name: the engine; path: its ``.onnx`` file.
         batch, seed: the example feed's batch and seed (when ``inputs`` is None).
         inputs: the feed: ``{input name: array}``, or one array for a single-input engine.
+        weights: ``{engine: weights file}`` (the PyTorch reference's weights; see :func:`export_onnx`).
 
     Returns:
         output name -> max absolute difference.
     """
     from .runners import OnnxRuntimeRunner
 
-    spec = get_spec(name)
+    spec = get_spec(name, weights)
     if inputs is None:
         feeds = spec.example(batch, seed)
     elif isinstance(inputs, Mapping):

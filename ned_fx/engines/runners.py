@@ -459,14 +459,15 @@ class OnnxRuntimeRunner(Runner):
 
 
 def make_runner(name: str, backend: str, device: str = "auto", precision: str = "fp32",
-                config: EnginesConfig | None = None, stream=None, module=None) -> Runner:
+                config: EnginesConfig | None = None, stream=None, module=None, weights=None) -> Runner:
     """A (not yet active) runner for engine ``name`` on ``backend``.
 
     Args:
         name: an engine name; backend: one of :data:`~ned_fx.engines.config.BACKENDS`;
         device: where it runs (``auto``, ``cpu``, ``cuda:N``); precision: ``fp32`` / ``fp16``;
         config: cache folder and batch sizes (defaults when None); stream: a CUDA stream to run on;
-        module: a ready torch module for the torch back ends.
+        module: a ready torch module for the torch back ends;
+        weights: ``{engine: weights file}`` for engines that take one (the neural renderer's checkpoint).
 
     Raises:
         InvalidParameterError: unknown engine, back end or device.
@@ -474,7 +475,7 @@ def make_runner(name: str, backend: str, device: str = "auto", precision: str = 
         StaleEngineError: (tensorrt) no fresh engine for this GPU / TensorRT version in the cache.
     """
     config = config or EnginesConfig()
-    spec = get_spec(name)
+    spec = get_spec(name, weights)
     if backend not in BACKENDS:
         raise InvalidParameterError(f"unknown back end {backend!r}; back ends: {', '.join(BACKENDS)}")
     if backend == "onnxruntime":

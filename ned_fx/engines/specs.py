@@ -2,8 +2,16 @@
 example feed, the TensorRT profile ranges of its non-batch axes, the precisions it may be built in and the
 tolerances its compiled forms are held to.
 
-Five engines: the tracker's ``face_detector``, ``face_mesh`` and ``iris``, the ``manipulator`` and the
-``geometry_renderer``. One recipe (``engines/export_onnx.py``, ``ned-fx engines build``) exports them all.
+Six engines: the tracker's ``face_detector``, ``face_mesh`` and ``iris``, the ``manipulator``, the
+``geometry_renderer`` and the ``neural_renderer``'s generator. One recipe (``engines/export_onnx.py``,
+``ned-fx engines build``) exports them all.
+
+Per-engine weights: most engines load fixed weights (the tracker's) or have none. The neural renderer is trained
+per actor, so its weights are a file the caller names: every function that makes a spec takes ``weights``, a
+``{engine: file}`` mapping (``ned-fx engines build|list|verify --checkpoint ACTOR.ckpt`` passes
+``{"neural_renderer": ACTOR.ckpt}``). Without one, the neural renderer's spec is the default
+:class:`~ned_fx.rendering.neural.NeuralRendererConfig`'s generator with fixed-seed random weights
+(:data:`NEURAL_SEED`): enough to export, check parity and build the graph, not to render a face.
 
 Shapes: an ``int`` is a fixed size, a ``str`` names a dynamic axis (``"batch"`` is the batch everywhere).
 Feeds are ``{input name: numpy array}`` in the dtypes stated here (float32, int32).
@@ -70,6 +78,8 @@ class EngineSpec:
             whose tensors follow from ``settings`` and code).
         static: every shape inside the graph follows from the input shapes (CUDA graphs can capture it); the
             renderer's is data-dependent (it works on the cells inside the openings).
+        takes_weights: what a weights file given for this engine is (``weights={name: file}``); empty for
+            engines whose weights are fixed.
     """
 
     name: str
@@ -86,6 +96,7 @@ class EngineSpec:
     batch_per_frame: int = 1
     weights: Callable[[], tuple[Path, ...]] = tuple
     static: bool = True
+    takes_weights: str = ""
 
     # -- the single-input view the first version of this module offered (kept for its callers) --------------
     @property
@@ -316,25 +327,138 @@ def _renderer_spec() -> EngineSpec:
         settings={k: getattr(cfg, k) for k in cfg.__dataclass_fields__ if k != "device"})
 
 
-ENGINE_NAMES = ("face_detector", "face_mesh", "iris", "manipulator", "geometry_renderer")
+#: the seed of the neural renderer's stand-in weights when no checkpoint is given
+NEURAL_SEED = 0
 
 
-def engine_specs() -> dict[str, EngineSpec]:
-    """Every engine, by name (in pipeline order)."""
+def _checkpoint_config(path: Path):
+    """The :class:`NeuralRendererConfig` stored in a checkpoint, read from its ``meta`` entry alone (the arrays
+    stay on disk); anything unexpected is left to :func:`read_checkpoint`, which names the problem."""
+    import json
+
+    from ..rendering.neural import NeuralRendererConfig
+    from ..rendering.neural.checkpoint import FORMAT, VERSION, read_checkpoint
+
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            meta = json.loads(str(npz["meta"]))
+        if meta.get("format") == FORMAT and meta.get("version") == VERSION:
+            return NeuralRendererConfig.from_dict(meta["renderer"])
+    except Exception:          # noqa: BLE001 -- read_checkpoint below raises the named error
+        pass
+    return read_checkpoint(path).renderer
+
+
+def _neural_spec(checkpoint: str | Path | None = None) -> EngineSpec:
+    """The neural renderer's generator: an actor's checkpoint, or (None) the default config, seeded weights."""
+    from ..rendering.neural import NeuralRendererConfig
+    from ..rendering.neural.config import ARCHITECTURE
+
+    path = None if checkpoint is None else Path(checkpoint).expanduser()
+    cfg = NeuralRendererConfig() if path is None else _checkpoint_config(path)
+    channels = 7 * (1 + cfg.temporal_frames) + 4          # networks.input_channels, without importing torch
+    size = cfg.crop_size
+
+    def build():
+        import torch
+
+        from ..rendering.neural.networks import Generator
+
+        if path is not None:
+            from ..rendering.neural.export import build_generator
+
+            return build_generator(path)[0].float().eval()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(NEURAL_SEED)
+            return Generator(cfg).float().eval()
+
+    def example(batch: int, seed: int) -> dict[str, np.ndarray]:
+        # conditioning maps and the image in 0..1 (working space), known = 1, at the crop size
+        x = _uniform((batch, channels, size, size), 1000 + seed)
+        x[:, -1] = 1.0
+        return {"inputs": x}
+
+    img = ("batch", channels, "height", "width")
+    out = ("batch", 3, "height", "width")
+    step = 2 ** (cfg.levels + 1)
+    lo, hi = min(size, 256), max(size, 512)
+    return EngineSpec(
+        name="neural_renderer",
+        title=f"neural renderer generator ({size}px crops{'' if path else ', seeded stand-in weights'})",
+        build=build,
+        inputs=(TensorSpec("inputs", img, doc=f"conditioning maps, image, known (0..1; H, W multiples of {step})"),),
+        outputs=(TensorSpec("image", out, doc="face crop in working space (0..1)"),),
+        example=example, dims={"height": (lo, size, hi), "width": (lo, size, hi)},
+        # fp32: onnxruntime / TensorRT float32; fp16: working-space 0..1 values, ~2/255 (unchecked on a GPU yet)
+        precisions=("fp16", "fp32"), tolerance={"fp32": {"image": 1e-4}, "fp16": {"image": 1e-2}},
+        sources=("ned_fx.rendering.neural.networks",),
+        settings={**{k: getattr(cfg, k) for k in ARCHITECTURE},
+                  "weights": "checkpoint" if path else f"random, seed {NEURAL_SEED}"},
+        weights=(lambda: (path,)) if path is not None else tuple,
+        takes_weights="the actor's neural renderer checkpoint (ned-fx train-renderer ... -o ACTOR.ckpt)")
+
+
+ENGINE_NAMES = ("face_detector", "face_mesh", "iris", "manipulator", "geometry_renderer", "neural_renderer")
+#: engines whose weights the caller names (``weights={name: file}``)
+WEIGHTED_ENGINES = ("neural_renderer",)
+
+Weights = Mapping[str, "str | Path"]
+
+
+def check_weights(weights: Weights | None) -> dict[str, Path]:
+    """Validate a ``{engine: weights file}`` mapping.
+
+    Raises:
+        InvalidParameterError: an engine that takes no weights file (the message lists those that do).
+        InputNotFoundError: a file that does not exist.
+    """
+    from ..errors import InputNotFoundError
+
+    weights = dict(weights or {})
+    bad = [n for n in weights if n not in WEIGHTED_ENGINES]
+    if bad:
+        raise InvalidParameterError(f"engine(s) {', '.join(map(repr, bad))} take no weights file; engines that "
+                                    f"do: {', '.join(WEIGHTED_ENGINES)}")
+    out = {}
+    for name, file in weights.items():
+        if file is None:
+            continue
+        path = Path(file).expanduser()
+        if not path.is_file():
+            raise InputNotFoundError(f"{name} weights not found: {path}")
+        out[name] = path
+    return out
+
+
+def engine_specs(weights: Weights | None = None) -> dict[str, EngineSpec]:
+    """Every engine, by name (in pipeline order).
+
+    Args:
+        weights: ``{engine: weights file}`` for the engines that take one (:data:`WEIGHTED_ENGINES`).
+    """
+    files = check_weights(weights)
     specs = {n: _tracker_spec(n) for n in ENGINE_NAMES[:3]}
     specs["manipulator"] = _manipulator_spec()
     specs["geometry_renderer"] = _renderer_spec()
+    specs["neural_renderer"] = _neural_spec(files.get("neural_renderer"))
     return specs
 
 
-def get_spec(name: str) -> EngineSpec:
+def get_spec(name: str, weights: Weights | None = None) -> EngineSpec:
     """The spec of engine ``name``.
 
+    Args:
+        weights: ``{engine: weights file}``; only ``weights[name]`` matters here (others are validated).
+
     Raises:
-        InvalidParameterError: unknown engine (the message lists the valid names).
+        InvalidParameterError: unknown engine (the message lists the valid names), or weights for an engine
+            that takes none. InputNotFoundError, UnreadableMediaError: the weights file cannot be read.
     """
     if name not in ENGINE_NAMES:
         raise InvalidParameterError(f"unknown engine {name!r}; engines: {', '.join(ENGINE_NAMES)}")
+    files = check_weights(weights)
+    if name == "neural_renderer":
+        return _neural_spec(files.get(name))
     return engine_specs()[name]
 
 
