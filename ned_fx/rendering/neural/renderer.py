@@ -23,20 +23,12 @@ from ..mesh import RenderMesh
 from .checkpoint import Checkpoint, load_state, read_checkpoint
 from .conditioning import (Conditioner, PlateEncoding, crop_image, face_area, face_similarity, feather, label_maps,
                            to_rgb, transform_points, uncrop_image)
+from ..geometry_renderer import _as_points as _points   # the same landmark check as the geometry renderer
 from .config import NeuralRendererConfig
 from .networks import Generator
 from .trainer import pick_device
 
 _LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)
-
-
-def _points(points, what: str) -> np.ndarray:
-    pts = np.asarray(points.detach().cpu().numpy() if isinstance(points, torch.Tensor) else points,
-                     dtype=np.float64)
-    if pts.ndim != 2 or pts.shape[0] < T.NUM_MESH or pts.shape[1] < 2:
-        raise InvalidParameterError(f"{what} must be Px2 or Px3 landmarks (P >= {T.NUM_MESH}) in region pixels, "
-                                    f"got shape {pts.shape}")
-    return pts
 
 
 class NeuralRenderer:
