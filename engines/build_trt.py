@@ -37,12 +37,14 @@ def main() -> int:
     parser.add_argument("--device", default="cuda:0")
     parser.add_argument("--force", action="store_true")
     parser.add_argument("--workspace-gb", type=float, default=4.0)
+    parser.add_argument("--checkpoint", help="the actor's neural renderer (ned-fx train-renderer) for neural_renderer")
     args = parser.parse_args()
     config = EnginesConfig(cache=args.out, precision=args.precision, batches=tuple(args.batch),
                            workspace_gb=args.workspace_gb)
     try:
         steps = build_engines(args.only, config, force=args.force, device=args.device,
-                              say=lambda line: print(line, file=sys.stderr, flush=True))
+                              say=lambda line: print(line, file=sys.stderr, flush=True),
+                              weights={"neural_renderer": args.checkpoint} if args.checkpoint else None)
     except NedFxError as exc:
         print(f"build_trt: error: {exc}", file=sys.stderr)
         return exc.exit_code
