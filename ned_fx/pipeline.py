@@ -349,9 +349,9 @@ def edit_media(path: str | Path, output: str | Path, instruction: EditInstructio
             write_analysis(analysis, ShotAnalysis(track, edited, analysis_key(path, instruction, face_id)))
             shot = read_analysis(analysis)   # render from what the file holds, as every farm chunk will
             track, edited = shot.track, shot.edited
-    if kind == "image" and _frames_to_render(track, frames) != 1:
-        raise InvalidParameterError(f"{output.name} is a still but {_frames_to_render(track, frames)} frames are to be "
-                                    f"edited; write a "
+    count = _frames_to_render(track, frames)
+    if kind == "image" and count != 1:
+        raise InvalidParameterError(f"{output.name} is a still but {count} frames are to be edited; write a "
                                     f"sequence (name.####.exr) or a movie (.mov/.mp4)")
     if analysis_only:
         return EditSummary(output=str(output), frames=0, edited=(), passed_through={}, resumed=(),

@@ -166,14 +166,8 @@ def _split_list(text: str) -> list[str]:
         if i >= n:
             return words
         if text[i] == "{":
-            depth, j = 1, i + 1
-            while j < n and depth:
-                if text[j] == "\\":
-                    j += 2
-                    continue
-                depth += {"{": 1, "}": -1}.get(text[j], 0)
-                j += 1
-            if depth:
+            j = _past_closing(text, i, "{", "}")
+            if j is None:
                 raise InvalidParameterError(f"unbalanced braces in TCL list: {text[i:i + 60]!r}")
             words.append(text[i + 1:j - 1])
             i = j
@@ -206,6 +200,19 @@ def _split_list(text: str) -> list[str]:
             raise InvalidParameterError(f"TCL list element followed by {text[i]!r} instead of a space")
 
 
+def _past_closing(text: str, i: int, opening: str, closing: str) -> int | None:
+    """The index just past the ``closing`` that matches the ``opening`` at ``text[i]`` (nesting counted,
+    backslash-escaped characters skipped), or None when it is never closed."""
+    depth, j, n = 1, i + 1, len(text)
+    while j < n and depth:
+        if text[j] == "\\":
+            j += 2
+            continue
+        depth += {opening: 1, closing: -1}.get(text[j], 0)
+        j += 1
+    return None if depth else j
+
+
 def _evaluate(value: str, frame: int) -> str:
     """A ModifyMetaData value evaluated at ``frame``: backslash and ``[frame]`` substitution (the only command
     this reader runs; any other command or a ``$`` variable is refused)."""
@@ -216,15 +223,9 @@ def _evaluate(value: str, frame: int) -> str:
             s, i = _backslash(value, i)
             out.append(s)
         elif c == "[":
-            depth, j = 1, i + 1
-            while j < n and depth:
-                if value[j] == "\\":
-                    j += 2
-                    continue
-                depth += {"[": 1, "]": -1}.get(value[j], 0)
-                j += 1
-            command = value[i + 1:j - 1].strip()
-            if depth or command != "frame":
+            j = _past_closing(value, i, "[", "]")
+            command = value[i + 1:(j or n + 1) - 1].strip()
+            if j is None or command != "frame":
                 raise InvalidParameterError(f"cannot evaluate [{command}] here: only [frame] is evaluated")
             out.append(str(int(frame)))
             i = j
