@@ -18,6 +18,7 @@ from __future__ import annotations
 import atexit
 import itertools
 import os
+import socket
 import time
 import uuid
 from typing import Any, Callable, Sequence
@@ -53,16 +54,23 @@ class Client:
         timeout: seconds to wait for each reply; retries: resends after a timeout (Lazy Pirate).
         hello: negotiate the protocol version on connect.
         curve: ``(client .key_secret file, server .key file)`` for a daemon started with ``--curve-keys``.
+        local_lane: send shared-memory renders over the daemon's local lane (a Unix-domain socket, same machine
+            and user only; see :mod:`ned_fx.daemon.lane`) when it offers one; otherwise, and whenever the lane
+            fails, they go over ZeroMQ like every other request.
     """
 
     def __init__(self, endpoint: str = "tcp://127.0.0.1:5557", timeout: float = 10.0, retries: int = 2,
-                 hello: bool = False, context: zmq.Context | None = None, curve: tuple | None = None):
+                 hello: bool = False, context: zmq.Context | None = None, curve: tuple | None = None,
+                 local_lane: bool = True):
         self.endpoint, self.timeout, self.retries = endpoint, timeout, retries
         self.ctx = context or zmq.Context.instance()
         self._ids = itertools.count(1)
         self.sock: zmq.Socket | None = None
         self._shm: dict = {}
         self._curve = None
+        self.local_lane = local_lane
+        self._lane: socket.socket | None = None
+        self._lane_retry = 0.0          # monotonic time before which no lane is tried again
         if curve is not None:
             from zmq.auth import load_certificate
 
@@ -86,6 +94,7 @@ class Client:
         self.sock.connect(self.endpoint)
 
     def close(self) -> None:
+        self._drop_lane(retry_after=float("inf"))
         if self.sock is not None:
             self.sock.close(linger=0)
             self.sock = None
@@ -114,14 +123,22 @@ class Client:
     # -- the request/reply core -----------------------------------------------------------------------------
     def request(self, type: str, *, session: str | None = None, frame: int | None = None,
                 params: dict | None = None, arrays: Sequence = (), timeout: float | None = None,
-                retries: int | None = None) -> P.Message:
-        """Send one request and return its reply (a decoded ``reply`` message).
+                retries: int | None = None, lane: bool = False) -> P.Message:
+        """Send one request and return its reply (a decoded ``reply`` message). ``lane``: try the local lane
+        first (shared-memory renders).
 
         Raises:
             DaemonError: an error reply; DaemonUnavailableError: no reply after every retry.
         """
         timeout = self.timeout if timeout is None else timeout
         retries = self.retries if retries is None else retries
+        conn = self._lane_socket() if lane else None
+        if conn is not None:
+            rid = next(self._ids)
+            parts = P.encode(type, rid, session=session, frame=frame, params=params, arrays=arrays)
+            reply = self._lane_request(conn, parts, rid, timeout)
+            if reply is not None:
+                return _checked(reply)
         for attempt in range(retries + 1):
             rid = next(self._ids)
             parts = P.encode(type, rid, session=session, frame=frame, params=params, arrays=arrays)
@@ -136,14 +153,63 @@ class Client:
                 reply = P.decode(frames, request=False)
                 if reply.id != rid:      # a late reply to an earlier, abandoned attempt
                     continue
-                if reply.type == "error":
-                    err = reply.error or {}
-                    raise DaemonError(str(err.get("code", "internal")), str(err.get("message", "error")))
-                return reply
+                return _checked(reply)
             self._connect()              # Lazy Pirate: a fresh socket, then resend
         raise DaemonUnavailableError(
             f"no ned-fx daemon answered at {self.endpoint} within {timeout:g}s ({retries + 1} attempt(s)); "
             f"start one with `ned-fx serve`, or check the endpoint (and the CurveZMQ keys if it uses them)")
+
+    # -- the local lane (same-host shared-memory renders) ---------------------------------------------------
+    def _lane_socket(self) -> socket.socket | None:
+        """The greeted lane connection, or None (no lane offered, another machine, or a recent failure)."""
+        if self._lane is not None:
+            return self._lane
+        if not self.local_lane or time.monotonic() < self._lane_retry or not hasattr(socket, "AF_UNIX"):
+            return None
+        self._lane_retry = time.monotonic() + 30.0      # until it works: ask again in a while, not every frame
+        try:
+            lane = self.hello().get("lane")
+        except NedFxError:
+            return None
+        if not isinstance(lane, dict) or not isinstance(lane.get("path"), str) or not os.path.exists(lane["path"]):
+            return None
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            conn.settimeout(self.timeout)
+            conn.connect(lane["path"])
+            P.send_lane_message(conn, P.encode("hello", 0, params={"lane_token": str(lane.get("token", ""))}))
+            raw = P.recv_lane_message(conn)
+            reply = P.decode([raw], request=False) if raw is not None else None
+        except (OSError, P.ProtocolError):
+            conn.close()
+            return None
+        if reply is None or reply.type != "reply":
+            conn.close()
+            return None
+        self._lane = conn
+        return conn
+
+    def _drop_lane(self, retry_after: float = 1.0) -> None:
+        if self._lane is not None:
+            self._lane.close()
+            self._lane = None
+        self._lane_retry = time.monotonic() + retry_after
+
+    def _lane_request(self, conn: socket.socket, parts: list, rid: int, timeout: float) -> P.Message | None:
+        """One request over the lane; None when the lane failed (then dropped: the caller uses ZeroMQ)."""
+        try:
+            conn.settimeout(timeout)
+            P.send_lane_message(conn, parts)
+            while True:
+                raw = P.recv_lane_message(conn)
+                if raw is None:
+                    raise OSError("the daemon closed the lane")
+                reply = P.decode([raw], request=False)
+                if reply.id == rid:
+                    return reply
+        except (OSError, P.ProtocolError):       # socket.timeout is an OSError
+            self._drop_lane()
+            return None
 
     # -- requests -------------------------------------------------------------------------------------------
     def _check_size(self, parts) -> None:
@@ -198,6 +264,7 @@ class Shot:
         return self.info
 
     def _call(self, type: str, **kw) -> P.Message:
+        """A session request; reopens the session once if the daemon no longer knows it (it restarted)."""
         try:
             return self.client.request(type, session=self.id, **kw)
         except DaemonError as exc:
@@ -265,7 +332,7 @@ class Shot:
                                     spec.data_window, spec.display_window, name)
                 pixels = buf
             arrays = [(pixels, spec)]
-        reply = self._call("render", frame=int(frame), arrays=arrays)
+        reply = self._call("render", frame=int(frame), arrays=arrays, lane=shm)
         if not reply.specs:
             raise DaemonError("bad_message", "the render reply carried no pixels")
         out = reply.arrays[0]
@@ -279,6 +346,14 @@ class Shot:
         except DaemonError as exc:
             if exc.code != "unknown_session":
                 raise
+
+
+def _checked(reply: P.Message) -> P.Message:
+    """The reply, or its error as a DaemonError."""
+    if reply.type == "error":
+        err = reply.error or {}
+        raise DaemonError(str(err.get("code", "internal")), str(err.get("message", "error")))
+    return reply
 
 
 def _unlink(name: str) -> None:

@@ -331,8 +331,9 @@ class FastShotRenderer:
             self.runner.stream = self.compute
         self.runner.activate()
         self.triangles = torch.as_tensor(np.asarray(self.mesh.triangles), dtype=torch.int32, device=self.device)
-        self.outline = torch.as_tensor(np.unique(np.asarray(self.mesh.outer_edges).reshape(-1)),
-                                       dtype=torch.int32, device=self.device)
+        outline = np.unique(np.asarray(self.mesh.outer_edges).reshape(-1)).astype(np.int32)
+        self.outline = torch.as_tensor(outline, device=self.device)
+        self.outline_key = outline.tobytes()      # frames of shots with the same outline batch together
         self._composite = composite_regions
         if backend == "torch-compile":      # one shape per shot with box="shot"; sizes vary with box="frame"
             self._composite = torch.compile(composite_regions, dynamic=False if self.config.box == "shot" else None)
@@ -467,7 +468,9 @@ class FastShotRenderer:
         event.record(stream)
         return event
 
-    def _launch(self, frames: list[Frame]) -> dict:
+    def _launch(self, frames: list[Frame], owners: list["FastShotRenderer"] | None = None) -> dict:
+        """Plan, upload and launch ``frames`` (``owners[i]``: the renderer of the shot frame i belongs to,
+        default this one; this renderer's runner, streams and configs do the work)."""
         import torch
 
         from .compositing import color_channel_indices, oval_polygon
@@ -475,16 +478,26 @@ class FastShotRenderer:
         from . import topology as T
 
         t0 = time.perf_counter()
-        plans = [self.plan(f) for f in frames]
+        owners = owners or [self] * len(frames)
+        plans = [o.plan(f) for o, f in zip(owners, frames)]
         groups: dict[tuple, list[int]] = {}
         for i, (f, p) in enumerate(zip(frames, plans)):
             if p.reason is None:
                 cols = color_channel_indices(f.channels, f.pixels.shape[2])
                 x0, y0, x1, y1 = p.box
-                groups.setdefault((y1 - y0, x1 - x0, cols, f.pixels.dtype.str), []).append(i)
+                groups.setdefault((y1 - y0, x1 - x0, cols, f.pixels.dtype.str, owners[i].outline_key),
+                                  []).append(i)
         cuda = self.device.type == "cuda"
         launched = []
-        for (h, w, cols, dtype_str), idx in groups.items():
+        for (h, w, cols, dtype_str, _), idx in groups.items():
+            # the group's mesh: one shot's own, or several shots' triangles end to end (each frame's labels
+            # point into its own shot's part; the openings after all of them)
+            shots = list(dict.fromkeys(owners[i] for i in idx))
+            offsets, n_total = {}, 0
+            for o in shots:
+                offsets[o] = n_total
+                n_total += int(o.triangles.shape[0])
+            triangles = shots[0].triangles if len(shots) == 1 else torch.cat([o.triangles for o in shots])
             np_dtype = np.dtype(dtype_str)
             wire = np.int16 if np_dtype == np.uint16 else np_dtype      # uint16 travels as its int16 bytes
             n, c = len(idx), len(cols)
@@ -500,7 +513,12 @@ class FastShotRenderer:
                          else region[:, :, cols[0]: cols[-1] + 1]).view(wire)
                 srcs.append(p.src[:, :2])
                 dsts.append(p.dst[:, :2])
-                labels.append(rasterize_labels(p.dst, self.mesh, (h, w), grid))
+                owner = owners[i]
+                lab = rasterize_labels(p.dst, owner.mesh, (h, w), grid)
+                if len(shots) > 1:
+                    n_own = int(owner.triangles.shape[0])
+                    lab = np.where(lab >= n_own, lab - n_own + n_total, np.where(lab >= 0, lab + offsets[owner], lab))
+                labels.append(lab)
                 polys.append([oval_polygon(p.dst, self.compositor_config.forehead_shrink),
                               oval_polygon(p.src, self.compositor_config.forehead_shrink)])
                 iods.append(max(float(np.linalg.norm(p.dst[T.EYE_OUTER_RIGHT, :2] - p.dst[T.EYE_OUTER_LEFT, :2])),
@@ -534,8 +552,8 @@ class FastShotRenderer:
                     plate = dev_img.permute(0, 3, 1, 2).to(torch.float32)
                     out_dtype = dev_img.dtype
                 rendered = self.runner.infer({"images": plate, "src": dev_small["src"], "dst": dev_small["dst"],
-                                              "labels": dev_small["labels"], "triangles": self.triangles,
-                                              "outline": self.outline})["rendered"]
+                                              "labels": dev_small["labels"], "triangles": triangles,
+                                              "outline": shots[0].outline})["rendered"]
                 marks.append(self._mark(self.compute))
                 masks = face_masks(polys, iods, (h, w), self.compositor_config, self.device)
                 result = self._composite(plate, rendered, masks, self.compositor_config, out_dtype)
@@ -596,6 +614,31 @@ class FastShotRenderer:
             self.seconds["finish"] += time.perf_counter() - t
         for i, (frame, plan) in enumerate(zip(frames, plans)):
             yield (results[i], None) if i in results else (frame, plan.reason)
+
+
+def render_across(items: list[tuple[FastShotRenderer, Frame]]) -> list[tuple[Frame, str | None]]:
+    """Edit frames of several shots in one batch (the daemon batching requests of different clients).
+
+    Frames whose face boxes share a size (and whose shots share an outline: MediaPipe faces do) go through one
+    engine call; the first renderer's runner, device, streams and configs do the work, so every renderer of
+    ``items`` must be on the same device (the daemon gives its sessions one shared runner).
+
+    Args:
+        items: ``(renderer of the frame's shot, frame)`` pairs, at most the first renderer's ``batch_size``.
+
+    Returns:
+        ``(frame, reason)`` per item, in order, as :meth:`FastShotRenderer.render` gives them.
+
+    Raises:
+        InvalidParameterError: a frame is not part of its shot; renderers on different devices.
+    """
+    if not items:
+        return []
+    leader = items[0][0]
+    if any(r.device != leader.device for r, _ in items):
+        raise InvalidParameterError("render_across needs every shot's renderer on one device")
+    job = leader._launch([f for _, f in items], owners=[r for r, _ in items])
+    return list(leader._finish(job))
 
 
 def _span(a, b) -> float:

@@ -17,6 +17,7 @@ import mmap
 import os
 import re
 import stat
+import struct
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -350,6 +351,50 @@ def attach_shm(spec: BufferSpec, create: bool = False) -> np.ndarray:
     finally:
         os.close(fd)
     return np.frombuffer(mm, dtype=spec.dtype).reshape(spec.shape)
+
+
+# ---- the local lane's framing (a Unix-domain stream socket; see ned_fx/daemon/lane.py) ---------------------
+
+_LANE_LEN = struct.Struct("<I")
+
+
+def send_lane_message(sock, parts: list) -> None:
+    """Send one message over a local lane (:mod:`ned_fx.daemon.lane`): ``<u32 length><header>``; lane messages
+    have no inline buffers (shared-memory renders only)."""
+    header = bytes(_bytes_of(parts[0]))
+    sock.sendall(_LANE_LEN.pack(len(header)) + header)
+
+
+def recv_lane_message(sock) -> bytes | None:
+    """One lane message's header bytes; None when the peer closed the connection.
+
+    Raises:
+        ProtocolError: a declared length over the header limit (the connection is then dropped).
+    """
+    head = _recv_exact(sock, 4)
+    if head is None:
+        return None
+    (n,) = _LANE_LEN.unpack(head)
+    if n == 0 or n > MAX_HEADER_BYTES:
+        raise ProtocolError(f"lane message of {n} bytes; headers are 1 to {MAX_HEADER_BYTES} bytes")
+    body = _recv_exact(sock, n)
+    if body is None:
+        raise ProtocolError("the lane connection closed in the middle of a message")
+    return body
+
+
+def _recv_exact(sock, n: int) -> bytes | None:
+    buf = bytearray(n)
+    view = memoryview(buf)
+    got = 0
+    while got < n:
+        k = sock.recv_into(view[got:])
+        if k == 0:
+            if got == 0:
+                return None
+            raise ProtocolError("the lane connection closed in the middle of a message")
+        got += k
+    return bytes(buf)
 
 
 # ---- parameter descriptors (OFX-style, hosts build their UI from them) -----------------------------------------

@@ -280,11 +280,20 @@ def test_daemon_killed_and_restarted_mid_session(tmp_path):
         shot.wait()
         a = plate(3)
         np.testing.assert_array_equal(shot.render(4, a), a)
+        np.testing.assert_array_equal(shot.render(4, a, shm=True), a)       # over the local lane
+        assert c._lane is not None
         old = shot.id
         d.kill()                                           # killed mid-session
         d = Daemon("--engine", "identity", port=d.port, tmp=tmp_path)
         np.testing.assert_array_equal(shot.render(5, a), a)   # the shot reopens itself on the new daemon
         assert shot.id != old
+        d.kill()                                           # and again, the next request a shared-memory one
+        d = Daemon("--engine", "identity", port=d.port, tmp=tmp_path)
+        b = plate(4)
+        np.testing.assert_array_equal(shot.render(6, b, shm=True), b)     # dead lane -> ZeroMQ -> reopened
+        time.sleep(1.1)                                    # the client tries a lane again after a second
+        np.testing.assert_array_equal(shot.render(7, a, shm=True), a)
+        assert c._lane is not None, "the client found the new daemon's lane"
         d.kill()
         quick = Client(d.endpoint, timeout=0.3, retries=1)
         started = time.monotonic()
@@ -295,6 +304,133 @@ def test_daemon_killed_and_restarted_mid_session(tmp_path):
         c.close()
     finally:
         d.kill()
+
+
+def _lane_talk(path: str, *messages: bytes) -> list:
+    """Connect to a lane, send raw framed messages, return the decoded replies (until the daemon closes)."""
+    import socket
+    import struct
+
+    replies = []
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(5)
+        s.connect(path)
+        for m in messages:
+            try:
+                s.sendall(struct.pack("<I", len(m)) + m if not m.startswith(b"RAW") else m[3:])
+            except BrokenPipeError:          # the daemon dropped the connection
+                break
+            try:
+                raw = P.recv_lane_message(s)
+            except ConnectionResetError:
+                break
+            if raw is None:
+                break
+            replies.append(P.decode([raw], request=False))
+    return replies
+
+
+def test_local_lane_carries_shared_memory_renders_of_this_user_only(identity, tmp_path):
+    """Same-host shared-memory renders go over the daemon's Unix-domain lane (a private folder, a 0600 socket,
+    a token only the ZeroMQ hello tells); anything else on the lane is an error reply, and garbage costs the
+    sender its connection, not the daemon."""
+    import os
+    import stat
+
+    with Client(identity.endpoint, timeout=5) as c:
+        lane = c.hello()["lane"]
+        folder = Path(lane["path"]).parent
+        assert stat.S_IMODE(os.stat(folder).st_mode) == 0o700 and os.stat(folder).st_uid == os.getuid()
+        assert stat.S_ISSOCK(os.stat(lane["path"]).st_mode) and stat.S_IMODE(os.stat(lane["path"]).st_mode) == 0o600
+        assert c.status()["lane"] == {"path": lane["path"], "requests": 0}
+        shot = c.open(str(footage("d12.mp4")), frames="0-3")
+        shot.wait()
+        frames = [plate(k) for k in range(3)]
+        for k, a in enumerate(frames):
+            np.testing.assert_array_equal(shot.render(k, a, shm=True), a)
+        assert c._lane is not None
+        assert c.status()["lane"]["requests"] == 3, "the renders went over the lane"
+        name, buf = c.shm_buffer(frames[0].shape, frames[0].dtype)
+        spec = P.BufferSpec("float16", frames[0].shape, ("R", "G", "B", "A"), shm=name)
+        hello = P.encode("hello", 1, params={"lane_token": lane["token"]})[0]
+        render = P.encode("render", 2, session=shot.id, frame=1, arrays=[(buf, spec)])[0]
+        wrong = P.encode("hello", 1, params={"lane_token": "0" * 32})[0]
+        (r,) = _lane_talk(lane["path"], wrong, render)          # no token: refused, connection closed
+        assert r.type == "error" and r.error["code"] == "forbidden"
+        r1, r2 = _lane_talk(lane["path"], render)[:1] + [None]  # no hello first: refused too
+        assert r1.type == "error" and r1.error["code"] == "forbidden" and r2 is None
+        inline = P.encode("render", 3, session=shot.id, frame=1,
+                          arrays=[(frames[0], P.BufferSpec.for_array(frames[0]))])[0]
+        close = P.encode("close", 4, session=shot.id)[0]
+        replies = _lane_talk(lane["path"], hello, render, inline, close, b"RAW\x00\x00\x00\x00")
+        assert [r.type for r in replies[:2]] == ["reply", "reply"]
+        assert replies[2].error["code"] == "bad_message"             # an inline buffer is not lane business
+        assert replies[3].error["code"] == "unknown_type"            # nor is anything but renders
+        assert replies[4].error["code"] == "bad_message" and len(replies) == 5   # garbage: answered, dropped
+        np.testing.assert_array_equal(shot.render(2, frames[2], shm=True), frames[2])   # still serving
+    with Client(identity.endpoint, timeout=5, local_lane=False) as c:             # the ZeroMQ-header path
+        shot = c.open(str(footage("d12.mp4")), frames="0-3")
+        shot.wait()
+        np.testing.assert_array_equal(shot.render(1, frames[1], shm=True), frames[1])
+        assert c._lane is None
+
+
+def test_fast_path_batches_frames_of_different_clients(tmp_path):
+    """``--render-path fast``: sessions render on the device fast path (here the CPU) through one batcher;
+    two clients rendering at once share engine calls, their pixels are the ones each frame gets alone, and
+    they match ShotRenderer's (the opencv path) within the fast path's stated tolerance."""
+    from ned_fx import manipulation, tracking
+    from ned_fx.media import open_media
+    from ned_fx.pipeline import ShotRenderer
+
+    src = str(footage("d12.mp4"))
+    cache = tmp_path / "cache"
+    d = Daemon("--device", "cpu", "--render-path", "fast", "--batch-size", "4", "--cache", str(cache), tmp=tmp_path)
+    try:
+        with Client(d.endpoint, timeout=120, retries=0) as c:
+            renderer = c.describe()["engine"]["renderer"]
+            assert renderer["path"] == "fast" and renderer["backend"] == "torch-cpu" and renderer["batch_size"] == 4
+            for e in ("happy", "sad"):
+                c.open(src, frames="0-3", emotion=e).wait()
+        got: dict = {}
+        errors: list = []
+
+        def host(emotion: str) -> None:
+            try:
+                with Client(d.endpoint, timeout=120, retries=0) as c:
+                    shot = c.open(src, frames="0-3", emotion=emotion)
+                    shot.wait()
+                    got[emotion] = {n: np.array(shot.render(n)) for n in (0, 1, 2, 3)}
+            except Exception as exc:     # pragma: no cover - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=host, args=(e,)) for e in ("happy", "sad")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(300)
+        assert not errors, errors
+        with Client(d.endpoint, timeout=120, retries=0) as c:
+            stats = c.status()["batching"]
+            assert stats["frames"] == 8 and stats["multi_session_batches"] >= 1 and stats["largest"] >= 2, stats
+            shot = c.open(src, frames="0-3", emotion="sad")
+            shot.wait()
+            np.testing.assert_array_equal(np.array(shot.render(2)), got["sad"][2])     # alone == batched
+    finally:
+        d.kill()
+    (track_file,) = cache.glob("track-*.npz")
+    track = tracking.read_from_file(track_file)
+    edits = {e.params.get("emotion"): e for e in map(manipulation.read_from_file, cache.glob("edit-*.npz"))}
+    with open_media(src, "0-3") as media:
+        plates = {n: media.read(n) for n in range(4)}
+    for emotion in ("happy", "sad"):
+        ref = ShotRenderer(track, edits[emotion])
+        for n, frame in plates.items():
+            want, why = ref.render(frame)
+            assert why is None
+            diff = np.abs(got[emotion][n].astype(int) - want.pixels.astype(int))
+            assert diff.max() <= 2 and diff.mean() <= 0.02, (emotion, n, diff.max(), diff.mean())
+            assert not np.array_equal(got[emotion][n], frame.pixels)
 
 
 def test_idle_sessions_are_closed_and_shots_reopen(tmp_path):

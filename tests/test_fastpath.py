@@ -296,3 +296,39 @@ def test_fastpath_imports_nothing_heavy_at_import():
     code = "import sys, ned_fx.fastpath; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_frames_of_different_shots_share_one_engine_call(shot):
+    """``render_across`` (the daemon's cross-client batches): frames of shots with other edits and another
+    triangulation go through one engine call — each frame's labels point into its own shot's triangles — and
+    every frame comes out exactly as it does rendered alone."""
+    from ned_fx.fastpath import render_across
+    from ned_fx.pipeline import EditInstruction, plan_edit
+    from ned_fx.rendering import build_render_mesh
+
+    track, edited, frames, _, _ = shot
+    config = FastPathConfig(device="cpu", batch_size=8)
+    happy = FastShotRenderer(track, edited, config=config)
+    sad = FastShotRenderer(track, plan_edit(track, EditInstruction(emotion="sad", intensity=1.0)), config=config,
+                           runner=happy.runner)
+    other = FastShotRenderer(track, edited, config=config, runner=happy.runner)
+    other.mesh = build_render_mesh(track.landmarks[1])           # another shot's triangulation (same outline)
+    other.triangles = torch.as_tensor(np.asarray(other.mesh.triangles), dtype=torch.int32)
+    assert other.triangles.shape != happy.triangles.shape or not torch.equal(other.triangles, happy.triangles)
+    items = [(happy, frames[0]), (sad, frames[0]), (other, frames[0]), (sad, frames[1])]
+    alone = [r.render(f) for r, f in items]
+    calls = []
+    infer = happy.runner.infer
+    happy.runner.infer = lambda feeds: calls.append(feeds["images"].shape[0]) or infer(feeds)
+    try:
+        together = render_across(items)
+    finally:
+        happy.runner.infer = infer
+    assert sorted(calls) == [1, 3], "frame 0 of three shots in one call (frame 1's face box has another size)"
+    for (want, why), (got, why_got) in zip(alone, together):
+        assert why is None and why_got is None
+        np.testing.assert_array_equal(got.pixels, want.pixels)
+    assert not np.array_equal(alone[0][0].pixels, alone[2][0].pixels), "the other triangulation renders otherwise"
+    assert not np.array_equal(alone[0][0].pixels, alone[1][0].pixels), "happy and sad differ"
+    with pytest.raises(InvalidParameterError):
+        render_across([(happy, frames[0]), (sad, dataclasses.replace(frames[1], number=99))])

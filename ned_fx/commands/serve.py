@@ -50,6 +50,12 @@ def add_options(p: argparse.ArgumentParser) -> None:
                    help="allow binding a non-loopback interface without CurveZMQ (trusted networks only)")
     p.add_argument("--require-consent", action="store_true",
                    help="refuse every edit whose open request carries no consent reference (params.consent)")
+    p.add_argument("--render-path", choices=("auto", "opencv", "fast"), default="auto",
+                   help="how sessions render: fast = the device fast path, frames of all clients batched per engine "
+                   "call; opencv = numpy/OpenCV (fastest on a CPU); auto (default) = fast on a GPU, opencv on a CPU")
+    p.add_argument("--batch-size", type=int, default=8, help="frames per engine call on the fast path (default 8)")
+    p.add_argument("--no-local-lane", action="store_true",
+                   help="no Unix-domain socket for same-host shared-memory renders (they then use the ZeroMQ socket)")
     audit = p.add_mutually_exclusive_group()
     audit.add_argument("--audit-log", metavar="FILE",
                        help="append-only JSON-lines audit log (default $NED_FX_HOME/audit.jsonl); shared safely "
@@ -83,12 +89,15 @@ def run(args) -> int:
     daemon = Daemon(endpoint, engine=args.engine, roots=args.root, max_sessions=args.max_sessions,
                     max_message=args.max_message_mb << 20, device=args.device, cache=args.cache,
                     session_idle=args.session_idle, curve_keys=args.curve_keys,
-                    consent=ConsentPolicy(required=args.require_consent), audit=audit)
+                    consent=ConsentPolicy(required=args.require_consent), audit=audit,
+                    local_lane=not args.no_local_lane, render_path=args.render_path, batch_size=args.batch_size)
     info = daemon.load()
     bound = daemon.bind()
     daemon.install_signals()
     print(f"ned-fx serve: ready on {bound} engine={info['engine']} backend={info['backend']} "
-          f"device={info['device']}", flush=True)
+          f"device={info['device']} render={info.get('renderer', {}).get('path', 'none')}", flush=True)
+    if daemon.lane is not None:
+        daemon.log(f"local lane for same-host shared-memory renders: {daemon.lane.path}")
     daemon.log(f"consent reference {'required' if args.require_consent else 'optional'}; audit log "
                f"{audit.path if audit is not None else 'off'}")
     return daemon.serve()

@@ -26,9 +26,13 @@ from ..errors import (InputNotFoundError, InvalidParameterError, NedFxError, NoF
                       UnsupportedFormatError)
 from ..provenance.consent import ConsentPolicy
 from ..provenance.errors import AuditLogError, ConsentRequiredError
+from .lane import LANE_TYPES, LaneReply, LocalLane, unavailable_reason
 from .sessions import Cancelled, Session, confine, instruction_dict, instruction_from_params
 
 ENGINES = ("ned_fx", "identity")
+#: How sessions render: ``fast`` — the device fast path (ned_fx.fastpath), frames of all sessions batched;
+#: ``opencv`` — ShotRenderer (numpy/OpenCV, the fastest on a CPU); ``auto`` — fast on a GPU, opencv on a CPU.
+RENDER_PATHS = ("auto", "opencv", "fast")
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]", "::1")
 
 
@@ -56,19 +60,30 @@ class Daemon:
         session_idle: seconds after which a session nobody used is closed (a killed host never closes its own).
         curve_keys: a folder made by :func:`make_keys`: CurveZMQ encryption, and only clients whose public key
             is in its ``clients/`` folder are let in.
-        render_workers: threads rendering frames of different sessions at once.
+        render_workers: threads preparing and rendering frames of different sessions at once.
+        render_path: one of :data:`RENDER_PATHS`; batch_size: frames per engine call of the fast path.
         consent: the :class:`~ned_fx.provenance.ConsentPolicy` (default: a consent reference is optional).
         audit: an :class:`~ned_fx.provenance.AuditLog` to record every open (and every refusal) and a summary of
             each session when it ends (closed, expired, shutdown); None: no audit log.
+        local_lane: also answer shared-memory renders of same-user clients on this machine over a Unix-domain
+            socket (:mod:`ned_fx.daemon.lane`), advertised in the ``hello`` reply.
     """
 
     def __init__(self, endpoint: str, engine: str = "ned_fx", roots=(), max_sessions: int = 16,
-                 max_message: int = P.MAX_BUFFER_BYTES, device: str = "auto", render_workers: int = 4,
+                 max_message: int = P.MAX_BUFFER_BYTES, device: str = "auto", render_workers: int = 8,
                  grace: float = 30.0, cache: str | Path | None = None, session_idle: float = 3600.0,
                  curve_keys: str | Path | None = None, log=None, consent: ConsentPolicy | None = None,
-                 audit=None):
+                 audit=None, local_lane: bool = True, render_path: str = "auto", batch_size: int = 8):
         if engine not in ENGINES:
             raise InvalidParameterError(f"engine {engine!r}; valid: {', '.join(ENGINES)}")
+        if render_path not in RENDER_PATHS:
+            raise InvalidParameterError(f"render path {render_path!r}; valid: {', '.join(RENDER_PATHS)}")
+        if not 1 <= int(batch_size) <= 64:
+            raise InvalidParameterError(f"batch size must be 1 to 64, got {batch_size}")
+        self.render_path, self.batch_size = render_path, int(batch_size)
+        self._fast = None                  # fast(track, edited) -> FastShotRenderer sharing one runner
+        self._batcher = None
+        self.rendering = 0                 # render requests in the daemon's hands (the batcher waits for them)
         self.consent = consent or ConsentPolicy()
         self.audit = audit
         self.endpoint, self.engine, self.device = endpoint, engine, device
@@ -89,11 +104,14 @@ class Daemon:
         self._lock = threading.Lock()
         self._local = threading.local()
         self._analysis = ThreadPoolExecutor(1, thread_name_prefix="ned-fx-analyse")
-        self._renders = ThreadPoolExecutor(render_workers, thread_name_prefix="ned-fx-render")
+        self._renders = ThreadPoolExecutor(max(render_workers, batch_size), thread_name_prefix="ned-fx-render")
         self._shm = ShmMaps()
         self.log = log or (lambda msg: print(f"ned-fx serve: {msg}", file=sys.stderr, flush=True))
         self.ctx = zmq.Context()
         self.bound: str | None = None
+        self.local_lane = local_lane
+        self.lane: LocalLane | None = None
+        self.lane_served = 0
 
     # -- start ------------------------------------------------------------------------------------------------
     def load(self) -> dict:
@@ -116,10 +134,34 @@ class Daemon:
         try:
             from ..engines import select_backend
 
-            self.engine_info["best_available"] = select_backend(self.device).as_dict()
+            self.engine_info["best_available"] = select_backend(dev).as_dict()
         except Exception as exc:   # a broken probe must not stop the daemon
             self.engine_info["best_available"] = {"backend": "unknown", "reason": str(exc)}
+        self.engine_info["renderer"] = self._load_renderer(dev)
         return self.engine_info
+
+    def _load_renderer(self, dev: str) -> dict:
+        """Make the fast path's shared renderer runner and the batcher when sessions render on it."""
+        path = self.render_path
+        if path == "auto":
+            path = "fast" if dev.startswith("cuda") else "opencv"
+        if path == "opencv":
+            return {"path": "opencv", "backend": "numpy/OpenCV", "device": "cpu",
+                    "why": "ShotRenderer: on a CPU the fastest (the device fast path pays on a GPU)"}
+        from ..engines import make_runner, select_backend
+        from ..engines.modules import RendererEngine
+        from ..fastpath import FastPathConfig, FastShotRenderer
+        from ..rendering import RendererConfig
+        from .batching import RenderBatcher
+
+        backend = select_backend(dev).name
+        runner = make_runner("geometry_renderer", backend, dev, "fp32",
+                             module=RendererEngine(RendererConfig()).eval()).activate()
+        config = FastPathConfig(device=dev, backend=backend, batch_size=self.batch_size)
+        self._fast = lambda track, edited: FastShotRenderer(track, edited, config=config, runner=runner)
+        self._batcher = RenderBatcher(self.batch_size, lambda: self.rendering)
+        return {"path": "fast", "backend": backend, "device": dev, "batch_size": self.batch_size,
+                "runner": runner.describe()}
 
     def bind(self) -> str:
         self.sock = self.ctx.socket(zmq.ROUTER)
@@ -136,6 +178,12 @@ class Daemon:
         self.bound = self.sock.getsockopt_string(zmq.LAST_ENDPOINT)
         self.inbox = self.ctx.socket(zmq.PULL)
         self.inbox.bind(f"inproc://replies-{id(self)}")
+        if self.local_lane and unavailable_reason() is None:
+            try:
+                self.lane = LocalLane(self._handle_lane, self.log).start()
+            except OSError as exc:          # no lane costs speed only: the ZeroMQ socket carries everything
+                self.log(f"no local lane ({exc}); same-host clients use the ZeroMQ socket")
+                self.lane = None
         return self.bound
 
     def _curve(self, sock) -> None:
@@ -154,8 +202,11 @@ class Daemon:
         sock.curve_secretkey, sock.curve_publickey, sock.curve_server = private, public, True
 
     # -- reply plumbing ----------------------------------------------------------------------------------------
-    def _post(self, envelope: list, parts: list) -> None:
-        """Hand a reply from a worker thread to the loop."""
+    def _post(self, envelope, parts: list) -> None:
+        """Hand a reply from a worker thread to the loop (a lane request is answered on its lane at once)."""
+        if isinstance(envelope, LaneReply):
+            envelope.send(parts)
+            return
         push = getattr(self._local, "push", None)
         if push is None:
             push = self._local.push = self.ctx.socket(zmq.PUSH)
@@ -214,8 +265,12 @@ class Daemon:
         finally:
             self._analysis.shutdown(wait=False, cancel_futures=True)
             self._renders.shutdown(wait=False, cancel_futures=True)
+            if self._batcher is not None:
+                self._batcher.close()
             for s in list(self.sessions.values()):
                 self._end(s, "shutdown")
+            if self.lane is not None:
+                self.lane.close()
             self.sock.close(0)
             self.inbox.close(0)
             if self._auth is not None:
@@ -269,6 +324,25 @@ class Daemon:
         if parts is not None:
             self._send(envelope, parts)
 
+    def _handle_lane(self, raw: bytes, reply: LaneReply):
+        """A request that came over the local lane (a lane thread): only ping and shared-memory renders."""
+        rid = 0
+        try:
+            msg = P.decode([raw])
+            rid = msg.id
+            if msg.type not in LANE_TYPES or msg.type == "hello":
+                raise P.ProtocolError(f"the local lane takes {', '.join(t for t in LANE_TYPES if t != 'hello')} "
+                                      f"only; send {msg.type} over the ZeroMQ socket", "unknown_type")
+            if msg.specs and not all(spec.shm for spec in msg.specs):
+                raise P.ProtocolError("the local lane carries shared-memory buffers only", "invalid_parameter")
+            self.served += 1
+            self.lane_served += 1
+            return self._dispatch(msg, reply, [raw])
+        except P.ProtocolError as exc:
+            return P.error_reply(rid, exc.code, str(exc))
+        except Exception as exc:
+            return self._error(rid, exc)
+
     def _error(self, rid: int, exc: BaseException) -> list:
         return P.error_reply(rid, *error_of(exc))
 
@@ -291,7 +365,8 @@ class Daemon:
                                       f"{list(P.SUPPORTED_VERSIONS)})", "version_mismatch")
             return P.encode("reply", msg.id, result={"version": common[-1], "daemon": __version__,
                                                      "engine": self.engine_info,
-                                                     "max_message_bytes": int(self.max_message)})
+                                                     "max_message_bytes": int(self.max_message),
+                                                     **({"lane": self.lane.advert()} if self.lane else {})})
         if t == "describe":
             return P.encode("reply", msg.id, result=describe(self.engine_info, self.consent.required))
         if self.stopping:
@@ -383,7 +458,7 @@ class Daemon:
             raise
         session = Session(path, frames, face, instruction, identity=self.engine == "identity",
                           cache=self.cache, consent=consent, requester=requester, colorspace=colorspace,
-                          checkpoint=checkpoint)
+                          checkpoint=checkpoint, fast=self._fast)
         self._audit("open", required=True, who=requester, engine=self.engine, **session.audit_fields())
         self.sessions[session.id] = session
         with self._lock:
@@ -425,7 +500,7 @@ class Daemon:
         if len(msg.arrays) > 1:
             raise P.ProtocolError("a render request carries at most one frame buffer", "invalid_parameter")
         if msg.specs and msg.specs[0].shm:
-            if not is_loopback(self.bound or self.endpoint):
+            if not isinstance(envelope, LaneReply) and not is_loopback(self.bound or self.endpoint):
                 raise P.ProtocolError("shared-memory buffers are for clients on this machine only", "forbidden")
             msg.arrays[0] = self._shm.attach(msg.specs[0])
         if session.identity and msg.arrays:
@@ -442,23 +517,28 @@ class Daemon:
             return parts
         with self._lock:
             self.pending += 1
+            self.rendering += 1
         self._renders.submit(self._render_job, msg, session, envelope)
         return None
 
     def _render_job(self, msg: P.Message, session: Session, envelope: list) -> None:
         try:
-            with session.lock:
-                if msg.arrays:
-                    spec, arr = msg.specs[0], msg.arrays[0]
-                    top_down = arr[::-1] if spec.row_order == "bottom_up" else arr
-                    from ..media.frames import Frame
+            if msg.arrays:
+                spec, arr = msg.specs[0], msg.arrays[0]
+                top_down = arr[::-1] if spec.row_order == "bottom_up" else arr
+                from ..media.frames import Frame
 
-                    frame = Frame(msg.frame, top_down, spec.channels, spec.data_window, spec.display_window)
-                else:
+                frame = Frame(msg.frame, top_down, spec.channels, spec.data_window, spec.display_window)
+            else:
+                with session.lock:                  # the session's source reader is not thread-safe
                     frame = session.read_frame(msg.frame)
-                    spec = P.BufferSpec(str(frame.pixels.dtype), tuple(frame.pixels.shape), frame.channels,
-                                        "top_down", "", frame.data_window, frame.display_window)
-                out, reason = session.render(frame)
+                spec = P.BufferSpec(str(frame.pixels.dtype), tuple(frame.pixels.shape), frame.channels,
+                                    "top_down", "", frame.data_window, frame.display_window)
+            if session.batchable and self._batcher is not None:
+                out, reason = session.render(frame, self._batcher)   # with frames of other sessions
+            else:
+                with session.lock:                  # ShotRenderer keeps state: one frame at a time
+                    out, reason = session.render(frame)
             session.note_render(msg.frame, reason)
             pixels = out.pixels
             if spec.row_order == "bottom_up":
@@ -478,6 +558,7 @@ class Daemon:
         finally:
             with self._lock:
                 self.pending -= 1
+                self.rendering -= 1
         self._post(envelope, parts)
 
     def status(self) -> dict:
@@ -494,6 +575,8 @@ class Daemon:
                 "sessions": {sid: s.info() for sid, s in self.sessions.items()}, "memory": mem,
                 "engine": self.engine_info, "stopping": self.stopping, "pid": os.getpid(),
                 "consent_required": self.consent.required,
+                "lane": {"path": self.lane.path, "requests": self.lane_served} if self.lane is not None else None,
+                **({"batching": self._batcher.describe()} if self._batcher is not None else {}),
                 "audit_log": str(self.audit.path) if self.audit is not None else None}
 
     def install_signals(self) -> None:

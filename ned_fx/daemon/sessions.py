@@ -89,10 +89,12 @@ class Session:
 
     def __init__(self, path: Path, frames: str | None, face: int | None, instruction, identity: bool,
                  cache: Path | None = None, consent: str | None = None, requester: dict | None = None,
-                 colorspace: str | None = None, checkpoint=None):
+                 colorspace: str | None = None, checkpoint=None, fast=None):
         self.id = uuid.uuid4().hex
         self.colorspace = colorspace
         self.checkpoint = checkpoint       # a read neural-renderer Checkpoint, or None (geometry renderer)
+        self.fast = fast                   # fast(track, edited) -> FastShotRenderer (the daemon's fast path), or None
+        self.batchable = False             # its renderer takes part in the daemon's cross-session batches
         self.path, self.frames, self.face, self.instruction = path, frames, face, instruction
         self.identity = identity
         self.consent = consent
@@ -216,7 +218,11 @@ class Session:
                 track, edited = tracking.read_from_file(tpath), manipulation.read_from_file(epath)
             except Exception:   # an unwritable cache only costs the next open a new analysis
                 pass
-        self.renderer = ShotRenderer(track, edited, checkpoint=self.checkpoint)
+        if self.fast is not None and self.checkpoint is None:
+            self.renderer = self.fast(track, edited)      # the device fast path, batched across sessions
+            self.batchable = True
+        else:
+            self.renderer = ShotRenderer(track, edited, checkpoint=self.checkpoint)
         self.frame_numbers = [int(n) for n in track.frame_numbers]
 
     def read_frame(self, number: int):
@@ -227,7 +233,9 @@ class Session:
             self.source = open_media(self.path, parse_frame_range(self.frames))
         return self.source.read(number)
 
-    def render(self, frame):
+    def render(self, frame, batcher=None):
+        """Edit one frame: ``(frame, reason)``. ``batcher``: a RenderBatcher to render it with frames of other
+        sessions (used when this session's renderer is the fast path)."""
         if self.identity:
             if frame.number not in self.frame_numbers:
                 raise InvalidParameterError(f"frame {frame.number} is not in the session's shot "
@@ -239,6 +247,8 @@ class Session:
             raise InvalidParameterError(
                 f"the frame's display window is {dx1 - dx0 + 1}x{dy1 - dy0 + 1} but the analysed shot is "
                 f"{track.width}x{track.height}: send the plate's own pixels (set display_window for a crop)")
+        if batcher is not None and self.batchable:
+            return batcher.render(self.renderer, frame)
         return self.renderer.render(frame)
 
     def close(self) -> None:
