@@ -1,6 +1,7 @@
 """Transport benchmark: half-float RGBA frames through the daemon (identity engine) vs a bare pyzmq echo of the
-same bytes in the same run, over loopback TCP, and through the shared-memory fast path; then frames/s with 1, 2
-and 4 concurrent client processes.
+same bytes in the same run, over loopback TCP, and through the shared-memory fast path (headers over the daemon's
+local lane, and over ZeroMQ as a client with the lane off sends them); then frames/s with 1, 2 and 4 concurrent
+client processes.
 
     .venv/bin/python bench/transport.py [--quick]
 """
@@ -66,10 +67,11 @@ def echo_rtt(endpoint: str, frame: np.ndarray, n: int) -> float:
     return dt
 
 
-def daemon_rtt(endpoint: str, source: str, frame: np.ndarray, n: int, shm: bool = False) -> float:
+def daemon_rtt(endpoint: str, source: str, frame: np.ndarray, n: int, shm: bool = False, lane: bool = True) -> float:
     """Mean round trip through the daemon; with ``shm`` the client copies the frame into its shared-memory
-    buffer each time (the host hands over pixels it holds elsewhere) and gets a view of the result."""
-    with Client(endpoint, timeout=30) as c:
+    buffer each time (the host hands over pixels it holds elsewhere) and gets a view of the result; ``lane``:
+    the headers of shared-memory renders go over the local lane (else over ZeroMQ)."""
+    with Client(endpoint, timeout=30, local_lane=lane) as c:
         shot = c.open(source, frames="0-3")
         shot.wait()
         for _ in range(2):
@@ -144,18 +146,19 @@ def main() -> int:
             frame = np.random.default_rng(0).random((h, w, 4)).astype(np.float16)
             n = max(5 if args.quick else 20, int((40 if args.quick else 200) * 512 * 512 / (h * w)))
             # interleaved blocks (echo, daemon, shm, copy) so a noisy machine slows every peer alike; best block
-            es, ds, ms, cs = [], [], [], []
+            es, ds, ms, zs, cs = [], [], [], [], []
             for _ in range(args.blocks):
                 es.append(echo_rtt(eend, frame, n))
                 ds.append(daemon_rtt(dend, str(source), frame, n))
                 ms.append(daemon_rtt(dend, str(source), frame, n, shm=True))
+                zs.append(daemon_rtt(dend, str(source), frame, n, shm=True, lane=False))
                 cs.append(copy_time(frame, n))
-            e, d, m, c = min(es), min(ds), min(ms), min(cs)
+            e, d, m, z, c = min(es), min(ds), min(ms), min(zs), min(cs)
             mb = frame.nbytes / 1e6
             rows.append({"frame": name, "MB": mb, "echo_ms": e * 1e3, "daemon_ms": d * 1e3,
                          "overhead_%": (d / e - 1) * 100, "echo_MB/s": 2 * mb / e, "daemon_MB/s": 2 * mb / d,
                          "daemon_fps": 1 / d, "shm_ms": m * 1e3, "copy_ms": c * 1e3, "shm/copy": m / c,
-                         "shm_fps": 1 / m, "round_trips": n})
+                         "shm_fps": 1 / m, "shm_zmq_ms": z * 1e3, "shm_zmq/copy": z / c, "round_trips": n})
         for k in (1, 2, 4):
             conc.append({"clients": k, "frame": "1920x1080", "fps": concurrent_fps(dend, str(source), (1080, 1920, 4),
                                                                                    k, 2.0 if args.quick else 5.0)})
@@ -163,13 +166,17 @@ def main() -> int:
         daemon.kill()
         echo.kill()
     print(table(rows, ["frame", "MB", "echo_ms", "daemon_ms", "overhead_%", "echo_MB/s", "daemon_MB/s",
-                       "daemon_fps", "shm_ms", "copy_ms", "shm/copy", "shm_fps", "round_trips"]))
+                       "daemon_fps", "shm_ms", "copy_ms", "shm/copy", "shm_fps", "shm_zmq_ms", "shm_zmq/copy",
+                       "round_trips"]))
     print()
     print(table(conc, ["clients", "frame", "fps"]))
     path = write_results("transport", rows, {"concurrent": conc, "transport": "tcp loopback",
                                              "pixels": "float16 RGBA",
                                              "shm": "same-host fast path: client copies the frame into /dev/shm, "
-                                                    "result read in place"})
+                                                    "result read in place; headers over the local lane "
+                                                    "(shm_ms) or over ZeroMQ (shm_zmq_ms)",
+                                             "copy": "np.copyto of the frame into a preallocated array, same "
+                                                     "process (the shared-memory path's yardstick)"})
     print(f"wrote {path}")
     return 0
 

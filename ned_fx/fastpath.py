@@ -22,8 +22,11 @@ computes on the compute stream (events order them). On the CPU the same code run
 reproduces its pixels, so a host's preview through the daemon matches ``ned-fx edit``; frames batch when their
 boxes share a size. ``box="shot"`` gives every frame of the shot one region size — the largest of the shot's
 face boxes, centred on each frame's face — so shapes are static: any frames batch into one engine call, and
-compiled engines see one shape. The renderer's field grid and the openings' anti-aliased edges then fall on
-other cells, so lid and lip edges differ by up to a few tens of code values along a line a pixel wide.
+compiled engines see one shape. ``box="bucket"`` rounds each frame's box up to a multiple of ``bucket`` pixels
+(centred on the face): frames of *different* shots with faces of similar size then share a shape, which is what
+lets the daemon put frames of several clients into one engine call. In both, the renderer's field grid and the
+openings' anti-aliased edges fall on other cells, so lid and lip edges differ by up to a few tens of code values
+along a line a pixel wide.
 
 **Parity with ShotRenderer** (on the CPU, ``tests/test_fastpath.py``, 8-bit plates): with ``box="frame"`` at
 most 2 code values differ anywhere and the mean absolute difference over the face box is at most 0.02
@@ -47,7 +50,7 @@ from .compositing.blend import pyramid_levels
 from .errors import InvalidParameterError
 from .media.frames import Frame
 
-BOX_MODES = ("frame", "shot")
+BOX_MODES = ("frame", "shot", "bucket")
 STAGES = ("prepare", "upload", "render", "composite", "download", "finish")
 
 
@@ -62,8 +65,10 @@ class FastPathConfig:
             renderer cannot be captured and runs eager), ``torch-compile`` (the compositor is compiled too) or
             ``tensorrt``.
         batch_size: frames per engine call (1..64).
-        box: ``"frame"`` (default: ShotRenderer's boxes, its pixels) or ``"shot"`` (one region size per shot:
-            static shapes, every batch one engine call).
+        box: ``"frame"`` (default: ShotRenderer's boxes, its pixels), ``"shot"`` (one region size per shot:
+            static shapes, every batch one engine call) or ``"bucket"`` (box sizes rounded up to ``bucket``
+            pixels: frames of different shots share engine calls).
+        bucket: the size step of ``box="bucket"`` (8..512 pixels).
         timing: measure each stage (CUDA events; costs a synchronisation per batch): see
             :attr:`FastShotRenderer.seconds`.
     """
@@ -73,6 +78,7 @@ class FastPathConfig:
     batch_size: int = 8
     box: str = "frame"
     timing: bool = False
+    bucket: int = 64
 
     def __post_init__(self) -> None:
         from .engines.config import BACKENDS
@@ -84,6 +90,8 @@ class FastPathConfig:
             raise InvalidParameterError(f"batch_size must be between 1 and 64, got {self.batch_size}")
         if self.box not in BOX_MODES:
             raise InvalidParameterError(f"box must be one of {', '.join(BOX_MODES)}, got {self.box!r}")
+        if not 8 <= int(self.bucket) <= 512:
+            raise InvalidParameterError(f"bucket must be between 8 and 512 pixels, got {self.bucket}")
 
 
 @dataclass(frozen=True)
@@ -396,8 +404,12 @@ class FastShotRenderer:
             box = face_region_box(np.concatenate([s, d]), frame.width, frame.height)
         except InvalidParameterError:
             return FramePlan(frame.number, "face outside the picture")
-        if self.shot_size is not None:
-            bw, bh = min(self.shot_size[0], frame.width), min(self.shot_size[1], frame.height)
+        size = self.shot_size
+        if self.config.box == "bucket":
+            step = int(self.config.bucket)
+            size = (-(-(box[2] - box[0]) // step) * step, -(-(box[3] - box[1]) // step) * step)
+        if size is not None:
+            bw, bh = min(size[0], frame.width), min(size[1], frame.height)
             cx, cy = (box[0] + box[2]) // 2, (box[1] + box[3]) // 2
             x0 = int(np.clip(cx - bw // 2, 0, frame.width - bw))
             y0 = int(np.clip(cy - bh // 2, 0, frame.height - bh))

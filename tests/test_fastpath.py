@@ -332,3 +332,38 @@ def test_frames_of_different_shots_share_one_engine_call(shot):
     assert not np.array_equal(alone[0][0].pixels, alone[1][0].pixels), "happy and sad differ"
     with pytest.raises(InvalidParameterError):
         render_across([(happy, frames[0]), (sad, dataclasses.replace(frames[1], number=99))])
+
+
+def test_bucket_boxes_let_frames_of_different_shots_share_calls(shot):
+    """``box="bucket"``: box sizes rounded up to 64 px, so frames 0-2 of a happy and a sad edit (six boxes of
+    four sizes with ``box="frame"``) go through one engine call, within the ``box="shot"`` tolerance of
+    ShotRenderer's pixels."""
+    from ned_fx.fastpath import render_across
+    from ned_fx.pipeline import EditInstruction, ShotRenderer, plan_edit
+
+    track, edited, frames, _, refs = shot
+    sad_edit = plan_edit(track, EditInstruction(emotion="sad", intensity=1.0))
+    frame_boxes = FastShotRenderer(track, edited, config=FastPathConfig(device="cpu"))
+    sizes = {(p.box[2] - p.box[0], p.box[3] - p.box[1]) for p in map(frame_boxes.plan, frames)}
+    assert len(sizes) > 1, "the test needs frames whose own boxes differ in size"
+    config = FastPathConfig(device="cpu", batch_size=8, box="bucket")
+    happy = FastShotRenderer(track, edited, config=config)
+    sad = FastShotRenderer(track, sad_edit, config=config, runner=happy.runner)
+    plans = [happy.plan(f) for f in frames]
+    assert all((p.box[2] - p.box[0]) % 64 == 0 and (p.box[3] - p.box[1]) % 64 == 0 for p in plans)
+    calls = []
+    infer = happy.runner.infer
+    happy.runner.infer = lambda feeds: calls.append(feeds["images"].shape[0]) or infer(feeds)
+    try:
+        out = render_across([(happy, f) for f in frames] + [(sad, f) for f in frames])
+    finally:
+        happy.runner.infer = infer
+    assert calls == [6]
+    sad_refs = [ShotRenderer(track, sad_edit).render(f) for f in frames]
+    for frame, plan, (want, _), (got, why) in zip(frames * 2, plans * 2, refs + sad_refs, out):
+        assert why is None
+        worst, mean, p999 = _box_stats(got.pixels, want.pixels, plan.box)
+        assert worst <= 64 and mean <= 0.1 and p999 <= 8, (frame.number, worst, mean, p999)
+        assert _outside_equal(got.pixels, frame.pixels, plan.box)
+    with pytest.raises(InvalidParameterError):
+        FastPathConfig(box="bucket", bucket=4)

@@ -54,6 +54,9 @@ def add_options(p: argparse.ArgumentParser) -> None:
                    help="how sessions render: fast = the device fast path, frames of all clients batched per engine "
                    "call; opencv = numpy/OpenCV (fastest on a CPU); auto (default) = fast on a GPU, opencv on a CPU")
     p.add_argument("--batch-size", type=int, default=8, help="frames per engine call on the fast path (default 8)")
+    p.add_argument("--fast-box", choices=("frame", "bucket"), default="frame",
+                   help="fast path regions: frame = the edit command's boxes and pixels (default); bucket = sizes "
+                   "rounded up to 64 px, so frames of different clients' shots share engine calls")
     p.add_argument("--no-local-lane", action="store_true",
                    help="no Unix-domain socket for same-host shared-memory renders (they then use the ZeroMQ socket)")
     audit = p.add_mutually_exclusive_group()
@@ -90,7 +93,8 @@ def run(args) -> int:
                     max_message=args.max_message_mb << 20, device=args.device, cache=args.cache,
                     session_idle=args.session_idle, curve_keys=args.curve_keys,
                     consent=ConsentPolicy(required=args.require_consent), audit=audit,
-                    local_lane=not args.no_local_lane, render_path=args.render_path, batch_size=args.batch_size)
+                    local_lane=not args.no_local_lane, render_path=args.render_path, batch_size=args.batch_size,
+                    fast_box=args.fast_box)
     info = daemon.load()
     bound = daemon.bind()
     daemon.install_signals()

@@ -61,7 +61,10 @@ class Daemon:
         curve_keys: a folder made by :func:`make_keys`: CurveZMQ encryption, and only clients whose public key
             is in its ``clients/`` folder are let in.
         render_workers: threads preparing and rendering frames of different sessions at once.
-        render_path: one of :data:`RENDER_PATHS`; batch_size: frames per engine call of the fast path.
+        render_path: one of :data:`RENDER_PATHS`; batch_size: frames per engine call of the fast path;
+        fast_box: the fast path's region boxes: ``frame`` (ShotRenderer's boxes and pixels; frames batch into one
+            engine call when their boxes coincide) or ``bucket`` (sizes rounded up to 64 pixels: frames of
+            different clients' shots share engine calls; lid/lip edges within the fast path's stated tolerance).
         consent: the :class:`~ned_fx.provenance.ConsentPolicy` (default: a consent reference is optional).
         audit: an :class:`~ned_fx.provenance.AuditLog` to record every open (and every refusal) and a summary of
             each session when it ends (closed, expired, shutdown); None: no audit log.
@@ -73,14 +76,17 @@ class Daemon:
                  max_message: int = P.MAX_BUFFER_BYTES, device: str = "auto", render_workers: int = 8,
                  grace: float = 30.0, cache: str | Path | None = None, session_idle: float = 3600.0,
                  curve_keys: str | Path | None = None, log=None, consent: ConsentPolicy | None = None,
-                 audit=None, local_lane: bool = True, render_path: str = "auto", batch_size: int = 8):
+                 audit=None, local_lane: bool = True, render_path: str = "auto", batch_size: int = 8,
+                 fast_box: str = "frame"):
         if engine not in ENGINES:
             raise InvalidParameterError(f"engine {engine!r}; valid: {', '.join(ENGINES)}")
         if render_path not in RENDER_PATHS:
             raise InvalidParameterError(f"render path {render_path!r}; valid: {', '.join(RENDER_PATHS)}")
         if not 1 <= int(batch_size) <= 64:
             raise InvalidParameterError(f"batch size must be 1 to 64, got {batch_size}")
-        self.render_path, self.batch_size = render_path, int(batch_size)
+        if fast_box not in ("frame", "bucket"):
+            raise InvalidParameterError(f"fast box {fast_box!r}; valid: frame, bucket")
+        self.render_path, self.batch_size, self.fast_box = render_path, int(batch_size), fast_box
         self._fast = None                  # fast(track, edited) -> FastShotRenderer sharing one runner
         self._batcher = None
         self.rendering = 0                 # render requests in the daemon's hands (the batcher waits for them)
@@ -157,10 +163,10 @@ class Daemon:
         backend = select_backend(dev).name
         runner = make_runner("geometry_renderer", backend, dev, "fp32",
                              module=RendererEngine(RendererConfig()).eval()).activate()
-        config = FastPathConfig(device=dev, backend=backend, batch_size=self.batch_size)
+        config = FastPathConfig(device=dev, backend=backend, batch_size=self.batch_size, box=self.fast_box)
         self._fast = lambda track, edited: FastShotRenderer(track, edited, config=config, runner=runner)
         self._batcher = RenderBatcher(self.batch_size, lambda: self.rendering)
-        return {"path": "fast", "backend": backend, "device": dev, "batch_size": self.batch_size,
+        return {"path": "fast", "backend": backend, "device": dev, "batch_size": self.batch_size, "box": self.fast_box,
                 "runner": runner.describe()}
 
     def bind(self) -> str:
