@@ -175,7 +175,7 @@ class Client:
             return None
         conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            conn.settimeout(self.timeout)
+            conn.settimeout(min(self.timeout, 5.0))
             conn.connect(lane["path"])
             P.send_lane_message(conn, P.encode("hello", 0, params={"lane_token": str(lane.get("token", ""))}))
             raw = P.recv_lane_message(conn)
@@ -187,6 +187,7 @@ class Client:
             conn.close()
             return None
         self._lane = conn
+        self._lane_reader = P.LaneReader(conn)
         return conn
 
     def _drop_lane(self, retry_after: float = 1.0) -> None:
@@ -198,10 +199,11 @@ class Client:
     def _lane_request(self, conn: socket.socket, parts: list, rid: int, timeout: float) -> P.Message | None:
         """One request over the lane; None when the lane failed (then dropped: the caller uses ZeroMQ)."""
         try:
-            conn.settimeout(timeout)
+            if conn.gettimeout() != timeout:
+                conn.settimeout(timeout)
             P.send_lane_message(conn, parts)
             while True:
-                raw = P.recv_lane_message(conn)
+                raw = self._lane_reader.read()
                 if raw is None:
                     raise OSError("the daemon closed the lane")
                 reply = P.decode([raw], request=False)

@@ -383,6 +383,39 @@ def recv_lane_message(sock) -> bytes | None:
     return body
 
 
+class LaneReader:
+    """Reads lane messages off a stream socket with as few ``recv`` calls as the data allows (usually one per
+    message: the length and the header arrive together); bytes of a next message stay buffered."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self._buf = bytearray()
+
+    def read(self) -> bytes | None:
+        """The next message's header bytes; None when the peer closed the connection between messages.
+
+        Raises:
+            ProtocolError: a declared length outside 1..MAX_HEADER_BYTES, or the connection closed mid-message.
+            OSError: the socket's own errors (timeouts included).
+        """
+        buf = self._buf
+        while True:
+            if len(buf) >= 4:
+                (n,) = _LANE_LEN.unpack_from(buf)
+                if n == 0 or n > MAX_HEADER_BYTES:
+                    raise ProtocolError(f"lane message of {n} bytes; headers are 1 to {MAX_HEADER_BYTES} bytes")
+                if len(buf) >= 4 + n:
+                    message = bytes(buf[4:4 + n])
+                    del buf[:4 + n]
+                    return message
+            chunk = self.sock.recv(MAX_HEADER_BYTES + 4)
+            if not chunk:
+                if buf:
+                    raise ProtocolError("the lane connection closed in the middle of a message")
+                return None
+            buf += chunk
+
+
 def _recv_exact(sock, n: int) -> bytes | None:
     buf = bytearray(n)
     view = memoryview(buf)

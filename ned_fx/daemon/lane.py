@@ -156,10 +156,11 @@ class LocalLane:
         lock = threading.Lock()
         reply = LaneReply(conn, lock)
         greeted = False
+        reader = P.LaneReader(conn)
         try:
             while not self._closed:
                 try:
-                    raw = P.recv_lane_message(conn)
+                    raw = reader.read()
                 except P.ProtocolError as exc:
                     reply.send(P.error_reply(0, "bad_message", str(exc)))
                     return
