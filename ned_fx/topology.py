@@ -20,6 +20,10 @@ RIGHT_BROW = (46, 53, 52, 65, 55, 70, 63, 105, 66, 107)
 LEFT_BROW = (276, 283, 282, 295, 285, 300, 293, 334, 296, 336)
 FACE_OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152,
              148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109)
+#: Mesh points that expressions move least (forehead, nose bridge and tip, face sides, eye corners): the head pose
+#: is fitted on them, and the expression basis is exactly zero there.
+RIGID_POINTS = (10, 109, 338, 67, 297, 151, 168, 6, 197, 195, 5, 4, 1, 234, 454, 127, 356, 93, 323, 33, 263, 133,
+                362)
 RIGHT_IRIS = (468, 469, 470, 471, 472)
 LEFT_IRIS = (473, 474, 475, 476, 477)
 

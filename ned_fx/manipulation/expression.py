@@ -104,10 +104,8 @@ MIRROR = (
     220, 221, 222, 223, 224, 225, 226, 227, 228, 229, 230, 231, 232, 233, 234, 235, 236, 237, 238, 239, 240, 241,
     242, 243, 244, 245, 246, 247,
 )
-#: The points the head pose is fitted on (forehead, nose bridge and tip, face sides, eye corners); the basis is
-#: exactly zero there. (Same list as the tracker's pose fit.)
-RIGID_POINTS = (10, 109, 338, 67, 297, 151, 168, 6, 197, 195, 5, 4, 1, 234, 454, 127, 356, 93, 323, 33, 263, 133,
-                362)
+#: The points the head pose is fitted on; the basis is exactly zero there (:data:`ned_fx.topology.RIGID_POINTS`).
+RIGID_POINTS = topo.RIGID_POINTS
 
 # Right-side (subject's right, image left) point sets; left ones are their mirror images.
 UPPER_LID_R = (246, 161, 160, 159, 158, 157, 173)          # outer -> inner

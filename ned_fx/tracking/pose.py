@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import numpy as np
 
-#: Mesh points that expressions move least: forehead, nose bridge and tip, face sides, eye corners.
-RIGID_POINTS = np.array([10, 109, 338, 67, 297, 151, 168, 6, 197, 195, 5, 4, 1,
-                         234, 454, 127, 356, 93, 323, 33, 263, 133, 362])
+from .. import topology
+
+#: Mesh points that expressions move least (:data:`ned_fx.topology.RIGID_POINTS`).
+RIGID_POINTS = np.array(topology.RIGID_POINTS)
 
 
 def similarity(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
