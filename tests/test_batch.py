@@ -156,6 +156,10 @@ def test_three_shots_report_contact_sheets_and_a_rerun(identity, tmp_path):
     rerun = [l for l in read_audit_log(audit)[len(lines):] if l["event"] == "batch_shot"]
     assert {l["shot"]["name"]: (l["status"], len(l["outputs"])) for l in rerun} == {
         "sh010": ("skipped", 0), "sh020": ("skipped", 0), "sh030": ("done", 1), "sh040": ("skipped", 0)}
+    skipped = {l["shot"]["name"]: l for l in rerun if l["status"] == "skipped"}
+    # a kept shot's line still names the renderer and the source of the frames it kept (read off the frames)
+    assert {n: l["renderer"] for n, l in skipped.items()} == {n: "identity" for n in ("sh010", "sh020", "sh040")}
+    assert skipped["sh040"]["source_sha256"] == file_sha256(footage("d19.jpg"))
     # another instruction is another edit: nothing is kept
     (tmp_path / "shots.yaml").write_text((tmp_path / "shots.yaml").read_text().replace("intensity: 0.8",
                                                                                         "intensity: 0.5"))

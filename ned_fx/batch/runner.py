@@ -407,6 +407,17 @@ def _prepare_output(plan: ShotPlan, engine: str, resume: bool) -> ShotPlan:
     return dataclasses.replace(plan, key=key, done=frozenset(done))
 
 
+def _written_record(plan: ShotPlan):
+    """The edit record an already written output frame carries (its first frame), or None if it carries none.
+    For a sequence its ``source_sha256`` is that frame's source file's."""
+    from ..media.readers import read_provenance
+
+    try:
+        return read_provenance(_frame_path(plan, plan.numbers[0]))
+    except Exception:          # a frame we cannot read back costs the audit line these two fields only
+        return None
+
+
 def _run_shot(plan: ShotPlan, link, config: BatchConfig, who: dict, sheets: Path | None, progress: Progress | None,
               stop: threading.Event, auditor: "_Auditor | None" = None) -> ShotResult:
     """One shot from start to end, then its audit line; every failure becomes a failed :class:`ShotResult` (never
@@ -484,6 +495,7 @@ class _ShotJob:
         samples = _sample_numbers(plan.numbers, self.config.samples)
         outputs = (shot.output,)
         if not todo:
+            self.record = _written_record(plan)       # the audit line names the renderer and source of the frames
             sheet = self._contact_sheet(plan, {}, samples, only_if_missing=True)
             self._report("resumed", len(plan.numbers), len(plan.numbers))
             return ShotResult(shot.name, shot.input, shot.output, "skipped", plan.numbers, resumed=tuple(plan.numbers),
