@@ -52,8 +52,11 @@ def main() -> int:
     if args.smoke:
         args.frames, args.steps, args.warmup, args.batch, args.renders = 8, 2, 1, 2, 2
 
+    import os
+
     import torch
 
+    load_before = list(os.getloadavg())     # a shared machine: what else ran beside the benchmark
     if args.threads:
         torch.set_num_threads(args.threads)
     from ned_fx.compositing import extract_region
@@ -134,7 +137,8 @@ def main() -> int:
             params = sum(p.numel() for p in trainer.generator.parameters()) / 1e6
             rows.append({"crop": f"{size}x{size}", "device": str(device), "channels": renderer_cfg.base_channels,
                          "levels": renderer_cfg.levels, "params_m": params, "batch": args.batch,
-                         "train_steps": args.steps, "train_fps": args.steps * args.batch / train_s, "step_ms": 1000 * train_s / args.steps,
+                         "train_steps": args.steps, "train_fps": args.steps * args.batch / train_s,
+                         "step_ms": 1000 * train_s / args.steps,
                          "generator_ms": gen_ms, "render_ms": render_ms,
                          "region": f"{box[2] - box[0]}x{box[3] - box[1]}"})
     cols = ["crop", "device", "channels", "levels", "params_m", "batch", "train_steps", "train_fps", "step_ms",
@@ -143,8 +147,13 @@ def main() -> int:
     if args.smoke:
         print("smoke run: nothing written to bench/results")
         return 0
-    path = write_results("neural", rows, {"clip": args.clip, "frames": args.frames,
-                                          "threads": torch.get_num_threads()})
+    devices = sorted({r["device"] for r in rows})
+    kind = "GPU" if any(d.startswith("cuda") for d in devices) else "CPU"
+    path = write_results("neural", rows, {
+        "numbers": f"{kind} numbers: measured on {', '.join(devices)}"
+                   + ("" if kind == "GPU" else " (no GPU used; GPU numbers come from a run on a GPU machine)"),
+        "clip": args.clip, "frames": args.frames, "threads": torch.get_num_threads(),
+        "load_average_before": load_before, "load_average_after": list(os.getloadavg())})
     print(f"wrote {path}")
     return 0
 

@@ -145,7 +145,8 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
                                    f"ned_fx reads version {VERSION}: train it again")
     try:
         renderer = NeuralRendererConfig.from_dict(meta["renderer"])
-        trainer = TrainerConfig.from_dict(meta["trainer"])
+        # a run written before identity refine pairs existed trained (and resumes) without them
+        trainer = TrainerConfig.from_dict({"identity_pairs": 0, **meta["trainer"]})
         encoding = PlateEncoding(**meta["encoding"])
     except (KeyError, TypeError, InvalidParameterError) as exc:
         raise UnreadableMediaError(f"{path} holds an invalid configuration: {exc}") from None

@@ -132,8 +132,8 @@ class TrainerConfig:
 
     Every step draws ``batch_size`` training frames t; the generator sees frame t's conditioning images (and
     those of t-1, t-2) and, per sample, either a *refine* input (another frame s of the footage warped by the
-    geometry renderer to t's landmarks, inside t's face) or a *replace* input (frame t with the face masked),
-    and must produce frame t.
+    geometry renderer to t's landmarks, inside t's face; or t itself, see ``identity_pairs``) or a *replace*
+    input (frame t with the face masked), and must produce frame t.
 
     Attributes:
         steps: total optimisation steps of the run (a resumed run continues up to this number).
@@ -144,7 +144,15 @@ class TrainerConfig:
         grad_clip: the generator's gradient norm is clipped to this (0: no clipping).
         replace_fraction: share of samples given the replace input (the rest get the refine input), so one
             checkpoint serves both modes.
-        refine_pairs: refine inputs prepared per training frame (each from a random other frame).
+        refine_pairs: refine inputs prepared per training frame (each from a random other frame, except the
+            identity pairs below).
+        identity_pairs: of those, how many are the frame itself (the geometry renderer's warp of a frame onto
+            its own landmarks is the frame: input = target). An edit warps each frame from itself, so most of
+            its face -- the mouth's speech shape among it -- is already right and must come out as it went in;
+            cross-frame pairs alone teach the mean correction of a cross-frame warp (brightening the mouth
+            opening, where the geometry renderer paints its dark fill for a closed source mouth), which the
+            generator then applies to every edit and closes talking mouths a little. Pair 0 is always another
+            frame (the held-back validation measures it), so at most ``refine_pairs - 1`` are used.
         holdout: frames held back from training (spread over the footage) to measure generalisation; at most
             a quarter of the frames.
         max_frames: most training frames kept in memory (spread evenly over the footage).
@@ -170,6 +178,7 @@ class TrainerConfig:
     grad_clip: float = 1.0
     replace_fraction: float = 0.3
     refine_pairs: int = 4
+    identity_pairs: int = 1
     holdout: int = 10
     max_frames: int = 3000
     map_cache_mb: int = 4096
@@ -201,6 +210,8 @@ class TrainerConfig:
             raise InvalidParameterError(f"replace_fraction must be between 0 and 1, got {self.replace_fraction}")
         if not 0 <= self.refine_pairs <= 64:
             raise InvalidParameterError(f"refine_pairs must be between 0 and 64, got {self.refine_pairs}")
+        if not 0 <= self.identity_pairs <= 64:
+            raise InvalidParameterError(f"identity_pairs must be between 0 and 64, got {self.identity_pairs}")
         if self.refine_pairs == 0 and self.replace_fraction < 1.0:
             raise InvalidParameterError("refine_pairs 0 leaves no refine inputs: set replace_fraction to 1")
         if not 0 <= self.holdout <= 10_000:

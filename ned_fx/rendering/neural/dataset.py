@@ -56,7 +56,8 @@ class ShotDataset:
         landmarks: Nx(1+K)x478x3 float32 crop-pixel landmarks: the frame's own, then its previous frames'.
         labels: Nx(1+K)xSxS int16 label maps of those landmarks.
         areas: NxSxS uint8 the face area (mesh and openings, grown by ``face_dilate``).
-        refine: NxPxSxSx3 float16 refine inputs; refine_from: NxP the frame each was warped from.
+        refine: NxPxSxSx3 float16 refine inputs; refine_from: NxP the frame each was warped from (the frame
+            itself for the identity pairs, the last ones).
         frame_numbers: N the frames' numbers in their clips; clips: N clip index.
         train, holdout: indices into the N frames.
         mesh: the triangulation the labels were rasterised with; colours: 478x3 NMFC vertex colours.
@@ -246,10 +247,15 @@ class DatasetBuilder:
                 geometry = GeometryRenderer()
             rng = np.random.default_rng(self.trainer.seed + 1)
             radius = self.config.feather * size
+            # the last pairs are the frame itself (see TrainerConfig.identity_pairs): the warp of a frame onto its
+            # own landmarks is the frame, so the input is the target; pair 0 always comes from another frame
+            own = min(self.trainer.identity_pairs, pairs - 1)
             for i in range(n):
                 pool = train[(clips[train] == clips[i]) & (train != i)]
                 pool = pool if len(pool) else train[train != i]
-                sources = rng.choice(pool, size=pairs, replace=len(pool) < pairs)
+                sources = rng.choice(pool, size=pairs - own, replace=len(pool) < pairs - own)
+                refine[i, pairs - own:] = crops[i]
+                refine_from[i, pairs - own:] = i
                 soft = feather(areas[i].astype(np.float32), radius)[..., None]
                 for p, j in enumerate(sources):
                     warped = geometry.render(crops[j].astype(np.float32), lms[j, 0], lms[i, 0], self.mesh)
