@@ -16,8 +16,10 @@ from __future__ import annotations
 import mmap
 import os
 import re
+import socket
 import stat
 import struct
+import time
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -37,6 +39,7 @@ REPLY_TYPES = ("reply", "error")
 
 #: Pixel dtypes on the wire (the dtypes a ned_fx Frame holds).
 DTYPES = ("uint8", "uint16", "float16", "float32")
+_ITEMSIZE = {"uint8": 1, "uint16": 2, "float16": 2, "float32": 4}
 ROW_ORDERS = ("top_down", "bottom_up")   # Nuke's rows are bottom-up
 
 #: Limits: a header this big, an image this wide/high, this many channels or buffers is refused.
@@ -98,7 +101,8 @@ class BufferSpec:
     @property
     def nbytes(self) -> int:
         h, w, c = self.shape
-        return h * w * c * np.dtype(self.dtype).itemsize
+        size = _ITEMSIZE.get(self.dtype)
+        return h * w * c * (size if size is not None else np.dtype(self.dtype).itemsize)
 
     def to_wire(self) -> dict:
         d = {"dtype": self.dtype, "shape": list(self.shape), "channels": list(self.channels),
@@ -120,7 +124,7 @@ class BufferSpec:
             channels = {1: ("Y",), 2: ("Y", "A"), 3: ("R", "G", "B"), 4: ("R", "G", "B", "A")}.get(pixels.shape[2])
             if channels is None:
                 raise ProtocolError(f"name the {pixels.shape[2]} channels", "invalid_parameter")
-        spec = cls(str(pixels.dtype), tuple(int(s) for s in pixels.shape), tuple(channels), row_order, colorspace,
+        spec = cls(pixels.dtype.name, tuple(map(int, pixels.shape)), tuple(channels), row_order, colorspace,
                    None if data_window is None else tuple(int(v) for v in data_window),
                    None if display_window is None else tuple(int(v) for v in display_window))
         return _check_spec(spec)
@@ -391,8 +395,12 @@ class LaneReader:
         self.sock = sock
         self._buf = bytearray()
 
-    def read(self) -> bytes | None:
+    def read(self, spin: float = 0.0) -> bytes | None:
         """The next message's header bytes; None when the peer closed the connection between messages.
+
+        Args:
+            spin: seconds to poll without blocking before sleeping in ``recv`` (a reply due in microseconds
+                then needs no wake-up of this thread: on virtual machines a wake-up costs tens of µs).
 
         Raises:
             ProtocolError: a declared length outside 1..MAX_HEADER_BYTES, or the connection closed mid-message.
@@ -408,7 +416,17 @@ class LaneReader:
                     message = bytes(buf[4:4 + n])
                     del buf[:4 + n]
                     return message
-            chunk = self.sock.recv(MAX_HEADER_BYTES + 4)
+            chunk = None
+            if spin > 0:
+                end = time.perf_counter() + spin
+                while chunk is None and time.perf_counter() < end:
+                    try:
+                        chunk = self.sock.recv(MAX_HEADER_BYTES + 4, socket.MSG_DONTWAIT)
+                    except BlockingIOError:
+                        pass
+                spin = 0.0
+            if chunk is None:
+                chunk = self.sock.recv(MAX_HEADER_BYTES + 4)
             if not chunk:
                 if buf:
                     raise ProtocolError("the lane connection closed in the middle of a message")
