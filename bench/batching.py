@@ -1,11 +1,12 @@
 """Cross-client batching in the daemon: frames/s of 1, 2 and 4 concurrent hosts on the device fast path with
 batches of up to 8 frames against the same daemon rendering one frame per engine call, in the same run.
 
-    .venv/bin/python bench/batching.py [--device cpu|cuda] [--frames 8] [--box bucket]
+    .venv/bin/python bench/batching.py [--device cpu|cuda] [--frames 16] [--repeats 3] [--box bucket]
 
 Each host is a client process with its own shot (the shared talking clips: d12, WDA, d3, d12 again with another
 emotion), sending its plate's pixels (8-bit RGB, as a host holds them) for frames 0..N-1 one after another, as an
-artist scrubbing does. Every configuration runs twice, interleaved (batched, single, batched, single), best kept.
+artist scrubbing does. Both daemons are warmed up first (one host, a few frames); then every configuration runs
+``--repeats`` times, interleaved (batched, single, batched, single, …), best kept.
 On a CPU the fast path is not what the daemon uses by default (``ShotRenderer`` is faster there), so CPU numbers
 show what batching does to the fast path's own cost, not the daemon's default speed. Prints a table and writes
 JSON to bench/results/ (machine, command, commit).
@@ -45,7 +46,9 @@ def _host(endpoint: str, clip: str, emotion: str, frames: int, start: float, out
         t = time.perf_counter()
         for n in range(frames):
             np.asarray(shot.render(n, plates[n]))
-        out.put((clip, emotion, time.perf_counter() - t))
+        took = time.perf_counter() - t
+        shot.close()
+        out.put((clip, emotion, took))
 
 
 def run_hosts(endpoint: str, hosts: int, frames: int) -> float:
@@ -58,7 +61,18 @@ def run_hosts(endpoint: str, hosts: int, frames: int) -> float:
     procs = [ctx.Process(target=_host, args=(endpoint, *HOSTS[k], frames, start, out)) for k in range(hosts)]
     for p in procs:
         p.start()
-    times = [out.get(timeout=900)[2] for _ in procs]
+    import queue
+
+    times, deadline = [], time.time() + 900
+    while len(times) < hosts:
+        try:
+            times.append(out.get(timeout=5)[2])
+        except queue.Empty:
+            dead = [p.exitcode for p in procs if p.exitcode not in (None, 0)]
+            if dead or time.time() > deadline:
+                for p in procs:
+                    p.kill()
+                raise RuntimeError(f"a host failed (exit codes {dead}) or {hosts} hosts took over 900 s")
     for p in procs:
         p.join(60)
     return hosts * frames / max(times)
@@ -78,7 +92,8 @@ def start_daemon(port: int, device: str, batch: int, box: str, cache: str) -> su
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--frames", type=int, default=8, help="frames per host")
+    ap.add_argument("--frames", type=int, default=16, help="frames per host")
+    ap.add_argument("--repeats", type=int, default=3, help="interleaved runs per configuration (best kept)")
     ap.add_argument("--box", default="bucket", choices=("frame", "bucket"))
     ap.add_argument("--hosts", type=int, nargs="+", default=[1, 2, 4])
     args = ap.parse_args()
@@ -94,9 +109,11 @@ def main() -> int:
             for b, proc in daemons.items():
                 port = proc.args[proc.args.index("--port") + 1]
                 endpoints[b] = f"tcp://127.0.0.1:{port}"
+            for b in (8, 1):                            # warm: first calls of a fresh process are slow
+                run_hosts(endpoints[b], 1, 3)
             for hosts in args.hosts:
                 fps = {8: [], 1: []}
-                for _ in range(2):
+                for _ in range(args.repeats):
                     for b in (8, 1):
                         fps[b].append(run_hosts(endpoints[b], hosts, args.frames))
                 with Client(endpoints[8], timeout=30) as c:
@@ -110,6 +127,7 @@ def main() -> int:
     print(table(rows, ["hosts", "batched_fps", "single_fps", "batched/single", "largest_batch", "mixed_batches",
                        "batches"]))
     path = write_results("batching", rows, {"device": args.device, "frames_per_host": args.frames, "box": args.box,
+                                            "repeats": args.repeats,
                                             "pixels": "8-bit RGB 512x512 plates sent inline over TCP loopback",
                                             "peers": "--batch-size 8 vs --batch-size 1, same run, interleaved",
                                             "note": "cumulative batcher stats (largest/mixed/batches) since the "

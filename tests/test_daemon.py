@@ -512,6 +512,7 @@ def test_real_engine_out_of_order_frames_match_in_order(tmp_path):
         with Client(d.endpoint, timeout=60, retries=0) as c:
             info = c.describe()["engine"]
             assert info["engine"] == "ned_fx" and info["backend"] == "torch-CPU" and info["device"] == "cpu"
+            assert info["renderer"]["path"] == "opencv"      # auto on a CPU: ShotRenderer, the fastest there
             best = info["best_available"]       # what the machine offers, and why (no CUDA here)
             assert best["backend"] == "torch-cpu" and ("CUDA" in best["reason"] or "CPU" in best["reason"])
             seen: list = []
@@ -579,3 +580,16 @@ def test_oversized_frame_is_a_clear_error_not_a_timeout(tmp_path):
             assert c.ping()["pong"] > 0, "the connection is still fine"
     finally:
         d.kill()
+
+
+def test_render_path_options_are_checked():
+    from ned_fx.daemon.server import Daemon as InProcess
+    from ned_fx.errors import InvalidParameterError
+
+    for kwargs, needle in (({"render_path": "gpu"}, "auto, opencv, fast"), ({"batch_size": 0}, "1 to 64"),
+                           ({"fast_box": "shot"}, "frame, bucket")):
+        with pytest.raises(InvalidParameterError, match=needle):
+            InProcess("tcp://127.0.0.1:0", engine="identity", **kwargs)
+    r = subprocess.run([sys.executable, "-m", "ned_fx.commands.serve", "--render-path", "gpu"], cwd=REPO,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "auto" in r.stderr and "fast" in r.stderr

@@ -592,6 +592,10 @@ class Daemon:
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
+        if hasattr(signal, "SIGUSR1"):           # `kill -USR1 PID`: every thread's stack on the daemon's log
+            import faulthandler
+
+            faulthandler.register(signal.SIGUSR1, all_threads=True)
 
 
 class ShmMaps:
