@@ -397,16 +397,18 @@ def test_train_renderer_command_writes_checkpoint_previews_and_resumes(tmp_path,
     args = [str(footage(CLIP)), "--frames", "0-11", "-o", str(out), "--crop-size", "64", "--channels", "8",
             "--levels", "2", "--train-batch", "2", "--holdout", "2", "--preview-every", "4", "--threads", "1",
             "--device", "cpu", "-q"]
-    assert main(["train-renderer", *args, "--steps", "6"]) == 0
+    assert main(["train-renderer", *args, "--steps", "6", "--refine-pairs", "3", "--identity-pairs", "2"]) == 0
     text = capsys.readouterr().out
     assert "estimated time to step 6" in text and "held-back frames" in text and "wrote" in text
     ckpt = read_checkpoint(out)
     assert ckpt.step == 6 and ckpt.renderer.crop_size == 64 and ckpt.footage[0]["frames"] == 12
+    assert (ckpt.trainer.refine_pairs, ckpt.trainer.identity_pairs) == (3, 2)
     previews = sorted((tmp_path / "actor_previews").glob("preview_*.png"))
     assert [p.name for p in previews] == ["preview_0000004.png", "preview_0000006.png"]
     assert (tmp_path / "actor_previews" / "loss.png").is_file()
     assert main(["train-renderer", *args, "--steps", "8", "--resume", "--onnx", str(tmp_path / "a.onnx")]) == 0
     assert read_checkpoint(out).step == 8 and (tmp_path / "a.onnx").is_file()
+    assert read_checkpoint(out).trainer.identity_pairs == 2, "a resumed run keeps its own pairs"
     assert "max abs difference" in capsys.readouterr().out
     # the networks of a resumed run are the checkpoint's
     assert main(["train-renderer", *args, "--steps", "9", "--resume", "--channels", "16"]) == 2

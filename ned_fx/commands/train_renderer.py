@@ -67,6 +67,10 @@ def register(subparsers) -> argparse.ArgumentParser:
     run_.add_argument("--train-device", metavar="DEVICE",
                       help=f"where the networks train: auto, cpu, cuda, cuda:N (default {t.device}; "
                       f"--device sets the tracker's and, unless this is given, this too)")
+    run_.add_argument("--refine-pairs", type=int, help=f"refine inputs prepared per training frame (default "
+                      f"{t.refine_pairs})")
+    run_.add_argument("--identity-pairs", type=int, help=f"of those, inputs that are the frame itself, which teach "
+                      f"the generator to leave a right face (and its speech) alone (default {t.identity_pairs})")
     run_.add_argument("--seed", type=int, help=f"random seed (default {t.seed})")
     add_tracker_options(p)
     p.set_defaults(func=run)
@@ -96,7 +100,8 @@ def _configs(args, stored=None):
     device = args.train_device or args.device
     given = {"steps": args.steps, "batch_size": args.train_batch, "lr": args.lr, "holdout": args.holdout,
              "preview_every": args.preview_every, "checkpoint_every": args.checkpoint_every,
-             "adversarial_start": args.adversarial_start, "device": device, "seed": args.seed}
+             "adversarial_start": args.adversarial_start, "device": device, "seed": args.seed,
+             "refine_pairs": args.refine_pairs, "identity_pairs": args.identity_pairs}
     base.update({k: v for k, v in given.items() if v is not None})
     return renderer, TrainerConfig.from_dict(base)
 
