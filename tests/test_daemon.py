@@ -593,3 +593,21 @@ def test_render_path_options_are_checked():
     r = subprocess.run([sys.executable, "-m", "ned_fx.commands.serve", "--render-path", "gpu"], cwd=REPO,
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "auto" in r.stderr and "fast" in r.stderr
+
+
+def test_a_killed_daemons_lane_socket_is_removed_by_the_next(tmp_path):
+    import os
+
+    d = Daemon("--engine", "identity", tmp=tmp_path)
+    with Client(d.endpoint, timeout=5) as c:
+        path = c.hello()["lane"]["path"]
+    assert os.path.exists(path)
+    d.kill()                                              # SIGKILL: it cannot remove its own socket
+    assert os.path.exists(path)
+    d = Daemon("--engine", "identity", tmp=tmp_path)
+    try:
+        assert not os.path.exists(path), "the next daemon removes the dead one's lane"
+        with Client(d.endpoint, timeout=5) as c:
+            assert os.path.exists(c.hello()["lane"]["path"])
+    finally:
+        d.kill()

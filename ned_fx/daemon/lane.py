@@ -62,6 +62,33 @@ def lane_folder() -> Path:
     return folder
 
 
+def remove_stale(folder: Path) -> list[str]:
+    """Remove lane sockets of daemons that are gone (killed: they could not remove their own); returns their names.
+    A socket whose daemon's pid is alive (or not ours to ask about) is left alone."""
+    removed = []
+    for path in folder.glob("lane-*-*.sock"):
+        try:
+            pid = int(path.name.split("-")[1])
+        except (IndexError, ValueError):
+            continue
+        if pid == os.getpid():
+            continue
+        try:
+            os.kill(pid, 0)
+            continue                       # alive
+        except ProcessLookupError:
+            pass
+        except (PermissionError, OSError):
+            continue
+        try:
+            if stat.S_ISSOCK(os.lstat(path).st_mode):
+                path.unlink()
+                removed.append(path.name)
+        except OSError:
+            pass
+    return removed
+
+
 def peer_uid(sock: socket.socket) -> int | None:
     """The connected peer's uid as the kernel reports it (None where the platform does not say)."""
     if hasattr(socket, "SO_PEERCRED"):
@@ -107,6 +134,7 @@ class LocalLane:
         return {"path": self.path, "token": self.token}
 
     def start(self) -> "LocalLane":
+        remove_stale(Path(self.path).parent)
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         old = os.umask(0o177)
         try:
