@@ -46,6 +46,7 @@ class RenderBatcher:
         self._render = render
         self._queue: "queue.Queue" = queue.Queue()
         self._lock = threading.Lock()
+        self._closed = False
         self.stats = {"batches": 0, "frames": 0, "largest": 0, "multi_session_batches": 0, "retried_singly": 0}
         self._thread = threading.Thread(target=self._loop, name="ned-fx-batcher", daemon=True)
         self._thread.start()
@@ -57,13 +58,17 @@ class RenderBatcher:
             ``(frame, reason)`` as the renderer's own ``render`` does.
 
         Raises:
-            whatever rendering this frame alone raises.
+            whatever rendering this frame alone raises; RuntimeError: the batcher was closed (daemon stopping).
         """
         future: Future = Future()
-        self._queue.put((renderer, frame, future))
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the daemon is stopping and renders no more frames")
+            self._queue.put((renderer, frame, future))
         return future.result()
 
     def close(self) -> None:
+        """Stop after rendering what is queued (no frame is left waiting: later ``render`` calls are refused)."""
         self._queue.put(None)
 
     def describe(self) -> dict:
@@ -75,6 +80,17 @@ class RenderBatcher:
         while True:
             item = self._queue.get()
             if item is None:
+                with self._lock:           # from here on nothing is queued: render what is, then stop
+                    self._closed = True
+                rest = []
+                while True:
+                    try:
+                        rest.append(self._queue.get_nowait())
+                    except queue.Empty:
+                        break
+                rest = [r for r in rest if r is not None]
+                for k in range(0, len(rest), self.batch_size):
+                    self._run(rest[k:k + self.batch_size])
                 return
             batch = [item]
             now = time.monotonic()
@@ -96,7 +112,7 @@ class RenderBatcher:
                     except queue.Empty:
                         continue
                 if nxt is None:
-                    self._queue.put(None)
+                    self._queue.put(None)      # the close: handled after this batch
                     break
                 batch.append(nxt)
             self._run(batch)
