@@ -11,6 +11,7 @@ import time
 import pytest
 
 from ned_fx.daemon.batching import RenderBatcher
+from ned_fx.protocol import ProtocolError
 
 
 class Renders:
@@ -97,5 +98,6 @@ def test_close_renders_what_is_queued_and_refuses_the_rest():
     results.update(more)
     assert all(results[f] == (f + "!", None) for f in "abcd"), results
     time.sleep(0.05)
-    with pytest.raises(RuntimeError, match="stopping"):
+    with pytest.raises(ProtocolError, match="shutting down") as e:
         batcher.render(object(), "late")
+    assert e.value.code == "shutting_down"

@@ -22,6 +22,8 @@ import time
 from concurrent.futures import Future
 from typing import Callable
 
+from .. import protocol as P
+
 
 class RenderBatcher:
     """One thread rendering queued frames of any sessions in batches.
@@ -58,12 +60,14 @@ class RenderBatcher:
             ``(frame, reason)`` as the renderer's own ``render`` does.
 
         Raises:
-            whatever rendering this frame alone raises; RuntimeError: the batcher was closed (daemon stopping).
+            whatever rendering this frame alone raises; ProtocolError (``shutting_down``): the batcher was
+            closed (the daemon is stopping).
         """
         future: Future = Future()
         with self._lock:
             if self._closed:
-                raise RuntimeError("the daemon is stopping and renders no more frames")
+                raise P.ProtocolError("the daemon is shutting down and renders no more frames: start it again",
+                                      "shutting_down")
             self._queue.put((renderer, frame, future))
         return future.result()
 
