@@ -177,8 +177,9 @@ class Client:
         try:
             conn.settimeout(min(self.timeout, 5.0))
             conn.connect(lane["path"])
+            reader = P.LaneReader(conn)
             P.send_lane_message(conn, P.encode("hello", 0, params={"lane_token": str(lane.get("token", ""))}))
-            raw = P.recv_lane_message(conn)
+            raw = reader.read()
             reply = P.decode([raw], request=False) if raw is not None else None
         except (OSError, P.ProtocolError):
             conn.close()
@@ -187,7 +188,7 @@ class Client:
             conn.close()
             return None
         self._lane = conn
-        self._lane_reader = P.LaneReader(conn)
+        self._lane_reader = reader
         return conn
 
     def _drop_lane(self, retry_after: float = 1.0) -> None:

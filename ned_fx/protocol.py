@@ -369,24 +369,6 @@ def send_lane_message(sock, parts: list) -> None:
     sock.sendall(_LANE_LEN.pack(len(header)) + header)
 
 
-def recv_lane_message(sock) -> bytes | None:
-    """One lane message's header bytes; None when the peer closed the connection.
-
-    Raises:
-        ProtocolError: a declared length over the header limit (the connection is then dropped).
-    """
-    head = _recv_exact(sock, 4)
-    if head is None:
-        return None
-    (n,) = _LANE_LEN.unpack(head)
-    if n == 0 or n > MAX_HEADER_BYTES:
-        raise ProtocolError(f"lane message of {n} bytes; headers are 1 to {MAX_HEADER_BYTES} bytes")
-    body = _recv_exact(sock, n)
-    if body is None:
-        raise ProtocolError("the lane connection closed in the middle of a message")
-    return body
-
-
 class LaneReader:
     """Reads lane messages off a stream socket with as few ``recv`` calls as the data allows (usually one per
     message: the length and the header arrive together); bytes of a next message stay buffered."""
@@ -432,20 +414,6 @@ class LaneReader:
                     raise ProtocolError("the lane connection closed in the middle of a message")
                 return None
             buf += chunk
-
-
-def _recv_exact(sock, n: int) -> bytes | None:
-    buf = bytearray(n)
-    view = memoryview(buf)
-    got = 0
-    while got < n:
-        k = sock.recv_into(view[got:])
-        if k == 0:
-            if got == 0:
-                return None
-            raise ProtocolError("the lane connection closed in the middle of a message")
-        got += k
-    return bytes(buf)
 
 
 # ---- parameter descriptors (OFX-style, hosts build their UI from them) -----------------------------------------

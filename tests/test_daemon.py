@@ -315,13 +315,14 @@ def _lane_talk(path: str, *messages: bytes) -> list:
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         s.settimeout(5)
         s.connect(path)
+        reader = P.LaneReader(s)
         for m in messages:
             try:
                 s.sendall(struct.pack("<I", len(m)) + m if not m.startswith(b"RAW") else m[3:])
             except BrokenPipeError:          # the daemon dropped the connection
                 break
             try:
-                raw = P.recv_lane_message(s)
+                raw = reader.read()
             except ConnectionResetError:
                 break
             if raw is None:

@@ -31,8 +31,8 @@ from pathlib import Path
 
 from .. import protocol as P
 
-#: request types the lane serves; everything else stays on the ZeroMQ socket
-LANE_TYPES = ("hello", "ping", "render")
+#: request types the lane serves after its greeting (a ``hello`` with the token); the rest stay on ZeroMQ
+LANE_TYPES = ("ping", "render")
 MAX_CONNECTIONS = 64
 #: After answering, a lane thread polls its connection this long (seconds) before sleeping in ``recv``: a host
 #: sending frames back to back then finds the thread awake (waking a sleeping thread costs ~60 µs on the 2-core

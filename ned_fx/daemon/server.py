@@ -316,36 +316,31 @@ class Daemon:
         body = frames[1:]
         if len(body) > 1 and len(body[0]) == 0:
             envelope, body = frames[:2], frames[2:]
-        rid = 0
-        try:
-            msg = P.decode(body)
-            rid = msg.id
-            self.served += 1
-            parts = self._dispatch(msg, envelope, body)
-        except P.ProtocolError as exc:
-            rid = rid or _lenient_id(body)
-            parts = P.error_reply(rid, exc.code, str(exc))
-        except Exception as exc:
-            parts = self._error(rid, exc)
+        parts = self._answer(body, envelope)
         if parts is not None:
             self._send(envelope, parts)
 
     def _handle_lane(self, raw: bytes, reply: LaneReply):
         """A request that came over the local lane (a lane thread): only ping and shared-memory renders."""
+        return self._answer([raw], reply, lane=True)
+
+    def _answer(self, body: list, envelope, lane: bool = False):
+        """Decode and serve one request: its reply parts, an error reply, or None when a worker answers later."""
         rid = 0
         try:
-            msg = P.decode([raw])
+            msg = P.decode(body)
             rid = msg.id
-            if msg.type not in LANE_TYPES or msg.type == "hello":
-                raise P.ProtocolError(f"the local lane takes {', '.join(t for t in LANE_TYPES if t != 'hello')} "
-                                      f"only; send {msg.type} over the ZeroMQ socket", "unknown_type")
-            if msg.specs and not all(spec.shm for spec in msg.specs):
-                raise P.ProtocolError("the local lane carries shared-memory buffers only", "invalid_parameter")
+            if lane:
+                if msg.type not in LANE_TYPES:
+                    raise P.ProtocolError(f"the local lane takes {', '.join(LANE_TYPES)} "
+                                          f"only; send {msg.type} over the ZeroMQ socket", "unknown_type")
+                if msg.specs and not all(spec.shm for spec in msg.specs):
+                    raise P.ProtocolError("the local lane carries shared-memory buffers only", "invalid_parameter")
+                self.lane_served += 1
             self.served += 1
-            self.lane_served += 1
-            return self._dispatch(msg, reply, [raw])
+            return self._dispatch(msg, envelope, body)
         except P.ProtocolError as exc:
-            return P.error_reply(rid, exc.code, str(exc))
+            return P.error_reply(rid or _lenient_id(body), exc.code, str(exc))
         except Exception as exc:
             return self._error(rid, exc)
 

@@ -94,7 +94,6 @@ class Session:
         self.colorspace = colorspace
         self.checkpoint = checkpoint       # a read neural-renderer Checkpoint, or None (geometry renderer)
         self.fast = fast                   # fast(track, edited) -> FastShotRenderer (the daemon's fast path), or None
-        self.batchable = False             # its renderer takes part in the daemon's cross-session batches
         self.path, self.frames, self.face, self.instruction = path, frames, face, instruction
         self.identity = identity
         self.consent = consent
@@ -115,6 +114,11 @@ class Session:
         self.lock = threading.Lock()      # one render at a time per session (the renderer holds state)
         self.opened = self.touched = time.time()
         self.source = None
+
+    @property
+    def batchable(self) -> bool:
+        """Its renderer is the fast path's, so its frames join the daemon's cross-session batches."""
+        return self.renderer is not None and self.fast is not None and self.checkpoint is None
 
     def progress(self, done: int, total: int) -> None:
         self.done, self.total = done, total
@@ -220,7 +224,6 @@ class Session:
                 pass
         if self.fast is not None and self.checkpoint is None:
             self.renderer = self.fast(track, edited)      # the device fast path, batched across sessions
-            self.batchable = True
         else:
             self.renderer = ShotRenderer(track, edited, checkpoint=self.checkpoint)
         self.frame_numbers = [int(n) for n in track.frame_numbers]
