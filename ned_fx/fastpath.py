@@ -49,6 +49,7 @@ import numpy as np
 from .compositing.blend import pyramid_levels
 from .errors import InvalidParameterError
 from .media.frames import Frame
+from .pipeline import locate_face
 
 BOX_MODES = ("frame", "shot", "bucket")
 STAGES = ("prepare", "upload", "render", "composite", "download", "finish")
@@ -386,24 +387,10 @@ class FastShotRenderer:
         Raises:
             InvalidParameterError: the frame number is not part of the analysed shot.
         """
-        from .rendering import face_region_box
-
-        k = self.index.get(int(frame.number))
-        if k is None:
-            raise InvalidParameterError(f"frame {frame.number} is not in the analysed shot "
-                                        f"({self.track.frame_numbers[0]}-{self.track.frame_numbers[-1]})")
-        src, dst = self._landmarks(k)
-        if not self.edited.found[k]:
-            return FramePlan(frame.number, "no face")
-        if np.array_equal(src, dst):
-            return FramePlan(frame.number, "no change at this frame")
-        shift = np.array([frame.display_window[0] - frame.data_window[0],
-                          frame.display_window[1] - frame.data_window[1], 0.0])
-        s, d = src + shift, dst + shift
-        try:
-            box = face_region_box(np.concatenate([s, d]), frame.width, frame.height)
-        except InvalidParameterError:
-            return FramePlan(frame.number, "face outside the picture")
+        where = locate_face(self.track, self.edited, self.index, frame)
+        if where.reason is not None:
+            return FramePlan(frame.number, where.reason)
+        box, s, d = where.box, where.src, where.dst
         size = self.shot_size
         if self.config.box == "bucket":
             step = int(self.config.bucket)

@@ -607,6 +607,58 @@ def _frames_to_render(track, frames: str | None) -> int:
     return sum(1 for n in numbers if asked.first <= n <= asked.last and (n - asked.first) % asked.step == 0)
 
 
+@dataclass(frozen=True)
+class FaceLocation:
+    """Where one frame's edit happens (:func:`locate_face`).
+
+    Attributes:
+        index: the frame's index in the shot's analysis; reason: None when the frame is edited, else why it passes
+            through (``"no face"``, ``"no change at this frame"``, ``"face outside the picture"``);
+        box: ``(x0, y0, x1, y1)`` the face region in the frame's pixel (data-window) coordinates, end exclusive;
+        src, dst: 478x3 source and target landmarks in those coordinates;
+        shift: what was added to the analysis's display-window landmarks to get there (3,).
+    """
+
+    index: int
+    reason: str | None
+    box: tuple[int, int, int, int] | None = None
+    src: np.ndarray | None = None
+    dst: np.ndarray | None = None
+    shift: np.ndarray | None = None
+
+
+def locate_face(track, edited, index: dict, frame: Frame) -> FaceLocation:
+    """Where (and whether) ``frame`` of an analysed shot is edited: ShotRenderer's and the fast path's one rule.
+
+    Args:
+        track, edited: the shot's Track and EditedTrack; index: ``{frame number: index}`` of the analysis;
+        frame: the plate's frame.
+
+    Raises:
+        InvalidParameterError: the frame number is not part of the analysed shot.
+    """
+    from .rendering import face_region_box
+
+    k = index.get(int(frame.number))
+    if k is None:
+        raise InvalidParameterError(f"frame {frame.number} is not in the analysed shot "
+                                    f"({track.frame_numbers[0]}-{track.frame_numbers[-1]})")
+    src, dst = edited.source_landmarks[k], edited.target_landmarks[k]
+    if not edited.found[k]:
+        return FaceLocation(k, "no face")
+    if np.array_equal(src, dst):
+        return FaceLocation(k, "no change at this frame")
+    # landmarks are in display-window pixels; the pixels cover the data window
+    shift = np.array([frame.display_window[0] - frame.data_window[0],
+                      frame.display_window[1] - frame.data_window[1], 0.0])
+    s, d = src + shift, dst + shift
+    try:
+        box = face_region_box(np.concatenate([s, d]), frame.width, frame.height)
+    except InvalidParameterError:
+        return FaceLocation(k, "face outside the picture")
+    return FaceLocation(k, None, box, s, d, shift)
+
+
 class ShotRenderer:
     """Renders any frame of an analysed shot on request (the daemon keeps one per session).
 
@@ -652,25 +704,11 @@ class ShotRenderer:
         import time
 
         from .compositing import extract_region
-        from .rendering import face_region_box
 
-        k = self.index.get(int(frame.number))
-        if k is None:
-            raise InvalidParameterError(f"frame {frame.number} is not in the analysed shot "
-                                        f"({self.track.frame_numbers[0]}-{self.track.frame_numbers[-1]})")
-        src, dst = self.edited.source_landmarks[k], self.edited.target_landmarks[k]
-        if not self.edited.found[k]:
-            return frame, "no face"
-        if np.array_equal(src, dst):
-            return frame, "no change at this frame"
-        # landmarks are in display-window pixels; the pixels cover the data window
-        shift = np.array([frame.display_window[0] - frame.data_window[0],
-                          frame.display_window[1] - frame.data_window[1], 0.0])
-        s, d = src + shift, dst + shift
-        try:
-            box = face_region_box(np.concatenate([s, d]), frame.width, frame.height)
-        except InvalidParameterError:
-            return frame, "face outside the picture"
+        where = locate_face(self.track, self.edited, self.index, frame)
+        if where.reason is not None:
+            return frame, where.reason
+        k, box, s, d, shift = where.index, where.box, where.src, where.dst, where.shift
         t = time.perf_counter()
         x0, y0 = box[0], box[1]
         offset = np.array([x0, y0, 0.0])
