@@ -150,7 +150,13 @@ def _zip_decode(data: bytes, size: int) -> bytes:
     d = np.frombuffer(zlib.decompress(data), np.uint8).astype(np.int64)
     if d.size != size:
         raise ValueError(f"a chunk decompressed to {d.size} bytes, expected {size}")
-    if d.size > 1:
+    return _unpredict(d)
+
+
+def _unpredict(d: np.ndarray) -> bytes:
+    """Undo the EXR ZIP/RLE byte predictor (deltas + 128) and the split of even and odd bytes (int64 in)."""
+    size = d.size
+    if size > 1:
         d[1:] -= 128
     b = (np.cumsum(d) & 255).astype(np.uint8)
     out = np.empty(size, np.uint8)
@@ -173,14 +179,7 @@ def _rle_decode(data: bytes, size: int) -> bytes:
             i += 1
     if len(out) != size:
         raise ValueError(f"an RLE chunk decoded to {len(out)} bytes, expected {size}")
-    d = np.frombuffer(bytes(out), np.uint8).astype(np.int64)
-    if d.size > 1:
-        d[1:] -= 128
-    b = (np.cumsum(d) & 255).astype(np.uint8)
-    res = np.empty(size, np.uint8)
-    half = (size + 1) // 2
-    res[0::2], res[1::2] = b[:half], b[half:]
-    return res.tobytes()
+    return _unpredict(np.frombuffer(bytes(out), np.uint8).astype(np.int64))
 
 
 def _line_dtype(names: list[str], types: list[str], width: int) -> np.dtype:

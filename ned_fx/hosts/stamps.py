@@ -153,6 +153,20 @@ def _backslash(text: str, i: int) -> tuple[str, int]:
     return c, i + 2
 
 
+def _substituted(text: str, j: int, stop) -> tuple[str, int]:
+    """The backslash-substituted characters of ``text`` from ``j`` up to (not including) the first character in
+    ``stop``, and where that is (``len(text)`` if none)."""
+    out, n = [], len(text)
+    while j < n and text[j] not in stop:
+        if text[j] == "\\":
+            s, j = _backslash(text, j)
+            out.append(s)
+        else:
+            out.append(text[j])
+            j += 1
+    return "".join(out), j
+
+
 def _split_list(text: str) -> list[str]:
     """TCL list parsing (``Tcl_SplitList``): braced words literal, quoted and bare words backslash-substituted.
 
@@ -172,29 +186,14 @@ def _split_list(text: str) -> list[str]:
             words.append(text[i + 1:j - 1])
             i = j
         elif text[i] == '"':
-            out, j = [], i + 1
-            while j < n and text[j] != '"':
-                if text[j] == "\\":
-                    s, j = _backslash(text, j)
-                    out.append(s)
-                else:
-                    out.append(text[j])
-                    j += 1
+            word, j = _substituted(text, i + 1, '"')
             if j >= n:
                 raise InvalidParameterError(f"unclosed quote in TCL list: {text[i:i + 60]!r}")
-            words.append("".join(out))
+            words.append(word)
             i = j + 1
         else:
-            out, j = [], i
-            while j < n and text[j] not in _SPACE:
-                if text[j] == "\\":
-                    s, j = _backslash(text, j)
-                    out.append(s)
-                else:
-                    out.append(text[j])
-                    j += 1
-            words.append("".join(out))
-            i = j
+            word, i = _substituted(text, i, _SPACE)
+            words.append(word)
             continue
         if i < n and text[i] not in _SPACE:
             raise InvalidParameterError(f"TCL list element followed by {text[i]!r} instead of a space")

@@ -416,6 +416,21 @@ class GeometryRendererModule(nn.Module):
         return out
 
 
+def _as_region(region) -> np.ndarray:
+    """A plate crop as an HxWxC float32 array of at least 2x2 pixels (the renderers' one check).
+
+    Raises:
+        InvalidParameterError: another shape or dtype, or a smaller crop.
+    """
+    arr = np.asarray(region)
+    if arr.ndim != 3 or arr.dtype != np.float32:
+        raise InvalidParameterError(f"region must be an HxWxC float32 array, got shape {arr.shape} and dtype "
+                                    f"{arr.dtype}; convert the plate crop with .astype(np.float32)")
+    if min(arr.shape[:2]) < 2:
+        raise InvalidParameterError(f"region must be at least 2x2 pixels, got {arr.shape[1]}x{arr.shape[0]}")
+    return arr
+
+
 def _as_points(points, what: str) -> np.ndarray:
     pts = np.asarray(points.detach().cpu().numpy() if isinstance(points, torch.Tensor) else points,
                      dtype=np.float64)
@@ -512,13 +527,7 @@ class GeometryRenderer:
             images = region.permute(2, 0, 1)[None].to(self.device, torch.float32)
             out = self.render_batch(images, src[None], dst[None], mesh)
             return out[0].permute(1, 2, 0).to(region.device, region.dtype)
-        arr = np.asarray(region)
-        if arr.ndim != 3 or arr.dtype != np.float32:
-            raise InvalidParameterError(f"region must be an HxWxC float32 array, got shape {arr.shape} and dtype "
-                                        f"{arr.dtype}; convert the plate crop with .astype(np.float32)")
-        if min(arr.shape[:2]) < 2:
-            raise InvalidParameterError(f"region must be at least 2x2 pixels, got {arr.shape[1]}x{arr.shape[0]}")
-        return self._render_cv2(arr, src, dst, mesh)
+        return self._render_cv2(_as_region(region), src, dst, mesh)
 
     @torch.no_grad()
     def render_batch(self, images: torch.Tensor, src, dst, mesh) -> torch.Tensor:

@@ -23,7 +23,7 @@ from ..mesh import RenderMesh
 from .checkpoint import Checkpoint, load_state, read_checkpoint
 from .conditioning import (Conditioner, PlateEncoding, crop_image, face_area, face_similarity, feather, label_maps,
                            to_rgb, transform_points, uncrop_image)
-from ..geometry_renderer import _as_points as _points   # the same landmark check as the geometry renderer
+from ..geometry_renderer import _as_points as _points, _as_region   # the geometry renderer's own checks
 from .config import NeuralRendererConfig
 from .networks import Generator
 from .trainer import pick_device
@@ -129,12 +129,7 @@ class NeuralRenderer:
             out = self.render(region.detach().cpu().numpy().astype(np.float32), src, dst, mesh, previous,
                               plate_dtype)
             return torch.from_numpy(out).to(region.device, region.dtype)
-        arr = np.asarray(region)
-        if arr.ndim != 3 or arr.dtype != np.float32:
-            raise InvalidParameterError(f"region must be an HxWxC float32 array, got shape {arr.shape} and dtype "
-                                        f"{arr.dtype}; convert the plate crop with .astype(np.float32)")
-        if min(arr.shape[:2]) < 2:
-            raise InvalidParameterError(f"region must be at least 2x2 pixels, got {arr.shape[1]}x{arr.shape[0]}")
+        arr = _as_region(region)
         src, dst = _points(src, "src"), _points(dst, "dst")
         encoding = self.plate_encoding(plate_dtype)
         peak = float(np.nanmax(arr[..., : min(3, arr.shape[2])])) if arr.size else 0.0
