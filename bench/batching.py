@@ -15,15 +15,14 @@ JSON to bench/results/ (machine, command, commit).
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import FOOTAGE, REPO, table, write_results  # noqa: E402
-from bench.transport import free_port  # noqa: E402
+from bench.common import FOOTAGE, table, write_results  # noqa: E402
+from bench.transport import free_port, start  # noqa: E402
 
 HOSTS = (("d12.mp4", "happy"), ("WDA_AlexandriaOcasioCortez_000.mp4", "sad"), ("d3.mp4", "surprised"),
          ("d12.mp4", "angry"))
@@ -78,15 +77,10 @@ def run_hosts(endpoint: str, hosts: int, frames: int) -> float:
     return hosts * frames / max(times)
 
 
-def start_daemon(port: int, device: str, batch: int, box: str, cache: str) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-m", "ned_fx.commands.serve", "--port", str(port), "--root",
-                             str(FOOTAGE), "--device", device, "--render-path", "fast", "--batch-size", str(batch),
-                             "--fast-box", box, "--cache", cache, "--no-audit-log"], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    if "ready on" not in proc.stdout.readline():
-        proc.kill()
-        raise RuntimeError("the daemon did not start")
-    return proc
+def start_daemon(port: int, device: str, batch: int, box: str, cache: str):
+    return start([sys.executable, "-m", "ned_fx.commands.serve", "--port", str(port), "--root", str(FOOTAGE),
+                  "--device", device, "--render-path", "fast", "--batch-size", str(batch), "--fast-box", box,
+                  "--cache", cache, "--no-audit-log"], "ready on")
 
 
 def main() -> int:
@@ -103,12 +97,10 @@ def main() -> int:
 
     rows = []
     with tempfile.TemporaryDirectory() as cache:
-        daemons = {b: start_daemon(free_port(), args.device, b, args.box, cache) for b in (8, 1)}
-        endpoints = {}
+        ports = {b: free_port() for b in (8, 1)}
+        daemons = {b: start_daemon(ports[b], args.device, b, args.box, cache) for b in (8, 1)}
+        endpoints = {b: f"tcp://127.0.0.1:{port}" for b, port in ports.items()}
         try:
-            for b, proc in daemons.items():
-                port = proc.args[proc.args.index("--port") + 1]
-                endpoints[b] = f"tcp://127.0.0.1:{port}"
             for b in (8, 1):                            # warm: first calls of a fresh process are slow
                 run_hosts(endpoints[b], 1, 3)
             for hosts in args.hosts:
