@@ -266,7 +266,8 @@ def edit_media(path: str | Path, output: str | Path, instruction: EditInstructio
                progress: Callable[[str, int, int], None] | None = None, resume: bool = True,
                analysis: str | Path | None = None, analysis_only: bool = False, consent: str | None = None,
                audit=None, sign: tuple | None = None, sign_alg: str = "es256", renderer: str = "geometry",
-               checkpoint: str | Path | None = None) -> EditSummary:
+               checkpoint: str | Path | None = None, content=None,
+               actor_footage: tuple = ()) -> EditSummary:
     """The main job: change the expression of the actor in a plate, keeping everything else.
 
     Args:
@@ -290,6 +291,10 @@ def edit_media(path: str | Path, output: str | Path, instruction: EditInstructio
             Credentials to a still or movie output (PNG, JPEG, TIFF, MP4, MOV); sign_alg: the key's algorithm.
         renderer: ``"geometry"`` (default) or ``"neural"``: the actor's neural renderer (``checkpoint``, from
             ``ned-fx train-renderer``) refines the geometry renderer's warp; every guarantee above holds the same.
+        content: a :class:`~ned_fx.appearance.ContentConfig` (which face-content sub-stages run: occluders kept,
+            mouth interior, eyeballs; a holdout matte). Default: all of them.
+        actor_footage: more footage of the same actor (files): a library of mouth interiors and eyes for the
+            shot's appearance models (never edited).
 
     Every file written carries the edit's provenance record (:mod:`ned_fx.provenance`) in its own metadata:
     the shot's record, stamped per frame with the source frame number (and, for a sequence source, that frame
@@ -336,19 +341,35 @@ def edit_media(path: str | Path, output: str | Path, instruction: EditInstructio
 
     # 1.+2. analyse the shot (track every frame: smoothing and the neutral need the whole shot) and plan the edit,
     # or take both from an analysis file made once for the shot
+    from .appearance import ContentConfig
+
+    content = content if content is not None else ContentConfig()
+    actor_footage = tuple(str(p) for p in actor_footage)
+    for extra in actor_footage:
+        if not Path(extra).exists():
+            from .errors import InputNotFoundError
+
+            raise InputNotFoundError(f"actor footage {extra} does not exist")
+    models = None
     if analysis is not None and Path(analysis).is_file():
         shot = read_analysis(analysis)
         check_analysis(shot, path, instruction, face_id, frames)
-        track, edited = shot.track, shot.edited
+        track, edited, models = shot.track, shot.edited, shot.models
         if frames is None:
             frames = f"{int(track.frame_numbers[0])}-{int(track.frame_numbers[-1])}"
     else:
         track, edited = _analyse(path, instruction, frames, face_id, tracker_config, manipulator_config, progress,
                                  clock)
-        if analysis is not None:
-            write_analysis(analysis, ShotAnalysis(track, edited, analysis_key(path, instruction, face_id)))
+    if models is None:                # not analysed yet, or an analysis file from before the appearance models
+        import time
+
+        t0 = time.perf_counter()
+        models = _shot_models(path, track, edited, frames, actor_footage, content, tracker_config, progress)
+        clock.seconds["track"] += time.perf_counter() - t0
+        if analysis is not None and not Path(analysis).is_file():
+            write_analysis(analysis, ShotAnalysis(track, edited, analysis_key(path, instruction, face_id), models))
             shot = read_analysis(analysis)   # render from what the file holds, as every farm chunk will
-            track, edited = shot.track, shot.edited
+            track, edited, models = shot.track, shot.edited, shot.models
     count = _frames_to_render(track, frames)
     if kind == "image" and count != 1:
         raise InvalidParameterError(f"{output.name} is a still but {count} frames are to be edited; write a "
@@ -370,7 +391,8 @@ def edit_media(path: str | Path, output: str | Path, instruction: EditInstructio
     try:
         summary = _render_shot(path, output, kind, track, edited, frames, preview, renderer_config,
                                compositor_config, progress, resume, clock, instruction, record, written, hasher,
-                               neural=(checkpoint, neural) if neural is not None else None)
+                               neural=(checkpoint, neural) if neural is not None else None, models=models,
+                               content=content)
         if sign is not None:
             from .media.readers import read_provenance
             from .provenance.c2pa import sign_file
@@ -519,6 +541,7 @@ class ShotAnalysis:
     track: object
     edited: object
     key: dict
+    models: object = None         # ShotModels (None in files from before the appearance models: built on use)
 
 
 def analysis_key(path: str | Path, instruction: EditInstruction, face_id: int | None) -> dict:
@@ -543,6 +566,9 @@ def write_analysis(path: str | Path, shot: ShotAnalysis) -> Path:
 
     arrays = {f"track.{k}": v for k, v in track_arrays(shot.track).items()}
     arrays.update({f"edit.{k}": v for k, v in edit_arrays(shot.edited).items()})
+    if shot.models is not None:
+        arrays.update({f"models.{k}": v for k, v in shot.models.to_arrays().items()})
+        arrays["models.present"] = np.array(True)
     arrays["analysis_key"] = np.array(json.dumps(shot.key, sort_keys=True))
     return write_npz(path, arrays)
 
@@ -573,7 +599,15 @@ def read_analysis(path: str | Path) -> ShotAnalysis:
     if key.get("format") != ANALYSIS_FORMAT:
         raise UnreadableMediaError(f"{path} is an analysis of format {key.get('format')!r}; this ned_fx reads "
                                    f"{ANALYSIS_FORMAT!r}: analyse the shot again (--analysis-only)")
-    return ShotAnalysis(track, edited, key)
+    models = None
+    if "models.present" in d:
+        from .appearance import ShotModels
+
+        try:
+            models = ShotModels.from_arrays({k[7:]: v for k, v in d.items() if k.startswith("models.")})
+        except (KeyError, ValueError) as exc:
+            raise UnreadableMediaError(f"{path}: its appearance models are unreadable: {exc}") from None
+    return ShotAnalysis(track, edited, key, models)
 
 
 def check_analysis(shot: ShotAnalysis, path: str | Path, instruction: EditInstruction, face_id: int | None,
@@ -597,6 +631,14 @@ def check_analysis(shot: ShotAnalysis, path: str | Path, instruction: EditInstru
 
         raise InvalidParameterError(f"frames {frames} are not all in the analysed shot ({describe_numbers(have)}); "
                                     f"{redo} over the whole range")
+
+
+def _shot_models(path, track, edited, frames, actor_footage, content, tracker_config, progress):
+    """The shot's appearance models (mouth bank, eye model): one more decode of the shot."""
+    from .appearance import build_shot_models
+
+    return build_shot_models(path, track, edited, frames, actor_footage, content, tracker_config,
+                             progress=(lambda d, n: progress("appearance", d, n)) if progress else None)
 
 
 def _frames_to_render(track, frames: str | None) -> int:
@@ -669,14 +711,19 @@ class ShotRenderer:
             :class:`~ned_fx.rendering.neural.Checkpoint`): it refines the geometry renderer's warp, seeing the
             target meshes of the two previous frames too. None: the geometry renderer alone.
         neural_config: a :class:`~ned_fx.rendering.neural.NeuralRendererConfig` (the checkpoint's when None).
+        models: the shot's :class:`~ned_fx.appearance.ShotModels` (mouth bank, eye model; from the analysis).
+        content: a :class:`~ned_fx.appearance.ContentConfig`: which face-content sub-stages run (occluders,
+            mouth interior, eyeballs) and the holdout matte.
     """
 
     def __init__(self, track, edited, renderer_config=None, compositor_config=None, checkpoint=None,
-                 neural_config=None):
+                 neural_config=None, models=None, content=None):
+        from .appearance import ContentConfig, FaceContent
         from .compositing import Compositor
         from .rendering import GeometryRenderer, build_render_mesh
 
         self.track, self.edited = track, edited
+        self.content = FaceContent(models, content if content is not None else ContentConfig())
         self.renderer = GeometryRenderer(renderer_config)
         self.neural = checkpoint is not None
         if self.neural:
@@ -716,10 +763,20 @@ class ShotRenderer:
         if self.neural:     # the previous frames' targets (NaN where no face) and the plate's encoding
             extra = {"previous": [self.edited.target_landmarks[j] + shift - offset for j in (k - 1, k - 2) if j >= 0],
                      "plate_dtype": frame.pixels.dtype}
-        rendered = self.renderer.render(extract_region(frame, box), s - offset, d - offset, self.mesh, **extra)
+        from .appearance import white_of
+        from .rendering.layers import RegionInputs
+
+        region = extract_region(frame, box)
+        white = white_of(frame.pixels.dtype)
+        src_r, dst_r = s - offset, d - offset
+        keep = self.content.occluders(region, src_r, white, int(frame.number), box)
+        clean = self.content.fill(region, keep)
+        rendered = self.renderer.render(clean, src_r, dst_r, self.mesh, **extra)
+        rendered = self.content.layers(RegionInputs(clean, rendered, src_r, dst_r,
+                                                    None if keep is None else 1.0 - keep, k, white))
         if clock:
             t = clock.add("render", t)
-        out = self.compositor.composite_frame(frame, rendered, box, d, s)
+        out = self.compositor.composite_frame(frame, rendered, box, d, s, **({"keep": keep} if keep is not None else {}))
         if clock:
             clock.add("composite", t)
         return out, None
@@ -727,14 +784,14 @@ class ShotRenderer:
 
 def _render_shot(path, output, kind, track, edited, frames, preview, renderer_config, compositor_config,
                  progress, resume, clock, instruction, record=None, written: list | None = None,
-                 hasher=None, neural: tuple | None = None) -> EditSummary:
+                 hasher=None, neural: tuple | None = None, models=None, content=None) -> EditSummary:
     import time
 
     from .media import open_media, write_image
     from .provenance import file_sha256
 
     shot = ShotRenderer(track, edited, renderer_config, compositor_config,
-                        checkpoint=neural[1] if neural else None)
+                        checkpoint=neural[1] if neural else None, models=models, content=content)
     edited_frames: list[int] = []
     passed: dict[int, str] = {}
     resumed: list[int] = []

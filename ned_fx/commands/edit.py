@@ -43,6 +43,15 @@ def register(subparsers) -> argparse.ArgumentParser:
                            "(teeth, creases, lids the source never showed; needs --checkpoint)")
     rend.add_argument("--checkpoint", metavar="ACTOR.ckpt",
                       help="the actor's neural renderer, from `ned-fx train-renderer FOOTAGE -o ACTOR.ckpt`")
+    content = p.add_argument_group("face content (what a warp cannot move: mouth interior, eyeballs, occluders)")
+    content.add_argument("--actor-footage", nargs="+", metavar="FILE", default=(),
+                         help="more footage of the same actor (movies, stills, sequences): a library of real mouth "
+                              "interiors and eyes for this shot (never edited)")
+    content.add_argument("--holdout-matte", metavar="MATTE",
+                         help="a holdout matte (still or sequence pattern, 1 = keep the plate: glasses, hands, "
+                              "hair): replaces occluder detection on the frames it has")
+    content.add_argument("--no-content", metavar="PARTS", type=_content_parts, default=frozenset(),
+                         help="switch face-content sub-stages off: any of mouth,eyes,occluders (comma-separated)")
     prov = p.add_argument_group("provenance, consent and audit")
     prov.add_argument("--consent", metavar="TEXT",
                       help="the performer's consent reference (release id or free text): carried into every "
@@ -61,6 +70,26 @@ def register(subparsers) -> argparse.ArgumentParser:
     add_tracker_options(p)
     p.set_defaults(func=run)
     return p
+
+
+CONTENT_PARTS = ("mouth", "eyes", "occluders")
+
+
+def _content_parts(text: str) -> frozenset:
+    parts = frozenset(p.strip() for p in text.split(",") if p.strip())
+    bad = sorted(parts - set(CONTENT_PARTS))
+    if bad:
+        raise argparse.ArgumentTypeError(f"unknown part(s) {', '.join(bad)}; valid: {', '.join(CONTENT_PARTS)}")
+    return parts
+
+
+def content_from_args(args):
+    """The :class:`~ned_fx.appearance.ContentConfig` of the face-content options."""
+    from ..appearance import ContentConfig
+
+    off = getattr(args, "no_content", frozenset())
+    return ContentConfig(mouth="mouth" not in off, eyes="eyes" not in off, occluders="occluders" not in off,
+                         holdout=getattr(args, "holdout_matte", None))
 
 
 def run(args) -> int:
@@ -96,7 +125,8 @@ def run(args) -> int:
                              face_id=args.face, preview=args.preview, tracker_config=tracker_config(args),
                              progress=progress, resume=not args.no_resume, analysis=args.analysis,
                              analysis_only=args.analysis_only, consent=args.consent, audit=audit, sign=sign,
-                             sign_alg=args.sign_alg, renderer=args.renderer, checkpoint=args.checkpoint)
+                             sign_alg=args.sign_alg, renderer=args.renderer, checkpoint=args.checkpoint,
+                             content=content_from_args(args), actor_footage=tuple(args.actor_footage or ()))
     finally:
         for _, close in bars.values():
             close()

@@ -51,8 +51,9 @@ def add_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--require-consent", action="store_true",
                    help="refuse every edit whose open request carries no consent reference (params.consent)")
     p.add_argument("--render-path", choices=("auto", "opencv", "fast"), default="auto",
-                   help="how sessions render: fast = the device fast path, frames of all clients batched per engine "
-                   "call; opencv = numpy/OpenCV (fastest on a CPU); auto (default) = fast on a GPU, opencv on a CPU")
+                   help="how sessions render: opencv = ShotRenderer with the face content (mouth interior, eyeballs, "
+                   "occluders kept); fast = the device fast path, the warp alone (no face content), frames of all "
+                   "clients batched per engine call; auto (default) = opencv")
     p.add_argument("--batch-size", type=int, default=8, help="frames per engine call on the fast path (default 8)")
     p.add_argument("--fast-box", choices=("frame", "bucket"), default="frame",
                    help="fast path regions: frame = the edit command's boxes and pixels (default); bucket = sizes "

@@ -31,7 +31,9 @@ from .sessions import Cancelled, Session, confine, instruction_dict, instruction
 
 ENGINES = ("ned_fx", "identity")
 #: How sessions render: ``fast`` — the device fast path (ned_fx.fastpath), frames of all sessions batched;
-#: ``opencv`` — ShotRenderer (numpy/OpenCV, the fastest on a CPU); ``auto`` — fast on a GPU, opencv on a CPU.
+#: ``opencv`` — ShotRenderer (numpy/OpenCV, the fastest on a CPU) with the face content (mouth interior, eyeballs,
+#: occluders kept); ``auto`` — opencv. The fast path renders the warp alone (no face content yet): a choice for
+#: throughput on a GPU, never the default.
 RENDER_PATHS = ("auto", "opencv", "fast")
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]", "::1")
 
@@ -150,10 +152,11 @@ class Daemon:
         """Make the fast path's shared renderer runner and the batcher when sessions render on it."""
         path = self.render_path
         if path == "auto":
-            path = "fast" if dev.startswith("cuda") else "opencv"
+            path = "opencv"
         if path == "opencv":
             return {"path": "opencv", "backend": "numpy/OpenCV", "device": "cpu",
-                    "why": "ShotRenderer: on a CPU the fastest (the device fast path pays on a GPU)"}
+                    "why": "ShotRenderer: the face content (mouth interior, eyeballs, occluders) runs there; "
+                           "--render-path fast renders the warp alone on the device, batched"}
         from ..engines import make_runner, select_backend
         from ..engines.modules import RendererEngine
         from ..fastpath import FastPathConfig, FastShotRenderer
@@ -441,6 +444,17 @@ class Daemon:
             if ckpt:
                 ckpt = str(confine(ckpt, self.roots, "checkpoint"))
             checkpoint = check_renderer(params.get("renderer") or "geometry", ckpt)   # read once, here
+        actor = params.get("actor_footage") or []
+        if isinstance(actor, str):
+            actor = [actor]
+        if not isinstance(actor, list) or len(actor) > 64 or not all(isinstance(a, str) for a in actor):
+            raise InvalidParameterError("params.actor_footage must be a list of at most 64 paths (strings)")
+        actor = tuple(str(confine(a, self.roots, "actor_footage")) for a in actor)
+        holdout = params.get("holdout_matte") or None
+        if holdout is not None:
+            if not isinstance(holdout, str):
+                raise InvalidParameterError("params.holdout_matte must be a string (a still or a sequence pattern)")
+            holdout = str(confine(holdout, self.roots, "holdout_matte"))
         path = confine(params["path"], self.roots)
         for extra in ("reference", "curve"):
             if getattr(instruction, extra):
@@ -459,7 +473,7 @@ class Daemon:
             raise
         session = Session(path, frames, face, instruction, identity=self.engine == "identity",
                           cache=self.cache, consent=consent, requester=requester, colorspace=colorspace,
-                          checkpoint=checkpoint, fast=self._fast)
+                          checkpoint=checkpoint, fast=self._fast, actor_footage=actor, holdout=holdout)
         self._audit("open", required=True, who=requester, engine=self.engine, **session.audit_fields())
         self.sessions[session.id] = session
         with self._lock:
@@ -715,6 +729,10 @@ def describe(engine_info: dict, consent_required: bool = False) -> dict:
         P.integer("face", 0, None, None, "Face", "face id in multi-face shots (default the main face)"),
         P.integer("neutral_frame", None, None, None, "Neutral frame", "a frame where the actor is neutral"),
         P.string("reference", None, "Reference", "image or clip whose expression is transferred", file=True),
+        P.string("actor_footage", None, "Actor footage", "more footage of the same actor (mouth interiors, eyes); "
+                 "a list of paths on the wire", file=True),
+        P.string("holdout_matte", None, "Holdout matte", "still or sequence: 1 keeps the plate (glasses, hands, "
+                 "hair)", file=True),
         P.string("keys", None, "Keys", "keyframes FRAME:EMOTION[:INTENSITY],…"),
         P.double("mix", 0.0, 1.0, 1.0, "Mix", "host-side mix of the edited plate over the source"),
     ]

@@ -24,11 +24,13 @@ INSTRUCTION_KEYS = {"emotion": str, "intensity": (int, float), "reference": str,
 #: The keys of an ``open`` request's params besides the instruction: ``consent`` is the performer's consent
 #: reference (free text or id); ``user``/``host``/``application`` say who asks (for the audit log);
 #: ``colorspace`` is the plate's OpenColorIO colour space for what the tracker looks at (default "auto");
-#: ``renderer`` ``geometry`` (default) or ``neural`` with ``checkpoint``, the actor's trained neural renderer.
+#: ``renderer`` ``geometry`` (default) or ``neural`` with ``checkpoint``, the actor's trained neural renderer;
+#: ``actor_footage`` more footage of the same actor (a list of paths: a library of mouth interiors and eyes);
+#: ``holdout_matte`` a holdout matte (still or sequence pattern, 1 = keep the plate) replacing occluder detection.
 OPEN_KEYS = {"path": str, "frames": str, "face": int,
              "consent": str, "user": str, "host": str, "application": str, "colorspace": str,
-             "renderer": str, "checkpoint": str}
-CACHE_VERSION = 1
+             "renderer": str, "checkpoint": str, "actor_footage": list, "holdout_matte": str}
+CACHE_VERSION = 2
 
 
 class Cancelled(Exception):
@@ -89,8 +91,11 @@ class Session:
 
     def __init__(self, path: Path, frames: str | None, face: int | None, instruction, identity: bool,
                  cache: Path | None = None, consent: str | None = None, requester: dict | None = None,
-                 colorspace: str | None = None, checkpoint=None, fast=None):
+                 colorspace: str | None = None, checkpoint=None, fast=None, actor_footage: tuple = (),
+                 holdout: str | None = None):
         self.id = uuid.uuid4().hex
+        self.actor_footage = tuple(actor_footage)
+        self.holdout = holdout
         self.colorspace = colorspace
         self.checkpoint = checkpoint       # a read neural-renderer Checkpoint, or None (geometry renderer)
         self.fast = fast                   # fast(track, edited) -> FastShotRenderer (the daemon's fast path), or None
@@ -223,9 +228,34 @@ class Session:
             except Exception:   # an unwritable cache only costs the next open a new analysis
                 pass
         if self.fast is not None and self.checkpoint is None:
-            self.renderer = self.fast(track, edited)      # the device fast path, batched across sessions
-        else:
-            self.renderer = ShotRenderer(track, edited, checkpoint=self.checkpoint)
+            self.renderer = self.fast(track, edited)      # the device fast path (the warp alone), batched
+            self.frame_numbers = [int(n) for n in track.frame_numbers]
+            return
+        from ..appearance import ContentConfig, ShotModels, build_shot_models
+
+        content = ContentConfig(holdout=self.holdout)
+        models = None
+        key_models = _key("models", key_edit, self.actor_footage, repr(content))
+        mpath = folder / f"models-{key_models}.npz"
+        if mpath.is_file():
+            try:
+                from ..npzfile import read_npz
+
+                models = ShotModels.from_arrays(read_npz(mpath, (), "appearance models"))
+            except Exception:
+                models = None
+        if models is None:
+            models = build_shot_models(self.path, track, edited, self.frames, self.actor_footage, content, config)
+            if self.cancel.is_set():
+                raise Cancelled()
+            try:
+                from ..npzfile import write_npz
+
+                folder.mkdir(parents=True, exist_ok=True)
+                write_npz(mpath, models.to_arrays())
+            except Exception:   # an unwritable cache only costs the next open a new analysis
+                pass
+        self.renderer = ShotRenderer(track, edited, checkpoint=self.checkpoint, models=models, content=content)
         self.frame_numbers = [int(n) for n in track.frame_numbers]
 
     def read_frame(self, number: int):

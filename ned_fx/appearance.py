@@ -1,0 +1,298 @@
+"""The pipeline's face-content step: per-shot appearance models and the per-frame layers over the warp.
+
+A geometry warp can only move pixels that exist. Teeth, the tongue, eye whites and a round iris are new
+content; this module is the one place that runs the sub-stages that make it, in a fixed order, around the
+renderer:
+
+1. **occlusion** (:mod:`ned_fx.occlusion`): glasses, hands and hair over the face are found (or given as a
+   holdout matte) and filled in with skin before the warp, so the warp never drags them; the compositor keeps
+   their plate pixels exactly (``keep``);
+2. the **renderer** warps the (filled) region;
+3. **mouth** (:mod:`ned_fx.rendering.mouth`): where the target opens the mouth beyond the source, a real
+   interior retrieved from the actor's own frames (or a shaded synthetic one on a lone still);
+4. **eyes** (:mod:`ned_fx.rendering.eyes`): where the lids open beyond the source, an eyeball (sclera, round
+   iris, pupil) behind the lids.
+
+Per-shot models (the mouth bank and its temporal plan, the eye model) are built once per shot from the plate's
+frames (and optional extra footage of the same actor) by :func:`build_shot_models` and stored in the analysis
+file (:meth:`ShotModels.to_arrays`), so a farm chunk renders exactly what a whole run renders.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+
+from .errors import InvalidParameterError
+
+#: analysis-file key prefixes of the models
+_PREFIXES = ("mouth", "mouth_plan", "eyes")
+
+
+@dataclass(frozen=True)
+class ContentConfig:
+    """Which face-content sub-stages run (the sub-stages' own knobs live in their configs).
+
+    Attributes:
+        mouth: fill new mouth openings with a real (retrieved) or shaded interior.
+        eyes: render an eyeball where the lids open beyond the source.
+        occluders: detect glasses, hands and hair over the face and keep them out of the edit.
+        holdout: a user-given holdout matte (a still or a sequence pattern: 1 = keep the plate), which replaces
+            detection on every frame it has.
+    """
+
+    mouth: bool = True
+    eyes: bool = True
+    occluders: bool = True
+    holdout: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("mouth", "eyes", "occluders"):
+            if not isinstance(getattr(self, name), bool):
+                raise InvalidParameterError(f"{name} must be true or false, got {getattr(self, name)!r}")
+
+    @property
+    def builds_models(self) -> bool:
+        return self.mouth or self.eyes
+
+
+@dataclass(frozen=True)
+class ShotModels:
+    """A shot's appearance models (any may be None: that sub-stage then adds nothing)."""
+
+    mouth: object | None = None
+    mouth_plan: object | None = None
+    eyes: object | None = None
+    sources: tuple[str, ...] = field(default_factory=tuple)
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """Flat ``{"sources": array, "mouth.x": array, "eyes.y": array, ...}`` for the analysis file."""
+        out: dict[str, np.ndarray] = {"sources": np.array(list(self.sources), dtype=str)}
+        for prefix in _PREFIXES:
+            model = getattr(self, prefix)
+            if model is not None:
+                out.update({f"{prefix}.{k}": np.asarray(v) for k, v in model.to_arrays().items()})
+        return out
+
+    @classmethod
+    def from_arrays(cls, d: dict) -> "ShotModels":
+        """The inverse of :meth:`to_arrays` (keys of other parts of an analysis file are ignored)."""
+        parts: dict[str, dict] = {p: {} for p in _PREFIXES}
+        for key, value in d.items():
+            head, _, rest = key.partition(".")
+            if head in parts and rest:
+                parts[head][rest] = value
+        kw = {}
+        if parts["mouth"]:
+            from .rendering.mouth import MouthBank
+
+            kw["mouth"] = MouthBank.from_arrays(parts["mouth"])
+        if parts["mouth_plan"]:
+            from .rendering.mouth import MouthPlan
+
+            kw["mouth_plan"] = MouthPlan.from_arrays(parts["mouth_plan"])
+        if parts["eyes"]:
+            from .rendering.eyes import EyeModel
+
+            kw["eyes"] = EyeModel.from_arrays(parts["eyes"])
+        sources = tuple(str(s) for s in np.asarray(d.get("sources", np.array([], dtype=str))).reshape(-1))
+        return cls(sources=sources, **kw)
+
+    @property
+    def empty(self) -> bool:
+        return self.mouth is None and self.eyes is None
+
+
+def _available(config: ContentConfig) -> ContentConfig:
+    """TEMPORARY while the sub-stages land: switch off the ones not importable yet."""
+    import importlib
+    from dataclasses import replace
+
+    for name, module, attr in (("mouth", ".rendering.mouth", "MouthRenderer"), ("eyes", ".rendering.eyes", "EyeRenderer"),
+                               ("occluders", ".occlusion", "OcclusionDetector")):
+        if getattr(config, name):
+            try:
+                getattr(importlib.import_module(module, __package__), attr)
+            except (ImportError, AttributeError):
+                config = replace(config, **{name: False})
+    return config
+
+
+def white_of(dtype) -> float:
+    """The plate value of display white: 255 (8-bit), 65535 (16-bit), 1.0 (float)."""
+    dtype = np.dtype(dtype)
+    if dtype.kind == "u":
+        return float(np.iinfo(dtype).max)
+    return 1.0
+
+
+def _colour(frame) -> np.ndarray:
+    """A frame's colour channels as HxWxK float32 plate values (the sub-stages' view of a whole frame)."""
+    from .compositing import color_channel_indices
+
+    px = frame.pixels if frame.pixels.ndim == 3 else frame.pixels[:, :, None]
+    idx = list(color_channel_indices(getattr(frame, "channels", None), px.shape[2]))
+    return np.ascontiguousarray(px[:, :, idx], dtype=np.float32)
+
+
+def _shift(frame) -> np.ndarray:
+    return np.array([frame.display_window[0] - frame.data_window[0],
+                     frame.display_window[1] - frame.data_window[1], 0.0])
+
+
+def build_shot_models(path: str | Path, track, edited, frames: str | None = None,
+                      actor_footage: Iterable[str | Path] = (), config: ContentConfig | None = None,
+                      tracker_config=None, progress: Callable[[int, int], None] | None = None) -> ShotModels:
+    """Build the shot's appearance models: one decode of the shot (and of each extra footage file).
+
+    Args:
+        path: the shot's plate; track, edited: its Track and EditedTrack (from the analysis); frames: the
+            analysed range.
+        actor_footage: more footage of the same actor (movies, stills, sequences): tracked here and used only
+            as a library of appearances (mouth interiors, eyes); never edited.
+        config: which sub-stages run (:class:`ContentConfig`); tracker_config: for tracking the extra footage.
+        progress: ``progress(done, total)`` over the shot's frames.
+
+    Raises:
+        InputNotFoundError, UnreadableMediaError: an extra footage file cannot be read.
+        NoFaceError: no face in an extra footage file (the message names it).
+    """
+    from .media import open_media, parse_frame_range
+
+    config = _available(config or ContentConfig())
+    if not config.builds_models:
+        return ShotModels()
+    mouth = eyes = None
+    builders = []
+    if config.mouth:
+        from .rendering.mouth import MouthBankBuilder
+
+        mouth = MouthBankBuilder()
+        builders.append(mouth)
+    if config.eyes:
+        from .rendering.eyes import EyeModelBuilder
+
+        eyes = EyeModelBuilder()
+        builders.append(eyes)
+    index = {int(n): t for t, n in enumerate(track.frame_numbers)}
+    with open_media(path, parse_frame_range(frames)) as source:
+        total = len(source)
+        for done, frame in enumerate(source, 1):
+            k = index.get(int(frame.number))
+            if k is not None and edited.found[k]:
+                pixels = _colour(frame)
+                lm = edited.source_landmarks[k] + _shift(frame)
+                for b in builders:
+                    b.add(k, pixels, lm)
+            if progress:
+                progress(done, total)
+    sources = [str(Path(path).resolve())]
+    for extra in actor_footage:
+        from .errors import NoFaceError
+        from .pipeline import track_media
+
+        extra = Path(extra)
+        etrack = track_media(extra, tracker_config)
+        if not etrack.found.any():
+            raise NoFaceError(f"no face found in the actor footage {extra.name}")
+        eindex = {int(n): t for t, n in enumerate(etrack.frame_numbers)}
+        with open_media(extra) as source:
+            for frame in source:
+                k = eindex.get(int(frame.number))
+                if k is None or not etrack.found[k]:
+                    continue
+                pixels = _colour(frame)
+                lm = etrack.landmarks[k] + _shift(frame)
+                for b in builders:
+                    b.add(-1, pixels, lm)
+        sources.append(str(extra.resolve()))
+    bank = mouth.finish() if mouth is not None else None
+    plan = None
+    if bank is not None:
+        from .rendering.mouth import plan_mouth
+
+        plan = plan_mouth(bank, edited.source_landmarks, edited.target_landmarks, edited.found)
+    return ShotModels(mouth=bank, mouth_plan=plan, eyes=eyes.finish() if eyes is not None else None,
+                      sources=tuple(sources))
+
+
+class FaceContent:
+    """Per frame: occluders out, the renderer's warp, the new content over it (the one place sub-stages run).
+
+    Args:
+        models: the shot's :class:`ShotModels` (None: no mouth bank or eye model: a still's synthetic fallbacks
+            are still used when the config asks for them).
+        config: a :class:`ContentConfig`.
+    """
+
+    def __init__(self, models: ShotModels | None = None, config: ContentConfig | None = None):
+        config = config or ContentConfig()
+        config = _available(config)
+        self.config = config
+        self.models = models or ShotModels()
+        self.mouth = self.eyes = self.occlusion = None
+        if self.config.mouth:
+            from .rendering.mouth import MouthRenderer
+
+            self.mouth = MouthRenderer(self.models.mouth, self.models.mouth_plan)
+        if self.config.eyes:
+            from .rendering.eyes import EyeRenderer
+
+            self.eyes = EyeRenderer(self.models.eyes)
+        if self.config.occluders:
+            from .occlusion import OcclusionDetector
+
+            self.occlusion = OcclusionDetector()
+        self.seconds = {"occlusion": 0.0, "mouth": 0.0, "eyes": 0.0}
+
+    def occluders(self, region: np.ndarray, src: np.ndarray, white: float, number: int | None = None,
+                  box=None) -> np.ndarray | None:
+        """The occluder matte over the region (1 = an occluder: keep the plate), or None when there is none."""
+        import time
+
+        t = time.perf_counter()
+        matte = None
+        if self.config.holdout:
+            from .occlusion import load_holdout
+
+            matte = load_holdout(self.config.holdout, number, None)
+            if matte is not None and box is not None:
+                x0, y0, x1, y1 = box
+                full = np.zeros((y1 - y0, x1 - x0), np.float32)
+                h, w = matte.shape
+                cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+                full[cy0 - y0:cy1 - y0, cx0 - x0:cx1 - x0] = matte[cy0:cy1, cx0:cx1]
+                matte = full
+        if matte is None and self.occlusion is not None:
+            matte = self.occlusion.detect(region, src, white)
+        self.seconds["occlusion"] += time.perf_counter() - t
+        if matte is None or not np.any(matte > 0):
+            return None
+        return np.clip(matte.astype(np.float32, copy=False), 0.0, 1.0)
+
+    def fill(self, region: np.ndarray, matte: np.ndarray | None) -> np.ndarray:
+        """The region with the occluders filled in with skin (the renderer's input)."""
+        if matte is None:
+            return region
+        from .occlusion import fill
+
+        return fill(region, matte)
+
+    def layers(self, inputs) -> np.ndarray:
+        """The renderer's output with the new content laid over it (mouth, then eyes)."""
+        import time
+
+        from .rendering.layers import stack
+
+        out = []
+        for name in ("mouth", "eyes"):
+            stage = getattr(self, name)
+            if stage is None:
+                continue
+            t = time.perf_counter()
+            out.append(stage.render(inputs))
+            self.seconds[name] += time.perf_counter() - t
+        return stack(inputs.warped, out)
