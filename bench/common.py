@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-FOOTAGE = REPO.parent / "shared" / "footage"
+FOOTAGE = Path(os.environ.get("NED_FX_FOOTAGE") or REPO.parent / "shared" / "footage")
 RESULTS = REPO / "bench" / "results"
 
 

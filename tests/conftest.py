@@ -4,6 +4,7 @@ MediaPipe's own runtime as the test-only reference."""
 from __future__ import annotations
 
 import functools
+import os
 from pathlib import Path
 
 import numpy as np
@@ -25,17 +26,49 @@ def _audit_log_of_the_test_run(tmp_path_factory):
         os.environ.pop("NED_FX_AUDIT_LOG", None)
     else:
         os.environ["NED_FX_AUDIT_LOG"] = old
-FOOTAGE = REPO.parent / "shared" / "footage"
+#: the shared real footage: $NED_FX_FOOTAGE, else ../shared/footage beside the repo (dev machines and CI)
+FOOTAGE = Path(os.environ.get("NED_FX_FOOTAGE") or REPO.parent / "shared" / "footage").resolve()
+#: the reason of every skip for want of footage (the run's last line counts them)
+NO_FOOTAGE = "shared footage"
 CLIPS = ("WDA_AlexandriaOcasioCortez_000.mp4", "d12.mp4", "d3.mp4")
 TALKING_CLIPS = ("WDA_AlexandriaOcasioCortez_000.mp4", "d12.mp4")
 PHOTOS = ("d19.jpg", "d8.jpg", "people_0.png")
 
 
 def footage(name: str) -> Path:
+    """A shared clip or photo. Missing: the test is skipped (counted in the run's last line), or fails under CI
+    (``CI`` set), where a run without the footage would pass without testing anything real."""
     path = FOOTAGE / name
     if not path.is_file():
-        pytest.skip(f"shared footage {path} is not here (it sits beside the repo on dev machines and CI)")
+        message = (f"{NO_FOOTAGE} {path} is not here (set NED_FX_FOOTAGE to the folder that holds "
+                   f"{name}; it sits beside the repo at ../shared/footage on dev machines and CI)")
+        if os.environ.get("CI"):
+            pytest.fail(message + "; CI needs it", pytrace=False)
+        pytest.skip(message)
     return path
+
+
+def pytest_terminal_summary(terminalreporter):
+    """One clear line at the end when tests were skipped for want of the shared footage."""
+    skipped = [r for r in terminalreporter.stats.get("skipped", [])
+               if NO_FOOTAGE in str(getattr(r, "longrepr", ""))]
+    if skipped:
+        terminalreporter.write_line(
+            f"{len(skipped)} test(s) skipped: the shared footage is not at {FOOTAGE}. Point NED_FX_FOOTAGE at the "
+            f"folder with the clips and photos (see ../shared/footage/SOURCES.md) and run again.", yellow=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_daemon_outlives_the_run():
+    """Every daemon a test starts is stopped on every path: at the end of the run none may still be alive."""
+    yield
+    import daemons
+
+    alive = [d for d in daemons.STARTED if d.proc.poll() is None]
+    for d in alive:
+        d.kill()
+    assert not alive, f"{len(alive)} test daemon(s) were still running at the end of the run: " + \
+        ", ".join(" ".join(d.proc.args[3:6]) for d in alive)
 
 
 @functools.lru_cache(maxsize=None)

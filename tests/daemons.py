@@ -18,6 +18,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+#: every daemon the tests started (conftest checks at the end of the run that none is still alive)
+STARTED: list = []
+
+
 class Daemon:
     """A ``serve`` subprocess; always killed by the fixture or the test's ``finally``."""
 
@@ -31,6 +35,7 @@ class Daemon:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "ned_fx.commands.serve", "--port", str(self.port), "--root", str(FOOTAGE.parent),
              *extra, *args], cwd=REPO, stdout=subprocess.PIPE, stderr=self.log, text=True)
+        STARTED.append(self)
         line = self.proc.stdout.readline()   # "ned-fx serve: ready on tcp://…" once the engines are loaded
         if "ready on" not in line:
             self.kill()

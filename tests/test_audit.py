@@ -142,9 +142,9 @@ def test_unwritable_logs_and_bad_records_are_clear_errors(tmp_path):
 
 def test_daemon_audits_each_session_once_at_its_end(tmp_path):
     path = tmp_path / "audit.jsonl"
+    src = str(footage("d12.mp4"))        # before the daemon starts: a skip must not leave it running
     d = Daemon("--engine", "identity", "--audit-log", str(path), "--session-idle", "1", roots=[tmp_path],
                tmp=tmp_path)
-    src = str(footage("d12.mp4"))
     try:
         with Client(d.endpoint, timeout=10) as c:
             kept = c.open(src, frames="0-9", emotion="happy", intensity=0.5, consent="REL-1", user="ana",

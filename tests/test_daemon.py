@@ -513,9 +513,15 @@ def test_real_engine_out_of_order_frames_match_in_order(tmp_path):
         with Client(d.endpoint, timeout=60, retries=0) as c:
             info = c.describe()["engine"]
             assert info["engine"] == "ned_fx" and info["backend"] == "torch-CPU" and info["device"] == "cpu"
-            assert info["renderer"]["path"] == "opencv"      # auto on a CPU: ShotRenderer, the fastest there
+            assert info["renderer"]["path"] == "opencv"      # auto: ShotRenderer, where the face content runs
             best = info["best_available"]       # what the machine offers, and why (no CUDA here)
             assert best["backend"] == "torch-cpu" and ("CUDA" in best["reason"] or "CPU" in best["reason"])
+            for bad, code in (({"actor_footage": ["/etc/passwd"]}, "forbidden"),
+                              ({"holdout_matte": "/etc/passwd"}, "forbidden"),
+                              ({"actor_footage": [1, 2]}, "invalid_parameter")):
+                with pytest.raises(DaemonError) as e:     # every path parameter is confined to the roots
+                    c.open(src, frames="0-7", emotion="happy", **bad)
+                assert e.value.code == code, bad
             seen: list = []
             shot = c.open(src, frames="0-7", emotion="happy")
             ready = shot.wait(callback=lambda done, total: seen.append((done, total)))

@@ -17,7 +17,7 @@ from ned_fx.media import (Frame, FrameRange, MovieWriter, ensure_not_input, is_s
                           parse_frame_range, read_image, sequence_path, to_display_rgb8, write_image)
 from ned_fx.media import writers as writers_module
 
-FOOTAGE = Path(__file__).resolve().parents[1].parent / "shared" / "footage"
+from conftest import FOOTAGE  # noqa: E402  (the one place that says where the footage is)
 D12 = FOOTAGE / "d12.mp4"
 
 RNG = np.random.default_rng(1234)
