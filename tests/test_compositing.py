@@ -303,3 +303,48 @@ def test_import_does_not_load_torch():
     code = "import sys, ned_fx.compositing; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
     assert out.stdout.strip() == "False"
+
+
+# ---- the keep matte (occluders) ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["uint8", "uint16", "float32"])
+def test_keep_matte_leaves_its_pixels_exactly_and_fades_the_edit(face, kind):
+    """A keep matte over the eyes' band: where it is 1 the plate comes back bit-exact, on its soft edge the edit
+    is partly there, elsewhere the result is the plain composite's; keep=None and an all-zero keep change
+    nothing."""
+    import cv2
+
+    img, src, dst, renderer, mesh = face
+    plate = _plates(img)[kind]
+    h, w = plate.shape[:2]
+    # a strong edit: the whole face moves, so the blend touches every pixel near the eyes
+    dst = src.copy()
+    dst[:, 1] -= 0.05 * _iod(src)
+    box = face_region_box(np.concatenate([src, dst]), w, h)
+    off = np.array([box[0], box[1], 0.0])
+    rendered = renderer.render(extract_region(plate, box), src - off, dst - off, mesh)
+    comp = Compositor()
+    plain = comp.composite(plate, rendered, box, dst, src)
+    rh, rw = box[3] - box[1], box[2] - box[0]
+    hard = np.zeros((rh, rw), np.float32)
+    eye_y = int(round(src[T.EYE_OUTER_RIGHT, 1] - box[1]))
+    hard[eye_y - 6: eye_y + 6, :] = 1.0                             # a horizontal bar through both eyes
+    keep = np.clip(cv2.GaussianBlur(hard, (0, 0), 1.5) * 2.0, 0.0, 1.0)
+    out = comp.composite(plate, rendered, box, dst, src, keep=keep)
+    region = lambda a: a[box[1]:box[3], box[0]:box[2]].astype(np.float64)      # noqa: E731
+    full = keep >= 1.0
+    assert full.sum() > 1000
+    assert np.array_equal(region(out)[full], region(plate)[full]), "kept pixels must be the plate's exactly"
+    moved = np.abs(region(plain) - region(plate)).max(axis=2)
+    assert moved[full].max() > 0, "the test needs an edit under the matte"
+    free = keep == 0.0
+    assert np.array_equal(region(out)[free], region(plain)[free])
+    edge = (keep > 0.2) & (keep < 0.8) & (moved > moved.max() * 0.3)
+    assert edge.sum() > 20
+    part = np.abs(region(out) - region(plate)).max(axis=2)[edge] / moved[edge]
+    assert 0.05 < np.median(part) < 0.95, "the edit fades out over the matte's soft edge"
+    assert np.array_equal(comp.composite(plate, rendered, box, dst, src, keep=np.zeros_like(keep)), plain)
+    frame = Frame(number=3, pixels=plate if plate.ndim == 3 else plate[..., None], channels=("R", "G", "B"))
+    assert np.array_equal(comp.composite_frame(frame, rendered, box, dst, src, keep=keep).pixels, out)
+    with pytest.raises(InvalidParameterError, match="keep"):
+        comp.composite(plate, rendered, box, dst, src, keep=keep[1:])

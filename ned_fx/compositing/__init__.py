@@ -1,7 +1,8 @@
 """Stage 4, compositing: blend a rendered face region back into the plate.
 
 Public contract: :class:`CompositorConfig`, :class:`Compositor` (``composite(plate, rendered_region,
-region_box, target_landmarks, source_landmarks)``), :func:`extract_region` (the renderer's input crop),
+region_box, target_landmarks, source_landmarks, keep=None)``: ``keep`` a matte of plate pixels to leave exactly as
+they are, e.g. occluders), :func:`extract_region` (the renderer's input crop),
 :func:`color_channel_indices`, :func:`face_mask`. Soft face mask from the mesh, colour match, multi-band
 (Laplacian) blend; outside the region box, and in alpha/extra channels, the output is a bit-exact copy of the
 input; floats stay float and unclipped. numpy + OpenCV only (no torch); nothing is loaded at import time.

@@ -117,7 +117,8 @@ class Compositor:
         return face_mask((y1 - y0, x1 - x0), np.asarray(target, np.float64)[:, :2] - offset, src, self.config)
 
     def composite(self, plate, rendered_region: np.ndarray, region_box, target_landmarks,
-                  source_landmarks=None, channels: tuple[str, ...] | None = None) -> np.ndarray:
+                  source_landmarks=None, channels: tuple[str, ...] | None = None,
+                  keep: np.ndarray | None = None) -> np.ndarray:
         """Blend a rendered face region into a plate.
 
         Args:
@@ -135,10 +136,15 @@ class Compositor:
             source_landmarks: the tracked (source) landmarks in plate pixels, or None; the mask covers both
                 faces' ovals.
             channels: channel names of an array plate (default by count: Y, YA, RGB, RGBA).
+            keep: hxw float32 matte over the region box (the rendered region's size), 1 where the plate's
+                pixel must stay exactly as it is (occluders: glasses frames, hair, a holdout), 0 where the edit
+                shows; the edit fades out over its soft edge (``out = plate + (1 - keep) * blend``). None:
+                nothing is kept.
 
         Returns:
             A new array of the plate's shape and dtype: colour channels blended inside the box; everything
-            else (outside the box, alpha and extra channels) bit-identical to the input.
+            else (outside the box, alpha and extra channels, and the pixels where ``keep`` is 1) bit-identical
+            to the input.
 
         Raises:
             InvalidParameterError: shapes or box that do not fit, a bad dtype.
@@ -167,6 +173,15 @@ class Compositor:
         if x1 <= x0 or y1 <= y0:
             raise InvalidParameterError(f"region_box {tuple(region_box)} lies outside the {width}x{height} plate")
         rendered = rendered[y0 - by0: y1 - by0, x0 - bx0: x1 - bx0].astype(np.float32, copy=False)
+        hold = None
+        if keep is not None:
+            hold = np.asarray(keep, dtype=np.float32)
+            if hold.shape != (by1 - by0, bx1 - bx0):
+                raise InvalidParameterError(f"keep is {hold.shape} but region_box {tuple(region_box)} is "
+                                            f"{bx1 - bx0}x{by1 - by0}; pass a matte over the region box (h, w)")
+            hold = np.clip(np.nan_to_num(hold[y0 - by0: y1 - by0, x0 - bx0: x1 - bx0], nan=0.0), 0.0, 1.0)
+            if not hold.any():
+                hold = None
 
         out = pixels.copy()
         box = out[y0:y1, x0:x1]                                      # a view: writing it writes `out`
@@ -193,6 +208,8 @@ class Compositor:
         if bad is not None:
             delta[bad] = 0.0
         blended = laplacian_blend_delta(delta, mask, self.config.levels)
+        if hold is not None:                 # the kept pixels get exactly nothing added
+            blended *= (1.0 - hold)[..., None]
         if pixels.dtype.kind == "u":         # plate + blend, rounded to nearest and saturated, in one pass
             depth = cv2.CV_8U if pixels.dtype == np.uint8 else cv2.CV_16U
             result = cv2.add(blended, plate_region, dtype=depth).reshape(blended.shape)
@@ -202,7 +219,7 @@ class Compositor:
         return out
 
     def composite_frame(self, frame: Frame, rendered_region: np.ndarray, region_box, target_landmarks,
-                        source_landmarks=None) -> Frame:
+                        source_landmarks=None, keep: np.ndarray | None = None) -> Frame:
         """:meth:`composite` on a Frame, returning a Frame (windows, channels and metadata kept)."""
         return frame.with_pixels(self.composite(frame, rendered_region, region_box, target_landmarks,
-                                                source_landmarks))
+                                                source_landmarks, keep=keep))
