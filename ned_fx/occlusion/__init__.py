@@ -1,0 +1,15 @@
+"""Stage: occlusion. What covers the face (glasses frames, hair, a user's holdout matte) must not be warped.
+
+Public contract: :class:`OcclusionConfig`, :class:`OcclusionDetector` (``detect(region, landmarks, white) ->
+matte``), :func:`fill` (the occluder's pixels replaced by the surrounding skin, so a warp does not smear them),
+:func:`load_holdout` (a user-given matte for a frame). The matte is HxW float32 over the face region, 1 on an
+occluder; the compositor keeps the plate's pixels there. numpy + OpenCV only; nothing is loaded at import time;
+this stage imports no other stage.
+"""
+
+from .config import OcclusionConfig
+from .detector import OcclusionDetector
+from .fill import fill
+from .holdout import load_holdout
+
+__all__ = ["OcclusionConfig", "OcclusionDetector", "fill", "load_holdout"]

@@ -1,0 +1,102 @@
+"""OcclusionConfig: the one home of the occlusion stage's defaults."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import InvalidParameterError
+
+
+@dataclass(frozen=True)
+class OcclusionConfig:
+    """Every knob of the occluder detector (glasses frames, hair over the face) and of the fill beneath them.
+
+    Lengths given "x IOD" are fractions of the face's inter-ocular distance (outer eye corners, points 33 and
+    263), so a setting means the same on a 512² clip and on a 4K plate. Contrasts are fractions of display
+    white (the plate's luma divided by ``white``).
+
+    Attributes:
+        work_iod: the detector works on a copy of the region scaled so that the IOD is this many pixels (never
+            enlarged); the matte is scaled back to the region.
+        glasses: look for glasses frames (thin lines around the eyes).
+        line_scales: half-widths (working pixels) of the thin lines the line filter looks for.
+        line_low, line_high: hysteresis thresholds of the line contrast (how much darker a line is than both
+            of its sides): pixels above ``line_high`` seed a line, connected pixels above ``line_low`` extend
+            it.
+        bright_lines: also look for lines brighter than both sides (clear plastic rims, highlights on metal),
+            with thresholds ``bright_factor`` times the dark ones.
+        bright_factor: see ``bright_lines``.
+        min_line_length: a connected line must span at least this much (x IOD) to count as a frame.
+        max_line_width: ... and be at most this wide on average (its pixel count over its span, x IOD).
+        nose_below: the nose's sides below this depth under the eye line (x IOD) are not frames (the bridge
+            and the nose pads sit above it).
+        band_above, band_below: the band searched for frames: from ``band_above`` above the top of the brows
+            to ``band_below`` below the eye line (x IOD), across the face oval grown by ``band_side``.
+        band_side: the band stops this far (x IOD) inside the face oval's sides (the face's own outline is
+            not a frame; temple arms outside it need no keeping).
+        eye_margin: the eye contours (lids, lashes) grown by this much (x IOD) are not frames; the region
+            above the upper lid (the lid crease) is excluded ``crease`` further.
+        crease: see ``eye_margin``.
+        brow_margin: the brows, and all the other explained areas, are grown by this much more (x IOD).
+        hair: look for hair over the face (colour against a skin model sampled from the cheeks, nose and
+            forehead centre, inside the face oval).
+        skin_distance: a pixel whose chroma lies further than this many standard deviations from the skin
+            model, or that is darker than ``hair_darkness`` times the skin's median luma, is hair.
+        hair_darkness: see ``skin_distance``.
+        feature_margin: eyes, brows, lips and nostrils grown by this much (x IOD) are never hair.
+        min_hair_area: a hair patch must cover at least this fraction of IOD² to count.
+        grow: the matte is grown by this many working pixels past the detected structure (anti-aliased
+            edges of the occluder are kept too).
+        softness: the matte's soft edge in region pixels (a Gaussian of this sigma).
+        fill_levels: pyramid levels of the push-pull fill (the largest hole it fills is about 2^levels px).
+    """
+
+    work_iod: float = 128.0
+    glasses: bool = True
+    line_scales: tuple[float, ...] = (0.7, 1.2, 2.0)
+    line_low: float = 0.022
+    line_high: float = 0.045
+    bright_lines: bool = True
+    bright_factor: float = 1.5
+    min_line_length: float = 0.15
+    max_line_width: float = 0.06
+    nose_below: float = 0.1
+    band_above: float = 0.08
+    band_below: float = 0.42
+    band_side: float = 0.05
+    eye_margin: float = 0.05
+    crease: float = 0.06
+    brow_margin: float = 0.02
+    hair: bool = True
+    skin_distance: float = 4.0
+    hair_darkness: float = 0.45
+    feature_margin: float = 0.05
+    min_hair_area: float = 0.01
+    grow: int = 1
+    softness: float = 0.7
+    fill_levels: int = 8
+
+    def __post_init__(self) -> None:
+        if not 32.0 <= self.work_iod <= 1024.0:
+            raise InvalidParameterError(f"work_iod must be between 32 and 1024 pixels, got {self.work_iod}")
+        if not self.line_scales or any(not 0.3 <= s <= 8.0 for s in self.line_scales):
+            raise InvalidParameterError(f"line_scales must be half-widths between 0.3 and 8 px, got {self.line_scales}")
+        if not 0.0 < self.line_low <= self.line_high <= 1.0:
+            raise InvalidParameterError(f"need 0 < line_low <= line_high <= 1, got {self.line_low}, {self.line_high}")
+        if not self.bright_factor >= 1.0:
+            raise InvalidParameterError(f"bright_factor must be >= 1, got {self.bright_factor}")
+        for name in ("min_line_length", "max_line_width", "nose_below", "band_above", "band_below", "band_side", "eye_margin", "crease",
+                     "brow_margin", "feature_margin", "min_hair_area"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise InvalidParameterError(f"{name} must be between 0 and 1 (x IOD), got {value}")
+        if not self.skin_distance > 0:
+            raise InvalidParameterError(f"skin_distance must be > 0, got {self.skin_distance}")
+        if not 0.0 <= self.hair_darkness < 1.0:
+            raise InvalidParameterError(f"hair_darkness must be between 0 and 1, got {self.hair_darkness}")
+        if not 0 <= self.grow <= 8:
+            raise InvalidParameterError(f"grow must be between 0 and 8 pixels, got {self.grow}")
+        if not 0.0 <= self.softness <= 4.0:
+            raise InvalidParameterError(f"softness must be between 0 and 4 pixels, got {self.softness}")
+        if not 1 <= self.fill_levels <= 12:
+            raise InvalidParameterError(f"fill_levels must be between 1 and 12, got {self.fill_levels}")

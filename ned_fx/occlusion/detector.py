@@ -1,0 +1,271 @@
+"""The occluder detector: glasses frames and hair over the face, as a soft matte over the face region.
+
+Works on one frame's region crop (the renderer's input) and its tracked landmarks; numpy + OpenCV only, a few
+milliseconds per frame. Everything is done on a copy scaled to a fixed inter-ocular distance (``work_iod``) so
+thresholds and lengths mean the same at any plate size; the matte is scaled back.
+
+Cues:
+    glasses: thin lines darker (or brighter) than both their sides, found by a bar filter along the local
+        Hessian normal at a few widths, in the band between the brows and the upper cheeks across the face
+        oval; the lids, lashes and lid crease (the eye contours grown) and the brows are what the landmarks
+        explain and are left out; hysteresis keeps connected thin structures, and short pieces are dropped.
+    hair: colour against a per-frame skin model sampled at clearly-skin mesh points (cheeks, nose bridge,
+        forehead centre): chroma far from the skin's or much darker than it, inside the face oval, never on
+        the eyes, brows, lips or nostrils.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import topology as T
+from ..errors import InvalidParameterError, NoFaceError
+from .config import OcclusionConfig
+
+#: Clearly-skin mesh points the skin model is sampled at: cheeks, nose bridge, forehead centre.
+SKIN_POINTS = (50, 280, 101, 330, 117, 346, 123, 352, 205, 425, 6, 197, 195, 151, 9, 108, 337)
+#: Nostrils and the nose's base (never hair).
+NOSE_BASE = (98, 97, 2, 326, 327, 294, 278, 344, 440, 275, 4, 45, 220, 115, 48, 64)
+#: The nose's outline from the bridge down (its sides' shading is not a frame below the eye line).
+NOSE = (168, 6, 122, 196, 217, 126, 209, 49, 64, 98, 97, 2, 326, 327, 294, 279, 429, 355, 437, 419, 351)
+_LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)
+_SHIFT = 4
+
+
+def _poly(mask: np.ndarray, pts: np.ndarray, value: int = 1) -> None:
+    import cv2
+
+    cv2.fillPoly(mask, [np.rint((pts - 0.5) * (1 << _SHIFT)).astype(np.int32)], value, lineType=cv2.LINE_8,
+                 shift=_SHIFT)
+
+
+def _grow(mask: np.ndarray, radius: float) -> np.ndarray:
+    import cv2
+
+    r = int(round(radius))
+    if r <= 0:
+        return mask
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+    return cv2.dilate(mask, kernel)
+
+
+def _line_contrast(grey: np.ndarray, scale: float, gx: np.ndarray, gy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(dark, bright): how much a thin line of half-width ``scale`` px through each pixel is darker / brighter
+    than both of its sides, measured across the line (the Hessian's strongest-curvature direction)."""
+    import cv2
+
+    b = cv2.GaussianBlur(grey, (0, 0), scale)
+    dxx = cv2.Sobel(b, cv2.CV_32F, 2, 0, ksize=3)
+    dyy = cv2.Sobel(b, cv2.CV_32F, 0, 2, ksize=3)
+    dxy = cv2.Sobel(b, cv2.CV_32F, 1, 1, ksize=3)
+    theta = 0.5 * np.arctan2(2.0 * dxy, dxx - dyy)               # direction of the larger eigenvalue
+    mean = dxx + dyy                                               # its sign: which eigenvalue is stronger
+    theta = np.where(mean >= 0, theta, theta + np.float32(np.pi / 2))
+    reach = np.float32(2.0 * scale + 0.5)
+    nx, ny = np.cos(theta) * reach, np.sin(theta) * reach
+    sharp = cv2.GaussianBlur(grey, (0, 0), 0.6 * scale)
+    plus = cv2.remap(sharp, gx + nx, gy + ny, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    minus = cv2.remap(sharp, gx - nx, gy - ny, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return np.minimum(plus, minus) - sharp, sharp - np.maximum(plus, minus)
+
+
+def _hysteresis(weak: np.ndarray, strong: np.ndarray, min_extent: float, max_width: float) -> np.ndarray:
+    """The connected components of ``weak`` that contain a ``strong`` pixel, span >= ``min_extent`` px and are
+    thin (pixel count / span <= ``max_width``: lines, not blobs)."""
+    import cv2
+
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(weak.astype(np.uint8), connectivity=8)
+    if count <= 1:
+        return np.zeros(weak.shape, bool)
+    seeded = np.zeros(count, bool)
+    seeded[np.unique(labels[strong & weak])] = True
+    extent = np.hypot(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT])
+    keep = seeded & (extent >= min_extent) & (stats[:, cv2.CC_STAT_AREA] <= max_width * np.maximum(extent, 1.0))
+    keep[0] = False
+    return keep[labels]
+
+
+class OcclusionDetector:
+    """Finds what covers the face (glasses frames, hair) in a frame's region; build once, call per frame.
+
+    Args:
+        config: an :class:`OcclusionConfig` (defaults when None).
+    """
+
+    def __init__(self, config: OcclusionConfig | None = None):
+        self.config = config or OcclusionConfig()
+
+    def detect(self, region: np.ndarray, landmarks: np.ndarray, white: float = 1.0) -> np.ndarray:
+        """The occluder matte of one frame.
+
+        Args:
+            region: HxWxK float32 plate values of the face region (K = 3 for RGB, 1 for grey).
+            landmarks: Px3 (or Px2) landmarks in region pixels, P >= 468 (the tracker's 478).
+            white: the plate value of display white (255 for 8-bit, 65535 for 16-bit, 1.0 for float).
+
+        Returns:
+            HxW float32 in 0..1: 1 on occluders, 0 on the face, a soft edge of about ``softness`` px.
+
+        Raises:
+            InvalidParameterError: bad shapes or white. NoFaceError: NaN landmarks.
+        """
+        import cv2
+
+        cfg = self.config
+        img = np.asarray(region, dtype=np.float32)
+        if img.ndim == 2:
+            img = img[:, :, None]
+        if img.ndim != 3 or img.shape[2] not in (1, 3) or img.shape[0] < 4 or img.shape[1] < 4:
+            raise InvalidParameterError(f"region must be HxWx3 or HxWx1 plate values, got shape {img.shape}")
+        if not white > 0:
+            raise InvalidParameterError(f"white must be > 0, got {white}")
+        pts = np.asarray(landmarks, dtype=np.float64)
+        if pts.ndim != 2 or pts.shape[0] < T.NUM_MESH or pts.shape[1] < 2:
+            raise InvalidParameterError(f"landmarks must be Px2 or Px3 (P >= {T.NUM_MESH}), got shape {pts.shape}")
+        pts = pts[:, :2]
+        if not np.isfinite(pts[: T.NUM_MESH]).all():
+            raise NoFaceError("the landmarks have NaN points (no face in this frame); detect occluders only on "
+                              "frames with a face")
+        h, w = img.shape[:2]
+        iod = float(np.linalg.norm(pts[T.EYE_OUTER_LEFT] - pts[T.EYE_OUTER_RIGHT]))
+        if iod < 4.0:
+            return np.zeros((h, w), np.float32)
+        scale = min(1.0, cfg.work_iod / iod)
+        ww, wh = max(4, int(round(w * scale))), max(4, int(round(h * scale)))
+        sx, sy = ww / w, wh / h
+        small = img if (ww, wh) == (w, h) else cv2.resize(img, (ww, wh), interpolation=cv2.INTER_AREA)
+        if small.ndim == 2:
+            small = small[:, :, None]
+        small = np.nan_to_num(small, nan=0.0, posinf=white, neginf=0.0) / np.float32(white)
+        p = pts * [sx, sy]                                           # landmarks in working pixels
+        s_iod = iod * 0.5 * (sx + sy)
+        grey = small[:, :, 0] if small.shape[2] == 1 else small @ _LUMA
+        grey = np.ascontiguousarray(np.clip(grey, 0.0, 2.0), dtype=np.float32)
+
+        found = np.zeros((wh, ww), np.uint8)
+        if cfg.glasses:
+            found |= self._frames(grey, p, s_iod)
+        if cfg.hair and small.shape[2] == 3:
+            found |= self._hair(small, grey, p, s_iod)
+        if not found.any():
+            return np.zeros((h, w), np.float32)
+        found = _grow(found, cfg.grow)
+        matte = found.astype(np.float32)
+        if (ww, wh) != (w, h):
+            matte = cv2.resize(matte, (w, h), interpolation=cv2.INTER_LINEAR)
+        if cfg.softness > 0:
+            matte = cv2.GaussianBlur(matte, (0, 0), cfg.softness)
+            matte = np.clip(matte * 2.0, 0.0, 1.0)          # the structure's own pixels stay at exactly 1
+        return matte
+
+    # ---- cues ----------------------------------------------------------------------------------------------
+
+    def _frames(self, grey: np.ndarray, p: np.ndarray, iod: float) -> np.ndarray:
+        """Glasses frames: connected thin lines in the band around the eyes, working pixels (uint8 0/1)."""
+        cfg = self.config
+        wh, ww = grey.shape
+        out = np.zeros((wh, ww), np.uint8)
+        right, left = p[T.EYE_OUTER_RIGHT], p[T.EYE_OUTER_LEFT]
+        u = (left - right) / max(np.linalg.norm(left - right), 1e-9)
+        v = np.array([-u[1], u[0]])
+        centre = 0.5 * (left + right)
+        if (p[152] - centre) @ v < 0:                                 # v points down the face (to the chin)
+            v = -v
+        brow_pts = p[list(T.RIGHT_BROW) + list(T.LEFT_BROW)]
+        top = float(((brow_pts - centre) @ v).min()) - cfg.band_above * iod
+        bottom = cfg.band_below * iod
+        # the band: between the two depths, inside the face oval pulled in by band_side
+        oval = p[list(T.FACE_OVAL)]
+        across = (oval - centre) @ u
+        lo, hi = across.min() + cfg.band_side * iod, across.max() - cfg.band_side * iod
+        corners = np.array([centre + u * a + v * d for a, d in ((lo, top), (hi, top), (hi, bottom), (lo, bottom))])
+        x0, y0 = np.floor(corners.min(axis=0)).astype(int) - 2
+        x1, y1 = np.ceil(corners.max(axis=0)).astype(int) + 3
+        x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, ww), min(y1, wh)
+        if x1 - x0 < 8 or y1 - y0 < 8:
+            return out
+        q = p - [x0, y0]                                              # landmarks in the band's crop
+        c = centre - [x0, y0]
+        bh, bw = y1 - y0, x1 - x0
+        band = np.zeros((bh, bw), np.uint8)
+        _poly(band, corners - [x0, y0])
+        inside = np.zeros((bh, bw), np.uint8)
+        _poly(inside, q[list(T.FACE_OVAL)])
+        band &= inside
+        explained = np.zeros((bh, bw), np.uint8)
+        for eye in (T.RIGHT_EYE, T.LEFT_EYE):
+            e = q[list(eye)]
+            _poly(explained, e)
+            _poly(explained, e - v * cfg.crease * iod)                # the lid crease above the upper lid
+        explained = _grow(explained, cfg.eye_margin * iod)
+        for brow in (T.RIGHT_BROW, T.LEFT_BROW):
+            b = q[list(brow)]
+            _poly(explained, np.concatenate([b[:5], b[5:][::-1]]))
+        nose = np.zeros((bh, bw), np.uint8)
+        _poly(nose, q[list(NOSE)])
+        gx, gy = np.meshgrid(np.arange(bw, dtype=np.float32), np.arange(bh, dtype=np.float32))
+        depth = (gx + 0.5 - c[0]) * v[0] + (gy + 0.5 - c[1]) * v[1]
+        explained |= _grow(nose, cfg.brow_margin * iod) & (depth > cfg.nose_below * iod)
+        explained = _grow(explained, cfg.brow_margin * iod)
+        area = (band > 0) & (explained == 0)
+        if not area.any():
+            return out
+        crop = np.ascontiguousarray(grey[y0:y1, x0:x1])
+        dark = bright = None
+        for s in cfg.line_scales:
+            d, b = _line_contrast(crop, s, gx, gy)
+            dark = d if dark is None else np.maximum(dark, d)
+            bright = b if bright is None else np.maximum(bright, b)
+        weak = area & (dark >= cfg.line_low)
+        strong = weak & (dark >= cfg.line_high)
+        if cfg.bright_lines:
+            k = cfg.bright_factor
+            bw_ = area & (bright >= cfg.line_low * k)
+            weak |= bw_
+            strong |= bw_ & (bright >= cfg.line_high * k)
+        lines = _hysteresis(weak, strong, cfg.min_line_length * iod, cfg.max_line_width * iod)
+        out[y0:y1, x0:x1] = lines
+        return out
+
+    def _hair(self, rgb: np.ndarray, grey: np.ndarray, p: np.ndarray, iod: float) -> np.ndarray:
+        """Hair over the face: colour far from the skin model inside the face oval (uint8 0/1)."""
+        import cv2
+
+        cfg = self.config
+        wh, ww = grey.shape
+        eps = np.float32(1e-3)
+        chroma = np.log(np.maximum(rgb[:, :, [0, 2]], eps)) - np.log(np.maximum(rgb[:, :, 1:2], eps))
+        # the skin model: a 5x5 median around each clearly-skin point, robust mean and spread
+        xy = np.clip(np.rint(p[list(SKIN_POINTS)] - 0.5).astype(int), 0, [ww - 1, wh - 1])
+        samples, lumas = [], []
+        for x, y in xy:
+            patch = (slice(max(y - 2, 0), y + 3), slice(max(x - 2, 0), x + 3))
+            samples.append(np.median(chroma[patch].reshape(-1, 2), axis=0))
+            lumas.append(np.median(grey[patch]))
+        samples = np.array(samples)
+        centre = np.median(samples, axis=0)
+        spread = np.maximum(1.4826 * np.median(np.abs(samples - centre), axis=0), 0.03)
+        skin_luma = float(np.median(lumas))
+        dist = np.sqrt((((chroma - centre.astype(np.float32)) / spread.astype(np.float32)) ** 2).sum(axis=2))
+        hair = (dist > cfg.skin_distance) | (grey < cfg.hair_darkness * skin_luma)
+        inside = np.zeros((wh, ww), np.uint8)
+        _poly(inside, p[list(T.FACE_OVAL)])
+        features = np.zeros((wh, ww), np.uint8)
+        for eye in (T.RIGHT_EYE, T.LEFT_EYE):
+            e = p[list(eye)]
+            _poly(features, e)
+            _poly(features, e - (p[152] - p[10]) / max(np.linalg.norm(p[152] - p[10]), 1e-9) * 0.08 * iod)
+        for brow in (T.RIGHT_BROW, T.LEFT_BROW):
+            b = p[list(brow)]
+            _poly(features, np.concatenate([b[:5], b[5:][::-1]]))
+        _poly(features, p[list(T.LIPS_OUTER)])
+        _poly(features, cv2.convexHull(p[list(NOSE_BASE)].astype(np.float32))[:, 0].astype(np.float64))
+        features = _grow(features, cfg.feature_margin * iod) > 0
+        hair &= (inside > 0) & ~features
+        hair = cv2.morphologyEx(hair.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+        count, labels, stats, _ = cv2.connectedComponentsWithStats(hair, connectivity=8)
+        if count <= 1:
+            return hair
+        keep = stats[:, cv2.CC_STAT_AREA] >= cfg.min_hair_area * iod * iod
+        keep[0] = False
+        return keep[labels].astype(np.uint8)

@@ -1,0 +1,62 @@
+"""Fill the occluders' pixels with the surrounding skin (push-pull: a normalised pyramid average), so the warp
+moves skin and not glasses frames or hair; the compositor then puts the plate's occluders back."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import InvalidParameterError
+
+
+def fill(region: np.ndarray, matte: np.ndarray, levels: int = 8, threshold: float = 0.01) -> np.ndarray:
+    """The region with every pixel the matte touches replaced by the surrounding unoccluded pixels.
+
+    Args:
+        region: HxWxK float32 plate values (any K, e.g. 3 for RGB).
+        matte: HxW float32, 1 on occluders (from :meth:`OcclusionDetector.detect` or :func:`load_holdout`).
+        levels: pyramid levels (holes up to about ``2**levels`` px wide are filled smoothly).
+        threshold: pixels whose matte exceeds this are filled (the matte's soft edge holds occluder colour).
+
+    Returns:
+        A new HxWxK float32 array: the input exactly where the matte is <= ``threshold``, a smooth fill from
+        the surroundings elsewhere (the input itself is returned when the matte is empty).
+
+    Raises:
+        InvalidParameterError: shapes that do not fit.
+    """
+    import cv2
+
+    img = np.asarray(region, dtype=np.float32)
+    squeeze = img.ndim == 2
+    if squeeze:
+        img = img[:, :, None]
+    m = np.asarray(matte, dtype=np.float32)
+    if img.ndim != 3 or m.shape != img.shape[:2]:
+        raise InvalidParameterError(f"region must be HxWxK and matte HxW of the same size, got {img.shape} and "
+                                    f"{m.shape}")
+    hole = m > threshold
+    if not hole.any():
+        return region
+    if hole.all():
+        return img[:, :, 0] if squeeze else img.copy()
+    c = img.shape[2]
+    weight = (~hole).astype(np.float32)
+    data = [np.where(hole[..., None], np.float32(0.0), img)]
+    weights = [weight]
+    for _ in range(levels):
+        if min(weights[-1].shape) < 4:
+            break
+        pw = weights[-1]
+        data.append(cv2.pyrDown(data[-1]).reshape(-1, (data[-1].shape[1] + 1) // 2, c))
+        weights.append(cv2.pyrDown(pw))
+    # coarsest: the normalised average; then up, each level's own average where it has support
+    acc = data[-1] / np.maximum(weights[-1], 1e-6)[..., None]
+    for k in range(len(data) - 2, -1, -1):
+        shape = data[k].shape
+        up = cv2.pyrUp(acc, dstsize=(shape[1], shape[0])).reshape(shape)
+        wk = weights[k]
+        own = data[k] / np.maximum(wk, 1e-6)[..., None]
+        alpha = np.clip(wk * 2.0, 0.0, 1.0)[..., None] if k > 0 else weight[..., None]
+        acc = own * alpha + up * (1.0 - alpha)
+    out = np.where(hole[..., None], acc, img)
+    return out[:, :, 0] if squeeze else out
