@@ -317,6 +317,14 @@ def edit_media(path: str | Path, output: str | Path, instruction: EditInstructio
     path, output = Path(path), Path(output)
     kind = _output_kind(output)
     consent = normalise_consent(consent)
+    count = _check_input(path, frames)           # a missing or unreadable input is told at once
+    _check_output_format(output, kind, preview)
+    if preview is not None and _same_path(preview, output):
+        raise InvalidParameterError(f"--preview {preview} is the same file as the output -o {output}: give the "
+                                    f"before/after preview its own name (e.g. {output.stem}_preview.png)")
+    if kind == "image" and count != 1 and analysis is None:
+        raise InvalidParameterError(f"{output.name} is a still but {count} frames are to be edited; write a "
+                                    f"sequence (name.####.exr) or a movie (.mov/.mp4)")
     _check_provenance_formats(output, kind, preview)
     if sign is not None:
         _check_signing(output, kind, sign, sign_alg)
@@ -331,12 +339,19 @@ def edit_media(path: str | Path, output: str | Path, instruction: EditInstructio
         ensure_not_input(preview, [path, output])
     check_instruction(instruction, manipulator_config)
     neural = check_renderer(renderer, checkpoint)
-    for target in (output, Path(preview) if preview else None):
-        if target is not None:
-            try:
-                target.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise OutputWriteError(f"cannot create the folder {target.parent}: {exc.strerror or exc}") from None
+    made = _make_output_folders(output, preview)
+    try:
+        return _edit(path, output, kind, instruction, frames, face_id, preview, tracker_config, manipulator_config,
+                     renderer_config, compositor_config, progress, resume, analysis, analysis_only, consent, audit,
+                     sign, sign_alg, renderer, checkpoint, content, actor_footage, neural)
+    except BaseException:
+        _remove_empty(made)              # a failed edit leaves no folder it made (nothing half-written is in them)
+        raise
+
+
+def _edit(path, output, kind, instruction, frames, face_id, preview, tracker_config, manipulator_config,
+          renderer_config, compositor_config, progress, resume, analysis, analysis_only, consent, audit, sign,
+          sign_alg, renderer, checkpoint, content, actor_footage, neural) -> EditSummary:
     clock = _Clock()
 
     # 1.+2. analyse the shot (track every frame: smoothing and the neutral need the whole shot) and plan the edit,
@@ -415,6 +430,80 @@ def edit_media(path: str | Path, output: str | Path, instruction: EditInstructio
 
 
 RENDERERS = ("geometry", "neural")
+
+
+def _check_input(path: Path, frames: str | None) -> int:
+    """Open the input (cheap: no decoding) before any other work: how many frames are to be edited.
+
+    Raises:
+        InputNotFoundError, UnreadableMediaError, UnsupportedFormatError, InvalidParameterError (a bad range).
+    """
+    with open_media(path, parse_frame_range(frames)) as source:
+        return len(source)
+
+
+def _still_formats() -> tuple[str, ...]:
+    from .media import IMAGE_EXTENSIONS
+    from .provenance.embed import FORMATS
+
+    return tuple(e for e in IMAGE_EXTENSIONS if e in FORMATS)
+
+
+def _check_output_format(output: Path, kind: str, preview) -> None:
+    """Refuse, before any work, an output or preview whose format ned_fx cannot write (names the valid ones)."""
+    from .media import MOVIE_EXTENSIONS
+
+    stills = _still_formats()
+    movies = tuple(e for e in MOVIE_EXTENSIONS if e in (".mp4", ".mov", ".mkv", ".webm", ".avi"))
+    ext = output.suffix.lower()
+    if kind in ("image", "sequence") and ext not in stills:
+        if ext in MOVIE_EXTENSIONS or ext in (".bmp",):
+            pass                          # movies are kind "movie"; BMP gets the provenance message below
+        else:
+            raise InvalidParameterError(
+                f"cannot write {output.name}: {ext or 'no extension'} is not an output format; valid: stills "
+                f"{' '.join(stills)}, sequences name.####{stills[0]} (any still format), movies {' '.join(movies)}")
+    if preview is not None:
+        pext = Path(preview).suffix.lower()
+        if pext not in stills and pext not in movies and pext != ".bmp":
+            raise InvalidParameterError(f"cannot write the preview {Path(preview).name}: valid: a still "
+                                        f"({' '.join(stills)}) or a movie ({' '.join(movies)})")
+
+
+def _same_path(a, b) -> bool:
+    import os
+
+    return os.path.abspath(os.path.expanduser(str(a))) == os.path.abspath(os.path.expanduser(str(b)))
+
+
+def _make_output_folders(output: Path, preview) -> list[Path]:
+    """Create the outputs' folders; returns those it created (deepest first) so a failed edit can remove them."""
+    made: list[Path] = []
+    for target in (output, Path(preview) if preview else None):
+        if target is None:
+            continue
+        missing = []
+        folder = target.parent.absolute()
+        while not folder.exists() and folder != folder.parent:
+            missing.append(folder)
+            folder = folder.parent
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            _remove_empty(made)
+            raise OutputWriteError(f"cannot create the folder {target.parent}: {exc.strerror or exc}") from None
+        made.extend(missing)
+    return made
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    for folder in folders:                # deepest first
+        try:
+            for side in folder.glob(".*.ned_fx.json"):       # the resume manifest of a sequence never written
+                side.unlink()
+            folder.rmdir()
+        except OSError:
+            pass
 
 
 def check_renderer(renderer: str, checkpoint: str | Path | None):
@@ -889,10 +978,20 @@ class _Sink(_MovieOwner):
                 except (OSError, ValueError):
                     self.done = set()
             output.parent.mkdir(parents=True, exist_ok=True)
+            self._manifest_was_there = self.manifest.is_file()
             _write_json(self.manifest, {"key": self.key, "source": str(source), "params": instruction.as_params()})
 
     def already_done(self, number: int) -> bool:
         return number in self.done
+
+    def abort(self) -> None:
+        super().abort()
+        # a sequence of which this run wrote nothing and found nothing leaves no resume manifest behind
+        if self.kind == "sequence" and not self.written and not self.done and not self._manifest_was_there:
+            try:
+                self.manifest.unlink()
+            except OSError:
+                pass
 
     def write(self, frame: Frame, write_image, provenance=None) -> None:
         if self.kind == "sequence":

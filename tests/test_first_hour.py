@@ -1,0 +1,69 @@
+"""A new user's first hour: every output and option is checked before any decoding or tracking, a failed edit
+leaves nothing it made behind, and a missing input is told at once (before the heavy imports)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import REPO, footage
+from ned_fx.errors import InputNotFoundError, InvalidParameterError, NoFaceError
+from ned_fx.media import write_image
+from ned_fx import pipeline
+from ned_fx.pipeline import EditInstruction, edit_media
+
+HAPPY = EditInstruction(emotion="happy")
+
+
+@pytest.fixture
+def no_tracking(monkeypatch):
+    """Any tracking fails the test: the checks must come first."""
+    def tracked(*args, **kwargs):
+        raise AssertionError("the shot was analysed before the options were checked")
+
+    monkeypatch.setattr(pipeline, "_analyse", tracked)
+
+
+def test_outputs_and_options_are_checked_before_any_tracking(tmp_path, no_tracking):
+    clip = footage("d12.mp4")
+    with pytest.raises(InvalidParameterError, match=r"\.xyz is not an output format; valid: stills .*\.png") as e:
+        edit_media(clip, tmp_path / "x.xyz", HAPPY)
+    assert ".bmp" not in str(e.value)                    # only formats that can carry provenance are offered
+    with pytest.raises(InvalidParameterError, match="is a still but 6 frames"):
+        edit_media(clip, tmp_path / "x.png", HAPPY, frames="0-5")
+    with pytest.raises(InvalidParameterError, match=r"--preview .*a\.mp4 is the same file as the output"):
+        edit_media(clip, tmp_path / "a.mp4", HAPPY, preview=tmp_path / "a.mp4")
+    with pytest.raises(InvalidParameterError, match="cannot write the preview"):
+        edit_media(clip, tmp_path / "a.mp4", HAPPY, preview=tmp_path / "a.txt")
+    with pytest.raises(InvalidParameterError, match="cannot say it was edited"):
+        edit_media(clip, tmp_path / "x.bmp", HAPPY, frames="0-0")
+    with pytest.raises(InputNotFoundError):
+        edit_media(tmp_path / "missing.mp4", tmp_path / "o.mp4", HAPPY)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_a_failed_edit_removes_the_folders_it_made(tmp_path):
+    grey = tmp_path / "grey.png"
+    write_image(grey, np.full((96, 96, 3), 128, np.uint8))           # no face in it
+    with pytest.raises(NoFaceError):
+        edit_media(grey, tmp_path / "out" / "deep" / "x.####.png", HAPPY)
+    with pytest.raises(NoFaceError):
+        edit_media(grey, tmp_path / "still" / "x.png", HAPPY, preview=tmp_path / "prev" / "p.png")
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    with pytest.raises(NoFaceError):
+        edit_media(grey, kept / "x.####.png", HAPPY)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["grey.png", "kept"]
+    assert list(kept.iterdir()) == []                    # no resume manifest of a sequence never written
+
+
+def test_a_missing_input_is_told_before_the_heavy_imports(tmp_path):
+    code = ("import sys\nfrom ned_fx.cli import main\n"
+            f"rc = main(['edit', {str(tmp_path / 'nothere.mov')!r}, '-o', {str(tmp_path / 'o.mov')!r}, "
+            "'--emotion', 'happy'])\nprint(rc, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert out.stdout.split() == ["2", "False"], out.stdout + out.stderr
+    assert "nothere.mov" in out.stderr and "does not exist" in out.stderr
