@@ -267,7 +267,7 @@ def edit_media(path: str | Path, output: str | Path, instruction: EditInstructio
                analysis: str | Path | None = None, analysis_only: bool = False, consent: str | None = None,
                audit=None, sign: tuple | None = None, sign_alg: str = "es256", renderer: str = "geometry",
                checkpoint: str | Path | None = None, content=None,
-               actor_footage: tuple = ()) -> EditSummary:
+               actor_footage: tuple = (), linearize: bool = False) -> EditSummary:
     """The main job: change the expression of the actor in a plate, keeping everything else.
 
     Args:
@@ -295,6 +295,9 @@ def edit_media(path: str | Path, output: str | Path, instruction: EditInstructio
             mouth interior, eyeballs; a holdout matte). Default: all of them.
         actor_footage: more footage of the same actor (files): a library of mouth interiors and eyes for the
             shot's appearance models (never edited).
+        linearize: when the output's format cannot hold the plate's pixel type (an 8/16-bit plate to EXR, a float
+            plate to PNG/JPEG) it is converted (:mod:`ned_fx.media.convert`): display-referred by default
+            (code / white), through the sRGB curve (scene-linear EXR) with ``linearize``.
 
     Every file written carries the edit's provenance record (:mod:`ned_fx.provenance`) in its own metadata:
     the shot's record, stamped per frame with the source frame number (and, for a sequence source, that frame
@@ -343,7 +346,7 @@ def edit_media(path: str | Path, output: str | Path, instruction: EditInstructio
     try:
         return _edit(path, output, kind, instruction, frames, face_id, preview, tracker_config, manipulator_config,
                      renderer_config, compositor_config, progress, resume, analysis, analysis_only, consent, audit,
-                     sign, sign_alg, renderer, checkpoint, content, actor_footage, neural)
+                     sign, sign_alg, renderer, checkpoint, content, actor_footage, neural, linearize)
     except BaseException:
         _remove_empty(made)              # a failed edit leaves no folder it made (nothing half-written is in them)
         raise
@@ -351,7 +354,7 @@ def edit_media(path: str | Path, output: str | Path, instruction: EditInstructio
 
 def _edit(path, output, kind, instruction, frames, face_id, preview, tracker_config, manipulator_config,
           renderer_config, compositor_config, progress, resume, analysis, analysis_only, consent, audit, sign,
-          sign_alg, renderer, checkpoint, content, actor_footage, neural) -> EditSummary:
+          sign_alg, renderer, checkpoint, content, actor_footage, neural, linearize) -> EditSummary:
     clock = _Clock()
 
     # 1.+2. analyse the shot (track every frame: smoothing and the neutral need the whole shot) and plan the edit,
@@ -407,7 +410,7 @@ def _edit(path, output, kind, instruction, frames, face_id, preview, tracker_con
         summary = _render_shot(path, output, kind, track, edited, frames, preview, renderer_config,
                                compositor_config, progress, resume, clock, instruction, record, written, hasher,
                                neural=(checkpoint, neural) if neural is not None else None, models=models,
-                               content=content)
+                               content=content, linearize=linearize)
         if sign is not None:
             from .media.readers import read_provenance
             from .provenance.c2pa import sign_file
@@ -873,7 +876,8 @@ class ShotRenderer:
 
 def _render_shot(path, output, kind, track, edited, frames, preview, renderer_config, compositor_config,
                  progress, resume, clock, instruction, record=None, written: list | None = None,
-                 hasher=None, neural: tuple | None = None, models=None, content=None) -> EditSummary:
+                 hasher=None, neural: tuple | None = None, models=None, content=None,
+                 linearize: bool = False) -> EditSummary:
     import time
 
     from .media import open_media, write_image
@@ -888,7 +892,7 @@ def _render_shot(path, output, kind, track, edited, frames, preview, renderer_co
     written = [] if written is None else written
     sink = _Sink(output, kind, path, track, edited, instruction, resume, record, written, hasher,
                  renderer={"renderer": "neural", "checkpoint": str(Path(neural[0]).resolve()),
-                           "step": int(neural[1].step)} if neural else None)
+                           "step": int(neural[1].step)} if neural else None, linearize=linearize)
     before_after = _PreviewSink(preview, track.fps, record, written)
     try:
         with open_media(path, parse_frame_range(frames)) as source:
@@ -950,10 +954,12 @@ class _Sink(_MovieOwner):
     or a still."""
 
     def __init__(self, output: Path, kind: str, source: Path, track, edited, instruction, resume: bool,
-                 record=None, written: list | None = None, hasher=None, renderer: dict | None = None):
+                 record=None, written: list | None = None, hasher=None, renderer: dict | None = None,
+                 linearize: bool = False):
         import hashlib
         import json
 
+        self.linearize = linearize
         self.output, self.kind, self.source = output, kind, source
         self.movie = None
         self.track = track
@@ -984,6 +990,10 @@ class _Sink(_MovieOwner):
     def already_done(self, number: int) -> bool:
         return number in self.done
 
+    def _metadata(self, frame: Frame):
+        """The plate's header attributes go to EXR outputs (other formats carry only the provenance)."""
+        return (dict(frame.metadata) or None) if self.output.suffix.lower() == ".exr" else None
+
     def abort(self) -> None:
         super().abort()
         # a sequence of which this run wrote nothing and found nothing leaves no resume manifest behind
@@ -994,8 +1004,12 @@ class _Sink(_MovieOwner):
                 pass
 
     def write(self, frame: Frame, write_image, provenance=None) -> None:
+        if self.kind != "movie":                   # an 8-bit plate to EXR, a float plate to PNG, ...
+            from .media.convert import convert_for_output
+
+            frame = convert_for_output(frame, self.output.suffix, self.linearize)
         if self.kind == "sequence":
-            written = write_image(self._path_for(frame.number), frame, metadata=dict(frame.metadata) or None,
+            written = write_image(self._path_for(frame.number), frame, metadata=self._metadata(frame),
                                   provenance=provenance)
             if self.hasher is not None:
                 from .provenance import output_entry
@@ -1003,7 +1017,7 @@ class _Sink(_MovieOwner):
                 written = self.hasher.submit(output_entry, written)
             self.written.append(written)
         elif self.kind == "image":
-            self.written.append(write_image(self.output, frame, metadata=dict(frame.metadata) or None,
+            self.written.append(write_image(self.output, frame, metadata=self._metadata(frame),
                                             provenance=provenance))
         else:
             self._movie_write(frame)

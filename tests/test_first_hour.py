@@ -67,3 +67,27 @@ def test_a_missing_input_is_told_before_the_heavy_imports(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert out.stdout.split() == ["2", "False"], out.stdout + out.stderr
     assert "nothere.mov" in out.stderr and "does not exist" in out.stderr
+
+
+def test_integer_plates_write_to_exr_and_float_plates_to_png(tmp_path):
+    """An 8-bit still edited to EXR is display-referred code / 255 (or sRGB-decoded with linearize); a float EXR
+    edited to PNG comes back as 16-bit. Outside the face the values are the conversion of the plate's exactly."""
+    from ned_fx.media import read_image
+
+    photo = footage("people_0.png")
+    src = read_image(photo).pixels
+    out = edit_media(photo, tmp_path / "p.exr", HAPPY)
+    assert out.edited
+    exr = read_image(tmp_path / "p.exr").pixels
+    assert exr.dtype == np.float16
+    corner = (slice(0, 40), slice(0, 40))
+    np.testing.assert_array_equal(exr[corner], (src[corner] / np.float32(255)).astype(np.float16))
+    edit_media(photo, tmp_path / "lin.exr", HAPPY, linearize=True)
+    lin = read_image(tmp_path / "lin.exr").pixels.astype(np.float64)
+    v = src[corner] / 255.0
+    want = np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4)
+    np.testing.assert_allclose(lin[corner], want, atol=1e-3)
+    edit_media(tmp_path / "lin.exr", tmp_path / "back.png", HAPPY, linearize=True)
+    back = read_image(tmp_path / "back.png").pixels
+    assert back.dtype == np.uint16
+    np.testing.assert_allclose(back[corner] / 257.0, src[corner], atol=0.6)   # the round trip returns the codes

@@ -36,6 +36,10 @@ def register(subparsers) -> argparse.ArgumentParser:
                         "instruction and face), else written; farm tasks render chunks of a shot analysed once")
     p.add_argument("--analysis-only", action="store_true",
                    help="write --analysis and stop (the farm's first layer; --frames is then the whole shot)")
+    p.add_argument("--linearize", action="store_true",
+                   help="when the output format cannot hold the plate's pixels (an 8/16-bit plate to EXR, a float "
+                        "plate to PNG/JPEG): convert through the sRGB curve (scene-linear EXR) instead of the "
+                        "default display-referred code / white")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     rend = p.add_argument_group("renderer")
     rend.add_argument("--renderer", choices=["geometry", "neural"], default="geometry",
@@ -126,7 +130,8 @@ def run(args) -> int:
                              progress=progress, resume=not args.no_resume, analysis=args.analysis,
                              analysis_only=args.analysis_only, consent=args.consent, audit=audit, sign=sign,
                              sign_alg=args.sign_alg, renderer=args.renderer, checkpoint=args.checkpoint,
-                             content=content_from_args(args), actor_footage=tuple(args.actor_footage or ()))
+                             content=content_from_args(args), actor_footage=tuple(args.actor_footage or ()),
+                             linearize=args.linearize)
     finally:
         for _, close in bars.values():
             close()
