@@ -249,17 +249,28 @@ class FaceContent:
         self.seconds = {"occlusion": 0.0, "mouth": 0.0, "eyes": 0.0}
 
     def occluders(self, region: np.ndarray, src: np.ndarray, white: float, number: int | None = None,
-                  box=None) -> np.ndarray | None:
-        """The occluder matte over the region (1 = an occluder: keep the plate), or None when there is none."""
+                  box=None, size: tuple[int, int] | None = None) -> np.ndarray | None:
+        """The occluder matte over the region (1 = an occluder: keep the plate), or None when there is none.
+
+        Args:
+            region: HxWxK plate crop; src: its source landmarks (region pixels); white: display white;
+            number: the frame number (for a holdout sequence); box: the region's box in the frame; size: the
+                frame's (height, width) (a holdout matte of another size is scaled to it).
+        """
         import time
+
+        from .errors import InputNotFoundError
 
         t = time.perf_counter()
         matte = None
-        if self.config.holdout:
+        if self.config.holdout and box is not None and size is not None:
             from .occlusion import load_holdout
 
-            matte = load_holdout(self.config.holdout, number, None)
-            if matte is not None and box is not None:
+            try:
+                matte = load_holdout(self.config.holdout, number, size)
+            except InputNotFoundError:
+                matte = None              # a sequence without this frame: detection decides
+            if matte is not None:
                 x0, y0, x1, y1 = box
                 full = np.zeros((y1 - y0, x1 - x0), np.float32)
                 h, w = matte.shape

@@ -368,6 +368,15 @@ def _edit(path, output, kind, instruction, frames, face_id, preview, tracker_con
             from .errors import InputNotFoundError
 
             raise InputNotFoundError(f"actor footage {extra} does not exist")
+    if content.holdout:
+        from .media import find_sequence_frames, is_sequence_pattern
+
+        if is_sequence_pattern(content.holdout):
+            find_sequence_frames(content.holdout)      # no frame of the pattern: a clear error now
+        elif not Path(content.holdout).is_file():
+            from .errors import InputNotFoundError
+
+            raise InputNotFoundError(f"holdout matte {content.holdout} does not exist")
     models = None
     if analysis is not None and Path(analysis).is_file():
         shot = read_analysis(analysis)
@@ -861,7 +870,7 @@ class ShotRenderer:
         region = extract_region(frame, box)
         white = white_of(frame.pixels.dtype)
         src_r, dst_r = s - offset, d - offset
-        keep = self.content.occluders(region, src_r, white, int(frame.number), box)
+        keep = self.content.occluders(region, src_r, white, int(frame.number), box, frame.pixels.shape[:2])
         clean = self.content.fill(region, keep)
         rendered = self.renderer.render(clean, src_r, dst_r, self.mesh, **extra)
         rendered = self.content.layers(RegionInputs(clean, rendered, src_r, dst_r,
