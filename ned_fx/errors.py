@@ -53,3 +53,10 @@ class OutputWriteError(NedFxError):
     """An output could not be written (full disk, no permission); nothing half-written is left behind."""
 
     exit_code = 6
+
+
+class EndpointInUseError(NedFxError):
+    """The daemon's endpoint (port or socket) is taken by another process; the message names it (and who, when
+    it can tell)."""
+
+    exit_code = 8

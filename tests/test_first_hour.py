@@ -91,3 +91,18 @@ def test_integer_plates_write_to_exr_and_float_plates_to_png(tmp_path):
     back = read_image(tmp_path / "back.png").pixels
     assert back.dtype == np.uint16
     np.testing.assert_allclose(back[corner] / 257.0, src[corner], atol=0.6)   # the round trip returns the codes
+
+
+def test_serve_on_a_taken_port_says_which_and_by_whom():
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        out = subprocess.run([sys.executable, "-m", "ned_fx.cli", "serve", "--port", str(port), "--engine",
+                              "identity"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    err = out.stderr.strip().splitlines()
+    assert out.returncode == 8 and len(err) == 1, out.stderr
+    assert err[0].startswith("ned-fx: error:") and f"127.0.0.1:{port} is in use by process" in err[0]
+    assert "Traceback" not in out.stderr

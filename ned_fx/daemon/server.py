@@ -38,6 +38,42 @@ RENDER_PATHS = ("auto", "opencv", "fast")
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]", "::1")
 
 
+def _who_listens(endpoint: str) -> str:
+    """`` by PID NAME`` for the process listening on a tcp endpoint's port (Linux /proc), or ``""``."""
+    import os
+    import re
+
+    m = re.search(r":(\d+)$", endpoint)
+    if not m or not endpoint.startswith("tcp://"):
+        return ""
+    port = int(m.group(1))
+    try:
+        inodes = set()
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            if not os.path.exists(table):
+                continue
+            with open(table) as fh:
+                for line in fh.readlines()[1:]:
+                    f = line.split()
+                    if int(f[1].rsplit(":", 1)[1], 16) == port and f[3] == "0A":       # LISTEN
+                        inodes.add(f[9])
+        if not inodes:
+            return ""
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                for fd in os.listdir(f"/proc/{pid}/fd"):
+                    target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                    if target.startswith("socket:[") and target[8:-1] in inodes:
+                        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                            cmd = fh.read().replace(b"\0", b" ").decode(errors="replace").strip()
+                        return f" by process {pid} ({cmd[:120]})"
+            except OSError:
+                continue
+    except (OSError, ValueError, IndexError):
+        return ""
+    return " by another process"
+
+
 def is_loopback(endpoint: str) -> bool:
     """Whether ``endpoint`` only listens on this machine (ipc://, inproc://, tcp on a loopback address)."""
     if endpoint.startswith(("ipc://", "inproc://")):
@@ -183,7 +219,18 @@ class Daemon:
         self.sock.setsockopt(zmq.HEARTBEAT_TTL, P.HEARTBEAT_TIMEOUT_MS)
         self.sock.setsockopt(zmq.SNDHWM, 64)
         self.sock.setsockopt(zmq.RCVHWM, 256)
-        self.sock.bind(self.endpoint)
+        try:
+            self.sock.bind(self.endpoint)
+        except zmq.ZMQError as exc:
+            import errno
+
+            self.sock.close(0)
+            if exc.errno == errno.EADDRINUSE:
+                from ..errors import EndpointInUseError
+
+                raise EndpointInUseError(f"{self.endpoint} is in use{_who_listens(self.endpoint)}: stop that "
+                                         f"process, or start on another port (--port N)") from None
+            raise InvalidParameterError(f"cannot listen on {self.endpoint}: {exc}") from None
         self.bound = self.sock.getsockopt_string(zmq.LAST_ENDPOINT)
         self.inbox = self.ctx.socket(zmq.PULL)
         self.inbox.bind(f"inproc://replies-{id(self)}")
