@@ -1,0 +1,223 @@
+"""The mouth bank: the actor's own open-mouth interiors (teeth, tongue, shading), built once per shot.
+
+:class:`MouthBankBuilder` sees every frame of the shot with a face (and optional extra footage of the actor),
+keeps the frames whose inner lips are open, unwarps each interior to the canonical mouth space
+(:mod:`.shape`) and keeps the most diverse ``max_entries`` by inner-lip shape. :class:`MouthBank` is the frozen
+result, stored as plain arrays.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ...errors import InvalidParameterError
+from . import shape as S
+from .config import MouthConfig
+
+_KEYS = ("mouth_textures", "mouth_shapes", "mouth_openings", "mouth_index", "mouth_ring")
+
+
+@dataclass(frozen=True)
+class MouthBank:
+    """The shot's open-mouth interiors (N may be 0: a bank with nothing in it is valid).
+
+    Attributes:
+        textures: NxHxWxK float32 interiors in the canonical mouth space (plate values, colour channels).
+        shapes: Nx20x2 float32 normalised inner-lip shapes (:func:`~.shape.normalised_shape`).
+        openings: Nx11 float32 gaps at the 11 facing inner-lip pairs, x mouth width.
+        index: N int64 the frame each interior comes from (-1: extra footage).
+        ring: NxK float32 mean colour of the lips and the skin around them in that frame (the lighting the
+            interior was seen under).
+    """
+
+    textures: np.ndarray
+    shapes: np.ndarray
+    openings: np.ndarray
+    index: np.ndarray
+    ring: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.index.shape[0])
+
+    @classmethod
+    def empty(cls, config: MouthConfig | None = None, channels: int = 3) -> "MouthBank":
+        config = config or MouthConfig()
+        return cls(np.zeros((0, config.texture_height, config.texture_width, channels), np.float32),
+                   np.zeros((0, 20, 2), np.float32), np.zeros((0, S.PAIRS), np.float32),
+                   np.zeros(0, np.int64), np.zeros((0, channels), np.float32))
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        return dict(zip(_KEYS, (self.textures, self.shapes, self.openings, self.index, self.ring)))
+
+    @classmethod
+    def from_arrays(cls, arrays) -> "MouthBank":
+        """Rebuild from :meth:`to_arrays`' dict (or an npz mapping holding those keys).
+
+        Raises:
+            InvalidParameterError: a key is missing or the arrays disagree.
+        """
+        missing = [k for k in _KEYS if k not in arrays]
+        if missing:
+            raise InvalidParameterError(f"not a mouth bank: {', '.join(missing)} missing")
+        tex, shp, opn, idx, ring = (np.asarray(arrays[k]) for k in _KEYS)
+        n = len(idx)
+        if (tex.ndim != 4 or tex.shape[0] != n or shp.shape != (n, 20, 2) or opn.shape != (n, S.PAIRS)
+                or ring.shape != (n, tex.shape[3])):
+            raise InvalidParameterError(f"mouth bank arrays disagree: textures {tex.shape}, shapes {shp.shape}, "
+                                        f"openings {opn.shape}, index {idx.shape}, ring {ring.shape}")
+        return cls(tex.astype(np.float32), shp.astype(np.float32), opn.astype(np.float32), idx.astype(np.int64),
+                   ring.astype(np.float32))
+
+
+def sample(image: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """Bilinear samples of ``image`` (HxWxK) at continuous pixel ``positions`` (...x2): ...xK float32."""
+    import cv2
+
+    shape = positions.shape[:-1]
+    pos = positions.reshape(-1, 2)
+    # OpenCV's pixel centres are at integers; at least 2 columns, as remap wants a 2D map
+    mx = np.ascontiguousarray(pos[:, 0].astype(np.float32) - 0.5).reshape(1, -1)
+    my = np.ascontiguousarray(pos[:, 1].astype(np.float32) - 0.5).reshape(1, -1)
+    k = image.shape[2]
+    parts = []
+    for c in range(0, k, 4):
+        part = np.ascontiguousarray(image[..., c:c + 4], dtype=np.float32)
+        parts.append(cv2.remap(part, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+                     .reshape(-1, part.shape[2]))
+    return np.concatenate(parts, axis=1).reshape(*shape, k)
+
+
+_RING_OFFSETS = np.array([[0.0, 0.0], [1.0, 0.0], [-1.0, 0.0], [0.0, 1.0], [0.0, -1.0]])
+
+
+def ring_colour(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """Mean colour (K) of the lips and the skin around them (:func:`~.shape.ring_points`, 5 taps each)."""
+    pts = S.ring_points(landmarks)
+    return sample(image, pts[:, None, :] + _RING_OFFSETS[None]).reshape(-1, image.shape[2]).mean(0)
+
+
+def extract_interior(image: np.ndarray, points: np.ndarray, height: int, width: int) -> np.ndarray:
+    """The interior inside inner-lip ``points`` (20x2, image pixels) unwarped to a ``height x width`` canonical
+    texture (HxWxK float32). A mouth much larger than the texture is first area-averaged (no aliasing)."""
+    import cv2
+
+    pos = S.canonical_positions(points, height, width)
+    span = float(S.mouth_width(points))
+    scale = min(1.0, 1.5 * width / max(span, 1e-6))
+    if scale >= 0.999:
+        return sample(image, pos)
+    h, w = image.shape[:2]
+    lo = np.floor(pos.reshape(-1, 2).min(0) - 4).astype(int)
+    hi = np.ceil(pos.reshape(-1, 2).max(0) + 4).astype(int)
+    x0, y0 = max(int(lo[0]), 0), max(int(lo[1]), 0)
+    x1, y1 = min(int(hi[0]), w), min(int(hi[1]), h)
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return sample(image, pos)
+    crop = np.ascontiguousarray(image[y0:y1, x0:x1], dtype=np.float32)
+    nw, nh = max(2, round((x1 - x0) * scale)), max(2, round((y1 - y0) * scale))
+    small = cv2.resize(crop, (nw, nh), interpolation=cv2.INTER_AREA).reshape(nh, nw, -1)
+    sx, sy = nw / (x1 - x0), nh / (y1 - y0)
+    return sample(small, (pos - [x0, y0]) * [sx, sy])
+
+
+def _sharpness(texture: np.ndarray) -> float:
+    lum = texture.mean(-1)
+    lap = lum[1:-1, 1:-1] * 4 - lum[:-2, 1:-1] - lum[2:, 1:-1] - lum[1:-1, :-2] - lum[1:-1, 2:]
+    return float(lap.var() / max(float(lum.mean()) ** 2, 1e-12))
+
+
+def _diverse(shapes: np.ndarray, openness: np.ndarray, quality: np.ndarray, count: int) -> np.ndarray:
+    """Farthest-point sampling of ``count`` of the entries by normalised shape (seeded with the most open one;
+    sharper entries win near-ties). Returns the chosen indices."""
+    n = len(shapes)
+    if n <= count:
+        return np.arange(n)
+    feats = shapes.reshape(n, -1)
+    q = quality / max(float(quality.max()), 1e-12)
+    bonus = 0.85 + 0.15 * q
+    chosen = [int(np.argmax(openness))]
+    dist = np.linalg.norm(feats - feats[chosen[0]], axis=1)
+    for _ in range(count - 1):
+        k = int(np.argmax(dist * bonus))
+        chosen.append(k)
+        dist = np.minimum(dist, np.linalg.norm(feats - feats[k], axis=1))
+    return np.sort(np.asarray(chosen))
+
+
+class MouthBankBuilder:
+    """Builds a shot's :class:`MouthBank` (the ShotModelBuilder protocol of :mod:`..layers`).
+
+    Usage: ``add(index, pixels, landmarks)`` for every frame of the shot with a face (``index`` >= 0) and for
+    frames of extra footage of the same actor (``index`` = -1), then ``finish()`` once.
+
+    Args:
+        config: a :class:`MouthConfig` (defaults when None).
+    """
+
+    def __init__(self, config: MouthConfig | None = None):
+        self.config = config or MouthConfig()
+        self._tex: list[np.ndarray] = []
+        self._shape: list[np.ndarray] = []
+        self._open: list[np.ndarray] = []
+        self._index: list[int] = []
+        self._ring: list[np.ndarray] = []
+        self._sharp: list[float] = []
+        self._channels: int | None = None
+
+    def add(self, index: int, pixels: np.ndarray, landmarks: np.ndarray) -> None:
+        """One frame: its index in the shot (-1: extra footage), HxWxK float32 plate values, 478x3 landmarks
+        in plate pixels. Frames whose inner lips are (nearly) closed add nothing.
+
+        Raises:
+            InvalidParameterError: wrong shapes, or a channel count that differs from earlier frames.
+        """
+        pixels = np.asarray(pixels)
+        lm = np.asarray(landmarks, dtype=np.float64)
+        if pixels.ndim != 3 or min(pixels.shape[:2]) < 2:
+            raise InvalidParameterError(f"pixels must be HxWxK, got shape {pixels.shape}")
+        if lm.ndim != 2 or lm.shape[0] < 468 or lm.shape[1] < 2:
+            raise InvalidParameterError(f"landmarks must be Px3 (P >= 468) plate pixels, got shape {lm.shape}")
+        if self._channels is None:
+            self._channels = pixels.shape[2]
+        elif pixels.shape[2] != self._channels:
+            raise InvalidParameterError(f"frame {index} has {pixels.shape[2]} channels, earlier frames "
+                                        f"{self._channels}")
+        pts = S.inner_points(lm)
+        if not np.isfinite(pts).all():
+            return
+        cfg = self.config
+        width = float(S.mouth_width(pts))
+        gap = S.gaps(pts)
+        if width < 4 or gap[4:7].mean() < max(cfg.min_open * width, cfg.min_open_px):
+            return
+        tex = extract_interior(pixels, pts, cfg.texture_height, cfg.texture_width)
+        if not np.isfinite(tex).all():
+            return
+        self._tex.append(tex.astype(np.float32))
+        self._shape.append(S.normalised_shape(pts).astype(np.float32))
+        self._open.append((gap / width).astype(np.float32))
+        self._index.append(int(index))
+        self._ring.append(ring_colour(pixels, lm).astype(np.float32))
+        self._sharp.append(_sharpness(tex))
+        if len(self._index) > cfg.pool_size:
+            self._keep(_diverse(np.asarray(self._shape), np.asarray(self._open)[:, 4:7].mean(1),
+                                np.asarray(self._sharp), 2 * cfg.max_entries))
+
+    def _keep(self, chosen: np.ndarray) -> None:
+        for name in ("_tex", "_shape", "_open", "_index", "_ring", "_sharp"):
+            items = getattr(self, name)
+            setattr(self, name, [items[i] for i in chosen])
+
+    def finish(self) -> MouthBank:
+        """The bank: the ``max_entries`` most diverse interiors seen, in frame order (may be empty)."""
+        cfg = self.config
+        if not self._index:
+            return MouthBank.empty(cfg, self._channels or 3)
+        self._keep(_diverse(np.asarray(self._shape), np.asarray(self._open)[:, 4:7].mean(1),
+                            np.asarray(self._sharp), cfg.max_entries))
+        order = np.argsort(np.asarray(self._index), kind="stable")
+        self._keep(order)
+        return MouthBank(np.stack(self._tex), np.stack(self._shape), np.stack(self._open),
+                         np.asarray(self._index, np.int64), np.stack(self._ring))

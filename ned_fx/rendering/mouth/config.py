@@ -1,0 +1,102 @@
+"""MouthConfig: the one home of the mouth-interior sub-stage's defaults."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ...errors import InvalidParameterError
+
+
+@dataclass(frozen=True)
+class MouthConfig:
+    """Every knob of the mouth interior (bank of the actor's own open mouths -> temporal plan -> layer).
+
+    Lengths "x width" are fractions of the mouth's inner-lip corner-to-corner width in that frame, so a setting
+    means the same at any plate resolution.
+
+    Attributes:
+        texture_width, texture_height: size of one interior in the canonical mouth space (columns run from the
+            right inner-lip corner to the left one along the lip points, rows from the upper inner lip to the
+            lower one).
+        max_entries: most interiors a bank keeps (the most diverse by inner-lip shape).
+        pool_size: interiors held while the shot streams in; above it the pool is thinned (farthest-point
+            sampling by shape) to ``2 x max_entries``.
+        min_open: a frame's interior enters the bank when its central inner-lip gap is at least this (x width) ...
+        min_open_px: ... and at least this many plate pixels.
+        match_sigma: unit (x width) of the inner-lip shape distance in the plan's cost.
+        under_open_weight: extra cost, per ``match_sigma``, of a candidate whose opening is smaller than the
+            target's (its interior would be stretched; a larger one is only compressed).
+        switch_cost: cost of changing candidate between two frames, in units of one ``match_sigma`` of shape
+            distance held for one frame (higher: fewer, later switches).
+        crossfade: frames over which a switch of candidate is cross-faded.
+        cover_ratio_start, cover_ratio_full: the layer fades in, per inner-lip column, as the target's gap over
+            the source's gap grows from the first ratio to the second (a talking mouth kept as it is: none) ...
+        cover_excess_start, cover_excess_full: ... and as the target's gap minus the source's grows from the first
+            to the second (x width). Both must hold.
+        edge_feather: the soft edge just inside the target inner lip (x width; at least ``edge_min_px``),
+            over which the layer fades in from 0 on the lip line, so the lips stay the warp's.
+        edge_min_px: smallest feather in pixels (anti-aliasing).
+        min_gain, max_gain: bounds of the per-channel colour gain matching an interior to the current frame's
+            lighting (measured on the lips and the skin around them).
+        throat_level: synthetic interior (no bank): the throat colour as a fraction of the lip colour ...
+        tongue_level: ... the tongue's (lower middle) ...
+        centre_darkening: ... how much darker the centre is than the rim (0..1) ...
+        teeth_height: ... and the height of the upper-teeth band (x width), drawn only when teeth show in the
+            frame's own mouth.
+        grain: synthetic interior: noise as a multiple of the plate's own noise measured on the lips.
+    """
+
+    texture_width: int = 128
+    texture_height: int = 64
+    max_entries: int = 48
+    pool_size: int = 192
+    min_open: float = 0.08
+    min_open_px: float = 4.0
+    match_sigma: float = 0.03
+    under_open_weight: float = 2.0
+    switch_cost: float = 20.0
+    crossfade: int = 6
+    cover_ratio_start: float = 1.15
+    cover_ratio_full: float = 1.6
+    cover_excess_start: float = 0.01
+    cover_excess_full: float = 0.05
+    edge_feather: float = 0.035
+    edge_min_px: float = 1.2
+    min_gain: float = 0.5
+    max_gain: float = 2.0
+    throat_level: float = 0.3
+    tongue_level: float = 0.55
+    centre_darkening: float = 0.45
+    teeth_height: float = 0.08
+    grain: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name in ("texture_width", "texture_height"):
+            if not 8 <= getattr(self, name) <= 1024:
+                raise InvalidParameterError(f"{name} must be between 8 and 1024, got {getattr(self, name)}")
+        if not 1 <= self.max_entries <= 1024:
+            raise InvalidParameterError(f"max_entries must be between 1 and 1024, got {self.max_entries}")
+        if self.pool_size < 2 * self.max_entries:
+            raise InvalidParameterError(f"pool_size must be at least 2 x max_entries ({2 * self.max_entries}), "
+                                        f"got {self.pool_size}")
+        for name in ("min_open", "match_sigma", "edge_feather", "cover_excess_full"):
+            if not getattr(self, name) > 0:
+                raise InvalidParameterError(f"{name} must be > 0, got {getattr(self, name)}")
+        for name in ("min_open_px", "under_open_weight", "switch_cost", "edge_min_px", "cover_excess_start",
+                     "teeth_height", "grain"):
+            if not getattr(self, name) >= 0:
+                raise InvalidParameterError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.crossfade < 0:
+            raise InvalidParameterError(f"crossfade must be >= 0 frames, got {self.crossfade}")
+        if not 1.0 <= self.cover_ratio_start < self.cover_ratio_full:
+            raise InvalidParameterError(f"cover_ratio_start must be >= 1 and below cover_ratio_full, got "
+                                        f"{self.cover_ratio_start} and {self.cover_ratio_full}")
+        if not self.cover_excess_start < self.cover_excess_full:
+            raise InvalidParameterError(f"cover_excess_start must be below cover_excess_full, got "
+                                        f"{self.cover_excess_start} and {self.cover_excess_full}")
+        if not 0 < self.min_gain <= 1.0 <= self.max_gain:
+            raise InvalidParameterError(f"min_gain must be in (0, 1] and max_gain >= 1, got {self.min_gain} and "
+                                        f"{self.max_gain}")
+        for name in ("throat_level", "tongue_level", "centre_darkening"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise InvalidParameterError(f"{name} must be between 0 and 1, got {getattr(self, name)}")

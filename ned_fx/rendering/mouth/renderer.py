@@ -1,0 +1,184 @@
+"""The mouth-interior layer: where the target opens the mouth beyond what the source shows, a real interior of
+the actor (teeth, tongue, shading from the shot's :class:`~.bank.MouthBank`, chosen by the :class:`~.plan.MouthPlan`)
+is laid into the target inner-lip polygon, colour-matched to the frame; with no bank, a shaded synthetic one.
+
+Where the layer shows (per inner-lip column, from right corner to left): the target's gap must exceed the
+source's both by a ratio (``cover_ratio_*``) and by an amount (``cover_excess_*``), so a talking mouth that the
+target keeps as it is shows its own interior (the warp's) and gets no layer at all; a closed mouth opened gets
+the layer over the whole opening. Across the inner lip the layer fades in over ``edge_feather`` just inside the
+lip line (the lips stay the warp's; anti-aliased). Cost: a few thousand pixels of numpy per frame, only over the
+mouth's box.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..layers import RegionInputs, RenderedLayer
+from . import shape as S
+from .bank import MouthBank, ring_colour, sample
+from .config import MouthConfig
+from .plan import MouthPlan
+
+
+def _smoothstep(x: np.ndarray) -> np.ndarray:
+    x = np.clip(x, 0.0, 1.0)
+    return x * x * (3.0 - 2.0 * x)
+
+
+def column_coverage(src_points: np.ndarray, dst_points: np.ndarray, config: MouthConfig) -> np.ndarray:
+    """How much of each of the 11 inner-lip columns is new (0..1): the target's gap beyond the source's."""
+    width = max(float(S.mouth_width(src_points)), 1e-6)
+    gs, gt = S.gaps(src_points), S.gaps(dst_points)
+    ratio = gt / (gs + 0.02 * width)
+    excess = (gt - gs) / width
+    col = (_smoothstep((ratio - config.cover_ratio_start) / (config.cover_ratio_full - config.cover_ratio_start))
+           * _smoothstep((excess - config.cover_excess_start)
+                         / (config.cover_excess_full - config.cover_excess_start)))
+    col[0], col[-1] = col[1], col[-2]
+    padded = np.concatenate([col[:1], col, col[-1:]])
+    return 0.25 * padded[:-2] + 0.5 * padded[1:-1] + 0.25 * padded[2:]
+
+
+class MouthRenderer:
+    """Renders the mouth-interior layer of any frame of a shot.
+
+    Args:
+        bank: the shot's :class:`MouthBank` (None or empty: the synthetic interior).
+        plan: the shot's :class:`MouthPlan` (None: the synthetic interior).
+        config: a :class:`MouthConfig` (defaults when None).
+    """
+
+    def __init__(self, bank: MouthBank | None = None, plan: MouthPlan | None = None,
+                 config: MouthConfig | None = None):
+        self.config = config or MouthConfig()
+        self.bank = bank if bank is not None else MouthBank.empty(self.config)
+        self.plan = plan
+
+    def render(self, inputs: RegionInputs) -> RenderedLayer | None:
+        """The layer for one frame, or None where the target opens nothing beyond the source (so an unchanged
+        frame stays bit-exact)."""
+        cfg = self.config
+        src_pts, dst_pts = S.inner_points(inputs.src), S.inner_points(inputs.dst)
+        if not (np.isfinite(src_pts).all() and np.isfinite(dst_pts).all()):
+            return None
+        col = column_coverage(src_pts, dst_pts, cfg)
+        if col.max() < 1e-3:
+            return None
+        h, w = inputs.size
+        lo = np.floor(dst_pts.min(0)).astype(int) - 1
+        hi = np.ceil(dst_pts.max(0)).astype(int) + 1
+        x0, y0, x1, y1 = max(lo[0], 0), max(lo[1], 0), min(hi[0], w), min(hi[1], h)
+        if x1 - x0 < 2 or y1 - y0 < 2:
+            return None
+        bw, bh = x1 - x0, y1 - y0
+        uv, flat = S.pixel_uv(dst_pts, (x0, y0, x1, y1))
+        if not len(flat):
+            return None
+        width_dst = float(S.mouth_width(dst_pts))
+        feather = max(cfg.edge_min_px, cfg.edge_feather * width_dst)
+        # depth inside the lip line: exact near it (anti-aliased edge), a coarse distance transform elsewhere
+        import cv2
+
+        mask = np.zeros(bh * bw, np.uint8)
+        mask[flat] = 1
+        depth = cv2.distanceTransform(mask.reshape(bh, bw), cv2.DIST_L2, 3).ravel()[flat]
+        near = depth <= feather + 1.5
+        if near.any():
+            fn = flat[near]
+            depth[near] = S.polygon_distance(dst_pts, fn % bw + x0 + 0.5, fn // bw + y0 + 0.5)
+        cover = _smoothstep(depth / feather) * np.interp(uv[:, 0] * 10.0, np.arange(S.PAIRS), col)
+        if cover.max() < 1e-3:
+            return None
+        entries = self.plan.entries(inputs.index) if (self.plan is not None and len(self.bank)) else []
+        if entries:
+            interior = self._from_bank(entries, uv, inputs)
+        else:
+            interior = self._synthetic(uv, src_pts, dst_pts, col, inputs, (x0, y0, x1, y1))
+        pixels = np.zeros_like(inputs.warped)
+        block = np.zeros((bh * bw, pixels.shape[2]), np.float32)
+        block[flat] = interior
+        pixels[y0:y1, x0:x1] = block.reshape(bh, bw, -1)
+        coverage = np.zeros((h, w), np.float32)
+        alpha = np.zeros(bh * bw, np.float32)
+        alpha[flat] = cover
+        coverage[y0:y1, x0:x1] = alpha.reshape(bh, bw)
+        return RenderedLayer(pixels, coverage, "mouth")
+
+    # ---- a real interior ------------------------------------------------------------------------------------
+    def _from_bank(self, entries, uv: np.ndarray, inputs: RegionInputs) -> np.ndarray:
+        cfg = self.config
+        bank = self.bank
+        th, tw = bank.textures.shape[1:3]
+        current = ring_colour(inputs.region, inputs.src)
+        texel = np.stack([uv[:, 0] * tw, uv[:, 1] * th], -1)
+        out = 0.0
+        for k, wgt in entries:
+            gain = np.clip(current / np.maximum(bank.ring[k], 1e-6), cfg.min_gain, cfg.max_gain)
+            out = out + wgt * sample(bank.textures[k], texel) * gain.astype(np.float32)
+        return np.asarray(out, dtype=np.float32)
+
+    # ---- no footage of an open mouth: a shaded synthetic interior ------------------------------------------
+    def _synthetic(self, uv: np.ndarray, src_pts: np.ndarray, dst_pts: np.ndarray, col: np.ndarray,
+                   inputs: RegionInputs, box) -> np.ndarray:
+        cfg = self.config
+        region = inputs.region
+        ring = S.ring_points(inputs.src)
+        lips = sample(region, ring[:20]).mean(0)                              # K
+        u, v = uv[:, 0:1], uv[:, 1:2]
+        # throat at the back, the tongue rising at the lower middle, both a fraction of the lip colour
+        tongue = _smoothstep((v - 0.45) / 0.45) * np.clip(1.0 - (2.0 * u - 1.0) ** 2, 0.0, 1.0)
+        # the inside of the mouth is a deeper red than the lips: their colour pushed away from grey
+        deep = np.clip(lips.mean() + 1.5 * (lips - lips.mean()), 0.05 * lips.mean(), None)
+        colour = deep * (cfg.throat_level * (1.0 - tongue) + cfg.tongue_level * tongue)
+        # darker toward the centre (the throat) and the corners (the cheeks), shadowed under the upper lip
+        centre = 1.0 - cfg.centre_darkening * np.exp(-(((u - 0.5) / 0.22) ** 2 + ((v - 0.4) / 0.3) ** 2))
+        shadow = 0.55 + 0.45 * _smoothstep(v / 0.35)
+        corners = 0.6 + 0.4 * np.sqrt(np.sin(np.pi * np.clip(u, 0.0, 1.0)))
+        colour = colour * (centre * shadow * corners)
+        teeth = self._teeth_colour(region, src_pts, lips)
+        if teeth is not None and cfg.teeth_height > 0:
+            gap = np.interp(u[:, 0] * 10.0, np.arange(S.PAIRS), S.gaps(dst_pts))
+            extent = np.clip(cfg.teeth_height * float(S.mouth_width(dst_pts)) / np.maximum(gap, 1.0), 0.0, 0.45)
+            extent = extent[:, None]
+            band = (1.0 - _smoothstep((v - extent) / np.maximum(0.25 * extent, 1e-3))) \
+                * _smoothstep((0.5 - np.abs(u - 0.5)) / 0.3)
+            shade = 0.65 + 0.35 * _smoothstep(v / np.maximum(0.4 * extent, 1e-3))     # darker at the gum line
+            colour = colour + band * (teeth * shade * (0.75 + 0.25 * np.sin(np.pi * u)) - colour)
+        noise = self._noise_level(region, box)
+        if noise > 0 and cfg.grain > 0:
+            rng = np.random.default_rng(max(int(inputs.index), 0) + 7919)
+            grain = rng.standard_normal((len(u), 1)).astype(np.float32)
+            colour = colour + cfg.grain * noise * grain * (colour.mean(-1, keepdims=True) / max(lips.mean(), 1e-6))
+        return np.clip(colour, 0.0, None).astype(np.float32)
+
+    @staticmethod
+    def _teeth_colour(region: np.ndarray, src_pts: np.ndarray, lips: np.ndarray) -> np.ndarray | None:
+        """The colour of the teeth where the source mouth shows them (brighter and less saturated than the lips),
+        or None (a closed mouth, or no teeth in view)."""
+        if S.gaps(src_pts)[3:8].mean() < 2.0:
+            return None
+        pix = sample(region, S.canonical_positions(src_pts, 12, 32)[2:-2]).reshape(-1, region.shape[2])
+        lum = pix.mean(-1)
+        lip_lum = float(lips.mean())
+        if region.shape[2] >= 3:
+            sat = (pix.max(-1) - pix.min(-1)) / np.maximum(pix.max(-1), 1e-6)
+            lip_sat = float((lips.max() - lips.min()) / max(lips.max(), 1e-6))
+            teeth = (lum > 1.1 * lip_lum) & (sat < 0.75 * lip_sat + 0.05)
+        else:
+            teeth = lum > 1.3 * lip_lum
+        if teeth.sum() < max(4, 0.05 * len(lum)):
+            return None
+        return np.median(pix[teeth], axis=0)
+
+    @staticmethod
+    def _noise_level(region: np.ndarray, box) -> float:
+        """The plate's grain around the mouth: robust std of the luminance's Laplacian / sqrt(20)."""
+        x0, y0, x1, y1 = box
+        h, w = region.shape[:2]
+        pad = max(4, (x1 - x0) // 2)
+        crop = region[max(y0 - pad, 0):min(y1 + pad, h), max(x0 - pad, 0):min(x1 + pad, w)].mean(-1)
+        if min(crop.shape) < 3:
+            return 0.0
+        lap = crop[1:-1, 1:-1] * 4 - crop[:-2, 1:-1] - crop[2:, 1:-1] - crop[1:-1, :-2] - crop[1:-1, 2:]
+        return float(1.4826 * np.median(np.abs(lap - np.median(lap))) / np.sqrt(20.0))
