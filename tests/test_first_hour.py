@@ -106,3 +106,17 @@ def test_serve_on_a_taken_port_says_which_and_by_whom():
     assert out.returncode == 8 and len(err) == 1, out.stderr
     assert err[0].startswith("ned-fx: error:") and f"127.0.0.1:{port} is in use by process" in err[0]
     assert "Traceback" not in out.stderr
+
+
+def test_the_regions_help_lists_every_name_regions_accepts():
+    from ned_fx.cli import build_parser
+    from ned_fx.manipulation import parse_regions
+    from ned_fx.manipulation.expression import REGION_ALIASES, REGIONS
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command").choices
+    for command in ("edit", "manipulate"):
+        text = " ".join(sub[command].format_help().split())
+        for name in (*REGIONS, *REGION_ALIASES):
+            parse_regions(name)                          # accepted ...
+            assert name in text, f"{command} --help does not list the region {name!r}"   # ... and listed

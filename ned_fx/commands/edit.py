@@ -18,12 +18,12 @@ from pathlib import Path
 def register(subparsers) -> argparse.ArgumentParser:
     """Add the ``edit`` sub-command."""
     from ..cli import add_tracker_options
-    from .manipulate import _EPILOG, add_instruction_options
+    from .manipulate import add_instruction_options, epilog
 
     p = subparsers.add_parser("edit", help="change the actor's expression in a plate (the main job)",
                               description="Change the actor's expression in a movie, still or image sequence, "
                               "keeping speech, identity, head pose and every pixel outside the face.",
-                              epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+                              epilog=epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("input", help="movie, still, or sequence (shot.%%04d.exr, shot.####.exr); never modified")
     p.add_argument("-o", "--output", required=True,
                    help="sequence pattern (frame numbers kept), movie (fps, size, audio kept) or still")

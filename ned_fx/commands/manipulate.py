@@ -14,10 +14,23 @@ from pathlib import Path
 
 from ..errors import InvalidParameterError
 
+def regions_help() -> str:
+    """Every region name --regions accepts, from the manipulation stage's own tables (the help's one list)."""
+    from ..manipulation.expression import REGION_ALIASES, REGIONS
+
+    aliases = ", ".join(f"{k} = {'+'.join(v)}" if k != "all" else "all" for k, v in REGION_ALIASES.items())
+    return f"{', '.join(REGIONS)}; also {aliases}"
+
+
+def epilog() -> str:
+    return _EPILOG.replace("REGIONS", regions_help())
+
+
 _EPILOG = """\
 emotions: neutral, happy, sad, surprised, fearful, angry, disgusted (blends: happy:0.7,surprised:0.3)
-regions:  brows, eyes, cheeks, nose, corners, lips, jaw (mouth = corners+lips+jaw); "brows,eyes" = only
-          those, "all,-mouth" (or --regions=-mouth) = all but the mouth, "brows:1,corners:0.5" = weights
+regions:  REGIONS;
+          "brows,eyes" = only those, "all,-mouth" (or --regions=-mouth) = all but the mouth,
+          "brows:1,corners:0.5" = weights
 keys:     FRAME:EMOTION[:INTENSITY],...  (smoothstep ease between keys; a blend in a key: happy+sad*0.5)
 curve:    CSV "frame,intensity" rows or JSON {"frame": intensity}; linear between given frames
 speech:   auto (default): a talking shot keeps its mouth opening exactly, other shots may open the jaw
@@ -33,7 +46,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     """
     p = subparsers.add_parser("manipulate", help="change the expression: target landmarks for every frame",
                               description="Change the actor's expression toward an emotion or a reference, "
-                              "keeping speech, identity and head pose.", epilog=_EPILOG,
+                              "keeping speech, identity and head pose.", epilog=epilog(),
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("track", help="TRACK.npz written by `ned-fx track`")
     p.add_argument("-o", "--output", required=True, help="EDITED.npz to write")
@@ -57,7 +70,7 @@ def add_instruction_options(p: argparse.ArgumentParser) -> None:
                       help="frame number of a neutral face in the reference (best measure of its style)")
     what.add_argument("--keys", help="keyframes FRAME:EMOTION[:INTENSITY],… (overrides --emotion/--intensity)")
     what.add_argument("--curve", help="per-frame intensity curve file (.csv or .json) for --emotion")
-    what.add_argument("--regions", help="region control (default: all)")
+    what.add_argument("--regions", help=f"region control (default: all): {regions_help()}")
     what.add_argument("--speech", choices=["auto", "preserve", "free"], help="speech rule (default auto)")
     what.add_argument("--neutral-frame", type=int, help="frame number where the actor's face is neutral")
 
