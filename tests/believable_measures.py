@@ -181,7 +181,9 @@ def eye_new_area_ratio(src_rgb: np.ndarray, out_rgb: np.ndarray, src_lm: np.ndar
                        side: str, min_px: int = 8) -> dict:
     """Mean luminance of the edited picture in the eye's newly uncovered area (target lid polygon minus the
     source's) over the source's visible sclera's: ``{"n", "ratio", "new_mean", "sclera_mean"}`` (ratio NaN when
-    fewer than ``min_px`` pixels are new). A skin-coloured or dark smear scores well under 1."""
+    fewer than ``min_px`` pixels are new). An eyeball (sclera, iris) reads near 1 (a little under where iris
+    shows); a stretched lid or lash line far under 1; a skin-coloured smear usually above 1 (a sclera in the lids'
+    shade is darker than the lit skin: people_0 1.46)."""
     contour, _ = _eye(side)
     new = new_opening_mask(out_rgb.shape, src_lm, dst_lm, contour, erode_px=0)
     sclera = sclera_mask(src_rgb.shape, src_lm, side)
