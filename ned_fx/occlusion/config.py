@@ -43,6 +43,8 @@ class OcclusionConfig:
         skin_distance: a pixel whose chroma lies further than this many standard deviations from the skin
             model, or that is darker than ``hair_darkness`` times the skin's median luma, is hair.
         hair_darkness: see ``skin_distance``.
+        hair_inset: hair is looked for only this far (x IOD) inside the face oval (its outline mixes in the
+            background and the hair beside the face).
         feature_margin: eyes, brows, lips and nostrils grown by this much (x IOD) are never hair.
         min_hair_area: a hair patch must cover at least this fraction of IOD² to count.
         grow: the matte is grown by this many working pixels past the detected structure (anti-aliased
@@ -54,22 +56,23 @@ class OcclusionConfig:
     work_iod: float = 128.0
     glasses: bool = True
     line_scales: tuple[float, ...] = (0.7, 1.2, 2.0)
-    line_low: float = 0.022
+    line_low: float = 0.016
     line_high: float = 0.045
     bright_lines: bool = True
     bright_factor: float = 1.5
     min_line_length: float = 0.15
     max_line_width: float = 0.06
-    nose_below: float = 0.1
+    nose_below: float = -0.02
     band_above: float = 0.08
     band_below: float = 0.42
-    band_side: float = 0.05
+    band_side: float = 0.03
     eye_margin: float = 0.05
-    crease: float = 0.06
-    brow_margin: float = 0.02
+    crease: float = 0.1
+    brow_margin: float = 0.04
     hair: bool = True
     skin_distance: float = 4.0
-    hair_darkness: float = 0.45
+    hair_darkness: float = 0.35
+    hair_inset: float = 0.05
     feature_margin: float = 0.05
     min_hair_area: float = 0.01
     grow: int = 1
@@ -85,8 +88,10 @@ class OcclusionConfig:
             raise InvalidParameterError(f"need 0 < line_low <= line_high <= 1, got {self.line_low}, {self.line_high}")
         if not self.bright_factor >= 1.0:
             raise InvalidParameterError(f"bright_factor must be >= 1, got {self.bright_factor}")
-        for name in ("min_line_length", "max_line_width", "nose_below", "band_above", "band_below", "band_side", "eye_margin", "crease",
-                     "brow_margin", "feature_margin", "min_hair_area"):
+        if not -0.5 <= self.nose_below <= 0.5:
+            raise InvalidParameterError(f"nose_below must be between -0.5 and 0.5 (x IOD), got {self.nose_below}")
+        for name in ("min_line_length", "max_line_width", "band_above", "band_below", "band_side", "eye_margin", "crease",
+                     "brow_margin", "hair_inset", "feature_margin", "min_hair_area"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise InvalidParameterError(f"{name} must be between 0 and 1 (x IOD), got {value}")

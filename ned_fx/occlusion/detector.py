@@ -39,6 +39,12 @@ def _poly(mask: np.ndarray, pts: np.ndarray, value: int = 1) -> None:
                  shift=_SHIFT)
 
 
+def _hull(pts: np.ndarray) -> np.ndarray:
+    import cv2
+
+    return cv2.convexHull(np.asarray(pts, np.float32))[:, 0].astype(np.float64)
+
+
 def _grow(mask: np.ndarray, radius: float) -> np.ndarray:
     import cv2
 
@@ -202,7 +208,7 @@ class OcclusionDetector:
             b = q[list(brow)]
             _poly(explained, np.concatenate([b[:5], b[5:][::-1]]))
         nose = np.zeros((bh, bw), np.uint8)
-        _poly(nose, q[list(NOSE)])
+        _poly(nose, _hull(q[list(NOSE)]))
         gx, gy = np.meshgrid(np.arange(bw, dtype=np.float32), np.arange(bh, dtype=np.float32))
         depth = (gx + 0.5 - c[0]) * v[0] + (gy + 0.5 - c[1]) * v[1]
         explained |= _grow(nose, cfg.brow_margin * iod) & (depth > cfg.nose_below * iod)
@@ -258,9 +264,13 @@ class OcclusionDetector:
         for brow in (T.RIGHT_BROW, T.LEFT_BROW):
             b = p[list(brow)]
             _poly(features, np.concatenate([b[:5], b[5:][::-1]]))
-        _poly(features, p[list(T.LIPS_OUTER)])
-        _poly(features, cv2.convexHull(p[list(NOSE_BASE)].astype(np.float32))[:, 0].astype(np.float64))
+        lips = p[list(T.LIPS_OUTER)]
+        _poly(features, lips + (lips - lips.mean(axis=0)) * 0.2)       # lips' edges are soft: a wider margin
+        _poly(features, _hull(p[list(NOSE_BASE)]))
         features = _grow(features, cfg.feature_margin * iod) > 0
+        inset = int(round(cfg.hair_inset * iod))
+        if inset > 0:
+            inside = cv2.erode(inside, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * inset + 1, 2 * inset + 1)))
         hair &= (inside > 0) & ~features
         hair = cv2.morphologyEx(hair.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
         count, labels, stats, _ = cv2.connectedComponentsWithStats(hair, connectivity=8)

@@ -1,0 +1,196 @@
+"""Stage occlusion: the detector flags glasses frames (d8.jpg, d12.mp4) and leaves faces without occluders alone
+(people_0.png, the WDA clip); the fill replaces occluder pixels by skin; a composite with the matte as ``keep``
+leaves the occluders exactly as they were; a holdout matte is read from an image (8/16-bit) still or sequence."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import footage
+from ned_fx import topology as T
+from ned_fx.errors import InputNotFoundError, InvalidParameterError, NoFaceError
+from ned_fx.occlusion import OcclusionConfig, OcclusionDetector, fill, load_holdout
+
+
+def _regions(name: str, frames: str | None = None, emotion: str = "surprised"):
+    """[(frame, box, region, src, dst)] of a shared clip/photo: the pipeline's own steps up to the render."""
+    from ned_fx.compositing import extract_region
+    from ned_fx.media import open_media
+    from ned_fx.pipeline import EditInstruction, locate_face, plan_edit, track_media
+
+    path = footage(name)
+    track = track_media(path, frames=frames)
+    edited = plan_edit(track, EditInstruction(emotion=emotion, intensity=1.0))
+    index = {int(n): k for k, n in enumerate(track.frame_numbers)}
+    out = []
+    with open_media(path, frames) as source:
+        for frame in source:
+            where = locate_face(track, edited, index, frame)
+            assert where.reason is None, where.reason
+            off = np.array([where.box[0], where.box[1], 0.0])
+            out.append((frame, where.box, extract_region(frame, where.box), where.src - off, where.dst - off))
+    return out
+
+
+@pytest.fixture(scope="module")
+def shots():
+    return {"d8": _regions("d8.jpg"), "d12": _regions("d12.mp4", "0-60x30"), "people": _regions("people_0.png"),
+            "wda": _regions("WDA_AlexandriaOcasioCortez_000.mp4", "0-100x50")}
+
+
+@pytest.fixture(scope="module")
+def detector():
+    return OcclusionDetector()
+
+
+def _frame_axes(p):
+    iod = float(np.linalg.norm(p[T.EYE_OUTER_LEFT, :2] - p[T.EYE_OUTER_RIGHT, :2]))
+    u = (p[T.EYE_OUTER_LEFT, :2] - p[T.EYE_OUTER_RIGHT, :2]) / iod
+    v = np.array([-u[1], u[0]])
+    c = 0.5 * (p[T.EYE_OUTER_LEFT, :2] + p[T.EYE_OUTER_RIGHT, :2])
+    return iod, u, (v if (p[152, :2] - c) @ v > 0 else -v), c
+
+
+def _rim_zone(region, p):
+    """Below-the-eye cheek band where the lower rims of glasses run (0.15..0.35 IOD under the eye line, away
+    from the nose), and its dark thin lines (black-hat > 12 code values): the frames, on d8."""
+    import cv2
+
+    iod, u, v, c = _frame_axes(p)
+    grey = region @ np.float32([0.2126, 0.7152, 0.0722])
+    k = max(3, int(0.06 * iod)) | 1
+    hat = cv2.morphologyEx(grey, cv2.MORPH_BLACKHAT, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+    yy, xx = np.mgrid[0:grey.shape[0], 0:grey.shape[1]] + 0.5
+    depth = (xx - c[0]) * v[0] + (yy - c[1]) * v[1]
+    across = np.abs((xx - c[0]) * u[0] + (yy - c[1]) * u[1])
+    zone = (depth > 0.15 * iod) & (depth < 0.35 * iod) & (across > 0.12 * iod) & (across < 0.6 * iod)
+    return zone, zone & (hat > 12)
+
+
+def _inner_face(region, p, shrink=0.1):
+    import cv2
+
+    iod = _frame_axes(p)[0]
+    m = np.zeros(region.shape[:2], np.uint8)
+    cv2.fillPoly(m, [np.rint(p[list(T.FACE_OVAL), :2]).astype(np.int32)], 1)
+    k = 2 * int(shrink * iod) + 1
+    return cv2.erode(m, np.ones((k, k), np.uint8)) > 0
+
+
+def test_glasses_frames_of_d8_are_flagged(shots, detector):
+    _, _, region, src, _ = shots["d8"][0]
+    matte = detector.detect(region, src, 255.0)
+    assert matte.shape == region.shape[:2] and matte.dtype == np.float32
+    assert 0.0 <= matte.min() and matte.max() == 1.0
+    zone, rim = _rim_zone(region, src)
+    assert rim.sum() > 150, "the test needs the d8 rims under the eyes"
+    assert (matte[rim] > 0.5).mean() > 0.45, "most of the dark rim pixels under the eyes are frames"
+    # the matte is thin structures, not the whole band
+    assert (matte[zone] > 0.5).mean() < 0.3
+    # the lenses' insides (the eyes themselves) stay editable
+    for eye in (T.RIGHT_EYE, T.LEFT_EYE):
+        x, y = np.rint(src[list(eye), :2].mean(axis=0)).astype(int)
+        assert matte[y - 3: y + 4, x - 3: x + 4].max() < 0.5
+
+
+def test_glasses_of_d12_are_found_in_some_frames(shots, detector):
+    """d12's clear plastic frames are faint (a few code values): the detector finds parts of them near the
+    eyes, and nothing much elsewhere inside the face."""
+    found = []
+    for _, _, region, src, _ in shots["d12"]:
+        matte = detector.detect(region, src, 255.0)
+        zone, _ = _rim_zone(region, src)
+        found.append((matte[zone] > 0.5).mean())
+    assert max(found) > 0.02 and np.mean(found) > 0.01, found
+
+
+@pytest.mark.parametrize("which", ["people", "wda"])
+def test_faces_without_occluders_are_left_alone(shots, detector, which):
+    """No glasses, no hair over the face: lids, lashes, brows, lips, nostrils and teeth are not occluders."""
+    for _, _, region, src, _ in shots[which]:
+        matte = detector.detect(region, src, 255.0)
+        inner = _inner_face(region, src)
+        assert (matte[inner] > 0.5).mean() < 0.02
+
+
+def test_detect_is_cheap_and_checks_its_inputs(shots, detector):
+    import time
+
+    _, _, region, src, _ = shots["d8"][0]
+    detector.detect(region, src, 255.0)
+    t = time.perf_counter()
+    for _ in range(5):
+        detector.detect(region, src, 255.0)
+    assert (time.perf_counter() - t) / 5 < 0.05
+    with pytest.raises(InvalidParameterError):
+        detector.detect(region[..., :2], src, 255.0)
+    with pytest.raises(NoFaceError):
+        detector.detect(region, np.full_like(src, np.nan), 255.0)
+    with pytest.raises(InvalidParameterError):
+        OcclusionConfig(line_low=0.1, line_high=0.05)
+    # float plates: the same matte from values scaled to white = 1
+    assert np.abs(detector.detect(region / 255.0, src, 1.0) - detector.detect(region, src, 255.0)).mean() < 0.01
+    assert not OcclusionDetector(OcclusionConfig(glasses=False, hair=False)).detect(region, src, 255.0).any()
+
+
+def test_fill_replaces_occluders_by_skin(shots, detector):
+    _, _, region, src, _ = shots["d8"][0]
+    matte = detector.detect(region, src, 255.0)
+    filled = fill(region, matte)
+    assert filled.shape == region.shape and filled.dtype == np.float32
+    untouched = matte <= 0.01
+    assert np.array_equal(filled[untouched], region[untouched])
+    zone, rim = _rim_zone(region, src)
+    rim &= matte >= 1.0
+    assert rim.sum() > 100
+    _, still = _rim_zone(filled, src)
+    assert (still & rim).sum() < 0.2 * rim.sum(), "the dark rim lines under the eyes are gone after the fill"
+    assert fill(region, np.zeros(region.shape[:2], np.float32)) is region
+
+
+def test_composite_keeps_the_occluders_exactly(shots, detector):
+    """detect -> fill -> render -> composite(keep=matte): the occluder's pixels are the plate's, to the code
+    value, while the face around them is edited."""
+    from ned_fx.compositing import Compositor
+    from ned_fx.rendering import GeometryRenderer, build_render_mesh
+
+    frame, box, region, src, dst = shots["d8"][0]
+    matte = detector.detect(region, src, 255.0)
+    renderer = GeometryRenderer()
+    mesh = build_render_mesh(src)
+    rendered = renderer.render(fill(region, matte), src, dst, mesh)
+    off = np.array([box[0], box[1], 0.0])
+    out = Compositor().composite_frame(frame, rendered, box, dst + off, src + off, keep=matte).pixels
+    plate = frame.pixels
+    crop = (slice(box[1], box[3]), slice(box[0], box[2]))
+    kept = matte >= 1.0
+    diff = np.abs(out[crop].astype(int) - plate[crop].astype(int)).max(axis=2)
+    assert kept.sum() > 500
+    assert diff[kept].max() == 0
+    assert (diff[~kept & _inner_face(region, src)] > 2).sum() > 500, "the face beneath is still edited"
+
+
+def test_load_holdout_reads_8_and_16_bit_stills_and_sequences(tmp_path):
+    import cv2
+
+    matte = np.zeros((40, 60), np.uint8)
+    matte[10:20, 5:25] = 255
+    matte[30, 40] = 128
+    cv2.imwrite(str(tmp_path / "hold.png"), matte)
+    got = load_holdout(tmp_path / "hold.png", 1001, (40, 60))
+    assert got.dtype == np.float32 and got.shape == (40, 60)
+    assert got[15, 10] == 1.0 and got[0, 0] == 0.0 and abs(got[30, 40] - 128 / 255) < 1e-6
+    # a proxy-size matte is scaled to the plate
+    assert load_holdout(tmp_path / "hold.png", 0, (80, 120))[30, 20] == 1.0
+    # a 16-bit RGBA sequence: the alpha channel of frame 1002's file
+    rgba = np.zeros((40, 60, 4), np.uint16)
+    rgba[..., 3] = 0
+    rgba[5:8, 5:8, 3] = 65535
+    cv2.imwrite(str(tmp_path / "seq.1002.png"), rgba)
+    seq = load_holdout(tmp_path / "seq.####.png", 1002, (40, 60))
+    assert seq[6, 6] == 1.0 and seq.sum() == 9
+    with pytest.raises(InputNotFoundError):
+        load_holdout(tmp_path / "seq.####.png", 1003, (40, 60))
+    with pytest.raises(InvalidParameterError):
+        load_holdout(tmp_path / "hold.png", 0, (0, 60))
