@@ -1,0 +1,108 @@
+"""The skin sub-stage's knobs (the only home of its defaults)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ...errors import InvalidParameterError
+
+#: Which AU changes drive each fold group, and how much (target - source activation, weighted and summed).
+DEFAULT_DRIVES: dict[str, dict[str, float]] = {
+    "nasolabial": {"AU12": 1.0, "AU6": 0.35, "AU10": 0.6, "AU9": 0.45, "AU14": 0.3},
+    "cheek": {"AU6": 1.0, "AU12": 0.5},
+    "crows_feet": {"AU6": 1.0, "AU12": 0.25, "AU7": 0.2},
+    "glabella": {"AU4": 1.0, "AU9": 0.3},
+    "forehead_inner": {"AU1": 1.0, "AU2": 0.3},
+    "forehead_outer": {"AU2": 1.0, "AU1": 0.3},
+    "nose": {"AU9": 1.0, "AU10": 0.2},
+    "marionette": {"AU15": 1.0, "AU17": 0.3},
+}
+
+
+def _frozen_drives() -> tuple[tuple[str, tuple[tuple[str, float], ...]], ...]:
+    return tuple((fold, tuple(sorted(w.items()))) for fold, w in DEFAULT_DRIVES.items())
+
+
+@dataclass(frozen=True)
+class SkinConfig:
+    """How the folds of a new expression are shaded over the warped skin.
+
+    Every fold is a multiplicative luminance change (``out = warped * ratio``): a narrow dark crease with a soft
+    highlight on its upper/outer side, placed by the target landmarks, whose depth follows the *change* of the
+    AUs that make it (see ``drives``). Widths are fractions of the inter-ocular distance (IOD, outer eye corners);
+    depths are natural-log luminance changes at a drive of 1 (``0.1`` darkens the crease centre by about 10 %).
+
+    Attributes:
+        strength: overall gain of every fold (0 switches the sub-stage off).
+        drives: ``((fold, ((AU, weight), ...)), ...)``: per fold group, the weighted sum of AU changes that
+            deepens it (groups: nasolabial, cheek, crows_feet, glabella, forehead_inner, forehead_outer, nose,
+            marionette).
+        max_drive: a fold's drive is clipped to ``-max_drive .. max_drive``.
+        min_change: AU changes smaller than this (in absolute value) count as none (a frame without any bigger
+            change gets no layer at all).
+        nasolabial_depth, nasolabial_width: the smile fold's crease (log luminance, IOD fraction of its core
+            Gaussian sigma); nasolabial_shadow: the broader shading on its upper-lip side; nasolabial_highlight:
+            the cheek bulge's highlight beside it.
+        cheek_highlight, cheek_radius: the raised cheek's soft highlight (log luminance, IOD radius).
+        crease_depth, crease_width: forehead lines, glabella furrows, nose wrinkles, crow's feet (log luminance,
+            IOD sigma); crease_highlight: the soft highlight on each crease's upper/outer side relative to its
+            depth; highlight_offset, highlight_width: where that highlight sits and how wide it is (multiples of
+            the crease's sigma).
+        glabella_depth: the brow furrow's depth (deeper than the fine lines).
+        forehead_lines: number of horizontal forehead lines.
+        wobble: the small irregularity of every crease's course (IOD) and depth (fraction), so a crease never
+            looks drawn; fixed per fold, so it never flickers.
+        warmth: per-channel exponents of the ratio on RGB plates (skin in shadow is a little warmer).
+        soften: how much of an existing fold's mid-frequency darkening a negative drive of 1 lifts (0..1).
+    """
+
+    strength: float = 1.0
+    drives: tuple = field(default_factory=_frozen_drives)
+    max_drive: float = 1.5
+    min_change: float = 0.02
+    nasolabial_depth: float = 0.10
+    nasolabial_width: float = 0.016
+    nasolabial_shadow: float = 0.045
+    nasolabial_highlight: float = 0.04
+    cheek_highlight: float = 0.035
+    cheek_radius: float = 0.11
+    crease_depth: float = 0.10
+    crease_width: float = 0.007
+    crease_highlight: float = 0.4
+    highlight_offset: float = 2.5
+    highlight_width: float = 2.0
+    glabella_depth: float = 0.11
+    forehead_lines: int = 3
+    wobble: float = 0.004
+    warmth: tuple[float, float, float] = (0.85, 1.0, 1.12)
+    soften: float = 0.5
+
+    def __post_init__(self) -> None:
+        for name in ("strength", "max_drive", "min_change", "nasolabial_depth", "nasolabial_shadow",
+                     "nasolabial_highlight", "cheek_highlight", "crease_depth", "crease_highlight", "glabella_depth",
+                     "wobble", "soften"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or not v >= 0 or v != v or v == float("inf"):
+                raise InvalidParameterError(f"skin {name} must be a finite number >= 0, got {v!r}")
+        for name in ("nasolabial_width", "crease_width", "cheek_radius", "highlight_offset", "highlight_width"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or not 0 < v < 10:
+                raise InvalidParameterError(f"skin {name} must be a positive number, got {v!r}")
+        if not isinstance(self.forehead_lines, int) or not 0 <= self.forehead_lines <= 6:
+            raise InvalidParameterError(f"skin forehead_lines must be 0..6, got {self.forehead_lines!r}")
+        if self.soften > 1:
+            raise InvalidParameterError(f"skin soften must be 0..1, got {self.soften}")
+        if len(self.warmth) != 3 or not all(0 < float(w) < 3 for w in self.warmth):
+            raise InvalidParameterError(f"skin warmth must be three positive exponents, got {self.warmth!r}")
+        known = set(DEFAULT_DRIVES)
+        for fold, weights in self.drives:
+            if fold not in known:
+                raise InvalidParameterError(f"unknown skin fold {fold!r}; folds: {', '.join(sorted(known))}")
+            for au, w in weights:
+                if not isinstance(au, str) or not isinstance(w, (int, float)):
+                    raise InvalidParameterError(f"skin drive of {fold} must be (AU name, weight) pairs, got "
+                                                f"{(au, w)!r}")
+
+    def drive_weights(self) -> dict[str, dict[str, float]]:
+        """``{fold: {AU: weight}}``."""
+        return {fold: dict(weights) for fold, weights in self.drives}

@@ -1,0 +1,422 @@
+"""Procedural fold shading: where each fold of a new expression lies (from the target landmarks), how deep it is
+(from the change of its AUs), and the multiplicative luminance map that shades it over the warped skin.
+
+Geometry lives in a *face frame* per frame: origin between the outer eye corners (33, 263), ``u`` along them
+toward image right, ``v`` perpendicular toward the chin, both in inter-ocular distances (IOD). Each fold is one or
+more smooth curves through landmark-anchored control points (a blend of landmarks plus a small face-frame
+offset), mirrored for the two sides of the face. A crease is drawn as an anti-aliased polyline whose value
+follows its depth along its length, then blurred with a Gaussian of the crease's width: a soft, narrow, faded
+line in a log-luminance map; its highlight is the same curve pushed to its upper/outer side and blurred wider.
+All maps are built on the union box of the creases only, so a frame costs a few small blurs.
+
+Nothing here reads pixels except :func:`soften_map` (which lifts the mid-frequency darkening of an existing fold
+where a fold's drive is negative, e.g. a smile neutralised).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+
+from .config import SkinConfig
+
+# Landmark pairs (subject's right -> left) for the points the folds use (the mesh's mirror correspondence).
+_MIRROR = {129: 358, 203: 423, 206: 426, 216: 436, 212: 432, 61: 291, 55: 285, 107: 336, 70: 300, 63: 293,
+           105: 334, 66: 296, 54: 284, 103: 332, 67: 297, 109: 338, 205: 425, 50: 280, 101: 330, 36: 266,
+           33: 263, 130: 359, 188: 412, 174: 399, 196: 419, 3: 248, 57: 287, 8: 8, 9: 9, 168: 168, 6: 6, 10: 10,
+           151: 151, 46: 276, 53: 283, 52: 282, 65: 295}
+_MIRROR.update({v: k for k, v in list(_MIRROR.items())})
+
+#: Right brow upper edge (outer -> inner) and the top of the mesh above the brows (outer -> midline).
+_BROW_R = (70, 63, 105, 66, 107)
+_TOP_R = (54, 103, 67, 109)
+
+
+@dataclass(frozen=True)
+class Crease:
+    """One crease of one frame, in region pixels.
+
+    Attributes:
+        fold: the fold group it belongs to; kind: ``"fine"``, ``"nasolabial"`` (which widths apply).
+        points: Nx2 the crease's course; depth: N log-luminance darkening along it (>= 0), or the softening
+            weight where ``soften`` is true; side: Nx2 unit normals toward its highlight side.
+    """
+
+    fold: str
+    kind: str
+    points: np.ndarray
+    depth: np.ndarray
+    side: np.ndarray
+    soften: bool = False
+
+
+@dataclass(frozen=True)
+class FaceFrame:
+    origin: np.ndarray
+    ex: np.ndarray
+    ey: np.ndarray
+    iod: float
+
+    def to_px(self, uv: np.ndarray) -> np.ndarray:
+        uv = np.asarray(uv, np.float64)
+        return self.origin + (uv[..., :1] * self.ex + uv[..., 1:2] * self.ey) * self.iod
+
+    def to_uv(self, xy: np.ndarray) -> np.ndarray:
+        d = (np.asarray(xy, np.float64)[..., :2] - self.origin) / self.iod
+        return np.stack([d @ self.ex, d @ self.ey], axis=-1)
+
+
+def face_frame(landmarks: np.ndarray) -> FaceFrame | None:
+    """The face frame of Px3 landmarks (None when the eye corners are missing or coincide)."""
+    a, b = np.asarray(landmarks[33, :2], np.float64), np.asarray(landmarks[263, :2], np.float64)
+    iod = float(np.linalg.norm(b - a))
+    if not np.isfinite(iod) or iod < 4.0:
+        return None
+    ex = (b - a) / iod
+    return FaceFrame((a + b) / 2, ex, np.array([-ex[1], ex[0]]), iod)
+
+
+def fold_drives(au_names, au_src, au_dst, config: SkinConfig) -> dict[str, float]:
+    """``{fold: drive}``: per fold group, the weighted sum of the AU changes (target - source) that make it,
+    clipped to ``±max_drive``; changes below ``min_change`` count as none. Empty when nothing changes."""
+    src = np.nan_to_num(np.asarray(au_src, np.float64).reshape(-1))
+    dst = np.nan_to_num(np.asarray(au_dst, np.float64).reshape(-1))
+    delta = dst - src
+    delta[np.abs(delta) < config.min_change] = 0.0
+    if not delta.any() or config.strength == 0:
+        return {}
+    index = {str(n): i for i, n in enumerate(au_names)}
+    out = {}
+    for fold, weights in config.drive_weights().items():
+        d = sum(w * delta[index[au]] for au, w in weights.items() if au in index)
+        d = float(np.clip(d, -config.max_drive, config.max_drive))
+        if abs(d) > 1e-6:
+            out[fold] = d
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Curves
+
+def _smooth(ctrl: np.ndarray, n: int) -> np.ndarray:
+    """A Catmull-Rom curve through the control points, resampled to ``n`` points evenly along its length."""
+    p = np.asarray(ctrl, np.float64)
+    ext = np.vstack([2 * p[0] - p[1], p, 2 * p[-1] - p[-2]])
+    t = np.linspace(0, 1, 8)[:-1, None]
+    pts = []
+    for i in range(1, len(ext) - 2):
+        p0, p1, p2, p3 = ext[i - 1], ext[i], ext[i + 1], ext[i + 2]
+        pts.append(0.5 * (2 * p1 + (-p0 + p2) * t + (2 * p0 - 5 * p1 + 4 * p2 - p3) * t ** 2
+                          + (-p0 + 3 * p1 - 3 * p2 + p3) * t ** 3))
+    pts.append(p[-1:])
+    dense = np.vstack(pts)
+    seg = np.linalg.norm(np.diff(dense, axis=0), axis=1)
+    s = np.concatenate([[0], np.cumsum(seg)])
+    if s[-1] <= 0:
+        return np.repeat(p[:1], n, axis=0)
+    q = np.linspace(0, s[-1], n)
+    return np.stack([np.interp(q, s, dense[:, 0]), np.interp(q, s, dense[:, 1])], axis=1)
+
+
+def _normals(pts: np.ndarray, toward: np.ndarray) -> np.ndarray:
+    """Unit normals of a polyline, flipped to point along ``toward`` (a 2-vector or Nx2)."""
+    tan = np.gradient(pts, axis=0)
+    tan /= np.maximum(np.linalg.norm(tan, axis=1, keepdims=True), 1e-9)
+    nrm = np.stack([-tan[:, 1], tan[:, 0]], axis=1)
+    sign = np.sign(np.sum(nrm * toward, axis=1, keepdims=True))
+    sign[sign == 0] = 1
+    return nrm * sign
+
+
+def _wobble(n: int, seed: int, amount: float) -> np.ndarray:
+    """A fixed smooth irregularity along a curve (n values around 0, amplitude about ``amount``)."""
+    return amount * _wobble_shape(n, seed)
+
+
+@functools.lru_cache(maxsize=256)
+def _wobble_shape(n: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    s = np.linspace(0, 1, n)
+    f1, f2 = rng.uniform(0.8, 1.6), rng.uniform(2.2, 3.4)
+    ph = rng.uniform(0, 2 * np.pi, 2)
+    w = 0.6 * np.sin(2 * np.pi * f1 * s + ph[0]) + 0.4 * np.sin(2 * np.pi * f2 * s + ph[1])
+    w.setflags(write=False)
+    return w
+
+
+@functools.lru_cache(maxsize=256)
+def _fade(n: int, rise: float, fall: float, peak_at: float | None = None) -> np.ndarray:
+    """A depth profile along a crease: smooth ramps over the first ``rise`` and last ``fall`` of its length."""
+    s = np.linspace(0, 1, n)
+    a = np.clip(s / max(rise, 1e-6), 0, 1)
+    b = np.clip((1 - s) / max(fall, 1e-6), 0, 1)
+    prof = (a * a * (3 - 2 * a)) * (b * b * (3 - 2 * b))
+    if peak_at is not None:
+        prof *= 0.75 + 0.25 * np.exp(-0.5 * ((s - peak_at) / 0.3) ** 2)
+    prof.setflags(write=False)
+    return prof
+
+
+class _Builder:
+    """Collects the creases of one frame."""
+
+    def __init__(self, lm: np.ndarray, frame: FaceFrame, config: SkinConfig):
+        self.lm, self.f, self.c = lm, frame, config
+        self.creases: list[Crease] = []
+
+    def anchor(self, spec, mirror: bool) -> np.ndarray:
+        """A control point: ``((landmark, weight), ...), (du, dv)`` -> pixels (mirrored for the left side)."""
+        blend, (du, dv) = spec
+        p = np.zeros(2)
+        wsum = 0.0
+        for idx, w in blend:
+            i = _MIRROR[idx] if mirror else idx
+            p += w * self.lm[i, :2]
+            wsum += w
+        p /= wsum
+        return p + (self.f.ex * (-du if mirror else du) + self.f.ey * dv) * self.f.iod
+
+    def add(self, fold: str, kind: str, ctrl_px: np.ndarray, drive: float, toward_uv, profile: np.ndarray,
+            seed: int, n: int = 24) -> None:
+        if abs(drive) < 1e-6:
+            return
+        pts = _smooth(ctrl_px, n)
+        toward = np.asarray(toward_uv, np.float64)
+        toward = toward[..., :1] * self.f.ex + toward[..., 1:2] * self.f.ey
+        side = _normals(pts, toward)
+        wob = self.c.wobble * self.f.iod
+        if wob > 0:
+            pts = pts + side * _wobble(n, seed, wob)[:, None]
+        var = 1.0 + (_wobble(n, seed + 7, 0.3) if self.c.wobble > 0 else 0.0)
+        depth = abs(drive) * profile * var
+        self.creases.append(Crease(fold, kind, pts, depth, side, soften=drive < 0))
+
+
+def build_creases(landmarks: np.ndarray, drives: dict[str, float], config: SkinConfig) -> list[Crease]:
+    """The creases of one frame from its target landmarks (region pixels) and fold drives."""
+    lm = np.asarray(landmarks, np.float64)
+    frame = face_frame(lm)
+    if frame is None or not drives or not np.isfinite(lm[:468, :2]).all():
+        return []
+    b = _Builder(lm, frame, config)
+    g = drives.get
+    for mirror, sgn, seed0 in ((False, -1.0, 11), (True, 1.0, 31)):
+        out = (sgn, 0.0)          # lateral, in the face frame
+        A = lambda spec: b.anchor(spec, mirror)  # noqa: E731
+        # nasolabial fold: from above the nose wing, down and out, fading beside the mouth corner
+        if g("nasolabial"):
+            ctrl = np.array([A((((129, 1.0),), (-0.03, -0.03))), A((((129, 0.5), (206, 0.5)), (-0.02, 0.0))),
+                             A((((206, 1.0),), (-0.01, 0.0))), A((((216, 1.0),), (0.0, 0.0))),
+                             A((((212, 1.0),), (0.01, 0.02)))])
+            b.add("nasolabial", "nasolabial", ctrl, g("nasolabial"), out, _fade(24, 0.2, 0.45, 0.35), seed0)
+        # crow's feet: short lines fanning out from the outer eye corner
+        if g("crows_feet"):
+            for j, (v0, v1) in enumerate(((-0.035, -0.075), (0.0, 0.005), (0.035, 0.085))):
+                ctrl = np.array([A((((33, 1.0),), (-0.07, v0))), A((((33, 1.0),), (-0.115, (v0 + v1) / 2 + 0.003))),
+                                 A((((33, 1.0),), (-0.16, v1)))])
+                b.add("crows_feet", "fine", ctrl, g("crows_feet") * (0.8 if j != 1 else 1.0), (0.0, -1.0),
+                      _fade(24, 0.35, 0.45), seed0 + 1 + j)
+        # glabella: vertical furrows between the inner brow heads, diverging slightly upwards
+        if g("glabella"):
+            ctrl = np.array([A((((8, 0.55), (55, 0.45)), (0.0, 0.01))), A((((9, 0.5), (107, 0.5)), (0.0, -0.01))),
+                             A((((9, 0.5), (107, 0.5)), (-0.015, -0.08)))])
+            b.add("glabella", "glabella", ctrl, g("glabella") * (1.0 if not mirror else 0.8), (-sgn, 0.0),
+                  _fade(24, 0.3, 0.5, 0.4), seed0 + 5)
+        # nose wrinkles (AU9): short oblique lines from the side of the nasal bridge out and down
+        if g("nose"):
+            for j in range(2):
+                p0 = A((((6, 0.5), (196, 0.5)), (0.01, 0.005 + 0.045 * j)))
+                p1 = p0 + (frame.ex * (sgn * 0.05) + frame.ey * 0.012) * frame.iod
+                p2 = p0 + (frame.ex * (sgn * 0.1) + frame.ey * 0.04) * frame.iod
+                b.add("nose", "fine", np.array([p0, p1, p2]), g("nose") * (0.9 - 0.2 * j), (0.0, -1.0),
+                      _fade(24, 0.3, 0.45), seed0 + 9 + j)
+        # marionette line (AU15): from beside the mouth corner down toward the jaw
+        if g("marionette"):
+            ctrl = np.array([A((((61, 1.0),), (-0.04, 0.03))), A((((61, 1.0),), (-0.06, 0.14))),
+                             A((((61, 1.0),), (-0.065, 0.25)))])
+            b.add("marionette", "nasolabial", ctrl, g("marionette") * 0.6, out, _fade(24, 0.25, 0.5), seed0 + 13)
+    # nasal root: short transverse lines between the eyes (AU9, and some with AU4)
+    root = g("nose", 0.0) + 0.3 * max(g("glabella", 0.0), 0.0)
+    if abs(root) > 1e-6:
+        for j, t in enumerate((0.2, 0.6)):
+            c = lm[168, :2] + t * (lm[6, :2] - lm[168, :2])
+            ctrl = np.array([frame.to_px(frame.to_uv(c) + [-0.06, 0.01]), c, frame.to_px(frame.to_uv(c) + [0.06, 0.01])])
+            b.add("nose", "fine", ctrl, root * (0.9 - 0.25 * j), (0.0, -1.0), _fade(24, 0.3, 0.3), 51 + j)
+    # forehead lines (AU1 centre, AU2 sides): parallel to the brows, flatter going up
+    inner, outer = g("forehead_inner", 0.0), g("forehead_outer", 0.0)
+    if (inner or outer) and config.forehead_lines:
+        brow_idx = _BROW_R + (9,) + tuple(_MIRROR[i] for i in _BROW_R[::-1])
+        top_idx = _TOP_R + (10,) + tuple(_MIRROR[i] for i in _TOP_R[::-1])
+        bu = frame.to_uv(lm[list(brow_idx), :2])
+        tu = frame.to_uv(lm[list(top_idx), :2])
+        ob, ot = np.argsort(bu[:, 0]), np.argsort(tu[:, 0])
+        nl = config.forehead_lines
+        for j in range(nl):
+            t = 0.3 + 0.55 * j / max(nl - 1, 1)
+            half = 0.5 - 0.06 * abs(j - (nl - 1) / 2)
+            u = np.linspace(-half, half, 9)
+            vb = np.interp(u, bu[ob, 0], bu[ob, 1])
+            vt = np.interp(u, tu[ot, 0], tu[ot, 1])
+            flat = np.mean(vb)
+            vb = vb + 0.35 * t * (flat - vb)        # flatter than the brows, the higher the flatter
+            ctrl = frame.to_px(np.stack([u, vb + t * (vt - vb)], axis=1))
+            n = 36
+            us = np.linspace(-half, half, n)
+            mix = inner * np.exp(-0.5 * (us / 0.2) ** 2) + outer * np.exp(-0.5 * ((np.abs(us) - 0.33) / 0.13) ** 2)
+            drive = float(np.max(np.abs(mix))) * np.sign(inner + outer)
+            if abs(drive) < 1e-6:
+                continue
+            prof = np.abs(mix) / max(np.max(np.abs(mix)), 1e-9) * _fade(n, 0.12, 0.12)  # a new array
+            prof *= 1.0 - 0.15 * abs(j - (nl - 1) / 2)
+            rng = np.random.default_rng(91 + j)     # a line is rarely whole: a shallower stretch somewhere
+            at, wide = rng.uniform(0.2, 0.8), rng.uniform(0.05, 0.12)
+            prof *= 1.0 - 0.7 * np.exp(-0.5 * ((np.linspace(0, 1, n) - at) / wide) ** 2)
+            b.add("forehead", "forehead", ctrl, drive, (0.0, -1.0), prof, 71 + j, n=n)
+    return b.creases
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Maps
+
+def _draw(canvas: np.ndarray, pts: np.ndarray, values: np.ndarray, x0: int, y0: int) -> None:
+    """Anti-aliased polyline whose perpendicular integral is ``values`` (one value per vertex)."""
+    import cv2
+
+    sh = 4
+    d = np.diff(pts, axis=0)
+    length = np.hypot(d[:, 0], d[:, 1])
+    # cv2's AA line puts `value` into each column (row) of an x- (y-)major line: correct to a per-normal value
+    v = 0.5 * (values[:-1] + values[1:]) * np.abs(d).max(axis=1) / np.maximum(length, 1e-9)
+    q = np.round((pts - [x0, y0]) * (1 << sh)).astype(np.int64).tolist()
+    for i, val in enumerate(v.tolist()):
+        if val != 0.0:
+            cv2.line(canvas, q[i], q[i + 1], val, 1, cv2.LINE_AA, sh)
+
+
+def _box(pts_list, margin: float, h: int, w: int):
+    allp = np.vstack(pts_list)
+    x0 = int(np.floor(allp[:, 0].min() - margin))
+    y0 = int(np.floor(allp[:, 1].min() - margin))
+    x1 = int(np.ceil(allp[:, 0].max() + margin)) + 1
+    y1 = int(np.ceil(allp[:, 1].max() + margin)) + 1
+    x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+    if x1 <= x0 or y1 <= y0:
+        return None
+    return x0, y0, x1, y1
+
+
+def _stroke_map(out: np.ndarray, strokes, sigma: float, sign: float) -> None:
+    """Add Gaussian-blurred strokes ``(points, peak values)`` to ``out`` (peak value at the stroke's centre)."""
+    import cv2
+
+    if not strokes:
+        return
+    h, w = out.shape
+    margin = 3.5 * sigma + 2
+    box = _box([p for p, _ in strokes], margin, h, w)
+    if box is None:
+        return
+    x0, y0, x1, y1 = box
+    ext0 = int(np.ceil(margin))           # draw on a canvas that reaches past the region's edge
+    canvas = np.zeros((y1 - y0 + 2 * ext0, x1 - x0 + 2 * ext0), np.float32)
+    # a unit-integral line blurred by sigma peaks at 1 / (sqrt(2 pi) * sigma_eff)
+    eff = np.sqrt(sigma ** 2 + 1.0 / 6.0)
+    norm = np.sqrt(2 * np.pi) * eff
+    for pts, vals in strokes:
+        _draw(canvas, pts, vals * norm, x0 - ext0, y0 - ext0)
+    k = int(2 * np.ceil(3 * sigma) + 1)
+    blurred = cv2.GaussianBlur(canvas, (k, k), sigma, borderType=cv2.BORDER_CONSTANT)
+    out[y0:y1, x0:x1] += sign * blurred[ext0:ext0 + y1 - y0, ext0:ext0 + x1 - x0]
+
+
+def shading_map(shape: tuple[int, int], creases: list[Crease], iod: float, config: SkinConfig) -> np.ndarray | None:
+    """HxW float32 log-luminance change of the (non-softening) creases (None when there is none)."""
+    adding = [c for c in creases if not c.soften and c.depth.any()]
+    if not adding:
+        return None
+    h, w = shape
+    out = np.zeros((h, w), np.float32)
+    gain = config.strength
+    widths = {"fine": (config.crease_width, config.crease_depth),
+              "glabella": (config.crease_width * 1.8, config.glabella_depth),
+              "forehead": (config.crease_width * 1.6, config.crease_depth * 0.8),
+              "nasolabial": (config.nasolabial_width, config.nasolabial_depth)}
+    for kind, (wid, depth) in widths.items():
+        group = [c for c in adding if c.kind == kind]
+        if not group:
+            continue
+        sigma = max(wid * iod, 0.5)
+        hl_sigma = sigma * config.highlight_width
+        hl_off = sigma * config.highlight_offset
+        core, light, shadow = [], [], []
+        for c in group:
+            d = c.depth * depth * gain
+            core.append((c.points, d))
+            if kind == "nasolabial":
+                light.append((c.points + c.side * (hl_off * 1.6), c.depth * config.nasolabial_highlight * gain))
+                shadow.append((c.points - c.side * (sigma * 2.5), c.depth * config.nasolabial_shadow * gain))
+            elif kind == "glabella":     # skin bunched up on both sides of the furrow
+                light.append((c.points + c.side * hl_off, d * config.crease_highlight))
+                light.append((c.points - c.side * hl_off, d * config.crease_highlight * 0.6))
+            else:
+                light.append((c.points + c.side * hl_off, d * config.crease_highlight))
+        _stroke_map(out, core, sigma, -1.0)
+        _stroke_map(out, light, hl_sigma if kind != "nasolabial" else hl_sigma * 1.6, 1.0)
+        _stroke_map(out, shadow, sigma * 3.0, -1.0)
+    return out
+
+
+def cheek_map(shape: tuple[int, int], landmarks: np.ndarray, drive: float, iod: float,
+              config: SkinConfig) -> np.ndarray | None:
+    """HxW float32 log-luminance of the raised cheeks' soft highlight (None when the drive is not positive)."""
+    if drive <= 0 or config.cheek_highlight == 0:
+        return None
+    h, w = shape
+    out = np.zeros((h, w), np.float32)
+    frame = face_frame(landmarks)
+    sigma = config.cheek_radius * iod
+    for mirror in (False, True):
+        i50, i101, i205 = (280, 330, 425) if mirror else (50, 101, 205)
+        c = 0.4 * landmarks[i50, :2] + 0.3 * landmarks[i101, :2] + 0.3 * landmarks[i205, :2] - frame.ey * 0.01 * iod
+        r = 2.5 * sigma
+        x0, y0 = max(int(c[0] - r), 0), max(int(c[1] - r), 0)
+        x1, y1 = min(int(c[0] + r) + 1, w), min(int(c[1] + r) + 1, h)
+        if x1 <= x0 or y1 <= y0:
+            continue
+        yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+        du, dv = (xx - c[0]), (yy - c[1])
+        u = du * frame.ex[0] + dv * frame.ex[1]
+        v = du * frame.ey[0] + dv * frame.ey[1]
+        g = np.exp(-0.5 * ((u / (1.2 * sigma)) ** 2 + (v / sigma) ** 2))
+        out[y0:y1, x0:x1] += (config.cheek_highlight * config.strength * drive) * g
+    return out
+
+
+def soften_map(luma: np.ndarray, creases: list[Crease], iod: float, config: SkinConfig) -> np.ndarray | None:
+    """HxW float32 log-luminance lift of existing folds where their drive is negative: the fold's mid-frequency
+    darkening (a band-pass of the plate's own luminance, so pores and fine texture stay) is lifted by
+    ``soften * |drive|`` along the crease's course."""
+    import cv2
+
+    going = [c for c in creases if c.soften and c.depth.any() and config.soften > 0]
+    if not going:
+        return None
+    h, w = luma.shape
+    big = max(config.nasolabial_width * iod * 5, 2.0)
+    box = _box([c.points for c in going], 4 * big + 2, h, w)
+    if box is None:
+        return None
+    x0, y0, x1, y1 = box
+    lum = np.maximum(luma[y0:y1, x0:x1].astype(np.float32), 1e-6)
+    loglum = np.log(lum)
+    mid = cv2.GaussianBlur(loglum, (0, 0), max(config.crease_width * iod, 0.6))
+    low = cv2.GaussianBlur(loglum, (0, 0), big)
+    lift = np.clip(low - mid, 0.0, 0.4)
+    weight = np.zeros((h, w), np.float32)
+    _stroke_map(weight, [(c.points, np.minimum(c.depth, 1.0) * config.soften * config.strength) for c in going],
+                big * 0.6, 1.0)
+    out = np.zeros((h, w), np.float32)
+    out[y0:y1, x0:x1] = np.clip(weight[y0:y1, x0:x1], 0, 1) * lift
+    return out

@@ -1,0 +1,101 @@
+"""The skin sub-stage's per-frame step: the folds of the new expression as a multiplicative shading layer."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ...errors import InvalidParameterError
+from ..layers import RegionInputs, RenderedLayer
+from .config import SkinConfig
+from .procedural import build_creases, cheek_map, face_frame, fold_drives, shading_map, soften_map
+
+
+class SkinRenderer:
+    """Shades the folds that come with an expression change over the warped skin.
+
+    Args:
+        model: a per-actor skin model (reserved; None: the procedural folds, which need no data and work on a
+            lone still).
+        config: a :class:`SkinConfig`.
+    """
+
+    def __init__(self, model=None, config: SkinConfig | None = None):
+        self.model = model
+        self.config = config or SkinConfig()
+
+    def log_shading(self, inputs: RegionInputs, au_names, au_src, au_dst) -> np.ndarray | None:
+        """HxW float32 natural-log luminance change of the frame (None when no fold changes)."""
+        au_src = np.asarray(au_src, np.float64).reshape(-1)
+        au_dst = np.asarray(au_dst, np.float64).reshape(-1)
+        if len(au_src) != len(au_names) or len(au_dst) != len(au_names):
+            raise InvalidParameterError(f"skin shading needs one activation per AU ({len(au_names)}), got "
+                                        f"{len(au_src)} source and {len(au_dst)} target values")
+        drives = fold_drives(au_names, au_src, au_dst, self.config)
+        if not drives:
+            return None
+        dst = np.asarray(inputs.dst, np.float64)
+        frame = face_frame(dst)
+        if frame is None or not np.isfinite(dst[:468, :2]).all():
+            return None
+        shape = inputs.size
+        creases = build_creases(dst, drives, self.config)
+        total = None
+        for part in (shading_map(shape, creases, frame.iod, self.config),
+                     cheek_map(shape, dst, drives.get("cheek", 0.0), frame.iod, self.config),
+                     soften_map(_luma(inputs.warped), creases, frame.iod, self.config)
+                     if any(c.soften for c in creases) else None):
+            if part is not None:
+                total = part if total is None else total + part
+        if total is None:
+            return None
+        if inputs.valid is not None:
+            total *= np.clip(np.asarray(inputs.valid, np.float32), 0.0, 1.0)
+        if not np.any(np.abs(total) > 1e-5):
+            return None
+        return total
+
+    def render(self, inputs: RegionInputs, au_names, au_src, au_dst) -> RenderedLayer | None:
+        """The fold layer of one frame.
+
+        Args:
+            inputs: the frame's :class:`~ned_fx.rendering.layers.RegionInputs` (``warped`` is shaded; ``dst``
+                places the folds; ``valid`` keeps them off occluders).
+            au_names: the K AU names; au_src, au_dst: the frame's K source and target activations (NaN: none).
+
+        Returns:
+            a :class:`~ned_fx.rendering.layers.RenderedLayer` (``pixels = warped * ratio`` where the folds are,
+            coverage 1 there), or None when no fold changes (no AU change: the warp is left bit-exact).
+
+        Raises:
+            InvalidParameterError: the activations do not match the AU names.
+        """
+        logr = self.log_shading(inputs, au_names, au_src, au_dst)
+        if logr is None:
+            return None
+        warped = np.asarray(inputs.warped, np.float32)
+        k = warped.shape[2] if warped.ndim == 3 else 1
+        touched = np.abs(logr) > 1e-5
+        ys, xs = np.nonzero(touched.any(axis=1))[0], np.nonzero(touched.any(axis=0))[0]
+        y0, y1, x0, x1 = ys[0], ys[-1] + 1, xs[0], xs[-1] + 1
+        pixels = warped.copy()
+        sub = logr[y0:y1, x0:x1, None]
+        if k == 3:
+            ratio = np.exp(sub * np.asarray(self.config.warmth, np.float32))
+        else:
+            ratio = np.exp(sub)
+        region = pixels[y0:y1, x0:x1]
+        region *= ratio
+        if inputs.white > 1.0:      # integer plates: stay in range
+            np.clip(region, 0.0, float(inputs.white), out=region)
+        coverage = np.zeros(warped.shape[:2], np.float32)
+        coverage[y0:y1, x0:x1] = touched[y0:y1, x0:x1]
+        return RenderedLayer(pixels, coverage, "skin")
+
+
+def _luma(pixels: np.ndarray) -> np.ndarray:
+    p = np.asarray(pixels, np.float32)
+    if p.ndim == 2:
+        return p
+    if p.shape[2] >= 3:
+        return 0.2126 * p[:, :, 0] + 0.7152 * p[:, :, 1] + 0.0722 * p[:, :, 2]
+    return p[:, :, 0]
