@@ -314,10 +314,26 @@ def edit_media(path: str | Path, output: str | Path, instruction: EditInstructio
         UnsupportedFormatError: ``sign`` for an output C2PA cannot sign (EXR, a sequence).
         SigningError: the certificate or key is refused. AuditLogError: the audit log cannot be written.
     """
+    path, output = Path(path), Path(output)
+    if audit is not None:
+        audit.check()                      # a log that cannot be written fails now, not after the render
+    try:
+        return _checked_edit(path, output, instruction, frames, face_id, preview, tracker_config, manipulator_config,
+                             renderer_config, compositor_config, progress, resume, analysis, analysis_only, consent,
+                             audit, sign, sign_alg, renderer, checkpoint, content, actor_footage, linearize)
+    except BaseException as exc:           # every attempt is audited, whatever stopped it (once)
+        if audit is not None and not getattr(exc, "_ned_fx_audited", False):
+            _audit_edit(audit, "failed", path, frames, face_id, instruction, consent, None, [],
+                        error=f"{type(exc).__name__}: {exc}", renderer=renderer)
+        raise
+
+
+def _checked_edit(path, output, instruction, frames, face_id, preview, tracker_config, manipulator_config,
+                  renderer_config, compositor_config, progress, resume, analysis, analysis_only, consent, audit,
+                  sign, sign_alg, renderer, checkpoint, content, actor_footage, linearize) -> EditSummary:
     from .media import ensure_not_input
     from .provenance import normalise_consent
 
-    path, output = Path(path), Path(output)
     kind = _output_kind(output)
     consent = normalise_consent(consent)
     count = _check_input(path, frames)           # a missing or unreadable input is told at once
@@ -331,8 +347,6 @@ def edit_media(path: str | Path, output: str | Path, instruction: EditInstructio
     _check_provenance_formats(output, kind, preview)
     if sign is not None:
         _check_signing(output, kind, sign, sign_alg)
-    if audit is not None:
-        audit.check()                      # a log that cannot be written fails now, not after the render
     if analysis_only and analysis is None:
         raise InvalidParameterError("--analysis-only needs the analysis file to write: --analysis SHOT.analysis.npz")
     if analysis is not None and Path(analysis).suffix != ".npz":
@@ -433,6 +447,10 @@ def _edit(path, output, kind, instruction, frames, face_id, preview, tracker_con
         if audit is not None:
             _audit_edit(audit, "failed", path, frames, face_id, instruction, consent, record,
                         _output_entries(written), error=f"{type(exc).__name__}: {exc}")
+            try:
+                exc._ned_fx_audited = True
+            except AttributeError:
+                pass
         raise
     finally:
         hasher.shutdown(wait=True)
@@ -601,10 +619,11 @@ def _output_entries(written) -> list:
 
 
 def _audit_edit(audit, status, path, frames, face_id, instruction, consent, record, outputs, summary=None,
-                error=None) -> None:
+                error=None, renderer: str | None = None) -> None:
     fields = {"status": status, "shot": {"source": str(Path(path).resolve()), "frames": frames, "face": face_id},
-              "params": instruction.as_params(), "consent": consent, "renderer": record.renderer,
-              "source_sha256": record.source_sha256, "outputs": list(outputs)}
+              "params": instruction.as_params(), "consent": consent,
+              "renderer": record.renderer if record is not None else renderer,
+              "source_sha256": record.source_sha256 if record is not None else None, "outputs": list(outputs)}
     if summary is not None:
         fields.update(face=summary.face_id, edited=len(summary.edited), passed_through=len(summary.passed_through),
                       resumed=len(summary.resumed), signed=summary.signed)

@@ -120,3 +120,24 @@ def test_the_regions_help_lists_every_name_regions_accepts():
         for name in (*REGIONS, *REGION_ALIASES):
             parse_regions(name)                          # accepted ...
             assert name in text, f"{command} --help does not list the region {name!r}"   # ... and listed
+
+
+def test_every_failed_attempt_is_audited(tmp_path):
+    from ned_fx.errors import UnreadableMediaError
+    from ned_fx.provenance import AuditLog, read_audit_log
+
+    log = AuditLog(tmp_path / "audit.jsonl", application="test")
+    grey = tmp_path / "grey.png"
+    write_image(grey, np.full((96, 96, 3), 128, np.uint8))
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not a png")
+    with pytest.raises(NoFaceError):
+        edit_media(grey, tmp_path / "o.png", HAPPY, audit=log)
+    with pytest.raises(UnreadableMediaError):
+        edit_media(bad, tmp_path / "o.png", HAPPY, audit=log)
+    with pytest.raises(InvalidParameterError):
+        edit_media(grey, tmp_path / "o.xyz", HAPPY, audit=log)
+    lines = read_audit_log(tmp_path / "audit.jsonl", strict=True)
+    assert [(r["event"], r["status"]) for r in lines] == [("edit", "failed")] * 3
+    assert "NoFaceError" in lines[0]["error"] and "UnreadableMediaError" in lines[1]["error"]
+    assert lines[1]["shot"]["source"].endswith("bad.png") and lines[0]["params"]["emotion"] == "happy"
