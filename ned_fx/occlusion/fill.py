@@ -41,7 +41,7 @@ def fill(region: np.ndarray, matte: np.ndarray, levels: int = 8, threshold: floa
         return img[:, :, 0] if squeeze else img.copy()
     c = img.shape[2]
     weight = (~hole).astype(np.float32)
-    data = [np.where(hole[..., None], np.float32(0.0), img)]
+    data = [img * weight[..., None]]
     weights = [weight]
     for _ in range(levels):
         if min(weights[-1].shape) < 4:
@@ -49,14 +49,19 @@ def fill(region: np.ndarray, matte: np.ndarray, levels: int = 8, threshold: floa
         pw = weights[-1]
         data.append(cv2.pyrDown(data[-1]).reshape(-1, (data[-1].shape[1] + 1) // 2, c))
         weights.append(cv2.pyrDown(pw))
+    if len(data) == 1:                   # too small for a pyramid: the mean of what is not occluded
+        out = img.copy()
+        out[hole] = (img * weight[..., None]).sum(axis=(0, 1)) / max(float(weight.sum()), 1e-6)
+        return out[:, :, 0] if squeeze else out
     # coarsest: the normalised average; then up, each level's own average where it has support
     acc = data[-1] / np.maximum(weights[-1], 1e-6)[..., None]
-    for k in range(len(data) - 2, -1, -1):
+    for k in range(len(data) - 2, 0, -1):
         shape = data[k].shape
         up = cv2.pyrUp(acc, dstsize=(shape[1], shape[0])).reshape(shape)
         wk = weights[k]
-        own = data[k] / np.maximum(wk, 1e-6)[..., None]
-        alpha = np.clip(wk * 2.0, 0.0, 1.0)[..., None] if k > 0 else weight[..., None]
-        acc = own * alpha + up * (1.0 - alpha)
-    out = np.where(hole[..., None], acc, img)
+        alpha = np.clip(wk * 2.0, 0.0, 1.0)[..., None]
+        acc = data[k] / np.maximum(wk, 1e-6)[..., None] * alpha + up * (1.0 - alpha)
+    up = cv2.pyrUp(acc, dstsize=(img.shape[1], img.shape[0])).reshape(img.shape)
+    out = img.copy()
+    out[hole] = up[hole]                 # level 0: the holes only; every other pixel is the input's own
     return out[:, :, 0] if squeeze else out
