@@ -39,6 +39,7 @@ class ContentConfig:
     Attributes:
         mouth: fill new mouth openings with a real (retrieved) or shaded interior.
         eyes: render an eyeball where the lids open beyond the source.
+        skin: the folds and shading the new expression brings (nasolabial fold, brow furrow, forehead lines...).
         occluders: detect glasses, hands and hair over the face and keep them out of the edit.
         holdout: a user-given holdout matte (a still or a sequence pattern: 1 = keep the plate), which replaces
             detection on every frame it has.
@@ -46,11 +47,12 @@ class ContentConfig:
 
     mouth: bool = True
     eyes: bool = True
+    skin: bool = True
     occluders: bool = True
     holdout: str | None = None
 
     def __post_init__(self) -> None:
-        for name in ("mouth", "eyes", "occluders"):
+        for name in ("mouth", "eyes", "skin", "occluders"):
             if not isinstance(getattr(self, name), bool):
                 raise InvalidParameterError(f"{name} must be true or false, got {getattr(self, name)!r}")
 
@@ -112,7 +114,7 @@ def _available(config: ContentConfig) -> ContentConfig:
     from dataclasses import replace
 
     for name, module, attr in (("mouth", ".rendering.mouth", "MouthRenderer"), ("eyes", ".rendering.eyes", "EyeRenderer"),
-                               ("occluders", ".occlusion", "OcclusionDetector")):
+                               ("skin", ".rendering.skin", "SkinRenderer"), ("occluders", ".occlusion", "OcclusionDetector")):
         if getattr(config, name):
             try:
                 getattr(importlib.import_module(module, __package__), attr)
@@ -233,7 +235,11 @@ class FaceContent:
         config = _available(config)
         self.config = config
         self.models = models or ShotModels()
-        self.mouth = self.eyes = self.occlusion = None
+        self.mouth = self.eyes = self.skin = self.occlusion = None
+        if self.config.skin:
+            from .rendering.skin import SkinRenderer
+
+            self.skin = SkinRenderer()
         if self.config.mouth:
             from .rendering.mouth import MouthRenderer
 
@@ -246,7 +252,7 @@ class FaceContent:
             from .occlusion import OcclusionDetector
 
             self.occlusion = OcclusionDetector()
-        self.seconds = {"occlusion": 0.0, "mouth": 0.0, "eyes": 0.0}
+        self.seconds = {"occlusion": 0.0, "skin": 0.0, "mouth": 0.0, "eyes": 0.0}
 
     def occluders(self, region: np.ndarray, src: np.ndarray, white: float, number: int | None = None,
                   box=None, size: tuple[int, int] | None = None) -> np.ndarray | None:
@@ -292,18 +298,25 @@ class FaceContent:
 
         return fill(region, matte)
 
-    def layers(self, inputs) -> np.ndarray:
-        """The renderer's output with the new content laid over it (mouth, then eyes)."""
+    def layers(self, inputs, aus: tuple | None = None) -> np.ndarray:
+        """The renderer's output with the new content laid over it: skin folds, then the mouth interior, then
+        the eyeballs (openings over skin).
+
+        Args:
+            inputs: the frame's :class:`~ned_fx.rendering.layers.RegionInputs`.
+            aus: ``(au_names, source activations K, target activations K)`` of the frame (the skin's folds
+                follow their change); None: no skin layer.
+        """
         import time
 
         from .rendering.layers import stack
 
         out = []
-        for name in ("mouth", "eyes"):
+        for name in ("skin", "mouth", "eyes"):
             stage = getattr(self, name)
-            if stage is None:
+            if stage is None or (name == "skin" and aus is None):
                 continue
             t = time.perf_counter()
-            out.append(stage.render(inputs))
+            out.append(stage.render(inputs, *aus) if name == "skin" else stage.render(inputs))
             self.seconds[name] += time.perf_counter() - t
         return stack(inputs.warped, out)

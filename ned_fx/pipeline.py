@@ -892,8 +892,10 @@ class ShotRenderer:
         keep = self.content.occluders(region, src_r, white, int(frame.number), box, frame.pixels.shape[:2])
         clean = self.content.fill(region, keep)
         rendered = self.renderer.render(clean, src_r, dst_r, self.mesh, **extra)
+        e = self.edited
         rendered = self.content.layers(RegionInputs(clean, rendered, src_r, dst_r,
-                                                    None if keep is None else 1.0 - keep, k, white))
+                                                    None if keep is None else 1.0 - keep, k, white),
+                                       (e.au_names, e.au_source[k], e.au_target[k]))
         if clock:
             t = clock.add("render", t)
         out = self.compositor.composite_frame(frame, rendered, box, d, s, **({"keep": keep} if keep is not None else {}))
