@@ -162,6 +162,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ned-fx", description="Emotion Director: change an actor's facial "
                                      "expression in real footage, keeping speech, identity and head pose.")
     parser.add_argument("--version", action="version", version=f"ned-fx {__version__}")
+    parser.add_argument("--threads", metavar="N",
+                        help="CPU threads for the engines (torch, OpenCV); default $NED_FX_THREADS, else half the "
+                             "cores (holds up when Nuke, a daemon and a batch share the machine); 0 = the "
+                             "libraries' own defaults")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("track", help="track faces: 478 landmarks, face ids, head pose per frame")
@@ -174,9 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_tracker_options(p)
     p.set_defaults(func=cmd_track)
 
-    from .commands import batch, edit, engines, farm, manipulate, provenance, serve, train_renderer
+    from .commands import batch, edit, engines, farm, gallery, manipulate, provenance, serve, train_renderer
 
-    for command in (manipulate, edit, serve, batch, farm, provenance, engines, train_renderer):
+    for command in (manipulate, edit, gallery, serve, batch, farm, provenance, engines, train_renderer):
         command.register(sub)
 
     p = sub.add_parser("weights", help="install or check the tracker's network weights")
@@ -201,6 +205,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        from .threads import configure
+
+        configure(args.threads)
         return int(args.func(args) or 0)
     except NedFxError as exc:
         if os.environ.get("NED_FX_DEBUG"):

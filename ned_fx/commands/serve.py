@@ -117,6 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     add_options(p)
     args = p.parse_args(argv)
     try:
+        from ..threads import configure
+
+        configure()                       # $NED_FX_THREADS, else half the cores
         return run(args)
     except NedFxError as exc:
         print(f"ned-fx: error: {exc}", file=sys.stderr)
