@@ -15,6 +15,8 @@ The rule the engine implements (per batch item, frame t, AU k; all smoothing zer
 * performance AUs (blink): never changed.
 * ``offset *= region``; ``offset = smooth(offset, offset_sigma)`` (no jitter); lid-opening AUs are scaled by
   ``1 - blink`` of the source (smoothed alike), so a raised lid never fights a blink.
+* frames at intensity 0 get no offset at all (the smoothing does not leak into them): ``target = params``
+  exactly, so a key at 0 is the source, bit for bit.
 * ``target = params + offset``. The target is not clamped: where the edit removes a sustained AU, the actor's
   moment-to-moment motion around it is kept as it is (it may dip below 0), and clamping would expose the
   per-frame decomposition (jitter) instead of a smooth offset. The style itself is bounded by the prototypes
@@ -138,6 +140,9 @@ class ManipulatorEngine(nn.Module):
         blink = smooth_time(torch.clamp((params * self.blink_select).sum(dim=-1, keepdim=True), 0.0, 1.0),
                             self.blink_kernel, self.offset_radius)
         offset = offset * (1.0 - self.lid_mask * blink)
+        # where the intensity is 0 nothing changes, bit for bit: the smoothing above must not leak the
+        # neighbouring frames' offsets into a frame keyed (or curved) at 0
+        offset = offset * (weights > 0.0).to(offset.dtype)
         return params + offset
 
 

@@ -135,6 +135,8 @@ LOWER_LIP_ROWS_R = (77, 90, 180, 85, 16, 96, 89, 179, 86, 15)
 CHIN_R = (18, 83, 201, 200, 194, 208, 199, 32)
 JAW_R = (175, 152, 148, 176, 149, 150, 171, 140, 170, 169, 211, 204, 106, 182, 43, 202, 210, 136, 135, 172, 58)
 JAW_UPPER_R = (138, 215, 214, 212, 192, 213, 132)
+#: The nostril wing (ala) and the skin beside it: a smile's cheek leaves it (the nasolabial fold forms there).
+_ALAR_R = (129, 49, 64, 98, 48, 102, 209, 198, 131)
 #: Outer-lid weights along the lid (corners move least).
 _LID_PROFILE = (0.35, 0.7, 0.9, 1.0, 0.9, 0.7, 0.4)
 #: Along the lip from the corner side to the midline.
@@ -269,12 +271,13 @@ _AU_HANDLES: dict[str, tuple[_Handle, ...]] = {
             H((9, 8), (0.0, -0.02, 0.0), 0.08)),
     "AU5": (H(UPPER_LID_R, (0.0, 0.04, 0.0), 0.05, _LID_PROFILE),
             H(LID_CREASE_R, (0.0, 0.02, 0.0), 0.06, _LID_PROFILE)),
-    "AU6": (H(INFRAORBITAL_R, (0.0, 0.05, 0.01), 0.12),
-            H(LOWER_LID_R, (0.0, 0.02, 0.0), 0.04, _LID_PROFILE),
-            H(CROWS_FEET_R, (-0.01, 0.02, 0.0), 0.08)),
+    # the cheeks lift and bunch under the eye; the lower lid rises by a share of this actor's lid gap
+    # (_LID_SHARES), so the squint of a smile is moderate on any eye and never closes it
+    "AU6": (H(INFRAORBITAL_R, (0.0, 0.05, 0.01), 0.12, held=LOWER_LID_R),
+            H(CROWS_FEET_R, (-0.01, 0.02, 0.0), 0.08, held=LOWER_LID_R)),
     "AU7": (H(LOWER_LID_R, (0.0, 0.03, 0.0), 0.04, _LID_PROFILE),
             H(UPPER_LID_R, (0.0, -0.012, 0.0), 0.04, _LID_PROFILE)),
-    "AU9": (H(NOSE_SIDE_R, (-0.01, 0.045, 0.0), 0.10),
+    "AU9": (H(NOSE_SIDE_R, (-0.01, 0.06, 0.0), 0.10),
             H(NOSE_BRIDGE_SIDE_R, (0.0, 0.02, 0.0), 0.08),
             H(BROW_INNER_R, (-0.01, -0.03, 0.0), 0.10),
             H(UPPER_LIP_OUTER_R, (0.0, 0.02, 0.0), 0.08)),
@@ -285,7 +288,7 @@ _AU_HANDLES: dict[str, tuple[_Handle, ...]] = {
     # the lips follow the corners along a curve (_LIP_CURVES); the cheeks bunch up but leave the mouth to them
     "AU12": (H(CORNER_R, (0.08, 0.125, -0.02), 0.16, (1.0, 1.0, 0.95, 0.9)),
              H(ZYGOMATIC_CHEEK_R, (0.035, 0.10, 0.02), 0.14,
-               held=CORNER_R + sum(UPPER_LIP_RINGS_R + LOWER_LIP_RINGS_R, ()))),
+               held=CORNER_R + sum(UPPER_LIP_RINGS_R + LOWER_LIP_RINGS_R, ()) + _ALAR_R)),
     "AU14": (H(CORNER_R, (0.02, 0.01, -0.05), 0.08),
              H((57, 212, 186), (0.01, 0.0, -0.02), 0.06)),
     "AU15": (H(CORNER_R, (0.015, -0.08, 0.0), 0.12),
@@ -298,9 +301,8 @@ _AU_HANDLES: dict[str, tuple[_Handle, ...]] = {
              H(UPPER_LIP_OUTER_R + LOWER_LIP_OUTER_R, (-0.02, 0.0, 0.04), 0.08)),
     "AU20": (H(CORNER_R, (0.09, -0.02, -0.01), 0.14),
              H(LOWER_FACE_SIDE_R, (0.02, -0.015, 0.0), 0.12)),
-    "AU23": (H(UPPER_LIP_OUTER_R, (0.0, -0.02, 0.005), 0.03),
-             H(LOWER_LIP_OUTER_R, (0.0, 0.02, 0.005), 0.03),
-             H(CORNER_R, (-0.025, 0.0, 0.0), 0.05)),
+    # the red narrows (_LIP_THINNING: a share of this actor's lip height) and the mouth narrows a little
+    "AU23": (H(CORNER_R, (-0.025, 0.0, 0.005), 0.05),),
     "AU24": (H(UPPER_LIP_OUTER_R + UPPER_LIP_INNER_R, (0.0, -0.025, 0.0), 0.05),
              H(LOWER_LIP_OUTER_R + LOWER_LIP_INNER_R, (0.0, 0.03, 0.0), 0.05)),
     "AU25": (H(UPPER_LIP_INNER_R, (0.0, 0.02, 0.0), 0.05, (0.4, 0.8, 1.0, 1.0, 1.0)),
@@ -338,6 +340,12 @@ class _LipCurve:
 
 #: Corner AUs whose lips follow a :class:`_LipCurve` (a smile's lips curve and stretch thinner).
 _LIP_CURVES: dict[str, _LipCurve] = {"AU12": _LipCurve(power=1.0, floor=0.15, thinning=0.4)}
+#: AUs that narrow the red of the lips toward the inner lip line by a share of this actor's lip height (the lip
+#: tightener presses the lips thin), beside their handles.
+_LIP_THINNING: dict[str, float] = {"AU23": 0.45}
+#: AUs that move the lid margins by a share of this actor's lid gap at activation 1: (upper lid down, lower lid
+#: up). The cheek raiser's lower lid rise is a share, so a smile's squint is alike on narrow and wide eyes.
+_LID_SHARES: dict[str, tuple[float, float]] = {"AU6": (0.0, 0.35)}
 #: Reach of the lip thinning into the skin around the lips (geodesic sigma, inter-ocular units).
 _LIP_THINNING_RADIUS = 0.03
 #: Jaw drop: lower inner lip travel at activation 1 (inter-ocular units), the share of rotation about the
@@ -468,6 +476,19 @@ def _blink_field(neutral: np.ndarray, geo: np.ndarray, iod: float) -> np.ndarray
     return _anchor_field(geo, idx, np.concatenate(vec), 0.05)
 
 
+def _lid_share_field(neutral: np.ndarray, geo: np.ndarray, upper_share: float, lower_share: float) -> np.ndarray:
+    """The lid margins move toward each other by shares of this actor's lid gap (each pair of the margins),
+    weighted along the lid (:data:`_LID_PROFILE`); the lid skin around follows."""
+    pts, vec = [], []
+    for upper, lower in ((UPPER_LID_R, LOWER_LID_R), (mirrored(UPPER_LID_R), mirrored(LOWER_LID_R))):
+        gap = (neutral[list(lower)] - neutral[list(upper)]) * np.asarray(_LID_PROFILE)[:, None]
+        gap[:, [0, 2]] = 0.0                                     # vertical only: the lids do not slide sideways
+        pts += [upper, lower]
+        vec += [upper_share * gap, -lower_share * gap]
+    idx = np.concatenate([np.asarray(p) for p in pts])
+    return _anchor_field(geo, idx, np.concatenate(vec), 0.04)
+
+
 def _lip_gap_projector(geo: np.ndarray, radius: float) -> np.ndarray:
     """The linear map (468x468, applied per coordinate) that removes from a field every change of the inner-lip
     gap at :data:`INNER_LIP_PAIRS`: the difference is split between the lips and spread smoothly over each."""
@@ -549,6 +570,10 @@ def build_basis(neutral: np.ndarray, config: ManipulatorConfig | None = None) ->
                 f = f + _lip_thinning_field(neutral, geo, curve.thinning)
         else:
             f = sum(_handle_field(geo, h, iod) for h in _AU_HANDLES[name])
+        if name in _LIP_THINNING:
+            f = f + _lip_thinning_field(neutral, geo, _LIP_THINNING[name])
+        if name in _LID_SHARES:
+            f = f + _lid_share_field(neutral, geo, *_LID_SHARES[name])
         for points, factor in _AU_DAMP.get(name, ()):
             f[list(points)] *= factor
         f[list(RIGID_POINTS)] = 0.0
@@ -695,6 +720,8 @@ def estimate_neutral(shapes: np.ndarray, config: ManipulatorConfig | None = None
     if not ok.any():
         raise NoFaceError("no frame has a face; a neutral cannot be estimated")
     x = shapes[ok]
+    if len(x) == 1:
+        return still_neutral(x[0], config)
     if len(x) < 3:
         return np.median(x, axis=0)
     lower_face = both_sides(LOWER_LIP_OUTER_R + LOWER_LIP_INNER_R + LOWER_LIP_ROWS_R + CHIN_R + JAW_R + JAW_UPPER_R)
@@ -708,6 +735,80 @@ def estimate_neutral(shapes: np.ndarray, config: ManipulatorConfig | None = None
     gap = mouth_opening_iod(x[cluster])
     rest = cluster[gap <= max(np.percentile(gap, config.neutral_closed_percentile), config.neutral_closed_gap)]
     return np.median(x[rest], axis=0)
+
+
+#: The lower face of a relaxed neutral, as (measure, low, high) in inter-ocular units (head frame), from neutral
+#: faces (studio portraits and the neutral estimates of talking shots): a still whose measure lies outside is
+#: read as an expression there (:func:`still_neutral`). Wide bands: a face's own proportions are never touched.
+_NEUTRAL_BANDS = (("lift", -0.03, 0.01), ("width", 0.49, 0.58), ("opening", 0.0, 0.04),
+                  ("corners_below_nose", 0.215, 0.28), ("lip_below_nose", 0.13, 0.175),
+                  ("chin_below_lip", 0.28, 0.375))
+#: The AUs a still's expression is read with (the lower face: the upper face of a still is its identity).
+_STILL_AUS = ("AU10", "AU12", "AU14", "AU15", "AU16", "AU17", "AU18", "AU20", "AU23", "AU24", "AU25", "AU26")
+
+
+def _neutral_measures(shapes: np.ndarray) -> np.ndarray:
+    """``...xPx3`` -> ``...x M`` the measures of :data:`_NEUTRAL_BANDS` (linear in the shape; IOD units)."""
+    x = np.asarray(shapes, np.float64)
+    iod = np.linalg.norm(x[..., topo.EYE_OUTER_LEFT, :] - x[..., topo.EYE_OUTER_RIGHT, :], axis=-1)
+    y = x[..., 1]
+    corners = 0.5 * (y[..., topo.MOUTH_CORNER_RIGHT] + y[..., topo.MOUTH_CORNER_LEFT])
+    centre = 0.5 * (y[..., topo.MOUTH_UPPER_INNER] + y[..., topo.MOUTH_LOWER_INNER])
+    width = x[..., topo.MOUTH_CORNER_LEFT, 0] - x[..., topo.MOUTH_CORNER_RIGHT, 0]
+    gap = y[..., topo.MOUTH_LOWER_INNER] - y[..., topo.MOUTH_UPPER_INNER]
+    nose = y[..., 2]
+    return np.stack([centre - corners, width, gap, corners - nose, y[..., 0] - nose, y[..., 152] - y[..., 17]],
+                    axis=-1) / iod[..., None]
+
+
+def still_activations(shape: np.ndarray, basis: ExpressionBasis) -> np.ndarray:
+    """The lower-face expression of one face with no other frame to compare with: the smallest non-negative
+    activations of :data:`_STILL_AUS` that bring its measures into the bands of a relaxed neutral
+    (:data:`_NEUTRAL_BANDS`). Zero for a face inside every band (a neutral portrait).
+
+    Args:
+        shape: Px3 head-frame shape; basis: a basis authored on it (or on a face close to it).
+
+    Returns:
+        K activations.
+    """
+    from scipy.optimize import lsq_linear
+
+    m = _neutral_measures(shape)
+    lo = np.array([b[1] for b in _NEUTRAL_BANDS])
+    hi = np.array([b[2] for b in _NEUTRAL_BANDS])
+    excess = m - np.clip(m, lo, hi)
+    out = np.zeros(len(basis.names))
+    if not np.any(np.abs(excess) > 1e-12):
+        return out
+    idx = [basis.index(n) for n in _STILL_AUS]
+    jac = (_neutral_measures(shape[None] + basis.fields[idx]) - m[None]).T          # M x n
+    scale = 1.0 / np.maximum(hi - lo, 1e-6)
+    ridge = 0.05
+    a = np.vstack([jac * scale[:, None], np.sqrt(ridge) * np.eye(len(idx))])
+    b = np.concatenate([excess * scale, np.zeros(len(idx))])
+    out[idx] = lsq_linear(a, b, bounds=(0.0, basis.upper[idx])).x
+    return out
+
+
+def still_neutral(shape: np.ndarray, config: ManipulatorConfig | None = None) -> np.ndarray:
+    """The actor's neutral estimated from a single face: the shape with its lower-face expression
+    (:func:`still_activations`, read with a basis authored on the face itself) taken out: a smile's corners come
+    down and in, a pout's lower lip and chin relax, an open mouth closes. The face itself when it is within the
+    bands of a relaxed neutral.
+
+    Args:
+        shape: Px3 head-frame shape.
+
+    Returns:
+        Px3.
+    """
+    shape = np.asarray(shape, np.float64)
+    basis = build_basis(shape, config)
+    act = still_activations(shape, basis)
+    if not act.any():
+        return shape.copy()
+    return shape - basis.decode(act)
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,8 @@ The speech rule
     * ``auto`` (default): the shot is measured; a *talking shot* (the mouth opening varies by more than
       ``talking_threshold`` inter-ocular units over a ``talking_window``-second window in at least
       ``talking_fraction`` of the frames) is treated as ``preserve``, any other shot (including stills) as
-      ``free``. One decision per shot, so the jaw never pops open in the pauses of a line.
+      ``free``. One decision per shot, so the jaw never pops open in the pauses of a line; and in a shot that
+      is not a talking shot the gate still closes, with an ease, over every stretch where the actor speaks.
 
     Every other AU's offset is projected so the inner-lip gap stays the source's (see
     :class:`~ned_fx.manipulation.expression.ExpressionBasis`), so on a talking shot the edited mouth opening
@@ -107,6 +108,30 @@ def region_vector(weights: Mapping[str, float]) -> np.ndarray:
 # Speech
 
 
+def speech_frames(shapes: np.ndarray, fps: float, config: ManipulatorConfig | None = None) -> np.ndarray:
+    """Per frame: does the mouth opening vary like speech around it (see the module docstring)?
+
+    Args:
+        shapes: FxPx3 head-frame shapes (NaN rows = no face); fps: frame rate (0 -> config default).
+
+    Returns:
+        F bools (all False for a still or fewer than 3 faces; frames without a face take their neighbours').
+    """
+    config = config or ManipulatorConfig()
+    ok = np.isfinite(shapes[:, :468]).all(axis=(1, 2))
+    out = np.zeros(len(shapes), bool)
+    if ok.sum() < 3:
+        return out
+    opening = mouth_opening_iod(shapes[ok])
+    half = max(1, int(round(0.5 * config.talking_window * (fps or config.default_fps))))
+    pad = np.pad(opening, half, mode="edge")
+    win = np.lib.stride_tricks.sliding_window_view(pad, 2 * half + 1)
+    seen = win.std(axis=1) > config.talking_threshold
+    t = np.arange(len(shapes))
+    out[:] = np.interp(t, t[ok], seen.astype(np.float64)) > 0.5
+    return out
+
+
 def talking_share(shapes: np.ndarray, fps: float, config: ManipulatorConfig | None = None) -> float:
     """Share of frames whose mouth opening varies like speech (see the module docstring).
 
@@ -116,23 +141,31 @@ def talking_share(shapes: np.ndarray, fps: float, config: ManipulatorConfig | No
     Returns:
         0..1 (0 for a still).
     """
-    config = config or ManipulatorConfig()
     ok = np.isfinite(shapes[:, :468]).all(axis=(1, 2))
     if ok.sum() < 3:
         return 0.0
-    opening = mouth_opening_iod(shapes[ok])
-    half = max(1, int(round(0.5 * config.talking_window * (fps or config.default_fps))))
-    pad = np.pad(opening, half, mode="edge")
-    win = np.lib.stride_tricks.sliding_window_view(pad, 2 * half + 1)
-    return float(np.mean(win.std(axis=1) > config.talking_threshold))
+    return float(np.mean(speech_frames(shapes, fps, config)[ok]))
 
 
-def speech_gate(mode: str, talking: bool, frames: int) -> np.ndarray:
-    """Per-frame gate (F) of the style on speech channels for a speech mode and the shot's talking flag."""
+def speech_gate(mode: str, talking: bool, frames: int, speaking: np.ndarray | None = None,
+                fps: float = 25.0, window: float = 1.0) -> np.ndarray:
+    """Per-frame gate (F) of the style on speech channels for a speech mode and the shot's talking flag.
+
+    In ``auto`` mode a shot that is not a talking shot still closes the gate, smoothly, around every frame
+    where the actor speaks (``speaking``, from :func:`speech_frames`; ``window`` seconds of ease on each side):
+    the jaw never opens over a line, even in a shot that is mostly silent.
+    """
     if mode not in SPEECH_MODES:
         raise InvalidParameterError(f"unknown speech mode {mode!r}; speech modes: {', '.join(SPEECH_MODES)}")
     allowed = mode == "free" or (mode == "auto" and not talking)
-    return np.full(frames, 1.0 if allowed else 0.0)
+    gate = np.full(frames, 1.0 if allowed else 0.0)
+    if mode == "auto" and allowed and speaking is not None and np.any(speaking):
+        from scipy.ndimage import distance_transform_edt
+
+        half = max(1, int(round(0.5 * window * (fps or 25.0))))
+        away = distance_transform_edt(~np.asarray(speaking, bool))          # frames to the nearest speech
+        gate = protos.smoothstep((away - half) / half)                      # shut within half, eased over half
+    return gate
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -412,9 +445,10 @@ def manipulate(track, emotion: str | Mapping[str, float] | None = None, intensit
         else:
             inten = np.full(f, intensity)
         pattern = inten[:, None] * style[None]
-    share = talking_share(shapes, fps, config)
+    speaking = speech_frames(shapes, fps, config)
+    share = float(np.mean(speaking[found])) if found.sum() >= 3 else 0.0
     talking = share >= config.talking_fraction
-    gate = speech_gate(mode, talking, f)
+    gate = speech_gate(mode, talking, f, speaking, fps or config.default_fps, config.talking_window)
     region = region_vector(region_w)
 
     src = _fill_missing(act, found)

@@ -36,18 +36,27 @@ REFERENCE = "reference"
 ALIASES = {"happiness": "happy", "joy": "happy", "sadness": "sad", "surprise": "surprised", "fear": "fearful",
            "afraid": "fearful", "anger": "angry", "disgust": "disgusted", "calm": "neutral"}
 
-#: EMFACS prototypes (AU -> activation at intensity 1). The jaw/lips-part parts are speech channels. Sadness is
-#: EMFACS's 1+4+15 without the optional chin raiser (AU17): pushing the lower lip up against the corners' pull made
-#: a mouth an independent tracker misreads on a talking shot (its re-tracked opening stopped following the source's).
+#: EMFACS prototypes (AU -> activation at intensity 1: a clear, natural, symmetric expression; 1.5 is strong).
+#: The jaw/lips-part parts are speech channels (added only where the speech rule allows).
+#:
+#: * happy 6+12: the corners pulled up and out, the cheeks lifted; the lower lid rises by a share of the eye's own
+#:   opening (a moderate squint: at 1 about 3/4 of the opening is kept, at 1.5 about 2/3), the upper lid stays.
+#: * sad 1+4+15, without the optional chin raiser (AU17): pushing the lower lip up against the corners' pull made a
+#:   mouth an independent tracker misreads on a talking shot.
+#: * surprised 1+2+5+26 (+25, the lips part with the jaw).
+#: * fearful 1+2+4+5+20+26 (+25).
+#: * angry 4+5+7+23 (+24 where speech allows): brows down and drawn together strongly, the upper lid raised
+#:   into a glare while the lids tighten, the lips pressed thin and the mouth narrowed.
+#: * disgusted 9+10+15+16: the nose wrinkles, raising the nostril wings and the upper lip, the corners and the
+#:   lower lip go down.
 PROTOTYPES: dict[str, dict[str, float]] = {
     "neutral": {},
-    "happy": {"AU6": 0.8, "AU12": 1.0},
+    "happy": {"AU6": 1.0, "AU12": 1.0},
     "sad": {"AU1": 1.0, "AU4": 0.5, "AU15": 0.8},
-    "surprised": {"AU1": 1.0, "AU2": 1.0, "AU5": 0.8, "AU25": 0.6, "AU26": 0.6},
-    "fearful": {"AU1": 1.0, "AU2": 0.6, "AU4": 0.6, "AU5": 1.0, "AU7": 0.4, "AU20": 0.8, "AU25": 0.4,
-                "AU26": 0.3},
-    "angry": {"AU4": 1.0, "AU5": 0.5, "AU7": 0.8, "AU23": 0.8, "AU24": 0.4},
-    "disgusted": {"AU9": 1.0, "AU10": 0.5, "AU4": 0.3, "AU15": 0.6, "AU16": 0.6},
+    "surprised": {"AU1": 1.0, "AU2": 1.0, "AU5": 0.8, "AU25": 0.4, "AU26": 0.6},
+    "fearful": {"AU1": 1.0, "AU2": 0.6, "AU4": 0.7, "AU5": 1.0, "AU20": 0.8, "AU25": 0.4, "AU26": 0.3},
+    "angry": {"AU4": 1.3, "AU5": 0.6, "AU7": 1.0, "AU23": 1.0, "AU24": 0.4},
+    "disgusted": {"AU9": 1.0, "AU10": 1.0, "AU15": 0.5, "AU16": 0.6},
 }
 
 
