@@ -108,6 +108,8 @@ def test_the_daemon_tracks_a_shot_in_its_colour_space(tmp_path, photo):
     d = Daemon(roots=[tmp_path], tmp=tmp_path)
     try:
         with Client(d.endpoint, timeout=60) as c:
+            best = c.describe()["engine"]["best_available"]     # under the default --device auto: why the CPU
+            assert best["backend"] == "torch-cpu" and "no CUDA device" in best["reason"], best
             with pytest.raises(DaemonError, match="ACEScg"):
                 c.open(str(plate), colorspace="ACEScgg", emotion="happy")
             shot = c.open(str(plate), colorspace="ACEScg", emotion="happy")

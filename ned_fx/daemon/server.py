@@ -178,7 +178,7 @@ class Daemon:
         try:
             from ..engines import select_backend
 
-            self.engine_info["best_available"] = select_backend(dev).as_dict()
+            self.engine_info["best_available"] = select_backend(self.device or dev).as_dict()   # auto: says why it is the CPU
         except Exception as exc:   # a broken probe must not stop the daemon
             self.engine_info["best_available"] = {"backend": "unknown", "reason": str(exc)}
         self.engine_info["renderer"] = self._load_renderer(dev)
