@@ -21,6 +21,7 @@ import os
 import socket
 import time
 import uuid
+import weakref
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -71,6 +72,7 @@ class Client:
         self.local_lane = local_lane
         self._lane: socket.socket | None = None
         self._lane_retry = 0.0          # monotonic time before which no lane is tried again
+        self._open_shots: "weakref.WeakSet[Shot]" = weakref.WeakSet()   # closed when a `with` block ends
         if curve is not None:
             from zmq.auth import load_certificate
 
@@ -118,6 +120,14 @@ class Client:
         return self
 
     def __exit__(self, *exc) -> None:
+        """The end of a ``with Client(...)`` block: close the sessions it opened and left open, then the client
+        (a daemon that no longer answers is not waited for)."""
+        for shot in list(self._open_shots):
+            try:
+                self.request("close", session=shot.id, retries=0, timeout=min(self.timeout, 2.0))
+            except Exception:            # the daemon closes idle sessions itself in the end
+                pass
+        self._open_shots.clear()
         self.close()
 
     # -- the request/reply core -----------------------------------------------------------------------------
@@ -264,6 +274,7 @@ class Shot:
         reply = self.client.request("open", params=self.params, retries=0)
         self.id = reply.session
         self.info = reply.result
+        self.client._open_shots.add(self)
         return self.info
 
     def _call(self, type: str, **kw) -> P.Message:
@@ -289,11 +300,14 @@ class Shot:
             DaemonError: it failed or was cancelled (the daemon's message); TimeoutError: not done in time.
         """
         end = time.monotonic() + timeout
+        last = None
         while True:
             info = self.client.request("progress", session=self.id).result
             self.info = info
-            if callback:
-                callback(info.get("done", 0), info.get("total", 0))
+            now = (info.get("done", 0), info.get("total", 0))
+            if callback and now != last:         # each progress step once
+                callback(*now)
+                last = now
             if info["state"] == "ready":
                 return info
             if info["state"] in ("failed", "cancelled"):
@@ -344,6 +358,7 @@ class Shot:
         return (out, reply) if with_info else out
 
     def close(self) -> None:
+        self.client._open_shots.discard(self)
         try:
             self.client.request("close", session=self.id, retries=0)
         except DaemonError as exc:

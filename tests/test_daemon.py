@@ -618,3 +618,17 @@ def test_a_killed_daemons_lane_socket_is_removed_by_the_next(tmp_path):
             assert os.path.exists(c.hello()["lane"]["path"])
     finally:
         d.kill()
+
+
+def test_a_with_block_closes_the_sessions_it_opened_and_wait_reports_each_step_once(identity):
+    src = str(footage("d12.mp4"))
+    with Client(identity.endpoint, timeout=5) as c:
+        kept = c.open(src, frames="0-3", emotion="happy")
+        steps: list = []
+        kept.wait(timeout=30, callback=lambda done, total: steps.append((done, total)))
+        assert steps and len(steps) == len(set(steps)) and steps[-1] == (4, 4)
+        closed = c.open(src, frames="0-1", emotion="sad")
+        closed.close()
+        assert {kept.id} <= set(c.status()["sessions"])
+    with Client(identity.endpoint, timeout=5) as c:
+        assert kept.id not in c.status()["sessions"] and closed.id not in c.status()["sessions"]
