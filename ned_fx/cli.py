@@ -168,7 +168,10 @@ def build_parser() -> argparse.ArgumentParser:
                              "libraries' own defaults")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = sub.add_parser("track", help="track faces: 478 landmarks, face ids, head pose per frame")
+    p = sub.add_parser("track", help="track faces: 478 landmarks, face ids, head pose per frame",
+                       description="Track the faces of a movie, still or image sequence: 478 landmarks (face mesh + "
+                       "iris), a face id and the head pose per frame, written to TRACK.npz (the input of `ned-fx "
+                       "manipulate`); --preview draws the tracked mesh over the plate.")
     p.add_argument("input", help="movie, image, or sequence (shot.%%04d.exr, shot.####.exr)")
     p.add_argument("-o", "--output", required=True, help="TRACK.npz to write")
     p.add_argument("--preview", help="overlay of the tracked mesh: .png (first frame) or .mp4/.mov")
@@ -183,13 +186,19 @@ def build_parser() -> argparse.ArgumentParser:
     for command in (manipulate, edit, gallery, serve, batch, farm, provenance, engines, train_renderer):
         command.register(sub)
 
-    p = sub.add_parser("weights", help="install or check the tracker's network weights")
+    p = sub.add_parser("weights", help="install or check the tracker's network weights",
+                       description="install: download the mediapipe==0.10.21 wheel from PyPI (pip download --no-deps; "
+                       "or use --wheel PATH) and convert its face detector, face mesh and iris .tflite files into "
+                       "ned_fx's weights under $NED_FX_HOME/weights; status: say what is installed.")
     p.add_argument("action", choices=["install", "status"])
     p.add_argument("--wheel", help="a mediapipe-0.10.21 wheel to convert (default: download it from PyPI)")
     p.add_argument("--force", action="store_true", help="convert again")
     p.set_defaults(func=cmd_weights)
 
-    p = sub.add_parser("demo", help="run the main job on the embedded default face (no user files)")
+    p = sub.add_parser("demo", help="run the main job on the embedded default face (no user files)",
+                       description="Edit the embedded default face (scikit-image's astronaut, no user files): writes "
+                       "astronaut.png (the input), astronaut_<emotion>.png (the edit), astronaut_before_after.png, "
+                       "astronaut_tracked.png (the tracked mesh) and astronaut_track.npz into the output folder.")
     p.add_argument("-o", "--output", default="demo_out", help="folder for the results (default demo_out)")
     p.add_argument("--emotion", help="emotion for the demo edit (default happy)")
     p.add_argument("--intensity", type=float, help="intensity for the demo edit (default 1)")

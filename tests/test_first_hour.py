@@ -141,3 +141,11 @@ def test_every_failed_attempt_is_audited(tmp_path):
     assert [(r["event"], r["status"]) for r in lines] == [("edit", "failed")] * 3
     assert "NoFaceError" in lines[0]["error"] and "UnreadableMediaError" in lines[1]["error"]
     assert lines[1]["shot"]["source"].endswith("bad.png") and lines[0]["params"]["emotion"] == "happy"
+
+
+def test_every_command_has_a_description():
+    from ned_fx.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command").choices
+    for name, parser in sub.items():
+        assert parser.description, f"ned-fx {name} --help has no description"
