@@ -53,7 +53,7 @@ class MouthConfig:
     min_open: float = 0.08
     min_open_px: float = 4.0
     match_sigma: float = 0.03
-    under_open_weight: float = 2.0
+    under_open_weight: float = 6.0
     switch_cost: float = 20.0
     crossfade: int = 6
     cover_ratio_start: float = 1.15

@@ -77,7 +77,8 @@ class MouthRenderer:
             return None
         width_dst = float(S.mouth_width(dst_pts))
         feather = max(cfg.edge_min_px, cfg.edge_feather * width_dst)
-        # depth inside the lip line: exact near it (anti-aliased edge), a coarse distance transform elsewhere
+        # depth inside the lip line: exact near it (anti-aliased edge; 0 for the pixels the rasteriser takes
+        # along the outline whose centres lie outside), a coarse distance transform elsewhere
         import cv2
 
         mask = np.zeros(bh * bw, np.uint8)
@@ -86,7 +87,7 @@ class MouthRenderer:
         near = depth <= feather + 1.5
         if near.any():
             fn = flat[near]
-            depth[near] = S.polygon_distance(dst_pts, fn % bw + x0 + 0.5, fn // bw + y0 + 0.5)
+            depth[near] = S.polygon_depth(dst_pts, fn % bw + x0 + 0.5, fn // bw + y0 + 0.5)
         cover = _smoothstep(depth / feather) * np.interp(uv[:, 0] * 10.0, np.arange(S.PAIRS), col)
         if cover.max() < 1e-3:
             return None

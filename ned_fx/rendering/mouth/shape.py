@@ -157,6 +157,17 @@ def pixel_uv(points: np.ndarray, box: tuple[int, int, int, int]) -> tuple[np.nda
     return np.clip(uv, 0.0, 1.0), flat
 
 
+def polygon_depth(points: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """Distance (pixels) of the points ``(xs, ys)`` inside the closed polygon ``points`` (Vx2) to its outline;
+    0 for points outside it (even-odd rule)."""
+    a, b = points, np.roll(points, -1, axis=0)
+    straddle = (a[None, :, 1] > ys[:, None]) != (b[None, :, 1] > ys[:, None])
+    dy = np.where(straddle, b[None, :, 1] - a[None, :, 1], 1.0)
+    cross = a[None, :, 0] + (ys[:, None] - a[None, :, 1]) * (b[None, :, 0] - a[None, :, 0]) / dy
+    inside = (straddle & (xs[:, None] < cross)).sum(1) % 2 == 1
+    return np.where(inside, polygon_distance(points, xs, ys), 0.0)
+
+
 def polygon_distance(points: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
     """Distance (pixels) of the points ``(xs, ys)`` to the closed polygon ``points`` (Vx2)."""
     a = points
