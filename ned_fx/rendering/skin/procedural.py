@@ -9,7 +9,7 @@ follows its depth along its length, then blurred with a Gaussian of the crease's
 line in a log-luminance map; its highlight is the same curve pushed to its upper/outer side and blurred wider.
 All maps are built on the union box of the creases only, so a frame costs a few small blurs.
 
-Nothing here reads pixels except :func:`soften_map` (which lifts the mid-frequency darkening of an existing fold
+Nothing here reads pixels except :func:`add_softening` (which lifts the mid-frequency darkening of an existing fold
 where a fold's drive is negative, e.g. a smile neutralised).
 """
 
@@ -31,6 +31,8 @@ _MIRROR.update({v: k for k, v in list(_MIRROR.items())})
 
 #: Right brow upper edge (outer -> inner) and the top of the mesh above the brows (outer -> midline).
 _BROW_R = (70, 63, 105, 66, 107)
+#: The narrowest crease drawn (pixels, Gaussian sigma).
+_MIN_SIGMA = 0.85
 _TOP_R = (54, 103, 67, 109)
 
 
@@ -101,23 +103,26 @@ def fold_drives(au_names, au_src, au_dst, config: SkinConfig) -> dict[str, float
 # Curves
 
 def _smooth(ctrl: np.ndarray, n: int) -> np.ndarray:
-    """A Catmull-Rom curve through the control points, resampled to ``n`` points evenly along its length."""
-    p = np.asarray(ctrl, np.float64)
-    ext = np.vstack([2 * p[0] - p[1], p, 2 * p[-1] - p[-2]])
-    t = np.linspace(0, 1, 8)[:-1, None]
-    pts = []
-    for i in range(1, len(ext) - 2):
-        p0, p1, p2, p3 = ext[i - 1], ext[i], ext[i + 1], ext[i + 2]
-        pts.append(0.5 * (2 * p1 + (-p0 + p2) * t + (2 * p0 - 5 * p1 + 4 * p2 - p3) * t ** 2
-                          + (-p0 + 3 * p1 - 3 * p2 + p3) * t ** 3))
-    pts.append(p[-1:])
-    dense = np.vstack(pts)
-    seg = np.linalg.norm(np.diff(dense, axis=0), axis=1)
-    s = np.concatenate([[0], np.cumsum(seg)])
-    if s[-1] <= 0:
-        return np.repeat(p[:1], n, axis=0)
-    q = np.linspace(0, s[-1], n)
-    return np.stack([np.interp(q, s, dense[:, 0]), np.interp(q, s, dense[:, 1])], axis=1)
+    """``n`` points of the Catmull-Rom curve through the control points (uniform in its parameter)."""
+    return _catmull_rom(len(ctrl), n) @ np.asarray(ctrl, np.float64)
+
+
+@functools.lru_cache(maxsize=64)
+def _catmull_rom(m: int, n: int) -> np.ndarray:
+    """The n x m matrix taking m control points to n points of their Catmull-Rom curve (ends extrapolated)."""
+    ext = np.zeros((m + 2, m))
+    ext[1:-1] = np.eye(m)
+    ext[0] = 2 * ext[1] - ext[2]
+    ext[-1] = 2 * ext[-2] - ext[-3]
+    out = np.zeros((n, m))
+    for j, x in enumerate(np.linspace(0, m - 1, n)):
+        i = min(int(x), m - 2)
+        t = x - i
+        p0, p1, p2, p3 = ext[i], ext[i + 1], ext[i + 2], ext[i + 3]
+        out[j] = 0.5 * (2 * p1 + (-p0 + p2) * t + (2 * p0 - 5 * p1 + 4 * p2 - p3) * t ** 2
+                        + (-p0 + 3 * p1 - 3 * p2 + p3) * t ** 3)
+    out.setflags(write=False)
+    return out
 
 
 def _normals(pts: np.ndarray, toward: np.ndarray) -> np.ndarray:
@@ -307,37 +312,64 @@ def _box(pts_list, margin: float, h: int, w: int):
     return x0, y0, x1, y1
 
 
-def _stroke_map(out: np.ndarray, strokes, sigma: float, sign: float) -> None:
-    """Add Gaussian-blurred strokes ``(points, peak values)`` to ``out`` (peak value at the stroke's centre)."""
-    import cv2
+class ShadingMap:
+    """A frame's HxW float32 log-luminance change, filled fold by fold, and the box that holds all of it."""
 
-    if not strokes:
-        return
-    h, w = out.shape
-    margin = 3.5 * sigma + 2
-    box = _box([p for p, _ in strokes], margin, h, w)
-    if box is None:
-        return
-    x0, y0, x1, y1 = box
-    ext0 = int(np.ceil(margin))           # draw on a canvas that reaches past the region's edge
-    canvas = np.zeros((y1 - y0 + 2 * ext0, x1 - x0 + 2 * ext0), np.float32)
-    # a unit-integral line blurred by sigma peaks at 1 / (sqrt(2 pi) * sigma_eff)
-    eff = np.sqrt(sigma ** 2 + 1.0 / 6.0)
-    norm = np.sqrt(2 * np.pi) * eff
-    for pts, vals in strokes:
-        _draw(canvas, pts, vals * norm, x0 - ext0, y0 - ext0)
-    k = int(2 * np.ceil(3 * sigma) + 1)
-    blurred = cv2.GaussianBlur(canvas, (k, k), sigma, borderType=cv2.BORDER_CONSTANT)
-    out[y0:y1, x0:x1] += sign * blurred[ext0:ext0 + y1 - y0, ext0:ext0 + x1 - x0]
+    def __init__(self, shape: tuple[int, int]):
+        self.values = np.zeros(shape, np.float32)
+        self.box: tuple[int, int, int, int] | None = None
+
+    def touch(self, box) -> None:
+        if box is None:
+            return
+        if self.box is None:
+            self.box = tuple(box)
+        else:
+            a = self.box
+            self.box = (min(a[0], box[0]), min(a[1], box[1]), max(a[2], box[2]), max(a[3], box[3]))
+
+    def strokes(self, strokes, sigma: float) -> None:
+        """Add Gaussian-blurred strokes ``(points, signed peak values)`` (the peak value at the stroke's centre
+        line); strokes far apart are blurred on canvases of their own."""
+        margin = 3.5 * sigma + 2
+        groups: list[tuple[list, np.ndarray]] = []
+        for pts, vals in strokes:
+            lo, hi = pts.min(axis=0) - margin, pts.max(axis=0) + margin
+            for g in groups:
+                if not (lo[0] > g[1][2] or hi[0] < g[1][0] or lo[1] > g[1][3] or hi[1] < g[1][1]):
+                    g[0].append((pts, vals))
+                    g[1][:] = [min(g[1][0], lo[0]), min(g[1][1], lo[1]), max(g[1][2], hi[0]), max(g[1][3], hi[1])]
+                    break
+            else:
+                groups.append(([(pts, vals)], np.array([lo[0], lo[1], hi[0], hi[1]])))
+        for group, _ in groups:
+            self._blurred(group, sigma, margin)
+
+    def _blurred(self, strokes, sigma: float, margin: float) -> None:
+        import cv2
+
+        h, w = self.values.shape
+        box = _box([p for p, _ in strokes], margin, h, w)
+        if box is None:
+            return
+        x0, y0, x1, y1 = box
+        ext0 = int(np.ceil(margin))           # draw on a canvas that reaches past the region's edge
+        canvas = np.zeros((y1 - y0 + 2 * ext0, x1 - x0 + 2 * ext0), np.float32)
+        # a unit-integral line blurred by sigma peaks at 1 / (sqrt(2 pi) * sigma_eff)
+        norm = np.sqrt(2 * np.pi) * np.sqrt(sigma ** 2 + 1.0 / 6.0)
+        for pts, vals in strokes:
+            _draw(canvas, pts, vals * norm, x0 - ext0, y0 - ext0)
+        k = int(2 * np.ceil(3 * sigma) + 1)
+        blurred = cv2.GaussianBlur(canvas, (k, k), sigma, borderType=cv2.BORDER_CONSTANT)
+        self.values[y0:y1, x0:x1] += blurred[ext0:ext0 + y1 - y0, ext0:ext0 + x1 - x0]
+        self.touch(box)
 
 
-def shading_map(shape: tuple[int, int], creases: list[Crease], iod: float, config: SkinConfig) -> np.ndarray | None:
-    """HxW float32 log-luminance change of the (non-softening) creases (None when there is none)."""
+def add_creases(out: ShadingMap, creases: list[Crease], iod: float, config: SkinConfig) -> None:
+    """Shade the (non-softening) creases into ``out``."""
     adding = [c for c in creases if not c.soften and c.depth.any()]
     if not adding:
-        return None
-    h, w = shape
-    out = np.zeros((h, w), np.float32)
+        return
     gain = config.strength
     widths = {"fine": (config.crease_width, config.crease_depth),
               "glabella": (config.crease_width * 1.8, config.glabella_depth),
@@ -347,76 +379,73 @@ def shading_map(shape: tuple[int, int], creases: list[Crease], iod: float, confi
         group = [c for c in adding if c.kind == kind]
         if not group:
             continue
-        sigma = max(wid * iod, 0.5)
+        # a crease narrower than a pixel is blurred by the camera: same darkness, spread over a pixel or so
+        sigma = max(wid * iod, _MIN_SIGMA)
+        depth = depth * min(1.0, wid * iod / _MIN_SIGMA)
         hl_sigma = sigma * config.highlight_width
         hl_off = sigma * config.highlight_offset
-        core, light, shadow = [], [], []
+        core, soft = [], []             # the crease; its highlight (and the fold's broad shadow), signed
         for c in group:
             d = c.depth * depth * gain
-            core.append((c.points, d))
+            core.append((c.points, -d))
             if kind == "nasolabial":
-                light.append((c.points + c.side * (hl_off * 1.6), c.depth * config.nasolabial_highlight * gain))
-                shadow.append((c.points - c.side * (sigma * 2.5), c.depth * config.nasolabial_shadow * gain))
+                soft.append((c.points + c.side * (hl_off * 1.4), c.depth * config.nasolabial_highlight * gain))
+                soft.append((c.points - c.side * (sigma * 2.5), -c.depth * config.nasolabial_shadow * gain))
             elif kind == "glabella":     # skin bunched up on both sides of the furrow
-                light.append((c.points + c.side * hl_off, d * config.crease_highlight))
-                light.append((c.points - c.side * hl_off, d * config.crease_highlight * 0.6))
+                soft.append((c.points + c.side * hl_off, d * config.crease_highlight))
+                soft.append((c.points - c.side * hl_off, d * config.crease_highlight * 0.6))
             else:
-                light.append((c.points + c.side * hl_off, d * config.crease_highlight))
-        _stroke_map(out, core, sigma, -1.0)
-        _stroke_map(out, light, hl_sigma if kind != "nasolabial" else hl_sigma * 1.6, 1.0)
-        _stroke_map(out, shadow, sigma * 3.0, -1.0)
-    return out
+                soft.append((c.points + c.side * hl_off, d * config.crease_highlight))
+        out.strokes(core, sigma)
+        out.strokes(soft, hl_sigma * (1.5 if kind == "nasolabial" else 1.0))
 
 
-def cheek_map(shape: tuple[int, int], landmarks: np.ndarray, drive: float, iod: float,
-              config: SkinConfig) -> np.ndarray | None:
-    """HxW float32 log-luminance of the raised cheeks' soft highlight (None when the drive is not positive)."""
+def add_cheeks(out: ShadingMap, landmarks: np.ndarray, drive: float, iod: float, config: SkinConfig) -> None:
+    """The raised cheeks' soft highlight (only for a positive drive)."""
     if drive <= 0 or config.cheek_highlight == 0:
-        return None
-    h, w = shape
-    out = np.zeros((h, w), np.float32)
+        return
+    h, w = out.values.shape
     frame = face_frame(landmarks)
     sigma = config.cheek_radius * iod
     for mirror in (False, True):
         i50, i101, i205 = (280, 330, 425) if mirror else (50, 101, 205)
         c = 0.4 * landmarks[i50, :2] + 0.3 * landmarks[i101, :2] + 0.3 * landmarks[i205, :2] - frame.ey * 0.01 * iod
-        r = 2.5 * sigma
+        r = 3.7 * sigma
         x0, y0 = max(int(c[0] - r), 0), max(int(c[1] - r), 0)
         x1, y1 = min(int(c[0] + r) + 1, w), min(int(c[1] + r) + 1, h)
         if x1 <= x0 or y1 <= y0:
             continue
-        yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
-        du, dv = (xx - c[0]), (yy - c[1])
-        u = du * frame.ex[0] + dv * frame.ex[1]
-        v = du * frame.ey[0] + dv * frame.ey[1]
-        g = np.exp(-0.5 * ((u / (1.2 * sigma)) ** 2 + (v / sigma) ** 2))
-        out[y0:y1, x0:x1] += (config.cheek_highlight * config.strength * drive) * g
-    return out
+        du = (np.arange(x0, x1, dtype=np.float32) - np.float32(c[0]))[None, :]
+        dv = (np.arange(y0, y1, dtype=np.float32) - np.float32(c[1]))[:, None]
+        u = (du * np.float32(frame.ex[0]) + dv * np.float32(frame.ex[1])) / np.float32(1.2 * sigma)
+        v = (du * np.float32(frame.ey[0]) + dv * np.float32(frame.ey[1])) / np.float32(0.85 * sigma)
+        q2 = u * u + v * v
+        g = np.exp(-0.5 * q2) * np.clip(1.0 - q2 / 9.0, 0.0, 1.0) ** 2      # compact: nothing reaches the eye
+        out.values[y0:y1, x0:x1] += np.float32(config.cheek_highlight * config.strength * drive) * g
+        out.touch((x0, y0, x1, y1))
 
 
-def soften_map(luma: np.ndarray, creases: list[Crease], iod: float, config: SkinConfig) -> np.ndarray | None:
-    """HxW float32 log-luminance lift of existing folds where their drive is negative: the fold's mid-frequency
-    darkening (a band-pass of the plate's own luminance, so pores and fine texture stay) is lifted by
-    ``soften * |drive|`` along the crease's course."""
+def add_softening(out: ShadingMap, luma_of, creases: list[Crease], iod: float, config: SkinConfig) -> None:
+    """Lift existing folds where their drive is negative: the fold's mid-frequency darkening (a band-pass of the
+    plate's own log luminance, so pores and fine texture stay) is lifted by ``soften * |drive|`` along the
+    crease's course. ``luma_of(box)`` gives the warped region's luminance inside a box."""
     import cv2
 
     going = [c for c in creases if c.soften and c.depth.any() and config.soften > 0]
     if not going:
-        return None
-    h, w = luma.shape
+        return
+    h, w = out.values.shape
     big = max(config.nasolabial_width * iod * 5, 2.0)
     box = _box([c.points for c in going], 4 * big + 2, h, w)
     if box is None:
-        return None
+        return
     x0, y0, x1, y1 = box
-    lum = np.maximum(luma[y0:y1, x0:x1].astype(np.float32), 1e-6)
-    loglum = np.log(lum)
+    loglum = np.log(np.maximum(luma_of(box), 1e-6))
     mid = cv2.GaussianBlur(loglum, (0, 0), max(config.crease_width * iod, 0.6))
     low = cv2.GaussianBlur(loglum, (0, 0), big)
     lift = np.clip(low - mid, 0.0, 0.4)
-    weight = np.zeros((h, w), np.float32)
-    _stroke_map(weight, [(c.points, np.minimum(c.depth, 1.0) * config.soften * config.strength) for c in going],
-                big * 0.6, 1.0)
-    out = np.zeros((h, w), np.float32)
-    out[y0:y1, x0:x1] = np.clip(weight[y0:y1, x0:x1], 0, 1) * lift
-    return out
+    weight = ShadingMap((h, w))
+    weight.strokes([(c.points, np.minimum(c.depth, 1.0) * config.soften * config.strength) for c in going],
+                   big * 0.6)
+    out.values[y0:y1, x0:x1] += np.clip(weight.values[y0:y1, x0:x1], 0, 1) * lift
+    out.touch(box)

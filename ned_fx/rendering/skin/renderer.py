@@ -7,7 +7,10 @@ import numpy as np
 from ...errors import InvalidParameterError
 from ..layers import RegionInputs, RenderedLayer
 from .config import SkinConfig
-from .procedural import build_creases, cheek_map, face_frame, fold_drives, shading_map, soften_map
+from .procedural import ShadingMap, add_cheeks, add_creases, add_softening, build_creases, face_frame, fold_drives
+
+#: Log-luminance changes below this are no change (1e-5: far below one 16-bit step).
+_EPS = 1e-5
 
 
 class SkinRenderer:
@@ -25,6 +28,10 @@ class SkinRenderer:
 
     def log_shading(self, inputs: RegionInputs, au_names, au_src, au_dst) -> np.ndarray | None:
         """HxW float32 natural-log luminance change of the frame (None when no fold changes)."""
+        shading = self._shading(inputs, au_names, au_src, au_dst)
+        return None if shading is None else shading.values
+
+    def _shading(self, inputs: RegionInputs, au_names, au_src, au_dst) -> ShadingMap | None:
         au_src = np.asarray(au_src, np.float64).reshape(-1)
         au_dst = np.asarray(au_dst, np.float64).reshape(-1)
         if len(au_src) != len(au_names) or len(au_dst) != len(au_names):
@@ -37,22 +44,21 @@ class SkinRenderer:
         frame = face_frame(dst)
         if frame is None or not np.isfinite(dst[:468, :2]).all():
             return None
-        shape = inputs.size
+        shading = ShadingMap(inputs.size)
         creases = build_creases(dst, drives, self.config)
-        total = None
-        for part in (shading_map(shape, creases, frame.iod, self.config),
-                     cheek_map(shape, dst, drives.get("cheek", 0.0), frame.iod, self.config),
-                     soften_map(_luma(inputs.warped), creases, frame.iod, self.config)
-                     if any(c.soften for c in creases) else None):
-            if part is not None:
-                total = part if total is None else total + part
-        if total is None:
+        add_creases(shading, creases, frame.iod, self.config)
+        add_cheeks(shading, dst, drives.get("cheek", 0.0), frame.iod, self.config)
+        warped = inputs.warped
+        add_softening(shading, lambda b: _luma(warped[b[1]:b[3], b[0]:b[2]]), creases, frame.iod, self.config)
+        if shading.box is None:
             return None
+        x0, y0, x1, y1 = shading.box
+        sub = shading.values[y0:y1, x0:x1]
         if inputs.valid is not None:
-            total *= np.clip(np.asarray(inputs.valid, np.float32), 0.0, 1.0)
-        if not np.any(np.abs(total) > 1e-5):
+            sub *= np.clip(np.asarray(inputs.valid[y0:y1, x0:x1], np.float32), 0.0, 1.0)
+        if not np.any(np.abs(sub) > _EPS):
             return None
-        return total
+        return shading
 
     def render(self, inputs: RegionInputs, au_names, au_src, au_dst) -> RenderedLayer | None:
         """The fold layer of one frame.
@@ -69,26 +75,29 @@ class SkinRenderer:
         Raises:
             InvalidParameterError: the activations do not match the AU names.
         """
-        logr = self.log_shading(inputs, au_names, au_src, au_dst)
-        if logr is None:
+        shading = self._shading(inputs, au_names, au_src, au_dst)
+        if shading is None:
             return None
+        x0, y0, x1, y1 = shading.box
+        sub = shading.values[y0:y1, x0:x1, None]
         warped = np.asarray(inputs.warped, np.float32)
         k = warped.shape[2] if warped.ndim == 3 else 1
-        touched = np.abs(logr) > 1e-5
-        ys, xs = np.nonzero(touched.any(axis=1))[0], np.nonzero(touched.any(axis=0))[0]
-        y0, y1, x0, x1 = ys[0], ys[-1] + 1, xs[0], xs[-1] + 1
         pixels = warped.copy()
-        sub = logr[y0:y1, x0:x1, None]
-        if k == 3:
-            ratio = np.exp(sub * np.asarray(self.config.warmth, np.float32))
-        else:
-            ratio = np.exp(sub)
         region = pixels[y0:y1, x0:x1]
-        region *= ratio
+        flat = sub[:, :, 0]
+        if k == 3:      # skin in shadow is a little warmer: one exponent per channel
+            import cv2
+
+            ratio = cv2.merge([np.exp(flat * np.float32(w)) for w in self.config.warmth])
+            region[...] = cv2.multiply(np.ascontiguousarray(region), ratio)
+        else:
+            ratio = np.exp(flat)
+            for c in range(k):
+                region[:, :, c] *= ratio
         if inputs.white > 1.0:      # integer plates: stay in range
             np.clip(region, 0.0, float(inputs.white), out=region)
         coverage = np.zeros(warped.shape[:2], np.float32)
-        coverage[y0:y1, x0:x1] = touched[y0:y1, x0:x1]
+        coverage[y0:y1, x0:x1] = np.abs(sub[:, :, 0]) > _EPS
         return RenderedLayer(pixels, coverage, "skin")
 
 

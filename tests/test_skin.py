@@ -1,0 +1,237 @@
+"""Skin that follows the expression (ned_fx.rendering.skin): folds shaded over the warped skin of real footage.
+
+Each emotion is planned on a real still and a real movie frame, warped by the geometry renderer, and the skin
+layer is measured where the fold must appear (along the target's fold line, read from the target landmarks
+independently of the sub-stage's own curves) and where nothing may change."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from conftest import footage
+
+EMOTIONS = ("happy", "angry", "surprised", "neutral")
+
+
+def _inputs_for(name: str, frames: str | None):
+    from ned_fx.appearance import white_of
+    from ned_fx.compositing import extract_region
+    from ned_fx.media import open_media, parse_frame_range
+    from ned_fx.pipeline import EditInstruction, locate_face, plan_edit, track_media
+    from ned_fx.rendering import GeometryRenderer, build_render_mesh
+    from ned_fx.rendering.layers import RegionInputs
+    from ned_fx.tracking import TrackerConfig
+
+    path = footage(name)
+    track = track_media(path, TrackerConfig(device="cpu"), frames=frames)
+    with open_media(path, parse_frame_range(frames)) as src:
+        frame = next(iter(src))
+    mesh = build_render_mesh(track.mean_shape)
+    renderer = GeometryRenderer()
+    index = {int(n): t for t, n in enumerate(track.frame_numbers)}
+    out = {}
+    for emotion in EMOTIONS + ("happy@0",):
+        emo, _, level = emotion.partition("@")
+        edited = plan_edit(track, EditInstruction(emotion=emo, intensity=float(level or 1.0)))
+        k = index[int(frame.number)]
+        where = locate_face(track, edited, index, frame)
+        if where.reason is not None:       # intensity 0: nothing moves; give the sub-stage the untouched face
+            box = (0, 0, frame.width, frame.height)
+            s = d = edited.source_landmarks[k]
+        else:
+            box, s, d = where.box, where.src, where.dst
+        region = extract_region(frame, box)
+        off = np.array([box[0], box[1], 0.0])
+        warped = region if where.reason is not None else renderer.render(region, s - off, d - off, mesh)
+        out[emotion] = (RegionInputs(region, np.asarray(warped, np.float32), s - off, d - off, None, k,
+                                     white_of(frame.pixels.dtype)),
+                        edited.au_names, edited.au_source[k], edited.au_target[k])
+    return out
+
+
+@pytest.fixture(scope="module")
+def still():
+    return _inputs_for("people_0.png", None)
+
+
+@pytest.fixture(scope="module")
+def movie():
+    return _inputs_for("WDA_AlexandriaOcasioCortez_000.mp4", "1-1")
+
+
+def _render(case, config=None):
+    from ned_fx.rendering.layers import stack
+    from ned_fx.rendering.skin import SkinRenderer
+
+    inputs, names, a_src, a_dst = case
+    layer = SkinRenderer(None, config).render(inputs, names, a_src, a_dst)
+    return layer, (inputs.warped if layer is None else stack(inputs.warped, [layer]))
+
+
+def _luma(px):
+    return px @ np.array([0.2126, 0.7152, 0.0722], np.float32) if px.shape[2] == 3 else px[:, :, 0]
+
+
+def _iod(lm):
+    return float(np.linalg.norm(lm[33, :2] - lm[263, :2]))
+
+
+def _along(img, a, b, n=40):
+    """Bilinear samples of ``img`` (HxW) along the segment a -> b."""
+    from scipy.ndimage import map_coordinates
+
+    t = np.linspace(0, 1, n)[:, None]
+    p = a[None, :2] * (1 - t) + b[None, :2] * t
+    return map_coordinates(img, [p[:, 1], p[:, 0]], order=1)
+
+
+def _log_change(case, out):
+    before = _luma(case[0].warped)
+    return np.log(np.maximum(_luma(out), 1e-6)) - np.log(np.maximum(before, 1e-6))
+
+
+@pytest.mark.parametrize("clip", ["still", "movie"])
+def test_happy_darkens_the_nasolabial_fold_and_leaves_the_rest(clip, request):
+    case = request.getfixturevalue(clip)["happy"]
+    inputs = case[0]
+    layer, out = _render(case)
+    assert layer is not None and layer.name == "skin"
+    change = _log_change(case, out)
+    d = inputs.dst
+    iod = _iod(d)
+    # the fold runs beside the nose wing down past 206 to 216 (both sides): read it there
+    folds = [_along(change, d[a], d[b]).mean() for a, b in ((206, 216), (426, 436))]
+    assert max(folds) < -0.03, f"fold line darkened by only {folds} (log luminance)"
+    # ... and a narrow crease: a bit further toward the mouth it is much weaker
+    mid = [(_along(change, d[a] + 0.35 * (d[c] - d[a]), d[b] + 0.35 * (d[c] - d[b])).mean())
+           for a, b, c in ((206, 216, 0), (426, 436, 0))]
+    assert min(mid) > min(folds) / 2, f"the darkening is not a crease: {folds} on the line, {mid} beside it"
+    # far from every fold: the chin, the forehead, the eyes are the warp's own pixels, bit for bit
+    for p in (152, 151, 159, 386, 14):
+        x, y = int(round(d[p, 0])), int(round(d[p, 1]))
+        r = max(2, int(0.04 * iod))
+        np.testing.assert_array_equal(out[y - r:y + r, x - r:x + r], inputs.warped[y - r:y + r, x - r:x + r])
+    assert np.all(layer.coverage[:int(d[151, 1])] == 0), "a smile touched the forehead"
+
+
+@pytest.mark.parametrize("clip", ["still", "movie"])
+def test_anger_furrows_the_glabella(clip, request):
+    case = request.getfixturevalue(clip)["angry"]
+    layer, out = _render(case)
+    assert layer is not None
+    change = _log_change(case, out)
+    d = case[0].dst
+    # vertical furrows between the inner brow heads (55, 285) and the midline (8 .. 9)
+    lines = [_along(change, 0.55 * d[8] + 0.45 * d[b], 0.5 * d[9] + 0.5 * d[t]).min() for b, t in ((55, 107), (285, 336))]
+    assert max(lines) < -0.04, f"the brow furrows darken by only {lines}"
+    # no smile fold comes with anger (AU12 is unchanged)
+    folds = [_along(change, d[a], d[b]).mean() for a, b in ((206, 216), (426, 436))]
+    assert min(folds) > -0.01, folds
+
+
+@pytest.mark.parametrize("clip", ["still", "movie"])
+def test_surprise_lines_the_forehead(clip, request):
+    case = request.getfixturevalue(clip)["surprised"]
+    layer, out = _render(case)
+    assert layer is not None
+    change = _log_change(case, out)
+    d = case[0].dst
+    # up the forehead's midline and halfway to the outer brow: dark lines alternating with lighter ridges
+    for lo, hi in ((d[9], d[10]), (0.5 * (d[9] + d[105]), 0.5 * (d[10] + d[67]))):
+        prof = _along(change, lo, hi, 120)
+        minima = [i for i in range(1, len(prof) - 1) if prof[i] < prof[i - 1] and prof[i] <= prof[i + 1]
+                  and prof[i] < -0.02]
+        assert len(minima) >= 2, f"expected several forehead lines, got minima at {minima} in {prof.round(3)}"
+        assert prof.max() > 0.005, "no lighter skin between the lines"
+    # but no brow furrow: AU4 does not rise
+    lines = [_along(change, 0.55 * d[8] + 0.45 * d[b], 0.5 * d[9] + 0.5 * d[t]).min() for b, t in ((55, 107), (285, 336))]
+    assert min(lines) > -0.02, lines
+
+
+def test_no_au_change_gives_no_layer(still, movie):
+    from ned_fx.rendering.skin import SkinRenderer
+
+    for case in (still["happy@0"], movie["happy@0"], still["neutral"]):
+        inputs, names, a_src, a_dst = case
+        if case is not still["neutral"]:
+            np.testing.assert_array_equal(a_src, a_dst)
+        if np.allclose(a_src, a_dst, atol=0.02, equal_nan=True):
+            assert SkinRenderer().render(inputs, names, a_src, a_dst) is None
+    inputs, names, a_src, _ = still["happy"]
+    assert SkinRenderer().render(inputs, names, a_src, a_src.copy()) is None
+    # a zero-strength config switches the sub-stage off
+    from ned_fx.rendering.skin import SkinConfig
+
+    assert _render(still["happy"], SkinConfig(strength=0.0))[0] is None
+
+
+def test_occluded_skin_gets_no_folds(still):
+    from dataclasses import replace
+
+    inputs, names, a_src, a_dst = still["happy"]
+    valid = np.ones(inputs.size, np.float32)
+    valid[:, : inputs.size[1] // 2] = 0.0           # the image-left half is behind an occluder
+    layer, out = _render((replace(inputs, valid=valid), names, a_src, a_dst))
+    assert layer is not None
+    np.testing.assert_array_equal(out[:, : inputs.size[1] // 2], inputs.warped[:, : inputs.size[1] // 2])
+    assert layer.coverage[:, inputs.size[1] // 2:].any()
+    hidden = replace(inputs, valid=np.zeros(inputs.size, np.float32))
+    assert _render((hidden, names, a_src, a_dst))[0] is None
+
+
+def test_float_8bit_and_16bit_plates_change_alike(movie):
+    from dataclasses import replace
+
+    inputs, names, a_src, a_dst = movie["happy"]
+    _, out8 = _render(movie["happy"])
+    ratio8 = out8 / np.maximum(inputs.warped, 1e-6)
+    for white in (1.0, 65535.0):
+        s = np.float32(white / 255.0)
+        scaled = replace(inputs, region=inputs.region * s, warped=inputs.warped * s, white=white)
+        _, out = _render((scaled, names, a_src, a_dst))
+        ratio = out / np.maximum(scaled.warped, 1e-6 * s)
+        lit = (inputs.warped > 2) & (out8 < 250)     # where the 8-bit plate is neither black nor clipped
+        np.testing.assert_allclose(ratio[lit], ratio8[lit], rtol=1e-4, atol=1e-4)
+    # the shading is multiplicative: one luminance ratio per pixel, the same hue shift on every plate
+    assert np.ptp(np.log(ratio8[lit].clip(1e-3))) > 0.05
+
+
+def test_a_neutralised_smile_only_softens(movie):
+    """A negative change (the source's smile taken away) lifts the existing fold a little, never draws one."""
+    inputs, names, a_src, a_dst = movie["happy"]
+    k12, k6 = names.index("AU12"), names.index("AU6")
+    smiling, neutral = a_dst.copy(), a_dst.copy()
+    neutral[[k12, k6]] = 0.0
+    smiling[[k12, k6]] = [1.0, 0.8]
+    from ned_fx.rendering.skin import SkinRenderer
+
+    logr = SkinRenderer().log_shading(inputs, names, smiling, neutral)
+    if logr is not None:
+        assert logr.min() >= 0.0, "softening darkened something"
+        assert logr.max() <= 0.25, f"softening lifted by {logr.max()}"
+
+
+def test_per_frame_cost_is_a_few_milliseconds(movie):
+    from ned_fx.rendering.skin import SkinRenderer
+
+    r = SkinRenderer()
+    inputs, names, a_src, a_dst = movie["happy"]
+    r.render(inputs, names, a_src, a_dst)
+    t = time.process_time()
+    for _ in range(10):
+        r.render(inputs, names, a_src, a_dst)
+    ms = (time.process_time() - t) / 10 * 1000
+    assert ms < 12, f"skin layer costs {ms:.1f} ms of CPU per {inputs.size} region"
+
+
+def test_config_is_validated():
+    from ned_fx.errors import InvalidParameterError
+    from ned_fx.rendering.skin import SkinConfig
+
+    for bad in ({"strength": -1}, {"nasolabial_width": 0}, {"forehead_lines": 9}, {"soften": 2.0},
+                {"drives": (("elbow", (("AU12", 1.0),)),)}, {"warmth": (1.0, 1.0)}):
+        with pytest.raises(InvalidParameterError):
+            SkinConfig(**bad)
