@@ -1,0 +1,164 @@
+"""Eye geometry shared by the model builder and the renderer: which landmarks make each eye, its frame
+(corner-to-corner axis), and signed distances to the lid polygon."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ... import topology as T
+
+#: per eye (right, left): lid contour (upper lid first, corner to corner: its first ``UPPER`` points), corners in
+#: image order (the eye's axis runs from the first to the second), iris points (centre, then four on the limbus)
+EYES = ((T.RIGHT_EYE, (33, 133), T.RIGHT_IRIS), (T.LEFT_EYE, (362, 263), T.LEFT_IRIS))
+UPPER = 9
+NUM_POINTS = 478
+
+
+def smoothstep(x: np.ndarray) -> np.ndarray:
+    x = np.minimum(np.maximum(x, 0.0), 1.0)      # (np.clip is several times slower on small arrays)
+    return x * x * (3.0 - 2.0 * x)
+
+
+def luminance(values: np.ndarray) -> np.ndarray:
+    """Mean over the last (colour) axis: the plate-value brightness used for all ratios here."""
+    return values.mean(axis=-1)
+
+
+class EyeFrame:
+    """One eye in one frame: corners ``a``, ``b`` (2,), width ``w``, unit axis and the down-pointing normal."""
+
+    def __init__(self, points: np.ndarray, corners: tuple[int, int]):
+        self.a, self.b = points[corners[0], :2], points[corners[1], :2]
+        d = self.b - self.a
+        self.w = float(np.hypot(d[0], d[1]))
+        self.axis = d / max(self.w, 1e-9)
+        self.normal = np.array([-self.axis[1], self.axis[0]])
+        self.mid = 0.5 * (self.a + self.b)
+        self.angle = float(np.arctan2(self.axis[1], self.axis[0]))
+
+    def u(self, pts: np.ndarray) -> np.ndarray:
+        """Position along the axis, -1 at the first corner, +1 at the second."""
+        return ((pts - self.mid) @ self.axis) / (0.5 * max(self.w, 1e-9))
+
+
+def segment_distance(pts: np.ndarray, a: np.ndarray, b: np.ndarray):
+    """Distances from points Nx2 to segments (a, b: Sx2): (NxS distances, NxS positions along each 0..1)."""
+    sx, sy = b[:, 0] - a[:, 0], b[:, 1] - a[:, 1]
+    inv = 1.0 / np.maximum(sx * sx + sy * sy, 1e-12)
+    rx = pts[:, 0:1] - a[:, 0]
+    ry = pts[:, 1:2] - a[:, 1]
+    tau = np.minimum(np.maximum((rx * sx + ry * sy) * inv, 0.0), 1.0)
+    rx -= tau * sx
+    ry -= tau * sy
+    return np.sqrt(rx * rx + ry * ry), tau
+
+
+def polygon_sdf(pts: np.ndarray, poly: np.ndarray, inside: np.ndarray | None = None):
+    """Signed distance (inside > 0) of points Nx2 to the closed polygon Vx2, the nearest edge (index i: vertex i
+    to i + 1) and the position along it (0..1). ``inside``: the points' inside test when already known."""
+    a, b = poly, np.roll(poly, -1, axis=0)
+    dist, tau = segment_distance(pts, a, b)
+    j = dist.argmin(axis=1)
+    rows = np.arange(len(pts))
+    if inside is None:
+        ay, by = a[:, 1][None], b[:, 1][None]
+        py, px = pts[:, 1:2], pts[:, 0:1]
+        straddle = (ay > py) != (by > py)
+        xint = a[:, 0][None] + (py - ay) * (b[:, 0] - a[:, 0])[None] / np.where(straddle, by - ay, 1.0)
+        inside = (np.count_nonzero(straddle & (px < xint), axis=1) % 2) == 1
+    d = dist[rows, j]
+    return np.where(inside, d, -d), j, tau[rows, j]
+
+
+def polyline_distance(pts: np.ndarray, line: np.ndarray) -> np.ndarray:
+    """Distance of points Nx2 to the open polyline Vx2."""
+    dist, _ = segment_distance(pts, line[:-1], line[1:])
+    return dist.min(axis=1)
+
+
+def polygon_mask(poly: np.ndarray, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
+    """(y1-y0)x(x1-x0) bool: the box's pixels whose centre lies inside the polygon (rasterised, 1/16 px)."""
+    import cv2
+
+    mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    pts = np.round((poly - [x0 + 0.5, y0 + 0.5]) * 16).astype(np.int32)
+    cv2.fillPoly(mask, [pts], 1, lineType=cv2.LINE_8, shift=4)
+    return mask.astype(bool)
+
+
+def inner_distance(mask: np.ndarray) -> np.ndarray:
+    """Distance (pixels) of each pixel of a mask to the nearest pixel outside it (0 outside)."""
+    import cv2
+
+    padded = np.pad(mask.astype(np.uint8), 1)
+    return cv2.distanceTransform(padded, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)[1:-1, 1:-1]
+
+
+def pixel_centres(x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
+    """Centres of the pixels of a box (end exclusive) as Nx2 (x, y), row-major."""
+    xs = np.arange(x0, x1, dtype=np.float64) + 0.5
+    ys = np.arange(y0, y1, dtype=np.float64) + 0.5
+    gx, gy = np.meshgrid(xs, ys)
+    return np.stack([gx.ravel(), gy.ravel()], axis=1)
+
+
+def polygon_area(poly: np.ndarray) -> float:
+    x, y = poly[:, 0], poly[:, 1]
+    return 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
+
+
+def sample(image: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    """Bilinear samples of an HxWxK image at points Nx2 (continuous coordinates: pixel centres at +0.5) -> NxK."""
+    import cv2
+
+    mx = (pts[:, 0] - 0.5).astype(np.float32).reshape(1, -1)
+    my = (pts[:, 1] - 0.5).astype(np.float32).reshape(1, -1)
+    k = image.shape[2]
+    chunks = [cv2.remap(np.ascontiguousarray(image[..., i:i + 4]), mx, my, cv2.INTER_LINEAR,
+                        borderMode=cv2.BORDER_REPLICATE).reshape(len(pts), -1) for i in range(0, k, 4)]
+    return np.concatenate(chunks, axis=1)
+
+
+def refine_iris(image: np.ndarray, centre: np.ndarray, radius: float, frame: EyeFrame, poly: np.ndarray,
+                margin: float, origin=(0.0, 0.0)) -> tuple[np.ndarray, float]:
+    """The iris centre and radius from the image itself: where the limbus (iris -> sclera) lies left and right of
+    the tracked centre along the eye's axis, on radial profiles the lids do not cover.
+
+    Args:
+        image: HxWxK crop; origin: its top-left corner in the coordinates of ``centre``/``poly``.
+        centre, radius: the tracked iris; frame: the eye's frame; poly: the lid polygon; margin: lash margin (px).
+
+    Returns:
+        (centre, radius), the tracked ones where the image cannot tell (a side hidden, no contrast).
+    """
+    rho = np.linspace(0.5, 1.5, 41)
+    found = []
+    for side in (0.0, np.pi):
+        theta = frame.angle + side + np.deg2rad(np.linspace(-35.0, 35.0, 15))
+        pts = (centre[None, None, :] + radius * rho[None, :, None]
+               * np.stack([np.cos(theta), np.sin(theta)], -1)[:, None, :]).reshape(-1, 2)
+        sd, _, _ = polygon_sdf(pts, poly)
+        seen = (sd > margin).reshape(len(theta), len(rho))
+        lum = luminance(sample(image, pts - np.asarray(origin))).reshape(len(theta), len(rho))
+        count = seen.sum(0)
+        if (count[rho < 0.75] < 2).any() or (count[rho > 1.25] < 2).sum() > 4:
+            found.append(None)
+            continue
+        prof = np.where(count > 0, (lum * seen).sum(0) / np.maximum(count, 1), np.nan)
+        ok = ~np.isnan(prof)
+        inner, outer = np.median(prof[ok & (rho < 0.75)]), np.median(prof[ok & (rho > 1.25)])
+        if not outer > 1.5 * max(inner, 1e-6):
+            found.append(None)
+            continue
+        half = 0.5 * (inner + outer)
+        cross = np.flatnonzero(ok & (rho >= 0.6) & (prof >= half))
+        if not len(cross) or cross[0] == 0 or not ok[cross[0] - 1]:
+            found.append(None)
+            continue
+        i = cross[0]
+        t = (half - prof[i - 1]) / max(prof[i] - prof[i - 1], 1e-9)
+        found.append(rho[i - 1] + t * (rho[i] - rho[i - 1]))
+    if any(f is None for f in found) or not all(0.7 < f < 1.35 for f in found):
+        return centre, radius
+    right, left = found                     # along the axis (+), against it (-)
+    return centre + 0.5 * radius * (right - left) * frame.axis, 0.5 * radius * (right + left)

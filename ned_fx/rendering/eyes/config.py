@@ -1,0 +1,101 @@
+"""EyeConfig: the one home of the eye sub-stage's defaults."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ...errors import InvalidParameterError
+
+
+@dataclass(frozen=True)
+class EyeConfig:
+    """Every knob of the eyeball model and its renderer.
+
+    Lengths given "x W" are fractions of the eye's width (corner to corner), so a setting means the same on a
+    512² clip and on a 4K plate; ``rho`` is the radius in iris radii.
+
+    Attributes:
+        iris_rings, iris_angles: the iris texture's polar grid (rings from the centre to the limbus, angles
+            around it, measured from the eye's corner-to-corner axis).
+        lash_margin: plate pixels this far inside the lid contour (x W) are lid margin and lashes, never eyeball:
+            the model samples iris and sclera only deeper inside the opening.
+        min_opening: an eye whose opening (upper to lower lid, x W) is smaller than this in a frame (a blink)
+            gives the model nothing from that frame.
+        iris_detail: the iris texture keeps a seen cell's own colour only within this fraction of its ring's
+            median brightness (darker is a lash or the lid's shadow, brighter a catchlight's rim).
+        highlight: iris samples brighter than this many times their ring's median are a catchlight, not iris.
+        sclera_exclusion: sclera is sampled only beyond this many iris radii from the iris centre ...
+        sclera_floor: ... and only where at least this fraction of the frame's bright sclera (its 90th
+            percentile): lashes, iris and the caruncle are not sclera.
+        shading_bins: bins of the sclera's shading profile along the eye (corner to corner; a quadratic fit
+            to the visible sclera, so the hidden middle is interpolated, not guessed from a few pixels).
+        shadow_bins, shadow_reach: bins of the sclera's shading profile by distance below the upper lid, over
+            ``shadow_reach`` (x W; a linear fit).
+        shading_limits: the measured shading factors are clipped to this range.
+        iris_ratio_default, pupil_ratio_default: iris radius (x W) and pupil radius (x iris radius) where the
+            footage cannot tell.
+        lid_inset: the eyeball's coverage ends this far inside the TARGET lid contour (x W, at least
+            ``edge_softness``): lashes and make-up on the lid margin stay as the warp put them.
+        edge_softness: anti-aliased falloff of the coverage at the lid (x W, at least ``min_soft_px`` pixels).
+        reach: how far the eyeball reaches into the part of the opening the source already showed (x the lid's
+            local outward movement, at most ``reach_max`` x W): it covers the source's old lid margin (its
+            lash line), which the warp moved into the widened opening.
+        blend: the soft blend from the rendered eyeball to the warped real eye beyond that reach (x W, at least
+            ``edge_softness``, at most the lid's local movement, so a lid that did not move gets none).
+        min_soft_px: the smallest falloff in plate pixels.
+        lid_shadow: extra darkening of the eyeball right under the upper lid (0..1), fading over
+            ``lid_shadow_reach`` (x W), on top of the measured shading.
+        limbus_softness: the iris edge's anti-aliased width (x W, at least one pixel).
+        catch_margin: the source's catchlights are taken from its iris disc inside the lids and up to this far
+            outside its tracked lid contour (x W; a tracked upper lid often runs through the catchlight).
+        blur: the rendered eyeball is softened by a Gaussian of this sigma (x W) to sit in the plate's softness.
+        colour_match_limits: the rendered eyeball is matched to each frame's own visible sclera and iris by a
+            gain clipped to this range.
+    """
+
+    iris_rings: int = 16
+    iris_angles: int = 64
+    lash_margin: float = 0.05
+    min_opening: float = 0.12
+    highlight: float = 1.5
+    iris_detail: float = 0.3
+    sclera_exclusion: float = 1.3
+    sclera_floor: float = 0.7
+    shading_bins: int = 8
+    shadow_bins: int = 4
+    shadow_reach: float = 0.2
+    shading_limits: tuple[float, float] = (0.6, 1.15)
+    iris_ratio_default: float = 0.2
+    pupil_ratio_default: float = 0.35
+    lid_inset: float = 0.02
+    edge_softness: float = 0.03
+    reach: float = 0.6
+    reach_max: float = 0.08
+    blend: float = 0.06
+    min_soft_px: float = 1.0
+    lid_shadow: float = 0.35
+    lid_shadow_reach: float = 0.2
+    limbus_softness: float = 0.025
+    catch_margin: float = 0.08
+    blur: float = 0.012
+    colour_match_limits: tuple[float, float] = (0.75, 1.33)
+
+    def __post_init__(self) -> None:
+        for name in ("iris_rings", "iris_angles", "shading_bins", "shadow_bins"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 2:
+                raise InvalidParameterError(f"EyeConfig.{name} must be an integer >= 2, got {value!r}")
+        for name in ("lash_margin", "min_opening", "sclera_exclusion", "sclera_floor", "shadow_reach", "iris_ratio_default",
+                     "pupil_ratio_default", "lid_inset", "edge_softness", "reach", "reach_max", "blend",
+                     "min_soft_px", "lid_shadow", "lid_shadow_reach", "highlight", "limbus_softness",
+                     "catch_margin", "blur", "iris_detail"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or value < 0:
+                raise InvalidParameterError(f"EyeConfig.{name} must be a number >= 0, got {value!r}")
+        if self.lid_shadow >= 1:
+            raise InvalidParameterError(f"EyeConfig.lid_shadow must be below 1, got {self.lid_shadow!r}")
+        for name in ("shading_limits", "colour_match_limits"):
+            lo, hi = getattr(self, name)
+            if not 0 < lo <= 1 <= hi:
+                raise InvalidParameterError(f"EyeConfig.{name} must be (low <= 1 <= high) with low > 0, "
+                                            f"got {(lo, hi)!r}")
