@@ -65,7 +65,7 @@ class MouthConfig:
     min_gain: float = 0.5
     max_gain: float = 2.0
     throat_level: float = 0.3
-    tongue_level: float = 0.55
+    tongue_level: float = 0.6
     centre_darkening: float = 0.45
     teeth_height: float = 0.08
     grain: float = 1.0

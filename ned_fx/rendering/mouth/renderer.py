@@ -128,12 +128,18 @@ class MouthRenderer:
         lips = sample(region, ring[:20]).mean(0)                              # K
         u, v = uv[:, 0:1], uv[:, 1:2]
         # throat at the back, the tongue rising at the lower middle, both a fraction of the lip colour
-        tongue = _smoothstep((v - 0.45) / 0.45) * np.clip(1.0 - (2.0 * u - 1.0) ** 2, 0.0, 1.0)
+        # (a dome: its top lowest toward the corners)
+        tongue = _smoothstep((v - 0.5 - 0.3 * (2.0 * u - 1.0) ** 2) / 0.25)
         # the inside of the mouth is a deeper red than the lips: their colour pushed away from grey
+        # (half the lips', half the surrounding skin's reddened: lipstick is not the colour inside the mouth)
         deep = np.clip(lips.mean() + 1.5 * (lips - lips.mean()), 0.05 * lips.mean(), None)
+        if region.shape[2] == 3:
+            skin = sample(region, ring[20:]).mean(0)
+            flesh = skin * np.array([1.0, 0.55, 0.55]) * (lips.mean() / max(float(skin.mean()), 1e-6)) / 0.7
+            deep = 0.5 * deep + 0.5 * flesh
         colour = deep * (cfg.throat_level * (1.0 - tongue) + cfg.tongue_level * tongue)
         # darker toward the centre (the throat) and the corners (the cheeks), shadowed under the upper lip
-        centre = 1.0 - cfg.centre_darkening * np.exp(-(((u - 0.5) / 0.22) ** 2 + ((v - 0.4) / 0.3) ** 2))
+        centre = 1.0 - cfg.centre_darkening * np.exp(-(((u - 0.5) / 0.25) ** 2 + ((v - 0.35) / 0.25) ** 2))
         shadow = 0.55 + 0.45 * _smoothstep(v / 0.35)
         corners = 0.6 + 0.4 * np.sqrt(np.sin(np.pi * np.clip(u, 0.0, 1.0)))
         colour = colour * (centre * shadow * corners)
