@@ -134,7 +134,7 @@ def test_detect_is_cheap_and_checks_its_inputs(shots, detector):
     assert not OcclusionDetector(OcclusionConfig(glasses=False, hair=False)).detect(region, src, 255.0).any()
 
 
-def test_fill_replaces_occluders_by_skin(shots, detector):
+def test_fill_replaces_thin_occluders_by_skin(shots, detector):
     _, _, region, src, _ = shots["d8"][0]
     matte = detector.detect(region, src, 255.0)
     filled = fill(region, matte)
@@ -145,8 +145,15 @@ def test_fill_replaces_occluders_by_skin(shots, detector):
     rim &= matte >= 1.0
     assert rim.sum() > 100
     _, still = _rim_zone(filled, src)
-    assert (still & rim).sum() < 0.2 * rim.sum(), "the dark rim lines under the eyes are gone after the fill"
+    # (where a rim meets a wide occluder, e.g. hair at the temple, the fill leaves the wide part's own pixels)
+    assert (still & rim).sum() < 0.35 * rim.sum(), "the dark rim lines under the eyes are gone after the fill"
     assert fill(region, np.zeros(region.shape[:2], np.float32)) is region
+    # wide occluders keep their own pixels unless asked
+    import cv2
+
+    blob = cv2.circle(np.zeros(region.shape[:2], np.float32), (70, 70), 30, 1.0, -1)
+    assert np.array_equal(fill(region, blob), region)
+    assert not np.array_equal(fill(region, blob, max_width=None)[60:80, 60:80], region[60:80, 60:80])
 
 
 def test_composite_keeps_the_occluders_exactly(shots, detector):

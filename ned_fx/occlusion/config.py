@@ -32,11 +32,20 @@ class OcclusionConfig:
             and the nose pads sit above it).
         band_above, band_below: the band searched for frames: from ``band_above`` above the top of the brows
             to ``band_below`` below the eye line (x IOD), across the face oval grown by ``band_side``.
-        band_side: the band stops this far (x IOD) inside the face oval's sides (the face's own outline is
-            not a frame; temple arms outside it need no keeping).
+        band_side: frame lines are looked for only this far (x IOD) inside the face oval's sides (the face's
+            own outline and the hair beside it are not frames); a traced lens rim runs out to the oval.
+        lens_support: a pair of lens outlines (ellipses around the eyes, mirror-symmetric) is fitted to the
+            frame lines found; when at least this fraction of their outline (where it can be seen) lies on
+            found lines, fainter line pixels along them count too (contrast >= ``lens_relax`` x ``line_low``,
+            within ``lens_corridor`` x IOD of the outline), across the lid crease and the brows as well. 1
+            turns this off.
+        lens_corridor: see ``lens_support``.
+        lens_relax: see ``lens_support``.
+        rim_width: the traced rim is drawn this many working pixels wide (before ``grow``).
         eye_margin: the eye contours (lids, lashes) grown by this much (x IOD) are not frames; the region
             above the upper lid (the lid crease) is excluded ``crease`` further.
         crease: see ``eye_margin``.
+        lower_crease: the same below the lower lid.
         brow_margin: the brows, and all the other explained areas, are grown by this much more (x IOD).
         hair: look for hair over the face (colour against a skin model sampled from the cheeks, nose and
             forehead centre, inside the face oval).
@@ -46,6 +55,7 @@ class OcclusionConfig:
         hair_inset: hair is looked for only this far (x IOD) inside the face oval (its outline mixes in the
             background and the hair beside the face).
         feature_margin: eyes, brows, lips and nostrils grown by this much (x IOD) are never hair.
+        hair_close: gaps in the hair up to about twice this (x IOD) are closed (a lock is kept whole).
         min_hair_area: a hair patch must cover at least this fraction of IOD² to count.
         grow: the matte is grown by this many working pixels past the detected structure (anti-aliased
             edges of the occluder are kept too).
@@ -65,9 +75,14 @@ class OcclusionConfig:
     nose_below: float = -0.02
     band_above: float = 0.08
     band_below: float = 0.42
-    band_side: float = 0.03
+    band_side: float = 0.08
+    lens_support: float = 0.4
+    lens_corridor: float = 0.03
+    lens_relax: float = 0.7
+    rim_width: int = 2
     eye_margin: float = 0.05
     crease: float = 0.1
+    lower_crease: float = 0.05
     brow_margin: float = 0.04
     hair: bool = True
     skin_distance: float = 4.0
@@ -75,6 +90,7 @@ class OcclusionConfig:
     hair_inset: float = 0.05
     feature_margin: float = 0.05
     min_hair_area: float = 0.01
+    hair_close: float = 0.04
     grow: int = 1
     softness: float = 0.7
     fill_levels: int = 8
@@ -86,12 +102,19 @@ class OcclusionConfig:
             raise InvalidParameterError(f"line_scales must be half-widths between 0.3 and 8 px, got {self.line_scales}")
         if not 0.0 < self.line_low <= self.line_high <= 1.0:
             raise InvalidParameterError(f"need 0 < line_low <= line_high <= 1, got {self.line_low}, {self.line_high}")
+        if not 0.0 < self.lens_support <= 1.0:
+            raise InvalidParameterError(f"lens_support must be in (0, 1], got {self.lens_support}")
+        if not 0.0 < self.lens_relax <= 1.0:
+            raise InvalidParameterError(f"lens_relax must be in (0, 1], got {self.lens_relax}")
+        if not 1 <= self.rim_width <= 8:
+            raise InvalidParameterError(f"rim_width must be between 1 and 8 working pixels, got {self.rim_width}")
         if not self.bright_factor >= 1.0:
             raise InvalidParameterError(f"bright_factor must be >= 1, got {self.bright_factor}")
         if not -0.5 <= self.nose_below <= 0.5:
             raise InvalidParameterError(f"nose_below must be between -0.5 and 0.5 (x IOD), got {self.nose_below}")
-        for name in ("min_line_length", "max_line_width", "band_above", "band_below", "band_side", "eye_margin", "crease",
-                     "brow_margin", "hair_inset", "feature_margin", "min_hair_area"):
+        for name in ("min_line_length", "max_line_width", "band_above", "band_below", "band_side", "eye_margin",
+                     "crease", "lower_crease",
+                     "brow_margin", "lens_corridor", "hair_inset", "feature_margin", "min_hair_area", "hair_close"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise InvalidParameterError(f"{name} must be between 0 and 1 (x IOD), got {value}")

@@ -55,9 +55,11 @@ def _grow(mask: np.ndarray, radius: float) -> np.ndarray:
     return cv2.dilate(mask, kernel)
 
 
-def _line_contrast(grey: np.ndarray, scale: float, gx: np.ndarray, gy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(dark, bright): how much a thin line of half-width ``scale`` px through each pixel is darker / brighter
-    than both of its sides, measured across the line (the Hessian's strongest-curvature direction)."""
+def _line_contrast(grey: np.ndarray, scale: float, gx: np.ndarray, gy: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(dark, bright, theta): how much a thin line of half-width ``scale`` px through each pixel is darker /
+    brighter than both of its sides, measured across the line (along ``theta``, radians: the Hessian's
+    strongest-curvature direction, the line's normal)."""
     import cv2
 
     b = cv2.GaussianBlur(grey, (0, 0), scale)
@@ -72,7 +74,7 @@ def _line_contrast(grey: np.ndarray, scale: float, gx: np.ndarray, gy: np.ndarra
     sharp = cv2.GaussianBlur(grey, (0, 0), 0.6 * scale)
     plus = cv2.remap(sharp, gx + nx, gy + ny, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     minus = cv2.remap(sharp, gx - nx, gy - ny, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    return np.minimum(plus, minus) - sharp, sharp - np.maximum(plus, minus)
+    return np.minimum(plus, minus) - sharp, sharp - np.maximum(plus, minus), theta
 
 
 def _hysteresis(weak: np.ndarray, strong: np.ndarray, min_extent: float, max_width: float) -> np.ndarray:
@@ -152,7 +154,12 @@ class OcclusionDetector:
         if cfg.glasses:
             found |= self._frames(grey, p, s_iod)
         if cfg.hair and small.shape[2] == 3:
-            found |= self._hair(small, grey, p, s_iod)
+            # hair is large: half the working resolution sees it as well
+            hw, hh = max(4, ww // 2), max(4, wh // 2)
+            half = cv2.resize(small, (hw, hh), interpolation=cv2.INTER_AREA)
+            hair = self._hair(half, np.ascontiguousarray(half @ _LUMA), p * [hw / ww, hh / wh], s_iod * hw / ww)
+            if hair.any():
+                found |= cv2.resize(hair, (ww, wh), interpolation=cv2.INTER_NEAREST)
         if not found.any():
             return np.zeros((h, w), np.float32)
         found = _grow(found, cfg.grow)
@@ -183,8 +190,12 @@ class OcclusionDetector:
         # the band: between the two depths, inside the face oval pulled in by band_side
         oval = p[list(T.FACE_OVAL)]
         across = (oval - centre) @ u
-        lo, hi = across.min() + cfg.band_side * iod, across.max() - cfg.band_side * iod
+        lo, hi = across.min(), across.max()
         corners = np.array([centre + u * a + v * d for a, d in ((lo, top), (hi, top), (hi, bottom), (lo, bottom))])
+        inset = np.array([centre + u * a + v * d for a, d in ((lo + cfg.band_side * iod, top),
+                                                              (hi - cfg.band_side * iod, top),
+                                                              (hi - cfg.band_side * iod, bottom),
+                                                              (lo + cfg.band_side * iod, bottom))])
         x0, y0 = np.floor(corners.min(axis=0)).astype(int) - 2
         x1, y1 = np.ceil(corners.max(axis=0)).astype(int) + 3
         x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, ww), min(y1, wh)
@@ -197,12 +208,16 @@ class OcclusionDetector:
         _poly(band, corners - [x0, y0])
         inside = np.zeros((bh, bw), np.uint8)
         _poly(inside, q[list(T.FACE_OVAL)])
-        band &= inside
+        band &= inside                                                # where a traced rim may run
+        core = np.zeros((bh, bw), np.uint8)
+        _poly(core, inset - [x0, y0])
+        core &= band                                                  # where frame lines are looked for
         explained = np.zeros((bh, bw), np.uint8)
         for eye in (T.RIGHT_EYE, T.LEFT_EYE):
             e = q[list(eye)]
             _poly(explained, e)
             _poly(explained, e - v * cfg.crease * iod)                # the lid crease above the upper lid
+            _poly(explained, e + v * cfg.lower_crease * iod)          # and the one under the lower lid
         explained = _grow(explained, cfg.eye_margin * iod)
         for brow in (T.RIGHT_BROW, T.LEFT_BROW):
             b = q[list(brow)]
@@ -213,13 +228,13 @@ class OcclusionDetector:
         depth = (gx + 0.5 - c[0]) * v[0] + (gy + 0.5 - c[1]) * v[1]
         explained |= _grow(nose, cfg.brow_margin * iod) & (depth > cfg.nose_below * iod)
         explained = _grow(explained, cfg.brow_margin * iod)
-        area = (band > 0) & (explained == 0)
+        area = (core > 0) & (explained == 0)
         if not area.any():
             return out
         crop = np.ascontiguousarray(grey[y0:y1, x0:x1])
         dark = bright = None
         for s in cfg.line_scales:
-            d, b = _line_contrast(crop, s, gx, gy)
+            d, b, _ = _line_contrast(crop, s, gx, gy)
             dark = d if dark is None else np.maximum(dark, d)
             bright = b if bright is None else np.maximum(bright, b)
         weak = area & (dark >= cfg.line_low)
@@ -230,30 +245,147 @@ class OcclusionDetector:
             weak |= bw_
             strong |= bw_ & (bright >= cfg.line_high * k)
         lines = _hysteresis(weak, strong, cfg.min_line_length * iod, cfg.max_line_width * iod)
+        if cfg.lens_support < 1.0 and lines.any():
+            eyes = np.zeros((bh, bw), np.uint8)
+            for eye in (T.RIGHT_EYE, T.LEFT_EYE):
+                _poly(eyes, q[list(eye)])
+            eyes = _grow(eyes, cfg.eye_margin * iod) > 0
+            lines |= self._lenses(q, u, v, iod, lines, area, (band > 0) & ~eyes, dark, bright)
         out[y0:y1, x0:x1] = lines
         return out
+
+    def _lenses(self, q, u, v, iod, lines, area, open_area, dark, bright) -> np.ndarray:
+        """The rims' faint parts: a pair of lens ellipses (mirror-symmetric about the face's midline, each eye
+        its own width) fitted to the frame lines found so far; where enough of their outline is found, the
+        rim is traced along each outline (the strongest line across it at every angle, kept smooth), also
+        across the lid crease and the brows (bool map)."""
+        import cv2
+
+        cfg = self.config
+        bh, bw = lines.shape
+        # a lookup image: 2 = a found line (within a pixel), 1 = visible but no line, 0 = not looked at
+        code = area.astype(np.uint8) * (1 + (cv2.dilate(lines.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0))
+        t = np.linspace(0.0, 2.0 * np.pi, 40, endpoint=False)
+        cos_t, sin_t = np.cos(t), np.sin(t)
+        centres = [q[list(eye)].mean(axis=0) for eye in (T.RIGHT_EYE, T.LEFT_EYE)]
+        outwards = (-u, u)
+
+        def support(n, du, dv, a, b):
+            """Fraction of lens outline n (arrays of offsets and semi-axes, x IOD, broadcast) on found lines."""
+            cen = centres[n] + (du[..., None] * outwards[n] + dv[..., None] * v) * iod
+            x = cen[..., None, 0] + (a[..., None] * cos_t * u[0] + b[..., None] * sin_t * v[0]) * iod
+            y = cen[..., None, 1] + (a[..., None] * cos_t * u[1] + b[..., None] * sin_t * v[1]) * iod
+            xi, yi = np.rint(x - 0.5).astype(np.int32), np.rint(y - 0.5).astype(np.int32)
+            inb = (xi >= 0) & (xi < bw) & (yi >= 0) & (yi < bh)
+            c = np.where(inb, code[np.clip(yi, 0, bh - 1), np.clip(xi, 0, bw - 1)], 0)
+            seen = (c > 0).sum(axis=-1)
+            hits = (c == 2).sum(axis=-1)
+            return np.where(seen >= 0.35 * len(t), hits / np.maximum(seen, 0.8 * len(t)), 0.0)
+
+        # coarse grid: a shared height and vertical offset; each eye its own outward offset and width
+        du, dv, aa, bb = (np.linspace(-0.05, 0.15, 5), np.linspace(-0.05, 0.15, 5), np.linspace(0.25, 0.5, 6),
+                          np.linspace(0.2, 0.4, 5))
+        g = np.meshgrid(du, dv, aa, bb, indexing="ij")
+        per_eye = [support(n, *g).transpose(1, 3, 0, 2).reshape(len(dv), len(bb), -1) for n in range(2)]
+        joint = 0.5 * (per_eye[0].max(axis=2) + per_eye[1].max(axis=2))                  # (dv, bb)
+        j, k = np.unravel_index(np.argmax(joint), joint.shape)
+        best = [np.unravel_index(np.argmax(per_eye[n][j, k]), (len(du), len(aa))) for n in range(2)]
+        # fine: half steps around it
+        near = np.array([-1.0, 0.0, 1.0])
+        sd, sv, sa, sb = 0.5 * (du[1] - du[0]), 0.5 * (dv[1] - dv[0]), 0.5 * (aa[1] - aa[0]), 0.5 * (bb[1] - bb[0])
+        fine = []
+        for n in range(2):
+            g = np.meshgrid(du[best[n][0]] + near * sd, dv[j] + near * sv, aa[best[n][1]] + near * sa,
+                            bb[k] + near * sb, indexing="ij")
+            score = support(n, *g).transpose(1, 3, 0, 2).reshape(3, 3, 9)
+            fine.append((score, [x.transpose(1, 3, 0, 2).reshape(3, 3, 9) for x in g]))
+        joint = 0.5 * (fine[0][0].max(axis=2) + fine[1][0].max(axis=2))
+        j, k = np.unravel_index(np.argmax(joint), joint.shape)
+        self._lens_score = float(joint[j, k])
+        if joint[j, k] < cfg.lens_support:
+            return np.zeros((bh, bw), bool)
+        fits = []
+        for n in range(2):
+            score, (gd, gv, ga, gb) = fine[n]
+            m = int(np.argmax(score[j, k]))
+            fits.append((centres[n] + (gd[j, k, m] * outwards[n] + gv[j, k, m] * v) * iod, ga[j, k, m] * iod,
+                         gb[j, k, m] * iod))
+        # trace each rim along its fitted outline: at every angle, the strongest line across the outline
+        reach = max(1.0, cfg.lens_corridor * iod)
+        low = cfg.line_low * cfg.lens_relax
+        response = np.maximum(dark, bright / cfg.bright_factor) if cfg.bright_lines else dark
+        response = np.where(open_area, response, -1.0)
+        offsets = np.arange(-reach, reach + 0.25, 0.5)
+        angles = np.linspace(0.0, 2.0 * np.pi, 180, endpoint=False)
+        found = np.zeros((bh, bw), np.uint8)
+        self._fits = fits
+        for c, a, b in fits:
+            ca, sa = np.cos(angles)[:, None], np.sin(angles)[:, None]
+            on = c + a * ca * u + b * sa * v                                           # (180, 2)
+            normal = (ca / a) * u + (sa / b) * v
+            normal /= np.linalg.norm(normal, axis=1, keepdims=True)
+            pts = on[:, None, :] + offsets[None, :, None] * normal[:, None, :]           # (180, m, 2)
+            xi = np.clip(np.rint(pts[..., 0] - 0.5).astype(np.int32), 0, bw - 1)
+            yi = np.clip(np.rint(pts[..., 1] - 0.5).astype(np.int32), 0, bh - 1)
+            r = response[yi, xi]
+            best = np.argmax(r, axis=1)
+            strength = r[np.arange(len(angles)), best]
+            shift = offsets[best]
+            # a rim is smooth: the offset follows its neighbours' median, weak angles are gaps
+            padded = np.concatenate([shift[-2:], shift, shift[:2]])
+            smooth = np.median(np.stack([padded[m: m + len(shift)] for m in range(5)]), axis=0)
+            good = (strength >= low) & (np.abs(shift - smooth) <= 1.5)
+            rim = on + smooth[:, None] * normal
+            px = np.rint((rim - 0.5) * (1 << _SHIFT)).astype(np.int32)
+            runs, run = [], []
+            for m in range(len(angles)):
+                if good[m]:
+                    run.append(px[m])
+                elif run:
+                    runs.append(run)
+                    run = []
+            if run:
+                if runs and good[0]:
+                    runs[0] = run + runs[0]            # the outline is closed: the last run joins the first
+                else:
+                    runs.append(run)
+            runs = [np.array(r, np.int32) for r in runs if len(r) > 1]
+            if len(runs) == 1 and len(runs[0]) == len(angles):
+                cv2.polylines(found, runs, True, 1, thickness=cfg.rim_width, lineType=cv2.LINE_8, shift=_SHIFT)
+            elif runs:
+                cv2.polylines(found, runs, False, 1, thickness=cfg.rim_width, lineType=cv2.LINE_8, shift=_SHIFT)
+        return (found > 0) & open_area
 
     def _hair(self, rgb: np.ndarray, grey: np.ndarray, p: np.ndarray, iod: float) -> np.ndarray:
         """Hair over the face: colour far from the skin model inside the face oval (uint8 0/1)."""
         import cv2
 
         cfg = self.config
+        out = np.zeros(grey.shape, np.uint8)
+        # only the face oval's box is looked at
+        oval = p[list(T.FACE_OVAL)]
+        x0, y0 = np.maximum(np.floor(oval.min(axis=0)).astype(int), 0)
+        x1, y1 = np.minimum(np.ceil(oval.max(axis=0)).astype(int) + 1, [grey.shape[1], grey.shape[0]])
+        if x1 - x0 < 8 or y1 - y0 < 8:
+            return out
+        full, p = out, p - [x0, y0]
+        rgb, grey = rgb[y0:y1, x0:x1], grey[y0:y1, x0:x1]
         wh, ww = grey.shape
         eps = np.float32(1e-3)
-        chroma = np.log(np.maximum(rgb[:, :, [0, 2]], eps)) - np.log(np.maximum(rgb[:, :, 1:2], eps))
-        # the skin model: a 5x5 median around each clearly-skin point, robust mean and spread
-        xy = np.clip(np.rint(p[list(SKIN_POINTS)] - 0.5).astype(int), 0, [ww - 1, wh - 1])
-        samples, lumas = [], []
-        for x, y in xy:
-            patch = (slice(max(y - 2, 0), y + 3), slice(max(x - 2, 0), x + 3))
-            samples.append(np.median(chroma[patch].reshape(-1, 2), axis=0))
-            lumas.append(np.median(grey[patch]))
-        samples = np.array(samples)
+        logs = np.log(np.maximum(rgb, eps))
+        chroma = logs[:, :, [0, 2]] - logs[:, :, 1:2]
+        # the skin model: the median of a 5x5 patch around each clearly-skin point, robust centre and spread
+        xy = np.clip(np.rint(p[list(SKIN_POINTS)] - 0.5).astype(int), 2, [max(ww - 3, 2), max(wh - 3, 2)])
+        offs = np.arange(-2, 3)
+        ys = np.clip(xy[:, 1, None, None] + offs[None, :, None], 0, wh - 1)
+        xs = np.clip(xy[:, 0, None, None] + offs[None, None, :], 0, ww - 1)
+        samples = np.median(chroma[ys, xs].reshape(len(xy), -1, 2), axis=1)
+        skin_luma = float(np.median(np.median(grey[ys, xs].reshape(len(xy), -1), axis=1)))
         centre = np.median(samples, axis=0)
         spread = np.maximum(1.4826 * np.median(np.abs(samples - centre), axis=0), 0.03)
-        skin_luma = float(np.median(lumas))
         dist = np.sqrt((((chroma - centre.astype(np.float32)) / spread.astype(np.float32)) ** 2).sum(axis=2))
-        hair = (dist > cfg.skin_distance) | (grey < cfg.hair_darkness * skin_luma)
+        # far from the skin's colour; or much darker than it and off its colour too (not a shadow on skin)
+        hair = (dist > cfg.skin_distance) | ((grey < cfg.hair_darkness * skin_luma) & (dist > 0.5 * cfg.skin_distance))
         inside = np.zeros((wh, ww), np.uint8)
         _poly(inside, p[list(T.FACE_OVAL)])
         features = np.zeros((wh, ww), np.uint8)
@@ -261,6 +393,7 @@ class OcclusionDetector:
             e = p[list(eye)]
             _poly(features, e)
             _poly(features, e - (p[152] - p[10]) / max(np.linalg.norm(p[152] - p[10]), 1e-9) * 0.08 * iod)
+            _poly(features, e + (e - e.mean(axis=0)) * 0.3)          # lashes and liner past the corners
         for brow in (T.RIGHT_BROW, T.LEFT_BROW):
             b = p[list(brow)]
             _poly(features, np.concatenate([b[:5], b[5:][::-1]]))
@@ -273,9 +406,14 @@ class OcclusionDetector:
             inside = cv2.erode(inside, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * inset + 1, 2 * inset + 1)))
         hair &= (inside > 0) & ~features
         hair = cv2.morphologyEx(hair.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+        r = int(round(cfg.hair_close * iod))
+        if r > 0:                            # one solid patch per lock of hair, not a lace of kept and moved bits
+            hair = cv2.morphologyEx(hair, cv2.MORPH_CLOSE,
+                                    cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
+            hair &= (inside > 0) & ~features
         count, labels, stats, _ = cv2.connectedComponentsWithStats(hair, connectivity=8)
-        if count <= 1:
-            return hair
-        keep = stats[:, cv2.CC_STAT_AREA] >= cfg.min_hair_area * iod * iod
-        keep[0] = False
-        return keep[labels].astype(np.uint8)
+        if count > 1:
+            keep = stats[:, cv2.CC_STAT_AREA] >= cfg.min_hair_area * iod * iod
+            keep[0] = False
+            full[y0:y1, x0:x1] = keep[labels]
+        return full
