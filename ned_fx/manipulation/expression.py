@@ -740,11 +740,14 @@ def estimate_neutral(shapes: np.ndarray, config: ManipulatorConfig | None = None
 #: The lower face of a relaxed neutral, as (measure, low, high) in inter-ocular units (head frame), from neutral
 #: faces (studio portraits and the neutral estimates of talking shots): a still whose measure lies outside is
 #: read as an expression there (:func:`still_neutral`). Wide bands: a face's own proportions are never touched.
-_NEUTRAL_BANDS = (("lift", -0.03, 0.01), ("width", 0.49, 0.58), ("opening", 0.0, 0.04),
+_NEUTRAL_BANDS = (("lift", -0.03, 0.005), ("width", 0.49, 0.58), ("opening", 0.0, 0.04),
                   ("corners_below_nose", 0.215, 0.28), ("lip_below_nose", 0.13, 0.175),
-                  ("chin_below_lip", 0.28, 0.375))
+                  ("chin_below_lip", 0.28, 0.37))
 #: The AUs a still's expression is read with (the lower face: the upper face of a still is its identity).
-_STILL_AUS = ("AU10", "AU12", "AU14", "AU15", "AU16", "AU17", "AU18", "AU20", "AU23", "AU24", "AU25", "AU26")
+#: Their cost per unit activation in that reading, where two AUs could explain one measure: a wide mouth with
+#: raised corners is a smile (AU12) before it is a stretch (AU20) or a dimple (AU14).
+_STILL_RIDGE = {"AU14": 0.3, "AU20": 0.3}
+STILL_AUS = ("AU10", "AU12", "AU14", "AU15", "AU16", "AU17", "AU18", "AU20", "AU23", "AU24", "AU25", "AU26")
 
 
 def _neutral_measures(shapes: np.ndarray) -> np.ndarray:
@@ -763,7 +766,7 @@ def _neutral_measures(shapes: np.ndarray) -> np.ndarray:
 
 def still_activations(shape: np.ndarray, basis: ExpressionBasis) -> np.ndarray:
     """The lower-face expression of one face with no other frame to compare with: the smallest non-negative
-    activations of :data:`_STILL_AUS` that bring its measures into the bands of a relaxed neutral
+    activations of :data:`STILL_AUS` that bring its measures into the bands of a relaxed neutral
     (:data:`_NEUTRAL_BANDS`). Zero for a face inside every band (a neutral portrait).
 
     Args:
@@ -781,13 +784,19 @@ def still_activations(shape: np.ndarray, basis: ExpressionBasis) -> np.ndarray:
     out = np.zeros(len(basis.names))
     if not np.any(np.abs(excess) > 1e-12):
         return out
-    idx = [basis.index(n) for n in _STILL_AUS]
-    jac = (_neutral_measures(shape[None] + basis.fields[idx]) - m[None]).T          # M x n
     scale = 1.0 / np.maximum(hi - lo, 1e-6)
-    ridge = 0.05
-    a = np.vstack([jac * scale[:, None], np.sqrt(ridge) * np.eye(len(idx))])
-    b = np.concatenate([excess * scale, np.zeros(len(idx))])
-    out[idx] = lsq_linear(a, b, bounds=(0.0, basis.upper[idx])).x
+    # first the jaw and lips part alone close an open mouth to the band (an opening is speech-like: the other AUs
+    # must not soak it up), then every lower-face AU explains what is left
+    for names in (MOUTH_OPENING_AUS, STILL_AUS):
+        idx = [basis.index(n) for n in names]
+        jac = (_neutral_measures(shape[None] + basis.fields[idx]) - m[None]).T          # M x n (linear)
+        rows = [2] if names is MOUTH_OPENING_AUS else slice(None)
+        ridge = np.array([_STILL_RIDGE.get(n, 0.05) for n in names])
+        now = _neutral_measures(shape - basis.decode(out))
+        excess = now - np.clip(now, lo, hi)
+        a = np.vstack([(jac * scale[:, None])[rows], np.diag(np.sqrt(ridge))])
+        b = np.concatenate([(excess * scale)[rows], np.zeros(len(idx))])
+        out[idx] += lsq_linear(a, b, bounds=(-out[idx], basis.upper[idx] - out[idx])).x
     return out
 
 

@@ -47,9 +47,9 @@ from ..errors import InvalidParameterError, NoFaceError
 from . import prototypes as protos
 from .config import SPEECH_MODES, ManipulatorConfig
 from .edited import EditedTrack
-from .expression import (AU_NAMES, AU_REGION, PERFORMANCE_AUS, REGION_ALIASES, REGIONS, RIGID_POINTS,
+from .expression import (AU_NAMES, AU_REGION, EMOTION_AUS, PERFORMANCE_AUS, SPEECH_AUS, REGION_ALIASES, REGIONS, RIGID_POINTS, STILL_AUS,
                          ExpressionModel, estimate_neutral, fit_activations, build_basis, frame_offsets, head_frame,
-                         mouth_opening_iod)
+                         mouth_opening_iod, still_neutral)
 
 # ----------------------------------------------------------------------------------------------------------------
 # Regions
@@ -272,6 +272,15 @@ def reference_style(landmarks: np.ndarray, pose: np.ndarray, found: np.ndarray,
     upper = basis.upper.copy()
     upper[[AU_NAMES.index(n) for n in PERFORMANCE_AUS]] = 0.0     # a narrow eye is a style (AU7), not a blink
     acts = fit_activations(x, neutral, basis, config, upper=upper)
+    if how == "adapted":
+        # the lower face's emotion AUs are read against the reference's own relaxed face (its median with the
+        # lower-face expression taken out, see still_neutral): against the actor's neutral, the two faces' lip
+        # heights and mouth widths read as expression (a smile as a chin raise and a lip press); the speech
+        # channels (a closed mouth is the actor's) and the upper face stay read against the adapted neutral
+        own = still_neutral(np.median(x, axis=0), config)
+        own_basis = build_basis(own, config)
+        lower = [AU_NAMES.index(n) for n in STILL_AUS if n not in SPEECH_AUS]
+        acts[:, lower] = fit_activations(x, own, own_basis, config, upper=upper)[:, lower]
     style = np.median(acts, axis=0)
     return ReferenceStyle(style=style, activations=acts, name=str(name), neutral=how)
 
@@ -464,7 +473,15 @@ def manipulate(track, emotion: str | Mapping[str, float] | None = None, intensit
     if found.any():
         linear = smooth_linear_pose(np.asarray(track.pose, np.float64), found,
                                     config.pose_smoothing * (fps or config.default_fps))
-        offsets = frame_offsets(basis.decode(delta[found], edit=True), linear[found])
+        head = basis.decode(delta[found], edit=True)
+        lips_free = gate[found] > 0
+        if lips_free.any():
+            # where the speech rule lets the style move the mouth, the emotion AUs part the lips as authored (a
+            # disgusted upper lip rises off the teeth) instead of keeping the source's lip gap
+            emotion = np.array([n in EMOTION_AUS for n in AU_NAMES], np.float64)
+            part = np.tensordot(delta[found][lips_free] * emotion, basis.fields - basis.edit_fields, axes=([-1], [0]))
+            head[lips_free] += gate[found][lips_free, None, None] * part
+        offsets = frame_offsets(head, linear[found])
         target_lm[found] = landmarks[found] + offsets
     au_target = np.where(found[:, None], target, np.nan)
 
