@@ -11,11 +11,17 @@ assemble task that encodes the rendered frames (movies cannot be written in chun
 carries the edit's provenance, the assembled movie too, and each render task appends to the audit log
 (--audit-log FILE: one file the nodes share). --dry-run writes the specs (OpenCue job spec XML / Deadline job and
 plugin info files) without submitting.
+
+Every path in the jobs and in what this prints is absolute: a farm task does not run in this folder, so plates,
+outputs, --audit-log and a --ned-fx path given relative here are resolved against this folder (a shot list's own
+paths against the shot list's folder). The nodes must see them at the same paths (shared storage).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -35,7 +41,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     s.add_argument("--chunk", type=int, help=f"frames per render task (default {d.chunk})")
     s.add_argument("--dry-run", action="store_true", help="write the job specs and print a summary; submit nothing")
     s.add_argument("--out", metavar="DIR", help="folder for the spec files (default SHOTLIST_farm/BACKEND beside "
-                   "the shot list)")
+                   "the shot list; printed as an absolute path)")
     s.add_argument("--priority", type=int, help=f"job priority (default {d.priority}; Deadline 0-100)")
     s.add_argument("--pool", help="Deadline pool")
     s.add_argument("--group", help=f"Deadline group of the GPU workers (default {d.group}; 'none' for any)")
@@ -44,12 +50,13 @@ def register(subparsers) -> argparse.ArgumentParser:
     s.add_argument("--gpu", type=int, help=f"GPUs per task (default {d.gpus}; 0 for CPU nodes)")
     s.add_argument("--gpu-memory", help=f"GPU memory per task, e.g. 4g (OpenCue; default {d.gpu_memory})")
     s.add_argument("--ned-fx", dest="ned_fx", metavar="PATH",
-                   help="the ned-fx program on the farm nodes (default: the one running this)")
+                   help="the ned-fx program on the farm nodes (default: the one running this; a relative path "
+                        "is made absolute)")
     s.add_argument("--shot", action="append", metavar="NAME", help="submit only this shot (repeatable)")
     s.add_argument("--paused", action="store_true", help="submit the jobs paused")
     s.add_argument("--audit-log", metavar="FILE",
-                   help="the audit log every render task appends to, as the nodes see it (default: each node's "
-                        "$NED_FX_AUDIT_LOG, else $NED_FX_HOME/audit.jsonl)")
+                   help="the audit log every render task appends to, as the nodes see it (made absolute; "
+                        "default: each node's $NED_FX_AUDIT_LOG, else $NED_FX_HOME/audit.jsonl)")
     s.set_defaults(func=run_submit)
     a = sub.add_parser("assemble", help="encode a rendered frame sequence as the movie output (the farm's last task)")
     a.add_argument("frames", help="the rendered sequence, e.g. out/sh010.mov.frames/sh010.####.png")
@@ -95,7 +102,8 @@ def run_submit(args) -> int:
         shotlist = shotlist.select(args.shot)
     config = config_from_args(args)
     jobs = build_jobs(shotlist, config)
-    out = Path(args.out) if args.out else _default_out(args.shotlist, args.to)
+    out = Path(os.path.abspath(args.out if args.out else _default_out(args.shotlist, args.to)))
+    shotlist_path = os.path.abspath(args.shotlist)
     _describe(jobs)
     if args.to == "opencue":
         if not opencue.have_pyoutline():
@@ -105,7 +113,8 @@ def run_submit(args) -> int:
         for p in paths:
             print(f"wrote {p}")
         if args.dry_run:
-            print(f"dry run: nothing submitted; launch later with `ned-fx farm submit {args.shotlist} --to opencue`")
+            print(f"dry run: nothing submitted; launch later with `ned-fx farm submit {shlex.quote(shotlist_path)} "
+                  f"--to opencue` and the same options, without --dry-run")
             return 0
         for name in opencue.submit(jobs):
             print(f"submitted OpenCue job {name}")
@@ -145,5 +154,5 @@ def run_assemble(args) -> int:
 
     out = assemble_movie(args.frames, args.output, args.frame_range, args.fps, audio_from=args.audio_from,
                          clean=args.clean)
-    print(f"wrote {out}")
+    print(f"wrote {os.path.abspath(out)}")
     return 0

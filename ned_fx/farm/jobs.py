@@ -17,10 +17,16 @@ Every layer asks for ``gpus`` GPUs (0: a CPU job). Commands are argument vectors
 the placeholders :data:`FIRST` / :data:`LAST`, which each back end turns into its own chunk tokens
 (OpenCue ``#FRAME_START#``/``#FRAME_END#``, Deadline ``<STARTFRAME>``/``<ENDFRAME>``); its :class:`Task` s carry
 the concrete commands, chunk by chunk, exactly as the farm will cut them.
+
+Every path in a job is absolute (plates, outputs, the analysis file, references, curves, the audit log, the
+``ned-fx`` program when given as a path): a farm task runs in a folder of the node's choosing, so a relative path
+would name another file there. Relative paths are resolved here, against the current folder (a shot list's own
+paths are already resolved against the shot list's folder).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shlex
@@ -206,7 +212,7 @@ def build_jobs(shotlist, config: FarmConfig = FarmConfig()) -> tuple[Job, ...]:
     from ..pipeline import EditInstruction, check_instruction
     from ..provenance import normalise_consent
 
-    exe = tuple(config.executable) if config.executable else default_executable()
+    exe = absolute_executable(tuple(config.executable)) if config.executable else default_executable()
     batch = config.name or shotlist.name
     show = config.show or os.environ.get("SHOW") or "ned_fx"
     user = config.user or _user()
@@ -221,12 +227,33 @@ def build_jobs(shotlist, config: FarmConfig = FarmConfig()) -> tuple[Job, ...]:
     return tuple(jobs)
 
 
+def _absolute_shot(shot):
+    """The shot with every path absolute (a farm task's current folder is not this one)."""
+    paths = {k: os.path.abspath(getattr(shot, k)) for k in ("input", "output", "reference", "curve")
+             if getattr(shot, k)}
+    return dataclasses.replace(shot, **paths)
+
+
+def absolute_executable(exe: tuple[str, ...]) -> tuple[str, ...]:
+    """``ned-fx`` on the nodes with a relative program path (``.venv/bin/ned-fx``) made absolute; a bare name
+    (``ned-fx``, ``python``) is left for the node's PATH."""
+    if exe and os.sep in exe[0] and not os.path.isabs(exe[0]):
+        return (os.path.abspath(exe[0]), *exe[1:])
+    return tuple(exe)
+
+
+def absolute_audit_log(path: str | None) -> str | None:
+    """The shared audit log as an absolute path (None stays None: each node's default)."""
+    return os.path.abspath(os.path.expanduser(path)) if path else None
+
+
 def _job(shot, batch: str, exe: tuple[str, ...], show: str, user: str, config: FarmConfig) -> Job:
     from ..batch.shotlist import output_problem
     from ..media import open_media
     from ..media.frames import FrameRange, describe_numbers
     from ..provenance import normalise_consent
 
+    shot = _absolute_shot(shot)
     with open_media(shot.input, shot.frames) as src:
         numbers = tuple(int(n) for n in src.frame_numbers)
         fps, input_kind = src.fps, src.kind
@@ -249,7 +276,7 @@ def _job(shot, batch: str, exe: tuple[str, ...], show: str, user: str, config: F
     # the consent reference rides with every command: the analysis checks it, the chunks stamp it on every frame
     tail = (*instruction, *((f"--face={shot.face}",) if shot.face is not None else ()),
             *((f"--consent={consent}",) if consent else ()), "-q")
-    audit = (f"--audit-log={config.audit_log}",) if config.audit_log else ()
+    audit = (f"--audit-log={absolute_audit_log(config.audit_log)}",) if config.audit_log else ()
     res = dict(gpus=config.gpus, gpu_memory=config.gpu_memory, cores=config.cores, memory=config.memory)
 
     analysis_cmd = (*edit, f"--frames={frange}", f"--analysis={analysis}", "--analysis-only", *tail)

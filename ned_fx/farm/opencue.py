@@ -141,10 +141,10 @@ def _spec_xml_plain(job: Job) -> str:
 
 
 def write_specs(jobs, folder: str | Path) -> list[Path]:
-    """Write each job's spec to ``FOLDER/JOB.xml`` (atomically). Returns the paths."""
+    """Write each job's spec to ``FOLDER/JOB.xml`` (atomically). Returns the (absolute) paths."""
     from ..media import atomic_output
 
-    folder = Path(folder)
+    folder = Path(os.path.abspath(folder))
     specs = [(folder / f"{job.name}.xml", spec_xml(job)) for job in jobs]     # every spec built before a write
     folder.mkdir(parents=True, exist_ok=True)
     for path, text in specs:
