@@ -109,7 +109,8 @@ def test_three_shots_report_contact_sheets_and_a_rerun(identity, tmp_path):
     # the report on disk
     doc = json.loads(Path(report.path).read_text())
     assert report.path == str(tmp_path / "shots_report.json")
-    assert doc["summary"] == {"done": 4, "failed": 0, "skipped": 0} and doc["daemon"]["started_here"] is False
+    assert doc["summary"] == {"done": 4, "failed": 0, "skipped": 0, "interrupted": 0, "not started": 0}
+    assert doc["daemon"]["started_here"] is False and doc["interrupted"] is False
     by = {s["name"]: s for s in doc["shots"]}
     assert by["sh010"]["frames_total"] == 8 and by["sh010"]["passed_through"]["identity engine"]["count"] == 8
     assert by["sh020"]["frames"] == "1001-1004 (4 frames)" and by["sh030"]["outputs"] == [str(out / "sh030.mov")]
@@ -128,7 +129,8 @@ def test_three_shots_report_contact_sheets_and_a_rerun(identity, tmp_path):
     lines = read_audit_log(audit, strict=True)
     assert [l["event"] for l in lines].count("batch_shot") == 4 and lines[-1]["event"] == "batch"
     assert all(l["schema"] == "ned_fx.audit/1" and l["who"]["application"] == "ned-fx batch" for l in lines)
-    assert lines[-1]["summary"] == {"done": 4, "failed": 0, "skipped": 0} and lines[-1]["report"] == report.path
+    assert lines[-1]["summary"] == {"done": 4, "failed": 0, "skipped": 0, "interrupted": 0, "not started": 0}
+    assert lines[-1]["report"] == report.path
     shot_lines = {l["shot"]["name"]: l for l in lines if l["event"] == "batch_shot"}
     assert {l["run"] for l in lines} == {lines[-1]["run"]}
     for name, line in shot_lines.items():
@@ -243,7 +245,7 @@ def test_a_failed_shot_does_not_stop_the_others(identity, tmp_path, capsys):
     assert by["typo"]["error"]["code"] == "invalid_parameter" and "happy" in by["typo"]["error"]["message"]
     assert by["gone"]["error"]["code"] == "not_found" and by["gone"]["error"]["exit_code"] == 2
     assert by["outside"]["error"]["code"] == "forbidden" and "--root" in by["outside"]["error"]["message"]
-    assert doc["summary"] == {"done": 1, "failed": 3, "skipped": 0}
+    assert doc["summary"] == {"done": 1, "failed": 3, "skipped": 0, "interrupted": 0, "not started": 0}
     assert sorted(p.name for p in (tmp_path / "out").iterdir() if not p.name.startswith(".")) == [
         "good.0003.png", "good.0004.png", "good.0005.png"]
     assert (tmp_path / "r" / "report_contact" / "good.png").is_file()
@@ -289,9 +291,7 @@ def test_no_daemon_with_no_start_is_a_clear_error(tmp_path, capsys):
 
 
 def test_a_private_daemon_is_started_and_stopped(tmp_path, monkeypatch):
-    import tempfile
-
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))         # its log goes to the test's folder
+    monkeypatch.setenv("NED_FX_HOME", str(tmp_path))                # its log goes to $NED_FX_HOME/logs
     d12 = footage("d12.mp4")
     (tmp_path / "shots.yaml").write_text(f"shots:\n  - {{input: {d12}, output: out/a.####.png, frames: 0-1}}\n")
     config = BatchConfig(endpoint=f"tcp://127.0.0.1:{free_port()}", engine="identity", ping_timeout=0.5)
@@ -302,7 +302,7 @@ def test_a_private_daemon_is_started_and_stopped(tmp_path, monkeypatch):
     assert daemon["endpoint"] != config.endpoint                       # its own free port
     with pytest.raises(ProcessLookupError):
         os.kill(daemon["pid"], 0)
-    assert "ready on" in Path(daemon["log"]).read_text() and Path(daemon["log"]).parent == tmp_path
+    assert "ready on" in Path(daemon["log"]).read_text() and Path(daemon["log"]).parent == tmp_path / "logs"
 
 
 def test_real_engine_edits_land(tmp_path):
@@ -336,11 +336,9 @@ def test_real_engine_edits_land(tmp_path):
 
 
 def test_a_private_daemon_that_dies_is_restarted_and_the_shot_resumes(tmp_path, monkeypatch):
-    import tempfile
-
     from ned_fx.batch.connect import DaemonLink
 
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setenv("NED_FX_HOME", str(tmp_path))                # the daemons' logs go to the test's folder
 
     d12 = footage("d12.mp4")
     (tmp_path / "shots.yaml").write_text(f"shots:\n  - {{name: s, input: {d12}, output: out/s.####.png, "

@@ -7,6 +7,11 @@ from dataclasses import dataclass
 
 from ..errors import InvalidParameterError
 
+#: Shot statuses in the report (and the audit log): ``done``, ``failed``, ``skipped`` (already written, or not
+#: selected), and after an interrupt (Ctrl-C, SIGTERM) ``interrupted`` (in flight when it came) and ``not started``.
+STATUSES = ("done", "failed", "skipped", "interrupted", "not started")
+INTERRUPTED, NOT_STARTED = "interrupted", "not started"
+
 
 @dataclass(frozen=True)
 class BatchConfig:
@@ -25,6 +30,9 @@ class BatchConfig:
             ``""``: none); samples: frames per contact sheet; sheet_width: width of each picture in it.
         curve: ``(client .key_secret, server .key)`` for a daemon started with ``--curve-keys``.
         user, host: who asks (None: this user and machine); shots: only these shot names (others are skipped).
+        daemon_logs: folder of a started daemon's log files (None: ``$NED_FX_HOME/logs``, ``~/.cache/ned_fx/logs``
+            when ``NED_FX_HOME`` is not set); keep_logs: daemon logs kept there (the oldest are removed as new ones
+            are made).
         audit: write the audit log (one ``batch_shot`` line per shot, one ``batch`` line per run); audit_log: its
             file (None: :func:`ned_fx.provenance.default_audit_path`, ``$NED_FX_AUDIT_LOG`` or
             ``$NED_FX_HOME/audit.jsonl``).
@@ -50,6 +58,8 @@ class BatchConfig:
     user: str | None = None
     host: str | None = None
     shots: tuple[str, ...] = ()
+    daemon_logs: str | None = None
+    keep_logs: int = 10
     audit: bool = True
     audit_log: str | None = None
 
@@ -62,6 +72,8 @@ class BatchConfig:
             raise InvalidParameterError(f"samples (contact-sheet frames) must be 1 or more, got {self.samples!r}")
         if not isinstance(self.sheet_width, int) or not 64 <= self.sheet_width <= 4096:
             raise InvalidParameterError(f"sheet_width must be 64…4096 pixels, got {self.sheet_width!r}")
+        if not isinstance(self.keep_logs, int) or self.keep_logs < 1:
+            raise InvalidParameterError(f"keep_logs (daemon logs kept) must be 1 or more, got {self.keep_logs!r}")
         for name in ("timeout", "ping_timeout", "start_timeout", "analysis_timeout"):
             if not getattr(self, name) > 0:
                 raise InvalidParameterError(f"{name} must be more than 0 seconds, got {getattr(self, name)!r}")

@@ -1,5 +1,6 @@
 """The daemon a batch talks to: one already answering at the endpoint, or a private ``ned-fx serve`` started for
-the run (stopped at the end unless kept, restarted once if it dies mid-run).
+the run (stopped at the end unless kept, restarted once if it dies mid-run). A started daemon's output goes to a
+log file in ``$NED_FX_HOME/logs`` (the last ``keep_logs`` are kept).
 
 Only the standard library, pyzmq/msgpack (through :mod:`ned_fx.client`) and numpy: no torch in this process.
 """
@@ -12,7 +13,6 @@ import re
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -24,6 +24,8 @@ from ..client import Client, DaemonError, DaemonUnavailableError
 from ..errors import NedFxError
 
 _READY_RE = re.compile(r"ned-fx serve: ready on (\S+)")
+#: A started daemon's log file name: ``batch-daemon-YYYYMMDD-HHMMSS-PID-N.log``.
+LOG_PREFIX, LOG_SUFFIX = "batch-daemon-", ".log"
 
 
 class DaemonStartError(NedFxError):
@@ -38,12 +40,14 @@ class DaemonLink:
     Attributes:
         endpoint: where the daemon listens; started: whether this run started it (and owns it);
         engine: the daemon's engine description (``hello``'s ``engine``: engine, backend, device…);
-        log: the started daemon's log file (stdout and stderr), else None; pid: its process id, else None.
+        log: the started daemon's log file (stdout and stderr; in ``$NED_FX_HOME/logs``, see :func:`new_daemon_log`),
+            else None; logs: every log of this run (a restarted daemon has its own); pid: its process id, else None.
     """
 
     def __init__(self, endpoint: str, started: bool = False, proc: subprocess.Popen | None = None,
                  log: Path | None = None, command: list[str] | None = None, config=None):
         self.endpoint, self.started, self.proc, self.log = endpoint, started, proc, log
+        self.logs: list[Path] = [log] if log is not None else []     # every started daemon's log (a restart: two)
         self.command = command
         self.config = config
         self.engine: dict = {}
@@ -86,27 +90,31 @@ class DaemonLink:
         return link
 
     def _start(self) -> None:
-        fd, log = tempfile.mkstemp(prefix="ned-fx-batch-daemon-", suffix=".log")
-        self.log = Path(log)
+        self.log = new_daemon_log(self.config.daemon_logs, self.config.keep_logs)
+        self.logs.append(self.log)
         keep = self.config.keep_daemon
-        with os.fdopen(fd, "w") as out:
+        with open(self.log, "w") as out:
             self.proc = subprocess.Popen(self.command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                          start_new_session=True, preexec_fn=None if keep else _die_with_parent)
         deadline = time.monotonic() + self.config.start_timeout
-        while True:
-            text = _read(self.log)
-            match = _READY_RE.search(text)
-            if match:
-                self.endpoint = match.group(1)
-                break
-            if self.proc.poll() is not None:
-                raise DaemonStartError(f"the private ned-fx daemon exited at start (code {self.proc.returncode}): "
-                                       f"{_tail(text)} (log: {self.log})")
-            if time.monotonic() > deadline:
-                self._kill()
-                raise DaemonStartError(f"the private ned-fx daemon was not ready within "
-                                       f"{self.config.start_timeout:g}s (log: {self.log}): {_tail(text)}")
-            time.sleep(0.05)
+        try:
+            while True:
+                text = _read(self.log)
+                match = _READY_RE.search(text)
+                if match:
+                    self.endpoint = match.group(1)
+                    break
+                if self.proc.poll() is not None:
+                    raise DaemonStartError(f"the private ned-fx daemon exited at start (code {self.proc.returncode}): "
+                                           f"{_tail(text)} (log: {self.log})")
+                if time.monotonic() > deadline:
+                    self._kill()
+                    raise DaemonStartError(f"the private ned-fx daemon was not ready within "
+                                           f"{self.config.start_timeout:g}s (log: {self.log}): {_tail(text)}")
+                time.sleep(0.05)
+        except KeyboardInterrupt:              # Ctrl-C while its engines load: no daemon is left behind
+            self._kill()
+            raise
         self._hello()
         if self._watchdog is None:
             self._watchdog = threading.Thread(target=self._watch, name="ned-fx-batch-watchdog", daemon=True)
@@ -210,9 +218,68 @@ class DaemonLink:
         """What the report says about the daemon."""
         d = {"endpoint": self.endpoint, "started_here": self.started, "engine": self.engine}
         if self.started:
-            d.update({"pid": self.pid, "log": str(self.log), "kept": bool(self.config.keep_daemon),
-                      "restarts": self.restarts})
+            d.update({"pid": self.pid, "log": str(self.log), "logs": [str(p) for p in self.logs],
+                      "kept": bool(self.config.keep_daemon), "restarts": self.restarts})
         return d
+
+
+def logs_folder(folder: str | os.PathLike | None = None) -> Path:
+    """Where started daemons' logs go: ``folder``, else ``$NED_FX_HOME/logs`` (``~/.cache/ned_fx/logs`` when
+    ``NED_FX_HOME`` is not set; the same home as :func:`ned_fx.tracking.weights.home`, read here without importing a
+    stage package)."""
+    if folder:
+        return Path(os.path.abspath(folder))
+    home = os.environ.get("NED_FX_HOME") or Path.home() / ".cache" / "ned_fx"
+    return Path(os.path.abspath(home)) / "logs"
+
+
+def new_daemon_log(folder: str | os.PathLike | None = None, keep: int = 10) -> Path:
+    """Create a new, empty log file for a started daemon in :func:`logs_folder` and remove the oldest daemon logs
+    there so that ``keep`` are left (this one included).
+
+    Raises:
+        DaemonStartError: the folder cannot be created or written (the message names it).
+    """
+    base = logs_folder(folder)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+        for i in range(1000):
+            path = base / f"{LOG_PREFIX}{stamp}-{os.getpid()}-{i}{LOG_SUFFIX}"
+            try:
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+                break
+            except FileExistsError:
+                continue
+        else:  # pragma: no cover - a thousand daemons started by one process in one second
+            raise FileExistsError(f"no free log name in {base}")
+    except OSError as exc:
+        raise DaemonStartError(f"cannot write a daemon log in {base}: {exc.strerror or exc}; set NED_FX_HOME to a "
+                               f"writable folder") from None
+    rotate_logs(base, keep, current=path)
+    return path
+
+
+def rotate_logs(folder: Path, keep: int, current: Path | None = None) -> list[Path]:
+    """Remove the oldest ``batch-daemon-*.log`` files in ``folder`` so that ``keep`` are left (``current`` is never
+    removed). Returns the files removed."""
+    logs = []
+    for entry in folder.glob(f"{LOG_PREFIX}*{LOG_SUFFIX}"):
+        try:
+            logs.append((entry.stat().st_mtime_ns, entry.name, entry))
+        except OSError:
+            continue                   # removed meanwhile by another batch
+    logs.sort()
+    removed = []
+    for _, _, entry in logs[:max(0, len(logs) - keep)]:
+        if current is not None and entry == current:
+            continue
+        try:
+            entry.unlink()
+            removed.append(entry)
+        except OSError:
+            pass
+    return removed
 
 
 def answers(endpoint: str, timeout: float, curve=None) -> bool:

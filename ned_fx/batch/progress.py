@@ -6,6 +6,8 @@ from __future__ import annotations
 import sys
 import threading
 
+from .config import STATUSES
+
 
 class BatchBars:
     """tqdm bars: ``overall`` at the top, a line per shot in flight below it; a line per finished shot.
@@ -32,7 +34,7 @@ class BatchBars:
                 self.overall.total = total
                 self.overall.refresh()
                 return
-            if stage in ("done", "failed", "skipped"):
+            if stage in STATUSES:
                 self._finish(shot, stage, done, total)
                 return
             bar = self._bar(shot, stage, total)

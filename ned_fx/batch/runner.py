@@ -47,12 +47,10 @@ from .. import __version__
 from ..client import DaemonError, DaemonUnavailableError
 from ..errors import (InputNotFoundError, InvalidParameterError, NedFxError, NoFaceError, OutputWriteError,
                       UnreadableMediaError, UnsupportedFormatError)
-from .config import BatchConfig
+from .config import INTERRUPTED, NOT_STARTED, STATUSES, BatchConfig
 from .shotlist import Shot, ShotList, output_problem
 
 APPLICATION = "ned-fx batch"
-#: Shot statuses in the report (and the audit log).
-STATUSES = ("done", "failed", "skipped")
 #: Audit-log events of a batch: one per shot, one for the whole run.
 AUDIT_SHOT_EVENT, AUDIT_BATCH_EVENT = "batch_shot", "batch"
 
@@ -66,14 +64,27 @@ class BatchFailedError(NedFxError):
     exit_code = 9
 
 
+class BatchInterrupted(KeyboardInterrupt):
+    """The batch was interrupted (Ctrl-C, SIGTERM); raised after its report was written. ``report`` is that
+    :class:`BatchReport`: shots in flight are ``interrupted`` (with the frames they wrote), the others
+    ``not started``."""
+
+    def __init__(self, report: "BatchReport"):
+        super().__init__("the batch was interrupted; run it again to resume")
+        self.report = report
+
+
 @dataclass(frozen=True)
 class ShotResult:
     """What happened to one shot.
 
     Attributes:
-        name, input, output: the shot; status: ``done``, ``failed`` or ``skipped`` (reason in ``reason``).
-        frames: the frame numbers of the shot; edited: frames edited this run; passed_through: frame -> why it
-            was written unchanged (``no face``…); resumed: frames kept from an earlier run of the same edit.
+        name, input, output: the shot; status: one of :data:`~ned_fx.batch.config.STATUSES` (``done``, ``failed``,
+            ``skipped``; after an interrupt ``interrupted`` or ``not started``), the reason in ``reason``.
+        frames: the frame numbers of the shot; edited: frames edited and written this run; passed_through: frame ->
+            why it was written unchanged (``no face``…); resumed: frames kept from an earlier run of the same edit
+            (for a shot ``not started``: those on disk that a run will keep). An ``interrupted`` shot counts only
+            the frames that reached the disk (a movie is written whole or not at all).
         seconds: ``analysis``, ``render`` (render + write) and ``total``; cached: the analysis came from the
             daemon's cache; outputs: files written (a sequence: its pattern); contact_sheet: its path.
         error: ``{"code", "message", "exit_code", "type"}`` for a failed shot.
@@ -218,42 +229,54 @@ def run_batch(shotlist: ShotList, config: BatchConfig = BatchConfig(), progress:
     shots = list(shotlist.shots)
     results: dict[str, ShotResult] = {}
     plans: list[ShotPlan] = []
-    for shot in shots:
-        if selected is not None and shot.name not in selected:
-            results[shot.name] = ShotResult(shot.name, shot.input, shot.output, "skipped", reason="not selected")
-            continue
-        try:
-            plans.append(plan_shot(shot, config))
-        except Exception as exc:
-            results[shot.name] = _failed(shot, exc, time.perf_counter())
-    own_link = link is None
-    stop = threading.Event()
     interrupted = False
-    if own_link and plans:
-        link = DaemonLink.connect(config, _roots(p.shot for p in plans))
     try:
-        if plans:
-            if progress:
-                progress("", "total", 0, sum(len(p.numbers) for p in plans))
-            with ThreadPoolExecutor(max(1, min(config.jobs, len(plans))), thread_name_prefix="ned-fx-batch") as pool:
+        for shot in shots:
+            if selected is not None and shot.name not in selected:
+                results[shot.name] = ShotResult(shot.name, shot.input, shot.output, "skipped", reason="not selected")
+                continue
+            try:
+                plans.append(plan_shot(shot, config))
+            except Exception as exc:
+                results[shot.name] = _failed(shot, exc, time.perf_counter())
+        own_link = link is None
+        if own_link and plans:
+            link = DaemonLink.connect(config, _roots(p.shot for p in plans))
+    except KeyboardInterrupt:            # while planning or while a private daemon starts: nothing began
+        interrupted, own_link = True, link is None
+    stop = threading.Event()
+    pool = None
+    futures: dict = {}
+    try:
+        try:
+            if plans and not interrupted:
+                if progress:
+                    progress("", "total", 0, sum(len(p.numbers) for p in plans))
+                pool = ThreadPoolExecutor(max(1, min(config.jobs, len(plans))), thread_name_prefix="ned-fx-batch")
                 futures = {pool.submit(_run_shot, p, link, config, who, sheets, progress, stop, auditor): p
                            for p in plans}
-                try:
-                    for fut, p in futures.items():
-                        results[p.shot.name] = fut.result()
-                except KeyboardInterrupt:
-                    interrupted = True
-                    stop.set()
-                    for fut, p in futures.items():
-                        fut.cancel()
-                    for fut, p in futures.items():
-                        if p.shot.name not in results:
-                            try:
-                                results[p.shot.name] = fut.result()
-                            except BaseException:
-                                results[p.shot.name] = _failed(p.shot, KeyboardInterrupt(), time.perf_counter())
+                for fut, p in futures.items():
+                    results[p.shot.name] = fut.result()
+        except KeyboardInterrupt:
+            interrupted = True
+            stop.set()                    # shots in flight stop before their next frame; the others never start
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
     finally:
         stop.set()                            # whatever ends the run, no worker starts another frame
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+        engine = str(link.engine.get("engine", "unknown")) if link is not None else None
+        for fut, p in futures.items():
+            if p.shot.name not in results:
+                results[p.shot.name] = _after_interrupt(fut, p, config, engine)
+        for p in plans:                      # never submitted (interrupted while planning or connecting)
+            if p.shot.name not in results:
+                results[p.shot.name] = _not_started(p, config, engine)
+        for shot in shots:                   # interrupted before it was planned
+            if shot.name not in results and interrupted:
+                results[shot.name] = ShotResult(shot.name, shot.input, shot.output, NOT_STARTED,
+                                                reason="interrupted before the shot began")
         daemon = link.describe() if link is not None else {"endpoint": config.endpoint, "used": False}
         if own_link and link is not None:
             link.stop()
@@ -269,9 +292,35 @@ def run_batch(shotlist: ShotList, config: BatchConfig = BatchConfig(), progress:
                 auditor.shot(shot, result)
             auditor.batch(report, ordered)
     if interrupted:
-        raise KeyboardInterrupt
+        raise BatchInterrupted(report)
     auditor.raise_failure()
     return report
+
+
+def _after_interrupt(fut, plan: "ShotPlan", config: BatchConfig, engine: str | None) -> ShotResult:
+    """The result of a shot whose future was not collected before the interrupt: its worker's own result (an
+    ``interrupted`` shot with the frames it wrote, or one that ended meanwhile), else ``not started``."""
+    if fut.done() and not fut.cancelled():
+        try:
+            return fut.result()
+        except BaseException as exc:            # _run_shot never raises; this is the last resort
+            return _failed(plan.shot, exc, time.perf_counter(), plan.numbers)
+    return _not_started(plan, config, engine)
+
+
+def _not_started(plan: "ShotPlan", config: BatchConfig, engine: str | None) -> ShotResult:
+    """A shot the interrupt came before: its frames already on disk from an earlier run of the same edit are
+    counted as ``resumed`` (the next run keeps them)."""
+    kept: frozenset = frozenset()
+    if engine is not None and config.resume and plan.kind != "movie":
+        try:
+            kept = _kept_frames(plan, _resume_key(plan, engine))
+        except Exception:
+            kept = frozenset()
+    shot = plan.shot
+    return ShotResult(shot.name, shot.input, shot.output, NOT_STARTED, plan.numbers, resumed=tuple(sorted(kept)),
+                      outputs=(shot.output,) if kept else (),
+                      reason="interrupted before the shot began; run the batch again to render it")
 
 
 def _sheet_folder(config: BatchConfig, report_path: Path, shotlist: ShotList) -> Path | None:
@@ -392,19 +441,25 @@ def _prepare_output(plan: ShotPlan, engine: str, resume: bool) -> ShotPlan:
 
     key = _resume_key(plan, engine)
     sidecar = _sidecar(plan.shot.output)
-    done: set[int] = set()
-    if resume and sidecar.is_file():
-        try:
-            if json.loads(sidecar.read_text()).get("key") == key:
-                done = {n for n in plan.numbers if _frame_path(plan, n).is_file()}
-        except (OSError, ValueError):
-            done = set()
+    done = _kept_frames(plan, key) if resume else frozenset()
     _clean_stale_temps(plan.shot.output, plan.kind)
     with atomic_output(sidecar) as tmp:
         tmp.write_text(json.dumps({"key": key, "shot": plan.shot.name, "source": plan.shot.input,
                                    "instruction": plan.shot.instruction(), "engine": engine,
                                    "ned_fx": __version__}, indent=2))
     return dataclasses.replace(plan, key=key, done=frozenset(done))
+
+
+def _kept_frames(plan: ShotPlan, key: str) -> frozenset:
+    """The frames of a sequence or still output on disk that were written by the edit ``key`` names (the sidecar
+    beside them holds the key of the edit that wrote them); nothing is written."""
+    sidecar = _sidecar(plan.shot.output)
+    try:
+        if sidecar.is_file() and json.loads(sidecar.read_text()).get("key") == key:
+            return frozenset(n for n in plan.numbers if _frame_path(plan, n).is_file())
+    except (OSError, ValueError):
+        pass
+    return frozenset()
 
 
 def _written_record(plan: ShotPlan):
@@ -423,6 +478,8 @@ def _run_shot(plan: ShotPlan, link, config: BatchConfig, who: dict, sheets: Path
     """One shot from start to end, then its audit line; every failure becomes a failed :class:`ShotResult` (never
     raised)."""
     t0 = time.perf_counter()
+    if stop.is_set():                   # interrupted before this shot reached a worker
+        return _not_started(plan, config, str(link.engine.get("engine", "unknown")))
     attempts = 0
     written: list = []        # outputs of this run: paths, or futures of {path, sha256} (sequence frames)
     record = job = None
@@ -439,6 +496,9 @@ def _run_shot(plan: ShotPlan, link, config: BatchConfig, who: dict, sheets: Path
                 if attempts == 1 and not stop.is_set() and link.recover():
                     continue    # a fresh private daemon: open again, the frames written so far are kept
                 result = _failed(plan.shot, exc, t0, plan.numbers)
+                break
+            except KeyboardInterrupt:            # the batch was interrupted (the stop event) during this shot
+                result = job.interrupted(t0) if job is not None else _not_started(plan, config, None)
                 break
             except BaseException as exc:
                 result = _failed(plan.shot, exc, t0, plan.numbers)
@@ -483,13 +543,16 @@ class _ShotJob:
         self.hasher = hasher
         self.record = None            # the shot's EditRecord (the daemon's, once it has analysed the shot)
         self.sheet_entry: dict | None = None                  # {path, sha256} of the contact sheet written
+        self.prepared: ShotPlan | None = None                 # the plan once the output is prepared (frames kept)
+        self.edited: list[int] = []                           # frames edited and on disk (a movie: once written)
+        self.passed: dict[int, str] = {}                      # frames written unchanged, with the reason
 
     def _report(self, stage: str, done: int, total: int) -> None:
         if self.progress:
             self.progress(self.shot.name, stage, done, total)
 
     def run(self, t0: float) -> ShotResult:
-        plan = _prepare_output(self.plan, self.engine, self.config.resume)
+        plan = self.prepared = _prepare_output(self.plan, self.engine, self.config.resume)
         shot = self.shot
         todo = [n for n in plan.numbers if n not in plan.done]
         samples = _sample_numbers(plan.numbers, self.config.samples)
@@ -501,8 +564,8 @@ class _ShotJob:
             return ShotResult(shot.name, shot.input, shot.output, "skipped", plan.numbers, resumed=tuple(plan.numbers),
                               seconds={"total": time.perf_counter() - t0}, outputs=outputs, contact_sheet=sheet,
                               reason="every frame was already written by the same edit")
-        edited: list[int] = []
-        passed: dict[int, str] = {}
+        edited, passed = self.edited, self.passed     # a frame counts once it is on disk (see interrupted())
+        encoded: list[tuple[int, str | None]] = []    # a movie's frames: on disk only once the movie is written
         afters: dict[int, tuple[np.ndarray, str | None]] = {}
         header = self._source_header(plan)
         with self.link.worker_client() as client:
@@ -539,7 +602,9 @@ class _ShotJob:
                             own = own.result() if hasattr(own, "result") else own
                             stamp = self.record.for_frame(n, own, passed_through=reason)
                             self._wrote(write_output(_frame_path(plan, n), frame, stamp, metadata=header))
-                        if reason is None:
+                        if plan.kind == "movie":
+                            encoded.append((n, reason))
+                        elif reason is None:
                             edited.append(n)
                         else:
                             passed[n] = reason
@@ -549,6 +614,11 @@ class _ShotJob:
                     if movie is not None:
                         self._wrote(write_output(shot.output, movie, self._video_record()), background=False)
                         movie = None
+                        for n, reason in encoded:
+                            if reason is None:
+                                edited.append(n)
+                            else:
+                                passed[n] = reason
                 finally:
                     if movie is not None:
                         movie.abort()
@@ -567,6 +637,22 @@ class _ShotJob:
                           tuple(sorted(plan.done)),
                           {"analysis": analysis, "render": render, "total": time.perf_counter() - t0}, cached,
                           outputs, sheet)
+
+    def interrupted(self, t0: float) -> ShotResult:
+        """This shot as the interrupt left it: the frames it wrote (on disk, complete: writes are atomic) and those
+        kept from an earlier run; a movie in progress was discarded (movies are written whole)."""
+        plan = self.prepared or self.plan
+        shot = self.shot
+        written = len(self.edited) + len(self.passed)
+        if plan.kind == "movie":
+            note = "interrupted before the movie was finished (it is redone whole); run the batch again"
+        else:
+            note = (f"interrupted after {written + len(plan.done)} of {len(plan.numbers)} frame(s) were on disk; run "
+                    f"the batch again to render the rest")
+        on_disk = written or plan.done
+        return ShotResult(shot.name, shot.input, shot.output, INTERRUPTED, plan.numbers, tuple(self.edited),
+                          dict(self.passed), tuple(sorted(plan.done)), {"total": time.perf_counter() - t0},
+                          outputs=(shot.output,) if on_disk else (), reason=note)
 
     def _check_stop(self, session) -> None:
         if self.stop.is_set():

@@ -679,8 +679,10 @@ def write_to_file(shotlist: ShotList, path: str | os.PathLike) -> Path:
         the path written.
 
     Raises:
-        UnsupportedFormatError: another extension. OutputWriteError: the file cannot be written.
+        UnsupportedFormatError: another extension. OutputWriteError: the file (or its missing folders, which are
+        created) cannot be written.
     """
+    from ..errors import OutputWriteError
     from ..media.writers import atomic_output
 
     p = Path(path)
@@ -690,6 +692,10 @@ def write_to_file(shotlist: ShotList, path: str | os.PathLike) -> Path:
                                      f"reference the plates where they are)")
     folder = Path(os.path.abspath(p.parent))
     rows = [_relative_row(s, folder) for s in shotlist.shots]
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputWriteError(f"cannot create the folder {folder} for {p.name}: {exc.strerror or exc}") from None
     with atomic_output(p) as tmp:
         if fmt == "yaml":
             import yaml

@@ -9,8 +9,9 @@ Several shots are in flight at once; running the same list again keeps the frame
 written by the same edit. At the end: a JSON report (per shot: status, frames edited / passed through / resumed, seconds,
 outputs, errors with codes) and a before/after contact sheet per shot. Every output carries the edit's
 provenance in its own metadata (read it with `ned-fx provenance`), and each shot appends a line to the audit log
-(who, shot, parameters, consent, outputs with their SHA-256). The exit code is non-zero if any shot failed (a
-failed shot never stops the others).
+(who, shot, parameters, consent, outputs with their SHA-256). A failed shot never stops the others. Ctrl-C or
+SIGTERM stops the run cleanly: the report and the table say which shots were done, which were interrupted (with
+the frames already on disk) and which were not started; running the same command again resumes.
 """
 
 from __future__ import annotations
@@ -24,6 +25,17 @@ shot list keys: name, input, output, frames, emotion, intensity, reference, refe
   reference_neutral_frame, keys, curve, regions, speech, neutral_frame, face, consent
   (YAML: version, defaults, shots; CSV: one row per shot; OTIO: one shot per enabled clip, keys in the
   clip's "ned_fx" metadata). Outputs may use {name}, {stem} and {emotion}. See examples/BATCH_AND_FARM.md.
+
+exit codes:
+  0    every shot done or skipped (--check: every shot ready)
+  2    a bad shot list or option (--check: a shot has a problem; each one is listed)
+  6    the report or the audit log cannot be written
+  8    no daemon answers (with --no-start), or a private one did not start (its log is named)
+  9    a shot failed (the others were done; the report has each error with its code)
+  130  interrupted (Ctrl-C, SIGTERM): the report of what was done is written first
+
+daemon logs: a daemon started for the run logs to $NED_FX_HOME/logs (default ~/.cache/ned_fx/logs), where the
+  newest ten are kept; the report names its log, and so does the summary when a shot failed.
 """
 
 
@@ -83,7 +95,7 @@ def config_from_args(args):
 
 def run(args) -> int:
     from ..batch import read_from_file
-    from ..batch.runner import BatchFailedError, run_batch
+    from ..batch.runner import BatchFailedError, BatchInterrupted, run_batch
 
     shotlist = read_from_file(args.shotlist)
     config = config_from_args(args)
@@ -97,6 +109,16 @@ def run(args) -> int:
         bars = BatchBars(config.jobs)
     try:
         report = run_batch(shotlist, config, progress=bars)
+    except BatchInterrupted as exc:
+        if bars is not None:
+            bars.close()
+            bars = None
+        _print_summary(exc.report)
+        counts = exc.report.counts()
+        print(f"ned-fx: interrupted: {counts['interrupted']} shot(s) stopped in flight (their frames on disk are "
+              f"kept), {counts['not started']} not started; run the same command again to resume",
+              file=sys.stderr)
+        return 130
     finally:
         if bars is not None:
             bars.close()
@@ -123,12 +145,17 @@ def _interrupt_on_sigterm() -> None:
         signal.signal(signal.SIGTERM, interrupt)
 
 
+#: ``--check``'s exit code when a shot has a problem: a bad shot list's (InvalidParameterError's, 2).
+CHECK_FAILED = 2
+
+
 def _check(shotlist, config) -> int:
-    """``--check``: each shot's frames, output kind and instruction, without a daemon."""
+    """``--check``: each shot's frames, output kind and instruction, without a daemon; 0 when every shot is ready,
+    :data:`CHECK_FAILED` (2, like any bad shot list) when one has a problem."""
     from ..batch.runner import error_code, plan_shot
     from ..media.frames import describe_numbers
 
-    bad = 0
+    bad = ready = 0
     for shot in shotlist:
         if config.shots and shot.name not in config.shots:
             continue
@@ -137,12 +164,13 @@ def _check(shotlist, config) -> int:
             what = ", ".join(f"{k} {v}" for k, v in shot.instruction().items()) or "neutral"
             print(f"{shot.name}: ok: {plan.input_kind} {shot.input} -> {plan.kind} {shot.output}; frames "
                   f"{describe_numbers(list(plan.numbers))}; {what}")
+            ready += 1
         except Exception as exc:
             bad += 1
             print(f"{shot.name}: {error_code(exc)}: {exc}")
-    print(f"{len(shotlist) - bad} shot(s) ready, {bad} with problems")
+    print(f"{ready} shot(s) ready, {bad} with problems")
     sys.stdout.flush()
-    return 1 if bad else 0
+    return CHECK_FAILED if bad else 0
 
 
 def _print_summary(report) -> None:
@@ -158,8 +186,17 @@ def _print_summary(report) -> None:
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1])
     counts = report.counts()
-    print(f"{counts['done']} done, {counts['failed']} failed, {counts['skipped']} skipped in {report.seconds:.1f}s "
-          f"(daemon {report.daemon.get('endpoint')}, engine {report.daemon.get('engine', {}).get('engine', '?')})")
+    parts = [f"{counts[k]} {k}" for k in ("done", "failed", "skipped")]
+    if report.interrupted or counts["interrupted"] or counts["not started"]:
+        parts += [f"{counts[k]} {k}" for k in ("interrupted", "not started")]
+    engine = report.daemon.get("engine") or {}
+    print(f"{', '.join(parts)} in {report.seconds:.1f}s "
+          f"(daemon {report.daemon.get('endpoint')}, engine {engine.get('engine', '?')})")
+    log = report.daemon.get("log")
+    if log and (report.failed or report.daemon.get("restarts")):
+        logs = report.daemon.get("logs") or [log]
+        why = "restarted once" if report.daemon.get("restarts") else "started for this run"
+        print(f"daemon log ({why}): {', '.join(logs)}")
     print(f"wrote {report.path}")
     if report.audit_log:
         print(f"audit: {report.audit_log}")
