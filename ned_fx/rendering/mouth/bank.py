@@ -76,16 +76,21 @@ def sample(image: np.ndarray, positions: np.ndarray) -> np.ndarray:
     import cv2
 
     shape = positions.shape[:-1]
-    pos = positions.reshape(-1, 2)
-    # OpenCV's pixel centres are at integers; at least 2 columns, as remap wants a 2D map
-    mx = np.ascontiguousarray(pos[:, 0].astype(np.float32) - 0.5).reshape(1, -1)
-    my = np.ascontiguousarray(pos[:, 1].astype(np.float32) - 0.5).reshape(1, -1)
+    pos = positions.reshape(-1, 2).astype(np.float32)
+    n = len(pos)
+    # OpenCV's pixel centres are at integers; remap wants a 2D map under 32767 on each side: rows of 1024
+    cols = min(max(n, 1), 1024)
+    rows = -(-n // cols)
+    if rows * cols != n:
+        pos = np.concatenate([pos, np.repeat(pos[-1:], rows * cols - n, axis=0)])
+    mx = np.ascontiguousarray(pos[:, 0] - 0.5).reshape(rows, cols)
+    my = np.ascontiguousarray(pos[:, 1] - 0.5).reshape(rows, cols)
     k = image.shape[2]
     parts = []
     for c in range(0, k, 4):
         part = np.ascontiguousarray(image[..., c:c + 4], dtype=np.float32)
         parts.append(cv2.remap(part, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-                     .reshape(-1, part.shape[2]))
+                     .reshape(-1, part.shape[2])[:n])
     return np.concatenate(parts, axis=1).reshape(*shape, k)
 
 

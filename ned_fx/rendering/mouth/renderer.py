@@ -96,7 +96,7 @@ class MouthRenderer:
             interior = self._from_bank(entries, uv, inputs)
         else:
             interior = self._synthetic(uv, src_pts, dst_pts, col, inputs, (x0, y0, x1, y1))
-        pixels = np.zeros_like(inputs.warped)
+        pixels = np.zeros(inputs.warped.shape, np.float32)
         block = np.zeros((bh * bw, pixels.shape[2]), np.float32)
         block[flat] = interior
         pixels[y0:y1, x0:x1] = block.reshape(bh, bw, -1)
@@ -125,7 +125,9 @@ class MouthRenderer:
         cfg = self.config
         region = inputs.region
         ring = S.ring_points(inputs.src)
-        lips = sample(region, ring[:20]).mean(0)                              # K
+        rim = sample(region, ring)                                             # 40xK: lips, then skin
+        lips = rim[:20].mean(0)
+        uv = uv.astype(np.float32)
         u, v = uv[:, 0:1], uv[:, 1:2]
         # throat at the back, the tongue rising at the lower middle, both a fraction of the lip colour
         # (a dome: its top lowest toward the corners)
@@ -134,29 +136,32 @@ class MouthRenderer:
         # (half the lips', half the surrounding skin's reddened: lipstick is not the colour inside the mouth)
         deep = np.clip(lips.mean() + 1.5 * (lips - lips.mean()), 0.05 * lips.mean(), None)
         if region.shape[2] == 3:
-            skin = sample(region, ring[20:]).mean(0)
+            skin = rim[20:].mean(0)
             flesh = skin * np.array([1.0, 0.55, 0.55]) * (lips.mean() / max(float(skin.mean()), 1e-6)) / 0.7
             deep = 0.5 * deep + 0.5 * flesh
-        colour = deep * (cfg.throat_level * (1.0 - tongue) + cfg.tongue_level * tongue)
+        deep = deep.astype(np.float32)
+        colour = deep * (cfg.throat_level + (cfg.tongue_level - cfg.throat_level) * tongue)
         # darker toward the centre (the throat) and the corners (the cheeks), shadowed under the upper lip
         centre = 1.0 - cfg.centre_darkening * np.exp(-(((u - 0.5) / 0.25) ** 2 + ((v - 0.35) / 0.25) ** 2))
         shadow = 0.55 + 0.45 * _smoothstep(v / 0.35)
-        corners = 0.6 + 0.4 * np.sqrt(np.sin(np.pi * np.clip(u, 0.0, 1.0)))
+        corners = 0.6 + 0.4 * np.sqrt(np.clip(np.sin(np.float32(np.pi) * u), 0.0, 1.0))
         colour = colour * (centre * shadow * corners)
         teeth = self._teeth_colour(region, src_pts, lips)
         if teeth is not None and cfg.teeth_height > 0:
             gap = np.interp(u[:, 0] * 10.0, np.arange(S.PAIRS), S.gaps(dst_pts))
             extent = np.clip(cfg.teeth_height * float(S.mouth_width(dst_pts)) / np.maximum(gap, 1.0), 0.0, 0.45)
-            extent = extent[:, None]
+            extent = extent[:, None].astype(np.float32)
             band = (1.0 - _smoothstep((v - extent) / np.maximum(0.25 * extent, 1e-3))) \
                 * _smoothstep((0.5 - np.abs(u - 0.5)) / 0.3)
             shade = 0.65 + 0.35 * _smoothstep(v / np.maximum(0.4 * extent, 1e-3))     # darker at the gum line
-            colour = colour + band * (teeth * shade * (0.75 + 0.25 * np.sin(np.pi * u)) - colour)
+            colour = colour + band * (teeth.astype(np.float32) * shade * (0.75 + 0.25 * np.sin(np.float32(np.pi) * u))
+                                      - colour)
         noise = self._noise_level(region, box)
         if noise > 0 and cfg.grain > 0:
             rng = np.random.default_rng(max(int(inputs.index), 0) + 7919)
             grain = rng.standard_normal((len(u), 1)).astype(np.float32)
-            colour = colour + cfg.grain * noise * grain * (colour.mean(-1, keepdims=True) / max(lips.mean(), 1e-6))
+            colour = colour + np.float32(cfg.grain * noise / max(float(lips.mean()), 1e-6)) * grain \
+                * colour.mean(-1, keepdims=True)
         return np.clip(colour, 0.0, None).astype(np.float32)
 
     @staticmethod
@@ -184,8 +189,9 @@ class MouthRenderer:
         x0, y0, x1, y1 = box
         h, w = region.shape[:2]
         pad = max(4, (x1 - x0) // 2)
-        crop = region[max(y0 - pad, 0):min(y1 + pad, h), max(x0 - pad, 0):min(x1 + pad, w)].mean(-1)
+        crop = region[max(y0 - pad, 0):min(y1 + pad, h), max(x0 - pad, 0):min(x1 + pad, w), min(1, region.shape[2] - 1)]
         if min(crop.shape) < 3:
             return 0.0
-        lap = crop[1:-1, 1:-1] * 4 - crop[:-2, 1:-1] - crop[2:, 1:-1] - crop[1:-1, :-2] - crop[1:-1, 2:]
+        lap = (crop[1:-1, 1:-1] * 4 - crop[:-2, 1:-1] - crop[2:, 1:-1] - crop[1:-1, :-2] - crop[1:-1, 2:]).ravel()
+        lap = lap[::max(1, lap.size // 8192)]               # a few thousand samples are plenty
         return float(1.4826 * np.median(np.abs(lap - np.median(lap))) / np.sqrt(20.0))

@@ -132,20 +132,18 @@ def pixel_uv(points: np.ndarray, box: tuple[int, int, int, int]) -> tuple[np.nda
     x0, y0, x1, y1 = box
     labels = np.full((y1 - y0, x1 - x0), -1, np.int16)
     corners = points[TRIANGLES]                                           # 18x3x2
+    a = corners[:, 0]
+    e1, e2 = corners[:, 1] - a, corners[:, 2] - a
+    det = e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]
+    ok = np.abs(det) >= 1e-6
+    inv = np.stack([np.stack([e2[:, 1], -e2[:, 0]], -1), np.stack([-e1[:, 1], e1[:, 0]], -1)], 1) \
+        / np.where(ok, det, 1.0)[:, None, None]                           # pixel - a -> (l1, l2)
+    uvt = UV[TRIANGLES]
+    lin = np.stack([uvt[:, 1] - uvt[:, 0], uvt[:, 2] - uvt[:, 0]], axis=2) @ inv    # 18x2x2: pixel -> uv
+    maps = np.concatenate([lin, (uvt[:, 0] - (lin @ a[:, :, None])[..., 0])[..., None]], axis=2)
     shift = 4
     fixed = np.round((corners - [x0 + 0.5, y0 + 0.5]) * (1 << shift)).astype(np.int32)
-    maps = np.zeros((len(TRIANGLES), 2, 3))
-    for t in range(len(TRIANGLES)):
-        a, b, c = corners[t]
-        m = np.array([[b[0] - a[0], c[0] - a[0]], [b[1] - a[1], c[1] - a[1]]])
-        det = m[0, 0] * m[1, 1] - m[0, 1] * m[1, 0]
-        if abs(det) < 1e-6:
-            continue
-        inv = np.array([[m[1, 1], -m[0, 1]], [-m[1, 0], m[0, 0]]]) / det   # pixel - a -> (l1, l2)
-        uva, uvb, uvc = UV[TRIANGLES[t]]
-        lin = np.stack([uvb - uva, uvc - uva], axis=1) @ inv                # 2x2: pixel -> uv
-        maps[t, :, :2] = lin
-        maps[t, :, 2] = uva - lin @ a
+    for t in np.flatnonzero(ok):
         cv2.fillConvexPoly(labels, fixed[t], int(t), lineType=cv2.LINE_8, shift=shift)
     flat = np.flatnonzero(labels.ravel() >= 0)
     lab = labels.ravel()[flat].astype(np.int64)
@@ -170,14 +168,19 @@ def polygon_depth(points: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndar
 
 def polygon_distance(points: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
     """Distance (pixels) of the points ``(xs, ys)`` to the closed polygon ``points`` (Vx2)."""
-    a = points
-    b = np.roll(points, -1, axis=0)
-    seg = b - a
-    px, py = xs[:, None] - a[None, :, 0], ys[:, None] - a[None, :, 1]
-    den = np.maximum((seg * seg).sum(-1), 1e-12)
-    t = np.clip((px * seg[None, :, 0] + py * seg[None, :, 1]) / den[None], 0.0, 1.0)
-    dx, dy = px - t * seg[None, :, 0], py - t * seg[None, :, 1]
-    return np.sqrt((dx * dx + dy * dy).min(1))
+    a = points.astype(np.float32)
+    seg = np.roll(a, -1, axis=0) - a
+    inv = 1.0 / np.maximum((seg * seg).sum(-1), 1e-12)
+    px = xs.astype(np.float32)[:, None] - a[None, :, 0]
+    py = ys.astype(np.float32)[:, None] - a[None, :, 1]
+    t = (px * seg[:, 0] + py * seg[:, 1]) * inv
+    np.clip(t, 0.0, 1.0, out=t)
+    px -= t * seg[:, 0]
+    py -= t * seg[:, 1]
+    px *= px
+    py *= py
+    px += py
+    return np.sqrt(px.min(1)).astype(np.float64)
 
 
 def ring_points(landmarks: np.ndarray) -> np.ndarray:
