@@ -1,10 +1,12 @@
 """Stage: occlusion. What covers the face (glasses frames, hair, a user's holdout matte) must not be warped.
 
 Public contract: :class:`OcclusionConfig`, :class:`OcclusionDetector` (``detect(region, landmarks, white) ->
-matte``), :func:`fill` (the occluder's pixels replaced by the surrounding skin, so a warp does not smear them),
-:func:`load_holdout` (a user-given matte for a frame). The matte is HxW float32 over the face region, 1 on an
-occluder; the compositor keeps the plate's pixels there. numpy + OpenCV only; nothing is loaded at import time;
-this stage imports no other stage.
+matte``), :func:`fill` (thin occluders' pixels replaced by the surrounding skin, so a warp does not smear them
+into the moved skin), :func:`load_holdout` (a user-given matte for a frame, which replaces detection). The matte
+is HxW float32 over the face region, 1 on an occluder; the compositor keeps the plate's pixels there
+(``Compositor.composite(..., keep=matte)``). Per frame: ``matte = detect(region, src)``, ``render(fill(region,
+matte), ...)``, ``composite(..., keep=matte)``. numpy + OpenCV only; nothing is loaded at import time; this stage
+imports no other stage.
 """
 
 from .config import OcclusionConfig

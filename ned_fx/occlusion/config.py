@@ -34,11 +34,11 @@ class OcclusionConfig:
             to ``band_below`` below the eye line (x IOD), across the face oval grown by ``band_side``.
         band_side: frame lines are looked for only this far (x IOD) inside the face oval's sides (the face's
             own outline and the hair beside it are not frames); a traced lens rim runs out to the oval.
-        lens_support: a pair of lens outlines (ellipses around the eyes, mirror-symmetric) is fitted to the
-            frame lines found; when at least this fraction of their outline (where it can be seen) lies on
-            found lines, fainter line pixels along them count too (contrast >= ``lens_relax`` x ``line_low``,
-            within ``lens_corridor`` x IOD of the outline), across the lid crease and the brows as well. 1
-            turns this off.
+        lens_support: a pair of lens outlines (ellipses around the eyes, sharing height and vertical offset)
+            is fitted to the frame lines found; when at least this fraction of their outline (where it can be
+            seen) lies on found lines, each rim is traced along its outline: at every angle the strongest line
+            within ``lens_corridor`` x IOD across the outline, if its contrast is >= ``lens_relax`` x
+            ``line_low``, also through the lid crease and the brows. 1 turns this off.
         lens_corridor: see ``lens_support``.
         lens_relax: see ``lens_support``.
         rim_width: the traced rim is drawn this many working pixels wide (before ``grow``).

@@ -7,11 +7,19 @@ thresholds and lengths mean the same at any plate size; the matte is scaled back
 Cues:
     glasses: thin lines darker (or brighter) than both their sides, found by a bar filter along the local
         Hessian normal at a few widths, in the band between the brows and the upper cheeks across the face
-        oval; the lids, lashes and lid crease (the eye contours grown) and the brows are what the landmarks
-        explain and are left out; hysteresis keeps connected thin structures, and short pieces are dropped.
+        oval; the lids, lashes and lid creases (the eye contours grown), the brows and the nose's sides are
+        what the landmarks explain and are left out; hysteresis keeps connected thin structures, and short or
+        blob-like pieces are dropped. Then a pair of lens outlines (ellipses around the eyes) is fitted to the
+        lines found; where enough of the outline is seen, each rim is traced along it (the strongest line
+        across the outline at every angle, kept smooth), also through the lid crease and the brows, where the
+        line filter alone cannot tell a rim from the face.
     hair: colour against a per-frame skin model sampled at clearly-skin mesh points (cheeks, nose bridge,
-        forehead centre): chroma far from the skin's or much darker than it, inside the face oval, never on
-        the eyes, brows, lips or nostrils.
+        forehead centre): chroma far from the skin's, or much darker and off its colour, inside the face oval
+        (pulled in from its outline), never on the eyes, brows, lips or nostrils; gaps closed so a lock is one
+        patch.
+
+Limits: clear plastic frames of a few code values' contrast (d12.mp4) are found only in fragments; hands are
+skin-coloured and are not detected (give a holdout matte, :func:`~ned_fx.occlusion.load_holdout`).
 """
 
 from __future__ import annotations
@@ -301,7 +309,6 @@ class OcclusionDetector:
             fine.append((score, [x.transpose(1, 3, 0, 2).reshape(3, 3, 9) for x in g]))
         joint = 0.5 * (fine[0][0].max(axis=2) + fine[1][0].max(axis=2))
         j, k = np.unravel_index(np.argmax(joint), joint.shape)
-        self._lens_score = float(joint[j, k])
         if joint[j, k] < cfg.lens_support:
             return np.zeros((bh, bw), bool)
         fits = []
@@ -318,7 +325,6 @@ class OcclusionDetector:
         offsets = np.arange(-reach, reach + 0.25, 0.5)
         angles = np.linspace(0.0, 2.0 * np.pi, 180, endpoint=False)
         found = np.zeros((bh, bw), np.uint8)
-        self._fits = fits
         for c, a, b in fits:
             ca, sa = np.cos(angles)[:, None], np.sin(angles)[:, None]
             on = c + a * ca * u + b * sa * v                                           # (180, 2)
