@@ -190,8 +190,9 @@ def _print_summary(report) -> None:
     if report.interrupted or counts["interrupted"] or counts["not started"]:
         parts += [f"{counts[k]} {k}" for k in ("interrupted", "not started")]
     engine = report.daemon.get("engine") or {}
-    print(f"{', '.join(parts)} in {report.seconds:.1f}s "
-          f"(daemon {report.daemon.get('endpoint')}, engine {engine.get('engine', '?')})")
+    daemon = (f"daemon {report.daemon.get('endpoint')}, engine {engine.get('engine', '?')}"
+              if report.daemon.get("used", True) else "no daemon was used")
+    print(f"{', '.join(parts)} in {report.seconds:.1f}s ({daemon})")
     log = report.daemon.get("log")
     if log and (report.failed or report.daemon.get("restarts")):
         logs = report.daemon.get("logs") or [log]
