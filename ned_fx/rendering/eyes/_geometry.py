@@ -119,14 +119,32 @@ def sample(image: np.ndarray, pts: np.ndarray) -> np.ndarray:
     return np.concatenate(chunks, axis=1)
 
 
+class EyeDistance:
+    """Signed distance to one lid polygon (inside > 0), rasterised once over a box (pixel accuracy) for cheap
+    look-ups at many points."""
+
+    def __init__(self, poly: np.ndarray, x0: int, y0: int, x1: int, y1: int):
+        inside = polygon_mask(poly, x0, y0, x1, y1)
+        self.x0, self.y0 = x0, y0
+        self.sd = inner_distance(inside) - inner_distance(~inside)
+
+    def __call__(self, pts: np.ndarray) -> np.ndarray:
+        """Signed distance at points Nx2 (nearest pixel; outside the box: the box's edge)."""
+        h, w = self.sd.shape
+        ix = np.minimum(np.maximum((pts[:, 0] - self.x0).astype(np.int64), 0), w - 1)
+        iy = np.minimum(np.maximum((pts[:, 1] - self.y0).astype(np.int64), 0), h - 1)
+        return self.sd[iy, ix]
+
+
 def refine_iris(image: np.ndarray, centre: np.ndarray, radius: float, frame: EyeFrame, poly: np.ndarray,
-                margin: float, origin=(0.0, 0.0)) -> tuple[np.ndarray, float]:
+                margin: float, origin=(0.0, 0.0), distance=None) -> tuple[np.ndarray, float]:
     """The iris centre and radius from the image itself: where the limbus (iris -> sclera) lies left and right of
     the tracked centre along the eye's axis, on radial profiles the lids do not cover.
 
     Args:
         image: HxWxK crop; origin: its top-left corner in the coordinates of ``centre``/``poly``.
         centre, radius: the tracked iris; frame: the eye's frame; poly: the lid polygon; margin: lash margin (px).
+        distance: an :class:`EyeDistance` of ``poly`` to use instead of exact distances.
 
     Returns:
         (centre, radius), the tracked ones where the image cannot tell (a side hidden, no contrast).
@@ -137,7 +155,7 @@ def refine_iris(image: np.ndarray, centre: np.ndarray, radius: float, frame: Eye
         theta = frame.angle + side + np.deg2rad(np.linspace(-35.0, 35.0, 15))
         pts = (centre[None, None, :] + radius * rho[None, :, None]
                * np.stack([np.cos(theta), np.sin(theta)], -1)[:, None, :]).reshape(-1, 2)
-        sd, _, _ = polygon_sdf(pts, poly)
+        sd = distance(pts) if distance is not None else polygon_sdf(pts, poly)[0]
         seen = (sd > margin).reshape(len(theta), len(rho))
         lum = luminance(sample(image, pts - np.asarray(origin))).reshape(len(theta), len(rho))
         count = seen.sum(0)

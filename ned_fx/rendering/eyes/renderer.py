@@ -6,8 +6,8 @@ import numpy as np
 
 from ...errors import InvalidParameterError
 from ..layers import RegionInputs, RenderedLayer
-from ._geometry import (EYES, NUM_POINTS, UPPER, EyeFrame, inner_distance, luminance, polygon_mask, polygon_sdf,
-                        polyline_distance, refine_iris, sample, smoothstep)
+from ._geometry import (EYES, NUM_POINTS, UPPER, EyeDistance, EyeFrame, inner_distance, luminance, polygon_mask,
+                        polygon_sdf, polyline_distance, refine_iris, sample, smoothstep)
 from .config import EyeConfig
 from .model import EyeModel, EyeModelBuilder
 
@@ -152,26 +152,37 @@ class EyeRenderer:
         # puts it: the real iris and the rendered one meet without a step
         contour, corners, iris = EYES[e]
         fs, ft = EyeFrame(src, corners), EyeFrame(dst, corners)
-        centre, _ = refine_iris(region, src[iris[0]], float(model.iris_ratio[m]) * fs.w, fs, src[list(contour)],
-                                self.config.lash_margin * fs.w)
+        expected = float(model.iris_ratio[m]) * fs.w
+        poly = src[list(contour)]
+        reach = 1.6 * expected + 2
+        c = src[iris[0]]
+        distance = EyeDistance(poly, int(max(min(poly[:, 0].min(), c[0] - reach), 0)),
+                               int(max(min(poly[:, 1].min(), c[1] - reach), 0)),
+                               int(min(max(poly[:, 0].max(), c[0] + reach) + 1, w)),
+                               int(min(max(poly[:, 1].max(), c[1] + reach) + 1, h)))
+        centre, radius = refine_iris(region, c, expected, fs, poly, self.config.lash_margin * fs.w,
+                                     distance=distance)
+        radius = float(np.clip(radius, 0.9 * expected, 1.1 * expected))
         src, dst = src.copy(), dst.copy()
         src[iris[0]] = centre
         dst[iris[0]] = _similarity(centre[None], fs, ft)[0]
-        eye = self._eyeball(model, texture, m, e, src, dst, region, pts).reshape(r1 - r0, c1 - c0, -1)
+        eye = self._eyeball(model, texture, m, e, src, dst, region, pts, radius, distance)
+        eye = eye.reshape(r1 - r0, c1 - c0, -1)
         if pad:
             eye = cv2.GaussianBlur(eye, (0, 0), sigma, borderType=cv2.BORDER_REPLICATE).reshape(eye.shape)
         return eye[rows - r0, cols - c0]
 
-    def _eyeball(self, model: EyeModel, texture: np.ndarray, m: int, e: int, src, dst, region, pts) -> np.ndarray:
+    def _eyeball(self, model: EyeModel, texture: np.ndarray, m: int, e: int, src, dst, region, pts,
+                 radius_s: float, distance: EyeDistance) -> np.ndarray:
         """The eyeball's colour (NxK) at the pixel centres ``pts`` (Nx2) of the target eye ``e``, from model eye
-        ``m``."""
+        ``m``; ``radius_s``: the source's iris radius (pixels); ``distance``: to the source's lids."""
         import cv2
 
         c = self.config
         contour, corners, iris = EYES[e]
         ft = EyeFrame(dst, corners)
         rings, angles = texture.shape[0], texture.shape[1] - 2
-        gain_s, gain_i = self._gains(model, texture, m, e, src, region)
+        gain_s, gain_i = self._gains(model, texture, m, e, src, region, radius_s)
         # sclera: colour x shading along the eye x shading under the upper lid
         u = ft.u(pts)
         prof = np.asarray(model.sclera_shading[m], dtype=np.float64)
@@ -183,7 +194,7 @@ class EyeRenderer:
         sclera = colour[None] * shade[:, None]
         # the iris: the polar texture, round, at the target's iris centre
         centre = dst[iris[0]]
-        radius = float(model.iris_ratio[m]) * ft.w
+        radius = radius_s * ft.w / EyeFrame(src, corners).w
         rel = pts - centre
         dist = np.hypot(rel[:, 0], rel[:, 1])
         theta = np.mod(np.arctan2(rel[:, 1], rel[:, 0]) - ft.angle, 2.0 * np.pi)
@@ -200,13 +211,15 @@ class EyeRenderer:
         # the source's catchlights on the cornea, where the rendered iris covers them
         near = dist < radius + limbus
         if near.any():
-            light = self._catchlights(e, src, dst, region, pts[near], float(luminance(colour)), gain_i, model, m)
+            light = self._catchlights(e, src, dst, region, pts[near], float(luminance(colour)), radius_s,
+                                      distance)
             if light is not None:
                 value, weight = light
                 eye[near] += weight[:, None] * (value - eye[near])
         return eye.astype(np.float32)
 
-    def _catchlights(self, e: int, src, dst, region, pts, sclera_lum: float, gain_i: float, model, m):
+    def _catchlights(self, e: int, src, dst, region, pts, sclera_lum: float, radius: float,
+                     distance: EyeDistance):
         """The source's catchlights seen through the eye's similarity at target points ``pts`` (Nx2): (NxK
         values, N weights 0..1), or None when the source shows none there.
 
@@ -218,7 +231,6 @@ class EyeRenderer:
         contour, corners, iris = EYES[e]
         fs, ft = EyeFrame(src, corners), EyeFrame(dst, corners)
         centre = src[iris[0]]
-        radius = float(model.iris_ratio[m]) * fs.w
         h, w = region.shape[:2]
         x0, y0 = int(max(np.floor(centre[0] - radius) - 3, 0)), int(max(np.floor(centre[1] - radius) - 3, 0))
         x1, y1 = int(min(np.ceil(centre[0] + radius) + 4, w)), int(min(np.ceil(centre[1] + radius) + 4, h))
@@ -227,8 +239,7 @@ class EyeRenderer:
         crop = region[y0:y1, x0:x1]
         lum = luminance(crop.astype(np.float32))
         grid = np.stack(np.meshgrid(np.arange(x0, x1) + 0.5, np.arange(y0, y1) + 0.5), axis=-1).reshape(-1, 2)
-        sd, _, _ = polygon_sdf(grid, src[list(contour)])
-        sd = sd.reshape(lum.shape)
+        sd = distance(grid).reshape(lum.shape)
         disc = np.hypot(grid[:, 0] - centre[0], grid[:, 1] - centre[1]).reshape(lum.shape) < radius
         inner = disc & (sd > c.lash_margin * fs.w)
         if np.count_nonzero(inner) < 4:
@@ -239,6 +250,15 @@ class EyeRenderer:
         mask = (smoothstep((lum - iris_lum - 0.45 * span) / (0.3 * span))
                 * smoothstep((lum - local - 0.1 * span) / (0.2 * span))
                 * (disc & (sd > -c.catch_margin * fs.w)))
+        if not mask.any():
+            return None
+        # catchlights are small spots well inside the iris; a lit patch of lid skin is larger or on its rim
+        n, labels, stats, cents = cv2.connectedComponentsWithStats((mask > 0.25).astype(np.uint8), connectivity=8)
+        spot = np.zeros(n, bool)
+        for i in range(1, n):
+            off = np.hypot(cents[i, 0] + x0 + 0.5 - centre[0], cents[i, 1] + y0 + 0.5 - centre[1])
+            spot[i] = stats[i, cv2.CC_STAT_AREA] <= np.pi * (0.3 * radius) ** 2 and off < 0.9 * radius
+        mask = mask * spot[labels]
         if not mask.any():
             return None
         # dilate by a pixel so the spot keeps its soft edge
@@ -252,7 +272,8 @@ class EyeRenderer:
             return None
         return got[:, :-1].astype(np.float64), weight.astype(np.float64)
 
-    def _gains(self, model: EyeModel, texture: np.ndarray, m: int, e: int, src, region) -> tuple[float, float]:
+    def _gains(self, model: EyeModel, texture: np.ndarray, m: int, e: int, src, region,
+               radius: float) -> tuple[float, float]:
         """This frame's brightness against the model's: (sclera gain, iris gain), from what the source shows."""
         c = self.config
         lo, hi = c.colour_match_limits
@@ -271,7 +292,6 @@ class EyeRenderer:
             return gain_s, gain_i
         pts = np.stack([cols + (x0 + 0.5), rows + (y0 + 0.5)], axis=1)
         centre = src[iris[0]]
-        radius = float(model.iris_ratio[m]) * fs.w
         rel = pts - centre
         dist = np.hypot(rel[:, 0], rel[:, 1])
         lum = luminance(region[rows + y0, cols + x0].astype(np.float64))

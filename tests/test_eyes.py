@@ -1,0 +1,265 @@
+"""The eye sub-stage (ned_fx.rendering.eyes) on real footage: an eyeball behind the lids where the target opens an
+eye beyond the source, nothing where it does not."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from conftest import footage
+from ned_fx import topology as T
+from ned_fx.rendering.eyes import EyeConfig, EyeModel, EyeModelBuilder, EyeRenderer
+from ned_fx.rendering.layers import RegionInputs, RenderedLayer, stack
+
+EYES = ((T.RIGHT_EYE, (33, 133), T.RIGHT_IRIS), (T.LEFT_EYE, (362, 263), T.LEFT_IRIS))
+
+
+class Shot:
+    """A tracked shot, its frames' colour pixels and an eye model built from them."""
+
+    def __init__(self, name: str, frames: str | None, tracker):
+        from ned_fx.compositing import extract_region
+        from ned_fx.media import open_media, parse_frame_range
+        from ned_fx.pipeline import track_media
+
+        path = footage(name)
+        self.track = track_media(path, frames=frames, tracker=tracker)
+        with open_media(path, parse_frame_range(frames)) as src:
+            self.frames = [f for f in src]
+        self.pixels = [extract_region(f, (0, 0, f.width, f.height)) for f in self.frames]
+        builder = EyeModelBuilder()
+        for k, px in enumerate(self.pixels):
+            if self.track.found[k]:
+                builder.add(k, px, self.track.landmarks[k])
+        self.model = builder.finish()
+        self.edits: dict = {}
+
+    def edited(self, emotion: str, intensity: float):
+        from ned_fx.pipeline import EditInstruction, plan_edit
+
+        key = (emotion, intensity)
+        if key not in self.edits:
+            self.edits[key] = plan_edit(self.track, EditInstruction(emotion=emotion, intensity=intensity))
+        return self.edits[key]
+
+    def inputs(self, emotion: str, intensity: float, k: int = 0) -> RegionInputs:
+        """The frame's region, the geometry renderer's warp and the landmarks, as the pipeline hands them over."""
+        from ned_fx.compositing import extract_region
+        from ned_fx.pipeline import ShotRenderer, locate_face
+
+        edited = self.edited(emotion, intensity)
+        shot = ShotRenderer(self.track, edited)
+        where = locate_face(self.track, edited, shot.index, self.frames[k])
+        assert where.reason is None, where.reason
+        offset = np.array([where.box[0], where.box[1], 0.0])
+        region = extract_region(self.frames[k], where.box)
+        src, dst = where.src - offset, where.dst - offset
+        warped = shot.renderer.render(region, src, dst, shot.mesh)
+        return RegionInputs(region, warped, src, dst, None, k, 255.0)
+
+
+@pytest.fixture(scope="module")
+def still(tracker):
+    return Shot("people_0.png", None, tracker)
+
+
+@pytest.fixture(scope="module")
+def clip(tracker):
+    return Shot("WDA_AlexandriaOcasioCortez_000.mp4", "0-5", tracker)
+
+
+def _mask(poly: np.ndarray, h: int, w: int) -> np.ndarray:
+    import cv2
+
+    m = np.zeros((h, w), np.uint8)
+    cv2.fillPoly(m, [np.round((poly - 0.5) * 16).astype(np.int32)], 1, shift=4)
+    return m.astype(bool)
+
+
+def _lum(img: np.ndarray) -> np.ndarray:
+    return img.mean(axis=-1)
+
+
+def _disc(h: int, w: int, centre, radius: float) -> np.ndarray:
+    yy, xx = np.mgrid[0:h, 0:w] + 0.5
+    return np.hypot(xx - centre[0], yy - centre[1]) < radius
+
+
+# ---- the model --------------------------------------------------------------------------------------------------
+def test_a_single_still_makes_a_complete_model(still):
+    m = still.model
+    assert isinstance(m, EyeModel)
+    assert list(m.frames) == [1, 1]
+    assert m.iris_texture.shape == (2, EyeConfig().iris_rings, EyeConfig().iris_angles, 3)
+    assert np.isfinite(m.iris_texture).all()
+    assert np.all((0.15 < m.iris_ratio) & (m.iris_ratio < 0.28)), m.iris_ratio
+    # the iris is far darker than the sclera, the pupil darker than the iris around it
+    for e in range(2):
+        iris = _lum(m.iris_texture[e]).mean()
+        assert iris < 0.7 * _lum(m.sclera_colour[e]), (iris, m.sclera_colour[e])
+        assert _lum(m.pupil_colour[e]) < _lum(m.iris_texture[e, -4:]).mean()
+    # completed round: every angle of every ring has a value near the ring's (no holes, no lashes, no black cells)
+    ring = _lum(m.iris_texture)
+    assert (ring.min(axis=2) > 0.6 * np.median(ring, axis=2)).all()
+
+
+def test_model_arrays_round_trip(still):
+    d = still.model.to_arrays()
+    assert all(isinstance(v, np.ndarray) for v in d.values())
+    back = EyeModel.from_arrays({k: v.copy() for k, v in d.items()})
+    for k, v in d.items():
+        np.testing.assert_array_equal(np.asarray(getattr(back, k)), v)
+    from ned_fx.errors import InvalidParameterError
+
+    with pytest.raises(InvalidParameterError, match="missing"):
+        EyeModel.from_arrays({k: v for k, v in d.items() if k != "iris_texture"})
+
+
+def test_eyes_never_seen_open_give_an_empty_eye():
+    frame = np.full((64, 64, 3), 128, np.float32)
+    lm = np.zeros((478, 3))             # every point on one spot: no opening at all
+    builder = EyeModelBuilder()
+    builder.add(0, frame, lm)
+    model = builder.finish()
+    assert list(model.frames) == [0, 0] and model.usable(0) is None
+
+
+# ---- nothing to add ---------------------------------------------------------------------------------------------
+def test_target_equal_to_source_adds_nothing(still, clip):
+    for shot in (still, clip):
+        inp = shot.inputs("surprised", 1.0)
+        same = RegionInputs(inp.region, inp.region, inp.src, inp.src.copy(), None, 0, 255.0)
+        assert EyeRenderer(shot.model).render(same) is None
+        assert EyeRenderer(None).render(same) is None
+
+
+def test_a_narrowed_eye_adds_nothing(still, clip):
+    for shot in (still, clip):
+        assert EyeRenderer(shot.model).render(shot.inputs("happy", 1.0)) is None      # a squint
+    # lids brought towards each other (about the eye's centre line) in an otherwise unchanged face
+    inp = clip.inputs("surprised", 1.0)
+    dst = inp.src.copy()
+    for contour, _, _ in EYES:
+        idx = list(contour)
+        mid = dst[idx, 1].mean()
+        dst[idx, 1] = mid + 0.6 * (dst[idx, 1] - mid)
+    narrowed = RegionInputs(inp.region, inp.region, inp.src, dst, None, 0, 255.0)
+    assert EyeRenderer(clip.model).render(narrowed) is None
+
+
+# ---- widened eyes -----------------------------------------------------------------------------------------------
+def _measure(shot, emotion, intensity, k=0):
+    """(layer, inputs, final, per-eye [(new-area mask, source sclera mean, final new-area sclera mean,
+    warped new-area sclera mean)])."""
+    inp = shot.inputs(emotion, intensity, k)
+    layer = EyeRenderer(shot.model).render(inp)
+    assert isinstance(layer, RenderedLayer)
+    final = stack(inp.warped, [layer])
+    h, w = inp.region.shape[:2]
+    out = []
+    for e, (contour, corners, iris) in enumerate(EYES):
+        width_s = np.linalg.norm(inp.src[corners[0], :2] - inp.src[corners[1], :2])
+        width_t = np.linalg.norm(inp.dst[corners[0], :2] - inp.dst[corners[1], :2])
+        src_eye = _mask(inp.src[list(contour), :2], h, w)
+        src_iris = _disc(h, w, inp.src[iris[0], :2], shot.model.iris_ratio[e] * width_s)
+        sclera = _lum(inp.region)[src_eye & ~src_iris].mean()
+        dst_eye = _mask(inp.dst[list(contour), :2], h, w)
+        dst_iris = _disc(h, w, inp.dst[iris[0], :2], shot.model.iris_ratio[e] * width_t)
+        new = dst_eye & (layer.coverage > 0.5) & ~dst_iris
+        out.append((new, sclera, _lum(final)[new].mean(), _lum(inp.warped)[new].mean()))
+    return layer, inp, final, out
+
+
+@pytest.mark.parametrize("which,emotion,intensity", [("still", "surprised", 1.0), ("still", "fearful", 1.5),
+                                                     ("clip", "surprised", 1.0), ("clip", "fearful", 1.5)])
+def test_newly_uncovered_eye_is_white_not_a_smeared_lid(which, emotion, intensity, still, clip):
+    shot = still if which == "still" else clip
+    layer, inp, final, eyes = _measure(shot, emotion, intensity)
+    for new, sclera, got, warped in eyes:
+        assert new.sum() >= 8, "the widened eye shows new sclera"
+        assert got >= 0.8 * sclera, (got, sclera)
+        assert got > warped + 0.1 * sclera, (got, warped)        # the warp alone shows a dark smear there
+    assert layer.pixels.shape == inp.region.shape and layer.coverage.shape == inp.region.shape[:2]
+    assert layer.coverage.min() >= 0 and layer.coverage.max() <= 1 and layer.name == "eyes"
+
+
+def test_coverage_stays_inside_the_target_lids(still, clip):
+    for shot in (still, clip):
+        inp = shot.inputs("surprised", 1.0)
+        layer = EyeRenderer(shot.model).render(inp)
+        h, w = inp.region.shape[:2]
+        inside = np.zeros((h, w), bool)
+        for contour, corners, _ in EYES:
+            width = np.linalg.norm(inp.dst[corners[0], :2] - inp.dst[corners[1], :2])
+            import cv2
+
+            m = _mask(inp.dst[list(contour), :2], h, w).astype(np.uint8)
+            # the lid margin (lashes, make-up) keeps the warp: nothing within the inset of the contour
+            inset = max(EyeConfig().lid_inset * width, 1.0) - 0.75
+            inside |= cv2.distanceTransform(np.pad(m, 1), cv2.DIST_L2, 5)[1:-1, 1:-1] > inset
+        assert layer.coverage[~inside].max() == 0
+
+
+def test_the_rendered_iris_is_round(still, clip):
+    """The iris boundary (sub-pixel iso-line halfway between iris and sclera) inside the target opening, away
+    from the lids: an ellipse fitted to it is round on the eyeball layer (and stretched by the warp alone)."""
+    import cv2
+    from skimage.measure import find_contours
+
+    ratios = {"final": [], "warped": []}
+    for shot, emotion in ((still, "surprised"), (clip, "surprised"), (clip, "fearful")):
+        layer, inp, final, eyes = _measure(shot, emotion, 1.0)
+        h, w = inp.region.shape[:2]
+        for e, (contour, corners, iris) in enumerate(EYES):
+            width = np.linalg.norm(inp.dst[corners[0], :2] - inp.dst[corners[1], :2])
+            radius = shot.model.iris_ratio[e] * width
+            centre = inp.dst[iris[0], :2]
+            eye = _mask(inp.dst[list(contour), :2], h, w).astype(np.uint8)
+            away = cv2.distanceTransform(np.pad(eye, 1), cv2.DIST_L2, 5)[1:-1, 1:-1] > 0.1 * width
+            # halfway between the limbus (the iris's dark outer rings) and the sclera
+            level = 0.5 * (_lum(shot.model.iris_texture[e, -4:]).mean() + eyes[e][1])
+            for name, img in (("final", final), ("warped", inp.warped)):
+                pts = np.concatenate([c for c in find_contours(_lum(img), level)] or [np.zeros((0, 2))])[:, ::-1]
+                pts = pts + 0.5                                              # pixel centres
+                r = np.hypot(*(pts - centre).T)
+                ix, iy = np.clip(pts.astype(int).T, 0, [[w - 1], [h - 1]])
+                keep = (r > 0.6 * radius) & (r < 1.3 * radius) & away[iy, ix]   # not a catchlight, not a lid
+                if keep.sum() < 12:
+                    continue
+                (_, _), (a, b), _ = cv2.fitEllipse(pts[keep].astype(np.float32))
+                ratios[name].append(min(a, b) / max(a, b))
+    assert len(ratios["final"]) >= 5
+    assert min(ratios["final"]) >= 0.9, ratios
+    assert np.mean(ratios["warped"]) < np.mean(ratios["final"]) - 0.1, ratios
+
+
+def test_occluded_pixels_are_left_to_the_occluder(clip):
+    inp = clip.inputs("surprised", 1.0)
+    valid = np.ones(inp.region.shape[:2], np.float32)
+    valid[:, : valid.shape[1] // 2] = 0.0              # the image-left half (the right eye) is behind something
+    layer = EyeRenderer(clip.model).render(RegionInputs(inp.region, inp.warped, inp.src, inp.dst, valid, 0, 255.0))
+    assert layer is not None
+    assert layer.coverage[:, : valid.shape[1] // 2].max() == 0
+    assert layer.coverage[:, valid.shape[1] // 2:].max() > 0.9
+
+
+def test_a_lone_still_without_a_model_renders_from_its_own_frame(still):
+    inp = still.inputs("surprised", 1.0)
+    alone = EyeRenderer(None).render(inp)
+    built = EyeRenderer(still.model).render(inp)
+    assert alone is not None
+    np.testing.assert_allclose(alone.coverage, built.coverage)
+    np.testing.assert_allclose(alone.pixels, built.pixels, atol=1e-2)
+
+
+def test_cost_per_frame_is_a_few_milliseconds(clip):
+    inp = clip.inputs("surprised", 1.0)
+    renderer = EyeRenderer(clip.model)
+    renderer.render(inp)
+    t = time.process_time()
+    for _ in range(10):
+        renderer.render(inp)
+    per_frame = (time.process_time() - t) / 10
+    assert per_frame < 0.015, f"{per_frame * 1e3:.1f} ms per frame at 512²"
