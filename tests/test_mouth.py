@@ -22,6 +22,7 @@ from ned_fx.pipeline import EditInstruction, ShotRenderer, locate_face, plan_edi
 from ned_fx.rendering.layers import RegionInputs, stack
 from ned_fx.rendering.mouth import MouthBank, MouthBankBuilder, MouthConfig, MouthPlan, MouthRenderer, plan_mouth
 from ned_fx.rendering.mouth import shape as S
+from ned_fx.rendering.mouth.bank import teeth_colour
 
 WDA = "WDA_AlexandriaOcasioCortez_000.mp4"
 D12 = "d12.mp4"
@@ -214,7 +215,7 @@ def test_empty_bank_closed_mouth_is_shaded_not_flat():
     for k in range(11, 20):                                    # the lower inner lip, down by up to 0.35 width
         j = S.INNER[k]
         dst[j, 1] += 0.35 * width * np.sin(np.pi * (20 - k) / 10)
-    assert MouthRenderer._teeth_colour(region, pts, region.mean((0, 1))) is None
+    assert teeth_colour(region, pts, region.mean((0, 1))) is None
     layer = MouthRenderer().render(RegionInputs(region, region.copy(), src, dst, None, 0, 255.0))
     assert layer is not None and layer.name == "mouth"
     assert layer.coverage.max() == pytest.approx(1.0, abs=1e-3)
@@ -229,6 +230,32 @@ def test_empty_bank_closed_mouth_is_shaded_not_flat():
     line = S.inner_points(dst)
     for x, y in line.astype(int):
         assert layer.coverage[y, x] < 0.5
+
+
+def test_synthetic_interior_draws_the_shots_teeth_under_the_upper_lip():
+    """No open-mouth frame in the bank but teeth seen somewhere in the shot: the synthetic interior of a closed
+    mouth opened shows a band of the actor's teeth colour under the upper lip, darker below (the throat)."""
+    from dataclasses import replace
+
+    s = shot(WDA, "surprised")
+    assert np.isfinite(s.bank.teeth).all() and s.bank.teeth.mean() > 150        # WDA shows her teeth
+    no_interiors = replace(MouthBank.empty(), teeth=s.bank.teeth, teeth_ring=s.bank.teeth_ring)
+    closed = [i for i in range(len(s.frames)) if s.edited.found[i]
+              and S.centre_opening(S.inner_points(s.edited.source_landmarks[i])) < 0.04]
+    assert closed
+    *_, inputs = render(s, closed[0])
+    layer = MouthRenderer(no_interiors).render(inputs)
+    lum, inside = _interior(layer, 0.5)
+    ys, _ = np.nonzero(inside)
+    top, rest = ys < np.percentile(ys, 20), ys > np.percentile(ys, 50)
+    assert lum[top].mean() > 1.5 * lum[rest].mean()
+    # without teeth anywhere (an empty bank, a frame whose mouth is closed), none are drawn: the top is in the
+    # upper lip's shadow
+    bare = MouthRenderer(MouthBank.empty()).render(inputs)
+    lum, inside = _interior(bare, 0.5)
+    ys, _ = np.nonzero(inside)
+    top, rest = ys < np.percentile(ys, 20), ys > np.percentile(ys, 50)
+    assert lum[top].mean() < lum[rest].mean()
 
 
 def test_config_is_validated():

@@ -8,7 +8,7 @@ result, stored as plain arrays.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -16,7 +16,8 @@ from ...errors import InvalidParameterError
 from . import shape as S
 from .config import MouthConfig
 
-_KEYS = ("mouth_textures", "mouth_shapes", "mouth_openings", "mouth_index", "mouth_ring")
+_KEYS = ("mouth_textures", "mouth_shapes", "mouth_openings", "mouth_index", "mouth_ring", "mouth_teeth",
+         "mouth_teeth_ring")
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,9 @@ class MouthBank:
         index: N int64 the frame each interior comes from (-1: extra footage).
         ring: NxK float32 mean colour of the lips and the skin around them in that frame (the lighting the
             interior was seen under).
+        teeth: K float32 the actor's teeth colour wherever teeth showed in the shot (NaN: never seen; used by the
+            synthetic interior when there is no open-mouth frame); teeth_ring: K float32 the ring colour of the
+            frames it was measured in.
     """
 
     textures: np.ndarray
@@ -37,19 +41,24 @@ class MouthBank:
     openings: np.ndarray
     index: np.ndarray
     ring: np.ndarray
+    teeth: np.ndarray
+    teeth_ring: np.ndarray
 
     def __len__(self) -> int:
         return int(self.index.shape[0])
 
     @classmethod
     def empty(cls, config: MouthConfig | None = None, channels: int = 3) -> "MouthBank":
+        """A bank with no interior and no teeth colour."""
         config = config or MouthConfig()
+        nan = np.full(channels, np.nan, np.float32)
         return cls(np.zeros((0, config.texture_height, config.texture_width, channels), np.float32),
                    np.zeros((0, 20, 2), np.float32), np.zeros((0, S.PAIRS), np.float32),
-                   np.zeros(0, np.int64), np.zeros((0, channels), np.float32))
+                   np.zeros(0, np.int64), np.zeros((0, channels), np.float32), nan, nan.copy())
 
     def to_arrays(self) -> dict[str, np.ndarray]:
-        return dict(zip(_KEYS, (self.textures, self.shapes, self.openings, self.index, self.ring)))
+        return dict(zip(_KEYS, (self.textures, self.shapes, self.openings, self.index, self.ring, self.teeth,
+                                self.teeth_ring)))
 
     @classmethod
     def from_arrays(cls, arrays) -> "MouthBank":
@@ -61,14 +70,16 @@ class MouthBank:
         missing = [k for k in _KEYS if k not in arrays]
         if missing:
             raise InvalidParameterError(f"not a mouth bank: {', '.join(missing)} missing")
-        tex, shp, opn, idx, ring = (np.asarray(arrays[k]) for k in _KEYS)
+        tex, shp, opn, idx, ring, teeth, teeth_ring = (np.asarray(arrays[k]) for k in _KEYS)
         n = len(idx)
+        k = tex.shape[3] if tex.ndim == 4 else -1
         if (tex.ndim != 4 or tex.shape[0] != n or shp.shape != (n, 20, 2) or opn.shape != (n, S.PAIRS)
-                or ring.shape != (n, tex.shape[3])):
+                or ring.shape != (n, k) or teeth.shape != (k,) or teeth_ring.shape != (k,)):
             raise InvalidParameterError(f"mouth bank arrays disagree: textures {tex.shape}, shapes {shp.shape}, "
-                                        f"openings {opn.shape}, index {idx.shape}, ring {ring.shape}")
+                                        f"openings {opn.shape}, index {idx.shape}, ring {ring.shape}, teeth "
+                                        f"{teeth.shape}, teeth_ring {teeth_ring.shape}")
         return cls(tex.astype(np.float32), shp.astype(np.float32), opn.astype(np.float32), idx.astype(np.int64),
-                   ring.astype(np.float32))
+                   ring.astype(np.float32), teeth.astype(np.float32), teeth_ring.astype(np.float32))
 
 
 def sample(image: np.ndarray, positions: np.ndarray) -> np.ndarray:
@@ -101,6 +112,25 @@ def ring_colour(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     """Mean colour (K) of the lips and the skin around them (:func:`~.shape.ring_points`, 5 taps each)."""
     pts = S.ring_points(landmarks)
     return sample(image, pts[:, None, :] + _RING_OFFSETS[None]).reshape(-1, image.shape[2]).mean(0)
+
+
+def teeth_colour(image: np.ndarray, points: np.ndarray, lips: np.ndarray) -> np.ndarray | None:
+    """The colour of the teeth inside inner-lip ``points`` (20x2) where the mouth shows them (brighter and less
+    saturated than the ``lips`` colour, K), or None (a closed mouth, or no teeth in view)."""
+    if S.gaps(points)[3:8].mean() < 2.0:
+        return None
+    pix = sample(image, S.canonical_positions(points, 12, 32)[2:-2]).reshape(-1, image.shape[2])
+    lum = pix.mean(-1)
+    lip_lum = float(lips.mean())
+    if image.shape[2] >= 3:
+        sat = (pix.max(-1) - pix.min(-1)) / np.maximum(pix.max(-1), 1e-6)
+        lip_sat = float((lips.max() - lips.min()) / max(lips.max(), 1e-6))
+        teeth = (lum > 1.1 * lip_lum) & (sat < 0.75 * lip_sat + 0.05)
+    else:
+        teeth = lum > 1.3 * lip_lum
+    if teeth.sum() < max(4, 0.05 * len(lum)):
+        return None
+    return np.median(pix[teeth], axis=0)
 
 
 def extract_interior(image: np.ndarray, points: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -170,6 +200,8 @@ class MouthBankBuilder:
         self._ring: list[np.ndarray] = []
         self._sharp: list[float] = []
         self._channels: int | None = None
+        self._teeth: list[np.ndarray] = []
+        self._teeth_ring: list[np.ndarray] = []
 
     def add(self, index: int, pixels: np.ndarray, landmarks: np.ndarray) -> None:
         """One frame: its index in the shot (-1: extra footage), HxWxK float32 plate values, 478x3 landmarks
@@ -195,6 +227,13 @@ class MouthBankBuilder:
         cfg = self.config
         width = float(S.mouth_width(pts))
         gap = S.gaps(pts)
+        ring = None
+        if width >= 4 and gap[3:8].mean() >= 2.0 and len(self._teeth) < cfg.pool_size:
+            teeth = teeth_colour(pixels, pts, sample(pixels, S.ring_points(lm)[:20]).mean(0))
+            if teeth is not None and np.isfinite(teeth).all():
+                ring = ring_colour(pixels, lm).astype(np.float32)
+                self._teeth.append(teeth.astype(np.float32))
+                self._teeth_ring.append(ring)
         if width < 4 or gap[4:7].mean() < max(cfg.min_open * width, cfg.min_open_px):
             return
         tex = extract_interior(pixels, pts, cfg.texture_height, cfg.texture_width)
@@ -204,7 +243,7 @@ class MouthBankBuilder:
         self._shape.append(S.normalised_shape(pts).astype(np.float32))
         self._open.append((gap / width).astype(np.float32))
         self._index.append(int(index))
-        self._ring.append(ring_colour(pixels, lm).astype(np.float32))
+        self._ring.append(ring if ring is not None else ring_colour(pixels, lm).astype(np.float32))
         self._sharp.append(_sharpness(tex))
         if len(self._index) > cfg.pool_size:
             self._keep(_diverse(np.asarray(self._shape), np.asarray(self._open)[:, 4:7].mean(1),
@@ -218,11 +257,17 @@ class MouthBankBuilder:
     def finish(self) -> MouthBank:
         """The bank: the ``max_entries`` most diverse interiors seen, in frame order (may be empty)."""
         cfg = self.config
+        channels = self._channels or 3
+        teeth = np.full(channels, np.nan, np.float32)
+        teeth_ring = teeth.copy()
+        if self._teeth:
+            teeth = np.median(np.stack(self._teeth), axis=0).astype(np.float32)
+            teeth_ring = np.median(np.stack(self._teeth_ring), axis=0).astype(np.float32)
         if not self._index:
-            return MouthBank.empty(cfg, self._channels or 3)
+            return replace(MouthBank.empty(cfg, channels), teeth=teeth, teeth_ring=teeth_ring)
         self._keep(_diverse(np.asarray(self._shape), np.asarray(self._open)[:, 4:7].mean(1),
                             np.asarray(self._sharp), cfg.max_entries))
         order = np.argsort(np.asarray(self._index), kind="stable")
         self._keep(order)
         return MouthBank(np.stack(self._tex), np.stack(self._shape), np.stack(self._open),
-                         np.asarray(self._index, np.int64), np.stack(self._ring))
+                         np.asarray(self._index, np.int64), np.stack(self._ring), teeth, teeth_ring)

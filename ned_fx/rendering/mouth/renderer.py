@@ -16,7 +16,7 @@ import numpy as np
 
 from ..layers import RegionInputs, RenderedLayer
 from . import shape as S
-from .bank import MouthBank, ring_colour, sample
+from .bank import MouthBank, ring_colour, sample, teeth_colour
 from .config import MouthConfig
 from .plan import MouthPlan
 
@@ -146,7 +146,7 @@ class MouthRenderer:
         shadow = 0.55 + 0.45 * _smoothstep(v / 0.35)
         corners = 0.6 + 0.4 * np.sqrt(np.clip(np.sin(np.float32(np.pi) * u), 0.0, 1.0))
         colour = colour * (centre * shadow * corners)
-        teeth = self._teeth_colour(region, src_pts, lips)
+        teeth = self._teeth(region, inputs.src, src_pts, lips)
         if teeth is not None and cfg.teeth_height > 0:
             gap = np.interp(u[:, 0] * 10.0, np.arange(S.PAIRS), S.gaps(dst_pts))
             extent = np.clip(cfg.teeth_height * float(S.mouth_width(dst_pts)) / np.maximum(gap, 1.0), 0.0, 0.45)
@@ -164,24 +164,16 @@ class MouthRenderer:
                 * colour.mean(-1, keepdims=True)
         return np.clip(colour, 0.0, None).astype(np.float32)
 
-    @staticmethod
-    def _teeth_colour(region: np.ndarray, src_pts: np.ndarray, lips: np.ndarray) -> np.ndarray | None:
-        """The colour of the teeth where the source mouth shows them (brighter and less saturated than the lips),
-        or None (a closed mouth, or no teeth in view)."""
-        if S.gaps(src_pts)[3:8].mean() < 2.0:
-            return None
-        pix = sample(region, S.canonical_positions(src_pts, 12, 32)[2:-2]).reshape(-1, region.shape[2])
-        lum = pix.mean(-1)
-        lip_lum = float(lips.mean())
-        if region.shape[2] >= 3:
-            sat = (pix.max(-1) - pix.min(-1)) / np.maximum(pix.max(-1), 1e-6)
-            lip_sat = float((lips.max() - lips.min()) / max(lips.max(), 1e-6))
-            teeth = (lum > 1.1 * lip_lum) & (sat < 0.75 * lip_sat + 0.05)
-        else:
-            teeth = lum > 1.3 * lip_lum
-        if teeth.sum() < max(4, 0.05 * len(lum)):
-            return None
-        return np.median(pix[teeth], axis=0)
+    def _teeth(self, region: np.ndarray, src: np.ndarray, src_pts: np.ndarray, lips: np.ndarray) -> np.ndarray | None:
+        """The teeth colour for the synthetic interior: the shot's (seen anywhere in the shot by the bank builder,
+        matched to this frame's lighting; the same in every frame, so the band never flickers), else this frame's
+        own where its mouth shows teeth, else None."""
+        bank = self.bank
+        if np.isfinite(bank.teeth).all() and np.isfinite(bank.teeth_ring).all() and bank.teeth.size:
+            gain = np.clip(ring_colour(region, src) / np.maximum(bank.teeth_ring, 1e-6), self.config.min_gain,
+                           self.config.max_gain)
+            return bank.teeth * gain
+        return teeth_colour(region, src_pts, lips)
 
     @staticmethod
     def _noise_level(region: np.ndarray, box) -> float:
