@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from ...errors import InvalidParameterError
@@ -142,47 +144,97 @@ class EyeRenderer:
         import cv2
 
         h, w = region.shape[:2]
-        sigma = self.config.blur * EyeFrame(dst, EYES[e][1]).w
+        contour, corners, iris = EYES[e]
+        fs, ft = EyeFrame(src, corners), EyeFrame(dst, corners)
+        sigma = self.config.blur * ft.w
         pad = int(np.ceil(2.5 * sigma)) + 1 if sigma >= 0.3 else 0
         r0, r1 = max(int(rows.min()) - pad, 0), min(int(rows.max()) + pad + 1, h)
         c0, c1 = max(int(cols.min()) - pad, 0), min(int(cols.max()) + pad + 1, w)
         gx, gy = np.meshgrid(np.arange(c0, c1) + 0.5, np.arange(r0, r1) + 0.5)
         pts = np.stack([gx.ravel(), gy.ravel()], axis=1)
-        # the source's iris as the image shows it (the tracked centre is often a pixel off), and where the warp
-        # puts it: the real iris and the rendered one meet without a step
-        contour, corners, iris = EYES[e]
-        fs, ft = EyeFrame(src, corners), EyeFrame(dst, corners)
-        expected = float(model.iris_ratio[m]) * fs.w
-        poly = src[list(contour)]
-        reach = 1.6 * expected + 2
-        c = src[iris[0]]
-        distance = EyeDistance(poly, int(max(min(poly[:, 0].min(), c[0] - reach), 0)),
-                               int(max(min(poly[:, 1].min(), c[1] - reach), 0)),
-                               int(min(max(poly[:, 0].max(), c[0] + reach) + 1, w)),
-                               int(min(max(poly[:, 1].max(), c[1] + reach) + 1, h)))
-        centre, radius = refine_iris(region, c, expected, fs, poly, self.config.lash_margin * fs.w,
-                                     distance=distance)
-        radius = float(np.clip(radius, 0.9 * expected, 1.1 * expected))
-        src, dst = src.copy(), dst.copy()
-        src[iris[0]] = centre
-        dst[iris[0]] = _similarity(centre[None], fs, ft)[0]
-        eye = self._eyeball(model, texture, m, e, src, dst, region, pts, radius, distance)
-        eye = eye.reshape(r1 - r0, c1 - c0, -1)
+        seen = self._source(model, texture, m, e, src, region, fs)
+        eye = self._eyeball(model, texture, m, e, dst, pts, seen, fs, ft).reshape(r1 - r0, c1 - c0, -1)
         if pad:
             eye = cv2.GaussianBlur(eye, (0, 0), sigma, borderType=cv2.BORDER_REPLICATE).reshape(eye.shape)
         return eye[rows - r0, cols - c0]
 
-    def _eyeball(self, model: EyeModel, texture: np.ndarray, m: int, e: int, src, dst, region, pts,
-                 radius_s: float, distance: EyeDistance) -> np.ndarray:
-        """The eyeball's colour (NxK) at the pixel centres ``pts`` (Nx2) of the target eye ``e``, from model eye
-        ``m``; ``radius_s``: the source's iris radius (pixels); ``distance``: to the source's lids."""
+    def _source(self, model: EyeModel, texture: np.ndarray, m: int, e: int, src, region, fs: EyeFrame) -> "_Seen":
+        """What the source frame shows of eye ``e``: its iris as the image shows it (the tracked centre is often
+        a pixel off), its brightness against the model's, and its catchlights."""
         import cv2
 
         c = self.config
         contour, corners, iris = EYES[e]
-        ft = EyeFrame(dst, corners)
+        lo, hi = c.colour_match_limits
+        h, w = region.shape[:2]
+        poly = src[list(contour)]
+        centre = src[iris[0]]
+        expected = float(model.iris_ratio[m]) * fs.w
+        reach = 1.6 * expected + 2
+        x0 = int(max(min(poly[:, 0].min(), centre[0] - reach), 0))
+        y0 = int(max(min(poly[:, 1].min(), centre[1] - reach), 0))
+        x1 = int(min(max(poly[:, 0].max(), centre[0] + reach) + 1, w))
+        y1 = int(min(max(poly[:, 1].max(), centre[1] + reach) + 1, h))
+        plain = _Seen(centre, expected, 1.0, 1.0, None, 0, 0)
+        if x1 - x0 < 3 or y1 - y0 < 3:
+            return plain
+        distance = EyeDistance(poly, x0, y0, x1, y1)
+        crop = region[y0:y1, x0:x1]
+        margin = c.lash_margin * fs.w
+        centre, radius = refine_iris(crop, centre, expected, fs, poly, margin, (x0, y0), distance)
+        radius = float(np.clip(radius, 0.9 * expected, 1.1 * expected))
+        lum = luminance(crop.astype(np.float32))
+        gx, gy = np.meshgrid(np.arange(x0, x1) + (0.5 - centre[0]), np.arange(y0, y1) + (0.5 - centre[1]))
+        dist = np.hypot(gx, gy)
+        seen = distance.sd > margin + 0.5
+        gain_s = gain_i = 1.0
+        ref = float(luminance(np.asarray(model.sclera_colour[m], dtype=np.float64)))
+        vals = lum[seen & (dist > c.sclera_exclusion * radius)]
+        if len(vals) >= 8 and ref > 0:
+            vals = vals[vals >= c.sclera_floor * np.percentile(vals, 90)]
+            gain_s = float(np.clip(vals.mean() / ref, lo, hi))
+        ring = seen & (dist < 0.9 * radius) & (dist > 0.5 * radius)
+        if np.count_nonzero(ring) >= 8:
+            theta = np.mod(np.arctan2(gy[ring], gx[ring]) - fs.angle, 2.0 * np.pi)
+            rings, angles = texture.shape[0], texture.shape[1] - 2
+            cells = np.stack([theta / (2.0 * np.pi) * angles + 1.5, dist[ring] / radius * rings], axis=1)
+            model_lum = luminance(sample(texture, cells))
+            vals = lum[ring]
+            ok = vals < c.highlight * np.median(vals)
+            if ok.sum() >= 8 and model_lum[ok].mean() > 0:
+                gain_i = float(np.clip(vals[ok].mean() / model_lum[ok].mean(), lo, hi))
+        # catchlights: small spots of the iris disc (inside the lids, give or take ``catch_margin``: the tracked
+        # lid often runs through one) much brighter than the iris and than their surroundings, well inside it
+        catch = None
+        disc = dist < radius
+        inner = disc & seen
+        if np.count_nonzero(inner) >= 4:
+            iris_lum = float(np.median(lum[inner]))
+            span = max(ref * gain_s - iris_lum, 1e-6)
+            local = cv2.blur(lum, (5, 5), borderType=cv2.BORDER_REPLICATE)
+            mask = (smoothstep((lum - iris_lum - 0.45 * span) / (0.3 * span))
+                    * smoothstep((lum - local - 0.1 * span) / (0.2 * span))
+                    * (disc & (distance.sd > -c.catch_margin * fs.w))).astype(np.float32)
+            if mask.any():
+                n, labels, stats, cents = cv2.connectedComponentsWithStats((mask > 0.25).astype(np.uint8))
+                off = np.hypot(cents[:, 0] + x0 + 0.5 - centre[0], cents[:, 1] + y0 + 0.5 - centre[1])
+                spot = (stats[:, cv2.CC_STAT_AREA] <= np.pi * (0.3 * radius) ** 2) & (off < 0.9 * radius)
+                spot[0] = False
+                mask *= spot[labels]
+                if mask.any():       # dilated by a pixel so the spot keeps its soft edge
+                    mask = np.maximum(mask, 0.5 * cv2.dilate(mask, np.ones((3, 3), np.uint8)))
+                    catch = np.dstack([crop, mask]).astype(np.float32)
+        return _Seen(centre, radius, gain_s, gain_i, catch, x0, y0)
+
+    def _eyeball(self, model: EyeModel, texture: np.ndarray, m: int, e: int, dst, pts, seen: "_Seen",
+                 fs: EyeFrame, ft: EyeFrame) -> np.ndarray:
+        """The eyeball's colour (NxK) at the pixel centres ``pts`` (Nx2) of the target eye ``e``, from model eye
+        ``m`` and what the source shows (``seen``)."""
+        import cv2
+
+        c = self.config
+        contour = EYES[e][0]
         rings, angles = texture.shape[0], texture.shape[1] - 2
-        gain_s, gain_i = self._gains(model, texture, m, e, src, region, radius_s)
         # sclera: colour x shading along the eye x shading under the upper lid
         u = ft.u(pts)
         prof = np.asarray(model.sclera_shading[m], dtype=np.float64)
@@ -190,128 +242,44 @@ class EyeRenderer:
         d_up = polyline_distance(pts, dst[list(contour[:UPPER])]) / ft.w
         lid = np.asarray(model.lid_shading[m], dtype=np.float64)
         shade = shade * np.interp(d_up / float(model.shadow_reach) * len(lid) - 0.5, np.arange(len(lid)), lid)
-        colour = np.asarray(model.sclera_colour[m], dtype=np.float64) * gain_s
+        colour = np.asarray(model.sclera_colour[m], dtype=np.float64) * seen.gain_s
         sclera = colour[None] * shade[:, None]
-        # the iris: the polar texture, round, at the target's iris centre
-        centre = dst[iris[0]]
-        radius = radius_s * ft.w / EyeFrame(src, corners).w
+        # the iris: the polar texture, round, where the warp puts the source's iris
+        centre = _similarity(seen.centre[None], fs, ft)[0]
+        radius = seen.radius * ft.w / fs.w
         rel = pts - centre
         dist = np.hypot(rel[:, 0], rel[:, 1])
         theta = np.mod(np.arctan2(rel[:, 1], rel[:, 0]) - ft.angle, 2.0 * np.pi)
         mx = (theta / (2.0 * np.pi) * angles + 1.0).astype(np.float32).reshape(1, -1)
         my = (dist / radius * rings - 0.5).astype(np.float32).reshape(1, -1)
         iris_px = cv2.remap(texture, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        iris_px = iris_px.reshape(len(pts), -1).astype(np.float64) * gain_i
+        iris_px = iris_px.reshape(len(pts), -1) * seen.gain_i
         limbus = max(c.limbus_softness * ft.w, 1.0)
         alpha = smoothstep((radius - dist) / limbus + 0.5)[:, None]      # an anti-aliased limbus
         eye = sclera + alpha * (iris_px - sclera)
         # a soft shadow right under the upper lid, on sclera and iris alike
         edge = max(c.lid_inset * ft.w, max(c.edge_softness * ft.w, c.min_soft_px)) / ft.w   # where coverage starts
         eye *= (1.0 - c.lid_shadow * (1.0 - smoothstep((d_up - edge) / max(c.lid_shadow_reach, 1e-6))))[:, None]
-        # the source's catchlights on the cornea, where the rendered iris covers them
+        # the source's catchlights on the cornea, seen through the eye's similarity, where the iris is rendered
         near = dist < radius + limbus
-        if near.any():
-            light = self._catchlights(e, src, dst, region, pts[near], float(luminance(colour)), radius_s,
-                                      distance)
-            if light is not None:
-                value, weight = light
-                eye[near] += weight[:, None] * (value - eye[near])
+        if seen.catch is not None and near.any():
+            q = _similarity(pts[near], ft, fs) - [seen.x0, seen.y0]
+            got = sample(seen.catch, q)
+            eye[near] += got[:, -1:] * (got[:, :-1] - eye[near])
         return eye.astype(np.float32)
 
-    def _catchlights(self, e: int, src, dst, region, pts, sclera_lum: float, radius: float,
-                     distance: EyeDistance):
-        """The source's catchlights seen through the eye's similarity at target points ``pts`` (Nx2): (NxK
-        values, N weights 0..1), or None when the source shows none there.
 
-        A catchlight is a small spot of the source's iris disc (inside the lids, give or take ``catch_margin``:
-        the tracked lid often runs through it) much brighter than the iris and than its surroundings."""
-        import cv2
+class _Seen(NamedTuple):
+    """What the source frame shows of one eye: iris centre (2,) and radius (pixels), sclera and iris gains, the
+    catchlights (crop colour + weight channel, or None) and that crop's top-left corner."""
 
-        c = self.config
-        contour, corners, iris = EYES[e]
-        fs, ft = EyeFrame(src, corners), EyeFrame(dst, corners)
-        centre = src[iris[0]]
-        h, w = region.shape[:2]
-        x0, y0 = int(max(np.floor(centre[0] - radius) - 3, 0)), int(max(np.floor(centre[1] - radius) - 3, 0))
-        x1, y1 = int(min(np.ceil(centre[0] + radius) + 4, w)), int(min(np.ceil(centre[1] + radius) + 4, h))
-        if x1 - x0 < 3 or y1 - y0 < 3:
-            return None
-        crop = region[y0:y1, x0:x1]
-        lum = luminance(crop.astype(np.float32))
-        grid = np.stack(np.meshgrid(np.arange(x0, x1) + 0.5, np.arange(y0, y1) + 0.5), axis=-1).reshape(-1, 2)
-        sd = distance(grid).reshape(lum.shape)
-        disc = np.hypot(grid[:, 0] - centre[0], grid[:, 1] - centre[1]).reshape(lum.shape) < radius
-        inner = disc & (sd > c.lash_margin * fs.w)
-        if np.count_nonzero(inner) < 4:
-            return None
-        iris_lum = float(np.median(lum[inner]))
-        span = max(sclera_lum - iris_lum, 1e-6)
-        local = cv2.blur(lum, (5, 5), borderType=cv2.BORDER_REPLICATE)
-        mask = (smoothstep((lum - iris_lum - 0.45 * span) / (0.3 * span))
-                * smoothstep((lum - local - 0.1 * span) / (0.2 * span))
-                * (disc & (sd > -c.catch_margin * fs.w)))
-        if not mask.any():
-            return None
-        # catchlights are small spots well inside the iris; a lit patch of lid skin is larger or on its rim
-        n, labels, stats, cents = cv2.connectedComponentsWithStats((mask > 0.25).astype(np.uint8), connectivity=8)
-        spot = np.zeros(n, bool)
-        for i in range(1, n):
-            off = np.hypot(cents[i, 0] + x0 + 0.5 - centre[0], cents[i, 1] + y0 + 0.5 - centre[1])
-            spot[i] = stats[i, cv2.CC_STAT_AREA] <= np.pi * (0.3 * radius) ** 2 and off < 0.9 * radius
-        mask = mask * spot[labels]
-        if not mask.any():
-            return None
-        # dilate by a pixel so the spot keeps its soft edge
-        mask = np.maximum(mask, 0.5 * cv2.dilate(mask.astype(np.float32), np.ones((3, 3), np.uint8)))
-        alpha_inv = complex(*(fs.b - fs.a)) / complex(*(ft.b - ft.a))
-        z = (pts[:, 0] + 1j * pts[:, 1] - complex(*ft.a)) * alpha_inv + complex(*fs.a)
-        q = np.stack([z.real - x0, z.imag - y0], axis=1)
-        got = sample(np.dstack([crop, mask.astype(np.float32)]), q)
-        weight = got[:, -1]
-        if not (weight > 1e-3).any():
-            return None
-        return got[:, :-1].astype(np.float64), weight.astype(np.float64)
-
-    def _gains(self, model: EyeModel, texture: np.ndarray, m: int, e: int, src, region,
-               radius: float) -> tuple[float, float]:
-        """This frame's brightness against the model's: (sclera gain, iris gain), from what the source shows."""
-        c = self.config
-        lo, hi = c.colour_match_limits
-        contour, corners, iris = EYES[e]
-        fs = EyeFrame(src, corners)
-        poly = src[list(contour)]
-        h, w = region.shape[:2]
-        x0, y0 = int(max(np.floor(poly[:, 0].min()), 0)), int(max(np.floor(poly[:, 1].min()), 0))
-        x1, y1 = int(min(np.ceil(poly[:, 0].max()) + 1, w)), int(min(np.ceil(poly[:, 1].max()) + 1, h))
-        gain_s = gain_i = 1.0
-        if x1 - x0 < 2 or y1 - y0 < 2:
-            return gain_s, gain_i
-        seen = inner_distance(polygon_mask(poly, x0, y0, x1, y1)) > c.lash_margin * fs.w + 0.5
-        rows, cols = np.nonzero(seen)
-        if len(rows) < 8:
-            return gain_s, gain_i
-        pts = np.stack([cols + (x0 + 0.5), rows + (y0 + 0.5)], axis=1)
-        centre = src[iris[0]]
-        rel = pts - centre
-        dist = np.hypot(rel[:, 0], rel[:, 1])
-        lum = luminance(region[rows + y0, cols + x0].astype(np.float64))
-        ref = float(luminance(np.asarray(model.sclera_colour[m], dtype=np.float64)))
-        sclera = dist > c.sclera_exclusion * radius
-        if np.count_nonzero(sclera) >= 8 and ref > 0:
-            vals = lum[sclera]
-            vals = vals[vals >= c.sclera_floor * np.percentile(vals, 90)]
-            gain_s = float(np.clip(vals.mean() / ref, lo, hi))
-        ring = (dist < 0.9 * radius) & (dist > 0.5 * radius)
-        if np.count_nonzero(ring) >= 8:
-            theta = np.mod(np.arctan2(rel[ring, 1], rel[ring, 0]) - fs.angle, 2.0 * np.pi)
-            rings, angles = texture.shape[0], texture.shape[1] - 2
-            cells = np.stack([theta / (2.0 * np.pi) * angles + 1.5, dist[ring] / radius * rings], axis=1)
-            model_lum = luminance(sample(texture, cells).astype(np.float64))
-            vals = lum[ring]
-            ok = vals < c.highlight * np.median(vals)
-            if ok.sum() >= 8 and model_lum[ok].mean() > 0:
-                gain_i = float(np.clip(vals[ok].mean() / model_lum[ok].mean(), lo, hi))
-        return gain_s, gain_i
+    centre: np.ndarray
+    radius: float
+    gain_s: float
+    gain_i: float
+    catch: np.ndarray | None
+    x0: int
+    y0: int
 
 
 def _similarity(points: np.ndarray, fs: EyeFrame, ft: EyeFrame) -> np.ndarray:
