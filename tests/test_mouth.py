@@ -162,6 +162,20 @@ def test_unchanged_target_gives_no_layer():
         assert MouthRenderer().render(same) is None
 
 
+def test_without_a_plan_each_frame_takes_its_best_match():
+    s = shot(WDA, "surprised")
+    *_, inputs = render(s, 100)
+    alone = MouthRenderer(s.bank).render(inputs)
+    planned = s.mouth.render(inputs)
+    np.testing.assert_array_equal(alone.coverage, planned.coverage)
+    best = MouthRenderer(s.bank)._entries(inputs)
+    assert len(best) == 1 and 0 <= best[0][0] < len(s.bank)
+    # a real interior, not the synthetic one
+    synthetic = MouthRenderer().render(inputs)
+    inside = alone.coverage > 0.9
+    assert np.abs(alone.pixels[inside] - synthetic.pixels[inside]).mean() > 20
+
+
 def test_per_frame_cost_is_a_few_ms():
     s = shot(WDA, "surprised")
     inputs = [render(s, i)[3] for i in (10, 60, 110, 160)]

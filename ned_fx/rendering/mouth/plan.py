@@ -64,8 +64,10 @@ class MouthPlan:
         return cls(a.astype(np.int32), b.astype(np.int32), w.astype(np.float32))
 
 
-def match_costs(bank: MouthBank, src: np.ndarray, dst: np.ndarray, config: MouthConfig) -> np.ndarray:
-    """FxN cost of showing bank entry n at frame f (inf where not allowed or no target).
+def match_costs(bank: MouthBank, src: np.ndarray, dst: np.ndarray, config: MouthConfig,
+                frames: np.ndarray | None = None) -> np.ndarray:
+    """FxN cost of showing bank entry n at frame f (inf where not allowed or no target). ``frames``: the shot
+    index of each row (default 0..F-1).
 
     Shape distance (RMS over the 20 normalised inner-lip points) plus the weighted shortfall of the entry's
     opening below the target's, both in ``match_sigma`` units; a frame's own interior is never used when that
@@ -88,9 +90,10 @@ def match_costs(bank: MouthBank, src: np.ndarray, dst: np.ndarray, config: Mouth
     spts = S.inner_points(src)
     sw = S.mouth_width(spts)
     src_open = S.gaps(spts)[:, 4:7].mean(-1) >= np.maximum(config.min_open * sw, config.min_open_px)
+    rows = np.arange(f) if frames is None else np.asarray(frames, dtype=np.int64).reshape(f)
     for k, t in enumerate(bank.index):
-        if 0 <= t < f and not src_open[t]:
-            cost[t, k] = np.inf
+        hit = np.flatnonzero((rows == t) & ~src_open)
+        cost[hit, k] = np.inf
     return cost
 
 

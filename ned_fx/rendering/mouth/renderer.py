@@ -18,7 +18,7 @@ from ..layers import RegionInputs, RenderedLayer
 from . import shape as S
 from .bank import MouthBank, ring_colour, sample, teeth_colour
 from .config import MouthConfig
-from .plan import MouthPlan
+from .plan import MouthPlan, match_costs
 
 
 def _smoothstep(x: np.ndarray) -> np.ndarray:
@@ -45,7 +45,8 @@ class MouthRenderer:
 
     Args:
         bank: the shot's :class:`MouthBank` (None or empty: the synthetic interior).
-        plan: the shot's :class:`MouthPlan` (None: the synthetic interior).
+        plan: the shot's :class:`MouthPlan` (None: each frame takes its own best match from the bank, with no
+            temporal smoothing: for stills and tests).
         config: a :class:`MouthConfig` (defaults when None).
     """
 
@@ -91,7 +92,7 @@ class MouthRenderer:
         cover = _smoothstep(depth / feather) * np.interp(uv[:, 0] * 10.0, np.arange(S.PAIRS), col)
         if cover.max() < 1e-3:
             return None
-        entries = self.plan.entries(inputs.index) if (self.plan is not None and len(self.bank)) else []
+        entries = self._entries(inputs)
         if entries:
             interior = self._from_bank(entries, uv, inputs)
         else:
@@ -107,6 +108,16 @@ class MouthRenderer:
         return RenderedLayer(pixels, coverage, "mouth")
 
     # ---- a real interior ------------------------------------------------------------------------------------
+    def _entries(self, inputs: RegionInputs) -> list[tuple[int, float]]:
+        """The bank entries shown at this frame: the plan's; without a plan, the best match of this frame alone."""
+        if not len(self.bank):
+            return []
+        if self.plan is not None:
+            return self.plan.entries(inputs.index)
+        cost = match_costs(self.bank, np.asarray(inputs.src)[None], np.asarray(inputs.dst)[None], self.config,
+                           np.array([inputs.index]))[0]
+        return [(int(np.argmin(cost)), 1.0)] if np.isfinite(cost).any() else []
+
     def _from_bank(self, entries, uv: np.ndarray, inputs: RegionInputs) -> np.ndarray:
         cfg = self.config
         bank = self.bank
@@ -153,8 +164,8 @@ class MouthRenderer:
             extent = extent[:, None].astype(np.float32)
             band = (1.0 - _smoothstep((v - extent) / np.maximum(0.25 * extent, 1e-3))) \
                 * _smoothstep((0.5 - np.abs(u - 0.5)) / 0.3)
-            shade = 0.65 + 0.35 * _smoothstep(v / np.maximum(0.4 * extent, 1e-3))     # darker at the gum line
-            colour = colour + band * (teeth.astype(np.float32) * shade * (0.75 + 0.25 * np.sin(np.float32(np.pi) * u))
+            shade = 0.75 + 0.25 * _smoothstep(v / np.maximum(0.4 * extent, 1e-3))     # darker at the gum line
+            colour = colour + band * (teeth.astype(np.float32) * shade * (0.85 + 0.15 * np.sin(np.float32(np.pi) * u))
                                       - colour)
         noise = self._noise_level(region, box)
         if noise > 0 and cfg.grain > 0:
