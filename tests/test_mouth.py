@@ -185,7 +185,7 @@ def test_per_frame_cost_is_a_few_ms():
         for inp in inputs:
             s.mouth.render(inp)
     per_frame = (time.perf_counter() - t) / 20
-    assert per_frame < 0.012, f"{per_frame * 1000:.1f} ms per frame"
+    assert per_frame < 0.015, f"{per_frame * 1000:.1f} ms per frame"
 
 
 # ---- no open-mouth footage: a shaded synthetic interior -------------------------------------------------------

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...errors import InvalidParameterError
 from ..layers import RegionInputs, RenderedLayer
 from . import shape as S
 from .bank import MouthBank, ring_colour, sample, teeth_colour
@@ -58,8 +59,16 @@ class MouthRenderer:
 
     def render(self, inputs: RegionInputs) -> RenderedLayer | None:
         """The layer for one frame, or None where the target opens nothing beyond the source (so an unchanged
-        frame stays bit-exact)."""
+        frame stays bit-exact).
+
+        Raises:
+            InvalidParameterError: the region's channel count is not the bank's.
+        """
         cfg = self.config
+        if len(self.bank) and self.bank.textures.shape[3] != inputs.region.shape[2]:
+            raise InvalidParameterError(f"the mouth bank holds {self.bank.textures.shape[3]}-channel interiors, the "
+                                        f"region has {inputs.region.shape[2]} channels; build the bank from this "
+                                        f"plate's colour channels")
         src_pts, dst_pts = S.inner_points(inputs.src), S.inner_points(inputs.dst)
         if not (np.isfinite(src_pts).all() and np.isfinite(dst_pts).all()):
             return None
@@ -96,7 +105,7 @@ class MouthRenderer:
         if entries:
             interior = self._from_bank(entries, uv, inputs)
         else:
-            interior = self._synthetic(uv, src_pts, dst_pts, col, inputs, (x0, y0, x1, y1))
+            interior = self._synthetic(uv, src_pts, dst_pts, inputs, (x0, y0, x1, y1))
         pixels = np.zeros(inputs.warped.shape, np.float32)
         block = np.zeros((bh * bw, pixels.shape[2]), np.float32)
         block[flat] = interior
@@ -131,8 +140,8 @@ class MouthRenderer:
         return np.asarray(out, dtype=np.float32)
 
     # ---- no footage of an open mouth: a shaded synthetic interior ------------------------------------------
-    def _synthetic(self, uv: np.ndarray, src_pts: np.ndarray, dst_pts: np.ndarray, col: np.ndarray,
-                   inputs: RegionInputs, box) -> np.ndarray:
+    def _synthetic(self, uv: np.ndarray, src_pts: np.ndarray, dst_pts: np.ndarray, inputs: RegionInputs,
+                   box) -> np.ndarray:
         cfg = self.config
         region = inputs.region
         ring = S.ring_points(inputs.src)
