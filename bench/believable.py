@@ -19,7 +19,8 @@ measures (tests/believable_measures.py, tests/fer_classifier.py):
   the output (re-tracked) with the source; jitter+: added landmark jitter (IOD units);
 * outside: max abs code-value change outside the face (its landmarks' hull grown by 0.15 IOD; 0 = bit-exact);
   outside_box: the same outside the pipeline's face region box; occl: max abs change on pixels the
-  product's occlusion detector marks as fully kept (matte 1: its claim that it keeps them exactly; blank without the stage).
+  product's occlusion detector marks as fully kept (matte 1: its claim that it keeps them exactly; blank where it
+  marks none); occl_px: mean such pixels per frame where it marks some.
 
 Prints a table and writes JSON to bench/results/believable-<machine>-<time>.json (machine, command, commit).
 """
@@ -86,7 +87,7 @@ def measure(name, src_frames, out_frames, src_lms, dst_lms, out_lms, emotion, re
     import believable_measures as bm
 
     emo = bm.p_target_gain(src_frames, out_frames, src_lms, emotion)
-    mouth, eye_ratios, iris_out, iris_src, outside, outside_box, occl_max = [], [], [], [], [], [], []
+    mouth, eye_ratios, iris_out, iris_src, outside, outside_box, occl_max, occl_px = [], [], [], [], [], [], [], []
     for i, (s, o, a, b) in enumerate(zip(src_frames, out_frames, src_lms, dst_lms)):
         if not (np.isfinite(a[:468]).all() and np.isfinite(b[:468]).all()):
             continue
@@ -101,8 +102,9 @@ def measure(name, src_frames, out_frames, src_lms, dst_lms, out_lms, emotion, re
             iris_src.append(bm.iris_ratio(s, a, side))
         outside.append(bm.outside_face_change(s, o, a, b)["max_abs"])
         outside_box.append(_outside_box_change(s, o, a, b))
-        if occl is not None:
+        if occl is not None and occl[i].any():
             occl_max.append(bm.occluder_change(s, o, occl[i]))
+            occl_px.append(int(occl[i].sum()))
     row = {"input": name, "emotion": emotion, "frames": len(src_frames), "dP": emo["delta"], "P_src": emo["p_src"],
            "P_out": emo["p_out"]}
     if mouth:
@@ -127,6 +129,8 @@ def measure(name, src_frames, out_frames, src_lms, dst_lms, out_lms, emotion, re
     row["outside"] = int(max(outside)) if outside else None
     row["outside_box"] = int(max(outside_box)) if outside_box else None
     row["occl"] = int(max(occl_max)) if occl_max else None
+    row["occl_frames"] = len(occl_px)
+    row["occl_px"] = float(np.mean(occl_px)) if occl_px else 0.0
     row["retracked"] = int(ok.sum())
     return row
 
@@ -205,7 +209,8 @@ def main() -> int:
         for name in args.stills:
             rows += run_input(FOOTAGE / name, None, emotions, Path(tmp), sheet)
     cols = ["input", "emotion", "frames", "dP", "P_src", "P_out", "mouth_dark", "real_dark", "mouth_std", "real_std",
-            "holes", "eye_lum", "iris_out", "iris_src", "sym", "mouth_r", "jitter+", "outside", "outside_box", "occl"]
+            "holes", "eye_lum", "iris_out", "iris_src", "sym", "mouth_r", "jitter+", "outside", "outside_box", "occl",
+            "occl_px"]
     print(table(rows, cols))
     floors = [r for r in rows if r["emotion"] in FLOOR_EMOTIONS]
     missed = [f"{r['input']} {r['emotion']} {r['dP']:+.2f}" for r in floors if r["dP"] < 0.15]
