@@ -78,7 +78,8 @@ def _measures(x) -> dict:
     return {
         "eye_r": (y[:, LOWER] - y[:, UPPER]).mean(1) / i, "eye_l": (y[:, LOWER_L] - y[:, UPPER_L]).mean(1) / i,
         "upper_lid": -(y[:, UPPER + UPPER_L]).mean(1) / i, "lower_lid": -(y[:, LOWER + LOWER_L]).mean(1) / i,
-        "corner_r": (centre - y[:, topo.MOUTH_CORNER_RIGHT]) / i, "corner_l": (centre - y[:, topo.MOUTH_CORNER_LEFT]) / i,
+        "corner_r": (centre - y[:, topo.MOUTH_CORNER_RIGHT]) / i,
+        "corner_l": (centre - y[:, topo.MOUTH_CORNER_LEFT]) / i,
         "corners_up": -(y[:, [topo.MOUTH_CORNER_RIGHT, topo.MOUTH_CORNER_LEFT]]).mean(1) / i,
         "width": (x[:, topo.MOUTH_CORNER_LEFT, 0] - x[:, topo.MOUTH_CORNER_RIGHT, 0]) / i,
         "inner_brow": (eyes - y[:, INNER_R + INNER_L].mean(1)) / i,

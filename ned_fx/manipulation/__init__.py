@@ -6,16 +6,17 @@ one.
 
 Public contract: :class:`ManipulatorConfig`, :func:`manipulate`, :func:`reference_style`, :func:`fit_track`,
 :class:`EditedTrack`, :func:`read_from_file`, :func:`write_to_file`, :func:`plot_activations`, and the expression
-model (:class:`ExpressionModel`, :func:`build_basis`, :func:`fit_activations`, :func:`estimate_neutral`).
+model (:class:`ExpressionModel`, :func:`build_basis`, :func:`fit_activations`, :func:`estimate_neutral`,
+:func:`still_neutral`).
 Importing this package does not import torch or scipy; the engine (:mod:`.engine`) is loaded on use.
 """
 
 from .config import ManipulatorConfig
 from .edited import EditedTrack, read_from_file, write_to_file
 from .expression import (AU_LABELS, AU_NAMES, EMOTION_AUS, REGIONS, SPEECH_AUS, ExpressionBasis, ExpressionModel,
-                         build_basis, estimate_neutral, fit_activations, head_frame)
+                         build_basis, estimate_neutral, fit_activations, head_frame, still_neutral)
 from .manipulator import (ReferenceStyle, TrackFit, fit_track, manipulate, parse_regions, reference_style,
-                          talking_share)
+                          speech_frames, talking_share)
 from .prototypes import EMOTIONS, PROTOTYPES, parse_blend, parse_keys, read_curve
 
 
@@ -34,7 +35,7 @@ def __getattr__(name: str):
 
 __all__ = ["ManipulatorConfig", "EditedTrack", "read_from_file", "write_to_file", "AU_NAMES", "AU_LABELS",
            "EMOTION_AUS", "SPEECH_AUS", "REGIONS", "ExpressionBasis", "ExpressionModel", "build_basis",
-           "estimate_neutral", "fit_activations", "head_frame", "ReferenceStyle", "TrackFit", "fit_track", "manipulate",
-           "parse_regions", "reference_style", "talking_share", "EMOTIONS", "PROTOTYPES", "parse_blend",
-           "parse_keys", "read_curve", "ManipulatorEngine", "ExpressionDecoder", "export_onnx", "onnx_parity",
-           "plot_activations"]
+           "estimate_neutral", "still_neutral", "fit_activations", "head_frame", "ReferenceStyle", "TrackFit",
+           "fit_track", "manipulate", "speech_frames", "parse_regions", "reference_style", "talking_share",
+           "EMOTIONS", "PROTOTYPES", "parse_blend", "parse_keys", "read_curve", "ManipulatorEngine",
+           "ExpressionDecoder", "export_onnx", "onnx_parity", "plot_activations"]

@@ -11,7 +11,9 @@ How an edit is made
        activations: the actor's sustained emotion is replaced by the pattern at intensity 1, the performance
        (emphasis, blinks, speech) is kept, offsets are smoothed zero-phase.
     4. The activation offsets are decoded with the speech-safe fields (the inner-lip gap never changes under an
-       emotion offset) and mapped into each frame with that frame's pose: ``target = source + sR · basis · Δa``.
+       emotion offset) where the speech gate is shut, with the fields as authored where it is open (a still: a
+       disgusted upper lip rises off the teeth), and mapped into each frame with that frame's pose:
+       ``target = source + sR · basis · Δa``.
        With no change (intensity 0) the target *is* the source, bit for bit.
 
 The speech rule
@@ -27,8 +29,8 @@ The speech rule
       is not a talking shot the gate still closes, with an ease, over every stretch where the actor speaks.
 
     Every other AU's offset is projected so the inner-lip gap stays the source's (see
-    :class:`~ned_fx.manipulation.expression.ExpressionBasis`), so on a talking shot the edited mouth opening
-    follows the source exactly.
+    :class:`~ned_fx.manipulation.expression.ExpressionBasis`) wherever the gate is shut, so on a talking shot the
+    edited mouth opening follows the source exactly.
 
 Region control
     Each AU belongs to a region (brows, eyes, cheeks, nose, corners, lips, jaw); region weights scale the offsets.
@@ -47,9 +49,9 @@ from ..errors import InvalidParameterError, NoFaceError
 from . import prototypes as protos
 from .config import SPEECH_MODES, ManipulatorConfig
 from .edited import EditedTrack
-from .expression import (AU_NAMES, AU_REGION, EMOTION_AUS, PERFORMANCE_AUS, SPEECH_AUS, REGION_ALIASES, REGIONS, RIGID_POINTS, STILL_AUS,
-                         ExpressionModel, estimate_neutral, fit_activations, build_basis, frame_offsets, head_frame,
-                         mouth_opening_iod, still_neutral)
+from .expression import (AU_NAMES, AU_REGION, EMOTION_AUS, PERFORMANCE_AUS, REGION_ALIASES, REGIONS, RIGID_POINTS,
+                         SPEECH_AUS, STILL_AUS, ExpressionModel, estimate_neutral, fit_activations, build_basis,
+                         frame_offsets, head_frame, mouth_opening_iod, still_neutral)
 
 # ----------------------------------------------------------------------------------------------------------------
 # Regions
