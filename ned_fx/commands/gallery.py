@@ -222,8 +222,12 @@ def make_sheet(path: Path, emotions: list[str], intensities: list[float], args, 
     from .. import __version__
 
     caption = f"{CAPTION} {__version__} (ned-fx gallery, {what})"
-    record = build_record(path, {"emotion": ",".join(emotions),
-                                 "intensity": intensities[-1] if still else args.intensity},
+    # one record for the sheet: every emotion shown, and its intensities (a still's several go in the emotion text)
+    shown = ",".join(emotions) + (f" (contact sheet at intensities {'/'.join(f'{i:g}' for i in intensities)})"
+                                  if still and len(intensities) > 1 else " (contact sheet)")
+    record = build_record(path, {"emotion": shown,
+                                 "intensity": intensities[0] if still and len(intensities) == 1 else
+                                 None if still else args.intensity},
                           face_id=int(track.face_id), frames=None if still else ",".join(str(n) for n in numbers),
                           application="ned-fx gallery", kind="image", hash_source=Path(path).is_file())
     return grid(rows, caption), record, numbers[0]
