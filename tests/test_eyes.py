@@ -263,3 +263,14 @@ def test_cost_per_frame_is_a_few_milliseconds(clip):
         renderer.render(inp)
     per_frame = (time.process_time() - t) / 10
     assert per_frame < 0.015, f"{per_frame * 1e3:.1f} ms per frame at 512²"
+
+
+def test_a_blink_the_tracker_missed_gets_no_eyeball(clip, tracker):
+    """WDA frame 10: the eyes are shut, the tracked lids still show an opening; the eyeball must not appear on
+    the closed lids (the warp alone shows them)."""
+    blink = Shot("WDA_AlexandriaOcasioCortez_000.mp4", "10-10", tracker)
+    inp = blink.inputs("surprised", 1.0)
+    layer = EyeRenderer(clip.model).render(inp)
+    assert layer is None or layer.coverage.max() < 0.05
+    # the same renderer does draw on the open eyes of frame 0
+    assert EyeRenderer(clip.model).render(clip.inputs("surprised", 1.0)).coverage.max() > 0.9

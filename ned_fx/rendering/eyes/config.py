@@ -49,6 +49,10 @@ class EyeConfig:
         catch_margin: the source's catchlights are taken from its iris disc inside the lids and up to this far
             outside its tracked lid contour (x W; a tracked upper lid often runs through the catchlight).
         blur: the rendered eyeball is softened by a Gaussian of this sigma (x W) to sit in the plate's softness.
+        sclera_dim, iris_contrast: a frame whose brightest "sclera" is dimmer than ``sclera_dim[0]`` x the
+            model's (full eyeball from ``sclera_dim[1]``), or whose iris is at least ``iris_contrast`` of its
+            sclera's brightness, shows no eye (a blink the tracker missed: lashes and lid in the tracked opening);
+            that eye gets no eyeball.
         colour_match_limits: the rendered eyeball is matched to each frame's own visible sclera and iris by a
             gain clipped to this range.
     """
@@ -64,7 +68,7 @@ class EyeConfig:
     shading_bins: int = 8
     shadow_bins: int = 4
     shadow_reach: float = 0.2
-    shading_limits: tuple[float, float] = (0.6, 1.15)
+    shading_limits: tuple[float, float] = (0.75, 1.1)
     iris_ratio_default: float = 0.2
     pupil_ratio_default: float = 0.35
     lid_inset: float = 0.02
@@ -73,11 +77,13 @@ class EyeConfig:
     reach_max: float = 0.08
     blend: float = 0.06
     min_soft_px: float = 1.0
-    lid_shadow: float = 0.35
-    lid_shadow_reach: float = 0.2
+    lid_shadow: float = 0.25
+    lid_shadow_reach: float = 0.25
     limbus_softness: float = 0.025
     catch_margin: float = 0.08
     blur: float = 0.012
+    sclera_dim: tuple[float, float] = (0.5, 0.75)
+    iris_contrast: float = 0.75
     colour_match_limits: tuple[float, float] = (0.75, 1.33)
 
     def __post_init__(self) -> None:
@@ -88,10 +94,14 @@ class EyeConfig:
         for name in ("lash_margin", "min_opening", "sclera_exclusion", "sclera_floor", "shadow_reach", "iris_ratio_default",
                      "pupil_ratio_default", "lid_inset", "edge_softness", "reach", "reach_max", "blend",
                      "min_soft_px", "lid_shadow", "lid_shadow_reach", "highlight", "limbus_softness",
-                     "catch_margin", "blur", "iris_detail"):
+                     "catch_margin", "blur", "iris_detail", "iris_contrast"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or value < 0:
                 raise InvalidParameterError(f"EyeConfig.{name} must be a number >= 0, got {value!r}")
+        lo, hi = self.sclera_dim
+        if not 0 <= lo < hi:
+            raise InvalidParameterError(f"EyeConfig.sclera_dim must be (low, high) with 0 <= low < high, "
+                                        f"got {self.sclera_dim!r}")
         if self.lid_shadow >= 1:
             raise InvalidParameterError(f"EyeConfig.lid_shadow must be below 1, got {self.lid_shadow!r}")
         for name in ("shading_limits", "colour_match_limits"):

@@ -77,8 +77,13 @@ class EyeRenderer:
             m = model.usable(e)
             if m is None:
                 continue
-            pixels[rows, cols] = self._paint(model, textures[m], m, e, src[:, :2], dst[:, :2], region, rows, cols)
-            coverage[rows, cols] = np.maximum(coverage[rows, cols], cov)
+            fs = EyeFrame(src[:, :2], EYES[e][1])
+            seen = self._source(model, textures[m], m, e, src[:, :2], region, fs)
+            if seen.confidence <= 0:
+                continue
+            pixels[rows, cols] = self._paint(model, textures[m], m, e, src[:, :2], dst[:, :2], rows, cols, seen,
+                                           (h, w))
+            coverage[rows, cols] = np.maximum(coverage[rows, cols], cov * np.float32(seen.confidence))
         if not coverage.any():
             return None
         return RenderedLayer(pixels, coverage, self.name)
@@ -138,21 +143,20 @@ class EyeRenderer:
         return e, rows[keep] + y0, cols[keep] + x0, cov[keep].astype(np.float32)
 
     # ---- what ------------------------------------------------------------------------------------------------
-    def _paint(self, model, texture, m: int, e: int, src, dst, region, rows, cols) -> np.ndarray:
+    def _paint(self, model, texture, m: int, e: int, src, dst, rows, cols, seen: "_Seen",
+               size: tuple[int, int]) -> np.ndarray:
         """The eyeball at the region pixels (rows, cols): rendered over their bounding box, softened by
         ``config.blur`` to sit in the plate's softness."""
         import cv2
 
-        h, w = region.shape[:2]
-        contour, corners, iris = EYES[e]
-        fs, ft = EyeFrame(src, corners), EyeFrame(dst, corners)
+        h, w = size
+        fs, ft = EyeFrame(src, EYES[e][1]), EyeFrame(dst, EYES[e][1])
         sigma = self.config.blur * ft.w
         pad = int(np.ceil(2.5 * sigma)) + 1 if sigma >= 0.3 else 0
         r0, r1 = max(int(rows.min()) - pad, 0), min(int(rows.max()) + pad + 1, h)
         c0, c1 = max(int(cols.min()) - pad, 0), min(int(cols.max()) + pad + 1, w)
         gx, gy = np.meshgrid(np.arange(c0, c1) + 0.5, np.arange(r0, r1) + 0.5)
         pts = np.stack([gx.ravel(), gy.ravel()], axis=1)
-        seen = self._source(model, texture, m, e, src, region, fs)
         eye = self._eyeball(model, texture, m, e, dst, pts, seen, fs, ft).reshape(r1 - r0, c1 - c0, -1)
         if pad:
             eye = cv2.GaussianBlur(eye, (0, 0), sigma, borderType=cv2.BORDER_REPLICATE).reshape(eye.shape)
@@ -175,7 +179,7 @@ class EyeRenderer:
         y0 = int(max(min(poly[:, 1].min(), centre[1] - reach), 0))
         x1 = int(min(max(poly[:, 0].max(), centre[0] + reach) + 1, w))
         y1 = int(min(max(poly[:, 1].max(), centre[1] + reach) + 1, h))
-        plain = _Seen(centre, expected, 1.0, 1.0, None, 0, 0)
+        plain = _Seen(centre, expected, 1.0, 1.0, None, 0, 0, 1.0)
         if x1 - x0 < 3 or y1 - y0 < 3:
             return plain
         distance = EyeDistance(poly, x0, y0, x1, y1)
@@ -187,12 +191,18 @@ class EyeRenderer:
         gx, gy = np.meshgrid(np.arange(x0, x1) + (0.5 - centre[0]), np.arange(y0, y1) + (0.5 - centre[1]))
         dist = np.hypot(gx, gy)
         seen = distance.sd > margin + 0.5
-        gain_s = gain_i = 1.0
+        gain_s = gain_i = confidence = 1.0
         ref = float(luminance(np.asarray(model.sclera_colour[m], dtype=np.float64)))
-        vals = lum[seen & (dist > c.sclera_exclusion * radius)]
+        where = seen & (dist > c.sclera_exclusion * radius)
+        vals = lum[where]
+        sclera_now = None
         if len(vals) >= 8 and ref > 0:
-            vals = vals[vals >= c.sclera_floor * np.percentile(vals, 90)]
-            gain_s = float(np.clip(vals.mean() / ref, lo, hi))
+            bright = vals >= c.sclera_floor * np.percentile(vals, 90)
+            sclera_now = float(vals[bright].mean())
+            gain_s = float(np.clip(sclera_now / ref, lo, hi))
+            # is there an eye at all? a blink the tracker missed shows lashes and lid where the sclera should be
+            dim_lo, dim_hi = c.sclera_dim
+            confidence = float(smoothstep((sclera_now / ref - dim_lo) / (dim_hi - dim_lo)))
         ring = seen & (dist < 0.9 * radius) & (dist > 0.5 * radius)
         if np.count_nonzero(ring) >= 8:
             theta = np.mod(np.arctan2(gy[ring], gx[ring]) - fs.angle, 2.0 * np.pi)
@@ -202,7 +212,11 @@ class EyeRenderer:
             vals = lum[ring]
             ok = vals < c.highlight * np.median(vals)
             if ok.sum() >= 8 and model_lum[ok].mean() > 0:
-                gain_i = float(np.clip(vals[ok].mean() / model_lum[ok].mean(), lo, hi))
+                iris_now = float(vals[ok].mean())
+                gain_i = float(np.clip(iris_now / model_lum[ok].mean(), lo, hi))
+                # ... and an iris darker than the sclera around it
+                if sclera_now:
+                    confidence *= 1.0 - float(smoothstep((iris_now / sclera_now - c.iris_contrast) / 0.15))
         # catchlights: small spots of the iris disc (inside the lids, give or take ``catch_margin``: the tracked
         # lid often runs through one) much brighter than the iris and than their surroundings, well inside it
         catch = None
@@ -224,7 +238,7 @@ class EyeRenderer:
                 if mask.any():       # dilated by a pixel so the spot keeps its soft edge
                     mask = np.maximum(mask, 0.5 * cv2.dilate(mask, np.ones((3, 3), np.uint8)))
                     catch = np.dstack([crop, mask]).astype(np.float32)
-        return _Seen(centre, radius, gain_s, gain_i, catch, x0, y0)
+        return _Seen(centre, radius, gain_s, gain_i, catch, x0, y0, confidence)
 
     def _eyeball(self, model: EyeModel, texture: np.ndarray, m: int, e: int, dst, pts, seen: "_Seen",
                  fs: EyeFrame, ft: EyeFrame) -> np.ndarray:
@@ -271,7 +285,8 @@ class EyeRenderer:
 
 class _Seen(NamedTuple):
     """What the source frame shows of one eye: iris centre (2,) and radius (pixels), sclera and iris gains, the
-    catchlights (crop colour + weight channel, or None) and that crop's top-left corner."""
+    catchlights (crop colour + weight channel, or None) and that crop's top-left corner, and how sure it is that
+    the tracked opening shows an eye at all (0 on a blink the tracker missed)."""
 
     centre: np.ndarray
     radius: float
@@ -280,6 +295,7 @@ class _Seen(NamedTuple):
     catch: np.ndarray | None
     x0: int
     y0: int
+    confidence: float
 
 
 def _similarity(points: np.ndarray, fs: EyeFrame, ft: EyeFrame) -> np.ndarray:
