@@ -147,10 +147,12 @@ def refine_iris(image: np.ndarray, centre: np.ndarray, radius: float, frame: Eye
         distance: an :class:`EyeDistance` of ``poly`` to use instead of exact distances.
 
     Returns:
-        (centre, radius), the tracked ones where the image cannot tell (a side hidden, no contrast).
+        (centre, radius, softness): the tracked centre and radius where the image cannot tell (a side hidden, no
+        contrast); softness: the limbus's blur, the sigma (pixels) of a Gaussian edge with its 20-80 % rise
+        (None where the image cannot tell).
     """
     rho = np.linspace(0.5, 1.5, 41)
-    found = []
+    found, widths = [], []
     for side in (0.0, np.pi):
         theta = frame.angle + side + np.deg2rad(np.linspace(-35.0, 35.0, 15))
         pts = (centre[None, None, :] + radius * rho[None, :, None]
@@ -169,14 +171,22 @@ def refine_iris(image: np.ndarray, centre: np.ndarray, radius: float, frame: Eye
             found.append(None)
             continue
         half = 0.5 * (inner + outer)
-        cross = np.flatnonzero(ok & (rho >= 0.6) & (prof >= half))
-        if not len(cross) or cross[0] == 0 or not ok[cross[0] - 1]:
-            found.append(None)
-            continue
-        i = cross[0]
-        t = (half - prof[i - 1]) / max(prof[i] - prof[i - 1], 1e-9)
-        found.append(rho[i - 1] + t * (rho[i] - rho[i - 1]))
+        found.append(_crossing(rho, prof, ok, half))
+        lo, hi = (_crossing(rho, prof, ok, inner + f * (outer - inner)) for f in (0.2, 0.8))
+        if lo is not None and hi is not None and hi > lo:
+            widths.append((hi - lo) * radius / 1.68)
+    soft = float(np.median(widths)) if widths else None
     if any(f is None for f in found) or not all(0.7 < f < 1.35 for f in found):
-        return centre, radius
+        return centre, radius, soft
     right, left = found                     # along the axis (+), against it (-)
-    return centre + 0.5 * radius * (right - left) * frame.axis, 0.5 * radius * (right + left)
+    return centre + 0.5 * radius * (right - left) * frame.axis, 0.5 * radius * (right + left), soft
+
+
+def _crossing(rho: np.ndarray, prof: np.ndarray, ok: np.ndarray, level: float):
+    """The first radius (from 0.6 out) where the profile rises through ``level`` (linear), or None."""
+    cross = np.flatnonzero(ok & (rho >= 0.6) & (prof >= level))
+    if not len(cross) or cross[0] == 0 or not ok[cross[0] - 1]:
+        return None
+    i = cross[0]
+    t = (level - prof[i - 1]) / max(prof[i] - prof[i - 1], 1e-9)
+    return rho[i - 1] + t * (rho[i] - rho[i - 1])

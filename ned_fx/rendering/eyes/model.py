@@ -12,7 +12,7 @@ from ._geometry import (EYES, NUM_POINTS, UPPER, EyeFrame, inner_distance, lumin
 from .config import EyeConfig
 
 _FIELDS = ("iris_texture", "iris_ratio", "pupil_ratio", "pupil_colour", "sclera_colour", "sclera_shading",
-           "lid_shading", "shadow_reach", "frames")
+           "lid_shading", "shadow_reach", "softness", "frames")
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,7 @@ class EyeModel:
         sclera_shading: 2xU brightness factor along the eye (bins over corner -1 .. corner +1, ~1 on average).
         lid_shading: 2xV brightness factor by distance below the upper lid (bins over 0 .. ``shadow_reach`` x W).
         shadow_reach: scalar, the reach of ``lid_shading`` (x W).
+        softness: 2 the plate's blur at the limbus: sigma of a Gaussian edge (x W; 0 where never measured).
         frames: 2 int how many frames showed each eye (0: that eye was never seen open).
     """
 
@@ -40,6 +41,7 @@ class EyeModel:
     sclera_shading: np.ndarray
     lid_shading: np.ndarray
     shadow_reach: np.ndarray
+    softness: np.ndarray
     frames: np.ndarray
 
     def __post_init__(self) -> None:
@@ -48,7 +50,7 @@ class EyeModel:
             raise InvalidParameterError(f"EyeModel.iris_texture must be 2xRxAxK, got shape {tex.shape}")
         k = tex.shape[3]
         shapes = {"iris_ratio": (2,), "pupil_ratio": (2,), "pupil_colour": (2, k), "sclera_colour": (2, k),
-                  "frames": (2,), "shadow_reach": ()}
+                  "frames": (2,), "shadow_reach": (), "softness": (2,)}
         for name, shape in shapes.items():
             if np.shape(getattr(self, name)) != shape:
                 raise InvalidParameterError(f"EyeModel.{name} must have shape {shape}, got "
@@ -97,6 +99,7 @@ class _EyeSums:
         self.tex = None                                     # RxAxK, allocated on the first frame (K known then)
         self.tex_n = np.zeros((c.iris_rings, c.iris_angles))
         self.ratios: list[float] = []
+        self.softness: list[float] = []
         self.sclera = None
         self.sclera_n = 0
         self.sclera_lum = 0.0
@@ -168,8 +171,10 @@ class EyeModelBuilder:
         if not 0.08 * w < radius < 0.4 * w:
             radius = c.iris_ratio_default * w
         else:
-            centre, radius = refine_iris(crop, centre, radius, frame, poly, margin, origin)
+            centre, radius, soft = refine_iris(crop, centre, radius, frame, poly, margin, origin)
             acc.ratios.append(radius / w)
+            if soft is not None:
+                acc.softness.append(soft / w)
         acc.frames += 1
 
         # -- the iris on its polar grid, where the lids show it (no catchlight)
@@ -241,7 +246,7 @@ class EyeModelBuilder:
             return {"iris_texture": np.zeros((c.iris_rings, c.iris_angles, k)), "iris_ratio": c.iris_ratio_default,
                     "pupil_ratio": c.pupil_ratio_default, "pupil_colour": np.zeros(k),
                     "sclera_colour": np.zeros(k), "sclera_shading": np.ones(c.shading_bins),
-                    "lid_shading": np.ones(c.shadow_bins), "frames": 0}
+                    "lid_shading": np.ones(c.shadow_bins), "softness": 0.0, "frames": 0}
         tex = acc.tex / np.maximum(n, 1)[..., None]
         seen = n > 0
         rings = c.iris_rings
@@ -279,8 +284,10 @@ class EyeModelBuilder:
         u_prof = _profile(acc.u_moments, acc.u_lum, u_bins, mean_lum, lo, hi)
         d_prof = _profile(acc.d_moments, acc.d_lum, d_bins, mean_lum, lo, hi)
         ratio = float(np.median(acc.ratios)) if acc.ratios else c.iris_ratio_default
+        soft = float(np.median(acc.softness)) if acc.softness else 0.0
         return {"iris_texture": tex, "iris_ratio": ratio, "pupil_ratio": pupil, "pupil_colour": pupil_colour,
-                "sclera_colour": sclera, "sclera_shading": u_prof, "lid_shading": d_prof, "frames": acc.frames}
+                "sclera_colour": sclera, "sclera_shading": u_prof, "lid_shading": d_prof, "softness": soft,
+                "frames": acc.frames}
 
 
 def _profile(moments: np.ndarray, lum: np.ndarray, at: np.ndarray, mean: float, lo: float, hi: float) -> np.ndarray:

@@ -151,7 +151,8 @@ class EyeRenderer:
 
         h, w = size
         fs, ft = EyeFrame(src, EYES[e][1]), EyeFrame(dst, EYES[e][1])
-        sigma = self.config.blur * ft.w
+        # as soft as the plate's own limbus (less the limbus's own anti-aliasing), at least ``blur``
+        sigma = max(self.config.blur, 0.8 * float(model.softness[m])) * ft.w
         pad = int(np.ceil(2.5 * sigma)) + 1 if sigma >= 0.3 else 0
         r0, r1 = max(int(rows.min()) - pad, 0), min(int(rows.max()) + pad + 1, h)
         c0, c1 = max(int(cols.min()) - pad, 0), min(int(cols.max()) + pad + 1, w)
@@ -185,7 +186,7 @@ class EyeRenderer:
         distance = EyeDistance(poly, x0, y0, x1, y1)
         crop = region[y0:y1, x0:x1]
         margin = c.lash_margin * fs.w
-        centre, radius = refine_iris(crop, centre, expected, fs, poly, margin, (x0, y0), distance)
+        centre, radius, _ = refine_iris(crop, centre, expected, fs, poly, margin, (x0, y0), distance)
         radius = float(np.clip(radius, 0.9 * expected, 1.1 * expected))
         lum = luminance(crop.astype(np.float32))
         gx, gy = np.meshgrid(np.arange(x0, x1) + (0.5 - centre[0]), np.arange(y0, y1) + (0.5 - centre[1]))
