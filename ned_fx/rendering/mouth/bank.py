@@ -12,12 +12,13 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from ... import topology as T
 from ...errors import InvalidParameterError
 from . import shape as S
 from .config import MouthConfig
 
-_KEYS = ("mouth_textures", "mouth_shapes", "mouth_openings", "mouth_index", "mouth_ring", "mouth_teeth",
-         "mouth_teeth_ring")
+_KEYS = ("mouth_textures", "mouth_shapes", "mouth_openings", "mouth_widths", "mouth_index", "mouth_ring",
+         "mouth_teeth", "mouth_teeth_ring")
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,8 @@ class MouthBank:
         textures: NxHxWxK float32 interiors in the canonical mouth space (plate values, colour channels).
         shapes: Nx20x2 float32 normalised inner-lip shapes (:func:`~.shape.normalised_shape`).
         openings: Nx11 float32 gaps at the 11 facing inner-lip pairs, x mouth width.
+        widths: N float32 mouth width (inner-lip corners) x the inter-ocular distance (the interior's scale on
+            the face: teeth keep their size when laid into a wider or taller mouth).
         index: N int64 the frame each interior comes from (-1: extra footage).
         ring: NxK float32 mean colour of the lips and the skin around them in that frame (the lighting the
             interior was seen under).
@@ -39,6 +42,7 @@ class MouthBank:
     textures: np.ndarray
     shapes: np.ndarray
     openings: np.ndarray
+    widths: np.ndarray
     index: np.ndarray
     ring: np.ndarray
     teeth: np.ndarray
@@ -53,12 +57,12 @@ class MouthBank:
         config = config or MouthConfig()
         nan = np.full(channels, np.nan, np.float32)
         return cls(np.zeros((0, config.texture_height, config.texture_width, channels), np.float32),
-                   np.zeros((0, 20, 2), np.float32), np.zeros((0, S.PAIRS), np.float32),
+                   np.zeros((0, 20, 2), np.float32), np.zeros((0, S.PAIRS), np.float32), np.zeros(0, np.float32),
                    np.zeros(0, np.int64), np.zeros((0, channels), np.float32), nan, nan.copy())
 
     def to_arrays(self) -> dict[str, np.ndarray]:
-        return dict(zip(_KEYS, (self.textures, self.shapes, self.openings, self.index, self.ring, self.teeth,
-                                self.teeth_ring)))
+        return dict(zip(_KEYS, (self.textures, self.shapes, self.openings, self.widths, self.index, self.ring,
+                                self.teeth, self.teeth_ring)))
 
     @classmethod
     def from_arrays(cls, arrays) -> "MouthBank":
@@ -70,16 +74,17 @@ class MouthBank:
         missing = [k for k in _KEYS if k not in arrays]
         if missing:
             raise InvalidParameterError(f"not a mouth bank: {', '.join(missing)} missing")
-        tex, shp, opn, idx, ring, teeth, teeth_ring = (np.asarray(arrays[k]) for k in _KEYS)
+        tex, shp, opn, wid, idx, ring, teeth, teeth_ring = (np.asarray(arrays[k]) for k in _KEYS)
         n = len(idx)
         k = tex.shape[3] if tex.ndim == 4 else -1
         if (tex.ndim != 4 or tex.shape[0] != n or shp.shape != (n, 20, 2) or opn.shape != (n, S.PAIRS)
-                or ring.shape != (n, k) or teeth.shape != (k,) or teeth_ring.shape != (k,)):
+                or wid.shape != (n,) or ring.shape != (n, k) or teeth.shape != (k,) or teeth_ring.shape != (k,)):
             raise InvalidParameterError(f"mouth bank arrays disagree: textures {tex.shape}, shapes {shp.shape}, "
                                         f"openings {opn.shape}, index {idx.shape}, ring {ring.shape}, teeth "
                                         f"{teeth.shape}, teeth_ring {teeth_ring.shape}")
-        return cls(tex.astype(np.float32), shp.astype(np.float32), opn.astype(np.float32), idx.astype(np.int64),
-                   ring.astype(np.float32), teeth.astype(np.float32), teeth_ring.astype(np.float32))
+        return cls(tex.astype(np.float32), shp.astype(np.float32), opn.astype(np.float32), wid.astype(np.float32),
+                   idx.astype(np.int64), ring.astype(np.float32), teeth.astype(np.float32),
+                   teeth_ring.astype(np.float32))
 
 
 def sample(image: np.ndarray, positions: np.ndarray) -> np.ndarray:
@@ -196,6 +201,7 @@ class MouthBankBuilder:
         self._tex: list[np.ndarray] = []
         self._shape: list[np.ndarray] = []
         self._open: list[np.ndarray] = []
+        self._width: list[float] = []
         self._index: list[int] = []
         self._ring: list[np.ndarray] = []
         self._sharp: list[float] = []
@@ -242,6 +248,7 @@ class MouthBankBuilder:
         self._tex.append(tex.astype(np.float32))
         self._shape.append(S.normalised_shape(pts).astype(np.float32))
         self._open.append((gap / width).astype(np.float32))
+        self._width.append(width / max(float(T.inter_ocular(lm)), 1e-6))
         self._index.append(int(index))
         self._ring.append(ring if ring is not None else ring_colour(pixels, lm).astype(np.float32))
         self._sharp.append(_sharpness(tex))
@@ -250,7 +257,7 @@ class MouthBankBuilder:
                                 np.asarray(self._sharp), 2 * cfg.max_entries))
 
     def _keep(self, chosen: np.ndarray) -> None:
-        for name in ("_tex", "_shape", "_open", "_index", "_ring", "_sharp"):
+        for name in ("_tex", "_shape", "_open", "_width", "_index", "_ring", "_sharp"):
             items = getattr(self, name)
             setattr(self, name, [items[i] for i in chosen])
 
@@ -270,4 +277,5 @@ class MouthBankBuilder:
         order = np.argsort(np.asarray(self._index), kind="stable")
         self._keep(order)
         return MouthBank(np.stack(self._tex), np.stack(self._shape), np.stack(self._open),
-                         np.asarray(self._index, np.int64), np.stack(self._ring), teeth, teeth_ring)
+                         np.asarray(self._width, np.float32), np.asarray(self._index, np.int64), np.stack(self._ring),
+                         teeth, teeth_ring)

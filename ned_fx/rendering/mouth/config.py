@@ -36,6 +36,11 @@ class MouthConfig:
         edge_feather: the soft edge just inside the target inner lip (x width; at least ``edge_min_px``),
             over which the layer fades in from 0 on the lip line, so the lips stay the warp's.
         edge_min_px: smallest feather in pixels (anti-aliasing).
+        rigid_width: a bank interior laid into a mouth wider or narrower than its own (both x the inter-ocular
+            distance) is scaled across by (width ratio) ** this: 0 stretches it with the lips, 1 keeps the teeth's
+            width (more or less of the mouth's corners shows).
+        teeth_band: where the target opens further than the bank interior, this much of the interior's opening
+            at each lip (the upper and lower teeth) keeps its scale; only the middle stretches (0: all stretches).
         min_gain, max_gain: bounds of the per-channel colour gain matching an interior to the current frame's
             lighting (measured on the lips and the skin around them).
         throat_level: synthetic interior (no bank): the throat colour as a fraction of the lip colour ...
@@ -62,6 +67,8 @@ class MouthConfig:
     cover_excess_full: float = 0.05
     edge_feather: float = 0.035
     edge_min_px: float = 1.2
+    rigid_width: float = 0.5
+    teeth_band: float = 0.3
     min_gain: float = 0.5
     max_gain: float = 2.0
     throat_level: float = 0.3
@@ -97,6 +104,8 @@ class MouthConfig:
         if not 0 < self.min_gain <= 1.0 <= self.max_gain:
             raise InvalidParameterError(f"min_gain must be in (0, 1] and max_gain >= 1, got {self.min_gain} and "
                                         f"{self.max_gain}")
-        for name in ("throat_level", "tongue_level", "centre_darkening"):
+        if not 0.0 <= self.teeth_band < 0.5:
+            raise InvalidParameterError(f"teeth_band must be in [0, 0.5), got {self.teeth_band}")
+        for name in ("throat_level", "tongue_level", "centre_darkening", "rigid_width"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise InvalidParameterError(f"{name} must be between 0 and 1, got {getattr(self, name)}")

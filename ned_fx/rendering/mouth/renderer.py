@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ... import topology as T
 from ...errors import InvalidParameterError
 from ..layers import RegionInputs, RenderedLayer
 from . import shape as S
@@ -132,12 +133,35 @@ class MouthRenderer:
         bank = self.bank
         th, tw = bank.textures.shape[1:3]
         current = ring_colour(inputs.region, inputs.src)
-        texel = np.stack([uv[:, 0] * tw, uv[:, 1] * th], -1)
         out = 0.0
         for k, wgt in entries:
+            u, v = self._entry_uv(k, uv, inputs)
             gain = np.clip(current / np.maximum(bank.ring[k], 1e-6), cfg.min_gain, cfg.max_gain)
-            out = out + wgt * sample(bank.textures[k], texel) * gain.astype(np.float32)
+            out = out + wgt * sample(bank.textures[k], np.stack([u * tw, v * th], -1)) * gain.astype(np.float32)
         return np.asarray(out, dtype=np.float32)
+
+    def _entry_uv(self, k: int, uv: np.ndarray, inputs: RegionInputs) -> tuple[np.ndarray, np.ndarray]:
+        """Where the target's canonical (u, v) samples bank entry ``k``, so its teeth keep their size on the face:
+        across, the entry is scaled by (target width / its width, both x IOD) ** ``rigid_width`` about the middle;
+        down, where the target opens wider than the entry, a band of ``teeth_band`` of the entry's opening at
+        each lip (the teeth) keeps its scale and only the middle (the dark of the mouth, the tongue) stretches."""
+        cfg, bank = self.config, self.bank
+        dst_pts = S.inner_points(inputs.dst)
+        iod = max(float(T.inter_ocular(np.asarray(inputs.dst, dtype=np.float64))), 1e-6)
+        width = float(S.mouth_width(dst_pts)) / iod
+        scale = float(np.clip(width / max(float(bank.widths[k]), 1e-6), 0.5, 2.0)) ** cfg.rigid_width
+        u = np.clip(0.5 + (uv[:, 0] - 0.5) * scale, 0.0, 1.0)
+        v = uv[:, 1]
+        a = cfg.teeth_band
+        if a > 0:
+            cols = np.arange(S.PAIRS)
+            gap_t = np.interp(uv[:, 0] * 10.0, cols, S.gaps(dst_pts)) / iod
+            gap_e = np.interp(u * 10.0, cols, bank.openings[k].astype(np.float64)) * float(bank.widths[k])
+            g = np.clip(gap_t / np.maximum(gap_e, 1e-6), 1.0, 4.0)
+            band = a / g
+            mid = a + (v - band) * (1.0 - 2.0 * a) / np.maximum(1.0 - 2.0 * band, 1e-6)
+            v = np.where(v < band, v * g, np.where(v > 1.0 - band, 1.0 - (1.0 - v) * g, mid))
+        return u, np.clip(v, 0.0, 1.0)
 
     # ---- no footage of an open mouth: a shaded synthetic interior ------------------------------------------
     def _synthetic(self, uv: np.ndarray, src_pts: np.ndarray, dst_pts: np.ndarray, inputs: RegionInputs,
