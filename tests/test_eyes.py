@@ -274,3 +274,21 @@ def test_a_blink_the_tracker_missed_gets_no_eyeball(clip, tracker):
     assert layer is None or layer.coverage.max() < 0.05
     # the same renderer does draw on the open eyes of frame 0
     assert EyeRenderer(clip.model).render(clip.inputs("surprised", 1.0)).coverage.max() > 0.9
+
+
+def test_grey_and_16_bit_plates(still):
+    """One colour channel and 16-bit plate values: the same eyeball, in the plate's own values."""
+    inp = still.inputs("surprised", 1.0)
+    scale = 65535.0 / 255.0
+    grey = lambda a: (a.mean(axis=2, keepdims=True) * scale).astype(np.float32)      # noqa: E731
+    builder = EyeModelBuilder()
+    builder.add(0, grey(still.pixels[0]), still.track.landmarks[0])
+    model = builder.finish()
+    assert model.channels == 1
+    layer = EyeRenderer(model).render(RegionInputs(grey(inp.region), grey(inp.warped), inp.src, inp.dst, None, 0,
+                                                   65535.0))
+    colour = EyeRenderer(still.model).render(inp)
+    assert layer.pixels.shape == inp.region.shape[:2] + (1,)
+    np.testing.assert_allclose(layer.coverage, colour.coverage, atol=1e-5)
+    seen = colour.coverage > 0.5
+    np.testing.assert_allclose(layer.pixels[seen, 0] / scale, colour.pixels[seen].mean(axis=1), rtol=0.05, atol=3)
