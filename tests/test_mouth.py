@@ -23,6 +23,7 @@ from ned_fx.rendering.layers import RegionInputs, stack
 from ned_fx.rendering.mouth import MouthBank, MouthBankBuilder, MouthConfig, MouthPlan, MouthRenderer, plan_mouth
 from ned_fx.rendering.mouth import shape as S
 from ned_fx.rendering.mouth.bank import teeth_colour
+from ned_fx.rendering.mouth.plan import match_costs
 
 WDA = "WDA_AlexandriaOcasioCortez_000.mp4"
 D12 = "d12.mp4"
@@ -110,10 +111,17 @@ def test_plan_does_not_pop(name, emotion):
     assert (np.diff(changes) >= 12).all(), changes
     during = (plan.second >= 0) & (plan.weight > 0)
     assert during.sum() >= min(len(changes), 1) * (MouthConfig().crossfade - 1)
-    # a frame's own interior only where its source mouth shows one (every bank entry is an open frame)
-    own = plan.first[s.bank.index[plan.first[found]] == np.flatnonzero(found)]
-    assert len(own) == 0 or (S.centre_opening(S.inner_points(s.edited.source_landmarks[s.bank.index[own]]))
-                             >= MouthConfig().min_open - 1e-6).all()
+    # never a frame's own interior where that frame's source shows none: close the source mouth of a bank frame
+    # and ask for exactly its own open shape there; its own entry (otherwise the perfect match) is not taken
+    k = len(s.bank) // 2
+    t = int(s.bank.index[k])
+    src, dst = s.edited.source_landmarks.copy(), s.edited.target_landmarks.copy()
+    dst[t] = src[t]
+    assert int(np.argmin(match_costs(s.bank, src, dst, MouthConfig())[t])) == k
+    src[t, S.INNER[S.LOWER]] = src[t, S.INNER[S.UPPER]]
+    assert np.isinf(match_costs(s.bank, src, dst, MouthConfig())[t, k])
+    closed = plan_mouth(s.bank, src, dst, found)
+    assert k not in [e for e, _ in closed.entries(t)]
     again = MouthPlan.from_arrays(plan.to_arrays())
     np.testing.assert_array_equal(again.first, plan.first)
     np.testing.assert_array_equal(again.weight, plan.weight)

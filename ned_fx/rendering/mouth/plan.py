@@ -162,7 +162,10 @@ def plan_mouth(bank: MouthBank, src: np.ndarray, dst: np.ndarray, found: np.ndar
             if hi - lo < 2:
                 continue
             frames = np.arange(lo, hi)
+            # (never blending in an entry at a frame where it is not allowed: a frame's own closed mouth)
+            ok = (c[frames, path[s - 1]] < 1e9) & (c[frames, path[s]] < 1e9)
+            frames, ramp = frames[ok], ((frames - lo + 0.5) / (hi - lo))[ok]
             first[start + frames] = path[s - 1]
             second[start + frames] = path[s]
-            weight[start + frames] = (frames - lo + 0.5) / (hi - lo)
+            weight[start + frames] = ramp
     return MouthPlan(first, second, weight)
