@@ -255,14 +255,24 @@ def test_a_lone_still_without_a_model_renders_from_its_own_frame(still):
 
 
 def test_cost_per_frame_is_a_few_milliseconds(clip):
+    """A widened eye at 512²: a small fraction of the warp's own cost (CPU time, measured side by side so a
+    loaded machine slows both alike)."""
+    from ned_fx.pipeline import ShotRenderer
+
     inp = clip.inputs("surprised", 1.0)
     renderer = EyeRenderer(clip.model)
+    shot = ShotRenderer(clip.track, clip.edited("surprised", 1.0))
     renderer.render(inp)
+    shot.renderer.render(inp.region, inp.src, inp.dst, shot.mesh)
     t = time.process_time()
     for _ in range(10):
         renderer.render(inp)
-    per_frame = (time.process_time() - t) / 10
-    assert per_frame < 0.015, f"{per_frame * 1e3:.1f} ms per frame at 512²"
+    eyes = (time.process_time() - t) / 10
+    t = time.process_time()
+    for _ in range(5):
+        shot.renderer.render(inp.region, inp.src, inp.dst, shot.mesh)
+    warp = (time.process_time() - t) / 5
+    assert eyes < 0.3 * warp and eyes < 0.02, f"eyes {eyes * 1e3:.1f} ms, warp {warp * 1e3:.1f} ms per frame"
 
 
 def test_a_blink_the_tracker_missed_gets_no_eyeball(clip, tracker):

@@ -175,7 +175,8 @@ class EyeRenderer:
         poly = src[list(contour)]
         centre = src[iris[0]]
         expected = float(model.iris_ratio[m]) * fs.w
-        reach = 1.6 * expected + 2
+        reach = 1.1 * expected + 3          # the iris disc and a little more (refine_iris looks further out,
+        #                                     but only inside the lids)
         x0 = int(max(min(poly[:, 0].min(), centre[0] - reach), 0))
         y0 = int(max(min(poly[:, 1].min(), centre[1] - reach), 0))
         x1 = int(min(max(poly[:, 0].max(), centre[0] + reach) + 1, w))
