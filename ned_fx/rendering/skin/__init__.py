@@ -2,13 +2,17 @@
 raise with a smile, the brow furrow with anger, forehead lines with raised brows, nose wrinkles with disgust,
 crow's feet, marionette lines), as a multiplicative luminance layer over the warped skin.
 
-Public contract: :class:`SkinConfig`; per frame :class:`SkinRenderer` (``render(inputs, au_names, au_src,
-au_dst) -> RenderedLayer | None``). Folds are procedural, placed by the target landmarks, their depth following
-the change of the AUs that make them (target - source); pixels are only multiplied, so pores and texture stay.
+Public contract: :class:`SkinConfig`; per shot (optional) :class:`SkinModelBuilder` (``SkinModelBuilder(
+activations, au_names)``, then ``add(index, pixels, landmarks)`` per frame and ``finish() -> SkinModel | None``);
+per frame :class:`SkinRenderer` (``SkinRenderer(model, config).render(inputs, au_names, au_src, au_dst) ->
+RenderedLayer | None``). Folds are procedural, placed by the target landmarks, their depth following the change of
+the AUs that make them (target - source); the AUs a learned model covers are shaded as the actor's own frames
+show. Pixels are only multiplied, so pores and texture stay.
 Importing this package loads numpy only (cv2 with the first frame).
 """
 
 from .config import DEFAULT_DRIVES, SkinConfig
+from .model import SkinModel, SkinModelBuilder
 from .renderer import SkinRenderer
 
-__all__ = ["DEFAULT_DRIVES", "SkinConfig", "SkinRenderer"]
+__all__ = ["DEFAULT_DRIVES", "SkinConfig", "SkinModel", "SkinModelBuilder", "SkinRenderer"]

@@ -54,6 +54,14 @@ class SkinConfig:
             looks drawn; fixed per fold, so it never flickers.
         warmth: per-channel exponents of the ratio on RGB plates (skin in shadow is a little warmer).
         soften: how much of an existing fold's mid-frequency darkening a negative drive of 1 lifts (0..1).
+        model_iod: the learned model samples each frame scaled so the eyes are this many pixels apart.
+        model_min_frames: fewer frames with activations than this: no learned model.
+        model_min_range: an AU is learned only where the shot's activations spread at least this far (2nd to
+            98th percentile).
+        model_ridge: ridge regularisation, relative to the number of frames.
+        model_significance: coefficients smaller than this many standard errors shrink toward zero.
+        model_max: the largest log-luminance change the learned model may make.
+        model_blur: how smoothly the learned change is spread over the face (IOD).
     """
 
     strength: float = 1.0
@@ -76,6 +84,13 @@ class SkinConfig:
     wobble: float = 0.004
     warmth: tuple[float, float, float] = (0.85, 1.0, 1.12)
     soften: float = 0.5
+    model_iod: float = 64.0
+    model_min_frames: int = 20
+    model_min_range: float = 0.4
+    model_ridge: float = 0.01
+    model_significance: float = 3.0
+    model_max: float = 0.25
+    model_blur: float = 0.03
 
     def __post_init__(self) -> None:
         for name in ("strength", "max_drive", "min_change", "nasolabial_depth", "nasolabial_shadow",
@@ -88,6 +103,15 @@ class SkinConfig:
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or not 0 < v < 10:
                 raise InvalidParameterError(f"skin {name} must be a positive number, got {v!r}")
+        for name in ("model_iod", "model_min_range", "model_ridge", "model_max", "model_blur"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or not 0 < v < 1e4:
+                raise InvalidParameterError(f"skin {name} must be a positive number, got {v!r}")
+        if not isinstance(self.model_significance, (int, float)) or not 0 <= self.model_significance < 100:
+            raise InvalidParameterError(f"skin model_significance must be >= 0, got {self.model_significance!r}")
+        if not isinstance(self.model_min_frames, int) or self.model_min_frames < 3:
+            raise InvalidParameterError(f"skin model_min_frames must be an integer >= 3, got "
+                                        f"{self.model_min_frames!r}")
         if not isinstance(self.forehead_lines, int) or not 0 <= self.forehead_lines <= 6:
             raise InvalidParameterError(f"skin forehead_lines must be 0..6, got {self.forehead_lines!r}")
         if self.soften > 1:

@@ -7,6 +7,7 @@ import numpy as np
 from ...errors import InvalidParameterError
 from ..layers import RegionInputs, RenderedLayer
 from .config import SkinConfig
+from .model import SkinModel, add_model_change
 from .procedural import ShadingMap, add_cheeks, add_creases, add_softening, build_creases, face_frame, fold_drives
 
 #: Log-luminance changes below this are no change (1e-5: far below one 16-bit step).
@@ -17,12 +18,13 @@ class SkinRenderer:
     """Shades the folds that come with an expression change over the warped skin.
 
     Args:
-        model: a per-actor skin model (reserved; None: the procedural folds, which need no data and work on a
-            lone still).
+        model: the actor's :class:`~ned_fx.rendering.skin.model.SkinModel` (from :class:`SkinModelBuilder`):
+            the AUs it covers are shaded as this actor's skin does; the others (and everything when None, e.g. on
+            a lone still) get the procedural folds.
         config: a :class:`SkinConfig`.
     """
 
-    def __init__(self, model=None, config: SkinConfig | None = None):
+    def __init__(self, model: SkinModel | None = None, config: SkinConfig | None = None):
         self.model = model
         self.config = config or SkinConfig()
 
@@ -37,14 +39,20 @@ class SkinRenderer:
         if len(au_src) != len(au_names) or len(au_dst) != len(au_names):
             raise InvalidParameterError(f"skin shading needs one activation per AU ({len(au_names)}), got "
                                         f"{len(au_src)} source and {len(au_dst)} target values")
+        change = None
+        if self.model is not None:      # the AUs the actor's own frames cover are the model's, not the folds'
+            change = self.model.change(au_names, au_src, au_dst)
+            au_dst = au_dst - self.model.covered(au_names, au_src, au_dst)
         drives = fold_drives(au_names, au_src, au_dst, self.config)
-        if not drives:
+        if not drives and change is None:
             return None
         dst = np.asarray(inputs.dst, np.float64)
         frame = face_frame(dst)
         if frame is None or not np.isfinite(dst[:468, :2]).all():
             return None
         shading = ShadingMap(inputs.size)
+        if change is not None:
+            add_model_change(shading, self.model, change, dst, frame.iod, self.config)
         creases = build_creases(dst, drives, self.config)
         add_creases(shading, creases, frame.iod, self.config)
         add_cheeks(shading, dst, drives.get("cheek", 0.0), frame.iod, self.config)
