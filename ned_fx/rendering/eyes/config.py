@@ -43,6 +43,8 @@ class EyeConfig:
         blend: the soft blend from the rendered eyeball to the warped real eye beyond that reach (x W, at least
             ``edge_softness``, at most the lid's local movement, so a lid that did not move gets none).
         min_soft_px: the smallest falloff in plate pixels.
+        min_move: the eyeball fades in with the lid's local outward movement, fully from this much (x W): a
+            sliver a pixel wide stays as the warp put it (the lid's own margin).
         lid_shadow: extra darkening of the eyeball right under the upper lid (0..1), fading over
             ``lid_shadow_reach`` (x W), on top of the measured shading.
         limbus_softness: the iris edge's anti-aliased width (x W, at least one pixel).
@@ -77,6 +79,7 @@ class EyeConfig:
     reach_max: float = 0.08
     blend: float = 0.06
     min_soft_px: float = 1.0
+    min_move: float = 0.05
     lid_shadow: float = 0.25
     lid_shadow_reach: float = 0.25
     limbus_softness: float = 0.025
@@ -93,7 +96,7 @@ class EyeConfig:
                 raise InvalidParameterError(f"EyeConfig.{name} must be an integer >= 2, got {value!r}")
         for name in ("lash_margin", "min_opening", "sclera_exclusion", "sclera_floor", "shadow_reach", "iris_ratio_default",
                      "pupil_ratio_default", "lid_inset", "edge_softness", "reach", "reach_max", "blend",
-                     "min_soft_px", "lid_shadow", "lid_shadow_reach", "highlight", "limbus_softness",
+                     "min_soft_px", "min_move", "lid_shadow", "lid_shadow_reach", "highlight", "limbus_softness",
                      "catch_margin", "blur", "iris_detail", "iris_contrast"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or value < 0:

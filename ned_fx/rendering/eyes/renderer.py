@@ -135,6 +135,8 @@ class EyeRenderer:
         reach = np.minimum(c.reach * moved, c.reach_max * ft.w)
         ramp = np.minimum(moved, blend) + 1e-9
         cov = smoothstep((sd_t - inset) / soft) * (1.0 - smoothstep((sd_s - reach) / ramp))
+        # a lid that barely moved reveals a sliver under its own shadow: the warp's lash line reads better there
+        cov *= smoothstep(moved / max(c.min_move * ft.w, 1e-6))
         if valid is not None:
             cov = cov * np.asarray(valid, dtype=np.float64)[rows + y0, cols + x0]
         keep = cov > 0
