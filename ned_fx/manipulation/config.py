@@ -52,6 +52,12 @@ class ManipulatorConfig:
         reference_neutral: "adapted" (the actor's neutral, adapted to the reference's proportions, stands in for
             the reference's unknown neutral) or "own" (the reference clip's own neutral estimate; needs a clip
             that shows a neutral face part of the time).
+        reference_identity_allowance: activation units; with an "adapted" neutral, the reference's upper-face AUs
+            (brows, lids, cheeks, nose) are read against another person's face, whose brow height and eye shape
+            read as expression (a neutral portrait measured against another actor reads up to ~1 unit of lid
+            raise and tightening and a brow lowering of a few % IOD): an activation up to this is taken as
+            identity and dropped, one between it and 1 is scaled to 0..1, one above 1 is kept, so a neutral
+            reference leaves the actor's brows and eyes alone and a strong one carries in full (at most 0.9).
     """
 
     ridge: float = 1e-3
@@ -73,10 +79,11 @@ class ManipulatorConfig:
     default_fps: float = 25.0
     lip_correction_radius: float = 0.07
     reference_neutral: str = "adapted"
+    reference_identity_allowance: float = 0.35
 
     def __post_init__(self) -> None:
         for name in ("ridge", "sparsity", "z_weight", "state_smoothing", "offset_smoothing", "pose_smoothing",
-                     "talking_threshold"):
+                     "talking_threshold", "reference_identity_allowance"):
             if getattr(self, name) < 0:
                 raise InvalidParameterError(f"{name} must be >= 0, got {getattr(self, name)}")
         for name in ("max_activation", "max_mouth_activation", "max_intensity", "default_fps",

@@ -56,6 +56,8 @@ AU_LABELS = {
 #: Channels visemes need (opening, rounding, pressing): always the source's own, per frame; a style adds to them
 #: only where the speech rule allows (see :mod:`ned_fx.manipulation.manipulator`).
 SPEECH_AUS = ("AU18", "AU24", "AU25", "AU26")
+#: The upper face's emotion AUs (brows, lids, cheeks, nose).
+UPPER_FACE_AUS = ("AU1", "AU2", "AU4", "AU5", "AU6", "AU7", "AU9")
 #: The mouth-opening AUs (the neutral's mouth is closed; a talking shot's opening is never edited).
 MOUTH_OPENING_AUS = ("AU25", "AU26")
 #: Performance channels that are never edited (the actor's blinks stay).

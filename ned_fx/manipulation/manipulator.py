@@ -50,7 +50,7 @@ from . import prototypes as protos
 from .config import SPEECH_MODES, ManipulatorConfig
 from .edited import EditedTrack
 from .expression import (AU_NAMES, AU_REGION, EMOTION_AUS, PERFORMANCE_AUS, REGION_ALIASES, REGIONS, RIGID_POINTS,
-                         SPEECH_AUS, STILL_AUS, ExpressionModel, estimate_neutral, fit_activations, build_basis,
+                         SPEECH_AUS, STILL_AUS, UPPER_FACE_AUS, ExpressionModel, estimate_neutral, fit_activations, build_basis,
                          frame_offsets, head_frame, mouth_opening_iod, still_neutral)
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -278,11 +278,16 @@ def reference_style(landmarks: np.ndarray, pose: np.ndarray, found: np.ndarray,
         # the lower face's emotion AUs are read against the reference's own relaxed face (its median with the
         # lower-face expression taken out, see still_neutral): against the actor's neutral, the two faces' lip
         # heights and mouth widths read as expression (a smile as a chin raise and a lip press); the speech
-        # channels (a closed mouth is the actor's) and the upper face stay read against the adapted neutral
+        # channels (a closed mouth is the actor's) and the upper face stay read against the adapted neutral, less
+        # an allowance for the two faces' different brows and eyes (config.reference_identity_allowance)
         own = still_neutral(np.median(x, axis=0), config)
         own_basis = build_basis(own, config)
         lower = [AU_NAMES.index(n) for n in STILL_AUS if n not in SPEECH_AUS]
         acts[:, lower] = fit_activations(x, own, own_basis, config, upper=upper)[:, lower]
+        face = [AU_NAMES.index(n) for n in UPPER_FACE_AUS]
+        d = min(config.reference_identity_allowance, 0.9)
+        a = acts[:, face]
+        acts[:, face] = np.where(a >= 1.0, a, np.clip((a - d) / (1.0 - d), 0.0, None))   # 0 below d, 1 kept at 1
     style = np.median(acts, axis=0)
     return ReferenceStyle(style=style, activations=acts, name=str(name), neutral=how)
 
