@@ -50,8 +50,8 @@ from . import prototypes as protos
 from .config import SPEECH_MODES, ManipulatorConfig
 from .edited import EditedTrack
 from .expression import (AU_NAMES, AU_REGION, EMOTION_AUS, PERFORMANCE_AUS, REGION_ALIASES, REGIONS, RIGID_POINTS,
-                         SPEECH_AUS, STILL_AUS, UPPER_FACE_AUS, ExpressionModel, estimate_neutral, fit_activations, build_basis,
-                         frame_offsets, head_frame, mouth_opening_iod, still_neutral)
+                         SPEECH_AUS, STILL_AUS, UPPER_FACE_AUS, ExpressionModel, estimate_neutral, fit_activations,
+                         build_basis, frame_offsets, head_frame, mouth_opening_iod, still_neutral)
 
 # ----------------------------------------------------------------------------------------------------------------
 # Regions
