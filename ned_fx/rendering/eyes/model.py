@@ -99,6 +99,7 @@ class _EyeSums:
         self.tex = None                                     # RxAxK, allocated on the first frame (K known then)
         self.tex_n = np.zeros((c.iris_rings, c.iris_angles))
         self.ratios: list[float] = []
+        self.levels: list[float] = []                     # each accepted frame's sclera brightness
         self.softness: list[float] = []
         self.sclera = None
         self.sclera_n = 0
@@ -168,14 +169,50 @@ class EyeModelBuilder:
         margin = c.lash_margin * w
         centre = lm[iris[0]]
         radius = float(np.mean(np.hypot(*(lm[list(iris[1:])] - centre).T)))
-        if not 0.08 * w < radius < 0.4 * w:
-            radius = c.iris_ratio_default * w
-        else:
+        soft = None
+        tracked = 0.08 * w < radius < 0.4 * w
+        if tracked:
             centre, radius, soft = refine_iris(crop, centre, radius, frame, poly, margin, origin)
+        else:
+            radius = c.iris_ratio_default * w
+
+        # -- the sclera: inside the lids, away from the iris and the lashes
+        seen = inner_distance(polygon_mask(poly, x0, y0, x1, y1)) > margin + 0.5
+        rows, cols = np.nonzero(seen)
+        pts = np.stack([cols + (x0 + 0.5), rows + (y0 + 0.5)], axis=1).astype(np.float64)
+        keep = np.hypot(*(pts - centre).T) > c.sclera_exclusion * radius
+        if np.count_nonzero(keep) < 3:
+            return
+        vals = crop[rows[keep], cols[keep]].astype(np.float64)
+        pts = pts[keep]
+        lum = luminance(vals)
+        bright = lum >= c.sclera_floor * np.percentile(lum, 90)     # not a lash, the iris or the caruncle
+        vals, pts, lum = vals[bright], pts[bright], lum[bright]
+        # a blink the tracker missed shows lashes and lid in the tracked opening: far dimmer "sclera" than the
+        # frames so far (the renderer's own test, against the running median)
+        level = float(lum.mean())
+        if len(acc.levels) >= 3 and level < c.sclera_dim[1] * np.median(acc.levels):
+            return
+        acc.levels.append(level)
+        acc.frames += 1
+        if tracked:
             acc.ratios.append(radius / w)
             if soft is not None:
                 acc.softness.append(soft / w)
-        acc.frames += 1
+        acc.sclera = vals.sum(0) if acc.sclera is None else acc.sclera + vals.sum(0)
+        acc.sclera_n += len(vals)
+        acc.sclera_lum += float(lum.sum())
+        # shading: normal equations of lum ~ quadratic in u (along the eye), ~ linear in the distance below
+        # the upper lid (middle of the eye only)
+        u = np.clip(frame.u(pts), -1.0, 1.0)
+        powers = u[:, None] ** np.arange(5)[None]
+        acc.u_moments += powers.sum(0)
+        acc.u_lum += (lum[:, None] * powers[:, :3]).sum(0)
+        d = polyline_distance(pts, poly[:UPPER]) / w
+        near = (np.abs(u) < 0.6) & (d < c.shadow_reach)
+        dn = d[near] / c.shadow_reach
+        acc.d_moments += (dn[:, None] ** np.arange(3)[None]).sum(0)
+        acc.d_lum += (lum[near, None] * dn[:, None] ** np.arange(2)[None]).sum(0)
 
         # -- the iris on its polar grid, where the lids show it (no catchlight)
         ang = self._theta + frame.angle
@@ -196,33 +233,6 @@ class EyeModelBuilder:
                 seen &= ~((ring == r) & (lum > limit))
             acc.tex.reshape(-1, values.shape[1])[seen] += values[seen]
             acc.tex_n.reshape(-1)[seen] += 1
-
-        # -- the sclera: inside the lids, away from the iris and the lashes
-        seen = inner_distance(polygon_mask(poly, x0, y0, x1, y1)) > margin + 0.5
-        rows, cols = np.nonzero(seen)
-        pts = np.stack([cols + (x0 + 0.5), rows + (y0 + 0.5)], axis=1).astype(np.float64)
-        keep = np.hypot(*(pts - centre).T) > c.sclera_exclusion * radius
-        if np.count_nonzero(keep) < 3:
-            return
-        vals = crop[rows[keep], cols[keep]].astype(np.float64)
-        pts = pts[keep]
-        lum = luminance(vals)
-        bright = lum >= c.sclera_floor * np.percentile(lum, 90)     # not a lash, the iris or the caruncle
-        vals, pts, lum = vals[bright], pts[bright], lum[bright]
-        acc.sclera = vals.sum(0) if acc.sclera is None else acc.sclera + vals.sum(0)
-        acc.sclera_n += len(vals)
-        acc.sclera_lum += float(lum.sum())
-        # shading: normal equations of lum ~ quadratic in u (along the eye), ~ linear in the distance below
-        # the upper lid (middle of the eye only)
-        u = np.clip(frame.u(pts), -1.0, 1.0)
-        powers = u[:, None] ** np.arange(5)[None]
-        acc.u_moments += powers.sum(0)
-        acc.u_lum += (lum[:, None] * powers[:, :3]).sum(0)
-        d = polyline_distance(pts, poly[:UPPER]) / w
-        near = (np.abs(u) < 0.6) & (d < c.shadow_reach)
-        dn = d[near] / c.shadow_reach
-        acc.d_moments += (dn[:, None] ** np.arange(3)[None]).sum(0)
-        acc.d_lum += (lum[near, None] * dn[:, None] ** np.arange(2)[None]).sum(0)
 
     def finish(self) -> EyeModel:
         """The model. Eyes never seen open get ``frames`` 0 (the renderer then uses the other eye, or nothing)."""
