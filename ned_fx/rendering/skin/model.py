@@ -239,9 +239,9 @@ class SkinModelBuilder:
         # autocorrelation (frames are in shot order)
         r = resid - resid.mean(axis=0)
         rho = float(np.clip(np.sum(r[1:] * r[:-1]) / max(np.sum(r * r), 1e-12), 0.0, 0.95))
-        dof = max(f * (1 - rho) / (1 + rho) - k - 1, 1.0)
-        var = (resid ** 2).sum(axis=0) / dof                        # S
-        se = np.sqrt(np.outer(np.diag(inv @ (xc.T @ xc) @ inv), var) * f / max(f - k - 1, 1))
+        inflation = (1 + rho) / (1 - rho)                           # frames per independent frame
+        var = (resid ** 2).sum(axis=0) / max(f - k - 1, 1)          # S
+        se = np.sqrt(np.outer(np.diag(inv @ (xc.T @ xc) @ inv), var) * inflation)
         coef = coef * coef ** 2 / (coef ** 2 + (c.model_significance * se) ** 2 + 1e-12)
         rows = [i for i, n in enumerate(np.array(self.au_names)[varies]) if learn[self.au_names.index(n)]]
         coef = np.clip(coef[rows], -c.model_max, c.model_max)
