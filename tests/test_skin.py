@@ -104,7 +104,7 @@ def test_happy_darkens_the_nasolabial_fold_and_leaves_the_rest(clip, request):
     iod = _iod(d)
     # the fold runs beside the nose wing down past 206 to 216 (both sides): read it there
     folds = [_along(change, d[a], d[b]).mean() for a, b in ((206, 216), (426, 436))]
-    assert max(folds) < -0.03, f"fold line darkened by only {folds} (log luminance)"
+    assert max(folds) < -0.04, f"fold line darkened by only {folds} (log luminance)"
     # ... and a narrow crease: a bit further toward the mouth it is much weaker
     mid = [(_along(change, d[a] + 0.35 * (d[c] - d[a]), d[b] + 0.35 * (d[c] - d[b])).mean())
            for a, b, c in ((206, 216, 0), (426, 436, 0))]
@@ -126,7 +126,7 @@ def test_anger_furrows_the_glabella(clip, request):
     d = case[0].dst
     # vertical furrows between the inner brow heads (55, 285) and the midline (8 .. 9)
     lines = [_along(change, 0.55 * d[8] + 0.45 * d[b], 0.5 * d[9] + 0.5 * d[t]).min() for b, t in ((55, 107), (285, 336))]
-    assert max(lines) < -0.04, f"the brow furrows darken by only {lines}"
+    assert max(lines) < -0.045, f"the brow furrows darken by only {lines}"
     # no smile fold comes with anger (AU12 is unchanged)
     folds = [_along(change, d[a], d[b]).mean() for a, b in ((206, 216), (426, 436))]
     assert min(folds) > -0.01, folds

@@ -68,8 +68,8 @@ class SkinConfig:
     drives: tuple = field(default_factory=_frozen_drives)
     max_drive: float = 1.5
     min_change: float = 0.02
-    nasolabial_depth: float = 0.16
-    nasolabial_width: float = 0.016
+    nasolabial_depth: float = 0.12
+    nasolabial_width: float = 0.02
     nasolabial_shadow: float = 0.06
     nasolabial_highlight: float = 0.05
     cheek_highlight: float = 0.035

@@ -212,10 +212,10 @@ def build_creases(landmarks: np.ndarray, drives: dict[str, float], config: SkinC
         A = lambda spec: b.anchor(spec, mirror)  # noqa: E731
         # nasolabial fold: from above the nose wing, down and out, fading beside the mouth corner
         if g("nasolabial"):
-            ctrl = np.array([A((((129, 1.0),), (-0.03, -0.03))), A((((129, 0.5), (206, 0.5)), (-0.02, 0.0))),
-                             A((((206, 1.0),), (-0.01, 0.0))), A((((216, 1.0),), (0.0, 0.0))),
+            ctrl = np.array([A((((129, 1.0),), (-0.025, -0.005))), A((((129, 0.5), (206, 0.5)), (-0.015, 0.01))),
+                             A((((206, 1.0),), (-0.008, 0.0))), A((((216, 1.0),), (0.0, 0.0))),
                              A((((212, 1.0),), (0.01, 0.02)))])
-            b.add("nasolabial", "nasolabial", ctrl, g("nasolabial"), out, _fade(24, 0.2, 0.45, 0.35), seed0)
+            b.add("nasolabial", "nasolabial", ctrl, g("nasolabial"), out, _fade(24, 0.3, 0.45, 0.4), seed0)
         # crow's feet: short lines fanning out from the outer eye corner
         if g("crows_feet"):
             for j, (v0, v1) in enumerate(((-0.035, -0.075), (0.0, 0.005), (0.035, 0.085))):
