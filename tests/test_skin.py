@@ -220,11 +220,13 @@ def test_per_frame_cost_is_a_few_milliseconds(movie):
     r = SkinRenderer()
     inputs, names, a_src, a_dst = movie["happy"]
     r.render(inputs, names, a_src, a_dst)
-    t = time.process_time()
-    for _ in range(10):
+    times = []
+    for _ in range(15):                 # the best of 15: other work on a busy machine only ever adds
+        t = time.process_time()
         r.render(inputs, names, a_src, a_dst)
-    ms = (time.process_time() - t) / 10 * 1000
-    assert ms < 12, f"skin layer costs {ms:.1f} ms of CPU per {inputs.size} region"
+        times.append(time.process_time() - t)
+    ms = min(times) * 1000
+    assert ms < 10, f"skin layer costs {ms:.1f} ms of CPU per {inputs.size} region"
 
 
 def test_config_is_validated():
