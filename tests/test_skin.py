@@ -151,6 +151,24 @@ def test_surprise_lines_the_forehead(clip, request):
     assert min(lines) > -0.02, lines
 
 
+@pytest.mark.parametrize("emotion", ["surprised", "happy", "angry"])
+def test_no_shading_inside_the_mouth_and_eye_openings(still, emotion):
+    """The openings are the mouth and eye sub-stages' content (teeth, eyeballs): the skin layer leaves them."""
+    import cv2
+
+    from ned_fx import topology as topo
+
+    inputs, names, a_src, a_dst = still[emotion]
+    layer, _ = _render(still[emotion])
+    assert layer is not None
+    for contour in (topo.LIPS_INNER, topo.RIGHT_EYE, topo.LEFT_EYE):
+        mask = np.zeros(inputs.size, np.uint8)
+        cv2.fillPoly(mask, [np.round(inputs.dst[list(contour), :2]).astype(np.int32)], 1)
+        mask = cv2.erode(mask, np.ones((3, 3), np.uint8))     # pixels well inside the opening
+        if mask.any():
+            assert not layer.coverage[mask.astype(bool)].any(), f"{emotion}: shading inside {contour[:3]}..."
+
+
 def test_no_au_change_gives_no_layer(still, movie):
     from ned_fx.rendering.skin import SkinRenderer
 

@@ -62,6 +62,7 @@ class SkinRenderer:
             return None
         x0, y0, x1, y1 = shading.box
         sub = shading.values[y0:y1, x0:x1]
+        _clear_openings(sub, dst, x0, y0)
         if inputs.valid is not None:
             sub *= np.clip(np.asarray(inputs.valid[y0:y1, x0:x1], np.float32), 0.0, 1.0)
         if not np.any(np.abs(sub) > _EPS):
@@ -107,6 +108,20 @@ class SkinRenderer:
         coverage = np.zeros(warped.shape[:2], np.float32)
         coverage[y0:y1, x0:x1] = np.abs(sub[:, :, 0]) > _EPS
         return RenderedLayer(pixels, coverage, "skin")
+
+
+def _clear_openings(sub: np.ndarray, dst: np.ndarray, x0: int, y0: int) -> None:
+    """No shading inside the target's mouth opening and eye openings: that is the mouth and eye sub-stages'
+    new content (teeth, eyeballs), never skin."""
+    import cv2
+
+    from ...topology import LEFT_EYE, LIPS_INNER, RIGHT_EYE
+
+    mask = np.zeros(sub.shape, np.uint8)
+    for contour in (LIPS_INNER, RIGHT_EYE, LEFT_EYE):
+        poly = np.round((dst[list(contour), :2] - [x0, y0]) * 16).astype(np.int32)
+        cv2.fillPoly(mask, [poly], 1, cv2.LINE_8, 4)
+    sub[mask.astype(bool)] = 0.0
 
 
 def _luma(pixels: np.ndarray) -> np.ndarray:
