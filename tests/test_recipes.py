@@ -119,8 +119,9 @@ def test_each_emotion_moves_the_face_as_facs_says_by_a_clear_amount(shot):
     # disgusted 9+10+15+16: nostril wings and upper lip up, corners down
     assert disgusted["nostril_up"] >= 6 and disgusted["upper_lip_up"] >= 4.5, disgusted
     assert disgusted["corner_r"] <= -1 and disgusted["corner_l"] <= -1 and disgusted["inner_brow"] <= -2, disgusted
-    # surprised 1+2+5(+26): brows high (~15 % IOD at the outer brow), upper lids raised
-    assert surprised["inner_brow"] >= 10 and surprised["outer_brow"] >= 12 and surprised["upper_lid"] >= 2
+    # surprised 1+2+5(+26): brows high (~10-12 % IOD; more stretched the lid skin under them into a smear),
+    # upper lids raised
+    assert surprised["inner_brow"] >= 7.5 and surprised["outer_brow"] >= 9 and surprised["upper_lid"] >= 2, surprised
     # fearful 1+2+4+5+20(+26): inner brows up and together, upper lids raised, lips stretched wide
     assert fearful["inner_brow"] >= 4 and fearful["brow_gap"] <= -5 and fearful["upper_lid"] >= 2
     assert fearful["width"] >= 10

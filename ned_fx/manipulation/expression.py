@@ -113,6 +113,9 @@ RIGID_POINTS = topo.RIGID_POINTS
 UPPER_LID_R = (246, 161, 160, 159, 158, 157, 173)          # outer -> inner
 LOWER_LID_R = (7, 163, 144, 145, 153, 154, 155)            # paired with UPPER_LID_R
 LID_CREASE_R = (247, 30, 29, 27, 28, 56, 190)
+#: The ring above LID_CREASE_R: with it, the band the upper lashes (and liner) lie on, paired column by column
+#: with UPPER_LID_R
+LASH_RING_R = (113, 225, 224, 223, 222, 221, 189)
 LOWER_LID_RING_R = (25, 110, 24, 23, 22, 26, 112)
 INFRAORBITAL_R = (31, 228, 229, 230, 231, 111, 117, 118, 119, 120, 121, 47, 100, 101)
 CROWS_FEET_R = (130, 226, 35, 143, 113, 124)
@@ -262,11 +265,12 @@ class _Handle:
 H = _Handle
 #: FACS-authored handles per AU (AU26 and AU45 are built by their own generators and damped below).
 _AU_HANDLES: dict[str, tuple[_Handle, ...]] = {
-    "AU1": (H(BROW_INNER_R, (0.0, 0.10, 0.0), 0.12, (1.0, 0.8, 1.0, 0.8)),
-            H(FOREHEAD_INNER_R, (0.0, 0.06, 0.0), 0.15)),
-    "AU2": (H(BROW_OUTER_R, (0.01, 0.10, 0.0), 0.12),
-            H(BROW_MID_R, (0.0, 0.06, 0.0), 0.10),
-            H(FOREHEAD_OUTER_R, (0.0, 0.06, 0.0), 0.15)),
+    # a raised brow travels ~10-13 % IOD at 1 (more stretches the lid skin beneath into a smear)
+    "AU1": (H(BROW_INNER_R, (0.0, 0.08, 0.0), 0.12, (1.0, 0.8, 1.0, 0.8)),
+            H(FOREHEAD_INNER_R, (0.0, 0.05, 0.0), 0.15)),
+    "AU2": (H(BROW_OUTER_R, (0.01, 0.06, 0.0), 0.12),
+            H(BROW_MID_R, (0.0, 0.04, 0.0), 0.10),
+            H(FOREHEAD_OUTER_R, (0.0, 0.045, 0.0), 0.15)),
     "AU4": (H(BROW_INNER_R, (-0.045, -0.07, 0.0), 0.12),
             H(BROW_MID_R, (-0.03, -0.06, 0.0), 0.10),
             H(BROW_OUTER_R, (-0.01, -0.04, 0.0), 0.12),
@@ -319,6 +323,10 @@ _AU_DAMP: dict[str, tuple[tuple[tuple[int, ...], float], ...]] = {
     "AU5": ((both_sides(LOWER_LID_R + LOWER_LID_RING_R), 0.0),),
     "AU6": ((both_sides(UPPER_LID_R), 0.2),), "AU9": ((LID_MARGINS, 0.0),), "AU12": ((LID_MARGINS, 0.0),),
 }
+
+
+#: AUs whose upper-lid motion carries the lash band rigidly (see build_basis)
+_LASH_RIGID_AUS = ("AU1", "AU2", "AU5")
 
 
 @dataclass(frozen=True)
@@ -578,6 +586,14 @@ def build_basis(neutral: np.ndarray, config: ManipulatorConfig | None = None) ->
             f = f + _lid_share_field(neutral, geo, *_LID_SHARES[name])
         for points, factor in _AU_DAMP.get(name, ()):
             f[list(points)] *= factor
+        if name in _LASH_RIGID_AUS:
+            # the lashes ride on the lid margin: the band from the margin to LASH_RING moves as the margin does,
+            # so lashes and liner are carried, never stretched; the skin between that band and the brow takes
+            # the stretch of a raised brow (as the real lid skin does)
+            for upper, crease, ring in ((UPPER_LID_R, LID_CREASE_R, LASH_RING_R),
+                                        (mirrored(UPPER_LID_R), mirrored(LID_CREASE_R), mirrored(LASH_RING_R))):
+                f[list(crease)] = f[list(upper)]
+                f[list(ring)] = f[list(upper)]
         f[list(RIGID_POINTS)] = 0.0
         fields[k, :topo.NUM_MESH] = f
         if p > topo.NUM_MESH:
