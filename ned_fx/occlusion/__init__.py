@@ -5,13 +5,17 @@ matte``), :func:`fill` (thin occluders' pixels replaced by the surrounding skin,
 into the moved skin), :func:`load_holdout` (a user-given matte for a frame, which replaces detection). The matte
 is HxW float32 over the face region, 1 on an occluder; the compositor keeps the plate's pixels there
 (``Compositor.composite(..., keep=matte)``). Per frame: ``matte = detect(region, src)``, ``render(fill(region,
-matte), ...)``, ``composite(..., keep=matte)``. numpy + OpenCV only; nothing is loaded at import time; this stage
+matte), ...)``, ``composite(..., keep=matte)``. Glasses are rigid with the head:
+:class:`GlassesModelBuilder` (a per-shot model builder: ``add`` every frame, ``finish`` once) accumulates the
+frames' evidence over the shot into a :class:`GlassesModel` (None when the actor wears none), which
+``detect(..., glasses=model)`` maps into each frame. numpy + OpenCV only; nothing is loaded at import time; this stage
 imports no other stage.
 """
 
 from .config import OcclusionConfig
 from .detector import OcclusionDetector
 from .fill import fill
+from .glasses import GlassesModel, GlassesModelBuilder
 from .holdout import load_holdout
 
-__all__ = ["OcclusionConfig", "OcclusionDetector", "fill", "load_holdout"]
+__all__ = ["GlassesModel", "GlassesModelBuilder", "OcclusionConfig", "OcclusionDetector", "fill", "load_holdout"]

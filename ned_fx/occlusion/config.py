@@ -61,6 +61,21 @@ class OcclusionConfig:
             edges of the occluder are kept too).
         softness: the matte's soft edge in region pixels (a Gaussian of this sigma).
         fill_levels: pyramid levels of the push-pull fill (the largest hole it fills is about 2^levels px).
+        model_iod, model_size, model_eye_line: the per-shot glasses model's canonical view (the head turned
+            frontal, the lens plane at the nose bridge's depth): the IOD in its pixels, its (width, height), the
+            eye line's row.
+        model_cap: a line contrast (x the skin's luma) that counts as full evidence of a frame line; the
+            evidence is averaged over the shot's frames (aligned on the glasses).
+        model_support: the lens pair fitted to the shot's evidence needs at least this mean evidence along
+            its outlines (brows, lid creases, the nose's sides and the face's outline are not looked at) ...
+        model_lower: ... and at least this along the rims under the eyes (the cheeks: no face line runs
+            there), else the actor wears no glasses (``finish`` returns None).
+        model_consistency: a rim is kept where the evidence across it is at least this.
+        model_corridor: the rim is looked for this far (x IOD) across the fitted outline.
+        model_rim: the rim's drawn width (x IOD, canonical view).
+        model_search: each frame's glasses may sit up to this far (x IOD) from where the head pose puts them
+            (landmark jitter, the glasses slipping): the lens pair is moved onto the frame's own lines.
+        model_max_frames: at most this many frames are kept for the model (a longer shot is sub-sampled).
     """
 
     work_iod: float = 128.0
@@ -94,6 +109,17 @@ class OcclusionConfig:
     grow: int = 1
     softness: float = 0.7
     fill_levels: int = 8
+    model_iod: float = 112.0
+    model_size: tuple[int, int] = (256, 192)
+    model_eye_line: float = 88.0
+    model_support: float = 0.45
+    model_consistency: float = 0.4
+    model_corridor: float = 0.04
+    model_rim: float = 0.03
+    model_cap: float = 0.04
+    model_lower: float = 0.4
+    model_search: float = 0.08
+    model_max_frames: int = 240
 
     def __post_init__(self) -> None:
         if not 32.0 <= self.work_iod <= 1024.0:
@@ -126,5 +152,19 @@ class OcclusionConfig:
             raise InvalidParameterError(f"grow must be between 0 and 8 pixels, got {self.grow}")
         if not 0.0 <= self.softness <= 4.0:
             raise InvalidParameterError(f"softness must be between 0 and 4 pixels, got {self.softness}")
+        if not 32.0 <= self.model_iod <= 512.0:
+            raise InvalidParameterError(f"model_iod must be between 32 and 512 pixels, got {self.model_iod}")
+        if len(self.model_size) != 2 or min(self.model_size) < 2 * self.model_iod * 0.6:
+            raise InvalidParameterError(f"model_size must be (width, height) of at least 1.2 x model_iod, got "
+                                        f"{self.model_size}")
+        if not 0.0 < self.model_eye_line < self.model_size[1]:
+            raise InvalidParameterError(f"model_eye_line must be a row of the model view, got {self.model_eye_line}")
+        for name in ("model_cap", "model_support", "model_lower", "model_consistency", "model_corridor",
+                     "model_rim", "model_search"):
+            value = getattr(self, name)
+            if not 0.0 < value <= 1.0:
+                raise InvalidParameterError(f"{name} must be in (0, 1], got {value}")
+        if not self.model_max_frames >= 1:
+            raise InvalidParameterError(f"model_max_frames must be >= 1, got {self.model_max_frames}")
         if not 1 <= self.fill_levels <= 12:
             raise InvalidParameterError(f"fill_levels must be between 1 and 12, got {self.fill_levels}")

@@ -18,8 +18,10 @@ Cues:
         (pulled in from its outline), never on the eyes, brows, lips or nostrils; gaps closed so a lock is one
         patch.
 
-Limits: clear plastic frames of a few code values' contrast (d12.mp4) are found only in fragments; hands are
-skin-coloured and are not detected (give a holdout matte, :func:`~ned_fx.occlusion.load_holdout`).
+Limits: in one frame, clear plastic frames of a few code values' contrast (d12.mp4) are found only in fragments:
+give the shot's :class:`~ned_fx.occlusion.GlassesModel` (``detect(..., glasses=model)``), which adds them up
+over the shot. Hands are skin-coloured and are not detected (give a holdout matte,
+:func:`~ned_fx.occlusion.load_holdout`).
 """
 
 from __future__ import annotations
@@ -111,13 +113,16 @@ class OcclusionDetector:
     def __init__(self, config: OcclusionConfig | None = None):
         self.config = config or OcclusionConfig()
 
-    def detect(self, region: np.ndarray, landmarks: np.ndarray, white: float = 1.0) -> np.ndarray:
+    def detect(self, region: np.ndarray, landmarks: np.ndarray, white: float = 1.0, glasses=None) -> np.ndarray:
         """The occluder matte of one frame.
 
         Args:
             region: HxWxK float32 plate values of the face region (K = 3 for RGB, 1 for grey).
             landmarks: Px3 (or Px2) landmarks in region pixels, P >= 468 (the tracker's 478).
             white: the plate value of display white (255 for 8-bit, 65535 for 16-bit, 1.0 for float).
+            glasses: the shot's :class:`~ned_fx.occlusion.GlassesModel` (from :class:`GlassesModelBuilder`):
+                its frames are mapped into this frame by the head pose (nudged onto the frame's own lines) and
+                added to what this frame shows; None (or an empty model): this frame's lines only.
 
         Returns:
             HxW float32 in 0..1: 1 on occluders, 0 on the face, a soft edge of about ``softness`` px.
@@ -138,6 +143,7 @@ class OcclusionDetector:
         pts = np.asarray(landmarks, dtype=np.float64)
         if pts.ndim != 2 or pts.shape[0] < T.NUM_MESH or pts.shape[1] < 2:
             raise InvalidParameterError(f"landmarks must be Px2 or Px3 (P >= {T.NUM_MESH}), got shape {pts.shape}")
+        full = pts
         pts = pts[:, :2]
         if not np.isfinite(pts[: T.NUM_MESH]).all():
             raise NoFaceError("the landmarks have NaN points (no face in this frame); detect occluders only on "
@@ -161,6 +167,12 @@ class OcclusionDetector:
         found = np.zeros((wh, ww), np.uint8)
         if cfg.glasses:
             found |= self._frames(grey, p, s_iod)
+            if glasses is not None and not glasses.empty:
+                from .glasses import place
+
+                shot = place(glasses, grey, full[: T.NUM_MESH], cfg, (sx, sy))
+                if shot is not None:
+                    found |= shot
         if cfg.hair and small.shape[2] == 3:
             # hair is large: half the working resolution sees it as well
             hw, hh = max(4, ww // 2), max(4, wh // 2)
