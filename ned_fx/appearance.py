@@ -61,6 +61,10 @@ class ContentConfig:
         return self.mouth or self.eyes
 
 
+#: the renderer's warp alone, no face content (the fast path's output; a baseline for the sub-stages' tests)
+WARP_ONLY = ContentConfig(mouth=False, eyes=False, skin=False, occluders=False)
+
+
 @dataclass(frozen=True)
 class ShotModels:
     """A shot's appearance models (any may be None: that sub-stage then adds nothing)."""

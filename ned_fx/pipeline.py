@@ -317,12 +317,13 @@ def edit_media(path: str | Path, output: str | Path, instruction: EditInstructio
     path, output = Path(path), Path(output)
     if audit is not None:
         audit.check()                      # a log that cannot be written fails now, not after the render
+    reached: list = []
     try:
         return _checked_edit(path, output, instruction, frames, face_id, preview, tracker_config, manipulator_config,
                              renderer_config, compositor_config, progress, resume, analysis, analysis_only, consent,
-                             audit, sign, sign_alg, renderer, checkpoint, content, actor_footage, linearize)
-    except BaseException as exc:           # every attempt is audited, whatever stopped it (once)
-        if audit is not None and not getattr(exc, "_ned_fx_audited", False):
+                             audit, sign, sign_alg, renderer, checkpoint, content, actor_footage, linearize, reached)
+    except BaseException as exc:           # every attempt that reached the input is audited, whatever stopped it
+        if audit is not None and reached and not getattr(exc, "_ned_fx_audited", False):
             _audit_edit(audit, "failed", path, frames, face_id, instruction, consent, None, [],
                         error=f"{type(exc).__name__}: {exc}", renderer=renderer)
         raise
@@ -330,20 +331,17 @@ def edit_media(path: str | Path, output: str | Path, instruction: EditInstructio
 
 def _checked_edit(path, output, instruction, frames, face_id, preview, tracker_config, manipulator_config,
                   renderer_config, compositor_config, progress, resume, analysis, analysis_only, consent, audit,
-                  sign, sign_alg, renderer, checkpoint, content, actor_footage, linearize) -> EditSummary:
+                  sign, sign_alg, renderer, checkpoint, content, actor_footage, linearize, reached) -> EditSummary:
     from .media import ensure_not_input
     from .provenance import normalise_consent
 
+    # the options first (a refused option is not an attempt: nothing is audited) ...
     kind = _output_kind(output)
     consent = normalise_consent(consent)
-    count = _check_input(path, frames)           # a missing or unreadable input is told at once
     _check_output_format(output, kind, preview)
     if preview is not None and _same_path(preview, output):
         raise InvalidParameterError(f"--preview {preview} is the same file as the output -o {output}: give the "
                                     f"before/after preview its own name (e.g. {output.stem}_preview.png)")
-    if kind == "image" and count != 1 and analysis is None:
-        raise InvalidParameterError(f"{output.name} is a still but {count} frames are to be edited; write a "
-                                    f"sequence (name.####.exr) or a movie (.mov/.mp4)")
     _check_provenance_formats(output, kind, preview)
     if sign is not None:
         _check_signing(output, kind, sign, sign_alg)
@@ -356,6 +354,12 @@ def _checked_edit(path, output, instruction, frames, face_id, preview, tracker_c
         ensure_not_input(preview, [path, output])
     check_instruction(instruction, manipulator_config)
     neural = check_renderer(renderer, checkpoint)
+    # ... then the input (from here on every failure is audited): a missing or unreadable input is told at once
+    reached.append(True)
+    count = _check_input(path, frames)
+    if kind == "image" and count != 1 and analysis is None:
+        raise InvalidParameterError(f"{output.name} is a still but {count} frames are to be edited; write a "
+                                    f"sequence (name.####.exr) or a movie (.mov/.mp4)")
     made = _make_output_folders(output, preview)
     try:
         return _edit(path, output, kind, instruction, frames, face_id, preview, tracker_config, manipulator_config,

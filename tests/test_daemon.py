@@ -18,6 +18,7 @@ import zmq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ned_fx.appearance import WARP_ONLY
 from ned_fx import protocol as P
 from ned_fx.client import Client, DaemonError, DaemonUnavailableError
 
@@ -426,7 +427,7 @@ def test_fast_path_batches_frames_of_different_clients(tmp_path):
     with open_media(src, "0-3") as media:
         plates = {n: media.read(n) for n in range(4)}
     for emotion in ("happy", "sad"):
-        ref = ShotRenderer(track, edits[emotion])
+        ref = ShotRenderer(track, edits[emotion], content=WARP_ONLY)
         for n, frame in plates.items():
             want, why = ref.render(frame)
             assert why is None

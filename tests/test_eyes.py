@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import footage
+from ned_fx.appearance import WARP_ONLY
 from ned_fx import topology as T
 from ned_fx.rendering.eyes import EyeConfig, EyeModel, EyeModelBuilder, EyeRenderer
 from ned_fx.rendering.layers import RegionInputs, RenderedLayer, stack
@@ -50,7 +51,7 @@ class Shot:
         from ned_fx.pipeline import ShotRenderer, locate_face
 
         edited = self.edited(emotion, intensity)
-        shot = ShotRenderer(self.track, edited)
+        shot = ShotRenderer(self.track, edited, content=WARP_ONLY)
         where = locate_face(self.track, edited, shot.index, self.frames[k])
         assert where.reason is None, where.reason
         offset = np.array([where.box[0], where.box[1], 0.0])
@@ -261,7 +262,7 @@ def test_cost_per_frame_is_a_few_milliseconds(clip):
 
     inp = clip.inputs("surprised", 1.0)
     renderer = EyeRenderer(clip.model)
-    shot = ShotRenderer(clip.track, clip.edited("surprised", 1.0))
+    shot = ShotRenderer(clip.track, clip.edited("surprised", 1.0), content=WARP_ONLY)
     renderer.render(inp)
     shot.renderer.render(inp.region, inp.src, inp.dst, shot.mesh)
     t = time.process_time()

@@ -24,6 +24,7 @@ import pytest
 import torch
 
 from conftest import footage
+from ned_fx.appearance import WARP_ONLY
 from ned_fx.compositing import CompositorConfig, face_mask, oval_polygon
 from ned_fx.compositing import color_match as np_color_match
 from ned_fx.compositing import laplacian_blend_delta as np_blend
@@ -45,7 +46,7 @@ def shot(tracker):
     edited = plan_edit(track, EditInstruction(emotion="happy", intensity=1.0))
     with open_media(path, FRAMES) as src:
         frames = list(src)
-    ref = ShotRenderer(track, edited)
+    ref = ShotRenderer(track, edited, content=WARP_ONLY)
     return track, edited, frames, ref, [ref.render(f) for f in frames]
 
 
@@ -151,7 +152,7 @@ def test_plate_formats_match_shot_renderer(shot, kind):
         grey = rgb.mean(axis=2, keepdims=True).round().astype(np.uint8)
         frame = dataclasses.replace(base, pixels=grey, channels=("Y",))
         tol = 2
-    want, why = ShotRenderer(track, edited).render(frame)
+    want, why = ShotRenderer(track, edited, content=WARP_ONLY).render(frame)
     fast = FastShotRenderer(track, edited, config=FastPathConfig(device="cpu", batch_size=2))
     got, why_fast = fast.render(frame)
     assert why is None and why_fast is None
@@ -359,7 +360,7 @@ def test_bucket_boxes_let_frames_of_different_shots_share_calls(shot):
     finally:
         happy.runner.infer = infer
     assert calls == [6]
-    sad_refs = [ShotRenderer(track, sad_edit).render(f) for f in frames]
+    sad_refs = [ShotRenderer(track, sad_edit, content=WARP_ONLY).render(f) for f in frames]
     for frame, plan, (want, _), (got, why) in zip(frames * 2, plans * 2, refs + sad_refs, out):
         assert why is None
         worst, mean, p999 = _box_stats(got.pixels, want.pixels, plan.box)

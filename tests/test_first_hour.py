@@ -135,10 +135,10 @@ def test_every_failed_attempt_is_audited(tmp_path):
         edit_media(grey, tmp_path / "o.png", HAPPY, audit=log)
     with pytest.raises(UnreadableMediaError):
         edit_media(bad, tmp_path / "o.png", HAPPY, audit=log)
-    with pytest.raises(InvalidParameterError):
+    with pytest.raises(InvalidParameterError):        # a refused option is not an attempt: no line
         edit_media(grey, tmp_path / "o.xyz", HAPPY, audit=log)
     lines = read_audit_log(tmp_path / "audit.jsonl", strict=True)
-    assert [(r["event"], r["status"]) for r in lines] == [("edit", "failed")] * 3
+    assert [(r["event"], r["status"]) for r in lines] == [("edit", "failed")] * 2
     assert "NoFaceError" in lines[0]["error"] and "UnreadableMediaError" in lines[1]["error"]
     assert lines[1]["shot"]["source"].endswith("bad.png") and lines[0]["params"]["emotion"] == "happy"
 

@@ -16,6 +16,7 @@ import pytest
 
 import believable_measures as bm
 from conftest import decode_rgb, our_track
+from ned_fx.appearance import WARP_ONLY
 from ned_fx.errors import InvalidParameterError
 from ned_fx.media.frames import Frame
 from ned_fx.pipeline import EditInstruction, ShotRenderer, locate_face, plan_edit
@@ -45,7 +46,7 @@ def shot(name: str, emotion: str, intensity: float = 1.0, speech: str | None = "
         bank = builder.finish()
         plan = plan_mouth(bank, edited.source_landmarks, edited.target_landmarks, edited.found)
         _shots[key] = SimpleNamespace(track=track, edited=edited, frames=frames, bank=bank, plan=plan,
-                                      renderer=ShotRenderer(track, edited), mouth=MouthRenderer(bank, plan))
+                                      renderer=ShotRenderer(track, edited, content=WARP_ONLY), mouth=MouthRenderer(bank, plan))
     return _shots[key]
 
 

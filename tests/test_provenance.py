@@ -450,7 +450,7 @@ def test_edit_stamps_signs_and_audits_a_still(tmp_path, certs, capsys):
     assert len(read_audit_log(log)) == 1                                 # refused before any work
 
 
-def test_edit_of_a_sequence_stamps_each_frame_with_its_own_source(tmp_path):
+def test_edit_of_a_sequence_stamps_each_frame_with_its_own_source(tmp_path, monkeypatch):
     from ned_fx.pipeline import EditInstruction, edit_media
     from ned_fx.provenance import AuditLog, read_audit_log
 
@@ -460,11 +460,19 @@ def test_edit_of_a_sequence_stamps_each_frame_with_its_own_source(tmp_path):
         write_image(tmp_path / f"s.{1001 + i}.png", pic)
     log = AuditLog(tmp_path / "audit.jsonl", application="tests")
     analysis = tmp_path / "shot.analysis.npz"
-    with pytest.raises(InvalidParameterError, match="EXR stores half or float"):     # 8-bit pixels into EXR
-        edit_media(tmp_path / "s.####.png", tmp_path / "bad" / "e.####.exr", EditInstruction(emotion="happy"),
-                   consent="REL-5", audit=log, analysis=analysis)
+    import ned_fx.media
+    from ned_fx.errors import OutputWriteError
+
+    def full_disk(*args, **kwargs):
+        raise OutputWriteError("could not write the frame: No space left on device")
+
+    with monkeypatch.context() as m:                                     # a render that fails: audited as failed
+        m.setattr(ned_fx.media, "write_image", full_disk)
+        with pytest.raises(OutputWriteError, match="No space left"):
+            edit_media(tmp_path / "s.####.png", tmp_path / "bad" / "e.####.exr", EditInstruction(emotion="happy"),
+                       consent="REL-5", audit=log, analysis=analysis)
     (failed,) = read_audit_log(log.path)
-    assert failed["status"] == "failed" and "EXR stores half or float" in failed["error"] and failed["outputs"] == []
+    assert failed["status"] == "failed" and "No space left" in failed["error"] and failed["outputs"] == []
     summary = edit_media(tmp_path / "s.####.png", tmp_path / "o" / "e.####.tif", EditInstruction(emotion="happy"),
                          consent="REL-5", audit=log, analysis=analysis)
     assert summary.edited == (1001, 1003) and summary.passed_through == {1002: "no face"}
