@@ -201,3 +201,148 @@ def test_load_holdout_reads_8_and_16_bit_stills_and_sequences(tmp_path):
         load_holdout(tmp_path / "seq.####.png", 1003, (40, 60))
     with pytest.raises(InvalidParameterError):
         load_holdout(tmp_path / "hold.png", 0, (0, 60))
+
+
+# ---- the per-shot glasses model --------------------------------------------------------------------------------
+
+#: d12's clear plastic rims, picked by eye on the plate (x, y pixels): frame 0's lens tops and outer sides and the
+#: bridge; on frames 60 and 120 only their highlights can be told apart by eye.
+D12_RIMS = {
+    0: ([(191, 212), (190, 200), (191, 190), (200, 173), (214, 172), (230, 173), (242, 176), (250, 182), (254, 190)],
+        [(290, 184), (294, 176), (306, 172), (324, 172), (342, 176), (352, 188), (354, 200), (352, 212)],
+        [(258, 188), (270, 184), (286, 180)]),
+    60: ([(225, 210), (231, 210)], [(355, 212), (362, 215), (369, 219)], [(283, 224), (300, 223)]),
+    120: ([(311, 192), (316, 195), (322, 199)], [(238, 207), (249, 204)], [(332, 202), (332, 216)]),
+}
+
+
+def _build_model(name: str, frames: str | None):
+    from ned_fx.media import open_media
+    from ned_fx.occlusion import GlassesModelBuilder
+    from ned_fx.pipeline import track_media
+
+    path = footage(name)
+    track = track_media(path, frames=frames)
+    index = {int(n): k for k, n in enumerate(track.frame_numbers)}
+    builder = GlassesModelBuilder()
+    with open_media(path, frames) as source:
+        for frame in source:
+            k = index[int(frame.number)]
+            if track.found[k]:
+                builder.add(k, frame.pixels.astype(np.float32), track.landmarks[k])
+    return builder.finish()
+
+
+@pytest.fixture(scope="module")
+def d12_model():
+    return _build_model("d12.mp4", "0-182x4")
+
+
+def _rim_points(number: int, box) -> np.ndarray:
+    """Points every pixel along the hand-picked rims of a d12 frame, in region pixels."""
+    pts = []
+    for line in D12_RIMS[number]:
+        line = np.array(line, float) - [box[0], box[1]]
+        for a, b in zip(line[:-1], line[1:]):
+            for t in np.linspace(0.0, 1.0, max(2, int(np.linalg.norm(b - a))), endpoint=False):
+                pts.append(a + t * (b - a))
+        pts.append(line[-1])
+    return np.array(pts)
+
+
+def _covered(matte: np.ndarray, pts: np.ndarray, tol: int = 2) -> float:
+    import cv2
+
+    near = cv2.dilate((matte > 0.5).astype(np.uint8), np.ones((2 * tol + 1, 2 * tol + 1), np.uint8))
+    return float(near[pts[:, 1].astype(int), pts[:, 0].astype(int)].mean())
+
+
+@pytest.fixture(scope="module")
+def d12_frames():
+    return _regions("d12.mp4", "0-120x60")
+
+
+def test_glasses_model_of_d12_covers_its_clear_rims(d12_model, d12_frames, detector):
+    """One frame finds d12's clear plastic rims only in fragments; the shot's model covers them on every frame."""
+    assert d12_model is not None and not d12_model.empty and d12_model.frames == 46
+    for frame, box, region, src, _ in d12_frames:
+        pts = _rim_points(frame.number, box)
+        with_model = detector.detect(region, src, 255.0, glasses=d12_model)
+        alone = detector.detect(region, src, 255.0)
+        assert _covered(with_model, pts) >= 0.6, (frame.number, _covered(with_model, pts))
+        assert _covered(alone, pts) < 0.3, "the test needs rims a single frame misses"
+        # still thin structures: the lenses' insides (the eyes) stay editable, the band is not all matte
+        for eye in (T.RIGHT_EYE, T.LEFT_EYE):
+            x, y = np.rint(src[list(eye), :2].mean(axis=0)).astype(int)
+            assert with_model[y - 2: y + 3, x - 2: x + 3].max() < 0.5
+        assert (with_model[_inner_face(region, src)] > 0.5).mean() < 0.2
+
+
+def test_surprised_edit_leaves_d12_rims_where_they_are(d12_model, d12_frames, detector):
+    """detect(glasses=model) -> fill -> render -> composite(keep): the kept pixels are the plate's to 2 code
+    values and the rims do not go up with the brows (without the matte they do)."""
+    import cv2
+
+    from ned_fx.compositing import Compositor
+    from ned_fx.rendering import GeometryRenderer, build_render_mesh
+
+    renderer, comp = GeometryRenderer(), Compositor()
+    for frame, box, region, src, dst in d12_frames:
+        matte = detector.detect(region, src, 255.0, glasses=d12_model)
+        mesh = build_render_mesh(src)
+        off = np.array([box[0], box[1], 0.0])
+        crop = (slice(box[1], box[3]), slice(box[0], box[2]))
+        out = comp.composite_frame(frame, renderer.render(fill(region, matte), src, dst, mesh), box, dst + off,
+                                   src + off, keep=matte).pixels[crop]
+        plain = comp.composite_frame(frame, renderer.render(region, src, dst, mesh), box, dst + off,
+                                     src + off).pixels[crop]
+        plate = frame.pixels[crop].astype(int)
+        diff = np.abs(out.astype(int) - plate).max(axis=2)
+        moved = np.abs(plain.astype(int) - plate).max(axis=2)
+        assert diff[matte >= 1.0].max() <= 2
+        pts = _rim_points(frame.number, box).astype(int)
+        top = pts[pts[:, 1] < np.percentile(pts[:, 1], 60)]                  # the rims above the eyes
+        near = cv2.dilate(np.minimum(moved, 255).astype(np.uint8), np.ones((3, 3), np.uint8))
+        assert (near[top[:, 1], top[:, 0]] > 2).mean() > 0.5, "surprised moves this skin: the test can fail"
+        assert (diff[top[:, 1], top[:, 0]] <= 2).mean() >= 0.6
+
+
+@pytest.mark.parametrize("name,frames", [("WDA_AlexandriaOcasioCortez_000.mp4", "0-199x20"), ("d3.mp4", "0-353x30")])
+def test_no_glasses_no_model(name, frames):
+    """Talking and frowning faces without glasses: brows, lid creases, the nose and the face's outline make no
+    lens pair."""
+    assert _build_model(name, frames) is None
+
+
+def test_glasses_model_arrays_stills_and_extra_footage(d12_model, d12_frames, shots, detector):
+    from ned_fx.occlusion import GlassesModel, GlassesModelBuilder
+
+    back = GlassesModel.from_arrays(d12_model.to_arrays())
+    assert np.array_equal(back.mask, d12_model.mask) and np.allclose(back.canon, d12_model.canon)
+    assert back.depth == d12_model.depth and np.allclose(back.lenses, d12_model.lenses)
+    _, _, region, src, _ = d12_frames[0]
+    assert np.array_equal(detector.detect(region, src, 255.0, glasses=back),
+                          detector.detect(region, src, 255.0, glasses=d12_model))
+    # a still gets no model: its one frame is what detect sees anyway (d8's metal frames are found per frame)
+    assert _build_model("d8.jpg", None) is None
+    # other footage of the actor (index -1) is not the shot: it adds nothing
+    frame, box, region, src, _ = shots["d8"][0]
+    builder = GlassesModelBuilder()
+    for _ in range(6):
+        builder.add(-1, region, src)
+    assert builder.finish() is None
+    with pytest.raises(InvalidParameterError):
+        GlassesModel.from_arrays({"mask": np.zeros((4, 4), np.uint8)})
+    with pytest.raises(InvalidParameterError):
+        OcclusionConfig(model_support=0.0)
+
+
+def test_detect_with_a_model_is_cheap(d12_model, d12_frames, detector):
+    import time
+
+    _, _, region, src, _ = d12_frames[1]
+    detector.detect(region, src, 255.0, glasses=d12_model)
+    t = time.perf_counter()
+    for _ in range(5):
+        detector.detect(region, src, 255.0, glasses=d12_model)
+    assert (time.perf_counter() - t) / 5 < 0.05

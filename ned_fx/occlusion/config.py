@@ -76,6 +76,8 @@ class OcclusionConfig:
         model_search: each frame's glasses may sit up to this far (x IOD) from where the head pose puts them
             (landmark jitter, the glasses slipping): the lens pair is moved onto the frame's own lines.
         model_max_frames: at most this many frames are kept for the model (a longer shot is sub-sampled).
+        model_min_frames: a shot of fewer frames gets no model (one frame's evidence is what ``detect`` sees
+            anyway, and a single frame cannot show which lines stay with the head).
     """
 
     work_iod: float = 128.0
@@ -117,9 +119,10 @@ class OcclusionConfig:
     model_corridor: float = 0.04
     model_rim: float = 0.03
     model_cap: float = 0.04
-    model_lower: float = 0.4
+    model_lower: float = 0.5
     model_search: float = 0.08
     model_max_frames: int = 240
+    model_min_frames: int = 5
 
     def __post_init__(self) -> None:
         if not 32.0 <= self.work_iod <= 1024.0:
@@ -164,7 +167,8 @@ class OcclusionConfig:
             value = getattr(self, name)
             if not 0.0 < value <= 1.0:
                 raise InvalidParameterError(f"{name} must be in (0, 1], got {value}")
-        if not self.model_max_frames >= 1:
-            raise InvalidParameterError(f"model_max_frames must be >= 1, got {self.model_max_frames}")
+        if not 1 <= self.model_min_frames <= self.model_max_frames:
+            raise InvalidParameterError(f"need 1 <= model_min_frames <= model_max_frames, got "
+                                        f"{self.model_min_frames}, {self.model_max_frames}")
         if not 1 <= self.fill_levels <= 12:
             raise InvalidParameterError(f"fill_levels must be between 1 and 12, got {self.fill_levels}")

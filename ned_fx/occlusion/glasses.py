@@ -207,12 +207,13 @@ class GlassesModelBuilder:
             self._stride *= 2
 
     def finish(self) -> GlassesModel | None:
-        """The shot's glasses model, or None when no frame was added or the actor wears no glasses (no lens
-        pair that the frames agree on)."""
+        """The shot's glasses model, or None: the actor wears no glasses (no lens pair that the frames agree on),
+        or the shot has fewer than ``model_min_frames`` frames (a still: one frame's detection is all there is,
+        and ``detect`` without a model does it)."""
         import cv2
 
         cfg = self.config
-        if not self._views:
+        if len(self._views) < cfg.model_min_frames:
             return None
         iod = cfg.model_iod
         cw, ch = cfg.model_size
