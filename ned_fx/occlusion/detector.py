@@ -153,12 +153,16 @@ class OcclusionDetector:
         if iod < 4.0:
             return np.zeros((h, w), np.float32)
         scale = min(1.0, cfg.work_iod / iod)
+        if scale > 0.85:
+            scale = 1.0                      # a resize by nearly 1 costs more than working a little larger
         ww, wh = max(4, int(round(w * scale))), max(4, int(round(h * scale)))
         sx, sy = ww / w, wh / h
         small = img if (ww, wh) == (w, h) else cv2.resize(img, (ww, wh), interpolation=cv2.INTER_AREA)
         if small.ndim == 2:
             small = small[:, :, None]
-        small = np.nan_to_num(small, nan=0.0, posinf=white, neginf=0.0) / np.float32(white)
+        if not np.isfinite(small).all():
+            small = np.nan_to_num(small, nan=0.0, posinf=white, neginf=0.0)
+        small = small * np.float32(1.0 / white)
         p = pts * [sx, sy]                                           # landmarks in working pixels
         s_iod = iod * 0.5 * (sx + sy)
         grey = small[:, :, 0] if small.shape[2] == 1 else small @ _LUMA
@@ -166,8 +170,9 @@ class OcclusionDetector:
 
         found = np.zeros((wh, ww), np.uint8)
         if cfg.glasses:
-            found |= self._frames(grey, p, s_iod)
-            if glasses is not None and not glasses.empty:
+            shot_model = glasses is not None and not glasses.empty
+            found |= self._frames(grey, p, s_iod, lenses=not shot_model)    # the model has the lens rims
+            if shot_model:
                 from .glasses import place
 
                 shot = place(glasses, grey, full[: T.NUM_MESH], cfg, (sx, sy))
@@ -193,7 +198,7 @@ class OcclusionDetector:
 
     # ---- cues ----------------------------------------------------------------------------------------------
 
-    def _frames(self, grey: np.ndarray, p: np.ndarray, iod: float) -> np.ndarray:
+    def _frames(self, grey: np.ndarray, p: np.ndarray, iod: float, lenses: bool = True) -> np.ndarray:
         """Glasses frames: connected thin lines in the band around the eyes, working pixels (uint8 0/1)."""
         cfg = self.config
         wh, ww = grey.shape
@@ -265,7 +270,7 @@ class OcclusionDetector:
             weak |= bw_
             strong |= bw_ & (bright >= cfg.line_high * k)
         lines = _hysteresis(weak, strong, cfg.min_line_length * iod, cfg.max_line_width * iod)
-        if cfg.lens_support < 1.0 and lines.any():
+        if lenses and cfg.lens_support < 1.0 and lines.any():
             eyes = np.zeros((bh, bw), np.uint8)
             for eye in (T.RIGHT_EYE, T.LEFT_EYE):
                 _poly(eyes, q[list(eye)])
