@@ -130,10 +130,15 @@ class GlassesModelBuilder:
 
     Args:
         config: an :class:`OcclusionConfig` (its ``model_*`` settings and line filter).
+
+    After ``finish``, ``diagnostics`` holds what the decision saw: ``support`` and ``lower`` (against
+    ``model_support`` / ``model_lower``), each kept frame's glasses offset ``shifts`` (canonical px), the aligned
+    mean ``evidence`` map, the fitted ``lenses`` ([cx, cy, a, b, support] each) and the ``ignore`` mask.
     """
 
     def __init__(self, config: OcclusionConfig | None = None):
         self.config = config or OcclusionConfig()
+        self.diagnostics: dict = {}
         self._canon = None
         self._depth = 0.0
         self._views: list[np.ndarray] = []
@@ -228,15 +233,14 @@ class GlassesModelBuilder:
         fit = None
         for _ in range(3):
             mean = _aligned_mean(evidence, shifts, (cw, ch))
-            fit = _fit_pair(mean, eyes, iod, ignore, around=fit)
+            fit = _fit_pair(mean, eyes, iod, ignore)
             shifts = np.array([_best_shift(e, fit, ignore, cfg.model_search * iod) for e in evidence])
             shifts -= np.median(shifts, axis=0)
         mean = _aligned_mean(evidence, shifts, (cw, ch))
-        fit = _fit_pair(mean, eyes, iod, ignore, around=fit)
+        fit = _fit_pair(mean, eyes, iod, ignore)
         support = float(0.5 * (fit[0, 4] + fit[1, 4]))
         lower = _arc_support(mean, fit, ignore, 0.3 * np.pi, 0.7 * np.pi)      # the rims under the eyes
-        scatter = float(np.median(np.linalg.norm(shifts, axis=1))) / iod
-        self.debug = dict(lower=lower, shifts=shifts, scatter=scatter, mean=mean, votes=mean, fit=fit, ignore=ignore)
+        self.diagnostics = dict(support=support, lower=lower, shifts=shifts, evidence=mean, lenses=fit, ignore=ignore)
         if support < cfg.model_support or lower < cfg.model_lower:
             return None
         mask = _trace(mean, fit, _eye_mask(eyes, iod, (ch, cw)), cfg)
@@ -340,7 +344,7 @@ def _eye_mask(eye: np.ndarray, iod: float, shape) -> np.ndarray:
 _ANGLES = np.linspace(0.0, 2.0 * np.pi, 48, endpoint=False)
 
 
-def _fit_pair(score: np.ndarray, eye: np.ndarray, iod: float, eye_area: np.ndarray, around=None) -> np.ndarray:
+def _fit_pair(score: np.ndarray, eye: np.ndarray, iod: float, eye_area: np.ndarray) -> np.ndarray:
     """The lens pair (ellipses round the eyes, sharing height and vertical offset) along which ``score`` (0..1,
     canonical view) is highest: (2, 5) of [cx, cy, a, b, mean score]."""
     h, w = score.shape
