@@ -275,7 +275,7 @@ _AU_HANDLES: dict[str, tuple[_Handle, ...]] = {
             H(BROW_MID_R, (-0.03, -0.06, 0.0), 0.10),
             H(BROW_OUTER_R, (-0.01, -0.04, 0.0), 0.12),
             H((9, 8), (0.0, -0.02, 0.0), 0.08)),
-    "AU5": (H(UPPER_LID_R, (0.0, 0.04, 0.0), 0.05, _LID_PROFILE),
+    "AU5": (H(UPPER_LID_R, (0.0, 0.05, 0.0), 0.05, _LID_PROFILE),
             H(LID_CREASE_R, (0.0, 0.02, 0.0), 0.06, _LID_PROFILE)),
     # the cheeks lift and bunch under the eye; the lower lid rises by a share of this actor's lid gap
     # (_LID_SHARES), so the squint of a smile is moderate on any eye and never closes it

@@ -53,7 +53,7 @@ PROTOTYPES: dict[str, dict[str, float]] = {
     "neutral": {},
     "happy": {"AU6": 1.0, "AU12": 1.0},
     "sad": {"AU1": 1.2, "AU4": 0.5, "AU15": 0.8},
-    "surprised": {"AU1": 1.0, "AU2": 1.0, "AU5": 0.8, "AU25": 0.4, "AU26": 0.6},
+    "surprised": {"AU1": 1.0, "AU2": 1.0, "AU5": 1.0, "AU25": 0.4, "AU26": 0.6},
     "fearful": {"AU1": 1.15, "AU2": 0.6, "AU4": 0.7, "AU5": 1.0, "AU20": 0.8, "AU25": 0.4, "AU26": 0.3},
     "angry": {"AU4": 1.15, "AU5": 0.7, "AU7": 1.0, "AU23": 1.0, "AU24": 0.4},
     "disgusted": {"AU9": 1.0, "AU10": 0.8, "AU15": 0.5, "AU16": 0.5},

@@ -88,10 +88,12 @@ def polygon_mask(poly: np.ndarray, x0: int, y0: int, x1: int, y1: int) -> np.nda
 
 def inner_distance(mask: np.ndarray) -> np.ndarray:
     """Distance (pixels) of each pixel of a mask to the nearest pixel outside it (0 outside)."""
-    import cv2
+    from scipy import ndimage
 
-    padded = np.pad(mask.astype(np.uint8), 1)
-    return cv2.distanceTransform(padded, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)[1:-1, 1:-1]
+    # the exact Euclidean transform (an eye's box is small); OpenCV 5.1's DIST_MASK_PRECISE is not deterministic
+    # on one thread (it read uninitialised memory), and a frame must render the same in every run
+    padded = np.pad(mask.astype(bool), 1)
+    return ndimage.distance_transform_edt(padded).astype(np.float32)[1:-1, 1:-1]
 
 
 def polygon_area(poly: np.ndarray) -> float:
