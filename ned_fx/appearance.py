@@ -13,9 +13,9 @@ renderer:
 4. **eyes** (:mod:`ned_fx.rendering.eyes`): where the lids open beyond the source, an eyeball (sclera, round
    iris, pupil) behind the lids.
 
-Per-shot models (the mouth bank and its temporal plan, the eye model) are built once per shot from the plate's
-frames (and optional extra footage of the same actor) by :func:`build_shot_models` and stored in the analysis
-file (:meth:`ShotModels.to_arrays`), so a farm chunk renders exactly what a whole run renders.
+Per-shot models (the mouth bank and its temporal plan, the eye model, the glasses model) are built once per shot
+from the plate's frames (and optional extra footage of the same actor) by :func:`build_shot_models` and stored
+in the analysis file (:meth:`ShotModels.to_arrays`), so a farm chunk renders exactly what a whole run renders.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import numpy as np
 from .errors import InvalidParameterError
 
 #: analysis-file key prefixes of the models
-_PREFIXES = ("mouth", "mouth_plan", "eyes")
+_PREFIXES = ("mouth", "mouth_plan", "eyes", "glasses")
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,8 @@ class ContentConfig:
         mouth: fill new mouth openings with a real (retrieved) or shaded interior.
         eyes: render an eyeball where the lids open beyond the source.
         skin: the folds and shading the new expression brings (nasolabial fold, brow furrow, forehead lines...).
-        occluders: detect glasses, hands and hair over the face and keep them out of the edit.
+        occluders: keep glasses out of the edit where the shot's glasses model finds them (a clip: the rims add
+            up over its frames), and any holdout matte.
         holdout: a user-given holdout matte (a still or a sequence pattern: 1 = keep the plate), which replaces
             detection on every frame it has.
     """
@@ -58,7 +59,7 @@ class ContentConfig:
 
     @property
     def builds_models(self) -> bool:
-        return self.mouth or self.eyes
+        return self.mouth or self.eyes or self.occluders
 
 
 #: the renderer's warp alone, no face content (the fast path's output; a baseline for the sub-stages' tests)
@@ -72,6 +73,7 @@ class ShotModels:
     mouth: object | None = None
     mouth_plan: object | None = None
     eyes: object | None = None
+    glasses: object | None = None
     sources: tuple[str, ...] = field(default_factory=tuple)
 
     def to_arrays(self) -> dict[str, np.ndarray]:
@@ -104,27 +106,16 @@ class ShotModels:
             from .rendering.eyes import EyeModel
 
             kw["eyes"] = EyeModel.from_arrays(parts["eyes"])
+        if parts["glasses"]:
+            from .occlusion import GlassesModel
+
+            kw["glasses"] = GlassesModel.from_arrays(parts["glasses"])
         sources = tuple(str(s) for s in np.asarray(d.get("sources", np.array([], dtype=str))).reshape(-1))
         return cls(sources=sources, **kw)
 
     @property
     def empty(self) -> bool:
-        return self.mouth is None and self.eyes is None
-
-
-def _available(config: ContentConfig) -> ContentConfig:
-    """TEMPORARY while the sub-stages land: switch off the ones not importable yet."""
-    import importlib
-    from dataclasses import replace
-
-    for name, module, attr in (("mouth", ".rendering.mouth", "MouthRenderer"), ("eyes", ".rendering.eyes", "EyeRenderer"),
-                               ("skin", ".rendering.skin", "SkinRenderer"), ("occluders", ".occlusion", "OcclusionDetector")):
-        if getattr(config, name):
-            try:
-                getattr(importlib.import_module(module, __package__), attr)
-            except (ImportError, AttributeError):
-                config = replace(config, **{name: False})
-    return config
+        return self.mouth is None and self.eyes is None and self.glasses is None
 
 
 def white_of(dtype) -> float:
@@ -168,11 +159,16 @@ def build_shot_models(path: str | Path, track, edited, frames: str | None = None
     """
     from .media import open_media, parse_frame_range
 
-    config = _available(config or ContentConfig())
+    config = config or ContentConfig()
     if not config.builds_models:
         return ShotModels()
-    mouth = eyes = None
+    mouth = eyes = glasses = None
     builders = []
+    if config.occluders:
+        from .occlusion import GlassesModelBuilder
+
+        glasses = GlassesModelBuilder()          # glasses are rigid with the head: their rims add up over the shot
+        builders.append(glasses)
     if config.mouth:
         from .rendering.mouth import MouthBankBuilder
 
@@ -222,7 +218,7 @@ def build_shot_models(path: str | Path, track, edited, frames: str | None = None
 
         plan = plan_mouth(bank, edited.source_landmarks, edited.target_landmarks, edited.found)
     return ShotModels(mouth=bank, mouth_plan=plan, eyes=eyes.finish() if eyes is not None else None,
-                      sources=tuple(sources))
+                      glasses=glasses.finish() if glasses is not None else None, sources=tuple(sources))
 
 
 class FaceContent:
@@ -235,9 +231,7 @@ class FaceContent:
     """
 
     def __init__(self, models: ShotModels | None = None, config: ContentConfig | None = None):
-        config = config or ContentConfig()
-        config = _available(config)
-        self.config = config
+        self.config = config or ContentConfig()
         self.models = models or ShotModels()
         self.mouth = self.eyes = self.skin = self.occlusion = None
         if self.config.skin:
@@ -287,8 +281,12 @@ class FaceContent:
                 cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
                 full[cy0 - y0:cy1 - y0, cx0 - x0:cx1 - x0] = matte[cy0:cy1, cx0:cx1]
                 matte = full
-        if matte is None and self.occlusion is not None:
-            matte = self.occlusion.detect(region, src, white)
+        glasses = self.models.glasses
+        if matte is None and self.occlusion is not None and glasses is not None and not glasses.empty:
+            # only where the shot's glasses model found glasses: on one frame alone the line cues also take
+            # brows, lid creases and eye-socket shading for rims (seen on the astronaut), and a kept patch of
+            # skin is far worse than a rim that moves (a still with glasses: --holdout-matte)
+            matte = self.occlusion.detect(region, src, white, glasses=glasses)
         self.seconds["occlusion"] += time.perf_counter() - t
         if matte is None or not np.any(matte > 0):
             return None

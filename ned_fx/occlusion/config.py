@@ -48,7 +48,8 @@ class OcclusionConfig:
         lower_crease: the same below the lower lid.
         brow_margin: the brows, and all the other explained areas, are grown by this much more (x IOD).
         hair: look for hair over the face (colour against a skin model sampled from the cheeks, nose and
-            forehead centre, inside the face oval).
+            forehead centre, inside the face oval). Off by default: on faces whose skin and hair are close in
+            colour (the astronaut) it flags skin, and a kept patch of skin ruins an edit.
         skin_distance: a pixel whose chroma lies further than this many standard deviations from the skin
             model, or that is darker than ``hair_darkness`` times the skin's median luma, is hair.
         hair_darkness: see ``skin_distance``.
@@ -101,7 +102,7 @@ class OcclusionConfig:
     crease: float = 0.1
     lower_crease: float = 0.05
     brow_margin: float = 0.04
-    hair: bool = True
+    hair: bool = False
     skin_distance: float = 4.0
     hair_darkness: float = 0.35
     hair_inset: float = 0.05
