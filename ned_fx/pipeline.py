@@ -4,7 +4,7 @@ composite -> plate out). Each function here is one job the CLI, the daemon and t
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -214,7 +214,7 @@ def _reference_style(instruction: EditInstruction, actor_neutral, config):
 
 # ---- the main job: edit a plate ----------------------------------------------------------------------------------
 
-STAGES = ("decode", "track", "manipulate", "render", "composite", "encode")
+STAGES = ("decode", "track", "manipulate", "appearance", "render", "composite", "encode")
 
 
 @dataclass(frozen=True)
@@ -232,6 +232,7 @@ class EditSummary:
     analysis: str | None = None
     outputs: tuple = ()               # ({"path", "sha256"}, …) of every file written (also in the audit log)
     signed: bool = False              # C2PA Content Credentials added to the output
+    content_seconds: dict = field(default_factory=dict)   # the face content's share of "render": per sub-stage
 
     def fps(self) -> float:
         total = sum(self.seconds.values())
@@ -410,7 +411,7 @@ def _edit(path, output, kind, instruction, frames, face_id, preview, tracker_con
 
         t0 = time.perf_counter()
         models = _shot_models(path, track, edited, frames, actor_footage, content, tracker_config, progress)
-        clock.seconds["track"] += time.perf_counter() - t0
+        clock.seconds["appearance"] += time.perf_counter() - t0
         if analysis is not None and not Path(analysis).is_file():
             write_analysis(analysis, ShotAnalysis(track, edited, analysis_key(path, instruction, face_id), models))
             shot = read_analysis(analysis)   # render from what the file holds, as every farm chunk will
@@ -966,7 +967,8 @@ def _render_shot(path, output, kind, track, edited, frames, preview, renderer_co
         raise
     return EditSummary(output=str(output), frames=total, edited=tuple(edited_frames),
                        passed_through=passed, resumed=tuple(resumed), seconds=dict(clock.seconds),
-                       preview=str(preview) if preview else None, face_id=track.face_id)
+                       preview=str(preview) if preview else None, face_id=track.face_id,
+                       content_seconds=dict(shot.content.seconds))
 
 
 class _MovieOwner:
