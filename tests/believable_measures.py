@@ -178,14 +178,19 @@ def sclera_mask(shape: tuple, lm: np.ndarray, side: str) -> np.ndarray:
 
 
 def eye_new_area_ratio(src_rgb: np.ndarray, out_rgb: np.ndarray, src_lm: np.ndarray, dst_lm: np.ndarray,
-                       side: str, min_px: int = 8) -> dict:
+                       side: str, min_px: int = 8, exclude_iris: bool = False) -> dict:
     """Mean luminance of the edited picture in the eye's newly uncovered area (target lid polygon minus the
     source's) over the source's visible sclera's: ``{"n", "ratio", "new_mean", "sclera_mean"}`` (ratio NaN when
     fewer than ``min_px`` pixels are new). An eyeball (sclera, iris) reads near 1 (a little under where iris
     shows); a stretched lid or lash line far under 1; a skin-coloured smear usually above 1 (a sclera in the lids'
     shade is darker than the lit skin: people_0 1.46)."""
     contour, _ = _eye(side)
-    new = new_opening_mask(out_rgb.shape, src_lm, dst_lm, contour, erode_px=0)
+    # eroded by ~1 % IOD: the lid margin's lashes and liner belong to the lid, not to the uncovered eyeball
+    new = new_opening_mask(out_rgb.shape, src_lm, dst_lm, contour, erode_px=None if exclude_iris else 0)
+    if exclude_iris:                     # the sclera that widening shows, not the iris it uncovers too
+        c, r = iris_circle(dst_lm, side)
+        yy, xx = np.mgrid[:out_rgb.shape[0], :out_rgb.shape[1]]
+        new &= (xx + 0.5 - c[0]) ** 2 + (yy + 0.5 - c[1]) ** 2 > (1.15 * r) ** 2
     sclera = sclera_mask(src_rgb.shape, src_lm, side)
     ys = luminance(src_rgb)[sclera]
     yn = luminance(out_rgb)[new]
