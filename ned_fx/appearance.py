@@ -126,13 +126,26 @@ def white_of(dtype) -> float:
     return 1.0
 
 
-def _colour(frame) -> np.ndarray:
-    """A frame's colour channels as HxWxK float32 plate values (the sub-stages' view of a whole frame)."""
+#: at most this many frames of a shot feed each averaging model (evenly spread); the mouth bank sees every frame
+_MODEL_FRAMES = {"EyeModelBuilder": 48, "GlassesModelBuilder": 96}
+
+
+def _face_crop(frame, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The frame's colour channels around the face (the landmarks' box grown by its size on every side), as
+    HxWxK float32 plate values, and the landmarks in that crop's pixels: what the builders look at, without
+    converting a whole 4K frame for a face in a corner."""
+    px = frame.pixels if frame.pixels.ndim == 3 else frame.pixels[:, :, None]
+    h, w = px.shape[:2]
+    pts = landmarks[:, :2]
+    lo, hi = np.nanmin(pts, axis=0), np.nanmax(pts, axis=0)
+    grow = (hi - lo).max()
+    x0, y0 = (int(max(0, np.floor(v))) for v in lo - grow)
+    x1, y1 = int(min(w, np.ceil(hi[0] + grow))), int(min(h, np.ceil(hi[1] + grow)))
     from .compositing import color_channel_indices
 
-    px = frame.pixels if frame.pixels.ndim == 3 else frame.pixels[:, :, None]
     idx = list(color_channel_indices(getattr(frame, "channels", None), px.shape[2]))
-    return np.ascontiguousarray(px[:, :, idx], dtype=np.float32)
+    crop = np.ascontiguousarray(px[y0:y1, x0:x1][:, :, idx], dtype=np.float32)
+    return crop, landmarks - np.array([x0, y0, 0.0])[: landmarks.shape[1]]
 
 
 def _shift(frame) -> np.ndarray:
@@ -180,15 +193,22 @@ def build_shot_models(path: str | Path, track, edited, frames: str | None = None
         eyes = EyeModelBuilder()
         builders.append(eyes)
     index = {int(n): t for t, n in enumerate(track.frame_numbers)}
+    found = int(np.count_nonzero(edited.found))
+    # which frames each builder sees: the mouth bank every frame (it keeps the open ones), the eye and glasses
+    # models an even sample (what they average converges long before; this pass is per shot but not free)
+    every = {id(b): max(1, -(-found // _MODEL_FRAMES.get(type(b).__name__, found or 1))) for b in builders}
+    seen = 0
     with open_media(path, parse_frame_range(frames)) as source:
         total = len(source)
         for done, frame in enumerate(source, 1):
             k = index.get(int(frame.number))
             if k is not None and edited.found[k]:
-                pixels = _colour(frame)
-                lm = edited.source_landmarks[k] + _shift(frame)
-                for b in builders:
-                    b.add(k, pixels, lm)
+                wanted = [b for b in builders if seen % every[id(b)] == 0]
+                seen += 1
+                if wanted:
+                    pixels, lm = _face_crop(frame, edited.source_landmarks[k] + _shift(frame))
+                    for b in wanted:
+                        b.add(k, pixels, lm)
             if progress:
                 progress(done, total)
     sources = [str(Path(path).resolve())]
@@ -206,8 +226,7 @@ def build_shot_models(path: str | Path, track, edited, frames: str | None = None
                 k = eindex.get(int(frame.number))
                 if k is None or not etrack.found[k]:
                     continue
-                pixels = _colour(frame)
-                lm = etrack.landmarks[k] + _shift(frame)
+                pixels, lm = _face_crop(frame, etrack.landmarks[k] + _shift(frame))
                 for b in builders:
                     b.add(-1, pixels, lm)
         sources.append(str(extra.resolve()))
