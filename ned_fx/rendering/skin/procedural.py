@@ -442,7 +442,13 @@ def add_softening(out: ShadingMap, luma_of, creases: list[Crease], iod: float, c
     x0, y0, x1, y1 = box
     loglum = np.log(np.maximum(luma_of(box), 1e-6))
     mid = cv2.GaussianBlur(loglum, (0, 0), max(config.crease_width * iod, 0.6))
-    low = cv2.GaussianBlur(loglum, (0, 0), big)
+    f = max(1, int(big // 3))                   # the wide low-pass on a coarser grid (its cost was most of a frame's)
+    if f > 1:
+        small = cv2.resize(loglum, None, fx=1.0 / f, fy=1.0 / f, interpolation=cv2.INTER_AREA)
+        low = cv2.resize(cv2.GaussianBlur(small, (0, 0), big / f), (loglum.shape[1], loglum.shape[0]),
+                         interpolation=cv2.INTER_LINEAR)
+    else:
+        low = cv2.GaussianBlur(loglum, (0, 0), big)
     lift = np.clip(low - mid, 0.0, 0.4)
     weight = ShadingMap((h, w))
     weight.strokes([(c.points, np.minimum(c.depth, 1.0) * config.soften * config.strength) for c in going],
