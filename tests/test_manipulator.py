@@ -274,8 +274,17 @@ def test_speech_is_kept_on_talking_clips(clip):
         assert edited.params["talking"] and np.all(edited.speech_gate == 0)
         assert mouth_correlation(edited) >= 0.98, emotion
         src, dst = _heads(edited)
-        assert np.abs(E.mouth_opening_iod(dst) - E.mouth_opening_iod(src)).max() < 1e-6, emotion
-        assert acceleration_ratio(edited) <= 1.05, emotion
+        a, b = E.mouth_opening_iod(src), E.mouth_opening_iod(dst)
+        jaw = prototype(emotion)[AU["AU26"]]
+        if jaw == 0:
+            assert np.abs(b - a).max() < 1e-6, emotion
+        else:
+            # a style's jaw drop scales every opening alike (ManipulatorConfig.talking_jaw_gain): the lips meet
+            # where the source's meet, the speech's rhythm is the source's
+            gain = 1 + M.ManipulatorConfig().talking_jaw_gain * jaw
+            assert np.abs(b - gain * a).max() < 0.015 and np.corrcoef(a, b)[0, 1] > 0.999, emotion
+        # (a wider opening moves the lower lip and chin faster: the speech's own acceleration, scaled)
+        assert acceleration_ratio(edited) <= (1.05 if jaw == 0 else 1.1), emotion
 
 
 def test_a_smile_moves_each_lip_column_as_one_and_stretches_the_lips_thinner():

@@ -37,6 +37,11 @@ class ManipulatorConfig:
             shorter than twice this (emphasis, blinks, speech: the performance, which is kept), smoothed.
         offset_smoothing: seconds (Gaussian sigma, zero-phase) by which the AU offsets are smoothed, so the edit
             adds no jitter.
+        swing_smoothing: seconds (Gaussian sigma, zero-phase); an emotion AU the style does not use (a smile under
+            sad, a grimace under surprise) is taken away with every swing slower than this smoothing passes (its
+            activation smoothed by it), not only its sustained level: a talker's grin that comes and goes with
+            the line would otherwise stay on a sad face. Motion at the pace of speech (syllables, 3-7 a second)
+            stays. The style's own AUs keep the actor's slower emphasis (``state_smoothing``).
         pose_smoothing: seconds (Gaussian sigma, zero-phase) by which the head pose that carries the offsets into
             each frame is smoothed: the edit follows the head, not the pose fit's per-frame noise.
         speech: default speech mode: "auto" (mouth-opening AUs of a style are added only to shots where the
@@ -44,7 +49,17 @@ class ManipulatorConfig:
         talking_threshold: inter-ocular units; a frame counts as speech when the standard deviation of the
             mouth opening over the surrounding ``talking_window`` seconds exceeds it.
         talking_window: seconds of the window above.
+        syllable_gap: seconds; speech is a line of mouth openings (peaks of the opening, at least
+            ``talking_threshold`` prominent), each at most this long after the one before (syllables come 3-7 a
+            second, a pause inside a line is shorter): a single opening, held and released (an expression's
+            parted lips or bared teeth), is not speech. A posed grimace's opening and the next one 0.9 s later
+            (d3.mp4) are not a line; speech on the shared talking clips has gaps of 0.15-0.7 s.
         talking_fraction: a shot is a talking shot when at least this share of its frames count as speech.
+        talking_jaw_gain: in ``auto`` mode, where the speech gate is shut (a talking shot), a style's jaw drop
+            (AU26) is not added but scales the source's own mouth opening: by ``1 + gain x`` the style's AU26 (a
+            surprised talker at 1, AU26 0.6, opens every syllable 1.3 x as wide with 0.5). The lips still meet
+            where the source's meet (m, b, p) and the opening's correlation with the source is unchanged. 0: the
+            source's opening exactly.
         max_intensity: largest intensity accepted (1 = the prototype, above = exaggeration).
         default_fps: frame rate assumed for tracks that have none (stills).
         lip_correction_radius: inter-ocular units; reach of the correction that keeps the inner-lip gap (mouth
@@ -70,11 +85,14 @@ class ManipulatorConfig:
     neutral_mode_fraction: float = 0.3
     state_smoothing: float = 0.4
     offset_smoothing: float = 0.08
+    swing_smoothing: float = 0.15
     pose_smoothing: float = 0.1
     speech: str = "auto"
     talking_threshold: float = 0.02
     talking_window: float = 1.0
+    syllable_gap: float = 0.75
     talking_fraction: float = 0.4
+    talking_jaw_gain: float = 0.5
     max_intensity: float = 1.5
     default_fps: float = 25.0
     lip_correction_radius: float = 0.07
@@ -82,12 +100,13 @@ class ManipulatorConfig:
     reference_identity_allowance: float = 0.35
 
     def __post_init__(self) -> None:
-        for name in ("ridge", "sparsity", "z_weight", "state_smoothing", "offset_smoothing", "pose_smoothing",
+        for name in ("ridge", "sparsity", "z_weight", "state_smoothing", "offset_smoothing", "swing_smoothing",
+                     "pose_smoothing", "talking_jaw_gain",
                      "talking_threshold", "reference_identity_allowance"):
             if getattr(self, name) < 0:
                 raise InvalidParameterError(f"{name} must be >= 0, got {getattr(self, name)}")
         for name in ("max_activation", "max_mouth_activation", "max_intensity", "default_fps",
-                     "lip_correction_radius", "talking_window"):
+                     "lip_correction_radius", "talking_window", "syllable_gap"):
             if getattr(self, name) <= 0:
                 raise InvalidParameterError(f"{name} must be > 0, got {getattr(self, name)}")
         for name in ("neutral_mode_fraction", "talking_fraction"):

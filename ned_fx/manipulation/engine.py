@@ -10,6 +10,10 @@ The rule the engine implements (per batch item, frame t, AU k; all smoothing zer
 * emotion AUs: ``offset = style - min(w, 1) * state``: at intensity ``w = 1`` the sustained emotion is replaced
   by the style, at 0 nothing changes, above 1 the style is exaggerated. ``style`` is the target AU pattern with
   the intensity already applied (``w x prototype``), so emotions can cross-fade over time.
+* emotion AUs the style does not use at that frame (a smile under sad) go with their slower swings too: their
+  ``state`` is ``smooth(params, swing_sigma)``, not the lower envelope, so a grin that comes and goes over a
+  line (or a grimace held for half a second) is taken away and only motion at the pace of speech stays; the
+  style's own AUs keep the actor's emphasis on top (a sad brow still flicks up on a stressed word).
 * speech AUs: ``offset = gate * style``: the source's own speech is always kept; a style may add to it only
   where ``gate`` allows (0 on talking shots).
 * performance AUs (blink): never changed.
@@ -101,11 +105,13 @@ class ManipulatorEngine(nn.Module):
         state_smoothing: seconds; half the window of the sustained expression (transients shorter than twice
             this are performance).
         offset_smoothing: seconds (Gaussian sigma) of the offsets' smoothing.
+        swing_smoothing: seconds (Gaussian sigma): the state of the emotion AUs the style does not use.
         names: AU names (K), :data:`~ned_fx.manipulation.expression.AU_NAMES` by default.
     """
 
     def __init__(self, fps: float = 25.0, state_smoothing: float = 0.4,
-                 offset_smoothing: float = 0.08, names: tuple[str, ...] = AU_NAMES) -> None:
+                 offset_smoothing: float = 0.08, swing_smoothing: float = 0.15,
+                 names: tuple[str, ...] = AU_NAMES) -> None:
         super().__init__()
         mask = lambda group: torch.tensor([1.0 if n in group else 0.0 for n in names])  # noqa: E731
         self.names = tuple(names)
@@ -118,6 +124,8 @@ class ManipulatorEngine(nn.Module):
         state_kernel, self.state_radius = _kernel_buffer(0.5 * state_smoothing * fps, k)
         offset_kernel, self.offset_radius = _kernel_buffer(offset_smoothing * fps, k)
         blink_kernel, _ = _kernel_buffer(offset_smoothing * fps, 1)
+        swing_kernel, self.swing_radius = _kernel_buffer(swing_smoothing * fps, k)
+        self.register_buffer("swing_kernel", swing_kernel)
         self.register_buffer("state_kernel", state_kernel)
         self.register_buffer("offset_kernel", offset_kernel)
         self.register_buffer("blink_kernel", blink_kernel)
@@ -134,6 +142,8 @@ class ManipulatorEngine(nn.Module):
             BxTxK target activations.
         """
         state = smooth_time(opening_time(params, self.opening_radius), self.state_kernel, self.state_radius)
+        swing = smooth_time(params, self.swing_kernel, self.swing_radius)
+        state = torch.where(style.abs() > 1e-6, state, swing)
         replace = torch.clamp(weights, 0.0, 1.0)
         offset = (style - replace * state) * self.emotion_mask + gate * style * self.speech_mask
         offset = smooth_time(offset * region, self.offset_kernel, self.offset_radius)

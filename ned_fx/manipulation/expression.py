@@ -718,9 +718,13 @@ def estimate_neutral(shapes: np.ndarray, config: ManipulatorConfig | None = None
     ``neutral_mode_fraction`` of the frames, over the mesh points that expressions move, leaving out the lower
     lip and jaw that speech moves); of it and those neighbours, the ``neutral_closed_percentile`` percent with
     the smallest inner-lip gap are taken, and the neutral is their per-point median. Transient expressions (a
-    frown, a surprise, blinks) are outvoted and speech does not open the neutral's mouth. A frame that is truly
-    neutral beats any estimate: pass it instead. An expression held through the whole shot cannot be told from
-    identity and stays in the neutral.
+    frown, a surprise, blinks) are outvoted and speech does not open the neutral's mouth. A lower face that is
+    still outside the bands of a relaxed neutral is relaxed into them as a still's is (:func:`still_neutral`): an
+    actor who smiles or keeps his lips apart through the whole shot (d12.mp4's smiling talker, whose corners sit
+    5 % IOD above the lip line on the estimate) gets a neutral without the smile, so an edit to sad or angry
+    takes the smile away instead of building on it. A frame that is truly neutral beats any estimate: pass it
+    instead. An upper-face expression held through the whole shot cannot be told from identity and stays in the
+    neutral.
 
     Args:
         shapes: FxPx3 head-frame shapes (rows with NaN are ignored).
@@ -752,7 +756,7 @@ def estimate_neutral(shapes: np.ndarray, config: ManipulatorConfig | None = None
     cluster = np.argsort(dist[int(np.argmin(near))], kind="stable")[:k + 1]
     gap = mouth_opening_iod(x[cluster])
     rest = cluster[gap <= max(np.percentile(gap, config.neutral_closed_percentile), config.neutral_closed_gap)]
-    return np.median(x[rest], axis=0)
+    return still_neutral(np.median(x[rest], axis=0), config)
 
 
 #: The lower face of a relaxed neutral, as (measure, low, high) in inter-ocular units (head frame), from neutral

@@ -23,8 +23,9 @@ The speech rule
     * ``preserve``: never; the mouth opening is exactly the source's.
     * ``free``: always (a silent reaction shot may open the mouth in surprise).
     * ``auto`` (default): the shot is measured; a *talking shot* (the mouth opening varies by more than
-      ``talking_threshold`` inter-ocular units over a ``talking_window``-second window in at least
-      ``talking_fraction`` of the frames) is treated as ``preserve``, any other shot (including stills) as
+      ``talking_threshold`` inter-ocular units over a ``talking_window``-second window, within a line of
+      openings at most ``syllable_gap`` seconds apart, in at least ``talking_fraction`` of the frames; see
+      :func:`speech_frames`) is treated as ``preserve``, any other shot (including stills) as
       ``free``. One decision per shot, so the jaw never pops open in the pauses of a line; and in a shot that
       is not a talking shot the gate still closes, with an ease, over every stretch where the actor speaks.
 
@@ -113,22 +114,40 @@ def region_vector(weights: Mapping[str, float]) -> np.ndarray:
 def speech_frames(shapes: np.ndarray, fps: float, config: ManipulatorConfig | None = None) -> np.ndarray:
     """Per frame: does the mouth opening vary like speech around it (see the module docstring)?
 
+    A frame is speech when the mouth opening varies (standard deviation above ``talking_threshold`` over the
+    surrounding ``talking_window``) *and* it lies within half a window of a line: two or more openings (peaks of
+    the opening with a prominence of at least ``talking_threshold``), each at most ``syllable_gap`` seconds after
+    the one before. Speech opens and closes the mouth several times a second; a single opening that is held and
+    released (an expression's parted lips or bared teeth, a gasp) is not speech, however wide.
+
     Args:
         shapes: FxPx3 head-frame shapes (NaN rows = no face); fps: frame rate (0 -> config default).
 
     Returns:
         F bools (all False for a still or fewer than 3 faces; frames without a face take their neighbours').
     """
+    from scipy.signal import find_peaks
+
     config = config or ManipulatorConfig()
     ok = np.isfinite(shapes[:, :468]).all(axis=(1, 2))
     out = np.zeros(len(shapes), bool)
     if ok.sum() < 3:
         return out
+    rate = fps or config.default_fps
     opening = mouth_opening_iod(shapes[ok])
-    half = max(1, int(round(0.5 * config.talking_window * (fps or config.default_fps))))
+    half = max(1, int(round(0.5 * config.talking_window * rate)))
     pad = np.pad(opening, half, mode="edge")
     win = np.lib.stride_tricks.sliding_window_view(pad, 2 * half + 1)
-    seen = win.std(axis=1) > config.talking_threshold
+    varies = win.std(axis=1) > config.talking_threshold
+    peaks, _ = find_peaks(opening, prominence=config.talking_threshold)
+    line = np.zeros(len(opening), bool)
+    if len(peaks) >= 2:
+        gap = config.syllable_gap * rate
+        breaks = np.flatnonzero(np.diff(peaks) > gap)
+        for run in np.split(peaks, breaks + 1):
+            if len(run) >= 2:
+                line[max(run[0] - half, 0): run[-1] + half + 1] = True
+    seen = varies & line
     t = np.arange(len(shapes))
     out[:] = np.interp(t, t[ok], seen.astype(np.float64)) > 0.5
     return out
@@ -326,6 +345,25 @@ def smooth_linear_pose(pose: np.ndarray, found: np.ndarray, sigma_frames: float)
     return out
 
 
+def _talking_jaw(shapes: np.ndarray, basis, neutral: np.ndarray, pattern: np.ndarray, gate: np.ndarray,
+                 region: np.ndarray, found: np.ndarray, mode: str, config: ManipulatorConfig) -> np.ndarray:
+    """FxK activation offsets: the style's jaw drop where the speech gate is shut, as a gain on the source's own
+    mouth opening (see ``ManipulatorConfig.talking_jaw_gain``): zero where the lips meet, the same share of every
+    opening, so the speech (and its correlation with the source) is kept. Zero in ``preserve`` mode."""
+    out = np.zeros_like(pattern)
+    jaw = AU_NAMES.index("AU26")
+    if mode != "auto" or config.talking_jaw_gain <= 0 or not found.any():
+        return out
+    gain = config.talking_jaw_gain * np.clip(pattern[:, jaw], 0.0, None) * (1.0 - gate) * region[jaw]
+    if not np.any(gain > 0):
+        return out
+    travel = float(mouth_opening_iod(neutral + basis.fields[jaw]) - mouth_opening_iod(neutral))
+    opening = np.zeros(len(pattern))
+    opening[found] = mouth_opening_iod(shapes[found])
+    out[:, jaw] = np.where(found, gain * opening / max(travel, 1e-6), 0.0)
+    return out
+
+
 @dataclass(frozen=True)
 class TrackFit:
     """A track seen through the expression model (reusable across edits of the same shot).
@@ -468,12 +506,15 @@ def manipulate(track, emotion: str | Mapping[str, float] | None = None, intensit
     region = region_vector(region_w)
 
     src = _fill_missing(act, found)
-    engine = engine or ManipulatorEngine(fps or config.default_fps, config.state_smoothing, config.offset_smoothing)
+    engine = engine or ManipulatorEngine(fps or config.default_fps, config.state_smoothing, config.offset_smoothing,
+                                         config.swing_smoothing)
     engine = engine.double().eval()
     with torch.no_grad():
         target = engine(torch.from_numpy(src)[None], torch.from_numpy(pattern)[None],
                         torch.from_numpy(inten)[None, :, None], torch.from_numpy(gate)[None, :, None],
                         torch.from_numpy(region)).numpy()[0]
+    boost = _talking_jaw(shapes, basis, model.neutral, pattern, gate, region, found, mode, config)
+    target = target + boost
     delta = np.where(found[:, None], target - src, 0.0)
     landmarks = np.asarray(track.landmarks, np.float64)
     target_lm = np.full_like(landmarks, np.nan)
