@@ -58,6 +58,24 @@ def pytest_terminal_summary(terminalreporter):
             f"folder with the clips and photos (see ../shared/footage/SOURCES.md) and run again.", yellow=True)
 
 
+@pytest.fixture
+def start_daemon():
+    """``start_daemon(*args, **kwargs)`` starts a :class:`daemons.Daemon`; every one it started is killed when the
+    test ends, on every path (a skip or a failure included)."""
+    import daemons
+
+    made = []
+
+    def start(*args, **kwargs):
+        d = daemons.Daemon(*args, **kwargs)
+        made.append(d)
+        return d
+
+    yield start
+    for d in made:
+        d.kill()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _no_daemon_outlives_the_run():
     """Every daemon a test starts is stopped on every path: at the end of the run none may still be alive."""

@@ -140,11 +140,11 @@ def test_unwritable_logs_and_bad_records_are_clear_errors(tmp_path):
     assert result.returncode == 6 and "audit log" in result.stderr and "ready" not in result.stdout
 
 
-def test_daemon_audits_each_session_once_at_its_end(tmp_path):
+def test_daemon_audits_each_session_once_at_its_end(tmp_path, start_daemon):
     path = tmp_path / "audit.jsonl"
-    src = str(footage("d12.mp4"))        # before the daemon starts: a skip must not leave it running
-    d = Daemon("--engine", "identity", "--audit-log", str(path), "--session-idle", "1", roots=[tmp_path],
-               tmp=tmp_path)
+    src = str(footage("d12.mp4"))
+    d = start_daemon("--engine", "identity", "--audit-log", str(path), "--session-idle", "1", roots=[tmp_path],
+                     tmp=tmp_path)           # the fixture stops it on every path
     try:
         with Client(d.endpoint, timeout=10) as c:
             kept = c.open(src, frames="0-9", emotion="happy", intensity=0.5, consent="REL-1", user="ana",
