@@ -18,7 +18,6 @@ import numpy as np
 import pytest
 
 from conftest import REPO, footage
-from daemons import Daemon
 from ned_fx.client import Client
 from ned_fx.errors import InputNotFoundError
 from ned_fx.provenance import (AUDIT_SCHEMA, AuditLog, AuditLogError, AuditLogWarning, default_audit_path,
