@@ -19,6 +19,8 @@ from .config import MouthConfig
 
 _KEYS = ("mouth_textures", "mouth_shapes", "mouth_openings", "mouth_widths", "mouth_index", "mouth_ring",
          "mouth_teeth", "mouth_teeth_ring")
+#: optional keys (analysis files written before they existed lack them: NaN)
+_OPTIONAL = ("mouth_sclera", "mouth_sclera_ring")
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,8 @@ class MouthBank:
         teeth: K float32 the actor's teeth colour wherever teeth showed in the shot (NaN: never seen; used by the
             synthetic interior when there is no open-mouth frame); teeth_ring: K float32 the ring colour of the
             frames it was measured in.
+        sclera: K float32 the actor's eye whites over the shot (NaN: not measured; the synthetic teeth's colour
+            when no teeth showed anywhere); sclera_ring: K float32 the ring colour of the frames it was measured in.
     """
 
     textures: np.ndarray
@@ -47,6 +51,14 @@ class MouthBank:
     ring: np.ndarray
     teeth: np.ndarray
     teeth_ring: np.ndarray
+    sclera: np.ndarray | None = None
+    sclera_ring: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        k = self.teeth.shape[0]
+        for name in ("sclera", "sclera_ring"):
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, np.full(k, np.nan, np.float32))
 
     def __len__(self) -> int:
         return int(self.index.shape[0])
@@ -61,8 +73,8 @@ class MouthBank:
                    np.zeros(0, np.int64), np.zeros((0, channels), np.float32), nan, nan.copy())
 
     def to_arrays(self) -> dict[str, np.ndarray]:
-        return dict(zip(_KEYS, (self.textures, self.shapes, self.openings, self.widths, self.index, self.ring,
-                                self.teeth, self.teeth_ring)))
+        return dict(zip(_KEYS + _OPTIONAL, (self.textures, self.shapes, self.openings, self.widths, self.index,
+                                            self.ring, self.teeth, self.teeth_ring, self.sclera, self.sclera_ring)))
 
     @classmethod
     def from_arrays(cls, arrays) -> "MouthBank":
@@ -82,9 +94,13 @@ class MouthBank:
             raise InvalidParameterError(f"mouth bank arrays disagree: textures {tex.shape}, shapes {shp.shape}, "
                                         f"openings {opn.shape}, index {idx.shape}, ring {ring.shape}, teeth "
                                         f"{teeth.shape}, teeth_ring {teeth_ring.shape}")
+        extra = [np.asarray(arrays[key], np.float32) if key in arrays else np.full(k, np.nan, np.float32)
+                 for key in _OPTIONAL]
+        if any(e.shape != (k,) for e in extra):
+            raise InvalidParameterError(f"mouth bank sclera arrays are {[e.shape for e in extra]}, expected ({k},)")
         return cls(tex.astype(np.float32), shp.astype(np.float32), opn.astype(np.float32), wid.astype(np.float32),
                    idx.astype(np.int64), ring.astype(np.float32), teeth.astype(np.float32),
-                   teeth_ring.astype(np.float32))
+                   teeth_ring.astype(np.float32), *extra)
 
 
 def sample(image: np.ndarray, positions: np.ndarray) -> np.ndarray:
@@ -136,6 +152,36 @@ def teeth_colour(image: np.ndarray, points: np.ndarray, lips: np.ndarray) -> np.
     if teeth.sum() < max(4, 0.05 * len(lum)):
         return None
     return np.median(pix[teeth], axis=0)
+
+
+_EYES = ((33, 133, 468, (469, 470, 471, 472)), (263, 362, 473, (474, 475, 476, 477)))
+
+
+def sclera_colour(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray | None:
+    """The eye whites' colour (K), or None (no iris points, eyes too small or closed): samples between each
+    iris's edge and both corners of its eye, the brighter half of them (lashes, lids and the caruncle are not
+    sclera)."""
+    lm = np.asarray(landmarks, dtype=np.float64)
+    if lm.shape[0] < 478 or not np.isfinite(lm[:478, :2]).all():
+        return None
+    taps = []
+    for outer, inner, centre, ring in _EYES:
+        c = lm[centre, :2]
+        r = float(np.linalg.norm(lm[list(ring), :2] - c, axis=1).mean())
+        for corner in (outer, inner):
+            to = lm[corner, :2] - c
+            span = float(np.linalg.norm(to))
+            if r < 1.0 or span < 1.6 * r + 2.0:
+                continue
+            start = c + to / span * 1.3 * r
+            for f in (0.2, 0.35, 0.5, 0.65):
+                taps.append(start + f * (lm[corner, :2] - start))
+    if len(taps) < 4:
+        return None
+    pix = sample(image, np.asarray(taps)).reshape(-1, image.shape[2])
+    lum = pix.mean(-1)
+    keep = lum >= np.median(lum)
+    return np.median(pix[keep], axis=0)
 
 
 def extract_interior(image: np.ndarray, points: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -208,6 +254,8 @@ class MouthBankBuilder:
         self._channels: int | None = None
         self._teeth: list[np.ndarray] = []
         self._teeth_ring: list[np.ndarray] = []
+        self._sclera: list[np.ndarray] = []
+        self._sclera_ring: list[np.ndarray] = []
 
     def add(self, index: int, pixels: np.ndarray, landmarks: np.ndarray) -> None:
         """One frame: its index in the shot (-1: extra footage), HxWxK float32 plate values, 478x3 landmarks
@@ -234,10 +282,16 @@ class MouthBankBuilder:
         width = float(S.mouth_width(pts))
         gap = S.gaps(pts)
         ring = None
+        if len(self._sclera) < cfg.pool_size and width >= 4 and (index % 5 == 0 or index < 0):
+            sclera = sclera_colour(pixels, lm)
+            if sclera is not None and np.isfinite(sclera).all():
+                ring = ring_colour(pixels, lm).astype(np.float32)
+                self._sclera.append(sclera.astype(np.float32))
+                self._sclera_ring.append(ring)
         if width >= 4 and gap[3:8].mean() >= 2.0 and len(self._teeth) < cfg.pool_size:
             teeth = teeth_colour(pixels, pts, sample(pixels, S.ring_points(lm)[:20]).mean(0))
             if teeth is not None and np.isfinite(teeth).all():
-                ring = ring_colour(pixels, lm).astype(np.float32)
+                ring = ring if ring is not None else ring_colour(pixels, lm).astype(np.float32)
                 self._teeth.append(teeth.astype(np.float32))
                 self._teeth_ring.append(ring)
         if width < 4 or gap[4:7].mean() < max(cfg.min_open * width, cfg.min_open_px):
@@ -270,12 +324,18 @@ class MouthBankBuilder:
         if self._teeth:
             teeth = np.median(np.stack(self._teeth), axis=0).astype(np.float32)
             teeth_ring = np.median(np.stack(self._teeth_ring), axis=0).astype(np.float32)
+        sclera = np.full(channels, np.nan, np.float32)
+        sclera_ring = sclera.copy()
+        if self._sclera:
+            sclera = np.median(np.stack(self._sclera), axis=0).astype(np.float32)
+            sclera_ring = np.median(np.stack(self._sclera_ring), axis=0).astype(np.float32)
         if not self._index:
-            return replace(MouthBank.empty(cfg, channels), teeth=teeth, teeth_ring=teeth_ring)
+            return replace(MouthBank.empty(cfg, channels), teeth=teeth, teeth_ring=teeth_ring, sclera=sclera,
+                           sclera_ring=sclera_ring)
         self._keep(_diverse(np.asarray(self._shape), np.asarray(self._open)[:, 4:7].mean(1),
                             np.asarray(self._sharp), cfg.max_entries))
         order = np.argsort(np.asarray(self._index), kind="stable")
         self._keep(order)
         return MouthBank(np.stack(self._tex), np.stack(self._shape), np.stack(self._open),
                          np.asarray(self._width, np.float32), np.asarray(self._index, np.int64), np.stack(self._ring),
-                         teeth, teeth_ring)
+                         teeth, teeth_ring, sclera, sclera_ring)

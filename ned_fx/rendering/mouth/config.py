@@ -46,8 +46,20 @@ class MouthConfig:
         throat_level: synthetic interior (no bank): the throat colour as a fraction of the lip colour ...
         tongue_level: ... the tongue's (lower middle) ...
         centre_darkening: ... how much darker the centre is than the rim (0..1) ...
-        teeth_height: ... and the height of the upper-teeth band (x width), drawn only when teeth show in the
-            frame's own mouth.
+        teeth_height: ... the height of the upper-teeth band (x width; ``teeth_hidden`` of it under the upper lip) ...
+        teeth_hidden: ... the share of that band hidden under the upper lip ...
+        teeth_from_sclera: ... with no teeth seen in the shot, the teeth colour is the eye whites' blended this far
+            toward a warm off-white ...
+        teeth_darkening: ... and darkened by this fraction (teeth in a mouth are darker than the sclera) ...
+        teeth_separation: ... the faint darkening between neighbouring teeth (0: none) ...
+        lower_teeth_open: ... and a thin hint of the lower teeth shows where the opening exceeds this (x width).
+        own_open_start, own_open_full: a source mouth whose central opening (x width) is above the first keeps its
+            own interior where the target opens further (fully from the second): its upper teeth stay at their
+            size under the upper lip, its lower part at its size above the lower lip, and the cavity (the bank's,
+            else synthetic) fills the gap between; a closed one gets a whole interior (the bank's, else synthetic).
+        own_ratio_start, own_ratio_full, own_excess_start, own_excess_full: the coverage of that kept own interior
+            (ratio of the target's gap to the source's, and their difference x width), which starts earlier than
+            ``cover_*``: the warp would otherwise stretch the source's own teeth.
         grain: synthetic interior: noise as a multiple of the plate's own noise measured on the lips.
     """
 
@@ -74,7 +86,18 @@ class MouthConfig:
     throat_level: float = 0.3
     tongue_level: float = 0.6
     centre_darkening: float = 0.45
-    teeth_height: float = 0.08
+    teeth_height: float = 0.12
+    teeth_hidden: float = 0.15
+    teeth_from_sclera: float = 0.35
+    teeth_darkening: float = 0.2
+    teeth_separation: float = 0.12
+    lower_teeth_open: float = 0.3
+    own_open_start: float = 0.12
+    own_open_full: float = 0.17
+    own_ratio_start: float = 1.18
+    own_ratio_full: float = 1.35
+    own_excess_start: float = 0.01
+    own_excess_full: float = 0.03
     grain: float = 1.0
 
     def __post_init__(self) -> None:
@@ -106,6 +129,16 @@ class MouthConfig:
                                         f"{self.max_gain}")
         if not 0.0 <= self.teeth_band < 0.5:
             raise InvalidParameterError(f"teeth_band must be in [0, 0.5), got {self.teeth_band}")
-        for name in ("throat_level", "tongue_level", "centre_darkening", "rigid_width"):
+        for lo, hi in (("own_open_start", "own_open_full"), ("own_ratio_start", "own_ratio_full"),
+                       ("own_excess_start", "own_excess_full")):
+            if not 0.0 <= getattr(self, lo) < getattr(self, hi):
+                raise InvalidParameterError(f"{lo} must be >= 0 and below {hi}, got {getattr(self, lo)} and "
+                                            f"{getattr(self, hi)}")
+        if not self.own_ratio_start >= 1.0:
+            raise InvalidParameterError(f"own_ratio_start must be >= 1, got {self.own_ratio_start}")
+        if self.lower_teeth_open < 0:
+            raise InvalidParameterError(f"lower_teeth_open must be >= 0, got {self.lower_teeth_open}")
+        for name in ("throat_level", "tongue_level", "centre_darkening", "rigid_width", "teeth_hidden",
+                     "teeth_from_sclera", "teeth_darkening", "teeth_separation"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise InvalidParameterError(f"{name} must be between 0 and 1, got {getattr(self, name)}")

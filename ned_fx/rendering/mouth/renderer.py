@@ -18,7 +18,7 @@ from ... import topology as T
 from ...errors import InvalidParameterError
 from ..layers import RegionInputs, RenderedLayer
 from . import shape as S
-from .bank import MouthBank, ring_colour, sample, teeth_colour
+from .bank import MouthBank, extract_interior, ring_colour, sample, sclera_colour, teeth_colour
 from .config import MouthConfig
 from .plan import MouthPlan, match_costs
 
@@ -28,18 +28,74 @@ def _smoothstep(x: np.ndarray) -> np.ndarray:
     return x * x * (3.0 - 2.0 * x)
 
 
-def column_coverage(src_points: np.ndarray, dst_points: np.ndarray, config: MouthConfig) -> np.ndarray:
-    """How much of each of the 11 inner-lip columns is new (0..1): the target's gap beyond the source's."""
+def column_coverage(src_points: np.ndarray, dst_points: np.ndarray, config: MouthConfig,
+                    own: float = 0.0) -> np.ndarray:
+    """How much of each of the 11 inner-lip columns is new (0..1): the target's gap beyond the source's.
+    ``own`` (0..1): how far the source's own interior is kept (:meth:`MouthRenderer.own_weight`), whose
+    coverage starts at a smaller excess (``own_*``) than a whole new interior's (``cover_*``)."""
     width = max(float(S.mouth_width(src_points)), 1e-6)
     gs, gt = S.gaps(src_points), S.gaps(dst_points)
     ratio = gt / (gs + 0.02 * width)
     excess = (gt - gs) / width
-    col = (_smoothstep((ratio - config.cover_ratio_start) / (config.cover_ratio_full - config.cover_ratio_start))
-           * _smoothstep((excess - config.cover_excess_start)
-                         / (config.cover_excess_full - config.cover_excess_start)))
+
+    def ramp(ratio_lo, ratio_hi, excess_lo, excess_hi):
+        return (_smoothstep((ratio - ratio_lo) / (ratio_hi - ratio_lo))
+                * _smoothstep((excess - excess_lo) / (excess_hi - excess_lo)))
+
+    col = ramp(config.cover_ratio_start, config.cover_ratio_full, config.cover_excess_start, config.cover_excess_full)
+    if own > 0:
+        # the kept interior equals the warp's where the target opens no further (there it is the source's own,
+        # following the lips), so it covers every column once any opens: no stretched teeth seen through
+        kept = ramp(config.own_ratio_start, config.own_ratio_full, config.own_excess_start, config.own_excess_full)
+        col = (1.0 - own) * col + own * float(kept[S.INNER_PAIRS].max())
     col[0], col[-1] = col[1], col[-2]
     padded = np.concatenate([col[:1], col, col[-1:]])
     return 0.25 * padded[:-2] + 0.5 * padded[1:-1] + 0.25 * padded[2:]
+
+
+def teeth_from_sclera(sclera: np.ndarray, config: MouthConfig) -> np.ndarray:
+    """A plausible teeth colour from the eye whites' (K): blended toward a warm off-white, darkened."""
+    sclera = np.asarray(sclera, dtype=np.float32)
+    lum = float(sclera.mean())
+    if sclera.shape[0] == 3 and lum > 0:
+        warm = np.array([1.07, 1.0, 0.93], np.float32)
+        chroma = (1.0 - config.teeth_from_sclera) * sclera / lum + config.teeth_from_sclera * warm
+        return (lum * (1.0 - config.teeth_darkening) * chroma).astype(np.float32)
+    return (sclera * (1.0 - config.teeth_darkening)).astype(np.float32)
+
+
+def _split(texture: np.ndarray, lips: float) -> np.ndarray:
+    """Where a canonical interior (HxWxK) splits between what rides with the upper jaw and what with the lower
+    one, per column (v): the lower edge of the upper teeth (the first row below the bright band at the top where
+    the luminance falls halfway to the darkest); no bright band at the top (no upper teeth in view: the tongue,
+    the lower teeth ride with the jaw): just under the upper lip; bright all the way (upper teeth only, the lower
+    ones behind the lower lip; brighter than the ``lips`` luminance): the bottom."""
+    import cv2
+
+    th, tw = texture.shape[:2]
+    lum = cv2.blur(np.ascontiguousarray(texture.mean(-1), dtype=np.float32), (max(3, tw // 10) | 1, 3))
+    profile = lum[:, tw // 4:3 * tw // 4].mean(1)
+    top = max(int(0.3 * th), 1)
+    peak = int(np.argmax(profile[:top]))
+    bright, dark = float(profile[peak]), float(profile[peak:].min())
+    if bright - dark < 0.3 * bright:                 # no contrast below the top: all teeth, or all tongue
+        return np.ones(tw) if float(np.median(profile)) > 1.05 * lips else np.full(tw, 0.1)
+    thr = 0.5 * (bright + dark)
+    rows = np.arange(th)[:, None]
+    below = (lum < thr) & (rows > peak)
+    first = np.where(below.any(0), below.argmax(0), th - 1)
+    split = (first + 0.5) / th
+    mid = float(np.median(split[tw // 4:3 * tw // 4]))
+    # no bright band at the top (the brightest of the top rows is no brighter than the rest): no upper teeth
+    if bright < 1.15 * float(np.median(profile)):
+        return np.full(tw, 0.1)
+    return np.clip(split, mid - 0.08, mid + 0.08)
+
+
+#: where neighbouring upper teeth meet, x the inter-ocular distance from the midline (projected along the
+#: arch), and each tooth's visible length relative to the central incisors'
+_TEETH_EDGES = np.array([0.0, 0.09, 0.155, 0.205, 0.245, 0.28])
+_TEETH_LENGTH = np.array([1.0, 0.88, 0.95, 0.8, 0.75])
 
 
 class MouthRenderer:
@@ -73,7 +129,8 @@ class MouthRenderer:
         src_pts, dst_pts = S.inner_points(inputs.src), S.inner_points(inputs.dst)
         if not (np.isfinite(src_pts).all() and np.isfinite(dst_pts).all()):
             return None
-        col = column_coverage(src_pts, dst_pts, cfg)
+        own = self.own_weight(src_pts)
+        col = column_coverage(src_pts, dst_pts, cfg, own)
         if col.max() < 1e-3:
             return None
         h, w = inputs.size
@@ -99,14 +156,26 @@ class MouthRenderer:
         if near.any():
             fn = flat[near]
             depth[near] = S.polygon_depth(dst_pts, fn % bw + x0 + 0.5, fn // bw + y0 + 0.5)
+        if own > 0 and feather > cfg.edge_min_px * 0.5:
+            # at the lower lip the warp shows what was above the source's lower lip (the teeth's edge): a
+            # narrower feather there when the source's own interior is opened
+            lower = feather + own * (cfg.edge_min_px * 0.5 - feather)
+            feather = np.where(uv[:, 1] > 0.5, lower, feather)
         cover = _smoothstep(depth / feather) * np.interp(uv[:, 0] * 10.0, np.arange(S.PAIRS), col)
         if cover.max() < 1e-3:
             return None
         entries = self._entries(inputs)
-        if entries:
-            interior = self._from_bank(entries, uv, inputs)
-        else:
-            interior = self._synthetic(uv, src_pts, dst_pts, inputs, (x0, y0, x1, y1))
+        box = (x0, y0, x1, y1)
+        interior = 0.0
+        if own < 1.0:
+            if entries:
+                whole = self._from_bank(entries, uv, inputs)
+            else:
+                whole = self._synthetic(uv, src_pts, dst_pts, inputs, box)
+            interior = whole if own <= 0 else (1.0 - own) * whole
+        if own > 0.0:
+            interior = interior + own * self._own(uv, src_pts, dst_pts, inputs, entries, box)
+        interior = np.asarray(interior, dtype=np.float32)
         pixels = np.zeros(inputs.warped.shape, np.float32)
         block = np.zeros((bh * bw, pixels.shape[2]), np.float32)
         block[flat] = interior
@@ -116,6 +185,74 @@ class MouthRenderer:
         alpha[flat] = cover
         coverage[y0:y1, x0:x1] = alpha.reshape(bh, bw)
         return RenderedLayer(pixels, coverage, "mouth")
+
+    def own_weight(self, src_pts: np.ndarray) -> float:
+        """How far the source's own interior is kept where the target opens further (0: closed, a whole new
+        interior; 1: open, its teeth kept at their size and the cavity between them)."""
+        cfg = self.config
+        return float(_smoothstep((float(S.centre_opening(src_pts)) - cfg.own_open_start)
+                                 / (cfg.own_open_full - cfg.own_open_start)))
+
+    # ---- the source's own interior, opened -----------------------------------------------------------------
+    def _own(self, uv: np.ndarray, src_pts: np.ndarray, dst_pts: np.ndarray, inputs: RegionInputs, entries,
+             box) -> np.ndarray:
+        """The source's own interior where the target opens further than the source: split at its darkest row
+        (the bite line, or the middle of its cavity), the part above at its size under the upper lip (the upper
+        teeth ride with the upper jaw), the part below at its size above the lower lip (the lower teeth move
+        down with the jaw), and the cavity between them (the bank's middle, else synthetic)."""
+        cfg = self.config
+        th, tw = cfg.texture_height, cfg.texture_width
+        tex = extract_interior(inputs.region, src_pts, th, tw)
+        split = _split(tex, float(sample(inputs.region, S.ring_points(inputs.src)[:20]).mean()))
+        scale = float(T.inter_ocular(np.asarray(inputs.dst, np.float64))) \
+            / max(float(T.inter_ocular(np.asarray(inputs.src, np.float64))), 1e-6)
+        u, v = uv[:, 0], uv[:, 1]
+        cols = np.arange(S.PAIRS)
+        gs = np.maximum(np.interp(u * 10.0, cols, S.gaps(src_pts)) * scale, 1e-3)
+        gt = np.interp(u * 10.0, cols, S.gaps(dst_pts))
+        s = np.interp(u * tw - 0.5, np.arange(tw), split)
+        d = v * gt
+        up, low = s * gs, (1.0 - s) * gs
+        extra = gt - gs
+        opens = extra > 0
+        v_src = np.where(d < up, d / gs, np.where(d > gt - low, 1.0 - (gt - d) / gs, s))
+        v_src = np.where(opens, v_src, v)
+        out = sample(tex, np.stack([u * tw, np.clip(v_src, 0.0, 1.0) * th], -1))
+        soft = 0.7
+        # (a part under a pixel tall is no part: the cavity reaches that lip, never a half-covered sliver of it)
+        top = 1.0 - (1.0 - _smoothstep((d - up) / soft + 0.5)) * _smoothstep(up - 0.5)
+        bottom = 1.0 - (1.0 - _smoothstep((gt - low - d) / soft + 0.5)) * _smoothstep(low - 0.5)
+        wc = (top * bottom * opens).astype(np.float32)
+        hit = wc > 1e-3
+        if hit.any():
+            t = np.clip((d[hit] - up[hit]) / np.maximum(extra[hit], 1e-6), 0.0, 1.0)
+            # the cavity (a hint of the lower teeth at its bottom where the source shows none of its own)
+            wd = float(S.mouth_width(dst_pts))
+            lower = float(_smoothstep((0.1 * wd - float(np.median(low))) / (0.05 * wd)))
+            cavity = self._synthetic(np.stack([u[hit], t], -1), src_pts, dst_pts, inputs, box, teeth=False,
+                                     lower_teeth=lower, gap=extra[hit])
+            if lower < 1.0:
+                # the source's own lower part (its tongue, its cavity) below: the gap continues the source's own
+                # colour at the split, darker toward the middle (synthetic where nothing of its own is below)
+                between = out[hit] * (0.55 + 0.45 * np.abs(2.0 * t - 1.0)).astype(np.float32)[:, None]
+                cavity = lower * cavity + (1.0 - lower) * between
+            if len(self.bank):
+                # no darker than the actor's own open mouths get (their lighting reaches into the mouth or not)
+                floor = self._dark_floor() * np.clip(ring_colour(inputs.region, inputs.src)
+                                                     / np.maximum(np.median(self.bank.ring, 0), 1e-6),
+                                                     cfg.min_gain, cfg.max_gain)
+                cavity = np.maximum(cavity, floor.astype(np.float32))
+            out[hit] += wc[hit, None] * (cavity - out[hit])
+        return out
+
+    def _dark_floor(self) -> np.ndarray:
+        """The bank's darkest interiors (K): the 5th percentile by luminance of all its texels, per channel
+        (computed once per renderer)."""
+        if getattr(self, "_floor", None) is None:
+            tex = self.bank.textures.reshape(-1, self.bank.textures.shape[3])[::7]
+            lum = tex.mean(-1)
+            self._floor = np.median(tex[lum <= np.percentile(lum, 5)], axis=0)
+        return self._floor
 
     # ---- a real interior ------------------------------------------------------------------------------------
     def _entries(self, inputs: RegionInputs) -> list[tuple[int, float]]:
@@ -128,23 +265,25 @@ class MouthRenderer:
                            np.array([inputs.index]))[0]
         return [(int(np.argmin(cost)), 1.0)] if np.isfinite(cost).any() else []
 
-    def _from_bank(self, entries, uv: np.ndarray, inputs: RegionInputs) -> np.ndarray:
+    def _from_bank(self, entries, uv: np.ndarray, inputs: RegionInputs, rigid_only: bool = False) -> np.ndarray:
         cfg = self.config
         bank = self.bank
         th, tw = bank.textures.shape[1:3]
         current = ring_colour(inputs.region, inputs.src)
         out = 0.0
         for k, wgt in entries:
-            u, v = self._entry_uv(k, uv, inputs)
+            u, v = self._entry_uv(k, uv, inputs, rigid_only)
             gain = np.clip(current / np.maximum(bank.ring[k], 1e-6), cfg.min_gain, cfg.max_gain)
             out = out + wgt * sample(bank.textures[k], np.stack([u * tw, v * th], -1)) * gain.astype(np.float32)
         return np.asarray(out, dtype=np.float32)
 
-    def _entry_uv(self, k: int, uv: np.ndarray, inputs: RegionInputs) -> tuple[np.ndarray, np.ndarray]:
+    def _entry_uv(self, k: int, uv: np.ndarray, inputs: RegionInputs,
+                  rigid_only: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """Where the target's canonical (u, v) samples bank entry ``k``, so its teeth keep their size on the face:
         across, the entry is scaled by (target width / its width, both x IOD) ** ``rigid_width`` about the middle;
         down, where the target opens wider than the entry, a band of ``teeth_band`` of the entry's opening at
-        each lip (the teeth) keeps its scale and only the middle (the dark of the mouth, the tongue) stretches."""
+        each lip (the teeth) keeps its scale and only the middle (the dark of the mouth, the tongue) stretches
+        (``rigid_only``: across only, ``v`` as given)."""
         cfg, bank = self.config, self.bank
         dst_pts = S.inner_points(inputs.dst)
         iod = max(float(T.inter_ocular(np.asarray(inputs.dst, dtype=np.float64))), 1e-6)
@@ -153,7 +292,7 @@ class MouthRenderer:
         u = np.clip(0.5 + (uv[:, 0] - 0.5) * scale, 0.0, 1.0)
         v = uv[:, 1]
         a = cfg.teeth_band
-        if a > 0:
+        if a > 0 and not rigid_only:
             cols = np.arange(S.PAIRS)
             gap_t = np.interp(uv[:, 0] * 10.0, cols, S.gaps(dst_pts)) / iod
             gap_e = np.interp(u * 10.0, cols, bank.openings[k].astype(np.float64)) * float(bank.widths[k])
@@ -165,7 +304,10 @@ class MouthRenderer:
 
     # ---- no footage of an open mouth: a shaded synthetic interior ------------------------------------------
     def _synthetic(self, uv: np.ndarray, src_pts: np.ndarray, dst_pts: np.ndarray, inputs: RegionInputs,
-                   box) -> np.ndarray:
+                   box, teeth: bool = True, lower_teeth: float = 0.0, gap: np.ndarray | None = None) -> np.ndarray:
+        """A shaded interior at canonical ``uv`` (Mx2): throat, tongue, shadows, and (``teeth``) the upper teeth
+        under the upper lip (a thin hint of the lower ones in a wide opening); ``lower_teeth`` (0..1): that hint
+        alone, over an opening ``gap`` pixels tall per point (the cavity between kept teeth)."""
         cfg = self.config
         region = inputs.region
         ring = S.ring_points(inputs.src)
@@ -188,18 +330,17 @@ class MouthRenderer:
         # darker toward the centre (the throat) and the corners (the cheeks), shadowed under the upper lip
         centre = 1.0 - cfg.centre_darkening * np.exp(-(((u - 0.5) / 0.25) ** 2 + ((v - 0.35) / 0.25) ** 2))
         shadow = 0.55 + 0.45 * _smoothstep(v / 0.35)
-        corners = 0.6 + 0.4 * np.sqrt(np.clip(np.sin(np.float32(np.pi) * u), 0.0, 1.0))
+        arch = np.sqrt(np.clip(np.sin(np.float32(np.pi) * u), 0.0, 1.0))
+        corners = 0.6 + 0.4 * arch
         colour = colour * (centre * shadow * corners)
-        teeth = self._teeth(region, inputs.src, src_pts, lips)
-        if teeth is not None and cfg.teeth_height > 0:
-            gap = np.interp(u[:, 0] * 10.0, np.arange(S.PAIRS), S.gaps(dst_pts))
-            extent = np.clip(cfg.teeth_height * float(S.mouth_width(dst_pts)) / np.maximum(gap, 1.0), 0.0, 0.45)
-            extent = extent[:, None].astype(np.float32)
-            band = (1.0 - _smoothstep((v - extent) / np.maximum(0.25 * extent, 1e-3))) \
-                * _smoothstep((0.5 - np.abs(u - 0.5)) / 0.3)
-            shade = 0.75 + 0.25 * _smoothstep(v / np.maximum(0.4 * extent, 1e-3))     # darker at the gum line
-            colour = colour + band * (teeth.astype(np.float32) * shade * (0.85 + 0.15 * np.sin(np.float32(np.pi) * u))
-                                      - colour)
+        tooth = self._teeth(region, inputs.src, src_pts, lips) if teeth and cfg.teeth_height > 0 else None
+        if tooth is not None:
+            colour = self._draw_teeth(colour, u[:, 0], v[:, 0], arch[:, 0], dst_pts, inputs, tooth)
+        elif lower_teeth > 0 and gap is not None:
+            tooth = self._teeth(region, inputs.src, src_pts, lips)
+            if tooth is not None:
+                colour = self._draw_teeth(colour, u[:, 0], v[:, 0], arch[:, 0], dst_pts, inputs, tooth,
+                                          upper=False, lower=lower_teeth, gap=gap)
         noise = self._noise_level(region, box)
         if noise > 0 and cfg.grain > 0:
             rng = np.random.default_rng(max(int(inputs.index), 0) + 7919)
@@ -208,16 +349,64 @@ class MouthRenderer:
                 * colour.mean(-1, keepdims=True)
         return np.clip(colour, 0.0, None).astype(np.float32)
 
+    def _draw_teeth(self, colour: np.ndarray, u: np.ndarray, v: np.ndarray, arch: np.ndarray, dst_pts: np.ndarray,
+                    inputs: RegionInputs, tooth: np.ndarray, upper: bool = True, lower: float | None = None,
+                    gap: np.ndarray | None = None) -> np.ndarray:
+        """The upper teeth (and a hint of the lower ones) over the synthetic interior ``colour`` (MxK): a band
+        under the upper lip, partly hidden by it, its incisal edge soft (about a pixel), shorter and darker toward
+        the corners, with faint separations between the teeth (sizes from the inter-ocular distance)."""
+        cfg = self.config
+        width = float(S.mouth_width(dst_pts))
+        iod = max(float(T.inter_ocular(np.asarray(inputs.dst, np.float64))), 1e-6)
+        gap = np.maximum(np.interp(u * 10.0, np.arange(S.PAIRS), S.gaps(dst_pts)) if gap is None else gap, 1.0)
+        # which tooth each pixel shows, and how far it is from the nearest separation (pixels)
+        off = np.abs(u - 0.5) * width / iod                                      # x IOD from the midline
+        which = np.clip(np.searchsorted(_TEETH_EDGES, off) - 1, 0, len(_TEETH_LENGTH) - 1)
+        edge_px = np.min(np.abs(off[:, None] - _TEETH_EDGES[None, 1:]), axis=1) * iod
+        mid_px = off * iod
+        length = _TEETH_LENGTH[which] * (1.0 - 0.1 * np.exp(-(np.minimum(edge_px, mid_px) / (0.012 * iod)) ** 2))
+        visible = cfg.teeth_height * width * (1.0 - cfg.teeth_hidden) * length * (0.55 + 0.45 * arch)
+        visible = np.minimum(visible, 0.45 * gap) * _smoothstep((0.5 - np.abs(u - 0.5)) / 0.2)
+        extent = visible / gap
+        soft = 0.9 / gap
+        # the teeth show to about the premolars; beyond, the dark corridor by the cheeks
+        lateral = _smoothstep((_TEETH_EDGES[-1] - off) / 0.08) * _smoothstep((0.5 - np.abs(u - 0.5) - 0.08) / 0.16)
+        band = (1.0 - _smoothstep((v - extent) / soft + 0.5)) * lateral
+        sep = 1.0 - cfg.teeth_separation * (np.exp(-(edge_px / 0.6) ** 2) + 0.7 * np.exp(-(mid_px / 0.5) ** 2))
+        gum = 0.6 + 0.4 * _smoothstep(v / np.maximum(0.6 * extent, 1e-3))      # the upper lip's shadow
+        rim = 1.0 - 0.1 * _smoothstep((v - 0.75 * extent) / np.maximum(0.25 * extent, 1e-3))   # translucent edge
+        shade = (gum * rim * sep * (0.5 + 0.5 * arch)).astype(np.float32)
+        teeth = tooth.astype(np.float32)[None] * shade[:, None]
+        if upper:
+            colour = colour + band.astype(np.float32)[:, None] * (teeth - colour)
+        opening = float(S.gaps(dst_pts)[4:7].mean()) / max(width, 1e-6)
+        wide = float(_smoothstep((opening - cfg.lower_teeth_open) / 0.1)) if lower is None else lower
+        if wide > 0:
+            low_extent = wide * (0.035 if lower is None else 0.09) * width * (0.5 + 0.5 * arch) / gap
+            low = _smoothstep((v - (1.0 - low_extent)) / soft + 0.5) * _smoothstep((0.2 - off) / 0.06)
+            colour = colour + ((0.6 if lower is None else 0.9) * low).astype(np.float32)[:, None] * ((0.7 if lower is None else 0.85) * teeth - colour)
+        return colour
+
     def _teeth(self, region: np.ndarray, src: np.ndarray, src_pts: np.ndarray, lips: np.ndarray) -> np.ndarray | None:
         """The teeth colour for the synthetic interior: the shot's (seen anywhere in the shot by the bank builder,
         matched to this frame's lighting; the same in every frame, so the band never flickers), else this frame's
-        own where its mouth shows teeth, else None."""
-        bank = self.bank
-        if np.isfinite(bank.teeth).all() and np.isfinite(bank.teeth_ring).all() and bank.teeth.size:
-            gain = np.clip(ring_colour(region, src) / np.maximum(bank.teeth_ring, 1e-6), self.config.min_gain,
-                           self.config.max_gain)
-            return bank.teeth * gain
-        return teeth_colour(region, src_pts, lips)
+        own where its mouth shows teeth, else one estimated from the eye whites (the shot's, else this frame's),
+        else None."""
+        bank, cfg = self.bank, self.config
+        current = None
+        for colour, ring in ((bank.teeth, bank.teeth_ring), (None, None), (bank.sclera, bank.sclera_ring)):
+            if colour is None:
+                own = teeth_colour(region, src_pts, lips)
+                if own is not None:
+                    return own
+                continue
+            if colour.size and np.isfinite(colour).all() and np.isfinite(ring).all():
+                current = ring_colour(region, src) if current is None else current
+                gain = np.clip(current / np.maximum(ring, 1e-6), cfg.min_gain, cfg.max_gain)
+                found = colour * gain
+                return found if colour is bank.teeth else teeth_from_sclera(found, cfg)
+        sclera = sclera_colour(region, src)
+        return teeth_from_sclera(sclera, cfg) if sclera is not None else None
 
     @staticmethod
     def _noise_level(region: np.ndarray, box) -> float:
