@@ -23,7 +23,7 @@ from ned_fx.pipeline import EditInstruction, ShotRenderer, locate_face, plan_edi
 from ned_fx.rendering.layers import RegionInputs, stack
 from ned_fx.rendering.mouth import MouthBank, MouthBankBuilder, MouthConfig, MouthPlan, MouthRenderer, plan_mouth
 from ned_fx.rendering.mouth import shape as S
-from ned_fx.rendering.mouth.bank import teeth_colour
+from ned_fx.rendering.mouth.bank import sample, teeth_colour
 from ned_fx.rendering.mouth.plan import match_costs
 
 WDA = "WDA_AlexandriaOcasioCortez_000.mp4"
@@ -216,7 +216,7 @@ def test_closed_mouth_still_gets_a_shaded_interior(emotion):
     assert lum.size > 100
     assert lum.std() > 0.02 * face, "a flat fill"
     assert (lum < 0.1 * face).mean() < 0.3, "near-black"
-    assert 0.05 * face < lum.mean() < 0.5 * face
+    assert 0.05 * face < lum.mean() < 0.6 * face           # (the upper teeth band lifts the mean)
     got = bm.mouth_new_opening(out, s.edited.source_landmarks[0], s.edited.target_landmarks[0])
     assert got["n"] > 100 and not bm.flat_black_hole(got)
     assert bm.flat_black_hole(bm.mouth_new_opening(plain, s.edited.source_landmarks[0],
@@ -238,7 +238,7 @@ def test_empty_bank_closed_mouth_is_shaded_not_flat():
     for k in range(11, 20):                                    # the lower inner lip, down by up to 0.35 width
         j = S.INNER[k]
         dst[j, 1] += 0.35 * width * np.sin(np.pi * (20 - k) / 10)
-    assert teeth_colour(region, pts, region.mean((0, 1))) is None
+    assert teeth_colour(region, pts, region.mean((0, 1))) is None      # no teeth of its own in view
     layer = MouthRenderer().render(RegionInputs(region, region.copy(), src, dst, None, 0, 255.0))
     assert layer is not None and layer.name == "mouth"
     assert layer.coverage.max() == pytest.approx(1.0, abs=1e-3)
@@ -247,8 +247,12 @@ def test_empty_bank_closed_mouth_is_shaded_not_flat():
     lum, inside = _interior(layer)
     assert lum.std() > 0.1 * lum.mean(), "a flat fill"
     ys, xs = np.nonzero(inside)
-    top, bottom = ys < np.percentile(ys, 20), ys > np.percentile(ys, 80)
-    assert lum[bottom].mean() > lum[top].mean()
+    top, bottom = ys < np.percentile(ys, 15), ys > np.percentile(ys, 80)
+    middle = (ys > np.percentile(ys, 35)) & (ys < np.percentile(ys, 60))
+    # the upper teeth (their colour from the eye whites) under the upper lip, the tongue lighter at the bottom,
+    # the cavity dark between
+    assert lum[top].mean() > 1.5 * lum[middle].mean()
+    assert lum[bottom].mean() > lum[middle].mean()
     # nothing on the lip line itself: the lips stay the warp's
     line = S.inner_points(dst)
     for x, y in line.astype(int):
@@ -272,13 +276,13 @@ def test_synthetic_interior_draws_the_shots_teeth_under_the_upper_lip():
     ys, _ = np.nonzero(inside)
     top, rest = ys < np.percentile(ys, 20), ys > np.percentile(ys, 50)
     assert lum[top].mean() > 1.5 * lum[rest].mean()
-    # without teeth anywhere (an empty bank, a frame whose mouth is closed), none are drawn: the top is in the
-    # upper lip's shadow
+    # without teeth anywhere (an empty bank, a frame whose mouth is closed), teeth are still drawn: their colour
+    # estimated from the eye whites (a surprised open mouth shows the upper teeth)
     bare = MouthRenderer(MouthBank.empty()).render(inputs)
     lum, inside = _interior(bare, 0.5)
     ys, _ = np.nonzero(inside)
     top, rest = ys < np.percentile(ys, 20), ys > np.percentile(ys, 50)
-    assert lum[top].mean() < lum[rest].mean()
+    assert lum[top].mean() > 1.3 * lum[rest].mean()
 
 
 def test_config_is_validated():
@@ -288,3 +292,88 @@ def test_config_is_validated():
         MouthConfig(cover_ratio_start=2.0, cover_ratio_full=1.5)
     with pytest.raises(InvalidParameterError):
         MouthConfig(min_gain=1.5)
+
+
+# ---- teeth never stretch -------------------------------------------------------------------------------------
+
+def _column_band(img: np.ndarray, lm: np.ndarray, threshold: float) -> tuple[float, float]:
+    """Along the mouth's centre columns (3, averaged) of an RGB image: the height (pixels) of the bright band
+    that starts under the upper inner lip (luminance above ``threshold``), and the gap (upper to lower inner lip)."""
+    pts = S.inner_points(lm)
+    x = int(round((pts[5, 0] + pts[15, 0]) / 2))
+    y0, y1 = float(pts[5, 1]), float(pts[15, 1])
+    col = bm.luminance(img[:, x - 1:x + 2].astype(np.float32)).mean(1)
+    rows = np.arange(int(np.floor(y0)), int(np.ceil(y1)) + 1)
+    bright = col[rows] > threshold
+    start = int(np.argmax(bright))
+    run = bright[start:]
+    height = int(np.argmin(run)) if not run.all() else len(run)
+    return float(height), y1 - y0
+
+
+@pytest.fixture(scope="module")
+def astronaut(tmp_path_factory):
+    """The astronaut's toothy smile opened by surprise: track, edit, bank and plan of the still."""
+    import skimage.data
+    from PIL import Image
+
+    from ned_fx.pipeline import track_media
+
+    img = skimage.data.astronaut()
+    path = tmp_path_factory.mktemp("astro") / "astronaut.png"
+    Image.fromarray(img).save(path)
+    track = track_media(path)
+    edited = plan_edit(track, EditInstruction(emotion="surprised", intensity=1.0))
+    builder = MouthBankBuilder()
+    builder.add(0, img.astype(np.float32), edited.source_landmarks[0])
+    bank = builder.finish()
+    plan = plan_mouth(bank, edited.source_landmarks, edited.target_landmarks, edited.found)
+    return SimpleNamespace(track=track, edited=edited, frames=img[None], bank=bank, plan=plan,
+                           renderer=ShotRenderer(track, edited, content=WARP_ONLY), mouth=MouthRenderer(bank, plan))
+
+
+def test_open_mouth_opened_further_keeps_its_upper_teeth_at_their_size(astronaut):
+    """The astronaut smiles with her upper teeth showing; surprise opens her mouth about twice as far. The warp
+    alone stretches the teeth with the opening (tall "horse teeth"); with the mouth layer the bright band under
+    the upper lip keeps its height (within 25 %) and the rest of the new opening is darker (the cavity)."""
+    s = astronaut
+    src_lm, dst_lm = s.edited.source_landmarks[0], s.edited.target_landmarks[0]
+    assert S.centre_opening(S.inner_points(dst_lm)) > 1.8 * S.centre_opening(S.inner_points(src_lm))
+    plain, out, layer, _ = render(s, 0)
+    assert layer is not None
+    lips = float(bm.luminance(sample(s.frames[0].astype(np.float32), S.ring_points(src_lm)[:20])).mean())
+    threshold = 1.08 * lips                                        # teeth: brighter than the lips
+    h_src, g_src = _column_band(s.frames[0], src_lm, threshold)
+    h_out, g_out = _column_band(out, dst_lm, threshold)
+    h_warp, _ = _column_band(plain, dst_lm, threshold)
+    assert h_src >= 3 and g_out > 1.6 * g_src, (h_src, g_src, g_out)
+    print(f"teeth band: source {h_src:.0f} px, ours {h_out:.0f} px, warp alone {h_warp:.0f} px")
+    assert abs(h_out - h_src) <= 0.25 * h_src + 0.5, (h_out, h_src)
+    assert h_warp > 1.4 * h_src, (h_warp, h_src)                 # the measure tells: the warp stretches them
+    # below the teeth: the cavity, far darker than the teeth
+    pts = S.inner_points(dst_lm)
+    x = int(round((pts[5, 0] + pts[15, 0]) / 2))
+    below = bm.luminance(out[int(pts[5, 1] + h_out + 2):int(pts[15, 1] - 1), x - 1:x + 2].astype(np.float32))
+    assert below.size and below.mean() < 0.6 * threshold
+
+
+def test_closed_mouth_still_opened_shows_upper_teeth():
+    """people_0's closed mouth opened by surprise (no teeth anywhere in the shot): a band of teeth (colour from
+    her eye whites) under the upper lip, at least 1.5x as bright as the cavity below, and the rest not flat."""
+    s = shot(STILL, "surprised", speech=None)
+    assert not np.isfinite(s.bank.teeth).any() and np.isfinite(s.bank.sclera).all()
+    plain, out, layer, inputs = render(s, 0)
+    dst_lm = s.edited.target_landmarks[0]
+    pts = S.inner_points(dst_lm)
+    x = int(round((pts[5, 0] + pts[15, 0]) / 2))
+    y0, y1 = pts[5, 1], pts[15, 1]
+    gap = y1 - y0
+    col = bm.luminance(out[:, x - 1:x + 2].astype(np.float32)).mean(1)
+    band = col[int(y0) + 1:int(y0 + 0.35 * gap) + 1]
+    cavity = col[int(y0 + 0.4 * gap):int(y0 + 0.7 * gap)]
+    assert band.max() >= 1.5 * cavity.mean(), (band, cavity)
+    face = bm.face_mean_luminance(out, s.edited.source_landmarks[0])
+    lum, inside = _interior(layer)
+    ys, _ = np.nonzero(inside)
+    rest = lum[ys > np.percentile(ys, 40)]
+    assert rest.std() > 0.02 * face, "a flat cavity"
