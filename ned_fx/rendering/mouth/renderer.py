@@ -66,7 +66,7 @@ def teeth_from_sclera(sclera: np.ndarray, config: MouthConfig) -> np.ndarray:
 
 def _split(texture: np.ndarray, lips: float) -> np.ndarray:
     """Where a canonical interior (HxWxK) splits between what rides with the upper jaw and what with the lower
-    one, per column (v): the lower edge of the upper teeth (the first row below the bright band at the top where
+    one (v, the same for every column, W): the lower edge of the upper teeth (the first row below the bright band at the top where
     the luminance falls halfway to the darkest); no bright band at the top (no upper teeth in view: the tongue,
     the lower teeth ride with the jaw): just under the upper lip; bright all the way (upper teeth only, the lower
     ones behind the lower lip; brighter than the ``lips`` luminance): the bottom."""
@@ -89,7 +89,8 @@ def _split(texture: np.ndarray, lips: float) -> np.ndarray:
     # no bright band at the top (the brightest of the top rows is no brighter than the rest): no upper teeth
     if bright < 1.15 * float(np.median(profile)):
         return np.full(tw, 0.1)
-    return np.clip(split, mid - 0.08, mid + 0.08)
+    # one split for the whole mouth: per-column splits jitter (a ragged edge, stripes in a dark interior)
+    return np.full(tw, mid)
 
 
 #: where neighbouring upper teeth meet, x the inter-ocular distance from the midline (projected along the
