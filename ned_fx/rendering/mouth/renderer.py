@@ -68,7 +68,7 @@ def _split(texture: np.ndarray, lips: float) -> np.ndarray:
     """Where a canonical interior (HxWxK) splits between what rides with the upper jaw and what with the lower
     one (v, the same for every column, W): the lower edge of the upper teeth (the first row below the bright band at the top where
     the luminance falls halfway to the darkest); no bright band at the top (no upper teeth in view: the tongue,
-    the lower teeth ride with the jaw): just under the upper lip; bright all the way (upper teeth only, the lower
+    the lower teeth ride with the jaw): the upper lip (0); bright all the way (upper teeth only, the lower
     ones behind the lower lip; brighter than the ``lips`` luminance): the bottom."""
     import cv2
 
@@ -79,16 +79,17 @@ def _split(texture: np.ndarray, lips: float) -> np.ndarray:
     peak = int(np.argmax(profile[:top]))
     bright, dark = float(profile[peak]), float(profile[peak:].min())
     if bright - dark < 0.3 * bright:                 # no contrast below the top: all teeth, or all tongue
-        return np.ones(tw) if float(np.median(profile)) > 1.05 * lips else np.full(tw, 0.1)
+        return np.ones(tw) if float(np.median(profile)) > 1.05 * lips else np.zeros(tw)
     thr = 0.5 * (bright + dark)
     rows = np.arange(th)[:, None]
     below = (lum < thr) & (rows > peak)
     first = np.where(below.any(0), below.argmax(0), th - 1)
     split = (first + 0.5) / th
     mid = float(np.median(split[tw // 4:3 * tw // 4]))
-    # no bright band at the top (the brightest of the top rows is no brighter than the rest): no upper teeth
-    if bright < 1.15 * float(np.median(profile)):
-        return np.full(tw, 0.1)
+    # no bright band at the top (the brightest of the top rows no brighter than the rest, or than the lips: a
+    # lip's lit inner edge): no upper teeth
+    if bright < 1.15 * float(np.median(profile)) or bright < 1.05 * lips:
+        return np.zeros(tw)
     # one split for the whole mouth: per-column splits jitter (a ragged edge, stripes in a dark interior)
     return np.full(tw, mid)
 
@@ -131,6 +132,14 @@ class MouthRenderer:
         if not (np.isfinite(src_pts).all() and np.isfinite(dst_pts).all()):
             return None
         own = self.own_weight(src_pts)
+        kept = None
+        if own > 0:
+            tex = extract_interior(inputs.region, src_pts, cfg.texture_height, cfg.texture_width)
+            split = _split(tex, float(sample(inputs.region, S.ring_points(inputs.src)[:20]).mean()))
+            if split.max() <= 0:
+                own = 0.0         # no upper teeth in view: the warp's stretch of a cavity and tongue is harmless
+            else:
+                kept = (tex, split)
         col = column_coverage(src_pts, dst_pts, cfg, own)
         if col.max() < 1e-3:
             return None
@@ -175,7 +184,7 @@ class MouthRenderer:
                 whole = self._synthetic(uv, src_pts, dst_pts, inputs, box)
             interior = whole if own <= 0 else (1.0 - own) * whole
         if own > 0.0:
-            interior = interior + own * self._own(uv, src_pts, dst_pts, inputs, entries, box)
+            interior = interior + own * self._own(uv, src_pts, dst_pts, inputs, box, *kept)
         interior = np.asarray(interior, dtype=np.float32)
         pixels = np.zeros(inputs.warped.shape, np.float32)
         block = np.zeros((bh * bw, pixels.shape[2]), np.float32)
@@ -195,16 +204,16 @@ class MouthRenderer:
                                  / (cfg.own_open_full - cfg.own_open_start)))
 
     # ---- the source's own interior, opened -----------------------------------------------------------------
-    def _own(self, uv: np.ndarray, src_pts: np.ndarray, dst_pts: np.ndarray, inputs: RegionInputs, entries,
-             box) -> np.ndarray:
-        """The source's own interior where the target opens further than the source: split at its darkest row
-        (the bite line, or the middle of its cavity), the part above at its size under the upper lip (the upper
-        teeth ride with the upper jaw), the part below at its size above the lower lip (the lower teeth move
-        down with the jaw), and the cavity between them (the bank's middle, else synthetic)."""
+    def _own(self, uv: np.ndarray, src_pts: np.ndarray, dst_pts: np.ndarray, inputs: RegionInputs, box,
+             tex: np.ndarray, split: np.ndarray) -> np.ndarray:
+        """The source's own interior (``tex``, canonical) where the target opens further than the source: split
+        at ``split`` (:func:`_split`: the lower edge of its upper teeth), the part above at its size under the
+        upper lip (the upper teeth ride with the upper jaw), the part below at its size above the lower lip (the
+        lower teeth, the tongue move down with the jaw), and a shaded cavity between them (synthetic, with a hint
+        of the lower teeth where the source shows nothing below; else the source's own colour below the split,
+        darker toward the middle; never darker than the bank's darkest)."""
         cfg = self.config
         th, tw = cfg.texture_height, cfg.texture_width
-        tex = extract_interior(inputs.region, src_pts, th, tw)
-        split = _split(tex, float(sample(inputs.region, S.ring_points(inputs.src)[:20]).mean()))
         scale = float(T.inter_ocular(np.asarray(inputs.dst, np.float64))) \
             / max(float(T.inter_ocular(np.asarray(inputs.src, np.float64))), 1e-6)
         u, v = uv[:, 0], uv[:, 1]
@@ -235,7 +244,9 @@ class MouthRenderer:
             if lower < 1.0:
                 # the source's own lower part (its tongue, its cavity) below: the gap continues the source's own
                 # colour at the split, darker toward the middle (synthetic where nothing of its own is below)
-                between = out[hit] * (0.55 + 0.45 * np.abs(2.0 * t - 1.0)).astype(np.float32)[:, None]
+                # (sampled a little below the split: the split row itself may be a lip's ragged inner edge)
+                near = sample(tex, np.stack([u[hit] * tw, np.clip(s[hit] + 0.12, 0.0, 1.0) * th], -1))
+                between = near * (0.55 + 0.45 * np.abs(2.0 * t - 1.0)).astype(np.float32)[:, None]
                 cavity = lower * cavity + (1.0 - lower) * between
             if len(self.bank):
                 # no darker than the actor's own open mouths get (their lighting reaches into the mouth or not)
@@ -383,7 +394,8 @@ class MouthRenderer:
         opening = float(S.gaps(dst_pts)[4:7].mean()) / max(width, 1e-6)
         wide = float(_smoothstep((opening - cfg.lower_teeth_open) / 0.1)) if lower is None else lower
         if wide > 0:
-            low_extent = wide * (0.035 if lower is None else 0.09) * width * (0.5 + 0.5 * arch) / gap
+            low_extent = np.minimum(wide * (0.035 if lower is None else 0.09) * width * (0.5 + 0.5 * arch),
+                                    0.25 * gap) / gap
             low = _smoothstep((v - (1.0 - low_extent)) / soft + 0.5) * _smoothstep((0.2 - off) / 0.06)
             colour = colour + ((0.6 if lower is None else 0.9) * low).astype(np.float32)[:, None] * ((0.7 if lower is None else 0.85) * teeth - colour)
         return colour
