@@ -191,7 +191,8 @@ def _manipulator_spec() -> EngineSpec:
     def build():
         from ..manipulation.engine import ManipulatorEngine
 
-        return ManipulatorEngine(c.default_fps, c.state_smoothing, c.offset_smoothing).float().eval()
+        return ManipulatorEngine(c.default_fps, c.state_smoothing, c.offset_smoothing,
+                                 c.swing_smoothing).float().eval()
 
     def example(batch: int, seed: int) -> dict[str, np.ndarray]:
         from ..manipulation.engine import example_inputs

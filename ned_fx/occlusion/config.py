@@ -120,7 +120,7 @@ class OcclusionConfig:
     model_corridor: float = 0.04
     model_rim: float = 0.03
     model_cap: float = 0.04
-    model_lower: float = 0.47
+    model_lower: float = 0.53
     model_search: float = 0.08
     model_max_frames: int = 240
     model_min_frames: int = 5
