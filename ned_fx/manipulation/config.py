@@ -41,9 +41,10 @@ class ManipulatorConfig:
             sad, a grimace under surprise) is taken away with every swing slower than this smoothing passes (its
             activation smoothed by it), not only its sustained level: a talker's grin that comes and goes with
             the line would otherwise stay on a sad face. Motion at the pace of speech (syllables, 3-7 a second)
-            stays. The style's own AUs keep the actor's slower emphasis (``state_smoothing``). 2 s: at 0.15 s
-            the lip shapes of a talker's edit changed enough within lines that an independent tracker's mouth
-            opening followed the source less (WDA sad r 0.944, happy 0.949 at 0.5 s; floor 0.95).
+            stays. The style's own AUs keep the actor's slower emphasis (``state_smoothing``). 0.5 s: at 0.15 s
+            the lip shapes of a talker's sad edit changed enough within lines that an independent tracker's mouth
+            opening followed the source at r 0.944 on WDA (0.952 at 0.5 s; floor 0.95); at 2 s the smile's
+            widening shrank (the grin's slower swings stayed).
         pose_smoothing: seconds (Gaussian sigma, zero-phase) by which the head pose that carries the offsets into
             each frame is smoothed: the edit follows the head, not the pose fit's per-frame noise.
         speech: default speech mode: "auto" (mouth-opening AUs of a style are added only to shots where the
@@ -87,7 +88,7 @@ class ManipulatorConfig:
     neutral_mode_fraction: float = 0.3
     state_smoothing: float = 0.4
     offset_smoothing: float = 0.08
-    swing_smoothing: float = 2.0
+    swing_smoothing: float = 0.5
     pose_smoothing: float = 0.1
     speech: str = "auto"
     talking_threshold: float = 0.02

@@ -110,7 +110,7 @@ class ManipulatorEngine(nn.Module):
     """
 
     def __init__(self, fps: float = 25.0, state_smoothing: float = 0.4,
-                 offset_smoothing: float = 0.08, swing_smoothing: float = 2.0,
+                 offset_smoothing: float = 0.08, swing_smoothing: float = 0.5,
                  names: tuple[str, ...] = AU_NAMES) -> None:
         super().__init__()
         mask = lambda group: torch.tensor([1.0 if n in group else 0.0 for n in names])  # noqa: E731
