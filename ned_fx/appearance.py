@@ -126,8 +126,9 @@ def white_of(dtype) -> float:
     return 1.0
 
 
-#: at most this many frames of a shot feed each averaging model (evenly spread); the mouth bank sees every frame
-_MODEL_FRAMES = {"EyeModelBuilder": 48, "GlassesModelBuilder": 96}
+#: at most this many frames of a shot feed each model (evenly spread: the eye and glasses models average, the
+#: mouth bank keeps a diverse set of open mouths)
+_MODEL_FRAMES = {"EyeModelBuilder": 16, "GlassesModelBuilder": 40, "MouthBankBuilder": 120}
 
 
 def _face_crop(frame, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -194,8 +195,7 @@ def build_shot_models(path: str | Path, track, edited, frames: str | None = None
         builders.append(eyes)
     index = {int(n): t for t, n in enumerate(track.frame_numbers)}
     found = int(np.count_nonzero(edited.found))
-    # which frames each builder sees: the mouth bank every frame (it keeps the open ones), the eye and glasses
-    # models an even sample (what they average converges long before; this pass is per shot but not free)
+    # which frames each builder sees: an even sample of at most _MODEL_FRAMES (this pass is per shot, not free)
     every = {id(b): max(1, -(-found // _MODEL_FRAMES.get(type(b).__name__, found or 1))) for b in builders}
     seen = 0
     with open_media(path, parse_frame_range(frames)) as source:
