@@ -4,13 +4,14 @@ A geometry warp can only move pixels that exist. Teeth, the tongue, eye whites a
 content; this module is the one place that runs the sub-stages that make it, in a fixed order, around the
 renderer:
 
-1. **occlusion** (:mod:`ned_fx.occlusion`): glasses, hands and hair over the face are found (or given as a
-   holdout matte) and filled in with skin before the warp, so the warp never drags them; the compositor keeps
+1. **occlusion** (:mod:`ned_fx.occlusion`): glasses (where the shot's glasses model found them) or a user's
+   holdout matte are filled in with skin before the warp, so the warp never drags them; the compositor keeps
    their plate pixels exactly (``keep``);
 2. the **renderer** warps the (filled) region;
-3. **mouth** (:mod:`ned_fx.rendering.mouth`): where the target opens the mouth beyond the source, a real
+3. **skin** (:mod:`ned_fx.rendering.skin`): the folds and shading of the new expression;
+4. **mouth** (:mod:`ned_fx.rendering.mouth`): where the target opens the mouth beyond the source, a real
    interior retrieved from the actor's own frames (or a shaded synthetic one on a lone still);
-4. **eyes** (:mod:`ned_fx.rendering.eyes`): where the lids open beyond the source, an eyeball (sclera, round
+5. **eyes** (:mod:`ned_fx.rendering.eyes`): where the lids open beyond the source, an eyeball (sclera, round
    iris, pupil) behind the lids.
 
 Per-shot models (the mouth bank and its temporal plan, the eye model, the glasses model) are built once per shot
@@ -20,6 +21,7 @@ in the analysis file (:meth:`ShotModels.to_arrays`), so a farm chunk renders exa
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
@@ -28,8 +30,9 @@ import numpy as np
 
 from .errors import InvalidParameterError
 
-#: analysis-file key prefixes of the models
-_PREFIXES = ("mouth", "mouth_plan", "eyes", "glasses")
+#: analysis-file key prefix of each model -> (module, class) that reads it back (imported on use)
+_LOADERS = {"mouth": (".rendering.mouth", "MouthBank"), "mouth_plan": (".rendering.mouth", "MouthPlan"),
+            "eyes": (".rendering.eyes", "EyeModel"), "glasses": (".occlusion", "GlassesModel")}
 
 
 @dataclass(frozen=True)
@@ -79,7 +82,7 @@ class ShotModels:
     def to_arrays(self) -> dict[str, np.ndarray]:
         """Flat ``{"sources": array, "mouth.x": array, "eyes.y": array, ...}`` for the analysis file."""
         out: dict[str, np.ndarray] = {"sources": np.array(list(self.sources), dtype=str)}
-        for prefix in _PREFIXES:
+        for prefix in _LOADERS:
             model = getattr(self, prefix)
             if model is not None:
                 out.update({f"{prefix}.{k}": np.asarray(v) for k, v in model.to_arrays().items()})
@@ -88,34 +91,17 @@ class ShotModels:
     @classmethod
     def from_arrays(cls, d: dict) -> "ShotModels":
         """The inverse of :meth:`to_arrays` (keys of other parts of an analysis file are ignored)."""
-        parts: dict[str, dict] = {p: {} for p in _PREFIXES}
+        parts: dict[str, dict] = {p: {} for p in _LOADERS}
         for key, value in d.items():
             head, _, rest = key.partition(".")
             if head in parts and rest:
                 parts[head][rest] = value
         kw = {}
-        if parts["mouth"]:
-            from .rendering.mouth import MouthBank
-
-            kw["mouth"] = MouthBank.from_arrays(parts["mouth"])
-        if parts["mouth_plan"]:
-            from .rendering.mouth import MouthPlan
-
-            kw["mouth_plan"] = MouthPlan.from_arrays(parts["mouth_plan"])
-        if parts["eyes"]:
-            from .rendering.eyes import EyeModel
-
-            kw["eyes"] = EyeModel.from_arrays(parts["eyes"])
-        if parts["glasses"]:
-            from .occlusion import GlassesModel
-
-            kw["glasses"] = GlassesModel.from_arrays(parts["glasses"])
+        for prefix, (module, name) in _LOADERS.items():
+            if parts[prefix]:
+                kw[prefix] = getattr(importlib.import_module(module, __package__), name).from_arrays(parts[prefix])
         sources = tuple(str(s) for s in np.asarray(d.get("sources", np.array([], dtype=str))).reshape(-1))
         return cls(sources=sources, **kw)
-
-    @property
-    def empty(self) -> bool:
-        return self.mouth is None and self.eyes is None and self.glasses is None
 
 
 def white_of(dtype) -> float:
@@ -147,11 +133,6 @@ def _face_crop(frame, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     idx = list(color_channel_indices(getattr(frame, "channels", None), px.shape[2]))
     crop = np.ascontiguousarray(px[y0:y1, x0:x1][:, :, idx], dtype=np.float32)
     return crop, landmarks - np.array([x0, y0, 0.0])[: landmarks.shape[1]]
-
-
-def _shift(frame) -> np.ndarray:
-    return np.array([frame.display_window[0] - frame.data_window[0],
-                     frame.display_window[1] - frame.data_window[1], 0.0])
 
 
 def build_shot_models(path: str | Path, track, edited, frames: str | None = None,
@@ -206,7 +187,7 @@ def build_shot_models(path: str | Path, track, edited, frames: str | None = None
                 wanted = [b for b in builders if seen % every[id(b)] == 0]
                 seen += 1
                 if wanted:
-                    pixels, lm = _face_crop(frame, edited.source_landmarks[k] + _shift(frame))
+                    pixels, lm = _face_crop(frame, edited.source_landmarks[k] + frame.display_to_data)
                     for b in wanted:
                         b.add(k, pixels, lm)
             if progress:
@@ -226,7 +207,7 @@ def build_shot_models(path: str | Path, track, edited, frames: str | None = None
                 k = eindex.get(int(frame.number))
                 if k is None or not etrack.found[k]:
                     continue
-                pixels, lm = _face_crop(frame, etrack.landmarks[k] + _shift(frame))
+                pixels, lm = _face_crop(frame, etrack.landmarks[k] + frame.display_to_data)
                 for b in builders:
                     b.add(-1, pixels, lm)
         sources.append(str(extra.resolve()))

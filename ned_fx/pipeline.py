@@ -816,8 +816,7 @@ def locate_face(track, edited, index: dict, frame: Frame) -> FaceLocation:
     if np.array_equal(src, dst):
         return FaceLocation(k, "no change at this frame")
     # landmarks are in display-window pixels; the pixels cover the data window
-    shift = np.array([frame.display_window[0] - frame.data_window[0],
-                      frame.display_window[1] - frame.data_window[1], 0.0])
+    shift = frame.display_to_data
     s, d = src + shift, dst + shift
     try:
         box = face_region_box(np.concatenate([s, d]), frame.width, frame.height)
@@ -903,7 +902,7 @@ class ShotRenderer:
                                        (e.au_names, e.au_source[k], e.au_target[k]))
         if clock:
             t = clock.add("render", t)
-        out = self.compositor.composite_frame(frame, rendered, box, d, s, **({"keep": keep} if keep is not None else {}))
+        out = self.compositor.composite_frame(frame, rendered, box, d, s, keep=keep)
         if clock:
             clock.add("composite", t)
         return out, None

@@ -263,7 +263,7 @@ def test_config_is_validated():
 @pytest.fixture(scope="module")
 def d3_frames():
     """40 frames of d3 (plate values and tracked landmarks) and their fitted AU activations."""
-    from ned_fx.appearance import _face_crop, _shift
+    from ned_fx.appearance import _face_crop
     from ned_fx.media import open_media, parse_frame_range
     from ned_fx.pipeline import EditInstruction, plan_edit, track_media
     from ned_fx.tracking import TrackerConfig
@@ -277,7 +277,7 @@ def d3_frames():
         for frame in src:
             k = index[int(frame.number)]
             if edited.found[k]:
-                out.append((k, *_face_crop(frame, edited.source_landmarks[k] + _shift(frame))))
+                out.append((k, *_face_crop(frame, edited.source_landmarks[k] + frame.display_to_data)))
     return out, edited
 
 

@@ -163,6 +163,13 @@ class Frame:
         """Columns of ``pixels`` (the data window's width)."""
         return int(self.pixels.shape[1])
 
+    @property
+    def display_to_data(self) -> np.ndarray:
+        """(dx, dy, 0): what to add to display-window coordinates (the tracker's landmarks) to get coordinates in
+        ``pixels`` (the data window)."""
+        return np.array([self.display_window[0] - self.data_window[0],
+                         self.display_window[1] - self.data_window[1], 0.0])
+
     def with_pixels(self, pixels: np.ndarray, channels: tuple[str, ...] | None = None) -> "Frame":
         """A copy of this frame with new pixels of the same size (windows and metadata kept).
 
