@@ -22,19 +22,12 @@ from ned_fx.batch import Shot, ShotList, read_from_file
 from ned_fx.batch.runner import BatchConfig, run_batch
 
 from conftest import FOOTAGE, REPO, footage
-from daemons import Daemon, free_port
+from daemons import free_port
 
 DOC = REPO / "examples" / "BATCH_AND_FARM.md"
 
 
-@pytest.fixture(scope="module")
-def identity(tmp_path_factory):
-    base = tmp_path_factory.getbasetemp()
-    d = Daemon("--engine", "identity", roots=[base], tmp=base)
-    try:
-        yield d
-    finally:
-        d.kill()
+from test_batch import identity  # noqa: E402,F401  (the same identity daemon fixture, defined once)
 
 
 def table(stdout: str) -> dict[str, dict]:
