@@ -103,6 +103,31 @@ def _hysteresis(weak: np.ndarray, strong: np.ndarray, min_extent: float, max_wid
     return keep[labels]
 
 
+def trace_rim(score: np.ndarray, on: np.ndarray, normal: np.ndarray, offsets: np.ndarray, window: int,
+              tolerance: float, low: float) -> tuple[np.ndarray, np.ndarray]:
+    """Follow a rim along a fitted outline (the per-frame lens fit and the shot's glasses model).
+
+    At each outline point (``on`` Ax2, unit ``normal`` Ax2) the strongest ``score`` across the outline (``offsets``
+    px along the normal) is the rim; a rim is smooth, so its offset follows the circular median of ``window``
+    neighbours, and weak points or points far from that median are gaps.
+
+    Returns:
+        ``(good, smooth)``: A bool (strength >= ``low`` and within ``tolerance`` px of the median) and A offsets.
+    """
+    h, w = score.shape
+    pts = on[:, None, :] + offsets[None, :, None] * normal[:, None, :]                 # A x M x 2
+    xi = np.clip(np.rint(pts[..., 0] - 0.5).astype(np.int32), 0, w - 1)
+    yi = np.clip(np.rint(pts[..., 1] - 0.5).astype(np.int32), 0, h - 1)
+    r = score[yi, xi]
+    best = np.argmax(r, axis=1)
+    strength = r[np.arange(len(on)), best]
+    shift = offsets[best]
+    half = window // 2
+    padded = np.concatenate([shift[-half:], shift, shift[:half]])
+    smooth = np.median(np.stack([padded[m: m + len(shift)] for m in range(window)]), axis=0)
+    return (strength >= low) & (np.abs(shift - smooth) <= tolerance), smooth
+
+
 class OcclusionDetector:
     """Finds what covers the face (glasses frames, hair) in a frame's region; build once, call per frame.
 
@@ -347,17 +372,7 @@ class OcclusionDetector:
             on = c + a * ca * u + b * sa * v                                           # (180, 2)
             normal = (ca / a) * u + (sa / b) * v
             normal /= np.linalg.norm(normal, axis=1, keepdims=True)
-            pts = on[:, None, :] + offsets[None, :, None] * normal[:, None, :]           # (180, m, 2)
-            xi = np.clip(np.rint(pts[..., 0] - 0.5).astype(np.int32), 0, bw - 1)
-            yi = np.clip(np.rint(pts[..., 1] - 0.5).astype(np.int32), 0, bh - 1)
-            r = response[yi, xi]
-            best = np.argmax(r, axis=1)
-            strength = r[np.arange(len(angles)), best]
-            shift = offsets[best]
-            # a rim is smooth: the offset follows its neighbours' median, weak angles are gaps
-            padded = np.concatenate([shift[-2:], shift, shift[:2]])
-            smooth = np.median(np.stack([padded[m: m + len(shift)] for m in range(5)]), axis=0)
-            good = (strength >= low) & (np.abs(shift - smooth) <= 1.5)
+            good, smooth = trace_rim(response, on, normal, offsets, window=5, tolerance=1.5, low=low)
             rim = on + smooth[:, None] * normal
             px = np.rint((rim - 0.5) * (1 << _SHIFT)).astype(np.int32)
             runs, run = [], []

@@ -384,6 +384,8 @@ def _trace(evidence: np.ndarray, fit: np.ndarray, eye_area: np.ndarray,
     them (uint8 mask in the canonical view)."""
     import cv2
 
+    from .detector import trace_rim
+
     iod = cfg.model_iod
     h, w = evidence.shape
     score = np.where(eye_area, -1.0, evidence)
@@ -398,16 +400,7 @@ def _trace(evidence: np.ndarray, fit: np.ndarray, eye_area: np.ndarray,
         on = np.concatenate([cx + a * ca, cy + b * sa], axis=1)
         normal = np.concatenate([ca / a, sa / b], axis=1)
         normal /= np.linalg.norm(normal, axis=1, keepdims=True)
-        pts = on[:, None, :] + offsets[None, :, None] * normal[:, None, :]
-        xi = np.clip(np.rint(pts[..., 0] - 0.5).astype(np.int32), 0, w - 1)
-        yi = np.clip(np.rint(pts[..., 1] - 0.5).astype(np.int32), 0, h - 1)
-        s = score[yi, xi]
-        best = np.argmax(s, axis=1)
-        strength = s[np.arange(len(angles)), best]
-        shift = offsets[best]
-        padded = np.concatenate([shift[-4:], shift, shift[:4]])
-        smooth = np.median(np.stack([padded[m: m + len(shift)] for m in range(9)]), axis=0)
-        good = (strength >= keep) & (np.abs(shift - smooth) <= 2.0)
+        good, smooth = trace_rim(score, on, normal, offsets, window=9, tolerance=2.0, low=keep)
         # short gaps (a few degrees) between found parts are bridged: the rim is continuous
         good = np.convolve(np.concatenate([good[-3:], good, good[:3]]).astype(float), np.ones(7), "same")[3:-3] >= 3
         rim = on + smooth[:, None] * normal
