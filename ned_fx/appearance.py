@@ -274,13 +274,9 @@ class FaceContent:
                 matte = load_holdout(self.config.holdout, number, size)
             except InputNotFoundError:
                 matte = None              # a sequence without this frame: detection decides
-            if matte is not None:
+            if matte is not None:                  # the frame's matte over the region (the box lies in the frame)
                 x0, y0, x1, y1 = box
-                full = np.zeros((y1 - y0, x1 - x0), np.float32)
-                h, w = matte.shape
-                cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
-                full[cy0 - y0:cy1 - y0, cx0 - x0:cx1 - x0] = matte[cy0:cy1, cx0:cx1]
-                matte = full
+                matte = matte[y0:y1, x0:x1]
         glasses = self.models.glasses
         if matte is None and self.occlusion is not None and glasses is not None and not glasses.empty:
             # only where the shot's glasses model found glasses: on one frame alone the line cues also take
