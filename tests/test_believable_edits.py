@@ -85,3 +85,25 @@ def test_the_analysis_file_holds_the_models_and_renders_the_same(tmp_path):
     for n in (2, 3):
         np.testing.assert_array_equal(read_image(tmp_path / f"a.{n:04d}.png").pixels,
                                       read_image(tmp_path / f"b.{n:04d}.png").pixels)
+
+
+def test_a_holdout_matte_keeps_its_pixels_exactly(tmp_path):
+    """``--holdout-matte``: where the user's matte is 1 (here a hand-sized block over one eye and brow) the edit
+    leaves the plate exactly as it was; the rest of the face is still edited."""
+    from ned_fx.media import write_image
+
+    photo = footage("people_0.png")
+    plate = read_image(photo).pixels
+    s = our_track("people_0.png").landmarks[0]
+    x0, y0 = (int(v) for v in s[[33, 105], :2].min(axis=0) - 6)
+    x1, y1 = (int(v) for v in s[[133, 145], :2].max(axis=0) + 6)
+    matte = np.zeros(plate.shape[:2], np.uint8)
+    matte[y0:y1, x0:x1] = 255
+    write_image(tmp_path / "hold.png", matte)
+    from ned_fx.appearance import ContentConfig
+
+    edit_media(photo, tmp_path / "out.png", EditInstruction(emotion="surprised"),
+               content=ContentConfig(holdout=str(tmp_path / "hold.png")))
+    out = read_image(tmp_path / "out.png").pixels
+    np.testing.assert_array_equal(out[y0:y1, x0:x1], plate[y0:y1, x0:x1])
+    assert np.abs(out.astype(int) - plate.astype(int)).max() > 40        # the other eye and the mouth moved
