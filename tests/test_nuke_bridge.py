@@ -324,15 +324,17 @@ def test_no_daemon_passes_the_input_through_with_a_clear_error_then_recovers(nk,
     nk._run_script_knob(node, "onCreate")
     nk._pump(5, until=lambda: not node["ned_ok"].value())
     assert "no ned-fx daemon answered" in node["status"].value()
-    # a command-line render: passes through, or fails when strict
+    # a GUI Write render with strict off passes the input through; strict (the default) fails the frame
     out = nk.nodes.Write(file=str(root / "final.%04d.exr"))
+    out.setInput(0, node)
+    assert node["strict"].value() is True, "strict is the default"
+    node["strict"].setValue(False)
     t0 = time.monotonic()
     nk.execute(out, 1001, 1004)
     assert time.monotonic() - t0 < 3.0, "one liveness check for the whole render, not one per frame"
     node["strict"].setValue(True)
     with pytest.raises(RuntimeError, match="no ned-fx daemon"):
         nk.execute(out, 1002, 1002)
-    node["strict"].setValue(False)
     d = Daemon("--engine", "identity", port=port, roots=[root], tmp=root)
     try:
         node["check"].execute()
@@ -356,8 +358,12 @@ def test_command_line_renders_edit_missing_frames_before_each_frame(nk, served):
     missing.unlink()
     assert _switch(nk, node, 1002) == 0
     out = nk.nodes.Write(file=str(root / "comp.%04d.exr"))
+    out.setInput(0, node)
+    rendered = {}
+    nk._set_write_renderer(lambda w, f: rendered.setdefault(f, w.input(0)._image_at(f)))
     nk.execute(out, 1001, 1004)                     # the render hook (registered by init.py) runs per frame
     assert missing.is_file() and _switch(nk, node, 1002) == 1
+    assert rendered[1002] == f"file:{missing}", "the Write renders the edited frame"
 
 
 @pytest.fixture(scope="module")

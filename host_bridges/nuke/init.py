@@ -39,12 +39,42 @@ if _here not in sys.path:
     sys.path.append(_here)
 
 
-def _ned_fx_before_render():
-    """Edit missing frames of Emotion Director nodes before each rendered frame (cheap when there are none)."""
-    if not any(n.knob("ned_fx_version") is not None for n in nuke.allNodes("Group", recurseGroups=True)):
-        return
-    import ned_fx_nuke
+def _feeds(write, node):
+    """Whether ``node`` is upstream of ``write``."""
+    seen, todo = set(), [write]
+    while todo and len(seen) < 20000:
+        n = todo.pop()
+        for i in range(n.inputs()):
+            up = n.input(i)
+            if up is None or id(up) in seen:
+                continue
+            if up is node:
+                return True
+            seen.add(id(up))
+            todo.append(up)
+    return False
 
+
+def _ned_fx_before_render():
+    """Edit missing frames of the Emotion Director nodes the Write being rendered depends on (cheap when there
+    are none). If ned_fx cannot load in this Nuke (a blade without pyzmq/numpy), only Writes that depend on an
+    Emotion Director fail, with what to install; every other Write renders as if the node were not there."""
+    nodes = [n for n in nuke.allNodes("Group", group=nuke.root(), recurseGroups=True)
+             if n.knob("ned_fx_version") is not None]
+    if not nodes:
+        return
+    try:
+        import ned_fx_nuke
+    except ImportError as exc:
+        write = nuke.thisNode()
+        fed = [n for n in nodes if not n["disable"].value() and (write is None or _feeds(write, n))]
+        if not fed:
+            return
+        for n in fed:
+            n["label"].setValue("ERROR: ned_fx cannot load in this Nuke")
+        raise RuntimeError(f"Emotion Director {', '.join(n.fullName() for n in fed)}: this Nuke's Python cannot "
+                           f"load ned_fx ({exc}): install pyzmq, msgpack and numpy into it "
+                           f"(install/nuke.sh --nuke-python /path/to/Nuke/python3)") from None
     ned_fx_nuke.before_frame_render()
 
 

@@ -48,21 +48,34 @@ from pathlib import Path
 
 import nuke
 
-from ned_fx.client import DaemonError, DaemonUnavailableError
 from ned_fx.errors import InvalidParameterError, NedFxError
 from ned_fx.hosts.analysis import AnalysisController, AnalysisUpdate, ShotHandle, ShotRequest
 from ned_fx.hosts.frames import FrameDone, FrameRenderer, RenderSummary, frame_path, ordered_frames, render_to_file
 from ned_fx.hosts.images import atomic_write_bytes, same_exr_content
-from ned_fx.hosts.link import DaemonLink, LinkConfig
+from ned_fx.hosts.link import DEFAULT_ENDPOINT, DaemonLink, LinkConfig
 from ned_fx.hosts.params import KnobSpec, REFERENCE_OPTION, keys_from_samples, knob_specs, open_params
 from ned_fx.hosts.stamps import RECOMMENDED_WRITE_SETTING, nuke_metadata_lines, write_keeps_record
+from ned_fx.hosts.wire import DaemonError, DaemonUnavailableError
 from ned_fx.provenance import EditRecord, ProvenanceError
 
 VERSION = "1"
 NODE_NAME = "EmotionDirector1"
 SOURCE_MODES = ("bake input", "upstream Read file")
-#: The Switch shows the edited branch (1) only where the edited frame exists for the current settings.
-SWITCH_EXPRESSION = "[python {__import__('ned_fx_nuke').show_edit(nuke.thisParent(), nuke.frame())}]"
+#: The Switch shows the edited branch (1) only where the edited frame exists for the current settings and was
+#: made from the input the node has now. ``[frame]`` is substituted by TCL before the Python runs (the word is in
+#: double quotes, not braces): it is the frame being evaluated — under a TimeOffset or FrameHold downstream not
+#: the root's frame that ``nuke.frame()`` returns.
+SWITCH_EXPRESSION = "[python \"__import__('ned_fx_nuke').show_edit(nuke.thisParent(), [frame])\"]"
+#: Beside each edited (and baked) frame: the signature of the input it was made from (``edit.1001.exr.input``).
+SIGNATURE_SUFFIX = ".input"
+#: Knobs that change how a node looks in the DAG, not its pixels (left out of the input signature).
+_UI_KNOBS = frozenset({"xpos", "ypos", "selected", "label", "note_font", "note_font_size", "note_font_color",
+                       "tile_color", "gl_color", "hide_input", "postage_stamp", "icon", "indicators", "help",
+                       "onCreate", "onDestroy", "knobChanged", "updateUI", "autolabel", "panel", "name",
+                       "bookmark", "dope_sheet", "cached", "status", "ned_ok", "ned_cache", "ned_stamped",
+                       "reload"})
+#: Characters TCL acts on in an eval-string knob (label, file…): text from the daemon never reaches one with them.
+_TCL_ACTIVE = re.compile(r"[\[\]$\\]")
 #: The shot's edit record beside its edited frames (what ``ned_stamp`` stamps for those settings).
 PROVENANCE_FILE = "provenance.json"
 #: Knobs whose change alters the edit (and so its cache folder).
@@ -131,17 +144,27 @@ def create_node(endpoint: str | None = None):
     for spec in specs:
         if spec.name in RESERVED_KNOBS:
             warnings.append(f"skipped parameter {spec.name!r}: the node uses that knob name itself")
-    specs = tuple(s for s in specs if s.name not in RESERVED_KNOBS)
+    specs = tuple(_without_tcl(s, warnings.append) for s in specs if s.name not in RESERVED_KNOBS)
     for w in warnings:
         nuke.warning(f"Emotion Director: {w}")
     group = nuke.createNode("Group", inpanel=False)
     group.setName(NODE_NAME, uncollide=True)
-    build_node(group, specs, link.config.endpoint)
+    build_node(group, specs, endpoint or "")
     if described is None:
         show_status(group, False, link.status.message)
     else:
         show_status(group, True, f"{link.status.message}: set the edit, then press Analyse")
     return group
+
+
+def _without_tcl(spec: KnobSpec, warn) -> KnobSpec:
+    """The spec with a default that TCL would act on dropped: a File knob evaluates its text as TCL when read,
+    so a ``[python …]`` default from the daemon would run in Nuke. Nothing from the daemon is TCL-evaluated."""
+    if isinstance(spec.default, str) and _TCL_ACTIVE.search(spec.default):
+        warn(f"parameter {spec.name!r}: ignored the daemon's default {spec.default[:40]!r} (brackets, dollars and "
+             f"backslashes would be run as TCL by Nuke)")
+        return dataclasses.replace(spec, default="")
+    return spec
 
 
 def _knob_for(spec: KnobSpec):
@@ -161,7 +184,7 @@ def _knob_for(spec: KnobSpec):
         knob = nuke.Boolean_Knob(spec.name, spec.label, bool(spec.default))
     elif spec.kind == "file":
         knob = nuke.File_Knob(spec.name, spec.label)
-        knob.setValue(spec.default or "")
+        knob.setValue(spec.default or "")       # checked by create_node: no TCL from the daemon
     else:
         knob = nuke.String_Knob(spec.name, spec.label)
         knob.setValue(spec.default or "")
@@ -174,8 +197,9 @@ def _hidden(knob):
     return knob
 
 
-def build_node(group, specs, endpoint: str) -> None:
-    """Add the knobs and the internal graph to a fresh Group."""
+def build_node(group, specs, endpoint: str = "") -> None:
+    """Add the knobs and the internal graph to a fresh Group. ``endpoint`` empty: ``$NED_FX_ENDPOINT`` where the
+    script runs (a farm blade's own), else the default."""
     root = nuke.root()
     first, last = int(root["first_frame"].value()), int(root["last_frame"].value())
     group.addKnob(nuke.Tab_Knob("ned_fx_tab", "Emotion Director"))
@@ -206,6 +230,8 @@ def build_node(group, specs, endpoint: str) -> None:
     group.addKnob(nuke.Tab_Knob("ned_fx_setup", "Setup"))
     ep = nuke.String_Knob("endpoint", "daemon")
     ep.setValue(endpoint)
+    ep.setTooltip(f"the daemon; empty: $NED_FX_ENDPOINT where the script runs (farm blades set their own), else "
+                  f"{DEFAULT_ENDPOINT}")
     group.addKnob(ep)
     source = nuke.Enumeration_Knob("source", "source", list(SOURCE_MODES))
     source.setTooltip("bake input: the node writes its input to EXR for the daemon (any input); upstream Read "
@@ -222,8 +248,10 @@ def build_node(group, specs, endpoint: str) -> None:
     cache.setTooltip("where baked and edited frames go (must be under a folder the daemon serves, "
                      "ned-fx serve --root); empty: $NED_FX_NUKE_CACHE or the temp folder")
     group.addKnob(cache)
-    strict = nuke.Boolean_Knob("strict", "fail renders without the daemon", False)
-    strict.setTooltip("command-line/farm renders: fail instead of passing the input through")
+    strict = nuke.Boolean_Knob("strict", "fail renders that cannot edit", True)
+    strict.setTooltip("a Write render fails a frame this node cannot edit (no daemon, input changed since the "
+                      "bake…) instead of writing the input unedited; off: GUI renders pass the input through "
+                      "(unstamped). Command-line and farm renders (nuke -x) are always strict")
     group.addKnob(strict)
     group.addKnob(_hidden(nuke.String_Knob("ned_fx_version", "", VERSION)))
     params = nuke.String_Knob("ned_params", "")
@@ -242,7 +270,9 @@ def build_node(group, specs, endpoint: str) -> None:
                                 compression="Zip (1 scanline)", raw=True, create_directories=True,
                                 disable=True)
         bake.setInput(0, inp)
-        edit = nuke.nodes.Read(name="ned_edit", raw=True, on_error="black")
+        # a missing edited frame is an error, never black: the Switch only pulls this branch where the frame
+        # exists, so an error here means the cache changed under the render, and the frame must fail
+        edit = nuke.nodes.Read(name="ned_edit", raw=True, on_error="error")
         copy = nuke.nodes.Copy(name="ned_copy", from0="rgba.red", to0="rgba.red", from1="rgba.green",
                                to1="rgba.green", from2="rgba.blue", to2="rgba.blue", bbox="B")
         copy.setInput(0, inp)
@@ -287,7 +317,10 @@ def show_status(node, ok: bool, message: str) -> None:
     thread only."""
     safe = message.replace("<", "&lt;").replace(">", "&gt;")
     node["status"].setValue(safe if ok else f"<font color='#ff6060'>{safe}</font>")
-    node["label"].setValue("" if ok else "ERROR: " + (message[:60] + ("…" if len(message) > 60 else "")))
+    short = message[:60] + ("…" if len(message) > 60 else "")
+    # the label is TCL-evaluated in the DAG: messages (some from the daemon) lose the characters TCL acts on
+    short = short.replace("[", "(").replace("]", ")").replace("$", "S").replace("\\", "/")
+    node["label"].setValue("" if ok else "ERROR: " + short)
     node["tile_color"].setValue(OK_COLOUR if ok else ERROR_COLOUR)
     if not ok:
         node["ned_ok"].setValue(False)
@@ -353,14 +386,72 @@ def source_of(node) -> tuple[str, bool]:
     if read is None or read.Class() != "Read":
         raise InvalidParameterError("source 'upstream Read file' needs a Read node connected to the input; "
                                     "valid: connect a Read of an EXR sequence, or choose 'bake input'")
-    path = read["file"].value()
-    if not path.lower().endswith(".exr") or not re.search(r"%0?\d*d|#+", path):
+    first, last = frame_range(node)
+    path = read_sequence(read, first, last)
+    if not path.lower().endswith(".exr"):
         raise InvalidParameterError(f"the upstream Read's file {path!r} is not an EXR sequence; choose 'bake input'")
-    colorspace = str(read["colorspace"].value()) if read.knob("colorspace") else "linear"
-    if not read["raw"].value() and "linear" not in colorspace.lower():
-        raise InvalidParameterError(f"the upstream Read converts colour ({colorspace}); the daemon would edit "
+    converts = read_converts_colour(read)
+    if converts:
+        raise InvalidParameterError(f"the upstream Read converts colour ({converts}); the daemon would edit "
                                     f"other values than Nuke shows: choose 'bake input' or set the Read to raw")
     return path, False
+
+
+def read_sequence(read, first: int, last: int) -> str:
+    """The Read's sequence as the daemon must see it: the ``file`` knob evaluated as Nuke does (TCL such as
+    ``[getenv SHOW]``, then the frame number, per frame), as a ``%0Nd`` pattern whose frame numbers are the
+    node's. A Read that shifts frames (its ``frame`` knob, an offset or expression) reads other file numbers
+    than the node's frames: refused, since the edited frames must line up with the node's.
+
+    Raises:
+        InvalidParameterError: not a sequence, or frames shifted.
+    """
+    raw = read["file"].value()
+    m = re.search(r"%0?(\d*)d|#+", raw)
+    if not m:
+        raise InvalidParameterError(f"the upstream Read's file {raw!r} is not an image sequence "
+                                    f"(%04d or ####); choose 'bake input'")
+    width = len(m.group(0)) if m.group(0).startswith("#") else int(m.group(1) or 0)
+    files = {f: _read_file_at_node_time(read, f) for f in sorted({first, (first + last) // 2, last})}
+    number = f"{first:0{width}d}"
+    at = files[first].rfind(number)
+    pattern = files[first][:at] + f"%0{width}d" + files[first][at + len(number):] if at >= 0 else ""
+    if not pattern or any(str(frame_path(pattern, f)) != path for f, path in files.items()):
+        raise InvalidParameterError(f"the upstream Read reads {files[first]!r} at frame {first}: it shifts frame "
+                                    f"numbers (its frame knob) or names files another way; the edited frames "
+                                    f"would not line up: choose 'bake input'")
+    return pattern
+
+
+def _read_file_at_node_time(read, frame: int) -> str:
+    """The file a Read reads at node time ``frame``, with its ``frame`` knob (offset/expression) applied."""
+    mode = read["frame_mode"].value() if read.knob("frame_mode") is not None else ""
+    text = str(read["frame"].value()).strip() if read.knob("frame") is not None else ""
+    file_frame = frame
+    if text:
+        if mode == "offset":
+            file_frame = frame + int(float(text))
+        elif mode == "start at":
+            file_frame = int(read["first"].value()) + frame - int(float(text))
+        else:
+            file_frame = int(nuke.expr(text.replace("frame", str(frame)))) if hasattr(nuke, "expr") else frame
+    return _read_file_at(read, file_frame)
+
+
+def read_converts_colour(read) -> str:
+    """The conversion a Read applies ("" when none): none when ``raw`` is on or its colourspace is the script's
+    working space (``default (X)`` is X; the ``scene_linear`` role and ``linear`` name the working space in
+    Nuke's default config). Names are OCIO's, e.g. "ACES - ACEScg" — compared whole, never by substring."""
+    if read.knob("raw") is not None and read["raw"].value():
+        return ""
+    colorspace = str(read["colorspace"].value()) if read.knob("colorspace") is not None else "default (linear)"
+    inner = re.fullmatch(r"default \((.*)\)", colorspace)
+    space = inner.group(1) if inner else colorspace
+    root = nuke.root()
+    working = str(root["workingSpaceLUT"].value()) if root.knob("workingSpaceLUT") is not None else "linear"
+    if space == working or space in ("scene_linear", "linear") and working in ("scene_linear", "linear"):
+        return ""
+    return f"{colorspace} to the working space {working}"
 
 
 def _instruction_values(node, specs, frames: list[int]) -> dict:
@@ -406,8 +497,9 @@ def build_request(node) -> tuple[ShotRequest, bool, str]:
     consent = node["consent"].value().strip() or None
     request = ShotRequest(path, f"{first}-{last}", params, consent, getpass.getuser(), socket.gethostname(),
                           f"Nuke {getattr(nuke, 'NUKE_VERSION_STRING', '')}".strip())
-    key = hashlib.sha256(json.dumps([request.path, request.frames, sorted(params.items()), consent],
-                                    default=str).encode()).hexdigest()[:16]
+    # the key names the settings, not where the cache is: a blade with another cache root finds the same key
+    key = hashlib.sha256(json.dumps(["<bake>" if bake else request.path, request.frames, sorted(params.items()),
+                                     consent], default=str).encode()).hexdigest()[:16]
     return request, bake, str(cache_root(node) / key / "edit.%04d.exr")
 
 
@@ -421,14 +513,21 @@ def update_cache_pattern(node) -> str:
         show_status(node, False, str(exc))
         return ""
     if pattern != node["ned_cache"].value():
-        node["ned_cache"].setValue(pattern)
-        first, last = frame_range(node)
-        inner = node.node("ned_edit")
-        inner["file"].setValue(pattern)
-        for k, v in (("first", first), ("last", last), ("origfirst", first), ("origlast", last)):
-            inner[k].setValue(v)
-        restore_stamp(node, pattern)
+        point_at(node, pattern)
     return pattern
+
+
+def point_at(node, pattern: str) -> bool:
+    """Show ``pattern``'s frames: ``ned_cache``, the inner Read (file and range) and the stamp move together —
+    the only place they change, so the Read never reads another folder than the one the node checks. Returns
+    whether the node is stamped for it."""
+    node["ned_cache"].setValue(pattern)
+    first, last = frame_range(node)
+    inner = node.node("ned_edit")
+    inner["file"].setValue(pattern)
+    for k, v in (("first", first), ("last", last), ("origfirst", first), ("origlast", last)):
+        inner[k].setValue(v)
+    return node["ned_stamped"].value() == pattern or restore_stamp(node, pattern)
 
 
 # ---- the edit record on the output -------------------------------------------------------------------------------
@@ -553,17 +652,84 @@ def knob_changed() -> None:
 
 
 def show_edit(node, frame) -> int:
-    """The Switch's expression: 1 where the edited frame for the current settings exists and the edited branch
-    carries their record, else 0 (the input, unstamped). Reads knobs and the file system only (safe wherever
-    Nuke evaluates it)."""
+    """The Switch's expression at ``frame`` (the frame being evaluated): 1 where the edited frame for the current
+    settings exists, was made from the input the node has now (its signature, :func:`input_signature`) and the
+    edited branch carries the record, else 0 (the input, unstamped). Reads knobs and files only."""
     try:
         if node is None or not node["ned_ok"].value():
             return 0
         pattern = node["ned_cache"].value()
-        return int(bool(pattern) and node["ned_stamped"].value() == pattern
-                   and frame_path(pattern, int(float(frame))).is_file())
+        f = int(float(frame))
+        return int(bool(pattern) and node["ned_stamped"].value() == pattern and frame_path(pattern, f).is_file()
+                   and made_from(pattern, f) == input_signature(node, f))
     except Exception:
         return 0
+
+
+# ---- what the input is: its content signature per frame -----------------------------------------------------------
+
+def _upstream(node, limit: int = 5000) -> list:
+    """Every node the input depends on (inputs, recursively; a Group's insides too), nearest first."""
+    seen, out, todo = set(), [], [node.input(i) for i in range(node.inputs())]
+    while todo and len(out) < limit:
+        n = todo.pop(0)
+        if n is None or id(n) in seen:
+            continue
+        seen.add(id(n))
+        out.append(n)
+        todo.extend(n.input(i) for i in range(n.inputs()))
+        if n.Class() == "Group" and hasattr(n, "nodes"):
+            todo.extend(n.nodes())
+    return out
+
+
+def input_signature(node, frame: int) -> str:
+    """What the node's input at ``frame`` is made of: every upstream node's class and knob values (animation and
+    expressions as saved, so a change anywhere upstream changes it), and each upstream Read's file for the frame
+    (size and modification time: a re-delivered plate changes it). Nuke's Python has no node hash, and
+    ``knobChanged`` only fires for the node's own panel, so this is checked wherever a frame is shown or
+    rendered."""
+    h = hashlib.sha256()
+    for n in _upstream(node):
+        h.update(f"\0{n.Class()}".encode())
+        for name, knob in sorted(n.knobs().items()):
+            if name not in _UI_KNOBS:
+                try:
+                    h.update(f"\0{name}={knob.toScript()}".encode())
+                except Exception:
+                    continue
+        if n.Class() == "Read":
+            path = _read_file_at(n, frame)
+            try:
+                st = os.stat(path)
+                h.update(f"\0{path}:{st.st_size}:{st.st_mtime_ns}".encode())
+            except OSError:
+                h.update(f"\0{path}:missing".encode())
+    return h.hexdigest()[:24]
+
+
+def _read_file_at(read, frame: int) -> str:
+    """The file a Read reads at ``frame``: its ``file`` knob evaluated as Nuke does (TCL, then the frame number)."""
+    oc = nuke.OutputContext()
+    oc.setFrame(frame)
+    return read["file"].getEvaluatedValue(oc)
+
+
+def _signature_path(pattern: str, frame: int) -> Path:
+    path = frame_path(pattern, frame)
+    return path.with_name(path.name + SIGNATURE_SUFFIX)
+
+
+def made_from(pattern: str, frame: int) -> str:
+    """The signature of the input ``pattern``'s frame was made from ("" when unknown)."""
+    try:
+        return _signature_path(pattern, frame).read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return ""
+
+
+def _remember_input(pattern: str, frame: int, signature: str) -> None:
+    atomic_write_bytes(_signature_path(pattern, frame), signature.encode("ascii"))
 
 
 def first_missing(node) -> int | None:
@@ -572,7 +738,7 @@ def first_missing(node) -> int | None:
         return None
     first, last = frame_range(node)
     for f in range(first, last + 1):
-        if not frame_path(pattern, f).is_file():
+        if not frame_path(pattern, f).is_file() or made_from(pattern, f) != input_signature(node, f):
             return f
     return None
 
@@ -602,6 +768,7 @@ def bake(node, request: ShotRequest, task) -> bool:
                 new.unlink()
             else:
                 os.replace(new, old)
+            _remember_input(str(final), f, input_signature(node, f))
     finally:
         _BAKING[0] = False
         write["disable"].setValue(True)
@@ -687,6 +854,9 @@ def render_frames(node) -> None:
     Path(pattern).parent.mkdir(parents=True, exist_ok=True)
     first, last = frame_range(node)
     order = ordered_frames(range(first, last + 1), int(nuke.frame()))
+    source = rt.handle.request.path
+    bake_mode = node["source"].value() == SOURCE_MODES[0]
+    signatures = {f: made_from(source, f) if bake_mode else input_signature(node, f) for f in order}
     task = nuke.ProgressTask(f"Emotion Director: rendering {node.name()}")
     rt.task = task
     name = node.fullName()
@@ -696,6 +866,8 @@ def render_frames(node) -> None:
     def on_frame(done: FrameDone) -> None:
         n = nuke.toNode(name)
         counter["n"] += 1
+        if done.path is not None:
+            _remember_input(pattern, done.frame, signatures[done.frame])
         if n is None or rt.task is None:
             return
         if rt.task.isCancelled() and rt.renderer is not None:
@@ -721,58 +893,138 @@ def render_frames(node) -> None:
         if ok:
             n["ned_ok"].setValue(True)
 
+    for f in order:                     # frames made from another input than the node's now are stale
+        if frame_path(pattern, f).is_file() and made_from(pattern, f) != signatures[f]:
+            frame_path(pattern, f).unlink()
     rt.renderer = FrameRenderer(link_for(node["endpoint"].value()), rt.handle, pattern, order, on_frame, on_done,
                                 post=_main).start()
 
 
 def before_frame_render() -> None:
-    """Before each frame of a Write render (GUI or ``nuke -x``): make sure every Emotion Director node has its
-    edited frame, rendering it synchronously if needed; without a daemon, pass through (or fail if strict)."""
+    """Before each frame of a Write render (the callback's ``nuke.thisNode()`` is that Write): every Emotion
+    Director the Write depends on gets the edited frames this Write frame needs (through TimeOffset/FrameHold
+    nodes in between), from its cache or rendered now through the daemon (the knob's endpoint, else
+    ``$NED_FX_ENDPOINT`` where the render runs). A frame that cannot be edited fails the render — always in
+    command-line/farm renders, and in GUI renders unless the node's ``strict`` is off (then the input passes
+    through, unstamped). Writes that do not depend on an Emotion Director are never touched."""
     if _BAKING[0]:
         return
-    frame = int(nuke.frame())
-    for node in nuke.allNodes("Group", recurseGroups=True):
+    write = nuke.thisNode()
+    frame = int(nuke.frame())            # in a render callback: the frame the Write renders
+    farm = not nuke.env.get("gui", False)
+    failures = []
+    for node in nuke.allNodes("Group", group=nuke.root(), recurseGroups=True):
         if not is_emotion_director(node) or node["disable"].value():
             continue
-        try:
-            first, last = frame_range(node)
-        except NedFxError:
-            continue
-        if not first <= frame <= last:
-            continue
-        pattern = node["ned_cache"].value()
-        if pattern and frame_path(pattern, frame).is_file() and (
-                node["ned_stamped"].value() == pattern or restore_stamp(node, pattern)):
-            continue
-        _render_now(node, frame)
+        frames = frames_needed(write, node, frame) if write is not None else {frame}
+        for f in sorted(frames):
+            try:
+                first, last = frame_range(node)
+            except NedFxError:
+                break
+            if not first <= f <= last:
+                continue
+            try:
+                ensure_frame(node, f)
+            except (NedFxError, OSError) as exc:
+                show_status(node, False, f"frame {f}: {exc}")
+                if farm or node["strict"].value():
+                    failures.append(f"Emotion Director {node.fullName()}: frame {f}: {exc}")
+    if failures:
+        raise RuntimeError("; ".join(failures))
 
 
-def _render_now(node, frame: int) -> None:
+def frames_needed(write, node, frame: int) -> set[int]:
+    """The frames of ``node`` that ``write``'s frame ``frame`` pulls: through TimeOffset (``time_offset``) and
+    FrameHold (``first_frame``) nodes on the way; empty when the Write does not depend on the node."""
+    found, seen, todo = set(), set(), [(write, frame)]
+    while todo and len(seen) < 20000:
+        n, f = todo.pop()
+        if (id(n), f) in seen:
+            continue
+        seen.add((id(n), f))
+        if n is not write and n.Class() in ("TimeOffset", "FrameHold") and not n["disable"].value():
+            f = f - int(n["time_offset"].value()) if n.Class() == "TimeOffset" else int(n["first_frame"].value())
+        for i in range(n.inputs()):
+            up = n.input(i)
+            if up is None:
+                continue
+            if up is node:
+                found.add(f)
+            else:
+                todo.append((up, f))
+    return found
+
+
+def ensure_frame(node, frame: int) -> str:
+    """Make the node show its edited ``frame`` for the current settings and input; returns the pattern.
+
+    Looks first where the node's saved cache is (a shared, declared ``NED_FX_NUKE_CACHE`` or cache folder: the
+    artist's frames), then under this machine's cache root; otherwise renders the frame through the daemon into
+    the first of those it can write. A bake can only come from the GUI (a render cannot run another Write), so
+    in ``bake input`` mode the bake must be in a cache this machine sees.
+
+    Raises:
+        NedFxError: no daemon, the input changed since the bake, never baked (the message says what to do);
+        OSError: the cache cannot be written.
+    """
+    request, needs_bake, local = build_request(node)
+    key = Path(local).parent.name
+    saved = node["ned_cache"].value()
+    candidates = [p for p in dict.fromkeys([saved if saved and Path(saved).parent.name == key else "", local]) if p]
+    signature = input_signature(node, frame)
+    for pattern in candidates:
+        if frame_path(pattern, frame).is_file() and made_from(pattern, frame) == signature and \
+                _record_path(pattern).is_file():
+            if point_at(node, pattern):
+                node["ned_ok"].setValue(True)
+                return pattern
+    target = next((p for p in candidates if Path(p).parent.is_dir() and os.access(Path(p).parent, os.W_OK)), local)
+    if needs_bake:
+        bakes = [str(Path(p).parent.parent / "src" / "src.%04d.exr") for p in candidates]
+        baked = next((b for b in bakes if frame_path(b, frame).is_file()), None)
+        if baked is None:
+            raise InvalidParameterError(
+                f"the input was never baked where this machine can see it ({Path(bakes[0]).parent}): press "
+                f"Analyse in the GUI with the cache on shared storage (NED_FX_NUKE_CACHE or the cache folder "
+                f"knob) before a farm render, or use source 'upstream Read file'")
+        if made_from(baked, frame) != signature:
+            raise InvalidParameterError("the input changed since it was baked: press Analyse again (a render "
+                                        "cannot bake)")
+        request = dataclasses.replace(request, path=baked)
+    _render_now(node, frame, request, target, signature)
+    return target
+
+
+def _render_now(node, frame: int, request: ShotRequest, pattern: str, signature: str) -> None:
+    """Render ``frame`` into ``pattern`` synchronously (a render waits for its frame); the analysis, when the
+    session is not open yet, runs in its background thread while a cancellable progress bar (GUI) waits."""
     link = link_for(node["endpoint"].value())
     rt = _runtime(node)
-    try:
-        request, needs_bake, pattern = build_request(node)
-        if not link.check(max_age=STATUS_MAX_AGE).ok:
-            raise DaemonUnavailableError(link.status.message)
-        if needs_bake and not frame_path(request.path, frame).is_file():
-            raise InvalidParameterError(f"frame {frame} of the input was never baked: press Analyse in the GUI "
-                                        f"before a command-line render, or use source 'upstream Read file'")
-        if rt.handle is None or rt.key != pattern:
-            controller = AnalysisController(link, request)
-            controller.start()
-            update = controller.wait()
-            if update.state != "ready":
-                raise DaemonError(update.code or update.state, update.message)
-            rt.handle, rt.key = update.handle, pattern
-        node["ned_cache"].setValue(pattern)
-        Path(pattern).parent.mkdir(parents=True, exist_ok=True)
-        if node["ned_stamped"].value() != pattern:
-            stamp(node, rt.handle.provenance, pattern)
-        if not frame_path(pattern, frame).is_file():
-            link.call(lambda c: render_to_file(rt.handle.bind(c), frame, pattern))
-        node["ned_ok"].setValue(True)
-        node.node("ned_edit")["reload"].execute()
-    except (NedFxError, OSError) as exc:
-        show_status(node, False, f"frame {frame}: {exc}")
-        if node["strict"].value():
-            raise RuntimeError(f"Emotion Director {node.name()}: frame {frame}: {exc}") from None
+    if not link.check(max_age=STATUS_MAX_AGE).ok:
+        raise DaemonUnavailableError(link.status.message)
+    key = f"{pattern}|{request.path}"
+    reuse = rt.handle is not None and rt.key in (key, pattern) and rt.handle.request.path == request.path
+    if not reuse:
+        controller = AnalysisController(link, request).start()
+        task = nuke.ProgressTask(f"Emotion Director: analysing {node.name()}") if nuke.env.get("gui") else None
+        while controller.running:
+            update = controller.wait(0.2)
+            if task is not None:
+                if task.isCancelled():
+                    controller.cancel()
+                task.setMessage(update.message)
+                task.setProgress(update.percent)
+        update = controller.wait()
+        if update.state != "ready":
+            raise DaemonError(update.code or update.state, update.message)
+        rt.handle, rt.key = update.handle, key
+    Path(pattern).parent.mkdir(parents=True, exist_ok=True)
+    if not _record_path(pattern).is_file():
+        stamp(node, rt.handle.provenance, pattern)
+    link.call(lambda c: render_to_file(rt.handle.bind(c), frame, pattern))
+    _remember_input(pattern, frame, signature)
+    if not point_at(node, pattern):
+        raise ProvenanceError(f"no edit record beside {pattern}: the frame is not shown unstamped")
+    node["ned_ok"].setValue(True)
+    node.node("ned_edit")["reload"].execute()

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from ..client import Client, DaemonError, DaemonUnavailableError, Shot
+from .wire import Client, DaemonError, DaemonUnavailableError, Shot
 from .link import DaemonLink
 
 #: Session states the daemon reports, plus the host-side ``connecting`` and ``unavailable``.

@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from ..client import DaemonError, DaemonUnavailableError, Shot
+from .wire import DaemonError, DaemonUnavailableError, Shot
 from ..errors import InvalidParameterError, NedFxError
 from .analysis import ShotHandle
 from .images import write_frame

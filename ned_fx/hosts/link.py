@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ..client import Client, DaemonError, DaemonUnavailableError
+from .wire import MISSING, Client, DaemonError, DaemonUnavailableError
 
 #: The endpoint hosts use unless told (``NED_FX_ENDPOINT`` overrides it in :meth:`LinkConfig.from_env`).
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5557"
@@ -78,6 +78,8 @@ class DaemonLink:
 
     def client(self) -> Client:
         """This thread's client (made on first use)."""
+        if MISSING:
+            raise DaemonUnavailableError(MISSING)
         c = getattr(self._local, "client", None)
         if c is None or c.sock is None:
             c = Client(self.config.endpoint, timeout=self.config.timeout, retries=self.config.retries,
@@ -90,6 +92,8 @@ class DaemonLink:
         return c
 
     def unavailable_message(self) -> str:
+        if MISSING:
+            return MISSING
         return (f"no ned-fx daemon answered at {self.config.endpoint} within {self.config.ping_timeout:g}s: start "
                 f"it (`ned-fx serve`, or install/service.sh for a user service) — the input is passed through")
 
@@ -105,6 +109,8 @@ class DaemonLink:
         """
         if max_age > 0 and time.time() - self._status.checked < max_age:
             return self._status
+        if MISSING:
+            return self._set(LinkStatus(False, MISSING, time.time()))
         c = self.client()
         try:
             c.ping(timeout=self.config.ping_timeout, retries=0)

@@ -127,7 +127,13 @@ class Knob:
         return self.value()
 
     def toScript(self, quote: bool = False, context=None) -> str:
+        """The knob as a script saves it: an expression or animation curve in braces (the whole curve, so two
+        scripts with different keys differ), else the value."""
         _main_only(f"{self._name}.toScript")
+        if self._expression is not None:
+            return "{" + self._expression + "}"
+        if self._keys:
+            return "{curve " + " ".join(f"x{t:g} {v}" for t, v in sorted(self._keys.items())) + "}"
         return "" if self._value is None else str(self._value)
 
     def fromScript(self, script: str) -> bool:
@@ -286,16 +292,47 @@ class String_Knob(Knob):
             raise TypeError(f"{type(self).__name__} {self._name}: a string is required, got {type(value).__name__}")
         return value
 
-    def evaluate(self, *args) -> str:
-        return self.value()
-
 
 class EvalString_Knob(String_Knob):
-    pass
+    """"A string-valued knob which evaluates its value as a TCL expression" (Foundry, nuke.EvalString_Knob):
+    ``evaluate()`` runs the TCL — ``[python …]`` included, so Python inside the text really runs, as in Nuke."""
+
+    def evaluate(self, *args) -> str:
+        _main_only(f"{self._name}.evaluate")
+        return _tcl_eval(self._value, _frame[0], self.node)
 
 
 class File_Knob(EvalString_Knob):
-    pass
+    def getEvaluatedValue(self, oc=None) -> str:
+        """The file for ``oc``'s frame: TCL evaluated at that frame, then the ``%0Nd``/``####`` frame number
+        filled in (Foundry, nuke.File_Knob.getEvaluatedValue(oc); used per frame with an OutputContext as in
+        public pipeline code, e.g. gist dbr/8016555)."""
+        _main_only(f"{self._name}.getEvaluatedValue")
+        frame_number = _frame[0] if oc is None else oc.frame()
+        text = _tcl_eval(self._value, frame_number, self.node)
+        m = re.search(r"%0?(\d*)d", text)
+        if m:
+            return text[:m.start()] + f"{frame_number:0{int(m.group(1) or 0)}d}" + text[m.end():]
+        m = re.search(r"#+", text)
+        if m:
+            return text[:m.start()] + f"{frame_number:0{len(m.group(0))}d}" + text[m.end():]
+        return text
+
+
+class OutputContext:
+    """nuke.OutputContext: the frame (and view) a knob is evaluated at."""
+
+    def __init__(self):
+        self._frame = float(_frame[0])
+
+    def setFrame(self, f) -> None:
+        self._frame = float(f)
+
+    def frame(self) -> int:
+        return int(self._frame)
+
+    def viewcount(self) -> int:
+        return 1
 
 
 class Multiline_Eval_String_Knob(EvalString_Knob):
@@ -497,6 +534,133 @@ def _tcl_subst(value: str, frame_number: int) -> str:
     return "".join(out)
 
 
+def _tcl_close_bracket(text: str, i: int) -> int:
+    """The index of the ``]`` closing the ``[`` at ``i`` (nested brackets, braces and backslashes respected)."""
+    depth, brace, j = 0, 0, i
+    while j < len(text):
+        ch = text[j]
+        if ch == "\\":
+            j += 2
+            continue
+        if ch == "{":
+            brace += 1
+        elif ch == "}" and brace:
+            brace -= 1
+        elif ch == "[" and not brace:
+            depth += 1
+        elif ch == "]" and not brace:
+            depth -= 1
+            if depth == 0:
+                return j
+        j += 1
+    raise ValueError(f"TCL: missing close-bracket in {text[i:i + 40]!r}")
+
+
+def _tcl_words(command: str, frame_number: int, node) -> list[str]:
+    """A TCL command's words: braces verbatim, quotes and bare words with substitution (Tcl's rules 1-9)."""
+    words, i = [], 0
+    while i < len(command):
+        if command[i] in _TCL_SPACE:
+            i += 1
+            continue
+        if command[i] == "{":
+            depth, j = 0, i
+            while j < len(command):
+                if command[j] == "\\":
+                    j += 2
+                    continue
+                depth += {"{": 1, "}": -1}.get(command[j], 0)
+                if depth == 0:
+                    break
+                j += 1
+            words.append(command[i + 1:j])
+            i = j + 1
+        elif command[i] == '"':
+            j, buf = i + 1, []
+            while command[j] != '"':
+                if command[j] == "[":
+                    end = _tcl_close_bracket(command, j)
+                    buf.append(command[j:end + 1])
+                    j = end + 1
+                elif command[j] == "\\":
+                    buf.append(command[j:j + 2])
+                    j += 2
+                else:
+                    buf.append(command[j])
+                    j += 1
+            words.append(_tcl_eval("".join(buf), frame_number, node))
+            i = j + 1
+        else:
+            j = i
+            while j < len(command) and command[j] not in _TCL_SPACE:
+                j = _tcl_close_bracket(command, j) + 1 if command[j] == "[" else j + 1
+            words.append(_tcl_eval(command[i:j], frame_number, node))
+            i = j
+    return words
+
+
+def _tcl_command(command: str, frame_number: int, node) -> str:
+    """The TCL commands Nuke knobs use here: ``frame`` (the frame the knob is evaluated at), ``python
+    ?-exec? code`` (runs the Python: what makes TCL text from outside dangerous), ``value knob``, ``getenv``."""
+    words = _tcl_words(command, frame_number, node)
+    if not words:
+        return ""
+    name, args = words[0], words[1:]
+    if name == "frame":
+        return str(frame_number)
+    if name == "python":
+        code = args[-1]
+        g = {"nuke": sys.modules[__name__], "__builtins__": __builtins__}
+        _this.append((node, None))
+        try:
+            if args[0] == "-exec":
+                exec(code, g)
+                return ""
+            result = eval(code, g)
+        finally:
+            _this.pop()
+        return "" if result is None else str(result)
+    if name == "value":
+        owner = node
+        path = args[0].split(".")
+        for part in path[:-1]:
+            owner = owner._parent if part == "parent" else owner.node(part)
+        return str(owner[path[-1]].value())
+    if name == "getenv":
+        import os
+
+        return os.environ.get(args[0], "")
+    raise ValueError(f"stand-in TCL: unknown command {name!r}")
+
+
+def _tcl_eval(text: str, frame_number: int, node=None) -> str:
+    """TCL substitution as Nuke applies it to eval-string knobs (``label``, ``file``…) and ``[…]`` knob
+    expressions: ``[command]`` is run, ``$env(NAME)`` read, backslash escapes resolved; text in braces inside a
+    command is not substituted."""
+    import os
+
+    out, i = [], 0
+    while i < len(text):
+        ch = text[i]
+        if ch == "\\":
+            piece, i = _tcl_backslash(text, i)
+            out.append(piece)
+        elif ch == "[":
+            end = _tcl_close_bracket(text, i)
+            out.append(_tcl_command(text[i + 1:end], frame_number, node))
+            i = end + 1
+        elif ch == "$":
+            m = re.match(r"\$env\((\w+)\)", text[i:])
+            if not m:
+                raise ValueError(f"stand-in TCL: no variable in {text[i:i + 40]!r}")
+            out.append(os.environ.get(m.group(1), ""))
+            i += m.end()
+        else:
+            out.append(ch)
+            i += 1
+    return "".join(out)
+
+
 # ---- nodes ------------------------------------------------------------------------------------------------------
 
 _BUILTIN: dict[str, list[tuple[str, Callable[[], Knob]]]] = {
@@ -519,10 +683,17 @@ _BUILTIN: dict[str, list[tuple[str, Callable[[], Knob]]]] = {
     "Read": [("file", lambda: File_Knob("file")), ("first", lambda: Int_Knob("first")),
              ("last", lambda: Int_Knob("last")), ("origfirst", lambda: Int_Knob("origfirst")),
              ("origlast", lambda: Int_Knob("origlast")), ("raw", lambda: Boolean_Knob("raw")),
+             # OCIO colourspace names contain spaces and dashes ("ACES - ACEScg"); "default (X)" is the
+             # default for the file type, X being the space Nuke uses (Foundry Read reference, colorspace)
              ("colorspace", lambda: Enumeration_Knob("colorspace", "colorspace", [
-                 "default (linear)", "linear", "sRGB", "rec709", "Cineon", "scene_linear"])),
+                 "default (linear)", "linear", "sRGB", "rec709", "Cineon", "scene_linear", "ACES - ACEScg",
+                 "default (ACES - ACEScg)", "ACES - ACES2065-1", "Output - sRGB"])),
+             # Read "missing frames": error is Nuke's default; black silently renders black (Foundry Read reference)
              ("on_error", lambda: Enumeration_Knob("on_error", "missing frames", [
                  "error", "black", "checkerboard", "nearest frame"])),
+             # Read "frame": an expression/offset mapping the node's time to the file's frame number
+             ("frame_mode", lambda: Enumeration_Knob("frame_mode", "frame", ["expression", "start at", "offset"])),
+             ("frame", lambda: String_Knob("frame", "")),
              ("reload", lambda: Script_Knob("reload", "Reload"))],
     "Copy": [(f"{d}{i}", lambda d=d, i=i: Channel_Knob(f"{d}{i}")) for i in range(4) for d in ("from", "to")]
     + [("bbox", lambda: Enumeration_Knob("bbox", "set bbox to", ["union", "intersection", "A", "B"]))],
@@ -530,9 +701,17 @@ _BUILTIN: dict[str, list[tuple[str, Callable[[], Knob]]]] = {
     "ModifyMetaData": [("metadata", lambda: MetaData_Knob("metadata"))],
     "Switch": [("which", lambda: Double_Knob("which"))],
     "Input": [("number", lambda: Int_Knob("number"))],
+    # TimeOffset "time_offset" (frames): output frame t shows input frame t - offset; FrameHold "first_frame":
+    # every output frame shows that input frame (Foundry reference guide: TimeOffset, FrameHold)
+    "TimeOffset": [("time_offset", lambda: Int_Knob("time_offset"))],
+    "FrameHold": [("first_frame", lambda: Int_Knob("first_frame"))],
+    "Grade": [("white", lambda: Double_Knob("white"))],
     "Output": [],
     "Group": [],
-    "Root": [("first_frame", lambda: Int_Knob("first_frame")), ("last_frame", lambda: Int_Knob("last_frame"))],
+    "Root": [("first_frame", lambda: Int_Knob("first_frame")), ("last_frame", lambda: Int_Knob("last_frame")),
+             # Project Settings > Color > working space (OCIO: a colourspace name or the scene_linear role)
+             ("workingSpaceLUT", lambda: Enumeration_Knob("workingSpaceLUT", "working space", [
+                 "linear", "scene_linear", "ACES - ACEScg", "ACES - ACES2065-1"]))],
 }
 
 
@@ -647,10 +826,80 @@ class Node:
             return upstream(0)
         if cls == "ModifyMetaData":
             return self._knobs["metadata"]._apply(upstream(0), t)
+        if cls in ("TimeOffset", "FrameHold"):
+            n = self._inputs[0] if self._inputs else None
+            return n._metadata_at(self._upstream_time(t)) if n is not None else {}
         if cls == "Switch":
             which = int(float(_eval_expression(self._knobs["which"], t)))
             return upstream(max(0, min(which, len(self._inputs) - 1)))
         return upstream(0) if self._inputs else dict(self._meta)
+
+
+    def _file_frame(self, t: int) -> int:
+        """A Read's file frame for time ``t``: its ``frame`` knob as an offset (``offset`` mode) or an expression
+        in ``frame`` (``expression`` mode, e.g. ``frame+1000``); empty: ``t`` (Foundry Read reference, frame)."""
+        text = str(self._knobs["frame"]._value or "").strip()
+        if not text:
+            return t
+        if self._knobs["frame_mode"]._value == "offset":
+            return t + int(text)
+        if self._knobs["frame_mode"]._value == "start at":
+            return int(self._knobs["first"]._value) + t - int(text)
+        return int(eval(text, {"__builtins__": {}}, {"frame": t, "t": t, "x": t}))
+
+    def _upstream_time(self, t: int) -> int:
+        if self._knobs["disable"]._value:
+            return t
+        if self._class == "TimeOffset":
+            return t - int(self._knobs["time_offset"]._value)
+        if self._class == "FrameHold":
+            return int(self._knobs["first_frame"]._value)
+        return t
+
+    def _image_at(self, t: int) -> str:
+        """Where the rgb this node outputs at frame ``t`` comes from, as a Write downstream would render it:
+        ``file:PATH`` (a Read's file for that frame), ``black`` (a Read with missing frames set to black), or
+        RuntimeError (a Read missing its frame with on_error "error": the render fails, as in Nuke). Copy takes
+        rgb from A (input 1), Dissolve blends by ``which``, Switch shows its chosen input."""
+        _main_only("render")
+        cls = self._class
+
+        def up(i: int, time: int = t) -> str:
+            n = self._inputs[i] if i < len(self._inputs) else None
+            if n is None:
+                return "black"
+            return n._image_at(time)
+
+        if cls == "Read":
+            path = self._knobs["file"].getEvaluatedValue(_oc(self._file_frame(t)))
+            import os
+
+            if os.path.isfile(path):
+                return f"file:{path}"
+            if self._knobs["on_error"]._value == "black":
+                return "black"
+            raise RuntimeError(f"{self.fullName()}: missing frame {t}: {path}")
+        if cls == "Input":
+            group = self._parent
+            number = self._knobs["number"]._value
+            n = group._inputs[number] if group is not None and number < len(group._inputs) else None
+            return n._image_at(t) if n is not None else "black"
+        if cls in ("Group", "Root"):
+            out = next((c for c in self._children if c.Class() == "Output"), None)
+            return out._image_at(t) if out is not None else "black"
+        if self._knobs["disable"]._value:
+            return up(0)
+        if cls in ("TimeOffset", "FrameHold"):
+            return up(0, self._upstream_time(t))
+        if cls == "Copy":
+            return up(1)
+        if cls == "Dissolve":
+            which = float(_eval_expression(self._knobs["which"], t))
+            return up(1) if which >= 1.0 else up(0) if which <= 0.0 else f"mix({up(0)}, {up(1)}, {which:g})"
+        if cls == "Switch":
+            which = int(float(_eval_expression(self._knobs["which"], t)))
+            return up(max(0, min(which, len(self._inputs) - 1)))
+        return up(0)
 
 
 class Group(Node):
@@ -823,14 +1072,22 @@ def execute(node, first: int, last: int, incr: int = 1, views=None, continueOnEr
     for f in range(first, last + 1, incr):
         old = _frame[0]
         _frame[0] = f
-        try:
+        _this.append((node, None))        # "During the callback, there is a context node (the affected node),
+        try:                              # examined using nuke.thisNode()" (Foundry dev guide, Callbacks)
             for cb in _callbacks["beforeFrameRender"]:
-                cb()
+                cb()                      # "If they throw an exception, the render aborts" (Write reference)
             if not _write_renderer:
                 raise RuntimeError("no write renderer set (tests: nuke._set_write_renderer)")
             _write_renderer[0](node, f)
         finally:
+            _this.pop()
             _frame[0] = old
+
+
+def expr(s: str) -> float:
+    """nuke.expr: Nuke's expression parser (floats; ``frame``/``t``/``x`` is the context frame). The stand-in
+    evaluates arithmetic only."""
+    return float(eval(str(s), {"__builtins__": {}}, {"frame": _frame[0], "t": _frame[0], "x": _frame[0]}))
 
 
 def executeInMainThread(call: Callable, args=(), kwargs=None) -> None:
@@ -1018,25 +1275,22 @@ def _set_write_renderer(fn: Callable[[Node, int], None]) -> None:
     _write_renderer.append(fn)
 
 
+def _oc(frame_number: int) -> OutputContext:
+    oc = OutputContext()
+    oc.setFrame(frame_number)
+    return oc
+
+
 def _eval_expression(knob: Knob, frame_number: int):
-    """Evaluate a knob's ``[python …]`` TCL expression the way Nuke does: ``[frame]`` substituted, the Python
-    evaluated with ``nuke.thisNode()`` = the knob's node; plain ``parent.knob`` references read the parent's
-    knob."""
+    """Evaluate a knob's expression at ``frame_number`` the way Nuke does: TCL first (``[frame]`` is the frame
+    being evaluated — under a TimeOffset or FrameHold downstream that is not the root's frame — and ``[python
+    …]`` runs with ``nuke.thisNode()`` = the knob's node), then the number; ``parent.knob`` reads the parent's
+    knob at that frame. ``nuke.frame()`` stays the root's frame during the evaluation: "Normally this is the
+    frame number set in the root node" (Foundry, nuke.frame, deprecated: "Use Root.frame")."""
     expr = knob._expression
     if expr is None:
         return knob._value
-    m = re.fullmatch(r"\[python \{?(.*?)\}?\]", expr.strip())
-    _this.append((knob.node, knob))
-    old = _frame[0]
-    _frame[0] = frame_number
-    try:
-        if m:
-            code = m.group(1).replace("[frame]", str(frame_number))
-            return eval(code, {"nuke": sys.modules[__name__], "__builtins__": __builtins__})
-        ref = re.fullmatch(r"parent\.(\w+)", expr.strip())
-        if ref:
-            return knob.node._parent[ref.group(1)].getValueAt(frame_number)
-        return float(expr)
-    finally:
-        _frame[0] = old
-        _this.pop()
+    ref = re.fullmatch(r"parent\.(\w+)", expr.strip())
+    if ref:
+        return knob.node._parent[ref.group(1)].getValueAt(frame_number)
+    return float(_tcl_eval(expr.strip(), frame_number, knob.node))
