@@ -34,8 +34,10 @@ class EyeConfig:
         shading_limits: the measured shading factors are clipped to this range.
         iris_ratio_default, pupil_ratio_default: iris radius (x W) and pupil radius (x iris radius) where the
             footage cannot tell.
-        lid_inset: the eyeball's coverage ends this far inside the TARGET lid contour (x W, at least
-            ``edge_softness``): lashes and make-up on the lid margin stay as the warp put them.
+        lid_inset: the eyeball's coverage ends this far inside the TARGET lid contour (x W, at least half of
+            ``min_soft_px``): lashes and make-up on the lid margin stay as the warp put them (the lid margin lies
+            on and outside the tracked contour; a wider inset leaves the warp's stretched lash line as a dark rim
+            inside a small eye).
         edge_softness: anti-aliased falloff of the coverage at the lid (x W, at least ``min_soft_px`` pixels).
         reach: how far the eyeball reaches into the part of the opening the source already showed (x the lid's
             local outward movement, at most ``reach_max`` x W): it covers the source's old lid margin (its
@@ -43,10 +45,18 @@ class EyeConfig:
         blend: the soft blend from the rendered eyeball to the warped real eye beyond that reach (x W, at least
             ``edge_softness``, at most the lid's local movement, so a lid that did not move gets none).
         min_soft_px: the smallest falloff in plate pixels.
+        min_coverage: coverage below this is dropped (a faint sliver where a lid moved out by a hair), the rest
+            rescaled to rise from 0.
         min_move: the eyeball fades in with the lid's local outward movement, fully from this much (x W): a
             sliver a pixel wide stays as the warp put it (the lid's own margin).
         lid_shadow: extra darkening of the eyeball right under the upper lid (0..1), fading over
-            ``lid_shadow_reach`` (x W), on top of the measured shading.
+            ``lid_shadow_reach`` (x W, at least ``min_soft_px`` pixels), on top of the measured shading (the lid
+            and its lashes shade a narrow band of the eyeball, not the whole widened opening) ...
+        lower_lid_shadow: ... and right above the lower lid, over the same reach.
+        corner_shading: where the footage cannot tell how the sclera's brightness falls off along the eye (a few
+            pixels of sclera: a small eye, a single still), the eyeball darkens by this fraction toward each
+            corner (a sphere's falloff into the eye's corners), from ``corner_start`` (x half the width, from the
+            middle) on.
         limbus_softness: the iris edge's anti-aliased width (x W, at least one pixel).
         catch_margin: the source's catchlights are taken from its iris disc inside the lids and up to this far
             outside its tracked lid contour (x W; a tracked upper lid often runs through the catchlight).
@@ -66,22 +76,26 @@ class EyeConfig:
     highlight: float = 1.5
     iris_detail: float = 0.3
     sclera_exclusion: float = 1.3
-    sclera_floor: float = 0.7
+    sclera_floor: float = 0.85
     shading_bins: int = 8
     shadow_bins: int = 4
     shadow_reach: float = 0.2
     shading_limits: tuple[float, float] = (0.75, 1.1)
     iris_ratio_default: float = 0.2
     pupil_ratio_default: float = 0.35
-    lid_inset: float = 0.02
+    lid_inset: float = 0.015
     edge_softness: float = 0.03
     reach: float = 0.6
     reach_max: float = 0.08
     blend: float = 0.06
     min_soft_px: float = 1.0
+    min_coverage: float = 0.1
     min_move: float = 0.05
-    lid_shadow: float = 0.25
-    lid_shadow_reach: float = 0.25
+    lid_shadow: float = 0.15
+    lid_shadow_reach: float = 0.1
+    lower_lid_shadow: float = 0.1
+    corner_shading: float = 0.15
+    corner_start: float = 0.45
     limbus_softness: float = 0.025
     catch_margin: float = 0.08
     blur: float = 0.012
@@ -96,7 +110,7 @@ class EyeConfig:
                 raise InvalidParameterError(f"EyeConfig.{name} must be an integer >= 2, got {value!r}")
         for name in ("lash_margin", "min_opening", "sclera_exclusion", "sclera_floor", "shadow_reach", "iris_ratio_default",
                      "pupil_ratio_default", "lid_inset", "edge_softness", "reach", "reach_max", "blend",
-                     "min_soft_px", "min_move", "lid_shadow", "lid_shadow_reach", "highlight", "limbus_softness",
+                     "min_soft_px", "min_coverage", "min_move", "lid_shadow", "lid_shadow_reach", "lower_lid_shadow", "corner_shading", "corner_start", "highlight", "limbus_softness",
                      "catch_margin", "blur", "iris_detail", "iris_contrast"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or value < 0:
@@ -105,8 +119,9 @@ class EyeConfig:
         if not 0 <= lo < hi:
             raise InvalidParameterError(f"EyeConfig.sclera_dim must be (low, high) with 0 <= low < high, "
                                         f"got {self.sclera_dim!r}")
-        if self.lid_shadow >= 1:
-            raise InvalidParameterError(f"EyeConfig.lid_shadow must be below 1, got {self.lid_shadow!r}")
+        for name in ("lid_shadow", "lower_lid_shadow", "corner_shading", "corner_start", "min_coverage"):
+            if getattr(self, name) >= 1:
+                raise InvalidParameterError(f"EyeConfig.{name} must be below 1, got {getattr(self, name)!r}")
         for name in ("shading_limits", "colour_match_limits"):
             lo, hi = getattr(self, name)
             if not 0 < lo <= 1 <= hi:

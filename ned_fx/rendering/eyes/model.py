@@ -292,7 +292,12 @@ class EyeModelBuilder:
         u_bins = (np.arange(c.shading_bins) + 0.5) / c.shading_bins * 2.0 - 1.0
         d_bins = (np.arange(c.shadow_bins) + 0.5) / c.shadow_bins
         u_prof = _profile(acc.u_moments, acc.u_lum, u_bins, mean_lum, lo, hi)
+        if u_prof is None:
+            # too little sclera to fit (a small eye, one still): a sphere's falloff into the corners
+            u_prof = 1.0 - c.corner_shading * np.clip((np.abs(u_bins) - c.corner_start) / (1.0 - c.corner_start),
+                                                      0.0, 1.0) ** 2
         d_prof = _profile(acc.d_moments, acc.d_lum, d_bins, mean_lum, lo, hi)
+        d_prof = np.ones(len(d_bins)) if d_prof is None else d_prof
         ratio = float(np.median(acc.ratios)) if acc.ratios else c.iris_ratio_default
         soft = float(np.median(acc.softness)) if acc.softness else 0.0
         return {"iris_texture": tex, "iris_ratio": ratio, "pupil_ratio": pupil, "pupil_colour": pupil_colour,
@@ -302,10 +307,10 @@ class EyeModelBuilder:
 
 def _profile(moments: np.ndarray, lum: np.ndarray, at: np.ndarray, mean: float, lo: float, hi: float) -> np.ndarray:
     """A least-squares polynomial (degree ``len(lum) - 1``) from its normal equations, evaluated at ``at``,
-    relative to ``mean``; flat (1) where the data cannot tell."""
+    relative to ``mean``; None where the data cannot tell."""
     deg = len(lum)
     gram = np.array([[moments[i + j] for j in range(deg)] for i in range(deg)])
     if mean <= 0 or moments[0] < 10 * deg or np.linalg.cond(gram) > 1e8:
-        return np.ones(len(at))
+        return None
     coef = np.linalg.solve(gram, lum)
     return np.clip((at[:, None] ** np.arange(deg)[None]) @ coef / mean, lo, hi)

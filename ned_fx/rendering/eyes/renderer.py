@@ -106,7 +106,8 @@ class EyeRenderer:
         if out.max() < 1e-3:
             return None
         soft = max(c.edge_softness * ft.w, c.min_soft_px)
-        inset = max(c.lid_inset * ft.w, soft)
+        inset = c.lid_inset * ft.w                 # the middle of the anti-aliased edge (a pixel's area there)
+        start = max(inset - 0.5 * soft, 0.0)       # where the coverage starts (never outside the contour)
         blend = max(c.blend * ft.w, soft)
         x0, y0 = int(max(np.floor(poly_t[:, 0].min()) - 1, 0)), int(max(np.floor(poly_t[:, 1].min()) - 1, 0))
         x1, y1 = int(min(np.ceil(poly_t[:, 0].max()) + 2, w)), int(min(np.ceil(poly_t[:, 1].max()) + 2, h))
@@ -124,7 +125,7 @@ class EyeRenderer:
             return None
         pts = np.stack([cols + (x0 + 0.5), rows + (y0 + 0.5)], axis=1).astype(np.float64)
         sd_t, _, _ = polygon_sdf(pts, poly_t, inside=True)
-        keep = sd_t > inset
+        keep = sd_t > start
         pts, sd_t, rows, cols = pts[keep], sd_t[keep], rows[keep], cols[keep]
         if not len(pts):
             return None
@@ -134,11 +135,14 @@ class EyeRenderer:
         moved = (1.0 - tau) * out[j] + tau * out[(j + 1) % len(out)]
         reach = np.minimum(c.reach * moved, c.reach_max * ft.w)
         ramp = np.minimum(moved, blend) + 1e-9
-        cov = smoothstep((sd_t - inset) / soft) * (1.0 - smoothstep((sd_s - reach) / ramp))
+        cov = smoothstep((sd_t - inset) / soft + 0.5) * (1.0 - smoothstep((sd_s - reach) / ramp))
         # a lid that barely moved reveals a sliver under its own shadow: the warp's lash line reads better there
         cov *= smoothstep(moved / max(c.min_move * ft.w, 1e-6))
         if valid is not None:
             cov = cov * np.asarray(valid, dtype=np.float64)[rows + y0, cols + x0]
+        # a faint sliver (a lid that moved out by a hair, e.g. at a squinting eye's corner) is no new eyeball:
+        # coverage under ``min_coverage`` is dropped, the rest rescaled so it still rises continuously from 0
+        cov = (cov - c.min_coverage) / (1.0 - c.min_coverage)
         keep = cov > 0
         if not keep.any():
             return None
@@ -258,6 +262,7 @@ class EyeRenderer:
         prof = np.asarray(model.sclera_shading[m], dtype=np.float64)
         shade = np.interp((u + 1.0) * 0.5 * len(prof) - 0.5, np.arange(len(prof)), prof)
         d_up = polyline_distance(pts, dst[list(contour[:UPPER])]) / ft.w
+        d_low = polyline_distance(pts, dst[list(contour[UPPER - 1:]) + [contour[0]]]) / ft.w
         lid = np.asarray(model.lid_shading[m], dtype=np.float64)
         shade = shade * np.interp(d_up / float(model.shadow_reach) * len(lid) - 0.5, np.arange(len(lid)), lid)
         colour = np.asarray(model.sclera_colour[m], dtype=np.float64) * seen.gain_s
@@ -275,9 +280,12 @@ class EyeRenderer:
         limbus = max(c.limbus_softness * ft.w, 1.0)
         alpha = smoothstep((radius - dist) / limbus + 0.5)[:, None]      # an anti-aliased limbus
         eye = sclera + alpha * (iris_px - sclera)
-        # a soft shadow right under the upper lid, on sclera and iris alike
-        edge = max(c.lid_inset * ft.w, max(c.edge_softness * ft.w, c.min_soft_px)) / ft.w   # where coverage starts
-        eye *= (1.0 - c.lid_shadow * (1.0 - smoothstep((d_up - edge) / max(c.lid_shadow_reach, 1e-6))))[:, None]
+        # a soft shadow in a narrow band right under the upper lid (and a fainter one above the lower lid), on
+        # sclera and iris alike, from where the coverage starts
+        edge = c.lid_inset
+        reach = max(c.lid_shadow_reach, c.min_soft_px / ft.w, 1e-6)
+        eye *= ((1.0 - c.lid_shadow * (1.0 - smoothstep((d_up - edge) / reach)))
+                * (1.0 - c.lower_lid_shadow * (1.0 - smoothstep((d_low - edge) / reach))))[:, None]
         # the source's catchlights on the cornea, seen through the eye's similarity, where the iris is rendered
         near = dist < radius + limbus
         if seen.catch is not None and near.any():
