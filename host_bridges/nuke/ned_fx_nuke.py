@@ -99,6 +99,8 @@ class _Runtime:
     handle: ShotHandle | None = None
     key: str = ""
     last_reload: float = 0.0
+    #: frame -> signature of the input the open session was analysed from (a changed input needs a new session)
+    inputs: dict = dataclasses.field(default_factory=dict)
 
 
 _RUNTIME: dict[str, _Runtime] = {}
@@ -857,6 +859,7 @@ def render_frames(node) -> None:
     source = rt.handle.request.path
     bake_mode = node["source"].value() == SOURCE_MODES[0]
     signatures = {f: made_from(source, f) if bake_mode else input_signature(node, f) for f in order}
+    rt.inputs = dict(signatures)
     task = nuke.ProgressTask(f"Emotion Director: rendering {node.name()}")
     rt.task = task
     name = node.fullName()
@@ -980,6 +983,9 @@ def ensure_frame(node, frame: int) -> str:
                 node["ned_ok"].setValue(True)
                 return pattern
     target = next((p for p in candidates if Path(p).parent.is_dir() and os.access(Path(p).parent, os.W_OK)), local)
+    link = link_for(node["endpoint"].value())
+    if not link.check(max_age=STATUS_MAX_AGE).ok:
+        raise DaemonUnavailableError(link.status.message)
     if needs_bake:
         bakes = [str(Path(p).parent.parent / "src" / "src.%04d.exr") for p in candidates]
         baked = next((b for b in bakes if frame_path(b, frame).is_file()), None)
@@ -1001,11 +1007,14 @@ def _render_now(node, frame: int, request: ShotRequest, pattern: str, signature:
     session is not open yet, runs in its background thread while a cancellable progress bar (GUI) waits."""
     link = link_for(node["endpoint"].value())
     rt = _runtime(node)
-    if not link.check(max_age=STATUS_MAX_AGE).ok:
-        raise DaemonUnavailableError(link.status.message)
     key = f"{pattern}|{request.path}"
-    reuse = rt.handle is not None and rt.key in (key, pattern) and rt.handle.request.path == request.path
+    reuse = (rt.handle is not None and rt.key in (key, pattern) and rt.handle.request.path == request.path
+             and rt.inputs.get(frame) == signature)
     if not reuse:
+        first, last = frame_range(node)
+        bake_mode = node["source"].value() == SOURCE_MODES[0]
+        inputs = {f: made_from(request.path, f) if bake_mode else input_signature(node, f)
+                  for f in range(first, last + 1)}
         controller = AnalysisController(link, request).start()
         task = nuke.ProgressTask(f"Emotion Director: analysing {node.name()}") if nuke.env.get("gui") else None
         while controller.running:
@@ -1018,7 +1027,7 @@ def _render_now(node, frame: int, request: ShotRequest, pattern: str, signature:
         update = controller.wait()
         if update.state != "ready":
             raise DaemonError(update.code or update.state, update.message)
-        rt.handle, rt.key = update.handle, key
+        rt.handle, rt.key, rt.inputs = update.handle, key, inputs
     Path(pattern).parent.mkdir(parents=True, exist_ok=True)
     if not _record_path(pattern).is_file():
         stamp(node, rt.handle.provenance, pattern)
