@@ -21,6 +21,11 @@ from conftest import REPO, footage
 EXE = ("/opt/ned_fx/bin/ned-fx",)
 
 
+def task(shot: str, layer: str) -> tuple[str, ...]:
+    """What every farm task starts with: ``ned-fx farm task --shot=SHOT --layer=LAYER --``."""
+    return (*EXE, "farm", "task", f"--shot={shot}", f"--layer={layer}", "--")
+
+
 @pytest.fixture()
 def shots(tmp_path):
     d12, d3 = footage("d12.mp4"), footage("d3.mp4")
@@ -53,14 +58,14 @@ def test_the_job_model(shots, tmp_path):
     assert [l.name for l in b.layers] == ["analysis", "render", "assemble"]
     analysis = str(out / "sh010.analysis.npz")
     assert a.layer("analysis").command == (
-        *EXE, "edit", str(footage("d12.mp4")), "-o", str(out / "sh010.####.png"), "--frames=0-24",
+        *task("sh010", "analysis"), "edit", str(footage("d12.mp4")), "-o", str(out / "sh010.####.png"), "--frames=0-24",
         f"--analysis={analysis}", "--analysis-only", "--emotion=happy", "--intensity=0.8", "--regions=all,-mouth",
         "--face=0", "--consent=release 114", "-q")
     render = a.layer("render")
     assert render.depends_on == ("analysis",) and render.gpus == 1 and render.chunk == 10
     assert [(t.first, t.last) for t in render.tasks] == [(0, 9), (10, 19), (20, 24)]
     assert render.tasks[1].command == (
-        *EXE, "edit", str(footage("d12.mp4")), "-o", str(out / "sh010.####.png"), "--frames=10-19",
+        *task("sh010", "render"), "edit", str(footage("d12.mp4")), "-o", str(out / "sh010.####.png"), "--frames=10-19",
         f"--analysis={analysis}", "--emotion=happy", "--intensity=0.8", "--regions=all,-mouth", "--face=0",
         "--consent=release 114", "-q")
     # a movie output: chunks render a sequence beside it, one assemble task encodes it after the render
@@ -68,7 +73,7 @@ def test_the_job_model(shots, tmp_path):
     assert b.layer("render").outputs == (frames,) and "-o" in b.layer("render").command
     assert [(t.first, t.last) for t in b.layer("render").tasks] == [(5, 14), (15, 16)]
     assemble = b.layer("assemble")
-    assert assemble.command == (*EXE, "farm", "assemble", frames, "-o", str(out / "sh020.mov"), "--frames=5-16",
+    assert assemble.command == (*task("sh020", "assemble"), "farm", "assemble", frames, "-o", str(out / "sh020.mov"), "--frames=5-16",
                                 "--fps=30", f"--audio-from={footage('d3.mp4')}", "--clean")
     assert assemble.depends_on == ("render",) and assemble.gpus == 0 and len(assemble.tasks) == 1
     assert b.metadata["consent"] == "release 114" and b.group == "gpu"
@@ -110,9 +115,15 @@ def test_opencue_specs_replay_to_the_model(shots, tmp_path):
             first, last, step = parse_range(xml_layer.findtext("range"))
             size = int(xml_layer.findtext("chunk"))
             cmd = xml_layer.findtext("cmd")
-            replay = [tuple(shlex.split(cmd.replace("#FRAME_START#", str(a)).replace("#FRAME_END#", str(b))))
+            replay = [shlex.split(cmd.replace("#FRAME_START#", str(a)).replace("#FRAME_END#", str(b)))
                       for a, b in chunks(first, last, step, size)]
-            assert replay == [t.command for t in layer.tasks]
+            # OpenCue's commands carry pyoutline's frame token for ned-fx farm task (what lets them run under
+            # pycuerun too); the rest is the job model's command, chunk by chunk
+            assert all(r.pop(len(EXE) + 2) == "--pyoutline-frame=%{FRAME}" for r in replay)
+            assert [tuple(r) for r in replay] == [t.command for t in layer.tasks]
+            # cores as pyoutline 1.37 writes an override of the service's cores; threadable as CueSubmit sets it
+            assert xml_layer.findtext("cores") == "%0.1f" % layer.cores
+            assert xml_layer.findtext("threadable") == str(layer.cores >= 2)
             if layer.gpus:
                 assert (xml_layer.findtext("gpus"), xml_layer.findtext("gpu_memory")) == ("1", "6g")
             else:

@@ -4,6 +4,7 @@
     ned-fx batch shots.csv --jobs 3 --report out/report.json
     ned-fx batch edit.otio --daemon tcp://127.0.0.1:5557 --no-start
     ned-fx batch shots.yaml --check                  # read and check every shot; no daemon, nothing written
+    ned-fx batch shots.yaml --from-farm --report out/report.json   # read a farm run's outputs into the report
 
 Several shots are in flight at once; running the same list again keeps the frames (sequences, stills) already
 written by the same edit. At the end: a JSON report (per shot: status, frames edited / passed through / resumed, seconds,
@@ -70,6 +71,11 @@ def register(subparsers) -> argparse.ArgumentParser:
     audit.add_argument("--no-audit-log", action="store_true", help="write no audit lines")
     p.add_argument("--check", action="store_true",
                    help="read the shot list and check every shot (inputs, frames, instruction); no daemon, no output")
+    p.add_argument("--from-farm", action="store_true",
+                   help="render nothing: read what a farm run (ned-fx farm submit) wrote into the same JSON report")
+    p.add_argument("--output-root", metavar="DIR",
+                   help="--from-farm: the folder the farm job wrote the outputs under (an Open Job Description "
+                        "job's OutputRoot), when not the shot list's own")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
     return p
@@ -101,6 +107,8 @@ def run(args) -> int:
     config = config_from_args(args)
     if args.check:
         return _check(shotlist, config)
+    if args.from_farm or args.output_root:
+        return _from_farm(shotlist, config, args)
     _interrupt_on_sigterm()
     bars = None
     if not args.quiet:
@@ -128,6 +136,30 @@ def run(args) -> int:
         detail = "; ".join(f"{s.name} ({s.error['code']}): {s.error['message']}" for s in failed[:3])
         more = f"; and {len(failed) - 3} more" if len(failed) > 3 else ""
         raise BatchFailedError(f"{len(failed)} of {len(report.shots)} shot(s) failed: {detail}{more} "
+                               f"(report: {report.path})")
+    return 0
+
+
+def _from_farm(shotlist, config, args) -> int:
+    """``--from-farm``: the report of what a farm run wrote (see :mod:`ned_fx.farm.collect`); exit 9 when a shot's
+    outputs are incomplete, like a failed shot of a local batch."""
+    import os
+
+    from ..batch.runner import BatchFailedError, default_report_path
+    from ..errors import InvalidParameterError
+    from ..farm.collect import collect, write_report
+
+    if not args.from_farm:
+        raise InvalidParameterError("--output-root is for --from-farm (where the farm job wrote the outputs)")
+    if config.shots:
+        shotlist = shotlist.select(list(config.shots))
+    path = os.path.abspath(config.report or default_report_path(shotlist))
+    report = collect(shotlist, args.output_root, path)
+    write_report(report)
+    _print_summary(report)
+    if report.failed:
+        detail = "; ".join(f"{s.name}: {s.error['message']}" for s in report.failed[:3])
+        raise BatchFailedError(f"{len(report.failed)} of {len(report.shots)} shot(s) incomplete: {detail} "
                                f"(report: {report.path})")
     return 0
 

@@ -2,10 +2,18 @@
 as a job info file and a plugin info file (``key=value`` lines).
 
 * job info: ``Plugin=CommandLine``, ``Name``, ``BatchName`` (the shot list: Monitor groups its jobs), ``Frames``,
-  ``ChunkSize``, ``Priority``, ``Pool``, ``Group`` (the GPU workers), ``Limits``, ``UserName``, ``Comment``,
-  ``OutputDirectory0``/``OutputFilename0``, ``IsFrameDependent=false`` and ``ExtraInfoKeyValueN`` (shot, layer,
-  GPUs, consent);
-* plugin info: ``Executable`` and ``Arguments`` with Deadline's ``<STARTFRAME>``/``<ENDFRAME>`` tokens.
+  ``ChunkSize``, ``Priority``, ``Pool``, ``Group`` (the GPU workers), ``LimitGroups`` (the key Thinkbox's own
+  submitters write for limits), ``UserName``, ``Comment``, ``OutputDirectory0``/``OutputFilename0``,
+  ``IsFrameDependent=false``, ``OverrideTaskFailureDetection``/``FailureDetectionTaskErrors`` and
+  ``ExtraInfoKeyValueN`` (shot, layer, GPUs, consent);
+* plugin info: ``Executable`` and ``Arguments`` with Deadline's ``<STARTFRAME>``/``<ENDFRAME>`` tokens (the
+  documented tokens of command-line jobs), ``ShellExecute=False``, ``SingleFramesOnly=False``.
+
+GPUs: ``GPUsPerTask`` is a plugin-info key of the renderer plugins (Redshift, Octane, V-Ray GPU…); the CommandLine
+plugin does not read it, so it is not written. A GPU layer goes to the ``Group`` of GPU workers with
+``ConcurrentTasks=1`` (one chunk at a time per worker, so a chunk has the worker's GPUs to itself); which GPUs a
+worker lends is the worker's own GPU affinity (Worker Properties), not a job setting. The GPUs a task asks for are
+recorded in ``ExtraInfoKeyValue`` (``ned_fx_gpus``) for the Monitor.
 
 A shot's jobs are submitted together, in layer order, by ``deadlinecommand -SubmitMultipleJobs -dependent -job
 ANALYSIS.job ANALYSIS.plugin -job RENDER.job RENDER.plugin [...]``: ``-dependent`` makes each job depend on the one
@@ -46,8 +54,10 @@ def job_info(job: Job, layer: Layer) -> dict[str, str]:
         info["Pool"] = job.pool
     if job.group and layer.gpus > 0:
         info["Group"] = job.group
+    if layer.gpus > 0:
+        info["ConcurrentTasks"] = "1"         # a chunk has the worker's GPUs to itself
     if job.limits:
-        info["Limits"] = ",".join(job.limits)
+        info["LimitGroups"] = ",".join(job.limits)
     if job.paused:
         info["InitialStatus"] = "Suspended"
     info["OverrideTaskFailureDetection"] = "True"
@@ -69,7 +79,7 @@ def plugin_info(layer: Layer) -> dict[str, str]:
     """The CommandLine plugin info of one layer: the program and its arguments with the chunk tokens."""
     argv = layer.command_line(START_FRAME, END_FRAME)
     return {"Executable": argv[0], "Arguments": " ".join(quote_argument(a) for a in argv[1:]),
-            "ShellExecute": "False", "SingleFramesOnly": "False", "GPUsPerTask": str(layer.gpus)}
+            "ShellExecute": "False", "SingleFramesOnly": "False"}
 
 
 def _text(info: dict[str, str]) -> str:

@@ -13,6 +13,10 @@ Per shot, one :class:`Job`:
    plate's own format) sequence into ``OUTPUT.frames/`` beside the output, and one task runs ``ned-fx farm assemble``
    to encode it with the source's frame rate and trimmed audio, then removes the frames; depends on ``render``.
 
+Every task runs through ``ned-fx farm task --shot=SHOT --layer=LAYER -- ARGS`` (:mod:`ned_fx.farm.task`): it runs
+the ``ned-fx`` command ``ARGS`` in-process, refuses to render a chunk whose analysis file is missing (a chunk never
+re-analyses), and a failure is one line in the farm's log naming the shot, the layer, the frames and the reason.
+
 Every layer asks for ``gpus`` GPUs (0: a CPU job). Commands are argument vectors; a render layer's command holds
 the placeholders :data:`FIRST` / :data:`LAST`, which each back end turns into its own chunk tokens
 (OpenCue ``#FRAME_START#``/``#FRAME_END#``, Deadline ``<STARTFRAME>``/``<ENDFRAME>``); its :class:`Task` s carry
@@ -43,7 +47,7 @@ __all__ = ["FIRST", "LAST", "BACKENDS", "FarmConfig", "FarmError", "Task", "Laye
 #: Placeholders for a chunk's first and last frame in a layer's command template.
 FIRST, LAST = "{FIRST}", "{LAST}"
 #: Farm back ends.
-BACKENDS = ("opencue", "deadline")
+BACKENDS = ("opencue", "deadline", "openjd")
 #: The instruction keys and the ``ned-fx edit`` option each becomes.
 EDIT_OPTIONS = {"emotion": "--emotion", "intensity": "--intensity", "reference": "--reference",
                 "reference_frames": "--reference-frames", "reference_neutral_frame": "--reference-neutral-frame",
@@ -272,19 +276,22 @@ def _job(shot, batch: str, exe: tuple[str, ...], show: str, user: str, config: F
     target = shot.output if kind != "movie" else str(frames_folder(shot, input_kind))
     instruction = _instruction_args(shot)
     consent = normalise_consent(shot.consent)
-    edit = (*exe, "edit", shot.input, "-o", target)
+    edit = ("edit", shot.input, "-o", target)
     # the consent reference rides with every command: the analysis checks it, the chunks stamp it on every frame
     tail = (*instruction, *((f"--face={shot.face}",) if shot.face is not None else ()),
             *((f"--consent={consent}",) if consent else ()), "-q")
     audit = (f"--audit-log={absolute_audit_log(config.audit_log)}",) if config.audit_log else ()
     res = dict(gpus=config.gpus, gpu_memory=config.gpu_memory, cores=config.cores, memory=config.memory)
 
-    analysis_cmd = (*edit, f"--frames={frange}", f"--analysis={analysis}", "--analysis-only", *tail)
+    def task(layer: str, *argv: str) -> tuple[str, ...]:
+        return (*exe, "farm", "task", f"--shot={shot.name}", f"--layer={layer}", "--", *argv)
+
+    analysis_cmd = task("analysis", *edit, f"--frames={frange}", f"--analysis={analysis}", "--analysis-only", *tail)
     first = numbers[0]
     layers = [Layer("analysis", analysis_cmd, str(first), 1, (Task(first, first, 1, analysis_cmd),),
                     outputs=(analysis,), **res)]
     span = f"{FIRST}-{LAST}" + (f"x{step}" if step != 1 else "")
-    render_cmd = (*edit, f"--frames={span}", f"--analysis={analysis}", *audit, *tail)
+    render_cmd = task("render", *edit, f"--frames={span}", f"--analysis={analysis}", *audit, *tail)
     tasks = []
     for i in range(0, len(numbers), config.chunk):
         a, b = numbers[i], numbers[min(i + config.chunk, len(numbers)) - 1]
@@ -293,10 +300,13 @@ def _job(shot, batch: str, exe: tuple[str, ...], show: str, user: str, config: F
                         **res))
     if kind == "movie":
         movie_fps = fps if (input_kind == "movie" and fps) else config.movie_fps
-        assemble_cmd = (*exe, "farm", "assemble", target, "-o", shot.output, f"--frames={frange}",
-                        f"--fps={movie_fps:g}",
-                        *((f"--audio-from={shot.input}",) if input_kind == "movie" else ()), "--clean")
-        layers.append(Layer("assemble", assemble_cmd, str(first), 1, (Task(first, first, 1, assemble_cmd),),
+        assemble_cmd = task("assemble", "farm", "assemble", target, "-o", shot.output, f"--frames={frange}",
+                            f"--fps={movie_fps:g}",
+                            *((f"--audio-from={shot.input}",) if input_kind == "movie" else ()), "--clean")
+        # a one-task layer after the render runs as the shot's last frame: a farm that orders work by frame
+        # (pyoutline's local dispatcher) then reaches it after every render chunk
+        last = numbers[-1]
+        layers.append(Layer("assemble", assemble_cmd, str(last), 1, (Task(last, last, 1, assemble_cmd),),
                             ("render",), gpus=0, gpu_memory=config.gpu_memory, cores=1.0, memory=config.memory,
                             outputs=(shot.output,)))
     meta = {"shot": shot.name, "input": shot.input, "output": shot.output, "frames": frange,

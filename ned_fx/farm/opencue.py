@@ -3,9 +3,18 @@ layer dependencies, ``gpus``/``gpu_memory`` per layer), serialised to the job sp
 ``cuerun.launch`` sends to Cuebot.
 
 pyoutline (``opencue-pyoutline``; it pulls opencue-pycue, opencue-proto and grpcio) is imported only here and only
-when a spec is built. Building a spec works offline: pyoutline's session folder is pointed at a temporary folder
-and the commands are written as they are (no ``pycuerun`` wrapper), so nodes run ``ned-fx`` directly. Where
-pyoutline is not installed, :func:`spec_xml` writes the same XML itself; launching needs pyoutline and a Cuebot.
+when a spec is built. Building a spec works offline. By default the commands are written as they are (no
+``pycuerun`` wrapper): nodes run ``ned-fx`` directly, Cuebot substitutes ``#FRAME_START#``/``#FRAME_END#`` per chunk,
+and pyoutline's session folder is a temporary one. With ``use_pycuerun=True`` (pyoutline's own default) every
+layer's command is pyoutline's wrapper ``pycuerun SESSION -e #IFRAME#-LAYER``, which loads the outline from its
+session folder (pyoutline's configured ``session_dir``: it must be on storage the nodes see) and runs the layer's
+command once per frame of the chunk with ``%{FRAME}`` substituted; the command carries
+``--pyoutline-frame=%{FRAME}`` so that ``ned-fx farm task`` renders the chunk once (see :mod:`ned_fx.farm.task`).
+
+Cores are written as pyoutline 1.37 writes a layer's ``cores`` argument (``<cores>%0.1f</cores>``: an override of the
+service's cores) with ``threadable`` as OpenCue's CueSubmit sets it when it overrides cores (2 cores or more).
+Where pyoutline is not installed, :func:`spec_xml` writes the same XML itself (``uid`` 1 on Windows, where there is
+no ``os.getuid``, as pyoutline does); launching needs pyoutline and a Cuebot.
 """
 
 from __future__ import annotations
@@ -25,9 +34,24 @@ FRAME_START, FRAME_END = "#FRAME_START#", "#FRAME_END#"
 SPEC_VERSION = "1.15"
 
 
+#: pyoutline's per-frame token (substituted by pycuerun; left as is when Cuebot runs the command directly).
+PYOUTLINE_FRAME = "%{FRAME}"
+
+
 def layer_command(layer: Layer) -> str:
-    """The shell command line of a layer, with OpenCue's chunk tokens (arguments quoted for ``/bin/sh``)."""
-    return shlex.join(layer.command_line(FRAME_START, FRAME_END))
+    """The shell command line of a layer, with OpenCue's chunk tokens (arguments quoted for ``/bin/sh``) and, for
+    ``ned-fx farm task``, ``--pyoutline-frame=%{FRAME}`` (what lets the same command run under pycuerun)."""
+    argv = list(layer.command_line(FRAME_START, FRAME_END))
+    for i in range(len(argv) - 1):
+        if argv[i:i + 2] == ["farm", "task"]:
+            argv.insert(i + 2, f"--pyoutline-frame={PYOUTLINE_FRAME}")
+            break
+    return shlex.join(argv)
+
+
+def threadable(cores: float) -> bool:
+    """Whether a layer with these cores is threadable, as CueSubmit decides when it overrides the cores."""
+    return float(cores) >= 2 or float(cores) <= 0
 
 
 def have_pyoutline() -> bool:
@@ -59,7 +83,7 @@ def to_outline(job: Job):
     made = {}
     for layer in job.layers:
         args = {"command": layer_command(layer), "range": layer.frames, "chunk": layer.chunk,
-                "cores": layer.cores, "memory": layer.memory}
+                "cores": layer.cores, "threadable": threadable(layer.cores), "memory": layer.memory}
         if layer.gpus > 0:
             args.update(gpus=layer.gpus, gpu_memory=layer.gpu_memory)
         shell = Shell(layer.name, **args)
@@ -73,10 +97,14 @@ def to_outline(job: Job):
 
 
 @contextlib.contextmanager
-def _session_folder():
-    """pyoutline writes a session folder while serialising; keep it in a temporary folder, removed after."""
+def _session_folder(use_pycuerun: bool = False):
+    """pyoutline writes a session folder while serialising: without pycuerun it is not needed after, so it goes to a
+    temporary folder; with pycuerun the nodes load the outline from it (pyoutline's configured ``session_dir``)."""
     import outline
 
+    if use_pycuerun:
+        yield
+        return
     with tempfile.TemporaryDirectory(prefix="ned-fx-opencue-") as tmp:
         old = outline.config.get("outline", "session_dir")
         outline.config.set("outline", "session_dir", tmp)
@@ -94,11 +122,18 @@ def launcher(job: Job):
                            pause=job.paused, maxretries=job.max_retries, nomail=True)
 
 
-def spec_xml(job: Job) -> str:
-    """The OpenCue job spec XML of a job (pyoutline's ``serialize``; the same XML written here without it)."""
+def spec_xml(job: Job, use_pycuerun: bool = False) -> str:
+    """The OpenCue job spec XML of a job (pyoutline's ``serialize``; without pycuerun the same XML is written here
+    where pyoutline is not installed).
+
+    Raises:
+        FarmError: ``use_pycuerun`` without pyoutline.
+    """
     if have_pyoutline():
-        with _session_folder():
-            return launcher(job).serialize(use_pycuerun=False)
+        with _session_folder(use_pycuerun):
+            return launcher(job).serialize(use_pycuerun=use_pycuerun)
+    if use_pycuerun:
+        raise FarmError("the pycuerun wrapper needs pyoutline: pip install opencue-pyoutline (with protobuf<7 kept)")
     return _spec_xml_plain(job)
 
 
@@ -106,7 +141,7 @@ def _spec_xml_plain(job: Job) -> str:
     """The spec as pyoutline 1.37 writes it (``serialize_simple``), for machines without pyoutline."""
     root = Et.Element("spec")
     for tag, text in (("facility", os.environ.get("RENDER_TO") or os.environ.get("FACILITY") or "local"),
-                      ("show", job.show), ("shot", job.shot), ("user", job.user), ("uid", str(os.getuid()))):
+                      ("show", job.show), ("shot", job.shot), ("user", job.user), ("uid", str(_uid()))):
         Et.SubElement(root, tag).text = text
     j = Et.SubElement(root, "job", {"name": job.name})
     for tag, text in (("paused", str(job.paused)), ("priority", str(job.priority)),
@@ -121,6 +156,7 @@ def _spec_xml_plain(job: Job) -> str:
         Et.SubElement(el, "range").text = layer.frames
         Et.SubElement(el, "chunk").text = str(layer.chunk)
         Et.SubElement(el, "cores").text = "%0.1f" % float(layer.cores)
+        Et.SubElement(el, "threadable").text = str(threadable(layer.cores))
         Et.SubElement(el, "memory").text = layer.memory
         if layer.gpus > 0:
             Et.SubElement(el, "gpus").text = str(layer.gpus)
@@ -140,12 +176,18 @@ def _spec_xml_plain(job: Job) -> str:
             f'"http://localhost:8080/spcue/dtd/cjsl-{SPEC_VERSION}.dtd">' + Et.tostring(root).decode())
 
 
-def write_specs(jobs, folder: str | Path) -> list[Path]:
+def _uid() -> int:
+    """The user id pyoutline writes: ``os.getuid()``, 1 on Windows (which has none)."""
+    getuid = getattr(os, "getuid", None)
+    return getuid() if getuid is not None else 1
+
+
+def write_specs(jobs, folder: str | Path, use_pycuerun: bool = False) -> list[Path]:
     """Write each job's spec to ``FOLDER/JOB.xml`` (atomically). Returns the (absolute) paths."""
     from ..media import atomic_output
 
     folder = Path(os.path.abspath(folder))
-    specs = [(folder / f"{job.name}.xml", spec_xml(job)) for job in jobs]     # every spec built before a write
+    specs = [(folder / f"{job.name}.xml", spec_xml(job, use_pycuerun)) for job in jobs]     # every spec built before a write
     folder.mkdir(parents=True, exist_ok=True)
     for path, text in specs:
         with atomic_output(path) as tmp:
@@ -153,7 +195,7 @@ def write_specs(jobs, folder: str | Path) -> list[Path]:
     return [path for path, _ in specs]
 
 
-def submit(jobs) -> list[str]:
+def submit(jobs, use_pycuerun: bool = False) -> list[str]:
     """Launch each job on the Cuebot that pyoutline/pycue is configured for (``CUEBOT_HOSTS`` or opencue.yaml).
 
     Returns:
@@ -165,8 +207,8 @@ def submit(jobs) -> list[str]:
     names = []
     for job in jobs:
         try:
-            with _session_folder():
-                launched = launcher(job).launch(use_pycuerun=False)
+            with _session_folder(use_pycuerun):
+                launched = launcher(job).launch(use_pycuerun=use_pycuerun)
         except FarmError:
             raise
         except Exception as exc:
