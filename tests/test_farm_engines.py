@@ -177,6 +177,33 @@ def test_a_failed_chunk_names_its_shot_frames_and_reason_in_the_openjd_log(tmp_p
     assert not list((tmp_path / "out").glob("sh010.*.png")) if (tmp_path / "out").exists() else True
 
 
+def test_openjd_consent_parameters_per_shot_and_none(tmp_path):
+    import yaml
+
+    from ned_fx.farm import openjd
+
+    d3 = footage("d3.mp4")
+    (tmp_path / "s.yaml").write_text(
+        f"shots:\n  - {{name: sh010, input: {d3}, output: out/a.####.png, frames: 0-3, consent: REL-1}}\n"
+        f"  - {{name: sh-020, input: {d3}, output: out/b.####.png, frames: 0-3, consent: REL-2}}\n"
+        f"  - {{name: sh030, input: {d3}, output: out/c.####.png, frames: 0-3}}\n")
+    jobs = build_jobs(read_from_file(tmp_path / "s.yaml"), FarmConfig(chunk=2, executable=("/farm/ned-fx",)))
+    path = openjd.write_template(jobs, tmp_path / "s.yaml", tmp_path / "template.yaml")
+    check = subprocess.run([str(OPENJD), "check", str(path)], capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+    doc = yaml.safe_load(path.read_text())
+    params = {p["name"]: p for p in doc["parameterDefinitions"]}
+    # the shots' references differ: one parameter per shot, defaulting to its own (empty: none); the shot list lies
+    # in the template's folder, so its default is relative to it (OpenJD's rule); the outputs' root too
+    assert [(n, params[n]["default"]) for n in ("Consent_sh010", "Consent_sh_020", "Consent_sh030")] == [
+        ("Consent_sh010", "REL-1"), ("Consent_sh_020", "REL-2"), ("Consent_sh030", "")]
+    assert (params["ShotList"]["default"], params["OutputRoot"]["default"]) == ("s.yaml", "out")
+    steps = {s["name"]: s["script"]["actions"]["onRun"]["args"] for s in doc["steps"]}
+    assert "--consent={{Param.Consent_sh_020}}" in steps["sh-020 render"]
+    assert steps["sh030 analysis"][-2:] == ["--consent={{Param.Consent_sh030}}", "-q"]
+    assert "-o" in steps["sh010 render"] and "{{Param.OutputRoot}}/a.####.png" in steps["sh010 render"]
+
+
 # ---- OpenCue ----------------------------------------------------------------------------------------------------
 
 LOCAL_WRAP = """#!/bin/sh
@@ -351,7 +378,7 @@ def test_a_chunk_killed_midway_and_rerun_leaves_every_frame_whole_and_never_rean
     assert main(["batch", str(shots), "--from-farm", "--report", str(tmp_path / "r.json")]) == 9
     shot = json.loads((tmp_path / "r.json").read_text())["shots"][0]
     assert (shot["status"], shot["error"]["code"], shot["edited"]["count"]) == ("failed", "incomplete", 5)
-    assert "7 (1 frame)" in shot["error"]["message"] or " 7 " in shot["error"]["message"], shot["error"]
+    assert ": 7 (1 frame);" in shot["error"]["message"], shot["error"]
 
 
 def _pixels(path):

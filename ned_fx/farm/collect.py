@@ -92,8 +92,9 @@ def _shot(shot, output: str):
             else:
                 passed[n] = record.passed_through or "unchanged"
     if missing:
-        message = (f"{len(missing)} of {len(numbers)} frame(s) are not on disk ({describe_numbers(missing)}) "
-                   f"at {output}: their farm tasks did not finish (the farm's log names the failed chunk and why)")
+        message = (f"{len(missing)} of {len(numbers)} frame(s) are not on disk at {output}: "
+                   f"{describe_numbers(missing)}; their farm tasks did not finish (the farm's log names the failed "
+                   f"chunk and why)")
         return ShotResult(shot.name, shot.input, output, "failed", numbers, tuple(edited), passed,
                           outputs=(output,) if len(missing) < len(numbers) else (),
                           error={"code": "incomplete", "message": message, "type": "FarmIncomplete"})

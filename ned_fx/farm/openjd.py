@@ -4,7 +4,7 @@ The template (``specificationVersion: jobtemplate-2023-09``, no extensions) hold
 
 * job parameters: ``ShotList`` (PATH, in), ``OutputRoot`` (PATH, out: every output, analysis file and frame folder
   is written under it, so it can be moved or path-mapped) and the consent reference, ``Consent`` (the shots share
-  one; else one ``Consent<Shot>`` per shot). PATH defaults are relative to the template's folder (OpenJD's rule);
+  one; else one ``Consent_SHOT`` per shot). PATH defaults are relative to the template's folder (OpenJD's rule);
 * per shot, the steps of the neutral job model (:mod:`ned_fx.farm.jobs`): ``SHOT analysis`` (one task),
   ``SHOT render`` whose task parameter space is the chunks (``First`` and ``Last``, two INT lists zipped by
   ``combination: (First, Last)``) and which depends on the analysis, and for a movie ``SHOT assemble``
@@ -68,7 +68,7 @@ def _mib(text: str) -> int:
 
 
 def _param_name(shot: str) -> str:
-    return "Consent" + re.sub(r"[^A-Za-z0-9_]", "_", shot)[:50]
+    return "Consent_" + re.sub(r"[^A-Za-z0-9_]", "_", shot)[:50]
 
 
 def template(jobs, shotlist_path: str | os.PathLike, template_path: str | os.PathLike) -> dict:
@@ -98,14 +98,19 @@ def template(jobs, shotlist_path: str | os.PathLike, template_path: str | os.Pat
         default = _default(path, here)
         if default is not None:
             param["default"] = default
+    from ..provenance.consent import MAX_CONSENT
+
     consent_desc = ("The consent reference of the release the actor signed: every frame carries it in its "
                     "provenance and every audit line names it (empty: none).")
     if shared:
         params.append({"name": "Consent", "type": "STRING", "default": next(iter(consents.values())),
-                       "maxLength": 200, "description": consent_desc})
+                       "maxLength": MAX_CONSENT, "description": consent_desc})
     else:
+        if len({_param_name(shot) for shot in consents}) < len(consents):
+            raise FarmError("two shot names differ only in characters a job parameter cannot hold ("
+                            + ", ".join(consents) + "); rename one")
         for shot, value in consents.items():
-            params.append({"name": _param_name(shot), "type": "STRING", "default": value, "maxLength": 200,
+            params.append({"name": _param_name(shot), "type": "STRING", "default": value, "maxLength": MAX_CONSENT,
                            "description": f"Shot {shot}: " + consent_desc})
     steps, last_steps = [], []
     for job in jobs:
