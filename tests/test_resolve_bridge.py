@@ -220,7 +220,7 @@ def test_settings_files_and_external_scripting(rv, tmp_path):
     with pytest.raises(InvalidParameterError, match=r"unknown setting\(s\) 'emotoin'; valid: endpoint, emotion"):
         R.read_config(bad)
     bad.write_text('{"select": "selected"}')
-    with pytest.raises(InvalidParameterError, match="valid: color, current, track"):
+    with pytest.raises(InvalidParameterError, match="valid: selection, color, current, track"):
         R.read_config(bad)
     bad.write_text('{"intensity": "high"}')
     with pytest.raises(InvalidParameterError, match="must be a number"):

@@ -4,17 +4,23 @@ Run it from Workspace > Scripts > Utility (``install/resolve.sh`` copies it ther
 external scripting enabled (``python ned_fx_emotion.py [--config FILE] [--no-dialog]``; Resolve's
 ``DaVinciResolveScript`` module must be importable, see Resolve's scripting README).
 
-For each picked clip (clips marked with a clip colour — the scripting API cannot read the timeline selection —,
-the clip under the playhead, or every clip of a video track) it takes the source file and the used range, runs
+For each picked clip (the timeline's selection where Resolve offers ``GetSelectedClips`` — 21.0.4 and newer —,
+else clips marked with a clip colour; or the clip under the playhead, or every clip of a video track) it takes
+the source file and the used range, runs
 the edit with the daemon (the venv's Python does that part: ``ned_fx.hosts.runner``), writes an image sequence
 next to the project's render location, imports it into a ``ned_fx`` bin and places it on a new video track at
-the same record frames. Settings come from a dialog (Fusion's UIManager) when Resolve offers one, else from
-``ned_fx_emotion.json`` beside this script. A clip that cannot be edited is reported; the others go on.
+the same record frames, checking each landed on its frames. Settings come from a dialog (Fusion's UIManager)
+in DaVinci Resolve Studio, else from ``ned_fx_emotion.json`` (or ``.yaml``) beside this script; the settings of
+the last run are kept in ``ned_fx_emotion.last.json``. A clip that cannot be edited is reported; the others go on.
+
+What needs Studio: the dialog (Resolve (free) 19.1+ gives scripts no UIManager) and running from a shell
+(external scripting). The free edition runs the pass from Workspace > Scripts with the settings file and reports
+progress in the console (Workspace > Console).
 
 Only Resolve API calls live here; the planning and running is ``ned_fx.hosts.resolve`` (standard library only).
+This file imports on Python 3.6 (Resolve's oldest scripting Python) and says what it needs there; the pass
+itself needs 3.7+.
 """
-
-from __future__ import annotations
 
 import json
 import os
@@ -22,14 +28,17 @@ import sys
 import time
 
 CONFIG_NAME = "ned_fx_emotion.json"
+LAST_USED_NAME = "ned_fx_emotion.last.json"
+INSTALL_HINT = ("set NED_FX_ROOT, or ned_fx_root in {config}, to the ned_fx checkout (install/resolve.sh writes it); "
+                "the pass needs Python 3.7+ as Resolve's scripting Python")
 
 
-def _here() -> str:
+def _here():
     path = globals().get("__file__") or (sys.argv[0] if sys.argv and sys.argv[0] else "")
     return os.path.dirname(os.path.abspath(path)) if path else os.getcwd()
 
 
-def find_root(here: str | None = None) -> str:
+def find_root(here=None):
     """Where the ned_fx package is: ``$NED_FX_ROOT``, the config's ``ned_fx_root``, or the checkout this
     script lives in."""
     here = here or _here()
@@ -53,7 +62,7 @@ def _bootstrap() -> None:
         sys.path.insert(0, root)
 
 
-def get_resolve(namespace: dict | None = None):
+def get_resolve(namespace=None):
     """The Resolve object: the ``resolve`` the Scripts menu provides, else ``DaVinciResolveScript.scriptapp``."""
     ns = namespace if namespace is not None else globals()
     if ns.get("resolve") is not None:
@@ -84,10 +93,15 @@ def clip_of(item, track: int):
 
     mpi = item.GetMediaPoolItem()
     path = (mpi.GetClipProperty("File Path") or None) if mpi is not None else None
-    start = _int_or_none(getattr(item, "GetSourceStartFrame", lambda: None))
-    end = _int_or_none(getattr(item, "GetSourceEndFrame", lambda: None)) if start is not None else None
-    if start is None:
-        start = int(item.GetLeftOffset())
+    # GetLeftOffset (timeline frames before the used part) is the source start. GetSourceStart/EndFrame are off
+    # by one or in the media's rate on some items and 0/0 on XML-imported timelines: only their span is used,
+    # to see a retime, and only when they agree with the left offset
+    start = int(item.GetLeftOffset())
+    s0 = _int_or_none(getattr(item, "GetSourceStartFrame", lambda: None))
+    s1 = _int_or_none(getattr(item, "GetSourceEndFrame", lambda: None))
+    end = None
+    if s0 is not None and s1 is not None and (s0, s1) != (0, 0) and abs(s0 - start) <= 1:
+        end = start + (s1 - s0)
     kind_index = _int_or_none(lambda: item.GetTrackTypeAndIndex()[1])
     uid = ""
     try:
@@ -98,22 +112,53 @@ def clip_of(item, track: int):
                         kind_index or track, end, uid)
 
 
-def collect_clips(timeline, config) -> list:
-    """The timeline items the settings pick, as TimelineClips (in track, then record order)."""
+def selected_items(timeline):
+    """The timeline's selected video items (Resolve 21.0.4+: ``Timeline.GetSelectedClips()``), or None where this
+    Resolve cannot tell."""
+    get = getattr(timeline, "GetSelectedClips", None)
+    if get is None:
+        return None
+    try:
+        picked = get()
+    except Exception:
+        return None
+    if isinstance(picked, dict):
+        picked = list(picked.values())
+    out = []
+    for item in picked or []:
+        try:
+            kind, index = item.GetTrackTypeAndIndex()[:2]
+        except Exception:
+            kind, index = "video", 1
+        if kind == "video":
+            out.append((item, int(index)))
+    return out
+
+
+def collect_clips(timeline, config, out=None):
+    """The timeline items the settings pick, as TimelineClips (in track, then record order). ``selection`` falls
+    back to the colour marks where this Resolve cannot read the selection (it says so through ``out``)."""
     clips = []
+    if config.select == "selection":
+        picked = selected_items(timeline)
+        if picked is not None:
+            return sorted((clip_of(item, t) for item, t in picked), key=lambda c: (c.track, c.record_start))
+        if out is not None:
+            out("ned_fx: this Resolve cannot read the timeline selection (Timeline.GetSelectedClips needs "
+                "21.0.4+): editing the clips marked {}".format(config.clip_color))
     if config.select == "current":
         item = timeline.GetCurrentVideoItem()
         return [clip_of(item, config.track or 1)] if item else []
     tracks = [config.track] if config.select == "track" else range(1, int(timeline.GetTrackCount("video")) + 1)
     for t in tracks:
         for item in timeline.GetItemListInTrack("video", t) or []:
-            if config.select == "color" and item.GetClipColor() != config.clip_color:
+            if config.select in ("color", "selection") and item.GetClipColor() != config.clip_color:
                 continue
             clips.append(clip_of(item, t))
     return sorted(clips, key=lambda c: (c.track, c.record_start))
 
 
-def render_target(project) -> str | None:
+def render_target(project):
     """The project's render location: the TargetDir of the most recent render job that has one."""
     for job in reversed(project.GetRenderJobList() or []):
         target = (job or {}).get("TargetDir")
@@ -132,16 +177,47 @@ def _bin(media_pool, name: str):
     return media_pool.AddSubFolder(root, name)
 
 
-def import_results(project, timeline, results: list, config) -> list[str]:
+def place(media_pool, timeline, item, duration, track, record):
+    """Place ``duration`` frames of ``item`` on video ``track`` at ``record`` and check where they landed.
+
+    ``endFrame`` is inclusive in Resolve's README but measured exclusive on current Studio builds: the inclusive
+    reading is tried first and, when the clip lands one frame short, taken out (``Timeline.DeleteClips``) and
+    placed again with the exclusive one. A clip still off — start or length — is taken out: one frame of slip
+    drifts the edit against the lips.
+
+    Returns:
+        ``(timeline item, None)``, or ``(None, why)``.
+    """
+    got = None
+    for end in (duration - 1, duration):
+        placed = media_pool.AppendToTimeline([{"mediaPoolItem": item, "startFrame": 0, "endFrame": end,
+                                               "trackIndex": track, "recordFrame": int(record), "mediaType": 1}])
+        if not placed:
+            if got is None:
+                return None, "Resolve would not place it on V{} at {}".format(track, record)
+            break
+        start, length = int(placed[0].GetStart()), int(placed[0].GetDuration())
+        if start == int(record) and length == duration:
+            return placed[0], None
+        got = (start, length)
+        timeline.DeleteClips([placed[0]], False)
+        if start != int(record) or length != duration - 1:
+            break                       # not the endFrame convention: trying the other one would not fix it
+    return None, ("Resolve placed it at {} for {} frames, expected {} for {}: taken off the timeline (a frame of "
+                  "slip drifts the edit against the lips)".format(got[0], got[1], record, duration))
+
+
+def import_results(project, timeline, results, config):
     """Import each finished shot into the ``ned_fx`` bin and place it on one new video track at its record frame.
 
     Returns:
-        messages for the artist (one per problem; empty when everything landed where it should).
+        ``(messages, failed)``: one message per problem for the artist, and the names of the shots that could
+        not be placed exactly (they count as failed).
     """
     done = [r for r in results if r.get("ok")]
     if not done:
-        return []
-    messages = []
+        return [], set()
+    messages, failed = [], set()
     media_pool = project.GetMediaPool()
     previous = media_pool.GetCurrentFolder()
     folder = _bin(media_pool, config.media_folder)
@@ -149,8 +225,8 @@ def import_results(project, timeline, results: list, config) -> list[str]:
         media_pool.SetCurrentFolder(folder)
     project.SetCurrentTimeline(timeline)
     if not timeline.AddTrack("video"):
-        return [f"could not add a video track to {timeline.GetName()}; the results are in the media pool bin "
-                f"{config.media_folder!r} and on disk"]
+        return (["could not add a video track to {}; the results are in the media pool bin {!r} and on disk"
+                 .format(timeline.GetName(), config.media_folder)], {r["name"] for r in done})
     track = int(timeline.GetTrackCount("video"))
     name = config.track_name or f"ned_fx {config.label}"
     timeline.SetTrackName("video", track, name)
@@ -159,39 +235,58 @@ def import_results(project, timeline, results: list, config) -> list[str]:
             items = media_pool.ImportMedia([{"FilePath": r["output"], "StartIndex": int(r["first"]),
                                              "EndIndex": int(r["last"])}])
             if not items:
-                messages.append(f"{r['name']}: Resolve did not import {r['output']} ({r['first']}-{r['last']})")
+                messages.append("{}: Resolve did not import {} ({}-{})".format(r["name"], r["output"], r["first"],
+                                                                              r["last"]))
+                failed.add(r["name"])
                 continue
             duration = int(r["last"]) - int(r["first"]) + 1
-            placed = media_pool.AppendToTimeline([{"mediaPoolItem": items[0], "startFrame": 0,
-                                                   "endFrame": duration - 1, "trackIndex": track,
-                                                   "recordFrame": int(r["record_frame"]), "mediaType": 1}])
-            if not placed:
-                messages.append(f"{r['name']}: imported, but Resolve would not place it on V{track} at "
-                                f"{r['record_frame']}")
-                continue
-            got = placed[0].GetStart()
-            if got != int(r["record_frame"]) or placed[0].GetDuration() != duration:
-                messages.append(f"{r['name']}: placed at {got} for {placed[0].GetDuration()} frames, expected "
-                                f"{r['record_frame']} for {duration}")
+            placed, why = place(media_pool, timeline, items[0], duration, track, int(r["record_frame"]))
+            if placed is None:
+                messages.append("{}: imported, but {}".format(r["name"], why))
+                failed.add(r["name"])
     finally:
         if previous is not None:
             media_pool.SetCurrentFolder(previous)
-    return messages
+    return messages, failed
 
 
 # ---- the dialog ----------------------------------------------------------------------------------------------
 
-def ask(fusion, bmd, config):
+def ui_manager(fusion):
+    """Fusion's UIManager, or None (Resolve (free) 19.1+ gives scripts none; no Fusion object at all from a
+    shell)."""
+    try:
+        return getattr(fusion, "UIManager", None) if fusion is not None else None
+    except Exception:
+        return None
+
+
+def describe(endpoint, out=print):
+    """The daemon's ``describe`` for the dialog, or None (the built-in list is used): also when this Python
+    lacks pyzmq/numpy, which only the dialog's parameter list needs (the edits run in the venv's Python) — the
+    artist is told how to install them."""
+    try:
+        from ned_fx.hosts.link import DaemonLink, LinkConfig
+        from ned_fx.hosts.wire import MISSING
+    except ImportError as exc:
+        MISSING = "this Python cannot load the daemon link ({})".format(exc)
+    if MISSING:
+        out("ned_fx: note: the dialog uses the built-in parameter list: " + MISSING)
+        return None
+    try:
+        return DaemonLink(LinkConfig.from_env(endpoint or None)).describe()
+    except Exception as exc:              # never let the dialog die on the daemon link
+        out("ned_fx: note: the dialog uses the built-in parameter list ({}: {})".format(type(exc).__name__, exc))
+        return None
+
+
+def ask(fusion, bmd, config, out=print):
     """Fusion UIManager dialog built from the daemon's parameter specs; returns the new config, or None when
     the artist cancels."""
-    from ned_fx.hosts.link import DaemonLink, LinkConfig
     from ned_fx.hosts.params import knob_specs
     from ned_fx.hosts.resolve import config_from_dialog, dialog_fields
 
-    try:
-        described = DaemonLink(LinkConfig.from_env(config.endpoint)).describe()
-    except ImportError:                   # this Python lacks pyzmq/numpy: the built-in list
-        described = None
+    described = describe(config.endpoint, out)
     specs = knob_specs(described.get("parameters") if described else None)
     fields = dialog_fields(specs, config)
     ui = fusion.UIManager
@@ -243,75 +338,139 @@ def ask(fusion, bmd, config):
 
 # ---- main ---------------------------------------------------------------------------------------------------
 
-def main(argv=None, namespace: dict | None = None, out=print) -> int:
+def _settings_path(here, given):
+    """``--config``, else ``ned_fx_emotion.json`` (or ``.yaml``/``.yml``) beside the script."""
+    if given:
+        return given
+    for name in (CONFIG_NAME, "ned_fx_emotion.yaml", "ned_fx_emotion.yml"):
+        if os.path.isfile(os.path.join(here, name)):
+            return os.path.join(here, name)
+    return os.path.join(here, CONFIG_NAME)
+
+
+def _save_last_used(R, config, path, out):
+    """Keep the settings this run used beside the settings file (``ned_fx_emotion.last.json``, atomically)."""
+    import dataclasses
+
+    try:
+        tmp = path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(dataclasses.asdict(config), fh, indent=2)
+        os.replace(tmp, path)
+    except OSError as exc:
+        out("ned_fx: note: could not keep the settings in {}: {}".format(path, exc))
+
+
+def main(argv=None, namespace=None, out=print):
     """Run the pass. ``namespace`` holds what Resolve injects (``resolve``, ``fusion``, ``bmd``)."""
     import argparse
 
     _bootstrap()
-    from ned_fx.errors import NedFxError
-    from ned_fx.hosts import resolve as R
+    try:
+        from ned_fx.errors import NedFxError
+        from ned_fx.hosts import resolve as R
+    except (ImportError, SyntaxError) as exc:
+        out("ned_fx: cannot load ned_fx in this Python {} ({}): {}".format(
+            sys.version.split()[0], exc, INSTALL_HINT.format(config=CONFIG_NAME)))
+        return 2
 
     parser = argparse.ArgumentParser(description="ned_fx Emotion Director for the current Resolve timeline")
-    parser.add_argument("--config", help=f"settings file (default: {CONFIG_NAME} beside this script)")
+    parser.add_argument("--config", help="settings file (default: {} beside this script)".format(CONFIG_NAME))
     parser.add_argument("--no-dialog", action="store_true", help="use the settings file, show no dialog")
     args = parser.parse_args([] if argv is None else argv)
     ns = namespace if namespace is not None else globals()
 
     try:
-        config_path = args.config or os.path.join(_here(), CONFIG_NAME)
+        here = _here()
+        config_path = _settings_path(here, args.config)
         config = R.read_config(config_path) if os.path.isfile(config_path) else R.ResolveConfig()
+        last_path = os.path.join(os.path.dirname(os.path.abspath(config_path)), LAST_USED_NAME)
         resolve = get_resolve(ns)
         if resolve is None:
-            out("ned_fx: no Resolve to talk to: run this from Workspace > Scripts, or enable external scripting "
-                "and make DaVinciResolveScript importable (see Resolve's scripting README)")
+            out("ned_fx: no Resolve to talk to: run this from Workspace > Scripts inside Resolve, or — DaVinci "
+                "Resolve Studio only — enable external scripting (Preferences > System > General) and make "
+                "DaVinciResolveScript importable (see Resolve's scripting README)")
             return 2
+        product = _call(resolve, "GetProductName") or "DaVinci Resolve"
         project = resolve.GetProjectManager().GetCurrentProject()
         timeline = project.GetCurrentTimeline() if project else None
         if timeline is None:
             out("ned_fx: open a project and a timeline first")
             return 2
         fusion, bmd = ns.get("fusion"), ns.get("bmd")
-        if not args.no_dialog and fusion is not None and bmd is not None:
-            config = ask(fusion, bmd, config)
-            if config is None:
-                out("ned_fx: cancelled")
-                return 1
-        clips = collect_clips(timeline, config)
+        if not args.no_dialog:
+            if ui_manager(fusion) is not None and bmd is not None:
+                start = config
+                if not args.config and os.path.isfile(last_path):
+                    try:
+                        start = R.read_config(last_path, config)
+                    except NedFxError as exc:
+                        out("ned_fx: note: ignored {}: {}".format(last_path, exc))
+                config = ask(fusion, bmd, start, out)
+                if config is None:
+                    out("ned_fx: cancelled")
+                    return 1
+            else:
+                out("ned_fx: {} gives scripts no dialog (the dialog needs DaVinci Resolve Studio; the free edition "
+                    "has none since 19.1): settings come from {}{}; the settings of each run are kept in {}".format(
+                        product, config_path, "" if os.path.isfile(config_path) else
+                        " (not there: the defaults — write it to choose the emotion, see host_bridges/README.md)",
+                        last_path))
+        clips = collect_clips(timeline, config, out)
         if not clips:
-            how = {"color": f"clips marked {config.clip_color}", "current": "a clip under the playhead",
-                   "track": f"clips on V{config.track}"}[config.select]
-            out(f"ned_fx: no {how} on {timeline.GetName()}: nothing to edit")
+            how = {"color": "clips marked {}".format(config.clip_color),
+                   "selection": "selected clips (or clips marked {})".format(config.clip_color),
+                   "current": "a clip under the playhead", "track": "clips on V{}".format(config.track)}[config.select]
+            out("ned_fx: no {} on {}: nothing to edit".format(how, timeline.GetName()))
             return 1
         plan = R.plan_shots(clips, config, render_target(project), timeline.GetName())
         for clip, reason in plan.skipped:
-            out(f"ned_fx: skipped {clip}: {reason}")
+            out("ned_fx: skipped {}: {}".format(clip, reason))
         if not plan.shots:
             return 1
+        _save_last_used(R, config, last_path, out)
         folder = os.path.dirname(os.path.dirname(plan.shots[0].output))
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        plan_path = R.write_plan(plan, os.path.join(folder, f"ned_fx_plan-{stamp}.json"))
-        shotlist = R.write_shotlist(plan, os.path.join(folder, f"ned_fx_shots-{stamp}.yaml"))
-        out(f"ned_fx: {len(plan.shots)} shot(s); plan {plan_path}; shot list for ned-fx batch: {shotlist}")
+        plan_path = R.write_plan(plan, os.path.join(folder, "ned_fx_plan-{}.json".format(stamp)))
+        shotlist = R.write_shotlist(plan, os.path.join(folder, "ned_fx_shots-{}.yaml".format(stamp)))
+        out("ned_fx: {} shot(s); plan {}; shot list for ned-fx batch: {}".format(len(plan.shots), plan_path, shotlist))
+        reported = {}
 
         def event(e):
             kind = e.get("event")
             if kind == "shot":
-                out(f"ned_fx: {e['name']}: {e['input']} frames {e['frames']}")
+                out("ned_fx: {}: {} frames {}".format(e["name"], e["input"], e["frames"]))
+            elif kind == "progress" and e.get("total"):
+                step = int(4 * int(e.get("done", 0)) / max(1, int(e["total"])))     # the console: every 25 %
+                key = (e.get("name"), e.get("stage", ""))
+                if reported.get(key) != step:
+                    reported[key] = step
+                    out("ned_fx: {}: {} {}/{}".format(e.get("name"), e.get("stage") or "analysing", e.get("done"),
+                                                     e["total"]))
             elif kind == "result":
-                out(f"ned_fx: {e['name']}: " + (f"done, {e.get('written', 0)} frame(s) written -> {e.get('output')}"
-                                                if e.get("ok") else f"FAILED: {e.get('error')}"))
+                out("ned_fx: {}: ".format(e["name"]) + (
+                    "done, {} frame(s) written -> {}".format(e.get("written", 0), e.get("output")) if e.get("ok")
+                    else "FAILED: {}".format(e.get("error"))))
 
         results = R.run_plan(plan_path, config.python or R.default_python(find_root() or None), event,
                              endpoint=config.endpoint, via=config.runner, start_daemon=config.start_daemon)
-        for message in import_results(project, timeline, results, config):
-            out(f"ned_fx: {message}")
-        failed = [r for r in results if not r.get("ok")]
-        out(f"ned_fx: {len(results) - len(failed)} of {len(results)} shot(s) edited and placed"
-            + (f"; {len(failed)} failed" if failed else ""))
+        messages, misplaced = import_results(project, timeline, results, config)
+        for message in messages:
+            out("ned_fx: {}".format(message))
+        failed = [r for r in results if not r.get("ok") or r.get("name") in misplaced]
+        out("ned_fx: {} of {} shot(s) edited and placed".format(len(results) - len(failed), len(results))
+            + ("; {} failed".format(len(failed)) if failed else ""))
         return 0 if not failed and not plan.skipped else 1
     except NedFxError as exc:
-        out(f"ned_fx: error: {exc}")
+        out("ned_fx: error: {}".format(exc))
         return 2
+
+
+def _call(obj, name):
+    try:
+        return getattr(obj, name)()
+    except Exception:
+        return None
 
 
 if __name__ == "__main__":

@@ -14,7 +14,9 @@ DaVinci Resolve's scripting Python may lack numpy and cannot load the engines, s
   venv (a subprocess reporting JSON lines; it uses ``ned-fx batch``'s runner), plus a shot list in the shared
   batch format (:func:`write_shotlist`) to re-run the pass or send it to the farm.
 
-Standard library only (this module loads inside Resolve's Python).
+Standard library only (this module loads inside Resolve's Python). Supported Resolve Pythons: 3.7 and newer
+(dataclasses); the menu script itself still imports on 3.6 and says so. Whatever Python Resolve uses, the edits
+run in the venv's Python (``python`` in the settings), so Resolve's needs neither numpy nor pyzmq.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -33,9 +36,10 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 from ..errors import InputNotFoundError, InvalidParameterError, NedFxError
 from .params import knob_specs, open_params
 
-#: How the pass picks clips: ``color`` (clips marked with ``clip_color`` — Resolve's scripting API cannot read
-#: the timeline selection), ``current`` (the clip under the playhead), ``track`` (every clip on ``track``).
-SELECT_MODES = ("color", "current", "track")
+#: How the pass picks clips: ``selection`` (the timeline's selected clips where Resolve offers
+#: ``Timeline.GetSelectedClips()`` — 21.0.4 and newer — else, said so, the ``color`` marks), ``color`` (clips
+#: marked with ``clip_color``), ``current`` (the clip under the playhead), ``track`` (every clip on ``track``).
+SELECT_MODES = ("selection", "color", "current", "track")
 IMAGE_FORMATS = ("auto", "exr", "png")
 RUNNERS = ("auto", "batch", "client")
 #: Resolve's clip colours (``TimelineItem.GetClipColor``).
@@ -80,7 +84,7 @@ class ResolveConfig:
     face: int | None = None
     keys: str = ""
     consent: str = ""
-    select: str = "color"
+    select: str = "selection"
     clip_color: str = "Orange"
     track: int = 1
     output_root: str = ""
@@ -96,7 +100,7 @@ class ResolveConfig:
             raise InvalidParameterError(f"select {self.select!r}; valid: {', '.join(SELECT_MODES)}")
         if self.image_format not in IMAGE_FORMATS:
             raise InvalidParameterError(f"image_format {self.image_format!r}; valid: {', '.join(IMAGE_FORMATS)}")
-        if self.select == "color" and self.clip_color not in CLIP_COLORS:
+        if self.select in ("color", "selection") and self.clip_color not in CLIP_COLORS:
             raise InvalidParameterError(f"clip_color {self.clip_color!r}; valid: {', '.join(CLIP_COLORS)}")
         if self.runner not in RUNNERS:
             raise InvalidParameterError(f"runner {self.runner!r}; valid: {', '.join(RUNNERS)}")
@@ -189,7 +193,8 @@ class TimelineClip:
     Attributes:
         name: the item's name; path: its media's ``File Path`` (None: no file — a generator, title…).
         source_start: the first used source frame, counted from the media's first frame (Resolve's
-            ``GetSourceStartFrame``, else ``GetLeftOffset``); duration: frames on the timeline.
+            ``GetLeftOffset``, in timeline frames: ``GetSourceStartFrame`` is off by one or in the media's rate on
+            some items and 0 on XML-imported timelines); duration: frames on the timeline.
         record_start: the timeline frame it starts at (``GetStart``); track: its video track.
         source_end: Resolve's ``GetSourceEndFrame`` when it has one (only used to detect retimed clips: Resolve
             versions differ on whether it is inclusive, so a span of ``duration`` or ``duration - 1`` is 1:1);
@@ -364,7 +369,8 @@ def dialog_fields(specs, config: ResolveConfig) -> tuple[DialogField, ...]:
     fields += [
         DialogField("consent", "Consent", "LineEdit", config.consent, hint="the performer's consent reference"),
         DialogField("select", "Clips", "ComboBox", config.select, SELECT_MODES,
-                    hint="color: clips marked with the clip colour; current: under the playhead; track: a track"),
+                    hint="selection: the selected clips (Resolve 21.0.4+; else the colour marks); color: clips "
+                         "marked with the clip colour; current: under the playhead; track: a track"),
         DialogField("clip_color", "Clip colour", "ComboBox", config.clip_color, CLIP_COLORS),
         DialogField("track", "Video track", "SpinBox", config.track, minimum=0, maximum=64),
         DialogField("output_root", "Output folder", "LineEdit", config.output_root,
@@ -517,7 +523,13 @@ def run_plan(plan_path: str | os.PathLike, python: str, on_event: Callable[[dict
         raise RunnerError(f"cannot start {python}: {exc.strerror}; set 'python' in the config to the Python of "
                           f"the ned_fx install (e.g. /path/to/ned_fx/.venv/bin/python)") from None
     results, done, tail = [], False, []
-    assert proc.stdout is not None
+    assert proc.stdout is not None and proc.stderr is not None
+    err_chunks: list[str] = []
+    # stderr is drained by its own thread: a runner that writes more than a pipe holds to stderr (warnings, a
+    # chatty library) would otherwise block, while this loop waits on stdout — a deadlock
+    drain = threading.Thread(target=lambda: err_chunks.extend(iter(lambda: proc.stderr.read(8192), "")),
+                             name="ned-fx-runner-stderr", daemon=True)
+    drain.start()
     for line in proc.stdout:
         line = line.strip()
         if not line:
@@ -535,8 +547,9 @@ def run_plan(plan_path: str | os.PathLike, python: str, on_event: Callable[[dict
             done = True
         if on_event:
             on_event(event)
-    err = proc.stderr.read() if proc.stderr else ""
     proc.wait()
+    drain.join()
+    err = "".join(err_chunks)
     if not done:
         raise RunnerError(f"the edit runner stopped (exit {proc.returncode}) without finishing: "
                           f"{(err or ' '.join(tail))[-800:].strip()}")

@@ -11,6 +11,14 @@ places clips on the current timeline and returns the new TimelineItems; ``AddTra
 
 It checks what Resolve would refuse: a clipInfo with unknown keys or missing items, a track index out of range,
 overlapping clips on a track, an image sequence whose files do not exist. Every call is recorded in ``calls``.
+
+And it behaves like the hosts studios run, not only like the README (issue 16's review of current builds):
+``AppendToTimeline``'s ``endFrame`` is exclusive on current Studio builds (``Project(end_exclusive=True)``: one
+frame short when a script follows the README's inclusive reading); ``GetSourceStartFrame``/``GetSourceEndFrame``
+can be off by one, in the media's rate, or 0/0 on XML-imported timelines (``TimelineItem(source_start=…,
+source_end=…)``) while ``GetLeftOffset`` is right; ``Timeline.GetSelectedClips()`` exists only from 21.0.4
+(``Timeline(selection=[…])``); Resolve (free) 19.1+ gives scripts no UIManager (``Fusion(ui=False)``,
+``Resolve(studio=False)``: ``GetProductName()`` is "DaVinci Resolve").
 """
 
 from __future__ import annotations
@@ -51,12 +59,14 @@ class MediaPoolItem:
 
 class TimelineItem:
     def __init__(self, name: str, media: MediaPoolItem | None, start: int, duration: int, left_offset: int = 0,
-                 color: str = "", track: int = 1, source_span: int | None = None):
+                 color: str = "", track: int = 1, source_span: int | None = None, source_start: int | None = None,
+                 source_end: int | None = None):
         self._name, self._media = name, media
         self._start, self._duration, self._left = int(start), int(duration), int(left_offset)
         self._color = color
         self._track = track
         self._span = duration if source_span is None else source_span
+        self._source = (source_start, source_end)      # what GetSourceStart/EndFrame report, when they are off
         self._id = f"ti-{id(self):x}"
 
     def GetName(self) -> str:
@@ -78,10 +88,10 @@ class TimelineItem:
         return 0
 
     def GetSourceStartFrame(self) -> int:
-        return self._left
+        return self._left if self._source[0] is None else self._source[0]
 
     def GetSourceEndFrame(self) -> int:
-        return self._left + self._span - 1
+        return self._left + self._span - 1 if self._source[1] is None else self._source[1]
 
     def GetMediaPoolItem(self) -> MediaPoolItem | None:
         return self._media
@@ -101,8 +111,11 @@ class TimelineItem:
 
 
 class Timeline:
-    def __init__(self, name: str, tracks: int = 1, start_frame: int = 86400):
+    def __init__(self, name: str, tracks: int = 1, start_frame: int = 86400, selection: list | None = None):
         self._name = name
+        if selection is not None:            # Resolve 21.0.4+: Timeline.GetSelectedClips()
+            self._selection = list(selection)
+            self.GetSelectedClips = lambda: list(self._selection)
         self._tracks: list[list[TimelineItem]] = [[] for _ in range(tracks)]
         self._track_names = [f"Video {i + 1}" for i in range(tracks)]
         self._start = start_frame
@@ -143,6 +156,17 @@ class Timeline:
 
     def GetCurrentVideoItem(self) -> TimelineItem | None:
         return self._current
+
+    def DeleteClips(self, timelineItems: list, ripple: bool = False) -> bool:
+        """README: DeleteClips([timelineItems], Bool) --> Bool (ripple delete when the second argument is True)."""
+        _record("DeleteClips", [i.GetName() for i in timelineItems], ripple)
+        found = False
+        for track in self._tracks:
+            for item in list(track):
+                if item in timelineItems:
+                    track.remove(item)
+                    found = True
+        return found
 
     # stand-in helpers (not Resolve API)
     def _add(self, item: TimelineItem, track: int = 1) -> TimelineItem:
@@ -239,13 +263,15 @@ class MediaPool:
                     info.get("mediaPoolItem"), MediaPoolItem):
                 return []
             mpi, start, end = info["mediaPoolItem"], int(info["startFrame"]), int(info["endFrame"])
-            if mpi._frames is not None and not 0 <= start <= end < mpi._frames:
+            last = end - 1 if self._project._end_exclusive else end
+            if mpi._frames is not None and not 0 <= start <= last < mpi._frames:
                 return []
             track = int(info.get("trackIndex", 1))
             if not 1 <= track <= timeline.GetTrackCount("video"):
                 return []
             record = int(info.get("recordFrame", timeline.GetStartFrame()))
-            item = TimelineItem(mpi.GetName(), mpi, record, end - start + 1, start, track=track)
+            length = end - start if self._project._end_exclusive else end - start + 1
+            item = TimelineItem(mpi.GetName(), mpi, record, length, start, track=track)
             if not timeline._place(item, track):
                 return []
             out.append(item)
@@ -261,8 +287,9 @@ class MediaStorage:
 
 
 class Project:
-    def __init__(self, name: str, render_jobs: list | None = None):
+    def __init__(self, name: str, render_jobs: list | None = None, end_exclusive: bool = False):
         self._name = name
+        self._end_exclusive = end_exclusive
         self._timelines: list[Timeline] = []
         self._current: Timeline | None = None
         self._pool = MediaPool(self)
@@ -311,9 +338,10 @@ class ProjectManager:
 
 
 class Resolve:
-    def __init__(self, project: Project | None):
+    def __init__(self, project: Project | None, studio: bool = True, version: str = "19.1.3.7"):
         self._pm = ProjectManager(project)
         self._storage = MediaStorage()
+        self._studio, self._version = studio, version
 
     def GetProjectManager(self) -> ProjectManager:
         return self._pm
@@ -322,10 +350,10 @@ class Resolve:
         return self._storage
 
     def GetProductName(self) -> str:
-        return "DaVinci Resolve Studio"
+        return "DaVinci Resolve Studio" if self._studio else "DaVinci Resolve"
 
     def GetVersionString(self) -> str:
-        return "19.1.3.7"
+        return self._version
 
 
 # ---- Fusion UIManager (the dialog) --------------------------------------------------------------------------
@@ -417,8 +445,8 @@ class UIDispatcher:
 
 
 class Fusion:
-    def __init__(self):
-        self.UIManager = UIManager()
+    def __init__(self, ui: bool = True):
+        self.UIManager = UIManager() if ui else None     # Resolve (free) 19.1+: no UIManager for scripts
 
 
 class Bmd:

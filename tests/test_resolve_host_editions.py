@@ -1,0 +1,190 @@
+"""Issue 16, Resolve: the menu script in the Resolves studios run, against the corrected stand-in
+(``tests/stand_ins/resolve_api.py``: ``endFrame`` exclusive on current Studio builds, GetSourceStartFrame off or
+0/0, GetSelectedClips only from 21.0.4, no UIManager in the free edition) — a stock Resolve Python without numpy
+and pyzmq, the free edition, placement checked and fixed, the selection, a chatty runner, the oldest Python."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+from test_resolve_bridge import RECORD, RESOLVE_DIR, STAND_INS, _timeline, rv, served  # noqa: F401 (fixtures)
+
+from ned_fx.hosts import resolve as R
+
+STOCK_RESOLVE_PYTHON = r"""
+import sys
+sys.modules["numpy"] = None                    # a stock Resolve Python: no numpy, no pyzmq
+sys.modules["zmq"] = None
+sys.path[:0] = [{stand_ins!r}, {bridge!r}]
+import resolve_api as ra
+import ned_fx_emotion
+project = ra.Project("show")
+project._add_timeline(ra.Timeline("reel1"))
+ra.UIDispatcher.on_run_loop = lambda window: window.On.cancel.Clicked(None)
+code = ned_fx_emotion.main([], namespace={{"resolve": ra.Resolve(project), "fusion": ra.Fusion(), "bmd": ra.Bmd()}})
+print("exit", code)
+"""
+
+
+def test_a_stock_resolve_python_gets_install_instructions_not_a_traceback(tmp_path):
+    script = STOCK_RESOLVE_PYTHON.format(stand_ins=str(STAND_INS), bridge=str(RESOLVE_DIR))
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["NED_FX_ROOT"] = str(REPO)
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env,
+                         cwd=str(tmp_path))
+    assert "Traceback" not in run.stderr, run.stderr[-3000:]
+    assert run.returncode == 0 and "exit 1" in run.stdout and "ned_fx: cancelled" in run.stdout
+    note = next(line for line in run.stdout.splitlines() if "built-in parameter list" in line)
+    assert "numpy" in note and "pip install" in note and "pyzmq" in note
+
+
+def test_the_free_edition_runs_from_the_settings_file_and_reports_in_the_console(rv, served, tmp_path):
+    ra, bridge = rv
+    d, root = served
+    work = root / "free"
+    project, tl = _timeline(ra, work, work / "renders")
+    config = work / "settings.json"
+    config.write_text(json.dumps({"endpoint": d.endpoint, "emotion": "sad", "python": sys.executable,
+                                  "select": "track", "track": 1}))
+    lines: list[str] = []
+    ra.UIDispatcher.on_run_loop = lambda window: pytest.fail("the free edition has no dialog")
+    try:
+        code = bridge.main(["--config", str(config)], out=lines.append, namespace={
+            "resolve": ra.Resolve(project, studio=False), "fusion": ra.Fusion(ui=False), "bmd": ra.Bmd()})
+    finally:
+        ra.UIDispatcher.on_run_loop = None
+    text = "\n".join(lines)
+    assert code == 0, text
+    assert "DaVinci Resolve gives scripts no dialog (the dialog needs DaVinci Resolve Studio" in text
+    assert f"settings come from {config}" in text
+    assert any(line.startswith("ned_fx: d12_sad: ") and "/" in line for line in lines), "progress in the console"
+    assert "4 of 4 shot(s) edited and placed" in text
+    kept = json.loads((work / "ned_fx_emotion.last.json").read_text())
+    assert kept["emotion"] == "sad" and kept["select"] == "track"
+    assert R.read_config(work / "ned_fx_emotion.last.json").emotion == "sad"
+
+
+def test_the_source_start_comes_from_the_left_offset(rv):
+    ra, bridge = rv
+    movie = ra.MediaPoolItem("d12.mp4", {"File Path": "/shows/d12.mp4"})
+    off_by_one = ra.TimelineItem("a", movie, RECORD, 4, left_offset=10, source_start=11, source_end=14)
+    from_xml = ra.TimelineItem("b", movie, RECORD, 4, left_offset=10, source_start=0, source_end=0)
+    media_rate = ra.TimelineItem("c", movie, RECORD, 4, left_offset=10, source_start=20, source_end=27)
+    retimed = ra.TimelineItem("d", movie, RECORD, 4, left_offset=10, source_span=8)
+    clips = [bridge.clip_of(i, 1) for i in (off_by_one, from_xml, media_rate, retimed)]
+    assert [c.source_start for c in clips] == [10, 10, 10, 10]
+    plan = R.plan_shots(clips, R.ResolveConfig(), None, "reel")
+    assert [(s.clip, s.first, s.last) for s in plan.shots] == [("a", 10, 13), ("b", 10, 13), ("c", 10, 13)]
+    assert [name for name, _ in plan.skipped] == ["d"], "only the real retime is refused"
+
+
+def _results(folder: Path, ra, count: int = 4) -> list[dict]:
+    pattern = folder / "shot.%04d.png"
+    folder.mkdir(parents=True, exist_ok=True)
+    for n in range(10, 10 + count):
+        Path(str(pattern).replace("%04d", f"{n:04d}")).write_bytes(b"png")
+    return [{"ok": True, "name": "shot", "output": str(pattern), "first": 10, "last": 9 + count,
+             "record_frame": RECORD}]
+
+
+def test_placement_is_checked_and_a_clip_a_frame_off_fails(rv, tmp_path):
+    ra, bridge = rv
+    # current Studio builds read endFrame as exclusive: the inclusive try lands a frame short, is taken off and
+    # placed again
+    project = ra.Project("show", end_exclusive=True)
+    tl = project._add_timeline(ra.Timeline("reel1"))
+    messages, failed = bridge.import_results(project, tl, _results(tmp_path / "a", ra), R.ResolveConfig())
+    assert messages == [] and failed == set()
+    placed = tl.GetItemListInTrack("video", 2)
+    assert [(i.GetStart(), i.GetDuration()) for i in placed] == [(RECORD, 4)]
+    assert [c for c in ra.calls if c[0] == "DeleteClips"], "the short one was taken off"
+    # the README's inclusive reading (older builds): placed at once
+    project = ra.Project("show")
+    tl = project._add_timeline(ra.Timeline("reel1"))
+    ra.calls.clear()
+    assert bridge.import_results(project, tl, _results(tmp_path / "b", ra), R.ResolveConfig()) == ([], set())
+    assert [(i.GetStart(), i.GetDuration()) for i in tl.GetItemListInTrack("video", 2)] == [(RECORD, 4)]
+    assert not [c for c in ra.calls if c[0] == "DeleteClips"]
+    # a clip that lands a frame late fails loudly and is not left on the timeline
+    project = ra.Project("show")
+    tl = project._add_timeline(ra.Timeline("reel1"))
+    pool = project.GetMediaPool()
+    append = pool.AppendToTimeline
+
+    def late(infos):
+        return append([dict(i, recordFrame=i["recordFrame"] + 1) for i in infos])
+
+    pool.AppendToTimeline = late
+    messages, failed = bridge.import_results(project, tl, _results(tmp_path / "c", ra), R.ResolveConfig())
+    assert failed == {"shot"} and "placed it at 86401 for 4 frames, expected 86400 for 4" in messages[0]
+    assert "drifts the edit against the lips" in messages[0]
+    assert tl.GetItemListInTrack("video", 2) == []
+
+
+def test_the_selection_is_edited_where_resolve_can_read_it(rv, tmp_path):
+    ra, bridge = rv
+    project, tl = _timeline(ra, tmp_path, None)
+    unmarked = tl.GetItemListInTrack("video", 1)[2]              # Blue: not marked
+    selecting = ra.Timeline("reel2", tracks=1, selection=[unmarked])   # Resolve 21.0.4+
+    selecting._add(unmarked, 1)
+    config = R.ResolveConfig()
+    assert config.select == "selection"
+    assert [(c.name, c.record_start) for c in bridge.collect_clips(selecting, config)] == [("d12.mp4", RECORD + 7)]
+    lines: list[str] = []
+    marked = bridge.collect_clips(tl, config, lines.append)        # an older Resolve: the colour marks
+    assert [c.record_start for c in marked] == [RECORD, RECORD + 4, RECORD + 12, RECORD, RECORD + 20]
+    assert "cannot read the timeline selection" in lines[0] and "Orange" in lines[0]
+
+
+FAKE_RUNNER = r"""
+import json, signal, sys
+signal.alarm(60)                               # never outlive the test
+sys.stderr.write("warning: chatty library\n" * 50000)    # ~1 MB: more than a pipe holds
+sys.stderr.flush()
+print(json.dumps({"event": "result", "name": "a", "ok": True}), flush=True)
+print(json.dumps({"event": "done", "ok": True}), flush=True)
+"""
+
+
+def test_a_runner_with_a_chatty_stderr_does_not_hang_the_pass(tmp_path):
+    fake = tmp_path / "fake_runner.py"
+    fake.write_text(FAKE_RUNNER)
+    python = tmp_path / "python"
+    python.write_text(f"#!/bin/sh\nexec {sys.executable} {fake}\n")
+    python.chmod(0o755)
+    plan = R.write_plan(R.Plan((), (), "reel", ""), tmp_path / "plan.json")
+    box: dict = {}
+    t = threading.Thread(target=lambda: box.setdefault("results", R.run_plan(plan, str(python))), daemon=True)
+    t.start()
+    t.join(30)
+    assert not t.is_alive(), "run_plan deadlocked on the runner's stderr"
+    assert box["results"] == [{"event": "result", "name": "a", "ok": True}]
+
+
+def _future_annotations(tree: ast.Module) -> bool:
+    return any(isinstance(n, ast.ImportFrom) and n.module == "__future__" and
+               any(a.name == "annotations" for a in n.names) for n in tree.body)
+
+
+def test_the_menu_script_imports_on_resolves_oldest_python():
+    """Resolve's README lists Python 3.6 (64-bit): the menu script parses as 3.6 and evaluates no annotation
+    that needs a newer Python; the modules the pass loads inside Resolve parse as 3.7 (dataclasses)."""
+    source = (RESOLVE_DIR / "ned_fx_emotion.py").read_text()
+    tree = ast.parse(source, feature_version=(3, 6))
+    assert not _future_annotations(tree), "'from __future__ import annotations' needs Python 3.7"
+    for node in ast.walk(tree):
+        for ann in [getattr(node, "returns", None)] + [a.annotation for a in getattr(getattr(node, "args", None),
+                                                                                       "args", []) or []]:
+            assert ann is None or not any(isinstance(n, ast.BinOp) for n in ast.walk(ann)), \
+                f"line {node.lineno}: 'X | Y' annotations are evaluated before Python 3.10"
+    for module in ("errors.py", "hosts/__init__.py", "hosts/params.py", "hosts/resolve.py", "hosts/wire.py"):
+        ast.parse((REPO / "ned_fx" / module).read_text(), feature_version=(3, 7))
