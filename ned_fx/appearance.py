@@ -178,18 +178,26 @@ def build_shot_models(path: str | Path, track, edited, frames: str | None = None
     found = int(np.count_nonzero(edited.found))
     # which frames each builder sees: an even sample of at most _MODEL_FRAMES (this pass is per shot, not free)
     every = {id(b): max(1, -(-found // _MODEL_FRAMES.get(type(b).__name__, found or 1))) for b in builders}
-    seen = 0
+    from .streams import prefetch
+
     with open_media(path, parse_frame_range(frames)) as source:
         total = len(source)
-        for done, frame in enumerate(source, 1):
-            k = index.get(int(frame.number))
-            if k is not None and edited.found[k]:
-                wanted = [b for b in builders if seen % every[id(b)] == 0]
-                seen += 1
-                if wanted:
-                    pixels, lm = _face_crop(frame, edited.source_landmarks[k] + frame.display_to_data)
-                    for b in wanted:
-                        b.add(k, pixels, lm)
+
+        def crops():            # decode + crop (a thread of its own) while the builders take the last crops
+            seen = 0
+            for frame in source:
+                k = index.get(int(frame.number))
+                wanted, crop = [], None
+                if k is not None and edited.found[k]:
+                    wanted = [b for b in builders if seen % every[id(b)] == 0]
+                    seen += 1
+                    if wanted:
+                        crop = _face_crop(frame, edited.source_landmarks[k] + frame.display_to_data)
+                yield k, wanted, crop
+
+        for done, (k, wanted, crop) in enumerate(prefetch(crops(), depth=4, name="ned-fx-models"), 1):
+            for b in wanted:
+                b.add(k, *crop)
             if progress:
                 progress(done, total)
     sources = [str(Path(path).resolve())]

@@ -89,8 +89,11 @@ def track_media(path: str | Path, config=None, frames: str | None = None, face_i
                         f"at {size[0][0]}x{size[0][1]}; every frame of a shot must have one size")
                 yield rgb
 
-        seen = []
-        for faces in tracker.iter_track(pictures()):
+        from .streams import prefetch
+
+        seen = []       # the next frames decode (and convert) while the tracker works on these
+        for faces in tracker.iter_track(prefetch(pictures(), depth=2 * tracker.config.batch_size,
+                                                 name="ned-fx-decode")):
             seen.append(faces)
             if progress:
                 progress(len(seen), total)
@@ -241,13 +244,17 @@ class EditSummary:
 
 class _Clock:
     def __init__(self):
+        import threading
+
         self.seconds = {s: 0.0 for s in STAGES}
+        self._lock = threading.Lock()
 
     def add(self, stage: str, started: float) -> float:
         import time
 
         now = time.perf_counter()
-        self.seconds[stage] += now - started
+        with self._lock:            # the render's steps run in threads of their own (ned_fx.streams)
+            self.seconds[stage] += now - started
         return now
 
 
@@ -872,13 +879,19 @@ class ShotRenderer:
         Raises:
             InvalidParameterError: the frame number is not part of the analysed shot.
         """
+        return self.finish(self.begin(frame, clock), clock)
+
+    def begin(self, frame: Frame, clock: "_Clock | None" = None) -> "_Pending":
+        """The first half of :meth:`render`: find the face, take the occluders out, warp (a frame's halves may
+        run in two threads, one frame apart: see :mod:`ned_fx.streams`)."""
         import time
 
+        from .appearance import white_of
         from .compositing import extract_region
 
         where = locate_face(self.track, self.edited, self.index, frame)
         if where.reason is not None:
-            return frame, where.reason
+            return _Pending(frame, where)
         k, box, s, d, shift = where.index, where.box, where.src, where.dst, where.shift
         t = time.perf_counter()
         x0, y0 = box[0], box[1]
@@ -887,25 +900,50 @@ class ShotRenderer:
         if self.neural:     # the previous frames' targets (NaN where no face) and the plate's encoding
             extra = {"previous": [self.edited.target_landmarks[j] + shift - offset for j in (k - 1, k - 2) if j >= 0],
                      "plate_dtype": frame.pixels.dtype}
-        from .appearance import white_of
-        from .rendering.layers import RegionInputs
-
         region = extract_region(frame, box)
         white = white_of(frame.pixels.dtype)
         src_r, dst_r = s - offset, d - offset
         keep = self.content.occluders(region, src_r, white, int(frame.number), box, frame.pixels.shape[:2])
         clean = self.content.fill(region, keep)
         rendered = self.renderer.render(clean, src_r, dst_r, self.mesh, **extra)
-        e = self.edited
-        rendered = self.content.layers(RegionInputs(clean, rendered, src_r, dst_r,
-                                                    None if keep is None else 1.0 - keep, k, white),
+        if clock:
+            clock.add("render", t)
+        return _Pending(frame, where, clean, rendered, src_r, dst_r, keep, white)
+
+    def finish(self, pending: "_Pending", clock: "_Clock | None" = None) -> tuple[Frame, str | None]:
+        """The second half of :meth:`render`: the new face content over the warp, composited into the plate."""
+        import time
+
+        from .rendering.layers import RegionInputs
+
+        where = pending.where
+        if where.reason is not None:
+            return pending.frame, where.reason
+        t = time.perf_counter()
+        k, keep, e = where.index, pending.keep, self.edited
+        rendered = self.content.layers(RegionInputs(pending.clean, pending.rendered, pending.src, pending.dst,
+                                                    None if keep is None else 1.0 - keep, k, pending.white),
                                        (e.au_names, e.au_source[k], e.au_target[k]))
         if clock:
             t = clock.add("render", t)
-        out = self.compositor.composite_frame(frame, rendered, box, d, s, keep=keep)
+        out = self.compositor.composite_frame(pending.frame, rendered, where.box, where.dst, where.src, keep=keep)
         if clock:
             clock.add("composite", t)
         return out, None
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """A frame between :meth:`ShotRenderer.begin` and :meth:`ShotRenderer.finish`."""
+
+    frame: Frame
+    where: FaceLocation
+    clean: np.ndarray | None = None
+    rendered: np.ndarray | None = None
+    src: np.ndarray | None = None
+    dst: np.ndarray | None = None
+    keep: np.ndarray | None = None
+    white: float = 1.0
 
 
 def _render_shot(path, output, kind, track, edited, frames, preview, renderer_config, compositor_config,
@@ -916,6 +954,7 @@ def _render_shot(path, output, kind, track, edited, frames, preview, renderer_co
 
     from .media import open_media, write_image
     from .provenance import file_sha256
+    from .streams import staged
 
     shot = ShotRenderer(track, edited, renderer_config, compositor_config,
                         checkpoint=neural[1] if neural else None, models=models, content=content)
@@ -931,18 +970,37 @@ def _render_shot(path, output, kind, track, edited, frames, preview, renderer_co
     try:
         with open_media(path, parse_frame_range(frames)) as source:
             total = len(source)
-            t = time.perf_counter()
-            for done, frame in enumerate(source, 1):
-                t = clock.add("decode", t)
-                if sink.already_done(frame.number):
+            hash_own = record is not None and kind != "movie" and source.kind == "sequence"
+
+            def decoded():
+                t = time.perf_counter()
+                for frame in source:
+                    t = clock.add("decode", t)
+                    if sink.already_done(frame.number):
+                        yield frame, None, None
+                    else:
+                        own = None          # a sequence frame's own file is its source: hashed while it renders
+                        if hash_own:
+                            target = source.path_for(frame.number)
+                            own = hasher.submit(file_sha256, target) if hasher is not None else file_sha256(target)
+                        yield frame, own, True
+                    t = time.perf_counter()
+
+            def begin(item):
+                frame, own, todo = item
+                return frame, own, shot.begin(frame, clock) if todo else None
+
+            def finish(item):
+                frame, own, pending = item
+                return frame, own, shot.finish(pending, clock) if pending is not None else None
+
+            # decode, warp, content + composite, and encode (here) of neighbouring frames run at once
+            for done, (frame, own, result) in enumerate(staged(decoded(), (begin, finish), name="ned-fx-render"), 1):
+                t = time.perf_counter()
+                if result is None:
                     resumed.append(frame.number)
                 else:
-                    own = None              # a sequence frame's own file is its source: hashed while it renders
-                    if record is not None and kind != "movie" and source.kind == "sequence":
-                        target = source.path_for(frame.number)
-                        own = hasher.submit(file_sha256, target) if hasher is not None else file_sha256(target)
-                    out_frame, reason = shot.render(frame, clock)
-                    t = time.perf_counter()
+                    out_frame, reason = result
                     if reason is None:
                         edited_frames.append(frame.number)
                     else:
@@ -953,10 +1011,10 @@ def _render_shot(path, output, kind, track, edited, frames, preview, renderer_co
                         stamp = record.for_frame(frame.number, own, reason)
                     sink.write(out_frame, write_image, stamp)
                     before_after.add(frame, out_frame)
-                    t = clock.add("encode", t)
+                    clock.add("encode", t)
                 if progress:
                     progress("rendering", done, total)
-                t = time.perf_counter()
+        t = time.perf_counter()
         sink.close()
         before_after.close()
         clock.add("encode", t)
