@@ -619,3 +619,43 @@ def test_the_lines_are_what_nukes_modifymetadata_evaluates(nk):
             node["metadata"].fromScript(bad)
         with pytest.raises(InvalidParameterError):
             stamps.parse_nuke_metadata(bad, 1)
+
+
+def test_a_gui_render_analyses_in_the_background_and_cancel_stops_it(nk, real, monkeypatch, tmp_path):
+    """A Write render that needs a session runs the analysis in its thread under a progress bar whose Cancel
+    stops it (the daemon is told), instead of blocking Nuke in ``controller.wait()``."""
+    import ned_fx_nuke
+    from ned_fx.media import open_media
+
+    d, root = real
+    monkeypatch.setenv("NED_FX_ENDPOINT", d.endpoint)
+    monkeypatch.setenv("NED_FX_NUKE_CACHE", str(root / "cache_render"))
+    plates = root / "render_plates"
+    plates.mkdir(exist_ok=True)
+    with open_media(footage("d3.mp4"), "0-29") as src:
+        for i, fr in enumerate(src):
+            images.write_exr(plates / f"plate.{1001 + i:04d}.exr", fr.pixels.astype(np.float32) / 255.0,
+                             ("R", "G", "B"))
+    nk.root()["last_frame"].setValue(1030)
+    read = nk.nodes.Read(file=str(plates / "plate.%04d.exr"))
+    node = ned_fx_nuke.create_node()
+    node.setInput(0, read)
+    nk._user_set(node["source"], "upstream Read file")
+    comp = nk.nodes.Write(file=str(root / "render_comp.%04d.exr"))
+    comp.setInput(0, node)
+    nk._set_write_renderer(lambda w, f: None)
+
+    class ArtistCancels(nk.ProgressTask):
+        def setMessage(self, message):
+            super().setMessage(message)
+            if message.startswith("analysing: ") and not message.startswith("analysing: 0/"):
+                self._cancel()
+
+    monkeypatch.setattr(nk, "ProgressTask", ArtistCancels)
+    t0 = time.monotonic()
+    with pytest.raises(RuntimeError, match="cancelled from the progress bar"):
+        nk.execute(comp, 1001, 1001)
+    task = nk._progress_tasks[-1]
+    assert task.name.startswith("Emotion Director: analysing") and task.progress
+    assert time.monotonic() - t0 < 60
+    assert not any(r.analysis is not None and r.analysis.running for r in ned_fx_nuke._RUNTIME.values())

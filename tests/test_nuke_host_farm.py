@@ -134,6 +134,29 @@ def test_a_blade_without_a_daemon_fails_the_frame_instead_of_writing_the_plate(g
     assert all(rendered[("WriteComp", f)][0].startswith(f"file:{work / 'artist_cache'}") for f in FRAMES)
 
 
+def test_a_blade_with_no_daemon_to_reach_starts_its_own(gui, served, monkeypatch, request):
+    import ned_fx_nuke
+
+    nk = gui
+    _, root = served
+    work = root / request.node.name
+    monkeypatch.setenv("NED_FX_NUKE_CACHE", str(work / "artist_cache"))
+    read, node, comp, other = _comp(nk, work)
+    _as_blade(nk, monkeypatch, work / "blade_cache", endpoint=f"tcp://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("NED_FX_PYTHON", sys.executable)          # the blade's ned_fx install
+    monkeypatch.setenv("NED_FX_NUKE_DAEMON_ARGS", f"--engine identity --cache {work / 'daemon_cache'}")
+    rendered = _recording(nk)
+    try:
+        nk.execute(comp, 1001, 1004)
+        local = ned_fx_nuke._LOCAL["daemon"]
+        assert local.running and local.endpoint.startswith("tcp://127.0.0.1:")
+        pattern = node["ned_cache"].value()
+        assert all(rendered[("WriteComp", f)][0] == f"file:{pattern.replace('%04d', f'{f:04d}')}" for f in FRAMES)
+    finally:
+        ned_fx_nuke.stop_local_daemon()
+    assert not local.running
+
+
 def test_a_blade_cannot_bake_and_says_where_the_bake_must_be(gui, served, monkeypatch, request):
     nk = gui
     _, root = served

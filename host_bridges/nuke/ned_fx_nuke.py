@@ -55,7 +55,7 @@ from ned_fx.hosts.images import atomic_write_bytes, same_exr_content
 from ned_fx.hosts.link import DEFAULT_ENDPOINT, DaemonLink, LinkConfig
 from ned_fx.hosts.params import KnobSpec, REFERENCE_OPTION, keys_from_samples, knob_specs, open_params
 from ned_fx.hosts.stamps import RECOMMENDED_WRITE_SETTING, nuke_metadata_lines, write_keeps_record
-from ned_fx.hosts.wire import DaemonError, DaemonUnavailableError
+from ned_fx.hosts.wire import MISSING, DaemonError, DaemonUnavailableError
 from ned_fx.provenance import EditRecord, ProvenanceError
 
 VERSION = "1"
@@ -983,9 +983,7 @@ def ensure_frame(node, frame: int) -> str:
                 node["ned_ok"].setValue(True)
                 return pattern
     target = next((p for p in candidates if Path(p).parent.is_dir() and os.access(Path(p).parent, os.W_OK)), local)
-    link = link_for(node["endpoint"].value())
-    if not link.check(max_age=STATUS_MAX_AGE).ok:
-        raise DaemonUnavailableError(link.status.message)
+    link = daemon_link(node)
     if needs_bake:
         bakes = [str(Path(p).parent.parent / "src" / "src.%04d.exr") for p in candidates]
         baked = next((b for b in bakes if frame_path(b, frame).is_file()), None)
@@ -998,16 +996,67 @@ def ensure_frame(node, frame: int) -> str:
             raise InvalidParameterError("the input changed since it was baked: press Analyse again (a render "
                                         "cannot bake)")
         request = dataclasses.replace(request, path=baked)
-    _render_now(node, frame, request, target, signature)
+    _render_now(node, link, frame, request, target, signature)
     return target
 
 
-def _render_now(node, frame: int, request: ShotRequest, pattern: str, signature: str) -> None:
+#: The daemon this Nuke process started (a farm blade with none to reach), shared by every node.
+_LOCAL: dict = {}
+
+
+def daemon_link(node) -> DaemonLink:
+    """The link a render uses: the node's endpoint (the knob, else ``$NED_FX_ENDPOINT``); on a command-line
+    render that finds no daemon there and has ``$NED_FX_PYTHON`` (the Python of a ned_fx install on the blade),
+    a private daemon this process starts once (``$NED_FX_NUKE_DAEMON_ARGS`` adds ``serve`` options, e.g.
+    ``--device cuda``) and stops when it exits.
+
+    Raises:
+        DaemonUnavailableError: no daemon, and none could be started (the message says why).
+    """
+    link = link_for(node["endpoint"].value())
+    if link.check(max_age=STATUS_MAX_AGE).ok:
+        return link
+    python = os.environ.get("NED_FX_PYTHON", "").strip()
+    if nuke.env.get("gui", False) or not python or MISSING:
+        raise DaemonUnavailableError(link.status.message + ("" if nuke.env.get("gui", False) or MISSING else
+                                                            "; or set NED_FX_PYTHON on the blade to start one"))
+    local = _LOCAL.get("daemon")
+    if local is None or not local.running:
+        import shlex
+
+        from ned_fx.hosts import local_daemon
+
+        roots = set()
+        for n in nuke.allNodes("Group", group=nuke.root(), recurseGroups=True):
+            if is_emotion_director(n):
+                roots.add(str(cache_root(n)))
+                try:
+                    roots.add(str(Path(source_of(n)[0]).parent))
+                except NedFxError:
+                    pass
+        try:
+            local = local_daemon.start(python, sorted(roots), shlex.split(os.environ.get("NED_FX_NUKE_DAEMON_ARGS", "")))
+        except NedFxError as exc:
+            raise DaemonUnavailableError(f"{link.status.message}; starting one with {python} failed: {exc}") from None
+        _LOCAL["daemon"] = local
+    started = link_for(local.endpoint)
+    if not started.check().ok:
+        raise DaemonUnavailableError(started.status.message)
+    return started
+
+
+def stop_local_daemon() -> None:
+    """Stop the daemon this process started, if any (also done at exit)."""
+    local = _LOCAL.pop("daemon", None)
+    if local is not None:
+        local.stop()
+
+
+def _render_now(node, link: DaemonLink, frame: int, request: ShotRequest, pattern: str, signature: str) -> None:
     """Render ``frame`` into ``pattern`` synchronously (a render waits for its frame); the analysis, when the
     session is not open yet, runs in its background thread while a cancellable progress bar (GUI) waits."""
-    link = link_for(node["endpoint"].value())
     rt = _runtime(node)
-    key = f"{pattern}|{request.path}"
+    key = f"{pattern}|{request.path}|{link.config.endpoint}"
     reuse = (rt.handle is not None and rt.key in (key, pattern) and rt.handle.request.path == request.path
              and rt.inputs.get(frame) == signature)
     if not reuse:
@@ -1025,6 +1074,8 @@ def _render_now(node, frame: int, request: ShotRequest, pattern: str, signature:
                 task.setMessage(update.message)
                 task.setProgress(update.percent)
         update = controller.wait()
+        if update.state == "cancelled":
+            raise DaemonError("cancelled", "the analysis was cancelled from the progress bar")
         if update.state != "ready":
             raise DaemonError(update.code or update.state, update.message)
         rt.handle, rt.key, rt.inputs = update.handle, key, inputs
