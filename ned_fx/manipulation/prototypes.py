@@ -41,8 +41,10 @@ ALIASES = {"happiness": "happy", "joy": "happy", "sadness": "sad", "surprise": "
 #:
 #: * happy 6+12: the corners pulled up and out, the cheeks lifted; the lower lid rises by a share of the eye's own
 #:   opening (a moderate squint: at 1 about 3/4 of the opening is kept, at 1.5 about 2/3), the upper lid stays.
-#: * sad 1+4+15, without the optional chin raiser (AU17): pushing the lower lip up against the corners' pull made a
-#:   mouth an independent tracker misreads on a talking shot.
+#: * sad 1+4+15 with drooping upper lids (AU41, here a negative upper lid raiser: the lids sink by about a fifth of
+#:   their opening; heavy lids are what reads sad on a talker whose mouth keeps moving), without the optional chin
+#:   raiser (AU17): pushing the lower lip up against the corners' pull made a mouth an independent tracker
+#:   misreads on a talking shot.
 #: * surprised 1+2+5+26 (+25, the lips part with the jaw).
 #: * fearful 1+2+4+5+20+26 (+25).
 #: * angry 4+5+7+23 (+24 where speech allows): brows down and drawn together strongly, the upper lid raised
@@ -52,7 +54,7 @@ ALIASES = {"happiness": "happy", "joy": "happy", "sadness": "sad", "surprise": "
 PROTOTYPES: dict[str, dict[str, float]] = {
     "neutral": {},
     "happy": {"AU6": 1.0, "AU12": 1.0},
-    "sad": {"AU1": 1.2, "AU4": 0.5, "AU15": 0.8},
+    "sad": {"AU1": 1.2, "AU4": 0.6, "AU5": -0.3, "AU15": 0.8},
     "surprised": {"AU1": 1.0, "AU2": 1.0, "AU5": 1.0, "AU25": 0.4, "AU26": 0.6},
     "fearful": {"AU1": 1.15, "AU2": 0.6, "AU4": 0.7, "AU5": 1.0, "AU20": 0.8, "AU25": 0.4, "AU26": 0.3},
     "angry": {"AU4": 1.15, "AU5": 0.7, "AU7": 1.0, "AU23": 1.0, "AU24": 0.4},
