@@ -225,8 +225,8 @@ def test_opencue_outline_runs_on_pyoutlines_local_backend(tmp_path, reference, m
     import outline.versions.main as versions
     from outline.cuerun import OutlineLauncher
 
-    shots = write_shots(tmp_path)
-    (job,) = build_jobs(read_from_file(shots), FarmConfig(chunk=3, gpus=0, audit_log=str(tmp_path / "audit.jsonl")))
+    shots = write_shots(tmp_path, movie=True)
+    jobs = build_jobs(read_from_file(shots), FarmConfig(chunk=3, gpus=0, audit_log=str(tmp_path / "audit.jsonl")))
     wrappers = tmp_path / "wrappers"
     wrappers.mkdir()
     (wrappers / "local_wrap_frame").write_text(LOCAL_WRAP)
@@ -238,11 +238,37 @@ def test_opencue_outline_runs_on_pyoutlines_local_backend(tmp_path, reference, m
     for key, value in env().items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")   # pycuerun's python
-    OutlineLauncher(opencue.to_outline(job), backend="local", show=job.show, shot=job.shot, user=job.user).launch()
+    for job in jobs:
+        OutlineLauncher(opencue.to_outline(job), backend="local", show=job.show, shot=job.shot,
+                        user=job.user).launch()
     assert_bit_exact(tmp_path / "out" / "sh010.####.png", reference)
     # pycuerun ran the render command once per frame; only each chunk's first frame rendered it
     edits = [l for l in audit_lines(tmp_path / "audit.jsonl") if l["event"] == "edit"]
-    assert sorted(l["shot"]["frames"] for l in edits) == ["5-7", "8-10"]
+    assert sorted(l["shot"]["frames"] for l in edits) == ["0-2", "5-7", "8-10"]
+    # the local dispatcher orders work by frame, not by dependency: the movie's assemble runs as the shot's last
+    # frame, so it comes after every render chunk
+    with open_media(str(tmp_path / "out" / "sh020.mov")) as mov:
+        assert len(mov) == 3
+    assert read_provenance(tmp_path / "out" / "sh020.mov").edited
+
+
+def test_opencue_spec_with_pycuerun_wraps_the_same_command(tmp_path, monkeypatch):
+    pytest.importorskip("outline.modules.shell")
+    import outline
+
+    monkeypatch.setattr(outline.config, "get", _config_get(outline.config.get, "session_dir",
+                                                            str(tmp_path / "sessions")), raising=False)
+    (job,) = build_jobs(read_from_file(write_shots(tmp_path)), FarmConfig(chunk=3, executable=("/farm/ned-fx",)))
+    spec = opencue.spec_xml(job, use_pycuerun=True)
+    cmds = {l.get("name"): l.findtext("cmd") for l in Et.fromstring(spec[spec.index("<spec>"):]).iter("layer")}
+    assert all("pycuerun" in c and "-e #IFRAME#-" + name in c for name, c in cmds.items()), cmds
+    # pycuerun loads the outline from its session folder and runs the layer's own command there
+    from outline import load_outline
+
+    (session,) = (tmp_path / "sessions").glob("*/*/outline.yaml") or (tmp_path / "sessions").glob("**/outline*")
+    layer = load_outline(str(session)).get_layer("render")
+    assert "--pyoutline-frame=%{FRAME}" in layer.get_arg("command")
+    assert "#FRAME_START#-#FRAME_END#" in layer.get_arg("command")
 
 
 def _config_get(get, key, value):

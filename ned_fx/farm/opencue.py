@@ -79,29 +79,47 @@ def to_outline(job: Job):
                         f"again ({type(exc).__name__}: {exc})") from None
     # pyoutline launches each layer over its range intersected with the outline's: the outline spans the shot
     span = max(job.layers, key=lambda layer: len(layer.tasks) * layer.chunk).frames
-    ol = Outline(job.name, frame_range=span, shot=job.shot, show=job.show, user=job.user)
-    made = {}
-    for layer in job.layers:
-        args = {"command": layer_command(layer), "range": layer.frames, "chunk": layer.chunk,
-                "cores": layer.cores, "threadable": threadable(layer.cores), "memory": layer.memory}
-        if layer.gpus > 0:
-            args.update(gpus=layer.gpus, gpu_memory=layer.gpu_memory)
-        shell = Shell(layer.name, **args)
-        for key, value in (("NED_FX_SHOT", job.shot), ("NED_FX_LAYER", layer.name)):
-            shell.set_env(key, value)
-        for dep in layer.depends_on:
-            shell.depend_all(made[dep])
-        ol.add_layer(shell)
-        made[layer.name] = shell
+    # pyoutline adds every new layer to its "current" outline (one loaded or set up earlier in this process, e.g.
+    # by pycuerun or a TD's script): make this outline the current one while its layers are made, then put back
+    # whatever was current before
+    previous = Outline.current
+    ol = Outline(job.name, frame_range=span, shot=job.shot, show=job.show, user=job.user, current=True)
+    try:
+        made = {}
+        for layer in job.layers:
+            args = {"command": layer_command(layer), "range": layer.frames, "chunk": layer.chunk,
+                    "cores": layer.cores, "threadable": threadable(layer.cores), "memory": layer.memory}
+            if layer.gpus > 0:
+                args.update(gpus=layer.gpus, gpu_memory=layer.gpu_memory)
+            shell = Shell(layer.name, **args)               # added to ol, the current outline
+            for key, value in (("NED_FX_SHOT", job.shot), ("NED_FX_LAYER", layer.name)):
+                shell.set_env(key, value)
+            for dep in layer.depends_on:
+                shell.depend_all(made[dep])
+            made[layer.name] = shell
+    finally:
+        Outline.current = previous
     return ol
 
 
 @contextlib.contextmanager
 def _session_folder(use_pycuerun: bool = False):
     """pyoutline writes a session folder while serialising: without pycuerun it is not needed after, so it goes to a
-    temporary folder; with pycuerun the nodes load the outline from it (pyoutline's configured ``session_dir``)."""
+    temporary folder; with pycuerun the nodes load the outline from it (pyoutline's configured ``session_dir``).
+    Setting up an outline also makes it pyoutline's "current" one; whatever was current before is put back."""
     import outline
+    from outline import Outline
 
+    previous = Outline.current
+    try:
+        with _temporary_session(outline, use_pycuerun):
+            yield
+    finally:
+        Outline.current = previous
+
+
+@contextlib.contextmanager
+def _temporary_session(outline, use_pycuerun: bool):
     if use_pycuerun:
         yield
         return

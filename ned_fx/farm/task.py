@@ -17,7 +17,9 @@ task needs:
   substituted and ``$OL_LAYER_RANGE`` holding the chunk. OpenCue commands carry ``--pyoutline-frame=%{FRAME}``:
   when it is a number, the chunk's ``#FRAME_START#``/``#FRAME_END#`` are taken from ``$OL_LAYER_RANGE`` and only the
   chunk's first frame renders it (the others print that they are part of it). Without pycuerun the option stays
-  ``%{FRAME}`` and is ignored: Cuebot substituted the tokens itself.
+  ``%{FRAME}`` and is ignored: Cuebot substituted the tokens itself. (pycuerun leaves ``%{FRAME}`` as it is for
+  frame 0 too: pyoutline substitutes it only for a true frame number; with ``$OL_LAYER_RANGE`` set and the chunk
+  tokens still there, that is frame 0.)
 """
 
 from __future__ import annotations
@@ -51,6 +53,9 @@ def run_task(shot: str, layer: str, argv: list[str], pyoutline_frame: str | None
         argv = list(argv[1:] if argv and argv[0] == "--" else argv)
         if not argv:
             raise FarmError("ned-fx farm task needs the ned-fx command to run after --, e.g. -- edit IN -o OUT …")
+        if pyoutline_frame == "%{FRAME}" and os.environ.get("OL_LAYER_RANGE") and \
+                any(t in a for a in argv for t in _TOKENS):
+            pyoutline_frame = "0"       # pycuerun leaves %{FRAME} as it is for frame 0 (pyoutline tests `if frame:`)
         if pyoutline_frame is not None and pyoutline_frame.strip().lstrip("-").isdigit():
             chunk = _pyoutline_chunk()
             frame = int(pyoutline_frame)
@@ -60,7 +65,7 @@ def run_task(shot: str, layer: str, argv: list[str], pyoutline_frame: str | None
                 return 0
             argv = [a.replace(_TOKENS[0], str(chunk[0])).replace(_TOKENS[1], str(chunk[-1])) for a in argv]
         args = build_parser().parse_args(argv)
-        frames = getattr(args, "frames", None) or getattr(args, "frame_range", None) or "all"
+        frames = getattr(args, "frame_range", None) or getattr(args, "frames", None) or "all"   # assemble: --frames
         left = [t for t in _TOKENS if any(t in a for a in argv)]
         if left:
             raise FarmError(f"the farm did not substitute its chunk tokens ({', '.join(left)}) in the command (under "
