@@ -73,9 +73,12 @@ def test_the_job_model(shots, tmp_path):
     assert b.layer("render").outputs == (frames,) and "-o" in b.layer("render").command
     assert [(t.first, t.last) for t in b.layer("render").tasks] == [(5, 14), (15, 16)]
     assemble = b.layer("assemble")
-    assert assemble.command == (*task("sh020", "assemble"), "farm", "assemble", frames, "-o", str(out / "sh020.mov"), "--frames=5-16",
+    assert assemble.command == (*task("sh020", "assemble"), "farm", "assemble", frames, "-o", str(out / "sh020.mov"),
+                                "--frames=5-16",
                                 "--fps=30", f"--audio-from={footage('d3.mp4')}", "--clean")
     assert assemble.depends_on == ("render",) and assemble.gpus == 0 and len(assemble.tasks) == 1
+    # one task, run as the shot's last frame: a farm that orders work by frame reaches it after every chunk
+    assert (assemble.frames, assemble.tasks[0].first) == ("16", 16)
     assert b.metadata["consent"] == "release 114" and b.group == "gpu"
     # the consent reference goes to every ned-fx edit of the shot (the analysis and each chunk)
     assert all("--consent=release 114" in t.command for l in b.layers[:2] for t in l.tasks)
@@ -192,6 +195,11 @@ def test_cli_dry_runs(shots, tmp_path, capsys):
     spec = (Path(src).parent / "shots_farm" / "opencue" / "shots_sh020.xml").read_text()
     assert "<gpus>" not in spec and "#FRAME_START#" in spec
     assert not (Path(src).parent / "shots_farm" / "opencue" / "shots_sh010.xml").exists()
+    # Open Job Description: the template goes to --out (or -o FILE); the PATH values to give are printed
+    assert main(["farm", "submit", src, "--to", "openjd", "--out", str(tmp_path / "oj"), "--gpu", "0"]) == 0
+    out = capsys.readouterr().out
+    assert (tmp_path / "oj" / "template.yaml").is_file()
+    assert f"-p ShotList={src}" in out and "deadline bundle submit" in out
 
 
 def test_bad_requests_are_named_errors(shots, tmp_path, capsys, monkeypatch):

@@ -46,8 +46,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     s.add_argument("--to", required=True, choices=("opencue", "deadline", "openjd"),
                    help="the farm (openjd: write an Open Job Description job template)")
     s.add_argument("-o", "--output", metavar="FILE",
-                   help="--to openjd: the job template to write (.yaml or .json; default "
-                        "SHOTLIST_farm/openjd/template.yaml beside the shot list)")
+                   help="--to openjd: the job template to write (.yaml or .json; default OUT/template.yaml, "
+                        "else SHOTLIST_farm/openjd/template.yaml beside the shot list)")
     s.add_argument("--chunk", type=int, help=f"frames per render task (default {d.chunk})")
     s.add_argument("--dry-run", action="store_true", help="write the job specs and print a summary; submit nothing")
     s.add_argument("--out", metavar="DIR", help="folder for the spec files (default SHOTLIST_farm/BACKEND beside "
@@ -129,7 +129,8 @@ def run_submit(args) -> int:
     if args.to == "openjd":
         from ..farm import openjd
 
-        target = args.output or (_default_out(args.shotlist, "openjd") / "template.yaml")
+        folder = Path(args.out) if args.out else _default_out(args.shotlist, "openjd")
+        target = args.output or folder / "template.yaml"
         path = openjd.write_template(jobs, shotlist_path, target)
         values = " ".join(f"-p {shlex.quote(f'{k}={v}')}" for k, v in openjd.parameter_values(jobs, shotlist_path)
                           .items())

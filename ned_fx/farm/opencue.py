@@ -205,7 +205,7 @@ def write_specs(jobs, folder: str | Path, use_pycuerun: bool = False) -> list[Pa
     from ..media import atomic_output
 
     folder = Path(os.path.abspath(folder))
-    specs = [(folder / f"{job.name}.xml", spec_xml(job, use_pycuerun)) for job in jobs]     # every spec built before a write
+    specs = [(folder / f"{job.name}.xml", spec_xml(job, use_pycuerun)) for job in jobs]   # all built before a write
     folder.mkdir(parents=True, exist_ok=True)
     for path, text in specs:
         with atomic_output(path) as tmp:
