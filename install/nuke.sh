@@ -5,7 +5,7 @@ set -euo pipefail
 
 usage() {
     cat <<USAGE
-usage: install/nuke.sh [--nuke-python PATH] [--endpoint ENDPOINT] [--nuke-dir DIR] [--print] [--dry-run]
+usage: install/nuke.sh [--nuke-python PATH] [--endpoint ENDPOINT] [--cache DIR] [--nuke-dir DIR] [--print] [--dry-run]
 
   Adds one line to ~/.nuke/init.py that puts host_bridges/nuke on Nuke's plugin path, and writes
   ~/.nuke/ned_fx.json (where the ned_fx package is, which daemon to use). Nuke then shows
@@ -13,9 +13,17 @@ usage: install/nuke.sh [--nuke-python PATH] [--endpoint ENDPOINT] [--nuke-dir DI
 
   --nuke-python PATH  Nuke's own Python (e.g. /usr/local/Nuke15.1v3/python3); installs pyzmq, msgpack and
                       numpy into it with "PATH -m pip install --user"
-  --endpoint EP       the daemon nodes use by default (default tcp://127.0.0.1:5557)
+  --endpoint EP       the daemon nodes use when their endpoint knob is empty and NED_FX_ENDPOINT is not set
+                      (default tcp://127.0.0.1:5557)
+  --cache DIR         the nodes' cache folder when NED_FX_NUKE_CACHE is not set: put it on storage the farm
+                      sees (and under a --root of the daemon), so blades use the artist's edited frames
+                      (default: the local temp folder, which blades cannot see)
   --nuke-dir DIR      Nuke's user folder (default \$NUKE_USER_DIR or ~/.nuke)
-  --print             change nothing: print the NUKE_PATH / NED_FX_ROOT exports to use instead (farm, CI)
+  --print             change nothing: print the exports a farm blade needs instead (NUKE_PATH, NED_FX_ROOT,
+                      NED_FX_ENDPOINT, NED_FX_NUKE_CACHE)
+
+  Farm blades: set NED_FX_ENDPOINT to a daemon they can reach, or NED_FX_PYTHON to the Python of a ned_fx
+  install on the blade (a render then starts a private daemon), and NED_FX_NUKE_CACHE to the shared cache.
   --dry-run           change nothing: print what would be written and run
   -h, --help          this help
 USAGE
@@ -26,12 +34,14 @@ bridge="$repo/host_bridges/nuke"
 nuke_dir="${NUKE_USER_DIR:-$HOME/.nuke}"
 nuke_python=""
 endpoint="tcp://127.0.0.1:5557"
+cache=""
 mode="install"
 
 while [ $# -gt 0 ]; do
     case "$1" in
         --nuke-python) nuke_python="${2:?--nuke-python needs a path}"; shift 2 ;;
         --endpoint) endpoint="${2:?--endpoint needs an endpoint}"; shift 2 ;;
+        --cache) cache="${2:?--cache needs a folder}"; shift 2 ;;
         --nuke-dir) nuke_dir="${2:?--nuke-dir needs a folder}"; shift 2 ;;
         --print) mode="print"; shift ;;
         --dry-run) mode="dry-run"; shift ;;
@@ -55,12 +65,20 @@ init="$nuke_dir/init.py"
 config="$nuke_dir/ned_fx.json"
 json_str() { printf '"%s"' "$(printf '%s' "$1" | sed 's/\\/\\\\/g; s/"/\\"/g')"; }
 config_text="{\"root\": $(json_str "$repo"), \"endpoint\": $(json_str "$endpoint")}"
+if [ -n "$cache" ]; then
+    config_text="{\"root\": $(json_str "$repo"), \"endpoint\": $(json_str "$endpoint"), \"cache\": $(json_str "$cache")}"
+fi
 pip_cmd=("$nuke_python" -m pip install --user "pyzmq>=25" "msgpack>=1.0" "numpy>=1.24")
 
 if [ "$mode" = "print" ]; then
     echo "export NUKE_PATH=\"$bridge\${NUKE_PATH:+:\$NUKE_PATH}\""
     echo "export NED_FX_ROOT=\"$repo\""
     echo "export NED_FX_ENDPOINT=\"$endpoint\""
+    if [ -n "$cache" ]; then
+        echo "export NED_FX_NUKE_CACHE=\"$cache\""
+    else
+        echo "# export NED_FX_NUKE_CACHE=/shared/storage/ned_fx_nuke   (the artists' cache, on storage the farm sees)"
+    fi
     exit 0
 fi
 

@@ -10,6 +10,8 @@ usage: install/resolve.sh [--os linux|macos|windows] [--system] [--dest DIR] [--
 
   Copies host_bridges/resolve/ned_fx_emotion.py to Resolve's Fusion/Scripts/Utility folder and writes
   ned_fx_emotion.json beside it (where ned_fx is, the Python that runs the edits, the daemon, default edit).
+  Resolve's scripting Python must be 3.7+ (the edits themselves run in --python, which needs no Resolve);
+  DaVinci Resolve (free) 19.1+ has no script dialog: the pass then reads ned_fx_emotion.json.
 
   Folders (per user; --system for all users where Resolve has one):
     linux    ~/.local/share/DaVinciResolve/Fusion/Scripts/Utility   (--system: /opt/resolve/Fusion/Scripts/Utility)
@@ -77,7 +79,7 @@ config_text="{
   \"emotion\": \"happy\",
   \"intensity\": 1.0,
   \"consent\": \"\",
-  \"select\": \"color\",
+  \"select\": \"selection\",
   \"clip_color\": \"Orange\"
 }"
 
@@ -110,4 +112,5 @@ fi
 if [ ! -x "$python" ]; then
     echo "note: $python does not exist yet: run install/setup.sh, or pass --python" >&2
 fi
-echo "done: in Resolve, Workspace > Scripts > Utility > ned_fx_emotion (mark clips with the Orange clip colour)."
+echo "done: in Resolve, Workspace > Scripts > Utility > ned_fx_emotion (select the clips — Resolve 21.0.4+ — or mark them with the Orange clip colour)."
+echo "DaVinci Resolve (free) 19.1+ shows no dialog: edit $config to choose the edit; progress is in Workspace > Console. Running from a shell needs Resolve Studio."

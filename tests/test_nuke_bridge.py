@@ -6,6 +6,8 @@ no daemon -> input passed through with a clear error within 3 s and recovery, co
 
 from __future__ import annotations
 
+import json
+import os
 import runpy
 import subprocess
 import sys
@@ -134,6 +136,13 @@ def test_init_only_makes_ned_fx_importable_and_registers_the_render_hook(tmp_pat
     monkeypatch.setenv("NED_FX_ROOT", str(tmp_path / "env_root"))
     runpy.run_path(str(NUKE_DIR / "init.py"))
     assert str(tmp_path / "env_root") in sys.path
+    # the installed endpoint and shared cache are defaults; a blade's environment wins
+    (home / ".nuke" / "ned_fx.json").write_text(json.dumps({"root": str(tmp_path / "site"), "endpoint":
+                                                            "tcp://10.0.0.5:5557", "cache": "/shows/tmp/nk"}))
+    monkeypatch.delenv("NED_FX_ENDPOINT", raising=False)
+    monkeypatch.setenv("NED_FX_NUKE_CACHE", "/farm/cache")
+    runpy.run_path(str(NUKE_DIR / "init.py"))
+    assert os.environ["NED_FX_ENDPOINT"] == "tcp://10.0.0.5:5557" and os.environ["NED_FX_NUKE_CACHE"] == "/farm/cache"
     sys.path[:] = [p for p in sys.path if not p.startswith(str(tmp_path))]
 
 
@@ -426,12 +435,17 @@ def test_nuke_installer_puts_the_bridge_on_the_plugin_path(tmp_path):
         assert run.returncode == 0 and run.stdout.startswith(f"{expected} {home}/.nuke/init.py"), run.stdout
     text = (home / ".nuke" / "init.py").read_text().splitlines()
     assert text == ["import nuke", "nuke.pluginAddPath('/studio/tools')", line], "the studio's lines are kept"
-    import json
-
     assert json.loads((home / ".nuke" / "ned_fx.json").read_text()) == {"root": str(REPO),
                                                                        "endpoint": "tcp://10.0.0.5:5557"}
     printed = subprocess.run([script, "--print"], capture_output=True, text=True, env=env).stdout
     assert f'export NUKE_PATH="{NUKE_DIR}${{NUKE_PATH:+:$NUKE_PATH}}"' in printed
+    assert "# export NED_FX_NUKE_CACHE=" in printed, "the farm is told to declare a shared cache"
+    shared = subprocess.run([script, "--cache", "/shows/tmp/ned_fx_nuke"], capture_output=True, text=True, env=env)
+    assert shared.returncode == 0, shared.stderr
+    assert json.loads((home / ".nuke" / "ned_fx.json").read_text())["cache"] == "/shows/tmp/ned_fx_nuke"
+    printed = subprocess.run([script, "--print", "--cache", "/shows/tmp/ned_fx_nuke"], capture_output=True,
+                             text=True, env=env).stdout
+    assert 'export NED_FX_NUKE_CACHE="/shows/tmp/ned_fx_nuke"' in printed
     bad = subprocess.run([script, "--nuke-python", str(tmp_path / "nope")], capture_output=True, text=True, env=env)
     assert bad.returncode == 2 and "not an executable" in bad.stderr
 

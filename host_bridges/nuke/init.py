@@ -1,8 +1,9 @@
 """ned_fx for Nuke, no-UI part (runs in every Nuke, also ``nuke -x`` renders): put this folder on NUKE_PATH.
 
 It only makes the ned_fx package importable — from ``$NED_FX_ROOT``, else ``~/.nuke/ned_fx.json``
-(``{"root": "/path/to/ned_fx"}``, written by ``install/nuke.sh``), else the checkout this folder lives in —
-and registers the before-frame-render hook that edits missing frames during Write renders. Nothing else runs
+(``{"root": "/path/to/ned_fx", "endpoint": …, "cache": …}``, written by ``install/nuke.sh``; its endpoint and
+cache become ``$NED_FX_ENDPOINT``/``$NED_FX_NUKE_CACHE`` where those are not set), else the checkout this folder
+lives in — and registers the before-frame-render hook that edits missing frames during Write renders. Nothing else runs
 here; the node's module loads when a node is created or rendered. Nuke's Python needs pyzmq, msgpack and
 numpy (``install/nuke.sh --nuke-python PATH`` installs them).
 """
@@ -14,15 +15,21 @@ import sys
 import nuke
 
 
+def _installed():
+    """``~/.nuke/ned_fx.json`` (written by install/nuke.sh): root, endpoint, cache."""
+    config = os.path.join(os.path.expanduser("~"), ".nuke", "ned_fx.json")
+    try:
+        with open(config, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def _ned_fx_root():
     root = os.environ.get("NED_FX_ROOT", "").strip()
     if not root:
-        config = os.path.join(os.path.expanduser("~"), ".nuke", "ned_fx.json")
-        try:
-            with open(config, encoding="utf-8") as fh:
-                root = str(json.load(fh).get("root", "")).strip()
-        except (OSError, ValueError, AttributeError):
-            root = ""
+        root = str(_installed().get("root", "")).strip()
     if not root:
         here = os.path.dirname(os.path.abspath(__file__))
         candidate = os.path.dirname(os.path.dirname(here))
@@ -31,6 +38,11 @@ def _ned_fx_root():
     return root
 
 
+# the installed endpoint and cache are defaults: what the environment sets (a farm blade's own) wins
+for _key, _env in (("endpoint", "NED_FX_ENDPOINT"), ("cache", "NED_FX_NUKE_CACHE")):
+    _value = str(_installed().get(_key, "")).strip()
+    if _value and not os.environ.get(_env, "").strip():
+        os.environ[_env] = _value
 _root = _ned_fx_root()
 if _root and _root not in sys.path:
     sys.path.append(_root)

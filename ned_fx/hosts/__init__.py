@@ -6,6 +6,8 @@ The bridges in ``host_bridges/`` stay thin — they read and set the host's cont
   UI from, host values back into ``open`` parameters, an animated intensity as keyframes (standard library
   only: Resolve's Python may lack numpy);
 * :mod:`.link` — the connection: per-thread clients, a 2-second liveness check, a status the UI shows;
+* :mod:`.wire` — the client as host modules import it (a Python without pyzmq gets install instructions, not an
+  ImportError); :mod:`.local_daemon` — a private daemon for a host process that reaches none (farm blades);
 * :mod:`.analysis` — a shot's analysis in a background thread, cancellable, reporting through the host's
   main-thread hook;
 * :mod:`.frames` — host pixel layouts (Nuke's bottom-up rows and bbox), the mix, rendering frames to files;
@@ -16,4 +18,4 @@ The bridges in ``host_bridges/`` stay thin — they read and set the host's cont
 This package imports nothing at import time; none of it imports torch, the stage packages or the pipeline.
 """
 
-__all__ = ["params", "link", "analysis", "frames", "images", "stamps", "resolve", "runner"]
+__all__ = ["params", "link", "wire", "local_daemon", "analysis", "frames", "images", "stamps", "resolve", "runner"]
