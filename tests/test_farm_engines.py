@@ -438,3 +438,38 @@ def test_two_chunks_racing_on_the_same_frames_never_leave_a_torn_file(tmp_path, 
     assert seen > 0
     assert_bit_exact(pattern, reference)
     assert not list(pattern.parent.glob(".*.tmp.png")), "a racer left a temporary file"
+
+
+def test_the_farm_report_reads_passed_through_frames_and_stills(tmp_path):
+    """``ned-fx batch --from-farm`` reads each frame's provenance: edited, or passed through and why (a sequence
+    and a still, as the farm's chunks write them)."""
+    from ned_fx.cli import main
+    from ned_fx.media import write_image
+    from ned_fx.provenance import build_record
+
+    d3, photo = footage("d3.mp4"), footage("d8.jpg")
+    (tmp_path / "s.yaml").write_text(
+        f"shots:\n  - {{name: seq, input: {d3}, output: out/seq.####.png, frames: 0-3, emotion: sad}}\n"
+        f"  - {{name: still, input: {photo}, output: out/still.png, emotion: happy}}\n")
+    shot = build_record(d3, {"emotion": "sad"}, face_id=0, frames="0-3", application="ned-fx edit", hash_source=False)
+    (tmp_path / "out").mkdir()
+    with open_media(str(d3), "0-3") as src:
+        for f in src:
+            write_image(sequence_path(tmp_path / "out" / "seq.####.png", f.number), f.pixels,
+                        provenance=shot.for_frame(f.number, None, "no face" if f.number == 2 else None))
+    with open_media(str(photo)) as src:
+        still = next(iter(src))
+    write_image(tmp_path / "out" / "still.png", still.pixels, provenance=build_record(
+        photo, {"emotion": "happy"}, face_id=0, application="ned-fx edit", hash_source=False).for_frame(None))
+    assert main(["batch", str(tmp_path / "s.yaml"), "--from-farm", "--report", str(tmp_path / "r.json")]) == 0
+    report = json.loads((tmp_path / "r.json").read_text())
+    seq, one = report["shots"]
+    assert (seq["status"], seq["edited"]["count"], seq["passed_through"]) == (
+        "done", 3, {"no face": {"count": 1, "frames": "2 (1 frame)"}})
+    assert (one["status"], one["edited"]["count"], one["frames_total"]) == ("done", 1, 1)
+    assert report["summary"]["done"] == 2 and report["shotlist"] == str(tmp_path / "s.yaml")
+    # --output-root without --from-farm is refused; a farm run written elsewhere is found there
+    assert main(["batch", str(tmp_path / "s.yaml"), "--output-root", str(tmp_path)]) == 2
+    os.rename(tmp_path / "out", tmp_path / "moved")
+    assert main(["batch", str(tmp_path / "s.yaml"), "--from-farm", "--output-root", str(tmp_path / "moved"),
+                 "--report", str(tmp_path / "r2.json")]) == 0
