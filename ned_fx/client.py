@@ -47,6 +47,16 @@ class DaemonUnavailableError(NedFxError):
     exit_code = 8
 
 
+class DaemonAuthError(DaemonUnavailableError):
+    """The daemon refused this client's connection: no key, a wrong key, or another security mechanism (CurveZMQ).
+    ``code`` is ``"forbidden"``. A subclass of :class:`DaemonUnavailableError` (the daemon cannot be used)."""
+
+    code = "forbidden"
+
+
+_STALE_SHM_CHECKED = False
+
+
 class Client:
     """One connection to the daemon (not thread-safe: use one Client per thread).
 
@@ -55,6 +65,9 @@ class Client:
         timeout: seconds to wait for each reply; retries: resends after a timeout (Lazy Pirate).
         hello: negotiate the protocol version on connect.
         curve: ``(client .key_secret file, server .key file)`` for a daemon started with ``--curve-keys``.
+        key: the key file to present (``NAME SECRET``; a grant from the daemon's owner), or ``(name, secret)``.
+            Default: ``$NED_FX_DAEMON_KEY``, else this user's own daemon key (see
+            :func:`ned_fx.protocol.client_key`): a client of the daemon's own user needs nothing.
         local_lane: send shared-memory renders over the daemon's local lane (a Unix-domain socket, same machine
             and user only; see :mod:`ned_fx.daemon.lane`) when it offers one; otherwise, and whenever the lane
             fails, they go over ZeroMQ like every other request.
@@ -62,13 +75,17 @@ class Client:
 
     def __init__(self, endpoint: str = "tcp://127.0.0.1:5557", timeout: float = 10.0, retries: int = 2,
                  hello: bool = False, context: zmq.Context | None = None, curve: tuple | None = None,
-                 local_lane: bool = True):
+                 local_lane: bool = True, key: Any = None):
         self.endpoint, self.timeout, self.retries = endpoint, timeout, retries
         self.ctx = context or zmq.Context.instance()
         self._ids = itertools.count(1)
         self.sock: zmq.Socket | None = None
         self._shm: dict = {}
         self._curve = None
+        self._key_arg = key
+        self._key: tuple[str, str] | None = None
+        self._monitor = None
+        self._shm_holds: dict[str, int] = {}
         self.local_lane = local_lane
         self._lane: socket.socket | None = None
         self._lane_retry = 0.0          # monotonic time before which no lane is tried again
@@ -84,34 +101,103 @@ class Client:
         if hello:
             self.server = self.hello()
 
+    def _load_key(self) -> tuple[str, str] | None:
+        """The key to present (read again at each connect until one is found: the daemon makes its user's key
+        at its first start, which may come after this client was made)."""
+        if self._curve is not None or self._key is not None:
+            return self._key
+        arg = self._key_arg
+        try:
+            if isinstance(arg, (tuple, list)) and len(arg) == 2:
+                self._key = (str(arg[0]), str(arg[1]))
+            else:
+                self._key = P.client_key(arg)
+        except (OSError, ValueError) as exc:
+            raise DaemonAuthError(f"cannot use the daemon key: {exc}") from None
+        return self._key
+
     def _connect(self) -> None:
-        if self.sock is not None:
-            self.sock.close(linger=0)
+        self._close_socket()
         self.sock = self.ctx.socket(zmq.DEALER)
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.setsockopt(zmq.HEARTBEAT_IVL, P.HEARTBEAT_IVL_MS)
         self.sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, P.HEARTBEAT_TIMEOUT_MS)
         if self._curve is not None:
             self.sock.curve_publickey, self.sock.curve_secretkey, self.sock.curve_serverkey = self._curve
+        else:
+            key = self._load_key()
+            if key is not None:             # ZeroMQ PLAIN: the daemon's ZAP handler checks name and secret
+                self.sock.plain_username, self.sock.plain_password = key[0].encode(), key[1].encode()
+        # a refused handshake is reported here at once (otherwise it would look like a daemon that never answers)
+        self._monitor = self.sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_FAILED_AUTH
+                                                     | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL)
         self.sock.connect(self.endpoint)
+
+    def _close_socket(self) -> None:
+        if self.sock is None:
+            return
+        if self._monitor is not None:
+            try:
+                self.sock.disable_monitor()
+            except zmq.ZMQError:
+                pass
+            self._monitor.close(linger=0)
+            self._monitor = None
+        self.sock.close(linger=0)
+        self.sock = None
+
+    def _refused(self) -> None:
+        """Raise :class:`DaemonAuthError` if the daemon refused this client's handshake (a monitor event)."""
+        from zmq.utils.monitor import recv_monitor_message
+
+        while self._monitor is not None and self._monitor.poll(0):
+            event = recv_monitor_message(self._monitor)
+            kind, value = event["event"], int(event["value"])
+            if kind == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+                why = ("this client presented no key" if self._curve is None and self._key is None
+                       else "the key this client presented is not one the daemon accepts")
+                raise DaemonAuthError(
+                    f"the ned_fx daemon at {self.endpoint} refused this client ({why}; status {value}). Run the "
+                    f"client as the daemon's user (its key is read from {P.owner_key_path()}), or ask the "
+                    f"daemon's owner for a key (`ned-fx serve --grant NAME`) and set ${P.KEY_ENV} to it")
+            if kind == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL and value == getattr(
+                    zmq, "PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH", 0x11000002):
+                mine = "CurveZMQ" if self._curve is not None else ("a key" if self._key is not None else "no key")
+                raise DaemonAuthError(
+                    f"the ned_fx daemon at {self.endpoint} refused this client: it uses another security mechanism "
+                    f"than this client ({mine}). Same-user clients find the daemon's key by themselves; for a "
+                    f"daemon started with --curve-keys pass curve=(client .key_secret, server.key); otherwise "
+                    f"set ${P.KEY_ENV} to a key the daemon's owner granted (`ned-fx serve --grant NAME`)")
 
     def close(self) -> None:
         self._drop_lane(retry_after=float("inf"))
-        if self.sock is not None:
-            self.sock.close(linger=0)
-            self.sock = None
+        self._close_socket()
         for name, _ in self._shm.values():
             _unlink(name)
         self._shm.clear()
+        for fd in self._shm_holds.values():
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._shm_holds.clear()
 
     def shm_buffer(self, shape: Sequence[int], dtype) -> tuple[str, np.ndarray]:
         """A shared-memory frame buffer of this shape and dtype (same-host fast path), reused across renders.
         A host may write its pixels straight into the array and pass it to :meth:`Shot.render` with ``shm=True``."""
+        global _STALE_SHM_CHECKED
         key = (tuple(int(s) for s in shape), np.dtype(dtype).str)
         if key not in self._shm:
+            if not _STALE_SHM_CHECKED:          # frame files of this user's clients that died (kill -9)
+                _STALE_SHM_CHECKED = True
+                P.remove_stale_shm()
             name = f"ned_fx-{uuid.uuid4().hex}"
             spec = P.BufferSpec(np.dtype(dtype).name, key[0], ("_",) * key[0][2], shm=name)
             arr = P.attach_shm(spec, create=True)
+            try:
+                self._shm_holds[name] = P.hold_shm(name)     # the mark of a live owner
+            except OSError:
+                pass
             atexit.register(_unlink, name)
             self._shm[key] = (name, arr)
         return self._shm[key]
@@ -137,11 +223,32 @@ class Client:
         """Send one request and return its reply (a decoded ``reply`` message). ``lane``: try the local lane
         first (shared-memory renders).
 
+        A ``shutting_down`` error (a daemon restarting gracefully) is retried like a lost daemon, within the same
+        time (``timeout`` × attempts): the next daemon on the endpoint answers it (a session it does not know
+        is reopened by :class:`Shot`).
+
         Raises:
-            DaemonError: an error reply; DaemonUnavailableError: no reply after every retry.
+            DaemonError: an error reply; DaemonUnavailableError: no reply after every retry;
+            DaemonAuthError: the daemon refused this client's connection (no key or a wrong one).
         """
         timeout = self.timeout if timeout is None else timeout
         retries = self.retries if retries is None else retries
+        budget = time.monotonic() + timeout * (retries + 1)
+        pause = 0.05
+        while True:
+            try:
+                return self._request_once(type, session=session, frame=frame, params=params, arrays=arrays,
+                                          timeout=timeout, retries=retries, lane=lane)
+            except DaemonError as exc:
+                if exc.code != "shutting_down" or type == "shutdown" or time.monotonic() + pause > budget:
+                    raise
+            time.sleep(pause)            # the old daemon finishes its work; the new one takes the endpoint
+            pause = min(pause * 2, 0.5)
+            if self._lane is not None:
+                self._drop_lane(retry_after=0.5)
+
+    def _request_once(self, type: str, *, session, frame, params, arrays, timeout: float, retries: int,
+                      lane: bool) -> P.Message:
         conn = self._lane_socket() if lane else None
         if conn is not None:
             rid = next(self._ids)
@@ -155,9 +262,19 @@ class Client:
             self._check_size(parts)
             self.sock.send_multipart(parts, copy=False)
             deadline = time.monotonic() + timeout
+            poller = zmq.Poller()
+            poller.register(self.sock, zmq.POLLIN)
+            if self._monitor is not None:
+                poller.register(self._monitor, zmq.POLLIN)
             while True:
                 left = deadline - time.monotonic()
-                if left <= 0 or not self.sock.poll(int(left * 1000) + 1, zmq.POLLIN):
+                events = dict(poller.poll(int(left * 1000) + 1)) if left > 0 else {}
+                if self._monitor is not None and self._monitor in events:
+                    self._refused()
+                    if self.sock not in events:
+                        continue
+                if self.sock not in events:
+                    self._refused()
                     break
                 frames = self.sock.recv_multipart(copy=False)
                 reply = P.decode(frames, request=False)

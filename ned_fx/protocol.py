@@ -65,7 +65,7 @@ _BUFFER_KEYS = {"dtype": str, "shape": list, "channels": list, "row_order": str,
 
 #: Same-host fast path: a buffer may live in a file of SHM_DIR named ``ned_fx-<32 hex>`` instead of a message part.
 SHM_DIR = "/dev/shm"
-SHM_NAME = re.compile(r"^ned_fx-[0-9a-f]{32}$")
+SHM_NAME = re.compile(r"ned_fx-[0-9a-f]{32}")      # always fullmatch (``$`` lets a trailing newline in)
 
 
 class ProtocolError(ValueError):
@@ -144,6 +144,7 @@ class Message:
     result: dict | None = None
     error: dict | None = None
     v: int = PROTOCOL_VERSION
+    user: str = ""        # the daemon side: who the connection proved to be (set by the daemon, never on the wire)
 
 
 # ---- encoding ---------------------------------------------------------------------------------------------------
@@ -181,7 +182,11 @@ def encode(type: str, id: int = 0, *, session: str | None = None, frame: int | N
 
 
 def error_reply(id: int, code: str, message: str, **extra) -> list:
-    """An ``error`` reply."""
+    """An ``error`` reply. A message naming a file whose name is not UTF-8 (surrogate escapes) travels with
+    those bytes escaped, and an over-long message is cut, so an error reply can always be encoded."""
+    message = str(message).encode("utf-8", "backslashreplace").decode("utf-8")
+    if len(message) > 4096:
+        message = message[:4000] + " …"
     return encode("error", id, error={"code": code if code in ERROR_CODES else "internal", "message": message,
                                       **extra})
 
@@ -316,7 +321,7 @@ def _check_spec(spec: BufferSpec, index: int = 0) -> BufferSpec:
         raise ProtocolError(f"buffer {index}: {spec.nbytes} bytes is over the {MAX_BUFFER_BYTES}-byte limit")
     if len(spec.channels) != c or len(set(spec.channels)) != c:
         raise ProtocolError(f"buffer {index}: {c} channels need {c} unique names, got {list(spec.channels)}")
-    if spec.shm and not SHM_NAME.match(spec.shm):
+    if spec.shm and not SHM_NAME.fullmatch(spec.shm):
         raise ProtocolError(f"buffer {index}: shared-memory name must be ned_fx-<32 hex digits>")
     if spec.row_order not in ROW_ORDERS:
         raise ProtocolError(f"buffer {index}: row_order must be one of {', '.join(ROW_ORDERS)}")
@@ -331,7 +336,7 @@ def _check_spec(spec: BufferSpec, index: int = 0) -> BufferSpec:
 # ---- same-host fast path: shared memory ------------------------------------------------------------------------
 
 def shm_path(name: str) -> str:
-    if not SHM_NAME.match(name):
+    if not isinstance(name, str) or not SHM_NAME.fullmatch(name):
         raise ProtocolError("shared-memory name must be ned_fx-<32 hex digits>")
     return os.path.join(SHM_DIR, name)
 
@@ -355,6 +360,147 @@ def attach_shm(spec: BufferSpec, create: bool = False) -> np.ndarray:
     finally:
         os.close(fd)
     return np.frombuffer(mm, dtype=spec.dtype).reshape(spec.shape)
+
+
+def hold_shm(name: str) -> int:
+    """Open a shared-memory file this process created and hold a shared ``flock`` on it for as long as the
+    returned descriptor stays open: the mark of a live owner that :func:`remove_stale_shm` looks for."""
+    import fcntl
+
+    fd = os.open(shm_path(name), os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    return fd
+
+
+def remove_stale_shm(min_age: float = 10.0) -> list[str]:
+    """Remove this user's shared-memory frame files (``ned_fx-<32 hex>`` in :data:`SHM_DIR`) whose client is gone:
+    no process holds the ``flock`` a live client keeps on its files (:func:`hold_shm`). Files younger than
+    ``min_age`` seconds are left alone (a client takes its lock just after creating the file). Returns the names
+    removed. Clients run it when they make their first buffer, the daemon when it starts."""
+    import fcntl
+
+    removed = []
+    try:
+        names = [n for n in os.listdir(SHM_DIR) if SHM_NAME.fullmatch(n)]
+    except OSError:
+        return removed
+    now = time.time()
+    for name in names:
+        path = os.path.join(SHM_DIR, name)
+        try:
+            st = os.lstat(path)
+            if not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid() or now - st.st_ctime < min_age:
+                continue
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)   # nobody holds it: its client is gone
+            if os.fstat(fd).st_ino == os.lstat(path).st_ino:
+                os.unlink(path)
+                removed.append(name)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+    return removed
+
+
+# ---- authentication: the key a same-user (or granted) client presents -------------------------------------------
+
+#: The environment variable naming a key file to present instead of this user's own (a grant from a daemon's
+#: owner to another user or machine: ``ned-fx serve --grant NAME``).
+KEY_ENV = "NED_FX_DAEMON_KEY"
+#: The name the daemon user's own key carries (clients presenting it are the daemon's owner).
+OWNER = "owner"
+KEY_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+_KEY_SECRET = re.compile(r"[0-9a-f]{32,128}")
+
+
+def runtime_folder(create: bool = False):
+    """This user's private folder for the daemon's files (its key, its lane sockets): ``$XDG_RUNTIME_DIR/ned_fx``
+    or ``<tmp>/ned_fx-<uid>``. ``create`` makes it (0700) and checks it is private.
+
+    Raises:
+        PermissionError: it is not a private folder of this user (a symlink, another owner, group/other access).
+    """
+    import tempfile
+    from pathlib import Path
+
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    folder = (Path(runtime) / "ned_fx" if runtime and os.path.isdir(runtime)
+              else Path(tempfile.gettempdir()) / f"ned_fx-{os.getuid()}")
+    if create:
+        try:
+            folder.mkdir(mode=0o700)
+        except FileExistsError:
+            pass
+        st = os.lstat(folder)
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
+            raise PermissionError(f"{folder} is not a private folder of this user (mode "
+                                  f"{oct(st.st_mode & 0o777)}); remove it and start the daemon again")
+    return folder
+
+
+def owner_key_path():
+    """Where this user's daemons keep their key (made 0600 at a daemon's first start)."""
+    return runtime_folder() / "daemon.key"
+
+
+def read_key(path) -> tuple[str, str]:
+    """``(name, secret)`` from a key file (one line ``NAME SECRET``) of this user that no one else may read.
+
+    Raises:
+        PermissionError: the file is a symlink, not a regular file, not this user's, or readable by others.
+        FileNotFoundError: no such file. ValueError: not a key file.
+    """
+    fd = os.open(str(path), os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
+            raise PermissionError(f"key file {path} must be a regular file of this user that only this user may "
+                                  f"read (chmod 600); it is mode {oct(st.st_mode & 0o777)}, uid {st.st_uid}")
+        text = os.read(fd, 512).decode("ascii", "replace").split()
+    finally:
+        os.close(fd)
+    if len(text) != 2 or not KEY_NAME.fullmatch(text[0]) or not _KEY_SECRET.fullmatch(text[1]):
+        raise ValueError(f"{path} is not a ned_fx daemon key file (one line: NAME SECRET)")
+    return text[0], text[1]
+
+
+def write_key(path, name: str) -> tuple[str, str]:
+    """Make a key file ``path`` (0600, whatever the umask) for ``name``, unless one is there already; return the
+    key the file holds (an existing one is read and checked, so concurrent first starts agree on one key)."""
+    import secrets
+
+    if not KEY_NAME.fullmatch(name):
+        raise ValueError(f"key name {name!r}: letters, digits, '_', '.', '-' only (1 to 64)")
+    secret = secrets.token_hex(32)
+    tmp = f"{path}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, f"{name} {secret}\n".encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    try:
+        os.link(tmp, str(path))                  # atomic, and never over an existing key
+    except FileExistsError:
+        pass
+    finally:
+        os.unlink(tmp)
+    return read_key(path)
+
+
+def client_key(path=None) -> tuple[str, str] | None:
+    """The key a client presents: ``path``, else ``$NED_FX_DAEMON_KEY``, else this user's own daemon key when
+    there is one (None: no key, the client connects without one and an authenticating daemon refuses it)."""
+    path = path or os.environ.get(KEY_ENV) or None
+    if path is None:
+        own = owner_key_path()
+        return read_key(own) if os.path.lexists(own) else None
+    return read_key(path)
 
 
 # ---- the local lane's framing (a Unix-domain stream socket; see ned_fx/daemon/lane.py) ---------------------

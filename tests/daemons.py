@@ -52,3 +52,12 @@ class Daemon:
         self.log.flush()
         self.log.seek(0)
         return self.log.read()
+
+
+def keyed(sock):
+    """A raw ZeroMQ socket made to present this user's daemon key (ZeroMQ PLAIN), as ``ned_fx.client`` does."""
+    from ned_fx.protocol import client_key
+
+    name, secret = client_key()
+    sock.plain_username, sock.plain_password = name.encode(), secret.encode()
+    return sock

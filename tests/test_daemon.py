@@ -23,7 +23,7 @@ from ned_fx import protocol as P
 from ned_fx.client import Client, DaemonError, DaemonUnavailableError
 
 from conftest import FOOTAGE, REPO, footage
-from daemons import Daemon, free_port
+from daemons import Daemon, free_port, keyed
 
 
 @pytest.fixture(scope="module")
@@ -157,7 +157,7 @@ def test_slow_client_does_not_stall_others(identity):
     with Client(identity.endpoint, timeout=5) as c:
         shot = c.open(src, frames="0-3")
         shot.wait()
-        sock = zmq.Context.instance().socket(zmq.DEALER)
+        sock = keyed(zmq.Context.instance().socket(zmq.DEALER))
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.RCVHWM, 1)
         sock.connect(identity.endpoint)
@@ -210,7 +210,7 @@ def test_client_killed_mid_request(identity):
 @pytest.fixture(scope="module")
 def raw(identity):
     ctx = zmq.Context.instance()
-    sock = ctx.socket(zmq.DEALER)
+    sock = keyed(ctx.socket(zmq.DEALER))
     sock.setsockopt(zmq.LINGER, 0)
     sock.connect(identity.endpoint)
     yield sock

@@ -27,7 +27,9 @@ from ..errors import (InputNotFoundError, InvalidParameterError, NedFxError, NoF
 from ..provenance.consent import ConsentPolicy
 from ..provenance.errors import AuditLogError, ConsentRequiredError
 from .lane import LANE_TYPES, LaneReply, LocalLane, unavailable_reason
-from .sessions import Cancelled, Session, confine, instruction_dict, instruction_from_params
+from .sessions import (Cancelled, Session, check_frames, confine, confine_file, confine_media, instruction_dict,
+                       instruction_from_params)
+from .shm import ShmFiles
 
 ENGINES = ("ned_fx", "identity")
 #: How sessions render: ``fast`` — the device fast path (ned_fx.fastpath), frames of all sessions batched;
@@ -36,6 +38,11 @@ ENGINES = ("ned_fx", "identity")
 #: throughput on a GPU, never the default.
 RENDER_PATHS = ("auto", "opencv", "fast")
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]", "::1")
+#: Largest files the daemon reads whole at ``open``: an intensity curve, a neural-renderer checkpoint.
+MAX_CURVE_BYTES = 1 << 20
+MAX_CHECKPOINT_BYTES = 4 << 30
+#: Sessions a ``status`` reply lists at most (``params.offset``/``params.limit`` page through the rest).
+STATUS_PAGE = 50
 
 
 def _who_listens(endpoint: str) -> str:
@@ -138,6 +145,7 @@ class Daemon:
         self.session_idle = session_idle
         self.curve_keys = Path(curve_keys) if curve_keys else None
         self._auth = None
+        self.admins: set | None = {P.OWNER}    # identities that see and manage every session (None: all)
         self._swept = time.time()
         self.tracker = None
         self.engine_info: dict = {}
@@ -149,7 +157,9 @@ class Daemon:
         self._local = threading.local()
         self._analysis = ThreadPoolExecutor(1, thread_name_prefix="ned-fx-analyse")
         self._renders = ThreadPoolExecutor(max(render_workers, batch_size), thread_name_prefix="ned-fx-render")
-        self._shm = ShmMaps()
+        self._shm = ShmFiles()
+        self._opens = ThreadPoolExecutor(2, thread_name_prefix="ned-fx-open")   # reads files an open names
+        self.opening = 0                   # open requests being checked off the socket thread
         self.log = log or (lambda msg: print(f"ned-fx serve: {msg}", file=sys.stderr, flush=True))
         self.ctx = zmq.Context()
         self.bound: str | None = None
@@ -209,16 +219,21 @@ class Daemon:
                 "runner": runner.describe()}
 
     def bind(self) -> str:
+        if self.endpoint.startswith("ipc://"):
+            self._check_ipc(self.endpoint[6:])
         self.sock = self.ctx.socket(zmq.ROUTER)
         self.sock.setsockopt(zmq.LINGER, 0)
         if self.curve_keys is not None:
             self._curve(self.sock)
+        else:
+            self._plain(self.sock)
         self.sock.setsockopt(zmq.MAXMSGSIZE, self.max_message)
         self.sock.setsockopt(zmq.HEARTBEAT_IVL, P.HEARTBEAT_IVL_MS)        # drop dead clients' queues
         self.sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, P.HEARTBEAT_TIMEOUT_MS)
         self.sock.setsockopt(zmq.HEARTBEAT_TTL, P.HEARTBEAT_TIMEOUT_MS)
         self.sock.setsockopt(zmq.SNDHWM, 64)
         self.sock.setsockopt(zmq.RCVHWM, 256)
+        old_umask = os.umask(0o177) if self.endpoint.startswith("ipc://") else None   # ipc: a 0600 socket file
         try:
             self.sock.bind(self.endpoint)
         except zmq.ZMQError as exc:
@@ -231,7 +246,13 @@ class Daemon:
                 raise EndpointInUseError(f"{self.endpoint} is in use{_who_listens(self.endpoint)}: stop that "
                                          f"process, or start on another port (--port N)") from None
             raise InvalidParameterError(f"cannot listen on {self.endpoint}: {exc}") from None
+        finally:
+            if old_umask is not None:
+                os.umask(old_umask)
         self.bound = self.sock.getsockopt_string(zmq.LAST_ENDPOINT)
+        stale = P.remove_stale_shm()
+        if stale:
+            self.log(f"removed {len(stale)} shared-memory frame file(s) of clients that are gone")
         self.inbox = self.ctx.socket(zmq.PULL)
         self.inbox.bind(f"inproc://replies-{id(self)}")
         if self.local_lane and unavailable_reason() is None:
@@ -241,6 +262,47 @@ class Daemon:
                 self.log(f"no local lane ({exc}); same-host clients use the ZeroMQ socket")
                 self.lane = None
         return self.bound
+
+    def _check_ipc(self, path: str) -> None:
+        """Refuse an ``ipc://`` path another daemon listens on (ZeroMQ would silently take it over); remove a
+        dead daemon's socket file."""
+        import socket as pysocket
+
+        if not path or not os.path.lexists(path):
+            return
+        st = os.lstat(path)
+        if not stat.S_ISSOCK(st.st_mode):
+            raise InvalidParameterError(f"{path} exists and is not a socket: choose another ipc:// path")
+        probe = pysocket.socket(pysocket.AF_UNIX, pysocket.SOCK_STREAM)
+        probe.settimeout(1.0)
+        try:
+            probe.connect(path)
+        except ConnectionRefusedError:          # nobody listens: a killed daemon's leftover
+            if st.st_uid == os.getuid():
+                os.unlink(path)
+            return
+        except OSError:
+            return
+        finally:
+            probe.close()
+        from ..errors import EndpointInUseError
+
+        raise EndpointInUseError(f"ipc://{path} is in use by another daemon: stop it, or start on another path")
+
+    def _plain(self, sock) -> None:
+        """The default: ZeroMQ PLAIN checked by a ZAP handler against this user's key and its grants."""
+        from zmq.auth.thread import ThreadAuthenticator
+
+        from .auth import passwords
+
+        accepted = passwords(self.log)
+        self._auth = ThreadAuthenticator(self.ctx)
+        self._auth.start()
+        self._auth.configure_plain(domain="*", passwords=accepted)
+        sock.plain_server = True
+        self.admins = {P.OWNER}
+        if len(accepted) > 1:
+            self.log(f"granted clients: {', '.join(sorted(set(accepted) - {P.OWNER}))}")
 
     def _curve(self, sock) -> None:
         import zmq.auth
@@ -256,6 +318,7 @@ class Daemon:
         self._auth.start()
         self._auth.configure_curve(domain="*", location=str(clients))
         sock.curve_secretkey, sock.curve_publickey, sock.curve_server = private, public, True
+        self.admins = None                 # every authorised CurveZMQ key is the owner's to hand out
 
     # -- reply plumbing ----------------------------------------------------------------------------------------
     def _post(self, envelope, parts: list) -> None:
@@ -293,7 +356,7 @@ class Daemon:
                 if self.stopping:
                     if deadline is None:
                         deadline = time.time() + self.grace
-                        for s in self.sessions.values():
+                        for s in list(self.sessions.values()):
                             if s.state == "analysing":
                                 s.cancel.set()
                     with self._lock:
@@ -321,12 +384,14 @@ class Daemon:
         finally:
             self._analysis.shutdown(wait=False, cancel_futures=True)
             self._renders.shutdown(wait=False, cancel_futures=True)
+            self._opens.shutdown(wait=False, cancel_futures=True)
             if self._batcher is not None:
                 self._batcher.close()
             for s in list(self.sessions.values()):
                 self._end(s, "shutdown")
             if self.lane is not None:
                 self.lane.close()
+            self._shm.close()
             self.sock.close(0)
             self.inbox.close(0)
             if self._auth is not None:
@@ -337,6 +402,7 @@ class Daemon:
     def _sweep(self) -> None:
         """Close sessions idle for longer than ``session_idle`` (not while they analyse or render)."""
         now = self._swept = time.time()
+        self._shm.prune()                  # frame files their clients removed are not kept alive here
         for sid, s in list(self.sessions.items()):
             if now - s.touched > self.session_idle and s.state != "analysing" and not s.lock.locked():
                 self._end(s, "expired")
@@ -346,6 +412,7 @@ class Daemon:
         """Close a session and write its audit summary (``closed``, ``expired`` or ``shutdown``)."""
         self.sessions.pop(session.id, None)
         session.close()
+        self._shm.forget(session.shm_names)
         self._audit("close", who=session.requester, engine=self.engine, **session.summary(reason))
 
     def _audit(self, event: str, required: bool = False, **fields) -> None:
@@ -366,20 +433,22 @@ class Daemon:
         body = frames[1:]
         if len(body) > 1 and len(body[0]) == 0:
             envelope, body = frames[:2], frames[2:]
-        parts = self._answer(body, envelope)
+        parts = self._answer(body, envelope, user=_user_id(frames[-1]))
         if parts is not None:
             self._send(envelope, parts)
 
     def _handle_lane(self, raw: bytes, reply: LaneReply):
         """A request that came over the local lane (a lane thread): only ping and shared-memory renders."""
-        return self._answer([raw], reply, lane=True)
+        return self._answer([raw], reply, lane=True, user=P.OWNER)    # the lane: this user's processes only
 
-    def _answer(self, body: list, envelope, lane: bool = False):
-        """Decode and serve one request: its reply parts, an error reply, or None when a worker answers later."""
+    def _answer(self, body: list, envelope, lane: bool = False, user: str = ""):
+        """Decode and serve one request: its reply parts, an error reply, or None when a worker answers later.
+        ``user``: who the connection proved to be (the ZAP handler's User-Id)."""
         rid = 0
         try:
             msg = P.decode(body)
             rid = msg.id
+            msg.user = user
             if lane:
                 if msg.type not in LANE_TYPES:
                     raise P.ProtocolError(f"the local lane takes {', '.join(LANE_TYPES)} "
@@ -398,12 +467,16 @@ class Daemon:
         return P.error_reply(rid, *error_of(exc))
 
     # -- requests ----------------------------------------------------------------------------------------------
+    def _is_admin(self, msg: P.Message) -> bool:
+        """The daemon's own user (its key, or any CurveZMQ key): sees and manages every session."""
+        return self.admins is None or getattr(msg, "user", "") in self.admins
+
     def _dispatch(self, msg: P.Message, envelope: list, body: list):
         t = msg.type
         if t == "ping":
             return P.encode("reply", msg.id, result={"pong": time.time(), "stopping": self.stopping})
         if t == "status":
-            return P.encode("reply", msg.id, result=self.status())
+            return P.encode("reply", msg.id, result=self.status(msg))
         if t == "hello":
             theirs = msg.params.get("versions", [msg.v])
             if not isinstance(theirs, list) or len(theirs) > 64:
@@ -417,19 +490,26 @@ class Daemon:
             return P.encode("reply", msg.id, result={"version": common[-1], "daemon": __version__,
                                                      "engine": self.engine_info,
                                                      "max_message_bytes": int(self.max_message),
-                                                     **({"lane": self.lane.advert()} if self.lane else {})})
+                                                     "user": getattr(msg, "user", ""),
+                                                     **({"lane": self.lane.advert()}
+                                                        if self.lane and self._is_admin(msg) else {})})
         if t == "describe":
             return P.encode("reply", msg.id, result=describe(self.engine_info, self.consent.required))
         if self.stopping:
             raise P.ProtocolError("the daemon is shutting down; it finishes in-flight work and takes no new "
                                   "requests: start it again", "shutting_down")
         if t == "shutdown":
+            if not self._is_admin(msg):
+                raise P.ProtocolError("only the daemon's own user may shut it down", "forbidden")
             self.stopping = True
             self.log("shutdown requested")
             return P.encode("reply", msg.id, result={"stopping": True, "in_flight": self.pending})
         if t == "open":
             return self._open(msg, envelope, body)
         session = self._session(msg)
+        if session.owner != getattr(msg, "user", "") and not self._is_admin(msg):
+            raise P.ProtocolError(f"session {session.id[:8]}… belongs to another client: only its opener (or the "
+                                  f"daemon's own user) may use it", "forbidden")
         if t == "progress":
             return P.encode("reply", msg.id, result=session.info())
         if t == "analyse":         # (re)start the analysis of a cancelled or failed session
@@ -462,21 +542,54 @@ class Daemon:
         return s
 
     def _open(self, msg: P.Message, envelope: list, body: list = ()):
+        """Check an open's parameters that need no file, then read and check its files off the socket thread
+        (:meth:`_open_job` answers): a large checkpoint, a slow disk or a FIFO never stalls other clients."""
         params = msg.params
-        if len(self.sessions) >= self.max_sessions:
-            raise P.ProtocolError(f"{len(self.sessions)} sessions are open, the limit is {self.max_sessions}: "
+        with self._lock:
+            busy = len(self.sessions) + self.opening
+        if busy >= self.max_sessions:
+            raise P.ProtocolError(f"{busy} sessions are open, the limit is {self.max_sessions}: "
                                   f"close some", "busy")
         if not isinstance(params.get("path"), str):
             raise InvalidParameterError("open needs params.path: the shot's source (movie, still or sequence)")
         frames = params.get("frames")
         face = params.get("face")
-        if frames is not None and not isinstance(frames, str):
-            raise InvalidParameterError("params.frames must be a string such as '1001-1100'")
-        if face is not None and (not isinstance(face, int) or isinstance(face, bool)):
+        check_frames(frames)
+        if face is not None and (not isinstance(face, int) or isinstance(face, bool) or not 0 <= face < 1 << 16):
             raise InvalidParameterError("params.face must be an integer face id")
-        for key in ("consent", "user", "host", "application", "colorspace", "renderer", "checkpoint"):
+        for key in ("consent", "user", "host", "application", "colorspace", "renderer", "checkpoint",
+                    "reference", "curve"):
             if params.get(key) is not None and not isinstance(params[key], str):
                 raise InvalidParameterError(f"params.{key} must be a string")
+        with self._lock:
+            self.opening += 1
+            self.pending += 1
+        self._opens.submit(self._open_job, msg, envelope, _peer_address(body))
+        return None
+
+    def _open_job(self, msg: P.Message, envelope, peer: str | None) -> None:
+        try:
+            parts = self._open_checked(msg, peer)
+        except BaseException as exc:
+            parts = P.error_reply(msg.id, *error_of(exc))
+        finally:
+            with self._lock:
+                self.opening -= 1
+                self.pending -= 1
+        self._post(envelope, parts)
+
+    def _open_checked(self, msg: P.Message, peer: str | None) -> list:
+        """Every path confined *before* anything opens it, files read whole only when small enough, and a file's
+        content never quoted back (a curve that does not parse is "not a curve", not its first line)."""
+        params = dict(msg.params)
+        frames, face = params.get("frames"), params.get("face")
+        path = confine_media(params["path"], self.roots)
+        if params.get("curve"):
+            curve = confine_file(params["curve"], self.roots, "curve", MAX_CURVE_BYTES)
+            params["curve"] = str(curve)
+            _check_curve(curve)
+        if params.get("reference"):
+            params["reference"] = str(confine_media(params["reference"], self.roots, "reference"))
         instruction = instruction_from_params(params)
         colorspace = params.get("colorspace") or None
         if colorspace and self.engine != "identity":
@@ -489,26 +602,28 @@ class Daemon:
 
             ckpt = params.get("checkpoint")
             if ckpt:
-                ckpt = str(confine(ckpt, self.roots, "checkpoint"))
-            checkpoint = check_renderer(params.get("renderer") or "geometry", ckpt)   # read once, here
+                ckpt = str(confine_file(ckpt, self.roots, "checkpoint", MAX_CHECKPOINT_BYTES))
+            try:
+                checkpoint = check_renderer(params.get("renderer") or "geometry", ckpt)   # read once, here
+            except UnreadableMediaError:
+                raise UnreadableMediaError(f"checkpoint {Path(ckpt).name} cannot be read as a neural-renderer "
+                                           f"checkpoint (train one with `ned-fx train-renderer`)") from None
         actor = params.get("actor_footage") or []
         if isinstance(actor, str):
             actor = [actor]
         if not isinstance(actor, list) or len(actor) > 64 or not all(isinstance(a, str) for a in actor):
             raise InvalidParameterError("params.actor_footage must be a list of at most 64 paths (strings)")
-        actor = tuple(str(confine(a, self.roots, "actor_footage")) for a in actor)
+        actor = tuple(str(confine_media(a, self.roots, "actor_footage")) for a in actor)
         holdout = params.get("holdout_matte") or None
         if holdout is not None:
             if not isinstance(holdout, str):
                 raise InvalidParameterError("params.holdout_matte must be a string (a still or a sequence pattern)")
-            holdout = str(confine(holdout, self.roots, "holdout_matte"))
-        path = confine(params["path"], self.roots)
-        for extra in ("reference", "curve"):
-            if getattr(instruction, extra):
-                confine(getattr(instruction, extra), self.roots, extra)
-        # who asked: what the client declares (unverified) and the peer address ZeroMQ saw
+            holdout = str(confine_media(holdout, self.roots, "holdout_matte"))
+        # who asked: what the client declares (unverified), the identity its connection proved, the peer address
         requester = {k: params[k] for k in ("user", "host", "application") if params.get(k)}
-        peer = _peer_address(body)
+        user = getattr(msg, "user", "")
+        if user:
+            requester["key"] = user
         if peer:
             requester["peer"] = peer
         try:
@@ -518,12 +633,16 @@ class Daemon:
                         shot={"source": str(path), "frames": frames, "face": face},
                         params=instruction.as_params(), consent=None)
             raise
+        if self.stopping:
+            raise P.ProtocolError("the daemon is shutting down; it finishes in-flight work and takes no new "
+                                  "requests: start it again", "shutting_down")
         session = Session(path, frames, face, instruction, identity=self.engine == "identity",
                           cache=self.cache, consent=consent, requester=requester, colorspace=colorspace,
-                          checkpoint=checkpoint, fast=self._fast, actor_footage=actor, holdout=holdout)
+                          checkpoint=checkpoint, fast=self._fast, actor_footage=actor, holdout=holdout,
+                          owner=user, roots=self.roots)
         self._audit("open", required=True, who=requester, engine=self.engine, **session.audit_fields())
-        self.sessions[session.id] = session
         with self._lock:
+            self.sessions[session.id] = session
             self.pending += 1
         self._analysis.submit(self._analyse, session)
         return P.encode("reply", msg.id, session=session.id,
@@ -564,7 +683,13 @@ class Daemon:
         if msg.specs and msg.specs[0].shm:
             if not isinstance(envelope, LaneReply) and not is_loopback(self.bound or self.endpoint):
                 raise P.ProtocolError("shared-memory buffers are for clients on this machine only", "forbidden")
-            msg.arrays[0] = self._shm.attach(msg.specs[0])
+            if not self._is_admin(msg):     # a granted user's frame files are not the daemon user's to touch
+                raise P.ProtocolError("shared-memory buffers are for the daemon's own user only; send the pixels "
+                                      "in the message", "forbidden")
+            session.shm_names.add(msg.specs[0].shm)
+            if session.identity:
+                self._shm.check(msg.specs[0])     # the pixels stay where the client reads them: nothing is read
+                msg.arrays[0] = np.empty((0, 0, msg.specs[0].shape[2]), msg.specs[0].dtype)   # not sent (shm)
         if session.identity and msg.arrays:
             if msg.frame not in session.frame_numbers:
                 raise InvalidParameterError(f"frame {msg.frame} is not in the session's shot")
@@ -577,6 +702,8 @@ class Daemon:
             if len(parts) == 2 and len(body) == 2 and not msg.specs[0].shm:
                 parts[1] = body[1]
             return parts
+        if msg.specs and msg.specs[0].shm:
+            msg.arrays[0] = None            # read by the render job (off the socket thread)
         with self._lock:
             self.pending += 1
             self.rendering += 1
@@ -587,6 +714,8 @@ class Daemon:
         try:
             if msg.arrays:
                 spec, arr = msg.specs[0], msg.arrays[0]
+                if spec.shm:
+                    arr = msg.arrays[0] = self._shm.attach(spec)    # a copy: a truncated file is an error
                 top_down = arr[::-1] if spec.row_order == "bottom_up" else arr
                 from ..media.frames import Frame
 
@@ -608,8 +737,7 @@ class Daemon:
             pixels = np.ascontiguousarray(pixels, dtype=spec.dtype)
             shm = ""
             if spec.shm and msg.arrays and pixels.shape == msg.arrays[0].shape:
-                if pixels is not msg.arrays[0]:
-                    msg.arrays[0][...] = pixels       # written back in place: only the header travels
+                self._shm.write(spec, pixels)     # written back in place: only the header travels
                 shm = spec.shm
             out_spec = P.BufferSpec(spec.dtype, tuple(pixels.shape), tuple(out.channels), spec.row_order,
                                     spec.colorspace, tuple(out.data_window), tuple(out.display_window), shm)
@@ -623,7 +751,21 @@ class Daemon:
                 self.rendering -= 1
         self._post(envelope, parts)
 
-    def status(self) -> dict:
+    def status(self, msg: P.Message | None = None) -> dict:
+        """The daemon's state. Sessions: every one for the daemon's own user, a granted client's own otherwise;
+        at most ``params.limit`` (default and most :data:`STATUS_PAGE`) from ``params.offset``, without their
+        provenance (``progress`` gives a session's whole info), so the reply fits one header however many
+        sessions are open."""
+        params = msg.params if msg is not None else {}
+        offset, limit = params.get("offset", 0), params.get("limit", STATUS_PAGE)
+        for name, value in (("offset", offset), ("limit", limit)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise InvalidParameterError(f"status params.{name} must be a whole number >= 0")
+        limit = min(limit, STATUS_PAGE)
+        admin = msg is None or self._is_admin(msg)
+        user = getattr(msg, "user", "")
+        mine = [(sid, s) for sid, s in list(self.sessions.items()) if admin or s.owner == user]
+        page = {sid: s.info(brief=True) for sid, s in mine[offset:offset + limit]}
         rss = 0
         try:
             rss = int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
@@ -634,10 +776,12 @@ class Daemon:
         if torch is not None and torch.cuda.is_available():
             mem["cuda_allocated_bytes"] = int(torch.cuda.memory_allocated())
         return {"uptime_s": time.time() - self.started, "queue_depth": self.pending, "requests": self.served,
-                "sessions": {sid: s.info() for sid, s in self.sessions.items()}, "memory": mem,
+                "sessions": page, "sessions_total": len(mine), "sessions_offset": offset, "memory": mem,
                 "engine": self.engine_info, "stopping": self.stopping, "pid": os.getpid(),
                 "consent_required": self.consent.required,
-                "lane": {"path": self.lane.path, "requests": self.lane_served} if self.lane is not None else None,
+                "lane": ({"path": self.lane.path, "requests": self.lane_served}
+                         if self.lane is not None and admin else None),
+                "shm_open": self._shm.open_count(),
                 **({"batching": self._batcher.describe()} if self._batcher is not None else {}),
                 "audit_log": str(self.audit.path) if self.audit is not None else None}
 
@@ -654,39 +798,7 @@ class Daemon:
             faulthandler.register(signal.SIGUSR1, all_threads=True)
 
 
-class ShmMaps:
-    """The shared-memory frame files clients use, mapped once and reused (mapping a frame file anew for every
-    request costs more than copying a 512² frame). Each use re-checks that the name still is the same regular file
-    of this user and size (``lstat``: a swapped or symlinked file is mapped afresh, and checked, by
-    :func:`ned_fx.protocol.attach_shm`); at most ``max_bytes`` stay mapped (least recently used go first)."""
-
-    def __init__(self, max_bytes: int = 2 << 30):
-        from collections import OrderedDict
-
-        self.max_bytes = max_bytes
-        self._maps: "OrderedDict[tuple, tuple[int, np.ndarray]]" = OrderedDict()
-        self._lock = threading.Lock()
-
-    def attach(self, spec: P.BufferSpec) -> np.ndarray:
-        key = (spec.shm, spec.dtype, tuple(spec.shape))
-        try:
-            st = os.lstat(P.shm_path(spec.shm))
-        except OSError:
-            st = None
-        with self._lock:
-            hit = self._maps.get(key)
-            if (hit is not None and st is not None and hit[0] == st.st_ino and stat.S_ISREG(st.st_mode)
-                    and st.st_size == hit[1].nbytes and st.st_uid == os.getuid()):
-                self._maps.move_to_end(key)
-                return hit[1]
-        arr = P.attach_shm(spec)                  # every check, then a fresh mapping
-        with self._lock:
-            self._maps[key] = (os.stat(P.shm_path(spec.shm)).st_ino, arr)
-            total = sum(a.nbytes for _, a in self._maps.values())
-            while total > self.max_bytes and len(self._maps) > 1:
-                _, (_, old) = self._maps.popitem(last=False)
-                total -= old.nbytes
-        return arr
+ShmMaps = ShmFiles        # the old name (frames were mapped; now read and written with preadv/pwritev)
 
 
 def make_keys(folder: str | Path, client: str = "host") -> dict:
@@ -734,6 +846,29 @@ def error_of(exc: BaseException) -> tuple[str, str]:
             torch.cuda.empty_cache()
         return "out_of_memory", f"the device ran out of memory ({text}); render fewer or smaller frames at once"
     return "internal", f"internal error ({text}); the daemon keeps serving, see its log"
+
+
+def _check_curve(path: Path) -> None:
+    """Parse an intensity curve the daemon may read; a file that is not one is said so *without* its content
+    (a parse error would quote the file's first line back to the client)."""
+    from ..manipulation import read_curve
+
+    try:
+        read_curve(path, float("inf"))
+    except (InputNotFoundError, InvalidParameterError):
+        raise
+    except Exception:
+        raise UnreadableMediaError(f"curve {path.name} is not an intensity curve (frame,intensity rows or JSON); "
+                                   f"the daemon does not quote the file's content") from None
+
+
+def _user_id(frame) -> str:
+    """Who the connection of a received message proved to be: the ZAP handler's User-Id (the key's name, or the
+    CurveZMQ client key); "" for none."""
+    try:
+        return frame.get("User-Id") or ""
+    except (AttributeError, zmq.ZMQError):
+        return ""
 
 
 def _peer_address(body) -> str | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import stat
 import threading
 import time
 import uuid
@@ -31,6 +32,8 @@ OPEN_KEYS = {"path": str, "frames": str, "face": int,
              "consent": str, "user": str, "host": str, "application": str, "colorspace": str,
              "renderer": str, "checkpoint": str, "actor_footage": list, "holdout_matte": str}
 CACHE_VERSION = 2
+#: Frame numbers a request may name: ``0 <= n < MAX_FRAME_NUMBER`` (a 24-digit number is refused, not an overflow).
+MAX_FRAME_NUMBER = 10 ** 9
 
 
 class Cancelled(Exception):
@@ -58,14 +61,101 @@ def instruction_from_params(params: dict):
 
 
 def confine(path: str, roots: list[Path], what: str = "path") -> Path:
-    """``path`` resolved, if it lies under one of ``roots`` (symlinks resolved); else PermissionError."""
-    real = Path(os.path.realpath(path))
+    """``path`` resolved (symlinks followed), if it lies under one of ``roots``, and, when it exists, a regular
+    file (a FIFO, a device or a socket would block or feed a reader forever).
+
+    Raises:
+        InvalidParameterError: not a string, a NUL byte, a name that is not UTF-8, not a regular file.
+        PermissionError: outside the roots (the daemon replies ``forbidden``).
+    """
+    if not isinstance(path, str) or not path:
+        raise InvalidParameterError(f"{what} must be a non-empty string (a path)")
+    if "\0" in path:
+        raise InvalidParameterError(f"{what} holds a NUL byte; give a plain path")
+    try:
+        real = Path(os.path.realpath(path))
+        str(real).encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidParameterError(f"{what} resolves to a file name that is not UTF-8; rename it") from None
+    except (OSError, ValueError) as exc:
+        raise InvalidParameterError(f"{what} cannot be resolved: {exc}") from None
     for root in roots:
         root = Path(os.path.realpath(root))
         if real == root or root in real.parents:
+            try:
+                st = os.stat(real)
+            except OSError:
+                return real                     # not there (a sequence pattern, or a missing file: said later)
+            if not stat.S_ISREG(st.st_mode) and not stat.S_ISDIR(st.st_mode):
+                raise InvalidParameterError(f"{what} {path} is not a regular file (a FIFO, device or socket); "
+                                            f"give an image, a movie or a sequence pattern")
             return real
     raise PermissionError(f"{what} {path} is outside the daemon's allowed roots "
                           f"({', '.join(str(r) for r in roots)}); start `ned-fx serve --root DIR` to allow it")
+
+
+def confine_file(path: str, roots: list[Path], what: str, max_bytes: int) -> Path:
+    """:func:`confine` for a file that must exist and be at most ``max_bytes`` (read whole: a curve, a checkpoint).
+    """
+    real = confine(path, roots, what)
+    try:
+        st = os.stat(real)
+    except OSError:
+        raise InvalidParameterError(f"{what} {path} does not exist") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise InvalidParameterError(f"{what} {path} is not a file")
+    if st.st_size > max_bytes:
+        raise InvalidParameterError(f"{what} {path} is {st.st_size} bytes; the daemon reads at most {max_bytes}")
+    return real
+
+
+def confine_media(path: str, roots: list[Path], what: str = "path") -> Path:
+    """:func:`confine`, and for a sequence pattern every member on disk too (a member symlinked outside the roots,
+    or one that is not a regular file, is refused). Lists a folder: run it off the daemon's socket thread."""
+    real = confine(path, roots, what)
+    if not real.exists():
+        from ..media import find_sequence_frames, is_sequence_pattern
+
+        if is_sequence_pattern(path):
+            try:
+                members = find_sequence_frames(path)
+            except Exception:          # no member at all: open_media says so with the folder's frames
+                members = {}
+            for member in members.values():
+                confine(str(member), roots, f"{what} frame {Path(member).name}")
+    return real
+
+
+def check_frames(frames) -> None:
+    """A frame range's syntax and bounds, without listing its numbers (``1-20000000000`` costs nothing here)."""
+    from ..media.frames import FrameRange
+
+    if frames is None:
+        return
+    if not isinstance(frames, str) or len(frames) > 64:
+        raise InvalidParameterError("params.frames must be a string such as '1001-1100' (at most 64 characters)")
+    r = FrameRange.parse(frames)
+    if not (0 <= r.first < MAX_FRAME_NUMBER and 0 <= r.last < MAX_FRAME_NUMBER):
+        raise InvalidParameterError(f"frames {frames!r}: frame numbers must be 0 to {MAX_FRAME_NUMBER - 1}")
+
+
+def bounded_range(path: Path, frames):
+    """The FrameRange of ``frames`` once it is known to lie within the source's own frames: a range longer than
+    the source, or reaching past its first or last frame, is refused before any list of its numbers is made
+    (``1-20000000`` on a 100-frame plate is an error, not a gigabyte of frame numbers)."""
+    from ..media import open_media, parse_frame_range
+    from ..media.frames import describe_numbers
+
+    wanted = parse_frame_range(frames)
+    if wanted is None or len(wanted) <= 10_000:
+        return wanted
+    with open_media(path) as whole:
+        have = whole.frame_numbers
+        if not have or len(wanted) > len(have) or wanted.first < min(have) or wanted.last > max(have):
+            raise InvalidParameterError(
+                f"frames {frames!r} ({len(wanted)} frames) reach outside the source's own frames "
+                f"({describe_numbers(list(have)) if have else 'none'})")
+    return wanted
 
 
 def fingerprint(path: Path) -> str:
@@ -92,8 +182,11 @@ class Session:
     def __init__(self, path: Path, frames: str | None, face: int | None, instruction, identity: bool,
                  cache: Path | None = None, consent: str | None = None, requester: dict | None = None,
                  colorspace: str | None = None, checkpoint=None, fast=None, actor_footage: tuple = (),
-                 holdout: str | None = None):
+                 holdout: str | None = None, owner: str = "", roots: list | None = None):
         self.id = uuid.uuid4().hex
+        self.owner = owner                 # who opened it (the key name or CurveZMQ key the connection proved)
+        self.roots = list(roots) if roots else None    # re-checked at every read of a sequence frame
+        self.shm_names: set[str] = set()   # the client's shared-memory files this session used
         self.actor_footage = tuple(actor_footage)
         self.holdout = holdout
         self.colorspace = colorspace
@@ -130,11 +223,14 @@ class Session:
         if self.cancel.is_set():
             raise Cancelled()
 
-    def info(self) -> dict:
+    def info(self, brief: bool = False) -> dict:
         d = {"session": self.id, "state": self.state, "done": self.done, "total": self.total,
              "cached": self.cached, "frames": _ranges(self.frame_numbers)}
         if self.error:
-            d["error"] = {"code": self.error[0], "message": self.error[1]}
+            d["error"] = {"code": self.error[0], "message": self.error[1][:300]}
+        if brief:                          # status: many sessions in one header
+            d["owner"] = self.owner
+            return d
         if self.record is not None and self.state == "ready":
             d["provenance"] = self.record.to_dict()   # hosts stamp it on the frames they write
         return d
@@ -180,9 +276,11 @@ class Session:
 
     # -- analysis (runs in a worker thread) -----------------------------------------------------------------------
     def analyse(self, tracker) -> None:
-        from ..media import open_media, parse_frame_range
+        from ..media import open_media
 
-        with open_media(self.path, parse_frame_range(self.frames)) as src:
+        if self.roots is not None:
+            confine_media(str(self.path), self.roots)    # every member, now (folders change after open)
+        with open_media(self.path, bounded_range(self.path, self.frames)) as src:
             self.frame_numbers = [int(n) for n in src.frame_numbers]
             self.total = len(src)
         if self.identity:
@@ -198,6 +296,7 @@ class Session:
         key_edit = _key("edit", key_track, sorted(self.instruction.as_params().items()))
         folder = self.cache
         tpath, epath = folder / f"track-{key_track}.npz", folder / f"edit-{key_edit}.npz"
+        from .auth import private_dir, private_file
         track = edited = None
         if tpath.is_file() and epath.is_file():
             try:
@@ -219,9 +318,11 @@ class Session:
                 raise Cancelled()
             edited = plan_edit(track, self.instruction)
             try:
-                folder.mkdir(parents=True, exist_ok=True)
+                private_dir(folder)                         # face tracks of real people: 0700 / 0600
                 tracking.write_to_file(track, tpath)
+                private_file(tpath)
                 manipulation.write_to_file(edited, epath)
+                private_file(epath)
                 # render from what the cache holds (its files store lower precision), so a fresh and a cached
                 # session give the same pixels
                 track, edited = tracking.read_from_file(tpath), manipulation.read_from_file(epath)
@@ -251,8 +352,9 @@ class Session:
             try:
                 from ..npzfile import write_npz
 
-                folder.mkdir(parents=True, exist_ok=True)
+                private_dir(folder)
                 write_npz(mpath, models.to_arrays())
+                private_file(mpath)
             except Exception:   # an unwritable cache only costs the next open a new analysis
                 pass
         self.renderer = ShotRenderer(track, edited, checkpoint=self.checkpoint, models=models, content=content)
@@ -260,10 +362,15 @@ class Session:
 
     def read_frame(self, number: int):
         """The plate's own frame ``number`` (render-by-number); the source stays open for the session."""
-        from ..media import open_media, parse_frame_range
+        from ..media import open_media
 
         if self.source is None:
-            self.source = open_media(self.path, parse_frame_range(self.frames))
+            self.source = open_media(self.path, bounded_range(self.path, self.frames))
+        path_for = getattr(self.source, "path_for", None)
+        if path_for is not None and self.roots is not None and number in self.frame_numbers:
+            # a sequence opens each frame's file at read time: the folder (or the file) may have been swapped
+            # for a symlink since open, so confinement is checked again now, for this very file
+            confine(str(path_for(int(number))), self.roots, f"frame {number}")
         return self.source.read(number)
 
     def render(self, frame, batcher=None):
