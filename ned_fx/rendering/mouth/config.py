@@ -60,6 +60,10 @@ class MouthConfig:
         own_ratio_start, own_ratio_full, own_excess_start, own_excess_full: the coverage of that kept own interior
             (ratio of the target's gap to the source's, and their difference x width), which starts earlier than
             ``cover_*``: the warp would otherwise stretch the source's own teeth.
+        bank_fit_start, bank_fit_full: where the source's own interior would be kept (``own_*``), a bank interior
+            replaces it when the planned entry opens at least the second fraction of the target's opening (fully;
+            from the first on, blended): a real interior that open needs no stretching, while a kept band of teeth
+            over a synthetic cavity is the fallback (a still, whose bank is its own frame).
         grain: synthetic interior: noise as a multiple of the plate's own noise measured on the lips.
     """
 
@@ -98,6 +102,8 @@ class MouthConfig:
     own_ratio_full: float = 1.35
     own_excess_start: float = 0.01
     own_excess_full: float = 0.03
+    bank_fit_start: float = 0.6
+    bank_fit_full: float = 0.85
     grain: float = 1.0
 
     def __post_init__(self) -> None:
@@ -134,6 +140,9 @@ class MouthConfig:
             if not 0.0 <= getattr(self, lo) < getattr(self, hi):
                 raise InvalidParameterError(f"{lo} must be >= 0 and below {hi}, got {getattr(self, lo)} and "
                                             f"{getattr(self, hi)}")
+        if not 0.0 <= self.bank_fit_start < self.bank_fit_full:
+            raise InvalidParameterError(f"bank_fit_start must be >= 0 and below bank_fit_full, got "
+                                        f"{self.bank_fit_start} and {self.bank_fit_full}")
         if not self.own_ratio_start >= 1.0:
             raise InvalidParameterError(f"own_ratio_start must be >= 1, got {self.own_ratio_start}")
         if self.lower_teeth_open < 0:

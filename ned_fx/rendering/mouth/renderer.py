@@ -132,12 +132,17 @@ class MouthRenderer:
         if not (np.isfinite(src_pts).all() and np.isfinite(dst_pts).all()):
             return None
         own = self.own_weight(src_pts)
+        entries = self._entries(inputs)
+        # a real interior of the actor's as open as the target (a talking clip's bank) is what the mouth looks
+        # like opened that far; the source's own teeth kept at size over a cavity is the fallback where the bank
+        # has nothing that open (a still: its own frame only)
+        use_own = own * (1.0 - self.bank_fit(entries, inputs.dst)) if own > 0 else 0.0
         kept = None
-        if own > 0:
+        if use_own > 0:
             tex = extract_interior(inputs.region, src_pts, cfg.texture_height, cfg.texture_width)
             split = _split(tex, float(sample(inputs.region, S.ring_points(inputs.src)[:20]).mean()))
             if split.max() <= 0:
-                own = 0.0         # no upper teeth in view: the warp's stretch of a cavity and tongue is harmless
+                own = use_own = 0.0   # no upper teeth in view: the warp's stretch of a cavity and tongue is harmless
             else:
                 kept = (tex, split)
         col = column_coverage(src_pts, dst_pts, cfg, own)
@@ -174,17 +179,16 @@ class MouthRenderer:
         cover = _smoothstep(depth / feather) * np.interp(uv[:, 0] * 10.0, np.arange(S.PAIRS), col)
         if cover.max() < 1e-3:
             return None
-        entries = self._entries(inputs)
         box = (x0, y0, x1, y1)
         interior = 0.0
-        if own < 1.0:
+        if use_own < 1.0:
             if entries:
                 whole = self._from_bank(entries, uv, inputs)
             else:
                 whole = self._synthetic(uv, src_pts, dst_pts, inputs, box)
-            interior = whole if own <= 0 else (1.0 - own) * whole
-        if own > 0.0:
-            interior = interior + own * self._own(uv, src_pts, dst_pts, inputs, box, *kept)
+            interior = whole if use_own <= 0 else (1.0 - use_own) * whole
+        if use_own > 0.0:
+            interior = interior + use_own * self._own(uv, src_pts, dst_pts, inputs, box, *kept)
         interior = np.asarray(interior, dtype=np.float32)
         pixels = np.zeros(inputs.warped.shape, np.float32)
         block = np.zeros((bh * bw, pixels.shape[2]), np.float32)
@@ -195,6 +199,22 @@ class MouthRenderer:
         alpha[flat] = cover
         coverage[y0:y1, x0:x1] = alpha.reshape(bh, bw)
         return RenderedLayer(pixels, coverage, "mouth")
+
+    def bank_fit(self, entries, dst: np.ndarray) -> float:
+        """How well the planned bank ``entries`` fit the target mouth ``dst`` (landmarks) as whole interiors, 0..1:
+        their central opening (x the inter-ocular distance) over the target's, from ``bank_fit_start`` (0: the
+        entry would be stretched) to ``bank_fit_full`` (1: about as open: its teeth keep their size)."""
+        cfg = self.config
+        if not entries or cfg.bank_fit_full <= 0:
+            return 0.0
+        dst = np.asarray(dst, dtype=np.float64)
+        iod = max(float(T.inter_ocular(dst)), 1e-6)
+        target = float(S.gaps(S.inner_points(dst))[4:7].mean()) / iod
+        if target <= 0:
+            return 1.0
+        bank = self.bank
+        opening = sum(w * float(bank.openings[k, 4:7].mean()) * float(bank.widths[k]) for k, w in entries)
+        return float(_smoothstep((opening / target - cfg.bank_fit_start) / (cfg.bank_fit_full - cfg.bank_fit_start)))
 
     def own_weight(self, src_pts: np.ndarray) -> float:
         """How far the source's own interior is kept where the target opens further (0: closed, a whole new
@@ -293,8 +313,8 @@ class MouthRenderer:
                   rigid_only: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """Where the target's canonical (u, v) samples bank entry ``k``, so its teeth keep their size on the face:
         across, the entry is scaled by (target width / its width, both x IOD) ** ``rigid_width`` about the middle;
-        down, where the target opens wider than the entry, a band of ``teeth_band`` of the entry's opening at
-        each lip (the teeth) keeps its scale and only the middle (the dark of the mouth, the tongue) stretches
+        down, a band of ``teeth_band`` of the entry's opening at each lip (the teeth) keeps its scale and only the
+        middle (the dark of the mouth, the tongue) stretches where the target opens wider, or narrows where it opens less
         (``rigid_only``: across only, ``v`` as given)."""
         cfg, bank = self.config, self.bank
         dst_pts = S.inner_points(inputs.dst)
@@ -308,9 +328,12 @@ class MouthRenderer:
             cols = np.arange(S.PAIRS)
             gap_t = np.interp(uv[:, 0] * 10.0, cols, S.gaps(dst_pts)) / iod
             gap_e = np.interp(u * 10.0, cols, bank.openings[k].astype(np.float64)) * float(bank.widths[k])
-            g = np.clip(gap_t / np.maximum(gap_e, 1e-6), 1.0, 4.0)
-            band = a / g
-            mid = a + (v - band) * (1.0 - 2.0 * a) / np.maximum(1.0 - 2.0 * band, 1e-6)
+            # (a target less open than the entry: the teeth keep their size and the cavity between them
+            # narrows, as a jaw closing a little does; a band of the teeth at most 45 % of the target each)
+            g = np.clip(gap_t / np.maximum(gap_e, 1e-6), 0.5, 4.0)
+            band = np.minimum(a / g, 0.45)
+            top = band * g                                    # the entry's v where the band ends (a unless capped)
+            mid = top + (v - band) * (1.0 - 2.0 * top) / np.maximum(1.0 - 2.0 * band, 1e-6)
             v = np.where(v < band, v * g, np.where(v > 1.0 - band, 1.0 - (1.0 - v) * g, mid))
         return u, np.clip(v, 0.0, 1.0)
 
