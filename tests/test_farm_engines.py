@@ -236,7 +236,11 @@ def test_opencue_outline_runs_on_pyoutlines_local_backend(tmp_path, reference, m
     monkeypatch.setattr(versions.Settings, "repos_path", str(tmp_path / "repos"), raising=False)
     for key, value in env().items():
         monkeypatch.setenv(key, value)
-    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")   # pycuerun's python
+    bin_dir = tmp_path / "bin"                       # pycuerun starts with `#!/usr/bin/env python`: this python
+    bin_dir.mkdir()
+    (bin_dir / "python").write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} "$@"\n')
+    (bin_dir / "python").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     for job in jobs:
         OutlineLauncher(opencue.to_outline(job), backend="local", show=job.show, shot=job.shot,
                         user=job.user).launch()
