@@ -77,6 +77,7 @@ def nk(served, monkeypatch, request):
     import ned_fx_nuke
 
     _forget(ned_fx_nuke)
+    monkeypatch.setattr(ned_fx_nuke, "SIGNATURE_TTL", 0.0)      # tests change the input and look at once
     runpy.run_path(str(NUKE_DIR / "init.py"))
     runpy.run_path(str(NUKE_DIR / "menu.py"))
     nuke.root()["first_frame"].setValue(1001)
@@ -93,6 +94,7 @@ def _forget(module) -> None:
                 job.cancel()
                 job.wait(10)
     module._RUNTIME.clear()
+    module._SIGNATURES.clear()
     for link in module._LINKS.values():
         link.close()
     module._LINKS.clear()

@@ -274,6 +274,31 @@ def test_the_switch_shows_the_frame_being_evaluated_under_timeoffset_and_frameho
     assert rendered[(write.name(), 1014)][0] == f"file:{pattern.replace('%04d', '1004')}"
 
 
+def test_a_node_inside_a_group_is_edited_for_the_writes_below_the_group(gui, served, monkeypatch, request):
+    nk = gui
+    _, root = served
+    work = root / request.node.name
+    monkeypatch.setenv("NED_FX_NUKE_CACHE", str(work / "cache"))
+    read, node, comp, other = _comp(nk, work)
+    node["analyse"].execute()
+    _settle(nk, node)
+    pattern = node["ned_cache"].value()
+    # a comp Group whose insides hold a TimeOffset reading the Emotion Director through the group's Input
+    group = nk.nodes.Group(name="CompGroup")
+    group.setInput(0, node)
+    group.begin()
+    inner_input = nk.nodes.Input(name="Input1")
+    shift = nk.nodes.TimeOffset(time_offset=1)
+    shift.setInput(0, inner_input)
+    nk.nodes.Output(name="Output1").setInput(0, shift)
+    group.end()
+    comp.setInput(0, group)
+    Path(pattern.replace("%04d", "1003")).unlink()
+    rendered = _recording(nk)
+    nk.execute(comp, 1004, 1004)                    # pulls the node's frame 1003 through the group
+    assert rendered[("WriteComp", 1004)][0] == f"file:{pattern.replace('%04d', '1003')}"
+
+
 def test_an_upstream_change_is_seen_without_a_knob_change(gui, served, monkeypatch, request):
     nk = gui
     _, root = served

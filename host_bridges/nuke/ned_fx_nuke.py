@@ -551,7 +551,11 @@ def shot_record(node, provenance) -> EditRecord:
     record = EditRecord.from_dict(provenance)
     read = node.input(0)
     if node["source"].value() == SOURCE_MODES[0] and read is not None and read.Class() == "Read":
-        name = Path(read["file"].value()).name
+        try:                              # the file as Nuke evaluates it (TCL, frame numbers), as a pattern
+            first, last = frame_range(node)
+            name = Path(read_sequence(read, first, last)).name
+        except NedFxError:
+            name = Path(read["file"].value()).name
         if name:
             record = dataclasses.replace(record, source=name)
     return record
@@ -685,7 +689,26 @@ def _upstream(node, limit: int = 5000) -> list:
     return out
 
 
+#: Seconds a frame's input signature is reused (the Switch's expression is evaluated many times per redraw).
+SIGNATURE_TTL = 0.25
+_SIGNATURES: dict = {}
+
+
 def input_signature(node, frame: int) -> str:
+    """The signature of the node's input at ``frame`` (:func:`compute_input_signature`), reused for
+    :data:`SIGNATURE_TTL` seconds."""
+    key, now = (node.fullName(), int(frame)), time.monotonic()
+    hit = _SIGNATURES.get(key)
+    if hit is not None and now - hit[0] < SIGNATURE_TTL:
+        return hit[1]
+    if len(_SIGNATURES) > 4096:
+        _SIGNATURES.clear()
+    signature = compute_input_signature(node, frame)
+    _SIGNATURES[key] = (now, signature)
+    return signature
+
+
+def compute_input_signature(node, frame: int) -> str:
     """What the node's input at ``frame`` is made of: every upstream node's class and knob values (animation and
     expressions as saved, so a change anywhere upstream changes it), and each upstream Read's file for the frame
     (size and modification time: a re-delivered plate changes it). Nuke's Python has no node hash, and
@@ -948,8 +971,18 @@ def frames_needed(write, node, frame: int) -> set[int]:
         seen.add((id(n), f))
         if n is not write and n.Class() in ("TimeOffset", "FrameHold") and not n["disable"].value():
             f = f - int(n["time_offset"].value()) if n.Class() == "TimeOffset" else int(n["first_frame"].value())
-        for i in range(n.inputs()):
-            up = n.input(i)
+        ups = []
+        outputs = [c for c in n.nodes() if c.Class() == "Output"] if n.Class() == "Group" and n is not write else []
+        if outputs:                                          # into a group: through its insides
+            todo.extend((c, f) for c in outputs)
+            continue
+        if n.Class() == "Input" and "." in n.fullName():    # out of a group: to the group's input
+            parent = nuke.toNode(n.fullName().rpartition(".")[0])
+            number = int(n["number"].value()) if n.knob("number") is not None else 0
+            ups = [parent.input(number)] if parent is not None else []
+        else:
+            ups = [n.input(i) for i in range(n.inputs())]
+        for up in ups:
             if up is None:
                 continue
             if up is node:
