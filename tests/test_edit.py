@@ -83,8 +83,9 @@ _EXPRESSIVE_PHOTOS = ("d19.jpg", "d8.jpg")
 def test_mouth_follows_the_source_and_no_jitter_is_added(name, emotion, request):
     if (name, emotion) == ("WDA_AlexandriaOcasioCortez_000.mp4", "happy"):
         request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "r 0.9495 since the clip's neutral is relaxed like a still's (WDA's neutral mouth closed): a hair "
-            "under the 0.95 floor (0.957 before); see the session note")))
+            "r 0.949: the plan keeps the inner-lip gap exactly (target vs source r 1.000), the warp alone reads "
+            "0.9513 to MediaPipe (the smile read 0.05-0.08 IOD less open on the widest frames 189, 90, 40, 0) "
+            "and the skin layer's smile shading takes 0.002 more; mouth, eyes, occluders change nothing")))
     got, ref, _ = edited_shot(name, emotion, None)
     r = np.corrcoef(M.mouth_opening(got), M.mouth_opening(ref))[0, 1]
     assert M.acceleration(got) <= 1.2 * M.acceleration(ref), "added jitter"
