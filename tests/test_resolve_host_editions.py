@@ -73,6 +73,31 @@ def test_the_free_edition_runs_from_the_settings_file_and_reports_in_the_console
     assert R.read_config(work / "ned_fx_emotion.last.json").emotion == "sad"
 
 
+def test_the_studio_dialog_starts_from_the_last_run(rv, tmp_path):
+    ra, bridge = rv
+    project, tl = _timeline(ra, tmp_path, None)
+    settings = tmp_path / "ned_fx_emotion.json"
+    settings.write_text(json.dumps({"endpoint": "tcp://10.0.0.9:5557", "python": "/new/venv/python"}))
+    (tmp_path / "ned_fx_emotion.last.json").write_text(json.dumps(
+        {"emotion": "angry", "intensity": 0.4, "endpoint": "tcp://old:1", "python": "/old/python"}))
+    seen = {}
+
+    def artist(window):
+        items = window.GetItems()
+        seen.update(emotion=items["emotion"].CurrentText, intensity=items["intensity"].Value,
+                    endpoint=items["endpoint"].Text)
+        window.On.cancel.Clicked(None)
+
+    ra.UIDispatcher.on_run_loop = artist
+    try:
+        code = bridge.main(["--config", str(settings)], out=lambda line: None, namespace={
+            "resolve": ra.Resolve(project), "fusion": ra.Fusion(), "bmd": ra.Bmd()})
+    finally:
+        ra.UIDispatcher.on_run_loop = None
+    assert code == 1
+    assert seen == {"emotion": "angry", "intensity": 0.4, "endpoint": "tcp://10.0.0.9:5557"}
+
+
 def test_the_source_start_comes_from_the_left_offset(rv):
     ra, bridge = rv
     movie = ra.MediaPoolItem("d12.mp4", {"File Path": "/shows/d12.mp4"})

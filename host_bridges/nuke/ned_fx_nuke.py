@@ -27,9 +27,14 @@ The node (Nodes > ned_fx > Emotion Director) is a Group::
 * An animated intensity becomes the daemon's keyframes (:func:`ned_fx.hosts.params.keys_from_samples`) when
   Analyse is pressed; changing any edit knob points the node at another cache folder (frames already rendered
   for those settings show again at once) and asks for Analyse.
+* The Switch shows an edited frame only where it was made from the input the node has now (a signature of the
+  upstream graph and Read files per frame, kept beside each frame) and asks for it at the frame being evaluated
+  (TCL ``[frame]``), so upstream changes and TimeOffset/FrameHold downstream are right without a knob change.
 * With no daemon, the node passes its input through, turns red and says why (status knob and label) within 2 s;
-  it recovers on the next Analyse or Check daemon. Command-line renders edit missing frames in a
-  before-frame-render callback (``strict`` makes them fail instead of passing through).
+  it recovers on the next Analyse or Check daemon. Write renders get the frames the Write pulls from the node in
+  a before-frame-render callback — from the (shared) cache, or rendered through the daemon (a farm blade's own,
+  or one it starts with ``$NED_FX_PYTHON``) — and fail a frame they cannot edit (always on the farm; in the GUI
+  unless ``strict`` is off). Nothing that came from the daemon is TCL-evaluated.
 """
 
 from __future__ import annotations

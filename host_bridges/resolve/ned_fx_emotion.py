@@ -361,6 +361,25 @@ def _save_last_used(R, config, path, out):
         out("ned_fx: note: could not keep the settings in {}: {}".format(path, exc))
 
 
+#: Settings the dialog starts from the last run with; the rest (where ned_fx and its Python are, the daemon) stay
+#: the settings file's, so an updated install is not overridden by an old run.
+LAST_USED_KEYS = ("emotion", "intensity", "reference", "regions", "speech", "face", "keys", "consent", "select",
+                  "clip_color", "track", "output_root", "image_format")
+
+
+def last_used(R, config, path, out):
+    """``config`` with the dialog's settings of the last run (``ned_fx_emotion.last.json``) when there is one."""
+    if not os.path.isfile(path):
+        return config
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+        return R.config_from_mapping({k: v for k, v in data.items() if k in LAST_USED_KEYS}, config)
+    except Exception as exc:              # unreadable, or a setting this ned_fx refuses: the settings file's
+        out("ned_fx: note: ignored {}: {}".format(path, exc))
+        return config
+
+
 def main(argv=None, namespace=None, out=print):
     """Run the pass. ``namespace`` holds what Resolve injects (``resolve``, ``fusion``, ``bmd``)."""
     import argparse
@@ -400,12 +419,7 @@ def main(argv=None, namespace=None, out=print):
         fusion, bmd = ns.get("fusion"), ns.get("bmd")
         if not args.no_dialog:
             if ui_manager(fusion) is not None and bmd is not None:
-                start = config
-                if not args.config and os.path.isfile(last_path):
-                    try:
-                        start = R.read_config(last_path, config)
-                    except NedFxError as exc:
-                        out("ned_fx: note: ignored {}: {}".format(last_path, exc))
+                start = last_used(R, config, last_path, out)
                 config = ask(fusion, bmd, start, out)
                 if config is None:
                     out("ned_fx: cancelled")
