@@ -15,6 +15,16 @@ options, unknown knob names in ``nuke.nodes.X(...)``, ``executeInMainThread`` ar
 ``{set key value}``/``{remove key}`` lines — and, stricter than Nuke (which crashes or corrupts instead), any
 node, knob or progress-task call from a thread other than the main thread raises ``RuntimeError``.
 
+It also behaves like Nuke where the bridge's correctness depends on it (each with its source beside the code):
+eval-string knobs (``label``, ``file``…) run their TCL when evaluated — ``[python …]`` really runs Python, so text
+that reaches one unescaped is caught; a knob expression's ``[frame]`` is the frame being evaluated while
+``nuke.frame()`` stays the root's (Foundry, nuke.frame); ``File_Knob.getEvaluatedValue(OutputContext)`` gives the
+file for a frame; render callbacks run with the Write as ``nuke.thisNode()`` and an exception aborts the render
+(Foundry dev guide, Callbacks; Write reference); ``Node._image_at(frame)`` is what a Write renders — a Read's file,
+an error for a missing frame (``on_error`` "error", Nuke's default) or black (``on_error`` "black"), through
+Copy/Dissolve/Switch/TimeOffset/FrameHold/Groups; a Read's ``frame`` knob shifts file numbers; Root has a
+``workingSpaceLUT`` and Reads OCIO colourspace names; ``toScript`` of an animated knob is its curve.
+
 Test-only helpers (not Nuke API) start with ``_``: ``_reset()``, ``_pump()`` runs queued main-thread calls,
 ``_set_write_renderer(fn)`` decides what ``execute`` writes, ``_eval_expression(knob, frame)`` evaluates the
 ``[python …]`` TCL expressions the bridge sets, ``_set_metadata(node, dict)`` gives a Read (or a node with no
