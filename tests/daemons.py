@@ -3,6 +3,7 @@ roots=[tmp_path])`` starts one on a free loopback port; always ``kill()`` it (fi
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -26,7 +27,7 @@ class Daemon:
     """A ``serve`` subprocess; always killed by the fixture or the test's ``finally``."""
 
     def __init__(self, *args: str, port: int | None = None, tmp: Path | None = None, wait: float = 60.0,
-                 roots: tuple = ()):
+                 roots: tuple = (), env: dict | None = None, umask: int | None = None):
         self.port = port or free_port()
         extra = [a for root in roots for a in ("--root", str(root))]
         if tmp is not None and "--cache" not in args:      # the test's own analysis cache, not the user's
@@ -34,7 +35,9 @@ class Daemon:
         self.log = open((tmp or Path("/tmp")) / f"daemon-{self.port}-{time.time_ns()}.log", "w+")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "ned_fx.commands.serve", "--port", str(self.port), "--root", str(FOOTAGE.parent),
-             *extra, *args], cwd=REPO, stdout=subprocess.PIPE, stderr=self.log, text=True)
+             *extra, *args], cwd=REPO, stdout=subprocess.PIPE, stderr=self.log, text=True,
+            env={**os.environ, **env} if env else None,
+            preexec_fn=(lambda: os.umask(umask)) if umask is not None else None)
         STARTED.append(self)
         line = self.proc.stdout.readline()   # "ned-fx serve: ready on tcp://…" once the engines are loaded
         if "ready on" not in line:

@@ -4,6 +4,11 @@
     ned-fx serve --port 0 --engine identity       # frames come back unchanged (transport tests, benchmarks)
     ned-fx serve --bind ipc:///tmp/ned_fx.sock --root /shows
     ned-fx serve --require-consent --audit-log /shows/audit/ned_fx.jsonl
+    ned-fx serve --grant bob                      # a key for user bob (hand him a copy): he may use the daemon
+
+Who gets in: clients of the daemon's own user (they read its key from a private 0600 file by themselves) and
+clients presenting a key the owner granted (``--grant NAME``, ``$NED_FX_DAEMON_KEY`` on their side); anyone else
+is refused. See docs/protocol.md, "Threat model".
 
 Audit log: one JSON line per ``open`` (who, shot, instruction, consent), per refused open, and one summary per
 session when it ends (frames rendered as ranges, renders, frames passed through and why): not a line per
@@ -39,8 +44,15 @@ def add_options(p: argparse.ArgumentParser) -> None:
                    help="folder request paths must lie under (repeatable; default the current folder)")
     p.add_argument("--max-sessions", type=int, default=16, help="open sessions at most (default 16)")
     p.add_argument("--max-message-mb", type=int, default=1024, help="largest message part in MiB (default 1024)")
-    p.add_argument("--session-idle", type=float, default=3600.0,
-                   help="close sessions unused this many seconds (default 3600; hosts that die never close theirs)")
+    p.add_argument("--session-idle", type=float, default=600.0,
+                   help="close sessions unused this many seconds (default 600: a host killed with its sessions open "
+                   "frees them within ten minutes; a live host's shot reopens itself from the cache)")
+    p.add_argument("--grace", type=float, default=30.0,
+                   help="seconds to finish in-flight work after SIGTERM or a shutdown request (default 30)")
+    p.add_argument("--grant", metavar="NAME",
+                   help="write a key for another user or machine ($NED_FX_HOME/grants/NAME.key), print its path "
+                   "and exit; give that user a copy (chmod 600, their own) and set $NED_FX_DAEMON_KEY to it; "
+                   "restart the daemon to let it in")
     p.add_argument("--cache", help="folder of cached shot analyses (default $NED_FX_HOME/cache)")
     p.add_argument("--curve-keys", metavar="DIR",
                    help="CurveZMQ: encrypt, and admit only clients whose public key is in DIR/clients/ (needed to "
@@ -71,6 +83,18 @@ def run(args) -> int:
     from ..daemon.server import Daemon, is_loopback, make_keys
     from ..errors import InvalidParameterError
 
+    if args.grant:
+        from ..daemon.auth import make_grant
+
+        try:
+            path = make_grant(args.grant)
+        except ValueError as exc:
+            raise InvalidParameterError(str(exc)) from None
+        print(f"grant key: {path}")
+        print(f"give {args.grant} a copy they own, readable by them only (e.g. install -m 600 -o {args.grant} "
+              f"{path} ~{args.grant}/.ned_fx/daemon.key), have their clients set $NED_FX_DAEMON_KEY to it, and "
+              f"restart the daemon")
+        return 0
     if args.make_keys:
         for what, path in make_keys(args.make_keys).items():
             print(f"{what}: {path}")
@@ -92,7 +116,7 @@ def run(args) -> int:
         audit.check()                        # fail now, not at the first open
     daemon = Daemon(endpoint, engine=args.engine, roots=args.root, max_sessions=args.max_sessions,
                     max_message=args.max_message_mb << 20, device=args.device, cache=args.cache,
-                    session_idle=args.session_idle, curve_keys=args.curve_keys,
+                    session_idle=args.session_idle, curve_keys=args.curve_keys, grace=args.grace,
                     consent=ConsentPolicy(required=args.require_consent), audit=audit,
                     local_lane=not args.no_local_lane, render_path=args.render_path, batch_size=args.batch_size,
                     fast_box=args.fast_box)
@@ -105,7 +129,32 @@ def run(args) -> int:
         daemon.log(f"local lane for same-host shared-memory renders: {daemon.lane.path}")
     daemon.log(f"consent reference {'required' if args.require_consent else 'optional'}; audit log "
                f"{audit.path if audit is not None else 'off'}")
-    return daemon.serve()
+    rc = daemon.serve()
+    _exit_if_wedged(daemon, rc)
+    return rc
+
+
+def _exit_if_wedged(daemon, rc: int) -> None:
+    """After the loop stopped: a worker thread stuck in a read that never returns (a FIFO, a hung network mount)
+    would keep the process alive forever (Python joins its pool threads at exit), so SIGTERM would not end it.
+    Give the threads a moment, then leave without waiting for them."""
+    import os
+    import threading
+    import time
+
+    end = time.monotonic() + 2.0
+    stuck = []
+    for t in threading.enumerate():
+        if t is threading.main_thread() or t.daemon:
+            continue
+        t.join(max(0.0, end - time.monotonic()))
+        if t.is_alive():
+            stuck.append(t.name)
+    if stuck:
+        daemon.log(f"exiting without waiting for {len(stuck)} stuck worker thread(s): {', '.join(stuck)}")
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(rc)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -119,7 +119,7 @@ class Daemon:
 
     def __init__(self, endpoint: str, engine: str = "ned_fx", roots=(), max_sessions: int = 16,
                  max_message: int = P.MAX_BUFFER_BYTES, device: str = "auto", render_workers: int = 8,
-                 grace: float = 30.0, cache: str | Path | None = None, session_idle: float = 3600.0,
+                 grace: float = 30.0, cache: str | Path | None = None, session_idle: float = 600.0,
                  curve_keys: str | Path | None = None, log=None, consent: ConsentPolicy | None = None,
                  audit=None, local_lane: bool = True, render_path: str = "auto", batch_size: int = 8,
                  fast_box: str = "frame"):

@@ -1,0 +1,450 @@
+"""The daemon on a shared workstation (issue 15): only its owner (or a key the owner granted) gets in, sessions
+belong to their opener, nothing outside ``--root`` is read or quoted back, no FIFO wedges it, a truncated
+shared-memory frame is an error reply (never SIGBUS), absurd requests cost nothing, restarts are invisible."""
+
+from __future__ import annotations
+
+import os
+import signal
+import stat
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import msgpack
+import numpy as np
+import pytest
+import zmq
+
+from ned_fx import protocol as P
+from ned_fx.client import Client, DaemonAuthError, DaemonError, DaemonUnavailableError
+
+from conftest import REPO, footage
+from daemons import Daemon, keyed
+
+
+def _png(path: Path, seed: int = 0, h: int = 24, w: int = 32) -> Path:
+    import cv2
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    assert cv2.imwrite(str(path), np.random.default_rng(seed).integers(0, 255, (h, w, 3), dtype=np.uint8))
+    return path
+
+
+@pytest.fixture(scope="module")
+def guarded(tmp_path_factory):
+    """An identity daemon whose only extra root is ``root`` (``outside`` is beside it, not under it)."""
+    base = tmp_path_factory.mktemp("guarded")
+    root, outside = base / "root", base / "outside"
+    root.mkdir()
+    outside.mkdir()
+    d = Daemon("--engine", "identity", "--max-sessions", "200", roots=[root], tmp=base)
+    d.root, d.outside = root, outside
+    try:
+        yield d
+    finally:
+        d.kill()
+
+
+# ---- who may talk to the daemon ---------------------------------------------------------------------------------
+
+def test_the_key_is_private_and_a_client_without_it_is_refused_clearly(guarded):
+    key = P.owner_key_path()
+    st, folder = os.lstat(key), os.lstat(key.parent)
+    assert stat.S_IMODE(st.st_mode) == 0o600 and stat.S_IMODE(folder.st_mode) == 0o700
+    with Client(guarded.endpoint, timeout=5) as c:            # same user: nothing to configure
+        assert c.hello()["user"] == P.OWNER
+    started = time.monotonic()
+    with Client(guarded.endpoint, timeout=5, retries=1, key=(P.OWNER, "0" * 64)) as wrong:
+        with pytest.raises(DaemonAuthError) as e:
+            wrong.ping()
+    assert time.monotonic() - started < 3, "a refusal is said at once, not after the timeouts"
+    assert e.value.code == "forbidden" and "refused" in str(e.value) and P.KEY_ENV in str(e.value)
+    assert isinstance(e.value, DaemonUnavailableError)        # callers that caught "unavailable" still do
+    raw = zmq.Context.instance().socket(zmq.DEALER)            # no key at all: never served
+    raw.setsockopt(zmq.LINGER, 0)
+    raw.connect(guarded.endpoint)
+    try:
+        raw.send(msgpack.packb({"v": 1, "type": "status", "id": 1}))
+        assert not raw.poll(1500), "a client without the key got an answer"
+    finally:
+        raw.close(0)
+    with pytest.raises(DaemonAuthError):                        # a key file others may read is not used
+        loose = guarded.outside / "loose.key"
+        loose.write_text(f"guest {'a' * 64}\n")
+        loose.chmod(0o644)
+        Client(guarded.endpoint, key=str(loose))
+
+
+_NOBODY = r"""
+import json, os, sys, tempfile, secrets, fcntl
+import zmq, zmq.utils.monitor, msgpack, numpy
+import ned_fx.client as C, ned_fx.protocol as P
+endpoint, owner_session, grant, owner_key = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[5]
+os.setgroups([]); os.setgid(65534); os.setuid(65534)        # from here on: another user
+out = {}
+try:
+    open(owner_key).read()
+    out["read_owner_key"] = True
+except OSError:
+    out["read_owner_key"] = False
+try:
+    C.Client(endpoint, timeout=3, retries=0).ping()
+    out["no_key"] = "served"
+except C.DaemonAuthError as exc:
+    out["no_key"] = exc.code
+c = C.Client(endpoint, timeout=5, retries=0, key=grant)      # not a with block: its session stays open
+if True:
+    hello = c.hello()
+    out["user"], out["lane"] = hello["user"], "lane" in hello
+    shot = c.open(sys.argv[4], frames="0-1")
+    shot.wait()
+    out["render"] = list(shot.render(0).shape)
+    s = c.status()
+    out["sessions"], out["total"] = sorted(s["sessions"]), s["sessions_total"]
+    out["mine"] = shot.id
+    for kind in ("progress", "close", "render"):
+        try:
+            c.request(kind, session=owner_session, frame=0 if kind == "render" else None)
+            out["other_" + kind] = "allowed"
+        except C.DaemonError as exc:
+            out["other_" + kind] = exc.code
+    try:
+        c.shutdown()
+        out["shutdown"] = "allowed"
+    except C.DaemonError as exc:
+        out["shutdown"] = exc.code
+c.close()
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a second local user needs root to switch to (runs as 'nobody')")
+def test_another_user_needs_a_grant_and_then_sees_and_touches_only_its_own_sessions(tmp_path):
+    import pwd
+
+    try:
+        nobody = pwd.getpwnam("nobody")
+    except KeyError:
+        pytest.skip("no 'nobody' user on this machine")
+    home = tmp_path / "home"
+    env = {"NED_FX_HOME": str(home)}
+    made = subprocess.run([sys.executable, "-m", "ned_fx.commands.serve", "--grant", "guest"], cwd=REPO,
+                          env={**os.environ, **env}, capture_output=True, text=True, timeout=60)
+    assert made.returncode == 0, made.stderr
+    grant = home / "grants" / "guest.key"
+    assert stat.S_IMODE(grant.stat().st_mode) == 0o600
+    import shutil
+    import tempfile
+
+    given = Path(tempfile.mkdtemp(prefix="ned_fx-guest-"))       # the owner hands guest a copy guest owns
+    os.chown(given, nobody.pw_uid, nobody.pw_gid)
+    copy = given / "guest.key"
+    copy.write_bytes(grant.read_bytes())
+    os.chown(copy, nobody.pw_uid, nobody.pw_gid)
+    copy.chmod(0o600)
+    src = str(footage("d12.mp4"))
+    d = Daemon("--engine", "identity", tmp=tmp_path, env=env)
+    try:
+        with Client(d.endpoint, timeout=5) as owner:
+            mine = owner.open(src, frames="0-3")
+            mine.wait()
+            out = subprocess.run([sys.executable, "-c", _NOBODY, d.endpoint, mine.id, str(copy), src,
+                                  str(P.owner_key_path())], cwd=REPO,
+                                 capture_output=True, text=True, timeout=60, env={**os.environ, "HOME": "/"})
+            assert out.returncode == 0, out.stderr[-3000:]
+            import json
+
+            got = json.loads(out.stdout.strip().splitlines()[-1])
+            assert got["read_owner_key"] is False and got["no_key"] == "forbidden"
+            assert got["user"] == "guest" and got["lane"] is False and got["render"] == [512, 512, 3]
+            assert got["sessions"] == [got["mine"]] and got["total"] == 1      # the owner's is not listed
+            assert got["other_progress"] == got["other_close"] == got["other_render"] == "forbidden"
+            assert got["shutdown"] == "forbidden"
+            assert mine.progress()["state"] == "ready"               # still open, still the owner's
+            status = owner.status()
+            assert {mine.id, got["mine"]} <= set(status["sessions"])   # the owner sees every session
+    finally:
+        d.kill()
+        shutil.rmtree(given, ignore_errors=True)
+
+
+def test_cache_files_of_real_faces_are_private_whatever_the_umask(tmp_path):
+    cache = tmp_path / "cache"
+    d = Daemon("--device", "cpu", "--cache", str(cache), tmp=tmp_path, umask=0)
+    try:
+        with Client(d.endpoint, timeout=120, retries=0) as c:
+            c.open(str(footage("d12.mp4")), frames="0-1").wait(timeout=300)
+    finally:
+        d.kill()
+    files = list(cache.iterdir())
+    assert any(f.name.startswith("track-") for f in files), files
+    assert stat.S_IMODE(cache.stat().st_mode) == 0o700
+    for f in files:
+        assert stat.S_IMODE(f.stat().st_mode) == 0o600, (f, oct(f.stat().st_mode))
+
+
+# ---- nothing outside --root --------------------------------------------------------------------------------------
+
+def test_a_curve_is_confined_before_it_is_read_and_its_content_never_comes_back(guarded):
+    src = str(footage("d12.mp4"))
+    secret = guarded.outside / "secret.csv"
+    secret.write_text("root:TOPSECRET-HASH:19000:0:99999:7:::\n")
+    inside = guarded.root / "notacurve.csv"
+    inside.write_text("frame,intensity\nroot:INSIDE-SECRET:1\n")
+    big = guarded.root / "big.csv"
+    big.write_text("0,0.5\n" * 300_000)
+    with Client(guarded.endpoint, timeout=5) as c:
+        for path, code in ((secret, "forbidden"), ("/etc/shadow", "forbidden"), (inside, "unsupported"),
+                           (big, "invalid_parameter")):
+            with pytest.raises(DaemonError) as e:
+                c.open(src, emotion="happy", curve=str(path))
+            assert e.value.code == code, (path, e.value)
+            assert "SECRET" not in str(e.value) and "root:" not in str(e.value), str(e.value)
+        for key, value in (("checkpoint", "/etc/hostname"), ("reference", str(secret)),
+                           ("holdout_matte", str(secret)), ("actor_footage", [str(secret)])):
+            with pytest.raises(DaemonError) as e:
+                c.request("open", params={"path": src, key: value, **({"renderer": "neural"}
+                                                                       if key == "checkpoint" else {})})
+            assert e.value.code == "forbidden", (key, e.value)
+
+
+def test_sequence_frames_are_confined_at_open_and_at_every_read(guarded):
+    root, outside = guarded.root, guarded.outside
+    _png(root / "mixed" / "f.0001.png", 1)
+    _png(outside / "stolen.png", 2)
+    (root / "mixed" / "f.0002.png").symlink_to(outside / "stolen.png")      # a member pointing outside
+    for n in (1, 2):
+        _png(root / "seq" / f"s.{n:04d}.png", n)
+        _png(outside / "seqx" / f"s.{n:04d}.png", 10 + n)
+    with Client(guarded.endpoint, timeout=5) as c:
+        with pytest.raises(DaemonError) as e:
+            c.open(str(root / "mixed" / "f.####.png"))
+        assert e.value.code == "forbidden" and "f.0002.png" in str(e.value)
+        shot = c.open(str(root / "seq" / "s.####.png"))
+        shot.wait(timeout=10)
+        assert shot.render(1).shape == (24, 32, 3)
+        os.rename(root / "seq", root / "seq_old")                             # swapped after open
+        (root / "seq").symlink_to(outside / "seqx")
+        with pytest.raises(DaemonError) as e:
+            shot.render(2)
+        assert e.value.code == "forbidden"
+
+
+def test_a_fifo_is_refused_at_once_and_sigterm_still_ends_the_daemon(tmp_path):
+    root = tmp_path / "root"
+    root.mkdir()
+    os.mkfifo(root / "x.png")
+    os.mkfifo(root / "q.0002.png")
+    _png(root / "q.0001.png")
+    d = Daemon("--engine", "identity", "--grace", "2", roots=[root], tmp=tmp_path)
+    try:
+        with Client(d.endpoint, timeout=5, retries=0) as c:
+            with pytest.raises(DaemonError) as e:
+                c.open(str(root / "x.png"))
+            assert e.value.code == "invalid_parameter" and "regular file" in str(e.value)
+            seq = c.open(str(root / "q.####.png"))                   # the FIFO is no frame of the sequence
+            assert seq.wait(timeout=10)["total"] == 1
+            with pytest.raises(DaemonError) as e:
+                seq.render(2)
+            assert e.value.code == "invalid_parameter"
+            assert c.ping()["stopping"] is False                      # nothing wedged
+        d.proc.send_signal(signal.SIGTERM)
+        assert d.proc.wait(20) == 0
+    finally:
+        d.kill()
+
+
+def test_nul_bytes_non_utf8_names_and_shm_names_are_invalid_parameters(guarded, tmp_path):
+    weird = os.fsencode(str(guarded.root)) + b"/caf\xe9.png"
+    with open(weird, "wb") as fh:
+        fh.write(Path(_png(tmp_path / "w.png")).read_bytes())
+    (guarded.root / "link.png").symlink_to(os.fsdecode(weird))
+    with Client(guarded.endpoint, timeout=5) as c:
+        for path in (str(guarded.root / "a\0b.png"), str(guarded.root / "link.png")):
+            with pytest.raises(DaemonError) as e:
+                c.open(path)
+            assert e.value.code == "invalid_parameter", (path, e.value)
+        assert c.ping()
+    with pytest.raises(P.ProtocolError):
+        P.shm_path("ned_fx-" + "0" * 32 + "\n")
+    with pytest.raises(P.ProtocolError):
+        P.spec_from_wire({"dtype": "uint8", "shape": [1, 1, 3], "channels": list("RGB"),
+                          "shm": "ned_fx-" + "a" * 32 + "\n"})
+
+
+# ---- no crash, no unbounded use -----------------------------------------------------------------------------------
+
+_TRUNCATE = r"""
+import os, sys, numpy as np
+from ned_fx import protocol as P
+from ned_fx.daemon.server import ShmMaps
+spec = P.BufferSpec("float32", (256, 256, 4), tuple("RGBA"), shm="ned_fx-" + os.urandom(16).hex())
+P.attach_shm(spec, create=True)[...] = 1.0
+path = P.shm_path(spec.shm)
+try:
+    shm = ShmMaps()
+    arr = shm.attach(spec)                    # what a render job reads
+    os.truncate(path, 1024)                   # the client truncates its file meanwhile
+    print("sum", float(np.asarray(arr, np.float64).sum()), flush=True)
+    try:
+        shm.attach(spec)
+        print("attached a short file")
+    except P.ProtocolError as exc:
+        print("refused", exc.code)
+    if hasattr(shm, "write"):                 # writing the result back into a file cut short: no signal either
+        try:
+            shm.write(spec, np.zeros(spec.shape, np.float32))
+        except P.ProtocolError:
+            pass
+    print("alive")
+finally:
+    os.unlink(path)
+"""
+
+
+def test_a_truncated_shared_memory_frame_is_an_error_not_sigbus():
+    out = subprocess.run([sys.executable, "-c", _TRUNCATE], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, f"the daemon's frame reader died (signal {-out.returncode}): {out.stderr[-800:]}"
+    assert f"sum {256 * 256 * 4}.0" in out.stdout and "refused invalid_parameter" in out.stdout
+    assert "alive" in out.stdout
+
+
+def test_deleted_frame_files_are_not_kept_alive_by_the_daemon(guarded):
+    src = str(footage("d12.mp4"))
+    with Client(guarded.endpoint, timeout=5) as c:
+        shot = c.open(src, frames="0-3")
+        shot.wait()
+        a = np.ones((64, 64, 4), np.float32)
+        np.testing.assert_array_equal(shot.render(1, a, shm=True), a)
+        name = c.shm_buffer(a.shape, a.dtype)[0]
+    assert not os.path.exists(P.shm_path(name))                # the client removed it
+    pid = guarded.proc.pid
+    end = time.monotonic() + 12
+    while True:
+        held = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
+        maps = Path(f"/proc/{pid}/maps").read_text()
+        if not any(name in h for h in held) and name not in maps:
+            break
+        assert time.monotonic() < end, "the daemon still holds the deleted frame file"
+        time.sleep(0.5)
+
+
+def test_stale_frame_files_of_dead_clients_are_removed_live_ones_kept():
+    spec_dead = P.BufferSpec("uint8", (4, 4, 3), tuple("RGB"), shm="ned_fx-" + os.urandom(16).hex())
+    spec_live = P.BufferSpec("uint8", (4, 4, 3), tuple("RGB"), shm="ned_fx-" + os.urandom(16).hex())
+    P.attach_shm(spec_dead, create=True)                         # its client was killed: no lock held
+    P.attach_shm(spec_live, create=True)
+    hold = P.hold_shm(spec_live.shm)
+    try:
+        removed = P.remove_stale_shm(min_age=0)
+        assert spec_dead.shm in removed and not os.path.exists(P.shm_path(spec_dead.shm))
+        assert os.path.exists(P.shm_path(spec_live.shm))
+    finally:
+        os.close(hold)
+        for s in (spec_dead, spec_live):
+            if os.path.exists(P.shm_path(s.shm)):
+                os.unlink(P.shm_path(s.shm))
+
+
+def test_absurd_frame_ranges_cost_nothing_and_are_invalid_parameters(guarded):
+    src = str(footage("d12.mp4"))
+
+    def rss() -> int:
+        return int(Path(f"/proc/{guarded.proc.pid}/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    before = rss()
+    with Client(guarded.endpoint, timeout=10) as c:
+        with pytest.raises(DaemonError) as e:
+            c.open(src, frames="1-" + "9" * 24)
+        assert e.value.code == "invalid_parameter"
+        started = time.monotonic()
+        shot = c.open(src, frames="1-20000000")
+        with pytest.raises(DaemonError) as e:
+            shot.wait(timeout=30)
+        assert e.value.code == "invalid_parameter" and "outside the source" in str(e.value)
+        assert time.monotonic() - started < 10
+        assert c.ping()
+    assert rss() - before < 200 << 20
+
+
+def test_status_of_many_sessions_fits_one_header_and_pages(guarded):
+    still = str(_png(guarded.root / "still.png"))
+    with Client(guarded.endpoint, timeout=10) as c:
+        shots = [c.open(still) for _ in range(150)]
+        s = c.status()
+        assert s["sessions_total"] >= 150 and len(s["sessions"]) <= 50
+        seen = set()
+        for offset in range(0, s["sessions_total"], 50):
+            seen |= set(c.request("status", params={"offset": offset}).result["sessions"])
+        assert {shot.id for shot in shots} <= seen
+        for shot in shots:
+            shot.close()
+
+
+# ---- restarts and endpoints ----------------------------------------------------------------------------------------
+
+def test_a_client_retries_shutting_down_like_a_lost_daemon():
+    """A daemon that says ``shutting_down`` (a graceful restart) is waited for, not reported to the caller."""
+    from zmq.auth.thread import ThreadAuthenticator
+
+    ctx = zmq.Context()
+    name, secret = P.client_key() or ("owner", "ab" * 32)
+    auth = ThreadAuthenticator(ctx)
+    auth.start()
+    auth.configure_plain(domain="*", passwords={name: secret})
+    server = ctx.socket(zmq.ROUTER)
+    server.plain_server = True
+    port = server.bind_to_random_port("tcp://127.0.0.1")
+    answered = []
+
+    def serve() -> None:
+        for n in range(4):
+            if not server.poll(5000):
+                return
+            frames = server.recv_multipart()
+            msg = P.decode(frames[1:])
+            parts = (P.error_reply(msg.id, "shutting_down", "restarting") if n < 3
+                     else P.encode("reply", msg.id, result={"pong": 1.0, "stopping": False}))
+            answered.append(n)
+            server.send_multipart([frames[0]] + [bytes(p) for p in parts])
+
+    t = threading.Thread(target=serve)
+    t.start()
+    try:
+        with Client(f"tcp://127.0.0.1:{port}", timeout=3, retries=1, key=(name, secret)) as c:
+            assert c.ping()["pong"] == 1.0
+        assert answered == [0, 1, 2, 3]
+    finally:
+        t.join(10)
+        server.close(0)
+        auth.stop()
+        ctx.term()
+
+
+def test_a_second_daemon_on_the_same_ipc_path_is_refused(tmp_path):
+    sock = tmp_path / "d.sock"
+    d = Daemon("--engine", "identity", "--bind", f"ipc://{sock}", tmp=tmp_path)
+    try:
+        assert stat.S_IMODE(os.lstat(sock).st_mode) & 0o077 == 0
+        out = subprocess.run([sys.executable, "-m", "ned_fx.commands.serve", "--engine", "identity", "--bind",
+                              f"ipc://{sock}", "--no-audit-log"], cwd=REPO, capture_output=True, text=True,
+                             timeout=60)
+        assert out.returncode != 0 and out.stderr.startswith("ned-fx: error:") and "in use" in out.stderr
+        assert "Traceback" not in out.stderr
+        with Client(f"ipc://{sock}", timeout=5) as c:               # the first one still has it
+            assert c.ping()["stopping"] is False
+    finally:
+        d.kill()
+
+
+def test_dead_clients_sessions_are_reaped_well_before_an_hour():
+    from ned_fx.commands.serve import add_options
+    import argparse
+
+    p = argparse.ArgumentParser()
+    add_options(p)
+    assert p.parse_args([]).session_idle <= 900
