@@ -70,17 +70,19 @@ def write_shots(folder: Path, movie: bool = False) -> Path:
     return folder / "shots.yaml"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def reference(tmp_path_factory):
-    """One ``ned-fx edit`` of sh010 (its own analysis file): frame number -> pixels."""
-    from ned_fx.cli import main
+    """One ``ned-fx edit`` of sh010 (its own analysis file): frame number -> pixels. Run as its own process, like the
+    farm's tasks, just before them: both run the code on disk at the time (a working tree others edit included)."""
+    from ned_fx.farm.jobs import default_executable
 
     out = tmp_path_factory.mktemp("reference")
-    assert main(["edit", str(footage("d3.mp4")), "-o", str(out / "sh010.####.png"), f"--frames={FRAMES[0]}-{FRAMES[1]}",
-                 "--emotion=happy", "--intensity=0.8", f"--consent={CONSENT}", f"--analysis={out / 'own.npz'}",
-                 "-q", "--no-audit-log"]) == 0
-    with open_media(str(out / "sh010.####.png")) as src:
-        return {f.number: f.pixels.copy() for f in src}
+    result = subprocess.run([*default_executable(), "edit", str(footage("d3.mp4")), "-o", str(out / "sh010.####.png"),
+                             f"--frames={FRAMES[0]}-{FRAMES[1]}", "--emotion=happy", "--intensity=0.8",
+                             f"--consent={CONSENT}", f"--analysis={out / 'own.npz'}", "-q", "--no-audit-log"],
+                            capture_output=True, text=True, env=env(), timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return frames_of(out / "sh010.####.png")
 
 
 def frames_of(pattern) -> dict:
