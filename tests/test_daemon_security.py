@@ -448,3 +448,38 @@ def test_dead_clients_sessions_are_reaped_well_before_an_hour():
     p = argparse.ArgumentParser()
     add_options(p)
     assert p.parse_args([]).session_idle <= 900
+
+
+_HOLDS_A_SESSION = """
+import sys, time
+from ned_fx.client import Client
+c = Client(sys.argv[1], timeout=10)
+shot = c.open(sys.argv[2], frames="0-3")
+shot.wait()
+print(shot.id, flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_killed_clients_session_is_reaped_after_its_lease(tmp_path):
+    d = Daemon("--engine", "identity", "--lease", "1", tmp=tmp_path)
+    try:
+        proc = subprocess.Popen([sys.executable, "-c", _HOLDS_A_SESSION, d.endpoint, str(footage("d12.mp4"))],
+                                cwd=REPO, stdout=subprocess.PIPE, text=True)
+        try:
+            sid = proc.stdout.readline().strip()
+            with Client(d.endpoint, timeout=5) as c:
+                assert sid in c.status()["sessions"]
+                time.sleep(2.5)
+                assert sid in c.status()["sessions"], "a live client's session is kept past the lease"
+                proc.kill()                                       # kill -9: it never closes its session
+                proc.wait(10)
+                end = time.monotonic() + 15
+                while sid in c.status()["sessions"]:
+                    assert time.monotonic() < end, "the dead client's session was not reaped"
+                    time.sleep(0.5)
+        finally:
+            proc.kill()
+            proc.wait(10)
+    finally:
+        d.kill()

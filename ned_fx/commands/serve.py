@@ -47,6 +47,9 @@ def add_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--session-idle", type=float, default=600.0,
                    help="close sessions unused this many seconds (default 600: a host killed with its sessions open "
                    "frees them within ten minutes; a live host's shot reopens itself from the cache)")
+    p.add_argument("--lease", type=float, default=60.0,
+                   help="close a session this many seconds after its client's connection dropped with no request "
+                   "since (a host killed with kill -9; default 60)")
     p.add_argument("--grace", type=float, default=30.0,
                    help="seconds to finish in-flight work after SIGTERM or a shutdown request (default 30)")
     p.add_argument("--grant", metavar="NAME",
@@ -116,7 +119,7 @@ def run(args) -> int:
         audit.check()                        # fail now, not at the first open
     daemon = Daemon(endpoint, engine=args.engine, roots=args.root, max_sessions=args.max_sessions,
                     max_message=args.max_message_mb << 20, device=args.device, cache=args.cache,
-                    session_idle=args.session_idle, curve_keys=args.curve_keys, grace=args.grace,
+                    session_idle=args.session_idle, curve_keys=args.curve_keys, grace=args.grace, lease=args.lease,
                     consent=ConsentPolicy(required=args.require_consent), audit=audit,
                     local_lane=not args.no_local_lane, render_path=args.render_path, batch_size=args.batch_size,
                     fast_box=args.fast_box)

@@ -103,6 +103,9 @@ class Daemon:
         device: the tracker's device (``auto``, ``cpu``, ``cuda``…).
         cache: folder of cached analyses (default ``$NED_FX_HOME/cache``).
         session_idle: seconds after which a session nobody used is closed (a killed host never closes its own).
+        lease: seconds a session outlives the connection it was last used from (a client killed with kill -9:
+            its connection drops at once, or after the ZMTP heartbeat timeout); a request from the client's
+            next connection renews it.
         curve_keys: a folder made by :func:`make_keys`: CurveZMQ encryption, and only clients whose public key
             is in its ``clients/`` folder are let in.
         render_workers: threads preparing and rendering frames of different sessions at once.
@@ -122,7 +125,7 @@ class Daemon:
                  grace: float = 30.0, cache: str | Path | None = None, session_idle: float = 600.0,
                  curve_keys: str | Path | None = None, log=None, consent: ConsentPolicy | None = None,
                  audit=None, local_lane: bool = True, render_path: str = "auto", batch_size: int = 8,
-                 fast_box: str = "frame"):
+                 fast_box: str = "frame", lease: float = 60.0):
         if engine not in ENGINES:
             raise InvalidParameterError(f"engine {engine!r}; valid: {', '.join(ENGINES)}")
         if render_path not in RENDER_PATHS:
@@ -143,6 +146,8 @@ class Daemon:
         self.sessions: dict[str, Session] = {}
         self.cache = Path(cache) if cache else None
         self.session_idle = session_idle
+        self.lease = float(lease)
+        self._conn_monitor = None          # ROUTER socket events: which connections dropped
         self.curve_keys = Path(curve_keys) if curve_keys else None
         self._auth = None
         self.admins: set | None = {P.OWNER}    # identities that see and manage every session (None: all)
@@ -250,6 +255,7 @@ class Daemon:
             if old_umask is not None:
                 os.umask(old_umask)
         self.bound = self.sock.getsockopt_string(zmq.LAST_ENDPOINT)
+        self._conn_monitor = self.sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
         stale = P.remove_stale_shm()
         if stale:
             self.log(f"removed {len(stale)} shared-memory frame file(s) of clients that are gone")
@@ -348,6 +354,8 @@ class Daemon:
         poller = zmq.Poller()
         poller.register(self.sock, zmq.POLLIN)
         poller.register(self.inbox, zmq.POLLIN)
+        if self._conn_monitor is not None:
+            poller.register(self._conn_monitor, zmq.POLLIN)
         self.log(f"listening on {self.bound} (engine {self.engine_info.get('engine')}, "
                  f"{self.engine_info.get('backend')}, {self.engine_info.get('device')})")
         deadline = None
@@ -364,7 +372,9 @@ class Daemon:
                     if idle or time.time() > deadline:
                         break
                 events = dict(poller.poll(50))
-                if time.time() - self._swept > min(5.0, self.session_idle / 4):
+                if self._conn_monitor is not None and self._conn_monitor in events:
+                    self._dropped()
+                if time.time() - self._swept > min(5.0, self.session_idle / 4, max(self.lease / 2, 0.5)):
                     self._sweep()
                 if self.inbox in events:
                     while True:
@@ -392,6 +402,9 @@ class Daemon:
             if self.lane is not None:
                 self.lane.close()
             self._shm.close()
+            if self._conn_monitor is not None:
+                self.sock.disable_monitor()
+                self._conn_monitor.close(0)
             self.sock.close(0)
             self.inbox.close(0)
             if self._auth is not None:
@@ -399,14 +412,34 @@ class Daemon:
             self.log("stopped")
         return 0
 
+    def _dropped(self) -> None:
+        """Connections that dropped (ROUTER monitor events): their sessions start their lease."""
+        from zmq.utils.monitor import recv_monitor_message
+
+        now = time.time()
+        while self._conn_monitor.poll(0):
+            event = recv_monitor_message(self._conn_monitor)
+            if event["event"] != zmq.EVENT_DISCONNECTED:
+                continue
+            fd = int(event["value"])
+            for s in list(self.sessions.values()):
+                if s.conn == fd:
+                    s.conn, s.orphaned = None, now
+
     def _sweep(self) -> None:
-        """Close sessions idle for longer than ``session_idle`` (not while they analyse or render)."""
+        """Close sessions idle for longer than ``session_idle``, and sessions whose client's connection dropped
+        ``lease`` seconds ago with no request since (not while they render)."""
         now = self._swept = time.time()
         self._shm.prune()                  # frame files their clients removed are not kept alive here
         for sid, s in list(self.sessions.items()):
-            if now - s.touched > self.session_idle and s.state != "analysing" and not s.lock.locked():
+            if s.lock.locked():
+                continue
+            if now - s.touched > self.session_idle and s.state != "analysing":
                 self._end(s, "expired")
                 self.log(f"session {sid[:8]}: closed after {self.session_idle:g}s unused")
+            elif s.orphaned is not None and now - max(s.orphaned, s.touched) > self.lease:
+                self._end(s, "expired")
+                self.log(f"session {sid[:8]}: closed {self.lease:g}s after its client's connection dropped")
 
     def _end(self, session: Session, reason: str) -> None:
         """Close a session and write its audit summary (``closed``, ``expired`` or ``shutdown``)."""
@@ -433,7 +466,7 @@ class Daemon:
         body = frames[1:]
         if len(body) > 1 and len(body[0]) == 0:
             envelope, body = frames[:2], frames[2:]
-        parts = self._answer(body, envelope, user=_user_id(frames[-1]))
+        parts = self._answer(body, envelope, user=_user_id(frames[-1]), conn=_src_fd(frames[-1]))
         if parts is not None:
             self._send(envelope, parts)
 
@@ -441,7 +474,7 @@ class Daemon:
         """A request that came over the local lane (a lane thread): only ping and shared-memory renders."""
         return self._answer([raw], reply, lane=True, user=P.OWNER)    # the lane: this user's processes only
 
-    def _answer(self, body: list, envelope, lane: bool = False, user: str = ""):
+    def _answer(self, body: list, envelope, lane: bool = False, user: str = "", conn: int | None = None):
         """Decode and serve one request: its reply parts, an error reply, or None when a worker answers later.
         ``user``: who the connection proved to be (the ZAP handler's User-Id)."""
         rid = 0
@@ -449,6 +482,7 @@ class Daemon:
             msg = P.decode(body)
             rid = msg.id
             msg.user = user
+            msg.conn = conn
             if lane:
                 if msg.type not in LANE_TYPES:
                     raise P.ProtocolError(f"the local lane takes {', '.join(LANE_TYPES)} "
@@ -510,6 +544,8 @@ class Daemon:
         if session.owner != getattr(msg, "user", "") and not self._is_admin(msg):
             raise P.ProtocolError(f"session {session.id[:8]}… belongs to another client: only its opener (or the "
                                   f"daemon's own user) may use it", "forbidden")
+        if getattr(msg, "conn", None) is not None:      # the client's connection now: its lease follows it
+            session.conn, session.orphaned = msg.conn, None
         if t == "progress":
             return P.encode("reply", msg.id, result=session.info())
         if t == "analyse":         # (re)start the analysis of a cancelled or failed session
@@ -640,6 +676,7 @@ class Daemon:
                           cache=self.cache, consent=consent, requester=requester, colorspace=colorspace,
                           checkpoint=checkpoint, fast=self._fast, actor_footage=actor, holdout=holdout,
                           owner=user, roots=self.roots)
+        session.conn = getattr(msg, "conn", None)
         self._audit("open", required=True, who=requester, engine=self.engine, **session.audit_fields())
         with self._lock:
             self.sessions[session.id] = session
@@ -860,6 +897,15 @@ def _check_curve(path: Path) -> None:
     except Exception:
         raise UnreadableMediaError(f"curve {path.name} is not an intensity curve (frame,intensity rows or JSON); "
                                    f"the daemon does not quote the file's content") from None
+
+
+def _src_fd(frame) -> int | None:
+    """The file descriptor of the connection a received message came over (to follow its session's lease)."""
+    try:
+        fd = frame.get(zmq.SRCFD)
+        return int(fd) if fd is not None and int(fd) >= 0 else None
+    except (AttributeError, zmq.ZMQError, ValueError, TypeError):
+        return None
 
 
 def _user_id(frame) -> str:
