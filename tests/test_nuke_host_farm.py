@@ -399,7 +399,40 @@ def test_upstream_read_paths_are_evaluated_as_nuke_does(nk, served, monkeypatch,
     with pytest.raises(InvalidParameterError, match="converts colour .Output - sRGB"):
         ned_fx_nuke.source_of(node)
     read["colorspace"].setValue("ACES - ACEScg")
-    read["frame_mode"].setValue("offset")
-    read["frame"].setValue("1000")                  # node frame 1 reads plate.1001.exr
-    with pytest.raises(InvalidParameterError, match="shifts frame numbers"):
+    read["frame_mode"].setValue("expression")
+    read["frame"].setValue("frame*2")               # not a constant shift: the edit could not line up
+    with pytest.raises(InvalidParameterError, match="constant shift"):
         ned_fx_nuke.source_of(node)
+
+
+def test_a_read_that_shifts_frame_numbers_is_edited_on_the_files_it_reads(gui, served, monkeypatch, request):
+    import ned_fx_nuke
+
+    nk = gui
+    _, root = served
+    work = root / request.node.name
+    monkeypatch.setenv("NED_FX_NUKE_CACHE", str(work / "cache"))
+    nk.root()["first_frame"].setValue(1)
+    nk.root()["last_frame"].setValue(4)
+    plate = _plate(work / "plates")                 # plate.1001-1004.exr
+    read = nk.nodes.Read(file=str(plate), frame_mode="offset", frame="1000")    # node frame 1 reads 1001
+    node = ned_fx_nuke.create_node()
+    node.setInput(0, read)
+    nk._user_set(node["source"], "upstream Read file")
+    nk._user_set(node["intensity"], 0.2, time=1)
+    nk._user_set(node["intensity"], 1.2, time=4)
+    request, _, _ = ned_fx_nuke.build_request(node)
+    assert (request.path, request.frames) == (str(plate), "1001-1004")
+    assert request.params["keys"].startswith("1001:") and request.params["keys"].split(",")[-1].startswith("1004:")
+    node["analyse"].execute()
+    _settle(nk, node)
+    pattern = node["ned_cache"].value()
+    for t in range(1, 5):
+        assert node._image_at(t) == f"file:{pattern.replace('%04d', f'{1000 + t:04d}')}", node["status"].value()
+        assert json.loads(node.metadata(time=t)["exr/ned_fx/provenance"])["source_frame"] == 1000 + t
+    Path(pattern.replace("%04d", "1003")).unlink()
+    comp = nk.nodes.Write(file=str(work / "comp.%04d.exr"))
+    comp.setInput(0, node)
+    rendered = _recording(nk)
+    nk.execute(comp, 3, 3)
+    assert rendered[(comp.name(), 3)][0] == f"file:{pattern.replace('%04d', '1003')}"

@@ -59,7 +59,7 @@ from ned_fx.hosts.frames import FrameDone, FrameRenderer, RenderSummary, frame_p
 from ned_fx.hosts.images import atomic_write_bytes, same_exr_content
 from ned_fx.hosts.link import DEFAULT_ENDPOINT, DaemonLink, LinkConfig
 from ned_fx.hosts.params import KnobSpec, REFERENCE_OPTION, keys_from_samples, knob_specs, open_params
-from ned_fx.hosts.stamps import RECOMMENDED_WRITE_SETTING, nuke_metadata_lines, write_keeps_record
+from ned_fx.hosts.stamps import RECOMMENDED_WRITE_SETTING, frame_expression, nuke_metadata_lines, write_keeps_record
 from ned_fx.hosts.wire import MISSING, DaemonError, DaemonUnavailableError
 from ned_fx.provenance import EditRecord, ProvenanceError
 
@@ -78,6 +78,7 @@ _UI_KNOBS = frozenset({"xpos", "ypos", "selected", "label", "note_font", "note_f
                        "tile_color", "gl_color", "hide_input", "postage_stamp", "icon", "indicators", "help",
                        "onCreate", "onDestroy", "knobChanged", "updateUI", "autolabel", "panel", "name",
                        "bookmark", "dope_sheet", "cached", "status", "ned_ok", "ned_cache", "ned_stamped",
+                       "ned_offset",
                        "reload"})
 #: Characters TCL acts on in an eval-string knob (label, file…): text from the daemon never reaches one with them.
 _TCL_ACTIVE = re.compile(r"[\[\]$\\]")
@@ -90,7 +91,7 @@ OK_COLOUR, ERROR_COLOUR = 0, 0xC03030FF
 #: own knobs every node has.
 RESERVED_KNOBS = frozenset({"status", "blend", "consent", "analyse", "render", "check", "endpoint", "source",
                             "first_frame", "last_frame", "cache_dir", "strict", "ned_fx_version", "ned_params",
-                            "ned_ok", "ned_cache", "ned_stamped", "name", "label", "disable", "tile_color",
+                            "ned_ok", "ned_cache", "ned_stamped", "ned_offset", "name", "label", "disable", "tile_color",
                             "knobChanged", "help", "onCreate", "note_font", "selected", "hide_input", "postage_stamp"})
 
 
@@ -267,6 +268,7 @@ def build_node(group, specs, endpoint: str = "") -> None:
     group.addKnob(_hidden(nuke.Boolean_Knob("ned_ok", "", False)))
     group.addKnob(_hidden(nuke.String_Knob("ned_cache", "")))
     group.addKnob(_hidden(nuke.String_Knob("ned_stamped", "")))     # the cache pattern ned_stamp's record is for
+    group.addKnob(_hidden(nuke.Int_Knob("ned_offset", "")))         # source (file) frame - node frame
     group["knobChanged"].setValue("import ned_fx_nuke; ned_fx_nuke.knob_changed()")
     group["onCreate"].setValue("import ned_fx_nuke; ned_fx_nuke.on_create()")
 
@@ -382,52 +384,62 @@ def frame_range(node) -> tuple[int, int]:
 
 
 def source_of(node) -> tuple[str, bool]:
-    """``(the daemon's source path, whether the node must bake it)``.
+    """``(the daemon's source path, whether the node must bake it)`` (see :func:`source_frames`)."""
+    path, bake, _ = source_frames(node)
+    return path, bake
+
+
+def source_frames(node) -> tuple[str, bool, int]:
+    """``(the daemon's source path, whether the node must bake it, source frame minus node frame)``.
 
     Raises:
         InvalidParameterError: upstream-Read mode without a Read of an EXR sequence, or one that converts colour.
     """
     if node["source"].value() == SOURCE_MODES[0]:
-        return str(cache_root(node) / "src" / "src.%04d.exr"), True
+        return str(cache_root(node) / "src" / "src.%04d.exr"), True, 0
     read = node.input(0)
     if read is None or read.Class() != "Read":
         raise InvalidParameterError("source 'upstream Read file' needs a Read node connected to the input; "
                                     "valid: connect a Read of an EXR sequence, or choose 'bake input'")
     first, last = frame_range(node)
-    path = read_sequence(read, first, last)
+    path, offset = read_sequence(read, first, last)
     if not path.lower().endswith(".exr"):
         raise InvalidParameterError(f"the upstream Read's file {path!r} is not an EXR sequence; choose 'bake input'")
     converts = read_converts_colour(read)
     if converts:
         raise InvalidParameterError(f"the upstream Read converts colour ({converts}); the daemon would edit "
                                     f"other values than Nuke shows: choose 'bake input' or set the Read to raw")
-    return path, False
+    return path, False, offset
 
 
-def read_sequence(read, first: int, last: int) -> str:
-    """The Read's sequence as the daemon must see it: the ``file`` knob evaluated as Nuke does (TCL such as
-    ``[getenv SHOW]``, then the frame number, per frame), as a ``%0Nd`` pattern whose frame numbers are the
-    node's. A Read that shifts frames (its ``frame`` knob, an offset or expression) reads other file numbers
-    than the node's frames: refused, since the edited frames must line up with the node's.
+def read_sequence(read, first: int, last: int) -> tuple[str, int]:
+    """The Read's sequence as the daemon must see it: ``(pattern, offset)`` — the ``file`` knob evaluated as Nuke
+    does (TCL such as ``[getenv SHOW]``, then the frame number) at the file frame the Read reads for each node
+    frame (its ``frame`` knob: an offset, a start frame or an expression), as a ``%0Nd`` pattern, and the constant
+    ``file frame - node frame``.
 
     Raises:
-        InvalidParameterError: not a sequence, or frames shifted.
+        InvalidParameterError: not a sequence, or a frame mapping that is not a constant shift (``frame*2``…).
     """
     raw = read["file"].value()
     m = re.search(r"%0?(\d*)d|#+", raw)
     if not m:
         raise InvalidParameterError(f"the upstream Read's file {raw!r} is not an image sequence "
                                     f"(%04d or ####); choose 'bake input'")
-    width = len(m.group(0)) if m.group(0).startswith("#") else int(m.group(1) or 0)
     files = {f: _read_file_at_node_time(read, f) for f in sorted({first, (first + last) // 2, last})}
-    number = f"{first:0{width}d}"
-    at = files[first].rfind(number)
-    pattern = files[first][:at] + f"%0{width}d" + files[first][at + len(number):] if at >= 0 else ""
-    if not pattern or any(str(frame_path(pattern, f)) != path for f, path in files.items()):
-        raise InvalidParameterError(f"the upstream Read reads {files[first]!r} at frame {first}: it shifts frame "
-                                    f"numbers (its frame knob) or names files another way; the edited frames "
-                                    f"would not line up: choose 'bake input'")
-    return pattern
+    number = re.search(r"(\d+)(?!.*\d)", Path(files[first]).name)
+    pattern, offset = "", 0
+    if number:
+        head = files[first][:len(files[first]) - len(Path(files[first]).name)]
+        name = Path(files[first]).name
+        digits = number.group(1)
+        pattern = head + name[:number.start()] + f"%0{len(digits)}d" + name[number.end():]
+        offset = int(digits) - first
+    if not pattern or any(str(frame_path(pattern, f + offset)) != path for f, path in files.items()):
+        raise InvalidParameterError(f"the upstream Read reads {files[first]!r} at frame {first}: its frame knob "
+                                    f"maps frames other than by a constant shift, or it names files another way; "
+                                    f"the edited frames would not line up: choose 'bake input'")
+    return pattern, offset
 
 
 def _read_file_at_node_time(read, frame: int) -> str:
@@ -461,7 +473,14 @@ def read_converts_colour(read) -> str:
     return f"{colorspace} to the working space {working}"
 
 
-def _instruction_values(node, specs, frames: list[int]) -> dict:
+def _shift_keys(keys: str, offset: int) -> str:
+    """Typed keys ``FRAME:EMOTION[:INTENSITY],…`` (node frames) in the source's frame numbers."""
+    if not offset or not keys:
+        return keys
+    return ",".join(re.sub(r"^\s*(-?\d+)", lambda m: str(int(m.group(1)) + offset), item) for item in keys.split(","))
+
+
+def _instruction_values(node, specs, frames: list[int], offset: int = 0) -> dict:
     values = {}
     for spec in specs:
         if spec.host_side:
@@ -471,6 +490,11 @@ def _instruction_values(node, specs, frames: list[int]) -> dict:
             continue
         if spec.kind in ("string", "file"):
             value = knob.evaluate() if spec.kind == "file" and hasattr(knob, "evaluate") else knob.value()
+        elif hasattr(knob, "isAnimated") and knob.isAnimated() and frames:
+            # value() follows the current frame: an animated knob is read at the range's first frame (the
+            # animation itself is sent as keys), so the settings — and the cache key — do not move with the
+            # playhead or with the frame a render is on
+            value = knob.getValueAt(frames[0])
         else:
             value = knob.value()
         if spec.optional and node.knob(f"{spec.name}_on") is not None and not node[f"{spec.name}_on"].value():
@@ -485,11 +509,21 @@ def _instruction_values(node, specs, frames: list[int]) -> dict:
         emotion = ""
     if emotion:
         params["emotion"] = emotion
+    if params.get("keys"):
+        params["keys"] = _shift_keys(params["keys"], offset)
+    if params.get("neutral_frame") is not None and offset:
+        params["neutral_frame"] = int(params["neutral_frame"]) + offset
     intensity = node.knob("intensity")
     if intensity is not None and intensity.isAnimated() and not params.get("keys"):
-        samples = [float(intensity.getValueAt(f)) for f in frames]
-        params["keys"] = keys_from_samples(frames, samples, emotion or REFERENCE_OPTION)
+        samples = [float(intensity.getValueAt(f)) for f in frames]       # sampled at node frames,
+        params["keys"] = keys_from_samples([f + offset for f in frames], samples,   # keyed at source frames
+                                           emotion or REFERENCE_OPTION)
     return params
+
+
+def request_offset(node, request: ShotRequest) -> int:
+    """The source-minus-node frame offset ``request`` was built with."""
+    return int(str(request.frames).split("-")[0]) - frame_range(node)[0]
 
 
 def build_request(node) -> tuple[ShotRequest, bool, str]:
@@ -499,11 +533,12 @@ def build_request(node) -> tuple[ShotRequest, bool, str]:
         InvalidParameterError: a knob value the daemon would refuse (the message lists the valid ones).
     """
     first, last = frame_range(node)
-    path, bake = source_of(node)
-    params = _instruction_values(node, specs_of(node), list(range(first, last + 1)))
+    path, bake, offset = source_frames(node)
+    params = _instruction_values(node, specs_of(node), list(range(first, last + 1)), offset)
     consent = node["consent"].value().strip() or None
-    request = ShotRequest(path, f"{first}-{last}", params, consent, getpass.getuser(), socket.gethostname(),
-                          f"Nuke {getattr(nuke, 'NUKE_VERSION_STRING', '')}".strip())
+    # the daemon's frames are the source's numbers (node frame + offset); the cache is numbered the same way
+    request = ShotRequest(path, f"{first + offset}-{last + offset}", params, consent, getpass.getuser(),
+                          socket.gethostname(), f"Nuke {getattr(nuke, 'NUKE_VERSION_STRING', '')}".strip())
     # the key names the settings, not where the cache is: a blade with another cache root finds the same key
     key = hashlib.sha256(json.dumps(["<bake>" if bake else request.path, request.frames, sorted(params.items()),
                                      consent], default=str).encode()).hexdigest()[:16]
@@ -513,27 +548,37 @@ def build_request(node) -> tuple[ShotRequest, bool, str]:
 def update_cache_pattern(node) -> str:
     """Point the node at the edited frames of its current settings (pass-through where they do not exist)."""
     try:
-        _, _, pattern = build_request(node)
+        request, _, pattern = build_request(node)
+        offset = request_offset(node, request)
     except NedFxError as exc:
         node["ned_cache"].setValue("")
         clear_stamp(node)
         show_status(node, False, str(exc))
         return ""
-    if pattern != node["ned_cache"].value():
-        point_at(node, pattern)
+    if pattern != node["ned_cache"].value() or offset != offset_of(node):
+        point_at(node, pattern, offset)
     return pattern
 
 
-def point_at(node, pattern: str) -> bool:
-    """Show ``pattern``'s frames: ``ned_cache``, the inner Read (file and range) and the stamp move together —
-    the only place they change, so the Read never reads another folder than the one the node checks. Returns
+def point_at(node, pattern: str, offset: int = 0) -> bool:
+    """Show ``pattern``'s frames: ``ned_cache``, the inner Read (file, range, frame offset) and the stamp move
+    together — the only place they change, so the Read never reads another folder or frame than the one the node
+    checks. The cache is numbered like the source: with a source ``offset`` frames later than the node's frames,
+    the inner Read reads frame t + offset at node frame t (its ``frame`` knob, like the upstream Read's). Returns
     whether the node is stamped for it."""
+    if node.knob("ned_offset") is not None and offset_of(node) != offset:
+        node["ned_offset"].setValue(int(offset))
+        node["ned_stamped"].setValue("")          # the stamp's source frame expression changes with it
     node["ned_cache"].setValue(pattern)
     first, last = frame_range(node)
     inner = node.node("ned_edit")
     inner["file"].setValue(pattern)
-    for k, v in (("first", first), ("last", last), ("origfirst", first), ("origlast", last)):
+    for k, v in (("first", first + offset), ("last", last + offset), ("origfirst", first + offset),
+                 ("origlast", last + offset)):
         inner[k].setValue(v)
+    if inner.knob("frame_mode") is not None:
+        inner["frame_mode"].setValue("offset")
+        inner["frame"].setValue(str(offset) if offset else "")
     return node["ned_stamped"].value() == pattern or restore_stamp(node, pattern)
 
 
@@ -558,7 +603,7 @@ def shot_record(node, provenance) -> EditRecord:
     if node["source"].value() == SOURCE_MODES[0] and read is not None and read.Class() == "Read":
         try:                              # the file as Nuke evaluates it (TCL, frame numbers), as a pattern
             first, last = frame_range(node)
-            name = Path(read_sequence(read, first, last)).name
+            name = Path(read_sequence(read, first, last)[0]).name
         except NedFxError:
             name = Path(read["file"].value()).name
         if name:
@@ -581,7 +626,7 @@ def stamp(node, provenance, pattern: str) -> None:
 
 
 def _apply_stamp(node, record: EditRecord, pattern: str) -> None:
-    node.node("ned_stamp")["metadata"].fromScript(nuke_metadata_lines(record))
+    node.node("ned_stamp")["metadata"].fromScript(nuke_metadata_lines(record, frame_expression(offset_of(node))))
     node["ned_stamped"].setValue(pattern)
 
 
@@ -670,9 +715,10 @@ def show_edit(node, frame) -> int:
         if node is None or not node["ned_ok"].value():
             return 0
         pattern = node["ned_cache"].value()
-        f = int(float(frame))
+        t = int(float(frame))
+        f = t + offset_of(node)             # the source's frame number (the cache is numbered like the source)
         return int(bool(pattern) and node["ned_stamped"].value() == pattern and frame_path(pattern, f).is_file()
-                   and made_from(pattern, f) == input_signature(node, f))
+                   and made_from(pattern, f) == input_signature(node, t))
     except Exception:
         return 0
 
@@ -767,10 +813,17 @@ def first_missing(node) -> int | None:
     if not pattern:
         return None
     first, last = frame_range(node)
-    for f in range(first, last + 1):
-        if not frame_path(pattern, f).is_file() or made_from(pattern, f) != input_signature(node, f):
-            return f
+    offset = offset_of(node)
+    for t in range(first, last + 1):
+        if not frame_path(pattern, t + offset).is_file() or made_from(pattern, t + offset) != input_signature(node, t):
+            return t
     return None
+
+
+def offset_of(node) -> int:
+    """Source frame minus node frame for the settings shown (an upstream Read that shifts frame numbers)."""
+    knob = node.knob("ned_offset")
+    return int(knob.value()) if knob is not None else 0
 
 
 # ---- Analyse ---------------------------------------------------------------------------------------------------
@@ -883,10 +936,11 @@ def render_frames(node) -> None:
         return
     Path(pattern).parent.mkdir(parents=True, exist_ok=True)
     first, last = frame_range(node)
-    order = ordered_frames(range(first, last + 1), int(nuke.frame()))
+    offset = offset_of(node)                    # the cache and the daemon count frames like the source
+    order = ordered_frames(range(first + offset, last + offset + 1), int(nuke.frame()) + offset)
     source = rt.handle.request.path
     bake_mode = node["source"].value() == SOURCE_MODES[0]
-    signatures = {f: made_from(source, f) if bake_mode else input_signature(node, f) for f in order}
+    signatures = {f: made_from(source, f) if bake_mode else input_signature(node, f - offset) for f in order}
     rt.inputs = dict(signatures)
     task = nuke.ProgressTask(f"Emotion Director: rendering {node.name()}")
     rt.task = task
@@ -1010,14 +1064,16 @@ def ensure_frame(node, frame: int) -> str:
         OSError: the cache cannot be written.
     """
     request, needs_bake, local = build_request(node)
+    offset = request_offset(node, request)
+    source_frame = frame + offset                # the cache and the daemon count frames like the source
     key = Path(local).parent.name
     saved = node["ned_cache"].value()
     candidates = [p for p in dict.fromkeys([saved if saved and Path(saved).parent.name == key else "", local]) if p]
     signature = input_signature(node, frame)
     for pattern in candidates:
-        if frame_path(pattern, frame).is_file() and made_from(pattern, frame) == signature and \
+        if frame_path(pattern, source_frame).is_file() and made_from(pattern, source_frame) == signature and \
                 _record_path(pattern).is_file():
-            if point_at(node, pattern):
+            if point_at(node, pattern, offset):
                 node["ned_ok"].setValue(True)
                 return pattern
     target = next((p for p in candidates if Path(p).parent.is_dir() and os.access(Path(p).parent, os.W_OK)), local)
@@ -1034,7 +1090,7 @@ def ensure_frame(node, frame: int) -> str:
             raise InvalidParameterError("the input changed since it was baked: press Analyse again (a render "
                                         "cannot bake)")
         request = dataclasses.replace(request, path=baked)
-    _render_now(node, link, frame, request, target, signature)
+    _render_now(node, link, source_frame, request, target, signature, offset)
     return target
 
 
@@ -1090,9 +1146,10 @@ def stop_local_daemon() -> None:
         local.stop()
 
 
-def _render_now(node, link: DaemonLink, frame: int, request: ShotRequest, pattern: str, signature: str) -> None:
-    """Render ``frame`` into ``pattern`` synchronously (a render waits for its frame); the analysis, when the
-    session is not open yet, runs in its background thread while a cancellable progress bar (GUI) waits."""
+def _render_now(node, link: DaemonLink, frame: int, request: ShotRequest, pattern: str, signature: str,
+                offset: int = 0) -> None:
+    """Render source ``frame`` into ``pattern`` synchronously (a render waits for its frame); the analysis, when
+    the session is not open yet, runs in its background thread while a cancellable progress bar (GUI) waits."""
     rt = _runtime(node)
     key = f"{pattern}|{request.path}|{link.config.endpoint}"
     reuse = (rt.handle is not None and rt.key in (key, pattern) and rt.handle.request.path == request.path
@@ -1100,8 +1157,8 @@ def _render_now(node, link: DaemonLink, frame: int, request: ShotRequest, patter
     if not reuse:
         first, last = frame_range(node)
         bake_mode = node["source"].value() == SOURCE_MODES[0]
-        inputs = {f: made_from(request.path, f) if bake_mode else input_signature(node, f)
-                  for f in range(first, last + 1)}
+        inputs = {t + offset: made_from(request.path, t) if bake_mode else input_signature(node, t)
+                  for t in range(first, last + 1)}
         controller = AnalysisController(link, request).start()
         task = nuke.ProgressTask(f"Emotion Director: analysing {node.name()}") if nuke.env.get("gui") else None
         while controller.running:
@@ -1122,7 +1179,7 @@ def _render_now(node, link: DaemonLink, frame: int, request: ShotRequest, patter
         stamp(node, rt.handle.provenance, pattern)
     link.call(lambda c: render_to_file(rt.handle.bind(c), frame, pattern))
     _remember_input(pattern, frame, signature)
-    if not point_at(node, pattern):
+    if not point_at(node, pattern, offset):
         raise ProvenanceError(f"no edit record beside {pattern}: the frame is not shown unstamped")
     node["ned_ok"].setValue(True)
     node.node("ned_edit")["reload"].execute()

@@ -38,6 +38,14 @@ from ..provenance.record import EditRecord
 EXR_METADATA_PREFIX = "exr/"
 #: The TCL expression ModifyMetaData evaluates per frame to the frame number.
 FRAME_EXPRESSION = "[frame]"
+#: The source-frame expressions a stamp may use: ``[frame]``, or ``[expr [frame]+N]`` for a source numbered N
+#: frames after the node's frames (an upstream Read that shifts frame numbers).
+_SHIFTED_FRAME = re.compile(r"expr \[frame\]([+-]\d+)")
+
+
+def frame_expression(offset: int = 0) -> str:
+    """The TCL of the source frame number at a node frame, for a source numbered ``offset`` frames later."""
+    return FRAME_EXPRESSION if not offset else f"[expr [frame]{int(offset):+d}]"
 #: The values of a Nuke Write's ``metadata`` knob (EXR), and those that write the ``exr/*`` keys.
 WRITE_METADATA_SETTINGS = ("no metadata", "default metadata", "default metadata and exr/*",
                            "all metadata except input/*", "all metadata")
@@ -107,7 +115,8 @@ def nuke_metadata_lines(record: EditRecord | Mapping[str, Any], frame_expression
         not one TCL command substitution (``[…]``).
     """
     rec = embed.as_record(record)
-    if frame_expression is not None and not re.fullmatch(r"\[[^\[\]\"{}\\$]+\]", frame_expression):
+    if frame_expression is not None and not (re.fullmatch(r"\[[^\[\]\"{}\\$]+\]", frame_expression) or
+                                             re.fullmatch(r"\[" + _SHIFTED_FRAME.pattern + r"\]", frame_expression)):
         raise InvalidParameterError(f"frame expression {frame_expression!r} is not one TCL command such as "
                                     f"{FRAME_EXPRESSION}")
     rec = rec.for_frame(_FRAME_PLACEHOLDER if frame_expression else None, passed_through=passed_through)
@@ -224,9 +233,11 @@ def _evaluate(value: str, frame: int) -> str:
         elif c == "[":
             j = _past_closing(value, i, "[", "]")
             command = value[i + 1:(j or n + 1) - 1].strip()
-            if j is None or command != "frame":
-                raise InvalidParameterError(f"cannot evaluate [{command}] here: only [frame] is evaluated")
-            out.append(str(int(frame)))
+            shifted = _SHIFTED_FRAME.fullmatch(command)
+            if j is None or command != "frame" and not shifted:
+                raise InvalidParameterError(f"cannot evaluate [{command}] here: only [frame] and [expr [frame]+N] "
+                                            f"are evaluated")
+            out.append(str(int(frame) + (int(shifted.group(1)) if shifted else 0)))
             i = j
         elif c == "$":
             raise InvalidParameterError(f"cannot evaluate the TCL variable in {value[i:i + 30]!r}")

@@ -531,10 +531,13 @@ def _tcl_subst(value: str, frame_number: int) -> str:
             piece, i = _tcl_backslash(value, i)
             out.append(piece)
         elif ch == "[":
-            end = value.find("]", i)
-            if end < 0 or value[i + 1:end].strip() != "frame":
-                raise ValueError(f"stand-in: cannot evaluate {value[i:i + 40]!r} (only [frame])")
-            out.append(str(frame_number))
+            end = _tcl_close_bracket(value, i)
+            command = value[i + 1:end].strip()
+            # [expr [frame]+N]: Tcl's expr over the substituted frame (a source numbered N frames later)
+            shifted = re.fullmatch(r"expr \[frame\]([+-]\d+)", command)
+            if command != "frame" and not shifted:
+                raise ValueError(f"stand-in: cannot evaluate {value[i:i + 40]!r} (only [frame], [expr [frame]+N])")
+            out.append(str(frame_number + (int(shifted.group(1)) if shifted else 0)))
             i = end + 1
         elif ch == "$":
             raise ValueError(f"stand-in: no TCL variables ({value[i:i + 40]!r})")
