@@ -430,6 +430,8 @@ def test_a_read_that_shifts_frame_numbers_is_edited_on_the_files_it_reads(gui, s
     for t in range(1, 5):
         assert node._image_at(t) == f"file:{pattern.replace('%04d', f'{1000 + t:04d}')}", node["status"].value()
         assert json.loads(node.metadata(time=t)["exr/ned_fx/provenance"])["source_frame"] == 1000 + t
+    _plate(work / "plates", offset=3)               # re-delivered: the files the shifted Read reads changed
+    assert all(_switch(nk, node, t) == 0 for t in range(1, 5))
     Path(pattern.replace("%04d", "1003")).unlink()
     comp = nk.nodes.Write(file=str(work / "comp.%04d.exr"))
     comp.setInput(0, node)

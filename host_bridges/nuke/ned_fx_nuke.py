@@ -775,7 +775,10 @@ def compute_input_signature(node, frame: int) -> str:
                 except Exception:
                     continue
         if n.Class() == "Read":
-            path = _read_file_at(n, frame)
+            try:
+                path = _read_file_at_node_time(n, frame)
+            except Exception:               # an expression Nuke itself could not evaluate: the knob text counts
+                path = str(n["file"].value())
             try:
                 st = os.stat(path)
                 h.update(f"\0{path}:{st.st_size}:{st.st_mtime_ns}".encode())
