@@ -8,6 +8,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -66,7 +67,8 @@ def test_the_free_edition_runs_from_the_settings_file_and_reports_in_the_console
     assert code == 0, text
     assert "DaVinci Resolve gives scripts no dialog (the dialog needs DaVinci Resolve Studio" in text
     assert f"settings come from {config}" in text
-    assert any(line.startswith("ned_fx: d12_sad: ") and "/" in line for line in lines), "progress in the console"
+    progress = [line for line in lines if re.fullmatch(r"ned_fx: d12_sad: [\w ]+ \d+/\d+", line)]
+    assert progress, f"progress in the console: {lines}"
     assert "4 of 4 shot(s) edited and placed" in text
     kept = json.loads((work / "ned_fx_emotion.last.json").read_text())
     assert kept["emotion"] == "sad" and kept["select"] == "track"
