@@ -415,7 +415,7 @@ def test_a_read_that_shifts_frame_numbers_is_edited_on_the_files_it_reads(gui, s
     nk.root()["first_frame"].setValue(1)
     nk.root()["last_frame"].setValue(4)
     plate = _plate(work / "plates")                 # plate.1001-1004.exr
-    read = nk.nodes.Read(file=str(plate), frame_mode="offset", frame="1000")    # node frame 1 reads 1001
+    read = nk.nodes.Read(file=str(plate), frame_mode="offset", frame="-1000")   # node frame 1 reads 1001
     node = ned_fx_nuke.create_node()
     node.setInput(0, read)
     nk._user_set(node["source"], "upstream Read file")
@@ -423,6 +423,10 @@ def test_a_read_that_shifts_frame_numbers_is_edited_on_the_files_it_reads(gui, s
     nk._user_set(node["intensity"], 1.2, time=4)
     request, _, _ = ned_fx_nuke.build_request(node)
     assert (request.path, request.frames) == (str(plate), "1001-1004")
+    start_at = nk.nodes.Read(file=str(plate), first=1001, last=1004, frame_mode="start at", frame="1")
+    expression = nk.nodes.Read(file=str(plate), frame_mode="expression", frame="frame+1000")
+    assert ned_fx_nuke.read_sequence(start_at, 1, 4) == ned_fx_nuke.read_sequence(expression, 1, 4) == \
+        (str(plate), 1000)
     assert request.params["keys"].startswith("1001:") and request.params["keys"].split(",")[-1].startswith("1004:")
     node["analyse"].execute()
     _settle(nk, node)

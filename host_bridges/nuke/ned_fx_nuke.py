@@ -448,8 +448,8 @@ def _read_file_at_node_time(read, frame: int) -> str:
     text = str(read["frame"].value()).strip() if read.knob("frame") is not None else ""
     file_frame = frame
     if text:
-        if mode == "offset":
-            file_frame = frame + int(float(text))
+        if mode == "offset":                # moves the sequence in time: -499 reads image.0500 at frame 1
+            file_frame = frame - int(float(text))
         elif mode == "start at":
             file_frame = int(read["first"].value()) + frame - int(float(text))
         else:
@@ -564,8 +564,8 @@ def point_at(node, pattern: str, offset: int = 0) -> bool:
     """Show ``pattern``'s frames: ``ned_cache``, the inner Read (file, range, frame offset) and the stamp move
     together — the only place they change, so the Read never reads another folder or frame than the one the node
     checks. The cache is numbered like the source: with a source ``offset`` frames later than the node's frames,
-    the inner Read reads frame t + offset at node frame t (its ``frame`` knob, like the upstream Read's). Returns
-    whether the node is stamped for it."""
+    the inner Read reads frame t + offset at node frame t (its ``frame`` knob in offset mode, which moves the
+    sequence in time: -offset). Returns whether the node is stamped for it."""
     if node.knob("ned_offset") is not None and offset_of(node) != offset:
         node["ned_offset"].setValue(int(offset))
         node["ned_stamped"].setValue("")          # the stamp's source frame expression changes with it
@@ -578,7 +578,7 @@ def point_at(node, pattern: str, offset: int = 0) -> bool:
         inner[k].setValue(v)
     if inner.knob("frame_mode") is not None:
         inner["frame_mode"].setValue("offset")
-        inner["frame"].setValue(str(offset) if offset else "")
+        inner["frame"].setValue(str(-offset) if offset else "")
     return node["ned_stamped"].value() == pattern or restore_stamp(node, pattern)
 
 

@@ -849,13 +849,16 @@ class Node:
 
 
     def _file_frame(self, t: int) -> int:
-        """A Read's file frame for time ``t``: its ``frame`` knob as an offset (``offset`` mode) or an expression
-        in ``frame`` (``expression`` mode, e.g. ``frame+1000``); empty: ``t`` (Foundry Read reference, frame)."""
+        """A Read's file frame for time ``t`` (Foundry, "Changing the Relation Between the Current Frame and the
+        Frame Read In", learn.foundry.com/nuke/8.0/content/getting_started/managing_scripts/changing_read_frames):
+        ``expression`` mode evaluates ``frame+499``-style expressions; ``start at`` N reads the sequence's first
+        frame at N; ``offset`` moves the sequence in time (-499 shows image.0500 at frame 1: the file is
+        ``t - offset``); empty: ``t``."""
         text = str(self._knobs["frame"]._value or "").strip()
         if not text:
             return t
         if self._knobs["frame_mode"]._value == "offset":
-            return t + int(text)
+            return t - int(text)
         if self._knobs["frame_mode"]._value == "start at":
             return int(self._knobs["first"]._value) + t - int(text)
         return int(eval(text, {"__builtins__": {}}, {"frame": t, "t": t, "x": t}))
