@@ -200,11 +200,26 @@ def place(media_pool, timeline, item, duration, track, record):
         if start == int(record) and length == duration:
             return placed[0], None
         got = (start, length)
-        timeline.DeleteClips([placed[0]], False)
+        removed = _delete(timeline, placed[0])
+        if not removed:
+            return None, ("Resolve placed it at {} for {} frames, expected {} for {}: REMOVE IT from V{} by hand (this "
+                          "Resolve cannot delete timeline clips from a script); a frame of slip drifts the edit "
+                          "against the lips".format(start, length, record, duration, track))
         if start != int(record) or length != duration - 1:
             break                       # not the endFrame convention: trying the other one would not fix it
     return None, ("Resolve placed it at {} for {} frames, expected {} for {}: taken off the timeline (a frame of "
                   "slip drifts the edit against the lips)".format(got[0], got[1], record, duration))
+
+
+def _delete(timeline, item):
+    """Take ``item`` off the timeline (``Timeline.DeleteClips``, Resolve 17+); False where that is not possible."""
+    delete = getattr(timeline, "DeleteClips", None)
+    if delete is None:
+        return False
+    try:
+        return bool(delete([item], False))
+    except Exception:
+        return False
 
 
 def import_results(project, timeline, results, config):
