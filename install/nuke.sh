@@ -21,11 +21,11 @@ usage: install/nuke.sh [--nuke-python PATH] [--endpoint ENDPOINT] [--cache DIR] 
   --nuke-dir DIR      Nuke's user folder (default \$NUKE_USER_DIR or ~/.nuke)
   --print             change nothing: print the exports a farm blade needs instead (NUKE_PATH, NED_FX_ROOT,
                       NED_FX_ENDPOINT, NED_FX_NUKE_CACHE)
+  --dry-run           change nothing: print what would be written and run
+  -h, --help          this help
 
   Farm blades: set NED_FX_ENDPOINT to a daemon they can reach, or NED_FX_PYTHON to the Python of a ned_fx
   install on the blade (a render then starts a private daemon), and NED_FX_NUKE_CACHE to the shared cache.
-  --dry-run           change nothing: print what would be written and run
-  -h, --help          this help
 USAGE
 }
 
