@@ -171,6 +171,15 @@ def test_a_blade_cannot_bake_and_says_where_the_bake_must_be(gui, served, monkey
     _as_blade(nk, monkeypatch, work / "blade_cache")
     with pytest.raises(RuntimeError, match="never baked where this machine can see it.*NED_FX_NUKE_CACHE"):
         nk.execute(comp, 1002, 1002)
+    # the bake in a shared cache: the blade edits a missing frame from it, into the shared cache
+    shutil.move(str(work / "artist_cache_elsewhere"), str(work / "artist_cache"))
+    shared = node["ned_cache"].value()
+    assert shared.startswith(str(work / "artist_cache")), "a failed frame does not re-point the node"
+    missing = Path(shared.replace("%04d", "1002"))
+    missing.unlink()
+    rendered = _recording(nk)
+    nk.execute(comp, 1002, 1002)
+    assert missing.is_file() and rendered[("WriteComp", 1002)][0] == f"file:{missing}"
 
 
 def _bake_from(nk, read):
