@@ -361,3 +361,35 @@ def test_whole_edit_uncovers_eye_white_on_small_and_shadowed_eyes(name, emotion,
         assert plain["ratio"] < got["ratio"] - 0.15, (side, plain, got)
         # a natural eye white: no brighter than the brightest of the source's own sclera
         assert got["new_mean"] <= 1.1 * np.percentile(bm.luminance(src)[bm.sclera_mask(src.shape, s, side)], 95)
+
+
+@pytest.mark.parametrize("which", ["still", "clip"])
+def test_new_eye_white_has_the_scleras_colour_and_shading(which, still, clip):
+    """The rendered eye white is the visible sclera's colour (its chromaticity, not a flat grey) and shaded: darker
+    right under the upper lid and toward the eye's corners than in the open middle."""
+    shot = still if which == "still" else clip
+    layer, inp, final, eyes = _measure(shot, "surprised", 1.0)
+    h, w = inp.region.shape[:2]
+    for e, (contour, corners, iris) in enumerate(EYES):
+        src_eye = _mask(inp.src[list(contour), :2], h, w)
+        width_s = np.linalg.norm(inp.src[corners[0], :2] - inp.src[corners[1], :2])
+        src_iris = _disc(h, w, inp.src[iris[0], :2], 1.3 * shot.model.iris_ratio[e] * width_s)
+        seen = inp.region[src_eye & ~src_iris]
+        seen = seen[_lum(seen) >= np.percentile(_lum(seen), 80)]            # the sclera, not lashes or lids
+        new = eyes[e][0] & (layer.coverage > 0.9)
+        got = layer.pixels[new]
+        chroma = lambda px: px.mean(0) / px.mean()                            # noqa: E731
+        assert np.abs(chroma(got) - chroma(seen)).max() < 0.06, (chroma(got), chroma(seen))
+        # shading: the rendered eyeball (layer pixels over the whole target opening, iris excluded) is darker in
+        # the band under the upper lid and toward the corners than in the middle
+        from ned_fx.rendering.eyes._geometry import EyeFrame, polyline_distance
+
+        ft = EyeFrame(inp.dst[:, :2], corners)
+        dst_eye = _mask(inp.dst[list(contour), :2], h, w) & (layer.coverage > 0.5)
+        width_t = np.linalg.norm(inp.dst[corners[0], :2] - inp.dst[corners[1], :2])
+        dst_eye &= ~_disc(h, w, inp.dst[iris[0], :2], 1.2 * shot.model.iris_ratio[e] * width_t)
+        ys, xs = np.nonzero(dst_eye)
+        pts = np.stack([xs + 0.5, ys + 0.5], 1)
+        lum = _lum(layer.pixels[ys, xs])
+        d_up = polyline_distance(pts, inp.dst[list(contour[:9]), :2]) / ft.w
+        assert lum[d_up < 0.05].mean() < 0.97 * lum[d_up > 0.12].mean(), "no shadow under the upper lid"
