@@ -372,16 +372,17 @@ def hold_shm(name: str) -> int:
     return fd
 
 
-def remove_stale_shm(min_age: float = 10.0) -> list[str]:
+def remove_stale_shm(min_age: float = 10.0, names=None) -> list[str]:
     """Remove this user's shared-memory frame files (``ned_fx-<32 hex>`` in :data:`SHM_DIR`) whose client is gone:
     no process holds the ``flock`` a live client keeps on its files (:func:`hold_shm`). Files younger than
-    ``min_age`` seconds are left alone (a client takes its lock just after creating the file). Returns the names
-    removed. Clients run it when they make their first buffer, the daemon when it starts."""
+    ``min_age`` seconds are left alone (a client takes its lock just after creating the file); ``names``: look at
+    these only. Returns the names removed. Clients run it when they make their first buffer, the daemon when it
+    starts."""
     import fcntl
 
     removed = []
     try:
-        names = [n for n in os.listdir(SHM_DIR) if SHM_NAME.fullmatch(n)]
+        names = [n for n in (os.listdir(SHM_DIR) if names is None else names) if SHM_NAME.fullmatch(n)]
     except OSError:
         return removed
     now = time.time()

@@ -340,7 +340,7 @@ def test_stale_frame_files_of_dead_clients_are_removed_live_ones_kept():
     P.attach_shm(spec_live, create=True)
     hold = P.hold_shm(spec_live.shm)
     try:
-        removed = P.remove_stale_shm(min_age=0)
+        removed = P.remove_stale_shm(min_age=0, names=[spec_dead.shm, spec_live.shm])
         assert spec_dead.shm in removed and not os.path.exists(P.shm_path(spec_dead.shm))
         assert os.path.exists(P.shm_path(spec_live.shm))
     finally:
@@ -482,4 +482,57 @@ def test_a_killed_clients_session_is_reaped_after_its_lease(tmp_path):
             proc.kill()
             proc.wait(10)
     finally:
+        d.kill()
+
+
+def test_a_graceful_restart_is_invisible_to_shot_render(tmp_path):
+    """SIGTERM while three hosts render, then a new daemon on the same port: the old one answers
+    ``shutting_down`` while it finishes its renders; clients wait for the new one and their shots reopen
+    themselves (cached analysis): no error reaches ``Shot.render``."""
+    src = str(footage("d12.mp4"))
+    cache = str(tmp_path / "cache")
+    d = Daemon("--device", "cpu", "--cache", cache, "--grace", "5", tmp=tmp_path)
+    errors: list = []
+    rendered: list = []
+    stop = threading.Event()
+    clients = []
+    try:
+        shots = []
+        for _ in range(3):
+            clients.append(Client(d.endpoint, timeout=60, retries=1))
+            shots.append(clients[-1].open(src, frames="0-3"))
+            shots[-1].wait(timeout=300)
+
+        def host(shot) -> None:
+            n = 0
+            while not stop.is_set():
+                try:
+                    shot.render(n % 4)
+                    rendered.append(n)
+                except Exception as exc:     # noqa: BLE001 - what the test counts
+                    errors.append(exc)
+                    return
+                n += 1
+
+        threads = [threading.Thread(target=host, args=(shot,)) for shot in shots]
+        for t in threads:
+            t.start()
+        while len(rendered) < 6:
+            time.sleep(0.05)
+        d.proc.send_signal(signal.SIGTERM)
+        assert d.proc.wait(60) == 0
+        before = len(rendered)
+        d = Daemon("--device", "cpu", "--cache", cache, port=d.port, tmp=tmp_path)
+        end = time.monotonic() + 120
+        while len(rendered) < before + 6 and time.monotonic() < end and len(errors) < 3:
+            time.sleep(0.1)
+        stop.set()
+        for t in threads:
+            t.join(120)
+        assert not errors, errors[:3]
+        assert len(rendered) >= before + 6
+    finally:
+        stop.set()
+        for c in clients:
+            c.close()
         d.kill()

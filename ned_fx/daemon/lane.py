@@ -25,7 +25,6 @@ import socket
 import stat
 import struct
 import sys
-import tempfile
 import threading
 from pathlib import Path
 
@@ -48,18 +47,7 @@ def lane_folder() -> Path:
         PermissionError: the folder exists but is not a private folder of this user (a symlink, another owner,
             group/other access).
     """
-    runtime = os.environ.get("XDG_RUNTIME_DIR")
-    folder = Path(runtime) / "ned_fx" if runtime and os.path.isdir(runtime) else \
-        Path(tempfile.gettempdir()) / f"ned_fx-{os.getuid()}"
-    try:
-        folder.mkdir(mode=0o700)
-    except FileExistsError:
-        pass
-    st = os.lstat(folder)
-    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
-        raise PermissionError(f"{folder} is not a private folder of this user (mode {oct(st.st_mode & 0o777)}); "
-                              f"remove it and start the daemon again")
-    return folder
+    return P.runtime_folder(create=True)      # the daemon's key lives there too
 
 
 def remove_stale(folder: Path) -> list[str]:

@@ -726,7 +726,7 @@ class Daemon:
             session.shm_names.add(msg.specs[0].shm)
             if session.identity:
                 self._shm.check(msg.specs[0])     # the pixels stay where the client reads them: nothing is read
-                msg.arrays[0] = np.empty((0, 0, msg.specs[0].shape[2]), msg.specs[0].dtype)   # not sent (shm)
+                msg.arrays[0] = None              # a shared-memory buffer: encode sends no part for it
         if session.identity and msg.arrays:
             if msg.frame not in session.frame_numbers:
                 raise InvalidParameterError(f"frame {msg.frame} is not in the session's shot")
