@@ -3,9 +3,10 @@
 It only makes the ned_fx package importable — from ``$NED_FX_ROOT``, else ``~/.nuke/ned_fx.json``
 (``{"root": "/path/to/ned_fx", "endpoint": …, "cache": …}``, written by ``install/nuke.sh``; its endpoint and
 cache become ``$NED_FX_ENDPOINT``/``$NED_FX_NUKE_CACHE`` where those are not set), else the checkout this folder
-lives in — and registers the before-frame-render hook that edits missing frames during Write renders. Nothing else runs
-here; the node's module loads when a node is created or rendered. Nuke's Python needs pyzmq, msgpack and
-numpy (``install/nuke.sh --nuke-python PATH`` installs them).
+lives in — and registers the before-frame-render hook that edits missing frames during Write renders. Nothing
+else runs here; the node's module loads when a node is created or rendered. Nuke's Python needs pyzmq, msgpack
+and numpy (``install/nuke.sh --nuke-python PATH`` installs them); without them only Writes that need an Emotion
+Director fail, saying so.
 """
 
 import json

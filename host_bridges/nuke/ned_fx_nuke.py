@@ -91,7 +91,8 @@ OK_COLOUR, ERROR_COLOUR = 0, 0xC03030FF
 #: own knobs every node has.
 RESERVED_KNOBS = frozenset({"status", "blend", "consent", "analyse", "render", "check", "endpoint", "source",
                             "first_frame", "last_frame", "cache_dir", "strict", "ned_fx_version", "ned_params",
-                            "ned_ok", "ned_cache", "ned_stamped", "ned_offset", "name", "label", "disable", "tile_color",
+                            "ned_ok", "ned_cache", "ned_stamped", "ned_offset", "name", "label", "disable",
+                            "tile_color",
                             "knobChanged", "help", "onCreate", "note_font", "selected", "hide_input", "postage_stamp"})
 
 
@@ -1132,7 +1133,8 @@ def daemon_link(node) -> DaemonLink:
                 except NedFxError:
                     pass
         try:
-            local = local_daemon.start(python, sorted(roots), shlex.split(os.environ.get("NED_FX_NUKE_DAEMON_ARGS", "")))
+            extra = shlex.split(os.environ.get("NED_FX_NUKE_DAEMON_ARGS", ""))
+            local = local_daemon.start(python, sorted(roots), extra)
         except NedFxError as exc:
             raise DaemonUnavailableError(f"{link.status.message}; starting one with {python} failed: {exc}") from None
         _LOCAL["daemon"] = local

@@ -9,6 +9,8 @@ Host modules import the client only through here, so a missing package never bre
 
 from __future__ import annotations
 
+import sys
+
 from ..errors import NedFxError
 
 #: Empty when the client loads; else what to install, for the artist.
@@ -18,7 +20,7 @@ try:
     from ..client import Client, DaemonError, DaemonUnavailableError, Shot
 except ImportError as exc:             # pyzmq / msgpack / numpy absent from this host's Python
     _name = getattr(exc, "name", None) or str(exc)
-    MISSING = (f"this Python ({__import__('sys').executable}) lacks {_name}, which the ned_fx daemon link needs: "
+    MISSING = (f"this Python ({sys.executable}) lacks {_name}, which the ned_fx daemon link needs: "
                f"install pyzmq, msgpack and numpy into it (Nuke: install/nuke.sh --nuke-python "
                f"/path/to/Nuke/python3; Resolve: python -m pip install --user pyzmq msgpack numpy with the "
                f"Python Resolve uses)")
