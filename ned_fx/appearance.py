@@ -43,6 +43,8 @@ class ContentConfig:
         mouth: fill new mouth openings with a real (retrieved) or shaded interior.
         eyes: render an eyeball where the lids open beyond the source.
         skin: the folds and shading the new expression brings (nasolabial fold, brow furrow, forehead lines...).
+        brows: a raised brow carries its fringe and the skin beneath it; the lid skin above the crease takes the
+            stretch (instead of the warp's even stretch of the whole strip down to the lashes).
         occluders: keep glasses out of the edit where the shot's glasses model finds them (a clip: the rims add
             up over its frames), and any holdout matte.
         holdout: a user-given holdout matte (a still or a sequence pattern: 1 = keep the plate), which replaces
@@ -54,9 +56,10 @@ class ContentConfig:
     skin: bool = True
     occluders: bool = True
     holdout: str | None = None
+    brows: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("mouth", "eyes", "skin", "occluders"):
+        for name in ("mouth", "eyes", "skin", "occluders", "brows"):
             if not isinstance(getattr(self, name), bool):
                 raise InvalidParameterError(f"{name} must be true or false, got {getattr(self, name)!r}")
 
@@ -66,7 +69,7 @@ class ContentConfig:
 
 
 #: the renderer's warp alone, no face content (the fast path's output; a baseline for the sub-stages' tests)
-WARP_ONLY = ContentConfig(mouth=False, eyes=False, skin=False, occluders=False)
+WARP_ONLY = ContentConfig(mouth=False, eyes=False, skin=False, occluders=False, brows=False)
 
 
 @dataclass(frozen=True)
@@ -241,7 +244,11 @@ class FaceContent:
     def __init__(self, models: ShotModels | None = None, config: ContentConfig | None = None):
         self.config = config or ContentConfig()
         self.models = models or ShotModels()
-        self.mouth = self.eyes = self.skin = self.occlusion = None
+        self.mouth = self.eyes = self.skin = self.occlusion = self.brows = None
+        if self.config.brows:
+            from .rendering.brows import BrowRenderer
+
+            self.brows = BrowRenderer()
         if self.config.skin:
             from .rendering.skin import SkinRenderer
 
@@ -258,7 +265,7 @@ class FaceContent:
             from .occlusion import OcclusionDetector
 
             self.occlusion = OcclusionDetector()
-        self.seconds = {"occlusion": 0.0, "skin": 0.0, "mouth": 0.0, "eyes": 0.0}
+        self.seconds = {"occlusion": 0.0, "brows": 0.0, "skin": 0.0, "mouth": 0.0, "eyes": 0.0}
 
     def occluders(self, region: np.ndarray, src: np.ndarray, white: float, number: int | None = None,
                   box=None, size: tuple[int, int] | None = None) -> np.ndarray | None:
@@ -305,8 +312,8 @@ class FaceContent:
         return fill(region, matte)
 
     def layers(self, inputs, aus: tuple | None = None) -> np.ndarray:
-        """The renderer's output with the new content laid over it: skin folds, then the mouth interior, then
-        the eyeballs (openings over skin).
+        """The renderer's output with the new content laid over it: the strips under raised brows, skin folds,
+        then the mouth interior, then the eyeballs (openings over skin).
 
         Args:
             inputs: the frame's :class:`~ned_fx.rendering.layers.RegionInputs`.
@@ -318,7 +325,7 @@ class FaceContent:
         from .rendering.layers import stack
 
         out = []
-        for name in ("skin", "mouth", "eyes"):
+        for name in ("brows", "skin", "mouth", "eyes"):
             stage = getattr(self, name)
             if stage is None or (name == "skin" and aus is None):
                 continue

@@ -55,7 +55,7 @@ def register(subparsers) -> argparse.ArgumentParser:
                          help="a holdout matte (still or sequence pattern, 1 = keep the plate: glasses, hands, "
                               "hair): replaces occluder detection on the frames it has")
     content.add_argument("--no-content", metavar="PARTS", type=_content_parts, default=frozenset(),
-                         help="switch face-content sub-stages off: any of mouth,eyes,skin,occluders (comma-separated)")
+                         help="switch face-content sub-stages off: any of mouth,eyes,skin,brows,occluders (comma-separated)")
     prov = p.add_argument_group("provenance, consent and audit")
     prov.add_argument("--consent", metavar="TEXT",
                       help="the performer's consent reference (release id or free text): carried into every "
@@ -76,7 +76,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     return p
 
 
-CONTENT_PARTS = ("mouth", "eyes", "skin", "occluders")
+CONTENT_PARTS = ("mouth", "eyes", "skin", "brows", "occluders")
 
 
 def _content_parts(text: str) -> frozenset:
@@ -93,7 +93,7 @@ def content_from_args(args):
 
     off = getattr(args, "no_content", frozenset())
     return ContentConfig(mouth="mouth" not in off, eyes="eyes" not in off, skin="skin" not in off,
-                         occluders="occluders" not in off,
+                         occluders="occluders" not in off, brows="brows" not in off,
                          holdout=getattr(args, "holdout_matte", None))
 
 

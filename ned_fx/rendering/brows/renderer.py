@@ -1,0 +1,152 @@
+"""BrowRenderer: the strip between a raised brow and the lash band, re-rendered with the brow's fringe rigid."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..layers import RegionInputs, RenderedLayer
+from .config import BrowConfig
+
+#: Per brow (right, left): the brow's lower edge and the lash band's outer ring (the ring that rides on the lid
+#: margin), each from the brow's tail (outer end) to its head (inner end).
+BROW_STRIPS = (((46, 53, 52, 65, 55), (113, 225, 224, 223, 222, 221, 189)),
+               ((276, 283, 282, 295, 285), (342, 445, 444, 443, 442, 441, 413)))
+
+
+def _resample(poly: np.ndarray, n: int) -> np.ndarray:
+    """``n`` points evenly spaced by arc length along a polyline (Mx2)."""
+    seg = np.linalg.norm(np.diff(poly, axis=0), axis=1)
+    s = np.concatenate([[0.0], np.cumsum(seg)])
+    t = np.linspace(0.0, s[-1], n) if s[-1] > 0 else np.zeros(n)
+    return np.stack([np.interp(t, s, poly[:, 0]), np.interp(t, s, poly[:, 1])], axis=1)
+
+
+def _up(points: np.ndarray) -> np.ndarray:
+    """The face's up direction (chin -> forehead), a unit 2-vector."""
+    up = points[10, :2] - points[152, :2]
+    return up / max(float(np.linalg.norm(up)), 1e-9)
+
+
+def _smoothstep(x: np.ndarray) -> np.ndarray:
+    x = np.clip(x, 0.0, 1.0)
+    return x * x * (3.0 - 2.0 * x)
+
+
+class BrowRenderer:
+    """Per frame: a layer over the strip under each brow wherever the target stretches it.
+
+    Args:
+        config: a :class:`BrowConfig` (defaults when None).
+    """
+
+    def __init__(self, config: BrowConfig | None = None):
+        self.config = config or BrowConfig()
+
+    def strip_mesh(self, src: np.ndarray, dst: np.ndarray, brow: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One brow's strip as a mesh: target vertices, source vertices (both Cx3x2: per column the brow's lower
+        edge, the end of the rigid fringe, the lash band) and each column's coverage weight (C)."""
+        cfg = self.config
+        edge, ring = BROW_STRIPS[brow]
+        n = cfg.columns
+        top_t, bot_t = _resample(dst[list(edge), :2], n), _resample(dst[list(ring), :2], n)
+        top_s, bot_s = _resample(src[list(edge), :2], n), _resample(src[list(ring), :2], n)
+        # the strip's height along the face's up direction (brows drawn together slant the columns: that is
+        # not a stretch of the lid skin)
+        len_t = (top_t - bot_t) @ _up(dst)
+        len_s = (top_s - bot_s) @ _up(src)
+        stretch = np.clip(np.maximum(len_t, 0.0) / np.maximum(len_s, 1e-6), 1.0 / cfg.max_stretch, cfg.max_stretch)
+        grow = np.maximum(stretch, 1.0)
+        # along each column: the fringe keeps its source length (target fraction fringe / grow), the rest is even
+        f_t = np.stack([np.zeros(n), cfg.fringe / grow, np.ones(n)], axis=1)             # C x 3
+        f_s = np.stack([np.zeros(n), np.full(n, cfg.fringe), np.ones(n)], axis=1)
+        v_t = top_t[:, None] + f_t[..., None] * (bot_t - top_t)[:, None]
+        v_s = top_s[:, None] + f_s[..., None] * (bot_s - top_s)[:, None]
+        u = np.linspace(0.0, 1.0, n)
+        ends = _smoothstep(u / max(cfg.end_feather, 1e-6)) * _smoothstep((1.0 - u) / max(cfg.end_feather, 1e-6))
+        weight = _smoothstep((stretch - cfg.min_stretch) / cfg.ramp) * ends
+        if not (np.isfinite(v_t).all() and np.isfinite(v_s).all()):
+            weight = np.zeros(n)
+        return v_t, v_s, weight
+
+    def render(self, inputs: RegionInputs) -> RenderedLayer | None:
+        """The brow strips' layer, or None where no strip grows (nothing to correct)."""
+        import cv2
+
+        h, w = inputs.size
+        pixels = coverage = None
+        for brow in range(len(BROW_STRIPS)):
+            v_t, v_s, weight = self.strip_mesh(inputs.src, inputs.dst, brow)
+            if not (weight > 0).any():
+                continue
+            # the strip's box in the region (whole pixels, a pixel of margin for the anti-aliased edge)
+            x0, y0 = np.floor(v_t.reshape(-1, 2).min(axis=0)).astype(int) - 1
+            x1, y1 = np.ceil(v_t.reshape(-1, 2).max(axis=0)).astype(int) + 2
+            x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+            if x1 - x0 < 2 or y1 - y0 < 2:
+                continue
+            tris_t, tris_s, tris_w = [], [], []
+            for k in range(len(weight) - 1):
+                for j in range(2):
+                    a, b, c, d = (k, j), (k + 1, j), (k + 1, j + 1), (k, j + 1)
+                    for tri in ((a, b, c), (a, c, d)):
+                        tris_t.append([v_t[p] for p in tri])
+                        tris_s.append([v_s[p] for p in tri])
+                        tris_w.append([weight[p[0]] for p in tri])
+            tris_t = np.asarray(tris_t) - np.array([x0, y0])          # T x 3 x 2, box pixels
+            tris_s = np.asarray(tris_s)
+            tris_w = np.asarray(tris_w)
+            # label map at 4x4 supersampling: which triangle covers each sub-pixel (anti-aliased coverage)
+            ss = 4
+            labels = np.full(((y1 - y0) * ss, (x1 - x0) * ss), -1, np.int32)
+            for i, tri in enumerate(tris_t):
+                cv2.fillConvexPoly(labels, np.round(tri * ss * 16).astype(np.int32), i, lineType=cv2.LINE_8,
+                                   shift=4)
+            # per triangle: target -> source affine and the weight's plane, evaluated at sub-pixel centres
+            ones = np.ones((len(tris_t), 3, 1))
+            at = np.concatenate([tris_t, ones], axis=2)                                    # T x 3 x 3
+            ok = np.abs(np.linalg.det(at)) > 1e-9
+            inv = np.zeros_like(at)
+            inv[ok] = np.linalg.inv(at[ok])
+            to_src = np.einsum("tij,tjc->tic", inv, tris_s)         # rows: coefficients of x, y, 1 -> source xy
+            to_w = np.einsum("tij,tj->ti", inv, tris_w)
+            to_w[~ok] = 0.0
+            yy, xx = np.mgrid[0:labels.shape[0], 0:labels.shape[1]]
+            px = (xx + 0.5) / ss
+            py = (yy + 0.5) / ss
+            lab = labels
+            inside = lab >= 0
+            li = np.where(inside, lab, 0)
+            wt = np.where(inside, to_w[li, 0] * px + to_w[li, 1] * py + to_w[li, 2], 0.0)
+            cov = wt.reshape(y1 - y0, ss, x1 - x0, ss).mean(axis=(1, 3)).astype(np.float32)
+            if not (cov > 1e-3).any():
+                continue
+            # source positions at pixel centres (the middle of each 4x4 block); outside the strip: anywhere
+            cy, cx = np.mgrid[0:y1 - y0, 0:x1 - x0]
+            centre = lab[cy * ss + ss // 2, cx * ss + ss // 2]
+            # a pixel whose centre missed the strip (an edge pixel) takes its nearest covered sub-pixel's triangle
+            if (centre < 0).any():
+                blocks = lab.reshape(y1 - y0, ss, x1 - x0, ss).max(axis=(1, 3))
+                centre = np.where(centre < 0, blocks, centre)
+            ci = np.maximum(centre, 0)
+            gx, gy = cx + 0.5, cy + 0.5
+            sx = to_src[ci, 0, 0] * gx + to_src[ci, 1, 0] * gy + to_src[ci, 2, 0]      # region pixels
+            sy = to_src[ci, 0, 1] * gx + to_src[ci, 1, 1] * gy + to_src[ci, 2, 1]
+            map_x = (sx - 0.5).astype(np.float32)
+            map_y = (sy - 0.5).astype(np.float32)
+            region = inputs.region
+            chans = [cv2.remap(np.ascontiguousarray(region[..., i:i + 4]), map_x, map_y, cv2.INTER_CUBIC,
+                               borderMode=cv2.BORDER_REPLICATE).reshape(y1 - y0, x1 - x0, -1)
+                     for i in range(0, region.shape[2], 4)]
+            patch = np.concatenate(chans, axis=2)
+            if pixels is None:
+                pixels = inputs.warped.copy()
+                coverage = np.zeros((h, w), np.float32)
+            box = (slice(y0, y1), slice(x0, x1))
+            old = coverage[box]
+            # the two brows never overlap; where boxes touch, keep the larger coverage
+            take = cov > old
+            pixels[box][take] = patch[take]
+            coverage[box] = np.maximum(old, cov)
+        if pixels is None:
+            return None
+        return RenderedLayer(pixels=pixels, coverage=np.clip(coverage, 0.0, 1.0), name="brows")

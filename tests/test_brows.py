@@ -1,0 +1,117 @@
+"""The brow sub-stage (ned_fx/rendering/brows): a raised brow carries its fringe rigidly, the lid skin above the
+crease takes the stretch; nothing changes where the strip under the brow does not grow.
+
+A synthetic plate on a real face's geometry (WDA, frame 0, tracked; surprised at 1.5 raises the brows by about
+a fifth of the IOD): flat skin with dark brows whose hairs reach a third of the way from the tracked lower brow
+edge to the lash band (as real brows do: the tracked edge runs through the hairs). The warp alone stretches that
+fringe with the strip; with the layer the brow keeps its thickness and the skin beneath stays skin."""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pytest
+
+from conftest import our_track
+
+WDA = "WDA_AlexandriaOcasioCortez_000.mp4"
+SKIN, BROW = 200.0, 60.0
+
+
+@functools.lru_cache(maxsize=None)
+def _face(emotion: str = "surprised", intensity: float = 1.5):
+    from ned_fx.pipeline import EditInstruction, plan_edit
+    from ned_fx.rendering import build_render_mesh, face_region_box
+
+    track = our_track(WDA)
+    edited = plan_edit(track, EditInstruction(emotion=emotion, intensity=intensity))
+    src, dst = edited.source_landmarks[0], edited.target_landmarks[0]
+    x0, y0, x1, y1 = face_region_box(np.concatenate([src, dst]), 512, 512)
+    off = np.array([x0, y0, 0.0])
+    return src - off, dst - off, (y1 - y0, x1 - x0), build_render_mesh(track.mean_shape)
+
+
+def _plate(src: np.ndarray, size) -> np.ndarray:
+    import cv2
+
+    from ned_fx.rendering.brows import BROW_STRIPS
+
+    img = np.full((*size, 3), SKIN, np.float32)
+    for (edge, ring), top in zip(BROW_STRIPS, ((70, 63, 105, 66, 107), (300, 293, 334, 296, 336))):
+        low = src[list(edge), :2]
+        lash = src[[ring[1], ring[2], ring[3], ring[4], ring[5]], :2]        # the ring points under the brow
+        fringe = low + 0.33 * (lash - low)
+        poly = np.concatenate([src[list(top), :2], fringe[::-1]])
+        cv2.fillPoly(img, [np.round(poly * 16).astype(np.int32)], (BROW, BROW, BROW), shift=4)
+    return img
+
+
+def _thickness(img: np.ndarray, lm: np.ndarray) -> np.ndarray:
+    """Dark pixels (below the middle of brow and skin) down the middle columns of each brow."""
+    out = []
+    for top, low in (((105, 66), (52, 65)), ((334, 296), (282, 295))):
+        for a, b in zip(top, low):
+            x = int(round((lm[a, 0] + lm[b, 0]) / 2))
+            y = int(round((lm[a, 1] + lm[b, 1]) / 2))
+            col = img[max(y - 40, 0): y + 40, x, 0]
+            out.append(int((col < 0.5 * (SKIN + BROW)).sum()))
+    return np.array(out)
+
+
+def _render(src, dst, size, mesh, with_layer: bool):
+    from ned_fx.rendering import GeometryRenderer
+    from ned_fx.rendering.brows import BrowRenderer
+    from ned_fx.rendering.layers import RegionInputs, stack
+
+    region = _plate(src, size)
+    warped = GeometryRenderer().render(region, src, dst, mesh)
+    layer = BrowRenderer().render(RegionInputs(region, warped, src, dst)) if with_layer else None
+    return region, warped, layer, stack(warped, [layer])
+
+
+def test_a_raised_brow_keeps_its_fringe_and_the_skin_beneath_stays_skin():
+    src, dst, size, mesh = _face()
+    region, warped, layer, out = _render(src, dst, size, mesh, True)
+    before = _thickness(region, src)
+    plain = _thickness(warped, dst)
+    after = _thickness(out, dst)
+    assert layer is not None and layer.coverage.max() > 0.99
+    # the warp alone stretches the fringe with the strip: thicker brows
+    assert (plain >= 1.25 * before).all(), (before, plain)
+    # the layer keeps the fringe's thickness: what is left is the brow's own slight stretch (its upper edge
+    # rises a few pixels more than its lower edge) and resampling
+    assert (after <= 1.2 * before + 1).all() and (after - before <= 0.5 * (plain - before)).all(), \
+        (before, after, plain)
+
+
+def test_the_layer_meets_the_warp_without_a_seam():
+    """On the strip's top and bottom edges the layer maps where the warp maps: along a ring just outside the
+    layer's coverage and just inside it, the two differ by little."""
+    src, dst, size, mesh = _face()
+    region, warped, layer, out = _render(src, dst, size, mesh, True)
+    cov = layer.coverage
+    edge = (cov > 0.02) & (cov < 0.98)
+    assert edge.any()
+    diff = np.abs(out - warped)[..., 0][edge]
+    # inside the soft edge the two may differ only where the warp stretched the fringe (brow vs skin)
+    assert np.median(diff) <= 2.0, np.median(diff)
+
+
+def test_no_layer_where_the_strip_does_not_grow():
+    """Lowered brows (angry) and an unchanged face leave the warp as it is. (A smile's squint lowers the upper
+    lid under a still brow: that strip grows, and gets the layer.)"""
+    src, dst, size, mesh = _face("angry", 1.0)
+    _, _, layer, _ = _render(src, dst, size, mesh, True)
+    assert layer is None or layer.coverage.max() < 0.05
+    _, _, none, _ = _render(src, src, size, mesh, True)
+    assert none is None
+
+
+def test_config_is_checked():
+    from ned_fx.errors import InvalidParameterError
+    from ned_fx.rendering.brows import BrowConfig
+
+    for bad in ({"fringe": 1.0}, {"columns": 2}, {"min_stretch": 0.5}, {"ramp": 0.0}, {"end_feather": 0.5}):
+        with pytest.raises(InvalidParameterError):
+            BrowConfig(**bad)
