@@ -223,15 +223,24 @@ def _polygon_signed_distance(points, polys):
     return torch.where(inside, dist, -dist)
 
 
+def stack_polygons(polys: list[list[np.ndarray]]) -> np.ndarray:
+    """Per frame, the mask's polygons (:func:`ned_fx.compositing.mask.mask_polygons` of target and source) as
+    one BxPxVx2 array: shorter polygons repeat their last vertex (a zero-length edge changes neither the
+    distance nor the inside test)."""
+    most = max(len(q) for frame_polys in polys for q in frame_polys)
+    return np.asarray([[np.concatenate([q, np.repeat(q[-1:], most - len(q), axis=0)]) for q in frame_polys]
+                       for frame_polys in polys], np.float64)
+
+
 def face_masks(polys, iods, size: tuple[int, int], config, device):
     """Torch version of :func:`ned_fx.compositing.face_mask` for a batch of one region size.
 
-    The union of each frame's face ovals (target and source), with a smooth ramp ``feather`` wide centred on
+    The union of each frame's mask polygons (target and source: ovals and brow bands), with a smooth ramp ``feather`` wide centred on
     its edge, from the exact signed distance to the polygons on the coarse grid (OpenCV's version rasterises
     the polygon and takes a distance transform: the two agree within half a grid cell), upsampled bilinearly.
 
     Args:
-        polys: BxPxVx2 float64 oval polygons (:func:`ned_fx.compositing.oval_polygon`) in region pixels;
+        polys: BxPxVx2 float64 polygons in region pixels (:func:`stack_polygons`);
         iods: B target inter-ocular distances (pixels, >= 1); size: (H, W) of the region;
         config: the :class:`~ned_fx.compositing.CompositorConfig`; device: where to compute.
 
@@ -472,7 +481,8 @@ class FastShotRenderer:
         default this one; this renderer's runner, streams and configs do the work)."""
         import torch
 
-        from .compositing import color_channel_indices, oval_polygon
+        from .compositing import color_channel_indices
+        from .compositing.mask import mask_polygons
         from .rendering import field_grid_size, rasterize_labels
         from . import topology as T
 
@@ -518,16 +528,16 @@ class FastShotRenderer:
                     n_own = int(owner.triangles.shape[0])
                     lab = np.where(lab >= n_own, lab - n_own + n_total, np.where(lab >= 0, lab + offsets[owner], lab))
                 labels.append(lab)
-                polys.append([oval_polygon(p.dst, self.compositor_config.forehead_shrink),
-                              oval_polygon(p.src, self.compositor_config.forehead_shrink)])
                 iods.append(max(float(np.linalg.norm(p.dst[T.EYE_OUTER_RIGHT, :2] - p.dst[T.EYE_OUTER_LEFT, :2])),
                                 1.0))
+                polys.append(mask_polygons(p.dst, self.compositor_config, iods[-1])
+                             + mask_polygons(p.src, self.compositor_config, iods[-1]))
             small = {"src": torch.from_numpy(np.stack(srcs).astype(np.float32)),
                      "dst": torch.from_numpy(np.stack(dsts).astype(np.float32)),
                      "labels": torch.from_numpy(np.stack(labels).astype(np.int32))}
             if cuda:
                 small = {k: v.pin_memory() for k, v in small.items()}
-            polys = np.asarray(polys, np.float64)
+            polys = stack_polygons(polys)
             self.seconds["prepare"] += time.perf_counter() - t0
             marks = [self._mark(self.copy)]
             with self._stream(self.copy):                     # 1 upload per frame (+ its landmarks/labels)

@@ -861,6 +861,10 @@ class ShotRenderer:
             from .rendering.neural import NeuralRenderer
 
             self.renderer = NeuralRenderer(checkpoint, neural_config, geometry=self.renderer)
+        if compositor_config is None and self.neural:     # a neural renderer may drift in colour: match it
+            from .compositing import CompositorConfig
+
+            compositor_config = CompositorConfig(color_match=True)
         self.compositor = Compositor(compositor_config)
         self.mesh = build_render_mesh(track.mean_shape)
         self.index = {int(n): t for t, n in enumerate(track.frame_numbers)}

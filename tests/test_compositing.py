@@ -237,9 +237,38 @@ def test_forehead_shrink_moves_the_top_edge_down(face):
     off = np.array(box[:2])
     x, y = (src[10, :2] - off).astype(int)
     column = lambda cfg: Compositor(cfg).mask(box, src)[:, x]     # noqa: E731
-    top_none = np.argmax(column(CompositorConfig(forehead_shrink=0.0)) > 0.5)
-    top_some = np.argmax(column(CompositorConfig(forehead_shrink=0.15)) > 0.5)
+    top_none = np.argmax(column(CompositorConfig(forehead_shrink=0.0, brow_margin=0.0)) > 0.5)
+    top_some = np.argmax(column(CompositorConfig(forehead_shrink=0.15, brow_margin=0.0)) > 0.5)
     assert top_some - top_none >= 0.1 * np.linalg.norm(src[10, :2] - src[152, :2])
+
+
+def test_raised_brows_stay_inside_the_full_strength_mask(face):
+    """Brows raised by a fifth of the IOD (surprise at 1.5) lie where the mask is 1 in every band of the blend,
+    so they show as rendered, not faded into the forehead's soft edge; without the brow margin they do not. (The
+    outer parts, near the face's outline at the temples, fade with the outline's own soft edge.)"""
+    from ned_fx.compositing.mask import _BROW_TOPS
+
+    img, src, _, _, _ = face
+    h, w = img.shape[:2]
+    dst = src.copy()
+    up = (src[10, :2] - src[152, :2]) / np.linalg.norm(src[10, :2] - src[152, :2])
+    brows = list(_BROW_TOPS) + [46, 53, 52, 65, 55, 276, 283, 282, 295, 285]
+    dst[brows, :2] += 0.2 * _iod(src) * up
+    box = face_region_box(np.concatenate([src, dst]), w, h)
+    off = np.array(box[:2], float)
+    body = [105, 66, 107, 336, 296, 334]     # the brows' middles and heads (the outer parts reach the outline)
+    tops = np.round(dst[body, :2] - off).astype(int)
+
+    def at_brows(cfg, blur: int):      # the mask as the blend's band `blur` levels down sees it
+        import cv2
+
+        m = Compositor(cfg).mask(box, dst, src)
+        for _ in range(blur):
+            m = cv2.pyrUp(cv2.pyrDown(m), dstsize=(m.shape[1], m.shape[0]))
+        return m[tops[:, 1], tops[:, 0]]
+
+    assert at_brows(CompositorConfig(), 0).min() >= 0.99 and at_brows(CompositorConfig(), 2).min() >= 0.9
+    assert at_brows(CompositorConfig(brow_margin=0.0), 0).min() < 0.8
 
 
 # ---- blend and colour match ------------------------------------------------------------------------------------
@@ -270,7 +299,7 @@ def test_color_match_recovers_a_grade(face):
     gain, offset = color_match(graded, extract_region(img, box), mask)
     assert np.allclose(gain, 1 / 1.1, atol=0.03) and np.allclose(offset, -6 / 1.1, atol=3)
     plain = Compositor().composite(img, rendered, box, dst, src)
-    matched = Compositor().composite(img, graded, box, dst, src)
+    matched = Compositor(CompositorConfig(color_match=True)).composite(img, graded, box, dst, src)
     unmatched = Compositor(CompositorConfig(color_match=False)).composite(img, graded, box, dst, src)
     face_px = mask > 0.5
     err = lambda a: np.abs(a[box[1]:box[3], box[0]:box[2]].astype(float)      # noqa: E731

@@ -25,12 +25,13 @@ import torch
 
 from conftest import footage
 from ned_fx.appearance import WARP_ONLY
-from ned_fx.compositing import CompositorConfig, face_mask, oval_polygon
+from ned_fx.compositing import CompositorConfig, face_mask
+from ned_fx.compositing.mask import mask_polygons
 from ned_fx.compositing import color_match as np_color_match
 from ned_fx.compositing import laplacian_blend_delta as np_blend
 from ned_fx.errors import InvalidParameterError
 from ned_fx.fastpath import (FastPathConfig, FastShotRenderer, color_match, face_masks, laplacian_blend_delta,
-                             pyr_down, pyr_up)
+                             pyr_down, pyr_up, stack_polygons)
 
 FRAMES = "0-2"
 
@@ -249,8 +250,8 @@ def test_face_mask_matches_the_numpy_compositor(shot):
         x0, y0, x1, y1 = face_region_box(np.concatenate([s, d]), 512, 512)
         off = np.array([x0, y0, 0.0])
         want = face_mask((y1 - y0, x1 - x0), d - off, s - off, cfg)
-        polys = np.array([[oval_polygon(d - off, cfg.forehead_shrink), oval_polygon(s - off, cfg.forehead_shrink)]])
         iod = float(np.linalg.norm(d[T.EYE_OUTER_RIGHT, :2] - d[T.EYE_OUTER_LEFT, :2]))
+        polys = stack_polygons([mask_polygons(d - off, cfg, iod) + mask_polygons(s - off, cfg, iod)])
         got = face_masks(polys, [iod], (y1 - y0, x1 - x0), cfg, "cpu")[0].numpy()
         diff = np.abs(got - want)
         assert diff.max() <= 0.1 and diff.mean() <= 0.005, (k, diff.max(), diff.mean())

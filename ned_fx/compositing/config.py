@@ -20,11 +20,17 @@ class CompositorConfig:
             face height (forehead to chin), fading out towards the cheeks, so hair at the hairline is not
             touched.
         grow: moves the mask's edge outwards (> 0) or inwards (< 0), x IOD.
+        brow_margin: the mask's full-strength part reaches at least this far above the brows (each face's own
+            brows, x IOD, before feathering): a raised brow stays inside the face, not in the forehead's soft
+            edge, where the blend let its lower frequencies fade (a washed-out brow over the old brow's ghost).
         levels: Laplacian pyramid levels of the blend (fewer on small regions: the coarsest level keeps at
             least 8 pixels).
         color_match: match the rendered region's mean and standard deviation (per channel) to the plate's,
-            measured in the mask's transition ring. Near identity for the geometry renderer; matters for a
-            neural renderer.
+            measured in the mask's transition ring: for a renderer that drifts in colour (a neural renderer
+            turns it on). Off by default: the geometry renderer moves the plate's own pixels, and where the
+            edit moves real content through the ring (raised brows cross the forehead's part of it) the match
+            took that motion for a colour drift and flattened the contrast of the whole face (washed-out
+            brows and lashes).
         color_match_max_gain: the colour match's gain is kept within [1/g, g].
         mask_cells: the mask is computed on a grid of this many cells along the region's longer side, then
             upsampled (it is smooth).
@@ -33,8 +39,9 @@ class CompositorConfig:
     feather: float = 0.25
     forehead_shrink: float = 0.08
     grow: float = 0.0
+    brow_margin: float = 0.2
     levels: int = 5
-    color_match: bool = True
+    color_match: bool = False
     color_match_max_gain: float = 1.25
     mask_cells: int = 256
 
@@ -45,6 +52,8 @@ class CompositorConfig:
             raise InvalidParameterError(f"forehead_shrink must be between 0 and 0.5, got {self.forehead_shrink}")
         if not -1.0 <= self.grow <= 1.0:
             raise InvalidParameterError(f"grow must be between -1 and 1 (x IOD), got {self.grow}")
+        if not 0.0 <= self.brow_margin <= 1.0:
+            raise InvalidParameterError(f"brow_margin must be between 0 and 1 (x IOD), got {self.brow_margin}")
         if not 0 <= self.levels <= 10:
             raise InvalidParameterError(f"levels must be between 0 and 10, got {self.levels}")
         if not 1.0 <= self.color_match_max_gain <= 4.0:

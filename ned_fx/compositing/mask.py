@@ -14,6 +14,8 @@ from .config import CompositorConfig
 
 FOREHEAD, CHIN = 10, 152
 _SHIFT = 4
+#: the brows' upper edges (right then left), from the tail to the head
+_BROW_TOPS = (70, 63, 105, 66, 107, 336, 296, 334, 293, 300)
 
 
 def _points(landmarks, what: str) -> np.ndarray:
@@ -52,12 +54,29 @@ def oval_polygon(landmarks: np.ndarray, forehead_shrink: float) -> np.ndarray:
     return oval - np.outer(forehead_shrink * height * t * t, up)
 
 
+def mask_polygons(landmarks: np.ndarray, config: CompositorConfig, iod: float) -> list[np.ndarray]:
+    """The polygons one face adds to the mask: its oval pulled down at the forehead (:func:`oval_polygon`) and,
+    with ``brow_margin``, the convex band from its brows to ``brow_margin x iod`` above them (both Vx2 float64,
+    region pixels)."""
+    import cv2
+
+    pts = np.asarray(landmarks, dtype=np.float64)[:, :2]
+    polys = [oval_polygon(pts, config.forehead_shrink)]
+    if config.brow_margin > 0:
+        brows = pts[list(_BROW_TOPS)]
+        up = pts[FOREHEAD] - pts[CHIN]
+        up = up / max(float(np.linalg.norm(up)), 1e-9)
+        band = np.concatenate([brows, brows + config.brow_margin * iod * up])
+        polys.append(cv2.convexHull(band.astype(np.float32))[:, 0].astype(np.float64))
+    return polys
+
+
 def face_mask(region_size: tuple[int, int], target, source=None, config: CompositorConfig | None = None
               ) -> np.ndarray:
     """Soft mask of the face in a region: 1 inside, 0 outside, a smooth ramp ``feather`` wide at the edge.
 
     The union of the target's and the source's oval polygons (so the face is covered where it was and where
-    it goes), each pulled down at the forehead, grown by ``grow``; the ramp is a smoothstep of the signed
+    it goes), each pulled down at the forehead and reaching ``brow_margin`` above its brows, grown by ``grow``; the ramp is a smoothstep of the signed
     distance to that union's edge, computed on a coarse grid and upsampled.
 
     Args:
@@ -88,9 +107,9 @@ def face_mask(region_size: tuple[int, int], target, source=None, config: Composi
     pad = int(np.ceil(cfg.feather * iod * max(sx, sy))) + 2
     inside = np.zeros((gh + 2 * pad, gw + 2 * pad), np.uint8)
     for pts in shapes:
-        poly = oval_polygon(pts, cfg.forehead_shrink)
-        g = (poly * [sx, sy] - 0.5 + pad) * (1 << _SHIFT)
-        cv2.fillPoly(inside, [np.rint(g).astype(np.int32)], 1, lineType=cv2.LINE_8, shift=_SHIFT)
+        for poly in mask_polygons(pts, cfg, iod):
+            g = (poly * [sx, sy] - 0.5 + pad) * (1 << _SHIFT)
+            cv2.fillPoly(inside, [np.rint(g).astype(np.int32)], 1, lineType=cv2.LINE_8, shift=_SHIFT)
     # the 5x5 chamfer distance (within ~2 % of Euclidean: the ramp is smooth anyway); OpenCV 5.1's
     # DIST_MASK_PRECISE is not deterministic on one thread (it read uninitialised memory: masks differed between
     # identical calls), and a frame must render the same in every run
