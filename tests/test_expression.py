@@ -156,7 +156,9 @@ def _synthetic_activations(rng, repeats=10):
     rows = []
     for emotion in PROTOTYPES:
         for _ in range(repeats):
-            a = prototype(emotion) * rng.uniform(0.3, 1.2)
+            # a fitted activation is >= 0; sad's lid droop is a negative lid raise in the STYLE (an offset the
+            # manipulator applies), never something the fit reads off a face
+            a = np.maximum(prototype(emotion), 0.0) * rng.uniform(0.3, 1.2)
             a[AU["AU25"]] = max(a[AU["AU25"]], rng.uniform(0, 1))
             a[AU["AU26"]] = max(a[AU["AU26"]], rng.uniform(0, 0.8))
             if rng.random() < 0.25:

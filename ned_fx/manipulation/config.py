@@ -63,6 +63,11 @@ class ManipulatorConfig:
             surprised talker at 1, AU26 0.6, opens every syllable 1.3 x as wide with 0.5). The lips still meet
             where the source's meet (m, b, p) and the opening's correlation with the source is unchanged. 0: the
             source's opening exactly.
+        brow_lid_gap: the skin between a brow and the upper lid's lash band keeps at least this share of its
+            source height, whatever the style: where a lowered brow (AU4, AU9) and a raised upper lid (AU5, the
+            glare of anger) would meet or cross (angry at 1 did: the brows sat on the lashes, at 1.5 they crossed
+            into the eyes), the offsets that close that gap give way together (lid raise and brow lowering alike,
+            so the glare stays a glare; per frame, smoothed over ``offset_smoothing``). 0: no limit.
         max_intensity: largest intensity accepted (1 = the prototype, above = exaggeration).
         default_fps: frame rate assumed for tracks that have none (stills).
         lip_correction_radius: inter-ocular units; reach of the correction that keeps the inner-lip gap (mouth
@@ -96,6 +101,7 @@ class ManipulatorConfig:
     syllable_gap: float = 0.75
     talking_fraction: float = 0.4
     talking_jaw_gain: float = 0.5
+    brow_lid_gap: float = 0.25
     max_intensity: float = 1.5
     default_fps: float = 25.0
     lip_correction_radius: float = 0.07
@@ -112,6 +118,8 @@ class ManipulatorConfig:
                      "lip_correction_radius", "talking_window", "syllable_gap"):
             if getattr(self, name) <= 0:
                 raise InvalidParameterError(f"{name} must be > 0, got {getattr(self, name)}")
+        if not 0.0 <= self.brow_lid_gap < 1.0:
+            raise InvalidParameterError(f"brow_lid_gap must be in [0, 1), got {self.brow_lid_gap}")
         for name in ("neutral_mode_fraction", "talking_fraction"):
             if not 0.0 < getattr(self, name) <= 1.0:
                 raise InvalidParameterError(f"{name} must be in (0, 1], got {getattr(self, name)}")

@@ -345,6 +345,64 @@ def smooth_linear_pose(pose: np.ndarray, found: np.ndarray, sigma_frames: float)
     return out
 
 
+#: Lower brow edge points over the lash band (right side; the left mirrors them): the brow-lid gap's columns.
+_GAP_BROW_R = (53, 52, 65)
+
+
+def _brow_lid_guard(shapes: np.ndarray, basis, neutral: np.ndarray, src: np.ndarray, target: np.ndarray,
+                    found: np.ndarray, fps: float, config: ManipulatorConfig) -> np.ndarray:
+    """Target activations whose offsets that close the brow-lid gap (a lid raise, a brow lowering, a source's
+    raised brow taken away) give way together where the brow would come closer to the lash band than
+    ``config.brow_lid_gap`` of the source's gap (head-frame vertical, per frame; see :class:`ManipulatorConfig`).
+    The landmarks are linear in the activations, so each frame's largest allowed share of those offsets is
+    solved for exactly, then eroded and smoothed over time."""
+    from .engine import gaussian_kernel
+    from .expression import LASH_RING_R, mirrored
+
+    r = config.brow_lid_gap
+    if r <= 0 or not found.any():
+        return target
+    nat = np.asarray(neutral, np.float64)
+    pairs = []
+    for brow, ring in ((_GAP_BROW_R, LASH_RING_R), (mirrored(_GAP_BROW_R), mirrored(LASH_RING_R))):
+        for b in brow:
+            j = ring[int(np.argmin(np.abs(nat[list(ring), 0] - nat[b, 0])))]
+            # the gap along the head's vertical axis (what a viewer sees closing), brow minus ring
+            pairs.append((b, j, np.array([0.0, np.sign(nat[b, 1] - nat[j, 1]) or 1.0, 0.0])))
+    emotion = np.array([n in EMOTION_AUS for n in basis.names])
+    fields = basis.edit_fields
+    delta = np.where(found[:, None], target - src, 0.0)                      # F x K
+    closing = np.zeros(len(basis.names), bool)                                # offsets that close a gap
+    share = np.ones(len(target))
+    for b, j, u in pairs:
+        g0 = (shapes[:, b] - shapes[:, j]) @ u                             # F
+        moves = (fields[:, b] - fields[:, j]) @ u                          # K: the gap's change per unit
+        per_au = delta * moves[None]                                         # F x K: each AU's change of the gap
+        # only AUs that act on the brow or the lid (a mouth AU's field is ~0 up here: it is never scaled)
+        shut = emotion[None] & (np.abs(moves) >= 0.01 * basis.iod)[None] & (per_au < 0)
+        take = np.where(shut, per_au, 0.0).sum(1)                           # what the closing offsets take
+        keep = per_au.sum(1) - take
+        need = r * g0 - g0 - keep                                            # what they may take at most
+        short = found & np.isfinite(g0) & (g0 > 1e-9) & (keep + take < need)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            allowed = np.clip(np.nan_to_num(need / take, nan=1.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
+        share = np.where(short, np.minimum(share, allowed), share)
+        closing |= (shut & short[:, None]).any(axis=0)
+    if (share == 1).all():
+        return target
+    kernel = gaussian_kernel(config.offset_smoothing * fps)
+    radius = (len(kernel) - 1) // 2
+    if radius:           # erode (a neighbour's need holds), then smooth: a frame never gets much more than it may
+        padded = np.pad(share, radius, mode="edge")
+        share = np.min(np.lib.stride_tricks.sliding_window_view(padded, 2 * radius + 1), axis=1)
+        share = np.convolve(np.pad(share, radius, mode="edge"), kernel, mode="valid")
+    out = target.copy()
+    # the AUs that close the gap anywhere in the shot share one factor per frame (no AU switches on and off)
+    for k in np.nonzero(closing)[0]:
+        out[:, k] = np.where(found, src[:, k] + share * (target[:, k] - src[:, k]), target[:, k])
+    return out
+
+
 def _talking_jaw(shapes: np.ndarray, basis, neutral: np.ndarray, pattern: np.ndarray, gate: np.ndarray,
                  region: np.ndarray, found: np.ndarray, mode: str, config: ManipulatorConfig) -> np.ndarray:
     """FxK activation offsets: the style's jaw drop where the speech gate is shut, as a gain on the source's own
@@ -514,7 +572,8 @@ def manipulate(track, emotion: str | Mapping[str, float] | None = None, intensit
                         torch.from_numpy(inten)[None, :, None], torch.from_numpy(gate)[None, :, None],
                         torch.from_numpy(region)).numpy()[0]
     boost = _talking_jaw(shapes, basis, model.neutral, pattern, gate, region, found, mode, config)
-    target = target + boost
+    target = _brow_lid_guard(shapes, basis, model.neutral, src, target + boost, found,
+                             fps or config.default_fps, config)
     delta = np.where(found[:, None], target - src, 0.0)
     landmarks = np.asarray(track.landmarks, np.float64)
     target_lm = np.full_like(landmarks, np.nan)
