@@ -256,7 +256,9 @@ class Client:
             reply = self._lane_request(conn, parts, rid, timeout)
             if reply is not None:
                 return _checked(reply)
-        for attempt in range(retries + 1):
+        attempt, rekeyed = 0, False
+        while attempt <= retries:
+            attempt += 1
             rid = next(self._ids)
             parts = P.encode(type, rid, session=session, frame=frame, params=params, arrays=arrays)
             self._check_size(parts)
@@ -269,12 +271,21 @@ class Client:
             while True:
                 left = deadline - time.monotonic()
                 events = dict(poller.poll(int(left * 1000) + 1)) if left > 0 else {}
-                if self._monitor is not None and self._monitor in events:
-                    self._refused()
+                try:
+                    if self._monitor is not None and self._monitor in events:
+                        self._refused()
+                        if self.sock not in events:
+                            continue
                     if self.sock not in events:
-                        continue
-                if self.sock not in events:
-                    self._refused()
+                        self._refused()
+                        break
+                except DaemonAuthError:
+                    # no key when this client connected, and the daemon made one since (its first start): once,
+                    # connect again presenting it and resend
+                    if rekeyed or self._key is not None or self._curve is not None or self._load_key() is None:
+                        raise
+                    rekeyed = True
+                    attempt -= 1
                     break
                 frames = self.sock.recv_multipart(copy=False)
                 reply = P.decode(frames, request=False)

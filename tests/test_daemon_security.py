@@ -536,3 +536,52 @@ def test_a_graceful_restart_is_invisible_to_shot_render(tmp_path):
         for c in clients:
             c.close()
         d.kill()
+
+
+_WEDGED = r"""
+import os, sys, threading
+from concurrent.futures import ThreadPoolExecutor
+from ned_fx.commands import serve
+fifo = sys.argv[1]
+pool = ThreadPoolExecutor(1)
+pool.submit(lambda: open(fifo).read())          # a read that never returns (nobody writes the FIFO)
+pool.shutdown(wait=False)
+
+class Stopped:
+    def log(self, msg):
+        print(msg, flush=True)
+
+serve._exit_if_wedged(Stopped(), 0)
+print("returned", flush=True)
+"""
+
+
+def test_a_worker_stuck_in_a_read_does_not_keep_a_stopped_daemon_alive(tmp_path):
+    """After SIGTERM the loop ends; a pool thread wedged in a FIFO read must not keep the process alive (Python
+    joins pool threads at exit)."""
+    fifo = tmp_path / "wedge.png"
+    os.mkfifo(fifo)
+    started = time.monotonic()
+    out = subprocess.run([sys.executable, "-c", _WEDGED, str(fifo)], cwd=REPO, capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0 and "stuck worker thread" in out.stdout, (out.stdout, out.stderr[-500:])
+    assert time.monotonic() - started < 30
+
+
+def test_a_client_made_before_the_daemons_first_start_finds_its_key(tmp_path, monkeypatch):
+    from daemons import free_port
+
+    run = tmp_path / "run"
+    run.mkdir(mode=0o700)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(run))             # a user whose daemon never ran: no key yet
+    assert P.client_key() is None
+    port = free_port()
+    c = Client(f"tcp://127.0.0.1:{port}", timeout=10, retries=1)
+    d = Daemon("--engine", "identity", port=port, tmp=tmp_path, env={"XDG_RUNTIME_DIR": str(run)})
+    try:
+        assert (run / "ned_fx" / "daemon.key").is_file()
+        assert c.ping()["stopping"] is False
+        assert c.hello()["user"] == P.OWNER
+    finally:
+        c.close()
+        d.kill()
