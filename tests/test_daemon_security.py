@@ -585,3 +585,32 @@ def test_a_client_made_before_the_daemons_first_start_finds_its_key(tmp_path, mo
     finally:
         c.close()
         d.kill()
+
+
+from hypothesis import HealthCheck, given, settings          # noqa: E402
+from hypothesis import strategies as st                      # noqa: E402
+
+_NASTY = st.sampled_from(["", "\0", "a\0b.png", "/etc/shadow", "../../../../etc/passwd", "x" * 5000, "~root",
+                          "plate.####.png", "%s%s%n", "\udcff".encode("utf-8", "surrogatepass").decode("latin-1"),
+                          "/dev/zero", "/proc/self/mem", "/dev/stdin"])
+_OPEN_PARAMS = st.fixed_dictionaries({"path": st.one_of(_NASTY, st.text(max_size=40))}, optional={
+    "frames": st.one_of(st.text(max_size=30), st.sampled_from(["1-" + "9" * 30, "-5-3", "0-0x0", "9" * 70])),
+    "face": st.integers(-(1 << 63), (1 << 63) - 1),
+    "curve": st.one_of(_NASTY, st.text(max_size=20)),
+    "reference": _NASTY, "checkpoint": _NASTY, "holdout_matte": _NASTY,
+    "actor_footage": st.lists(_NASTY, max_size=3),
+    "intensity": st.floats(allow_nan=True, allow_infinity=True),
+    "emotion": st.one_of(st.text(max_size=10), st.sampled_from(["happy", "sad"]))})
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(params=_OPEN_PARAMS)
+def test_fuzzed_open_requests_are_never_internal_errors(guarded, params):
+    with Client(guarded.endpoint, timeout=10, retries=0) as c:
+        try:
+            reply = c.request("open", params=params)
+        except DaemonError as exc:
+            assert exc.code != "internal", (params, str(exc))
+            assert "root:" not in str(exc)
+            return
+        c.request("close", session=reply.session)
