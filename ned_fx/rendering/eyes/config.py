@@ -76,7 +76,7 @@ class EyeConfig:
     highlight: float = 1.5
     iris_detail: float = 0.3
     sclera_exclusion: float = 1.3
-    sclera_floor: float = 0.85
+    sclera_floor: float = 0.7
     shading_bins: int = 8
     shadow_bins: int = 4
     shadow_reach: float = 0.2
