@@ -9,7 +9,6 @@ import signal
 import stat
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 from pathlib import Path
@@ -23,7 +22,7 @@ from ned_fx import protocol as P
 from ned_fx.client import Client, DaemonAuthError, DaemonError, DaemonUnavailableError
 
 from conftest import REPO, footage
-from daemons import Daemon, keyed
+from daemons import Daemon
 
 
 def _png(path: Path, seed: int = 0, h: int = 24, w: int = 32) -> Path:

@@ -27,7 +27,7 @@ from ..errors import (InputNotFoundError, InvalidParameterError, NedFxError, NoF
 from ..provenance.consent import ConsentPolicy
 from ..provenance.errors import AuditLogError, ConsentRequiredError
 from .lane import LANE_TYPES, LaneReply, LocalLane, unavailable_reason
-from .sessions import (Cancelled, Session, check_frames, confine, confine_file, confine_media, instruction_dict,
+from .sessions import (Cancelled, Session, check_frames, confine_file, confine_media, instruction_dict,
                        instruction_from_params)
 from .shm import ShmFiles
 
