@@ -20,6 +20,7 @@ it; across a network use ``--curve-keys``.
 from __future__ import annotations
 
 import os
+import secrets
 import stat
 from pathlib import Path
 
@@ -72,6 +73,26 @@ def passwords(log=None) -> dict[str, str]:
             if gname != P.OWNER:
                 accepted[gname] = gsecret
     return accepted
+
+
+class Secret:
+    """A key's secret that compares in constant time (the ZAP handler compares ``password == secret``)."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str):
+        self._value = value.encode()
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, (bytes, str)):
+            return secrets.compare_digest(self._value, other.encode() if isinstance(other, str) else other)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    def __repr__(self) -> str:
+        return "Secret(…)"              # never on a log
 
 
 def private_dir(folder: Path) -> Path:

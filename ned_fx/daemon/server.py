@@ -304,7 +304,9 @@ class Daemon:
         accepted = passwords(self.log)
         self._auth = ThreadAuthenticator(self.ctx)
         self._auth.start()
-        self._auth.configure_plain(domain="*", passwords=accepted)
+        from .auth import Secret
+
+        self._auth.configure_plain(domain="*", passwords={k: Secret(v) for k, v in accepted.items()})
         sock.plain_server = True
         self.admins = {P.OWNER}
         if len(accepted) > 1:

@@ -119,20 +119,19 @@ class ShmFiles:
     def prune(self) -> int:
         """Close descriptors whose file its client removed or replaced; returns how many were closed."""
         with self._lock:
-            names = list(self._fds.items())
-        gone = []
-        for name, (_, ino) in names:
+            held = {name: ino for name, (_, ino) in self._fds.items()}
+        gone = {}
+        for name, ino in held.items():
             try:
-                st = os.lstat(P.shm_path(name))
-                if st.st_ino == ino:
+                if os.lstat(P.shm_path(name)).st_ino == ino:
                     continue
             except OSError:
                 pass
-            gone.append(name)
+            gone[name] = ino
         with self._lock:
-            for name in gone:
+            for name, ino in gone.items():
                 hit = self._fds.get(name)
-                if hit is not None and hit[1] == dict(names)[name][1]:
+                if hit is not None and hit[1] == ino:        # not re-opened meanwhile
                     os.close(self._fds.pop(name)[0])
         return len(gone)
 
