@@ -419,10 +419,13 @@ def _edit(path, output, kind, instruction, frames, face_id, preview, tracker_con
         t0 = time.perf_counter()
         models = _shot_models(path, track, edited, frames, actor_footage, content, tracker_config, progress)
         clock.seconds["appearance"] += time.perf_counter() - t0
+        shot = ShotAnalysis(track, edited, analysis_key(path, instruction, face_id), models)
         if analysis is not None and not Path(analysis).is_file():
-            write_analysis(analysis, ShotAnalysis(track, edited, analysis_key(path, instruction, face_id), models))
+            write_analysis(analysis, shot)
             shot = read_analysis(analysis)   # render from what the file holds, as every farm chunk will
-            track, edited, models = shot.track, shot.edited, shot.models
+        else:
+            shot = as_stored(shot)           # ... and without a file, from the same values
+        track, edited, models = shot.track, shot.edited, shot.models
     count = _frames_to_render(track, frames)
     if kind == "image" and count != 1:
         raise InvalidParameterError(f"{output.name} is a still but {count} frames are to be edited; write a "
@@ -684,16 +687,11 @@ def analysis_key(path: str | Path, instruction: EditInstruction, face_id: int | 
             "instruction": instruction.as_params(), "face": face_id, "version": _version()}
 
 
-def write_analysis(path: str | Path, shot: ShotAnalysis) -> Path:
-    """Write a shot analysis (one ``.npz``: the track's and the edit's arrays + the key) atomically.
-
-    Raises:
-        OutputWriteError: it could not be written (nothing half-written is left).
-    """
+def _analysis_arrays(shot: ShotAnalysis) -> dict:
+    """The flat arrays an analysis file holds (the track's and the edit's arrays, the models, the key)."""
     import json
 
     from .manipulation.edited import to_arrays as edit_arrays
-    from .npzfile import write_npz
     from .tracking.track import to_arrays as track_arrays
 
     arrays = {f"track.{k}": v for k, v in track_arrays(shot.track).items()}
@@ -702,7 +700,24 @@ def write_analysis(path: str | Path, shot: ShotAnalysis) -> Path:
         arrays.update({f"models.{k}": v for k, v in shot.models.to_arrays().items()})
         arrays["models.present"] = np.array(True)
     arrays["analysis_key"] = np.array(json.dumps(shot.key, sort_keys=True))
-    return write_npz(path, arrays)
+    return arrays
+
+
+def as_stored(shot: ShotAnalysis) -> ShotAnalysis:
+    """The analysis exactly as an analysis file holds it (its arrays' precision): what every render renders
+    from, so an edit without ``--analysis``, one with it, a farm chunk and the daemon give the same pixels."""
+    return _analysis_from_arrays(_analysis_arrays(shot), "the analysis")
+
+
+def write_analysis(path: str | Path, shot: ShotAnalysis) -> Path:
+    """Write a shot analysis (one ``.npz``: the track's and the edit's arrays + the key) atomically.
+
+    Raises:
+        OutputWriteError: it could not be written (nothing half-written is left).
+    """
+    from .npzfile import write_npz
+
+    return write_npz(path, _analysis_arrays(shot))
 
 
 def read_analysis(path: str | Path) -> ShotAnalysis:
@@ -711,17 +726,21 @@ def read_analysis(path: str | Path) -> ShotAnalysis:
     Raises:
         InputNotFoundError: no such file. UnreadableMediaError: not an analysis file.
     """
+    from .manipulation.edited import REQUIRED as EDIT_REQUIRED
+    from .npzfile import read_npz
+    from .tracking.track import REQUIRED as TRACK_REQUIRED
+
+    required = ("analysis_key", *(f"track.{k}" for k in TRACK_REQUIRED), *(f"edit.{k}" for k in EDIT_REQUIRED))
+    return _analysis_from_arrays(read_npz(path, required, "analysis"), path)
+
+
+def _analysis_from_arrays(d: dict, path) -> ShotAnalysis:
     import json
 
     from .errors import UnreadableMediaError
-    from .manipulation.edited import REQUIRED as EDIT_REQUIRED
     from .manipulation.edited import from_arrays as edit_from
-    from .npzfile import read_npz
-    from .tracking.track import REQUIRED as TRACK_REQUIRED
     from .tracking.track import from_arrays as track_from
 
-    required = ("analysis_key", *(f"track.{k}" for k in TRACK_REQUIRED), *(f"edit.{k}" for k in EDIT_REQUIRED))
-    d = read_npz(path, required, "analysis")
     try:
         key = json.loads(str(d["analysis_key"]))
         track = track_from({k[6:]: v for k, v in d.items() if k.startswith("track.")})
