@@ -461,22 +461,30 @@ time.sleep(600)
 
 
 def test_a_killed_clients_session_is_reaped_after_its_lease(tmp_path):
+    """A session lives while any connection that used it is up (several threads of a host share sessions), and
+    ``--lease`` seconds more once the last one dropped (kill -9)."""
     d = Daemon("--engine", "identity", "--lease", "1", tmp=tmp_path)
     try:
         proc = subprocess.Popen([sys.executable, "-c", _HOLDS_A_SESSION, d.endpoint, str(footage("d12.mp4"))],
                                 cwd=REPO, stdout=subprocess.PIPE, text=True)
         try:
             sid = proc.stdout.readline().strip()
-            with Client(d.endpoint, timeout=5) as c:
-                assert sid in c.status()["sessions"]
-                time.sleep(2.5)
-                assert sid in c.status()["sessions"], "a live client's session is kept past the lease"
-                proc.kill()                                       # kill -9: it never closes its session
-                proc.wait(10)
-                end = time.monotonic() + 15
-                while sid in c.status()["sessions"]:
-                    assert time.monotonic() < end, "the dead client's session was not reaped"
-                    time.sleep(0.5)
+            watcher = Client(d.endpoint, timeout=5)
+            other = Client(d.endpoint, timeout=5)
+            assert sid in watcher.status()["sessions"]
+            time.sleep(2.5)
+            assert sid in watcher.status()["sessions"], "a live client's session is kept past the lease"
+            other.request("progress", session=sid)             # a second connection uses the session
+            proc.kill()                                         # kill -9: it never closes its session
+            proc.wait(10)
+            time.sleep(3)
+            assert sid in watcher.status()["sessions"], "the other connection still holds it"
+            other.close()                                       # the last connection that used it drops
+            end = time.monotonic() + 15
+            while sid in watcher.status()["sessions"]:
+                assert time.monotonic() < end, "the dead client's session was not reaped"
+                time.sleep(0.5)
+            watcher.close()
         finally:
             proc.kill()
             proc.wait(10)

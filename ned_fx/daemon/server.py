@@ -103,9 +103,9 @@ class Daemon:
         device: the tracker's device (``auto``, ``cpu``, ``cuda``…).
         cache: folder of cached analyses (default ``$NED_FX_HOME/cache``).
         session_idle: seconds after which a session nobody used is closed (a killed host never closes its own).
-        lease: seconds a session outlives the connection it was last used from (a client killed with kill -9:
-            its connection drops at once, or after the ZMTP heartbeat timeout); a request from the client's
-            next connection renews it.
+        lease: seconds a session outlives the last of the connections it was used over (a client killed with
+            kill -9: its connection drops at once, or after the ZMTP heartbeat timeout); a request over another
+            connection renews it.
         curve_keys: a folder made by :func:`make_keys`: CurveZMQ encryption, and only clients whose public key
             is in its ``clients/`` folder are let in.
         render_workers: threads preparing and rendering frames of different sessions at once.
@@ -415,7 +415,8 @@ class Daemon:
         return 0
 
     def _dropped(self) -> None:
-        """Connections that dropped (ROUTER monitor events): their sessions start their lease."""
+        """Connections that dropped (ROUTER monitor events): a session none of whose connections is up any more
+        starts its lease (several threads of one host may use a session, each over its own connection)."""
         from zmq.utils.monitor import recv_monitor_message
 
         now = time.time()
@@ -425,8 +426,10 @@ class Daemon:
                 continue
             fd = int(event["value"])
             for s in list(self.sessions.values()):
-                if s.conn == fd:
-                    s.conn, s.orphaned = None, now
+                if fd in s.conns:
+                    s.conns.discard(fd)
+                    if not s.conns:
+                        s.orphaned = now
 
     def _sweep(self) -> None:
         """Close sessions idle for longer than ``session_idle``, and sessions whose client's connection dropped
@@ -546,8 +549,9 @@ class Daemon:
         if session.owner != getattr(msg, "user", "") and not self._is_admin(msg):
             raise P.ProtocolError(f"session {session.id[:8]}… belongs to another client: only its opener (or the "
                                   f"daemon's own user) may use it", "forbidden")
-        if getattr(msg, "conn", None) is not None:      # the client's connection now: its lease follows it
-            session.conn, session.orphaned = msg.conn, None
+        if getattr(msg, "conn", None) is not None:      # a connection using it: the lease waits for it
+            session.conns.add(msg.conn)
+            session.orphaned = None
         if t == "progress":
             return P.encode("reply", msg.id, result=session.info())
         if t == "analyse":         # (re)start the analysis of a cancelled or failed session
@@ -678,7 +682,8 @@ class Daemon:
                           cache=self.cache, consent=consent, requester=requester, colorspace=colorspace,
                           checkpoint=checkpoint, fast=self._fast, actor_footage=actor, holdout=holdout,
                           owner=user, roots=self.roots)
-        session.conn = getattr(msg, "conn", None)
+        if getattr(msg, "conn", None) is not None:
+            session.conns.add(msg.conn)
         self._audit("open", required=True, who=requester, engine=self.engine, **session.audit_fields())
         with self._lock:
             self.sessions[session.id] = session

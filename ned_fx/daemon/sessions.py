@@ -187,8 +187,8 @@ class Session:
         self.owner = owner                 # who opened it (the key name or CurveZMQ key the connection proved)
         self.roots = list(roots) if roots else None    # re-checked at every read of a sequence frame
         self.shm_names: set[str] = set()   # the client's shared-memory files this session used
-        self.conn: int | None = None       # the connection (socket fd) its client last used
-        self.orphaned: float | None = None  # when that connection dropped (None: alive, or not known)
+        self.conns: set[int] = set()       # the connections (socket fds) its clients used that are still up
+        self.orphaned: float | None = None  # when the last of them dropped (None: one is up, or not known)
         self.actor_footage = tuple(actor_footage)
         self.holdout = holdout
         self.colorspace = colorspace
