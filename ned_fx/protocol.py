@@ -365,7 +365,10 @@ def attach_shm(spec: BufferSpec, create: bool = False) -> np.ndarray:
 def hold_shm(name: str) -> int:
     """Open a shared-memory file this process created and hold a shared ``flock`` on it for as long as the
     returned descriptor stays open: the mark of a live owner that :func:`remove_stale_shm` looks for."""
-    import fcntl
+    try:
+        import fcntl
+    except ImportError:                      # not a POSIX system: no shared-memory frames there either
+        raise OSError("no flock on this platform") from None
 
     fd = os.open(shm_path(name), os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
     fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
@@ -378,9 +381,12 @@ def remove_stale_shm(min_age: float = 10.0, names=None) -> list[str]:
     ``min_age`` seconds are left alone (a client takes its lock just after creating the file); ``names``: look at
     these only. Returns the names removed. Clients run it when they make their first buffer, the daemon when it
     starts."""
-    import fcntl
+    removed: list[str] = []
+    try:
+        import fcntl
+    except ImportError:
+        return removed
 
-    removed = []
     try:
         names = [n for n in (os.listdir(SHM_DIR) if names is None else names) if SHM_NAME.fullmatch(n)]
     except OSError:
@@ -429,6 +435,8 @@ def runtime_folder(create: bool = False):
     from pathlib import Path
 
     runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if not hasattr(os, "getuid"):            # Windows (a host talking to a daemon elsewhere): per-user app data
+        return Path(os.environ.get("LOCALAPPDATA") or tempfile.gettempdir()) / "ned_fx"
     folder = (Path(runtime) / "ned_fx" if runtime and os.path.isdir(runtime)
               else Path(tempfile.gettempdir()) / f"ned_fx-{os.getuid()}")
     if create:
@@ -458,7 +466,8 @@ def read_key(path) -> tuple[str, str]:
     fd = os.open(str(path), os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
     try:
         st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
+        posix = hasattr(os, "getuid")            # Windows has no owner/mode bits to check here
+        if not stat.S_ISREG(st.st_mode) or (posix and (st.st_uid != os.getuid() or st.st_mode & 0o077)):
             raise PermissionError(f"key file {path} must be a regular file of this user that only this user may "
                                   f"read (chmod 600); it is mode {oct(st.st_mode & 0o777)}, uid {st.st_uid}")
         text = os.read(fd, 512).decode("ascii", "replace").split()
