@@ -223,6 +223,12 @@ def test_sequence_frames_are_confined_at_open_and_at_every_read(guarded):
         with pytest.raises(DaemonError) as e:
             c.open(str(root / "mixed" / "f.####.png"))
         assert e.value.code == "forbidden" and "f.0002.png" in str(e.value)
+        for key in ("actor_footage", "holdout_matte"):               # members of the other sequences too
+            value = str(root / "mixed" / "f.####.png")
+            with pytest.raises(DaemonError) as e:
+                c.request("open", params={"path": str(root / "mixed" / "f.0001.png"),
+                                          key: [value] if key == "actor_footage" else value})
+            assert e.value.code == "forbidden" and "f.0002.png" in str(e.value), key
         shot = c.open(str(root / "seq" / "s.####.png"))
         shot.wait(timeout=10)
         assert shot.render(1).shape == (24, 32, 3)

@@ -280,8 +280,11 @@ class Session:
     def analyse(self, tracker) -> None:
         from ..media import open_media
 
-        if self.roots is not None:
-            confine_media(str(self.path), self.roots)    # every member, now (folders change after open)
+        if self.roots is not None:                       # every member, now (folders change after open)
+            confine_media(str(self.path), self.roots)
+            extra = [*self.actor_footage, self.holdout, getattr(self.instruction, "reference", None)]
+            for other in filter(None, extra):
+                confine_media(str(other), self.roots, "a file the shot reads")
         with open_media(self.path, bounded_range(self.path, self.frames)) as src:
             self.frame_numbers = [int(n) for n in src.frame_numbers]
             self.total = len(src)
