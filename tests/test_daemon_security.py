@@ -627,3 +627,44 @@ def test_fuzzed_open_requests_are_never_internal_errors(guarded, params):
             assert "root:" not in str(exc)
             return
         c.request("close", session=reply.session)
+
+
+def test_reading_an_opens_files_never_stalls_other_clients(tmp_path, monkeypatch):
+    """The files an ``open`` names are read off the socket thread: a slow read (a big file, a slow disk) holds
+    up that open only, never another client's requests."""
+    import ned_fx.manipulation as manip
+    from ned_fx.daemon.server import Daemon as InProcess
+
+    real = manip.read_curve
+
+    def slow(path, *args, **kwargs):
+        time.sleep(2.5)
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(manip, "read_curve", slow)
+    curve = tmp_path / "curve.csv"
+    curve.write_text("0,0.5\n3,1.0\n")
+    src = footage("d12.mp4")
+    d = InProcess("tcp://127.0.0.1:0", engine="identity", roots=[tmp_path, src.parent], local_lane=False,
+                  cache=tmp_path / "cache", log=lambda msg: None)
+    d.load()
+    endpoint = d.bind()
+    loop = threading.Thread(target=d.serve)
+    loop.start()
+    opened: dict = {}
+    try:
+        opener = Client(endpoint, timeout=30, retries=0)
+        t = threading.Thread(target=lambda: opened.setdefault("shot", opener.open(str(src), frames="0-3",
+                                                                               emotion="happy", curve=str(curve))))
+        t.start()
+        time.sleep(0.5)                                        # the open is reading its curve now
+        with Client(endpoint, timeout=10, retries=0) as other:
+            started = time.monotonic()
+            assert other.ping()["stopping"] is False
+            assert time.monotonic() - started < 1.0, "a slow open stalled another client"
+        t.join(60)
+        assert opened["shot"].wait(timeout=30)["state"] == "ready"
+        opener.close()
+    finally:
+        d.stopping = True
+        loop.join(60)
