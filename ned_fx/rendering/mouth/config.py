@@ -26,6 +26,8 @@ class MouthConfig:
         match_sigma: unit (x width) of the inner-lip shape distance in the plan's cost.
         under_open_weight: extra cost, per ``match_sigma``, of a candidate whose opening is smaller than the
             target's (its interior would be stretched; a larger one is only compressed).
+        over_open_weight: extra cost, per ``match_sigma``, of a candidate whose opening is larger than the target's
+            (its cavity narrowed to fit: a wide-open interior's dark in a half-open mouth).
         switch_cost: cost of changing candidate between two frames, in units of one ``match_sigma`` of shape
             distance held for one frame (higher: fewer, later switches).
         crossfade: frames over which a switch of candidate is cross-faded.
@@ -75,6 +77,7 @@ class MouthConfig:
     min_open_px: float = 4.0
     match_sigma: float = 0.03
     under_open_weight: float = 6.0
+    over_open_weight: float = 0.2
     switch_cost: float = 20.0
     crossfade: int = 6
     cover_ratio_start: float = 1.15
@@ -118,8 +121,8 @@ class MouthConfig:
         for name in ("min_open", "match_sigma", "edge_feather", "cover_excess_full"):
             if not getattr(self, name) > 0:
                 raise InvalidParameterError(f"{name} must be > 0, got {getattr(self, name)}")
-        for name in ("min_open_px", "under_open_weight", "switch_cost", "edge_min_px", "cover_excess_start",
-                     "teeth_height", "grain"):
+        for name in ("min_open_px", "under_open_weight", "over_open_weight", "switch_cost", "edge_min_px",
+                     "cover_excess_start", "teeth_height", "grain"):
             if not getattr(self, name) >= 0:
                 raise InvalidParameterError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.crossfade < 0:

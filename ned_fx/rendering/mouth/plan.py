@@ -84,8 +84,10 @@ def match_costs(bank: MouthBank, src: np.ndarray, dst: np.ndarray, config: Mouth
     opening = S.gaps(pts[ok]) / np.maximum(width, 1e-9)[:, None]         # Mx11
     sig = config.match_sigma
     dist = np.sqrt(((shp[:, None] - bank.shapes[None].astype(np.float64)) ** 2).sum(-1).mean(-1)) / sig
-    short = np.clip(opening[:, None, S.INNER_PAIRS] - bank.openings[None, :, S.INNER_PAIRS], 0.0, None).mean(-1)
-    cost[ok] = dist + config.under_open_weight * short / sig
+    diff = opening[:, None, S.INNER_PAIRS] - bank.openings[None, :, S.INNER_PAIRS]
+    short = np.clip(diff, 0.0, None).mean(-1)
+    over = np.clip(-diff, 0.0, None).mean(-1)
+    cost[ok] = dist + (config.under_open_weight * short + config.over_open_weight * over) / sig
     # never a frame's own interior where its source shows none (the bank holds only open frames; explicit anyway)
     spts = S.inner_points(src)
     sw = S.mouth_width(spts)
