@@ -236,6 +236,8 @@ class EditSummary:
     outputs: tuple = ()               # ({"path", "sha256"}, …) of every file written (also in the audit log)
     signed: bool = False              # C2PA Content Credentials added to the output
     content_seconds: dict = field(default_factory=dict)   # the face content's share of "render": per sub-stage
+    layer: str = "full"               # "full" frames, or "patch": the edited region with premultiplied alpha
+    matte: str | None = None          # where the matte went: the matte file/pattern, or "EXR channel NAME"
 
     def fps(self) -> float:
         total = sum(self.seconds.values())
@@ -275,7 +277,7 @@ def edit_media(path: str | Path, output: str | Path, instruction: EditInstructio
                analysis: str | Path | None = None, analysis_only: bool = False, consent: str | None = None,
                audit=None, sign: tuple | None = None, sign_alg: str = "es256", renderer: str = "geometry",
                checkpoint: str | Path | None = None, content=None,
-               actor_footage: tuple = (), linearize: bool = False) -> EditSummary:
+               actor_footage: tuple = (), linearize: bool = False, layers=None) -> EditSummary:
     """The main job: change the expression of the actor in a plate, keeping everything else.
 
     Args:
@@ -306,6 +308,9 @@ def edit_media(path: str | Path, output: str | Path, instruction: EditInstructio
         linearize: when the output's format cannot hold the plate's pixel type (an 8/16-bit plate to EXR, a float
             plate to PNG/JPEG) it is converted (:mod:`ned_fx.media.convert`): display-referred by default
             (code / white), through the sRGB curve (scene-linear EXR) with ``linearize``.
+        layers: a :class:`~ned_fx.media.layers.LayerConfig`: a patch with alpha instead of the full frame, the
+            matte (an EXR channel, else a file beside the output), a movie source's YUV conversion and a movie
+            output's codec (its timecode and reel name follow the source's). Default: full frames, no matte.
 
     Every file written carries the edit's provenance record (:mod:`ned_fx.provenance`) in its own metadata:
     the shot's record, stamped per frame with the source frame number (and, for a sequence source, that frame
@@ -329,7 +334,8 @@ def edit_media(path: str | Path, output: str | Path, instruction: EditInstructio
     try:
         return _checked_edit(path, output, instruction, frames, face_id, preview, tracker_config, manipulator_config,
                              renderer_config, compositor_config, progress, resume, analysis, analysis_only, consent,
-                             audit, sign, sign_alg, renderer, checkpoint, content, actor_footage, linearize, reached)
+                             audit, sign, sign_alg, renderer, checkpoint, content, actor_footage, linearize, reached,
+                             layers=layers)
     except BaseException as exc:           # every attempt that reached the input is audited, whatever stopped it
         if audit is not None and reached and not getattr(exc, "_ned_fx_audited", False):
             _audit_edit(audit, "failed", path, frames, face_id, instruction, consent, None, [],
@@ -339,14 +345,18 @@ def edit_media(path: str | Path, output: str | Path, instruction: EditInstructio
 
 def _checked_edit(path, output, instruction, frames, face_id, preview, tracker_config, manipulator_config,
                   renderer_config, compositor_config, progress, resume, analysis, analysis_only, consent, audit,
-                  sign, sign_alg, renderer, checkpoint, content, actor_footage, linearize, reached) -> EditSummary:
+                  sign, sign_alg, renderer, checkpoint, content, actor_footage, linearize, reached,
+                  layers=None) -> EditSummary:
     from .media import ensure_not_input
+    from .media.layers import LayerConfig, check_layer_output
     from .provenance import normalise_consent
 
     # the options first (a refused option is not an attempt: nothing is audited) ...
     kind = _output_kind(output)
     consent = normalise_consent(consent)
     _check_output_format(output, kind, preview)
+    layers = layers if layers is not None else LayerConfig()
+    check_layer_output(output, kind, layers)
     if preview is not None and _same_path(preview, output):
         raise InvalidParameterError(f"--preview {preview} is the same file as the output -o {output}: give the "
                                     f"before/after preview its own name (e.g. {output.stem}_preview.png)")
@@ -372,7 +382,7 @@ def _checked_edit(path, output, instruction, frames, face_id, preview, tracker_c
     try:
         return _edit(path, output, kind, instruction, frames, face_id, preview, tracker_config, manipulator_config,
                      renderer_config, compositor_config, progress, resume, analysis, analysis_only, consent, audit,
-                     sign, sign_alg, renderer, checkpoint, content, actor_footage, neural, linearize)
+                     sign, sign_alg, renderer, checkpoint, content, actor_footage, neural, linearize, layers=layers)
     except BaseException:
         _remove_empty(made)              # a failed edit leaves no folder it made (nothing half-written is in them)
         raise
@@ -380,7 +390,7 @@ def _checked_edit(path, output, instruction, frames, face_id, preview, tracker_c
 
 def _edit(path, output, kind, instruction, frames, face_id, preview, tracker_config, manipulator_config,
           renderer_config, compositor_config, progress, resume, analysis, analysis_only, consent, audit, sign,
-          sign_alg, renderer, checkpoint, content, actor_footage, neural, linearize) -> EditSummary:
+          sign_alg, renderer, checkpoint, content, actor_footage, neural, linearize, layers=None) -> EditSummary:
     clock = _Clock()
 
     # 1.+2. analyse the shot (track every frame: smoothing and the neutral need the whole shot) and plan the edit,
@@ -439,6 +449,11 @@ def _edit(path, output, kind, instruction, frames, face_id, preview, tracker_con
     record = build_record(path, instruction, face_id=int(track.face_id), frames=_range_text(track, frames),
                           renderer=renderer, kind="video" if kind == "movie" else "image", consent=consent,
                           application="ned-fx edit", hash_source=path.is_file())
+    if layers is not None:               # how a movie was decoded, and what the output holds
+        from .media import MOVIE_EXTENSIONS
+
+        record = replace(record, layer=layers.layer, yuv_conversion=layers.yuv_conversion
+                         if path.suffix.lower() in MOVIE_EXTENSIONS and path.is_file() else None)
     from concurrent.futures import ThreadPoolExecutor
 
     written: list = []
@@ -448,7 +463,7 @@ def _edit(path, output, kind, instruction, frames, face_id, preview, tracker_con
         summary = _render_shot(path, output, kind, track, edited, frames, preview, renderer_config,
                                compositor_config, progress, resume, clock, instruction, record, written, hasher,
                                neural=(checkpoint, neural) if neural is not None else None, models=models,
-                               content=content, linearize=linearize)
+                               content=content, linearize=linearize, layers=layers)
         if sign is not None:
             from .media.readers import read_provenance
             from .provenance.c2pa import sign_file
@@ -972,8 +987,10 @@ class _Pending:
 def _render_shot(path, output, kind, track, edited, frames, preview, renderer_config, compositor_config,
                  progress, resume, clock, instruction, record=None, written: list | None = None,
                  hasher=None, neural: tuple | None = None, models=None, content=None,
-                 linearize: bool = False) -> EditSummary:
+                 linearize: bool = False, layers=None) -> EditSummary:
     import time
+
+    from .media.layers import LayerConfig
 
     from .media import open_media, write_image
     from .provenance import file_sha256
@@ -988,10 +1005,12 @@ def _render_shot(path, output, kind, track, edited, frames, preview, renderer_co
     written = [] if written is None else written
     sink = _Sink(output, kind, path, track, edited, instruction, resume, record, written, hasher,
                  renderer={"renderer": "neural", "checkpoint": str(Path(neural[0]).resolve()),
-                           "step": int(neural[1].step)} if neural else None, linearize=linearize)
+                           "step": int(neural[1].step)} if neural else None, linearize=linearize,
+                 layers=layers if layers is not None else LayerConfig())
+    need_weights = sink.layers.matte or sink.layers.layer == "patch"
     before_after = _PreviewSink(preview, track.fps, record, written)
     try:
-        with open_media(path, parse_frame_range(frames)) as source:
+        with open_media(path, parse_frame_range(frames), yuv_conversion=sink.layers.yuv_conversion) as source:
             total = len(source)
             hash_own = record is not None and kind != "movie" and source.kind == "sequence"
 
@@ -1015,10 +1034,15 @@ def _render_shot(path, output, kind, track, edited, frames, preview, renderer_co
 
             def finish(item):
                 frame, own, pending = item
-                return frame, own, shot.finish(pending, clock) if pending is not None else None
+                if pending is None:
+                    return frame, own, None, None
+                # the matte / a patch's alpha: the weights the compositor blends this frame with
+                weights = _blend_weights(shot, pending) if need_weights else None
+                return frame, own, shot.finish(pending, clock), weights
 
             # decode, warp, content + composite, and encode (here) of neighbouring frames run at once
-            for done, (frame, own, result) in enumerate(staged(decoded(), (begin, finish), name="ned-fx-render"), 1):
+            for done, (frame, own, result, weights) in enumerate(staged(decoded(), (begin, finish),
+                                                                         name="ned-fx-render"), 1):
                 t = time.perf_counter()
                 if result is None:
                     resumed.append(frame.number)
@@ -1032,7 +1056,7 @@ def _render_shot(path, output, kind, track, edited, frames, preview, renderer_co
                     if record is not None and kind != "movie":
                         own = own.result() if hasattr(own, "result") else own
                         stamp = record.for_frame(frame.number, own, reason)
-                    sink.write(out_frame, write_image, stamp)
+                    sink.write(out_frame, write_image, stamp, plate=frame, weights=weights)
                     before_after.add(frame, out_frame)
                     clock.add("encode", t)
                 if progress:
@@ -1048,7 +1072,15 @@ def _render_shot(path, output, kind, track, edited, frames, preview, renderer_co
     return EditSummary(output=str(output), frames=total, edited=tuple(edited_frames),
                        passed_through=passed, resumed=tuple(resumed), seconds=dict(clock.seconds),
                        preview=str(preview) if preview else None, face_id=track.face_id,
-                       content_seconds=dict(shot.content.seconds))
+                       content_seconds=dict(shot.content.seconds), layer=sink.layers.layer, matte=sink.matte_where())
+
+
+def _blend_weights(shot, pending) -> np.ndarray:
+    """The weights ``shot.finish`` composites ``pending`` with (0 everywhere for a frame passed through)."""
+    where, frame = pending.where, pending.frame
+    if where.reason is not None:
+        return np.zeros(frame.pixels.shape[:2], np.float32)
+    return shot.compositor.weights(frame.pixels.shape, where.box, where.dst, where.src, keep=pending.keep)
 
 
 class _MovieOwner:
@@ -1071,10 +1103,16 @@ class _Sink(_MovieOwner):
 
     def __init__(self, output: Path, kind: str, source: Path, track, edited, instruction, resume: bool,
                  record=None, written: list | None = None, hasher=None, renderer: dict | None = None,
-                 linearize: bool = False):
+                 linearize: bool = False, layers=None):
         import hashlib
         import json
 
+        from .media.layers import LayerConfig, matte_path
+
+        self.layers = layers if layers is not None else LayerConfig()
+        # the matte beside the output (an EXR holds it as a channel)
+        self.matte_file = matte_path(output) if self.layers.matte and output.suffix.lower() != ".exr" else None
+        self.matte_movie = None
         self.linearize = linearize
         self.output, self.kind, self.source = output, kind, source
         self.movie = None
@@ -1089,14 +1127,17 @@ class _Sink(_MovieOwner):
 
             key = json.dumps({"source": str(source.resolve()), "instruction": instruction.as_params(),
                               "frames": [int(track.frame_numbers[0]), int(track.frame_numbers[-1])],
-                              "face": int(track.face_id), "version": _version(), **(renderer or {})}, sort_keys=True)
+                              "face": int(track.face_id), "version": _version(), **(renderer or {}),
+                              **({"layers": self.layers.key()} if self.layers != LayerConfig() else {})},
+                             sort_keys=True)
             self.key = hashlib.sha256(key.encode()).hexdigest()
             self._path_for = lambda n: sequence_path(output, n)
             self.manifest = output.parent / f".{output.name}.ned_fx.json"
             if resume and self.manifest.is_file():
                 try:
                     if json.loads(self.manifest.read_text()).get("key") == self.key:
-                        self.done = {int(n) for n in track.frame_numbers if self._path_for(int(n)).is_file()}
+                        self.done = {int(n) for n in track.frame_numbers if self._path_for(int(n)).is_file()
+                                     and (self.matte_file is None or sequence_path(self.matte_file, n).is_file())}
                 except (OSError, ValueError):
                     self.done = set()
             output.parent.mkdir(parents=True, exist_ok=True)
@@ -1106,12 +1147,20 @@ class _Sink(_MovieOwner):
     def already_done(self, number: int) -> bool:
         return number in self.done
 
+    def matte_where(self) -> str | None:
+        """Where the matte went (for the summary), or None without one."""
+        if not self.layers.matte:
+            return None
+        return str(self.matte_file) if self.matte_file is not None else f"EXR channel {self.layers.matte_channel}"
+
     def _metadata(self, frame: Frame):
         """The plate's header attributes go to EXR outputs (other formats carry only the provenance)."""
         return (dict(frame.metadata) or None) if self.output.suffix.lower() == ".exr" else None
 
     def abort(self) -> None:
         super().abort()
+        if self.matte_movie is not None:
+            self.matte_movie.abort()
         # a sequence of which this run wrote nothing and found nothing leaves no resume manifest behind
         if self.kind == "sequence" and not self.written and not self.done and not self._manifest_was_there:
             try:
@@ -1119,11 +1168,40 @@ class _Sink(_MovieOwner):
             except OSError:
                 pass
 
-    def write(self, frame: Frame, write_image, provenance=None) -> None:
-        if self.kind != "movie":                   # an 8-bit plate to EXR, a float plate to PNG, ...
-            from .media.convert import convert_for_output
+    def write(self, frame: Frame, write_image, provenance=None, plate: Frame | None = None,
+              weights: np.ndarray | None = None) -> None:
+        """Write one edited frame (``plate``: the frame as decoded; ``weights``: the compositor's, for a matte or
+        a patch)."""
+        if self.kind == "movie":
+            self._movie_write(frame, plate, weights)
+            return
+        from .media import sequence_path
+        from .media.convert import convert_for_output
+        from .media.layers import matte_frame, patch_frame, with_matte_channel
 
-            frame = convert_for_output(frame, self.output.suffix, self.linearize)
+        frame = convert_for_output(frame, self.output.suffix, self.linearize)   # 8-bit plate to EXR, float to PNG
+        if self.layers.layer == "patch":
+            frame = patch_frame(convert_for_output(plate, self.output.suffix, self.linearize), frame, weights)
+        if self.layers.matte and self.matte_file is None:
+            frame = with_matte_channel(frame, weights, self.layers.matte_channel)
+        elif self.layers.matte:
+            matte = matte_frame(weights, frame, self.output.suffix.lower())
+            target = sequence_path(self.matte_file, frame.number) if self.kind == "sequence" else self.matte_file
+            self._keep(write_image(target, matte, provenance=provenance))
+        self._write_picture(frame, write_image, provenance)
+
+    def _keep(self, written) -> None:
+        if self.hasher is not None:
+            from .provenance import output_entry
+
+            written = self.hasher.submit(output_entry, written)
+        self.written.append(written)
+
+    def _write_picture(self, frame: Frame, write_image, provenance=None) -> None:
+        if self.layers.layer == "patch" and self.output.suffix.lower() in (".tif", ".tiff"):
+            import functools
+
+            write_image = functools.partial(write_image, premultiplied=True)
         if self.kind == "sequence":
             written = write_image(self._path_for(frame.number), frame, metadata=self._metadata(frame),
                                   provenance=provenance)
@@ -1132,30 +1210,61 @@ class _Sink(_MovieOwner):
 
                 written = self.hasher.submit(output_entry, written)
             self.written.append(written)
-        elif self.kind == "image":
+        else:
             self.written.append(write_image(self.output, frame, metadata=self._metadata(frame),
                                             provenance=provenance))
-        else:
-            self._movie_write(frame)
 
     def close(self) -> None:
         super().close()
         if self.movie is not None:
             self.written.append(self.movie.path)
+        if self.matte_movie is not None:
+            self.written.append(self.matte_movie.close())
 
-    def _movie_write(self, frame: Frame) -> None:
+    def _movie_write(self, frame: Frame, plate: Frame | None = None, weights: np.ndarray | None = None) -> None:
         from .media import MOVIE_EXTENSIONS, MovieWriter, to_display_rgb8
+        from .media.layers import patch_frame
 
         rgb = to_display_rgb8(frame)
         if self.movie is None:
             fps = self.track.fps or 25.0
             start = self._first_number / fps                 # movie frame numbers are 0-based indices
             audio_span = (start, start + len(self.track.frame_numbers) / fps)
-            self.movie = MovieWriter(self.output, fps, rgb.shape[1], rgb.shape[0],
-                                     audio_from=self.source if self.source.suffix.lower() in MOVIE_EXTENSIONS
-                                     else None,
-                                     audio_range=audio_span, provenance=self.record)
+            from_movie = self.source.suffix.lower() in MOVIE_EXTENSIONS and self.source.is_file()
+            timecode, reel = _output_timecode(self.source, self._first_number, fps) if from_movie else (None, None)
+            codec = self.layers.movie_codec()
+            self.movie = MovieWriter(self.output, fps, rgb.shape[1], rgb.shape[0], codec=codec,
+                                     audio_from=self.source if from_movie else None,
+                                     audio_range=audio_span, provenance=self.record, timecode=timecode,
+                                     reel_name=reel)
+            if self.matte_file is not None:
+                from .media.writers import ALPHA_CODECS
+
+                self.matte_movie = MovieWriter(self.matte_file, fps, rgb.shape[1], rgb.shape[0],
+                                               codec="prores_ks" if codec in ALPHA_CODECS else codec,
+                                               provenance=self.record, timecode=timecode, reel_name=reel)
+        if self.matte_movie is not None:
+            grey = np.round(np.clip(weights, 0.0, 1.0) * 255.0).astype(np.uint8)
+            self.matte_movie.write(np.repeat(grey[..., None], 3, axis=2))
+        if self.layers.layer == "patch":
+            plate_rgb = to_display_rgb8(plate)
+            rgb = patch_frame(Frame.from_array(plate_rgb, frame.number), Frame.from_array(rgb, frame.number),
+                              weights).pixels
         self.movie.write(rgb)
+
+
+def _output_timecode(source: Path, first: int, fps: float) -> tuple[str | None, str | None]:
+    """The source movie's timecode moved on to the output's first frame, and its reel name."""
+    from .media.readers import movie_timecode
+    from .media.timecode import add_frames
+
+    timecode, reel = movie_timecode(source)
+    if timecode is None:
+        return None, None
+    try:
+        return add_frames(timecode, first, fps), reel
+    except InvalidParameterError:       # a timecode tag this reader does not understand: not carried
+        return None, None
 
 
 class _PreviewSink(_MovieOwner):

@@ -56,6 +56,21 @@ def register(subparsers) -> argparse.ArgumentParser:
                               "hair): replaces occluder detection on the frames it has")
     content.add_argument("--no-content", metavar="PARTS", type=_content_parts, default=frozenset(),
                          help="switch face-content sub-stages off: any of mouth,eyes,skin,brows,occluders (comma-separated)")
+    layer = p.add_argument_group("layers and delivery (what a compositor or colorist layers over the plate)")
+    layer.add_argument("--layer", choices=["full", "patch"], default="full",
+                       help="full (default): the whole frame; patch: only the edited region, premultiplied alpha "
+                            "over transparent black at the plate's size (EXR, 16-bit PNG/TIFF, ProRes 4444 .mov): "
+                            "`over` the plate it gives the full-frame edit back")
+    layer.add_argument("--matte", nargs="?", const="ned.matte", default=None, metavar="CHANNEL",
+                       help="also write the edit's matte (the compositor's blend weights): a channel of EXR outputs "
+                            "(default name ned.matte), else NAME.matte.* beside the output")
+    layer.add_argument("--yuv-conversion", choices=["exact", "ffmpeg"], default="exact",
+                       help="how a movie source's YUV becomes RGB: exact (default: exact rounding, full chroma "
+                            "interpolation) or ffmpeg (FFmpeg's/OpenCV's default, bit for bit: what most hosts show)")
+    layer.add_argument("--codec", choices=_movie_codecs(), default=None,
+                       help="movie output codec: libx264 (default), prores_ks (ProRes 422 HQ), prores_4444 (with "
+                            "alpha; the default for --layer patch), dnxhr_hq, dnxhr_hqx, dnxhr_444, ...; the "
+                            "source's timecode and reel name are carried")
     prov = p.add_argument_group("provenance, consent and audit")
     prov.add_argument("--consent", metavar="TEXT",
                       help="the performer's consent reference (release id or free text): carried into every "
@@ -77,6 +92,22 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 
 CONTENT_PARTS = ("mouth", "eyes", "skin", "brows", "occluders")
+
+
+def _movie_codecs() -> list[str]:
+    from ..media.writers import MOVIE_CODECS
+
+    return list(MOVIE_CODECS)
+
+
+def layers_from_args(args):
+    """The :class:`~ned_fx.media.layers.LayerConfig` of the layer/delivery options."""
+    from ..media.layers import MATTE_CHANNEL, LayerConfig
+
+    matte = getattr(args, "matte", None)
+    return LayerConfig(layer=getattr(args, "layer", "full"), matte=matte is not None,
+                       matte_channel=matte or MATTE_CHANNEL,
+                       yuv_conversion=getattr(args, "yuv_conversion", "exact"), codec=getattr(args, "codec", None))
 
 
 def _content_parts(text: str) -> frozenset:
@@ -104,6 +135,7 @@ def run(args) -> int:
     from .manipulate import instruction_from_args
 
     instruction = instruction_from_args(args)          # edit_media validates it before any work
+    layers = layers_from_args(args)
     if bool(args.sign_cert) != bool(args.sign_key):
         from ..errors import InvalidParameterError
 
@@ -132,7 +164,7 @@ def run(args) -> int:
                              analysis_only=args.analysis_only, consent=args.consent, audit=audit, sign=sign,
                              sign_alg=args.sign_alg, renderer=args.renderer, checkpoint=args.checkpoint,
                              content=content_from_args(args), actor_footage=tuple(args.actor_footage or ()),
-                             linearize=args.linearize)
+                             linearize=args.linearize, layers=layers)
     finally:
         for _, close in bars.values():
             close()
@@ -151,7 +183,10 @@ def run(args) -> int:
     if s.resumed:
         print(f"kept {len(s.resumed)} frame(s) already written by the same edit: {describe_numbers(list(s.resumed))}")
     print("time per stage: " + ", ".join(f"{k} {v:.1f}s" for k, v in s.seconds.items()))
-    print(f"wrote {s.output}" + (" (signed: C2PA Content Credentials)" if s.signed else ""))
+    print(f"wrote {s.output}" + (" (a patch: premultiplied alpha)" if s.layer == "patch" else "")
+          + (" (signed: C2PA Content Credentials)" if s.signed else ""))
+    if s.matte:
+        print(f"matte: {s.matte}")
     if s.preview:
         print(f"wrote {s.preview}")
     if audit is not None:

@@ -218,6 +218,49 @@ class Compositor:
         box[:, :, cols] = result
         return out
 
+    def weights(self, plate_size, region_box, target_landmarks, source_landmarks=None,
+                keep: np.ndarray | None = None) -> np.ndarray:
+        """The per-pixel weights :meth:`composite` blends with, over the whole plate: the soft face mask times
+        ``1 - keep`` inside the region box (clipped to the plate), 0 elsewhere. The same steps as
+        :meth:`composite` (same box clipping, same mask, same ``keep`` clean-up), so a matte written from them is
+        what the blend used.
+
+        Args:
+            plate_size: ``(height, width)`` of the plate's pixels (or a plate array / Frame, whose pixels' size
+                is taken).
+            region_box, target_landmarks, source_landmarks, keep: as for :meth:`composite`.
+
+        Returns:
+            (height, width) float32 in 0..1.
+
+        Raises:
+            InvalidParameterError: a box outside the plate, or a ``keep`` that does not fit the box.
+        """
+        if isinstance(plate_size, Frame):
+            plate_size = plate_size.pixels.shape
+        elif isinstance(plate_size, np.ndarray):
+            plate_size = plate_size.shape
+        height, width = int(plate_size[0]), int(plate_size[1])
+        bx0, by0, bx1, by1 = _box(region_box)
+        x0, y0, x1, y1 = max(bx0, 0), max(by0, 0), min(bx1, width), min(by1, height)
+        if x1 <= x0 or y1 <= y0:
+            raise InvalidParameterError(f"region_box {tuple(region_box)} lies outside the {width}x{height} plate")
+        offset = np.array([x0, y0], dtype=np.float64)
+        tgt = np.asarray(target_landmarks, np.float64)[:, :2] - offset
+        src = None if source_landmarks is None else np.asarray(source_landmarks, np.float64)[:, :2] - offset
+        mask = face_mask((y1 - y0, x1 - x0), tgt, src, self.config).astype(np.float32, copy=False)
+        if keep is not None:
+            hold = np.asarray(keep, dtype=np.float32)
+            if hold.shape != (by1 - by0, bx1 - bx0):
+                raise InvalidParameterError(f"keep is {hold.shape} but region_box {tuple(region_box)} is "
+                                            f"{bx1 - bx0}x{by1 - by0}; pass a matte over the region box (h, w)")
+            hold = np.clip(np.nan_to_num(hold[y0 - by0: y1 - by0, x0 - bx0: x1 - bx0], nan=0.0), 0.0, 1.0)
+            if hold.any():
+                mask = mask * (1.0 - hold)
+        out = np.zeros((height, width), np.float32)
+        out[y0:y1, x0:x1] = mask
+        return out
+
     def composite_frame(self, frame: Frame, rendered_region: np.ndarray, region_box, target_landmarks,
                         source_landmarks=None, keep: np.ndarray | None = None) -> Frame:
         """:meth:`composite` on a Frame, returning a Frame (windows, channels and metadata kept)."""

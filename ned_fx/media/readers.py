@@ -462,9 +462,33 @@ def _open_container(path: Path) -> Any:
             f"{path}: cannot be opened as a movie ({exc}); the file is corrupt, truncated or not a movie") from None
 
 
-def _rgb_from_video_frame(frame: Any) -> np.ndarray:
-    """Decoded video frame -> (H, W, 3) uint8 RGB using the stream's own YUV matrix and range."""
+#: How a movie's YUV pictures become RGB: ``exact`` (the default) rounds exactly and interpolates chroma fully;
+#: ``ffmpeg`` is FFmpeg's (and OpenCV's, and many hosts') default conversion, bit for bit.
+YUV_CONVERSIONS: tuple[str, ...] = ("exact", "ffmpeg")
+
+
+def check_yuv_conversion(value: str) -> str:
+    """``value`` if it is one of :data:`YUV_CONVERSIONS`.
+
+    Raises:
+        InvalidParameterError: any other value (the valid ones are listed).
+    """
+    if value not in YUV_CONVERSIONS:
+        raise InvalidParameterError(f"yuv conversion {value!r} is not known; valid: {', '.join(YUV_CONVERSIONS)}")
+    return value
+
+
+def _rgb_from_video_frame(frame: Any, conversion: str = "exact") -> np.ndarray:
+    """Decoded video frame -> (H, W, 3) uint8 RGB using the stream's own YUV matrix and range.
+
+    ``conversion="ffmpeg"``: what ``ffmpeg -i clip.mp4 frame.png`` and ``cv2.VideoCapture`` give — swscale's
+    default (bicubic flags, fast rounding, chroma interpolated in the output stage) with the frame's own tags, and
+    BT.601 where the file names no matrix.
+    """
     from av.video.reformatter import ColorRange, Colorspace, Interpolation
+
+    if conversion == "ffmpeg":
+        return np.ascontiguousarray(frame.to_ndarray(format="rgb24", interpolation=Interpolation.BICUBIC))
 
     # AVColorSpace codes -> swscale matrices; unspecified follows the players' rule (HD: 709, SD: 601).
     spaces = {1: Colorspace.ITU709, 4: Colorspace.FCC, 5: Colorspace.ITU601, 6: Colorspace.ITU601,
@@ -485,6 +509,33 @@ def _rgb_from_video_frame(frame: Any) -> np.ndarray:
                                                  dst_color_range=ColorRange.JPEG, interpolation=accurate))
 
 
+def _timecode_of(container: Any, video: Any) -> tuple[str | None, str | None]:
+    """The movie's first-frame timecode and reel name (a QuickTime/MXF timecode track, the video stream's or the
+    container's ``timecode`` tag), or None."""
+    timecode = reel = None
+    for st in (video, *container.streams.data):
+        meta = dict(st.metadata or {})
+        timecode = timecode or meta.get("timecode")
+        reel = reel or meta.get("reel_name")
+    timecode = timecode or dict(container.metadata or {}).get("timecode")
+    return (str(timecode) if timecode else None), (str(reel) if reel else None)
+
+
+def movie_timecode(path: str | os.PathLike) -> tuple[str | None, str | None]:
+    """A movie's first-frame timecode and reel name (each None when the file has none), from its headers only.
+
+    Raises:
+        InputNotFoundError, UnreadableMediaError: the file cannot be opened as a movie.
+    """
+    container = _open_container(Path(path))
+    try:
+        if not container.streams.video:
+            return None, None
+        return _timecode_of(container, container.streams.video[0])
+    finally:
+        container.close()
+
+
 class MovieSource(MediaSource):
     """A movie's video track, decoded with PyAV to uint8 RGB; frame numbers are 0-based indices.
 
@@ -497,12 +548,17 @@ class MovieSource(MediaSource):
         codec: the video codec's name (e.g. ``"h264"``).
         frame_count: the number of frames in the whole movie.
         has_audio: whether the file has an audio track.
+        timecode: the first frame's timecode (``"HH:MM:SS:FF"``) or None; reel_name: the source reel or None.
+        yuv_conversion: ``"exact"`` or ``"ffmpeg"`` (:data:`YUV_CONVERSIONS`).
     """
 
     kind = "movie"
 
-    def __init__(self, path: Path, frames: FrameRange | None):
+    def __init__(self, path: Path, frames: FrameRange | None, yuv_conversion: str = "exact"):
         import av
+
+        #: ``"exact"`` or ``"ffmpeg"`` (:data:`YUV_CONVERSIONS`)
+        self.yuv_conversion = check_yuv_conversion(yuv_conversion)
 
         container = _open_container(path)
         try:
@@ -517,6 +573,7 @@ class MovieSource(MediaSource):
             self.frame_rate: Fraction | None = Fraction(rate) if rate else None
             self._dims = (int(stream.codec_context.width), int(stream.codec_context.height))
             has_audio = bool(container.streams.audio)
+            self.timecode, self.reel_name = _timecode_of(container, stream)
             declared = int(stream.frames or 0)
             pts: list[int | None] = []
             packets = 0
@@ -628,7 +685,7 @@ class MovieSource(MediaSource):
 
     def _to_frame(self, index: int, frame: Any) -> Frame:
         try:
-            pixels = _rgb_from_video_frame(frame)
+            pixels = _rgb_from_video_frame(frame, self.yuv_conversion)
         except NedFxError:
             raise
         except Exception as exc:
@@ -685,7 +742,8 @@ class MovieSource(MediaSource):
 
 # ---- entry point ----------------------------------------------------------------------------------------------
 
-def open_media(path: str | os.PathLike, frames: "FrameRange | str | int | None" = None) -> MediaSource:
+def open_media(path: str | os.PathLike, frames: "FrameRange | str | int | None" = None,
+               yuv_conversion: str = "exact") -> MediaSource:
     """Open a movie, a single image or an image sequence for reading.
 
     Args:
@@ -694,6 +752,8 @@ def open_media(path: str | os.PathLike, frames: "FrameRange | str | int | None" 
             read as that one file, even if its name looks like a pattern.
         frames: optional FrameRange, or text ``"1001-1100"``, ``"1001-1100x2"``, ``"1001"``, limiting the frame
             numbers read; for a movie these are 0-based frame indices.
+        yuv_conversion: movies only: ``"exact"`` (default: exact rounding, full chroma interpolation) or
+            ``"ffmpeg"`` (FFmpeg's/OpenCV's default conversion, bit for bit: what most hosts show).
 
     Returns:
         A MediaSource (context manager).
@@ -710,6 +770,7 @@ def open_media(path: str | os.PathLike, frames: "FrameRange | str | int | None" 
         raise InputNotFoundError("no input path was given")
     p = Path(path)
     frame_range = parse_frame_range(frames)
+    check_yuv_conversion(yuv_conversion)
     if p.is_dir():
         raise UnsupportedFormatError(
             f"{p} is a folder; give a movie, an image, or an image sequence pattern such as "
@@ -717,7 +778,7 @@ def open_media(path: str | os.PathLike, frames: "FrameRange | str | int | None" 
     if p.exists():
         kind = media_kind_for(p)
         if kind == "movie":
-            return MovieSource(p, frame_range)
+            return MovieSource(p, frame_range, yuv_conversion)
         return ImageSource(p, frame_range)
     if is_sequence_pattern(p):
         return SequenceSource(p, frame_range)

@@ -25,7 +25,7 @@ from .frames import Frame
 from .paths import IMAGE_EXTENSIONS, MOVIE_EXTENSIONS, is_sequence_pattern, parse_sequence_pattern, sequence_path
 
 __all__ = ["write_image", "MovieWriter", "ensure_not_input", "sequence_path", "is_sequence_pattern",
-           "atomic_output", "EXR_COMPRESSIONS", "MOVIE_CODECS"]
+           "atomic_output", "EXR_COMPRESSIONS", "MOVIE_CODECS", "ALPHA_CODECS"]
 
 #: EXR compression names accepted by :func:`write_image`.
 EXR_COMPRESSIONS: tuple[str, ...] = ("none", "rle", "zips", "zip", "piz", "pxr24", "b44", "b44a", "dwaa", "dwab")
@@ -220,7 +220,8 @@ def _encode_cv2(frame: Frame, path: Path, ext: str, jpeg_quality: int, png_compr
     return buf.tobytes()
 
 
-def _write_tiff(frame: Frame, tmp: Path, compression: str | None, tags: Mapping[str, Any] | None = None) -> None:
+def _write_tiff(frame: Frame, tmp: Path, compression: str | None, tags: Mapping[str, Any] | None = None,
+                premultiplied: bool = False) -> None:
     import tifffile
 
     px = frame.pixels
@@ -229,7 +230,8 @@ def _write_tiff(frame: Frame, tmp: Path, compression: str | None, tags: Mapping[
         photometric, base = "rgb", 3
     else:
         photometric, base = "minisblack", 1
-    extras = ["unassalpha" if n == "A" else "unspecified" for n in names[base:]]
+    alpha = "assocalpha" if premultiplied else "unassalpha"
+    extras = [alpha if n == "A" else "unspecified" for n in names[base:]]
     data = px[:, :, 0] if px.shape[2] == 1 else px
     comp = None if compression in (None, "none") else "zlib"
     tifffile.imwrite(str(tmp), np.ascontiguousarray(data), photometric=photometric,
@@ -299,7 +301,7 @@ def _exr_channels(frame: Frame, path: Path, pixel_type: str | None) -> dict[str,
 def write_image(path: str | os.PathLike, image: Frame | np.ndarray, *, channels: tuple[str, ...] | None = None,
                 pixel_type: str | None = None, compression: str | None = None,
                 metadata: Mapping[str, Any] | None = None, jpeg_quality: int = 95,
-                png_compression: int = 3, provenance: Any = None) -> Path:
+                png_compression: int = 3, provenance: Any = None, premultiplied: bool = False) -> Path:
     """Write one still image atomically.
 
     Formats by extension:
@@ -328,6 +330,9 @@ def write_image(path: str | os.PathLike, image: Frame | np.ndarray, *, channels:
             metadata: EXR header attributes, PNG text chunks, JPEG XMP/COM segments, TIFF description, software
             and XMP tags (see :mod:`ned_fx.provenance.embed`); the pixels are the same as without it. BMP has no
             metadata and refuses it.
+        premultiplied: the colour channels are premultiplied by A (a patch): TIFF marks A as associated alpha.
+            EXR is premultiplied by convention; PNG has no such mark (its readers assume straight alpha: tell
+            the host the clip's alpha is premultiplied).
 
     Returns:
         The output path.
@@ -400,7 +405,7 @@ def write_image(path: str | os.PathLike, image: Frame | np.ndarray, *, channels:
 
             tags = tiff_tags(record)
         with atomic_output(p) as tmp:
-            _write_tiff(frame, tmp, "zlib" if compression is None else compression, tags)
+            _write_tiff(frame, tmp, "zlib" if compression is None else compression, tags, premultiplied)
         return p
     if compression is not None:
         raise InvalidParameterError(f"compression applies to EXR and TIFF only, not to {p.name}")
@@ -436,8 +441,16 @@ MOVIE_CODECS: dict[str, tuple[str, tuple[str, ...], dict[str, str]]] = {
                                                       "tag": "hvc1"}),
     "libvpx-vp9": ("yuv420p", (".webm", ".mkv", ".mp4"), {"b": "0", "row-mt": "1"}),
     "prores_ks": ("yuv422p10le", (".mov", ".mkv"), {"profile": "3"}),
+    "prores_4444": ("yuva444p10le", (".mov", ".mkv"), {"profile": "4", "alpha_bits": "16"}),
+    "dnxhr_hq": ("yuv422p", (".mov", ".mxf", ".mkv"), {"profile": "dnxhr_hq"}),
+    "dnxhr_hqx": ("yuv422p10le", (".mov", ".mxf", ".mkv"), {"profile": "dnxhr_hqx"}),
+    "dnxhr_444": ("yuv444p10le", (".mov", ".mxf", ".mkv"), {"profile": "dnxhr_444"}),
     "mpeg4": ("yuv420p", (".mp4", ".mov", ".mkv", ".avi"), {}),
 }
+#: codec names that are a profile of another FFmpeg encoder
+_ENCODERS = {"prores_4444": "prores_ks", "dnxhr_hq": "dnxhd", "dnxhr_hqx": "dnxhd", "dnxhr_444": "dnxhd"}
+#: codecs that store an alpha channel (:meth:`MovieWriter.write` takes RGBA for them)
+ALPHA_CODECS: tuple[str, ...] = ("prores_4444",)
 #: codec -> the quality option and the value for ``crf``-style quality (lower = better)
 _QUALITY_OPTION = {"libx264": "crf", "libx265": "crf", "libvpx-vp9": "crf", "mpeg4": "qscale"}
 
@@ -471,7 +484,9 @@ class MovieWriter:
         width: frame width of the RGB frames given to :meth:`write`.
         height: frame height.
         codec: one of :data:`MOVIE_CODECS`: ``"libx264"`` (default), ``"libx265"``, ``"libvpx-vp9"``,
-            ``"prores_ks"`` (ProRes 422 HQ, .mov) or ``"mpeg4"``.
+            ``"prores_ks"`` (ProRes 422 HQ, .mov), ``"prores_4444"`` (ProRes 4444 with alpha: :meth:`write` takes
+            RGBA), ``"dnxhr_hq"`` (8-bit 4:2:2), ``"dnxhr_hqx"`` (10-bit 4:2:2), ``"dnxhr_444"`` (10-bit 4:4:4;
+            .mov/.mxf) or ``"mpeg4"``.
         crf: quality, lower is better (x264/x265/vp9 CRF, mpeg4 qscale); 18 by default (visually lossless for
             x264). Ignored by ProRes.
         options: extra encoder options (strings), e.g. ``{"preset": "slow"}``.
@@ -482,6 +497,10 @@ class MovieWriter:
         provenance: an :class:`~ned_fx.provenance.EditRecord` (or its dict) carried in the container's tags
             (``comment``/``description``: the sentence; ``ned_fx_provenance``: the JSON record; MP4/MOV are written
             with ``movflags=+use_metadata_tags`` so the custom tag survives; AVI keeps it in its INFO subject).
+        timecode: the first frame's timecode (``"HH:MM:SS:FF"``, ``;`` before the frames for drop-frame): a
+            QuickTime/MXF timecode track (and the ``timecode`` tag elsewhere); None: none.
+        reel_name: the source's reel (tape) name, kept in the .mov timecode track (``reel_name``); needs
+            ``timecode``.
 
     Raises:
         InvalidParameterError: fps, size, codec or crf out of range, or a codec that the container cannot hold.
@@ -493,8 +512,10 @@ class MovieWriter:
     def __init__(self, path: str | os.PathLike, fps: float | Fraction, width: int, height: int,
                  codec: str = "libx264", crf: int = 18, options: Mapping[str, str] | None = None,
                  audio_from: str | os.PathLike | None = None, audio_range: tuple[float, float] | None = None,
-                 provenance: Any = None):
+                 provenance: Any = None, timecode: str | None = None, reel_name: str | None = None):
         import av
+
+        from .timecode import parse_timecode
 
         self.path = check_output_path(path, MOVIE_EXTENSIONS, "movie")
         if codec not in MOVIE_CODECS:
@@ -503,9 +524,15 @@ class MovieWriter:
         if self.path.suffix.lower() not in extensions:
             raise InvalidParameterError(
                 f"codec {codec} cannot be written to a {self.path.suffix} file; use {' or '.join(extensions)}")
-        if codec not in av.codecs_available:
+        encoder = _ENCODERS.get(codec, codec)
+        if encoder not in av.codecs_available:
             raise InvalidParameterError(f"codec {codec} is not in this FFmpeg build; valid here: "
-                                        f"{', '.join(c for c in MOVIE_CODECS if c in av.codecs_available)}")
+                                        f"{', '.join(c for c in MOVIE_CODECS if _ENCODERS.get(c, c) in av.codecs_available)}")
+        if timecode is not None:
+            parse_timecode(timecode)         # a malformed timecode is refused before any file is made
+        if reel_name is not None and (timecode is None or not str(reel_name).strip() or len(str(reel_name)) > 255):
+            raise InvalidParameterError(f"reel name {reel_name!r}: give a non-empty name (up to 255 characters) "
+                                        f"together with a timecode")
         try:
             rate = _rate_fraction(fps)
         except (TypeError, ValueError, OverflowError):
@@ -521,6 +548,8 @@ class MovieWriter:
         self.rate = rate
         self.width, self.height = int(width), int(height)
         self.codec = codec
+        self.alpha = codec in ALPHA_CODECS
+        self.timecode, self.reel_name = timecode, reel_name
         self.frames_written = 0
         self._enc_width = self.width + self.width % 2
         self._enc_height = self.height + self.height % 2
@@ -546,7 +575,13 @@ class MovieWriter:
             self._container = av.open(str(self._tmp), mode="w", options=container_opts)
             if tags:
                 self._container.metadata.update(tags)
-            stream = self._container.add_stream(codec, rate=rate)
+            if timecode is not None and self.path.suffix.lower() not in (".mov", ".mp4", ".mxf"):
+                self._container.metadata["timecode"] = timecode
+            stream = self._container.add_stream(encoder, rate=rate)
+            if timecode is not None:
+                stream.metadata["timecode"] = timecode          # mov/mp4/mxf: a timecode track
+                if reel_name is not None:
+                    stream.metadata["reel_name"] = str(reel_name)
             stream.width = self._enc_width
             stream.height = self._enc_height
             stream.pix_fmt = pix_fmt
@@ -570,7 +605,9 @@ class MovieWriter:
         """Encode one frame.
 
         Args:
-            rgb8: (height, width, 3) uint8 RGB array (e.g. from :func:`to_display_rgb8`).
+            rgb8: (height, width, 3) uint8 RGB array (e.g. from :func:`to_display_rgb8`); for an alpha codec
+                (:data:`ALPHA_CODECS`) also (height, width, 4) uint8 or uint16 RGBA (alpha as given: a patch's
+                premultiplied colour stays premultiplied).
 
         Raises:
             InvalidParameterError: wrong shape or dtype, or the writer is closed.
@@ -579,9 +616,12 @@ class MovieWriter:
         if self._done:
             raise InvalidParameterError(f"{self.path}: the movie writer is already closed")
         arr = np.asarray(rgb8)
-        if arr.dtype != np.uint8 or arr.shape != (self.height, self.width, 3):
+        rgba = self.alpha and arr.shape == (self.height, self.width, 4) and arr.dtype in (np.uint8, np.uint16)
+        if not rgba and (arr.dtype != np.uint8 or arr.shape != (self.height, self.width, 3)):
+            also = f" or ({self.height}, {self.width}, 4) uint8/uint16 RGBA" if self.alpha else ""
             raise InvalidParameterError(
-                f"{self.path}: frames must be ({self.height}, {self.width}, 3) uint8 RGB, got {arr.shape} {arr.dtype}")
+                f"{self.path}: frames must be ({self.height}, {self.width}, 3) uint8 RGB{also}, got {arr.shape} "
+                f"{arr.dtype}")
         try:
             self._encode(arr)
         except BaseException as exc:
@@ -599,7 +639,11 @@ class MovieWriter:
         pad_y, pad_x = self._enc_height - self.height, self._enc_width - self.width
         if pad_y or pad_x:
             arr = np.pad(arr, ((0, pad_y), (0, pad_x), (0, 0)), mode="edge")
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(arr), format="rgb24")
+        if arr.shape[2] == 3 and self.alpha:          # opaque
+            full = np.iinfo(arr.dtype).max
+            arr = np.concatenate([arr, np.full(arr.shape[:2] + (1,), full, arr.dtype)], axis=2)
+        fmt = {(3, "uint8"): "rgb24", (4, "uint8"): "rgba", (4, "uint16"): "rgba64le"}[arr.shape[2], str(arr.dtype)]
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(arr), format=fmt)
         frame = frame.reformat(format=self._stream.pix_fmt, src_colorspace=Colorspace.ITU709,
                                dst_colorspace=Colorspace.ITU709, src_color_range=ColorRange.JPEG,
                                dst_color_range=ColorRange.MPEG)

@@ -62,6 +62,9 @@ class EditRecord:
         frames: the shot's frame range (``"1001-1100"``).
         time: UTC ISO 8601 time of the edit; consent: the performer's consent reference (free text or id).
         user, host, application: who ran the edit.
+        yuv_conversion: a movie source's YUV to RGB conversion (``exact`` or ``ffmpeg``); None for images.
+        layer: what the output holds: ``full`` (the whole frame) or ``patch`` (the edited region with
+            premultiplied alpha over transparent black); None: full (records from before layers).
     """
 
     schema: str = SCHEMA
@@ -92,6 +95,8 @@ class EditRecord:
     user: str | None = None
     host: str | None = None
     application: str | None = None
+    yuv_conversion: str | None = None
+    layer: str | None = None
 
     # -- conversions -------------------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -170,7 +175,7 @@ _TYPES: dict[str, type] = {"schema": str, "tool": str, "version": str, "edited":
                            "keys": str, "curve": str, "curve_sha256": str, "regions": str, "speech": str,
                            "neutral_frame": int, "face_id": int, "renderer": str, "source": str, "source_frame": int,
                            "source_sha256": str, "frames": str, "passed_through": str, "time": str, "consent": str,
-                           "user": str, "host": str, "application": str}
+                           "user": str, "host": str, "application": str, "yuv_conversion": str, "layer": str}
 
 
 def sentence(record: EditRecord) -> str:
