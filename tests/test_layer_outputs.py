@@ -349,3 +349,25 @@ def test_patch_movie_is_prores_4444_and_carries_the_sources_timecode(tmp_path):
             # ProRes 4444 and DNxHR are near-lossless, not lossless
             assert np.abs(back - full_frame.pixels).mean() < 1.0
     assert read_provenance(out).layer == "patch"
+
+
+def test_cli_flags(d12_png, capsys):
+    from ned_fx.cli import main
+
+    folder, analysis = d12_png
+    out = folder / "cli" / "c.####.tif"
+    code = main(["edit", str(footage("d12.mp4")), "-o", str(out), "--emotion", "happy", "--intensity", "1",
+                 "--frames", "20-21", "--analysis", str(analysis), "--layer", "patch", "--matte",
+                 "--yuv-conversion", "ffmpeg", "-q", "--no-audit-log"])
+    stdout = capsys.readouterr().out
+    assert code == 0 and "(a patch: premultiplied alpha)" in stdout and "c.matte.####.tif" in stdout
+    patch = read_image(folder / "cli" / "c.0020.tif")
+    assert patch.channels == ("R", "G", "B", "A") and patch.pixels.dtype == np.uint16
+    import tifffile
+
+    with tifffile.TiffFile(str(folder / "cli" / "c.0020.tif")) as tif:
+        assert list(tif.pages[0].extrasamples) == [tifffile.EXTRASAMPLE.ASSOCALPHA], "premultiplied, and says so"
+    assert read_image(folder / "cli" / "c.matte.0020.tif").pixels.dtype == np.float32
+    assert main(["edit", str(footage("d12.mp4")), "-o", str(folder / "x.png"), "--emotion", "happy",
+                 "--frames", "20", "--codec", "dnxhr_hq", "-q", "--no-audit-log"]) != 0
+    assert "--codec applies to movie outputs" in capsys.readouterr().err
