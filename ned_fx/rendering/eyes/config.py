@@ -110,8 +110,9 @@ class EyeConfig:
                 raise InvalidParameterError(f"EyeConfig.{name} must be an integer >= 2, got {value!r}")
         for name in ("lash_margin", "min_opening", "sclera_exclusion", "sclera_floor", "shadow_reach", "iris_ratio_default",
                      "pupil_ratio_default", "lid_inset", "edge_softness", "reach", "reach_max", "blend",
-                     "min_soft_px", "min_coverage", "min_move", "lid_shadow", "lid_shadow_reach", "lower_lid_shadow", "corner_shading", "corner_start", "highlight", "limbus_softness",
-                     "catch_margin", "blur", "iris_detail", "iris_contrast"):
+                     "min_soft_px", "min_coverage", "min_move", "lid_shadow", "lid_shadow_reach", "lower_lid_shadow",
+                     "corner_shading", "corner_start", "highlight", "limbus_softness", "catch_margin", "blur",
+                     "iris_detail", "iris_contrast"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or value < 0:
                 raise InvalidParameterError(f"EyeConfig.{name} must be a number >= 0, got {value!r}")

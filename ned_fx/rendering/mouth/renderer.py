@@ -314,8 +314,8 @@ class MouthRenderer:
         """Where the target's canonical (u, v) samples bank entry ``k``, so its teeth keep their size on the face:
         across, the entry is scaled by (target width / its width, both x IOD) ** ``rigid_width`` about the middle;
         down, a band of ``teeth_band`` of the entry's opening at each lip (the teeth) keeps its scale and only the
-        middle (the dark of the mouth, the tongue) stretches where the target opens wider, or narrows where it opens less
-        (``rigid_only``: across only, ``v`` as given)."""
+        middle (the dark of the mouth, the tongue) stretches where the target opens wider, or narrows where it
+        opens less (``rigid_only``: across only, ``v`` as given)."""
         cfg, bank = self.config, self.bank
         dst_pts = S.inner_points(inputs.dst)
         iod = max(float(T.inter_ocular(np.asarray(inputs.dst, dtype=np.float64))), 1e-6)
