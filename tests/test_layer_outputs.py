@@ -371,3 +371,25 @@ def test_cli_flags(d12_png, capsys):
     assert main(["edit", str(footage("d12.mp4")), "-o", str(folder / "x.png"), "--emotion", "happy",
                  "--frames", "20", "--codec", "dnxhr_hq", "-q", "--no-audit-log"]) != 0
     assert "--codec applies to movie outputs" in capsys.readouterr().err
+
+
+def test_host_patches_of_full_frames_made_elsewhere(d12_png):
+    """The Resolve pass gets full frames from the daemon and makes the patches itself (no matte: the least
+    alpha that gives the edit back), decoding the plate as the daemon does."""
+    from ned_fx.hosts.patches import make_patches
+
+    folder, _ = d12_png
+    full = str(folder / "full" / "f.%04d.png")
+    seen = []
+    pattern = make_patches(str(footage("d12.mp4")), full, 20, 22, lambda done, total: seen.append((done, total)))
+    assert pattern == str(folder / "full" / "f.patch.%04d.png") and seen[-1] == (3, 3)
+    with open_media(footage("d12.mp4"), "20-22") as src:
+        for plate in src:
+            f = read_image(folder / "full" / f"f.{plate.number:04d}.png").pixels
+            p = read_image(folder / "full" / f"f.patch.{plate.number:04d}.png").pixels
+            assert np.abs(np.round(over(p, plate.pixels)) - f).max() <= 1
+            assert np.array_equal(p[..., 3] > 0, np.any(f != plate.pixels, axis=2))
+            assert read_provenance(folder / "full" / f"f.patch.{plate.number:04d}.png").edited
+    seen.clear()
+    make_patches(str(footage("d12.mp4")), full, 20, 22, lambda done, total: seen.append(done))
+    assert seen == [], "fresh patches are kept"

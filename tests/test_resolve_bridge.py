@@ -139,11 +139,22 @@ def test_the_pass_edits_imports_and_places_results_at_the_same_record_frames(rv,
     assert not (out / "plate_sad" / "plate_sad.1002.exr").exists(), "only the used range"
     # imported into a ned_fx bin, placed on a new track at the same record frames
     assert tl.GetTrackCount("video") == 3 and tl.GetTrackName("video", 3) == "ned_fx sad"
+    # by default as patches: premultiplied alpha over the original clip (the identity engine changes nothing, so
+    # every patch is transparent black and Resolve's own decode of V1 shows through everywhere)
     placed = [(i.GetName(), i.GetStart(), i.GetDuration()) for i in tl.GetItemListInTrack("video", 3)]
-    assert placed == [("d12_sad.[0010-0013].png", RECORD, 4), ("d12_sad_2.[0050-0052].png", RECORD + 4, 3),
-                      ("plate_sad.[1003-1007].exr", RECORD + 12, 5)]
+    assert placed == [("d12_sad.patch.[0010-0013].png", RECORD, 4),
+                      ("d12_sad_2.patch.[0050-0052].png", RECORD + 4, 3),
+                      ("plate_sad.patch.[1003-1007].exr", RECORD + 12, 5)]
     imports = [c[1][0] for c in ra.calls if c[0] == "ImportMedia"]
-    assert imports[0] == {"FilePath": str(out / "d12_sad" / "d12_sad.%04d.png"), "StartIndex": 10, "EndIndex": 13}
+    assert imports[0] == {"FilePath": str(out / "d12_sad" / "d12_sad.patch.%04d.png"), "StartIndex": 10,
+                          "EndIndex": 13}
+    alpha_modes = [c[1:] for c in ra.calls if c[0] == "SetClipProperty"]
+    assert alpha_modes == [("d12_sad.patch.[0010-0013].png", "Alpha mode", "Premultiplied"),
+                           ("d12_sad_2.patch.[0050-0052].png", "Alpha mode", "Premultiplied"),
+                           ("plate_sad.patch.[1003-1007].exr", "Alpha mode", "Premultiplied")]
+    patch = read_image(out / "d12_sad" / "d12_sad.patch.0011.png")
+    assert patch.channels == ("R", "G", "B", "A") and patch.pixels.dtype == np.uint16 and not patch.pixels.any()
+    assert not read_image(out / "plate_sad" / "plate_sad.patch.1004.exr").pixels.any()
     pool = project.GetMediaPool()
     assert [f.GetName() for f in pool.GetRootFolder().GetSubFolderList()] == ["ned_fx"]
     assert len(pool.GetRootFolder().GetSubFolderList()[0].GetClipList()) == 3
@@ -158,6 +169,31 @@ def test_the_pass_edits_imports_and_places_results_at_the_same_record_frames(rv,
     assert again.shot("plate_sad").frames == "1003-1007" and again.shot("d12_sad").consent == "release 7"
     report = json.loads(next(out.glob("ned_fx_plan-*_report.json")).read_text())
     assert [s["status"] for s in report["shots"]] == ["done", "done", "done"]
+
+
+def test_full_frames_are_placed_when_asked(rv, served, tmp_path):
+    """``layer: full`` keeps the whole edited frame on the new track (no patches, no alpha mode set); a plan
+    written before layers (no ``layer`` key) reads as full frames."""
+    ra, bridge = rv
+    d, root = served
+    work = root / "full"
+    project, tl = _timeline(ra, work, work / "renders")
+    config = work / "settings.json"
+    config.write_text(json.dumps({"endpoint": d.endpoint, "emotion": "sad", "python": sys.executable,
+                                  "layer": "full", "select": "track", "track": 1}))
+    lines: list[str] = []
+    assert bridge.main(["--config", str(config), "--no-dialog"], namespace={"resolve": ra.Resolve(project)},
+                       out=lines.append) == 0, "\n".join(lines)
+    placed = [i.GetName() for i in tl.GetItemListInTrack("video", 3)]
+    assert placed[0] == "d12_sad.[0010-0013].png" and not any(".patch." in n for n in placed)
+    assert not [c for c in ra.calls if c[0] == "SetClipProperty"]
+    assert not list((work / "renders").rglob("*.patch.*"))
+    plan = R.plan_to_dict(R.plan_shots([], R.ResolveConfig(), None, "x"))
+    shot = dict(R.PlannedShot("a", "a", "/p/a.mov", 0, 1, "/o/a.%04d.png", 0, 1).__dict__)
+    shot.pop("layer")
+    assert R.plan_from_dict({**plan, "shots": [shot]}).shots[0].layer == "full"
+    with pytest.raises(InvalidParameterError, match="patch, full"):
+        R.ResolveConfig(layer="alpha")
 
 
 def test_no_daemon_is_reported_and_nothing_is_placed(rv, tmp_path):

@@ -222,6 +222,22 @@ def _delete(timeline, item):
         return False
 
 
+def premultiplied(item):
+    """Tell Resolve a patch's alpha is premultiplied (Clip Attributes > Alpha Mode); None when it took, else
+    what the artist should do. With it, the new track's Normal composite shows the original clip's own decode
+    everywhere the patch is transparent."""
+    setter = getattr(item, "SetClipProperty", None)
+    try:
+        ok = bool(setter("Alpha mode", "Premultiplied")) if setter is not None else False
+        ok = ok and str(item.GetClipProperty("Alpha mode")) == "Premultiplied"
+    except Exception:
+        ok = False
+    if ok:
+        return None
+    return ("set its Alpha Mode to Premultiplied by hand (Clip Attributes): this Resolve did not take it from "
+            "the script")
+
+
 def import_results(project, timeline, results, config):
     """Import each finished shot into the ``ned_fx`` bin and place it on one new video track at its record frame.
 
@@ -254,6 +270,10 @@ def import_results(project, timeline, results, config):
                                                                               r["last"]))
                 failed.add(r["name"])
                 continue
+            if r.get("layer") == "patch":
+                why = premultiplied(items[0])
+                if why:
+                    messages.append("{}: {}".format(r["name"], why))
             duration = int(r["last"]) - int(r["first"]) + 1
             placed, why = place(media_pool, timeline, items[0], duration, track, int(r["record_frame"]))
             if placed is None:
@@ -379,7 +399,7 @@ def _save_last_used(R, config, path, out):
 #: Settings the dialog starts from the last run with; the rest (where ned_fx and its Python are, the daemon) stay
 #: the settings file's, so an updated install is not overridden by an old run.
 LAST_USED_KEYS = ("emotion", "intensity", "reference", "regions", "speech", "face", "keys", "consent", "select",
-                  "clip_color", "track", "output_root", "image_format")
+                  "clip_color", "track", "output_root", "image_format", "layer")
 
 
 def last_used(R, config, path, out):

@@ -41,6 +41,9 @@ from .params import knob_specs, open_params
 #: marked with ``clip_color``), ``current`` (the clip under the playhead), ``track`` (every clip on ``track``).
 SELECT_MODES = ("selection", "color", "current", "track")
 IMAGE_FORMATS = ("auto", "exr", "png")
+#: What the pass places: ``patch`` (the default: only the edited face, premultiplied alpha, over Resolve's own
+#: decode of the original clip) or ``full`` (the whole edited frame on top).
+LAYERS = ("patch", "full")
 RUNNERS = ("auto", "batch", "client")
 #: Resolve's clip colours (``TimelineItem.GetClipColor``).
 CLIP_COLORS = ("Orange", "Apricot", "Yellow", "Lime", "Olive", "Green", "Teal", "Navy", "Blue", "Purple",
@@ -67,6 +70,8 @@ class ResolveConfig:
             (and ``current``: 0 = the topmost clip under the playhead).
         output_root: where outputs go (default: the project's render folder, else a ``ned_fx`` folder beside
             each source); image_format: ``auto`` (EXR for EXR sources, 16/8-bit PNG otherwise), ``exr``, ``png``.
+        layer: ``patch`` (default: the edited face alone with premultiplied alpha, placed over the original
+            clip, whose own decode then shows everywhere else) or ``full`` (the whole edited frame).
         python: the Python with ned_fx installed that runs the edits (default: ``NED_FX_PYTHON``, then the
             repo's ``.venv``); track_name: the new track's name (default ``ned_fx <emotion>``); media_folder:
             the media pool bin the results go into.
@@ -89,6 +94,7 @@ class ResolveConfig:
     track: int = 1
     output_root: str = ""
     image_format: str = "auto"
+    layer: str = "patch"
     python: str = ""
     track_name: str = ""
     media_folder: str = "ned_fx"
@@ -100,6 +106,8 @@ class ResolveConfig:
             raise InvalidParameterError(f"select {self.select!r}; valid: {', '.join(SELECT_MODES)}")
         if self.image_format not in IMAGE_FORMATS:
             raise InvalidParameterError(f"image_format {self.image_format!r}; valid: {', '.join(IMAGE_FORMATS)}")
+        if self.layer not in LAYERS:
+            raise InvalidParameterError(f"layer {self.layer!r}; valid: {', '.join(LAYERS)}")
         if self.select in ("color", "selection") and self.clip_color not in CLIP_COLORS:
             raise InvalidParameterError(f"clip_color {self.clip_color!r}; valid: {', '.join(CLIP_COLORS)}")
         if self.runner not in RUNNERS:
@@ -225,6 +233,7 @@ class PlannedShot:
     track: int
     params: Mapping[str, Any] = field(default_factory=dict)
     consent: str = ""
+    layer: str = "full"            # "patch": the runner makes patches of the full frames (ned_fx.hosts.patches)
 
     @property
     def frames(self) -> str:
@@ -323,7 +332,7 @@ def plan_shots(clips: Iterable[TimelineClip], config: ResolveConfig, target_dir:
         folder = (Path(root) if root else Path(input_path).parent) / "ned_fx" / _safe(timeline) / name
         ext = output_extension(input_path, config.image_format)
         shots.append(PlannedShot(name, clip.name, input_path, first, last, str(folder / f"{name}.%04d.{ext}"),
-                                 clip.record_start, clip.track, dict(params), config.consent))
+                                 clip.record_start, clip.track, dict(params), config.consent, config.layer))
     return Plan(tuple(shots), tuple(skipped), timeline, config.endpoint)
 
 
@@ -376,6 +385,9 @@ def dialog_fields(specs, config: ResolveConfig) -> tuple[DialogField, ...]:
         DialogField("output_root", "Output folder", "LineEdit", config.output_root,
                     hint="empty: the project's render folder, else beside each source"),
         DialogField("image_format", "Format", "ComboBox", config.image_format, IMAGE_FORMATS),
+        DialogField("layer", "Place", "ComboBox", config.layer, LAYERS,
+                    hint="patch: the edited face alone (premultiplied alpha) over the original clip; full: the "
+                         "whole edited frame"),
         DialogField("endpoint", "Daemon", "LineEdit", config.endpoint),
     ]
     return tuple(fields)
@@ -429,7 +441,8 @@ def plan_from_dict(data: Mapping[str, Any]) -> Plan:
     names = [f.name for f in dataclasses.fields(PlannedShot)]
     shots = []
     for raw in data.get("shots", []):
-        if not isinstance(raw, dict) or set(raw) - set(names) or set(names) - set(raw) - {"params", "consent"}:
+        if not isinstance(raw, dict) or set(raw) - set(names) or \
+                set(names) - set(raw) - {"params", "consent", "layer"}:
             raise InvalidParameterError(f"a planned shot must have the keys {', '.join(names)}; got "
                                         f"{sorted(raw) if isinstance(raw, dict) else raw!r}")
         shots.append(PlannedShot(**raw))

@@ -157,9 +157,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="batch: start a private daemon when none answers (loads the engines: slow)")
     args = parser.parse_args(argv)
 
-    def emit(event: dict[str, Any]) -> None:
+    def say(event: dict[str, Any]) -> None:
         sys.stdout.write(json.dumps(event) + "\n")
         sys.stdout.flush()
+
+    patched: set[str] = set()
+
+    def emit(event: dict[str, Any]) -> None:
+        # a shot placed as a patch reports its result once its patches are made (below)
+        if event.get("event") != "result" or event.get("name") not in patched:
+            say(event)
 
     try:
         plan = plan_from_dict(json.loads(Path(args.plan).read_text(encoding="utf-8")))
@@ -168,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.endpoint:
         plan = Plan(plan.shots, plan.skipped, plan.timeline, args.endpoint)
+    patched.update(s.name for s in plan.shots if s.layer == "patch")
     via = args.via
     if via == "auto":
         via = "batch" if _batch_modules() is not None else "client"
@@ -183,6 +191,14 @@ def main(argv: list[str] | None = None) -> int:
             results = run(plan, link, emit)
         finally:
             link.close()
+    if patched:
+        from .patches import layer_result
+
+        inputs = {s.name: s.input for s in plan.shots}
+        results = [layer_result(r, inputs[r["name"]], say) if r.get("name") in patched else r for r in results]
+        for r in results:
+            if r.get("name") in patched:
+                say(r)
     ok = all(r.get("ok") for r in results)
     emit({"event": "done", "ok": ok, "via": via, "shots": len(results),
           "failed": sum(not r.get("ok") for r in results)})

@@ -186,13 +186,15 @@ def _needed_alpha(o: np.ndarray, p: np.ndarray, w: np.ndarray, white: float | No
     return np.clip(a, 0.0, 1.0)
 
 
-def patch_frame(plate: Frame, out: Frame, weights: np.ndarray) -> Frame:
+def patch_frame(plate: Frame, out: Frame, weights: np.ndarray | None) -> Frame:
     """The patch of an edited frame: its colour channels premultiplied over transparent black, plus ``A``.
 
     Args:
         plate: the frame as decoded (converted for the output format as ``out`` was).
         out: the full-frame edit of it (same shape and channels).
-        weights: (H, W) the compositor's weights (:meth:`~ned_fx.compositing.Compositor.weights`).
+        weights: (H, W) the compositor's weights (:meth:`~ned_fx.compositing.Compositor.weights`); None
+            without them (a full frame made elsewhere): alpha is then the least that keeps the patch a valid
+            premultiplied colour — still exact ``over`` the plate, but not a soft matte.
 
     Returns:
         A frame with the colour channels (R, G, B or Y) and A, at the plate's windows: float32 when the plate is
@@ -208,6 +210,8 @@ def patch_frame(plate: Frame, out: Frame, weights: np.ndarray) -> Frame:
     idx = _colour_indices(tuple(out.channels))
     o_native, p_native = out.pixels[..., idx], plate.pixels[..., idx]
     changed = _changed(o_native, p_native)
+    if weights is None:
+        weights = np.zeros(changed.shape, np.float32)
     w = np.where(changed, np.clip(np.nan_to_num(np.asarray(weights, np.float64), nan=0.0), 0.0, 1.0), 0.0)
     names = ("R", "G", "B", "A") if len(idx) == 3 else ("Y", "A")
     if out.pixels.dtype.kind == "f":

@@ -50,6 +50,14 @@ class MediaPoolItem:
             return dict(self._props)
         return self._props.get(propertyName, "")
 
+    def SetClipProperty(self, propertyName: str, propertyValue: str) -> bool:
+        """Clip Attributes as Resolve's dialog offers them (only the Alpha mode values are modelled)."""
+        _record("SetClipProperty", self._name, propertyName, propertyValue)
+        if propertyName == "Alpha mode" and propertyValue not in ("None", "Straight", "Premultiplied"):
+            return False
+        self._props[propertyName] = propertyValue
+        return True
+
     def GetMediaId(self) -> str:
         return self._id
 
