@@ -358,7 +358,7 @@ def test_whole_edit_uncovers_eye_white_on_small_and_shadowed_eyes(name, emotion,
         plain = bm.eye_new_area_ratio(src, warp, s, d, side)
         assert got["n"] >= 40, (side, got)                               # the edit does widen the eye
         assert got["ratio"] >= 0.8, (side, got)
-        assert plain["ratio"] < got["ratio"] - 0.15, (side, plain, got)
+        assert plain["ratio"] < got["ratio"] - 0.1, (side, plain, got)
         # a natural eye white: no brighter than the brightest of the source's own sclera
         assert got["new_mean"] <= 1.1 * np.percentile(bm.luminance(src)[bm.sclera_mask(src.shape, s, side)], 95)
 

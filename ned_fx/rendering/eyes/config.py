@@ -67,6 +67,10 @@ class EyeConfig:
             that eye gets no eyeball.
         colour_match_limits: the rendered eyeball is matched to each frame's own visible sclera and iris by a
             gain clipped to this range.
+        seam_bins, seam_min, seam_limits: where the eyeball fades into the real eye, it is matched to the real
+            sclera there, in this many bins along the eye (only where the real eye is at least ``seam_min`` x as
+            bright as the rendered one: sclera, not the old lash line), by a gain clipped to ``seam_limits`` (a
+            sclera in the lid's shade is darker than an eye white in the open: no visible step between them).
     """
 
     iris_rings: int = 16
@@ -102,9 +106,12 @@ class EyeConfig:
     sclera_dim: tuple[float, float] = (0.5, 0.75)
     iris_contrast: float = 0.75
     colour_match_limits: tuple[float, float] = (0.75, 1.33)
+    seam_bins: int = 6
+    seam_min: float = 0.6
+    seam_limits: tuple[float, float] = (0.88, 1.05)
 
     def __post_init__(self) -> None:
-        for name in ("iris_rings", "iris_angles", "shading_bins", "shadow_bins"):
+        for name in ("iris_rings", "iris_angles", "shading_bins", "shadow_bins", "seam_bins"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 2:
                 raise InvalidParameterError(f"EyeConfig.{name} must be an integer >= 2, got {value!r}")
@@ -112,7 +119,7 @@ class EyeConfig:
                      "pupil_ratio_default", "lid_inset", "edge_softness", "reach", "reach_max", "blend",
                      "min_soft_px", "min_coverage", "min_move", "lid_shadow", "lid_shadow_reach", "lower_lid_shadow",
                      "corner_shading", "corner_start", "highlight", "limbus_softness", "catch_margin", "blur",
-                     "iris_detail", "iris_contrast"):
+                     "iris_detail", "iris_contrast", "seam_min"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or value < 0:
                 raise InvalidParameterError(f"EyeConfig.{name} must be a number >= 0, got {value!r}")
@@ -123,7 +130,7 @@ class EyeConfig:
         for name in ("lid_shadow", "lower_lid_shadow", "corner_shading", "corner_start", "min_coverage"):
             if getattr(self, name) >= 1:
                 raise InvalidParameterError(f"EyeConfig.{name} must be below 1, got {getattr(self, name)!r}")
-        for name in ("shading_limits", "colour_match_limits"):
+        for name in ("shading_limits", "colour_match_limits", "seam_limits"):
             lo, hi = getattr(self, name)
             if not 0 < lo <= 1 <= hi:
                 raise InvalidParameterError(f"EyeConfig.{name} must be (low <= 1 <= high) with low > 0, "

@@ -73,7 +73,7 @@ class EyeRenderer:
                                         f"{region.shape[2]}")
         pixels = np.zeros_like(inputs.warped)
         coverage = np.zeros((h, w), np.float32)
-        for e, rows, cols, cov in plans:
+        for e, rows, cols, cov, old in plans:
             m = model.usable(e)
             if m is None:
                 continue
@@ -81,8 +81,9 @@ class EyeRenderer:
             seen = self._source(model, textures[m], m, e, src[:, :2], region, fs)
             if seen.confidence <= 0:
                 continue
-            pixels[rows, cols] = self._paint(model, textures[m], m, e, src[:, :2], dst[:, :2], rows, cols, seen,
-                                           (h, w))
+            eye = self._paint(model, textures[m], m, e, src[:, :2], dst[:, :2], rows, cols, seen, (h, w))
+            pixels[rows, cols] = eye * self._seam_gain(eye, inputs.warped[rows, cols], cov, old, rows, cols, seen,
+                                                       fs, EyeFrame(dst[:, :2], EYES[e][1]))[:, None]
             coverage[rows, cols] = np.maximum(coverage[rows, cols], cov * np.float32(seen.confidence))
         if not coverage.any():
             return None
@@ -146,7 +147,7 @@ class EyeRenderer:
         keep = cov > 0
         if not keep.any():
             return None
-        return e, rows[keep] + y0, cols[keep] + x0, cov[keep].astype(np.float32)
+        return e, rows[keep] + y0, cols[keep] + x0, cov[keep].astype(np.float32), (sd_s > 0)[keep]
 
     # ---- what ------------------------------------------------------------------------------------------------
     def _paint(self, model, texture, m: int, e: int, src, dst, rows, cols, seen: "_Seen",
@@ -168,6 +169,35 @@ class EyeRenderer:
         if pad:
             eye = cv2.GaussianBlur(eye, (0, 0), sigma, borderType=cv2.BORDER_REPLICATE).reshape(eye.shape)
         return eye[rows - r0, cols - c0]
+
+    def _seam_gain(self, eye: np.ndarray, warped: np.ndarray, cov: np.ndarray, old: np.ndarray, rows, cols,
+                   seen: "_Seen", fs: EyeFrame, ft: EyeFrame) -> np.ndarray:
+        """Per pixel gain (N) that meets the real eye's sclera where the eyeball fades into it: along the eye
+        (``seam_bins`` bins), the warped real sclera's brightness over the rendered one's on the blend seam (pixels
+        of the source's opening, ``cov`` between 0.15 and 0.85, outside the iris, where the real eye is sclera:
+        at least ``seam_min`` of the rendered brightness, not a lash line), clipped to ``seam_limits``; 1 where
+        the seam shows no sclera."""
+        c = self.config
+        pts = np.stack([cols + 0.5, rows + 0.5], axis=1).astype(np.float64)
+        u = ft.u(pts)
+        centre = _similarity(seen.centre[None], fs, ft)[0]
+        radius = seen.radius * ft.w / fs.w
+        lum_e, lum_w = luminance(eye), luminance(warped)
+        seam = old & (cov > 0.15) & (cov < 0.85) & (np.hypot(*(pts - centre).T) > 1.2 * radius) \
+            & (lum_w >= c.seam_min * lum_e)
+        if np.count_nonzero(seam) < 3:
+            return np.ones(len(pts), np.float32)
+        edges = np.linspace(-1.0, 1.0, c.seam_bins + 1)
+        mids, gains = [], []
+        for lo, hi in zip(edges[:-1], edges[1:]):
+            inbin = seam & (u >= lo) & (u < hi)
+            if np.count_nonzero(inbin) >= 3:
+                mids.append(0.5 * (lo + hi))
+                gains.append(np.median(lum_w[inbin]) / max(float(np.median(lum_e[inbin])), 1e-6))
+        if not gains:
+            return np.ones(len(pts), np.float32)
+        lo, hi = c.seam_limits
+        return np.clip(np.interp(u, mids, gains), lo, hi).astype(np.float32)
 
     def _source(self, model: EyeModel, texture: np.ndarray, m: int, e: int, src, region, fs: EyeFrame) -> "_Seen":
         """What the source frame shows of eye ``e``: its iris as the image shows it (the tracked centre is often
