@@ -393,3 +393,65 @@ def test_host_patches_of_full_frames_made_elsewhere(d12_png):
     seen.clear()
     make_patches(str(footage("d12.mp4")), full, 20, 22, lambda done, total: seen.append(done))
     assert seen == [], "fresh patches are kept"
+
+
+def test_host_patches_take_the_matte_the_daemon_returned(tmp_path):
+    """A full EXR frame carrying ``ned.matte`` (as render_to_file keeps a matte the daemon returns): the patch's
+    alpha is that matte where the edit shows, and the patch over the plate is still exact."""
+    from ned_fx.hosts.patches import make_patches
+
+    seq = _exr_plate(tmp_path, count=2)
+    edit_media(seq, tmp_path / "full" / "f.####.exr", HAPPY, layers=LayerConfig(matte=True))
+    pattern = make_patches(str(seq).replace("####", "%04d"), str(tmp_path / "full" / "f.%04d.exr"), 1001, 1002)
+    for n in (1001, 1002):
+        plate, full = read_image(tmp_path / f"in.{n}.exr"), read_image(tmp_path / "full" / f"f.{n}.exr")
+        patch = read_image(pattern.replace("%04d", str(n)))
+        assert patch.channels == ("R", "G", "B", "A", "ned.matte")
+        matte = full.pixels[..., 5]
+        edit = full.pixels[..., :3].astype(np.float16)
+        back = over(patch.pixels[..., :4], plate.pixels[..., :3]).astype(np.float16)
+        assert np.all((back == edit) | ((back == 0) & (edit == 0)))
+        changed = np.any(edit != plate.pixels[..., :3], axis=2)
+        alpha = patch.pixels[..., 3]
+        assert np.mean(np.abs(alpha - matte)[changed & (matte > 0)] < 1e-3) > 0.95, "alpha is the matte"
+
+
+class _Reply:
+    def __init__(self, specs, arrays):
+        self.specs, self.arrays, self.result = specs, arrays, {"reason": None}
+
+
+class _Spec:
+    def __init__(self, channels, data_window=None, display_window=None):
+        self.channels, self.data_window, self.display_window = channels, data_window, display_window
+
+
+class _Shot:
+    """What a daemon answering a render with the matte returns: the frame, then (H, W, 1) float32 weights."""
+
+    def __init__(self, pixels, matte):
+        self.pixels, self.matte = pixels, matte
+
+    def render(self, frame, with_info=False):
+        reply = _Reply([_Spec(("R", "G", "B")), _Spec(("ned.matte",))], [self.pixels, self.matte[..., None]])
+        return (self.pixels, reply) if with_info else self.pixels
+
+
+def test_render_to_file_keeps_a_returned_matte(tmp_path):
+    from ned_fx.hosts.frames import matte_pattern, render_to_file
+
+    with open_media(footage("d3.mp4"), "0") as src:
+        rgb = next(iter(src)).pixels
+    matte = np.zeros(rgb.shape[:2], np.float32)
+    matte[100:300, 150:350] = np.linspace(0, 1, 200, dtype=np.float32)[None, :]
+    (tmp_path / "png").mkdir()
+    (tmp_path / "exr").mkdir()
+    path, _ = render_to_file(_Shot(rgb, matte), 7, tmp_path / "png" / "e.%04d.png")
+    assert np.array_equal(read_image(path).pixels, rgb)
+    beside = read_image(matte_pattern(tmp_path / "png" / "e.%04d.png").replace("%04d", "0007"))
+    assert beside.pixels.dtype == np.uint16 and np.abs(beside.pixels[..., 0] / 65535 - matte).max() < 1e-4
+    half = (rgb / 255.0).astype(np.float16)
+    path, _ = render_to_file(_Shot(half, matte), 7, tmp_path / "exr" / "e.%04d.exr")
+    back = read_image(path)
+    assert back.channels == ("R", "G", "B", "ned.matte") and np.array_equal(back.pixels[..., :3], half)
+    assert np.abs(back.pixels[..., 3].astype(np.float32) - matte).max() < 1e-3

@@ -196,6 +196,8 @@ def test_knobs_are_built_from_the_daemons_describe(nk):
     assert bake["disable"].value() and bake["compression"].value() == "Zip (1 scanline)"
     assert inner["ned_edit"]["raw"].value() and inner["ned_copy"]["bbox"].value() == "B"
     assert [inner["ned_copy"][f"from{i}"].value() for i in range(3)] == ["rgba.red", "rgba.green", "rgba.blue"]
+    assert inner["ned_copy"]["from3"].value() == inner["ned_copy"]["to3"].value() == "ned.matte"
+    assert "ned" in nk.layers(), "the matte's layer exists before the Copy names its channel"
     assert inner["ned_copy"].input(0) is inner["Source"] and inner["ned_copy"].input(1) is inner["ned_edit"]
     assert inner["ned_stamp"].Class() == "ModifyMetaData" and inner["ned_stamp"].input(0) is inner["ned_mix"]
     assert inner["ned_stamp"]["metadata"].toScript() == "", "nothing to say before Analyse"

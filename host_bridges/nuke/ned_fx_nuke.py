@@ -18,7 +18,9 @@ The node (Nodes > ned_fx > Emotion Director) is a Group::
   threads never touch a node: every update reaches the node through ``nuke.executeInMainThread``.
 * The edited frames are EXRs the daemon made from the baked ones: bbox (data window), format, frame numbers and
   alpha are the input's; only rgb is copied from them (``ned_copy``), so extra channels and metadata come
-  straight from the input. ``mix`` is a Dissolve, so it animates without re-rendering.
+  straight from the input — and the edit's matte, ``ned.matte`` (the ``ned`` layer: the compositor's blend
+  weights, in the frames when the daemon returns them; black until then), for grading, eroding or holding out
+  the edit region downstream. ``mix`` is a Dissolve, so it animates without re-rendering.
 * The edited branch says it was edited: ``ned_stamp`` (ModifyMetaData) sets the daemon's edit record on it per
   frame (:func:`ned_fx.hosts.stamps.nuke_metadata_lines`: ``exr/ned_fx/provenance``, the flat ``exr/ned_fx/*``
   keys, ``exr/comments``), which an EXR Write set to "default metadata and exr/*" writes as the header
@@ -283,8 +285,10 @@ def build_node(group, specs, endpoint: str = "") -> None:
         # a missing edited frame is an error, never black: the Switch only pulls this branch where the frame
         # exists, so an error here means the cache changed under the render, and the frame must fail
         edit = nuke.nodes.Read(name="ned_edit", raw=True, on_error="error")
+        matte = ensure_matte_layer()
         copy = nuke.nodes.Copy(name="ned_copy", from0="rgba.red", to0="rgba.red", from1="rgba.green",
-                               to1="rgba.green", from2="rgba.blue", to2="rgba.blue", bbox="B")
+                               to1="rgba.green", from2="rgba.blue", to2="rgba.blue", from3=matte, to3=matte,
+                               bbox="B")
         copy.setInput(0, inp)
         copy.setInput(1, edit)
         mix = nuke.nodes.Dissolve(name="ned_mix")
@@ -302,6 +306,20 @@ def build_node(group, specs, endpoint: str = "") -> None:
     finally:
         group.end()
     update_cache_pattern(group)
+
+
+def ensure_matte_layer() -> str:
+    """The ``ned`` layer with the edit's matte channel (``ned.matte``: the compositor's blend weights, carried
+    in the edited frames when the daemon returns them); returns the channel name."""
+    from ned_fx.hosts.frames import MATTE_CHANNEL
+
+    layer = MATTE_CHANNEL.split(".")[0]
+    if layer not in nuke.layers():
+        if hasattr(nuke, "Layer"):
+            nuke.Layer(layer, [MATTE_CHANNEL])
+        else:                                   # Nukes before the Layer class
+            nuke.tcl("add_layer", "{%s %s}" % (layer, MATTE_CHANNEL))
+    return MATTE_CHANNEL
 
 
 def specs_of(node) -> tuple[KnobSpec, ...]:

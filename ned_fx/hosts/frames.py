@@ -172,14 +172,51 @@ def frame_path(pattern: str | Path, number: int) -> Path:
     raise InvalidParameterError(f"{pattern} is not a sequence pattern (use %04d or ####)")
 
 
+#: The channel (EXR) of the compositor's weights when the daemon returns them with a frame.
+MATTE_CHANNEL = "ned.matte"
+
+
+def matte_pattern(pattern: str | Path) -> str:
+    """Where a PNG frame's matte goes: ``NAME.%04d.png`` -> ``NAME.matte.%04d.png`` (EXR frames hold it as the
+    :data:`MATTE_CHANNEL` channel)."""
+    import re
+
+    text = str(pattern)
+    m = re.search(r"%0?\d*d|#+", text)
+    if m is None:
+        raise InvalidParameterError(f"{pattern} is not a sequence pattern (use %04d or ####)")
+    return f"{text[:m.start()].rstrip('._')}.matte.{text[m.start():]}"
+
+
 def render_to_file(shot: Shot, frame: int, pattern: str | Path) -> tuple[Path, str | None]:
     """Render frame ``frame`` with the daemon reading the shot's source itself, and write it to ``pattern``'s
-    file for that frame (atomically; windows and every channel kept). Returns ``(path, reason)``."""
+    file for that frame (atomically; windows and every channel kept). Returns ``(path, reason)``.
+
+    A matte the daemon returns with the frame (a second array whose one channel is :data:`MATTE_CHANNEL`: the
+    compositor's weights) is kept: an extra channel of an EXR frame (in the frame's pixel type), a 16-bit
+    ``NAME.matte.%04d.png`` beside a PNG one (:func:`matte_pattern`)."""
     pixels, reply = shot.render(int(frame), with_info=True)
     spec = reply.specs[0]
     path = frame_path(pattern, frame)
-    write_frame(path, np.asarray(pixels), spec.channels, spec.data_window, spec.display_window)
+    arr, channels = np.asarray(pixels), tuple(spec.channels)
+    matte = _matte_of(reply, arr.shape[:2])
+    if matte is not None and path.suffix.lower() == ".exr" and arr.dtype.kind == "f":
+        arr = np.concatenate([arr, matte.astype(arr.dtype)[..., None]], axis=2)
+        channels += (MATTE_CHANNEL,)
+    elif matte is not None:
+        write_frame(frame_path(matte_pattern(pattern), frame).with_suffix(".png"),
+                    np.round(np.clip(matte, 0.0, 1.0) * 65535.0).astype(np.uint16), ("Y",))
+    write_frame(path, arr, channels, spec.data_window, spec.display_window)
     return path, (reply.result or {}).get("reason")
+
+
+def _matte_of(reply, size) -> np.ndarray | None:
+    """The (H, W) float32 matte among the reply's further arrays, or None."""
+    for spec, array in zip(list(reply.specs)[1:], list(reply.arrays)[1:]):
+        if tuple(spec.channels) == (MATTE_CHANNEL,) and array is not None:
+            matte = np.asarray(array, np.float32).reshape(size)
+            return matte
+    return None
 
 
 @dataclass(frozen=True)

@@ -4,9 +4,11 @@ transparent black, so the host's own decode of the original clip shows everywher
 The Resolve pass renders full frames through the daemon (``ned-fx batch``'s runner or the plain loop), then
 :func:`make_patches` turns each into a patch beside it (``NAME.patch.%04d.EXT``): the plate is decoded here
 exactly as the daemon decodes it (``ned_fx.media``, the default exact YUV conversion), so ``patch over plate``
-is the full-frame edit (EXR bit for bit; PNG within a code value). The daemon does not return the compositor's
-weights yet, so the alpha is the least that reproduces the edit (:func:`ned_fx.media.layers.patch_frame` with
-no weights): 0 wherever the plate is unchanged, not a soft matte.
+is the full-frame edit (EXR bit for bit; PNG within a code value). Where the daemon returned the compositor's
+weights with a frame (``ned.matte``: an EXR channel or ``NAME.matte.%04d.png``, see
+:func:`ned_fx.hosts.frames.render_to_file`) the alpha is that matte; otherwise it is the least alpha that
+reproduces the edit (:func:`ned_fx.media.layers.patch_frame` with no weights): 0 wherever the plate is
+unchanged, not a soft matte.
 
 Runs in the venv's Python (numpy, OpenEXR, PyAV), never inside Resolve's.
 """
@@ -18,7 +20,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import InvalidParameterError, NedFxError
-from .frames import frame_path
+from .frames import MATTE_CHANNEL, frame_path, matte_pattern
 
 
 def patch_pattern(output: str) -> str:
@@ -52,7 +54,7 @@ def make_patches(source: str, output: str, first: int, last: int,
     """
     from ..media import open_media, read_image, write_image
     from ..media.convert import convert_for_output
-    from ..media.layers import patch_frame
+    from ..media.layers import patch_frame, with_matte_channel
     from ..media.readers import read_provenance
 
     pattern = patch_pattern(output)
@@ -69,18 +71,38 @@ def make_patches(source: str, output: str, first: int, last: int,
                 continue
             full_path = frame_path(output, plate.number)
             full = read_image(full_path, plate.number)
+            weights = _matte_beside(output, plate.number)
+            if MATTE_CHANNEL in full.channels:           # the matte rides along; the plate has no such channel
+                weights = full.pixels[..., full.channels.index(MATTE_CHANNEL)].astype("float32")
+                keep = [i for i, c in enumerate(full.channels) if c != MATTE_CHANNEL]
+                types = {full.channel_dtypes[i] for i in keep} if full.channel_dtypes else {str(full.pixels.dtype)}
+                px = full.pixels[..., keep]
+                full = full.with_pixels(px.astype(types.pop()) if len(types) == 1 else px,
+                                        tuple(full.channels[i] for i in keep))
             plate = convert_for_output(plate, ext, False)
             if full.pixels.shape != plate.pixels.shape or full.pixels.dtype != plate.pixels.dtype:
                 raise InvalidParameterError(
                     f"{full_path}: {full.pixels.shape} {full.pixels.dtype} is not the plate's "
                     f"{plate.pixels.shape} {plate.pixels.dtype}; render it again")
-            patch = patch_frame(plate, full, None)
+            patch = patch_frame(plate, full, weights)
+            if weights is not None and ext == ".exr":
+                patch = with_matte_channel(patch, weights, MATTE_CHANNEL)
             write_image(frame_path(pattern, plate.number), patch, provenance=read_provenance(full_path),
                         metadata=(dict(full.metadata) or None) if ext == ".exr" else None)
             done += 1
             if progress:
                 progress(done, total)
     return pattern
+
+
+def _matte_beside(output: str, number: int):
+    """The compositor's weights of a PNG frame when the daemon returned them (``NAME.matte.%04d.png``), or None."""
+    beside = frame_path(matte_pattern(output), number).with_suffix(".png")
+    if not beside.is_file():
+        return None
+    from ..media import read_image
+
+    return read_image(beside, number).pixels[..., 0].astype("float32") / 65535.0
 
 
 def _fresh(patch: Path, full: Path) -> bool:

@@ -1027,6 +1027,28 @@ def delete(node: Node) -> None:
         node._parent._children.remove(node)
 
 
+_LAYERS: dict[str, list[str]] = {}
+_BUILTIN_LAYERS = ("rgb", "rgba", "alpha", "depth", "forward", "backward", "motion", "mask")
+
+
+def layers(node: "Node | None" = None) -> list[str]:
+    """The layer names of the script (Foundry, nuke.layers): the built-in ones, then those added."""
+    return list(_BUILTIN_LAYERS) + list(_LAYERS)
+
+
+class Layer:
+    """``nuke.Layer(name, channels)`` adds a layer of ``layer.channel`` channels (Foundry, nuke.Layer)."""
+
+    def __init__(self, name: str, channels: list):
+        _main_only("Layer")
+        _record("Layer", name, list(channels))
+        bad = [c for c in channels if not str(c).startswith(name + ".")]
+        if bad:
+            raise ValueError(f"channels {bad} are not in layer {name!r} (name them {name}.x)")
+        _LAYERS.setdefault(name, [])
+        _LAYERS[name] += [c for c in channels if c not in _LAYERS[name]]
+
+
 def allNodes(filter: str | None = None, group: Group | None = None, recurseGroups: bool = False) -> list[Node]:
     _main_only("allNodes")
     out = []
@@ -1233,6 +1255,7 @@ def _reset() -> None:
     _messages.clear()
     _warnings.clear()
     _write_renderer.clear()
+    _LAYERS.clear()
     _root[0] = Root()
     _calls.clear()
 
