@@ -77,10 +77,8 @@ class OcclusionConfig:
         model_search: each frame's glasses may sit up to this far (x IOD) from where the head pose puts them
             (landmark jitter, the glasses slipping): the lens pair is moved onto the frame's own lines.
         model_max_frames: at most this many frames are kept for the model (a longer shot is sub-sampled).
-        model_min_frames: a shot of fewer frames (a still) has no frames to tell which lines stay with the
-            head, so its evidence must be stronger: ``model_still_support`` and ``model_still_lower`` (measured on
-            the shared stills: d8's glasses 0.80 / 0.49; no glasses on d19, people_0 and the astronaut, at most
-            0.59 / 0.35: brows, lid creases and socket shading are lines too).
+        model_min_frames: a shot of fewer frames gets no model (one frame's evidence is what ``detect`` sees
+            anyway, and a single frame cannot show which lines stay with the head).
     """
 
     work_iod: float = 128.0
@@ -126,8 +124,6 @@ class OcclusionConfig:
     model_search: float = 0.08
     model_max_frames: int = 240
     model_min_frames: int = 5
-    model_still_support: float = 0.7
-    model_still_lower: float = 0.45
 
     def __post_init__(self) -> None:
         if not 32.0 <= self.work_iod <= 1024.0:
@@ -168,7 +164,6 @@ class OcclusionConfig:
         if not 0.0 < self.model_eye_line < self.model_size[1]:
             raise InvalidParameterError(f"model_eye_line must be a row of the model view, got {self.model_eye_line}")
         for name in ("model_cap", "model_support", "model_lower", "model_consistency", "model_corridor",
-                     "model_still_support", "model_still_lower",
                      "model_rim", "model_search"):
             value = getattr(self, name)
             if not 0.0 < value <= 1.0:

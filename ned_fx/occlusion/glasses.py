@@ -212,15 +212,14 @@ class GlassesModelBuilder:
             self._stride *= 2
 
     def finish(self) -> GlassesModel | None:
-        """The shot's glasses model, or None: the actor wears no glasses (no lens pair that the frames agree on;
-        a shot of fewer than ``model_min_frames`` frames, a still, needs the stronger ``model_still_*``
-        evidence)."""
+        """The shot's glasses model, or None: the actor wears no glasses (no lens pair that the frames agree on),
+        or the shot has fewer than ``model_min_frames`` frames (a still: one frame's detection is all there is,
+        and ``detect`` without a model does it)."""
         import cv2
 
         cfg = self.config
-        if not self._views:
+        if len(self._views) < cfg.model_min_frames:
             return None
-        still = len(self._views) < cfg.model_min_frames
         iod = cfg.model_iod
         cw, ch = cfg.model_size
         n = len(self._views)
@@ -242,8 +241,7 @@ class GlassesModelBuilder:
         support = float(0.5 * (fit[0, 4] + fit[1, 4]))
         lower = _arc_support(mean, fit, ignore, 0.3 * np.pi, 0.7 * np.pi)      # the rims under the eyes
         self.diagnostics = dict(support=support, lower=lower, shifts=shifts, evidence=mean, lenses=fit, ignore=ignore)
-        need = (cfg.model_still_support, cfg.model_still_lower) if still else (cfg.model_support, cfg.model_lower)
-        if support < need[0] or lower < need[1]:
+        if support < cfg.model_support or lower < cfg.model_lower:
             return None
         mask = _trace(mean, fit, _eye_mask(eyes, iod, (ch, cw)), cfg)
         if not mask.any():
