@@ -455,3 +455,22 @@ def test_render_to_file_keeps_a_returned_matte(tmp_path):
     back = read_image(path)
     assert back.channels == ("R", "G", "B", "ned.matte") and np.array_equal(back.pixels[..., :3], half)
     assert np.abs(back.pixels[..., 3].astype(np.float32) - matte).max() < 1e-3
+
+
+def test_still_patch_and_matte(tmp_path):
+    """A JPEG still: its matte beside a PNG output, and an EXR patch of the 8-bit plate (converted to float as
+    the full-frame EXR is) that goes over the converted plate exactly."""
+    from ned_fx.media.convert import convert_for_output
+
+    analysis = tmp_path / "d19.npz"
+    full = edit_media(footage("d19.jpg"), tmp_path / "f.exr", HAPPY, analysis=analysis)
+    edit_media(footage("d19.jpg"), tmp_path / "p.exr", HAPPY, analysis=analysis, layers=LayerConfig(layer="patch"))
+    s = edit_media(footage("d19.jpg"), tmp_path / "m.png", HAPPY, analysis=analysis, layers=LayerConfig(matte=True))
+    assert full.edited == (0,) and s.matte == str(tmp_path / "m.matte.png")
+    plate = convert_for_output(read_image(footage("d19.jpg")), ".exr", False)
+    f, p = read_image(tmp_path / "f.exr"), read_image(tmp_path / "p.exr")
+    back = over(p.pixels, plate.pixels).astype(f.pixels.dtype)
+    assert np.all((back == f.pixels) | ((back == 0) & (f.pixels == 0)))
+    matte = read_image(tmp_path / "m.matte.png")
+    assert matte.pixels.shape[:2] == plate.pixels.shape[:2] and matte.pixels.max() == 65535
+    assert read_provenance(tmp_path / "m.matte.png").edited

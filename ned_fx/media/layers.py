@@ -5,10 +5,10 @@
   (:func:`matte_path`).
 * A **patch** holds only what the edit changed, premultiplied over transparent black, at the plate's size and
   position: ``over(patch, plate) = patch + (1 - alpha) * plate`` gives back the full-frame edit (float: bit for
-  bit, computed as :func:`over` does, save the sign of a zero; 8/16-bit: within one code value). Its alpha is the matte where the edit
-  changed a pixel, raised where the multi-band blend reaches a little past the mask's soft edge (a premultiplied
-  colour must lie between 0 and alpha), and 0 where the plate was left as it was — so the host's own decode of
-  the plate shows everywhere outside the edit.
+  bit, computed as :func:`over` does, save the sign of a zero; 8/16-bit: within one code value). Its alpha is
+  the matte where the edit changed a pixel, raised where the multi-band blend reaches a little past the mask's
+  soft edge (a premultiplied colour must lie between 0 and alpha), and 0 where the plate was left as it was —
+  so the host's own decode of the plate shows everywhere outside the edit.
 """
 
 from __future__ import annotations

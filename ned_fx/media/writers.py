@@ -526,8 +526,8 @@ class MovieWriter:
                 f"codec {codec} cannot be written to a {self.path.suffix} file; use {' or '.join(extensions)}")
         encoder = _ENCODERS.get(codec, codec)
         if encoder not in av.codecs_available:
-            raise InvalidParameterError(f"codec {codec} is not in this FFmpeg build; valid here: "
-                                        f"{', '.join(c for c in MOVIE_CODECS if _ENCODERS.get(c, c) in av.codecs_available)}")
+            here = [c for c in MOVIE_CODECS if _ENCODERS.get(c, c) in av.codecs_available]
+            raise InvalidParameterError(f"codec {codec} is not in this FFmpeg build; valid here: {', '.join(here)}")
         if timecode is not None:
             parse_timecode(timecode)         # a malformed timecode is refused before any file is made
         if reel_name is not None and (timecode is None or not str(reel_name).strip() or len(str(reel_name)) > 255):
