@@ -101,7 +101,7 @@ class ManipulatorConfig:
     syllable_gap: float = 0.75
     talking_fraction: float = 0.4
     talking_jaw_gain: float = 0.5
-    brow_lid_gap: float = 0.25
+    brow_lid_gap: float = 0.15
     max_intensity: float = 1.5
     default_fps: float = 25.0
     lip_correction_radius: float = 0.07

@@ -345,41 +345,57 @@ def smooth_linear_pose(pose: np.ndarray, found: np.ndarray, sigma_frames: float)
     return out
 
 
-#: Lower brow edge points over the lash band (right side; the left mirrors them): the brow-lid gap's columns.
-_GAP_BROW_R = (53, 52, 65)
+#: The brow's lower edge (right side; the left mirrors it): the brow-lid gap is measured from it down to each
+#: lash-band point beneath it.
+_GAP_BROW_R = (46, 53, 52, 65, 55)
 
 
-def _brow_lid_guard(shapes: np.ndarray, basis, neutral: np.ndarray, src: np.ndarray, target: np.ndarray,
-                    found: np.ndarray, fps: float, config: ManipulatorConfig) -> np.ndarray:
+def _brow_lid_guard(landmarks: np.ndarray, linear: np.ndarray | None, basis, neutral: np.ndarray, src: np.ndarray,
+                    target: np.ndarray, found: np.ndarray, fps: float, config: ManipulatorConfig) -> np.ndarray:
     """Target activations whose offsets that close the brow-lid gap (a lid raise, a brow lowering, a source's
     raised brow taken away) give way together where the brow would come closer to the lash band than
-    ``config.brow_lid_gap`` of the source's gap (head-frame vertical, per frame; see :class:`ManipulatorConfig`).
-    The landmarks are linear in the activations, so each frame's largest allowed share of those offsets is
-    solved for exactly, then eroded and smoothed over time."""
+    ``config.brow_lid_gap`` of the source's gap, as the picture shows it (frame pixels, along the face's up
+    direction: a pitched head's depth is in it), per frame; see :class:`ManipulatorConfig`. The landmarks are
+    linear in the activations, so each frame's largest allowed share of those offsets is solved for exactly,
+    then eroded and smoothed over time."""
     from .engine import gaussian_kernel
     from .expression import LASH_RING_R, mirrored
 
     r = config.brow_lid_gap
-    if r <= 0 or not found.any():
+    if r <= 0 or not found.any() or linear is None:
         return target
     nat = np.asarray(neutral, np.float64)
     pairs = []
     for brow, ring in ((_GAP_BROW_R, LASH_RING_R), (mirrored(_GAP_BROW_R), mirrored(LASH_RING_R))):
-        for b in brow:
-            j = ring[int(np.argmin(np.abs(nat[list(ring), 0] - nat[b, 0])))]
-            # the gap along the head's vertical axis (what a viewer sees closing), brow minus ring
-            pairs.append((b, j, np.array([0.0, np.sign(nat[b, 1] - nat[j, 1]) or 1.0, 0.0])))
+        edge = sorted(brow, key=lambda p: nat[p, 0])
+        xs = nat[edge, 0]
+        for j in ring[1:-1]:     # the lash-band points under the brow (not the corners), against the brow's edge
+            x = min(max(nat[j, 0], xs[0]), xs[-1])          # past the brow's head or tail: against that end
+            i = min(int(np.searchsorted(xs, x)), len(xs) - 1)
+            i0 = max(i - 1, 0)
+            w = 0.0 if xs[i] == xs[i0] else (x - xs[i0]) / (xs[i] - xs[i0])
+            weights = np.zeros(nat.shape[0])
+            weights[edge[i0]] += 1.0 - w
+            weights[edge[i]] += w
+            weights[j] -= 1.0
+            pairs.append(weights)
+    lm = np.nan_to_num(landmarks[..., :2])
+    up = lm[:, 10] - lm[:, 152]                                               # F x 2, the face's up direction
+    up /= np.maximum(np.linalg.norm(up, axis=1, keepdims=True), 1e-9)
     emotion = np.array([n in EMOTION_AUS for n in basis.names])
-    fields = basis.edit_fields
+    fields = basis.edit_fields                                                # K x P x 3
     delta = np.where(found[:, None], target - src, 0.0)                      # F x K
     closing = np.zeros(len(basis.names), bool)                                # offsets that close a gap
     share = np.ones(len(target))
-    for b, j, u in pairs:
-        g0 = (shapes[:, b] - shapes[:, j]) @ u                             # F
-        moves = (fields[:, b] - fields[:, j]) @ u                          # K: the gap's change per unit
-        per_au = delta * moves[None]                                         # F x K: each AU's change of the gap
+    lin = np.nan_to_num(np.asarray(linear, np.float64)[:, :2, :3])            # F x 2 x 3: head -> frame pixels
+    for weights in pairs:
+        g0 = np.einsum("fpc,p,fc->f", lm, weights, up)                       # F: the source's gap, pixels
+        g0 = np.where(found, g0, np.nan)
+        head = np.einsum("kpc,p->kc", fields, weights)                       # K x 3: the gap's head-frame change
+        moves_f = np.einsum("fij,kj,fi->fk", lin, head, up)                  # F x K: its change in the picture
+        per_au = delta * moves_f                                             # F x K: each AU's change of the gap
         # only AUs that act on the brow or the lid (a mouth AU's field is ~0 up here: it is never scaled)
-        shut = emotion[None] & (np.abs(moves) >= 0.01 * basis.iod)[None] & (per_au < 0)
+        shut = emotion[None] & (np.linalg.norm(head, axis=1) >= 0.01 * basis.iod)[None] & (per_au < 0)
         take = np.where(shut, per_au, 0.0).sum(1)                           # what the closing offsets take
         keep = per_au.sum(1) - take
         need = r * g0 - g0 - keep                                            # what they may take at most
@@ -572,14 +588,14 @@ def manipulate(track, emotion: str | Mapping[str, float] | None = None, intensit
                         torch.from_numpy(inten)[None, :, None], torch.from_numpy(gate)[None, :, None],
                         torch.from_numpy(region)).numpy()[0]
     boost = _talking_jaw(shapes, basis, model.neutral, pattern, gate, region, found, mode, config)
-    target = _brow_lid_guard(shapes, basis, model.neutral, src, target + boost, found,
+    landmarks = np.asarray(track.landmarks, np.float64)
+    linear = smooth_linear_pose(np.asarray(track.pose, np.float64), found,
+                                config.pose_smoothing * (fps or config.default_fps)) if found.any() else None
+    target = _brow_lid_guard(landmarks, linear, basis, model.neutral, src, target + boost, found,
                              fps or config.default_fps, config)
     delta = np.where(found[:, None], target - src, 0.0)
-    landmarks = np.asarray(track.landmarks, np.float64)
     target_lm = np.full_like(landmarks, np.nan)
     if found.any():
-        linear = smooth_linear_pose(np.asarray(track.pose, np.float64), found,
-                                    config.pose_smoothing * (fps or config.default_fps))
         head = basis.decode(delta[found], edit=True)
         lips_free = gate[found] > 0
         if lips_free.any():

@@ -48,7 +48,10 @@ ALIASES = {"happiness": "happy", "joy": "happy", "sadness": "sad", "surprise": "
 #: * surprised 1+2+5+26 (+25, the lips part with the jaw).
 #: * fearful 1+2+4+5+20+26 (+25).
 #: * angry 4+5+7+23 (+24 where speech allows): brows down and drawn together strongly, the upper lid raised
-#:   into a glare while the lids tighten, the lips pressed thin and the mouth narrowed.
+#:   into a glare while the lids tighten hard (a narrowed, hard stare), the lips pressed thin and the mouth
+#:   narrowed. The brows come down only as far as the lid skin beneath allows (the manipulator's
+#:   ``brow_lid_gap``): with it the brow lowering and lid raise were set for a glare that would otherwise have
+#:   put the brows on the lashes.
 #: * disgusted 9+10+15+16: the nose wrinkles, raising the nostril wings and the upper lip, the corners and the
 #:   lower lip go down.
 PROTOTYPES: dict[str, dict[str, float]] = {
@@ -57,7 +60,7 @@ PROTOTYPES: dict[str, dict[str, float]] = {
     "sad": {"AU1": 1.2, "AU4": 0.6, "AU5": -0.3, "AU15": 0.8},
     "surprised": {"AU1": 1.0, "AU2": 1.0, "AU5": 1.0, "AU25": 0.4, "AU26": 0.6},
     "fearful": {"AU1": 1.15, "AU2": 0.6, "AU4": 0.7, "AU5": 1.0, "AU20": 0.8, "AU25": 0.4, "AU26": 0.3},
-    "angry": {"AU4": 1.15, "AU5": 0.7, "AU7": 1.0, "AU23": 1.0, "AU24": 0.4},
+    "angry": {"AU4": 1.3, "AU5": 0.5, "AU7": 1.3, "AU23": 1.0, "AU24": 0.4},
     "disgusted": {"AU9": 1.0, "AU10": 0.8, "AU15": 0.5, "AU16": 0.5},
 }
 
