@@ -1037,7 +1037,7 @@ def _render_shot(path, output, kind, track, edited, frames, preview, renderer_co
                 if pending is None:
                     return frame, own, None, None
                 # the matte / a patch's alpha: the weights the compositor blends this frame with
-                weights = _blend_weights(shot, pending) if need_weights else None
+                weights = blend_weights(shot, pending) if need_weights else None
                 return frame, own, shot.finish(pending, clock), weights
 
             # decode, warp, content + composite, and encode (here) of neighbouring frames run at once
@@ -1075,8 +1075,11 @@ def _render_shot(path, output, kind, track, edited, frames, preview, renderer_co
                        content_seconds=dict(shot.content.seconds), layer=sink.layers.layer, matte=sink.matte_where())
 
 
-def _blend_weights(shot, pending) -> np.ndarray:
-    """The weights ``shot.finish`` composites ``pending`` with (0 everywhere for a frame passed through)."""
+def blend_weights(shot: ShotRenderer, pending: _Pending) -> np.ndarray:
+    """The matte of a frame: the weights ``shot.finish(pending)`` composites with, (H, W) float32 over the frame's
+    pixels (its data window), 0 outside the face's box and everywhere for a frame passed through. Call it with
+    the ``pending`` of :meth:`ShotRenderer.begin` (before or after ``finish``); the daemon's render option for
+    the matte can use it as ``edit_media`` does."""
     where, frame = pending.where, pending.frame
     if where.reason is not None:
         return np.zeros(frame.pixels.shape[:2], np.float32)

@@ -432,8 +432,12 @@ class _Shot:
     def __init__(self, pixels, matte):
         self.pixels, self.matte = pixels, matte
 
-    def render(self, frame, with_info=False):
-        reply = _Reply([_Spec(("R", "G", "B")), _Spec(("ned.matte",))], [self.pixels, self.matte[..., None]])
+    def render(self, frame, with_info=False, matte=False):
+        specs, arrays = [_Spec(("R", "G", "B"))], [self.pixels]
+        if matte:                        # only when asked, as the daemon's render option will
+            specs.append(_Spec(("ned.matte",)))
+            arrays.append(self.matte[..., None])
+        reply = _Reply(specs, arrays)
         return (self.pixels, reply) if with_info else self.pixels
 
 

@@ -195,7 +195,13 @@ def render_to_file(shot: Shot, frame: int, pattern: str | Path) -> tuple[Path, s
     A matte the daemon returns with the frame (a second array whose one channel is :data:`MATTE_CHANNEL`: the
     compositor's weights) is kept: an extra channel of an EXR frame (in the frame's pixel type), a 16-bit
     ``NAME.matte.%04d.png`` beside a PNG one (:func:`matte_pattern`)."""
-    pixels, reply = shot.render(int(frame), with_info=True)
+    import inspect
+
+    try:                                  # ask for the matte where this client offers it
+        ask = {"matte": True} if "matte" in inspect.signature(shot.render).parameters else {}
+    except (TypeError, ValueError):
+        ask = {}
+    pixels, reply = shot.render(int(frame), with_info=True, **ask)
     spec = reply.specs[0]
     path = frame_path(pattern, frame)
     arr, channels = np.asarray(pixels), tuple(spec.channels)
