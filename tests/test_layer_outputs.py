@@ -368,6 +368,12 @@ def test_cli_flags(d12_png, capsys):
     with tifffile.TiffFile(str(folder / "cli" / "c.0020.tif")) as tif:
         assert list(tif.pages[0].extrasamples) == [tifffile.EXTRASAMPLE.ASSOCALPHA], "premultiplied, and says so"
     assert read_image(folder / "cli" / "c.matte.0020.tif").pixels.dtype == np.float32
+    from ned_fx.commands.edit import layers_from_args
+    from types import SimpleNamespace
+
+    assert layers_from_args(SimpleNamespace(matte="holdout")).matte_channel == "holdout.matte"
+    assert layers_from_args(SimpleNamespace(matte="comp.edit_w")).matte_channel == "comp.edit_w"
+    assert not layers_from_args(SimpleNamespace(matte=None)).matte
     assert main(["edit", str(footage("d12.mp4")), "-o", str(folder / "x.png"), "--emotion", "happy",
                  "--frames", "20", "--codec", "dnxhr_hq", "-q", "--no-audit-log"]) != 0
     assert "--codec applies to movie outputs" in capsys.readouterr().err

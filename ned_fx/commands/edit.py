@@ -31,6 +31,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--face", type=int, help="face id to edit (see `ned-fx track`; default the main face)")
     p.add_argument("--preview", help="side-by-side before/after: .png (first frame) or .mp4/.mov")
     p.add_argument("--no-resume", action="store_true", help="render every frame again even if already written")
+    p.add_argument("--no-cache", action="store_true",
+                   help="track the shot again: neither read nor write the shot's cached track ($NED_FX_HOME/cache; "
+                        "by default a second edit of the same plate, frames, face and tracker settings skips tracking)")
     p.add_argument("--analysis", metavar="FILE.npz",
                    help="shot analysis file (track + edit plan): used if it exists (made for the same source, "
                         "instruction and face), else written; farm tasks render chunks of a shot analysed once")
@@ -61,9 +64,10 @@ def register(subparsers) -> argparse.ArgumentParser:
                        help="full (default): the whole frame; patch: only the edited region, premultiplied alpha "
                             "over transparent black at the plate's size (EXR, 16-bit PNG/TIFF, ProRes 4444 .mov): "
                             "`over` the plate it gives the full-frame edit back")
-    layer.add_argument("--matte", nargs="?", const="ned.matte", default=None, metavar="CHANNEL",
-                       help="also write the edit's matte (the compositor's blend weights): a channel of EXR outputs "
-                            "(default name ned.matte), else NAME.matte.* beside the output")
+    layer.add_argument("--matte", nargs="?", const="ned.matte", default=None, metavar="LAYER",
+                       help="also write the edit's matte (the compositor's blend weights): channel LAYER.matte of "
+                            "EXR outputs (default ned.matte; a name with a dot is the whole channel name), else "
+                            "NAME.matte.* beside the output")
     layer.add_argument("--yuv-conversion", choices=["exact", "ffmpeg"], default="exact",
                        help="how a movie source's YUV becomes RGB: exact (default: exact rounding, full chroma "
                             "interpolation) or ffmpeg (FFmpeg's/OpenCV's default, bit for bit: what most hosts show)")
@@ -105,6 +109,8 @@ def layers_from_args(args):
     from ..media.layers import MATTE_CHANNEL, LayerConfig
 
     matte = getattr(args, "matte", None)
+    if matte is not None and matte.strip() and "." not in matte:
+        matte = f"{matte.strip()}.matte"            # a layer name: its matte channel
     return LayerConfig(layer=getattr(args, "layer", "full"), matte=matte is not None,
                        matte_channel=matte or MATTE_CHANNEL,
                        yuv_conversion=getattr(args, "yuv_conversion", "exact"), codec=getattr(args, "codec", None))
@@ -164,7 +170,7 @@ def run(args) -> int:
                              analysis_only=args.analysis_only, consent=args.consent, audit=audit, sign=sign,
                              sign_alg=args.sign_alg, renderer=args.renderer, checkpoint=args.checkpoint,
                              content=content_from_args(args), actor_footage=tuple(args.actor_footage or ()),
-                             linearize=args.linearize, layers=layers)
+                             linearize=args.linearize, layers=layers, track_cache=not args.no_cache)
     finally:
         for _, close in bars.values():
             close()
