@@ -277,7 +277,8 @@ def edit_media(path: str | Path, output: str | Path, instruction: EditInstructio
                analysis: str | Path | None = None, analysis_only: bool = False, consent: str | None = None,
                audit=None, sign: tuple | None = None, sign_alg: str = "es256", renderer: str = "geometry",
                checkpoint: str | Path | None = None, content=None,
-               actor_footage: tuple = (), linearize: bool = False, layers=None) -> EditSummary:
+               actor_footage: tuple = (), linearize: bool = False, layers=None,
+               track_cache: bool = False) -> EditSummary:
     """The main job: change the expression of the actor in a plate, keeping everything else.
 
     Args:
@@ -311,6 +312,9 @@ def edit_media(path: str | Path, output: str | Path, instruction: EditInstructio
         layers: a :class:`~ned_fx.media.layers.LayerConfig`: a patch with alpha instead of the full frame, the
             matte (an EXR channel, else a file beside the output), a movie source's YUV conversion and a movie
             output's codec (its timecode and reel name follow the source's). Default: full frames, no matte.
+        track_cache: look the shot's track up in ``$NED_FX_HOME/cache`` (keyed by the source's content, the frames,
+            the face and the tracker config) and store it there when tracked, so another edit of the same plate
+            skips tracking (:mod:`ned_fx.tracking.cache`; ``ned-fx edit`` does, unless ``--no-cache``).
 
     Every file written carries the edit's provenance record (:mod:`ned_fx.provenance`) in its own metadata:
     the shot's record, stamped per frame with the source frame number (and, for a sequence source, that frame
@@ -335,7 +339,7 @@ def edit_media(path: str | Path, output: str | Path, instruction: EditInstructio
         return _checked_edit(path, output, instruction, frames, face_id, preview, tracker_config, manipulator_config,
                              renderer_config, compositor_config, progress, resume, analysis, analysis_only, consent,
                              audit, sign, sign_alg, renderer, checkpoint, content, actor_footage, linearize, reached,
-                             layers=layers)
+                             layers=layers, track_cache=track_cache)
     except BaseException as exc:           # every attempt that reached the input is audited, whatever stopped it
         if audit is not None and reached and not getattr(exc, "_ned_fx_audited", False):
             _audit_edit(audit, "failed", path, frames, face_id, instruction, consent, None, [],
@@ -346,7 +350,7 @@ def edit_media(path: str | Path, output: str | Path, instruction: EditInstructio
 def _checked_edit(path, output, instruction, frames, face_id, preview, tracker_config, manipulator_config,
                   renderer_config, compositor_config, progress, resume, analysis, analysis_only, consent, audit,
                   sign, sign_alg, renderer, checkpoint, content, actor_footage, linearize, reached,
-                  layers=None) -> EditSummary:
+                  layers=None, track_cache=False) -> EditSummary:
     from .media import ensure_not_input
     from .media.layers import LayerConfig, check_layer_output
     from .provenance import normalise_consent
@@ -382,7 +386,8 @@ def _checked_edit(path, output, instruction, frames, face_id, preview, tracker_c
     try:
         return _edit(path, output, kind, instruction, frames, face_id, preview, tracker_config, manipulator_config,
                      renderer_config, compositor_config, progress, resume, analysis, analysis_only, consent, audit,
-                     sign, sign_alg, renderer, checkpoint, content, actor_footage, neural, linearize, layers=layers)
+                     sign, sign_alg, renderer, checkpoint, content, actor_footage, neural, linearize, layers=layers,
+                     track_cache=track_cache)
     except BaseException:
         _remove_empty(made)              # a failed edit leaves no folder it made (nothing half-written is in them)
         raise
@@ -390,7 +395,8 @@ def _checked_edit(path, output, instruction, frames, face_id, preview, tracker_c
 
 def _edit(path, output, kind, instruction, frames, face_id, preview, tracker_config, manipulator_config,
           renderer_config, compositor_config, progress, resume, analysis, analysis_only, consent, audit, sign,
-          sign_alg, renderer, checkpoint, content, actor_footage, neural, linearize, layers=None) -> EditSummary:
+          sign_alg, renderer, checkpoint, content, actor_footage, neural, linearize, layers=None,
+          track_cache=False) -> EditSummary:
     clock = _Clock()
 
     # 1.+2. analyse the shot (track every frame: smoothing and the neutral need the whole shot) and plan the edit,
@@ -422,7 +428,7 @@ def _edit(path, output, kind, instruction, frames, face_id, preview, tracker_con
             frames = f"{int(track.frame_numbers[0])}-{int(track.frame_numbers[-1])}"
     else:
         track, edited = _analyse(path, instruction, frames, face_id, tracker_config, manipulator_config, progress,
-                                 clock)
+                                 clock, cache=track_cache)
     if models is None:                # not analysed yet, or an analysis file from before the appearance models
         import time
 
@@ -662,16 +668,38 @@ def _audit_edit(audit, status, path, frames, face_id, instruction, consent, reco
     audit.write("edit", **fields)
 
 
-def _analyse(path, instruction, frames, face_id, tracker_config, manipulator_config, progress, clock):
-    """Track the shot and plan the edit (the two per-shot steps before rendering)."""
+def _analyse(path, instruction, frames, face_id, tracker_config, manipulator_config, progress, clock,
+             cache=False):
+    """Track the shot and plan the edit (the two per-shot steps before rendering). With ``cache`` the track is
+    looked up in (and stored to) the track cache, and the plan is made from the track as the cache holds it, so
+    the first and a later edit of the shot render the same pixels."""
     import time
 
-    from .tracking import FaceTracker
+    from .tracking import TrackerConfig
 
-    tracker = FaceTracker(tracker_config)
     t0 = time.perf_counter()
-    track = track_media(path, tracker.config, frames=frames, face_id=face_id, tracker=tracker,
-                        progress=(lambda d, n: progress("tracking", d, n)) if progress else None)
+    config = tracker_config or TrackerConfig()
+    track = key = None
+    if cache:
+        from .media import source_fingerprint
+        from .tracking.cache import load_track, track_key
+        from .tracking.runtime import runtime_name
+
+        key = track_key(source_fingerprint(path), frames, face_id, config, runtime_name(config))
+        track = load_track(key)
+        if track is not None and progress:
+            progress("tracking", track.num_frames, track.num_frames)
+    if track is None:
+        from .tracking import FaceTracker
+
+        tracker = FaceTracker(config)
+        track = track_media(path, tracker.config, frames=frames, face_id=face_id, tracker=tracker,
+                            progress=(lambda d, n: progress("tracking", d, n)) if progress else None)
+        if key is not None:
+            from .tracking.cache import as_cached, store_track
+
+            store_track(key, track)
+            track = as_cached(track)
     clock.seconds["track"] += time.perf_counter() - t0
     t0 = time.perf_counter()
     edited = plan_edit(track, instruction, manipulator_config)

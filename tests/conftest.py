@@ -14,6 +14,18 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session", autouse=True)
+def _track_cache_of_the_test_run(tmp_path_factory):
+    """`ned-fx edit` caches tracks: the test run keeps its own cache, never the user's."""
+    old = os.environ.get("NED_FX_CACHE")
+    os.environ["NED_FX_CACHE"] = str(tmp_path_factory.mktemp("cache") / "cache")
+    yield
+    if old is None:
+        os.environ.pop("NED_FX_CACHE", None)
+    else:
+        os.environ["NED_FX_CACHE"] = old
+
+
+@pytest.fixture(scope="session", autouse=True)
 def _audit_log_of_the_test_run(tmp_path_factory):
     """Edits and daemons audit by default: the test run writes its own log, never the user's."""
     import os

@@ -1,0 +1,112 @@
+"""Tracks cached by content, so a shot is tracked once whatever is asked of it later (another emotion, intensity,
+region): ``$NED_FX_HOME/cache/track-<key>.npz``.
+
+The key is what a track depends on: the source's content fingerprint (the caller computes it, see
+:func:`ned_fx.media.source_fingerprint`), the frame range, the face asked for, the tracker's config, the runtime
+that ran the networks and the ned_fx version. Face tracks are biometric data of real people: the folder is made
+0700 and each file 0600 whatever the umask, written through a temporary file renamed into place. A cache that
+cannot be read or written only costs a new tracking run, never the edit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from .config import TrackerConfig
+from .track import REQUIRED, Track, from_arrays, to_arrays
+
+#: bump when what a cached track holds changes meaning
+CACHE_VERSION = 1
+
+
+def cache_dir() -> Path:
+    """``$NED_FX_CACHE`` if set, else ``$NED_FX_HOME/cache`` (default ``~/.cache/ned_fx/cache``)."""
+    from .weights import home
+
+    return Path(os.environ.get("NED_FX_CACHE") or home() / "cache")
+
+
+def track_key(fingerprint: str, frames: str | None, face_id: int | None, config: TrackerConfig,
+              runtime: str = "") -> str:
+    """The cache key of a track: 32 hex digits over everything the track depends on."""
+    from .. import __version__
+
+    parts = (CACHE_VERSION, __version__, fingerprint, frames, face_id, sorted(asdict(config).items()), runtime,
+             os.environ.get("OCIO", ""))
+    return hashlib.sha256(repr(parts).encode()).hexdigest()[:32]
+
+
+def track_path(key: str, folder: Path | None = None) -> Path:
+    return Path(folder or cache_dir()) / f"track-{key}.npz"
+
+
+def load_track(key: str, folder: Path | None = None) -> Track | None:
+    """The cached track of ``key``, or None (absent, unreadable, or not the owner's private file)."""
+    path = track_path(key, folder)
+    try:
+        st = os.lstat(path)
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid():
+            return None
+        with np.load(path, allow_pickle=False) as data:
+            if any(k not in data.files for k in REQUIRED):
+                return None
+            return from_arrays({k: data[k] for k in data.files})
+    except (OSError, ValueError, KeyError, EOFError):
+        return None
+    except Exception:       # a corrupt file (zip/json errors): a miss, never a failed edit
+        return None
+
+
+def as_cached(track: Track) -> Track:
+    """The track exactly as a cache file holds it (its arrays' precision), so a fresh and a cached edit of the
+    same shot render the same pixels."""
+    return from_arrays(to_arrays(track))
+
+
+def store_track(key: str, track: Track, folder: Path | None = None) -> Path | None:
+    """Write ``track`` under ``key``: folder 0700, file 0600, atomically. Returns the path, or None when the
+    cache cannot be written (nothing half-written is left)."""
+    folder = Path(folder or cache_dir())
+    final = track_path(key, folder)
+    tmp = folder / f".{final.name}.{os.getpid()}.tmp"
+    try:
+        _private_dir(folder)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        try:
+            os.fchmod(fd, 0o600)            # the umask may have taken bits away; never more than 0600
+            with os.fdopen(fd, "wb") as fh:
+                np.savez_compressed(fh, **to_arrays(track))
+                fh.flush()
+                os.fsync(fh.fileno())
+        except BaseException:
+            _remove(tmp)
+            raise
+        os.replace(tmp, final)
+        return final
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception:
+        _remove(tmp)
+        return None
+
+
+def _private_dir(folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    st = os.lstat(folder)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
+        raise PermissionError(f"{folder} is not a folder of this user")
+    if stat.S_IMODE(st.st_mode) != 0o700:
+        os.chmod(folder, 0o700)
+
+
+def _remove(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass

@@ -1,0 +1,136 @@
+"""Analyse once on the CLI: `ned-fx edit` caches the shot's track by content, so another edit of the same plate
+(another emotion) skips tracking; `--no-cache` opts out; a changed source misses; the files are private."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import numpy as np
+import pytest
+
+from conftest import decode_rgb, footage
+from ned_fx.cli import main
+from ned_fx.media import read_image, write_image
+from ned_fx.tracking import cache as track_cache
+from ned_fx.tracking.tracker import FaceTracker
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    """A private cache folder for the test, and a count of the tracking runs."""
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("NED_FX_CACHE", str(folder))
+    runs = []
+    real = FaceTracker.iter_track
+
+    def counted(self, frames):
+        runs.append(1)
+        return real(self, frames)
+
+    monkeypatch.setattr(FaceTracker, "iter_track", counted)
+    return folder, runs
+
+
+def _edit(src, out, emotion, *extra):
+    assert main(["edit", str(src), "-o", str(out), "--emotion", emotion, "-q", "--no-audit-log", *extra]) == 0
+
+
+def _plate(tmp_path, n=4):
+    rgb = decode_rgb("d12.mp4")[0][:n]
+    (tmp_path / "src").mkdir()
+    for i, pic in enumerate(rgb):
+        write_image(tmp_path / "src" / f"s.{i + 1:04d}.png", pic)
+    return tmp_path / "src" / "s.####.png"
+
+
+def test_second_edit_reads_the_cache_not_the_tracker(tmp_path, cache, capsys):
+    folder, runs = cache
+    clip = footage("d12.mp4")
+    old = os.umask(0o022)           # a permissive umask: the cache stays private anyway
+    try:
+        _edit(clip, tmp_path / "a.####.png", "happy", "--frames", "0-5")
+    finally:
+        os.umask(old)
+    assert len(runs) == 1
+    files = list(folder.glob("track-*.npz"))
+    assert len(files) == 1
+    assert stat.S_IMODE(os.stat(folder).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(files[0]).st_mode) == 0o600
+    assert not [p for p in folder.iterdir() if p.name.endswith(".tmp")]
+    _edit(clip, tmp_path / "b.####.png", "sad", "--frames", "0-5")
+    assert len(runs) == 1, "the second edit of the same plate tracked again"
+    _edit(clip, tmp_path / "c.####.png", "happy", "--frames", "0-5")
+    assert len(runs) == 1
+    # the cached track renders exactly what the first (tracked) edit rendered
+    a, b, c = ([read_image(tmp_path / f"{x}.{n:04d}.png").pixels for n in range(6)] for x in "abc")
+    assert all(np.array_equal(x, y) for x, y in zip(a, c))
+    assert not all(np.array_equal(x, y) for x, y in zip(a, b)), "the second emotion was not rendered"
+    # other frames or another face are another key
+    _edit(clip, tmp_path / "d.####.png", "sad", "--frames", "0-4")
+    assert len(runs) == 2 and len(list(folder.glob("track-*.npz"))) == 2
+
+
+def test_no_cache_neither_reads_nor_writes(tmp_path, cache):
+    folder, runs = cache
+    src = _plate(tmp_path)
+    _edit(src, tmp_path / "o1" / "e.####.png", "happy", "--no-cache")
+    assert len(runs) == 1 and not folder.exists()
+    _edit(src, tmp_path / "o2" / "e.####.png", "happy")
+    assert len(runs) == 2 and len(list(folder.glob("track-*.npz"))) == 1
+    _edit(src, tmp_path / "o3" / "e.####.png", "sad", "--no-cache")
+    assert len(runs) == 3, "--no-cache read the cache"
+
+
+def test_a_changed_source_misses_the_cache(tmp_path, cache):
+    folder, runs = cache
+    src = _plate(tmp_path)
+    _edit(src, tmp_path / "o1" / "e.####.png", "happy")
+    _edit(src, tmp_path / "o2" / "e.####.png", "surprised")
+    assert len(runs) == 1
+    frame = tmp_path / "src" / "s.0003.png"
+    pic = read_image(frame).pixels.copy()
+    pic[:40] = 255 - pic[:40]
+    write_image(frame, pic)
+    _edit(src, tmp_path / "o3" / "e.####.png", "surprised")
+    assert len(runs) == 2, "a changed frame reused the old track"
+    assert len(list(folder.glob("track-*.npz"))) == 2
+
+
+def test_cache_files_are_private_whatever_the_umask_and_bad_files_are_misses(tmp_path, our_track_d12):
+    folder = tmp_path / "c"
+    old = os.umask(0o000)
+    try:
+        path = track_cache.store_track("k" * 32, our_track_d12, folder)
+    finally:
+        os.umask(old)
+    assert path is not None and stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(folder).st_mode) == 0o700
+    got = track_cache.load_track("k" * 32, folder)
+    assert got is not None and np.allclose(got.landmarks, our_track_d12.landmarks, atol=1e-3, equal_nan=True)
+    assert track_cache.load_track("x" * 32, folder) is None
+    path.write_bytes(b"not a zip")
+    assert track_cache.load_track("k" * 32, folder) is None
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    assert track_cache.store_track("k" * 32, our_track_d12, blocked / "cache") is None   # cannot write: a miss
+
+
+def test_the_key_follows_every_input():
+    from ned_fx.tracking import TrackerConfig
+
+    base = track_cache.track_key("fp", "0-9", None, TrackerConfig(), "torch")
+    assert base == track_cache.track_key("fp", "0-9", None, TrackerConfig(), "torch")
+    for other in (track_cache.track_key("fp2", "0-9", None, TrackerConfig(), "torch"),
+                  track_cache.track_key("fp", "0-8", None, TrackerConfig(), "torch"),
+                  track_cache.track_key("fp", "0-9", 1, TrackerConfig(), "torch"),
+                  track_cache.track_key("fp", "0-9", None, TrackerConfig(smoothing=0.5), "torch"),
+                  track_cache.track_key("fp", "0-9", None, TrackerConfig(), "onnxruntime")):
+        assert other != base
+
+
+@pytest.fixture
+def our_track_d12():
+    from ned_fx.pipeline import track_media
+
+    return track_media(footage("d12.mp4"), frames="0-2")
