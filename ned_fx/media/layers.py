@@ -208,26 +208,41 @@ def patch_frame(plate: Frame, out: Frame, weights: np.ndarray | None) -> Frame:
         raise InvalidParameterError(f"the edit {out.pixels.shape} {out.pixels.dtype} and its plate "
                                     f"{plate.pixels.shape} {plate.pixels.dtype} differ in shape or type")
     idx = _colour_indices(tuple(out.channels))
-    o_native, p_native = out.pixels[..., idx], plate.pixels[..., idx]
-    changed = _changed(o_native, p_native)
-    if weights is None:
-        weights = np.zeros(changed.shape, np.float32)
-    w = np.where(changed, np.clip(np.nan_to_num(np.asarray(weights, np.float64), nan=0.0), 0.0, 1.0), 0.0)
+    changed_full = _changed(out.pixels[..., idx], plate.pixels[..., idx])
+    if weights is not None and np.shape(weights) != changed_full.shape:
+        raise InvalidParameterError(f"weights of shape {np.shape(weights)} do not cover the frame's pixels "
+                                    f"{changed_full.shape}")
     names = ("R", "G", "B", "A") if len(idx) == 3 else ("Y", "A")
-    if out.pixels.dtype.kind == "f":
-        colour, alpha = _float_patch(o_native.astype(np.float32), p_native.astype(np.float32), w, changed)
-        px = np.concatenate([colour, alpha[..., None]], axis=2)
-    else:
-        scale = 257.0 if out.pixels.dtype == np.uint8 else 1.0
-        o = o_native.astype(np.float64) * scale
-        p = p_native.astype(np.float64) * scale
-        a = np.where(changed, _needed_alpha(o, p, w, 65535.0), 0.0)
-        a16 = np.ceil(a * 65535.0 - 1e-9).clip(0, 65535)
-        colour = np.clip(np.round(o - (1.0 - a16 / 65535.0)[..., None] * p), 0, a16[..., None])
-        colour[~changed] = 0
-        px = np.concatenate([colour, a16[..., None]], axis=2).astype(np.uint16)
+    kind = np.float32 if out.pixels.dtype.kind == "f" else np.uint16
+    px = np.zeros(out.pixels.shape[:2] + (len(idx) + 1,), kind)
+    rows, cols = np.nonzero(changed_full.any(axis=1))[0], np.nonzero(changed_full.any(axis=0))[0]
+    if rows.size:                         # the work happens in the changed pixels' box; the rest stays 0
+        box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+        o_native, p_native = out.pixels[box][..., idx], plate.pixels[box][..., idx]
+        changed = changed_full[box]
+        weights = np.zeros(changed.shape, np.float32) if weights is None else np.asarray(weights)[box]
+        w = np.where(changed, np.clip(np.nan_to_num(np.asarray(weights, np.float64), nan=0.0), 0.0, 1.0), 0.0)
+        px[box] = _float_patch_px(o_native, p_native, w, changed) if kind is np.float32 else \
+            _integer_patch_px(o_native, p_native, w, changed)
     return Frame(number=out.number, pixels=np.ascontiguousarray(px), channels=names,
                  data_window=out.data_window, display_window=out.display_window, metadata=out.metadata)
+
+
+def _float_patch_px(o_native: np.ndarray, p_native: np.ndarray, w: np.ndarray, changed: np.ndarray) -> np.ndarray:
+    colour, alpha = _float_patch(o_native.astype(np.float32), p_native.astype(np.float32), w, changed)
+    return np.concatenate([colour, alpha[..., None]], axis=2)
+
+
+def _integer_patch_px(o_native: np.ndarray, p_native: np.ndarray, w: np.ndarray, changed: np.ndarray
+                      ) -> np.ndarray:
+    scale = 257.0 if o_native.dtype == np.uint8 else 1.0
+    o = o_native.astype(np.float64) * scale
+    p = p_native.astype(np.float64) * scale
+    a = np.where(changed, _needed_alpha(o, p, w, 65535.0), 0.0)
+    a16 = np.ceil(a * 65535.0 - 1e-9).clip(0, 65535)
+    colour = np.clip(np.round(o - (1.0 - a16 / 65535.0)[..., None] * p), 0, a16[..., None])
+    colour[~changed] = 0
+    return np.concatenate([colour, a16[..., None]], axis=2).astype(np.uint16)
 
 
 def _float_patch(o: np.ndarray, p: np.ndarray, w: np.ndarray, changed: np.ndarray):
