@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import zipfile
 
@@ -141,7 +142,60 @@ def test_smoothing_leaves_gaps_alone():
 
 
 @pytest.mark.parametrize("kwargs", [{"smoothing": 1.5}, {"max_faces": 0}, {"batch_size": 0},
-                                    {"min_face_score": -0.1}])
+                                    {"min_face_score": -0.1}, {"runtime": "tflite"}])
 def test_config_rejects_bad_values(kwargs):
     with pytest.raises(InvalidParameterError):
         TrackerConfig(**kwargs)
+
+
+# ---- the onnxruntime runtime (the CPU default where onnxruntime is installed) ---------------------------------------
+
+def test_auto_runtime_is_onnxruntime_on_the_cpu_and_torch_elsewhere(monkeypatch):
+    from ned_fx.tracking import runtime
+
+    monkeypatch.setattr(runtime, "ort_available", lambda: True)
+    assert runtime.runtime_name(TrackerConfig(device="cpu")) == "onnxruntime"
+    assert runtime.runtime_name(TrackerConfig(device="cuda")) == "torch"
+    assert runtime.runtime_name(TrackerConfig(device="cpu", runtime="torch")) == "torch"
+    monkeypatch.setattr(runtime, "ort_available", lambda: False)
+    assert runtime.runtime_name(TrackerConfig(device="cpu")) == "torch"
+
+
+@functools.lru_cache(maxsize=None)
+def _tracked(name: str, runtime: str, frames: int = 60):
+    from conftest import decode_rgb
+    from ned_fx.tracking import FaceTracker
+
+    rgb = decode_rgb(name)[0][:frames]
+    tracker = FaceTracker(TrackerConfig(device="cpu", runtime=runtime))
+    assert tracker.runtime == runtime
+    seen = list(tracker.iter_track(iter(rgb)))
+    return np.stack([ff.faces[0][0] if 0 in ff.faces else np.full((478, 3), np.nan) for ff in seen]), rgb
+
+
+@pytest.mark.parametrize("name", ["WDA_AlexandriaOcasioCortez_000.mp4", "d12.mp4", "d3.mp4"])
+def test_onnxruntime_tracker_agrees_with_mediapipe(name):
+    """The CPU default's raw landmarks against MediaPipe's runtime on the same frames: mean error <= 2 % IOD."""
+    pytest.importorskip("onnxruntime")
+    from conftest import footage, mediapipe_on_frames
+    from ned_fx import topology
+
+    footage(name)
+    ours, rgb = _tracked(name, "onnxruntime")
+    ref = mediapipe_on_frames(rgb)
+    both = ~np.isnan(ours[:, 0, 0]) & ~np.isnan(ref[:, 0, 0])
+    assert both.mean() >= 0.99
+    err = np.linalg.norm(ours[both, :468, :2] - ref[both, :, :2], axis=2).mean(1) / topology.inter_ocular(ref[both])
+    assert err.mean() <= 0.02, f"{name}: mean error {err.mean():.2%} of the inter-ocular distance"
+
+
+def test_onnxruntime_and_torch_track_alike():
+    pytest.importorskip("onnxruntime")
+    from conftest import footage
+
+    footage("d12.mp4")
+    ort, _ = _tracked("d12.mp4", "onnxruntime", 30)
+    ref, _ = _tracked("d12.mp4", "torch", 30)
+    assert not np.isnan(ort[:, 0, 0]).any() and not np.isnan(ref[:, 0, 0]).any()
+    diff = np.linalg.norm(ort[..., :2] - ref[..., :2], axis=2)
+    assert diff.mean() < 0.05 and diff.max() < 1.0, (diff.mean(), diff.max())     # pixels, iris points included

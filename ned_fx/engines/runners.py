@@ -417,9 +417,10 @@ class OnnxRuntimeRunner(Runner):
 
     backend = "onnxruntime"
 
-    def __init__(self, spec: EngineSpec, path: str | Path, providers: tuple[str, ...] = ("CPUExecutionProvider",)):
+    def __init__(self, spec: EngineSpec, path: str | Path, providers: tuple[str, ...] = ("CPUExecutionProvider",),
+                 threads: int = 0):
         super().__init__(spec, "cpu", "fp32")
-        self.path, self.providers = Path(path), tuple(providers)
+        self.path, self.providers, self.threads = Path(path), tuple(providers), int(threads)
         self.session = None
 
     def _activate(self) -> None:
@@ -435,6 +436,10 @@ class OnnxRuntimeRunner(Runner):
                                      f"--onnx-only)")
         options = ort.SessionOptions()
         options.log_severity_level = 3
+        if self.threads > 0:            # e.g. the cores ned_fx was given (ned_fx.threads), not every core
+            options.intra_op_num_threads = self.threads
+            options.inter_op_num_threads = 1
+            options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         self.session = ort.InferenceSession(str(self.path), options, providers=list(self.providers))
 
     def infer_numpy(self, feeds: Mapping[str, object]) -> dict[str, np.ndarray]:

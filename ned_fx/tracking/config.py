@@ -6,6 +6,9 @@ from dataclasses import dataclass
 
 from ..errors import InvalidParameterError
 
+#: what can run the tracker's networks (TrackerConfig.runtime)
+RUNTIMES = ("auto", "torch", "onnxruntime")
+
 
 @dataclass(frozen=True)
 class TrackerConfig:
@@ -26,6 +29,8 @@ class TrackerConfig:
             landmarks); >1 runs chunks of frames in two batched passes (crop from the chunk's previous
             landmarks, then refined from each frame's own), which keeps a GPU busy.
         device: "auto" (CUDA if present, else CPU), "cpu", "cuda", "cuda:1", ….
+        runtime: what runs the networks: "auto" (onnxruntime on the CPU where it is installed: about twice as fast
+            there; PyTorch on a GPU), "torch" or "onnxruntime" (CPU only).
         colorspace: the plates' colour space for the picture the tracker looks at: "auto" (float plates are
             scene-linear: Rec.709 with the sRGB transfer, or the scene_linear role of ``$OCIO``'s config) or a
             colour space of the OpenColorIO config (e.g. "ACEScg", "ARRI LogC4"), applied to every plate.
@@ -45,6 +50,7 @@ class TrackerConfig:
     smoothing: float = 0.3
     batch_size: int = 1
     device: str = "auto"
+    runtime: str = "auto"
     colorspace: str = "auto"
     ocio_config: str = ""
     display_view: str = ""
@@ -58,5 +64,7 @@ class TrackerConfig:
             raise InvalidParameterError(f"max_faces must be at least 1, got {self.max_faces}")
         if self.batch_size < 1:
             raise InvalidParameterError(f"batch_size must be at least 1, got {self.batch_size}")
+        if self.runtime not in RUNTIMES:
+            raise InvalidParameterError(f"runtime must be one of {', '.join(RUNTIMES)}, got {self.runtime!r}")
         if self.redetect_interval < 0 or self.max_gap < 0:
             raise InvalidParameterError("redetect_interval and max_gap must be >= 0")

@@ -64,7 +64,29 @@ class FaceTracker:
     def __init__(self, config: TrackerConfig | None = None, engines: dict | None = None):
         self.config = config or TrackerConfig()
         self.device = pick_device(self.config.device)
-        self.engines = engines or load_engines(self.device, iris=self.config.iris)
+        #: what runs the networks: "torch", "onnxruntime" (see TrackerConfig.runtime), "given" for ``engines``
+        self.runtime = "given" if engines else ""
+        self.engines = engines or self._load_engines()
+
+    def _load_engines(self) -> dict:
+        from .runtime import runtime_name
+
+        if runtime_name(self.config) == "onnxruntime":
+            if self.device.type != "cpu":
+                raise InvalidParameterError(f"the onnxruntime tracker runs on the CPU, not {self.config.device}; "
+                                            f"use runtime torch there")
+            from .ort import load_ort_engines
+
+            try:
+                engines = load_ort_engines(iris=self.config.iris)
+                self.runtime = "onnxruntime"
+                return engines
+            except RuntimeError:
+                if self.config.runtime == "onnxruntime":
+                    raise
+                # auto: an export that does not match PyTorch is not used; PyTorch runs the networks
+        self.runtime = "torch"
+        return load_engines(self.device, iris=self.config.iris)
 
     # ---- narrow batched steps ---------------------------------------------------------------------------
     @torch.inference_mode()

@@ -1,0 +1,121 @@
+"""The tracker's networks in onnxruntime on the CPU (about twice as fast there as eager PyTorch).
+
+Each engine of :mod:`.engine` is exported to ONNX once (dynamic batch) into ``$NED_FX_HOME/cache/onnx/``, named by
+a fingerprint of its weights, the code that defines the graph, torch's version and the opset, and checked
+against PyTorch on a fixed random batch before first use (an export that does not match is not kept: the
+tracker runs in PyTorch). :class:`OrtEngine` then stands in for the torch module: torch tensors in, torch tensors
+out, same shapes (``FaceTracker(engines=...)`` takes either).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import weights
+from .engine import DETECTOR_SIZE, IRIS_SIZE, MESH_SIZE, load_engines
+
+OPSET = 18
+#: engine -> (input name, output names, input size)
+_IO = {"face_detector": ("images", ("points", "prob"), DETECTOR_SIZE),
+       "face_mesh": ("crops", ("landmarks", "score"), MESH_SIZE),
+       "iris": ("crops", ("contour", "iris"), IRIS_SIZE)}
+#: largest |ORT - torch| accepted on the parity batch (crop pixels; scores 0..1)
+_TOLERANCE = 5e-3
+
+
+class OrtEngine:
+    """One exported engine in an onnxruntime CPU session. ``engine(x)`` takes a float32 NCHW torch tensor and
+    returns the same outputs as the torch module (torch tensors on the CPU)."""
+
+    def __init__(self, name: str, path: Path, threads: int):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        options.intra_op_num_threads = max(1, int(threads))
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.name = name
+        self.input, self.outputs, self.size = _IO[name]
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+    def run(self, x: np.ndarray) -> list[np.ndarray]:
+        return self.session.run(list(self.outputs), {self.input: np.ascontiguousarray(x, np.float32)})
+
+    def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return tuple(torch.from_numpy(o) for o in self.run(x.detach().cpu().float().numpy()))
+
+    # the torch-module surface the tracker and tools may touch
+    def eval(self) -> "OrtEngine":
+        return self
+
+    def to(self, *args, **kwargs) -> "OrtEngine":
+        return self
+
+
+def load_ort_engines(iris: bool = True, threads: int | None = None) -> dict[str, OrtEngine]:
+    """The tracker's engines in onnxruntime (exported on first use, then read from the cache).
+
+    Raises:
+        WeightsMissingError: the converted weights are not installed.
+        RuntimeError: an export does not match PyTorch (the caller falls back to PyTorch).
+    """
+    threads = threads or torch.get_num_threads()
+    names = ["face_detector", "face_mesh"] + (["iris"] if iris else [])
+    return {name: OrtEngine(name, onnx_file(name), threads) for name in names}
+
+
+def onnx_file(name: str) -> Path:
+    """The ONNX export of engine ``name`` for the installed weights and this code (exported now if missing)."""
+    from .weights import home
+
+    path = home() / "cache" / "onnx" / f"{name}-{_fingerprint(name)}.onnx"
+    if path.is_file():
+        return path
+    _export(name, path)
+    return path
+
+
+def _fingerprint(name: str) -> str:
+    h = hashlib.sha256()
+    h.update(Path(weights.require(name)).read_bytes())
+    here = Path(__file__).parent
+    for source in ("engine.py", "graph_net.py", "geometry.py", "tflite_convert.py", "ort.py"):
+        h.update((here / source).read_bytes())
+    h.update(f"{torch.__version__} {OPSET}".encode())
+    return h.hexdigest()[:20]
+
+
+def _export(name: str, path: Path) -> None:
+    module = load_engines("cpu", iris=name == "iris")[name].float()
+    inp, outs, size = _IO[name]
+    example = torch.rand(2, 3, size, size, generator=torch.Generator().manual_seed(0))
+    folder = path.parent
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = folder / f".{path.name}.{os.getpid()}.tmp"
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(module, (example,), str(tmp), input_names=[inp], output_names=list(outs),
+                              dynamic_axes={k: {0: "batch"} for k in (inp, *outs)}, opset_version=OPSET,
+                              dynamo=False)
+        check = torch.rand(3, 3, size, size, generator=torch.Generator().manual_seed(1))
+        with torch.no_grad():
+            ref = [r.numpy() for r in module(check)]
+        got = OrtEngine(name, tmp, 1).run(check.numpy())
+        worst = max(float(np.max(np.abs(g - r))) for g, r in zip(got, ref))
+        if not worst <= _TOLERANCE:
+            raise RuntimeError(f"the ONNX export of {name} differs from PyTorch by {worst:.3g} (> {_TOLERANCE})")
+        os.replace(tmp, path)
+    finally:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
