@@ -190,6 +190,8 @@ def crop_images(frames: torch.Tensor, frame_index: torch.Tensor, affines: np.nda
     Returns:
         KxCxcropxcrop float tensor.
     """
+    if frames.device.type == "cpu" and frames.dtype == torch.uint8 and len(frame_index):
+        return _crop_images_cv2(frames, frame_index, affines, crop, padding_mode)
     _, _, h, w = frames.shape
     dev = frames.device
     centres = torch.arange(crop, device=dev, dtype=torch.float32) + 0.5
@@ -213,3 +215,31 @@ def crop_images(frames: torch.Tensor, frame_index: torch.Tensor, affines: np.nda
         out.append(F.grid_sample(sub, norm.reshape(1, crop, crop, 2), mode="bilinear", padding_mode=padding_mode,
                                  align_corners=False))
     return torch.cat(out) if out else torch.zeros(0, frames.shape[1], crop, crop, device=dev)
+
+
+def _crop_images_cv2(frames: torch.Tensor, frame_index: torch.Tensor, affines: np.ndarray, crop: int,
+                     padding_mode: str) -> torch.Tensor:
+    """:func:`crop_images` on the CPU in one OpenCV warp per crop (the sub-box under the crop converted to float
+    first, so values are not rounded; sample positions to 1/32 pixel, as OpenCV's and MediaPipe's CPU crops)."""
+    import cv2
+
+    _, _, h, w = frames.shape
+    hwc = frames.permute(0, 2, 3, 1)              # the tracker's frames are NHWC in memory: a free view
+    corners = np.array([[0.0, 0.0, 1.0], [crop, 0.0, 1.0], [0.0, crop, 1.0], [crop, crop, 1.0]])
+    border = cv2.BORDER_REPLICATE if padding_mode == "border" else cv2.BORDER_CONSTANT
+    out = np.empty((len(frame_index), crop, crop, frames.shape[1]), np.float32)
+    for k, i in enumerate(frame_index.tolist()):
+        a = np.asarray(affines[k], np.float64)
+        pts = corners @ a.T
+        x0 = int(min(max(np.floor(pts[:, 0].min()) - 2, 0), w - 1))
+        y0 = int(min(max(np.floor(pts[:, 1].min()) - 2, 0), h - 1))
+        x1 = int(max(min(np.ceil(pts[:, 0].max()) + 2, w), x0 + 1))
+        y1 = int(max(min(np.ceil(pts[:, 1].max()) + 2, h), y0 + 1))
+        sub = hwc[i, y0:y1, x0:x1].numpy().astype(np.float32) * np.float32(1 / 255)
+        # crop pixel centre (c + 0.5) -> frame position A (c + 0.5) -> sub-box pixel index (minus the origin, - 0.5)
+        m = a.copy()
+        m[:, 2] = a[:, 2] + a[:, :2].sum(1) * 0.5 - 0.5 - np.array([x0, y0])
+        # the sub-box meets the frame's edge wherever samples leave the frame, so its border is the frame's
+        out[k] = cv2.warpAffine(sub, m, (crop, crop), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                borderMode=border, borderValue=0).reshape(crop, crop, -1)
+    return torch.from_numpy(out).permute(0, 3, 1, 2)

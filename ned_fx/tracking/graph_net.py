@@ -38,13 +38,18 @@ class GraphNet(nn.Module):
         self._ranks = {int(k): v for k, v in header["ranks"].items()}
         self._steps = steps
         self.layers = nn.ModuleDict()
+        self._inner_pad: set[int] = set()          # convs that pad inside (no separate zero-pad op)
         for i, step in enumerate(steps):
             name = f"l{i}"
             if step["op"] == "conv":
                 w = torch.from_numpy(arrays[step["weight"]])
+                t, b, l, r = step["pads"]
+                inside = (t, l) if (t, l) == (b, r) else (0, 0)     # symmetric padding: the conv's own (one op)
+                if inside != (0, 0):
+                    self._inner_pad.add(i)
                 conv = nn.Conv2d(w.shape[1] * step["groups"], w.shape[0], tuple(w.shape[2:]),
                                  stride=tuple(step["stride"]), dilation=tuple(step["dilation"]),
-                                 groups=step["groups"], bias=True)
+                                 groups=step["groups"], bias=True, padding=inside)
                 conv.weight.data.copy_(w)
                 conv.bias.data.copy_(torch.from_numpy(arrays[step["bias"]]))
                 self.layers[name] = conv
@@ -61,7 +66,7 @@ class GraphNet(nn.Module):
             if op == "conv":
                 t, b, l, r = step["pads"]
                 src = env[step["in"]]
-                if t or b or l or r:
+                if (t or b or l or r) and i not in self._inner_pad:
                     src = F.pad(src, (l, r, t, b))
                 y = _activate(self.layers[f"l{i}"](src), step["act"])
             elif op == "prelu":
