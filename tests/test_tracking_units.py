@@ -199,3 +199,16 @@ def test_onnxruntime_and_torch_track_alike():
     assert not np.isnan(ort[:, 0, 0]).any() and not np.isnan(ref[:, 0, 0]).any()
     diff = np.linalg.norm(ort[..., :2] - ref[..., :2], axis=2)
     assert diff.mean() < 0.05 and diff.max() < 1.0, (diff.mean(), diff.max())     # pixels, iris points included
+
+
+def test_auto_runtime_falls_back_to_torch_when_no_export_is_usable(monkeypatch):
+    pytest.importorskip("onnxruntime")
+    from ned_fx.tracking import FaceTracker, ort
+
+    def broken(**kwargs):
+        raise ImportError("no onnx package")
+
+    monkeypatch.setattr(ort, "load_ort_engines", broken)
+    assert FaceTracker(TrackerConfig(device="cpu", iris=False)).runtime == "torch"
+    with pytest.raises(ImportError):
+        FaceTracker(TrackerConfig(device="cpu", iris=False, runtime="onnxruntime"))

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from .. import __version__
-from ..errors import InvalidParameterError
+from ..errors import InvalidParameterError, WeightsMissingError
 from . import geometry as g
 from .config import TrackerConfig
 from .engine import DETECTOR_SIZE, IRIS_SIZE, MESH_SIZE, load_engines
@@ -81,10 +81,13 @@ class FaceTracker:
                 engines = load_ort_engines(iris=self.config.iris)
                 self.runtime = "onnxruntime"
                 return engines
-            except RuntimeError:
+            except WeightsMissingError:
+                raise
+            except Exception:
                 if self.config.runtime == "onnxruntime":
                     raise
-                # auto: an export that does not match PyTorch is not used; PyTorch runs the networks
+                # auto: no usable export (the onnx package missing, a read-only cache, an export that does not
+                # match PyTorch): PyTorch runs the networks
         self.runtime = "torch"
         return load_engines(self.device, iris=self.config.iris)
 
