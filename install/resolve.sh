@@ -112,5 +112,5 @@ fi
 if [ ! -x "$python" ]; then
     echo "note: $python does not exist yet: run install/setup.sh, or pass --python" >&2
 fi
-echo "done: in Resolve, Workspace > Scripts > Utility > ned_fx_emotion (select the clips — Resolve 21.0.4+ — or mark them with the Orange clip colour)."
+echo "done: in Resolve, Workspace > Scripts > Utility > ned_fx_emotion (select the clips — Resolve 21.0.4+ — or put a timeline marker on each)."
 echo "DaVinci Resolve (free) 19.1+ shows no dialog: edit $config to choose the edit; progress is in Workspace > Console. Running from a shell needs Resolve Studio."

@@ -80,7 +80,7 @@ def _timeline(ra, tmp: Path, render_dir: Path | None):
 def test_picked_clips_become_shots_with_the_right_ranges(rv, tmp_path):
     ra, bridge = rv
     project, tl = _timeline(ra, tmp_path, tmp_path / "renders")
-    config = R.ResolveConfig(emotion="happy:0.7,surprised:0.3", intensity=0.8, consent="release 7")
+    config = R.ResolveConfig(emotion="happy:0.7,surprised:0.3", intensity=0.8, consent="release 7", select="color")
     clips = bridge.collect_clips(tl, config)
     assert [(c.name, c.track, c.record_start) for c in clips] == [
         ("d12.mp4", 1, RECORD), ("d12.mp4", 1, RECORD + 4), ("plate.[1001-1010].exr", 1, RECORD + 12),
@@ -118,7 +118,7 @@ def test_the_pass_edits_imports_and_places_results_at_the_same_record_frames(rv,
     project, tl = _timeline(ra, work, work / "renders")
     config = work / "settings.json"
     config.write_text(json.dumps({"endpoint": d.endpoint, "emotion": "sad", "intensity": 0.6,
-                                  "consent": "release 7", "python": sys.executable}))
+                                  "consent": "release 7", "python": sys.executable, "select": "color"}))
     lines: list[str] = []
     code = bridge.main(["--config", str(config), "--no-dialog"], namespace={"resolve": ra.Resolve(project)},
                        out=lines.append)
@@ -256,7 +256,7 @@ def test_settings_files_and_external_scripting(rv, tmp_path):
     with pytest.raises(InvalidParameterError, match=r"unknown setting\(s\) 'emotoin'; valid: endpoint, emotion"):
         R.read_config(bad)
     bad.write_text('{"select": "selected"}')
-    with pytest.raises(InvalidParameterError, match="valid: selection, color, current, track"):
+    with pytest.raises(InvalidParameterError, match="valid: selection, markers, color, current, track"):
         R.read_config(bad)
     bad.write_text('{"intensity": "high"}')
     with pytest.raises(InvalidParameterError, match="must be a number"):

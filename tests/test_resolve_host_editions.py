@@ -19,6 +19,7 @@ import pytest
 from conftest import REPO
 from test_resolve_bridge import RECORD, RESOLVE_DIR, STAND_INS, _timeline, rv, served  # noqa: F401 (fixtures)
 
+from ned_fx.errors import InvalidParameterError
 from ned_fx.hosts import resolve as R
 
 STOCK_RESOLVE_PYTHON = r"""
@@ -167,9 +168,63 @@ def test_the_selection_is_edited_where_resolve_can_read_it(rv, tmp_path):
     assert config.select == "selection"
     assert [(c.name, c.record_start) for c in bridge.collect_clips(selecting, config)] == [("d12.mp4", RECORD + 7)]
     lines: list[str] = []
-    marked = bridge.collect_clips(tl, config, lines.append)        # an older Resolve: the colour marks
-    assert [c.record_start for c in marked] == [RECORD, RECORD + 4, RECORD + 12, RECORD, RECORD + 20]
-    assert "cannot read the timeline selection" in lines[0] and "Orange" in lines[0]
+    assert tl.AddMarker(4.0, "Green", "", "", 1.0)                 # on V1's second clip (offset 4 = RECORD + 4)
+    marked = bridge.collect_clips(tl, config, lines.append)        # an older Resolve: the timeline markers
+    assert [(c.track, c.record_start) for c in marked] == [(1, RECORD + 4)]
+    assert "cannot read the timeline selection" in lines[0] and "V1 under timeline markers" in lines[0]
+
+
+def _marked_timeline(ra, selection=None):
+    """V1: four 10-frame clips a b c d from RECORD (a marked with the Orange clip colour), V2: e over b. Timeline
+    markers (frames are offsets from the timeline's start): Green "ned_fx" on b's first frame (= a's GetEnd(),
+    exclusive), a two-frame Blue "review" marker over c's last and d's first frame."""
+    movie = ra.MediaPoolItem("d12.mp4", {"File Path": "/shows/d12.mp4"})
+    tl = ra.Timeline("reel3", tracks=2, start_frame=RECORD, selection=selection)
+    items = [tl._add(ra.TimelineItem(n, movie, RECORD + 10 * i, 10, left_offset=20 * i,
+                                     color="Orange" if n == "a" else ""), 1) for i, n in enumerate("abcd")]
+    tl._add(ra.TimelineItem("e", movie, RECORD + 10, 10, left_offset=100), 2)
+    assert tl.AddMarker(10.0, "Green", "ned_fx", "", 1.0, "")
+    assert tl.AddMarker(29.0, "Blue", "review", "fix the sky", 2.0, "")
+    assert not tl.AddMarker(29.0, "Red", "again", "", 1.0), "one marker per frame"
+    assert not tl.AddMarker(40.0, "Orange", "x", "", 1.0), "Orange is a clip colour, not a marker colour"
+    return tl, items
+
+
+def test_timeline_markers_pick_the_clips_where_the_selection_cannot_be_read(rv, tmp_path):
+    ra, bridge = rv
+    tl, _ = _marked_timeline(ra)                                   # before 21.0.4: no GetSelectedClips
+    assert not hasattr(tl, "GetSelectedClips")
+
+    def picked(**settings):
+        lines: list[str] = []
+        return [(c.name, c.track) for c in bridge.collect_clips(tl, R.ResolveConfig(**settings), lines.append)]
+
+    # any marker on a clip's frames, GetStart() .. GetEnd() exclusive; the clip colour no longer picks
+    assert picked() == [("b", 1), ("c", 1), ("d", 1)]
+    assert picked(select="markers") == picked()
+    assert picked(marker_name=" NED_FX ") == [("b", 1)], "the name, any case"
+    assert picked(marker_color="Blue") == [("c", 1), ("d", 1)]
+    assert picked(marker_name="ned_fx", marker_color="Blue") == []
+    assert picked(marker_name="ned_fx", track=0) == [("b", 1), ("e", 2)], "track 0: every video track"
+    assert picked(select="color") == [("a", 1)], "the colour marks stay an option"
+    # where Resolve reads the selection, the selection; markers when asked for
+    selecting, items = _marked_timeline(ra, selection=[])
+    selecting._selection = [items[0]]
+    assert [c.name for c in bridge.collect_clips(selecting, R.ResolveConfig())] == ["a"]
+    assert [c.name for c in bridge.collect_clips(selecting, R.ResolveConfig(select="markers"))] == ["b", "c", "d"]
+    with pytest.raises(InvalidParameterError, match="marker_color 'Orange'; valid: Any, Blue, Cyan"):
+        R.ResolveConfig(marker_color="Orange")
+    # nothing under the named markers: said so, nothing run
+    project = ra.Project("show")
+    project._add_timeline(_marked_timeline(ra)[0])
+    settings = tmp_path / "settings.json"
+    settings.write_text(json.dumps({"marker_name": "ned_fx", "marker_color": "Blue", "python": sys.executable}))
+    lines: list[str] = []
+    code = bridge.main(["--config", str(settings), "--no-dialog"], namespace={"resolve": ra.Resolve(project)},
+                       out=lines.append)
+    assert code == 1 and lines[-1] == ("ned_fx: no selected clips (or clips of V1 under timeline markers named "
+                                       "'ned_fx' coloured Blue) on reel3: nothing to edit"), lines
+    assert "cannot read the timeline selection" in lines[0]
 
 
 FAKE_RUNNER = r"""

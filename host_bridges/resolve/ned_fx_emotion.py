@@ -5,7 +5,8 @@ external scripting enabled (``python ned_fx_emotion.py [--config FILE] [--no-dia
 ``DaVinciResolveScript`` module must be importable, see Resolve's scripting README).
 
 For each picked clip (the timeline's selection where Resolve offers ``GetSelectedClips`` — 21.0.4 and newer —,
-else clips marked with a clip colour; or the clip under the playhead, or every clip of a video track) it takes
+else the clips under timeline markers; or clips marked with a clip colour, the clip under the playhead, or every
+clip of a video track) it takes
 the source file and the used range, runs
 the edit with the daemon (the venv's Python does that part: ``ned_fx.hosts.runner``), writes an image sequence
 next to the project's render location, imports it into a ``ned_fx`` bin and places it on a new video track at
@@ -135,24 +136,48 @@ def selected_items(timeline):
     return out
 
 
+def marker_spans(timeline, config):
+    """The record frames the timeline markers the settings name cover (``Timeline.GetMarkers()``: frames are
+    offsets from ``GetStartFrame()``); none where this Resolve cannot list them."""
+    from ned_fx.hosts.resolve import marker_spans as spans
+
+    try:
+        markers = timeline.GetMarkers()
+        start = int(timeline.GetStartFrame())
+    except Exception:
+        return ()
+    return spans(markers if isinstance(markers, dict) else {}, start, config.marker_name, config.marker_color)
+
+
 def collect_clips(timeline, config, out=None):
     """The timeline items the settings pick, as TimelineClips (in track, then record order). ``selection`` falls
-    back to the colour marks where this Resolve cannot read the selection (it says so through ``out``)."""
+    back to the timeline markers where this Resolve cannot read the selection (it says so through ``out``)."""
+    from ned_fx.hosts.resolve import under_markers
+
     clips = []
-    if config.select == "selection":
+    select = config.select
+    if select == "selection":
         picked = selected_items(timeline)
         if picked is not None:
             return sorted((clip_of(item, t) for item, t in picked), key=lambda c: (c.track, c.record_start))
+        select = "markers"
         if out is not None:
             out("ned_fx: this Resolve cannot read the timeline selection (Timeline.GetSelectedClips needs "
-                "21.0.4+): editing the clips marked {}".format(config.clip_color))
-    if config.select == "current":
+                "21.0.4+): editing the clips of {} under {}".format(
+                    "V{}".format(config.track) if config.track else "every video track", config.markers_wanted))
+    if select == "current":
         item = timeline.GetCurrentVideoItem()
         return [clip_of(item, config.track or 1)] if item else []
-    tracks = [config.track] if config.select == "track" else range(1, int(timeline.GetTrackCount("video")) + 1)
+    spans = marker_spans(timeline, config) if select == "markers" else ()
+    if select == "markers" and not spans:
+        return []
+    every = range(1, int(timeline.GetTrackCount("video")) + 1)
+    tracks = [config.track] if select == "track" or (select == "markers" and config.track) else every
     for t in tracks:
         for item in timeline.GetItemListInTrack("video", t) or []:
-            if config.select in ("color", "selection") and item.GetClipColor() != config.clip_color:
+            if select == "color" and item.GetClipColor() != config.clip_color:
+                continue
+            if select == "markers" and not under_markers(int(item.GetStart()), int(item.GetEnd()), spans):
                 continue
             clips.append(clip_of(item, t))
     return sorted(clips, key=lambda c: (c.track, c.record_start))
@@ -399,7 +424,7 @@ def _save_last_used(R, config, path, out):
 #: Settings the dialog starts from the last run with; the rest (where ned_fx and its Python are, the daemon) stay
 #: the settings file's, so an updated install is not overridden by an old run.
 LAST_USED_KEYS = ("emotion", "intensity", "reference", "regions", "speech", "face", "keys", "consent", "select",
-                  "clip_color", "track", "output_root", "image_format", "layer")
+                  "marker_name", "marker_color", "clip_color", "track", "output_root", "image_format", "layer")
 
 
 def last_used(R, config, path, out):
@@ -467,8 +492,10 @@ def main(argv=None, namespace=None, out=print):
                         last_path))
         clips = collect_clips(timeline, config, out)
         if not clips:
+            on = "V{}".format(config.track) if config.track else "any video track"
             how = {"color": "clips marked {}".format(config.clip_color),
-                   "selection": "selected clips (or clips marked {})".format(config.clip_color),
+                   "markers": "clips of {} under {}".format(on, config.markers_wanted),
+                   "selection": "selected clips (or clips of {} under {})".format(on, config.markers_wanted),
                    "current": "a clip under the playhead", "track": "clips on V{}".format(config.track)}[config.select]
             out("ned_fx: no {} on {}: nothing to edit".format(how, timeline.GetName()))
             return 1

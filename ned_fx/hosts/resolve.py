@@ -37,9 +37,11 @@ from ..errors import InputNotFoundError, InvalidParameterError, NedFxError
 from .params import knob_specs, open_params
 
 #: How the pass picks clips: ``selection`` (the timeline's selected clips where Resolve offers
-#: ``Timeline.GetSelectedClips()`` — 21.0.4 and newer — else, said so, the ``color`` marks), ``color`` (clips
-#: marked with ``clip_color``), ``current`` (the clip under the playhead), ``track`` (every clip on ``track``).
-SELECT_MODES = ("selection", "color", "current", "track")
+#: ``Timeline.GetSelectedClips()`` — 21.0.4 and newer — else, said so, the ``markers`` pick), ``markers`` (the
+#: clips of video ``track`` — 0: every video track — under a timeline marker, optionally only markers named
+#: ``marker_name`` and/or coloured ``marker_color``), ``color`` (clips marked with the clip colour ``clip_color``),
+#: ``current`` (the clip under the playhead), ``track`` (every clip on ``track``).
+SELECT_MODES = ("selection", "markers", "color", "current", "track")
 IMAGE_FORMATS = ("auto", "exr", "png")
 #: What the pass places: ``patch`` (the default: only the edited face, premultiplied alpha, over Resolve's own
 #: decode of the original clip) or ``full`` (the whole edited frame on top).
@@ -48,6 +50,9 @@ RUNNERS = ("auto", "batch", "client")
 #: Resolve's clip colours (``TimelineItem.GetClipColor``).
 CLIP_COLORS = ("Orange", "Apricot", "Yellow", "Lime", "Olive", "Green", "Teal", "Navy", "Blue", "Purple",
                "Violet", "Pink", "Tan", "Beige", "Brown", "Chocolate")
+#: Resolve's marker colours (``Timeline.AddMarker``/``GetMarkers``); ``Any``: a marker of any colour picks.
+MARKER_COLORS = ("Any", "Blue", "Cyan", "Green", "Yellow", "Red", "Pink", "Purple", "Fuchsia", "Rose", "Lavender",
+                 "Sky", "Mint", "Lemon", "Sand", "Cocoa", "Cream")
 PLAN_VERSION = 1
 _SEQUENCE = re.compile(r"^(?P<head>.*?)\[(?P<first>\d+)-(?P<last>\d+)\](?P<tail>[^/\\]*)$")
 
@@ -66,8 +71,11 @@ class ResolveConfig:
         endpoint: the daemon; emotion (or a blend ``happy:0.7,surprised:0.3``), intensity (0…1.5), reference
             (an image/clip), regions, speech, face, keys: the edit (see ``ned-fx edit``).
         consent: the performer's consent reference, recorded by the daemon.
-        select: one of :data:`SELECT_MODES`; clip_color: for ``color``; track: the video track for ``track``
-            (and ``current``: 0 = the topmost clip under the playhead).
+        select: one of :data:`SELECT_MODES`; marker_name, marker_color: for ``markers`` (and ``selection`` where
+            Resolve cannot read the selection): only timeline markers with this name (any case; empty: any name)
+            and this colour (``Any``: any colour) pick clips; clip_color: for ``color``; track: the video track
+            for ``track`` and ``markers`` (0: every video track) and ``current`` (0 = the topmost clip under the
+            playhead).
         output_root: where outputs go (default: the project's render folder, else a ``ned_fx`` folder beside
             each source); image_format: ``auto`` (EXR for EXR sources, 16/8-bit PNG otherwise), ``exr``, ``png``.
         layer: ``patch`` (default: the edited face alone with premultiplied alpha, placed over the original
@@ -90,6 +98,8 @@ class ResolveConfig:
     keys: str = ""
     consent: str = ""
     select: str = "selection"
+    marker_name: str = ""
+    marker_color: str = "Any"
     clip_color: str = "Orange"
     track: int = 1
     output_root: str = ""
@@ -108,8 +118,10 @@ class ResolveConfig:
             raise InvalidParameterError(f"image_format {self.image_format!r}; valid: {', '.join(IMAGE_FORMATS)}")
         if self.layer not in LAYERS:
             raise InvalidParameterError(f"layer {self.layer!r}; valid: {', '.join(LAYERS)}")
-        if self.select in ("color", "selection") and self.clip_color not in CLIP_COLORS:
+        if self.select == "color" and self.clip_color not in CLIP_COLORS:
             raise InvalidParameterError(f"clip_color {self.clip_color!r}; valid: {', '.join(CLIP_COLORS)}")
+        if self.marker_color not in MARKER_COLORS:
+            raise InvalidParameterError(f"marker_color {self.marker_color!r}; valid: {', '.join(MARKER_COLORS)}")
         if self.runner not in RUNNERS:
             raise InvalidParameterError(f"runner {self.runner!r}; valid: {', '.join(RUNNERS)}")
         if isinstance(self.track, bool) or not isinstance(self.track, int) or self.track < 0:
@@ -131,6 +143,12 @@ class ResolveConfig:
         if emotion:
             params["emotion"] = emotion  # names and blends; the daemon checks them and lists the valid ones
         return params
+
+    @property
+    def markers_wanted(self) -> str:
+        """The timeline markers that pick clips, in words (``timeline markers named 'ned_fx' coloured Green``)."""
+        return ("timeline markers" + (f" named {self.marker_name.strip()!r}" if self.marker_name.strip() else "")
+                + (f" coloured {self.marker_color}" if self.marker_color != "Any" else ""))
 
     @property
     def label(self) -> str:
@@ -252,6 +270,44 @@ class Plan:
     skipped: tuple[tuple[str, str], ...]
     timeline: str
     endpoint: str
+
+
+def marker_spans(markers: Mapping[Any, Any] | None, timeline_start: int, name: str = "",
+                 color: str = "Any") -> tuple[tuple[int, int], ...]:
+    """The timeline frames the wanted markers cover, as ``(first, end)`` record frames (``end`` exclusive).
+
+    Args:
+        markers: ``Timeline.GetMarkers()``: ``{frame: {"color", "name", "note", "duration", "customData"}}``,
+            the frame an offset from the timeline's start (Resolve's scripting README: "a single green marker at
+            timeline offset 96"), a float; duration in frames (a float, at least 1).
+        timeline_start: ``Timeline.GetStartFrame()`` (the record frame of offset 0).
+        name: only markers with this name (any case, spaces around ignored); empty: any name.
+        color: only markers of this colour; ``Any``: any colour.
+
+    Entries that are not ``frame -> dict`` with a number for a frame are ignored (nothing to pick from them).
+    """
+    want_name = name.strip().casefold()
+    spans = []
+    for frame, info in (markers or {}).items():
+        if not isinstance(info, Mapping):
+            continue
+        try:
+            first = timeline_start + int(round(float(frame)))
+            duration = max(1, int(round(float(info.get("duration") or 1))))
+        except (TypeError, ValueError):
+            continue
+        if want_name and str(info.get("name", "")).strip().casefold() != want_name:
+            continue
+        if color != "Any" and str(info.get("color", "")) != color:
+            continue
+        spans.append((first, first + duration))
+    return tuple(sorted(spans))
+
+
+def under_markers(start: int, end: int, spans: Sequence[tuple[int, int]]) -> bool:
+    """Whether a clip on record frames ``start`` … ``end - 1`` (``TimelineItem.GetStart()``/``GetEnd()``, the end
+    exclusive) has one of the marker ``spans`` on one of its frames."""
+    return any(first < end and start < stop for first, stop in spans)
 
 
 def source_range(path: str, source_start: int, duration: int) -> tuple[str, int, int]:
@@ -378,10 +434,15 @@ def dialog_fields(specs, config: ResolveConfig) -> tuple[DialogField, ...]:
     fields += [
         DialogField("consent", "Consent", "LineEdit", config.consent, hint="the performer's consent reference"),
         DialogField("select", "Clips", "ComboBox", config.select, SELECT_MODES,
-                    hint="selection: the selected clips (Resolve 21.0.4+; else the colour marks); color: clips "
-                         "marked with the clip colour; current: under the playhead; track: a track"),
+                    hint="selection: the selected clips (Resolve 21.0.4+; else as markers); markers: the clips "
+                         "of the video track under a timeline marker; color: clips marked with the clip colour; "
+                         "current: under the playhead; track: a track"),
+        DialogField("marker_name", "Marker name", "LineEdit", config.marker_name,
+                    hint="markers: only timeline markers with this name (empty: any)"),
+        DialogField("marker_color", "Marker colour", "ComboBox", config.marker_color, MARKER_COLORS),
         DialogField("clip_color", "Clip colour", "ComboBox", config.clip_color, CLIP_COLORS),
-        DialogField("track", "Video track", "SpinBox", config.track, minimum=0, maximum=64),
+        DialogField("track", "Video track", "SpinBox", config.track, minimum=0, maximum=64,
+                    hint="track, markers: the video track (markers: 0 = every track); current: 0 = the topmost"),
         DialogField("output_root", "Output folder", "LineEdit", config.output_root,
                     hint="empty: the project's render folder, else beside each source"),
         DialogField("image_format", "Format", "ComboBox", config.image_format, IMAGE_FORMATS),

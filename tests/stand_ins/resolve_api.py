@@ -17,7 +17,8 @@ And it behaves like the hosts studios run, not only like the README (issue 16's 
 frame short when a script follows the README's inclusive reading); ``GetSourceStartFrame``/``GetSourceEndFrame``
 can be off by one, in the media's rate, or 0/0 on XML-imported timelines (``TimelineItem(source_start=…,
 source_end=…)``) while ``GetLeftOffset`` is right; ``Timeline.GetSelectedClips()`` exists only from 21.0.4
-(``Timeline(selection=[…])``); Resolve (free) 19.1+ gives scripts no UIManager (``Fusion(ui=False)``,
+(``Timeline(selection=[…])``); timeline markers (``AddMarker``/``GetMarkers``) are keyed by their offset from the
+timeline's start, not by record frame; Resolve (free) 19.1+ gives scripts no UIManager (``Fusion(ui=False)``,
 ``Resolve(studio=False)``: ``GetProductName()`` is "DaVinci Resolve").
 """
 
@@ -128,9 +129,35 @@ class Timeline:
         self._track_names = [f"Video {i + 1}" for i in range(tracks)]
         self._start = start_frame
         self._current: TimelineItem | None = None
+        self._markers: dict[float, dict] = {}
 
     def GetName(self) -> str:
         return self._name
+
+    # Timeline markers, as Resolve's scripting README (Developer/Scripting/README.txt, "Timeline") documents them:
+    #   AddMarker(frameId, color, name, note, duration, customData) --> Bool
+    #   GetMarkers() --> {markers...}  "Returns a dict (frameId -> {information}) of all markers [...] a value of
+    #   {96.0: {'color': 'Green', 'duration': 1.0, 'note': '', 'name': 'Marker 1', 'customData': ''}, ...}
+    #   indicates a single green marker at timeline offset 96"
+    # so the keys are floats counted from the timeline's first frame (GetStartFrame(), e.g. 86400 at 01:00:00:00),
+    # not record frames like TimelineItem.GetStart(). Being a dict keyed by frame, one marker per frame: a second
+    # AddMarker at a taken frame fails, as does a colour Resolve does not have (MARKER_COLORS) or a duration < 1.
+    MARKER_COLORS = ("Blue", "Cyan", "Green", "Yellow", "Red", "Pink", "Purple", "Fuchsia", "Rose", "Lavender",
+                     "Sky", "Mint", "Lemon", "Sand", "Cocoa", "Cream")
+
+    def AddMarker(self, frameId: float, color: str, name: str, note: str, duration: float,
+                  customData: str = "") -> bool:
+        _record("AddMarker", frameId, color, name, note, duration, customData)
+        frame = float(frameId)
+        if frame < 0 or frame in self._markers or color not in self.MARKER_COLORS or float(duration) < 1:
+            return False
+        self._markers[frame] = {"color": color, "duration": float(duration), "note": note, "name": name,
+                                "customData": customData}
+        return True
+
+    def GetMarkers(self) -> dict:
+        _record("GetMarkers")
+        return {frame: dict(info) for frame, info in sorted(self._markers.items())}
 
     def GetStartFrame(self) -> int:
         return self._start
