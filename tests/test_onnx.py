@@ -128,3 +128,35 @@ def test_neural_renderer_spec_exports_and_matches_pytorch_at_two_batch_sizes(onn
     feed = spec.example(1, 3)
     residual = np.abs(torch_reference(spec, feed)["image"] - feed["inputs"][:, -4:-1]).max()
     assert residual > 100 * tol, residual
+
+
+@pytest.mark.parametrize("name", ["face_detector", "face_mesh", "iris"])
+def test_tracker_runtime_exports_match_pytorch_and_stay_in_the_blocked_layout(tmp_path, name):
+    """The tracker's own onnxruntime exports (PReLU as convolutions, zero pads folded into convolutions: the
+    speed of the CPU default) give PyTorch's values on real crops at batch 1 and 5, and hold no PReLU and no
+    zero Pad in front of a convolution (each would make onnxruntime re-order the activations)."""
+    pytest.importorskip("onnxruntime")
+    import onnx
+
+    from ned_fx.tracking import ort
+    from ned_fx.tracking.engine import load_engines
+
+    path = tmp_path / f"{name}.onnx"
+    ort._export(name, path)
+    ops = [n.op_type for n in onnx.load(str(path)).graph.node]
+    assert "PRelu" not in ops
+    graph = onnx.load(str(path)).graph
+    made_by = {o: n.op_type for n in graph.node for o in n.output}
+    assert not [n for n in graph.node if n.op_type == "Conv" and made_by.get(n.input[0]) == "Pad"]
+    engine = ort.OrtEngine(name, path, threads=1)
+    module = load_engines("cpu", iris=name == "iris")[name]
+    size = engine_specs()[name].input_shape[-1]
+    for batch in (1, 5):
+        crops = torch.from_numpy(_real_crops(size, batch))
+        with torch.no_grad():
+            ref = module(crops)
+        got = engine(crops)
+        for output, a, b in zip(ort._IO[name][1], got, ref):
+            assert a.shape == b.shape
+            diff = float((a - b).abs().max())
+            assert diff <= TOLERANCE[name][output], f"{name}.{output}: max |diff| {diff:.2e}"

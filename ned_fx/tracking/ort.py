@@ -168,17 +168,18 @@ def _blocked_friendly(path: Path) -> None:
         if pads is None:
             continue
         after = users.get(node.output[0], [])
-        if not pads[[0, 1, 4, 5]].any() and len(after) == 1 and after[0].op_type == "Conv":
-            conv = after[0]
-            attrs = {a.name: a for a in conv.attribute}
-            if "auto_pad" in attrs and attrs["auto_pad"].s not in (b"", b"NOTSET"):
-                continue
-            old = list(attrs["pads"].ints) if "pads" in attrs else [0, 0, 0, 0]
-            if "pads" in attrs:
-                conv.attribute.remove(attrs["pads"])
-            conv.attribute.append(helper.make_attribute(
-                "pads", [old[0] + int(pads[2]), old[1] + int(pads[3]), old[2] + int(pads[6]), old[3] + int(pads[7])]))
-            conv.input[0] = node.input[0]
+        if not pads[[0, 1, 4, 5]].any() and after and all(
+                u.op_type == "Conv" and u.input[0] == node.output[0] and node.output[0] not in u.input[1:]
+                and next((a.s for a in u.attribute if a.name == "auto_pad"), b"NOTSET") in (b"", b"NOTSET")
+                for u in after):
+            for conv in after:          # one padded tensor may feed several convolutions: each pads itself
+                attrs = {a.name: a for a in conv.attribute}
+                old = list(attrs["pads"].ints) if "pads" in attrs else [0, 0, 0, 0]
+                if "pads" in attrs:
+                    conv.attribute.remove(attrs["pads"])
+                conv.attribute.append(helper.make_attribute("pads", [old[0] + int(pads[2]), old[1] + int(pads[3]),
+                                                                     old[2] + int(pads[6]), old[3] + int(pads[7])]))
+                conv.input[0] = node.input[0]
             graph.node.remove(node)
         elif not pads[[0, 2, 3, 4, 6, 7]].any() and channels.get(node.input[0]):
             c, c0, c1 = channels[node.input[0]], int(pads[1]), int(pads[5])
