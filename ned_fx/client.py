@@ -182,11 +182,13 @@ class Client:
                 pass
         self._shm_holds.clear()
 
-    def shm_buffer(self, shape: Sequence[int], dtype) -> tuple[str, np.ndarray]:
+    def shm_buffer(self, shape: Sequence[int], dtype, role: str = "frame") -> tuple[str, np.ndarray]:
         """A shared-memory frame buffer of this shape and dtype (same-host fast path), reused across renders.
-        A host may write its pixels straight into the array and pass it to :meth:`Shot.render` with ``shm=True``."""
+        A host may write its pixels straight into the array and pass it to :meth:`Shot.render` with ``shm=True``.
+        ``role``: buffers of different roles never share a file (``"matte"``: where the daemon writes the matte,
+        which may have a single-channel float frame's shape)."""
         global _STALE_SHM_CHECKED
-        key = (tuple(int(s) for s in shape), np.dtype(dtype).str)
+        key = (tuple(int(s) for s in shape), np.dtype(dtype).str) + ((role,) if role != "frame" else ())
         if key not in self._shm:
             if not _STALE_SHM_CHECKED:          # frame files of this user's clients that died (kill -9)
                 _STALE_SHM_CHECKED = True
@@ -455,17 +457,27 @@ class Shot:
 
     def render(self, frame: int, pixels: np.ndarray | None = None, channels: Sequence[str] | None = None,
                row_order: str = "top_down", colorspace: str = "", data_window=None, display_window=None,
-               with_info: bool = False, shm: bool = False) -> Any:
+               with_info: bool = False, shm: bool = False, matte: bool = False) -> Any:
         """Edit frame ``frame``. With ``pixels`` (H×W×C, the host's own layout) the daemon edits those pixels and
         returns them in the same layout; without, it reads the frame from the source itself.
 
+        Args:
+            matte: also return the edit's matte: (H, W, 1) float32, channel :data:`ned_fx.protocol.MATTE_CHANNEL`
+                (``ned.matte``), in the frame's row order and data window: the weights the daemon's compositor
+                blended the edit with (0 where the plate shows, all 0 for a frame passed through).
+
         Returns:
-            the edited pixels (H×W×C numpy array, read-only view of the received bytes), or with ``with_info``
-            ``(pixels, reply)`` where ``reply.result["reason"]`` says why a frame was passed through.
-            With ``shm`` (daemon on this machine) the pixels travel through a shared-memory file instead of the
-            socket and the returned array is a view of it: copy it before the next render of that size.
+            the edited pixels (H×W×C numpy array, read-only view of the received bytes); with ``matte``
+            ``(pixels, matte)``; with ``with_info`` ``(pixels, reply)`` where ``reply.result["reason"]`` says why
+            a frame was passed through and, with ``matte``, ``reply.arrays[1]`` (``reply.specs[1]``) is the matte.
+            With ``shm`` (daemon on this machine) the pixels (and the matte) travel through shared-memory files
+            instead of the socket and the returned arrays are views of them: copy them before the next render of
+            that size.
+
+        Raises:
+            DaemonError: ``unsupported`` for a matte from a daemon rendering on its device fast path.
         """
-        arrays = ()
+        arrays = []
         if pixels is not None:
             spec = P.BufferSpec.for_array(pixels, channels, row_order, colorspace, data_window, display_window)
             pixels = pixels.reshape(spec.shape)
@@ -477,13 +489,29 @@ class Shot:
                                     spec.data_window, spec.display_window, name)
                 pixels = buf
             arrays = [(pixels, spec)]
-        reply = self._call("render", frame=int(frame), arrays=arrays, lane=shm)
+            if shm and matte:           # the daemon writes the matte there too: nothing but headers travel
+                shape = (spec.shape[0], spec.shape[1], 1)
+                mname, mbuf = self.client.shm_buffer(shape, np.float32, role="matte")
+                arrays.append((mbuf, P.BufferSpec("float32", shape, (P.MATTE_CHANNEL,), spec.row_order, "",
+                                                  spec.data_window, spec.display_window, mname)))
+        reply = self._call("render", frame=int(frame), arrays=arrays, lane=shm and pixels is not None,
+                           params={"matte": True} if matte else None)
         if not reply.specs:
             raise DaemonError("bad_message", "the render reply carried no pixels")
+        for i, spec in enumerate(reply.specs):
+            if reply.arrays[i] is None:     # written back into our shared-memory buffer
+                role = "matte" if i > 0 and tuple(spec.channels) == (P.MATTE_CHANNEL,) else "frame"
+                reply.arrays[i] = self.client.shm_buffer(spec.shape, spec.dtype, role=role)[1]
         out = reply.arrays[0]
-        if out is None:                 # written back into our shared-memory buffer
-            out = self.client.shm_buffer(reply.specs[0].shape, reply.specs[0].dtype)[1]
-        return (out, reply) if with_info else out
+        if with_info:
+            return out, reply
+        if matte:
+            got = [a for s, a in zip(reply.specs[1:], reply.arrays[1:]) if tuple(s.channels) == (P.MATTE_CHANNEL,)]
+            if not got:
+                raise DaemonError("bad_message", "the render reply carried no matte (a daemon older than the "
+                                                 "matte option?)")
+            return out, got[0]
+        return out
 
     def close(self) -> None:
         self.client._open_shots.discard(self)

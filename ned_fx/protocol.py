@@ -63,6 +63,13 @@ _HEADER_KEYS = {"v": int, "type": str, "id": int, "session": str, "frame": int, 
 _BUFFER_KEYS = {"dtype": str, "shape": list, "channels": list, "row_order": str, "colorspace": str,
                 "data_window": list, "display_window": list, "shm": str}
 
+#: The channel name of the edit's matte, the second buffer of a render reply when ``params.matte`` is true: the
+#: exact weights the daemon's compositor blended the edit with, (H, W, 1) float32 in the frame's row order and
+#: data window (0 where the plate shows, all 0 for a frame passed through).
+MATTE_CHANNEL = "ned.matte"
+#: The parameters a ``render`` request may carry, and their types (any other key is ``invalid_parameter``).
+RENDER_PARAMS = {"matte": bool}
+
 #: Same-host fast path: a buffer may live in a file of SHM_DIR named ``ned_fx-<32 hex>`` instead of a message part.
 SHM_DIR = "/dev/shm"
 SHM_NAME = re.compile(r"ned_fx-[0-9a-f]{32}")      # always fullmatch (``$`` lets a trailing newline in)

@@ -47,7 +47,7 @@ def test_hello_describe_status(identity):
         assert by_name["emotion"]["kind"] == "choice" and "happy" in by_name["emotion"]["options"]
         assert by_name["intensity"] == {**by_name["intensity"], "kind": "double", "min": 0.0, "default": 1.0}
         assert by_name["intensity"]["max"] >= 1.5
-        assert {c["name"] for c in d["clips"]} == {"Source", "Output"}
+        assert {c["name"] for c in d["clips"]} == {"Source", "Output", "Matte"}
         s = c.status()
         assert s["queue_depth"] >= 0 and s["memory"]["rss_bytes"] > 0 and s["uptime_s"] > 0
         assert c.ping()["pong"] > 0
@@ -419,6 +419,10 @@ def test_fast_path_batches_frames_of_different_clients(tmp_path):
             shot = c.open(src, frames="0-3", emotion="sad")
             shot.wait()
             np.testing.assert_array_equal(np.array(shot.render(2)), got["sad"][2])     # alone == batched
+            assert {o["name"]: o for o in c.describe()["render_options"]}["matte"]["available"] is False
+            with pytest.raises(DaemonError) as e:        # the fast path keeps no weights: said, not a zero matte
+                shot.render(2, matte=True)
+            assert e.value.code == "unsupported" and "--render-path opencv" in str(e.value)
     finally:
         d.kill()
     (track_file,) = cache.glob("track-*.npz")
@@ -633,3 +637,74 @@ def test_a_with_block_closes_the_sessions_it_opened_and_wait_reports_each_step_o
         assert {kept.id} <= set(c.status()["sessions"])
     with Client(identity.endpoint, timeout=5) as c:
         assert kept.id not in c.status()["sessions"] and closed.id not in c.status()["sessions"]
+
+
+def test_render_returns_the_matte_on_request(identity):
+    """``params.matte``: a second buffer, channel ``ned.matte``, (H, W, 1) float32 in the frame's row order and
+    data window (all 0 from the identity engine: every frame passes through), in the message over TCP, written
+    into a second shared-memory file over shared memory and the local lane; bad requests are typed errors."""
+    src = str(footage("d12.mp4"))
+    window = (10, 20, 73, 67)
+    with Client(identity.endpoint, timeout=5) as c:
+        d = c.describe()
+        option = {o["name"]: o for o in d["render_options"]}["matte"]
+        assert option["kind"] == "boolean" and option["default"] is False and option["available"] is True
+        clip = {x["name"]: x for x in d["clips"]}["Matte"]
+        assert clip["components"] == ["ned.matte"] and clip["optional"] is True
+        shot = c.open(src, frames="0-9")
+        shot.wait()
+        a = plate(5)
+        assert isinstance(shot.render(3, a), np.ndarray)                  # no matte unless asked
+        out, reply = shot.render(3, a, row_order="bottom_up", data_window=window, with_info=True, matte=True)
+        np.testing.assert_array_equal(out, a)
+        frame_spec, matte_spec = reply.specs
+        assert matte_spec.channels == ("ned.matte",) and matte_spec.dtype == "float32"
+        assert matte_spec.shape == (48, 64, 1) and matte_spec.row_order == "bottom_up" == frame_spec.row_order
+        assert matte_spec.data_window == frame_spec.data_window == window
+        assert reply.arrays[1].shape == (48, 64, 1) and not reply.arrays[1].any()
+        out, matte = shot.render(4, matte=True)                            # by number: the file's own window
+        assert out.shape == (512, 512, 3) and matte.shape == (512, 512, 1) and matte.dtype == np.float32
+        assert not matte.any()
+        lane_before = c.status()["lane"]["requests"]
+        c.shm_buffer((48, 64, 1), np.float32, role="matte")[1][...] = 1.0   # the daemon writes its zeros there
+        out, matte = shot.render(5, a, shm=True, matte=True)               # shared memory, over the lane
+        np.testing.assert_array_equal(out, a)
+        assert matte.shape == (48, 64, 1) and not matte.any() and c._lane is not None
+        assert c.status()["lane"]["requests"] == lane_before + 1
+        mname, mbuf = c.shm_buffer((48, 64, 1), np.float32, role="matte")
+        assert np.shares_memory(matte, mbuf), "the matte came back in its own shared-memory file"
+        assert c.shm_buffer((48, 64, 1), np.float32)[0] != mname, "a frame of the matte's shape gets its own file"
+        spec = P.BufferSpec.for_array(a)
+        name, buf = c.shm_buffer(a.shape, a.dtype)
+        fspec = P.BufferSpec(spec.dtype, spec.shape, spec.channels, shm=name)
+        mspec = P.BufferSpec("float32", (48, 64, 1), ("ned.matte",), shm=mname)
+        for params, arrays, words in (
+                ({"matte": 1}, [(a, spec)], "must be bool"),
+                ({"mate": True}, [(a, spec)], "unknown render parameter"),
+                ({}, [(buf, fspec), (mbuf, mspec)], "at most one frame buffer"),
+                ({"matte": True}, [(a, spec), (a, spec)], "shared-memory"),
+                ({"matte": True}, [(buf, fspec), (buf, P.BufferSpec("float16", a.shape, ("ned.matte_", "G", "B",
+                                                                                         "A"), shm=mname))],
+                 "float32 [48, 64, 1]"),
+                ({"matte": True}, [(buf, fspec), (mbuf, P.BufferSpec("float32", (48, 64, 1), ("ned.matte",),
+                                                                     shm=name))], "another shared-memory file")):
+            with pytest.raises(DaemonError) as e:
+                c.request("render", session=shot.id, frame=3, params=params, arrays=arrays)
+            assert e.value.code == "invalid_parameter" and words in str(e.value), (params, str(e.value))
+        lane = c.hello()["lane"]
+        hello = P.encode("hello", 1, params={"lane_token": lane["token"]})[0]
+        alone = P.encode("render", 2, session=shot.id, frame=1, params={"matte": True}, arrays=[(buf, fspec)])[0]
+        by_number = P.encode("render", 3, session=shot.id, frame=1)[0]
+        both = P.encode("render", 4, session=shot.id, frame=1, params={"matte": True},
+                        arrays=[(buf, fspec), (mbuf, mspec)])[0]
+        replies = _lane_talk(lane["path"], hello, alone, by_number, both)
+        assert replies[1].error["code"] == "invalid_parameter" and "second shared-memory" in replies[1].error["message"]
+        assert replies[2].error["code"] == "invalid_parameter" and "render by number" in replies[2].error["message"]
+        assert replies[3].type == "reply" and replies[3].specs[1].shm == mname
+    with Client(identity.endpoint, timeout=5, local_lane=False) as c:             # shared memory over ZeroMQ
+        shot = c.open(src, frames="0-3")
+        shot.wait()
+        c.shm_buffer((48, 64, 1), np.float32, role="matte")[1][...] = 1.0
+        out, matte = shot.render(1, a, shm=True, matte=True)
+        np.testing.assert_array_equal(out, a)
+        assert matte.shape == (48, 64, 1) and not matte.any() and c._lane is None

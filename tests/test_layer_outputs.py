@@ -484,3 +484,56 @@ def test_still_patch_and_matte(tmp_path):
     matte = read_image(tmp_path / "m.matte.png")
     assert matte.pixels.shape[:2] == plate.pixels.shape[:2] and matte.pixels.max() == 65535
     assert read_provenance(tmp_path / "m.matte.png").edited
+
+
+def test_a_real_daemon_returns_the_matte_hosts_keep(tmp_path):
+    """End to end with a real daemon (real engines, CPU): ``render_to_file`` (the Nuke node's and the Resolve
+    pass's renders) asks for the matte, which arrives as ``ned.matte`` in the frame's data window and is the
+    matte ``ned-fx edit --matte`` writes for the same edit; shared memory and bottom-up rows give the same matte
+    flipped; the Resolve patches' alpha is that matte and the patch over the plate is the daemon's edit."""
+    from daemons import Daemon
+    from ned_fx.client import Client
+    from ned_fx.hosts.frames import render_to_file
+    from ned_fx.hosts.patches import make_patches
+
+    seq = _exr_plate(tmp_path, count=2)
+    edit_media(seq, tmp_path / "cli" / "c.####.exr", HAPPY, layers=LayerConfig(matte=True))
+    (tmp_path / "full").mkdir()
+    plate = read_image(tmp_path / "in.1002.exr")
+    d = Daemon("--device", "cpu", roots=[tmp_path], tmp=tmp_path)
+    try:
+        with Client(d.endpoint, timeout=300, retries=0) as c:
+            assert {o["name"]: o for o in c.describe()["render_options"]}["matte"]["available"] is True
+            shot = c.open(str(seq), frames="1001-1002", emotion="happy", intensity=1.0)
+            shot.wait(timeout=600)
+            for n in (1001, 1002):
+                _, reason = render_to_file(shot, n, tmp_path / "full" / "f.%04d.exr")
+                assert reason is None
+            up, up_matte = shot.render(1002, np.ascontiguousarray(plate.pixels[::-1]), plate.channels,
+                                       row_order="bottom_up", data_window=plate.data_window,
+                                       display_window=plate.display_window, shm=True, matte=True)
+            up, up_matte = np.array(up), np.array(up_matte)
+    finally:
+        d.kill()
+    for n in (1001, 1002):
+        full, cli = read_image(tmp_path / "full" / f"f.{n}.exr"), read_image(tmp_path / "cli" / f"c.{n}.exr")
+        assert full.channels == ("R", "G", "B", "A", "Z", "ned.matte") and full.data_window == plate.data_window
+        matte = full.pixels[..., 5].astype(np.float32)
+        assert matte.max() > 0.99 and matte.min() == 0.0 and np.mean(matte > 0) > 0.02
+        assert np.array_equal(full.pixels[..., :5], cli.pixels[..., :5]), "the daemon's edit is the CLI's"
+        assert np.abs(matte - cli.pixels[..., cli.channels.index("ned.matte")]).max() < 1e-3, "and so its matte"
+        moved = np.abs(full.pixels[..., :3].astype(np.float32) - read_image(tmp_path / f"in.{n}.exr").pixels[..., :3])
+        assert np.all(matte[moved.max(axis=2) > 0.02] > 0), "the edit shows only where the matte is"
+    full = read_image(tmp_path / "full" / "f.1002.exr")
+    assert up_matte.shape == (*plate.pixels.shape[:2], 1) and up_matte.dtype == np.float32
+    assert np.array_equal(up_matte[::-1, :, 0].astype(np.float16), full.pixels[..., 5])
+    assert np.array_equal(up[::-1], full.pixels[..., :5])
+    pattern = make_patches(str(seq).replace("####", "%04d"), str(tmp_path / "full" / "f.%04d.exr"), 1001, 1002)
+    for n in (1001, 1002):
+        patch, full = read_image(pattern.replace("%04d", str(n))), read_image(tmp_path / "full" / f"f.{n}.exr")
+        matte, alpha = full.pixels[..., 5].astype(np.float32), patch.pixels[..., 3].astype(np.float32)
+        edit = full.pixels[..., :3]
+        back = over(patch.pixels[..., :4], read_image(tmp_path / f"in.{n}.exr").pixels[..., :3]).astype(np.float16)
+        assert np.all((back == edit) | ((back == 0) & (edit == 0)))
+        changed = np.any(edit != read_image(tmp_path / f"in.{n}.exr").pixels[..., :3], axis=2)
+        assert np.mean(np.abs(alpha - matte)[changed & (matte > 0)] < 1e-3) > 0.95, "alpha is the daemon's matte"

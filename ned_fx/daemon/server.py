@@ -722,18 +722,29 @@ class Daemon:
             raise P.ProtocolError(f"the session's analysis {session.state}: {text}", code)
         if msg.frame is None:
             raise P.ProtocolError("a render request needs a frame number", "invalid_parameter")
-        if len(msg.arrays) > 1:
-            raise P.ProtocolError("a render request carries at most one frame buffer", "invalid_parameter")
-        if msg.specs and msg.specs[0].shm:
-            if not isinstance(envelope, LaneReply) and not is_loopback(self.bound or self.endpoint):
+        matte = _render_matte(msg)
+        lane = isinstance(envelope, LaneReply)
+        if lane and not msg.specs:
+            raise P.ProtocolError("the local lane carries shared-memory renders only: render by number over the "
+                                  "ZeroMQ socket", "invalid_parameter")
+        if matte:
+            why = session.matte_refusal()
+            if why is not None:
+                raise P.ProtocolError(why, "unsupported")
+            if lane and len(msg.specs) < 2:
+                raise P.ProtocolError("the local lane carries no pixels: a render asking for the matte there names "
+                                      "a second shared-memory buffer for it", "invalid_parameter")
+        for spec in msg.specs:
+            if not spec.shm:
+                continue
+            if not lane and not is_loopback(self.bound or self.endpoint):
                 raise P.ProtocolError("shared-memory buffers are for clients on this machine only", "forbidden")
             if not self._is_admin(msg):     # a granted user's frame files are not the daemon user's to touch
                 raise P.ProtocolError("shared-memory buffers are for the daemon's own user only; send the pixels "
                                       "in the message", "forbidden")
-            session.shm_names.add(msg.specs[0].shm)
-            if session.identity:
-                self._shm.check(msg.specs[0])     # the pixels stay where the client reads them: nothing is read
-                msg.arrays[0] = None              # a shared-memory buffer: encode sends no part for it
+            session.shm_names.add(spec.shm)
+            if session.identity:            # answered here: the file is there, this user's, of the spec's size
+                self._shm.check(spec)
         if session.identity and msg.arrays:
             if msg.frame not in session.frame_numbers:
                 raise InvalidParameterError(f"frame {msg.frame} is not in the session's shot")
@@ -741,13 +752,20 @@ class Daemon:
             # shared memory: the pixels are already where the client reads them; nothing travels
             # zero-copy echo: the received message part itself goes straight back (a zmq.Frame: no new buffer
             # to track, unlike sending a view of it)
+            frame_spec = msg.specs[0]
+            arrays = [(None if frame_spec.shm else msg.arrays[0], frame_spec)]
+            if matte:                       # the identity engine edits nothing: its matte is all 0
+                h, w = frame_spec.shape[:2]
+                arrays.append(self._matte_out(np.zeros((h, w, 1), np.float32), frame_spec, frame_spec.data_window,
+                                              frame_spec.display_window, msg.specs[1:]))
             parts = P.encode("reply", msg.id, session=session.id, frame=msg.frame,
-                             result={"reason": "identity engine"}, arrays=[(msg.arrays[0], msg.specs[0])])
-            if len(parts) == 2 and len(body) == 2 and not msg.specs[0].shm:
+                             result={"reason": "identity engine"}, arrays=arrays)
+            if len(parts) >= 2 and len(body) == 2 and not frame_spec.shm:
                 parts[1] = body[1]
             return parts
-        if msg.specs and msg.specs[0].shm:
-            msg.arrays[0] = None            # read by the render job (off the socket thread)
+        for i, spec in enumerate(msg.specs):
+            if spec.shm:
+                msg.arrays[i] = None        # read by the render job (off the socket thread)
         with self._lock:
             self.pending += 1
             self.rendering += 1
@@ -769,7 +787,12 @@ class Daemon:
                     frame = session.read_frame(msg.frame)
                 spec = P.BufferSpec(str(frame.pixels.dtype), tuple(frame.pixels.shape), frame.channels,
                                     "top_down", "", frame.data_window, frame.display_window)
-            if session.batchable and self._batcher is not None:
+            weights = None
+            matte = bool(msg.params.get("matte"))       # checked by _render_matte on the socket thread
+            if matte:
+                with session.lock:                  # ShotRenderer keeps state: one frame at a time
+                    out, reason, weights = session.render_with_matte(frame)
+            elif session.batchable and self._batcher is not None:
                 out, reason = session.render(frame, self._batcher)   # with frames of other sessions
             else:
                 with session.lock:                  # ShotRenderer keeps state: one frame at a time
@@ -785,8 +808,16 @@ class Daemon:
                 shm = spec.shm
             out_spec = P.BufferSpec(spec.dtype, tuple(pixels.shape), tuple(out.channels), spec.row_order,
                                     spec.colorspace, tuple(out.data_window), tuple(out.display_window), shm)
+            arrays = [(pixels, out_spec)]
+            if weights is not None:
+                if weights.shape != pixels.shape[:2]:
+                    raise RuntimeError(f"the matte is {weights.shape} but the frame {pixels.shape[:2]}")
+                if spec.row_order == "bottom_up":
+                    weights = weights[::-1]
+                arrays.append(self._matte_out(weights[..., None], out_spec, out_spec.data_window,
+                                              out_spec.display_window, msg.specs[1:]))
             parts = P.encode("reply", msg.id, session=session.id, frame=msg.frame, result={"reason": reason},
-                             arrays=[(pixels, out_spec)])
+                             arrays=arrays)
         except BaseException as exc:
             parts = P.error_reply(msg.id, *error_of(exc))
         finally:
@@ -794,6 +825,21 @@ class Daemon:
                 self.pending -= 1
                 self.rendering -= 1
         self._post(envelope, parts)
+
+    def _matte_out(self, matte: np.ndarray, frame: P.BufferSpec, data_window, display_window,
+                   targets) -> tuple:
+        """The reply's matte buffer: ``matte`` (H, W, 1) float32 in the frame's row order, windows and colour label
+        left empty; written into the request's shared-memory matte buffer when it named one (then only the header
+        travels), else sent in the message."""
+        matte = np.ascontiguousarray(matte, dtype=np.float32)
+        target = targets[0] if targets else None
+        shm = ""
+        if target is not None and target.shape == matte.shape:
+            self._shm.write(target, matte)
+            shm = target.shm
+        return matte, P.BufferSpec("float32", tuple(matte.shape), (P.MATTE_CHANNEL,), frame.row_order, "",
+                                   None if data_window is None else tuple(data_window),
+                                   None if display_window is None else tuple(display_window), shm)
 
     def status(self, msg: P.Message | None = None) -> dict:
         """The daemon's state. Sessions: every one for the daemon's own user, a granted client's own otherwise;
@@ -892,6 +938,40 @@ def error_of(exc: BaseException) -> tuple[str, str]:
     return "internal", f"internal error ({text}); the daemon keeps serving, see its log"
 
 
+def _render_matte(msg: P.Message) -> bool:
+    """Check a render request's parameters and buffers; whether it asks for the matte (``params.matte``).
+
+    A render carries at most one frame buffer, and, only when it asks for the matte with a shared-memory frame,
+    a second shared-memory buffer for the matte: float32, (H, W, 1) of the frame, channel ``ned.matte``."""
+    for key, value in msg.params.items():
+        want = P.RENDER_PARAMS.get(key)
+        if want is None:
+            raise P.ProtocolError(f"unknown render parameter {str(key)[:40]!r}; valid: {', '.join(P.RENDER_PARAMS)}",
+                                  "invalid_parameter")
+        if not isinstance(value, want):
+            raise P.ProtocolError(f"render params.{key} must be {want.__name__}, got {type(value).__name__}",
+                                  "invalid_parameter")
+    matte = bool(msg.params.get("matte", False))
+    if len(msg.specs) > 2 or (len(msg.specs) == 2 and not matte):
+        raise P.ProtocolError("a render request carries at most one frame buffer (and, asking for the matte, one "
+                              "shared-memory buffer for it)", "invalid_parameter")
+    if len(msg.specs) == 2:
+        frame, target = msg.specs
+        h, w = frame.shape[:2]
+        if not (frame.shm and target.shm):
+            raise P.ProtocolError("a matte buffer in a render request is a shared-memory one, with a "
+                                  "shared-memory frame; otherwise the matte comes back in the reply",
+                                  "invalid_parameter")
+        if (target.dtype, target.shape, target.channels) != ("float32", (h, w, 1), (P.MATTE_CHANNEL,)):
+            raise P.ProtocolError(f"the matte buffer must be float32 [{h}, {w}, 1] with channel "
+                                  f"{P.MATTE_CHANNEL!r}, got {target.dtype} {list(target.shape)} "
+                                  f"{list(target.channels)}", "invalid_parameter")
+        if target.shm == frame.shm:
+            raise P.ProtocolError("the matte buffer must be another shared-memory file than the frame's",
+                                  "invalid_parameter")
+    return matte
+
+
 def _check_curve(path: Path) -> None:
     """Parse an intensity curve the daemon may read; a file that is not one is said so *without* its content
     (a parse error would quote the file's first line back to the client)."""
@@ -971,7 +1051,18 @@ def describe(engine_info: dict, consent_required: bool = False) -> dict:
         P.string("keys", None, "Keys", "keyframes FRAME:EMOTION[:INTENSITY],…"),
         P.double("mix", 0.0, 1.0, 1.0, "Mix", "host-side mix of the edited plate over the source"),
     ]
-    clips = [P.clip("Source", ("RGBA", "RGB", "Alpha")), P.clip("Output", ("RGBA", "RGB"))]
-    return {"parameters": params, "clips": clips, "engine": engine_info, "protocol": P.PROTOCOL_VERSION,
+    clips = [P.clip("Source", ("RGBA", "RGB", "Alpha")), P.clip("Output", ("RGBA", "RGB")),
+             P.clip("Matte", (P.MATTE_CHANNEL,), optional=True, label="Matte")]
+    # options of each render request (not of the shot: hosts send them with ``render``, never with ``open``)
+    render_options = [
+        P.boolean("matte", False, "Matte", f"return the edit's matte with each frame: a second buffer, channel "
+                  f"{P.MATTE_CHANNEL}, (H, W, 1) float32 in the frame's row order and data window: the weights the "
+                  f"edit was blended with, 0 where the plate shows and for frames passed through"),
+    ]
+    # the device fast path composites on the device and keeps no weights: no matte there (sessions with a
+    # neural-renderer checkpoint render with ShotRenderer and have one)
+    render_options[0]["available"] = (engine_info.get("renderer") or {}).get("path") != "fast"
+    return {"parameters": params, "clips": clips, "render_options": render_options, "engine": engine_info,
+            "protocol": P.PROTOCOL_VERSION,
             "daemon": __version__, "dtypes": list(P.DTYPES), "row_orders": list(P.ROW_ORDERS),
             "consent_required": bool(consent_required)}

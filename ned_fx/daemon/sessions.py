@@ -386,15 +386,53 @@ class Session:
                 raise InvalidParameterError(f"frame {frame.number} is not in the session's shot "
                                             f"({_ranges(self.frame_numbers)})")
             return frame, "identity engine"
+        self._check_size(frame)
+        if batcher is not None and self.batchable:
+            return batcher.render(self.renderer, frame)
+        return self.renderer.render(frame)
+
+    def _check_size(self, frame) -> None:
         track = self.renderer.track
         dx0, dy0, dx1, dy1 = frame.display_window
         if (dx1 - dx0 + 1, dy1 - dy0 + 1) != (int(track.width), int(track.height)):
             raise InvalidParameterError(
                 f"the frame's display window is {dx1 - dx0 + 1}x{dy1 - dy0 + 1} but the analysed shot is "
                 f"{track.width}x{track.height}: send the plate's own pixels (set display_window for a crop)")
-        if batcher is not None and self.batchable:
-            return batcher.render(self.renderer, frame)
-        return self.renderer.render(frame)
+
+    def matte_refusal(self) -> str | None:
+        """Why this session cannot return the edit's matte with a frame, or None when it can (the identity engine
+        and ShotRenderer can; the device fast path composites on the device and keeps no weights)."""
+        if self.identity or hasattr(self.renderer, "begin"):
+            return None
+        return ("this daemon renders the session on the device fast path, which returns no matte; start it with "
+                "--render-path opencv (the default) to get the edit's matte")
+
+    def render_with_matte(self, frame):
+        """Edit one frame and return its matte too: ``(frame, reason, weights)``, ``weights`` (H, W) float32 over
+        the frame's pixels (its data window, top-down): the exact weights the compositor blended the edit with
+        (:func:`ned_fx.pipeline.blend_weights`), zeros for a frame passed through.
+
+        Raises:
+            InvalidParameterError: as :meth:`render`. UnsupportedFormatError: the session renders on the fast
+                path (see :meth:`matte_refusal`).
+        """
+        import numpy as np
+
+        why = self.matte_refusal()
+        if why is not None:
+            from ..errors import UnsupportedFormatError
+
+            raise UnsupportedFormatError(why)
+        if self.identity:
+            out, reason = self.render(frame)
+            return out, reason, np.zeros(frame.pixels.shape[:2], np.float32)
+        from ..pipeline import blend_weights
+
+        self._check_size(frame)
+        pending = self.renderer.begin(frame)
+        weights = blend_weights(self.renderer, pending)
+        out, reason = self.renderer.finish(pending)
+        return out, reason, np.asarray(weights, np.float32)
 
     def close(self) -> None:
         self.cancel.set()
