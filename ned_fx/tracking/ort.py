@@ -1,9 +1,11 @@
-"""The tracker's networks in onnxruntime on the CPU (about twice as fast there as eager PyTorch).
+"""The tracker's networks in onnxruntime on the CPU (2-4x eager PyTorch there; the tracker without iris about as
+fast as MediaPipe's own runtime: bench/track.py).
 
 Each engine of :mod:`.engine` is exported to ONNX once (dynamic batch) into ``$NED_FX_HOME/cache/onnx/``, named by
-a fingerprint of its weights, the code that defines the graph, torch's version and the opset, and checked
-against PyTorch on a fixed random batch before first use (an export that does not match is not kept: the
-tracker runs in PyTorch). :class:`OrtEngine` then stands in for the torch module: torch tensors in, torch tensors
+a fingerprint of its weights, the code that defines the graph, torch's version and the opset, rewritten so that
+onnxruntime keeps its blocked (NCHWc) layout from end to end (PReLU as convolutions, zero pads inside the
+convolutions: :func:`_blocked_friendly`), and checked against PyTorch on a fixed random batch before first use
+(an export that does not match is not kept: the tracker runs in PyTorch). :class:`OrtEngine` then stands in for the torch module: torch tensors in, torch tensors
 out, same shapes (``FaceTracker(engines=...)`` takes either).
 """
 
@@ -198,7 +200,8 @@ def _export(name: str, path: Path) -> None:
     inp, outs, size = _IO[name]
     example = torch.rand(2, 3, size, size, generator=torch.Generator().manual_seed(0))
     folder = path.parent
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    folder.parent.mkdir(parents=True, exist_ok=True, mode=0o700)    # the cache folder (it also holds face tracks)
+    folder.mkdir(exist_ok=True, mode=0o700)
     tmp = folder / f".{path.name}.{os.getpid()}.tmp"
     try:
         with warnings.catch_warnings(), torch.no_grad():
