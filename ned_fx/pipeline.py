@@ -238,6 +238,7 @@ class EditSummary:
     content_seconds: dict = field(default_factory=dict)   # the face content's share of "render": per sub-stage
     layer: str = "full"               # "full" frames, or "patch": the edited region with premultiplied alpha
     matte: str | None = None          # where the matte went: the matte file/pattern, or "EXR channel NAME"
+    restarted: str | None = None      # why a sequence output's frames already there were rendered again
 
     def fps(self) -> float:
         total = sum(self.seconds.values())
@@ -289,7 +290,9 @@ def edit_media(path: str | Path, output: str | Path, instruction: EditInstructio
         preview: a before/after picture (``.png``) or movie (``.mp4``) side by side.
         tracker_config … compositor_config: per-stage configs (defaults when None).
         progress: called as ``progress(stage, done, total)`` with stage ``"tracking"`` or ``"rendering"``.
-        resume: for sequence outputs, frames already written by an edit with the same parameters are kept.
+        resume: for sequence outputs, frames already written by an edit with the same parameters of the same
+            source content (:func:`~ned_fx.media.source_fingerprint`, kept in the ``.NAME.ned_fx.json`` manifest
+            beside the output) are kept; a re-delivered plate renders every frame again.
         analysis: a shot analysis file (``.npz``: track + edit plan). If it exists it is used instead of tracking
             (it must have been made for the same source, instruction and face, and hold every frame asked for), so
             farm tasks render chunks of a shot analysed once; if not, the analysis of ``frames`` is written there.
@@ -382,6 +385,8 @@ def _checked_edit(path, output, instruction, frames, face_id, preview, tracker_c
     if kind == "image" and count != 1 and analysis is None:
         raise InvalidParameterError(f"{output.name} is a still but {count} frames are to be edited; write a "
                                     f"sequence (name.####.exr) or a movie (.mov/.mp4)")
+    if not analysis_only:
+        check_free_space(path, output, kind, frames, count)
     made = _make_output_folders(output, preview)
     try:
         return _edit(path, output, kind, instruction, frames, face_id, preview, tracker_config, manipulator_config,
@@ -1100,7 +1105,8 @@ def _render_shot(path, output, kind, track, edited, frames, preview, renderer_co
     return EditSummary(output=str(output), frames=total, edited=tuple(edited_frames),
                        passed_through=passed, resumed=tuple(resumed), seconds=dict(clock.seconds),
                        preview=str(preview) if preview else None, face_id=track.face_id,
-                       content_seconds=dict(shot.content.seconds), layer=sink.layers.layer, matte=sink.matte_where())
+                       content_seconds=dict(shot.content.seconds), layer=sink.layers.layer, matte=sink.matte_where(),
+                       restarted=sink.restarted_frames())
 
 
 def blend_weights(shot: ShotRenderer, pending: _Pending) -> np.ndarray:
@@ -1112,6 +1118,68 @@ def blend_weights(shot: ShotRenderer, pending: _Pending) -> np.ndarray:
     if where.reason is not None:
         return np.zeros(frame.pixels.shape[:2], np.float32)
     return shot.compositor.weights(frame.pixels.shape, where.box, where.dst, where.src, keep=pending.keep)
+
+
+#: Fewest bytes per pixel and frame an output of each format takes (photographic plates compress less than this:
+#: a low bound, so that a refusal is always right). Movies: a heavily compressed H.264 is ~0.1 bit per pixel.
+_LEAST_BYTES_PER_PIXEL = {".exr": 1.0, ".dpx": 4.0, ".tif": 0.5, ".tiff": 0.5, ".png": 0.5, ".jpg": 0.05,
+                          ".jpeg": 0.05}
+_LEAST_MOVIE_BYTES_PER_PIXEL = 0.01
+
+
+def estimated_output_bytes(output: Path, kind: str, width: int, height: int, frames: int) -> int:
+    """A low estimate of what ``frames`` frames of ``width`` x ``height`` written to ``output`` take on disk."""
+    per_pixel = (_LEAST_MOVIE_BYTES_PER_PIXEL if kind == "movie"
+                 else _LEAST_BYTES_PER_PIXEL.get(output.suffix.lower(), 0.05))
+    return int(width * height * per_pixel * max(frames, 0))
+
+
+def check_free_space(path: Path, output: Path, kind: str, frames: str | None, count: int) -> None:
+    """Refuse, before any work, an edit whose output clearly cannot fit: the free space of the output's file
+    system is below a low estimate of the output's size (:func:`estimated_output_bytes`; frames of a sequence
+    output already on disk are overwritten in place and not counted; a movie or still is written whole beside
+    its final name before it replaces it). Where the estimate is wrong the writers still fail cleanly: every file
+    is written to a temporary name and renamed, so a full disk never leaves a half-written output.
+
+    Raises:
+        OutputWriteError: not enough free space (says how much is needed and free).
+    """
+    import shutil
+
+    from .errors import NedFxError
+    from .media import sequence_path
+
+    folder = output.parent if str(output.parent) else Path(".")
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        free = shutil.disk_usage(folder).free
+        with open_media(path, parse_frame_range(frames)) as source:
+            width, height = source.width, source.height
+            numbers = source.frame_numbers
+    except (OSError, NedFxError):     # not measurable here: the writers say so if the disk fills
+        return
+    todo = count
+    if kind == "sequence":
+        todo = sum(1 for n in numbers if not sequence_path(output, int(n)).exists())
+    need = estimated_output_bytes(output, kind, width, height, todo)
+    if need > free:
+        raise OutputWriteError(
+            f"not enough free space for {output}: {todo} frame(s) of {width}x{height} need at least "
+            f"{_mib(need)} but {folder} has {_mib(free)} free; free some space or write elsewhere "
+            f"(nothing was written)")
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:.1f} MiB" if n < 2**30 else f"{n / 2**30:.2f} GiB"
+
+
+def _written_since(path: Path, since_ns: int) -> bool:
+    """``path`` is a file written at or after ``since_ns`` (its file system's own clock, as the manifest's)."""
+    try:
+        return path.stat().st_mtime_ns >= since_ns and path.is_file()
+    except OSError:
+        return False
 
 
 class _MovieOwner:
@@ -1153,10 +1221,15 @@ class _Sink(_MovieOwner):
         self.hasher = hasher
         self.done: set[int] = set()
         self._first_number = int(track.frame_numbers[0])
+        self.restarted: str | None = None    # why frames already written were not kept (resume)
         if kind == "sequence":
-            from .media import sequence_path
+            from .media import sequence_path, source_fingerprint
 
+            # resume is keyed on the source's content (a plate re-delivered under the same names is another
+            # source), the edit and the code: the manifest beside the output holds the key
+            fingerprint = source_fingerprint(source)
             key = json.dumps({"source": str(source.resolve()), "instruction": instruction.as_params(),
+                              "fingerprint": fingerprint,
                               "frames": [int(track.frame_numbers[0]), int(track.frame_numbers[-1])],
                               "face": int(track.face_id), "version": _version(), **(renderer or {}),
                               **({"layers": self.layers.key()} if self.layers != LayerConfig() else {})},
@@ -1164,19 +1237,39 @@ class _Sink(_MovieOwner):
             self.key = hashlib.sha256(key.encode()).hexdigest()
             self._path_for = lambda n: sequence_path(output, n)
             self.manifest = output.parent / f".{output.name}.ned_fx.json"
-            if resume and self.manifest.is_file():
-                try:
-                    if json.loads(self.manifest.read_text()).get("key") == self.key:
-                        self.done = {int(n) for n in track.frame_numbers if self._path_for(int(n)).is_file()
-                                     and (self.matte_file is None or sequence_path(self.matte_file, n).is_file())}
-                except (OSError, ValueError):
-                    self.done = set()
-            output.parent.mkdir(parents=True, exist_ok=True)
             self._manifest_was_there = self.manifest.is_file()
-            _write_json(self.manifest, {"key": self.key, "source": str(source), "params": instruction.as_params()})
+            same = False
+            if resume and self._manifest_was_there:
+                try:
+                    before = json.loads(self.manifest.read_text())
+                    same = before.get("key") == self.key
+                    # frames written under this key are the ones written since its manifest was: a run that
+                    # started over for another key and stopped leaves older frames (of the old source) behind
+                    since = self.manifest.stat().st_mtime_ns
+                    if same:
+                        self.done = {int(n) for n in track.frame_numbers
+                                     if _written_since(self._path_for(int(n)), since)
+                                     and (self.matte_file is None
+                                          or _written_since(sequence_path(self.matte_file, n), since))}
+                    elif before.get("fingerprint") not in (None, fingerprint):
+                        self.restarted = "the source changed since those frames were rendered"
+                    else:
+                        self.restarted = "they were rendered by another edit (or version) of this shot"
+                except (OSError, ValueError, AttributeError):
+                    self.done, same = set(), False
+                if self.restarted and not any(self._path_for(int(n)).is_file() for n in track.frame_numbers):
+                    self.restarted = None
+            output.parent.mkdir(parents=True, exist_ok=True)
+            if not same:                     # a new key: its manifest's time marks where its frames start
+                _write_json(self.manifest, {"key": self.key, "source": str(source), "fingerprint": fingerprint,
+                                            "params": instruction.as_params()})
 
     def already_done(self, number: int) -> bool:
         return number in self.done
+
+    def restarted_frames(self) -> str | None:
+        """Why frames of the output already on disk are rendered again (None: none were, or they were kept)."""
+        return self.restarted
 
     def matte_where(self) -> str | None:
         """Where the matte went (for the summary), or None without one."""

@@ -186,6 +186,8 @@ def run(args) -> int:
         reasons.setdefault(reason, []).append(number)
     for reason, numbers in reasons.items():
         print(f"passed through unchanged ({reason}): {len(numbers)} frame(s): {describe_numbers(numbers)}")
+    if s.restarted:
+        print(f"rendered every frame of {args.output} again: {s.restarted}")
     if s.resumed:
         print(f"kept {len(s.resumed)} frame(s) already written by the same edit: {describe_numbers(list(s.resumed))}")
     print("time per stage: " + ", ".join(f"{k} {v:.1f}s" for k, v in s.seconds.items()))
