@@ -39,7 +39,7 @@ class CompositorConfig:
     feather: float = 0.25
     forehead_shrink: float = 0.08
     grow: float = 0.0
-    brow_margin: float = 0.2
+    brow_margin: float = 0.12
     levels: int = 5
     color_match: bool = False
     color_match_max_gain: float = 1.25
