@@ -423,6 +423,11 @@ def test_fast_path_batches_frames_of_different_clients(tmp_path):
             with pytest.raises(DaemonError) as e:        # the fast path keeps no weights: said, not a zero matte
                 shot.render(2, matte=True)
             assert e.value.code == "unsupported" and "--render-path opencv" in str(e.value)
+            from ned_fx.hosts.frames import render_to_file    # the hosts' renders go on without the matte
+
+            (tmp_path / "host").mkdir()
+            path, _ = render_to_file(shot, 2, tmp_path / "host" / "f.%04d.png")
+            assert path.is_file() and not list((tmp_path / "host").glob("*matte*"))
     finally:
         d.kill()
     (track_file,) = cache.glob("track-*.npz")

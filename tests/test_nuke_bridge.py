@@ -250,8 +250,9 @@ def test_analyse_bakes_analyses_in_the_background_and_renders_current_frame_firs
     for f in range(1001, 1005):
         edited, source = read_image(Path(pattern.replace("%04d", f"{f:04d}"))), read_image(baked / f"src.{f}.exr")
         assert edited.data_window == source.data_window == BBOX_WINDOW, "the bbox comes back"
-        assert edited.display_window == (0, 0, 511, 511) and edited.channels == ("R", "G", "B", "A")
-        assert np.array_equal(edited.pixels, source.pixels)     # identity engine: exactly the input
+        assert edited.display_window == (0, 0, 511, 511) and edited.channels == ("R", "G", "B", "A", "ned.matte")
+        assert np.array_equal(edited.pixels[..., :4], source.pixels)     # identity engine: exactly the input
+        assert not edited.pixels[..., 4].any(), "the daemon's matte (ned.matte, for the node's Copy): 0 here"
         assert _switch(nk, node, f) == 1
     assert _switch(nk, node, 1000) == 0 and _switch(nk, node, 1005) == 0, "outside the range: the input"
     edit = node.node("ned_edit")

@@ -201,7 +201,12 @@ def render_to_file(shot: Shot, frame: int, pattern: str | Path) -> tuple[Path, s
         ask = {"matte": True} if "matte" in inspect.signature(shot.render).parameters else {}
     except (TypeError, ValueError):
         ask = {}
-    pixels, reply = shot.render(int(frame), with_info=True, **ask)
+    try:
+        pixels, reply = shot.render(int(frame), with_info=True, **ask)
+    except DaemonError as exc:            # a daemon that keeps no matte (its device fast path): the frame alone
+        if not ask or exc.code != "unsupported":
+            raise
+        pixels, reply = shot.render(int(frame), with_info=True)
     spec = reply.specs[0]
     path = frame_path(pattern, frame)
     arr, channels = np.asarray(pixels), tuple(spec.channels)
