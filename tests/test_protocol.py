@@ -175,3 +175,23 @@ def test_protocol_and_client_import_without_torch():
             "assert not heavy, heavy\nprint('ok')\n")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+def test_a_render_reply_with_the_matte_round_trips():
+    """A reply carrying the frame and the matte (``ned.matte``, (H, W, 1) float32, the frame's row order and
+    windows) decodes to both arrays; the hosts name the matte channel as the protocol does."""
+    from ned_fx.hosts.frames import MATTE_CHANNEL
+
+    assert P.MATTE_CHANNEL == MATTE_CHANNEL == "ned.matte" and P.RENDER_PARAMS == {"matte": bool}
+    frame = np.arange(4 * 6 * 3, dtype=np.uint16).reshape(4, 6, 3)
+    matte = np.linspace(0, 1, 24, dtype=np.float32).reshape(4, 6, 1)
+    window = (2, 3, 7, 6)
+    specs = [P.BufferSpec.for_array(frame, row_order="bottom_up", data_window=window),
+             P.BufferSpec.for_array(matte, (P.MATTE_CHANNEL,), "bottom_up", data_window=window)]
+    back = P.decode(P.encode("reply", 9, result={"reason": None}, arrays=list(zip([frame, matte], specs))),
+                    request=False)
+    assert [s.channels for s in back.specs] == [("R", "G", "B"), ("ned.matte",)]
+    assert back.specs[1].data_window == window and back.specs[1].row_order == "bottom_up"
+    assert np.array_equal(back.arrays[0], frame) and np.array_equal(back.arrays[1], matte)
+    request = P.decode(P.encode("render", 1, session="s", frame=3, params={"matte": True}))
+    assert request.params == {"matte": True}
