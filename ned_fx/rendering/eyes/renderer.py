@@ -134,11 +134,23 @@ class EyeRenderer:
         # the lid's local outward movement, along the source's lid: the eyeball covers the source's opening
         # fully that deep (times ``reach``), then fades to the real eye over at most ``blend``
         moved = (1.0 - tau) * out[j] + tau * out[(j + 1) % len(out)]
+        # ``moved`` follows the nearest source lid segment, so it jumps where that switches (the upper lid to the
+        # corner, a lid point that moved to one that did not): a hard step across the new eye white. It is
+        # smoothed over the pixels (the reveal's own edge, along the source lid, stays as sharp as it was)
+        import cv2
+
+        grid = np.zeros((y1 - y0, x1 - x0), np.float32)
+        weight = np.zeros_like(grid)
+        grid[rows, cols] = moved
+        weight[rows, cols] = 1.0
+        sigma = max(soft, 1.0)
+        moved = (cv2.GaussianBlur(grid, (0, 0), sigma)[rows, cols]
+                 / np.maximum(cv2.GaussianBlur(weight, (0, 0), sigma)[rows, cols], 1e-6)).astype(np.float64)
         reach = np.minimum(c.reach * moved, c.reach_max * ft.w)
         ramp = np.minimum(moved, blend) + 1e-9
-        cov = smoothstep((sd_t - inset) / soft + 0.5) * (1.0 - smoothstep((sd_s - reach) / ramp))
         # a lid that barely moved reveals a sliver under its own shadow: the warp's lash line reads better there
-        cov *= smoothstep(moved / max(c.min_move * ft.w, 1e-6))
+        reveal = (1.0 - smoothstep((sd_s - reach) / ramp)) * smoothstep(moved / max(c.min_move * ft.w, 1e-6))
+        cov = smoothstep((sd_t - inset) / soft + 0.5) * reveal
         if valid is not None:
             cov = cov * np.asarray(valid, dtype=np.float64)[rows + y0, cols + x0]
         # a faint sliver (a lid that moved out by a hair, e.g. at a squinting eye's corner) is no new eyeball:
