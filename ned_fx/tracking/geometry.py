@@ -219,9 +219,8 @@ def crop_images(frames: torch.Tensor, frame_index: torch.Tensor, affines: np.nda
 
 def _crop_images_cv2(frames: torch.Tensor, frame_index: torch.Tensor, affines: np.ndarray, crop: int,
                      padding_mode: str) -> torch.Tensor:
-    """:func:`crop_images` on the CPU in one OpenCV warp per crop, straight from the 8-bit plate (as MediaPipe's
-    CPU crops: sample positions to 1/32 pixel, values to the nearest code value; a 4K plate's face costs what the
-    crop costs)."""
+    """:func:`crop_images` on the CPU in one OpenCV warp per crop (the sub-box under the crop converted to float
+    first, so values are not rounded; sample positions to 1/32 pixel, as OpenCV's and MediaPipe's CPU crops)."""
     import cv2
 
     _, _, h, w = frames.shape
@@ -236,12 +235,11 @@ def _crop_images_cv2(frames: torch.Tensor, frame_index: torch.Tensor, affines: n
         y0 = int(min(max(np.floor(pts[:, 1].min()) - 2, 0), h - 1))
         x1 = int(max(min(np.ceil(pts[:, 0].max()) + 2, w), x0 + 1))
         y1 = int(max(min(np.ceil(pts[:, 1].max()) + 2, h), y0 + 1))
-        sub = hwc[i, y0:y1, x0:x1].numpy()
+        sub = hwc[i, y0:y1, x0:x1].numpy().astype(np.float32) * np.float32(1 / 255)
         # crop pixel centre (c + 0.5) -> frame position A (c + 0.5) -> sub-box pixel index (minus the origin, - 0.5)
         m = a.copy()
         m[:, 2] = a[:, 2] + a[:, :2].sum(1) * 0.5 - 0.5 - np.array([x0, y0])
         # the sub-box meets the frame's edge wherever samples leave the frame, so its border is the frame's
         out[k] = cv2.warpAffine(sub, m, (crop, crop), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                                 borderMode=border, borderValue=0).reshape(crop, crop, -1)
-    out *= np.float32(1 / 255)
     return torch.from_numpy(out).permute(0, 3, 1, 2)
