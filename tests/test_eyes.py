@@ -273,7 +273,10 @@ def test_cost_per_frame_is_a_few_milliseconds(clip):
     for _ in range(5):
         shot.renderer.render(inp.region, inp.src, inp.dst, shot.mesh)
     warp = (time.process_time() - t) / 5
-    assert eyes < 0.3 * warp and eyes < 0.02, f"eyes {eyes * 1e3:.1f} ms, warp {warp * 1e3:.1f} ms per frame"
+    # 11-12 ms against a 38 ms warp on the 2-core VM since the eye white reaches the lid line with its seam gain
+    # and corner falloff (it was ~0.1 x the warp before): a guard against it growing further, not a speed claim
+    # (bench/edit.py's eyes_ms is the measurement)
+    assert eyes < 0.45 * warp and eyes < 0.03, f"eyes {eyes * 1e3:.1f} ms, warp {warp * 1e3:.1f} ms per frame"
 
 
 def test_a_blink_the_tracker_missed_gets_no_eyeball(clip, tracker):
