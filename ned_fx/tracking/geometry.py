@@ -201,11 +201,7 @@ def crop_images(frames: torch.Tensor, frame_index: torch.Tensor, affines: np.nda
     out = []
     for k, i in enumerate(frame_index.tolist()):
         a = np.asarray(affines[k], np.float64)
-        pts = corners @ a.T
-        x0 = int(min(max(np.floor(pts[:, 0].min()) - 2, 0), w - 1))
-        y0 = int(min(max(np.floor(pts[:, 1].min()) - 2, 0), h - 1))
-        x1 = int(max(min(np.ceil(pts[:, 0].max()) + 2, w), x0 + 1))
-        y1 = int(max(min(np.ceil(pts[:, 1].max()) + 2, h), y0 + 1))
+        x0, y0, x1, y1 = _sub_box(corners @ a.T, w, h)
         sub = frames[i: i + 1, :, y0:y1, x0:x1]
         sub = sub.float().div_(255.0) if sub.dtype == torch.uint8 else sub.float()
         xy = grid @ torch.as_tensor(a.T, dtype=torch.float32, device=dev)                 # Px2 frame pixels
@@ -215,6 +211,15 @@ def crop_images(frames: torch.Tensor, frame_index: torch.Tensor, affines: np.nda
         out.append(F.grid_sample(sub, norm.reshape(1, crop, crop, 2), mode="bilinear", padding_mode=padding_mode,
                                  align_corners=False))
     return torch.cat(out) if out else torch.zeros(0, frames.shape[1], crop, crop, device=dev)
+
+
+def _sub_box(pts: np.ndarray, w: int, h: int) -> tuple[int, int, int, int]:
+    """The frame's box (end exclusive, never empty) under a crop whose corners land at ``pts``, 2 px of margin."""
+    x0 = int(min(max(np.floor(pts[:, 0].min()) - 2, 0), w - 1))
+    y0 = int(min(max(np.floor(pts[:, 1].min()) - 2, 0), h - 1))
+    x1 = int(max(min(np.ceil(pts[:, 0].max()) + 2, w), x0 + 1))
+    y1 = int(max(min(np.ceil(pts[:, 1].max()) + 2, h), y0 + 1))
+    return x0, y0, x1, y1
 
 
 def _crop_images_cv2(frames: torch.Tensor, frame_index: torch.Tensor, affines: np.ndarray, crop: int,
@@ -230,11 +235,7 @@ def _crop_images_cv2(frames: torch.Tensor, frame_index: torch.Tensor, affines: n
     out = np.empty((len(frame_index), crop, crop, frames.shape[1]), np.float32)
     for k, i in enumerate(frame_index.tolist()):
         a = np.asarray(affines[k], np.float64)
-        pts = corners @ a.T
-        x0 = int(min(max(np.floor(pts[:, 0].min()) - 2, 0), w - 1))
-        y0 = int(min(max(np.floor(pts[:, 1].min()) - 2, 0), h - 1))
-        x1 = int(max(min(np.ceil(pts[:, 0].max()) + 2, w), x0 + 1))
-        y1 = int(max(min(np.ceil(pts[:, 1].max()) + 2, h), y0 + 1))
+        x0, y0, x1, y1 = _sub_box(corners @ a.T, w, h)
         sub = hwc[i, y0:y1, x0:x1].numpy().astype(np.float32) * np.float32(1 / 255)
         # crop pixel centre (c + 0.5) -> frame position A (c + 0.5) -> sub-box pixel index (minus the origin, - 0.5)
         m = a.copy()
