@@ -1278,8 +1278,23 @@ class _Sink(_MovieOwner):
         return str(self.matte_file) if self.matte_file is not None else f"EXR channel {self.layers.matte_channel}"
 
     def _metadata(self, frame: Frame):
-        """The plate's header attributes go to EXR outputs (other formats carry only the provenance)."""
-        return (dict(frame.metadata) or None) if self.output.suffix.lower() == ".exr" else None
+        """The plate's header attributes go to EXR outputs, a movie source's timecode (moved on to the frame) to
+        EXR/DPX headers (other formats carry only the provenance)."""
+        from .media.timecode import add_frames, timecode_fields
+
+        ext = self.output.suffix.lower()
+        if ext not in (".exr", ".dpx"):
+            return None
+        if not hasattr(self, "_movie_tc"):           # read once: (timecode, reel, fps) of a movie source
+            from .media import MOVIE_EXTENSIONS
+
+            fps = self.track.fps or 25.0
+            movie = self.source.suffix.lower() in MOVIE_EXTENSIONS and self.source.is_file()
+            self._movie_tc = (*(_output_timecode(self.source, 0, fps) if movie else (None, None)), fps)
+        tc, reel, fps = self._movie_tc
+        moved = add_frames(tc, frame.number, fps) if tc is not None else None
+        meta = {**(dict(frame.metadata) if ext == ".exr" else {}), **timecode_fields(ext, moved, reel)}
+        return meta or None
 
     def abort(self) -> None:
         super().abort()
@@ -1348,6 +1363,7 @@ class _Sink(_MovieOwner):
     def _movie_write(self, frame: Frame, plate: Frame | None = None, weights: np.ndarray | None = None) -> None:
         from .media import MOVIE_EXTENSIONS, MovieWriter, to_display_rgb8
         from .media.layers import patch_frame
+        from .media.timecode import header_timecode
 
         rgb = to_display_rgb8(frame)
         if self.movie is None:
@@ -1355,7 +1371,8 @@ class _Sink(_MovieOwner):
             start = self._first_number / fps                 # movie frame numbers are 0-based indices
             audio_span = (start, start + len(self.track.frame_numbers) / fps)
             from_movie = self.source.suffix.lower() in MOVIE_EXTENSIONS and self.source.is_file()
-            timecode, reel = _output_timecode(self.source, self._first_number, fps) if from_movie else (None, None)
+            timecode, reel = _output_timecode(self.source, self._first_number, fps) if from_movie else \
+                header_timecode(plate.metadata if plate is not None else frame.metadata)   # EXR/DPX headers
             codec = self.layers.movie_codec()
             self.movie = MovieWriter(self.output, fps, rgb.shape[1], rgb.shape[0], codec=codec,
                                      audio_from=self.source if from_movie else None,

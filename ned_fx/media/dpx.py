@@ -3,7 +3,8 @@
 A 10- or 12-bit DPX is read as uint16 scaled to the full 16-bit range (OpenImageIO's convention) and written back
 at the bit depth it came with, so DPX in → DPX out keeps the plate's code values. The DPX header fields worth
 carrying (bit depth, transfer, colorimetric, timecode, frame rate, …) travel in the Frame's metadata under their
-OpenImageIO names (``dpx:Transfer``, ``oiio:BitsPerSample``, ``smpte:TimeCode``, …).
+OpenImageIO names (``dpx:Transfer``, ``oiio:BitsPerSample``, ``smpte:TimeCode``, …); the timecode as text
+(``"HH:MM:SS:FF"``, ``;`` before the frames for drop-frame), packed into the television header when written.
 """
 
 from __future__ import annotations
@@ -54,6 +55,9 @@ def read_dpx(path: str | Path, number: int | None = None) -> Frame:
         for attr in spec.extra_attribs:
             if attr.name in _CARRIED and isinstance(attr.value, (int, float, str)):
                 meta[attr.name] = attr.value
+        timecode = _read_timecode(spec)
+        if timecode is not None:
+            meta["smpte:TimeCode"] = timecode
     finally:
         inp.close()
     pixels = np.asarray(pixels)
@@ -71,6 +75,20 @@ def read_dpx(path: str | Path, number: int | None = None) -> Frame:
     return Frame(number=0 if number is None else number, pixels=np.ascontiguousarray(pixels), channels=names,
                  data_window=(x, y, x + w - 1, y + h - 1), display_window=(fx, fy, fx + fw - 1, fy + fh - 1),
                  metadata=meta)
+
+
+def _read_timecode(spec: Any) -> str | None:
+    """The television header's SMPTE timecode as text (``"HH:MM:SS:FF"``, ``;`` for drop-frame), or None."""
+    from ..errors import InvalidParameterError
+    from .timecode import unpack_timecode
+
+    value = spec.getattribute("smpte:TimeCode")
+    if not isinstance(value, (tuple, list)) or not value or int(value[0]) == 0xFFFFFFFF:
+        return None                       # none (DPX leaves an unset field all ones; OpenImageIO skips it)
+    try:
+        return unpack_timecode(int(value[0]))
+    except InvalidParameterError:
+        return None
 
 
 def check_dpx_frame(frame: Frame, path: Path, bits: int | None = None) -> tuple[list[int], tuple[str, ...], int]:
@@ -124,6 +142,13 @@ def write_dpx(path: str | Path, frame: Frame, metadata: Mapping[str, Any] | None
     spec.x, spec.y = x0, y0
     spec.full_x, spec.full_y, spec.full_width, spec.full_height = dx0, dy0, dx1 - dx0 + 1, dy1 - dy0 + 1
     spec.attribute("oiio:BitsPerSample", bits)
+    timecode = meta.pop("smpte:TimeCode", None)
+    meta.pop("dpx:TimeCode", None)
+    if timecode is not None:              # text -> the television header's packed SMPTE timecode
+        from .timecode import pack_timecode
+
+        spec.attribute("smpte:TimeCode", oiio.TypeDesc("timecode"),
+                       np.array([pack_timecode(str(timecode)), 0], np.uint32))
     for key, value in meta.items():
         if isinstance(value, (bytes, bytearray)):          # a binary block (dpx:UserData): uint8[n]
             data = np.frombuffer(bytes(value), np.uint8)

@@ -242,10 +242,13 @@ def _write_tiff(frame: Frame, tmp: Path, compression: str | None, tags: Mapping[
 def _exr_header(frame: Frame, metadata: Mapping[str, Any] | None, compression: str | None) -> dict[str, Any]:
     import OpenEXR
 
+    from .timecode import carry_timecode
+
     header: dict[str, Any] = {}
     carried = dict(frame.metadata)
     if metadata:
         carried.update(metadata)
+    carried = carry_timecode(carried, ".exr")       # a DPX plate's timecode as the EXR's timeCode
     for key, value in carried.items():
         if key not in _EXR_STRUCTURE:
             _check_exr_attribute(key, value)
@@ -378,7 +381,9 @@ def write_image(path: str | os.PathLike, image: Frame | np.ndarray, *, channels:
             raise InvalidParameterError(f"pixel_type and compression do not apply to DPX ({p.name})")
         from .dpx import check_dpx_frame, write_dpx
 
-        header = {**dict(frame.metadata), **dict(metadata or {})}
+        from .timecode import carry_timecode
+
+        header = carry_timecode({**dict(frame.metadata), **dict(metadata or {})}, ".dpx")
         check_dpx_frame(frame, p, header.get("oiio:BitsPerSample"))      # before any file is made
         if record is not None:
             from ..provenance.embed import dpx_attributes
