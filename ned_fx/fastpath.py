@@ -437,27 +437,44 @@ class FastShotRenderer:
             clock.seconds["composite"] = clock.seconds.get("composite", 0.0) + composite
         return out
 
-    def render_many(self, frames: Iterable[Frame]) -> Iterator[tuple[Frame, str | None]]:
-        """Edit frames in batches of ``batch_size``; yields ``(frame, reason)`` in input order.
+    def render_with_matte(self, frame: Frame) -> tuple[Frame, str | None, np.ndarray]:
+        """Edit one frame and return its matte: ``(frame, reason, weights)``, ``weights`` (H, W) float32 over the
+        frame's pixels (its data window): the soft face mask the device compositor blended this frame's
+        difference with, inside the box and 0 outside it (all 0 for a frame passed through) — what
+        :func:`ned_fx.pipeline.blend_weights` is for ShotRenderer. One more download per frame (the box's mask).
+
+        Raises:
+            InvalidParameterError: the frame number is not part of the analysed shot.
+        """
+        return next(self.render_many([frame], matte=True))
+
+    def render_many(self, frames: Iterable[Frame], matte: bool = False) -> Iterator[tuple]:
+        """Edit frames in batches of ``batch_size``; yields ``(frame, reason)`` in input order, or
+        ``(frame, reason, weights)`` with ``matte`` (see :meth:`render_with_matte`).
 
         While one batch computes, the next one is prepared and uploaded, and the previous one downloaded.
         """
         pending = None
         chunk: list[Frame] = []
+
+        def finish(job):
+            for frame, reason, weights in self._finish(job):
+                yield (frame, reason, weights) if matte else (frame, reason)
+
         for frame in frames:
             chunk.append(frame)
             if len(chunk) == self.config.batch_size:
-                launched = self._launch(chunk)
+                launched = self._launch(chunk, mattes=[matte] * len(chunk))
                 if pending is not None:
-                    yield from self._finish(pending)
+                    yield from finish(pending)
                 pending, chunk = launched, []
         if chunk:
-            launched = self._launch(chunk)
+            launched = self._launch(chunk, mattes=[matte] * len(chunk))
             if pending is not None:
-                yield from self._finish(pending)
+                yield from finish(pending)
             pending = launched
         if pending is not None:
-            yield from self._finish(pending)
+            yield from finish(pending)
 
     def _stream(self, stream):
         import torch
@@ -476,9 +493,11 @@ class FastShotRenderer:
         event.record(stream)
         return event
 
-    def _launch(self, frames: list[Frame], owners: list["FastShotRenderer"] | None = None) -> dict:
+    def _launch(self, frames: list[Frame], owners: list["FastShotRenderer"] | None = None,
+                mattes: list[bool] | None = None) -> dict:
         """Plan, upload and launch ``frames`` (``owners[i]``: the renderer of the shot frame i belongs to,
-        default this one; this renderer's runner, streams and configs do the work)."""
+        default this one; this renderer's runner, streams and configs do the work; ``mattes[i]``: also download
+        frame i's blend weights)."""
         import torch
 
         from .compositing import color_channel_indices
@@ -488,6 +507,7 @@ class FastShotRenderer:
 
         t0 = time.perf_counter()
         owners = owners or [self] * len(frames)
+        mattes = list(mattes) if mattes is not None else [False] * len(frames)
         plans = [o.plan(f) for o, f in zip(owners, frames)]
         groups: dict[tuple, list[int]] = {}
         for i, (f, p) in enumerate(zip(frames, plans)):
@@ -570,6 +590,9 @@ class FastShotRenderer:
                 if out_dtype == torch.int32:
                     result = result.to(torch.int16)            # the uint16 bytes, back on the wire
                 result = result.contiguous()
+                # the matte: the very masks the blend used, for the frames that asked for it
+                want = [j for j, i in enumerate(idx) if mattes[i]]
+                weights = masks[want].contiguous() if want else None
                 done = torch.cuda.Event() if cuda else None
                 if cuda:
                     done.record(self.compute)
@@ -580,20 +603,29 @@ class FastShotRenderer:
                     result.record_stream(self.copy)
                     out_host = torch.empty(result.shape, dtype=result.dtype, pin_memory=True)
                     out_host.copy_(result, non_blocking=True)
+                    weights_host = None
+                    if weights is not None:
+                        weights.record_stream(self.copy)
+                        weights_host = torch.empty(weights.shape, dtype=weights.dtype, pin_memory=True)
+                        weights_host.copy_(weights, non_blocking=True)
                     downloaded = torch.cuda.Event()
                     downloaded.record(self.copy)
                 else:
-                    out_host, downloaded = result, None
+                    out_host, weights_host, downloaded = result, weights, None
             marks.append(self._mark(self.copy))
             launched.append({"idx": idx, "cols": cols, "host": out_host, "event": downloaded, "marks": marks,
-                             "dtype": np_dtype, "keep": (host, small, dev_img, dev_small)})
+                             "dtype": np_dtype, "keep": (host, small, dev_img, dev_small),
+                             "weights": weights_host, "want": want})
             t0 = time.perf_counter()
         self.seconds["prepare"] += time.perf_counter() - t0
-        return {"frames": frames, "plans": plans, "groups": launched}
+        return {"frames": frames, "plans": plans, "groups": launched, "mattes": mattes}
 
-    def _finish(self, job: dict) -> Iterator[tuple[Frame, str | None]]:
+    def _finish(self, job: dict) -> Iterator[tuple[Frame, str | None, np.ndarray | None]]:
+        """``(frame, reason, weights)`` per launched frame, in order; ``weights``: (H, W) float32 for a frame
+        launched with its matte wanted (0 outside its box; all 0 when it passed through), else None."""
         frames, plans = job["frames"], job["plans"]
         results: dict[int, Frame] = {}
+        weights: dict[int, np.ndarray] = {}
         for g in job["groups"]:
             if g["event"] is not None:
                 g["event"].synchronize()
@@ -620,12 +652,24 @@ class FastShotRenderer:
                 else:
                     pixels[y0:y1, x0:x1][:, :, cols] = data[j]
                 results[i] = frame.with_pixels(pixels)
+            if g["weights"] is not None:
+                masks = g["weights"].numpy()
+                for k, j in enumerate(g["want"]):
+                    i = g["idx"][j]
+                    x0, y0, x1, y1 = plans[i].box
+                    full = np.zeros(frames[i].pixels.shape[:2], np.float32)
+                    full[y0:y1, x0:x1] = masks[k]
+                    weights[i] = full
             self.seconds["finish"] += time.perf_counter() - t
+        wanted = job.get("mattes") or [False] * len(frames)
         for i, (frame, plan) in enumerate(zip(frames, plans)):
-            yield (results[i], None) if i in results else (frame, plan.reason)
+            matte = weights.get(i) if i in weights else (
+                np.zeros(frame.pixels.shape[:2], np.float32) if wanted[i] else None)
+            yield (results[i], None, matte) if i in results else (frame, plan.reason, matte)
 
 
-def render_across(items: list[tuple[FastShotRenderer, Frame]]) -> list[tuple[Frame, str | None]]:
+def render_across(items: list[tuple[FastShotRenderer, Frame]],
+                  mattes: list[bool] | None = None) -> list[tuple]:
     """Edit frames of several shots in one batch (the daemon batching requests of different clients).
 
     Frames whose face boxes share a size (and whose shots share an outline: MediaPipe faces do) go through one
@@ -634,9 +678,12 @@ def render_across(items: list[tuple[FastShotRenderer, Frame]]) -> list[tuple[Fra
 
     Args:
         items: ``(renderer of the frame's shot, frame)`` pairs, at most the first renderer's ``batch_size``.
+        mattes: per item, whether to return its matte too (None: no item's).
 
     Returns:
-        ``(frame, reason)`` per item, in order, as :meth:`FastShotRenderer.render` gives them.
+        ``(frame, reason)`` per item, in order, as :meth:`FastShotRenderer.render` gives them; with ``mattes``,
+        ``(frame, reason, weights)`` per item (``weights`` as :meth:`FastShotRenderer.render_with_matte` gives
+        them for the items that asked, None for the others).
 
     Raises:
         InvalidParameterError: a frame is not part of its shot; renderers on different devices.
@@ -646,7 +693,9 @@ def render_across(items: list[tuple[FastShotRenderer, Frame]]) -> list[tuple[Fra
     leader = items[0][0]
     if any(r.device != leader.device for r, _ in items):
         raise InvalidParameterError("render_across needs every shot's renderer on one device")
-    job = leader._launch([f for _, f in items], owners=[r for r, _ in items])
+    job = leader._launch([f for _, f in items], owners=[r for r, _ in items], mattes=mattes)
+    if mattes is None:
+        return [(frame, reason) for frame, reason, _ in leader._finish(job)]
     return list(leader._finish(job))
 
 

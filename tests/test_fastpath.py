@@ -369,3 +369,72 @@ def test_bucket_boxes_let_frames_of_different_shots_share_calls(shot):
         assert _outside_equal(got.pixels, frame.pixels, plan.box)
     with pytest.raises(InvalidParameterError):
         FastPathConfig(box="bucket", bucket=4)
+
+
+# ---- the matte (issue 20): the weights the device compositor blended with ----------------------------------------
+
+def test_fast_path_matte_is_what_it_blended_with(shot):
+    """Without the pyramid (levels=0) the blend is ``plate*(1-m) + rendered*m``: on a float plate (no rounding)
+    the returned matte ``m`` reproduces the output from the renderer's own output, and it is 0 outside the box."""
+    track, edited, frames, _, _ = shot
+    frame = dataclasses.replace(frames[0], pixels=frames[0].pixels.astype(np.float32) / 255)
+    fast = FastShotRenderer(track, edited, compositor_config=CompositorConfig(levels=0, color_match=False),
+                            config=FastPathConfig(device="cpu", batch_size=2))
+    rendered = []
+    infer = fast.runner.infer
+    fast.runner.infer = lambda feeds: rendered.append(infer(feeds)["rendered"]) or {"rendered": rendered[-1]}
+    try:
+        out, why, matte = fast.render_with_matte(frame)
+    finally:
+        fast.runner.infer = infer
+    assert why is None and matte.shape == frame.pixels.shape[:2] and matte.dtype == np.float32
+    x0, y0, x1, y1 = fast.plan(frame).box
+    inside = np.zeros(matte.shape, bool)
+    inside[y0:y1, x0:x1] = True
+    assert np.all(matte[~inside] == 0) and matte.max() == 1.0 and 0.05 < (matte > 0).mean() < 0.9
+    assert ((matte > 0) & (matte < 1)).sum() > 1000, "a soft edge, not a hard cut"
+    face = rendered[0][0].permute(1, 2, 0).numpy()
+    plate = frame.pixels[y0:y1, x0:x1]
+    m = matte[y0:y1, x0:x1, None]
+    np.testing.assert_allclose(out.pixels[y0:y1, x0:x1], plate * (1 - m) + face * m, atol=2e-6)
+    assert np.array_equal(out.pixels[~inside], frame.pixels[~inside])
+    # a wrong matte does not: the test can fail (a matte 10 % softer misses by far more than the tolerance)
+    assert np.abs(out.pixels[y0:y1, x0:x1] - (plate * (1 - 0.9 * m) + face * 0.9 * m)).max() > 1e-3
+
+
+def test_fast_path_matte_with_the_default_blend(shot, frame_mode):
+    """With the multi-band blend the matte is the mask every band is weighted by: the frame is the one
+    rendered without the matte, the matte matches ShotRenderer's weights within the masks' tolerance, and
+    the edit lives where it is > 0 (the coarse bands reach a little past it, as on the CPU path)."""
+    from ned_fx.pipeline import ShotRenderer, blend_weights
+
+    track, edited, frames, _, _ = shot
+    fast, outs = frame_mode
+    ref = ShotRenderer(track, edited, content=WARP_ONLY)
+    with_matte = list(fast.render_many(frames, matte=True))
+    for frame, (want, _), (got, why, matte) in zip(frames, outs, with_matte):
+        assert why is None
+        np.testing.assert_array_equal(got.pixels, want.pixels)          # asking for the matte changes nothing
+        cpu = blend_weights(ref, ref.begin(frame))
+        assert np.abs(matte - cpu).max() <= 0.1 and np.abs(matte - cpu).mean() <= 0.005
+        change = np.abs(got.pixels.astype(int) - frame.pixels).max(axis=2)
+        assert change[matte > 0.5].mean() > 20 * max(change[matte == 0].mean(), 1e-3)
+        assert change[matte == 0].max() <= 1                          # measured: 0
+
+
+def test_matte_across_shots_and_for_frames_passed_through(shot):
+    from ned_fx.fastpath import render_across
+
+    track, edited, frames, _, _ = shot
+    found = edited.found.copy()
+    found[1] = False
+    fast = FastShotRenderer(track, dataclasses.replace(edited, found=found),
+                            config=FastPathConfig(device="cpu", batch_size=4))
+    out = render_across([(fast, frames[0]), (fast, frames[1]), (fast, frames[2])], mattes=[True, True, False])
+    assert [len(o) for o in out] == [3, 3, 3]
+    (f0, why0, m0), (f1, why1, m1), (_, why2, m2) = out
+    assert why0 is None and m0.max() == 1.0
+    assert why1 == "no face" and f1 is frames[1] and m1.shape == frames[1].pixels.shape[:2] and not m1.any()
+    assert why2 is None and m2 is None, "no matte where none was asked for"
+    assert [len(o) for o in render_across([(fast, frames[0])])] == [2], "without mattes: (frame, reason)"
+    np.testing.assert_array_equal(fast.render_with_matte(frames[0])[2], m0)

@@ -35,7 +35,8 @@ class RenderBatcher:
         hold: seconds at most to wait for requests the daemon already holds (see the module docstring).
         active: seconds after its last render during which a session counts as streaming frames.
         render: ``render([(renderer, frame), …]) -> [(frame, reason), …]`` (default
-            :func:`ned_fx.fastpath.render_across`).
+            :func:`ned_fx.fastpath.render_across`); called with ``mattes=[bool, …]`` when a frame of the batch
+            asks for its matte, then returning ``(frame, reason, weights)`` per item.
     """
 
     def __init__(self, batch_size: int, in_flight: Callable[[], int], window: float = 0.005, active: float = 1.0,
@@ -53,11 +54,12 @@ class RenderBatcher:
         self._thread = threading.Thread(target=self._loop, name="ned-fx-batcher", daemon=True)
         self._thread.start()
 
-    def render(self, renderer, frame):
+    def render(self, renderer, frame, matte: bool = False):
         """Render ``frame`` with ``renderer`` in the next batch; blocks until done.
 
         Returns:
-            ``(frame, reason)`` as the renderer's own ``render`` does.
+            ``(frame, reason)`` as the renderer's own ``render`` does; with ``matte``, ``(frame, reason,
+            weights)`` as its ``render_with_matte`` does.
 
         Raises:
             whatever rendering this frame alone raises; ProtocolError (``shutting_down``): the batcher was
@@ -68,7 +70,7 @@ class RenderBatcher:
             if self._closed:
                 raise P.ProtocolError("the daemon is shutting down and renders no more frames: start it again",
                                       "shutting_down")
-            self._queue.put((renderer, frame, future))
+            self._queue.put((renderer, frame, future, bool(matte)))
         return future.result()
 
     def close(self) -> None:
@@ -107,7 +109,7 @@ class RenderBatcher:
                 except queue.Empty:
                     now = time.monotonic()
                     held = self.in_flight() > len(batch)
-                    missing = bool(streaming - {id(r) for r, _, _ in batch})
+                    missing = bool(streaming - {id(item[0]) for item in batch})
                     left = max(hold_until - now if held else 0.0, expect_until - now if missing else 0.0)
                     if left <= 0:
                         break                  # nothing else is coming (soon): do not hold these back
@@ -128,8 +130,13 @@ class RenderBatcher:
             from ..fastpath import render_across
 
             render = self._render = render_across
+        mattes = [item[3] for item in batch]
         try:
-            results = render([(r, f) for r, f, _ in batch])
+            if any(mattes):
+                results = render([(r, f) for r, f, _, _ in batch], mattes=mattes)
+                results = [res if want else tuple(res[:2]) for res, want in zip(results, mattes)]
+            else:
+                results = render([(r, f) for r, f, _, _ in batch])
         except BaseException as exc:
             if len(batch) > 1:                 # find the bad one: each alone
                 with self._lock:
@@ -141,15 +148,15 @@ class RenderBatcher:
             return
         done = time.monotonic()
         self._took = done - started
-        for r, _, _ in batch:
-            self._seen[id(r)] = done
+        for item in batch:
+            self._seen[id(item[0])] = done
         if len(self._seen) > 256:
             self._seen = {k: t for k, t in self._seen.items() if done - t < self.active}
         with self._lock:
             self.stats["batches"] += 1
             self.stats["frames"] += len(batch)
             self.stats["largest"] = max(self.stats["largest"], len(batch))
-            if len({id(r) for r, _, _ in batch}) > 1:
+            if len({id(item[0]) for item in batch}) > 1:
                 self.stats["multi_session_batches"] += 1
-        for (_, _, future), result in zip(batch, results):
-            future.set_result(result)
+        for item, result in zip(batch, results):
+            item[2].set_result(result)

@@ -789,7 +789,9 @@ class Daemon:
                                     "top_down", "", frame.data_window, frame.display_window)
             weights = None
             matte = bool(msg.params.get("matte"))       # checked by _render_matte on the socket thread
-            if matte:
+            if matte and session.batchable and self._batcher is not None:     # the fast path keeps its masks
+                out, reason, weights = session.render_with_matte(frame, self._batcher)
+            elif matte:
                 with session.lock:                  # ShotRenderer keeps state: one frame at a time
                     out, reason, weights = session.render_with_matte(frame)
             elif session.batchable and self._batcher is not None:
@@ -1059,9 +1061,8 @@ def describe(engine_info: dict, consent_required: bool = False) -> dict:
                   f"{P.MATTE_CHANNEL}, (H, W, 1) float32 in the frame's row order and data window: the weights the "
                   f"edit was blended with, 0 where the plate shows and for frames passed through"),
     ]
-    # the device fast path composites on the device and keeps no weights: no matte there (sessions with a
-    # neural-renderer checkpoint render with ShotRenderer and have one)
-    render_options[0]["available"] = (engine_info.get("renderer") or {}).get("path") != "fast"
+    # every render path keeps the weights it blended with (the device fast path downloads its masks on request)
+    render_options[0]["available"] = True
     return {"parameters": params, "clips": clips, "render_options": render_options, "engine": engine_info,
             "protocol": P.PROTOCOL_VERSION,
             "daemon": __version__, "dtypes": list(P.DTYPES), "row_orders": list(P.ROW_ORDERS),

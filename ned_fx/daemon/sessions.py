@@ -400,21 +400,23 @@ class Session:
                 f"{track.width}x{track.height}: send the plate's own pixels (set display_window for a crop)")
 
     def matte_refusal(self) -> str | None:
-        """Why this session cannot return the edit's matte with a frame, or None when it can (the identity engine
-        and ShotRenderer can; the device fast path composites on the device and keeps no weights)."""
-        if self.identity or hasattr(self.renderer, "begin"):
+        """Why this session cannot return the edit's matte with a frame, or None when it can (the identity engine,
+        ShotRenderer and the device fast path can: each keeps the weights it blended with)."""
+        if self.identity or hasattr(self.renderer, "begin") or hasattr(self.renderer, "render_with_matte"):
             return None
-        return ("this daemon renders the session on the device fast path, which returns no matte; start it with "
-                "--render-path opencv (the default) to get the edit's matte")
+        return (f"this session's renderer ({type(self.renderer).__name__}) keeps no blend weights and returns no "
+                f"matte; start the daemon with --render-path opencv (the default) to get the edit's matte")
 
-    def render_with_matte(self, frame):
+    def render_with_matte(self, frame, batcher=None):
         """Edit one frame and return its matte too: ``(frame, reason, weights)``, ``weights`` (H, W) float32 over
         the frame's pixels (its data window, top-down): the exact weights the compositor blended the edit with
-        (:func:`ned_fx.pipeline.blend_weights`), zeros for a frame passed through.
+        (:func:`ned_fx.pipeline.blend_weights`; on the fast path the device compositor's masks,
+        :meth:`ned_fx.fastpath.FastShotRenderer.render_with_matte`), zeros for a frame passed through.
+        ``batcher``: as for :meth:`render` (the fast path's frames join other sessions' batches).
 
         Raises:
-            InvalidParameterError: as :meth:`render`. UnsupportedFormatError: the session renders on the fast
-                path (see :meth:`matte_refusal`).
+            InvalidParameterError: as :meth:`render`. UnsupportedFormatError: a renderer that keeps no weights
+                (see :meth:`matte_refusal`).
         """
         import numpy as np
 
@@ -426,9 +428,13 @@ class Session:
         if self.identity:
             out, reason = self.render(frame)
             return out, reason, np.zeros(frame.pixels.shape[:2], np.float32)
+        self._check_size(frame)
+        if not hasattr(self.renderer, "begin"):            # the device fast path
+            if batcher is not None and self.batchable:
+                return batcher.render(self.renderer, frame, matte=True)
+            return self.renderer.render_with_matte(frame)
         from ..pipeline import blend_weights
 
-        self._check_size(frame)
         pending = self.renderer.begin(frame)
         weights = blend_weights(self.renderer, pending)
         out, reason = self.renderer.finish(pending)
