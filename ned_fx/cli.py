@@ -44,7 +44,8 @@ def tracker_config(args) -> "object":
 
     given = {"smoothing": args.smoothing, "max_faces": args.max_faces, "batch_size": args.batch_size,
              "device": args.device, "iris": False if args.no_iris else None,
-             "colorspace": args.colorspace, "ocio_config": args.ocio_config, "display_view": args.display_view}
+             "colorspace": args.colorspace, "ocio_config": args.ocio_config, "display_view": args.display_view,
+             "runtime": getattr(args, "runtime", None)}
     return TrackerConfig(**{k: v for k, v in given.items() if v is not None})
 
 
@@ -149,6 +150,11 @@ def add_tracker_options(p: argparse.ArgumentParser) -> None:
                    f"{d.batch_size}: MediaPipe-exact tracking)")
     g.add_argument("--device", help=f"auto (CUDA if present), cpu, cuda, cuda:N (default {d.device})")
     g.add_argument("--no-iris", action="store_true", help="skip the iris network")
+    from .tracking.config import RUNTIMES
+
+    g.add_argument("--runtime", choices=RUNTIMES, help=f"what runs the tracker's networks: auto (onnxruntime on "
+                   f"the CPU where installed, PyTorch on a GPU), torch, or onnxruntime (CPU only) (default "
+                   f"{d.runtime})")
     g.add_argument("--colorspace", help="the plates' colour space for what the tracker looks at (OpenColorIO name, "
                    "e.g. ACEScg, 'ARRI LogC4'); default auto: float plates are scene-linear (the scene_linear role "
                    "of $OCIO's config, else Rec.709), integer plates display-referred")

@@ -690,14 +690,19 @@ def _analyse(path, instruction, frames, face_id, tracker_config, manipulator_con
         from .tracking.cache import load_track, track_key
         from .tracking.runtime import runtime_name
 
-        key = track_key(source_fingerprint(path), frames, face_id, config, runtime_name(config))
+        fingerprint = source_fingerprint(path)
+        key = track_key(fingerprint, frames, face_id, config, runtime_name(config))
         track = load_track(key)
-        if track is not None and progress:
-            progress("tracking", track.num_frames, track.num_frames)
     if track is None:
         from .tracking import FaceTracker
 
         tracker = FaceTracker(config)
+        if key is not None and tracker.runtime != runtime_name(config):     # auto fell back: key what ran
+            key = track_key(fingerprint, frames, face_id, config, tracker.runtime)
+            track = load_track(key)
+    if track is not None and progress:
+        progress("tracking", track.num_frames, track.num_frames)
+    if track is None:
         track = track_media(path, tracker.config, frames=frames, face_id=face_id, tracker=tracker,
                             progress=(lambda d, n: progress("tracking", d, n)) if progress else None)
         if key is not None:

@@ -529,14 +529,20 @@ def test_curve_keys_admit_only_known_clients(tmp_path):
 
 
 def test_real_engine_out_of_order_frames_match_in_order(tmp_path):
-    """The real engines (torch-CPU): analyse 8 frames once, render in and out of order, by number and with the
+    """The real engines (on the CPU): analyse 8 frames once, render in and out of order, by number and with the
     host's pixels bottom-up; reopening the shot hits the on-disk cache; an analysis can be cancelled."""
     src = str(footage("d12.mp4"))
     d = Daemon("--device", "cpu", "--cache", str(tmp_path / "cache"), tmp=tmp_path)
     try:
         with Client(d.endpoint, timeout=60, retries=0) as c:
             info = c.describe()["engine"]
-            assert info["engine"] == "ned_fx" and info["backend"] == "torch-CPU" and info["device"] == "cpu"
+            from ned_fx.tracking import TrackerConfig
+            from ned_fx.tracking.runtime import runtime_name
+
+            # the backend named is what runs the tracker's networks: onnxruntime on a CPU where it is installed
+            assert info["engine"] == "ned_fx" and info["device"] == "cpu"
+            assert info["tracker_runtime"] == runtime_name(TrackerConfig(device="cpu"))
+            assert info["backend"] == {"onnxruntime": "onnxruntime-CPU", "torch": "torch-CPU"}[info["tracker_runtime"]]
             assert info["renderer"]["path"] == "opencv"      # auto: ShotRenderer, where the face content runs
             best = info["best_available"]       # what the machine offers, and why (no CUDA here)
             assert best["backend"] == "torch-cpu" and ("CUDA" in best["reason"] or "CPU" in best["reason"])

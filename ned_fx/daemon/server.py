@@ -184,10 +184,13 @@ class Daemon:
         import torch
 
         dev = str(self.tracker.device)
-        backend = "torch-CUDA" if dev.startswith("cuda") else "torch-CPU"
-        self.engine_info = {"engine": "ned_fx", "backend": backend, "precision": "float32", "device": dev,
-                            "torch": torch.__version__,
-                            **({"gpu": torch.cuda.get_device_name(0)} if backend == "torch-CUDA" else {})}
+        # what actually runs the tracker's networks (onnxruntime on the CPU where it loaded, else PyTorch)
+        runtime = self.tracker.runtime or "torch"
+        backend = ("onnxruntime-CPU" if runtime == "onnxruntime"
+                   else "torch-CUDA" if dev.startswith("cuda") else "torch-CPU")
+        self.engine_info = {"engine": "ned_fx", "backend": backend, "tracker_runtime": runtime,
+                            "precision": "float32", "device": dev, "torch": torch.__version__,
+                            **({"gpu": torch.cuda.get_device_name(0)} if dev.startswith("cuda") else {})}
         # what this machine could run the engines on (TensorRT engines built, CUDA graphs, …), and why: the
         # daemon itself renders with the torch modules above (the GPU fast path is not wired in yet)
         try:

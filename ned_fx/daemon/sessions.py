@@ -297,7 +297,10 @@ class Session:
         config = tracker.config if tracker else None
         if config is not None and self.colorspace:
             config = dataclasses.replace(config, colorspace=self.colorspace)
-        key_track = _key("track", fingerprint(self.path), self.frames, self.face, repr(config) if config else "")
+        # the runtime that runs the tracker's networks is part of the key (onnxruntime and PyTorch tracks differ
+        # within the tracker's tolerance; a fallback to PyTorch is keyed as PyTorch)
+        key_track = _key("track", fingerprint(self.path), self.frames, self.face, repr(config) if config else "",
+                         getattr(tracker, "runtime", ""))
         key_edit = _key("edit", key_track, sorted(self.instruction.as_params().items()))
         folder = self.cache
         tpath, epath = folder / f"track-{key_track}.npz", folder / f"edit-{key_edit}.npz"
