@@ -140,8 +140,14 @@ def _face_crop(frame, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def build_shot_models(path: str | Path, track, edited, frames: str | None = None,
                       actor_footage: Iterable[str | Path] = (), config: ContentConfig | None = None,
-                      tracker_config=None, progress: Callable[[int, int], None] | None = None) -> ShotModels:
+                      tracker_config=None, progress: Callable[[int, int], None] | None = None,
+                      cache: bool = False) -> ShotModels:
     """Build the shot's appearance models: one decode of the shot (and of each extra footage file).
+
+    The models that do not depend on the edit (mouth bank, eye model, glasses model) are made from the source's
+    frames and landmarks only; the mouth's temporal plan follows the target and is made per edit, always from the
+    models as stored (:meth:`ShotModels.to_arrays`), so an edit that built them and one that read them render
+    the same pixels.
 
     Args:
         path: the shot's plate; track, edited: its Track and EditedTrack (from the analysis); frames: the
@@ -150,16 +156,42 @@ def build_shot_models(path: str | Path, track, edited, frames: str | None = None
             as a library of appearances (mouth interiors, eyes); never edited.
         config: which sub-stages run (:class:`ContentConfig`); tracker_config: for tracking the extra footage.
         progress: ``progress(done, total)`` over the shot's frames.
+        cache: look the edit-independent models up in the cache folder of the track cache
+            (:func:`ned_fx.tracking.cache.cache_dir`, ``models-<key>.npz``, 0600), keyed by the source's content,
+            the frames, the source landmarks, the sub-stages asked for and the extra footage; store them there when
+            built. So a second edit of a shot (another emotion) skips this pass.
 
     Raises:
         InputNotFoundError, UnreadableMediaError: an extra footage file cannot be read.
         NoFaceError: no face in an extra footage file (the message names it).
     """
-    from .media import open_media, parse_frame_range
-
     config = config or ContentConfig()
     if not config.builds_models:
         return ShotModels()
+    actor_footage = tuple(actor_footage)
+    key = _models_key(path, edited, frames, actor_footage, config, tracker_config) if cache else None
+    stored = _load_models(key) if key is not None else None
+    if stored is None:
+        stored = ShotModels.from_arrays(_build_models(path, track, edited, frames, actor_footage, config,
+                                                      tracker_config, progress).to_arrays())
+        if key is not None:
+            _store_models(key, stored)
+    elif progress:
+        progress(1, 1)
+    plan = None
+    if stored.mouth is not None:
+        from .rendering.mouth import plan_mouth
+
+        plan = plan_mouth(stored.mouth, edited.source_landmarks, edited.target_landmarks, edited.found)
+    return ShotModels(mouth=stored.mouth, mouth_plan=plan, eyes=stored.eyes, glasses=stored.glasses,
+                      sources=stored.sources)
+
+
+def _build_models(path, track, edited, frames, actor_footage, config, tracker_config, progress) -> ShotModels:
+    """The models that do not depend on the edit (no mouth plan): one decode of the shot and of each extra
+    footage file."""
+    from .media import open_media, parse_frame_range
+
     mouth = eyes = glasses = None
     builders = []
     if config.occluders:
@@ -222,14 +254,99 @@ def build_shot_models(path: str | Path, track, edited, frames: str | None = None
                 for b in builders:
                     b.add(-1, pixels, lm)
         sources.append(str(extra.resolve()))
-    bank = mouth.finish() if mouth is not None else None
-    plan = None
-    if bank is not None:
-        from .rendering.mouth import plan_mouth
-
-        plan = plan_mouth(bank, edited.source_landmarks, edited.target_landmarks, edited.found)
-    return ShotModels(mouth=bank, mouth_plan=plan, eyes=eyes.finish() if eyes is not None else None,
+    return ShotModels(mouth=mouth.finish() if mouth is not None else None,
+                      eyes=eyes.finish() if eyes is not None else None,
                       glasses=glasses.finish() if glasses is not None else None, sources=tuple(sources))
+
+
+#: bump when what the cached models hold, or how they are built, changes meaning
+MODELS_CACHE_VERSION = 1
+
+
+def _models_key(path, edited, frames, actor_footage, config: ContentConfig, tracker_config) -> str | None:
+    """The cache key of a shot's edit-independent models (None when a source cannot be fingerprinted)."""
+    import hashlib
+    import json
+    from dataclasses import asdict
+
+    from . import __version__
+    from .errors import NedFxError
+    from .media import source_fingerprint
+
+    try:
+        sources = [source_fingerprint(path), *(source_fingerprint(p) for p in actor_footage)]
+    except (OSError, NedFxError):
+        return None
+    h = hashlib.sha256()
+    h.update(json.dumps({"v": MODELS_CACHE_VERSION, "ned_fx": __version__, "sources": sources,
+                         "paths": [str(Path(p).resolve()) for p in (path, *actor_footage)], "frames": frames,
+                         "stages": [config.mouth, config.eyes, config.occluders], "sample": _MODEL_FRAMES,
+                         "tracker": None if tracker_config is None or not actor_footage
+                         else sorted((k, repr(v)) for k, v in asdict(tracker_config).items())},
+                        sort_keys=True).encode())
+    for arr in (edited.frame_numbers, edited.found, edited.source_landmarks):
+        a = np.ascontiguousarray(arr)
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()[:32]
+
+
+def _models_path(key: str) -> Path:
+    from .tracking.cache import cache_dir
+
+    return cache_dir() / f"models-{key}.npz"
+
+
+def _load_models(key: str) -> ShotModels | None:
+    """The cached models of ``key``, or None (absent, unreadable, or not the owner's private file)."""
+    import os
+    import stat
+
+    path = _models_path(key)
+    try:
+        st = os.lstat(path)
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid():
+            return None
+        with np.load(path, allow_pickle=False) as data:
+            return ShotModels.from_arrays({k: data[k] for k in data.files})
+    except Exception:       # absent, corrupt, from another version: a miss, never a failed edit
+        return None
+
+
+def _store_models(key: str, models: ShotModels) -> Path | None:
+    """Write the models under ``key`` as the track cache writes tracks (biometric data: folder 0700, file 0600,
+    atomically); None when the cache cannot be written (nothing half-written is left)."""
+    import os
+    import stat
+
+    final = _models_path(key)
+    folder = final.parent
+    tmp = folder / f".{final.name}.{os.getpid()}.tmp"
+    try:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        st = os.lstat(folder)
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
+            return None
+        if stat.S_IMODE(st.st_mode) != 0o700:
+            os.chmod(folder, 0o700)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        try:
+            os.fchmod(fd, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                np.savez_compressed(fh, **models.to_arrays())
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        os.replace(tmp, final)
+        return final
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        return None
 
 
 class FaceContent:

@@ -438,7 +438,8 @@ def _edit(path, output, kind, instruction, frames, face_id, preview, tracker_con
         import time
 
         t0 = time.perf_counter()
-        models = _shot_models(path, track, edited, frames, actor_footage, content, tracker_config, progress)
+        models = _shot_models(path, track, edited, frames, actor_footage, content, tracker_config, progress,
+                              cache=track_cache)
         clock.seconds["appearance"] += time.perf_counter() - t0
         shot = ShotAnalysis(track, edited, analysis_key(path, instruction, face_id), models)
         if analysis is not None and not Path(analysis).is_file():
@@ -837,12 +838,14 @@ def check_analysis(shot: ShotAnalysis, path: str | Path, instruction: EditInstru
                                     f"{redo} over the whole range")
 
 
-def _shot_models(path, track, edited, frames, actor_footage, content, tracker_config, progress):
-    """The shot's appearance models (mouth bank, eye model): one more decode of the shot."""
+def _shot_models(path, track, edited, frames, actor_footage, content, tracker_config, progress, cache=False):
+    """The shot's appearance models (mouth bank, eye model): one more decode of the shot (none with ``cache``
+    when an edit of the same shot stored them: :func:`~ned_fx.appearance.build_shot_models`)."""
     from .appearance import build_shot_models
 
     return build_shot_models(path, track, edited, frames, actor_footage, content, tracker_config,
-                             progress=(lambda d, n: progress("appearance", d, n)) if progress else None)
+                             progress=(lambda d, n: progress("appearance", d, n)) if progress else None,
+                             cache=cache)
 
 
 def _frames_to_render(track, frames: str | None) -> int:
