@@ -232,7 +232,15 @@ class GeometryRendererModule(nn.Module):
         disp = src - dst                                                        # BxPx2 at the vertices
         iod = (dst[:, T.EYE_OUTER_RIGHT] - dst[:, T.EYE_OUTER_LEFT]).norm(dim=-1)          # B
 
+        # each cell takes one of three rules (a triangle, outside the mesh, an opening): every rule runs on its own
+        # cells only (most of a region lies outside the mesh; a rule computed everywhere costs ~3x)
+        flat_lab = lab.reshape(-1)
+        d = torch.zeros(b * n, 2, dtype=torch.float32, device=dev)
+
         # -- triangles: barycentrics in the target triangle -> same point of the source triangle
+        cells = torch.nonzero((flat_lab >= 0) & (flat_lab < n_tri))[:, 0]
+        bidx = torch.div(cells, n, rounding_mode="floor")
+        pm = p[0, cells - bidx * n]
         corners = dst[:, tris]                                                  # BxTx3x2
         dv = disp[:, tris]
         a0 = corners[:, :, 0]
@@ -244,30 +252,40 @@ class GeometryRendererModule(nn.Module):
         alpha2 = torch.stack([-e1[..., 1], e1[..., 0]], dim=-1) * inv[..., None]
         d0 = torch.where(ok[..., None], dv[:, :, 0], dv.mean(dim=2))
         table = torch.cat([a0, alpha1, alpha2, d0, dv[:, :, 1] - dv[:, :, 0], dv[:, :, 2] - dv[:, :, 0]], dim=-1)
-        rows = torch.gather(table, 1, lab.clamp(0, n_tri - 1)[..., None].expand(b, n, 12))  # BxNx12
-        rel = p - rows[..., 0:2]
-        l1 = (rel * rows[..., 2:4]).sum(-1)
-        l2 = (rel * rows[..., 4:6]).sum(-1)
+        rows = table.reshape(b * n_tri, 12)[bidx * n_tri + flat_lab[cells]]    # Mx12
+        rel = pm - rows[:, 0:2]
+        l1 = (rel * rows[:, 2:4]).sum(-1)
+        l2 = (rel * rows[:, 4:6]).sum(-1)
         # labels hold cell centres inside their triangle; should one lie outside (a folded or degenerate target
         # triangle) it takes the triangle's nearest point: barycentrics clamped to >= 0 and renormalised
         l0 = (1.0 - l1 - l2).clamp_min(0.0)
         l1, l2 = l1.clamp_min(0.0), l2.clamp_min(0.0)
         total = l0 + l1 + l2
         l1, l2 = l1 / total, l2 / total
-        d = rows[..., 6:8] + l1[..., None] * rows[..., 8:10] + l2[..., None] * rows[..., 10:12]
+        d = d.index_put((cells,), rows[:, 6:8] + l1[:, None] * rows[:, 8:10] + l2[:, None] * rows[:, 10:12])
 
         # -- outside the mesh: Shepard from the outline's vertices (matrix products, in IOD units so squared
         # distances stay accurate in float32), faded to zero over `falloff` IODs
         scale = 1.0 / (iod[:, None, None] + _EPS)
         centre = dst[:, outline].mean(dim=1, keepdim=True)
         q = (dst[:, outline] - centre) * scale                                  # BxVx2
-        pq = (p - centre) * scale                                               # BxNx2
+        if b == 1 and not (torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()):
+            cells = torch.nonzero(flat_lab < 0)[:, 0]                           # one frame: only its cells
+            pq = ((p - centre) * scale)[:, cells]                               # 1xMx2
+        else:                                                                   # a batch: every cell
+            cells = None
+            pq = (p - centre) * scale                                           # BxNx2
         dist2 = ((pq * pq).sum(-1, keepdim=True) + (q * q).sum(-1)[:, None, :]
-                 - 2.0 * torch.bmm(pq, q.transpose(1, 2))).clamp_min(0.0)       # BxNxV
+                 - 2.0 * torch.bmm(pq, q.transpose(1, 2))).clamp_min(0.0)       # BxMxV
         weight = 1.0 / (dist2 + 1e-8)
         d_out = torch.bmm(weight, disp[:, outline]) / weight.sum(-1, keepdim=True)
         keep = 1.0 - _smoothstep(dist2.amin(dim=-1).sqrt() / self.config.falloff)
-        d = torch.where((lab < 0)[..., None], keep[..., None] * d_out, d).reshape(b * n, 2)
+        if cells is None:
+            cells = torch.nonzero(flat_lab < 0)[:, 0]
+            d_out, keep = d_out.reshape(b * n, 2)[cells], keep.reshape(b * n)[cells]
+        else:
+            d_out, keep = d_out[0], keep[0]
+        d = d.index_put((cells,), keep[:, None] * d_out)
 
         # -- openings: similarity + the contour mismatch (Shepard from that opening's segments), faded out
         sims = self._similarities(src, dst)
