@@ -58,6 +58,17 @@ _EPS = 1e-6
 _SUPERSAMPLE = 4
 
 
+def _exporting() -> bool:
+    """The module is being traced or exported (its graph must not depend on this call's sizes). ``torch.onnx`` is
+    looked at only when something imported it: importing it costs ~0.2 s."""
+    import sys
+
+    if torch.jit.is_tracing() or torch.compiler.is_compiling():
+        return True
+    onnx = sys.modules.get("torch.onnx")
+    return bool(onnx is not None and onnx.is_in_onnx_export())
+
+
 def _smoothstep(x: torch.Tensor) -> torch.Tensor:
     x = x.clamp(0.0, 1.0)
     return x * x * (3.0 - 2.0 * x)
@@ -269,7 +280,7 @@ class GeometryRendererModule(nn.Module):
         scale = 1.0 / (iod[:, None, None] + _EPS)
         centre = dst[:, outline].mean(dim=1, keepdim=True)
         q = (dst[:, outline] - centre) * scale                                  # BxVx2
-        if b == 1 and not (torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()):
+        if b == 1 and not _exporting():
             cells = torch.nonzero(flat_lab < 0)[:, 0]                           # one frame: only its cells
             pq = ((p - centre) * scale)[:, cells]                               # 1xMx2
         else:                                                                   # a batch: every cell
