@@ -49,9 +49,9 @@ class EyeConfig:
             rescaled to rise from 0.
         min_move: the eyeball fades in with the lid's local outward movement, fully from this much (x W): a
             sliver a pixel wide stays as the warp put it (the lid's own margin).
-        lid_shadow: extra darkening of the eyeball right under the upper lid (0..1), fading over
-            ``lid_shadow_reach`` (x W, at least ``min_soft_px`` pixels), on top of the measured shading (the lid
-            and its lashes shade a narrow band of the eyeball, not the whole widened opening) ...
+        lid_shadow: darkening of the eyeball right under the upper lid (0..1), fading over ``lid_shadow_reach``
+            (x W, at least ``min_soft_px`` pixels): the lid and its lashes shade a narrow band of the eyeball, not
+            the whole widened opening; on the sclera the darker of this and the measured lid shading ...
         lower_lid_shadow: ... and right above the lower lid, over the same reach.
         corner_shading: where the footage cannot tell how the sclera's brightness falls off along the eye (a few
             pixels of sclera: a small eye, a single still), the eyeball darkens by this fraction toward each
@@ -70,7 +70,8 @@ class EyeConfig:
         seam_bins, seam_min, seam_limits: where the eyeball fades into the real eye, it is matched to the real
             sclera there, in this many bins along the eye (only where the real eye is at least ``seam_min`` x as
             bright as the rendered one: sclera, not the old lash line), by a gain clipped to ``seam_limits`` (a
-            sclera in the lid's shade is darker than an eye white in the open: no visible step between them).
+            sclera in the lid's shade is darker than an eye white in the open: no visible step between them);
+            the gain fades out over ``seam_reach`` (x W) beyond the source's opening.
     """
 
     iris_rings: int = 16
@@ -109,6 +110,7 @@ class EyeConfig:
     seam_bins: int = 6
     seam_min: float = 0.6
     seam_limits: tuple[float, float] = (0.88, 1.05)
+    seam_reach: float = 0.08
 
     def __post_init__(self) -> None:
         for name in ("iris_rings", "iris_angles", "shading_bins", "shadow_bins", "seam_bins"):
@@ -119,7 +121,7 @@ class EyeConfig:
                      "pupil_ratio_default", "lid_inset", "edge_softness", "reach", "reach_max", "blend",
                      "min_soft_px", "min_coverage", "min_move", "lid_shadow", "lid_shadow_reach", "lower_lid_shadow",
                      "corner_shading", "corner_start", "highlight", "limbus_softness", "catch_margin", "blur",
-                     "iris_detail", "iris_contrast", "seam_min"):
+                     "iris_detail", "iris_contrast", "seam_min", "seam_reach"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or value < 0:
                 raise InvalidParameterError(f"EyeConfig.{name} must be a number >= 0, got {value!r}")

@@ -73,7 +73,7 @@ class EyeRenderer:
                                         f"{region.shape[2]}")
         pixels = np.zeros_like(inputs.warped)
         coverage = np.zeros((h, w), np.float32)
-        for e, rows, cols, cov, old in plans:
+        for e, rows, cols, cov, sd_old in plans:
             m = model.usable(e)
             if m is None:
                 continue
@@ -82,8 +82,8 @@ class EyeRenderer:
             if seen.confidence <= 0:
                 continue
             eye = self._paint(model, textures[m], m, e, src[:, :2], dst[:, :2], rows, cols, seen, (h, w))
-            pixels[rows, cols] = eye * self._seam_gain(eye, inputs.warped[rows, cols], cov, old, rows, cols, seen,
-                                                       fs, EyeFrame(dst[:, :2], EYES[e][1]))[:, None]
+            pixels[rows, cols] = eye * self._seam_gain(eye, inputs.warped[rows, cols], cov, sd_old, rows, cols,
+                                                       seen, fs, EyeFrame(dst[:, :2], EYES[e][1]))[:, None]
             coverage[rows, cols] = np.maximum(coverage[rows, cols], cov * np.float32(seen.confidence))
         if not coverage.any():
             return None
@@ -91,7 +91,8 @@ class EyeRenderer:
 
     # ---- where -----------------------------------------------------------------------------------------------
     def _coverage(self, e: int, src: np.ndarray, dst: np.ndarray, h: int, w: int, valid):
-        """(eye, rows, cols, coverage, pixel centres Nx2) of the pixels the eyeball covers, or None."""
+        """(eye, rows, cols, coverage, signed distance N to the source's opening where the warp puts it: inside
+        > 0) of the pixels the eyeball covers, or None."""
         c = self.config
         contour, corners, _ = EYES[e]
         fs, ft = EyeFrame(src, corners), EyeFrame(dst, corners)
@@ -159,7 +160,7 @@ class EyeRenderer:
         keep = cov > 0
         if not keep.any():
             return None
-        return e, rows[keep] + y0, cols[keep] + x0, cov[keep].astype(np.float32), (sd_s > 0)[keep]
+        return e, rows[keep] + y0, cols[keep] + x0, cov[keep].astype(np.float32), sd_s[keep]
 
     # ---- what ------------------------------------------------------------------------------------------------
     def _paint(self, model, texture, m: int, e: int, src, dst, rows, cols, seen: "_Seen",
@@ -182,14 +183,17 @@ class EyeRenderer:
             eye = cv2.GaussianBlur(eye, (0, 0), sigma, borderType=cv2.BORDER_REPLICATE).reshape(eye.shape)
         return eye[rows - r0, cols - c0]
 
-    def _seam_gain(self, eye: np.ndarray, warped: np.ndarray, cov: np.ndarray, old: np.ndarray, rows, cols,
+    def _seam_gain(self, eye: np.ndarray, warped: np.ndarray, cov: np.ndarray, sd_old: np.ndarray, rows, cols,
                    seen: "_Seen", fs: EyeFrame, ft: EyeFrame) -> np.ndarray:
         """Per pixel gain (N) that meets the real eye's sclera where the eyeball fades into it: along the eye
         (``seam_bins`` bins), the warped real sclera's brightness over the rendered one's on the blend seam (pixels
         of the source's opening, ``cov`` between 0.15 and 0.85, outside the iris, where the real eye is sclera:
         at least ``seam_min`` of the rendered brightness, not a lash line), clipped to ``seam_limits``; 1 where
-        the seam shows no sclera."""
+        the seam shows no sclera. The gain holds on the source's opening (``sd_old`` >= 0) and fades to 1 over
+        ``seam_reach`` outside it: the real sclera at the old lid line lies in that lid's shade, the eye white the
+        raised lid uncovers beyond it does not."""
         c = self.config
+        old = sd_old > 0
         pts = np.stack([cols + 0.5, rows + 0.5], axis=1).astype(np.float64)
         u = ft.u(pts)
         centre = _similarity(seen.centre[None], fs, ft)[0]
@@ -209,7 +213,9 @@ class EyeRenderer:
         if not gains:
             return np.ones(len(pts), np.float32)
         lo, hi = c.seam_limits
-        return np.clip(np.interp(u, mids, gains), lo, hi).astype(np.float32)
+        gain = np.clip(np.interp(u, mids, gains), lo, hi)
+        near = 1.0 - smoothstep(-sd_old / max(c.seam_reach * ft.w, c.min_soft_px))
+        return (1.0 + near * (gain - 1.0)).astype(np.float32)
 
     def _source(self, model: EyeModel, texture: np.ndarray, m: int, e: int, src, region, fs: EyeFrame) -> "_Seen":
         """What the source frame shows of eye ``e``: its iris as the image shows it (the tracked centre is often
@@ -306,7 +312,15 @@ class EyeRenderer:
         d_up = polyline_distance(pts, dst[list(contour[:UPPER])]) / ft.w
         d_low = polyline_distance(pts, dst[list(contour[UPPER - 1:]) + [contour[0]]]) / ft.w
         lid = np.asarray(model.lid_shading[m], dtype=np.float64)
-        shade = shade * np.interp(d_up / float(model.shadow_reach) * len(lid) - 0.5, np.arange(len(lid)), lid)
+        measured = np.interp(d_up / float(model.shadow_reach) * len(lid) - 0.5, np.arange(len(lid)), lid)
+        # a soft shadow in a narrow band right under the upper lid (and a fainter one above the lower lid), on
+        # sclera and iris alike, from where the coverage starts; on the sclera it is the same shade the measured
+        # profile holds (the darker of the two, not their product: the lid's shade counted once)
+        edge = c.lid_inset
+        reach = max(c.lid_shadow_reach, c.min_soft_px / ft.w, 1e-6)
+        upper = 1.0 - c.lid_shadow * (1.0 - smoothstep((d_up - edge) / reach))
+        lower = 1.0 - c.lower_lid_shadow * (1.0 - smoothstep((d_low - edge) / reach))
+        shade = shade * np.minimum(measured, upper) / upper
         colour = np.asarray(model.sclera_colour[m], dtype=np.float64) * seen.gain_s
         sclera = colour[None] * shade[:, None]
         # the iris: the polar texture, round, where the warp puts the source's iris
@@ -322,12 +336,7 @@ class EyeRenderer:
         limbus = max(c.limbus_softness * ft.w, 1.0)
         alpha = smoothstep((radius - dist) / limbus + 0.5)[:, None]      # an anti-aliased limbus
         eye = sclera + alpha * (iris_px - sclera)
-        # a soft shadow in a narrow band right under the upper lid (and a fainter one above the lower lid), on
-        # sclera and iris alike, from where the coverage starts
-        edge = c.lid_inset
-        reach = max(c.lid_shadow_reach, c.min_soft_px / ft.w, 1e-6)
-        eye *= ((1.0 - c.lid_shadow * (1.0 - smoothstep((d_up - edge) / reach)))
-                * (1.0 - c.lower_lid_shadow * (1.0 - smoothstep((d_low - edge) / reach))))[:, None]
+        eye *= (upper * lower)[:, None]
         # the source's catchlights on the cornea, seen through the eye's similarity, where the iris is rendered
         near = dist < radius + limbus
         if seen.catch is not None and near.any():
