@@ -178,16 +178,26 @@ def sclera_mask(shape: tuple, lm: np.ndarray, side: str) -> np.ndarray:
 
 
 def eye_new_area_ratio(src_rgb: np.ndarray, out_rgb: np.ndarray, src_lm: np.ndarray, dst_lm: np.ndarray,
-                       side: str, min_px: int = 8, exclude_iris: bool = False) -> dict:
+                       side: str, min_px: int = 8, exclude_iris: bool = False, margin_px: int | None = None) -> dict:
     """Mean luminance of the edited picture in the eye's newly uncovered area (target lid polygon minus the
     source's) over the source's visible sclera's: ``{"n", "ratio", "new_mean", "sclera_mean"}`` (ratio NaN when
     fewer than ``min_px`` pixels are new). An eyeball (sclera, iris) reads near 1 (a little under where iris
     shows); a stretched lid or lash line far under 1; a skin-coloured smear usually above 1 (a sclera in the lids'
-    shade is darker than the lit skin: people_0 1.46)."""
+    shade is darker than the lit skin: people_0 1.46).
+
+    The target lid polygon is eroded by its margin, ``margin_px`` (default ~1 % IOD, at least 1 px; 0: the whole
+    polygon): the lashes and liner on the lid margin belong to the lid, not to the uncovered eyeball, just as the
+    reference sclera (:func:`sclera_mask`) leaves out 2 % IOD. On the unedited footage the first pixel row inside
+    the tracked upper lid reads 0.58-0.68 of the sclera (WDA, d3): counted, a real eye would fail the floor, and a
+    lid that moved out by a fraction of a pixel (angry, happy) made a "new area" of lash pixels only."""
     contour, _ = _eye(side)
-    # eroded by ~1 % IOD: the lid margin's lashes and liner belong to the lid, not to the uncovered eyeball
-    new = new_opening_mask(out_rgb.shape, src_lm, dst_lm, contour, erode_px=None if exclude_iris else 0)
+    if margin_px is None:
+        margin_px = max(1, int(round(0.01 * iod(dst_lm))))
+    new = erode(polygon_mask(out_rgb.shape, dst_lm[list(contour)]), margin_px) \
+        & ~polygon_mask(out_rgb.shape, src_lm[list(contour)])
     if exclude_iris:                     # the sclera that widening shows, not the iris it uncovers too
+        # eroded by ~1 % IOD on both sides (the old lid line as well)
+        new = new_opening_mask(out_rgb.shape, src_lm, dst_lm, contour)
         c, r = iris_circle(dst_lm, side)
         yy, xx = np.mgrid[:out_rgb.shape[0], :out_rgb.shape[1]]
         new &= (xx + 0.5 - c[0]) ** 2 + (yy + 0.5 - c[1]) ** 2 > (1.15 * r) ** 2
