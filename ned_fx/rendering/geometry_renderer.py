@@ -286,9 +286,15 @@ class GeometryRendererModule(nn.Module):
         else:                                                                   # a batch: every cell
             cells = None
             pq = (p - centre) * scale                                           # BxNx2
-        dist2 = ((pq * pq).sum(-1, keepdim=True) + (q * q).sum(-1)[:, None, :]
-                 - 2.0 * torch.bmm(pq, q.transpose(1, 2))).clamp_min(0.0)       # BxMxV
-        weight = 1.0 / (dist2 + 1e-8)
+        # |p|^2 + |q|^2 - 2 p.q, in place where the graph allows it (the same values: the same operations)
+        dist2 = (pq * pq).sum(-1, keepdim=True) + (q * q).sum(-1)[:, None, :]
+        cross = torch.bmm(pq, q.transpose(1, 2))                                # BxMxV
+        if cells is None:
+            dist2 = (dist2 - 2.0 * cross).clamp_min(0.0)
+            weight = 1.0 / (dist2 + 1e-8)
+        else:
+            dist2.sub_(cross.mul_(2.0)).clamp_min_(0.0)
+            weight = torch.add(dist2, 1e-8, out=cross).reciprocal_()
         d_out = torch.bmm(weight, disp[:, outline]) / weight.sum(-1, keepdim=True)
         keep = 1.0 - _smoothstep(dist2.amin(dim=-1).sqrt() / self.config.falloff)
         if cells is None:
