@@ -9,7 +9,7 @@ import numpy as np
 from ...errors import InvalidParameterError
 from ..layers import RegionInputs, RenderedLayer
 from ._geometry import (EYES, NUM_POINTS, UPPER, EyeDistance, EyeFrame, inner_distance, luminance, polygon_mask,
-                        polygon_sdf, polyline_distance, refine_iris, sample, smoothstep)
+                        polygon_sdf, refine_iris, sample, segment_distance, smoothstep)
 from .config import EyeConfig
 from .model import EyeModel, EyeModelBuilder
 
@@ -309,8 +309,11 @@ class EyeRenderer:
         u = ft.u(pts)
         prof = np.asarray(model.sclera_shading[m], dtype=np.float64)
         shade = np.interp((u + 1.0) * 0.5 * len(prof) - 0.5, np.arange(len(prof)), prof)
-        d_up = polyline_distance(pts, dst[list(contour[:UPPER])]) / ft.w
-        d_low = polyline_distance(pts, dst[list(contour[UPPER - 1:]) + [contour[0]]]) / ft.w
+        # the closed lid contour's edges: the upper lid's first (UPPER - 1), then the lower lid's, in one pass
+        poly = dst[list(contour)]
+        dist, _ = segment_distance(pts, poly, np.roll(poly, -1, axis=0))
+        d_up = dist[:, :UPPER - 1].min(axis=1) / ft.w
+        d_low = dist[:, UPPER - 1:].min(axis=1) / ft.w
         lid = np.asarray(model.lid_shading[m], dtype=np.float64)
         measured = np.interp(d_up / float(model.shadow_reach) * len(lid) - 0.5, np.arange(len(lid)), lid)
         # a soft shadow in a narrow band right under the upper lid (and a fainter one above the lower lid), on
