@@ -479,3 +479,24 @@ def test_render_timing_is_reported(tracker):
         renderer.render(region, src - off, dst - off, mesh)
     print(f"\nrender d12 {region.shape[1]}x{region.shape[0]} region: "
           f"{(time.perf_counter() - start) / 5 * 1000:.1f} ms/frame")
+
+
+def test_stack_lays_each_layer_only_where_it_covers():
+    """Layers are laid over the box their coverage spans (speed); what lies outside their coverage never reaches
+    the output, not even a NaN in a layer's unused pixels."""
+    from ned_fx.rendering.layers import RenderedLayer, stack
+
+    rng = np.random.default_rng(3)
+    warped = rng.uniform(0, 255, (20, 30, 3)).astype(np.float32)
+    before = warped.copy()
+    pixels = warped + np.float32(10.0)
+    pixels[0, 0] = np.nan                       # outside the coverage: "not meaningful"
+    cov = np.zeros((20, 30), np.float32)
+    cov[5:9, 10:14] = 0.5
+    cov[12, 3] = 1.0
+    out = stack(warped, [RenderedLayer(pixels, cov, "a"), None, RenderedLayer(pixels, np.zeros_like(cov), "b")])
+    expected = warped.copy()
+    expected += cov[..., None] * (np.nan_to_num(pixels) - expected)
+    assert np.array_equal(out, expected) and np.isfinite(out).all()
+    assert np.array_equal(warped, before), "stack changed its input"
+    assert stack(warped, [RenderedLayer(pixels, np.zeros_like(cov))]) is warped     # nothing covered: no copy

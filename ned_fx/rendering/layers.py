@@ -91,9 +91,14 @@ def stack(warped: np.ndarray, layers) -> np.ndarray:
         if cov.shape != warped.shape[:2] or layer.pixels.shape != warped.shape:
             raise InvalidParameterError(f"layer {layer.name!r} is {layer.pixels.shape} with coverage {cov.shape}; "
                                         f"the region is {warped.shape}")
-        if not cov.any():
+        rows = np.flatnonzero(cov.any(axis=1))
+        if not len(rows):
             continue
+        cols = np.flatnonzero(cov[rows[0]:rows[-1] + 1].any(axis=0))
         if out is warped:
             out = warped.copy()
-        out += cov[..., None] * (layer.pixels - out)
+        # only over the box the layer covers (a layer is mostly coverage 0: nothing to lay there)
+        y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+        box = out[y0:y1, x0:x1]
+        box += cov[y0:y1, x0:x1, None] * (layer.pixels[y0:y1, x0:x1] - box)
     return out
