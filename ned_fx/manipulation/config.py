@@ -68,6 +68,11 @@ class ManipulatorConfig:
             glare of anger) would meet or cross (angry at 1 did: the brows sat on the lashes, at 1.5 they crossed
             into the eyes), the offsets that close that gap give way together (lid raise and brow lowering alike,
             so the glare stays a glare; per frame, smoothed over ``offset_smoothing``). 0: no limit.
+        lid_opening_kept: the eye keeps at least this share of the source's opening (middle of the lid margins,
+            in the picture) whatever the style: a lid tightener (AU7), a smile's squint (AU6) or drooping lids
+            (sad) act on the frame's own eye, so on a frame where the actor looks down or is half-lidded they
+            would shut it (angry at 1 made slits of a downcast eye, which read as a wince). The offsets that close
+            it give way together, as for ``brow_lid_gap``. 0: no limit.
         max_intensity: largest intensity accepted (1 = the prototype, above = exaggeration).
         default_fps: frame rate assumed for tracks that have none (stills).
         lip_correction_radius: inter-ocular units; reach of the correction that keeps the inner-lip gap (mouth
@@ -102,6 +107,7 @@ class ManipulatorConfig:
     talking_fraction: float = 0.4
     talking_jaw_gain: float = 0.5
     brow_lid_gap: float = 0.15
+    lid_opening_kept: float = 0.5
     max_intensity: float = 1.5
     default_fps: float = 25.0
     lip_correction_radius: float = 0.07
@@ -118,8 +124,9 @@ class ManipulatorConfig:
                      "lip_correction_radius", "talking_window", "syllable_gap"):
             if getattr(self, name) <= 0:
                 raise InvalidParameterError(f"{name} must be > 0, got {getattr(self, name)}")
-        if not 0.0 <= self.brow_lid_gap < 1.0:
-            raise InvalidParameterError(f"brow_lid_gap must be in [0, 1), got {self.brow_lid_gap}")
+        for name in ("brow_lid_gap", "lid_opening_kept"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise InvalidParameterError(f"{name} must be in [0, 1), got {getattr(self, name)}")
         for name in ("neutral_mode_fraction", "talking_fraction"):
             if not 0.0 < getattr(self, name) <= 1.0:
                 raise InvalidParameterError(f"{name} must be in (0, 1], got {getattr(self, name)}")

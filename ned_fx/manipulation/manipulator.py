@@ -350,21 +350,11 @@ def smooth_linear_pose(pose: np.ndarray, found: np.ndarray, sigma_frames: float)
 _GAP_BROW_R = (46, 53, 52, 65, 55)
 
 
-def _brow_lid_guard(landmarks: np.ndarray, linear: np.ndarray | None, basis, neutral: np.ndarray, src: np.ndarray,
-                    target: np.ndarray, found: np.ndarray, fps: float, config: ManipulatorConfig) -> np.ndarray:
-    """Target activations whose offsets that close the brow-lid gap (a lid raise, a brow lowering, a source's
-    raised brow taken away) give way together where the brow would come closer to the lash band than
-    ``config.brow_lid_gap`` of the source's gap, as the picture shows it (frame pixels, along the face's up
-    direction: a pitched head's depth is in it), per frame; see :class:`ManipulatorConfig`. The landmarks are
-    linear in the activations, so each frame's largest allowed share of those offsets is solved for exactly,
-    then eroded and smoothed over time."""
-    from .engine import gaussian_kernel
+def _brow_lid_pairs(nat: np.ndarray) -> list[np.ndarray]:
+    """Per lash-band point under a brow (both sides), the point weights whose sum is its brow-lid gap (the brow's
+    lower edge above it minus the point, interpolated along the edge)."""
     from .expression import LASH_RING_R, mirrored
 
-    r = config.brow_lid_gap
-    if r <= 0 or not found.any() or linear is None:
-        return target
-    nat = np.asarray(neutral, np.float64)
     pairs = []
     for brow, ring in ((_GAP_BROW_R, LASH_RING_R), (mirrored(_GAP_BROW_R), mirrored(LASH_RING_R))):
         edge = sorted(brow, key=lambda p: nat[p, 0])
@@ -379,10 +369,59 @@ def _brow_lid_guard(landmarks: np.ndarray, linear: np.ndarray | None, basis, neu
             weights[edge[i]] += w
             weights[j] -= 1.0
             pairs.append(weights)
+    return pairs
+
+
+#: The AUs that give way to keep an eye open (the lids' own: a lowered brow is the brow guard's business).
+_LID_AUS = ("AU5", "AU6", "AU7")
+
+
+def _lid_opening_pairs(nat: np.ndarray) -> list[np.ndarray]:
+    """Per pair of lid margin points in the middle of each eye (both sides), the weights whose sum is the eye's
+    opening there (upper margin minus lower margin, along the face's up direction)."""
+    from .expression import LOWER_LID_R, UPPER_LID_R, mirrored
+
+    pairs = []
+    for upper, lower in ((UPPER_LID_R, LOWER_LID_R), (mirrored(UPPER_LID_R), mirrored(LOWER_LID_R))):
+        for u, l in list(zip(upper, lower))[2:-2]:       # the middle of the eye, where the opening reads
+            weights = np.zeros(nat.shape[0])
+            weights[u] += 1.0
+            weights[l] -= 1.0
+            pairs.append(weights)
+    return pairs
+
+
+def _brow_lid_guard(landmarks: np.ndarray, linear: np.ndarray | None, basis, neutral: np.ndarray, src: np.ndarray,
+                    target: np.ndarray, found: np.ndarray, fps: float, config: ManipulatorConfig) -> np.ndarray:
+    """Target activations whose offsets that close the brow-lid gap (a lid raise, a brow lowering, a source's
+    raised brow taken away) give way together where the brow would come closer to the lash band than
+    ``config.brow_lid_gap`` of the source's gap, after those that close the eye (a lid tightener, a cheek raise's
+    squint, drooping lids) where its opening would fall below ``config.lid_opening_kept`` of the source's. See
+    :func:`_gap_guard`."""
+    nat = np.asarray(neutral, np.float64)
+    # the eye first: a lid tightener that gives way lifts the lash band back toward the brow
+    target = _gap_guard(_lid_opening_pairs(nat), config.lid_opening_kept, landmarks, linear, basis, src, target,
+                        found, fps, config, only=_LID_AUS)
+    return _gap_guard(_brow_lid_pairs(nat), config.brow_lid_gap, landmarks, linear, basis, src, target, found,
+                      fps, config)
+
+
+def _gap_guard(pairs: list[np.ndarray], r: float, landmarks: np.ndarray, linear: np.ndarray | None, basis,
+               src: np.ndarray, target: np.ndarray, found: np.ndarray, fps: float,
+               config: ManipulatorConfig, only: tuple[str, ...] | None = None) -> np.ndarray:
+    """Target activations whose emotion offsets that close any of the gaps ``pairs`` measure (point weights) give
+    way together where a gap would fall below ``r`` of the source's, as the picture shows it (frame pixels, along
+    the face's up direction: a pitched head's depth is in it), per frame. The landmarks are linear in the
+    activations, so each frame's largest allowed share of those offsets is solved for exactly, then eroded and
+    smoothed over time. ``only``: the AUs that may give way (default: every emotion AU that closes a gap)."""
+    from .engine import gaussian_kernel
+
+    if r <= 0 or not found.any() or linear is None:
+        return target
     lm = np.nan_to_num(landmarks[..., :2])
     up = lm[:, 10] - lm[:, 152]                                               # F x 2, the face's up direction
     up /= np.maximum(np.linalg.norm(up, axis=1, keepdims=True), 1e-9)
-    emotion = np.array([n in EMOTION_AUS for n in basis.names])
+    emotion = np.array([n in EMOTION_AUS and (only is None or n in only) for n in basis.names])
     fields = basis.edit_fields                                                # K x P x 3
     delta = np.where(found[:, None], target - src, 0.0)                      # F x K
     closing = np.zeros(len(basis.names), bool)                                # offsets that close a gap
