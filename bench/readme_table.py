@@ -41,7 +41,7 @@ COLUMNS: dict[str, tuple[str, tuple[str, ...]]] = {
     "track": ("the tracker alone vs MediaPipe's own runtime (same run, same frames)",
               ("clip", "tracker", "batch", "frames", "ms_per_frame", "vs_mediapipe")),
     "memory": ("peak memory of `ned-fx edit` on a synthetic 4K sequence (`/usr/bin/time -v`)",
-               ("frames", "size", "format", "peak_rss_mb", "seconds", "fps", "per_frame_mb")),
+               ("frames", "size", "format", "peak_rss_mb", "seconds", "fps", "exit", "load_at_start")),
     "threads": ("`ned-fx edit` with other thread counts (same run)",
                 ("condition", "threads", "ms_per_frame", "vs_ned_fx_default")),
     "transport": ("the daemon's frame transport",
