@@ -275,6 +275,11 @@ def test_cuda_fast_path_matches_the_cpu_one(shot, box):
         assert why is None
         assert np.abs(a.pixels.astype(int) - b.pixels.astype(int)).max() <= 2
     assert gpu.seconds["upload"] > 0 and gpu.seconds["download"] > 0
+    # the matte comes down with the frame (a second download on the copy stream): the CPU's masks
+    for (a, _, ma), (b, why, mb) in zip(cpu.render_many(frames, matte=True), gpu.render_many(frames, matte=True)):
+        assert why is None and mb.dtype == np.float32 and mb.shape == b.pixels.shape[:2]
+        assert np.abs(ma - mb).max() <= 1e-3 and mb.max() == 1.0
+        assert np.abs(a.pixels.astype(int) - b.pixels.astype(int)).max() <= 2
     gpu.close()
 
 
