@@ -69,3 +69,24 @@ def test_widened_eyes_on_a_clip_show_eye_white(tmp_path, name, emotion, frames):
     _, warp, _, _ = _edit(tmp_path, name, emotion, frames, content=WARP_ONLY)
     plain = _ratios(src, warp, s, d)
     assert np.median(plain) < np.median(full) - 0.15, (np.round(plain, 3), np.round(full, 3))
+
+
+def test_the_eye_measure_leaves_the_lid_margin_to_the_lid():
+    """Why the eval's new-area measure leaves out the target lid's margin (~1 % IOD): a lid moved out by a fraction
+    of a pixel (what angry and happy did to the upper lid on WDA, d3, d8, d19) makes a "new area" of lash pixels
+    only, which the strict form reads as a dark smear."""
+    import believable_measures as bm
+    from ned_fx import topology as T
+    from ned_fx.media import open_media, parse_frame_range, to_display_rgb8
+    from ned_fx.pipeline import track_media
+
+    path = footage("WDA_AlexandriaOcasioCortez_000.mp4")
+    lm = track_media(path, frames="0-0").landmarks[0]
+    with open_media(path, parse_frame_range("0-0")) as src:
+        rgb = to_display_rgb8(next(iter(src)))[..., :3]
+    upper = list(T.RIGHT_EYE[1:8])                               # corners 0 and 8 stay
+    sliver = lm.copy()
+    sliver[upper, 1] -= 0.7                                      # the upper lid out by 0.7 px
+    strict = bm.eye_new_area_ratio(rgb, rgb, lm, sliver, "right", margin_px=0)
+    assert strict["n"] >= 8 and strict["ratio"] < 0.7, strict   # lash pixels, nothing uncovered ...
+    assert np.isnan(bm.eye_new_area_ratio(rgb, rgb, lm, sliver, "right")["ratio"])     # ... and not counted
