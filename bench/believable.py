@@ -19,9 +19,9 @@ measures (tests/believable_measures.py, tests/fer_classifier.py):
   the output (re-tracked) with the source; jitter+: added landmark jitter (IOD units);
 * outside: max abs code-value change outside the face (its landmarks' hull grown by 0.15 IOD; 0 = bit-exact);
   outside_box: the same outside the pipeline's face region box; occl: max abs change on pixels the
-  product's occlusion detector marks as fully kept, run as the pipeline runs it (with the shot's glasses model;
-  matte 1: its claim that it keeps them exactly; blank where it marks none); occl_px: mean such pixels per frame
-  where it marks some.
+  product's occlusion detector marks as fully kept, run as the pipeline runs it (glasses with the shot's glasses
+  model, hair over the forehead; matte 1: its claim that it keeps them exactly; blank where it marks none);
+  occl_px: mean such pixels per frame where it marks some.
 
 Prints a table and writes JSON to bench/results/believable-<machine>-<time>.json (machine, command, commit).
 """
@@ -54,15 +54,13 @@ def decode(path, frames=None) -> np.ndarray:
 
 def occluder_masks(frames, src_lms, dst_lms, glasses=None):
     """Per frame, HxW bool of what the product's occlusion detector calls an occluder (None without the stage), on
-    the region the pipeline gives it (the box around source and target landmarks), as the pipeline runs it: only
-    with the shot's glasses model (the analysis file's ``models.glasses``), which it uses; without one the pipeline
-    detects nothing (a holdout matte aside) and neither does this."""
+    the region the pipeline gives it (the box around source and target landmarks), as the pipeline runs it
+    (``OcclusionDetector.detect_in_shot`` with the analysis file's ``models.glasses``: glasses frames only where
+    the shot's model found glasses, hair over the forehead always)."""
     try:
         from ned_fx.occlusion import OcclusionConfig, OcclusionDetector
         from ned_fx.rendering import face_region_box
     except ImportError:
-        return None
-    if glasses is None or glasses.empty:
         return None
     detector = OcclusionDetector(OcclusionConfig())
     masks = []
@@ -71,7 +69,7 @@ def occluder_masks(frames, src_lms, dst_lms, glasses=None):
         if np.isfinite(lm[:468]).all() and np.isfinite(dst[:468]).all():
             x0, y0, x1, y1 = face_region_box(np.concatenate([lm, dst]), rgb.shape[1], rgb.shape[0])
             region = rgb[y0:y1, x0:x1].astype(np.float32)
-            matte = detector.detect(region, lm - np.array([x0, y0, 0.0]), 255.0, glasses=glasses)
+            matte = detector.detect_in_shot(region, lm - np.array([x0, y0, 0.0]), 255.0, glasses=glasses)
             if matte is not None:
                 mask[y0:y1, x0:x1] = np.asarray(matte) >= 0.999     # fully kept: exact by contract
         masks.append(mask)

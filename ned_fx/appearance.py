@@ -409,12 +409,10 @@ class FaceContent:
             if matte is not None:                  # the frame's matte over the region (the box lies in the frame)
                 x0, y0, x1, y1 = box
                 matte = matte[y0:y1, x0:x1]
-        glasses = self.models.glasses
-        if matte is None and self.occlusion is not None and glasses is not None and not glasses.empty:
-            # only where the shot's glasses model found glasses: on one frame alone the line cues also take
-            # brows, lid creases and eye-socket shading for rims (seen on the astronaut), and a kept patch of
-            # skin is far worse than a rim that moves (a still with glasses: --holdout-matte)
-            matte = self.occlusion.detect(region, src, white, glasses=glasses)
+        if matte is None and self.occlusion is not None:
+            # glasses frames only where the shot's glasses model found glasses (a still with glasses:
+            # --holdout-matte); hair over the forehead always (see OcclusionDetector.detect_in_shot)
+            matte = self.occlusion.detect_in_shot(region, src, white, glasses=self.models.glasses)
         self.seconds["occlusion"] += time.perf_counter() - t
         if matte is None or not np.any(matte > 0):
             return None

@@ -50,6 +50,11 @@ class OcclusionConfig:
         hair: look for hair over the face (colour against a skin model sampled from the cheeks, nose and
             forehead centre, inside the face oval). Off by default: on faces whose skin and hair are close in
             colour (the astronaut) it flags skin, and a kept patch of skin ruins an edit.
+        forehead_hair: look for hair over the forehead only (bangs, a fringe, a lock falling over the brow):
+            the same colour cue, but only above the brows and only in patches that reach the face oval's top edge
+            (hair over the forehead comes from the hairline). On by default: a raised brow (surprise, fear) moved
+            the forehead's pixels up into the fringe and drew skin and brow over its edge; kept, the brows
+            go under the hair as a real raised brow does.
         skin_distance: a pixel whose chroma lies further than this many standard deviations from the skin
             model, or that is darker than ``hair_darkness`` times the skin's median luma, is hair.
         hair_darkness: see ``skin_distance``.
@@ -103,6 +108,7 @@ class OcclusionConfig:
     lower_crease: float = 0.05
     brow_margin: float = 0.04
     hair: bool = False
+    forehead_hair: bool = True
     skin_distance: float = 4.0
     hair_darkness: float = 0.35
     hair_inset: float = 0.05

@@ -34,6 +34,12 @@ from .config import OcclusionConfig
 
 #: Clearly-skin mesh points the skin model is sampled at: cheeks, nose bridge, forehead centre.
 SKIN_POINTS = (50, 280, 101, 330, 117, 346, 123, 352, 205, 425, 6, 197, 195, 151, 9, 108, 337)
+#: The brows' upper edges (outer -> inner), right and left: the forehead hair cue looks above them.
+_BROW_TOP_R = (70, 63, 105, 66, 107)
+_BROW_TOP_L = (300, 293, 334, 296, 336)
+#: How far past the face oval (x IOD) the forehead hair cue looks: beyond the compositor's band above a raised
+#: brow (``CompositorConfig.brow_margin``) and the brows' own rise at the strongest intensity.
+_FOREHEAD_REACH = 0.3
 #: Nostrils and the nose's base (never hair).
 NOSE_BASE = (98, 97, 2, 326, 327, 294, 278, 344, 440, 275, 4, 45, 220, 115, 48, 64)
 #: The nose's outline from the bridge down (its sides' shading is not a frame below the eye line).
@@ -87,6 +93,28 @@ def _line_contrast(grey: np.ndarray, scale: float, gx: np.ndarray, gy: np.ndarra
     return np.minimum(plus, minus) - sharp, sharp - np.maximum(plus, minus), theta
 
 
+def _forehead(inside: np.ndarray, p: np.ndarray, iod: float) -> tuple[np.ndarray, np.ndarray]:
+    """The part of the (grown) oval mask ``inside`` above the brows' upper edges (the line through them, carried
+    on past the brows' ends along the eye axis) and, as a bool mask, its top edge (the mask's outline there, a
+    few pixels deep)."""
+    import cv2
+
+    up = p[10] - p[152]
+    up = up / max(float(np.linalg.norm(up)), 1e-9)
+    side = np.array([-up[1], up[0]])
+    brows = np.concatenate([p[list(_BROW_TOP_R)], p[list(_BROW_TOP_L)]])
+    brows = brows[np.argsort(brows @ side)] - 0.02 * iod * up      # into the brows (never hair: features)
+    far = 4.0 * max(inside.shape)
+    below = np.concatenate([[brows[0] - far * side], brows, [brows[-1] + far * side],
+                            [brows[-1] + far * side - far * up], [brows[0] - far * side - far * up]])
+    mask = np.zeros_like(inside)
+    _poly(mask, below)
+    forehead = inside & (1 - mask)
+    rim = max(2, int(round(0.02 * iod)))
+    inner = cv2.erode(inside, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * rim + 1, 2 * rim + 1)))
+    return forehead, (forehead > 0) & (inner == 0)
+
+
 def _hysteresis(weak: np.ndarray, strong: np.ndarray, min_extent: float, max_width: float) -> np.ndarray:
     """The connected components of ``weak`` that contain a ``strong`` pixel, span >= ``min_extent`` px and are
     thin (pixel count / span <= ``max_width``: lines, not blobs)."""
@@ -138,7 +166,8 @@ class OcclusionDetector:
     def __init__(self, config: OcclusionConfig | None = None):
         self.config = config or OcclusionConfig()
 
-    def detect(self, region: np.ndarray, landmarks: np.ndarray, white: float = 1.0, glasses=None) -> np.ndarray:
+    def detect(self, region: np.ndarray, landmarks: np.ndarray, white: float = 1.0, glasses=None,
+               frames: bool = True) -> np.ndarray:
         """The occluder matte of one frame.
 
         Args:
@@ -148,6 +177,8 @@ class OcclusionDetector:
             glasses: the shot's :class:`~ned_fx.occlusion.GlassesModel` (from :class:`GlassesModelBuilder`):
                 its frames are mapped into this frame by the head pose (nudged onto the frame's own lines) and
                 added to what this frame shows; None (or an empty model): this frame's lines only.
+            frames: look for glasses frames at all (the pipeline looks only where the shot's glasses model found
+                glasses: see :meth:`detect_in_shot`); hair is looked for either way, as the config says.
 
         Returns:
             HxW float32 in 0..1: 1 on occluders, 0 on the face, a soft edge of about ``softness`` px.
@@ -194,7 +225,7 @@ class OcclusionDetector:
         grey = np.ascontiguousarray(np.clip(grey, 0.0, 2.0), dtype=np.float32)
 
         found = np.zeros((wh, ww), np.uint8)
-        if cfg.glasses:
+        if cfg.glasses and frames:
             shot_model = glasses is not None and not glasses.empty
             found |= self._frames(grey, p, s_iod, lenses=not shot_model)    # the model has the lens rims
             if shot_model:
@@ -203,11 +234,12 @@ class OcclusionDetector:
                 shot = place(glasses, grey, full[: T.NUM_MESH], cfg, (sx, sy))
                 if shot is not None:
                     found |= shot
-        if cfg.hair and small.shape[2] == 3:
+        if (cfg.hair or cfg.forehead_hair) and small.shape[2] == 3:
             # hair is large: half the working resolution sees it as well
             hw, hh = max(4, ww // 2), max(4, wh // 2)
             half = cv2.resize(small, (hw, hh), interpolation=cv2.INTER_AREA)
-            hair = self._hair(half, np.ascontiguousarray(half @ _LUMA), p * [hw / ww, hh / wh], s_iod * hw / ww)
+            hair = self._hair(half, np.ascontiguousarray(half @ _LUMA), p * [hw / ww, hh / wh], s_iod * hw / ww,
+                              forehead_only=not cfg.hair)
             if hair.any():
                 found |= cv2.resize(hair, (ww, wh), interpolation=cv2.INTER_NEAREST)
         if not found.any():
@@ -220,6 +252,19 @@ class OcclusionDetector:
             matte = cv2.GaussianBlur(matte, (0, 0), cfg.softness)
             matte = np.clip(matte * 2.0, 0.0, 1.0)          # the structure's own pixels stay at exactly 1
         return matte
+
+    def detect_in_shot(self, region: np.ndarray, landmarks: np.ndarray, white: float = 1.0,
+                       glasses=None) -> np.ndarray | None:
+        """The occluder matte as the pipeline asks for it (None: nothing found): glasses frames only where the
+        shot's glasses model found glasses (on one frame alone the line cues also take brows, lid creases and
+        eye-socket shading for rims: seen on the astronaut; a still with glasses takes ``--holdout-matte``), hair
+        as the config says (over the forehead by default)."""
+        cfg = self.config
+        has_glasses = glasses is not None and not glasses.empty
+        if not (has_glasses or cfg.hair or cfg.forehead_hair):
+            return None
+        matte = self.detect(region, landmarks, white, glasses=glasses, frames=has_glasses)
+        return matte if np.any(matte > 0) else None
 
     # ---- cues ----------------------------------------------------------------------------------------------
 
@@ -394,33 +439,40 @@ class OcclusionDetector:
                 cv2.polylines(found, runs, False, 1, thickness=cfg.rim_width, lineType=cv2.LINE_8, shift=_SHIFT)
         return (found > 0) & open_area
 
-    def _hair(self, rgb: np.ndarray, grey: np.ndarray, p: np.ndarray, iod: float) -> np.ndarray:
-        """Hair over the face: colour far from the skin model inside the face oval (uint8 0/1)."""
+    def _hair(self, rgb: np.ndarray, grey: np.ndarray, p: np.ndarray, iod: float,
+              forehead_only: bool = False) -> np.ndarray:
+        """Hair over the face: colour far from the skin model inside the face oval (uint8 0/1); with
+        ``forehead_only``, only above the brows' upper edges and only patches that reach the oval's top edge."""
         import cv2
 
         cfg = self.config
         out = np.zeros(grey.shape, np.uint8)
-        # only the face oval's box is looked at
+        # the skin model: the median of a 5x5 patch around each clearly-skin point, robust centre and spread
+        eps = np.float32(1e-3)
+        xy = np.clip(np.rint(p[list(SKIN_POINTS)] - 0.5).astype(int), 2,
+                     [max(grey.shape[1] - 3, 2), max(grey.shape[0] - 3, 2)])
+        offs = np.arange(-2, 3)
+        ys = np.clip(xy[:, 1, None, None] + offs[None, :, None], 0, grey.shape[0] - 1)
+        xs = np.clip(xy[:, 0, None, None] + offs[None, None, :], 0, grey.shape[1] - 1)
+        patches = np.log(np.maximum(rgb[ys, xs], eps))
+        samples = np.median((patches[..., [0, 2]] - patches[..., 1:2]).reshape(len(xy), -1, 2), axis=1)
+        skin_luma = float(np.median(np.median(grey[ys, xs].reshape(len(xy), -1), axis=1)))
+        centre = np.median(samples, axis=0)
+        spread = np.maximum(1.4826 * np.median(np.abs(samples - centre), axis=0), 0.03)
+        # only the face oval's box is looked at (with forehead_only: from above the oval down to the brows)
         oval = p[list(T.FACE_OVAL)]
-        x0, y0 = np.maximum(np.floor(oval.min(axis=0)).astype(int), 0)
-        x1, y1 = np.minimum(np.ceil(oval.max(axis=0)).astype(int) + 1, [grey.shape[1], grey.shape[0]])
+        pad = int(round(_FOREHEAD_REACH * iod)) if forehead_only else 0      # hair hangs in from above the oval
+        x0, y0 = np.maximum(np.floor(oval.min(axis=0)).astype(int) - pad, 0)
+        x1, y1 = np.minimum(np.ceil(oval.max(axis=0)).astype(int) + 1 + pad, [grey.shape[1], grey.shape[0]])
+        if forehead_only:
+            y1 = min(y1, int(np.ceil(p[list(_BROW_TOP_R + _BROW_TOP_L), 1].max() + 0.1 * iod)) + 1)
         if x1 - x0 < 8 or y1 - y0 < 8:
             return out
         full, p = out, p - [x0, y0]
         rgb, grey = rgb[y0:y1, x0:x1], grey[y0:y1, x0:x1]
         wh, ww = grey.shape
-        eps = np.float32(1e-3)
         logs = np.log(np.maximum(rgb, eps))
         chroma = logs[:, :, [0, 2]] - logs[:, :, 1:2]
-        # the skin model: the median of a 5x5 patch around each clearly-skin point, robust centre and spread
-        xy = np.clip(np.rint(p[list(SKIN_POINTS)] - 0.5).astype(int), 2, [max(ww - 3, 2), max(wh - 3, 2)])
-        offs = np.arange(-2, 3)
-        ys = np.clip(xy[:, 1, None, None] + offs[None, :, None], 0, wh - 1)
-        xs = np.clip(xy[:, 0, None, None] + offs[None, None, :], 0, ww - 1)
-        samples = np.median(chroma[ys, xs].reshape(len(xy), -1, 2), axis=1)
-        skin_luma = float(np.median(np.median(grey[ys, xs].reshape(len(xy), -1), axis=1)))
-        centre = np.median(samples, axis=0)
-        spread = np.maximum(1.4826 * np.median(np.abs(samples - centre), axis=0), 0.03)
         dist = np.sqrt((((chroma - centre.astype(np.float32)) / spread.astype(np.float32)) ** 2).sum(axis=2))
         # far from the skin's colour; or much darker than it and off its colour too (not a shadow on skin)
         hair = (dist > cfg.skin_distance) | ((grey < cfg.hair_darkness * skin_luma) & (dist > 0.5 * cfg.skin_distance))
@@ -440,7 +492,11 @@ class OcclusionDetector:
         _poly(features, _hull(p[list(NOSE_BASE)]))
         features = _grow(features, cfg.feature_margin * iod) > 0
         inset = int(round(cfg.hair_inset * iod))
-        if inset > 0:
+        top_edge = None
+        if forehead_only:
+            # the forehead and the fringe above it, out past the oval's top (a raised brow's band reaches there)
+            inside, top_edge = _forehead(_grow(inside, pad), p, iod)
+        elif inset > 0:
             inside = cv2.erode(inside, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * inset + 1, 2 * inset + 1)))
         hair &= (inside > 0) & ~features
         hair = cv2.morphologyEx(hair.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
@@ -452,6 +508,10 @@ class OcclusionDetector:
         count, labels, stats, _ = cv2.connectedComponentsWithStats(hair, connectivity=8)
         if count > 1:
             keep = stats[:, cv2.CC_STAT_AREA] >= cfg.min_hair_area * iod * iod
+            if top_edge is not None:                 # hair over the forehead hangs from the hairline
+                touches = np.zeros(count, bool)
+                touches[np.unique(labels[top_edge])] = True
+                keep &= touches
             keep[0] = False
             full[y0:y1, x0:x1] = keep[labels]
         return full
