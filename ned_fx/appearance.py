@@ -120,28 +120,144 @@ def white_of(dtype) -> float:
 _MODEL_FRAMES = {"EyeModelBuilder": 16, "GlassesModelBuilder": 40, "MouthBankBuilder": 120}
 
 
+def _crop_box(landmarks: np.ndarray, height: int, width: int, grow: float = 1.0) -> tuple[int, int, int, int]:
+    """``(x0, y0, x1, y1)``: the landmarks' box grown by ``grow`` times its longer side on every side, clipped to
+    a ``height`` x ``width`` picture."""
+    pts = landmarks[:, :2]
+    lo, hi = np.nanmin(pts, axis=0), np.nanmax(pts, axis=0)
+    more = (hi - lo).max() * grow
+    x0, y0 = (int(max(0, np.floor(v))) for v in lo - more)
+    x1, y1 = int(min(width, np.ceil(hi[0] + more))), int(min(height, np.ceil(hi[1] + more)))
+    return x0, y0, x1, y1
+
+
 def _face_crop(frame, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The frame's colour channels around the face (the landmarks' box grown by its size on every side), as
     HxWxK float32 plate values, and the landmarks in that crop's pixels: what the builders look at, without
     converting a whole 4K frame for a face in a corner."""
     px = frame.pixels if frame.pixels.ndim == 3 else frame.pixels[:, :, None]
-    h, w = px.shape[:2]
-    pts = landmarks[:, :2]
-    lo, hi = np.nanmin(pts, axis=0), np.nanmax(pts, axis=0)
-    grow = (hi - lo).max()
-    x0, y0 = (int(max(0, np.floor(v))) for v in lo - grow)
-    x1, y1 = int(min(w, np.ceil(hi[0] + grow))), int(min(h, np.ceil(hi[1] + grow)))
+    return _cut(px, (0, 0), _crop_box(landmarks, *px.shape[:2]), getattr(frame, "channels", None), landmarks)
+
+
+def _cut(px: np.ndarray, origin: tuple[int, int], box, channels, landmarks: np.ndarray):
+    """:func:`_face_crop` of a picture whose pixels ``px`` start at ``origin`` of the frame (a kept crop)."""
     from .compositing import color_channel_indices
 
-    idx = list(color_channel_indices(getattr(frame, "channels", None), px.shape[2]))
-    crop = np.ascontiguousarray(px[y0:y1, x0:x1][:, :, idx], dtype=np.float32)
+    x0, y0, x1, y1 = box
+    ox, oy = origin
+    idx = list(color_channel_indices(channels, px.shape[2]))
+    crop = np.ascontiguousarray(px[y0 - oy:y1 - oy, x0 - ox:x1 - ox][:, :, idx], dtype=np.float32)
     return crop, landmarks - np.array([x0, y0, 0.0])[: landmarks.shape[1]]
+
+
+#: the most bytes of plate crops the tracking pass keeps for the appearance models (beyond: a second decode)
+KEEP_BYTES = 512 << 20
+#: the most bytes of whole decoded frames the tracking pass keeps for the render (beyond: the render decodes)
+KEEP_FRAME_BYTES = 512 << 20
+
+
+class FrameKeeper:
+    """Keeps, while the tracking pass decodes the shot, the face crops the appearance models will look at, so
+    the models need no second decode of the shot (:func:`build_shot_models` with ``kept=``), and, for a shot
+    whose frames fit ``frame_bytes``, the decoded frames themselves, so the render need not decode them again
+    (:meth:`decoded_frames`). Whether a shot fits is judged on its first frame and first crop (its length
+    times their size), so a long or large shot is never kept in part: memory stays bounded by the frame.
+
+    The frames kept are the even sample the builders take when every frame has a face (known before tracking:
+    the shot's length); each is cut to the tracker's face box grown by 1.5 times its size on every side (the
+    builders' crop, around the smoothed landmarks, is 1 time: it lies inside). Memory is bounded by
+    ``max_bytes``; a shot whose sample differs (frames without a face) or whose crops do not hold the builders'
+    crops is decoded again, as without a keeper. Thread-safe: :meth:`offer` runs in the decoder's thread,
+    :meth:`located` in the tracker's.
+
+    Args:
+        total: frames in the shot (the range being tracked); config: which builders run.
+        max_bytes: most bytes of kept crops (default :data:`KEEP_BYTES`).
+        frame_bytes: most bytes of kept whole frames (default :data:`KEEP_FRAME_BYTES`; 0: none are kept).
+    """
+
+    GROW = 1.5
+
+    def __init__(self, total: int, config: ContentConfig | None = None, max_bytes: int = KEEP_BYTES,
+                 frame_bytes: int = KEEP_FRAME_BYTES):
+        import threading
+
+        config = config or ContentConfig()
+        self.frames: list | None = [] if frame_bytes > 0 else None      # every frame, in order, if they fit
+        self._frame_room = frame_bytes
+        self.total = total
+        names = [n for n, on in (("GlassesModelBuilder", config.occluders), ("MouthBankBuilder", config.mouth),
+                                 ("EyeModelBuilder", config.eyes)) if on] if config.builds_models else []
+        self.wanted = {i for n in names for i in range(0, total, max(1, -(-total // _MODEL_FRAMES[n])))}
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self.full = False                       # over budget: nothing more is kept (the models decode again)
+        self._frames: dict = {}                 # index -> Frame, until its face is located
+        self.crops: dict = {}                   # index -> (pixels, (x0, y0), channels, display_to_data)
+        self._lock = threading.Lock()
+
+    def offer(self, index: int, frame) -> None:
+        """A decoded frame of the shot (its position in the range)."""
+        with self._lock:
+            if self.frames is not None:
+                size = frame.pixels.nbytes
+                if size * (self.total if index == 0 else 1) > self._frame_room or index != len(self.frames):
+                    self.frames = None            # the shot does not fit: the render decodes it again
+                else:
+                    self.frames.append(frame)
+                    self._frame_room -= size
+            if index in self.wanted and not self.full:
+                self._frames[index] = frame
+
+    def decoded_frames(self, count: int) -> list | None:
+        """Every frame of the shot as the tracking pass decoded it (``count`` of them), handed over once; None
+        when they were not all kept."""
+        with self._lock:
+            frames, self.frames = self.frames, None
+        return frames if frames is not None and len(frames) == count else None
+
+    def located(self, index: int, faces: dict) -> None:
+        """The tracker's faces of frame ``index`` (``{face id: (landmarks in display pixels, score)}``)."""
+        with self._lock:
+            frame = self._frames.pop(index, None)
+        if frame is None or not faces or self.full:
+            return
+        px = frame.pixels if frame.pixels.ndim == 3 else frame.pixels[:, :, None]
+        shift = np.asarray(frame.display_to_data, np.float64)
+        pts = np.concatenate([np.asarray(lm, np.float64)[:, :3] for lm, _ in faces.values()]) + shift
+        if not np.isfinite(pts[:, :2]).all():
+            return
+        x0, y0, x1, y1 = _crop_box(pts, *px.shape[:2], grow=self.GROW)
+        if x1 <= x0 or y1 <= y0:
+            return
+        crop = np.array(px[y0:y1, x0:x1])
+        with self._lock:
+            if self.bytes + crop.nbytes * (len(self.wanted) if not self.crops else 1) > self.max_bytes:
+                self.full, self.crops = True, {}
+                return
+            self.bytes += crop.nbytes
+            self.crops[index] = (crop, (x0, y0), px.shape[:2], getattr(frame, "channels", None), shift)
+
+    def holds(self, index: int, landmarks: np.ndarray) -> bool:
+        """Frame ``index`` was kept and its crop holds the builders' crop around ``landmarks`` (display pixels)."""
+        if self.full or index not in self.crops:
+            return False
+        px, (ox, oy), (height, width), _, shift = self.crops[index]
+        box = _crop_box(landmarks + shift, height, width)
+        return box[0] >= ox and box[1] >= oy and box[2] <= ox + px.shape[1] and box[3] <= oy + px.shape[0]
+
+    def crop(self, index: int, landmarks: np.ndarray):
+        """:func:`_face_crop` of frame ``index`` around ``landmarks`` (display pixels): the same pixels and
+        landmarks as from the decoded frame (call :meth:`holds` first)."""
+        px, origin, (height, width), channels, shift = self.crops[index]
+        lm = landmarks + shift
+        return _cut(px, origin, _crop_box(lm, height, width), channels, lm)
 
 
 def build_shot_models(path: str | Path, track, edited, frames: str | None = None,
                       actor_footage: Iterable[str | Path] = (), config: ContentConfig | None = None,
                       tracker_config=None, progress: Callable[[int, int], None] | None = None,
-                      cache: bool = False) -> ShotModels:
+                      cache: bool = False, kept: "FrameKeeper | None" = None) -> ShotModels:
     """Build the shot's appearance models: one decode of the shot (and of each extra footage file).
 
     The models that do not depend on the edit (mouth bank, eye model, glasses model) are made from the source's
@@ -160,6 +276,8 @@ def build_shot_models(path: str | Path, track, edited, frames: str | None = None
             (:func:`ned_fx.tracking.cache.cache_dir`, ``models-<key>.npz``, 0600), keyed by the source's content,
             the frames, the source landmarks, the sub-stages asked for and the extra footage; store them there when
             built. So a second edit of a shot (another emotion) skips this pass.
+        kept: the :class:`FrameKeeper` the shot's tracking pass filled: the builders take its crops instead of
+            decoding the shot again (when it holds them all; the same models either way).
 
     Raises:
         InputNotFoundError, UnreadableMediaError: an extra footage file cannot be read.
@@ -173,7 +291,7 @@ def build_shot_models(path: str | Path, track, edited, frames: str | None = None
     stored = _load_models(key) if key is not None else None
     if stored is None:
         stored = ShotModels.from_arrays(_build_models(path, track, edited, frames, actor_footage, config,
-                                                      tracker_config, progress).to_arrays())
+                                                      tracker_config, progress, kept).to_arrays())
         if key is not None:
             _store_models(key, stored)
     elif progress:
@@ -187,11 +305,10 @@ def build_shot_models(path: str | Path, track, edited, frames: str | None = None
                       sources=stored.sources)
 
 
-def _build_models(path, track, edited, frames, actor_footage, config, tracker_config, progress) -> ShotModels:
-    """The models that do not depend on the edit (no mouth plan): one decode of the shot and of each extra
-    footage file."""
-    from .media import open_media, parse_frame_range
-
+def _build_models(path, track, edited, frames, actor_footage, config, tracker_config, progress,
+                  kept: FrameKeeper | None = None) -> ShotModels:
+    """The models that do not depend on the edit (no mouth plan): one decode of the shot (none when ``kept``
+    holds every crop the builders take) and of each extra footage file."""
     mouth = eyes = glasses = None
     builders = []
     if config.occluders:
@@ -213,7 +330,76 @@ def _build_models(path, track, edited, frames, actor_footage, config, tracker_co
     found = int(np.count_nonzero(edited.found))
     # which frames each builder sees: an even sample of at most _MODEL_FRAMES (this pass is per shot, not free)
     every = {id(b): max(1, -(-found // _MODEL_FRAMES.get(type(b).__name__, found or 1))) for b in builders}
+    plan, seen = [], 0            # (k, builders) of the frames that feed a builder, in the shot's order
+    for k in range(len(track.frame_numbers)):
+        if edited.found[k]:
+            wanted = [b for b in builders if seen % every[id(b)] == 0]
+            seen += 1
+            if wanted:
+                plan.append((k, wanted))
+    if kept is not None and all(kept.holds(k, edited.source_landmarks[k]) for k, _ in plan):
+        # the tracking pass kept them: no second decode
+        _feed(((k, wanted, kept.crop(k, edited.source_landmarks[k])) for k, wanted in plan), builders,
+              progress, len(plan))
+    else:
+        _decode_for_models(path, frames, index, edited, builders, every, progress)
+    return _extra_footage(path, actor_footage, builders, tracker_config, mouth, eyes, glasses)
+
+
+def _feed(items, builders: list, progress, total: int) -> None:
+    """``builder.add(k, *crop)`` for every ``(k, wanted builders, crop)`` of ``items``, in order. The items are
+    made in a thread of their own and each builder takes its frames in a thread of its own (they share nothing
+    and never write a crop: the same models as one after the other, in about the time of the slowest)."""
+    import queue
+    import threading
+
     from .streams import prefetch
+
+    items = prefetch(items, depth=4, name="ned-fx-models")
+    if len(builders) < 2:
+        for done, (k, wanted, crop) in enumerate(items, 1):
+            for b in wanted:
+                b.add(k, *crop)
+            if progress:
+                progress(done, total)
+        return
+    inbox = {id(b): queue.Queue(maxsize=4) for b in builders}
+    failed: list[BaseException] = []
+
+    def work(builder) -> None:
+        q = inbox[id(builder)]
+        while (item := q.get()) is not None:
+            if not failed:                    # after a failure the queue is only drained
+                try:
+                    builder.add(item[0], *item[1])
+                except BaseException as exc:  # noqa: BLE001 - raised in the caller's thread below
+                    failed.append(exc)
+
+    threads = [threading.Thread(target=work, args=(b,), name=f"ned-fx-models-{type(b).__name__}", daemon=True)
+               for b in builders]
+    for t in threads:
+        t.start()
+    try:
+        for done, (k, wanted, crop) in enumerate(items, 1):
+            if failed:
+                break
+            for b in wanted:
+                inbox[id(b)].put((k, crop))
+            if progress:
+                progress(done, total)
+    finally:
+        for b in builders:
+            inbox[id(b)].put(None)
+        for t in threads:
+            t.join()
+        items.close()
+    if failed:
+        raise failed[0]
+
+
+def _decode_for_models(path, frames, index, edited, builders, every, progress) -> None:
+    """The builders' frames, decoded (the appearance pass's own decode of the shot)."""
+    from .media import open_media, parse_frame_range
 
     with open_media(path, parse_frame_range(frames)) as source:
         total = len(source)
@@ -230,11 +416,13 @@ def _build_models(path, track, edited, frames, actor_footage, config, tracker_co
                         crop = _face_crop(frame, edited.source_landmarks[k] + frame.display_to_data)
                 yield k, wanted, crop
 
-        for done, (k, wanted, crop) in enumerate(prefetch(crops(), depth=4, name="ned-fx-models"), 1):
-            for b in wanted:
-                b.add(k, *crop)
-            if progress:
-                progress(done, total)
+        _feed(crops(), builders, progress, total)
+
+
+def _extra_footage(path, actor_footage, builders, tracker_config, mouth, eyes, glasses) -> ShotModels:
+    """The extra footage of the actor through the builders (tracked and decoded here), then the models."""
+    from .media import open_media
+
     sources = [str(Path(path).resolve())]
     for extra in actor_footage:
         from .errors import NoFaceError
@@ -254,9 +442,12 @@ def _build_models(path, track, edited, frames, actor_footage, config, tracker_co
                 for b in builders:
                     b.add(-1, pixels, lm)
         sources.append(str(extra.resolve()))
-    return ShotModels(mouth=mouth.finish() if mouth is not None else None,
-                      eyes=eyes.finish() if eyes is not None else None,
-                      glasses=glasses.finish() if glasses is not None else None, sources=tuple(sources))
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(3, thread_name_prefix="ned-fx-models") as pool:     # independent: side by side
+        done = {name: pool.submit(b.finish) for name, b in (("mouth", mouth), ("eyes", eyes), ("glasses", glasses))
+                if b is not None}
+        return ShotModels(**{name: f.result() for name, f in done.items()}, sources=tuple(sources))
 
 
 #: bump when what the cached models hold, or how they are built, changes meaning

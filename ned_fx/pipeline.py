@@ -51,7 +51,7 @@ def tracker_view(config):
 
 
 def track_media(path: str | Path, config=None, frames: str | None = None, face_id: int | None = None,
-                progress: Progress | None = None, tracker=None):
+                progress: Progress | None = None, tracker=None, keep=None):
     """Track the faces of a movie, an image or an image sequence.
 
     Args:
@@ -61,6 +61,8 @@ def track_media(path: str | Path, config=None, frames: str | None = None, face_i
         face_id: the face to select in multi-face shots (default: the one seen in most frames).
         progress: called with ``(frames done, total)``.
         tracker: a ready :class:`~ned_fx.tracking.FaceTracker` to reuse (the daemon keeps one warm).
+        keep: a :class:`~ned_fx.appearance.FrameKeeper` (or a callable ``keep(total)`` that makes one, given the
+            shot's length): the face crops the appearance models need are kept from this decode.
 
     Returns:
         a :class:`~ned_fx.tracking.Track`.
@@ -77,9 +79,13 @@ def track_media(path: str | Path, config=None, frames: str | None = None, face_i
     with open_media(path, parse_frame_range(frames)) as source:
         total = len(source)
         size: list[tuple[int, int]] = []
+        if callable(keep):
+            keep = keep(total)
 
         def pictures():
-            for frame in source:
+            for i, frame in enumerate(source):
+                if keep is not None:
+                    keep.offer(i, frame)
                 rgb = display_plate(frame, view)
                 if not size:
                     size.append((rgb.shape[1], rgb.shape[0]))
@@ -95,6 +101,8 @@ def track_media(path: str | Path, config=None, frames: str | None = None, face_i
         for faces in tracker.iter_track(prefetch(pictures(), depth=2 * tracker.config.batch_size,
                                                  name="ned-fx-decode")):
             seen.append(faces)
+            if keep is not None:
+                keep.located(faces.index, faces.faces)
             if progress:
                 progress(len(seen), total)
         from .tracking.tracker import assemble_track
@@ -425,6 +433,7 @@ def _edit(path, output, kind, instruction, frames, face_id, preview, tracker_con
 
             raise InputNotFoundError(f"holdout matte {content.holdout} does not exist")
     models = None
+    kept: list = []                   # the crops the tracking pass keeps for the appearance models
     if analysis is not None and Path(analysis).is_file():
         shot = read_analysis(analysis)
         check_analysis(shot, path, instruction, face_id, frames)
@@ -433,13 +442,13 @@ def _edit(path, output, kind, instruction, frames, face_id, preview, tracker_con
             frames = f"{int(track.frame_numbers[0])}-{int(track.frame_numbers[-1])}"
     else:
         track, edited = _analyse(path, instruction, frames, face_id, tracker_config, manipulator_config, progress,
-                                 clock, cache=track_cache)
+                                 clock, cache=track_cache, keep=_keeper(content, kept, frames=not analysis_only))
     if models is None:                # not analysed yet, or an analysis file from before the appearance models
         import time
 
         t0 = time.perf_counter()
         models = _shot_models(path, track, edited, frames, actor_footage, content, tracker_config, progress,
-                              cache=track_cache)
+                              cache=track_cache, kept=kept[0] if kept else None)
         clock.seconds["appearance"] += time.perf_counter() - t0
         shot = ShotAnalysis(track, edited, analysis_key(path, instruction, face_id), models)
         if analysis is not None and not Path(analysis).is_file():
@@ -452,6 +461,9 @@ def _edit(path, output, kind, instruction, frames, face_id, preview, tracker_con
     if kind == "image" and count != 1:
         raise InvalidParameterError(f"{output.name} is a still but {count} frames are to be edited; write a "
                                     f"sequence (name.####.exr) or a movie (.mov/.mp4)")
+    # the frames the tracking pass decoded, when they were all kept: the render decodes nothing again
+    decoded = kept[0].decoded_frames(len(track.frame_numbers)) if kept else None
+    kept.clear()
     if analysis_only:
         return EditSummary(output=str(output), frames=0, edited=(), passed_through={}, resumed=(),
                            seconds=dict(clock.seconds), face_id=track.face_id, analysis=str(analysis))
@@ -475,7 +487,7 @@ def _edit(path, output, kind, instruction, frames, face_id, preview, tracker_con
         summary = _render_shot(path, output, kind, track, edited, frames, preview, renderer_config,
                                compositor_config, progress, resume, clock, instruction, record, written, hasher,
                                neural=(checkpoint, neural) if neural is not None else None, models=models,
-                               content=content, linearize=linearize, layers=layers)
+                               content=content, linearize=linearize, layers=layers, decoded=decoded)
         if sign is not None:
             from .media.readers import read_provenance
             from .provenance.c2pa import sign_file
@@ -674,8 +686,22 @@ def _audit_edit(audit, status, path, frames, face_id, instruction, consent, reco
     audit.write("edit", **fields)
 
 
+def _keeper(content, made: list, frames: bool = True):
+    """A maker of the :class:`~ned_fx.appearance.FrameKeeper` the tracking pass fills for the appearance models
+    and (``frames``) the render (appended to ``made``), or None when neither needs it."""
+    if not content.builds_models and not frames:
+        return None
+    from .appearance import KEEP_FRAME_BYTES, FrameKeeper
+
+    def make(total: int):
+        made.append(FrameKeeper(total, content, frame_bytes=KEEP_FRAME_BYTES if frames else 0))
+        return made[-1]
+
+    return make
+
+
 def _analyse(path, instruction, frames, face_id, tracker_config, manipulator_config, progress, clock,
-             cache=False):
+             cache=False, keep=None):
     """Track the shot and plan the edit (the two per-shot steps before rendering). With ``cache`` the track is
     looked up in (and stored to) the track cache, and the plan is made from the track as the cache holds it, so
     the first and a later edit of the shot render the same pixels."""
@@ -705,7 +731,7 @@ def _analyse(path, instruction, frames, face_id, tracker_config, manipulator_con
         progress("tracking", track.num_frames, track.num_frames)
     if track is None:
         track = track_media(path, tracker.config, frames=frames, face_id=face_id, tracker=tracker,
-                            progress=(lambda d, n: progress("tracking", d, n)) if progress else None)
+                            progress=(lambda d, n: progress("tracking", d, n)) if progress else None, keep=keep)
         if key is not None:
             from .tracking.cache import as_cached, store_track
 
@@ -838,14 +864,16 @@ def check_analysis(shot: ShotAnalysis, path: str | Path, instruction: EditInstru
                                     f"{redo} over the whole range")
 
 
-def _shot_models(path, track, edited, frames, actor_footage, content, tracker_config, progress, cache=False):
-    """The shot's appearance models (mouth bank, eye model): one more decode of the shot (none with ``cache``
-    when an edit of the same shot stored them: :func:`~ned_fx.appearance.build_shot_models`)."""
+def _shot_models(path, track, edited, frames, actor_footage, content, tracker_config, progress, cache=False,
+                 kept=None):
+    """The shot's appearance models (mouth bank, eye model): from the crops the tracking pass ``kept``, else one
+    more decode of the shot; none with ``cache`` when an edit of the same shot stored them
+    (:func:`~ned_fx.appearance.build_shot_models`)."""
     from .appearance import build_shot_models
 
     return build_shot_models(path, track, edited, frames, actor_footage, content, tracker_config,
                              progress=(lambda d, n: progress("appearance", d, n)) if progress else None,
-                             cache=cache)
+                             cache=cache, kept=kept)
 
 
 def _frames_to_render(track, frames: str | None) -> int:
@@ -1028,7 +1056,7 @@ class _Pending:
 def _render_shot(path, output, kind, track, edited, frames, preview, renderer_config, compositor_config,
                  progress, resume, clock, instruction, record=None, written: list | None = None,
                  hasher=None, neural: tuple | None = None, models=None, content=None,
-                 linearize: bool = False, layers=None) -> EditSummary:
+                 linearize: bool = False, layers=None, decoded: list | None = None) -> EditSummary:
     import time
 
     from .media.layers import LayerConfig
@@ -1054,10 +1082,14 @@ def _render_shot(path, output, kind, track, edited, frames, preview, renderer_co
         with open_media(path, parse_frame_range(frames), yuv_conversion=sink.layers.yuv_conversion) as source:
             total = len(source)
             hash_own = record is not None and kind != "movie" and source.kind == "sequence"
+            frames_in = source
+            if decoded is not None and sink.layers.yuv_conversion == "exact" and \
+                    [f.number for f in decoded] == [int(n) for n in source.frame_numbers]:
+                frames_in = _handed_over(decoded)       # the tracking pass's decode of these very frames
 
-            def decoded():
+            def decoded_frames():
                 t = time.perf_counter()
-                for frame in source:
+                for frame in frames_in:
                     t = clock.add("decode", t)
                     if sink.already_done(frame.number):
                         yield frame, None, None
@@ -1082,7 +1114,7 @@ def _render_shot(path, output, kind, track, edited, frames, preview, renderer_co
                 return frame, own, shot.finish(pending, clock), weights
 
             # decode, warp, content + composite, and encode (here) of neighbouring frames run at once
-            for done, (frame, own, result, weights) in enumerate(staged(decoded(), (begin, finish),
+            for done, (frame, own, result, weights) in enumerate(staged(decoded_frames(), (begin, finish),
                                                                          name="ned-fx-render"), 1):
                 t = time.perf_counter()
                 if result is None:
@@ -1115,6 +1147,13 @@ def _render_shot(path, output, kind, track, edited, frames, preview, renderer_co
                        preview=str(preview) if preview else None, face_id=track.face_id,
                        content_seconds=dict(shot.content.seconds), layer=sink.layers.layer, matte=sink.matte_where(),
                        restarted=sink.restarted_frames())
+
+
+def _handed_over(frames: list):
+    """The frames of ``frames`` in order, each let go as it is taken (memory falls as the render goes)."""
+    frames.reverse()
+    while frames:
+        yield frames.pop()
 
 
 def blend_weights(shot: ShotRenderer, pending: _Pending) -> np.ndarray:

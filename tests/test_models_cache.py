@@ -98,3 +98,75 @@ def test_bad_cache_files_are_misses_and_the_key_follows_the_source(tmp_path, bui
                   _models_key(clip, Edited, "0-2", (), ContentConfig(mouth=False), None),
                   _models_key(clip, Edited, "0-2", (footage("d8.jpg"),), ContentConfig(), None)):
         assert other != base
+
+
+def test_the_tracking_pass_keeps_the_crops_the_models_need_and_they_are_the_same_models(monkeypatch):
+    """One decode for tracking and the appearance models: the crops kept while tracking give the very models a
+    second decode gives; a keeper over its memory budget keeps nothing and the models decode again."""
+    from ned_fx import pipeline
+    from ned_fx.appearance import ContentConfig, FrameKeeper, build_shot_models
+
+    decodes = []
+    real = appearance._decode_for_models
+    monkeypatch.setattr(appearance, "_decode_for_models", lambda *a, **k: (decodes.append(1), real(*a, **k))[1])
+    clip, frames = footage("d12.mp4"), "0-11"       # glasses: all three builders
+    made = []
+    track, edited = pipeline._analyse(clip, pipeline.EditInstruction(emotion="happy"), frames, None, None, None,
+                                      None, pipeline._Clock(), keep=pipeline._keeper(ContentConfig(), made))
+    keeper = made[0]
+    assert sorted(keeper.crops) == list(range(12)) and 0 < keeper.bytes <= 512 * 512 * 3 * 12
+    kept = build_shot_models(clip, track, edited, frames, kept=keeper).to_arrays()
+    assert not decodes, "the models decoded the shot although the tracking pass kept its crops"
+    decoded = build_shot_models(clip, track, edited, frames).to_arrays()
+    assert decodes == [1]
+    assert kept.keys() == decoded.keys() and len(kept) > 10
+    for key in kept:
+        assert np.array_equal(kept[key], decoded[key], equal_nan=kept[key].dtype.kind == "f"), key
+    small = FrameKeeper(12, ContentConfig(), max_bytes=1000)
+    pipeline.track_media(clip, frames=frames, keep=small)
+    assert small.full and not small.crops
+    again = build_shot_models(clip, track, edited, frames, kept=small).to_arrays()
+    assert decodes == [1, 1] and all(np.array_equal(again[k], decoded[k], equal_nan=again[k].dtype.kind == "f")
+                                     for k in decoded)
+
+
+def test_one_decode_renders_what_three_decodes_render(tmp_path, monkeypatch):
+    """The first edit of a short shot decodes it once: the tracking pass keeps the frames for the render and the
+    crops for the models; the pixels are those of an edit that decodes the shot for each pass."""
+    from ned_fx import pipeline
+
+    monkeypatch.setenv("NED_FX_CACHE", str(tmp_path / "cache"))
+    handed, decodes = [], []
+    real_hand, real_decode = pipeline._handed_over, appearance._decode_for_models
+    monkeypatch.setattr(pipeline, "_handed_over", lambda frames: (handed.append(len(frames)), real_hand(frames))[1])
+    monkeypatch.setattr(appearance, "_decode_for_models", lambda *a, **k: (decodes.append(1), real_decode(*a, **k))[1])
+    clip = footage("d12.mp4")
+    _edit(clip, tmp_path / "one.####.png", "surprised", "--frames", "0-5", "--no-cache")
+    assert handed == [6] and not decodes
+    monkeypatch.setattr(pipeline, "_keeper", lambda *a, **k: None)
+    _edit(clip, tmp_path / "three.####.png", "surprised", "--frames", "0-5", "--no-cache")
+    assert handed == [6] and decodes == [1]
+    one, three = _frames(tmp_path / "one.####.png", 6), _frames(tmp_path / "three.####.png", 6)
+    assert all(np.array_equal(x, y) for x, y in zip(one, three))
+
+
+def test_a_shot_that_does_not_fit_is_never_kept_in_part():
+    """Whether the frames (and the crops) fit is judged on the first one: a long shot keeps nothing at all."""
+    from ned_fx.appearance import FrameKeeper
+    from ned_fx.media.frames import Frame
+
+    frame = Frame.from_array(np.zeros((64, 64, 3), np.uint8), number=0)
+    fits = FrameKeeper(10, frame_bytes=10 * frame.pixels.nbytes)
+    for i in range(10):
+        fits.offer(i, Frame.from_array(frame.pixels, number=i))
+    got = fits.decoded_frames(10)
+    assert [f.number for f in got] == list(range(10)) and fits.decoded_frames(10) is None    # handed over once
+    long = FrameKeeper(11, frame_bytes=10 * frame.pixels.nbytes)
+    long.offer(0, frame)
+    assert long.frames is None and long.decoded_frames(11) is None
+    lm = np.zeros((478, 3))
+    lm[:, :2] = np.random.default_rng(0).uniform(28, 36, (478, 2))
+    crops = FrameKeeper(200, frame_bytes=0, max_bytes=frame.pixels.nbytes * 3)    # 2+ crops wanted of the size
+    crops.offer(0, frame)
+    crops.located(0, {0: (lm, 1.0)})
+    assert crops.full and not crops.crops
