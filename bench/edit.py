@@ -8,13 +8,18 @@ encode to .mp4) through `ned_fx.pipeline.edit_media` and reports frames/s and ms
 the same run is a plain transcode of the same frames through the same media layer (decode + encode): the ratio
 says what the edit costs on top of touching the frames at all. Targets (issue 4, 2-core CPU): >= 10 frames/s at
 512², >= 4 at 1080p. Each edit runs as `ned-fx edit` does, with the track cache (an empty one per run); then a
-second edit of the same frames with --second-emotion reads the cached track: ``second_vs_first`` is the first
-edit's time over the second's (issue 18: >= 2). Prints a table and writes JSON to bench/results/.
+second edit of the same frames with --second-emotion reads the cached track and appearance models:
+``second_vs_first`` is the first edit's time over the second's (issue 18: >= 2). Prints a table and writes JSON
+to bench/results/.
+
+The machine's 1-minute load average before and after each row is recorded (``load``): these VMs are shared, and
+a load above the core count slows everything (compare ratios within one run).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -55,7 +60,8 @@ def main() -> int:
     parser.add_argument("--clips", nargs="*", default=list(CLIPS))
     parser.add_argument("--frames", type=int, default=100, help="frames per clip (from the start)")
     parser.add_argument("--emotion", default="happy")
-    parser.add_argument("--second-emotion", default="sad", help="the second edit of each clip (reads the cached track)")
+    parser.add_argument("--second-emotion", default="sad",
+                        help="the second edit of each clip (reads the cached track and appearance models)")
     parser.add_argument("--threads", help="as ned-fx --threads (default: ned_fx's default, what `ned-fx edit` uses)")
     args = parser.parse_args()
     from ned_fx.threads import configure
@@ -67,8 +73,6 @@ def main() -> int:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        import os
-
         os.environ["NED_FX_CACHE"] = str(tmp / "cache")       # an empty track cache: the first edit tracks
         inputs = [(name, FOOTAGE / name, "512x512") for name in args.clips]
         inputs.append((f"{args.clips[0]} padded", padded_plate(FOOTAGE / args.clips[0], tmp / "hd.mp4",
@@ -76,6 +80,7 @@ def main() -> int:
         # warm-up: load the engines once so the first row does not pay for it
         edit_media(FOOTAGE / args.clips[0], tmp / "warm.mp4", EditInstruction(emotion=args.emotion), frames="0-4")
         for label, path, size in inputs:
+            load_before = os.getloadavg()[0]
             peer = transcode(path, tmp / "peer.mp4", args.frames)
             start = time.perf_counter()
             summary = edit_media(path, tmp / "out.mp4", EditInstruction(emotion=args.emotion),
@@ -89,13 +94,14 @@ def main() -> int:
             row = {"input": label, "size": size, "frames": n, "fps": n / wall, "target_fps": 10 if size == "512x512"
                    else 4, "transcode_fps": n / peer, "edit_vs_transcode": peer / wall,
                    "second_fps": n / wall2, "second_track_ms": 1000 * second.seconds["track"] / n,
-                   "second_vs_first": wall / wall2}
+                   "second_appearance_ms": 1000 * second.seconds["appearance"] / n,
+                   "second_vs_first": wall / wall2, "load": [round(load_before, 2), round(os.getloadavg()[0], 2)]}
             row.update({f"{s}_ms": 1000 * summary.seconds[s] / n for s in STAGES})
             # what the face content costs inside "render" (occluders, skin folds, mouth interior, eyeballs)
             row.update({f"{k}_ms": 1000 * v / n for k, v in summary.content_seconds.items()})
             rows.append(row)
     cols = ["input", "size", "frames", "fps", "target_fps", "transcode_fps", "edit_vs_transcode",
-            "second_fps", "second_track_ms", "second_vs_first",
+            "second_fps", "second_track_ms", "second_appearance_ms", "second_vs_first", "load",
             *[f"{s}_ms" for s in STAGES], "occlusion_ms", "skin_ms", "mouth_ms", "eyes_ms"]
     print(table(rows, cols))
     path = write_results("edit", rows, {"emotion": args.emotion, "second_emotion": args.second_emotion,
