@@ -74,7 +74,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     layer.add_argument("--codec", choices=_movie_codecs(), default=None,
                        help="movie output codec: libx264 (default), prores_ks (ProRes 422 HQ), prores_4444 (with "
                             "alpha; the default for --layer patch), dnxhr_hq, dnxhr_hqx, dnxhr_444, ...; the "
-                            "source's timecode and reel name are carried")
+                            "source's timecode and reel name are carried (a movie's timecode track, an EXR/DPX "
+                            "sequence's header timecode; EXR/DPX outputs get each frame's in their headers)")
     prov = p.add_argument_group("provenance, consent and audit")
     prov.add_argument("--consent", metavar="TEXT",
                       help="the performer's consent reference (release id or free text): carried into every "
