@@ -73,6 +73,11 @@ class ManipulatorConfig:
             (sad) act on the frame's own eye, so on a frame where the actor looks down or is half-lidded they
             would shut it (angry at 1 made slits of a downcast eye, which read as a wince). The offsets that close
             it give way together, as for ``brow_lid_gap``. 0: no limit.
+        lid_iris_boost: where a style raises the upper lids (AU5: surprise, fear) and the raised lid would
+            still cover the top of the iris, the raise grows on that frame by up to this share of the style's
+            own, until the lid clears the iris top by ``lid_iris_clearance`` x the iris radius (the white above
+            the iris is what reads). 0: the style's raise as authored.
+        lid_iris_clearance: see ``lid_iris_boost``.
         max_intensity: largest intensity accepted (1 = the prototype, above = exaggeration).
         default_fps: frame rate assumed for tracks that have none (stills).
         lip_correction_radius: inter-ocular units; reach of the correction that keeps the inner-lip gap (mouth
@@ -108,6 +113,8 @@ class ManipulatorConfig:
     talking_jaw_gain: float = 0.5
     brow_lid_gap: float = 0.15
     lid_opening_kept: float = 0.5
+    lid_iris_boost: float = 0.6
+    lid_iris_clearance: float = 0.15
     max_intensity: float = 1.5
     default_fps: float = 25.0
     lip_correction_radius: float = 0.07
@@ -116,7 +123,7 @@ class ManipulatorConfig:
 
     def __post_init__(self) -> None:
         for name in ("ridge", "sparsity", "z_weight", "state_smoothing", "offset_smoothing", "swing_smoothing",
-                     "pose_smoothing", "talking_jaw_gain",
+                     "pose_smoothing", "talking_jaw_gain", "lid_iris_boost", "lid_iris_clearance",
                      "talking_threshold", "reference_identity_allowance"):
             if getattr(self, name) < 0:
                 raise InvalidParameterError(f"{name} must be >= 0, got {getattr(self, name)}")

@@ -372,6 +372,58 @@ def _brow_lid_pairs(nat: np.ndarray) -> list[np.ndarray]:
     return pairs
 
 
+#: Upper lid margin (middle), iris centre and iris contour points, right and left.
+_LID_IRIS = ((159, 468, (469, 470, 471, 472)), (386, 473, (474, 475, 476, 477)))
+
+
+def _lid_clears_iris(landmarks: np.ndarray, linear: np.ndarray | None, basis, src: np.ndarray,
+                     target: np.ndarray, pattern: np.ndarray, found: np.ndarray, fps: float,
+                     config: ManipulatorConfig) -> np.ndarray:
+    """Target activations whose upper lid raise (AU5, where the style raises the lids) is raised further, up to
+    ``config.lid_iris_boost`` x the style's own, on frames where the raised lid would still cover the top of
+    the iris: a raised upper lid reads as surprise or fear by the white it shows above the iris (on a talker
+    with heavy lids AU5 1 left 43-46 % of the newly uncovered eye on the iris). The lid's middle point must
+    clear the iris top by ``config.lid_iris_clearance`` x the iris radius, in the picture (the tracked iris,
+    which the eye layer draws where it is). One amount for both eyes (the one that needs more), per frame,
+    dilated and smoothed over time so it never pops."""
+    from scipy.ndimage import maximum_filter1d
+
+    from .engine import gaussian_kernel
+
+    k5 = basis.names.index("AU5") if "AU5" in basis.names else None
+    if (k5 is None or config.lid_iris_boost <= 0 or linear is None or landmarks.shape[1] < 478
+            or not np.any((pattern[:, k5] > 0) & found)):
+        return target
+    lm = np.asarray(landmarks[..., :2], np.float64)
+    up = lm[:, 10] - lm[:, 152]
+    up /= np.maximum(np.linalg.norm(up, axis=1, keepdims=True), 1e-9)
+    lin = np.nan_to_num(np.asarray(linear, np.float64)[:, :2, :3])
+    delta = np.where(found[:, None], target - src, 0.0)
+    need = np.zeros(len(target))
+    for lid, centre, ring in _LID_IRIS:
+        radius = np.linalg.norm(lm[:, list(ring)] - lm[:, centre, None], axis=2).mean(axis=1)
+        gap = np.einsum("fc,fc->f", lm[:, lid] - lm[:, centre], up) - radius       # > 0: the lid clears it
+        moves = np.einsum("fij,kj,fi->fk", lin, basis.edit_fields[:, lid], up)      # F x K, px per activation
+        now = gap + (delta * moves).sum(axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            extra = (config.lid_iris_clearance * radius - now) / moves[:, k5]
+        ok = found & np.isfinite(extra) & (moves[:, k5] > 1e-6) & np.isfinite(radius)
+        need = np.maximum(need, np.where(ok, extra, 0.0))
+    cap = config.lid_iris_boost * np.clip(pattern[:, k5], 0.0, None)
+    need = np.clip(need, 0.0, cap)
+    if not need.any():
+        return target
+    kernel = gaussian_kernel(config.offset_smoothing * fps)
+    radius = (len(kernel) - 1) // 2
+    if radius:           # dilate (a neighbour's need holds), then smooth: a frame never gets less than it needs
+        need = maximum_filter1d(need, 2 * radius + 1, mode="nearest")
+        need = np.convolve(np.pad(need, radius, mode="edge"), kernel, mode="valid")
+    need = np.minimum(need, cap)            # never past a frame's own cap (0 where the style or intensity is 0)
+    out = target.copy()
+    out[:, k5] = np.where(found, target[:, k5] + need, target[:, k5])
+    return out
+
+
 #: The AUs that give way to keep an eye open (the lids' own: a lowered brow is the brow guard's business).
 _LID_AUS = ("AU5", "AU6", "AU7")
 
@@ -630,7 +682,9 @@ def manipulate(track, emotion: str | Mapping[str, float] | None = None, intensit
     landmarks = np.asarray(track.landmarks, np.float64)
     linear = smooth_linear_pose(np.asarray(track.pose, np.float64), found,
                                 config.pose_smoothing * (fps or config.default_fps)) if found.any() else None
-    target = _brow_lid_guard(landmarks, linear, basis, model.neutral, src, target + boost, found,
+    target = _lid_clears_iris(landmarks, linear, basis, src, target + boost, pattern, found,
+                              fps or config.default_fps, config)
+    target = _brow_lid_guard(landmarks, linear, basis, model.neutral, src, target, found,
                              fps or config.default_fps, config)
     delta = np.where(found[:, None], target - src, 0.0)
     target_lm = np.full_like(landmarks, np.nan)
