@@ -127,7 +127,9 @@ def _catmull_rom(m: int, n: int) -> np.ndarray:
 
 def _normals(pts: np.ndarray, toward: np.ndarray) -> np.ndarray:
     """Unit normals of a polyline, flipped to point along ``toward`` (a 2-vector or Nx2)."""
-    tan = np.gradient(pts, axis=0)
+    tan = np.empty_like(pts)               # np.gradient along the curve (the same values, a fraction of its cost)
+    tan[1:-1] = (pts[2:] - pts[:-2]) / 2.0
+    tan[0], tan[-1] = pts[1] - pts[0], pts[-1] - pts[-2]
     tan /= np.maximum(np.linalg.norm(tan, axis=1, keepdims=True), 1e-9)
     nrm = np.stack([-tan[:, 1], tan[:, 0]], axis=1)
     sign = np.sign(np.sum(nrm * toward, axis=1, keepdims=True))
