@@ -12,10 +12,13 @@ measures (tests/believable_measures.py, tests/fer_classifier.py):
   each frame cropped with its source box (issue floor: >= 0.15 for happy, sad, surprised, angry on every clip);
 * mouth: near-black share (< 10 % of the face's mean luminance) and luminance std inside the NEW inner-lip
   openings, next to the actor's own real open mouths in the same frames (``real``); holes = share of frames whose
-  new opening looks like a flat black hole;
+  new opening looks like a flat black hole; interior_dark / interior_std: the same over the target's whole
+  inner-lip polygon on those frames (measured as the actor's real open mouths are: a thin new crescent of lower
+  teeth is uniform by nature, so its own std is not comparable with a whole open mouth's);
 * eye_lum: mean luminance of the newly uncovered eye area over the visible sclera's (median over frames and eyes);
   iris_out / iris_src: iris roundness (vertical/horizontal spread of the dark iris blob; > 1 = stretched);
-* sym: symmetry of the left/right eye-opening change (re-tracked), 0..1; mouth_r: inner-lip gap correlation of
+* sym: symmetry of the left/right eye-opening change (re-tracked), 0..1, median of per-frame ratios; sym_mean:
+  the same from each eye's mean change over the shot (less at the tracker's per-frame noise); mouth_r: inner-lip gap correlation of
   the output (re-tracked) with the source; jitter+: added landmark jitter (IOD units);
 * outside: max abs code-value change outside the face (its landmarks' hull grown by 0.15 IOD; 0 = bit-exact);
   outside_box: the same outside the pipeline's face region box; occl: max abs change on pixels the
@@ -91,12 +94,14 @@ def measure(name, src_frames, out_frames, src_lms, dst_lms, out_lms, emotion, re
 
     emo = bm.p_target_gain(src_frames, out_frames, src_lms, emotion)
     mouth, eye_ratios, iris_out, iris_src, outside, outside_box, occl_max, occl_px = [], [], [], [], [], [], [], []
+    whole = []
     for i, (s, o, a, b) in enumerate(zip(src_frames, out_frames, src_lms, dst_lms)):
         if not (np.isfinite(a[:468]).all() and np.isfinite(b[:468]).all()):
             continue
         m = bm.mouth_new_opening(o, a, b)
         if m["n"] >= 20:
             mouth.append(m)
+            whole.append(bm.mouth_interior(o, b))
         for side in ("right", "left"):
             e = bm.eye_new_area_ratio(s, o, a, b, side)
             if np.isfinite(e["ratio"]):
@@ -115,6 +120,9 @@ def measure(name, src_frames, out_frames, src_lms, dst_lms, out_lms, emotion, re
         row.update(mouth_frames=len(mouth), mouth_dark=sum(m["dark_share"] * m["n"] for m in mouth) / n,
                    mouth_std=float(np.median([m["std"] for m in mouth])),
                    holes=float(np.mean([bm.flat_black_hole(m, real) for m in mouth])))
+        n = sum(m["n"] for m in whole)
+        row.update(interior_dark=sum(m["dark_share"] * m["n"] for m in whole) / max(n, 1),
+                   interior_std=float(np.median([m["std"] for m in whole])))
     else:
         row.update(mouth_frames=0)
     if real:
@@ -126,6 +134,8 @@ def measure(name, src_frames, out_frames, src_lms, dst_lms, out_lms, emotion, re
     ok = np.isfinite(out_lms[:, :468]).all((1, 2)) & np.isfinite(src_lms[:, :468]).all((1, 2))
     sym = bm.eye_symmetry(src_lms[ok], out_lms[ok]) if ok.any() else float("nan")
     row["sym"] = None if np.isnan(sym) else sym
+    sym_mean = bm.eye_symmetry_mean(src_lms[ok], out_lms[ok]) if ok.any() else float("nan")
+    row["sym_mean"] = None if np.isnan(sym_mean) else sym_mean
     if len(src_frames) >= 3 and ok.all():
         row["mouth_r"] = bm.mouth_opening_r(src_lms, out_lms)
         row["jitter+"] = bm.added_jitter(src_lms, out_lms)
@@ -213,7 +223,8 @@ def main() -> int:
         for name in args.stills:
             rows += run_input(FOOTAGE / name, None, emotions, Path(tmp), sheet)
     cols = ["input", "emotion", "frames", "dP", "P_src", "P_out", "mouth_dark", "real_dark", "mouth_std", "real_std",
-            "holes", "eye_lum", "iris_out", "iris_src", "sym", "mouth_r", "jitter+", "outside", "outside_box", "occl",
+            "holes", "interior_dark", "interior_std", "eye_lum", "iris_out", "iris_src", "sym", "sym_mean", "mouth_r",
+            "jitter+", "outside", "outside_box", "occl",
             "occl_px"]
     print(table(rows, cols))
     floors = [r for r in rows if r["emotion"] in FLOOR_EMOTIONS]

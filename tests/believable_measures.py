@@ -122,6 +122,15 @@ def mouth_new_opening(out_rgb: np.ndarray, src_lm: np.ndarray, dst_lm: np.ndarra
     return interior_stats(out_rgb, mask, face_mean_luminance(out_rgb, dst_lm))
 
 
+def mouth_interior(out_rgb: np.ndarray, dst_lm: np.ndarray) -> dict:
+    """Statistics of the edited picture inside the target's whole inner-lip polygon (eroded as
+    :func:`real_open_mouth` erodes the actor's own): the mouth as a viewer sees it, measured the way the actor's
+    real open mouths are (a thin new crescent of lower teeth is uniform by nature; the interior it belongs to
+    is not)."""
+    mask = erode(polygon_mask(out_rgb.shape, dst_lm[list(T.LIPS_INNER)]), max(1, int(round(0.01 * iod(dst_lm)))))
+    return interior_stats(out_rgb, mask, face_mean_luminance(out_rgb, dst_lm))
+
+
 def real_open_mouth(frames, lms, min_opening: float = OPEN_MOUTH_IOD) -> dict | None:
     """The actor's own open mouths: statistics pooled over the inner-lip polygon of every frame whose inner-lip gap
     is at least ``min_opening`` IOD (None when no frame opens that far). ``frames_used`` says how many."""
@@ -263,6 +272,20 @@ def eye_symmetry(src_lms: np.ndarray, out_lms: np.ndarray, min_change: float = 0
     r, l = d[ok, 0], d[ok, 1]
     sym = np.where(r * l > 0, np.minimum(np.abs(r), np.abs(l)) / np.maximum(np.abs(r), np.abs(l)), 0.0)
     return float(np.median(sym))
+
+
+def eye_symmetry_mean(src_lms: np.ndarray, out_lms: np.ndarray, min_change: float = 0.005) -> float:
+    """How alike the two eyes' opening changes are over the shot, 0..1: the per-eye mean change over the frames
+    (1 = the same; 0 = opposite signs), NaN when neither eye changes by ``min_change`` IOD on average. Per-frame
+    ratios (:func:`eye_symmetry`) are dominated by the tracker's noise where the change is ~0.01 IOD."""
+    d = (eye_opening(out_lms) - eye_opening(src_lms)).reshape(-1, 2)
+    d = d[np.isfinite(d).all(1)]
+    if not len(d):
+        return float("nan")
+    r, l = d.mean(axis=0)
+    if max(abs(r), abs(l)) < min_change:
+        return float("nan")
+    return float(min(abs(r), abs(l)) / max(abs(r), abs(l))) if r * l > 0 else 0.0
 
 
 # ---- speech, plate ------------------------------------------------------------------------------------------------
