@@ -13,7 +13,9 @@ second edit of the same frames with --second-emotion reads the cached track and 
 to bench/results/.
 
 The machine's 1-minute load average before and after each row is recorded (``load``): these VMs are shared, and
-a load above the core count slows everything (compare ratios within one run).
+a load above the core count slows everything (compare ratios within one run). The process's CPU time (all its
+threads, the encoder's included) per frame is recorded beside the wall time (``cpu_ms``, ``second_cpu_ms``,
+``transcode_cpu_ms``): it moves much less with the load than the wall time does.
 """
 
 from __future__ import annotations
@@ -42,6 +44,14 @@ def padded_plate(src: Path, out: Path, frames: int, size=(1920, 1080)) -> Path:
             w.write(np.pad(rgb, ((py, size[1] - rgb.shape[0] - py), (px, size[0] - rgb.shape[1] - px), (0, 0)),
                            mode="edge"))
     return out
+
+
+def cpu_seconds() -> float:
+    """User + system CPU seconds of this process so far (every thread)."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def transcode(src: Path, out: Path, frames: int) -> float:
@@ -81,27 +91,34 @@ def main() -> int:
         edit_media(FOOTAGE / args.clips[0], tmp / "warm.mp4", EditInstruction(emotion=args.emotion), frames="0-4")
         for label, path, size in inputs:
             load_before = os.getloadavg()[0]
+            cpu0 = cpu_seconds()
             peer = transcode(path, tmp / "peer.mp4", args.frames)
+            cpu1 = cpu_seconds()
             start = time.perf_counter()
             summary = edit_media(path, tmp / "out.mp4", EditInstruction(emotion=args.emotion),
                                  frames=f"0-{args.frames - 1}", track_cache=True)
             wall = time.perf_counter() - start
+            cpu2 = cpu_seconds()
             start = time.perf_counter()
             second = edit_media(path, tmp / "out2.mp4", EditInstruction(emotion=args.second_emotion),
                                 frames=f"0-{args.frames - 1}", track_cache=True)
             wall2 = time.perf_counter() - start
+            cpu3 = cpu_seconds()
             n = summary.frames
             row = {"input": label, "size": size, "frames": n, "fps": n / wall, "target_fps": 10 if size == "512x512"
                    else 4, "transcode_fps": n / peer, "edit_vs_transcode": peer / wall,
                    "second_fps": n / wall2, "second_track_ms": 1000 * second.seconds["track"] / n,
                    "second_appearance_ms": 1000 * second.seconds["appearance"] / n,
-                   "second_vs_first": wall / wall2, "load": [round(load_before, 2), round(os.getloadavg()[0], 2)]}
+                   "second_vs_first": wall / wall2, "load": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+                   "cpu_ms": 1000 * (cpu2 - cpu1) / n, "second_cpu_ms": 1000 * (cpu3 - cpu2) / n,
+                   "transcode_cpu_ms": 1000 * (cpu1 - cpu0) / n}
             row.update({f"{s}_ms": 1000 * summary.seconds[s] / n for s in STAGES})
             # what the face content costs inside "render" (occluders, skin folds, mouth interior, eyeballs)
             row.update({f"{k}_ms": 1000 * v / n for k, v in summary.content_seconds.items()})
             rows.append(row)
     cols = ["input", "size", "frames", "fps", "target_fps", "transcode_fps", "edit_vs_transcode",
-            "second_fps", "second_track_ms", "second_appearance_ms", "second_vs_first", "load",
+            "second_fps", "second_track_ms", "second_appearance_ms", "second_vs_first", "load", "cpu_ms",
+            "second_cpu_ms", "transcode_cpu_ms",
             *[f"{s}_ms" for s in STAGES], "occlusion_ms", "skin_ms", "mouth_ms", "eyes_ms"]
     print(table(rows, cols))
     path = write_results("edit", rows, {"emotion": args.emotion, "second_emotion": args.second_emotion,
