@@ -524,7 +524,7 @@ def _store_models(key: str, models: ShotModels) -> Path | None:
         try:
             os.fchmod(fd, 0o600)
             with os.fdopen(fd, "wb") as fh:
-                np.savez_compressed(fh, **models.to_arrays())
+                np.savez(fh, **models.to_arrays())       # uncompressed: written and read in a blink
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
