@@ -28,25 +28,30 @@ from ned_fx.rendering.mouth.plan import match_costs
 
 WDA = "WDA_AlexandriaOcasioCortez_000.mp4"
 D12 = "d12.mp4"
+D3 = "d3.mp4"
 STILL = "people_0.png"
 
 _shots: dict = {}
 
 
-def shot(name: str, emotion: str, intensity: float = 1.0, speech: str | None = "free"):
-    """Track, edit, bank and plan of a shared clip/still (cached for the module)."""
-    key = (name, emotion, intensity, speech)
+def shot(name: str, emotion: str, intensity: float = 1.0, speech: str | None = "free", upto: int | None = None,
+         config: MouthConfig | None = None):
+    """Track, edit, bank and plan of a shared clip/still (cached for the module); ``upto``: the bank sees only
+    the frames before it (as ``ned-fx edit --frames 0-(upto-1)`` builds it); ``config``: the mouth's."""
+    key = (name, emotion, intensity, speech, upto, config)
     if key not in _shots:
         track = our_track(name)
         edited = plan_edit(track, EditInstruction(emotion=emotion, intensity=intensity, speech=speech))
         frames, _ = decode_rgb(name)
-        builder = MouthBankBuilder()
+        builder = MouthBankBuilder(config)
         for i in np.flatnonzero(edited.found):
-            builder.add(int(i), frames[i].astype(np.float32), edited.source_landmarks[i])
+            if upto is None or i < upto:
+                builder.add(int(i), frames[i].astype(np.float32), edited.source_landmarks[i])
         bank = builder.finish()
-        plan = plan_mouth(bank, edited.source_landmarks, edited.target_landmarks, edited.found)
+        plan = plan_mouth(bank, edited.source_landmarks, edited.target_landmarks, edited.found, config)
         _shots[key] = SimpleNamespace(track=track, edited=edited, frames=frames, bank=bank, plan=plan,
-                                      renderer=ShotRenderer(track, edited, content=WARP_ONLY), mouth=MouthRenderer(bank, plan))
+                                      renderer=ShotRenderer(track, edited, content=WARP_ONLY),
+                                      mouth=MouthRenderer(bank, plan, config))
     return _shots[key]
 
 
@@ -384,3 +389,86 @@ def test_closed_mouth_still_opened_shows_upper_teeth():
     ys, _ = np.nonzero(inside)
     rest = lum[ys > np.percentile(ys, 40)]
     assert rest.std() > 0.02 * face, "a flat cavity"
+
+
+# ---- a jaw drop opens a clenched interior: upper teeth up, lower down, the dark between --------------------------
+
+def _teeth_gap(img: np.ndarray, lm: np.ndarray) -> float:
+    """Down the middle of the inner-lip opening of ``lm`` (the three central facing pairs, 25 samples each from
+    the upper inner lip to the lower one, averaged) in an RGB image: the darkest luminance of the middle half
+    over the brightest of the upper third (the upper teeth). ~1: teeth all the way down; low: a dark band (the
+    cavity) between the upper teeth and the lower lip."""
+    pts = S.inner_points(lm)
+    t = np.linspace(0.04, 0.96, 25)
+    rows = []
+    for a in (4, 5, 6):
+        (x0, y0), (x1, y1) = pts[S.UPPER[a]], pts[S.LOWER[a]]
+        pos = np.stack([x0 + t * (x1 - x0), y0 + t * (y1 - y0)], -1)
+        rows.append(bm.luminance(sample(img.astype(np.float32), pos[:, None])[None, :, 0])[0])
+    prof = np.mean(rows, 0)
+    return float(prof[8:20].min() / max(float(prof[:9].max()), 1e-6))
+
+
+def test_jaw_drop_opens_a_clenched_interior_with_a_dark_gap():
+    """d3's open mouths in her first 60 frames are a posed grimace, upper teeth bared down to the lower lip, no dark
+    between them (what ``ned-fx edit d3.mp4 --frames 0-59`` banks); surprise drops her jaw to 2-3x that opening.
+    Stretched over the whole opening, that interior read as a clenched grimace in an open jaw (the middle as bright as
+    the teeth: 1.0 on 9 of 12 frames). Opened as a jaw drop instead (the upper teeth at their size under the upper
+    lip, a shaded cavity down to the lower lip and a hint of the lower teeth), the middle of every new opening is a
+    dark band, and the new openings meet the floors against her own real open mouths over the whole clip (the
+    stretched teeth: spread 15 against her 22.6, one frame a flat hole)."""
+    s = shot(D3, "surprised", upto=60)
+    stretched = shot(D3, "surprised", upto=60, config=MouthConfig(jaw_ratio_start=50.0, jaw_ratio_full=60.0))
+    assert len(s.bank) >= 10 and (s.bank.index < 60).all()
+    together, split = s.mouth._teeth_rows()
+    assert (together[s.bank.openings[:, 4:7].mean(1) > 0.15] == 1.0).all()      # the grimace: teeth together
+    real = bm.real_open_mouth(s.frames, s.edited.source_landmarks)
+    assert real is not None and real["frames_used"] >= 20
+    ours, gaps, before = [], [], []
+    for i in range(0, 60, 5):
+        if not s.edited.found[i]:
+            continue
+        _, out, layer, inputs = render(s, i)
+        assert layer is not None
+        src_lm, dst_lm = s.edited.source_landmarks[i], s.edited.target_landmarks[i]
+        ours.append(bm.mouth_new_opening(out, src_lm, dst_lm))
+        gaps.append(_teeth_gap(out, dst_lm))
+        before.append(_teeth_gap(render(stretched, i)[1], dst_lm))
+        entries = s.mouth._entries(inputs)
+        if S.centre_opening(S.inner_points(src_lm)) < MouthConfig().own_open_start:
+            # a closed source mouth: the whole interior is the bank's, opened as a jaw drop
+            assert entries and all(s.mouth.jaw_weight(k, dst_lm) == 1.0 for k, _ in entries)
+    assert len(gaps) >= 10
+    print("middle / upper teeth:", np.round(gaps, 2), "stretched:", np.round(before, 2))
+    assert max(gaps) < 0.5, gaps
+    # the measure tells the difference: the stretched clenched teeth fill the middle
+    assert sum(g > 0.9 for g in before) >= len(before) // 2, before
+    got = pooled(ours)
+    assert got["dark_share"] <= real["dark_share"] + 0.05, (got, real)
+    assert abs(got["std"] - real["std"]) <= 0.25 * real["std"], (got, real)
+    assert not any(bm.flat_black_hole(st, real) for st in ours if st["n"])
+
+
+def test_teeth_rows_tell_a_gap_from_teeth_together():
+    """Unit: a synthetic interior with bright upper teeth, a dark band and lower teeth has a gap (together 0),
+    the same with the band as bright as the teeth is together and splits where the rows meet (a faint line),
+    one with teeth down to a darker lower lip edge splits where the teeth end, and a dark interior has no
+    teeth at all."""
+    from ned_fx.rendering.mouth.renderer import teeth_rows
+
+    cfg = MouthConfig()
+    h, w = cfg.texture_height, cfg.texture_width
+    v = (np.arange(h) + 0.5) / h
+    def tex(profile):
+        return np.repeat(np.repeat(np.asarray(profile, np.float32)[:, None, None], w, 1), 3, 2)
+    gap = np.where(v < 0.35, 200.0, np.where(v < 0.7, 30.0, 180.0))
+    assert teeth_rows(tex(gap), 100.0, cfg)[0] == 0.0
+    together = np.where(np.abs(v - 0.5) < 0.03, 170.0, 200.0)
+    t, sp = teeth_rows(tex(together), 100.0, cfg)
+    assert t == 1.0 and abs(sp - 0.5) < 0.05
+    to_lip = np.where(v < 0.8, 200.0, 90.0)
+    t, sp = teeth_rows(tex(to_lip), 100.0, cfg)
+    assert t == 1.0 and abs(sp - 0.8) < 0.05
+    assert teeth_rows(tex(np.full(h, 60.0)), 100.0, cfg)[0] == 0.0
+    with pytest.raises(InvalidParameterError):
+        MouthConfig(jaw_ratio_start=2.0, jaw_ratio_full=1.5)

@@ -67,6 +67,15 @@ class MouthConfig:
             from the first on, blended): a real interior that open needs no stretching, while a kept band of teeth
             over a synthetic cavity is the fallback (a still, whose bank is its own frame).
         grain: synthetic interior: noise as a multiple of the plate's own noise measured on the lips.
+        jaw_ratio_start, jaw_ratio_full: a bank interior whose teeth are together (no dark gap between the upper
+            and the lower teeth: a clenched or bared-teeth frame) laid into a target that opens this many times
+            further than it (centre gap over the entry's; from the first on, fully from the second) is opened as
+            a jaw drop: its upper teeth at their size under the upper lip, its lower part at its size above the
+            lower lip, a shaded cavity between (as the source's own open mouth opened further), instead of
+            stretching a row of teeth over the whole opening.
+        gap_depth_start, gap_depth_full: how an interior's teeth are told together: the darkest row below its
+            upper teeth (central columns, above the lower lip) is darker than the teeth by less than the first
+            fraction (together), or by more than the second (a gap: the dark of the mouth shows between them).
     """
 
     texture_width: int = 128
@@ -108,6 +117,10 @@ class MouthConfig:
     bank_fit_start: float = 0.6
     bank_fit_full: float = 0.85
     grain: float = 1.0
+    jaw_ratio_start: float = 1.3
+    jaw_ratio_full: float = 1.7
+    gap_depth_start: float = 0.25
+    gap_depth_full: float = 0.45
 
     def __post_init__(self) -> None:
         for name in ("texture_width", "texture_height"):
@@ -146,6 +159,10 @@ class MouthConfig:
         if not 0.0 <= self.bank_fit_start < self.bank_fit_full:
             raise InvalidParameterError(f"bank_fit_start must be >= 0 and below bank_fit_full, got "
                                         f"{self.bank_fit_start} and {self.bank_fit_full}")
+        for lo, hi in (("jaw_ratio_start", "jaw_ratio_full"), ("gap_depth_start", "gap_depth_full")):
+            if not 0.0 <= getattr(self, lo) < getattr(self, hi):
+                raise InvalidParameterError(f"{lo} must be >= 0 and below {hi}, got {getattr(self, lo)} and "
+                                            f"{getattr(self, hi)}")
         if not self.own_ratio_start >= 1.0:
             raise InvalidParameterError(f"own_ratio_start must be >= 1, got {self.own_ratio_start}")
         if self.lower_teeth_open < 0:

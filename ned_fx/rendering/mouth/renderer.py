@@ -94,6 +94,42 @@ def _split(texture: np.ndarray, lips: float) -> np.ndarray:
     return np.full(tw, mid)
 
 
+def teeth_rows(texture: np.ndarray, ring: float, config: MouthConfig) -> tuple[float, float]:
+    """Of a canonical interior (HxWxK) seen with lips and skin around it of mean value ``ring``: how far its
+    upper teeth and what lies below them are together (0..1; 0: a dark gap between them, the dark of the mouth, or
+    no upper teeth in view) and where a jaw drop splits it (v): the darkest row between the upper teeth and a
+    brighter row below (where they meet the lower teeth), else where the teeth end (the profile halfway from
+    them to the lower lip's edge; 1: the upper teeth reach the lower lip).
+
+    Measured on the central columns' luminance profile above the lower lip (v < 0.85): the teeth are its
+    brightest rows (at least 1.15 x ``ring``, the upper part of the profile nearly as bright); a gap is a dip
+    below both the brightest row above it and the brightest below it, its depth that dip's share of the
+    smaller of the two (``gap_depth_*``)."""
+    import cv2
+
+    th, tw = texture.shape[:2]
+    lum = cv2.blur(np.ascontiguousarray(texture.mean(-1), dtype=np.float32), (max(3, tw // 10) | 1, 3))
+    profile = lum[:, tw // 4:3 * tw // 4].mean(1).astype(np.float64)
+    end = max(int(0.85 * th), 3)
+    p = profile[:end]
+    bright = float(p.max())
+    if bright < 1.15 * ring or float(p[:max(int(0.4 * th), 1)].max()) < 0.75 * bright:
+        return 0.0, 1.0
+    ref = np.minimum(np.maximum.accumulate(p), np.maximum.accumulate(p[::-1])[::-1])
+    dip = 1.0 - p / np.maximum(ref, 1e-6)
+    dip[:max(int(0.1 * th), 1)] = 0.0
+    m = int(np.argmax(dip))
+    depth = float(dip[m])
+    together = 1.0 - float(_smoothstep((depth - config.gap_depth_start)
+                                       / (config.gap_depth_full - config.gap_depth_start)))
+    if depth > 0.04:
+        return together, (m + 0.5) / th
+    # no lower teeth below: the upper teeth end where the profile falls halfway to the lower lip's edge
+    peak = int(np.argmax(p))
+    below = np.flatnonzero(profile[peak:] < 0.5 * (bright + float(profile[-1])))
+    return together, (float(peak + below[0] + 0.5) / th if len(below) else 1.0)
+
+
 #: where neighbouring upper teeth meet, x the inter-ocular distance from the midline (projected along the
 #: arch), and each tooth's visible length relative to the central incisors'
 _TEETH_EDGES = np.array([0.0, 0.09, 0.155, 0.205, 0.245, 0.28])
@@ -183,7 +219,7 @@ class MouthRenderer:
         interior = 0.0
         if use_own < 1.0:
             if entries:
-                whole = self._from_bank(entries, uv, inputs)
+                whole = self._from_bank(entries, uv, inputs, box)
             else:
                 whole = self._synthetic(uv, src_pts, dst_pts, inputs, box)
             interior = whole if use_own <= 0 else (1.0 - use_own) * whole
@@ -229,25 +265,34 @@ class MouthRenderer:
         """The source's own interior (``tex``, canonical) where the target opens further than the source: split
         at ``split`` (:func:`_split`: the lower edge of its upper teeth), the part above at its size under the
         upper lip (the upper teeth ride with the upper jaw), the part below at its size above the lower lip (the
-        lower teeth, the tongue move down with the jaw), and a shaded cavity between them (synthetic, with a hint
-        of the lower teeth where the source shows nothing below; else the source's own colour below the split,
-        darker toward the middle; never darker than the bank's darkest)."""
-        cfg = self.config
-        th, tw = cfg.texture_height, cfg.texture_width
+        lower teeth, the tongue move down with the jaw), and a shaded cavity between them (:meth:`_opened`)."""
         scale = float(T.inter_ocular(np.asarray(inputs.dst, np.float64))) \
             / max(float(T.inter_ocular(np.asarray(inputs.src, np.float64))), 1e-6)
+        u = uv[:, 0]
+        gs = np.maximum(np.interp(u * 10.0, np.arange(S.PAIRS), S.gaps(src_pts)) * scale, 1e-3)
+        return self._opened(uv, u, gs, tex, split, src_pts, dst_pts, inputs, box, own_below=True)
+
+    def _opened(self, uv: np.ndarray, u_tex: np.ndarray, gs: np.ndarray, tex: np.ndarray, split: np.ndarray,
+                src_pts: np.ndarray, dst_pts: np.ndarray, inputs: RegionInputs, box,
+                own_below: bool) -> np.ndarray:
+        """A canonical interior ``tex`` (HxWxK, seen with a gap of ``gs`` target pixels per point, sampled across
+        at ``u_tex``) opened as a jaw drop into the target's (u, v) ``uv``: the part above ``split`` (W, v) at its
+        size under the upper lip, the part below at its size above the lower lip, and a shaded cavity between
+        them (synthetic, with a hint of the lower teeth where the interior shows nothing below; ``own_below``:
+        else the interior's own colour below the split, darker toward the middle; never darker than the bank's
+        darkest)."""
+        cfg = self.config
+        th, tw = tex.shape[:2]
         u, v = uv[:, 0], uv[:, 1]
-        cols = np.arange(S.PAIRS)
-        gs = np.maximum(np.interp(u * 10.0, cols, S.gaps(src_pts)) * scale, 1e-3)
-        gt = np.interp(u * 10.0, cols, S.gaps(dst_pts))
-        s = np.interp(u * tw - 0.5, np.arange(tw), split)
+        gt = np.interp(u * 10.0, np.arange(S.PAIRS), S.gaps(dst_pts))
+        s = np.interp(u_tex * tw - 0.5, np.arange(tw), split)
         d = v * gt
         up, low = s * gs, (1.0 - s) * gs
         extra = gt - gs
         opens = extra > 0
         v_src = np.where(d < up, d / gs, np.where(d > gt - low, 1.0 - (gt - d) / gs, s))
         v_src = np.where(opens, v_src, v)
-        out = sample(tex, np.stack([u * tw, np.clip(v_src, 0.0, 1.0) * th], -1))
+        out = sample(tex, np.stack([u_tex * tw, np.clip(v_src, 0.0, 1.0) * th], -1))
         soft = 0.7
         # (a part under a pixel tall is no part: the cavity reaches that lip, never a half-covered sliver of it)
         top = 1.0 - (1.0 - _smoothstep((d - up) / soft + 0.5)) * _smoothstep(up - 0.5)
@@ -256,16 +301,16 @@ class MouthRenderer:
         hit = wc > 1e-3
         if hit.any():
             t = np.clip((d[hit] - up[hit]) / np.maximum(extra[hit], 1e-6), 0.0, 1.0)
-            # the cavity (a hint of the lower teeth at its bottom where the source shows none of its own)
+            # the cavity (a hint of the lower teeth at its bottom where the interior shows none of its own)
             wd = float(S.mouth_width(dst_pts))
             lower = float(_smoothstep((0.1 * wd - float(np.median(low))) / (0.05 * wd)))
             cavity = self._synthetic(np.stack([u[hit], t], -1), src_pts, dst_pts, inputs, box, teeth=False,
                                      lower_teeth=lower, gap=extra[hit])
-            if lower < 1.0:
+            if lower < 1.0 and own_below:
                 # the source's own lower part (its tongue, its cavity) below: the gap continues the source's own
                 # colour at the split, darker toward the middle (synthetic where nothing of its own is below)
                 # (sampled a little below the split: the split row itself may be a lip's ragged inner edge)
-                near = sample(tex, np.stack([u[hit] * tw, np.clip(s[hit] + 0.12, 0.0, 1.0) * th], -1))
+                near = sample(tex, np.stack([u_tex[hit] * tw, np.clip(s[hit] + 0.12, 0.0, 1.0) * th], -1))
                 between = near * (0.55 + 0.45 * np.abs(2.0 * t - 1.0)).astype(np.float32)[:, None]
                 cavity = lower * cavity + (1.0 - lower) * between
             if len(self.bank):
@@ -297,25 +342,67 @@ class MouthRenderer:
                            np.array([inputs.index]))[0]
         return [(int(np.argmin(cost)), 1.0)] if np.isfinite(cost).any() else []
 
-    def _from_bank(self, entries, uv: np.ndarray, inputs: RegionInputs, rigid_only: bool = False) -> np.ndarray:
+    def _from_bank(self, entries, uv: np.ndarray, inputs: RegionInputs, box) -> np.ndarray:
+        """The planned bank ``entries`` laid into the target at canonical ``uv``, colour-matched to the frame: each
+        as :meth:`_entry_uv` maps it, or, an interior whose teeth are together in a target far more open than it
+        (:meth:`jaw_weight`), opened as a jaw drop (:meth:`_opened`)."""
         cfg = self.config
         bank = self.bank
         th, tw = bank.textures.shape[1:3]
         current = ring_colour(inputs.region, inputs.src)
         out = 0.0
         for k, wgt in entries:
-            u, v = self._entry_uv(k, uv, inputs, rigid_only)
-            gain = np.clip(current / np.maximum(bank.ring[k], 1e-6), cfg.min_gain, cfg.max_gain)
-            out = out + wgt * sample(bank.textures[k], np.stack([u * tw, v * th], -1)) * gain.astype(np.float32)
+            u, v = self._entry_uv(k, uv, inputs)
+            gain = np.clip(current / np.maximum(bank.ring[k], 1e-6), cfg.min_gain, cfg.max_gain).astype(np.float32)
+            pix = sample(bank.textures[k], np.stack([u * tw, v * th], -1)) * gain
+            jaw = self.jaw_weight(k, inputs.dst)
+            if jaw > 0:
+                src_pts, dst_pts = S.inner_points(inputs.src), S.inner_points(inputs.dst)
+                iod = max(float(T.inter_ocular(np.asarray(inputs.dst, dtype=np.float64))), 1e-6)
+                gs = np.maximum(np.interp(u * 10.0, np.arange(S.PAIRS), bank.openings[k].astype(np.float64))
+                                * float(bank.widths[k]) * iod, 1e-3)
+                split = np.full(tw, self._teeth_rows()[1][k])
+                opened = self._opened(uv, u, gs, bank.textures[k] * gain, split, src_pts, dst_pts, inputs, box,
+                                      own_below=False)
+                pix = pix + np.float32(jaw) * (opened - pix)
+            out = out + wgt * pix
         return np.asarray(out, dtype=np.float32)
 
-    def _entry_uv(self, k: int, uv: np.ndarray, inputs: RegionInputs,
-                  rigid_only: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    def jaw_weight(self, k: int, dst: np.ndarray) -> float:
+        """How far bank entry ``k`` is opened as a jaw drop in the target mouth ``dst`` (landmarks), 0..1: its teeth
+        together (:meth:`_teeth_rows`) and the target's central opening ``jaw_ratio_*`` times its own or more."""
+        cfg = self.config
+        together = float(self._teeth_rows()[0][k])
+        if together <= 0:
+            return 0.0
+        dst = np.asarray(dst, dtype=np.float64)
+        iod = max(float(T.inter_ocular(dst)), 1e-6)
+        target = float(S.gaps(S.inner_points(dst))[4:7].mean()) / iod
+        own = float(self.bank.openings[k, 4:7].mean()) * float(self.bank.widths[k])
+        ratio = target / max(own, 1e-6)
+        return together * float(_smoothstep((ratio - cfg.jaw_ratio_start) / (cfg.jaw_ratio_full - cfg.jaw_ratio_start)))
+
+    def _teeth_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per bank entry (computed once per renderer): how far its teeth are together (0..1: no dark gap between
+        the upper and the lower teeth; 0 where no teeth show) and where it splits for a jaw drop (v: the line where
+        the upper teeth meet the lower ones, a darker row between two brighter ones; none seen: 1, the lower teeth
+        are behind the lower lip)."""
+        if getattr(self, "_rows", None) is None:
+            n = len(self.bank)
+            together, split = np.zeros(n), np.ones(n)
+            for k in range(n):
+                ring = self.bank.ring[k]
+                lum = float(ring.mean())
+                together[k], split[k] = teeth_rows(self.bank.textures[k], lum, self.config)
+            self._rows = (together, split)
+        return self._rows
+
+    def _entry_uv(self, k: int, uv: np.ndarray, inputs: RegionInputs) -> tuple[np.ndarray, np.ndarray]:
         """Where the target's canonical (u, v) samples bank entry ``k``, so its teeth keep their size on the face:
         across, the entry is scaled by (target width / its width, both x IOD) ** ``rigid_width`` about the middle;
         down, a band of ``teeth_band`` of the entry's opening at each lip (the teeth) keeps its scale and only the
         middle (the dark of the mouth, the tongue) stretches where the target opens wider, or narrows where it
-        opens less (``rigid_only``: across only, ``v`` as given)."""
+        opens less."""
         cfg, bank = self.config, self.bank
         dst_pts = S.inner_points(inputs.dst)
         iod = max(float(T.inter_ocular(np.asarray(inputs.dst, dtype=np.float64))), 1e-6)
@@ -324,7 +411,7 @@ class MouthRenderer:
         u = np.clip(0.5 + (uv[:, 0] - 0.5) * scale, 0.0, 1.0)
         v = uv[:, 1]
         a = cfg.teeth_band
-        if a > 0 and not rigid_only:
+        if a > 0:
             cols = np.arange(S.PAIRS)
             gap_t = np.interp(uv[:, 0] * 10.0, cols, S.gaps(dst_pts)) / iod
             gap_e = np.interp(u * 10.0, cols, bank.openings[k].astype(np.float64)) * float(bank.widths[k])
