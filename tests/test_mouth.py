@@ -454,7 +454,7 @@ def test_teeth_rows_tell_a_gap_from_teeth_together():
     the same with the band as bright as the teeth is together and splits where the rows meet (a faint line),
     one with teeth down to a darker lower lip edge splits where the teeth end, and a dark interior has no
     teeth at all."""
-    from ned_fx.rendering.mouth.renderer import teeth_rows
+    from ned_fx.rendering.mouth.renderer import gap_bands, teeth_rows
 
     cfg = MouthConfig()
     h, w = cfg.texture_height, cfg.texture_width
@@ -470,5 +470,12 @@ def test_teeth_rows_tell_a_gap_from_teeth_together():
     t, sp = teeth_rows(tex(to_lip), 100.0, cfg)
     assert t == 1.0 and abs(sp - 0.8) < 0.05
     assert teeth_rows(tex(np.full(h, 60.0)), 100.0, cfg)[0] == 0.0
+    # the bands kept at size when an interior with a gap is laid into a more open mouth: its teeth above and below
+    # the dark (capped at 0.45 each); teeth together or no teeth: teeth_band
+    wide = np.where(v < 0.2, 200.0, np.where(v < 0.6, 20.0, 210.0))
+    top, bottom = gap_bands(tex(wide), 100.0, cfg)
+    assert abs(top - 0.2) < 0.04 and abs(bottom - 0.4) < 0.04, (top, bottom)
+    assert gap_bands(tex(together), 100.0, cfg) == (cfg.teeth_band, cfg.teeth_band)
+    assert gap_bands(tex(np.full(h, 60.0)), 100.0, cfg) == (cfg.teeth_band, cfg.teeth_band)
     with pytest.raises(InvalidParameterError):
         MouthConfig(jaw_ratio_start=2.0, jaw_ratio_full=1.5)

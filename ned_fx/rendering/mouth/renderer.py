@@ -130,6 +130,39 @@ def teeth_rows(texture: np.ndarray, ring: float, config: MouthConfig) -> tuple[f
     return together, (float(peak + below[0] + 0.5) / th if len(below) else 1.0)
 
 
+def gap_bands(texture: np.ndarray, ring: float, config: MouthConfig) -> tuple[float, float]:
+    """Of a canonical interior (HxWxK, lips and skin around it of mean value ``ring``) with a dark gap between its
+    upper teeth and its lower part (:func:`teeth_rows`' dip at least ``gap_depth_full`` deep): the share of its
+    opening above the gap (the upper teeth) and below it (the lower teeth, the tongue), where the profile is
+    darker than halfway from the gap's darkest row to the teeth, each within 0.05..0.45; no such gap (or no
+    teeth): ``teeth_band`` for both."""
+    import cv2
+
+    a = config.teeth_band
+    th, tw = texture.shape[:2]
+    lum = cv2.blur(np.ascontiguousarray(texture.mean(-1), dtype=np.float32), (max(3, tw // 10) | 1, 3))
+    profile = lum[:, tw // 4:3 * tw // 4].mean(1).astype(np.float64)
+    end = max(int(0.85 * th), 3)
+    p = profile[:end]
+    bright = float(p.max())
+    if bright < 1.15 * ring:
+        return a, a
+    ref = np.minimum(np.maximum.accumulate(p), np.maximum.accumulate(p[::-1])[::-1])
+    dip = 1.0 - p / np.maximum(ref, 1e-6)
+    dip[:max(int(0.1 * th), 1)] = 0.0
+    m = int(np.argmax(dip))
+    if dip[m] < config.gap_depth_full:
+        return a, a
+    dark = profile < float(p[m]) + 0.5 * (float(ref[m]) - float(p[m]))
+    t0 = m
+    while t0 > 0 and dark[t0 - 1]:
+        t0 -= 1
+    t1 = m
+    while t1 < th - 1 and dark[t1 + 1]:
+        t1 += 1
+    return float(np.clip(t0 / th, 0.05, 0.45)), float(np.clip(1.0 - (t1 + 1) / th, 0.05, 0.45))
+
+
 #: where neighbouring upper teeth meet, x the inter-ocular distance from the midline (projected along the
 #: arch), and each tooth's visible length relative to the central incisors'
 _TEETH_EDGES = np.array([0.0, 0.09, 0.155, 0.205, 0.245, 0.28])
@@ -397,12 +430,20 @@ class MouthRenderer:
             self._rows = (together, split)
         return self._rows
 
+    def _gap_bands(self) -> np.ndarray:
+        """Per bank entry (once per renderer): Nx2 the share of its opening kept at its size at the upper and at
+        the lower lip where it is laid into a more or less open mouth (:func:`gap_bands`)."""
+        if getattr(self, "_bands", None) is None:
+            self._bands = np.array([gap_bands(self.bank.textures[k], float(self.bank.ring[k].mean()), self.config)
+                                    for k in range(len(self.bank))]).reshape(-1, 2)
+        return self._bands
+
     def _entry_uv(self, k: int, uv: np.ndarray, inputs: RegionInputs) -> tuple[np.ndarray, np.ndarray]:
         """Where the target's canonical (u, v) samples bank entry ``k``, so its teeth keep their size on the face:
         across, the entry is scaled by (target width / its width, both x IOD) ** ``rigid_width`` about the middle;
-        down, a band of ``teeth_band`` of the entry's opening at each lip (the teeth) keeps its scale and only the
-        middle (the dark of the mouth, the tongue) stretches where the target opens wider, or narrows where it
-        opens less."""
+        down, a band of the entry's opening at each lip (the teeth: above and below its dark gap where it shows
+        one, :func:`gap_bands`, else ``teeth_band``) keeps its scale and only the middle (the dark of the mouth)
+        stretches where the target opens wider, or narrows where it opens less."""
         cfg, bank = self.config, self.bank
         dst_pts = S.inner_points(inputs.dst)
         iod = max(float(T.inter_ocular(np.asarray(inputs.dst, dtype=np.float64))), 1e-6)
@@ -410,18 +451,18 @@ class MouthRenderer:
         scale = float(np.clip(width / max(float(bank.widths[k]), 1e-6), 0.5, 2.0)) ** cfg.rigid_width
         u = np.clip(0.5 + (uv[:, 0] - 0.5) * scale, 0.0, 1.0)
         v = uv[:, 1]
-        a = cfg.teeth_band
-        if a > 0:
+        if cfg.teeth_band > 0:
+            a_top, a_bot = self._gap_bands()[k]
             cols = np.arange(S.PAIRS)
             gap_t = np.interp(uv[:, 0] * 10.0, cols, S.gaps(dst_pts)) / iod
             gap_e = np.interp(u * 10.0, cols, bank.openings[k].astype(np.float64)) * float(bank.widths[k])
             # (a target less open than the entry: the teeth keep their size and the cavity between them
             # narrows, as a jaw closing a little does; a band of the teeth at most 45 % of the target each)
             g = np.clip(gap_t / np.maximum(gap_e, 1e-6), 0.5, 4.0)
-            band = np.minimum(a / g, 0.45)
-            top = band * g                                    # the entry's v where the band ends (a unless capped)
-            mid = top + (v - band) * (1.0 - 2.0 * top) / np.maximum(1.0 - 2.0 * band, 1e-6)
-            v = np.where(v < band, v * g, np.where(v > 1.0 - band, 1.0 - (1.0 - v) * g, mid))
+            b_top, b_bot = np.minimum(a_top / g, 0.45), np.minimum(a_bot / g, 0.45)
+            top, bot = b_top * g, b_bot * g                   # the entry's share each band shows (a unless capped)
+            mid = top + (v - b_top) * (1.0 - top - bot) / np.maximum(1.0 - b_top - b_bot, 1e-6)
+            v = np.where(v < b_top, v * g, np.where(v > 1.0 - b_bot, 1.0 - (1.0 - v) * g, mid))
         return u, np.clip(v, 0.0, 1.0)
 
     # ---- no footage of an open mouth: a shaded synthetic interior ------------------------------------------
