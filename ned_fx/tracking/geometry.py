@@ -236,11 +236,13 @@ def _crop_images_cv2(frames: torch.Tensor, frame_index: torch.Tensor, affines: n
     for k, i in enumerate(frame_index.tolist()):
         a = np.asarray(affines[k], np.float64)
         x0, y0, x1, y1 = _sub_box(corners @ a.T, w, h)
-        sub = hwc[i, y0:y1, x0:x1].numpy().astype(np.float32) * np.float32(1 / 255)
+        sub = hwc[i, y0:y1, x0:x1].numpy().astype(np.float32)      # code values, not rounded by the warp
         # crop pixel centre (c + 0.5) -> frame position A (c + 0.5) -> sub-box pixel index (minus the origin, - 0.5)
         m = a.copy()
         m[:, 2] = a[:, 2] + a[:, :2].sum(1) * 0.5 - 0.5 - np.array([x0, y0])
         # the sub-box meets the frame's edge wherever samples leave the frame, so its border is the frame's
         out[k] = cv2.warpAffine(sub, m, (crop, crop), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                                 borderMode=border, borderValue=0).reshape(crop, crop, -1)
+    # scaled to 0..1 once, on the crops (fewer pixels than the sub-boxes under them; the same values to rounding)
+    out *= np.float32(1 / 255)
     return torch.from_numpy(out).permute(0, 3, 1, 2)
