@@ -212,3 +212,56 @@ def test_auto_runtime_falls_back_to_torch_when_no_export_is_usable(monkeypatch):
     assert FaceTracker(TrackerConfig(device="cpu", iris=False)).runtime == "torch"
     with pytest.raises(ImportError):
         FaceTracker(TrackerConfig(device="cpu", iris=False, runtime="onnxruntime"))
+
+
+def _iris_tracked(frames: np.ndarray, reuse: float) -> tuple[np.ndarray, int]:
+    """Raw landmarks of face 0 (Fx478x3) with TrackerConfig.iris_reuse ``reuse`` (onnxruntime when installed,
+    else PyTorch) and the number of eye crops the iris net ran on."""
+    from ned_fx.tracking import FaceTracker
+
+    tracker = FaceTracker(TrackerConfig(device="cpu", iris_reuse=reuse))
+    net, crops = tracker.engines["iris"], [0]
+
+    def counted(x):
+        crops[0] += len(x)
+        return net(x)
+
+    tracker.engines["iris"] = counted
+    seen = list(tracker.iter_track(iter(frames)))
+    return np.stack([ff.faces[0][0] if 0 in ff.faces else np.full((478, 3), np.nan) for ff in seen]), crops[0]
+
+
+def test_iris_reuse_skips_the_net_only_on_eyes_that_hardly_changed():
+    """iris_reuse: the mesh is untouched, the net runs on fewer eye crops, the iris points stay within 0.5 % of the
+    inter-ocular distance of the every-frame net on average, and an eye that changed (painted over) runs it again."""
+    from conftest import decode_rgb
+    from ned_fx import topology
+
+    rgb = decode_rgb("d3.mp4")[0][:40].copy()
+    every, n_every = _iris_tracked(rgb, 0.0)
+    reused, n_reused = _iris_tracked(rgb, 0.02)
+    assert not np.isnan(every[:, 0, 0]).any()
+    assert n_every == 2 * len(rgb)
+    assert n_reused < 0.9 * n_every, (n_reused, n_every)                      # d3: ~40-60 % of the crops
+    assert np.array_equal(reused[:, :468], every[:, :468])                     # the mesh does not depend on it
+    dev = np.linalg.norm(reused[:, 468:, :2] - every[:, 468:, :2], axis=2) / topology.inter_ocular(every)[:, None]
+    assert dev.mean() < 0.005 and dev.max() < 0.04, (dev.mean(), dev.max())
+    # each eye crop the net ran on gives the every-frame net's points (one eye or two per batch: within 1e-3 px)
+    per_eye = np.linalg.norm(reused[:, 468:, :2] - every[:, 468:, :2], axis=2).reshape(-1, 2, 5).max(2)
+    assert (per_eye < 1e-3).sum() >= n_reused, ((per_eye < 1e-3).sum(), n_reused)
+    # the same frame over and over: the net runs once per eye for the first frames only; then an eye painted over
+    still = np.repeat(rgb[:1], 8, axis=0)
+    _, n_still = _iris_tracked(still, 0.02)
+    assert n_still <= 2 * 3, n_still
+    painted = still.copy()
+    right_eye = every[0, 468, :2].astype(int)
+    painted[6:, right_eye[1] - 6: right_eye[1] + 6, right_eye[0] - 6: right_eye[0] + 6] = (40, 140, 40)
+    _, n_painted = _iris_tracked(painted, 0.02)
+    assert n_painted >= n_still + 1, (n_painted, n_still)
+
+
+def test_iris_reuse_is_checked():
+    with pytest.raises(InvalidParameterError, match="iris_reuse"):
+        TrackerConfig(iris_reuse=-0.1)
+    with pytest.raises(InvalidParameterError, match="iris_reuse"):
+        TrackerConfig(iris_reuse=1.5)

@@ -37,10 +37,21 @@ def pick_device(name: str) -> torch.device:
 
 
 @dataclass
+class _IrisKey:
+    """The eye crop the iris net last ran on (64x64x3 float32, 0..1) and its output (5x3, crop pixels)."""
+
+    crop: np.ndarray
+    iris: np.ndarray
+
+
+@dataclass
 class _Face:
     id: int
     landmarks: np.ndarray            # 478x3, frame pixels
     last_seen: int
+    #: per eye (right, left) the last crop the iris net ran on: an eye crop that has hardly changed since reuses
+    #: its output (TrackerConfig.iris_reuse)
+    iris_keys: list = field(default_factory=lambda: [None, None])
 
 
 @dataclass
@@ -112,9 +123,12 @@ class FaceTracker:
         return out
 
     @torch.inference_mode()
-    def mesh(self, frames: torch.Tensor, which: list[int], rois: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    def mesh(self, frames: torch.Tensor, which: list[int], rois: list[np.ndarray],
+             faces: list[_Face] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Face mesh for crops ``rois[k]`` of frame ``which[k]``. Returns (Kx478x3 pixels, K scores); the iris
-        points are filled when the iris engine is loaded, else copied from the eye centres."""
+        points are filled when the iris engine is loaded, else copied from the eye centres. ``faces[k]`` (the
+        tracked face crop ``k`` follows, frames in order) lets an eye whose crop hardly changed since the iris net
+        last ran on it reuse that output."""
         if not which:
             return np.zeros((0, NUM_POINTS, 3)), np.zeros(0)
         affines = g.roi_to_affine(np.stack(rois), MESH_SIZE)
@@ -127,11 +141,11 @@ class FaceTracker:
             pts[:, :2] += _PIXEL_CENTRE
             out[k, :NUM_MESH] = g.apply_affine(affines[k], pts)
             out[k, :NUM_MESH, 2] = lm[k, :, 2] * rois[k][2] / MESH_SIZE
-        self._iris(frames, which, out)
+        self._iris(frames, which, out, faces)
         return out, score.cpu().numpy().astype(np.float64)
 
     @torch.inference_mode()
-    def _iris(self, frames: torch.Tensor, which: list[int], out: np.ndarray) -> None:
+    def _iris(self, frames: torch.Tensor, which: list[int], out: np.ndarray, faces: list[_Face] | None = None) -> None:
         if "iris" not in self.engines:
             for e, (a, b, _) in enumerate(_EYES):
                 centre = (out[:, a] + out[:, b]) / 2
@@ -145,8 +159,24 @@ class FaceTracker:
             affines.append(g.roi_to_affine(np.stack(eye), IRIS_SIZE, flip=flip))
         affines = np.concatenate(affines)
         crops = g.crop_images(frames, torch.tensor(which * 2), affines, IRIS_SIZE)
-        _, iris = self.engines["iris"](crops)
-        iris = iris.double().cpu().numpy()
+        iris = np.empty((2 * k_all, 5, 3))
+        # an eye whose crop changed by less than iris_reuse (mean |difference|, 0..1) since the net last ran on it
+        # keeps that output (crop pixels: it moves with the crop); the net runs on the others, in one batch
+        reuse = self.config.iris_reuse if faces is not None else 0.0
+        host = crops.cpu().numpy() if reuse > 0 else None
+        run = []
+        for j in range(2 * k_all):
+            key = faces[j % k_all].iris_keys[j // k_all] if reuse > 0 else None
+            if key is not None and _crop_change(host[j], key.crop) < reuse:
+                iris[j] = key.iris
+            else:
+                run.append(j)
+        if run:
+            _, fresh = self.engines["iris"](crops[run] if len(run) < 2 * k_all else crops)
+            iris[run] = fresh.double().cpu().numpy()
+            if reuse > 0:
+                for j in run:
+                    faces[j % k_all].iris_keys[j // k_all] = _IrisKey(host[j].copy(), iris[j].copy())
         for e, (a, b, flip) in enumerate(_EYES):
             for k in range(k_all):
                 j = e * k_all + k
@@ -199,7 +229,8 @@ class FaceTracker:
                 lm, sc = self.mesh(batch, which, rois)
                 rois = first + [g.roi_from_landmarks(p, cfg.roi_scale) if s >= cfg.min_face_score else r
                                 for p, s, r in zip(lm[: -len(ids)], sc[: -len(ids)], rois[len(ids):])]
-            lm, sc = self.mesh(batch, which, rois)
+            # sequential tracking (one frame a chunk): each eye may reuse its last iris output
+            lm, sc = self.mesh(batch, which, rois, [state.faces[i] for i in ids] if n == 1 else None)
             for j, (k, fid) in enumerate(zip(which, ids * n)):
                 if sc[j] >= cfg.min_face_score:
                     results[k].faces[fid] = (lm[j], float(sc[j]))
@@ -291,6 +322,18 @@ class FaceTracker:
             if iou > best_iou:
                 best, best_iou = fid, iou
         return best
+
+
+#: side of the blocks an eye crop's change is measured over (16: a 4x4 grid over the 64x64 crop)
+_CHANGE_BLOCK = 16
+
+
+def _crop_change(crop: np.ndarray, key: np.ndarray) -> float:
+    """How much eye crop ``crop`` (3xSxS, 0..1) changed from ``key``: the largest mean absolute difference over a
+    block of the crop (a gaze shift or a blink changes a few blocks a lot; noise changes every block a little)."""
+    s = crop.shape[-1] // _CHANGE_BLOCK
+    d = np.abs(crop - key).mean(0)
+    return float(d.reshape(s, _CHANGE_BLOCK, s, _CHANGE_BLOCK).mean((1, 3)).max())
 
 
 def _as_rgb8(frame: np.ndarray) -> np.ndarray:
