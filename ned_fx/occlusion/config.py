@@ -63,6 +63,9 @@ class OcclusionConfig:
         feature_margin: eyes, brows, lips and nostrils grown by this much (x IOD) are never hair.
         hair_close: gaps in the hair up to about twice this (x IOD) are closed (a lock is kept whole).
         min_hair_area: a hair patch must cover at least this fraction of IOD² to count.
+        hair_softness: the soft edge of a hair patch (x IOD, a Gaussian's sigma, as ``softness`` is for frames:
+            the patch itself stays at exactly 1, the ramp lies outside it): skin moved beside a kept lock blends
+            into it instead of meeting it at a seam.
         grow: the matte is grown by this many working pixels past the detected structure (anti-aliased
             edges of the occluder are kept too).
         softness: the matte's soft edge in region pixels (a Gaussian of this sigma).
@@ -115,6 +118,7 @@ class OcclusionConfig:
     feature_margin: float = 0.05
     min_hair_area: float = 0.01
     hair_close: float = 0.04
+    hair_softness: float = 0.01
     grow: int = 1
     softness: float = 0.7
     fill_levels: int = 8
@@ -150,7 +154,8 @@ class OcclusionConfig:
             raise InvalidParameterError(f"nose_below must be between -0.5 and 0.5 (x IOD), got {self.nose_below}")
         for name in ("min_line_length", "max_line_width", "band_above", "band_below", "band_side", "eye_margin",
                      "crease", "lower_crease",
-                     "brow_margin", "lens_corridor", "hair_inset", "feature_margin", "min_hair_area", "hair_close"):
+                     "brow_margin", "lens_corridor", "hair_inset", "feature_margin", "min_hair_area", "hair_close",
+                     "hair_softness"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise InvalidParameterError(f"{name} must be between 0 and 1 (x IOD), got {value}")

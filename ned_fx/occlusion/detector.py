@@ -234,6 +234,7 @@ class OcclusionDetector:
                 shot = place(glasses, grey, full[: T.NUM_MESH], cfg, (sx, sy))
                 if shot is not None:
                     found |= shot
+        hair_found = None
         if (cfg.hair or cfg.forehead_hair) and small.shape[2] == 3:
             # hair is large: half the working resolution sees it as well
             hw, hh = max(4, ww // 2), max(4, wh // 2)
@@ -241,16 +242,25 @@ class OcclusionDetector:
             hair = self._hair(half, np.ascontiguousarray(half @ _LUMA), p * [hw / ww, hh / wh], s_iod * hw / ww,
                               forehead_only=not cfg.hair)
             if hair.any():
-                found |= cv2.resize(hair, (ww, wh), interpolation=cv2.INTER_NEAREST)
-        if not found.any():
+                hair_found = cv2.resize(hair, (ww, wh), interpolation=cv2.INTER_NEAREST)
+        if not found.any() and hair_found is None:
             return np.zeros((h, w), np.float32)
-        found = _grow(found, cfg.grow)
-        matte = found.astype(np.float32)
+        matte = _grow(found, cfg.grow).astype(np.float32)
         if (ww, wh) != (w, h):
             matte = cv2.resize(matte, (w, h), interpolation=cv2.INTER_LINEAR)
-        if cfg.softness > 0:
+        if cfg.softness > 0 and found.any():
             matte = cv2.GaussianBlur(matte, (0, 0), cfg.softness)
             matte = np.clip(matte * 2.0, 0.0, 1.0)          # the structure's own pixels stay at exactly 1
+        if hair_found is not None:
+            # hair's edge is a colour boundary found at half resolution: a wider soft edge (a lock's outline is
+            # soft anyway), so the skin moved beside it meets it without a seam; its core stays at exactly 1
+            hm = _grow(hair_found, cfg.grow).astype(np.float32)
+            if (ww, wh) != (w, h):
+                hm = cv2.resize(hm, (w, h), interpolation=cv2.INTER_LINEAR)
+            sigma = max(cfg.softness, cfg.hair_softness * iod)
+            if sigma > 0:
+                hm = np.clip(cv2.GaussianBlur(hm, (0, 0), sigma) * 2.0, 0.0, 1.0)
+            matte = np.maximum(matte, hm)
         return matte
 
     def detect_in_shot(self, region: np.ndarray, landmarks: np.ndarray, white: float = 1.0,
