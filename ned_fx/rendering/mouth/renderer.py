@@ -96,15 +96,14 @@ def _split(texture: np.ndarray, lips: float) -> np.ndarray:
 
 def teeth_rows(texture: np.ndarray, ring: float, config: MouthConfig) -> tuple[float, float]:
     """Of a canonical interior (HxWxK) seen with lips and skin around it of mean value ``ring``: how far its
-    upper teeth and what lies below them are together (0..1; 0: a dark gap between them, the dark of the mouth, or
-    no upper teeth in view) and where a jaw drop splits it (v): the darkest row between the upper teeth and a
-    brighter row below (where they meet the lower teeth), else where the teeth end (the profile halfway from
-    them to the lower lip's edge; 1: the upper teeth reach the lower lip).
+    teeth and what lies below them are together (0..1; 0: a dark gap between them, or nothing brighter than the
+    ring in view: stretching a dark cavity is harmless, stretching teeth is not) and where a jaw drop splits it
+    (v): the darkest row between the upper teeth and a brighter row below (where they meet the lower teeth),
+    else where the teeth end (the profile halfway from them to the lower lip's edge; 1: they reach the lip).
 
     Measured on the central columns' luminance profile above the lower lip (v < 0.85): the teeth are its
-    brightest rows (at least 1.15 x ``ring``, the upper part of the profile nearly as bright); a gap is a dip
-    below both the brightest row above it and the brightest below it, its depth that dip's share of the
-    smaller of the two (``gap_depth_*``)."""
+    brightest rows (at least 1.15 x ``ring``); a gap is a dip below both the brightest row above it and the
+    brightest below it, its depth that dip's share of the smaller of the two (``gap_depth_*``)."""
     import cv2
 
     th, tw = texture.shape[:2]
@@ -113,7 +112,7 @@ def teeth_rows(texture: np.ndarray, ring: float, config: MouthConfig) -> tuple[f
     end = max(int(0.85 * th), 3)
     p = profile[:end]
     bright = float(p.max())
-    if bright < 1.15 * ring or float(p[:max(int(0.4 * th), 1)].max()) < 0.75 * bright:
+    if bright < 1.15 * ring:
         return 0.0, 1.0
     ref = np.minimum(np.maximum.accumulate(p), np.maximum.accumulate(p[::-1])[::-1])
     dip = 1.0 - p / np.maximum(ref, 1e-6)
