@@ -35,17 +35,18 @@ _shots: dict = {}
 
 
 def shot(name: str, emotion: str, intensity: float = 1.0, speech: str | None = "free", upto: int | None = None,
-         config: MouthConfig | None = None):
-    """Track, edit, bank and plan of a shared clip/still (cached for the module); ``upto``: the bank sees only
-    the frames before it (as ``ned-fx edit --frames 0-(upto-1)`` builds it); ``config``: the mouth's."""
-    key = (name, emotion, intensity, speech, upto, config)
+         config: MouthConfig | None = None, since: int = 0):
+    """Track, edit, bank and plan of a shared clip/still (cached for the module); ``since``, ``upto``: the bank
+    sees only the frames in that range (as ``ned-fx edit --frames since-(upto-1)`` builds it); ``config``: the
+    mouth's."""
+    key = (name, emotion, intensity, speech, upto, config, since)
     if key not in _shots:
         track = our_track(name)
         edited = plan_edit(track, EditInstruction(emotion=emotion, intensity=intensity, speech=speech))
         frames, _ = decode_rgb(name)
         builder = MouthBankBuilder(config)
         for i in np.flatnonzero(edited.found):
-            if upto is None or i < upto:
+            if since <= i and (upto is None or i < upto):
                 builder.add(int(i), frames[i].astype(np.float32), edited.source_landmarks[i])
         bank = builder.finish()
         plan = plan_mouth(bank, edited.source_landmarks, edited.target_landmarks, edited.found, config)
@@ -447,6 +448,26 @@ def test_jaw_drop_opens_a_clenched_interior_with_a_dark_gap():
     assert got["dark_share"] <= real["dark_share"] + 0.05, (got, real)
     assert abs(got["std"] - real["std"]) <= 0.25 * real["std"], (got, real)
     assert not any(bm.flat_black_hole(st, real) for st in ours if st["n"])
+
+
+def test_short_mid_word_range_opens_without_stretched_teeth():
+    """WDA surprised 1.5 edited over frames 80-109 only (mid-word, her mouth nearly closed, teeth peeking): the bank
+    holds only small openings with teeth and no dark gap; laid 2-3x taller into the surprised mouth they stretched
+    into vertical streaks of teeth down the whole opening ("twisted teeth"; the middle as bright as the teeth).
+    Opened as a jaw drop, the middle of each new opening is darker than half its upper teeth."""
+    s = shot(WDA, "surprised", 1.5, since=80, upto=110)
+    stretched = shot(WDA, "surprised", 1.5, since=80, upto=110,
+                     config=MouthConfig(jaw_ratio_start=50.0, jaw_ratio_full=60.0))
+    assert len(s.bank) and ((s.bank.index >= 80) & (s.bank.index < 110)).all()
+    ours, before = [], []
+    for i in range(80, 110, 6):
+        _, out, layer, inputs = render(s, i)
+        assert layer is not None
+        ours.append(_teeth_gap(out, s.edited.target_landmarks[i]))
+        before.append(_teeth_gap(render(stretched, i)[1], s.edited.target_landmarks[i]))
+    print("middle / upper teeth:", np.round(ours, 2), "stretched:", np.round(before, 2))
+    assert max(ours) < 0.5, ours
+    assert sum(b > 0.6 for b in before) >= 3, before
 
 
 def test_teeth_rows_tell_a_gap_from_teeth_together():
