@@ -438,7 +438,7 @@ def test_jaw_drop_opens_a_clenched_interior_with_a_dark_gap():
         entries = s.mouth._entries(inputs)
         if S.centre_opening(S.inner_points(src_lm)) < MouthConfig().own_open_start:
             # a closed source mouth: the whole interior is the bank's, opened as a jaw drop
-            assert entries and all(s.mouth.jaw_weight(k, dst_lm) == 1.0 for k, _ in entries)
+            assert entries and all(s.mouth.jaw_weight(k, dst_lm, i) == 1.0 for k, _ in entries)
     assert len(gaps) >= 10
     print("middle / upper teeth:", np.round(gaps, 2), "stretched:", np.round(before, 2))
     assert max(gaps) < 0.5, gaps

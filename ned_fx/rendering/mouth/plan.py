@@ -13,6 +13,8 @@ from .bank import MouthBank
 from .config import MouthConfig
 
 _KEYS = ("mouth_plan_first", "mouth_plan_second", "mouth_plan_weight")
+#: optional (plans stored before it existed lack it: the renderer then measures each frame alone)
+_JAW = "mouth_plan_jaw"
 
 
 @dataclass(frozen=True)
@@ -22,11 +24,15 @@ class MouthPlan:
 
     Attributes:
         first: F int32; second: F int32; weight: F float32 in 0..1.
+        jaw: F float32 in 0..1 or None: how far the target opens beyond the shown interior as a jaw drop (the
+            ``jaw_ratio_*`` ramp of the target's central opening over the entries'), smoothed over time so that a
+            teeth-together interior is not opened on one frame and stretched on the next.
     """
 
     first: np.ndarray
     second: np.ndarray
     weight: np.ndarray
+    jaw: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.first.shape[0])
@@ -51,7 +57,10 @@ class MouthPlan:
         return int((dom[1:] != dom[:-1]).sum())
 
     def to_arrays(self) -> dict[str, np.ndarray]:
-        return dict(zip(_KEYS, (self.first, self.second, self.weight)))
+        out = dict(zip(_KEYS, (self.first, self.second, self.weight)))
+        if self.jaw is not None:
+            out[_JAW] = self.jaw
+        return out
 
     @classmethod
     def from_arrays(cls, arrays) -> "MouthPlan":
@@ -61,7 +70,10 @@ class MouthPlan:
         a, b, w = (np.asarray(arrays[k]) for k in _KEYS)
         if a.ndim != 1 or b.shape != a.shape or w.shape != a.shape:
             raise InvalidParameterError(f"mouth plan arrays disagree: {a.shape}, {b.shape}, {w.shape}")
-        return cls(a.astype(np.int32), b.astype(np.int32), w.astype(np.float32))
+        jaw = np.asarray(arrays[_JAW], np.float32) if _JAW in arrays else None
+        if jaw is not None and jaw.shape != a.shape:
+            raise InvalidParameterError(f"mouth plan jaw is {jaw.shape}, expected {a.shape}")
+        return cls(a.astype(np.int32), b.astype(np.int32), w.astype(np.float32), jaw)
 
 
 def match_costs(bank: MouthBank, src: np.ndarray, dst: np.ndarray, config: MouthConfig,
@@ -170,4 +182,35 @@ def plan_mouth(bank: MouthBank, src: np.ndarray, dst: np.ndarray, found: np.ndar
             first[start + frames] = path[s - 1]
             second[start + frames] = path[s]
             weight[start + frames] = ramp
-    return MouthPlan(first, second, weight)
+    plan = MouthPlan(first, second, weight)
+    return MouthPlan(first, second, weight, jaw_ramp(bank, plan, dst, usable, config))
+
+
+def jaw_ramp(bank: MouthBank, plan: MouthPlan, dst: np.ndarray, usable: np.ndarray,
+             config: MouthConfig) -> np.ndarray:
+    """Per frame, 0..1: the target's central opening over the planned entries' (both x the inter-ocular
+    distance) through the ``jaw_ratio_*`` ramp, then over each run of usable frames the least of every 5 frames
+    (a lone frame never opens) averaged over 5 (F float32; 0 where nothing is planned)."""
+    from ... import topology as T
+
+    f = len(plan)
+    raw = np.zeros(f)
+    pts = S.inner_points(dst)
+    for t in np.flatnonzero(usable):
+        entries = plan.entries(int(t))
+        if not entries or not np.isfinite(pts[t]).all():
+            continue
+        iod = max(float(T.inter_ocular(dst[t])), 1e-6)
+        target = float(S.gaps(pts[t])[4:7].mean()) / iod
+        own = sum(w * float(bank.openings[k, 4:7].mean()) * float(bank.widths[k]) for k, w in entries)
+        x = np.clip((target / max(own, 1e-6) - config.jaw_ratio_start)
+                    / (config.jaw_ratio_full - config.jaw_ratio_start), 0.0, 1.0)
+        raw[t] = x * x * (3.0 - 2.0 * x)
+    out = np.zeros(f, np.float32)
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], usable.astype(np.int8), [0]])))
+    for start, stop in zip(edges[::2], edges[1::2]):
+        r = raw[start:stop]
+        pad = np.pad(r, 2, mode="edge")
+        low = np.lib.stride_tricks.sliding_window_view(pad, 5).min(1)
+        out[start:stop] = np.lib.stride_tricks.sliding_window_view(np.pad(low, 2, mode="edge"), 5).mean(1)
+    return out

@@ -387,7 +387,7 @@ class MouthRenderer:
             u, v = self._entry_uv(k, uv, inputs)
             gain = np.clip(current / np.maximum(bank.ring[k], 1e-6), cfg.min_gain, cfg.max_gain).astype(np.float32)
             pix = sample(bank.textures[k], np.stack([u * tw, v * th], -1)) * gain
-            jaw = self.jaw_weight(k, inputs.dst)
+            jaw = self.jaw_weight(k, inputs.dst, inputs.index)
             if jaw > 0:
                 src_pts, dst_pts = S.inner_points(inputs.src), S.inner_points(inputs.dst)
                 iod = max(float(T.inter_ocular(np.asarray(inputs.dst, dtype=np.float64))), 1e-6)
@@ -400,13 +400,18 @@ class MouthRenderer:
             out = out + wgt * pix
         return np.asarray(out, dtype=np.float32)
 
-    def jaw_weight(self, k: int, dst: np.ndarray) -> float:
-        """How far bank entry ``k`` is opened as a jaw drop in the target mouth ``dst`` (landmarks), 0..1: its teeth
-        together (:meth:`_teeth_rows`) and the target's central opening ``jaw_ratio_*`` times its own or more."""
+    def jaw_weight(self, k: int, dst: np.ndarray, index: int = -1) -> float:
+        """How far bank entry ``k`` is opened as a jaw drop in the target mouth ``dst`` (landmarks) of frame
+        ``index``, 0..1: its teeth together (:meth:`_teeth_rows`) times the plan's smoothed ramp of the target's
+        opening over the shown interiors' (:attr:`MouthPlan.jaw`); without one (no plan, or one stored before it
+        existed), the target's central opening ``jaw_ratio_*`` times this entry's own or more."""
         cfg = self.config
         together = float(self._teeth_rows()[0][k])
         if together <= 0:
             return 0.0
+        plan = self.plan
+        if plan is not None and plan.jaw is not None and 0 <= index < len(plan):
+            return together * float(plan.jaw[index])
         dst = np.asarray(dst, dtype=np.float64)
         iod = max(float(T.inter_ocular(dst)), 1e-6)
         target = float(S.gaps(S.inner_points(dst))[4:7].mean()) / iod
