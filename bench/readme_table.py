@@ -35,11 +35,12 @@ NOT_SPEED = ("believable",)
 #: per benchmark: (title, the columns shown, in order; a column absent from a file is left out)
 COLUMNS: dict[str, tuple[str, tuple[str, ...]]] = {
     "edit": ("`ned-fx edit` end to end vs a plain transcode of the same frames (same run)",
-             ("input", "size", "frames", "fps", "transcode_fps", "edit_vs_transcode", "second_fps", "second_vs_first",
+             ("input", "size", "frames", "fps", "transcode_fps", "edit_vs_transcode", "cpu_ms", "transcode_cpu_ms",
+              "second_fps", "second_vs_first",
               "decode_ms", "track_ms", "appearance_ms", "render_ms", "skin_ms", "brows_ms", "mouth_ms", "eyes_ms",
               "occlusion_ms", "composite_ms", "encode_ms")),
     "track": ("the tracker alone vs MediaPipe's own runtime (same run, same frames)",
-              ("clip", "tracker", "batch", "frames", "ms_per_frame", "vs_mediapipe")),
+              ("clip", "tracker", "batch", "frames", "ms_per_frame", "vs_mediapipe", "err_iod", "iris_err_iod")),
     "memory": ("peak memory of `ned-fx edit` on a synthetic 4K sequence (`/usr/bin/time -v`)",
                ("frames", "size", "format", "peak_rss_mb", "seconds", "fps", "exit", "load_at_start")),
     "threads": ("`ned-fx edit` with other thread counts (same run)",
