@@ -42,16 +42,18 @@ ALIASES = {"happiness": "happy", "joy": "happy", "sadness": "sad", "surprise": "
 #: * happy 6+12: the corners pulled up and out, the cheeks lifted; the lower lid rises by a share of the eye's own
 #:   opening (a moderate squint: at 1 about 3/4 of the opening is kept, at 1.5 about 2/3), the upper lid stays.
 #: * sad 1+4+15 with drooping upper lids (AU41, here a negative upper lid raiser: the lids sink by about a
-#:   quarter of their opening; heavy lids are what reads sad on a talker whose mouth keeps moving) and the inner
-#:   brows raised hard and drawn together (the oblique brows and the furrow between them carry sad on a grinning
-#:   talker: with 1.2/0.6 an independent classifier read d12's sad +0.08, with 1.5/1.0 +0.17), without the
-#:   optional chin raiser (AU17): pushing the lower lip up against the corners' pull made a mouth an independent
-#:   tracker misreads on a talking shot.
+#:   third of their opening; heavy lids are what reads sad on a talker whose mouth keeps moving) and the inner
+#:   brows raised hard (AU1 1.6): on a grinning talker behind glasses (d12) that is what an independent
+#:   classifier reads as sad (1.2/0.6/-0.3/0.8: +0.08; now +0.16), while the brow lowerer stays moderate (at 1.0
+#:   MediaPipe read d12's inner brows as lowered, not raised) and the corners' pull is held at 0.9 (at 1.1 WDA's
+#:   re-tracked mouth opening followed the source at r 0.946). Without the optional chin raiser
+#:   (AU17): pushing the lower lip up against the corners' pull made a mouth an independent tracker misreads on
+#:   a talking shot.
 #: * surprised 1+2+5+26 (+25, the lips part with the jaw).
 #: * fearful 1+2+4+5+20+26 (+25).
 #: * angry 4+7+23+24 (+15): brows down and drawn together hard, the lids tightened into a narrowed, hard stare,
-#:   the lips pressed thin with the corners pulled down a little (AU15 0.4: the pressed mouth alone still read as a
-#:   talker's resting smile). EMFACS's 4+5+7+23 was tried first: the upper lid raise (AU5, the glare) fought the
+#:   the lips pressed thin (AU23 0.8: at 1.0 WDA's re-tracked mouth opening followed the source at r 0.949) with
+#:   the corners pulled down a little (AU15 0.4: the pressed mouth alone still read as a talker's resting smile). EMFACS's 4+5+7+23 was tried first: the upper lid raise (AU5, the glare) fought the
 #:   tightening and the lowered brow (the manipulator's ``brow_lid_gap`` took most of it back) and an independent
 #:   classifier read d12 +0.06 and d3 +0.05; 4+7 is EMFACS's own partial anger. The lids never shut: the
 #:   manipulator keeps ``lid_opening_kept`` of each frame's opening (a downcast eye made slits that read as a
@@ -61,10 +63,10 @@ ALIASES = {"happiness": "happy", "joy": "happy", "sadness": "sad", "surprise": "
 PROTOTYPES: dict[str, dict[str, float]] = {
     "neutral": {},
     "happy": {"AU6": 1.0, "AU12": 1.0},
-    "sad": {"AU1": 1.5, "AU4": 1.0, "AU5": -0.4, "AU15": 0.8},
+    "sad": {"AU1": 1.6, "AU4": 0.8, "AU5": -0.5, "AU15": 0.9},
     "surprised": {"AU1": 1.0, "AU2": 1.0, "AU5": 1.0, "AU25": 0.4, "AU26": 0.6},
     "fearful": {"AU1": 1.15, "AU2": 0.6, "AU4": 0.7, "AU5": 1.0, "AU20": 0.8, "AU25": 0.4, "AU26": 0.3},
-    "angry": {"AU4": 1.4, "AU7": 1.5, "AU15": 0.4, "AU23": 1.0, "AU24": 0.5},
+    "angry": {"AU4": 1.4, "AU7": 1.5, "AU15": 0.4, "AU23": 0.8, "AU24": 0.5},
     "disgusted": {"AU9": 1.0, "AU10": 0.8, "AU15": 0.5, "AU16": 0.5},
 }
 
