@@ -63,7 +63,9 @@ def test_ctrl_c_reports_interrupted_not_started_and_the_frames_on_disk(identity,
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 60
-        while len(list(out.glob("first.*.png"))) < 10:
+        # as soon as the first shot has frames on disk (the identity engine is fast: waiting for 10 let a warm
+        # daemon finish the whole batch before the signal landed, exit 0, in one full-suite run)
+        while len(list(out.glob("first.*.png"))) < 2:
             assert proc.poll() is None, proc.communicate()
             assert time.monotonic() < deadline, "the batch wrote no frames"
             time.sleep(0.01)
@@ -74,7 +76,7 @@ def test_ctrl_c_reports_interrupted_not_started_and_the_frames_on_disk(identity,
             proc.kill()
     assert proc.returncode == 130, stderr
     on_disk = sorted(int(p.name.split(".")[1]) for p in out.glob("first.*.png"))
-    assert 10 <= len(on_disk) < 183, "interrupted mid-shot"
+    assert 2 <= len(on_disk) < 183, "interrupted mid-shot"
     assert on_disk == list(range(len(on_disk))), "the frames on disk are the first ones, complete"
     assert not list(out.glob("second.*")), "the second shot never began"
 
