@@ -94,6 +94,30 @@ def _split(texture: np.ndarray, lips: float) -> np.ndarray:
     return np.full(tw, mid)
 
 
+def _teeth_profile(texture: np.ndarray, ring: float):
+    """The measurement :func:`teeth_rows` and :func:`gap_bands` share: the central columns' blurred luminance
+    profile of a canonical interior, its part above the lower lip (v < 0.85), that part's brightest value, the
+    envelope (the smaller of the brightest rows above and below each row) and each row's dip below it (none in
+    the top tenth). None when no row is teeth-bright (>= 1.15 x ``ring``).
+
+    Returns:
+        ``(th, profile, p, bright, ref, dip)``."""
+    import cv2
+
+    th, tw = texture.shape[:2]
+    lum = cv2.blur(np.ascontiguousarray(texture.mean(-1), dtype=np.float32), (max(3, tw // 10) | 1, 3))
+    profile = lum[:, tw // 4:3 * tw // 4].mean(1).astype(np.float64)
+    end = max(int(0.85 * th), 3)
+    p = profile[:end]
+    bright = float(p.max())
+    if bright < 1.15 * ring:
+        return None
+    ref = np.minimum(np.maximum.accumulate(p), np.maximum.accumulate(p[::-1])[::-1])
+    dip = 1.0 - p / np.maximum(ref, 1e-6)
+    dip[:max(int(0.1 * th), 1)] = 0.0
+    return th, profile, p, bright, ref, dip
+
+
 def teeth_rows(texture: np.ndarray, ring: float, config: MouthConfig) -> tuple[float, float]:
     """Of a canonical interior (HxWxK) seen with lips and skin around it of mean value ``ring``: how far its
     teeth and what lies below them are together (0..1; 0: a dark gap between them, or nothing brighter than the
@@ -104,19 +128,10 @@ def teeth_rows(texture: np.ndarray, ring: float, config: MouthConfig) -> tuple[f
     Measured on the central columns' luminance profile above the lower lip (v < 0.85): the teeth are its
     brightest rows (at least 1.15 x ``ring``); a gap is a dip below both the brightest row above it and the
     brightest below it, its depth that dip's share of the smaller of the two (``gap_depth_*``)."""
-    import cv2
-
-    th, tw = texture.shape[:2]
-    lum = cv2.blur(np.ascontiguousarray(texture.mean(-1), dtype=np.float32), (max(3, tw // 10) | 1, 3))
-    profile = lum[:, tw // 4:3 * tw // 4].mean(1).astype(np.float64)
-    end = max(int(0.85 * th), 3)
-    p = profile[:end]
-    bright = float(p.max())
-    if bright < 1.15 * ring:
+    prof = _teeth_profile(texture, ring)
+    if prof is None:
         return 0.0, 1.0
-    ref = np.minimum(np.maximum.accumulate(p), np.maximum.accumulate(p[::-1])[::-1])
-    dip = 1.0 - p / np.maximum(ref, 1e-6)
-    dip[:max(int(0.1 * th), 1)] = 0.0
+    th, profile, p, bright, ref, dip = prof
     m = int(np.argmax(dip))
     depth = float(dip[m])
     together = 1.0 - float(_smoothstep((depth - config.gap_depth_start)
@@ -135,20 +150,11 @@ def gap_bands(texture: np.ndarray, ring: float, config: MouthConfig) -> tuple[fl
     opening above the gap (the upper teeth) and below it (the lower teeth, the tongue), where the profile is
     darker than halfway from the gap's darkest row to the teeth, each within 0.05..0.45; no such gap (or no
     teeth): ``teeth_band`` for both."""
-    import cv2
-
     a = config.teeth_band
-    th, tw = texture.shape[:2]
-    lum = cv2.blur(np.ascontiguousarray(texture.mean(-1), dtype=np.float32), (max(3, tw // 10) | 1, 3))
-    profile = lum[:, tw // 4:3 * tw // 4].mean(1).astype(np.float64)
-    end = max(int(0.85 * th), 3)
-    p = profile[:end]
-    bright = float(p.max())
-    if bright < 1.15 * ring:
+    prof = _teeth_profile(texture, ring)
+    if prof is None:
         return a, a
-    ref = np.minimum(np.maximum.accumulate(p), np.maximum.accumulate(p[::-1])[::-1])
-    dip = 1.0 - p / np.maximum(ref, 1e-6)
-    dip[:max(int(0.1 * th), 1)] = 0.0
+    th, profile, p, bright, ref, dip = prof
     m = int(np.argmax(dip))
     if dip[m] < config.gap_depth_full:
         return a, a
