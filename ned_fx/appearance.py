@@ -507,37 +507,10 @@ def _load_models(key: str) -> ShotModels | None:
 def _store_models(key: str, models: ShotModels) -> Path | None:
     """Write the models under ``key`` as the track cache writes tracks (biometric data: folder 0700, file 0600,
     atomically); None when the cache cannot be written (nothing half-written is left)."""
-    import os
-    import stat
+    from .tracking.cache import store_private
 
-    final = _models_path(key)
-    folder = final.parent
-    tmp = folder / f".{final.name}.{os.getpid()}.tmp"
-    try:
-        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        st = os.lstat(folder)
-        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
-            return None
-        if stat.S_IMODE(st.st_mode) != 0o700:
-            os.chmod(folder, 0o700)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
-        try:
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, **models.to_arrays())       # uncompressed: written and read in a blink
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        os.replace(tmp, final)
-        return final
-    except (KeyboardInterrupt, SystemExit):
-        raise
-    except Exception:
-        try:
-            tmp.unlink(missing_ok=True)
-        except OSError:
-            pass
-        return None
+    # uncompressed: written and read in a blink
+    return store_private(_models_path(key), lambda fh: np.savez(fh, **models.to_arrays()), fsync=False)
 
 
 class FaceContent:

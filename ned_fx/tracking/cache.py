@@ -73,7 +73,14 @@ def store_track(key: str, track: Track, folder: Path | None = None) -> Path | No
     """Write ``track`` under ``key``: folder 0700, file 0600, atomically. Returns the path, or None when the
     cache cannot be written (nothing half-written is left)."""
     folder = Path(folder or cache_dir())
-    final = track_path(key, folder)
+    return store_private(track_path(key, folder), lambda fh: np.savez_compressed(fh, **to_arrays(track)))
+
+
+def store_private(final: Path, write, fsync: bool = True) -> Path | None:
+    """Write a cache file as the caches hold biometric data: ``write(fh)`` fills a temporary file beside ``final``
+    (folder 0700 and this user's, file 0600 whatever the umask), which then replaces ``final``. Returns ``final``,
+    or None when it cannot be written (nothing half-written is left); Ctrl-C still propagates."""
+    folder = final.parent
     tmp = folder / f".{final.name}.{os.getpid()}.tmp"
     try:
         _private_dir(folder)
@@ -81,9 +88,10 @@ def store_track(key: str, track: Track, folder: Path | None = None) -> Path | No
         try:
             os.fchmod(fd, 0o600)            # the umask may have taken bits away; never more than 0600
             with os.fdopen(fd, "wb") as fh:
-                np.savez_compressed(fh, **to_arrays(track))
-                fh.flush()
-                os.fsync(fh.fileno())
+                write(fh)
+                if fsync:
+                    fh.flush()
+                    os.fsync(fh.fileno())
         except BaseException:
             _remove(tmp)
             raise
