@@ -60,7 +60,11 @@ def test_ctrl_c_reports_interrupted_not_started_and_the_frames_on_disk(identity,
     done = subprocess.run(cmd + ["--shot", "third"], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     out = tmp_path / "out"
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # a shell without job control starts a background job (`pytest ... &`) with SIGINT ignored, and a child
+    # inherits an ignored signal: Python then leaves Ctrl-C ignored, as a background job should. The user's
+    # batch runs in the foreground: give it the default disposition whatever started pytest
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 60
         # as soon as the first shot has frames on disk (the identity engine is fast: waiting for 10 let a warm
