@@ -378,22 +378,26 @@ def rasterize_labels(dst: np.ndarray, mesh: RenderMesh, region_size: tuple[int, 
     lo = np.clip(np.ceil(corners.min(axis=1) - 1e-9), 0, limit).astype(np.int64)
     hi = np.clip(np.floor(corners.max(axis=1) + 1e-9), -1, limit).astype(np.int64)
     tri, cx, cy = _cells_in_boxes(lo, hi, gw)
-    a, b, c = corners[tri, 0], corners[tri, 1], corners[tri, 2]
-    px, py = cx - a[:, 0], cy - a[:, 1]
-    e1, e2 = b - a, c - a
+    # per triangle once (then gathered per candidate cell: the same values as computed per candidate)
+    a = corners[:, 0]
+    e1, e2 = corners[:, 1] - a, corners[:, 2] - a
     det = e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]
     ok = np.abs(det) > 1e-12
     det = np.where(ok, det, 1.0)
-    l1 = (px * e2[:, 1] - py * e2[:, 0]) / det
-    l2 = (e1[:, 0] * py - e1[:, 1] * px) / det
+    px, py = cx - a[tri, 0], cy - a[tri, 1]
+    e1x, e1y, e2x, e2y, d = e1[tri, 0], e1[tri, 1], e2[tri, 0], e2[tri, 1], det[tri]
+    l1 = (px * e2y - py * e2x) / d
+    l2 = (e1x * py - e1y * px) / d
     eps = 1e-7
-    inside = ok & (l1 >= -eps) & (l2 >= -eps) & (l1 + l2 <= 1 + eps)
+    inside = ok[tri] & (l1 >= -eps) & (l2 >= -eps) & (l1 + l2 <= 1 + eps)
     tri, cell = tri[inside], (cy * gw + cx)[inside]
     rank = np.arange(n_tri)
     if pts.shape[1] >= 3 and np.isfinite(pts[: T.NUM_MESH, 2]).all():
         rank[np.argsort(-pts[mesh.triangles, 2].mean(axis=1), kind="stable")] = np.arange(n_tri)
-    order = np.lexsort((rank[tri], cell))                         # by cell, then draw order: the last one wins
-    tri, cell = tri[order], cell[order]
+    # by cell, then draw order (one int64 key: each (cell, triangle) pair once): the last one wins
+    key = np.sort(cell * n_tri + rank[tri])
+    cell = key // n_tri
+    tri = np.argsort(rank)[key - cell * n_tri]
     last = np.ones(len(cell), dtype=bool)
     last[:-1] = cell[1:] != cell[:-1]
     labels[cell[last]] = tri[last]
