@@ -4,12 +4,14 @@
                                     [--runtime onnxruntime torch] [--batch 1 8] [--repeat 2]
 
 Frames are decoded once up front (decode is not timed). Without iris (468 points) ours is compared with
-MediaPipe's face mesh (refine_landmarks=False); with the iris net (478 points) with MediaPipe's
-refine_landmarks=True (its attention mesh: 478 points). Each runtime of ours (onnxruntime, the CPU default, and
+MediaPipe's face mesh (refine_landmarks=False); with iris (478 points) with MediaPipe's refine_landmarks=True (its
+attention mesh: 478 points), ours once per ``--iris-model``: "attention" (our port of that same attention mesh: one
+net) and "eye_crops" (the face mesh, then the iris net on two eye crops). Each runtime of ours (onnxruntime, the CPU default, and
 PyTorch) is timed on the same frames; ``vs_mediapipe`` is MediaPipe's time over ours (>= 1: we are faster).
 ``--iris-reuse T ...`` adds rows of the onnxruntime tracker with ``TrackerConfig.iris_reuse`` T (the iris net
-skipped on eye crops that hardly changed). Accuracy, from an untimed pass over the same frames: ``err_iod`` the
-mean error of our 468 mesh points vs MediaPipe's face mesh (% of the inter-ocular distance, as the tests),
+skipped on eye crops that hardly changed; eye_crops only). Accuracy, from an untimed pass over the same frames:
+``err_iod`` the mean error of our 468 mesh points vs MediaPipe's face mesh of the same kind (refine on for the
+attention mesh, else off; % of the inter-ocular distance, as the tests),
 ``iris_err_iod`` our 10 iris points vs MediaPipe's refine_landmarks ones, ``iris_dev_iod`` (reuse rows) our iris
 points vs the same tracker running the iris net on every frame, ``iris_runs`` the share of eye crops the net ran on,
 ``stages`` ms per frame of that pass in each net, the crops and the rest (``--stages`` prints them).
@@ -135,6 +137,8 @@ def main() -> int:
     parser.add_argument("--iris-reuse", nargs="*", type=float, default=[],
                         help="also time the onnxruntime tracker with these TrackerConfig.iris_reuse values")
     parser.add_argument("--stages", action="store_true", help="also print each row's per-stage times")
+    parser.add_argument("--iris-model", nargs="*", default=["attention", "eye_crops"],
+                        help="TrackerConfig.iris_model values timed with iris on")
     args = parser.parse_args()
     from ned_fx.threads import configure
 
@@ -142,12 +146,13 @@ def main() -> int:
     from ned_fx.tracking import FaceTracker, TrackerConfig
 
     runtimes = [r for r in args.runtime if r == "torch" or args.device == "cpu"]
-    # (runtime, batch, iris, iris_reuse) -> tracker
-    settings = [(rt, b, iris, 0.0) for rt in runtimes for b in args.batch for iris in (False, True)]
-    if args.device == "cpu":
-        settings += [("onnxruntime", 1, True, t) for t in args.iris_reuse if t > 0]
+    # (runtime, batch, iris, iris_reuse, iris_model) -> tracker
+    settings = [(rt, b, False, 0.0, "") for rt in runtimes for b in args.batch]
+    settings += [(rt, b, True, 0.0, m) for rt in runtimes for b in args.batch for m in args.iris_model]
+    if args.device == "cpu" and "eye_crops" in args.iris_model:
+        settings += [("onnxruntime", 1, True, t, "eye_crops") for t in args.iris_reuse if t > 0]
     trackers = {s: FaceTracker(TrackerConfig(device=args.device, batch_size=s[1], iris=s[2], runtime=s[0],
-                                             iris_reuse=s[3])) for s in settings}
+                                             iris_reuse=s[3], iris_model=s[4] or "attention")) for s in settings}
     rows = []
     for name in args.clips:
         frames = decode(name, args.frames)
@@ -170,20 +175,20 @@ def main() -> int:
                              "ms_per_frame": 1000 * mp_s / n, "vs_mediapipe": 1.0})
             every = None
             for key in [s for s in settings if s[2] == iris]:
-                rt, batch, _, reuse = key
+                rt, batch, _, reuse, model = key
                 s = best[key]
-                row = {"clip": name, "tracker": f"ned_fx {rt}-{args.device}" + (" +iris" if iris else "") +
+                row = {"clip": name, "tracker": f"ned_fx {rt}-{args.device}" + (f" +iris {model}" if iris else "") +
                        (f" reuse {reuse:g}" if reuse else ""), "batch": batch, "frames": n, "fps": n / s,
                        "ms_per_frame": 1000 * s / n, "vs_mediapipe": (mp_s / s) if mp_s else None}
                 pts, runs, stages = our_points(frames, trackers[key])
                 row["stages"] = stages
                 if refs:
-                    row["err_iod"] = _error(pts, refs[False], slice(0, 468))
+                    row["err_iod"] = _error(pts, refs[model == "attention"], slice(0, 468))
                     if iris:
                         row["iris_err_iod"] = _error(pts, refs[True], slice(468, 478))
                 if iris:
                     row["iris_runs"] = runs
-                    if rt == "onnxruntime" and batch == 1 and not reuse:
+                    if rt == "onnxruntime" and batch == 1 and not reuse and model == "eye_crops":
                         every = pts
                     if reuse and every is not None:
                         row["iris_dev_iod"] = _error(pts, every, slice(468, 478))
@@ -193,7 +198,8 @@ def main() -> int:
     if args.stages:
         staged = [{"clip": r["clip"], "tracker": r["tracker"], **r["stages"]} for r in rows if "stages" in r]
         print("\nper stage, ms per frame (an untimed pass with timers):")
-        print(table(staged, ["clip", "tracker", "face_detector_ms", "face_mesh_ms", "iris_ms", "crops_ms", "other_ms"]))
+        print(table(staged, ["clip", "tracker", "face_detector_ms", "face_mesh_ms", "face_mesh_attention_ms", "iris_ms",
+                             "crops_ms", "other_ms"]))
     path = write_results("track", rows, {"device": args.device, "threads": threads})
     print(f"\nwrote {path}")
     return 0

@@ -118,17 +118,17 @@ def mediapipe_landmarks(name: str) -> np.ndarray:
     return mediapipe_on_frames(frames, video=fps != 0)
 
 
-def mediapipe_on_frames(frames: np.ndarray, video: bool = True) -> np.ndarray:
-    """MediaPipe's face mesh on RGB8 frames (FxHxWx3): Fx468x3 pixels, NaN where no face. An independent
-    tracker for judging our outputs."""
+def mediapipe_on_frames(frames: np.ndarray, video: bool = True, refine: bool = False) -> np.ndarray:
+    """MediaPipe's face mesh on RGB8 frames (FxHxWx3): Fx468x3 pixels (Fx478x3 with ``refine``: its attention
+    mesh, irises included), NaN where no face. An independent tracker for judging our outputs."""
     try:
         import mediapipe as mp
     except ImportError as exc:  # the README's test command installs it; without it these tests cannot judge
         raise RuntimeError("MediaPipe's runtime is the tests' reference: run `install/setup.sh --test`") from exc
     h, w = frames.shape[1:3]
-    out = np.full((len(frames), 468, 3), np.nan)
+    out = np.full((len(frames), 478 if refine else 468, 3), np.nan)
     with mp.solutions.face_mesh.FaceMesh(static_image_mode=not video, max_num_faces=1,
-                                         refine_landmarks=False) as mesh:
+                                         refine_landmarks=refine) as mesh:
         for i, rgb in enumerate(frames):
             result = mesh.process(np.ascontiguousarray(rgb))
             if result.multi_face_landmarks:

@@ -139,7 +139,6 @@ def test_tracker_runtime_exports_match_pytorch_and_stay_in_the_blocked_layout(tm
     import onnx
 
     from ned_fx.tracking import ort
-    from ned_fx.tracking.engine import load_engines
 
     path = tmp_path / f"{name}.onnx"
     ort._export(name, path)
@@ -149,7 +148,7 @@ def test_tracker_runtime_exports_match_pytorch_and_stay_in_the_blocked_layout(tm
     made_by = {o: n.op_type for n in graph.node for o in n.output}
     assert not [n for n in graph.node if n.op_type == "Conv" and made_by.get(n.input[0]) == "Pad"]
     engine = ort.OrtEngine(name, path, threads=1)
-    module = load_engines("cpu", iris=name == "iris")[name]
+    module = ort._load_one(name)
     size = engine_specs()[name].input_shape[-1]
     for batch in (1, 5):
         crops = torch.from_numpy(_real_crops(size, batch))

@@ -142,7 +142,7 @@ def test_smoothing_leaves_gaps_alone():
 
 
 @pytest.mark.parametrize("kwargs", [{"smoothing": 1.5}, {"max_faces": 0}, {"batch_size": 0},
-                                    {"min_face_score": -0.1}, {"runtime": "tflite"}])
+                                    {"min_face_score": -0.1}, {"runtime": "tflite"}, {"iris_model": "iris"}])
 def test_config_rejects_bad_values(kwargs):
     with pytest.raises(InvalidParameterError):
         TrackerConfig(**kwargs)
@@ -162,12 +162,12 @@ def test_auto_runtime_is_onnxruntime_on_the_cpu_and_torch_elsewhere(monkeypatch)
 
 
 @functools.lru_cache(maxsize=None)
-def _tracked(name: str, runtime: str, frames: int = 60):
+def _tracked(name: str, runtime: str, frames: int = 60, iris_model: str = "eye_crops"):
     from conftest import decode_rgb
     from ned_fx.tracking import FaceTracker
 
     rgb = decode_rgb(name)[0][:frames]
-    tracker = FaceTracker(TrackerConfig(device="cpu", runtime=runtime))
+    tracker = FaceTracker(TrackerConfig(device="cpu", runtime=runtime, iris_model=iris_model))
     assert tracker.runtime == runtime
     seen = list(tracker.iter_track(iter(rgb)))
     return np.stack([ff.faces[0][0] if 0 in ff.faces else np.full((478, 3), np.nan) for ff in seen]), rgb
@@ -175,7 +175,9 @@ def _tracked(name: str, runtime: str, frames: int = 60):
 
 @pytest.mark.parametrize("name", ["WDA_AlexandriaOcasioCortez_000.mp4", "d12.mp4", "d3.mp4"])
 def test_onnxruntime_tracker_agrees_with_mediapipe(name):
-    """The CPU default's raw landmarks against MediaPipe's runtime on the same frames: mean error <= 2 % IOD."""
+    """The CPU runtime's raw landmarks (the plain face mesh: iris_model eye_crops) against MediaPipe's plain face
+    mesh on the same frames: mean error <= 2 % IOD (the attention mesh against MediaPipe's refine_landmarks=True:
+    test_attention_mesh.py)."""
     pytest.importorskip("onnxruntime")
     from conftest import footage, mediapipe_on_frames
     from ned_fx import topology
@@ -189,13 +191,14 @@ def test_onnxruntime_tracker_agrees_with_mediapipe(name):
     assert err.mean() <= 0.02, f"{name}: mean error {err.mean():.2%} of the inter-ocular distance"
 
 
-def test_onnxruntime_and_torch_track_alike():
+@pytest.mark.parametrize("iris_model", ["eye_crops", "attention"])
+def test_onnxruntime_and_torch_track_alike(iris_model):
     pytest.importorskip("onnxruntime")
     from conftest import footage
 
     footage("d12.mp4")
-    ort, _ = _tracked("d12.mp4", "onnxruntime", 30)
-    ref, _ = _tracked("d12.mp4", "torch", 30)
+    ort, _ = _tracked("d12.mp4", "onnxruntime", 30 if iris_model == "eye_crops" else 10, iris_model)
+    ref, _ = _tracked("d12.mp4", "torch", 30 if iris_model == "eye_crops" else 10, iris_model)
     assert not np.isnan(ort[:, 0, 0]).any() and not np.isnan(ref[:, 0, 0]).any()
     diff = np.linalg.norm(ort[..., :2] - ref[..., :2], axis=2)
     assert diff.mean() < 0.05 and diff.max() < 1.0, (diff.mean(), diff.max())     # pixels, iris points included
@@ -219,7 +222,7 @@ def _iris_tracked(frames: np.ndarray, reuse: float) -> tuple[np.ndarray, int]:
     else PyTorch) and the number of eye crops the iris net ran on."""
     from ned_fx.tracking import FaceTracker
 
-    tracker = FaceTracker(TrackerConfig(device="cpu", iris_reuse=reuse))
+    tracker = FaceTracker(TrackerConfig(device="cpu", iris_reuse=reuse, iris_model="eye_crops"))
     net, crops = tracker.engines["iris"], [0]
 
     def counted(x):

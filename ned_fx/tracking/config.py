@@ -8,6 +8,8 @@ from ..errors import InvalidParameterError
 
 #: what can run the tracker's networks (TrackerConfig.runtime)
 RUNTIMES = ("auto", "torch", "onnxruntime")
+#: what finds the iris points (TrackerConfig.iris_model)
+IRIS_MODELS = ("attention", "eye_crops")
 
 
 @dataclass(frozen=True)
@@ -23,10 +25,13 @@ class TrackerConfig:
             entering the shot (0: only when a face is lost or none is tracked).
         max_gap: frames a lost face's id is kept, so a face that comes back gets its old id.
         roi_scale: crop size over the face box (MediaPipe: 1.5); iris_roi_scale: same for the eye crops (2.3).
-        iris: also run the iris network (10 extra points: 468..472 and 473..477).
+        iris: also find the irises (10 extra points: 468..472 and 473..477, MediaPipe's 478-point layout).
+        iris_model: what finds them: "attention" (MediaPipe's attention mesh, the net of its
+            ``refine_landmarks=True``: one net gives the mesh with refined lips and eyes and both irises) or
+            "eye_crops" (the plain face mesh, then the iris net on a crop around each eye, both eyes in one batch).
         iris_reuse: when tracking frame by frame (``batch_size`` 1), an eye crop whose change since the iris net
             last ran on that eye (the largest mean absolute difference, 0..1, over a 16x16 block of the 64x64
-            crop) is below this keeps that output (in crop pixels: the points follow the eye's crop) instead of
+            crop) is below this keeps that output (``iris_model`` "eye_crops" only) (in crop pixels: the points follow the eye's crop) instead of
             running the net again; 0 (the default: the same points as before) runs it on every frame. Measured
             on the shared clips (bench/track.py): 0.02 runs the net on 39-100 % of the frames and moves the iris
             points by 0.0-0.34 % of the inter-ocular distance on average (at most 2.1 %); larger values skip
@@ -54,6 +59,7 @@ class TrackerConfig:
     roi_scale: float = 1.5
     iris_roi_scale: float = 2.3
     iris: bool = True
+    iris_model: str = "eye_crops"
     iris_reuse: float = 0.0
     smoothing: float = 0.3
     batch_size: int = 1
@@ -74,6 +80,9 @@ class TrackerConfig:
             raise InvalidParameterError(f"batch_size must be at least 1, got {self.batch_size}")
         if self.runtime not in RUNTIMES:
             raise InvalidParameterError(f"runtime must be one of {', '.join(RUNTIMES)}, got {self.runtime!r}")
+        if self.iris_model not in IRIS_MODELS:
+            raise InvalidParameterError(f"iris_model must be one of {', '.join(IRIS_MODELS)}, "
+                                        f"got {self.iris_model!r}")
         if not 0.0 <= self.iris_reuse <= 1.0:
             raise InvalidParameterError(f"iris_reuse must be between 0 and 1, got {self.iris_reuse}")
         if self.redetect_interval < 0 or self.max_gap < 0:

@@ -26,7 +26,8 @@ OPSET = 18
 #: engine -> (input name, output names, input size)
 _IO = {"face_detector": ("images", ("points", "prob"), DETECTOR_SIZE),
        "face_mesh": ("crops", ("landmarks", "score"), MESH_SIZE),
-       "iris": ("crops", ("contour", "iris"), IRIS_SIZE)}
+       "iris": ("crops", ("contour", "iris"), IRIS_SIZE),
+       "face_mesh_attention": ("crops", ("landmarks", "score"), MESH_SIZE)}
 #: largest |ORT - torch| accepted on the parity batch (crop pixels; scores 0..1)
 _TOLERANCE = 5e-3
 
@@ -62,16 +63,36 @@ class OrtEngine:
         return self
 
 
-def load_ort_engines(iris: bool = True, threads: int | None = None) -> dict[str, OrtEngine]:
-    """The tracker's engines in onnxruntime (exported on first use, then read from the cache).
+def load_ort_engines(iris: bool = True, threads: int | None = None,
+                     iris_model: str | None = None) -> dict[str, OrtEngine]:
+    """The tracker's engines in onnxruntime (exported on first use, then read from the cache); ``iris`` and
+    ``iris_model`` (None: TrackerConfig's default) choose them as in :func:`.engine.load_engines`.
 
     Raises:
         WeightsMissingError: the converted weights are not installed.
         RuntimeError: an export does not match PyTorch (the caller falls back to PyTorch).
     """
     threads = threads or torch.get_num_threads()
-    names = ["face_detector", "face_mesh"] + (["iris"] if iris else [])
+    names = list(_engine_names(iris, iris_model))
     return {name: OrtEngine(name, onnx_file(name), threads) for name in names}
+
+
+def _engine_names(iris: bool, iris_model: str | None) -> tuple[str, ...]:
+    """The engines a tracker config loads (as :func:`.engine.load_engines`)."""
+    if iris_model is None:
+        from .config import TrackerConfig
+
+        iris_model = TrackerConfig().iris_model
+    if not iris:
+        return ("face_detector", "face_mesh")
+    return ("face_detector", "face_mesh_attention") if iris_model == "attention" else \
+        ("face_detector", "face_mesh", "iris")
+
+
+def _load_one(name: str) -> torch.nn.Module:
+    engines = load_engines("cpu", iris=name in ("iris", "face_mesh_attention"),
+                           iris_model="attention" if name == "face_mesh_attention" else "eye_crops")
+    return engines[name]
 
 
 def onnx_file(name: str) -> Path:
@@ -198,7 +219,7 @@ def _blocked_friendly(path: Path) -> None:
 
 
 def _export(name: str, path: Path) -> None:
-    module = _for_export(load_engines("cpu", iris=name == "iris")[name].float())
+    module = _for_export(_load_one(name).float())
     inp, outs, size = _IO[name]
     example = torch.rand(2, 3, size, size, generator=torch.Generator().manual_seed(0))
     folder = path.parent

@@ -2,7 +2,11 @@
 
 The ``tflite`` package parses the flatbuffer (no TensorFlow needed). Every operator of the face detector,
 face mesh and iris networks is one of CONV_2D, DEPTHWISE_CONV_2D, PRELU, RELU, ADD, MAX_POOL_2D, PAD,
-RESHAPE, CONCATENATION (with DEQUANTIZE turning fp16 constants into fp32, folded here). The result is a
+RESHAPE, CONCATENATION (with DEQUANTIZE turning fp16 constants into fp32, folded here). The attention mesh
+(MediaPipe's ``refine_landmarks=True`` net) adds MUL by a constant, STRIDED_SLICE and MediaPipe's three custom
+operators (``mediapipe/util/tflite/operations``, options read from their flexbuffers): Landmarks2TransformMatrix
+(v2: an affine from a landmark subset's rotated bounding box), TransformTensorBilinear (v2: an affine bilinear
+resample of a feature map) and TransformLandmarks (v2: landmarks through that affine). The result is a
 *net spec* — a list of steps in execution order with static padding already resolved — plus named float32
 arrays, saved together in one ``.npz``. Layout is converted once, here: TFLite's NHWC/OHWI becomes
 PyTorch's NCHW/OIHW.
@@ -104,6 +108,9 @@ def convert_tflite(data: bytes) -> tuple[list[dict], dict[str, np.ndarray]]:
         out = outs[0]
         key = f"s{k}"
 
+        if kind == "CUSTOM":
+            steps.append(_custom_step(code_entry.CustomCode().decode(), code_entry.Version(), op, ins, out, shapes))
+            continue
         if kind == "DEQUANTIZE":
             constants[out] = const(ins[0])
             continue
@@ -154,13 +161,35 @@ def convert_tflite(data: bytes) -> tuple[list[dict], dict[str, np.ndarray]]:
                           "pads": [*paddings[1], *paddings[2], *paddings[3]]})
         elif kind == "RESHAPE":
             steps.append({"op": "reshape", "in": ins[0], "out": out, "shape": shapes[out]})
+        elif kind == "MUL":
+            if ins[1] not in constants:
+                raise UnsupportedFormatError("MUL is supported by a constant only")
+            opts = _options(op, tflite.MulOptions)
+            value = const(ins[1])
+            if len(shapes[out]) == 4 and value.ndim == 4:       # NHWC constant: NCHW like the activations
+                value = value.transpose(0, 3, 1, 2)
+            steps.append({"op": "mul", "in": ins[0], "out": out, "weight": store(key + ".weight", value),
+                          "act": _ACTIVATIONS[opts.FusedActivationFunction()]})
+        elif kind == "STRIDED_SLICE":
+            opts = _options(op, tflite.StridedSliceOptions)
+            if opts.EllipsisMask() or opts.NewAxisMask() or opts.ShrinkAxisMask():
+                raise UnsupportedFormatError("STRIDED_SLICE with ellipsis, new-axis or shrink masks is not supported")
+            begin, end, strides = (constants[i].astype(int).tolist() for i in ins[1:4])
+            rank = len(shapes[ins[0]])
+            begin = [None if opts.BeginMask() >> a & 1 else begin[a] for a in range(rank)]
+            end = [None if opts.EndMask() >> a & 1 else end[a] for a in range(rank)]
+            if begin[0] not in (0, None) or end[0] not in (1, None) or strides[0] != 1:
+                raise UnsupportedFormatError("STRIDED_SLICE along the batch axis is not supported")
+            steps.append({"op": "slice", "in": ins[0], "out": out, "begin": begin[1:], "end": end[1:],
+                          "strides": strides[1:]})
         elif kind == "CONCATENATION":
             opts = _options(op, tflite.ConcatenationOptions)
             steps.append({"op": "concat", "in": ins, "out": out, "axis": opts.Axis()})
         else:
             raise UnsupportedFormatError(
                 f"TFLite operator {kind} is not supported by the converter; supported: CONV_2D, "
-                "DEPTHWISE_CONV_2D, PRELU, RELU, ADD, MAX_POOL_2D, PAD, RESHAPE, CONCATENATION, DEQUANTIZE")
+                "DEPTHWISE_CONV_2D, PRELU, RELU, ADD, MUL, MAX_POOL_2D, PAD, RESHAPE, STRIDED_SLICE, CONCATENATION, "
+                "DEQUANTIZE, and the custom " + ", ".join(_CUSTOM))
 
     inputs = [int(i) for i in graph.InputsAsNumpy()]
     outputs = [int(i) for i in graph.OutputsAsNumpy()]
@@ -169,6 +198,34 @@ def convert_tflite(data: bytes) -> tuple[list[dict], dict[str, np.ndarray]]:
               "output_names": [tensor_info(i)[0] for i in outputs],
               "ranks": {str(i): len(s) for i, s in shapes.items()}}
     return [header, *steps], arrays
+
+
+#: MediaPipe's custom operators the converter knows, with the version it implements
+_CUSTOM = {"Landmarks2TransformMatrix": 2, "TransformTensorBilinear": 2, "TransformLandmarks": 2}
+
+
+def _custom_step(name: str, version: int, op: Any, ins: list[int], out: int, shapes: dict) -> dict:
+    """One of MediaPipe's custom operators as a spec step (its flexbuffers options decoded)."""
+    if _CUSTOM.get(name) != version:
+        raise UnsupportedFormatError(f"custom TFLite operator {name} v{version} is not supported; supported: "
+                                     + ", ".join(f"{k} v{v}" for k, v in _CUSTOM.items()))
+    raw = bytes(op.CustomOptionsAsNumpy()) if op.CustomOptionsLength() else b""
+    options: dict = {}
+    if raw:
+        from flatbuffers import flexbuffers
+
+        options = flexbuffers.Loads(raw)
+    if name == "Landmarks2TransformMatrix":
+        return {"op": "landmarks_to_matrix", "in": ins[0], "out": out,
+                "subset": [int(i) for i in options["subset_idxs"]],
+                "left": int(options["left_rotation_idx"]), "right": int(options["right_rotation_idx"]),
+                "target_rotation": float(options.get("target_rotation_radians", 0.0)),
+                "size": [int(options["output_height"]), int(options["output_width"])],
+                "scale": [float(options["scale_y"]), float(options["scale_x"])]}
+    if name == "TransformTensorBilinear":
+        return {"op": "transform_bilinear", "in": ins[:2], "out": out,
+                "size": [int(options["output_height"]), int(options["output_width"])]}
+    return {"op": "transform_landmarks", "in": ins[:2], "out": out}
 
 
 def save_net(path: Path, spec: list[dict], arrays: dict[str, np.ndarray], source: dict) -> None:

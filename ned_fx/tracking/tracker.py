@@ -1,5 +1,7 @@
 """Video face tracking: detect, track each face from its previous landmarks, re-detect when a face is lost or
-new faces may have entered, keep stable ids; eyes refined by the iris net; smoothing and head pose at the end.
+new faces may have entered, keep stable ids; irises from MediaPipe's attention mesh (one net, as its
+refine_landmarks=True) or from the iris net on eye crops (TrackerConfig.iris_model); smoothing and head pose at the
+end.
 
 Frames with no face are reported (``found`` false), never fatal.
 """
@@ -89,7 +91,7 @@ class FaceTracker:
             from .ort import load_ort_engines
 
             try:
-                engines = load_ort_engines(iris=self.config.iris)
+                engines = load_ort_engines(iris=self.config.iris, iris_model=self.config.iris_model)
                 self.runtime = "onnxruntime"
                 return engines
             except WeightsMissingError:
@@ -100,7 +102,7 @@ class FaceTracker:
                 # auto: no usable export (the onnx package missing, a read-only cache, an export that does not
                 # match PyTorch): PyTorch runs the networks
         self.runtime = "torch"
-        return load_engines(self.device, iris=self.config.iris)
+        return load_engines(self.device, iris=self.config.iris, iris_model=self.config.iris_model)
 
     # ---- narrow batched steps ---------------------------------------------------------------------------
     @torch.inference_mode()
@@ -126,23 +128,36 @@ class FaceTracker:
     def mesh(self, frames: torch.Tensor, which: list[int], rois: list[np.ndarray],
              faces: list[_Face] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Face mesh for crops ``rois[k]`` of frame ``which[k]``. Returns (Kx478x3 pixels, K scores); the iris
-        points are filled when the iris engine is loaded, else copied from the eye centres. ``faces[k]`` (the
+        points come from the attention mesh where it runs (:attr:`uses_attention`), else from the iris engine where
+        it is loaded, else are copied from the eye centres. ``faces[k]`` (the
         tracked face crop ``k`` follows, frames in order) lets an eye whose crop hardly changed since the iris net
         last ran on it reuse that output."""
         if not which:
             return np.zeros((0, NUM_POINTS, 3)), np.zeros(0)
         affines = g.roi_to_affine(np.stack(rois), MESH_SIZE)
         crops = g.crop_images(frames, torch.tensor(which), affines, MESH_SIZE)
-        lm, score = self.engines["face_mesh"](crops)
+        attention = self.uses_attention
+        lm, score = self.engines["face_mesh_attention" if attention else "face_mesh"](crops)
         lm = lm.double().cpu().numpy()
         out = np.zeros((len(which), NUM_POINTS, 3))
+        points = lm.shape[1]           # 478 from the attention mesh (irises included), else 468
         for k in range(len(which)):
             pts = lm[k].copy()
             pts[:, :2] += _PIXEL_CENTRE
-            out[k, :NUM_MESH] = g.apply_affine(affines[k], pts)
-            out[k, :NUM_MESH, 2] = lm[k, :, 2] * rois[k][2] / MESH_SIZE
-        self._iris(frames, which, out, faces)
+            out[k, :points] = g.apply_affine(affines[k], pts)
+            out[k, :points, 2] = lm[k, :, 2] * rois[k][2] / MESH_SIZE
+        if not attention:
+            self._iris(frames, which, out, faces)
         return out, score.cpu().numpy().astype(np.float64)
+
+    @property
+    def uses_attention(self) -> bool:
+        """Whether the attention mesh runs (``iris_model`` "attention" with its engine loaded, or engines given with
+        no other face mesh); else the face mesh and, where loaded, the iris net on eye crops."""
+        if "face_mesh_attention" not in self.engines:
+            return False
+        wanted = self.config.iris and self.config.iris_model == "attention"
+        return wanted or "face_mesh" not in self.engines
 
     @torch.inference_mode()
     def _iris(self, frames: torch.Tensor, which: list[int], out: np.ndarray, faces: list[_Face] | None = None) -> None:

@@ -1,6 +1,7 @@
 """Where the tracker's converted weights live, and how they are installed.
 
-The networks are MediaPipe's BlazeFace short-range detector, face-landmark (mesh) and iris-landmark models.
+The networks are MediaPipe's BlazeFace short-range detector, face-landmark (mesh), iris-landmark and attention-mesh
+(face landmarks with refined lips, eyes and irises: MediaPipe's ``refine_landmarks=True``) models.
 Their weights come from the ``.tflite`` files inside the ``mediapipe`` wheel on PyPI — fetched with
 ``pip download --no-deps`` (nothing else is downloaded, and mediapipe itself is never installed for this) —
 and are converted by :mod:`.tflite_convert` into ``.npz`` files under the weights folder:
@@ -27,6 +28,7 @@ NETS = {
     "face_detector": "mediapipe/modules/face_detection/face_detection_short_range.tflite",
     "face_mesh": "mediapipe/modules/face_landmark/face_landmark.tflite",
     "iris": "mediapipe/modules/iris_landmark/iris_landmark.tflite",
+    "face_mesh_attention": "mediapipe/modules/face_landmark/face_landmark_with_attention.tflite",
 }
 
 
@@ -40,7 +42,8 @@ def weights_dir() -> Path:
 
 
 def weights_path(name: str) -> Path:
-    """Path of the converted weights of one net (``face_detector``, ``face_mesh`` or ``iris``)."""
+    """Path of the converted weights of one net (``face_detector``, ``face_mesh``, ``iris`` or
+    ``face_mesh_attention``)."""
     if name not in NETS:
         raise KeyError(f"unknown net {name!r}; nets: {', '.join(NETS)}")
     return weights_dir() / f"{name}.npz"
@@ -80,7 +83,8 @@ def download_wheel(dest: Path) -> Path:
 
 
 def install(wheel: Path | None = None, force: bool = False) -> dict[str, Path]:
-    """Convert the three nets from a mediapipe wheel into the weights folder.
+    """Convert the nets from a mediapipe wheel into the weights folder (only those not converted yet, unless
+    ``force``: an install from before a net was added gains it without converting the others again).
 
     Args:
         wheel: a ``mediapipe-0.10.21-*.whl`` file; downloaded from PyPI when None.
@@ -107,6 +111,8 @@ def install(wheel: Path | None = None, force: bool = False) -> dict[str, Path]:
     try:
         with zipfile.ZipFile(wheel) as zf:
             for name, member in NETS.items():
+                if not force and targets[name].is_file():
+                    continue
                 try:
                     data = zf.read(member)
                 except KeyError:
