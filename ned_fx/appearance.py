@@ -513,6 +513,155 @@ def _store_models(key: str, models: ShotModels) -> Path | None:
     return store_private(_models_path(key), lambda fh: np.savez(fh, **models.to_arrays()), fsync=False)
 
 
+#: bump when what the matte cache holds, or how it is checked, changes meaning
+MATTES_CACHE_VERSION = 1
+_MISS = object()
+
+
+def matte_cache_key(path: str | Path, edited, frames: str | None, yuv_conversion: str | None) -> str | None:
+    """The cache key of a shot's occluder mattes (None when the source cannot be fingerprinted): the source's
+    content, the frames, the source landmarks, the decode's YUV conversion, and the occlusion stage's own code and
+    default config (a changed detector never reads an old matte). Nothing of the edit's target is in it: an edit
+    of the same shot with another emotion reads the mattes the first one found."""
+    import hashlib
+
+    from . import __version__
+    from .errors import NedFxError
+    from .media import source_fingerprint
+
+    try:
+        source = source_fingerprint(path)
+    except (OSError, NedFxError):
+        return None
+    h = hashlib.sha256(f"{MATTES_CACHE_VERSION}|{__version__}|{source}|{Path(path).resolve()}|{frames}|"
+                       f"{yuv_conversion}".encode())
+    from .occlusion import OcclusionConfig
+
+    h.update(repr(OcclusionConfig()).encode())
+    folder = Path(__file__).parent / "occlusion"
+    for f in sorted(folder.glob("*.py")):
+        h.update(f.name.encode())
+        h.update(f.read_bytes())
+    for arr in (edited.frame_numbers, edited.found, edited.source_landmarks):
+        a = np.ascontiguousarray(arr)
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()[:32]
+
+
+class MatteMemo:
+    """The occluder mattes of a shot's frames, kept between edits of the shot (in the track cache's folder,
+    ``mattes-<key>.npz``, 0600).
+
+    The detector looks at the plate's face region and the source landmarks only, so an edit with another emotion
+    finds the same matte wherever its face region has the same box (the box spans source and target: it is the
+    same on most frames). Each entry is checked on use: frame number, box, white, and a CRC of the source
+    landmarks and of every 4th row of the region's pixels must all match, else the detector runs. Memory is
+    bounded: mattes are held as the box around their non-zero values, and recording stops at ``budget`` bytes.
+
+    Args:
+        key: from :func:`matte_cache_key` (None: nothing is read or stored).
+        budget: most bytes of new mattes held for storing.
+    """
+
+    def __init__(self, key: str | None, budget: int = 64 << 20):
+        self.key, self.budget = key, budget
+        self.entries: dict[tuple, tuple] = {} if key is None else self._load(key)
+        self.added, self.held, self.hits = 0, 0, 0
+
+    @staticmethod
+    def _path(key: str) -> Path:
+        from .tracking.cache import cache_dir
+
+        return cache_dir() / f"mattes-{key}.npz"
+
+    @classmethod
+    def _load(cls, key: str) -> dict:
+        import os
+        import stat
+
+        path = cls._path(key)
+        try:
+            st = os.lstat(path)
+            if not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid():
+                return {}
+            with np.load(path, allow_pickle=False) as d:
+                heads, crops, ends = d["heads"], d["crops"], d["ends"]
+                values = d["values"]
+        except Exception:       # absent, corrupt, from another version: a miss, never a failed edit
+            return {}
+        out, start = {}, 0
+        for head, crop, end in zip(heads.tolist(), crops.tolist(), ends.tolist()):
+            number, x0, y0, x1, y1, white, check = head
+            if crop[0] < 0:
+                matte = None
+            else:
+                shape = (crop[2] - crop[0], crop[3] - crop[1])
+                matte = (tuple(crop), values[start:end].reshape(shape))
+            out[(int(number), (int(x0), int(y0), int(x1), int(y1)))] = (float(white), int(check), matte)
+            start = end
+        return out
+
+    @staticmethod
+    def _check(region: np.ndarray, src: np.ndarray) -> int:
+        import zlib
+
+        check = zlib.crc32(np.ascontiguousarray(src, np.float64).tobytes())
+        return zlib.crc32(np.ascontiguousarray(region[::4]).tobytes(), check)
+
+    def get(self, number, box, region: np.ndarray, src: np.ndarray, white: float):
+        """The stored matte (an HxW float32 array, or None: no occluder), or ``_MISS``."""
+        entry = self.entries.get((int(number), tuple(int(v) for v in box)))
+        if entry is None or entry[0] != float(white) or entry[1] != self._check(region, src):
+            return _MISS
+        self.hits += 1
+        if entry[2] is None:
+            return None
+        (r0, c0, r1, c1), crop = entry[2]
+        matte = np.zeros(region.shape[:2], np.float32)
+        matte[r0:r1, c0:c1] = crop
+        return matte
+
+    def put(self, number, box, region: np.ndarray, src: np.ndarray, white: float, matte: np.ndarray | None) -> None:
+        """Hold the matte the detector found (kept for :meth:`save` while within the budget)."""
+        if self.key is None or self.held >= self.budget:
+            return
+        crop = None
+        if matte is not None:
+            # every value that is not +0.0 (a -0.0 too): the matte comes back bit for bit
+            rows, cols = np.nonzero((matte != 0) | np.signbit(matte))
+            if len(rows) == 0:
+                crop = ((0, 0, 0, 0), np.zeros((0, 0), np.float32))
+            else:
+                r0, r1, c0, c1 = int(rows.min()), int(rows.max()) + 1, int(cols.min()), int(cols.max()) + 1
+                crop = ((r0, c0, r1, c1), np.array(matte[r0:r1, c0:c1], np.float32))
+            self.held += crop[1].nbytes
+        self.entries[(int(number), tuple(int(v) for v in box))] = (float(white), self._check(region, src), crop)
+        self.added += 1
+
+    def save(self) -> Path | None:
+        """Store every matte held (with the ones read) when new ones were found; the path, or None."""
+        if self.key is None or not self.added:
+            return None
+        from .tracking.cache import store_private
+
+        heads, crops, ends, values, end = [], [], [], [], 0
+        for (number, box), (white, check, matte) in sorted(self.entries.items()):
+            heads.append([number, *box, white, check])
+            if matte is None:
+                crops.append([-1, -1, -1, -1])
+            else:
+                (r0, c0, r1, c1), crop = matte
+                crops.append([r0, c0, r1, c1])
+                values.append(crop.reshape(-1))
+                end += crop.size
+            ends.append(end)
+        arrays = {"heads": np.array(heads, np.float64).reshape(-1, 7), "crops": np.array(crops, np.int64).reshape(-1, 4),
+                  "ends": np.array(ends, np.int64),
+                  "values": np.concatenate(values) if values else np.zeros(0, np.float32)}
+        return store_private(self._path(self.key), lambda fh: np.savez(fh, **arrays), fsync=False)
+
+
 class FaceContent:
     """Per frame: occluders out, the renderer's warp, the new content over it (the one place sub-stages run).
 
@@ -547,6 +696,8 @@ class FaceContent:
 
             self.occlusion = OcclusionDetector()
         self.seconds = {"occlusion": 0.0, "brows": 0.0, "skin": 0.0, "mouth": 0.0, "eyes": 0.0}
+        #: a :class:`MatteMemo` of the shot's occluder mattes (kept between edits of the shot), or None
+        self.mattes: MatteMemo | None = None
 
     def occluders(self, region: np.ndarray, src: np.ndarray, white: float, number: int | None = None,
                   box=None, size: tuple[int, int] | None = None) -> np.ndarray | None:
@@ -574,9 +725,19 @@ class FaceContent:
                 x0, y0, x1, y1 = box
                 matte = matte[y0:y1, x0:x1]
         if matte is None and self.occlusion is not None:
-            # glasses frames only where the shot's glasses model found glasses (a still with glasses:
-            # --holdout-matte); hair over the forehead always (see OcclusionDetector.detect_in_shot)
-            matte = self.occlusion.detect_in_shot(region, src, white, glasses=self.models.glasses)
+            # the memo (another edit of the shot found these mattes) only where detection alone decides
+            memo = self.mattes if number is not None and box is not None and not self.config.holdout else None
+            found = memo.get(number, box, region, src, white) if memo is not None else _MISS
+            if found is _MISS:
+                # glasses frames only where the shot's glasses model found glasses (a still with glasses:
+                # --holdout-matte); hair over the forehead always (see OcclusionDetector.detect_in_shot)
+                found = self.occlusion.detect_in_shot(region, src, white, glasses=self.models.glasses)
+                found = None if found is None or not np.any(found > 0) else \
+                    np.clip(found.astype(np.float32, copy=False), 0.0, 1.0)
+                if memo is not None:
+                    memo.put(number, box, region, src, white, found)
+            self.seconds["occlusion"] += time.perf_counter() - t
+            return found
         self.seconds["occlusion"] += time.perf_counter() - t
         if matte is None or not np.any(matte > 0):
             return None

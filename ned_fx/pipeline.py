@@ -487,7 +487,8 @@ def _edit(path, output, kind, instruction, frames, face_id, preview, tracker_con
         summary = _render_shot(path, output, kind, track, edited, frames, preview, renderer_config,
                                compositor_config, progress, resume, clock, instruction, record, written, hasher,
                                neural=(checkpoint, neural) if neural is not None else None, models=models,
-                               content=content, linearize=linearize, layers=layers, decoded=decoded)
+                               content=content, linearize=linearize, layers=layers, decoded=decoded,
+                               matte_cache=track_cache)
         if sign is not None:
             from .media.readers import read_provenance
             from .provenance.c2pa import sign_file
@@ -1056,7 +1057,8 @@ class _Pending:
 def _render_shot(path, output, kind, track, edited, frames, preview, renderer_config, compositor_config,
                  progress, resume, clock, instruction, record=None, written: list | None = None,
                  hasher=None, neural: tuple | None = None, models=None, content=None,
-                 linearize: bool = False, layers=None, decoded: list | None = None) -> EditSummary:
+                 linearize: bool = False, layers=None, decoded: list | None = None,
+                 matte_cache: bool = False) -> EditSummary:
     import time
 
     from .media.layers import LayerConfig
@@ -1077,6 +1079,11 @@ def _render_shot(path, output, kind, track, edited, frames, preview, renderer_co
                            "step": int(neural[1].step)} if neural else None, linearize=linearize,
                  layers=layers if layers is not None else LayerConfig())
     need_weights = sink.layers.matte or sink.layers.layer == "patch"
+    if matte_cache and shot.content.occlusion is not None and not shot.content.config.holdout:
+        # the occluder mattes do not depend on the emotion: a second edit of the shot reads the first one's
+        from .appearance import MatteMemo, matte_cache_key
+
+        shot.content.mattes = MatteMemo(matte_cache_key(path, edited, frames, sink.layers.yuv_conversion))
     before_after = _PreviewSink(preview, track.fps, record, written)
     try:
         with open_media(path, parse_frame_range(frames), yuv_conversion=sink.layers.yuv_conversion) as source:
@@ -1138,6 +1145,8 @@ def _render_shot(path, output, kind, track, edited, frames, preview, renderer_co
         sink.close()
         before_after.close()
         clock.add("encode", t)
+        if shot.content.mattes is not None:
+            shot.content.mattes.save()
     except BaseException:
         sink.abort()
         before_after.abort()

@@ -1,7 +1,8 @@
 """Analyse once, appearance included (issue 18): with the track cache, a shot's edit-independent appearance models
 (mouth bank, eye model, glasses model) are cached beside its track, so a second edit of the same plate with another
 emotion decodes the plate once (the render) instead of twice; the mouth's plan follows each edit's target; the
-files are private; --no-cache, another frame range or another source miss."""
+files are private; --no-cache, another frame range or another source miss. The occluder mattes are kept the same
+way (MatteMemo): read back bit for bit wherever the face region's box is the same."""
 
 from __future__ import annotations
 
@@ -41,8 +42,18 @@ def _frames(path, n):
     return [read_image(str(path).replace("####", f"{i:04d}")).pixels for i in range(n)]
 
 
-def test_a_second_edit_reads_the_models_and_renders_what_a_fresh_edit_renders(tmp_path, builds):
+def test_a_second_edit_reads_the_models_and_renders_what_a_fresh_edit_renders(tmp_path, builds, monkeypatch):
     folder, runs = builds
+    from ned_fx.occlusion import OcclusionDetector
+
+    detections = []
+    real_detect = OcclusionDetector.detect_in_shot
+
+    def counted_detect(self, *args, **kwargs):
+        detections.append(1)
+        return real_detect(self, *args, **kwargs)
+
+    monkeypatch.setattr(OcclusionDetector, "detect_in_shot", counted_detect)
     clip = footage("d12.mp4")                   # glasses: every model is built (glasses, mouth bank, eyes)
     old = os.umask(0o022)
     try:
@@ -56,11 +67,17 @@ def test_a_second_edit_reads_the_models_and_renders_what_a_fresh_edit_renders(tm
     with np.load(files[0]) as data:
         assert any(k.startswith("mouth.") for k in data.files) and any(k.startswith("glasses.") for k in data.files)
         assert not any(k.startswith("mouth_plan.") for k in data.files), "the plan follows the edit: not cached"
-    _edit(clip, tmp_path / "b.####.png", "surprised", "--frames", "0-5")
+    first = len(detections)
+    mattes = list(folder.glob("mattes-*.npz"))     # the occluder mattes: emotion-independent, kept too
+    assert first == 6 and len(mattes) == 1 and stat.S_IMODE(os.stat(mattes[0]).st_mode) == 0o600
+    _edit(clip, tmp_path / "b.####.png", "sad", "--frames", "0-5")
     assert len(runs) == 1, "the second edit of the same plate built the appearance models again"
+    # happy and sad give d12 the same face-region boxes: every matte is read, not detected again (and b == c
+    # below: the very same pixels as detecting them)
+    assert len(detections) == first, "the second edit detected the occluder mattes again"
     # tracked and built afresh (an empty cache): the same pixels as the edit that read the models
     os.environ["NED_FX_CACHE"] = str(tmp_path / "fresh")
-    _edit(clip, tmp_path / "c.####.png", "surprised", "--frames", "0-5")
+    _edit(clip, tmp_path / "c.####.png", "sad", "--frames", "0-5")
     os.environ["NED_FX_CACHE"] = str(folder)
     assert len(runs) == 2
     b, c = _frames(tmp_path / "b.####.png", 6), _frames(tmp_path / "c.####.png", 6)
@@ -68,7 +85,7 @@ def test_a_second_edit_reads_the_models_and_renders_what_a_fresh_edit_renders(tm
     a = _frames(tmp_path / "a.####.png", 6)
     assert not all(np.array_equal(x, y) for x, y in zip(a, b)), "the second emotion was not rendered"
     # another range is another key
-    _edit(clip, tmp_path / "d.####.png", "sad", "--frames", "0-4")
+    _edit(clip, tmp_path / "d.####.png", "surprised", "--frames", "0-4")
     assert len(runs) == 3 and len(list(folder.glob("models-*.npz"))) == 2
 
 
@@ -170,3 +187,39 @@ def test_a_shot_that_does_not_fit_is_never_kept_in_part():
     crops.offer(0, frame)
     crops.located(0, {0: (lm, 1.0)})
     assert crops.full and not crops.crops
+
+
+def test_the_matte_memo_gives_back_the_very_matte_and_misses_on_any_other_frame(tmp_path, monkeypatch):
+    """A matte held by MatteMemo comes back bit for bit (a -0.0 too) after a store and a load; another box,
+    other pixels, other landmarks or another white miss; a full budget stops recording; no key: nothing stored."""
+    from ned_fx.appearance import _MISS, MatteMemo
+
+    monkeypatch.setenv("NED_FX_CACHE", str(tmp_path / "cache"))
+    rng = np.random.default_rng(3)
+    region = rng.random((40, 30, 3), dtype=np.float32)
+    src = rng.random((478, 3)) * 30
+    matte = np.zeros((40, 30), np.float32)
+    matte[5:12, 7:20] = rng.random((7, 13), dtype=np.float32)
+    matte[30, 2] = -0.0
+    memo = MatteMemo("k" * 32)
+    memo.put(7, (1, 2, 31, 42), region, src, 255.0, matte)
+    memo.put(8, (1, 2, 31, 42), region, src, 255.0, None)
+    assert memo.save() is not None
+    again = MatteMemo("k" * 32)
+    got = again.get(7, (1, 2, 31, 42), region, src, 255.0)
+    assert got.dtype == np.float32 and np.array_equal(got.view(np.uint32), matte.view(np.uint32))
+    assert again.get(8, (1, 2, 31, 42), region, src, 255.0) is None
+    other = region.copy()
+    other[0, 0, 0] += 0.5
+    moved = src.copy()
+    moved[10, 0] += 0.25
+    for args in ((7, (1, 2, 31, 41), region, src, 255.0), (7, (1, 2, 31, 42), other, src, 255.0),
+                 (7, (1, 2, 31, 42), region, moved, 255.0), (7, (1, 2, 31, 42), region, src, 1.0),
+                 (9, (1, 2, 31, 42), region, src, 255.0)):
+        assert again.get(*args) is _MISS
+    assert again.hits == 2 and again.save() is None          # nothing new: nothing written
+    full = MatteMemo("f" * 32, budget=1)
+    full.put(1, (0, 0, 30, 40), region, src, 1.0, matte)
+    full.put(2, (0, 0, 30, 40), region, src, 1.0, matte)
+    assert full.added == 1
+    assert MatteMemo(None).save() is None and MatteMemo(None).get(7, (1, 2, 31, 42), region, src, 255.0) is _MISS
