@@ -7,8 +7,9 @@ is HxW float32 over the face region, 1 on an occluder; the compositor keeps the 
 (``Compositor.composite(..., keep=matte)``). Per frame: ``matte = detect(region, src)``, ``render(fill(region,
 matte), ...)``, ``composite(..., keep=matte)``. Glasses are rigid with the head:
 :class:`GlassesModelBuilder` (a per-shot model builder: ``add`` every frame, ``finish`` once) accumulates the
-frames' evidence over the shot into a :class:`GlassesModel` (None when the actor wears none), which
-``detect(..., glasses=model)`` maps into each frame. numpy + OpenCV only; nothing is loaded at import time; this stage
+frames' evidence over the shot into a :class:`GlassesModel` (None when the actor wears none; a still's is its
+one frame's rims, checked by :meth:`OcclusionDetector.find_glasses`), which ``detect(..., glasses=model)`` maps
+into each frame. numpy + OpenCV only; nothing is loaded at import time; this stage
 imports no other stage.
 """
 

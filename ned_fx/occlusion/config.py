@@ -41,6 +41,15 @@ class OcclusionConfig:
             ``line_low``, also through the lid crease and the brows. 1 turns this off.
         lens_corridor: see ``lens_support``.
         lens_relax: see ``lens_support``.
+        still_lower, still_dip: glasses on one frame alone (a still: :meth:`OcclusionDetector.find_glasses`) need
+            both lenses' rims traced along at least ``still_lower`` of their arcs under the eyes, as lines that
+            dip at least ``still_dip`` below the cheek on both of their sides (a fraction of the cheek's luma).
+        still_support: ... from a lens pair with this much support (see ``lens_support``; the rims' check is
+            what tells glasses from a face's own lines there); only the lines within ``still_corridor`` (x IOD)
+            of the traced outlines are kept (the rest, hair and folds, cannot be told from the face on one frame) ...
+        still_iod: ... looked for on a copy of the face scaled (up or down) to each of these IODs in turn (a
+            thin rim's contrast after resampling depends on where the pixels fall: the first IOD that shows
+            glasses decides).
         rim_width: the traced rim is drawn this many working pixels wide (before ``grow``).
         eye_margin: the eye contours (lids, lashes) grown by this much (x IOD) are not frames; the region
             above the upper lid (the lid crease) is excluded ``crease`` further.
@@ -105,6 +114,11 @@ class OcclusionConfig:
     lens_support: float = 0.4
     lens_corridor: float = 0.03
     lens_relax: float = 0.7
+    still_lower: float = 0.5
+    still_dip: float = 0.1
+    still_iod: tuple[float, ...] = (128.0, 112.0, 144.0)
+    still_support: float = 0.3
+    still_corridor: float = 0.04
     rim_width: int = 2
     eye_margin: float = 0.05
     crease: float = 0.1
@@ -142,10 +156,16 @@ class OcclusionConfig:
             raise InvalidParameterError(f"line_scales must be half-widths between 0.3 and 8 px, got {self.line_scales}")
         if not 0.0 < self.line_low <= self.line_high <= 1.0:
             raise InvalidParameterError(f"need 0 < line_low <= line_high <= 1, got {self.line_low}, {self.line_high}")
-        if not 0.0 < self.lens_support <= 1.0:
-            raise InvalidParameterError(f"lens_support must be in (0, 1], got {self.lens_support}")
+        if not 0.0 < self.lens_support <= 1.0 or not 0.0 < self.still_support <= 1.0:
+            raise InvalidParameterError(f"lens_support and still_support must be in (0, 1], got {self.lens_support}, "
+                                        f"{self.still_support}")
         if not 0.0 < self.lens_relax <= 1.0:
             raise InvalidParameterError(f"lens_relax must be in (0, 1], got {self.lens_relax}")
+        if not 0.0 < self.still_lower <= 1.0 or not 0.0 < self.still_dip < 1.0:
+            raise InvalidParameterError(f"need 0 < still_lower <= 1 and 0 < still_dip < 1, got {self.still_lower}, "
+                                        f"{self.still_dip}")
+        if not self.still_iod or any(not 32.0 <= x <= 1024.0 for x in self.still_iod):
+            raise InvalidParameterError(f"still_iod must be IODs between 32 and 1024 pixels, got {self.still_iod}")
         if not 1 <= self.rim_width <= 8:
             raise InvalidParameterError(f"rim_width must be between 1 and 8 working pixels, got {self.rim_width}")
         if not self.bright_factor >= 1.0:
@@ -154,8 +174,8 @@ class OcclusionConfig:
             raise InvalidParameterError(f"nose_below must be between -0.5 and 0.5 (x IOD), got {self.nose_below}")
         for name in ("min_line_length", "max_line_width", "band_above", "band_below", "band_side", "eye_margin",
                      "crease", "lower_crease",
-                     "brow_margin", "lens_corridor", "hair_inset", "feature_margin", "min_hair_area", "hair_close",
-                     "hair_softness"):
+                     "brow_margin", "lens_corridor", "still_corridor", "hair_inset", "feature_margin", "min_hair_area",
+                     "hair_close", "hair_softness"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise InvalidParameterError(f"{name} must be between 0 and 1 (x IOD), got {value}")

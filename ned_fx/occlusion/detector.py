@@ -17,11 +17,16 @@ Cues:
         forehead centre): chroma far from the skin's, or much darker and off its colour, inside the face oval
         (pulled in from its outline), never on the eyes, brows, lips or nostrils; gaps closed so a lock is one
         patch.
+    glasses on a still (:meth:`OcclusionDetector.find_glasses`): the same lines and lens pair, each lens then moved
+        onto the strongest line under its eye, and kept only when the rims under both eyes are real thin lines
+        (the median profile across each dips at its centre below the cheek on both sides); only the parts of the
+        outlines that are such lines, and the found lines along them, are kept.
 
 Limits: in one frame, clear plastic frames of a few code values' contrast (d12.mp4) are found only in fragments:
 give the shot's :class:`~ned_fx.occlusion.GlassesModel` (``detect(..., glasses=model)``), which adds them up
-over the shot. Hands are skin-coloured and are not detected (give a holdout matte,
-:func:`~ned_fx.occlusion.load_holdout`).
+over the shot. On a still, a rim that runs through the lid crease or the brows is kept only where it is seen as
+a thin line there (d8.jpg: the lower rims and sides; the top rims only in part). Hands are skin-coloured and
+are not detected (give a holdout matte, :func:`~ned_fx.occlusion.load_holdout`).
 """
 
 from __future__ import annotations
@@ -176,7 +181,8 @@ class OcclusionDetector:
             white: the plate value of display white (255 for 8-bit, 65535 for 16-bit, 1.0 for float).
             glasses: the shot's :class:`~ned_fx.occlusion.GlassesModel` (from :class:`GlassesModelBuilder`):
                 its frames are mapped into this frame by the head pose (nudged onto the frame's own lines) and
-                added to what this frame shows; None (or an empty model): this frame's lines only.
+                added to what this frame shows; None (or an empty model): this frame's lines only. A model of
+                fewer than ``model_min_frames`` frames (a still's) is those frames' own lines: it is all there is.
             frames: look for glasses frames at all (the pipeline looks only where the shot's glasses model found
                 glasses: see :meth:`detect_in_shot`); hair is looked for either way, as the config says.
 
@@ -189,45 +195,17 @@ class OcclusionDetector:
         import cv2
 
         cfg = self.config
-        img = np.asarray(region, dtype=np.float32)
-        if img.ndim == 2:
-            img = img[:, :, None]
-        if img.ndim != 3 or img.shape[2] not in (1, 3) or img.shape[0] < 4 or img.shape[1] < 4:
-            raise InvalidParameterError(f"region must be HxWx3 or HxWx1 plate values, got shape {img.shape}")
-        if not white > 0:
-            raise InvalidParameterError(f"white must be > 0, got {white}")
-        pts = np.asarray(landmarks, dtype=np.float64)
-        if pts.ndim != 2 or pts.shape[0] < T.NUM_MESH or pts.shape[1] < 2:
-            raise InvalidParameterError(f"landmarks must be Px2 or Px3 (P >= {T.NUM_MESH}), got shape {pts.shape}")
-        full = pts
-        pts = pts[:, :2]
-        if not np.isfinite(pts[: T.NUM_MESH]).all():
-            raise NoFaceError("the landmarks have NaN points (no face in this frame); detect occluders only on "
-                              "frames with a face")
-        h, w = img.shape[:2]
-        iod = float(np.linalg.norm(pts[T.EYE_OUTER_LEFT] - pts[T.EYE_OUTER_RIGHT]))
-        if iod < 4.0:
+        work = self._prepare(region, landmarks, white)
+        if work is None:
+            h, w = np.asarray(region).shape[:2]
             return np.zeros((h, w), np.float32)
-        scale = min(1.0, cfg.work_iod / iod)
-        if scale > 0.85:
-            scale = 1.0                      # a resize by nearly 1 costs more than working a little larger
-        ww, wh = max(4, int(round(w * scale))), max(4, int(round(h * scale)))
-        sx, sy = ww / w, wh / h
-        small = img if (ww, wh) == (w, h) else cv2.resize(img, (ww, wh), interpolation=cv2.INTER_AREA)
-        if small.ndim == 2:
-            small = small[:, :, None]
-        if not np.isfinite(small).all():
-            small = np.nan_to_num(small, nan=0.0, posinf=white, neginf=0.0)
-        small = small * np.float32(1.0 / white)
-        p = pts * [sx, sy]                                           # landmarks in working pixels
-        s_iod = iod * 0.5 * (sx + sy)
-        grey = small[:, :, 0] if small.shape[2] == 1 else small @ _LUMA
-        grey = np.ascontiguousarray(np.clip(grey, 0.0, 2.0), dtype=np.float32)
-
+        (h, w), (ww, wh), (sx, sy), small, grey, p, s_iod, full, iod = work
         found = np.zeros((wh, ww), np.uint8)
         if cfg.glasses and frames:
             shot_model = glasses is not None and not glasses.empty
-            found |= self._frames(grey, p, s_iod, lenses=not shot_model)    # the model has the lens rims
+            if not shot_model or glasses.frames >= cfg.model_min_frames:
+                # the model has the lens rims; a short shot's model (a still's) has all its frames' lines too
+                found |= self._frames(grey, p, s_iod, lenses=not shot_model)[0]
             if shot_model:
                 from .glasses import place
 
@@ -263,12 +241,134 @@ class OcclusionDetector:
             matte = np.maximum(matte, hm)
         return matte
 
+    def _prepare(self, region: np.ndarray, landmarks: np.ndarray, white: float, work_iod: float | None = None):
+        """The checked inputs on the working copy: ``((h, w), (ww, wh), (sx, sy), small, grey, p, s_iod, full,
+        iod)`` (region and working sizes, working / region scale, the working copy over white and its luma,
+        landmarks and IOD in working pixels, the landmarks as given, the IOD in region pixels), or None for a face
+        too small to look at. The working copy has ``config.work_iod`` (never enlarged), or ``work_iod`` when
+        given."""
+        import cv2
+
+        cfg = self.config
+        img = np.asarray(region, dtype=np.float32)
+        if img.ndim == 2:
+            img = img[:, :, None]
+        if img.ndim != 3 or img.shape[2] not in (1, 3) or img.shape[0] < 4 or img.shape[1] < 4:
+            raise InvalidParameterError(f"region must be HxWx3 or HxWx1 plate values, got shape {img.shape}")
+        if not white > 0:
+            raise InvalidParameterError(f"white must be > 0, got {white}")
+        pts = np.asarray(landmarks, dtype=np.float64)
+        if pts.ndim != 2 or pts.shape[0] < T.NUM_MESH or pts.shape[1] < 2:
+            raise InvalidParameterError(f"landmarks must be Px2 or Px3 (P >= {T.NUM_MESH}), got shape {pts.shape}")
+        full = pts
+        pts = pts[:, :2]
+        if not np.isfinite(pts[: T.NUM_MESH]).all():
+            raise NoFaceError("the landmarks have NaN points (no face in this frame); detect occluders only on "
+                              "frames with a face")
+        h, w = img.shape[:2]
+        iod = float(np.linalg.norm(pts[T.EYE_OUTER_LEFT] - pts[T.EYE_OUTER_RIGHT]))
+        if iod < 4.0:
+            return None
+        if work_iod is None:
+            scale = min(1.0, cfg.work_iod / iod)
+            if scale > 0.85:
+                scale = 1.0                  # a resize by nearly 1 costs more than working a little larger
+        else:
+            scale = work_iod / iod           # exactly this IOD, enlarged too (one still: its cost does not matter)
+        ww, wh = max(4, int(round(w * scale))), max(4, int(round(h * scale)))
+        sx, sy = ww / w, wh / h
+        small = img if (ww, wh) == (w, h) else cv2.resize(img, (ww, wh), interpolation=cv2.INTER_AREA)
+        if small.ndim == 2:
+            small = small[:, :, None]
+        if not np.isfinite(small).all():
+            small = np.nan_to_num(small, nan=0.0, posinf=white, neginf=0.0)
+        small = small * np.float32(1.0 / white)
+        p = pts * [sx, sy]                                           # landmarks in working pixels
+        s_iod = iod * 0.5 * (sx + sy)
+        grey = small[:, :, 0] if small.shape[2] == 1 else small @ _LUMA
+        grey = np.ascontiguousarray(np.clip(grey, 0.0, 2.0), dtype=np.float32)
+
+        return (h, w), (ww, wh), (sx, sy), small, grey, p, s_iod, full, iod
+
+    def find_glasses(self, region: np.ndarray, landmarks: np.ndarray, white: float = 1.0) -> np.ndarray | None:
+        """Glasses on one frame alone (a still, a shot too short for a :class:`~ned_fx.occlusion.GlassesModel`):
+        the frame lines with both lens rims traced, kept only when the rims under both eyes are real thin lines.
+
+        On one frame the lens pair also fits what a face draws by itself (brows and lid creases above the eyes,
+        eye bags and socket shading below them: the astronaut, small faces). Under the eyes there is only cheek,
+        so the rims there decide: along the traced lower arc of each lens (``still_lower`` of it found), the
+        median profile across the rim must dip at its centre by ``still_dip`` of the brighter of its two sides
+        (0.04-0.08 IOD out) -- a line no wider than a frame, the same on both sides; soft shading drifts, edges
+        dip on one side only. A bright rim (clear plastic catching light) needs ``bright_factor`` times that.
+
+        Args:
+            region, landmarks, white: as for :meth:`detect`.
+
+        Returns:
+            HxW bool: the frames (their lines, not grown: :meth:`detect` grows and softens what it keeps), or
+            None: no glasses seen.
+
+        Raises:
+            InvalidParameterError: bad shapes or white. NoFaceError: NaN landmarks.
+        """
+        import cv2
+
+        cfg = self.config
+        if not cfg.glasses:
+            return None
+        pts = np.asarray(landmarks, dtype=np.float64)
+        img = np.asarray(region)
+        if (pts.ndim != 2 or pts.shape[0] < T.NUM_MESH or pts.shape[1] < 2 or img.ndim not in (2, 3)
+                or not np.isfinite(pts[: T.NUM_MESH, :2]).all()):
+            self._prepare(region, landmarks, white)                   # raises the error that says what is wrong
+            return None
+        # a crop anchored on the face (its origin a whole pixel from the eyes' centre, its size from the landmarks'
+        # spread): the resampling below then sees the same pixels wherever the region starts
+        q = pts[:, :2]
+        iod = float(np.linalg.norm(q[T.EYE_OUTER_LEFT] - q[T.EYE_OUTER_RIGHT]))
+        c = 0.5 * (q[T.EYE_OUTER_LEFT] + q[T.EYE_OUTER_RIGHT])
+        margin = 0.25 * iod
+        x0, y0 = (np.floor(c) - np.ceil(c - q[: T.NUM_MESH].min(axis=0) + margin)).astype(int)
+        x1, y1 = (np.floor(c) + np.ceil(q[: T.NUM_MESH].max(axis=0) - c + margin)).astype(int) + 1
+        h, w = img.shape[:2]
+        x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+        sub = img[y0:y1, x0:x1]
+        at = pts.copy()
+        at[:, :2] -= [x0, y0]
+        for size in cfg.still_iod:
+            work = self._prepare(sub, at, white, size)
+            if work is None:
+                return None
+            (sh, sw), (ww, wh), _, _, grey, p, s_iod, _, _ = work
+            lines, rims = self._frames(grey, p, s_iod, lenses=True, support=cfg.still_support, refine=True)
+            if len(rims) == 2 and min(_rim_dip(grey, rim, s_iod, cfg) for rim in rims) >= 1.0:
+                # only the lines along the lenses' outlines: on one frame the rest (hair over the brows, the
+                # glabella's folds) cannot be told from the face, and a kept patch of face ruins an edit
+                # and only where the rim is seen to be a thin line (the trace also runs along brows and hair)
+                along = np.zeros_like(lines)
+                rim_px = np.zeros_like(lines)
+                for rim in rims:
+                    ok = _rim_lines(grey, rim, s_iod, cfg)
+                    px = np.rint((rim[1] - 0.5) * (1 << _SHIFT)).astype(np.int32)
+                    for run in _closed_runs(ok):
+                        cv2.polylines(along, [px[run]], False, 1, lineType=cv2.LINE_8, shift=_SHIFT,
+                                      thickness=max(1, int(round(2 * cfg.still_corridor * s_iod))))
+                        cv2.polylines(rim_px, [px[run]], False, 1, thickness=cfg.rim_width, lineType=cv2.LINE_8,
+                                      shift=_SHIFT)
+                found = ((lines & along) | rim_px).astype(np.float32)
+                if (ww, wh) != (sw, sh):
+                    found = cv2.resize(found, (sw, sh), interpolation=cv2.INTER_LINEAR)
+                mask = np.zeros((h, w), bool)
+                mask[y0:y1, x0:x1] = found >= 0.5
+                return mask
+        return None
+
     def detect_in_shot(self, region: np.ndarray, landmarks: np.ndarray, white: float = 1.0,
                        glasses=None) -> np.ndarray | None:
         """The occluder matte as the pipeline asks for it (None: nothing found): glasses frames only where the
         shot's glasses model found glasses (on one frame alone the line cues also take brows, lid creases and
-        eye-socket shading for rims: seen on the astronaut; a still with glasses takes ``--holdout-matte``), hair
-        as the config says (over the forehead by default)."""
+        eye-socket shading for rims: seen on the astronaut; a still's model comes from
+        :meth:`find_glasses`, which checks the rims), hair as the config says (over the forehead by default)."""
         cfg = self.config
         has_glasses = glasses is not None and not glasses.empty
         if not (has_glasses or cfg.hair or cfg.forehead_hair):
@@ -278,8 +378,12 @@ class OcclusionDetector:
 
     # ---- cues ----------------------------------------------------------------------------------------------
 
-    def _frames(self, grey: np.ndarray, p: np.ndarray, iod: float, lenses: bool = True) -> np.ndarray:
-        """Glasses frames: connected thin lines in the band around the eyes, working pixels (uint8 0/1)."""
+    def _frames(self, grey: np.ndarray, p: np.ndarray, iod: float, lenses: bool = True,
+                support: float | None = None, refine: bool = False) -> tuple[np.ndarray, list]:
+        """Glasses frames: connected thin lines in the band around the eyes, working pixels (uint8 0/1), and the
+        traced lens rims (``[(good, points, normals)]`` per lens, working pixels: see :meth:`_lenses`; empty when
+        no lens pair was fitted). ``support``: the lens pair's least support (default ``lens_support``);
+        ``refine``: each lens moved onto the strongest line under its eye (see :func:`_refine_lower`)."""
         cfg = self.config
         wh, ww = grey.shape
         out = np.zeros((wh, ww), np.uint8)
@@ -305,7 +409,7 @@ class OcclusionDetector:
         x1, y1 = np.ceil(corners.max(axis=0)).astype(int) + 3
         x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, ww), min(y1, wh)
         if x1 - x0 < 8 or y1 - y0 < 8:
-            return out
+            return out, []
         q = p - [x0, y0]                                              # landmarks in the band's crop
         c = centre - [x0, y0]
         bh, bw = y1 - y0, x1 - x0
@@ -335,7 +439,7 @@ class OcclusionDetector:
         explained = _grow(explained, cfg.brow_margin * iod)
         area = (core > 0) & (explained == 0)
         if not area.any():
-            return out
+            return out, []
         crop = np.ascontiguousarray(grey[y0:y1, x0:x1])
         dark = bright = None
         for s in cfg.line_scales:
@@ -350,20 +454,33 @@ class OcclusionDetector:
             weak |= bw_
             strong |= bw_ & (bright >= cfg.line_high * k)
         lines = _hysteresis(weak, strong, cfg.min_line_length * iod, cfg.max_line_width * iod)
-        if lenses and cfg.lens_support < 1.0 and lines.any():
+        support = cfg.lens_support if support is None else support
+        if lenses and support < 1.0 and lines.any():
             eyes = np.zeros((bh, bw), np.uint8)
             for eye in (T.RIGHT_EYE, T.LEFT_EYE):
                 _poly(eyes, q[list(eye)])
             eyes = _grow(eyes, cfg.eye_margin * iod) > 0
-            lines |= self._lenses(q, u, v, iod, lines, area, (band > 0) & ~eyes, dark, bright)
+            traced, rims = self._lenses(q, u, v, iod, lines, area, (band > 0) & ~eyes, dark, bright, support,
+                                        refine=refine)
+            lines |= traced
+            rims = [(good, pts + [x0, y0], normal) for good, pts, normal in rims]
+        else:
+            rims = []
         out[y0:y1, x0:x1] = lines
-        return out
+        return out, rims
 
-    def _lenses(self, q, u, v, iod, lines, area, open_area, dark, bright) -> np.ndarray:
+    def _lenses(self, q, u, v, iod, lines, area, open_area, dark, bright, least: float,
+                refine: bool = False) -> tuple[np.ndarray, list]:
         """The rims' faint parts: a pair of lens ellipses (mirror-symmetric about the face's midline, each eye
         its own width) fitted to the frame lines found so far; where enough of their outline is found, the
         rim is traced along each outline (the strongest line across it at every angle, kept smooth), also
-        across the lid crease and the brows (bool map)."""
+        across the lid crease and the brows.
+
+        Returns:
+            ``(found, rims)``: the traced rims (bool map) and, per lens (right eye first), ``(good, points,
+            normals)``: which of the 180 outline angles (0 along the eye axis, pi/2 down the face) lie on a line,
+            the traced rim's points and its unit normals (crop pixels); ``rims`` is empty when no pair fits.
+        """
         import cv2
 
         cfg = self.config
@@ -406,8 +523,8 @@ class OcclusionDetector:
             fine.append((score, [x.transpose(1, 3, 0, 2).reshape(3, 3, 9) for x in g]))
         joint = 0.5 * (fine[0][0].max(axis=2) + fine[1][0].max(axis=2))
         j, k = np.unravel_index(np.argmax(joint), joint.shape)
-        if joint[j, k] < cfg.lens_support:
-            return np.zeros((bh, bw), bool)
+        if joint[j, k] < least:
+            return np.zeros((bh, bw), bool), []
         fits = []
         for n in range(2):
             score, (gd, gv, ga, gb) = fine[n]
@@ -419,9 +536,13 @@ class OcclusionDetector:
         low = cfg.line_low * cfg.lens_relax
         response = np.maximum(dark, bright / cfg.bright_factor) if cfg.bright_lines else dark
         response = np.where(open_area, response, -1.0)
+        if refine:
+            fits = [_refine_lower(response, c, a, b, u, v, outwards[n], iod, cfg.line_high)
+                    for n, (c, a, b) in enumerate(fits)]
         offsets = np.arange(-reach, reach + 0.25, 0.5)
         angles = np.linspace(0.0, 2.0 * np.pi, 180, endpoint=False)
         found = np.zeros((bh, bw), np.uint8)
+        rims = []
         for c, a, b in fits:
             ca, sa = np.cos(angles)[:, None], np.sin(angles)[:, None]
             on = c + a * ca * u + b * sa * v                                           # (180, 2)
@@ -429,6 +550,7 @@ class OcclusionDetector:
             normal /= np.linalg.norm(normal, axis=1, keepdims=True)
             good, smooth = trace_rim(response, on, normal, offsets, window=5, tolerance=1.5, low=low)
             rim = on + smooth[:, None] * normal
+            rims.append((good, rim, normal))
             px = np.rint((rim - 0.5) * (1 << _SHIFT)).astype(np.int32)
             runs, run = [], []
             for m in range(len(angles)):
@@ -447,7 +569,7 @@ class OcclusionDetector:
                 cv2.polylines(found, runs, True, 1, thickness=cfg.rim_width, lineType=cv2.LINE_8, shift=_SHIFT)
             elif runs:
                 cv2.polylines(found, runs, False, 1, thickness=cfg.rim_width, lineType=cv2.LINE_8, shift=_SHIFT)
-        return (found > 0) & open_area
+        return (found > 0) & open_area, rims
 
     def _hair(self, rgb: np.ndarray, grey: np.ndarray, p: np.ndarray, iod: float,
               forehead_only: bool = False) -> np.ndarray:
@@ -525,3 +647,100 @@ class OcclusionDetector:
             keep[0] = False
             full[y0:y1, x0:x1] = keep[labels]
         return full
+
+
+#: angles of the lower arc of a traced lens outline (0 along the eye axis, pi/2 straight down the face)
+_LOWER_ARC = (0.2 * np.pi, 0.8 * np.pi)
+
+
+def _dip(profiles: np.ndarray, cfg: OcclusionConfig) -> np.ndarray:
+    """How clearly profiles across a rim (..., 41 samples from -0.1 to 0.1 IOD) are a thin line: the dip at the
+    centre below the brighter of the two sides (0.04-0.08 IOD out), or the rise above them over
+    ``bright_factor``, in units of ``still_dip`` (0 where a side is not positive)."""
+    rel = np.linspace(-0.1, 0.1, profiles.shape[-1])
+    centre = np.abs(rel) <= 0.015
+    far = (np.abs(rel) >= 0.04) & (np.abs(rel) <= 0.08)
+    left = np.median(profiles[..., far & (rel < 0)], axis=-1)
+    right = np.median(profiles[..., far & (rel > 0)], axis=-1)
+    lo, hi = np.minimum(left, right), np.maximum(left, right)
+    ok = lo > 0
+    dark = 1.0 - profiles[..., centre].min(axis=-1) / np.where(ok, lo, 1.0)
+    bright = profiles[..., centre].max(axis=-1) / np.where(ok, hi, 1.0) - 1.0
+    return np.where(ok, np.maximum(dark, bright / cfg.bright_factor) / cfg.still_dip, 0.0)
+
+
+def _profiles(grey: np.ndarray, pts: np.ndarray, normal: np.ndarray, iod: float) -> np.ndarray:
+    """The luma across a rim at each of its points (A x 41, from -0.1 to 0.1 IOD along the normals)."""
+    import cv2
+
+    rel = np.linspace(-0.1, 0.1, 41)
+    at = pts[:, None, :] + (rel * iod)[None, :, None] * normal[:, None, :] - 0.5
+    return cv2.remap(grey, at[..., 0].astype(np.float32), at[..., 1].astype(np.float32), cv2.INTER_LINEAR,
+                     borderMode=cv2.BORDER_REPLICATE)
+
+
+def _rim_dip(grey: np.ndarray, rim: tuple, iod: float, cfg: OcclusionConfig) -> float:
+    """How clearly a lens's traced lower rim is a thin line: :func:`_dip` of the median profile across it over
+    the lower arc's found angles; 0 when less than ``still_lower`` of the arc was found."""
+    good, pts, normal = rim
+    t = np.linspace(0.0, 2.0 * np.pi, len(good), endpoint=False)
+    arc = (t > _LOWER_ARC[0]) & (t < _LOWER_ARC[1])
+    use = arc & good
+    if use.sum() < max(3, cfg.still_lower * arc.sum()):
+        return 0.0
+    return float(_dip(np.median(_profiles(grey, pts[use], normal[use], iod), axis=0), cfg))
+
+
+def _rim_lines(grey: np.ndarray, rim: tuple, iod: float, cfg: OcclusionConfig, window: int = 9) -> np.ndarray:
+    """Which angles of a traced rim are a thin line there (bool A): found by the trace, and :func:`_dip` >= 1 of
+    the median profile over ``window`` neighbouring angles (the rim is smooth; a brow's edge, hair, a fold are
+    not a line of a frame's width with the same skin on both sides)."""
+    good, pts, normal = rim
+    prof = _profiles(grey, pts, normal, iod)
+    half = window // 2
+    ring = np.concatenate([prof[-half:], prof, prof[:half]])
+    local = np.median(np.stack([ring[k: k + len(prof)] for k in range(window)]), axis=0)
+    return good & (_dip(local, cfg) >= 1.0)
+
+
+def _refine_lower(response: np.ndarray, c: np.ndarray, a: float, b: float, u: np.ndarray, v: np.ndarray,
+                  out: np.ndarray, iod: float, cap: float) -> tuple[np.ndarray, float, float]:
+    """A lens outline ``(centre, a, b)`` (axes along the eye axis ``u`` and down the face ``v``) moved (0.1 IOD
+    each way, ``out``: outwards) and resized (0.08 IOD) to where its lower arc runs along the strongest line
+    (``response`` clipped at ``cap``; -1 where not looked at): under the eye there is only cheek, so the rim there
+    is the line to follow, where the fit to the found lines alone takes lid creases and eye bags near the eye."""
+    h, w = response.shape
+    t = np.linspace(0.1 * np.pi, 0.9 * np.pi, 25)
+    step = np.linspace(-0.1, 0.1, 11)
+    size = np.linspace(-0.08, 0.08, 9)
+    g = np.meshgrid(step, step, size, size, indexing="ij")
+    cen = c + (g[0][..., None] * out + g[1][..., None] * v) * iod                      # (..., 2)
+    aa, bb = np.maximum(a + g[2] * iod, 0.15 * iod), np.maximum(b + g[3] * iod, 0.12 * iod)
+    x = cen[..., 0, None] + aa[..., None] * np.cos(t) * u[0] + bb[..., None] * np.sin(t) * v[0]
+    y = cen[..., 1, None] + aa[..., None] * np.cos(t) * u[1] + bb[..., None] * np.sin(t) * v[1]
+    xi, yi = np.rint(x - 0.5).astype(np.int32), np.rint(y - 0.5).astype(np.int32)
+    inb = (xi >= 0) & (xi < w) & (yi >= 0) & (yi < h)
+    r = np.where(inb, response[np.clip(yi, 0, h - 1), np.clip(xi, 0, w - 1)], -1.0)
+    seen = (r >= 0).sum(axis=-1)
+    score = np.where(seen >= 0.6 * len(t), np.minimum(np.maximum(r, 0.0), cap).sum(axis=-1) / np.maximum(seen, 1),
+                     -1.0)
+    k = np.unravel_index(int(np.argmax(score)), score.shape)
+    return cen[k], float(aa[k]), float(bb[k])
+
+
+def _closed_runs(ok: np.ndarray) -> list[np.ndarray]:
+    """Index runs of True (at least 2 long) in a closed sequence; a run over the end continues at the start."""
+    n = len(ok)
+    if ok.all():
+        return [np.concatenate([np.arange(n), [0]])]
+    order = (np.arange(n) + int(np.argmin(ok))) % n               # begin at a gap
+    runs, run = [], []
+    for i in order:
+        if ok[i]:
+            run.append(i)
+        elif run:
+            runs.append(np.array(run))
+            run = []
+    if run:
+        runs.append(np.array(run))
+    return [r for r in runs if len(r) > 1]

@@ -5,7 +5,8 @@ canonical view of the face (the head's 3D pose from stable landmarks -- eye corn
 fitted to a canonical face, the lens plane at the nose bridge's depth), so evidence too faint in one frame
 (clear plastic rims in compressed video) adds up over the shot, and the rims found do not follow the brows or
 lids when those move. ``finish`` fits a pair of lens outlines to the accumulated evidence and keeps the rims
-(and the bridge) only where a line is there in most frames; a face without glasses gives ``None``.
+(and the bridge) only where a line is there in most frames; a face without glasses gives ``None``. A shot too
+short for that (a still) is judged frame by frame (:meth:`OcclusionDetector.find_glasses`).
 
 numpy + OpenCV only; nothing at import time; no other stage is imported.
 """
@@ -146,6 +147,7 @@ class GlassesModelBuilder:
         self._n = 0
         self._seen = 0
         self._stride = 1
+        self._short: list = []          # (pixels, landmarks, canonical -> pixels) of a shot too short for the model
 
     def add(self, index: int, pixels: np.ndarray, landmarks: np.ndarray) -> None:
         """One frame: HxWxK float32 plate values (any white: contrasts are taken relative to the skin), 478x3
@@ -206,20 +208,25 @@ class GlassesModelBuilder:
         inv = _invert(mm)
         self._views.append(np.clip(r * 1000.0, 0.0, 65000.0).astype(np.uint16))
         self._points.append(p[: T.NUM_MESH, :2] @ inv[:, :2].T + inv[:, 2])      # the face in the view
+        # a shot shorter than model_min_frames is judged frame by frame in finish(): its frames are kept till then
+        self._short = self._short + [(img, p, mm)] if len(self._views) < cfg.model_min_frames else []
         self._n += 1
         if len(self._views) >= cfg.model_max_frames:                 # bounded memory: keep every other frame
             self._views, self._points = self._views[::2], self._points[::2]
             self._stride *= 2
 
     def finish(self) -> GlassesModel | None:
-        """The shot's glasses model, or None: the actor wears no glasses (no lens pair that the frames agree on),
-        or the shot has fewer than ``model_min_frames`` frames (a still: one frame's detection is all there is,
-        and ``detect`` without a model does it)."""
+        """The shot's glasses model, or None: the actor wears no glasses (no lens pair that the frames agree on).
+
+        A shot of fewer than ``model_min_frames`` frames (a still) cannot show which lines stay with the head:
+        each frame is judged alone (:meth:`OcclusionDetector.find_glasses`: both lenses' rims under the eyes are
+        real thin lines), and when every one of them shows glasses, the model is their frames in the canonical
+        view (``lenses`` None: mapped by the head pose only)."""
         import cv2
 
         cfg = self.config
         if len(self._views) < cfg.model_min_frames:
-            return None
+            return self._short_shot()
         iod = cfg.model_iod
         cw, ch = cfg.model_size
         n = len(self._views)
@@ -248,6 +255,44 @@ class GlassesModelBuilder:
             return None
         return GlassesModel(mask=mask, canon=self._canon, depth=self._depth, frames=n, support=support,
                             lenses=fit[:, :4].copy())
+
+    def _short_shot(self) -> GlassesModel | None:
+        """The model of a shot too short for one (see :meth:`finish`), or None."""
+        import cv2
+
+        from .detector import OcclusionDetector
+
+        frames, self._short = self._short, []
+        if not frames:
+            return None
+        detector = OcclusionDetector(self.config)
+        cw, ch = self.config.model_size
+        total = np.zeros((ch, cw), np.float32)
+        for img, p, m in frames:
+            img = img[:, :, :3] if img.shape[2] >= 3 else img[:, :, :1]
+            found = detector.find_glasses(img, p, _plate_white(img))
+            if found is None:
+                return None
+            total = np.maximum(total, cv2.warpAffine(found.astype(np.float32), m.astype(np.float32), (cw, ch),
+                                                     flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP))
+        mask = (total >= 0.5).astype(np.uint8)
+        if not mask.any():
+            return None
+        return GlassesModel(mask=mask, canon=self._canon, depth=self._depth, frames=len(frames), support=1.0)
+
+
+def _plate_white(pixels: np.ndarray) -> float:
+    """The display white of plate values the builder is given as float32 (its callers pass no white): 1.0 for
+    float plates (values that are not all whole numbers, or none above 1), else the smallest integer full scale
+    (8, 10, 12 or 16 bits) that holds the face's pixels."""
+    sample = pixels[::4, ::4]
+    top = float(np.nanmax(sample)) if sample.size else 1.0
+    if top <= 1.0 + 1e-3 or not np.array_equal(sample, np.round(sample)):
+        return 1.0
+    for bits in (8, 10, 12):
+        if top <= (1 << bits) - 1:
+            return float((1 << bits) - 1)
+    return 65535.0
 
 
 def _arc_support(score: np.ndarray, fit: np.ndarray, ignore: np.ndarray, start: float, stop: float) -> float:
