@@ -186,9 +186,9 @@ def main() -> int:
                     row["err_iod"] = _error(pts, refs[model == "attention"], slice(0, 468))
                     if iris:
                         row["iris_err_iod"] = _error(pts, refs[True], slice(468, 478))
-                if iris:
+                if iris and model == "eye_crops":
                     row["iris_runs"] = runs
-                    if rt == "onnxruntime" and batch == 1 and not reuse and model == "eye_crops":
+                    if rt == "onnxruntime" and batch == 1 and not reuse:
                         every = pts
                     if reuse and every is not None:
                         row["iris_dev_iod"] = _error(pts, every, slice(468, 478))

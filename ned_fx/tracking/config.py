@@ -29,6 +29,10 @@ class TrackerConfig:
         iris_model: what finds them: "attention" (MediaPipe's attention mesh, the net of its
             ``refine_landmarks=True``: one net gives the mesh with refined lips and eyes and both irises) or
             "eye_crops" (the plain face mesh, then the iris net on a crop around each eye, both eyes in one batch).
+            Measured on the shared clips (bench/track.py, onnxruntime, 2 loaded cores): against MediaPipe's
+            refine_landmarks=True, attention's mesh is off by 0.47-0.68 % of the inter-ocular distance and its irises
+            by 0.55-0.68 % (eye_crops: mesh 1.6-2.1 %, irises 1.15-2.54 %), at 0.53-0.73x MediaPipe's speed (eye_crops
+            0.27-0.56x in the same runs). Its 468 mesh points are the refined ones, ~1.6-2.1 % from the plain mesh's.
         iris_reuse: when tracking frame by frame (``batch_size`` 1), an eye crop whose change since the iris net
             last ran on that eye (the largest mean absolute difference, 0..1, over a 16x16 block of the 64x64
             crop) is below this keeps that output (``iris_model`` "eye_crops" only) (in crop pixels: the points follow the eye's crop) instead of
