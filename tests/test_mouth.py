@@ -117,7 +117,10 @@ def test_plan_does_not_pop(name, emotion):
     changes = np.flatnonzero(dom[1:] != dom[:-1]) + 1
     assert (np.diff(changes) >= 12).all(), changes
     during = (plan.second >= 0) & (plan.weight > 0)
-    assert during.sum() >= min(len(changes), 1) * (MouthConfig().crossfade - 1)
+    # (a switch a few frames into a run has a shorter cross-fade: it starts no earlier than half-way back to the
+    # run's start; WDA fearful switched at frame 3: frames 2-5)
+    h = MouthConfig().crossfade
+    assert during.sum() >= (min(h - 1, h - h // 2 + int(changes[0]) // 2 - 1) if len(changes) else 0)
     # never a frame's own interior where that frame's source shows none: close the source mouth of a bank frame
     # and ask for exactly its own open shape there; its own entry (otherwise the perfect match) is not taken
     k = len(s.bank) // 2
@@ -491,6 +494,14 @@ def test_teeth_rows_tell_a_gap_from_teeth_together():
     t, sp = teeth_rows(tex(to_lip), 100.0, cfg)
     assert t == 1.0 and abs(sp - 0.8) < 0.05
     assert teeth_rows(tex(np.full(h, 60.0)), 100.0, cfg)[0] == 0.0
+    # the source's own interior kept where it opens further (:func:`_split`): upper teeth over 60 % of the opening,
+    # 1.4 x the lips, then the darker lower part: split where they end (d12 laughing; called 'no upper teeth'
+    # before, the rest of the opening being as bright as they); a lip's lit edge over a dark cavity: none
+    from ned_fx.rendering.mouth.renderer import _split
+
+    laugh = np.where(v < 0.6, 160.0, 100.0)
+    assert abs(float(_split(tex(laugh), 114.0).max()) - 0.6) < 0.05
+    assert _split(tex(np.where(v < 0.1, 118.0, 50.0)), 114.0).max() == 0.0
     # the bands kept at size when an interior with a gap is laid into a more open mouth: its teeth above and below
     # the dark (capped at 0.45 each); teeth together or no teeth: teeth_band
     wide = np.where(v < 0.2, 200.0, np.where(v < 0.6, 20.0, 210.0))
@@ -500,3 +511,73 @@ def test_teeth_rows_tell_a_gap_from_teeth_together():
     assert gap_bands(tex(np.full(h, 60.0)), 100.0, cfg) == (cfg.teeth_band, cfg.teeth_band)
     with pytest.raises(InvalidParameterError):
         MouthConfig(jaw_ratio_start=2.0, jaw_ratio_full=1.5)
+
+
+# ---- a sneer: the upper teeth under the raised upper lip -----------------------------------------------------
+
+def _teeth_reach(img: np.ndarray, lm: np.ndarray) -> float:
+    """Down the middle of the inner-lip opening of ``lm`` (the three central facing pairs, 41 samples each from the
+    upper inner lip to the lower one, averaged) in an RGB image: how far the upper teeth reach (pixels): from the
+    upper lip to the first sample below the first teeth-bright one (1.15 x the lips' luminance) that is not."""
+    pts = S.inner_points(lm)
+    t = np.linspace(0.0, 1.0, 41)
+    rows = []
+    for a in (4, 5, 6):
+        (x0, y0), (x1, y1) = pts[S.UPPER[a]], pts[S.LOWER[a]]
+        pos = np.stack([x0 + t * (x1 - x0), y0 + t * (y1 - y0)], -1)
+        rows.append(bm.luminance(sample(img.astype(np.float32), pos[:, None])[None, :, 0])[0])
+    prof = np.mean(rows, 0)
+    lips = bm.luminance(sample(img.astype(np.float32), S.ring_points(lm)[:20])[None])[0].mean()
+    bright = prof >= 1.15 * lips
+    if not bright[:20].any():
+        return 0.0
+    first = int(np.argmax(bright))
+    end = first + int(np.argmin(bright[first:])) if not bright[first:].all() else len(t) - 1
+    return float(t[end] * S.gaps(pts)[4:7].mean())
+
+
+def test_sneer_shows_the_upper_teeth_at_their_size():
+    """d12 disgusted (AU10 raises her upper lip; speech free: the sneer parts the lips). Her closed mouth at the
+    start gets a bank interior from her laughing frames (upper teeth down to the lower teeth, no dark between)
+    that is more open than the sneer: it was laid in by narrowing the middle of the opening, so the lower half of
+    her teeth and the lower part were squashed into a dark line under a thin strip of teeth (the upper teeth reached
+    half of their length, or of the opening: 0.50, 0.52). Now the upper teeth keep their size under the upper lip,
+    in front, and what is below them shows above the lower lip: they reach down to the lower lip's soft edge (0.75
+    is all of a 9 px sneer). With her laughing frames (the source's own teeth, or the bank's as open) the interior
+    meets the floor against her own open mouths. With speech auto (the pipeline's default on this talking clip)
+    the plan keeps her gap: no layer, and the interior is her own (the bench's 'flat' d12 disgusted interior is
+    her nearly closed mouth moved up by a pixel or two: her own spread on those frames)."""
+    s = shot(D12, "disgusted", upto=60)
+    real = bm.real_open_mouth(s.frames, s.edited.source_landmarks)
+    assert real is not None and real["frames_used"] >= 20
+    together, split = s.mouth._teeth_rows()
+    whole, closed = [], []
+    for i in (0, 12, 40, 50):
+        src_lm, dst_lm = s.edited.source_landmarks[i], s.edited.target_landmarks[i]
+        _, out, layer, inputs = render(s, i)
+        assert layer is not None, i
+        whole.append(bm.mouth_interior(out, dst_lm))
+        if S.centre_opening(S.inner_points(src_lm)) < MouthConfig().own_open_start:
+            (k, _), = s.mouth._entries(inputs)
+            gap = float(S.gaps(S.inner_points(dst_lm))[4:7].mean())
+            teeth = float(split[k]) * float(s.bank.openings[k, 4:7].mean()) * float(s.bank.widths[k]) \
+                * float(bm.iod(dst_lm))
+            assert together[k] == 1.0 and teeth * 1.2 > gap, (i, teeth, gap)      # a less open laughing interior
+            closed.append(_teeth_reach(out, dst_lm) / min(teeth, gap))
+    print("teeth reach / their length:", np.round(closed, 2))
+    assert len(closed) == 2 and min(closed) >= 0.65, closed
+    got = pooled(whole)
+    assert got["dark_share"] <= real["dark_share"] + 0.05, (got, real)
+    assert abs(got["std"] - real["std"]) <= 0.25 * real["std"], (got, real)
+    kept = shot(D12, "disgusted", speech=None, upto=60)
+    seen = 0
+    for i in range(2, 10):
+        src_lm, dst_lm = kept.edited.source_landmarks[i], kept.edited.target_landmarks[i]
+        np.testing.assert_allclose(S.gaps(S.inner_points(dst_lm)), S.gaps(S.inner_points(src_lm)), atol=0.5)
+        _, out, layer, _ = render(kept, i)
+        assert layer is None, i
+        own, edited = bm.mouth_interior(kept.frames[i], src_lm), bm.mouth_interior(out, dst_lm)
+        if min(own["n"], edited["n"]) >= 200:          # (a lip line of 40 pixels is the warp's resampling)
+            seen += 1
+            assert edited["std"] >= 0.75 * own["std"], (i, edited, own)
+    assert seen >= 2

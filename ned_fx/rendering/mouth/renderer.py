@@ -87,8 +87,9 @@ def _split(texture: np.ndarray, lips: float) -> np.ndarray:
     split = (first + 0.5) / th
     mid = float(np.median(split[tw // 4:3 * tw // 4]))
     # no bright band at the top (the brightest of the top rows no brighter than the rest, or than the lips: a
-    # lip's lit inner edge): no upper teeth
-    if bright < 1.15 * float(np.median(profile)) or bright < 1.05 * lips:
+    # lip's lit inner edge): no upper teeth; unless far brighter than the lips (teeth that fill most of the
+    # opening, so that the rest is as bright: d12 laughing, her upper teeth 1.4 x her lips over 60 % of it)
+    if (bright < 1.15 * float(np.median(profile)) or bright < 1.05 * lips) and bright < 1.25 * lips:
         return np.zeros(tw)
     # one split for the whole mouth: per-column splits jitter (a ragged edge, stripes in a dark interior)
     return np.full(tw, mid)
@@ -393,6 +394,13 @@ class MouthRenderer:
             u, v = self._entry_uv(k, uv, inputs)
             gain = np.clip(current / np.maximum(bank.ring[k], 1e-6), cfg.min_gain, cfg.max_gain).astype(np.float32)
             pix = sample(bank.textures[k], np.stack([u * tw, v * th], -1)) * gain
+            closing = self._closed(k, uv, u, inputs)
+            if closing is not None:
+                hit, v_up, v_low, w_low, weight = closing
+                rows = sample(bank.textures[k], np.stack([np.repeat(u[hit] * tw, 2), np.stack([v_up, v_low], -1)
+                                                          .ravel() * th], -1)).reshape(-1, 2, pix.shape[1]) * gain
+                closed = rows[:, 0] + w_low[:, None] * (rows[:, 1] - rows[:, 0])
+                pix[hit] += weight[:, None] * (closed - pix[hit])
             jaw = self.jaw_weight(k, inputs.dst, inputs.index)
             if jaw > 0:
                 src_pts, dst_pts = S.inner_points(inputs.src), S.inner_points(inputs.dst)
@@ -405,6 +413,40 @@ class MouthRenderer:
                 pix = pix + np.float32(jaw) * (opened - pix)
             out = out + wgt * pix
         return np.asarray(out, dtype=np.float32)
+
+    def _closed(self, k: int, uv: np.ndarray, u: np.ndarray, inputs: RegionInputs):
+        """Bank entry ``k`` with its teeth together (:meth:`_teeth_rows`) laid into a target LESS open than it
+        (per column), as a jaw closing does: the upper teeth at their size under the upper lip, in front; what
+        lies below them (the lower teeth, the lip) at its size above the lower lip, behind them (the lower teeth
+        slide behind the upper ones); never the teeth squashed toward the middle (:meth:`_entry_uv` narrows the
+        middle of the opening: right for a dark cavity between the teeth, a squashed row of teeth with a dark
+        line through it where the teeth are together: a sneer's bared teeth laid from a smile).
+
+        Returns:
+            None (nothing to close), else ``(hit, v_up, v_low, w_low, weight)``: the pixels concerned (M bool),
+            the entry's v there for the upper part and for the lower part, the share of the lower one (0..1,
+            anti-aliased over about a pixel at the upper teeth's edge) and the weight of this mapping (the
+            entry's ``together``; the mapping equals :meth:`_entry_uv`'s where the target opens as far)."""
+        together, split = self._teeth_rows()
+        if together[k] <= 0:
+            return None
+        bank = self.bank
+        dst_pts = S.inner_points(inputs.dst)
+        iod = max(float(T.inter_ocular(np.asarray(inputs.dst, dtype=np.float64))), 1e-6)
+        cols = np.arange(S.PAIRS)
+        gap_t = np.interp(uv[:, 0] * 10.0, cols, S.gaps(dst_pts)) / iod
+        gap_e = np.interp(u * 10.0, cols, bank.openings[k].astype(np.float64)) * float(bank.widths[k])
+        g = gap_t / np.maximum(gap_e, 1e-6)
+        hit = g < 1.0
+        if not hit.any():
+            return None
+        g, v = np.maximum(g[hit], 0.05), uv[hit, 1]
+        s = float(split[k])
+        soft = 0.7 / np.maximum(gap_t[hit] * iod, 1e-3)                 # about a pixel, in v
+        w_low = _smoothstep((v - s / g) / soft + 0.5)
+        v_up = np.clip(v * g, 0.0, 1.0)
+        v_low = np.clip(1.0 - (1.0 - v) * g, 0.0, 1.0)
+        return hit, v_up, v_low, w_low.astype(np.float32), np.full(len(v), together[k], np.float32)
 
     def jaw_weight(self, k: int, dst: np.ndarray, index: int = -1) -> float:
         """How far bank entry ``k`` is opened as a jaw drop in the target mouth ``dst`` (landmarks) of frame
