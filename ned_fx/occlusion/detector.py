@@ -195,7 +195,7 @@ class OcclusionDetector:
         import cv2
 
         cfg = self.config
-        work = self._prepare(region, landmarks, white)
+        work = self._prepare(region, landmarks, white, grey=cfg.glasses and frames)   # hair alone needs no luma
         if work is None:
             h, w = np.asarray(region).shape[:2]
             return np.zeros((h, w), np.float32)
@@ -241,12 +241,13 @@ class OcclusionDetector:
             matte = np.maximum(matte, hm)
         return matte
 
-    def _prepare(self, region: np.ndarray, landmarks: np.ndarray, white: float, work_iod: float | None = None):
+    def _prepare(self, region: np.ndarray, landmarks: np.ndarray, white: float, work_iod: float | None = None,
+                 grey: bool = True):
         """The checked inputs on the working copy: ``((h, w), (ww, wh), (sx, sy), small, grey, p, s_iod, full,
         iod)`` (region and working sizes, working / region scale, the working copy over white and its luma,
         landmarks and IOD in working pixels, the landmarks as given, the IOD in region pixels), or None for a face
         too small to look at. The working copy has ``config.work_iod`` (never enlarged), or ``work_iod`` when
-        given."""
+        given; ``grey`` False: no luma (None in its place)."""
         import cv2
 
         cfg = self.config
@@ -285,8 +286,11 @@ class OcclusionDetector:
         small = small * np.float32(1.0 / white)
         p = pts * [sx, sy]                                           # landmarks in working pixels
         s_iod = iod * 0.5 * (sx + sy)
-        grey = small[:, :, 0] if small.shape[2] == 1 else small @ _LUMA
-        grey = np.ascontiguousarray(np.clip(grey, 0.0, 2.0), dtype=np.float32)
+        if grey:
+            grey = small[:, :, 0] if small.shape[2] == 1 else small @ _LUMA
+            grey = np.ascontiguousarray(np.clip(grey, 0.0, 2.0), dtype=np.float32)
+        else:
+            grey = None
 
         return (h, w), (ww, wh), (sx, sy), small, grey, p, s_iod, full, iod
 
