@@ -35,8 +35,8 @@ class TrackerConfig:
             0.27-0.56x in the same runs). Its 468 mesh points are the refined ones, ~1.6-2.1 % from the plain mesh's.
         iris_reuse: when tracking frame by frame (``batch_size`` 1), an eye crop whose change since the iris net
             last ran on that eye (the largest mean absolute difference, 0..1, over a 16x16 block of the 64x64
-            crop) is below this keeps that output (``iris_model`` "eye_crops" only) (in crop pixels: the points follow the eye's crop) instead of
-            running the net again; 0 (the default: the same points as before) runs it on every frame. Measured
+            crop) is below this keeps that output (in crop pixels: the points follow the eye's crop) instead of
+            running the net again (``iris_model`` "eye_crops" only); 0 (the default: the same points as before) runs it on every frame. Measured
             on the shared clips (bench/track.py): 0.02 runs the net on 39-100 % of the frames and moves the iris
             points by 0.0-0.34 % of the inter-ocular distance on average (at most 2.1 %); larger values skip
             more and lag gaze shifts more.
