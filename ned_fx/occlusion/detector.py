@@ -359,6 +359,10 @@ class OcclusionDetector:
                                       thickness=max(1, int(round(2 * cfg.still_corridor * s_iod))))
                         cv2.polylines(rim_px, [px[run]], False, 1, thickness=cfg.rim_width, lineType=cv2.LINE_8,
                                       shift=_SHIFT)
+                bridge = _bridge(grey, rims, p, s_iod, cfg)
+                if bridge is not None:
+                    cv2.polylines(rim_px, [np.rint((bridge - 0.5) * (1 << _SHIFT)).astype(np.int32)], False, 1,
+                                  thickness=cfg.rim_width, lineType=cv2.LINE_8, shift=_SHIFT)
                 found = ((lines & along) | rim_px).astype(np.float32)
                 if (ww, wh) != (sw, sh):
                     found = cv2.resize(found, (sw, sh), interpolation=cv2.INTER_LINEAR)
@@ -748,3 +752,46 @@ def _closed_runs(ok: np.ndarray) -> list[np.ndarray]:
     if run:
         runs.append(np.array(run))
     return [r for r in runs if len(r) > 1]
+
+
+def _bridge(grey: np.ndarray, rims: list, p: np.ndarray, iod: float, cfg: OcclusionConfig) -> np.ndarray | None:
+    """The bridge between two traced lenses on one frame (Nx2 points, working pixels), or None: across the gap
+    between the lenses' inner sides, from above their tops down to their centres, the darkest thin line (across
+    the face's vertical) of each column, kept when most columns find one (dipping ``still_dip`` below the brighter
+    of its sides) at about the same height. Over the nose the face draws no such line."""
+    import cv2
+
+    right, left = p[T.EYE_OUTER_RIGHT], p[T.EYE_OUTER_LEFT]
+    u = (left - right) / max(float(np.linalg.norm(left - right)), 1e-9)
+    v = np.array([-u[1], u[0]])
+    mid = 0.5 * (left + right)
+    if (p[152] - mid) @ v < 0:
+        v = -v
+    (_, r0, _), (_, r1, _) = rims                                  # the right eye's lens (image left), then the left's
+    x0, x1 = float(((r0 - mid) @ u).max()), float(((r1 - mid) @ u).min())
+    if x1 - x0 < 0.05 * iod:
+        return None
+    top = float(min(((r0 - mid) @ v).min(), ((r1 - mid) @ v).min())) - 0.05 * iod
+    bottom = float(0.5 * (((r0 - mid) @ v).mean() + ((r1 - mid) @ v).mean()))
+    cols = np.arange(x0, x1, 0.5)
+    rows = np.arange(top, bottom, 0.5)
+    k = max(1.5, 0.02 * iod)
+    depth = rows[None, :, None, None] + np.array([-k, 0.0, k])[None, None, :, None]
+    at = mid + cols[:, None, None, None] * u + depth * v
+    at = at - 0.5                                                  # cols x rows x 3 x 2
+    g = cv2.remap(grey, at[..., 0].reshape(len(cols), -1).astype(np.float32),
+                  at[..., 1].reshape(len(cols), -1).astype(np.float32), cv2.INTER_LINEAR,
+                  borderMode=cv2.BORDER_REPLICATE).reshape(len(cols), len(rows), 3)
+    side = np.minimum(g[..., 0], g[..., 2])
+    dip = np.where(side > 0, 1.0 - g[..., 1] / np.maximum(side, 1e-6), 0.0)
+    best = np.argmax(dip, axis=1)
+    strength = dip[np.arange(len(cols)), best]
+    level = rows[best]
+    ok = strength >= cfg.still_dip
+    if ok.mean() < 0.6:
+        return None
+    ok &= np.abs(level - np.median(level[ok])) <= 0.05 * iod
+    if ok.mean() < 0.6:
+        return None
+    return mid + cols[ok, None] * u + level[ok, None] * v
+
