@@ -43,7 +43,9 @@ class OcclusionConfig:
         lens_relax: see ``lens_support``.
         still_lower, still_dip: glasses on one frame alone (a still: :meth:`OcclusionDetector.find_glasses`) need
             both lenses' rims traced along at least ``still_lower`` of their arcs under the eyes, as lines that
-            dip at least ``still_dip`` below the cheek on both of their sides (a fraction of the cheek's luma).
+            dip at least ``still_dip`` below the cheek on both of their sides (a fraction of the cheek's luma); the
+            median rim under each eye decides, and needs ``still_accept`` times that dip (d8's rims: 1.0-1.2 times
+            from full size down to half; faces without glasses made no pair of rims that got this far).
         still_support: ... from a lens pair with this much support (see ``lens_support``; the rims' check is
             what tells glasses from a face's own lines there); only the lines within ``still_corridor`` (x IOD)
             of the traced outlines are kept (the rest, hair and folds, cannot be told from the face on one frame) ...
@@ -116,6 +118,7 @@ class OcclusionConfig:
     lens_relax: float = 0.7
     still_lower: float = 0.5
     still_dip: float = 0.1
+    still_accept: float = 0.75
     still_iod: tuple[float, ...] = (128.0, 112.0, 144.0)
     still_support: float = 0.3
     still_corridor: float = 0.04
@@ -161,6 +164,8 @@ class OcclusionConfig:
                                         f"{self.still_support}")
         if not 0.0 < self.lens_relax <= 1.0:
             raise InvalidParameterError(f"lens_relax must be in (0, 1], got {self.lens_relax}")
+        if not 0.0 < self.still_accept <= 4.0:
+            raise InvalidParameterError(f"still_accept must be in (0, 4], got {self.still_accept}")
         if not 0.0 < self.still_lower <= 1.0 or not 0.0 < self.still_dip < 1.0:
             raise InvalidParameterError(f"need 0 < still_lower <= 1 and 0 < still_dip < 1, got {self.still_lower}, "
                                         f"{self.still_dip}")

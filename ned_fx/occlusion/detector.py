@@ -345,7 +345,7 @@ class OcclusionDetector:
                 return None
             (sh, sw), (ww, wh), _, _, grey, p, s_iod, _, _ = work
             lines, rims = self._frames(grey, p, s_iod, lenses=True, support=cfg.still_support, refine=True)
-            if len(rims) == 2 and min(_rim_dip(grey, rim, s_iod, cfg) for rim in rims) >= 1.0:
+            if len(rims) == 2 and min(_rim_dip(grey, rim, s_iod, cfg) for rim in rims) >= cfg.still_accept:
                 # only the lines along the lenses' outlines: on one frame the rest (hair over the brows, the
                 # glabella's folds) cannot be told from the face, and a kept patch of face ruins an edit
                 # and only where the rim is seen to be a thin line (the trace also runs along brows and hair)
