@@ -9,8 +9,9 @@ the same run is a plain transcode of the same frames through the same media laye
 says what the edit costs on top of touching the frames at all. Targets (issue 4, 2-core CPU): >= 10 frames/s at
 512², >= 4 at 1080p. Each edit runs as `ned-fx edit` does, with the track cache (an empty one per run); then a
 second edit of the same frames with --second-emotion reads the cached track and appearance models:
-``second_vs_first`` is the first edit's time over the second's (issue 18: >= 2). Prints a table and writes JSON
-to bench/results/.
+``second_vs_first`` is the first edit's time over the second's (issue 18: >= 2); ``second_render_ms`` and
+``second_occlusion_ms`` say what the second edit's render still costs (its occluder mattes are read from the first
+edit where the face region's box is the same). Prints a table and writes JSON to bench/results/.
 
 The machine's 1-minute load average before and after each row is recorded (``load``): these VMs are shared, and
 a load above the core count slows everything (compare ratios within one run). The process's CPU time (all its
@@ -115,11 +116,15 @@ def main() -> int:
             row.update({f"{s}_ms": 1000 * summary.seconds[s] / n for s in STAGES})
             # what the face content costs inside "render" (occluders, skin folds, mouth interior, eyeballs)
             row.update({f"{k}_ms": 1000 * v / n for k, v in summary.content_seconds.items()})
+            # the second edit's render: what it still pays per frame (its occluder mattes are read from the first)
+            row.update({"second_render_ms": 1000 * second.seconds["render"] / n,
+                        "second_occlusion_ms": 1000 * second.content_seconds.get("occlusion", 0.0) / n})
             rows.append(row)
     cols = ["input", "size", "frames", "fps", "target_fps", "transcode_fps", "edit_vs_transcode",
             "second_fps", "second_track_ms", "second_appearance_ms", "second_vs_first", "load", "cpu_ms",
             "second_cpu_ms", "transcode_cpu_ms",
-            *[f"{s}_ms" for s in STAGES], "occlusion_ms", "skin_ms", "mouth_ms", "eyes_ms"]
+            *[f"{s}_ms" for s in STAGES], "occlusion_ms", "brows_ms", "skin_ms", "mouth_ms", "eyes_ms",
+            "second_render_ms", "second_occlusion_ms"]
     print(table(rows, cols))
     path = write_results("edit", rows, {"emotion": args.emotion, "second_emotion": args.second_emotion,
                                         "threads": threads})
