@@ -17,8 +17,13 @@ measures (tests/believable_measures.py, tests/fer_classifier.py):
   teeth is uniform by nature, so its own std is not comparable with a whole open mouth's);
 * eye_lum: mean luminance of the newly uncovered eye area over the visible sclera's (median over frames and eyes);
   iris_out / iris_src: iris roundness (vertical/horizontal spread of the dark iris blob; > 1 = stretched);
-* sym: symmetry of the left/right eye-opening change (re-tracked), 0..1, median of per-frame ratios; sym_mean:
-  the same from each eye's mean change over the shot (less at the tracker's per-frame noise); mouth_r: inner-lip gap correlation of
+* sym: symmetry of the left/right eye-opening change (re-tracked), 0..1, median of per-frame ratios over the
+  frames where the plan changes both eyes by >= 0.02 IOD (blank: none; a planned change of ~0.01 IOD or none is
+  under the re-tracker's own frame-to-frame wobble, ~0.005-0.007 IOD, and its ratio is noise); sym_all: the same
+  over every frame where the re-tracked change reaches 0.01 IOD (the old column); sym_plan: the plan's own
+  symmetry (target vs source landmarks); eye_seen: the share of the planned eye-opening change the re-tracker
+  reads (far under 1: the re-tracked ratios measure the tracker, not the picture); sym_mean: the ratio of each
+  eye's mean change over the shot; mouth_r: inner-lip gap correlation of
   the output (re-tracked) with the source; jitter+: added landmark jitter (IOD units);
 * outside: max abs code-value change outside the face (its landmarks' hull grown by 0.15 IOD; 0 = bit-exact);
   outside_box: the same outside the pipeline's face region box; occl: max abs change on pixels the
@@ -133,7 +138,14 @@ def measure(name, src_frames, out_frames, src_lms, dst_lms, out_lms, emotion, re
     row["iris_src"] = float(np.nanmedian(iris_src)) if np.isfinite(iris_src).any() else None
     ok = np.isfinite(out_lms[:, :468]).all((1, 2)) & np.isfinite(src_lms[:, :468]).all((1, 2))
     sym = bm.eye_symmetry(src_lms[ok], out_lms[ok]) if ok.any() else float("nan")
+    row["sym_all"] = None if np.isnan(sym) else sym
+    sym = bm.eye_symmetry(src_lms[ok], out_lms[ok], planned=dst_lms[ok]) if ok.any() else float("nan")
     row["sym"] = None if np.isnan(sym) else sym
+    plan_ok = np.isfinite(dst_lms[:, :468]).all((1, 2)) & np.isfinite(src_lms[:, :468]).all((1, 2))
+    sym = bm.eye_symmetry(src_lms[plan_ok], dst_lms[plan_ok]) if plan_ok.any() else float("nan")
+    row["sym_plan"] = None if np.isnan(sym) else sym
+    seen = bm.eye_change_seen(src_lms[ok], out_lms[ok], dst_lms[ok]) if ok.any() else float("nan")
+    row["eye_seen"] = None if np.isnan(seen) else seen
     sym_mean = bm.eye_symmetry_mean(src_lms[ok], out_lms[ok]) if ok.any() else float("nan")
     row["sym_mean"] = None if np.isnan(sym_mean) else sym_mean
     if len(src_frames) >= 3 and ok.all():
@@ -223,7 +235,8 @@ def main() -> int:
         for name in args.stills:
             rows += run_input(FOOTAGE / name, None, emotions, Path(tmp), sheet)
     cols = ["input", "emotion", "frames", "dP", "P_src", "P_out", "mouth_dark", "real_dark", "mouth_std", "real_std",
-            "holes", "interior_dark", "interior_std", "eye_lum", "iris_out", "iris_src", "sym", "sym_mean", "mouth_r",
+            "holes", "interior_dark", "interior_std", "eye_lum", "iris_out", "iris_src", "sym", "sym_all", "sym_plan",
+            "eye_seen", "sym_mean", "mouth_r",
             "jitter+", "outside", "outside_box", "occl",
             "occl_px"]
     print(table(rows, cols))

@@ -203,6 +203,23 @@ def test_eye_symmetry():
     assert np.isnan(bm.eye_symmetry(base[None], base[None]))
 
 
+def test_eye_symmetry_judges_only_frames_whose_planned_change_is_resolvable():
+    """Frame 0: the plan opens both eyes 0.04 and the output reads one eye only (a real asymmetry, judged);
+    frame 1: the plan changes nothing and the re-tracker reads a 0.012 wobble on one eye (noise, not judged)."""
+    rng = np.random.default_rng(2)
+    base = _face_like(rng)
+    plan = np.stack([_opened(_opened(base, "right", 0.04), "left", 0.04), base])
+    src = np.stack([base, base])
+    out = np.stack([_opened(base, "right", 0.04), _opened(base, "left", 0.012)])
+    assert bm.eye_symmetry(src, out, planned=plan) < 0.1
+    out[0] = plan[0]
+    assert bm.eye_symmetry(src, out) <= 0.5                 # frame 1's wobble counts without the plan
+    assert bm.eye_symmetry(src, out, planned=plan) > 0.9
+    assert np.isnan(bm.eye_symmetry(src[1:], out[1:], planned=plan[1:]))
+    assert abs(bm.eye_change_seen(src[:1], out[:1], plan[:1]) - 1.0) < 0.05
+    assert abs(bm.eye_change_seen(src[:1], src[:1] + 0.5 * (out[:1] - src[:1]), plan[:1]) - 0.5) < 0.05
+
+
 def _face_like(rng) -> np.ndarray:
     """A mean-shape-like face: the tracker's canonical mesh is not needed, only distinct eye points."""
     lm = rng.normal(0, 1, (478, 3))
