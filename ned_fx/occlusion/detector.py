@@ -348,11 +348,12 @@ class OcclusionDetector:
             if len(rims) == 2 and min(_rim_dip(grey, rim, s_iod, cfg) for rim in rims) >= cfg.still_accept:
                 # only the lines along the lenses' outlines: on one frame the rest (hair over the brows, the
                 # glabella's folds) cannot be told from the face, and a kept patch of face ruins an edit
-                # and only where the rim is seen to be a thin line (the trace also runs along brows and hair)
+                # and only where the rim is seen to be a thin line below the brows (the trace also runs along
+                # brows and hair: a strand of a fringe is a thin line too)
                 along = np.zeros_like(lines)
                 rim_px = np.zeros_like(lines)
                 for rim in rims:
-                    ok = _rim_lines(grey, rim, s_iod, cfg)
+                    ok = _rim_lines(grey, rim, s_iod, cfg) & ~_above_brows(rim[1], p)
                     px = np.rint((rim[1] - 0.5) * (1 << _SHIFT)).astype(np.int32)
                     for run in _closed_runs(ok):
                         cv2.polylines(along, [px[run]], False, 1, lineType=cv2.LINE_8, shift=_SHIFT,
@@ -655,6 +656,25 @@ class OcclusionDetector:
             keep[0] = False
             full[y0:y1, x0:x1] = keep[labels]
         return full
+
+
+#: the brows' lower edges (outer -> inner), right and left
+_BROW_LOW = (46, 53, 52, 65, 55, 276, 283, 282, 295, 285)
+
+
+def _above_brows(pts: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """Which of ``pts`` (Nx2) lie above the brows' lower edges (the line through them, carried on flat past their
+    ends), for landmarks ``p`` in the same pixels."""
+    right, left = p[T.EYE_OUTER_RIGHT], p[T.EYE_OUTER_LEFT]
+    u = (left - right) / max(float(np.linalg.norm(left - right)), 1e-9)
+    v = np.array([-u[1], u[0]])
+    mid = 0.5 * (left + right)
+    if (p[152] - mid) @ v < 0:
+        v = -v
+    edge = p[list(_BROW_LOW)] - mid
+    order = np.argsort(edge @ u)
+    limit = np.interp((pts - mid) @ u, (edge @ u)[order], (edge @ v)[order])
+    return (pts - mid) @ v < limit
 
 
 #: angles of the lower arc of a traced lens outline (0 along the eye axis, pi/2 straight down the face)
