@@ -116,15 +116,10 @@ def test_faces_without_occluders_are_left_alone(shots, detector, which):
         assert (matte[inner] > 0.5).mean() < 0.02
 
 
-def test_detect_is_cheap_and_checks_its_inputs(shots, detector):
-    import time
-
+def test_detect_checks_its_inputs(shots, detector):
+    # its cost is a benchmark's column (bench/edit.py: occlusion_ms), not a timed test: a 50 ms bound here
+    # failed on a loaded 2-core machine and passed on a quiet one
     _, _, region, src, _ = shots["d8"][0]
-    detector.detect(region, src, 255.0)
-    t = time.perf_counter()
-    for _ in range(5):
-        detector.detect(region, src, 255.0)
-    assert (time.perf_counter() - t) / 5 < 0.05
     with pytest.raises(InvalidParameterError):
         detector.detect(region[..., :2], src, 255.0)
     with pytest.raises(NoFaceError):
