@@ -581,3 +581,19 @@ def test_sneer_shows_the_upper_teeth_at_their_size():
             seen += 1
             assert edited["std"] >= 0.75 * own["std"], (i, edited, own)
     assert seen >= 2
+
+
+def test_synthetic_teeth_are_brighter_than_the_lips():
+    """d8 (a still, her mouth closed, her eyes narrowed behind glasses): the eye-white samples are lids and lenses
+    (skin-red, darker than her lips), and the synthetic upper teeth made from them were grey-brown, 0.7 x her lips.
+    Teeth made from the eye whites are now at least 1.2 x the lips (warm off-white where the samples are not):
+    her surprised mouth shows a teeth-bright band under the upper lip."""
+    s = shot("d8.jpg", "surprised", speech=None)
+    assert len(s.bank) == 0 and s.plan.entries(0) == []
+    _, out, layer, _ = render(s, 0)
+    assert layer is not None
+    dst = s.edited.target_landmarks[0]
+    gap = float(S.gaps(S.inner_points(dst))[4:7].mean())
+    reach = _teeth_reach(out, dst)
+    print("teeth reach", round(reach, 1), "of a", round(gap, 1), "px opening")
+    assert 0.1 * gap <= reach <= 0.5 * gap

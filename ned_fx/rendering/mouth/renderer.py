@@ -64,6 +64,19 @@ def teeth_from_sclera(sclera: np.ndarray, config: MouthConfig) -> np.ndarray:
     return (sclera * (1.0 - config.teeth_darkening)).astype(np.float32)
 
 
+def _brighter_than(teeth: np.ndarray, lips: np.ndarray, ratio: float = 1.2) -> np.ndarray:
+    """A teeth colour estimated from the eye whites, made at least ``ratio`` x as bright as the ``lips`` (K) and
+    warm off-white where it is not: where the eyes are narrowed or behind glasses the 'sclera' samples are lids and
+    lenses (d8: skin-red, 0.7 x her lips: grey-brown teeth); teeth seen in a mouth are brighter than its lips."""
+    teeth = np.asarray(teeth, dtype=np.float32)
+    lum, floor = float(teeth.mean()), ratio * float(np.mean(lips))
+    if lum >= floor or teeth.shape[0] != 3:
+        return teeth if lum >= floor else np.full_like(teeth, floor)
+    warm = np.array([1.07, 1.0, 0.93], np.float32)
+    chroma = 0.3 * teeth / max(lum, 1e-6) + 0.7 * warm
+    return (floor * 1.1 * chroma / float(chroma.mean())).astype(np.float32)
+
+
 def _split(texture: np.ndarray, lips: float) -> np.ndarray:
     """Where a canonical interior (HxWxK) splits between what rides with the upper jaw and what with the lower
     one (v, the same for every column, W): the lower edge of the upper teeth (the first row below the bright band at the top where
@@ -620,9 +633,9 @@ class MouthRenderer:
                 current = ring_colour(region, src) if current is None else current
                 gain = np.clip(current / np.maximum(ring, 1e-6), cfg.min_gain, cfg.max_gain)
                 found = colour * gain
-                return found if colour is bank.teeth else teeth_from_sclera(found, cfg)
+                return found if colour is bank.teeth else _brighter_than(teeth_from_sclera(found, cfg), lips)
         sclera = sclera_colour(region, src)
-        return teeth_from_sclera(sclera, cfg) if sclera is not None else None
+        return _brighter_than(teeth_from_sclera(sclera, cfg), lips) if sclera is not None else None
 
     @staticmethod
     def _noise_level(region: np.ndarray, box) -> float:
