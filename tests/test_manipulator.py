@@ -275,13 +275,14 @@ def test_speech_is_kept_on_talking_clips(clip):
         assert mouth_correlation(edited) >= 0.98, emotion
         src, dst = _heads(edited)
         a, b = E.mouth_opening_iod(src), E.mouth_opening_iod(dst)
-        jaw = prototype(emotion)[AU["AU26"]]
-        if jaw == 0:
+        jaw, smile = prototype(emotion)[AU["AU26"]], prototype(emotion)[AU["AU12"]]
+        if jaw == 0 and smile == 0:
             assert np.abs(b - a).max() < 1e-6, emotion
         else:
-            # a style's jaw drop scales every opening alike (ManipulatorConfig.talking_jaw_gain): the lips meet
-            # where the source's meet, the speech's rhythm is the source's
-            gain = 1 + M.ManipulatorConfig().talking_jaw_gain * jaw
+            # a style's jaw drop and smile scale every opening alike (ManipulatorConfig.talking_jaw_gain,
+            # smile_lip_gain): the lips meet where the source's meet, the speech's rhythm is the source's
+            cfg = M.ManipulatorConfig()
+            gain = 1 + cfg.talking_jaw_gain * jaw + cfg.smile_lip_gain * smile
             assert np.abs(b - gain * a).max() < 0.015 and np.corrcoef(a, b)[0, 1] > 0.999, emotion
         # (a wider opening moves the lower lip and chin faster: the speech's own acceleration, scaled)
         assert acceleration_ratio(edited) <= (1.05 if jaw == 0 else 1.1), emotion
@@ -441,7 +442,8 @@ def test_expression_decoder_matches_the_manipulator():
 
 def test_edited_file_round_trip_and_plot(tmp_path):
     track, neutral, _ = synthetic_track(talking_activations())
-    edited = M.manipulate(track, "happy", 0.7, neutral=neutral)
+    # without the smile's wider syllables (smile_lip_gain scales the talker's jaw): the speech channels untouched
+    edited = M.manipulate(track, "happy", 0.7, neutral=neutral, config=M.ManipulatorConfig(smile_lip_gain=0.0))
     path = M.write_to_file(edited, tmp_path / "shot" / "EDITED.npz")
     back = M.read_from_file(path)
     assert np.allclose(back.target_landmarks, edited.target_landmarks, equal_nan=True, atol=1e-3)

@@ -226,10 +226,11 @@ def test_a_reference_smile_carries_over_to_a_talking_clip_and_the_speech_stays()
     assert c["lower_lid"] >= 1.5, c                                                     # its cheeks and eyes
     src, dst = _heads(edited)
     a, b = E.mouth_opening_iod(src), E.mouth_opening_iod(dst)
-    # the clip's speech: the reference's parted lips (a little jaw drop) scale every opening alike
-    # (ManipulatorConfig.talking_jaw_gain), so the lips meet where the source's meet
-    jaw = style.style[E.AU_NAMES.index("AU26")]
-    gain = 1 + M.ManipulatorConfig().talking_jaw_gain * jaw
+    # the clip's speech: the reference's parted lips (a little jaw drop) and its smile scale every opening alike
+    # (ManipulatorConfig.talking_jaw_gain, smile_lip_gain), so the lips meet where the source's meet
+    jaw, smile = style.style[E.AU_NAMES.index("AU26")], style.style[E.AU_NAMES.index("AU12")]
+    cfg = M.ManipulatorConfig()
+    gain = 1 + cfg.talking_jaw_gain * jaw + cfg.smile_lip_gain * smile
     assert np.abs(b - gain * a).max() < 0.004 and np.corrcoef(a, b)[0, 1] > 0.999, (jaw, gain)
 
 

@@ -10,10 +10,12 @@ The rule the engine implements (per batch item, frame t, AU k; all smoothing zer
 * emotion AUs: ``offset = style - min(w, 1) * state``: at intensity ``w = 1`` the sustained emotion is replaced
   by the style, at 0 nothing changes, above 1 the style is exaggerated. ``style`` is the target AU pattern with
   the intensity already applied (``w x prototype``), so emotions can cross-fade over time.
-* emotion AUs the style does not use at that frame (a smile under sad) go with their slower swings too: their
-  ``state`` is ``smooth(params, swing_sigma)``, not the lower envelope, so a grin that comes and goes over a
-  line (or a grimace held for half a second) is taken away and only motion at the pace of speech stays; the
-  style's own AUs keep the actor's emphasis on top (a sad brow still flicks up on a stressed word).
+* emotion AUs the style does not use at that frame (a smile under sad), or pushes below rest (sad's drooping
+  lids, its corners drawn in against a smile), go with their slower swings too: their ``state`` is
+  ``smooth(params, swing_sigma)``, not the lower envelope, so a grin that comes and goes over a line (or a
+  grimace held for half a second, eyes thrown wide while looking up) is taken away and only motion at the pace
+  of speech stays; the style's own raised AUs keep the actor's emphasis on top (a sad brow still flicks up on
+  a stressed word).
 * speech AUs: ``offset = gate * style``: the source's own speech is always kept; a style may add to it only
   where ``gate`` allows (0 on talking shots).
 * performance AUs (blink): never changed.
@@ -105,7 +107,7 @@ class ManipulatorEngine(nn.Module):
         state_smoothing: seconds; half the window of the sustained expression (transients shorter than twice
             this are performance).
         offset_smoothing: seconds (Gaussian sigma) of the offsets' smoothing.
-        swing_smoothing: seconds (Gaussian sigma): the state of the emotion AUs the style does not use.
+        swing_smoothing: seconds (Gaussian sigma): the state of the emotion AUs the style does not raise.
         names: AU names (K), :data:`~ned_fx.manipulation.expression.AU_NAMES` by default.
     """
 
@@ -143,7 +145,7 @@ class ManipulatorEngine(nn.Module):
         """
         state = smooth_time(opening_time(params, self.opening_radius), self.state_kernel, self.state_radius)
         swing = smooth_time(params, self.swing_kernel, self.swing_radius)
-        state = torch.where(style.abs() > 1e-6, state, swing)
+        state = torch.where(style > 1e-6, state, swing)
         replace = torch.clamp(weights, 0.0, 1.0)
         offset = (style - replace * state) * self.emotion_mask + gate * style * self.speech_mask
         offset = smooth_time(offset * region, self.offset_kernel, self.offset_radius)

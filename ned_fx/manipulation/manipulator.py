@@ -31,7 +31,8 @@ The speech rule
 
     Every other AU's offset is projected so the inner-lip gap stays the source's (see
     :class:`~ned_fx.manipulation.expression.ExpressionBasis`) wherever the gate is shut, so on a talking shot the
-    edited mouth opening follows the source exactly.
+    edited mouth opening follows the source exactly, or as a fixed share of it where a style's jaw drop or smile
+    scales every opening alike (``talking_jaw_gain``, ``smile_lip_gain``; zero where the lips meet).
 
 Region control
     Each AU belongs to a region (brows, eyes, cheeks, nose, corners, lips, jaw); region weights scale the offsets.
@@ -512,14 +513,17 @@ def _gap_guard(pairs: list[np.ndarray], r: float, landmarks: np.ndarray, linear:
 
 def _talking_jaw(shapes: np.ndarray, basis, neutral: np.ndarray, pattern: np.ndarray, gate: np.ndarray,
                  region: np.ndarray, found: np.ndarray, mode: str, config: ManipulatorConfig) -> np.ndarray:
-    """FxK activation offsets: the style's jaw drop where the speech gate is shut, as a gain on the source's own
-    mouth opening (see ``ManipulatorConfig.talking_jaw_gain``): zero where the lips meet, the same share of every
-    opening, so the speech (and its correlation with the source) is kept. Zero in ``preserve`` mode."""
+    """FxK activation offsets: the style's jaw drop (and its smile) where the speech gate is shut, as a gain on the
+    source's own mouth opening (see ``ManipulatorConfig.talking_jaw_gain`` and ``smile_lip_gain``): zero where
+    the lips meet, the same share of every opening, so the speech (and its correlation with the source) is kept.
+    Zero in ``preserve`` mode."""
     out = np.zeros_like(pattern)
-    jaw = AU_NAMES.index("AU26")
-    if mode != "auto" or config.talking_jaw_gain <= 0 or not found.any():
+    jaw, smile = AU_NAMES.index("AU26"), AU_NAMES.index("AU12")
+    if mode != "auto" or (config.talking_jaw_gain <= 0 and config.smile_lip_gain <= 0) or not found.any():
         return out
-    gain = config.talking_jaw_gain * np.clip(pattern[:, jaw], 0.0, None) * (1.0 - gate) * region[jaw]
+    gain = (config.talking_jaw_gain * np.clip(pattern[:, jaw], 0.0, None)
+            + config.smile_lip_gain * np.clip(pattern[:, smile], 0.0, None) * region[smile])
+    gain = gain * (1.0 - gate) * region[jaw]
     if not np.any(gain > 0):
         return out
     travel = float(mouth_opening_iod(neutral + basis.fields[jaw]) - mouth_opening_iod(neutral))

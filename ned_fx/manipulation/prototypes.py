@@ -41,14 +41,20 @@ ALIASES = {"happiness": "happy", "joy": "happy", "sadness": "sad", "surprise": "
 #:
 #: * happy 6+12: the corners pulled up and out, the cheeks lifted; the lower lid rises by a share of the eye's own
 #:   opening (a moderate squint: at 1 about 3/4 of the opening is kept, at 1.5 about 2/3), the upper lid stays.
+#:   On a talking shot the smile parts every syllable a little wider (``ManipulatorConfig.smile_lip_gain``).
 #: * sad 1+4+15 with drooping upper lids (AU41, here a negative upper lid raiser: the lids sink by about a
 #:   third of their opening; heavy lids are what reads sad on a talker whose mouth keeps moving) and the inner
 #:   brows raised hard (AU1 1.6): on a grinning talker behind glasses (d12) that is what an independent
-#:   classifier reads as sad (1.2/0.6/-0.3/0.8: +0.08; now +0.16), while the brow lowerer stays moderate (at 1.0
-#:   MediaPipe read d12's inner brows as lowered, not raised) and the corners' pull is held at 0.9 (at 1.1 WDA's
-#:   re-tracked mouth opening followed the source at r 0.946). Without the optional chin raiser
-#:   (AU17): pushing the lower lip up against the corners' pull made a mouth an independent tracker misreads on
-#:   a talking shot.
+#:   classifier reads as sad (1.2/0.6/-0.3/0.8: +0.08; now +0.14 over his first 60 frames, +0.17 on 12 of
+#:   them; the frames where he grins up at the ceiling, 33-52, stay near +0.05). The lids' negative value also
+#:   takes away the actor's slower swings of the lid raise (the engine's rule for an AU a style pushes below
+#:   rest: eyes thrown wide while he looks up no longer undo the heavy lids; +0.007). The brow lowerer stays
+#:   moderate (at 1.0 MediaPipe read d12's inner brows as lowered, not raised) and the corners' pull is held at
+#:   0.9 (at 1.1 WDA's re-tracked mouth opening followed the source at r 0.946). Tried on d12's 60 frames and
+#:   dropped, each for another floor: the outer brows lowered (AU2 -0.6, the oblique brow of grief: +0.16, but
+#:   MediaPipe then reads d12's inner brows 0.019 IOD lower, -0.3: 0.009); the corners drawn in against the
+#:   grin (AU12 -0.3: +0.16, WDA's mouth r 0.933 on the whole clip); the chin raiser (AU17 0.3 with it: +0.17,
+#:   WDA 0.925; alone +0.15); deeper lids (AU5 -0.7: +0.145).
 #: * surprised 1+2+5+26 (+25, the lips part with the jaw).
 #: * fearful 1+2+4+5+20+26 (+25).
 #: * angry 4+7+23+24 (+15): brows down and drawn together hard, the lids tightened into a narrowed, hard stare,
