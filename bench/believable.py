@@ -11,7 +11,8 @@ measures (tests/believable_measures.py, tests/fer_classifier.py):
 * dP: P(target) of an independent FER2013 classifier (fer's published model, run in torch), output minus source,
   each frame cropped with its source box (issue floor: >= 0.15 for happy, sad, surprised, angry on every clip);
 * mouth: near-black share (< 10 % of the face's mean luminance) and luminance std inside the NEW inner-lip
-  openings, next to the actor's own real open mouths in the same frames (``real``); holes = share of frames whose
+  openings (frames where the target's inner-lip gap exceeds the source's by > 1 % IOD), next to the actor's own
+  real open mouths in the same frames (``real``); holes = share of frames whose
   new opening looks like a flat black hole; interior_dark / interior_std: the same over the target's whole
   inner-lip polygon on those frames (measured as the actor's real open mouths are: a thin new crescent of lower
   teeth is uniform by nature, so its own std is not comparable with a whole open mouth's);
@@ -104,7 +105,11 @@ def measure(name, src_frames, out_frames, src_lms, dst_lms, out_lms, emotion, re
         if not (np.isfinite(a[:468]).all() and np.isfinite(b[:468]).all()):
             continue
         m = bm.mouth_new_opening(o, a, b)
-        if m["n"] >= 20:
+        # a new opening is one where the target's lips part further than the source's: a closed lip line moved a
+        # pixel or two (disgust's raised lips on a talker whose gap is kept) leaves a sliver of "new" polygon that
+        # holds the source's own lips, not an interior
+        opens = bm.T.mouth_opening(b) - bm.T.mouth_opening(a) > 0.01 * bm.iod(b)
+        if m["n"] >= 20 and opens:
             mouth.append(m)
             whole.append(bm.mouth_interior(o, b))
         for side in ("right", "left"):
