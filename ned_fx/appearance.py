@@ -629,11 +629,13 @@ class MatteMemo:
         crop = None
         if matte is not None:
             # every value that is not +0.0 (a -0.0 too): the matte comes back bit for bit
-            rows, cols = np.nonzero((matte != 0) | np.signbit(matte))
+            set_ = (matte != 0) | np.signbit(matte)
+            rows = np.flatnonzero(set_.any(axis=1))
             if len(rows) == 0:
                 crop = ((0, 0, 0, 0), np.zeros((0, 0), np.float32))
             else:
-                r0, r1, c0, c1 = int(rows.min()), int(rows.max()) + 1, int(cols.min()), int(cols.max()) + 1
+                cols = np.flatnonzero(set_[rows[0]:rows[-1] + 1].any(axis=0))
+                r0, r1, c0, c1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
                 crop = ((r0, c0, r1, c1), np.array(matte[r0:r1, c0:c1], np.float32))
             self.held += crop[1].nbytes
         self.entries[(int(number), tuple(int(v) for v in box))] = (float(white), self._check(region, src), crop)
