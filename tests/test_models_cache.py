@@ -54,6 +54,14 @@ def test_a_second_edit_reads_the_models_and_renders_what_a_fresh_edit_renders(tm
         return real_detect(self, *args, **kwargs)
 
     monkeypatch.setattr(OcclusionDetector, "detect_in_shot", counted_detect)
+    stored = []                 # per matte lookup: did an earlier edit store this frame's (number, box)?
+    real_get = appearance.MatteMemo.get
+
+    def looked_up(self, number, box, *args):
+        stored.append((int(number), tuple(int(v) for v in box)) in self.entries)
+        return real_get(self, number, box, *args)
+
+    monkeypatch.setattr(appearance.MatteMemo, "get", looked_up)
     clip = footage("d12.mp4")                   # glasses: every model is built (glasses, mouth bank, eyes)
     old = os.umask(0o022)
     try:
@@ -72,9 +80,10 @@ def test_a_second_edit_reads_the_models_and_renders_what_a_fresh_edit_renders(tm
     assert first == 6 and len(mattes) == 1 and stat.S_IMODE(os.stat(mattes[0]).st_mode) == 0o600
     _edit(clip, tmp_path / "b.####.png", "sad", "--frames", "0-5")
     assert len(runs) == 1, "the second edit of the same plate built the appearance models again"
-    # happy and sad give d12 the same face-region boxes: every matte is read, not detected again (and b == c
-    # below: the very same pixels as detecting them)
-    assert len(detections) == first, "the second edit detected the occluder mattes again"
+    # a frame whose face-region box is the one the first edit stored reads its matte, never detects it again (and
+    # b == c below: the very same pixels as detecting it); happy and sad give d12 the same box on most frames
+    kept = sum(stored[6:])
+    assert len(detections) - first == 6 - kept and kept >= 1, (len(detections) - first, kept)
     # tracked and built afresh (an empty cache): the same pixels as the edit that read the models
     os.environ["NED_FX_CACHE"] = str(tmp_path / "fresh")
     _edit(clip, tmp_path / "c.####.png", "sad", "--frames", "0-5")
