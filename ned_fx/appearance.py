@@ -731,8 +731,8 @@ class FaceContent:
             memo = self.mattes if number is not None and box is not None and not self.config.holdout else None
             found = memo.get(number, box, region, src, white) if memo is not None else _MISS
             if found is _MISS:
-                # glasses frames only where the shot's glasses model found glasses (a still with glasses:
-                # --holdout-matte); hair over the forehead always (see OcclusionDetector.detect_in_shot)
+                # glasses frames only where the shot's glasses model found glasses (a clip's from its frames, a
+                # still's from its thin rims); hair over the forehead always (see OcclusionDetector.detect_in_shot)
                 found = self.occlusion.detect_in_shot(region, src, white, glasses=self.models.glasses)
                 found = None if found is None or not np.any(found > 0) else \
                     np.clip(found.astype(np.float32, copy=False), 0.0, 1.0)
