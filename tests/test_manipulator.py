@@ -433,7 +433,7 @@ def test_expression_decoder_matches_the_manipulator():
     track, neutral, _ = synthetic_track(talking_activations(30), missing=())
     edited = M.manipulate(track, "fearful", 1.0, neutral=neutral, config=M.ManipulatorConfig(pose_smoothing=0))
     delta = edited.au_target - edited.au_source
-    decoder = ExpressionDecoder(edited.basis).double()
+    decoder = ExpressionDecoder(edited.basis, edited.basis_down).double()
     with torch.no_grad():
         offsets = decoder(torch.from_numpy(delta)[None], torch.from_numpy(edited.pose[:, :, :3])[None])[0]
     # float64 sums in another order (BLAS threads): ~1e-6 px on offsets of a few tenths

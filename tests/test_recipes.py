@@ -250,6 +250,34 @@ def test_a_talker_keeps_his_jaw_for_every_emotion(clip):
             assert r >= 0.95, (emotion, intensity, r)
 
 
+def _lip_heights(x) -> np.ndarray:
+    """F x columns: the upper lip's red (outer edge to inner edge), column by column from the right corner to the
+    left one, % IOD (head frame)."""
+    outer, inner = ([*ring, *E.mirrored(ring[:-1])[::-1]] for ring in (E.UPPER_LIP_OUTER_R, E.UPPER_LIP_INNER_R))
+    return (x[:, inner, 1] - x[:, outer, 1]) / (_iod(x)[:, None] / 100)
+
+
+def test_a_sneer_raises_the_upper_lip_as_one_piece_on_a_talker():
+    """Disgusted on a talker: the upper lip rises (its inner edge too), the lower lip follows it up, so the gap is
+    the source's and neither lip's red grows. (Split between the lips, the gap-keeping held the upper lip's inner
+    edge down while AU10 raised its outer edge: the upper lip's red grew 3.3-5.6 % IOD, the lower's 4.3 %, and
+    MediaPipe re-tracking WDA's edit read the mouth 0.064 IOD more open; now within 1.3 % and 1.3 %.)"""
+    edited = _edit(WDA, "disgusted")
+    src, dst = _heads(edited)
+    i = _iod(src)[:, None] / 100
+    assert np.abs(E.mouth_opening_iod(dst) - E.mouth_opening_iod(src)).max() < 1e-9       # the gap exactly
+    # the upper lip's red kept where the sneer acts (the corner columns are the lip corner depressor's: -1.3 %);
+    # split between the lips, AU9 and AU10 made it 3.3-5.6 % thicker
+    thicker = (_lip_heights(dst) - _lip_heights(src))[:, 1:-1]
+    assert np.abs(thicker.mean(0)).max() <= 1.0 and np.abs(thicker).max() <= 1.5, np.round(thicker.mean(0), 2)
+    up = -(dst[..., 1] - src[..., 1]) / i
+    assert up[:, 13].mean() >= 4 and up[:, 0].mean() >= 4.5, (up[:, 13].mean(), up[:, 0].mean())
+    assert up[:, 14].mean() >= 4 and up[:, 17].mean() >= 4, (up[:, 14].mean(), up[:, 17].mean())  # lower follows
+    lower = [list(E.LOWER_LIP_INNER_R), list(E.LOWER_LIP_OUTER_R)]
+    red = np.mean(dst[:, lower[1], 1] - dst[:, lower[0], 1] - (src[:, lower[1], 1] - src[:, lower[0], 1]), axis=1)
+    assert np.abs(red / i[:, 0]).max() <= 2.0                        # nor the lower lip's much (AU16 everts it)
+
+
 def test_the_jaw_gate_closes_where_a_mostly_silent_shot_speaks():
     track, fit = _shot("people_0.png")
     neutral = fit.model.neutral

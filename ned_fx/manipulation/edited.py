@@ -16,7 +16,10 @@ au_source          FxK          fitted AU activations of the source (NaN where n
 au_target          FxK          target AU activations (``au_source`` where nothing changes)
 neutral            Px3          the actor's neutral shape in the head frame
 basis              KxPx3        the actor's speech-safe AU fields (head frame, per unit activation): target =
-                                source + pose-linear(basis · (au_target - au_source))
+                                source + pose-linear(basis · max(au_target - au_source, 0)
+                                + basis_down · min(au_target - au_source, 0))
+basis_down         KxPx3        optional: the fields of negative offsets (absent: ``basis``; see
+                                :attr:`ned_fx.manipulation.expression.ExpressionBasis.edit_fields_down`)
 intensity          F            intensity per frame (0 = no edit)
 style              FxK          target AU pattern per frame (intensity applied)
 speech_gate        F            how much a style may add to the speech channels (0 on talking shots)
@@ -71,6 +74,7 @@ class EditedTrack:
     face_id: int = 0
     source: str = ""
     params: dict = field(default_factory=dict)
+    basis_down: np.ndarray | None = None
 
     @property
     def num_frames(self) -> int:
@@ -96,7 +100,7 @@ def to_arrays(edited: EditedTrack) -> dict[str, np.ndarray]:
         "width": np.int64(edited.width), "height": np.int64(edited.height), "fps": np.float64(edited.fps),
         "face_id": np.int64(edited.face_id), "source": np.array(str(edited.source)),
         "params": np.array(json.dumps(params)),
-    }
+    } | ({} if edited.basis_down is None else {"basis_down": f32(edited.basis_down)})
 
 
 def write_to_file(edited: EditedTrack, path: str | Path) -> Path:
@@ -131,4 +135,5 @@ def from_arrays(d: dict[str, np.ndarray]) -> EditedTrack:
         au_source=f64("au_source"), au_target=f64("au_target"), neutral=f64("neutral"), basis=f64("basis"),
         intensity=f64("intensity"), style=f64("style"), speech_gate=f64("speech_gate"),
         region_weights=f64("region_weights"), width=int(d["width"]), height=int(d["height"]), fps=float(d["fps"]),
-        face_id=int(d["face_id"]), source=str(d["source"]), params=json.loads(str(d["params"])))
+        face_id=int(d["face_id"]), source=str(d["source"]), params=json.loads(str(d["params"])),
+        basis_down=f64("basis_down") if "basis_down" in d else None)

@@ -162,12 +162,16 @@ class ExpressionDecoder(nn.Module):
     """Activation offsets -> landmark offsets in frame pixels.
 
     Args:
-        edit_fields: KxPx3 head-frame fields (:attr:`ExpressionBasis.edit_fields`).
+        edit_fields: KxPx3 head-frame fields of positive offsets (:attr:`ExpressionBasis.edit_fields`).
+        edit_fields_down: KxPx3 those of negative offsets (:attr:`ExpressionBasis.edit_fields_down`; None: the
+            same).
     """
 
-    def __init__(self, edit_fields: np.ndarray) -> None:
+    def __init__(self, edit_fields: np.ndarray, edit_fields_down: np.ndarray | None = None) -> None:
         super().__init__()
+        down = edit_fields if edit_fields_down is None else edit_fields_down
         self.register_buffer("fields", torch.as_tensor(np.asarray(edit_fields), dtype=torch.float32))
+        self.register_buffer("fields_down", torch.as_tensor(np.asarray(down), dtype=torch.float32))
 
     def forward(self, delta: torch.Tensor, linear: torch.Tensor) -> torch.Tensor:
         """Args: delta BxTxK activation offsets; linear BxTx3x3 the pose's ``sR`` per frame.
@@ -175,7 +179,8 @@ class ExpressionDecoder(nn.Module):
         Returns:
             BxTxPx3 frame-pixel offsets.
         """
-        head = torch.einsum("btk,kpc->btpc", delta, self.fields)
+        head = (torch.einsum("btk,kpc->btpc", torch.clamp(delta, min=0.0), self.fields)
+                + torch.einsum("btk,kpc->btpc", torch.clamp(delta, max=0.0), self.fields_down))
         return torch.einsum("btij,btpj->btpi", linear, head)
 
 

@@ -522,6 +522,45 @@ def _lip_gap_projector(geo: np.ndarray, radius: float) -> np.ndarray:
     return np.eye(topo.NUM_MESH) + kern.T @ c
 
 
+#: AUs that raise the upper lip (a sneer) or lower the lower lip: in their edit fields (positive offsets) the
+#: upper lip moves as one piece, each column by its mean, and the inner-lip gap change is taken out by the lower
+#: lip following the upper one column by column (:func:`_lower_lip_follows_projector`), so neither lip's red
+#: changes. Split between the lips (:func:`_lip_gap_projector`) the upper lip's
+#: inner edge was held down while AU10 raised its outer edge: on WDA's talker the red of the upper lip grew
+#: visibly thicker and MediaPipe read the mouth 0.064 IOD more open (whole-clip opening r 0.938).
+LOWER_LIP_FOLLOWS_AUS = ("AU9", "AU10", "AU16")
+
+
+def _lip_columns(rings_r) -> tuple[tuple[int, ...], ...]:
+    """The lip's columns in :data:`INNER_LIP_PAIRS` order (each: its points from the inner lip outwards)."""
+    right = [tuple(ring[i] for ring in rings_r) for i in range(len(rings_r[0]) - 1)]
+    mid = (tuple(ring[-1] for ring in rings_r),)
+    return tuple(right) + mid + tuple(mirrored(c) for c in right[::-1])
+
+
+def _lower_lip_follows_projector(geo: np.ndarray, radius: float) -> np.ndarray:
+    """The linear map (468x468, per coordinate) that removes from a field every change of the inner-lip gap at
+    :data:`INNER_LIP_PAIRS` by moving the lower lip: each of its columns (inner lip to outer edge) moves as one by
+    its inner-lip pair's gap change, so the lower lip follows the upper one (as a chin raiser pushes it up in
+    disgust) and keeps its thickness; the skin around follows with a geodesic falloff (``radius``); the upper lip
+    and the mouth corners are left as the AU moves them (a follow spread into the corners lifted them 3 % IOD more
+    than a sneer's own lift, undoing the lip corner depressor)."""
+    cols = _lip_columns(LOWER_LIP_RINGS_R)
+    sel = np.zeros((len(INNER_LIP_PAIRS), topo.NUM_MESH))                        # f -> f_up - f_lo per pair
+    for i, (u, l) in enumerate(INNER_LIP_PAIRS):
+        sel[i, u], sel[i, l] = 1.0, -1.0
+    lip = np.array([p for c in cols for p in c])
+    corners = np.array(both_sides(CORNER_R))
+    col_of = np.array([i for i, c in enumerate(cols) for _ in c])
+    onehot = np.zeros((len(lip) + len(corners), len(cols)))
+    onehot[np.arange(len(lip)), col_of] = 1.0
+    anchors = np.concatenate([lip, corners])
+    spread = _anchor_field(geo, anchors, onehot, radius)                        # 468 x columns
+    spread[list(UPPER_LIP)] = 0.0
+    spread[anchors] = onehot                                                     # exact on the lip, corners held
+    return np.eye(topo.NUM_MESH) + spread @ sel
+
+
 @dataclass(frozen=True)
 class ExpressionBasis:
     """The AU basis of one actor.
@@ -529,10 +568,14 @@ class ExpressionBasis:
     Attributes:
         names: AU names (K), :data:`AU_NAMES`.
         fields: KxPx3 head-frame displacement per unit activation (P = 478; iris rows follow the eye corners).
-        edit_fields: KxPx3 the fields applied to activation *offsets* by the manipulator: speech channels as
-            ``fields``, every other AU with its inner-lip-gap change projected out.
+        edit_fields: KxPx3 the fields applied to positive activation *offsets* by the manipulator: speech channels
+            as ``fields``, every other AU with its inner-lip-gap change projected out (for
+            :data:`LOWER_LIP_FOLLOWS_AUS` by the lower lip following the upper one).
         upper: K upper bounds of the activations.
         iod: the neutral's inter-ocular distance (head-frame units) the fields are scaled to.
+        edit_fields_down: KxPx3 the fields applied to negative offsets (None: ``edit_fields``): there every AU's
+            gap change is split between the lips, so a style that takes a source's raised upper lip away (d12's
+            grin, for every emotion) thins its red as before instead of lowering the whole mouth.
     """
 
     names: tuple[str, ...]
@@ -540,15 +583,22 @@ class ExpressionBasis:
     edit_fields: np.ndarray
     upper: np.ndarray
     iod: float
+    edit_fields_down: np.ndarray | None = None
 
     def index(self, name: str) -> int:
         """Position of an AU name in every K-sized array."""
         return self.names.index(name)
 
     def decode(self, activations: np.ndarray, edit: bool = False) -> np.ndarray:
-        """``...xK`` activations -> ``...xPx3`` head-frame displacement (``edit``: the speech-safe fields)."""
-        f = self.edit_fields if edit else self.fields
-        return np.tensordot(activations, f, axes=([-1], [0]))
+        """``...xK`` activations -> ``...xPx3`` head-frame displacement (``edit``: the speech-safe fields, for
+        activation offsets: ``edit_fields`` for the positive ones, ``edit_fields_down`` for the negative ones)."""
+        if not edit:
+            return np.tensordot(activations, self.fields, axes=([-1], [0]))
+        if self.edit_fields_down is None:
+            return np.tensordot(activations, self.edit_fields, axes=([-1], [0]))
+        a = np.asarray(activations)
+        return (np.tensordot(np.maximum(a, 0.0), self.edit_fields, axes=([-1], [0]))
+                + np.tensordot(np.minimum(a, 0.0), self.edit_fields_down, axes=([-1], [0])))
 
 
 def build_basis(neutral: np.ndarray, config: ManipulatorConfig | None = None) -> ExpressionBasis:
@@ -600,17 +650,26 @@ def build_basis(neutral: np.ndarray, config: ManipulatorConfig | None = None) ->
             for iris, corners in _IRIS:
                 fields[k, list(iris)] = f[list(corners)].mean(axis=0)
     proj = _lip_gap_projector(geo, config.lip_correction_radius)
-    edit = fields.copy()
+    follow = _lower_lip_follows_projector(geo, config.lip_correction_radius)
+    edit, down = fields.copy(), fields.copy()
     for k, name in enumerate(AU_NAMES):
         if name not in SPEECH_AUS + PERFORMANCE_AUS:
-            edit[k, :topo.NUM_MESH] = np.einsum("pq,qc->pc", proj, fields[k, :topo.NUM_MESH])
-            edit[k, list(RIGID_POINTS)] = 0.0
-            if p > topo.NUM_MESH:
-                for iris, corners in _IRIS:
-                    edit[k, list(iris)] = edit[k, list(corners)].mean(axis=0)
+            raised = fields[k, :topo.NUM_MESH].copy()
+            if name in LOWER_LIP_FOLLOWS_AUS:
+                # the upper lip rises as one piece: each column (inner edge to outer edge) by its mean
+                for col in _lip_columns(UPPER_LIP_RINGS_R):
+                    raised[list(col)] = raised[list(col)].mean(axis=0)
+            for out, mine, f in ((edit, follow if name in LOWER_LIP_FOLLOWS_AUS else proj, raised),
+                                 (down, proj, fields[k, :topo.NUM_MESH])):
+                out[k, :topo.NUM_MESH] = np.einsum("pq,qc->pc", mine, f)
+                out[k, list(RIGID_POINTS)] = 0.0
+                if p > topo.NUM_MESH:
+                    for iris, corners in _IRIS:
+                        out[k, list(iris)] = out[k, list(corners)].mean(axis=0)
     upper = np.array([config.max_mouth_activation if n in MOUTH_OPENING_AUS else config.max_activation
                       for n in AU_NAMES])
-    return ExpressionBasis(names=AU_NAMES, fields=fields, edit_fields=edit, upper=upper, iod=iod)
+    return ExpressionBasis(names=AU_NAMES, fields=fields, edit_fields=edit, upper=upper, iod=iod,
+                           edit_fields_down=down)
 
 
 def basis_condition(basis: ExpressionBasis, config: ManipulatorConfig | None = None) -> float:
@@ -682,8 +741,9 @@ def fit_activations(shapes: np.ndarray, neutral: np.ndarray, basis: ExpressionBa
     if fixed.any():                                            # AUs pinned to a value leave the fit
         free = np.flatnonzero(~fixed)
         pinned = np.where(fixed, lower, 0.0)
+        down = None if basis.edit_fields_down is None else basis.edit_fields_down[free]
         sub = ExpressionBasis(tuple(basis.names[i] for i in free), basis.fields[free], basis.edit_fields[free],
-                              basis.upper[free], basis.iod)
+                              basis.upper[free], basis.iod, down)
         rest = fit_activations(shapes - basis.decode(pinned), neutral, sub, config, lower[free], upper[free])
         out[ok] = pinned
         out[np.ix_(ok, free)] = rest[ok]

@@ -699,7 +699,8 @@ def manipulate(track, emotion: str | Mapping[str, float] | None = None, intensit
             # where the speech rule lets the style move the mouth, the emotion AUs part the lips as authored (a
             # disgusted upper lip rises off the teeth) instead of keeping the source's lip gap
             emotion = np.array([n in EMOTION_AUS for n in AU_NAMES], np.float64)
-            part = np.tensordot(delta[found][lips_free] * emotion, basis.fields - basis.edit_fields, axes=([-1], [0]))
+            d = delta[found][lips_free] * emotion
+            part = basis.decode(d) - basis.decode(d, edit=True)
             head[lips_free] += gate[found][lips_free, None, None] * part
         offsets = frame_offsets(head, linear[found])
         target_lm[found] = landmarks[found] + offsets
@@ -721,7 +722,7 @@ def manipulate(track, emotion: str | Mapping[str, float] | None = None, intensit
     return EditedTrack(
         source_landmarks=landmarks, target_landmarks=target_lm, found=found, frame_numbers=frames,
         pose=np.asarray(track.pose, np.float64), au_names=AU_NAMES, au_source=act, au_target=au_target,
-        neutral=model.neutral, basis=basis.edit_fields, intensity=inten, style=pattern, speech_gate=gate,
+        neutral=model.neutral, basis=basis.edit_fields, basis_down=basis.edit_fields_down, intensity=inten, style=pattern, speech_gate=gate,
         region_weights=region, width=int(getattr(track, "width", 0) or 0),
         height=int(getattr(track, "height", 0) or 0), fps=fps, face_id=int(getattr(track, "face_id", 0) or 0),
         source=str(getattr(track, "source", "") or ""), params=params)
