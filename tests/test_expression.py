@@ -131,6 +131,24 @@ def test_action_units_move_the_face_as_facs_says(face):
     assert np.abs(lid_gap).max() / basis.iod < 0.01
 
 
+def test_a_raised_upper_lip_moves_as_one_piece_and_a_lowered_one_keeps_the_split(face):
+    """AU10 added (a sneer): each upper-lip column moves as one and the lower lip's columns follow the gap's change
+    as one, so neither lip's red grows (split, the upper lip's grew 1 % IOD and more); AU10 taken away (negative offset) decodes with the split fields as before."""
+    neutral, basis = face
+    up = basis.decode(np.eye(len(E.AU_NAMES))[AU["AU10"]], edit=True)
+    down = basis.decode(-np.eye(len(E.AU_NAMES))[AU["AU10"]], edit=True)
+    assert np.array_equal(down, -basis.edit_fields_down[AU["AU10"]])
+    for rings, most in ((E.UPPER_LIP_RINGS_R, 1e-9), (E.LOWER_LIP_RINGS_R, 0.025)):
+        for side in (tuple, E.mirrored):
+            red = up[list(side(rings[-1])), 1] - up[list(side(rings[0])), 1]
+            # (the lower lip: only the raw AU10's own reach around the corner, 2 % IOD in its corner column)
+            assert np.abs(red).max() < most * basis.iod, red / basis.iod
+    assert -up[13, 1] >= 0.04 * basis.iod and abs(up[13, 1] - up[14, 1]) < 1e-12     # the mouth rises together
+    # the split fields thicken the upper lip (the inner edge held while the outer rises)
+    split = -basis.edit_fields_down[AU["AU10"]]
+    assert (split[0, 1] - split[13, 1]) / basis.iod >= 0.01
+
+
 def test_edit_fields_keep_the_inner_lip_gap(face):
     neutral, basis = face
     for k, name in enumerate(E.AU_NAMES):

@@ -450,6 +450,7 @@ def test_edited_file_round_trip_and_plot(tmp_path):
     assert np.array_equal(back.found, edited.found) and back.au_names == E.AU_NAMES
     assert back.params["emotion"] == "happy" and back.params["intensity"] == 0.7
     assert back.params["format_version"] == 1 and back.basis.shape == (K, 478, 3)
+    assert back.basis_down.shape == (K, 478, 3) and not np.allclose(back.basis_down, back.basis)
     assert [p.name for p in (tmp_path / "shot").iterdir()] == ["EDITED.npz"]
     with pytest.raises(InvalidParameterError):
         M.write_to_file(edited, tmp_path / "edited.txt")
