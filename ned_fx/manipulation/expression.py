@@ -27,7 +27,9 @@ Speech-safe fields
     :attr:`ExpressionBasis.edit_fields` are the fields the manipulator applies to *offsets*: for every AU that is
     not a speech channel, the part that would change the inner-lip gap is projected out (the upper and lower inner
     lip move together at each of the nine inner-lip pairs, the difference spread smoothly over each lip), so an
-    emotion edit keeps the source's mouth opening exactly, frame by frame.
+    emotion edit keeps the source's mouth opening exactly, frame by frame. Where a style raises the upper lip
+    (AU9, AU10) or lowers the lower one (AU16) the upper lip moves as one piece and the lower lip's columns follow
+    it (:data:`LOWER_LIP_FOLLOWS_AUS`): a sneer on a talker lifts the whole mouth, neither red thickens.
 """
 
 from __future__ import annotations

@@ -65,7 +65,9 @@ ALIASES = {"happiness": "happy", "joy": "happy", "sadness": "sad", "surprise": "
 #:   manipulator keeps ``lid_opening_kept`` of each frame's opening (a downcast eye made slits that read as a
 #:   wince), and the brows come down only as far as the lid skin beneath allows (``brow_lid_gap``).
 #: * disgusted 9+10+15+16: the nose wrinkles, raising the nostril wings and the upper lip, the corners and the
-#:   lower lip go down.
+#:   lower lip go down. On a talker (the gap kept) the upper lip rises as one piece and the lower lip follows it up,
+#:   as a chin raiser pushes it (WDA: the whole mouth ~6 % IOD up, MediaPipe's opening r 0.938 -> 0.942; AU10 0.6
+#:   or AU9 0.7 read 0.950, left at 1.0/0.8 for the sneer's strength).
 PROTOTYPES: dict[str, dict[str, float]] = {
     "neutral": {},
     "happy": {"AU6": 1.0, "AU12": 1.0},
