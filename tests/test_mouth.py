@@ -227,9 +227,12 @@ def test_per_frame_cost_is_a_few_ms():
 
 # ---- no open-mouth footage: a shaded synthetic interior -------------------------------------------------------
 
-def _interior(layer, threshold: float = 0.9):
-    """Luminance (code values) of the layer's pixels where it fully covers."""
+def _interior(layer, threshold: float = 0.9, dst=None):
+    """Luminance (code values) of the layer's pixels where it fully covers (and, given the target landmarks
+    ``dst``, inside its inner lip: not the lips' colour laid around a new opening)."""
     inside = layer.coverage >= threshold
+    if dst is not None:
+        inside &= bm.polygon_mask(layer.coverage.shape, S.inner_points(dst))
     return bm.luminance(layer.pixels[inside]), inside
 
 
@@ -270,8 +273,12 @@ def test_empty_bank_closed_mouth_is_shaded_not_flat():
     layer = MouthRenderer().render(RegionInputs(region, region.copy(), src, dst, None, 0, 255.0))
     assert layer is not None and layer.name == "mouth"
     assert layer.coverage.max() == pytest.approx(1.0, abs=1e-3)
+    # beyond the inner lip: only the lips' colour laid over its crease, no farther than the rim reaches
+    from ned_fx import topology as T
     outside = ~bm.polygon_mask(region.shape, S.inner_points(dst))
-    assert (layer.coverage[outside] == 0).all()
+    ys, xs = np.nonzero(outside & (layer.coverage > 0))
+    reach = MouthConfig().lip_rim * T.inter_ocular(dst)
+    assert len(ys) and S.polygon_distance(S.inner_points(dst), xs + 0.5, ys + 0.5).max() <= reach + 1.0
     lum, inside = _interior(layer)
     assert lum.std() > 0.1 * lum.mean(), "a flat fill"
     ys, xs = np.nonzero(inside)
@@ -281,10 +288,12 @@ def test_empty_bank_closed_mouth_is_shaded_not_flat():
     # the cavity dark between
     assert lum[top].mean() > 1.5 * lum[middle].mean()
     assert lum[bottom].mean() > lum[middle].mean()
-    # nothing on the lip line itself: the lips stay the warp's
-    line = S.inner_points(dst)
-    for x, y in line.astype(int):
-        assert layer.coverage[y, x] < 0.5
+    # without the lip rim, nothing beyond or on the lip line itself: the lips stay the warp's
+    bare = MouthRenderer(config=MouthConfig(lip_rim=0.0)).render(RegionInputs(region, region.copy(), src, dst,
+                                                                             None, 0, 255.0))
+    assert (bare.coverage[outside] == 0).all()
+    for x, y in S.inner_points(dst).astype(int):
+        assert bare.coverage[y, x] < 0.5
 
 
 def test_synthetic_interior_draws_the_shots_teeth_under_the_upper_lip():
@@ -300,14 +309,14 @@ def test_synthetic_interior_draws_the_shots_teeth_under_the_upper_lip():
     assert closed
     *_, inputs = render(s, closed[0])
     layer = MouthRenderer(no_interiors).render(inputs)
-    lum, inside = _interior(layer, 0.5)
+    lum, inside = _interior(layer, 0.5, inputs.dst)
     ys, _ = np.nonzero(inside)
     top, rest = ys < np.percentile(ys, 20), ys > np.percentile(ys, 50)
     assert lum[top].mean() > 1.5 * lum[rest].mean()
     # without teeth anywhere (an empty bank, a frame whose mouth is closed), teeth are still drawn: their colour
     # estimated from the eye whites (a surprised open mouth shows the upper teeth)
     bare = MouthRenderer(MouthBank.empty()).render(inputs)
-    lum, inside = _interior(bare, 0.5)
+    lum, inside = _interior(bare, 0.5, inputs.dst)
     ys, _ = np.nonzero(inside)
     top, rest = ys < np.percentile(ys, 20), ys > np.percentile(ys, 50)
     assert lum[top].mean() > 1.3 * lum[rest].mean()
@@ -609,3 +618,39 @@ def test_synthetic_teeth_are_brighter_than_the_lips():
     reach = _teeth_reach(out, dst)
     print("teeth reach", round(reach, 1), "of a", round(gap, 1), "px opening")
     assert 0.1 * gap <= reach <= 0.5 * gap
+
+
+def _rim_over_lip(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """Per lip (upper, lower; away from the corners): the mean luminance of the band within 1 % IOD of the inner
+    lip contour (either side of it) over that of the lip body (3-5 % IOD outside the contour)."""
+    from ned_fx import topology as T
+
+    lm = np.asarray(landmarks, np.float64)
+    pin, iod = S.inner_points(lm), float(T.inter_ocular(lm))
+    x0, y0 = np.floor(pin.min(0) - 0.08 * iod).astype(int)
+    x1, y1 = np.ceil(pin.max(0) + 0.08 * iod).astype(int)
+    ys, xs = np.mgrid[y0:y1, x0:x1]
+    dist, seg, _ = S.nearest_on_polygon(pin, xs.ravel() + 0.5, ys.ravel() + 0.5)
+    inside = bm.polygon_mask(image.shape, pin)[y0:y1, x0:x1].ravel()
+    signed = np.where(inside, -dist, dist) / iod
+    lum = bm.luminance(image[y0:y1, x0:x1].reshape(-1, image.shape[2]).astype(np.float32))
+    out = []
+    for segments in ([2, 3, 4, 5, 6, 7], [12, 13, 14, 15, 16, 17]):
+        m = np.isin(seg, segments)
+        out.append(lum[m & (np.abs(signed) <= 0.01)].mean() / lum[m & (signed >= 0.03) & (signed <= 0.05)].mean())
+    return np.array(out)
+
+
+@pytest.mark.parametrize("name", ["d8.jpg", STILL])
+def test_new_opening_is_not_ringed_by_the_stretched_crease(name):
+    """A closed mouth opened (stills, surprised): the warp stretches the closed lips' dark crease along the new inner
+    lip, and the interior sat inside a dark ring a few pixels wide (an ink line: the band within 1 % IOD of the
+    inner lip at 0.61 x the lower lip's body on d8, 0.41 x on people_0). The layer now lays the lips' own colour
+    there, a soft shadow at the opening: at least 0.7 x (real open mouths, d12 and WDA, 128 frames opened over 0.15
+    width: 0.67 at the darkest, 0.86-1.15 typically)."""
+    s = shot(name, "surprised", speech=None)
+    plain, out, layer, _ = render(s, 0)
+    dst = s.edited.target_landmarks[0]
+    before, after = _rim_over_lip(plain, dst), _rim_over_lip(out, dst)
+    print(name, "band / lip body (upper, lower): warp", before.round(2), "with the layer", after.round(2))
+    assert after.min() >= 0.7, after

@@ -38,6 +38,12 @@ class MouthConfig:
         edge_feather: the soft edge just inside the target inner lip (x width; at least ``edge_min_px``),
             over which the layer fades in from 0 on the lip line, so the lips stay the warp's.
         edge_min_px: smallest feather in pixels (anti-aliasing).
+        lip_rim: where the opening is new (a closed mouth opened), the layer reaches this far beyond the target
+            inner lip onto the lips (x the inter-ocular distance; at most half the lip's thickness) and paints
+            there where the warp is darker, and in the feather inside it, the lips' own colour (sampled on the lip
+            body, away from the crease): the warp stretches the closed lips' dark crease along the new inner lip,
+            a dark ink line around the opening (0: none) ...
+        lip_rim_shadow: ... graded into a soft shadow this much darker at the opening's edge (0..1).
         rigid_width: a bank interior laid into a mouth wider or narrower than its own (both x the inter-ocular
             distance) is scaled across by (width ratio) ** this: 0 stretches it with the lips, 1 keeps the teeth's
             width (more or less of the mouth's corners shows).
@@ -95,6 +101,8 @@ class MouthConfig:
     cover_excess_full: float = 0.05
     edge_feather: float = 0.035
     edge_min_px: float = 1.2
+    lip_rim: float = 0.03
+    lip_rim_shadow: float = 0.2
     rigid_width: float = 0.5
     teeth_band: float = 0.3
     min_gain: float = 0.5
@@ -135,7 +143,7 @@ class MouthConfig:
             if not getattr(self, name) > 0:
                 raise InvalidParameterError(f"{name} must be > 0, got {getattr(self, name)}")
         for name in ("min_open_px", "under_open_weight", "over_open_weight", "switch_cost", "edge_min_px",
-                     "cover_excess_start", "teeth_height", "grain"):
+                     "cover_excess_start", "teeth_height", "grain", "lip_rim"):
             if not getattr(self, name) >= 0:
                 raise InvalidParameterError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.crossfade < 0:
@@ -149,6 +157,8 @@ class MouthConfig:
         if not 0 < self.min_gain <= 1.0 <= self.max_gain:
             raise InvalidParameterError(f"min_gain must be in (0, 1] and max_gain >= 1, got {self.min_gain} and "
                                         f"{self.max_gain}")
+        if not 0.0 <= self.lip_rim_shadow < 1.0:
+            raise InvalidParameterError(f"lip_rim_shadow must be in [0, 1), got {self.lip_rim_shadow}")
         if not 0.0 <= self.teeth_band < 0.5:
             raise InvalidParameterError(f"teeth_band must be in [0, 0.5), got {self.teeth_band}")
         for lo, hi in (("own_open_start", "own_open_full"), ("own_ratio_start", "own_ratio_full"),

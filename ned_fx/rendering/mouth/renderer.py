@@ -6,7 +6,8 @@ Where the layer shows (per inner-lip column, from right corner to left): the tar
 source's both by a ratio (``cover_ratio_*``) and by an amount (``cover_excess_*``), so a talking mouth that the
 target keeps as it is shows its own interior (the warp's) and gets no layer at all; a closed mouth opened gets
 the layer over the whole opening. Across the inner lip the layer fades in over ``edge_feather`` just inside the
-lip line (the lips stay the warp's; anti-aliased). Cost: a few thousand pixels of numpy per frame, only over the
+lip line (anti-aliased); where the opening is new, over the lips' own colour (``lip_rim``: also a little beyond the
+lip line where the warp is darker, the closed lips' crease it stretched along the new lip line). Cost: a few thousand pixels of numpy per frame, only over the
 mouth's box.
 """
 
@@ -239,8 +240,11 @@ class MouthRenderer:
         h, w = inputs.size
         lo = np.floor(dst_pts.min(0)).astype(int) - 1
         hi = np.ceil(dst_pts.max(0)).astype(int) + 1
-        x0, y0, x1, y1 = max(lo[0], 0), max(lo[1], 0), min(hi[0], w), min(hi[1], h)
-        if x1 - x0 < 2 or y1 - y0 < 2:
+        tight = (max(lo[0], 0), max(lo[1], 0), min(hi[0], w), min(hi[1], h))
+        rim_px, rim_w = self._rim_weights(src_pts, dst_pts, inputs, own)
+        pad = int(np.ceil(rim_px)) + 1 if rim_w.max() > 1e-3 else 0
+        x0, y0, x1, y1 = max(lo[0] - pad, 0), max(lo[1] - pad, 0), min(hi[0] + pad, w), min(hi[1] + pad, h)
+        if tight[2] - tight[0] < 2 or tight[3] - tight[1] < 2:
             return None
         bw, bh = x1 - x0, y1 - y0
         uv, flat = S.pixel_uv(dst_pts, (x0, y0, x1, y1))
@@ -267,13 +271,14 @@ class MouthRenderer:
         cover = _smoothstep(depth / feather) * np.interp(uv[:, 0] * 10.0, np.arange(S.PAIRS), col)
         if cover.max() < 1e-3:
             return None
-        box = (x0, y0, x1, y1)
+        box = tight
         interior = 0.0
         if use_own < 1.0:
             if entries:
                 whole = self._from_bank(entries, uv, inputs, box)
             else:
-                whole = self._synthetic(uv, src_pts, dst_pts, inputs, box)
+                xy = np.stack([flat % bw + x0 + 0.5, flat // bw + y0 + 0.5], -1)
+                whole = self._synthetic(uv, src_pts, dst_pts, inputs, box, xy=xy)
             interior = whole if use_own <= 0 else (1.0 - use_own) * whole
         if use_own > 0.0:
             interior = interior + use_own * self._own(uv, src_pts, dst_pts, inputs, box, *kept)
@@ -281,12 +286,74 @@ class MouthRenderer:
         pixels = np.zeros(inputs.warped.shape, np.float32)
         block = np.zeros((bh * bw, pixels.shape[2]), np.float32)
         block[flat] = interior
-        pixels[y0:y1, x0:x1] = block.reshape(bh, bw, -1)
-        coverage = np.zeros((h, w), np.float32)
         alpha = np.zeros(bh * bw, np.float32)
         alpha[flat] = cover
+        if pad:
+            # the lips' own colour over the warp's stretched crease around a new opening, under the interior
+            at, lip_a, lip_c = self._lip_rim(inputs, dst_pts, rim_px, rim_w, (x0, y0, x1, y1), flat,
+                                             float(np.max(feather)))
+            a_i = alpha[at]
+            total = a_i + (1.0 - a_i) * lip_a
+            block[at] = ((a_i[:, None] * block[at] + ((1.0 - a_i) * lip_a)[:, None] * lip_c)
+                         / np.maximum(total, 1e-6)[:, None])
+            alpha[at] = total
+        pixels[y0:y1, x0:x1] = block.reshape(bh, bw, -1)
+        coverage = np.zeros((h, w), np.float32)
         coverage[y0:y1, x0:x1] = alpha.reshape(bh, bw)
         return RenderedLayer(pixels, coverage, "mouth")
+
+    def _rim_weights(self, src_pts: np.ndarray, dst_pts: np.ndarray, inputs: RegionInputs,
+                     own: float) -> tuple[float, np.ndarray]:
+        """How far (pixels) and how strongly (per inner-lip point, 20, 0..1) the lips' colour is laid around the
+        opening (:meth:`_lip_rim`): where the opening is new (the columns' coverage of a whole new interior, not
+        the source's own kept open: its real lip edge stays), half at the corners (a real commissure is dark)."""
+        cfg = self.config
+        if cfg.lip_rim <= 0 or own >= 1.0:
+            return 0.0, np.zeros(20)
+        iod = float(T.inter_ocular(np.asarray(inputs.dst, dtype=np.float64)))
+        new = column_coverage(src_pts, dst_pts, cfg, 0.0) * (1.0 - own)
+        pairs = np.where(np.arange(20) <= 10, np.arange(20), 20 - np.arange(20))
+        corner = 0.5 + 0.5 * _smoothstep(np.minimum(pairs, 10 - pairs) / 2.0)
+        return max(cfg.lip_rim * iod, 1.0), new[pairs] * corner
+
+    def _lip_rim(self, inputs: RegionInputs, dst_pts: np.ndarray, rim_px: float, rim_w: np.ndarray, box,
+                 flat: np.ndarray, feather: float):
+        """The lips' own colour around a new opening (``rim_w`` per inner-lip point), sampled per inner-lip point
+        on the warped lip body between the inner and the outer contour (away from the crease the warp stretches
+        along the new lip line), a soft ``lip_rim_shadow`` at the opening's edge fading out across the rim: over
+        the feather inside the target inner lip, and outside it ``rim_px`` far (at most half the lip's
+        thickness; opaque over the first half, fading out over the second) only where the warp is darker than
+        that (the crease; where the warp shows lip its own texture stays).
+
+        Returns:
+            ``(at, alpha, colour)``: flat indices into ``box``, their coverage (N) and colour (NxK)."""
+        cfg = self.config
+        x0, y0, x1, y1 = box
+        bw = x1 - x0
+        idx = np.arange((y1 - y0) * bw)
+        inside = np.zeros(len(idx), bool)
+        inside[flat] = True
+        dist, seg, t = S.nearest_on_polygon(dst_pts, idx % bw + x0 + 0.5, idx // bw + y0 + 0.5)
+        keep = np.where(inside, dist <= feather + 1.0, dist < rim_px)
+        at, dist, seg, t, inside = idx[keep], dist[keep], seg[keep], t[keep], inside[keep]
+        nxt = (seg + 1) % 20
+        outer = np.asarray(inputs.dst, dtype=np.float64)[S.OUTER, :2]
+        reach = np.clip(0.5 * np.linalg.norm(outer - dst_pts, axis=1), 1.0, rim_px)
+        reach = (1.0 - t) * reach[seg] + t * reach[nxt]
+        weight = (1.0 - t) * rim_w[seg] + t * rim_w[nxt]
+        # the lip body: the median of three samples across it, smoothed along the lip
+        across = [sample(inputs.warped, dst_pts + f * (outer - dst_pts)) for f in (0.4, 0.55, 0.7)]
+        lips = np.median(np.stack(across), axis=0)
+        lips = 0.25 * np.roll(lips, 1, 0) + 0.5 * lips + 0.25 * np.roll(lips, -1, 0)
+        colour = (1.0 - t)[:, None] * lips[seg] + t[:, None] * lips[nxt]
+        colour *= (1.0 - cfg.lip_rim_shadow * np.where(inside, 1.0, 1.0 - _smoothstep(dist / reach)))[:, None]
+        want = colour.mean(-1)
+        have = inputs.warped.reshape(-1, inputs.warped.shape[2])[
+            (at // bw + y0) * inputs.warped.shape[1] + at % bw + x0].mean(-1)
+        darker = _smoothstep((want - have) / np.maximum(0.15 * want, 1e-6))
+        alpha = weight * np.where(inside, 1.0 - _smoothstep(dist - feather),
+                                  darker * (1.0 - _smoothstep((dist - 0.5 * reach) / (0.5 * reach))))
+        return at, alpha.astype(np.float32), colour.astype(np.float32)
 
     def bank_fit(self, entries, dst: np.ndarray) -> float:
         """How well the planned bank ``entries`` fit the target mouth ``dst`` (landmarks) as whole interiors, 0..1:
@@ -532,10 +599,12 @@ class MouthRenderer:
 
     # ---- no footage of an open mouth: a shaded synthetic interior ------------------------------------------
     def _synthetic(self, uv: np.ndarray, src_pts: np.ndarray, dst_pts: np.ndarray, inputs: RegionInputs,
-                   box, teeth: bool = True, lower_teeth: float = 0.0, gap: np.ndarray | None = None) -> np.ndarray:
+                   box, teeth: bool = True, lower_teeth: float = 0.0, gap: np.ndarray | None = None,
+                   xy: np.ndarray | None = None) -> np.ndarray:
         """A shaded interior at canonical ``uv`` (Mx2): throat, tongue, shadows, and (``teeth``) the upper teeth
         under the upper lip (a thin hint of the lower ones in a wide opening); ``lower_teeth`` (0..1): that hint
-        alone, over an opening ``gap`` pixels tall per point (the cavity between kept teeth)."""
+        alone, over an opening ``gap`` pixels tall per point (the cavity between kept teeth); ``xy`` (Mx2): the
+        pixels' positions (the upper teeth's edge then follows a smooth arch, not the lip line's kinks)."""
         cfg = self.config
         region = inputs.region
         ring = S.ring_points(inputs.src)
@@ -563,7 +632,7 @@ class MouthRenderer:
         colour = colour * (centre * shadow * corners)
         tooth = self._teeth(region, inputs.src, src_pts, lips) if teeth and cfg.teeth_height > 0 else None
         if tooth is not None:
-            colour = self._draw_teeth(colour, u[:, 0], v[:, 0], arch[:, 0], dst_pts, inputs, tooth)
+            colour = self._draw_teeth(colour, u[:, 0], v[:, 0], arch[:, 0], dst_pts, inputs, tooth, xy=xy)
         elif lower_teeth > 0 and gap is not None:
             tooth = self._teeth(region, inputs.src, src_pts, lips)
             if tooth is not None:
@@ -579,7 +648,7 @@ class MouthRenderer:
 
     def _draw_teeth(self, colour: np.ndarray, u: np.ndarray, v: np.ndarray, arch: np.ndarray, dst_pts: np.ndarray,
                     inputs: RegionInputs, tooth: np.ndarray, upper: bool = True, lower: float | None = None,
-                    gap: np.ndarray | None = None) -> np.ndarray:
+                    gap: np.ndarray | None = None, xy: np.ndarray | None = None) -> np.ndarray:
         """The upper teeth (and a hint of the lower ones) over the synthetic interior ``colour`` (MxK): a band
         under the upper lip, partly hidden by it, its incisal edge soft (about a pixel), shorter and darker toward
         the corners, with faint separations between the teeth (sizes from the inter-ocular distance)."""
@@ -587,22 +656,29 @@ class MouthRenderer:
         width = float(S.mouth_width(dst_pts))
         iod = max(float(T.inter_ocular(np.asarray(inputs.dst, np.float64))), 1e-6)
         gap = np.maximum(np.interp(u * 10.0, np.arange(S.PAIRS), S.gaps(dst_pts)) if gap is None else gap, 1.0)
-        # which tooth each pixel shows, and how far it is from the nearest separation (pixels)
+        # how far each pixel is from the nearest separation between teeth (pixels)
         off = np.abs(u - 0.5) * width / iod                                      # x IOD from the midline
-        which = np.clip(np.searchsorted(_TEETH_EDGES, off) - 1, 0, len(_TEETH_LENGTH) - 1)
         edge_px = np.min(np.abs(off[:, None] - _TEETH_EDGES[None, 1:]), axis=1) * iod
         mid_px = off * iod
-        length = _TEETH_LENGTH[which] * (1.0 - 0.1 * np.exp(-(np.minimum(edge_px, mid_px) / (0.012 * iod)) ** 2))
+        # each tooth's length eased into its neighbours' (a step from tooth to tooth was a saw-tooth edge a pixel
+        # sharp: broken teeth), the embrasures between them a shallow notch
+        centres = 0.5 * (_TEETH_EDGES[:-1] + _TEETH_EDGES[1:])
+        length = np.interp(off, centres, _TEETH_LENGTH) \
+            * (1.0 - 0.05 * np.exp(-(np.minimum(edge_px, mid_px) / (0.012 * iod)) ** 2))
         visible = cfg.teeth_height * width * (1.0 - cfg.teeth_hidden) * length * (0.55 + 0.45 * arch)
         visible = np.minimum(visible, 0.45 * gap) * _smoothstep((0.5 - np.abs(u - 0.5)) / 0.2)
-        extent = visible / gap
+        # how far below the upper lip (pixels): along the mouth's vertical, below a smooth arch through the upper
+        # inner lip where the pixels' positions are known (v x gap follows the lip line's kinks between its points
+        # and the triangles' diagonals: a saw-tooth incisal edge)
+        down = v * gap if xy is None else self._below_upper_arch(dst_pts, xy)
+        extent = visible
         soft = 0.9 / gap
         # the teeth show to about the premolars; beyond, the dark corridor by the cheeks
         lateral = _smoothstep((_TEETH_EDGES[-1] - off) / 0.08) * _smoothstep((0.5 - np.abs(u - 0.5) - 0.08) / 0.16)
-        band = (1.0 - _smoothstep((v - extent) / soft + 0.5)) * lateral
+        band = (1.0 - _smoothstep((down - extent) / 0.9 + 0.5)) * lateral
         sep = 1.0 - cfg.teeth_separation * (np.exp(-(edge_px / 0.6) ** 2) + 0.7 * np.exp(-(mid_px / 0.5) ** 2))
-        gum = 0.6 + 0.4 * _smoothstep(v / np.maximum(0.6 * extent, 1e-3))      # the upper lip's shadow
-        rim = 1.0 - 0.1 * _smoothstep((v - 0.75 * extent) / np.maximum(0.25 * extent, 1e-3))   # translucent edge
+        gum = 0.6 + 0.4 * _smoothstep(down / np.maximum(0.6 * extent, 1e-3))      # the upper lip's shadow
+        rim = 1.0 - 0.1 * _smoothstep((down - 0.75 * extent) / np.maximum(0.25 * extent, 1e-3))   # translucent edge
         shade = (gum * rim * sep * (0.5 + 0.5 * arch)).astype(np.float32)
         teeth = tooth.astype(np.float32)[None] * shade[:, None]
         if upper:
@@ -615,6 +691,21 @@ class MouthRenderer:
             low = _smoothstep((v - (1.0 - low_extent)) / soft + 0.5) * _smoothstep((0.2 - off) / 0.06)
             colour = colour + ((0.6 if lower is None else 0.9) * low).astype(np.float32)[:, None] * ((0.7 if lower is None else 0.85) * teeth - colour)
         return colour
+
+    @staticmethod
+    def _below_upper_arch(dst_pts: np.ndarray, xy: np.ndarray) -> np.ndarray:
+        """How far (pixels) the points ``xy`` (Mx2) lie below a smooth arch through the upper inner lip (a
+        parabola fitted to its points 1..9 in the mouth's own frame, corner to corner), along the mouth's
+        vertical."""
+        a, b = dst_pts[0], dst_pts[10]
+        ex = (b - a) / max(float(np.linalg.norm(b - a)), 1e-6)
+        ey = np.array([-ex[1], ex[0]])
+        if float((dst_pts[15] - dst_pts[5]) @ ey) < 0:          # the lower lip below: +ey points down the face
+            ey = -ey
+        rel = dst_pts[1:10] - a
+        coef = np.polyfit(rel @ ex, rel @ ey, 2)
+        p = np.asarray(xy, dtype=np.float64) - a
+        return p @ ey - np.polyval(coef, p @ ex)
 
     def _teeth(self, region: np.ndarray, src: np.ndarray, src_pts: np.ndarray, lips: np.ndarray) -> np.ndarray | None:
         """The teeth colour for the synthetic interior: the shot's (seen anywhere in the shot by the bank builder,

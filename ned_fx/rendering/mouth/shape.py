@@ -183,6 +183,25 @@ def polygon_distance(points: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.n
     return np.sqrt(px.min(1)).astype(np.float64)
 
 
+def nearest_on_polygon(points: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray,
+                                                                                  np.ndarray]:
+    """For the points ``(xs, ys)`` (M): the nearest point of the closed polygon ``points`` (Vx2): its distance
+    (pixels), the segment it lies on (``j``: from vertex ``j`` to ``j + 1``, wrapping) and how far along (0..1).
+
+    Returns:
+        ``(distance M float64, segment M int64, t M float64)``."""
+    a = points.astype(np.float32)
+    seg = np.roll(a, -1, axis=0) - a
+    inv = 1.0 / np.maximum((seg * seg).sum(-1), 1e-12)
+    px = xs.astype(np.float32)[:, None] - a[None, :, 0]
+    py = ys.astype(np.float32)[:, None] - a[None, :, 1]
+    t = np.clip((px * seg[:, 0] + py * seg[:, 1]) * inv, 0.0, 1.0)
+    d2 = (px - t * seg[:, 0]) ** 2 + (py - t * seg[:, 1]) ** 2
+    j = d2.argmin(1)
+    rows = np.arange(len(j))
+    return np.sqrt(d2[rows, j]).astype(np.float64), j.astype(np.int64), t[rows, j].astype(np.float64)
+
+
 def ring_points(landmarks: np.ndarray) -> np.ndarray:
     """Where the lighting around the mouth is measured: the middle of the lips (between facing outer and inner
     lip points) and the skin just outside the outer lip: 40x2."""
