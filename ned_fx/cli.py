@@ -45,7 +45,7 @@ def tracker_config(args) -> "object":
     given = {"smoothing": args.smoothing, "max_faces": args.max_faces, "batch_size": args.batch_size,
              "device": args.device, "iris": False if args.no_iris else None,
              "colorspace": args.colorspace, "ocio_config": args.ocio_config, "display_view": args.display_view,
-             "runtime": getattr(args, "runtime", None)}
+             "runtime": getattr(args, "runtime", None), "iris_model": getattr(args, "iris_model", None)}
     return TrackerConfig(**{k: v for k, v in given.items() if v is not None})
 
 
@@ -150,7 +150,12 @@ def add_tracker_options(p: argparse.ArgumentParser) -> None:
                    f"{d.batch_size}: MediaPipe-exact tracking)")
     g.add_argument("--device", help=f"auto (CUDA if present), cpu, cuda, cuda:N (default {d.device})")
     g.add_argument("--no-iris", action="store_true", help="skip the iris network")
-    from .tracking.config import RUNTIMES
+    from .tracking.config import IRIS_MODELS, RUNTIMES
+
+    g.add_argument("--iris-model", choices=IRIS_MODELS, help=f"what finds the iris points: eye_crops (the face mesh "
+                   f"plus MediaPipe's iris net on two eye crops) or attention (MediaPipe's attention mesh, the net "
+                   f"behind its refine_landmarks: one net, closer to MediaPipe's irises; needs `ned-fx weights "
+                   f"install` on an older install) (default {d.iris_model})")
 
     g.add_argument("--runtime", choices=RUNTIMES, help=f"what runs the tracker's networks: auto (onnxruntime on "
                    f"the CPU where installed, PyTorch on a GPU), torch, or onnxruntime (CPU only) (default "

@@ -246,3 +246,30 @@ def test_an_install_from_before_the_attention_mesh_gains_it_without_converting_t
     paths = weights.install(wheel=wheel)
     assert paths["face_mesh_attention"].is_file()
     assert {n: weights.weights_path(n).stat().st_mtime_ns for n in old} == before
+
+
+def test_the_cli_tracks_with_the_attention_mesh_when_asked(tmp_path):
+    """`ned-fx track --iris-model attention`: the option reaches the tracker (its irises, not the eye crops', in the
+    track file: the same points the tracker gives on that still), and a wrong name is refused by the parser."""
+    from conftest import footage
+    from ned_fx.cli import build_parser, main, tracker_config
+    from ned_fx.media import read_image
+    from ned_fx.tracking import FaceTracker, read_from_file
+
+    parser = build_parser()
+    assert tracker_config(parser.parse_args(["track", "in.png", "-o", "t.npz"])).iris_model == "eye_crops"
+    args = parser.parse_args(["track", "in.png", "-o", "t.npz", "--iris-model", "attention"])
+    assert tracker_config(args).iris_model == "attention"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["track", "in.png", "-o", "t.npz", "--iris-model", "tflite"])
+
+    still = footage("d19.jpg")
+    irises = {}
+    for model in ("attention", "eye_crops"):
+        out = tmp_path / f"{model}.npz"
+        assert main(["track", str(still), "-o", str(out), "-q", "--device", "cpu", "--iris-model", model]) == 0
+        irises[model] = read_from_file(out).landmarks[0, 468:, :2]
+    rgb = read_image(still).pixels
+    direct = next(iter(FaceTracker(TrackerConfig(device="cpu", iris_model="attention")).iter_track(iter([rgb]))))
+    assert np.abs(irises["attention"] - direct.faces[0][0][468:, :2]).max() < 1.0
+    assert np.abs(irises["attention"] - irises["eye_crops"]).max() > 0.1, "the two nets' irises differ"
