@@ -11,7 +11,11 @@ says what the edit costs on top of touching the frames at all. Targets (issue 4,
 second edit of the same frames with --second-emotion reads the cached track and appearance models:
 ``second_vs_first`` is the first edit's time over the second's (issue 18: >= 2); ``second_render_ms`` and
 ``second_occlusion_ms`` say what the second edit's render still costs (its occluder mattes are read from the first
-edit where the face region's box is the same). Prints a table and writes JSON to bench/results/.
+edit where the face region's box is the same). Inside "render": ``occlusion_ms``, ``warp_ms`` (the geometry
+renderer), ``brows_ms``, ``skin_ms``, ``mouth_ms``, ``eyes_ms``. The stage times are wall seconds of the thread that
+ran the stage, and render's two halves run in two threads at once, so they count waits for a core and for the GIL;
+``render_cpu_ms``, ``composite_cpu_ms`` and ``encode_cpu_ms`` are those threads' own CPU (the encoder's threads are
+counted in ``cpu_ms`` only). Prints a table and writes JSON to bench/results/.
 
 The machine's 1-minute load average before and after each row is recorded (``load``): these VMs are shared, and
 a load above the core count slows everything (compare ratios within one run). The process's CPU time (all its
@@ -116,6 +120,9 @@ def main() -> int:
             row.update({f"{s}_ms": 1000 * summary.seconds[s] / n for s in STAGES})
             # what the face content costs inside "render" (occluders, skin folds, mouth interior, eyeballs)
             row.update({f"{k}_ms": 1000 * v / n for k, v in summary.content_seconds.items()})
+            # the CPU of the threads that ran render / composite / encode (ned_fx's own; the encoder's threads
+            # are in cpu_ms only): the wall stage times above count waits for a core and the GIL too
+            row.update({f"{s}_cpu_ms": 1000 * v / n for s, v in summary.cpu_seconds.items()})
             # the second edit's render: what it still pays per frame (its occluder mattes are read from the first)
             row.update({"second_render_ms": 1000 * second.seconds["render"] / n,
                         "second_occlusion_ms": 1000 * second.content_seconds.get("occlusion", 0.0) / n})
@@ -123,7 +130,8 @@ def main() -> int:
     cols = ["input", "size", "frames", "fps", "target_fps", "transcode_fps", "edit_vs_transcode",
             "second_fps", "second_track_ms", "second_appearance_ms", "second_vs_first", "load", "cpu_ms",
             "second_cpu_ms", "transcode_cpu_ms",
-            *[f"{s}_ms" for s in STAGES], "occlusion_ms", "brows_ms", "skin_ms", "mouth_ms", "eyes_ms",
+            *[f"{s}_ms" for s in STAGES], "occlusion_ms", "warp_ms", "brows_ms", "skin_ms", "mouth_ms", "eyes_ms",
+            "render_cpu_ms", "composite_cpu_ms", "encode_cpu_ms",
             "second_render_ms", "second_occlusion_ms"]
     print(table(rows, cols))
     path = write_results("edit", rows, {"emotion": args.emotion, "second_emotion": args.second_emotion,

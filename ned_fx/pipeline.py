@@ -244,6 +244,9 @@ class EditSummary:
     outputs: tuple = ()               # ({"path", "sha256"}, …) of every file written (also in the audit log)
     signed: bool = False              # C2PA Content Credentials added to the output
     content_seconds: dict = field(default_factory=dict)   # the face content's share of "render": per sub-stage
+    # the CPU seconds of the threads that ran each rendering stage ("render", "composite", "encode": this process's
+    # own threads, not the encoder's): beside the wall ``seconds``, which count a stage's waits for a core too
+    cpu_seconds: dict = field(default_factory=dict)
     layer: str = "full"               # "full" frames, or "patch": the edited region with premultiplied alpha
     matte: str | None = None          # where the matte went: the matte file/pattern, or "EXR channel NAME"
     restarted: str | None = None      # why a sequence output's frames already there were rendered again
@@ -258,14 +261,19 @@ class _Clock:
         import threading
 
         self.seconds = {s: 0.0 for s in STAGES}
+        self.cpu = {s: 0.0 for s in STAGES}
         self._lock = threading.Lock()
 
-    def add(self, stage: str, started: float) -> float:
+    def add(self, stage: str, started: float, cpu_started: float | None = None) -> float:
+        """Add the wall seconds since ``started`` (``time.perf_counter``) to ``stage``, and the calling thread's
+        CPU seconds since ``cpu_started`` (``time.thread_time`` in this thread) when given; returns now."""
         import time
 
         now = time.perf_counter()
         with self._lock:            # the render's steps run in threads of their own (ned_fx.streams)
             self.seconds[stage] += now - started
+            if cpu_started is not None:
+                self.cpu[stage] += time.thread_time() - cpu_started
         return now
 
 
@@ -972,6 +980,7 @@ class ShotRenderer:
         self.compositor = Compositor(compositor_config)
         self.mesh = build_render_mesh(track.mean_shape)
         self.index = {int(n): t for t, n in enumerate(track.frame_numbers)}
+        self.warp_seconds = 0.0           # the renderer's own share of "render" (the warp), wall seconds
 
     def render(self, frame: Frame, clock: "_Clock | None" = None) -> tuple[Frame, str | None]:
         """Edit one frame of the shot.
@@ -1001,7 +1010,7 @@ class ShotRenderer:
         if where.reason is not None:
             return _Pending(frame, where)
         k, box, s, d, shift = where.index, where.box, where.src, where.dst, where.shift
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), time.thread_time()
         x0, y0 = box[0], box[1]
         offset = np.array([x0, y0, 0.0])
         extra = {}
@@ -1013,9 +1022,11 @@ class ShotRenderer:
         src_r, dst_r = s - offset, d - offset
         keep = self.content.occluders(region, src_r, white, int(frame.number), box, frame.pixels.shape[:2])
         clean = self.content.fill(region, keep)
+        w = time.perf_counter()
         rendered = self.renderer.render(clean, src_r, dst_r, self.mesh, **extra)
+        self.warp_seconds += time.perf_counter() - w
         if clock:
-            clock.add("render", t)
+            clock.add("render", t, cpu)
         return _Pending(frame, where, clean, rendered, src_r, dst_r, keep, white)
 
     def finish(self, pending: "_Pending", clock: "_Clock | None" = None) -> tuple[Frame, str | None]:
@@ -1027,16 +1038,17 @@ class ShotRenderer:
         where = pending.where
         if where.reason is not None:
             return pending.frame, where.reason
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), time.thread_time()
         k, keep, e = where.index, pending.keep, self.edited
         rendered = self.content.layers(RegionInputs(pending.clean, pending.rendered, pending.src, pending.dst,
                                                     None if keep is None else 1.0 - keep, k, pending.white),
                                        (e.au_names, e.au_source[k], e.au_target[k]))
         if clock:
-            t = clock.add("render", t)
+            t = clock.add("render", t, cpu)
+            cpu = time.thread_time()
         out = self.compositor.composite_frame(pending.frame, rendered, where.box, where.dst, where.src, keep=keep)
         if clock:
-            clock.add("composite", t)
+            clock.add("composite", t, cpu)
         return out, None
 
 
@@ -1123,7 +1135,7 @@ def _render_shot(path, output, kind, track, edited, frames, preview, renderer_co
             # decode, warp, content + composite, and encode (here) of neighbouring frames run at once
             for done, (frame, own, result, weights) in enumerate(staged(decoded_frames(), (begin, finish),
                                                                          name="ned-fx-render"), 1):
-                t = time.perf_counter()
+                t, cpu = time.perf_counter(), time.thread_time()
                 if result is None:
                     resumed.append(frame.number)
                 else:
@@ -1138,13 +1150,13 @@ def _render_shot(path, output, kind, track, edited, frames, preview, renderer_co
                         stamp = record.for_frame(frame.number, own, reason)
                     sink.write(out_frame, write_image, stamp, plate=frame, weights=weights)
                     before_after.add(frame, out_frame)
-                    clock.add("encode", t)
+                    clock.add("encode", t, cpu)
                 if progress:
                     progress("rendering", done, total)
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), time.thread_time()
         sink.close()
         before_after.close()
-        clock.add("encode", t)
+        clock.add("encode", t, cpu)
         if shot.content.mattes is not None:
             shot.content.mattes.save()
     except BaseException:
@@ -1154,8 +1166,9 @@ def _render_shot(path, output, kind, track, edited, frames, preview, renderer_co
     return EditSummary(output=str(output), frames=total, edited=tuple(edited_frames),
                        passed_through=passed, resumed=tuple(resumed), seconds=dict(clock.seconds),
                        preview=str(preview) if preview else None, face_id=track.face_id,
-                       content_seconds=dict(shot.content.seconds), layer=sink.layers.layer, matte=sink.matte_where(),
-                       restarted=sink.restarted_frames())
+                       content_seconds={**shot.content.seconds, "warp": shot.warp_seconds}, layer=sink.layers.layer,
+                       matte=sink.matte_where(), restarted=sink.restarted_frames(),
+                       cpu_seconds={s: clock.cpu[s] for s in ("render", "composite", "encode")})
 
 
 def _handed_over(frames: list):

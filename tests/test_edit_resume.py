@@ -143,3 +143,16 @@ def test_a_disk_that_fills_during_a_movie_leaves_no_half_written_file(tmp_path, 
         edit_media(tmp_path / "s.####.png", tmp_path / "o" / "e.mp4", HAPPY)
     assert calls["n"] == 3
     assert not (tmp_path / "o").exists() or not list((tmp_path / "o").iterdir()), "nothing half-written is left"
+
+
+def test_the_summary_splits_the_render_into_warp_and_says_each_stage_s_own_cpu(tmp_path, pictures):
+    """bench/edit.py's accounting: the warp's share of "render" is named (``content_seconds["warp"]``), and the CPU
+    of the threads that ran render / composite / encode is given beside their wall seconds (a stage's own thread
+    cannot spend more CPU than the wall time it took)."""
+    _deliver(tmp_path, pictures[0][:2])
+    summary = edit_media(tmp_path / "s.####.png", tmp_path / "o" / "e.####.png", HAPPY)
+    assert summary.edited == (1, 2)
+    assert 0 < summary.content_seconds["warp"] <= summary.seconds["render"]
+    assert set(summary.cpu_seconds) == {"render", "composite", "encode"}
+    for stage, cpu in summary.cpu_seconds.items():
+        assert 0 < cpu <= summary.seconds[stage] + 0.005, (stage, cpu, summary.seconds[stage])
