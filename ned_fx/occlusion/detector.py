@@ -662,15 +662,22 @@ class OcclusionDetector:
 _BROW_LOW = (46, 53, 52, 65, 55, 276, 283, 282, 295, 285)
 
 
-def _above_brows(pts: np.ndarray, p: np.ndarray) -> np.ndarray:
-    """Which of ``pts`` (Nx2) lie above the brows' lower edges (the line through them, carried on flat past their
-    ends), for landmarks ``p`` in the same pixels."""
+def _face_axes(p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The face's unit axes in the picture for landmarks ``p``: ``u`` from the right eye's outer corner to the
+    left's, ``v`` across it pointing to the chin, and ``mid`` between the two corners."""
     right, left = p[T.EYE_OUTER_RIGHT], p[T.EYE_OUTER_LEFT]
     u = (left - right) / max(float(np.linalg.norm(left - right)), 1e-9)
     v = np.array([-u[1], u[0]])
     mid = 0.5 * (left + right)
     if (p[152] - mid) @ v < 0:
         v = -v
+    return u, v, mid
+
+
+def _above_brows(pts: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """Which of ``pts`` (Nx2) lie above the brows' lower edges (the line through them, carried on flat past their
+    ends), for landmarks ``p`` in the same pixels."""
+    u, v, mid = _face_axes(p)
     edge = p[list(_BROW_LOW)] - mid
     order = np.argsort(edge @ u)
     limit = np.interp((pts - mid) @ u, (edge @ u)[order], (edge @ v)[order])
@@ -781,12 +788,7 @@ def _bridge(grey: np.ndarray, rims: list, p: np.ndarray, iod: float, cfg: Occlus
     of its sides) at about the same height. Over the nose the face draws no such line."""
     import cv2
 
-    right, left = p[T.EYE_OUTER_RIGHT], p[T.EYE_OUTER_LEFT]
-    u = (left - right) / max(float(np.linalg.norm(left - right)), 1e-9)
-    v = np.array([-u[1], u[0]])
-    mid = 0.5 * (left + right)
-    if (p[152] - mid) @ v < 0:
-        v = -v
+    u, v, mid = _face_axes(p)
     (_, r0, _), (_, r1, _) = rims                                  # the right eye's lens (image left), then the left's
     x0, x1 = float(((r0 - mid) @ u).max()), float(((r1 - mid) @ u).min())
     if x1 - x0 < 0.05 * iod:

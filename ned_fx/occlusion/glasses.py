@@ -429,7 +429,7 @@ def _trace(evidence: np.ndarray, fit: np.ndarray, eye_area: np.ndarray,
     them (uint8 mask in the canonical view)."""
     import cv2
 
-    from .detector import trace_rim
+    from .detector import _closed_runs, trace_rim
 
     iod = cfg.model_iod
     h, w = evidence.shape
@@ -449,7 +449,7 @@ def _trace(evidence: np.ndarray, fit: np.ndarray, eye_area: np.ndarray,
         # short gaps (a few degrees) between found parts are bridged: the rim is continuous
         good = np.convolve(np.concatenate([good[-3:], good, good[:3]]).astype(float), np.ones(7), "same")[3:-3] >= 3
         rim = on + smooth[:, None] * normal
-        for run in _runs(good):
+        for run in _closed_runs(good):
             cv2.polylines(mask, [np.rint(rim[run] * 16).astype(np.int32)], False, 1, thickness=thick,
                           lineType=cv2.LINE_8, shift=4)
     # the bridge: the strongest consistent line between the lenses' inner sides, above the eye line
@@ -467,25 +467,6 @@ def _trace(evidence: np.ndarray, fit: np.ndarray, eye_area: np.ndarray,
             cv2.polylines(mask, [np.rint(pts[ok] * 16).astype(np.int32)], False, 1, thickness=thick,
                           lineType=cv2.LINE_8, shift=4)
     return mask
-
-
-def _runs(good: np.ndarray) -> list[np.ndarray]:
-    """Index runs of True in a closed sequence (a run over the end continues at the start)."""
-    n = len(good)
-    if good.all():
-        return [np.concatenate([np.arange(n), [0]])]
-    start = int(np.argmin(good))                                  # begin at a gap
-    order = (np.arange(n) + start) % n
-    runs, run = [], []
-    for i in order:
-        if good[i]:
-            run.append(i)
-        elif run:
-            runs.append(np.array(run))
-            run = []
-    if run:
-        runs.append(np.array(run))
-    return [r for r in runs if len(r) > 1]
 
 
 def place(model: GlassesModel, grey: np.ndarray, landmarks: np.ndarray, cfg: OcclusionConfig,
