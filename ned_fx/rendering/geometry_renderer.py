@@ -87,7 +87,7 @@ def _inside_polygon(pts: torch.Tensor, poly: torch.Tensor) -> torch.Tensor:
 
 
 def _polygon_distance(pts: torch.Tensor, poly: torch.Tensor) -> torch.Tensor:
-    """Distance from points ``Mx2`` to the closed polygons ``MxVx2`` (one per point) -> M."""
+    """Distance from points ``Mx2`` to the closed polygons ``MxVx2`` (one per point; ``1xVx2``: one for all) -> M."""
     qa, qb = poly, torch.roll(poly, -1, dims=1)
     seg = qb - qa
     rel = pts[:, None] - qa
@@ -357,8 +357,11 @@ class GeometryRendererModule(nn.Module):
         base = torch.zeros_like(pm)
         for k in range(self.num_holes):
             base = torch.where((rm == k)[:, None], self._sim_offset(sim_m[k], pm), base)
-        mismatch = self._shepard(pm, sa[bidx], sb[bidx], va[bidx], vb[bidx],
-                                 torch.gather(fade_len[bidx], 1, rm[:, None])[:, 0], owner[None, :] == rm[:, None])
+        # one frame: every cell shares the frame's segments (broadcast, not copied per cell: the same values)
+        one = b == 1 and not _exporting()
+        ends = (sa, sb, va, vb) if one else (sa[bidx], sb[bidx], va[bidx], vb[bidx])
+        mismatch = self._shepard(pm, *ends, torch.gather(fade_len[bidx], 1, rm[:, None])[:, 0],
+                                 owner[None, :] == rm[:, None])
         d = d.index_put((flat,), base + mismatch).reshape(b, n, 2)
 
         # -- the opening layers (mouth, eyes): rigid through their similarity, on the cells in or next to them
@@ -375,7 +378,9 @@ class GeometryRendererModule(nn.Module):
             bidx = torch.div(flat, n, rounding_mode="floor")
             pm = p[0, flat - bidx * n]
             contour = getattr(self, f"hole{k}")
-            poly_dst, poly_src = dst[:, contour][bidx], src[:, contour][bidx]  # MxVx2
+            poly_dst, poly_src = dst[:, contour], src[:, contour]              # BxVx2
+            if not one:                                                         # MxVx2 (1xVx2: broadcast)
+                poly_dst, poly_src = poly_dst[bidx], poly_src[bidx]
             subs = pm[:, None, :] + self.subsamples[None] * cell               # Mx16x2
             cover = _inside_polygon(subs, poly_dst).to(torch.float32).mean(dim=1)
             if k == MOUTH and self._follow:     # the face layer's own source points (it follows the lips)
