@@ -418,19 +418,25 @@ def test_closed_mouth_still_opened_shows_upper_teeth():
 
 # ---- a jaw drop opens a clenched interior: upper teeth up, lower down, the dark between --------------------------
 
-def _teeth_gap(img: np.ndarray, lm: np.ndarray) -> float:
-    """Down the middle of the inner-lip opening of ``lm`` (the three central facing pairs, 25 samples each from
-    the upper inner lip to the lower one, averaged) in an RGB image: the darkest luminance of the middle half
-    over the brightest of the upper third (the upper teeth). ~1: teeth all the way down; low: a dark band (the
-    cavity) between the upper teeth and the lower lip."""
+def _middle_profile(img: np.ndarray, lm: np.ndarray, samples: int, t0: float = 0.0, t1: float = 1.0) -> np.ndarray:
+    """Luminance down the middle of the inner-lip opening of ``lm``: the three central facing pairs, ``samples``
+    points each from the upper inner lip (t0) to the lower one (t1), averaged over the pairs."""
     pts = S.inner_points(lm)
-    t = np.linspace(0.04, 0.96, 25)
+    t = np.linspace(t0, t1, samples)
     rows = []
     for a in (4, 5, 6):
         (x0, y0), (x1, y1) = pts[S.UPPER[a]], pts[S.LOWER[a]]
         pos = np.stack([x0 + t * (x1 - x0), y0 + t * (y1 - y0)], -1)
         rows.append(bm.luminance(sample(img.astype(np.float32), pos[:, None])[None, :, 0])[0])
-    prof = np.mean(rows, 0)
+    return np.mean(rows, 0)
+
+
+def _teeth_gap(img: np.ndarray, lm: np.ndarray) -> float:
+    """Down the middle of the inner-lip opening of ``lm`` (the three central facing pairs, 25 samples each from
+    the upper inner lip to the lower one, averaged) in an RGB image: the darkest luminance of the middle half
+    over the brightest of the upper third (the upper teeth). ~1: teeth all the way down; low: a dark band (the
+    cavity) between the upper teeth and the lower lip."""
+    prof = _middle_profile(img, lm, 25, 0.04, 0.96)
     return float(prof[8:20].min() / max(float(prof[:9].max()), 1e-6))
 
 
@@ -542,12 +548,7 @@ def _teeth_reach(img: np.ndarray, lm: np.ndarray) -> float:
     upper lip to the first sample below the first teeth-bright one (1.15 x the lips' luminance) that is not."""
     pts = S.inner_points(lm)
     t = np.linspace(0.0, 1.0, 41)
-    rows = []
-    for a in (4, 5, 6):
-        (x0, y0), (x1, y1) = pts[S.UPPER[a]], pts[S.LOWER[a]]
-        pos = np.stack([x0 + t * (x1 - x0), y0 + t * (y1 - y0)], -1)
-        rows.append(bm.luminance(sample(img.astype(np.float32), pos[:, None])[None, :, 0])[0])
-    prof = np.mean(rows, 0)
+    prof = _middle_profile(img, lm, len(t))
     lips = bm.luminance(sample(img.astype(np.float32), S.ring_points(lm)[:20])[None])[0].mean()
     bright = prof >= 1.15 * lips
     if not bright[:20].any():
