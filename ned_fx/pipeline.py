@@ -741,11 +741,14 @@ def _analyse(path, instruction, frames, face_id, tracker_config, manipulator_con
     if track is None:
         track = track_media(path, tracker.config, frames=frames, face_id=face_id, tracker=tracker,
                             progress=(lambda d, n: progress("tracking", d, n)) if progress else None, keep=keep)
-        if key is not None:
-            from .tracking.cache import as_cached, store_track
+        from .tracking.cache import as_cached, store_track
 
+        if key is not None:
             store_track(key, track)
-            track = as_cached(track)
+        # the plan is made from the track at the cache file's precision whether or not it was stored, so an edit
+        # with --no-cache renders what a cached edit renders (float64 landmarks moved ~6-9 pixels a frame by one
+        # code value)
+        track = as_cached(track)
     clock.seconds["track"] += time.perf_counter() - t0
     t0 = time.perf_counter()
     edited = plan_edit(track, instruction, manipulator_config)

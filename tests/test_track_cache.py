@@ -78,6 +78,8 @@ def test_no_cache_neither_reads_nor_writes(tmp_path, cache):
     assert len(runs) == 1 and not folder.exists()
     _edit(src, tmp_path / "o2" / "e.####.png", "happy")
     assert len(runs) == 2 and len(list(folder.glob("track-*.npz"))) == 1
+    for a, b in zip(sorted((tmp_path / "o1").glob("e.*.png")), sorted((tmp_path / "o2").glob("e.*.png")), strict=True):
+        assert np.array_equal(read_image(a).pixels, read_image(b).pixels), f"{a.name}: --no-cache rendered other pixels"
     _edit(src, tmp_path / "o3" / "e.####.png", "sad", "--no-cache")
     assert len(runs) == 3, "--no-cache read the cache"
 
