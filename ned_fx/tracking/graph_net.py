@@ -94,7 +94,7 @@ class GraphNet(nn.Module):
                 y = F.pad(env[step["in"]], (l, r, t, b, c0, c1))
             elif op == "reshape":
                 src = self._to_tflite_order(env[step["in"]], step["in"])
-                y = src.reshape([src.shape[0], *step["shape"][1:]])
+                y = src.reshape([-1, *step["shape"][1:]])        # -1: a constant shape once exported
                 y = y.permute(0, 3, 1, 2) if y.dim() == 4 else y        # rank-4 tensors live as NCHW
             elif op == "mul":
                 y = _activate(env[step["in"]] * getattr(self, f"c{i}"), step["act"])
@@ -218,9 +218,12 @@ def landmarks_to_matrices(landmarks: list[torch.Tensor], subsets: list[list[int]
     grow = (high - low) * torch.tensor([scale[1] / out_w, scale[0] / out_h], **kw)
     a = rot.transpose(2, 3) * grow[..., None, :]                               # rotation(-r) @ diag(grow)
     t = centre - (a * torch.tensor([out_w / 2, out_h / 2], **kw)).sum(-1)
-    top = torch.cat([a, torch.zeros_like(a[..., :1]), t[..., None]], -1)       # BxGx2x4
-    bottom = torch.tensor([[0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]], **kw)
-    return torch.cat([top, bottom.expand(top.shape[0], g, 2, 4)], 2)
+    # [[a, 0, t], [0, 0, 1, 0], [0, 0, 0, 1]] from products with constants (no shape-dependent zeros or expand)
+    spread = torch.tensor([[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0]], **kw)             # 2x4: a's columns
+    rows = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0], [0.0, 0.0]], **kw)            # 4x2: the top rows
+    last = torch.tensor([0.0, 0.0, 0.0, 1.0], **kw)
+    bottom = torch.tensor([[0.0] * 4, [0.0] * 4, [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]], **kw)
+    return rows @ (a @ spread + t[..., None] * last) + bottom
 
 
 def transform_bilinear(feature: torch.Tensor, matrix: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -234,8 +237,8 @@ def transform_bilinear_many(feature: torch.Tensor, matrices: torch.Tensor, size:
 
     The four neighbours are gathered and weighted here rather than by ``grid_sample``: onnxruntime's GridSample took
     ~0.25 ms for each 16x16x32 sample on the CPU, more than the convolutions of the branch it feeds."""
-    b, c, h, w = feature.shape
-    g = matrices.shape[1]
+    c, h, w = (int(v) for v in feature.shape[1:])          # constants once exported (no shape arithmetic)
+    g = int(matrices.shape[1])
     out_h, out_w = size
     p = out_h * out_w
     kw = {"dtype": feature.dtype, "device": feature.device}
@@ -253,10 +256,14 @@ def transform_bilinear_many(feature: torch.Tensor, matrices: torch.Tensor, size:
     index = ((low * torch.tensor([1.0, w], **kw)).sum(-1, keepdim=True) + step @ corners).long()  # BxGxPx4
     both = torch.cat([1 - frac, frac], -1)                                     # (1-fx, 1-fy, fx, fy)
     weight = both[..., [0, 2, 0, 2]] * both[..., [1, 1, 3, 3]] * inside       # BxGxPx4
-    n = g * p * 4
-    values = feature.reshape(b, c, h * w).gather(2, index.reshape(b, 1, n).expand(b, c, n))
-    out = (values.reshape(b, c, g, p, 4) * weight[:, None]).sum(-1)           # BxCxGxP
-    return out.transpose(1, 2).reshape(b, g, c, out_h, out_w)
+    # whole pixels (C values, contiguous once the map is HWC) gathered as rows of one B*H*W x C table, corner
+    # first: a row copy per sample instead of an element gather through a B x C x G*P*4 index
+    rows = feature.permute(0, 2, 3, 1).reshape(-1, c)
+    first = torch.arange(feature.shape[0], device=feature.device).reshape(-1, 1, 1, 1) * (h * w)
+    values = rows[(index + first).permute(3, 0, 1, 2).reshape(4, -1)]          # 4 x B*G*P x C
+    weighted = (values * weight.permute(3, 0, 1, 2).reshape(4, -1, 1)).reshape(4, -1)
+    out = (torch.ones(1, 4, **kw) @ weighted).reshape(-1, c)                   # B*G*P x C: the corners' sum
+    return out.reshape(-1, g, p, c).transpose(2, 3).reshape(-1, g, c, out_h, out_w)
 
 
 def transform_landmarks(points: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
@@ -271,10 +278,14 @@ def transform_landmarks_many(points: list[torch.Tensor], matrices: list[torch.Te
     """:func:`transform_landmarks` for G point sets (BxNgx2, or x3), each through its own matrix, in one go."""
     if any(pt.shape[-1] != points[0].shape[-1] for pt in points):
         return [transform_landmarks(pt, m) for pt, m in zip(points, matrices)]
-    sizes = [pt.shape[1] for pt in points]
-    owner = torch.tensor(sum(([k] * n for k, n in enumerate(sizes)), []), device=points[0].device)
+    sizes = [int(pt.shape[1]) for pt in points]
     every = torch.cat(points, 1)                                               # BxNx2
-    m = torch.stack(matrices, 1).to(every.dtype)[:, owner]                     # BxNx4x4
-    xy = (m[..., :2, :2] @ every[..., :2, None])[..., 0] + m[..., :2, 3]
+    # every point through every matrix (G products of Nx2 by 2x2), then each point's own kept by a constant mask:
+    # a few whole-tensor ops rather than N batched 2x2 products through a per-point gather of the matrices
+    mine = torch.zeros(len(sizes), sum(sizes), 1, dtype=every.dtype, device=every.device)
+    for k, start in enumerate(np.cumsum([0] + sizes[:-1])):
+        mine[k, int(start):int(start) + sizes[k]] = 1.0
+    m = torch.stack(matrices, 1).to(every.dtype)                               # BxGx4x4
+    xy = ((every[:, None, :, :2] @ m[..., :2, :2].transpose(2, 3) + m[..., None, :2, 3]) * mine).sum(1)
     out = torch.cat([xy, every[..., 2:]], -1) if every.shape[-1] > 2 else xy
     return list(out.split(sizes, 1))

@@ -215,7 +215,43 @@ def _blocked_friendly(path: Path) -> None:
                                     name=(node.name or node.output[0]) + ".as_conv", kernel_shape=[1, 1])
             graph.node.insert(list(graph.node).index(node), conv)
             graph.node.remove(node)
+    _block_branch_inputs(graph, inits)
     onnx.save(model, str(path))
+
+
+def _block_branch_inputs(graph, inits: dict) -> None:
+    """An identity depthwise 1x1 ``Conv`` after each activation that a non-convolution makes (the attention mesh's
+    bilinear crops) and that feeds both a ``Conv`` and an ``Add`` (a residual block): onnxruntime then reads it in
+    its blocked layout once, instead of re-ordering every residual sum of the branch in and out of NCHW (the
+    attention mesh: 8 re-orders per branch). Same values: the conv multiplies by 1 and adds 0."""
+    from onnx import helper, numpy_helper
+
+    producer = {out: node for node in graph.node for out in node.output}
+    users: dict[str, list] = {}
+    for node in graph.node:
+        for name in node.input:
+            users.setdefault(name, []).append(node)
+    for name, after in list(users.items()):
+        made = producer.get(name)
+        if made is None or made.op_type in ("Conv", "Add", "MaxPool", "Relu", "Clip", "Sigmoid"):
+            continue
+        convs = [u for u in after if u.op_type == "Conv" and u.input[0] == name and u.input[1] in inits]
+        if not convs or not any(u.op_type == "Add" for u in after):
+            continue
+        w = inits[convs[0].input[1]]
+        group = next((a.i for a in convs[0].attribute if a.name == "group"), 1)
+        c = int(w.shape[1] * group)
+        if c % 16:
+            continue
+        blocked = name + ".blocked"
+        graph.initializer.append(numpy_helper.from_array(np.ones((c, 1, 1, 1), np.float32), blocked + ".one"))
+        conv = helper.make_node("Conv", [name, blocked + ".one"], [blocked], name=blocked, kernel_shape=[1, 1],
+                                group=c)
+        for u in after:
+            for k, inp in enumerate(u.input):
+                if inp == name:
+                    u.input[k] = blocked
+        graph.node.insert(list(graph.node).index(made) + 1, conv)
 
 
 def _export(name: str, path: Path) -> None:
