@@ -146,15 +146,25 @@ def tracker():
 @functools.lru_cache(maxsize=None)
 def our_track(name: str, batch_size: int = 1, smoothing: float | None = None):
     """Our tracker on a shared clip/photo (default config unless told), cached for the session."""
-    from ned_fx.tracking import FaceTracker, TrackerConfig
+    from ned_fx.tracking import TrackerConfig
     from ned_fx.tracking.tracker import assemble_track
 
     cfg = TrackerConfig(device="cpu", batch_size=batch_size,
                         **({} if smoothing is None else {"smoothing": smoothing}))
-    tr = _trackers.setdefault(cfg, FaceTracker(cfg, engines=_engines()))
     frames, fps = decode_rgb(name)
-    seen = list(tr.iter_track(iter(frames)))
+    # smoothing is applied when the per-frame detections are assembled (tracker.assemble_track), never to what the
+    # next frame's crop is taken from: one tracking pass serves every smoothing strength
+    seen = _seen(name, batch_size)
     return assemble_track(seen, np.arange(len(frames)), frames.shape[2], frames.shape[1], fps, cfg)
+
+
+@functools.lru_cache(maxsize=None)
+def _seen(name: str, batch_size: int) -> list:
+    from ned_fx.tracking import FaceTracker, TrackerConfig
+
+    cfg = TrackerConfig(device="cpu", batch_size=batch_size)
+    tr = _trackers.setdefault(cfg, FaceTracker(cfg, engines=_engines()))
+    return list(tr.iter_track(iter(decode_rgb(name)[0])))
 
 
 _trackers: dict = {}
