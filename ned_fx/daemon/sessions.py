@@ -322,6 +322,10 @@ class Session:
             if track is None:
                 track = track_media(self.path, config, frames=self.frames, face_id=self.face,
                                     progress=self.progress, tracker=tracker)
+                # planned from the track at its file's precision, as `ned-fx edit` plans: the same pixels
+                from ..tracking.cache import as_cached
+
+                track = as_cached(track)
             if self.cancel.is_set():
                 raise Cancelled()
             edited = plan_edit(track, self.instruction)
