@@ -490,18 +490,9 @@ def _models_path(key: str) -> Path:
 
 def _load_models(key: str) -> ShotModels | None:
     """The cached models of ``key``, or None (absent, unreadable, or not the owner's private file)."""
-    import os
-    import stat
+    from .tracking.cache import load_private
 
-    path = _models_path(key)
-    try:
-        st = os.lstat(path)
-        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid():
-            return None
-        with np.load(path, allow_pickle=False) as data:
-            return ShotModels.from_arrays({k: data[k] for k in data.files})
-    except Exception:       # absent, corrupt, from another version: a miss, never a failed edit
-        return None
+    return load_private(_models_path(key), lambda data: ShotModels.from_arrays({k: data[k] for k in data.files}))
 
 
 def _store_models(key: str, models: ShotModels) -> Path | None:
@@ -577,19 +568,12 @@ class MatteMemo:
 
     @classmethod
     def _load(cls, key: str) -> dict:
-        import os
-        import stat
+        from .tracking.cache import load_private
 
-        path = cls._path(key)
-        try:
-            st = os.lstat(path)
-            if not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid():
-                return {}
-            with np.load(path, allow_pickle=False) as d:
-                heads, crops, ends = d["heads"], d["crops"], d["ends"]
-                values = d["values"]
-        except Exception:       # absent, corrupt, from another version: a miss, never a failed edit
+        arrays = load_private(cls._path(key), lambda d: (d["heads"], d["crops"], d["ends"], d["values"]))
+        if arrays is None:      # absent, corrupt, from another version: a miss, never a failed edit
             return {}
+        heads, crops, ends, values = arrays
         out, start = {}, 0
         for head, crop, end in zip(heads.tolist(), crops.tolist(), ends.tolist()):
             number, x0, y0, x1, y1, white, check = head

@@ -751,11 +751,11 @@ def _analyse(path, instruction, frames, face_id, tracker_config, manipulator_con
         track = as_cached(track)
     clock.seconds["track"] += time.perf_counter() - t0
     t0 = time.perf_counter()
-    from .manipulation.edited import from_arrays, to_arrays
+    from .manipulation.edited import as_stored
 
-    # rendered from the plan at an edit file's precision, as the daemon renders a session's (it stores the plan
-    # and reads it back): the CLI and a host render the same pixels
-    edited = from_arrays(to_arrays(plan_edit(track, instruction, manipulator_config)))
+    # rendered from the plan at an edit file's precision, as the daemon renders a session's: the CLI and a host
+    # render the same pixels
+    edited = as_stored(plan_edit(track, instruction, manipulator_config))
     clock.seconds["manipulate"] += time.perf_counter() - t0
     return track, edited
 

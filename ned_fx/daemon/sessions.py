@@ -328,16 +328,17 @@ class Session:
                 track = as_cached(track)
             if self.cancel.is_set():
                 raise Cancelled()
-            edited = plan_edit(track, self.instruction)
+            # rendered from the plan as its cache file holds it (lower precision, as the track above), so a fresh
+            # and a cached session, and `ned-fx edit`, give the same pixels
+            from ..manipulation.edited import as_stored
+
+            edited = as_stored(plan_edit(track, self.instruction))
             try:
                 private_dir(folder)                         # face tracks of real people: 0700 / 0600
                 tracking.write_to_file(track, tpath)
                 private_file(tpath)
                 manipulation.write_to_file(edited, epath)
                 private_file(epath)
-                # render from what the cache holds (its files store lower precision), so a fresh and a cached
-                # session give the same pixels
-                track, edited = tracking.read_from_file(tpath), manipulation.read_from_file(epath)
             except Exception:   # an unwritable cache only costs the next open a new analysis
                 pass
         if self.fast is not None and self.checkpoint is None:

@@ -103,6 +103,12 @@ def to_arrays(edited: EditedTrack) -> dict[str, np.ndarray]:
     } | ({} if edited.basis_down is None else {"basis_down": f32(edited.basis_down)})
 
 
+def as_stored(edited: EditedTrack) -> EditedTrack:
+    """The edit exactly as an edit file holds it (its arrays' precision), so an edit rendered from memory and one
+    read back from its file render the same pixels (the track's twin: ``tracking.cache.as_cached``)."""
+    return from_arrays(to_arrays(edited))
+
+
 def write_to_file(edited: EditedTrack, path: str | Path) -> Path:
     """Write an edit to ``path`` (``.npz``) atomically.
 

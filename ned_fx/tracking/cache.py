@@ -48,18 +48,25 @@ def track_path(key: str, folder: Path | None = None) -> Path:
 
 def load_track(key: str, folder: Path | None = None) -> Track | None:
     """The cached track of ``key``, or None (absent, unreadable, or not the owner's private file)."""
-    path = track_path(key, folder)
+    def read(data):
+        if any(k not in data.files for k in REQUIRED):
+            return None
+        return from_arrays({k: data[k] for k in data.files})
+
+    return load_private(track_path(key, folder), read)
+
+
+def load_private(path: Path, read):
+    """``read(data)`` of the ``.npz`` at ``path`` (numpy's NpzFile, no pickles), or None when it is absent, not a
+    regular file the user owns, or unreadable or corrupt: a cache miss, never a failed edit (the reading half of
+    :func:`store_private`)."""
     try:
         st = os.lstat(path)
         if not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid():
             return None
         with np.load(path, allow_pickle=False) as data:
-            if any(k not in data.files for k in REQUIRED):
-                return None
-            return from_arrays({k: data[k] for k in data.files})
-    except (OSError, ValueError, KeyError, EOFError):
-        return None
-    except Exception:       # a corrupt file (zip/json errors): a miss, never a failed edit
+            return read(data)
+    except Exception:       # absent (OSError), not an npz, zip/json errors, missing keys
         return None
 
 
