@@ -17,15 +17,16 @@ from .media.frames import Frame
 Progress = Callable[[int, int], None]
 
 
-def display_plate(frame: Frame, view=None) -> np.ndarray:
+def display_plate(frame: Frame, view=None, copy: bool = True) -> np.ndarray:
     """The display-referred RGB8 picture of a frame over its display window (what the tracker looks at).
 
     Pixels of the data window land at their place in the display window; the rest is black. Landmarks found
     on it are therefore in display-window pixel coordinates, whatever the file's data window. ``view``: an
     OpenColorIO :class:`~ned_fx.media.color.DisplayView` for scene-linear / log plates (see
-    :func:`tracker_view`).
+    :func:`tracker_view`). ``copy``: as :func:`~ned_fx.media.to_display_rgb8`'s (False: a reader that never writes
+    to the picture may get the frame's own pixels).
     """
-    rgb = to_display_rgb8(frame, view)
+    rgb = to_display_rgb8(frame, view, copy)
     dx0, dy0, dx1, dy1 = frame.display_window
     x0, y0, x1, y1 = frame.data_window
     if (x0, y0, x1, y1) == (dx0, dy0, dx1, dy1):
@@ -86,7 +87,7 @@ def track_media(path: str | Path, config=None, frames: str | None = None, face_i
             for i, frame in enumerate(source):
                 if keep is not None:
                     keep.offer(i, frame)
-                rgb = display_plate(frame, view)
+                rgb = display_plate(frame, view, copy=False)       # the tracker only reads it
                 if not size:
                     size.append((rgb.shape[1], rgb.shape[0]))
                 elif size[0] != (rgb.shape[1], rgb.shape[0]):
@@ -1441,7 +1442,7 @@ class _Sink(_MovieOwner):
         from .media.layers import patch_frame
         from .media.timecode import header_timecode
 
-        rgb = to_display_rgb8(frame)
+        rgb = to_display_rgb8(frame, copy=False)            # the encoder only reads it
         if self.movie is None:
             fps = self.track.fps or 25.0
             start = self._first_number / fps                 # movie frame numbers are 0-based indices

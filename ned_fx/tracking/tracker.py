@@ -222,7 +222,9 @@ class FaceTracker:
     def _track_chunk(self, chunk: list[np.ndarray], start: int, state: "_State") -> list[FrameFaces]:
         cfg = self.config
         # uint8 on the device; crops convert only the pixels they read
-        batch = torch.from_numpy(np.stack(chunk)).to(self.device).permute(0, 3, 1, 2)
+        # (a chunk of one frame is a view of it: np.stack's copy of a 1080p frame costs ~1-16 ms, page faults)
+        batch = torch.from_numpy(np.stack(chunk) if len(chunk) > 1 else chunk[0][None]).to(self.device) \
+            .permute(0, 3, 1, 2)
         n = len(chunk)
         results = [FrameFaces(start + k, {}) for k in range(n)]
         detections = self.detect(batch, list(range(n))) if n > 1 else None
