@@ -177,15 +177,36 @@ def test_onnxruntime_export_matches_pytorch_on_real_crops_in_the_blocked_layout(
     made_by = {o: n.op_type for n in graph.node for o in n.output}
     assert "PRelu" not in made_by.values() and "GridSample" not in made_by.values()
     assert not [n for n in graph.node if n.op_type == "Conv" and made_by.get(n.input[0]) == "Pad"]
+    # the lips and eye sub-models run as lanes of one branch (graph_net.merge_lanes): 304 convolutions unmerged
+    assert sum(n.op_type == "Conv" for n in graph.node) < 160
     engine = ort.OrtEngine("face_mesh_attention", path, threads=1)
     for batch in (1, 3):
         crops = _crops(batch)
         with torch.no_grad():
-            ref = module(crops)
+            ref = module(crops)                                         # the net unmerged, in PyTorch
         got = engine(crops)
         assert got[0].shape == (batch, 478, 3)
-        assert float((got[0] - ref[0]).abs().max()) <= 2e-3          # crop pixels of 192
+        assert float((got[0] - ref[0]).abs().max()) <= 1e-3          # crop pixels of 192
         assert float((got[1] - ref[1]).abs().max()) <= 1e-4
+
+
+def test_merged_lanes_are_the_branches_run_apart():
+    """graph_net.merge_lanes: the lips / left eye / right eye sub-models as lanes of one tensor give the unmerged
+    net's outputs (float rounding apart) in about half the steps, and a spec without bilinear crops is unchanged."""
+    from ned_fx.tracking.graph_net import GraphNet, merge_lanes
+
+    spec, arrays, _ = _spec()
+    merged, _ = merge_lanes(spec, arrays)
+    ops = [s["op"] for s in merged[1:]]
+    assert len(merged) < 0.6 * len(spec) and ops.count("lane_gather") == 1      # the eyes' split: 3 -> 5 lanes
+    assert ops.count("transform_bilinear") == 3 and ops.count("unlane") == 5
+    crops = _crops(2).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        apart, together = GraphNet(spec, arrays)(crops), GraphNet(spec, arrays, lanes=True)(crops)
+    for a, b in zip(apart, together):
+        assert a.shape == b.shape and float((a - b).abs().max()) <= 1e-4 * max(1.0, float(a.abs().max()))
+    plain = [spec[0]] + [s for s in spec[1:] if s["op"] == "conv"][:2]
+    assert merge_lanes(plain, arrays)[0] is plain
 
 
 # ---- the tracker on it -----------------------------------------------------------------------------------------

@@ -29,11 +29,14 @@ class GraphNet(nn.Module):
     """Runs a converted graph.
 
     Input ``x``: Bx3xHxW float, in the range the original network expects. Outputs: a tuple, one tensor per
-    graph output, each in TFLite's (NHWC) element order with the batch dimension first.
+    graph output, each in TFLite's (NHWC) element order with the batch dimension first. ``lanes``: run parallel
+    sub-models as one (:func:`merge_lanes`; the same outputs to float rounding).
     """
 
-    def __init__(self, spec: list[dict], arrays: dict[str, np.ndarray]):
+    def __init__(self, spec: list[dict], arrays: dict[str, np.ndarray], lanes: bool = False):
         super().__init__()
+        if lanes:
+            spec, arrays = merge_lanes(spec, arrays)
         header, steps = spec[0], spec[1:]
         self.input_id = header["inputs"][0]
         self.output_ids = list(header["outputs"])
@@ -118,6 +121,15 @@ class GraphNet(nn.Module):
             elif op == "transform_landmarks":
                 points, matrix = step["in"]
                 y = transform_landmarks(env[points], env[matrix])
+            elif op == "lanes":                             # a group's bilinear crops side by side
+                stacked = env.get(("stack", tuple(step["in"])))
+                y = stacked.flatten(1, 2) if stacked is not None else torch.cat([env[j] for j in step["in"]], 1)
+            elif op == "lane_gather":
+                src = env[step["in"]]
+                lanes = src.reshape(src.shape[0], -1, step["width"], *src.shape[2:])
+                y = lanes[:, step["index"]].flatten(1, 2)
+            elif op == "unlane":
+                y = env[step["in"]][:, step["start"]: step["stop"]]
             elif op == "concat":
                 axis = step["axis"]
                 rank = self._ranks[step["out"]]
@@ -145,6 +157,8 @@ class GraphNet(nn.Module):
             out = transform_landmarks_many([env[s["in"][0]] for s in group], [env[s["in"][1]] for s in group])
         for k, step in enumerate(group):
             env[step["out"]] = out[k] if isinstance(out, list) else out[:, k]
+        if first["op"] == "transform_bilinear":        # BxGxCxHxW: the lanes of :func:`merge_lanes` as they are
+            env[("stack", tuple(step["out"] for step in group))] = out
 
     def _to_tflite_order(self, t: torch.Tensor, tensor_id: int) -> torch.Tensor:
         """NCHW activations back to NHWC element order (what RESHAPE and the outputs assume)."""
@@ -289,3 +303,191 @@ def transform_landmarks_many(points: list[torch.Tensor], matrices: list[torch.Te
     xy = ((every[:, None, :, :2] @ m[..., :2, :2].transpose(2, 3) + m[..., None, :2, 3]) * mine).sum(1)
     out = torch.cat([xy, every[..., 2:]], -1) if every.shape[-1] > 2 else xy
     return list(out.split(sizes, 1))
+
+
+#: ops :func:`merge_lanes` runs for several lanes at once
+_LANE_OPS = ("conv", "prelu", "add", "maxpool", "pad")
+
+
+def merge_lanes(spec: list[dict], arrays: dict[str, np.ndarray]) -> tuple[list[dict], dict[str, np.ndarray]]:
+    """The spec with parallel branches run as one: the attention mesh's lips, left and right eye sub-models (each
+    cropped by one TransformTensorBilinear of a group, same shapes, own weights) become "lanes" of one tensor, their
+    channels side by side (lane-major), and each set of matching steps, one per lane, becomes one step: depthwise
+    convolutions with the weights side by side, per-lane dense convolutions as grouped ones (groups = lanes),
+    PReLU with the slopes side by side, sums and pools as they are, channel pads as grouped 1x1 convolutions that
+    embed the channels. Where lanes split (an eye's contour and iris heads both read its trunk) the lanes are
+    gathered (lane k of the input repeated); output convolutions of unequal widths are padded with zero filters.
+    Steps outside the lanes read a lane back as a channel slice. Same values to float rounding (a grouped
+    convolution sums the same products); ~3x fewer ops in the branches (onnxruntime: a small convolution's cost is
+    mostly its call).
+
+    Returns (spec, arrays): new lists; ``arrays`` holds the original arrays and the merged ones.
+    """
+    header, steps = spec[0], spec[1:]
+    arrays = dict(arrays)
+    ranks = dict(header["ranks"])
+    made_at = {s["out"]: i for i, s in enumerate(steps)}
+    users: dict[int, list[int]] = {}
+    for i, s in enumerate(steps):
+        for t in (s["in"] if isinstance(s["in"], list) else [s["in"]]):
+            users.setdefault(t, []).append(i)
+    fresh = [max(int(k) for k in ranks) + 1]
+
+    def new_id() -> int:
+        fresh[0] += 1
+        ranks[str(fresh[0])] = 4
+        return fresh[0]
+
+    # bundle id -> (member tensor ids in lane order, lane width (channels each lane holds), valid channels per lane)
+    bundles: dict[int, tuple[list[int], int, list[int]]] = {}
+    where: dict[int, tuple[int, int]] = {}            # member tensor -> (bundle, lane)
+    starts: dict[int, int] = {}                        # step index -> bundle made right after it (bilinear groups)
+    for first, group in _transform_groups(steps).items():
+        if steps[first]["op"] == "transform_bilinear":
+            feature = steps[first]["in"][0]
+            c = _channels(steps, arrays, feature, made_at, users)
+            if c is None:
+                continue
+            b = new_id()
+            members = [steps[j]["out"] for j in group]
+            bundles[b] = (members, c, [c] * len(members))
+            where.update({t: (b, k) for k, t in enumerate(members)})
+            starts[max(group)] = b
+    if not bundles:
+        return spec, arrays
+
+    def lane_input(t: int) -> tuple[int, int] | None:
+        """(bundle, lane) of a full-width lane tensor (a merged step's input), else None."""
+        if t not in where:
+            return None
+        b, k = where[t]
+        return (b, k) if bundles[b][2][k] == bundles[b][1] else None
+
+    def signature(s: dict):
+        if s["op"] not in _LANE_OPS:
+            return None
+        ins = s["in"] if isinstance(s["in"], list) else [s["in"]]
+        found = [lane_input(t) for t in ins]
+        if any(f is None for f in found):
+            return None
+        if s["op"] == "conv":
+            w = arrays[s["weight"]]
+            depthwise = s["groups"] == w.shape[0] and w.shape[1] == 1
+            if not depthwise and s["groups"] != 1:
+                return None
+            key = ("conv", depthwise, w.shape[1:] if not depthwise else w.shape, tuple(s["stride"]),
+                   tuple(s["dilation"]), tuple(s["pads"]), s["act"])
+        elif s["op"] == "prelu":
+            key = ("prelu", arrays[s["weight"]].shape)
+        elif s["op"] == "add":
+            key = ("add", s["act"])
+        elif s["op"] == "maxpool":
+            key = ("maxpool", tuple(s["kernel"]), tuple(s["stride"]), tuple(s["pads"]))
+        else:
+            if any(s["pads"][:4]):                     # only channel pads (the residual blocks' growth)
+                return None
+            key = ("pad", tuple(s["pads"]))
+        return key, tuple(f[0] for f in found)
+
+    out_steps: list[dict] = []
+    done: set[int] = set()
+    present: set[int] = {header["inputs"][0]}         # individual tensors computed so far
+    gathers: dict[tuple[int, tuple[int, ...]], int] = {}
+
+    def materialize(t: int) -> None:
+        if t in present or t not in where:
+            return
+        b, k = where[t]
+        _, width, valid = bundles[b]
+        out_steps.append({"op": "unlane", "in": b, "out": t, "start": k * width, "stop": k * width + valid[k]})
+        present.add(t)
+
+    def lanes_of(b: int, index: list[int]) -> int:
+        """Bundle ``b`` with lanes ``index`` (in that order): itself, or a gather of its lanes."""
+        members, width, valid = bundles[b]
+        if index == list(range(len(members))):
+            return b
+        key = (b, tuple(index))
+        if key not in gathers:
+            g = new_id()
+            out_steps.append({"op": "lane_gather", "in": b, "out": g, "index": list(index), "width": width})
+            bundles[g] = ([members[k] for k in index], width, [valid[k] for k in index])
+            gathers[key] = g
+        return gathers[key]
+
+    for i, s in enumerate(steps):
+        if i in done:
+            continue
+        sig = signature(s)
+        group = [j for j in range(i, len(steps)) if j not in done and (j == i or signature(steps[j]) == sig)] \
+            if sig is not None else [i]
+        if len(group) < 2:
+            for t in (s["in"] if isinstance(s["in"], list) else [s["in"]]):
+                materialize(t)
+            out_steps.append(s)
+            present.add(s["out"])
+            if i in starts:
+                b = starts[i]
+                out_steps.append({"op": "lanes", "in": list(bundles[b][0]), "out": b})
+            continue
+        done.update(group)
+        n_in = len(s["in"]) if isinstance(s["in"], list) else 1
+        ins = []
+        for p in range(n_in):
+            tensors = [(steps[j]["in"] if isinstance(steps[j]["in"], list) else [steps[j]["in"]])[p] for j in group]
+            ins.append(lanes_of(where[tensors[0]][0], [where[t][1] for t in tensors]))
+        lanes = len(group)
+        width = bundles[ins[0]][1]
+        out = new_id()
+        op = s["op"]
+        name = f"lanes{out}"
+        if op == "conv":
+            ws = [arrays[steps[j]["weight"]] for j in group]
+            bs = [arrays[steps[j]["bias"]] for j in group]
+            valid = [w.shape[0] for w in ws]
+            top = max(valid)
+            if ws[0].shape[1] == 1 and s["groups"] > 1:                          # depthwise: side by side
+                weight, bias, groups = np.concatenate(ws), np.concatenate(bs), lanes * width
+            else:                                                                # dense per lane: grouped
+                weight = np.zeros((lanes * top, *ws[0].shape[1:]), np.float32)
+                bias = np.zeros(lanes * top, np.float32)
+                for k, (w, bb) in enumerate(zip(ws, bs)):
+                    weight[k * top: k * top + len(w)] = w
+                    bias[k * top: k * top + len(bb)] = bb
+                groups = lanes
+            arrays[name + ".w"], arrays[name + ".b"] = weight.astype(np.float32), bias.astype(np.float32)
+            merged = dict(s, **{"in": ins[0], "out": out, "weight": name + ".w", "bias": name + ".b",
+                                "groups": groups})
+            bundles[out] = ([steps[j]["out"] for j in group], top, valid)
+        elif op == "pad":
+            c0, c1 = s["pads"][4], s["pads"][5]
+            grown = c0 + width + c1
+            weight = np.zeros((lanes * grown, width, 1, 1), np.float32)
+            for k in range(lanes):
+                weight[k * grown + c0 + np.arange(width), np.arange(width)] = 1.0
+            arrays[name + ".w"], arrays[name + ".b"] = weight, np.zeros(lanes * grown, np.float32)
+            merged = {"op": "conv", "in": ins[0], "out": out, "weight": name + ".w", "bias": name + ".b",
+                      "groups": lanes, "stride": [1, 1], "dilation": [1, 1], "pads": [0, 0, 0, 0], "act": None}
+            bundles[out] = ([steps[j]["out"] for j in group], grown, [grown] * lanes)
+        else:
+            if op == "prelu":
+                arrays[name + ".w"] = np.concatenate([arrays[steps[j]["weight"]] for j in group]).astype(np.float32)
+                merged = dict(s, **{"in": ins[0], "out": out, "weight": name + ".w"})
+            else:
+                merged = dict(s, **{"in": ins if op == "add" else ins[0], "out": out})
+            bundles[out] = ([steps[j]["out"] for j in group], width, [width] * lanes)
+        out_steps.append(merged)
+        where.update({t: (out, k) for k, t in enumerate(bundles[out][0])})
+    for t in header["outputs"]:
+        materialize(t)
+    return [dict(header, ranks=ranks), *out_steps], arrays
+
+
+def _channels(steps: list[dict], arrays: dict, feature: int, made_at: dict, users: dict) -> int | None:
+    """Channels of tensor ``feature`` where a conv made it or reads it, else None."""
+    if feature in made_at and steps[made_at[feature]]["op"] == "conv":
+        return int(arrays[steps[made_at[feature]]["weight"]].shape[0])
+    for j in users.get(feature, []):
+        if steps[j]["op"] == "conv" and steps[j]["in"] == feature:
+            return int(arrays[steps[j]["weight"]].shape[1] * steps[j]["groups"])
+    return None
