@@ -108,8 +108,11 @@ class FaceMeshAttentionEngine(nn.Module):
             for k, p in enumerate(subset):
                 index[p] = offset + k
         self.register_buffer("xy_index", torch.tensor(index), persistent=False)
-        self.register_buffer("lids", torch.tensor([LEFT_EYE[:_LID_CONTOUR], RIGHT_EYE[:_LID_CONTOUR]]),
-                             persistent=False)
+        # the 10 iris depths as one product with the mesh's z: each iris point the mean of its eye's lid contour
+        lids = torch.zeros(468, 10)
+        for eye, subset in enumerate((LEFT_EYE, RIGHT_EYE)):
+            lids[list(subset[:_LID_CONTOUR]), 5 * eye: 5 * eye + 5] = 1.0 / _LID_CONTOUR
+        self.register_buffer("lids", lids, persistent=False)
 
     def forward(self, crops: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mesh, lips, left_eye, right_eye, left_iris, right_iris, flag = self.net(_channels_last(crops))
@@ -117,8 +120,8 @@ class FaceMeshAttentionEngine(nn.Module):
         sources = torch.cat([mesh[..., :2], lips.reshape(-1, 80, 2), left_eye.reshape(-1, 71, 2),
                              right_eye.reshape(-1, 71, 2)], 1)
         xy = torch.cat([sources[:, self.xy_index], left_iris.reshape(-1, 5, 2), right_iris.reshape(-1, 5, 2)], 1)
-        iris_z = mesh[:, self.lids.reshape(-1), 2].reshape(-1, 2, _LID_CONTOUR).mean(-1)          # Bx2
-        z = torch.cat([mesh[..., 2], iris_z.repeat_interleave(5, dim=1)], 1)
+        z = mesh[..., 2]
+        z = torch.cat([z, z @ self.lids.to(z.dtype)], 1)                                           # Bx478
         return torch.cat([xy, z[..., None]], -1), torch.sigmoid(flag.reshape(-1))
 
 

@@ -96,17 +96,18 @@ class GraphNet(nn.Module):
                 t, b, l, r, c0, c1 = step["pads"]
                 y = F.pad(env[step["in"]], (l, r, t, b, c0, c1))
             elif op == "reshape":
-                src = self._to_tflite_order(env[step["in"]], step["in"])
-                y = src.reshape([-1, *step["shape"][1:]])        # -1: a constant shape once exported
-                y = y.permute(0, 3, 1, 2) if y.dim() == 4 else y        # rank-4 tensors live as NCHW
+                src = self._to_tflite_order(env[step["in"]], step["in"], flat=True)
+                y = _to_nchw(src.reshape([-1, *step["shape"][1:]]))     # -1: a constant shape once exported
             elif op == "mul":
                 y = _activate(env[step["in"]] * getattr(self, f"c{i}"), step["act"])
             elif op == "slice":
                 src = self._to_tflite_order(env[step["in"]], step["in"])
                 index = (slice(None),) + tuple(slice(b, e, s) for b, e, s in
                                                zip(step["begin"], step["end"], step["strides"]))
-                y = src[index]
-                y = y.permute(0, 3, 1, 2) if y.dim() == 4 else y
+                if all(sl.start == 0 and sl.step == 1 and sl.stop >= int(n) for sl, n in zip(index[1:], src.shape[1:])):
+                    env[step["out"]] = env[step["in"]]           # a slice that keeps everything: no op
+                    continue
+                y = _to_nchw(src[index])
             elif i in self._grouped:                        # computed with the first step of its group
                 continue
             elif i in self._groups:
@@ -123,11 +124,16 @@ class GraphNet(nn.Module):
                 y = transform_landmarks(env[points], env[matrix])
             elif op == "lanes":                             # a group's bilinear crops side by side
                 stacked = env.get(("stack", tuple(step["in"])))
-                y = stacked.flatten(1, 2) if stacked is not None else torch.cat([env[j] for j in step["in"]], 1)
+                if stacked is not None:
+                    g, c, h, w = (int(v) for v in stacked.shape[1:])     # constants once exported
+                    y = stacked.reshape(-1, g * c, h, w)
+                else:
+                    y = torch.cat([env[j] for j in step["in"]], 1)
             elif op == "lane_gather":
                 src = env[step["in"]]
-                lanes = src.reshape(src.shape[0], -1, step["width"], *src.shape[2:])
-                y = lanes[:, step["index"]].flatten(1, 2)
+                c, h, w = (int(v) for v in src.shape[1:])
+                lanes = src.reshape(-1, c // step["width"], step["width"], h, w)
+                y = lanes[:, step["index"]].reshape(-1, len(step["index"]) * step["width"], h, w)
             elif op == "unlane":
                 y = env[step["in"]][:, step["start"]: step["stop"]]
             elif op == "concat":
@@ -139,7 +145,7 @@ class GraphNet(nn.Module):
             else:  # pragma: no cover - the converter only emits the ops above
                 raise ValueError(op)
             env[step["out"]] = y
-        return tuple(self._to_tflite_order(env[j], j) for j in self.output_ids)
+        return tuple(self._to_tflite_order(env[j], j, flat=True) for j in self.output_ids)
 
     def _run_group(self, group: list[dict], env: dict[int, torch.Tensor]) -> None:
         """Steps of one of MediaPipe's custom operators that :func:`_transform_groups` batched, in one go (one short
@@ -160,9 +166,25 @@ class GraphNet(nn.Module):
         if first["op"] == "transform_bilinear":        # BxGxCxHxW: the lanes of :func:`merge_lanes` as they are
             env[("stack", tuple(step["out"] for step in group))] = out
 
-    def _to_tflite_order(self, t: torch.Tensor, tensor_id: int) -> torch.Tensor:
-        """NCHW activations back to NHWC element order (what RESHAPE and the outputs assume)."""
-        return t.permute(0, 2, 3, 1) if self._ranks[tensor_id] == 4 and t.dim() == 4 else t
+    def _to_tflite_order(self, t: torch.Tensor, tensor_id: int, flat: bool = False) -> torch.Tensor:
+        """NCHW activations back to NHWC element order (what RESHAPE and the outputs assume). ``flat``: the caller
+        only reads the elements in order, so a 1x1 map (the same order either way) is only re-shaped (no transpose
+        once exported)."""
+        if self._ranks[tensor_id] != 4 or t.dim() != 4:
+            return t
+        if flat and int(t.shape[2]) == 1 and int(t.shape[3]) == 1:
+            return t.reshape(-1, 1, 1, int(t.shape[1]))
+        return t.permute(0, 2, 3, 1)
+
+
+def _to_nchw(y: torch.Tensor) -> torch.Tensor:
+    """A tensor in TFLite's NHWC order as the NCHW activation rank-4 tensors live as (a 1x1 map: a reshape, the same
+    element order, no transpose once exported)."""
+    if y.dim() != 4:
+        return y
+    if int(y.shape[1]) == 1 and int(y.shape[2]) == 1:
+        return y.reshape(-1, int(y.shape[3]), 1, 1)
+    return y.permute(0, 3, 1, 2)
 
 
 def _transform_groups(steps: list[dict]) -> dict[int, list[int]]:
@@ -261,8 +283,10 @@ def transform_bilinear_many(feature: torch.Tensor, matrices: torch.Tensor, size:
     m = matrices.to(feature.dtype)[:, :, :2][..., [0, 1, 3]]                                       # BxGx2x3
     at = coords @ m.transpose(2, 3) - 0.5                                     # BxGxPx2: input pixel (x, y) of each
     top = torch.tensor([w - 1.0, h - 1.0], **kw)
-    inside = ((at >= 0) & (at <= top)).all(-1, keepdim=True).to(feature.dtype)   # TFLite: 0 outside [0, size-1]
-    at = torch.minimum(torch.clamp(at, min=0.0), top)                          # any index read stays valid
+    clamped = torch.minimum(torch.clamp(at, min=0.0), top)                     # any index read stays valid
+    # TFLite: 0 outside [0, size-1], i.e. where clamping moved the point (3 ops once exported, not a chain of 9)
+    inside = (clamped == at).to(feature.dtype).prod(-1, keepdim=True)
+    at = clamped
     low = torch.floor(at)
     frac = at - low
     step = (torch.minimum(low + 1, top) - low) * torch.tensor([1.0, w], **kw)  # 0 past the edge (weight 0 there)
