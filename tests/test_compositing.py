@@ -377,3 +377,88 @@ def test_keep_matte_leaves_its_pixels_exactly_and_fades_the_edit(face, kind):
     assert np.array_equal(comp.composite_frame(frame, rendered, box, dst, src, keep=keep).pixels, out)
     with pytest.raises(InvalidParameterError, match="keep"):
         comp.composite(plate, rendered, box, dst, src, keep=keep[1:])
+
+
+# ---- one compositor over a shot: its reused work arrays change nothing ------------------------------------------
+
+def _reference_composite(plate, rendered, box, dst, src, keep, cfg):
+    """The compositor's arithmetic written plainly (fresh arrays, numpy broadcasting, the mask's ramp over the
+    whole padded grid): what :meth:`Compositor.composite` must give bit for bit (integer plates, box in the
+    plate, all finite)."""
+    import cv2
+
+    from ned_fx.compositing.blend import pyramid_levels
+    from ned_fx.compositing.mask import _SHIFT, mask_polygons
+
+    x0, y0, x1, y1 = box
+    h, w = y1 - y0, x1 - x0
+    off = np.array([x0, y0], np.float64)
+    shapes = [np.asarray(dst, np.float64)[:, :2] - off, np.asarray(src, np.float64)[:, :2] - off]
+    iod = max(float(np.linalg.norm(shapes[0][T.EYE_OUTER_RIGHT] - shapes[0][T.EYE_OUTER_LEFT])), 1.0)
+    scale = min(1.0, cfg.mask_cells / max(h, w))
+    gh, gw = max(2, int(round(h * scale))), max(2, int(round(w * scale)))
+    sx, sy = gw / w, gh / h
+    pad = int(np.ceil(cfg.feather * iod * max(sx, sy))) + 2
+    inside = np.zeros((gh + 2 * pad, gw + 2 * pad), np.uint8)
+    for pts in shapes:
+        for poly in mask_polygons(pts, cfg, iod):
+            g = (poly * [sx, sy] - 0.5 + pad) * (1 << _SHIFT)
+            cv2.fillPoly(inside, [np.rint(g).astype(np.int32)], 1, lineType=cv2.LINE_8, shift=_SHIFT)
+    d_in = cv2.distanceTransform(inside, cv2.DIST_L2, cv2.DIST_MASK_5)
+    d_out = cv2.distanceTransform(1 - inside, cv2.DIST_L2, cv2.DIST_MASK_5)
+    signed = np.where(inside > 0, d_in - 0.5, 0.5 - d_out) * (0.5 * (1 / sx + 1 / sy)) + cfg.grow * iod
+    x = np.clip(0.5 + signed / (cfg.feather * iod), 0.0, 1.0)
+    soft = (x * x * (3.0 - 2.0 * x)).astype(np.float32)[pad: pad + gh, pad: pad + gw]
+    mask = cv2.resize(soft, (w, h), interpolation=cv2.INTER_LINEAR)
+    base = plate[y0:y1, x0:x1].astype(np.float32)
+    levels = pyramid_levels(h, w, cfg.levels)
+    gd, gm = [rendered - base], [mask]
+    for _ in range(levels):
+        gd.append(cv2.pyrDown(gd[-1]).reshape(-1, (gd[-1].shape[1] + 1) // 2, base.shape[2]))
+        gm.append(cv2.pyrDown(gm[-1]))
+    acc = gd[-1] * gm[-1][..., None]
+    for k in range(levels - 1, -1, -1):
+        size = (gd[k].shape[1], gd[k].shape[0])
+        band = gd[k] - cv2.pyrUp(gd[k + 1], dstsize=size).reshape(gd[k].shape)
+        acc = cv2.pyrUp(acc, dstsize=size).reshape(gd[k].shape) + band * gm[k][..., None]
+    if keep is not None:
+        acc = acc * (1.0 - np.clip(np.nan_to_num(keep, nan=0.0), 0.0, 1.0))[..., None]
+    out = plate.copy()
+    depth = cv2.CV_8U if plate.dtype == np.uint8 else cv2.CV_16U
+    out[y0:y1, x0:x1] = cv2.add(acc, base, dtype=depth).reshape(acc.shape)
+    return out
+
+
+def test_a_reused_compositor_gives_the_plain_arithmetic_bit_for_bit(face):
+    """One Compositor over several frames whose face boxes shrink and grow (its work arrays are reused, views of
+    other sizes over the same memory), RGB and grey, 8 and 16 bit, with and without a keep matte (one with NaN and
+    values past 0..1): every frame equals the plain arithmetic exactly, and equals a fresh compositor's."""
+    import cv2
+
+    img, src, _, renderer, mesh = face
+    h, w = img.shape[:2]
+    centre = src[:, :2].mean(axis=0)
+    comp = Compositor()
+    plates = {"uint8": img, "uint16": img.astype(np.uint16) * 257,
+              "grey": img.astype(np.float32).mean(axis=2, keepdims=True).astype(np.uint8)}
+    for n, (grow, kind) in enumerate([(1.0, "uint8"), (1.12, "uint8"), (0.9, "uint16"), (1.05, "grey"),
+                                      (1.12, "uint8")]):
+        plate = plates[kind]
+        dst = _smile(src)
+        dst[:, :2] = centre + (dst[:, :2] - centre) * grow                   # a bigger or smaller face: another box
+        box = face_region_box(np.concatenate([src, dst]), w, h)
+        off = np.array([box[0], box[1], 0.0])
+        rendered = renderer.render(extract_region(plate, box), src - off, dst - off, mesh)
+        keep = None
+        if n % 2:
+            keep = np.zeros((box[3] - box[1], box[2] - box[0]), np.float32)
+            eye_y = int(round(src[T.EYE_OUTER_RIGHT, 1] - box[1]))
+            keep[eye_y - 5: eye_y + 5] = 1.0
+            keep = cv2.GaussianBlur(keep, (0, 0), 1.5) * 1.5                # past 1 on the bar: clipped
+            if n == 3:
+                keep[0, :4] = np.nan                                        # NaN: nothing kept there
+        out = comp.composite(plate, rendered, box, dst, src, keep=keep)
+        want = _reference_composite(plate, rendered, box, dst, src, keep, comp.config)
+        assert np.array_equal(out, want), f"frame {n} ({kind}, box {box}) differs from the plain arithmetic"
+        assert np.array_equal(out, Compositor().composite(plate, rendered, box, dst, src, keep=keep))
+        assert np.abs(out.astype(np.int64) - plate).max() > 0, "the test needs an edit"

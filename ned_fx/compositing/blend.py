@@ -23,13 +23,36 @@ def pyramid_levels(height: int, width: int, wanted: int, min_size: int = 8) -> i
     return levels
 
 
-def laplacian_blend_delta(delta: np.ndarray, mask: np.ndarray, levels: int) -> np.ndarray:
+class Scratch:
+    """Reusable work arrays, by name: a frame's blend takes its temporaries here, so the next frame writes into the
+    same memory instead of the allocator handing out (and the kernel zero-filling) ~10 MB of fresh pages per
+    frame. One per thread (:class:`~ned_fx.compositing.Compositor` keeps one per calling thread): an array it
+    hands out is valid until the same name is taken again."""
+
+    def __init__(self):
+        self._buffers: dict[str, np.ndarray] = {}
+
+    def take(self, name: str, shape: tuple[int, ...], dtype=np.float32) -> np.ndarray:
+        """A C-contiguous array of ``shape`` (contents undefined) over the buffer called ``name``."""
+        dtype = np.dtype(dtype)
+        size = int(np.prod(shape))
+        buf = self._buffers.get(name)
+        if buf is None or buf.dtype != dtype or buf.size < size:
+            buf = np.empty(size + size // 8, dtype)        # a little room: the face's box changes a little per frame
+            self._buffers[name] = buf
+        return buf[:size].reshape(shape)
+
+
+def laplacian_blend_delta(delta: np.ndarray, mask: np.ndarray, levels: int,
+                          scratch: Scratch | None = None) -> np.ndarray:
     """Multi-band blend of a difference image: ``sum_k up(L_k(delta) * G_k(mask))``.
 
     Args:
         delta: HxWxC float32, rendered minus plate (finite).
         mask: HxW float32 in 0..1, where the rendered region should show.
         levels: pyramid levels (0: a plain ``delta * mask``).
+        scratch: where the temporaries live (and the result: valid until ``scratch`` blends again); None: fresh
+            arrays.
 
     Returns:
         HxWxC float32 to add to the plate (exactly 0 wherever ``delta`` is 0 over the blend's support).
@@ -42,24 +65,56 @@ def laplacian_blend_delta(delta: np.ndarray, mask: np.ndarray, levels: int) -> n
     if delta.ndim != 3 or mask.shape != delta.shape[:2]:
         raise InvalidParameterError(f"delta must be HxWxC and mask HxW of the same size, got {delta.shape} and "
                                     f"{mask.shape}")
+    space = scratch or Scratch()
     c = delta.shape[2]
     levels = pyramid_levels(delta.shape[0], delta.shape[1], levels)
-    if levels == 0:
-        return delta * mask[..., None]
     gauss_d, gauss_m = [np.ascontiguousarray(delta, dtype=np.float32)], [np.ascontiguousarray(mask, np.float32)]
-    for _ in range(levels):
-        gauss_d.append(cv2.pyrDown(gauss_d[-1]).reshape(-1, (gauss_d[-1].shape[1] + 1) // 2, c))
-        gauss_m.append(cv2.pyrDown(gauss_m[-1]))
-    acc = gauss_d[-1] * gauss_m[-1][..., None]
+    for n in range(1, levels + 1):
+        h, w = gauss_d[-1].shape[:2]
+        shape = ((h + 1) // 2, (w + 1) // 2)
+        gauss_d.append(cv2.pyrDown(gauss_d[-1], dst=_cv(space.take(f"d{n}", shape + (c,)))).reshape(shape + (c,)))
+        gauss_m.append(cv2.pyrDown(gauss_m[-1], dst=space.take(f"m{n}", shape)))
+    acc = weigh(gauss_d[-1], gauss_m[-1], space.take(f"acc{levels % 2}", gauss_d[-1].shape), space)
     for k in range(levels - 1, -1, -1):
         shape = gauss_d[k].shape
         size = (shape[1], shape[0])
-        band = cv2.pyrUp(gauss_d[k + 1], dstsize=size).reshape(shape)
+        band = cv2.pyrUp(gauss_d[k + 1], dst=_cv(space.take("band", shape)), dstsize=size).reshape(shape)
         np.subtract(gauss_d[k], band, out=band)                  # the Laplacian band of level k ...
-        band *= gauss_m[k][..., None]                            # ... weighted by the mask at that scale
-        acc = cv2.pyrUp(acc, dstsize=size).reshape(shape)
+        weigh(band, gauss_m[k], band, space)                     # ... weighted by the mask at that scale
+        acc = cv2.pyrUp(acc, dst=_cv(space.take(f"acc{k % 2}", shape)), dstsize=size).reshape(shape)
         acc += band
-    return acc
+    return acc if scratch is not None else acc.copy()
+
+
+def _cv(a: np.ndarray) -> np.ndarray:
+    """An HxWx1 array as OpenCV writes a one-channel result (HxW), HxWxC as it is."""
+    return a.reshape(a.shape[:2]) if a.ndim == 3 and a.shape[2] == 1 else a
+
+
+def weigh(image: np.ndarray, weight: np.ndarray, out: np.ndarray | None = None,
+          scratch: Scratch | None = None) -> np.ndarray:
+    """``image * weight[..., None]`` (every channel times the same weight), bit for bit, without numpy's
+    broadcast over a short last axis (several times slower than a product of two arrays of one shape).
+
+    Args:
+        image: HxWxC float32; weight: HxW float32; out: where to write (``image`` itself may be given), or None
+            for a new array; scratch: where the weight's C copies go (None: a fresh array).
+
+    Returns:
+        HxWxC float32 (``out`` when given).
+    """
+    import cv2
+
+    h, w, c = image.shape
+    if out is None:
+        out = np.empty(image.shape, np.float32)
+    if c == 1:
+        np.multiply(image.reshape(h, w), weight, out=out.reshape(h, w))
+    else:
+        planes = (scratch.take("weights", (h, w, c)) if scratch is not None else None)
+        planes = cv2.merge([weight] * c, dst=planes).reshape(h, w, c)
+        np.multiply(image, planes, out=out)
+    return out
 
 
 def color_match(rendered: np.ndarray, plate: np.ndarray, mask: np.ndarray, max_gain: float = 1.25,

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..errors import InvalidParameterError, UnsupportedFormatError
 from ..media.frames import DEFAULT_CHANNELS, Frame
-from .blend import color_match, laplacian_blend_delta
+from .blend import Scratch, _cv, color_match, laplacian_blend_delta, weigh
 from .config import CompositorConfig
 from .mask import face_mask
 
@@ -60,6 +60,21 @@ def _plate(plate, channels) -> tuple[np.ndarray, tuple[str, ...] | None]:
     return arr, (tuple(channels) if channels is not None else None)
 
 
+def _finite(values: np.ndarray) -> bool:
+    """Whether every value is finite: two fast reductions (NaN and inf show in the minimum or the maximum)."""
+    return bool(np.isfinite(values.min()) and np.isfinite(values.max()))
+
+
+def _matte(hold: np.ndarray) -> np.ndarray | None:
+    """A keep matte as the blend uses it: NaN as 0, clipped to 0..1 (a clean matte as it is, no copy); None when
+    it keeps nothing."""
+    lo, hi = hold.min(), hold.max()
+    if not (lo >= 0.0 and hi <= 1.0):              # NaN, inf or out of range (a clean matte needs no copies)
+        hold = np.clip(np.nan_to_num(hold, nan=0.0), 0.0, 1.0)
+        hi = hold.max()
+    return hold if hi > 0 else None
+
+
 def _box(box) -> Box:
     try:
         x0, y0, x1, y1 = (int(v) for v in box)
@@ -100,7 +115,16 @@ class Compositor:
     """
 
     def __init__(self, config: CompositorConfig | None = None):
+        import threading
+
         self.config = config or CompositorConfig()
+        self._local = threading.local()          # each calling thread's work arrays (see blend.Scratch)
+
+    def _scratch(self) -> Scratch:
+        space = getattr(self._local, "scratch", None)
+        if space is None:
+            space = self._local.scratch = Scratch()
+        return space
 
     def mask(self, region_box, target, source=None) -> np.ndarray:
         """The soft face mask over the region box (for previews and debugging).
@@ -179,40 +203,38 @@ class Compositor:
             if hold.shape != (by1 - by0, bx1 - bx0):
                 raise InvalidParameterError(f"keep is {hold.shape} but region_box {tuple(region_box)} is "
                                             f"{bx1 - bx0}x{by1 - by0}; pass a matte over the region box (h, w)")
-            hold = np.clip(np.nan_to_num(hold[y0 - by0: y1 - by0, x0 - bx0: x1 - bx0], nan=0.0), 0.0, 1.0)
-            if not hold.any():
-                hold = None
+            hold = _matte(hold[y0 - by0: y1 - by0, x0 - bx0: x1 - bx0])
 
         out = pixels.copy()
         box = out[y0:y1, x0:x1]                                      # a view: writing it writes `out`
         # the colour channels as a slice when they are adjacent (RGB, RGBA, Y...): no gather/scatter copies
         cols = slice(idx[0], idx[-1] + 1) if idx == list(range(idx[0], idx[-1] + 1)) else idx
-        plate_region = box[:, :, cols].astype(np.float32)
+        space = self._scratch()                  # the frame's temporaries, in the last frame's memory
+        plate_region = space.take("plate", (y1 - y0, x1 - x0, len(idx)))
+        np.copyto(plate_region, box[:, :, cols])
         bad = None                                                   # non-finite plate values (floats only)
-        if pixels.dtype.kind == "f":
-            finite = np.isfinite(plate_region)
-            if not finite.all():
-                bad = ~finite
+        if pixels.dtype.kind == "f" and not _finite(plate_region):
+            bad = ~np.isfinite(plate_region)
         base = plate_region if bad is None else np.where(bad, np.float32(0.0), plate_region)
-        clean = cv2.checkRange(rendered.reshape(rendered.shape[0], -1))[0]       # all finite (one fast pass)
-        rend = rendered if clean else np.where(np.isfinite(rendered), rendered, base)
+        rend = rendered if _finite(rendered) else np.where(np.isfinite(rendered), rendered, base)
         offset = np.array([x0, y0], dtype=np.float64)
         tgt = np.asarray(target_landmarks, np.float64)[:, :2] - offset
         src = None if source_landmarks is None else np.asarray(source_landmarks, np.float64)[:, :2] - offset
-        mask = face_mask((y1 - y0, x1 - x0), tgt, src, self.config)
+        mask = face_mask((y1 - y0, x1 - x0), tgt, src, self.config, space)
         if self.config.color_match:
             gain, shift = color_match(rend, base, mask, self.config.color_match_max_gain)
             if not (np.all(gain == 1.0) and np.all(shift == 0.0)):
                 rend = rend * gain + shift
-        delta = rend - base
+        delta = np.subtract(rend, base, out=space.take("delta", base.shape))
         if bad is not None:
             delta[bad] = 0.0
-        blended = laplacian_blend_delta(delta, mask, self.config.levels)
+        blended = laplacian_blend_delta(delta, mask, self.config.levels, space)
         if hold is not None:                 # the kept pixels get exactly nothing added
-            blended *= (1.0 - hold)[..., None]
+            weigh(blended, 1.0 - hold, blended, space)
         if pixels.dtype.kind == "u":         # plate + blend, rounded to nearest and saturated, in one pass
             depth = cv2.CV_8U if pixels.dtype == np.uint8 else cv2.CV_16U
-            result = cv2.add(blended, plate_region, dtype=depth).reshape(blended.shape)
+            result = cv2.add(blended, plate_region, dtype=depth,
+                             dst=_cv(space.take("result", blended.shape, pixels.dtype))).reshape(blended.shape)
         else:
             result = np.add(blended, plate_region, out=blended)
         box[:, :, cols] = result
@@ -254,8 +276,8 @@ class Compositor:
             if hold.shape != (by1 - by0, bx1 - bx0):
                 raise InvalidParameterError(f"keep is {hold.shape} but region_box {tuple(region_box)} is "
                                             f"{bx1 - bx0}x{by1 - by0}; pass a matte over the region box (h, w)")
-            hold = np.clip(np.nan_to_num(hold[y0 - by0: y1 - by0, x0 - bx0: x1 - bx0], nan=0.0), 0.0, 1.0)
-            if hold.any():
+            hold = _matte(hold[y0 - by0: y1 - by0, x0 - bx0: x1 - bx0])
+            if hold is not None:
                 mask = mask * (1.0 - hold)
         out = np.zeros((height, width), np.float32)
         out[y0:y1, x0:x1] = mask

@@ -71,8 +71,8 @@ def mask_polygons(landmarks: np.ndarray, config: CompositorConfig, iod: float) -
     return polys
 
 
-def face_mask(region_size: tuple[int, int], target, source=None, config: CompositorConfig | None = None
-              ) -> np.ndarray:
+def face_mask(region_size: tuple[int, int], target, source=None, config: CompositorConfig | None = None,
+              scratch=None) -> np.ndarray:
     """Soft mask of the face in a region: 1 inside, 0 outside, a smooth ramp ``feather`` wide at the edge.
 
     The union of the target's and the source's oval polygons (so the face is covered where it was and where
@@ -84,6 +84,8 @@ def face_mask(region_size: tuple[int, int], target, source=None, config: Composi
         target: Px2/Px3 target landmarks in region pixels.
         source: Px2/Px3 source landmarks in region pixels, or None.
         config: a :class:`CompositorConfig` (defaults when None).
+        scratch: a :class:`~ned_fx.compositing.blend.Scratch` for the work arrays and the result (valid until it
+            makes the next mask), or None: fresh arrays.
 
     Returns:
         HxW float32 in 0..1.
@@ -105,7 +107,9 @@ def face_mask(region_size: tuple[int, int], target, source=None, config: Composi
     sx, sy = gw / w, gh / h
     # the polygons on the coarse grid, in its pixel-centre convention, drawn past the grid's edge if need be
     pad = int(np.ceil(cfg.feather * iod * max(sx, sy))) + 2
-    inside = np.zeros((gh + 2 * pad, gw + 2 * pad), np.uint8)
+    take = scratch.take if scratch is not None else (lambda name, shape, dtype=np.float32: np.empty(shape, dtype))
+    inside = take("inside", (gh + 2 * pad, gw + 2 * pad), np.uint8)
+    inside.fill(0)
     for pts in shapes:
         for poly in mask_polygons(pts, cfg, iod):
             g = (poly * [sx, sy] - 0.5 + pad) * (1 << _SHIFT)
@@ -113,12 +117,24 @@ def face_mask(region_size: tuple[int, int], target, source=None, config: Composi
     # the 5x5 chamfer distance (within ~2 % of Euclidean: the ramp is smooth anyway); OpenCV 5.1's
     # DIST_MASK_PRECISE is not deterministic on one thread (it read uninitialised memory: masks differed between
     # identical calls), and a frame must render the same in every run
-    d_in = cv2.distanceTransform(inside, cv2.DIST_L2, cv2.DIST_MASK_5)
-    d_out = cv2.distanceTransform(1 - inside, cv2.DIST_L2, cv2.DIST_MASK_5)
+    d_in = cv2.distanceTransform(inside, cv2.DIST_L2, cv2.DIST_MASK_5, dst=take("d_in", inside.shape))
+    outside = np.subtract(1, inside, out=take("outside", inside.shape, np.uint8))
+    d_out = cv2.distanceTransform(outside, cv2.DIST_L2, cv2.DIST_MASK_5, dst=take("d_out", inside.shape))
     cell = 0.5 * (1 / sx + 1 / sy)                                  # region pixels per grid cell
-    signed = (np.where(inside > 0, d_in - 0.5, 0.5 - d_out)) * cell + cfg.grow * iod
-    x = np.clip(0.5 + signed / (cfg.feather * iod), 0.0, 1.0)
-    soft = (x * x * (3.0 - 2.0 * x)).astype(np.float32)[pad: pad + gh, pad: pad + gw]
+    # the ramp on the grid itself (not its padding), float32, in place: the same operations as
+    # x = clip(0.5 + ((inside ? d_in - 0.5 : 0.5 - d_out) * cell + grow * iod) / (feather * iod), 0, 1)
+    grid = (slice(pad, pad + gh), slice(pad, pad + gw))
+    x = np.subtract(d_in[grid], np.float32(0.5), out=take("ramp_x", (gh, gw)))
+    np.subtract(np.float32(0.5), d_out[grid], out=x, where=inside[grid] == 0)
+    x *= cell
+    x += cfg.grow * iod
+    x /= cfg.feather * iod
+    x += np.float32(0.5)
+    np.clip(x, 0.0, 1.0, out=x)
+    ramp = np.multiply(x, 2.0, out=take("ramp_t", (gh, gw)))
+    np.subtract(np.float32(3.0), ramp, out=ramp)
+    soft = np.multiply(x, x, out=take("ramp_soft", (gh, gw)))
+    soft *= ramp                                                    # smoothstep: x * x * (3 - 2 x)
     if (gh, gw) == (h, w):
-        return np.ascontiguousarray(soft)
-    return cv2.resize(soft, (w, h), interpolation=cv2.INTER_LINEAR)
+        return soft
+    return cv2.resize(soft, (w, h), dst=take("mask", (h, w)), interpolation=cv2.INTER_LINEAR)
