@@ -287,27 +287,55 @@ def build_creases(landmarks: np.ndarray, drives: dict[str, float], config: SkinC
 # ---------------------------------------------------------------------------------------------------------------
 # Maps
 
-def _draw(canvas: np.ndarray, pts: np.ndarray, values: np.ndarray, x0: int, y0: int) -> None:
-    """Anti-aliased polyline whose perpendicular integral is ``values`` (one value per vertex)."""
+#: Columns of zeros a blur canvas keeps right of everything its blur can reach: OpenCV's row and column filters
+#: run the last ``width % lanes`` columns (lanes <= 16) through a scalar loop whose rounding differs from the
+#: vector loop's in the last bit; with that many zero columns the last columns only ever hold zeros, so a canvas
+#: cropped this way blurs every other pixel exactly as the full one.
+_TAIL = 16
+#: A canvas whose last columns may hold values keeps its right edge and is cropped on the left by multiples of
+#: this (a multiple of every vector width): its columns keep their vector/scalar split.
+_LANES = 32
+
+
+def _draw(canvas: np.ndarray, strokes, norm: float, x0: int, y0: int) -> tuple[int, int, int, int] | None:
+    """Anti-aliased polylines whose perpendicular integral is ``values * norm`` (one value per vertex), for
+    ``strokes`` of ``(points Nx2, values N)`` with the canvas's top-left corner at region pixel (x0, y0); returns
+    the box (canvas pixels ``cx0, cy0, cx1, cy1``) that holds every pixel drawn (None: nothing drawn)."""
     import cv2
 
     sh = 4
+    pts = np.concatenate([p for p, _ in strokes]) if len(strokes) > 1 else strokes[0][0]
+    values = np.concatenate([v for _, v in strokes]) if len(strokes) > 1 else strokes[0][1]
+    values = values * norm
     d = np.diff(pts, axis=0)
     length = np.hypot(d[:, 0], d[:, 1])
     # cv2's AA line puts `value` into each column (row) of an x- (y-)major line: correct to a per-normal value
     v = 0.5 * (values[:-1] + values[1:]) * np.abs(d).max(axis=1) / np.maximum(length, 1e-9)
-    q = np.round((pts - [x0, y0]) * (1 << sh)).astype(np.int64).tolist()
-    for i, val in enumerate(v.tolist()):
-        if val != 0.0:
-            cv2.line(canvas, q[i], q[i + 1], val, 1, cv2.LINE_AA, sh)
+    qa = np.round((pts - [x0, y0]) * (1 << sh)).astype(np.int64)
+    q = qa.tolist()
+    vl = v.tolist()
+    end = 0
+    drawn = False
+    for p, _ in strokes:                 # the segments inside each stroke (none joins two strokes)
+        start, end = end, end + len(p)
+        for i in range(start, end - 1):
+            val = vl[i]
+            if val != 0.0:
+                cv2.line(canvas, q[i], q[i + 1], val, 1, cv2.LINE_AA, sh)
+                drawn = True
+    if not drawn:
+        return None
+    lo, hi = (qa.min(axis=0) >> sh) - 3, (qa.max(axis=0) >> sh) + 4      # an AA line reaches a pixel past its ends
+    return int(lo[0]), int(lo[1]), int(hi[0]), int(hi[1])
 
 
 def _box(pts_list, margin: float, h: int, w: int):
-    allp = np.vstack(pts_list)
-    x0 = int(np.floor(allp[:, 0].min() - margin))
-    y0 = int(np.floor(allp[:, 1].min() - margin))
-    x1 = int(np.ceil(allp[:, 0].max() + margin)) + 1
-    y1 = int(np.ceil(allp[:, 1].max() + margin)) + 1
+    allp = np.concatenate(pts_list) if len(pts_list) > 1 else pts_list[0]
+    lo, hi = allp.min(axis=0), allp.max(axis=0)
+    x0 = int(np.floor(lo[0] - margin))
+    y0 = int(np.floor(lo[1] - margin))
+    x1 = int(np.ceil(hi[0] + margin)) + 1
+    y1 = int(np.ceil(hi[1] + margin)) + 1
     x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
     if x1 <= x0 or y1 <= y0:
         return None
@@ -315,10 +343,18 @@ def _box(pts_list, margin: float, h: int, w: int):
 
 
 class ShadingMap:
-    """A frame's HxW float32 log-luminance change, filled fold by fold, and the box that holds all of it."""
+    """A frame's float32 log-luminance change over the region (``shape``: H, W), filled fold by fold, and the box
+    that holds all of it (region pixels: ``x0, y0, x1, y1``).
 
-    def __init__(self, shape: tuple[int, int]):
-        self.values = np.zeros(shape, np.float32)
+    ``window`` (region pixels ``x0, y0, x1, y1``): the map holds only that part of the region (``values`` is its
+    size; ``origin`` its top-left corner); what falls outside it is dropped. None: the whole region.
+    """
+
+    def __init__(self, shape: tuple[int, int], window: tuple[int, int, int, int] | None = None):
+        self.shape = (int(shape[0]), int(shape[1]))
+        wx0, wy0, wx1, wy1 = window if window is not None else (0, 0, self.shape[1], self.shape[0])
+        self.origin = (wx0, wy0)
+        self.values = np.zeros((wy1 - wy0, wx1 - wx0), np.float32)
         self.box: tuple[int, int, int, int] | None = None
 
     def touch(self, box) -> None:
@@ -334,37 +370,64 @@ class ShadingMap:
         """Add Gaussian-blurred strokes ``(points, signed peak values)`` (the peak value at the stroke's centre
         line); strokes far apart are blurred on canvases of their own."""
         margin = 3.5 * sigma + 2
-        groups: list[tuple[list, np.ndarray]] = []
+        groups: list[tuple[list, list]] = []
         for pts, vals in strokes:
-            lo, hi = pts.min(axis=0) - margin, pts.max(axis=0) + margin
+            lo, hi = pts.min(axis=0), pts.max(axis=0)
+            lo0, lo1, hi0, hi1 = float(lo[0]) - margin, float(lo[1]) - margin, float(hi[0]) + margin, \
+                float(hi[1]) + margin
             for g in groups:
-                if not (lo[0] > g[1][2] or hi[0] < g[1][0] or lo[1] > g[1][3] or hi[1] < g[1][1]):
+                b = g[1]
+                if not (lo0 > b[2] or hi0 < b[0] or lo1 > b[3] or hi1 < b[1]):
                     g[0].append((pts, vals))
-                    g[1][:] = [min(g[1][0], lo[0]), min(g[1][1], lo[1]), max(g[1][2], hi[0]), max(g[1][3], hi[1])]
+                    b[:] = [min(b[0], lo0), min(b[1], lo1), max(b[2], hi0), max(b[3], hi1)]
                     break
             else:
-                groups.append(([(pts, vals)], np.array([lo[0], lo[1], hi[0], hi[1]])))
+                groups.append(([(pts, vals)], [lo0, lo1, hi0, hi1]))
         for group, _ in groups:
             self._blurred(group, sigma, margin)
 
     def _blurred(self, strokes, sigma: float, margin: float) -> None:
+        """The strokes drawn on a canvas reaching ``margin`` past their box (and past the region's edge), blurred
+        and added. Only the part of the canvas the blur can reach is blurred (the rest would stay 0.0): the same
+        values, bit for bit (see ``_TAIL``)."""
         import cv2
 
-        h, w = self.values.shape
+        h, w = self.shape
         box = _box([p for p, _ in strokes], margin, h, w)
         if box is None:
             return
         x0, y0, x1, y1 = box
         ext0 = int(np.ceil(margin))           # draw on a canvas that reaches past the region's edge
-        canvas = np.zeros((y1 - y0 + 2 * ext0, x1 - x0 + 2 * ext0), np.float32)
+        ch, cw = y1 - y0 + 2 * ext0, x1 - x0 + 2 * ext0
+        canvas = np.zeros((ch, cw), np.float32)
         # a unit-integral line blurred by sigma peaks at 1 / (sqrt(2 pi) * sigma_eff)
         norm = np.sqrt(2 * np.pi) * np.sqrt(sigma ** 2 + 1.0 / 6.0)
-        for pts, vals in strokes:
-            _draw(canvas, pts, vals * norm, x0 - ext0, y0 - ext0)
+        drawn = _draw(canvas, strokes, norm, x0 - ext0, y0 - ext0)
+        if drawn is None:
+            return
         k = int(2 * np.ceil(3 * sigma) + 1)
-        blurred = cv2.GaussianBlur(canvas, (k, k), sigma, borderType=cv2.BORDER_CONSTANT)
-        self.values[y0:y1, x0:x1] += blurred[ext0:ext0 + y1 - y0, ext0:ext0 + x1 - x0]
-        self.touch(box)
+        r = k // 2
+        # what the blur can reach (canvas pixels): rows freely; columns so that each keeps its vector/scalar split
+        ra, rb = max(drawn[1] - r, 0), min(drawn[3] + r, ch)
+        ca, cb = max(drawn[0] - r, 0), drawn[2] + r
+        if cw - cb >= _TAIL:
+            cb += _TAIL
+        else:
+            ca, cb = ca - ca % _LANES, cw
+        if ra >= rb or ca >= cb:
+            return
+        blurred = cv2.GaussianBlur(canvas[ra:rb, ca:cb], (k, k), sigma, borderType=cv2.BORDER_CONSTANT)
+        # the part inside the box, in region pixels, then inside this map's window
+        bx0, by0 = max(x0, x0 - ext0 + ca), max(y0, y0 - ext0 + ra)
+        bx1, by1 = min(x1, x0 - ext0 + cb), min(y1, y0 - ext0 + rb)
+        ox, oy = self.origin
+        vh, vw = self.values.shape
+        vx0, vy0, vx1, vy1 = max(bx0 - ox, 0), max(by0 - oy, 0), min(bx1 - ox, vw), min(by1 - oy, vh)
+        if vx0 >= vx1 or vy0 >= vy1:
+            return
+        sx, sy = ox - (x0 - ext0 + ca), oy - (y0 - ext0 + ra)      # map -> blurred canvas
+        self.values[vy0:vy1, vx0:vx1] += blurred[vy0 + sy:vy1 + sy, vx0 + sx:vx1 + sx]
+        self.touch((vx0 + ox, vy0 + oy, vx1 + ox, vy1 + oy))
 
 
 def add_creases(out: ShadingMap, creases: list[Crease], iod: float, config: SkinConfig) -> None:
@@ -436,14 +499,21 @@ def add_softening(out: ShadingMap, luma_of, creases: list[Crease], iod: float, c
     going = [c for c in creases if c.soften and c.depth.any() and config.soften > 0]
     if not going:
         return
-    h, w = out.values.shape
+    h, w = out.shape
     big = max(config.nasolabial_width * iod * 5, 2.0)
     box = _box([c.points for c in going], 4 * big + 2, h, w)
     if box is None:
         return
     x0, y0, x1, y1 = box
-    loglum = np.log(np.maximum(luma_of(box), 1e-6))
-    mid = cv2.GaussianBlur(loglum, (0, 0), max(config.crease_width * iod, 0.6))
+    # the lift's weight first: the band-pass is needed only where it is above 0
+    weight = ShadingMap((h, w), box)
+    weight.strokes([(c.points, np.minimum(c.depth, 1.0) * config.soften * config.strength) for c in going],
+                   big * 0.6)
+    if weight.box is None:
+        return
+    c0, r0, c1, r1 = weight.box[0] - x0, weight.box[1] - y0, weight.box[2] - x0, weight.box[3] - y0
+    loglum = np.maximum(luma_of(box), 1e-6)
+    np.log(loglum, out=loglum)
     f = max(1, int(big // 3))                   # the wide low-pass on a coarser grid (its cost was most of a frame's)
     if f > 1:
         small = cv2.resize(loglum, None, fx=1.0 / f, fy=1.0 / f, interpolation=cv2.INTER_AREA)
@@ -451,9 +521,18 @@ def add_softening(out: ShadingMap, luma_of, creases: list[Crease], iod: float, c
                          interpolation=cv2.INTER_LINEAR)
     else:
         low = cv2.GaussianBlur(loglum, (0, 0), big)
-    lift = np.clip(low - mid, 0.0, 0.4)
-    weight = ShadingMap((h, w))
-    weight.strokes([(c.points, np.minimum(c.depth, 1.0) * config.soften * config.strength) for c in going],
-                   big * 0.6)
-    out.values[y0:y1, x0:x1] += np.clip(weight.values[y0:y1, x0:x1], 0, 1) * lift
-    out.touch(box)
+    # the mid band over the weight's box (and what its kernel reads), split into columns as on the whole box
+    sm = max(config.crease_width * iod, 0.6)
+    rm = int(np.ceil(4 * sm)) + 2           # OpenCV's float kernel reaches 4 sigma
+    hh, ww = loglum.shape
+    a, b = max(c0 - rm, 0), min(c1 + rm, ww)
+    span = -(-(b - a) // _LANES) * _LANES
+    if c1 <= ww - _TAIL and a + span <= ww:
+        b = a + span
+    else:
+        a, b = a - a % _LANES, ww
+    ra, rb = max(r0 - rm, 0), min(r1 + rm, hh)
+    mid = cv2.GaussianBlur(loglum[ra:rb, a:b], (0, 0), sm)[r0 - ra:r1 - ra, c0 - a:c1 - a]
+    lift = np.clip(low[r0:r1, c0:c1] - mid, 0.0, 0.4)
+    out.values[y0 + r0:y0 + r1, x0 + c0:x0 + c1] += np.clip(weight.values[r0:r1, c0:c1], 0, 1) * lift
+    out.touch(weight.box)

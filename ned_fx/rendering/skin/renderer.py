@@ -88,25 +88,25 @@ class SkinRenderer:
         if shading is None:
             return None
         x0, y0, x1, y1 = shading.box
-        sub = shading.values[y0:y1, x0:x1, None]
+        flat = shading.values[y0:y1, x0:x1]
         warped = np.asarray(inputs.warped, np.float32)
         k = warped.shape[2] if warped.ndim == 3 else 1
-        pixels = warped.copy()
+        # the layer's pixels only matter where it covers, all inside the box: zeros elsewhere (no copy of the plate)
+        pixels = np.zeros(warped.shape, np.float32)
         region = pixels[y0:y1, x0:x1]
-        flat = sub[:, :, 0]
         if k == 3:      # skin in shadow is a little warmer: one exponent per channel
-            import cv2
-
-            ratio = cv2.merge([np.exp(flat * np.float32(w)) for w in self.config.warmth])
-            region[...] = cv2.multiply(np.ascontiguousarray(region), ratio)
+            ratio = flat[:, :, None] * np.array(self.config.warmth, np.float32)
+            np.exp(ratio, out=ratio)
+            np.multiply(warped[y0:y1, x0:x1], ratio, out=region)
         else:
             ratio = np.exp(flat)
+            region[...] = warped[y0:y1, x0:x1]
             for c in range(k):
                 region[:, :, c] *= ratio
         if inputs.white > 1.0:      # integer plates: stay in range
             np.clip(region, 0.0, float(inputs.white), out=region)
         coverage = np.zeros(warped.shape[:2], np.float32)
-        coverage[y0:y1, x0:x1] = np.abs(sub[:, :, 0]) > _EPS
+        coverage[y0:y1, x0:x1] = np.abs(flat) > _EPS
         return RenderedLayer(pixels, coverage, "skin")
 
 
