@@ -546,3 +546,21 @@ def test_an_edit_of_d8_keeps_its_glasses_to_2_code_values(emotion, d8_model):
     moved = np.abs(np.asarray(plain.pixels, np.int32)[y0:y1, x0:x1] - before).max(axis=2)[kept]
     assert (moved > 2).mean() > 0.1, (moved > 2).mean()
 
+
+
+def test_a_reused_detector_gives_a_fresh_ones_mattes(shots, d12_model, d12_frames, detector):
+    """The detector keeps its working copies in per-thread work arrays from frame to frame: over faces of other
+    sizes (WDA's hair, d12 with its glasses model, d8's still), every matte equals a fresh detector's, and a
+    matte it returned is never written by a later call."""
+    calls = [(shots["wda"][0], None), (d12_frames[0], d12_model), (shots["wda"][1], None),
+             (d12_frames[1], d12_model), (shots["d8"][0], None), (d12_frames[0], d12_model)]
+    kept = []
+    for (frame, box, region, src, _), model in calls:
+        got = detector.detect(region, src, 255.0, glasses=model)
+        assert np.array_equal(got, OcclusionDetector().detect(region, src, 255.0, glasses=model))
+        kept.append((got, got.copy()))
+    assert any(got.any() for got, _ in kept[1::2]), "the test needs glasses found"
+    assert all(np.array_equal(got, first) for got, first in kept), "a returned matte was written later"
+    still = shots["d8"][0]
+    found = detector.find_glasses(still[2], still[3], 255.0)
+    assert found is not None and np.array_equal(found, OcclusionDetector().find_glasses(still[2], still[3], 255.0))

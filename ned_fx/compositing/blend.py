@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import InvalidParameterError
+from ..scratch import Scratch
 
 
 def pyramid_levels(height: int, width: int, wanted: int, min_size: int = 8) -> int:
@@ -21,26 +22,6 @@ def pyramid_levels(height: int, width: int, wanted: int, min_size: int = 8) -> i
         size = (size + 1) // 2
         levels += 1
     return levels
-
-
-class Scratch:
-    """Reusable work arrays, by name: a frame's blend takes its temporaries here, so the next frame writes into the
-    same memory instead of the allocator handing out (and the kernel zero-filling) ~10 MB of fresh pages per
-    frame. One per thread (:class:`~ned_fx.compositing.Compositor` keeps one per calling thread): an array it
-    hands out is valid until the same name is taken again."""
-
-    def __init__(self):
-        self._buffers: dict[str, np.ndarray] = {}
-
-    def take(self, name: str, shape: tuple[int, ...], dtype=np.float32) -> np.ndarray:
-        """A C-contiguous array of ``shape`` (contents undefined) over the buffer called ``name``."""
-        dtype = np.dtype(dtype)
-        size = int(np.prod(shape))
-        buf = self._buffers.get(name)
-        if buf is None or buf.dtype != dtype or buf.size < size:
-            buf = np.empty(size + size // 8, dtype)        # a little room: the face's box changes a little per frame
-            self._buffers[name] = buf
-        return buf[:size].reshape(shape)
 
 
 def laplacian_blend_delta(delta: np.ndarray, mask: np.ndarray, levels: int,

@@ -12,7 +12,8 @@ import numpy as np
 
 from ..errors import InvalidParameterError, UnsupportedFormatError
 from ..media.frames import DEFAULT_CHANNELS, Frame
-from .blend import Scratch, _cv, color_match, laplacian_blend_delta, weigh
+from ..scratch import per_thread
+from .blend import _cv, color_match, laplacian_blend_delta, weigh
 from .config import CompositorConfig
 from .mask import face_mask
 
@@ -115,16 +116,7 @@ class Compositor:
     """
 
     def __init__(self, config: CompositorConfig | None = None):
-        import threading
-
         self.config = config or CompositorConfig()
-        self._local = threading.local()          # each calling thread's work arrays (see blend.Scratch)
-
-    def _scratch(self) -> Scratch:
-        space = getattr(self._local, "scratch", None)
-        if space is None:
-            space = self._local.scratch = Scratch()
-        return space
 
     def mask(self, region_box, target, source=None) -> np.ndarray:
         """The soft face mask over the region box (for previews and debugging).
@@ -209,7 +201,7 @@ class Compositor:
         box = out[y0:y1, x0:x1]                                      # a view: writing it writes `out`
         # the colour channels as a slice when they are adjacent (RGB, RGBA, Y...): no gather/scatter copies
         cols = slice(idx[0], idx[-1] + 1) if idx == list(range(idx[0], idx[-1] + 1)) else idx
-        space = self._scratch()                  # the frame's temporaries, in the last frame's memory
+        space = per_thread(self)                 # the frame's temporaries, in the last frame's memory
         plate_region = space.take("plate", (y1 - y0, x1 - x0, len(idx)))
         np.copyto(plate_region, box[:, :, cols])
         bad = None                                                   # non-finite plate values (floats only)

@@ -84,7 +84,7 @@ def face_mask(region_size: tuple[int, int], target, source=None, config: Composi
         target: Px2/Px3 target landmarks in region pixels.
         source: Px2/Px3 source landmarks in region pixels, or None.
         config: a :class:`CompositorConfig` (defaults when None).
-        scratch: a :class:`~ned_fx.compositing.blend.Scratch` for the work arrays and the result (valid until it
+        scratch: a :class:`~ned_fx.scratch.Scratch` for the work arrays and the result (valid until it
             makes the next mask), or None: fresh arrays.
 
     Returns:

@@ -35,6 +35,7 @@ import numpy as np
 
 from .. import topology as T
 from ..errors import InvalidParameterError, NoFaceError
+from ..scratch import per_thread
 from .config import OcclusionConfig
 
 #: Clearly-skin mesh points the skin model is sampled at: cheeks, nose bridge, forehead centre.
@@ -216,30 +217,46 @@ class OcclusionDetector:
         if (cfg.hair or cfg.forehead_hair) and small.shape[2] == 3:
             # hair is large: half the working resolution sees it as well
             hw, hh = max(4, ww // 2), max(4, wh // 2)
-            half = cv2.resize(small, (hw, hh), interpolation=cv2.INTER_AREA)
-            hair = self._hair(half, np.ascontiguousarray(half @ _LUMA), p * [hw / ww, hh / wh], s_iod * hw / ww,
-                              forehead_only=not cfg.hair)
+            space = per_thread(self)
+            half = cv2.resize(small, (hw, hh), dst=space.take("half", (hh, hw, 3)), interpolation=cv2.INTER_AREA)
+            hair = self._hair(half, np.matmul(half, _LUMA, out=space.take("half_luma", (hh, hw))),
+                              p * [hw / ww, hh / wh], s_iod * hw / ww, forehead_only=not cfg.hair)
             if hair.any():
-                hair_found = cv2.resize(hair, (ww, wh), interpolation=cv2.INTER_NEAREST)
-        if not found.any() and hair_found is None:
-            return np.zeros((h, w), np.float32)
-        matte = _grow(found, cfg.grow).astype(np.float32)
-        if (ww, wh) != (w, h):
-            matte = cv2.resize(matte, (w, h), interpolation=cv2.INTER_LINEAR)
-        if cfg.softness > 0 and found.any():
-            matte = cv2.GaussianBlur(matte, (0, 0), cfg.softness)
-            matte = np.clip(matte * 2.0, 0.0, 1.0)          # the structure's own pixels stay at exactly 1
+                hair_found = cv2.resize(hair, (ww, wh), dst=space.take("hair", (wh, ww), np.uint8),
+                                        interpolation=cv2.INTER_NEAREST)
+        if not found.any():
+            # nothing but hair, or nothing at all (a matte of zeros adds nothing to the hair's)
+            if hair_found is None:
+                return np.zeros((h, w), np.float32)
+            matte = None
+        else:
+            # the structure's own pixels stay at exactly 1
+            matte = self._soft_matte(found, (w, h), cfg.softness, "frames")
         if hair_found is not None:
             # hair's edge is a colour boundary found at half resolution: a wider soft edge (a lock's outline is
             # soft anyway), so the skin moved beside it meets it without a seam; its core stays at exactly 1
-            hm = _grow(hair_found, cfg.grow).astype(np.float32)
-            if (ww, wh) != (w, h):
-                hm = cv2.resize(hm, (w, h), interpolation=cv2.INTER_LINEAR)
-            sigma = max(cfg.softness, cfg.hair_softness * iod)
-            if sigma > 0:
-                hm = np.clip(cv2.GaussianBlur(hm, (0, 0), sigma) * 2.0, 0.0, 1.0)
-            matte = np.maximum(matte, hm)
+            hm = self._soft_matte(hair_found, (w, h), max(cfg.softness, cfg.hair_softness * iod), "hair")
+            matte = hm if matte is None else np.maximum(matte, hm, out=matte)
         return matte
+
+    def _soft_matte(self, found: np.ndarray, size: tuple[int, int], sigma: float, name: str) -> np.ndarray:
+        """A found structure (uint8 0/1, working pixels) as a matte over the region (``size`` = (w, h)): grown by
+        ``grow``, scaled to the region (linear), blurred by ``sigma`` and doubled, clipped to 0..1 (a new array;
+        its temporaries in the thread's work arrays)."""
+        import cv2
+
+        space = per_thread(self)
+        grown = _grow(found, self.config.grow)
+        matte = space.take(f"{name}_matte", grown.shape)
+        np.copyto(matte, grown)
+        if matte.shape != (size[1], size[0]):
+            matte = cv2.resize(matte, size, dst=space.take(f"{name}_region", (size[1], size[0])),
+                               interpolation=cv2.INTER_LINEAR)
+        if not sigma > 0:
+            return matte.copy()
+        matte = cv2.GaussianBlur(matte, (0, 0), sigma)
+        matte *= 2.0
+        return np.clip(matte, 0.0, 1.0, out=matte)
 
     def _prepare(self, region: np.ndarray, landmarks: np.ndarray, white: float, work_iod: float | None = None,
                  grey: bool = True):
@@ -278,17 +295,21 @@ class OcclusionDetector:
             scale = work_iod / iod           # exactly this IOD, enlarged too (one still: its cost does not matter)
         ww, wh = max(4, int(round(w * scale))), max(4, int(round(h * scale)))
         sx, sy = ww / w, wh / h
-        small = img if (ww, wh) == (w, h) else cv2.resize(img, (ww, wh), interpolation=cv2.INTER_AREA)
+        space = per_thread(self)                 # the working copies live in the thread's work arrays
+        k = img.shape[2]
+        small = img if (ww, wh) == (w, h) else cv2.resize(
+            img, (ww, wh), dst=space.take("small", (wh, ww) if k == 1 else (wh, ww, k)), interpolation=cv2.INTER_AREA)
         if small.ndim == 2:
             small = small[:, :, None]
-        if not np.isfinite(small).all():
+        if not (np.isfinite(small.min()) and np.isfinite(small.max())):      # NaN and inf show there
             small = np.nan_to_num(small, nan=0.0, posinf=white, neginf=0.0)
-        small = small * np.float32(1.0 / white)
+        small = np.multiply(small, np.float32(1.0 / white), out=space.take("scaled", small.shape))
         p = pts * [sx, sy]                                           # landmarks in working pixels
         s_iod = iod * 0.5 * (sx + sy)
         if grey:
-            grey = small[:, :, 0] if small.shape[2] == 1 else small @ _LUMA
-            grey = np.ascontiguousarray(np.clip(grey, 0.0, 2.0), dtype=np.float32)
+            luma = space.take("grey", small.shape[:2])
+            grey = small[:, :, 0] if small.shape[2] == 1 else np.matmul(small, _LUMA, out=luma)
+            grey = np.clip(grey, 0.0, 2.0, out=luma)
         else:
             grey = None
 
