@@ -125,16 +125,22 @@ def _catmull_rom(m: int, n: int) -> np.ndarray:
     return out
 
 
-def _normals(pts: np.ndarray, toward: np.ndarray) -> np.ndarray:
-    """Unit normals of a polyline, flipped to point along ``toward`` (a 2-vector or Nx2)."""
+def _normals(pts: np.ndarray, toward) -> np.ndarray:
+    """Unit normals of a polyline, flipped to point along ``toward`` (a 2-vector)."""
     tan = np.empty_like(pts)               # np.gradient along the curve (the same values, a fraction of its cost)
-    tan[1:-1] = (pts[2:] - pts[:-2]) / 2.0
+    np.subtract(pts[2:], pts[:-2], out=tan[1:-1])
+    tan[1:-1] /= 2.0
     tan[0], tan[-1] = pts[1] - pts[0], pts[-1] - pts[-2]
-    tan /= np.maximum(np.linalg.norm(tan, axis=1, keepdims=True), 1e-9)
-    nrm = np.stack([-tan[:, 1], tan[:, 0]], axis=1)
-    sign = np.sign(np.sum(nrm * toward, axis=1, keepdims=True))
+    sq = tan * tan                         # np.linalg.norm's sum of squares, in its order
+    tan /= np.maximum(np.sqrt(sq[:, 0] + sq[:, 1]), 1e-9)[:, None]
+    nrm = np.empty_like(tan)
+    np.negative(tan[:, 1], out=nrm[:, 0])
+    nrm[:, 1] = tan[:, 0]
+    t0, t1 = float(toward[0]), float(toward[1])
+    sign = np.sign(nrm[:, 0] * t0 + nrm[:, 1] * t1)
     sign[sign == 0] = 1
-    return nrm * sign
+    nrm *= sign[:, None]
+    return nrm
 
 
 def _wobble(n: int, seed: int, amount: float) -> np.ndarray:
@@ -166,33 +172,68 @@ def _fade(n: int, rise: float, fall: float, peak_at: float | None = None) -> np.
     return prof
 
 
+@functools.lru_cache(maxsize=16)
+def _forehead_line(nl: int, j: int):
+    """The frame-independent parts of forehead line ``j`` of ``nl``: its height between brows and hairline
+    ``t``, the face-frame abscissae of its control points ``u``, its point count ``n``, the AU1 (centre) and AU2
+    (sides) profiles along it, its fade, its depth scale and its fixed shallower stretch (a line is rarely
+    whole)."""
+    t = 0.3 + 0.55 * j / max(nl - 1, 1)
+    half = 0.5 - 0.06 * abs(j - (nl - 1) / 2)
+    u = np.linspace(-half, half, 9)
+    n = 36
+    us = np.linspace(-half, half, n)
+    g_in = np.exp(-0.5 * (us / 0.2) ** 2)
+    g_out = np.exp(-0.5 * ((np.abs(us) - 0.33) / 0.13) ** 2)
+    rng = np.random.default_rng(91 + j)
+    at, wide = rng.uniform(0.2, 0.8), rng.uniform(0.05, 0.12)
+    gap = 1.0 - 0.7 * np.exp(-0.5 * ((np.linspace(0, 1, n) - at) / wide) ** 2)
+    for a in (u, g_in, g_out, gap):
+        a.setflags(write=False)
+    return t, u, n, g_in, g_out, _fade(n, 0.12, 0.12), 1.0 - 0.15 * abs(j - (nl - 1) / 2), gap
+
+
 class _Builder:
     """Collects the creases of one frame."""
 
     def __init__(self, lm: np.ndarray, frame: FaceFrame, config: SkinConfig):
         self.lm, self.f, self.c = lm, frame, config
         self.creases: list[Crease] = []
+        # the frame in plain floats (the same double arithmetic as numpy's, without its per-call cost)
+        self._xy = lm[:, :2].tolist()
+        self._ex, self._ey, self._iod = frame.ex.tolist(), frame.ey.tolist(), frame.iod
 
     def anchor(self, spec, mirror: bool) -> np.ndarray:
         """A control point: ``((landmark, weight), ...), (du, dv)`` -> pixels (mirrored for the left side)."""
+        return np.array(self._anchor(spec, mirror))
+
+    def _anchor(self, spec, mirror: bool) -> tuple[float, float]:
         blend, (du, dv) = spec
-        p = np.zeros(2)
-        wsum = 0.0
+        px = py = wsum = 0.0
+        xy = self._xy
         for idx, w in blend:
-            i = _MIRROR[idx] if mirror else idx
-            p += w * self.lm[i, :2]
+            p = xy[_MIRROR[idx] if mirror else idx]
+            px += w * p[0]
+            py += w * p[1]
             wsum += w
-        p /= wsum
-        return p + (self.f.ex * (-du if mirror else du) + self.f.ey * dv) * self.f.iod
+        px /= wsum
+        py /= wsum
+        du = -du if mirror else du
+        (ex0, ex1), (ey0, ey1), iod = self._ex, self._ey, self._iod
+        return px + (ex0 * du + ey0 * dv) * iod, py + (ex1 * du + ey1 * dv) * iod
+
+    def ctrl(self, specs, mirror: bool) -> np.ndarray:
+        """Control points (Mx2) of anchor specs."""
+        return np.array([self._anchor(spec, mirror) for spec in specs])
 
     def add(self, fold: str, kind: str, ctrl_px: np.ndarray, drive: float, toward_uv, profile: np.ndarray,
             seed: int, n: int = 24) -> None:
         if abs(drive) < 1e-6:
             return
         pts = _smooth(ctrl_px, n)
-        toward = np.asarray(toward_uv, np.float64)
-        toward = toward[..., :1] * self.f.ex + toward[..., 1:2] * self.f.ey
-        side = _normals(pts, toward)
+        t0, t1 = toward_uv
+        (ex0, ex1), (ey0, ey1) = self._ex, self._ey
+        side = _normals(pts, (t0 * ex0 + t1 * ey0, t0 * ex1 + t1 * ey1))
         wob = self.c.wobble * self.f.iod
         if wob > 0:
             pts = pts + side * _wobble(n, seed, wob)[:, None]
@@ -212,23 +253,23 @@ def build_creases(landmarks: np.ndarray, drives: dict[str, float], config: SkinC
     for mirror, sgn, seed0 in ((False, -1.0, 11), (True, 1.0, 31)):
         out = (sgn, 0.0)          # lateral, in the face frame
         A = lambda spec: b.anchor(spec, mirror)  # noqa: E731
+        C = lambda *specs: b.ctrl(specs, mirror)  # noqa: E731
         # nasolabial fold: from above the nose wing, down and out, fading beside the mouth corner
         if g("nasolabial"):
-            ctrl = np.array([A((((129, 1.0),), (-0.025, -0.005))), A((((129, 0.5), (206, 0.5)), (-0.015, 0.01))),
-                             A((((206, 1.0),), (-0.008, 0.0))), A((((216, 1.0),), (0.0, 0.0))),
-                             A((((212, 1.0),), (0.01, 0.02)))])
+            ctrl = C((((129, 1.0),), (-0.025, -0.005)), (((129, 0.5), (206, 0.5)), (-0.015, 0.01)),
+                     (((206, 1.0),), (-0.008, 0.0)), (((216, 1.0),), (0.0, 0.0)), (((212, 1.0),), (0.01, 0.02)))
             b.add("nasolabial", "nasolabial", ctrl, g("nasolabial"), out, _fade(24, 0.3, 0.45, 0.4), seed0)
         # crow's feet: short lines fanning out from the outer eye corner
         if g("crows_feet"):
             for j, (v0, v1) in enumerate(((-0.035, -0.075), (0.0, 0.005), (0.035, 0.085))):
-                ctrl = np.array([A((((33, 1.0),), (-0.07, v0))), A((((33, 1.0),), (-0.115, (v0 + v1) / 2 + 0.003))),
-                                 A((((33, 1.0),), (-0.16, v1)))])
+                ctrl = C((((33, 1.0),), (-0.07, v0)), (((33, 1.0),), (-0.115, (v0 + v1) / 2 + 0.003)),
+                         (((33, 1.0),), (-0.16, v1)))
                 b.add("crows_feet", "fine", ctrl, g("crows_feet") * (0.8 if j != 1 else 1.0), (0.0, -1.0),
                       _fade(24, 0.35, 0.45), seed0 + 1 + j)
         # glabella: vertical furrows between the inner brow heads, diverging slightly upwards
         if g("glabella"):
-            ctrl = np.array([A((((8, 0.55), (55, 0.45)), (0.0, 0.01))), A((((9, 0.5), (107, 0.5)), (0.0, -0.01))),
-                             A((((9, 0.5), (107, 0.5)), (-0.015, -0.08)))])
+            ctrl = C((((8, 0.55), (55, 0.45)), (0.0, 0.01)), (((9, 0.5), (107, 0.5)), (0.0, -0.01)),
+                     (((9, 0.5), (107, 0.5)), (-0.015, -0.08)))
             b.add("glabella", "glabella", ctrl, g("glabella") * (1.0 if not mirror else 0.8), (-sgn, 0.0),
                   _fade(24, 0.3, 0.5, 0.4), seed0 + 5)
         # nose wrinkles (AU9): short oblique lines from the side of the nasal bridge out and down
@@ -241,8 +282,7 @@ def build_creases(landmarks: np.ndarray, drives: dict[str, float], config: SkinC
                       _fade(24, 0.3, 0.45), seed0 + 9 + j)
         # marionette line (AU15): from beside the mouth corner down toward the jaw
         if g("marionette"):
-            ctrl = np.array([A((((61, 1.0),), (-0.04, 0.03))), A((((61, 1.0),), (-0.06, 0.14))),
-                             A((((61, 1.0),), (-0.065, 0.25)))])
+            ctrl = C((((61, 1.0),), (-0.04, 0.03)), (((61, 1.0),), (-0.06, 0.14)), (((61, 1.0),), (-0.065, 0.25)))
             b.add("marionette", "nasolabial", ctrl, g("marionette") * 0.6, out, _fade(24, 0.25, 0.5), seed0 + 13)
     # nasal root: short transverse lines between the eyes (AU9, and some with AU4)
     root = g("nose", 0.0) + 0.3 * max(g("glabella", 0.0), 0.0)
@@ -260,26 +300,23 @@ def build_creases(landmarks: np.ndarray, drives: dict[str, float], config: SkinC
         tu = frame.to_uv(lm[list(top_idx), :2])
         ob, ot = np.argsort(bu[:, 0]), np.argsort(tu[:, 0])
         nl = config.forehead_lines
+        bx, by, tx, ty = bu[ob, 0], bu[ob, 1], tu[ot, 0], tu[ot, 1]
         for j in range(nl):
-            t = 0.3 + 0.55 * j / max(nl - 1, 1)
-            half = 0.5 - 0.06 * abs(j - (nl - 1) / 2)
-            u = np.linspace(-half, half, 9)
-            vb = np.interp(u, bu[ob, 0], bu[ob, 1])
-            vt = np.interp(u, tu[ot, 0], tu[ot, 1])
+            t, u, n, g_in, g_out, fade, scale, gap = _forehead_line(nl, j)
+            vb = np.interp(u, bx, by)
+            vt = np.interp(u, tx, ty)
             flat = np.mean(vb)
             vb = vb + 0.35 * t * (flat - vb)        # flatter than the brows, the higher the flatter
             ctrl = frame.to_px(np.stack([u, vb + t * (vt - vb)], axis=1))
-            n = 36
-            us = np.linspace(-half, half, n)
-            mix = inner * np.exp(-0.5 * (us / 0.2) ** 2) + outer * np.exp(-0.5 * ((np.abs(us) - 0.33) / 0.13) ** 2)
-            drive = float(np.max(np.abs(mix))) * np.sign(inner + outer)
+            mix = inner * g_in + outer * g_out
+            amix = np.abs(mix)
+            top = float(np.max(amix))
+            drive = top * np.sign(inner + outer)
             if abs(drive) < 1e-6:
                 continue
-            prof = np.abs(mix) / max(np.max(np.abs(mix)), 1e-9) * _fade(n, 0.12, 0.12)  # a new array
-            prof *= 1.0 - 0.15 * abs(j - (nl - 1) / 2)
-            rng = np.random.default_rng(91 + j)     # a line is rarely whole: a shallower stretch somewhere
-            at, wide = rng.uniform(0.2, 0.8), rng.uniform(0.05, 0.12)
-            prof *= 1.0 - 0.7 * np.exp(-0.5 * ((np.linspace(0, 1, n) - at) / wide) ** 2)
+            prof = amix / max(top, 1e-9) * fade     # a new array
+            prof *= scale
+            prof *= gap
             b.add("forehead", "forehead", ctrl, drive, (0.0, -1.0), prof, 71 + j, n=n)
     return b.creases
 
@@ -297,10 +334,10 @@ _TAIL = 16
 _LANES = 32
 
 
-def _draw(canvas: np.ndarray, strokes, norm: float, x0: int, y0: int) -> tuple[int, int, int, int] | None:
+def _draw(canvas: np.ndarray, strokes, norm: float, x0: int, y0: int) -> list[list[int]]:
     """Anti-aliased polylines whose perpendicular integral is ``values * norm`` (one value per vertex), for
     ``strokes`` of ``(points Nx2, values N)`` with the canvas's top-left corner at region pixel (x0, y0); returns
-    the box (canvas pixels ``cx0, cy0, cx1, cy1``) that holds every pixel drawn (None: nothing drawn)."""
+    per stroke drawn the box (canvas pixels ``[cx0, cy0, cx1, cy1]``) that holds every pixel it drew."""
     import cv2
 
     sh = 4
@@ -314,19 +351,22 @@ def _draw(canvas: np.ndarray, strokes, norm: float, x0: int, y0: int) -> tuple[i
     qa = np.round((pts - [x0, y0]) * (1 << sh)).astype(np.int64)
     q = qa.tolist()
     vl = v.tolist()
+    px = (qa >> sh).tolist()
+    boxes = []
     end = 0
-    drawn = False
     for p, _ in strokes:                 # the segments inside each stroke (none joins two strokes)
         start, end = end, end + len(p)
+        drawn = False
         for i in range(start, end - 1):
             val = vl[i]
             if val != 0.0:
                 cv2.line(canvas, q[i], q[i + 1], val, 1, cv2.LINE_AA, sh)
                 drawn = True
-    if not drawn:
-        return None
-    lo, hi = (qa.min(axis=0) >> sh) - 3, (qa.max(axis=0) >> sh) + 4      # an AA line reaches a pixel past its ends
-    return int(lo[0]), int(lo[1]), int(hi[0]), int(hi[1])
+        if drawn:                        # an AA line reaches a pixel or so past its vertices
+            xs = [c[0] for c in px[start:end]]
+            ys = [c[1] for c in px[start:end]]
+            boxes.append([min(xs) - 3, min(ys) - 3, max(xs) + 4, max(ys) + 4])
+    return boxes
 
 
 def _box(pts_list, margin: float, h: int, w: int):
@@ -403,31 +443,48 @@ class ShadingMap:
         # a unit-integral line blurred by sigma peaks at 1 / (sqrt(2 pi) * sigma_eff)
         norm = np.sqrt(2 * np.pi) * np.sqrt(sigma ** 2 + 1.0 / 6.0)
         drawn = _draw(canvas, strokes, norm, x0 - ext0, y0 - ext0)
-        if drawn is None:
+        if not drawn:
             return
         k = int(2 * np.ceil(3 * sigma) + 1)
         r = k // 2
-        # what the blur can reach (canvas pixels): rows freely; columns so that each keeps its vector/scalar split
-        ra, rb = max(drawn[1] - r, 0), min(drawn[3] + r, ch)
-        ca, cb = max(drawn[0] - r, 0), drawn[2] + r
-        if cw - cb >= _TAIL:
-            cb += _TAIL
-        else:
-            ca, cb = ca - ca % _LANES, cw
-        if ra >= rb or ca >= cb:
-            return
-        blurred = cv2.GaussianBlur(canvas[ra:rb, ca:cb], (k, k), sigma, borderType=cv2.BORDER_CONSTANT)
-        # the part inside the box, in region pixels, then inside this map's window
-        bx0, by0 = max(x0, x0 - ext0 + ca), max(y0, y0 - ext0 + ra)
-        bx1, by1 = min(x1, x0 - ext0 + cb), min(y1, y0 - ext0 + rb)
+        # what each stroke's blur reaches (canvas pixels); strokes whose reaches overlap are blurred together
+        reach = [[b[0] - r, b[1] - r, b[2] + r, b[3] + r] for b in drawn]
+        merged = True
+        while merged and len(reach) > 1:
+            merged = False
+            for i in range(len(reach)):
+                for j in range(i + 1, len(reach)):
+                    a, b = reach[i], reach[j]
+                    if a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]:
+                        reach[i] = [min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])]
+                        del reach[j]
+                        merged = True
+                        break
+                if merged:
+                    break
+        cx, cy = x0 - ext0, y0 - ext0         # the canvas's corner in region pixels
         ox, oy = self.origin
         vh, vw = self.values.shape
-        vx0, vy0, vx1, vy1 = max(bx0 - ox, 0), max(by0 - oy, 0), min(bx1 - ox, vw), min(by1 - oy, vh)
-        if vx0 >= vx1 or vy0 >= vy1:
-            return
-        sx, sy = ox - (x0 - ext0 + ca), oy - (y0 - ext0 + ra)      # map -> blurred canvas
-        self.values[vy0:vy1, vx0:vx1] += blurred[vy0 + sy:vy1 + sy, vx0 + sx:vx1 + sx]
-        self.touch((vx0 + ox, vy0 + oy, vx1 + ox, vy1 + oy))
+        for rx0, ry0, rx1, ry1 in reach:
+            # a pixel outside every reach stays 0.0, and a reach holds nothing of another: blurring a reach alone
+            # gives its pixels the same values, bit for bit, if each column keeps its vector/scalar split
+            ra, rb = max(ry0, 0), min(ry1, ch)
+            ca, cb = max(rx0, 0), min(rx1, cw)
+            if ra >= rb or ca >= cb:
+                continue
+            ea, eb = ca, cb + _TAIL
+            if eb > cw:
+                ea, eb = ca - ca % _LANES, cw
+            blurred = cv2.GaussianBlur(canvas[ra:rb, ea:eb], (k, k), sigma, borderType=cv2.BORDER_CONSTANT)
+            # the reach inside the box (region pixels), then inside this map's window
+            vx0, vy0 = max(cx + ca, x0) - ox, max(cy + ra, y0) - oy
+            vx1, vy1 = min(cx + cb, x1) - ox, min(cy + rb, y1) - oy
+            vx0, vy0, vx1, vy1 = max(vx0, 0), max(vy0, 0), min(vx1, vw), min(vy1, vh)
+            if vx0 >= vx1 or vy0 >= vy1:
+                continue
+            sx, sy = ox - cx - ea, oy - cy - ra      # map -> blurred canvas
+            self.values[vy0:vy1, vx0:vx1] += blurred[vy0 + sy:vy1 + sy, vx0 + sx:vx1 + sx]
+            self.touch((vx0 + ox, vy0 + oy, vx1 + ox, vy1 + oy))
 
 
 def add_creases(out: ShadingMap, creases: list[Crease], iod: float, config: SkinConfig) -> None:

@@ -95,7 +95,9 @@ class SkinRenderer:
         pixels = np.zeros(warped.shape, np.float32)
         region = pixels[y0:y1, x0:x1]
         if k == 3:      # skin in shadow is a little warmer: one exponent per channel
-            ratio = flat[:, :, None] * np.array(self.config.warmth, np.float32)
+            ratio = np.empty((y1 - y0, x1 - x0, 3), np.float32)
+            for c, w in enumerate(self.config.warmth):     # (numpy's broadcast over a 3-long axis is slow)
+                np.multiply(flat, np.float32(w), out=ratio[:, :, c])
             np.exp(ratio, out=ratio)
             np.multiply(warped[y0:y1, x0:x1], ratio, out=region)
         else:
