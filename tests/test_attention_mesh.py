@@ -98,6 +98,15 @@ def test_transform_landmarks_applies_the_affine_part():
     p = torch.tensor([[[1.0, 2.0], [3.0, -1.0]]] * 2, dtype=torch.float64)
     got = transform_landmarks(p, m)
     assert torch.allclose(got[0], torch.tensor([[4.0, 4.5], [11.0, -3.5]], dtype=torch.float64))
+    # several point sets, each through its own matrix, in one go (as the net's group runs them); z passes through
+    from ned_fx.tracking.graph_net import transform_landmarks_many
+
+    rng = np.random.default_rng(5)
+    sets = [torch.tensor(rng.uniform(-9, 9, (2, n, 3))) for n in (4, 1, 3)]
+    mats = [m * float(k + 1) for k in range(3)]
+    for one, many in zip([transform_landmarks(pt, mt) for pt, mt in zip(sets, mats)],
+                         transform_landmarks_many(sets, mats)):
+        assert one.shape == many.shape and torch.allclose(one, many, atol=1e-12)
 
 
 # ---- the converted net -----------------------------------------------------------------------------------------

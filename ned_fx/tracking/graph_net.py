@@ -124,9 +124,9 @@ class GraphNet(nn.Module):
                 y = transform_landmarks(env[points], env[matrix])
             elif op == "lanes":                             # a group's bilinear crops side by side
                 stacked = env.get(("stack", tuple(step["in"])))
-                if stacked is not None:
-                    g, c, h, w = (int(v) for v in stacked.shape[1:])     # constants once exported
-                    y = stacked.reshape(-1, g * c, h, w)
+                if stacked is not None:                      # BxHxWxGxC: one NHWC map, read as NCHW
+                    h, w, g, c = (int(v) for v in stacked.shape[1:])     # constants once exported
+                    y = stacked.reshape(-1, h, w, g * c).permute(0, 3, 1, 2)
                 else:
                     y = torch.cat([env[j] for j in step["in"]], 1)
             elif op == "lane_gather":
@@ -157,14 +157,15 @@ class GraphNet(nn.Module):
                                         [s["right"] for s in group], first["target_rotation"], tuple(first["size"]),
                                         tuple(first["scale"]))
         elif first["op"] == "transform_bilinear":
-            out = transform_bilinear_many(env[first["in"][0]], torch.stack([env[s["in"][1]] for s in group], 1),
-                                          tuple(first["size"]))
+            samples = bilinear_samples(env[first["in"][0]], torch.stack([env[s["in"][1]] for s in group], 1),
+                                       tuple(first["size"]))
+            out = samples.permute(0, 3, 4, 1, 2)                # BxGxCxHxW
         else:
             out = transform_landmarks_many([env[s["in"][0]] for s in group], [env[s["in"][1]] for s in group])
         for k, step in enumerate(group):
             env[step["out"]] = out[k] if isinstance(out, list) else out[:, k]
-        if first["op"] == "transform_bilinear":        # BxGxCxHxW: the lanes of :func:`merge_lanes` as they are
-            env[("stack", tuple(step["out"] for step in group))] = out
+        if first["op"] == "transform_bilinear":        # BxHxWxGxC: the lanes of :func:`merge_lanes` as they are
+            env[("stack", tuple(step["out"] for step in group))] = samples
 
     def _to_tflite_order(self, t: torch.Tensor, tensor_id: int, flat: bool = False) -> torch.Tensor:
         """NCHW activations back to NHWC element order (what RESHAPE and the outputs assume). ``flat``: the caller
@@ -269,10 +270,19 @@ def transform_bilinear(feature: torch.Tensor, matrix: torch.Tensor, size: tuple[
 
 
 def transform_bilinear_many(feature: torch.Tensor, matrices: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """:func:`transform_bilinear` through G matrices (BxGx4x4) at once -> BxGxCx``size``.
+    """:func:`transform_bilinear` through G matrices (BxGx4x4) at once -> BxGxCx``size`` (a view of
+    :func:`bilinear_samples`)."""
+    return bilinear_samples(feature, matrices, size).permute(0, 3, 4, 1, 2)
+
+
+def bilinear_samples(feature: torch.Tensor, matrices: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """:func:`transform_bilinear` through G matrices (BxGx4x4) at once, as Bx``size``xGxC (channels last: the G
+    crops side by side are one NHWC map).
 
     The four neighbours are gathered and weighted here rather than by ``grid_sample``: onnxruntime's GridSample took
-    ~0.25 ms for each 16x16x32 sample on the CPU, more than the convolutions of the branch it feeds."""
+    ~0.25 ms for each 16x16x32 sample on the CPU, more than the convolutions of the branch it feeds. The sample
+    positions are worked out coordinate by coordinate on BxPxG tensors (onnxruntime broadcasts along a short last
+    axis, as an Nx2 point list needs, one short span at a time: ~20 us an op at these sizes, ~1 us so)."""
     c, h, w = (int(v) for v in feature.shape[1:])          # constants once exported (no shape arithmetic)
     g = int(matrices.shape[1])
     out_h, out_w = size
@@ -280,28 +290,29 @@ def transform_bilinear_many(feature: torch.Tensor, matrices: torch.Tensor, size:
     kw = {"dtype": feature.dtype, "device": feature.device}
     gy, gx = torch.meshgrid(torch.arange(out_h, **kw) + 0.5, torch.arange(out_w, **kw) + 0.5, indexing="ij")
     coords = torch.stack([gx.reshape(-1), gy.reshape(-1), torch.ones(p, **kw)], -1)                # Px3
-    m = matrices.to(feature.dtype)[:, :, :2][..., [0, 1, 3]]                                       # BxGx2x3
-    at = coords @ m.transpose(2, 3) - 0.5                                     # BxGxPx2: input pixel (x, y) of each
-    top = torch.tensor([w - 1.0, h - 1.0], **kw)
-    clamped = torch.minimum(torch.clamp(at, min=0.0), top)                     # any index read stays valid
-    # TFLite: 0 outside [0, size-1], i.e. where clamping moved the point (3 ops once exported, not a chain of 9)
-    inside = (clamped == at).to(feature.dtype).prod(-1, keepdim=True)
-    at = clamped
-    low = torch.floor(at)
-    frac = at - low
-    step = (torch.minimum(low + 1, top) - low) * torch.tensor([1.0, w], **kw)  # 0 past the edge (weight 0 there)
-    corners = torch.tensor([[0.0, 1.0, 0.0, 1.0], [0.0, 0.0, 1.0, 1.0]], **kw)
-    index = ((low * torch.tensor([1.0, w], **kw)).sum(-1, keepdim=True) + step @ corners).long()  # BxGxPx4
-    both = torch.cat([1 - frac, frac], -1)                                     # (1-fx, 1-fy, fx, fy)
-    weight = both[..., [0, 2, 0, 2]] * both[..., [1, 1, 3, 3]] * inside       # BxGxPx4
+    m = matrices.to(feature.dtype)
+    x = coords @ m[:, :, 0, [0, 1, 3]].transpose(1, 2) - 0.5                  # BxPxG: input pixel x of each sample
+    y = coords @ m[:, :, 1, [0, 1, 3]].transpose(1, 2) - 0.5
+    cx, cy = torch.clamp(x, 0.0, w - 1.0), torch.clamp(y, 0.0, h - 1.0)     # any index read stays valid
+    # TFLite: 0 outside [0, size-1], i.e. where clamping moved the point
+    inside = (cx == x).to(feature.dtype) * (cy == y).to(feature.dtype)
+    x0, y0 = torch.floor(cx), torch.floor(cy)
+    fx, fy = cx - x0, cy - y0
+    x1, y1 = torch.clamp(x0 + 1.0, max=w - 1.0), torch.clamp(y0 + 1.0, max=h - 1.0)   # past the edge: weight 0 there
+    r0, r1 = y0 * w, y1 * w
+    # each batch item's first row (the batch size read off the matrices: onnxruntime then never lays the feature map
+    # out as NCHW only to read its shape)
+    first = torch.arange(matrices.shape[0], device=feature.device).reshape(1, -1, 1, 1) * (h * w)
+    index = torch.stack([r0 + x0, r0 + x1, r1 + x0, r1 + x1]).long() + first               # 4xBxPxG
+    left, top = (1.0 - fx) * inside, 1.0 - fy
+    right = fx * inside
+    weight = torch.stack([left * top, right * top, left * fy, right * fy])                 # 4xBxPxG
     # whole pixels (C values, contiguous once the map is HWC) gathered as rows of one B*H*W x C table, corner
     # first: a row copy per sample instead of an element gather through a B x C x G*P*4 index
     rows = feature.permute(0, 2, 3, 1).reshape(-1, c)
-    first = torch.arange(feature.shape[0], device=feature.device).reshape(-1, 1, 1, 1) * (h * w)
-    values = rows[(index + first).permute(3, 0, 1, 2).reshape(4, -1)]          # 4 x B*G*P x C
-    weighted = (values * weight.permute(3, 0, 1, 2).reshape(4, -1, 1)).reshape(4, -1)
-    out = (torch.ones(1, 4, **kw) @ weighted).reshape(-1, c)                   # B*G*P x C: the corners' sum
-    return out.reshape(-1, g, p, c).transpose(2, 3).reshape(-1, g, c, out_h, out_w)
+    values = rows[index.reshape(-1)].reshape(4, -1, c)                                     # 4 x B*P*G x C
+    out = torch.ones(1, 4, **kw) @ (values * weight.reshape(4, -1, 1)).reshape(4, -1)    # the corners' sum
+    return out.reshape(-1, out_h, out_w, g, c)
 
 
 def transform_landmarks(points: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
@@ -317,14 +328,16 @@ def transform_landmarks_many(points: list[torch.Tensor], matrices: list[torch.Te
     if any(pt.shape[-1] != points[0].shape[-1] for pt in points):
         return [transform_landmarks(pt, m) for pt, m in zip(points, matrices)]
     sizes = [int(pt.shape[1]) for pt in points]
-    every = torch.cat(points, 1)                                               # BxNx2
-    # every point through every matrix (G products of Nx2 by 2x2), then each point's own kept by a constant mask:
-    # a few whole-tensor ops rather than N batched 2x2 products through a per-point gather of the matrices
-    mine = torch.zeros(len(sizes), sum(sizes), 1, dtype=every.dtype, device=every.device)
+    every = torch.cat(points, 1)                                               # BxNxD
+    # each point's own affine coefficients (a constant one-hot product: Bx6xN), then x and y as whole BxN tensors:
+    # a few whole-tensor ops rather than N batched 2x2 products, and no broadcast along a 2-long last axis
+    mine = torch.zeros(len(sizes), sum(sizes), dtype=every.dtype, device=every.device)
     for k, start in enumerate(np.cumsum([0] + sizes[:-1])):
         mine[k, int(start):int(start) + sizes[k]] = 1.0
     m = torch.stack(matrices, 1).to(every.dtype)                               # BxGx4x4
-    xy = ((every[:, None, :, :2] @ m[..., :2, :2].transpose(2, 3) + m[..., None, :2, 3]) * mine).sum(1)
+    coef = m[:, :, :2][..., [0, 1, 3]].reshape(-1, len(sizes), 6).transpose(1, 2) @ mine     # Bx6xN
+    x, y = every[..., 0], every[..., 1]
+    xy = torch.stack([coef[:, 0] * x + coef[:, 1] * y + coef[:, 2], coef[:, 3] * x + coef[:, 4] * y + coef[:, 5]], -1)
     out = torch.cat([xy, every[..., 2:]], -1) if every.shape[-1] > 2 else xy
     return list(out.split(sizes, 1))
 
