@@ -105,12 +105,6 @@ class BrowRenderer:
             tris_t = v_t[tri_cols, tri_rows] - np.array([x0, y0])          # T x 3 x 2, box pixels
             tris_s = v_s[tri_cols, tri_rows]
             tris_w = weight[tri_cols]
-            # label map at 4x4 supersampling: which triangle covers each sub-pixel (anti-aliased coverage)
-            ss = 4
-            labels = np.full(((y1 - y0) * ss, (x1 - x0) * ss), -1, np.int32)
-            corners = np.round(tris_t * ss * 16).astype(np.int32)
-            for i, tri in enumerate(corners):
-                cv2.fillConvexPoly(labels, tri, i, lineType=cv2.LINE_8, shift=4)
             # per triangle: target -> source affine and the weight's plane, evaluated at sub-pixel centres
             ones = np.ones((len(tris_t), 3, 1))
             at = np.concatenate([tris_t, ones], axis=2)                                    # T x 3 x 3
@@ -120,23 +114,33 @@ class BrowRenderer:
             to_src = np.einsum("tij,tjc->tic", inv, tris_s)         # rows: coefficients of x, y, 1 -> source xy
             to_w = np.einsum("tij,tj->ti", inv, tris_w)
             to_w[~ok] = 0.0
+            # at 4x4 supersampling (anti-aliased coverage): which triangle covers each sub-pixel, and its weight
+            # plane's three coefficients there (0 where no triangle is: the weight there is exactly 0.0), filled
+            # alike, so each sub-pixel holds its own triangle's values without a gather
+            ss = 4
+            labels = np.full(((y1 - y0) * ss, (x1 - x0) * ss), -1, np.int32)
+            coef = np.zeros(((y1 - y0) * ss, (x1 - x0) * ss, 3), np.float64)
+            corners = np.round(tris_t * ss * 16).astype(np.int32)
+            for i, (tri, c) in enumerate(zip(corners, to_w.tolist())):
+                cv2.fillConvexPoly(labels, tri, i, lineType=cv2.LINE_8, shift=4)
+                cv2.fillConvexPoly(coef, tri, c, lineType=cv2.LINE_8, shift=4)
             # sub-pixel centres as a row and a column (broadcast: the same values as full coordinate grids)
             px = (np.arange(labels.shape[1]) + 0.5) / ss
             py = ((np.arange(labels.shape[0]) + 0.5) / ss)[:, None]
-            lab = labels
-            # a last row of zeros: label -1 (no triangle) takes it, so the weight there is exactly 0.0 (one
-            # contiguous column per coefficient: np.take is several times faster than gathering rows)
-            plane = np.concatenate([to_w, np.zeros((1, 3))]).T.copy()
-            wt = np.take(plane[0], lab) * px + np.take(plane[1], lab) * py + np.take(plane[2], lab)
+            wt = coef[:, :, 0] * px
+            wt += coef[:, :, 1] * py
+            wt += coef[:, :, 2]
             cov = wt.reshape(y1 - y0, ss, x1 - x0, ss).mean(axis=(1, 3)).astype(np.float32)
             if not (cov > 1e-3).any():
                 continue
             # source positions at pixel centres (the middle of each 4x4 block); outside the strip: anywhere
-            centre = lab[ss // 2::ss, ss // 2::ss]
-            # a pixel whose centre missed the strip (an edge pixel) takes its nearest covered sub-pixel's triangle
-            if (centre < 0).any():
-                blocks = lab.reshape(y1 - y0, ss, x1 - x0, ss).max(axis=3).max(axis=1)
-                centre = np.where(centre < 0, blocks, centre)
+            centre = labels[ss // 2::ss, ss // 2::ss].copy()
+            # a covered pixel whose centre missed the strip (an edge pixel) takes its largest covered sub-pixel's
+            # triangle
+            iy, ix = np.nonzero((centre < 0) & (cov > 0))
+            if len(iy):
+                blocks = labels.reshape(y1 - y0, ss, x1 - x0, ss)[iy, :, ix, :]
+                centre[iy, ix] = blocks.reshape(len(iy), -1).max(axis=1)
             ci = np.maximum(centre, 0)
             gx, gy = np.arange(x1 - x0) + 0.5, (np.arange(y1 - y0) + 0.5)[:, None]
             sx = to_src[ci, 0, 0] * gx + to_src[ci, 1, 0] * gy + to_src[ci, 2, 0]      # region pixels
@@ -148,15 +152,19 @@ class BrowRenderer:
                                borderMode=cv2.BORDER_REPLICATE).reshape(y1 - y0, x1 - x0, -1)
                      for i in range(0, region.shape[2], 4)]
             patch = np.concatenate(chans, axis=2)
-            if pixels is None:
-                pixels = inputs.warped.copy()
+            if pixels is None:       # only covered pixels are meaningful: zeros elsewhere (no copy of the plate)
+                pixels = np.zeros(inputs.warped.shape, np.float32)
                 coverage = np.zeros((h, w), np.float32)
+                boxes = []
             box = (slice(y0, y1), slice(x0, x1))
             old = coverage[box]
             # the two brows never overlap; where boxes touch, keep the larger coverage
             take = cov > old
             pixels[box][take] = patch[take]
             coverage[box] = np.maximum(old, cov)
+            boxes.append(box)
         if pixels is None:
             return None
-        return RenderedLayer(pixels=pixels, coverage=np.clip(coverage, 0.0, 1.0), name="brows")
+        for box in boxes:           # (coverage is 0.0 outside the boxes)
+            np.clip(coverage[box], 0.0, 1.0, out=coverage[box])
+        return RenderedLayer(pixels=pixels, coverage=coverage, name="brows")

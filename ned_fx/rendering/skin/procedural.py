@@ -90,13 +90,20 @@ def fold_drives(au_names, au_src, au_dst, config: SkinConfig) -> dict[str, float
     if not delta.any() or config.strength == 0:
         return {}
     index = {str(n): i for i, n in enumerate(au_names)}
+    dl = delta.tolist()         # plain floats: the same double arithmetic as numpy's scalars
     out = {}
-    for fold, weights in config.drive_weights().items():
-        d = sum(w * delta[index[au]] for au, w in weights.items() if au in index)
-        d = float(np.clip(d, -config.max_drive, config.max_drive))
+    for fold, weights in _drive_weights(config.drives):
+        d = sum(w * dl[index[au]] for au, w in weights if au in index)
+        d = min(max(d, -config.max_drive), config.max_drive)
         if abs(d) > 1e-6:
             out[fold] = d
     return out
+
+
+@functools.lru_cache(maxsize=8)
+def _drive_weights(drives: tuple) -> tuple:
+    """``((fold, ((AU, weight), ...)), ...)`` in the order of :meth:`SkinConfig.drive_weights`."""
+    return tuple((fold, tuple(dict(weights).items())) for fold, weights in drives)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -123,24 +130,6 @@ def _catmull_rom(m: int, n: int) -> np.ndarray:
                         + (-p0 + 3 * p1 - 3 * p2 + p3) * t ** 3)
     out.setflags(write=False)
     return out
-
-
-def _normals(pts: np.ndarray, toward) -> np.ndarray:
-    """Unit normals of a polyline, flipped to point along ``toward`` (a 2-vector)."""
-    tan = np.empty_like(pts)               # np.gradient along the curve (the same values, a fraction of its cost)
-    np.subtract(pts[2:], pts[:-2], out=tan[1:-1])
-    tan[1:-1] /= 2.0
-    tan[0], tan[-1] = pts[1] - pts[0], pts[-1] - pts[-2]
-    sq = tan * tan                         # np.linalg.norm's sum of squares, in its order
-    tan /= np.maximum(np.sqrt(sq[:, 0] + sq[:, 1]), 1e-9)[:, None]
-    nrm = np.empty_like(tan)
-    np.negative(tan[:, 1], out=nrm[:, 0])
-    nrm[:, 1] = tan[:, 0]
-    t0, t1 = float(toward[0]), float(toward[1])
-    sign = np.sign(nrm[:, 0] * t0 + nrm[:, 1] * t1)
-    sign[sign == 0] = 1
-    nrm *= sign[:, None]
-    return nrm
 
 
 def _wobble(n: int, seed: int, amount: float) -> np.ndarray:
@@ -198,7 +187,7 @@ class _Builder:
 
     def __init__(self, lm: np.ndarray, frame: FaceFrame, config: SkinConfig):
         self.lm, self.f, self.c = lm, frame, config
-        self.creases: list[Crease] = []
+        self._pending: list[tuple] = []
         # the frame in plain floats (the same double arithmetic as numpy's, without its per-call cost)
         self._xy = lm[:, :2].tolist()
         self._ex, self._ey, self._iod = frame.ex.tolist(), frame.ey.tolist(), frame.iod
@@ -230,16 +219,45 @@ class _Builder:
             seed: int, n: int = 24) -> None:
         if abs(drive) < 1e-6:
             return
-        pts = _smooth(ctrl_px, n)
         t0, t1 = toward_uv
         (ex0, ex1), (ey0, ey1) = self._ex, self._ey
-        side = _normals(pts, (t0 * ex0 + t1 * ey0, t0 * ex1 + t1 * ey1))
+        self._pending.append((fold, kind, _smooth(ctrl_px, n), drive, t0 * ex0 + t1 * ey0, t0 * ex1 + t1 * ey1,
+                              profile, seed, n))
+
+    def finish(self) -> list[Crease]:
+        """The creases added: unit normals of each curve (flipped toward its highlight side), wobble and depth,
+        computed for all of them at once (element by element the same arithmetic as crease by crease)."""
+        items = self._pending
+        if not items:
+            return []
+        ns = [it[8] for it in items]
+        pts = np.concatenate([it[2] for it in items])
+        ends = np.cumsum(ns)
+        starts = ends - ns
+        tan = np.empty_like(pts)               # np.gradient along each curve
+        np.subtract(pts[2:], pts[:-2], out=tan[1:-1])
+        tan[1:-1] /= 2.0
+        tan[starts] = pts[starts + 1] - pts[starts]
+        tan[ends - 1] = pts[ends - 1] - pts[ends - 2]
+        sq = tan * tan                         # np.linalg.norm's sum of squares, in its order
+        tan /= np.maximum(np.sqrt(sq[:, 0] + sq[:, 1]), 1e-9)[:, None]
+        side = np.empty_like(tan)
+        np.negative(tan[:, 1], out=side[:, 0])
+        side[:, 1] = tan[:, 0]
+        sign = np.sign(side[:, 0] * np.repeat([it[4] for it in items], ns)
+                       + side[:, 1] * np.repeat([it[5] for it in items], ns))
+        sign[sign == 0] = 1
+        side *= sign[:, None]
         wob = self.c.wobble * self.f.iod
         if wob > 0:
-            pts = pts + side * _wobble(n, seed, wob)[:, None]
-        var = 1.0 + (_wobble(n, seed + 7, 0.3) if self.c.wobble > 0 else 0.0)
-        depth = abs(drive) * profile * var
-        self.creases.append(Crease(fold, kind, pts, depth, side, soften=drive < 0))
+            pts = pts + side * np.concatenate([_wobble(it[8], it[7], wob) for it in items])[:, None]
+        if self.c.wobble > 0:
+            var = 1.0 + np.concatenate([_wobble(it[8], it[7] + 7, 0.3) for it in items])
+        else:
+            var = 1.0
+        depth = np.repeat([abs(it[3]) for it in items], ns) * np.concatenate([it[6] for it in items]) * var
+        return [Crease(it[0], it[1], pts[a:b], depth[a:b], side[a:b], soften=it[3] < 0)
+                for it, a, b in zip(items, starts.tolist(), ends.tolist())]
 
 
 def build_creases(landmarks: np.ndarray, drives: dict[str, float], config: SkinConfig) -> list[Crease]:
@@ -318,7 +336,7 @@ def build_creases(landmarks: np.ndarray, drives: dict[str, float], config: SkinC
             prof *= scale
             prof *= gap
             b.add("forehead", "forehead", ctrl, drive, (0.0, -1.0), prof, 71 + j, n=n)
-    return b.creases
+    return b.finish()
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -396,6 +414,8 @@ class ShadingMap:
         self.origin = (wx0, wy0)
         self.values = np.zeros((wy1 - wy0, wx1 - wx0), np.float32)
         self.box: tuple[int, int, int, int] | None = None
+        #: the box's pixels whose change is not nil (set by the renderer once the map is final)
+        self.covered: np.ndarray | None = None
 
     def touch(self, box) -> None:
         if box is None:

@@ -65,8 +65,10 @@ class SkinRenderer:
         _clear_openings(sub, dst, x0, y0)
         if inputs.valid is not None:
             sub *= np.clip(np.asarray(inputs.valid[y0:y1, x0:x1], np.float32), 0.0, 1.0)
-        if not np.any(np.abs(sub) > _EPS):
+        covered = np.abs(sub) > _EPS
+        if not covered.any():
             return None
+        shading.covered = covered
         return shading
 
     def render(self, inputs: RegionInputs, au_names, au_src, au_dst) -> RenderedLayer | None:
@@ -108,7 +110,7 @@ class SkinRenderer:
         if inputs.white > 1.0:      # integer plates: stay in range
             np.clip(region, 0.0, float(inputs.white), out=region)
         coverage = np.zeros(warped.shape[:2], np.float32)
-        coverage[y0:y1, x0:x1] = np.abs(flat) > _EPS
+        coverage[y0:y1, x0:x1] = shading.covered
         return RenderedLayer(pixels, coverage, "skin")
 
 
@@ -123,13 +125,17 @@ def _clear_openings(sub: np.ndarray, dst: np.ndarray, x0: int, y0: int) -> None:
     for contour in (LIPS_INNER, RIGHT_EYE, LEFT_EYE):
         poly = np.round((dst[list(contour), :2] - [x0, y0]) * 16).astype(np.int32)
         cv2.fillPoly(mask, [poly], 1, cv2.LINE_8, 4)
-    sub[mask.astype(bool)] = 0.0
+    np.copyto(sub, 0.0, where=mask.view(bool))
 
 
 def _luma(pixels: np.ndarray) -> np.ndarray:
     p = np.asarray(pixels, np.float32)
     if p.ndim == 2:
         return p
-    if p.shape[2] >= 3:
-        return 0.2126 * p[:, :, 0] + 0.7152 * p[:, :, 1] + 0.0722 * p[:, :, 2]
+    if p.shape[2] >= 3:     # 0.2126 r + 0.7152 g + 0.0722 b in float32, in that order, with one temporary
+        out = np.multiply(p[:, :, 0], np.float32(0.2126))
+        tmp = np.multiply(p[:, :, 1], np.float32(0.7152))
+        out += tmp
+        out += np.multiply(p[:, :, 2], np.float32(0.0722), out=tmp)
+        return out
     return p[:, :, 0]
