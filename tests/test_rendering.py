@@ -196,6 +196,101 @@ def test_labels_cover_the_face_and_mark_the_openings():
     assert labels[0, 0] == -1
 
 
+def _labels_cell_by_cell(dst: np.ndarray, mesh: RenderMesh, region: tuple[int, int], grid: tuple[int, int]):
+    """rasterize_labels' rule, one cell and one shape at a time: even-odd per cell centre for the openings, then
+    every triangle (far to near) over the cells of its box whose barycentrics are all >= -1e-7."""
+    from ned_fx.rendering.mesh import _polygon_contains
+
+    (h, w), (gh, gw) = region, grid
+    g = dst[:T.NUM_MESH, :2] * [gw / w, gh / h] - 0.5
+    cy, cx = np.mgrid[0:gh, 0:gw]
+    labels = np.full((gh, gw), -1, np.int64)
+    n = len(mesh.triangles)
+    for k, contour in enumerate(mesh.holes):
+        poly = g[list(contour)]
+        near = np.flatnonzero(((cx >= poly[:, 0].min()) & (cx <= poly[:, 0].max()) & (cy >= poly[:, 1].min())
+                               & (cy <= poly[:, 1].max())).ravel())      # the rest is outside the polygon
+        inside = _polygon_contains(poly, np.stack([cx.ravel()[near], cy.ravel()[near]], 1).astype(np.float64))
+        labels.reshape(-1)[near[inside]] = n + k
+    for t in np.argsort(-dst[mesh.triangles, 2].mean(axis=1), kind="stable"):
+        a, b, c = g[mesh.triangles[t]]
+        x0, y0 = np.clip(np.ceil(np.minimum(np.minimum(a, b), c) - 1e-9), 0, [gw - 1, gh - 1]).astype(int)
+        x1, y1 = np.clip(np.floor(np.maximum(np.maximum(a, b), c) + 1e-9), -1, [gw - 1, gh - 1]).astype(int)
+        e1, e2 = b - a, c - a
+        det = e1[0] * e2[1] - e1[1] * e2[0]
+        if abs(det) <= 1e-12 or x1 < x0 or y1 < y0:
+            continue
+        px, py = cx[y0:y1 + 1, x0:x1 + 1] - a[0], cy[y0:y1 + 1, x0:x1 + 1] - a[1]
+        l1 = (px * e2[1] - py * e2[0]) / det
+        l2 = (e1[0] * py - e1[1] * px) / det
+        box = labels[y0:y1 + 1, x0:x1 + 1]
+        box[(l1 >= -1e-7) & (l2 >= -1e-7) & (l1 + l2 <= 1 + 1e-7)] = t
+    return labels
+
+
+def test_grid_inside_polygon_answers_as_the_point_by_point_test():
+    """The scanline even-odd test (rasterize_labels' openings, the renderer's opening cover) gives every grid
+    point the answer of the point-by-point test, in float64 and float32, on grids whose points fall exactly on
+    vertices and edges (integer polygons) and on a real inner-lip contour."""
+    from ned_fx.rendering.mesh import _polygon_contains, grid_inside_polygon
+
+    rng = np.random.default_rng(3)
+    lips = our_track("people_0.png").landmarks[0][list(T.LIPS_INNER), :2]
+    polys = [rng.integers(0, 12, (9, 2)).astype(np.float64), rng.uniform(0, 12, (20, 2)), lips - lips.min(0)]
+    for poly in polys:
+        for dtype in (np.float64, np.float32):
+            q = poly.astype(dtype)
+            xs = rng.uniform(-1, q[:, 0].max() + 1, 40)
+            xs[::3] = np.round(xs[::3])
+            xs = np.sort(xs).astype(dtype)
+            ys = np.concatenate([np.arange(-1, int(q[:, 1].max()) + 2), rng.uniform(0, q[:, 1].max(), 20)])
+            ys = ys.astype(dtype)
+            got = grid_inside_polygon(q, xs, ys)
+            pts = np.stack(np.meshgrid(xs, ys), -1).reshape(-1, 2)
+            assert np.array_equal(got.reshape(-1), _polygon_contains(q, pts)), (poly, dtype)
+            if dtype == np.float32:   # the renderer's own float32 test (torch) on the same points
+                from ned_fx.rendering.geometry_renderer import _inside_polygon
+
+                ref = _inside_polygon(torch.from_numpy(pts)[None], torch.from_numpy(q)[None])[0].numpy()
+                assert np.array_equal(got.reshape(-1), ref)
+            assert 0 < got.sum() < got.size
+
+
+def test_one_frame_cpu_field_and_labels_equal_the_batched_ones_bit_for_bit():
+    """The one-frame CPU path (each rule on its own cells, numpy/OpenCV helpers for the openings' cells and
+    cover, the scanline label rasteriser) computes exactly what the batched, exportable graph computes: on
+    two frames of d12 with a smile, an opened mouth and raised/lowered lids, every output of the field is
+    bit-identical to the same frame's in a batch of two, and the label maps equal a cell-by-cell
+    rasterisation."""
+    track = our_track("d12.mp4")
+    frames = decode_rgb("d12.mp4")[0]
+    renderer = GeometryRenderer()
+    checked = 0
+    for f in (0, 150):
+        src = track.landmarks[f]
+        box = face_region_box(src, frames.shape[2], frames.shape[1])
+        off = np.array([box[0], box[1], 0.0])
+        src = src - off
+        mesh = build_render_mesh(src)
+        h, w = box[3] - box[1], box[2] - box[0]
+        dsts = [smile_and_brows(src), open_mouth(src, 0.25), lid_edit(src, 0.03), lid_edit(src, -0.03)]
+        labels = [renderer.labels(d, mesh, h, w) for d in dsts]
+        for d, lab in zip(dsts, labels):
+            assert np.array_equal(lab, _labels_cell_by_cell(d, mesh, (h, w), lab.shape))
+        module = renderer.module(mesh)
+        as_t = lambda a: torch.as_tensor(np.stack(a)[..., :2], dtype=torch.float32)   # noqa: E731
+        for i in range(0, len(dsts), 2):
+            pair = slice(i, i + 2)
+            batch = module.field(as_t([src, src]), as_t(dsts[pair]), torch.from_numpy(np.stack(labels[pair])), h, w)
+            for j in range(2):
+                one = renderer.field((h, w), src, dsts[i + j], mesh)
+                for name, a, b in zip(one._fields, one, batch):
+                    assert torch.equal(a[0], b[j]), (f, i + j, name, float((a[0] - b[j]).abs().max()))
+                assert float(one.cover.max()) > 0.5
+                checked += 1
+    assert checked == 8
+
+
 # ---- identity and paths ----------------------------------------------------------------------------------------
 
 def test_identity_render_is_exact_and_torch_path_within_1e4():

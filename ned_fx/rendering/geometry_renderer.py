@@ -51,7 +51,7 @@ from .. import topology as T
 from ..errors import InvalidParameterError
 from .config import RendererConfig
 from .mesh import (HOLE_CONTOURS, HOLE_CORNERS, LOWER_LIP_RINGS, MOUTH, UPPER_LIP_RINGS, RenderMesh,
-                   field_grid_size, rasterize_labels)
+                   field_grid_size, grid_inside_polygon, rasterize_labels)
 
 _EPS = 1e-6
 #: sub-samples per field cell side for the openings' coverage
@@ -95,26 +95,58 @@ def _polygon_distance(pts: torch.Tensor, poly: torch.Tensor) -> torch.Tensor:
     return (rel - tau[..., None] * seg).norm(dim=-1).amin(dim=1)
 
 
-def _grown_cells(mask: torch.Tensor, b: int, gh: int, gw: int, device) -> torch.Tensor:
+def _grown_cells(mask: torch.Tensor, b: int, gh: int, gw: int) -> torch.Tensor:
     """Flat indices (ascending, int64) of the cells of a BxN bool map grown by one cell (3x3 neighbourhood, not
-    past the grid's edge). One CPU frame: OpenCV's dilation of the cells' box (torch's max pooling over the whole
-    grid cost ~1.5 ms a frame for three small openings); traced or batched: max pooling (the same cells)."""
-    if b == 1 and device.type == "cpu" and not _exporting():
-        import cv2
-
-        grid = mask.reshape(gh, gw).numpy()
-        rows = np.flatnonzero(grid.any(axis=1))
-        if len(rows) == 0:
-            return torch.zeros(0, dtype=torch.int64)
-        cols = np.flatnonzero(grid.any(axis=0))
-        y0, y1 = max(int(rows[0]) - 1, 0), min(int(rows[-1]) + 2, gh)
-        x0, x1 = max(int(cols[0]) - 1, 0), min(int(cols[-1]) + 2, gw)
-        window = np.ascontiguousarray(grid[y0:y1, x0:x1], dtype=np.uint8)
-        # OpenCV's default dilation border never grows a cell from outside the window
-        ys, xs = np.nonzero(cv2.dilate(window, np.ones((3, 3), np.uint8)))
-        return torch.from_numpy((ys + y0).astype(np.int64) * gw + (xs + x0))
+    past the grid's edge): max pooling (traced or batched; one CPU frame: :func:`_grown_cells_cpu`)."""
     grown = F.max_pool2d(mask.to(torch.float32).reshape(b, 1, gh, gw), 3, stride=1, padding=1)
     return torch.nonzero(grown.reshape(-1) > 0)[:, 0]
+
+
+def _grown_cells_cpu(cells: np.ndarray, gh: int, gw: int) -> torch.Tensor:
+    """:func:`_grown_cells` of one frame's cells given as flat indices: OpenCV's dilation of the cells' box (the
+    same cells; torch's max pooling over the whole grid cost ~1.5 ms a frame for three small openings)."""
+    import cv2
+
+    if len(cells) == 0:
+        return torch.zeros(0, dtype=torch.int64)
+    rows, cols = np.divmod(cells, gw)
+    y0, y1 = max(int(rows.min()) - 1, 0), min(int(rows.max()) + 2, gh)
+    x0, x1 = max(int(cols.min()) - 1, 0), min(int(cols.max()) + 2, gw)
+    window = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    window[rows - y0, cols - x0] = 1
+    # OpenCV's default dilation border never grows a cell from outside the window
+    ys, xs = np.nonzero(cv2.dilate(window, np.ones((3, 3), np.uint8)))
+    return torch.from_numpy((ys + y0).astype(np.int64) * gw + (xs + x0))
+
+
+def _coverage_cpu(xs: np.ndarray, ys: np.ndarray, cells: np.ndarray, offsets: np.ndarray,
+                  poly: np.ndarray) -> np.ndarray:
+    """The opening cover of one frame on the CPU: the fraction of each cell's sub-samples inside ``poly``, the
+    same answers as :func:`_inside_polygon` on every sub-sample (the same float32 operations) by a scanline: the
+    sub-samples lie on a grid (each cell row's sub-sample rows ``ys[i] + dy``, each column's ``xs[j] + dx``: the
+    same float32 sums), tested at once by :func:`~ned_fx.rendering.mesh.grid_inside_polygon`.
+
+    Args:
+        xs, ys: the grid's cell centres (Gw, Gh float32); cells: flat indices of the cells (M int64);
+        offsets: Kx2 float32 sub-sample offsets (``subsamples`` times the cell size: x varies fastest, K =
+            _SUPERSAMPLE^2); poly: Vx2 float32.
+
+    Returns:
+        M float32.
+    """
+    if len(cells) == 0:
+        return np.zeros(0, np.float32)
+    rows, cols = np.divmod(cells, len(xs))
+    r0, c0 = rows.min(), cols.min()
+    k = np.arange(len(offsets))
+    ox, kx = offsets[:_SUPERSAMPLE, 0], k % _SUPERSAMPLE                     # the sub-samples' x, row-major
+    oy, ky = offsets[::_SUPERSAMPLE, 1], k // _SUPERSAMPLE
+    sx = (xs[c0:cols.max() + 1, None] + ox[None, :]).reshape(-1)           # sub-sample columns, ascending
+    sy = (ys[r0:rows.max() + 1, None] + oy[None, :]).reshape(-1)           # sub-sample rows
+    inside = grid_inside_polygon(poly, sx, sy)
+    ri = (rows - r0)[:, None] * len(oy) + ky[None, :]                     # MxK
+    ci = (cols - c0)[:, None] * len(ox) + kx[None, :]
+    return np.count_nonzero(inside[ri, ci], axis=1).astype(np.float32) / np.float32(len(offsets))
 
 
 class FieldResult(NamedTuple):
@@ -180,8 +212,22 @@ class GeometryRendererModule(nn.Module):
         sub = (torch.arange(_SUPERSAMPLE, dtype=torch.float32) + 0.5) / _SUPERSAMPLE - 0.5
         self.register_buffer("subsamples", torch.stack(torch.meshgrid(sub, sub, indexing="xy"), -1).reshape(-1, 2),
                              persistent=False)
+        self._grid_cache: tuple | None = None
 
     # ---- pieces of the field ---------------------------------------------------------------------------------
+    def _grid(self, gh: int, gw: int, height, width, device, cache: bool) -> tuple[torch.Tensor, ...]:
+        """The cell centres of a GhxGw grid over an HxW region: xs (Gw), ys (Gh) and p (1xNx2, x then y).
+        ``cache``: keep the last grid (sizes are ints; one per shot and region size)."""
+        key = (gh, gw, height, width, device)
+        if cache and self._grid_cache is not None and self._grid_cache[0] == key:
+            return self._grid_cache[1]
+        ys = (torch.arange(gh, dtype=torch.float32, device=device) + 0.5) * (height / gh)
+        xs = (torch.arange(gw, dtype=torch.float32, device=device) + 0.5) * (width / gw)
+        p = torch.stack([xs[None, :].expand(gh, gw), ys[:, None].expand(gh, gw)], dim=-1).reshape(1, gh * gw, 2)
+        if cache:
+            self._grid_cache = (key, (xs, ys, p))
+        return xs, ys, p
+
     def _similarities(self, src: torch.Tensor, dst: torch.Tensor) -> list[tuple[torch.Tensor, ...]]:
         """Per opening, the least-squares similarity target -> source, ``S(p) = a (p - mu_dst) + mu_src`` in
         complex notation: (a_re B, a_im B, mu_dst Bx2, mu_src Bx2). Mouth: the 20 inner-lip points; eyes: the
@@ -258,9 +304,10 @@ class GeometryRendererModule(nn.Module):
         n = gh * gw
         n_tri = self.num_triangles if triangles is None else tris.shape[0]
         dev = dst.device
-        ys = (torch.arange(gh, dtype=torch.float32, device=dev) + 0.5) * (height / gh)
-        xs = (torch.arange(gw, dtype=torch.float32, device=dev) + 0.5) * (width / gw)
-        p = torch.stack([xs[None, :].expand(gh, gw), ys[:, None].expand(gh, gw)], dim=-1).reshape(1, n, 2)
+        exporting = _exporting()
+        one = b == 1 and not exporting                  # one frame: each rule on its own cells, shared tables
+        cpu_one = one and dev.type == "cpu"             # ... on the CPU (numpy and OpenCV helpers)
+        xs, ys, p = self._grid(gh, gw, height, width, dev, cache=not exporting)
         lab = labels.reshape(b, n)
         disp = src - dst                                                        # BxPx2 at the vertices
         iod = (dst[:, T.EYE_OUTER_RIGHT] - dst[:, T.EYE_OUTER_LEFT]).norm(dim=-1)          # B
@@ -273,7 +320,7 @@ class GeometryRendererModule(nn.Module):
         # -- triangles: barycentrics in the target triangle -> same point of the source triangle
         cells = torch.nonzero((flat_lab >= 0) & (flat_lab < n_tri))[:, 0]
         bidx = torch.div(cells, n, rounding_mode="floor")
-        pm = p[0, cells - bidx * n]
+        pm = p[0, cells] if one else p[0, cells - bidx * n]
         corners = dst[:, tris]                                                  # BxTx3x2
         dv = disp[:, tris]
         a0 = corners[:, :, 0]
@@ -285,7 +332,7 @@ class GeometryRendererModule(nn.Module):
         alpha2 = torch.stack([-e1[..., 1], e1[..., 0]], dim=-1) * inv[..., None]
         d0 = torch.where(ok[..., None], dv[:, :, 0], dv.mean(dim=2))
         table = torch.cat([a0, alpha1, alpha2, d0, dv[:, :, 1] - dv[:, :, 0], dv[:, :, 2] - dv[:, :, 0]], dim=-1)
-        rows = table.reshape(b * n_tri, 12)[bidx * n_tri + flat_lab[cells]]    # Mx12
+        rows = table.reshape(b * n_tri, 12)[flat_lab[cells] if one else bidx * n_tri + flat_lab[cells]]  # Mx12
         rel = pm - rows[:, 0:2]
         l1 = (rel * rows[:, 2:4]).sum(-1)
         l2 = (rel * rows[:, 4:6]).sum(-1)
@@ -302,9 +349,9 @@ class GeometryRendererModule(nn.Module):
         scale = 1.0 / (iod[:, None, None] + _EPS)
         centre = dst[:, outline].mean(dim=1, keepdim=True)
         q = (dst[:, outline] - centre) * scale                                  # BxVx2
-        if b == 1 and not _exporting():
+        if one:
             cells = torch.nonzero(flat_lab < 0)[:, 0]                           # one frame: only its cells
-            pq = ((p - centre) * scale)[:, cells]                               # 1xMx2
+            pq = (p[:, cells] - centre) * scale                                 # 1xMx2
         else:                                                                   # a batch: every cell
             cells = None
             pq = (p - centre) * scale                                           # BxNx2
@@ -328,37 +375,33 @@ class GeometryRendererModule(nn.Module):
 
         # -- openings: similarity + the contour mismatch (Shepard from that opening's segments), faded out
         sims = self._similarities(src, dst)
+        # each similarity parameter for every opening at once (BxK, BxKx2): one computation for all segments and
+        # cells, each with its own opening's parameters (the same values as opening by opening)
+        sim_all = tuple(torch.stack([sim[i] for sim in sims], dim=1) for i in range(4))
         sa, sb = dst[:, self.seg_a], dst[:, self.seg_b]                         # BxSx2
-        va, vb = disp[:, self.seg_a], disp[:, self.seg_b]
         owner = self.seg_owner
-        fades = []
-        for k in range(self.num_holes):
-            mine = (owner == k)[None, :]
-            a_re, a_im, mx, my = (t[:, None].expand(b, sa.shape[1], *t.shape[1:]) for t in sims[k])
-            flat_sim = (a_re.reshape(-1), a_im.reshape(-1), mx.reshape(-1, 2), my.reshape(-1, 2))
-            ra = va - self._sim_offset(flat_sim, sa.reshape(-1, 2)).reshape(b, -1, 2)
-            rb = vb - self._sim_offset(flat_sim, sb.reshape(-1, 2)).reshape(b, -1, 2)
-            va = torch.where(mine[..., None], ra, va)
-            vb = torch.where(mine[..., None], rb, vb)
-            worst = torch.where(mine, torch.maximum(ra.norm(dim=-1), rb.norm(dim=-1)),
-                                torch.zeros_like(ra[..., 0])).amax(dim=1)
-            c = self.corners[k]
-            width_k = (dst[:, c[1]] - dst[:, c[0]]).norm(dim=-1)
-            # the band: a fraction of the opening, and wide enough not to fold; a mouth whose interior follows
-            # the lips takes the contour's mismatch all the way in
-            band = torch.maximum(self.config.hole_band * width_k, self.config.fold_guard * worst) + _EPS
-            fades.append(band * 1e4 if (k == MOUTH and self._follow) else band)
-        fade_len = torch.stack(fades, dim=1)                                    # BxK
+        seg_sim = tuple(t[:, owner].reshape(-1, *t.shape[2:]) for t in sim_all)   # B*S (x2)
+        va = disp[:, self.seg_a] - self._sim_offset(seg_sim, sa.reshape(-1, 2)).reshape(b, -1, 2)
+        vb = disp[:, self.seg_b] - self._sim_offset(seg_sim, sb.reshape(-1, 2)).reshape(b, -1, 2)
+        holes = torch.arange(self.num_holes, device=dev)
+        seg_worst = torch.maximum(va.norm(dim=-1), vb.norm(dim=-1))            # BxS
+        worst = torch.where(owner[:, None] == holes, seg_worst[..., None],
+                            torch.zeros_like(seg_worst[..., None])).amax(dim=1)   # BxK: each opening's own
+        ends = dst[:, self.corners]                                             # BxKx2x2
+        width = (ends[:, :, 1] - ends[:, :, 0]).norm(dim=-1)                    # BxK
+        # the band: a fraction of the opening, and wide enough not to fold; a mouth whose interior follows the
+        # lips takes the contour's mismatch all the way in
+        fade_len = torch.maximum(self.config.hole_band * width, self.config.fold_guard * worst) + _EPS
+        if self._follow:
+            fade_len = fade_len * (1.0 + (1e4 - 1.0) * (holes == MOUTH).to(torch.float32))
         flat = torch.nonzero((lab >= n_tri).reshape(-1))[:, 0]                  # the opening cells
         bidx = torch.div(flat, n, rounding_mode="floor")
         pm = p[0, flat - bidx * n]
         rm = lab.reshape(-1)[flat] - n_tri
-        sim_m = [tuple(t[bidx] for t in sim) for sim in sims]
-        base = torch.zeros_like(pm)
-        for k in range(self.num_holes):
-            base = torch.where((rm == k)[:, None], self._sim_offset(sim_m[k], pm), base)
+        if cpu_one:
+            open_cells, open_hole = flat.numpy(), rm.numpy()
+        base = self._sim_offset(tuple(t[bidx, rm] for t in sim_all), pm)
         # one frame: every cell shares the frame's segments (broadcast, not copied per cell: the same values)
-        one = b == 1 and not _exporting()
         ends = (sa, sb, va, vb) if one else (sa[bidx], sb[bidx], va[bidx], vb[bidx])
         mismatch = self._shepard(pm, *ends, torch.gather(fade_len[bidx], 1, rm[:, None])[:, 0],
                                  owner[None, :] == rm[:, None])
@@ -374,27 +417,29 @@ class GeometryRendererModule(nn.Module):
             affines.append(torch.stack([
                 torch.stack([a_re, -a_im, my[:, 0] - a_re * mx[:, 0] + a_im * mx[:, 1]], dim=-1),
                 torch.stack([a_im, a_re, my[:, 1] - a_im * mx[:, 0] - a_re * mx[:, 1]], dim=-1)], dim=1))  # Bx2x3
-            flat = _grown_cells(lab == n_tri + k, b, gh, gw, dev)
+            flat = _grown_cells_cpu(open_cells[open_hole == k], gh, gw) if cpu_one else \
+                _grown_cells(lab == n_tri + k, b, gh, gw)
             bidx = torch.div(flat, n, rounding_mode="floor")
             pm = p[0, flat - bidx * n]
             contour = getattr(self, f"hole{k}")
             poly_dst, poly_src = dst[:, contour], src[:, contour]              # BxVx2
             if not one:                                                         # MxVx2 (1xVx2: broadcast)
                 poly_dst, poly_src = poly_dst[bidx], poly_src[bidx]
-            subs = pm[:, None, :] + self.subsamples[None] * cell               # Mx16x2
-            cover = _inside_polygon(subs, poly_dst).to(torch.float32).mean(dim=1)
-            if k == MOUTH and self._follow:     # the face layer's own source points (it follows the lips)
-                sm = pm + d.reshape(b * n, 2)[flat]
-            else:                               # the similarity's source points
-                sm = pm + self._sim_offset(tuple(t[bidx] for t in sims[k]), pm)
-            inside = _inside_polygon(sm[:, None], poly_src)[:, 0]
-            dist = _polygon_distance(sm, poly_src) / cell_mean
-            depth = torch.where(inside, dist, -dist)    # cells deep into the source opening (< 0: outside it)
+            offsets = self.subsamples * cell                                   # Kx2
+            if cpu_one:
+                cover = torch.from_numpy(_coverage_cpu(xs.numpy(), ys.numpy(), flat.numpy(), offsets.numpy(),
+                                                       poly_dst[0].numpy()))
+            else:
+                cover = _inside_polygon(pm[:, None, :] + offsets[None], poly_dst).to(torch.float32).mean(dim=1)
+            depth = None                        # cells deep into the source opening (< 0: outside it)
+            if k != MOUTH or (self.config.mouth_fill and not self._follow):
+                sm = pm + self._sim_offset(tuple(t[bidx] for t in sims[k]), pm)    # the similarity's points
+                inside = _inside_polygon(sm[:, None], poly_src)[:, 0]
+                dist = _polygon_distance(sm, poly_src) / cell_mean
+                depth = torch.where(inside, dist, -dist)
             if k == MOUTH:
                 # faded in with the contour mismatch: an unchanged or merely moved mouth gets no fill at all
-                mis = torch.where(owner == MOUTH, torch.maximum(va.norm(dim=-1), vb.norm(dim=-1)),
-                                  torch.zeros_like(va[..., 0])).amax(dim=1)
-                strength = _smoothstep(mis / cell_mean)[bidx]
+                strength = _smoothstep(worst[:, MOUTH] / cell_mean)[bidx]
                 # full fill outside the source opening and along its rim (a seam-thin opening has no interior
                 # to show), none from 1.5 cells inside it
                 if self.config.mouth_fill and self._follow:

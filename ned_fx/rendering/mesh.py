@@ -161,6 +161,25 @@ def _polygon_contains(poly: np.ndarray, pts: np.ndarray) -> np.ndarray:
     return (crosses & (px < xint)).sum(axis=1) % 2 == 1
 
 
+def grid_inside_polygon(poly: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """Even-odd test of every grid point ``(xs[j], ys[i])`` against the polygon ``poly`` (Vx2) -> len(ys) x len(xs)
+    bool, with ``xs`` ascending: a scanline (each edge's crossing of a row once, located among the columns, the
+    crossings right of each column counted by a suffix sum). The same answers as testing each point: an edge
+    counts where it straddles the row (``(ay > y) != (by > y)``) and the point lies left of its crossing
+    ``ax + (y - ay) * (bx - ax) / (by - ay)``, computed in the inputs' dtype in that order."""
+    a, b = poly, np.roll(poly, -1, axis=0)
+    y = ys[:, None]                                                         # Rx1
+    straddle = (a[:, 1] > y) != (b[:, 1] > y)                               # RxV
+    dy = np.where(straddle, b[:, 1] - a[:, 1], poly.dtype.type(1))
+    xint = a[:, 0] + (y - a[:, 1]) * (b[:, 0] - a[:, 0]) / dy
+    row, _ = np.nonzero(straddle)
+    first = np.searchsorted(xs, xint[straddle], side="left")               # the columns left of each crossing
+    width = len(xs) + 1
+    marks = np.bincount(row * width + first, minlength=len(ys) * width).reshape(len(ys), width)
+    right = np.cumsum(marks[:, ::-1], axis=1)[:, ::-1]                       # crossings at or right of a column
+    return (right[:, 1:] & 1).astype(bool)
+
+
 def _side(p: np.ndarray, q: np.ndarray, r: np.ndarray) -> np.ndarray:
     """Twice the signed area of (p, q, r), over the leading axes: > 0 when r is left of p -> q."""
     return (q[..., 0] - p[..., 0]) * (r[..., 1] - p[..., 1]) - (q[..., 1] - p[..., 1]) * (r[..., 0] - p[..., 0])
@@ -369,10 +388,10 @@ def rasterize_labels(dst: np.ndarray, mesh: RenderMesh, region_size: tuple[int, 
         poly = g[list(contour)]
         lo = np.clip(np.ceil(poly.min(axis=0)), 0, limit).astype(np.int64)
         hi = np.clip(np.floor(poly.max(axis=0)), -1, limit).astype(np.int64)
-        _, cx, cy = _cells_in_boxes(lo[None], hi[None], gw)
-        if len(cx):
-            inside = _polygon_contains(poly, np.stack([cx, cy], axis=1).astype(np.float64))
-            labels[(cy * gw + cx)[inside]] = n_tri + k
+        if (hi >= lo).all():
+            cy, cx = np.nonzero(grid_inside_polygon(poly, np.arange(lo[0], hi[0] + 1, dtype=np.float64),
+                                                    np.arange(lo[1], hi[1] + 1, dtype=np.float64)))
+            labels[(cy + lo[1]) * gw + cx + lo[0]] = n_tri + k
     # triangles: candidate cells in each triangle's box, kept where the barycentrics are all >= 0
     corners = g[mesh.triangles]                                   # Tx3x2
     lo = np.clip(np.ceil(corners.min(axis=1) - 1e-9), 0, limit).astype(np.int64)
@@ -394,11 +413,9 @@ def rasterize_labels(dst: np.ndarray, mesh: RenderMesh, region_size: tuple[int, 
     rank = np.arange(n_tri)
     if pts.shape[1] >= 3 and np.isfinite(pts[: T.NUM_MESH, 2]).all():
         rank[np.argsort(-pts[mesh.triangles, 2].mean(axis=1), kind="stable")] = np.arange(n_tri)
-    # by cell, then draw order (one int64 key: each (cell, triangle) pair once): the last one wins
-    key = np.sort(cell * n_tri + rank[tri])
-    cell = key // n_tri
-    tri = np.argsort(rank)[key - cell * n_tri]
-    last = np.ones(len(cell), dtype=bool)
-    last[:-1] = cell[1:] != cell[:-1]
-    labels[cell[last]] = tri[last]
+    # per cell, the triangle drawn last
+    top = np.full(gh * gw, -1, dtype=np.int64)
+    np.maximum.at(top, cell, rank[tri])
+    hit = np.flatnonzero(top >= 0)
+    labels[hit] = np.argsort(rank)[top[hit]]
     return labels.reshape(gh, gw)
