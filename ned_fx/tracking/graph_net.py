@@ -310,8 +310,9 @@ def bilinear_samples(feature: torch.Tensor, matrices: torch.Tensor, size: tuple[
     # whole pixels (C values, contiguous once the map is HWC) gathered as rows of one B*H*W x C table, corner
     # first: a row copy per sample instead of an element gather through a B x C x G*P*4 index
     rows = feature.permute(0, 2, 3, 1).reshape(-1, c)
-    values = rows[index.reshape(-1)].reshape(4, -1, c)                                     # 4 x B*P*G x C
-    out = torch.ones(1, 4, **kw) @ (values * weight.reshape(4, -1, 1)).reshape(4, -1)    # the corners' sum
+    values = rows[index.reshape(-1)]                                                       # 4*B*P*G x C
+    spread = weight.reshape(-1, 1) @ torch.ones(1, c, **kw)             # each weight over its row: one outer product
+    out = torch.ones(1, 4, **kw) @ (values * spread).reshape(4, -1)                        # the corners' sum
     return out.reshape(-1, out_h, out_w, g, c)
 
 
