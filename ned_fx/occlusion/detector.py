@@ -84,19 +84,31 @@ def _line_contrast(grey: np.ndarray, scale: float, gx: np.ndarray, gy: np.ndarra
     strongest-curvature direction, the line's normal)."""
     import cv2
 
+    # float32 throughout, in place where a temporary is done with (the same operations, the same values)
     b = cv2.GaussianBlur(grey, (0, 0), scale)
     dxx = cv2.Sobel(b, cv2.CV_32F, 2, 0, ksize=3)
     dyy = cv2.Sobel(b, cv2.CV_32F, 0, 2, ksize=3)
     dxy = cv2.Sobel(b, cv2.CV_32F, 1, 1, ksize=3)
-    theta = 0.5 * np.arctan2(2.0 * dxy, dxx - dyy)               # direction of the larger eigenvalue
-    mean = dxx + dyy                                               # its sign: which eigenvalue is stronger
-    theta = np.where(mean >= 0, theta, theta + np.float32(np.pi / 2))
+    dxy *= 2.0
+    theta = np.subtract(dxx, dyy)
+    np.arctan2(dxy, theta, out=theta)
+    theta *= 0.5                                                   # direction of the larger eigenvalue
+    mean = np.add(dxx, dyy, out=dxx)                               # its sign: which eigenvalue is stronger
+    np.add(theta, np.float32(np.pi / 2), out=theta, where=~(mean >= 0))
     reach = np.float32(2.0 * scale + 0.5)
-    nx, ny = np.cos(theta) * reach, np.sin(theta) * reach
-    sharp = cv2.GaussianBlur(grey, (0, 0), 0.6 * scale)
-    plus = cv2.remap(sharp, gx + nx, gy + ny, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    minus = cv2.remap(sharp, gx - nx, gy - ny, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    return np.minimum(plus, minus) - sharp, sharp - np.maximum(plus, minus), theta
+    nx = np.cos(theta, out=dxy)
+    nx *= reach
+    ny = np.sin(theta, out=dyy)
+    ny *= reach
+    sharp = cv2.GaussianBlur(grey, (0, 0), 0.6 * scale, dst=b)
+    at_x, at_y = np.add(gx, nx), np.add(gy, ny)
+    plus = cv2.remap(sharp, at_x, at_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    minus = cv2.remap(sharp, np.subtract(gx, nx, out=at_x), np.subtract(gy, ny, out=at_y), cv2.INTER_LINEAR,
+                      borderMode=cv2.BORDER_REPLICATE)
+    dark = np.minimum(plus, minus)
+    dark -= sharp
+    bright = np.maximum(plus, minus, out=plus)
+    return dark, np.subtract(sharp, bright, out=bright), theta
 
 
 def _forehead(inside: np.ndarray, p: np.ndarray, iod: float) -> tuple[np.ndarray, np.ndarray]:
@@ -130,7 +142,7 @@ def _hysteresis(weak: np.ndarray, strong: np.ndarray, min_extent: float, max_wid
     if count <= 1:
         return np.zeros(weak.shape, bool)
     seeded = np.zeros(count, bool)
-    seeded[np.unique(labels[strong & weak])] = True
+    seeded[labels[strong & weak]] = True
     extent = np.hypot(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT])
     keep = seeded & (extent >= min_extent) & (stats[:, cv2.CC_STAT_AREA] <= max_width * np.maximum(extent, 1.0))
     keep[0] = False
