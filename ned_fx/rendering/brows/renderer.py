@@ -42,6 +42,34 @@ def _up(points: np.ndarray) -> np.ndarray:
     return up / max(float(np.linalg.norm(up)), 1e-9)
 
 
+def _block_mean(sub: np.ndarray, ss: int) -> np.ndarray:
+    """The mean of each ``ss`` x ``ss`` block of ``sub`` (float64, whole blocks, at least 2 x 2 of them), bit for
+    bit numpy's ``sub.reshape(h, ss, w, ss).mean(axis=(1, 3))`` (each sub-row's ``ss`` values summed in order,
+    the sub-rows accumulated in order: numpy's order for these shapes) without its slow multi-axis reduction."""
+    h, w = sub.shape[0] // ss, sub.shape[1] // ss
+    blocks = sub.reshape(h, ss, w, ss)
+    acc = None
+    for k in range(ss):
+        row = blocks[:, k, :, 0] + blocks[:, k, :, 1]
+        for j in range(2, ss):
+            row += blocks[:, k, :, j]
+        if acc is None:
+            acc = row
+        else:
+            acc += row
+    acc /= ss * ss
+    return acc
+
+
+def _signed(labels: np.ndarray, small: bool) -> np.ndarray:
+    """Labels as int32 with -1 where no triangle is (a byte label map marks that 255); a new array."""
+    if not small:
+        return labels.astype(np.int32)
+    out = labels.astype(np.int32)
+    out[labels == 255] = -1
+    return out
+
+
 def _smoothstep(x: np.ndarray) -> np.ndarray:
     x = np.clip(x, 0.0, 1.0)
     return x * x * (3.0 - 2.0 * x)
@@ -114,32 +142,41 @@ class BrowRenderer:
             to_src = np.einsum("tij,tjc->tic", inv, tris_s)         # rows: coefficients of x, y, 1 -> source xy
             to_w = np.einsum("tij,tj->ti", inv, tris_w)
             to_w[~ok] = 0.0
-            # at 4x4 supersampling (anti-aliased coverage): which triangle covers each sub-pixel, and its weight
-            # plane's three coefficients there (0 where no triangle is: the weight there is exactly 0.0), filled
-            # alike, so each sub-pixel holds its own triangle's values without a gather
+            # label map at 4x4 supersampling: which triangle covers each sub-pixel (anti-aliased coverage)
             ss = 4
-            labels = np.full(((y1 - y0) * ss, (x1 - x0) * ss), -1, np.int32)
-            coef = np.zeros(((y1 - y0) * ss, (x1 - x0) * ss, 3), np.float64)
+            small = len(tris_t) < 255                   # labels in bytes (255: none), looked up by table
+            labels = np.full(((y1 - y0) * ss, (x1 - x0) * ss), 255 if small else -1, np.uint8 if small else np.int32)
             corners = np.round(tris_t * ss * 16).astype(np.int32)
-            for i, (tri, c) in enumerate(zip(corners, to_w.tolist())):
+            for i, tri in enumerate(corners):
                 cv2.fillConvexPoly(labels, tri, i, lineType=cv2.LINE_8, shift=4)
-                cv2.fillConvexPoly(coef, tri, c, lineType=cv2.LINE_8, shift=4)
             # sub-pixel centres as a row and a column (broadcast: the same values as full coordinate grids)
             px = (np.arange(labels.shape[1]) + 0.5) / ss
             py = ((np.arange(labels.shape[0]) + 0.5) / ss)[:, None]
-            wt = coef[:, :, 0] * px
-            wt += coef[:, :, 1] * py
-            wt += coef[:, :, 2]
-            cov = wt.reshape(y1 - y0, ss, x1 - x0, ss).mean(axis=(1, 3)).astype(np.float32)
+            # each sub-pixel's triangle's weight plane (no triangle: a plane of zeros, so the weight there is
+            # exactly 0.0)
+            if small:
+                plane = np.zeros((3, 256))
+                plane[:, :len(to_w)] = to_w.T
+                wt = cv2.LUT(labels, plane[0])
+                wt *= px
+                tmp = cv2.LUT(labels, plane[1])
+                tmp *= py
+                wt += tmp
+                wt += cv2.LUT(labels, plane[2], dst=tmp)
+            else:
+                plane = np.concatenate([to_w, np.zeros((1, 3))]).T.copy()
+                lab = labels.astype(np.intp)
+                wt = np.take(plane[0], lab) * px + np.take(plane[1], lab) * py + np.take(plane[2], lab)
+            cov = _block_mean(wt, ss).astype(np.float32)
             if not (cov > 1e-3).any():
                 continue
             # source positions at pixel centres (the middle of each 4x4 block); outside the strip: anywhere
-            centre = labels[ss // 2::ss, ss // 2::ss].copy()
+            centre = _signed(labels[ss // 2::ss, ss // 2::ss], small)
             # a covered pixel whose centre missed the strip (an edge pixel) takes its largest covered sub-pixel's
             # triangle
             iy, ix = np.nonzero((centre < 0) & (cov > 0))
             if len(iy):
-                blocks = labels.reshape(y1 - y0, ss, x1 - x0, ss)[iy, :, ix, :]
+                blocks = _signed(labels.reshape(y1 - y0, ss, x1 - x0, ss)[iy, :, ix, :], small)
                 centre[iy, ix] = blocks.reshape(len(iy), -1).max(axis=1)
             ci = np.maximum(centre, 0)
             gx, gy = np.arange(x1 - x0) + 0.5, (np.arange(y1 - y0) + 0.5)[:, None]
