@@ -355,14 +355,16 @@ class GeometryRendererModule(nn.Module):
         else:                                                                   # a batch: every cell
             cells = None
             pq = (p - centre) * scale                                           # BxNx2
-        # |p|^2 + |q|^2 - 2 p.q, in place where the graph allows it (the same values: the same operations)
+        # |p|^2 + |q|^2 - 2 p.q, in place where the graph allows it (the same values: the same operations; one
+        # frame takes -2 p.q as the product of -2 p and q, exactly the same float32 values as -2 times p.q)
         dist2 = (pq * pq).sum(-1, keepdim=True) + (q * q).sum(-1)[:, None, :]
-        cross = torch.bmm(pq, q.transpose(1, 2))                                # BxMxV
         if cells is None:
+            cross = torch.bmm(pq, q.transpose(1, 2))                            # BxMxV
             dist2 = (dist2 - 2.0 * cross).clamp_min(0.0)
             weight = 1.0 / (dist2 + 1e-8)
         else:
-            dist2.sub_(cross.mul_(2.0)).clamp_min_(0.0)
+            cross = torch.bmm(pq * -2.0, q.transpose(1, 2))
+            dist2.add_(cross).clamp_min_(0.0)
             weight = torch.add(dist2, 1e-8, out=cross).reciprocal_()
         d_out = torch.bmm(weight, disp[:, outline]) / weight.sum(-1, keepdim=True)
         keep = 1.0 - _smoothstep(dist2.amin(dim=-1).sqrt() / self.config.falloff)
@@ -698,7 +700,7 @@ class GeometryRenderer:
                 layer = _warp_affine(region, to_src, size, interp).reshape(size[1], size[0], c)
             if k == MOUTH and fill.any():
                 if colour is None:
-                    images = torch.from_numpy(np.ascontiguousarray(region.transpose(2, 0, 1)))[None]
+                    images = torch.from_numpy(region).permute(2, 0, 1)[None]    # a view (no copy of the region)
                     colour = module.fill_colour(images, src_t)[0].numpy().astype(np.float32)
                 layer += _upsample(fill, to_grid, size) * (colour - layer)
             box = out[y0:y1, x0:x1]
