@@ -222,7 +222,7 @@ class Compositor:
             delta[bad] = 0.0
         blended = laplacian_blend_delta(delta, mask, self.config.levels, space)
         if hold is not None:                 # the kept pixels get exactly nothing added
-            weigh(blended, 1.0 - hold, blended, space)
+            weigh(blended, np.subtract(1.0, hold, out=space.take("free", hold.shape)), blended, space)
         if pixels.dtype.kind == "u":         # plate + blend, rounded to nearest and saturated, in one pass
             depth = cv2.CV_8U if pixels.dtype == np.uint8 else cv2.CV_16U
             result = cv2.add(blended, plate_region, dtype=depth,
