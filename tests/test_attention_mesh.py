@@ -199,6 +199,22 @@ def test_onnxruntime_export_matches_pytorch_on_real_crops_in_the_blocked_layout(
         assert float((got[1] - ref[1]).abs().max()) <= 1e-4
 
 
+def test_the_onnx_cache_key_follows_the_code_that_builds_the_export(monkeypatch):
+    """A changed export (the lanes of graph_net.merge_lanes, the switch in ort, the assembly in engine) gets a new
+    cache file name: an export made by older code is never read back."""
+    from pathlib import Path
+
+    from ned_fx.tracking import ort
+
+    base = ort._fingerprint("face_mesh_attention")
+    real = Path.read_bytes
+    for source in ("graph_net.py", "ort.py", "engine.py"):
+        monkeypatch.setattr(Path, "read_bytes", lambda self, _s=source: real(self) + (b"#" if self.name == _s else b""))
+        assert ort._fingerprint("face_mesh_attention") != base, source
+    monkeypatch.setattr(Path, "read_bytes", real)
+    assert ort._fingerprint("face_mesh_attention") == base
+
+
 def test_merged_lanes_are_the_branches_run_apart():
     """graph_net.merge_lanes: the lips / left eye / right eye sub-models as lanes of one tensor give the unmerged
     net's outputs (float rounding apart) in about half the steps, and a spec without bilinear crops is unchanged."""
