@@ -355,17 +355,16 @@ class GeometryRendererModule(nn.Module):
         else:                                                                   # a batch: every cell
             cells = None
             pq = (p - centre) * scale                                           # BxNx2
-        # |p|^2 + |q|^2 - 2 p.q, in place where the graph allows it (the same values: the same operations; one
-        # frame takes -2 p.q as the product of -2 p and q, exactly the same float32 values as -2 times p.q)
+        # |p|^2 + |q|^2 - 2 p.q, in place where the graph allows it (the same values: one frame adds the product
+        # of -2 p and q, exactly -2 times p.q in float32, into the sums as the product is made)
         dist2 = (pq * pq).sum(-1, keepdim=True) + (q * q).sum(-1)[:, None, :]
         if cells is None:
             cross = torch.bmm(pq, q.transpose(1, 2))                            # BxMxV
             dist2 = (dist2 - 2.0 * cross).clamp_min(0.0)
             weight = 1.0 / (dist2 + 1e-8)
         else:
-            cross = torch.bmm(pq * -2.0, q.transpose(1, 2))
-            dist2.add_(cross).clamp_min_(0.0)
-            weight = torch.add(dist2, 1e-8, out=cross).reciprocal_()
+            dist2.baddbmm_(pq * -2.0, q.transpose(1, 2)).clamp_min_(0.0)
+            weight = torch.add(dist2, 1e-8).reciprocal_()
         d_out = torch.bmm(weight, disp[:, outline]) / weight.sum(-1, keepdim=True)
         keep = 1.0 - _smoothstep(dist2.amin(dim=-1).sqrt() / self.config.falloff)
         if cells is None:
