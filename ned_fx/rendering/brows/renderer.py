@@ -30,10 +30,28 @@ def _strip_triangles(columns: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _resample(poly: np.ndarray, n: int) -> np.ndarray:
     """``n`` points evenly spaced by arc length along a polyline (Mx2)."""
-    seg = np.linalg.norm(np.diff(poly, axis=0), axis=1)
-    s = np.concatenate([[0.0], np.cumsum(seg)])
+    d = poly[1:] - poly[:-1]
+    sq = d * d                              # np.linalg.norm(axis=1): the sum of squares in its order
+    s = np.empty(len(poly))
+    s[0] = 0.0
+    np.cumsum(np.sqrt(sq[:, 0] + sq[:, 1]), out=s[1:])
     t = np.linspace(0.0, s[-1], n) if s[-1] > 0 else np.zeros(n)
-    return np.stack([np.interp(t, s, poly[:, 0]), np.interp(t, s, poly[:, 1])], axis=1)
+    out = np.empty((n, 2))
+    out[:, 0] = np.interp(t, s, poly[:, 0])
+    out[:, 1] = np.interp(t, s, poly[:, 1])
+    return out
+
+
+@functools.lru_cache(maxsize=8)
+def _columns(n: int, fringe: float, end_feather: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per strip column (C = n): the source fractions of its three vertices (C x 3) and the coverage fade at the
+    brow's ends (C); the same for every frame."""
+    f_s = np.stack([np.zeros(n), np.full(n, fringe), np.ones(n)], axis=1)
+    u = np.linspace(0.0, 1.0, n)
+    ends = _smoothstep(u / max(end_feather, 1e-6)) * _smoothstep((1.0 - u) / max(end_feather, 1e-6))
+    f_s.setflags(write=False)
+    ends.setflags(write=False)
+    return f_s, ends
 
 
 def _up(points: np.ndarray) -> np.ndarray:
@@ -100,12 +118,12 @@ class BrowRenderer:
         stretch = np.clip(np.maximum(len_t, 0.0) / np.maximum(len_s, 1e-6), 1.0 / cfg.max_stretch, cfg.max_stretch)
         grow = np.maximum(stretch, 1.0)
         # along each column: the fringe keeps its source length (target fraction fringe / grow), the rest is even
-        f_t = np.stack([np.zeros(n), cfg.fringe / grow, np.ones(n)], axis=1)             # C x 3
-        f_s = np.stack([np.zeros(n), np.full(n, cfg.fringe), np.ones(n)], axis=1)
+        f_t = np.zeros((n, 3))                                                             # C x 3
+        f_t[:, 1] = cfg.fringe / grow
+        f_t[:, 2] = 1.0
+        f_s, ends = _columns(n, cfg.fringe, cfg.end_feather)
         v_t = top_t[:, None] + f_t[..., None] * (bot_t - top_t)[:, None]
         v_s = top_s[:, None] + f_s[..., None] * (bot_s - top_s)[:, None]
-        u = np.linspace(0.0, 1.0, n)
-        ends = _smoothstep(u / max(cfg.end_feather, 1e-6)) * _smoothstep((1.0 - u) / max(cfg.end_feather, 1e-6))
         weight = _smoothstep((stretch - cfg.min_stretch) / cfg.ramp) * ends
         if not (np.isfinite(v_t).all() and np.isfinite(v_s).all()):
             weight = np.zeros(n)

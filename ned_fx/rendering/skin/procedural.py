@@ -369,21 +369,22 @@ def _draw(canvas: np.ndarray, strokes, norm: float, x0: int, y0: int) -> list[li
     qa = np.round((pts - [x0, y0]) * (1 << sh)).astype(np.int64)
     q = qa.tolist()
     vl = v.tolist()
-    px = (qa >> sh).tolist()
+    sizes = [len(p) for p, _ in strokes]
+    starts = np.cumsum([0] + sizes[:-1])
+    # an AA line reaches a pixel or so past its vertices
+    lo = (np.minimum.reduceat(qa, starts) >> sh) - 3
+    hi = (np.maximum.reduceat(qa, starts) >> sh) + 4
+    line, aa = cv2.line, cv2.LINE_AA
     boxes = []
-    end = 0
-    for p, _ in strokes:                 # the segments inside each stroke (none joins two strokes)
-        start, end = end, end + len(p)
-        drawn = False
-        for i in range(start, end - 1):
+    for start, n, (lx, ly), (hx, hy) in zip(starts.tolist(), sizes, lo.tolist(), hi.tolist()):
+        drawn = False                    # the segments inside each stroke (none joins two strokes)
+        for i in range(start, start + n - 1):
             val = vl[i]
             if val != 0.0:
-                cv2.line(canvas, q[i], q[i + 1], val, 1, cv2.LINE_AA, sh)
+                line(canvas, q[i], q[i + 1], val, 1, aa, sh)
                 drawn = True
-        if drawn:                        # an AA line reaches a pixel or so past its vertices
-            xs = [c[0] for c in px[start:end]]
-            ys = [c[1] for c in px[start:end]]
-            boxes.append([min(xs) - 3, min(ys) - 3, max(xs) + 4, max(ys) + 4])
+        if drawn:
+            boxes.append([lx, ly, hx, hy])
     return boxes
 
 
@@ -398,6 +399,29 @@ def _box(pts_list, margin: float, h: int, w: int):
     if x1 <= x0 or y1 <= y0:
         return None
     return x0, y0, x1, y1
+
+
+@functools.lru_cache(maxsize=64)
+def _gaussian_kernels(k: int, sigma: float):
+    import cv2
+
+    one = np.ones((1, 1), np.float32)
+    return cv2.getGaussianKernel(k, sigma, cv2.CV_32F), one
+
+
+def _gaussian_blur(canvas: np.ndarray, k: int, sigma: float) -> np.ndarray:
+    """``cv2.GaussianBlur(canvas, (k, k), sigma, borderType=BORDER_CONSTANT)`` of a float32 canvas whose rows are
+    mostly 0.0, bit for bit: its two separable passes run one at a time (as GaussianBlur runs them), the row pass
+    only on the rows that hold something (a row of zeros stays zeros)."""
+    import cv2
+
+    kx, one = _gaussian_kernels(k, sigma)
+    rows = np.flatnonzero(canvas.any(axis=1))
+    if len(rows) > 0.75 * len(canvas):
+        return cv2.GaussianBlur(canvas, (k, k), sigma, borderType=cv2.BORDER_CONSTANT)
+    across = np.zeros(canvas.shape, np.float32)
+    across[rows] = cv2.sepFilter2D(canvas[rows], cv2.CV_32F, kx, one, borderType=cv2.BORDER_CONSTANT)
+    return cv2.sepFilter2D(across, cv2.CV_32F, one, kx, borderType=cv2.BORDER_CONSTANT)
 
 
 class ShadingMap:
@@ -495,7 +519,7 @@ class ShadingMap:
             ea, eb = ca, cb + _TAIL
             if eb > cw:
                 ea, eb = ca - ca % _LANES, cw
-            blurred = cv2.GaussianBlur(canvas[ra:rb, ea:eb], (k, k), sigma, borderType=cv2.BORDER_CONSTANT)
+            blurred = _gaussian_blur(canvas[ra:rb, ea:eb], k, sigma)
             # the reach inside the box (region pixels), then inside this map's window
             vx0, vy0 = max(cx + ca, x0) - ox, max(cy + ra, y0) - oy
             vx1, vy1 = min(cx + cb, x1) - ox, min(cy + rb, y1) - oy
@@ -610,6 +634,10 @@ def add_softening(out: ShadingMap, luma_of, creases: list[Crease], iod: float, c
         a, b = a - a % _LANES, ww
     ra, rb = max(r0 - rm, 0), min(r1 + rm, hh)
     mid = cv2.GaussianBlur(loglum[ra:rb, a:b], (0, 0), sm)[r0 - ra:r1 - ra, c0 - a:c1 - a]
-    lift = np.clip(low[r0:r1, c0:c1] - mid, 0.0, 0.4)
-    out.values[y0 + r0:y0 + r1, x0 + c0:x0 + c1] += np.clip(weight.values[r0:r1, c0:c1], 0, 1) * lift
+    lift = np.subtract(low[r0:r1, c0:c1], mid)
+    np.clip(lift, 0.0, 0.4, out=lift)
+    wv = weight.values[r0:r1, c0:c1]
+    np.clip(wv, 0, 1, out=wv)
+    wv *= lift
+    out.values[y0 + r0:y0 + r1, x0 + c0:x0 + c1] += wv
     out.touch(weight.box)
