@@ -94,7 +94,8 @@ def _line_contrast(grey: np.ndarray, scale: float, gx: np.ndarray, gy: np.ndarra
     np.arctan2(dxy, theta, out=theta)
     theta *= 0.5                                                   # direction of the larger eigenvalue
     mean = np.add(dxx, dyy, out=dxx)                               # its sign: which eigenvalue is stronger
-    np.add(theta, np.float32(np.pi / 2), out=theta, where=~(mean >= 0))
+    # + pi/2 where the trace is not >= 0 (+ 0 elsewhere: only a -0 angle changes, to +0, the same normal)
+    theta += np.multiply(~(mean >= 0), np.float32(np.pi / 2), dtype=np.float32)
     reach = np.float32(2.0 * scale + 0.5)
     nx = np.cos(theta, out=dxy)
     nx *= reach
