@@ -115,3 +115,31 @@ def test_config_is_checked():
     for bad in ({"fringe": 1.0}, {"columns": 2}, {"min_stretch": 0.5}, {"ramp": 0.0}, {"end_feather": 0.5}):
         with pytest.raises(InvalidParameterError):
             BrowConfig(**bad)
+
+
+def test_block_means_are_numpys_bit_for_bit():
+    """The layer's coverage is the mean of each 4x4 block of sub-pixel weights, summed in numpy's own order
+    (``reshape(h, 4, w, 4).mean(axis=(1, 3))``) without its slow multi-axis reduction: equal bit for bit."""
+    from ned_fx.rendering.brows.renderer import _block_mean
+
+    rng = np.random.default_rng(0)
+    for h, w in ((2, 2), (3, 41), (37, 160), (61, 2), (90, 173)):
+        sub = rng.random((4 * h, 4 * w)) * (rng.random((4 * h, 4 * w)) < 0.7)
+        np.testing.assert_array_equal(_block_mean(sub, 4), sub.reshape(h, 4, w, 4).mean(axis=(1, 3)))
+
+
+def test_many_columns_label_the_strip_alike():
+    """Over 63 columns a strip has more triangles than a byte label holds: the layer labels in int32 instead and
+    covers the same strip."""
+    from ned_fx.rendering import GeometryRenderer
+    from ned_fx.rendering.brows import BrowConfig, BrowRenderer
+    from ned_fx.rendering.layers import RegionInputs
+
+    src, dst, size, mesh = _face()
+    region = _plate(src, size)
+    inputs = RegionInputs(region, GeometryRenderer().render(region, src, dst, mesh), src, dst)
+    few = BrowRenderer(BrowConfig(columns=60)).render(inputs)
+    many = BrowRenderer(BrowConfig(columns=70)).render(inputs)
+    assert few is not None and many is not None
+    assert np.abs(few.coverage - many.coverage).mean() < 0.01 * few.coverage.mean()
+    assert many.coverage.max() > 0.99

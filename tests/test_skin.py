@@ -355,3 +355,56 @@ def test_the_renderer_shades_covered_aus_with_the_model(d3_frames, movie):
     for idx, px, lm in shaded[:5]:
         few.add(idx, px, lm)
     assert few.finish() is None
+
+
+def _plain_blurred(self, strokes, sigma, margin):
+    """The fold map's reference blur: every stroke drawn on one canvas reaching ``margin`` past their box and the
+    whole canvas blurred by cv2.GaussianBlur (what the renderer's cropped, split blurs must equal bit for bit)."""
+    import cv2
+
+    from ned_fx.rendering.skin.procedural import _box
+
+    h, w = self.shape
+    box = _box([p for p, _ in strokes], margin, h, w)
+    if box is None:
+        return
+    x0, y0, x1, y1 = box
+    ext0 = int(np.ceil(margin))
+    canvas = np.zeros((y1 - y0 + 2 * ext0, x1 - x0 + 2 * ext0), np.float32)
+    norm = np.sqrt(2 * np.pi) * np.sqrt(sigma ** 2 + 1.0 / 6.0)
+    for pts, vals in strokes:
+        values = vals * norm
+        d = np.diff(pts, axis=0)
+        v = 0.5 * (values[:-1] + values[1:]) * np.abs(d).max(axis=1) / np.maximum(np.hypot(d[:, 0], d[:, 1]), 1e-9)
+        q = np.round((pts - [x0 - ext0, y0 - ext0]) * 16).astype(np.int64).tolist()
+        for i, val in enumerate(v.tolist()):
+            if val != 0.0:
+                cv2.line(canvas, q[i], q[i + 1], val, 1, cv2.LINE_AA, 4)
+    k = int(2 * np.ceil(3 * sigma) + 1)
+    blurred = cv2.GaussianBlur(canvas, (k, k), sigma, borderType=cv2.BORDER_CONSTANT)
+    ox, oy = self.origin
+    vh, vw = self.values.shape
+    bx0, by0, bx1, by1 = max(x0 - ox, 0), max(y0 - oy, 0), min(x1 - ox, vw), min(y1 - oy, vh)
+    self.values[by0:by1, bx0:bx1] += blurred[by0 + oy - y0 + ext0:by1 + oy - y0 + ext0,
+                                             bx0 + ox - x0 + ext0:bx1 + ox - x0 + ext0]
+    self.touch((bx0 + ox, by0 + oy, bx1 + ox, by1 + oy))
+
+
+@pytest.mark.parametrize("emotion", ["happy", "angry", "surprised"])
+def test_cropped_fold_blurs_are_the_whole_canvas_blur_bit_for_bit(movie, emotion, monkeypatch):
+    """The renderer blurs each fold canvas only where a blur can reach (strokes far apart on crops of their own,
+    columns keeping OpenCV's vector/scalar split, the row pass only on rows with strokes): on a real frame's folds
+    the shading is bit for bit the plain whole-canvas GaussianBlur's, creases and softening alike."""
+    from ned_fx.rendering.skin import SkinRenderer
+    from ned_fx.rendering.skin.procedural import ShadingMap
+
+    inputs, names, a_src, a_dst = movie[emotion]
+    fast = SkinRenderer().log_shading(inputs, names, a_src, a_dst)
+    soft = SkinRenderer().log_shading(inputs, names, a_dst, a_src)        # the reverse change: softening
+    monkeypatch.setattr(ShadingMap, "_blurred", _plain_blurred)
+    plain = SkinRenderer().log_shading(inputs, names, a_src, a_dst)
+    plain_soft = SkinRenderer().log_shading(inputs, names, a_dst, a_src)
+    assert fast is not None and soft is not None
+    assert np.abs(fast).max() > 0.02 and np.abs(soft).max() > 0.005
+    np.testing.assert_array_equal(fast, plain)
+    np.testing.assert_array_equal(soft, plain_soft)
