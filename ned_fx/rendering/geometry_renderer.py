@@ -315,10 +315,19 @@ class GeometryRendererModule(nn.Module):
         # each cell takes one of three rules (a triangle, outside the mesh, an opening): every rule runs on its own
         # cells only (most of a region lies outside the mesh; a rule computed everywhere costs ~3x)
         flat_lab = lab.reshape(-1)
+        # each rule's cells (flat indices, ascending): one CPU frame takes them from numpy (~4x faster)
+        if cpu_one:
+            lab_np = flat_lab.numpy()
+            cells_of = {rule: torch.from_numpy(np.flatnonzero(mask)) for rule, mask in
+                        (("tri", (lab_np >= 0) & (lab_np < n_tri)), ("out", lab_np < 0), ("open", lab_np >= n_tri))}
+        else:
+            cells_of = {"tri": torch.nonzero((flat_lab >= 0) & (flat_lab < n_tri))[:, 0],
+                        "out": torch.nonzero(flat_lab < 0)[:, 0],
+                        "open": torch.nonzero((lab >= n_tri).reshape(-1))[:, 0]}
         d = torch.zeros(b * n, 2, dtype=torch.float32, device=dev)
 
         # -- triangles: barycentrics in the target triangle -> same point of the source triangle
-        cells = torch.nonzero((flat_lab >= 0) & (flat_lab < n_tri))[:, 0]
+        cells = cells_of["tri"]
         bidx = torch.div(cells, n, rounding_mode="floor")
         pm = p[0, cells] if one else p[0, cells - bidx * n]
         corners = dst[:, tris]                                                  # BxTx3x2
@@ -350,7 +359,7 @@ class GeometryRendererModule(nn.Module):
         centre = dst[:, outline].mean(dim=1, keepdim=True)
         q = (dst[:, outline] - centre) * scale                                  # BxVx2
         if one:
-            cells = torch.nonzero(flat_lab < 0)[:, 0]                           # one frame: only its cells
+            cells = cells_of["out"]                                             # one frame: only its cells
             pq = (p[:, cells] - centre) * scale                                 # 1xMx2
         else:                                                                   # a batch: every cell
             cells = None
@@ -368,7 +377,7 @@ class GeometryRendererModule(nn.Module):
         d_out = torch.bmm(weight, disp[:, outline]) / weight.sum(-1, keepdim=True)
         keep = 1.0 - _smoothstep(dist2.amin(dim=-1).sqrt() / self.config.falloff)
         if cells is None:
-            cells = torch.nonzero(flat_lab < 0)[:, 0]
+            cells = cells_of["out"]
             d_out, keep = d_out.reshape(b * n, 2)[cells], keep.reshape(b * n)[cells]
         else:
             d_out, keep = d_out[0], keep[0]
@@ -395,7 +404,7 @@ class GeometryRendererModule(nn.Module):
         fade_len = torch.maximum(self.config.hole_band * width, self.config.fold_guard * worst) + _EPS
         if self._follow:
             fade_len = fade_len * (1.0 + (1e4 - 1.0) * (holes == MOUTH).to(torch.float32))
-        flat = torch.nonzero((lab >= n_tri).reshape(-1))[:, 0]                  # the opening cells
+        flat = cells_of["open"]                                                 # the opening cells
         bidx = torch.div(flat, n, rounding_mode="floor")
         pm = p[0, flat - bidx * n]
         rm = lab.reshape(-1)[flat] - n_tri
@@ -605,8 +614,9 @@ class GeometryRenderer:
         h, w = region_shape
         src, dst = _as_points(src, "src"), _as_points(dst, "dst")
         labels = torch.from_numpy(self.labels(dst, mesh, h, w))[None]
-        return self._cpu_module.field(torch.as_tensor(src[None, :, :2], dtype=torch.float32),
-                                      torch.as_tensor(dst[None, :, :2], dtype=torch.float32), labels, h, w)
+        with torch.inference_mode():                    # less per-operation bookkeeping (~5 % of the field)
+            return self._cpu_module.field(torch.as_tensor(src[None, :, :2], dtype=torch.float32),
+                                          torch.as_tensor(dst[None, :, :2], dtype=torch.float32), labels, h, w)
 
     @torch.no_grad()
     def render(self, region, src, dst, mesh):
@@ -670,7 +680,8 @@ class GeometryRenderer:
         module = self._cpu_module
         labels = torch.from_numpy(self.labels(dst, mesh, h, w))[None]
         src_t = torch.as_tensor(src[None, :, :2], dtype=torch.float32)
-        res = module.field(src_t, torch.as_tensor(dst[None, :, :2], dtype=torch.float32), labels, h, w)
+        with torch.inference_mode():                    # less per-operation bookkeeping (~5 % of the field)
+            res = module.field(src_t, torch.as_tensor(dst[None, :, :2], dtype=torch.float32), labels, h, w)
         gh, gw = labels.shape[1:]
         flow = cv2.resize(res.offset[0].permute(1, 2, 0).numpy(), (w, h), interpolation=cv2.INTER_LINEAR)
         map_x = flow[..., 0] + np.arange(w, dtype=np.float32)[None, :]
