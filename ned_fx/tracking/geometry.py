@@ -124,17 +124,24 @@ def roi_from_detection(points_px: np.ndarray, scale: float = 1.5) -> np.ndarray:
     return np.array([(x0 + x1) / 2, (y0 + y1) / 2, max(x1 - x0, y1 - y0) * scale, angle])
 
 
+def _bounds(xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-column min and max of Nx2 points (a strided view of landmarks): reduced along contiguous rows of a
+    transposed copy, ~4 us where numpy's reduction down the strided columns took ~27 (once a frame)."""
+    rows = xy.T.copy()
+    return rows.min(1), rows.max(1)
+
+
 def roi_from_landmarks(landmarks_px: np.ndarray, scale: float = 1.5) -> np.ndarray:
     """ROI of the face mesh from the previous frame's 468 landmarks (MediaPipe's tracking ROI)."""
     xy = landmarks_px[:468, :2]
-    lo, hi = xy.min(0), xy.max(0)
+    lo, hi = _bounds(xy)
     angle = _rotation(xy[EYE_OUTER_RIGHT], xy[EYE_OUTER_LEFT])
     return np.array([(lo[0] + hi[0]) / 2, (lo[1] + hi[1]) / 2, max(hi - lo) * scale, angle])
 
 
 def roi_from_points(points_px: np.ndarray, start: int, end: int, scale: float) -> np.ndarray:
     """ROI around a set of points whose ``start``->``end`` vector sets the angle (the iris crops)."""
-    lo, hi = points_px[:, :2].min(0), points_px[:, :2].max(0)
+    lo, hi = _bounds(points_px[:, :2])
     angle = _rotation(points_px[start], points_px[end])
     return np.array([(lo[0] + hi[0]) / 2, (lo[1] + hi[1]) / 2, max(hi - lo) * scale, angle])
 
