@@ -215,7 +215,7 @@ class BrowRenderer:
             old = coverage[box]
             # the two brows never overlap; where boxes touch, keep the larger coverage
             take = cov > old
-            pixels[box][take] = patch[take]
+            np.copyto(pixels[box], patch, where=take[:, :, None])
             coverage[box] = np.maximum(old, cov)
             boxes.append(box)
         if pixels is None:
