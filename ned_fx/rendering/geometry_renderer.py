@@ -74,6 +74,12 @@ def _smoothstep(x: torch.Tensor) -> torch.Tensor:
     return x * x * (3.0 - 2.0 * x)
 
 
+def _dot2(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Dot products over a last axis of 2: ``(a * b).sum(-1)`` (the same float32 values: two products, one sum),
+    ~3x faster on the CPU than a reduction over 2 elements."""
+    return a[..., 0] * b[..., 0] + a[..., 1] * b[..., 1]
+
+
 def _inside_polygon(pts: torch.Tensor, poly: torch.Tensor) -> torch.Tensor:
     """Even-odd test: points ``...xKx2`` against polygons ``...xVx2`` (broadcast over the leading axes) ->
     ``...xK`` bool."""
@@ -91,7 +97,7 @@ def _polygon_distance(pts: torch.Tensor, poly: torch.Tensor) -> torch.Tensor:
     qa, qb = poly, torch.roll(poly, -1, dims=1)
     seg = qb - qa
     rel = pts[:, None] - qa
-    tau = ((rel * seg).sum(-1) / (seg * seg).sum(-1).clamp_min(_EPS)).clamp(0.0, 1.0)
+    tau = (_dot2(rel, seg) / _dot2(seg, seg).clamp_min(_EPS)).clamp(0.0, 1.0)
     return (rel - tau[..., None] * seg).norm(dim=-1).amin(dim=1)
 
 
@@ -271,9 +277,9 @@ class GeometryRendererModule(nn.Module):
         """
         seg = sb - sa
         rel = pm[:, None, :] - sa
-        tau = ((rel * seg).sum(-1) / (seg * seg).sum(-1).clamp_min(_EPS)).clamp(0.0, 1.0)   # MxS
+        tau = (_dot2(rel, seg) / _dot2(seg, seg).clamp_min(_EPS)).clamp(0.0, 1.0)             # MxS
         off = rel - tau[..., None] * seg
-        dist2 = torch.where(mine, (off * off).sum(-1), torch.full_like(tau, 1e12))
+        dist2 = torch.where(mine, _dot2(off, off), torch.full_like(tau, 1e12))
         weight = 1.0 / (dist2 + 1e-3)
         value = va + tau[..., None] * (vb - va)                                              # MxSx2
         filled = (weight[..., None] * value).sum(1) / weight.sum(1, keepdim=True).clamp_min(1e-30)
@@ -343,8 +349,8 @@ class GeometryRendererModule(nn.Module):
         table = torch.cat([a0, alpha1, alpha2, d0, dv[:, :, 1] - dv[:, :, 0], dv[:, :, 2] - dv[:, :, 0]], dim=-1)
         rows = table.reshape(b * n_tri, 12)[flat_lab[cells] if one else bidx * n_tri + flat_lab[cells]]  # Mx12
         rel = pm - rows[:, 0:2]
-        l1 = (rel * rows[:, 2:4]).sum(-1)
-        l2 = (rel * rows[:, 4:6]).sum(-1)
+        l1 = _dot2(rel, rows[:, 2:4])
+        l2 = _dot2(rel, rows[:, 4:6])
         # labels hold cell centres inside their triangle; should one lie outside (a folded or degenerate target
         # triangle) it takes the triangle's nearest point: barycentrics clamped to >= 0 and renormalised
         l0 = (1.0 - l1 - l2).clamp_min(0.0)
@@ -366,7 +372,7 @@ class GeometryRendererModule(nn.Module):
             pq = (p - centre) * scale                                           # BxNx2
         # |p|^2 + |q|^2 - 2 p.q, in place where the graph allows it (the same values: one frame adds the product
         # of -2 p and q, exactly -2 times p.q in float32, into the sums as the product is made)
-        dist2 = (pq * pq).sum(-1, keepdim=True) + (q * q).sum(-1)[:, None, :]
+        dist2 = _dot2(pq, pq)[..., None] + _dot2(q, q)[:, None, :]
         if cells is None:
             cross = torch.bmm(pq, q.transpose(1, 2))                            # BxMxV
             dist2 = (dist2 - 2.0 * cross).clamp_min(0.0)

@@ -351,7 +351,8 @@ def _cells_in_boxes(lo: np.ndarray, hi: np.ndarray, grid_w: int) -> tuple[np.nda
     item = np.repeat(np.arange(len(lo)), counts)
     start = np.repeat(np.cumsum(counts) - counts, counts)
     local = np.arange(int(counts.sum())) - start
-    return item, lo[item, 0] + local % nx[item], lo[item, 1] + local // nx[item]
+    dy, dx = np.divmod(local, nx[item])
+    return item, lo[item, 0] + dx, lo[item, 1] + dy
 
 
 def rasterize_labels(dst: np.ndarray, mesh: RenderMesh, region_size: tuple[int, int],
