@@ -12,10 +12,16 @@ import numpy as np
 
 class Scratch:
     """Reusable work arrays, by name. One per thread (an array it hands out is valid until the same name is taken
-    again); what leaves the step that uses it must be a copy."""
+    again); what leaves the step that uses it must be a copy.
 
-    def __init__(self):
+    Args:
+        limit: the most bytes it keeps (a 4K plate's face box needs ~30 MB per float32 RGB temporary): past it,
+            a name gets a fresh array each time, as if there were no scratch.
+    """
+
+    def __init__(self, limit: int = 256 << 20):
         self._buffers: dict[str, np.ndarray] = {}
+        self._limit = int(limit)
 
     def take(self, name: str, shape: tuple[int, ...], dtype=np.float32) -> np.ndarray:
         """A C-contiguous array of ``shape`` (contents undefined) over the buffer called ``name``."""
@@ -23,7 +29,10 @@ class Scratch:
         size = int(np.prod(shape))
         buf = self._buffers.get(name)
         if buf is None or buf.dtype != dtype or buf.size < size:
+            self._buffers.pop(name, None)
             buf = np.empty(size + size // 8, dtype)        # a little room: the face's box changes a little per frame
+            if sum(b.nbytes for b in self._buffers.values()) + buf.nbytes > self._limit:
+                return buf[:size].reshape(shape)           # not kept
             self._buffers[name] = buf
         return buf[:size].reshape(shape)
 

@@ -462,3 +462,18 @@ def test_a_reused_compositor_gives_the_plain_arithmetic_bit_for_bit(face):
         assert np.array_equal(out, want), f"frame {n} ({kind}, box {box}) differs from the plain arithmetic"
         assert np.array_equal(out, Compositor().composite(plate, rendered, box, dst, src, keep=keep))
         assert np.abs(out.astype(np.int64) - plate).max() > 0, "the test needs an edit"
+
+
+def test_scratch_reuses_its_arrays_within_its_limit():
+    """A name's array is the same memory next time (any shape that fits), another name's is not; past the limit
+    a name gets fresh arrays."""
+    from ned_fx.scratch import Scratch
+
+    space = Scratch(limit=64 * 64 * 4 * 2)
+    a = space.take("a", (40, 50, 3))
+    assert a.shape == (40, 50, 3) and a.dtype == np.float32 and a.flags["C_CONTIGUOUS"]
+    assert np.shares_memory(a, space.take("a", (30, 60)))
+    assert not np.shares_memory(a, space.take("b", (40, 50, 3)))
+    assert space.take("a", (8, 8), np.uint8).dtype == np.uint8
+    big = space.take("big", (64, 64, 3))
+    assert not np.shares_memory(big, space.take("big", (64, 64, 3))), "past the limit nothing is kept"
