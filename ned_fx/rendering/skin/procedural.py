@@ -350,15 +350,16 @@ _TAIL = 16
 #: A canvas whose last columns may hold values keeps its right edge and is cropped on the left by multiples of
 #: this (a multiple of every vector width): its columns keep their vector/scalar split.
 _LANES = 32
+#: Fixed-point bits of the line vertices handed to OpenCV.
+_SHIFT = 4
 
 
-def _draw(canvas: np.ndarray, strokes, norm: float, x0: int, y0: int) -> list[list[int]]:
-    """Anti-aliased polylines whose perpendicular integral is ``values * norm`` (one value per vertex), for
-    ``strokes`` of ``(points Nx2, values N)`` with the canvas's top-left corner at region pixel (x0, y0); returns
-    per stroke drawn the box (canvas pixels ``[cx0, cy0, cx1, cy1]``) that holds every pixel it drew."""
-    import cv2
-
-    sh = 4
+def _segments(strokes, norm: float, x0: int, y0: int):
+    """The line segments of ``strokes`` (``(points Nx2, values N)``) as :func:`_draw` draws them, with the
+    canvas's top-left corner at region pixel (x0, y0): ``(vertices, values, drawn)``: the vertices in 1/16 pixels
+    (Nx2 int64, all strokes one after the other), each segment's value (a list; the segments joining two strokes
+    are never drawn) and per stroke with anything to draw ``(first vertex, vertex count, box)``, the box (canvas
+    pixels ``[cx0, cy0, cx1, cy1]``) holding every pixel its segments draw."""
     pts = np.concatenate([p for p, _ in strokes]) if len(strokes) > 1 else strokes[0][0]
     values = np.concatenate([v for _, v in strokes]) if len(strokes) > 1 else strokes[0][1]
     values = values * norm
@@ -366,26 +367,34 @@ def _draw(canvas: np.ndarray, strokes, norm: float, x0: int, y0: int) -> list[li
     length = np.hypot(d[:, 0], d[:, 1])
     # cv2's AA line puts `value` into each column (row) of an x- (y-)major line: correct to a per-normal value
     v = 0.5 * (values[:-1] + values[1:]) * np.abs(d).max(axis=1) / np.maximum(length, 1e-9)
-    qa = np.round((pts - [x0, y0]) * (1 << sh)).astype(np.int64)
-    q = qa.tolist()
-    vl = v.tolist()
+    qa = np.round((pts - [x0, y0]) * (1 << _SHIFT)).astype(np.int64)
     sizes = [len(p) for p, _ in strokes]
     starts = np.cumsum([0] + sizes[:-1])
+    nonzero = v != 0.0
+    nonzero[starts[1:] - 1] = False          # the segment from one stroke's end to the next one's start
+    drawn = np.add.reduceat(nonzero, starts) > 0
     # an AA line reaches a pixel or so past its vertices
-    lo = (np.minimum.reduceat(qa, starts) >> sh) - 3
-    hi = (np.maximum.reduceat(qa, starts) >> sh) + 4
+    lo = (np.minimum.reduceat(qa, starts) >> _SHIFT) - 3
+    hi = (np.maximum.reduceat(qa, starts) >> _SHIFT) + 4
+    items = [(start, n, [lx, ly, hx, hy])
+             for start, n, (lx, ly), (hx, hy), yes in zip(starts.tolist(), sizes, lo.tolist(), hi.tolist(),
+                                                          drawn.tolist()) if yes]
+    return qa, v.tolist(), items
+
+
+def _draw(canvas: np.ndarray, qa: np.ndarray, vl: list, items, dx: int, dy: int) -> None:
+    """Anti-aliased polylines whose perpendicular integral is the segments' values: the strokes ``items`` of
+    :func:`_segments`, on a canvas whose corner is (dx, dy) in its canvas pixels (a whole-pixel shift: the same
+    pixels)."""
+    import cv2
+
+    q = (qa - [dx << _SHIFT, dy << _SHIFT]).tolist() if dx or dy else qa.tolist()
     line, aa = cv2.line, cv2.LINE_AA
-    boxes = []
-    for start, n, (lx, ly), (hx, hy) in zip(starts.tolist(), sizes, lo.tolist(), hi.tolist()):
-        drawn = False                    # the segments inside each stroke (none joins two strokes)
+    for start, n, _ in items:
         for i in range(start, start + n - 1):
             val = vl[i]
             if val != 0.0:
-                line(canvas, q[i], q[i + 1], val, 1, aa, sh)
-                drawn = True
-        if drawn:
-            boxes.append([lx, ly, hx, hy])
-    return boxes
+                line(canvas, q[i], q[i + 1], val, 1, aa, _SHIFT)
 
 
 def _box(pts_list, margin: float, h: int, w: int):
@@ -483,24 +492,24 @@ class ShadingMap:
         x0, y0, x1, y1 = box
         ext0 = int(np.ceil(margin))           # draw on a canvas that reaches past the region's edge
         ch, cw = y1 - y0 + 2 * ext0, x1 - x0 + 2 * ext0
-        canvas = np.zeros((ch, cw), np.float32)
         # a unit-integral line blurred by sigma peaks at 1 / (sqrt(2 pi) * sigma_eff)
         norm = np.sqrt(2 * np.pi) * np.sqrt(sigma ** 2 + 1.0 / 6.0)
-        drawn = _draw(canvas, strokes, norm, x0 - ext0, y0 - ext0)
-        if not drawn:
+        qa, vl, items = _segments(strokes, norm, x0 - ext0, y0 - ext0)
+        if not items:
             return
         k = int(2 * np.ceil(3 * sigma) + 1)
         r = k // 2
         # what each stroke's blur reaches (canvas pixels); strokes whose reaches overlap are blurred together
-        reach = [[b[0] - r, b[1] - r, b[2] + r, b[3] + r] for b in drawn]
+        reach = [([b[0] - r, b[1] - r, b[2] + r, b[3] + r], [m]) for m, (_, _, b) in enumerate(items)]
         merged = True
         while merged and len(reach) > 1:
             merged = False
             for i in range(len(reach)):
                 for j in range(i + 1, len(reach)):
-                    a, b = reach[i], reach[j]
+                    a, b = reach[i][0], reach[j][0]
                     if a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]:
-                        reach[i] = [min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])]
+                        reach[i] = ([min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])],
+                                    sorted(reach[i][1] + reach[j][1]))
                         del reach[j]
                         merged = True
                         break
@@ -509,9 +518,10 @@ class ShadingMap:
         cx, cy = x0 - ext0, y0 - ext0         # the canvas's corner in region pixels
         ox, oy = self.origin
         vh, vw = self.values.shape
-        for rx0, ry0, rx1, ry1 in reach:
-            # a pixel outside every reach stays 0.0, and a reach holds nothing of another: blurring a reach alone
-            # gives its pixels the same values, bit for bit, if each column keeps its vector/scalar split
+        for (rx0, ry0, rx1, ry1), members in reach:
+            # a pixel outside every reach stays 0.0, and a reach holds nothing of another: a reach blurred alone
+            # (its own strokes on the part of the canvas it covers) gets the same values, bit for bit, if each
+            # column keeps its vector/scalar split
             ra, rb = max(ry0, 0), min(ry1, ch)
             ca, cb = max(rx0, 0), min(rx1, cw)
             if ra >= rb or ca >= cb:
@@ -519,7 +529,9 @@ class ShadingMap:
             ea, eb = ca, cb + _TAIL
             if eb > cw:
                 ea, eb = ca - ca % _LANES, cw
-            blurred = _gaussian_blur(canvas[ra:rb, ea:eb], k, sigma)
+            canvas = np.zeros((rb - ra, eb - ea), np.float32)
+            _draw(canvas, qa, vl, [items[m] for m in members], ea, ra)
+            blurred = _gaussian_blur(canvas, k, sigma)
             # the reach inside the box (region pixels), then inside this map's window
             vx0, vy0 = max(cx + ca, x0) - ox, max(cy + ra, y0) - oy
             vx1, vy1 = min(cx + cb, x1) - ox, min(cy + rb, y1) - oy
