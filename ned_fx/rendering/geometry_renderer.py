@@ -371,7 +371,8 @@ class GeometryRendererModule(nn.Module):
             cells = None
             pq = (p - centre) * scale                                           # BxNx2
         # |p|^2 + |q|^2 - 2 p.q, in place where the graph allows it (the same values: one frame adds the product
-        # of -2 p and q, exactly -2 times p.q in float32, into the sums as the product is made)
+        # of -2 p and q, exactly -2 times p.q in float32, into the sums as the product is made; both of its
+        # products were checked bit for bit against the batched ones: tests/test_rendering.py)
         dist2 = _dot2(pq, pq)[..., None] + _dot2(q, q)[:, None, :]
         if cells is None:
             cross = torch.bmm(pq, q.transpose(1, 2))                            # BxMxV
@@ -380,7 +381,11 @@ class GeometryRendererModule(nn.Module):
         else:
             dist2.baddbmm_(pq * -2.0, q.transpose(1, 2)).clamp_min_(0.0)
             weight = torch.add(dist2, 1e-8).reciprocal_()
-        d_out = torch.bmm(weight, disp[:, outline]) / weight.sum(-1, keepdim=True)
+        if cells is None:
+            d_out = torch.bmm(weight, disp[:, outline])
+        else:   # the same products as the transposed product (2 x M: MKL's sgemm is ~2.5x faster that way round)
+            d_out = torch.bmm(disp[:, outline].transpose(1, 2), weight.transpose(1, 2)).transpose(1, 2)
+        d_out = d_out / weight.sum(-1, keepdim=True)
         keep = 1.0 - _smoothstep(dist2.amin(dim=-1).sqrt() / self.config.falloff)
         if cells is None:
             cells = cells_of["out"]
