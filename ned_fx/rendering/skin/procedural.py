@@ -7,7 +7,8 @@ more smooth curves through landmark-anchored control points (a blend of landmark
 offset), mirrored for the two sides of the face. A crease is drawn as an anti-aliased polyline whose value
 follows its depth along its length, then blurred with a Gaussian of the crease's width: a soft, narrow, faded
 line in a log-luminance map; its highlight is the same curve pushed to its upper/outer side and blurred wider.
-All maps are built on the union box of the creases only, so a frame costs a few small blurs.
+Each blur runs only where it can reach (strokes far apart on canvases of their own, the row pass only on rows
+with strokes), with the values of one whole-canvas ``cv2.GaussianBlur`` bit for bit (see ``_TAIL``).
 
 Nothing here reads pixels except :func:`add_softening` (which lifts the mid-frequency darkening of an existing fold
 where a fold's drive is negative, e.g. a smile neutralised).
@@ -414,8 +415,10 @@ def _box(pts_list, margin: float, h: int, w: int):
 def _gaussian_kernels(k: int, sigma: float):
     import cv2
 
-    one = np.ones((1, 1), np.float32)
-    return cv2.getGaussianKernel(k, sigma, cv2.CV_32F), one
+    kx, one = cv2.getGaussianKernel(k, sigma, cv2.CV_32F), np.ones((1, 1), np.float32)
+    kx.setflags(write=False)
+    one.setflags(write=False)
+    return kx, one
 
 
 def _gaussian_blur(canvas: np.ndarray, k: int, sigma: float) -> np.ndarray:
