@@ -39,35 +39,59 @@ def fill(region: np.ndarray, matte: np.ndarray, levels: int = 8, threshold: floa
         raise InvalidParameterError(f"region must be HxWxK and matte HxW of the same size, got {img.shape} and "
                                     f"{m.shape}")
     hole = m > threshold
-    if max_width is not None and hole.any():
+    box = _box(hole)
+    if box is not None and max_width is not None:
+        # the opening over the holes' box with a margin past the kernel's reach: outside it nothing is a hole, so
+        # erosion and dilation there are what they are over the whole region
         r = max(1, int(round(max_width / 2)))
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
-        wide = cv2.morphologyEx(hole.astype(np.uint8), cv2.MORPH_OPEN, kernel) > 0
-        hole &= ~cv2.dilate(wide.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
-    if not hole.any():
+        y0, y1, x0, x1 = _grown(box, r + 2, hole.shape)
+        sub = hole[y0:y1, x0:x1]
+        wide = cv2.morphologyEx(sub.astype(np.uint8), cv2.MORPH_OPEN, kernel)
+        sub &= cv2.dilate(wide, np.ones((3, 3), np.uint8)) == 0
+        box = _box(hole)
+    if box is None:
         return region
     if hole.all():
         return img[:, :, 0] if squeeze else img.copy()
     # work in the holes' box with a margin of context (the fill only needs their surroundings)
-    ys, xs = np.nonzero(hole)
-    margin = 2 ** min(levels, 5)
-    y0, y1 = max(ys.min() - margin, 0), min(ys.max() + 1 + margin, hole.shape[0])
-    x0, x1 = max(xs.min() - margin, 0), min(xs.max() + 1 + margin, hole.shape[1])
+    y0, y1, x0, x1 = _grown(box, 2 ** min(levels, 5), hole.shape)
     out = img.copy()
-    crop = out[y0:y1, x0:x1]
-    crop[...] = _push_pull(np.ascontiguousarray(img[y0:y1, x0:x1]), hole[y0:y1, x0:x1], levels)
+    _push_pull(img[y0:y1, x0:x1], hole[y0:y1, x0:x1], levels, out[y0:y1, x0:x1])
     return out[:, :, 0] if squeeze else out
 
 
-def _push_pull(img: np.ndarray, hole: np.ndarray, levels: int) -> np.ndarray:
-    """``img`` with the ``hole`` pixels replaced by a normalised pyramid average of the others."""
+def _box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    """(y0, y1, x0, x1) of the True pixels, or None when there are none."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if len(rows) == 0:
+        return None
+    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+
+
+def _grown(box: tuple[int, int, int, int], margin: int, shape) -> tuple[int, int, int, int]:
+    y0, y1, x0, x1 = box
+    return max(y0 - margin, 0), min(y1 + margin, shape[0]), max(x0 - margin, 0), min(x1 + margin, shape[1])
+
+
+def _per_channel(weight: np.ndarray, c: int) -> np.ndarray:
+    """HxW as HxWxC, the same value in every channel (a same-shape product instead of numpy's slow broadcast over
+    a short last axis)."""
+    import cv2
+
+    return weight[..., None] if c == 1 else cv2.merge([weight] * c).reshape(weight.shape + (c,))
+
+
+def _push_pull(img: np.ndarray, hole: np.ndarray, levels: int, out: np.ndarray) -> None:
+    """Writes into ``out`` (``img``'s pixels, the same shape) at the ``hole`` pixels a normalised pyramid average of
+    the others."""
     import cv2
 
     c = img.shape[2]
     weight = (~hole).astype(np.float32)
     if not weight.any():
-        return img
-    data = [img * weight[..., None]]
+        return
+    data = [np.multiply(img, _per_channel(weight, c))]
     weights = [weight]
     for _ in range(levels):
         if min(weights[-1].shape) < 4:
@@ -75,18 +99,20 @@ def _push_pull(img: np.ndarray, hole: np.ndarray, levels: int) -> np.ndarray:
         pw = weights[-1]
         data.append(cv2.pyrDown(data[-1]).reshape(-1, (data[-1].shape[1] + 1) // 2, c))
         weights.append(cv2.pyrDown(pw))
-    out = img.copy()
+    where = hole[..., None]
     if len(data) == 1:                   # too small for a pyramid: the mean of what is not occluded
-        out[hole] = data[0].sum(axis=(0, 1)) / max(float(weight.sum()), 1e-6)
-        return out
+        np.copyto(out, data[0].sum(axis=(0, 1)) / max(float(weight.sum()), 1e-6), where=where)
+        return
     # coarsest: the normalised average; then up, each level's own average where it has support
-    acc = data[-1] / np.maximum(weights[-1], 1e-6)[..., None]
+    acc = data[-1] / _per_channel(np.maximum(weights[-1], 1e-6), c)
     for k in range(len(data) - 2, 0, -1):
         shape = data[k].shape
         up = cv2.pyrUp(acc, dstsize=(shape[1], shape[0])).reshape(shape)
         wk = weights[k]
-        alpha = np.clip(wk * 2.0, 0.0, 1.0)[..., None]
-        acc = data[k] / np.maximum(wk, 1e-6)[..., None] * alpha + up * (1.0 - alpha)
+        alpha = np.clip(wk * 2.0, 0.0, 1.0)
+        acc = data[k] / _per_channel(np.maximum(wk, 1e-6), c)
+        acc *= _per_channel(alpha, c)
+        up *= _per_channel(1.0 - alpha, c)
+        acc += up
     up = cv2.pyrUp(acc, dstsize=(img.shape[1], img.shape[0])).reshape(img.shape)
-    out[hole] = up[hole]                 # level 0: the holes only; every other pixel is the input's own
-    return out
+    np.copyto(out, up, where=where)      # level 0: the holes only; every other pixel is the input's own
