@@ -335,7 +335,8 @@ class GeometryRendererModule(nn.Module):
         # -- triangles: barycentrics in the target triangle -> same point of the source triangle
         cells = cells_of["tri"]
         bidx = torch.div(cells, n, rounding_mode="floor")
-        pm = p[0, cells] if one else p[0, cells - bidx * n]
+        # (gathers along one axis by index_select: the same values, ~3x faster than advanced indexing on the CPU)
+        pm = p[0].index_select(0, cells if one else cells - bidx * n)
         corners = dst[:, tris]                                                  # BxTx3x2
         dv = disp[:, tris]
         a0 = corners[:, :, 0]
@@ -347,7 +348,8 @@ class GeometryRendererModule(nn.Module):
         alpha2 = torch.stack([-e1[..., 1], e1[..., 0]], dim=-1) * inv[..., None]
         d0 = torch.where(ok[..., None], dv[:, :, 0], dv.mean(dim=2))
         table = torch.cat([a0, alpha1, alpha2, d0, dv[:, :, 1] - dv[:, :, 0], dv[:, :, 2] - dv[:, :, 0]], dim=-1)
-        rows = table.reshape(b * n_tri, 12)[flat_lab[cells] if one else bidx * n_tri + flat_lab[cells]]  # Mx12
+        tri_of = flat_lab.index_select(0, cells)
+        rows = table.reshape(b * n_tri, 12).index_select(0, tri_of if one else bidx * n_tri + tri_of)  # Mx12
         rel = pm - rows[:, 0:2]
         l1 = _dot2(rel, rows[:, 2:4])
         l2 = _dot2(rel, rows[:, 4:6])
@@ -366,7 +368,7 @@ class GeometryRendererModule(nn.Module):
         q = (dst[:, outline] - centre) * scale                                  # BxVx2
         if one:
             cells = cells_of["out"]                                             # one frame: only its cells
-            pq = (p[:, cells] - centre) * scale                                 # 1xMx2
+            pq = (p.index_select(1, cells) - centre) * scale                    # 1xMx2
         else:                                                                   # a batch: every cell
             cells = None
             pq = (p - centre) * scale                                           # BxNx2
@@ -417,7 +419,7 @@ class GeometryRendererModule(nn.Module):
             fade_len = fade_len * (1.0 + (1e4 - 1.0) * (holes == MOUTH).to(torch.float32))
         flat = cells_of["open"]                                                 # the opening cells
         bidx = torch.div(flat, n, rounding_mode="floor")
-        pm = p[0, flat - bidx * n]
+        pm = p[0].index_select(0, flat - bidx * n)
         rm = lab.reshape(-1)[flat] - n_tri
         if cpu_one:
             open_cells, open_hole = flat.numpy(), rm.numpy()
@@ -441,7 +443,7 @@ class GeometryRendererModule(nn.Module):
             flat = _grown_cells_cpu(open_cells[open_hole == k], gh, gw) if cpu_one else \
                 _grown_cells(lab == n_tri + k, b, gh, gw)
             bidx = torch.div(flat, n, rounding_mode="floor")
-            pm = p[0, flat - bidx * n]
+            pm = p[0].index_select(0, flat - bidx * n)
             contour = getattr(self, f"hole{k}")
             poly_dst, poly_src = dst[:, contour], src[:, contour]              # BxVx2
             if not one:                                                         # MxVx2 (1xVx2: broadcast)
