@@ -477,3 +477,29 @@ def test_scratch_reuses_its_arrays_within_its_limit():
     assert space.take("a", (8, 8), np.uint8).dtype == np.uint8
     big = space.take("big", (64, 64, 3))
     assert not np.shares_memory(big, space.take("big", (64, 64, 3))), "past the limit nothing is kept"
+
+
+def test_composite_into_the_plates_own_pixels(face):
+    """``out=`` the plate's pixels gives the same array as a fresh composite and writes only the box (a plate
+    that no longer needs keeping skips the full-frame copy); a separate ``out`` gets the whole result; a bad or
+    overlapping ``out`` is refused before anything is written."""
+    img, src, dst, renderer, mesh = face
+    h, w = img.shape[:2]
+    box = face_region_box(np.concatenate([src, dst]), w, h)
+    off = np.array([box[0], box[1], 0.0])
+    rendered = renderer.render(extract_region(img, box), src - off, dst - off, mesh)
+    comp = Compositor()
+    want = comp.composite(img, rendered, box, dst, src)
+    plate = img.copy()
+    assert comp.composite(plate, rendered, box, dst, src, out=plate) is plate
+    assert np.array_equal(plate, want)
+    other = np.zeros_like(img)
+    assert np.array_equal(comp.composite(img, rendered, box, dst, src, out=other), want)
+    frame = Frame(number=1, pixels=img.copy(), channels=("R", "G", "B"))
+    moved = comp.composite_frame(frame, rendered, box, dst, src, in_place=True)
+    assert moved.pixels is frame.pixels and np.array_equal(moved.pixels, want)
+    plate = img.copy()
+    for bad in (plate[1:], plate.astype(np.uint16), plate[:, ::-1]):
+        with pytest.raises(InvalidParameterError, match="out"):
+            comp.composite(plate, rendered, box, dst, src, out=bad)
+    assert np.array_equal(plate, img)
