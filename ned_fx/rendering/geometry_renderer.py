@@ -705,13 +705,13 @@ class GeometryRenderer:
         colour = None
         for k in range(res.cover.shape[1]):
             cover = res.cover[0, k].numpy()
-            if not cover.any():
+            # the layer, only over the (small) box where it shows (the covered cells' box)
+            c0, r0, nc, nr = cv2.boundingRect((cover > 0).view(np.uint8))
+            if nc == 0:
                 continue
-            # the layer, only over the (small) box where it shows
-            rows, cols = np.nonzero(cover > 0)
             sx, sy = gw / w, gh / h
-            x0, x1 = max(0, int((cols.min() - 1) / sx)), min(w, int(np.ceil((cols.max() + 2) / sx)))
-            y0, y1 = max(0, int((rows.min() - 1) / sy)), min(h, int(np.ceil((rows.max() + 2) / sy)))
+            x0, x1 = max(0, int((c0 - 1) / sx)), min(w, int(np.ceil((c0 + nc - 1 + 2) / sx)))
+            y0, y1 = max(0, int((r0 - 1) / sy)), min(h, int(np.ceil((r0 + nr - 1 + 2) / sy)))
             size = (x1 - x0, y1 - y0)
             to_grid = np.array([[sx, 0, (x0 + 0.5) * sx - 0.5], [0, sy, (y0 + 0.5) * sy - 0.5]])
             a = res.affine[0, k].numpy().astype(np.float64)    # continuous coords; OpenCV's centres are at +0

@@ -176,8 +176,9 @@ def grid_inside_polygon(poly: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.
     first = np.searchsorted(xs, xint[straddle], side="left")               # the columns left of each crossing
     width = len(xs) + 1
     marks = np.bincount(row * width + first, minlength=len(ys) * width).reshape(len(ys), width)
-    right = np.cumsum(marks[:, ::-1], axis=1)[:, ::-1]                       # crossings at or right of a column
-    return (right[:, 1:] & 1).astype(bool)
+    # crossings right of each column: all of the row's minus those at or left of it (uint8: only parity counts)
+    upto = np.cumsum(marks.astype(np.uint8), axis=1, dtype=np.uint8)
+    return ((upto[:, -1:] - upto[:, :-1]) & 1).astype(bool)
 
 
 def _side(p: np.ndarray, q: np.ndarray, r: np.ndarray) -> np.ndarray:
