@@ -199,7 +199,7 @@ def test_labels_cover_the_face_and_mark_the_openings():
 def _labels_cell_by_cell(dst: np.ndarray, mesh: RenderMesh, region: tuple[int, int], grid: tuple[int, int]):
     """rasterize_labels' rule, one cell and one shape at a time: even-odd per cell centre for the openings, then
     every triangle (far to near) over the cells of its box whose barycentrics are all >= -1e-7."""
-    from ned_fx.rendering.mesh import _polygon_contains
+    from ned_fx.rendering.mesh import polygon_contains
 
     (h, w), (gh, gw) = region, grid
     g = dst[:T.NUM_MESH, :2] * [gw / w, gh / h] - 0.5
@@ -210,7 +210,7 @@ def _labels_cell_by_cell(dst: np.ndarray, mesh: RenderMesh, region: tuple[int, i
         poly = g[list(contour)]
         near = np.flatnonzero(((cx >= poly[:, 0].min()) & (cx <= poly[:, 0].max()) & (cy >= poly[:, 1].min())
                                & (cy <= poly[:, 1].max())).ravel())      # the rest is outside the polygon
-        inside = _polygon_contains(poly, np.stack([cx.ravel()[near], cy.ravel()[near]], 1).astype(np.float64))
+        inside = polygon_contains(poly, np.stack([cx.ravel()[near], cy.ravel()[near]], 1).astype(np.float64))
         labels.reshape(-1)[near[inside]] = n + k
     for t in np.argsort(-dst[mesh.triangles, 2].mean(axis=1), kind="stable"):
         a, b, c = g[mesh.triangles[t]]
@@ -232,7 +232,7 @@ def test_grid_inside_polygon_answers_as_the_point_by_point_test():
     """The scanline even-odd test (rasterize_labels' openings, the renderer's opening cover) gives every grid
     point the answer of the point-by-point test, in float64 and float32, on grids whose points fall exactly on
     vertices and edges (integer polygons) and on a real inner-lip contour."""
-    from ned_fx.rendering.mesh import _polygon_contains, grid_inside_polygon
+    from ned_fx.rendering.mesh import polygon_contains, grid_inside_polygon
 
     rng = np.random.default_rng(3)
     lips = our_track("people_0.png").landmarks[0][list(T.LIPS_INNER), :2]
@@ -247,7 +247,7 @@ def test_grid_inside_polygon_answers_as_the_point_by_point_test():
             ys = ys.astype(dtype)
             got = grid_inside_polygon(q, xs, ys)
             pts = np.stack(np.meshgrid(xs, ys), -1).reshape(-1, 2)
-            assert np.array_equal(got.reshape(-1), _polygon_contains(q, pts)), (poly, dtype)
+            assert np.array_equal(got.reshape(-1), polygon_contains(q, pts)), (poly, dtype)
             if dtype == np.float32:   # the renderer's own float32 test (torch) on the same points
                 from ned_fx.rendering.geometry_renderer import _inside_polygon
 

@@ -51,7 +51,8 @@ from .. import topology as T
 from ..errors import InvalidParameterError
 from .config import RendererConfig
 from .mesh import (HOLE_CONTOURS, HOLE_CORNERS, LOWER_LIP_RINGS, MOUTH, UPPER_LIP_RINGS, RenderMesh,
-                   field_grid_size, grid_inside_polygon, rasterize_labels)
+                   field_grid_size, grid_inside_polygon, polygon_contains,
+                   rasterize_labels)
 
 _EPS = 1e-6
 #: sub-samples per field cell side for the openings' coverage
@@ -382,13 +383,13 @@ class GeometryRendererModule(nn.Module):
             weight = 1.0 / (dist2 + 1e-8)
         else:
             dist2.baddbmm_(pq * -2.0, q.transpose(1, 2)).clamp_min_(0.0)
-            weight = torch.add(dist2, 1e-8).reciprocal_()
+        keep = 1.0 - _smoothstep(dist2.amin(dim=-1).sqrt() / self.config.falloff)
         if cells is None:
             d_out = torch.bmm(weight, disp[:, outline])
-        else:   # the same products as the transposed product (2 x M: MKL's sgemm is ~2.5x faster that way round)
+        else:   # the weights in place; the same products as the transposed product (2 x M: MKL's sgemm is ~2.5x
+            weight = dist2.add_(1e-8).reciprocal_()     # faster that way round)
             d_out = torch.bmm(disp[:, outline].transpose(1, 2), weight.transpose(1, 2)).transpose(1, 2)
         d_out = d_out / weight.sum(-1, keepdim=True)
-        keep = 1.0 - _smoothstep(dist2.amin(dim=-1).sqrt() / self.config.falloff)
         if cells is None:
             cells = cells_of["out"]
             d_out, keep = d_out.reshape(b * n, 2)[cells], keep.reshape(b * n)[cells]
@@ -457,7 +458,8 @@ class GeometryRendererModule(nn.Module):
             depth = None                        # cells deep into the source opening (< 0: outside it)
             if k != MOUTH or (self.config.mouth_fill and not self._follow):
                 sm = pm + self._sim_offset(tuple(t[bidx] for t in sims[k]), pm)    # the similarity's points
-                inside = _inside_polygon(sm[:, None], poly_src)[:, 0]
+                inside = torch.from_numpy(polygon_contains(poly_src[0].numpy(), sm.numpy())) if cpu_one else \
+                    _inside_polygon(sm[:, None], poly_src)[:, 0]
                 dist = _polygon_distance(sm, poly_src) / cell_mean
                 depth = torch.where(inside, dist, -dist)
             if k == MOUTH:

@@ -151,8 +151,9 @@ def open_holes(shape: np.ndarray) -> np.ndarray:
     return xy
 
 
-def _polygon_contains(poly: np.ndarray, pts: np.ndarray) -> np.ndarray:
-    """Even-odd point-in-polygon test (poly Kx2, pts Nx2) -> N bools."""
+def polygon_contains(poly: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    """Even-odd point-in-polygon test (poly Kx2, pts Nx2) -> N bools, in the inputs' dtype (float32 in: the same
+    operations and answers as the geometry renderer's torch test)."""
     a, b = poly, np.roll(poly, -1, axis=0)
     px, py = pts[:, None, 0], pts[:, None, 1]
     crosses = (a[None, :, 1] > py) != (b[None, :, 1] > py)
@@ -276,7 +277,7 @@ def build_render_mesh(reference: np.ndarray) -> RenderMesh:
     centroids = xy[tri].mean(axis=1)
     inside = np.zeros(len(tri), dtype=bool)
     for contour in HOLE_CONTOURS:
-        inside |= _polygon_contains(xy[list(contour)], centroids)
+        inside |= polygon_contains(xy[list(contour)], centroids)
     tri = tri[~inside]
     # drop slivers on the convex hull that bridge concave parts of the outline (as topology.triangulate)
     a, b, c = xy[tri[:, 0]], xy[tri[:, 1]], xy[tri[:, 2]]
