@@ -435,12 +435,12 @@ class GeometryRendererModule(nn.Module):
         cell = torch.stack([xs[1] - xs[0], ys[1] - ys[0]])                     # cell size (traced, not baked)
         cell_mean = 0.5 * (cell[0] + cell[1])
         zeros = torch.zeros(b * n, dtype=torch.float32, device=dev)
-        covers, affines, fill = [], [], zeros
+        covers, fill = [], zeros
+        a_re, a_im, mx, my = sim_all                                            # every opening at once
+        affine = torch.stack([
+            torch.stack([a_re, -a_im, my[..., 0] - a_re * mx[..., 0] + a_im * mx[..., 1]], dim=-1),
+            torch.stack([a_im, a_re, my[..., 1] - a_im * mx[..., 0] - a_re * mx[..., 1]], dim=-1)], dim=2)  # BxKx2x3
         for k in range(self.num_holes):
-            a_re, a_im, mx, my = sims[k]
-            affines.append(torch.stack([
-                torch.stack([a_re, -a_im, my[:, 0] - a_re * mx[:, 0] + a_im * mx[:, 1]], dim=-1),
-                torch.stack([a_im, a_re, my[:, 1] - a_im * mx[:, 0] - a_re * mx[:, 1]], dim=-1)], dim=1))  # Bx2x3
             flat = _grown_cells_cpu(open_cells[open_hole == k], gh, gw) if cpu_one else \
                 _grown_cells(lab == n_tri + k, b, gh, gw)
             bidx = torch.div(flat, n, rounding_mode="floor")
@@ -484,7 +484,7 @@ class GeometryRendererModule(nn.Module):
             covers.append(zeros.index_put((flat,), cover))
         return FieldResult(d.permute(0, 2, 1).reshape(b, 2, gh, gw),
                            torch.stack([c.reshape(b, gh, gw) for c in covers], dim=1),
-                           fill.reshape(b, 1, gh, gw), torch.stack(affines, dim=1))
+                           fill.reshape(b, 1, gh, gw), affine)
 
     def fill_colour(self, images: torch.Tensor, src: torch.Tensor) -> torch.Tensor:
         """The dark mouth-interior colour of each source image: BxC.

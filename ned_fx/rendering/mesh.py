@@ -413,12 +413,14 @@ def rasterize_labels(dst: np.ndarray, mesh: RenderMesh, region_size: tuple[int, 
     eps = 1e-7
     inside = ok[tri] & (l1 >= -eps) & (l2 >= -eps) & (l1 + l2 <= 1 + eps)
     tri, cell = tri[inside], (cy * gw + cx)[inside]
-    rank = np.arange(n_tri)
+    order = rank = np.arange(n_tri)                               # draw order, and each triangle's place in it
     if pts.shape[1] >= 3 and np.isfinite(pts[: T.NUM_MESH, 2]).all():
-        rank[np.argsort(-pts[mesh.triangles, 2].mean(axis=1), kind="stable")] = np.arange(n_tri)
+        order = np.argsort(-pts[mesh.triangles, 2].mean(axis=1), kind="stable")
+        rank = np.empty(n_tri, dtype=np.int64)
+        rank[order] = np.arange(n_tri)
     # per cell, the triangle drawn last
     top = np.full(gh * gw, -1, dtype=np.int64)
     np.maximum.at(top, cell, rank[tri])
     hit = np.flatnonzero(top >= 0)
-    labels[hit] = np.argsort(rank)[top[hit]]
+    labels[hit] = order[top[hit]]
     return labels.reshape(gh, gw)
