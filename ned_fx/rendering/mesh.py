@@ -397,8 +397,9 @@ def rasterize_labels(dst: np.ndarray, mesh: RenderMesh, region_size: tuple[int, 
             labels[(cy + lo[1]) * gw + cx + lo[0]] = n_tri + k
     # triangles: candidate cells in each triangle's box, kept where the barycentrics are all >= 0
     corners = g[mesh.triangles]                                   # Tx3x2
-    lo = np.clip(np.ceil(corners.min(axis=1) - 1e-9), 0, limit).astype(np.int64)
-    hi = np.clip(np.floor(corners.max(axis=1) + 1e-9), -1, limit).astype(np.int64)
+    c0, c1, c2 = corners[:, 0], corners[:, 1], corners[:, 2]     # (3-way min/max: ~10x faster than over axis 1)
+    lo = np.clip(np.ceil(np.minimum(np.minimum(c0, c1), c2) - 1e-9), 0, limit).astype(np.int64)
+    hi = np.clip(np.floor(np.maximum(np.maximum(c0, c1), c2) + 1e-9), -1, limit).astype(np.int64)
     tri, cx, cy = _cells_in_boxes(lo, hi, gw)
     # per triangle once (then gathered per candidate cell: the same values as computed per candidate)
     a = corners[:, 0]
