@@ -611,3 +611,29 @@ def test_fill_gives_the_plain_arithmetic_bit_for_bit(shots, d12_model, d12_frame
         got = fill(region, matte)
         assert np.array_equal(got, _reference_fill(region, matte))
         assert not np.array_equal(got, region) or model is None
+
+
+def test_growing_a_filled_polygon_by_its_runs_is_the_kernel_pass():
+    """The hair cue grows the face oval by a large elliptical kernel from each row's run (no per-pixel pass): the
+    same pixels as the kernel pass on convex polygons at the image's edges, and on masks it cannot take (two runs
+    in a row, rows whose grown runs leave a gap, other values) it hands over to the kernel pass."""
+    import cv2
+
+    from ned_fx.occlusion.detector import _grow, _grow_runs
+
+    rng = np.random.default_rng(5)
+    for i in range(300):
+        h, w = (int(v) for v in rng.integers(8, 90, 2))
+        m = np.zeros((h, w), np.uint8)
+        ang = np.sort(rng.random(int(rng.integers(3, 12))) * 2 * np.pi)
+        size = np.array([w, h], float)
+        c, rad = rng.random(2) * size, rng.random(2) * size * 0.7 + 1
+        pts = np.stack([c[0] + rad[0] * np.cos(ang), c[1] + rad[1] * np.sin(ang)], 1)
+        if i % 4 == 0:
+            pts = rng.random((len(ang), 2)) * size * 1.4 - size * 0.2           # often not convex
+        cv2.fillPoly(m, [np.rint(pts * 16).astype(np.int32)], 1, shift=4)
+        if i % 7 == 0:
+            m[int(rng.integers(0, h)), int(rng.integers(0, w))] = 1             # a stray pixel
+        radius = float(rng.integers(0, 22)) + rng.random() - 0.5
+        assert np.array_equal(_grow_runs(m, radius), _grow(m, radius)), f"case {i}"
+    assert np.array_equal(_grow_runs(m * 3, 5), _grow(m * 3, 5))
