@@ -154,7 +154,7 @@ def open_holes(shape: np.ndarray) -> np.ndarray:
 def polygon_contains(poly: np.ndarray, pts: np.ndarray) -> np.ndarray:
     """Even-odd point-in-polygon test (poly Kx2, pts Nx2) -> N bools, in the inputs' dtype (float32 in: the same
     operations and answers as the geometry renderer's torch test)."""
-    a, b = poly, np.roll(poly, -1, axis=0)
+    a, b = poly, np.concatenate([poly[1:], poly[:1]])                     # each edge a -> b
     px, py = pts[:, None, 0], pts[:, None, 1]
     crosses = (a[None, :, 1] > py) != (b[None, :, 1] > py)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -168,7 +168,7 @@ def grid_inside_polygon(poly: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.
     crossings right of each column counted by a suffix sum). The same answers as testing each point: an edge
     counts where it straddles the row (``(ay > y) != (by > y)``) and the point lies left of its crossing
     ``ax + (y - ay) * (bx - ax) / (by - ay)``, computed in the inputs' dtype in that order."""
-    a, b = poly, np.roll(poly, -1, axis=0)
+    a, b = poly, np.concatenate([poly[1:], poly[:1]])                     # each edge a -> b
     y = ys[:, None]                                                         # Rx1
     straddle = (a[:, 1] > y) != (b[:, 1] > y)                               # RxV
     dy = np.where(straddle, b[:, 1] - a[:, 1], poly.dtype.type(1))
