@@ -41,8 +41,12 @@ def resolve(threads: int | str | None = None) -> int:
 
 def configure(threads: int | str | None = None) -> int:
     """Apply the thread count to torch (if loaded or loadable cheaply later: through the environment too) and
-    OpenCV; returns it. Call once, before the engines run."""
+    OpenCV, and tune the C allocator (:func:`ned_fx.allocator.keep_freed_memory`); returns the thread count.
+    Call once, before the engines run."""
     n = resolve(threads)
+    from .allocator import keep_freed_memory
+
+    keep_freed_memory()       # the same process-wide moment: freed frame buffers stay for the next frame
     if n == 0:
         return 0
     # torch reads these when it starts its pools; set them for this process (and the daemon's children)
