@@ -81,6 +81,12 @@ def _dot2(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return a[..., 0] * b[..., 0] + a[..., 1] * b[..., 1]
 
 
+def _put(d: torch.Tensor, cells: torch.Tensor, values: torch.Tensor, in_place: bool) -> torch.Tensor:
+    """``d`` with rows ``cells`` (distinct) set to ``values``: in place by index_copy_ (one frame; ~2x faster on
+    the CPU) or as a new tensor by index_put (the traced graph)."""
+    return d.index_copy_(0, cells, values) if in_place else d.index_put((cells,), values)
+
+
 def _inside_polygon(pts: torch.Tensor, poly: torch.Tensor) -> torch.Tensor:
     """Even-odd test: points ``...xKx2`` against polygons ``...xVx2`` (broadcast over the leading axes) ->
     ``...xK`` bool."""
@@ -360,7 +366,7 @@ class GeometryRendererModule(nn.Module):
         l1, l2 = l1.clamp_min(0.0), l2.clamp_min(0.0)
         total = l0 + l1 + l2
         l1, l2 = l1 / total, l2 / total
-        d = d.index_put((cells,), rows[:, 6:8] + l1[:, None] * rows[:, 8:10] + l2[:, None] * rows[:, 10:12])
+        d = _put(d, cells, rows[:, 6:8] + l1[:, None] * rows[:, 8:10] + l2[:, None] * rows[:, 10:12], one)
 
         # -- outside the mesh: Shepard from the outline's vertices (matrix products, in IOD units so squared
         # distances stay accurate in float32), faded to zero over `falloff` IODs
@@ -395,7 +401,7 @@ class GeometryRendererModule(nn.Module):
             d_out, keep = d_out.reshape(b * n, 2)[cells], keep.reshape(b * n)[cells]
         else:
             d_out, keep = d_out[0], keep[0]
-        d = d.index_put((cells,), keep[:, None] * d_out)
+        d = _put(d, cells, keep[:, None] * d_out, one)
 
         # -- openings: similarity + the contour mismatch (Shepard from that opening's segments), faded out
         sims = self._similarities(src, dst)
@@ -429,7 +435,7 @@ class GeometryRendererModule(nn.Module):
         ends = (sa, sb, va, vb) if one else (sa[bidx], sb[bidx], va[bidx], vb[bidx])
         mismatch = self._shepard(pm, *ends, torch.gather(fade_len[bidx], 1, rm[:, None])[:, 0],
                                  owner[None, :] == rm[:, None])
-        d = d.index_put((flat,), base + mismatch).reshape(b, n, 2)
+        d = _put(d, flat, base + mismatch, one).reshape(b, n, 2)
 
         # -- the opening layers (mouth, eyes): rigid through their similarity, on the cells in or next to them
         cell = torch.stack([xs[1] - xs[0], ys[1] - ys[0]])                     # cell size (traced, not baked)
