@@ -40,6 +40,7 @@ input. :class:`GeometryRenderer` is the per-frame entry point; on numpy input it
 
 from __future__ import annotations
 
+import contextlib
 from typing import NamedTuple
 
 import numpy as np
@@ -234,9 +235,11 @@ class GeometryRendererModule(nn.Module):
         key = (gh, gw, height, width, device)
         if cache and self._grid_cache is not None and self._grid_cache[0] == key:
             return self._grid_cache[1]
-        ys = (torch.arange(gh, dtype=torch.float32, device=device) + 0.5) * (height / gh)
-        xs = (torch.arange(gw, dtype=torch.float32, device=device) + 0.5) * (width / gw)
-        p = torch.stack([xs[None, :].expand(gh, gw), ys[:, None].expand(gh, gw)], dim=-1).reshape(1, gh * gw, 2)
+        # a kept grid is made of ordinary tensors, whatever mode the caller runs in (not while tracing)
+        with torch.inference_mode(False) if cache else contextlib.nullcontext():
+            ys = (torch.arange(gh, dtype=torch.float32, device=device) + 0.5) * (height / gh)
+            xs = (torch.arange(gw, dtype=torch.float32, device=device) + 0.5) * (width / gw)
+            p = torch.stack([xs[None, :].expand(gh, gw), ys[:, None].expand(gh, gw)], dim=-1).reshape(1, gh * gw, 2)
         if cache:
             self._grid_cache = (key, (xs, ys, p))
         return xs, ys, p
