@@ -4,11 +4,12 @@ Every frame of an edit allocates and frees the same region-sized temporaries (nu
 0.1-30 MB). glibc serves blocks above its mmap threshold (128 KB at start, raised as blocks are freed) with fresh
 pages from the kernel and gives them back when they are freed, and it trims a heap's free top back to the system;
 each new page then costs a page fault and zero-filling when it is first touched. With the mmap threshold at its
-largest (32 MB) and the trim threshold at 1 GB, freed blocks stay in the process for the next frame: a second edit
-of WDA (60 frames, one thread) took ~150 faults a frame instead of 450-560 at 512², 470-820 instead of 2000-2800 at
-1080p (padded), the system time a frame 9-13 -> 3-9 ms at 1080p; the total CPU moved by less than the machine's
-noise (load 3-4): a few per cent.
-The peak resident memory is what it was (blocks are reused, not added); the process keeps its peak until it ends.
+largest (32 MB) and the trim threshold at 128 MB, freed blocks stay in the process for the next frame: a second edit
+of WDA (60 frames, one thread) took ~150-165 faults a frame instead of 400-560 at 512² (at 1080p, padded: ~2000
+instead of ~2700; with a 1 GB trim threshold 470-820, but a 100-frame 4K edit then peaked ~200 MB higher than with
+glibc's own policy, bench/memory.py); the total CPU moved by less than the machine's noise (load 2-4): a few per
+cent. Freed memory a thread's heap keeps is bounded by the trim threshold; blocks above 32 MB (a 4K frame) are
+mapped and returned as before.
 
 Linux with glibc only (elsewhere nothing changes); a ``MALLOC_MMAP_THRESHOLD_`` / ``MALLOC_TRIM_THRESHOLD_`` the
 user set, or ``NED_FX_MALLOC=system``, leaves the allocator as it is.
@@ -23,7 +24,7 @@ ENV = "NED_FX_MALLOC"
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3       # glibc's mallopt parameter numbers (malloc.h)
 
 
-def keep_freed_memory(mmap_threshold: int = 32 << 20, trim_threshold: int = 1 << 30) -> bool:
+def keep_freed_memory(mmap_threshold: int = 32 << 20, trim_threshold: int = 128 << 20) -> bool:
     """Ask glibc to keep freed blocks up to ``mmap_threshold`` bytes in the process (see the module's doc).
 
     Returns:

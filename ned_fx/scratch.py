@@ -15,11 +15,13 @@ class Scratch:
     again); what leaves the step that uses it must be a copy.
 
     Args:
-        limit: the most bytes it keeps (a 4K plate's face box needs ~30 MB per float32 RGB temporary): past it,
-            a name gets a fresh array each time, as if there were no scratch.
+        limit: the most bytes it keeps (a 1080p plate's face box needs ~6 MB per float32 RGB temporary, a 4K
+            one's ~30 MB): past it, a name gets a fresh array each time, as if there were no scratch. Kept arrays
+            add to the peak memory (each owner's and thread's at once): at 256 MB a 100-frame 4K edit peaked
+            ~600 MB higher (bench/memory.py), so a 4K frame's larger temporaries are not kept.
     """
 
-    def __init__(self, limit: int = 256 << 20):
+    def __init__(self, limit: int = 64 << 20):
         self._buffers: dict[str, np.ndarray] = {}
         self._limit = int(limit)
 

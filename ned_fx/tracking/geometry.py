@@ -231,12 +231,16 @@ def _sub_box(pts: np.ndarray, w: int, h: int) -> tuple[int, int, int, int]:
 
 
 _SCRATCH = threading.local()
+_SCRATCH_MAX = 2048 * 1080 * 3         # floats: the most a thread keeps for _as_float (a 1080p RGB frame fits)
 
 
 def _as_float(pixels: np.ndarray) -> np.ndarray:
     """``pixels.astype(np.float32)`` in a buffer this thread reuses (a detector's crop reads the whole frame: a new
-    1080p float frame costs ~8 ms, mostly page faults; the reused one ~2). Valid until this thread's next call."""
+    1080p float frame costs ~8 ms, mostly page faults; the reused one ~2). Valid until this thread's next call.
+    Up to 1080p (~25 MB): a 4K frame's 100 MB is not kept (memory is bounded by the frame, not by kept copies)."""
     size = pixels.size
+    if size > _SCRATCH_MAX:
+        return pixels.astype(np.float32)
     buf = getattr(_SCRATCH, "buf", None)
     if buf is None or buf.size < size:
         buf = _SCRATCH.buf = np.empty(size, np.float32)
