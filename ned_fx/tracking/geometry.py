@@ -10,11 +10,12 @@ pixel (i, j) has its centre at (i + 0.5, j + 0.5); x right, y down. A region of 
 from __future__ import annotations
 
 import math
-import threading
 
 import numpy as np
 import torch
 from torch.nn import functional as F
+
+from ..scratch import per_thread
 
 # Landmark indices the ROI logic uses (MediaPipe's face mesh topology).
 EYE_OUTER_RIGHT = 33     # the subject's right eye, outer corner (image left on a frontal face)
@@ -230,21 +231,18 @@ def _sub_box(pts: np.ndarray, w: int, h: int) -> tuple[int, int, int, int]:
     return x0, y0, x1, y1
 
 
-_SCRATCH = threading.local()
-_SCRATCH_MAX = 2048 * 1080 * 3         # floats: the most a thread keeps for _as_float (a 1080p RGB frame fits)
+class _Crops:
+    """The owner of the CPU crops' per-thread work arrays (:func:`ned_fx.scratch.per_thread`)."""
+
+
+_CROPS = _Crops()
 
 
 def _as_float(pixels: np.ndarray) -> np.ndarray:
-    """``pixels.astype(np.float32)`` in a buffer this thread reuses (a detector's crop reads the whole frame: a new
+    """``pixels.astype(np.float32)`` in this thread's work array (a detector's crop reads the whole frame: a new
     1080p float frame costs ~8 ms, mostly page faults; the reused one ~2). Valid until this thread's next call.
-    Up to 1080p (~25 MB): a 4K frame's 100 MB is not kept (memory is bounded by the frame, not by kept copies)."""
-    size = pixels.size
-    if size > _SCRATCH_MAX:
-        return pixels.astype(np.float32)
-    buf = getattr(_SCRATCH, "buf", None)
-    if buf is None or buf.size < size:
-        buf = _SCRATCH.buf = np.empty(size, np.float32)
-    out = buf[:size].reshape(pixels.shape)
+    A 4K frame's 100 MB is over the work arrays' limit: a fresh array, as ``astype`` gives."""
+    out = per_thread(_CROPS).take("float_frame", pixels.shape)
     np.copyto(out, pixels, casting="unsafe")
     return out
 
