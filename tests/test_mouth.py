@@ -260,12 +260,16 @@ def test_empty_bank_closed_mouth_is_shaded_not_flat():
     layer = MouthRenderer().render(RegionInputs(region, region.copy(), src, dst, None, 0, 255.0))
     assert layer is not None and layer.name == "mouth"
     assert layer.coverage.max() == pytest.approx(1.0, abs=1e-3)
-    # beyond the inner lip: only the lips' colour laid over its crease, no farther than the rim reaches
+    # beyond the inner lip: only the lips' colour laid over its crease, no farther than the rim reaches (further,
+    # lip_rim_corner, only within two columns of a corner)
     from ned_fx import topology as T
     outside = ~bm.polygon_mask(region.shape, S.inner_points(dst))
     ys, xs = np.nonzero(outside & (layer.coverage > 0))
-    reach = MouthConfig().lip_rim * T.inter_ocular(dst)
-    assert len(ys) and S.polygon_distance(S.inner_points(dst), xs + 0.5, ys + 0.5).max() <= reach + 1.0
+    iod = T.inter_ocular(dst)
+    dist, seg, _ = S.nearest_on_polygon(S.inner_points(dst), xs + 0.5, ys + 0.5)
+    assert len(ys) and dist.max() <= MouthConfig().lip_rim_corner * iod + 1.0
+    far = dist > MouthConfig().lip_rim * iod + 1.0
+    assert np.isin(seg[far], [0, 1, 8, 9, 10, 11, 18, 19]).all(), "beyond lip_rim only at the corners"
     lum, inside = _interior(layer)
     assert lum.std() > 0.1 * lum.mean(), "a flat fill"
     ys, xs = np.nonzero(inside)
@@ -642,3 +646,49 @@ def test_new_opening_is_not_ringed_by_the_stretched_crease(name):
     before, after = _rim_over_lip(plain, dst), _rim_over_lip(out, dst)
     print(name, "band / lip body (upper, lower): warp", before.round(2), "with the layer", after.round(2))
     assert after.min() >= 0.7, after
+
+
+def _corner_strokes(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """Per corner (right, left): the darkest lip there — the 10th-percentile luminance of the pixels between the
+    target's inner and outer lip contours within 8 % IOD of the inner-lip corner — over the lip body's mean (the band
+    3-5 % IOD outside the inner contour, away from the corners, as :func:`_rim_over_lip`)."""
+    from ned_fx import topology as T
+
+    lm = np.asarray(landmarks, np.float64)
+    pin, iod = S.inner_points(lm), float(T.inter_ocular(lm))
+    outer = lm[S.OUTER, :2]
+    x0, y0 = np.floor(outer.min(0) - 0.1 * iod).astype(int)
+    x1, y1 = np.ceil(outer.max(0) + 0.1 * iod).astype(int)
+    ys, xs = np.mgrid[y0:y1, x0:x1]
+    px, py = xs.ravel() + 0.5, ys.ravel() + 0.5
+    dist, seg, _ = S.nearest_on_polygon(pin, px, py)
+    inside = bm.polygon_mask(image.shape, pin)[y0:y1, x0:x1].ravel()
+    lips = bm.polygon_mask(image.shape, outer)[y0:y1, x0:x1].ravel() & ~inside
+    lum = bm.luminance(image[y0:y1, x0:x1].reshape(-1, image.shape[2]).astype(np.float32))
+    body = lum[np.isin(seg, [2, 3, 4, 5, 6, 7, 12, 13, 14, 15, 16, 17]) & ~inside
+               & (dist >= 0.03 * iod) & (dist <= 0.05 * iod)].mean()
+    out = []
+    for k in (0, 10):
+        near = lips & (np.hypot(px - pin[k, 0], py - pin[k, 1]) <= 0.08 * iod)
+        out.append(np.percentile(lum[near], 10) / body)
+    return np.array(out)
+
+
+@pytest.mark.parametrize("name,emotion", [(STILL, "surprised"), (STILL, "fearful"), ("d8.jpg", "surprised")])
+def test_a_new_opening_leaves_no_dark_stroke_at_the_corners(name, emotion):
+    """A closed mouth opened (a still): the closed lips' crease runs on past the inner-lip corner, through the thin
+    lip at the commissure, and the warp stretches it into a dark stroke from each corner down to the new opening,
+    beside the opening's own edge (people_0: the darkest lip within 8 % IOD of a corner at 0.22-0.47 x the lip
+    body's luminance). The layer lays the lips' colour there too (``MouthConfig.lip_rim_corner``, the colour a
+    column in): where the warp left such a stroke on a lit corner the darkest lip there is lifted by at least 0.15
+    x the body (without the corner rim: by 0.01-0.09), and no corner is darker than the warp left it (d8's right
+    corner is in the face's shadow: dark lip, not a stroke)."""
+    s = shot(name, emotion, speech=None)
+    plain, out, layer, _ = render(s, 0)
+    dst = s.edited.target_landmarks[0]
+    before, after = _corner_strokes(plain, dst), _corner_strokes(out, dst)
+    print(name, emotion, "darkest corner lip / lip body (right, left): warp", before.round(2), "with the layer",
+          after.round(2))
+    assert (after >= before - 0.01).all(), (before, after)
+    if name == STILL:
+        assert (after - before >= 0.15).all() and after.min() >= 0.4, (before, after)

@@ -44,6 +44,10 @@ class MouthConfig:
             body, away from the crease): the warp stretches the closed lips' dark crease along the new inner lip,
             a dark ink line around the opening (0: none) ...
         lip_rim_shadow: ... graded into a soft shadow this much darker at the opening's edge (0..1).
+        lip_rim_corner: ... and at the mouth's corners this far (x the inter-ocular distance), not held to half
+            the lip's thickness there, with the colour taken a column in: a closed mouth's crease runs on past
+            the inner-lip corner, through the thin lip at the commissure, and the warp stretched it into a dark
+            stroke from the corner down to a new opening, beside the opening's own edge (people_0 surprised).
         rigid_width: a bank interior laid into a mouth wider or narrower than its own (both x the inter-ocular
             distance) is scaled across by (width ratio) ** this: 0 stretches it with the lips, 1 keeps the teeth's
             width (more or less of the mouth's corners shows).
@@ -103,6 +107,7 @@ class MouthConfig:
     edge_min_px: float = 1.2
     lip_rim: float = 0.03
     lip_rim_shadow: float = 0.2
+    lip_rim_corner: float = 0.06
     rigid_width: float = 0.5
     teeth_band: float = 0.3
     min_gain: float = 0.5
@@ -143,7 +148,7 @@ class MouthConfig:
             if not getattr(self, name) > 0:
                 raise InvalidParameterError(f"{name} must be > 0, got {getattr(self, name)}")
         for name in ("min_open_px", "under_open_weight", "over_open_weight", "switch_cost", "edge_min_px",
-                     "cover_excess_start", "teeth_height", "grain", "lip_rim"):
+                     "cover_excess_start", "teeth_height", "grain", "lip_rim", "lip_rim_corner"):
             if not getattr(self, name) >= 0:
                 raise InvalidParameterError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.crossfade < 0:

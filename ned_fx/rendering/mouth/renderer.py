@@ -241,8 +241,8 @@ class MouthRenderer:
         lo = np.floor(dst_pts.min(0)).astype(int) - 1
         hi = np.ceil(dst_pts.max(0)).astype(int) + 1
         tight = (max(lo[0], 0), max(lo[1], 0), min(hi[0], w), min(hi[1], h))
-        rim_px, rim_w = self._rim_weights(src_pts, dst_pts, inputs, own)
-        pad = int(np.ceil(rim_px)) + 1 if rim_w.max() > 1e-3 else 0
+        rim_px, rim_reach, rim_w = self._rim_weights(src_pts, dst_pts, inputs, own)
+        pad = int(np.ceil(rim_px.max())) + 1 if rim_w.max() > 1e-3 else 0
         x0, y0, x1, y1 = max(lo[0] - pad, 0), max(lo[1] - pad, 0), min(hi[0] + pad, w), min(hi[1] + pad, h)
         if tight[2] - tight[0] < 2 or tight[3] - tight[1] < 2:
             return None
@@ -290,7 +290,7 @@ class MouthRenderer:
         alpha[flat] = cover
         if pad:
             # the lips' own colour over the warp's stretched crease around a new opening, under the interior
-            at, lip_a, lip_c = self._lip_rim(inputs, dst_pts, rim_px, rim_w, (x0, y0, x1, y1), flat,
+            at, lip_a, lip_c = self._lip_rim(inputs, dst_pts, rim_px, rim_reach, rim_w, (x0, y0, x1, y1), flat,
                                              float(np.max(feather)))
             a_i = alpha[at]
             total = a_i + (1.0 - a_i) * lip_a
@@ -303,27 +303,37 @@ class MouthRenderer:
         return RenderedLayer(pixels, coverage, "mouth")
 
     def _rim_weights(self, src_pts: np.ndarray, dst_pts: np.ndarray, inputs: RegionInputs,
-                     own: float) -> tuple[float, np.ndarray]:
-        """How far (pixels) and how strongly (per inner-lip point, 20, 0..1) the lips' colour is laid around the
-        opening (:meth:`_lip_rim`): where the opening is new (the columns' coverage of a whole new interior, not
-        the source's own kept open: its real lip edge stays), half at the corners (a real commissure is dark)."""
+                     own: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Where, how and how strongly the lips' colour is laid around the opening (:meth:`_lip_rim`), per inner-lip
+        point (20 each): ``(far, reach, weight)``. ``far``: how far beyond the inner lip (pixels; ``lip_rim``
+        along the lips, ``lip_rim_corner`` at the corners); ``reach``: over how far it fades out (along the lips at
+        most half the lip's thickness, at the corners all of ``far``); ``weight`` 0..1: where the opening is new
+        (the columns' coverage of a whole new interior, not the source's own kept open: its real lip edge stays),
+        half at the corners (a real commissure is dark)."""
         cfg = self.config
         if cfg.lip_rim <= 0 or own >= 1.0:
-            return 0.0, np.zeros(20)
-        iod = float(T.inter_ocular(np.asarray(inputs.dst, dtype=np.float64)))
+            return np.zeros(20), np.ones(20), np.zeros(20)
+        dst = np.asarray(inputs.dst, dtype=np.float64)
+        iod = float(T.inter_ocular(dst))
         new = column_coverage(src_pts, dst_pts, cfg, 0.0) * (1.0 - own)
         pairs = np.where(np.arange(20) <= 10, np.arange(20), 20 - np.arange(20))
-        corner = 0.5 + 0.5 * _smoothstep(np.minimum(pairs, 10 - pairs) / 2.0)
-        return max(cfg.lip_rim * iod, 1.0), new[pairs] * corner
+        middle = _smoothstep(np.minimum(pairs, 10 - pairs) / 2.0)        # 0 at the corners, 1 from 2 columns in
+        rim = max(cfg.lip_rim * iod, 1.0)
+        corner = max(cfg.lip_rim_corner * iod, rim)
+        along = np.clip(0.5 * np.linalg.norm(dst[S.OUTER, :2] - dst_pts, axis=1), 1.0, rim)
+        far = middle * rim + (1.0 - middle) * corner
+        reach = middle * along + (1.0 - middle) * corner
+        return far, reach, new[pairs] * (0.5 + 0.5 * middle)
 
-    def _lip_rim(self, inputs: RegionInputs, dst_pts: np.ndarray, rim_px: float, rim_w: np.ndarray, box,
-                 flat: np.ndarray, feather: float):
+    def _lip_rim(self, inputs: RegionInputs, dst_pts: np.ndarray, rim_px: np.ndarray, rim_reach: np.ndarray,
+                 rim_w: np.ndarray, box, flat: np.ndarray, feather: float):
         """The lips' own colour around a new opening (``rim_w`` per inner-lip point), sampled per inner-lip point
         on the warped lip body between the inner and the outer contour (away from the crease the warp stretches
-        along the new lip line), a soft ``lip_rim_shadow`` at the opening's edge fading out across the rim: over
-        the feather inside the target inner lip, and outside it ``rim_px`` far (at most half the lip's
-        thickness; opaque over the first half, fading out over the second) only where the warp is darker than
-        that (the crease; where the warp shows lip its own texture stays).
+        along the new lip line; at the corners, where the body is thin and holds the crease, a column in), a soft
+        ``lip_rim_shadow`` at the opening's edge fading out across the rim: over the feather inside the target
+        inner lip, and outside it ``rim_px`` far (per inner-lip point, fading out over ``rim_reach``: opaque over
+        its first half) only where the warp is darker than that (the crease; where the warp shows lip its own
+        texture stays).
 
         Returns:
             ``(at, alpha, colour)``: flat indices into ``box``, their coverage (N) and colour (NxK)."""
@@ -334,16 +344,18 @@ class MouthRenderer:
         inside = np.zeros(len(idx), bool)
         inside[flat] = True
         dist, seg, t = S.nearest_on_polygon(dst_pts, idx % bw + x0 + 0.5, idx // bw + y0 + 0.5)
-        keep = np.where(inside, dist <= feather + 1.0, dist < rim_px)
-        at, dist, seg, t, inside = idx[keep], dist[keep], seg[keep], t[keep], inside[keep]
         nxt = (seg + 1) % 20
+        keep = np.where(inside, dist <= feather + 1.0, dist < (1.0 - t) * rim_px[seg] + t * rim_px[nxt])
+        at, dist, seg, t, inside, nxt = idx[keep], dist[keep], seg[keep], t[keep], inside[keep], nxt[keep]
         outer = np.asarray(inputs.dst, dtype=np.float64)[S.OUTER, :2]
-        reach = np.clip(0.5 * np.linalg.norm(outer - dst_pts, axis=1), 1.0, rim_px)
-        reach = (1.0 - t) * reach[seg] + t * reach[nxt]
+        reach = (1.0 - t) * rim_reach[seg] + t * rim_reach[nxt]
         weight = (1.0 - t) * rim_w[seg] + t * rim_w[nxt]
-        # the lip body: the median of three samples across it, smoothed along the lip
+        # the lip body: the median of three samples across it, smoothed along the lip; at the corners the body
+        # is a few pixels of lip around the crease itself: the colour of the column next in
         across = [sample(inputs.warped, dst_pts + f * (outer - dst_pts)) for f in (0.4, 0.55, 0.7)]
         lips = np.median(np.stack(across), axis=0)
+        lips[[1, 19, 9, 11]] = lips[[2, 18, 8, 12]]
+        lips[0], lips[10] = 0.5 * (lips[2] + lips[18]), 0.5 * (lips[8] + lips[12])
         lips = 0.25 * np.roll(lips, 1, 0) + 0.5 * lips + 0.25 * np.roll(lips, -1, 0)
         colour = (1.0 - t)[:, None] * lips[seg] + t[:, None] * lips[nxt]
         colour *= (1.0 - cfg.lip_rim_shadow * np.where(inside, 1.0, 1.0 - _smoothstep(dist / reach)))[:, None]
