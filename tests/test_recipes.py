@@ -193,12 +193,47 @@ def test_neutral_relaxes_a_smiling_or_pouting_still_and_leaves_a_neutral_one():
     astronaut = assemble_track(seen, np.arange(1), rgb.shape[1], rgb.shape[0], 0.0, cfg)
     smile = _change(M.manipulate(astronaut, "neutral", 1.0))
     assert smile["corner_r"] <= -2 and smile["corner_l"] <= -2 and smile["width"] <= -8, smile
-    assert -6 <= smile["opening"] <= -1, smile                            # the smile's parted lips relax
+    # the smile's parted lips close over the teeth (a still holds no speech: its lips part is expression), to the
+    # neutral's own near-closed gap, never through each other
+    src, dst = _heads(M.manipulate(astronaut, "neutral", 1.0))
+    gap_src, gap_dst = E.mouth_opening_iod(src)[0], E.mouth_opening_iod(dst)[0]
+    assert gap_src >= 0.1 and 0.0 <= gap_dst <= 0.05, (gap_src, gap_dst)
     footage("d8.jpg")
     pout = _change(M.manipulate(our_track("d8.jpg"), "neutral", 1.0))
     assert pout["lower_lip_up"] <= -1.0, pout                             # the pushed-up lower lip relaxes
     portrait = M.manipulate(*_shot("people_0.png")[:1], "neutral", 1.0)
     assert np.array_equal(portrait.target_landmarks, portrait.source_landmarks)
+
+
+def test_a_still_s_parted_lips_are_expression_and_a_clip_s_are_speech():
+    """On a still the lips part and jaw drop of a grin are taken away like the smile itself (sad and angry close the
+    astronaut's grin over her teeth, by ``min(w, 1)``; surprise's own jaw drop opens it as authored), while a
+    talking clip keeps every frame's opening (test_a_talker_keeps_his_jaw_for_every_emotion) and ``--speech
+    preserve`` keeps a still's."""
+    import skimage.data
+
+    from ned_fx.tracking import FaceTracker, TrackerConfig
+    from ned_fx.tracking.tracker import assemble_track
+
+    from conftest import _engines
+
+    cfg = TrackerConfig(device="cpu")
+    rgb = skimage.data.astronaut()
+    astronaut = assemble_track(list(FaceTracker(cfg, engines=_engines()).iter_track(iter([rgb]))), np.arange(1),
+                               rgb.shape[1], rgb.shape[0], 0.0, cfg)
+
+    def gaps(emotion, intensity=1.0, speech=None):
+        src, dst = _heads(M.manipulate(astronaut, emotion, intensity, speech=speech))
+        return E.mouth_opening_iod(src)[0], E.mouth_opening_iod(dst)[0]
+
+    src, _ = gaps("neutral")
+    for emotion in ("sad", "angry", "happy"):
+        assert 0.0 <= gaps(emotion)[1] <= 0.05, emotion
+    half = gaps("neutral", 0.5)[1]
+    assert abs(half - 0.5 * (src + gaps("neutral")[1])) <= 0.01 * src + 1e-3, (src, half)
+    assert gaps("surprised")[1] >= src + 0.05
+    assert gaps("sad", speech="preserve")[1] == pytest.approx(src, abs=1e-9)
+    assert gaps("sad", 0.0)[1] == src
 
 
 # ---------------------------------------------------------------------------------------------------------------
