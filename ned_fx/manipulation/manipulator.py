@@ -20,7 +20,7 @@ The speech rule
     Speech channels (AU18 lip pucker, AU24 lip pressor, AU25 lips part, AU26 jaw drop) are always the source's
     own, frame by frame — except on a still, which holds no speech: there a smile's parted lips or a held gasp
     are expression, taken away like the emotion AUs' sustained state wherever the gate is open (``neutral`` and
-    ``sad`` close a grin over its teeth; :func:`_still_speech`). A style may *add* to them (surprise drops the
+    ``sad`` close a grin over its teeth, ``happy`` keeps them; :func:`_still_speech`). A style may *add* to them (surprise drops the
     jaw) only according to the speech mode:
 
     * ``preserve``: never; the mouth opening is exactly the source's.
@@ -514,14 +514,18 @@ def _gap_guard(pairs: list[np.ndarray], r: float, landmarks: np.ndarray, linear:
     return out
 
 
-def _still_speech(src: np.ndarray, intensity: np.ndarray, gate: np.ndarray, region: np.ndarray) -> np.ndarray:
+def _still_speech(src: np.ndarray, intensity: np.ndarray, gate: np.ndarray, region: np.ndarray,
+                  pattern: np.ndarray) -> np.ndarray:
     """FxK activation offsets a still's speech channels lose: a single frame holds no speech, so where the speech
     rule lets the style move the mouth (``gate``) the source's own lips part, jaw drop, press and pucker (what the
     fit reads above the actor's neutral) are taken away as the emotion AUs' sustained state is, by ``min(w, 1)``
-    (the engine keeps them: on a clip they are the line being spoken). Zero at intensity 0."""
+    (the engine keeps them: on a clip they are the line being spoken) — less the share the target smiles (its
+    AU12, 0..1): a grin's parted lips stay under ``happy``, close under ``neutral`` or ``sad``. Zero at
+    intensity 0."""
     speech = np.array([n in SPEECH_AUS for n in AU_NAMES], np.float64)
     held = np.clip(np.nan_to_num(src), 0.0, None) * speech * region
-    return gate[:, None] * np.clip(intensity, 0.0, 1.0)[:, None] * held
+    smile = np.clip(pattern[:, AU_NAMES.index("AU12")], 0.0, 1.0)
+    return (gate * np.clip(intensity, 0.0, 1.0) * (1.0 - smile))[:, None] * held
 
 
 def _talking_jaw(shapes: np.ndarray, basis, neutral: np.ndarray, pattern: np.ndarray, gate: np.ndarray,
@@ -696,7 +700,7 @@ def manipulate(track, emotion: str | Mapping[str, float] | None = None, intensit
                         torch.from_numpy(inten)[None, :, None], torch.from_numpy(gate)[None, :, None],
                         torch.from_numpy(region)).numpy()[0]
     if f == 1:
-        target = target - _still_speech(src, inten, gate, region)
+        target = target - _still_speech(src, inten, gate, region, pattern)
     boost = _talking_jaw(shapes, basis, model.neutral, pattern, gate, region, found, mode, config)
     landmarks = np.asarray(track.landmarks, np.float64)
     linear = smooth_linear_pose(np.asarray(track.pose, np.float64), found,
