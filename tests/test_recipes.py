@@ -230,6 +230,10 @@ def test_a_still_s_parted_lips_are_expression_and_a_clip_s_are_speech():
     for emotion in ("sad", "angry"):
         assert 0.0 <= gaps(emotion)[1] <= 0.05, emotion
     assert gaps("happy")[1] >= 0.6 * src and gaps("happy")[1] >= gaps("sad")[1] + 0.03, "a grin stays parted"
+    footage("d19.jpg")
+    gasp = M.manipulate(our_track("d19.jpg"), "happy", 1.0)          # his mouth held open wide, no smile
+    src_g, dst_g = (E.mouth_opening_iod(h)[0] for h in _heads(gasp))
+    assert dst_g <= 0.5 * src_g, (src_g, dst_g)                        # a gasp closes under a smile
     half = gaps("neutral", 0.5)[1]
     assert abs(half - 0.5 * (src + gaps("neutral")[1])) <= 0.01 * src + 1e-3, (src, half)
     assert gaps("surprised")[1] >= src + 0.05
