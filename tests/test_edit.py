@@ -180,6 +180,28 @@ def test_movie_keeps_fps_size_audio_and_range(tmp_path, capsys):
     assert ba.shape[1] > 1024 and ba.shape[0] == 512
 
 
+def test_composited_into_the_decoded_frame_the_output_is_the_same_and_the_preview_still_shows_the_source(tmp_path):
+    """Where nothing reads the plate after compositing, the compositor writes into the decoded frame itself (no
+    frame-sized copy: 100 MB a 4K frame): the frames written are the same as with a before/after preview, which
+    needs the plate and so gets a copy — and its "before" half is the source, not the edit."""
+    src = footage("d12.mp4")
+    plain, shown = tmp_path / "a" / "e.####.png", tmp_path / "b" / "e.####.png"
+    edit_media(src, plain, EditInstruction(emotion="surprised"), frames="20-22")
+    edit_media(src, shown, EditInstruction(emotion="surprised"), frames="20-22", preview=tmp_path / "ba.png")
+    rgb, _ = decode_rgb("d12.mp4")
+    for n in (20, 21, 22):
+        a = read_image(tmp_path / "a" / f"e.{n:04d}.png").pixels
+        b = read_image(tmp_path / "b" / f"e.{n:04d}.png").pixels
+        assert np.array_equal(a, b), n
+        assert np.any(a != rgb[n])
+    pair = read_image(tmp_path / "ba.png").pixels
+    w = rgb.shape[2]
+    before, after = pair[:, :w], pair[:, -w:]
+    rows = slice(60, None)                                      # below the labels
+    assert np.array_equal(before[rows], rgb[20][rows]) and np.array_equal(after[rows], read_image(
+        tmp_path / "a" / "e.0020.png").pixels[rows])
+
+
 def test_still_edit_and_summary(tmp_path, capsys):
     code = main(["edit", str(footage("people_0.png")), "-o", str(tmp_path / "p.png"), "--emotion", "sad", "-q"])
     out = capsys.readouterr().out
