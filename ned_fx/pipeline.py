@@ -1040,8 +1040,8 @@ class ShotRenderer:
     def finish(self, pending: "_Pending", clock: "_Clock | None" = None,
                in_place: bool = False) -> tuple[Frame, str | None]:
         """The second half of :meth:`render`: the new face content over the warp, composited into the plate
-        (``in_place``: into the plate frame's own pixels where they are writable, when nothing reads the plate
-        afterwards: a 1080p float copy saved a frame, 100 MB at 4K)."""
+        (``in_place``: into the plate frame's own pixels where they are writable, for a caller that reads the plate
+        no more: a frame-sized copy saved, ~100 MB for a 4K float frame)."""
         import time
 
         from .rendering.layers import RegionInputs

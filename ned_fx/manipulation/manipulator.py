@@ -20,8 +20,8 @@ The speech rule
     Speech channels (AU18 lip pucker, AU24 lip pressor, AU25 lips part, AU26 jaw drop) are always the source's
     own, frame by frame — except on a still, which holds no speech: there a smile's parted lips or a held gasp
     are expression, taken away like the emotion AUs' sustained state wherever the gate is open (``neutral`` and
-    ``sad`` close a grin over its teeth, ``happy`` keeps them; :func:`_still_speech`). A style may *add* to them (surprise drops the
-    jaw) only according to the speech mode:
+    ``sad`` close a grin over its teeth, ``happy`` keeps a grin's; :func:`_still_speech`). A style may *add* to
+    them (surprise drops the jaw) only according to the speech mode:
 
     * ``preserve``: never; the mouth opening is exactly the source's.
     * ``free``: always (a silent reaction shot may open the mouth in surprise).

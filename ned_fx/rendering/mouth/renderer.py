@@ -7,8 +7,9 @@ source's both by a ratio (``cover_ratio_*``) and by an amount (``cover_excess_*`
 target keeps as it is shows its own interior (the warp's) and gets no layer at all; a closed mouth opened gets
 the layer over the whole opening. Across the inner lip the layer fades in over ``edge_feather`` just inside the
 lip line (anti-aliased); where the opening is new, over the lips' own colour (``lip_rim``: also a little beyond the
-lip line where the warp is darker, the closed lips' crease it stretched along the new lip line). Cost: a few thousand pixels of numpy per frame, only over the
-mouth's box.
+lip line where the warp is darker, the closed lips' crease it stretched along the new lip line; further at the
+corners, ``lip_rim_corner``, where that crease runs on through the thin lip). Cost: a few thousand pixels of numpy
+per frame, only over the mouth's box.
 """
 
 from __future__ import annotations
