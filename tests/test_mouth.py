@@ -612,24 +612,35 @@ def test_synthetic_teeth_are_brighter_than_the_lips():
     assert 0.1 * gap <= reach <= 0.5 * gap
 
 
-def _rim_over_lip(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
-    """Per lip (upper, lower; away from the corners): the mean luminance of the band within 1 % IOD of the inner
-    lip contour (either side of it) over that of the lip body (3-5 % IOD outside the contour)."""
+def _around_the_mouth(image: np.ndarray, landmarks: np.ndarray, around: np.ndarray, margin: float) -> SimpleNamespace:
+    """The pixels of the box around ``around`` (Nx2) grown by ``margin`` x IOD, flattened: their centres ``px``,
+    ``py``, distance to and nearest segment of the target inner lip (``dist``, ``seg``), ``inside`` it,
+    luminance ``lum``, the box, the inner-lip points ``pin`` and ``iod``."""
     from ned_fx import topology as T
 
     lm = np.asarray(landmarks, np.float64)
     pin, iod = S.inner_points(lm), float(T.inter_ocular(lm))
-    x0, y0 = np.floor(pin.min(0) - 0.08 * iod).astype(int)
-    x1, y1 = np.ceil(pin.max(0) + 0.08 * iod).astype(int)
+    x0, y0 = np.floor(around.min(0) - margin * iod).astype(int)
+    x1, y1 = np.ceil(around.max(0) + margin * iod).astype(int)
     ys, xs = np.mgrid[y0:y1, x0:x1]
-    dist, seg, _ = S.nearest_on_polygon(pin, xs.ravel() + 0.5, ys.ravel() + 0.5)
+    px, py = xs.ravel() + 0.5, ys.ravel() + 0.5
+    dist, seg, _ = S.nearest_on_polygon(pin, px, py)
     inside = bm.polygon_mask(image.shape, pin)[y0:y1, x0:x1].ravel()
-    signed = np.where(inside, -dist, dist) / iod
     lum = bm.luminance(image[y0:y1, x0:x1].reshape(-1, image.shape[2]).astype(np.float32))
+    return SimpleNamespace(px=px, py=py, dist=dist, seg=seg, inside=inside, lum=lum, box=(x0, y0, x1, y1), pin=pin,
+                           iod=iod)
+
+
+def _rim_over_lip(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """Per lip (upper, lower; away from the corners): the mean luminance of the band within 1 % IOD of the inner
+    lip contour (either side of it) over that of the lip body (3-5 % IOD outside the contour)."""
+    m = _around_the_mouth(image, landmarks, S.inner_points(np.asarray(landmarks, np.float64)), 0.08)
+    signed = np.where(m.inside, -m.dist, m.dist) / m.iod
     out = []
     for segments in ([2, 3, 4, 5, 6, 7], [12, 13, 14, 15, 16, 17]):
-        m = np.isin(seg, segments)
-        out.append(lum[m & (np.abs(signed) <= 0.01)].mean() / lum[m & (signed >= 0.03) & (signed <= 0.05)].mean())
+        on = np.isin(m.seg, segments)
+        out.append(m.lum[on & (np.abs(signed) <= 0.01)].mean()
+                   / m.lum[on & (signed >= 0.03) & (signed <= 0.05)].mean())
     return np.array(out)
 
 
@@ -652,25 +663,16 @@ def _corner_strokes(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     """Per corner (right, left): the darkest lip there — the 10th-percentile luminance of the pixels between the
     target's inner and outer lip contours within 8 % IOD of the inner-lip corner — over the lip body's mean (the band
     3-5 % IOD outside the inner contour, away from the corners, as :func:`_rim_over_lip`)."""
-    from ned_fx import topology as T
-
-    lm = np.asarray(landmarks, np.float64)
-    pin, iod = S.inner_points(lm), float(T.inter_ocular(lm))
-    outer = lm[S.OUTER, :2]
-    x0, y0 = np.floor(outer.min(0) - 0.1 * iod).astype(int)
-    x1, y1 = np.ceil(outer.max(0) + 0.1 * iod).astype(int)
-    ys, xs = np.mgrid[y0:y1, x0:x1]
-    px, py = xs.ravel() + 0.5, ys.ravel() + 0.5
-    dist, seg, _ = S.nearest_on_polygon(pin, px, py)
-    inside = bm.polygon_mask(image.shape, pin)[y0:y1, x0:x1].ravel()
-    lips = bm.polygon_mask(image.shape, outer)[y0:y1, x0:x1].ravel() & ~inside
-    lum = bm.luminance(image[y0:y1, x0:x1].reshape(-1, image.shape[2]).astype(np.float32))
-    body = lum[np.isin(seg, [2, 3, 4, 5, 6, 7, 12, 13, 14, 15, 16, 17]) & ~inside
-               & (dist >= 0.03 * iod) & (dist <= 0.05 * iod)].mean()
+    outer = np.asarray(landmarks, np.float64)[S.OUTER, :2]
+    m = _around_the_mouth(image, landmarks, outer, 0.1)
+    x0, y0, x1, y1 = m.box
+    lips = bm.polygon_mask(image.shape, outer)[y0:y1, x0:x1].ravel() & ~m.inside
+    body = m.lum[np.isin(m.seg, [2, 3, 4, 5, 6, 7, 12, 13, 14, 15, 16, 17]) & ~m.inside
+                 & (m.dist >= 0.03 * m.iod) & (m.dist <= 0.05 * m.iod)].mean()
     out = []
     for k in (0, 10):
-        near = lips & (np.hypot(px - pin[k, 0], py - pin[k, 1]) <= 0.08 * iod)
-        out.append(np.percentile(lum[near], 10) / body)
+        near = lips & (np.hypot(m.px - m.pin[k, 0], m.py - m.pin[k, 1]) <= 0.08 * m.iod)
+        out.append(np.percentile(m.lum[near], 10) / body)
     return np.array(out)
 
 

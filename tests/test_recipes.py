@@ -99,6 +99,23 @@ def _change(edited) -> dict:
                                                          "eye_src": float(np.mean(a["eye_r"] + a["eye_l"]) / 2)}
 
 
+
+@functools.lru_cache(maxsize=None)
+def _astronaut():
+    """The embedded demo face (scikit-image's astronaut, a broad grin), tracked once: a one-frame Track."""
+    import skimage.data
+
+    from ned_fx.tracking import FaceTracker, TrackerConfig
+    from ned_fx.tracking.tracker import assemble_track
+
+    from conftest import _engines
+
+    cfg = TrackerConfig(device="cpu")
+    rgb = skimage.data.astronaut()
+    seen = list(FaceTracker(cfg, engines=_engines()).iter_track(iter([rgb])))
+    return assemble_track(seen, np.arange(1), rgb.shape[1], rgb.shape[0], 0.0, cfg)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # each recipe at 1
 
@@ -180,17 +197,7 @@ def test_every_emotion_is_symmetric_in_the_frame(shot):
 
 
 def test_neutral_relaxes_a_smiling_or_pouting_still_and_leaves_a_neutral_one():
-    import skimage.data
-
-    from ned_fx.tracking import FaceTracker, TrackerConfig
-    from ned_fx.tracking.tracker import assemble_track
-
-    from conftest import _engines
-
-    cfg = TrackerConfig(device="cpu")
-    rgb = skimage.data.astronaut()
-    seen = list(FaceTracker(cfg, engines=_engines()).iter_track(iter([rgb])))
-    astronaut = assemble_track(seen, np.arange(1), rgb.shape[1], rgb.shape[0], 0.0, cfg)
+    astronaut = _astronaut()
     smile = _change(M.manipulate(astronaut, "neutral", 1.0))
     assert smile["corner_r"] <= -2 and smile["corner_l"] <= -2 and smile["width"] <= -8, smile
     # the smile's parted lips close over the teeth (a still holds no speech: its lips part is expression), to the
@@ -210,17 +217,7 @@ def test_a_still_s_parted_lips_are_expression_and_a_clip_s_are_speech():
     astronaut's grin over her teeth, by ``min(w, 1)``; happy keeps them; surprise's own jaw drop opens it), while a
     talking clip keeps every frame's opening (test_a_talker_keeps_his_jaw_for_every_emotion) and ``--speech
     preserve`` keeps a still's."""
-    import skimage.data
-
-    from ned_fx.tracking import FaceTracker, TrackerConfig
-    from ned_fx.tracking.tracker import assemble_track
-
-    from conftest import _engines
-
-    cfg = TrackerConfig(device="cpu")
-    rgb = skimage.data.astronaut()
-    astronaut = assemble_track(list(FaceTracker(cfg, engines=_engines()).iter_track(iter([rgb]))), np.arange(1),
-                               rgb.shape[1], rgb.shape[0], 0.0, cfg)
+    astronaut = _astronaut()
 
     def gaps(emotion, intensity=1.0, speech=None):
         src, dst = _heads(M.manipulate(astronaut, emotion, intensity, speech=speech))
@@ -246,18 +243,8 @@ def test_a_still_s_parted_lips_are_expression_and_a_clip_s_are_speech():
 
 
 def test_a_reference_smile_carries_over_to_a_talking_clip_and_the_speech_stays():
-    import skimage.data
-
-    from ned_fx.tracking import FaceTracker, TrackerConfig
-    from ned_fx.tracking.tracker import assemble_track
-
-    from conftest import _engines
-
     track, fit = _shot(WDA)
-    cfg = TrackerConfig(device="cpu")
-    rgb = skimage.data.astronaut()
-    ref = assemble_track(list(FaceTracker(cfg, engines=_engines()).iter_track(iter([rgb]))), np.arange(1),
-                         rgb.shape[1], rgb.shape[0], 0.0, cfg)
+    ref = _astronaut()
     style = M.reference_style(ref.landmarks, ref.pose, ref.found, fit.model.neutral, name="astronaut.png")
     edited = M.manipulate(track, reference=style, fit=fit)
     assert edited.params["talking"]
