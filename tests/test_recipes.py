@@ -140,8 +140,9 @@ def test_each_emotion_moves_the_face_as_facs_says_by_a_clear_amount(shot):
     assert -0.5 * angry["eye_src"] <= angry["eye_r"] <= -1.5 and -0.5 * angry["eye_src"] <= angry["eye_l"] <= -1.5, angry
     assert angry["red"] <= -0.25 * angry["red_src"] and angry["width"] <= -2.5, angry
     assert angry["corners_up"] <= -0.3, angry
-    # disgusted 9+10+15+16: nostril wings and upper lip up, corners down
-    assert disgusted["nostril_up"] >= 6 and disgusted["upper_lip_up"] >= 4.5, disgusted
+    # disgusted 9+10+15+16: nostril wings and upper lip up, corners down (the upper lip rises 3.6-4.3 % IOD with
+    # AU10 0.4: at 0.8, 6.2-6.7 %, MediaPipe's re-tracked opening of WDA's talker lost r 0.95; see prototypes.py)
+    assert disgusted["nostril_up"] >= 6 and disgusted["upper_lip_up"] >= 3.3, disgusted
     assert disgusted["corner_r"] <= -1 and disgusted["corner_l"] <= -1 and disgusted["inner_brow"] <= -2, disgusted
     # surprised 1+2+5(+26): brows high (~10-12 % IOD; more stretched the lid skin under them into a smear),
     # upper lids raised
@@ -298,8 +299,9 @@ def test_a_sneer_raises_the_upper_lip_as_one_piece_on_a_talker():
     thicker = (_lip_heights(dst) - _lip_heights(src))[:, 1:-1]
     assert np.abs(thicker.mean(0)).max() <= 1.0 and np.abs(thicker).max() <= 1.5, np.round(thicker.mean(0), 2)
     up = -(dst[..., 1] - src[..., 1]) / i
-    assert up[:, 13].mean() >= 4 and up[:, 0].mean() >= 4.5, (up[:, 13].mean(), up[:, 0].mean())
-    assert up[:, 14].mean() >= 4 and up[:, 17].mean() >= 4, (up[:, 14].mean(), up[:, 17].mean())  # lower follows
+    # (AU10 0.4 since MediaPipe's opening r on this clip: inner edge 4.0, outer 4.2 % IOD; at 0.8, 6.2-6.7)
+    assert up[:, 13].mean() >= 3.5 and up[:, 0].mean() >= 3.7, (up[:, 13].mean(), up[:, 0].mean())
+    assert up[:, 14].mean() >= 3.5 and up[:, 17].mean() >= 2.5, (up[:, 14].mean(), up[:, 17].mean())  # lower follows
     lower = [list(E.LOWER_LIP_INNER_R), list(E.LOWER_LIP_OUTER_R)]
     red = np.mean(dst[:, lower[1], 1] - dst[:, lower[0], 1] - (src[:, lower[1], 1] - src[:, lower[0], 1]), axis=1)
     assert np.abs(red / i[:, 0]).max() <= 2.0                        # nor the lower lip's much (AU16 everts it)

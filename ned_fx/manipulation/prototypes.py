@@ -66,8 +66,12 @@ ALIASES = {"happiness": "happy", "joy": "happy", "sadness": "sad", "surprise": "
 #:   wince), and the brows come down only as far as the lid skin beneath allows (``brow_lid_gap``).
 #: * disgusted 9+10+15+16: the nose wrinkles, raising the nostril wings and the upper lip, the corners and the
 #:   lower lip go down. On a talker (the gap kept) the upper lip rises as one piece and the lower lip follows it up,
-#:   as a chin raiser pushes it (WDA: the whole mouth ~6 % IOD up, MediaPipe's opening r 0.938 -> 0.942; AU10 0.6
-#:   or AU9 0.7 read 0.950, left at 1.0/0.8 for the sneer's strength).
+#:   as a chin raiser pushes it. How far the whole mouth rises is what MediaPipe's re-tracked opening loses (not the
+#:   plan: its gap is the source's exactly; the re-tracker reads a raised mouth's gap with an error of ~0.017 IOD
+#:   a frame, 0.009 for an edit that leaves the mouth where it was). WDA's whole-clip opening r by (AU10, AU9):
+#:   (0.8, 1.0) 0.942 (upper lip +6.2-6.7 % IOD), (0.5, 1.0) 0.952, (0.4, 1.0) 0.955, (0.6, 0.6) 0.956,
+#:   (0.4, 0.8) 0.960, (0, 1.0) 0.963. The nose wrinkle is what reads as disgust and costs least: AU9 stays 1.0,
+#:   AU10 is 0.4 (upper lip +3.6-4.3 % IOD, nostril wings +6.4-7.0 %; d12 0.980).
 PROTOTYPES: dict[str, dict[str, float]] = {
     "neutral": {},
     "happy": {"AU6": 1.0, "AU12": 1.0},
@@ -75,7 +79,7 @@ PROTOTYPES: dict[str, dict[str, float]] = {
     "surprised": {"AU1": 1.0, "AU2": 1.0, "AU5": 1.0, "AU25": 0.4, "AU26": 0.6},
     "fearful": {"AU1": 1.15, "AU2": 0.6, "AU4": 0.7, "AU5": 1.0, "AU20": 0.8, "AU25": 0.4, "AU26": 0.3},
     "angry": {"AU4": 1.4, "AU7": 1.5, "AU15": 0.4, "AU23": 0.8, "AU24": 0.5},
-    "disgusted": {"AU9": 1.0, "AU10": 0.8, "AU15": 0.5, "AU16": 0.5},
+    "disgusted": {"AU9": 1.0, "AU10": 0.4, "AU15": 0.5, "AU16": 0.5},
 }
 
 
