@@ -1,4 +1,5 @@
-"""How many CPU threads the engines use: one setting for torch and OpenCV, chosen to hold up on a shared machine.
+"""How many CPU threads the engines use: one setting for torch, OpenCV and numpy's BLAS, chosen to hold up on a
+shared machine.
 
 torch's default (one intra-op thread per core, spinning while it waits) is fastest on an idle machine and
 collapses when the cores are busy with something else — Nuke, a daemon, a batch, another render: every
@@ -6,6 +7,11 @@ parallel region waits for its slowest thread, and a thread that lost its core st
 ``bench/threads.py``: see its results). ned_fx therefore uses half the cores by default (at least 1, at most
 8), which keeps most of the idle speed and degrades gracefully under load; ``--threads N`` (every command) or
 ``$NED_FX_THREADS`` sets it, ``0`` leaves the libraries' own defaults.
+
+numpy's BLAS (OpenBLAS) starts one thread per core when numpy is imported, before any setting can reach it
+through the environment; its idle threads spin after every call, and the render makes many small ones (a 2-core
+edit spent ~7 % of its CPU in ``blas_thread_server``: ``perf``, 512² and 1080p). :func:`configure` resizes that
+pool through threadpoolctl, as it sets torch's.
 """
 
 from __future__ import annotations
@@ -62,4 +68,15 @@ def configure(threads: int | str | None = None) -> int:
         cv2.setNumThreads(n)
     except ImportError:          # pragma: no cover - cv2 is a dependency
         pass
+    limit_blas(n)
     return n
+
+
+def limit_blas(n: int) -> None:
+    """Resize the BLAS pools already loaded in this process (numpy's OpenBLAS) to ``n`` threads (threadpoolctl;
+    nothing where it is missing: the libraries keep their defaults)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:          # pragma: no cover - a dependency; an older install without it keeps the default
+        return
+    threadpool_limits(limits=n, user_api="blas")
