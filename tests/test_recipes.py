@@ -239,6 +239,28 @@ def test_a_still_s_parted_lips_are_expression_and_a_clip_s_are_speech():
     assert gaps("sad", 0.0)[1] == src
 
 
+def test_happy_keeps_a_broad_grin_at_every_intensity():
+    """The astronaut's grin reads AU12 0.49 with AU10 0.54 (her upper lip raised off her teeth), AU20 0.18 and her
+    lips parted: under happy those are the grin's own (engine.GRIN_COMPANIONS) and stay, at any intensity, so
+    happy makes her smile wider, never closes it. (Taken away as any emotion AU the style does not use, happy at 1
+    brought her upper lip 2.5 % IOD down over her teeth and closed the gap 0.116 -> 0.081 IOD: the gallery's
+    "happy 1" smiled less than the source.) Neutral and sad still close the grin."""
+    astronaut = _astronaut()
+    for intensity in (0.5, 1.0, 1.5):
+        edited = M.manipulate(astronaut, "happy", intensity)
+        src, dst = _heads(edited)
+        i = _iod(src)[0] / 100
+        gap_src, gap_dst = E.mouth_opening_iod(src)[0], E.mouth_opening_iod(dst)[0]
+        assert gap_dst >= 0.97 * gap_src, (intensity, gap_src, gap_dst)
+        assert dst[0, 13, 1] <= src[0, 13, 1], intensity                      # the upper lip never comes down
+        c = _change(edited)
+        assert c["width"] >= 3.5 * intensity and min(c["corner_r"], c["corner_l"]) >= 7 * intensity, (intensity, c)
+    for emotion in ("neutral", "sad"):
+        src, dst = _heads(M.manipulate(astronaut, emotion))
+        assert E.mouth_opening_iod(dst)[0] <= 0.4 * E.mouth_opening_iod(src)[0], emotion
+        assert (dst[0, 13, 1] - src[0, 13, 1]) / (_iod(src)[0] / 100) >= 4, emotion     # her upper lip comes down
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # reference
 

@@ -10,6 +10,13 @@ The rule the engine implements (per batch item, frame t, AU k; all smoothing zer
 * emotion AUs: ``offset = style - min(w, 1) * state``: at intensity ``w = 1`` the sustained emotion is replaced
   by the style, at 0 nothing changes, above 1 the style is exaggerated. ``style`` is the target AU pattern with
   the intensity already applied (``w x prototype``), so emotions can cross-fade over time.
+* a grin's companions (:data:`GRIN_COMPANIONS`: the upper lip raised off the teeth, the lips stretched wide, the
+  dimples) are the smile's own where the actor grins (the swing of AU12 over :data:`GRIN_AU12`) and the style
+  smiles too: they are replaced by ``min(w, 1) * (1 - smile)``, ``smile = min(style AU12 / w clamped to 0..1,
+  smoothstep(AU12 / GRIN_AU12))`` (the style's own smile, whatever its intensity: half of ``happy`` keeps the grin
+  too). ``happy`` at 1 keeps a broad grin's teeth (the astronaut's grin reads AU10 0.54
+  beside AU12 0.49: taking the "sneer" away had closed her upper lip over her teeth); ``sad`` or ``neutral``
+  still take them away.
 * emotion AUs the style does not use at that frame (a smile under sad), or pushes below rest (sad's drooping
   lids, its corners drawn in against a smile), go with their slower swings too: their ``state`` is
   ``smooth(params, swing_sigma)``, not the lower envelope, so a grin that comes and goes over a line (or a
@@ -45,6 +52,12 @@ from torch.nn import functional as F
 
 from ..errors import OutputWriteError
 from .expression import AU_NAMES, EMOTION_AUS, LID_OPENING_AUS, PERFORMANCE_AUS, SPEECH_AUS
+
+#: the smile (AU12 activation) from which a face's raised upper lip, stretched lips and parted lips are its grin's
+#: (the astronaut's broad grin: 0.49)
+GRIN_AU12 = 0.4
+#: emotion AUs a broad grin brings along (kept under a style that smiles; see the module docstring)
+GRIN_COMPANIONS = ("AU10", "AU14", "AU20")
 
 OPSET = 18
 INPUT_NAMES = ("params", "style", "weights", "gate", "region")
@@ -121,6 +134,8 @@ class ManipulatorEngine(nn.Module):
         self.register_buffer("speech_mask", mask(SPEECH_AUS))
         self.register_buffer("lid_mask", mask(LID_OPENING_AUS))
         self.register_buffer("blink_select", mask(PERFORMANCE_AUS[:1]))
+        self.register_buffer("grin_mask", mask(GRIN_COMPANIONS))
+        self.register_buffer("smile_select", mask(("AU12",)))
         k = len(names)
         self.opening_radius = int(round(state_smoothing * fps))
         state_kernel, self.state_radius = _kernel_buffer(0.5 * state_smoothing * fps, k)
@@ -147,6 +162,11 @@ class ManipulatorEngine(nn.Module):
         swing = smooth_time(params, self.swing_kernel, self.swing_radius)
         state = torch.where(style > 1e-6, state, swing)
         replace = torch.clamp(weights, 0.0, 1.0)
+        grin = torch.clamp((swing * self.smile_select).sum(dim=-1, keepdim=True) / GRIN_AU12, 0.0, 1.0)
+        grin = grin * grin * (3.0 - 2.0 * grin)
+        smiles = (style * self.smile_select).sum(dim=-1, keepdim=True) / torch.clamp(weights, min=1e-6)
+        smile = torch.minimum(torch.clamp(smiles, 0.0, 1.0), grin)               # the style's own AU12 (w = 1)
+        replace = replace * (1.0 - smile * self.grin_mask)                      # a grin's companions stay
         offset = (style - replace * state) * self.emotion_mask + gate * style * self.speech_mask
         offset = smooth_time(offset * region, self.offset_kernel, self.offset_radius)
         blink = smooth_time(torch.clamp((params * self.blink_select).sum(dim=-1, keepdim=True), 0.0, 1.0),

@@ -514,8 +514,6 @@ def _gap_guard(pairs: list[np.ndarray], r: float, landmarks: np.ndarray, linear:
     return out
 
 
-#: the smile (AU12 activation) from which a still's parted lips are its grin's (the astronaut's broad grin: 0.49)
-_GRIN_AU12 = 0.4
 
 
 def _still_speech(src: np.ndarray, intensity: np.ndarray, gate: np.ndarray, region: np.ndarray,
@@ -524,14 +522,17 @@ def _still_speech(src: np.ndarray, intensity: np.ndarray, gate: np.ndarray, regi
     rule lets the style move the mouth (``gate``) the source's own lips part, jaw drop, press and pucker (what the
     fit reads above the actor's neutral) are taken away as the emotion AUs' sustained state is, by ``min(w, 1)``
     (the engine keeps them: on a clip they are the line being spoken) — less where a smile parted them and the
-    target smiles too: the target's AU12 (0..1), as far as the source smiles (its AU12 over
-    ``_GRIN_AU12``): a grin's parted lips stay under ``happy`` and close under ``neutral`` or ``sad``; a gasp
+    target smiles too: the style's AU12 at intensity 1 (0..1), as far as the source smiles (its AU12 over
+    ``engine.GRIN_AU12``): a grin's parted lips stay under ``happy`` and close under ``neutral`` or ``sad``; a gasp
     (no smile) closes under ``happy`` too. Zero at intensity 0."""
+    from .engine import GRIN_AU12
+
     speech = np.array([n in SPEECH_AUS for n in AU_NAMES], np.float64)
     held = np.clip(np.nan_to_num(src), 0.0, None) * speech * region
     k = AU_NAMES.index("AU12")
-    grin = protos.smoothstep(np.nan_to_num(src[:, k]) / _GRIN_AU12)
-    smile = np.minimum(np.clip(pattern[:, k], 0.0, 1.0), grin)
+    grin = protos.smoothstep(np.nan_to_num(src[:, k]) / GRIN_AU12)
+    own = np.divide(pattern[:, k], intensity, out=np.zeros(len(pattern)), where=intensity > 0)   # the style's AU12
+    smile = np.minimum(np.clip(own, 0.0, 1.0), grin)
     return (gate * np.clip(intensity, 0.0, 1.0) * (1.0 - smile))[:, None] * held
 
 
