@@ -14,9 +14,8 @@ The rule the engine implements (per batch item, frame t, AU k; all smoothing zer
   dimples) are the smile's own where the actor grins (the swing of AU12 over :data:`GRIN_AU12`) and the style
   smiles too: they are replaced by ``min(w, 1) * (1 - smile)``, ``smile = min(style AU12 / w clamped to 0..1,
   smoothstep(AU12 / GRIN_AU12))`` (the style's own smile, whatever its intensity: half of ``happy`` keeps the grin
-  too). ``happy`` at 1 keeps a broad grin's teeth (the astronaut's grin reads AU10 0.54
-  beside AU12 0.49: taking the "sneer" away had closed her upper lip over her teeth); ``sad`` or ``neutral``
-  still take them away.
+  too). ``happy`` keeps a broad grin's teeth (the astronaut's grin reads AU10 0.54 beside AU12 0.49: taking the
+  "sneer" away had closed her upper lip over her teeth); ``sad`` or ``neutral`` still take them away.
 * emotion AUs the style does not use at that frame (a smile under sad), or pushes below rest (sad's drooping
   lids, its corners drawn in against a smile), go with their slower swings too: their ``state`` is
   ``smooth(params, swing_sigma)``, not the lower envelope, so a grin that comes and goes over a line (or a

@@ -514,8 +514,6 @@ def _gap_guard(pairs: list[np.ndarray], r: float, landmarks: np.ndarray, linear:
     return out
 
 
-
-
 def _still_speech(src: np.ndarray, intensity: np.ndarray, gate: np.ndarray, region: np.ndarray,
                   pattern: np.ndarray) -> np.ndarray:
     """FxK activation offsets a still's speech channels lose: a single frame holds no speech, so where the speech
