@@ -454,7 +454,7 @@ def _extra_footage(path, actor_footage, builders, tracker_config, mouth, eyes, g
 
 
 #: bump when what the cached models hold, or how they are built, changes meaning
-MODELS_CACHE_VERSION = 1
+MODELS_CACHE_VERSION = 2       # 2: glasses models keep a thick frame's lower bars whole (model_rim_inner)
 
 
 def _models_key(path, edited, frames, actor_footage, config: ContentConfig, tracker_config) -> str | None:

@@ -276,6 +276,29 @@ def test_glasses_model_of_d12_covers_its_clear_rims(d12_model, d12_frames, detec
         assert (with_model[_inner_face(region, src)] > 0.5).mean() < 0.2
 
 
+def test_d12_lower_bars_are_kept_whole_and_the_lids_stay_free(d12_model, d12_frames, detector):
+    """d12's thick clear frames show two edges on their lower bars; the model traced the outer one only, and a happy
+    cheek raise bent the inner one into a wave. Under the eyes the kept rim now reaches ``model_rim_inner`` further
+    in: the kept run below each eye (at its centre and 0.1 IOD either side) is 0.07-0.17 IOD tall (0.05-0.09
+    before), and it starts well below the lower lid (the lid's own edit stays free)."""
+    for frame, box, region, src, _ in d12_frames:
+        kept = detector.detect(region, src, 255.0, glasses=d12_model) >= 1.0
+        iod = float(np.linalg.norm(src[33, :2] - src[263, :2]))
+        runs = []
+        for eye, lid in ((T.RIGHT_EYE, 145), (T.LEFT_EYE, 374)):
+            c = src[list(eye), :2].mean(axis=0)
+            for dx in (-0.1, 0.0, 0.1):
+                x, top = int(round(c[0] + dx * iod)), int(round(c[1] + 0.15 * iod))
+                col = kept[top: int(c[1] + 0.6 * iod), x]
+                starts = np.flatnonzero(np.diff(np.concatenate([[0], col.astype(np.int8), [0]])) == 1)
+                ends = np.flatnonzero(np.diff(np.concatenate([[0], col.astype(np.int8), [0]])) == -1)
+                assert len(starts), (frame.number, dx)
+                longest = int(np.argmax(ends - starts))
+                runs.append((ends - starts)[longest] / iod)
+                assert top + starts[longest] >= src[lid, 1] + 0.05 * iod, (frame.number, dx)   # below the lid
+        assert np.median(runs) >= 0.09, (frame.number, np.round(runs, 3))
+
+
 def test_surprised_edit_leaves_d12_rims_where_they_are(d12_model, d12_frames, detector):
     """detect(glasses=model) -> fill -> render -> composite(keep): the kept pixels are the plate's to 2 code
     values and the rims do not go up with the brows (without the matte they do)."""

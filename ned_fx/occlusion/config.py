@@ -93,6 +93,8 @@ class OcclusionConfig:
         model_consistency: a rim is kept where the evidence across it is at least this.
         model_corridor: the rim is looked for this far (x IOD) across the fitted outline.
         model_rim: the rim's drawn width (x IOD, canonical view).
+        model_rim_inner: under the eyes the rim is kept this much further inwards (x IOD): a thick frame's lower
+            bar has its inner edge there (0: the traced line alone).
         model_search: each frame's glasses may sit up to this far (x IOD) from where the head pose puts them
             (landmark jitter, the glasses slipping): the lens pair is moved onto the frame's own lines.
         model_max_frames: at most this many frames are kept for the model (a longer shot is sub-sampled).
@@ -146,6 +148,7 @@ class OcclusionConfig:
     model_consistency: float = 0.4
     model_corridor: float = 0.04
     model_rim: float = 0.03
+    model_rim_inner: float = 0.07
     model_cap: float = 0.04
     model_lower: float = 0.53
     model_search: float = 0.08
@@ -204,6 +207,8 @@ class OcclusionConfig:
             value = getattr(self, name)
             if not 0.0 < value <= 1.0:
                 raise InvalidParameterError(f"{name} must be in (0, 1], got {value}")
+        if not 0.0 <= self.model_rim_inner <= 1.0:
+            raise InvalidParameterError(f"model_rim_inner must be in [0, 1], got {self.model_rim_inner}")
         if not 1 <= self.model_min_frames <= self.model_max_frames:
             raise InvalidParameterError(f"need 1 <= model_min_frames <= model_max_frames, got "
                                         f"{self.model_min_frames}, {self.model_max_frames}")
