@@ -454,7 +454,7 @@ def _extra_footage(path, actor_footage, builders, tracker_config, mouth, eyes, g
 
 
 #: bump when what the cached models hold, or how they are built, changes meaning
-MODELS_CACHE_VERSION = 2       # 2: glasses models keep a thick frame's lower bars whole (model_rim_inner)
+MODELS_CACHE_VERSION = 2       # 2: the builders' code and default configs are in the key
 
 
 def _models_key(path, edited, frames, actor_footage, config: ContentConfig, tracker_config) -> str | None:
@@ -472,6 +472,7 @@ def _models_key(path, edited, frames, actor_footage, config: ContentConfig, trac
     except (OSError, NedFxError):
         return None
     h = hashlib.sha256()
+    _builders_fingerprint(h, ("occlusion", "rendering/eyes", "rendering/mouth"))
     h.update(json.dumps({"v": MODELS_CACHE_VERSION, "ned_fx": __version__, "sources": sources,
                          "paths": [str(Path(p).resolve()) for p in (path, *actor_footage)], "frames": frames,
                          "stages": [config.mouth, config.eyes, config.occluders], "sample": _MODEL_FRAMES,
@@ -529,18 +530,28 @@ def matte_cache_key(path: str | Path, edited, frames: str | None, yuv_conversion
         return None
     h = hashlib.sha256(f"{MATTES_CACHE_VERSION}|{__version__}|{source}|{Path(path).resolve()}|{frames}|"
                        f"{yuv_conversion}".encode())
-    from .occlusion import OcclusionConfig
-
-    h.update(repr(OcclusionConfig()).encode())
-    folder = Path(__file__).parent / "occlusion"
-    for f in sorted(folder.glob("*.py")):
-        h.update(f.name.encode())
-        h.update(f.read_bytes())
+    _builders_fingerprint(h, ("occlusion",))
     for arr in (edited.frame_numbers, edited.found, edited.source_landmarks):
         a = np.ascontiguousarray(arr)
         h.update(f"{a.dtype.str}{a.shape}".encode())
         h.update(a.tobytes())
     return h.hexdigest()[:32]
+
+
+def _builders_fingerprint(h, packages: tuple[str, ...]) -> None:
+    """Hash into ``h`` what a cached per-shot product was built with: the default config (``repr``) and the source
+    files of each sub-stage package (``"occlusion"``, ``"rendering/eyes"``, ...): a changed builder or default never
+    reads an old model or matte (a release bumps ``__version__``; a changed default or a patched install need not)."""
+    from .occlusion import OcclusionConfig
+    from .rendering.eyes import EyeConfig
+    from .rendering.mouth import MouthConfig
+
+    configs = {"occlusion": OcclusionConfig, "rendering/eyes": EyeConfig, "rendering/mouth": MouthConfig}
+    for package in packages:
+        h.update(repr(configs[package]()).encode())
+        for f in sorted((Path(__file__).parent / package).glob("*.py")):
+            h.update(f.name.encode())
+            h.update(f.read_bytes())
 
 
 class MatteMemo:

@@ -126,6 +126,29 @@ def test_bad_cache_files_are_misses_and_the_key_follows_the_source(tmp_path, bui
         assert other != base
 
 
+def test_the_models_key_holds_the_builders_defaults(monkeypatch):
+    """A changed default of a builder's config (the glasses model's ``model_rim_inner``, an eye or mouth knob) gives
+    another key: an old cached model is never read for it (the matte cache's key did this already; the models'
+    held only the version)."""
+    from ned_fx.appearance import ContentConfig, _models_key
+    from ned_fx.occlusion import OcclusionConfig
+    from ned_fx.rendering.eyes import EyeConfig
+    from ned_fx.rendering.mouth import MouthConfig
+
+    class Edited:
+        frame_numbers = np.arange(2)
+        found = np.ones(2, bool)
+        source_landmarks = np.zeros((2, 478, 3))
+
+    clip = footage("d3.mp4")
+    base = _models_key(clip, Edited, "0-1", (), ContentConfig(), None)
+    for cls in (OcclusionConfig, EyeConfig, MouthConfig):
+        monkeypatch.setattr(cls, "__repr__", lambda self: "a changed default")      # what a new default changes
+        assert _models_key(clip, Edited, "0-1", (), ContentConfig(), None) != base, cls.__name__
+        monkeypatch.undo()
+    assert _models_key(clip, Edited, "0-1", (), ContentConfig(), None) == base
+
+
 def test_the_tracking_pass_keeps_the_crops_the_models_need_and_they_are_the_same_models(monkeypatch):
     """One decode for tracking and the appearance models: the crops kept while tracking give the very models a
     second decode gives; a keeper over its memory budget keeps nothing and the models decode again."""
