@@ -290,8 +290,8 @@ def test_d12_lower_bars_are_kept_whole_and_the_lids_stay_free(d12_model, d12_fra
             for dx in (-0.1, 0.0, 0.1):
                 x, top = int(round(c[0] + dx * iod)), int(round(c[1] + 0.15 * iod))
                 col = kept[top: int(c[1] + 0.6 * iod), x]
-                starts = np.flatnonzero(np.diff(np.concatenate([[0], col.astype(np.int8), [0]])) == 1)
-                ends = np.flatnonzero(np.diff(np.concatenate([[0], col.astype(np.int8), [0]])) == -1)
+                edges = np.diff(np.concatenate([[0], col.astype(np.int8), [0]]))
+                starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
                 assert len(starts), (frame.number, dx)
                 longest = int(np.argmax(ends - starts))
                 runs.append((ends - starts)[longest] / iod)

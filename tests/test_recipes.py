@@ -99,7 +99,6 @@ def _change(edited) -> dict:
                                                          "eye_src": float(np.mean(a["eye_r"] + a["eye_l"]) / 2)}
 
 
-
 @functools.lru_cache(maxsize=None)
 def _astronaut():
     """The embedded demo face (scikit-image's astronaut, a broad grin), tracked once: a one-frame Track."""

@@ -450,13 +450,15 @@ def _trace(evidence: np.ndarray, fit: np.ndarray, eye_area: np.ndarray,
         good = np.convolve(np.concatenate([good[-3:], good, good[:3]]).astype(float), np.ones(7), "same")[3:-3] >= 3
         rim = on + smooth[:, None] * normal
         # under the eye a frame's lower bar is kept whole: a thick frame's inner edge lies inside the traced rim
-        inner = rim - (cfg.model_rim_inner * iod * np.clip((sa[:, 0] - 0.3) / 0.4, 0.0, 1.0))[:, None] * normal
+        depth = cfg.model_rim_inner * iod * np.clip((sa[:, 0] - 0.3) / 0.4, 0.0, 1.0)
+        inner = rim - depth[:, None] * normal
         for run in _closed_runs(good):
             cv2.polylines(mask, [np.rint(rim[run] * 16).astype(np.int32)], False, 1, thickness=thick,
                           lineType=cv2.LINE_8, shift=4)
             for m0, m1 in zip(run[:-1], run[1:]):
-                quad = np.stack([rim[m0], rim[m1], inner[m1], inner[m0]])
-                cv2.fillConvexPoly(mask, np.rint(quad * 16).astype(np.int32), 1, lineType=cv2.LINE_8, shift=4)
+                if depth[m0] > 0 or depth[m1] > 0:        # the band out to the inner edge (none above the eye)
+                    quad = np.stack([rim[m0], rim[m1], inner[m1], inner[m0]])
+                    cv2.fillConvexPoly(mask, np.rint(quad * 16).astype(np.int32), 1, lineType=cv2.LINE_8, shift=4)
     # the bridge: the strongest consistent line between the lenses' inner sides, above the eye line
     right, left = fit[0], fit[1]
     x0, x1 = int(right[0] + right[2] * 0.9), int(left[0] - left[2] * 0.9)
