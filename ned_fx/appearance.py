@@ -81,10 +81,15 @@ class ShotModels:
     eyes: object | None = None
     glasses: object | None = None
     sources: tuple[str, ...] = field(default_factory=tuple)
+    #: Tx2 how open each eye is per frame of the track (1 open, 0 shut: its lids are kept as the source has them;
+    #: :func:`~ned_fx.rendering.eyes.openness.open_weights`), or None
+    eyes_open: np.ndarray | None = None
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         """Flat ``{"sources": array, "mouth.x": array, "eyes.y": array, ...}`` for the analysis file."""
         out: dict[str, np.ndarray] = {"sources": np.array(list(self.sources), dtype=str)}
+        if self.eyes_open is not None:
+            out["eyes_open"] = np.asarray(self.eyes_open, np.float32)
         for prefix in _LOADERS:
             model = getattr(self, prefix)
             if model is not None:
@@ -104,7 +109,13 @@ class ShotModels:
             if parts[prefix]:
                 kw[prefix] = getattr(importlib.import_module(module, __package__), name).from_arrays(parts[prefix])
         sources = tuple(str(s) for s in np.asarray(d.get("sources", np.array([], dtype=str))).reshape(-1))
-        return cls(sources=sources, **kw)
+        opened = d.get("eyes_open")
+        if opened is not None:
+            opened = np.asarray(opened, np.float32)
+            if opened.ndim != 2 or opened.shape[1] != 2:
+                raise InvalidParameterError(f"eyes_open must be Tx2, got shape {opened.shape} (an analysis file "
+                                            "from another version? analyse the shot again)")
+        return cls(sources=sources, eyes_open=opened, **kw)
 
 
 def white_of(dtype) -> float:
@@ -151,6 +162,15 @@ def _cut(px: np.ndarray, origin: tuple[int, int], box, channels, landmarks: np.n
     return crop, landmarks - np.array([x0, y0, 0.0])[: landmarks.shape[1]]
 
 
+def frame_eye_evidence(px: np.ndarray, channels, landmarks: np.ndarray) -> np.ndarray:
+    """:func:`~ned_fx.rendering.eyes.openness.eye_evidence` of a frame's pixels (HxWxC, any channels) at
+    ``landmarks`` (the pixels' own coordinates): the keeper's and the models pass's one call."""
+    from .compositing import color_channel_indices
+    from .rendering.eyes.openness import eye_evidence
+
+    return eye_evidence(px, landmarks, channels=list(color_channel_indices(channels, px.shape[2])))
+
+
 #: the most bytes of plate crops the tracking pass keeps for the appearance models (beyond: a second decode)
 KEEP_BYTES = 512 << 20
 #: the most bytes of whole decoded frames the tracking pass keeps for the render (beyond: the render decodes)
@@ -195,6 +215,9 @@ class FrameKeeper:
         self.full = False                       # over budget: nothing more is kept (the models decode again)
         self._frames: dict = {}                 # index -> Frame, until its face is located
         self.crops: dict = {}                   # index -> (pixels, (x0, y0), channels, display_to_data)
+        #: face id -> {index: 2x2 eye evidence} of every frame (:func:`~ned_fx.rendering.eyes.openness.eye_evidence`
+        #: at the tracker's own landmarks: the models pass's shut-eye weights), when the eyes sub-stage runs
+        self.evidence: dict | None = {} if config.builds_models and config.eyes else None
         self._lock = threading.Lock()
 
     def offer(self, index: int, frame) -> None:
@@ -207,7 +230,7 @@ class FrameKeeper:
                 else:
                     self.frames.append(frame)
                     self._frame_room -= size
-            if index in self.wanted and not self.full:
+            if (index in self.wanted and not self.full) or self.evidence is not None:
                 self._frames[index] = frame
 
     def decoded_frames(self, count: int) -> list | None:
@@ -223,10 +246,16 @@ class FrameKeeper:
             frame = self._frames.pop(index, None)
             # a frame the keeper holds whole anyway (within frame_bytes) lends its crop as a view, not a copy
             whole = self.frames is not None and index < len(self.frames) and self.frames[index] is frame
-        if frame is None or not faces or self.full:
+        if frame is None or not faces:
             return
         px = frame.pixels if frame.pixels.ndim == 3 else frame.pixels[:, :, None]
         shift = np.asarray(frame.display_to_data, np.float64)
+        if self.evidence is not None:
+            for fid, (lm, _) in faces.items():
+                self.evidence.setdefault(fid, {})[index] = frame_eye_evidence(px, getattr(frame, "channels", None),
+                                                                              np.asarray(lm, np.float64) + shift)
+        if index not in self.wanted or self.full:
+            return
         pts = np.concatenate([np.asarray(lm, np.float64)[:, :3] for lm, _ in faces.values()]) + shift
         if not np.isfinite(pts[:, :2]).all():
             return
@@ -305,7 +334,7 @@ def build_shot_models(path: str | Path, track, edited, frames: str | None = None
 
         plan = plan_mouth(stored.mouth, edited.source_landmarks, edited.target_landmarks, edited.found)
     return ShotModels(mouth=stored.mouth, mouth_plan=plan, eyes=stored.eyes, glasses=stored.glasses,
-                      sources=stored.sources)
+                      sources=stored.sources, eyes_open=stored.eyes_open)
 
 
 def _build_models(path, track, edited, frames, actor_footage, config, tracker_config, progress,
@@ -340,13 +369,31 @@ def _build_models(path, track, edited, frames, actor_footage, config, tracker_co
             seen += 1
             if wanted:
                 plan.append((k, wanted))
-    if kept is not None and all(kept.holds(k, edited.source_landmarks[k]) for k, _ in plan):
+    evidence = None
+    if config.eyes:         # every frame's eye evidence (shut eyes), at the tracker's own landmarks
+        evidence = np.full((len(track.frame_numbers), 2, 2), np.nan)
+        measured = (kept.evidence or {}).get(track.face_id, {}) if kept is not None else {}
+        for k, ev in measured.items():
+            if 0 <= k < len(evidence):
+                evidence[k] = ev
+        if any(track.found[k] and k not in measured for k in range(len(evidence))):
+            measured = None                # the keeper did not see them all: measured in the decode below
+    if kept is not None and all(kept.holds(k, edited.source_landmarks[k]) for k, _ in plan) and \
+            (evidence is None or measured is not None):
         # the tracking pass kept them: no second decode
         _feed(((k, wanted, kept.crop(k, edited.source_landmarks[k])) for k, wanted in plan), builders,
               progress, len(plan))
     else:
-        _decode_for_models(path, frames, index, edited, builders, every, progress)
-    return _extra_footage(path, actor_footage, builders, tracker_config, mouth, eyes, glasses)
+        _decode_for_models(path, frames, index, edited, builders, every, progress,
+                           (track, evidence) if evidence is not None else None)
+    models = _extra_footage(path, actor_footage, builders, tracker_config, mouth, eyes, glasses)
+    if evidence is not None:
+        from dataclasses import replace
+
+        from .rendering.eyes.openness import open_weights
+
+        models = replace(models, eyes_open=open_weights(evidence, track.fps))
+    return models
 
 
 def _feed(items, builders: list, progress, total: int) -> None:
@@ -400,8 +447,9 @@ def _feed(items, builders: list, progress, total: int) -> None:
         raise failed[0]
 
 
-def _decode_for_models(path, frames, index, edited, builders, every, progress) -> None:
-    """The builders' frames, decoded (the appearance pass's own decode of the shot)."""
+def _decode_for_models(path, frames, index, edited, builders, every, progress, eyes=None) -> None:
+    """The builders' frames, decoded (the appearance pass's own decode of the shot); with ``eyes`` =
+    ``(track, evidence)``, every frame's eye evidence is written into ``evidence`` (Tx2x2) too."""
     from .media import open_media, parse_frame_range
 
     with open_media(path, parse_frame_range(frames)) as source:
@@ -412,6 +460,10 @@ def _decode_for_models(path, frames, index, edited, builders, every, progress) -
             for frame in source:
                 k = index.get(int(frame.number))
                 wanted, crop = [], None
+                if eyes is not None and k is not None and eyes[0].found[k]:
+                    px = frame.pixels if frame.pixels.ndim == 3 else frame.pixels[:, :, None]
+                    eyes[1][k] = frame_eye_evidence(px, getattr(frame, "channels", None),
+                                                    eyes[0].landmarks_raw[k] + frame.display_to_data)
                 if k is not None and edited.found[k]:
                     wanted = [b for b in builders if seen % every[id(b)] == 0]
                     seen += 1
@@ -454,7 +506,7 @@ def _extra_footage(path, actor_footage, builders, tracker_config, mouth, eyes, g
 
 
 #: bump when what the cached models hold, or how they are built, changes meaning
-MODELS_CACHE_VERSION = 2       # 2: the builders' code and default configs are in the key
+MODELS_CACHE_VERSION = 3       # 2: the builders' code and default configs are in the key; 3: eyes_open
 
 
 def _models_key(path, edited, frames, actor_footage, config: ContentConfig, tracker_config) -> str | None:

@@ -952,6 +952,27 @@ def locate_face(track, edited, index: dict, frame: Frame) -> FaceLocation:
     return FaceLocation(k, None, box, s, d, shift)
 
 
+def pin_shut_eyes(edited, opened: np.ndarray):
+    """``edited`` with each shut eye's lids kept as the source has them (per frame, by ``1 - opened``: the shot
+    models' ``eyes_open``, Tx2; :func:`~ned_fx.rendering.eyes.openness.pin_shut_lids`): an eye the tracker follows
+    open through a wink is neither widened nor narrowed. The same object when no frame has a shut eye."""
+    from dataclasses import replace
+
+    from .rendering.eyes.openness import pin_shut_lids
+
+    opened = np.asarray(opened, np.float64)
+    if opened.shape != (len(edited.found), 2):
+        raise InvalidParameterError(f"eyes_open has shape {opened.shape}, the shot {len(edited.found)} frames "
+                                    "(models of another shot? analyse it again)")
+    shut = [k for k in np.flatnonzero(opened.min(axis=1) < 1.0) if edited.found[k]]
+    if not shut:
+        return edited
+    target = np.array(edited.target_landmarks, copy=True)
+    for k in shut:
+        target[k] = pin_shut_lids(edited.source_landmarks[k], target[k], opened[k])
+    return replace(edited, target_landmarks=target)
+
+
 class ShotRenderer:
     """Renders any frame of an analysed shot on request (the daemon keeps one per session).
 
@@ -973,8 +994,11 @@ class ShotRenderer:
         from .compositing import Compositor
         from .rendering import GeometryRenderer, build_render_mesh
 
+        content = content if content is not None else ContentConfig()
+        if models is not None and getattr(models, "eyes_open", None) is not None and content.eyes:
+            edited = pin_shut_eyes(edited, models.eyes_open)
         self.track, self.edited = track, edited
-        self.content = FaceContent(models, content if content is not None else ContentConfig())
+        self.content = FaceContent(models, content)
         self.renderer = GeometryRenderer(renderer_config)
         self.neural = checkpoint is not None
         if self.neural:

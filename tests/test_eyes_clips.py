@@ -90,3 +90,97 @@ def test_the_eye_measure_leaves_the_lid_margin_to_the_lid():
     strict = bm.eye_new_area_ratio(rgb, rgb, lm, sliver, "right", margin_px=0)
     assert strict["n"] >= 8 and strict["ratio"] < 0.7, strict   # lash pixels, nothing uncovered ...
     assert np.isnan(bm.eye_new_area_ratio(rgb, rgb, lm, sliver, "right")["ratio"])     # ... and not counted
+
+
+def test_a_wink_the_tracker_misses_keeps_its_lids(tmp_path):
+    """d3.mp4 winks (her left eye over frames 5-21, her right over 35-53, both shut from 56) while the tracker
+    follows both eyes open. The shot's eye evidence (how bright the tracked opening's "sclera" is against the same
+    eye around then) finds each shut eye, and surprise keeps its lids as the source has them, where before it
+    stretched the lashes and lid into a dark smear; the open eye beside it still widens."""
+    from ned_fx import topology as T
+    from ned_fx.pipeline import ShotRenderer, read_analysis
+
+    src, out, s, d = _edit(tmp_path, "d3.mp4", "surprised", "0-59")
+    shot = read_analysis(tmp_path / "full" / "analysis.npz")
+    opened = shot.models.eyes_open
+    assert opened.shape == (60, 2)
+    assert opened[:4].min() > 0.9, opened[:4]                          # both open at the start
+    assert opened[7:20, 1].max() < 0.05, opened[7:20, 1]               # the left eye's wink
+    assert opened[37:46, 0].max() < 0.15, opened[37:46, 0]             # the right eye's
+    assert opened[57:, 1].max() < 0.05 and opened[37:46, 1].min() > 0.95
+
+    pinned = ShotRenderer(shot.track, shot.edited, models=shot.models).edited.target_landmarks
+
+    def opening(lm, eye, k):
+        up, low, a, b = (386, 374, 362, 263) if eye == "left" else (159, 145, 33, 133)
+        return np.linalg.norm(lm[k, up, :2] - lm[k, low, :2]) / np.linalg.norm(lm[k, a, :2] - lm[k, b, :2])
+
+    for k in range(8, 20):
+        assert abs(opening(pinned, "left", k) - opening(s, "left", k)) < 0.01, k      # kept
+        assert opening(d, "left", k) > opening(s, "left", k) + 0.05, k                # the plan widened it
+        assert opening(pinned, "right", k) > opening(s, "right", k) + 0.02, k          # the open eye widens
+    # the picture: where the plan widened the shut eye, the lashes and lid are not stretched over it (the output
+    # stays near the source there; the brow's rise above still shows), against the same shot's render without
+    # the shut-eye weights; an open eye renders the same either way
+    import cv2
+    from dataclasses import replace
+
+    from ned_fx.media import open_media, to_display_rgb8
+
+    plain = ShotRenderer(shot.track, shot.edited, models=replace(shot.models, eyes_open=None))
+    pinning = ShotRenderer(shot.track, shot.edited, models=shot.models)
+    cases = {2: T.LEFT_EYE, 12: T.LEFT_EYE, 16: T.LEFT_EYE, 40: T.RIGHT_EYE, 45: T.RIGHT_EYE}
+    with open_media(footage("d3.mp4"), "0-45") as frames:
+        for frame in frames:
+            if frame.number not in cases:
+                continue
+            k, eye = frame.number, cases[frame.number]
+            masks = []
+            for lm in (s[k], d[k]):
+                m = np.zeros(frame.pixels.shape[:2], np.uint8)
+                cv2.fillPoly(m, [np.round(lm[list(eye), :2]).astype(np.int32)], 1)
+                masks.append(m > 0)
+            band = masks[1] & ~masks[0]
+            assert band.sum() > 300, k
+            before = to_display_rgb8(frame).astype(float)
+            diff = [np.abs(to_display_rgb8(r.render(frame)[0]).astype(float) - before)[band].mean()
+                    for r in (plain, pinning)]
+            if k == 2:
+                assert diff[1] == diff[0] and diff[0] > 20, diff           # open: widened either way
+            else:
+                assert diff[1] < 0.6 * diff[0], (k, diff)
+
+
+def test_open_eyes_are_not_judged_shut_behind_glasses_or_looking_up():
+    """d12.mp4 (clear thick glasses; he laughs looking up over frames 31-49, his irises under the lids, which the
+    renderer's per-frame "is there an eye" test reads as no eye) and the stills: no eye is judged shut."""
+    from ned_fx.appearance import build_shot_models
+    from ned_fx.pipeline import EditInstruction, plan_edit, track_media
+
+    for name in ("d12.mp4", "d8.jpg", "people_0.png"):
+        track = track_media(footage(name))
+        edited = plan_edit(track, EditInstruction(emotion="surprised"))
+        opened = build_shot_models(footage(name), track, edited).eyes_open
+        assert opened.shape == (len(track.frame_numbers), 2)
+        assert opened.min() > 0.5, (name, np.argwhere(opened <= 0.5)[:10])
+
+
+def test_pinning_a_shut_eye_moves_only_its_lids_and_iris():
+    """pin_shut_lids: an open eye (weight 1) and an unchanged target are left bit-exact; a shut eye's contour and
+    iris go where the warp carries the source's (its corners' similarity), nothing else moves."""
+    from ned_fx import topology as T
+    from ned_fx.rendering.eyes.openness import pin_shut_lids
+
+    rng = np.random.default_rng(3)
+    src = rng.uniform(100, 300, (478, 3))
+    dst = src + rng.normal(0, 2, src.shape)
+    assert np.array_equal(pin_shut_lids(src, dst, np.ones(2)), dst)
+    assert np.array_equal(pin_shut_lids(src, src, np.zeros(2)), src)
+    got = pin_shut_lids(src, dst, np.array([1.0, 0.0]))
+    left = sorted((set(T.LEFT_EYE) | set(T.LEFT_IRIS)) - {362, 263})
+    others = np.setdiff1d(np.arange(478), left)
+    assert np.array_equal(got[others], dst[others]) and not np.allclose(got[left], dst[left])
+    # the left eye's shape relative to its corners is the source's
+    rel = lambda lm: (lm[left, :2] - lm[362, :2]) @ np.linalg.inv(np.array(  # noqa: E731
+        [[lm[263, 0] - lm[362, 0], lm[263, 1] - lm[362, 1]], [lm[362, 1] - lm[263, 1], lm[263, 0] - lm[362, 0]]]))
+    assert np.allclose(rel(got), rel(src), atol=1e-9)

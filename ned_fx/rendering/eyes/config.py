@@ -65,6 +65,10 @@ class EyeConfig:
             model's (full eyeball from ``sclera_dim[1]``), or whose iris is at least ``iris_contrast`` of its
             sclera's brightness, shows no eye (a blink the tracker missed: lashes and lid in the tracked opening);
             that eye gets no eyeball.
+        shut_sclera, shut_reference: a shot's eye is shut (its lids kept as the source has them: no widening over
+            a wink the tracker missed) where its brightest "sclera" is below ``shut_sclera[0]`` x the same
+            eye's own (its 90th percentile over ``shut_reference`` seconds around the frame), open
+            from ``shut_sclera[1]`` (:func:`~ned_fx.rendering.eyes.openness.open_weights`).
         colour_match_limits: the rendered eyeball is matched to each frame's own visible sclera and iris by a
             gain clipped to this range.
         seam_bins, seam_min, seam_limits: where the eyeball fades into the real eye, it is matched to the real
@@ -106,6 +110,8 @@ class EyeConfig:
     blur: float = 0.012
     sclera_dim: tuple[float, float] = (0.5, 0.75)
     iris_contrast: float = 0.75
+    shut_sclera: tuple[float, float] = (0.55, 0.7)
+    shut_reference: float = 4.0
     colour_match_limits: tuple[float, float] = (0.75, 1.33)
     seam_bins: int = 6
     seam_min: float = 0.6
@@ -121,14 +127,15 @@ class EyeConfig:
                      "pupil_ratio_default", "lid_inset", "edge_softness", "reach", "reach_max", "blend",
                      "min_soft_px", "min_coverage", "min_move", "lid_shadow", "lid_shadow_reach", "lower_lid_shadow",
                      "corner_shading", "corner_start", "highlight", "limbus_softness", "catch_margin", "blur",
-                     "iris_detail", "iris_contrast", "seam_min", "seam_reach"):
+                     "iris_detail", "iris_contrast", "seam_min", "seam_reach", "shut_reference"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or value < 0:
                 raise InvalidParameterError(f"EyeConfig.{name} must be a number >= 0, got {value!r}")
-        lo, hi = self.sclera_dim
-        if not 0 <= lo < hi:
-            raise InvalidParameterError(f"EyeConfig.sclera_dim must be (low, high) with 0 <= low < high, "
-                                        f"got {self.sclera_dim!r}")
+        for name in ("sclera_dim", "shut_sclera"):
+            lo, hi = getattr(self, name)
+            if not 0 <= lo < hi:
+                raise InvalidParameterError(f"EyeConfig.{name} must be (low, high) with 0 <= low < high, "
+                                            f"got {getattr(self, name)!r}")
         for name in ("lid_shadow", "lower_lid_shadow", "corner_shading", "corner_start", "min_coverage"):
             if getattr(self, name) >= 1:
                 raise InvalidParameterError(f"EyeConfig.{name} must be below 1, got {getattr(self, name)!r}")

@@ -177,17 +177,10 @@ class EyeModelBuilder:
             radius = c.iris_ratio_default * w
 
         # -- the sclera: inside the lids, away from the iris and the lashes
-        seen = inner_distance(polygon_mask(poly, x0, y0, x1, y1)) > margin + 0.5
-        rows, cols = np.nonzero(seen)
-        pts = np.stack([cols + (x0 + 0.5), rows + (y0 + 0.5)], axis=1).astype(np.float64)
-        keep = np.hypot(*(pts - centre).T) > c.sclera_exclusion * radius
-        if np.count_nonzero(keep) < 3:
+        got = sclera_samples(crop, (x0, y0, x1, y1), poly, centre, radius, margin, c)
+        if got is None:
             return
-        vals = crop[rows[keep], cols[keep]].astype(np.float64)
-        pts = pts[keep]
-        lum = luminance(vals)
-        bright = lum >= c.sclera_floor * np.percentile(lum, 90)     # not a lash, the iris or the caruncle
-        vals, pts, lum = vals[bright], pts[bright], lum[bright]
+        vals, pts, lum = got
         # a blink the tracker missed shows lashes and lid in the tracked opening: far dimmer "sclera" than the
         # frames so far (the renderer's own test, against the running median)
         level = float(lum.mean())
@@ -303,6 +296,27 @@ class EyeModelBuilder:
         return {"iris_texture": tex, "iris_ratio": ratio, "pupil_ratio": pupil, "pupil_colour": pupil_colour,
                 "sclera_colour": sclera, "sclera_shading": u_prof, "lid_shading": d_prof, "softness": soft,
                 "frames": acc.frames}
+
+
+def sclera_samples(crop: np.ndarray, box, poly: np.ndarray, centre: np.ndarray, radius: float, margin: float,
+                   config: EyeConfig):
+    """The visible sclera of one eye: ``(values NxK, pixel centres Nx2, luminance N)`` of the pixels inside the lid
+    polygon ``poly`` (more than ``margin`` in: not the lashes), beyond ``sclera_exclusion`` iris radii from the iris
+    and at least ``sclera_floor`` of the opening's 90th-percentile brightness (not a lash, the iris or the
+    caruncle); None when fewer than 3 pixels qualify. ``crop`` covers ``box`` = (x0, y0, x1, y1) of the picture
+    ``poly`` and ``centre`` are in."""
+    x0, y0, x1, y1 = box
+    seen = inner_distance(polygon_mask(poly, x0, y0, x1, y1)) > margin + 0.5
+    rows, cols = np.nonzero(seen)
+    pts = np.stack([cols + (x0 + 0.5), rows + (y0 + 0.5)], axis=1).astype(np.float64)
+    keep = np.hypot(*(pts - centre).T) > config.sclera_exclusion * radius
+    if np.count_nonzero(keep) < 3:
+        return None
+    vals = crop[rows[keep], cols[keep]].astype(np.float64)
+    pts = pts[keep]
+    lum = luminance(vals)
+    bright = lum >= config.sclera_floor * np.percentile(lum, 90)
+    return vals[bright], pts[bright], lum[bright]
 
 
 def _profile(moments: np.ndarray, lum: np.ndarray, at: np.ndarray, mean: float, lo: float, hi: float) -> np.ndarray:
