@@ -7,7 +7,9 @@ upper lid, laid only where the opening is new (see :class:`EyeRenderer`).
 
 Public contract: :class:`EyeConfig`; per shot :class:`EyeModelBuilder` (``add(index, pixels, landmarks)``,
 ``finish() -> EyeModel``; :class:`EyeModel` ``to_arrays``/``from_arrays``); per frame :class:`EyeRenderer`
-(``render(RegionInputs) -> RenderedLayer | None``). numpy and OpenCV (imported when used).
+(``render(RegionInputs) -> RenderedLayer | None``); per shot, for eyes the tracker follows open while they are
+shut, :mod:`.openness` (``eye_evidence`` per frame, ``open_weights`` over the shot, ``pin_shut_lids`` per
+frame's target). numpy and OpenCV (imported when used).
 """
 
 from .config import EyeConfig
