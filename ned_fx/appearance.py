@@ -175,6 +175,10 @@ def frame_eye_evidence(px: np.ndarray, channels, landmarks: np.ndarray) -> np.nd
 KEEP_BYTES = 512 << 20
 #: the most bytes of whole decoded frames the tracking pass keeps for the render (beyond: the render decodes)
 KEEP_FRAME_BYTES = 512 << 20
+#: the largest frame the tracking pass holds until its face is found, to measure its eyes (:func:`frame_eye_evidence`;
+#: a few frames at a time, the decode's lead over the tracker): a larger plate (a 4K float EXR) is not held, and the
+#: models pass takes the eyes' evidence from its own decode
+EVIDENCE_FRAME_BYTES = 32 << 20
 
 
 class FrameKeeper:
@@ -186,7 +190,9 @@ class FrameKeeper:
 
     The frames kept are the even sample the builders take when every frame has a face (known before tracking:
     the shot's length); each is cut to the tracker's face box grown by 1.5 times its size on every side (the
-    builders' crop, around the smoothed landmarks, is 1 time: it lies inside). Memory is bounded by
+    builders' crop, around the smoothed landmarks, is 1 time: it lies inside). Every frame's eye evidence
+    (:func:`frame_eye_evidence`, at the tracker's landmarks) is taken too, for the shut-eye weights, while frames
+    are at most :data:`EVIDENCE_FRAME_BYTES` (a frame is held only until its face is found). Memory is bounded by
     ``max_bytes``; a shot whose sample differs (frames without a face) or whose crops do not hold the builders'
     crops is decoded again, as without a keeper. Thread-safe: :meth:`offer` runs in the decoder's thread,
     :meth:`located` in the tracker's.
@@ -230,6 +236,9 @@ class FrameKeeper:
                 else:
                     self.frames.append(frame)
                     self._frame_room -= size
+            if self.evidence is not None and index not in self.wanted and \
+                    frame.pixels.nbytes > EVIDENCE_FRAME_BYTES:
+                self.evidence = None              # a 4K float plate is not held for it: the models pass measures
             if (index in self.wanted and not self.full) or self.evidence is not None:
                 self._frames[index] = frame
 
@@ -250,10 +259,11 @@ class FrameKeeper:
             return
         px = frame.pixels if frame.pixels.ndim == 3 else frame.pixels[:, :, None]
         shift = np.asarray(frame.display_to_data, np.float64)
-        if self.evidence is not None:
+        evidence = self.evidence            # (offer() may drop it meanwhile: then these are never read)
+        if evidence is not None:
             for fid, (lm, _) in faces.items():
-                self.evidence.setdefault(fid, {})[index] = frame_eye_evidence(px, getattr(frame, "channels", None),
-                                                                              np.asarray(lm, np.float64) + shift)
+                evidence.setdefault(fid, {})[index] = frame_eye_evidence(px, getattr(frame, "channels", None),
+                                                                         np.asarray(lm, np.float64) + shift)
         if index not in self.wanted or self.full:
             return
         pts = np.concatenate([np.asarray(lm, np.float64)[:, :3] for lm, _ in faces.values()]) + shift

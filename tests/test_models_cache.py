@@ -221,6 +221,33 @@ def test_a_shot_that_does_not_fit_is_never_kept_in_part():
     assert crops.full and not crops.crops
 
 
+def test_frames_are_held_for_their_eyes_only_while_small(monkeypatch):
+    """The keeper measures every frame's eyes (the shut-eye weights), holding each frame until its face is found;
+    a plate larger than EVIDENCE_FRAME_BYTES (a 4K float EXR) is never held for it (only the builders' sample
+    is): the evidence is dropped and the models pass measures the eyes in its own decode."""
+    import ned_fx.appearance as appearance
+    from ned_fx.appearance import FrameKeeper
+    from ned_fx.media.frames import Frame
+
+    lm = np.zeros((478, 3))
+    lm[:, :2] = np.random.default_rng(0).uniform(28, 36, (478, 2))
+    small = FrameKeeper(4000, frame_bytes=0)            # the builders sample frames 0, 34, 68, ...: not 1, 2
+    big = Frame.from_array(np.zeros((64, 64, 3), np.uint8), number=1)
+    monkeypatch.setattr(appearance, "EVIDENCE_FRAME_BYTES", big.pixels.nbytes)
+    for i in range(3):
+        small.offer(i, Frame.from_array(big.pixels, number=i))
+    assert sorted(small._frames) == [0, 1, 2]                         # held until located
+    for i in range(3):
+        small.located(i, {7: (lm, 1.0)})
+    assert not small._frames and sorted(small.evidence[7]) == [0, 1, 2]
+    assert small.evidence[7][1].shape == (2, 2)
+    monkeypatch.setattr(appearance, "EVIDENCE_FRAME_BYTES", big.pixels.nbytes - 1)
+    large = FrameKeeper(4000, frame_bytes=0)
+    for i in range(3):
+        large.offer(i, Frame.from_array(big.pixels, number=i))
+    assert large.evidence is None and sorted(large._frames) == [0]     # only the builders' sample (frame 0)
+
+
 def test_the_matte_memo_gives_back_the_very_matte_and_misses_on_any_other_frame(tmp_path, monkeypatch):
     """A matte held by MatteMemo comes back bit for bit (a -0.0 too) after a store and a load; another box,
     other pixels, other landmarks or another white miss; a full budget stops recording; no key: nothing stored."""
