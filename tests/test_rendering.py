@@ -256,12 +256,25 @@ def test_grid_inside_polygon_answers_as_the_point_by_point_test():
             assert 0 < got.sum() < got.size
 
 
-def test_one_frame_cpu_field_and_labels_equal_the_batched_ones_bit_for_bit():
+@pytest.mark.parametrize("threads", [2, 1])
+def test_one_frame_cpu_field_and_labels_equal_the_batched_ones_bit_for_bit(threads):
     """The one-frame CPU path (each rule on its own cells, numpy/OpenCV helpers for the openings' cells and
     cover, the scanline label rasteriser) computes exactly what the batched, exportable graph computes: on
     two frames of d12 with a smile, an opened mouth and raised/lowered lids, every output of the field is
-    bit-identical to the same frame's in a batch of two, and the label maps equal a cell-by-cell
-    rasterisation."""
+    bit-identical to the same frame's in a batch of two (with torch on 2 threads), and the label maps equal a
+    cell-by-cell rasterisation. With torch on 1 thread (what ``threads.configure`` gives a 2-core machine) MKL's
+    sgemm blocks the outside-the-mesh Shepard products (one frame: its own cells, transposed; a batch: every
+    cell) differently, and the offsets differ in the last float32 bits (measured: <= 1e-5 px): there they must
+    agree to 1e-4 px."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        _one_frame_equals_the_batch(exact=threads == 2)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _one_frame_equals_the_batch(exact: bool) -> None:
     track = our_track("d12.mp4")
     frames = decode_rgb("d12.mp4")[0]
     renderer = GeometryRenderer()
@@ -285,7 +298,8 @@ def test_one_frame_cpu_field_and_labels_equal_the_batched_ones_bit_for_bit():
             for j in range(2):
                 one = renderer.field((h, w), src, dsts[i + j], mesh)
                 for name, a, b in zip(one._fields, one, batch):
-                    assert torch.equal(a[0], b[j]), (f, i + j, name, float((a[0] - b[j]).abs().max()))
+                    same = torch.equal(a[0], b[j]) if exact else bool(((a[0] - b[j]).abs() <= 1e-4).all())
+                    assert same, (f, i + j, name, float((a[0] - b[j]).abs().max()))
                 assert float(one.cover.max()) > 0.5
                 checked += 1
     assert checked == 8
