@@ -55,11 +55,12 @@ ALIASES = {"happiness": "happy", "joy": "happy", "sadness": "sad", "surprise": "
 #:   MediaPipe then reads d12's inner brows 0.019 IOD lower, -0.3: 0.009); the corners drawn in against the
 #:   grin (AU12 -0.3: +0.16, WDA's mouth r 0.933 on the whole clip); the chin raiser (AU17 0.3 with it: +0.17,
 #:   WDA 0.925; alone +0.15); deeper lids (AU5 -0.7: +0.145).
-#: * surprised 1+2+5+26 (+25, the lips part with the jaw); the jaw at 0.65: since a shut eye keeps its lids
-#:   (d3's winks, ``rendering/eyes/openness.py``), the widened eyes carry less of d3's first 60 frames, and the
-#:   classifier's rise on 12 of them fell to +0.149 (jaw 0.6) -> +0.156 (0.65; 0.7: +0.172, but the taller face
-#:   region moved the occluder detector's forehead hair onto WDA's temple skin, test_occlusion; AU5 1.2: +0.158;
-#:   brows 1.1: +0.16 but a raised brow's fringe thickens past test_brows' floor). WDA/d12 +0.385/+0.44.
+#: * surprised 1+2+5+26 (+25, the lips part with the jaw); the inner brows at 1.1: since a shut eye keeps its
+#:   lids (d3's winks, ``rendering/eyes/openness.py``), the widened eyes carry less of d3's first 60 frames, and the
+#:   classifier's rise on 12 of them fell to +0.149 (AU1 1.0) -> +0.155 (WDA/d12 +0.387/+0.404). Tried: both brows 1.1 (+0.16, but a
+#:   raised brow's fringe thickens past test_brows' floor); the jaw 0.65/0.7 (+0.156/+0.172, but the stills'
+#:   re-tracked eye symmetry fell, people_0 0.86 -> 0.82, and at 0.7 the taller face region moved the occluder
+#:   detector's forehead hair onto WDA's temple skin, test_occlusion); AU5 1.2 (+0.158).
 #: * fearful 1+2+4+5+20+26 (+25).
 #: * angry 4+7+23+24 (+15): brows down and drawn together hard, the lids tightened into a narrowed, hard stare,
 #:   the lips pressed thin (AU23 0.8: at 1.0 WDA's re-tracked mouth opening followed the source at r 0.949) with
@@ -80,7 +81,7 @@ PROTOTYPES: dict[str, dict[str, float]] = {
     "neutral": {},
     "happy": {"AU6": 1.0, "AU12": 1.0},
     "sad": {"AU1": 1.6, "AU4": 0.8, "AU5": -0.5, "AU15": 0.9},
-    "surprised": {"AU1": 1.0, "AU2": 1.0, "AU5": 1.0, "AU25": 0.4, "AU26": 0.65},
+    "surprised": {"AU1": 1.1, "AU2": 1.0, "AU5": 1.0, "AU25": 0.4, "AU26": 0.6},
     "fearful": {"AU1": 1.15, "AU2": 0.6, "AU4": 0.7, "AU5": 1.0, "AU20": 0.8, "AU25": 0.4, "AU26": 0.3},
     "angry": {"AU4": 1.4, "AU7": 1.5, "AU15": 0.4, "AU23": 0.8, "AU24": 0.5},
     "disgusted": {"AU9": 1.0, "AU10": 0.4, "AU15": 0.5, "AU16": 0.5},
