@@ -1,9 +1,9 @@
 """Is each eye open? Per-frame evidence from the plate, and a whole shot's smoothed answer.
 
 The tracker's lids do not always follow a shut eye (d3.mp4: a wink of 17 frames reads 55-75 % of the eye's
-usual opening). What the pixels in the tracked opening show does: an open eye has a bright sclera and an iris
-darker than it; a shut one shows the lid's skin and lashes. :func:`eye_evidence` measures those two levels in
-one frame (plate values, no model needed: the tracking pass can take it from frames it decodes anyway);
+usual opening). What the pixels in the tracked opening show does: an open eye has a bright sclera; a shut one
+shows the lid's skin and lashes. :func:`eye_evidence` measures the opening's brightest "sclera" in one frame
+(plate values, no model needed: the tracking pass can take it from frames it decodes anyway);
 :func:`open_weights` compares a whole shot's evidence with the shot's own sclera around each frame and smooths
 it over time, so one dim frame (a lash in front of the sclera) neither opens nor shuts an eye on its own;
 :func:`pin_shut_lids` keeps a shut eye's lids where they are in the target.
@@ -13,16 +13,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._geometry import EYES, EyeFrame, luminance, polygon_area, polygon_sdf, smoothstep
+from ._geometry import EYES, EyeFrame, polygon_area, smoothstep
 from .config import EyeConfig
 from .model import sclera_samples
 
 
 def eye_evidence(pixels: np.ndarray, landmarks: np.ndarray, config: EyeConfig | None = None,
                  channels=None) -> np.ndarray:
-    """What one frame shows of each eye: a 2x2 array, per eye (right, left) the brightness of its brightest
-    "sclera" and of its iris ring (plate values, the mean over colour channels); NaN where it cannot be measured
-    (no finite landmarks, an opening too small: a blink the tracker saw).
+    """What one frame shows of each eye: 2 values, per eye (right, left) the brightness of its brightest
+    "sclera" (plate values, the mean over colour channels, sampled as the eye model samples it:
+    :func:`~.model.sclera_samples`); NaN where it cannot be measured (no finite landmarks, an opening too small:
+    a blink the tracker saw).
 
     Args:
         pixels: HxWxK (or HxW) plate values of the picture the landmarks are in (any dtype; only the eyes' boxes
@@ -31,7 +32,7 @@ def eye_evidence(pixels: np.ndarray, landmarks: np.ndarray, config: EyeConfig | 
         channels: the colour channels' indices in ``pixels`` (None: all).
     """
     c = config or EyeConfig()
-    out = np.full((2, 2), np.nan)
+    out = np.full(2, np.nan)
     px = np.asarray(pixels)
     if px.ndim == 2:
         px = px[:, :, None]
@@ -41,8 +42,7 @@ def eye_evidence(pixels: np.ndarray, landmarks: np.ndarray, config: EyeConfig | 
         poly = lm[list(contour)]
         if not (np.isfinite(poly).all() and np.isfinite(lm[list(iris)]).all()):
             continue
-        frame = EyeFrame(lm, corners)
-        w = frame.w
+        w = EyeFrame(lm, corners).w
         if w < 4.0 or polygon_area(poly) / (w * w) < c.min_opening:
             continue
         x0, y0 = int(max(np.floor(poly[:, 0].min()) - 1, 0)), int(max(np.floor(poly[:, 1].min()) - 1, 0))
@@ -55,25 +55,9 @@ def eye_evidence(pixels: np.ndarray, landmarks: np.ndarray, config: EyeConfig | 
         radius = float(np.mean(np.hypot(*(lm[list(iris[1:])] - centre).T)))
         if not 0.08 * w < radius < 0.4 * w:
             radius = c.iris_ratio_default * w
-        margin = c.lash_margin * w
-        got = sclera_samples(crop, (x0, y0, x1, y1), poly, centre, radius, margin, c)
-        if got is None:
-            continue
-        out[e, 0] = float(got[2].mean())
-        # the iris ring (half to nine tenths of its radius: not the pupil, not the limbus), inside the lids
-        gy, gx = np.mgrid[y0:y1, x0:x1]
-        pts = np.stack([gx.ravel() + 0.5, gy.ravel() + 0.5], axis=1).astype(np.float64)
-        dist = np.hypot(*(pts - centre).T)
-        near = (dist > 0.5 * radius) & (dist < 0.9 * radius)
-        if np.count_nonzero(near) < 8:
-            continue
-        sd, _, _ = polygon_sdf(pts[near], poly)
-        lum = luminance(crop.reshape(-1, crop.shape[2])[near][sd > margin + 0.5])
-        if len(lum) < 8:
-            continue
-        lum = lum[lum < c.highlight * np.median(lum)]          # not a catchlight
-        if len(lum) >= 8:
-            out[e, 1] = float(lum.mean())
+        got = sclera_samples(crop, (x0, y0, x1, y1), poly, centre, radius, c.lash_margin * w, c)
+        if got is not None:
+            out[e] = float(got[2].mean())
     return out
 
 
@@ -81,21 +65,21 @@ def open_weights(evidence: np.ndarray, fps: float = 25.0, config: EyeConfig | No
     """How open each eye is, frame by frame: a Tx2 float32 array in [0, 1] (1: the eye shows its eyeball as
     usual, 0: it is shut; 1 where nothing was measured).
 
-    ``evidence`` is each frame's :func:`eye_evidence` (Tx2x2, NaN where unmeasured). An eye's sclera level is
+    ``evidence`` is each frame's :func:`eye_evidence` (Tx2, NaN where unmeasured). An eye's sclera level is
     compared with the same eye's, there and then: its 90th percentile over ``EyeConfig.shut_reference`` seconds
     around the frame (a light that changes over the shot, or one eye in shadow, does not count; an eye must be
-    seen open within that window to be judged shut, so a still is never judged shut); below
-    ``shut_sclera[0]`` of it the eye is shut, from ``shut_sclera[1]`` open. Then smoothed over time: a running median over 5 frames (one dim or bright frame does not count), then
-    a 3-frame mean (a lid pinned or let go over a few frames, as a real lid moves). The iris's contrast is not
-    used: behind glasses, or with the iris under a lid looking up, it reads "no eye" on open eyes (d12.mp4).
+    seen open within that window to be judged shut, so a still is never judged shut); below ``shut_sclera[0]``
+    of it the eye is shut, from ``shut_sclera[1]`` open. Then smoothed over time: a running median over 5
+    frames (one dim or bright frame does not count), then a 3-frame mean (a lid pinned or let go over a few
+    frames, as a real lid moves). The iris's contrast (the renderer's per-frame test) is not used: behind
+    glasses, or with the iris under a lid looking up, it reads "no eye" on open eyes (d12.mp4).
     """
     from scipy.ndimage import percentile_filter
 
     c = config or EyeConfig()
-    ev = np.asarray(evidence, dtype=np.float64).reshape(-1, 2, 2)
-    t = len(ev)
+    sclera = np.asarray(evidence, dtype=np.float64).reshape(-1, 2)
+    t = len(sclera)
     out = np.ones((t, 2), np.float32)
-    sclera = ev[:, :, 0]
     if t == 0 or not np.isfinite(sclera).any():
         return out
     size = max(int(round(c.shut_reference * (fps if fps and fps > 0 else 25.0))) | 1, 1)
