@@ -162,13 +162,15 @@ def _cut(px: np.ndarray, origin: tuple[int, int], box, channels, landmarks: np.n
     return crop, landmarks - np.array([x0, y0, 0.0])[: landmarks.shape[1]]
 
 
-def frame_eye_evidence(px: np.ndarray, channels, landmarks: np.ndarray) -> np.ndarray:
-    """:func:`~ned_fx.rendering.eyes.openness.eye_evidence` of a frame's pixels (HxWxC, any channels) at
-    ``landmarks`` (the pixels' own coordinates): the keeper's and the models pass's one call."""
+def frame_eye_evidence(frame, landmarks: np.ndarray) -> np.ndarray:
+    """:func:`~ned_fx.rendering.eyes.openness.eye_evidence` of a decoded frame (its colour channels) at
+    ``landmarks`` (display-window pixels): the keeper's and the models pass's one call."""
     from .compositing import color_channel_indices
     from .rendering.eyes.openness import eye_evidence
 
-    return eye_evidence(px, landmarks, channels=list(color_channel_indices(channels, px.shape[2])))
+    px = frame.pixels if frame.pixels.ndim == 3 else frame.pixels[:, :, None]
+    channels = list(color_channel_indices(getattr(frame, "channels", None), px.shape[2]))
+    return eye_evidence(px, np.asarray(landmarks, np.float64) + frame.display_to_data, channels=channels)
 
 
 #: the most bytes of plate crops the tracking pass keeps for the appearance models (beyond: a second decode)
@@ -257,15 +259,14 @@ class FrameKeeper:
             whole = self.frames is not None and index < len(self.frames) and self.frames[index] is frame
         if frame is None or not faces:
             return
-        px = frame.pixels if frame.pixels.ndim == 3 else frame.pixels[:, :, None]
-        shift = np.asarray(frame.display_to_data, np.float64)
         evidence = self.evidence            # (offer() may drop it meanwhile: then these are never read)
         if evidence is not None:
             for fid, (lm, _) in faces.items():
-                evidence.setdefault(fid, {})[index] = frame_eye_evidence(px, getattr(frame, "channels", None),
-                                                                         np.asarray(lm, np.float64) + shift)
+                evidence.setdefault(fid, {})[index] = frame_eye_evidence(frame, lm)
         if index not in self.wanted or self.full:
             return
+        px = frame.pixels if frame.pixels.ndim == 3 else frame.pixels[:, :, None]
+        shift = np.asarray(frame.display_to_data, np.float64)
         pts = np.concatenate([np.asarray(lm, np.float64)[:, :3] for lm, _ in faces.values()]) + shift
         if not np.isfinite(pts[:, :2]).all():
             return
@@ -471,9 +472,7 @@ def _decode_for_models(path, frames, index, edited, builders, every, progress, e
                 k = index.get(int(frame.number))
                 wanted, crop = [], None
                 if eyes is not None and k is not None and eyes[0].found[k]:
-                    px = frame.pixels if frame.pixels.ndim == 3 else frame.pixels[:, :, None]
-                    eyes[1][k] = frame_eye_evidence(px, getattr(frame, "channels", None),
-                                                    eyes[0].landmarks_raw[k] + frame.display_to_data)
+                    eyes[1][k] = frame_eye_evidence(frame, eyes[0].landmarks_raw[k])
                 if k is not None and edited.found[k]:
                     wanted = [b for b in builders if seen % every[id(b)] == 0]
                     seen += 1

@@ -154,27 +154,16 @@ class EyeModelBuilder:
 
     def _add_eye(self, acc: _EyeSums, pixels, lm, contour, corners, iris) -> None:
         c = self.config
-        frame = EyeFrame(lm, corners)
-        w = frame.w
-        poly = lm[list(contour)]
-        if w < 4.0 or polygon_area(poly) / (w * w) < c.min_opening:
+        got = eye_crop(pixels, lm, contour, corners, iris, c)
+        if got is None:
             return                                          # too small, or a blink: nothing to learn
-        h_img, w_img = pixels.shape[:2]
-        x0, y0 = (int(max(np.floor(poly[:, 0].min()) - 1, 0)), int(max(np.floor(poly[:, 1].min()) - 1, 0)))
-        x1, y1 = (int(min(np.ceil(poly[:, 0].max()) + 2, w_img)), int(min(np.ceil(poly[:, 1].max()) + 2, h_img)))
-        if x1 - x0 < 3 or y1 - y0 < 3:
-            return
-        crop = np.ascontiguousarray(pixels[y0:y1, x0:x1], dtype=np.float32)
+        frame, poly, (x0, y0, x1, y1), crop, centre, radius, tracked = got
+        w = frame.w
         origin = np.array([x0, y0], dtype=np.float64)
         margin = c.lash_margin * w
-        centre = lm[iris[0]]
-        radius = float(np.mean(np.hypot(*(lm[list(iris[1:])] - centre).T)))
         soft = None
-        tracked = 0.08 * w < radius < 0.4 * w
         if tracked:
             centre, radius, soft = refine_iris(crop, centre, radius, frame, poly, margin, origin)
-        else:
-            radius = c.iris_ratio_default * w
 
         # -- the sclera: inside the lids, away from the iris and the lashes
         got = sclera_samples(crop, (x0, y0, x1, y1), poly, centre, radius, margin, c)
@@ -296,6 +285,31 @@ class EyeModelBuilder:
         return {"iris_texture": tex, "iris_ratio": ratio, "pupil_ratio": pupil, "pupil_colour": pupil_colour,
                 "sclera_colour": sclera, "sclera_shading": u_prof, "lid_shading": d_prof, "softness": soft,
                 "frames": acc.frames}
+
+
+def eye_crop(pixels: np.ndarray, lm: np.ndarray, contour, corners, iris, config: EyeConfig, channels=None):
+    """One eye of a picture, as the model builder and the shut-eye evidence look at it: ``(EyeFrame, lid polygon,
+    box (x0, y0, x1, y1), the box's pixels as float32 (``channels``: their indices, None: all), the tracked iris
+    centre, its radius (the eye's default ratio where the tracked one is implausible), whether the tracked radius
+    was taken)``; None for an eye too small or too closed to look at (``min_opening``). ``lm``: Nx2 landmarks."""
+    frame = EyeFrame(lm, corners)
+    w = frame.w
+    poly = lm[list(contour)]
+    if w < 4.0 or polygon_area(poly) / (w * w) < config.min_opening:
+        return None
+    h_img, w_img = pixels.shape[:2]
+    x0, y0 = (int(max(np.floor(poly[:, 0].min()) - 1, 0)), int(max(np.floor(poly[:, 1].min()) - 1, 0)))
+    x1, y1 = (int(min(np.ceil(poly[:, 0].max()) + 2, w_img)), int(min(np.ceil(poly[:, 1].max()) + 2, h_img)))
+    if x1 - x0 < 3 or y1 - y0 < 3:
+        return None
+    crop = pixels[y0:y1, x0:x1]
+    crop = np.ascontiguousarray(crop if channels is None else crop[:, :, list(channels)], dtype=np.float32)
+    centre = lm[iris[0]]
+    radius = float(np.mean(np.hypot(*(lm[list(iris[1:])] - centre).T)))
+    tracked = 0.08 * w < radius < 0.4 * w
+    if not tracked:
+        radius = config.iris_ratio_default * w
+    return frame, poly, (x0, y0, x1, y1), crop, centre, radius, tracked
 
 
 def sclera_samples(crop: np.ndarray, box, poly: np.ndarray, centre: np.ndarray, radius: float, margin: float,

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._geometry import EYES, EyeFrame, polygon_area, smoothstep
+from ._geometry import EYES, EyeFrame, smoothstep
 from .config import EyeConfig
-from .model import sclera_samples
+from .model import eye_crop, sclera_samples
 
 
 def eye_evidence(pixels: np.ndarray, landmarks: np.ndarray, config: EyeConfig | None = None,
@@ -37,25 +37,14 @@ def eye_evidence(pixels: np.ndarray, landmarks: np.ndarray, config: EyeConfig | 
     if px.ndim == 2:
         px = px[:, :, None]
     lm = np.asarray(landmarks, dtype=np.float64)[:, :2]
-    h, w_img = px.shape[:2]
     for e, (contour, corners, iris) in enumerate(EYES):
-        poly = lm[list(contour)]
-        if not (np.isfinite(poly).all() and np.isfinite(lm[list(iris)]).all()):
+        if not (np.isfinite(lm[list(contour)]).all() and np.isfinite(lm[list(iris)]).all()):
             continue
-        w = EyeFrame(lm, corners).w
-        if w < 4.0 or polygon_area(poly) / (w * w) < c.min_opening:
+        got = eye_crop(px, lm, contour, corners, iris, c, channels)
+        if got is None:
             continue
-        x0, y0 = int(max(np.floor(poly[:, 0].min()) - 1, 0)), int(max(np.floor(poly[:, 1].min()) - 1, 0))
-        x1, y1 = int(min(np.ceil(poly[:, 0].max()) + 2, w_img)), int(min(np.ceil(poly[:, 1].max()) + 2, h))
-        if x1 - x0 < 3 or y1 - y0 < 3:
-            continue
-        crop = px[y0:y1, x0:x1]
-        crop = (crop if channels is None else crop[:, :, list(channels)]).astype(np.float32)
-        centre = lm[iris[0]]
-        radius = float(np.mean(np.hypot(*(lm[list(iris[1:])] - centre).T)))
-        if not 0.08 * w < radius < 0.4 * w:
-            radius = c.iris_ratio_default * w
-        got = sclera_samples(crop, (x0, y0, x1, y1), poly, centre, radius, c.lash_margin * w, c)
+        frame, poly, box, crop, centre, radius, _ = got
+        got = sclera_samples(crop, box, poly, centre, radius, c.lash_margin * frame.w, c)
         if got is not None:
             out[e] = float(got[2].mean())
     return out
