@@ -570,7 +570,7 @@ def _store_models(key: str, models: ShotModels) -> Path | None:
 
 
 #: bump when what the matte cache holds, or how it is checked, changes meaning
-MATTES_CACHE_VERSION = 1
+MATTES_CACHE_VERSION = 2
 _MISS = object()
 
 
@@ -619,9 +619,9 @@ class MatteMemo:
     """The occluder mattes of a shot's frames, kept between edits of the shot (in the track cache's folder,
     ``mattes-<key>.npz``, 0600).
 
-    The detector looks at the plate's face region and the source landmarks only, so an edit with another emotion
-    finds the same matte wherever its face region has the same box (the box spans source and target: it is the
-    same on most frames). Each entry is checked on use: frame number, box, white, and a CRC of the source
+    The detector looks at the source face's own box of the plate and the source landmarks only
+    (``FaceContent.occluders``' ``source_box``), so an edit with another emotion finds every frame's matte here.
+    Each entry is checked on use: frame number, box, white, and a CRC of the source
     landmarks and of every 4th row of the region's pixels must all match, else the detector runs. Memory is
     bounded: mattes are held as the box around their non-zero values, and recording stops at ``budget`` bytes.
 
@@ -761,13 +761,17 @@ class FaceContent:
         self.mattes: MatteMemo | None = None
 
     def occluders(self, region: np.ndarray, src: np.ndarray, white: float, number: int | None = None,
-                  box=None, size: tuple[int, int] | None = None) -> np.ndarray | None:
+                  box=None, size: tuple[int, int] | None = None, source_box=None) -> np.ndarray | None:
         """The occluder matte over the region (1 = an occluder: keep the plate), or None when there is none.
 
         Args:
             region: HxWxK plate crop; src: its source landmarks (region pixels); white: display white;
             number: the frame number (for a holdout sequence); box: the region's box in the frame; size: the
-                frame's (height, width) (a holdout matte of another size is scaled to it).
+                frame's (height, width) (a holdout matte of another size is scaled to it);
+            source_box: the source face's own box in the frame, inside ``box`` (``FaceLocation.source_box``):
+                the detector looks there, so the matte depends on the plate alone, not on how far the edit's
+                target reaches (the same matte for every emotion: a second edit of the shot reads the first
+                one's from the memo). None: the whole region.
         """
         import time
 
@@ -786,17 +790,31 @@ class FaceContent:
                 x0, y0, x1, y1 = box
                 matte = matte[y0:y1, x0:x1]
         if matte is None and self.occlusion is not None:
+            look, at, where = region, None, box
+            if source_box is not None and box is not None and tuple(source_box) != tuple(box):
+                c0, r0 = int(source_box[0]) - int(box[0]), int(source_box[1]) - int(box[1])
+                c1, r1 = int(source_box[2]) - int(box[0]), int(source_box[3]) - int(box[1])
+                if not (0 <= c0 < c1 <= region.shape[1] and 0 <= r0 < r1 <= region.shape[0]):
+                    raise InvalidParameterError(f"source_box {tuple(source_box)} does not lie in box {tuple(box)}")
+                look, at, where = region[r0:r1, c0:c1], (r0, r1, c0, c1), source_box
+                src = np.array(src, np.float64, copy=True)
+                src[:, 0] -= c0
+                src[:, 1] -= r0
             # the memo (another edit of the shot found these mattes) only where detection alone decides
-            memo = self.mattes if number is not None and box is not None and not self.config.holdout else None
-            found = memo.get(number, box, region, src, white) if memo is not None else _MISS
+            memo = self.mattes if number is not None and where is not None and not self.config.holdout else None
+            found = memo.get(number, where, look, src, white) if memo is not None else _MISS
             if found is _MISS:
                 # glasses frames only where the shot's glasses model found glasses (a clip's from its frames, a
                 # still's from its thin rims); hair over the forehead always (see OcclusionDetector.detect_in_shot)
-                found = self.occlusion.detect_in_shot(region, src, white, glasses=self.models.glasses)
+                found = self.occlusion.detect_in_shot(look, src, white, glasses=self.models.glasses)
                 found = None if found is None or not np.any(found > 0) else \
                     np.clip(found.astype(np.float32, copy=False), 0.0, 1.0)
                 if memo is not None:
-                    memo.put(number, box, region, src, white, found)
+                    memo.put(number, where, look, src, white, found)
+            if found is not None and at is not None:        # the source box's matte over the whole region
+                whole = np.zeros(region.shape[:2], np.float32)
+                whole[at[0]:at[1], at[2]:at[3]] = found
+                found = whole
             self.seconds["occlusion"] += time.perf_counter() - t
             return found
         self.seconds["occlusion"] += time.perf_counter() - t

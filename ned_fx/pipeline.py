@@ -910,7 +910,9 @@ class FaceLocation:
             through (``"no face"``, ``"no change at this frame"``, ``"face outside the picture"``);
         box: ``(x0, y0, x1, y1)`` the face region in the frame's pixel (data-window) coordinates, end exclusive;
         src, dst: 478x3 source and target landmarks in those coordinates;
-        shift: what was added to the analysis's display-window landmarks to get there (3,).
+        shift: what was added to the analysis's display-window landmarks to get there (3,);
+        source_box: the source face's own region (``face_region_box`` of ``src`` alone, inside ``box``): what
+            depends on the plate only (the occluder matte) is found there, the same whatever the edit's target.
     """
 
     index: int
@@ -919,6 +921,7 @@ class FaceLocation:
     src: np.ndarray | None = None
     dst: np.ndarray | None = None
     shift: np.ndarray | None = None
+    source_box: tuple[int, int, int, int] | None = None
 
 
 def locate_face(track, edited, index: dict, frame: Frame) -> FaceLocation:
@@ -949,7 +952,11 @@ def locate_face(track, edited, index: dict, frame: Frame) -> FaceLocation:
         box = face_region_box(np.concatenate([s, d]), frame.width, frame.height)
     except InvalidParameterError:
         return FaceLocation(k, "face outside the picture")
-    return FaceLocation(k, None, box, s, d, shift)
+    try:        # inside box: the source's points are among box's and its margin is no larger
+        source_box = face_region_box(s, frame.width, frame.height)
+    except InvalidParameterError:       # the source face lies outside the picture, the target's in it
+        source_box = box
+    return FaceLocation(k, None, box, s, d, shift, source_box)
 
 
 def pin_shut_eyes(edited, opened: np.ndarray):
@@ -1052,7 +1059,8 @@ class ShotRenderer:
         region = extract_region(frame, box)
         white = white_of(frame.pixels.dtype)
         src_r, dst_r = s - offset, d - offset
-        keep = self.content.occluders(region, src_r, white, int(frame.number), box, frame.pixels.shape[:2])
+        keep = self.content.occluders(region, src_r, white, int(frame.number), box, frame.pixels.shape[:2],
+                                      source_box=where.source_box)
         clean = self.content.fill(region, keep)
         w = time.perf_counter()
         rendered = self.renderer.render(clean, src_r, dst_r, self.mesh, **extra)

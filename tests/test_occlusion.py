@@ -427,6 +427,32 @@ def test_hair_over_the_forehead_is_kept_and_forehead_skin_is_not(shots, detector
     assert only_frames.detect_in_shot(region, src, 255.0) is None
 
 
+def test_shaded_temple_skin_under_a_dark_hairline_is_not_hair():
+    """WDA frames 55-90: where her head turns, the skin at the forehead's sides under her black hairline lies in
+    shade, the same hue as her lit skin but more saturated; the hair cue (chroma far from the skin model) took it
+    for hair and the matte reached into the forehead (before: 5.1-5.2 % of the forehead band on frames 60 and 70
+    here; tracked every 5th frame of the clip, up to 17 % on frame 85). Shaded skin is allowed ``skin_shade`` more
+    saturation now: < 3 % on every frame, on the source face's box (where the pipeline looks) and the edit's."""
+
+    from ned_fx.rendering import face_region_box
+
+    worst = []
+    for frame, box, region, src, _ in _regions("WDA_AlexandriaOcasioCortez_000.mp4", "55-90x5"):
+        src_full = src + np.array([box[0], box[1], 0.0])
+        own = face_region_box(src_full, frame.width, frame.height)
+        for b in (box, own):
+            r = np.asarray(frame.pixels, np.float32)[b[1]:b[3], b[0]:b[2]]
+            p = src_full - np.array([b[0], b[1], 0.0])
+            m = OcclusionDetector().detect_in_shot(r, p, 255.0)
+            skin = _forehead_skin(r, p)
+            assert skin.sum() > 200
+            worst.append(0.0 if m is None else float((m[skin] > 0.5).mean()))
+    assert max(worst) < 0.03, np.round(worst, 3)
+    # and the config's check
+    with pytest.raises(InvalidParameterError):
+        OcclusionConfig(skin_shade=-0.1)
+
+
 def test_a_raised_brow_goes_under_the_fringe(astronaut):
     """Surprised at 1.5 on the astronaut: the fringe's pixels (the detector's matte at 1) are the plate's to 2 code
     values while the brows rise by >= 8 % IOD in the picture."""
@@ -441,9 +467,9 @@ def test_a_raised_brow_goes_under_the_fringe(astronaut):
         frame = next(iter(source))
     out = ShotRenderer(track, edited, models=build_shot_models(astronaut, track, edited, None)).render(frame)[0]
     where = locate_face(track, edited, {0: 0}, frame)
-    x0, y0, x1, y1 = where.box
+    x0, y0, x1, y1 = where.source_box            # where the pipeline looks for occluders: the source face's box
     src = where.src - np.array([x0, y0, 0.0])
-    matte = OcclusionDetector().detect_in_shot(extract_region(frame, where.box), src, 255.0)
+    matte = OcclusionDetector().detect_in_shot(extract_region(frame, where.source_box), src, 255.0)
     kept = matte >= 0.999
     assert kept.sum() > 500
     before = np.asarray(frame.pixels, np.int32)[y0:y1, x0:x1]

@@ -69,6 +69,11 @@ class OcclusionConfig:
         skin_distance: a pixel whose chroma lies further than this many standard deviations from the skin
             model, or that is darker than ``hair_darkness`` times the skin's median luma, is hair.
         hair_darkness: see ``skin_distance``.
+        skin_shade: skin in shade (30 % or more darker than the model's luma; less, in proportion) may be this much
+            more saturated than the model (its log chroma up to ``1 + skin_shade`` times the model's centre, the
+            same hue) and still be skin: the forehead's sides under a dark hairline. Higher takes a brown fringe
+            of the shaded skin's colour for skin too (the astronaut's: 0.90 of it found at 0, 0.83 at 0.15, 0.67
+            at 0.3); WDA's temples: up to 17 % of the forehead band taken for hair at 0, < 3 % at 0.15.
         hair_inset: hair is looked for only this far (x IOD) inside the face oval (its outline mixes in the
             background and the hair beside the face).
         feature_margin: eyes, brows, lips and nostrils grown by this much (x IOD) are never hair.
@@ -132,6 +137,7 @@ class OcclusionConfig:
     hair: bool = False
     forehead_hair: bool = True
     skin_distance: float = 4.0
+    skin_shade: float = 0.15
     hair_darkness: float = 0.35
     hair_inset: float = 0.05
     feature_margin: float = 0.05
@@ -189,6 +195,8 @@ class OcclusionConfig:
                 raise InvalidParameterError(f"{name} must be between 0 and 1 (x IOD), got {value}")
         if not self.skin_distance > 0:
             raise InvalidParameterError(f"skin_distance must be > 0, got {self.skin_distance}")
+        if not 0.0 <= self.skin_shade <= 2.0:
+            raise InvalidParameterError(f"skin_shade must be between 0 and 2, got {self.skin_shade}")
         if not 0.0 <= self.hair_darkness < 1.0:
             raise InvalidParameterError(f"hair_darkness must be between 0 and 1, got {self.hair_darkness}")
         if not 0 <= self.grow <= 8:

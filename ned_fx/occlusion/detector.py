@@ -684,7 +684,9 @@ class OcclusionDetector:
         wh, ww = grey.shape
         logs = np.log(np.maximum(rgb, eps))
         chroma = logs[:, :, [0, 2]] - logs[:, :, 1:2]
-        dist = np.sqrt((((chroma - centre.astype(np.float32)) / spread.astype(np.float32)) ** 2).sum(axis=2))
+        # shaded skin may be more saturated, by up to skin_shade where it is 30 % or more darker than the model
+        shade = np.clip((1.0 - grey / max(skin_luma, 1e-6)) / 0.3, 0.0, 1.0) * np.float32(cfg.skin_shade)
+        dist = _skin_distance(chroma, centre, spread, shade)
         # far from the skin's colour; or much darker than it and off its colour too (not a shadow on skin)
         hair = (dist > cfg.skin_distance) | ((grey < cfg.hair_darkness * skin_luma) & (dist > 0.5 * cfg.skin_distance))
         inside = np.zeros((wh, ww), np.uint8)
@@ -726,6 +728,20 @@ class OcclusionDetector:
             keep[0] = False
             full[y0:y1, x0:x1] = keep[labels]
         return full
+
+
+def _skin_distance(chroma: np.ndarray, centre: np.ndarray, spread: np.ndarray, shade: np.ndarray | float
+                   ) -> np.ndarray:
+    """How far (in the skin model's standard deviations) each pixel's log chroma lies from the skin's: from the
+    segment between the model's centre and the centre ``1 + shade`` times as saturated (``shade`` per pixel or
+    one value: skin in shadow, a temple or the forehead's side under the hairline, is the same hue more saturated:
+    its log chroma runs out along the line through neutral and the skin's), not from the centre alone."""
+    c = centre.astype(np.float32)
+    d = (chroma - c) / spread.astype(np.float32)
+    axis = c / spread.astype(np.float32)                       # the saturation axis, in the normalised units
+    t = np.clip((d @ axis) / max(float(axis @ axis), 1e-12), 0.0, shade)
+    d -= t[..., None] * axis
+    return np.sqrt((d * d).sum(axis=2))
 
 
 #: the brows' lower edges (outer -> inner), right and left
