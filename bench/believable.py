@@ -63,7 +63,7 @@ def decode(path, frames=None) -> np.ndarray:
 
 def occluder_masks(frames, src_lms, dst_lms, glasses=None):
     """Per frame, HxW bool of what the product's occlusion detector calls an occluder (None without the stage), on
-    the region the pipeline gives it (the box around source and target landmarks), as the pipeline runs it
+    the region the pipeline gives it (the source face's own box, ``FaceLocation.source_box``), as the pipeline runs it
     (``OcclusionDetector.detect_in_shot`` with the analysis file's ``models.glasses``: glasses frames only where
     the shot's model found glasses, hair over the forehead always)."""
     try:
@@ -76,7 +76,7 @@ def occluder_masks(frames, src_lms, dst_lms, glasses=None):
     for rgb, lm, dst in zip(frames, src_lms, dst_lms):
         mask = np.zeros(rgb.shape[:2], bool)
         if np.isfinite(lm[:468]).all() and np.isfinite(dst[:468]).all():
-            x0, y0, x1, y1 = face_region_box(np.concatenate([lm, dst]), rgb.shape[1], rgb.shape[0])
+            x0, y0, x1, y1 = face_region_box(lm, rgb.shape[1], rgb.shape[0])
             region = rgb[y0:y1, x0:x1].astype(np.float32)
             matte = detector.detect_in_shot(region, lm - np.array([x0, y0, 0.0]), 255.0, glasses=glasses)
             if matte is not None:

@@ -582,10 +582,10 @@ def test_an_edit_of_d8_keeps_its_glasses_to_2_code_values(emotion, d8_model):
     with open_media(path) as source:
         frame = next(iter(source))
     where = locate_face(track, edited, {0: 0}, frame)
-    x0, y0, x1, y1 = where.box
+    x0, y0, x1, y1 = where.source_box            # where the pipeline looks for occluders
     src = where.src - np.array([x0, y0, 0.0])
     glasses = OcclusionDetector(OcclusionConfig(forehead_hair=False)).detect_in_shot(
-        extract_region(frame, where.box), src, 255.0, glasses=models.glasses)
+        extract_region(frame, where.source_box), src, 255.0, glasses=models.glasses)
     kept = glasses >= 0.999
     assert kept.sum() > 800
     before = np.asarray(frame.pixels, np.int32)[y0:y1, x0:x1]

@@ -514,6 +514,40 @@ def _gap_guard(pairs: list[np.ndarray], r: float, landmarks: np.ndarray, linear:
     return out
 
 
+def lips_uncrossed(source: np.ndarray, target: np.ndarray, found: np.ndarray) -> np.ndarray:
+    """``target`` (FxPx3 frame landmarks) with lips that never pass through each other further than the source's
+    do: per inner-lip column (:data:`~.expression.INNER_LIP_PAIRS`), where the target's upper inner lip would lie
+    below the lower one (along the face's up direction, frame pixels) by more than the source's does (or at all,
+    where the source's lips are apart), the column's upper lip (inner edge to outer edge) moves up and its lower
+    lip down by half the overlap each, so the lips meet. The AUs are linear and closing ones add up: a still's
+    open smile taken away (its lips part, its raised upper lip) brought the lips through each other by ~2-3 % IOD,
+    and the warp folded the red of both lips into a thin line with the open mouth's dark corners squeezed at its
+    ends. A target whose lips stay apart is returned unchanged (bit for bit: intensity 0 stays exact)."""
+    from .expression import LOWER_LIP_RINGS_R, UPPER_LIP_RINGS_R, _lip_columns
+
+    upper_cols, lower_cols = _lip_columns(UPPER_LIP_RINGS_R), _lip_columns(LOWER_LIP_RINGS_R)
+    inner_u = [c[0] for c in upper_cols]
+    inner_l = [c[0] for c in lower_cols]
+    ok = np.flatnonzero(found)
+    if len(ok) == 0:
+        return target
+    src = np.asarray(source, np.float64)[ok, :, :2]
+    dst = np.asarray(target, np.float64)[ok, :, :2]
+    up = src[:, 10] - src[:, 152]
+    up /= np.maximum(np.linalg.norm(up, axis=1, keepdims=True), 1e-9)                  # F x 2
+    gap_s = np.einsum("fcx,fx->fc", src[:, inner_u] - src[:, inner_l], up)             # F x C, > 0: apart
+    gap_t = np.einsum("fcx,fx->fc", dst[:, inner_u] - dst[:, inner_l], up)
+    overlap = np.minimum(gap_s, 0.0) - gap_t                                            # > 0: pass through
+    if not np.any(overlap > 0):
+        return target
+    out = np.array(target, copy=True)
+    for c, (ucol, lcol) in enumerate(zip(upper_cols, lower_cols)):
+        half = 0.5 * np.maximum(overlap[:, c], 0.0)[:, None, None] * up[:, None, :]      # F x 1 x 2
+        out[ok[:, None], list(ucol), :2] += half
+        out[ok[:, None], list(lcol), :2] -= half
+    return out
+
+
 def _still_speech(src: np.ndarray, intensity: np.ndarray, gate: np.ndarray, region: np.ndarray,
                   pattern: np.ndarray) -> np.ndarray:
     """FxK activation offsets a still's speech channels lose: a single frame holds no speech, so where the speech
@@ -729,6 +763,7 @@ def manipulate(track, emotion: str | Mapping[str, float] | None = None, intensit
             head[lips_free] += gate[found][lips_free, None, None] * part
         offsets = frame_offsets(head, linear[found])
         target_lm[found] = landmarks[found] + offsets
+        target_lm = lips_uncrossed(landmarks, target_lm, found)
     au_target = np.where(found[:, None], target, np.nan)
 
     params = {
