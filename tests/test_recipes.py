@@ -219,8 +219,8 @@ def test_a_still_s_parted_lips_are_expression_and_a_clip_s_are_speech():
     preserve`` keeps a still's."""
     astronaut = _astronaut()
 
-    def gaps(emotion, intensity=1.0, speech=None):
-        src, dst = _heads(M.manipulate(astronaut, emotion, intensity, speech=speech))
+    def gaps(emotion, intensity=1.0, speech=None, config=None):
+        src, dst = _heads(M.manipulate(astronaut, emotion, intensity, speech=speech, config=config))
         return E.mouth_opening_iod(src)[0], E.mouth_opening_iod(dst)[0]
 
     src, _ = gaps("neutral")
@@ -231,8 +231,12 @@ def test_a_still_s_parted_lips_are_expression_and_a_clip_s_are_speech():
     gasp = M.manipulate(our_track("d19.jpg"), "happy", 1.0)          # his mouth held open wide, no smile
     src_g, dst_g = (E.mouth_opening_iod(h)[0] for h in _heads(gasp))
     assert dst_g <= 0.5 * src_g, (src_g, dst_g)                        # a gasp closes under a smile
+    # the AUs are linear in the intensity; the lips sealed at the end of a closing edit (ManipulatorConfig.lip_seal)
+    # are not: half of neutral takes away half of the opening, as without the seal
+    unsealed = M.ManipulatorConfig(lip_seal=(0.0, 0.0))
     half = gaps("neutral", 0.5)[1]
-    assert abs(half - 0.5 * (src + gaps("neutral")[1])) <= 0.01 * src + 1e-3, (src, half)
+    assert abs(half - 0.5 * (src + gaps("neutral", config=unsealed)[1])) <= 0.01 * src + 1e-3, (src, half)
+    assert half == gaps("neutral", 0.5, config=unsealed)[1]
     assert gaps("surprised")[1] >= src + 0.05
     assert gaps("sad", speech="preserve")[1] == pytest.approx(src, abs=1e-9)
     assert gaps("sad", 0.0)[1] == src
@@ -460,6 +464,32 @@ def test_raised_lids_clear_the_iris(shot, emotion):
     if shot == WDA:
         # the case it is for: the authored raise fell short on some frames here, and the boost mends them
         assert (plain < 0.1).mean() > 0.05 and (boosted >= 0.1).mean() > (plain >= 0.1).mean()
+
+
+def test_a_still_s_closed_smile_seals_its_lips():
+    """Neutral and sad take the astronaut's open smile away; her estimated neutral keeps a relaxed neutral's
+    parted lips (0.032 IOD at the centre: a line of teeth between her lips in the picture). A closing edit that
+    takes most of the opening away now seals the lips (< 0.005 IOD at the centre), smoothly: at intensity 0.5 the
+    lips are where the AUs put them, and a talking clip's lips are never sealed (speech)."""
+    astronaut = _astronaut()
+    unsealed = M.ManipulatorConfig(lip_seal=(0.0, 0.0))
+
+    def centre_gap(edited):
+        s, d = edited.source_landmarks[0, :, :2], edited.target_landmarks[0, :, :2]
+        up = (s[10] - s[152]) / np.linalg.norm(s[10] - s[152])
+        return float((d[13] - d[14]) @ up) / float(np.linalg.norm(s[33] - s[263]))
+
+    for emotion in ("neutral", "sad"):
+        before = centre_gap(M.manipulate(astronaut, emotion, 1.0, config=unsealed))
+        after = centre_gap(M.manipulate(astronaut, emotion, 1.0))
+        assert before > 0.02 and 0.0 <= after < 0.005, (emotion, before, after)
+    assert M.ManipulatorConfig().lip_seal == (0.25, 0.6)
+    with pytest.raises(Exception):
+        M.ManipulatorConfig(lip_seal=(0.7, 0.6))
+    footage("WDA_AlexandriaOcasioCortez_000.mp4")
+    clip = our_track("WDA_AlexandriaOcasioCortez_000.mp4")
+    a, b = M.manipulate(clip, "sad", 1.0), M.manipulate(clip, "sad", 1.0, config=unsealed)
+    assert np.array_equal(a.target_landmarks, b.target_landmarks, equal_nan=True)
 
 
 def test_lips_never_pass_through_each_other():

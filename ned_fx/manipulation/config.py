@@ -78,6 +78,13 @@ class ManipulatorConfig:
             (sad) act on the frame's own eye, so on a frame where the actor looks down or is half-lidded they
             would shut it (angry at 1 made slits of a downcast eye, which read as a wince). The offsets that close
             it give way together, as for ``brow_lid_gap``. 0: no limit.
+        lip_seal: on a still, a closing edit that takes away most of the source's lip opening seals the lips:
+            per inner-lip column the target's gap is scaled by ``smoothstep((r - lo) / (hi - lo))``, ``r`` the
+            target's gap over the source's (lips parted as the AUs put them where the edit takes less than
+            ``1 - hi`` of the opening away; sealed where it takes ``1 - lo`` or more). A still's estimated neutral
+            keeps the parted lips a relaxed neutral may have (up to 0.04 IOD), and a grin taken away left a line of
+            teeth between the astronaut's lips (0.032 IOD; r 0.27 at neutral 1, 0.64 at 0.5). A talker's gap is his
+            own (speech): never sealed. ``(0, 0)``: never.
         lid_iris_boost: where a style raises the upper lids (AU5: surprise, fear) and the raised lid would
             still cover the top of the iris, the raise grows on that frame by up to this share of the style's
             own, until the lid clears the iris top by ``lid_iris_clearance`` x the iris radius (the white above
@@ -119,6 +126,7 @@ class ManipulatorConfig:
     smile_lip_gain: float = 0.15
     brow_lid_gap: float = 0.15
     lid_opening_kept: float = 0.5
+    lip_seal: tuple[float, float] = (0.25, 0.6)
     lid_iris_boost: float = 0.6
     lid_iris_clearance: float = 0.15
     max_intensity: float = 1.5
@@ -137,6 +145,9 @@ class ManipulatorConfig:
                      "lip_correction_radius", "talking_window", "syllable_gap"):
             if getattr(self, name) <= 0:
                 raise InvalidParameterError(f"{name} must be > 0, got {getattr(self, name)}")
+        lo, hi = (float(v) for v in self.lip_seal)
+        if not (0.0 <= lo <= hi <= 1.0):
+            raise InvalidParameterError(f"lip_seal must be (lo, hi) with 0 <= lo <= hi <= 1, got {self.lip_seal}")
         for name in ("brow_lid_gap", "lid_opening_kept"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise InvalidParameterError(f"{name} must be in [0, 1), got {getattr(self, name)}")

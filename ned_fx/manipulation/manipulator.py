@@ -514,6 +514,38 @@ def _gap_guard(pairs: list[np.ndarray], r: float, landmarks: np.ndarray, linear:
     return out
 
 
+def _lip_gaps(source: np.ndarray, target: np.ndarray, found: np.ndarray):
+    """``(upper columns, lower columns, frames, up, source gaps, target gaps)`` of the found frames: each
+    inner-lip column's gap (:data:`~.expression.INNER_LIP_PAIRS` order), upper inner lip over lower along the
+    face's up direction (frame pixels; > 0: apart, < 0: through each other); ``frames`` None when none is found."""
+    from .expression import LOWER_LIP_RINGS_R, UPPER_LIP_RINGS_R, _lip_columns
+
+    upper_cols, lower_cols = _lip_columns(UPPER_LIP_RINGS_R), _lip_columns(LOWER_LIP_RINGS_R)
+    ok = np.flatnonzero(found)
+    if len(ok) == 0:
+        return upper_cols, lower_cols, None, None, None, None
+    inner_u, inner_l = [c[0] for c in upper_cols], [c[0] for c in lower_cols]
+    src = np.asarray(source, np.float64)[ok, :, :2]
+    dst = np.asarray(target, np.float64)[ok, :, :2]
+    up = src[:, 10] - src[:, 152]
+    up /= np.maximum(np.linalg.norm(up, axis=1, keepdims=True), 1e-9)                  # F x 2
+    gap_s = np.einsum("fcx,fx->fc", src[:, inner_u] - src[:, inner_l], up)             # F x C
+    gap_t = np.einsum("fcx,fx->fc", dst[:, inner_u] - dst[:, inner_l], up)
+    return upper_cols, lower_cols, ok, up, gap_s, gap_t
+
+
+def _open_columns(target: np.ndarray, ok: np.ndarray, upper_cols, lower_cols, widen: np.ndarray,
+                  up: np.ndarray) -> np.ndarray:
+    """``target`` with each lip column's gap changed by ``widen`` (F x C pixels): its upper lip moves up and its
+    lower lip down by half each, the column as one piece (a lip keeps its thickness)."""
+    out = np.array(target, copy=True)
+    for c, (ucol, lcol) in enumerate(zip(upper_cols, lower_cols)):
+        half = 0.5 * widen[:, c, None, None] * up[:, None, :]                          # F x 1 x 2
+        out[ok[:, None], list(ucol), :2] += half
+        out[ok[:, None], list(lcol), :2] -= half
+    return out
+
+
 def lips_uncrossed(source: np.ndarray, target: np.ndarray, found: np.ndarray) -> np.ndarray:
     """``target`` (FxPx3 frame landmarks) with lips that never pass through each other further than the source's
     do: per inner-lip column (:data:`~.expression.INNER_LIP_PAIRS`), where the target's upper inner lip would lie
@@ -523,29 +555,38 @@ def lips_uncrossed(source: np.ndarray, target: np.ndarray, found: np.ndarray) ->
     open smile taken away (its lips part, its raised upper lip) brought the lips through each other by ~2-3 % IOD,
     and the warp folded the red of both lips into a thin line with the open mouth's dark corners squeezed at its
     ends. A target whose lips stay apart is returned unchanged (bit for bit: intensity 0 stays exact)."""
-    from .expression import LOWER_LIP_RINGS_R, UPPER_LIP_RINGS_R, _lip_columns
-
-    upper_cols, lower_cols = _lip_columns(UPPER_LIP_RINGS_R), _lip_columns(LOWER_LIP_RINGS_R)
-    inner_u = [c[0] for c in upper_cols]
-    inner_l = [c[0] for c in lower_cols]
-    ok = np.flatnonzero(found)
-    if len(ok) == 0:
+    upper_cols, lower_cols, ok, up, gap_s, gap_t = _lip_gaps(source, target, found)
+    if ok is None:
         return target
-    src = np.asarray(source, np.float64)[ok, :, :2]
-    dst = np.asarray(target, np.float64)[ok, :, :2]
-    up = src[:, 10] - src[:, 152]
-    up /= np.maximum(np.linalg.norm(up, axis=1, keepdims=True), 1e-9)                  # F x 2
-    gap_s = np.einsum("fcx,fx->fc", src[:, inner_u] - src[:, inner_l], up)             # F x C, > 0: apart
-    gap_t = np.einsum("fcx,fx->fc", dst[:, inner_u] - dst[:, inner_l], up)
     overlap = np.minimum(gap_s, 0.0) - gap_t                                            # > 0: pass through
     if not np.any(overlap > 0):
         return target
-    out = np.array(target, copy=True)
-    for c, (ucol, lcol) in enumerate(zip(upper_cols, lower_cols)):
-        half = 0.5 * np.maximum(overlap[:, c], 0.0)[:, None, None] * up[:, None, :]      # F x 1 x 2
-        out[ok[:, None], list(ucol), :2] += half
-        out[ok[:, None], list(lcol), :2] -= half
-    return out
+    return _open_columns(target, ok, upper_cols, lower_cols, np.maximum(overlap, 0.0), up)
+
+
+def lips_sealed(source: np.ndarray, target: np.ndarray, found: np.ndarray,
+                seal: tuple[float, float] = (0.25, 0.6)) -> np.ndarray:
+    """A still's lips that the edit brings together meet (``ManipulatorConfig.lip_seal``, ``seal``): per inner-lip
+    column where the target's lips are apart but closer than the source's, by ``r`` = the target's gap over the
+    source's, the gap is scaled by ``smoothstep((r - lo) / (hi - lo))`` (the column moves as :func:`lips_uncrossed`
+    moves it). For a still only (one frame holds no speech; a talker's gap is his own): its estimated neutral
+    keeps the parted lips a relaxed neutral may have (up to 0.04 IOD), so taking the astronaut's open smile away
+    left a 2 px line of teeth between her lips (0.032 IOD) under neutral and sad. Continuous and monotonic in the
+    intensity; nothing moves where nothing closes (intensity 0 stays exact; a smile kept or a mouth opened further
+    are untouched) nor where the edit takes less than ``1 - hi`` of the opening away."""
+    lo, hi = seal
+    upper_cols, lower_cols, ok, up, gap_s, gap_t = _lip_gaps(source, target, found)
+    if ok is None or hi <= 0:
+        return target
+    closing = (gap_t > 0) & (gap_s > gap_t)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = np.where(closing, gap_t / np.where(closing, gap_s, 1.0), 1.0)
+    x = np.clip((r - lo) / max(hi - lo, 1e-9), 0.0, 1.0) if hi > lo else (r >= hi).astype(np.float64)
+    keep = x * x * (3.0 - 2.0 * x)
+    more = np.where(closing, gap_t * (1.0 - keep), 0.0)                                # >= 0: how much more
+    if not np.any(more > 0):
+        return target
+    return _open_columns(target, ok, upper_cols, lower_cols, -more, up)
 
 
 def _still_speech(src: np.ndarray, intensity: np.ndarray, gate: np.ndarray, region: np.ndarray,
@@ -764,6 +805,8 @@ def manipulate(track, emotion: str | Mapping[str, float] | None = None, intensit
         offsets = frame_offsets(head, linear[found])
         target_lm[found] = landmarks[found] + offsets
         target_lm = lips_uncrossed(landmarks, target_lm, found)
+        if f == 1:
+            target_lm = lips_sealed(landmarks, target_lm, found, config.lip_seal)
     au_target = np.where(found[:, None], target, np.nan)
 
     params = {
