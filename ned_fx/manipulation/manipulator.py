@@ -380,6 +380,13 @@ def _brow_lid_pairs(nat: np.ndarray) -> list[np.ndarray]:
 _LID_IRIS = ((159, 468, (469, 470, 471, 472)), (386, 473, (474, 475, 476, 477)))
 
 
+def _face_up(lm: np.ndarray) -> np.ndarray:
+    """F x 2: each frame's up direction of the face in the picture (chin to forehead, unit), from frame
+    landmarks F x P x 2+."""
+    up = lm[:, 10, :2] - lm[:, 152, :2]
+    return up / np.maximum(np.linalg.norm(up, axis=1, keepdims=True), 1e-9)
+
+
 def _lid_clears_iris(landmarks: np.ndarray, linear: np.ndarray | None, basis, src: np.ndarray,
                      target: np.ndarray, pattern: np.ndarray, found: np.ndarray, fps: float,
                      config: ManipulatorConfig) -> np.ndarray:
@@ -399,8 +406,7 @@ def _lid_clears_iris(landmarks: np.ndarray, linear: np.ndarray | None, basis, sr
             or not np.any((pattern[:, k5] > 0) & found)):
         return target
     lm = np.asarray(landmarks[..., :2], np.float64)
-    up = lm[:, 10] - lm[:, 152]
-    up /= np.maximum(np.linalg.norm(up, axis=1, keepdims=True), 1e-9)
+    up = _face_up(lm)
     lin = np.nan_to_num(np.asarray(linear, np.float64)[:, :2, :3])
     delta = np.where(found[:, None], target - src, 0.0)
     need = np.zeros(len(target))
@@ -475,8 +481,7 @@ def _gap_guard(pairs: list[np.ndarray], r: float, landmarks: np.ndarray, linear:
     if r <= 0 or not found.any() or linear is None:
         return target
     lm = np.nan_to_num(landmarks[..., :2])
-    up = lm[:, 10] - lm[:, 152]                                               # F x 2, the face's up direction
-    up /= np.maximum(np.linalg.norm(up, axis=1, keepdims=True), 1e-9)
+    up = _face_up(lm)
     emotion = np.array([n in EMOTION_AUS and (only is None or n in only) for n in basis.names])
     fields = basis.edit_fields                                                # K x P x 3
     delta = np.where(found[:, None], target - src, 0.0)                      # F x K
@@ -527,8 +532,7 @@ def _lip_gaps(source: np.ndarray, target: np.ndarray, found: np.ndarray):
     inner_u, inner_l = [c[0] for c in upper_cols], [c[0] for c in lower_cols]
     src = np.asarray(source, np.float64)[ok, :, :2]
     dst = np.asarray(target, np.float64)[ok, :, :2]
-    up = src[:, 10] - src[:, 152]
-    up /= np.maximum(np.linalg.norm(up, axis=1, keepdims=True), 1e-9)                  # F x 2
+    up = _face_up(src)
     gap_s = np.einsum("fcx,fx->fc", src[:, inner_u] - src[:, inner_l], up)             # F x C
     gap_t = np.einsum("fcx,fx->fc", dst[:, inner_u] - dst[:, inner_l], up)
     return upper_cols, lower_cols, ok, up, gap_s, gap_t
@@ -553,7 +557,8 @@ def lips_uncrossed(source: np.ndarray, target: np.ndarray, found: np.ndarray) ->
     where the source's lips are apart), the column's upper lip (inner edge to outer edge) moves up and its lower
     lip down by half the overlap each, so the lips meet. The AUs are linear and closing ones add up (a still's
     open smile or gasp taken away, its lips part and raised upper lip; anger's lip presser): the astronaut's angry
-    crossed by 2 % IOD, d19's by up to 9 %, and the warp folded the red of both lips into a thin line. A target whose lips stay apart is returned unchanged (bit for bit: intensity 0 stays exact)."""
+    crossed by 2 % IOD, d19's by up to 9 %, and the warp folded the red of both lips into a thin line. A target
+    whose lips stay apart is returned unchanged (bit for bit: intensity 0 stays exact)."""
     upper_cols, lower_cols, ok, up, gap_s, gap_t = _lip_gaps(source, target, found)
     if ok is None:
         return target
