@@ -41,13 +41,18 @@ def _cpu_name() -> str:
 
 
 def commit() -> str:
+    """HEAD (``+dirty`` with uncommitted changes to tracked files); where the tree has no git (a copy sent to a lent
+    GPU machine), ``$NED_FX_COMMIT`` as the sender gave it, else "unknown"."""
+    given = os.environ.get("NED_FX_COMMIT")
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
                                capture_output=True, text=True).stdout.strip()
-        return sha + ("+dirty" if dirty else "")
+        if sha:
+            return sha + ("+dirty" if dirty else "")
     except OSError:
-        return "unknown"
+        pass
+    return given or "unknown"
 
 
 def table(rows: list[dict], columns: list[str]) -> str:

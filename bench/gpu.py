@@ -22,7 +22,8 @@ What is measured (same frames, same run, so back ends compare as ratios):
   1 / (track time + render time per frame): a shot tracked and rendered on this machine.
 * ``engine`` rows: each engine alone (median of CUDA-event-timed calls), per back end and batch.
 * correctness in the same run: ``max_diff_vs_shotrenderer`` is the largest difference (8-bit code values) of each
-  row's first frames from :class:`ned_fx.pipeline.ShotRenderer` on the CPU (box=frame: <= 2 expected).
+  row's first frames from :class:`ned_fx.pipeline.ShotRenderer` on the CPU with ``content=WARP_ONLY`` (the fast
+  path renders the warp alone, no mouth interior, eyeballs or occluders; box=frame: <= 2 expected).
 * floors: pinned host<->device copy bandwidth, measured here; ``xfer_floor_fps`` = that bandwidth over the
   bytes one frame moves (its face box up, the box down): no version of this path runs faster.
 
@@ -342,9 +343,11 @@ def main() -> int:
     rows, engine_rows = [], []
     for size in args.sizes:
         tr, ed, frames = scaled_shot(track, edited, plates, size)
+        from ned_fx.appearance import WARP_ONLY
         from ned_fx.pipeline import ShotRenderer
 
-        ref_renderer = ShotRenderer(tr, ed)                   # the CPU reference the fast path must reproduce
+        # the CPU reference the fast path must reproduce: ShotRenderer's warp (the fast path renders no face content)
+        ref_renderer = ShotRenderer(tr, ed, content=WARP_ONLY)
         reference = [ref_renderer.render(f)[0].pixels for f in frames[: 2 * max(args.batches)]]
         track_s = {}
         for backend in backends:
