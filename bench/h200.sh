@@ -19,7 +19,8 @@ prepare() {
     home=${NED_FX_HOME:-$HOME/.cache/ned_fx}
     cp -r "$home/weights" .dev/weights
     footage=${NED_FX_FOOTAGE:-$here/../shared/footage}
-    cp "$footage/d12.mp4" "$footage/WDA_AlexandriaOcasioCortez_000.mp4" "$footage/d3.mp4" .dev/footage/
+    cp "$footage/d12.mp4" "$footage/WDA_AlexandriaOcasioCortez_000.mp4" "$footage/d3.mp4" \
+        "$footage/people_0.png" .dev/footage/
     # the image has Python 3.12, torch, numpy, OpenCV, onnx(runtime), msgpack, scipy; not PyAV or pyzmq
     python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
         --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 -d .dev/whl av pyzmq
@@ -49,12 +50,12 @@ run() {
     nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,memory.used,temperature.gpu --format=csv \
         | tee "$OUT/nvidia-smi.txt"
     python3 -c "import torch, av, zmq; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name(0), 'av', av.__version__, 'zmq', zmq.__version__)"
-    step tests 110 python3 -m pytest -q -p no:cacheprovider -o addopts="" -rs tests/test_runners.py \
+    step tests 90 python3 -m pytest -q -p no:cacheprovider -o addopts="" -rs tests/test_runners.py \
         tests/test_fastpath.py
-    step gpu 230 python3 bench/gpu.py --device cuda --sizes 1080 2160 512 --backends torch-cuda torch-cuda-graphs \
+    step gpu 220 python3 bench/gpu.py --device cuda --sizes 1080 2160 512 --backends torch-cuda torch-cuda-graphs \
         --frames 32 --repeat 3 --budget 170
-    step batching 130 python3 bench/batching.py --device cuda --frames 16 --repeats 2
-    step compile 100 python3 bench/gpu.py --device cuda --sizes 1080 --backends torch-cuda torch-compile \
+    step batching 120 python3 bench/batching.py --device cuda --frames 16 --repeats 2
+    step compile 90 python3 bench/gpu.py --device cuda --sizes 1080 --backends torch-cuda torch-compile \
         --boxes shot --batches 8 --frames 32 --repeat 3 --no-track --no-engines --budget 60
     find bench/results -name '*.json' -newer /tmp/h200.start -exec cp {} "$OUT/" \;   # this run's results only
     ls "$OUT"
