@@ -6,6 +6,7 @@
 #                             # the shared clips the benches read (never committed), wheels of what the image lacks
 #   bench/h200.sh run         # there, from the repo root, with .dev carried: the CUDA tests, bench/gpu.py,
 #                             # bench/batching.py --device cuda; logs and results JSON go to $OUT
+#   STEPS='tests batching' TESTS=tests/test_runners.py bench/h200.sh run    # some of them
 #
 # `run` gives each step its own time limit, so one that hangs or fails leaves the others' numbers.
 set -u
@@ -50,13 +51,19 @@ run() {
     nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,memory.used,temperature.gpu --format=csv \
         | tee "$OUT/nvidia-smi.txt"
     python3 -c "import torch, av, zmq; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name(0), 'av', av.__version__, 'zmq', zmq.__version__)"
-    step tests 90 python3 -m pytest -q -p no:cacheprovider -o addopts="" -rs tests/test_runners.py \
-        tests/test_fastpath.py
-    step gpu 220 python3 bench/gpu.py --device cuda --sizes 1080 2160 512 --backends torch-cuda torch-cuda-graphs \
-        --frames 32 --repeat 3 --budget 170
-    step batching 120 python3 bench/batching.py --device cuda --frames 16 --repeats 2
-    step compile 90 python3 bench/gpu.py --device cuda --sizes 1080 --backends torch-cuda torch-compile \
-        --boxes shot --batches 8 --frames 32 --repeat 3 --no-track --no-engines --budget 60
+    # STEPS picks and orders the steps (default: all); TESTS the test files of the first
+    for s in ${STEPS:-tests gpu batching compile}; do
+        case $s in
+            tests) step tests 90 python3 -m pytest -q -p no:cacheprovider -o addopts="" -rs \
+                ${TESTS:-tests/test_runners.py tests/test_fastpath.py} ;;
+            gpu) step gpu 220 python3 bench/gpu.py --device cuda --sizes 1080 2160 512 \
+                --backends torch-cuda torch-cuda-graphs --frames 32 --repeat 3 --budget 170 ;;
+            # every run_hosts waits 8 s for its hosts to start: 14 runs at --repeats 2, so ~4 minutes
+            batching) step batching 230 python3 bench/batching.py --device cuda --frames 16 --repeats 2 ;;
+            compile) step compile 90 python3 bench/gpu.py --device cuda --sizes 1080 --backends torch-cuda \
+                torch-compile --boxes shot --batches 8 --frames 32 --repeat 3 --no-track --no-engines --budget 60 ;;
+        esac
+    done
     find bench/results -name '*.json' -newer /tmp/h200.start -exec cp {} "$OUT/" \;   # this run's results only
     ls "$OUT"
 }

@@ -200,10 +200,16 @@ def test_cuda_eager_runner_matches_the_cpu(name):
         assert all(v.device.type == "cuda" for v in got.values())
     errors = compare_outputs({k: v.cpu().numpy() for k, v in got.items()}, _cpu_reference(name, feeds))
     tol = spec.tolerance["fp32"]
-    # cuDNN may pick TF32 convolutions: 10x the fp32 bound for the conv nets
-    slack = 10 if name in ("face_detector", "face_mesh", "iris") else 1
     for out, e in errors.items():
-        assert e.within(tol[out] * slack), (out, e)
+        assert e.within(tol[out] * _tf32_slack(name)), (out, e)
+
+
+def _tf32_slack(name: str) -> float:
+    """cuDNN runs float32 convolutions on TF32 tensor cores (torch's default, ``cudnn.allow_tf32``): the conv nets
+    get 25x their fp32 bound. Measured on an H200 (bench/h200.sh, 2026-12-04): face_mesh's landmarks 0.028 px
+    from the CPU on a 192-px crop (relative L2 8.6e-5), graphs against eager up to ~0.01 px (another algorithm
+    for a padded batch) — 1/50 of a pixel, far under the tracker's 2 % of the inter-ocular distance (~1.4 px)."""
+    return 25.0 if name in ("face_detector", "face_mesh", "iris") else 1.0
 
 
 @cuda
@@ -217,8 +223,14 @@ def test_cuda_graph_runner_replays_what_eager_computes(name):
             if name == "manipulator":                  # graphs were captured at the example's window length
                 feeds = {k: v[:, :48] if v.ndim == 3 else v for k, v in _feeds(name, batch, seed=0).items()}
             a, b = eager.infer(feeds), graphs.infer(feeds)
-            for k in a:
-                assert a[k].shape == b[k].shape and torch.allclose(a[k], b[k], atol=1e-4, rtol=1e-4), (k, batch)
+            if name == "manipulator":                  # no convolutions: the same float32 arithmetic
+                for k in a:
+                    assert a[k].shape == b[k].shape and torch.allclose(a[k], b[k], atol=1e-4, rtol=1e-4), (k, batch)
+                continue
+            errors = compare_outputs({k: v.cpu().numpy() for k, v in b.items()},
+                                     {k: v.cpu().numpy() for k, v in a.items()})
+            for k, e in errors.items():                # a padded batch may get another (TF32) conv algorithm
+                assert e.within(get_spec(name).tolerance["fp32"][k] * _tf32_slack(name)), (k, batch, e)
         def two(seed):
             if name == "manipulator":
                 return {k: v[seed % 2 * 2: seed % 2 * 2 + 2] if v.ndim == 3 else v
