@@ -108,6 +108,7 @@ def main() -> int:
                 for _ in range(args.repeats):
                     for b in (8, 1):
                         fps[b].append(run_hosts(endpoints[b], hosts, args.frames))
+                        print(f"{hosts} host(s), batch {b}: {fps[b][-1]:.1f} frames/s", flush=True)
                 with Client(endpoints[8], timeout=30) as c:
                     stats = c.status()["batching"]
                 rows.append({"hosts": hosts, "batched_fps": max(fps[8]), "single_fps": max(fps[1]),
