@@ -41,9 +41,12 @@ def _cpu_name() -> str:
 
 
 def commit() -> str:
-    """HEAD (``+dirty`` with uncommitted changes to tracked files); where the tree has no git (a copy sent to a lent
-    GPU machine), ``$NED_FX_COMMIT`` as the sender gave it, else "unknown"."""
+    """``$NED_FX_COMMIT`` when the sender of a tree gives it (a copy sent to a lent GPU machine: the ``.git`` there
+    may be an older state than the files, seen 2026-12-04), else HEAD (``+dirty`` with uncommitted changes to
+    tracked files), else "unknown"."""
     given = os.environ.get("NED_FX_COMMIT")
+    if given:
+        return given
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
@@ -52,7 +55,7 @@ def commit() -> str:
             return sha + ("+dirty" if dirty else "")
     except OSError:
         pass
-    return given or "unknown"
+    return "unknown"
 
 
 def table(rows: list[dict], columns: list[str]) -> str:

@@ -50,8 +50,11 @@ COLUMNS: dict[str, tuple[str, tuple[str, ...]]] = {
     "batching": ("the daemon's cross-client batches vs one frame per call",
                  ("hosts", "single_fps", "batched_fps", "batched/single", "largest_batch", "mixed_batches")),
     "neural": ("the neural renderer", ("device", "region", "batch", "params_m", "render_ms", "step_ms", "train_fps")),
+    "gpu": ("the GPU fast path (warp only) per back end; `engine` rows: each engine alone",
+            ("what", "plate", "engine", "backend", "batch", "box", "fps", "e2e_fps", "track_ms", "prepare_ms",
+             "render_ms", "composite_ms", "ms", "ms_per_item", "max_diff_vs_shotrenderer")),
 }
-ORDER = ("edit", "track", "memory", "threads", "transport", "batching", "neural")
+ORDER = ("edit", "track", "memory", "threads", "transport", "batching", "gpu", "neural")
 GENERIC_COLUMNS = 10
 
 
