@@ -2,8 +2,8 @@
 # The GPU checks in one prepared call of a lent machine (the workplace's `device` tool: one H200, its image's
 # python3 with CUDA torch, nothing reachable from it). Two halves:
 #
-#   bench/h200.sh prepare     # here: fills .dev/ (git-ignored via .git/info/exclude): the converted tracker weights,
-#                             # the shared clips the benches read (never committed), wheels of what the image lacks
+#   bench/h200.sh prepare     # here: fills .dev/ (git-ignored): the converted tracker weights, the shared
+#                             # clips the benches read (never committed), wheels of what the image lacks
 #   bench/h200.sh run         # there, from the repo root, with .dev carried: the CUDA tests, bench/gpu.py,
 #                             # bench/batching.py --device cuda; logs and results JSON go to $OUT
 #   STEPS='tests batching' TESTS=tests/test_runners.py bench/h200.sh run    # some of them
@@ -15,7 +15,6 @@ cd "$here"
 
 prepare() {
     set -e
-    grep -qx '/.dev/' .git/info/exclude 2>/dev/null || echo '/.dev/' >> .git/info/exclude
     rm -rf .dev && mkdir -p .dev/footage .dev/whl
     home=${NED_FX_HOME:-$HOME/.cache/ned_fx}
     cp -r "$home/weights" .dev/weights
