@@ -15,8 +15,9 @@ cd "$here"
 
 prepare() {
     set -e
-    rm -rf .dev && mkdir -p .dev/footage .dev/whl
     home=${NED_FX_HOME:-$HOME/.cache/ned_fx}
+    [ -d "$home/weights" ] || { echo "no tracker weights in $home: run .venv/bin/ned-fx weights install" >&2; exit 1; }
+    rm -rf .dev && mkdir -p .dev/footage .dev/whl
     cp -r "$home/weights" .dev/weights
     footage=${NED_FX_FOOTAGE:-$here/../shared/footage}
     cp "$footage/d12.mp4" "$footage/WDA_AlexandriaOcasioCortez_000.mp4" "$footage/d3.mp4" \
