@@ -14,8 +14,10 @@ mapped and returned as before.
 Each thread that allocates gets a heap (an "arena") of its own, up to 8 per core, and the freed blocks a heap keeps
 serve only the threads on it: the decoder, the two render threads, the encoder and the tracker's prefetch each kept
 their own frame's worth, so the peak grew with the threads, not with what was live. ned_fx caps the arenas at 2
-(``M_ARENA_MAX``): a 300-frame 4K EXR edit (``bench/memory.py``) peaked at 1935 MB instead of 2130 MB, at the same
-speed; six threads that each free 100 MB in turn peak at ~225 MB instead of ~465 (``tests/test_allocator.py``).
+(``M_ARENA_MAX``): a 300-frame 4K EXR edit (``bench/memory.py``) peaked at 1935 MB instead of 2130 MB (1000 frames:
+2170 MB, 2238-2478 before), at the same speed (``bench/edit.py`` interleaved with 2, 4 and 16 arenas: the same
+frames/s within the machine's noise); six threads that each free 100 MB in turn peak at ~225 MB instead of ~465
+(``tests/test_allocator.py``).
 
 Linux with glibc only (elsewhere nothing changes); a ``MALLOC_MMAP_THRESHOLD_`` / ``MALLOC_TRIM_THRESHOLD_`` the
 user set, or ``NED_FX_MALLOC=system``, leaves the allocator as it is; a ``MALLOC_ARENA_MAX`` the user set keeps
