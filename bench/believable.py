@@ -17,6 +17,8 @@ measures (tests/believable_measures.py, tests/fer_classifier.py):
   inner-lip polygon on those frames (measured as the actor's real open mouths are: a thin new crescent of lower
   teeth is uniform by nature, so its own std is not comparable with a whole open mouth's);
 * eye_lum: mean luminance of the newly uncovered eye area over the visible sclera's (median over frames and eyes);
+  lid_shade / lid_shade_src: where an eye widened, its white 0.06-0.12 eye widths under the upper lid over its
+  brightest sclera, edited / source (``believable_measures.lid_shade``; real eyes 0.70-0.91, a flat white ~1);
   iris_out / iris_src: iris roundness (vertical/horizontal spread of the dark iris blob; > 1 = stretched);
 * sym: symmetry of the left/right eye-opening change (re-tracked), 0..1, median of per-frame ratios over the
   frames where the plan changes both eyes by >= 0.02 IOD (blank: none; a planned change of ~0.01 IOD or none is
@@ -100,7 +102,7 @@ def measure(name, src_frames, out_frames, src_lms, dst_lms, out_lms, emotion, re
 
     emo = bm.p_target_gain(src_frames, out_frames, src_lms, emotion)
     mouth, eye_ratios, iris_out, iris_src, outside, outside_box, occl_max, occl_px = [], [], [], [], [], [], [], []
-    whole = []
+    whole, shade_out, shade_src = [], [], []
     for i, (s, o, a, b) in enumerate(zip(src_frames, out_frames, src_lms, dst_lms)):
         if not (np.isfinite(a[:468]).all() and np.isfinite(b[:468]).all()):
             continue
@@ -116,6 +118,8 @@ def measure(name, src_frames, out_frames, src_lms, dst_lms, out_lms, emotion, re
             e = bm.eye_new_area_ratio(s, o, a, b, side)
             if np.isfinite(e["ratio"]):
                 eye_ratios.append(e["ratio"])
+                shade_out.append(bm.lid_shade(o, b, side))      # where the eye widened: its new white's shade
+                shade_src.append(bm.lid_shade(s, a, side))
             iris_out.append(bm.iris_ratio(o, b, side))
             iris_src.append(bm.iris_ratio(s, a, side))
         outside.append(bm.outside_face_change(s, o, a, b)["max_abs"])
@@ -139,6 +143,8 @@ def measure(name, src_frames, out_frames, src_lms, dst_lms, out_lms, emotion, re
         row.update(real_dark=real["dark_share"], real_std=real["std"])
     row["eye_lum"] = float(np.median(eye_ratios)) if eye_ratios else None
     row["eye_new_n"] = len(eye_ratios)
+    row["lid_shade"] = float(np.nanmedian(shade_out)) if np.isfinite(shade_out).any() else None
+    row["lid_shade_src"] = float(np.nanmedian(shade_src)) if np.isfinite(shade_src).any() else None
     row["iris_out"] = float(np.nanmedian(iris_out)) if np.isfinite(iris_out).any() else None
     row["iris_src"] = float(np.nanmedian(iris_src)) if np.isfinite(iris_src).any() else None
     ok = np.isfinite(out_lms[:, :468]).all((1, 2)) & np.isfinite(src_lms[:, :468]).all((1, 2))
@@ -240,8 +246,8 @@ def main() -> int:
         for name in args.stills:
             rows += run_input(FOOTAGE / name, None, emotions, Path(tmp), sheet)
     cols = ["input", "emotion", "frames", "dP", "P_src", "P_out", "mouth_dark", "real_dark", "mouth_std", "real_std",
-            "holes", "interior_dark", "interior_std", "eye_lum", "iris_out", "iris_src", "sym", "sym_all", "sym_plan",
-            "eye_seen", "sym_mean", "mouth_r",
+            "holes", "interior_dark", "interior_std", "eye_lum", "lid_shade", "lid_shade_src", "iris_out", "iris_src",
+            "sym", "sym_all", "sym_plan", "eye_seen", "sym_mean", "mouth_r",
             "jitter+", "outside", "outside_box", "occl",
             "occl_px"]
     print(table(rows, cols))

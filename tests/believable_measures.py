@@ -219,6 +219,36 @@ def eye_new_area_ratio(src_rgb: np.ndarray, out_rgb: np.ndarray, src_lm: np.ndar
     return {"n": int(yn.size), "ratio": float(yn.mean() / sm), "new_mean": float(yn.mean()), "sclera_mean": sm}
 
 
+#: each eye's upper lid, outer corner to inner corner (the first half of RIGHT_EYE / LEFT_EYE)
+_UPPER_LID = {"right": T.RIGHT_EYE[:9], "left": T.LEFT_EYE[:9]}
+
+
+def lid_shade(rgb: np.ndarray, lm: np.ndarray, side: str, band=(0.06, 0.12)) -> float:
+    """How much the upper lid shades the eye white: the median luminance of the sclera (inside the lid contour,
+    outside the iris disc x 1.2) ``band`` eye widths below the upper lid, over the eye's brightest sclera (its 90th
+    percentile); NaN with fewer than 3 such pixels. Real eyes on the shared footage read 0.70-0.91 (WDA 0.79-0.84,
+    d3 0.72-0.81, people_0 0.70-0.76, d12 0.88-0.91; d8 0.56-0.62); near 1 is a flat, evenly lit white."""
+    import cv2
+
+    contour, _ = _eye(side)
+    up = lm[list(_UPPER_LID[side]), :2]
+    width = float(np.linalg.norm(up[0] - up[-1]))
+    if not np.isfinite(up).all() or width < 4:
+        return float("nan")
+    line = np.zeros(rgb.shape[:2], np.uint8)
+    cv2.polylines(line, [np.round(up * 16).astype(np.int32)], False, 255, 1, cv2.LINE_AA, 4)
+    below = cv2.distanceTransform((line == 0).astype(np.uint8), cv2.DIST_L2, 5) / width
+    c, r = iris_circle(lm, side)
+    yy, xx = np.mgrid[:rgb.shape[0], :rgb.shape[1]]
+    sclera = polygon_mask(rgb.shape, lm[list(contour)]) & ((xx + 0.5 - c[0]) ** 2 + (yy + 0.5 - c[1]) ** 2
+                                                           > (1.2 * r) ** 2)
+    y = luminance(rgb)
+    near = sclera & (below >= band[0]) & (below < band[1])
+    if sclera.sum() < 20 or near.sum() < 3:
+        return float("nan")
+    return float(np.median(y[near]) / np.percentile(y[sclera], 90))
+
+
 def iris_ratio(rgb: np.ndarray, lm: np.ndarray, side: str) -> float:
     """Roundness of the visible iris: sqrt(var across / var along) of the dark blob around the iris centre, in the
     eye's axes (along = the corner-to-corner line). A round, fully visible iris is ~1, a lid-clipped one < 1, a
