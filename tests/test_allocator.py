@@ -19,12 +19,18 @@ print(int(tuned), resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 """
 
 
-def _faults(env_extra: dict) -> tuple[bool, int]:
+def _run(code: str, env_extra: dict) -> tuple[bool, int]:
+    """Run ``code`` in a fresh interpreter with the user's malloc settings cleared and ``env_extra`` set: (tuned,
+    the number it printed)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k != "NED_FX_MALLOC"}
     env.update(env_extra)
-    out = subprocess.run([sys.executable, "-c", _LOOP], env=env, capture_output=True, text=True, timeout=120,
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120,
                          check=True).stdout.split()
     return bool(int(out[0])), int(out[1])
+
+
+def _faults(env_extra: dict) -> tuple[bool, int]:
+    return _run(_LOOP, env_extra)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
@@ -70,11 +76,7 @@ print(int(tuned), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
 
 
 def _peak(env_extra: dict) -> tuple[bool, int]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k != "NED_FX_MALLOC"}
-    env.update(env_extra)
-    out = subprocess.run([sys.executable, "-c", _THREADS], env=env, capture_output=True, text=True, timeout=120,
-                         check=True).stdout.split()
-    return bool(int(out[0])), int(out[1])
+    return _run(_THREADS, env_extra)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
