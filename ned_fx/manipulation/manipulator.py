@@ -568,8 +568,7 @@ def lips_uncrossed(source: np.ndarray, target: np.ndarray, found: np.ndarray) ->
     return _open_columns(target, ok, upper_cols, lower_cols, np.maximum(overlap, 0.0), up)
 
 
-def lips_sealed(source: np.ndarray, target: np.ndarray, found: np.ndarray,
-                seal: tuple[float, float] = (0.25, 0.6)) -> np.ndarray:
+def lips_sealed(source: np.ndarray, target: np.ndarray, found: np.ndarray, seal: tuple[float, float]) -> np.ndarray:
     """A still's lips that the edit brings together meet (``ManipulatorConfig.lip_seal``, ``seal``): per inner-lip
     column where the target's lips are apart but closer than the source's, by ``r`` = the target's gap over the
     source's, the gap is scaled by ``smoothstep((r - lo) / (hi - lo))`` (the column moves as :func:`lips_uncrossed`
@@ -585,8 +584,7 @@ def lips_sealed(source: np.ndarray, target: np.ndarray, found: np.ndarray,
     closing = (gap_t > 0) & (gap_s > gap_t)
     with np.errstate(divide="ignore", invalid="ignore"):
         r = np.where(closing, gap_t / np.where(closing, gap_s, 1.0), 1.0)
-    x = np.clip((r - lo) / max(hi - lo, 1e-9), 0.0, 1.0) if hi > lo else (r >= hi).astype(np.float64)
-    keep = x * x * (3.0 - 2.0 * x)
+    keep = protos.smoothstep((r - lo) / max(hi - lo, 1e-9)) if hi > lo else (r >= hi).astype(np.float64)
     more = np.where(closing, gap_t * (1.0 - keep), 0.0)                                # >= 0: how much more
     if not np.any(more > 0):
         return target
