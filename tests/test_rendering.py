@@ -174,6 +174,10 @@ def test_config_validates():
         RendererConfig(field_cells=4)
     with pytest.raises(InvalidParameterError):
         RendererConfig(mouth_fill_gain=2.0)
+    with pytest.raises(InvalidParameterError):
+        RendererConfig(refine_cell_px=0.1)
+    with pytest.raises(InvalidParameterError):
+        RendererConfig(refine_max_cells=10)
 
 
 def test_labels_cover_the_face_and_mark_the_openings():
@@ -394,6 +398,60 @@ def test_opening_a_closed_mouth_fills_dark_without_stretching(tracker):
     composite, _ = render_plate(img, src, dst)
     got = track_image(tracker, composite)
     assert T.mouth_opening(got) - T.mouth_opening(src) >= 0.5 * (T.mouth_opening(dst) - T.mouth_opening(src))
+
+
+def _planned_region(name: str, emotion: str, frame: int = 0):
+    """A shared input's frame, its face region and the pipeline's plan for ``emotion`` in region pixels."""
+    from ned_fx.pipeline import EditInstruction, plan_edit
+
+    rgb = decode_rgb(name)[0][frame]
+    edited = plan_edit(our_track(name), EditInstruction(emotion=emotion, intensity=1.0))
+    src, dst = edited.source_landmarks[frame], edited.target_landmarks[frame]
+    x0, y0, x1, y1 = face_region_box(np.concatenate([src, dst]), rgb.shape[1], rgb.shape[0])
+    off = np.array([x0, y0, 0.0])[: src.shape[1]]
+    return rgb[y0:y1, x0:x1].astype(np.float32), src - off, dst - off
+
+
+@pytest.mark.parametrize("emotion", ["happy", "angry"])
+def test_a_lip_moved_far_on_a_large_face_is_refined_not_stair_stepped(emotion):
+    """d19's gasp closed into a smile or a pressed mouth: on his 609x544 region the coarse field's cells are
+    3.2 px and the upper inner lip's new edge came out stair-stepped (looked at, 3x). Around the mouth the
+    refined field renders what a 4x finer field (768 cells) renders, within 0.1 code values on average (the
+    coarse one: ~1.1), and nothing changes away from the mouth."""
+    region, src, dst = _planned_region("d19.jpg", emotion)
+    mesh = build_render_mesh(src)
+    refined = GeometryRenderer().render(region, src, dst, mesh)
+    coarse = GeometryRenderer(RendererConfig(refine_above_px=0)).render(region, src, dst, mesh)
+    fine = GeometryRenderer(RendererConfig(field_cells=768, refine_above_px=0)).render(region, src, dst, mesh)
+    lip = dst[list(T.LIPS_INNER), :2]
+    pad = 0.1 * _iod(dst)
+    (a0, b0), (a1, b1) = np.floor(lip.min(0) - pad).astype(int), np.ceil(lip.max(0) + pad).astype(int)
+    err_refined = np.abs(refined - fine)[b0:b1, a0:a1].mean()
+    err_coarse = np.abs(coarse - fine)[b0:b1, a0:a1].mean()
+    assert err_coarse >= 0.5, "the coarse field should differ visibly here (else this test measures nothing)"
+    assert err_refined <= 0.1, (err_refined, err_coarse)
+    # only the openings' boxes (grown by 6 coarse cells) are refined: brows, forehead, cheeks and chin are not
+    changed = np.abs(refined - coarse).max(axis=2) > 0
+    near = np.zeros_like(changed)
+    grow = 6 * max(region.shape[:2]) / 192 + 1
+    for contour in (T.LIPS_INNER, T.RIGHT_EYE, T.LEFT_EYE):
+        pts = dst[list(contour), :2]
+        (a0, b0), (a1, b1) = np.floor(pts.min(0) - grow).astype(int), np.ceil(pts.max(0) + grow).astype(int)
+        near[max(b0, 0):b1, max(a0, 0):a1] = True
+    assert changed.any() and not (changed & ~near).any()
+
+
+def test_a_512_clip_is_not_refined():
+    """The shared 512² clips' coarse cells (2.0-2.8 px) are under ``refine_above_px``: the same pixels as with
+    the refinement off (it would cost ~40 % of a frame's render there)."""
+    region, src, dst = _planned_region("WDA_AlexandriaOcasioCortez_000.mp4", "surprised", 30)
+    mesh = build_render_mesh(src)
+    assert max(region.shape[:2]) / 192 > 2.0
+    assert np.array_equal(GeometryRenderer().render(region, src, dst, mesh),
+                          GeometryRenderer(RendererConfig(refine_above_px=0)).render(region, src, dst, mesh))
+    # ... and it would be refined (the surprised mouth bends) were the threshold under its cell
+    low = GeometryRenderer(RendererConfig(refine_above_px=1.0)).render(region, src, dst, mesh)
+    assert not np.array_equal(low, GeometryRenderer().render(region, src, dst, mesh))
 
 
 def test_teeth_move_rigidly_with_a_translated_mouth():

@@ -24,6 +24,16 @@ class RendererConfig:
             always resampled at native resolution. 192 gives about 65-75 cells per inter-ocular distance at any
             plate resolution; the field's reconstruction error near lids and lips is about one cell (fewer cells are
             faster: 128 saves ~3 ms per frame on 2 CPU cores).
+        refine_above_px, refine_cell_px, refine_margin, refine_max_cells: where the coarse field's cell is
+            larger than ``refine_above_px`` pixels (192 cells over a large face: d19's 640-px region on a 720² still,
+            3.3 px a cell; more on a close-up in 4K) and an opening's contour bends against the source by at least one
+            such cell, the field around that opening (its target contour's box grown by ``refine_margin`` coarse
+            cells) is computed again with cells of ``refine_cell_px`` pixels (larger where the box would need more
+            than ``refine_max_cells``) and laid over the coarse one, feathered over its outer two coarse cells: a
+            lip margin moved far (d19's gasp closed into a smile or a pressed mouth) otherwise comes out
+            stair-stepped at the coarse cell. The shared 512² clips (2.0-2.8 px a cell, their lips' new edges
+            alike at 4x zoom with and without) are not refined; refining them cost ~40 % of a frame's render.
+            ``refine_above_px`` 0 switches it off. The per-frame CPU/OpenCV path only (``render`` on numpy).
         interpolation: "bilinear" (default) or "bicubic" resampling of the plate. Expression warps are small
             and smooth (local scale ~0.8..1.25), so bilinear neither aliases nor blurs visibly; bicubic is
             sharper on magnified areas and ~1.5x slower.
@@ -47,6 +57,10 @@ class RendererConfig:
 
     region_margin: float = 0.25
     field_cells: int = 192
+    refine_above_px: float = 3.0
+    refine_cell_px: float = 1.0
+    refine_margin: float = 6.0
+    refine_max_cells: int = 32768
     interpolation: str = "bilinear"
     falloff: float = 0.6
     hole_band: float = 0.2
@@ -65,6 +79,14 @@ class RendererConfig:
             raise InvalidParameterError(f"region_margin must be between 0 and 2, got {self.region_margin}")
         if not 8 <= self.field_cells <= 1024:
             raise InvalidParameterError(f"field_cells must be between 8 and 1024, got {self.field_cells}")
+        if not (0.0 <= self.refine_above_px < 1e4 and 0.25 <= self.refine_cell_px < 1e4
+                and 0.0 <= self.refine_margin <= 100.0):
+            raise InvalidParameterError(f"refine_above_px must be >= 0, refine_cell_px >= 0.25 and refine_margin "
+                                        f"0..100, got {self.refine_above_px}, {self.refine_cell_px}, "
+                                        f"{self.refine_margin}")
+        if not 1024 <= self.refine_max_cells <= 1 << 24:
+            raise InvalidParameterError(f"refine_max_cells must be between 1024 and 16777216, got "
+                                        f"{self.refine_max_cells}")
         for name in ("falloff", "hole_band", "fold_guard"):
             if not getattr(self, name) > 0:
                 raise InvalidParameterError(f"{name} must be > 0, got {getattr(self, name)}")

@@ -30,7 +30,10 @@ Resolution and filtering: the field is computed on a coarse grid (``RendererConf
 region's longer side: a fixed number of cells per face at any plate resolution), upsampled bilinearly to the
 region's native size, and the plate is resampled once at native resolution, bilinear by default (bicubic as
 an option). Expression warps are small and smooth (local scale ~0.8..1.25), so bilinear sampling neither
-aliases (no strong minification) nor visibly blurs.
+aliases (no strong minification) nor visibly blurs. On a large face (a coarse cell over
+``RendererConfig.refine_above_px``) an opening whose contour bends far against the source gets a second, finer
+field over its box, feathered into the coarse one (the per-frame OpenCV path: :meth:`GeometryRenderer.render` on
+numpy); a far-moved lip margin no longer comes out stair-stepped at the coarse cell.
 
 Rasterising the target mesh into a label map (which triangle/opening holds each grid cell's centre) runs on
 the CPU in numpy (:func:`~ned_fx.rendering.mesh.rasterize_labels`, ~1 ms); everything after it is the torch
@@ -226,22 +229,26 @@ class GeometryRendererModule(nn.Module):
         sub = (torch.arange(_SUPERSAMPLE, dtype=torch.float32) + 0.5) / _SUPERSAMPLE - 0.5
         self.register_buffer("subsamples", torch.stack(torch.meshgrid(sub, sub, indexing="xy"), -1).reshape(-1, 2),
                              persistent=False)
-        self._grid_cache: tuple | None = None
+        self._grid_cache: dict = {}         # the last few grids (the region's, and its refined openings')
 
     # ---- pieces of the field ---------------------------------------------------------------------------------
     def _grid(self, gh: int, gw: int, height, width, device, cache: bool) -> tuple[torch.Tensor, ...]:
         """The cell centres of a GhxGw grid over an HxW region: xs (Gw), ys (Gh) and p (1xNx2, x then y).
-        ``cache``: keep the last grid (sizes are ints; one per shot and region size)."""
+        ``cache``: keep the last few grids (sizes are ints; one per shot and region size, and the refined
+        openings' boxes of :meth:`GeometryRenderer.render`)."""
         key = (gh, gw, height, width, device)
-        if cache and self._grid_cache is not None and self._grid_cache[0] == key:
-            return self._grid_cache[1]
+        if cache and key in self._grid_cache:
+            self._grid_cache[key] = self._grid_cache.pop(key)           # the most recently used last
+            return self._grid_cache[key]
         # a kept grid is made of ordinary tensors, whatever mode the caller runs in (not while tracing)
         with torch.inference_mode(False) if cache else contextlib.nullcontext():
             ys = (torch.arange(gh, dtype=torch.float32, device=device) + 0.5) * (height / gh)
             xs = (torch.arange(gw, dtype=torch.float32, device=device) + 0.5) * (width / gw)
             p = torch.stack([xs[None, :].expand(gh, gw), ys[:, None].expand(gh, gw)], dim=-1).reshape(1, gh * gw, 2)
         if cache:
-            self._grid_cache = (key, (xs, ys, p))
+            if len(self._grid_cache) >= 4:
+                self._grid_cache.pop(next(iter(self._grid_cache)))
+            self._grid_cache[key] = (xs, ys, p)
         return xs, ys, p
 
     def _similarities(self, src: torch.Tensor, dst: torch.Tensor) -> list[tuple[torch.Tensor, ...]]:
@@ -708,6 +715,11 @@ class GeometryRenderer:
             res = module.field(src_t, torch.as_tensor(dst[None, :, :2], dtype=torch.float32), labels, h, w)
         gh, gw = labels.shape[1:]
         flow = cv2.resize(res.offset[0].permute(1, 2, 0).numpy(), (w, h), interpolation=cv2.INTER_LINEAR)
+        refined = self._refined(module, src, dst, h, w, gh, gw)
+        for box, fine, ramp in refined:             # finer fields around strongly bent openings, feathered in
+            x0, y0, x1, y1 = box
+            sub = flow[y0:y1, x0:x1]
+            sub += ramp[..., None] * (fine.offset - sub)
         map_x = flow[..., 0] + np.arange(w, dtype=np.float32)[None, :]
         map_y = flow[..., 1] + np.arange(h, dtype=np.float32)[:, None]
         interp = cv2.INTER_CUBIC if self.config.interpolation == "bicubic" else cv2.INTER_LINEAR
@@ -718,11 +730,17 @@ class GeometryRenderer:
             cover = res.cover[0, k].numpy()
             # the layer, only over the (small) box where it shows (the covered cells' box)
             c0, r0, nc, nr = cv2.boundingRect((cover > 0).view(np.uint8))
-            if nc == 0:
+            mine = [(b, f, r) for b, f, r in refined if f.cover[k].any()]
+            if nc == 0 and not mine:
                 continue
             sx, sy = gw / w, gh / h
-            x0, x1 = max(0, int((c0 - 1) / sx)), min(w, int(np.ceil((c0 + nc - 1 + 2) / sx)))
-            y0, y1 = max(0, int((r0 - 1) / sy)), min(h, int(np.ceil((r0 + nr - 1 + 2) / sy)))
+            if nc:
+                x0, x1 = max(0, int((c0 - 1) / sx)), min(w, int(np.ceil((c0 + nc - 1 + 2) / sx)))
+                y0, y1 = max(0, int((r0 - 1) / sy)), min(h, int(np.ceil((r0 + nr - 1 + 2) / sy)))
+            else:
+                x0, y0, x1, y1 = w, h, 0, 0
+            for b, _, _ in mine:
+                x0, y0, x1, y1 = min(x0, b[0]), min(y0, b[1]), max(x1, b[2]), max(y1, b[3])
             size = (x1 - x0, y1 - y0)
             to_grid = np.array([[sx, 0, (x0 + 0.5) * sx - 0.5], [0, sy, (y0 + 0.5) * sy - 0.5]])
             a = res.affine[0, k].numpy().astype(np.float64)    # continuous coords; OpenCV's centres are at +0
@@ -732,14 +750,86 @@ class GeometryRenderer:
                 layer = out[y0:y1, x0:x1].copy()           # the interior follows the lips (face layer)
             else:
                 layer = _warp_affine(region, to_src, size, interp).reshape(size[1], size[0], c)
-            if k == MOUTH and fill.any():
+            fills = [(b, f.fill, r) for b, f, r in mine if f.fill is not None]
+            if k == MOUTH and (fill.any() or fills):
                 if colour is None:
                     images = torch.from_numpy(region).permute(2, 0, 1)[None]    # a view (no copy of the region)
                     colour = module.fill_colour(images, src_t)[0].numpy().astype(np.float32)
-                layer += _upsample(fill, to_grid, size) * (colour - layer)
+                layer += _overlay(_upsample(fill, to_grid, size), fills, x0, y0) * (colour - layer)
             box = out[y0:y1, x0:x1]
-            box += _upsample(cover, to_grid, size) * (layer - box)
+            box += _overlay(_upsample(cover, to_grid, size), [(b, f.cover[k], r) for b, f, r in mine], x0, y0) \
+                * (layer - box)
         return out
+
+    def _refined(self, module: GeometryRendererModule, src: np.ndarray, dst: np.ndarray, h: int, w: int, gh: int,
+                 gw: int) -> list:
+        """The finer fields around the openings whose contour bends against the source by at least one coarse
+        cell, where the coarse cell is larger than ``RendererConfig.refine_above_px`` (see there).
+
+        Returns:
+            ``[((x0, y0, x1, y1), _Fine, ramp), ...]``: region-pixel boxes, the fine field's maps at native
+            resolution over each box, and each box's feathering weight (hxw, 1 inside, 0 at its edges).
+        """
+        import cv2
+
+        cfg = self.config
+        cell = max(h / gh, w / gw)
+        if cfg.refine_above_px <= 0 or cell <= cfg.refine_above_px:
+            return []
+        out = []
+        for k, contour in enumerate(self._mesh.holes):
+            idx = list(contour)
+            moved = dst[idx, :2] - src[idx, :2]
+            if not np.isfinite(moved).all():
+                continue
+            bend = np.linalg.norm(moved - np.median(moved, axis=0), axis=1).max()
+            if bend < cell:
+                continue
+            margin = cfg.refine_margin * cell
+            lo = np.floor(dst[idx, :2].min(axis=0) - margin).astype(int)
+            hi = np.ceil(dst[idx, :2].max(axis=0) + margin).astype(int)
+            x0, y0 = max(int(lo[0]), 0), max(int(lo[1]), 0)
+            x1, y1 = min(int(hi[0]), w), min(int(hi[1]), h)
+            bh, bw = y1 - y0, x1 - x0
+            if bh < 4 or bw < 4:
+                continue
+            fine_cell = max(cfg.refine_cell_px, float(np.sqrt(bh * bw / cfg.refine_max_cells)))
+            grid = field_grid_size(bh, bw, int(np.ceil(max(bh, bw) / fine_cell)))
+            shift = np.array([x0, y0], np.float64)
+            sd = dst.copy()
+            sd[:, :2] -= shift
+            labels = torch.from_numpy(rasterize_labels(sd, self._mesh, (bh, bw), grid))[None]
+            with torch.inference_mode():
+                res = module.field(torch.as_tensor(src[None, :, :2] - shift, dtype=torch.float32),
+                                   torch.as_tensor(sd[None, :, :2], dtype=torch.float32), labels, bh, bw)
+            size = (bw, bh)
+            offset = cv2.resize(res.offset[0].permute(1, 2, 0).numpy(), size, interpolation=cv2.INTER_LINEAR)
+            cover = [cv2.resize(res.cover[0, j].numpy(), size, interpolation=cv2.INTER_LINEAR)
+                     for j in range(res.cover.shape[1])]
+            fill = res.mouth_fill[0, 0].numpy() if k == MOUTH else None
+            fill = None if fill is None or not fill.any() else cv2.resize(fill, size, interpolation=cv2.INTER_LINEAR)
+            feather = 2.0 * cell
+            ry = np.minimum(np.arange(bh) + 0.5, bh - 0.5 - np.arange(bh)) / feather
+            rx = np.minimum(np.arange(bw) + 0.5, bw - 0.5 - np.arange(bw)) / feather
+            ramp = np.minimum(np.clip(ry, 0, 1)[:, None], np.clip(rx, 0, 1)[None, :]).astype(np.float32)
+            out.append(((x0, y0, x1, y1), _Fine(offset, np.stack(cover), fill), ramp))
+        return out
+
+
+class _Fine(NamedTuple):
+    """A refined box's maps at native resolution: offset hxwx2, cover 3xhxw, mouth fill hxw (None: none)."""
+
+    offset: np.ndarray
+    cover: np.ndarray
+    fill: np.ndarray | None
+
+
+def _overlay(coarse: np.ndarray, fine: list, x0: int, y0: int) -> np.ndarray:
+    """``coarse`` (hxwx1, a layer's box at region offset x0, y0) with each refined box's map feathered in."""
+    for (bx0, by0, bx1, by1), values, ramp in fine:
+        sub = coarse[by0 - y0:by1 - y0, bx0 - x0:bx1 - x0, 0]
+        sub += ramp * (values - sub)
+    return coarse
 
 
 def _upsample(grid_map: np.ndarray, to_grid: np.ndarray, size: tuple[int, int]) -> np.ndarray:
