@@ -32,7 +32,7 @@ def _face(emotion: str = "surprised", intensity: float = 1.5):
     return src - off, dst - off, (y1 - y0, x1 - x0), build_render_mesh(track.mean_shape)
 
 
-def _plate(src: np.ndarray, size) -> np.ndarray:
+def _plate(src: np.ndarray, size, reach: float = 0.33) -> np.ndarray:
     import cv2
 
     from ned_fx.rendering.brows import BROW_STRIPS
@@ -41,7 +41,7 @@ def _plate(src: np.ndarray, size) -> np.ndarray:
     for (edge, ring), top in zip(BROW_STRIPS, ((70, 63, 105, 66, 107), (300, 293, 334, 296, 336))):
         low = src[list(edge), :2]
         lash = src[[ring[1], ring[2], ring[3], ring[4], ring[5]], :2]        # the ring points under the brow
-        fringe = low + 0.33 * (lash - low)
+        fringe = low + reach * (lash - low)
         poly = np.concatenate([src[list(top), :2], fringe[::-1]])
         cv2.fillPoly(img, [np.round(poly * 16).astype(np.int32)], (BROW, BROW, BROW), shift=4)
     return img
@@ -59,14 +59,14 @@ def _thickness(img: np.ndarray, lm: np.ndarray) -> np.ndarray:
     return np.array(out)
 
 
-def _render(src, dst, size, mesh, with_layer: bool):
+def _render(src, dst, size, mesh, with_layer: bool, reach: float = 0.33, config=None):
     from ned_fx.rendering import GeometryRenderer
     from ned_fx.rendering.brows import BrowRenderer
     from ned_fx.rendering.layers import RegionInputs, stack
 
-    region = _plate(src, size)
+    region = _plate(src, size, reach)
     warped = GeometryRenderer().render(region, src, dst, mesh)
-    layer = BrowRenderer().render(RegionInputs(region, warped, src, dst)) if with_layer else None
+    layer = BrowRenderer(config).render(RegionInputs(region, warped, src, dst)) if with_layer else None
     return region, warped, layer, stack(warped, [layer])
 
 
@@ -83,6 +83,70 @@ def test_a_raised_brow_keeps_its_fringe_and_the_skin_beneath_stays_skin():
     # rises a few pixels more than its lower edge) and resampling
     assert (after <= 1.2 * before + 1).all() and (after - before <= 0.5 * (plain - before)).all(), \
         (before, after, plain)
+
+
+def test_a_thick_low_brow_keeps_its_hair_on_the_brow():
+    """A brow whose hairs hang 70 % of the way down to the lash band (d19's thick, low brows; the tracked lower
+    edge runs through them): the fringe reaches over the hair (the source strip is looked at), so the raised
+    brow keeps its thickness; with a fixed fringe (the hair detector off) the hair below it is drawn out."""
+    from ned_fx.rendering.brows import BrowConfig, BrowRenderer
+
+    src, dst, size, mesh = _face()
+    region, _, _, out = _render(src, dst, size, mesh, True, reach=0.7)
+    _, _, _, fixed = _render(src, dst, size, mesh, True, reach=0.7, config=BrowConfig(hair_contrast=1.0))
+    before, after, drawn = _thickness(region, src), _thickness(out, dst), _thickness(fixed, dst)
+    assert (drawn >= 1.25 * before).all(), (before, drawn)
+    assert (after <= 1.2 * before + 1).all(), (before, after, drawn)
+    # the detector's reading itself: the fringe covers the hair where it hangs low, the default where it does not
+    strip = BrowRenderer()
+    from ned_fx.rendering.brows.renderer import _resample
+    edge, ring = ((46, 53, 52, 65, 55), (113, 225, 224, 223, 222, 221, 189))
+    top, bottom = _resample(src[list(edge), :2], 24), _resample(src[list(ring), :2], 24)
+    low = strip.hair_fringe(_plate(src, size, 0.7), top, bottom)
+    high = strip.hair_fringe(_plate(src, size, 0.0), top, bottom)
+    assert np.median(low) >= 0.7 and np.allclose(high, BrowConfig().fringe), (low, high)
+
+
+def test_the_drawn_out_lid_skin_has_no_streaks():
+    """people_0 surprised at 1.5 (her brows raised a fifth of the IOD): the strip's stretched part, drawn out
+    several times from a few source rows, showed each lash tip and crease as a vertical streak (looked at); blurred
+    along the brow its change from column to column (mean |horizontal difference|) is under half of the
+    unblurred one."""
+    import cv2
+
+    from conftest import decode_rgb
+    from ned_fx.pipeline import EditInstruction, plan_edit
+    from ned_fx.rendering import GeometryRenderer, build_render_mesh, face_region_box
+    from ned_fx.rendering.brows import BrowConfig, BrowRenderer
+    from ned_fx.rendering.layers import RegionInputs
+
+    name = "people_0.png"
+    img = decode_rgb(name)[0][0]
+    track = our_track(name)
+    edited = plan_edit(track, EditInstruction(emotion="surprised", intensity=1.5))
+    s, d = edited.source_landmarks[0], edited.target_landmarks[0]
+    x0, y0, x1, y1 = face_region_box(np.concatenate([s, d]), img.shape[1], img.shape[0])
+    off = np.array([x0, y0, 0.0])
+    src, dst = s - off, d - off
+    region = img[y0:y1, x0:x1].astype(np.float32)
+    warped = GeometryRenderer().render(region, src, dst, build_render_mesh(track.mean_shape))
+    inputs = RegionInputs(region, warped, src, dst)
+    smooth = BrowRenderer().render(inputs)
+    plain = BrowRenderer(BrowConfig(smooth_unfolded=False)).render(inputs)
+    assert smooth is not None and plain is not None
+    # the lower half of each target strip (brow edge -> lash band), where the skin is drawn out
+    mask = np.zeros(region.shape[:2], np.uint8)
+    from ned_fx.rendering.brows import BROW_STRIPS
+    for edge, ring in BROW_STRIPS:
+        a, b = dst[list(edge), :2], dst[[ring[1], ring[2], ring[3], ring[4], ring[5]], :2]
+        mid = a + 0.55 * (b - a)
+        bot = a + 0.9 * (b - a)
+        cv2.fillPoly(mask, [np.round(np.concatenate([mid, bot[::-1]])).astype(np.int32)], 1)
+    sel = (mask[:, 1:] > 0) & (smooth.coverage[:, 1:] > 0.99)
+    assert sel.sum() > 200
+    def wiggle(layer):
+        return float(np.abs(np.diff(layer.pixels, axis=1)).mean(axis=2)[sel].mean())
+    assert wiggle(smooth) <= 0.5 * wiggle(plain), (wiggle(smooth), wiggle(plain))
 
 
 def test_the_layer_meets_the_warp_without_a_seam():
@@ -112,7 +176,8 @@ def test_config_is_checked():
     from ned_fx.errors import InvalidParameterError
     from ned_fx.rendering.brows import BrowConfig
 
-    for bad in ({"fringe": 1.0}, {"columns": 2}, {"min_stretch": 0.5}, {"ramp": 0.0}, {"end_feather": 0.5}):
+    for bad in ({"fringe": 1.0}, {"columns": 2}, {"min_stretch": 0.5}, {"ramp": 0.0}, {"end_feather": 0.5},
+                {"hair_contrast": 0.0}, {"max_fringe": 0.3}, {"hair_margin": 0.9}):
         with pytest.raises(InvalidParameterError):
             BrowConfig(**bad)
 

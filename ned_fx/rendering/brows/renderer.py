@@ -93,6 +93,25 @@ def _smoothstep(x: np.ndarray) -> np.ndarray:
     return x * x * (3.0 - 2.0 * x)
 
 
+def _smooth_unfolded(patch: np.ndarray, centre: np.ndarray, v_t: np.ndarray, v_s: np.ndarray,
+                     weight: np.ndarray) -> None:
+    """Blur the strip's stretched part (below the fringe) along the brow, in place, as far as it is drawn out
+    across it: a band of a few source rows stretched several times comes out as vertical streaks (each hair tip,
+    pore or crease drawn down the new lid skin); blurred alike in both directions it reads as skin."""
+    import cv2
+
+    drawn = np.linalg.norm(v_t[:, 2] - v_t[:, 1], axis=1) / np.maximum(np.linalg.norm(v_s[:, 2] - v_s[:, 1], axis=1),
+                                                                       1e-6)
+    mag = float(drawn[weight > 0.5].max()) if (weight > 0.5).any() else 1.0
+    if mag < 1.5:
+        return
+    k = min(2 * int(mag) + 1, 21)
+    lower = (centre >= 0) & (centre % 4 >= 2)           # the quads below the fringe (_strip_triangles' order)
+    if lower.any():
+        np.copyto(patch, cv2.blur(patch, (k, 1), borderType=cv2.BORDER_REPLICATE).reshape(patch.shape),
+                  where=lower[..., None])
+
+
 class BrowRenderer:
     """Per frame: a layer over the strip under each brow wherever the target stretches it.
 
@@ -103,9 +122,12 @@ class BrowRenderer:
     def __init__(self, config: BrowConfig | None = None):
         self.config = config or BrowConfig()
 
-    def strip_mesh(self, src: np.ndarray, dst: np.ndarray, brow: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def strip_mesh(self, src: np.ndarray, dst: np.ndarray, brow: int, region: np.ndarray | None = None
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """One brow's strip as a mesh: target vertices, source vertices (both Cx3x2: per column the brow's lower
-        edge, the end of the rigid fringe, the lash band) and each column's coverage weight (C)."""
+        edge, the end of the rigid fringe, the lash band) and each column's coverage weight (C). With the source
+        ``region`` the fringe reaches down over the brow's hair where it hangs below the edge
+        (:meth:`hair_fringe`)."""
         cfg = self.config
         edge, ring = BROW_STRIPS[brow]
         n = cfg.columns
@@ -117,17 +139,48 @@ class BrowRenderer:
         len_s = (top_s - bot_s) @ _up(src)
         stretch = np.clip(np.maximum(len_t, 0.0) / np.maximum(len_s, 1e-6), 1.0 / cfg.max_stretch, cfg.max_stretch)
         grow = np.maximum(stretch, 1.0)
+        f_s, ends = _columns(n, cfg.fringe, cfg.end_feather)
+        if region is not None and (stretch > cfg.min_stretch).any():
+            fringe = self.hair_fringe(region, top_s, bot_s)
+            if (fringe > cfg.fringe).any():
+                f_s = f_s.copy()
+                f_s[:, 1] = fringe
         # along each column: the fringe keeps its source length (target fraction fringe / grow), the rest is even
         f_t = np.zeros((n, 3))                                                             # C x 3
-        f_t[:, 1] = cfg.fringe / grow
+        f_t[:, 1] = f_s[:, 1] / grow
         f_t[:, 2] = 1.0
-        f_s, ends = _columns(n, cfg.fringe, cfg.end_feather)
         v_t = top_t[:, None] + f_t[..., None] * (bot_t - top_t)[:, None]
         v_s = top_s[:, None] + f_s[..., None] * (bot_s - top_s)[:, None]
         weight = _smoothstep((stretch - cfg.min_stretch) / cfg.ramp) * ends
         if not (np.isfinite(v_t).all() and np.isfinite(v_s).all()):
             weight = np.zeros(n)
         return v_t, v_s, weight
+
+    def hair_fringe(self, region: np.ndarray, top: np.ndarray, bottom: np.ndarray) -> np.ndarray:
+        """Per strip column (C), the share of the source strip the rigid fringe covers: ``fringe``, or down to
+        where the brow's hair ends when it hangs below the tracked edge (see :class:`BrowConfig`)."""
+        import cv2
+
+        cfg = self.config
+        k = 16
+        f = np.linspace(0.0, 1.0, k)
+        pts = top[:, None] + f[None, :, None] * (bottom - top)[:, None]                  # C x k x 2
+        luma = region[..., 0] if region.shape[2] < 3 else \
+            0.2126 * region[..., 0] + 0.7152 * region[..., 1] + 0.0722 * region[..., 2]
+        xy = (pts - 0.5).astype(np.float32)
+        lum = cv2.remap(np.ascontiguousarray(luma, np.float32), xy[..., 0], xy[..., 1], cv2.INTER_LINEAR,
+                        borderMode=cv2.BORDER_REPLICATE).astype(np.float64)                # C x k
+        hair = lum[:, :2].mean(axis=1)
+        skin = np.percentile(lum[:, k // 2:], 75, axis=1)
+        rise = hair[:, None] + 0.6 * (skin - hair)[:, None]
+        below = lum >= rise
+        below[:, -1] = True
+        end = f[np.argmax(below, axis=1)]
+        end = np.where(skin - hair >= cfg.hair_contrast * np.maximum(np.abs(skin), 1e-9), end, 0.0)
+        # one column's reading is noisy (a hair, a pore): the median of each column's neighbourhood
+        pad = np.pad(end, 2, mode="edge")
+        end = np.median(np.stack([pad[i:i + len(end)] for i in range(5)]), axis=0)
+        return np.clip(end + cfg.hair_margin, cfg.fringe, cfg.max_fringe)
 
     def render(self, inputs: RegionInputs) -> RenderedLayer | None:
         """The brow strips' layer, or None where no strip grows (nothing to correct)."""
@@ -136,7 +189,7 @@ class BrowRenderer:
         h, w = inputs.size
         pixels = coverage = None
         for brow in range(len(BROW_STRIPS)):
-            v_t, v_s, weight = self.strip_mesh(inputs.src, inputs.dst, brow)
+            v_t, v_s, weight = self.strip_mesh(inputs.src, inputs.dst, brow, inputs.region)
             if not (weight > 0).any():
                 continue
             # the strip's box in the region (whole pixels, a pixel of margin for the anti-aliased edge)
@@ -207,6 +260,8 @@ class BrowRenderer:
                                borderMode=cv2.BORDER_REPLICATE).reshape(y1 - y0, x1 - x0, -1)
                      for i in range(0, region.shape[2], 4)]
             patch = np.concatenate(chans, axis=2)
+            if self.config.smooth_unfolded:
+                _smooth_unfolded(patch, centre, v_t, v_s, weight)
             if pixels is None:       # only covered pixels are meaningful: zeros elsewhere (no copy of the plate)
                 pixels = np.zeros(inputs.warped.shape, np.float32)
                 coverage = np.zeros((h, w), np.float32)
