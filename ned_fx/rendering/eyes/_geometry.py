@@ -110,15 +110,33 @@ def polygon_area(poly: np.ndarray) -> float:
     return 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
 
 
-def sample(image: np.ndarray, pts: np.ndarray) -> np.ndarray:
-    """Bilinear samples of an HxWxK image at points Nx2 (continuous coordinates: pixel centres at +0.5) -> NxK."""
+#: OpenCV's remap takes maps under 32767 columns: points are sampled in rows of this many
+_ROW = 16384
+
+
+def remap_points(image: np.ndarray, mx: np.ndarray, my: np.ndarray) -> np.ndarray:
+    """``cv2.remap`` (bilinear, border replicated) of an HxW or HxWxC (C <= 4) image at N points given as two
+    flat float32 maps (OpenCV coordinates: pixel centres at integers) -> NxC (C = 1 for a 2-D image). Any N: the
+    points go in rows of at most ``_ROW`` (an eye on a 4K plate covers more pixels than one map row may hold);
+    each point's value is the same however the rows are cut."""
     import cv2
 
-    mx = (pts[:, 0] - 0.5).astype(np.float32).reshape(1, -1)
-    my = (pts[:, 1] - 0.5).astype(np.float32).reshape(1, -1)
+    n = mx.size
+    rows = max(1, -(-n // _ROW))
+    cols = min(n, _ROW) if n else 1
+    pad = rows * cols - n
+    mx = np.pad(np.asarray(mx, np.float32).reshape(-1), (0, pad)).reshape(rows, cols)
+    my = np.pad(np.asarray(my, np.float32).reshape(-1), (0, pad)).reshape(rows, cols)
+    out = cv2.remap(image, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return out.reshape(rows * cols, -1)[:n]
+
+
+def sample(image: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    """Bilinear samples of an HxWxK image at points Nx2 (continuous coordinates: pixel centres at +0.5) -> NxK."""
+    mx = (pts[:, 0] - 0.5).astype(np.float32)
+    my = (pts[:, 1] - 0.5).astype(np.float32)
     k = image.shape[2]
-    chunks = [cv2.remap(np.ascontiguousarray(image[..., i:i + 4]), mx, my, cv2.INTER_LINEAR,
-                        borderMode=cv2.BORDER_REPLICATE).reshape(len(pts), -1) for i in range(0, k, 4)]
+    chunks = [remap_points(np.ascontiguousarray(image[..., i:i + 4]), mx, my) for i in range(0, k, 4)]
     return np.concatenate(chunks, axis=1)
 
 

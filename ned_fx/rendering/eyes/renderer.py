@@ -9,7 +9,7 @@ import numpy as np
 from ...errors import InvalidParameterError
 from ..layers import RegionInputs, RenderedLayer
 from ._geometry import (EYES, NUM_POINTS, UPPER, EyeDistance, EyeFrame, inner_distance, luminance, polygon_mask,
-                        polygon_sdf, refine_iris, sample, segment_distance, smoothstep)
+                        polygon_sdf, refine_iris, remap_points, sample, segment_distance, smoothstep)
 from .config import EyeConfig
 from .model import EyeModel, EyeModelBuilder
 
@@ -300,8 +300,6 @@ class EyeRenderer:
                  fs: EyeFrame, ft: EyeFrame) -> np.ndarray:
         """The eyeball's colour (NxK) at the pixel centres ``pts`` (Nx2) of the target eye ``e``, from model eye
         ``m`` and what the source shows (``seen``)."""
-        import cv2
-
         c = self.config
         contour = EYES[e][0]
         rings, angles = texture.shape[0], texture.shape[1] - 2
@@ -332,10 +330,9 @@ class EyeRenderer:
         rel = pts - centre
         dist = np.hypot(rel[:, 0], rel[:, 1])
         theta = np.mod(np.arctan2(rel[:, 1], rel[:, 0]) - ft.angle, 2.0 * np.pi)
-        mx = (theta / (2.0 * np.pi) * angles + 1.0).astype(np.float32).reshape(1, -1)
-        my = (dist / radius * rings - 0.5).astype(np.float32).reshape(1, -1)
-        iris_px = cv2.remap(texture, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        iris_px = iris_px.reshape(len(pts), -1) * seen.gain_i
+        mx = (theta / (2.0 * np.pi) * angles + 1.0).astype(np.float32)
+        my = (dist / radius * rings - 0.5).astype(np.float32)
+        iris_px = remap_points(texture, mx, my).reshape(len(pts), -1) * seen.gain_i
         limbus = max(c.limbus_softness * ft.w, 1.0)
         alpha = smoothstep((radius - dist) / limbus + 0.5)[:, None]      # an anti-aliased limbus
         eye = sclera + alpha * (iris_px - sclera)
