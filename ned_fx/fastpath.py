@@ -35,7 +35,7 @@ and the mask's exact signed distance against OpenCV's distance transform of a ra
 ``box="shot"``: at most 64 values along the lid/lip edges, 99.9th percentile over the box at most 8, mean at
 most 0.1 (measured: 43, ~0.02 mean). uint16, float16/float32 (NaN and values above 1 kept) and grey plates
 match alike; outside the box, and in alpha and extra channels, every byte is the input's. Not on a large face:
-ShotRenderer refines the field around a far-bent opening where the coarse cell exceeds
+ShotRenderer refines the field around a far-bent mouth where the coarse cell exceeds
 ``RendererConfig.refine_above_px`` (3 px: a 720² close-up, a 4K face); the fast path keeps the coarse field, so
 there a moved lip's edge differs (stair-stepped here) by up to a few tens of code values.
 """

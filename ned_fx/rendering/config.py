@@ -25,14 +25,16 @@ class RendererConfig:
             plate resolution; the field's reconstruction error near lids and lips is about one cell (fewer cells are
             faster: 128 saves ~3 ms per frame on 2 CPU cores).
         refine_above_px, refine_cell_px, refine_margin, refine_max_cells: where the coarse field's cell is
-            larger than ``refine_above_px`` pixels (192 cells over a large face: d19's 640-px region on a 720² still,
-            3.3 px a cell; more on a close-up in 4K) and an opening's contour bends against the source by at least one
-            such cell, the field around that opening (its target contour's box grown by ``refine_margin`` coarse
-            cells) is computed again with cells of ``refine_cell_px`` pixels (larger where the box would need more
-            than ``refine_max_cells``) and laid over the coarse one, feathered over its outer two coarse cells: a
-            lip margin moved far (d19's gasp closed into a smile or a pressed mouth) otherwise comes out
-            stair-stepped at the coarse cell. The shared 512² clips (2.0-2.8 px a cell, their lips' new edges
-            alike at 4x zoom with and without) are not refined; refining them cost ~40 % of a frame's render.
+            larger than ``refine_above_px`` pixels (192 cells over a large face: d19's 609x544 region on a 720²
+            still, 3.2 px a cell; ~7.7 on a 4K plate's 1500-px face) and the mouth's inner contour bends against the
+            source by at least one such cell, the field around the mouth (its target contour's box grown by
+            ``refine_margin`` coarse cells) is computed again with cells of ``refine_cell_px`` pixels (larger where
+            the box would need more than ``refine_max_cells``) and laid over the coarse one, feathered over its
+            outer two coarse cells: a lip margin moved far (d19's gasp closed into a smile or a pressed mouth)
+            otherwise comes out stair-stepped at the coarse cell. The eyes are not refined (their sub-stage paints
+            the new eye at native resolution; refining them changed 282 of d19's pixels, none visibly, and cost
+            3x the mouth's). Cost: 4K, WDA scaled up, surprised: render 0.70 -> 0.76 s a frame. The shared 512²
+            clips (2.0-2.8 px a cell, their lips' new edges alike at 4x zoom with and without) are not refined.
             ``refine_above_px`` 0 switches it off. The per-frame CPU/OpenCV path only (``render`` on numpy).
         interpolation: "bilinear" (default) or "bicubic" resampling of the plate. Expression warps are small
             and smooth (local scale ~0.8..1.25), so bilinear neither aliases nor blurs visibly; bicubic is

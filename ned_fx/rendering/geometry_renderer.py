@@ -31,7 +31,7 @@ region's longer side: a fixed number of cells per face at any plate resolution),
 region's native size, and the plate is resampled once at native resolution, bilinear by default (bicubic as
 an option). Expression warps are small and smooth (local scale ~0.8..1.25), so bilinear sampling neither
 aliases (no strong minification) nor visibly blurs. On a large face (a coarse cell over
-``RendererConfig.refine_above_px``) an opening whose contour bends far against the source gets a second, finer
+``RendererConfig.refine_above_px``) a mouth whose inner contour bends far against the source gets a second, finer
 field over its box, feathered into the coarse one (the per-frame OpenCV path: :meth:`GeometryRenderer.render` on
 numpy); a far-moved lip margin no longer comes out stair-stepped at the coarse cell.
 
@@ -763,8 +763,8 @@ class GeometryRenderer:
 
     def _refined(self, module: GeometryRendererModule, src: np.ndarray, dst: np.ndarray, h: int, w: int, gh: int,
                  gw: int) -> list:
-        """The finer fields around the openings whose contour bends against the source by at least one coarse
-        cell, where the coarse cell is larger than ``RendererConfig.refine_above_px`` (see there).
+        """The finer field around the mouth where its inner contour bends against the source by at least one
+        coarse cell and the coarse cell is larger than ``RendererConfig.refine_above_px`` (see there).
 
         Returns:
             ``[((x0, y0, x1, y1), _Fine, ramp), ...]``: region-pixel boxes, the fine field's maps at native
@@ -778,6 +778,8 @@ class GeometryRenderer:
             return []
         out = []
         for k, contour in enumerate(self._mesh.holes):
+            if k != MOUTH:      # the eye sub-stage paints the lids' new edges at native resolution itself
+                continue
             idx = list(contour)
             moved = dst[idx, :2] - src[idx, :2]
             if not np.isfinite(moved).all():
