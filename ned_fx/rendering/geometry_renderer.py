@@ -229,13 +229,13 @@ class GeometryRendererModule(nn.Module):
         sub = (torch.arange(_SUPERSAMPLE, dtype=torch.float32) + 0.5) / _SUPERSAMPLE - 0.5
         self.register_buffer("subsamples", torch.stack(torch.meshgrid(sub, sub, indexing="xy"), -1).reshape(-1, 2),
                              persistent=False)
-        self._grid_cache: dict = {}         # the last few grids (the region's, and its refined openings')
+        self._grid_cache: dict = {}         # the last few grids (the region's, and its refined mouth's)
 
     # ---- pieces of the field ---------------------------------------------------------------------------------
     def _grid(self, gh: int, gw: int, height, width, device, cache: bool) -> tuple[torch.Tensor, ...]:
         """The cell centres of a GhxGw grid over an HxW region: xs (Gw), ys (Gh) and p (1xNx2, x then y).
         ``cache``: keep the last few grids (sizes are ints; one per shot and region size, and the refined
-        openings' boxes of :meth:`GeometryRenderer.render`)."""
+        mouth's boxes of :meth:`GeometryRenderer.render`)."""
         key = (gh, gw, height, width, device)
         if cache and key in self._grid_cache:
             self._grid_cache[key] = self._grid_cache.pop(key)           # the most recently used last
@@ -715,11 +715,11 @@ class GeometryRenderer:
             res = module.field(src_t, torch.as_tensor(dst[None, :, :2], dtype=torch.float32), labels, h, w)
         gh, gw = labels.shape[1:]
         flow = cv2.resize(res.offset[0].permute(1, 2, 0).numpy(), (w, h), interpolation=cv2.INTER_LINEAR)
-        refined = self._refined(module, src, dst, h, w, gh, gw)
-        for box, fine, ramp in refined:             # finer fields around strongly bent openings, feathered in
-            x0, y0, x1, y1 = box
+        fine = self._refined(module, src, dst, h, w, gh, gw)
+        if fine is not None:                        # a finer field around a far-bent mouth, feathered in
+            x0, y0, x1, y1 = fine.box
             sub = flow[y0:y1, x0:x1]
-            sub += ramp[..., None] * (fine.offset - sub)
+            sub += fine.ramp[..., None] * (fine.offset - sub)
         map_x = flow[..., 0] + np.arange(w, dtype=np.float32)[None, :]
         map_y = flow[..., 1] + np.arange(h, dtype=np.float32)[:, None]
         interp = cv2.INTER_CUBIC if self.config.interpolation == "bicubic" else cv2.INTER_LINEAR
@@ -730,8 +730,8 @@ class GeometryRenderer:
             cover = res.cover[0, k].numpy()
             # the layer, only over the (small) box where it shows (the covered cells' box)
             c0, r0, nc, nr = cv2.boundingRect((cover > 0).view(np.uint8))
-            mine = [(b, f, r) for b, f, r in refined if f.cover[k].any()]
-            if nc == 0 and not mine:
+            mine = fine if fine is not None and fine.cover[k].any() else None
+            if nc == 0 and mine is None:
                 continue
             sx, sy = gw / w, gh / h
             if nc:
@@ -739,7 +739,8 @@ class GeometryRenderer:
                 y0, y1 = max(0, int((r0 - 1) / sy)), min(h, int(np.ceil((r0 + nr - 1 + 2) / sy)))
             else:
                 x0, y0, x1, y1 = w, h, 0, 0
-            for b, _, _ in mine:
+            if mine is not None:
+                b = mine.box
                 x0, y0, x1, y1 = min(x0, b[0]), min(y0, b[1]), max(x1, b[2]), max(y1, b[3])
             size = (x1 - x0, y1 - y0)
             to_grid = np.array([[sx, 0, (x0 + 0.5) * sx - 0.5], [0, sy, (y0 + 0.5) * sy - 0.5]])
@@ -750,87 +751,82 @@ class GeometryRenderer:
                 layer = out[y0:y1, x0:x1].copy()           # the interior follows the lips (face layer)
             else:
                 layer = _warp_affine(region, to_src, size, interp).reshape(size[1], size[0], c)
-            fills = [(b, f.fill, r) for b, f, r in mine if f.fill is not None]
-            if k == MOUTH and (fill.any() or fills):
+            fine_fill = mine.fill if mine is not None else None
+            if k == MOUTH and (fill.any() or fine_fill is not None):
                 if colour is None:
                     images = torch.from_numpy(region).permute(2, 0, 1)[None]    # a view (no copy of the region)
                     colour = module.fill_colour(images, src_t)[0].numpy().astype(np.float32)
-                layer += _overlay(_upsample(fill, to_grid, size), fills, x0, y0) * (colour - layer)
+                layer += _overlay(_upsample(fill, to_grid, size), mine, fine_fill, x0, y0) * (colour - layer)
             box = out[y0:y1, x0:x1]
-            box += _overlay(_upsample(cover, to_grid, size), [(b, f.cover[k], r) for b, f, r in mine], x0, y0) \
+            box += _overlay(_upsample(cover, to_grid, size), mine, None if mine is None else mine.cover[k], x0, y0) \
                 * (layer - box)
         return out
 
     def _refined(self, module: GeometryRendererModule, src: np.ndarray, dst: np.ndarray, h: int, w: int, gh: int,
-                 gw: int) -> list:
+                 gw: int) -> "_Fine | None":
         """The finer field around the mouth where its inner contour bends against the source by at least one
-        coarse cell and the coarse cell is larger than ``RendererConfig.refine_above_px`` (see there).
-
-        Returns:
-            ``[((x0, y0, x1, y1), _Fine, ramp), ...]``: region-pixel boxes, the fine field's maps at native
-            resolution over each box, and each box's feathering weight (hxw, 1 inside, 0 at its edges).
-        """
+        coarse cell and the coarse cell is larger than ``RendererConfig.refine_above_px`` (see there); None
+        where it is not refined. The eyes are not: their sub-stage paints the new eye at native resolution."""
         import cv2
 
         cfg = self.config
         cell = max(h / gh, w / gw)
         if cfg.refine_above_px <= 0 or cell <= cfg.refine_above_px:
-            return []
-        out = []
-        for k, contour in enumerate(self._mesh.holes):
-            if k != MOUTH:      # the eye sub-stage paints the lids' new edges at native resolution itself
-                continue
-            idx = list(contour)
-            moved = dst[idx, :2] - src[idx, :2]
-            if not np.isfinite(moved).all():
-                continue
-            bend = np.linalg.norm(moved - np.median(moved, axis=0), axis=1).max()
-            if bend < cell:
-                continue
-            margin = cfg.refine_margin * cell
-            lo = np.floor(dst[idx, :2].min(axis=0) - margin).astype(int)
-            hi = np.ceil(dst[idx, :2].max(axis=0) + margin).astype(int)
-            x0, y0 = max(int(lo[0]), 0), max(int(lo[1]), 0)
-            x1, y1 = min(int(hi[0]), w), min(int(hi[1]), h)
-            bh, bw = y1 - y0, x1 - x0
-            if bh < 4 or bw < 4:
-                continue
-            fine_cell = max(cfg.refine_cell_px, float(np.sqrt(bh * bw / cfg.refine_max_cells)))
-            grid = field_grid_size(bh, bw, int(np.ceil(max(bh, bw) / fine_cell)))
-            shift = np.array([x0, y0], np.float64)
-            sd = dst.copy()
-            sd[:, :2] -= shift
-            labels = torch.from_numpy(rasterize_labels(sd, self._mesh, (bh, bw), grid))[None]
-            with torch.inference_mode():
-                res = module.field(torch.as_tensor(src[None, :, :2] - shift, dtype=torch.float32),
-                                   torch.as_tensor(sd[None, :, :2], dtype=torch.float32), labels, bh, bw)
-            size = (bw, bh)
-            offset = cv2.resize(res.offset[0].permute(1, 2, 0).numpy(), size, interpolation=cv2.INTER_LINEAR)
-            cover = [cv2.resize(res.cover[0, j].numpy(), size, interpolation=cv2.INTER_LINEAR)
-                     for j in range(res.cover.shape[1])]
-            fill = res.mouth_fill[0, 0].numpy() if k == MOUTH else None
-            fill = None if fill is None or not fill.any() else cv2.resize(fill, size, interpolation=cv2.INTER_LINEAR)
-            feather = 2.0 * cell
-            ry = np.minimum(np.arange(bh) + 0.5, bh - 0.5 - np.arange(bh)) / feather
-            rx = np.minimum(np.arange(bw) + 0.5, bw - 0.5 - np.arange(bw)) / feather
-            ramp = np.minimum(np.clip(ry, 0, 1)[:, None], np.clip(rx, 0, 1)[None, :]).astype(np.float32)
-            out.append(((x0, y0, x1, y1), _Fine(offset, np.stack(cover), fill), ramp))
-        return out
+            return None
+        idx = list(self._mesh.holes[MOUTH])
+        moved = dst[idx, :2] - src[idx, :2]
+        if not np.isfinite(moved).all() or np.linalg.norm(moved - np.median(moved, axis=0), axis=1).max() < cell:
+            return None
+        margin = cfg.refine_margin * cell
+        lo = np.floor(dst[idx, :2].min(axis=0) - margin).astype(int)
+        hi = np.ceil(dst[idx, :2].max(axis=0) + margin).astype(int)
+        x0, y0 = max(int(lo[0]), 0), max(int(lo[1]), 0)
+        x1, y1 = min(int(hi[0]), w), min(int(hi[1]), h)
+        bh, bw = y1 - y0, x1 - x0
+        if bh < 4 or bw < 4:
+            return None
+        fine_cell = max(cfg.refine_cell_px, float(np.sqrt(bh * bw / cfg.refine_max_cells)))
+        grid = field_grid_size(bh, bw, int(np.ceil(max(bh, bw) / fine_cell)))
+        shift = np.array([x0, y0], np.float64)
+        sd = dst.copy()
+        sd[:, :2] -= shift
+        labels = torch.from_numpy(rasterize_labels(sd, self._mesh, (bh, bw), grid))[None]
+        with torch.inference_mode():
+            res = module.field(torch.as_tensor(src[None, :, :2] - shift, dtype=torch.float32),
+                               torch.as_tensor(sd[None, :, :2], dtype=torch.float32), labels, bh, bw)
+        size = (bw, bh)
+
+        def native(grid_map: torch.Tensor) -> np.ndarray:
+            return cv2.resize(grid_map.numpy(), size, interpolation=cv2.INTER_LINEAR)
+
+        fill = res.mouth_fill[0, 0]
+        feather = 2.0 * cell
+        ry = np.minimum(np.arange(bh) + 0.5, bh - 0.5 - np.arange(bh)) / feather
+        rx = np.minimum(np.arange(bw) + 0.5, bw - 0.5 - np.arange(bw)) / feather
+        ramp = np.minimum(np.clip(ry, 0, 1)[:, None], np.clip(rx, 0, 1)[None, :]).astype(np.float32)
+        return _Fine((x0, y0, x1, y1), native(res.offset[0].permute(1, 2, 0)),
+                     np.stack([native(res.cover[0, j]) for j in range(res.cover.shape[1])]),
+                     native(fill) if bool(fill.any()) else None, ramp)
 
 
 class _Fine(NamedTuple):
-    """A refined box's maps at native resolution: offset hxwx2, cover 3xhxw, mouth fill hxw (None: none)."""
+    """The refined box (region pixels x0, y0, x1, y1) and its maps at native resolution: offset hxwx2, cover
+    3xhxw, mouth fill hxw (None: none), and its feathering weight hxw (1 inside, 0 at its edges)."""
 
+    box: tuple[int, int, int, int]
     offset: np.ndarray
     cover: np.ndarray
     fill: np.ndarray | None
+    ramp: np.ndarray
 
 
-def _overlay(coarse: np.ndarray, fine: list, x0: int, y0: int) -> np.ndarray:
-    """``coarse`` (hxwx1, a layer's box at region offset x0, y0) with each refined box's map feathered in."""
-    for (bx0, by0, bx1, by1), values, ramp in fine:
+def _overlay(coarse: np.ndarray, fine: "_Fine | None", values: np.ndarray | None, x0: int, y0: int) -> np.ndarray:
+    """``coarse`` (hxwx1, a layer's box at region offset x0, y0) with the refined box's ``values`` (one of its
+    maps) feathered in; as it is without them."""
+    if fine is not None and values is not None:
+        bx0, by0, bx1, by1 = fine.box
         sub = coarse[by0 - y0:by1 - y0, bx0 - x0:bx1 - x0, 0]
-        sub += ramp * (values - sub)
+        sub += fine.ramp * (values - sub)
     return coarse
 
 
