@@ -380,7 +380,7 @@ def test_points_sample_alike_however_many():
     point's value is the one a small map gives it."""
     import cv2
 
-    from ned_fx.rendering.eyes._geometry import remap_points
+    from ned_fx.rendering.sampling import remap_points
 
     rng = np.random.default_rng(3)
     image = rng.random((40, 60, 3)).astype(np.float32)

@@ -7,6 +7,7 @@ import functools
 import numpy as np
 
 from ..layers import RegionInputs, RenderedLayer
+from ..sampling import remap_points
 from .config import BrowConfig
 
 #: Per brow (right, left): the brow's lower edge and the lash band's outer ring (the ring that rides on the lid
@@ -159,17 +160,16 @@ class BrowRenderer:
     def hair_fringe(self, region: np.ndarray, top: np.ndarray, bottom: np.ndarray) -> np.ndarray:
         """Per strip column (C), the share of the source strip the rigid fringe covers: ``fringe``, or down to
         where the brow's hair ends when it hangs below the tracked edge (see :class:`BrowConfig`)."""
-        import cv2
-
         cfg = self.config
         k = 16
         f = np.linspace(0.0, 1.0, k)
         pts = top[:, None] + f[None, :, None] * (bottom - top)[:, None]                  # C x k x 2
-        luma = region[..., 0] if region.shape[2] < 3 else \
-            0.2126 * region[..., 0] + 0.7152 * region[..., 1] + 0.0722 * region[..., 2]
         xy = (pts - 0.5).astype(np.float32)
-        lum = cv2.remap(np.ascontiguousarray(luma, np.float32), xy[..., 0], xy[..., 1], cv2.INTER_LINEAR,
-                        borderMode=cv2.BORDER_REPLICATE).astype(np.float64)                # C x k
+        # the colour at the C x k points only (not a luminance image of the whole region), then its luminance
+        rgb = remap_points(np.ascontiguousarray(region[..., :3] if region.shape[2] >= 3 else region[..., :1],
+                                                np.float32), xy[..., 0], xy[..., 1]).astype(np.float64)
+        lum = (rgb[:, 0] if rgb.shape[1] < 3 else
+               0.2126 * rgb[:, 0] + 0.7152 * rgb[:, 1] + 0.0722 * rgb[:, 2]).reshape(len(top), k)
         hair = lum[:, :2].mean(axis=1)
         skin = np.percentile(lum[:, k // 2:], 75, axis=1)
         rise = hair[:, None] + 0.6 * (skin - hair)[:, None]

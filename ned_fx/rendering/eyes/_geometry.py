@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ... import topology as T
+from ..sampling import remap_points
 
 #: per eye (right, left): lid contour (upper lid first, corner to corner: its first ``UPPER`` points), corners in
 #: image order (the eye's axis runs from the first to the second), iris points (centre, then four on the limbus)
@@ -108,27 +109,6 @@ def inner_distance(mask: np.ndarray) -> np.ndarray:
 def polygon_area(poly: np.ndarray) -> float:
     x, y = poly[:, 0], poly[:, 1]
     return 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
-
-
-#: OpenCV's remap takes maps under 32767 columns: points are sampled in rows of this many
-_ROW = 16384
-
-
-def remap_points(image: np.ndarray, mx: np.ndarray, my: np.ndarray) -> np.ndarray:
-    """``cv2.remap`` (bilinear, border replicated) of an HxW or HxWxC (C <= 4) image at N points given as two
-    flat float32 maps (OpenCV coordinates: pixel centres at integers) -> NxC (C = 1 for a 2-D image). Any N: the
-    points go in rows of at most ``_ROW`` (an eye on a 4K plate covers more pixels than one map row may hold);
-    each point's value is the same however the rows are cut."""
-    import cv2
-
-    n = mx.size
-    rows = max(1, -(-n // _ROW))
-    cols = min(n, _ROW) if n else 1
-    pad = rows * cols - n
-    mx = np.pad(np.asarray(mx, np.float32).reshape(-1), (0, pad)).reshape(rows, cols)
-    my = np.pad(np.asarray(my, np.float32).reshape(-1), (0, pad)).reshape(rows, cols)
-    out = cv2.remap(image, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    return out.reshape(rows * cols, -1)[:n]
 
 
 def sample(image: np.ndarray, pts: np.ndarray) -> np.ndarray:

@@ -8,8 +8,9 @@ import numpy as np
 
 from ...errors import InvalidParameterError
 from ..layers import RegionInputs, RenderedLayer
+from ..sampling import remap_points
 from ._geometry import (EYES, NUM_POINTS, UPPER, EyeDistance, EyeFrame, inner_distance, luminance, polygon_mask,
-                        polygon_sdf, refine_iris, remap_points, sample, segment_distance, smoothstep)
+                        polygon_sdf, refine_iris, sample, segment_distance, smoothstep)
 from .config import EyeConfig
 from .model import EyeModel, EyeModelBuilder
 

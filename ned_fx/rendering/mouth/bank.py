@@ -14,6 +14,7 @@ import numpy as np
 
 from ... import topology as T
 from ...errors import InvalidParameterError
+from ..sampling import remap_points
 from . import shape as S
 from .config import MouthConfig
 
@@ -105,24 +106,12 @@ class MouthBank:
 
 def sample(image: np.ndarray, positions: np.ndarray) -> np.ndarray:
     """Bilinear samples of ``image`` (HxWxK) at continuous pixel ``positions`` (...x2): ...xK float32."""
-    import cv2
-
     shape = positions.shape[:-1]
     pos = positions.reshape(-1, 2).astype(np.float32)
-    n = len(pos)
-    # OpenCV's pixel centres are at integers; remap wants a 2D map under 32767 on each side: rows of 1024
-    cols = min(max(n, 1), 1024)
-    rows = -(-n // cols)
-    if rows * cols != n:
-        pos = np.concatenate([pos, np.repeat(pos[-1:], rows * cols - n, axis=0)])
-    mx = np.ascontiguousarray(pos[:, 0] - 0.5).reshape(rows, cols)
-    my = np.ascontiguousarray(pos[:, 1] - 0.5).reshape(rows, cols)
+    mx, my = pos[:, 0] - 0.5, pos[:, 1] - 0.5           # OpenCV's pixel centres are at integers
     k = image.shape[2]
-    parts = []
-    for c in range(0, k, 4):
-        part = np.ascontiguousarray(image[..., c:c + 4], dtype=np.float32)
-        parts.append(cv2.remap(part, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-                     .reshape(-1, part.shape[2])[:n])
+    parts = [remap_points(np.ascontiguousarray(image[..., c:c + 4], dtype=np.float32), mx, my)
+             for c in range(0, k, 4)]
     return np.concatenate(parts, axis=1).reshape(*shape, k)
 
 
