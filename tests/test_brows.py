@@ -89,7 +89,8 @@ def test_a_thick_low_brow_keeps_its_hair_on_the_brow():
     """A brow whose hairs hang 70 % of the way down to the lash band (d19's thick, low brows; the tracked lower
     edge runs through them): the fringe reaches over the hair (the source strip is looked at), so the raised
     brow keeps its thickness; with a fixed fringe (the hair detector off) the hair below it is drawn out."""
-    from ned_fx.rendering.brows import BrowConfig, BrowRenderer
+    from ned_fx.rendering.brows import BROW_STRIPS, BrowConfig, BrowRenderer
+    from ned_fx.rendering.brows.renderer import _resample
 
     src, dst, size, mesh = _face()
     region, _, _, out = _render(src, dst, size, mesh, True, reach=0.7)
@@ -99,8 +100,7 @@ def test_a_thick_low_brow_keeps_its_hair_on_the_brow():
     assert (after <= 1.2 * before + 1).all(), (before, after, drawn)
     # the detector's reading itself: the fringe covers the hair where it hangs low, the default where it does not
     strip = BrowRenderer()
-    from ned_fx.rendering.brows.renderer import _resample
-    edge, ring = ((46, 53, 52, 65, 55), (113, 225, 224, 223, 222, 221, 189))
+    edge, ring = BROW_STRIPS[0]
     top, bottom = _resample(src[list(edge), :2], 24), _resample(src[list(ring), :2], 24)
     low = strip.hair_fringe(_plate(src, size, 0.7), top, bottom)
     high = strip.hair_fringe(_plate(src, size, 0.0), top, bottom)
@@ -117,7 +117,7 @@ def test_the_drawn_out_lid_skin_has_no_streaks():
     from conftest import decode_rgb
     from ned_fx.pipeline import EditInstruction, plan_edit
     from ned_fx.rendering import GeometryRenderer, build_render_mesh, face_region_box
-    from ned_fx.rendering.brows import BrowConfig, BrowRenderer
+    from ned_fx.rendering.brows import BROW_STRIPS, BrowConfig, BrowRenderer
     from ned_fx.rendering.layers import RegionInputs
 
     name = "people_0.png"
@@ -136,7 +136,6 @@ def test_the_drawn_out_lid_skin_has_no_streaks():
     assert smooth is not None and plain is not None
     # the lower half of each target strip (brow edge -> lash band), where the skin is drawn out
     mask = np.zeros(region.shape[:2], np.uint8)
-    from ned_fx.rendering.brows import BROW_STRIPS
     for edge, ring in BROW_STRIPS:
         a, b = dst[list(edge), :2], dst[[ring[1], ring[2], ring[3], ring[4], ring[5]], :2]
         mid = a + 0.55 * (b - a)
