@@ -471,6 +471,78 @@ def test_jaw_drop_opens_a_clenched_interior_with_a_dark_gap():
     assert not any(bm.flat_black_hole(st, real) for st in ours if st["n"])
 
 
+def test_morph_slides_one_row_of_teeth_instead_of_showing_two():
+    """Unit (:func:`morph`): a row of teeth (8 rows bright, a darker line between teeth every 10 columns, soft
+    edges) at rows 10-17 of a 40x80 box and the same row 5 rows lower, half-way: one row of teeth 2.5 rows down at
+    nearly full brightness with at most 2 rows of mid-tones (dissolved: a 13-row smear, its ends at half strength,
+    10 rows of mid-tones); at 0 and 1 each image exactly; a per-pixel share moves each half its own way."""
+    import cv2
+
+    from ned_fx.rendering.mouth.renderer import morph
+
+    h, w = 40, 80
+    flat = np.arange(h * w)
+    rows, cols = flat // w, flat % w
+
+    def teeth(top):
+        x = np.where((rows >= top) & (rows < top + 8), 220.0, 40.0) * np.where(cols % 10 < 1, 0.8, 1.0)
+        x = cv2.GaussianBlur(x.reshape(h, w).astype(np.float32), (0, 0), 1.0).ravel()
+        return np.repeat(x[:, None], 3, 1).astype(np.float32)
+
+    a, b = teeth(10), teeth(15)
+    half = morph(a, b, 0.5, flat, w, h).reshape(h, w, 3)[:, 20:60].mean((1, 2))
+    dissolved = (0.5 * (a + b)).reshape(h, w, 3)[:, 20:60].mean((1, 2))
+    mid = lambda profile: int(((profile > 80) & (profile < 170)).sum())
+    print("morphed:", np.round(half), "dissolved:", np.round(dissolved))
+    assert mid(dissolved) >= 8 and mid(half) <= 2, (mid(half), mid(dissolved))
+    assert half[14:19].min() > 200 and abs(float(np.argmax(half)) - 16.0) <= 1.5
+    assert half[:9].max() < 45 and half[25:].max() < 45              # no trace beyond either row
+    np.testing.assert_array_equal(morph(a, b, 0.0, flat, w, h), a)
+    np.testing.assert_array_equal(morph(a, b, 1.0, flat, w, h), b)
+    share = np.where(cols < w // 2, 0.0, 1.0).astype(np.float32)
+    mixed = morph(a, b, share, flat, w, h).reshape(h, w, 3)
+    assert mixed[11, 5, 0] > 200 > mixed[21, 5, 0] and mixed[21, w - 5, 0] > 200 > mixed[11, w - 5, 0]
+
+
+def _mid_tones(img: np.ndarray, lm: np.ndarray) -> float:
+    """Share of the target opening's inner part (canonical 24x48, 3 rows and 4 columns in from the lips) whose
+    luminance lies between 30 % and 70 % of the way from its 5th to its 95th percentile: neither the mouth's dark
+    nor its teeth (a grey band of two rows of teeth dissolved)."""
+    pos = S.canonical_positions(S.inner_points(lm), 24, 48)[3:-3, 4:-4].reshape(-1, 2)
+    lum = sample(img.astype(np.float32), pos).mean(-1)
+    lo, hi = np.percentile(lum, 5), np.percentile(lum, 95)
+    return float(((lum > lo + 0.3 * (hi - lo)) & (lum < lo + 0.7 * (hi - lo))).mean())
+
+
+def test_a_partly_covered_opening_morphs_her_teeth_instead_of_greying_them():
+    """WDA surprised with the pipeline's speech rule (her gap kept, the mouth ~1.3x as open): on frames where the
+    bank's interior covers the opening only partly (0.25-0.65), laying it at that opacity over the warp showed her
+    teeth and the interior's at part strength: a grey band across her upper teeth (frames 27-35). The warp's teeth
+    are now morphed that far toward the interior's: fewer grey mid-tones inside the opening (0.27 vs 0.31 of it on
+    average, measured 0.87x)."""
+    import dataclasses
+
+    from ned_fx.rendering.mouth.renderer import column_coverage
+
+    s = shot(WDA, "surprised", speech=None, upto=150)
+    dissolve = MouthRenderer(s.bank, s.plan, dataclasses.replace(s.mouth.config, morph=False))
+    ours, before = [], []
+    for i in range(0, 150, 6):
+        src, dst = S.inner_points(s.edited.source_landmarks[i]), S.inner_points(s.edited.target_landmarks[i])
+        share = column_coverage(src, dst, s.mouth.config, s.mouth.own_weight(src)).max()
+        if not 0.25 <= share <= 0.65:
+            continue
+        ours.append(_mid_tones(render(s, i)[1], s.edited.target_landmarks[i]))
+        kept, s.mouth = s.mouth, dissolve
+        try:
+            before.append(_mid_tones(render(s, i)[1], s.edited.target_landmarks[i]))
+        finally:
+            s.mouth = kept
+    print("mid-tones morphed:", np.round(ours, 3), "dissolved:", np.round(before, 3))
+    assert len(ours) >= 6, len(ours)
+    assert np.mean(ours) <= 0.92 * np.mean(before), (np.mean(ours), np.mean(before))
+
+
 def test_short_mid_word_range_opens_without_stretched_teeth():
     """WDA surprised 1.5 edited over frames 80-109 only (mid-word, her mouth nearly closed, teeth peeking): the bank
     holds only small openings with teeth and no dark gap; laid 2-3x taller into the surprised mouth they stretched

@@ -31,6 +31,9 @@ class MouthConfig:
         switch_cost: cost of changing candidate between two frames, in units of one ``match_sigma`` of shape
             distance held for one frame (higher: fewer, later switches).
         crossfade: frames over which a switch of candidate is cross-faded.
+        morph: where a new interior covers a column only partly (the target a little more open than an open
+            source), the warp's own teeth are morphed that far toward it along the optical flow instead of the two
+            dissolved (both rows of teeth at part strength: a grey band across the teeth).
         cover_ratio_start, cover_ratio_full: the layer fades in, per inner-lip column, as the target's gap over
             the source's gap grows from the first ratio to the second (a talking mouth kept as it is: none) ...
         cover_excess_start, cover_excess_full: ... and as the target's gap minus the source's grows from the first
@@ -99,6 +102,7 @@ class MouthConfig:
     over_open_weight: float = 0.2
     switch_cost: float = 20.0
     crossfade: int = 6
+    morph: bool = True
     cover_ratio_start: float = 1.15
     cover_ratio_full: float = 1.6
     cover_excess_start: float = 0.01

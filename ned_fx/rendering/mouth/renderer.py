@@ -190,6 +190,75 @@ _TEETH_EDGES = np.array([0.0, 0.09, 0.155, 0.205, 0.245, 0.28])
 _TEETH_LENGTH = np.array([1.0, 0.88, 0.95, 0.8, 0.75])
 
 
+#: the most pixels across a mouth on which :func:`morph` measures its flow
+_MORPH_SIDE = 160
+
+
+def morph(a: np.ndarray, b: np.ndarray, t, flat: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Two interiors laid into the same opening (MxK each, at the ``flat`` indices of a ``height x width`` box)
+    morphed ``t`` (0: ``a``, 1: ``b``; a number or M per pixel) of the way: each is moved along the optical flow
+    toward the other by its share and the two are dissolved. Two real interiors dissolved without moving show both
+    sets of teeth at half strength (grey, doubled teeth through a cross-fade); morphed, the teeth slide from one
+    place to the other. Flow is measured on at most ``_MORPH_SIDE`` pixels across (a 4K mouth: scaled down)."""
+    import cv2
+
+    tv = np.broadcast_to(np.asarray(t, dtype=np.float32), (len(flat),))
+    if len(flat) < 16 or (tv <= 0.0).all() or (tv >= 1.0).all():
+        return np.asarray((1.0 - tv)[:, None] * a + tv[:, None] * b, dtype=np.float32)
+    k = a.shape[1]
+    ys, xs = flat // width, flat % width
+    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    h, w = int(y1 - y0), int(x1 - x0)
+    inside = np.zeros((h, w), bool)
+    inside[ys - y0, xs - x0] = True
+
+    def image(pix):
+        img = np.zeros((h, w, k), np.float32)
+        img[ys - y0, xs - x0] = pix
+        if not inside.all():
+            # (outside the opening: the nearest inside colour, so the flow sees no edge of its own there)
+            _, near = cv2.distanceTransformWithLabels((~inside).astype(np.uint8), cv2.DIST_L2, 3,
+                                                         labelType=cv2.DIST_LABEL_PIXEL)
+            idx = np.zeros(int(near.max()) + 1, np.int64)
+            idx[near[inside]] = np.flatnonzero(inside.ravel())
+            img = img.reshape(-1, k)[idx[near.ravel()]].reshape(h, w, k)
+        return img
+
+    ia, ib = image(a), image(b)
+
+    def grey(img):
+        lum = img.mean(-1)
+        lo, hi = float(min(ia.mean(-1).min(), ib.mean(-1).min())), float(max(ia.mean(-1).max(), ib.mean(-1).max()))
+        return np.clip((lum - lo) * (255.0 / max(hi - lo, 1e-6)), 0, 255).astype(np.uint8)
+
+    ga, gb = grey(ia), grey(ib)
+    scale = min(1.0, _MORPH_SIDE / max(h, w))
+    if scale < 1.0:
+        size = (max(int(round(w * scale)), 8), max(int(round(h * scale)), 8))
+        ga, gb = (cv2.resize(g, size, interpolation=cv2.INTER_AREA) for g in (ga, gb))
+    fh, fw = ga.shape
+    flow = dict(pyr_scale=0.5, levels=3, winsize=max(5, (min(fh, fw) // 6) | 1), iterations=3, poly_n=5,
+                poly_sigma=1.1, flags=0)
+    f_ab = cv2.calcOpticalFlowFarneback(ga, gb, None, **flow)        # a(x) ~ b(x + f_ab(x))
+    f_ba = cv2.calcOpticalFlowFarneback(gb, ga, None, **flow)        # b(x) ~ a(x + f_ba(x))
+    # (a smooth flow: teeth move as rows, never torn into shards where the flow is unsure)
+    sigma = max(1.0, min(fh, fw) / 8.0)
+    f_ab, f_ba = (cv2.GaussianBlur(f, (0, 0), sigma) for f in (f_ab, f_ba))
+    if scale < 1.0:
+        up = np.array([w / fw, h / fh], np.float32)
+        f_ab, f_ba = (cv2.resize(f, (w, h), interpolation=cv2.INTER_LINEAR) * up for f in (f_ab, f_ba))
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    timg = np.zeros((h, w), np.float32)
+    timg[ys - y0, xs - x0] = tv
+
+    def moved(img, f, s):
+        return cv2.remap(img, gx + s * f[..., 0], gy + s * f[..., 1], cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_REPLICATE).reshape(h, w, k)
+
+    out = (1.0 - timg)[..., None] * moved(ia, f_ba, timg) + timg[..., None] * moved(ib, f_ab, 1.0 - timg)
+    return out[ys - y0, xs - x0].astype(np.float32)
+
+
 class MouthRenderer:
     """Renders the mouth-interior layer of any frame of a shot.
 
@@ -269,7 +338,8 @@ class MouthRenderer:
             # narrower feather there when the source's own interior is opened
             lower = feather + own * (cfg.edge_min_px * 0.5 - feather)
             feather = np.where(uv[:, 1] > 0.5, lower, feather)
-        cover = _smoothstep(depth / feather) * np.interp(uv[:, 0] * 10.0, np.arange(S.PAIRS), col)
+        share = np.interp(uv[:, 0] * 10.0, np.arange(S.PAIRS), col)
+        cover = _smoothstep(depth / feather) * share
         if cover.max() < 1e-3:
             return None
         box = tight
@@ -284,6 +354,12 @@ class MouthRenderer:
         if use_own > 0.0:
             interior = interior + use_own * self._own(uv, src_pts, dst_pts, inputs, box, *kept)
         interior = np.asarray(interior, dtype=np.float32)
+        if cfg.morph and (share < 0.999).any():
+            # a new interior only partly in (the target a little more open than the source): the warp's own
+            # teeth morphed that far toward the new interior's, not the two sets of teeth dissolved into grey
+            warp = inputs.warped[flat // bw + y0, flat % bw + x0].astype(np.float32)
+            interior = morph(warp, interior, share, flat, bw, bh)
+            cover = _smoothstep(depth / feather) * _smoothstep(share / 0.05)
         pixels = np.zeros(inputs.warped.shape, np.float32)
         block = np.zeros((bh * bw, pixels.shape[2]), np.float32)
         block[flat] = interior
@@ -477,7 +553,9 @@ class MouthRenderer:
     def _from_bank(self, entries, uv: np.ndarray, inputs: RegionInputs, box) -> np.ndarray:
         """The planned bank ``entries`` laid into the target at canonical ``uv``, colour-matched to the frame: each
         as :meth:`_entry_uv` maps it, or, an interior whose teeth are together in a target far more open than it
-        (:meth:`jaw_weight`), opened as a jaw drop (:meth:`_opened`)."""
+        (:meth:`jaw_weight`), opened as a jaw drop (:meth:`_opened`). Two entries (the plan's cross-fade) are
+        dissolved: morphed (:func:`morph`), a row of teeth that shows in one and not the other broke into loose
+        chunks sliding in (WDA fearful, frames 138-141), worse than their faint double for a few frames."""
         cfg = self.config
         bank = self.bank
         th, tw = bank.textures.shape[1:3]
