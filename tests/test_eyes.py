@@ -265,6 +265,36 @@ def test_a_blink_the_tracker_missed_gets_no_eyeball(clip, tracker):
     assert EyeRenderer(clip.model).render(clip.inputs("surprised", 1.0)).coverage.max() > 0.9
 
 
+def test_a_pale_iris_is_an_eye_not_a_blink(tracker):
+    """d19 surprised: his pale blue-grey irises are nearly as bright as the whites in his shaded right eye (0.83 of
+    them: the blink guard's 'an iris as bright as its sclera'), and that eye's eyeball came in at 0.42 (a grey veil
+    over his stretched lid, the other eye white). An iris whose colour differs from its sclera's is an eye: both eyes
+    are now covered alike. Lid skin in both places has one colour: WDA's missed blink stays without an eyeball (the
+    test above), and with the colour rule off d19's right eye is veiled again."""
+    import dataclasses
+
+    from ned_fx.rendering.eyes._geometry import EYES
+
+    shot = Shot("d19.jpg", None, tracker)
+    inp = shot.inputs("surprised", 1.0)
+    h, w = inp.region.shape[:2]
+
+    def per_eye(config):
+        layer = EyeRenderer(shot.model, config).render(inp)
+        assert layer is not None
+        out = []
+        for contour, _, _ in EYES:
+            inside = _mask(np.asarray(inp.dst)[list(contour), :2], h, w) & (layer.coverage > 0)
+            out.append(float(np.percentile(layer.coverage[inside], 90)))
+        return out
+
+    now = per_eye(EyeConfig())
+    before = per_eye(dataclasses.replace(EyeConfig(), iris_hue=(5.0, 6.0)))
+    print("eyeball coverage (90th pct) per eye:", np.round(now, 2), "without the colour rule:", np.round(before, 2))
+    assert min(now) >= 0.9, now
+    assert min(before) < 0.6 < max(before), before
+
+
 def test_grey_and_16_bit_plates(still):
     """One colour channel and 16-bit plate values: the same eyeball, in the plate's own values."""
     inp = still.inputs("surprised", 1.0)

@@ -65,6 +65,10 @@ class EyeConfig:
             model's (full eyeball from ``sclera_dim[1]``), or whose iris is at least ``iris_contrast`` of its
             sclera's brightness, shows no eye (a blink the tracker missed: lashes and lid in the tracked opening);
             that eye gets no eyeball.
+        iris_hue: ... unless that iris differs in colour from its sclera (rg-chromaticity, L1) by at least the
+            first (fully from the second): a pale blue-grey iris in a shaded eye is nearly as bright as its white
+            (d19's right eye: 0.83 of it, 0.12 apart in colour: its eyeball came in at 0.42, a grey veil over the
+            stretched lid); lid skin in both places has one colour (d12's squints: at most 0.08).
         shut_sclera, shut_reference: a shot's eye is shut (its lids kept as the source has them: no widening over
             a wink the tracker missed) where its brightest "sclera" is below ``shut_sclera[0]`` x the same
             eye's own (its 90th percentile over ``shut_reference`` seconds around the frame), open
@@ -110,6 +114,7 @@ class EyeConfig:
     blur: float = 0.012
     sclera_dim: tuple[float, float] = (0.5, 0.75)
     iris_contrast: float = 0.75
+    iris_hue: tuple[float, float] = (0.09, 0.11)
     shut_sclera: tuple[float, float] = (0.55, 0.7)
     shut_reference: float = 4.0
     colour_match_limits: tuple[float, float] = (0.75, 1.33)
@@ -131,7 +136,7 @@ class EyeConfig:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or value < 0:
                 raise InvalidParameterError(f"EyeConfig.{name} must be a number >= 0, got {value!r}")
-        for name in ("sclera_dim", "shut_sclera"):
+        for name in ("sclera_dim", "shut_sclera", "iris_hue"):
             lo, hi = getattr(self, name)
             if not 0 <= lo < hi:
                 raise InvalidParameterError(f"EyeConfig.{name} must be (low, high) with 0 <= low < high, "

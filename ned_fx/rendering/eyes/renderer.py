@@ -273,7 +273,16 @@ class EyeRenderer:
                 gain_i = float(np.clip(iris_now / model_lum[ok].mean(), lo, hi))
                 # ... and an iris darker than the sclera around it
                 if sclera_now:
-                    confidence *= 1.0 - float(smoothstep((iris_now / sclera_now - c.iris_contrast) / 0.15))
+                    alike = float(smoothstep((iris_now / sclera_now - c.iris_contrast) / 0.15))
+                    if alike > 0 and crop.shape[2] >= 3:
+                        # ... unless it has a colour of its own (a pale iris): lid skin has the lid's
+                        iris_c = crop[ring][ok][:, :3].astype(np.float64).mean(0)
+                        sclera_c = crop[where][bright][:, :3].astype(np.float64).mean(0)
+                        hue = float(np.abs(iris_c / max(iris_c.sum(), 1e-9)
+                                           - sclera_c / max(sclera_c.sum(), 1e-9)).sum())
+                        lo_h, hi_h = c.iris_hue
+                        alike *= 1.0 - float(smoothstep((hue - lo_h) / (hi_h - lo_h)))
+                    confidence *= 1.0 - alike
         # catchlights: small spots of the iris disc (inside the lids, give or take ``catch_margin``: the tracked
         # lid often runs through one) much brighter than the iris and than their surroundings, well inside it
         catch = None
