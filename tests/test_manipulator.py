@@ -425,6 +425,65 @@ def test_engine_is_identity_at_zero_and_exports_to_onnx(tmp_path):
     assert onnx_parity(path, engine, batch=1, frames=1) < 1e-5             # a still
 
 
+def test_a_held_pout_goes_where_the_lips_are_free_and_speech_stays():
+    """The engine's held-lip rule: a press (AU24 0.8) and pucker (AU18 0.5) held through 3 s on a shot whose gate
+    frees the lips go under ``happy`` (its smile beside a pout was a pursed smirk); at the pace of speech (on 3
+    frames, off 3) they stay; on a talking shot (gate 0), with the jaw dropped (an open mouth's fitted press is its
+    stretch: d19 AU24 1.61 at AU26 1.05), or under a style that shapes the lips itself (angry's press) they stay;
+    at intensity 0.5 half goes."""
+    import torch
+
+    from ned_fx.manipulation.engine import ManipulatorEngine
+    from ned_fx.manipulation.prototypes import PROTOTYPES
+
+    engine = ManipulatorEngine(fps=25.0)
+    names = list(engine.names)
+    t, k = 75, len(names)
+    lips = [names.index("AU24"), names.index("AU18")]
+
+    def run(emotion="happy", w=1.0, gate=1.0, pace=None, jaw=0.0):
+        params = torch.zeros(1, t, k)
+        params[0, :, lips[0]], params[0, :, lips[1]] = 0.8, 0.5
+        if pace:
+            on = torch.tensor([(f // pace) % 2 == 0 for f in range(t)], dtype=torch.float32)
+            params[0, :, lips] = params[0, :, lips] * on[:, None]
+        params[0, :, names.index("AU26")] = jaw
+        style = torch.zeros(1, t, k)
+        for name, value in PROTOTYPES[emotion].items():
+            style[0, :, names.index(name)] = w * value
+        with torch.no_grad():
+            out = engine(params, style, torch.full((1, t, 1), w), torch.full((1, t, 1), gate), torch.ones(k))
+        return out[0, 15:60, lips].numpy(), params[0, 15:60, lips].numpy()
+
+    gone, held = run()
+    assert np.abs(gone).max() < 0.05, gone.max(0)
+    half, _ = run(w=0.5)
+    np.testing.assert_allclose(half, 0.5 * held, atol=0.03)
+    for kept, src in (run(pace=3), run(gate=0.0), run(jaw=1.0)):
+        np.testing.assert_allclose(kept, src, atol=1e-5)
+    angry, src = run("angry")
+    assert abs(float(angry[:, 1].mean()) - 0.0) < 0.05                  # the pucker goes ...
+    np.testing.assert_allclose(angry[:, 0], src[:, 0] + PROTOTYPES["angry"]["AU24"], atol=1e-4)  # angry's press
+
+
+def test_happy_on_a_pouting_face_smiles_instead_of_smirking():
+    """d3 (not talking: the gate frees her lips) pouts over frames 165-199, lips pressed and puckered (AU24 0.90,
+    AU18 0.60 on average): under ``happy`` both were kept as speech beside the smile, a pursed smirk. What she
+    holds through the window now goes (measured: 0.43x and 0.21x of the source left; the press's peak on
+    frames 170-180 is above its envelope and stays in part), the corners still rise, and on the talking clips
+    nothing of the lips' speech changes."""
+    edited = _edit("d3.mp4", "happy")
+    n = list(edited.au_names)
+    for name, share in (("AU24", 0.55), ("AU18", 0.35)):
+        src, dst = edited.au_source[165:200, n.index(name)].mean(), edited.au_target[165:200, n.index(name)].mean()
+        assert src > 0.5 and abs(dst) < share * src, (name, src, dst)
+    assert edited.au_target[165:200, n.index("AU12")].min() > 0.9
+    for name in TALKING_CLIPS:
+        talk = _edit(name, "happy")
+        for au in ("AU24", "AU18"):
+            np.testing.assert_allclose(talk.au_target[:, n.index(au)], talk.au_source[:, n.index(au)], atol=1e-6)
+
+
 def test_expression_decoder_matches_the_manipulator():
     import torch
 

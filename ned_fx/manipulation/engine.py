@@ -24,6 +24,11 @@ The rule the engine implements (per batch item, frame t, AU k; all smoothing zer
   a stressed word).
 * speech AUs: ``offset = gate * style``: the source's own speech is always kept; a style may add to it only
   where ``gate`` allows (0 on talking shots).
+* held lips (:data:`HELD_LIP_AUS`: the pucker, the press): where ``gate`` frees the lips and the style does not
+  shape them, their lower envelope (a pout held longer than the state window) goes too, ``offset -= min(w, 1) *
+  gate * closed * state``, ``closed`` fading out as the jaw drops (:data:`HELD_LIP_JAW`). A pout held through
+  ``happy`` was a pursed smirk (d3: AU24 1.23 with AU18 0.65 kept beside a smile); a press or pucker at the pace
+  of speech stays, and on a talking shot (gate 0) nothing changes.
 * performance AUs (blink): never changed.
 * ``offset *= region``; ``offset = smooth(offset, offset_sigma)`` (no jitter); lid-opening AUs are scaled by
   ``1 - blink`` of the source (smoothed alike), so a raised lid never fights a blink.
@@ -57,6 +62,12 @@ from .expression import AU_NAMES, EMOTION_AUS, LID_OPENING_AUS, PERFORMANCE_AUS,
 GRIN_AU12 = 0.4
 #: emotion AUs a broad grin brings along (kept under a style that smiles; see the module docstring)
 GRIN_COMPANIONS = ("AU10", "AU14", "AU20")
+#: speech AUs that shape the closed lips (a pucker, a press): held longer than the state window on a shot the
+#: speech gate frees they are a pout, not speech (see the module docstring)
+HELD_LIP_AUS = ("AU18", "AU24")
+#: the jaw drop (AU26 activation) from which the lips' fitted press is the open mouth's stretch, not a pout
+#: (d19's gasp reads AU24 1.61 at AU26 1.05): the held-lip rule fades out up to it
+HELD_LIP_JAW = 0.5
 
 OPSET = 18
 INPUT_NAMES = ("params", "style", "weights", "gate", "region")
@@ -135,6 +146,8 @@ class ManipulatorEngine(nn.Module):
         self.register_buffer("blink_select", mask(PERFORMANCE_AUS[:1]))
         self.register_buffer("grin_mask", mask(GRIN_COMPANIONS))
         self.register_buffer("smile_select", mask(("AU12",)))
+        self.register_buffer("held_lip_mask", mask(HELD_LIP_AUS))
+        self.register_buffer("jaw_select", mask(("AU26",)))
         k = len(names)
         self.opening_radius = int(round(state_smoothing * fps))
         state_kernel, self.state_radius = _kernel_buffer(0.5 * state_smoothing * fps, k)
@@ -157,16 +170,22 @@ class ManipulatorEngine(nn.Module):
         Returns:
             BxTxK target activations.
         """
-        state = smooth_time(opening_time(params, self.opening_radius), self.state_kernel, self.state_radius)
+        held = smooth_time(opening_time(params, self.opening_radius), self.state_kernel, self.state_radius)
         swing = smooth_time(params, self.swing_kernel, self.swing_radius)
-        state = torch.where(style > 1e-6, state, swing)
+        state = torch.where(style > 1e-6, held, swing)
         replace = torch.clamp(weights, 0.0, 1.0)
+        # a pout or a press held longer than the window, where the gate frees the lips and the style does not
+        # shape them itself, is taken away (a closed mouth only: an open jaw's fitted press is its stretch)
+        jaw = torch.clamp((swing * self.jaw_select).sum(dim=-1, keepdim=True) / HELD_LIP_JAW, 0.0, 1.0)
+        closed = 1.0 - jaw * jaw * (3.0 - 2.0 * jaw)
+        unshaped = (style <= 1e-6).to(params.dtype)
+        pout = replace * gate * closed * unshaped * held * self.held_lip_mask
         grin = torch.clamp((swing * self.smile_select).sum(dim=-1, keepdim=True) / GRIN_AU12, 0.0, 1.0)
         grin = grin * grin * (3.0 - 2.0 * grin)
         smiles = (style * self.smile_select).sum(dim=-1, keepdim=True) / torch.clamp(weights, min=1e-6)
         smile = torch.minimum(torch.clamp(smiles, 0.0, 1.0), grin)               # the style's own AU12 (w = 1)
         replace = replace * (1.0 - smile * self.grin_mask)                      # a grin's companions stay
-        offset = (style - replace * state) * self.emotion_mask + gate * style * self.speech_mask
+        offset = (style - replace * state) * self.emotion_mask + gate * style * self.speech_mask - pout
         offset = smooth_time(offset * region, self.offset_kernel, self.offset_radius)
         blink = smooth_time(torch.clamp((params * self.blink_select).sum(dim=-1, keepdim=True), 0.0, 1.0),
                             self.blink_kernel, self.offset_radius)
