@@ -105,3 +105,48 @@ def _counting(runs):
         return real(self, frames)
 
     return counted
+
+
+@pytest.mark.skipif(not ort_available(), reason="onnxruntime not installed")
+def test_frame_by_frame_overlaps_the_iris_net_and_gives_the_same_points():
+    """Frame by frame with the iris net on eye crops: each frame's iris net runs in a worker while the next frame's
+    mesh runs (``overlap_iris``, the next crop needs only the 468 mesh points) and each onnxruntime net has one
+    thread (``threads`` 0: auto). The points are bit for bit those of running one after the other; a caller that
+    stops early gets its frames complete and nothing left running; the track cache key ignores the overlap (the
+    same points) and keeps the threads (another thread count may round differently)."""
+    import numpy as np
+
+    frames, _ = decode_rgb("WDA_AlexandriaOcasioCortez_000.mp4")
+    frames = frames[:24]
+
+    def run(**kw):
+        tracker = FaceTracker(TrackerConfig(device="cpu", runtime="onnxruntime", **kw))
+        return tracker, [{k: v[0].copy() for k, v in ff.faces.items()} for ff in tracker.iter_track(iter(frames))]
+
+    tracker, ours = run()
+    assert tracker.config.ort_threads() == 1
+    assert all(e.session.get_session_options().intra_op_num_threads == 1 for e in tracker.engines.values())
+    _, plain = run(overlap_iris=False)
+    assert len(ours) == len(plain) == len(frames) and all(f for f in ours)
+    for a, b in zip(ours, plain):
+        assert a.keys() == b.keys()
+        for k in a:
+            np.testing.assert_array_equal(a[k], b[k])
+            assert np.ptp(a[k][468:, 0]) > 1.0          # the irises are filled in, not the eye centres' copies
+    # stopping early: the frames handed out are complete, and closing waits for the iris passes in flight
+    first, frames_out = [], tracker.iter_track(iter(frames))
+    for ff in frames_out:
+        first.append({k: v[0].copy() for k, v in ff.faces.items()})
+        if len(first) == 3:
+            break
+    frames_out.close()
+    for a, b in zip(first, plain):
+        for k in a:
+            np.testing.assert_array_equal(a[k], b[k])
+    assert tracker._worker.submit(lambda: None).result(timeout=5) is None
+    key = lambda cfg: track_cache.track_key("f", None, None, cfg, "onnxruntime")       # noqa: E731
+    assert key(TrackerConfig(overlap_iris=False)) == key(TrackerConfig())
+    assert key(TrackerConfig(threads=2)) != key(TrackerConfig())
+    assert TrackerConfig(batch_size=4).ort_threads() >= 1 and TrackerConfig(threads=3).ort_threads() == 3
+    with pytest.raises(Exception):
+        TrackerConfig(threads=-1)

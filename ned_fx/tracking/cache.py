@@ -25,6 +25,10 @@ from .track import REQUIRED, Track, from_arrays, to_arrays
 CACHE_VERSION = 1
 
 
+#: tracker settings that change how fast the points come, never the points (left out of the key)
+_SAME_POINTS = ("overlap_iris",)
+
+
 def cache_dir() -> Path:
     """``$NED_FX_CACHE`` if set, else ``$NED_FX_HOME/cache`` (default ``~/.cache/ned_fx/cache``)."""
     from .weights import home
@@ -37,7 +41,7 @@ def track_key(fingerprint: str, frames: str | None, face_id: int | None, config:
     """The cache key of a track: 32 hex digits over everything the track depends on."""
     from .. import __version__
 
-    parts = (CACHE_VERSION, __version__, fingerprint, frames, face_id, sorted(asdict(config).items()), runtime,
+    parts = (CACHE_VERSION, __version__, fingerprint, frames, face_id, sorted((k, v) for k, v in asdict(config).items() if k not in _SAME_POINTS), runtime,
              os.environ.get("OCIO", ""))
     return hashlib.sha256(repr(parts).encode()).hexdigest()[:32]
 

@@ -80,6 +80,12 @@ class FaceTracker:
         #: what runs the networks: "torch", "onnxruntime" (see TrackerConfig.runtime), "given" for ``engines``
         self.runtime = "given" if engines else ""
         self.engines = engines or self._load_engines()
+        #: per calling thread: the iris passes deferred to the worker while :meth:`iter_track` overlaps them with
+        #: the next frame's mesh (None: run them in place)
+        import threading
+
+        self._local = threading.local()
+        self._worker = None
 
     def _load_engines(self) -> dict:
         from .runtime import runtime_name
@@ -91,7 +97,8 @@ class FaceTracker:
             from .ort import load_ort_engines
 
             try:
-                engines = load_ort_engines(iris=self.config.iris, iris_model=self.config.iris_model)
+                engines = load_ort_engines(iris=self.config.iris, iris_model=self.config.iris_model,
+                                           threads=self.config.ort_threads())
                 self.runtime = "onnxruntime"
                 return engines
             except WeightsMissingError:
@@ -147,7 +154,17 @@ class FaceTracker:
             out[k, :points] = g.apply_affine(affines[k], pts)
             out[k, :points, 2] = lm[k, :, 2] * rois[k][2] / MESH_SIZE
         if not attention:
-            self._iris(frames, which, out, faces)
+            deferred = getattr(self._local, "deferred", None)
+            if deferred is not None and "iris" in self.engines:
+                # (frame by frame: the next frame's crop needs only these 468 points, so the iris net runs in
+                # the worker while the next frame's mesh runs here; iter_track waits for it before yielding)
+                if self._worker is None:
+                    from concurrent.futures import ThreadPoolExecutor
+
+                    self._worker = ThreadPoolExecutor(1, thread_name_prefix="ned-fx-iris")
+                deferred.append(self._worker.submit(self._iris, frames, which, out, faces))
+            else:
+                self._iris(frames, which, out, faces)
         return out, score.cpu().numpy().astype(np.float64)
 
     @property
@@ -206,18 +223,52 @@ class FaceTracker:
 
     # ---- the loop ----------------------------------------------------------------------------------------
     def iter_track(self, frames: Iterable[np.ndarray]) -> Iterator[FrameFaces]:
-        """Track faces through RGB uint8 frames (HxWx3), yielding one :class:`FrameFaces` per frame."""
+        """Track faces through RGB uint8 frames (HxWx3), yielding one :class:`FrameFaces` per frame. Frame by
+        frame with the iris net on eye crops (``overlap_iris``), a frame is handed out once the next one's face mesh
+        has run beside its iris net (one frame later; the same points)."""
         state = _State()
         chunk: list[np.ndarray] = []
         index = 0
-        for frame in frames:
-            chunk.append(_as_rgb8(frame))
-            if len(chunk) == self.config.batch_size:
+        overlap = self.config.batch_size == 1 and self.config.overlap_iris
+        held: tuple[list, list] | None = None        # a frame's results and its iris passes still running
+
+        def step(chunk, index):
+            nonlocal held
+            if not overlap:
                 yield from self._track_chunk(chunk, index, state)
-                index += len(chunk)
-                chunk = []
-        if chunk:
-            yield from self._track_chunk(chunk, index, state)
+                return
+            self._local.deferred = deferred = []
+            try:
+                results = self._track_chunk(chunk, index, state)
+            finally:
+                self._local.deferred = None
+            previous, held = held, (results, deferred)
+            if previous is not None:
+                yield from self._finish(*previous)
+
+        try:
+            for frame in frames:
+                chunk.append(_as_rgb8(frame))
+                if len(chunk) == self.config.batch_size:
+                    yield from step(chunk, index)
+                    index += len(chunk)
+                    chunk = []
+            if chunk:
+                yield from step(chunk, index)
+            if held is not None:
+                last, held = held, None
+                yield from self._finish(*last)
+        finally:
+            if held is not None:            # the caller stopped early: let the worker finish before returning
+                for job in held[1]:
+                    job.result()
+
+    @staticmethod
+    def _finish(results: list, deferred: list) -> list:
+        """``results`` once their deferred iris passes have filled in the iris points (their errors raised here)."""
+        for job in deferred:
+            job.result()
+        return results
 
     def _track_chunk(self, chunk: list[np.ndarray], start: int, state: "_State") -> list[FrameFaces]:
         cfg = self.config
