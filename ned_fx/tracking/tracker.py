@@ -162,7 +162,8 @@ class FaceTracker:
                     from concurrent.futures import ThreadPoolExecutor
 
                     self._worker = ThreadPoolExecutor(1, thread_name_prefix="ned-fx-iris")
-                deferred.append(self._worker.submit(self._iris, frames, which, out, faces))
+                # (the eye crops here: the worker's share, the net, is then about the mesh's)
+                deferred.append(self._worker.submit(self._iris_net, *self._eye_crops(frames, which, out), out, faces))
             else:
                 self._iris(frames, which, out, faces)
         return out, score.cpu().numpy().astype(np.float64)
@@ -183,14 +184,24 @@ class FaceTracker:
                 centre = (out[:, a] + out[:, b]) / 2
                 out[:, NUM_MESH + 5 * e: NUM_MESH + 5 * e + 5] = centre[:, None]
             return
+        self._iris_net(*self._eye_crops(frames, which, out), out, faces)
+
+    def _eye_crops(self, frames: torch.Tensor, which: list[int], out: np.ndarray) -> tuple:
+        """Both eyes of every face in one batch (2K crops, right eyes first): ``(crops, affines, rois)``."""
         k_all = len(which)
         rois, affines = [], []
-        for a, b, flip in _EYES:        # both eyes of every face in one batch: 2K crops
+        for a, b, flip in _EYES:
             eye = [g.roi_from_points(out[k, [a, b]], 0, 1, self.config.iris_roi_scale) for k in range(k_all)]
             rois.extend(eye)
             affines.append(g.roi_to_affine(np.stack(eye), IRIS_SIZE, flip=flip))
         affines = np.concatenate(affines)
-        crops = g.crop_images(frames, torch.tensor(which * 2), affines, IRIS_SIZE)
+        return g.crop_images(frames, torch.tensor(which * 2), affines, IRIS_SIZE), affines, rois
+
+    @torch.inference_mode()
+    def _iris_net(self, crops: torch.Tensor, affines: np.ndarray, rois: list, out: np.ndarray,
+                  faces: list[_Face] | None = None) -> None:
+        """The iris net on :meth:`_eye_crops`' crops, its points mapped into ``out``'s iris rows."""
+        k_all = len(rois) // 2
         iris = np.empty((2 * k_all, 5, 3))
         # an eye whose crop changed by less than iris_reuse (mean |difference|, 0..1) since the net last ran on it
         # keeps that output (crop pixels: it moves with the crop); the net runs on the others, in one batch
