@@ -212,26 +212,24 @@ def morph(a: np.ndarray, b: np.ndarray, t, flat: np.ndarray, width: int, height:
     inside = np.zeros((h, w), bool)
     inside[ys - y0, xs - x0] = True
 
+    # outside the opening each image takes its nearest inside colour, so the flow sees no edge of its own there
+    nearest = None
+    if not inside.all():
+        _, near = cv2.distanceTransformWithLabels((~inside).astype(np.uint8), cv2.DIST_L2, 3,
+                                                  labelType=cv2.DIST_LABEL_PIXEL)
+        idx = np.zeros(int(near.max()) + 1, np.int64)
+        idx[near[inside]] = np.flatnonzero(inside.ravel())
+        nearest = idx[near.ravel()]
+
     def image(pix):
         img = np.zeros((h, w, k), np.float32)
         img[ys - y0, xs - x0] = pix
-        if not inside.all():
-            # (outside the opening: the nearest inside colour, so the flow sees no edge of its own there)
-            _, near = cv2.distanceTransformWithLabels((~inside).astype(np.uint8), cv2.DIST_L2, 3,
-                                                         labelType=cv2.DIST_LABEL_PIXEL)
-            idx = np.zeros(int(near.max()) + 1, np.int64)
-            idx[near[inside]] = np.flatnonzero(inside.ravel())
-            img = img.reshape(-1, k)[idx[near.ravel()]].reshape(h, w, k)
-        return img
+        return img if nearest is None else img.reshape(-1, k)[nearest].reshape(h, w, k)
 
     ia, ib = image(a), image(b)
-
-    def grey(img):
-        lum = img.mean(-1)
-        lo, hi = float(min(ia.mean(-1).min(), ib.mean(-1).min())), float(max(ia.mean(-1).max(), ib.mean(-1).max()))
-        return np.clip((lum - lo) * (255.0 / max(hi - lo, 1e-6)), 0, 255).astype(np.uint8)
-
-    ga, gb = grey(ia), grey(ib)
+    la, lb = ia.mean(-1), ib.mean(-1)
+    lo, hi = float(min(la.min(), lb.min())), float(max(la.max(), lb.max()))
+    ga, gb = (np.clip((lum - lo) * (255.0 / max(hi - lo, 1e-6)), 0, 255).astype(np.uint8) for lum in (la, lb))
     scale = min(1.0, _MORPH_SIDE / max(h, w))
     if scale < 1.0:
         size = (max(int(round(w * scale)), 8), max(int(round(h * scale)), 8))
