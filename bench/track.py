@@ -2,12 +2,13 @@
 
     .venv/bin/python bench/track.py [--clips d12.mp4 ...] [--frames 100] [--device cpu|cuda]
                                     [--runtime onnxruntime torch] [--batch 1 8] [--repeat 2]
-                                    [--iris-model attention eye_crops] [--iris-reuse 0.02] [--stages]
+                                    [--iris-model attention eye_crops attention_irises] [--iris-reuse 0.02] [--stages]
 
 Frames are decoded once up front (decode is not timed). Without iris (468 points) ours is compared with
 MediaPipe's face mesh (refine_landmarks=False); with iris (478 points) with MediaPipe's refine_landmarks=True (its
 attention mesh: 478 points), ours once per ``--iris-model``: "attention" (our port of that same attention mesh: one
-net) and "eye_crops" (the face mesh, then the iris net on two eye crops). Each runtime of ours (onnxruntime, the CPU
+net), "eye_crops" (the face mesh, then the iris net on two eye crops) and "attention_irises" (the face mesh's
+468 points, the attention mesh's irises from the same crop). Each runtime of ours (onnxruntime, the CPU
 default, and PyTorch) is timed on the same frames; ``vs_mediapipe`` is MediaPipe's time over ours (>= 1: we are faster).
 ``--iris-reuse T ...`` adds rows of the onnxruntime tracker with ``TrackerConfig.iris_reuse`` T (the iris net
 skipped on eye crops that hardly changed; eye_crops only). Accuracy, from an untimed pass over the same frames:

@@ -153,9 +153,11 @@ def add_tracker_options(p: argparse.ArgumentParser) -> None:
     from .tracking.config import IRIS_MODELS, RUNTIMES
 
     g.add_argument("--iris-model", choices=IRIS_MODELS, help=f"what finds the iris points: eye_crops (the face mesh "
-                   f"plus MediaPipe's iris net on two eye crops) or attention (MediaPipe's attention mesh, the net "
-                   f"behind its refine_landmarks: one net, closer to MediaPipe's irises; needs `ned-fx weights "
-                   f"install` on an older install) (default {d.iris_model})")
+                   f"plus MediaPipe's iris net on two eye crops), attention (MediaPipe's attention mesh, the net "
+                   f"behind its refine_landmarks: one net, closer to MediaPipe's irises, its own refined 468 points) or "
+                   f"attention_irises (the face mesh's 468 points, the attention mesh's irises from the same crop, "
+                   f"in a second thread); the attention ones need `ned-fx weights install` on an older install "
+                   f"(default {d.iris_model})")
 
     g.add_argument("--runtime", choices=RUNTIMES, help=f"what runs the tracker's networks: auto (onnxruntime on "
                    f"the CPU where installed, PyTorch on a GPU), torch, or onnxruntime (CPU only) (default "

@@ -9,7 +9,7 @@ from ..errors import InvalidParameterError
 #: what can run the tracker's networks (TrackerConfig.runtime)
 RUNTIMES = ("auto", "torch", "onnxruntime")
 #: what finds the iris points (TrackerConfig.iris_model)
-IRIS_MODELS = ("attention", "eye_crops")
+IRIS_MODELS = ("attention", "eye_crops", "attention_irises")
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,9 @@ class TrackerConfig:
         iris: also find the irises (10 extra points: 468..472 and 473..477, MediaPipe's 478-point layout).
         iris_model: what finds them: "attention" (MediaPipe's attention mesh, the net of its
             ``refine_landmarks=True``: one net gives the mesh with refined lips and eyes and both irises) or
-            "eye_crops" (the plain face mesh, then the iris net on a crop around each eye, both eyes in one batch).
+            "eye_crops" (the plain face mesh, then the iris net on a crop around each eye, both eyes in one batch)
+            or "attention_irises" (the plain face mesh's 468 points and the attention mesh's 10 iris points, both
+            nets on the same face crop; frame by frame the attention mesh runs beside the next frame's mesh).
             Measured on the shared clips (bench/track.py, onnxruntime, 2 loaded cores): against MediaPipe's
             refine_landmarks=True, attention's mesh is off by 0.47-0.68 % of the inter-ocular distance and its irises
             by 0.55-0.68 % (eye_crops: mesh 1.6-2.1 %, irises 1.15-2.54 %), at 0.53-0.73x MediaPipe's speed (eye_crops

@@ -129,7 +129,8 @@ def load_engines(device: torch.device | str = "cpu", iris: bool = True,
                  iris_model: str | None = None) -> dict[str, nn.Module]:
     """The tracker's engines, on ``device``, in eval mode: the face detector and a face mesh; with ``iris``, either
     the attention mesh (``iris_model`` "attention": ``face_mesh_attention`` instead of ``face_mesh``) or the iris net
-    run on eye crops beside the face mesh ("eye_crops": ``face_mesh`` and ``iris``); None: TrackerConfig's default.
+    run on eye crops beside the face mesh ("eye_crops": ``face_mesh`` and ``iris``), or both meshes ("attention_irises":
+    ``face_mesh`` for the 468 points, ``face_mesh_attention`` for the irises); None: TrackerConfig's default.
 
     Raises:
         WeightsMissingError: the converted weights are not installed.
@@ -139,10 +140,10 @@ def load_engines(device: torch.device | str = "cpu", iris: bool = True,
 
         iris_model = TrackerConfig().iris_model
     engines: dict[str, nn.Module] = {"face_detector": FaceDetectorEngine(load_graph("face_detector"))}
-    if iris and iris_model == "attention":
+    if iris and iris_model in ("attention", "attention_irises"):
         engines["face_mesh_attention"] = FaceMeshAttentionEngine(load_graph("face_mesh_attention"))
-    else:
+    if not iris or iris_model != "attention":
         engines["face_mesh"] = FaceMeshEngine(load_graph("face_mesh"))
-    if iris and iris_model != "attention":
+    if iris and iris_model == "eye_crops":
         engines["iris"] = IrisEngine(load_graph("iris"))
     return {k: v.to(device, memory_format=torch.channels_last).eval() for k, v in engines.items()}

@@ -85,8 +85,11 @@ def _engine_names(iris: bool, iris_model: str | None) -> tuple[str, ...]:
         iris_model = TrackerConfig().iris_model
     if not iris:
         return ("face_detector", "face_mesh")
-    return ("face_detector", "face_mesh_attention") if iris_model == "attention" else \
-        ("face_detector", "face_mesh", "iris")
+    if iris_model == "attention":
+        return ("face_detector", "face_mesh_attention")
+    if iris_model == "attention_irises":
+        return ("face_detector", "face_mesh", "face_mesh_attention")
+    return ("face_detector", "face_mesh", "iris")
 
 
 def _load_one(name: str) -> torch.nn.Module:

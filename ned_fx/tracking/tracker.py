@@ -155,7 +155,8 @@ class FaceTracker:
             out[k, :points, 2] = lm[k, :, 2] * rois[k][2] / MESH_SIZE
         if not attention:
             deferred = getattr(self._local, "deferred", None)
-            if deferred is not None and "iris" in self.engines:
+            irises = self._attention_irises if self.attention_irises else None
+            if deferred is not None and (irises is not None or "iris" in self.engines):
                 # (frame by frame: the next frame's crop needs only these 468 points, so the iris net runs in
                 # the worker while the next frame's mesh runs here; iter_track waits for it before yielding)
                 if self._worker is None:
@@ -163,7 +164,10 @@ class FaceTracker:
 
                     self._worker = ThreadPoolExecutor(1, thread_name_prefix="ned-fx-iris")
                 # (the eye crops here: the worker's share, the net, is then about the mesh's)
-                deferred.append(self._worker.submit(self._iris_net, *self._eye_crops(frames, which, out), out, faces))
+                deferred.append(self._worker.submit(irises, crops, affines, rois, out) if irises is not None else
+                                self._worker.submit(self._iris_net, *self._eye_crops(frames, which, out), out, faces))
+            elif irises is not None:
+                irises(crops, affines, rois, out)
             else:
                 self._iris(frames, which, out, faces)
         return out, score.cpu().numpy().astype(np.float64)
@@ -176,6 +180,24 @@ class FaceTracker:
             return False
         wanted = self.config.iris and self.config.iris_model == "attention"
         return wanted or "face_mesh" not in self.engines
+
+    @property
+    def attention_irises(self) -> bool:
+        """Whether the irises come from the attention mesh on the face mesh's own crop (``iris_model``
+        "attention_irises": the plain mesh's 468 points, the attention mesh's 10 iris points)."""
+        return (self.config.iris and self.config.iris_model == "attention_irises" and not self.uses_attention
+                and "face_mesh_attention" in self.engines)
+
+    @torch.inference_mode()
+    def _attention_irises(self, crops: torch.Tensor, affines: np.ndarray, rois: list, out: np.ndarray) -> None:
+        """The attention mesh on the face mesh's crops: its 10 iris points (468..477) into ``out``."""
+        lm, _ = self.engines["face_mesh_attention"](crops)
+        lm = lm.double().cpu().numpy()[:, NUM_MESH:NUM_POINTS]
+        for k in range(len(lm)):
+            pts = lm[k].copy()
+            pts[:, :2] += _PIXEL_CENTRE
+            out[k, NUM_MESH:] = g.apply_affine(affines[k], pts)
+            out[k, NUM_MESH:, 2] = lm[k, :, 2] * rois[k][2] / MESH_SIZE
 
     @torch.inference_mode()
     def _iris(self, frames: torch.Tensor, which: list[int], out: np.ndarray, faces: list[_Face] | None = None) -> None:
