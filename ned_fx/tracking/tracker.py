@@ -201,6 +201,7 @@ class FaceTracker:
 
     @torch.inference_mode()
     def _iris(self, frames: torch.Tensor, which: list[int], out: np.ndarray, faces: list[_Face] | None = None) -> None:
+        """The iris points into ``out`` in place: the iris net on eye crops, or without it the eye centres."""
         if "iris" not in self.engines:
             for e, (a, b, _) in enumerate(_EYES):
                 centre = (out[:, a] + out[:, b]) / 2
@@ -257,8 +258,9 @@ class FaceTracker:
     # ---- the loop ----------------------------------------------------------------------------------------
     def iter_track(self, frames: Iterable[np.ndarray]) -> Iterator[FrameFaces]:
         """Track faces through RGB uint8 frames (HxWx3), yielding one :class:`FrameFaces` per frame. Frame by
-        frame with the iris net on eye crops (``overlap_iris``), a frame is handed out once the next one's face mesh
-        has run beside its iris net (one frame later; the same points)."""
+        frame with the irises from a second net (the iris net on eye crops, or ``attention_irises``) and
+        ``overlap_iris``, a frame is handed out once the next one's face mesh has run beside that net (one frame
+        later; the same points)."""
         state = _State()
         chunk: list[np.ndarray] = []
         index = 0
