@@ -12,10 +12,10 @@ _ROW = 16384
 
 
 def remap_points(image: np.ndarray, mx: np.ndarray, my: np.ndarray) -> np.ndarray:
-    """``cv2.remap`` (bilinear, border replicated) of an HxW or HxWxC (C <= 4) image at N points given as two
-    flat float32 maps (OpenCV coordinates: pixel centres at integers) -> NxC (C = 1 for a 2-D image). Any N: the
-    points go in rows of at most ``_ROW`` (an eye on a 4K plate covers more pixels than one map row may hold);
-    each point's value is the same however the rows are cut."""
+    """``cv2.remap`` (bilinear, border replicated) of an HxW or HxWxC image at N points given as two flat float32
+    maps (OpenCV coordinates: pixel centres at integers) -> NxC (C = 1 for a 2-D image), in the image's dtype.
+    Any N: the points go in rows of at most ``_ROW`` (an eye on a 4K plate covers more pixels than one map row may
+    hold); any C: the channels go four at a time; each point's value is the same however they are cut."""
     import cv2
 
     n = mx.size
@@ -24,5 +24,7 @@ def remap_points(image: np.ndarray, mx: np.ndarray, my: np.ndarray) -> np.ndarra
     pad = rows * cols - n
     mx = np.pad(np.asarray(mx, np.float32).reshape(-1), (0, pad)).reshape(rows, cols)
     my = np.pad(np.asarray(my, np.float32).reshape(-1), (0, pad)).reshape(rows, cols)
-    out = cv2.remap(image, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    return out.reshape(rows * cols, -1)[:n]
+    parts = [image] if image.ndim == 2 else [image[..., c:c + 4] for c in range(0, image.shape[2], 4)]
+    out = [cv2.remap(np.ascontiguousarray(part), mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+           .reshape(rows * cols, -1)[:n] for part in parts]
+    return out[0] if len(out) == 1 else np.concatenate(out, axis=1)

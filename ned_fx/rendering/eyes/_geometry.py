@@ -113,11 +113,7 @@ def polygon_area(poly: np.ndarray) -> float:
 
 def sample(image: np.ndarray, pts: np.ndarray) -> np.ndarray:
     """Bilinear samples of an HxWxK image at points Nx2 (continuous coordinates: pixel centres at +0.5) -> NxK."""
-    mx = (pts[:, 0] - 0.5).astype(np.float32)
-    my = (pts[:, 1] - 0.5).astype(np.float32)
-    k = image.shape[2]
-    chunks = [remap_points(np.ascontiguousarray(image[..., i:i + 4]), mx, my) for i in range(0, k, 4)]
-    return np.concatenate(chunks, axis=1)
+    return remap_points(image, (pts[:, 0] - 0.5).astype(np.float32), (pts[:, 1] - 0.5).astype(np.float32))
 
 
 class EyeDistance:

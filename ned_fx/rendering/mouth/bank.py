@@ -109,10 +109,7 @@ def sample(image: np.ndarray, positions: np.ndarray) -> np.ndarray:
     shape = positions.shape[:-1]
     pos = positions.reshape(-1, 2).astype(np.float32)
     mx, my = pos[:, 0] - 0.5, pos[:, 1] - 0.5           # OpenCV's pixel centres are at integers
-    k = image.shape[2]
-    parts = [remap_points(np.ascontiguousarray(image[..., c:c + 4], dtype=np.float32), mx, my)
-             for c in range(0, k, 4)]
-    return np.concatenate(parts, axis=1).reshape(*shape, k)
+    return remap_points(np.asarray(image, np.float32), mx, my).reshape(*shape, image.shape[2])
 
 
 _RING_OFFSETS = np.array([[0.0, 0.0], [1.0, 0.0], [-1.0, 0.0], [0.0, 1.0], [0.0, -1.0]])
