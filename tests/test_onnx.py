@@ -20,6 +20,7 @@ import torch
 from conftest import decode_rgb, footage
 from ned_fx.engines import ENGINE_NAMES, engine_specs, export_onnx, get_spec, onnx_parity
 from ned_fx.tracking import geometry as g
+from ned_fx.tracking.engine import load_engine
 
 TOLERANCE = {"face_detector": {"points": 1e-4, "prob": 1e-4},
              "face_mesh": {"landmarks": 2e-3, "score": 1e-4},
@@ -148,7 +149,7 @@ def test_tracker_runtime_exports_match_pytorch_and_stay_in_the_blocked_layout(tm
     made_by = {o: n.op_type for n in graph.node for o in n.output}
     assert not [n for n in graph.node if n.op_type == "Conv" and made_by.get(n.input[0]) == "Pad"]
     engine = ort.OrtEngine(name, path, threads=1)
-    module = ort._load_one(name)
+    module = load_engine(name, "cpu")
     size = engine_specs()[name].input_shape[-1]
     for batch in (1, 5):
         crops = torch.from_numpy(_real_crops(size, batch))

@@ -41,8 +41,8 @@ def track_key(fingerprint: str, frames: str | None, face_id: int | None, config:
     """The cache key of a track: 32 hex digits over everything the track depends on."""
     from .. import __version__
 
-    parts = (CACHE_VERSION, __version__, fingerprint, frames, face_id, sorted((k, v) for k, v in asdict(config).items() if k not in _SAME_POINTS), runtime,
-             os.environ.get("OCIO", ""))
+    settings = sorted((k, v) for k, v in asdict(config).items() if k not in _SAME_POINTS)
+    parts = (CACHE_VERSION, __version__, fingerprint, frames, face_id, settings, runtime, os.environ.get("OCIO", ""))
     return hashlib.sha256(repr(parts).encode()).hexdigest()[:32]
 
 

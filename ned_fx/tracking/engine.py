@@ -125,25 +125,43 @@ class FaceMeshAttentionEngine(nn.Module):
         return torch.cat([xy, z[..., None]], -1), torch.sigmoid(flag.reshape(-1))
 
 
-def load_engines(device: torch.device | str = "cpu", iris: bool = True,
-                 iris_model: str | None = None) -> dict[str, nn.Module]:
-    """The tracker's engines, on ``device``, in eval mode: the face detector and a face mesh; with ``iris``, either
-    the attention mesh (``iris_model`` "attention": ``face_mesh_attention`` instead of ``face_mesh``) or the iris net
-    run on eye crops beside the face mesh ("eye_crops": ``face_mesh`` and ``iris``), or both meshes ("attention_irises":
-    ``face_mesh`` for the 468 points, ``face_mesh_attention`` for the irises); None: TrackerConfig's default.
-
-    Raises:
-        WeightsMissingError: the converted weights are not installed.
-    """
+def engine_names(iris: bool = True, iris_model: str | None = None) -> tuple[str, ...]:
+    """The engines a tracker config runs: the face detector and a face mesh; with ``iris``, either the attention
+    mesh (``iris_model`` "attention": ``face_mesh_attention`` instead of ``face_mesh``), the iris net run on eye
+    crops beside the face mesh ("eye_crops": ``face_mesh`` and ``iris``), or both meshes ("attention_irises":
+    ``face_mesh`` for the 468 points, ``face_mesh_attention`` for the irises); None: TrackerConfig's default."""
     if iris_model is None:
         from .config import TrackerConfig
 
         iris_model = TrackerConfig().iris_model
-    engines: dict[str, nn.Module] = {"face_detector": FaceDetectorEngine(load_graph("face_detector"))}
-    if iris and iris_model in ("attention", "attention_irises"):
-        engines["face_mesh_attention"] = FaceMeshAttentionEngine(load_graph("face_mesh_attention"))
-    if not iris or iris_model != "attention":
-        engines["face_mesh"] = FaceMeshEngine(load_graph("face_mesh"))
-    if iris and iris_model == "eye_crops":
-        engines["iris"] = IrisEngine(load_graph("iris"))
-    return {k: v.to(device, memory_format=torch.channels_last).eval() for k, v in engines.items()}
+    if not iris:
+        return ("face_detector", "face_mesh")
+    if iris_model == "attention":
+        return ("face_detector", "face_mesh_attention")
+    if iris_model == "attention_irises":
+        return ("face_detector", "face_mesh", "face_mesh_attention")
+    return ("face_detector", "face_mesh", "iris")
+
+
+#: each engine's module, built on its converted graph
+_ENGINES = {"face_detector": FaceDetectorEngine, "face_mesh": FaceMeshEngine,
+            "face_mesh_attention": FaceMeshAttentionEngine, "iris": IrisEngine}
+
+
+def load_engine(name: str, device: torch.device | str = "cpu") -> nn.Module:
+    """One engine (:data:`_ENGINES`' names), on ``device``, in eval mode.
+
+    Raises:
+        WeightsMissingError: the converted weights are not installed.
+    """
+    return _ENGINES[name](load_graph(name)).to(device, memory_format=torch.channels_last).eval()
+
+
+def load_engines(device: torch.device | str = "cpu", iris: bool = True,
+                 iris_model: str | None = None) -> dict[str, nn.Module]:
+    """The tracker's engines (:func:`engine_names`), on ``device``, in eval mode.
+
+    Raises:
+        WeightsMissingError: the converted weights are not installed.
+    """
+    return {name: load_engine(name, device) for name in engine_names(iris, iris_model)}

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from . import weights
-from .engine import DETECTOR_SIZE, IRIS_SIZE, MESH_SIZE, load_engines
+from .engine import DETECTOR_SIZE, IRIS_SIZE, MESH_SIZE, engine_names, load_engine
 
 OPSET = 18
 #: engine -> (input name, output names, input size)
@@ -66,36 +66,14 @@ class OrtEngine:
 def load_ort_engines(iris: bool = True, threads: int | None = None,
                      iris_model: str | None = None) -> dict[str, OrtEngine]:
     """The tracker's engines in onnxruntime (exported on first use, then read from the cache); ``iris`` and
-    ``iris_model`` (None: TrackerConfig's default) choose them as in :func:`.engine.load_engines`.
+    ``iris_model`` (None: TrackerConfig's default) choose them as in :func:`.engine.engine_names`.
 
     Raises:
         WeightsMissingError: the converted weights are not installed.
         RuntimeError: an export does not match PyTorch (the caller falls back to PyTorch).
     """
     threads = threads or torch.get_num_threads()
-    names = list(_engine_names(iris, iris_model))
-    return {name: OrtEngine(name, onnx_file(name), threads) for name in names}
-
-
-def _engine_names(iris: bool, iris_model: str | None) -> tuple[str, ...]:
-    """The engines a tracker config loads (as :func:`.engine.load_engines`)."""
-    if iris_model is None:
-        from .config import TrackerConfig
-
-        iris_model = TrackerConfig().iris_model
-    if not iris:
-        return ("face_detector", "face_mesh")
-    if iris_model == "attention":
-        return ("face_detector", "face_mesh_attention")
-    if iris_model == "attention_irises":
-        return ("face_detector", "face_mesh", "face_mesh_attention")
-    return ("face_detector", "face_mesh", "iris")
-
-
-def _load_one(name: str) -> torch.nn.Module:
-    engines = load_engines("cpu", iris=name in ("iris", "face_mesh_attention"),
-                           iris_model="attention" if name == "face_mesh_attention" else "eye_crops")
-    return engines[name]
+    return {name: OrtEngine(name, onnx_file(name), threads) for name in engine_names(iris, iris_model)}
 
 
 def onnx_file(name: str) -> Path:
@@ -266,7 +244,7 @@ def _block_branch_inputs(graph, inits: dict) -> None:
 
 
 def _export(name: str, path: Path) -> None:
-    module = _for_export(_load_one(name).float(), name)
+    module = _for_export(load_engine(name, "cpu").float(), name)
     inp, outs, size = _IO[name]
     example = torch.rand(2, 3, size, size, generator=torch.Generator().manual_seed(0))
     folder = path.parent
