@@ -403,7 +403,7 @@ def _build_models(path, track, edited, frames, actor_footage, config, tracker_co
 
         from .rendering.eyes.openness import open_weights
 
-        models = replace(models, eyes_open=open_weights(evidence, track.fps))
+        models = replace(models, eyes_open=open_weights(evidence, track.fps, landmarks=edited.source_landmarks))
     return models
 
 

@@ -152,17 +152,74 @@ def test_a_wink_the_tracker_misses_keeps_its_lids(tmp_path):
 
 
 def test_open_eyes_are_not_judged_shut_behind_glasses_or_looking_up():
-    """d12.mp4 (clear thick glasses; he laughs looking up over frames 31-49, his irises under the lids, which the
-    renderer's per-frame "is there an eye" test reads as no eye) and the stills: no eye is judged shut."""
+    """d12.mp4 (clear thick glasses; he laughs looking up over frames 31-46, his irises under the lids, which the
+    renderer's per-frame "is there an eye" test reads as no eye) and the stills: no eye whose upper lid is up is
+    judged shut. d12 also blinks (47-54: his upper lids at 0.05-0.08 of the eye's width at 49-51, 0.22 open;
+    134-137) and squints laughing (71-73): those lowered lids are kept (surprise had drawn an eyeball on a shut
+    lid at 49, then on the other at 50)."""
     from ned_fx.appearance import build_shot_models
     from ned_fx.pipeline import EditInstruction, plan_edit, track_media
+    from ned_fx.rendering.eyes import EyeConfig
+    from ned_fx.rendering.eyes.openness import lid_heights
 
     for name in ("d12.mp4", "d8.jpg", "people_0.png"):
         track = track_media(footage(name))
         edited = plan_edit(track, EditInstruction(emotion="surprised"))
         opened = build_shot_models(footage(name), track, edited).eyes_open
         assert opened.shape == (len(track.frame_numbers), 2)
-        assert opened.min() > 0.5, (name, np.argwhere(opened <= 0.5)[:10])
+        h = lid_heights(edited.source_landmarks)
+        up = h >= EyeConfig().lid_lowered[1] * np.maximum(np.nanpercentile(h, 90, axis=0), EyeConfig().lid_open_height)
+        assert up.mean() > 0.7, (name, up.mean())
+        assert opened[up].min() > 0.5, (name, np.argwhere(up & (opened <= 0.5))[:10])
+        if name == "d12.mp4":
+            assert opened[31:45].min() > 0.85, opened[31:45]          # looking up, laughing: open
+            assert opened[49:52].max() < 0.05, opened[47:55]          # the blink: shut
+
+
+def test_a_look_down_keeps_its_lids(tmp_path):
+    """d3.mp4 looks down over frames 110-160, her upper lids at 0.12-0.14 of the eye's width (0.27 when she looks
+    ahead), and the lids' pale skin is as bright as her shaded sclera: the sclera test read those eyes open, and
+    surprise raised the lids over a dark, flat, hard-edged dome. The lowered lids keep their place (judged
+    against an open eye's height, ``EyeConfig.lid_open_height``: the shot here holds no open frame), and the
+    picture there stays near the source while the brows still rise."""
+    from dataclasses import replace
+
+    import cv2
+
+    from ned_fx import topology as T
+    from ned_fx.media import open_media, to_display_rgb8
+    from ned_fx.pipeline import ShotRenderer, read_analysis
+    from ned_fx.rendering.eyes.openness import lid_heights
+
+    src, out, s, d = _edit(tmp_path, "d3.mp4", "surprised", "110-160")
+    shot = read_analysis(tmp_path / "full" / "analysis.npz")
+    opened = shot.models.eyes_open
+    assert np.nanpercentile(lid_heights(s), 90) < 0.16                # no open frame in the shot
+    assert opened[5:22].max() < 0.1, opened[5:22]                     # 115-131: lids at 0.12-0.13
+    pinned = ShotRenderer(shot.track, shot.edited, models=shot.models).edited.target_landmarks
+    brow = list(T.RIGHT_BROW) + list(T.LEFT_BROW)
+    rise = (s[:, brow, 1] - pinned[:, brow, 1]).mean()
+    assert rise > 2.0, rise                                           # the brows still rise (px)
+    held = opened < 0.02                                              # lids kept where fully pinned
+    assert held.sum() >= 12 and np.abs(lid_heights(pinned) - lid_heights(s))[held].max() < 0.005
+    plain = ShotRenderer(shot.track, shot.edited, models=replace(shot.models, eyes_open=None))
+    pinning = ShotRenderer(shot.track, shot.edited, models=shot.models)
+    with open_media(footage("d3.mp4"), "118-118") as frames:
+        frame = next(iter(frames))
+    k = 8
+    before = to_display_rgb8(frame).astype(float)
+    for eye in (T.RIGHT_EYE, T.LEFT_EYE):
+        band = np.zeros(before.shape[:2], np.uint8)
+        cv2.fillPoly(band, [np.round(d[k][list(eye), :2]).astype(np.int32)], 1)
+        src_eye = np.zeros_like(band)
+        cv2.fillPoly(src_eye, [np.round(s[k][list(eye), :2]).astype(np.int32)], 1)
+        band = (band > 0) & (src_eye == 0)                            # what the plan would have uncovered
+        assert band.sum() > 150
+        # the dome: a flat dark grey where the lid's skin was (pixels changed by more than 25 levels)
+        moved = [int((np.abs(to_display_rgb8(r.render(frame)[0]).astype(float) - before).max(axis=2)[band] > 25).sum())
+                 for r in (plain, pinning)]
+        print("pixels changed by > 25 levels, without and with the lid rule:", moved, "of", band.sum())
+        assert moved[0] > 40 and moved[1] < 0.2 * moved[0], moved
 
 
 def test_pinning_a_shut_eye_moves_only_its_lids_and_iris():

@@ -73,6 +73,14 @@ class EyeConfig:
             a wink the tracker missed) where its brightest "sclera" is below ``shut_sclera[0]`` x the same
             eye's own (its 90th percentile over ``shut_reference`` seconds around the frame), open
             from ``shut_sclera[1]`` (:func:`~ned_fx.rendering.eyes.openness.open_weights`).
+        lid_lowered, lid_open_height: ... and where its upper lid is lowered (a blink, a look down, a lid half
+            shut): the tracked upper lid's height above the corners' line (x W) below ``lid_lowered[0]`` x the
+            eye's open height (open from ``lid_lowered[1]``), which is the larger of the shot's 90th percentile
+            of that height and ``lid_open_height`` (x W; open eyes read 0.20-0.23 on the shared stills, 0.22-0.27
+            at the clips' 90th percentiles: a still, or a shot that looks down throughout, is judged against it).
+            d3.mp4 looks down with her lids at 0.12-0.13 of the eye's width for seconds (0.27 open): her lids'
+            pale skin read as sclera there, and surprise opened them over a dark flat dome; d12's and WDA's blinks
+            (0.05-0.12) had eyeballs drawn on their shut lids.
         colour_match_limits: the rendered eyeball is matched to each frame's own visible sclera and iris by a
             gain clipped to this range.
         seam_bins, seam_min, seam_limits: where the eyeball fades into the real eye, it is matched to the real
@@ -117,6 +125,8 @@ class EyeConfig:
     iris_hue: tuple[float, float] = (0.09, 0.11)
     shut_sclera: tuple[float, float] = (0.55, 0.7)
     shut_reference: float = 4.0
+    lid_lowered: tuple[float, float] = (0.5, 0.7)
+    lid_open_height: float = 0.24
     colour_match_limits: tuple[float, float] = (0.75, 1.33)
     seam_bins: int = 6
     seam_min: float = 0.6
@@ -132,11 +142,11 @@ class EyeConfig:
                      "pupil_ratio_default", "lid_inset", "edge_softness", "reach", "reach_max", "blend",
                      "min_soft_px", "min_coverage", "min_move", "lid_shadow", "lid_shadow_reach", "lower_lid_shadow",
                      "corner_shading", "corner_start", "highlight", "limbus_softness", "catch_margin", "blur",
-                     "iris_detail", "iris_contrast", "seam_min", "seam_reach", "shut_reference"):
+                     "iris_detail", "iris_contrast", "seam_min", "seam_reach", "shut_reference", "lid_open_height"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or value < 0:
                 raise InvalidParameterError(f"EyeConfig.{name} must be a number >= 0, got {value!r}")
-        for name in ("sclera_dim", "shut_sclera", "iris_hue"):
+        for name in ("sclera_dim", "shut_sclera", "iris_hue", "lid_lowered"):
             lo, hi = getattr(self, name)
             if not 0 <= lo < hi:
                 raise InvalidParameterError(f"EyeConfig.{name} must be (low, high) with 0 <= low < high, "

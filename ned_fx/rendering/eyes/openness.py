@@ -50,9 +50,11 @@ def eye_evidence(pixels: np.ndarray, landmarks: np.ndarray, config: EyeConfig | 
     return out
 
 
-def open_weights(evidence: np.ndarray, fps: float = 25.0, config: EyeConfig | None = None) -> np.ndarray:
+def open_weights(evidence: np.ndarray, fps: float = 25.0, config: EyeConfig | None = None,
+                 landmarks: np.ndarray | None = None) -> np.ndarray:
     """How open each eye is, frame by frame: a Tx2 float32 array in [0, 1] (1: the eye shows its eyeball as
-    usual, 0: it is shut; 1 where nothing was measured).
+    usual, 0: it is shut; 1 where nothing was measured). With the shot's ``landmarks`` (TxPx2+, the source's),
+    the smaller of that and :func:`lid_weights` (a lowered upper lid is no eye to widen either).
 
     ``evidence`` is each frame's :func:`eye_evidence` (Tx2, NaN where unmeasured). An eye's sclera level is
     compared with the same eye's, there and then: its 90th percentile over ``EyeConfig.shut_reference`` seconds
@@ -68,7 +70,9 @@ def open_weights(evidence: np.ndarray, fps: float = 25.0, config: EyeConfig | No
     c = config or EyeConfig()
     sclera = np.asarray(evidence, dtype=np.float64).reshape(-1, 2)
     t = len(sclera)
-    out = np.ones((t, 2), np.float32)
+    out = np.ones((t, 2), np.float32) if landmarks is None else lid_weights(landmarks, c)
+    if len(out) != t:
+        raise ValueError(f"{t} frames of evidence but {len(out)} of landmarks")
     if t == 0 or not np.isfinite(sclera).any():
         return out
     size = max(int(round(c.shut_reference * (fps if fps and fps > 0 else 25.0))) | 1, 1)
@@ -81,7 +85,41 @@ def open_weights(evidence: np.ndarray, fps: float = 25.0, config: EyeConfig | No
                                 mode="nearest")
         with np.errstate(invalid="ignore", divide="ignore"):
             conf = smoothstep((level / ref - lo) / (hi - lo))
-        out[:, e] = _smoothed(np.where(np.isfinite(level) & (ref > 0), conf, np.nan), 5)
+        out[:, e] = np.minimum(out[:, e], _smoothed(np.where(np.isfinite(level) & (ref > 0), conf, np.nan), 5))
+    return out
+
+
+def lid_heights(landmarks: np.ndarray) -> np.ndarray:
+    """``...xPx2+`` landmarks -> ``...x2``: per eye (right, left) its upper lid's height above the line through
+    its corners, over the eye's width (NaN where the landmarks are not finite)."""
+    lm = np.asarray(landmarks, dtype=np.float64)[..., :2]
+    out = []
+    for contour, corners, _ in EYES:
+        a, b = lm[..., corners[0], :], lm[..., corners[1], :]
+        d = b - a
+        w = np.hypot(d[..., 0], d[..., 1])
+        up = np.stack([d[..., 1], -d[..., 0]], axis=-1) / np.maximum(w, 1e-9)[..., None]   # the normal, upwards
+        rel = lm[..., list(contour), :] - (0.5 * (a + b))[..., None, :]
+        with np.errstate(invalid="ignore"):
+            out.append(np.max(np.einsum("...pk,...k->...p", rel, up), axis=-1) / np.maximum(w, 1e-9))
+    return np.stack(out, axis=-1)
+
+
+def lid_weights(landmarks: np.ndarray, config: EyeConfig | None = None) -> np.ndarray:
+    """How far each eye's upper lid is up, frame by frame: a Tx2 float32 array in [0, 1] (1: as open as the eye
+    opens, 0: lowered, see ``EyeConfig.lid_lowered``; 1 where there is no face), smoothed over time as
+    :func:`open_weights` is. The geometry the tracker follows when the sclera test cannot tell: a look down
+    shows the lids' skin, which can be as pale as a shaded sclera."""
+    c = config or EyeConfig()
+    h = lid_heights(np.asarray(landmarks, dtype=np.float64)).reshape(-1, 2)
+    out = np.ones(h.shape, np.float32)
+    lo, hi = c.lid_lowered
+    for e in range(2):
+        if not np.isfinite(h[:, e]).any():
+            continue
+        ref = max(float(np.nanpercentile(h[:, e], 90)), c.lid_open_height)
+        conf = smoothstep((h[:, e] / ref - lo) / (hi - lo))
+        out[:, e] = _smoothed(np.where(np.isfinite(h[:, e]), conf, np.nan), 5)
     return out
 
 
