@@ -336,6 +336,9 @@ class FastShotRenderer:
         self.track, self.edited = track, edited
         self.device = torch.device(resolve_device(self.config.device))
         self.mesh = build_render_mesh(track.mean_shape)
+        from .pipeline import untangle_targets
+
+        self.edited = untangle_targets(edited, self.mesh, self.renderer_config.fold_limit)
         self.index = {int(n): t for t, n in enumerate(track.frame_numbers)}
         backend = self.config.backend
         if backend == "auto":

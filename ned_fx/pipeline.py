@@ -980,6 +980,27 @@ def pin_shut_eyes(edited, opened: np.ndarray):
     return replace(edited, target_landmarks=target)
 
 
+def untangle_targets(edited, mesh, limit: float):
+    """``edited`` with each frame's large fold of the render mesh relaxed
+    (:func:`~ned_fx.rendering.mesh.untangle`, ``RendererConfig.fold_limit``); the same object when no frame
+    has one (or ``limit`` is 0)."""
+    from dataclasses import replace
+
+    from .rendering.mesh import untangle
+
+    if not limit > 0:
+        return edited
+    target, changed = None, False
+    for k in np.flatnonzero(edited.found):
+        row = edited.target_landmarks[k]
+        got = untangle(edited.source_landmarks[k], row, mesh, limit)
+        if got is not row:
+            if target is None:
+                target = np.array(edited.target_landmarks, copy=True)
+            target[k], changed = got, True
+    return replace(edited, target_landmarks=target) if changed else edited
+
+
 class ShotRenderer:
     """Renders any frame of an analysed shot on request (the daemon keeps one per session).
 
@@ -999,7 +1020,7 @@ class ShotRenderer:
                  neural_config=None, models=None, content=None):
         from .appearance import ContentConfig, FaceContent
         from .compositing import Compositor
-        from .rendering import GeometryRenderer, build_render_mesh
+        from .rendering import GeometryRenderer, RendererConfig, build_render_mesh
 
         content = content if content is not None else ContentConfig()
         if models is not None and getattr(models, "eyes_open", None) is not None and content.eyes:
@@ -1018,6 +1039,7 @@ class ShotRenderer:
             compositor_config = CompositorConfig(color_match=True)
         self.compositor = Compositor(compositor_config)
         self.mesh = build_render_mesh(track.mean_shape)
+        self.edited = untangle_targets(self.edited, self.mesh, (renderer_config or RendererConfig()).fold_limit)
         self.index = {int(n): t for t, n in enumerate(track.frame_numbers)}
         self.warp_seconds = 0.0           # the renderer's own share of "render" (the warp), wall seconds
 

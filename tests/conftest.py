@@ -144,8 +144,9 @@ def tracker():
 
 
 @functools.lru_cache(maxsize=None)
-def our_track(name: str, batch_size: int = 1, smoothing: float | None = None):
-    """Our tracker on a shared clip/photo (default config unless told), cached for the session."""
+def our_track(name: str, batch_size: int = 1, smoothing: float | None = None, first_crop_passes: int | None = None):
+    """Our tracker on a shared clip/photo (default config unless told), cached for the session.
+    ``first_crop_passes=0``: MediaPipe's own procedure (a face's first crop is the detector's box only)."""
     from ned_fx.tracking import TrackerConfig
     from ned_fx.tracking.tracker import assemble_track
 
@@ -154,15 +155,16 @@ def our_track(name: str, batch_size: int = 1, smoothing: float | None = None):
     frames, fps = decode_rgb(name)
     # smoothing is applied when the per-frame detections are assembled (tracker.assemble_track), never to what the
     # next frame's crop is taken from: one tracking pass serves every smoothing strength
-    seen = _seen(name, batch_size)
+    seen = _seen(name, batch_size, first_crop_passes)
     return assemble_track(seen, np.arange(len(frames)), frames.shape[2], frames.shape[1], fps, cfg)
 
 
 @functools.lru_cache(maxsize=None)
-def _seen(name: str, batch_size: int) -> list:
+def _seen(name: str, batch_size: int, first_crop_passes: int | None = None) -> list:
     from ned_fx.tracking import FaceTracker, TrackerConfig
 
-    cfg = TrackerConfig(device="cpu", batch_size=batch_size)
+    cfg = TrackerConfig(device="cpu", batch_size=batch_size,
+                        **({} if first_crop_passes is None else {"first_crop_passes": first_crop_passes}))
     tr = _trackers.setdefault(cfg, FaceTracker(cfg, engines=_engines()))
     return list(tr.iter_track(iter(decode_rgb(name)[0])))
 

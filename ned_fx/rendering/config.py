@@ -54,6 +54,11 @@ class RendererConfig:
         mouth_fill_gain: that colour is the mean of the darkest samples along/inside the source's inner lip
             contour, times this gain (0..1).
         mouth_fill_samples: how many of the darkest samples are averaged.
+        fold_limit: a frame whose target turns the skin's triangles over by more than this much area in all
+            (x the inter-ocular distance squared) has that fold relaxed before it is rendered, in full from twice
+            it (:func:`~ned_fx.rendering.mesh.untangle`; the shared clips' edits turn up to 0.024 over at intensity
+            1.5, hidden in a pressed brow, lid or lip line; d19's gasp closed by neutral 0.072: a tear across both
+            cheeks). 0: never.
         device: torch device for the field computation and the batched module ("cpu", "cuda", ...).
     """
 
@@ -71,6 +76,7 @@ class RendererConfig:
     mouth_fill: bool = True
     mouth_fill_gain: float = 0.6
     mouth_fill_samples: int = 4
+    fold_limit: float = 0.025
     device: str = "cpu"
 
     def __post_init__(self) -> None:
@@ -89,6 +95,8 @@ class RendererConfig:
         if not 1024 <= self.refine_max_cells <= 1 << 24:
             raise InvalidParameterError(f"refine_max_cells must be between 1024 and 16777216, got "
                                         f"{self.refine_max_cells}")
+        if not self.fold_limit >= 0:
+            raise InvalidParameterError(f"fold_limit must be >= 0, got {self.fold_limit}")
         for name in ("falloff", "hole_band", "fold_guard"):
             if not getattr(self, name) > 0:
                 raise InvalidParameterError(f"{name} must be > 0, got {getattr(self, name)}")

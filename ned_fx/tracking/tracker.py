@@ -141,19 +141,8 @@ class FaceTracker:
         last ran on it reuse that output."""
         if not which:
             return np.zeros((0, NUM_POINTS, 3)), np.zeros(0)
-        affines = g.roi_to_affine(np.stack(rois), MESH_SIZE)
-        crops = g.crop_images(frames, torch.tensor(which), affines, MESH_SIZE)
-        attention = self.uses_attention
-        lm, score = self.engines["face_mesh_attention" if attention else "face_mesh"](crops)
-        lm = lm.double().cpu().numpy()
-        out = np.zeros((len(which), NUM_POINTS, 3))
-        points = lm.shape[1]           # 478 from the attention mesh (irises included), else 468
-        for k in range(len(which)):
-            pts = lm[k].copy()
-            pts[:, :2] += _PIXEL_CENTRE
-            out[k, :points] = g.apply_affine(affines[k], pts)
-            out[k, :points, 2] = lm[k, :, 2] * rois[k][2] / MESH_SIZE
-        if not attention:
+        out, score, crops, affines = self._mesh_points(frames, which, rois)
+        if not self.uses_attention:
             deferred = getattr(self._local, "deferred", None)
             irises = self._attention_irises if self.attention_irises else None
             if deferred is not None and (irises is not None or "iris" in self.engines):
@@ -170,7 +159,25 @@ class FaceTracker:
                 irises(crops, affines, rois, out)
             else:
                 self._iris(frames, which, out, faces)
-        return out, score.cpu().numpy().astype(np.float64)
+        return out, score
+
+    @torch.inference_mode()
+    def _mesh_points(self, frames: torch.Tensor, which: list[int], rois: list[np.ndarray]) -> tuple:
+        """The face mesh alone (no iris pass): ``(Kx478x3 pixels, K scores, the crops, their affines)``; the iris
+        rows are zero unless the attention mesh gave them."""
+        affines = g.roi_to_affine(np.stack(rois), MESH_SIZE)
+        crops = g.crop_images(frames, torch.tensor(which), affines, MESH_SIZE)
+        attention = self.uses_attention
+        lm, score = self.engines["face_mesh_attention" if attention else "face_mesh"](crops)
+        lm = lm.double().cpu().numpy()
+        out = np.zeros((len(which), NUM_POINTS, 3))
+        points = lm.shape[1]           # 478 from the attention mesh (irises included), else 468
+        for k in range(len(which)):
+            pts = lm[k].copy()
+            pts[:, :2] += _PIXEL_CENTRE
+            out[k, :points] = g.apply_affine(affines[k], pts)
+            out[k, :points, 2] = lm[k, :, 2] * rois[k][2] / MESH_SIZE
+        return out, score.cpu().numpy().astype(np.float64), crops, affines
 
     @property
     def uses_attention(self) -> bool:
@@ -377,7 +384,15 @@ class FaceTracker:
             fresh = fresh[: cfg.max_faces - len(results[k].faces)]
             if not fresh:
                 continue
-            lm, sc = self.mesh(batch, [k] * len(fresh), fresh)
+            rois = list(fresh)
+            if cfg.first_crop_passes:
+                # the detector's box cuts a dropped jaw short: the mesh again on the crop its landmarks give (as
+                # the next frame's), where the face was found; the irises on the last crop only
+                for _ in range(cfg.first_crop_passes):
+                    pts, score, _, _ = self._mesh_points(batch, [k] * len(rois), rois)
+                    rois = [g.roi_from_landmarks(p, cfg.roi_scale) if s >= cfg.min_face_score else r
+                            for p, s, r in zip(pts, score, rois)]
+            lm, sc = self.mesh(batch, [k] * len(rois), rois)
             for p, s in zip(lm, sc):
                 if s < cfg.min_face_score:
                     continue
