@@ -45,7 +45,8 @@ def tracker_config(args) -> "object":
     given = {"smoothing": args.smoothing, "max_faces": args.max_faces, "batch_size": args.batch_size,
              "device": args.device, "iris": False if args.no_iris else None,
              "colorspace": args.colorspace, "ocio_config": args.ocio_config, "display_view": args.display_view,
-             "runtime": getattr(args, "runtime", None), "iris_model": getattr(args, "iris_model", None)}
+             "runtime": getattr(args, "runtime", None), "iris_model": getattr(args, "iris_model", None),
+             "first_crop_passes": getattr(args, "first_crop_passes", None)}
     return TrackerConfig(**{k: v for k, v in given.items() if v is not None})
 
 
@@ -150,6 +151,10 @@ def add_tracker_options(p: argparse.ArgumentParser) -> None:
                    f"{d.batch_size}: MediaPipe-exact tracking)")
     g.add_argument("--device", help=f"auto (CUDA if present), cpu, cuda, cuda:N (default {d.device})")
     g.add_argument("--no-iris", action="store_true", help="skip the iris network")
+    g.add_argument("--first-crop-passes", type=int, metavar="N", help=f"run the face mesh N more times on a face's "
+                   f"first frame (a still), each on the crop its own landmarks give: a wide-open mouth is read open "
+                   f"(MediaPipe's crop from the detector's box reads a gasp's jaw short, so a neutral leaves a dark "
+                   f"'V' under the lips); 2 is enough (default {d.first_crop_passes}: MediaPipe's procedure)")
     from .tracking.config import IRIS_MODELS, RUNTIMES
 
     g.add_argument("--iris-model", choices=IRIS_MODELS, help=f"what finds the iris points: eye_crops (the face mesh "
