@@ -154,7 +154,8 @@ def add_tracker_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--first-crop-passes", type=int, metavar="N", help=f"run the face mesh N more times on a face's "
                    f"first frame (a still), each on the crop its own landmarks give: a wide-open mouth is read open "
                    f"(MediaPipe's crop from the detector's box reads a gasp's jaw short, so a neutral leaves a dark "
-                   f"'V' under the lips); 2 is enough (default {d.first_crop_passes}: MediaPipe's procedure)")
+                   f"'V' under the lips), kept where it opens the lips by {d.first_crop_gain} IOD; 0: MediaPipe's "
+                   f"procedure (default {d.first_crop_passes})")
     from .tracking.config import IRIS_MODELS, RUNTIMES
 
     g.add_argument("--iris-model", choices=IRIS_MODELS, help=f"what finds the iris points: eye_crops (the face mesh "

@@ -303,9 +303,9 @@ def untangle(src: np.ndarray, dst: np.ndarray, mesh: RenderMesh, limit: float = 
     stair-stepped edge where the front layer wins). Where the skin's triangles the edit turns over cover more than
     ``limit`` x IOD² in all (in full from twice that, a smoothstep between: no popping as a fold comes and goes
     over a shot), the displacement (target - source, x/y) of their vertices is relaxed towards the mean of their
-    neighbours' (Jacobi rounds), the relaxed set growing by the neighbours of any triangle still turned over,
-    until none is; the lips and lids stay where the edit puts them (the skin around them follows), and so does a
-    triangle of theirs alone. Triangles turned over in the source already (a turned head's far side)
+    neighbours' (Jacobi rounds), the relaxed set growing by the neighbours of any triangle still turned over (up
+    to three rings: the rest of the face keeps its edit), until none is; the lips, lids and brows stay where the
+    edit puts them (the skin around them follows), and so does a triangle of theirs alone. Triangles turned over in the source already (a turned head's far side)
     are left as they are.
 
     d19.jpg (a gasp) under ``neutral``: closing a jaw dropped 0.32 of the inter-ocular distance turned the skin
@@ -327,10 +327,11 @@ def untangle(src: np.ndarray, dst: np.ndarray, mesh: RenderMesh, limit: float = 
     a_s = _signed_areas(s, tri)
     live = np.abs(a_s) > 1e-4 * iod2
 
-    # the lips and lids are where the edit says they go: the skin around them follows (a triangle of theirs
-    # alone that the edit turns over, a lip pressed on a lip, stays as the edit has it)
+    # the lips, lids and brows are where the edit says they go: the skin around them follows (a triangle of
+    # theirs alone that the edit turns over, a lip pressed on a lip, stays as the edit has it)
     held = np.zeros(T.NUM_MESH, bool)
-    held[list(set(T.LIPS_INNER) | set(T.LIPS_OUTER) | set(T.RIGHT_EYE) | set(T.LEFT_EYE))] = True
+    held[list(set(T.LIPS_INNER) | set(T.LIPS_OUTER) | set(T.RIGHT_EYE) | set(T.LEFT_EYE) | set(T.RIGHT_BROW)
+              | set(T.LEFT_BROW))] = True
     live &= ~held[tri].all(axis=1)
 
     def turned(xy):
@@ -352,10 +353,12 @@ def untangle(src: np.ndarray, dst: np.ndarray, mesh: RenderMesh, limit: float = 
     mean = sparse.diags(1.0 / np.maximum(np.asarray(adj.sum(axis=1)).ravel(), 1.0)) @ adj
     disp = d - s
     free = np.zeros(T.NUM_MESH, bool)
+    rings = 0
     for k in range(rounds):
         free[tri[bad].ravel()] = True
-        if k and k % 20 == 0:                          # still turned over: relax a ring further out
-            free |= np.asarray(adj[free].sum(axis=0)).ravel() > 0
+        if k and k % 25 == 0 and rings < 3:          # still turned over: relax a ring further out (at most 3: the
+            free |= np.asarray(adj[free].sum(axis=0)).ravel() > 0        # rest of the face keeps its edit)
+            rings += 1
         free &= ~held
         disp[free] = (mean @ disp)[free]
         bad, area = turned(s + disp)

@@ -25,14 +25,15 @@ class TrackerConfig:
             entering the shot (0: only when a face is lost or none is tracked).
         max_gap: frames a lost face's id is kept, so a face that comes back gets its old id.
         roi_scale: crop size over the face box (MediaPipe: 1.5); iris_roi_scale: same for the eye crops (2.3).
-        first_crop_passes: a face's first crop (a still, a face entering a shot) is the detector's box, which
-            cuts a dropped jaw short: the mesh runs this many times more, each on the crop its own landmarks give
-            (as every later frame of a shot is cropped). d19.jpg (a gasp, mouth wide open): his tracked lips read
-            0.22 of the inter-ocular distance apart, 0.32 after two more passes (~0.43 in the picture), so a
-            neutral closes the real lips instead of leaving a dark "V" under the tracked ones. 0 (the default):
-            MediaPipe's own procedure (its static-image mode, and the first frame of its video mode); with 2 the
-            stills and every clip's first frame move (d19 3.5 %, d8 1.6 %, people_0 1.0 % IOD from MediaPipe's
-            still result) and 14 of the test suite's calibrated reads moved with them (not yet gone through).
+        first_crop_passes, first_crop_gain: a face's first crop (a still, a face entering a shot) is the
+            detector's box, which cuts a dropped jaw short: the mesh runs ``first_crop_passes`` times more, each on
+            the crop its own landmarks give (as every later frame of a shot is cropped), and that crop is kept where
+            it opens the inner lips by at least ``first_crop_gain`` (x the inter-ocular distance; elsewhere the
+            detector's crop stays, MediaPipe's own result, bit for bit). d19.jpg (a gasp): his tracked lips read
+            0.22 apart, 0.32 after two passes (~0.43 in the picture), so a neutral closes the real lips instead of
+            leaving a dark "V" under the tracked ones; the other shared stills and clips keep MediaPipe's first
+            crop (the passes alone moved people_0's points 0.4 %, d8's 1.6 % and the clips' first frames, and 14
+            of the test suite's calibrated reads with them). 0 passes: MediaPipe's procedure.
         iris: also find the irises (10 extra points: 468..472 and 473..477, MediaPipe's 478-point layout).
         iris_model: what finds them: "attention" (MediaPipe's attention mesh, the net of its
             ``refine_landmarks=True``: one net gives the mesh with refined lips and eyes and both irises) or
@@ -80,7 +81,8 @@ class TrackerConfig:
     max_gap: int = 25
     roi_scale: float = 1.5
     iris_roi_scale: float = 2.3
-    first_crop_passes: int = 0
+    first_crop_passes: int = 2
+    first_crop_gain: float = 0.05
     iris: bool = True
     iris_model: str = "eye_crops"
     iris_reuse: float = 0.0
@@ -122,6 +124,8 @@ class TrackerConfig:
             raise InvalidParameterError(f"threads must be a whole number >= 0 (0: auto), got {self.threads!r}")
         if not 0.0 <= self.iris_reuse <= 1.0:
             raise InvalidParameterError(f"iris_reuse must be between 0 and 1, got {self.iris_reuse}")
+        if not self.first_crop_gain >= 0:
+            raise InvalidParameterError(f"first_crop_gain must be >= 0, got {self.first_crop_gain}")
         if not isinstance(self.first_crop_passes, int) or isinstance(self.first_crop_passes, bool) \
                 or self.first_crop_passes < 0:
             raise InvalidParameterError(f"first_crop_passes must be a whole number >= 0, got "

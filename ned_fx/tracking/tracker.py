@@ -71,6 +71,12 @@ class FrameFaces:
     faces: dict[int, tuple[np.ndarray, float]] = field(default_factory=dict)
 
 
+def _mouth_opening(points: np.ndarray) -> float:
+    """The inner lips' gap over the eyes' outer corners' distance (478x2+ pixels)."""
+    iod = float(np.hypot(*(points[33, :2] - points[263, :2])))
+    return float(np.hypot(*(points[13, :2] - points[14, :2]))) / max(iod, 1e-9)
+
+
 class FaceTracker:
     """Tracks faces through frames. Build once (loads the engines), call :meth:`track_frames` per shot."""
 
@@ -387,11 +393,18 @@ class FaceTracker:
             rois = list(fresh)
             if cfg.first_crop_passes:
                 # the detector's box cuts a dropped jaw short: the mesh again on the crop its landmarks give (as
-                # the next frame's), where the face was found; the irises on the last crop only
+                # the next frame's), where the face was found; kept where it opens the mouth by first_crop_gain
+                # (elsewhere the detector's crop, as MediaPipe); the irises on the last crop only
+                opening = None
                 for _ in range(cfg.first_crop_passes):
                     pts, score, _, _ = self._mesh_points(batch, [k] * len(rois), rois)
+                    now = [_mouth_opening(p) for p in pts]
+                    opening = now if opening is None else opening
                     rois = [g.roi_from_landmarks(p, cfg.roi_scale) if s >= cfg.min_face_score else r
                             for p, s, r in zip(pts, score, rois)]
+                pts, score, _, _ = self._mesh_points(batch, [k] * len(rois), rois)
+                rois = [r if s >= cfg.min_face_score and _mouth_opening(p) - o >= cfg.first_crop_gain else f
+                        for r, p, s, o, f in zip(rois, pts, score, opening, fresh)]
             lm, sc = self.mesh(batch, [k] * len(rois), rois)
             for p, s in zip(lm, sc):
                 if s < cfg.min_face_score:
