@@ -305,7 +305,9 @@ def untangle(src: np.ndarray, dst: np.ndarray, mesh: RenderMesh, limit: float = 
     over a shot), the displacement (target - source, x/y) of their vertices is relaxed towards the mean of their
     neighbours' (Jacobi rounds), the relaxed set growing by the neighbours of any triangle still turned over (up
     to three rings: the rest of the face keeps its edit), until none is; the lips, lids and brows stay where the
-    edit puts them (the skin around them follows), and so does a triangle of theirs alone. Triangles turned over in the source already (a turned head's far side)
+    edit puts them (the skin around them follows), and so does a triangle of theirs alone. Below the eyes only:
+    above them a raised brow bunches the forehead up to the hairline, which the warp shows well (relaxed, the
+    astronaut's fringe at surprise 1.5 got a flat, notched lower edge). Triangles turned over in the source already (a turned head's far side)
     are left as they are.
 
     d19.jpg (a gasp) under ``neutral``: closing a jaw dropped 0.32 of the inter-ocular distance turned the skin
@@ -332,7 +334,13 @@ def untangle(src: np.ndarray, dst: np.ndarray, mesh: RenderMesh, limit: float = 
     held = np.zeros(T.NUM_MESH, bool)
     held[list(set(T.LIPS_INNER) | set(T.LIPS_OUTER) | set(T.RIGHT_EYE) | set(T.LEFT_EYE) | set(T.RIGHT_BROW)
               | set(T.LEFT_BROW))] = True
-    live &= ~held[tri].all(axis=1)
+    # the lower face only (a jaw closed or dropped far): above the eyes a raised brow bunches the forehead up to the
+    # hairline, which the warp shows well (the astronaut's surprise at 1.5: 0.04 IOD² there, 0.002 below)
+    mid = 0.5 * (s[T.EYE_OUTER_RIGHT] + s[T.EYE_OUTER_LEFT])
+    down = s[152] - mid
+    down /= max(float(np.hypot(down[0], down[1])), 1e-9)
+    held |= (s - mid) @ down <= 0.0
+    live &= ~held[tri].all(axis=1) & ((s[tri] - mid) @ down > 0.0).all(axis=1)
 
     def turned(xy):
         a = _signed_areas(xy, tri)
