@@ -734,3 +734,20 @@ def test_a_large_fold_is_relaxed_and_the_lips_go_where_the_edit_says():
         for emotion in ("happy", "angry", "surprised"):
             e = plan_edit(clip, EditInstruction(emotion=emotion))
             assert untangle_targets(e, build_render_mesh(clip.mean_shape), RendererConfig().fold_limit) is e
+    # above the eyes the warp shows a bunched forehead well: the astronaut's surprise at 1.5 turns 0.04 IOD² of it
+    # over (relaxed, her fringe got a flat, notched lower edge) and is left as it is
+    import tempfile
+    from pathlib import Path
+
+    from skimage import data
+
+    from ned_fx.media import write_image
+    from ned_fx.pipeline import track_media
+
+    with tempfile.TemporaryDirectory() as tmp:
+        write_image(Path(tmp) / "astronaut.png", data.astronaut())
+        astronaut = track_media(Path(tmp) / "astronaut.png")
+    e = plan_edit(astronaut, EditInstruction(emotion="surprised", intensity=1.5))
+    mesh = build_render_mesh(astronaut.mean_shape)
+    assert _turned_area(e.source_landmarks[0], e.target_landmarks[0], mesh, skin_only=True) > 0.03
+    assert untangle_targets(e, mesh, RendererConfig().fold_limit) is e
