@@ -307,8 +307,8 @@ def untangle(src: np.ndarray, dst: np.ndarray, mesh: RenderMesh, limit: float = 
     to three rings: the rest of the face keeps its edit), until none is; the lips, lids and brows stay where the
     edit puts them (the skin around them follows), and so does a triangle of theirs alone. Below the eyes only:
     above them a raised brow bunches the forehead up to the hairline, which the warp shows well (relaxed, the
-    astronaut's fringe at surprise 1.5 got a flat, notched lower edge). Triangles turned over in the source already (a turned head's far side)
-    are left as they are.
+    astronaut's fringe at surprise 1.5 got a flat, notched lower edge). Triangles turned over in the source
+    already (a turned head's far side) are left as they are.
 
     d19.jpg (a gasp) under ``neutral``: closing a jaw dropped 0.32 of the inter-ocular distance turned the skin
     beside the nose and cheeks over, 0.072 IOD² in all: the cheeks tore at the nostrils' height.

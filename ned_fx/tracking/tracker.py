@@ -71,10 +71,11 @@ class FrameFaces:
     faces: dict[int, tuple[np.ndarray, float]] = field(default_factory=dict)
 
 
-def _mouth_opening(points: np.ndarray) -> float:
-    """The inner lips' gap over the eyes' outer corners' distance (478x2+ pixels)."""
-    iod = float(np.hypot(*(points[33, :2] - points[263, :2])))
-    return float(np.hypot(*(points[13, :2] - points[14, :2]))) / max(iod, 1e-9)
+def _opening(points: np.ndarray) -> np.ndarray:
+    """Kx478x2+ landmarks -> K inner-lip gaps over the eyes' outer corners' distance."""
+    from .. import topology
+
+    return topology.mouth_opening(points) / np.maximum(topology.inter_ocular(points), 1e-9)
 
 
 class FaceTracker:
@@ -398,13 +399,13 @@ class FaceTracker:
                 opening = None
                 for _ in range(cfg.first_crop_passes):
                     pts, score, _, _ = self._mesh_points(batch, [k] * len(rois), rois)
-                    now = [_mouth_opening(p) for p in pts]
-                    opening = now if opening is None else opening
+                    if opening is None:                  # the detector's crop's reading
+                        opening = _opening(pts)
                     rois = [g.roi_from_landmarks(p, cfg.roi_scale) if s >= cfg.min_face_score else r
                             for p, s, r in zip(pts, score, rois)]
                 pts, score, _, _ = self._mesh_points(batch, [k] * len(rois), rois)
-                rois = [r if s >= cfg.min_face_score and _mouth_opening(p) - o >= cfg.first_crop_gain else f
-                        for r, p, s, o, f in zip(rois, pts, score, opening, fresh)]
+                wider = _opening(pts) - opening >= cfg.first_crop_gain
+                rois = [r if s >= cfg.min_face_score and w else f for r, s, w, f in zip(rois, score, wider, fresh)]
             lm, sc = self.mesh(batch, [k] * len(rois), rois)
             for p, s in zip(lm, sc):
                 if s < cfg.min_face_score:
