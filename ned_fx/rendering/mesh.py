@@ -22,6 +22,7 @@ import numpy as np
 
 from .. import topology as T
 from ..errors import InvalidParameterError, NoFaceError
+from .sampling import smoothstep
 
 # ---- topology facts the renderer needs (MediaPipe's lip and eye refinement rings, upper/lower halves) ----------
 # Each row runs from the subject's right corner towards the left corner; rings go from the opening outwards.
@@ -350,14 +351,12 @@ def untangle(src: np.ndarray, dst: np.ndarray, mesh: RenderMesh, limit: float = 
     bad, area = turned(d)
     if area <= limit * iod2:
         return dst
-    weight = float(np.clip(area / (limit * iod2) - 1.0, 0.0, 1.0))
-    weight = weight * weight * (3.0 - 2.0 * weight)
+    weight = float(smoothstep(area / (limit * iod2) - 1.0))
     from scipy import sparse
 
-    e = np.concatenate([tri[:, [0, 1]], tri[:, [1, 2]], tri[:, [2, 0]]])
+    e = T.triangle_edges(tri)
     adj = sparse.coo_matrix((np.ones(2 * len(e)), (np.r_[e[:, 0], e[:, 1]], np.r_[e[:, 1], e[:, 0]])),
                             shape=(T.NUM_MESH, T.NUM_MESH)).tocsr()
-    adj.data[:] = 1.0
     mean = sparse.diags(1.0 / np.maximum(np.asarray(adj.sum(axis=1)).ravel(), 1.0)) @ adj
     disp = d - s
     free = np.zeros(T.NUM_MESH, bool)

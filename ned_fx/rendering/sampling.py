@@ -11,6 +11,12 @@ import numpy as np
 _ROW = 16384
 
 
+def smoothstep(x):
+    """0 below 0, 1 above 1, ``3x² - 2x³`` between (arrays or floats; NaN stays NaN): the sub-stages' one ramp."""
+    x = np.minimum(np.maximum(x, 0.0), 1.0)      # (np.clip is several times slower on small arrays)
+    return x * x * (3.0 - 2.0 * x)
+
+
 def remap_points(image: np.ndarray, mx: np.ndarray, my: np.ndarray) -> np.ndarray:
     """``cv2.remap`` (bilinear, border replicated) of an HxW or HxWxC image at N points given as two flat float32
     maps (OpenCV coordinates: pixel centres at integers) -> NxC (C = 1 for a 2-D image), in the image's dtype.

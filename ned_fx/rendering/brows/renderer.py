@@ -8,6 +8,7 @@ import numpy as np
 
 from ..layers import RegionInputs, RenderedLayer
 from ..sampling import remap_points
+from ..sampling import smoothstep as _smoothstep
 from .config import BrowConfig
 
 #: Per brow (right, left): the brow's lower edge and the lash band's outer ring (the ring that rides on the lid
@@ -87,11 +88,6 @@ def _signed(labels: np.ndarray, small: bool) -> np.ndarray:
     out = labels.astype(np.int32)
     out[labels == 255] = -1
     return out
-
-
-def _smoothstep(x: np.ndarray) -> np.ndarray:
-    x = np.clip(x, 0.0, 1.0)
-    return x * x * (3.0 - 2.0 * x)
 
 
 def _smooth_unfolded(patch: np.ndarray, centre: np.ndarray, v_t: np.ndarray, v_s: np.ndarray,

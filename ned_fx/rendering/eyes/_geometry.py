@@ -6,18 +6,13 @@ from __future__ import annotations
 import numpy as np
 
 from ... import topology as T
-from ..sampling import remap_points
+from ..sampling import remap_points, smoothstep  # noqa: F401  (smoothstep: the eye modules take it from here)
 
 #: per eye (right, left): lid contour (upper lid first, corner to corner: its first ``UPPER`` points), corners in
 #: image order (the eye's axis runs from the first to the second), iris points (centre, then four on the limbus)
 EYES = ((T.RIGHT_EYE, (33, 133), T.RIGHT_IRIS), (T.LEFT_EYE, (362, 263), T.LEFT_IRIS))
 UPPER = 9
 NUM_POINTS = 478
-
-
-def smoothstep(x: np.ndarray) -> np.ndarray:
-    x = np.minimum(np.maximum(x, 0.0), 1.0)      # (np.clip is several times slower on small arrays)
-    return x * x * (3.0 - 2.0 * x)
 
 
 def luminance(values: np.ndarray) -> np.ndarray:

@@ -19,15 +19,11 @@ import numpy as np
 from ... import topology as T
 from ...errors import InvalidParameterError
 from ..layers import RegionInputs, RenderedLayer
+from ..sampling import smoothstep as _smoothstep
 from . import shape as S
 from .bank import MouthBank, extract_interior, ring_colour, sample, sclera_colour, teeth_colour
 from .config import MouthConfig
 from .plan import MouthPlan, match_costs
-
-
-def _smoothstep(x: np.ndarray) -> np.ndarray:
-    x = np.clip(x, 0.0, 1.0)
-    return x * x * (3.0 - 2.0 * x)
 
 
 def column_coverage(src_points: np.ndarray, dst_points: np.ndarray, config: MouthConfig,
