@@ -42,7 +42,7 @@ ALIASES = {"happiness": "happy", "joy": "happy", "sadness": "sad", "surprise": "
 #: * happy 6+12: the corners pulled up and out, the cheeks lifted; the lower lid rises by a share of the eye's own
 #:   opening (a moderate squint: at 1 about 3/4 of the opening is kept, at 1.5 about 2/3), the upper lid stays.
 #:   On a talking shot the smile parts every syllable a little wider (``ManipulatorConfig.smile_lip_gain``).
-#: * sad 1+4+15 with drooping upper lids (AU41, here a negative upper lid raiser: the lids sink by about a
+#: * sad 1+4+15+20 with drooping upper lids (AU41, here a negative upper lid raiser: the lids sink by about a
 #:   third of their opening; heavy lids are what reads sad on a talker whose mouth keeps moving) and the inner
 #:   brows raised hard (AU1 1.6): on a grinning talker behind glasses (d12) that is what an independent
 #:   classifier reads as sad (1.2/0.6/-0.3/0.8: +0.08; now +0.14 over his first 60 frames, +0.17 on 12 of
@@ -54,7 +54,12 @@ ALIASES = {"happiness": "happy", "joy": "happy", "sadness": "sad", "surprise": "
 #:   dropped, each for another floor: the outer brows lowered (AU2 -0.6, the oblique brow of grief: +0.16, but
 #:   MediaPipe then reads d12's inner brows 0.019 IOD lower, -0.3: 0.009); the corners drawn in against the
 #:   grin (AU12 -0.3: +0.16, WDA's mouth r 0.933 on the whole clip); the chin raiser (AU17 0.3 with it: +0.17,
-#:   WDA 0.925; alone +0.15); deeper lids (AU5 -0.7: +0.145).
+#:   WDA 0.925; alone +0.15); deeper lids (AU5 -0.7: +0.145). The lips stretched sideways (AU20 0.4, the
+#:   sobbing mouth of distress: 1+4+15+20) with the corners' pull eased to 0.7: the grin's teeth then sit in a
+#:   wide, flat, down-turned mouth and d12's 60 frames read +0.160 (his grinning frames 36-48: +0.035 -> +0.045;
+#:   WDA +0.37 -> +0.50, d3 +0.35 -> +0.48), WDA's whole-clip opening r 0.955 -> 0.956, d12's 0.968 -> 0.967.
+#:   Near it (d12 dP / WDA r): AU15 0.9 + AU20 0.3 +0.168 / 0.947; 0.8 + 0.3 +0.161 / 0.950; 0.7 + 0.3
+#:   +0.154 / 0.959 (MediaPipe's re-tracked opening moves by ~0.005 between neighbours: not a trend).
 #: * surprised 1+2+5+26 (+25, the lips part with the jaw); the inner brows at 1.1: since a shut eye keeps its
 #:   lids (d3's winks, ``rendering/eyes/openness.py``), the widened eyes carry less of d3's first 60 frames, and the
 #:   classifier's rise on 12 of them fell to +0.149 (AU1 1.0) -> +0.155 (WDA/d12 +0.387/+0.404). Tried: both brows 1.1 (+0.16, but a
@@ -80,7 +85,7 @@ ALIASES = {"happiness": "happy", "joy": "happy", "sadness": "sad", "surprise": "
 PROTOTYPES: dict[str, dict[str, float]] = {
     "neutral": {},
     "happy": {"AU6": 1.0, "AU12": 1.0},
-    "sad": {"AU1": 1.6, "AU4": 0.8, "AU5": -0.5, "AU15": 0.9},
+    "sad": {"AU1": 1.6, "AU4": 0.8, "AU5": -0.5, "AU15": 0.7, "AU20": 0.4},
     "surprised": {"AU1": 1.1, "AU2": 1.0, "AU5": 1.0, "AU25": 0.4, "AU26": 0.6},
     "fearful": {"AU1": 1.15, "AU2": 0.6, "AU4": 0.7, "AU5": 1.0, "AU20": 0.8, "AU25": 0.4, "AU26": 0.3},
     "angry": {"AU4": 1.4, "AU7": 1.5, "AU15": 0.4, "AU23": 0.8, "AU24": 0.5},
