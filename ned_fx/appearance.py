@@ -223,7 +223,7 @@ class FrameKeeper:
         self.full = False                       # over budget: nothing more is kept (the models decode again)
         self._frames: dict = {}                 # index -> Frame, until its face is located
         self.crops: dict = {}                   # index -> (pixels, (x0, y0), channels, display_to_data)
-        #: face id -> {index: the 2 eyes' evidence} of every frame (:func:`~ned_fx.rendering.eyes.openness.eye_evidence`
+        #: face id -> {index: the 2 eyes' evidence (2x2)} of every frame (:func:`~ned_fx.rendering.eyes.openness.eye_evidence`
         #: at the tracker's own landmarks: the models pass's shut-eye weights), when the eyes sub-stage runs
         self.evidence: dict | None = {} if config.builds_models and config.eyes else None
         self._lock = threading.Lock()
@@ -382,7 +382,7 @@ def _build_models(path, track, edited, frames, actor_footage, config, tracker_co
                 plan.append((k, wanted))
     evidence = None
     if config.eyes:         # every frame's eye evidence (shut eyes), at the tracker's own landmarks
-        evidence = np.full((len(track.frame_numbers), 2), np.nan)
+        evidence = np.full((len(track.frame_numbers), 2, 2), np.nan)
         measured = (kept.evidence or {}).get(track.face_id, {}) if kept is not None else {}
         for k, ev in measured.items():
             if 0 <= k < len(evidence):
@@ -460,7 +460,7 @@ def _feed(items, builders: list, progress, total: int) -> None:
 
 def _decode_for_models(path, frames, index, edited, builders, every, progress, eyes=None) -> None:
     """The builders' frames, decoded (the appearance pass's own decode of the shot); with ``eyes`` =
-    ``(track, evidence)``, every frame's eye evidence is written into ``evidence`` (Tx2) too."""
+    ``(track, evidence)``, every frame's eye evidence is written into ``evidence`` (Tx2x2) too."""
     from .media import open_media, parse_frame_range
 
     with open_media(path, parse_frame_range(frames)) as source:

@@ -151,6 +151,45 @@ def test_a_wink_the_tracker_misses_keeps_its_lids(tmp_path):
                 assert diff[1] < 0.6 * diff[0], (k, diff)
 
 
+def test_an_eye_turned_from_the_light_still_widens(tmp_path):
+    """d3.mp4 turns her head over frames 266-290: her right eye's white falls to about half of its own brightness
+    around then (the light), so the sclera test judged that eye shut while the picture plainly shows its iris
+    and the tracker its lid up, and surprise widened her left eye alone (one wide eye ringed in white beside one
+    as it was). The iris seen under a raised lid opens it again (0.0 -> 0.6-0.9); the shut and lowered lids just
+    before (256-264: a blink, then a look down) stay kept."""
+    from dataclasses import replace
+
+    import cv2
+
+    from ned_fx import topology as T
+    from ned_fx.media import open_media, to_display_rgb8
+    from ned_fx.pipeline import ShotRenderer, read_analysis
+
+    src, out, s, d = _edit(tmp_path, "d3.mp4", "surprised", "250-309")
+    shot = read_analysis(tmp_path / "full" / "analysis.npz")
+    opened = shot.models.eyes_open
+    assert opened[6:15].max() < 0.05, opened[6:15]                    # 256-264: kept
+    assert opened[27:37, 0].min() > 0.5 and opened[27:37, 1].min() > 0.95, opened[27:37]     # 277-286: open
+    # the picture at 286: her right eye now widens (against the same render with that eye kept, as before)
+    kept = opened.copy()
+    kept[:, 0] = 0.0
+    with open_media(footage("d3.mp4"), "286-286") as frames:
+        frame = next(iter(frames))
+    k = 36
+    band = np.zeros(src[k].shape[:2], np.uint8)
+    cv2.fillPoly(band, [np.round(d[k][list(T.RIGHT_EYE), :2]).astype(np.int32)], 1)
+    cv2.fillPoly(band, [np.round(s[k][list(T.RIGHT_EYE), :2]).astype(np.int32)], 0)
+    assert band.sum() > 100                                            # what the plan uncovers there
+    before = to_display_rgb8(frame)[..., :3].astype(float)
+    change = [float(np.abs(to_display_rgb8(ShotRenderer(shot.track, shot.edited, models=m).render(frame)[0])[..., :3]
+                           .astype(float) - before)[band > 0].mean())
+              for m in (replace(shot.models, eyes_open=kept), shot.models)]
+    print("frame 286, mean change where her right eye widens, kept / opened:", change)
+    assert np.array_equal(to_display_rgb8(ShotRenderer(shot.track, shot.edited, models=shot.models).render(frame)[0])
+                          [..., :3], out[k])
+    assert change[1] > 1.3 * change[0], change
+
+
 def test_open_eyes_are_not_judged_shut_behind_glasses_or_looking_up():
     """d12.mp4 (clear thick glasses; he laughs looking up over frames 31-46, his irises under the lids, which the
     renderer's per-frame "is there an eye" test reads as no eye) and the stills: no eye whose upper lid is up is

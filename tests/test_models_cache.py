@@ -240,7 +240,7 @@ def test_frames_are_held_for_their_eyes_only_while_small(monkeypatch):
     for i in range(3):
         small.located(i, {7: (lm, 1.0)})
     assert not small._frames and sorted(small.evidence[7]) == [0, 1, 2]
-    assert small.evidence[7][1].shape == (2,)
+    assert small.evidence[7][1].shape == (2, 2)                  # per eye: sclera, iris over it
     monkeypatch.setattr(appearance, "EVIDENCE_FRAME_BYTES", big.pixels.nbytes - 1)
     large = FrameKeeper(4000, frame_bytes=0)
     for i in range(3):

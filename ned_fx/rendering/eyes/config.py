@@ -81,6 +81,14 @@ class EyeConfig:
             d3.mp4 looks down with her lids at 0.12-0.13 of the eye's width for seconds (0.27 open): her lids'
             pale skin read as sclera there, and surprise opened them over a dark flat dome; d12's and WDA's blinks
             (0.05-0.12) had eyeballs drawn on their shut lids.
+        seen_iris, seen_sclera, seen_lid: an eye the sclera test calls shut is open all the same where the
+            picture plainly shows its iris (its disc's median brightness at most ``seen_iris[0]`` x the sclera's;
+            none from ``seen_iris[1]``), its sclera is at least ``seen_sclera`` x its own reference (as
+            ``shut_sclera``) and its upper lid is up (``seen_lid`` x the open height of ``lid_lowered``). d3.mp4
+            turns her head from the light for a second (frames 266-290): one eye's white fell to 0.47-0.62 of
+            its own with the iris plain (0.25-0.34) and the lid up (0.89-0.93), and surprise widened the other
+            eye alone. A missed wink shows lid skin (0.86-0.96), WDA's and d12's blinks lower the tracked lid
+            (0.40-0.61) or show no iris (0.63-1.1).
         colour_match_limits: the rendered eyeball is matched to each frame's own visible sclera and iris by a
             gain clipped to this range.
         seam_bins, seam_min, seam_limits: where the eyeball fades into the real eye, it is matched to the real
@@ -127,6 +135,9 @@ class EyeConfig:
     shut_reference: float = 4.0
     lid_lowered: tuple[float, float] = (0.5, 0.7)
     lid_open_height: float = 0.24
+    seen_iris: tuple[float, float] = (0.3, 0.45)
+    seen_sclera: tuple[float, float] = (0.35, 0.45)
+    seen_lid: tuple[float, float] = (0.75, 0.85)
     colour_match_limits: tuple[float, float] = (0.75, 1.33)
     seam_bins: int = 6
     seam_min: float = 0.6
@@ -146,7 +157,7 @@ class EyeConfig:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or value < 0:
                 raise InvalidParameterError(f"EyeConfig.{name} must be a number >= 0, got {value!r}")
-        for name in ("sclera_dim", "shut_sclera", "iris_hue", "lid_lowered"):
+        for name in ("sclera_dim", "shut_sclera", "iris_hue", "lid_lowered", "seen_iris", "seen_sclera", "seen_lid"):
             lo, hi = getattr(self, name)
             if not 0 <= lo < hi:
                 raise InvalidParameterError(f"EyeConfig.{name} must be (low, high) with 0 <= low < high, "

@@ -2,8 +2,9 @@
 
 The tracker's lids do not always follow a shut eye (d3.mp4: a wink of 17 frames reads 55-75 % of the eye's
 usual opening). What the pixels in the tracked opening show does: an open eye has a bright sclera; a shut one
-shows the lid's skin and lashes. :func:`eye_evidence` measures the opening's brightest "sclera" in one frame
-(plate values, no model needed: the tracking pass can take it from frames it decodes anyway);
+shows the lid's skin and lashes. :func:`eye_evidence` measures the opening's brightest "sclera" in one frame,
+and how much darker the tracked iris disc is (plate values, no model needed: the tracking pass can take it from
+frames it decodes anyway);
 :func:`open_weights` compares a whole shot's evidence with the shot's own sclera around each frame and smooths
 it over time, so one dim frame (a lash in front of the sclera) neither opens nor shuts an eye on its own;
 :func:`pin_shut_lids` keeps a shut eye's lids where they are in the target.
@@ -13,17 +14,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._geometry import EYES, EyeFrame, smoothstep
+from ._geometry import EYES, EyeFrame, inner_distance, luminance, polygon_mask, smoothstep
 from .config import EyeConfig
 from .model import eye_crop, sclera_samples
 
 
 def eye_evidence(pixels: np.ndarray, landmarks: np.ndarray, config: EyeConfig | None = None,
                  channels=None) -> np.ndarray:
-    """What one frame shows of each eye: 2 values, per eye (right, left) the brightness of its brightest
+    """What one frame shows of each eye: a 2x2 array, per eye (right, left) the brightness of its brightest
     "sclera" (plate values, the mean over colour channels, sampled as the eye model samples it:
-    :func:`~.model.sclera_samples`); NaN where it cannot be measured (no finite landmarks, an opening too small:
-    a blink the tracker saw).
+    :func:`~.model.sclera_samples`) and its iris's brightness over that (the median of the tracked iris disc,
+    0.8 of its radius, inside the lids: under ~0.35 an iris is plainly there; a shut lid's skin and lashes read
+    0.6-1); NaN where it cannot be measured (no finite landmarks, an opening too small: a blink the tracker saw).
 
     Args:
         pixels: HxWxK (or HxW) plate values of the picture the landmarks are in (any dtype; only the eyes' boxes
@@ -32,7 +34,7 @@ def eye_evidence(pixels: np.ndarray, landmarks: np.ndarray, config: EyeConfig | 
         channels: the colour channels' indices in ``pixels`` (None: all).
     """
     c = config or EyeConfig()
-    out = np.full(2, np.nan)
+    out = np.full((2, 2), np.nan)
     px = np.asarray(pixels)
     if px.ndim == 2:
         px = px[:, :, None]
@@ -44,9 +46,16 @@ def eye_evidence(pixels: np.ndarray, landmarks: np.ndarray, config: EyeConfig | 
         if got is None:
             continue
         frame, poly, box, crop, centre, radius, _ = got
-        got = sclera_samples(crop, box, poly, centre, radius, c.lash_margin * frame.w, c)
-        if got is not None:
-            out[e] = float(got[2].mean())
+        margin = c.lash_margin * frame.w
+        got = sclera_samples(crop, box, poly, centre, radius, margin, c)
+        if got is None:
+            continue
+        out[e, 0] = float(got[2].mean())
+        x0, y0, x1, y1 = box
+        rows, cols = np.nonzero(inner_distance(polygon_mask(poly, x0, y0, x1, y1)) > margin + 0.5)
+        disc = np.hypot(cols + (x0 + 0.5) - centre[0], rows + (y0 + 0.5) - centre[1]) < 0.8 * radius
+        if np.count_nonzero(disc) >= 4 and out[e, 0] > 0:
+            out[e, 1] = float(np.median(luminance(crop[rows[disc], cols[disc]]))) / out[e, 0]
     return out
 
 
@@ -56,25 +65,33 @@ def open_weights(evidence: np.ndarray, fps: float = 25.0, config: EyeConfig | No
     usual, 0: it is shut; 1 where nothing was measured). With the shot's ``landmarks`` (TxPx2+, the source's),
     the smaller of that and :func:`lid_weights` (a lowered upper lid is no eye to widen either).
 
-    ``evidence`` is each frame's :func:`eye_evidence` (Tx2, NaN where unmeasured). An eye's sclera level is
-    compared with the same eye's, there and then: its 90th percentile over ``EyeConfig.shut_reference`` seconds
-    around the frame (a light that changes over the shot, or one eye in shadow, does not count; an eye must be
-    seen open within that window to be judged shut, so a still is never judged shut); below ``shut_sclera[0]``
-    of it the eye is shut, from ``shut_sclera[1]`` open. Then smoothed over time: a running median over 5
-    frames (one dim or bright frame does not count), then a 3-frame mean (a lid pinned or let go over a few
-    frames, as a real lid moves). The iris's contrast (the renderer's per-frame test) is not used: behind
-    glasses, or with the iris under a lid looking up, it reads "no eye" on open eyes (d12.mp4).
+    ``evidence`` is each frame's :func:`eye_evidence` (Tx2x2; or Tx2, the sclera alone; NaN where unmeasured).
+    An eye's sclera level is compared with the same eye's, there and then: its 90th percentile over
+    ``EyeConfig.shut_reference`` seconds around the frame (a light that changes over the shot does not count; an
+    eye must be seen open within that window to be judged shut, so a still is never judged shut); below
+    ``shut_sclera[0]`` of it the eye is shut, from ``shut_sclera[1]`` open. An eye that test calls shut is open
+    all the same where the picture plainly shows its iris, its tracked upper lid is up and its sclera is not far
+    dimmer than its own (``EyeConfig.seen_iris``, ``seen_lid``, ``seen_sclera``; needs ``landmarks``): a head
+    turned from the light darkens one eye's white for a second, and that eye alone kept its lids. Then smoothed
+    over time: a running median over 5 frames (one dim or bright frame does not count), then a 3-frame mean (a
+    lid pinned or let go over a few frames, as a real lid moves). The iris never shuts an eye: behind glasses,
+    or with the iris under a lid looking up, it reads "no eye" on open eyes (d12.mp4).
     """
     from scipy.ndimage import percentile_filter
 
     c = config or EyeConfig()
-    sclera = np.asarray(evidence, dtype=np.float64).reshape(-1, 2)
+    ev = np.asarray(evidence, dtype=np.float64)
+    if ev.ndim == 3:
+        sclera, iris = ev[:, :, 0], ev[:, :, 1]
+    else:
+        sclera, iris = ev.reshape(-1, 2), None
     t = len(sclera)
     out = np.ones((t, 2), np.float32) if landmarks is None else lid_weights(landmarks, c)
     if len(out) != t:
         raise ValueError(f"{t} frames of evidence but {len(out)} of landmarks")
     if t == 0 or not np.isfinite(sclera).any():
         return out
+    lid_up = None if landmarks is None or iris is None else _lid_share(landmarks, c)
     size = max(int(round(c.shut_reference * (fps if fps and fps > 0 else 25.0))) | 1, 1)
     lo, hi = c.shut_sclera
     for e in range(2):
@@ -84,9 +101,21 @@ def open_weights(evidence: np.ndarray, fps: float = 25.0, config: EyeConfig | No
         ref = percentile_filter(np.where(np.isfinite(level), level, np.nanmedian(level)), 90, size=size,
                                 mode="nearest")
         with np.errstate(invalid="ignore", divide="ignore"):
-            conf = smoothstep((level / ref - lo) / (hi - lo))
+            share = level / ref
+            conf = smoothstep((share - lo) / (hi - lo))
+            if lid_up is not None:
+                seen = (_ramp(iris[:, e], c.seen_iris, falling=True) * _ramp(share, c.seen_sclera)
+                        * _ramp(lid_up[:, e], c.seen_lid))
+                conf = np.where(np.isfinite(seen), np.maximum(conf, seen), conf)
         out[:, e] = np.minimum(out[:, e], _smoothed(np.where(np.isfinite(level) & (ref > 0), conf, np.nan), 5))
     return out
+
+
+def _ramp(values: np.ndarray, edges: tuple[float, float], falling: bool = False) -> np.ndarray:
+    """smoothstep from ``edges[0]`` (0) to ``edges[1]`` (1), or the other way round when ``falling``; NaN stays."""
+    lo, hi = edges
+    x = (np.asarray(values, dtype=np.float64) - lo) / (hi - lo)
+    return smoothstep(1.0 - x if falling else x)
 
 
 def lid_heights(landmarks: np.ndarray) -> np.ndarray:
@@ -111,15 +140,25 @@ def lid_weights(landmarks: np.ndarray, config: EyeConfig | None = None) -> np.nd
     :func:`open_weights` is. The geometry the tracker follows when the sclera test cannot tell: a look down
     shows the lids' skin, which can be as pale as a shaded sclera."""
     c = config or EyeConfig()
-    h = lid_heights(np.asarray(landmarks, dtype=np.float64)).reshape(-1, 2)
-    out = np.ones(h.shape, np.float32)
+    share = _lid_share(landmarks, c)
+    out = np.ones(share.shape, np.float32)
     lo, hi = c.lid_lowered
     for e in range(2):
-        if not np.isfinite(h[:, e]).any():
+        if not np.isfinite(share[:, e]).any():
             continue
-        ref = max(float(np.nanpercentile(h[:, e], 90)), c.lid_open_height)
-        conf = smoothstep((h[:, e] / ref - lo) / (hi - lo))
-        out[:, e] = _smoothed(np.where(np.isfinite(h[:, e]), conf, np.nan), 5)
+        conf = smoothstep((share[:, e] - lo) / (hi - lo))
+        out[:, e] = _smoothed(np.where(np.isfinite(share[:, e]), conf, np.nan), 5)
+    return out
+
+
+def _lid_share(landmarks: np.ndarray, config: EyeConfig) -> np.ndarray:
+    """Tx2: each eye's :func:`lid_heights` over its open height (the larger of the shot's 90th percentile and
+    ``EyeConfig.lid_open_height``); NaN where there is no face."""
+    h = lid_heights(np.asarray(landmarks, dtype=np.float64)).reshape(-1, 2)
+    out = np.full(h.shape, np.nan)
+    for e in range(2):
+        if np.isfinite(h[:, e]).any():
+            out[:, e] = h[:, e] / max(float(np.nanpercentile(h[:, e], 90)), config.lid_open_height)
     return out
 
 
