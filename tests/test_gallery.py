@@ -76,3 +76,15 @@ def test_gallery_refuses_bad_options(tmp_path, capsys, argv, message):
     code = main(["gallery", str(footage("people_0.png")), "-o", str(tmp_path / "s.png"), *argv])
     assert code != 0 and message in capsys.readouterr().err
     assert not (tmp_path / "s.png").exists()
+
+
+def test_a_tile_leaving_the_picture_is_filled_flat():
+    """A face at the frame's edge (d3.mp4's chin sits on its bottom row): the tile's part outside the picture is a
+    flat grey, not the edge's pixels repeated into streaks that read as a smear under the chin."""
+    from ned_fx.commands.gallery import OUTSIDE, tile
+
+    rgb = np.random.default_rng(0).integers(0, 256, (100, 120, 3), dtype=np.uint8)
+    out = tile(rgb, (20, 40, 80), 80, "x")              # the box's last 20 rows lie below the picture
+    crop = out[-80:]
+    assert np.array_equal(crop[:60], rgb[40:100, 20:100])
+    assert (crop[60:] == OUTSIDE).all()

@@ -87,14 +87,19 @@ def crop_box(landmarks: np.ndarray, width: int, height: int, margin: float = 0.2
     return int(round(cx - side / 2)), int(round(cy - side / 2)), max(side, 1)
 
 
+#: the gallery's fill where a tile's box leaves the picture (8-bit grey)
+OUTSIDE = 48
+
+
 def tile(rgb: np.ndarray, box: tuple[int, int, int], size: int, label: str) -> np.ndarray:
-    """The crop (edge-padded where the box leaves the picture), resized to ``size``, under a label strip."""
+    """The crop, resized to ``size``, under a label strip; where the box leaves the picture a flat dark grey
+    (``OUTSIDE``: edge-replicated rows read as smeared pixels under a chin at the frame's edge)."""
     import cv2
 
     x0, y0, side = box
     h, w = rgb.shape[:2]
     pad = max(0, -x0, -y0, x0 + side - w, y0 + side - h)
-    src = np.pad(rgb, ((pad, pad), (pad, pad), (0, 0)), mode="edge") if pad else rgb
+    src = np.pad(rgb, ((pad, pad), (pad, pad), (0, 0)), constant_values=OUTSIDE) if pad else rgb
     crop = src[y0 + pad: y0 + pad + side, x0 + pad: x0 + pad + side]
     crop = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA if side > size else cv2.INTER_LINEAR)
     return np.vstack([label_strip(label, size), crop])
