@@ -99,7 +99,8 @@ class OcclusionConfig:
         model_corridor: the rim is looked for this far (x IOD) across the fitted outline.
         model_rim: the rim's drawn width (x IOD, canonical view).
         model_rim_inner: under the eyes the rim is kept this much further inwards (x IOD): a thick frame's lower
-            bar has its inner edge there (0: the traced line alone).
+            bar has its inner edge there (0: the traced line alone); d12's clear bars also show a pale reflection
+            of that edge inside the lens, which a happy cheek raise bent into a wave at 0.07.
         model_search: each frame's glasses may sit up to this far (x IOD) from where the head pose puts them
             (landmark jitter, the glasses slipping): the lens pair is moved onto the frame's own lines.
         model_max_frames: at most this many frames are kept for the model (a longer shot is sub-sampled).
@@ -154,7 +155,7 @@ class OcclusionConfig:
     model_consistency: float = 0.4
     model_corridor: float = 0.04
     model_rim: float = 0.03
-    model_rim_inner: float = 0.07
+    model_rim_inner: float = 0.12
     model_cap: float = 0.04
     model_lower: float = 0.53
     model_search: float = 0.08

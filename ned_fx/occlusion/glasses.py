@@ -451,6 +451,9 @@ def _trace(evidence: np.ndarray, fit: np.ndarray, eye_area: np.ndarray,
         rim = on + smooth[:, None] * normal
         # under the eye a frame's lower bar is kept whole: a thick frame's inner edge lies inside the traced rim
         depth = cfg.model_rim_inner * iod * np.clip((sa[:, 0] - 0.3) / 0.4, 0.0, 1.0)
+        # ... and all along the outline's lower arc: the bar is continuous (the shot passed ``model_lower`` on it),
+        # and a part too faint to trace (d12's right lens, its lower outer side) moved up with a cheek raise
+        good |= depth > 0
         inner = rim - depth[:, None] * normal
         for run in _closed_runs(good):
             cv2.polylines(mask, [np.rint(rim[run] * 16).astype(np.int32)], False, 1, thickness=thick,
