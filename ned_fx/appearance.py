@@ -65,7 +65,7 @@ class ContentConfig:
 
     @property
     def builds_models(self) -> bool:
-        return self.mouth or self.eyes or self.occluders
+        return self.mouth or self.eyes or self.occluders or self.skin
 
 
 #: the renderer's warp alone, no face content (the fast path's output; a baseline for the sub-stages' tests)
@@ -84,12 +84,18 @@ class ShotModels:
     #: Tx2 how open each eye is per frame of the track (1 open, 0 shut: its lids are kept as the source has them;
     #: :func:`~ned_fx.rendering.eyes.openness.open_weights`), or None
     eyes_open: np.ndarray | None = None
+    #: T the brow lowerer (AU4) the picture shows per frame beyond what the mesh fitted (the furrow between the
+    #: brows: :func:`~ned_fx.rendering.skin.furrow_activation`; the skin's folds start from it, see
+    #: :meth:`FaceContent.skin_aus`), or None (a still, the skin stage off)
+    furrow: np.ndarray | None = None
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         """Flat ``{"sources": array, "mouth.x": array, "eyes.y": array, ...}`` for the analysis file."""
         out: dict[str, np.ndarray] = {"sources": np.array(list(self.sources), dtype=str)}
         if self.eyes_open is not None:
             out["eyes_open"] = np.asarray(self.eyes_open, np.float32)
+        if self.furrow is not None:
+            out["furrow"] = np.asarray(self.furrow, np.float32)
         for prefix in _LOADERS:
             model = getattr(self, prefix)
             if model is not None:
@@ -115,7 +121,13 @@ class ShotModels:
             if opened.ndim != 2 or opened.shape[1] != 2:
                 raise InvalidParameterError(f"eyes_open must be Tx2, got shape {opened.shape} (an analysis file "
                                             "from another version? analyse the shot again)")
-        return cls(sources=sources, eyes_open=opened, **kw)
+        furrow = d.get("furrow")
+        if furrow is not None:
+            furrow = np.asarray(furrow, np.float32)
+            if furrow.ndim != 1:
+                raise InvalidParameterError(f"furrow must be one value per frame, got shape {furrow.shape} (an "
+                                            "analysis file from another version? analyse the shot again)")
+        return cls(sources=sources, eyes_open=opened, furrow=furrow, **kw)
 
 
 def white_of(dtype) -> float:
@@ -164,13 +176,39 @@ def _cut(px: np.ndarray, origin: tuple[int, int], box, channels, landmarks: np.n
 
 def frame_eye_evidence(frame, landmarks: np.ndarray) -> np.ndarray:
     """:func:`~ned_fx.rendering.eyes.openness.eye_evidence` of a decoded frame (its colour channels) at
-    ``landmarks`` (display-window pixels): the keeper's and the models pass's one call."""
+    ``landmarks`` (display-window pixels)."""
+    return frame_evidence(frame, landmarks)[0]
+
+
+def frame_evidence(frame, landmarks: np.ndarray, eyes: bool = True, furrow: bool = False) -> tuple:
+    """What a decoded frame shows at ``landmarks`` (display-window pixels) that the mesh does not: ``(the eyes'
+    evidence 2x2 or None, the brow furrow's depth or None)`` (:func:`~ned_fx.rendering.eyes.openness.eye_evidence`,
+    :func:`~ned_fx.rendering.skin.furrow_depth`, each when asked for): the keeper's and the models pass's one
+    call."""
     from .compositing import color_channel_indices
-    from .rendering.eyes.openness import eye_evidence
 
     px = frame.pixels if frame.pixels.ndim == 3 else frame.pixels[:, :, None]
     channels = list(color_channel_indices(getattr(frame, "channels", None), px.shape[2]))
-    return eye_evidence(px, np.asarray(landmarks, np.float64) + frame.display_to_data, channels=channels)
+    lm = np.asarray(landmarks, np.float64) + frame.display_to_data
+    ev = depth = None
+    if eyes:
+        from .rendering.eyes.openness import eye_evidence
+
+        ev = eye_evidence(px, lm, channels=channels)
+    if furrow:
+        from .rendering.skin import furrow_depth
+
+        depth = float("nan")
+        pts = lm[:468, :2]
+        if np.isfinite(pts).all():       # the luma of the brows' box only
+            h, w = px.shape[:2]
+            x0, y0 = (int(max(v, 0)) for v in np.floor(pts.min(axis=0)))
+            x1, y1 = int(min(np.ceil(pts[:, 0].max()) + 1, w)), int(min(np.ceil(pts[:, 1].max()) + 1, h))
+            if x1 - x0 >= 4 and y1 - y0 >= 4:
+                crop = px[y0:y1, x0:x1][:, :, channels].astype(np.float32)
+                luma = crop @ np.float32([0.2126, 0.7152, 0.0722]) if crop.shape[2] >= 3 else crop[:, :, 0]
+                depth = furrow_depth(luma, lm - np.array([x0, y0, 0.0])[: lm.shape[1]])
+    return ev, depth
 
 
 #: the most bytes of plate crops the tracking pass keeps for the appearance models (beyond: a second decode)
@@ -223,9 +261,11 @@ class FrameKeeper:
         self.full = False                       # over budget: nothing more is kept (the models decode again)
         self._frames: dict = {}                 # index -> Frame, until its face is located
         self.crops: dict = {}                   # index -> (pixels, (x0, y0), channels, display_to_data)
-        #: face id -> {index: the 2 eyes' evidence (2x2)} of every frame (:func:`~ned_fx.rendering.eyes.openness.eye_evidence`
-        #: at the tracker's own landmarks: the models pass's shut-eye weights), when the eyes sub-stage runs
-        self.evidence: dict | None = {} if config.builds_models and config.eyes else None
+        #: face id -> {index: :func:`frame_evidence`} of every frame (the 2 eyes' evidence, 2x2, and the brow
+        #: furrow's depth, at the tracker's own landmarks: the models pass's shut-eye weights and furrow), when the
+        #: eyes or skin sub-stage runs
+        self.evidence: dict | None = {} if config.builds_models and (config.eyes or config.skin) else None
+        self._measure = (config.eyes, config.skin)
         self._lock = threading.Lock()
 
     def offer(self, index: int, frame) -> None:
@@ -262,7 +302,7 @@ class FrameKeeper:
         evidence = self.evidence            # (offer() may drop it meanwhile: then these are never read)
         if evidence is not None:
             for fid, (lm, _) in faces.items():
-                evidence.setdefault(fid, {})[index] = frame_eye_evidence(frame, lm)
+                evidence.setdefault(fid, {})[index] = frame_evidence(frame, lm, *self._measure)
         if index not in self.wanted or self.full:
             return
         px = frame.pixels if frame.pixels.ndim == 3 else frame.pixels[:, :, None]
@@ -345,7 +385,7 @@ def build_shot_models(path: str | Path, track, edited, frames: str | None = None
 
         plan = plan_mouth(stored.mouth, edited.source_landmarks, edited.target_landmarks, edited.found)
     return ShotModels(mouth=stored.mouth, mouth_plan=plan, eyes=stored.eyes, glasses=stored.glasses,
-                      sources=stored.sources, eyes_open=stored.eyes_open)
+                      sources=stored.sources, eyes_open=stored.eyes_open, furrow=stored.furrow)
 
 
 def _build_models(path, track, edited, frames, actor_footage, config, tracker_config, progress,
@@ -380,23 +420,29 @@ def _build_models(path, track, edited, frames, actor_footage, config, tracker_co
             seen += 1
             if wanted:
                 plan.append((k, wanted))
-    evidence = None
-    if config.eyes:         # every frame's eye evidence (shut eyes), at the tracker's own landmarks
-        evidence = np.full((len(track.frame_numbers), 2, 2), np.nan)
+    # every frame's eye evidence (shut eyes) and brow furrow, at the tracker's own landmarks
+    t = len(track.frame_numbers)
+    evidence = np.full((t, 2, 2), np.nan) if config.eyes else None
+    furrow = np.full(t, np.nan) if config.skin else None
+    measured = None
+    if evidence is not None or furrow is not None:
         measured = (kept.evidence or {}).get(track.face_id, {}) if kept is not None else {}
-        for k, ev in measured.items():
-            if 0 <= k < len(evidence):
-                evidence[k] = ev
-        if any(track.found[k] and k not in measured for k in range(len(evidence))):
+        for k, (ev, depth) in measured.items():
+            if 0 <= k < t:
+                if evidence is not None and ev is not None:
+                    evidence[k] = ev
+                if furrow is not None and depth is not None:
+                    furrow[k] = depth
+        if any(track.found[k] and k not in measured for k in range(t)):
             measured = None                # the keeper did not see them all: measured in the decode below
     if kept is not None and all(kept.holds(k, edited.source_landmarks[k]) for k, _ in plan) and \
-            (evidence is None or measured is not None):
+            (measured is not None or (evidence is None and furrow is None)):
         # the tracking pass kept them: no second decode
         _feed(((k, wanted, kept.crop(k, edited.source_landmarks[k])) for k, wanted in plan), builders,
               progress, len(plan))
     else:
         _decode_for_models(path, frames, index, edited, builders, every, progress,
-                           (track, evidence) if evidence is not None else None)
+                           (track, evidence, furrow) if evidence is not None or furrow is not None else None)
     models = _extra_footage(path, actor_footage, builders, tracker_config, mouth, eyes, glasses)
     if evidence is not None:
         from dataclasses import replace
@@ -404,6 +450,12 @@ def _build_models(path, track, edited, frames, actor_footage, config, tracker_co
         from .rendering.eyes.openness import open_weights
 
         models = replace(models, eyes_open=open_weights(evidence, track.fps, landmarks=edited.source_landmarks))
+    if furrow is not None:
+        from dataclasses import replace
+
+        from .rendering.skin import furrow_activation
+
+        models = replace(models, furrow=furrow_activation(furrow))
     return models
 
 
@@ -460,7 +512,8 @@ def _feed(items, builders: list, progress, total: int) -> None:
 
 def _decode_for_models(path, frames, index, edited, builders, every, progress, eyes=None) -> None:
     """The builders' frames, decoded (the appearance pass's own decode of the shot); with ``eyes`` =
-    ``(track, evidence)``, every frame's eye evidence is written into ``evidence`` (Tx2x2) too."""
+    ``(track, evidence, furrow)``, every frame's eye evidence is written into ``evidence`` (Tx2x2) and its brow
+    furrow's depth into ``furrow`` (T) too (each where not None)."""
     from .media import open_media, parse_frame_range
 
     with open_media(path, parse_frame_range(frames)) as source:
@@ -472,7 +525,12 @@ def _decode_for_models(path, frames, index, edited, builders, every, progress, e
                 k = index.get(int(frame.number))
                 wanted, crop = [], None
                 if eyes is not None and k is not None and eyes[0].found[k]:
-                    eyes[1][k] = frame_eye_evidence(frame, eyes[0].landmarks_raw[k])
+                    ev, depth = frame_evidence(frame, eyes[0].landmarks_raw[k], eyes[1] is not None,
+                                               eyes[2] is not None)
+                    if ev is not None:
+                        eyes[1][k] = ev
+                    if depth is not None:
+                        eyes[2][k] = depth
                 if k is not None and edited.found[k]:
                     wanted = [b for b in builders if seen % every[id(b)] == 0]
                     seen += 1
@@ -515,7 +573,7 @@ def _extra_footage(path, actor_footage, builders, tracker_config, mouth, eyes, g
 
 
 #: bump when what the cached models hold, or how they are built, changes meaning
-MODELS_CACHE_VERSION = 3       # 2: the builders' code and default configs are in the key; 3: eyes_open
+MODELS_CACHE_VERSION = 4       # 2: the builders' code and default configs are in the key; 3: eyes_open; 4: furrow
 
 
 def _models_key(path, edited, frames, actor_footage, config: ContentConfig, tracker_config) -> str | None:
@@ -533,10 +591,11 @@ def _models_key(path, edited, frames, actor_footage, config: ContentConfig, trac
     except (OSError, NedFxError):
         return None
     h = hashlib.sha256()
-    _builders_fingerprint(h, ("occlusion", "rendering/eyes", "rendering/mouth"))
+    _builders_fingerprint(h, ("occlusion", "rendering/eyes", "rendering/mouth", "rendering/skin"))
     h.update(json.dumps({"v": MODELS_CACHE_VERSION, "ned_fx": __version__, "sources": sources,
                          "paths": [str(Path(p).resolve()) for p in (path, *actor_footage)], "frames": frames,
-                         "stages": [config.mouth, config.eyes, config.occluders], "sample": _MODEL_FRAMES,
+                         "stages": [config.mouth, config.eyes, config.occluders, config.skin],
+                         "sample": _MODEL_FRAMES,
                          "tracker": None if tracker_config is None or not actor_footage
                          else sorted((k, repr(v)) for k, v in asdict(tracker_config).items())},
                         sort_keys=True).encode())
@@ -606,8 +665,10 @@ def _builders_fingerprint(h, packages: tuple[str, ...]) -> None:
     from .occlusion import OcclusionConfig
     from .rendering.eyes import EyeConfig
     from .rendering.mouth import MouthConfig
+    from .rendering.skin import SkinConfig
 
-    configs = {"occlusion": OcclusionConfig, "rendering/eyes": EyeConfig, "rendering/mouth": MouthConfig}
+    configs = {"occlusion": OcclusionConfig, "rendering/eyes": EyeConfig, "rendering/mouth": MouthConfig,
+               "rendering/skin": SkinConfig}
     for package in packages:
         h.update(repr(configs[package]()).encode())
         for f in sorted((Path(__file__).parent / package).glob("*.py")):
@@ -829,6 +890,26 @@ class FaceContent:
         from .occlusion import fill
 
         return fill(region, matte)
+
+    def skin_aus(self, edited, k: int) -> tuple:
+        """``(au_names, source activations, target activations)`` of frame ``k`` for the skin's folds: the
+        edit's, with the brow furrow the picture shows beyond the fitted AU4 (``models.furrow``) added to the
+        source, and to the target as far as the edit keeps the source's own (an emotion at intensity ``w``
+        replaces ``min(w, 1)`` of it, times the brows' region weight): neutral or happy on a frown the mesh did
+        not see lift its furrows, angry deepens them only as far as they are not there already; intensity 0
+        changes nothing."""
+        src, dst = edited.au_source[k], edited.au_target[k]
+        furrow = self.models.furrow
+        names = tuple(edited.au_names)
+        if furrow is None or "AU4" not in names or not 0 <= k < len(furrow) or not furrow[k] > 0:
+            return names, src, dst
+        i = names.index("AU4")
+        e = float(furrow[k])
+        kept = 1.0 - min(float(edited.intensity[k]), 1.0) * float(edited.region_weights[i])
+        src, dst = np.array(src, np.float64), np.array(dst, np.float64)
+        src[i] += e
+        dst[i] += kept * e
+        return names, src, dst
 
     def layers(self, inputs, aus: tuple | None = None) -> np.ndarray:
         """The renderer's output with the new content laid over it: the strips under raised brows, skin folds,

@@ -1107,7 +1107,7 @@ class ShotRenderer:
         k, keep, e = where.index, pending.keep, self.edited
         rendered = self.content.layers(RegionInputs(pending.clean, pending.rendered, pending.src, pending.dst,
                                                     None if keep is None else 1.0 - keep, k, pending.white),
-                                       (e.au_names, e.au_source[k], e.au_target[k]))
+                                       self.content.skin_aus(e, k))
         if clock:
             t = clock.add("render", t, cpu)
             cpu = time.thread_time()

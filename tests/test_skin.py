@@ -408,3 +408,65 @@ def test_cropped_fold_blurs_are_the_whole_canvas_blur_bit_for_bit(movie, emotion
     assert np.abs(fast).max() > 0.02 and np.abs(soft).max() > 0.005
     np.testing.assert_array_equal(fast, plain)
     np.testing.assert_array_equal(soft, plain_soft)
+
+
+def _glabella_depth(rgb, lm) -> float:
+    from ned_fx.rendering.skin import furrow_depth
+
+    return furrow_depth(np.asarray(rgb, np.float32)[..., :3] @ np.float32([0.2126, 0.7152, 0.0722]), lm)
+
+
+def test_the_brow_furrow_is_measured_where_the_mesh_misses_it():
+    """d3.mp4 frowns over frames 110-160 (two vertical furrows between brows drawn down and together) while the
+    mesh's brow lowerer fits ~0: the picture's furrow depth reads it (0.11-0.16 log luminance) against her relaxed
+    brow (< 0.02) and a talker's (WDA, d12 behind glasses: < 0.01); over a shot, only what lies beyond the shot's
+    relaxed brow counts, and a still gets none."""
+    from ned_fx.media import open_media, to_display_rgb8
+    from ned_fx.pipeline import track_media
+    from ned_fx.rendering.skin import furrow_activation
+
+    track = track_media(footage("d3.mp4"), frames="100-160")
+    with open_media(footage("d3.mp4"), "100-160") as frames:
+        depth = np.array([_glabella_depth(to_display_rgb8(f), lm) for f, lm in zip(frames, track.landmarks)])
+    assert depth[:6].max() < 0.03 and np.median(depth[20:50]) > 0.09, depth.round(3)
+    act = furrow_activation(depth)
+    assert act[:6].max() == 0.0 and np.median(act[20:50]) > 0.6, act.round(2)
+    assert furrow_activation(depth[:5]) is None                                   # too few frames: none
+    assert np.array_equal(furrow_activation(depth + 0.05), act)                   # a wrinkle always there: no frown
+    for name in ("WDA_AlexandriaOcasioCortez_000.mp4", "d12.mp4"):
+        track = track_media(footage(name), frames="0-30x10")
+        with open_media(footage(name), "0-30x10") as frames:
+            got = [_glabella_depth(to_display_rgb8(f), lm) for f, lm in zip(frames, track.landmarks)]
+        assert max(got) < 0.01, (name, got)
+
+
+def test_an_edit_lifts_a_frown_the_mesh_did_not_see(tmp_path):
+    """Neutral on d3's frown (frames 100-160): the skin's folds start from the furrow the picture shows
+    (``ShotModels.furrow``), so neutral lifts part of it (the softening lifts half of a fold per unit of drive,
+    ``SkinConfig.soften``); without that the mesh's AU4 of ~0.2 left the furrows as they were.
+    Intensity 0 changes nothing (the furrow is added to source and target alike)."""
+    from dataclasses import replace
+
+    from ned_fx.appearance import FaceContent
+    from ned_fx.media import open_media, to_display_rgb8
+    from ned_fx.pipeline import EditInstruction, ShotRenderer, edit_media, read_analysis
+
+    edit_media(footage("d3.mp4"), tmp_path / "o.####.png", EditInstruction(emotion="neutral", intensity=1.0),
+               frames="100-160", analysis=tmp_path / "a.npz", analysis_only=True)
+    shot = read_analysis(tmp_path / "a.npz")
+    furrow = shot.models.furrow
+    assert furrow is not None and furrow.shape == (61,) and np.median(furrow[20:50]) > 0.6, furrow
+    with open_media(footage("d3.mp4"), "135-135") as frames:
+        frame = next(iter(frames))
+    lm = shot.edited.target_landmarks[35]
+    depth = [_glabella_depth(to_display_rgb8(ShotRenderer(shot.track, shot.edited, models=m).render(frame)[0]), lm)
+             for m in (replace(shot.models, furrow=None), shot.models)]
+    source = _glabella_depth(to_display_rgb8(frame), shot.edited.source_landmarks[35])
+    print("furrow depth at 135: source, neutral without / with the picture's furrow:", source, depth)
+    assert depth[0] > 0.95 * source and depth[1] < 0.92 * source, (source, depth)     # 0.98 -> 0.87 of it
+    # intensity 0: the skin's drive of AU4 is the edit's exactly
+    still = replace(shot.edited, intensity=np.zeros_like(shot.edited.intensity),
+                    au_target=shot.edited.au_source.copy())
+    names, src, dst = FaceContent(shot.models).skin_aus(still, 35)
+    assert src[names.index("AU4")] > shot.edited.au_source[35, names.index("AU4")] + 0.5
+    assert np.array_equal(dst - src, np.zeros_like(src))

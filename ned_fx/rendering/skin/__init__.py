@@ -7,12 +7,15 @@ activations, au_names)``, then ``add(index, pixels, landmarks)`` per frame and `
 per frame :class:`SkinRenderer` (``SkinRenderer(model, config).render(inputs, au_names, au_src, au_dst) ->
 RenderedLayer | None``). Folds are procedural, placed by the target landmarks, their depth following the change of
 the AUs that make them (target - source); the AUs a learned model covers are shaded as the actor's own frames
-show. Pixels are only multiplied, so pores and texture stay.
+show. Pixels are only multiplied, so pores and texture stay. Per shot, :mod:`.evidence` measures the brow furrow
+the picture shows where the mesh keeps the brows at rest (``furrow_depth`` per frame, ``furrow_activation``).
 Importing this package loads numpy only (cv2 with the first frame).
 """
 
 from .config import DEFAULT_DRIVES, SkinConfig
+from .evidence import furrow_activation, furrow_depth
 from .model import SkinModel, SkinModelBuilder
 from .renderer import SkinRenderer
 
-__all__ = ["DEFAULT_DRIVES", "SkinConfig", "SkinModel", "SkinModelBuilder", "SkinRenderer"]
+__all__ = ["DEFAULT_DRIVES", "SkinConfig", "SkinModel", "SkinModelBuilder", "SkinRenderer", "furrow_activation",
+           "furrow_depth"]

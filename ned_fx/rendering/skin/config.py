@@ -62,6 +62,11 @@ class SkinConfig:
         model_significance: coefficients smaller than this many standard errors shrink toward zero.
         model_max: the largest log-luminance change the learned model may make.
         model_blur: how smoothly the learned change is spread over the face (IOD).
+        furrow_margin, furrow_min_frames: the brow furrow the picture shows beyond the shot's relaxed brow
+            (:mod:`.evidence`: its depth over the shot's 10th percentile, less ``furrow_margin`` log luminance,
+            over ``glabella_depth``) counts as a frown the mesh did not see, on shots of at least
+            ``furrow_min_frames`` measured frames (d3.mp4's frowns 0.115-0.124 over a relaxed 0-0.015; WDA's and
+            d12's brows read <= 0.004 throughout).
     """
 
     strength: float = 1.0
@@ -91,6 +96,8 @@ class SkinConfig:
     model_significance: float = 3.0
     model_max: float = 0.25
     model_blur: float = 0.03
+    furrow_margin: float = 0.02
+    furrow_min_frames: int = 10
 
     def __post_init__(self) -> None:
         for name in ("strength", "max_drive", "min_change", "nasolabial_depth", "nasolabial_shadow",
@@ -103,6 +110,11 @@ class SkinConfig:
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or not 0 < v < 10:
                 raise InvalidParameterError(f"skin {name} must be a positive number, got {v!r}")
+        if not isinstance(self.furrow_margin, (int, float)) or not 0 <= self.furrow_margin < 1:
+            raise InvalidParameterError(f"skin furrow_margin must be 0..1, got {self.furrow_margin!r}")
+        if not isinstance(self.furrow_min_frames, int) or self.furrow_min_frames < 2:
+            raise InvalidParameterError(f"skin furrow_min_frames must be an integer >= 2, got "
+                                        f"{self.furrow_min_frames!r}")
         for name in ("model_iod", "model_min_range", "model_ridge", "model_max", "model_blur"):
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or not 0 < v < 1e4:
