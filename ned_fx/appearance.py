@@ -174,12 +174,6 @@ def _cut(px: np.ndarray, origin: tuple[int, int], box, channels, landmarks: np.n
     return crop, landmarks - np.array([x0, y0, 0.0])[: landmarks.shape[1]]
 
 
-def frame_eye_evidence(frame, landmarks: np.ndarray) -> np.ndarray:
-    """:func:`~ned_fx.rendering.eyes.openness.eye_evidence` of a decoded frame (its colour channels) at
-    ``landmarks`` (display-window pixels)."""
-    return frame_evidence(frame, landmarks)[0]
-
-
 def frame_evidence(frame, landmarks: np.ndarray, eyes: bool = True, furrow: bool = False) -> tuple:
     """What a decoded frame shows at ``landmarks`` (display-window pixels) that the mesh does not: ``(the eyes'
     evidence 2x2 or None, the brow furrow's depth or None)`` (:func:`~ned_fx.rendering.eyes.openness.eye_evidence`,
@@ -215,7 +209,7 @@ def frame_evidence(frame, landmarks: np.ndarray, eyes: bool = True, furrow: bool
 KEEP_BYTES = 512 << 20
 #: the most bytes of whole decoded frames the tracking pass keeps for the render (beyond: the render decodes)
 KEEP_FRAME_BYTES = 512 << 20
-#: the largest frame the tracking pass holds until its face is found, to measure its eyes (:func:`frame_eye_evidence`;
+#: the largest frame the tracking pass holds until its face is found, to measure its eyes (:func:`frame_evidence`;
 #: a few frames at a time, the decode's lead over the tracker): a larger plate (a 4K float EXR) is not held, and the
 #: models pass takes the eyes' evidence from its own decode
 EVIDENCE_FRAME_BYTES = 32 << 20
@@ -230,11 +224,11 @@ class FrameKeeper:
 
     The frames kept are the even sample the builders take when every frame has a face (known before tracking:
     the shot's length); each is cut to the tracker's face box grown by 1.5 times its size on every side (the
-    builders' crop, around the smoothed landmarks, is 1 time: it lies inside). Every frame's eye evidence
-    (:func:`frame_eye_evidence`, at the tracker's landmarks) is taken too, for the shut-eye weights, while frames
-    are at most :data:`EVIDENCE_FRAME_BYTES` (a frame is held only until its face is found). Memory is bounded by
-    ``max_bytes``; a shot whose sample differs (frames without a face) or whose crops do not hold the builders'
-    crops is decoded again, as without a keeper. Thread-safe: :meth:`offer` runs in the decoder's thread,
+    builders' crop, around the smoothed landmarks, is 1 time: it lies inside). Every frame's eye and brow
+    evidence (:func:`frame_evidence`, at the tracker's landmarks) is taken too, for the shut-eye weights and the
+    furrow, while frames are at most :data:`EVIDENCE_FRAME_BYTES` (a frame is held only until its face is found).
+    Memory is bounded by ``max_bytes``; a shot whose sample differs (frames without a face) or whose crops do not
+    hold the builders' crops is decoded again, as without a keeper. Thread-safe: :meth:`offer` runs in the decoder's thread,
     :meth:`located` in the tracker's.
 
     Args:
