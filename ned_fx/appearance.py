@@ -8,15 +8,16 @@ renderer:
    holdout matte are filled in with skin before the warp, so the warp never drags them; the compositor keeps
    their plate pixels exactly (``keep``);
 2. the **renderer** warps the (filled) region;
-3. **skin** (:mod:`ned_fx.rendering.skin`): the folds and shading of the new expression;
+3. **skin** (:mod:`ned_fx.rendering.skin`): the folds and shading of the new expression (as the actor's own
+   frames show them, where the shot exercises those AUs; procedural elsewhere);
 4. **mouth** (:mod:`ned_fx.rendering.mouth`): where the target opens the mouth beyond the source, a real
    interior retrieved from the actor's own frames (or a shaded synthetic one on a lone still);
 5. **eyes** (:mod:`ned_fx.rendering.eyes`): where the lids open beyond the source, an eyeball (sclera, round
    iris, pupil) behind the lids.
 
-Per-shot models (the mouth bank and its temporal plan, the eye model, the glasses model) are built once per shot
-from the plate's frames (and optional extra footage of the same actor) by :func:`build_shot_models` and stored
-in the analysis file (:meth:`ShotModels.to_arrays`), so a farm chunk renders exactly what a whole run renders.
+Per-shot models (the mouth bank and its temporal plan, the eye model, the glasses model, the skin model) are
+built once per shot from the plate's frames (and optional extra footage of the same actor) by
+:func:`build_shot_models` and stored in the analysis file (:meth:`ShotModels.to_arrays`), so a farm chunk renders exactly what a whole run renders.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ from .errors import InvalidParameterError
 
 #: analysis-file key prefix of each model -> (module, class) that reads it back (imported on use)
 _LOADERS = {"mouth": (".rendering.mouth", "MouthBank"), "mouth_plan": (".rendering.mouth", "MouthPlan"),
-            "eyes": (".rendering.eyes", "EyeModel"), "glasses": (".occlusion", "GlassesModel")}
+            "eyes": (".rendering.eyes", "EyeModel"), "glasses": (".occlusion", "GlassesModel"),
+            "skin": (".rendering.skin", "SkinModel")}
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,9 @@ class ShotModels:
     mouth_plan: object | None = None
     eyes: object | None = None
     glasses: object | None = None
+    #: the actor's learned skin shading (:class:`~ned_fx.rendering.skin.SkinModel`: how the skin darkens and
+    #: lightens with each fold AU the shot exercises), or None (the folds are all procedural)
+    skin: object | None = None
     sources: tuple[str, ...] = field(default_factory=tuple)
     #: Tx2 how open each eye is per frame of the track (1 open, 0 shut: its lids are kept as the source has them;
     #: :func:`~ned_fx.rendering.eyes.openness.open_weights`), or None
@@ -140,7 +145,8 @@ def white_of(dtype) -> float:
 
 #: at most this many frames of a shot feed each model (evenly spread: the eye and glasses models average, the
 #: mouth bank keeps a diverse set of open mouths)
-_MODEL_FRAMES = {"EyeModelBuilder": 16, "GlassesModelBuilder": 40, "MouthBankBuilder": 120}
+_MODEL_FRAMES = {"EyeModelBuilder": 16, "GlassesModelBuilder": 40, "MouthBankBuilder": 120,
+                 "SkinModelBuilder": 120}
 
 
 def _crop_box(landmarks: np.ndarray, height: int, width: int, grow: float = 1.0) -> tuple[int, int, int, int]:
@@ -337,8 +343,9 @@ def build_shot_models(path: str | Path, track, edited, frames: str | None = None
                       cache: bool = False, kept: "FrameKeeper | None" = None) -> ShotModels:
     """Build the shot's appearance models: one decode of the shot (and of each extra footage file).
 
-    The models that do not depend on the edit (mouth bank, eye model, glasses model) are made from the source's
-    frames and landmarks only; the mouth's temporal plan follows the target and is made per edit, always from the
+    The models that do not depend on the edit (mouth bank, eye model, glasses model, the skin model learned from
+    the source's frames and their fitted AUs) are made from the source's frames, landmarks and activations only;
+    the mouth's temporal plan follows the target and is made per edit, always from the
     models as stored (:meth:`ShotModels.to_arrays`), so an edit that built them and one that read them render
     the same pixels.
 
@@ -351,7 +358,8 @@ def build_shot_models(path: str | Path, track, edited, frames: str | None = None
         progress: ``progress(done, total)`` over the shot's frames.
         cache: look the edit-independent models up in the cache folder of the track cache
             (:func:`ned_fx.tracking.cache.cache_dir`, ``models-<key>.npz``, 0600), keyed by the source's content,
-            the frames, the source landmarks, the sub-stages asked for and the extra footage; store them there when
+            the frames, the source landmarks and activations, the sub-stages asked for and the extra footage; store
+            them there when
             built. So a second edit of a shot (another emotion) skips this pass.
         kept: the :class:`FrameKeeper` the shot's tracking pass filled: the builders take its crops instead of
             decoding the shot again (when it holds them all; the same models either way).
@@ -379,14 +387,14 @@ def build_shot_models(path: str | Path, track, edited, frames: str | None = None
 
         plan = plan_mouth(stored.mouth, edited.source_landmarks, edited.target_landmarks, edited.found)
     return ShotModels(mouth=stored.mouth, mouth_plan=plan, eyes=stored.eyes, glasses=stored.glasses,
-                      sources=stored.sources, eyes_open=stored.eyes_open, furrow=stored.furrow)
+                      skin=stored.skin, sources=stored.sources, eyes_open=stored.eyes_open, furrow=stored.furrow)
 
 
 def _build_models(path, track, edited, frames, actor_footage, config, tracker_config, progress,
                   kept: FrameKeeper | None = None) -> ShotModels:
     """The models that do not depend on the edit (no mouth plan): one decode of the shot (none when ``kept``
     holds every crop the builders take) and of each extra footage file."""
-    mouth = eyes = glasses = None
+    mouth = eyes = glasses = skin = None
     builders = []
     if config.occluders:
         from .occlusion import GlassesModelBuilder
@@ -403,6 +411,11 @@ def _build_models(path, track, edited, frames, actor_footage, config, tracker_co
 
         eyes = EyeModelBuilder()
         builders.append(eyes)
+    if config.skin:
+        from .rendering.skin import SkinModelBuilder
+
+        skin = SkinModelBuilder(edited.au_source, edited.au_names)     # learned from the shot's own frames only
+        builders.append(skin)
     index = {int(n): t for t, n in enumerate(track.frame_numbers)}
     found = int(np.count_nonzero(edited.found))
     # which frames each builder sees: an even sample of at most _MODEL_FRAMES (this pass is per shot, not free)
@@ -437,7 +450,7 @@ def _build_models(path, track, edited, frames, actor_footage, config, tracker_co
     else:
         _decode_for_models(path, frames, index, edited, builders, every, progress,
                            (track, evidence, furrow) if evidence is not None or furrow is not None else None)
-    models = _extra_footage(path, actor_footage, builders, tracker_config, mouth, eyes, glasses)
+    models = _extra_footage(path, actor_footage, builders, tracker_config, mouth, eyes, glasses, skin)
     if evidence is not None:
         from dataclasses import replace
 
@@ -535,7 +548,7 @@ def _decode_for_models(path, frames, index, edited, builders, every, progress, e
         _feed(crops(), builders, progress, total)
 
 
-def _extra_footage(path, actor_footage, builders, tracker_config, mouth, eyes, glasses) -> ShotModels:
+def _extra_footage(path, actor_footage, builders, tracker_config, mouth, eyes, glasses, skin=None) -> ShotModels:
     """The extra footage of the actor through the builders (tracked and decoded here), then the models."""
     from .media import open_media
 
@@ -561,13 +574,14 @@ def _extra_footage(path, actor_footage, builders, tracker_config, mouth, eyes, g
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(3, thread_name_prefix="ned-fx-models") as pool:     # independent: side by side
-        done = {name: pool.submit(b.finish) for name, b in (("mouth", mouth), ("eyes", eyes), ("glasses", glasses))
-                if b is not None}
+        done = {name: pool.submit(b.finish) for name, b in (("mouth", mouth), ("eyes", eyes), ("glasses", glasses),
+                                                            ("skin", skin)) if b is not None}
         return ShotModels(**{name: f.result() for name, f in done.items()}, sources=tuple(sources))
 
 
 #: bump when what the cached models hold, or how they are built, changes meaning
-MODELS_CACHE_VERSION = 4       # 2: the builders' code and default configs are in the key; 3: eyes_open; 4: furrow
+MODELS_CACHE_VERSION = 5       # 2: the builders' code and default configs are in the key; 3: eyes_open; 4: furrow;
+#: 5: the learned skin model
 
 
 def _models_key(path, edited, frames, actor_footage, config: ContentConfig, tracker_config) -> str | None:
@@ -593,7 +607,7 @@ def _models_key(path, edited, frames, actor_footage, config: ContentConfig, trac
                          "tracker": None if tracker_config is None or not actor_footage
                          else sorted((k, repr(v)) for k, v in asdict(tracker_config).items())},
                         sort_keys=True).encode())
-    for arr in (edited.frame_numbers, edited.found, edited.source_landmarks):
+    for arr in (edited.frame_numbers, edited.found, edited.source_landmarks, edited.au_source):
         a = np.ascontiguousarray(arr)
         h.update(f"{a.dtype.str}{a.shape}".encode())
         h.update(a.tobytes())
@@ -798,7 +812,7 @@ class FaceContent:
         if self.config.skin:
             from .rendering.skin import SkinRenderer
 
-            self.skin = SkinRenderer()
+            self.skin = SkinRenderer(self.models.skin)
         if self.config.mouth:
             from .rendering.mouth import MouthRenderer
 

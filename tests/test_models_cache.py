@@ -114,35 +114,41 @@ def test_bad_cache_files_are_misses_and_the_key_follows_the_source(tmp_path, bui
         frame_numbers = np.arange(3)
         found = np.ones(3, bool)
         source_landmarks = np.zeros((3, 478, 3))
+        au_source = np.zeros((3, 20))
 
     base = _models_key(clip, Edited, "0-2", (), ContentConfig(), None)
     assert base == _models_key(clip, Edited, "0-2", (), ContentConfig(), None)
     moved = type("Moved", (Edited,), {"source_landmarks": np.full((3, 478, 3), 0.5)})
+    refit = type("Refit", (Edited,), {"au_source": np.full((3, 20), 0.5)})     # the skin model learns on these
     for other in (_models_key(footage("d12.mp4"), Edited, "0-2", (), ContentConfig(), None),
                   _models_key(clip, Edited, "0-1", (), ContentConfig(), None),
                   _models_key(clip, moved, "0-2", (), ContentConfig(), None),
+                  _models_key(clip, refit, "0-2", (), ContentConfig(), None),
+                  _models_key(clip, Edited, "0-2", (), ContentConfig(skin=False), None),
                   _models_key(clip, Edited, "0-2", (), ContentConfig(mouth=False), None),
                   _models_key(clip, Edited, "0-2", (footage("d8.jpg"),), ContentConfig(), None)):
         assert other != base
 
 
 def test_the_models_key_holds_the_builders_defaults(monkeypatch):
-    """A changed default of a builder's config (the glasses model's ``model_rim_inner``, an eye or mouth knob) gives
-    another key: an old cached model is never read for it (the matte cache's key did this already; the models'
-    held only the version)."""
+    """A changed default of a builder's config (the glasses model's ``model_rim_inner``, an eye, mouth or skin
+    knob) gives another key: an old cached model is never read for it (the matte cache's key did this already; the
+    models' held only the version)."""
     from ned_fx.appearance import ContentConfig, _models_key
     from ned_fx.occlusion import OcclusionConfig
     from ned_fx.rendering.eyes import EyeConfig
     from ned_fx.rendering.mouth import MouthConfig
+    from ned_fx.rendering.skin import SkinConfig
 
     class Edited:
         frame_numbers = np.arange(2)
         found = np.ones(2, bool)
         source_landmarks = np.zeros((2, 478, 3))
+        au_source = np.zeros((2, 20))
 
     clip = footage("d3.mp4")
     base = _models_key(clip, Edited, "0-1", (), ContentConfig(), None)
-    for cls in (OcclusionConfig, EyeConfig, MouthConfig):
+    for cls in (OcclusionConfig, EyeConfig, MouthConfig, SkinConfig):
         monkeypatch.setattr(cls, "__repr__", lambda self: "a changed default")      # what a new default changes
         assert _models_key(clip, Edited, "0-1", (), ContentConfig(), None) != base, cls.__name__
         monkeypatch.undo()

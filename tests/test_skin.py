@@ -470,3 +470,46 @@ def test_an_edit_lifts_a_frown_the_mesh_did_not_see(tmp_path):
     names, src, dst = FaceContent(shot.models).skin_aus(still, 35)
     assert src[names.index("AU4")] > shot.edited.au_source[35, names.index("AU4")] + 0.5
     assert np.array_equal(dst - src, np.zeros_like(src))
+
+
+def test_the_edit_shades_with_the_actor_s_learned_skin_and_never_the_lids():
+    """ned-fx edit learns the shot's skin model (``ShotModels.skin``, in the analysis file) and the skin layer
+    shades the AUs it covers as the actor's own frames show them: d3 sneers over her first 60 frames (the nose
+    wrinkle AU9, the raised upper lip AU10) and sad takes that shading away with the sneer. The model learns
+    nothing over the eyes' lid band (the lids and the gaze, not skin: on WDA, a first version darkened her lids
+    by up to 108 levels under sad) and is not carried into it."""
+    from dataclasses import replace
+
+    import cv2
+
+    from ned_fx import topology as T
+    from ned_fx.appearance import ShotModels, build_shot_models
+    from ned_fx.media import open_media, to_display_rgb8
+    from ned_fx.pipeline import EditInstruction, ShotRenderer, plan_edit, track_media
+
+    for name, emotion, k, learned in (("d3.mp4", "sad", 20, "AU9"), ("WDA_AlexandriaOcasioCortez_000.mp4", "sad",
+                                                                       20, None)):
+        track = track_media(footage(name), frames="0-59")
+        edited = plan_edit(track, EditInstruction(emotion=emotion, intensity=1.0))
+        models = build_shot_models(footage(name), track, edited, "0-59")
+        assert models.skin is not None, name
+        again = ShotModels.from_arrays(models.to_arrays())
+        np.testing.assert_array_equal(again.skin.coef, models.skin.coef)
+        if learned:
+            assert learned in list(models.skin.au_names), list(models.skin.au_names)
+        with open_media(footage(name), f"{k}-{k}") as frames:
+            frame = next(iter(frames))
+        a, b = (to_display_rgb8(ShotRenderer(track, edited, models=m).render(frame)[0]).astype(float)
+                for m in (models, replace(models, skin=None)))
+        diff = np.abs(a - b).max(axis=2)
+        lm = edited.source_landmarks[k]
+        lids = np.zeros(diff.shape, np.uint8)
+        for eye, brow in ((T.RIGHT_EYE, T.RIGHT_BROW), (T.LEFT_EYE, T.LEFT_BROW)):
+            hull = cv2.convexHull(lm[list(eye) + list(brow), :2].astype(np.float32)).astype(np.int32)
+            cv2.fillConvexPoly(lids, hull, 1)
+        lids = cv2.erode(lids, np.ones((5, 5), np.uint8)) > 0
+        print(name, "learned", list(models.skin.au_names), "changes: face max", diff.max(), "lid band max",
+              diff[lids].max(), "mean", diff[~lids].mean())
+        assert diff[lids].max() <= 12, (name, diff[lids].max())
+        if learned:
+            assert (diff > 3).sum() > 500, (name, (diff > 3).sum())      # the sneer's shading goes

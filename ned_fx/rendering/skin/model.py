@@ -1,8 +1,8 @@
 """A per-actor skin model: how this actor's skin shading changes with each AU, learned from the shot's own frames.
 
-The face is sampled at fixed mesh-anchored points (the 468 vertices and the centroids of the mesh's triangles:
-about 1,300 points, some 3 % of the inter-ocular distance apart) on a copy of each frame scaled so the eyes are
-``model_iod`` pixels apart. Each frame gives the log luminance at those points, less its own exposure and
+The face is sampled at fixed mesh-anchored points (the 468 vertices and the centroids of the mesh's triangles,
+off the lips and off the eyes with their lids up to the brows: about 800 points, some 3 % of the inter-ocular
+distance apart) on a copy of each frame scaled so the eyes are ``model_iod`` pixels apart. Each frame gives the log luminance at those points, less its own exposure and
 lighting gradient (a plane over the face), and its AU activations. Per point, a ridge regression on the AUs that
 the actor's frames actually exercise (a wide enough spread of activations) gives how much darker or lighter the
 skin there gets per unit of each AU; coefficients the data does not support (small against their standard error)
@@ -20,12 +20,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ... import topology as T
 from ...errors import InvalidParameterError
 from .config import SkinConfig
 
 _FIELDS = ("au_names", "sample_index", "sample_weight", "sample_uv", "coef", "low", "high", "frames")
 _FACE_OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152,
               148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109)
+#: Each eye with its lids up to the brow (eye contour and brow points; their convex hull): no learned change there.
+_LID_BANDS = (T.RIGHT_EYE + T.RIGHT_BROW, T.LEFT_EYE + T.LEFT_BROW)
 #: Where the learned change never goes: the lips (outer contour) and the eyes (what changes there is not skin).
 _OPENINGS = ((61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291, 375, 321, 405, 314, 17, 84, 181, 91, 146),
              (33, 246, 161, 160, 159, 158, 157, 173, 133, 155, 154, 153, 145, 144, 163, 7),
@@ -116,10 +119,11 @@ class SkinModel:
 
 def _samples(shape: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Sx3 indices and weights: the vertices and the triangle centroids of a face's mesh, on the skin only (the
-    lips, the eyes and a margin around them change for other reasons than skin shading: teeth, lid, gaze)."""
+    lips, the eyes with their lids up to the brows, and a margin around them change for other reasons than skin
+    shading: teeth, blinks, gaze)."""
     import cv2
 
-    from ...topology import LEFT_EYE, LIPS_OUTER, RIGHT_EYE, triangulate
+    from ...topology import LIPS_OUTER, triangulate
 
     tri = triangulate(shape[:468, :2])
     n = 468
@@ -128,8 +132,11 @@ def _samples(shape: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     pts = np.einsum("sk,skd->sd", w.astype(np.float64), shape[idx][:, :, :2])
     iod = float(np.linalg.norm(shape[33, :2] - shape[263, :2]))
     keep = np.ones(len(idx), bool)
-    for contour, margin in ((LIPS_OUTER, 0.05), (RIGHT_EYE, 0.04), (LEFT_EYE, 0.04)):
-        poly = shape[list(contour), :2].astype(np.float32).reshape(-1, 1, 2)
+    # the eyes with their lids up to the brows: what changes there is the lids and the gaze (a blink, a look up
+    # darkens the lid band far more than any fold), never learned as skin
+    lids = [cv2.convexHull(shape[list(band), :2].astype(np.float32)).reshape(-1, 2) for band in _LID_BANDS]
+    for poly, margin in ((shape[list(LIPS_OUTER), :2], 0.05), (lids[0], 0.06), (lids[1], 0.06)):
+        poly = np.asarray(poly, np.float32).reshape(-1, 1, 2)
         for i, p in enumerate(pts):
             if keep[i] and cv2.pointPolygonTest(poly, (float(p[0]), float(p[1])), True) > -margin * iod:
                 keep[i] = False
@@ -277,11 +284,18 @@ def add_model_change(out, model: SkinModel, change: np.ndarray, landmarks: np.nd
     acc = cv2.GaussianBlur(acc, (0, 0), sigma)
     cnt = cv2.GaussianBlur(cnt, (0, 0), sigma)
     field = acc / np.maximum(cnt, 1e-6)
+    # fade out where no sample lies near (the eyes' lid band, the lips: the change is not extrapolated there)
+    dense = float(np.median(cnt[gi[:, 1], gi[:, 0]])) if len(gi) else 0.0
+    if dense > 0:
+        field *= np.clip(cnt / (0.5 * dense), 0.0, 1.0)
     mask = np.zeros((gh, gw), np.uint8)
     scale = np.array([f, f])
     cv2.fillPoly(mask, [np.round((lm[list(_FACE_OVAL), :2] - [x0, y0]) * scale).astype(np.int32)], 1)
     for hole in _OPENINGS:
         cv2.fillPoly(mask, [np.round((lm[list(hole), :2] - [x0, y0]) * scale).astype(np.int32)], 0)
+    for hole in _LID_BANDS:         # nor over the lids up to the brows (where nothing was learned)
+        hull = cv2.convexHull(((lm[list(hole), :2] - [x0, y0]) * scale).astype(np.float32))
+        cv2.fillConvexPoly(mask, np.round(hull).astype(np.int32), 0)
     soft = cv2.GaussianBlur(mask.astype(np.float32), (0, 0), max(0.7, 0.02 * iod * f)) * mask
     field = np.clip(field * soft * config.strength, -config.model_max, config.model_max)
     up = cv2.resize(field, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
