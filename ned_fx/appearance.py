@@ -198,12 +198,16 @@ def frame_evidence(frame, landmarks: np.ndarray, eyes: bool = True, furrow: bool
     if furrow:
         from .rendering.skin import furrow_depth
 
+        from . import topology as T
+
         depth = float("nan")
-        pts = lm[:468, :2]
-        if np.isfinite(pts).all():       # the luma of the brows' box only
+        if np.isfinite(lm[:468, :2]).all():       # the luma of the brows' box only (grown by half an IOD)
+            pts = lm[list(T.RIGHT_BROW + T.LEFT_BROW + (6, 8, 9, 168)), :2]
+            grow = 0.5 * float(np.linalg.norm(lm[T.EYE_OUTER_LEFT, :2] - lm[T.EYE_OUTER_RIGHT, :2]))
             h, w = px.shape[:2]
-            x0, y0 = (int(max(v, 0)) for v in np.floor(pts.min(axis=0)))
-            x1, y1 = int(min(np.ceil(pts[:, 0].max()) + 1, w)), int(min(np.ceil(pts[:, 1].max()) + 1, h))
+            x0, y0 = (int(max(v, 0)) for v in np.floor(pts.min(axis=0) - grow))
+            x1 = int(min(np.ceil(pts[:, 0].max() + grow) + 1, w))
+            y1 = int(min(np.ceil(pts[:, 1].max() + grow) + 1, h))
             if x1 - x0 >= 4 and y1 - y0 >= 4:
                 crop = px[y0:y1, x0:x1][:, :, channels].astype(np.float32)
                 luma = crop @ np.float32([0.2126, 0.7152, 0.0722]) if crop.shape[2] >= 3 else crop[:, :, 0]
