@@ -258,7 +258,8 @@ class FrameKeeper:
         self._frame_room = frame_bytes
         self.total = total
         names = [n for n, on in (("GlassesModelBuilder", config.occluders), ("MouthBankBuilder", config.mouth),
-                                 ("EyeModelBuilder", config.eyes)) if on] if config.builds_models else []
+                                 ("EyeModelBuilder", config.eyes), ("SkinModelBuilder", config.skin))
+                 if on] if config.builds_models else []
         self.wanted = {i for n in names for i in range(0, total, max(1, -(-total // _MODEL_FRAMES[n])))}
         self.max_bytes = max_bytes
         self.bytes = 0
