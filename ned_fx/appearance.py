@@ -17,7 +17,8 @@ renderer:
 
 Per-shot models (the mouth bank and its temporal plan, the eye model, the glasses model, the skin model) are
 built once per shot from the plate's frames (and optional extra footage of the same actor) by
-:func:`build_shot_models` and stored in the analysis file (:meth:`ShotModels.to_arrays`), so a farm chunk renders exactly what a whole run renders.
+:func:`build_shot_models` and stored in the analysis file (:meth:`ShotModels.to_arrays`), so a farm chunk renders
+exactly what a whole run renders.
 """
 
 from __future__ import annotations
@@ -238,8 +239,8 @@ class FrameKeeper:
     evidence (:func:`frame_evidence`, at the tracker's landmarks) is taken too, for the shut-eye weights and the
     furrow, while frames are at most :data:`EVIDENCE_FRAME_BYTES` (a frame is held only until its face is found).
     Memory is bounded by ``max_bytes``; a shot whose sample differs (frames without a face) or whose crops do not
-    hold the builders' crops is decoded again, as without a keeper. Thread-safe: :meth:`offer` runs in the decoder's thread,
-    :meth:`located` in the tracker's.
+    hold the builders' crops is decoded again, as without a keeper. Thread-safe: :meth:`offer` runs in the
+    decoder's thread, :meth:`located` in the tracker's.
 
     Args:
         total: frames in the shot (the range being tracked); config: which builders run.

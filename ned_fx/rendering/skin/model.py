@@ -2,8 +2,9 @@
 
 The face is sampled at fixed mesh-anchored points (the 468 vertices and the centroids of the mesh's triangles,
 off the lips and off the eyes with their lids up to the brows: about 800 points, some 3 % of the inter-ocular
-distance apart) on a copy of each frame scaled so the eyes are ``model_iod`` pixels apart. Each frame gives the log luminance at those points, less its own exposure and
-lighting gradient (a plane over the face), and its AU activations. Per point, a ridge regression on the AUs that
+distance apart) on a copy of each frame scaled so the eyes are ``model_iod`` pixels apart. Each frame gives the
+log luminance at those points, less its own exposure and lighting gradient (a plane over the face), and its AU
+activations. Per point, a ridge regression on the AUs that
 the actor's frames actually exercise (a wide enough spread of activations) gives how much darker or lighter the
 skin there gets per unit of each AU; coefficients the data does not support (small against their standard error)
 shrink to zero. At render time the change of the covered AUs (clipped to the range the actor showed) gives a
