@@ -202,7 +202,7 @@ def frame_evidence(frame, landmarks: np.ndarray, eyes: bool = True, furrow: bool
         from . import topology as T
 
         depth = float("nan")
-        if np.isfinite(lm[:468, :2]).all():       # the luma of the brows' box only (grown by half an IOD)
+        if np.isfinite(lm[:468, :2]).all():       # the brows' box only (grown by half an IOD)
             pts = lm[list(T.RIGHT_BROW + T.LEFT_BROW + (6, 8, 9, 168)), :2]
             grow = 0.5 * float(np.linalg.norm(lm[T.EYE_OUTER_LEFT, :2] - lm[T.EYE_OUTER_RIGHT, :2]))
             h, w = px.shape[:2]
@@ -210,9 +210,7 @@ def frame_evidence(frame, landmarks: np.ndarray, eyes: bool = True, furrow: bool
             x1 = int(min(np.ceil(pts[:, 0].max() + grow) + 1, w))
             y1 = int(min(np.ceil(pts[:, 1].max() + grow) + 1, h))
             if x1 - x0 >= 4 and y1 - y0 >= 4:
-                crop = px[y0:y1, x0:x1][:, :, channels].astype(np.float32)
-                luma = crop @ np.float32([0.2126, 0.7152, 0.0722]) if crop.shape[2] >= 3 else crop[:, :, 0]
-                depth = furrow_depth(luma, lm - np.array([x0, y0, 0.0])[: lm.shape[1]])
+                depth = furrow_depth(px[y0:y1, x0:x1][:, :, channels], lm - np.array([x0, y0, 0.0])[: lm.shape[1]])
     return ev, depth
 
 

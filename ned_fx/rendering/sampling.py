@@ -17,6 +17,19 @@ def smoothstep(x):
     return x * x * (3.0 - 2.0 * x)
 
 
+def running_median(values: np.ndarray, window: int, empty: float) -> np.ndarray:
+    """A running median over ``window`` frames (edge-padded; NaN left out; ``empty`` where a window holds no
+    finite value): how the sub-stages smooth a per-frame measure over a shot (T -> T float64)."""
+    v = np.asarray(values, np.float64).reshape(-1)
+    half = max(int(window), 1) // 2
+    wins = np.lib.stride_tricks.sliding_window_view(np.pad(v, half, mode="edge"), 2 * half + 1)
+    some = np.isfinite(wins).any(axis=1)
+    out = np.full(len(v), float(empty))
+    if some.any():
+        out[some] = np.nanmedian(wins[some], axis=1)
+    return out
+
+
 def remap_points(image: np.ndarray, mx: np.ndarray, my: np.ndarray) -> np.ndarray:
     """``cv2.remap`` (bilinear, border replicated) of an HxW or HxWxC image at N points given as two flat float32
     maps (OpenCV coordinates: pixel centres at integers) -> NxC (C = 1 for a 2-D image), in the image's dtype.

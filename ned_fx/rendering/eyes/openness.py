@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..sampling import running_median
 from ._geometry import EYES, EyeFrame, inner_distance, luminance, polygon_mask, smoothstep
 from .config import EyeConfig
 from .model import eye_crop, sclera_samples
@@ -195,12 +196,6 @@ def pin_shut_lids(src: np.ndarray, dst: np.ndarray, opened: np.ndarray) -> np.nd
 
 def _smoothed(values: np.ndarray, window: int) -> np.ndarray:
     """A running median over ``window`` frames (NaN left out; 1 where a window holds none), then a 3-frame mean."""
-    t, half = len(values), max(int(window), 1) // 2
-    padded = np.pad(values, half, mode="edge")
-    wins = np.lib.stride_tricks.sliding_window_view(padded, 2 * half + 1)
-    some = np.isfinite(wins).any(axis=1)
-    med = np.ones(t)
-    if some.any():
-        med[some] = np.nanmedian(wins[some], axis=1)
+    med = running_median(values, window, 1.0)
     mean = np.convolve(np.pad(med, 1, mode="edge"), np.ones(3) / 3.0, mode="valid")
     return np.clip(mean, 0.0, 1.0).astype(np.float32)

@@ -16,17 +16,20 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..sampling import running_median
 from .config import SkinConfig
 from .procedural import build_creases, face_frame
+from .renderer import _luma
 
 
-def furrow_depth(luma: np.ndarray, landmarks: np.ndarray, config: SkinConfig | None = None) -> float:
+def furrow_depth(pixels: np.ndarray, landmarks: np.ndarray, config: SkinConfig | None = None) -> float:
     """The brow furrow's depth in one picture: the mean mid-frequency darkening (natural-log luminance, >= 0)
-    along the glabella creases' course at ``landmarks`` (478x2+, in ``luma``'s pixels), weighted as the creases
+    along the glabella creases' course at ``landmarks`` (478x2+, in ``pixels``' pixels), weighted as the creases
     fade; NaN where there is no face to measure (non-finite landmarks, the course outside the picture).
 
     Args:
-        luma: HxW luminance (plate values, any white: only ratios count).
+        pixels: HxW luminance or HxWxK colour (the skin layer's luma of its first three channels), plate values
+            of any white: only ratios count.
     """
     import cv2
 
@@ -43,13 +46,13 @@ def furrow_depth(luma: np.ndarray, landmarks: np.ndarray, config: SkinConfig | N
     big = max(c.nasolabial_width * frame.iod * 5, 2.0)           # the softening's own two scales
     small = max(c.crease_width * frame.iod, 0.6)
     pad = int(np.ceil(3 * big)) + 2
-    h, w = luma.shape[:2]
+    h, w = pixels.shape[:2]
     x0, y0 = (int(max(np.floor(v) - pad, 0)) for v in pts.min(axis=0))
     x1, y1 = int(min(np.ceil(pts[:, 0].max()) + pad, w)), int(min(np.ceil(pts[:, 1].max()) + pad, h))
     inside = (pts[:, 0] >= x0) & (pts[:, 0] < x1 - 1) & (pts[:, 1] >= y0) & (pts[:, 1] < y1 - 1)
     if x1 - x0 < 4 or y1 - y0 < 4 or inside.mean() < 0.8:
         return float("nan")
-    crop = np.asarray(luma[y0:y1, x0:x1], np.float32)
+    crop = _luma(pixels[y0:y1, x0:x1])
     top = float(crop.max()) if crop.size else 0.0
     if not np.isfinite(top) or top <= 0:
         return float("nan")
@@ -74,10 +77,4 @@ def furrow_activation(depths: np.ndarray, config: SkinConfig | None = None) -> n
         return None
     rest = float(np.percentile(d[ok], 10))
     act = np.where(ok, np.clip((d - rest - c.furrow_margin) / c.glabella_depth, 0.0, c.max_drive), np.nan)
-    padded = np.pad(act, 2, mode="edge")
-    wins = np.lib.stride_tricks.sliding_window_view(padded, 5)
-    some = np.isfinite(wins).any(axis=1)
-    out = np.zeros(len(act))
-    if some.any():
-        out[some] = np.nanmedian(wins[some], axis=1)
-    return out.astype(np.float32)
+    return running_median(act, 5, 0.0).astype(np.float32)
