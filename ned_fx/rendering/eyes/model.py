@@ -312,15 +312,22 @@ def eye_crop(pixels: np.ndarray, lm: np.ndarray, contour, corners, iris, config:
     return frame, poly, (x0, y0, x1, y1), crop, centre, radius, tracked
 
 
+def lid_interior(poly: np.ndarray, box, margin: float) -> np.ndarray:
+    """The pixels of ``box`` = (x0, y0, x1, y1) more than ``margin`` inside the lid polygon ``poly`` (not the
+    lashes): a bool mask over the box."""
+    x0, y0, x1, y1 = box
+    return inner_distance(polygon_mask(poly, x0, y0, x1, y1)) > margin + 0.5
+
+
 def sclera_samples(crop: np.ndarray, box, poly: np.ndarray, centre: np.ndarray, radius: float, margin: float,
-                   config: EyeConfig):
+                   config: EyeConfig, seen: np.ndarray | None = None):
     """The visible sclera of one eye: ``(values NxK, pixel centres Nx2, luminance N)`` of the pixels inside the lid
     polygon ``poly`` (more than ``margin`` in: not the lashes), beyond ``sclera_exclusion`` iris radii from the iris
     and at least ``sclera_floor`` of the opening's 90th-percentile brightness (not a lash, the iris or the
     caruncle); None when fewer than 3 pixels qualify. ``crop`` covers ``box`` = (x0, y0, x1, y1) of the picture
-    ``poly`` and ``centre`` are in."""
+    ``poly`` and ``centre`` are in; ``seen``: :func:`lid_interior` of them when the caller has it."""
     x0, y0, x1, y1 = box
-    seen = inner_distance(polygon_mask(poly, x0, y0, x1, y1)) > margin + 0.5
+    seen = lid_interior(poly, box, margin) if seen is None else seen
     rows, cols = np.nonzero(seen)
     pts = np.stack([cols + (x0 + 0.5), rows + (y0 + 0.5)], axis=1).astype(np.float64)
     keep = np.hypot(*(pts - centre).T) > config.sclera_exclusion * radius

@@ -15,9 +15,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..sampling import running_median
-from ._geometry import EYES, EyeFrame, inner_distance, luminance, polygon_mask, smoothstep
+from ._geometry import EYES, EyeFrame, luminance, smoothstep
 from .config import EyeConfig
-from .model import eye_crop, sclera_samples
+from .model import eye_crop, lid_interior, sclera_samples
 
 
 def eye_evidence(pixels: np.ndarray, landmarks: np.ndarray, config: EyeConfig | None = None,
@@ -48,12 +48,13 @@ def eye_evidence(pixels: np.ndarray, landmarks: np.ndarray, config: EyeConfig | 
             continue
         frame, poly, box, crop, centre, radius, _ = got
         margin = c.lash_margin * frame.w
-        got = sclera_samples(crop, box, poly, centre, radius, margin, c)
+        seen = lid_interior(poly, box, margin)      # computed once: the sclera's samples and the iris disc's
+        got = sclera_samples(crop, box, poly, centre, radius, margin, c, seen=seen)
         if got is None:
             continue
         out[e, 0] = float(got[2].mean())
-        x0, y0, x1, y1 = box
-        rows, cols = np.nonzero(inner_distance(polygon_mask(poly, x0, y0, x1, y1)) > margin + 0.5)
+        x0, y0 = box[:2]
+        rows, cols = np.nonzero(seen)
         disc = np.hypot(cols + (x0 + 0.5) - centre[0], rows + (y0 + 0.5) - centre[1]) < 0.8 * radius
         if np.count_nonzero(disc) >= 4 and out[e, 0] > 0:
             out[e, 1] = float(np.median(luminance(crop[rows[disc], cols[disc]]))) / out[e, 0]
