@@ -980,6 +980,43 @@ def pin_shut_eyes(edited, opened: np.ndarray):
     return replace(edited, target_landmarks=target)
 
 
+def lift_hidden_frown(edited, furrow: np.ndarray, share: float):
+    """``edited`` with the brows moved as the skin's folds are (:meth:`~ned_fx.appearance.FaceContent.skin_aus`):
+    ``share`` (``RendererConfig.frown_lift``) of the brow lowerer the picture shows beyond the fitted one (the shot
+    models' ``furrow``, AU4 activations, T) is taken from the source as far as the edit replaces the source's own (``min(intensity, 1)`` times AU4's region
+    weight): neutral or happy on a frown the mesh did not see (d3.mp4) raise and part the brows, angry lowers them
+    only as far as they are not down already. The AU4 offset is decoded as the plan decodes it (the speech-safe
+    fields, the lowering or raising one by its sign) and posed by the frame's linear pose; the same object when
+    nothing moves (no furrow, intensity 0, ``share`` 0)."""
+    from dataclasses import replace
+
+    from .manipulation.expression import frame_offsets
+
+    names = tuple(edited.au_names)
+    furrow = np.asarray(furrow, np.float64).reshape(-1)
+    if "AU4" not in names or len(furrow) != len(edited.found) or not share > 0:
+        return edited
+    i = names.index("AU4")
+    up, down = edited.basis[i], (edited.basis_down if edited.basis_down is not None else edited.basis)[i]
+    target = None
+    for k in np.flatnonzero(edited.found & (furrow > 0)):
+        taken = share * min(float(edited.intensity[k]), 1.0) * float(edited.region_weights[i]) * furrow[k]
+        if not taken > 0 or not np.isfinite(edited.au_target[k, i]):
+            continue
+        before = float(edited.au_target[k, i] - edited.au_source[k, i])
+        after = before - taken
+
+        def field(d: float) -> np.ndarray:
+            return (up if d >= 0 else down) * d
+
+        head = field(after) - field(before)                                     # Px3, head frame
+        if target is None:
+            target = np.array(edited.target_landmarks, copy=True)
+        p = min(head.shape[0], target.shape[1])
+        target[k, :p] += frame_offsets(head[None, :p], edited.pose[k][None])[0][:, :target.shape[2]]
+    return edited if target is None else replace(edited, target_landmarks=target)
+
+
 def untangle_targets(edited, mesh, limit: float):
     """``edited`` with each frame's large fold of the render mesh relaxed
     (:func:`~ned_fx.rendering.mesh.untangle`, ``RendererConfig.fold_limit``); the same object when no frame
@@ -1025,6 +1062,8 @@ class ShotRenderer:
         content = content if content is not None else ContentConfig()
         if models is not None and getattr(models, "eyes_open", None) is not None and content.eyes:
             edited = pin_shut_eyes(edited, models.eyes_open)
+        if models is not None and getattr(models, "furrow", None) is not None:
+            edited = lift_hidden_frown(edited, models.furrow, (renderer_config or RendererConfig()).frown_lift)
         self.track, self.edited = track, edited
         self.content = FaceContent(models, content)
         self.renderer = GeometryRenderer(renderer_config)

@@ -449,7 +449,7 @@ def test_an_edit_lifts_a_frown_the_mesh_did_not_see(tmp_path):
 
     from ned_fx.appearance import FaceContent
     from ned_fx.media import open_media, to_display_rgb8
-    from ned_fx.pipeline import EditInstruction, ShotRenderer, edit_media, read_analysis
+    from ned_fx.pipeline import EditInstruction, ShotRenderer, edit_media, lift_hidden_frown, read_analysis
 
     edit_media(footage("d3.mp4"), tmp_path / "o.####.png", EditInstruction(emotion="neutral", intensity=1.0),
                frames="100-160", analysis=tmp_path / "a.npz", analysis_only=True)
@@ -470,6 +470,51 @@ def test_an_edit_lifts_a_frown_the_mesh_did_not_see(tmp_path):
     names, src, dst = FaceContent(shot.models).skin_aus(still, 35)
     assert src[names.index("AU4")] > shot.edited.au_source[35, names.index("AU4")] + 0.5
     assert np.array_equal(dst - src, np.zeros_like(src))
+    assert lift_hidden_frown(still, shot.models.furrow, 0.35) is still         # nor the brows' geometry
+
+
+def _brow_edge(rgb, x: float, y: float, half: int = 20) -> float:
+    """The row (display pixels) where a 5-pixel column at ``x`` first falls from the forehead's brightness (the
+    top of a window of rows ``y`` +- ``half``) half way to the brow's darkness: the brow's upper edge."""
+    lum = np.asarray(rgb, np.float32)[..., :3] @ np.float32([0.2126, 0.7152, 0.0722])
+    ix, iy = int(round(x)), int(round(y))
+    col = lum[iy - half:iy + half + 1, ix - 2:ix + 3].mean(axis=1)
+    mid = 0.5 * (col[:4].mean() + col.min())
+    j = int(np.argmax(col < mid))
+    return float(iy - half + j - 1 + (col[j - 1] - mid) / (col[j - 1] - col[j]))
+
+
+def test_neutral_raises_and_parts_brows_the_mesh_kept_down(tmp_path):
+    """The mesh keeps d3's brows 0.02 IOD under their rest while she frowns hard (frames 110-160): the brows
+    follow ``RendererConfig.frown_lift`` of the furrow the picture shows (``lift_hidden_frown``) as the skin's
+    folds do: neutral raises her inner brows ~4 px and parts them, in the plan and in the picture; frames without
+    a frown, ``frown_lift`` 0 and intensity 0 keep the plan's targets."""
+    from dataclasses import replace
+
+    from ned_fx.media import open_media, to_display_rgb8
+    from ned_fx.pipeline import EditInstruction, ShotRenderer, edit_media, lift_hidden_frown, read_analysis
+    from ned_fx.rendering import RendererConfig
+
+    edit_media(footage("d3.mp4"), tmp_path / "o.####.png", EditInstruction(emotion="neutral", intensity=1.0),
+               frames="100-160", analysis=tmp_path / "a.npz", analysis_only=True)
+    shot = read_analysis(tmp_path / "a.npz")
+    lifted = ShotRenderer(shot.track, shot.edited, models=shot.models)
+    kept = ShotRenderer(shot.track, shot.edited, models=shot.models, renderer_config=RendererConfig(frown_lift=0))
+    assert lift_hidden_frown(shot.edited, shot.models.furrow, 0.0) is shot.edited
+    moved = lifted.edited.target_landmarks - kept.edited.target_landmarks
+    quiet = np.flatnonzero(shot.models.furrow == 0)
+    assert quiet.size >= 3 and np.abs(moved[quiet]).max() == 0.0                 # no frown there: the plan's
+    assert (moved[35, [55, 285], 1] < -2.5).all(), moved[35, [55, 285]]            # up (~4 px) ...
+    assert moved[35, 55, 0] < -1.0 and moved[35, 285, 0] > 1.0, moved[35, [55, 285]]   # ... and apart
+    assert np.abs(moved[35, 152]).max() < 0.5                                      # the chin stays
+    with open_media(footage("d3.mp4"), "135-135") as frames:
+        frame = next(iter(frames))
+    src = shot.edited.source_landmarks[35]
+    rows = [[_brow_edge(to_display_rgb8(r.render(frame)[0]), *src[i, :2]) for i in (55, 285, 65, 295)]
+            for r in (kept, lifted)]
+    print("inner brows' upper edges at 135 without / with the lift:", rows)
+    up = np.subtract(rows[1], rows[0])                  # the brows' hair moved up: heads ~1.1-1.7 px, middles ~3.6
+    assert (up[:2] < -0.8).all() and (up[2:] < -2.5).all(), rows
 
 
 def test_the_edit_shades_with_the_actor_s_learned_skin_and_never_the_lids():

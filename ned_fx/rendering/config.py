@@ -59,6 +59,14 @@ class RendererConfig:
             it (:func:`~ned_fx.rendering.mesh.untangle`; the shared clips' edits turn up to 0.024 over at intensity
             1.5, hidden in a pressed brow, lid or lip line; d19's gasp closed by neutral 0.072: a tear across both
             cheeks). 0: never.
+        frown_lift: the share of the brow furrow the picture shows beyond the fitted brow lowerer (the shot
+            models' ``furrow``, AU4 activations measured by the skin's evidence) that the brows' geometry follows:
+            an edit that takes the source's frown away (neutral, happy, surprised) raises and parts the brows by
+            this much of AU4 where the mesh did not see them drawn down (:func:`~ned_fx.pipeline.lift_hidden_frown`;
+            d3.mp4 frowns with her tracked brows 0.02 IOD below their rest). 0.35: the knit eases to a relaxed
+            brow; 0.5 and more arch the brows with a pale rim above them (the mesh's brows sit above the drawn-down
+            real ones, so the lift is taken at the wrong height), 1 stretches the lids. 0: the brows stay as the
+            mesh has them.
         device: torch device for the field computation and the batched module ("cpu", "cuda", ...).
     """
 
@@ -77,6 +85,7 @@ class RendererConfig:
     mouth_fill_gain: float = 0.6
     mouth_fill_samples: int = 4
     fold_limit: float = 0.025
+    frown_lift: float = 0.35
     device: str = "cpu"
 
     def __post_init__(self) -> None:
@@ -97,6 +106,8 @@ class RendererConfig:
                                         f"{self.refine_max_cells}")
         if not self.fold_limit >= 0:
             raise InvalidParameterError(f"fold_limit must be >= 0, got {self.fold_limit}")
+        if not 0.0 <= self.frown_lift <= 1.0:
+            raise InvalidParameterError(f"frown_lift must be between 0 and 1, got {self.frown_lift}")
         for name in ("falloff", "hole_band", "fold_guard"):
             if not getattr(self, name) > 0:
                 raise InvalidParameterError(f"{name} must be > 0, got {getattr(self, name)}")
