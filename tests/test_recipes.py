@@ -466,6 +466,44 @@ def test_raised_lids_clear_the_iris(shot, emotion):
         assert (plain < 0.1).mean() > 0.05 and (boosted >= 0.1).mean() > (plain >= 0.1).mean()
 
 
+def _lid_over_pupil(edited, landmarks) -> np.ndarray:
+    """Per found frame and eye: the middle upper-lid point's height over the source's iris centre along the
+    face's up direction, in iris radii (F x 2)."""
+    out = []
+    for k in np.nonzero(edited.found)[0]:
+        src, dst = edited.source_landmarks[k], landmarks[k]
+        up = src[10, :2] - src[152, :2]
+        up /= np.linalg.norm(up)
+        row = []
+        for lid, centre, ring in ((159, 468, [469, 470, 471, 472]), (386, 473, [474, 475, 476, 477])):
+            radius = np.linalg.norm(src[ring, :2] - src[centre, :2], axis=1).mean()
+            row.append(float((dst[lid, :2] - src[centre, :2]) @ up) / radius)
+        out.append(row)
+    return np.array(out)
+
+
+def test_a_glare_keeps_the_pupil_of_an_eye_looking_up():
+    """d3 looks up wide-eyed over frames 294-353 (white below the iris): angry takes her raised lids away, and
+    with them the lid came down to the iris centre (pale slits of white under pressed brows, the pupil gone).
+    The upper lid's raise now gives way where the lid would come within ``ManipulatorConfig.pupil_kept`` (0.6) of
+    the source's height over the iris centre (only AU5 gives way, so the tightener's share stays: >= 0.38 on every
+    frame, 0.22 without), and angry still lowers it."""
+    from ned_fx.pipeline import track_media
+
+    track = track_media(footage("d3.mp4"), frames="294-353")
+    fit = M.fit_track(track)
+    guarded = M.manipulate(track, "angry", 1.0, fit=fit)
+    free = M.manipulate(track, "angry", 1.0, fit=fit, config=M.ManipulatorConfig(pupil_kept=0.0))
+    source = _lid_over_pupil(guarded, guarded.source_landmarks)
+    kept, was = _lid_over_pupil(guarded, guarded.target_landmarks), _lid_over_pupil(free, free.target_landmarks)
+    open_ = source > 0.2
+    assert open_.mean() > 0.9
+    assert (kept / source)[open_].min() >= 0.38, (kept / source)[open_].min()         # 0.22 without
+    assert (was / source)[open_].min() < 0.3, (was / source)[open_].min()              # the case it is for
+    assert (kept >= was - 1e-9).all()                                                # it only ever lifts
+    assert np.median((kept / source)[open_]) < 0.9                                   # still a glare: lowered
+
+
 def test_a_still_s_closed_smile_seals_its_lips():
     """Neutral and sad take the astronaut's open smile away; her estimated neutral keeps a relaxed neutral's
     parted lips (0.032 IOD at the centre: a line of teeth between her lips in the picture). A closing edit that

@@ -78,6 +78,14 @@ class ManipulatorConfig:
             (sad) act on the frame's own eye, so on a frame where the actor looks down or is half-lidded they
             would shut it (angry at 1 made slits of a downcast eye, which read as a wince). The offsets that close
             it give way together, as for ``brow_lid_gap``. 0: no limit.
+        pupil_kept: the upper lid's middle stays at least this share of the source's height over the iris
+            centre, whatever the style: an eye looking up or wide open shows white below the iris, so its opening
+            is large while its lid sits close over the pupil, and anger taking a wide-eyed look's raised lid away
+            (d3 frames 300-353) brought the lid down to the iris centre: pale white slits under pressed brows. The
+            upper lid's own AU gives way (AU5: part of the source's raise is kept); a tightener's and a squint's
+            work (AU7, AU6) is the lower lid's, and scaled with them it was lost (angry's lower lid no longer rose
+            on WDA). A style that droops the lids itself (AU5 < 0: sad) may cover the pupil: a heavy lid is part
+            of sadness (held off it, d12's sad read 0.157 -> 0.13 by the classifier). 0: no limit.
         lip_seal: on a still, a closing edit that takes away most of the source's lip opening seals the lips:
             per inner-lip column the target's gap is scaled by ``smoothstep((r - lo) / (hi - lo))``, ``r`` the
             target's gap over the source's (lips parted as the AUs put them where the edit takes less than
@@ -126,6 +134,7 @@ class ManipulatorConfig:
     smile_lip_gain: float = 0.15
     brow_lid_gap: float = 0.15
     lid_opening_kept: float = 0.5
+    pupil_kept: float = 0.6
     lip_seal: tuple[float, float] = (0.25, 0.6)
     lid_iris_boost: float = 0.6
     lid_iris_clearance: float = 0.15
@@ -148,7 +157,7 @@ class ManipulatorConfig:
         lo, hi = (float(v) for v in self.lip_seal)
         if not (0.0 <= lo <= hi <= 1.0):
             raise InvalidParameterError(f"lip_seal must be (lo, hi) with 0 <= lo <= hi <= 1, got {self.lip_seal}")
-        for name in ("brow_lid_gap", "lid_opening_kept"):
+        for name in ("brow_lid_gap", "lid_opening_kept", "pupil_kept"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise InvalidParameterError(f"{name} must be in [0, 1), got {getattr(self, name)}")
         for name in ("neutral_mode_fraction", "talking_fraction"):

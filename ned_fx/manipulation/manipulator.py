@@ -453,15 +453,37 @@ def _lid_opening_pairs(nat: np.ndarray) -> list[np.ndarray]:
     return pairs
 
 
+def _lid_pupil_pairs(points: int) -> list[np.ndarray]:
+    """Per eye, the weights whose sum is the upper lid margin's height (middle) over the iris centre."""
+    pairs = []
+    for lid, centre, _ in _LID_IRIS:
+        weights = np.zeros(points)
+        weights[lid] += 1.0
+        weights[centre] -= 1.0
+        pairs.append(weights)
+    return pairs
+
+
 def _brow_lid_guard(landmarks: np.ndarray, linear: np.ndarray | None, basis, neutral: np.ndarray, src: np.ndarray,
-                    target: np.ndarray, found: np.ndarray, fps: float, config: ManipulatorConfig) -> np.ndarray:
+                    target: np.ndarray, found: np.ndarray, fps: float, config: ManipulatorConfig,
+                    pattern: np.ndarray | None = None) -> np.ndarray:
     """Target activations whose offsets that close the brow-lid gap (a lid raise, a brow lowering, a source's
     raised brow taken away) give way together where the brow would come closer to the lash band than
     ``config.brow_lid_gap`` of the source's gap, after those that close the eye (a lid tightener, a cheek raise's
-    squint, drooping lids) where its opening would fall below ``config.lid_opening_kept`` of the source's. See
-    :func:`_gap_guard`."""
+    squint, drooping lids, a source's raised lid taken away) where the upper lid would come closer to the iris
+    centre than ``config.pupil_kept`` of the source's height over it (not on frames whose style droops the lids
+    itself, ``pattern``'s AU5 < 0: sadness's heavy lid), or the opening would fall below
+    ``config.lid_opening_kept`` of the source's. See :func:`_gap_guard`."""
     nat = np.asarray(neutral, np.float64)
-    # the eye first: a lid tightener that gives way lifts the lash band back toward the brow
+    # the eye first: a lid tightener that gives way lifts the lash band back toward the brow; the pupil before
+    # the opening (an eye looking up shows its white below the iris: the opening is large, the pupil near the
+    # lid), by the upper lid's own AU only (a tightener's or a squint's work is the lower lid's)
+    k5 = basis.names.index("AU5") if "AU5" in basis.names else None
+    droop = np.zeros(len(target), bool) if pattern is None or k5 is None else np.asarray(pattern)[:, k5] < 0
+    if landmarks.shape[1] >= 478 and not droop[found].all():
+        guarded = _gap_guard(_lid_pupil_pairs(nat.shape[0]), config.pupil_kept, landmarks, linear, basis, src,
+                             target, found & ~droop, fps, config, only=("AU5",))
+        target = np.where(droop[:, None], target, guarded)
     target = _gap_guard(_lid_opening_pairs(nat), config.lid_opening_kept, landmarks, linear, basis, src, target,
                         found, fps, config, only=_LID_AUS)
     return _gap_guard(_brow_lid_pairs(nat), config.brow_lid_gap, landmarks, linear, basis, src, target, found,
@@ -791,7 +813,7 @@ def manipulate(track, emotion: str | Mapping[str, float] | None = None, intensit
     target = _lid_clears_iris(landmarks, linear, basis, src, target + boost, pattern, found,
                               fps or config.default_fps, config)
     target = _brow_lid_guard(landmarks, linear, basis, model.neutral, src, target, found,
-                             fps or config.default_fps, config)
+                             fps or config.default_fps, config, pattern)
     delta = np.where(found[:, None], target - src, 0.0)
     target_lm = np.full_like(landmarks, np.nan)
     if found.any():
