@@ -463,3 +463,25 @@ def test_a_4k_plate_s_widened_eyes_render(tmp_path):
         sclera = np.percentile(src_lum[old > 0], 80)            # the source eye's white (its brighter fifth)
         # the issue's floor for the new white (0.8 x the visible sclera's; measured 0.91 and 0.99)
         assert np.median(lum[uncovered]) >= 0.8 * sclera, (np.median(lum[uncovered]), sclera)
+
+
+def test_the_lid_interior_by_erosion_is_the_distance_transform_s_exactly():
+    """``farther_than`` (one erosion with the disk of offsets within r) is ``inner_distance(mask) > r`` (or
+    ``>= r``) bit for bit, on blobs and noise of every size, at radii on and between the lattice's distances."""
+    from ned_fx.rendering.eyes._geometry import farther_than, inner_distance
+
+    rng = np.random.default_rng(7)
+    for t in range(600):
+        h, w = (int(v) for v in rng.integers(1, 40, 2))
+        if t % 2:
+            m = rng.random((h, w)) < rng.uniform(0.3, 1.0)
+        else:
+            yy, xx = np.mgrid[:h, :w]
+            m = ((yy - rng.uniform(0, h)) / max(h / 3, 1)) ** 2 + ((xx - rng.uniform(0, w)) / max(w / 3, 1)) ** 2 < 1
+        r = float(rng.choice([rng.uniform(0, 6), np.sqrt(rng.integers(0, 30)), float(rng.integers(0, 5)),
+                              np.float32(np.sqrt(rng.integers(1, 30)))]))
+        d = inner_distance(m)
+        np.testing.assert_array_equal(farther_than(m, r), d > r)
+        np.testing.assert_array_equal(farther_than(m, r, or_equal=True), d >= r)
+    m = np.ones((5, 5), bool)
+    assert farther_than(m, -1).all() and not farther_than(m, 100).any() and not farther_than(m, np.nan).any()

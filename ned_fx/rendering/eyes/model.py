@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...errors import InvalidParameterError
-from ._geometry import (EYES, NUM_POINTS, UPPER, EyeFrame, inner_distance, luminance, polygon_area, polygon_mask,
+from ._geometry import (EYES, NUM_POINTS, UPPER, EyeFrame, farther_than, luminance, polygon_area, polygon_mask,
                         polygon_sdf, polyline_distance, refine_iris, sample)
 from .config import EyeConfig
 
@@ -316,7 +316,7 @@ def lid_interior(poly: np.ndarray, box, margin: float) -> np.ndarray:
     """The pixels of ``box`` = (x0, y0, x1, y1) more than ``margin`` inside the lid polygon ``poly`` (not the
     lashes): a bool mask over the box."""
     x0, y0, x1, y1 = box
-    return inner_distance(polygon_mask(poly, x0, y0, x1, y1)) > margin + 0.5
+    return farther_than(polygon_mask(poly, x0, y0, x1, y1), margin + 0.5)
 
 
 def sclera_samples(crop: np.ndarray, box, poly: np.ndarray, centre: np.ndarray, radius: float, margin: float,

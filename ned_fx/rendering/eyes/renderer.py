@@ -9,7 +9,7 @@ import numpy as np
 from ...errors import InvalidParameterError
 from ..layers import RegionInputs, RenderedLayer
 from ..sampling import remap_points
-from ._geometry import (EYES, NUM_POINTS, UPPER, EyeDistance, EyeFrame, inner_distance, luminance, polygon_mask,
+from ._geometry import (EYES, NUM_POINTS, UPPER, EyeDistance, EyeFrame, farther_than, luminance, polygon_mask,
                         polygon_sdf, refine_iris, sample, segment_distance, smoothstep)
 from .config import EyeConfig
 from .model import EyeModel, EyeModelBuilder
@@ -120,7 +120,7 @@ class EyeRenderer:
         # masks), then exact distances on those only
         inside = polygon_mask(poly_t, x0, y0, x1, y1)
         in_s = polygon_mask(poly_s, x0, y0, x1, y1)
-        inside &= inner_distance(in_s) < min(c.reach * out.max(), c.reach_max * ft.w) + blend + 1.5
+        inside &= ~farther_than(in_s, min(c.reach * out.max(), c.reach_max * ft.w) + blend + 1.5, or_equal=True)
         if valid is not None:
             inside &= np.asarray(valid)[y0:y1, x0:x1] > 0
         rows, cols = np.nonzero(inside)
