@@ -216,8 +216,11 @@ def frame_evidence(frame, landmarks: np.ndarray, eyes: bool = True, furrow: bool
 
 #: the most bytes of plate crops the tracking pass keeps for the appearance models (beyond: a second decode)
 KEEP_BYTES = 512 << 20
-#: the most bytes of whole decoded frames the tracking pass keeps for the render (beyond: the render decodes)
-KEEP_FRAME_BYTES = 512 << 20
+#: the most bytes of whole decoded frames the tracking pass keeps for the render (beyond: the render decodes
+#: again). 1 GiB holds ~170 frames of 1080p 8-bit (a movie's RGB conversion costs ~9-12 ms a 1080p frame here):
+#: the 100-frame 1080p bench edit 10.4-10.7 -> 11.0-11.2 frames/s, CPU 147-153 -> 140 ms a frame; a 4K float
+#: sequence of 1,000 frames is never kept (bench/memory.py)
+KEEP_FRAME_BYTES = 1024 << 20
 #: the largest frame the tracking pass holds until its face is found, to measure its eyes (:func:`frame_evidence`;
 #: a few frames at a time, the decode's lead over the tracker): a larger plate (a 4K float EXR) is not held, and the
 #: models pass takes the eyes' evidence from its own decode
