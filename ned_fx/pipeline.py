@@ -994,7 +994,10 @@ def lift_hidden_frown(edited, furrow: np.ndarray, share: float):
 
     names = tuple(edited.au_names)
     furrow = np.asarray(furrow, np.float64).reshape(-1)
-    if "AU4" not in names or len(furrow) != len(edited.found) or not share > 0:
+    if len(furrow) != len(edited.found):
+        raise InvalidParameterError(f"the furrow has {len(furrow)} frames, the shot {len(edited.found)} (models of "
+                                    "another shot? analyse it again)")
+    if "AU4" not in names or not share > 0:
         return edited
     i = names.index("AU4")
     up, down = edited.basis[i], (edited.basis_down if edited.basis_down is not None else edited.basis)[i]

@@ -558,3 +558,17 @@ def test_the_edit_shades_with_the_actor_s_learned_skin_and_never_the_lids():
         assert diff[lids].max() <= 12, (name, diff[lids].max())
         if learned:
             assert (diff > 3).sum() > 500, (name, (diff > 3).sum())      # the sneer's shading goes
+
+
+def test_a_furrow_of_another_shot_is_refused():
+    """The brows' lift reads the shot models' furrow frame by frame: models of another shot (another length) are a
+    clear error, as the shut-eye weights are, never a silent misalignment."""
+    from types import SimpleNamespace
+
+    from ned_fx.errors import InvalidParameterError
+    from ned_fx.pipeline import lift_hidden_frown
+
+    edited = SimpleNamespace(au_names=("AU4",), found=np.ones(5, bool))
+    with pytest.raises(InvalidParameterError, match="another shot"):
+        lift_hidden_frown(edited, np.zeros(4), 0.35)
+    assert lift_hidden_frown(edited, np.zeros(5), 0.0) is edited
