@@ -86,6 +86,10 @@ class ManipulatorConfig:
             work (AU7, AU6) is the lower lid's, and scaled with them it was lost (angry's lower lid no longer rose
             on WDA). A style that droops the lids itself (AU5 < 0: sad) may cover the pupil: a heavy lid is part
             of sadness (held off it, d12's sad read 0.157 -> 0.13 by the classifier). 0: no limit.
+        pupil_droop: how far a style's own lid droop (its AU5 below 0, intensity included) lets the lid past
+            ``pupil_kept``: not at all at 0, fully from ``-pupil_droop`` on (sad at 1 droops 0.5), in proportion
+            between, so a keyframed turn from anger to sadness moves the lid smoothly. 0: a drooping style is held
+            like any other.
         lip_seal: on a still, a closing edit that takes away most of the source's lip opening seals the lips:
             per inner-lip column the target's gap is scaled by ``smoothstep((r - lo) / (hi - lo))``, ``r`` the
             target's gap over the source's (lips parted as the AUs put them where the edit takes less than
@@ -135,6 +139,7 @@ class ManipulatorConfig:
     brow_lid_gap: float = 0.15
     lid_opening_kept: float = 0.5
     pupil_kept: float = 0.6
+    pupil_droop: float = 0.25
     lip_seal: tuple[float, float] = (0.25, 0.6)
     lid_iris_boost: float = 0.6
     lid_iris_clearance: float = 0.15
@@ -157,6 +162,8 @@ class ManipulatorConfig:
         lo, hi = (float(v) for v in self.lip_seal)
         if not (0.0 <= lo <= hi <= 1.0):
             raise InvalidParameterError(f"lip_seal must be (lo, hi) with 0 <= lo <= hi <= 1, got {self.lip_seal}")
+        if not 0.0 <= self.pupil_droop <= 2.0:
+            raise InvalidParameterError(f"pupil_droop must be in [0, 2], got {self.pupil_droop}")
         for name in ("brow_lid_gap", "lid_opening_kept", "pupil_kept"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise InvalidParameterError(f"{name} must be in [0, 1), got {getattr(self, name)}")

@@ -502,19 +502,21 @@ def _brow_lid_guard(landmarks: np.ndarray, linear: np.ndarray | None, basis, neu
     raised brow taken away) give way together where the brow would come closer to the lash band than
     ``config.brow_lid_gap`` of the source's gap, after those that close the eye (a lid tightener, a cheek raise's
     squint, drooping lids, a source's raised lid taken away) where the upper lid would come closer to the iris
-    centre than ``config.pupil_kept`` of the source's height over it (not on frames whose style droops the lids
-    itself, ``pattern``'s AU5 < 0: sadness's heavy lid), or the opening would fall below
+    centre than ``config.pupil_kept`` of the source's height over it (less on frames whose style droops the lids
+    itself, ``pattern``'s AU5 < 0: sadness's heavy lid, see ``config.pupil_droop``), or the opening would fall below
     ``config.lid_opening_kept`` of the source's. See :func:`_gap_guard`."""
     nat = np.asarray(neutral, np.float64)
     # the eye first: a lid tightener that gives way lifts the lash band back toward the brow; the pupil before
     # the opening (an eye looking up shows its white below the iris: the opening is large, the pupil near the
     # lid), by the upper lid's own AU only (a tightener's or a squint's work is the lower lid's)
     k5 = basis.names.index("AU5") if "AU5" in basis.names else None
-    droop = np.zeros(len(target), bool) if pattern is None or k5 is None else np.asarray(pattern)[:, k5] < 0
-    if landmarks.shape[1] >= 478 and not droop[found].all():
+    droop = np.zeros(len(target)) if pattern is None or k5 is None or config.pupil_droop <= 0 else \
+        np.clip(-np.asarray(pattern, np.float64)[:, k5] / config.pupil_droop, 0.0, 1.0)
+    if landmarks.shape[1] >= 478 and (droop[found] < 1).any():
         guarded = _gap_guard(_lid_pupil_pairs(nat.shape[0]), config.pupil_kept, landmarks, linear, basis, src,
-                             target, found & ~droop, fps, config, only=("AU5",))
-        target = np.where(droop[:, None], target, guarded)
+                             target, found & (droop < 1), fps, config, only=("AU5",))
+        # a style's own droop lets the lid go, in proportion (a keyframed angry -> sad turn never pops)
+        target = guarded + droop[:, None] * (target - guarded)
     target = _gap_guard(_lid_opening_pairs(nat), config.lid_opening_kept, landmarks, linear, basis, src, target,
                         found, fps, config, only=_LID_AUS)
     return _gap_guard(_brow_lid_pairs(nat), config.brow_lid_gap, landmarks, linear, basis, src, target, found,
