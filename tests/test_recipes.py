@@ -494,6 +494,31 @@ def test_a_glare_keeps_the_pupil_of_an_eye_looking_up():
     assert np.median((kept / source)[open_]) < 0.9                                   # still a glare: lowered
 
 
+def test_a_drooping_style_lets_the_lid_go_in_proportion():
+    """Sad droops the lids itself (AU5 < 0): from a droop of ``ManipulatorConfig.pupil_droop`` (sad at 0.5) on, the
+    pupil guard lets its lid go entirely (a heavy lid reads sad), below that in proportion, so a blend with a
+    little sadness, or a keyed turn into it, is held partly, never switched from held to free in one frame. d3
+    294-353 (looking up wide-eyed): anger 0.8 + sadness 0.2 takes her raised lids away; the lids sit between the
+    fully held and the free plan's."""
+    from ned_fx.pipeline import track_media
+
+    track = track_media(footage("d3.mp4"), frames="294-353")
+    fit = M.fit_track(track)
+
+    def lids(emotion, droop):
+        e = M.manipulate(track, emotion, 1.0, fit=fit, config=M.ManipulatorConfig(pupil_droop=droop))
+        return _lid_over_pupil(e, e.target_landmarks)
+
+    blend = "angry*0.8+sad*0.2"                                              # AU5 -0.1: droop 0.4 of 0.25
+    held, free, mid = lids(blend, 0.0), lids(blend, 1e-6), lids(blend, 0.25)
+    assert (held - free).max() > 0.1, (held - free).max()                   # the guard binds here
+    assert (mid >= free - 1e-9).all() and (mid <= held + 1e-9).all()
+    between = (held - free) > 0.05
+    share = ((mid - free) / np.where(between, held - free, 1.0))[between]
+    assert 0.3 < np.median(share) < 0.8, np.median(share)
+    np.testing.assert_array_equal(lids("sad", 0.25), lids("sad", 1e-6))      # sad at 1: free, as before
+
+
 def test_a_still_s_closed_smile_seals_its_lips():
     """Neutral and sad take the astronaut's open smile away; her estimated neutral keeps a relaxed neutral's
     parted lips (0.032 IOD at the centre: a line of teeth between her lips in the picture). A closing edit that
