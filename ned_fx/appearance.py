@@ -909,10 +909,9 @@ class FaceContent:
     def skin_aus(self, edited, k: int) -> tuple:
         """``(au_names, source activations, target activations)`` of frame ``k`` for the skin's folds: the
         edit's, with the brow furrow the picture shows beyond the fitted AU4 (``models.furrow``) added to the
-        source, and to the target as far as the edit keeps the source's own (an emotion at intensity ``w``
-        replaces ``min(w, 1)`` of it, times the brows' region weight): neutral or happy on a frown the mesh did
-        not see lift its furrows, angry deepens them only as far as they are not there already; intensity 0
-        changes nothing."""
+        source, and to the target as far as the edit keeps the source's own (``EditedTrack.replaced``): neutral
+        or happy on a frown the mesh did not see lift its furrows, angry deepens them only as far as they are not
+        there already; intensity 0 changes nothing."""
         src, dst = edited.au_source[k], edited.au_target[k]
         furrow = self.models.furrow
         names = tuple(edited.au_names)
@@ -920,7 +919,7 @@ class FaceContent:
             return names, src, dst
         i = names.index("AU4")
         e = float(furrow[k])
-        kept = 1.0 - min(float(edited.intensity[k]), 1.0) * float(edited.region_weights[i])
+        kept = 1.0 - edited.replaced(k, "AU4")
         src, dst = np.array(src, np.float64), np.array(dst, np.float64)
         src[i] += e
         dst[i] += kept * e

@@ -984,7 +984,7 @@ def lift_hidden_frown(edited, furrow: np.ndarray, share: float):
     """``edited`` with the brows moved as the skin's folds are (:meth:`~ned_fx.appearance.FaceContent.skin_aus`):
     ``share`` (``RendererConfig.frown_lift``) of the brow lowerer the picture shows beyond the fitted one (the shot
     models' ``furrow``, AU4 activations, T) is taken from the source as far as the edit replaces the source's own
-    (``min(intensity, 1)`` times AU4's region weight): neutral or happy on a frown the mesh did not see (d3.mp4)
+    (``EditedTrack.replaced``): neutral or happy on a frown the mesh did not see (d3.mp4)
     raise and part the brows, angry lowers them only as far as they are not down already. The AU4 offset is decoded
     as the plan decodes it (the speech-safe fields, the lowering or raising one by its sign) and posed by the
     frame's linear pose; the same object when nothing moves (no furrow, intensity 0, ``share`` 0)."""
@@ -1007,7 +1007,7 @@ def lift_hidden_frown(edited, furrow: np.ndarray, share: float):
 
     target = None
     for k in np.flatnonzero(edited.found & (furrow > 0)):
-        taken = share * min(float(edited.intensity[k]), 1.0) * float(edited.region_weights[i]) * furrow[k]
+        taken = share * edited.replaced(k, "AU4") * furrow[k]
         if not taken > 0 or not np.isfinite(edited.au_target[k, i]):
             continue
         before = float(edited.au_target[k, i] - edited.au_source[k, i])

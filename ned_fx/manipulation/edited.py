@@ -85,6 +85,13 @@ class EditedTrack:
         """FxPx3 target - source, in frame pixels (NaN where no face)."""
         return self.target_landmarks - self.source_landmarks
 
+    def replaced(self, k: int, name: str) -> float:
+        """How much of the source's own activation of AU ``name`` the edit replaces at frame ``k`` (0..1): an
+        emotion at intensity ``w`` replaces ``min(w, 1)`` of it, times that AU's region weight. What the picture
+        shows beyond the fitted AU (a frown the mesh missed) is taken away as far as this."""
+        i = tuple(self.au_names).index(name)
+        return min(float(self.intensity[k]), 1.0) * float(self.region_weights[i])
+
 
 def to_arrays(edited: EditedTrack) -> dict[str, np.ndarray]:
     """The arrays an edit file holds (what :func:`write_to_file` stores; :func:`from_arrays` reads them back)."""
