@@ -458,18 +458,19 @@ def _build_models(path, track, edited, frames, actor_footage, config, tracker_co
         _decode_for_models(path, frames, index, edited, builders, every, progress,
                            (track, evidence, furrow) if evidence is not None or furrow is not None else None)
     models = _extra_footage(path, actor_footage, builders, tracker_config, mouth, eyes, glasses, skin)
+    measures = {}                   # the per-frame evidence, as the renderer reads it
     if evidence is not None:
-        from dataclasses import replace
-
         from .rendering.eyes.openness import open_weights
 
-        models = replace(models, eyes_open=open_weights(evidence, track.fps, landmarks=edited.source_landmarks))
+        measures["eyes_open"] = open_weights(evidence, track.fps, landmarks=edited.source_landmarks)
     if furrow is not None:
-        from dataclasses import replace
-
         from .rendering.skin import furrow_activation
 
-        models = replace(models, furrow=furrow_activation(furrow))
+        measures["furrow"] = furrow_activation(furrow)
+    if measures:
+        from dataclasses import replace
+
+        models = replace(models, **measures)
     return models
 
 
