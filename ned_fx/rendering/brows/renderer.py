@@ -105,8 +105,13 @@ def _smooth_unfolded(patch: np.ndarray, centre: np.ndarray, v_t: np.ndarray, v_s
     k = min(2 * int(mag) + 1, 21)
     lower = (centre >= 0) & (centre % 4 >= 2)           # the quads below the fringe (_strip_triangles' order)
     if lower.any():
-        np.copyto(patch, cv2.blur(patch, (k, 1), borderType=cv2.BORDER_REPLICATE).reshape(patch.shape),
-                  where=lower[..., None])
+        # a blur of those quads' own pixels only (normalised): the pixels beside the strip hold whatever the
+        # nearest triangle's map reached (the brow's hair, the lash line), and mixed in they drew a thin dark arc
+        # along the strip's curved lower edge on the new lid skin
+        inside = lower.astype(np.float32)
+        total = cv2.blur(patch * inside[..., None], (k, 1), borderType=cv2.BORDER_REPLICATE).reshape(patch.shape)
+        share = cv2.blur(inside, (k, 1), borderType=cv2.BORDER_REPLICATE)
+        np.copyto(patch, total / np.maximum(share, 1e-6)[..., None], where=lower[..., None])
 
 
 class BrowRenderer:
