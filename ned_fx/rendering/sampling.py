@@ -30,6 +30,23 @@ def running_median(values: np.ndarray, window: int, empty: float) -> np.ndarray:
     return out
 
 
+def plate_noise(region: np.ndarray, box) -> float:
+    """The plate's grain around ``box`` = (x0, y0, x1, y1) of ``region`` (HxWxK, the box padded by half its width):
+    a robust std of the (second) channel's Laplacian / sqrt(20), in the plate's values; 0 where too small to
+    tell. New content (a mouth's interior, an eye's new white) gets this much grain so it is not flatter than
+    the picture around it."""
+    x0, y0, x1, y1 = box
+    h, w = region.shape[:2]
+    pad = max(4, (x1 - x0) // 2)
+    crop = region[max(y0 - pad, 0):min(y1 + pad, h), max(x0 - pad, 0):min(x1 + pad, w), min(1, region.shape[2] - 1)]
+    if min(crop.shape) < 3:
+        return 0.0
+    crop = crop.astype(np.float32)
+    lap = (crop[1:-1, 1:-1] * 4 - crop[:-2, 1:-1] - crop[2:, 1:-1] - crop[1:-1, :-2] - crop[1:-1, 2:]).ravel()
+    lap = lap[::max(1, lap.size // 8192)]               # a few thousand samples are plenty
+    return float(1.4826 * np.median(np.abs(lap - np.median(lap))) / np.sqrt(20.0))
+
+
 def remap_points(image: np.ndarray, mx: np.ndarray, my: np.ndarray) -> np.ndarray:
     """``cv2.remap`` (bilinear, border replicated) of an HxW or HxWxC image at N points given as two flat float32
     maps (OpenCV coordinates: pixel centres at integers) -> NxC (C = 1 for a 2-D image), in the image's dtype.

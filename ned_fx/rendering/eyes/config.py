@@ -32,6 +32,12 @@ class EyeConfig:
         shadow_bins, shadow_reach: bins of the sclera's shading profile by distance below the upper lid, over
             ``shadow_reach`` (x W; a linear fit).
         shading_limits: the measured shading factors are clipped to this range.
+        tint_limits: the sclera's colour along the eye (each channel's fit over the brightness's) is clipped to
+            this range: whiter beside the iris, pinker toward the corners.
+        profile_prior: the sclera's colour along the eye starts from one colour and moves toward the footage's
+            own fits as far as their sclera samples outweigh this many (n / (n + prior): the shared stills' 40-140
+            samples move it a tenth to a third of the way, the clips' 16 model frames' 340-1170 half to four
+            fifths).
         iris_ratio_default, pupil_ratio_default: iris radius (x W) and pupil radius (x iris radius) where the
             footage cannot tell.
         lid_inset: the eyeball's coverage ends this far inside the TARGET lid contour (x W, at least half of
@@ -42,6 +48,10 @@ class EyeConfig:
         reach: how far the eyeball reaches into the part of the opening the source already showed (x the lid's
             local outward movement, at most ``reach_max`` x W): it covers the source's old lid margin (its
             lash line), which the warp moved into the widened opening.
+        lash_depth, old_lid: where a lid moved out, the source's opening within ``lash_depth`` (x W) of its lid
+            is covered too where it shows no eyeball: pixels darker than ``old_lid[0]`` x the eyeball rendered
+            there (fully; none from ``old_lid[1]``) are the old lash line and make-up the tracked lid ran inside
+            of, which the warp left in the widened opening as a dark band or a notch at a corner.
         blend: the soft blend from the rendered eyeball to the warped real eye beyond that reach (x W, at least
             ``edge_softness``, at most the lid's local movement, so a lid that did not move gets none).
         min_soft_px: the smallest falloff in plate pixels.
@@ -60,6 +70,8 @@ class EyeConfig:
         limbus_softness: the iris edge's anti-aliased width (x W, at least one pixel).
         catch_margin: the source's catchlights are taken from its iris disc inside the lids and up to this far
             outside its tracked lid contour (x W; a tracked upper lid often runs through the catchlight).
+        grain: the rendered eyeball gets this many times the plate's own grain around the eye (luminance noise, a
+            new draw each frame).
         blur: the rendered eyeball is softened by a Gaussian of this sigma (x W) to sit in the plate's softness.
         sclera_dim, iris_contrast: a frame whose brightest "sclera" is dimmer than ``sclera_dim[0]`` x the
             model's (full eyeball from ``sclera_dim[1]``), or whose iris is at least ``iris_contrast`` of its
@@ -109,7 +121,9 @@ class EyeConfig:
     shading_bins: int = 8
     shadow_bins: int = 4
     shadow_reach: float = 0.2
-    shading_limits: tuple[float, float] = (0.75, 1.1)
+    shading_limits: tuple[float, float] = (0.75, 1.25)
+    tint_limits: tuple[float, float] = (0.9, 1.1)
+    profile_prior: float = 300.0
     iris_ratio_default: float = 0.2
     pupil_ratio_default: float = 0.35
     lid_inset: float = 0.015
@@ -117,6 +131,8 @@ class EyeConfig:
     reach: float = 0.6
     reach_max: float = 0.08
     blend: float = 0.06
+    lash_depth: float = 0.12
+    old_lid: tuple[float, float] = (0.5, 0.75)
     min_soft_px: float = 1.0
     min_coverage: float = 0.1
     min_move: float = 0.05
@@ -128,6 +144,7 @@ class EyeConfig:
     limbus_softness: float = 0.025
     catch_margin: float = 0.08
     blur: float = 0.012
+    grain: float = 1.0
     sclera_dim: tuple[float, float] = (0.5, 0.75)
     iris_contrast: float = 0.75
     iris_hue: tuple[float, float] = (0.09, 0.11)
@@ -150,14 +167,16 @@ class EyeConfig:
             if not isinstance(value, int) or value < 2:
                 raise InvalidParameterError(f"EyeConfig.{name} must be an integer >= 2, got {value!r}")
         for name in ("lash_margin", "min_opening", "sclera_exclusion", "sclera_floor", "shadow_reach", "iris_ratio_default",
-                     "pupil_ratio_default", "lid_inset", "edge_softness", "reach", "reach_max", "blend",
+                     "pupil_ratio_default", "lid_inset", "edge_softness", "reach", "reach_max", "blend", "lash_depth",
                      "min_soft_px", "min_coverage", "min_move", "lid_shadow", "lid_shadow_reach", "lower_lid_shadow",
-                     "corner_shading", "corner_start", "highlight", "limbus_softness", "catch_margin", "blur",
-                     "iris_detail", "iris_contrast", "seam_min", "seam_reach", "shut_reference", "lid_open_height"):
+                     "corner_shading", "corner_start", "highlight", "limbus_softness", "catch_margin", "blur", "grain",
+                     "iris_detail", "iris_contrast", "seam_min", "seam_reach", "shut_reference", "lid_open_height",
+                     "profile_prior"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or value < 0:
                 raise InvalidParameterError(f"EyeConfig.{name} must be a number >= 0, got {value!r}")
-        for name in ("sclera_dim", "shut_sclera", "iris_hue", "lid_lowered", "seen_iris", "seen_sclera", "seen_lid"):
+        for name in ("sclera_dim", "old_lid", "shut_sclera", "iris_hue", "lid_lowered", "seen_iris", "seen_sclera",
+                     "seen_lid"):
             lo, hi = getattr(self, name)
             if not 0 <= lo < hi:
                 raise InvalidParameterError(f"EyeConfig.{name} must be (low, high) with 0 <= low < high, "
@@ -165,7 +184,7 @@ class EyeConfig:
         for name in ("lid_shadow", "lower_lid_shadow", "corner_shading", "corner_start", "min_coverage"):
             if getattr(self, name) >= 1:
                 raise InvalidParameterError(f"EyeConfig.{name} must be below 1, got {getattr(self, name)!r}")
-        for name in ("shading_limits", "colour_match_limits", "seam_limits"):
+        for name in ("shading_limits", "tint_limits", "colour_match_limits", "seam_limits"):
             lo, hi = getattr(self, name)
             if not 0 < lo <= 1 <= hi:
                 raise InvalidParameterError(f"EyeConfig.{name} must be (low <= 1 <= high) with low > 0, "

@@ -12,7 +12,7 @@ from ._geometry import (EYES, NUM_POINTS, UPPER, EyeFrame, farther_than, luminan
 from .config import EyeConfig
 
 _FIELDS = ("iris_texture", "iris_ratio", "pupil_ratio", "pupil_colour", "sclera_colour", "sclera_shading",
-           "lid_shading", "shadow_reach", "softness", "frames")
+           "sclera_tint", "lid_shading", "shadow_reach", "softness", "frames")
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,8 @@ class EyeModel:
         pupil_ratio: 2 pupil radius x the iris radius; pupil_colour: 2xK.
         sclera_colour: 2xK the visible sclera's mean colour.
         sclera_shading: 2xU brightness factor along the eye (bins over corner -1 .. corner +1, ~1 on average).
+        sclera_tint: 2xUxK the sclera's colour along the eye over its brightness (the same bins): whiter beside
+            the iris, pinker toward the corners; ones where the footage cannot tell.
         lid_shading: 2xV brightness factor by distance below the upper lid (bins over 0 .. ``shadow_reach`` x W).
         shadow_reach: scalar, the reach of ``lid_shading`` (x W).
         softness: 2 the plate's blur at the limbus: sigma of a Gaussian edge (x W; 0 where never measured).
@@ -39,6 +41,7 @@ class EyeModel:
     pupil_colour: np.ndarray
     sclera_colour: np.ndarray
     sclera_shading: np.ndarray
+    sclera_tint: np.ndarray
     lid_shading: np.ndarray
     shadow_reach: np.ndarray
     softness: np.ndarray
@@ -59,6 +62,10 @@ class EyeModel:
             arr = np.asarray(getattr(self, name))
             if arr.ndim != 2 or arr.shape[0] != 2 or arr.shape[1] < 2:
                 raise InvalidParameterError(f"EyeModel.{name} must be 2xN (N >= 2), got shape {arr.shape}")
+        tint = np.asarray(self.sclera_tint)
+        if tint.shape != np.shape(self.sclera_shading) + (k,):
+            raise InvalidParameterError(f"EyeModel.sclera_tint must be 2xUxK like sclera_shading and the iris, got "
+                                        f"shape {tint.shape}")
 
     @property
     def channels(self) -> int:
@@ -83,6 +90,10 @@ class EyeModel:
         Raises:
             InvalidParameterError: a field is missing or has the wrong shape.
         """
+        d = dict(d)
+        if "sclera_tint" not in d and "sclera_shading" in d and "iris_texture" in d:
+            # an analysis file from before the tint: a sclera of one colour along the eye, as it was rendered then
+            d["sclera_tint"] = np.ones(np.shape(d["sclera_shading"]) + (np.shape(d["iris_texture"])[-1],))
         missing = [name for name in _FIELDS if name not in d]
         if missing:
             raise InvalidParameterError(f"the eye model is missing {', '.join(missing)} (an analysis file from "
@@ -106,6 +117,7 @@ class _EyeSums:
         self.sclera_lum = 0.0
         self.u_moments = np.zeros(5)                      # sum u^0..u^4
         self.u_lum = np.zeros(3)                          # sum lum u^0..u^2
+        self.u_col = None                                 # sum colour u^0..u^2 (3xK)
         self.d_moments = np.zeros(3)
         self.d_lum = np.zeros(2)
         self.frames = 0
@@ -190,6 +202,8 @@ class EyeModelBuilder:
         powers = u[:, None] ** np.arange(5)[None]
         acc.u_moments += powers.sum(0)
         acc.u_lum += (lum[:, None] * powers[:, :3]).sum(0)
+        col = (powers[:, :3, None] * vals[:, None, :]).sum(0)
+        acc.u_col = col if acc.u_col is None else acc.u_col + col
         d = polyline_distance(pts, poly[:UPPER]) / w
         near = (np.abs(u) < 0.6) & (d < c.shadow_reach)
         dn = d[near] / c.shadow_reach
@@ -238,6 +252,7 @@ class EyeModelBuilder:
             return {"iris_texture": np.zeros((c.iris_rings, c.iris_angles, k)), "iris_ratio": c.iris_ratio_default,
                     "pupil_ratio": c.pupil_ratio_default, "pupil_colour": np.zeros(k),
                     "sclera_colour": np.zeros(k), "sclera_shading": np.ones(c.shading_bins),
+                    "sclera_tint": np.ones((c.shading_bins, k)),
                     "lid_shading": np.ones(c.shadow_bins), "softness": 0.0, "frames": 0}
         tex = acc.tex / np.maximum(n, 1)[..., None]
         seen = n > 0
@@ -273,18 +288,30 @@ class EyeModelBuilder:
         mean_lum = acc.sclera_lum / acc.sclera_n
         u_bins = (np.arange(c.shading_bins) + 0.5) / c.shading_bins * 2.0 - 1.0
         d_bins = (np.arange(c.shadow_bins) + 0.5) / c.shadow_bins
-        u_prof = _profile(acc.u_moments, acc.u_lum, u_bins, mean_lum, lo, hi)
-        if u_prof is None:
-            # too little sclera to fit (a small eye, one still): a sphere's falloff into the corners
+        # along the eye: the footage's own fit of the brightness, else (too little sclera to fit: a small eye, one
+        # still) a sphere's falloff into the corners; one colour, moved toward the footage's own fit of each
+        # channel as far as its samples outweigh ``profile_prior`` of them
+        tint = np.ones((c.shading_bins, k))
+        fit = _profile(acc.u_moments, acc.u_lum, u_bins, mean_lum, 0.0, np.inf)
+        if fit is None:
             u_prof = 1.0 - c.corner_shading * np.clip((np.abs(u_bins) - c.corner_start) / (1.0 - c.corner_start),
                                                       0.0, 1.0) ** 2
+        else:
+            u_prof = np.clip(fit, lo, hi)
+            trust = acc.u_moments[0] / (acc.u_moments[0] + c.profile_prior)
+            if acc.u_col is not None:
+                # each channel's fit over the brightness's: the colour's drift along the eye, not its level
+                for ch in range(k):
+                    got = _profile(acc.u_moments, acc.u_col[:, ch], u_bins, float(sclera[ch]), 0.0, np.inf)
+                    if got is not None:
+                        tint[:, ch] = 1.0 + trust * (np.clip(got / np.maximum(fit, 1e-6), *c.tint_limits) - 1.0)
         d_prof = _profile(acc.d_moments, acc.d_lum, d_bins, mean_lum, lo, hi)
         d_prof = np.ones(len(d_bins)) if d_prof is None else d_prof
         ratio = float(np.median(acc.ratios)) if acc.ratios else c.iris_ratio_default
         soft = float(np.median(acc.softness)) if acc.softness else 0.0
         return {"iris_texture": tex, "iris_ratio": ratio, "pupil_ratio": pupil, "pupil_colour": pupil_colour,
-                "sclera_colour": sclera, "sclera_shading": u_prof, "lid_shading": d_prof, "softness": soft,
-                "frames": acc.frames}
+                "sclera_colour": sclera, "sclera_shading": u_prof, "sclera_tint": tint, "lid_shading": d_prof,
+                "softness": soft, "frames": acc.frames}
 
 
 def eye_crop(pixels: np.ndarray, lm: np.ndarray, contour, corners, iris, config: EyeConfig, channels=None):

@@ -8,7 +8,7 @@ import numpy as np
 
 from ...errors import InvalidParameterError
 from ..layers import RegionInputs, RenderedLayer
-from ..sampling import remap_points
+from ..sampling import plate_noise, remap_points
 from ._geometry import (EYES, NUM_POINTS, UPPER, EyeDistance, EyeFrame, farther_than, luminance, polygon_mask,
                         polygon_sdf, refine_iris, sample, segment_distance, smoothstep)
 from .config import EyeConfig
@@ -74,7 +74,7 @@ class EyeRenderer:
                                         f"{region.shape[2]}")
         pixels = np.zeros_like(inputs.warped)
         coverage = np.zeros((h, w), np.float32)
-        for e, rows, cols, cov, sd_old in plans:
+        for e, rows, cols, cov, sd_old, gate in plans:
             m = model.usable(e)
             if m is None:
                 continue
@@ -83,8 +83,12 @@ class EyeRenderer:
             if seen.confidence <= 0:
                 continue
             eye = self._paint(model, textures[m], m, e, src[:, :2], dst[:, :2], rows, cols, seen, (h, w))
-            pixels[rows, cols] = eye * self._seam_gain(eye, inputs.warped[rows, cols], cov, sd_old, rows, cols,
-                                                       seen, fs, EyeFrame(dst[:, :2], EYES[e][1]))[:, None]
+            eye = self._grain(eye, region, rows, cols, inputs.index, e)
+            warped = inputs.warped[rows, cols]
+            eye = eye * self._seam_gain(eye, warped, cov, sd_old, rows, cols, seen, fs,
+                                        EyeFrame(dst[:, :2], EYES[e][1]))[:, None]
+            cov = self._old_lid(eye, warped, cov, sd_old, gate)
+            pixels[rows, cols] = eye
             coverage[rows, cols] = np.maximum(coverage[rows, cols], cov * np.float32(seen.confidence))
         if not coverage.any():
             return None
@@ -120,7 +124,8 @@ class EyeRenderer:
         # masks), then exact distances on those only
         inside = polygon_mask(poly_t, x0, y0, x1, y1)
         in_s = polygon_mask(poly_s, x0, y0, x1, y1)
-        inside &= ~farther_than(in_s, min(c.reach * out.max(), c.reach_max * ft.w) + blend + 1.5, or_equal=True)
+        depth = max(min(c.reach * out.max(), c.reach_max * ft.w) + blend, c.lash_depth * ft.w) + 1.5
+        inside &= ~farther_than(in_s, depth, or_equal=True)
         if valid is not None:
             inside &= np.asarray(valid)[y0:y1, x0:x1] > 0
         rows, cols = np.nonzero(inside)
@@ -151,17 +156,20 @@ class EyeRenderer:
         reach = np.minimum(c.reach * moved, c.reach_max * ft.w)
         ramp = np.minimum(moved, blend) + 1e-9
         # a lid that barely moved reveals a sliver under its own shadow: the warp's lash line reads better there
-        reveal = (1.0 - smoothstep((sd_s - reach) / ramp)) * smoothstep(moved / max(c.min_move * ft.w, 1e-6))
-        cov = smoothstep((sd_t - inset) / soft + 0.5) * reveal
+        gate = smoothstep((sd_t - inset) / soft + 0.5) * smoothstep(moved / max(c.min_move * ft.w, 1e-6))
         if valid is not None:
-            cov = cov * np.asarray(valid, dtype=np.float64)[rows + y0, cols + x0]
+            gate = gate * np.asarray(valid, dtype=np.float64)[rows + y0, cols + x0]
+        cov = gate * (1.0 - smoothstep((sd_s - reach) / ramp))
         # a faint sliver (a lid that moved out by a hair, e.g. at a squinting eye's corner) is no new eyeball:
         # coverage under ``min_coverage`` is dropped, the rest rescaled so it still rises continuously from 0
         cov = (cov - c.min_coverage) / (1.0 - c.min_coverage)
-        keep = cov > 0
+        # ... and the pixels of the source's opening near its lid where the lid moved out: the render covers those
+        # that show no eyeball (:meth:`_old_lid`)
+        keep = (cov > 0) | ((sd_s > 0) & (sd_s < c.lash_depth * ft.w) & (gate > c.min_coverage))
         if not keep.any():
             return None
-        return e, rows[keep] + y0, cols[keep] + x0, cov[keep].astype(np.float32), sd_s[keep]
+        return (e, rows[keep] + y0, cols[keep] + x0, np.maximum(cov[keep], 0.0).astype(np.float32), sd_s[keep],
+                gate[keep].astype(np.float32))
 
     # ---- what ------------------------------------------------------------------------------------------------
     def _paint(self, model, texture, m: int, e: int, src, dst, rows, cols, seen: "_Seen",
@@ -183,6 +191,33 @@ class EyeRenderer:
         if pad:
             eye = cv2.GaussianBlur(eye, (0, 0), sigma, borderType=cv2.BORDER_REPLICATE).reshape(eye.shape)
         return eye[rows - r0, cols - c0]
+
+    def _old_lid(self, eye: np.ndarray, warped: np.ndarray, cov: np.ndarray, sd_old: np.ndarray,
+                 gate: np.ndarray) -> np.ndarray:
+        """The coverage with the source's old lid margin covered: where the lid moved out (``gate``), pixels of the
+        source's opening within ``lash_depth`` of its lid (the tracked lid often runs inside the lash line and
+        its make-up, and the warp leaves that part where the eyeball was) that are far darker than the eyeball
+        rendered there (``old_lid`` of its brightness: lashes and lid, not a sclera in the lid's shade, not the
+        iris, which is as dark rendered as seen)."""
+        c = self.config
+        lo, hi = c.old_lid
+        ratio = luminance(warped) / np.maximum(luminance(eye), 1e-6)
+        old = (sd_old > 0) * gate * (1.0 - smoothstep((ratio - lo) / (hi - lo)))
+        return np.maximum(cov, ((old - c.min_coverage) / (1.0 - c.min_coverage)).astype(np.float32))
+
+    def _grain(self, eye: np.ndarray, region: np.ndarray, rows, cols, index: int, e: int) -> np.ndarray:
+        """The plate's own grain (``config.grain`` x its level around the eye) over the rendered eyeball, a new
+        draw each frame (seeded by the frame, so a render is repeatable): a new white as flat as paint reads as
+        pasted on a noisy plate."""
+        c = self.config
+        if c.grain <= 0:
+            return eye
+        noise = plate_noise(region, (int(cols.min()), int(rows.min()), int(cols.max()) + 1, int(rows.max()) + 1))
+        if noise <= 0:
+            return eye
+        rng = np.random.default_rng([max(int(index), 0), 104729 + e])
+        grain = np.float32(c.grain * noise) * rng.standard_normal((len(eye), 1)).astype(np.float32)
+        return np.maximum(eye + grain, np.float32(0.0))
 
     def _seam_gain(self, eye: np.ndarray, warped: np.ndarray, cov: np.ndarray, sd_old: np.ndarray, rows, cols,
                    seen: "_Seen", fs: EyeFrame, ft: EyeFrame) -> np.ndarray:
@@ -333,7 +368,12 @@ class EyeRenderer:
         lower = 1.0 - c.lower_lid_shadow * (1.0 - smoothstep((d_low - edge) / reach))
         shade = shade * np.minimum(measured, upper) / upper
         colour = np.asarray(model.sclera_colour[m], dtype=np.float64) * seen.gain_s
-        sclera = colour[None] * shade[:, None]
+        tint = np.asarray(model.sclera_tint[m], dtype=np.float64)
+        at = np.clip((u + 1.0) * 0.5 * len(prof) - 0.5, 0.0, len(prof) - 1.0)
+        lo = np.floor(at).astype(np.int64)
+        hi = np.minimum(lo + 1, len(prof) - 1)
+        frac = (at - lo)[:, None]
+        sclera = colour[None] * shade[:, None] * (tint[lo] + frac * (tint[hi] - tint[lo]))
         # the iris: the polar texture, round, where the warp puts the source's iris
         centre = _similarity(seen.centre[None], fs, ft)[0]
         radius = seen.radius * ft.w / fs.w

@@ -19,6 +19,7 @@ import numpy as np
 from ... import topology as T
 from ...errors import InvalidParameterError
 from ..layers import RegionInputs, RenderedLayer
+from ..sampling import plate_noise
 from ..sampling import smoothstep as _smoothstep
 from . import shape as S
 from .bank import MouthBank, extract_interior, ring_colour, sample, sclera_colour, teeth_colour
@@ -723,7 +724,7 @@ class MouthRenderer:
             if tooth is not None:
                 colour = self._draw_teeth(colour, u[:, 0], v[:, 0], arch[:, 0], dst_pts, inputs, tooth,
                                           upper=False, lower=lower_teeth, gap=gap)
-        noise = self._noise_level(region, box)
+        noise = plate_noise(region, box)
         if noise > 0 and cfg.grain > 0:
             rng = np.random.default_rng(max(int(inputs.index), 0) + 7919)
             grain = rng.standard_normal((len(u), 1)).astype(np.float32)
@@ -812,16 +813,3 @@ class MouthRenderer:
                 return found if colour is bank.teeth else _brighter_than(teeth_from_sclera(found, cfg), lips)
         sclera = sclera_colour(region, src)
         return _brighter_than(teeth_from_sclera(sclera, cfg), lips) if sclera is not None else None
-
-    @staticmethod
-    def _noise_level(region: np.ndarray, box) -> float:
-        """The plate's grain around the mouth: robust std of the luminance's Laplacian / sqrt(20)."""
-        x0, y0, x1, y1 = box
-        h, w = region.shape[:2]
-        pad = max(4, (x1 - x0) // 2)
-        crop = region[max(y0 - pad, 0):min(y1 + pad, h), max(x0 - pad, 0):min(x1 + pad, w), min(1, region.shape[2] - 1)]
-        if min(crop.shape) < 3:
-            return 0.0
-        lap = (crop[1:-1, 1:-1] * 4 - crop[:-2, 1:-1] - crop[2:, 1:-1] - crop[1:-1, :-2] - crop[1:-1, 2:]).ravel()
-        lap = lap[::max(1, lap.size // 8192)]               # a few thousand samples are plenty
-        return float(1.4826 * np.median(np.abs(lap - np.median(lap))) / np.sqrt(20.0))
