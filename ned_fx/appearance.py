@@ -24,7 +24,7 @@ exactly what a whole run renders.
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -468,8 +468,6 @@ def _build_models(path, track, edited, frames, actor_footage, config, tracker_co
 
         measures["furrow"] = furrow_activation(furrow)
     if measures:
-        from dataclasses import replace
-
         models = replace(models, **measures)
     return models
 
@@ -945,6 +943,13 @@ class FaceContent:
             if stage is None or (name == "skin" and aus is None):
                 continue
             t = time.perf_counter()
-            out.append(stage.render(inputs, *aus) if name == "skin" else stage.render(inputs))
+            if name == "skin":
+                # the folds shade the picture as it stands (``warped x ratio`` where they are): over the brows'
+                # strip, not the plain warp it replaced (laid over it, the warp's drawn-out brow came back
+                # wherever a fold reached, cut off hard at the fold's edge: d19's sad brows)
+                under = stack(inputs.warped, out)
+                out.append(stage.render(inputs if under is inputs.warped else replace(inputs, warped=under), *aus))
+            else:
+                out.append(stage.render(inputs))
             self.seconds[name] += time.perf_counter() - t
         return stack(inputs.warped, out)

@@ -16,7 +16,7 @@ from conftest import footage
 EMOTIONS = ("happy", "angry", "surprised", "neutral")
 
 
-def _inputs_for(name: str, frames: str | None):
+def _inputs_for(name: str, frames: str | None, emotions: tuple = EMOTIONS + ("happy@0",)):
     from ned_fx.appearance import white_of
     from ned_fx.compositing import extract_region
     from ned_fx.media import open_media, parse_frame_range
@@ -33,7 +33,7 @@ def _inputs_for(name: str, frames: str | None):
     renderer = GeometryRenderer()
     index = {int(n): t for t, n in enumerate(track.frame_numbers)}
     out = {}
-    for emotion in EMOTIONS + ("happy@0",):
+    for emotion in emotions:
         emo, _, level = emotion.partition("@")
         edited = plan_edit(track, EditInstruction(emotion=emo, intensity=float(level or 1.0)))
         k = index[int(frame.number)]
@@ -572,3 +572,45 @@ def test_a_furrow_of_another_shot_is_refused():
     with pytest.raises(InvalidParameterError, match="another shot"):
         lift_hidden_frown(edited, np.zeros(4), 0.35)
     assert lift_hidden_frown(edited, np.zeros(5), 0.0) is edited
+
+
+def test_the_folds_shade_the_brows_strip_not_the_warp_beneath_it():
+    """Raised brows get a strip layer (the brow's fringe rigid, the lid skin drawn out), and the same edit's
+    forehead lines and furrows a fold layer (``picture x ratio``). The folds shade the picture with the strip in
+    it: taken from the plain warp, they brought the warp's drawn-out brow back wherever a fold reached, cut off
+    hard at the fold's edge (d19's sad brows: stair-stepped lower edges, looked at). Where both cover, the edit
+    is the strip's picture times a fold's ratio (within a few percent), not the warp's."""
+    from ned_fx.appearance import ContentConfig, FaceContent
+    from ned_fx.rendering.brows import BrowRenderer
+    from ned_fx.rendering.layers import stack
+
+    emotion = "sad"
+    inputs, names, a_src, a_dst = _inputs_for("d19.jpg", None, (emotion,))[emotion]
+    content = FaceContent(None, ContentConfig(mouth=False, eyes=False, occluders=False))
+    out = content.layers(inputs, (names, a_src, a_dst))
+    brows = BrowRenderer().render(inputs)
+    folds = _folds_over_strip(inputs, names, a_src, a_dst)
+    assert brows is not None and folds is not None
+    under = stack(inputs.warped, [brows])
+    both = (brows.coverage > 0.99) & (np.abs(folds) > 1e-5)          # the fold layer covers even a faint fold
+    apart = np.abs(_luma(under) - _luma(inputs.warped)) > 8          # where the strip differs from the warp
+    sel = both & apart
+    print(emotion, "pixels under both layers where the strip differs from the warp:", int(sel.sum()))
+    assert sel.sum() >= 20
+    ratio = _luma(out)[sel] / np.maximum(_luma(under)[sel], 1e-3)
+    expected = np.exp(folds[sel])
+    assert np.percentile(np.abs(ratio / expected - 1.0), 95) < 0.05
+    # ... and not the plain warp's picture there
+    assert np.median(np.abs(_luma(out)[sel] - _luma(inputs.warped)[sel] * expected)) > 4.0
+
+
+def _folds_over_strip(inputs, names, a_src, a_dst):
+    """The fold layer's natural-log luminance change over the strip's picture (what the pipeline shades)."""
+    from dataclasses import replace
+
+    from ned_fx.rendering.brows import BrowRenderer
+    from ned_fx.rendering.layers import stack
+    from ned_fx.rendering.skin import SkinRenderer
+
+    under = stack(inputs.warped, [BrowRenderer().render(inputs)])
+    return SkinRenderer().log_shading(replace(inputs, warped=under), names, a_src, a_dst)
