@@ -107,6 +107,25 @@ def test_a_thick_low_brow_keeps_its_hair_on_the_brow():
     assert np.median(low) >= 0.7 and np.allclose(high, BrowConfig().fringe), (low, high)
 
 
+def _real_inputs(name: str, emotion: str, intensity: float):
+    """A shared picture's first frame as the brows' sub-stage sees it under an edit (RegionInputs, region pixels)."""
+    from conftest import decode_rgb
+    from ned_fx.pipeline import EditInstruction, plan_edit
+    from ned_fx.rendering import GeometryRenderer, build_render_mesh, face_region_box
+    from ned_fx.rendering.layers import RegionInputs
+
+    img = decode_rgb(name)[0][0]
+    track = our_track(name)
+    edited = plan_edit(track, EditInstruction(emotion=emotion, intensity=intensity))
+    s, d = edited.source_landmarks[0], edited.target_landmarks[0]
+    x0, y0, x1, y1 = face_region_box(np.concatenate([s, d]), img.shape[1], img.shape[0])
+    off = np.array([x0, y0, 0.0])
+    src, dst = s - off, d - off
+    region = img[y0:y1, x0:x1].astype(np.float32)
+    warped = GeometryRenderer().render(region, src, dst, build_render_mesh(track.mean_shape))
+    return RegionInputs(region, warped, src, dst)
+
+
 def test_the_drawn_out_lid_skin_has_no_streaks():
     """people_0 surprised at 1.5 (her brows raised a fifth of the IOD): the strip's stretched part, drawn out
     several times from a few source rows, showed each lash tip and crease as a vertical streak (looked at); blurred
@@ -114,23 +133,10 @@ def test_the_drawn_out_lid_skin_has_no_streaks():
     unblurred one."""
     import cv2
 
-    from conftest import decode_rgb
-    from ned_fx.pipeline import EditInstruction, plan_edit
-    from ned_fx.rendering import GeometryRenderer, build_render_mesh, face_region_box
     from ned_fx.rendering.brows import BROW_STRIPS, BrowConfig, BrowRenderer
-    from ned_fx.rendering.layers import RegionInputs
 
-    name = "people_0.png"
-    img = decode_rgb(name)[0][0]
-    track = our_track(name)
-    edited = plan_edit(track, EditInstruction(emotion="surprised", intensity=1.5))
-    s, d = edited.source_landmarks[0], edited.target_landmarks[0]
-    x0, y0, x1, y1 = face_region_box(np.concatenate([s, d]), img.shape[1], img.shape[0])
-    off = np.array([x0, y0, 0.0])
-    src, dst = s - off, d - off
-    region = img[y0:y1, x0:x1].astype(np.float32)
-    warped = GeometryRenderer().render(region, src, dst, build_render_mesh(track.mean_shape))
-    inputs = RegionInputs(region, warped, src, dst)
+    inputs = _real_inputs("people_0.png", "surprised", 1.5)
+    region, dst = inputs.region, inputs.dst
     smooth = BrowRenderer().render(inputs)
     plain = BrowRenderer(BrowConfig(smooth_unfolded=False)).render(inputs)
     assert smooth is not None and plain is not None
@@ -168,22 +174,12 @@ def test_the_layer_meets_the_warp_on_a_real_face(name):
     the lash line) it drew a thin dark arc along the strip's curved lower edge over both upper lids (looked at,
     WDA frame 40): the soft edge then differed from the warp by a median 2.5-2.7 levels, 15-21 at the 95th
     percentile; now 1.5-1.9 and 10-12."""
-    from conftest import decode_rgb
-    from ned_fx.pipeline import EditInstruction, plan_edit
-    from ned_fx.rendering import GeometryRenderer, build_render_mesh, face_region_box
     from ned_fx.rendering.brows import BrowRenderer
-    from ned_fx.rendering.layers import RegionInputs, stack
+    from ned_fx.rendering.layers import stack
 
-    img = decode_rgb(name)[0][0]
-    track = our_track(name)
-    edited = plan_edit(track, EditInstruction(emotion="surprised", intensity=1.0))
-    s, d = edited.source_landmarks[0], edited.target_landmarks[0]
-    x0, y0, x1, y1 = face_region_box(np.concatenate([s, d]), img.shape[1], img.shape[0])
-    off = np.array([x0, y0, 0.0])
-    src, dst = s - off, d - off
-    region = img[y0:y1, x0:x1].astype(np.float32)
-    warped = GeometryRenderer().render(region, src, dst, build_render_mesh(track.mean_shape))
-    layer = BrowRenderer().render(RegionInputs(region, warped, src, dst))
+    inputs = _real_inputs(name, "surprised", 1.0)
+    warped = inputs.warped
+    layer = BrowRenderer().render(inputs)
     assert layer is not None
     edge = (layer.coverage > 0.02) & (layer.coverage < 0.98)
     diff = np.abs(stack(warped, [layer]) - warped).mean(axis=2)[edge]
