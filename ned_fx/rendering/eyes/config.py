@@ -51,7 +51,9 @@ class EyeConfig:
         lash_depth, old_lid: where a lid moved out, the source's opening within ``lash_depth`` (x W) of its lid
             is covered too where it shows no eyeball: pixels darker than ``old_lid[0]`` x the eyeball rendered
             there (fully; none from ``old_lid[1]``) are the old lash line and make-up the tracked lid ran inside
-            of, which the warp left in the widened opening as a dark band or a notch at a corner.
+            of, which the warp left in the widened opening as a dark band or a notch at a corner (a real sclera
+            there in the lid's shade, a little darker than the render, is covered in part: the output is only ever
+            brighter). At (0.5, 0.75) and 0.12 a thin line of people_0's old lash stayed at her inner corners.
         blend: the soft blend from the rendered eyeball to the warped real eye beyond that reach (x W, at least
             ``edge_softness``, at most the lid's local movement, so a lid that did not move gets none).
         min_soft_px: the smallest falloff in plate pixels.
@@ -131,8 +133,8 @@ class EyeConfig:
     reach: float = 0.6
     reach_max: float = 0.08
     blend: float = 0.06
-    lash_depth: float = 0.12
-    old_lid: tuple[float, float] = (0.5, 0.75)
+    lash_depth: float = 0.15
+    old_lid: tuple[float, float] = (0.65, 0.9)
     min_soft_px: float = 1.0
     min_coverage: float = 0.1
     min_move: float = 0.05
