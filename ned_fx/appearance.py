@@ -937,19 +937,19 @@ class FaceContent:
 
         from .rendering.layers import stack
 
-        out = []
+        base, out = inputs.warped, []
         for name in ("brows", "skin", "mouth", "eyes"):
             stage = getattr(self, name)
             if stage is None or (name == "skin" and aus is None):
                 continue
             t = time.perf_counter()
             if name == "skin":
-                # the folds shade the picture as it stands (``warped x ratio`` where they are): over the brows'
+                # the folds shade the picture as it stands (``picture x ratio`` where they are): over the brows'
                 # strip, not the plain warp it replaced (laid over it, the warp's drawn-out brow came back
                 # wherever a fold reached, cut off hard at the fold's edge: d19's sad brows)
-                under = stack(inputs.warped, out)
-                out.append(stage.render(inputs if under is inputs.warped else replace(inputs, warped=under), *aus))
+                base, out = stack(base, out), []
+                out.append(stage.render(inputs if base is inputs.warped else replace(inputs, warped=base), *aus))
             else:
                 out.append(stage.render(inputs))
             self.seconds[name] += time.perf_counter() - t
-        return stack(inputs.warped, out)
+        return stack(base, out)
