@@ -282,3 +282,34 @@ def test_pinning_a_shut_eye_moves_only_its_lids_and_iris():
     rel = lambda lm: (lm[left, :2] - lm[362, :2]) @ np.linalg.inv(np.array(  # noqa: E731
         [[lm[263, 0] - lm[362, 0], lm[263, 1] - lm[362, 1]], [lm[362, 1] - lm[263, 1], lm[263, 0] - lm[362, 0]]]))
     assert np.allclose(rel(got), rel(src), atol=1e-9)
+
+
+def test_a_look_down_holds_both_eyes_alike():
+    """d3.mp4 looks down over frames 76-100, both upper lids at 0.56-0.62 of their open height; her right eye shows
+    a little sclera and its iris, her left only lid, so the sclera test let surprise open the right eye part way
+    (0.15-0.49) beside the pinned left one: one eye widened into a dark dome (looked at). An eye whose own lid is
+    not up is held to at most ``EyeConfig.pair_spread`` more open than the other; a lid that is up (a wink's open
+    eye) is never held, and the rule only ever holds an eye, never opens one."""
+    from dataclasses import replace
+
+    from conftest import decode_rgb, our_track
+    from ned_fx.rendering.eyes import EyeConfig
+    from ned_fx.rendering.eyes.openness import _lid_share, eye_evidence, open_weights
+
+    frames, fps = decode_rgb("d3.mp4")
+    lm = our_track("d3.mp4").landmarks
+    ev = np.array([eye_evidence(f, lm[k]) for k, f in enumerate(frames)])
+    c = EyeConfig()
+    paired = open_weights(ev, fps, c, landmarks=lm)
+    apart = open_weights(ev, fps, replace(c, pair_spread=1.0), landmarks=lm)
+    look = slice(80, 97)
+    print("look down, apart:", apart[look].round(2).tolist())
+    print("look down, paired:", paired[look].round(2).tolist())
+    assert (apart[look, 0] - apart[look, 1]).max() > 0.3                  # the right eye opened alone
+    share = _lid_share(lm, c)
+    for e in range(2):
+        not_up = share[:, e] < c.pair_lid[0]
+        assert (paired[not_up, e] <= paired[not_up, 1 - e] + c.pair_spread + 1e-6).all()
+        up = share[:, e] >= c.pair_lid[1]
+        np.testing.assert_array_equal(paired[up, e], apart[up, e])
+    assert (paired <= apart + 1e-7).all()

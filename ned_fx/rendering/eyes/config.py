@@ -95,6 +95,14 @@ class EyeConfig:
             d3.mp4 looks down with her lids at 0.12-0.13 of the eye's width for seconds (0.27 open): her lids'
             pale skin read as sclera there, and surprise opened them over a dark flat dome; d12's and WDA's blinks
             (0.05-0.12) had eyeballs drawn on their shut lids.
+        pair_spread, pair_lid: an eye whose own upper lid is not up (its height over its open height, as for
+            ``lid_lowered``: fully below ``pair_lid[0]``, not at all from ``pair_lid[1]``) is at most
+            ``pair_spread`` more open than the other eye: a look down lowers both lids,
+            and d3.mp4's frames 76-100 (both lids at 0.56-0.62 of their open height; her right eye showing a
+            little sclera, her left only lid) had the right eye widened into a dark dome beside a pinned left one.
+            A wink keeps the open eye's lid up, so the open eye is not held by the shut one (d3's winks squint the
+            open eye to 0.6-0.8: it is held in part, widened less beside the shut one); a blink's lids fall
+            together (d12 47: the second eye, its lid at 0.7 of its open height, still reads open).
         seen_iris, seen_sclera, seen_lid: an eye the sclera test calls shut is open all the same where the
             picture plainly shows its iris (its disc's median brightness at most ``seen_iris[0]`` x the sclera's;
             none from ``seen_iris[1]``), its sclera is at least ``seen_sclera`` x its own reference (as
@@ -154,6 +162,8 @@ class EyeConfig:
     shut_reference: float = 4.0
     lid_lowered: tuple[float, float] = (0.5, 0.7)
     lid_open_height: float = 0.24
+    pair_spread: float = 0.2
+    pair_lid: tuple[float, float] = (0.6, 0.75)
     seen_iris: tuple[float, float] = (0.3, 0.45)
     seen_sclera: tuple[float, float] = (0.35, 0.45)
     seen_lid: tuple[float, float] = (0.75, 0.85)
@@ -172,13 +182,13 @@ class EyeConfig:
                      "pupil_ratio_default", "lid_inset", "edge_softness", "reach", "reach_max", "blend", "lash_depth",
                      "min_soft_px", "min_coverage", "min_move", "lid_shadow", "lid_shadow_reach", "lower_lid_shadow",
                      "corner_shading", "corner_start", "highlight", "limbus_softness", "catch_margin", "blur", "grain",
-                     "iris_detail", "iris_contrast", "seam_min", "seam_reach", "shut_reference", "lid_open_height",
+                     "iris_detail", "iris_contrast", "seam_min", "seam_reach", "shut_reference", "lid_open_height", "pair_spread",
                      "profile_prior"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or value < 0:
                 raise InvalidParameterError(f"EyeConfig.{name} must be a number >= 0, got {value!r}")
         for name in ("sclera_dim", "old_lid", "shut_sclera", "iris_hue", "lid_lowered", "seen_iris", "seen_sclera",
-                     "seen_lid"):
+                     "seen_lid", "pair_lid"):
             lo, hi = getattr(self, name)
             if not 0 <= lo < hi:
                 raise InvalidParameterError(f"EyeConfig.{name} must be (low, high) with 0 <= low < high, "

@@ -91,8 +91,10 @@ def open_weights(evidence: np.ndarray, fps: float = 25.0, config: EyeConfig | No
     out = np.ones((t, 2), np.float32) if landmarks is None else lid_weights(landmarks, c)
     if len(out) != t:
         raise ValueError(f"{t} frames of evidence but {len(out)} of landmarks")
-    if t == 0 or not np.isfinite(sclera).any():
+    if t == 0:
         return out
+    if not np.isfinite(sclera).any():
+        return _paired(out, landmarks, c)
     lid_up = None if landmarks is None or iris is None else _lid_share(landmarks, c)
     size = max(int(round(c.shut_reference * (fps if fps and fps > 0 else 25.0))) | 1, 1)
     lo, hi = c.shut_sclera
@@ -110,6 +112,21 @@ def open_weights(evidence: np.ndarray, fps: float = 25.0, config: EyeConfig | No
                         * _ramp(lid_up[:, e], c.seen_lid))
                 conf = np.where(np.isfinite(seen), np.maximum(conf, seen), conf)
         out[:, e] = np.minimum(out[:, e], _smoothed(np.where(np.isfinite(level) & (ref > 0), conf, np.nan), 5))
+    return _paired(out, landmarks, c)
+
+
+def _paired(weights: np.ndarray, landmarks, config: EyeConfig) -> np.ndarray:
+    """Each eye whose own upper lid is not up (``pair_lid``) held to at most ``pair_spread`` more open than the
+    other eye (a look down lowers both lids: one eye is not widened beside the other pinned); a lid that is up
+    (a wink's open eye) is not held."""
+    if landmarks is None or config.pair_spread >= 1.0:
+        return weights
+    share = _lid_share(landmarks, config)
+    lowered = 1.0 - _ramp(np.nan_to_num(share, nan=1.0), config.pair_lid)             # 1: its lid is not up
+    out = weights.copy()
+    for e in range(2):
+        cap = np.minimum(weights[:, 1 - e] + config.pair_spread, 1.0)
+        out[:, e] = np.minimum(weights[:, e], 1.0 - lowered[:, e] * (1.0 - cap)).astype(np.float32)
     return out
 
 
