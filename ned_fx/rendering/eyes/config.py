@@ -100,9 +100,10 @@ class EyeConfig:
             ``pair_spread`` more open than the other eye: a look down lowers both lids,
             and d3.mp4's frames 76-100 (both lids at 0.56-0.62 of their open height; her right eye showing a
             little sclera, her left only lid) had the right eye widened into a dark dome beside a pinned left one.
-            A wink keeps the open eye's lid up, so the open eye is not held by the shut one (d3's winks squint the
-            open eye to 0.6-0.8: it is held in part, widened less beside the shut one); a blink's lids fall
-            together (d12 47: the second eye, its lid at 0.7 of its open height, still reads open).
+            A wink keeps the open eye's lid up, so the open eye is not held by the shut one (d3's winks, frames
+            6-22 and 36-46: their weights are as without the rule; keyed to ``seen_lid``, 0.75-0.85, the rule held
+            her squinting open eye to 0.2 there); a blink's lids fall together (d12 47: the second eye, its lid
+            at 0.7 of its open height, still reads open).
         seen_iris, seen_sclera, seen_lid: an eye the sclera test calls shut is open all the same where the
             picture plainly shows its iris (its disc's median brightness at most ``seen_iris[0]`` x the sclera's;
             none from ``seen_iris[1]``), its sclera is at least ``seen_sclera`` x its own reference (as
