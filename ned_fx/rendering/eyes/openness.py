@@ -77,7 +77,9 @@ def open_weights(evidence: np.ndarray, fps: float = 25.0, config: EyeConfig | No
     turned from the light darkens one eye's white for a second, and that eye alone kept its lids. Then smoothed
     over time: a running median over 5 frames (one dim or bright frame does not count), then a 3-frame mean (a
     lid pinned or let go over a few frames, as a real lid moves). The iris never shuts an eye: behind glasses,
-    or with the iris under a lid looking up, it reads "no eye" on open eyes (d12.mp4).
+    or with the iris under a lid looking up, it reads "no eye" on open eyes (d12.mp4). Last, with ``landmarks``,
+    an eye whose own lid is not up is held to at most ``pair_spread`` more open than the other (a look down
+    lowers both lids; ``EyeConfig.pair_lid``).
     """
     from scipy.ndimage import percentile_filter
 
