@@ -41,7 +41,7 @@ def plate_noise(region: np.ndarray, box) -> float:
     crop = region[max(y0 - pad, 0):min(y1 + pad, h), max(x0 - pad, 0):min(x1 + pad, w), min(1, region.shape[2] - 1)]
     if min(crop.shape) < 3:
         return 0.0
-    crop = crop.astype(np.float32)
+    crop = np.asarray(crop, np.float32)                 # (no copy of a float32 plate: this runs every frame)
     lap = (crop[1:-1, 1:-1] * 4 - crop[:-2, 1:-1] - crop[2:, 1:-1] - crop[1:-1, :-2] - crop[1:-1, 2:]).ravel()
     lap = lap[::max(1, lap.size // 8192)]               # a few thousand samples are plenty
     return float(1.4826 * np.median(np.abs(lap - np.median(lap))) / np.sqrt(20.0))

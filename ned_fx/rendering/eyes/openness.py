@@ -95,9 +95,9 @@ def open_weights(evidence: np.ndarray, fps: float = 25.0, config: EyeConfig | No
         raise ValueError(f"{t} frames of evidence but {len(out)} of landmarks")
     if t == 0:
         return out
+    lid_up = None if landmarks is None else _lid_share(landmarks, c)
     if not np.isfinite(sclera).any():
-        return _paired(out, landmarks, c)
-    lid_up = None if landmarks is None or iris is None else _lid_share(landmarks, c)
+        return _paired(out, lid_up, c)
     size = max(int(round(c.shut_reference * (fps if fps and fps > 0 else 25.0))) | 1, 1)
     lo, hi = c.shut_sclera
     for e in range(2):
@@ -109,21 +109,20 @@ def open_weights(evidence: np.ndarray, fps: float = 25.0, config: EyeConfig | No
         with np.errstate(invalid="ignore", divide="ignore"):
             share = level / ref
             conf = smoothstep((share - lo) / (hi - lo))
-            if lid_up is not None:
+            if lid_up is not None and iris is not None:
                 seen = (_ramp(iris[:, e], c.seen_iris, falling=True) * _ramp(share, c.seen_sclera)
                         * _ramp(lid_up[:, e], c.seen_lid))
                 conf = np.where(np.isfinite(seen), np.maximum(conf, seen), conf)
         out[:, e] = np.minimum(out[:, e], _smoothed(np.where(np.isfinite(level) & (ref > 0), conf, np.nan), 5))
-    return _paired(out, landmarks, c)
+    return _paired(out, lid_up, c)
 
 
-def _paired(weights: np.ndarray, landmarks, config: EyeConfig) -> np.ndarray:
+def _paired(weights: np.ndarray, share: np.ndarray | None, config: EyeConfig) -> np.ndarray:
     """Each eye whose own upper lid is not up (``pair_lid``) held to at most ``pair_spread`` more open than the
     other eye (a look down lowers both lids: one eye is not widened beside the other pinned); a lid that is up
-    (a wink's open eye) is not held."""
-    if landmarks is None or config.pair_spread >= 1.0:
+    (a wink's open eye) is not held. ``share``: :func:`_lid_share` of the source's landmarks (None: none given)."""
+    if share is None or config.pair_spread >= 1.0:
         return weights
-    share = _lid_share(landmarks, config)
     lowered = 1.0 - _ramp(np.nan_to_num(share, nan=1.0), config.pair_lid)             # 1: its lid is not up
     out = weights.copy()
     for e in range(2):

@@ -351,7 +351,8 @@ class EyeRenderer:
         # sclera: colour x shading along the eye x shading under the upper lid
         u = ft.u(pts)
         prof = np.asarray(model.sclera_shading[m], dtype=np.float64)
-        shade = np.interp((u + 1.0) * 0.5 * len(prof) - 0.5, np.arange(len(prof)), prof)
+        along = (u + 1.0) * 0.5 * len(prof) - 0.5                         # the profiles' bin positions
+        shade = np.interp(along, np.arange(len(prof)), prof)
         # the closed lid contour's edges: the upper lid's first (UPPER - 1), then the lower lid's, in one pass
         poly = dst[list(contour)]
         dist, _ = segment_distance(pts, poly, np.roll(poly, -1, axis=0))
@@ -369,11 +370,8 @@ class EyeRenderer:
         shade = shade * np.minimum(measured, upper) / upper
         colour = np.asarray(model.sclera_colour[m], dtype=np.float64) * seen.gain_s
         tint = np.asarray(model.sclera_tint[m], dtype=np.float64)
-        at = np.clip((u + 1.0) * 0.5 * len(prof) - 0.5, 0.0, len(prof) - 1.0)
-        lo = np.floor(at).astype(np.int64)
-        hi = np.minimum(lo + 1, len(prof) - 1)
-        frac = (at - lo)[:, None]
-        sclera = colour[None] * shade[:, None] * (tint[lo] + frac * (tint[hi] - tint[lo]))
+        tint = np.stack([np.interp(along, np.arange(len(prof)), t) for t in tint.T], axis=1)
+        sclera = colour[None] * shade[:, None] * tint
         # the iris: the polar texture, round, where the warp puts the source's iris
         centre = _similarity(seen.centre[None], fs, ft)[0]
         radius = seen.radius * ft.w / fs.w
