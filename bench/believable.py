@@ -19,7 +19,11 @@ measures (tests/believable_measures.py, tests/fer_classifier.py):
 * eye_lum: mean luminance of the newly uncovered eye area over the visible sclera's (median over frames and eyes);
   lid_shade / lid_shade_src: where an eye widened, its white 0.06-0.12 eye widths under the upper lid over its
   brightest sclera, edited / source (``believable_measures.lid_shade``; real eyes 0.70-0.91, a flat white ~1);
-  iris_out / iris_src: iris roundness (vertical/horizontal spread of the dark iris blob; > 1 = stretched);
+  iris_round: the issue's iris floor (>= 0.9): minor/major axis of an ellipse fitted to the limbus away from the
+  lids, median over frontal frames where enough of it shows (iris_round_n eyes; a blink or a narrowed eye shows
+  too little: blank) (``believable_measures.iris_roundness``);
+  iris_out / iris_src: the dark iris blob's spread across over along the eye (< 1 where a lid clips it, which a
+  real lower lid does; > 1 = stretched);
 * sym: symmetry of the left/right eye-opening change (re-tracked), 0..1, median of per-frame ratios over the
   frames where the plan changes both eyes by >= 0.02 IOD (blank: none; a planned change of ~0.01 IOD or none is
   under the re-tracker's own frame-to-frame wobble, ~0.005-0.007 IOD, and its ratio is noise); sym_all: the same
@@ -102,7 +106,7 @@ def measure(name, src_frames, out_frames, src_lms, dst_lms, out_lms, emotion, re
 
     emo = bm.p_target_gain(src_frames, out_frames, src_lms, emotion)
     mouth, eye_ratios, iris_out, iris_src, outside, outside_box, occl_max, occl_px = [], [], [], [], [], [], [], []
-    whole, shade_out, shade_src = [], [], []
+    whole, shade_out, shade_src, iris_round = [], [], [], []
     for i, (s, o, a, b) in enumerate(zip(src_frames, out_frames, src_lms, dst_lms)):
         if not (np.isfinite(a[:468]).all() and np.isfinite(b[:468]).all()):
             continue
@@ -122,6 +126,8 @@ def measure(name, src_frames, out_frames, src_lms, dst_lms, out_lms, emotion, re
                 shade_src.append(bm.lid_shade(s, a, side))
             iris_out.append(bm.iris_ratio(o, b, side))
             iris_src.append(bm.iris_ratio(s, a, side))
+            if bm.frontal(a):
+                iris_round.append(bm.iris_roundness(o, b, side))
         outside.append(bm.outside_face_change(s, o, a, b)["max_abs"])
         outside_box.append(_outside_box_change(s, o, a, b))
         if occl is not None and occl[i].any():
@@ -147,6 +153,10 @@ def measure(name, src_frames, out_frames, src_lms, dst_lms, out_lms, emotion, re
     row["lid_shade_src"] = float(np.nanmedian(shade_src)) if np.isfinite(shade_src).any() else None
     row["iris_out"] = float(np.nanmedian(iris_out)) if np.isfinite(iris_out).any() else None
     row["iris_src"] = float(np.nanmedian(iris_src)) if np.isfinite(iris_src).any() else None
+    fitted = np.asarray(iris_round, np.float64)
+    fitted = fitted[np.isfinite(fitted)]
+    row["iris_round"] = float(np.median(fitted)) if len(fitted) else None
+    row["iris_round_n"] = int(len(fitted))
     ok = np.isfinite(out_lms[:, :468]).all((1, 2)) & np.isfinite(src_lms[:, :468]).all((1, 2))
     sym = bm.eye_symmetry(src_lms[ok], out_lms[ok]) if ok.any() else float("nan")
     row["sym_all"] = None if np.isnan(sym) else sym
@@ -246,7 +256,8 @@ def main() -> int:
         for name in args.stills:
             rows += run_input(FOOTAGE / name, None, emotions, Path(tmp), sheet)
     cols = ["input", "emotion", "frames", "dP", "P_src", "P_out", "mouth_dark", "real_dark", "mouth_std", "real_std",
-            "holes", "interior_dark", "interior_std", "eye_lum", "lid_shade", "lid_shade_src", "iris_out", "iris_src",
+            "holes", "interior_dark", "interior_std", "eye_lum", "lid_shade", "lid_shade_src", "iris_round",
+            "iris_round_n", "iris_out", "iris_src",
             "sym", "sym_all", "sym_plan", "eye_seen", "sym_mean", "mouth_r",
             "jitter+", "outside", "outside_box", "occl",
             "occl_px"]

@@ -10,7 +10,8 @@ source frame's, ``dst`` the edit's target (the plan's target landmarks, or the e
   the actor's own real open mouths (:func:`real_open_mouth`); a flat black hole has a dark share near 1 and no
   texture (:func:`flat_black_hole`);
 * **eyes**: the newly uncovered area inside the lid contour: its mean luminance over the visible sclera's
-  (:func:`eye_new_area_ratio`); the iris's roundness (:func:`iris_ratio`: vertical/horizontal spread of the dark
+  (:func:`eye_new_area_ratio`); the iris's roundness (:func:`iris_roundness`: an ellipse fitted to the limbus
+  away from the lids, on :func:`frontal` frames; :func:`iris_ratio`: vertical/horizontal spread of the dark
   iris blob in the eye's axes; a stretched iris is > 1, a lid-clipped one < 1); symmetry of the left/right
   eye-opening change (:func:`eye_symmetry`);
 * **speech**: correlation of the mouth opening with the source's (:func:`mouth_opening_r`);
@@ -282,6 +283,71 @@ def iris_ratio(rgb: np.ndarray, lm: np.ndarray, side: str) -> float:
     p = np.stack([xx + 0.5, yy + 0.5], 1)
     p = p - p.mean(0)
     return float(np.sqrt((p @ v).var() / max((p @ u).var(), 1e-9)))
+
+
+def iris_roundness(rgb: np.ndarray, lm: np.ndarray, side: str, min_points: int = 12) -> float:
+    """Roundness of the iris proper, the issue's "fitted ellipse axis ratio": minor over major axis of an ellipse
+    fitted to the limbus (the sub-pixel iso-line halfway between the iris's and the sclera's luminance) where it
+    lies away from the lids (more than 0.1 eye widths inside the lid contour) and near the tracked iris circle
+    (0.6-1.3 radii: not a catchlight, not the lash line). A lid that covers the iris's top or bottom (a real
+    lower lid does, on most people) leaves the side arcs, which still fit the circle: unlike :func:`iris_ratio`
+    it does not read a clipped iris as an oval. A warp's stretched iris reads < 1 the same. NaN where too little
+    limbus shows (a blink, a closed eye, an iris in the corner) or no sclera is seen."""
+    import cv2
+    from skimage.measure import find_contours
+
+    contour, _ = _eye(side)
+    pts = np.asarray(lm, np.float64)[list(contour), :2]
+    c, r = iris_circle(lm, side)
+    width = float(np.linalg.norm(pts[0] - pts[8]))
+    if not (np.isfinite(pts).all() and np.isfinite(r) and r > 1.0 and width > 4.0):
+        return float("nan")
+    pad = int(np.ceil(0.3 * width)) + 2
+    x0, y0 = np.maximum(np.floor(pts.min(0)).astype(int) - pad, 0)
+    x1, y1 = np.ceil(pts.max(0)).astype(int) + pad
+    crop = rgb[y0:y1, x0:x1]
+    local = lm.copy()
+    local[:, 0] -= x0
+    local[:, 1] -= y0
+    eye = polygon_mask(crop.shape, local[list(contour)]).astype(np.uint8)
+    away = cv2.distanceTransform(np.pad(eye, 1), cv2.DIST_L2, 5)[1:-1, 1:-1] > 0.1 * width
+    y = luminance(crop)
+    sclera = sclera_mask(crop.shape, local, side)
+    yy, xx = np.mgrid[:crop.shape[0], :crop.shape[1]]
+    core = (xx + 0.5 - (c[0] - x0)) ** 2 + (yy + 0.5 - (c[1] - y0)) ** 2 < (0.7 * r) ** 2
+    core &= eye.astype(bool)
+    if sclera.sum() < 6 or core.sum() < 6:
+        return float("nan")
+    level = 0.5 * (np.percentile(y[core], 40) + np.median(y[sclera]))
+    found = [k for k in find_contours(y, level)]
+    if not found:
+        return float("nan")
+    p = np.concatenate(found)[:, ::-1] + 0.5                      # (x, y) of pixel centres
+    d = np.hypot(p[:, 0] - (c[0] - x0), p[:, 1] - (c[1] - y0))
+    ix, iy = np.clip(p.astype(int).T, 0, [[crop.shape[1] - 1], [crop.shape[0] - 1]])
+    keep = (d > 0.6 * r) & (d < 1.3 * r) & away[iy, ix]
+    if keep.sum() < min_points:
+        return float("nan")
+    u = (pts[8] - pts[0]) / width
+    across = (p[keep] - (c - [x0, y0])) @ np.array([-u[1], u[0]])
+    along = (p[keep] - (c - [x0, y0])) @ u
+    # both sides of the limbus, each over at least one radius across the eye (a blink's or a slit's few points
+    # along a lid fit any ellipse)
+    for half in (along < 0, along > 0):
+        if half.sum() < min_points // 2 or np.ptp(across[half]) < r:
+            return float("nan")
+    (_, _), (a, b), _ = cv2.fitEllipse(p[keep].astype(np.float32))
+    return float(min(a, b) / max(a, b)) if max(a, b) > 0 else float("nan")
+
+
+def frontal(lm: np.ndarray, min_balance: float = 0.7) -> bool:
+    """A frontal frame: the nose tip sits between the face's sides with the nearer side at least
+    ``min_balance`` of the farther (a head turned ~20 degrees reads ~0.6)."""
+    lm = np.asarray(lm, np.float64)
+    if not np.isfinite(lm[[1, 234, 454], :2]).all():
+        return False
+    a, b = np.linalg.norm(lm[1, :2] - lm[234, :2]), np.linalg.norm(lm[1, :2] - lm[454, :2])
+    return bool(min(a, b) >= min_balance * max(a, b))
 
 
 def eye_opening(lm: np.ndarray) -> np.ndarray:

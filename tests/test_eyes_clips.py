@@ -61,14 +61,24 @@ def test_widened_eyes_on_a_clip_show_eye_white(tmp_path, name, emotion, frames):
     assert np.median(strict) >= 0.7, np.round(strict, 3)
     # the iris: more of it shows than in the source (its dark blob's spread across over along the eye rises from
     # the lid-clipped source's), and it is not stretched (a warped iris reads well above 1). Its roundness proper
-    # (an ellipse fitted to the limbus away from the lids) is test_eyes.py's; this blob also takes in a shaded
-    # eye corner (d3's left eye)
+    # (an ellipse fitted to the limbus away from the lids, below) is also test_eyes.py's; this blob also takes in
+    # a shaded eye corner (d3's left eye)
     iris = np.array([bm.iris_ratio(o, b, side) for o, b in zip(out, d) for side in ("right", "left")])
     iris_src = np.array([bm.iris_ratio(o, a, side) for o, a in zip(src, s) for side in ("right", "left")])
     assert np.nanmax(iris) <= 1.1 and np.nanmedian(iris - iris_src) >= 0.1, (np.round(iris_src, 2), np.round(iris, 2))
+    # the issue's floor: an ellipse fitted to the limbus (away from the lids) on frontal frames
+    fitted = np.array([bm.iris_roundness(o, b, side) for o, a, b in zip(out, s, d) if bm.frontal(a)
+                       for side in ("right", "left")])
+    assert np.isfinite(fitted).sum() >= 4 and np.nanmedian(fitted) >= 0.9, np.round(fitted, 2)
     _, warp, _, _ = _edit(tmp_path, name, emotion, frames, content=WARP_ONLY)
     plain = _ratios(src, warp, s, d)
     assert np.median(plain) < np.median(full) - 0.15, (np.round(plain, 3), np.round(full, 3))
+    # ... and the warp's iris, stretched between the parting lids, reads as the oval it is (WDA: 0.69-0.91,
+    # median 0.85) or shows no limbus on both sides at all (d3)
+    stretched = np.array([bm.iris_roundness(o, b, side) for o, a, b in zip(warp, s, d) if bm.frontal(a)
+                          for side in ("right", "left")])
+    seen = stretched[np.isfinite(stretched)]
+    assert not len(seen) or np.median(seen) < 0.9, (np.round(stretched, 2), np.round(fitted, 2))
 
 
 def test_the_eye_measure_leaves_the_lid_margin_to_the_lid():

@@ -54,6 +54,17 @@ class EyeConfig:
             of, which the warp left in the widened opening as a dark band or a notch at a corner (a real sclera
             there in the lid's shade, a little darker than the render, is covered in part: the output is only ever
             brighter). At (0.5, 0.75) and 0.12 a thin line of people_0's old lash stayed at her inner corners.
+        iris_whole, iris_cover: where a lid moves out by ``iris_whole`` (x W) or more (fading in from 0), the
+            eyeball covers the whole iris disc out to ``iris_cover`` x its radius (fading over half a radius
+            beyond), not only the newly uncovered part: the warp stretches the source's iris (and its lid-shaded
+            top) between the parting lids, and a half-drawn iris shows that stretched middle between round
+            edges. 0: only the new part.
+        iris_own: the drawn iris takes the frame's own iris where its lids leave it (seen round, through the
+            eye's similarity; fading over the lid margin), the model's texture only where the lids covered it
+            (1; 0: the model's texture throughout, paler and softer on a clip whose iris it averages). Where it
+            does, the texture is matched per channel to the iris the frame shows, within ``iris_own_gain``; the
+            frame's own iris is taken out to ``iris_own_reach`` x the radius (fading over 0.1), the limbus beyond
+            is the texture's (round where the eyeball draws it).
         blend: the soft blend from the rendered eyeball to the warped real eye beyond that reach (x W, at least
             ``edge_softness``, at most the lid's local movement, so a lid that did not move gets none).
         min_soft_px: the smallest falloff in plate pixels.
@@ -142,6 +153,11 @@ class EyeConfig:
     reach: float = 0.6
     reach_max: float = 0.08
     blend: float = 0.06
+    iris_whole: float = 0.1
+    iris_cover: float = 1.15
+    iris_own: float = 1.0
+    iris_own_gain: tuple[float, float] = (0.5, 1.5)
+    iris_own_reach: float = 0.85
     lash_depth: float = 0.15
     old_lid: tuple[float, float] = (0.65, 0.9)
     min_soft_px: float = 1.0
@@ -180,7 +196,8 @@ class EyeConfig:
             if not isinstance(value, int) or value < 2:
                 raise InvalidParameterError(f"EyeConfig.{name} must be an integer >= 2, got {value!r}")
         for name in ("lash_margin", "min_opening", "sclera_exclusion", "sclera_floor", "shadow_reach", "iris_ratio_default",
-                     "pupil_ratio_default", "lid_inset", "edge_softness", "reach", "reach_max", "blend", "lash_depth",
+                     "pupil_ratio_default", "lid_inset", "edge_softness", "reach", "reach_max", "blend", "iris_whole",
+                     "iris_cover", "iris_own", "iris_own_reach", "lash_depth",
                      "min_soft_px", "min_coverage", "min_move", "lid_shadow", "lid_shadow_reach", "lower_lid_shadow",
                      "corner_shading", "corner_start", "highlight", "limbus_softness", "catch_margin", "blur", "grain",
                      "iris_detail", "iris_contrast", "seam_min", "seam_reach", "shut_reference", "lid_open_height", "pair_spread",
@@ -197,7 +214,9 @@ class EyeConfig:
         for name in ("lid_shadow", "lower_lid_shadow", "corner_shading", "corner_start", "min_coverage"):
             if getattr(self, name) >= 1:
                 raise InvalidParameterError(f"EyeConfig.{name} must be below 1, got {getattr(self, name)!r}")
-        for name in ("shading_limits", "tint_limits", "colour_match_limits", "seam_limits"):
+        if self.iris_own > 1:
+            raise InvalidParameterError(f"EyeConfig.iris_own must be at most 1, got {self.iris_own!r}")
+        for name in ("shading_limits", "tint_limits", "colour_match_limits", "seam_limits", "iris_own_gain"):
             lo, hi = getattr(self, name)
             if not 0 < lo <= 1 <= hi:
                 raise InvalidParameterError(f"EyeConfig.{name} must be (low <= 1 <= high) with low > 0, "

@@ -125,7 +125,19 @@ class EyeRenderer:
         inside = polygon_mask(poly_t, x0, y0, x1, y1)
         in_s = polygon_mask(poly_s, x0, y0, x1, y1)
         depth = max(min(c.reach * out.max(), c.reach_max * ft.w) + blend, c.lash_depth * ft.w) + 1.5
-        inside &= ~farther_than(in_s, depth, or_equal=True)
+        shallow = ~farther_than(in_s, depth, or_equal=True)
+        # the iris: where the lids open, the whole iris is drawn (round; :meth:`_eyeball` takes the frame's own
+        # iris where the lids left it), not only its newly uncovered part: the warp stretches the source's iris
+        # between the parting lids (and its lid-shaded top with it), and a half-drawn iris shows that stretched
+        # middle between round edges
+        iris = EYES[e][2]
+        iris_c = _similarity(src[[iris[0]]], fs, ft)[0]
+        iris_r = float(np.linalg.norm(src[list(iris[1:])] - src[iris[0]], axis=1).mean()) * ft.w / fs.w
+        whole = 0.0 if c.iris_whole <= 0 else float(smoothstep(out.max() / (c.iris_whole * ft.w)))
+        if whole > 0:
+            yy, xx = np.mgrid[y0:y1, x0:x1]
+            shallow |= np.hypot(xx + 0.5 - iris_c[0], yy + 0.5 - iris_c[1]) < (c.iris_cover + 0.5) * iris_r + soft
+        inside &= shallow
         if valid is not None:
             inside &= np.asarray(valid)[y0:y1, x0:x1] > 0
         rows, cols = np.nonzero(inside)
@@ -160,6 +172,13 @@ class EyeRenderer:
         if valid is not None:
             gate = gate * np.asarray(valid, dtype=np.float64)[rows + y0, cols + x0]
         cov = gate * (1.0 - smoothstep((sd_s - reach) / ramp))
+        if whole > 0:
+            lid = smoothstep((sd_t - inset) / soft + 0.5)
+            if valid is not None:
+                lid = lid * np.asarray(valid, dtype=np.float64)[rows + y0, cols + x0]
+            d_i = np.hypot(pts[:, 0] - iris_c[0], pts[:, 1] - iris_c[1])
+            disc = 1.0 - smoothstep((d_i - c.iris_cover * iris_r) / (0.5 * iris_r + soft) + 0.5)
+            cov = np.maximum(cov, whole * lid * disc)
         # a faint sliver (a lid that moved out by a hair, e.g. at a squinting eye's corner) is no new eyeball:
         # coverage under ``min_coverage`` is dropped, the rest rescaled so it still rises continuously from 0
         cov = (cov - c.min_coverage) / (1.0 - c.min_coverage)
@@ -271,7 +290,7 @@ class EyeRenderer:
         y0 = int(max(min(poly[:, 1].min(), centre[1] - reach), 0))
         x1 = int(min(max(poly[:, 0].max(), centre[0] + reach) + 1, w))
         y1 = int(min(max(poly[:, 1].max(), centre[1] + reach) + 1, h))
-        plain = _Seen(centre, expected, 1.0, 1.0, None, 0, 0, 1.0)
+        plain = _Seen(centre, expected, 1.0, 1.0, None, 0, 0, 1.0, None)
         if x1 - x0 < 3 or y1 - y0 < 3:
             return plain
         distance = EyeDistance(poly, x0, y0, x1, y1)
@@ -339,7 +358,18 @@ class EyeRenderer:
                 if mask.any():       # dilated by a pixel so the spot keeps its soft edge
                     mask = np.maximum(mask, 0.5 * cv2.dilate(mask, np.ones((3, 3), np.uint8)))
                     catch = np.dstack([crop, mask]).astype(np.float32)
-        return _Seen(centre, radius, gain_s, gain_i, catch, x0, y0, confidence)
+        # the iris as the frame shows it where the lids leave it (its own texture, darkness and catchlights), for
+        # the eyeball to draw it round (:meth:`_eyeball`): weight 1 well inside the opening, fading over the lid
+        # margin, inside the limbus (the limbus itself is the texture's, round at the radius the eyeball draws: the
+        # frame's own edge, a pixel in or out, would dent the circle where it meets the texture)
+        shown = None
+        if c.iris_own > 0:
+            soft = max(c.edge_softness * fs.w, c.min_soft_px)
+            inner = 1.0 - smoothstep((dist / radius - c.iris_own_reach) / 0.1 + 0.5)
+            weight = (smoothstep((distance.sd - margin) / soft) * inner).astype(np.float32)
+            if weight.any():
+                shown = np.dstack([crop, c.iris_own * weight]).astype(np.float32)
+        return _Seen(centre, radius, gain_s, gain_i, catch, x0, y0, confidence, shown)
 
     def _eyeball(self, model: EyeModel, texture: np.ndarray, m: int, e: int, dst, pts, seen: "_Seen",
                  fs: EyeFrame, ft: EyeFrame) -> np.ndarray:
@@ -382,6 +412,19 @@ class EyeRenderer:
         my = (dist / radius * rings - 0.5).astype(np.float32)
         iris_px = remap_points(texture, mx, my).reshape(len(pts), -1) * seen.gain_i
         limbus = max(c.limbus_softness * ft.w, 1.0)
+        if seen.shown is not None:      # the frame's own iris where it shows, seen round through the similarity
+            near = dist < radius + limbus
+            if near.any():
+                got = sample(seen.shown, _similarity(pts[near], ft, fs) - [seen.x0, seen.y0])
+                own, weight = got[:, :-1], got[:, -1:]
+                # the texture where the lids covered the iris, matched per channel to the iris the frame shows
+                # (a clip's texture averages many frames: paler and softer than any one)
+                both = (weight[:, 0] > 0.5) & (dist[near] < 0.9 * radius)
+                if both.sum() >= 8:
+                    lo, hi = c.iris_own_gain
+                    gain = own[both].sum(axis=0) / np.maximum(iris_px[near][both].sum(axis=0), 1e-6)
+                    iris_px[near] *= np.clip(gain, lo, hi)
+                iris_px[near] += weight * (own - iris_px[near])
         alpha = smoothstep((radius - dist) / limbus + 0.5)[:, None]      # an anti-aliased limbus
         eye = sclera + alpha * (iris_px - sclera)
         eye *= (upper * lower)[:, None]
@@ -396,8 +439,9 @@ class EyeRenderer:
 
 class _Seen(NamedTuple):
     """What the source frame shows of one eye: iris centre (2,) and radius (pixels), sclera and iris gains, the
-    catchlights (crop colour + weight channel, or None) and that crop's top-left corner, and how sure it is that
-    the tracked opening shows an eye at all (0 on a blink the tracker missed)."""
+    catchlights (crop colour + weight channel, or None) and that crop's top-left corner, how sure it is that
+    the tracked opening shows an eye at all (0 on a blink the tracker missed), and the iris where the lids leave
+    it (crop colour + weight channel, or None)."""
 
     centre: np.ndarray
     radius: float
@@ -407,6 +451,7 @@ class _Seen(NamedTuple):
     x0: int
     y0: int
     confidence: float
+    shown: np.ndarray | None
 
 
 def _similarity(points: np.ndarray, fs: EyeFrame, ft: EyeFrame) -> np.ndarray:
