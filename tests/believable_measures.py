@@ -285,14 +285,19 @@ def iris_ratio(rgb: np.ndarray, lm: np.ndarray, side: str) -> float:
     return float(np.sqrt((p @ v).var() / max((p @ u).var(), 1e-9)))
 
 
-def iris_roundness(rgb: np.ndarray, lm: np.ndarray, side: str, min_points: int = 12) -> float:
+def iris_roundness(rgb: np.ndarray, lm: np.ndarray, side: str, min_points: int = 12,
+                   min_arc: float = 180.0, max_gaze: float = 0.3) -> float:
     """Roundness of the iris proper, the issue's "fitted ellipse axis ratio": minor over major axis of an ellipse
     fitted to the limbus (the sub-pixel iso-line halfway between the iris's and the sclera's luminance) where it
     lies away from the lids (more than 0.1 eye widths inside the lid contour) and near the tracked iris circle
-    (0.6-1.3 radii: not a catchlight, not the lash line). A lid that covers the iris's top or bottom (a real
+    (0.6-1.3 radii: not a catchlight, not the lash line), on the convex hull of those (a catchlight notching the
+    edge is not the limbus). A lid that covers the iris's top or bottom (a real
     lower lid does, on most people) leaves the side arcs, which still fit the circle: unlike :func:`iris_ratio`
-    it does not read a clipped iris as an oval. A warp's stretched iris reads < 1 the same. NaN where too little
-    limbus shows (a blink, a closed eye, an iris in the corner) or no sclera is seen."""
+    it does not read a clipped iris as an oval. A warp's stretched iris reads < 1 the same. NaN where less than
+    ``min_arc`` degrees of the limbus show (a blink, a half-lidded eye, an iris in the corner: an ellipse is not
+    fixed by an arc) or no sclera is seen, and on an eye looking aside (its iris centre more than ``max_gaze`` of
+    the half width from the eye's middle: ~22 degrees, past which the iris is seen obliquely, a real ellipse of
+    ratio cos(gaze): d3 and d12 looking aside, 0.35-0.47)."""
     import cv2
     from skimage.measure import find_contours
 
@@ -301,6 +306,9 @@ def iris_roundness(rgb: np.ndarray, lm: np.ndarray, side: str, min_points: int =
     c, r = iris_circle(lm, side)
     width = float(np.linalg.norm(pts[0] - pts[8]))
     if not (np.isfinite(pts).all() and np.isfinite(r) and r > 1.0 and width > 4.0):
+        return float("nan")
+    gaze = float(np.dot(c - 0.5 * (pts[0] + pts[8]), pts[8] - pts[0])) / (0.5 * width * width)
+    if abs(gaze) > max_gaze:
         return float("nan")
     pad = int(np.ceil(0.3 * width)) + 2
     x0, y0 = np.maximum(np.floor(pts.min(0)).astype(int) - pad, 0)
@@ -328,14 +336,20 @@ def iris_roundness(rgb: np.ndarray, lm: np.ndarray, side: str, min_points: int =
     keep = (d > 0.6 * r) & (d < 1.3 * r) & away[iy, ix]
     if keep.sum() < min_points:
         return float("nan")
-    u = (pts[8] - pts[0]) / width
-    across = (p[keep] - (c - [x0, y0])) @ np.array([-u[1], u[0]])
-    along = (p[keep] - (c - [x0, y0])) @ u
-    # both sides of the limbus, each over at least one radius across the eye (a blink's or a slit's few points
-    # along a lid fit any ellipse)
-    for half in (along < 0, along > 0):
-        if half.sum() < min_points // 2 or np.ptp(across[half]) < r:
-            return float("nan")
+    # the limbus is convex: an iso-line dipping into the iris (a catchlight on its edge, a lash's shadow) is not
+    # part of it; only points on the kept points' convex hull (within ~a pixel) are fitted
+    hull = cv2.convexHull(p[keep].astype(np.float32))
+    on_hull = np.array([cv2.pointPolygonTest(hull, (float(x), float(y)), True) for x, y in p[keep]]) < 0.75
+    keep[np.flatnonzero(keep)[~on_hull]] = False
+    if keep.sum() < min_points:
+        return float("nan")
+    # an ellipse is fixed by its boundary only where enough of it shows: at least ``min_arc`` degrees of the circle
+    # around the tracked centre, in 15-degree sectors (a half-lidded iris's top arc, a blink's few points along a
+    # lid, fit any ellipse; a widened eye's iris under its lower lid shows ~210, stretched 1.25x along the eye 180)
+    rel = p[keep] - (c - [x0, y0])
+    sectors = np.unique((np.mod(np.arctan2(rel[:, 1], rel[:, 0]), 2 * np.pi) / (np.pi / 12)).astype(int))
+    if len(sectors) * 15.0 < min_arc:
+        return float("nan")
     (_, _), (a, b), _ = cv2.fitEllipse(p[keep].astype(np.float32))
     return float(min(a, b) / max(a, b)) if max(a, b) > 0 else float("nan")
 

@@ -193,6 +193,32 @@ def test_a_stretched_iris_reads_as_stretched(stills):
     assert after > 1.3 * before, (before, after)
 
 
+def test_an_oval_iris_reads_as_an_oval(tmp_path):
+    """The iris floor's measure (an ellipse fitted to the limbus away from the lids) reads a widened eye's round
+    iris as round, and the same iris stretched 1.25x along the eye as the oval it then is (1 / 1.25 = 0.8)."""
+    import cv2
+
+    from ned_fx.pipeline import EditInstruction, edit_media, read_analysis
+
+    out = tmp_path / "out.png"
+    edit_media(footage("people_0.png"), out, EditInstruction(emotion="surprised", intensity=1.0),
+               analysis=tmp_path / "a.npz")
+    rgb, lm = _still(out), read_analysis(tmp_path / "a.npz").edited.target_landmarks[0]
+    assert bm.iris_roundness(_still(footage("people_0.png")), lm, "right") != bm.iris_roundness(rgb, lm, "right")
+    before = bm.iris_roundness(rgb, lm, "right")
+    assert before >= 0.9, before
+    c, r = bm.iris_circle(lm, "right")
+    half = int(1.6 * r)
+    x0, y0 = int(c[0]) - half, int(c[1]) - half
+    patch = rgb[y0:y0 + 2 * half, x0:x0 + 2 * half]
+    wide = cv2.resize(patch, (int(2 * half * 1.25), 2 * half), interpolation=cv2.INTER_LINEAR)
+    cut = (wide.shape[1] - 2 * half) // 2
+    oval = rgb.copy()
+    oval[y0:y0 + 2 * half, x0:x0 + 2 * half] = wide[:, cut:cut + 2 * half]
+    after = bm.iris_roundness(oval, lm, "right")
+    assert after < 0.87, (before, after)
+
+
 def test_eye_symmetry():
     rng = np.random.default_rng(1)
     base = _face_like(rng)

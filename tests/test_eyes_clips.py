@@ -73,12 +73,6 @@ def test_widened_eyes_on_a_clip_show_eye_white(tmp_path, name, emotion, frames):
     _, warp, _, _ = _edit(tmp_path, name, emotion, frames, content=WARP_ONLY)
     plain = _ratios(src, warp, s, d)
     assert np.median(plain) < np.median(full) - 0.15, (np.round(plain, 3), np.round(full, 3))
-    # ... and the warp's iris, stretched between the parting lids, reads as the oval it is (WDA: 0.69-0.91,
-    # median 0.85) or shows no limbus on both sides at all (d3)
-    stretched = np.array([bm.iris_roundness(o, b, side) for o, a, b in zip(warp, s, d) if bm.frontal(a)
-                          for side in ("right", "left")])
-    seen = stretched[np.isfinite(stretched)]
-    assert not len(seen) or np.median(seen) < 0.9, (np.round(stretched, 2), np.round(fitted, 2))
 
 
 def test_the_eye_measure_leaves_the_lid_margin_to_the_lid():

@@ -420,9 +420,12 @@ class EyeRenderer:
                 # the texture where the lids covered the iris, matched per channel to the iris the frame shows
                 # (a clip's texture averages many frames: paler and softer than any one)
                 both = (weight[:, 0] > 0.5) & (dist[near] < 0.9 * radius)
+                if both.sum() >= 8:        # no catchlight in the match (it brightened the texture around it)
+                    lum = luminance(own)
+                    both &= lum <= c.highlight * np.median(lum[both])
                 if both.sum() >= 8:
                     lo, hi = c.iris_own_gain
-                    gain = own[both].sum(axis=0) / np.maximum(iris_px[near][both].sum(axis=0), 1e-6)
+                    gain = np.median(own[both], axis=0) / np.maximum(np.median(iris_px[near][both], axis=0), 1e-6)
                     iris_px[near] *= np.clip(gain, lo, hi)
                 iris_px[near] += weight * (own - iris_px[near])
         alpha = smoothstep((radius - dist) / limbus + 0.5)[:, None]      # an anti-aliased limbus
