@@ -497,6 +497,25 @@ def _sides(region, p):
     return across < 0, across > 0
 
 
+def test_a_still_s_double_bridge_keeps_both_bars(shots, detector):
+    """d8's round frames have two bars between the lenses (the bridge and a brow bar over it, ~0.06 IOD apart):
+    the still's glasses cover both (the brows' lift bent the upper one into a squiggle when only one was kept)."""
+    _, _, region, src, _ = shots["d8"][0]
+    mask = detector.find_glasses(region, src, 255.0)
+    assert mask is not None
+    iod, u, v, c = _frame_axes(src)
+    mid = 0.5 * (src[T.RIGHT_EYE[8], :2] + src[T.LEFT_EYE[8], :2])        # between the inner eye corners
+    bars = []
+    for du in np.linspace(-0.04, 0.04, 9) * iod:                           # columns over the nose's bridge
+        depth = np.arange(-0.4, 0.1, 0.002) * iod
+        pts = mid + du * u + depth[:, None] * v
+        hit = mask[np.clip(pts[:, 1].astype(int), 0, mask.shape[0] - 1), np.clip(pts[:, 0].astype(int), 0,
+                                                                              mask.shape[1] - 1)]
+        runs = np.flatnonzero(np.diff(np.concatenate([[0], hit.astype(int), [0]])) == 1)
+        bars.append(len(runs))
+    assert np.median(bars) >= 2, bars
+
+
 def test_a_still_with_glasses_gets_a_model_that_covers_its_rims(d8_model, shots, detector):
     """d8.jpg (one frame, thin metal frames): the rims under both eyes are real thin lines, so the still gets a
     glasses model; mapped back, it covers the dark rim pixels under both eyes and little else. Measured: 0.32 of

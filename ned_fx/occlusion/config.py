@@ -46,6 +46,9 @@ class OcclusionConfig:
             dip at least ``still_dip`` below the cheek on both of their sides (a fraction of the cheek's luma); the
             median rim under each eye decides, and needs ``still_accept`` times that dip (d8's rims: 1.0-1.2 times
             from full size down to half; faces without glasses made no pair of rims that got this far).
+        bridge_pair: on one frame alone, a second bridge bar (a double bridge) is looked for within this far (x
+            IOD) above or below the first one found (d8's round frames: a brow bar 0.06 IOD over the bridge, which
+            the brows' lift bent into a squiggle while the bridge under it stayed).
         still_support: ... from a lens pair with this much support (see ``lens_support``; the rims' check is
             what tells glasses from a face's own lines there); only the lines within ``still_corridor`` (x IOD)
             of the traced outlines are kept (the rest, hair and folds, cannot be told from the face on one frame) ...
@@ -127,6 +130,7 @@ class OcclusionConfig:
     still_lower: float = 0.5
     still_dip: float = 0.1
     still_accept: float = 0.75
+    bridge_pair: float = 0.15
     still_iod: tuple[float, ...] = (128.0, 112.0, 144.0)
     still_support: float = 0.3
     still_corridor: float = 0.04
@@ -190,7 +194,7 @@ class OcclusionConfig:
         for name in ("min_line_length", "max_line_width", "band_above", "band_below", "band_side", "eye_margin",
                      "crease", "lower_crease",
                      "brow_margin", "lens_corridor", "still_corridor", "hair_inset", "feature_margin", "min_hair_area",
-                     "hair_close", "hair_softness"):
+                     "hair_close", "hair_softness", "bridge_pair"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise InvalidParameterError(f"{name} must be between 0 and 1 (x IOD), got {value}")

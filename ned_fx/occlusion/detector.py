@@ -430,8 +430,7 @@ class OcclusionDetector:
                                       thickness=max(1, int(round(2 * cfg.still_corridor * s_iod))))
                         cv2.polylines(rim_px, [px[run]], False, 1, thickness=cfg.rim_width, lineType=cv2.LINE_8,
                                       shift=_SHIFT)
-                bridge = _bridge(grey, rims, p, s_iod, cfg)
-                if bridge is not None:
+                for bridge in _bridge(grey, rims, p, s_iod, cfg):
                     cv2.polylines(rim_px, [np.rint((bridge - 0.5) * (1 << _SHIFT)).astype(np.int32)], False, 1,
                                   thickness=cfg.rim_width, lineType=cv2.LINE_8, shift=_SHIFT)
                 found = ((lines & along) | rim_px).astype(np.float32)
@@ -867,18 +866,19 @@ def _closed_runs(ok: np.ndarray) -> list[np.ndarray]:
     return [r for r in runs if len(r) > 1]
 
 
-def _bridge(grey: np.ndarray, rims: list, p: np.ndarray, iod: float, cfg: OcclusionConfig) -> np.ndarray | None:
-    """The bridge between two traced lenses on one frame (Nx2 points, working pixels), or None: across the gap
-    between the lenses' inner sides, from above their tops down to their centres, the darkest thin line (across
-    the face's vertical) of each column, kept when most columns find one (dipping ``still_dip`` below the brighter
-    of its sides) at about the same height. Over the nose the face draws no such line."""
+def _bridge(grey: np.ndarray, rims: list, p: np.ndarray, iod: float, cfg: OcclusionConfig) -> list[np.ndarray]:
+    """The bridge between two traced lenses on one frame (its bars, Nx2 points each, working pixels; none: []):
+    across the gap between the lenses' inner sides, from above their tops down to their centres, the darkest thin
+    line (across the face's vertical) of each column, kept when most columns find one (dipping ``still_dip`` below
+    the brighter of its sides) at about the same height; then a second such line within ``bridge_pair`` IOD of it
+    (a double bridge). Over the nose the face draws no such line."""
     import cv2
 
     u, v, mid = _face_axes(p)
     (_, r0, _), (_, r1, _) = rims                                  # the right eye's lens (image left), then the left's
     x0, x1 = float(((r0 - mid) @ u).max()), float(((r1 - mid) @ u).min())
     if x1 - x0 < 0.05 * iod:
-        return None
+        return []
     top = float(min(((r0 - mid) @ v).min(), ((r1 - mid) @ v).min())) - 0.05 * iod
     bottom = float(0.5 * (((r0 - mid) @ v).mean() + ((r1 - mid) @ v).mean()))
     cols = np.arange(x0, x1, 0.5)
@@ -892,14 +892,26 @@ def _bridge(grey: np.ndarray, rims: list, p: np.ndarray, iod: float, cfg: Occlus
                   borderMode=cv2.BORDER_REPLICATE).reshape(len(cols), len(rows), 3)
     side = np.minimum(g[..., 0], g[..., 2])
     dip = np.where(side > 0, 1.0 - g[..., 1] / np.maximum(side, 1e-6), 0.0)
-    best = np.argmax(dip, axis=1)
-    strength = dip[np.arange(len(cols)), best]
-    level = rows[best]
-    ok = strength >= cfg.still_dip
-    if ok.mean() < 0.6:
-        return None
-    ok &= np.abs(level - np.median(level[ok])) <= 0.05 * iod
-    if ok.mean() < 0.6:
-        return None
-    return mid + cols[ok, None] * u + level[ok, None] * v
+
+    def bar(dip):
+        best = np.argmax(dip, axis=1)
+        strength = dip[np.arange(len(cols)), best]
+        level = rows[best]
+        ok = strength >= cfg.still_dip
+        if ok.mean() < 0.6:
+            return None
+        at = np.median(level[ok])
+        ok &= np.abs(level - at) <= 0.05 * iod
+        if ok.mean() < 0.6:
+            return None
+        return at, mid + cols[ok, None] * u + level[ok, None] * v
+
+    first = bar(dip)
+    if first is None:
+        return []
+    # a double bridge (a brow bar over the bridge, d8's round frames): a second such line near the first, the
+    # first's own rows (its line and its blur) left out
+    off = np.abs(rows - first[0])
+    second = bar(np.where(((off > 0.04 * iod) & (off <= cfg.bridge_pair * iod))[None], dip, 0.0))
+    return [first[1]] + ([] if second is None else [second[1]])
 
