@@ -134,9 +134,13 @@ class EyeRenderer:
         iris_c = _similarity(src[[iris[0]]], fs, ft)[0]
         iris_r = float(np.linalg.norm(src[list(iris[1:])] - src[iris[0]], axis=1).mean()) * ft.w / fs.w
         whole = 0.0 if c.iris_whole <= 0 else float(smoothstep(out.max() / (c.iris_whole * ft.w)))
-        if whole > 0:
-            yy, xx = np.mgrid[y0:y1, x0:x1]
-            shallow |= np.hypot(xx + 0.5 - iris_c[0], yy + 0.5 - iris_c[1]) < (c.iris_cover + 0.5) * iris_r + soft
+        if whole > 0:           # the disc's own box only
+            reach_i = (c.iris_cover + 0.5) * iris_r + soft
+            bx0, by0 = max(int(iris_c[0] - reach_i) - x0, 0), max(int(iris_c[1] - reach_i) - y0, 0)
+            bx1, by1 = min(int(iris_c[0] + reach_i) + 2 - x0, x1 - x0), min(int(iris_c[1] + reach_i) + 2 - y0, y1 - y0)
+            if bx1 > bx0 and by1 > by0:
+                yy, xx = np.mgrid[by0 + y0:by1 + y0, bx0 + x0:bx1 + x0]
+                shallow[by0:by1, bx0:bx1] |= np.hypot(xx + 0.5 - iris_c[0], yy + 0.5 - iris_c[1]) < reach_i
         inside &= shallow
         if valid is not None:
             inside &= np.asarray(valid)[y0:y1, x0:x1] > 0
