@@ -5,7 +5,8 @@
 
 For each input it runs the main job through the pipeline API (``ned_fx.pipeline.edit_media``, the same call as
 ``ned-fx edit``) on the first ``--frames`` frames of each clip (a PNG sequence output, so the plate is measured
-losslessly; the analysis file gives the plan's target landmarks), re-tracks the output with our tracker, and
+losslessly; the analysis file gives the plan's target landmarks, as the renderer draws them: a shut eye's lids
+held), re-tracks the output with our tracker, and
 measures (tests/believable_measures.py, tests/fer_classifier.py):
 
 * dP: P(target) of an independent FER2013 classifier (fer's published model, run in torch), output minus source,
@@ -184,7 +185,7 @@ def measure(name, src_frames, out_frames, src_lms, dst_lms, out_lms, emotion, re
 def run_input(path: Path, frames: str | None, emotions, tmp: Path, sheet: Path | None) -> list[dict]:
     import believable_measures as bm
 
-    from ned_fx.pipeline import EditInstruction, edit_media, read_analysis, track_media
+    from ned_fx.pipeline import EditInstruction, ShotRenderer, edit_media, read_analysis, track_media
 
     still = frames is None
     src_frames = decode(path, frames)
@@ -198,7 +199,9 @@ def run_input(path: Path, frames: str | None, emotions, tmp: Path, sheet: Path |
         analysis = out.parent / "analysis.npz"
         edit_media(path, out, EditInstruction(emotion=emotion, intensity=1.0), frames=frames, analysis=analysis)
         shot = read_analysis(analysis)
-        dst_lms = shot.edited.target_landmarks
+        # the targets the renderer drew: the plan with a shut eye's lids held where the source has them (a blink
+        # or wink the tracker follows open, ``ShotModels.eyes_open``) and a hidden frown's brows lifted as drawn
+        dst_lms = ShotRenderer(shot.track, shot.edited, models=shot.models).edited.target_landmarks
         occl = occluder_masks(src_frames, src_lms, dst_lms, getattr(shot.models, "glasses", None))
         out_frames = decode(out if still else out.parent / "out.%04d.png")
         out_lms = track_media(out if still else out.parent / "out.%04d.png").landmarks

@@ -286,7 +286,7 @@ def iris_ratio(rgb: np.ndarray, lm: np.ndarray, side: str) -> float:
 
 
 def iris_roundness(rgb: np.ndarray, lm: np.ndarray, side: str, min_points: int = 12,
-                   min_arc: float = 180.0, max_gaze: float = 0.3) -> float:
+                   min_arc: float = 180.0, max_gaze: float = 0.3, min_gap: float = 1.6) -> float:
     """Roundness of the iris proper, the issue's "fitted ellipse axis ratio": minor over major axis of an ellipse
     fitted to the limbus (the sub-pixel iso-line halfway between the iris's and the sclera's luminance) where it
     lies away from the lids (more than 0.1 eye widths inside the lid contour) and near the tracked iris circle
@@ -297,7 +297,8 @@ def iris_roundness(rgb: np.ndarray, lm: np.ndarray, side: str, min_points: int =
     ``min_arc`` degrees of the limbus show (a blink, a half-lidded eye, an iris in the corner: an ellipse is not
     fixed by an arc) or no sclera is seen, and on an eye looking aside (its iris centre more than ``max_gaze`` of
     the half width from the eye's middle: ~22 degrees, past which the iris is seen obliquely, a real ellipse of
-    ratio cos(gaze): d3 and d12 looking aside, 0.35-0.47)."""
+    ratio cos(gaze): d3 and d12 looking aside, 0.35-0.47), or with the lids less than ``min_gap`` iris radii apart
+    (a blink's onset, a squint: no round iris shows between them, and the iso-line runs along the lids)."""
     import cv2
     from skimage.measure import find_contours
 
@@ -309,6 +310,9 @@ def iris_roundness(rgb: np.ndarray, lm: np.ndarray, side: str, min_points: int =
         return float("nan")
     gaze = float(np.dot(c - 0.5 * (pts[0] + pts[8]), pts[8] - pts[0])) / (0.5 * width * width)
     if abs(gaze) > max_gaze:
+        return float("nan")
+    upper, lower = RIGHT_LIDS if side == "right" else LEFT_LIDS
+    if np.linalg.norm(lm[upper, :2] - lm[lower, :2]) < min_gap * r:     # the lids hide most of the iris
         return float("nan")
     pad = int(np.ceil(0.3 * width)) + 2
     x0, y0 = np.maximum(np.floor(pts.min(0)).astype(int) - pad, 0)
