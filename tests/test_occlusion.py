@@ -516,6 +516,26 @@ def test_a_still_s_double_bridge_keeps_both_bars(shots, detector):
     assert np.median(bars) >= 2, bars
 
 
+def test_a_still_s_bridge_bar_stays_where_it_meets_the_lens(tmp_path):
+    """d8 sad: the brow bar over the bridge runs on into his left lens's top beside the inner end of his left brow;
+    kept only between the lenses, the brows' lift bent it into a hook there (mean change 10 code values within
+    0.08 IOD of the brow's inner corner; kept on into the lens and up the lens's inner side between the brows:
+    4.3)."""
+    from ned_fx.media import open_media, to_display_rgb8
+    from ned_fx.pipeline import EditInstruction, edit_media, track_media
+
+    out = tmp_path / "sad.png"
+    edit_media(footage("d8.jpg"), out, EditInstruction(emotion="sad", intensity=1.0))
+    lm = track_media(footage("d8.jpg")).landmarks[0]
+    with open_media(footage("d8.jpg")) as a, open_media(out) as b:
+        before, after = (to_display_rgb8(next(iter(m))).astype(np.int16) for m in (a, b))
+    iod = float(np.linalg.norm(lm[33, :2] - lm[263, :2]))
+    yy, xx = np.mgrid[0:before.shape[0], 0:before.shape[1]] + 0.5
+    corner = np.hypot(xx - lm[285, 0], yy - lm[285, 1]) < 0.08 * iod
+    change = np.abs(after - before).max(axis=-1)[corner]
+    assert change.mean() < 6.5, change.mean()
+
+
 def test_a_still_with_glasses_gets_a_model_that_covers_its_rims(d8_model, shots, detector):
     """d8.jpg (one frame, thin metal frames): the rims under both eyes are real thin lines, so the still gets a
     glasses model; mapped back, it covers the dark rim pixels under both eyes and little else. Measured: 0.32 of

@@ -48,7 +48,11 @@ class OcclusionConfig:
             from full size down to half; faces without glasses made no pair of rims that got this far).
         bridge_pair: on one frame alone, a second bridge bar (a double bridge) is looked for within this far (x
             IOD) above or below the first one found (d8's round frames: a brow bar 0.06 IOD over the bridge, which
-            the brows' lift bent into a squiggle while the bridge under it stayed).
+            the brows' lift bent into a squiggle while the bridge under it stayed); it is followed on past the
+            lenses' inner sides for up to ``bridge_pair_reach`` (x IOD) where it goes on (into the lens tops).
+        glabella_margin: on one frame alone the rims are kept only below the brows (a fringe's strand is a thin
+            line too), except between the brows' inner ends and this far (x IOD) outside them, where a rim runs
+            up to the bridge (d8's lens tops bent there with the brows).
         still_support: ... from a lens pair with this much support (see ``lens_support``; the rims' check is
             what tells glasses from a face's own lines there); only the lines within ``still_corridor`` (x IOD)
             of the traced outlines are kept (the rest, hair and folds, cannot be told from the face on one frame) ...
@@ -131,6 +135,8 @@ class OcclusionConfig:
     still_dip: float = 0.1
     still_accept: float = 0.75
     bridge_pair: float = 0.15
+    bridge_pair_reach: float = 0.1
+    glabella_margin: float = 0.05
     still_iod: tuple[float, ...] = (128.0, 112.0, 144.0)
     still_support: float = 0.3
     still_corridor: float = 0.04
@@ -194,7 +200,8 @@ class OcclusionConfig:
         for name in ("min_line_length", "max_line_width", "band_above", "band_below", "band_side", "eye_margin",
                      "crease", "lower_crease",
                      "brow_margin", "lens_corridor", "still_corridor", "hair_inset", "feature_margin", "min_hair_area",
-                     "hair_close", "hair_softness", "bridge_pair"):
+                     "hair_close", "hair_softness", "bridge_pair", "bridge_pair_reach",
+                     "glabella_margin"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise InvalidParameterError(f"{name} must be between 0 and 1 (x IOD), got {value}")

@@ -423,7 +423,9 @@ class OcclusionDetector:
                 along = np.zeros_like(lines)
                 rim_px = np.zeros_like(lines)
                 for rim in rims:
-                    ok = _rim_lines(grey, rim, s_iod, cfg) & ~_above_brows(rim[1], p)
+                    # ... except between the brows, where a rim runs up to the bridge and no brow is there
+                    ok = _rim_lines(grey, rim, s_iod, cfg) & (~_above_brows(rim[1], p)
+                                                              | _over_glabella(rim[1], p, cfg.glabella_margin * s_iod))
                     px = np.rint((rim[1] - 0.5) * (1 << _SHIFT)).astype(np.int32)
                     for run in _closed_runs(ok):
                         cv2.polylines(along, [px[run]], False, 1, lineType=cv2.LINE_8, shift=_SHIFT,
@@ -759,6 +761,14 @@ def _face_axes(p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return u, v, mid
 
 
+def _over_glabella(pts: np.ndarray, p: np.ndarray, margin: float) -> np.ndarray:
+    """Which of ``pts`` (Nx2) lie between the brows' inner ends (plus ``margin`` pixels outwards), for landmarks
+    ``p`` in the same pixels: no brow there to take for a rim."""
+    u, _, mid = _face_axes(p)
+    inner = np.abs((p[[55, 285]] - mid) @ u).min()                 # the brows' inner lower corners
+    return np.abs((pts - mid) @ u) < inner + margin
+
+
 def _above_brows(pts: np.ndarray, p: np.ndarray) -> np.ndarray:
     """Which of ``pts`` (Nx2) lie above the brows' lower edges (the line through them, carried on flat past their
     ends), for landmarks ``p`` in the same pixels."""
@@ -881,7 +891,9 @@ def _bridge(grey: np.ndarray, rims: list, p: np.ndarray, iod: float, cfg: Occlus
         return []
     top = float(min(((r0 - mid) @ v).min(), ((r1 - mid) @ v).min())) - 0.05 * iod
     bottom = float(0.5 * (((r0 - mid) @ v).mean() + ((r1 - mid) @ v).mean()))
-    cols = np.arange(x0, x1, 0.5)
+    ext = cfg.bridge_pair_reach * iod                             # the second bar runs on into the lens tops
+    cols = np.arange(x0 - ext, x1 + ext, 0.5)
+    central = (cols >= x0) & (cols < x1)
     rows = np.arange(top, bottom, 0.5)
     k = max(1.5, 0.02 * iod)
     depth = rows[None, :, None, None] + np.array([-k, 0.0, k])[None, None, :, None]
@@ -893,25 +905,36 @@ def _bridge(grey: np.ndarray, rims: list, p: np.ndarray, iod: float, cfg: Occlus
     side = np.minimum(g[..., 0], g[..., 2])
     dip = np.where(side > 0, 1.0 - g[..., 1] / np.maximum(side, 1e-6), 0.0)
 
-    def bar(dip):
+    def bar(dip, where):
+        """The line over the columns ``where`` (most of those between the lenses find it), or None."""
         best = np.argmax(dip, axis=1)
         strength = dip[np.arange(len(cols)), best]
         level = rows[best]
-        ok = strength >= cfg.still_dip
-        if ok.mean() < 0.6:
+        ok = (strength >= cfg.still_dip) & where
+        if ok[central].mean() < 0.6:
             return None
-        at = np.median(level[ok])
+        at = np.median(level[ok & central])
         ok &= np.abs(level - at) <= 0.05 * iod
-        if ok.mean() < 0.6:
+        if ok[central].mean() < 0.6:
             return None
-        return at, mid + cols[ok, None] * u + level[ok, None] * v
+        # beyond the lenses' inner sides only the line's own continuation: runs joined to the central part
+        run = ok.copy()
+        inside = np.flatnonzero(ok & central)
+        lo, hi = inside.min(), inside.max()
+        left = np.flatnonzero(~ok[:lo])
+        run[: (left.max() + 1 if len(left) else 0)] = False
+        right = np.flatnonzero(~ok[hi + 1:])
+        if len(right):
+            run[hi + 1 + right.min():] = False
+        return at, mid + cols[run, None] * u + level[run, None] * v
 
-    first = bar(dip)
+    first = bar(dip, central)
     if first is None:
         return []
     # a double bridge (a brow bar over the bridge, d8's round frames): a second such line near the first, the
-    # first's own rows (its line and its blur) left out
+    # first's own rows (its line and its blur) left out; it runs on into the lenses' tops
     off = np.abs(rows - first[0])
-    second = bar(np.where(((off > 0.04 * iod) & (off <= cfg.bridge_pair * iod))[None], dip, 0.0))
+    second = bar(np.where(((off > 0.04 * iod) & (off <= cfg.bridge_pair * iod))[None], dip, 0.0),
+                 np.ones(len(cols), bool))
     return [first[1]] + ([] if second is None else [second[1]])
 
