@@ -18,6 +18,8 @@ measures (tests/believable_measures.py, tests/fer_classifier.py):
   inner-lip polygon on those frames (measured as the actor's real open mouths are: a thin new crescent of lower
   teeth is uniform by nature, so its own std is not comparable with a whole open mouth's);
 * eye_lum: mean luminance of the newly uncovered eye area over the visible sclera's (median over frames and eyes);
+  it takes in the iris top a raised lid uncovers (dark, as it should be); eye_white: the same for the new white
+  alone (``exclude_iris``: outside the iris disc x 1.15, the old lid line left out);
   lid_shade / lid_shade_src: where an eye widened, its white 0.06-0.12 eye widths under the upper lid over its
   brightest sclera, edited / source (``believable_measures.lid_shade``; real eyes 0.70-0.91, a flat white ~1);
   iris_round: the issue's iris floor (>= 0.9): minor/major axis of an ellipse fitted to the limbus away from the
@@ -107,7 +109,7 @@ def measure(name, src_frames, out_frames, src_lms, dst_lms, out_lms, emotion, re
 
     emo = bm.p_target_gain(src_frames, out_frames, src_lms, emotion)
     mouth, eye_ratios, iris_out, iris_src, outside, outside_box, occl_max, occl_px = [], [], [], [], [], [], [], []
-    whole, shade_out, shade_src, iris_round = [], [], [], []
+    whole, shade_out, shade_src, iris_round, white_ratios = [], [], [], [], []
     for i, (s, o, a, b) in enumerate(zip(src_frames, out_frames, src_lms, dst_lms)):
         if not (np.isfinite(a[:468]).all() and np.isfinite(b[:468]).all()):
             continue
@@ -123,6 +125,9 @@ def measure(name, src_frames, out_frames, src_lms, dst_lms, out_lms, emotion, re
             e = bm.eye_new_area_ratio(s, o, a, b, side)
             if np.isfinite(e["ratio"]):
                 eye_ratios.append(e["ratio"])
+                white = bm.eye_new_area_ratio(s, o, a, b, side, exclude_iris=True)["ratio"]
+                if np.isfinite(white):
+                    white_ratios.append(white)
                 shade_out.append(bm.lid_shade(o, b, side))      # where the eye widened: its new white's shade
                 shade_src.append(bm.lid_shade(s, a, side))
             iris_out.append(bm.iris_ratio(o, b, side))
@@ -150,6 +155,7 @@ def measure(name, src_frames, out_frames, src_lms, dst_lms, out_lms, emotion, re
         row.update(real_dark=real["dark_share"], real_std=real["std"])
     row["eye_lum"] = float(np.median(eye_ratios)) if eye_ratios else None
     row["eye_new_n"] = len(eye_ratios)
+    row["eye_white"] = float(np.median(white_ratios)) if white_ratios else None
     row["lid_shade"] = float(np.nanmedian(shade_out)) if np.isfinite(shade_out).any() else None
     row["lid_shade_src"] = float(np.nanmedian(shade_src)) if np.isfinite(shade_src).any() else None
     row["iris_out"] = float(np.nanmedian(iris_out)) if np.isfinite(iris_out).any() else None
@@ -259,8 +265,8 @@ def main() -> int:
         for name in args.stills:
             rows += run_input(FOOTAGE / name, None, emotions, Path(tmp), sheet)
     cols = ["input", "emotion", "frames", "dP", "P_src", "P_out", "mouth_dark", "real_dark", "mouth_std", "real_std",
-            "holes", "interior_dark", "interior_std", "eye_lum", "lid_shade", "lid_shade_src", "iris_round",
-            "iris_round_n", "iris_out", "iris_src",
+            "holes", "interior_dark", "interior_std", "eye_lum", "eye_white", "lid_shade", "lid_shade_src",
+            "iris_round", "iris_round_n", "iris_out", "iris_src",
             "sym", "sym_all", "sym_plan", "eye_seen", "sym_mean", "mouth_r",
             "jitter+", "outside", "outside_box", "occl",
             "occl_px"]
