@@ -23,7 +23,8 @@ measures (tests/believable_measures.py, tests/fer_classifier.py):
   lid_shade / lid_shade_src: where an eye widened, its white 0.06-0.12 eye widths under the upper lid over its
   brightest sclera, edited / source (``believable_measures.lid_shade``; real eyes 0.70-0.91, a flat white ~1);
   iris_round: the issue's iris floor (>= 0.9): minor/major axis of an ellipse fitted to the limbus away from the
-  lids, median over frontal frames where enough of it shows (iris_round_n eyes; a blink or a narrowed eye shows
+  lids, median over frontal frames whose eye the edit widens (by >= 0.02 IOD: elsewhere it is the source's iris
+  behind the source's lids) where enough of it shows (iris_round_n eyes; a blink or a narrowed eye shows
   too little: blank) (``believable_measures.iris_roundness``);
   iris_out / iris_src: the dark iris blob's spread across over along the eye (< 1 where a lid clips it, which a
   real lower lid does; > 1 = stretched);
@@ -121,7 +122,8 @@ def measure(name, src_frames, out_frames, src_lms, dst_lms, out_lms, emotion, re
         if m["n"] >= 20 and opens:
             mouth.append(m)
             whole.append(bm.mouth_interior(o, b))
-        for side in ("right", "left"):
+        widened = (bm.eye_opening(b[None]) - bm.eye_opening(a[None]))[0] >= 0.02      # per eye, IOD
+        for j, side in enumerate(("right", "left")):
             e = bm.eye_new_area_ratio(s, o, a, b, side)
             if np.isfinite(e["ratio"]):
                 eye_ratios.append(e["ratio"])
@@ -132,7 +134,7 @@ def measure(name, src_frames, out_frames, src_lms, dst_lms, out_lms, emotion, re
                 shade_src.append(bm.lid_shade(s, a, side))
             iris_out.append(bm.iris_ratio(o, b, side))
             iris_src.append(bm.iris_ratio(s, a, side))
-            if bm.frontal(a):
+            if bm.frontal(a) and widened[j]:
                 iris_round.append(bm.iris_roundness(o, b, side))
         outside.append(bm.outside_face_change(s, o, a, b)["max_abs"])
         outside_box.append(_outside_box_change(s, o, a, b))
