@@ -472,6 +472,31 @@ def test_raised_lids_clear_the_iris(shot, emotion):
         assert (plain < 0.1).mean() > 0.05 and (boosted >= 0.1).mean() > (plain >= 0.1).mean()
 
 
+def test_the_lids_grow_at_half_rate_past_intensity_1():
+    """Past intensity 1 the upper lid's raise (AU5 > 0) grows at ``ManipulatorConfig.lid_exaggeration`` (0.5) of
+    the rest's rate: at 1.5 the astronaut's surprise made round doll's eyes. At 1 the plan is the same bit for bit;
+    at 1.5 surprise opens the lids less than at the full rate (still more than at 1), sadness's droop is as it
+    was, and the brows move as much."""
+    track = _astronaut()
+    fit = M.fit_track(track)
+    full = M.ManipulatorConfig(lid_exaggeration=1.0)
+    for emotion in ("surprised", "sad"):
+        at1 = M.manipulate(track, emotion, 1.0, fit=fit)
+        np.testing.assert_array_equal(at1.target_landmarks,
+                                      M.manipulate(track, emotion, 1.0, fit=fit, config=full).target_landmarks)
+        damped = M.manipulate(track, emotion, 1.5, fit=fit)
+        undamped = M.manipulate(track, emotion, 1.5, fit=fit, config=full)
+        lid = lambda e: _lid_over_pupil(e, e.target_landmarks).mean()             # the upper lids' height
+        heights = (lid(at1), lid(damped), lid(undamped))
+        if emotion == "surprised":
+            assert heights[0] < heights[1] < heights[2] - 0.05, heights
+        else:
+            np.testing.assert_array_equal(damped.target_landmarks, undamped.target_landmarks)
+        brows = list(E.both_sides(E.BROW_INNER_R))
+        np.testing.assert_allclose(damped.target_landmarks[0, brows, 1], undamped.target_landmarks[0, brows, 1],
+                                   atol=0.25)
+
+
 def test_a_glare_keeps_the_pupil_of_an_eye_looking_up():
     """d3 looks up wide-eyed over frames 294-353 (white below the iris): angry takes her raised lids away, and
     with them the lid came down to the iris centre (pale slits of white under pressed brows, the pupil gone).

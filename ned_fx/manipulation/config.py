@@ -103,6 +103,9 @@ class ManipulatorConfig:
             the iris is what reads). 0: the style's raise as authored.
         lid_iris_clearance: see ``lid_iris_boost``.
         max_intensity: largest intensity accepted (1 = the prototype, above = exaggeration).
+        lid_exaggeration: past intensity 1, the upper lid's raise (AU5 > 0) grows at this share of the rest's
+            rate (surprise at 1.5 raises the lids 1.25x its 1): at the full rate the lids made round doll's eyes
+            of surprise and fear at 1.5. A droop (sadness) is not damped. 1: as the rest.
         default_fps: frame rate assumed for tracks that have none (stills).
         lip_correction_radius: inter-ocular units; reach of the correction that keeps the inner-lip gap (mouth
             opening) of the source under emotion offsets.
@@ -143,6 +146,7 @@ class ManipulatorConfig:
     lip_seal: tuple[float, float] = (0.25, 0.6)
     lid_iris_boost: float = 0.6
     lid_iris_clearance: float = 0.15
+    lid_exaggeration: float = 0.5
     max_intensity: float = 1.5
     default_fps: float = 25.0
     lip_correction_radius: float = 0.07
@@ -162,6 +166,8 @@ class ManipulatorConfig:
         lo, hi = (float(v) for v in self.lip_seal)
         if not (0.0 <= lo <= hi <= 1.0):
             raise InvalidParameterError(f"lip_seal must be (lo, hi) with 0 <= lo <= hi <= 1, got {self.lip_seal}")
+        if not 0.0 <= self.lid_exaggeration <= 1.0:
+            raise InvalidParameterError(f"lid_exaggeration must be in [0, 1], got {self.lid_exaggeration}")
         if not 0.0 <= self.pupil_droop <= 2.0:
             raise InvalidParameterError(f"pupil_droop must be in [0, 2], got {self.pupil_droop}")
         for name in ("brow_lid_gap", "lid_opening_kept", "pupil_kept"):

@@ -418,6 +418,24 @@ def _face_up(lm: np.ndarray) -> np.ndarray:
     return up / np.maximum(np.linalg.norm(up, axis=1, keepdims=True), 1e-9)
 
 
+def _damp_lid_exaggeration(pattern: np.ndarray, intensity: np.ndarray, names, share: float) -> np.ndarray:
+    """``pattern`` (F x K, intensity x style) with the upper lid's raise (AU5 > 0) past intensity 1 grown at
+    ``share`` of the rate (1: as the rest): at 1.5 surprise's and fear's lids opened into round doll's eyes, while
+    the brows and mouth at 1.5 read strong, not grotesque. Intensities up to 1 are untouched, and so is a droop
+    (sadness's heavy lids at 1.5 are held by ``lid_opening_kept``; damped, the guard's eroded share let d12's
+    blink onsets close further)."""
+    if share >= 1.0 or "AU5" not in names:
+        return pattern
+    inten = np.asarray(intensity, np.float64)
+    k = list(names).index("AU5")
+    over = (inten > 1.0) & (np.asarray(pattern)[:, k] > 0)
+    if not over.any():
+        return pattern
+    out = np.array(pattern, copy=True)
+    out[over, k] *= (1.0 + share * (inten[over] - 1.0)) / inten[over]
+    return out
+
+
 def _lid_clears_iris(landmarks: np.ndarray, linear: np.ndarray | None, basis, src: np.ndarray,
                      target: np.ndarray, pattern: np.ndarray, found: np.ndarray, fps: float,
                      config: ManipulatorConfig) -> np.ndarray:
@@ -823,6 +841,7 @@ def manipulate(track, emotion: str | Mapping[str, float] | None = None, intensit
         else:
             inten = np.full(f, intensity)
         pattern = inten[:, None] * style[None]
+    pattern = _damp_lid_exaggeration(pattern, inten, basis.names, config.lid_exaggeration)
     speaking = speech_frames(shapes, fps, config)
     share = float(np.mean(speaking[found])) if found.sum() >= 3 else 0.0
     talking = share >= config.talking_fraction
