@@ -544,6 +544,23 @@ def test_a_drooping_style_lets_the_lid_go_in_proportion():
     np.testing.assert_array_equal(lids("sad", 0.25), lids("sad", 1e-6))      # sad at 1: free, as before
 
 
+def test_a_still_s_gasp_stays_under_a_style_that_opens_the_mouth():
+    """d19 gasps (a still: his open mouth is expression, not speech). A style that opens the mouth itself keeps a
+    wider mouth as it is (surprised at 1 had closed it to its own standard jaw, the gasp gone from a surprised
+    face); neutral and sad still close it."""
+    from ned_fx import topology as T
+
+    track, fit = _shot("d19.jpg")
+    src = track.landmarks[0]
+    gap = lambda lm: float(T.mouth_opening(lm) / T.inter_ocular(lm))
+    for emotion in ("surprised", "fearful"):
+        got = gap(M.manipulate(track, emotion, 1.0, fit=fit).target_landmarks[0])
+        assert got >= 0.9 * gap(src), (emotion, gap(src), got)
+    for emotion in ("neutral", "sad"):
+        got = gap(M.manipulate(track, emotion, 1.0, fit=fit).target_landmarks[0])
+        assert got <= 0.6 * gap(src), (emotion, gap(src), got)
+
+
 def test_a_still_s_closed_smile_seals_its_lips():
     """Neutral and sad take the astronaut's open smile away; her estimated neutral keeps a relaxed neutral's
     parted lips (0.032 IOD at the centre: a line of teeth between her lips in the picture). A closing edit that

@@ -672,7 +672,8 @@ def _still_speech(src: np.ndarray, intensity: np.ndarray, gate: np.ndarray, regi
     (the engine keeps them: on a clip they are the line being spoken) — less where a smile parted them and the
     target smiles too: the style's AU12 at intensity 1 (0..1), as far as the source smiles (its AU12 over
     ``engine.GRIN_AU12``): a grin's parted lips stay under ``happy`` and close under ``neutral`` or ``sad``; a gasp
-    (no smile) closes under ``happy`` too. Zero at intensity 0."""
+    (no smile) closes under ``happy`` too, and stays under a style that opens the mouth itself (``surprised``,
+    ``fearful``: at most the style's own value goes, which the engine adds back). Zero at intensity 0."""
     from .engine import GRIN_AU12
 
     speech = np.array([n in SPEECH_AUS for n in AU_NAMES], np.float64)
@@ -681,7 +682,12 @@ def _still_speech(src: np.ndarray, intensity: np.ndarray, gate: np.ndarray, regi
     grin = protos.smoothstep(np.nan_to_num(src[:, k]) / GRIN_AU12)
     own = np.divide(pattern[:, k], intensity, out=np.zeros(len(pattern)), where=intensity > 0)   # the style's AU12
     smile = np.minimum(np.clip(own, 0.0, 1.0), grin)
-    return (gate * np.clip(intensity, 0.0, 1.0) * (1.0 - smile))[:, None] * held
+    lose = (gate * np.clip(intensity, 0.0, 1.0) * (1.0 - smile))[:, None] * held
+    # a style that opens a channel itself (surprise's jaw, its parted lips) never closes a mouth the still holds
+    # open wider: the engine adds the style's value, so at most that much of the source's goes (d19's gasp under
+    # surprised had closed to the style's standard jaw)
+    opens = np.clip(pattern, 0.0, None) * speech * gate[:, None]
+    return np.where(opens > 0, np.minimum(lose, opens), lose)
 
 
 def _talking_jaw(shapes: np.ndarray, basis, neutral: np.ndarray, pattern: np.ndarray, gate: np.ndarray,
