@@ -686,7 +686,7 @@ def _still_speech(src: np.ndarray, intensity: np.ndarray, gate: np.ndarray, regi
     # a style that opens a channel itself (surprise's jaw, its parted lips) never closes a mouth the still holds
     # open wider: the engine adds the style's value, so at most that much of the source's goes (d19's gasp under
     # surprised had closed to the style's standard jaw)
-    opens = np.clip(pattern, 0.0, None) * speech * gate[:, None]
+    opens = np.clip(pattern, 0.0, None) * speech * region * gate[:, None]
     return np.where(opens > 0, np.minimum(lose, opens), lose)
 
 
