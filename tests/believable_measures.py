@@ -290,9 +290,10 @@ def iris_roundness(rgb: np.ndarray, lm: np.ndarray, side: str, min_points: int =
     """Roundness of the iris proper, the issue's "fitted ellipse axis ratio": minor over major axis of an ellipse
     fitted to the limbus (the sub-pixel iso-line halfway between the iris's and the sclera's luminance) where it
     lies away from the lids (more than 0.1 eye widths inside the lid contour) and near the tracked iris circle
-    (0.6-1.3 radii: not a catchlight, not the lash line), on the convex hull of those (a catchlight notching the
-    edge is not the limbus). A lid that covers the iris's top or bottom (a real
-    lower lid does, on most people) leaves the side arcs, which still fit the circle: unlike :func:`iris_ratio`
+    (0.75-1.3 radii: not a catchlight or the pupil's edge, not the lash line; from 0.6 a catchlight's rim inside
+    d8's widened left iris bent the fit to 0.85), on the convex hull of those (a catchlight notching the edge is
+    not the limbus). A lid that covers the iris's top or bottom (a real lower lid does, on most people) leaves
+    the side arcs, which still fit the circle: unlike :func:`iris_ratio`
     it does not read a clipped iris as an oval. A warp's stretched iris reads < 1 the same. NaN where less than
     ``min_arc`` degrees of the limbus show (a blink, a half-lidded eye, an iris in the corner: an ellipse is not
     fixed by an arc) or no sclera is seen, and on an eye looking aside (its iris centre more than ``max_gaze`` of
@@ -337,7 +338,7 @@ def iris_roundness(rgb: np.ndarray, lm: np.ndarray, side: str, min_points: int =
     p = np.concatenate(found)[:, ::-1] + 0.5                      # (x, y) of pixel centres
     d = np.hypot(p[:, 0] - (c[0] - x0), p[:, 1] - (c[1] - y0))
     ix, iy = np.clip(p.astype(int).T, 0, [[crop.shape[1] - 1], [crop.shape[0] - 1]])
-    keep = (d > 0.6 * r) & (d < 1.3 * r) & away[iy, ix]
+    keep = (d > 0.75 * r) & (d < 1.3 * r) & away[iy, ix]
     if keep.sum() < min_points:
         return float("nan")
     # the limbus is convex: an iso-line dipping into the iris (a catchlight on its edge, a lash's shadow) is not
