@@ -172,14 +172,14 @@ class EyeRenderer:
         reach = np.minimum(c.reach * moved, c.reach_max * ft.w)
         ramp = np.minimum(moved, blend) + 1e-9
         # a lid that barely moved reveals a sliver under its own shadow: the warp's lash line reads better there
-        gate = smoothstep((sd_t - inset) / soft + 0.5) * smoothstep(moved / max(c.min_move * ft.w, 1e-6))
-        if valid is not None:
-            gate = gate * np.asarray(valid, dtype=np.float64)[rows + y0, cols + x0]
+        edge = smoothstep((sd_t - inset) / soft + 0.5)          # inside the target lid's anti-aliased edge
+        seen = None if valid is None else np.asarray(valid, dtype=np.float64)[rows + y0, cols + x0]
+        gate = edge * smoothstep(moved / max(c.min_move * ft.w, 1e-6))
+        if seen is not None:
+            gate = gate * seen
         cov = gate * (1.0 - smoothstep((sd_s - reach) / ramp))
         if whole > 0:
-            lid = smoothstep((sd_t - inset) / soft + 0.5)
-            if valid is not None:
-                lid = lid * np.asarray(valid, dtype=np.float64)[rows + y0, cols + x0]
+            lid = edge if seen is None else edge * seen
             d_i = np.hypot(pts[:, 0] - iris_c[0], pts[:, 1] - iris_c[1])
             disc = 1.0 - smoothstep((d_i - c.iris_cover * iris_r) / (0.5 * iris_r + soft) + 0.5)
             cov = np.maximum(cov, whole * lid * disc)
@@ -420,7 +420,7 @@ class EyeRenderer:
             near = dist < radius + limbus
             if near.any():
                 got = sample(seen.shown, _similarity(pts[near], ft, fs) - [seen.x0, seen.y0])
-                own, weight = got[:, :-1], got[:, -1:]
+                own, weight, tex = got[:, :-1], got[:, -1:], iris_px[near]
                 # the texture where the lids covered the iris, matched per channel to the iris the frame shows
                 # (a clip's texture averages many frames: paler and softer than any one)
                 both = (weight[:, 0] > 0.5) & (dist[near] < 0.9 * radius)
@@ -429,9 +429,9 @@ class EyeRenderer:
                     both &= lum <= c.highlight * np.median(lum[both])
                 if both.sum() >= 8:
                     lo, hi = c.iris_own_gain
-                    gain = np.median(own[both], axis=0) / np.maximum(np.median(iris_px[near][both], axis=0), 1e-6)
-                    iris_px[near] *= np.clip(gain, lo, hi)
-                iris_px[near] += weight * (own - iris_px[near])
+                    gain = np.median(own[both], axis=0) / np.maximum(np.median(tex[both], axis=0), 1e-6)
+                    tex *= np.clip(gain, lo, hi)
+                iris_px[near] = tex + weight * (own - tex)
         alpha = smoothstep((radius - dist) / limbus + 0.5)[:, None]      # an anti-aliased limbus
         eye = sclera + alpha * (iris_px - sclera)
         eye *= (upper * lower)[:, None]
