@@ -332,7 +332,7 @@ def iris_roundness(rgb: np.ndarray, lm: np.ndarray, side: str, min_points: int =
     if sclera.sum() < 6 or core.sum() < 6:
         return float("nan")
     level = 0.5 * (np.percentile(y[core], 40) + np.median(y[sclera]))
-    found = [k for k in find_contours(y, level)]
+    found = find_contours(y, level)
     if not found:
         return float("nan")
     p = np.concatenate(found)[:, ::-1] + 0.5                      # (x, y) of pixel centres
