@@ -455,6 +455,43 @@ def test_shaded_temple_skin_under_a_dark_hairline_is_not_hair():
         OcclusionConfig(skin_shade=-0.1)
 
 
+def test_lit_temple_skin_beside_the_hairline_is_not_hair():
+    """d12 frames 10-45: a warm light from his left tints the forehead's side under his hairline yellow, far from
+    the skin model's chroma; the hair cue took it for hair, and under surprised the matte kept a block of unmoved
+    skin that cut the raised brow's tail off (frames 10-45 of the clip, looked at). Hair over a face is darker than
+    the skin it covers: skin at least as bright as the model's median is hair only twice as far from its chroma
+    (``lit_skin``). Measured: matte pixels at least as bright as his skin within 0.05 IOD of the face oval, summed
+    over these 8 frames, 1301 at ``lit_skin=(1, 1)`` (the old rule), 80 now; his hair above the brows (pixels
+    under half the skin's luma inside the oval: 0.97 of them) stays kept."""
+    import cv2
+
+    luma = np.array([0.2126, 0.7152, 0.0722])
+    shots = _regions("d12.mp4", "10-45x5")
+    found = {}
+    for lit in ((1.0, 1.0), OcclusionConfig().lit_skin):
+        detector = OcclusionDetector(OcclusionConfig(glasses=False, lit_skin=lit))
+        bright, hair = 0, []
+        for _, _, region, src, _ in shots:
+            m = detector.detect(region, src, 255.0, frames=False) >= 0.5
+            y = np.asarray(region, np.float64) @ luma
+            iod = _frame_axes(src)[0]
+            oval = np.zeros(m.shape, np.uint8)
+            cv2.fillPoly(oval, [np.rint(src[list(T.FACE_OVAL), :2]).astype(np.int32)], 1)
+            skin = np.median(y[oval > 0])
+            r = int(round(0.05 * iod))
+            near = cv2.dilate(oval, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))) > 0
+            bright += int(((y >= skin) & m & near).sum())
+            above = np.arange(m.shape[0])[:, None] < src[list(T.LEFT_BROW + T.RIGHT_BROW), 1].min()
+            dark = (y < 0.5 * skin) & (oval > 0) & above
+            hair.append(float(m[dark].mean()))
+        found[lit] = bright, float(np.mean(hair))
+    old, new = found.values()
+    assert old[0] > 800 and new[0] < 200, found             # the lit skin: kept before, not now
+    assert new[1] >= 0.9 and new[1] >= old[1] - 0.01, found  # the hair: kept as before
+    with pytest.raises(InvalidParameterError):
+        OcclusionConfig(lit_skin=(0.9, 0.5))
+
+
 def test_a_raised_brow_goes_under_the_fringe(astronaut):
     """Surprised at 1.5 on the astronaut: the fringe's pixels (the detector's matte at 1) are the plate's to 2 code
     values while the brows rise by >= 8 % IOD in the picture."""

@@ -81,6 +81,14 @@ class OcclusionConfig:
             same hue) and still be skin: the forehead's sides under a dark hairline. Higher takes a brown fringe
             of the shaded skin's colour for skin too (the astronaut's: 0.90 of it found at 0, 0.83 at 0.15, 0.67
             at 0.3); WDA's temples: up to 17 % of the forehead band taken for hair at 0, < 3 % at 0.15.
+        lit_skin: ``(from, factor)``: a pixel at least as bright as ``from`` times the skin model's median luma is hair
+            only ``factor`` times as far from the model's chroma as ``skin_distance`` (in proportion between
+            ``from`` and 1; all of it from the median up). Hair over a face is darker than the skin it covers, and a
+            warm light on the forehead's side tints the skin there off the model's chroma: d12's lit temple was
+            taken for hair at ``(1, 1)`` (off), and under surprised the matte kept a block of unmoved skin that cut
+            the raised brow's tail off (frames 10-45); at ``(0.9, 2)`` the matte follows his hairline, his hair is
+            kept as before, and bright background beside the hair (a cream wall, d3) is left to the warp's fade as
+            the rest of the background is.
         hair_inset: hair is looked for only this far (x IOD) inside the face oval (its outline mixes in the
             background and the hair beside the face).
         feature_margin: eyes, brows, lips and nostrils grown by this much (x IOD) are never hair.
@@ -150,6 +158,7 @@ class OcclusionConfig:
     skin_distance: float = 4.0
     skin_shade: float = 0.15
     hair_darkness: float = 0.35
+    lit_skin: tuple[float, float] = (0.9, 2.0)
     hair_inset: float = 0.05
     feature_margin: float = 0.05
     min_hair_area: float = 0.01
@@ -209,6 +218,9 @@ class OcclusionConfig:
             raise InvalidParameterError(f"skin_distance must be > 0, got {self.skin_distance}")
         if not 0.0 <= self.skin_shade <= 2.0:
             raise InvalidParameterError(f"skin_shade must be between 0 and 2, got {self.skin_shade}")
+        if len(self.lit_skin) != 2 or not (0.0 < self.lit_skin[0] <= 1.0 and 1.0 <= self.lit_skin[1] <= 10.0):
+            raise InvalidParameterError(f"lit_skin must be (from, factor) with 0 < from <= 1 <= factor <= 10, got "
+                                        f"{self.lit_skin}")
         if not 0.0 <= self.hair_darkness < 1.0:
             raise InvalidParameterError(f"hair_darkness must be between 0 and 1, got {self.hair_darkness}")
         if not 0 <= self.grow <= 8:

@@ -688,10 +688,17 @@ class OcclusionDetector:
         # shaded skin may be more saturated, by up to skin_shade where it is 30 % or more darker than the model
         shade = np.clip((1.0 - grey / max(skin_luma, 1e-6)) / 0.3, 0.0, 1.0) * np.float32(cfg.skin_shade)
         dist = _skin_distance(chroma, centre, spread, shade)
-        # far from the skin's colour; or much darker than it and off its colour too (not a shadow on skin)
-        hair = (dist > cfg.skin_distance) | ((grey < cfg.hair_darkness * skin_luma) & (dist > 0.5 * cfg.skin_distance))
         inside = np.zeros((wh, ww), np.uint8)
         _poly(inside, p[list(T.FACE_OVAL)])
+        # far from the skin's colour (inside the oval, skin in light further: see OcclusionConfig.lit_skin); or
+        # much darker than it and off its colour too (not a shadow on skin)
+        start, factor = cfg.lit_skin
+        far = np.float32(cfg.skin_distance)
+        if factor > 1.0:
+            lit = np.clip((grey / np.float32(max(skin_luma, 1e-6)) - np.float32(start))
+                          / np.float32(max(1.0 - start, 1e-6)), 0.0, 1.0)
+            far = far * (1.0 + np.float32(factor - 1.0) * lit)
+        hair = (dist > far) | ((grey < cfg.hair_darkness * skin_luma) & (dist > 0.5 * cfg.skin_distance))
         features = np.zeros((wh, ww), np.uint8)
         for eye in (T.RIGHT_EYE, T.LEFT_EYE):
             e = p[list(eye)]
