@@ -192,9 +192,10 @@ def test_newly_uncovered_eye_is_white_not_a_smeared_lid(which, emotion, intensit
 
 
 def test_coverage_stays_inside_the_target_lids(still, clip):
+    # (the lash band's mended specks aside: test_catchlights_carried_into_the_lashes_are_mended)
     for shot in (still, clip):
         inp = shot.inputs("surprised", 1.0)
-        layer = EyeRenderer(shot.model).render(inp)
+        layer = EyeRenderer(shot.model, EyeConfig(lash_specks=0.0)).render(inp)
         h, w = inp.region.shape[:2]
         inside = np.zeros((h, w), bool)
         for contour, corners, _ in EYES:
@@ -206,6 +207,51 @@ def test_coverage_stays_inside_the_target_lids(still, clip):
             inset = max(EyeConfig().lid_inset * width, 1.0) - 0.75
             inside |= cv2.distanceTransform(np.pad(m, 1), cv2.DIST_L2, 5)[1:-1, 1:-1] > inset
         assert layer.coverage[~inside].max() == 0
+
+
+def test_catchlights_carried_into_the_lashes_are_mended(clip):
+    """WDA surprised: the tracked upper lid runs through her catchlights, so where the lid rises the warp carries
+    them up with the lashes: white dots in the lash band over the iris (frames 0-55 of the clip at 6x, looked at).
+    The eye layer mends them with the lashes around them (``EyeConfig.lash_specks``); everywhere else outside the
+    target lids it leaves the warp's lashes and liner alone."""
+    import cv2
+
+    from ned_fx.rendering.eyes._geometry import UPPER, polyline_distance
+
+    for k in (0, 3):
+        inp = clip.inputs("surprised", 1.0, k)
+        layer = EyeRenderer(clip.model).render(inp)
+        final = stack(inp.warped, [layer])
+        h, w = inp.region.shape[:2]
+        bright = {"warp": 0, "final": 0}
+        outside = np.ones((h, w), bool)
+        for e, (contour, corners, iris) in enumerate(EYES):
+            width = np.linalg.norm(inp.dst[corners[0], :2] - inp.dst[corners[1], :2])
+            m = _mask(inp.dst[list(contour), :2], h, w).astype(np.uint8)
+            inset = max(EyeConfig().lid_inset * width, 1.0) - 0.75
+            outside &= ~(cv2.distanceTransform(np.pad(m, 1), cv2.DIST_L2, 5)[1:-1, 1:-1] > inset)
+            # the lash band over the iris: 0.01-0.06 eye widths above the target's upper lid, outside the opening
+            c = inp.dst[iris[0], :2]
+            r = float(np.linalg.norm(inp.dst[list(iris[1:]), :2] - c, axis=1).mean())
+            yy, xx = np.mgrid[0:h, 0:w]
+            near = (np.abs(xx + 0.5 - c[0]) < r) & (yy + 0.5 < c[1])
+            pts = np.stack([xx[near] + 0.5, yy[near] + 0.5], 1)
+            d = polyline_distance(pts, inp.dst[list(contour[:UPPER]), :2])
+            band = np.zeros((h, w), bool)
+            band[near] = (d > 0.01 * width) & (d < 0.06 * width)
+            band &= ~m.astype(bool)
+            sclera = np.percentile(_lum(inp.region)[_mask(inp.src[list(contour), :2], h, w)], 90)
+            for name, img in (("warp", inp.warped), ("final", final)):
+                # a dot: much brighter than its 7x7 neighbourhood's median (lid skin above the lashes is bright
+                # all over)
+                lum = _lum(img).astype(np.float32)
+                dots = lum - cv2.medianBlur(np.clip(lum, 0, 255).astype(np.uint8), 7) > 0.3 * sclera
+                bright[name] += int(dots[band].sum())
+        assert bright["warp"] >= 5 and bright["final"] <= 1, (k, bright)         # measured 8 and 7 -> 0
+        # outside the target lids the layer only darkens: the mended specks, nothing drawn over the lashes
+        changed = outside & (np.abs(final - inp.warped).max(axis=2) > 0.5)
+        assert changed.any() and (_lum(final)[changed] < _lum(inp.warped)[changed]).all()
+        assert changed.sum() < 0.2 * (layer.coverage > 0).sum()
 
 
 def test_the_whole_iris_is_drawn_from_the_frame_s_own_iris(clip):

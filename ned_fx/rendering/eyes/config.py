@@ -83,6 +83,13 @@ class EyeConfig:
         limbus_softness: the iris edge's anti-aliased width (x W, at least one pixel).
         catch_margin: the source's catchlights are taken from its iris disc inside the lids and up to this far
             outside its tracked lid contour (x W; a tracked upper lid often runs through the catchlight).
+        lash_specks, speck_size, speck_contrast: where an eye opens beyond the source, the warp's lash band (within
+            ``lash_specks`` x W of the target's upper lid, both sides of it, where the eyeball does not cover)
+            loses small bright specks: the source's catchlights that lay on or over the tracked lid line (it often
+            runs through one) rise with the lashes and read as white dots in them (WDA surprised, frames 40 and
+            55). A speck is what a grey opening of ``speck_size`` x W (an odd number of pixels, at least 3) takes
+            away, by ``speck_contrast`` (low, high: from none to all) of the visible sclera's luminance; it is
+            replaced by the opening's colour (the lashes around it). 0: off.
         grain: the rendered eyeball gets this many times the plate's own grain around the eye (luminance noise, a
             new draw each frame).
         blur: the rendered eyeball is softened by a Gaussian of this sigma (x W) to sit in the plate's softness.
@@ -170,6 +177,9 @@ class EyeConfig:
     corner_start: float = 0.45
     limbus_softness: float = 0.025
     catch_margin: float = 0.08
+    lash_specks: float = 0.08
+    speck_size: float = 0.08
+    speck_contrast: tuple[float, float] = (0.2, 0.4)
     blur: float = 0.012
     grain: float = 1.0
     sclera_dim: tuple[float, float] = (0.5, 0.75)
@@ -200,13 +210,14 @@ class EyeConfig:
                      "iris_cover", "iris_own", "iris_own_reach", "lash_depth",
                      "min_soft_px", "min_coverage", "min_move", "lid_shadow", "lid_shadow_reach", "lower_lid_shadow",
                      "corner_shading", "corner_start", "highlight", "limbus_softness", "catch_margin", "blur", "grain",
+                     "lash_specks", "speck_size",
                      "iris_detail", "iris_contrast", "seam_min", "seam_reach", "shut_reference", "lid_open_height", "pair_spread",
                      "profile_prior"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or value < 0:
                 raise InvalidParameterError(f"EyeConfig.{name} must be a number >= 0, got {value!r}")
         for name in ("sclera_dim", "old_lid", "shut_sclera", "iris_hue", "lid_lowered", "seen_iris", "seen_sclera",
-                     "seen_lid", "pair_lid"):
+                     "seen_lid", "pair_lid", "speck_contrast"):
             lo, hi = getattr(self, name)
             if not 0 <= lo < hi:
                 raise InvalidParameterError(f"EyeConfig.{name} must be (low, high) with 0 <= low < high, "

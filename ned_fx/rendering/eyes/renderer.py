@@ -10,7 +10,7 @@ from ...errors import InvalidParameterError
 from ..layers import RegionInputs, RenderedLayer
 from ..sampling import plate_noise, remap_points
 from ._geometry import (EYES, NUM_POINTS, UPPER, EyeDistance, EyeFrame, farther_than, luminance, polygon_mask,
-                        polygon_sdf, refine_iris, sample, segment_distance, smoothstep)
+                        polygon_sdf, polyline_distance, refine_iris, sample, segment_distance, smoothstep)
 from .config import EyeConfig
 from .model import EyeModel, EyeModelBuilder
 
@@ -90,9 +90,53 @@ class EyeRenderer:
             cov = self._old_lid(eye, warped, cov, sd_old, gate)
             pixels[rows, cols] = eye
             coverage[rows, cols] = np.maximum(coverage[rows, cols], cov * np.float32(seen.confidence))
+            if self.config.lash_specks > 0:
+                white = float(luminance(np.asarray(model.sclera_colour[m], dtype=np.float64))) * seen.gain_s
+                self._lash_specks(inputs.warped, dst[:, :2], e, white, inputs.valid, pixels, coverage)
         if not coverage.any():
             return None
         return RenderedLayer(pixels, coverage, self.name)
+
+    def _lash_specks(self, warped: np.ndarray, dst: np.ndarray, e: int, white: float, valid, pixels: np.ndarray,
+                     coverage: np.ndarray) -> None:
+        """Small bright specks in the warp's lash band over eye ``e`` (see ``EyeConfig.lash_specks``) replaced by the
+        lashes around them, in ``pixels``/``coverage`` in place, under the eyeball where it covers (the two layers
+        composited exactly: the eyeball over the mended lashes)."""
+        import cv2
+
+        c = self.config
+        contour = EYES[e][0]
+        ft = EyeFrame(dst, EYES[e][1])
+        band = c.lash_specks * ft.w
+        lid = dst[list(contour[:UPPER])]
+        h, w = warped.shape[:2]
+        x0, x1 = int(max(np.floor(lid[:, 0].min() - band), 0)), int(min(np.ceil(lid[:, 0].max() + band) + 1, w))
+        y0, y1 = int(max(np.floor(lid[:, 1].min() - band), 0)), int(min(np.ceil(lid[:, 1].max() + band) + 1, h))
+        if x1 - x0 < 3 or y1 - y0 < 3 or white <= 0:
+            return
+        crop = np.ascontiguousarray(warped[y0:y1, x0:x1], dtype=np.float32)
+        k = max(3, int(round(c.speck_size * ft.w)) | 1)
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
+        opened = cv2.morphologyEx(crop, cv2.MORPH_OPEN, kernel, borderType=cv2.BORDER_REPLICATE)
+        opened = opened.reshape(crop.shape)
+        lo, hi = c.speck_contrast
+        speck = smoothstep(((luminance(crop) - luminance(opened)) / white - lo) / (hi - lo)).astype(np.float32)
+        if not (speck > 0).any():
+            return
+        speck = cv2.dilate(speck, np.ones((3, 3), np.uint8))      # and the speck's soft rim (a ring was left)
+        yy, xx = np.nonzero(speck > 0)
+        pts = np.stack([xx + (x0 + 0.5), yy + (y0 + 0.5)], axis=1).astype(np.float64)
+        speck[yy, xx] *= polyline_distance(pts, lid) < band
+        if valid is not None:           # never on an occluder (a lens's glare is the plate's)
+            speck *= np.asarray(valid, dtype=np.float32)[y0:y1, x0:x1] > 0.5
+        if not (speck > 0).any():
+            return
+        cov_e = coverage[y0:y1, x0:x1]
+        total = cov_e + (1.0 - cov_e) * speck
+        mix = (cov_e[..., None] * pixels[y0:y1, x0:x1] + ((1.0 - cov_e) * speck)[..., None] * opened)
+        some = total > 0
+        pixels[y0:y1, x0:x1][some] = mix[some] / total[some][:, None]
+        coverage[y0:y1, x0:x1] = total
 
     # ---- where -----------------------------------------------------------------------------------------------
     def _coverage(self, e: int, src: np.ndarray, dst: np.ndarray, h: int, w: int, valid):
