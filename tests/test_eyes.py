@@ -390,6 +390,26 @@ def test_grey_and_16_bit_plates(still):
     np.testing.assert_allclose(layer.pixels[seen, 0] / scale, colour.pixels[seen].mean(axis=1), rtol=0.05, atol=3)
 
 
+def test_a_plate_with_more_than_four_channels(clip):
+    """Six channels (RGB and a copy, as an EXR's extra layers), the lash band's mending among the steps (WDA frame 0
+    needs it): the eyeball and its coverage are the RGB plate's."""
+    six = lambda a: np.concatenate([a, a], axis=2).astype(np.float32)      # noqa: E731
+    builder = EyeModelBuilder()
+    for k, px in enumerate(clip.pixels):
+        builder.add(k, six(px), clip.track.landmarks[k])
+    inp = clip.inputs("surprised", 1.0)
+    layer = EyeRenderer(builder.finish()).render(RegionInputs(six(inp.region), six(inp.warped), inp.src, inp.dst,
+                                                              None, 0, 255.0))
+    colour = EyeRenderer(clip.model).render(inp)
+    assert layer.pixels.shape == inp.region.shape[:2] + (6,)
+    # (the same geometry; the model's few samples at a threshold may fall the other way: 7 of 208749 pixels)
+    np.testing.assert_allclose(layer.coverage, colour.coverage, atol=0.15)
+    assert np.mean(np.abs(layer.coverage - colour.coverage) > 1e-5) < 0.001
+    seen = colour.coverage > 0.5
+    for half in (layer.pixels[..., :3], layer.pixels[..., 3:]):
+        np.testing.assert_allclose(half[seen], colour.pixels[seen], atol=3)
+
+
 # ---- the issue's floor on the whole edit: small and shadowed eyes ------------------------------------------------
 def _still_edit(path, emotion: str, intensity: float, content=None):
     """The full pipeline's edit of a still (the shot's models, occluders, skin, mouth, eyes) as RGB8, with the

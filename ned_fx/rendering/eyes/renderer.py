@@ -117,9 +117,8 @@ class EyeRenderer:
         crop = np.ascontiguousarray(warped[y0:y1, x0:x1], dtype=np.float32)
         k = max(3, int(round(c.speck_size * ft.w)) | 1)
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
-        opened = np.concatenate([cv2.morphologyEx(np.ascontiguousarray(crop[..., i:i + 4]), cv2.MORPH_OPEN, kernel,
-                                                  borderType=cv2.BORDER_REPLICATE).reshape(crop.shape[:2] + (-1,))
-                                 for i in range(0, crop.shape[2], 4)], axis=2)       # (OpenCV: 4 channels a call)
+        opened = cv2.morphologyEx(crop, cv2.MORPH_OPEN, kernel, borderType=cv2.BORDER_REPLICATE)
+        opened = opened.reshape(crop.shape)
         lo, hi = c.speck_contrast
         speck = smoothstep(((luminance(crop) - luminance(opened)) / white - lo) / (hi - lo)).astype(np.float32)
         if not (speck > 0).any():
