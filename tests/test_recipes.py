@@ -451,8 +451,10 @@ def test_raised_lids_clear_the_iris(shot, emotion):
     """A raised upper lid reads by the white it shows above the iris (ManipulatorConfig.lid_iris_boost): on WDA's
     heavy lids AU5 as authored left the lid on the iris on many frames (the eye layer then drew iris where the
     new eye white should be). In the picture: the target's middle upper-lid point above the tracked iris's top by
-    >= 0.1 x its radius on nearly every frame (the boost's cap may hold a few back); where the authored raise
-    already clears it by the clearance, the boost adds nothing."""
+    >= 0.25 x its radius on nearly every frame (the clearance is 0.3; the boost's cap may hold a few back); where
+    the authored raise already clears it by the clearance, the boost adds nothing. (At a clearance of 0.15 WDA's
+    new area over the sclera read 0.78, under the issue's 0.8: the raised lid showed the iris top and a sliver of
+    white; at 0.3, 0.82.)"""
     track, fit = _shot(shot)
     edited = _edit(shot, emotion)
     authored = M.manipulate(track, emotion, 1.0, fit=fit, config=M.ManipulatorConfig(lid_iris_boost=0.0))
@@ -461,15 +463,16 @@ def test_raised_lids_clear_the_iris(shot, emotion):
         return _lid_over_pupil(edited, lms) - 1.0
 
     boosted, plain = clearance(edited.target_landmarks), clearance(authored.target_landmarks)
-    assert (boosted >= 0.1).mean() >= 0.9, np.percentile(boosted, [5, 50])
+    assert (boosted >= 0.25).mean() >= 0.9, np.percentile(boosted, [5, 50])
     assert (boosted >= plain - 1e-6).all()
     # frames (and their neighbours, the boost is smoothed over time) that already cleared it are left alone
-    clear = np.convolve((plain.min(axis=1) >= 0.2).astype(float), np.ones(25), mode="same") >= 25
+    wanted = M.ManipulatorConfig().lid_iris_clearance
+    clear = np.convolve((plain.min(axis=1) >= wanted + 0.05).astype(float), np.ones(25), mode="same") >= 25
     if clear.any():
         assert np.abs(boosted - plain)[clear].max() <= 0.02, np.abs(boosted - plain)[clear].max()
     if shot == WDA:
         # the case it is for: the authored raise fell short on some frames here, and the boost mends them
-        assert (plain < 0.1).mean() > 0.05 and (boosted >= 0.1).mean() > (plain >= 0.1).mean()
+        assert (plain < 0.25).mean() > 0.05 and (boosted >= 0.25).mean() > (plain >= 0.25).mean()
 
 
 def test_the_lids_grow_at_half_rate_past_intensity_1():
