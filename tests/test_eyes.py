@@ -254,6 +254,35 @@ def test_catchlights_carried_into_the_lashes_are_mended(clip):
         assert changed.sum() < 0.2 * (layer.coverage > 0).sum()
 
 
+def test_the_limbus_is_the_iris_s_dark_edge_not_a_pale_ring(clip):
+    """WDA's iris texture had sampled her bright sclera in its last rings (a soft edge, a radius a pixel large): the
+    eyeball drew a pale ring just inside the limbus, tinted cyan or violet by the colour match (surprised, frames
+    30-32 at 8x; looked at, gone). An outer ring brighter than the iris takes the colour inside it
+    (``EyeConfig.limbus_rise``): on her frames the last rings read 1.8x and 3.4-4.2x the iris's brightest ring
+    between 0.5 and 0.85 radii without it, the iris's own level with it; the rings inside are untouched."""
+    models = {}
+    for rise in (0.0, EyeConfig().limbus_rise):
+        builder = EyeModelBuilder(EyeConfig(limbus_rise=rise))
+        for k, px in enumerate(clip.pixels):
+            builder.add(k, px, clip.track.landmarks[k])
+        models[rise] = builder.finish()
+    before, now = (np.asarray(m.iris_texture, np.float64) for m in models.values())
+    rings = before.shape[1]
+    rho = (np.arange(rings) + 0.5) / rings
+    body = (rho > 0.5) & (rho <= 0.85)
+
+    def ratio(tex):                     # each ring's brightness over the body's brightest ring, per eye
+        lum = _lum(tex).mean(axis=2)
+        return lum / lum[:, body].max(axis=1, keepdims=True)
+
+    assert ratio(before)[:, -1].min() > 3.0 and ratio(now)[:, rho > 0.85].max() <= EyeConfig().limbus_rise
+    np.testing.assert_array_equal(now[:, rho <= 0.85], before[:, rho <= 0.85])
+    from ned_fx.errors import InvalidParameterError
+
+    with pytest.raises(InvalidParameterError):
+        EyeConfig(limbus_rise=-1.0)
+
+
 def test_the_whole_iris_is_drawn_from_the_frame_s_own_iris(clip):
     """Where the lids open, the eyeball covers the whole iris (the warp stretches the source's iris between the
     parting lids), drawn from the frame's own iris where the lids left it: its middle is the source's colour, not

@@ -24,6 +24,11 @@ class EyeConfig:
         iris_detail: the iris texture keeps a seen cell's own colour only within this fraction of its ring's
             median brightness (darker is a lash or the lid's shadow, brighter a catchlight's rim).
         highlight: iris samples brighter than this many times their ring's median are a catchlight, not iris.
+        limbus_rise: an outer ring of the iris texture (past 0.85 radii) brighter than this many times the iris's
+            brightest ring between 0.5 and 0.85 has sampled the sclera (a soft edge, a radius a pixel large): it
+            takes the colour of the ring inside it. WDA's last ring was 3-4x her iris's brightness, drawn as a pale
+            ring inside the limbus that the colour match tinted cyan or violet (surprised, frames 30-32 at 8x).
+            0: off.
         sclera_exclusion: sclera is sampled only beyond this many iris radii from the iris centre ...
         sclera_floor: ... and only where at least this fraction of the frame's bright sclera (its 90th
             percentile): lashes, iris and the caruncle are not sclera.
@@ -144,6 +149,7 @@ class EyeConfig:
     lash_margin: float = 0.05
     min_opening: float = 0.12
     highlight: float = 1.5
+    limbus_rise: float = 1.25
     iris_detail: float = 0.3
     sclera_exclusion: float = 1.3
     sclera_floor: float = 0.7
@@ -210,7 +216,7 @@ class EyeConfig:
                      "iris_cover", "iris_own", "iris_own_reach", "lash_depth",
                      "min_soft_px", "min_coverage", "min_move", "lid_shadow", "lid_shadow_reach", "lower_lid_shadow",
                      "corner_shading", "corner_start", "highlight", "limbus_softness", "catch_margin", "blur", "grain",
-                     "lash_specks", "speck_size",
+                     "lash_specks", "speck_size", "limbus_rise",
                      "iris_detail", "iris_contrast", "seam_min", "seam_reach", "shut_reference", "lid_open_height", "pair_spread",
                      "profile_prior"):
             value = getattr(self, name)

@@ -278,6 +278,20 @@ class EyeModelBuilder:
             if len(above):
                 pupil = float(np.clip(rho[above[0]] - 0.5 / rings, 0.2, 0.55))
         pupil_colour = ring_mean[rho < max(0.8 * pupil, rho[0] + 1e-6)].mean(0)
+        # the limbus: the outer rings sample the sclera too where the iris's edge is soft or its radius a little
+        # large (WDA: 3-4x the iris's brightness in the last ring, drawn as a pale ring inside the limbus and tinted
+        # by the colour match); one brighter than ``limbus_rise`` x the iris's brightest ring takes the last ring's
+        # colour that is not
+        if c.limbus_rise > 0:
+            inner = np.flatnonzero((rho > 0.5) & (rho <= 0.85))
+            if len(inner):
+                good = int(inner[-1])
+                top = c.limbus_rise * profile[inner].max()
+                for r in range(good + 1, rings):
+                    if profile[r] > top:
+                        ring_mean[r] = ring_mean[good]
+                    else:
+                        good = r
         # completed round: a seen cell keeps its own colour where it is iris-like (within ``iris_detail`` of its
         # ring's), every other cell (hidden by the lids, a lash, a catchlight's rim) takes its ring's colour
         level = np.maximum(luminance(ring_mean), 1e-9)[:, None]
