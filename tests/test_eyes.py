@@ -252,6 +252,18 @@ def test_catchlights_carried_into_the_lashes_are_mended(clip):
         changed = outside & (np.abs(final - inp.warped).max(axis=2) > 0.5)
         assert changed.any() and (_lum(final)[changed] < _lum(inp.warped)[changed]).all()
         assert changed.sum() < 0.2 * (layer.coverage > 0).sum()
+        # deeper inside the opening than the lid margin the mending changes nothing (a bright sliver there is the
+        # eye's own white)
+        plain = stack(inp.warped, [EyeRenderer(clip.model, EyeConfig(lash_specks=0.0)).render(inp)])
+        mended = np.abs(final - plain).max(axis=2) > 0.5
+        deep = np.zeros((h, w), bool)
+        for contour, corners, _ in EYES:
+            width = np.linalg.norm(inp.dst[corners[0], :2] - inp.dst[corners[1], :2])
+            m = _mask(inp.dst[list(contour), :2], h, w).astype(np.uint8)
+            c = EyeConfig()
+            deep |= cv2.distanceTransform(np.pad(m, 1), cv2.DIST_L2, 5)[1:-1, 1:-1] > (
+                c.lid_inset * width + max(c.edge_softness * width, c.min_soft_px) + 1.0)
+        assert mended.any() and not (mended & deep).any()
 
 
 def test_the_limbus_is_the_iris_s_dark_edge_not_a_pale_ring(clip):

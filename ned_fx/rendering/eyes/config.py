@@ -89,11 +89,13 @@ class EyeConfig:
         catch_margin: the source's catchlights are taken from its iris disc inside the lids and up to this far
             outside its tracked lid contour (x W; a tracked upper lid often runs through the catchlight).
         lash_specks, speck_size, speck_contrast: where an eye opens beyond the source, the warp's lash band (within
-            ``lash_specks`` x W of the target's upper lid, both sides of it, where the eyeball does not cover)
+            ``lash_specks`` x W of the target's upper lid: outside the target opening and in the lid margin the
+            eyeball leaves to the warp, ``lid_inset`` + ``edge_softness`` deep; never deeper, where a bright sliver
+            is the eye's own white)
             loses small bright specks: the source's catchlights that lay on or over the tracked lid line (it often
             runs through one) rise with the lashes and read as white dots in them (WDA surprised, frames 40 and
-            55). A speck is what a grey opening of ``speck_size`` x W (an odd number of pixels, at least 3) takes
-            away, by ``speck_contrast`` (low, high: from none to all) of the visible sclera's luminance; it is
+            55). A speck is what a grey opening of ``speck_size`` x W (an odd number of pixels, at least 3; at 0.08,
+            5 px on WDA, a catchlight with its blur, frame 32, was left as a grey blob) takes away, by ``speck_contrast`` (low, high: from none to all) of the visible sclera's luminance; it is
             replaced by the opening's colour (the lashes around it). 0: off.
         grain: the rendered eyeball gets this many times the plate's own grain around the eye (luminance noise, a
             new draw each frame).
@@ -184,7 +186,7 @@ class EyeConfig:
     limbus_softness: float = 0.025
     catch_margin: float = 0.08
     lash_specks: float = 0.08
-    speck_size: float = 0.08
+    speck_size: float = 0.15
     speck_contrast: tuple[float, float] = (0.2, 0.4)
     blur: float = 0.012
     grain: float = 1.0

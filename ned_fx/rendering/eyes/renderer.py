@@ -126,7 +126,10 @@ class EyeRenderer:
         speck = cv2.dilate(speck, np.ones((3, 3), np.uint8))      # and the speck's soft rim (a ring was left)
         yy, xx = np.nonzero(speck > 0)
         pts = np.stack([xx + (x0 + 0.5), yy + (y0 + 0.5)], axis=1).astype(np.float64)
-        speck[yy, xx] *= polyline_distance(pts, lid) < band
+        # the lash band: near the upper lid, outside the target opening or in the lid margin the eyeball leaves to
+        # the warp (deeper in, a bright sliver is the eye's own white: a corner the lids did not open)
+        margin = c.lid_inset * ft.w + max(c.edge_softness * ft.w, c.min_soft_px)
+        speck[yy, xx] *= (polyline_distance(pts, lid) < band) & (polygon_sdf(pts, dst[list(contour)])[0] < margin)
         if valid is not None:           # never on an occluder (a lens's glare is the plate's)
             speck *= np.asarray(valid, dtype=np.float32)[y0:y1, x0:x1] > 0.5
         if not (speck > 0).any():
