@@ -690,8 +690,8 @@ class OcclusionDetector:
         dist = _skin_distance(chroma, centre, spread, shade)
         inside = np.zeros((wh, ww), np.uint8)
         _poly(inside, p[list(T.FACE_OVAL)])
-        # far from the skin's colour (inside the oval, skin in light further: see OcclusionConfig.lit_skin); or
-        # much darker than it and off its colour too (not a shadow on skin)
+        # far from the skin's colour (skin in light further: see OcclusionConfig.lit_skin); or much darker than it
+        # and off its colour too (not a shadow on skin)
         start, factor = cfg.lit_skin
         far = np.float32(cfg.skin_distance)
         if factor > 1.0:

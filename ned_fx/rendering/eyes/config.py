@@ -91,11 +91,11 @@ class EyeConfig:
         lash_specks, speck_size, speck_contrast: where an eye opens beyond the source, the warp's lash band (within
             ``lash_specks`` x W of the target's upper lid: outside the target opening and in the lid margin the
             eyeball leaves to the warp, ``lid_inset`` + ``edge_softness`` deep; never deeper, where a bright sliver
-            is the eye's own white)
-            loses small bright specks: the source's catchlights that lay on or over the tracked lid line (it often
-            runs through one) rise with the lashes and read as white dots in them (WDA surprised, frames 40 and
-            55). A speck is what a grey opening of ``speck_size`` x W (an odd number of pixels, at least 3; at 0.08,
-            5 px on WDA, a catchlight with its blur, frame 32, was left as a grey blob) takes away, by ``speck_contrast`` (low, high: from none to all) of the visible sclera's luminance; it is
+            is the eye's own white) loses small bright specks: the source's catchlights that lay on or over the
+            tracked lid line (it often runs through one) rise with the lashes and read as white dots in them (WDA
+            surprised, frames 40 and 55). A speck is what a grey opening of ``speck_size`` x W (an odd number of
+            pixels, at least 3; at 0.08, 5 px on WDA, a catchlight with its blur, frame 32, was left as a grey blob)
+            takes away, by ``speck_contrast`` (low, high: from none to all) of the visible sclera's luminance; it is
             replaced by the opening's colour (the lashes around it). 0: off.
         grain: the rendered eyeball gets this many times the plate's own grain around the eye (luminance noise, a
             new draw each frame).
