@@ -42,7 +42,11 @@ class SkinConfig:
             change gets no layer at all).
         nasolabial_depth, nasolabial_width: the smile fold's crease (log luminance, IOD fraction of its core
             Gaussian sigma); nasolabial_shadow: the broader shading on its upper-lip side; nasolabial_highlight:
-            the cheek bulge's highlight beside it.
+            the cheek bulge's highlight beside it; nasolabial_slope: the fold runs down from the nose wing: each of
+            its control points lies at least this much lower (along the face) than the one before per unit of its
+            outward step. The points follow the target's cheek, which a smile lifts: d19's and people_0's happy (and
+            the astronaut's at 1.5) had the fold leave the nose level, a dark bar under it like a moustache's
+            shadow, before turning down; at 0.8 (~39 degrees under the horizontal at least) it starts down. 0: off.
         cheek_highlight, cheek_radius: the raised cheek's soft highlight (log luminance, IOD radius).
         crease_depth, crease_width: forehead lines, glabella furrows, nose wrinkles, crow's feet (log luminance,
             IOD sigma); crease_highlight: the soft highlight on each crease's upper/outer side relative to its
@@ -77,6 +81,7 @@ class SkinConfig:
     nasolabial_width: float = 0.02
     nasolabial_shadow: float = 0.06
     nasolabial_highlight: float = 0.05
+    nasolabial_slope: float = 0.8
     cheek_highlight: float = 0.035
     cheek_radius: float = 0.11
     crease_depth: float = 0.10
@@ -102,7 +107,7 @@ class SkinConfig:
     def __post_init__(self) -> None:
         for name in ("strength", "max_drive", "min_change", "nasolabial_depth", "nasolabial_shadow",
                      "nasolabial_highlight", "cheek_highlight", "crease_depth", "crease_highlight", "glabella_depth",
-                     "wobble", "soften"):
+                     "wobble", "soften", "nasolabial_slope"):
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or not v >= 0 or v != v or v == float("inf"):
                 raise InvalidParameterError(f"skin {name} must be a finite number >= 0, got {v!r}")

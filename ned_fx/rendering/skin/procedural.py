@@ -261,6 +261,16 @@ class _Builder:
                 for it, a, b in zip(items, starts.tolist(), ends.tolist())]
 
 
+def _descending(ctrl: np.ndarray, frame: FaceFrame, slope: float) -> np.ndarray:
+    """Control points (Mx2 pixels) each moved down the face (never up) until it lies at least ``slope`` times its
+    outward step lower than the point before it (the first stays)."""
+    rel = ctrl - ctrl[0]
+    u, v = rel @ frame.ex, rel @ frame.ey
+    for i in range(1, len(v)):
+        v[i] = max(v[i], v[i - 1] + slope * abs(u[i] - u[i - 1]))
+    return ctrl[0] + u[:, None] * frame.ex[None] + v[:, None] * frame.ey[None]
+
+
 def build_creases(landmarks: np.ndarray, drives: dict[str, float], config: SkinConfig) -> list[Crease]:
     """The creases of one frame from its target landmarks (region pixels) and fold drives."""
     lm = np.asarray(landmarks, np.float64)
@@ -277,6 +287,8 @@ def build_creases(landmarks: np.ndarray, drives: dict[str, float], config: SkinC
         if g("nasolabial"):
             ctrl = C((((129, 1.0),), (-0.025, -0.005)), (((129, 0.5), (206, 0.5)), (-0.015, 0.01)),
                      (((206, 1.0),), (-0.008, 0.0)), (((216, 1.0),), (0.0, 0.0)), (((212, 1.0),), (0.01, 0.02)))
+            if config.nasolabial_slope > 0:          # it leaves the nose wing downwards (see SkinConfig)
+                ctrl = _descending(ctrl, frame, config.nasolabial_slope)
             b.add("nasolabial", "nasolabial", ctrl, g("nasolabial"), out, _fade(24, 0.3, 0.45, 0.4), seed0)
         # crow's feet: short lines fanning out from the outer eye corner
         if g("crows_feet"):
