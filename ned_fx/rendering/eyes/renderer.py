@@ -85,28 +85,27 @@ class EyeRenderer:
             eye = self._paint(model, textures[m], m, e, src[:, :2], dst[:, :2], rows, cols, seen, (h, w))
             eye = self._grain(eye, region, rows, cols, inputs.index, e)
             warped = inputs.warped[rows, cols]
-            eye = eye * self._seam_gain(eye, warped, cov, sd_old, rows, cols, seen, fs,
-                                        EyeFrame(dst[:, :2], EYES[e][1]))[:, None]
+            ft = EyeFrame(dst[:, :2], EYES[e][1])
+            eye = eye * self._seam_gain(eye, warped, cov, sd_old, rows, cols, seen, fs, ft)[:, None]
             cov = self._old_lid(eye, warped, cov, sd_old, gate)
             pixels[rows, cols] = eye
             coverage[rows, cols] = np.maximum(coverage[rows, cols], cov * np.float32(seen.confidence))
             if self.config.lash_specks > 0:
                 white = float(luminance(np.asarray(model.sclera_colour[m], dtype=np.float64))) * seen.gain_s
-                self._lash_specks(inputs.warped, dst[:, :2], e, white, inputs.valid, pixels, coverage)
+                self._lash_specks(inputs.warped, dst[:, :2], e, ft, white, inputs.valid, pixels, coverage)
         if not coverage.any():
             return None
         return RenderedLayer(pixels, coverage, self.name)
 
-    def _lash_specks(self, warped: np.ndarray, dst: np.ndarray, e: int, white: float, valid, pixels: np.ndarray,
-                     coverage: np.ndarray) -> None:
-        """Small bright specks in the warp's lash band over eye ``e`` (see ``EyeConfig.lash_specks``) replaced by the
-        lashes around them, in ``pixels``/``coverage`` in place, under the eyeball where it covers (the two layers
-        composited exactly: the eyeball over the mended lashes)."""
+    def _lash_specks(self, warped: np.ndarray, dst: np.ndarray, e: int, ft: EyeFrame, white: float, valid,
+                     pixels: np.ndarray, coverage: np.ndarray) -> None:
+        """Small bright specks in the warp's lash band over eye ``e`` (target frame ``ft``; see
+        ``EyeConfig.lash_specks``) replaced by the lashes around them, in ``pixels``/``coverage`` in place, under the
+        eyeball where it covers (the two layers composited exactly: the eyeball over the mended lashes)."""
         import cv2
 
         c = self.config
         contour = EYES[e][0]
-        ft = EyeFrame(dst, EYES[e][1])
         band = c.lash_specks * ft.w
         lid = dst[list(contour[:UPPER])]
         h, w = warped.shape[:2]
