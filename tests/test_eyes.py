@@ -545,6 +545,38 @@ def test_new_eye_white_has_the_scleras_colour_and_shading(which, still, clip):
         assert lum[d_up < 0.05].mean() < 0.97 * lum[middle].mean(), "no shadow under the upper lid"
 
 
+@pytest.fixture(scope="module")
+def shadowed(tracker):
+    return Shot("d19.jpg", None, tracker)
+
+
+def test_a_narrow_eye_s_new_white_is_white_not_skin(shadowed):
+    """d19's narrow, shadowed eyes show a few pixels of sclera between lid skin, and the JPEG's half-resolution
+    chroma bleeds the skin's colour into them (the model's sclera read 0.55 and 0.27 of chroma, his skin 0.5):
+    kept, surprise opened a skin-brown eyeball on his right eye and a pink one on his left. The new white is far
+    less coloured than the skin under the eye (at most 0.45 of its chroma, chroma = (max - min) / mean of the
+    channels), keeps the plate's warm side (red over blue), and is no darker than the source's own sclera."""
+    layer, inp, final, eyes = _measure(shadowed, "surprised", 1.0)
+    h, w = inp.region.shape[:2]
+    ys, xs = np.mgrid[0:h, 0:w] + 0.5
+    chroma = lambda px: float((px.max(-1) - px.min(-1)).mean() / px.mean())      # noqa: E731
+    for e, (contour, corners, iris) in enumerate(EYES):
+        src = inp.src[:, :2]
+        width = float(np.linalg.norm(src[corners[0]] - src[corners[1]]))
+        lids = src[list(contour)]
+        # the skin under the eye: a box 0.15-0.35 eye widths below its lowest point, the eye's width wide
+        below = (ys > lids[:, 1].max() + 0.15 * width) & (ys < lids[:, 1].max() + 0.35 * width) \
+            & (xs > lids[:, 0].min()) & (xs < lids[:, 0].max())
+        skin = chroma(inp.region[below])
+        white = layer.pixels[eyes[e][0] & (layer.coverage > 0.9)]
+        assert len(white) >= 100, len(white)
+        got = chroma(white)
+        print(f"eye {e}: new white chroma {got:.3f}, skin {skin:.3f}, colour {white.mean(0).round(0)}")
+        assert got <= 0.45 * skin, (got, skin)
+        assert white[:, 0].mean() > white[:, 2].mean()
+        assert _lum(white).mean() >= 0.95 * eyes[e][1], (_lum(white).mean(), eyes[e][1])
+
+
 def test_points_sample_alike_however_many():
     """OpenCV's remap takes maps under 32767 columns; an eye on a 4K plate covers more pixels than that (a
     surprised edit of WDA scaled to 3840x2160 crashed in the eyeball's iris lookup). The points go in rows: each

@@ -137,6 +137,13 @@ class EyeConfig:
             its own with the iris plain (0.25-0.34) and the lid up (0.89-0.93), and surprise widened the other
             eye alone. A missed wink shows lid skin (0.86-0.96), WDA's and d12's blinks lower the tracked lid
             (0.40-0.61) or show no iris (0.63-1.1).
+        sclera_chroma: the rendered sclera's chroma (max - min over the mean of its channels) is at most this
+            fraction of the skin's under the eye (its colour and its drift along the eye scaled toward their grey
+            as far as needed): what shows of a narrow eye's white is a sliver a few pixels wide between lid skin,
+            and the plate's softness and a movie's half-resolution chroma (4:2:0) bleed the skin's colour into
+            it (the shot's sclera read 0.41-0.43 of chroma on d12, 0.52-0.64 on d3, 0.27-0.55 on d19, beside
+            0.10-0.12 on WDA's wide eyes, whose skin reads 0.52): kept whole, a widened eye showed a pink or
+            skin-brown eyeball. Relative to the skin, so a warm or cool cast of the plate stays on the white.
         colour_match_limits: the rendered eyeball is matched to each frame's own visible sclera and iris by a
             gain clipped to this range.
         seam_bins, seam_min, seam_limits: where the eyeball fades into the real eye, it is matched to the real
@@ -202,6 +209,7 @@ class EyeConfig:
     seen_iris: tuple[float, float] = (0.3, 0.45)
     seen_sclera: tuple[float, float] = (0.35, 0.45)
     seen_lid: tuple[float, float] = (0.75, 0.85)
+    sclera_chroma: float = 0.35
     colour_match_limits: tuple[float, float] = (0.75, 1.33)
     seam_bins: int = 6
     seam_min: float = 0.6
@@ -233,8 +241,10 @@ class EyeConfig:
         for name in ("lid_shadow", "lower_lid_shadow", "corner_shading", "corner_start", "min_coverage"):
             if getattr(self, name) >= 1:
                 raise InvalidParameterError(f"EyeConfig.{name} must be below 1, got {getattr(self, name)!r}")
-        if self.iris_own > 1:
-            raise InvalidParameterError(f"EyeConfig.iris_own must be at most 1, got {self.iris_own!r}")
+        for name in ("iris_own", "sclera_chroma"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not 0 <= value <= 1:
+                raise InvalidParameterError(f"EyeConfig.{name} must be between 0 and 1, got {value!r}")
         for name in ("shading_limits", "tint_limits", "colour_match_limits", "seam_limits", "iris_own_gain"):
             lo, hi = getattr(self, name)
             if not 0 < lo <= 1 <= hi:
