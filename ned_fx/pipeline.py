@@ -1243,9 +1243,15 @@ def _render_shot(path, output, kind, track, edited, frames, preview, renderer_co
                 weights = blend_weights(shot, pending) if need_weights else None
                 return frame, own, shot.finish(pending, clock, in_place=in_place), weights
 
-            # decode, warp, content + composite, and encode (here) of neighbouring frames run at once
-            for done, (frame, own, result, weights) in enumerate(staged(decoded_frames(), (begin, finish),
-                                                                         name="ned-fx-render"), 1):
+            # decode, warp, content + composite, and encode (here) of neighbouring frames run at once: the render
+            # in forked worker processes where it can (each with its own GIL), else in two threads of this one
+            workers = _render_workers(shot, total, in_place and not need_weights and preview is None,
+                                      int(track.width), int(track.height))
+            if workers > 1:
+                results = _forked_render(shot, decoded_frames(), workers, clock)
+            else:
+                results = staged(decoded_frames(), (begin, finish), name="ned-fx-render")
+            for done, (frame, own, result, weights) in enumerate(results, 1):
                 t, cpu = time.perf_counter(), time.thread_time()
                 if result is None:
                     resumed.append(frame.number)
@@ -1280,6 +1286,81 @@ def _render_shot(path, output, kind, track, edited, frames, preview, renderer_co
                        content_seconds={**shot.content.seconds, "warp": shot.warp_seconds}, layer=sink.layers.layer,
                        matte=sink.matte_where(), restarted=sink.restarted_frames(),
                        cpu_seconds={s: clock.cpu[s] for s in ("render", "composite", "encode")})
+
+
+def _render_workers(shot: ShotRenderer, total: int, in_place: bool, width: int, height: int) -> int:
+    """How many forked processes render this shot's frames (:mod:`ned_fx.forked`); 1: this process's threads.
+    Forked only for the CPU geometry renderer compositing in place (no matte or patch weights, no preview), on
+    Linux, for frames up to :data:`ned_fx.forked.MAX_PIXELS`, with at least 2 frames per worker, and never after
+    CUDA has started (a forked CUDA context breaks)."""
+    import sys
+
+    from . import forked
+
+    n = forked.processes()
+    if n <= 1 or not in_place or shot.neural or width * height > forked.MAX_PIXELS or not forked.available():
+        return 1
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
+        return 1
+    return max(1, min(n, total // 2))
+
+
+def _forked_render(shot: ShotRenderer, items, workers: int, clock: _Clock):
+    """``(frame, own, (edited frame, reason) or None, None)`` for every ``(frame, own, todo)`` of ``items``, as the
+    threaded steps of :func:`_render_shot` give them, the frames rendered in ``workers`` forked processes (the
+    edited frame's pixels are valid until the next result is taken). The workers' clock, content timings and new
+    occluder mattes are added to this process's ``clock``, ``shot.content`` and its matte memo."""
+    from .forked import forked
+    from .media import Frame
+
+    def split(item):
+        frame, _, todo = item
+        if not todo:
+            return None, None
+        return frame.pixels, (frame.number, frame.channels, frame.data_window, frame.display_window)
+
+    def work(message, pixels):                  # in a worker: its own copy of ``shot`` and ``clock``
+        number, channels, data_window, display_window = message
+        frame = Frame(number, pixels, channels, data_window, display_window)
+        seconds, cpu = dict(clock.seconds), dict(clock.cpu)
+        content, warp = dict(shot.content.seconds), shot.warp_seconds
+        memo = shot.content.mattes
+        added = memo.added if memo is not None else 0
+        result, reason = shot.finish(shot.begin(frame, clock), clock, in_place=True)
+        mattes = []
+        if memo is not None and memo.added > added:   # this frame's new matte, for the parent to store
+            mattes = [(key, value) for key, value in memo.entries.items() if key[0] == int(number)]
+            for key, _ in mattes:
+                del memo.entries[key]
+            memo.held = 0
+        payload = {"reason": reason, "mattes": mattes, "warp": shot.warp_seconds - warp,
+                   "seconds": {k: v - seconds[k] for k, v in clock.seconds.items() if v != seconds[k]},
+                   "cpu": {k: v - cpu[k] for k, v in clock.cpu.items() if v != cpu[k]},
+                   "content": {k: v - content[k] for k, v in shot.content.seconds.items() if v != content[k]}}
+        return result.pixels, payload
+
+    for got in forked(items, split, work, workers, name="ned-fx-render"):
+        frame, own, _ = got.item
+        if got.pixels is None:
+            yield frame, own, None, None
+            continue
+        p = got.payload
+        with clock._lock:
+            for k, v in p["seconds"].items():
+                clock.seconds[k] += v
+            for k, v in p["cpu"].items():
+                clock.cpu[k] += v
+        for k, v in p["content"].items():
+            shot.content.seconds[k] += v
+        shot.warp_seconds += p["warp"]
+        memo = shot.content.mattes
+        for key, value in p["mattes"]:
+            if memo is not None and memo.held < memo.budget:
+                memo.entries[key] = value
+                memo.added += 1
+                memo.held += value[2][1].nbytes if value[2] is not None else 0
+        yield frame, own, (frame.with_pixels(got.pixels), p["reason"]), None
 
 
 def _handed_over(frames: list):

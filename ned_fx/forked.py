@@ -1,0 +1,286 @@
+"""A shot's frames edited in forked worker processes: each its own interpreter, so the render's many small Python
+steps run on every core at once instead of taking turns on one GIL.
+
+The threads of :mod:`ned_fx.streams` overlap decode, render and encode, but the render itself is thousands of
+small numpy/OpenCV calls a frame that hold the GIL between them: two render threads on a 2-core machine ran a
+d12 shot 1.2x as fast as one, two forked processes 1.9x (``bench/edit.py``; the render pass of a 512² edit is
+~30 ms of such work a frame). A worker is forked once the shot's renderer is built, so it inherits it (models,
+meshes, mattes) without copying or pickling; frames go to it through slots of one shared anonymous memory
+mapping (no ``/dev/shm`` needed), it edits the slot in place and answers with a small message. Order is kept:
+frame ``i`` goes to worker ``i % n`` and results are read back in the same turn, so the output is the loop's,
+bit for bit (each frame's render depends on that frame alone: the daemon renders any frame on request).
+
+Linux only (``fork`` elsewhere is unsafe or missing: :func:`available`); callers fall back to their threads.
+A worker ignores Ctrl-C (the caller stops it), never runs the parent's exit handlers (multiprocessing ends a
+forked child with ``os._exit``: a parent's temporary output files are not removed by a child) and ends when the
+parent's pipe closes (the parent was killed).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from collections import deque
+from typing import Any, Callable, Iterable, Iterator
+
+import numpy as np
+
+from .errors import NedFxError
+
+ENV = "NED_FX_RENDER_PROCESSES"
+
+#: the largest frame (pixels) whose shot is rendered in workers: up to 2K / 1080p. A 4K frame's render holds
+#: ~100 MB arrays per frame in flight (float32), and every worker would hold its own: one process peaked at
+#: 2.07 GB on a 4K EXR sequence (``bench/memory.py``; the floor is 2.5 GB), so 4K renders in one process.
+MAX_PIXELS = 2048 * 1152
+
+
+class RenderWorkerError(NedFxError):
+    """A render worker process ended without answering (killed, e.g. by the system when memory ran out)."""
+
+
+def available() -> bool:
+    """Whether frames can be edited in forked workers here (Linux, ``fork`` start method)."""
+    import multiprocessing
+
+    return sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods()
+
+
+def processes(value: int | str | None = None, cores: int | None = None) -> int:
+    """How many worker processes render a shot's frames: ``value`` if given, else ``$NED_FX_RENDER_PROCESSES``,
+    else one per core (at most 8); 0 or 1 = none (the render runs in this process's threads).
+
+    Raises:
+        NedFxError (InvalidParameterError): not a whole number between 0 and 64.
+    """
+    from .errors import InvalidParameterError
+
+    value = value if value is not None else os.environ.get(ENV)
+    if value is None or value == "":
+        return min(cores or os.cpu_count() or 1, 8)
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        raise InvalidParameterError(f"render processes must be a whole number >= 0, got {value!r} (from "
+                                    f"${ENV})") from None
+    if not 0 <= n <= 64:
+        raise InvalidParameterError(f"render processes must be between 0 and 64, got {n} (from ${ENV})")
+    return n
+
+
+class Edited:
+    """One item's result: ``item`` as the source gave it, ``pixels`` (the edited pixels, in a shared slot valid
+    until the next result is taken; None for an item that needed no work) and ``payload`` (what the work function
+    returned beside the pixels)."""
+
+    __slots__ = ("item", "pixels", "payload")
+
+    def __init__(self, item, pixels, payload):
+        self.item, self.pixels, self.payload = item, pixels, payload
+
+
+def forked(source: Iterable, split: Callable[[Any], tuple], work: Callable[[Any, np.ndarray], tuple],
+           workers: int, depth: int = 2, name: str = "ned-fx-forked") -> Iterator[Edited]:
+    """``work(message, pixels)`` for every item of ``source`` that has pixels, in forked workers, in order.
+
+    ``split(item)`` gives ``(pixels or None, message)``: the pixels go to the worker through shared memory, the
+    message (small, picklable: e.g. a frame's number and channel names) through a pipe. The first item with
+    pixels fixes the slot size; the workers are forked when it arrives (after anything the parent built, which
+    they share). ``work`` runs in a worker on a writable copy of the pixels in shared memory: it edits them in
+    place (or returns an array of the same shape and dtype, copied back) and returns ``(array or None,
+    payload)``; the payload must pickle. An item whose pixels differ in shape or type from the first one's is
+    worked on in this process (the same result, no parallelism).
+
+    Args:
+        source: the items (iterated in a thread of this process: e.g. a decoder).
+        split: ``split(item) -> (pixels or None, message)``; None pixels: the item passes through (yielded with
+            ``pixels`` None).
+        work: ``work(message, pixels) -> (array or None, payload)``.
+        workers: processes (>= 1).
+        depth: items in flight per worker.
+        name: the feeding thread's name.
+
+    Yields:
+        :class:`Edited` per item, in the source's order.
+
+    Raises:
+        Whatever the source or ``work`` raised (a worker's error with the worker's traceback as a note);
+        RenderWorkerError: a worker died.
+    """
+    import mmap
+    import multiprocessing
+    import queue
+
+    from .streams import prefetch
+
+    ctx = multiprocessing.get_context("fork")
+    items = iter(source)
+    first = None
+    for item in items:
+        px, message = split(item)
+        if px is not None:
+            first = (item, px, message)
+            break
+        yield Edited(item, None, None)
+    if first is None:
+        return
+    shape, dtype = first[1].shape, first[1].dtype
+    slot_bytes = int(first[1].nbytes)
+    slots = max(1, workers) * max(1, depth) + 1
+    buf = mmap.mmap(-1, slot_bytes * slots)
+    views = [np.ndarray(shape, dtype, buffer=buf, offset=i * slot_bytes) for i in range(slots)]
+    conns, procs = [], []
+    stop = threading.Event()
+    free: queue.Queue = queue.Queue()
+    for i in range(slots):
+        free.put(i)
+
+    def tasks():
+        """(item, slot, worker) in order, each task's pixels copied into its slot and sent (in this thread)."""
+        turn = 0
+        for item, px, message in _chain(first, ((i, *split(i)) for i in items)):
+            if px is None:
+                yield item, None, None
+                continue
+            if px.shape != shape or px.dtype != dtype:
+                yield item, -1, None          # worked on in this process
+                continue
+            while True:
+                try:
+                    slot = free.get(timeout=0.05)
+                    break
+                except queue.Empty:
+                    if stop.is_set():
+                        return
+            np.copyto(views[slot], px)
+            w = turn % len(conns)
+            turn += 1
+            conns[w][0].send((slot, message))
+            yield item, slot, w
+
+    feed = None
+    restore = _single_threaded()          # before the fork: the workers inherit it
+    try:
+        for w in range(max(1, workers)):
+            task_r, task_w = ctx.Pipe(duplex=False)
+            res_r, res_w = ctx.Pipe(duplex=False)
+            p = ctx.Process(target=_worker, args=(task_r, res_w, views, work, w), name=f"{name}-{w}", daemon=True)
+            p.start()
+            task_r.close()
+            res_w.close()
+            conns.append((task_w, res_r))
+            procs.append(p)
+        feed = prefetch(tasks(), depth=slots, name=name)
+        for item, slot, w in feed:
+            if slot is None:
+                yield Edited(item, None, None)
+                continue
+            if slot < 0:
+                px, message = split(item)
+                px = np.array(px)
+                out, payload = work(message, px)
+                yield Edited(item, px if out is None else out, payload)
+                continue
+            try:
+                status, value = conns[w][1].recv()
+            except (EOFError, OSError):
+                procs[w].join(1.0)
+                raise RenderWorkerError(f"render worker {w} ended without a result (exit code "
+                                        f"{procs[w].exitcode}; out of memory? {ENV}=1 renders in one process)") \
+                    from None
+            if status == "error":
+                raise value
+            try:
+                yield Edited(item, views[slot], value)
+            finally:
+                free.put(slot)
+    finally:
+        restore()
+        stop.set()
+        if feed is not None:
+            feed.close()
+        for task_w, _ in conns:
+            try:
+                task_w.send(None)
+            except (OSError, ValueError):
+                pass
+        for p in procs:
+            p.join(2.0)
+            if p.is_alive():
+                p.kill()
+                p.join(1.0)
+        for task_w, res_r in conns:
+            task_w.close()
+            res_r.close()
+        # the mapping is not closed here: a caller may still hold a result's pixels (a view of it), and an
+        # unmapped view would crash; it is unmapped when the last view goes
+        del views, buf
+
+
+def _chain(first, rest: Iterator) -> Iterator:
+    yield first
+    yield from rest
+
+
+def _worker(tasks, results, views, work, index: int) -> None:
+    """A worker's loop: (slot, message) in, ``("ok", payload)`` or ``("error", exception)`` out; None or a closed
+    pipe ends it."""
+    import signal
+    import traceback
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)       # the parent stops the workers
+    while True:
+        try:
+            msg = tasks.recv()
+        except (EOFError, OSError):
+            return
+        if msg is None:
+            return
+        slot, message = msg
+        view = views[slot]
+        try:
+            out, payload = work(message, view)
+            if out is not None and out is not view and not np.shares_memory(out, view):
+                np.copyto(view, out)
+            results.send(("ok", payload))
+        except BaseException as exc:        # noqa: BLE001 - handed to the parent, raised there
+            exc.add_note(f"in render worker {index}:\n{traceback.format_exc()}")
+            try:
+                results.send(("error", exc))
+            except Exception:               # an exception that does not pickle: its text
+                results.send(("error", RenderWorkerError(f"render worker {index}: {type(exc).__name__}: {exc}")))
+            return
+
+
+def _single_threaded() -> Callable[[], None]:
+    """One thread per library from now on (the workers are the parallelism), set in this process before it forks:
+    a forked child that resizes a thread pool its parent had started waits for threads it does not have (OpenCV
+    hung in ``setNumThreads`` so). Returns what restores the previous settings."""
+    undo = []
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        before = torch.get_num_threads()
+        torch.set_num_threads(1)
+        undo.append(lambda: torch.set_num_threads(before))
+    try:
+        import cv2
+
+        cv_before = cv2.getNumThreads()
+        cv2.setNumThreads(1)
+        undo.append(lambda: cv2.setNumThreads(cv_before))
+    except ImportError:          # pragma: no cover - cv2 is a dependency
+        pass
+    try:
+        from threadpoolctl import threadpool_limits
+
+        limits = threadpool_limits(limits=1, user_api="blas")
+        undo.append(limits.restore_original_limits)
+    except ImportError:          # pragma: no cover - a dependency
+        pass
+
+    def restore() -> None:
+        for step in reversed(undo):
+            step()
+
+    return restore

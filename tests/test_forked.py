@@ -1,0 +1,142 @@
+"""Frames edited in forked worker processes (ned_fx.forked): the loop's results in the loop's order, from other
+processes, errors raised where the results are taken, no worker left behind; and `ned-fx edit` through them renders
+what it renders in one process, bit for bit."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+
+import numpy as np
+import pytest
+
+from conftest import footage
+from ned_fx import forked as F
+from ned_fx.errors import InvalidParameterError
+
+pytestmark = pytest.mark.skipif(not F.available(), reason="forked workers are Linux-only")
+
+
+def _items(n: int, odd=None):
+    """n items: (index, 6x5x3 uint8 pixels or None for every 4th: passed through); ``odd`` (index, shape)."""
+    out = []
+    for i in range(n):
+        shape = odd[1] if odd and i == odd[0] else (6, 5, 3)
+        out.append((i, None if i % 4 == 3 else np.full(shape, i, np.uint8)))
+    return out
+
+
+def _split(item):
+    i, px = item
+    return px, i
+
+
+def _work(message, pixels):
+    pixels += 100                       # in place, in the shared slot
+    return None, (message, os.getpid())
+
+
+def test_results_come_in_order_from_other_processes():
+    order, pids = [], set()
+    for g in F.forked(_items(23, odd=(9, (7, 5, 3))), _split, _work, workers=2):
+        i = g.item[0]
+        order.append(i)
+        if i % 4 == 3:
+            assert g.pixels is None and g.payload is None          # passed through
+            continue
+        assert g.payload[0] == i and g.pixels.shape == g.item[1].shape
+        assert (g.pixels == i + 100).all(), i                       # valid until the next result is taken
+        assert (g.item[1] == i).all(), "the item's own pixels are not touched"
+        pids.add(g.payload[1])
+    assert order == list(range(23))
+    # every regular item was edited in one of the two workers; the odd-sized one in this process
+    assert os.getpid() in pids and len(pids - {os.getpid()}) == 2, pids
+    assert not multiprocessing.active_children()
+
+
+def test_results_held_past_the_next_one_stay_readable():
+    """A caller that keeps a result's pixels (against the contract) reads stale values, never freed memory."""
+    got = [g.pixels for g in F.forked(_items(9), _split, _work, workers=2)]
+    assert all(p is None or p.shape == (6, 5, 3) for p in got)
+    assert sum(int(p.sum()) for p in got if p is not None) > 0
+
+
+def _failing(message, pixels):
+    if message == 5:
+        raise InvalidParameterError("frame 5 is bad")
+    return None, message
+
+
+def test_an_error_in_a_worker_is_raised_where_the_results_are_taken():
+    seen = []
+    with pytest.raises(InvalidParameterError, match="frame 5 is bad") as info:
+        for g in F.forked(_items(12), _split, _failing, workers=2):
+            seen.append(g.item[0])
+    assert seen == [0, 1, 2, 3, 4]
+    assert any("in render worker" in note for note in getattr(info.value, "__notes__", []))
+    assert not multiprocessing.active_children()
+
+
+def _dying(message, pixels):
+    if message == 2:
+        os._exit(3)
+    return None, message
+
+
+def test_a_worker_that_dies_is_a_clear_error():
+    with pytest.raises(F.RenderWorkerError, match="exit code 3"):
+        list(F.forked(_items(8), _split, _dying, workers=2))
+    assert not multiprocessing.active_children()
+
+
+def test_a_consumer_that_stops_early_stops_the_workers():
+    for g in F.forked(_items(40), _split, _work, workers=2):
+        if g.item[0] == 5:
+            break
+    assert not multiprocessing.active_children()
+
+
+def test_the_number_of_processes(monkeypatch):
+    monkeypatch.delenv(F.ENV, raising=False)
+    assert F.processes(cores=2) == 2 and F.processes(cores=32) == 8
+    monkeypatch.setenv(F.ENV, "1")
+    assert F.processes() == 1
+    monkeypatch.setenv(F.ENV, "many")
+    with pytest.raises(InvalidParameterError, match=F.ENV):
+        F.processes()
+
+
+def test_an_edit_in_worker_processes_is_the_one_process_edit_bit_for_bit(tmp_path, monkeypatch):
+    """d12 (glasses: occluder mattes, every model), 10 frames through two workers and through this process's
+    threads: the same pixels, timings gathered from the workers, and the occluder mattes the workers found
+    stored for the next edit of the shot as the one-process edit stores them."""
+    from ned_fx.media import read_image
+    from ned_fx.pipeline import EditInstruction, edit_media
+
+    made = []
+    real = F.forked
+
+    def counted(*args, **kwargs):
+        made.append(args[3])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(F, "forked", counted)
+    outs, mattes = {}, {}
+    for n in (2, 1):
+        monkeypatch.setenv(F.ENV, str(n))
+        monkeypatch.setenv("NED_FX_CACHE", str(tmp_path / f"cache{n}"))
+        out = tmp_path / f"p{n}" / "o.####.png"
+        summary = edit_media(footage("d12.mp4"), out, EditInstruction(emotion="surprised"), frames="0-9",
+                             track_cache=True)
+        assert summary.edited == tuple(range(10))
+        assert summary.seconds["render"] > 0 and summary.content_seconds["occlusion"] > 0
+        outs[n] = [read_image(str(out).replace("####", f"{i:04d}")).pixels for i in range(10)]
+        files = sorted((tmp_path / f"cache{n}").glob("mattes-*.npz"))
+        assert len(files) == 1, files
+        with np.load(files[0]) as d:
+            mattes[n] = {k: d[k] for k in d.files}
+    assert made == [2], "the edit did not go through two workers"
+    assert all(np.array_equal(a, b) for a, b in zip(outs[2], outs[1]))
+    assert mattes[2].keys() == mattes[1].keys()
+    assert all(np.array_equal(mattes[2][k], mattes[1][k]) for k in mattes[1])
+    assert len(mattes[1]["heads"]) == 10
