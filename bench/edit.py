@@ -13,7 +13,10 @@ on top of touching the frames at all. Targets (issue 4, 2-core CPU): >= 10 frame
 second edit of the same frames with --second-emotion reads the cached track and appearance models:
 ``second_vs_first`` is the first edit's time over the second's (issue 18: >= 2); ``second_render_ms`` and
 ``second_occlusion_ms`` say what the second edit's render still costs (its occluder mattes are read from the first
-edit where the face region's box is the same). Inside "render": ``occlusion_ms``, ``warp_ms`` (the geometry
+edit where the face region's box is the same). The render runs in forked worker processes where it can
+(``ned_fx.forked``: frames up to 2K, one per core), so the stage times and ``render_cpu_ms`` add up the workers'
+own; ``threads_fps`` is the first edit again with ``NED_FX_RENDER_PROCESSES=1`` (the render in this process's
+threads, an empty track cache), ``forked_vs_threads`` the ratio. Inside "render": ``occlusion_ms``, ``warp_ms`` (the geometry
 renderer), ``brows_ms``, ``skin_ms``, ``mouth_ms``, ``eyes_ms``. The stage times are wall seconds of the thread that
 ran the stage, and render's two halves run in two threads at once, so they count waits for a core and for the GIL;
 ``render_cpu_ms``, ``composite_cpu_ms`` and ``encode_cpu_ms`` are those threads' own CPU (the encoder's threads are
@@ -54,11 +57,12 @@ def padded_plate(src: Path, out: Path, frames: int, size=(1920, 1080)) -> Path:
 
 
 def cpu_seconds() -> float:
-    """User + system CPU seconds of this process so far (every thread)."""
+    """User + system CPU seconds of this process so far (every thread) and of its ended child processes (the
+    edit's forked render workers, ``ned_fx.forked``: each edit joins its own before it returns)."""
     import resource
 
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+    usage = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+    return sum(u.ru_utime + u.ru_stime for u in usage)
 
 
 def transcode(src: Path, out: Path, frames: int) -> float:
@@ -88,6 +92,7 @@ def main() -> int:
     from ned_fx.pipeline import STAGES, EditInstruction, edit_media
 
     rows = []
+    processes = os.environ.get("NED_FX_RENDER_PROCESSES")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         os.environ["NED_FX_CACHE"] = str(tmp / "cache")       # an empty track cache: the first edit tracks
@@ -116,12 +121,25 @@ def main() -> int:
                                 frames=f"0-{args.frames - 1}", track_cache=True)
             wall2 = time.perf_counter() - start
             cpu3 = cpu_seconds() - (cpu2b - cpu2)           # the second edit's own CPU (not the second transcode's)
+            os.environ["NED_FX_CACHE"] = str(tmp / "cache-threads")      # the first edit again, in threads
+            os.environ["NED_FX_RENDER_PROCESSES"] = "1"
+            try:
+                start = time.perf_counter()
+                edit_media(path, tmp / "out3.mp4", EditInstruction(emotion=args.emotion),
+                           frames=f"0-{args.frames - 1}", track_cache=True)
+                wall3 = time.perf_counter() - start
+            finally:
+                os.environ["NED_FX_CACHE"] = str(tmp / "cache")
+                if processes is None:
+                    del os.environ["NED_FX_RENDER_PROCESSES"]
+                else:
+                    os.environ["NED_FX_RENDER_PROCESSES"] = processes
             n = summary.frames
             row = {"input": label, "size": size, "frames": n, "fps": n / wall, "target_fps": 10 if size == "512x512"
                    else 4, "transcode_fps": n / peer, "edit_vs_transcode": peer / wall,
                    "second_fps": n / wall2, "second_track_ms": 1000 * second.seconds["track"] / n,
                    "second_appearance_ms": 1000 * second.seconds["appearance"] / n,
-                   "second_vs_first": wall / wall2, "load": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+                   "second_vs_first": wall / wall2, "threads_fps": n / wall3, "forked_vs_threads": wall3 / wall, "load": [round(load_before, 2), round(os.getloadavg()[0], 2)],
                    "cpu_ms": 1000 * (cpu2 - cpu1) / n, "second_cpu_ms": 1000 * (cpu3 - cpu2) / n,
                    "transcode_cpu_ms": 1000 * (cpu1 - cpu0) / n,
                    "transcode_before_fps": n / peer_before, "transcode_after_fps": n / after}
@@ -137,7 +155,8 @@ def main() -> int:
             rows.append(row)
     cols = ["input", "size", "frames", "fps", "target_fps", "transcode_fps", "transcode_before_fps",
             "transcode_after_fps", "edit_vs_transcode",
-            "second_fps", "second_track_ms", "second_appearance_ms", "second_vs_first", "load", "cpu_ms",
+            "second_fps", "second_track_ms", "second_appearance_ms", "second_vs_first", "threads_fps",
+            "forked_vs_threads", "load", "cpu_ms",
             "second_cpu_ms", "transcode_cpu_ms",
             *[f"{s}_ms" for s in STAGES], "occlusion_ms", "warp_ms", "brows_ms", "skin_ms", "mouth_ms", "eyes_ms",
             "render_cpu_ms", "composite_cpu_ms", "encode_cpu_ms",
