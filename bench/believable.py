@@ -13,7 +13,11 @@ measures (tests/believable_measures.py, tests/fer_classifier.py):
   each frame cropped with its source box (issue floor: >= 0.15 for happy, sad, surprised, angry on every clip);
 * mouth: near-black share (< 10 % of the face's mean luminance) and luminance std inside the NEW inner-lip
   openings (frames where the target's inner-lip gap exceeds the source's by > 1 % IOD), next to the actor's own
-  real open mouths in the same frames (``real``); holes = share of frames whose
+  real open mouths in the same frames (``real_dark``, ``real_std``) and over the whole clip (``real_dark_clip``,
+  ``real_std_clip``: every frame of the clip tracked, as ``tests/test_mouth.py`` reads them; an actor's own open
+  mouths are a property of the actor, and the first 60 frames of a talking clip hold few: WDA's read 0.101
+  near-black there against 0.162 over her 200); ``mouth_ok``: the issue's mouth floor against the whole clip's
+  (near-black share at most theirs + 5 points, luminance spread within 25 % of theirs); holes = share of frames whose
   new opening looks like a flat black hole; interior_dark / interior_std: the same over the target's whole
   inner-lip polygon on those frames (measured as the actor's real open mouths are: a thin new crescent of lower
   teeth is uniform by nature, so its own std is not comparable with a whole open mouth's);
@@ -200,6 +204,8 @@ def run_input(path: Path, frames: str | None, emotions, tmp: Path, sheet: Path |
     src_track = track_media(path, frames=frames)
     src_lms = src_track.landmarks
     real = bm.real_open_mouth(src_frames, src_lms)
+    # the actor's own open mouths over the whole clip (the floor's reference, as tests/test_mouth.py reads it)
+    real_clip = real if still else bm.real_open_mouth(decode(path), track_media(path).landmarks)
     rows = []
     for emotion in emotions:
         t0 = time.perf_counter()
@@ -214,6 +220,11 @@ def run_input(path: Path, frames: str | None, emotions, tmp: Path, sheet: Path |
         out_frames = decode(out if still else out.parent / "out.%04d.png")
         out_lms = track_media(out if still else out.parent / "out.%04d.png").landmarks
         row = measure(path.name, src_frames, out_frames, src_lms, dst_lms, out_lms, emotion, real, occl)
+        if real_clip:
+            row.update(real_dark_clip=real_clip["dark_share"], real_std_clip=real_clip["std"])
+            if row.get("mouth_frames"):
+                row["mouth_ok"] = bool(row["mouth_dark"] <= real_clip["dark_share"] + 0.05
+                                       and abs(row["mouth_std"] - real_clip["std"]) <= 0.25 * real_clip["std"])
         row["seconds"] = time.perf_counter() - t0
         rows.append(row)
         print(f"  {path.name} {emotion}: dP {row['dP']:+.2f} ({row['seconds']:.0f}s)", file=sys.stderr, flush=True)
@@ -266,8 +277,8 @@ def main() -> int:
             rows += run_input(FOOTAGE / name, f"0-{args.frames - 1}", emotions, Path(tmp), sheet)
         for name in args.stills:
             rows += run_input(FOOTAGE / name, None, emotions, Path(tmp), sheet)
-    cols = ["input", "emotion", "frames", "dP", "P_src", "P_out", "mouth_dark", "real_dark", "mouth_std", "real_std",
-            "holes", "interior_dark", "interior_std", "eye_lum", "eye_white", "lid_shade", "lid_shade_src",
+    cols = ["input", "emotion", "frames", "dP", "P_src", "P_out", "mouth_dark", "real_dark", "real_dark_clip",
+            "mouth_std", "real_std", "real_std_clip", "mouth_ok", "holes", "interior_dark", "interior_std", "eye_lum", "eye_white", "lid_shade", "lid_shade_src",
             "iris_round", "iris_round_n", "iris_out", "iris_src",
             "sym", "sym_all", "sym_plan", "eye_seen", "sym_mean", "mouth_r",
             "jitter+", "outside", "outside_box", "occl",
@@ -277,6 +288,11 @@ def main() -> int:
     missed = [f"{r['input']} {r['emotion']} {r['dP']:+.2f}" for r in floors if r["dP"] < 0.15]
     print(f"\nP(target) up by >= 0.15 (happy, sad, surprised, angry): {len(floors) - len(missed)}/{len(floors)}"
           + (f"; below: {', '.join(missed)}" if missed else ""))
+    mouths = [r for r in rows if "mouth_ok" in r]
+    bad = [f"{r['input']} {r['emotion']} {r['mouth_dark']:.3f}/{r['real_dark_clip']:.3f}, std {r['mouth_std']:.0f}/"
+           f"{r['real_std_clip']:.0f}" for r in mouths if not r["mouth_ok"]]
+    print(f"mouth (new openings vs the actor's own open mouths over the whole clip): "
+          f"{len(mouths) - len(bad)}/{len(mouths)}" + (f"; not: {', '.join(bad)}" if bad else ""))
     path = write_results("believable", rows, {"frames_per_clip": args.frames, "emotions": emotions,
                                               "intensity": 1.0, "seconds": time.perf_counter() - started,
                                               "classifier": "fer 25.10.3 emotion_model.hdf5 (FER2013 mini-XCEPTION), "

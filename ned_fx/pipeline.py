@@ -1291,14 +1291,17 @@ def _render_shot(path, output, kind, track, edited, frames, preview, renderer_co
 def _render_workers(shot: ShotRenderer, total: int, in_place: bool, width: int, height: int) -> int:
     """How many forked processes render this shot's frames (:mod:`ned_fx.forked`); 1: this process's threads.
     Forked only for the CPU geometry renderer compositing in place (no matte or patch weights, no preview), on
-    Linux, for frames up to :data:`ned_fx.forked.MAX_PIXELS`, with at least 2 frames per worker, and never after
-    CUDA has started (a forked CUDA context breaks)."""
+    Linux, for frames up to :data:`ned_fx.forked.MAX_PIXELS`, with at least 2 frames per worker, from the main
+    thread only (``ned-fx edit``; an edit called from a thread of a caller's own may fork while the caller's other
+    threads hold locks a child would wait for), and never after CUDA has started (a forked CUDA context breaks)."""
     import sys
+    import threading
 
     from . import forked
 
     n = forked.processes()
-    if n <= 1 or not in_place or shot.neural or width * height > forked.MAX_PIXELS or not forked.available():
+    if n <= 1 or not in_place or shot.neural or width * height > forked.MAX_PIXELS or not forked.available() \
+            or threading.current_thread() is not threading.main_thread():
         return 1
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():

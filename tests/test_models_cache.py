@@ -46,6 +46,10 @@ def test_a_second_edit_reads_the_models_and_renders_what_a_fresh_edit_renders(tm
     folder, runs = builds
     from ned_fx.occlusion import OcclusionDetector
 
+    # counted here, in this process: the render in this process's threads (the forked workers' edit stores the
+    # same mattes and pixels: tests/test_forked.py)
+    monkeypatch.setenv("NED_FX_RENDER_PROCESSES", "1")
+
     detections = []
     real_detect = OcclusionDetector.detect_in_shot
 
