@@ -17,7 +17,8 @@ measures (tests/believable_measures.py, tests/fer_classifier.py):
   ``real_std_clip``: every frame of the clip tracked, as ``tests/test_mouth.py`` reads them; an actor's own open
   mouths are a property of the actor, and the first 60 frames of a talking clip hold few: WDA's read 0.101
   near-black there against 0.162 over her 200); ``mouth_ok``: the issue's mouth floor against the whole clip's
-  (near-black share at most theirs + 5 points, luminance spread within 25 % of theirs); holes = share of frames whose
+  (the new openings' near-black share at most theirs + 5 points; the luminance spread, ``interior_std``, within
+  25 % of theirs); holes = share of frames whose
   new opening looks like a flat black hole; interior_dark / interior_std: the same over the target's whole
   inner-lip polygon on those frames (measured as the actor's real open mouths are: a thin new crescent of lower
   teeth is uniform by nature, so its own std is not comparable with a whole open mouth's);
@@ -224,7 +225,7 @@ def run_input(path: Path, frames: str | None, emotions, tmp: Path, sheet: Path |
             row.update(real_dark_clip=real_clip["dark_share"], real_std_clip=real_clip["std"])
             if row.get("mouth_frames"):
                 row["mouth_ok"] = bool(row["mouth_dark"] <= real_clip["dark_share"] + 0.05
-                                       and abs(row["mouth_std"] - real_clip["std"]) <= 0.25 * real_clip["std"])
+                                       and abs(row["interior_std"] - real_clip["std"]) <= 0.25 * real_clip["std"])
         row["seconds"] = time.perf_counter() - t0
         rows.append(row)
         print(f"  {path.name} {emotion}: dP {row['dP']:+.2f} ({row['seconds']:.0f}s)", file=sys.stderr, flush=True)
@@ -289,7 +290,7 @@ def main() -> int:
     print(f"\nP(target) up by >= 0.15 (happy, sad, surprised, angry): {len(floors) - len(missed)}/{len(floors)}"
           + (f"; below: {', '.join(missed)}" if missed else ""))
     mouths = [r for r in rows if "mouth_ok" in r]
-    bad = [f"{r['input']} {r['emotion']} {r['mouth_dark']:.3f}/{r['real_dark_clip']:.3f}, std {r['mouth_std']:.0f}/"
+    bad = [f"{r['input']} {r['emotion']} {r['mouth_dark']:.3f}/{r['real_dark_clip']:.3f}, std {r['interior_std']:.0f}/"
            f"{r['real_std_clip']:.0f}" for r in mouths if not r["mouth_ok"]]
     print(f"mouth (new openings vs the actor's own open mouths over the whole clip): "
           f"{len(mouths) - len(bad)}/{len(mouths)}" + (f"; not: {', '.join(bad)}" if bad else ""))
