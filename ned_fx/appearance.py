@@ -775,6 +775,25 @@ class MatteMemo:
         self.entries[(int(number), tuple(int(v) for v in box))] = (float(white), self._check(region, src), crop)
         self.added += 1
 
+    def take(self, number) -> list:
+        """The entries held for frame ``number``, let go here (a render worker hands them to its parent, which
+        :meth:`adopt` s them): ``[(key, entry), ...]``."""
+        taken = [(key, entry) for key, entry in self.entries.items() if key[0] == int(number)]
+        for key, _ in taken:
+            del self.entries[key]
+        self.held = 0           # the parent counts the budget
+        return taken
+
+    def adopt(self, taken: list) -> None:
+        """Hold entries another process's memo found (:meth:`take`), as :meth:`put` holds its own, within the
+        budget."""
+        for key, entry in taken:
+            if self.key is None or self.held >= self.budget:
+                return
+            self.entries[key] = entry
+            self.added += 1
+            self.held += entry[2][1].nbytes if entry[2] is not None else 0
+
     def save(self) -> Path | None:
         """Store every matte held (with the ones read) when new ones were found; the path, or None."""
         if self.key is None or not self.added:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from collections import deque
 from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np

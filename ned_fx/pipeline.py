@@ -277,6 +277,14 @@ class _Clock:
                 self.cpu[stage] += time.thread_time() - cpu_started
         return now
 
+    def merge(self, seconds: dict, cpu: dict) -> None:
+        """Add another clock's seconds (a render worker's, per stage)."""
+        with self._lock:
+            for stage, value in seconds.items():
+                self.seconds[stage] += value
+            for stage, value in cpu.items():
+                self.cpu[stage] += value
+
 
 def _output_kind(output: Path) -> str:
     from .media import MOVIE_EXTENSIONS, is_sequence_pattern
@@ -1331,12 +1339,8 @@ def _forked_render(shot: ShotRenderer, items, workers: int, clock: _Clock):
         memo = shot.content.mattes
         added = memo.added if memo is not None else 0
         result, reason = shot.finish(shot.begin(frame, clock), clock, in_place=True)
-        mattes = []
-        if memo is not None and memo.added > added:   # this frame's new matte, for the parent to store
-            mattes = [(key, value) for key, value in memo.entries.items() if key[0] == int(number)]
-            for key, _ in mattes:
-                del memo.entries[key]
-            memo.held = 0
+        # this frame's new matte, for the parent to store
+        mattes = memo.take(number) if memo is not None and memo.added > added else []
         payload = {"reason": reason, "mattes": mattes, "warp": shot.warp_seconds - warp,
                    "seconds": {k: v - seconds[k] for k, v in clock.seconds.items() if v != seconds[k]},
                    "cpu": {k: v - cpu[k] for k, v in clock.cpu.items() if v != cpu[k]},
@@ -1349,20 +1353,12 @@ def _forked_render(shot: ShotRenderer, items, workers: int, clock: _Clock):
             yield frame, own, None, None
             continue
         p = got.payload
-        with clock._lock:
-            for k, v in p["seconds"].items():
-                clock.seconds[k] += v
-            for k, v in p["cpu"].items():
-                clock.cpu[k] += v
+        clock.merge(p["seconds"], p["cpu"])
         for k, v in p["content"].items():
             shot.content.seconds[k] += v
         shot.warp_seconds += p["warp"]
-        memo = shot.content.mattes
-        for key, value in p["mattes"]:
-            if memo is not None and memo.held < memo.budget:
-                memo.entries[key] = value
-                memo.added += 1
-                memo.held += value[2][1].nbytes if value[2] is not None else 0
+        if shot.content.mattes is not None:
+            shot.content.mattes.adopt(p["mattes"])
         yield frame, own, (frame.with_pixels(got.pixels), p["reason"]), None
 
 
