@@ -553,9 +553,11 @@ def shadowed(tracker):
 def test_a_narrow_eye_s_new_white_is_white_not_skin(shadowed):
     """d19's narrow, shadowed eyes show a few pixels of sclera between lid skin, and the JPEG's half-resolution
     chroma bleeds the skin's colour into them (the model's sclera read 0.55 and 0.27 of chroma, his skin 0.5):
-    kept, surprise opened a skin-brown eyeball on his right eye and a pink one on his left. The new white is far
-    less coloured than the skin under the eye (at most 0.45 of its chroma, chroma = (max - min) / mean of the
-    channels), keeps the plate's warm side (red over blue), and is no darker than the source's own sclera."""
+    kept, surprise opened a skin-brown eyeball on his right eye and a pink one on his left (1.04 and 0.57 of the
+    skin's chroma, chroma = (max - min) / mean of the channels). The new white is at most half as coloured as the
+    skin under the eye (0.35 of it where it is rendered whole, up to the real sclera's colour where it meets it:
+    ``EyeConfig.seam_tint_limits``), keeps the plate's warm side (red over blue), and is no darker than the
+    source's own sclera."""
     layer, inp, final, eyes = _measure(shadowed, "surprised", 1.0)
     h, w = inp.region.shape[:2]
     ys, xs = np.mgrid[0:h, 0:w] + 0.5
@@ -572,7 +574,7 @@ def test_a_narrow_eye_s_new_white_is_white_not_skin(shadowed):
         assert len(white) >= 100, len(white)
         got = chroma(white)
         print(f"eye {e}: new white chroma {got:.3f}, skin {skin:.3f}, colour {white.mean(0).round(0)}")
-        assert got <= 0.45 * skin, (got, skin)
+        assert got <= 0.5 * skin, (got, skin)
         assert white[:, 0].mean() > white[:, 2].mean()
         assert _lum(white).mean() >= 0.95 * eyes[e][1], (_lum(white).mean(), eyes[e][1])
 

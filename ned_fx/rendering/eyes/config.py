@@ -150,7 +150,10 @@ class EyeConfig:
             sclera there, in this many bins along the eye (only where the real eye is at least ``seam_min`` x as
             bright as the rendered one: sclera, not the old lash line), by a gain clipped to ``seam_limits`` (a
             sclera in the lid's shade is darker than an eye white in the open: no visible step between them);
-            the gain fades out over ``seam_reach`` (x W) beyond the source's opening.
+            the gain fades out over ``seam_reach`` (x W) beyond the source's opening. ``seam_tint_limits``: the
+            same seam's colour (each channel's share of the brightness, real over rendered, clipped to this range):
+            the rendered white is less coloured than what shows of a narrow eye's sclera (``sclera_chroma``), and
+            without it the two met in a two-tone eye (d19's right eye, grey beside pink at 5x).
     """
 
     iris_rings: int = 16
@@ -215,6 +218,7 @@ class EyeConfig:
     seam_min: float = 0.6
     seam_limits: tuple[float, float] = (0.88, 1.05)
     seam_reach: float = 0.08
+    seam_tint_limits: tuple[float, float] = (0.85, 1.15)
 
     def __post_init__(self) -> None:
         for name in ("iris_rings", "iris_angles", "shading_bins", "shadow_bins", "seam_bins"):
@@ -245,7 +249,8 @@ class EyeConfig:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not 0 <= value <= 1:
                 raise InvalidParameterError(f"EyeConfig.{name} must be between 0 and 1, got {value!r}")
-        for name in ("shading_limits", "tint_limits", "colour_match_limits", "seam_limits", "iris_own_gain"):
+        for name in ("shading_limits", "tint_limits", "colour_match_limits", "seam_limits", "iris_own_gain",
+                     "seam_tint_limits"):
             lo, hi = getattr(self, name)
             if not 0 < lo <= 1 <= hi:
                 raise InvalidParameterError(f"EyeConfig.{name} must be (low <= 1 <= high) with low > 0, "

@@ -86,7 +86,7 @@ class EyeRenderer:
             eye = self._grain(eye, region, rows, cols, inputs.index, e)
             warped = inputs.warped[rows, cols]
             ft = EyeFrame(dst[:, :2], EYES[e][1])
-            eye = eye * self._seam_gain(eye, warped, cov, sd_old, rows, cols, seen, fs, ft)[:, None]
+            eye = eye * self._seam_gain(eye, warped, cov, sd_old, rows, cols, seen, fs, ft)
             cov = self._old_lid(eye, warped, cov, sd_old, gate)
             pixels[rows, cols] = eye
             coverage[rows, cols] = np.maximum(coverage[rows, cols], cov * np.float32(seen.confidence))
@@ -290,7 +290,7 @@ class EyeRenderer:
 
     def _seam_gain(self, eye: np.ndarray, warped: np.ndarray, cov: np.ndarray, sd_old: np.ndarray, rows, cols,
                    seen: "_Seen", fs: EyeFrame, ft: EyeFrame) -> np.ndarray:
-        """Per pixel gain (N) that meets the real eye's sclera where the eyeball fades into it: along the eye
+        """Per pixel and channel gain (NxK) that meets the real eye's sclera where the eyeball fades into it: along the eye
         (``seam_bins`` bins), the warped real sclera's brightness over the rendered one's on the blend seam (pixels
         of the source's opening, ``cov`` between 0.15 and 0.85, outside the iris, where the real eye is sclera:
         at least ``seam_min`` of the rendered brightness, not a lash line), clipped to ``seam_limits``; 1 where
@@ -306,21 +306,28 @@ class EyeRenderer:
         lum_e, lum_w = luminance(eye), luminance(warped)
         seam = old & (cov > 0.15) & (cov < 0.85) & (np.hypot(*(pts - centre).T) > 1.2 * radius) \
             & (lum_w >= c.seam_min * lum_e)
+        ones = np.ones((len(pts), 1), np.float32)
         if np.count_nonzero(seam) < 3:
-            return np.ones(len(pts), np.float32)
+            return ones
         edges = np.linspace(-1.0, 1.0, c.seam_bins + 1)
-        mids, gains = [], []
+        mids, gains, tints = [], [], []
         for lo, hi in zip(edges[:-1], edges[1:]):
             inbin = seam & (u >= lo) & (u < hi)
             if np.count_nonzero(inbin) >= 3:
                 mids.append(0.5 * (lo + hi))
-                gains.append(np.median(lum_w[inbin]) / max(float(np.median(lum_e[inbin])), 1e-6))
+                lw, le = float(np.median(lum_w[inbin])), max(float(np.median(lum_e[inbin])), 1e-6)
+                gains.append(lw / le)
+                # ... and its colour: each channel's share of the brightness, real over rendered
+                tints.append((np.median(warped[inbin], axis=0) / max(lw, 1e-6))
+                             / np.maximum(np.median(eye[inbin], axis=0) / le, 1e-6))
         if not gains:
-            return np.ones(len(pts), np.float32)
+            return ones
         lo, hi = c.seam_limits
-        gain = np.clip(np.interp(u, mids, gains), lo, hi)
-        near = 1.0 - smoothstep(-sd_old / max(c.seam_reach * ft.w, c.min_soft_px))
-        return (1.0 + near * (gain - 1.0)).astype(np.float32)
+        gain = np.clip(np.interp(u, mids, gains), lo, hi)[:, None]
+        t_lo, t_hi = c.seam_tint_limits
+        tint = np.stack([np.interp(u, mids, t) for t in np.clip(np.asarray(tints), t_lo, t_hi).T], axis=1)
+        near = (1.0 - smoothstep(-sd_old / max(c.seam_reach * ft.w, c.min_soft_px)))[:, None]
+        return (1.0 + near * (gain * tint - 1.0)).astype(np.float32)
 
     def _source(self, model: EyeModel, texture: np.ndarray, m: int, e: int, src, region, fs: EyeFrame) -> "_Seen":
         """What the source frame shows of eye ``e``: its iris as the image shows it (the tracked centre is often
