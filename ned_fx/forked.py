@@ -164,7 +164,11 @@ def forked(source: Iterable, split: Callable[[Any], tuple], work: Callable[[Any,
         for w in range(max(1, workers)):
             task_r, task_w = ctx.Pipe(duplex=False)
             res_r, res_w = ctx.Pipe(duplex=False)
-            p = ctx.Process(target=_worker, args=(task_r, res_w, views, work, w), name=f"{name}-{w}", daemon=True)
+            # the child closes the parent's ends it inherits (its own task pipe's writer among them: held open, its
+            # reader would never see the parent go)
+            theirs = [task_w, res_r, *(end for pair in conns for end in pair)]
+            p = ctx.Process(target=_worker, args=(task_r, res_w, views, work, w, theirs), name=f"{name}-{w}",
+                            daemon=True)
             p.start()
             task_r.close()
             res_w.close()
@@ -222,13 +226,15 @@ def _chain(first, rest: Iterator) -> Iterator:
     yield from rest
 
 
-def _worker(tasks, results, views, work, index: int) -> None:
+def _worker(tasks, results, views, work, index: int, parents_ends=()) -> None:
     """A worker's loop: (slot, message) in, ``("ok", payload)`` or ``("error", exception)`` out; None or a closed
-    pipe ends it."""
+    pipe (the parent gone) ends it. ``parents_ends``: the pipe ends the parent keeps, closed here."""
     import signal
     import traceback
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)       # the parent stops the workers
+    for end in parents_ends:
+        end.close()
     while True:
         try:
             msg = tasks.recv()
@@ -242,13 +248,21 @@ def _worker(tasks, results, views, work, index: int) -> None:
             out, payload = work(message, view)
             if out is not None and out is not view and not np.shares_memory(out, view):
                 np.copyto(view, out)
-            results.send(("ok", payload))
+            answer = ("ok", payload)
         except BaseException as exc:        # noqa: BLE001 - handed to the parent, raised there
             exc.add_note(f"in render worker {index}:\n{traceback.format_exc()}")
+            answer = ("error", exc)
+        try:
             try:
-                results.send(("error", exc))
+                results.send(answer)
+            except (BrokenPipeError, EOFError, ConnectionError):
+                return                      # the parent is gone (killed): nobody to answer
             except Exception:               # an exception that does not pickle: its text
+                exc = answer[1]
                 results.send(("error", RenderWorkerError(f"render worker {index}: {type(exc).__name__}: {exc}")))
+        except (BrokenPipeError, EOFError, ConnectionError):
+            return
+        if answer[0] == "error":
             return
 
 

@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -94,6 +98,50 @@ def test_a_consumer_that_stops_early_stops_the_workers():
         if g.item[0] == 5:
             break
     assert not multiprocessing.active_children()
+
+
+_KILLED = r"""
+import os, sys, time
+sys.path.insert(0, sys.argv[1])
+import numpy as np
+from ned_fx import forked as F
+
+def work(message, pixels):
+    time.sleep(0.2)
+    return None, os.getpid()
+
+for got in F.forked(range(1000), lambda i: (np.zeros((4, 4, 3), np.uint8), i), work, workers=2):
+    print(got.payload, flush=True)
+"""
+
+
+def _alive(pid: int) -> bool:
+    """A process that exists and is not a zombie (a reparented child may wait for a reaper)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_workers_end_when_their_parent_is_killed():
+    """A farm's kill (SIGKILL/SIGTERM: no cleanup in the parent) leaves no worker behind: each sees its task pipe
+    close (it had held that pipe's writing end itself, inherited at the fork, and waited for ever)."""
+    p = subprocess.Popen([sys.executable, "-c", _KILLED, str(Path(__file__).resolve().parents[1])],
+                         stdout=subprocess.PIPE, text=True)
+    pids: set = set()
+    try:
+        while len(pids) < 2:
+            line = p.stdout.readline()
+            assert line, "the script ended early"
+            pids.add(int(line))
+    finally:
+        p.kill()
+        p.wait(10)
+    end = time.monotonic() + 10
+    while time.monotonic() < end and any(_alive(pid) for pid in pids):
+        time.sleep(0.1)
+    assert not any(_alive(pid) for pid in pids), pids
 
 
 def test_the_number_of_processes(monkeypatch):
