@@ -226,6 +226,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _exit_cleanly_on_sigterm() -> None:
+    """A SIGTERM (a render farm stopping a task, ``kill``) ends an edit as Ctrl-C does: every ``finally`` runs, so
+    the temporary output is removed and the render workers stop (the default action killed the process on the
+    spot and left ``.name.*.tmp.*`` beside the output). Exit status 143, as the default's."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def terminated(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)      # a second one kills at once
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, terminated)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -236,6 +253,8 @@ def main(argv: list[str] | None = None) -> int:
         from .threads import configure
 
         configure(args.threads)
+        if args.command == "edit":
+            _exit_cleanly_on_sigterm()
         return int(args.func(args) or 0)
     except NedFxError as exc:
         if os.environ.get("NED_FX_DEBUG"):

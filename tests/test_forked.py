@@ -144,6 +144,37 @@ def test_workers_end_when_their_parent_is_killed():
     assert not any(_alive(pid) for pid in pids), pids
 
 
+def test_a_terminated_edit_leaves_nothing_behind(tmp_path):
+    """SIGTERM (a farm stopping a task) mid-render of `ned-fx edit`: the edit ends as Ctrl-C ends it (exit 143), the
+    temporary output is removed and no render worker is left (the default action killed the parent on the spot and
+    left `.out.*.tmp.mp4`)."""
+    import signal
+
+    out = tmp_path / "out" / "o.mp4"
+    out.parent.mkdir()
+    exe = Path(sys.executable).with_name("ned-fx")
+    p = subprocess.Popen([str(exe), "edit", str(footage("d3.mp4")), "-o", str(out), "--frames", "0-199",
+                          "--no-cache"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         env={**os.environ, F.ENV: "2"})
+    try:
+        end = time.monotonic() + 240
+        while not list(out.parent.iterdir()):          # the movie's temporary file: rendering has begun
+            assert p.poll() is None and time.monotonic() < end, "the edit ended before it rendered"
+            time.sleep(0.05)
+        kids = subprocess.run(["pgrep", "-P", str(p.pid)], capture_output=True, text=True).stdout.split()
+        assert len(kids) == 2, kids                    # its two render workers
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(30) == 143
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert not list(out.parent.iterdir())
+    end = time.monotonic() + 10
+    while time.monotonic() < end and any(_alive(int(pid)) for pid in kids):
+        time.sleep(0.1)
+    assert not any(_alive(int(pid)) for pid in kids), kids
+
+
 def test_the_number_of_processes(monkeypatch):
     monkeypatch.delenv(F.ENV, raising=False)
     assert F.processes(cores=2) == 2 and F.processes(cores=32) == 8
