@@ -11,7 +11,7 @@ frame ``i`` goes to worker ``i % n`` and results are read back in the same turn,
 bit for bit (each frame's render depends on that frame alone: the daemon renders any frame on request).
 
 Linux only (``fork`` elsewhere is unsafe or missing: :func:`available`); callers fall back to their threads.
-A worker ignores Ctrl-C (the caller stops it), never runs the parent's exit handlers (multiprocessing ends a
+A worker ignores Ctrl-C and SIGTERM (the caller stops it), never runs the parent's exit handlers (multiprocessing ends a
 forked child with ``os._exit``: a parent's temporary output files are not removed by a child) and ends when the
 parent's pipe closes (the parent was killed).
 """
@@ -232,7 +232,11 @@ def _worker(tasks, results, views, work, index: int, parents_ends=()) -> None:
     import signal
     import traceback
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)       # the parent stops the workers
+    # the parent stops the workers: Ctrl-C and a farm's SIGTERM reach the whole process group, and a worker killed
+    # by one before its parent saw it would turn a clean stop into "a render worker died"; a killed parent's
+    # workers end when its pipes close
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     for end in parents_ends:
         end.close()
     while True:
