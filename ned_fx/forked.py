@@ -18,6 +18,7 @@ parent's pipe closes (the parent was killed).
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 import threading
@@ -138,7 +139,7 @@ def forked(source: Iterable, split: Callable[[Any], tuple], work: Callable[[Any,
     def tasks():
         """(item, slot, worker) in order, each task's pixels copied into its slot and sent (in this thread)."""
         turn = 0
-        for item, px, message in _chain(first, ((i, *split(i)) for i in items)):
+        for item, px, message in itertools.chain((first,), ((i, *split(i)) for i in items)):
             if px is None:
                 yield item, None, None
                 continue
@@ -221,11 +222,6 @@ def forked(source: Iterable, split: Callable[[Any], tuple], work: Callable[[Any,
         del views, buf
 
 
-def _chain(first, rest: Iterator) -> Iterator:
-    yield first
-    yield from rest
-
-
 def _worker(tasks, results, views, work, index: int, parents_ends=()) -> None:
     """A worker's loop: (slot, message) in, ``("ok", payload)`` or ``("error", exception)`` out; None or a closed
     pipe (the parent gone) ends it. ``parents_ends``: the pipe ends the parent keeps, closed here."""
@@ -257,14 +253,15 @@ def _worker(tasks, results, views, work, index: int, parents_ends=()) -> None:
             exc.add_note(f"in render worker {index}:\n{traceback.format_exc()}")
             answer = ("error", exc)
         try:
+            results.send(answer)
+        except OSError:                     # the parent is gone (killed): nobody to answer
+            return
+        except Exception as unsent:         # an exception or a payload that does not pickle: its text
+            what = answer[1] if answer[0] == "error" else unsent
             try:
-                results.send(answer)
-            except (BrokenPipeError, EOFError, ConnectionError):
-                return                      # the parent is gone (killed): nobody to answer
-            except Exception:               # an exception that does not pickle: its text
-                exc = answer[1]
-                results.send(("error", RenderWorkerError(f"render worker {index}: {type(exc).__name__}: {exc}")))
-        except (BrokenPipeError, EOFError, ConnectionError):
+                results.send(("error", RenderWorkerError(f"render worker {index}: {type(what).__name__}: {what}")))
+            except OSError:
+                pass
             return
         if answer[0] == "error":
             return

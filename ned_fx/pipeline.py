@@ -1312,7 +1312,7 @@ def _render_workers(shot: ShotRenderer, total: int, in_place: bool, width: int, 
             or threading.current_thread() is not threading.main_thread():
         return 1
     torch = sys.modules.get("torch")
-    if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
+    if torch is not None and torch.cuda.is_initialized():
         return 1
     return max(1, min(n, total // 2))
 

@@ -81,6 +81,16 @@ def test_an_error_in_a_worker_is_raised_where_the_results_are_taken():
     assert not multiprocessing.active_children()
 
 
+def _unpicklable(message, pixels):
+    return None, (lambda: message)          # a payload that cannot go through the pipe
+
+
+def test_a_result_that_cannot_be_sent_is_a_clear_error():
+    with pytest.raises(F.RenderWorkerError, match="render worker .*pickle"):       # why it was not sent
+        list(F.forked(_items(6), _split, _unpicklable, workers=2))
+    assert not multiprocessing.active_children()
+
+
 def _dying(message, pixels):
     if message == 2:
         os._exit(3)
