@@ -330,7 +330,12 @@ def test_deleted_frame_files_are_not_kept_alive_by_the_daemon(guarded):
     pid = guarded.proc.pid
     end = time.monotonic() + 12
     while True:
-        held = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
+        held = []
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                held.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
+            except FileNotFoundError:      # closed between the listing and the look: it holds nothing
+                pass
         maps = Path(f"/proc/{pid}/maps").read_text()
         if not any(name in h for h in held) and name not in maps:
             break
