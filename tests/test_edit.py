@@ -72,17 +72,13 @@ def test_edit_moves_the_face_as_the_emotion_says(name, emotion):
         # (the picture shows them raised and drawn together; the classifier reads sad, test_readability)
         inner = 0.003 if name == "d12.mp4" else 0.005
         if name == "d19.jpg":
-            # a still holds no speech: sad closes his held gasp (the jaw comes up, the corners with it, against the
-            # mouth's centre and the nose alike: no corner measure holds), so: the mouth closes, the brows read sad
-            # MediaPipe's reading of the closing is only a direction here: his lower lip is tracked on the tongue,
-            # and the reading moved between -0.022 and +0.007 with a 0.1 change of one AU of the recipe, and from
-            # -0.012 to -0.004 with a change of the brows alone (the mouth's pixels unchanged). The picture says
-            # how far it closes: the mouth's dark interior (under 60 % of the face's mean luminance, around the
-            # lips) shrinks by over a quarter (3892 -> 2356 pixels)
-            gap = float(np.nanmean(M.mouth_opening(got) - M.mouth_opening(ref)))
-            assert gap < 0 and d["inner"] >= inner, (gap, d)
+            # his held gasp stays open under sad (ManipulatorConfig.still_gasp_kept: a warp cannot close it
+            # believably); MediaPipe reads his corners barely lowered on it (-0.001 IOD): the brows read sad, and the
+            # mouth's dark interior (under 60 % of the face's mean luminance, around the lips) is still there in the
+            # picture (3872 -> 3655 pixels; closed, as before the rule, 2356)
+            assert d["inner"] >= inner, d
             dark_before, dark_after = _dark_mouth("d19.jpg", emotion)
-            assert dark_after <= 0.75 * dark_before, (dark_before, dark_after)
+            assert dark_after >= 0.85 * dark_before, (dark_before, dark_after)
         else:
             assert d["corner"] <= corner and d["inner"] >= inner, d
     elif emotion == "surprised":

@@ -97,6 +97,14 @@ class ManipulatorConfig:
             keeps the parted lips a relaxed neutral may have (up to 0.04 IOD), and a grin taken away left a line of
             teeth between the astronaut's lips (0.032 IOD; r 0.27 at neutral 1, 0.64 at 0.5). A talker's gap is his
             own (speech): never sealed. ``(0, 0)``: never.
+        still_gasp_kept: on a still, a jaw held wide open (the fit's AU26 activation) stays open under a style
+            that is not neutral: the share of the still's speech channels the style would take away is scaled by
+            ``1 - smoothstep((AU26 - lo) / (hi - lo))``. A 2-D warp cannot close a gasp believably: closing d19's
+            (AU26 1.56) under happy, sad, angry or disgusted stretched his lower lip into a thick band and pushed a
+            lumpy fold under it, and half closing it (looked at) was no better; kept, the style's corners, lips and
+            upper face go on his open mouth (an open-mouthed laugh, a wail, a shout). ``neutral`` still closes it
+            (taking the expression away is its job), as does any style with a reference's or blend's own zero
+            pattern on the frame. A grin's parted lips (a small jaw) are not a gasp. ``(inf, inf)``: never kept.
         lid_iris_boost: where a style raises the upper lids (AU5: surprise, fear) and the raised lid would
             still cover the top of the iris, the raise grows on that frame by up to this share of the style's
             own, until the lid clears the iris top by ``lid_iris_clearance`` x the iris radius (the white above
@@ -146,6 +154,7 @@ class ManipulatorConfig:
     pupil_kept: float = 0.6
     pupil_droop: float = 0.25
     lip_seal: tuple[float, float] = (0.25, 0.6)
+    still_gasp_kept: tuple[float, float] = (0.6, 1.0)
     lid_iris_boost: float = 0.6
     lid_iris_clearance: float = 0.3
     lid_exaggeration: float = 0.5
@@ -168,6 +177,10 @@ class ManipulatorConfig:
         lo, hi = (float(v) for v in self.lip_seal)
         if not (0.0 <= lo <= hi <= 1.0):
             raise InvalidParameterError(f"lip_seal must be (lo, hi) with 0 <= lo <= hi <= 1, got {self.lip_seal}")
+        lo, hi = (float(v) for v in self.still_gasp_kept)
+        if not 0.0 <= lo <= hi:                                     # (NaN fails too)
+            raise InvalidParameterError(f"still_gasp_kept must be (lo, hi) with 0 <= lo <= hi, got "
+                                        f"{self.still_gasp_kept}")
         if not 0.0 <= self.lid_exaggeration <= 1.0:
             raise InvalidParameterError(f"lid_exaggeration must be in [0, 1], got {self.lid_exaggeration}")
         if not 0.0 <= self.pupil_droop <= 2.0:

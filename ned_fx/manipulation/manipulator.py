@@ -20,8 +20,10 @@ The speech rule
     Speech channels (AU18 lip pucker, AU24 lip pressor, AU25 lips part, AU26 jaw drop) are always the source's
     own, frame by frame — except on a still, which holds no speech: there a smile's parted lips or a held gasp
     are expression, taken away like the emotion AUs' sustained state wherever the gate is open (``neutral`` and
-    ``sad`` close a grin over its teeth, ``happy`` keeps a grin's; :func:`_still_speech`). A style may *add* to
-    them (surprise drops the jaw) only according to the speech mode:
+    ``sad`` close a grin over its teeth, ``happy`` keeps a grin's; :func:`_still_speech`) — but a jaw held wide
+    open stays open under any style but ``neutral`` (a warp cannot close a gasp believably:
+    ``ManipulatorConfig.still_gasp_kept``). A style may *add* to them (surprise drops the jaw) only according to
+    the speech mode:
 
     * ``preserve``: never; the mouth opening is exactly the source's.
     * ``free``: always (a silent reaction shot may open the mouth in surprise).
@@ -672,8 +674,9 @@ def _still_speech(src: np.ndarray, intensity: np.ndarray, gate: np.ndarray, regi
     (the engine keeps them: on a clip they are the line being spoken) — less where a smile parted them and the
     target smiles too: the style's AU12 at intensity 1 (0..1), as far as the source smiles (its AU12 over
     ``engine.GRIN_AU12``): a grin's parted lips stay under ``happy`` and close under ``neutral`` or ``sad``; a gasp
-    (no smile) closes under ``happy`` too, and stays under a style that opens the mouth itself (``surprised``,
-    ``fearful``: at most the style's own value goes, which the engine adds back). Zero at intensity 0."""
+    (no smile) stays under a style that opens the mouth itself (``surprised``, ``fearful``: at most the style's own
+    value goes, which the engine adds back), and a wide one under any style but neutral (the caller scales this by
+    :func:`_gasp_closes`). Zero at intensity 0."""
     from .engine import GRIN_AU12
 
     speech = np.array([n in SPEECH_AUS for n in AU_NAMES], np.float64)
@@ -688,6 +691,22 @@ def _still_speech(src: np.ndarray, intensity: np.ndarray, gate: np.ndarray, regi
     # surprised had closed to the style's standard jaw)
     opens = np.clip(pattern, 0.0, None) * speech * region * gate[:, None]
     return np.where(opens > 0, np.minimum(lose, opens), lose)
+
+
+def _gasp_closes(src: np.ndarray, pattern: np.ndarray, config: ManipulatorConfig) -> np.ndarray:
+    """Fx1 share of a still's speech channels a style takes away (``ManipulatorConfig.still_gasp_kept``): 1 under
+    neutral (a zero pattern) and for a jaw not held wide open, falling to 0 as the fitted jaw drop (AU26) passes
+    through the range."""
+    lo, hi = (float(v) for v in config.still_gasp_kept)
+    jaw = np.nan_to_num(src[:, AU_NAMES.index("AU26")])
+    if not np.isfinite(lo):
+        kept = np.zeros(len(src))
+    elif hi > lo:
+        kept = protos.smoothstep((jaw - lo) / (hi - lo))
+    else:
+        kept = (jaw >= lo).astype(np.float64)
+    styled = np.abs(pattern).max(axis=1) > 0
+    return np.where(styled, 1.0 - kept, 1.0)[:, None]
 
 
 def _talking_jaw(shapes: np.ndarray, basis, neutral: np.ndarray, pattern: np.ndarray, gate: np.ndarray,
@@ -863,7 +882,7 @@ def manipulate(track, emotion: str | Mapping[str, float] | None = None, intensit
                         torch.from_numpy(inten)[None, :, None], torch.from_numpy(gate)[None, :, None],
                         torch.from_numpy(region)).numpy()[0]
     if f == 1:
-        target = target - _still_speech(src, inten, gate, region, pattern)
+        target = target - _still_speech(src, inten, gate, region, pattern) * _gasp_closes(src, pattern, config)
     boost = _talking_jaw(shapes, basis, model.neutral, pattern, gate, region, found, mode, config)
     landmarks = np.asarray(track.landmarks, np.float64)
     linear = smooth_linear_pose(np.asarray(track.pose, np.float64), found,
