@@ -45,6 +45,11 @@ class RendererConfig:
             rigidly, irises stay round); the mismatch with the lips/lids is absorbed in a band along the
             contour this wide (x the opening's corner-to-corner width) ...
         fold_guard: ... but at least this many times the largest mismatch, so the band never folds over.
+        lid_margin: where a lid moves over the eyeball (a lowered upper lid, a raised lower one), the eyeball
+            layer starts this far (x the eye's corner-to-corner width; at most as far as the lid moved, and 0.4 of
+            the lids' gap) inside the target lid, and the face layer shows the lid's margin there: the tracked lid
+            runs mid-way through the lash band, and the eyeball cut at it took the margin's lower half and its
+            lashes away (d19's sad lids came out as bare skin down to the iris). 0: the eyeball up to the lid.
         mouth_interior: ``"follow"`` (default): the mouth interior (teeth, tongue) follows the inner lips
             smoothly, mapped from the source's interior point for point, so a smile's raised corners still show
             the source's teeth; ``"rigid"``: it moves by one similarity transform (never bends, but where the
@@ -80,6 +85,7 @@ class RendererConfig:
     falloff: float = 0.6
     hole_band: float = 0.2
     fold_guard: float = 2.0
+    lid_margin: float = 0.06
     mouth_interior: str = "follow"
     mouth_fill: bool = True
     mouth_fill_gain: float = 0.6
@@ -104,6 +110,8 @@ class RendererConfig:
         if not 1024 <= self.refine_max_cells <= 1 << 24:
             raise InvalidParameterError(f"refine_max_cells must be between 1024 and 16777216, got "
                                         f"{self.refine_max_cells}")
+        if not 0.0 <= self.lid_margin <= 0.5:
+            raise InvalidParameterError(f"lid_margin must be between 0 and 0.5, got {self.lid_margin}")
         if not self.fold_limit >= 0:
             raise InvalidParameterError(f"fold_limit must be >= 0, got {self.fold_limit}")
         if not 0.0 <= self.frown_lift <= 1.0:

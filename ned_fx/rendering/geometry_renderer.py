@@ -268,6 +268,42 @@ class GeometryRendererModule(nn.Module):
             out.append((a_re, a_im, mx, my))
         return out
 
+    def _lid_margin_inset(self, poly_dst: torch.Tensor, poly_src: torch.Tensor,
+                          sim: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """An eye's target contour (BxVx2, :data:`~ned_fx.topology.RIGHT_EYE` order: corner, 7 upper-lid
+        points, corner, 7 lower) with each lid point moved into the opening by as far as that lid moved over
+        the eyeball (the source's lid point against the eyeball's similarity image of the target's), at most
+        ``RendererConfig.lid_margin`` x the eye's width and ``0.4`` x the lids' gap there: the eyeball layer is
+        laid inside it, so a lowered lid (sad, angry) keeps its lower margin and lashes (the tracked lid lies
+        mid-way through the lash band; cut at it, d19's sad lids lost their lash line). A lid that did not move
+        over the eyeball, or moved off it (a widened eye), keeps its contour exactly."""
+        limit = self.config.lid_margin
+        if limit <= 0:
+            return poly_dst
+        a_re, a_im, mx, my = sim                                                # B, B, Bx2, Bx2
+        v = poly_dst.shape[1]
+        flat = poly_dst.reshape(-1, 2)
+        per = tuple(t.repeat_interleave(v, dim=0) for t in (a_re, a_im, mx, my))
+        mapped = (flat + self._sim_offset(per, flat)).reshape(poly_dst.shape)   # S(target) in the source
+        mismatch = poly_src - mapped                                            # BxVx2, source pixels
+        axis = poly_dst[:, 8] - poly_dst[:, 0]
+        width = axis.norm(dim=-1).clamp_min(_EPS)                               # B
+        down = torch.stack([-axis[:, 1], axis[:, 0]], dim=-1) / width[:, None]
+        lower_mid = poly_dst[:, 12] - poly_dst[:, 4]
+        down = down * torch.where(_dot2(lower_mid, down) < 0, -1.0, 1.0)[:, None]   # toward the lower lid
+        upper = torch.arange(1, 8, device=poly_dst.device)
+        lower = torch.arange(15, 8, -1, device=poly_dst.device)                # facing upper[i]
+        gap = _dot2(poly_dst[:, lower] - poly_dst[:, upper], down[:, None]).clamp_min(0.0)   # Bx7
+        scale = torch.sqrt(a_re * a_re + a_im * a_im).clamp_min(_EPS)[:, None]  # source px per target px
+        cap = torch.minimum(limit * width[:, None], 0.4 * gap)
+        # the upper lid over the eyeball: the source's lid point lies above the eyeball's image of the target's
+        drop = torch.minimum((-_dot2(mismatch[:, upper], down[:, None]) / scale).clamp_min(0.0), cap)
+        rise = torch.minimum((_dot2(mismatch[:, lower], down[:, None]) / scale).clamp_min(0.0), cap)
+        out = poly_dst.clone()
+        out[:, upper] = poly_dst[:, upper] + drop[..., None] * down[:, None]
+        out[:, lower] = poly_dst[:, lower] - rise[..., None] * down[:, None]
+        return out
+
     @staticmethod
     def _sim_offset(sim: tuple[torch.Tensor, ...], p: torch.Tensor) -> torch.Tensor:
         """``S(p) - p`` for points ``p`` (Mx2), parameters already per point (M, M, Mx2, Mx2); exactly zero for
@@ -463,14 +499,17 @@ class GeometryRendererModule(nn.Module):
             pm = p[0].index_select(0, flat - bidx * n)
             contour = getattr(self, f"hole{k}")
             poly_dst, poly_src = dst[:, contour], src[:, contour]              # BxVx2
+            # an eye's eyeball layer starts below a lid that moved over it by the lid margin's own depth: the
+            # face layer shows the margin (its lashes) there, carried with the lid
+            poly_cov = poly_dst if k == MOUTH else self._lid_margin_inset(poly_dst, poly_src, sims[k])
             if not one:                                                         # MxVx2 (1xVx2: broadcast)
-                poly_dst, poly_src = poly_dst[bidx], poly_src[bidx]
+                poly_dst, poly_src, poly_cov = poly_dst[bidx], poly_src[bidx], poly_cov[bidx]
             offsets = self.subsamples * cell                                   # Kx2
             if cpu_one:
                 cover = torch.from_numpy(_coverage_cpu(xs.numpy(), ys.numpy(), flat.numpy(), offsets.numpy(),
-                                                       poly_dst[0].numpy()))
+                                                       poly_cov[0].numpy()))
             else:
-                cover = _inside_polygon(pm[:, None, :] + offsets[None], poly_dst).to(torch.float32).mean(dim=1)
+                cover = _inside_polygon(pm[:, None, :] + offsets[None], poly_cov).to(torch.float32).mean(dim=1)
             depth = None                        # cells deep into the source opening (< 0: outside it)
             if k != MOUTH or (self.config.mouth_fill and not self._follow):
                 sm = pm + self._sim_offset(tuple(t[bidx] for t in sims[k]), pm)    # the similarity's points
