@@ -80,6 +80,18 @@ def lid_edit(src: np.ndarray, amount: float) -> np.ndarray:
     return dst
 
 
+def region_edit(tracker, name: str, edit, *args):
+    """A still tracked, its target made by ``edit(src, *args)``, and the face region's box: (plate, src, dst,
+    offset of the region, the region as float32)."""
+    img = decode_rgb(name)[0][0]
+    src = track_image(tracker, img)
+    dst = edit(src, *args)
+    h, w = img.shape[:2]
+    box = face_region_box(np.concatenate([src, dst]), w, h)
+    off = np.array([box[0], box[1], 0.0])
+    return img, src, dst, off, img[box[1]:box[3], box[0]:box[2]].astype(np.float32)
+
+
 def render_plate(plate: np.ndarray, src: np.ndarray, dst: np.ndarray, renderer=None, mesh=None):
     """Render + composite a uint8 RGB plate the way the pipeline will: box, crop, render, blend."""
     from ned_fx.compositing import Compositor, extract_region
@@ -374,13 +386,7 @@ def test_opening_a_closed_mouth_fills_dark_without_stretching(tracker):
     """people_0 has a closed mouth; opening it (lower lip and jaw down 25% IOD) shows a dark interior (mean
     below 45% of the lips' brightness), every pixel within the source region's value range, no NaN, and the
     re-tracked mouth opens by at least half the commanded amount."""
-    img = decode_rgb("people_0.png")[0][0]
-    src = track_image(tracker, img)
-    dst = open_mouth(src, 0.25)
-    h, w = img.shape[:2]
-    box = face_region_box(np.concatenate([src, dst]), w, h)
-    off = np.array([box[0], box[1], 0.0])
-    region = img[box[1]:box[3], box[0]:box[2]].astype(np.float32)
+    img, src, dst, off, region = region_edit(tracker, "people_0.png", open_mouth, 0.25)
     out = GeometryRenderer().render(region, src - off, dst - off, build_render_mesh(src))
     assert np.isfinite(out).all()
     assert out.min() >= region.min() and out.max() <= region.max()
@@ -491,13 +497,7 @@ def test_a_lowered_lid_carries_its_margin(tracker):
     from ned_fx.tracking import FaceTracker, TrackerConfig
 
     tracker = FaceTracker(TrackerConfig(device="cpu", first_crop_passes=0), engines=tracker.engines)
-    img = decode_rgb("d19.jpg")[0][0]
-    src = track_image(tracker, img)
-    dst = lid_edit(src, 0.03)
-    h, w = img.shape[:2]
-    box = face_region_box(np.concatenate([src, dst]), w, h)
-    off = np.array([box[0], box[1], 0.0])
-    region = img[box[1]:box[3], box[0]:box[2]].astype(np.float32)
+    _, src, dst, off, region = region_edit(tracker, "d19.jpg", lid_edit, 0.03)
     lum = lambda px: px @ np.array([0.299, 0.587, 0.114], np.float32)       # noqa: E731
     plate = lum(region)
     errors = {}
