@@ -103,8 +103,8 @@ class ManipulatorConfig:
             (AU26 1.56) under happy, sad, angry or disgusted stretched his lower lip into a thick band and pushed a
             lumpy fold under it, and half closing it (looked at) was no better; kept, the style's corners, lips and
             upper face go on his open mouth (an open-mouthed laugh, a wail, a shout). ``neutral`` still closes it
-            (taking the expression away is its job), as does any style with a reference's or blend's own zero
-            pattern on the frame. A grin's parted lips (a small jaw) are not a gasp. ``(inf, inf)``: never kept.
+            (taking the expression away is its job), as does any style whose pattern is zero on the frame. A grin's
+            parted lips (a small jaw) are not a gasp. ``(inf, inf)``: never kept.
         lid_iris_boost: where a style raises the upper lids (AU5: surprise, fear) and the raised lid would
             still cover the top of the iris, the raise grows on that frame by up to this share of the style's
             own, until the lid clears the iris top by ``lid_iris_clearance`` x the iris radius (the white above

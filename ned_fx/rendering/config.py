@@ -48,8 +48,8 @@ class RendererConfig:
         lid_margin: where a lid moves over the eyeball (a lowered upper lid, a raised lower one), the eyeball
             layer starts this far (x the eye's corner-to-corner width; at most as far as the lid moved, and 0.4 of
             the lids' gap) inside the target lid, and the face layer shows the lid's margin there: the tracked lid
-            runs mid-way through the lash band, and the eyeball cut at it took the margin's lower half and its
-            lashes away (d19's sad lids came out as bare skin down to the iris). 0: the eyeball up to the lid.
+            often runs along the top of the lash band or through it, and the eyeball cut at it took the margin and
+            its lashes away (d19's sad lids came out as bare skin down to the iris). 0: the eyeball up to the lid.
         mouth_interior: ``"follow"`` (default): the mouth interior (teeth, tongue) follows the inner lips
             smoothly, mapped from the source's interior point for point, so a smile's raised corners still show
             the source's teeth; ``"rigid"``: it moves by one similarity transform (never bends, but where the

@@ -274,9 +274,9 @@ class GeometryRendererModule(nn.Module):
         points, corner, 7 lower) with each lid point moved into the opening by as far as that lid moved over
         the eyeball (the source's lid point against the eyeball's similarity image of the target's), at most
         ``RendererConfig.lid_margin`` x the eye's width and ``0.4`` x the lids' gap there: the eyeball layer is
-        laid inside it, so a lowered lid (sad, angry) keeps its lower margin and lashes (the tracked lid lies
-        mid-way through the lash band; cut at it, d19's sad lids lost their lash line). A lid that did not move
-        over the eyeball, or moved off it (a widened eye), keeps its contour exactly."""
+        laid inside it, so a lowered lid (sad, angry) keeps its lower margin and lashes (the tracked lid often
+        runs along the top of the lash band or through it; cut at it, d19's sad lids lost their lash line). A lid
+        that did not move over the eyeball, or moved off it (a widened eye), keeps its contour exactly."""
         limit = self.config.lid_margin
         if limit <= 0:
             return poly_dst
