@@ -737,3 +737,29 @@ def test_a_shaded_sclera_s_new_iris_is_round(emotion):
     _, out, _, d = _still_edit(footage("d19.jpg"), emotion, 1.0)
     rounds = [bm.iris_roundness(out, d, side) for side in ("right", "left")]
     assert min(rounds) >= 0.9, np.round(rounds, 3)
+
+
+def test_a_lowered_lid_keeps_the_eye_s_own_white_under_it(clip):
+    """WDA sad: her upper lids come down over the eyeball while her lower lids move a fraction of a pixel out, so
+    the eye layer draws (a sliver at the bottom) and its lash-speck mending ran along the upper lid too: the
+    eye's own white and catchlights right under the lowered lid read as specks and were filled with the lashes
+    around them, a blocky black band over the iris (frame 20 at 6x, looked at). The mending follows the upper
+    lid's rise only: where the lid came down the layer is what it is with the mending off."""
+    from ned_fx.rendering.eyes._geometry import UPPER
+
+    checked = 0
+    for k in range(6):
+        inp = clip.inputs("sad", 1.0, k)
+        for e, (contour, corners, _) in enumerate(EYES):
+            # the upper lid came down on every point (the eyeball's similarity image of the source's lid)
+            s, d = inp.src[list(contour[:UPPER]), :2], inp.dst[list(contour[:UPPER]), :2]
+            assert (d[1:-1, 1] > s[1:-1, 1]).all(), (k, e)
+        layer = EyeRenderer(clip.model).render(inp)
+        plain = EyeRenderer(clip.model, EyeConfig(lash_specks=0.0)).render(inp)
+        if layer is None:
+            assert plain is None
+            continue
+        checked += 1
+        np.testing.assert_array_equal(layer.coverage, plain.coverage)
+        np.testing.assert_array_equal(layer.pixels, plain.pixels)
+    assert checked >= 1, "no frame drew an eye layer: the test measures nothing"

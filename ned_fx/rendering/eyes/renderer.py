@@ -92,16 +92,20 @@ class EyeRenderer:
             coverage[rows, cols] = np.maximum(coverage[rows, cols], cov * np.float32(seen.confidence))
             if self.config.lash_specks > 0:
                 white = float(luminance(np.asarray(model.sclera_colour[m], dtype=np.float64))) * seen.gain_s
-                self._lash_specks(inputs.warped, dst[:, :2], e, ft, white, inputs.valid, pixels, coverage)
+                self._lash_specks(inputs.warped, src[:, :2], dst[:, :2], e, fs, ft, white, inputs.valid, pixels,
+                                  coverage)
         if not coverage.any():
             return None
         return RenderedLayer(pixels, coverage, self.name)
 
-    def _lash_specks(self, warped: np.ndarray, dst: np.ndarray, e: int, ft: EyeFrame, white: float, valid,
-                     pixels: np.ndarray, coverage: np.ndarray) -> None:
-        """Small bright specks in the warp's lash band over eye ``e`` (target frame ``ft``; see
+    def _lash_specks(self, warped: np.ndarray, src: np.ndarray, dst: np.ndarray, e: int, fs: EyeFrame,
+                     ft: EyeFrame, white: float, valid, pixels: np.ndarray, coverage: np.ndarray) -> None:
+        """Small bright specks in the warp's lash band over eye ``e`` (source and target frames ``fs``, ``ft``; see
         ``EyeConfig.lash_specks``) replaced by the lashes around them, in ``pixels``/``coverage`` in place, under the
-        eyeball where it covers (the two layers composited exactly: the eyeball over the mended lashes)."""
+        eyeball where it covers (the two layers composited exactly: the eyeball over the mended lashes). Only where
+        the upper lid rose off the source's opening (fully from ``min_move`` x W): a lid that came down (sad,
+        angry) has the eye's own white and catchlights right under it, and an eye whose lower lid alone moved a
+        pixel out (WDA sad) had them mended into a blocky black band over the iris."""
         import cv2
 
         c = self.config
@@ -129,6 +133,12 @@ class EyeRenderer:
         # the warp (deeper in, a bright sliver is the eye's own white: a corner the lids did not open)
         margin = c.lid_inset * ft.w + max(c.edge_softness * ft.w, c.min_soft_px)
         speck[yy, xx] *= (polyline_distance(pts, lid) < band) & (polygon_sdf(pts, dst[list(contour)])[0] < margin)
+        # only where the upper lid rose: each target lid point's distance outside the source's opening (where the
+        # warp puts it), at the speck's nearest lid point
+        poly_s = _similarity(src[list(contour)], fs, ft)
+        rose = np.maximum(-polygon_sdf(lid, poly_s)[0], 0.0)
+        nearest = np.argmin(((pts[:, None, :] - lid[None]) ** 2).sum(-1), axis=1)
+        speck[yy, xx] *= smoothstep(rose[nearest] / max(c.min_move * ft.w, 1e-6))
         if valid is not None:           # never on an occluder (a lens's glare is the plate's)
             speck *= np.asarray(valid, dtype=np.float32)[y0:y1, x0:x1] > 0.5
         if not (speck > 0).any():
