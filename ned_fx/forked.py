@@ -54,19 +54,9 @@ def processes(value: int | str | None = None, cores: int | None = None) -> int:
     Raises:
         NedFxError (InvalidParameterError): not a whole number between 0 and 64.
     """
-    from .errors import InvalidParameterError
+    from .threads import count_setting
 
-    value = value if value is not None else os.environ.get(ENV)
-    if value is None or value == "":
-        return min(cores or os.cpu_count() or 1, 8)
-    try:
-        n = int(value)
-    except (TypeError, ValueError):
-        raise InvalidParameterError(f"render processes must be a whole number >= 0, got {value!r} (from "
-                                    f"${ENV})") from None
-    if not 0 <= n <= 64:
-        raise InvalidParameterError(f"render processes must be between 0 and 64, got {n} (from ${ENV})")
-    return n
+    return count_setting(value, ENV, min(cores or os.cpu_count() or 1, 8), 64, "render processes", "the argument")
 
 
 class Edited:
@@ -113,6 +103,7 @@ def forked(source: Iterable, split: Callable[[Any], tuple], work: Callable[[Any,
     import queue
 
     from .streams import prefetch
+    from .threads import set_library_threads
 
     ctx = multiprocessing.get_context("fork")
     items = iter(source)
@@ -160,7 +151,10 @@ def forked(source: Iterable, split: Callable[[Any], tuple], work: Callable[[Any,
             yield item, slot, w
 
     feed = None
-    restore = _single_threaded()          # before the fork: the workers inherit it
+    # one thread per library from now on (the workers are the parallelism), set before the fork so the workers
+    # inherit it: a forked child that resizes a thread pool its parent had started waits for threads it does not
+    # have (OpenCV hung in ``setNumThreads`` so)
+    restore = set_library_threads(1)
     try:
         for w in range(max(1, workers)):
             task_r, task_w = ctx.Pipe(duplex=False)
@@ -266,35 +260,3 @@ def _worker(tasks, results, views, work, index: int, parents_ends=()) -> None:
         if answer[0] == "error":
             return
 
-
-def _single_threaded() -> Callable[[], None]:
-    """One thread per library from now on (the workers are the parallelism), set in this process before it forks:
-    a forked child that resizes a thread pool its parent had started waits for threads it does not have (OpenCV
-    hung in ``setNumThreads`` so). Returns what restores the previous settings."""
-    undo = []
-    torch = sys.modules.get("torch")
-    if torch is not None:
-        before = torch.get_num_threads()
-        torch.set_num_threads(1)
-        undo.append(lambda: torch.set_num_threads(before))
-    try:
-        import cv2
-
-        cv_before = cv2.getNumThreads()
-        cv2.setNumThreads(1)
-        undo.append(lambda: cv2.setNumThreads(cv_before))
-    except ImportError:          # pragma: no cover - cv2 is a dependency
-        pass
-    try:
-        from threadpoolctl import threadpool_limits
-
-        limits = threadpool_limits(limits=1, user_api="blas")
-        undo.append(limits.restore_original_limits)
-    except ImportError:          # pragma: no cover - a dependency
-        pass
-
-    def restore() -> None:
-        for step in reversed(undo):
-            step()
-
-    return restore

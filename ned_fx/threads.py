@@ -17,6 +17,7 @@ pool through threadpoolctl, as it sets torch's.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 from .errors import InvalidParameterError
 
@@ -29,20 +30,30 @@ def default_threads(cores: int | None = None) -> int:
     return max(1, min(8, cores // 2))
 
 
-def resolve(threads: int | str | None = None) -> int:
-    """The thread count to use: ``threads`` if given, else ``$NED_FX_THREADS``, else :func:`default_threads`
-    (0 = the libraries' own defaults)."""
-    value = threads if threads is not None else os.environ.get(ENV)
+def count_setting(value: int | str | None, env: str, default: int, upper: int, what: str, given: str) -> int:
+    """A count from ``value`` if given (named ``given`` in errors: a flag), else ``$env``, else ``default``: a whole
+    number between 0 and ``upper``.
+
+    Raises:
+        InvalidParameterError: not such a number (the message says where it came from).
+    """
+    source = given if value is not None else "$" + env
+    value = value if value is not None else os.environ.get(env)
     if value is None or value == "":
-        return default_threads()
+        return default
     try:
         n = int(value)
     except (TypeError, ValueError):
-        raise InvalidParameterError(f"threads must be a whole number >= 0, got {value!r} (from "
-                                    f"{'--threads' if threads is not None else '$' + ENV})") from None
-    if n < 0 or n > 1024:
-        raise InvalidParameterError(f"threads must be between 0 and 1024, got {n}")
+        raise InvalidParameterError(f"{what} must be a whole number >= 0, got {value!r} (from {source})") from None
+    if n < 0 or n > upper:
+        raise InvalidParameterError(f"{what} must be between 0 and {upper}, got {n} (from {source})")
     return n
+
+
+def resolve(threads: int | str | None = None) -> int:
+    """The thread count to use: ``threads`` if given, else ``$NED_FX_THREADS``, else :func:`default_threads`
+    (0 = the libraries' own defaults)."""
+    return count_setting(threads, ENV, default_threads(), 1024, "threads", "--threads")
 
 
 def configure(threads: int | str | None = None) -> int:
@@ -58,25 +69,39 @@ def configure(threads: int | str | None = None) -> int:
     # torch reads these when it starts its pools; set them for this process (and the daemon's children)
     os.environ["OMP_NUM_THREADS"] = str(n)
     os.environ["MKL_NUM_THREADS"] = str(n)
-    import sys
-
-    if "torch" in sys.modules:
-        sys.modules["torch"].set_num_threads(n)
-    try:
-        import cv2
-
-        cv2.setNumThreads(n)
-    except ImportError:          # pragma: no cover - cv2 is a dependency
-        pass
-    limit_blas(n)
+    set_library_threads(n)
     return n
 
 
-def limit_blas(n: int) -> None:
-    """Resize the BLAS pools already loaded in this process (numpy's OpenBLAS) to ``n`` threads (threadpoolctl;
-    nothing where it is missing: the libraries keep their defaults)."""
+def set_library_threads(n: int) -> Callable[[], None]:
+    """Size the thread pools of torch (if loaded), OpenCV and the BLAS already loaded in this process (numpy's
+    OpenBLAS, through threadpoolctl; nothing where it is missing) to ``n``; returns what restores the previous
+    sizes."""
+    import sys
+
+    undo = []
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        before = torch.get_num_threads()
+        torch.set_num_threads(n)
+        undo.append(lambda: torch.set_num_threads(before))
+    try:
+        import cv2
+
+        cv_before = cv2.getNumThreads()
+        cv2.setNumThreads(n)
+        undo.append(lambda: cv2.setNumThreads(cv_before))
+    except ImportError:          # pragma: no cover - cv2 is a dependency
+        pass
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:          # pragma: no cover - a dependency; an older install without it keeps the default
-        return
-    threadpool_limits(limits=n, user_api="blas")
+        pass
+    else:
+        undo.append(threadpool_limits(limits=n, user_api="blas").restore_original_limits)
+
+    def restore() -> None:
+        for step in reversed(undo):
+            step()
+
+    return restore
