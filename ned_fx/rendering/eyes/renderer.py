@@ -74,7 +74,7 @@ class EyeRenderer:
                                         f"{region.shape[2]}")
         pixels = np.zeros_like(inputs.warped)
         coverage = np.zeros((h, w), np.float32)
-        for e, rows, cols, cov, sd_old, gate in plans:
+        for e, rows, cols, cov, sd_old, gate, out in plans:
             m = model.usable(e)
             if m is None:
                 continue
@@ -92,15 +92,16 @@ class EyeRenderer:
             coverage[rows, cols] = np.maximum(coverage[rows, cols], cov * np.float32(seen.confidence))
             if self.config.lash_specks > 0:
                 white = float(luminance(np.asarray(model.sclera_colour[m], dtype=np.float64))) * seen.gain_s
-                self._lash_specks(inputs.warped, src[:, :2], dst[:, :2], e, fs, ft, white, inputs.valid, pixels,
+                self._lash_specks(inputs.warped, dst[:, :2], e, ft, out[:UPPER], white, inputs.valid, pixels,
                                   coverage)
         if not coverage.any():
             return None
         return RenderedLayer(pixels, coverage, self.name)
 
-    def _lash_specks(self, warped: np.ndarray, src: np.ndarray, dst: np.ndarray, e: int, fs: EyeFrame,
-                     ft: EyeFrame, white: float, valid, pixels: np.ndarray, coverage: np.ndarray) -> None:
-        """Small bright specks in the warp's lash band over eye ``e`` (source and target frames ``fs``, ``ft``; see
+    def _lash_specks(self, warped: np.ndarray, dst: np.ndarray, e: int, ft: EyeFrame, rose: np.ndarray,
+                     white: float, valid, pixels: np.ndarray, coverage: np.ndarray) -> None:
+        """Small bright specks in the warp's lash band over eye ``e`` (target frame ``ft``; ``rose``: how far each
+        upper-lid point of the target lies outside the source's opening, :meth:`_coverage`'s; see
         ``EyeConfig.lash_specks``) replaced by the lashes around them, in ``pixels``/``coverage`` in place, under the
         eyeball where it covers (the two layers composited exactly: the eyeball over the mended lashes). Only where
         the upper lid rose off the source's opening (fully from ``min_move`` x W): a lid that came down (sad,
@@ -133,10 +134,7 @@ class EyeRenderer:
         # the warp (deeper in, a bright sliver is the eye's own white: a corner the lids did not open)
         margin = c.lid_inset * ft.w + max(c.edge_softness * ft.w, c.min_soft_px)
         speck[yy, xx] *= (polyline_distance(pts, lid) < band) & (polygon_sdf(pts, dst[list(contour)])[0] < margin)
-        # only where the upper lid rose: each target lid point's distance outside the source's opening (where the
-        # warp puts it), at the speck's nearest lid point
-        poly_s = _similarity(src[list(contour)], fs, ft)
-        rose = np.maximum(-polygon_sdf(lid, poly_s)[0], 0.0)
+        # only where the upper lid rose, at the speck's nearest lid point
         nearest = np.argmin(((pts[:, None, :] - lid[None]) ** 2).sum(-1), axis=1)
         speck[yy, xx] *= smoothstep(rose[nearest] / max(c.min_move * ft.w, 1e-6))
         if valid is not None:           # never on an occluder (a lens's glare is the plate's)
@@ -153,7 +151,8 @@ class EyeRenderer:
     # ---- where -----------------------------------------------------------------------------------------------
     def _coverage(self, e: int, src: np.ndarray, dst: np.ndarray, h: int, w: int, valid):
         """(eye, rows, cols, coverage, signed distance N to the source's opening where the warp puts it: inside
-        > 0) of the pixels the eyeball covers, or None."""
+        > 0, gate, and how far each target contour point lies outside that opening) of the pixels the eyeball
+        covers, or None."""
         c = self.config
         contour, corners, _ = EYES[e]
         fs, ft = EyeFrame(src, corners), EyeFrame(dst, corners)
@@ -248,7 +247,7 @@ class EyeRenderer:
         if not keep.any():
             return None
         return (e, rows[keep] + y0, cols[keep] + x0, np.maximum(cov[keep], 0.0).astype(np.float32), sd_s[keep],
-                gate[keep].astype(np.float32))
+                gate[keep].astype(np.float32), out)
 
     # ---- what ------------------------------------------------------------------------------------------------
     def _paint(self, model, texture, m: int, e: int, src, dst, rows, cols, seen: "_Seen",
