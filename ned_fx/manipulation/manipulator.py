@@ -667,7 +667,7 @@ def lips_sealed(source: np.ndarray, target: np.ndarray, found: np.ndarray, seal:
 
 
 def _still_speech(src: np.ndarray, intensity: np.ndarray, gate: np.ndarray, region: np.ndarray,
-                  pattern: np.ndarray) -> np.ndarray:
+                  pattern: np.ndarray, config: ManipulatorConfig) -> np.ndarray:
     """FxK activation offsets a still's speech channels lose: a single frame holds no speech, so where the speech
     rule lets the style move the mouth (``gate``) the source's own lips part, jaw drop, press and pucker (what the
     fit reads above the actor's neutral) are taken away as the emotion AUs' sustained state is, by ``min(w, 1)``
@@ -675,8 +675,8 @@ def _still_speech(src: np.ndarray, intensity: np.ndarray, gate: np.ndarray, regi
     target smiles too: the style's AU12 at intensity 1 (0..1), as far as the source smiles (its AU12 over
     ``engine.GRIN_AU12``): a grin's parted lips stay under ``happy`` and close under ``neutral`` or ``sad``; a gasp
     (no smile) stays under a style that opens the mouth itself (``surprised``, ``fearful``: at most the style's own
-    value goes, which the engine adds back), and a wide one under any style but neutral (the caller scales this by
-    :func:`_gasp_closes`). Zero at intensity 0."""
+    value goes, which the engine adds back), and a wide one under any style but neutral (:func:`_gasp_closes`).
+    Zero at intensity 0."""
     from .engine import GRIN_AU12
 
     speech = np.array([n in SPEECH_AUS for n in AU_NAMES], np.float64)
@@ -690,7 +690,7 @@ def _still_speech(src: np.ndarray, intensity: np.ndarray, gate: np.ndarray, regi
     # open wider: the engine adds the style's value, so at most that much of the source's goes (d19's gasp under
     # surprised had closed to the style's standard jaw)
     opens = np.clip(pattern, 0.0, None) * speech * region * gate[:, None]
-    return np.where(opens > 0, np.minimum(lose, opens), lose)
+    return np.where(opens > 0, np.minimum(lose, opens), lose) * _gasp_closes(src, pattern, config)
 
 
 def _gasp_closes(src: np.ndarray, pattern: np.ndarray, config: ManipulatorConfig) -> np.ndarray:
@@ -882,7 +882,7 @@ def manipulate(track, emotion: str | Mapping[str, float] | None = None, intensit
                         torch.from_numpy(inten)[None, :, None], torch.from_numpy(gate)[None, :, None],
                         torch.from_numpy(region)).numpy()[0]
     if f == 1:
-        target = target - _still_speech(src, inten, gate, region, pattern) * _gasp_closes(src, pattern, config)
+        target = target - _still_speech(src, inten, gate, region, pattern, config)
     boost = _talking_jaw(shapes, basis, model.neutral, pattern, gate, region, found, mode, config)
     landmarks = np.asarray(track.landmarks, np.float64)
     linear = smooth_linear_pose(np.asarray(track.pose, np.float64), found,
