@@ -751,7 +751,8 @@ def test_a_lowered_lid_keeps_the_eye_s_own_white_under_it(clip):
     for k in range(6):
         inp = clip.inputs("sad", 1.0, k)
         for e, (contour, corners, _) in enumerate(EYES):
-            # the upper lid came down on every point (the eyeball's similarity image of the source's lid)
+            # the upper lid came down on every middle point (lower in the region than the source's: the head
+            # hardly moves over these frames)
             s, d = inp.src[list(contour[:UPPER]), :2], inp.dst[list(contour[:UPPER]), :2]
             assert (d[1:-1, 1] > s[1:-1, 1]).all(), (k, e)
         layer = EyeRenderer(clip.model).render(inp)
