@@ -490,7 +490,9 @@ def test_expression_decoder_matches_the_manipulator():
     from ned_fx.manipulation.engine import ExpressionDecoder
 
     track, neutral, _ = synthetic_track(talking_activations(30), missing=())
-    edited = M.manipulate(track, "fearful", 1.0, neutral=neutral, config=M.ManipulatorConfig(pose_smoothing=0))
+    # the decoder is the linear decode; the landmark rules after it (lips uncrossed, lid folds held) are off
+    edited = M.manipulate(track, "fearful", 1.0, neutral=neutral,
+                          config=M.ManipulatorConfig(pose_smoothing=0, lid_fold_kept=(0.0, 0.0)))
     delta = edited.au_target - edited.au_source
     decoder = ExpressionDecoder(edited.basis, edited.basis_down).double()
     with torch.no_grad():

@@ -72,7 +72,10 @@ class ManipulatorConfig:
             source height, whatever the style: where a lowered brow (AU4, AU9) and a raised upper lid (AU5, the
             glare of anger) would meet or cross (angry at 1 did: the brows sat on the lashes, at 1.5 they crossed
             into the eyes), the offsets that close that gap give way together (lid raise and brow lowering alike,
-            so the glare stays a glare; per frame, smoothed over ``offset_smoothing``). 0: no limit.
+            so the glare stays a glare; per frame, smoothed over ``offset_smoothing``). Measured from the brow's
+            lower edge to the lash band's outer ring and to the lid margin, per lid column, and from each point of
+            the brow's edge to the lid margin beneath where the edit moves it (the brow lowerer draws the edge's
+            middle in over the lid's higher middle). 0: no limit.
         lid_opening_kept: the eye keeps at least this share of the source's opening (middle of the lid margins,
             in the picture) whatever the style: a lid tightener (AU7), a smile's squint (AU6) or drooping lids
             (sad) act on the frame's own eye, so on a frame where the actor looks down or is half-lidded they
@@ -105,6 +108,16 @@ class ManipulatorConfig:
             upper face go on his open mouth (an open-mouthed laugh, a wail, a shout). ``neutral`` still closes it
             (taking the expression away is its job), as does any style whose pattern is zero on the frame. A grin's
             parted lips (a small jaw) are not a gasp. ``(inf, inf)``: never kept.
+        lid_fold_kept: ``(floor, knee)``: the skin above an upper lid (its crease ring and the lash band's outer
+            ring, ``LID_CREASE_R`` and ``LASH_RING_R`` in :mod:`~.expression`) never comes down past the lid margin.
+            The brow lowerer's field moves that skin 5-8x as far as the lid (AU4: the hooding of a frown), and,
+            linear, it carried the rings through the lid: sad and angry at 1 put them below it on every shared
+            input but d12 (d3 angry: 2.8 times their own height below it; the astronaut's lid skin folded over
+            her lashes, d3's sad lids showed brown patches, the brow strip laid lid skin over the iris). Per
+            column, a ring's height over the lid (``r`` x the source's) is kept at ``r`` above ``knee`` and raised
+            below it toward ``floor + (knee - floor) exp((r - knee) / (knee - floor))`` (smooth, monotonic, never
+            under ``floor``), but never past an even squeeze of the band from the lid up to the brow's lower
+            edge above it: the skin hoods the lid and the lash line stays. ``(0, 0)``: off.
         lid_iris_boost: where a style raises the upper lids (AU5: surprise, fear) and the raised lid would
             still cover the top of the iris, the raise grows on that frame by up to this share of the style's
             own, until the lid clears the iris top by ``lid_iris_clearance`` x the iris radius (the white above
@@ -155,6 +168,7 @@ class ManipulatorConfig:
     pupil_droop: float = 0.25
     lip_seal: tuple[float, float] = (0.25, 0.6)
     still_gasp_kept: tuple[float, float] = (0.6, 1.0)
+    lid_fold_kept: tuple[float, float] = (0.3, 0.6)
     lid_iris_boost: float = 0.6
     lid_iris_clearance: float = 0.3
     lid_exaggeration: float = 0.5
@@ -181,6 +195,10 @@ class ManipulatorConfig:
         if not 0.0 <= lo <= hi:                                     # (NaN fails too)
             raise InvalidParameterError(f"still_gasp_kept must be (lo, hi) with 0 <= lo <= hi, got "
                                         f"{self.still_gasp_kept}")
+        lo, hi = (float(v) for v in self.lid_fold_kept)
+        if not 0.0 <= lo <= hi < 1.0:                               # (NaN fails too)
+            raise InvalidParameterError(f"lid_fold_kept must be (floor, knee) with 0 <= floor <= knee < 1, got "
+                                        f"{self.lid_fold_kept}")
         if not 0.0 <= self.lid_exaggeration <= 1.0:
             raise InvalidParameterError(f"lid_exaggeration must be in [0, 1], got {self.lid_exaggeration}")
         if not 0.0 <= self.pupil_droop <= 2.0:

@@ -197,7 +197,9 @@ class ManipulatorEngine(nn.Module):
 
 
 class ExpressionDecoder(nn.Module):
-    """Activation offsets -> landmark offsets in frame pixels.
+    """Activation offsets -> landmark offsets in frame pixels (the linear decode: the manipulator's landmark rules
+    after it, :func:`~.manipulator.lips_uncrossed`, :func:`~.manipulator.lips_sealed` and
+    :func:`~.manipulator.lid_folds_held`, act only where lips or lid skin would cross).
 
     Args:
         edit_fields: KxPx3 head-frame fields of positive offsets (:attr:`ExpressionBasis.edit_fields`).

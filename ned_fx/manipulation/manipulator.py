@@ -387,16 +387,19 @@ def smooth_linear_pose(pose: np.ndarray, found: np.ndarray, sigma_frames: float)
 _GAP_BROW_R = (46, 53, 52, 65, 55)
 
 
-def _brow_lid_pairs(nat: np.ndarray) -> list[np.ndarray]:
-    """Per lash-band point under a brow (both sides), the point weights whose sum is its brow-lid gap (the brow's
-    lower edge above it minus the point, interpolated along the edge)."""
-    from .expression import LASH_RING_R, mirrored
+def _brow_lid_pairs(nat: np.ndarray, margin: bool = False) -> list[np.ndarray]:
+    """Per lash-band point under a brow (both sides, the right's five middle points first), the point weights
+    whose sum is its brow-lid gap (the brow's lower edge above it minus the point, interpolated along the edge).
+    ``margin``: the gap down to the lid margin point of the same column instead (the brow's edge is still taken
+    above the lash-band point)."""
+    from .expression import LASH_RING_R, UPPER_LID_R, mirrored
 
     pairs = []
-    for brow, ring in ((_GAP_BROW_R, LASH_RING_R), (mirrored(_GAP_BROW_R), mirrored(LASH_RING_R))):
+    for brow, ring, lid in ((_GAP_BROW_R, LASH_RING_R, UPPER_LID_R),
+                            (mirrored(_GAP_BROW_R), mirrored(LASH_RING_R), mirrored(UPPER_LID_R))):
         edge = sorted(brow, key=lambda p: nat[p, 0])
         xs = nat[edge, 0]
-        for j in ring[1:-1]:     # the lash-band points under the brow (not the corners), against the brow's edge
+        for j, m in zip(ring[1:-1], lid[1:-1]):   # the lash-band points under the brow (not the corners)
             x = min(max(nat[j, 0], xs[0]), xs[-1])          # past the brow's head or tail: against that end
             i = min(int(np.searchsorted(xs, x)), len(xs) - 1)
             i0 = max(i - 1, 0)
@@ -404,8 +407,49 @@ def _brow_lid_pairs(nat: np.ndarray) -> list[np.ndarray]:
             weights = np.zeros(nat.shape[0])
             weights[edge[i0]] += 1.0 - w
             weights[edge[i]] += w
-            weights[j] -= 1.0
+            weights[m if margin else j] -= 1.0
             pairs.append(weights)
+    return pairs
+
+
+def _brow_vertex_pairs(landmarks: np.ndarray, linear: np.ndarray, basis, delta: np.ndarray, found: np.ndarray
+                       ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per point of a brow's lower edge (both sides), the gap weights (``(points, F x m weights)``, see
+    :func:`_gap_guard`) whose sum is its height over the upper lid's margin beneath it, per frame: beneath where
+    the activation offsets ``delta`` (F x K) put the point across the face (the lid margin interpolated there;
+    past the lid's ends, that end). The brow lowerer draws the edge's middle down and inward, over the lid's
+    higher middle (WDA angry, frame 20: 14 px inward, 1.2 px over the lid), which a fixed column misses."""
+    from .expression import UPPER_LID_R, mirrored
+
+    lm = np.nan_to_num(np.asarray(landmarks, np.float64)[..., :2])
+    up = _face_up(lm)
+    across = np.stack([up[:, 1], -up[:, 0]], axis=1)
+    lin = np.nan_to_num(np.asarray(linear, np.float64)[:, :2, :3])
+    d = np.where(found[:, None], delta, 0.0)
+    pairs = []
+    for brow, lid in ((_GAP_BROW_R, UPPER_LID_R), (mirrored(_GAP_BROW_R), mirrored(UPPER_LID_R))):
+        fields = [basis.edit_fields[:, list(brow)],
+                  basis.edit_fields[:, list(brow)] if basis.edit_fields_down is None else
+                  basis.edit_fields_down[:, list(brow)]]
+        head = (np.tensordot(np.maximum(d, 0.0), fields[0], axes=([-1], [0]))
+                + np.tensordot(np.minimum(d, 0.0), fields[1], axes=([-1], [0])))              # F x B x 3
+        moved = lm[:, list(brow)] + np.einsum("fij,fbj->fbi", lin, head)                  # F x B x 2
+        a_b = np.einsum("fbx,fx->fb", moved, across)
+        a_l = np.einsum("flx,fx->fl", lm[:, list(lid)], across)                          # F x L
+        order = np.argsort(a_l, axis=1)
+        a_sorted = np.take_along_axis(a_l, order, axis=1)
+        rows = np.arange(len(lm))
+        for j, b in enumerate(brow):
+            x = np.clip(a_b[:, j], a_sorted[:, 0], a_sorted[:, -1])
+            i = np.clip((a_sorted < x[:, None]).sum(axis=1), 1, len(lid) - 1)
+            lo, hi = a_sorted[rows, i - 1], a_sorted[rows, i]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                t = np.where(hi > lo, (x - lo) / np.where(hi > lo, hi - lo, 1.0), 0.0)
+            weights = np.zeros((len(lm), len(lid) + 1))
+            weights[:, 0] = 1.0
+            weights[rows, 1 + order[rows, i - 1]] -= 1.0 - t
+            weights[rows, 1 + order[rows, i]] -= t
+            pairs.append((np.array((b,) + tuple(lid)), weights))
     return pairs
 
 
@@ -519,8 +563,8 @@ def _brow_lid_guard(landmarks: np.ndarray, linear: np.ndarray | None, basis, neu
                     target: np.ndarray, found: np.ndarray, fps: float, config: ManipulatorConfig,
                     pattern: np.ndarray | None = None) -> np.ndarray:
     """Target activations whose offsets that close the brow-lid gap (a lid raise, a brow lowering, a source's
-    raised brow taken away) give way together where the brow would come closer to the lash band than
-    ``config.brow_lid_gap`` of the source's gap, after those that close the eye (a lid tightener, a cheek raise's
+    raised brow taken away) give way together where the brow would come closer to the lash band, or to the lid
+    margin, than ``config.brow_lid_gap`` of the source's gap, after those that close the eye (a lid tightener, a cheek raise's
     squint, drooping lids, a source's raised lid taken away) where the upper lid would come closer to the iris
     centre than ``config.pupil_kept`` of the source's height over it (less on frames whose style droops the lids
     itself, ``pattern``'s AU5 < 0: sadness's heavy lid, see ``config.pupil_droop``), or the opening would fall below
@@ -539,18 +583,22 @@ def _brow_lid_guard(landmarks: np.ndarray, linear: np.ndarray | None, basis, neu
         target = guarded + droop[:, None] * (target - guarded)
     target = _gap_guard(_lid_opening_pairs(nat), config.lid_opening_kept, landmarks, linear, basis, src, target,
                         found, fps, config, only=_LID_AUS)
-    return _gap_guard(_brow_lid_pairs(nat), config.brow_lid_gap, landmarks, linear, basis, src, target, found,
-                      fps, config)
+    # the brow against the lash band and against the lid margin beneath it: the brow lowerer carries the lash
+    # band down with the brow (5-8x as far as the lid), so the band alone let a lowered brow pass the lid margin
+    pairs = (_brow_lid_pairs(nat) + _brow_lid_pairs(nat, margin=True)
+             + (_brow_vertex_pairs(landmarks, linear, basis, target - src, found) if linear is not None else []))
+    return _gap_guard(pairs, config.brow_lid_gap, landmarks, linear, basis, src, target, found, fps, config)
 
 
-def _gap_guard(pairs: list[np.ndarray], r: float, landmarks: np.ndarray, linear: np.ndarray | None, basis,
+def _gap_guard(pairs: list, r: float, landmarks: np.ndarray, linear: np.ndarray | None, basis,
                src: np.ndarray, target: np.ndarray, found: np.ndarray, fps: float,
                config: ManipulatorConfig, only: tuple[str, ...] | None = None) -> np.ndarray:
     """Target activations whose emotion offsets that close any of the gaps ``pairs`` measure (point weights) give
     way together where a gap would fall below ``r`` of the source's, as the picture shows it (frame pixels, along
     the face's up direction: a pitched head's depth is in it), per frame. The landmarks are linear in the
     activations, so each frame's largest allowed share of those offsets is solved for exactly, then eroded and
-    smoothed over time. ``only``: the AUs that may give way (default: every emotion AU that closes a gap)."""
+    smoothed over time. ``only``: the AUs that may give way (default: every emotion AU that closes a gap). A pair
+    is a P-vector of point weights, or ``(points, F x m weights)``: weights that change from frame to frame."""
     from .engine import gaussian_kernel
 
     if r <= 0 or not found.any() or linear is None:
@@ -564,13 +612,21 @@ def _gap_guard(pairs: list[np.ndarray], r: float, landmarks: np.ndarray, linear:
     share = np.ones(len(target))
     lin = np.nan_to_num(np.asarray(linear, np.float64)[:, :2, :3])            # F x 2 x 3: head -> frame pixels
     for weights in pairs:
-        g0 = np.einsum("fpc,p,fc->f", lm, weights, up)                       # F: the source's gap, pixels
+        if isinstance(weights, tuple):                                       # per-frame weights
+            points, w = weights
+            g0 = np.einsum("fmc,fm,fc->f", lm[:, points], w, up)
+            head = np.einsum("kmc,fm->fkc", fields[:, points], w)           # F x K x 3
+            moves_f = np.einsum("fij,fkj,fi->fk", lin, head, up)
+            big = np.linalg.norm(head, axis=2) >= 0.01 * basis.iod           # F x K
+        else:
+            g0 = np.einsum("fpc,p,fc->f", lm, weights, up)                   # F: the source's gap, pixels
+            head = np.einsum("kpc,p->kc", fields, weights)                   # K x 3: the gap's head-frame change
+            moves_f = np.einsum("fij,kj,fi->fk", lin, head, up)              # F x K: its change in the picture
+            big = (np.linalg.norm(head, axis=1) >= 0.01 * basis.iod)[None]
         g0 = np.where(found, g0, np.nan)
-        head = np.einsum("kpc,p->kc", fields, weights)                       # K x 3: the gap's head-frame change
-        moves_f = np.einsum("fij,kj,fi->fk", lin, head, up)                  # F x K: its change in the picture
         per_au = delta * moves_f                                             # F x K: each AU's change of the gap
         # only AUs that act on the brow or the lid (a mouth AU's field is ~0 up here: it is never scaled)
-        shut = emotion[None] & (np.linalg.norm(head, axis=1) >= 0.01 * basis.iod)[None] & (per_au < 0)
+        shut = emotion[None] & big & (per_au < 0)
         take = np.where(shut, per_au, 0.0).sum(1)                           # what the closing offsets take
         keep = per_au.sum(1) - take
         need = r * g0 - g0 - keep                                            # what they may take at most
@@ -664,6 +720,71 @@ def lips_sealed(source: np.ndarray, target: np.ndarray, found: np.ndarray, seal:
     if not np.any(more > 0):
         return target
     return _open_columns(target, ok, upper_cols, lower_cols, -more, up)
+
+
+def _brow_heights(lm: np.ndarray, up: np.ndarray, brow, points) -> np.ndarray:
+    """F x C: the height (along ``up``, F x 2) of the brow's lower edge ``brow`` straight above each of ``points``
+    (interpolated along the edge across the face; past the brow's head or tail, that end's)."""
+    across = np.stack([up[:, 1], -up[:, 0]], axis=1)
+    a_b = np.einsum("fpx,fx->fp", lm[:, list(brow)], across)
+    h_b = np.einsum("fpx,fx->fp", lm[:, list(brow)], up)
+    a_p = np.einsum("fpx,fx->fp", lm[:, list(points)], across)
+    out = np.empty(a_p.shape)
+    for f in range(len(lm)):
+        order = np.argsort(a_b[f])
+        out[f] = np.interp(a_p[f], a_b[f, order], h_b[f, order])
+    return out
+
+
+def lid_folds_held(source: np.ndarray, target: np.ndarray, found: np.ndarray, kept: tuple[float, float]
+                   ) -> np.ndarray:
+    """``target`` (FxPx3 frame landmarks) with the skin above each upper lid kept above the lid margin
+    (``ManipulatorConfig.lid_fold_kept``, ``kept`` = (floor, knee)). The brow lowerer's field (AU4) moves that
+    skin several times as far as the lid, and sadness's and anger's brows carried it through the lid on most
+    faces (the warp then folded lid skin over the lashes). Per lid column, the crease ring's and the lash band's
+    outer ring's height over the lid (along the face's up direction, frame pixels) is ``r`` x the source's; below
+    ``knee`` it is raised toward ``floor + (knee - floor) exp((r - knee) / (knee - floor))`` (continuous with its
+    slope at the knee, never under ``floor``), but never past an even squeeze of the whole band from the lid up to
+    the brow's lower edge straight above the point (raised past the lowered brow, the ring folded the lid skin
+    between them into a jagged line: WDA angry). The point moves along the face's up direction. Where no ring
+    comes down past the knee the target is returned unchanged (bit for bit: intensity 0 stays exact)."""
+    from .expression import LASH_RING_R, LID_CREASE_R, UPPER_LID_R, mirrored
+
+    floor, knee = (float(v) for v in kept)
+    ok = np.flatnonzero(found)
+    if knee <= 0 or len(ok) == 0:
+        return target
+    src = np.asarray(source, np.float64)[ok, :, :2]
+    dst = np.asarray(target, np.float64)[ok, :, :2]
+    up = _face_up(src)                                                                  # F x 2
+    span = max(knee - floor, 1e-9)
+    out = None
+    for brow, lid, crease, ring in ((_GAP_BROW_R, UPPER_LID_R, LID_CREASE_R, LASH_RING_R),
+                                    (mirrored(_GAP_BROW_R), mirrored(UPPER_LID_R), mirrored(LID_CREASE_R),
+                                     mirrored(LASH_RING_R))):
+        lid_s = np.einsum("fcx,fx->fc", src[:, list(lid)], up)                         # F x C
+        lid_t = np.einsum("fcx,fx->fc", dst[:, list(lid)], up)
+        for skin in (crease, ring):
+            g_s = np.einsum("fcx,fx->fc", src[:, list(skin)], up) - lid_s                # > 0: above the lid
+            g_t = np.einsum("fcx,fx->fc", dst[:, list(skin)], up) - lid_t
+            with np.errstate(divide="ignore", invalid="ignore"):
+                r = np.where(g_s > 0, g_t / np.where(g_s > 0, g_s, 1.0), np.inf)
+            low = r < knee
+            if not low.any():
+                continue
+            # the band's even squeeze: the brow's height over the lid kept, straight above the point
+            b_s = _brow_heights(src, up, brow, skin) - lid_s
+            b_t = _brow_heights(dst, up, brow, skin) - lid_t
+            with np.errstate(divide="ignore", invalid="ignore"):
+                even = np.where(b_s > g_s, b_t / np.where(b_s > g_s, b_s, 1.0), np.inf)
+            eased = floor + (knee - floor) * np.exp(np.minimum(r - knee, 0.0) / span)
+            lift = np.where(low, (np.maximum(r, np.minimum(eased, even)) - r) * g_s, 0.0)   # F x C px, >= 0
+            if out is None:
+                out = np.array(target, copy=True)
+            for c, point in enumerate(skin):
+                rows = low[:, c]
+                out[ok[rows], point, :2] += lift[rows, c, None] * up[rows]
+    return target if out is None else out
 
 
 def _still_speech(src: np.ndarray, intensity: np.ndarray, gate: np.ndarray, region: np.ndarray,
@@ -906,6 +1027,7 @@ def manipulate(track, emotion: str | Mapping[str, float] | None = None, intensit
         offsets = frame_offsets(head, linear[found])
         target_lm[found] = landmarks[found] + offsets
         target_lm = lips_uncrossed(landmarks, target_lm, found)
+        target_lm = lid_folds_held(landmarks, target_lm, found, config.lid_fold_kept)
         if f == 1:
             target_lm = lips_sealed(landmarks, target_lm, found, config.lip_seal)
     au_target = np.where(found[:, None], target, np.nan)
