@@ -131,13 +131,14 @@ def test_each_emotion_moves_the_face_as_facs_says_by_a_clear_amount(shot):
     assert happy["width"] >= (4.5 if shot == "d12.mp4" else 10), happy
     assert happy["lower_lid"] >= 1.0 and abs(happy["upper_lid"]) <= 0.6, happy
     assert happy["nostril_up"] <= 2.5, happy
-    # angry 4+7+23+24(+15): brows down and drawn together strongly (as far as the lid skin beneath allows: see
-    # test_brows_never_reach_the_lashes), lids tight (the eye narrows from below more than from above, and never
-    # shuts: see test_lids_never_shut), the red of the lips narrower, the corners a little down
+    # angry 4+7+10+23+24(+15): brows down and drawn together strongly (as far as the lid skin beneath allows:
+    # see test_brows_never_reach_the_lashes), lids tight (the eye narrows from below more than from above, and
+    # never shuts: see test_lids_never_shut), the red of the lips narrower (a fifth of it at least: the small
+    # upper lip raise, AU10, thins it a little less), the corners a little down
     assert angry["inner_brow"] <= -6 and angry["brow_gap"] <= -7 and angry["outer_brow"] <= -4, angry
     assert angry["lower_lid"] >= 0.8, angry
     assert -0.5 * angry["eye_src"] <= angry["eye_r"] <= -1.5 and -0.5 * angry["eye_src"] <= angry["eye_l"] <= -1.5, angry
-    assert angry["red"] <= -0.25 * angry["red_src"] and angry["width"] <= -2.5, angry
+    assert angry["red"] <= -0.2 * angry["red_src"] and angry["width"] <= -2.5, angry
     assert angry["corners_up"] <= -0.3, angry
     # disgusted 9+10+15+16: nostril wings and upper lip up, corners down (the upper lip rises 3.6-4.3 % IOD with
     # AU10 0.4: at 0.8, 6.2-6.7 %, MediaPipe's re-tracked opening of WDA's talker lost r 0.95; see prototypes.py)
@@ -369,33 +370,44 @@ def test_intensity_zero_and_keys_at_zero_are_the_source_bit_for_bit():
         assert np.array_equal(curve.target_landmarks[frame], curve.source_landmarks[frame]), frame
 
 
-@pytest.mark.parametrize("shot", SHOTS)
+def _brow_over(lm: np.ndarray, points) -> np.ndarray:
+    """Per side, the height of the brow's lower edge straight above each of ``points`` (right side's; the left's
+    are their mirrors) over the point, along the face's up direction (the edge interpolated across the face)."""
+    up = lm[10, :2] - lm[152, :2]
+    up /= np.linalg.norm(up)
+    across = np.array([up[1], -up[0]])
+    out = []
+    for edge, pts in (((46, 53, 52, 65, 55), points), ((276, 283, 282, 295, 285), E.mirrored(points))):
+        a_b, h_b = lm[list(edge), :2] @ across, lm[list(edge), :2] @ up
+        order = np.argsort(a_b)
+        a_p, h_p = lm[list(pts), :2] @ across, lm[list(pts), :2] @ up
+        out.append(np.interp(a_p, a_b[order], h_b[order]) - h_p)
+    return np.concatenate(out)
+
+
+def _brow_ratios(edited, points) -> np.ndarray:
+    """Per found frame, the smallest :func:`_brow_over` of ``points``, target over source."""
+    return np.array([np.min(_brow_over(edited.target_landmarks[k], points)
+                            / _brow_over(edited.source_landmarks[k], points))
+                     for k in np.nonzero(edited.found)[0]])
+
+
+@pytest.mark.parametrize("shot", SHOTS + ("d3.mp4",))
 @pytest.mark.parametrize("emotion,intensity", [("angry", 1.0), ("angry", 1.5), ("fearful", 1.5), ("sad", 1.5)])
 def test_brows_never_reach_the_lashes(shot, emotion, intensity):
-    """A lowered brow and a raised upper lid keep the skin between them (ManipulatorConfig.brow_lid_gap): angry at
-    1 used to set the brows on the lashes and at 1.5 cross them into the eyes. Measured in the picture: the
-    brow's lower edge and the lash band, each resampled along its length, their distance along the face's up
-    direction in the middle of the brow, target over source."""
+    """A lowered brow and a raised upper lid keep skin between them (ManipulatorConfig.brow_lid_gap,
+    brow_margin_gap): angry at 1 used to set the brows on the lashes and at 1.5 cross them into the eyes, and
+    with the lash band carried down by the brow lowerer, d3's angry brows went below her lid margin (-0.2 of their
+    height). Measured in the picture: the brow's lower edge straight above each upper-lid margin point and each
+    point of the lash band's outer ring, their distance along the face's up direction, target over source.
+    Without the margin rule d3's angry brows cross the margin again (checked), so the measure can fail."""
     edited = _edit(shot, emotion, intensity)
-
-    def along(poly, n=24):
-        seg = np.linalg.norm(np.diff(poly, axis=0), axis=1)
-        t = np.concatenate([[0.0], np.cumsum(seg)])
-        u = np.linspace(0, t[-1], n)
-        return np.stack([np.interp(u, t, poly[:, 0]), np.interp(u, t, poly[:, 1])], axis=1)
-
-    worst = np.inf
-    for k in np.nonzero(edited.found)[0]:
-        src, dst = edited.source_landmarks[k], edited.target_landmarks[k]
-        for edge, ring in (((46, 53, 52, 65, 55), (113, 225, 224, 223, 222, 221, 189)),
-                           ((276, 283, 282, 295, 285), (342, 445, 444, 443, 442, 441, 413))):
-            gaps = []
-            for lm in (src, dst):
-                up = lm[10, :2] - lm[152, :2]
-                up /= np.linalg.norm(up)
-                gaps.append(((along(lm[list(edge), :2]) - along(lm[list(ring), :2])) @ up)[4:20])
-            worst = min(worst, float((gaps[1] / gaps[0]).min()))
-    assert worst >= 0.05, (emotion, intensity, worst)
+    assert _brow_ratios(edited, E.UPPER_LID_R[1:-1]).min() >= 0.03, (emotion, intensity)
+    assert _brow_ratios(edited, E.LASH_RING_R[1:-1]).min() >= 0.03, (emotion, intensity)
+    if shot == "d3.mp4" and (emotion, intensity) == ("angry", 1.0):
+        track, fit = _shot(shot)
+        off = M.manipulate(track, emotion, intensity, fit=fit, config=M.ManipulatorConfig(brow_margin_gap=0.0))
+        assert _brow_ratios(off, E.UPPER_LID_R[1:-1]).min() < 0.0
 
 
 def _lid_skin_ratios(edited) -> np.ndarray:
@@ -428,7 +440,7 @@ def test_lid_skin_stays_above_the_lashes(shot, emotion, intensity):
     folded lid skin over her lashes). Without the rule the same edits cross (checked below on the shots where
     they did), so the measure can fail."""
     edited = _edit(shot, emotion, intensity)
-    assert _lid_skin_ratios(edited).min() >= 0.05, (shot, emotion, intensity)
+    assert _lid_skin_ratios(edited).min() >= 0.03, (shot, emotion, intensity)
     if shot in ("d3.mp4", WDA) and emotion == "angry":
         track, fit = _shot(shot)
         off = M.manipulate(track, emotion, intensity, fit=fit, config=M.ManipulatorConfig(lid_fold_kept=(0.0, 0.0)))

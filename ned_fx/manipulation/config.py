@@ -72,10 +72,16 @@ class ManipulatorConfig:
             source height, whatever the style: where a lowered brow (AU4, AU9) and a raised upper lid (AU5, the
             glare of anger) would meet or cross (angry at 1 did: the brows sat on the lashes, at 1.5 they crossed
             into the eyes), the offsets that close that gap give way together (lid raise and brow lowering alike,
-            so the glare stays a glare; per frame, smoothed over ``offset_smoothing``). Measured from the brow's
-            lower edge to the lash band's outer ring and to the lid margin, per lid column, and from each point of
-            the brow's edge to the lid margin beneath where the edit moves it (the brow lowerer draws the edge's
-            middle in over the lid's higher middle). 0: no limit.
+            so the glare stays a glare; per frame, smoothed over ``offset_smoothing``). 0: no limit.
+        brow_margin_gap: the same against the upper lid's margin: the brow's lower edge stays this share of its
+            source height over the lid margin, per lid column and from each point of the edge to the margin
+            beneath where the edit moves it (the brow lowerer draws the edge's middle down and in over the lid's
+            higher middle). The brow lowerer carries the lash band down with the brow, 5-8x as far as the lid, so
+            the band alone let anger put d3's brows below her lid margin (a tenth of the frames, down to -0.2 of
+            their height; WDA frame 20: the edge's middle 1.2 px over the lid, a jagged fold of lid skin). Small on
+            purpose: a brow pressed down onto the lid is anger's look, and an independent classifier's reading of
+            d3's anger fell as the brows were held higher (0.15, as ``brow_lid_gap``: +0.175 -> +0.11; 0.04:
+            +0.14; 0.08 with ``angry``'s upper lip raise: +0.16). 0: no limit.
         lid_opening_kept: the eye keeps at least this share of the source's opening (middle of the lid margins,
             in the picture) whatever the style: a lid tightener (AU7), a smile's squint (AU6) or drooping lids
             (sad) act on the frame's own eye, so on a frame where the actor looks down or is half-lidded they
@@ -163,6 +169,7 @@ class ManipulatorConfig:
     talking_jaw_gain: float = 0.5
     smile_lip_gain: float = 0.15
     brow_lid_gap: float = 0.15
+    brow_margin_gap: float = 0.08
     lid_opening_kept: float = 0.5
     pupil_kept: float = 0.6
     pupil_droop: float = 0.25
@@ -203,7 +210,7 @@ class ManipulatorConfig:
             raise InvalidParameterError(f"lid_exaggeration must be in [0, 1], got {self.lid_exaggeration}")
         if not 0.0 <= self.pupil_droop <= 2.0:
             raise InvalidParameterError(f"pupil_droop must be in [0, 2], got {self.pupil_droop}")
-        for name in ("brow_lid_gap", "lid_opening_kept", "pupil_kept"):
+        for name in ("brow_lid_gap", "brow_margin_gap", "lid_opening_kept", "pupil_kept"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise InvalidParameterError(f"{name} must be in [0, 1), got {getattr(self, name)}")
         for name in ("neutral_mode_fraction", "talking_fraction"):

@@ -563,8 +563,8 @@ def _brow_lid_guard(landmarks: np.ndarray, linear: np.ndarray | None, basis, neu
                     target: np.ndarray, found: np.ndarray, fps: float, config: ManipulatorConfig,
                     pattern: np.ndarray | None = None) -> np.ndarray:
     """Target activations whose offsets that close the brow-lid gap (a lid raise, a brow lowering, a source's
-    raised brow taken away) give way together where the brow would come closer to the lash band, or to the lid
-    margin, than ``config.brow_lid_gap`` of the source's gap, after those that close the eye (a lid tightener, a cheek raise's
+    raised brow taken away) give way together where the brow would come closer to the lid margin than
+    ``config.brow_margin_gap`` of the source's gap, or to the lash band than ``config.brow_lid_gap`` of it, after those that close the eye (a lid tightener, a cheek raise's
     squint, drooping lids, a source's raised lid taken away) where the upper lid would come closer to the iris
     centre than ``config.pupil_kept`` of the source's height over it (less on frames whose style droops the lids
     itself, ``pattern``'s AU5 < 0: sadness's heavy lid, see ``config.pupil_droop``), or the opening would fall below
@@ -583,11 +583,13 @@ def _brow_lid_guard(landmarks: np.ndarray, linear: np.ndarray | None, basis, neu
         target = guarded + droop[:, None] * (target - guarded)
     target = _gap_guard(_lid_opening_pairs(nat), config.lid_opening_kept, landmarks, linear, basis, src, target,
                         found, fps, config, only=_LID_AUS)
-    # the brow against the lash band and against the lid margin beneath it: the brow lowerer carries the lash
-    # band down with the brow (5-8x as far as the lid), so the band alone let a lowered brow pass the lid margin
-    pairs = (_brow_lid_pairs(nat) + _brow_lid_pairs(nat, margin=True)
-             + (_brow_vertex_pairs(landmarks, linear, basis, target - src, found) if linear is not None else []))
-    return _gap_guard(pairs, config.brow_lid_gap, landmarks, linear, basis, src, target, found, fps, config)
+    # the brow against the lid margin beneath it (the brow lowerer carries the lash band down with the brow, 5-8x
+    # as far as the lid, so the band alone let a lowered brow pass the margin), then against the lash band
+    pairs = _brow_lid_pairs(nat, margin=True) + \
+        (_brow_vertex_pairs(landmarks, linear, basis, target - src, found) if linear is not None else [])
+    target = _gap_guard(pairs, config.brow_margin_gap, landmarks, linear, basis, src, target, found, fps, config)
+    return _gap_guard(_brow_lid_pairs(nat), config.brow_lid_gap, landmarks, linear, basis, src, target, found, fps,
+                      config)
 
 
 def _gap_guard(pairs: list, r: float, landmarks: np.ndarray, linear: np.ndarray | None, basis,

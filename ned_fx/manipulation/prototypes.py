@@ -67,13 +67,19 @@ ALIASES = {"happiness": "happy", "joy": "happy", "sadness": "sad", "surprise": "
 #:   re-tracked eye symmetry fell, people_0 0.86 -> 0.82, and at 0.7 the taller face region moved the occluder
 #:   detector's forehead hair onto WDA's temple skin, test_occlusion); AU5 1.2 (+0.158).
 #: * fearful 1+2+4+5+20+26 (+25).
-#: * angry 4+7+23+24 (+15): brows down and drawn together hard, the lids tightened into a narrowed, hard stare,
+#: * angry 4+7+10+23+24 (+15): brows down and drawn together hard, the lids tightened into a narrowed, hard stare,
 #:   the lips pressed thin (AU23 0.8: at 1.0 WDA's re-tracked mouth opening followed the source at r 0.949) with
 #:   the corners pulled down a little (AU15 0.4: the pressed mouth alone still read as a talker's resting smile). EMFACS's 4+5+7+23 was tried first: the upper lid raise (AU5, the glare) fought the
 #:   tightening and the lowered brow (the manipulator's ``brow_lid_gap`` took most of it back) and an independent
 #:   classifier read d12 +0.06 and d3 +0.05; 4+7 is EMFACS's own partial anger. The lids never shut: the
 #:   manipulator keeps ``lid_opening_kept`` of each frame's opening (a downcast eye made slits that read as a
-#:   wince), and the brows come down only as far as the lid skin beneath allows (``brow_lid_gap``).
+#:   wince), and the brows come down only as far as the lid skin beneath allows (``brow_lid_gap``) and never
+#:   past the lid margin (``brow_margin_gap``): d3's brows had gone below it on a tenth of her frames, and held
+#:   off it her anger read +0.13 (0.175 with the brows in her eyes); the upper lip raised a little (AU10 0.15,
+#:   EMFACS's 4+5+7+10+23: a snarl's edge on the pressed mouth) brings it to +0.16 (WDA +0.45, d12 +0.18). 0.1:
+#:   d3 +0.156; 0.2: +0.164, but WDA's re-tracked mouth opening followed the source at r 0.949 (the raised mouth
+#:   reads less open); 0.3: +0.17; 0.4 with the margin at 0.15: +0.15, d12 +0.17. The raised upper lip thins the
+#:   pressed red a little less (d12: by 23 % of its height, 29 % without it; WDA and people_0 as before).
 #: * disgusted 9+10+15+16: the nose wrinkles, raising the nostril wings and the upper lip, the corners and the
 #:   lower lip go down. On a talker (the gap kept) the upper lip rises as one piece and the lower lip follows it up,
 #:   as a chin raiser pushes it. How far the whole mouth rises is what MediaPipe's re-tracked opening loses (not the
@@ -88,7 +94,7 @@ PROTOTYPES: dict[str, dict[str, float]] = {
     "sad": {"AU1": 1.6, "AU4": 0.8, "AU5": -0.5, "AU15": 0.7, "AU20": 0.4},
     "surprised": {"AU1": 1.1, "AU2": 1.0, "AU5": 1.0, "AU25": 0.4, "AU26": 0.6},
     "fearful": {"AU1": 1.15, "AU2": 0.6, "AU4": 0.7, "AU5": 1.0, "AU20": 0.8, "AU25": 0.4, "AU26": 0.3},
-    "angry": {"AU4": 1.4, "AU7": 1.5, "AU15": 0.4, "AU23": 0.8, "AU24": 0.5},
+    "angry": {"AU4": 1.4, "AU7": 1.5, "AU10": 0.15, "AU15": 0.4, "AU23": 0.8, "AU24": 0.5},
     "disgusted": {"AU9": 1.0, "AU10": 0.4, "AU15": 0.5, "AU16": 0.5},
 }
 
