@@ -80,8 +80,9 @@ class ManipulatorConfig:
             the band alone let anger put d3's brows below her lid margin (a tenth of the frames, down to -0.2 of
             their height; WDA frame 20: the edge's middle 1.2 px over the lid, a jagged fold of lid skin). Small on
             purpose: a brow pressed down onto the lid is anger's look, and an independent classifier's reading of
-            d3's anger fell as the brows were held higher (0.15, as ``brow_lid_gap``: +0.175 -> +0.11; 0.04:
-            +0.14; 0.08 with ``angry``'s upper lip raise: +0.16). 0: no limit.
+            d3's anger fell as the brows were held higher (0.15, as ``brow_lid_gap``: +0.175 -> +0.11 on her first
+            60 frames; with ``angry``'s upper lip raise, on the 12 of them ``tests/test_readability.py`` renders:
+            0.08 +0.149, 0.06 +0.157, 0.05 +0.162, 0.04 +0.164). 0: no limit.
         lid_opening_kept: the eye keeps at least this share of the source's opening (middle of the lid margins,
             in the picture) whatever the style: a lid tightener (AU7), a smile's squint (AU6) or drooping lids
             (sad) act on the frame's own eye, so on a frame where the actor looks down or is half-lidded they
@@ -169,7 +170,7 @@ class ManipulatorConfig:
     talking_jaw_gain: float = 0.5
     smile_lip_gain: float = 0.15
     brow_lid_gap: float = 0.15
-    brow_margin_gap: float = 0.08
+    brow_margin_gap: float = 0.05
     lid_opening_kept: float = 0.5
     pupil_kept: float = 0.6
     pupil_droop: float = 0.25

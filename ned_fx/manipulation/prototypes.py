@@ -76,7 +76,8 @@ ALIASES = {"happiness": "happy", "joy": "happy", "sadness": "sad", "surprise": "
 #:   wince), and the brows come down only as far as the lid skin beneath allows (``brow_lid_gap``) and never
 #:   past the lid margin (``brow_margin_gap``): d3's brows had gone below it on a tenth of her frames, and held
 #:   off it her anger read +0.13 (0.175 with the brows in her eyes); the upper lip raised a little (AU10 0.15,
-#:   EMFACS's 4+5+7+10+23: a snarl's edge on the pressed mouth) brings it to +0.16 (WDA +0.45, d12 +0.18). 0.1:
+#:   EMFACS's 4+5+7+10+23: a snarl's edge on the pressed mouth) brings it to +0.16 (the margin at 0.08, her first
+#:   60 frames; WDA +0.45, d12 +0.18; the margin now 0.05: see ``brow_margin_gap``). 0.1:
 #:   d3 +0.156; 0.2: +0.164, but WDA's re-tracked mouth opening followed the source at r 0.949 (the raised mouth
 #:   reads less open); 0.3: +0.17; 0.4 with the margin at 0.15: +0.15, d12 +0.17. The raised upper lip thins the
 #:   pressed red a little less (d12: by 23 % of its height, 29 % without it; WDA and people_0 as before).
