@@ -564,7 +564,8 @@ def _brow_lid_guard(landmarks: np.ndarray, linear: np.ndarray | None, basis, neu
                     pattern: np.ndarray | None = None) -> np.ndarray:
     """Target activations whose offsets that close the brow-lid gap (a lid raise, a brow lowering, a source's
     raised brow taken away) give way together where the brow would come closer to the lid margin than
-    ``config.brow_margin_gap`` of the source's gap, or to the lash band than ``config.brow_lid_gap`` of it, after those that close the eye (a lid tightener, a cheek raise's
+    ``config.brow_margin_gap`` of the source's gap, or to the lash band than ``config.brow_lid_gap`` of it, after
+    those that close the eye (a lid tightener, a cheek raise's
     squint, drooping lids, a source's raised lid taken away) where the upper lid would come closer to the iris
     centre than ``config.pupil_kept`` of the source's height over it (less on frames whose style droops the lids
     itself, ``pattern``'s AU5 < 0: sadness's heavy lid, see ``config.pupil_droop``), or the opening would fall below
