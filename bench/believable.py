@@ -37,7 +37,9 @@ measures (tests/believable_measures.py, tests/fer_classifier.py):
   frames where the plan changes both eyes by >= 0.02 IOD (blank: none; a planned change of ~0.01 IOD or none is
   under the re-tracker's own frame-to-frame wobble, ~0.005-0.007 IOD, and its ratio is noise); sym_all: the same
   over every frame where the re-tracked change reaches 0.01 IOD (the old column); sym_plan: the plan's own
-  symmetry (target vs source landmarks); eye_seen: the share of the planned eye-opening change the re-tracker
+  symmetry (target vs source landmarks); lid_skin / brow_lid: the plan's smallest height, target over source, of
+  the skin above an upper lid (crease and lash-band rings) and of the brow's lower edge over the lid margin (< 0:
+  folded through it; ``believable_measures.lid_skin_ratio``, ``brow_lid_ratio``); eye_seen: the share of the planned eye-opening change the re-tracker
   reads (far under 1: the re-tracked ratios measure the tracker, not the picture); sym_mean: the ratio of each
   eye's mean change over the shot; mouth_r: inner-lip gap correlation of
   the output (re-tracked) with the source; jitter+: added landmark jitter (IOD units);
@@ -179,6 +181,9 @@ def measure(name, src_frames, out_frames, src_lms, dst_lms, out_lms, emotion, re
     plan_ok = np.isfinite(dst_lms[:, :468]).all((1, 2)) & np.isfinite(src_lms[:, :468]).all((1, 2))
     sym = bm.eye_symmetry(src_lms[plan_ok], dst_lms[plan_ok]) if plan_ok.any() else float("nan")
     row["sym_plan"] = None if np.isnan(sym) else sym
+    if plan_ok.any():                     # the plan's lid skin and brows over the lid margin (< 0: through it)
+        row["lid_skin"] = bm.lid_skin_ratio(src_lms[plan_ok], dst_lms[plan_ok])
+        row["brow_lid"] = bm.brow_lid_ratio(src_lms[plan_ok], dst_lms[plan_ok])
     seen = bm.eye_change_seen(src_lms[ok], out_lms[ok], dst_lms[ok]) if ok.any() else float("nan")
     row["eye_seen"] = None if np.isnan(seen) else seen
     sym_mean = bm.eye_symmetry_mean(src_lms[ok], out_lms[ok]) if ok.any() else float("nan")
@@ -281,7 +286,7 @@ def main() -> int:
     cols = ["input", "emotion", "frames", "dP", "P_src", "P_out", "mouth_dark", "real_dark", "real_dark_clip",
             "mouth_std", "real_std", "real_std_clip", "mouth_ok", "holes", "interior_dark", "interior_std", "eye_lum", "eye_white", "lid_shade", "lid_shade_src",
             "iris_round", "iris_round_n", "iris_out", "iris_src",
-            "sym", "sym_all", "sym_plan", "eye_seen", "sym_mean", "mouth_r",
+            "sym", "sym_all", "sym_plan", "lid_skin", "brow_lid", "eye_seen", "sym_mean", "mouth_r",
             "jitter+", "outside", "outside_box", "occl",
             "occl_px"]
     print(table(rows, cols))

@@ -444,6 +444,63 @@ def eye_symmetry_mean(src_lms: np.ndarray, out_lms: np.ndarray, min_change: floa
 
 # ---- speech, plate ------------------------------------------------------------------------------------------------
 
+#: The upper lid margin, its crease ring and the lash band's outer ring (right side, outer -> inner, column by
+#: column; ``ned_fx.manipulation.expression``'s UPPER_LID_R, LID_CREASE_R, LASH_RING_R) and the brow's lower edge.
+UPPER_LID_R = (246, 161, 160, 159, 158, 157, 173)
+LID_CREASE_R = (247, 30, 29, 27, 28, 56, 190)
+LASH_RING_R = (113, 225, 224, 223, 222, 221, 189)
+BROW_EDGE_R = (46, 53, 52, 65, 55)
+
+
+def _mirror(points) -> tuple[int, ...]:
+    from ned_fx.manipulation.expression import mirrored
+
+    return mirrored(points)
+
+
+def _up(lm: np.ndarray) -> np.ndarray:
+    up = lm[10, :2] - lm[152, :2]
+    return up / np.linalg.norm(up)
+
+
+def lid_skin_heights(lm: np.ndarray) -> np.ndarray:
+    """One frame's crease ring and lash-band ring heights over the upper lid margin beneath them, column by column
+    along the face's up direction (both eyes, 28 values; > 0: above the lid)."""
+    up = _up(lm)
+    out = []
+    for lid, crease, ring in ((UPPER_LID_R, LID_CREASE_R, LASH_RING_R),
+                              (_mirror(UPPER_LID_R), _mirror(LID_CREASE_R), _mirror(LASH_RING_R))):
+        for skin in (crease, ring):
+            out.append((lm[list(skin), :2] - lm[list(lid), :2]) @ up)
+    return np.concatenate(out)
+
+
+def brow_heights(lm: np.ndarray, points=UPPER_LID_R[1:-1]) -> np.ndarray:
+    """One frame's brow lower edge straight above each of ``points`` (right side's; the left's are their mirrors),
+    its height over the point along the face's up direction (the edge interpolated across the face)."""
+    up = _up(lm)
+    across = np.array([up[1], -up[0]])
+    out = []
+    for edge, pts in ((BROW_EDGE_R, points), (_mirror(BROW_EDGE_R), _mirror(points))):
+        a_b, h_b = lm[list(edge), :2] @ across, lm[list(edge), :2] @ up
+        order = np.argsort(a_b)
+        a_p, h_p = lm[list(pts), :2] @ across, lm[list(pts), :2] @ up
+        out.append(np.interp(a_p, a_b[order], h_b[order]) - h_p)
+    return np.concatenate(out)
+
+
+def lid_skin_ratio(src_lms: np.ndarray, dst_lms: np.ndarray) -> float:
+    """The smallest height of the skin above an upper lid (crease and lash-band rings) over the lid margin,
+    target over source, over the frames (< 0: the edit folds that skin through the lid)."""
+    return float(min(np.min(lid_skin_heights(d) / lid_skin_heights(s)) for s, d in zip(src_lms, dst_lms)))
+
+
+def brow_lid_ratio(src_lms: np.ndarray, dst_lms: np.ndarray, points=UPPER_LID_R[1:-1]) -> float:
+    """The smallest height of the brow's lower edge over ``points`` (default: the upper lid margin), target over
+    source, over the frames (< 0: the brow passes them)."""
+    return float(min(np.min(brow_heights(d, points) / brow_heights(s, points)) for s, d in zip(src_lms, dst_lms)))
+
+
 def mouth_opening_r(src_lms: np.ndarray, out_lms: np.ndarray) -> float:
     """Pearson r of the inner-lip gap (IOD units) over frames, output vs source (NaN if either is constant)."""
     a = T.mouth_opening(src_lms) / T.inter_ocular(src_lms)

@@ -14,6 +14,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+import believable_measures as bm
 from conftest import decode_rgb, footage, our_track
 from ned_fx import manipulation as M
 from ned_fx import topology as topo
@@ -370,25 +371,10 @@ def test_intensity_zero_and_keys_at_zero_are_the_source_bit_for_bit():
         assert np.array_equal(curve.target_landmarks[frame], curve.source_landmarks[frame]), frame
 
 
-def _brow_over(lm: np.ndarray, points) -> np.ndarray:
-    """Per side, the height of the brow's lower edge straight above each of ``points`` (right side's; the left's
-    are their mirrors) over the point, along the face's up direction (the edge interpolated across the face)."""
-    up = lm[10, :2] - lm[152, :2]
-    up /= np.linalg.norm(up)
-    across = np.array([up[1], -up[0]])
-    out = []
-    for edge, pts in (((46, 53, 52, 65, 55), points), ((276, 283, 282, 295, 285), E.mirrored(points))):
-        a_b, h_b = lm[list(edge), :2] @ across, lm[list(edge), :2] @ up
-        order = np.argsort(a_b)
-        a_p, h_p = lm[list(pts), :2] @ across, lm[list(pts), :2] @ up
-        out.append(np.interp(a_p, a_b[order], h_b[order]) - h_p)
-    return np.concatenate(out)
-
-
 def _brow_ratios(edited, points) -> np.ndarray:
-    """Per found frame, the smallest :func:`_brow_over` of ``points``, target over source."""
-    return np.array([np.min(_brow_over(edited.target_landmarks[k], points)
-                            / _brow_over(edited.source_landmarks[k], points))
+    """Per found frame, the brow's lower edge straight above each of ``points``, its height over them (the
+    smallest), target over source (``believable_measures.brow_lid_ratio``)."""
+    return np.array([bm.brow_lid_ratio(edited.source_landmarks[k:k + 1], edited.target_landmarks[k:k + 1], points)
                      for k in np.nonzero(edited.found)[0]])
 
 
@@ -413,23 +399,9 @@ def test_brows_never_reach_the_lashes(shot, emotion, intensity):
 
 def _lid_skin_ratios(edited) -> np.ndarray:
     """Per found frame, the smallest height of the crease ring and of the lash band's outer ring over the upper
-    lid margin beneath them (column by column, along the face's up direction), target over source."""
-    worst = []
-    for k in np.nonzero(edited.found)[0]:
-        src, dst = edited.source_landmarks[k, :, :2], edited.target_landmarks[k, :, :2]
-        ratios = []
-        for lid, crease, ring in ((E.UPPER_LID_R, E.LID_CREASE_R, E.LASH_RING_R),
-                                  (E.mirrored(E.UPPER_LID_R), E.mirrored(E.LID_CREASE_R),
-                                   E.mirrored(E.LASH_RING_R))):
-            for skin in (crease, ring):
-                gaps = []
-                for lm in (src, dst):
-                    up = lm[10] - lm[152]
-                    up /= np.linalg.norm(up)
-                    gaps.append((lm[list(skin)] - lm[list(lid)]) @ up)
-                ratios.append(gaps[1] / gaps[0])
-        worst.append(np.min(ratios))
-    return np.array(worst)
+    lid margin beneath them, target over source (``believable_measures.lid_skin_ratio``)."""
+    return np.array([bm.lid_skin_ratio(edited.source_landmarks[k:k + 1], edited.target_landmarks[k:k + 1])
+                     for k in np.nonzero(edited.found)[0]])
 
 
 @pytest.mark.parametrize("shot", SHOTS + ("d3.mp4",))
