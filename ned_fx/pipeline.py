@@ -988,6 +988,29 @@ def pin_shut_eyes(edited, opened: np.ndarray):
     return replace(edited, target_landmarks=target)
 
 
+def hold_lid_folds(edited):
+    """``edited`` with the skin above each upper lid held over the lid margin again after the renderer's changes
+    to the plan (:func:`~ned_fx.manipulation.manipulator.lid_folds_held` with the plan's ``lid_fold_kept`` floor
+    as a hard floor): a shut eye's lids pinned where the source has them (:func:`pin_shut_eyes`) lay under the
+    lid skin the style moved down (d3's wink under sad: that skin 1.1 times its height through the shut lid). The
+    plan's own heights are at or over that floor (or squeezed evenly under a brow), so a plan is returned as it is
+    (the same object), and so is anything that moves less than a millionth of a pixel."""
+    from dataclasses import replace
+
+    from .manipulation import ManipulatorConfig
+    from .manipulation.manipulator import lid_folds_held
+
+    kept = ((edited.params or {}).get("config") or {}).get("lid_fold_kept", ManipulatorConfig().lid_fold_kept)
+    floor = float(kept[0])
+    if not floor > 0:
+        return edited
+    before = np.asarray(edited.target_landmarks)
+    target = lid_folds_held(edited.source_landmarks, before, np.asarray(edited.found, bool), (floor, floor))
+    if target is before or not np.nanmax(np.abs(target - before)) > 1e-6:
+        return edited
+    return replace(edited, target_landmarks=target)
+
+
 def lift_hidden_frown(edited, furrow: np.ndarray, share: float):
     """``edited`` with the brows moved as the skin's folds are (:meth:`~ned_fx.appearance.FaceContent.skin_aus`):
     ``share`` (``RendererConfig.frown_lift``) of the brow lowerer the picture shows beyond the fitted one (the shot
@@ -1074,6 +1097,7 @@ class ShotRenderer:
             edited = pin_shut_eyes(edited, models.eyes_open)
         if models is not None and getattr(models, "furrow", None) is not None:
             edited = lift_hidden_frown(edited, models.furrow, (renderer_config or RendererConfig()).frown_lift)
+        edited = hold_lid_folds(edited)
         self.track, self.edited = track, edited
         self.content = FaceContent(models, content)
         self.renderer = GeometryRenderer(renderer_config)

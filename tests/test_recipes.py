@@ -421,6 +421,22 @@ def test_lid_skin_stays_above_the_lashes(shot, emotion, intensity):
         assert _lid_skin_ratios(off).min() < 0.0
 
 
+def test_a_shut_eye_pinned_by_the_renderer_keeps_its_lid_skin_above_it():
+    """The renderer pins a shut eye's lids where the source has them (``pipeline.pin_shut_eyes``: d3 winks over
+    frames 4-15, which the tracker follows open); the lid skin the style moved down then lay through the pinned lid
+    (sad: 1.1 times its height), and ``pipeline.hold_lid_folds`` holds it above again, as the plan does."""
+    from ned_fx.pipeline import hold_lid_folds, pin_shut_eyes
+
+    edited = _edit("d3.mp4", "sad")
+    opened = np.ones((len(edited.found), 2))
+    opened[4:16] = 0.0
+    pinned = pin_shut_eyes(edited, opened)
+    assert _lid_skin_ratios(pinned).min() < 0.0                  # the pin alone folds it through (the measure fails)
+    held = hold_lid_folds(pinned)
+    assert _lid_skin_ratios(held).min() > 0.2
+    assert hold_lid_folds(edited) is edited                      # the plan itself is left as it is
+
+
 @pytest.mark.parametrize("shot", SHOTS)
 @pytest.mark.parametrize("emotion,intensity", [("angry", 1.0), ("angry", 1.5), ("happy", 1.5), ("sad", 1.5)])
 def test_lids_never_shut(shot, emotion, intensity):
