@@ -1093,11 +1093,13 @@ class ShotRenderer:
         from .rendering import GeometryRenderer, RendererConfig, build_render_mesh
 
         content = content if content is not None else ContentConfig()
+        planned = edited
         if models is not None and getattr(models, "eyes_open", None) is not None and content.eyes:
             edited = pin_shut_eyes(edited, models.eyes_open)
         if models is not None and getattr(models, "furrow", None) is not None:
             edited = lift_hidden_frown(edited, models.furrow, (renderer_config or RendererConfig()).frown_lift)
-        edited = hold_lid_folds(edited)
+        if edited is not planned:           # the plan holds its own lid skin; only what was changed here is held
+            edited = hold_lid_folds(edited)
         self.track, self.edited = track, edited
         self.content = FaceContent(models, content)
         self.renderer = GeometryRenderer(renderer_config)
