@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from ned_fx import topology as T
+from ned_fx.manipulation.expression import LASH_RING_R, LID_CREASE_R, UPPER_LID_R, mirrored
 
 DARK_FRACTION = 0.10          # near-black: luminance below this fraction of the face's mean luminance
 OPEN_MOUTH_IOD = 0.10         # a real open mouth: inner-lip gap at least this many inter-ocular distances
@@ -444,18 +445,9 @@ def eye_symmetry_mean(src_lms: np.ndarray, out_lms: np.ndarray, min_change: floa
 
 # ---- speech, plate ------------------------------------------------------------------------------------------------
 
-#: The upper lid margin, its crease ring and the lash band's outer ring (right side, outer -> inner, column by
-#: column; ``ned_fx.manipulation.expression``'s UPPER_LID_R, LID_CREASE_R, LASH_RING_R) and the brow's lower edge.
-UPPER_LID_R = (246, 161, 160, 159, 158, 157, 173)
-LID_CREASE_R = (247, 30, 29, 27, 28, 56, 190)
-LASH_RING_R = (113, 225, 224, 223, 222, 221, 189)
+#: The brow's lower edge (right side, outer -> inner), over the upper lid margin and its rings
+#: (``ned_fx.manipulation.expression``'s UPPER_LID_R, LID_CREASE_R, LASH_RING_R, column by column).
 BROW_EDGE_R = (46, 53, 52, 65, 55)
-
-
-def _mirror(points) -> tuple[int, ...]:
-    from ned_fx.manipulation.expression import mirrored
-
-    return mirrored(points)
 
 
 def _up(lm: np.ndarray) -> np.ndarray:
@@ -469,7 +461,7 @@ def lid_skin_heights(lm: np.ndarray) -> np.ndarray:
     up = _up(lm)
     out = []
     for lid, crease, ring in ((UPPER_LID_R, LID_CREASE_R, LASH_RING_R),
-                              (_mirror(UPPER_LID_R), _mirror(LID_CREASE_R), _mirror(LASH_RING_R))):
+                              (mirrored(UPPER_LID_R), mirrored(LID_CREASE_R), mirrored(LASH_RING_R))):
         for skin in (crease, ring):
             out.append((lm[list(skin), :2] - lm[list(lid), :2]) @ up)
     return np.concatenate(out)
@@ -481,7 +473,7 @@ def brow_heights(lm: np.ndarray, points=UPPER_LID_R[1:-1]) -> np.ndarray:
     up = _up(lm)
     across = np.array([up[1], -up[0]])
     out = []
-    for edge, pts in ((BROW_EDGE_R, points), (_mirror(BROW_EDGE_R), _mirror(points))):
+    for edge, pts in ((BROW_EDGE_R, points), (mirrored(BROW_EDGE_R), mirrored(points))):
         a_b, h_b = lm[list(edge), :2] @ across, lm[list(edge), :2] @ up
         order = np.argsort(a_b)
         a_p, h_p = lm[list(pts), :2] @ across, lm[list(pts), :2] @ up
