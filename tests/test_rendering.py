@@ -406,12 +406,21 @@ def test_opening_a_closed_mouth_fills_dark_without_stretching(tracker):
     assert T.mouth_opening(got) - T.mouth_opening(src) >= 0.5 * (T.mouth_opening(dst) - T.mouth_opening(src))
 
 
-def _planned_region(name: str, emotion: str, frame: int = 0):
-    """A shared input's frame, its face region and the pipeline's plan for ``emotion`` in region pixels."""
+def _gasp_closed():
+    """A plan config that closes a still's held gasp under every style (``ManipulatorConfig.still_gasp_kept`` off):
+    the styles keep d19's gasp open by default, but a renderer must still draw a large closing where one asks."""
+    from ned_fx.manipulation import ManipulatorConfig
+
+    return ManipulatorConfig(still_gasp_kept=(float("inf"), float("inf")))
+
+
+def _planned_region(name: str, emotion: str, frame: int = 0, config=None):
+    """A shared input's frame, its face region and the pipeline's plan for ``emotion`` in region pixels
+    (``config``: the plan's :class:`~ned_fx.manipulation.ManipulatorConfig`)."""
     from ned_fx.pipeline import EditInstruction, plan_edit
 
     rgb = decode_rgb(name)[0][frame]
-    edited = plan_edit(our_track(name), EditInstruction(emotion=emotion, intensity=1.0))
+    edited = plan_edit(our_track(name), EditInstruction(emotion=emotion, intensity=1.0), config)
     src, dst = edited.source_landmarks[frame], edited.target_landmarks[frame]
     x0, y0, x1, y1 = face_region_box(np.concatenate([src, dst]), rgb.shape[1], rgb.shape[0])
     off = np.array([x0, y0, 0.0])[: src.shape[1]]
@@ -420,12 +429,12 @@ def _planned_region(name: str, emotion: str, frame: int = 0):
 
 @pytest.mark.parametrize("emotion", ["neutral"])
 def test_a_lip_moved_far_on_a_large_face_is_refined_not_stair_stepped(emotion):
-    """d19's gasp closed (by neutral; happy and angry closed it too before ``ManipulatorConfig.still_gasp_kept``
-    kept a gasp under the other styles): on his 609x544 region the coarse field's cells are
+    """d19's gasp closed (by neutral with ``ManipulatorConfig.still_gasp_kept`` off, which now keeps a gasp under
+    every style; happy and angry closed it too before the rule): on his 609x544 region the coarse field's cells are
     3.2 px and the upper inner lip's new edge came out stair-stepped (looked at, 3x). Around the mouth the
     refined field renders what a 4x finer field (768 cells) renders, within 0.1 code values on average (the
     coarse one: ~1.1), and nothing changes away from the mouth (the eyes are not refined)."""
-    region, src, dst = _planned_region("d19.jpg", emotion)
+    region, src, dst = _planned_region("d19.jpg", emotion, config=_gasp_closed())
     mesh = build_render_mesh(src)
     refined = GeometryRenderer().render(region, src, dst, mesh)
     coarse = GeometryRenderer(RendererConfig(refine_above_px=0)).render(region, src, dst, mesh)
@@ -729,7 +738,8 @@ def _turned_area(src, dst, mesh, skin_only: bool = False) -> float:
 
 
 def test_a_large_fold_is_relaxed_and_the_lips_go_where_the_edit_says():
-    """d19.jpg (a gasp, tracked with ``first_crop_passes`` 2: jaw dropped 0.32 IOD) under neutral: closing it
+    """d19.jpg (a gasp, tracked with ``first_crop_passes`` 2: jaw dropped 0.32 IOD) under neutral with
+    ``ManipulatorConfig.still_gasp_kept`` off (the styles keep his gasp by default): closing it
     turned 0.07 IOD² of the skin over beside the nose and cheeks, and the warp tore the cheeks at the nostrils'
     height (a jump of tens of pixels between two rows of the field). Relaxed, a third of that is left (along the
     lips, where the warp hides it), the field is smooth there, and the lips and lids are exactly where the plan put
@@ -739,7 +749,7 @@ def test_a_large_fold_is_relaxed_and_the_lips_go_where_the_edit_says():
     from ned_fx.rendering.mesh import untangle
 
     track = our_track("d19.jpg", first_crop_passes=2)
-    edited = plan_edit(track, EditInstruction(emotion="neutral"))
+    edited = plan_edit(track, EditInstruction(emotion="neutral"), _gasp_closed())
     mesh = build_render_mesh(track.mean_shape)
     src, dst = edited.source_landmarks[0], edited.target_landmarks[0]
     before = _turned_area(src, dst, mesh, skin_only=True)

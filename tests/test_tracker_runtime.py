@@ -218,17 +218,24 @@ def test_a_first_crop_is_taken_again_from_its_own_landmarks():
 
 
 def test_first_crop_passes_from_the_command_line_close_a_gasp(tmp_path):
-    """``ned-fx edit --first-crop-passes 2`` on d19's gasp under neutral: the mouth is closed in the picture, not
-    only under the tracked lips (dark pixels in the mouth's box, darker than 60 % of the face's mean: the "V" of
-    the real interior below the tracked lips goes, a dark gap between the lips stays); a bad count is a clear
-    error."""
+    """``--first-crop-passes N`` reaches the tracker, and on d19's gasp closed under neutral (the plan's
+    ``still_gasp_kept`` rule off: by default every style keeps his gasp) the passes close his real mouth in the
+    picture, not only under the tracked lips (dark pixels in the mouth's box, darker than 60 % of the face's mean:
+    the "V" of the real interior below the tracked lips goes, a dark gap between the lips stays); a bad count is
+    a clear error."""
     import numpy as np
 
     from ned_fx import topology as T
     from ned_fx.errors import InvalidParameterError
+    from ned_fx.manipulation import ManipulatorConfig
     from ned_fx.media import read_image, to_display_rgb8
-    from ned_fx.pipeline import track_media
+    from ned_fx.pipeline import EditInstruction, edit_media, track_media
 
+    parser = build_parser()
+    for passes in (0, 2, 3):
+        args = parser.parse_args(["edit", "in.png", "-o", "out.png", "--emotion", "neutral",
+                                  "--first-crop-passes", str(passes)])
+        assert tracker_config(args).first_crop_passes == passes
     src = footage("d19.jpg")
     lm = track_media(src, TrackerConfig(device="cpu", first_crop_passes=2)).landmarks[0]
     iod = float(np.linalg.norm(lm[T.EYE_OUTER_RIGHT, :2] - lm[T.EYE_OUTER_LEFT, :2]))
@@ -241,11 +248,15 @@ def test_first_crop_passes_from_the_command_line_close_a_gasp(tmp_path):
         lum = to_display_rgb8(read_image(path))[..., :3].astype(float) @ [0.2126, 0.7152, 0.0722]
         return int((lum[y0:y1, x0:x1] < level).sum())
 
-    for passes in ("0", "2"):
-        assert main(["edit", str(src), "-o", str(tmp_path / f"n{passes}.png"), "--emotion", "neutral", "-q",
-                     "--no-audit-log", "--device", "cpu", "--no-cache", "--first-crop-passes", passes]) == 0
+    closing = ManipulatorConfig(still_gasp_kept=(float("inf"), float("inf")))
+    for passes in (0, 2):
+        edit_media(src, tmp_path / f"n{passes}.png", EditInstruction(emotion="neutral"),
+                   tracker_config=TrackerConfig(device="cpu", first_crop_passes=passes), manipulator_config=closing)
     before, once, again = dark(src), dark(tmp_path / "n0.png"), dark(tmp_path / "n2.png")
     print(f"dark mouth pixels: source {before}, neutral {once}, neutral with 2 more first-crop passes {again}")
     assert again < 0.7 * once and once > 0.3 * before          # 3606 -> 2180 -> 1331 (the gap between the lips stays)
+    assert main(["edit", str(src), "-o", str(tmp_path / "kept.png"), "--emotion", "neutral", "-q",
+                 "--no-audit-log", "--device", "cpu", "--no-cache"]) == 0
+    assert dark(tmp_path / "kept.png") >= 0.85 * before         # the default keeps his gasp open
     with pytest.raises(InvalidParameterError, match="first_crop_passes"):
         TrackerConfig(first_crop_passes=-1)

@@ -107,14 +107,17 @@ class ManipulatorConfig:
             keeps the parted lips a relaxed neutral may have (up to 0.04 IOD), and a grin taken away left a line of
             teeth between the astronaut's lips (0.032 IOD; r 0.27 at neutral 1, 0.64 at 0.5). A talker's gap is his
             own (speech): never sealed. ``(0, 0)``: never.
-        still_gasp_kept: on a still, a jaw held wide open (the fit's AU26 activation) stays open under a style
-            that is not neutral: the share of the still's speech channels the style would take away is scaled by
+        still_gasp_kept: on a still, a jaw held wide open (the fit's AU26 activation) stays open under every
+            style: the share of the still's speech channels the style would take away is scaled by
             ``1 - smoothstep((AU26 - lo) / (hi - lo))``. A 2-D warp cannot close a gasp believably: closing d19's
             (AU26 1.56) under happy, sad, angry or disgusted stretched his lower lip into a thick band and pushed a
             lumpy fold under it, and half closing it (looked at) was no better; kept, the style's corners, lips and
-            upper face go on his open mouth (an open-mouthed laugh, a wail, a shout). ``neutral`` still closes it
-            (taking the expression away is its job), as does any style whose pattern is zero on the frame. A grin's
-            parted lips (a small jaw) are not a gasp. ``(inf, inf)``: never kept.
+            upper face go on his open mouth (an open-mouthed laugh, a wail, a shout). ``neutral`` closed it until the
+            twenty-fifth session: the chin rose 0.28 IOD and left a pale seam along the raised jaw and a second jaw
+            line below it, pale wedges beside the nose and a smeared, jagged upper lip over a dark slit (looked at,
+            the warp alone draws them: no face-content stage does); it now relaxes the brows, lids and lip corners
+            around the open mouth. A grin's parted lips (a small jaw) are not a gasp. ``(inf, inf)``: never kept
+            (every style closes it, as far as it takes the still's speech channels away).
         lid_fold_kept: ``(floor, knee)``: the skin above an upper lid (its crease ring and the lash band's outer
             ring, ``LID_CREASE_R`` and ``LASH_RING_R`` in :mod:`~.expression`) never comes down past the lid margin.
             The brow lowerer's field moves that skin 5-8x as far as the lid (AU4: the hooding of a frown), and,

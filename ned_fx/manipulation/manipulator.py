@@ -799,7 +799,7 @@ def _still_speech(src: np.ndarray, intensity: np.ndarray, gate: np.ndarray, regi
     target smiles too: the style's AU12 at intensity 1 (0..1), as far as the source smiles (its AU12 over
     ``engine.GRIN_AU12``): a grin's parted lips stay under ``happy`` and close under ``neutral`` or ``sad``; a gasp
     (no smile) stays under a style that opens the mouth itself (``surprised``, ``fearful``: at most the style's own
-    value goes, which the engine adds back), and a wide one under any style but neutral (:func:`_gasp_closes`).
+    value goes, which the engine adds back), and a wide one under every style, neutral too (:func:`_gasp_closes`).
     Zero at intensity 0."""
     from .engine import GRIN_AU12
 
@@ -814,13 +814,14 @@ def _still_speech(src: np.ndarray, intensity: np.ndarray, gate: np.ndarray, regi
     # open wider: the engine adds the style's value, so at most that much of the source's goes (d19's gasp under
     # surprised had closed to the style's standard jaw)
     opens = np.clip(pattern, 0.0, None) * speech * region * gate[:, None]
-    return np.where(opens > 0, np.minimum(lose, opens), lose) * _gasp_closes(src, pattern, config)
+    return np.where(opens > 0, np.minimum(lose, opens), lose) * _gasp_closes(src, config)
 
 
-def _gasp_closes(src: np.ndarray, pattern: np.ndarray, config: ManipulatorConfig) -> np.ndarray:
-    """Fx1 share of a still's speech channels a style takes away (``ManipulatorConfig.still_gasp_kept``): 1 under
-    neutral (a zero pattern) and for a jaw not held wide open, falling to 0 as the fitted jaw drop (AU26) passes
-    through the range."""
+def _gasp_closes(src: np.ndarray, config: ManipulatorConfig) -> np.ndarray:
+    """Fx1 share of a still's speech channels a style takes away (``ManipulatorConfig.still_gasp_kept``): 1 for a
+    jaw not held wide open, falling to 0 as the fitted jaw drop (AU26) passes through the range, under every style
+    (neutral too: closed, d19's gasp left a pale seam along the raised jaw, pale wedges beside the nose and a
+    smeared, jagged upper lip over a dark slit)."""
     lo, hi = (float(v) for v in config.still_gasp_kept)
     jaw = np.nan_to_num(src[:, AU_NAMES.index("AU26")])
     if not np.isfinite(lo):
@@ -829,8 +830,7 @@ def _gasp_closes(src: np.ndarray, pattern: np.ndarray, config: ManipulatorConfig
         kept = protos.smoothstep((jaw - lo) / (hi - lo))
     else:
         kept = (jaw >= lo).astype(np.float64)
-    styled = np.abs(pattern).max(axis=1) > 0
-    return np.where(styled, 1.0 - kept, 1.0)[:, None]
+    return (1.0 - kept)[:, None]
 
 
 def _talking_jaw(shapes: np.ndarray, basis, neutral: np.ndarray, pattern: np.ndarray, gate: np.ndarray,
