@@ -989,23 +989,30 @@ def pin_shut_eyes(edited, opened: np.ndarray):
 
 
 def hold_lid_folds(edited):
-    """``edited`` with the skin above each upper lid held over the lid margin again after the renderer's changes
-    to the plan (:func:`~ned_fx.manipulation.manipulator.lid_folds_held` with the plan's ``lid_fold_kept`` floor
-    as a hard floor): a shut eye's lids pinned where the source has them (:func:`pin_shut_eyes`) lay under the
-    lid skin the style moved down (d3's wink under sad: that skin 1.1 times its height through the shut lid). The
-    plan's own heights are at or over that floor (or squeezed evenly under a brow), so a plan is returned as it is
-    (the same object), and so is anything that moves less than a millionth of a pixel."""
+    """``edited`` with each brow and the skin above each upper lid held over the lid margin again after the
+    renderer's changes to the plan: the brow lifted as one piece to the plan's ``brow_margin_gap`` of its source
+    height over the margin (:func:`~ned_fx.manipulation.manipulator.brows_over_lids`), then the lid skin to the
+    plan's ``lid_fold_kept`` floor as a hard floor, squeezed evenly under the brow
+    (:func:`~ned_fx.manipulation.manipulator.lid_folds_held`). A shut eye's lids pinned where the source has them
+    (:func:`pin_shut_eyes`) lay under the lid skin the style moved down (d3's wink under sad: that skin 1.1 times
+    its height through the shut lid) and, under angry, under the lowered brow (1.2 px below the pinned lid on frame
+    44: the warp folded the skin between them into a stepped line). The plan's own heights are at or over those
+    floors, so a plan is returned as it is (the same object), and so is anything that moves less than a millionth
+    of a pixel."""
     from dataclasses import replace
 
     from .manipulation import ManipulatorConfig
-    from .manipulation.manipulator import lid_folds_held
+    from .manipulation.manipulator import brows_over_lids, lid_folds_held
 
-    kept = ((edited.params or {}).get("config") or {}).get("lid_fold_kept", ManipulatorConfig().lid_fold_kept)
+    config = (edited.params or {}).get("config") or {}
+    kept = config.get("lid_fold_kept", ManipulatorConfig().lid_fold_kept)
+    gap = float(config.get("brow_margin_gap", ManipulatorConfig().brow_margin_gap))
     floor = float(kept[0])
-    if not floor > 0:
-        return edited
     before = np.asarray(edited.target_landmarks)
-    target = lid_folds_held(edited.source_landmarks, before, np.asarray(edited.found, bool), (floor, floor))
+    found = np.asarray(edited.found, bool)
+    target = brows_over_lids(edited.source_landmarks, before, found, gap)
+    if floor > 0:
+        target = lid_folds_held(edited.source_landmarks, target, found, (floor, floor))
     if target is before or not np.nanmax(np.abs(target - before)) > 1e-6:
         return edited
     return replace(edited, target_landmarks=target)

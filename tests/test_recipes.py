@@ -437,6 +437,27 @@ def test_a_shut_eye_pinned_by_the_renderer_keeps_its_lid_skin_above_it():
     assert hold_lid_folds(edited) is edited                # the plan itself is left as it is
 
 
+def test_a_brow_stays_above_a_lid_the_renderer_pins():
+    """d3 winks over frames 30-55 (the shot models' ``eyes_open`` reads her eye shut, the tracker follows it partly
+    open) and the renderer pins the tracked lid there, above where angry's plan lowered it; the plan's lowered brow
+    then lay up to 1.2 px under the pinned lid (the brow measure -0.05 on the bench) and the warp folded the skin
+    between them into a stepped line (frame 44, looked at). ``pipeline.hold_lid_folds`` lifts the brow back to the
+    plan's ``brow_margin_gap`` over the lid (0.05 of the source's height) before it holds the lid skin."""
+    from ned_fx.appearance import build_shot_models
+    from ned_fx.pipeline import ShotRenderer, pin_shut_eyes
+
+    track, _ = _shot("d3.mp4")
+    edited = _edit("d3.mp4", "angry")
+    models = build_shot_models(footage("d3.mp4"), track, edited, f"0-{len(edited.found) - 1}")
+    assert (models.eyes_open[30:56].min(axis=1) < 0.5).sum() >= 10, "the test needs d3's wink"
+    pinned = pin_shut_eyes(edited, models.eyes_open)
+    assert _brow_ratio(pinned, E.UPPER_LID_R[1:-1]) < 0.0              # the pin alone puts a brow through the lid
+    drawn = ShotRenderer(track, edited, models=models).edited
+    assert _brow_ratio(drawn, E.UPPER_LID_R[1:-1]) >= 0.04
+    assert _lid_skin_ratio(drawn) > 0.0
+    assert _brow_ratio(edited, E.UPPER_LID_R[1:-1]) > 0.03             # what the plan keeps itself (test_brows_never_reach_the_lashes)
+
+
 @pytest.mark.parametrize("shot", SHOTS)
 @pytest.mark.parametrize("emotion,intensity", [("angry", 1.0), ("angry", 1.5), ("happy", 1.5), ("sad", 1.5)])
 def test_lids_never_shut(shot, emotion, intensity):

@@ -739,6 +739,39 @@ def _brow_heights(lm: np.ndarray, up: np.ndarray, brow, points) -> np.ndarray:
     return out
 
 
+def brows_over_lids(source: np.ndarray, target: np.ndarray, found: np.ndarray, gap: float) -> np.ndarray:
+    """``target`` (FxPx3 frame landmarks) with each brow lifted, as one piece (both its edges, along the face's up
+    direction), as far as its lower edge must go to stay ``gap`` x the source's height over the upper lid's margin
+    beneath it, per lid column (``ManipulatorConfig.brow_margin_gap``; the brow's edge straight above each column,
+    interpolated across the face). The plan keeps that gap itself (:func:`_brow_lid_guard`); a renderer that moves
+    the lids afterwards (a shut eye's lids pinned where the source has them) can open it again: d3's wink under
+    angry put her brow 1.2 px under the pinned lid and the warp folded the lid skin between them into a stepped
+    line. Where no brow comes closer than that the target is returned unchanged (the same object)."""
+    from .. import topology as topo
+    from .expression import UPPER_LID_R, mirrored
+
+    ok = np.flatnonzero(found)
+    if not gap > 0 or len(ok) == 0:
+        return target
+    src = np.asarray(source, np.float64)[ok, :, :2]
+    dst = np.asarray(target, np.float64)[ok, :, :2]
+    up = _face_up(src)                                                                  # F x 2
+    out = None
+    for brow, lid, whole in ((_GAP_BROW_R, UPPER_LID_R, topo.RIGHT_BROW),
+                             (mirrored(_GAP_BROW_R), mirrored(UPPER_LID_R), topo.LEFT_BROW)):
+        cols = list(lid[1:-1])                                     # the margin under the brow (not the corners)
+        g_s = _brow_heights(src, up, brow, cols) - np.einsum("fcx,fx->fc", src[:, cols], up)      # F x C px
+        g_t = _brow_heights(dst, up, brow, cols) - np.einsum("fcx,fx->fc", dst[:, cols], up)
+        need = np.where(g_s > 0, gap * g_s - g_t, 0.0).max(axis=1)                           # F
+        rows = need > 0
+        if not rows.any():
+            continue
+        if out is None:
+            out = np.array(target, copy=True)
+        out[ok[rows][:, None], list(whole), :2] += need[rows, None, None] * up[rows, None, :]
+    return target if out is None else out
+
+
 def lid_folds_held(source: np.ndarray, target: np.ndarray, found: np.ndarray, kept: tuple[float, float]
                    ) -> np.ndarray:
     """``target`` (FxPx3 frame landmarks) with the skin above each upper lid kept above the lid margin
