@@ -988,7 +988,7 @@ def pin_shut_eyes(edited, opened: np.ndarray):
     return replace(edited, target_landmarks=target)
 
 
-def hold_lid_folds(edited):
+def hold_lid_folds(edited, planned=None):
     """``edited`` with each brow and the skin above each upper lid held over the lid margin again after the
     renderer's changes to the plan: the brow lifted as one piece to the plan's ``brow_margin_gap`` of its source
     height over the margin (:func:`~ned_fx.manipulation.manipulator.brows_over_lids`), then the lid skin to the
@@ -996,9 +996,11 @@ def hold_lid_folds(edited):
     (:func:`~ned_fx.manipulation.manipulator.lid_folds_held`). A shut eye's lids pinned where the source has them
     (:func:`pin_shut_eyes`) lay under the lid skin the style moved down (d3's wink under sad: that skin 1.1 times
     its height through the shut lid) and, under angry, under the lowered brow (1.2 px below the pinned lid on frame
-    44: the warp folded the skin between them into a stepped line). The plan's own heights are at or over those
-    floors, so a plan is returned as it is (the same object), and so is anything that moves less than a millionth
-    of a pixel."""
+    44: the warp folded the skin between them into a stepped line). ``planned``: the plan before the renderer's
+    changes; the brows are then held on the frames those changes moved only (the plan's own brows sit at or a few
+    tenths of a pixel under its gap: its guard's share is smoothed over time). The plan's lid skin is at or over
+    its floor, so a plan is returned as it is (the same object; its brows too where ``planned`` is given), and so
+    is anything that moves less than a millionth of a pixel."""
     from dataclasses import replace
 
     from .manipulation import ManipulatorConfig
@@ -1010,7 +1012,11 @@ def hold_lid_folds(edited):
     floor = float(kept[0])
     before = np.asarray(edited.target_landmarks)
     found = np.asarray(edited.found, bool)
-    target = brows_over_lids(edited.source_landmarks, before, found, gap)
+    moved = found
+    if planned is not None:         # the frames the renderer changed
+        was = np.asarray(planned.target_landmarks)
+        moved = found & ~np.all((before == was) | (np.isnan(before) & np.isnan(was)), axis=(1, 2))
+    target = brows_over_lids(edited.source_landmarks, before, moved, gap)
     if floor > 0:
         target = lid_folds_held(edited.source_landmarks, target, found, (floor, floor))
     if target is before or not np.nanmax(np.abs(target - before)) > 1e-6:
@@ -1106,7 +1112,7 @@ class ShotRenderer:
         if models is not None and getattr(models, "furrow", None) is not None:
             edited = lift_hidden_frown(edited, models.furrow, (renderer_config or RendererConfig()).frown_lift)
         if edited is not planned:           # the plan holds its own lid skin; only what was changed here is held
-            edited = hold_lid_folds(edited)
+            edited = hold_lid_folds(edited, planned)
         self.track, self.edited = track, edited
         self.content = FaceContent(models, content)
         self.renderer = GeometryRenderer(renderer_config)

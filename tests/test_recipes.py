@@ -442,9 +442,10 @@ def test_a_brow_stays_above_a_lid_the_renderer_pins():
     open) and the renderer pins the tracked lid there, above where angry's plan lowered it; the plan's lowered brow
     then lay up to 1.2 px under the pinned lid (the brow measure -0.05 on the bench) and the warp folded the skin
     between them into a stepped line (frame 44, looked at). ``pipeline.hold_lid_folds`` lifts the brow back to the
-    plan's ``brow_margin_gap`` over the lid (0.05 of the source's height) before it holds the lid skin."""
+    plan's ``brow_margin_gap`` over the lid (0.05 of the source's height) before it holds the lid skin, on the
+    frames the renderer moved."""
     from ned_fx.appearance import build_shot_models
-    from ned_fx.pipeline import ShotRenderer, pin_shut_eyes
+    from ned_fx.pipeline import ShotRenderer, hold_lid_folds, pin_shut_eyes
 
     track, _ = _shot("d3.mp4")
     edited = _edit("d3.mp4", "angry")
@@ -456,6 +457,7 @@ def test_a_brow_stays_above_a_lid_the_renderer_pins():
     assert _brow_ratio(drawn, E.UPPER_LID_R[1:-1]) >= 0.04
     assert _lid_skin_ratio(drawn) > 0.0
     assert _brow_ratio(edited, E.UPPER_LID_R[1:-1]) > 0.03             # what the plan keeps itself (test_brows_never_reach_the_lashes)
+    assert hold_lid_folds(edited, edited) is edited                     # frames the renderer did not move stay
 
 
 @pytest.mark.parametrize("shot", SHOTS)
