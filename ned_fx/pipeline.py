@@ -997,7 +997,7 @@ def hold_lid_folds(edited, planned=None):
     (:func:`pin_shut_eyes`) lay under the lid skin the style moved down (d3's wink under sad: that skin 1.1 times
     its height through the shut lid) and, under angry, under the lowered brow (1.2 px below the pinned lid on frame
     44: the warp folded the skin between them into a stepped line). ``planned``: the plan before the renderer's
-    changes; the brows are then held on the frames those changes moved only (the plan's own brows sit at or a few
+    changes; both are then held on the frames those changes moved only (the plan's own brows sit at or a few
     tenths of a pixel under its gap: its guard's share is smoothed over time). The plan's lid skin is at or over
     its floor, so a plan is returned as it is (the same object; its brows too where ``planned`` is given), and so
     is anything that moves less than a millionth of a pixel."""
@@ -1018,7 +1018,7 @@ def hold_lid_folds(edited, planned=None):
         moved = found & ~np.all((before == was) | (np.isnan(before) & np.isnan(was)), axis=(1, 2))
     target = brows_over_lids(edited.source_landmarks, before, moved, gap)
     if floor > 0:
-        target = lid_folds_held(edited.source_landmarks, target, found, (floor, floor))
+        target = lid_folds_held(edited.source_landmarks, target, moved, (floor, floor))
     if target is before or not np.nanmax(np.abs(target - before)) > 1e-6:
         return edited
     return replace(edited, target_landmarks=target)
