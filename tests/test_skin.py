@@ -627,3 +627,72 @@ def _folds_over_strip(inputs, names, a_src, a_dst):
 
     under = stack(inputs.warped, [BrowRenderer().render(inputs)])
     return SkinRenderer().log_shading(replace(inputs, warped=under), names, a_src, a_dst)
+
+
+def _socket_masks(shape, lm, eye: int):
+    """Eye ``eye``'s socket in the picture (from the landmarks, independently of the sub-stage's own curves): the
+    polygon between the upper lid margin and the brow's lower edge, its middle (at least 2 px and a fifth of its
+    height from either edge) and the band just above the lid margin (within 1.5 px: the lashes and liner)."""
+    import cv2
+
+    from ned_fx.topology import LEFT_BROW, LEFT_EYE, RIGHT_BROW, RIGHT_EYE
+
+    lid = np.asarray(lm)[list((RIGHT_EYE, LEFT_EYE)[eye][:9]), :2]
+    brow = np.asarray(lm)[list((RIGHT_BROW, LEFT_BROW)[eye][:5]), :2]
+    poly = np.concatenate([lid, brow[::-1]])
+    inside = np.zeros(shape, np.uint8)
+    cv2.fillPoly(inside, [np.round(poly * 16).astype(np.int32)], 1, cv2.LINE_8, 4)
+    lines = []
+    for pts in (lid, brow):
+        line = np.full(shape, 255, np.uint8)
+        cv2.polylines(line, [np.round(pts * 16).astype(np.int32)], False, 0, 1, cv2.LINE_8, 4)
+        lines.append(cv2.distanceTransform(line, cv2.DIST_L2, 5))
+    d_lid, d_brow = lines
+    height = float(np.median(np.abs(brow[:, 1] - np.interp(brow[:, 0], np.sort(lid[:, 0]),
+                                                              lid[np.argsort(lid[:, 0]), 1]))))
+    middle = inside.astype(bool) & (np.minimum(d_lid, d_brow) >= max(2.0, 0.2 * height))
+    lashes = inside.astype(bool) & (d_lid <= 1.5)
+    return middle, lashes
+
+
+def test_a_stretched_socket_is_lifted_not_bruised():
+    """Sadness raises d3.mp4's inner brows over lowered lids: the warp stretches her deep-set sockets 1.5-1.8x
+    (landmarks) and spread their shadow over the taller socket, a dark patch under each brow like a bruise (looked
+    at, frames 0 and 176). The skin layer lifts it (``SkinConfig.socket_lift``): the socket's middle is brighter
+    than without the lift by >= 6 code values on average (measured 8.8-11.6), no redder (the lift moves each channel toward the
+    forehead's colour), the lashes and liner on the lid margin change by at most 4; where no socket is stretched
+    (angry lowers the brows) the edit is bit for bit the same with the lift off."""
+    from dataclasses import replace
+
+    from conftest import decode_rgb, our_track
+    from ned_fx.appearance import build_shot_models
+    from ned_fx.media import Frame
+    from ned_fx.pipeline import EditInstruction, ShotRenderer, plan_edit
+
+    name = "d3.mp4"
+    frames, _ = decode_rgb(name)
+    track = our_track(name)
+    lum = np.array([0.2126, 0.7152, 0.0722])
+    for emotion, ks in (("sad", (0, 176)), ("angry", (0,))):
+        edited = plan_edit(track, EditInstruction(emotion=emotion))
+        shot = ShotRenderer(track, edited, models=build_shot_models(footage(name), track, edited, None))
+        for k in ks:
+            outs = []
+            for lift in (0.0, 1.0):
+                shot.content.skin.config = replace(shot.content.skin.config, socket_lift=lift)
+                px = shot.render(Frame.from_array(frames[k], number=k))[0].pixels
+                outs.append(np.clip(px, 0, 255).astype(np.float64))
+            off, on = outs
+            if emotion == "angry":
+                np.testing.assert_array_equal(on, off)
+                continue
+            for eye in range(2):
+                middle, lashes = _socket_masks(off.shape[:2], edited.target_landmarks[k], eye)
+                assert middle.sum() > 100 and lashes.sum() > 20
+                gain = float((on[middle] @ lum).mean() - (off[middle] @ lum).mean())
+                red = lambda im: float(im[middle][:, 0].mean() / im[middle][:, 1].mean())  # noqa: E731
+                print(f"{emotion} frame {k} eye {eye}: socket +{gain:.1f}, R/G {red(off):.3f} -> {red(on):.3f}, "
+                      f"lashes max {np.abs(on - off)[lashes].max():.0f}")
+                assert gain >= 6.0
+                assert red(on) <= red(off) + 0.01
+                assert np.abs(on - off)[lashes].max() <= 4

@@ -58,6 +58,20 @@ class SkinConfig:
             looks drawn; fixed per fold, so it never flickers.
         warmth: per-channel exponents of the ratio on RGB plates (skin in shadow is a little warmer).
         soften: how much of an existing fold's mid-frequency darkening a negative drive of 1 lifts (0..1).
+        socket_lift: where the target stretches an eye socket (the skin between the upper lid margin and the brow's
+            lower edge) by ``s``, the socket's shadow is lifted by ``1 - 1/s`` of its darkness (its darkness kept in
+            all, not spread over the taller socket: light adds linearly, so the deficit under the reference shrinks
+            by that share; :func:`~ned_fx.rendering.skin.procedural.add_socket_lift`), times this (0: off);
+            socket_lift_max: that share's ceiling; socket_lift_limit: the most darkness (log luminance under the
+            reference) counted. d3.mp4's sad raised her inner brows over lowered lids and
+            stretched her deep-set sockets 1.8-1.95x: a dark patch like a bruise under each brow.
+        socket_sigma: the socket's shading is its log luminance low-passed at this sigma (IOD); the lift is that
+            darkness, so the skin's texture stays.
+        socket_band: where in the socket's height (0 the lid margin, 1 the brow's lower edge) the lift acts: none
+            up to the first value (the lashes and liner stay), fading in to the second, full to the third, none from
+            the fourth (the brow's own hairs).
+        socket_reference: the darkness is measured against the forehead's low-passed luminance in a band this far
+            above the brow's upper edge (IOD, near and far): its median, occluders left out.
         model_iod: the learned model samples each frame scaled so the eyes are this many pixels apart.
         model_min_frames: fewer frames with activations than this: no learned model.
         model_min_range: an AU is learned only where the shot's activations spread at least this far (2nd to
@@ -94,6 +108,12 @@ class SkinConfig:
     wobble: float = 0.004
     warmth: tuple[float, float, float] = (0.85, 1.0, 1.12)
     soften: float = 0.5
+    socket_lift: float = 1.0
+    socket_lift_max: float = 0.6
+    socket_lift_limit: float = 1.2
+    socket_sigma: float = 0.03
+    socket_band: tuple[float, float, float, float] = (0.1, 0.35, 0.8, 1.0)
+    socket_reference: tuple[float, float] = (0.03, 0.12)
     model_iod: float = 64.0
     model_min_frames: int = 20
     model_min_range: float = 0.4
@@ -107,7 +127,7 @@ class SkinConfig:
     def __post_init__(self) -> None:
         for name in ("strength", "max_drive", "min_change", "nasolabial_depth", "nasolabial_shadow",
                      "nasolabial_highlight", "cheek_highlight", "crease_depth", "crease_highlight", "glabella_depth",
-                     "wobble", "soften", "nasolabial_slope"):
+                     "wobble", "soften", "nasolabial_slope", "socket_lift", "socket_lift_limit"):
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or not v >= 0 or v != v or v == float("inf"):
                 raise InvalidParameterError(f"skin {name} must be a finite number >= 0, got {v!r}")
@@ -115,6 +135,20 @@ class SkinConfig:
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or not 0 < v < 10:
                 raise InvalidParameterError(f"skin {name} must be a positive number, got {v!r}")
+        if not isinstance(self.socket_lift_max, (int, float)) or not 0 <= self.socket_lift_max <= 1:
+            raise InvalidParameterError(f"skin socket_lift_max must be 0..1, got {self.socket_lift_max!r}")
+        if not isinstance(self.socket_sigma, (int, float)) or not 0 < self.socket_sigma < 1:
+            raise InvalidParameterError(f"skin socket_sigma must be 0..1 (IOD), got {self.socket_sigma!r}")
+        band = self.socket_band
+        if len(band) != 4 or not all(isinstance(x, (int, float)) for x in band) \
+                or not 0 <= band[0] < band[1] <= band[2] < band[3] <= 1:
+            raise InvalidParameterError(f"skin socket_band must be four rising numbers 0..1 (none, full, full, none), "
+                                        f"got {band!r}")
+        ref = self.socket_reference
+        if len(ref) != 2 or not all(isinstance(x, (int, float)) and 0 <= x < 1 for x in ref) \
+                or not ref[0] < ref[1]:
+            raise InvalidParameterError(f"skin socket_reference must be (near, far) with near < far, got "
+                                        f"{self.socket_reference!r}")
         if not isinstance(self.furrow_margin, (int, float)) or not 0 <= self.furrow_margin < 1:
             raise InvalidParameterError(f"skin furrow_margin must be 0..1, got {self.furrow_margin!r}")
         if not isinstance(self.furrow_min_frames, int) or self.furrow_min_frames < 2:

@@ -11,7 +11,8 @@ Each blur runs only where it can reach (strokes far apart on canvases of their o
 with strokes), with the values of one whole-canvas ``cv2.GaussianBlur`` bit for bit (see ``_TAIL``).
 
 Nothing here reads pixels except :func:`add_softening` (which lifts the mid-frequency darkening of an existing fold
-where a fold's drive is negative, e.g. a smile neutralised).
+where a fold's drive is negative, e.g. a smile neutralised) and :func:`add_socket_lift` (which lifts the shadow of
+an eye socket the warp stretched, e.g. sadness's raised inner brows over lowered lids).
 """
 
 from __future__ import annotations
@@ -464,6 +465,15 @@ class ShadingMap:
         self.box: tuple[int, int, int, int] | None = None
         #: the box's pixels whose change is not nil (set by the renderer once the map is final)
         self.covered: np.ndarray | None = None
+        #: per-channel log changes on top of ``values`` (HxWx3, the same window; None: none), for a change that
+        #: moves the colour as well as the luminance (:func:`add_socket_lift`); they bypass ``warmth``
+        self.colour: np.ndarray | None = None
+
+    def colour_map(self) -> np.ndarray:
+        """:attr:`colour`, made (zeros) on first use."""
+        if self.colour is None:
+            self.colour = np.zeros(self.values.shape + (3,), np.float32)
+        return self.colour
 
     def touch(self, box) -> None:
         if box is None:
@@ -668,3 +678,154 @@ def add_softening(out: ShadingMap, luma_of, creases: list[Crease], iod: float, c
     wv *= lift
     out.values[y0 + r0:y0 + r1, x0 + c0:x0 + c1] += wv
     out.touch(weight.box)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The eye sockets
+
+#: Per eye (subject's right, left): the upper lid margin (outer -> inner corner), the brow's lower edge and its
+#: upper edge (outer -> inner).
+_SOCKETS = (((33, 246, 161, 160, 159, 158, 157, 173, 133), (46, 53, 52, 65, 55), (70, 63, 105, 66, 107)),
+            ((263, 466, 388, 387, 386, 385, 384, 398, 362), (276, 283, 282, 295, 285), (300, 293, 334, 296, 336)))
+#: Where along the eye (0 outer corner, 1 inner) the socket's stretch is sampled.
+_SOCKET_U = np.linspace(-0.1, 1.1, 25)
+
+
+def _smoothstep01(x: np.ndarray) -> np.ndarray:
+    x = np.clip(x, 0.0, 1.0)
+    return x * x * (3.0 - 2.0 * x)
+
+
+def _socket_curves(lm: np.ndarray, frame: FaceFrame, eye: int):
+    """One eye's socket in ``frame``'s coordinates (IOD units): ``(a0, a1, v_lid, v_brow, v_top)``, the lid's
+    outer and inner corner along the eyes' axis and, at :data:`_SOCKET_U`, the heights (toward the chin) of the
+    lid margin, the brow's lower and upper edges."""
+    lid_i, low_i, top_i = _SOCKETS[eye]
+    uv = frame.to_uv(lm[:, :2])
+    lid, low, top = uv[list(lid_i)], uv[list(low_i)], uv[list(top_i)]
+    a0, a1 = float(lid[0, 0]), float(lid[-1, 0])
+    span = a1 - a0
+    if not np.isfinite(span) or abs(span) < 1e-6:
+        return None
+
+    def at(pts):
+        u = (pts[:, 0] - a0) / span
+        order = np.argsort(u)
+        return np.interp(_SOCKET_U, u[order], pts[order, 1])
+
+    return a0, a1, at(lid), at(low), at(top)
+
+
+def socket_stretch(src: np.ndarray, dst: np.ndarray) -> list[np.ndarray | None]:
+    """Per eye, how much the target stretches its socket (the skin between the upper lid margin and the brow's
+    lower edge) at :data:`_SOCKET_U`: target height over source height (None where a frame cannot be built)."""
+    fs, ft = face_frame(np.asarray(src, np.float64)), face_frame(np.asarray(dst, np.float64))
+    out: list[np.ndarray | None] = []
+    for eye in range(2):
+        cs = None if fs is None else _socket_curves(np.asarray(src, np.float64), fs, eye)
+        ct = None if ft is None else _socket_curves(np.asarray(dst, np.float64), ft, eye)
+        if cs is None or ct is None:
+            out.append(None)
+            continue
+        hs, ht = cs[2] - cs[3], ct[2] - ct[3]
+        ok = np.isfinite(hs) & np.isfinite(ht) & (hs > 1e-3)
+        out.append(np.where(ok, ht / np.where(ok, hs, 1.0), 1.0))
+    return out
+
+
+def socket_gains(src: np.ndarray, dst: np.ndarray, config: SkinConfig) -> list[np.ndarray | None]:
+    """Per eye, the share of its socket's shadow :func:`add_socket_lift` takes away along the eye: ``1 - 1/s`` for a
+    stretch ``s`` (the shadow keeps its darkness in all, spread over more skin), at most ``socket_lift_max``, times
+    ``socket_lift`` x ``strength`` (at most 1); None where the socket is not stretched (or the lift is off)."""
+    if config.socket_lift <= 0 or config.strength <= 0:
+        return [None, None]
+    out: list[np.ndarray | None] = []
+    for s in socket_stretch(src, dst):
+        if s is None:
+            out.append(None)
+            continue
+        g = np.minimum(np.maximum(1.0 - 1.0 / np.maximum(s, 1e-6), 0.0), config.socket_lift_max) \
+            * min(config.socket_lift * config.strength, 1.0)
+        out.append(g if float(g.max()) > 1e-3 else None)
+    return out
+
+
+def add_socket_lift(out: ShadingMap, pixels_of, dst: np.ndarray, gains: list, valid, config: SkinConfig) -> None:
+    """Lift the shadow of each eye socket the target stretches (:func:`socket_gains`): the warp spreads the socket's
+    shading (a deep-set eye's shadow, the brow's shade) over the taller socket, so a raised inner brow over a lowered
+    lid drew a dark patch like a bruise (d3.mp4 sad, 1.5-1.8x by the landmarks; WDA and d12 less). A raised brow
+    lifts its overhang off the socket and the stretched lid skin is lit, so its shadow does not grow with it: the
+    socket's deficit under the forehead just above the brow (low-passed, per channel: the shadow's warmer colour goes
+    with it) shrinks by the gain, fading in above the lid margin (its lashes and liner stay) and out under the brow
+    (``socket_band``). ``pixels_of(box)`` gives the warped region's pixels (HxWxK) inside a box;
+    ``valid`` (HxW, or None) keeps occluders out of the forehead's reference. Three channels go into
+    :attr:`ShadingMap.colour`, others into its luminance ``values``."""
+    import cv2
+
+    lm = np.asarray(dst, np.float64)
+    frame = face_frame(lm)
+    if frame is None:
+        return
+    h, w = out.shape
+    iod = frame.iod
+    ox, oy = out.origin
+    hh, ww = out.values.shape
+    for eye, gain in enumerate(gains):
+        if gain is None:
+            continue
+        curves = _socket_curves(lm, frame, eye)
+        if curves is None:
+            continue
+        a0, a1, v_lid, v_low, v_top = curves
+        ids = list(_SOCKETS[eye][0]) + list(_SOCKETS[eye][1]) + list(_SOCKETS[eye][2])
+        pts = lm[ids, :2]
+        sigma = max(config.socket_sigma * iod, 0.5)
+        reach = config.socket_reference[1] * iod + 3.0 * sigma + 2.0
+        span = abs(a1 - a0) * iod * 0.15
+        x0, y0 = int(max(np.floor(pts[:, 0].min() - span - 2), 0)), int(max(np.floor(pts[:, 1].min() - reach), 0))
+        x1, y1 = int(min(np.ceil(pts[:, 0].max() + span + 2) + 1, w)), int(min(np.ceil(pts[:, 1].max() + 2) + 1, h))
+        cx0, cy0, cx1, cy1 = max(x0, ox), max(y0, oy), min(x1, ox + ww), min(y1, oy + hh)
+        if x1 - x0 < 4 or y1 - y0 < 4 or cx1 <= cx0 or cy1 <= cy0:
+            continue
+        yy, xx = np.mgrid[y0:y1, x0:x1]
+        uv = frame.to_uv(np.stack([xx.ravel() + 0.5, yy.ravel() + 0.5], axis=1))
+        u = ((uv[:, 0] - a0) / (a1 - a0)).reshape(yy.shape)
+        v = uv[:, 1].reshape(yy.shape)
+        lid, low, top = (np.interp(u, _SOCKET_U, c) for c in (v_lid, v_low, v_top))
+        t = (lid - v) / np.maximum(lid - low, 1e-4)              # 0 on the lid margin, 1 on the brow's lower edge
+        inner = _smoothstep01(np.minimum(u + 0.1, 1.1 - u) / 0.3)
+        b0, b1, b2, b3 = config.socket_band
+        weight = _smoothstep01((t - b0) / (b1 - b0)) * _smoothstep01((b3 - t) / (b3 - b2))
+        weight *= inner * np.interp(u, _SOCKET_U, gain)
+        if not (weight > 1e-4).any():
+            continue
+        near, far = config.socket_reference
+        band = (top - v >= near) & (top - v < far) & (u > 0.0) & (u < 1.0)
+        if valid is not None:
+            band &= np.asarray(valid[y0:y1, x0:x1]) >= 0.999
+        if np.count_nonzero(band) < 8:
+            continue
+        pix = np.asarray(pixels_of((x0, y0, x1, y1)), np.float32)
+        if pix.ndim == 2:
+            pix = pix[:, :, None]
+        colour = pix.shape[2] == 3          # (the renderer's RGB path; other plates take the luminance's)
+        logs = np.log(np.maximum(pix if colour else pix[:, :, :3].mean(axis=2, keepdims=True), 1e-6))
+        lowpass = cv2.GaussianBlur(logs, (0, 0), sigma)
+        if lowpass.ndim == 2:
+            lowpass = lowpass[:, :, None]
+        ref = np.median(lowpass[band], axis=0)                      # per channel
+        # light adds linearly: each channel's deficit under the reference, ref - low, shrinks by the gain
+        # (low + gain x (ref - low)), as a log change
+        dark = np.maximum(ref[None, None, :] - lowpass, 0.0)
+        most = dark.max(axis=2, keepdims=True)      # the limit scales the channels alike (their colour kept)
+        dark *= np.minimum(1.0, config.socket_lift_limit / np.maximum(most, 1e-6))
+        lift = np.log1p(weight[:, :, None] * np.expm1(dark)).astype(np.float32)
+        lift = cv2.GaussianBlur(lift, (0, 0), max(0.5 * sigma, 0.5))
+        if lift.ndim == 2:
+            lift = lift[:, :, None]
+        lift = lift[cy0 - y0:cy1 - y0, cx0 - x0:cx1 - x0]
+        if colour:
+            out.colour_map()[cy0 - oy:cy1 - oy, cx0 - ox:cx1 - ox] += lift
+        else:
+            out.values[cy0 - oy:cy1 - oy, cx0 - ox:cx1 - ox] += lift[:, :, 0]
+        out.touch((cx0, cy0, cx1, cy1))

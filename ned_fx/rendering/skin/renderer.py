@@ -8,7 +8,8 @@ from ...errors import InvalidParameterError
 from ..layers import RegionInputs, RenderedLayer
 from .config import SkinConfig
 from .model import SkinModel, add_model_change
-from .procedural import ShadingMap, add_cheeks, add_creases, add_softening, build_creases, face_frame, fold_drives
+from .procedural import (ShadingMap, add_cheeks, add_creases, add_socket_lift, add_softening, build_creases,
+                         face_frame, fold_drives, socket_gains)
 
 #: Log-luminance changes below this are no change (1e-5: far below one 16-bit step).
 _EPS = 1e-5
@@ -31,7 +32,13 @@ class SkinRenderer:
     def log_shading(self, inputs: RegionInputs, au_names, au_src, au_dst) -> np.ndarray | None:
         """HxW float32 natural-log luminance change of the frame (None when no fold changes)."""
         shading = self._shading(inputs, au_names, au_src, au_dst)
-        return None if shading is None else shading.values
+        if shading is None:
+            return None
+        if shading.colour is None:
+            return shading.values
+        # the colour changes' luminance (Rec. 709 weights of the per-channel log changes: close for the small,
+        # nearly grey changes a lifted socket makes)
+        return shading.values + shading.colour @ np.array([0.2126, 0.7152, 0.0722], np.float32)
 
     def _shading(self, inputs: RegionInputs, au_names, au_src, au_dst) -> ShadingMap | None:
         au_src = np.asarray(au_src, np.float64).reshape(-1)
@@ -39,16 +46,21 @@ class SkinRenderer:
         if len(au_src) != len(au_names) or len(au_dst) != len(au_names):
             raise InvalidParameterError(f"skin shading needs one activation per AU ({len(au_names)}), got "
                                         f"{len(au_src)} source and {len(au_dst)} target values")
+        # (a stretched socket follows the landmarks, but only where the expression changes: no AU change, no layer)
+        moved = bool(np.any(np.abs(np.nan_to_num(au_dst - au_src)) >= self.config.min_change))
         change = None
         if self.model is not None:      # the AUs the actor's own frames cover are the model's, not the folds'
             change = self.model.change(au_names, au_src, au_dst)
             au_dst = au_dst - self.model.covered(au_names, au_src, au_dst)
         drives = fold_drives(au_names, au_src, au_dst, self.config)
-        if not drives and change is None:
-            return None
         dst = np.asarray(inputs.dst, np.float64)
+        src = np.asarray(inputs.src, np.float64)
+        finite = np.isfinite(dst[:468, :2]).all() and np.isfinite(src[:468, :2]).all()
+        sockets = socket_gains(src, dst, self.config) if finite and moved else [None, None]
+        if not drives and change is None and all(g is None for g in sockets):
+            return None
         frame = face_frame(dst)
-        if frame is None or not np.isfinite(dst[:468, :2]).all():
+        if frame is None or not finite:
             return None
         shading = ShadingMap(inputs.size)
         if change is not None:
@@ -58,14 +70,24 @@ class SkinRenderer:
         add_cheeks(shading, dst, drives.get("cheek", 0.0), frame.iod, self.config)
         warped = inputs.warped
         add_softening(shading, lambda b: _luma(warped[b[1]:b[3], b[0]:b[2]]), creases, frame.iod, self.config)
+        add_socket_lift(shading, lambda b: warped[b[1]:b[3], b[0]:b[2]], dst, sockets, inputs.valid, self.config)
         if shading.box is None:
             return None
         x0, y0, x1, y1 = shading.box
         sub = shading.values[y0:y1, x0:x1]
-        _clear_openings(sub, dst, x0, y0)
+        tint = None if shading.colour is None else shading.colour[y0:y1, x0:x1]
+        openings = _openings(sub.shape, dst, x0, y0)
+        np.copyto(sub, 0.0, where=openings)
+        if tint is not None:
+            np.copyto(tint, 0.0, where=openings[:, :, None])
         if inputs.valid is not None:
-            sub *= np.clip(np.asarray(inputs.valid[y0:y1, x0:x1], np.float32), 0.0, 1.0)
+            keep = np.clip(np.asarray(inputs.valid[y0:y1, x0:x1], np.float32), 0.0, 1.0)
+            sub *= keep
+            if tint is not None:
+                tint *= keep[:, :, None]
         covered = np.abs(sub) > _EPS
+        if tint is not None:
+            covered |= (np.abs(tint) > _EPS).any(axis=2)
         if not covered.any():
             return None
         shading.covered = covered
@@ -100,6 +122,8 @@ class SkinRenderer:
             ratio = np.empty((y1 - y0, x1 - x0, 3), np.float32)
             for c, w in enumerate(self.config.warmth):     # (numpy's broadcast over a 3-long axis is slow)
                 np.multiply(flat, np.float32(w), out=ratio[:, :, c])
+            if shading.colour is not None:      # the colour changes (a lifted socket) on top
+                ratio += shading.colour[y0:y1, x0:x1]
             np.exp(ratio, out=ratio)
             np.multiply(warped[y0:y1, x0:x1], ratio, out=region)
         else:
@@ -114,18 +138,18 @@ class SkinRenderer:
         return RenderedLayer(pixels, coverage, "skin")
 
 
-def _clear_openings(sub: np.ndarray, dst: np.ndarray, x0: int, y0: int) -> None:
-    """No shading inside the target's mouth opening and eye openings: that is the mouth and eye sub-stages'
-    new content (teeth, eyeballs), never skin."""
+def _openings(shape: tuple[int, int], dst: np.ndarray, x0: int, y0: int) -> np.ndarray:
+    """The target's mouth opening and eye openings in a box at ``(x0, y0)`` (bool): no shading there, that is the
+    mouth and eye sub-stages' new content (teeth, eyeballs), never skin."""
     import cv2
 
     from ...topology import LEFT_EYE, LIPS_INNER, RIGHT_EYE
 
-    mask = np.zeros(sub.shape, np.uint8)
+    mask = np.zeros(shape, np.uint8)
     for contour in (LIPS_INNER, RIGHT_EYE, LEFT_EYE):
         poly = np.round((dst[list(contour), :2] - [x0, y0]) * 16).astype(np.int32)
         cv2.fillPoly(mask, [poly], 1, cv2.LINE_8, 4)
-    np.copyto(sub, 0.0, where=mask.view(bool))
+    return mask.view(bool)
 
 
 def _luma(pixels: np.ndarray) -> np.ndarray:
