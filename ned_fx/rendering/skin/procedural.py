@@ -468,12 +468,19 @@ class ShadingMap:
         #: per-channel log changes on top of ``values`` (HxWx3, the same window; None: none), for a change that
         #: moves the colour as well as the luminance (:func:`add_socket_lift`); they bypass ``warmth``
         self.colour: np.ndarray | None = None
+        #: the box (region pixels) outside which :attr:`colour` is zero
+        self.colour_box: tuple[int, int, int, int] | None = None
 
-    def colour_map(self) -> np.ndarray:
-        """:attr:`colour`, made (zeros) on first use."""
+    def add_colour(self, box, change: np.ndarray) -> None:
+        """Add per-channel log changes ``change`` (hxwx3) over ``box`` (region pixels, inside the window)."""
         if self.colour is None:
             self.colour = np.zeros(self.values.shape + (3,), np.float32)
-        return self.colour
+        x0, y0, x1, y1 = box
+        ox, oy = self.origin
+        self.colour[y0 - oy:y1 - oy, x0 - ox:x1 - ox] += change
+        a = self.colour_box
+        self.colour_box = tuple(box) if a is None else (min(a[0], x0), min(a[1], y0), max(a[2], x1), max(a[3], y1))
+        self.touch(box)
 
     def touch(self, box) -> None:
         if box is None:
@@ -701,8 +708,9 @@ def _socket_curves(lm: np.ndarray, frame: FaceFrame, eye: int):
     outer and inner corner along the eyes' axis and, at :data:`_SOCKET_U`, the heights (toward the chin) of the
     lid margin, the brow's lower and upper edges."""
     lid_i, low_i, top_i = _SOCKETS[eye]
-    uv = frame.to_uv(lm[:, :2])
-    lid, low, top = uv[list(lid_i)], uv[list(low_i)], uv[list(top_i)]
+    uv = frame.to_uv(lm[list(lid_i + low_i + top_i), :2])
+    n0, n1 = len(lid_i), len(lid_i) + len(low_i)
+    lid, low, top = uv[:n0], uv[n0:n1], uv[n1:]
     a0, a1 = float(lid[0, 0]), float(lid[-1, 0])
     span = a1 - a0
     if not np.isfinite(span) or abs(span) < 1e-6:
@@ -784,13 +792,23 @@ def add_socket_lift(out: ShadingMap, pixels_of, dst: np.ndarray, gains: list, va
         span = abs(a1 - a0) * iod * 0.15
         x0, y0 = int(max(np.floor(pts[:, 0].min() - span - 2), 0)), int(max(np.floor(pts[:, 1].min() - reach), 0))
         x1, y1 = int(min(np.ceil(pts[:, 0].max() + span + 2) + 1, w)), int(min(np.ceil(pts[:, 1].max() + 2) + 1, h))
+        # everything here is smooth (the low-pass's sigma and wider): worked on a grid f times coarser (the box
+        # grown to whole cells), the lift brought back to the box's pixels at the end
+        f = max(1, int(sigma // 1.5))
+        if f > 1 and (-(-(x1 - x0) // f) * f > w or -(-(y1 - y0) // f) * f > h):
+            f = 1
+        bw, bh = -(-(x1 - x0) // f) * f, -(-(y1 - y0) // f) * f
+        x0, y0 = min(x0, w - bw), min(y0, h - bh)
+        x1, y1 = x0 + bw, y0 + bh
+        sw, sh = bw // f, bh // f
         cx0, cy0, cx1, cy1 = max(x0, ox), max(y0, oy), min(x1, ox + ww), min(y1, oy + hh)
-        if x1 - x0 < 4 or y1 - y0 < 4 or cx1 <= cx0 or cy1 <= cy0:
+        if bw < 4 or bh < 4 or cx1 <= cx0 or cy1 <= cy0:
             continue
-        yy, xx = np.mgrid[y0:y1, x0:x1]
-        uv = frame.to_uv(np.stack([xx.ravel() + 0.5, yy.ravel() + 0.5], axis=1))
-        u = ((uv[:, 0] - a0) / (a1 - a0)).reshape(yy.shape)
-        v = uv[:, 1].reshape(yy.shape)
+        # the face frame is affine: u and v of each grid cell centre as a row term plus a column term
+        gx = (x0 + (np.arange(sw, dtype=np.float64) + 0.5) * f - frame.origin[0]) / iod
+        gy = (y0 + (np.arange(sh, dtype=np.float64) + 0.5) * f - frame.origin[1]) / iod
+        u = ((gx[None, :] * frame.ex[0] + gy[:, None] * frame.ex[1]) - a0) / (a1 - a0)
+        v = gx[None, :] * frame.ey[0] + gy[:, None] * frame.ey[1]
         lid, low, top = (np.interp(u, _SOCKET_U, c) for c in (v_lid, v_low, v_top))
         t = (lid - v) / np.maximum(lid - low, 1e-4)              # 0 on the lid margin, 1 on the brow's lower edge
         inner = _smoothstep01(np.minimum(u + 0.1, 1.1 - u) / 0.3)
@@ -802,15 +820,23 @@ def add_socket_lift(out: ShadingMap, pixels_of, dst: np.ndarray, gains: list, va
         near, far = config.socket_reference
         band = (top - v >= near) & (top - v < far) & (u > 0.0) & (u < 1.0)
         if valid is not None:
-            band &= np.asarray(valid[y0:y1, x0:x1]) >= 0.999
+            keep = np.asarray(valid[y0:y1, x0:x1], np.float32)
+            if f > 1:
+                keep = cv2.resize(keep, (sw, sh), interpolation=cv2.INTER_AREA)
+            band &= keep >= 0.999
         if np.count_nonzero(band) < 8:
             continue
         pix = np.asarray(pixels_of((x0, y0, x1, y1)), np.float32)
         if pix.ndim == 2:
             pix = pix[:, :, None]
         colour = pix.shape[2] == 3          # (the renderer's RGB path; other plates take the luminance's)
-        logs = np.log(np.maximum(pix if colour else pix[:, :, :3].mean(axis=2, keepdims=True), 1e-6))
-        lowpass = cv2.GaussianBlur(logs, (0, 0), sigma)
+        pix = pix if colour else pix[:, :, :3].mean(axis=2, keepdims=True)
+        if f > 1:
+            pix = cv2.resize(pix, (sw, sh), interpolation=cv2.INTER_AREA)
+            if pix.ndim == 2:
+                pix = pix[:, :, None]
+        logs = np.log(np.maximum(pix, 1e-6))
+        lowpass = cv2.GaussianBlur(logs, (0, 0), sigma / f)
         if lowpass.ndim == 2:
             lowpass = lowpass[:, :, None]
         ref = np.median(lowpass[band], axis=0)                      # per channel
@@ -820,12 +846,32 @@ def add_socket_lift(out: ShadingMap, pixels_of, dst: np.ndarray, gains: list, va
         most = dark.max(axis=2, keepdims=True)      # the limit scales the channels alike (their colour kept)
         dark *= np.minimum(1.0, config.socket_lift_limit / np.maximum(most, 1e-6))
         lift = np.log1p(weight[:, :, None] * np.expm1(dark)).astype(np.float32)
-        lift = cv2.GaussianBlur(lift, (0, 0), max(0.5 * sigma, 0.5))
+        lift = cv2.GaussianBlur(lift, (0, 0), max(0.5 * sigma / f, 0.5))
         if lift.ndim == 2:
             lift = lift[:, :, None]
+        # only the cells the lift reaches (the box also held the forehead's reference band), a cell's margin kept
+        # for the upsampling's reach
+        reached = lift[:, :, 0] > 1e-5
+        for c in range(1, lift.shape[2]):
+            reached |= lift[:, :, c] > 1e-5
+        rows, cols = np.flatnonzero(reached.any(axis=1)), np.flatnonzero(reached.any(axis=0))
+        if not len(rows):
+            continue
+        r0, r1 = max(int(rows[0]) - 1, 0), min(int(rows[-1]) + 2, sh)
+        k0, k1 = max(int(cols[0]) - 1, 0), min(int(cols[-1]) + 2, sw)
+        if f > 1:
+            lift = cv2.resize(lift, (bw, bh), interpolation=cv2.INTER_LINEAR)
+            if lift.ndim == 2:
+                lift = lift[:, :, None]
+        # that part of the box, inside the map's window
+        x0, x1, y0, y1 = x0 + k0 * f, x0 + k1 * f, y0 + r0 * f, y0 + r1 * f
+        lift = lift[r0 * f:r1 * f, k0 * f:k1 * f]
+        cx0, cy0, cx1, cy1 = max(x0, ox), max(y0, oy), min(x1, ox + ww), min(y1, oy + hh)
+        if cx1 <= cx0 or cy1 <= cy0:
+            continue
         lift = lift[cy0 - y0:cy1 - y0, cx0 - x0:cx1 - x0]
         if colour:
-            out.colour_map()[cy0 - oy:cy1 - oy, cx0 - ox:cx1 - ox] += lift
+            out.add_colour((cx0, cy0, cx1, cy1), lift)
         else:
             out.values[cy0 - oy:cy1 - oy, cx0 - ox:cx1 - ox] += lift[:, :, 0]
-        out.touch((cx0, cy0, cx1, cy1))
+            out.touch((cx0, cy0, cx1, cy1))

@@ -38,7 +38,10 @@ class SkinRenderer:
             return shading.values
         # the colour changes' luminance (Rec. 709 weights of the per-channel log changes: close for the small,
         # nearly grey changes a lifted socket makes)
-        return shading.values + shading.colour @ np.array([0.2126, 0.7152, 0.0722], np.float32)
+        out = shading.values.copy()
+        c0, r0, c1, r1 = shading.colour_box
+        out[r0:r1, c0:c1] += shading.colour[r0:r1, c0:c1] @ np.array([0.2126, 0.7152, 0.0722], np.float32)
+        return out
 
     def _shading(self, inputs: RegionInputs, au_names, au_src, au_dst) -> ShadingMap | None:
         au_src = np.asarray(au_src, np.float64).reshape(-1)
@@ -75,19 +78,25 @@ class SkinRenderer:
             return None
         x0, y0, x1, y1 = shading.box
         sub = shading.values[y0:y1, x0:x1]
-        tint = None if shading.colour is None else shading.colour[y0:y1, x0:x1]
         openings = _openings(sub.shape, dst, x0, y0)
         np.copyto(sub, 0.0, where=openings)
-        if tint is not None:
-            np.copyto(tint, 0.0, where=openings[:, :, None])
+        keep = None
         if inputs.valid is not None:
             keep = np.clip(np.asarray(inputs.valid[y0:y1, x0:x1], np.float32), 0.0, 1.0)
             sub *= keep
-            if tint is not None:
-                tint *= keep[:, :, None]
         covered = np.abs(sub) > _EPS
-        if tint is not None:
-            covered |= (np.abs(tint) > _EPS).any(axis=2)
+        if shading.colour is not None:          # the colour changes, over their own (smaller) box
+            c0, r0, c1, r1 = shading.colour_box
+            tint = shading.colour[r0:r1, c0:c1]
+            inner = (slice(r0 - y0, r1 - y0), slice(c0 - x0, c1 - x0))
+            shut = openings[inner]
+            if shut.any():
+                tint *= ~shut[:, :, None]
+            if keep is not None:
+                tint *= keep[inner][:, :, None]
+            lit = covered[inner]
+            for c in range(3):      # (a reduction over the 3-long axis is slow)
+                lit |= np.abs(tint[:, :, c]) > _EPS
         if not covered.any():
             return None
         shading.covered = covered
@@ -123,7 +132,8 @@ class SkinRenderer:
             for c, w in enumerate(self.config.warmth):     # (numpy's broadcast over a 3-long axis is slow)
                 np.multiply(flat, np.float32(w), out=ratio[:, :, c])
             if shading.colour is not None:      # the colour changes (a lifted socket) on top
-                ratio += shading.colour[y0:y1, x0:x1]
+                c0, r0, c1, r1 = shading.colour_box
+                ratio[r0 - y0:r1 - y0, c0 - x0:c1 - x0] += shading.colour[r0:r1, c0:c1]
             np.exp(ratio, out=ratio)
             np.multiply(warped[y0:y1, x0:x1], ratio, out=region)
         else:
