@@ -764,3 +764,27 @@ def test_a_lowered_lid_keeps_the_eye_s_own_white_under_it(clip):
         np.testing.assert_array_equal(layer.coverage, plain.coverage)
         np.testing.assert_array_equal(layer.pixels, plain.pixels)
     assert checked >= 1, "no frame drew an eye layer: the test measures nothing"
+
+
+def test_a_still_that_shows_no_sclera_under_its_lids_takes_the_lid_shadow_prior(still, clip):
+    """people_0's still shows no sclera near her upper lids, so the model measured nothing there and its widened
+    whites were flat right up to the lid (0.96 of her brightest sclera in the band under it; her own eyes 0.70-0.76):
+    a doll's eye. The model takes ``EyeConfig.lid_prior`` there: 0.8 of the brightness right under the lid, rising
+    to all of it at ``shadow_reach``; a clip that measures its own keeps it (WDA's), and ``lid_prior=1`` is the
+    flat profile of before. The edited still's white is shaded under the lid (``lid_shade`` < 0.95 on both eyes)."""
+    import believable_measures as bm
+
+    prof = np.asarray(still.model.lid_shading, np.float64)
+    assert np.all(np.diff(prof, axis=1) > 0) and np.all(prof[:, 0] < 0.9) and np.all(prof[:, -1] < 1.0), prof
+    flat = EyeModelBuilder(EyeConfig(lid_prior=1.0))
+    for k, px in enumerate(still.pixels):
+        flat.add(k, px, still.track.landmarks[k])
+    np.testing.assert_array_equal(np.asarray(flat.finish().lid_shading), 1.0)
+    measured = np.asarray(clip.model.lid_shading, np.float64)
+    prior = 1.0 - 0.2 * (1.0 - (np.arange(measured.shape[1]) + 0.5) / measured.shape[1])
+    assert np.abs(measured - prior[None]).max() > 0.05, measured          # its own, not the prior
+    src, out, s, d = _still_edit(footage("people_0.png"), "surprised", 1.0)
+    for side in ("right", "left"):
+        shade = bm.lid_shade(out, d, side)
+        print(side, "lid_shade", round(shade, 3))
+        assert shade < 0.95, (side, shade)

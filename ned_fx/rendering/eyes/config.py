@@ -85,6 +85,15 @@ class EyeConfig:
             pixels of sclera: a small eye, a single still), the eyeball darkens by this fraction toward each
             corner (a sphere's falloff into the eye's corners), from ``corner_start`` (x half the width, from the
             middle) on.
+        lid_prior: where the footage cannot tell how the upper lid shades the sclera beneath it (no sclera seen
+            near a lid: people_0's and d8's stills measured nothing, a flat 1), the sclera under the lid takes this
+            fraction of its brightness right under the lid, rising linearly to all of it at ``shadow_reach`` (d3's
+            clip, the one shared input that measures it, reads 0.75 right under the lid and 0.92 half way; real
+            eyes on the shared footage read 0.70-0.91 at 0.06-0.12 eye widths under the lid,
+            ``tests/believable_measures.lid_shade``; a flat white, 0.96, read as a doll's eye). At 0.7 the
+            astronaut's 20-pixel eyes, whose new white lies all right under the lid, fell under the eye-white floor
+            counted with the lid's own row (0.79-0.80, ``test_whole_edit_uncovers_eye_white_on_small_and_shadowed_eyes``);
+            at 0.8 they read 0.83-0.87 and people_0's widened whites 0.92-0.94 under the lid (0.96 flat). 1: flat.
         limbus_softness: the iris edge's anti-aliased width (x W, at least one pixel).
         catch_margin: the source's catchlights are taken from its iris disc inside the lids and up to this far
             outside its tracked lid contour (x W; a tracked upper lid often runs through the catchlight).
@@ -193,6 +202,7 @@ class EyeConfig:
     lower_lid_shadow: float = 0.1
     corner_shading: float = 0.15
     corner_start: float = 0.45
+    lid_prior: float = 0.8
     limbus_softness: float = 0.025
     catch_margin: float = 0.08
     lash_specks: float = 0.08
@@ -245,6 +255,8 @@ class EyeConfig:
         for name in ("lid_shadow", "lower_lid_shadow", "corner_shading", "corner_start", "min_coverage"):
             if getattr(self, name) >= 1:
                 raise InvalidParameterError(f"EyeConfig.{name} must be below 1, got {getattr(self, name)!r}")
+        if not isinstance(self.lid_prior, (int, float)) or not 0 < self.lid_prior <= 1:
+            raise InvalidParameterError(f"EyeConfig.lid_prior must be in (0, 1], got {self.lid_prior!r}")
         for name in ("iris_own", "sclera_chroma"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not 0 <= value <= 1:

@@ -320,7 +320,8 @@ class EyeModelBuilder:
                     if got is not None:
                         tint[:, ch] = 1.0 + trust * (np.clip(got / np.maximum(fit, 1e-6), *c.tint_limits) - 1.0)
         d_prof = _profile(acc.d_moments, acc.d_lum, d_bins, mean_lum, lo, hi)
-        d_prof = np.ones(len(d_bins)) if d_prof is None else d_prof
+        if d_prof is None:          # nothing seen near the lid: the prior's linear rise (EyeConfig.lid_prior)
+            d_prof = 1.0 - (1.0 - c.lid_prior) * (1.0 - d_bins)
         ratio = float(np.median(acc.ratios)) if acc.ratios else c.iris_ratio_default
         soft = float(np.median(acc.softness)) if acc.softness else 0.0
         return {"iris_texture": tex, "iris_ratio": ratio, "pupil_ratio": pupil, "pupil_colour": pupil_colour,
