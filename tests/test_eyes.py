@@ -788,3 +788,11 @@ def test_a_still_that_shows_no_sclera_under_its_lids_takes_the_lid_shadow_prior(
         shade = bm.lid_shade(out, d, side)
         print(side, "lid_shade", round(shade, 3))
         assert shade < 0.95, (side, shade)
+
+
+@pytest.mark.parametrize("bad", [0.0, -0.2, 1.5, float("nan")])
+def test_the_lid_prior_is_checked(bad):
+    from ned_fx.errors import InvalidParameterError
+
+    with pytest.raises(InvalidParameterError):
+        EyeConfig(lid_prior=bad)

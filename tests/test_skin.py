@@ -696,3 +696,15 @@ def test_a_stretched_socket_is_lifted_not_bruised():
                 assert gain >= 6.0
                 assert red(on) <= red(off) + 0.01
                 assert np.abs(on - off)[lashes].max() <= 4
+
+
+@pytest.mark.parametrize("bad", [dict(socket_band=(0.3, 0.1, 0.8, 1.0)), dict(socket_band=(0.1, 0.35, 0.8)),
+                                 dict(socket_lift_max=1.5), dict(socket_lift=-1.0), dict(socket_sigma=0.0),
+                                 dict(socket_reference=(0.12, 0.03)), dict(socket_lift_limit=float("nan"))])
+def test_socket_lift_settings_are_checked(bad):
+    from ned_fx.errors import InvalidParameterError
+    from ned_fx.rendering.skin import SkinConfig
+
+    with pytest.raises(InvalidParameterError):
+        SkinConfig(**bad)
+    SkinConfig(socket_lift=0.0)         # off is a valid setting
