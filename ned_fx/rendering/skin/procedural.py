@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..sampling import smoothstep
 from .config import SkinConfig
 
 # Landmark pairs (subject's right -> left) for the points the folds use (the mesh's mirror correspondence).
@@ -698,11 +699,6 @@ _SOCKETS = (((33, 246, 161, 160, 159, 158, 157, 173, 133), (46, 53, 52, 65, 55),
 _SOCKET_U = np.linspace(-0.1, 1.1, 25)
 
 
-def _smoothstep01(x: np.ndarray) -> np.ndarray:
-    x = np.clip(x, 0.0, 1.0)
-    return x * x * (3.0 - 2.0 * x)
-
-
 def _socket_curves(lm: np.ndarray, frame: FaceFrame, eye: int):
     """One eye's socket in ``frame``'s coordinates (IOD units): ``(a0, a1, v_lid, v_brow, v_top)``, the lid's
     outer and inner corner along the eyes' axis and, at :data:`_SOCKET_U`, the heights (toward the chin) of the
@@ -724,11 +720,12 @@ def _socket_curves(lm: np.ndarray, frame: FaceFrame, eye: int):
     return a0, a1, at(lid), at(low), at(top)
 
 
-def socket_stretch(src: np.ndarray, dst: np.ndarray) -> list[np.ndarray | None]:
+def socket_stretch(src: np.ndarray, dst: np.ndarray) -> list[tuple | None]:
     """Per eye, how much the target stretches its socket (the skin between the upper lid margin and the brow's
-    lower edge) at :data:`_SOCKET_U`: target height over source height (None where a frame cannot be built)."""
+    lower edge) at :data:`_SOCKET_U`: ``(target height over source height, the target's socket curves)``
+    (:func:`_socket_curves` in the target's face frame), None where a frame cannot be built."""
     fs, ft = face_frame(np.asarray(src, np.float64)), face_frame(np.asarray(dst, np.float64))
-    out: list[np.ndarray | None] = []
+    out: list[tuple | None] = []
     for eye in range(2):
         cs = None if fs is None else _socket_curves(np.asarray(src, np.float64), fs, eye)
         ct = None if ft is None else _socket_curves(np.asarray(dst, np.float64), ft, eye)
@@ -737,28 +734,31 @@ def socket_stretch(src: np.ndarray, dst: np.ndarray) -> list[np.ndarray | None]:
             continue
         hs, ht = cs[2] - cs[3], ct[2] - ct[3]
         ok = np.isfinite(hs) & np.isfinite(ht) & (hs > 1e-3)
-        out.append(np.where(ok, ht / np.where(ok, hs, 1.0), 1.0))
+        out.append((np.where(ok, ht / np.where(ok, hs, 1.0), 1.0), ct))
     return out
 
 
-def socket_gains(src: np.ndarray, dst: np.ndarray, config: SkinConfig) -> list[np.ndarray | None]:
+def socket_gains(src: np.ndarray, dst: np.ndarray, config: SkinConfig) -> list[tuple | None]:
     """Per eye, the share of its socket's shadow :func:`add_socket_lift` takes away along the eye: ``1 - 1/s`` for a
     stretch ``s`` (the shadow keeps its darkness in all, spread over more skin), at most ``socket_lift_max``, times
-    ``socket_lift`` x ``strength`` (at most 1); None where the socket is not stretched (or the lift is off)."""
+    ``socket_lift`` x ``strength`` (at most 1), with the target's socket curves: ``(gain, curves)``; None where the
+    socket is not stretched (or the lift is off)."""
     if config.socket_lift <= 0 or config.strength <= 0:
         return [None, None]
-    out: list[np.ndarray | None] = []
-    for s in socket_stretch(src, dst):
-        if s is None:
+    out: list[tuple | None] = []
+    for got in socket_stretch(src, dst):
+        if got is None:
             out.append(None)
             continue
+        s, curves = got
         g = np.minimum(np.maximum(1.0 - 1.0 / np.maximum(s, 1e-6), 0.0), config.socket_lift_max) \
             * min(config.socket_lift * config.strength, 1.0)
-        out.append(g if float(g.max()) > 1e-3 else None)
+        out.append((g, curves) if float(g.max()) > 1e-3 else None)
     return out
 
 
-def add_socket_lift(out: ShadingMap, pixels_of, dst: np.ndarray, gains: list, valid, config: SkinConfig) -> None:
+def add_socket_lift(out: ShadingMap, pixels_of, dst: np.ndarray, frame: FaceFrame, sockets: list, valid,
+                    config: SkinConfig) -> None:
     """Lift the shadow of each eye socket the target stretches (:func:`socket_gains`): the warp spreads the socket's
     shading (a deep-set eye's shadow, the brow's shade) over the taller socket, so a raised inner brow over a lowered
     lid drew a dark patch like a bruise (d3.mp4 sad, 1.5-1.8x by the landmarks; WDA and d12 less). A raised brow
@@ -766,25 +766,20 @@ def add_socket_lift(out: ShadingMap, pixels_of, dst: np.ndarray, gains: list, va
     socket's deficit under the forehead just above the brow (low-passed, per channel: the shadow's warmer colour goes
     with it) shrinks by the gain, fading in above the lid margin (its lashes and liner stay) and out under the brow
     (``socket_band``). ``pixels_of(box)`` gives the warped region's pixels (HxWxK) inside a box;
-    ``valid`` (HxW, or None) keeps occluders out of the forehead's reference. Three channels go into
-    :attr:`ShadingMap.colour`, others into its luminance ``values``."""
+    ``valid`` (HxW, or None) keeps occluders out of the forehead's reference; ``frame``: ``dst``'s face frame (the
+    one :func:`socket_gains`' curves are in). Three channels go into :attr:`ShadingMap.colour`, others into its
+    luminance ``values``."""
     import cv2
 
     lm = np.asarray(dst, np.float64)
-    frame = face_frame(lm)
-    if frame is None:
-        return
     h, w = out.shape
     iod = frame.iod
     ox, oy = out.origin
     hh, ww = out.values.shape
-    for eye, gain in enumerate(gains):
-        if gain is None:
+    for eye, socket in enumerate(sockets):
+        if socket is None:
             continue
-        curves = _socket_curves(lm, frame, eye)
-        if curves is None:
-            continue
-        a0, a1, v_lid, v_low, v_top = curves
+        gain, (a0, a1, v_lid, v_low, v_top) = socket
         ids = list(_SOCKETS[eye][0]) + list(_SOCKETS[eye][1]) + list(_SOCKETS[eye][2])
         pts = lm[ids, :2]
         sigma = max(config.socket_sigma * iod, 0.5)
@@ -811,9 +806,9 @@ def add_socket_lift(out: ShadingMap, pixels_of, dst: np.ndarray, gains: list, va
         v = gx[None, :] * frame.ey[0] + gy[:, None] * frame.ey[1]
         lid, low, top = (np.interp(u, _SOCKET_U, c) for c in (v_lid, v_low, v_top))
         t = (lid - v) / np.maximum(lid - low, 1e-4)              # 0 on the lid margin, 1 on the brow's lower edge
-        inner = _smoothstep01(np.minimum(u + 0.1, 1.1 - u) / 0.3)
+        inner = smoothstep(np.minimum(u + 0.1, 1.1 - u) / 0.3)
         b0, b1, b2, b3 = config.socket_band
-        weight = _smoothstep01((t - b0) / (b1 - b0)) * _smoothstep01((b3 - t) / (b3 - b2))
+        weight = smoothstep((t - b0) / (b1 - b0)) * smoothstep((b3 - t) / (b3 - b2))
         weight *= inner * np.interp(u, _SOCKET_U, gain)
         if not (weight > 1e-4).any():
             continue

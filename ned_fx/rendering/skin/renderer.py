@@ -36,11 +36,11 @@ class SkinRenderer:
             return None
         if shading.colour is None:
             return shading.values
-        # the colour changes' luminance (Rec. 709 weights of the per-channel log changes: close for the small,
+        # the colour changes' luminance (the luma weights of the per-channel log changes: close for the small,
         # nearly grey changes a lifted socket makes)
         out = shading.values.copy()
         c0, r0, c1, r1 = shading.colour_box
-        out[r0:r1, c0:c1] += shading.colour[r0:r1, c0:c1] @ np.array([0.2126, 0.7152, 0.0722], np.float32)
+        out[r0:r1, c0:c1] += _luma(shading.colour[r0:r1, c0:c1])
         return out
 
     def _shading(self, inputs: RegionInputs, au_names, au_src, au_dst) -> ShadingMap | None:
@@ -73,7 +73,8 @@ class SkinRenderer:
         add_cheeks(shading, dst, drives.get("cheek", 0.0), frame.iod, self.config)
         warped = inputs.warped
         add_softening(shading, lambda b: _luma(warped[b[1]:b[3], b[0]:b[2]]), creases, frame.iod, self.config)
-        add_socket_lift(shading, lambda b: warped[b[1]:b[3], b[0]:b[2]], dst, sockets, inputs.valid, self.config)
+        add_socket_lift(shading, lambda b: warped[b[1]:b[3], b[0]:b[2]], dst, frame, sockets, inputs.valid,
+                        self.config)
         if shading.box is None:
             return None
         x0, y0, x1, y1 = shading.box
