@@ -796,3 +796,46 @@ def test_the_lid_prior_is_checked(bad):
 
     with pytest.raises(InvalidParameterError):
         EyeConfig(lid_prior=bad)
+
+
+@pytest.mark.parametrize("name", ["d19.jpg", "d8.jpg"])
+def test_a_widened_eye_keeps_the_colour_of_its_iris(name, monkeypatch):
+    """Grey-blue and blue irises stay that colour when the lids open: the eyeball's match to the real sclera on
+    the blend seam (gain and tint) holds on the white only. Over the iris too, the pink of d19's small, skin-tinged
+    whites turned his irises brown (blue over red of the iris's middle -0.10 and -0.11 against the source's,
+    d8's -0.05 and -0.08; now within +-0.025), looked at at 3-10x. And with the seam's match on the iris, this
+    test fails."""
+    import dataclasses
+
+    import believable_measures as bm
+
+    def blue_over_red(img, lm, side):
+        c, r = bm.iris_circle(lm, side)
+        yy, xx = np.mgrid[:img.shape[0], :img.shape[1]]
+        px = img[np.hypot(xx + 0.5 - c[0], yy + 0.5 - c[1]) < 0.7 * r].astype(np.float64).mean(0)
+        return px[2] / px[0]
+
+    def shifts():
+        src, out, s, d = _still_edit(footage(name), "surprised", 1.0)
+        return [blue_over_red(out, d, side) - blue_over_red(src, s, side) for side in ("right", "left")]
+
+    now = shifts()
+    print(name, "blue/red of the iris, edit - source:", np.round(now, 3))
+    assert max(abs(v) for v in now) <= 0.04, now
+    plain = EyeRenderer.__init__
+
+    def seam_on_iris(self, model=None, config=None):
+        plain(self, model, config)
+        self.config = dataclasses.replace(self.config, seam_iris=False)
+
+    monkeypatch.setattr(EyeRenderer, "__init__", seam_on_iris)
+    before = shifts()
+    print(name, "with the seam's match on the iris:", np.round(before, 3))
+    assert min(before) < -0.04, before
+
+
+def test_seam_iris_is_checked():
+    from ned_fx.errors import InvalidParameterError
+
+    with pytest.raises(InvalidParameterError, match="seam_iris"):
+        EyeConfig(seam_iris=1)

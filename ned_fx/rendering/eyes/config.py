@@ -163,6 +163,10 @@ class EyeConfig:
             same seam's colour (each channel's share of the brightness, real over rendered, clipped to this range):
             the rendered white is less coloured than what shows of a narrow eye's sclera (``sclera_chroma``), and
             without it the two met in a two-tone eye (d19's right eye, grey beside pink at 5x).
+        seam_iris: the seam's gain and tint hold on the sclera only, fading to none across the limbus (the iris
+            is the frame's own where it shows, its texture matched to that): on the iris as well, the pink of
+            d19's small, skin-tinged whites turned his grey-blue irises brown (blue x0.8, at 3-10x). False: on
+            the iris too.
     """
 
     iris_rings: int = 16
@@ -228,6 +232,7 @@ class EyeConfig:
     seam_min: float = 0.6
     seam_limits: tuple[float, float] = (0.88, 1.05)
     seam_reach: float = 0.08
+    seam_iris: bool = True
     seam_tint_limits: tuple[float, float] = (0.85, 1.15)
 
     def __post_init__(self) -> None:
@@ -255,6 +260,8 @@ class EyeConfig:
         for name in ("lid_shadow", "lower_lid_shadow", "corner_shading", "corner_start", "min_coverage"):
             if getattr(self, name) >= 1:
                 raise InvalidParameterError(f"EyeConfig.{name} must be below 1, got {getattr(self, name)!r}")
+        if not isinstance(self.seam_iris, bool):
+            raise InvalidParameterError(f"EyeConfig.seam_iris must be True or False, got {self.seam_iris!r}")
         if not isinstance(self.lid_prior, (int, float)) or not 0 < self.lid_prior <= 1:
             raise InvalidParameterError(f"EyeConfig.lid_prior must be in (0, 1], got {self.lid_prior!r}")
         for name in ("iris_own", "sclera_chroma"):

@@ -335,8 +335,14 @@ class EyeRenderer:
         gain = np.clip(np.interp(u, mids, gains), lo, hi)[:, None]
         t_lo, t_hi = c.seam_tint_limits
         tint = np.stack([np.interp(u, mids, t) for t in np.clip(np.asarray(tints), t_lo, t_hi).T], axis=1)
-        near = (1.0 - smoothstep(-sd_old / max(c.seam_reach * ft.w, c.min_soft_px)))[:, None]
-        return (1.0 + near * (gain * tint - 1.0)).astype(np.float32)
+        near = 1.0 - smoothstep(-sd_old / max(c.seam_reach * ft.w, c.min_soft_px))
+        # ... on the sclera only: the iris is the frame's own where it shows and its texture is matched to that
+        # (:meth:`_eyeball`); the sclera's tint on it turned d19's grey-blue irises brown (x0.8 blue, the pink of
+        # his small, skin-tinged whites)
+        if c.seam_iris:
+            limbus = max(c.limbus_softness * ft.w, 1.0)
+            near = near * smoothstep((np.hypot(*(pts - centre).T) - radius) / limbus + 0.5)
+        return (1.0 + near[:, None] * (gain * tint - 1.0)).astype(np.float32)
 
     def _source(self, model: EyeModel, texture: np.ndarray, m: int, e: int, src, region, fs: EyeFrame) -> "_Seen":
         """What the source frame shows of eye ``e``: its iris as the image shows it (the tracked centre is often
