@@ -305,7 +305,8 @@ class EyeRenderer:
         at least ``seam_min`` of the rendered brightness, not a lash line), clipped to ``seam_limits``; 1 where
         the seam shows no sclera. The gain holds on the source's opening (``sd_old`` >= 0) and fades to 1 over
         ``seam_reach`` outside it: the real sclera at the old lid line lies in that lid's shade, the eye white the
-        raised lid uncovers beyond it does not."""
+        raised lid uncovers beyond it does not; with ``seam_iris`` it holds on the white only, fading to 1 across
+        the limbus."""
         c = self.config
         old = sd_old > 0
         pts = np.stack([cols + 0.5, rows + 0.5], axis=1).astype(np.float64)
@@ -313,8 +314,8 @@ class EyeRenderer:
         centre = _similarity(seen.centre[None], fs, ft)[0]
         radius = seen.radius * ft.w / fs.w
         lum_e, lum_w = luminance(eye), luminance(warped)
-        seam = old & (cov > 0.15) & (cov < 0.85) & (np.hypot(*(pts - centre).T) > 1.2 * radius) \
-            & (lum_w >= c.seam_min * lum_e)
+        off = np.hypot(*(pts - centre).T)                  # from the iris's centre
+        seam = old & (cov > 0.15) & (cov < 0.85) & (off > 1.2 * radius) & (lum_w >= c.seam_min * lum_e)
         ones = np.ones((len(pts), 1), np.float32)
         if np.count_nonzero(seam) < 3:
             return ones
@@ -341,7 +342,7 @@ class EyeRenderer:
         # his small, skin-tinged whites)
         if c.seam_iris:
             limbus = max(c.limbus_softness * ft.w, 1.0)
-            near = near * smoothstep((np.hypot(*(pts - centre).T) - radius) / limbus + 0.5)
+            near = near * smoothstep((off - radius) / limbus + 0.5)
         return (1.0 + near[:, None] * (gain * tint - 1.0)).astype(np.float32)
 
     def _source(self, model: EyeModel, texture: np.ndarray, m: int, e: int, src, region, fs: EyeFrame) -> "_Seen":
