@@ -311,8 +311,7 @@ class EyeRenderer:
         old = sd_old > 0
         pts = np.stack([cols + 0.5, rows + 0.5], axis=1).astype(np.float64)
         u = ft.u(pts)
-        centre = _similarity(seen.centre[None], fs, ft)[0]
-        radius = seen.radius * ft.w / fs.w
+        centre, radius, limbus = self._iris_disc(seen, fs, ft)
         lum_e, lum_w = luminance(eye), luminance(warped)
         off = np.hypot(*(pts - centre).T)                  # from the iris's centre
         seam = old & (cov > 0.15) & (cov < 0.85) & (off > 1.2 * radius) & (lum_w >= c.seam_min * lum_e)
@@ -341,8 +340,7 @@ class EyeRenderer:
         # (:meth:`_eyeball`); the sclera's tint on it turned d19's grey-blue irises brown (x0.8 blue, the pink of
         # his small, skin-tinged whites)
         if c.seam_iris:
-            limbus = max(c.limbus_softness * ft.w, 1.0)
-            near = near * smoothstep((off - radius) / limbus + 0.5)
+            near = near * (1.0 - _limbus_alpha(off, radius, limbus))
         return (1.0 + near[:, None] * (gain * tint - 1.0)).astype(np.float32)
 
     def _source(self, model: EyeModel, texture: np.ndarray, m: int, e: int, src, region, fs: EyeFrame) -> "_Seen":
@@ -445,6 +443,12 @@ class EyeRenderer:
         return _Seen(centre, radius, gain_s, gain_i, catch, x0, y0, confidence, shown,
                      _skin_chroma(region, src, e, fs))
 
+    def _iris_disc(self, seen: "_Seen", fs: EyeFrame, ft: EyeFrame) -> tuple[np.ndarray, float, float]:
+        """Where the eyeball draws the iris in the target: ``(centre, radius, limbus)``, the source's iris seen
+        through the eye's similarity and the anti-aliased limbus's width (pixels; :func:`_limbus_alpha`)."""
+        return (_similarity(seen.centre[None], fs, ft)[0], seen.radius * ft.w / fs.w,
+                max(self.config.limbus_softness * ft.w, 1.0))
+
     def _eyeball(self, model: EyeModel, texture: np.ndarray, m: int, e: int, dst, pts, seen: "_Seen",
                  fs: EyeFrame, ft: EyeFrame) -> np.ndarray:
         """The eyeball's colour (NxK) at the pixel centres ``pts`` (Nx2) of the target eye ``e``, from model eye
@@ -488,15 +492,13 @@ class EyeRenderer:
         tint = np.stack([np.interp(along, np.arange(len(prof)), t) for t in tint.T], axis=1)
         sclera = colour[None] * shade[:, None] * tint
         # the iris: the polar texture, round, where the warp puts the source's iris
-        centre = _similarity(seen.centre[None], fs, ft)[0]
-        radius = seen.radius * ft.w / fs.w
+        centre, radius, limbus = self._iris_disc(seen, fs, ft)
         rel = pts - centre
         dist = np.hypot(rel[:, 0], rel[:, 1])
         theta = np.mod(np.arctan2(rel[:, 1], rel[:, 0]) - ft.angle, 2.0 * np.pi)
         mx = (theta / (2.0 * np.pi) * angles + 1.0).astype(np.float32)
         my = (dist / radius * rings - 0.5).astype(np.float32)
         iris_px = remap_points(texture, mx, my).reshape(len(pts), -1) * seen.gain_i
-        limbus = max(c.limbus_softness * ft.w, 1.0)
         if seen.shown is not None:      # the frame's own iris where it shows, seen round through the similarity
             near = dist < radius + limbus
             if near.any():
@@ -513,7 +515,7 @@ class EyeRenderer:
                     gain = np.median(own[both], axis=0) / np.maximum(np.median(tex[both], axis=0), 1e-6)
                     tex *= np.clip(gain, lo, hi)
                 iris_px[near] = tex + weight * (own - tex)
-        alpha = smoothstep((radius - dist) / limbus + 0.5)[:, None]      # an anti-aliased limbus
+        alpha = _limbus_alpha(dist, radius, limbus)[:, None]
         eye = sclera + alpha * (iris_px - sclera)
         eye *= (upper * lower)[:, None]
         # the source's catchlights on the cornea, seen through the eye's similarity, where the iris is rendered
@@ -542,6 +544,12 @@ class _Seen(NamedTuple):
     confidence: float
     shown: np.ndarray | None
     skin_chroma: float | None = None
+
+
+def _limbus_alpha(dist: np.ndarray, radius: float, limbus: float) -> np.ndarray:
+    """How much of the iris a pixel ``dist`` from the iris centre shows: 1 inside, 0 outside, an anti-aliased
+    limbus ``limbus`` pixels wide at ``radius``."""
+    return smoothstep((radius - dist) / limbus + 0.5)
 
 
 def _similarity(points: np.ndarray, fs: EyeFrame, ft: EyeFrame) -> np.ndarray:
