@@ -724,11 +724,12 @@ def socket_stretch(src: np.ndarray, dst: np.ndarray) -> list[tuple | None]:
     """Per eye, how much the target stretches its socket (the skin between the upper lid margin and the brow's
     lower edge) at :data:`_SOCKET_U`: ``(target height over source height, the target's socket curves)``
     (:func:`_socket_curves` in the target's face frame), None where a frame cannot be built."""
-    fs, ft = face_frame(np.asarray(src, np.float64)), face_frame(np.asarray(dst, np.float64))
+    src, dst = np.asarray(src, np.float64), np.asarray(dst, np.float64)
+    fs, ft = face_frame(src), face_frame(dst)
     out: list[tuple | None] = []
     for eye in range(2):
-        cs = None if fs is None else _socket_curves(np.asarray(src, np.float64), fs, eye)
-        ct = None if ft is None else _socket_curves(np.asarray(dst, np.float64), ft, eye)
+        cs = None if fs is None else _socket_curves(src, fs, eye)
+        ct = None if ft is None else _socket_curves(dst, ft, eye)
         if cs is None or ct is None:
             out.append(None)
             continue
