@@ -2,7 +2,8 @@
 
 Imports only pyzmq, msgpack, numpy, the standard library and :mod:`ned_fx.protocol` / :mod:`ned_fx.errors`, so it
 loads inside a host's Python with no torch. Requests follow the Lazy Pirate pattern: wait ``timeout`` seconds for
-the reply, then drop the socket, reconnect and resend, up to ``retries`` times; if the daemon still does not
+the reply (or until the connection it went out on drops: the daemon exited or restarted), then drop the socket,
+reconnect and resend, up to ``retries`` times; if the daemon still does not
 answer, :class:`DaemonUnavailableError` says so. A :class:`Shot` reopens its session by itself when the daemon
 restarted (its analysis is cached on disk, so that is quick).
 
@@ -62,7 +63,8 @@ class Client:
 
     Args:
         endpoint: ``tcp://127.0.0.1:5557`` or ``ipc:///path``.
-        timeout: seconds to wait for each reply; retries: resends after a timeout (Lazy Pirate).
+        timeout: seconds to wait for each reply; retries: resends after a timeout or a dropped connection (Lazy
+            Pirate).
         hello: negotiate the protocol version on connect.
         curve: ``(client .key_secret file, server .key file)`` for a daemon started with ``--curve-keys``.
         key: the key file to present (``NAME SECRET``; a grant from the daemon's owner), or ``(name, secret)``.
@@ -85,6 +87,7 @@ class Client:
         self._key_arg = key
         self._key: tuple[str, str] | None = None
         self._monitor = None
+        self._up = False
         self._shm_holds: dict[str, int] = {}
         self.local_lane = local_lane
         self._lane: socket.socket | None = None
@@ -128,9 +131,13 @@ class Client:
             key = self._load_key()
             if key is not None:             # ZeroMQ PLAIN: the daemon's ZAP handler checks name and secret
                 self.sock.plain_username, self.sock.plain_password = key[0].encode(), key[1].encode()
-        # a refused handshake is reported here at once (otherwise it would look like a daemon that never answers)
+        # a refused handshake is reported here at once (otherwise it would look like a daemon that never answers),
+        # and a dropped connection (the daemon exited or restarted, or its heartbeats stopped): a request in flight
+        # on it is lost and is sent again at once, not after the whole timeout
         self._monitor = self.sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_FAILED_AUTH
-                                                     | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL)
+                                                     | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+                                                     | zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED)
+        self._up = False                # a handshake succeeded on the current connection
         self.sock.connect(self.endpoint)
 
     def _close_socket(self) -> None:
@@ -146,13 +153,21 @@ class Client:
         self.sock.close(linger=0)
         self.sock = None
 
-    def _refused(self) -> None:
-        """Raise :class:`DaemonAuthError` if the daemon refused this client's handshake (a monitor event)."""
+    def _refused(self) -> bool:
+        """Read the connection's monitor events: raise :class:`DaemonAuthError` if the daemon refused this client's
+        handshake; True if the connection to the daemon dropped since the last read (what was in flight on it is
+        lost: the daemon that held it exited, restarted or stopped answering heartbeats)."""
         from zmq.utils.monitor import recv_monitor_message
 
+        dropped = False
         while self._monitor is not None and self._monitor.poll(0):
             event = recv_monitor_message(self._monitor)
             kind, value = event["event"], int(event["value"])
+            if kind in (zmq.EVENT_HANDSHAKE_SUCCEEDED, zmq.EVENT_DISCONNECTED):
+                # a connection that was up went down (a refused handshake's drop is reported as the refusal)
+                dropped |= self._up and kind == zmq.EVENT_DISCONNECTED
+                self._up = kind == zmq.EVENT_HANDSHAKE_SUCCEEDED
+                continue
             if kind == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
                 why = ("this client presented no key" if self._curve is None and self._key is None
                        else "the key this client presented is not one the daemon accepts")
@@ -168,6 +183,7 @@ class Client:
                     f"than this client ({mine}). Same-user clients find the daemon's key by themselves; for a "
                     f"daemon started with --curve-keys pass curve=(client .key_secret, server.key); otherwise "
                     f"set ${P.KEY_ENV} to a key the daemon's owner granted (`ned-fx serve --grant NAME`)")
+        return dropped
 
     def close(self) -> None:
         self._drop_lane(retry_after=float("inf"))
@@ -264,6 +280,14 @@ class Client:
             rid = next(self._ids)
             parts = P.encode(type, rid, session=session, frame=frame, params=params, arrays=arrays)
             self._check_size(parts)
+            try:
+                self._refused()          # a drop before this request was sent does not concern it: ZeroMQ
+            except DaemonAuthError:      # reconnects and delivers it
+                if not self._may_rekey(rekeyed):
+                    raise
+                rekeyed, attempt = True, attempt - 1
+                self._connect()
+                continue
             self.sock.send_multipart(parts, copy=False)
             deadline = time.monotonic() + timeout
             poller = zmq.Poller()
@@ -275,19 +299,17 @@ class Client:
                 events = dict(poller.poll(int(left * 1000) + 1)) if left > 0 else {}
                 try:
                     if self._monitor is not None and self._monitor in events:
-                        self._refused()
+                        if self._refused() and self.sock not in events:
+                            break                # the daemon holding this request is gone: resend now
                         if self.sock not in events:
                             continue
                     if self.sock not in events:
                         self._refused()
                         break
                 except DaemonAuthError:
-                    # no key when this client connected, and the daemon made one since (its first start): once,
-                    # connect again presenting it and resend
-                    if rekeyed or self._key is not None or self._curve is not None or self._load_key() is None:
+                    if not self._may_rekey(rekeyed):
                         raise
-                    rekeyed = True
-                    attempt -= 1
+                    rekeyed, attempt = True, attempt - 1
                     break
                 frames = self.sock.recv_multipart(copy=False)
                 reply = P.decode(frames, request=False)
@@ -298,6 +320,11 @@ class Client:
         raise DaemonUnavailableError(
             f"no ned-fx daemon answered at {self.endpoint} within {timeout:g}s ({retries + 1} attempt(s)); "
             f"start one with `ned-fx serve`, or check the endpoint (and the CurveZMQ keys if it uses them)")
+
+    def _may_rekey(self, rekeyed: bool) -> bool:
+        """After a refused handshake: connect again presenting a key, once, where this client had none when it
+        connected and the daemon has made one since (its first start)."""
+        return not rekeyed and self._key is None and self._curve is None and self._load_key() is not None
 
     # -- the local lane (same-host shared-memory renders) ---------------------------------------------------
     def _lane_socket(self) -> socket.socket | None:

@@ -22,7 +22,7 @@ from ned_fx import protocol as P
 from ned_fx.client import Client, DaemonAuthError, DaemonError, DaemonUnavailableError
 
 from conftest import REPO, footage
-from daemons import Daemon
+from daemons import Daemon, free_port
 
 
 def _png(path: Path, seed: int = 0, h: int = 24, w: int = 32) -> Path:
@@ -434,6 +434,60 @@ def test_a_client_retries_shutting_down_like_a_lost_daemon():
         auth.stop()
         ctx.term()
 
+
+
+def test_a_request_lost_with_its_daemon_is_sent_again_at_once():
+    """A daemon takes a request and exits without answering (a crash, or a restart that took it as it stopped);
+    a new daemon comes up on the same port. The client notices the dropped connection and resends to the new one
+    at once, not after its whole timeout (60 s here: a host frozen for a minute). With ``retries=0`` the lost
+    request fails at once, clearly, instead of after the timeout."""
+    from zmq.auth.thread import ThreadAuthenticator
+
+    ctx = zmq.Context()
+    name, secret = P.client_key() or ("owner", "ab" * 32)
+    auth = ThreadAuthenticator(ctx)
+    auth.start()
+    auth.configure_plain(domain="*", passwords={name: secret})
+    port = free_port()
+    got: list = []
+
+    def daemon(answer: bool) -> None:
+        server = ctx.socket(zmq.ROUTER)
+        server.plain_server = True
+        server.bind(f"tcp://127.0.0.1:{port}")
+        try:
+            if server.poll(10000):
+                frames = server.recv_multipart()
+                msg = P.decode(frames[1:])
+                got.append((answer, msg.id))
+                if answer:
+                    parts = P.encode("reply", msg.id, result={"pong": 1.0, "stopping": False})
+                    server.send_multipart([frames[0]] + [bytes(p) for p in parts])
+                    server.poll(1000)
+        finally:
+            server.close(0)             # the first one: gone, its request unanswered
+
+    try:
+        with Client(f"tcp://127.0.0.1:{port}", timeout=60, retries=1, key=(name, secret)) as c:
+            for retries in (1, 0):
+                first = threading.Thread(target=daemon, args=(False,))
+                first.start()
+                started = time.monotonic()
+                if retries:
+                    second = threading.Thread(target=lambda: (first.join(), daemon(True)))
+                    second.start()
+                    assert c.ping()["pong"] == 1.0
+                    second.join(10)
+                else:
+                    with pytest.raises(DaemonUnavailableError):
+                        c.ping(retries=0)
+                    first.join(10)
+                assert time.monotonic() - started < 15, "waited for the timeout, not for the dropped connection"
+        assert [a for a, _ in got] == [False, True, False]
+        assert got[0][1] != got[1][1]          # a resend: a new request id
+    finally:
+        auth.stop()
+        ctx.term()
 
 def test_a_second_daemon_on_the_same_ipc_path_is_refused(tmp_path):
     sock = tmp_path / "d.sock"
