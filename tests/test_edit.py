@@ -20,6 +20,7 @@ from ned_fx.media import Frame, open_media, read_image, write_image
 from ned_fx.appearance import build_shot_models
 from ned_fx.pipeline import EditInstruction, ShotRenderer, edit_media, plan_edit
 from ned_fx.rendering import face_region_box
+from ned_fx.streams import staged
 
 EMOTIONS = ("happy", "sad", "surprised", "angry")
 CLIP_FRAMES = 100           # frames of each clip judged for the landmark movements (all of them for speech)
@@ -37,8 +38,9 @@ def edited_shot(name: str, emotion: str, frames: int | None):
     shot = ShotRenderer(track, edited, models=models)
     outs = np.empty_like(rgb)
     outside_exact = True
-    for i, pic in enumerate(rgb):
-        out, _ = shot.render(Frame.from_array(pic, number=i))
+    # a frame's two halves in two threads, one frame apart, as `ned-fx edit` renders (the same pixels)
+    rendered = staged((Frame.from_array(pic, number=i) for i, pic in enumerate(rgb)), (shot.begin, shot.finish))
+    for i, (pic, (out, _)) in enumerate(zip(rgb, rendered)):
         outs[i] = out.pixels
         if edited.found[i]:
             x0, y0, x1, y1 = face_region_box(np.concatenate([edited.source_landmarks[i], edited.target_landmarks[i]]),
