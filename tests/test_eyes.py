@@ -579,6 +579,46 @@ def test_a_narrow_eye_s_new_white_is_white_not_skin(shadowed):
         assert _lum(white).mean() >= 0.95 * eyes[e][1], (_lum(white).mean(), eyes[e][1])
 
 
+def _colour_step(layer, inp, e: int, model) -> float:
+    """The sharpest change of colour inside eye ``e``'s rendered white (coverage > 0.9, outside the iris disc x 1.3,
+    3 px in from its edge): the 99th percentile of the gradient of red-minus-blue over brightness, smoothed by a
+    1-pixel Gaussian, per eye width. A band drawn along an old lid line is a step; a sclera's shading is a slope."""
+    import cv2
+
+    contour, corners, iris = EYES[e]
+    h, w = inp.region.shape[:2]
+    width = float(np.linalg.norm(inp.dst[corners[0], :2] - inp.dst[corners[1], :2]))
+    white = (_mask(inp.dst[list(contour), :2], h, w) & (layer.coverage > 0.9)
+             & ~_disc(h, w, inp.dst[iris[0], :2], 1.3 * model.iris_ratio[e] * width))
+    inner = cv2.erode(white.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
+    px = layer.pixels.astype(np.float64)
+    rb = np.where(white, (px[..., 0] - px[..., 2]) / np.maximum(px.mean(-1), 1e-6), 0.0).astype(np.float32)
+    rb = cv2.GaussianBlur(rb, (0, 0), 1.0)
+    grad = np.hypot(cv2.Sobel(rb, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(rb, cv2.CV_32F, 0, 1, ksize=3)) / 8.0
+    assert np.count_nonzero(inner) >= 50, np.count_nonzero(inner)
+    return float(np.percentile(grad[inner], 99)) * width
+
+
+@pytest.mark.parametrize("e", [0, 1])
+def test_a_widened_eye_s_white_draws_no_old_lid_line(shadowed, e):
+    """Surprise on d19's narrow eyes: the real sclera's colour (pink, skin-tinged) that the rendered white is
+    matched to where the two meet held to the source's old lid line and stopped within 0.08 eye widths beyond it,
+    so a pink band sat under a grey-blue arc with a line between them: the old lid line drawn across the new white
+    (his right eye at 5x; d8's left eye too). The tint now fades across that line, ``EyeConfig.seam_tint_reach``
+    either side: the sharpest colour change in the white is under 2 (red-minus-blue over brightness, per eye
+    width; 4.7 and 2.7 before, 1.2 and 0.9 now); faded over 0.02 eye widths, the step is back and this measure
+    sees it."""
+    import dataclasses
+
+    layer, inp, _, _ = _measure(shadowed, "surprised", 1.0)
+    step = _colour_step(layer, inp, e, shadowed.model)
+    sharp = EyeRenderer(shadowed.model, dataclasses.replace(EyeConfig(), seam_tint_reach=0.02)).render(inp)
+    before = _colour_step(sharp, inp, e, shadowed.model)
+    print(e, "colour step", round(step, 3), "sharp", round(before, 3))
+    assert step < 2.0, step
+    assert before > 2.0 > step, (before, step)
+
+
 def test_points_sample_alike_however_many():
     """OpenCV's remap takes maps under 32767 columns; an eye on a 4K plate covers more pixels than that (a
     surprised edit of WDA scaled to 3840x2160 crashed in the eyeball's iris lookup). The points go in rows: each

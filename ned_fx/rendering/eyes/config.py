@@ -163,6 +163,10 @@ class EyeConfig:
             same seam's colour (each channel's share of the brightness, real over rendered, clipped to this range):
             the rendered white is less coloured than what shows of a narrow eye's sclera (``sclera_chroma``), and
             without it the two met in a two-tone eye (d19's right eye, grey beside pink at 5x).
+            ``seam_tint_reach`` (x W): the tint fades across the source's old lid line, from this far inside the
+            old opening (the seam lies deeper) to as far outside it; held to the line and faded beyond it as fast
+            as the brightness, it drew the old lid line across the new white (a pink band under d19's and d8's
+            grey-blue arc, 5x).
         seam_iris: the seam's gain and tint hold on the sclera only, fading to none across the limbus (the iris
             is the frame's own where it shows, its texture matched to that): on the iris as well, the pink of
             d19's small, skin-tinged whites turned his grey-blue irises brown (blue x0.8, at 3-10x). False: on
@@ -232,6 +236,7 @@ class EyeConfig:
     seam_min: float = 0.6
     seam_limits: tuple[float, float] = (0.88, 1.05)
     seam_reach: float = 0.08
+    seam_tint_reach: float = 0.2
     seam_iris: bool = True
     seam_tint_limits: tuple[float, float] = (0.85, 1.15)
 
@@ -246,7 +251,7 @@ class EyeConfig:
                      "min_soft_px", "min_coverage", "min_move", "lid_shadow", "lid_shadow_reach", "lower_lid_shadow",
                      "corner_shading", "corner_start", "highlight", "limbus_softness", "catch_margin", "blur", "grain",
                      "lash_specks", "speck_size", "limbus_rise",
-                     "iris_detail", "iris_contrast", "seam_min", "seam_reach", "shut_reference", "lid_open_height", "pair_spread",
+                     "iris_detail", "iris_contrast", "seam_min", "seam_reach", "seam_tint_reach", "shut_reference", "lid_open_height", "pair_spread",
                      "profile_prior"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or value < 0:

@@ -305,8 +305,9 @@ class EyeRenderer:
         at least ``seam_min`` of the rendered brightness, not a lash line), clipped to ``seam_limits``; 1 where
         the seam shows no sclera. The gain holds on the source's opening (``sd_old`` >= 0) and fades to 1 over
         ``seam_reach`` outside it: the real sclera at the old lid line lies in that lid's shade, the eye white the
-        raised lid uncovers beyond it does not; with ``seam_iris`` it holds on the white only, fading to 1 across
-        the limbus."""
+        raised lid uncovers beyond it does not; the colour part (the tint) fades across the old lid line, from
+        ``seam_tint_reach`` inside the old opening to as far outside it; with
+        ``seam_iris`` both hold on the white only, fading to 1 across the limbus."""
         c = self.config
         old = sd_old > 0
         pts = np.stack([cols + 0.5, rows + 0.5], axis=1).astype(np.float64)
@@ -336,12 +337,18 @@ class EyeRenderer:
         t_lo, t_hi = c.seam_tint_limits
         tint = np.stack([np.interp(u, mids, t) for t in np.clip(np.asarray(tints), t_lo, t_hi).T], axis=1)
         near = 1.0 - smoothstep(-sd_old / max(c.seam_reach * ft.w, c.min_soft_px))
+        # the colour across the old lid line, from ``seam_tint_reach`` inside the old opening (the seam lies deeper)
+        # to as far outside it: held to the line, it drew the old lid line across the new white (a pink band under
+        # d19's and d8's grey-blue arc)
+        span = max(c.seam_tint_reach * ft.w, c.min_soft_px)
+        near_t = 1.0 - smoothstep(0.5 - sd_old / (2.0 * span))
         # ... on the sclera only: the iris is the frame's own where it shows and its texture is matched to that
         # (:meth:`_eyeball`); the sclera's tint on it turned d19's grey-blue irises brown (x0.8 blue, the pink of
         # his small, skin-tinged whites)
         if c.seam_iris:
-            near = near * (1.0 - _limbus_alpha(off, radius, limbus))
-        return (1.0 + near[:, None] * (gain * tint - 1.0)).astype(np.float32)
+            white = 1.0 - _limbus_alpha(off, radius, limbus)
+            near, near_t = near * white, near_t * white
+        return ((1.0 + near[:, None] * (gain - 1.0)) * (1.0 + near_t[:, None] * (tint - 1.0))).astype(np.float32)
 
     def _source(self, model: EyeModel, texture: np.ndarray, m: int, e: int, src, region, fs: EyeFrame) -> "_Seen":
         """What the source frame shows of eye ``e``: its iris as the image shows it (the tracked centre is often
