@@ -2,8 +2,8 @@
 
 Imports only pyzmq, msgpack, numpy, the standard library and :mod:`ned_fx.protocol` / :mod:`ned_fx.errors`, so it
 loads inside a host's Python with no torch. Requests follow the Lazy Pirate pattern: wait ``timeout`` seconds for
-the reply (or until the connection it went out on drops: the daemon exited or restarted), then drop the socket,
-reconnect and resend, up to ``retries`` times; if the daemon still does not
+the reply (or, while resends are left, until the connection it went out on drops: the daemon exited or
+restarted), then drop the socket, reconnect and resend, up to ``retries`` times; if the daemon still does not
 answer, :class:`DaemonUnavailableError` says so. A :class:`Shot` reopens its session by itself when the daemon
 restarted (its analysis is cached on disk, so that is quick).
 
@@ -299,8 +299,10 @@ class Client:
                 events = dict(poller.poll(int(left * 1000) + 1)) if left > 0 else {}
                 try:
                     if self._monitor is not None and self._monitor in events:
-                        if self._refused() and self.sock not in events:
-                            break                # the daemon holding this request is gone: resend now
+                        # the daemon holding this request is gone: resend now while resends are left (the last
+                        # attempt waits its time out, as it always did: a drop seen late may be an older one's)
+                        if self._refused() and self.sock not in events and attempt <= retries:
+                            break
                         if self.sock not in events:
                             continue
                     if self.sock not in events:
