@@ -236,7 +236,7 @@ class EyeConfig:
     seam_min: float = 0.6
     seam_limits: tuple[float, float] = (0.88, 1.05)
     seam_reach: float = 0.08
-    seam_tint_reach: float = 0.12
+    seam_tint_reach: float = 0.2
     seam_iris: bool = True
     seam_tint_limits: tuple[float, float] = (0.85, 1.15)
 
