@@ -281,52 +281,49 @@ class Client:
             parts = P.encode(type, rid, session=session, frame=frame, params=params, arrays=arrays)
             self._check_size(parts)
             try:
-                self._refused()          # a drop before this request was sent does not concern it: ZeroMQ
-            except DaemonAuthError:      # reconnects and delivers it
-                if not self._may_rekey(rekeyed):
+                reply = self._send_and_wait(parts, rid, timeout, resend_on_drop=attempt <= retries)
+            except DaemonAuthError:
+                # no key when this client connected, and the daemon made one since (its first start): once,
+                # connect again presenting it and resend
+                if rekeyed or self._key is not None or self._curve is not None or self._load_key() is None:
                     raise
-                rekeyed, attempt = True, attempt - 1
-                self._connect()
-                continue
-            self.sock.send_multipart(parts, copy=False)
-            deadline = time.monotonic() + timeout
-            poller = zmq.Poller()
-            poller.register(self.sock, zmq.POLLIN)
-            if self._monitor is not None:
-                poller.register(self._monitor, zmq.POLLIN)
-            while True:
-                left = deadline - time.monotonic()
-                events = dict(poller.poll(int(left * 1000) + 1)) if left > 0 else {}
-                try:
-                    if self._monitor is not None and self._monitor in events:
-                        # the daemon holding this request is gone: resend now while resends are left (the last
-                        # attempt waits its time out, as it always did: a drop seen late may be an older one's)
-                        if self._refused() and self.sock not in events and attempt <= retries:
-                            break
-                        if self.sock not in events:
-                            continue
-                    if self.sock not in events:
-                        self._refused()
-                        break
-                except DaemonAuthError:
-                    if not self._may_rekey(rekeyed):
-                        raise
-                    rekeyed, attempt = True, attempt - 1
-                    break
-                frames = self.sock.recv_multipart(copy=False)
-                reply = P.decode(frames, request=False)
-                if reply.id != rid:      # a late reply to an earlier, abandoned attempt
-                    continue
+                rekeyed, attempt, reply = True, attempt - 1, None
+            if reply is not None:
                 return _checked(reply)
             self._connect()              # Lazy Pirate: a fresh socket, then resend
         raise DaemonUnavailableError(
             f"no ned-fx daemon answered at {self.endpoint} within {timeout:g}s ({retries + 1} attempt(s)); "
             f"start one with `ned-fx serve`, or check the endpoint (and the CurveZMQ keys if it uses them)")
 
-    def _may_rekey(self, rekeyed: bool) -> bool:
-        """After a refused handshake: connect again presenting a key, once, where this client had none when it
-        connected and the daemon has made one since (its first start)."""
-        return not rekeyed and self._key is None and self._curve is None and self._load_key() is not None
+    def _send_and_wait(self, parts: list, rid: int, timeout: float, resend_on_drop: bool) -> P.Message | None:
+        """Send one attempt of a request and wait for its reply: the reply, or None after ``timeout`` (with
+        ``resend_on_drop``, as soon as the connection it went out on drops: the daemon holding it is gone).
+
+        Raises:
+            DaemonAuthError: the daemon refused this client's handshake.
+        """
+        self._refused()          # a drop before this request is sent does not concern it: ZeroMQ reconnects
+        self.sock.send_multipart(parts, copy=False)
+        deadline = time.monotonic() + timeout
+        poller = zmq.Poller()
+        poller.register(self.sock, zmq.POLLIN)
+        if self._monitor is not None:
+            poller.register(self._monitor, zmq.POLLIN)
+        while True:
+            left = deadline - time.monotonic()
+            events = dict(poller.poll(int(left * 1000) + 1)) if left > 0 else {}
+            if self._monitor is not None and self._monitor in events:
+                # the last attempt waits its time out, as it always did: a drop seen late may be an older one's
+                if self._refused() and self.sock not in events and resend_on_drop:
+                    return None
+                if self.sock not in events:
+                    continue
+            if self.sock not in events:
+                self._refused()
+                return None
+            reply = P.decode(self.sock.recv_multipart(copy=False), request=False)
+            if reply.id == rid:      # else a late reply to an earlier, abandoned attempt
+                return reply
 
     # -- the local lane (same-host shared-memory renders) ---------------------------------------------------
     def _lane_socket(self) -> socket.socket | None:
