@@ -397,8 +397,10 @@ def test_status_of_many_sessions_fits_one_header_and_pages(guarded):
 
 # ---- restarts and endpoints ----------------------------------------------------------------------------------------
 
-def test_a_client_retries_shutting_down_like_a_lost_daemon():
-    """A daemon that says ``shutting_down`` (a graceful restart) is waited for, not reported to the caller."""
+@pytest.fixture
+def plain_zap():
+    """``(context, name, secret)``: a ZeroMQ context whose PLAIN servers (fake daemons) accept this user's daemon
+    key, checked by a ZAP handler in a thread; every socket left in it is closed at the end."""
     from zmq.auth.thread import ThreadAuthenticator
 
     ctx = zmq.Context()
@@ -406,6 +408,16 @@ def test_a_client_retries_shutting_down_like_a_lost_daemon():
     auth = ThreadAuthenticator(ctx)
     auth.start()
     auth.configure_plain(domain="*", passwords={name: secret})
+    try:
+        yield ctx, name, secret
+    finally:
+        auth.stop()
+        ctx.destroy(linger=0)                  # a fake daemon still polling must not hold the test
+
+
+def test_a_client_retries_shutting_down_like_a_lost_daemon(plain_zap):
+    """A daemon that says ``shutting_down`` (a graceful restart) is waited for, not reported to the caller."""
+    ctx, name, secret = plain_zap
     server = ctx.socket(zmq.ROUTER)
     server.plain_server = True
     port = server.bind_to_random_port("tcp://127.0.0.1")
@@ -431,23 +443,14 @@ def test_a_client_retries_shutting_down_like_a_lost_daemon():
     finally:
         t.join(10)
         server.close(0)
-        auth.stop()
-        ctx.term()
 
 
-
-def test_a_request_lost_with_its_daemon_is_sent_again_at_once():
+def test_a_request_lost_with_its_daemon_is_sent_again_at_once(plain_zap):
     """A daemon takes a request and exits without answering (a crash, or a restart that took it as it stopped);
     a new daemon comes up on the same port. The client notices the dropped connection and resends to the new one
     at once, not after its whole timeout (60 s here: a host frozen for a minute). The last attempt still waits its
     timeout out (``retries=0``: 3 s here), as before: a drop seen late may be an earlier connection's."""
-    from zmq.auth.thread import ThreadAuthenticator
-
-    ctx = zmq.Context()
-    name, secret = P.client_key() or ("owner", "ab" * 32)
-    auth = ThreadAuthenticator(ctx)
-    auth.start()
-    auth.configure_plain(domain="*", passwords={name: secret})
+    ctx, name, secret = plain_zap
     port = free_port()
     got: list = []
 
@@ -472,27 +475,24 @@ def test_a_request_lost_with_its_daemon_is_sent_again_at_once():
         finally:
             server.close(0)             # the first one: gone, its request unanswered
 
-    try:
-        with Client(f"tcp://127.0.0.1:{port}", timeout=60, retries=1, key=(name, secret)) as c:
-            first = threading.Thread(target=daemon, args=(False,))
-            first.start()
-            started = time.monotonic()
-            second = threading.Thread(target=lambda: (first.join(), daemon(True)))
-            second.start()
-            assert c.ping()["pong"] == 1.0
-            assert time.monotonic() - started < 15, "waited for the timeout, not for the dropped connection"
-            # the second daemon answered and exits within a second without reading more: a last attempt's
-            # request it swallows is waited for to the end of its timeout, then reported
-            started = time.monotonic()
-            with pytest.raises(DaemonUnavailableError):
-                c.ping(timeout=3, retries=0)
-            assert time.monotonic() - started >= 2.5
-            second.join(10)
-        assert [a for a, _ in got] == [False, True]
-        assert got[0][1] != got[1][1]          # a resend: a new request id
-    finally:
-        auth.stop()
-        ctx.destroy(linger=0)                  # a fake daemon still polling must not hold the test
+    with Client(f"tcp://127.0.0.1:{port}", timeout=60, retries=1, key=(name, secret)) as c:
+        first = threading.Thread(target=daemon, args=(False,))
+        first.start()
+        started = time.monotonic()
+        second = threading.Thread(target=lambda: (first.join(), daemon(True)))
+        second.start()
+        assert c.ping()["pong"] == 1.0
+        assert time.monotonic() - started < 15, "waited for the timeout, not for the dropped connection"
+        # the second daemon answered and exits within a second without reading more: a last attempt's
+        # request it swallows is waited for to the end of its timeout, then reported
+        started = time.monotonic()
+        with pytest.raises(DaemonUnavailableError):
+            c.ping(timeout=3, retries=0)
+        assert time.monotonic() - started >= 2.5
+        second.join(10)
+    assert [a for a, _ in got] == [False, True]
+    assert got[0][1] != got[1][1]          # a resend: a new request id
+
 
 def test_a_second_daemon_on_the_same_ipc_path_is_refused(tmp_path):
     sock = tmp_path / "d.sock"
