@@ -619,6 +619,43 @@ def test_a_widened_eye_s_white_draws_no_old_lid_line(shadowed, e):
     assert before > 2.0 > step, (before, step)
 
 
+def _lash_dark_in_white(layer, inp, model) -> int:
+    """Pixels of the composite inside both target openings (a pixel in from the lids), outside the iris disc x 1.3,
+    darker than 0.6 x the rendered white's median: a lash line or lid left in the new white."""
+    import cv2
+
+    final = stack(inp.warped, [layer])
+    h, w = inp.region.shape[:2]
+    y = _lum(final)
+    dark = 0
+    for e, (contour, corners, iris) in enumerate(EYES):
+        width = float(np.linalg.norm(inp.dst[corners[0], :2] - inp.dst[corners[1], :2]))
+        eye = _mask(inp.dst[list(contour), :2], h, w)
+        inner = cv2.erode(eye.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+        white = inner & ~_disc(h, w, inp.dst[iris[0], :2], 1.3 * model.iris_ratio[e] * width)
+        dark += int((y[white] < 0.6 * np.median(_lum(layer.pixels)[white & (layer.coverage > 0.9)])).sum())
+    return dark
+
+
+def test_the_old_lash_line_between_new_white_and_iris_is_covered(still):
+    """people_0 surprised and fearful: near her eyes' corners the upper lid barely moves, so the eyeball's coverage
+    there fades out with the lid's movement, and the old lash line the warp leaves showed as a thin grey line
+    across the new white between the iris disc and the white beyond the old lid (10x crops: her right eye's outer
+    corner, her left eye's inner corner). Where the eyeball covers the pixels around (``EyeConfig.old_lid_near``),
+    the old lid line is covered as they are: no lash-dark pixel is left in her new whites (a pixel in from the
+    lids); gated by the lid's movement alone, the line's darkest pixels stay."""
+    import dataclasses
+
+    now, before = 0, 0
+    for emotion in ("surprised", "fearful"):
+        inp = still.inputs(emotion, 1.0)
+        now += _lash_dark_in_white(EyeRenderer(still.model).render(inp), inp, still.model)
+        gated = EyeRenderer(still.model, dataclasses.replace(EyeConfig(), old_lid_near=0.0)).render(inp)
+        before += _lash_dark_in_white(gated, inp, still.model)
+    print("lash-dark pixels in the new whites", now, "gated by the movement alone", before)
+    assert now == 0 < before, (now, before)
+
+
 def test_points_sample_alike_however_many():
     """OpenCV's remap takes maps under 32767 columns; an eye on a 4K plate covers more pixels than that (a
     surprised edit of WDA scaled to 3840x2160 crashed in the eyeball's iris lookup). The points go in rows: each

@@ -59,6 +59,11 @@ class EyeConfig:
             of, which the warp left in the widened opening as a dark band or a notch at a corner (a real sclera
             there in the lid's shade, a little darker than the render, is covered in part: the output is only ever
             brighter). At (0.5, 0.75) and 0.12 a thin line of people_0's old lash stayed at her inner corners.
+        old_lid_near: ... and where the lid barely moved (near a corner: the rule above fades out with the lid's
+            movement, ``min_move``) but the eyeball covers pixels within this distance (x W), the old lid line is
+            covered as they are: left to the warp, it was a thin grey line between the new white and the iris
+            disc (people_0 fearful and surprised: her right eye's outer and left eye's inner corner at 10x, a
+            pixel or two wide at her size). 0: the movement alone gates it.
         iris_whole, iris_cover: where a lid moves out by ``iris_whole`` (x W) or more (fading in from 0), the
             eyeball covers the whole iris disc out to ``iris_cover`` x its radius (fading over half a radius
             beyond), not only the newly uncovered part: the warp stretches the source's iris (and its lid-shaded
@@ -202,6 +207,7 @@ class EyeConfig:
     iris_own_reach: float = 0.85
     lash_depth: float = 0.15
     old_lid: tuple[float, float] = (0.65, 0.9)
+    old_lid_near: float = 0.12
     min_soft_px: float = 1.0
     min_coverage: float = 0.1
     min_move: float = 0.05

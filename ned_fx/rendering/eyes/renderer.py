@@ -242,7 +242,15 @@ class EyeRenderer:
         # coverage under ``min_coverage`` is dropped, the rest rescaled so it still rises continuously from 0
         cov = (cov - c.min_coverage) / (1.0 - c.min_coverage)
         # ... and the pixels of the source's opening near its lid where the lid moved out: the render covers those
-        # that show no eyeball (:meth:`_old_lid`)
+        # that show no eyeball (:meth:`_old_lid`). Where the lid barely moved (near a corner) but the eyeball
+        # covers the pixels around (the new white on one side, the iris disc on the other), the old lid line is
+        # covered as they are: left alone it is a thin grey line of the old lash line across the new white
+        grid[:] = 0.0
+        grid[rows, cols] = np.maximum(cov, 0.0)
+        r_near = max(c.old_lid_near * ft.w, 1.0)
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * int(np.ceil(r_near)) + 1,) * 2)
+        near = edge * cv2.dilate(grid, kernel)[rows, cols]
+        gate = np.maximum(gate, near if seen is None else near * seen)
         keep = (cov > 0) | ((sd_s > 0) & (sd_s < c.lash_depth * ft.w) & (gate > c.min_coverage))
         if not keep.any():
             return None
