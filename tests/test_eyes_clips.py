@@ -75,6 +75,39 @@ def test_widened_eyes_on_a_clip_show_eye_white(tmp_path, name, emotion, frames):
     assert np.median(plain) < np.median(full) - 0.15, (np.round(plain, 3), np.round(full, 3))
 
 
+def test_a_small_iris_seen_between_lids_is_drawn_round(tmp_path, monkeypatch):
+    """d12 (behind glasses, an iris ~8 px across its radius) surprised: the iris texture's rings took their colour
+    from every cell seen, and the lids cover his iris's top and bottom in most frames, so the cells seen there near
+    the rim (lid skin, the lid's shade, the sclera past a soft rim) brightened the rings from half the radius out
+    and passed as iris against them: the iris was drawn squashed, its limbus ellipse 0.87 of the radius high
+    against 0.96 wide (the bench's iris_round 0.894, under the issue's 0.9; a perfect disc between the same lids
+    reads 0.99). Each ring's colour is now its sides' (``EyeConfig.iris_side_angle``) and cells brighter than it
+    fade out (``iris_detail_bright``): >= 0.9 on his first 20 frames, and under it with both off."""
+    import dataclasses
+
+    import believable_measures as bm
+    from ned_fx.rendering.eyes import EyeConfig, EyeModelBuilder
+
+    def roundness(where):
+        src, out, s, d = _edit(where, "d12.mp4", "surprised", "0-19")
+        fitted = np.array([bm.iris_roundness(o, b, side) for o, a, b in zip(out, s, d) if bm.frontal(a)
+                           for side in ("right", "left")])
+        assert np.isfinite(fitted).sum() >= 20, np.round(fitted, 2)
+        return float(np.nanmedian(fitted))
+
+    now = roundness(tmp_path)
+    plain = EyeModelBuilder.__init__
+
+    def every_cell(self, config=None):
+        plain(self, dataclasses.replace(config or EyeConfig(), iris_side_angle=90.0, iris_detail_bright=1.0))
+
+    monkeypatch.setattr(EyeModelBuilder, "__init__", every_cell)
+    (tmp_path / "before").mkdir()
+    before = roundness(tmp_path / "before")
+    print("d12 surprised iris roundness", round(now, 3), "every cell's colour", round(before, 3))
+    assert now >= 0.9 > before, (now, before)
+
+
 def test_the_eye_measure_leaves_the_lid_margin_to_the_lid():
     """Why the eval's new-area measure leaves out the target lid's margin (~1 % IOD): a lid moved out by a fraction
     of a pixel (what angry and happy did to the upper lid on WDA, d3, d8, d19) makes a "new area" of lash pixels

@@ -9,6 +9,7 @@ import numpy as np
 from ...errors import InvalidParameterError
 from ._geometry import (EYES, NUM_POINTS, UPPER, EyeFrame, farther_than, luminance, polygon_area, polygon_mask,
                         polygon_sdf, polyline_distance, refine_iris, sample)
+from ..sampling import smoothstep
 from .config import EyeConfig
 
 _FIELDS = ("iris_texture", "iris_ratio", "pupil_ratio", "pupil_colour", "sclera_colour", "sclera_shading",
@@ -259,10 +260,18 @@ class EyeModelBuilder:
         rings = c.iris_rings
         # each ring's median colour where seen (robust to lashes, a catchlight's rim, an off-centre pupil);
         # rings never seen take the nearest seen ring's
+        # ... taken from the iris's sides where they show (the cells within ``iris_side_angle`` of the eye's axis):
+        # the lids cover its top and bottom in most frames, and the cells seen there near the rim hold lid skin and
+        # the lid's shade, brighter than iris (d12 behind glasses: his rings' medians rose from 0.5 radii toward
+        # the sclera's brightness, the top and bottom cells passed as iris against them, and the iris drawn round
+        # read 0.87-0.89 round, squashed top and bottom)
+        angles = 2.0 * np.pi * (np.arange(tex.shape[1]) + 0.5) / tex.shape[1]
+        side = np.abs(np.cos(angles)) >= np.cos(np.radians(c.iris_side_angle))
         ring_mean = np.full((rings, k), np.nan)
         for r in range(rings):
-            if seen[r].any():
-                ring_mean[r] = np.median(tex[r][seen[r]], axis=0)
+            use = seen[r] & side if (seen[r] & side).sum() >= 3 else seen[r]
+            if use.any():
+                ring_mean[r] = np.median(tex[r][use], axis=0)
         have = np.flatnonzero(~np.isnan(ring_mean[:, 0]))
         for r in range(rings):
             if np.isnan(ring_mean[r, 0]):
@@ -295,8 +304,13 @@ class EyeModelBuilder:
         # completed round: a seen cell keeps its own colour where it is iris-like (within ``iris_detail`` of its
         # ring's), every other cell (hidden by the lids, a lash, a catchlight's rim) takes its ring's colour
         level = np.maximum(luminance(ring_mean), 1e-9)[:, None]
-        detail = seen & (np.abs(luminance(tex) / level - 1.0) < c.iris_detail)
-        tex = np.where(detail[..., None], tex, ring_mean[:, None, :])
+        # (a brighter cell fades out from half ``iris_detail_bright`` above its ring to all of it: lid skin and the
+        # sclera beyond a soft rim, which the lids' shade leaves at the top and bottom of d12's iris, are
+        # brighter than iris; a hard cut there split cells by how their channels are weighed)
+        rel = luminance(tex) / level - 1.0
+        bright = min(c.iris_detail, c.iris_detail_bright)
+        keep = (seen & (rel > -c.iris_detail)) * (1.0 - smoothstep((rel - 0.5 * bright) / max(0.5 * bright, 1e-9)))
+        tex = ring_mean[:, None, :] + keep[..., None] * (tex - ring_mean[:, None, :])
         tex = 0.25 * np.roll(tex, 1, axis=1) + 0.5 * tex + 0.25 * np.roll(tex, -1, axis=1)
         sclera = acc.sclera / acc.sclera_n
         mean_lum = acc.sclera_lum / acc.sclera_n
