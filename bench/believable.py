@@ -35,7 +35,11 @@ measures (tests/believable_measures.py, tests/fer_classifier.py):
   real lower lid does; > 1 = stretched);
 * sym: symmetry of the left/right eye-opening change (re-tracked), 0..1, median of per-frame ratios over the
   frames where the plan changes both eyes by >= 0.02 IOD (blank: none; a planned change of ~0.01 IOD or none is
-  under the re-tracker's own frame-to-frame wobble, ~0.005-0.007 IOD, and its ratio is noise); sym_all: the same
+  under the re-tracker's own frame-to-frame wobble, ~0.005-0.007 IOD, and its ratio is noise); sym_iris: the same
+  frames' symmetry as the iris net reads the lids (``believable_measures.iris_net_eye_opening``: MediaPipe's
+  eye-sized iris landmark model on crops the source's eye corners place, in the source and the edit alike; a
+  second reader beside the re-tracked mesh, whose two eyes' reads disagree with its own reads of the mirrored
+  picture), seen_iris: the share of the planned change it reads; sym_all: the same
   over every frame where the re-tracked change reaches 0.01 IOD (the old column); sym_plan: the plan's own
   symmetry (target vs source landmarks); lid_skin / brow_lid: the plan's smallest height, target over source, of
   the skin above an upper lid (crease and lash-band rings) and of the brow's lower edge over the lid margin (< 0:
@@ -110,6 +114,18 @@ def _outside_box_change(src, out, src_lm, dst_lm) -> int:
     mask = np.ones(src.shape[:2], bool)
     mask[y0:y1, x0:x1] = False
     return int(np.abs(src.astype(np.int16) - out.astype(np.int16)).max(-1)[mask].max(initial=0))
+
+
+_TRACKERS: dict = {}
+
+
+def _iris_net():
+    """A tracker with the iris net on eye crops (its eye contours: ``sym_iris``), made once."""
+    if "iris" not in _TRACKERS:
+        from ned_fx.tracking import FaceTracker, TrackerConfig
+
+        _TRACKERS["iris"] = FaceTracker(TrackerConfig(iris_model="eye_crops"))
+    return _TRACKERS["iris"]
 
 
 def measure(name, src_frames, out_frames, src_lms, dst_lms, out_lms, emotion, real, occl) -> dict:
@@ -188,6 +204,18 @@ def measure(name, src_frames, out_frames, src_lms, dst_lms, out_lms, emotion, re
     row["eye_seen"] = None if np.isnan(seen) else seen
     sym_mean = bm.eye_symmetry_mean(src_lms[ok], out_lms[ok]) if ok.any() else float("nan")
     row["sym_mean"] = None if np.isnan(sym_mean) else sym_mean
+    # the iris net's read of the lids (an eye-sized net, its crops placed by the source's eye corners in both)
+    if plan_ok.any():
+        tracker = _iris_net()
+        idx = np.flatnonzero(plan_ok)
+        src_open = np.array([bm.iris_net_eye_opening(src_frames[i], src_lms[i], tracker) for i in idx])
+        out_open = np.array([bm.iris_net_eye_opening(out_frames[i], src_lms[i], tracker) for i in idx])
+        planned = bm.eye_opening(dst_lms[idx]) - bm.eye_opening(src_lms[idx])
+        sym_i = bm.eye_symmetry_of(src_open, out_open, planned)
+        row["sym_iris"] = None if np.isnan(sym_i) else sym_i
+        change = out_open - src_open
+        if abs(planned.mean()) >= 0.005:
+            row["seen_iris"] = float(change.mean() / planned.mean())
     if len(src_frames) >= 3 and ok.all():
         row["mouth_r"] = bm.mouth_opening_r(src_lms, out_lms)
         row["jitter+"] = bm.added_jitter(src_lms, out_lms)
@@ -286,7 +314,7 @@ def main() -> int:
     cols = ["input", "emotion", "frames", "dP", "P_src", "P_out", "mouth_dark", "real_dark", "real_dark_clip",
             "mouth_std", "real_std", "real_std_clip", "mouth_ok", "holes", "interior_dark", "interior_std", "eye_lum", "eye_white", "lid_shade", "lid_shade_src",
             "iris_round", "iris_round_n", "iris_out", "iris_src",
-            "sym", "sym_all", "sym_plan", "lid_skin", "brow_lid", "eye_seen", "sym_mean", "mouth_r",
+            "sym", "sym_iris", "seen_iris", "sym_all", "sym_plan", "lid_skin", "brow_lid", "eye_seen", "sym_mean", "mouth_r",
             "jitter+", "outside", "outside_box", "occl",
             "occl_px"]
     print(table(rows, cols))
@@ -299,6 +327,10 @@ def main() -> int:
            f"{r['real_std_clip']:.0f}" for r in mouths if not r["mouth_ok"]]
     print(f"mouth (new openings vs the actor's own open mouths over the whole clip): "
           f"{len(mouths) - len(bad)}/{len(mouths)}" + (f"; not: {', '.join(bad)}" if bad else ""))
+    syms = [r for r in rows if r.get("sym_iris") is not None]
+    asym = [f"{r['input']} {r['emotion']} {r['sym_iris']:.2f}" for r in syms if r["sym_iris"] < 0.85]
+    print(f"symmetric eyes (the iris net's read: the two eyes' opening changes within 15 % of each other): "
+          f"{len(syms) - len(asym)}/{len(syms)}" + (f"; not: {', '.join(asym)}" if asym else ""))
     path = write_results("believable", rows, {"frames_per_clip": args.frames, "emotions": emotions,
                                               "intensity": 1.0, "seconds": time.perf_counter() - started,
                                               "classifier": "fer 25.10.3 emotion_model.hdf5 (FER2013 mini-XCEPTION), "

@@ -246,6 +246,32 @@ def test_eye_symmetry_judges_only_frames_whose_planned_change_is_resolvable():
     assert abs(bm.eye_change_seen(src[:1], src[:1] + 0.5 * (out[:1] - src[:1]), plan[:1]) - 0.5) < 0.05
 
 
+def test_the_iris_net_reads_both_eyes_opening_and_one_eye_alone(stills, tracker, tmp_path):
+    """The second reader of the lids (``iris_net_eye_opening``: the iris net's eye contour on crops the source's
+    eye corners place) on people_0 surprised: it reads both eyes open wider, alike (the bench's sym_iris); with
+    only her right eye's edit pasted onto the source it reads her left eye unchanged, and the symmetry 0."""
+    from ned_fx.media import open_media, to_display_rgb8
+    from ned_fx.pipeline import EditInstruction, edit_media
+
+    src, lm = stills["people_0"]
+    out_path = tmp_path / "out.png"
+    edit_media(footage("people_0.png"), out_path, EditInstruction(emotion="surprised"))
+    with open_media(out_path) as res:
+        out = to_display_rgb8(next(iter(res)))[..., :3]
+    before = bm.iris_net_eye_opening(src, lm, tracker)
+    both = bm.iris_net_eye_opening(out, lm, tracker) - before
+    print("iris net's read of the widening (right, left):", np.round(both, 4))
+    assert both.min() > 0.01 and bm.eye_symmetry_of(before[None], (before + both)[None]) > 0.85, both
+    one = src.copy()
+    eye = lm[list(T.RIGHT_EYE), :2]
+    x0, y0 = np.floor(eye.min(0) - 0.3 * bm.iod(lm)).astype(int)
+    x1, y1 = np.ceil(eye.max(0) + 0.3 * bm.iod(lm)).astype(int)
+    one[y0:y1, x0:x1] = out[y0:y1, x0:x1]
+    alone = bm.iris_net_eye_opening(one, lm, tracker) - before
+    assert alone[0] > 0.01 and abs(alone[1]) < 0.002, alone
+    assert bm.eye_symmetry_of(before[None], (before + alone)[None]) < 0.1
+
+
 def _face_like(rng) -> np.ndarray:
     """A mean-shape-like face: the tracker's canonical mesh is not needed, only distinct eye points."""
     lm = rng.normal(0, 1, (478, 3))

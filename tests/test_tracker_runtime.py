@@ -260,3 +260,29 @@ def test_first_crop_passes_from_the_command_line_close_a_gasp(tmp_path):
     assert dark(tmp_path / "kept.png") >= 0.85 * before         # the default keeps his gasp open
     with pytest.raises(InvalidParameterError, match="first_crop_passes"):
         TrackerConfig(first_crop_passes=-1)
+
+
+def test_eye_contours_are_the_iris_net_s_lids_where_the_mesh_has_them(tracker):
+    """``FaceTracker.eye_contours``: the iris net's 71-point eye contour on one frame, in frame pixels; its lid
+    points 12 and 4 sit near the mesh's 159/145 and 386/374 (d19's and people_0's eyes within 4 % of the
+    inter-ocular distance). A tracker without the iris net, or a frame that is not RGB8, is refused."""
+    import numpy as np
+
+    from ned_fx import topology as T
+    from ned_fx.errors import InvalidParameterError
+    from ned_fx.pipeline import track_media
+
+    for name in ("d19.jpg", "people_0.png"):
+        rgb = decode_rgb(name)[0][0]
+        lm = track_media(footage(name), tracker=tracker).landmarks[0]
+        contours = tracker.eye_contours(rgb, lm)
+        assert contours.shape == (2, 71, 3) and np.isfinite(contours).all()
+        iod = float(T.inter_ocular(lm))
+        for e, (upper, lower) in enumerate(((159, 145), (386, 374))):
+            off = max(np.linalg.norm(contours[e, 12, :2] - lm[upper, :2]),
+                      np.linalg.norm(contours[e, 4, :2] - lm[lower, :2])) / iod
+            assert off < 0.04, (name, e, off)
+        with pytest.raises(InvalidParameterError):
+            tracker.eye_contours(rgb.astype(np.float32), lm)
+    with pytest.raises(InvalidParameterError):
+        FaceTracker(TrackerConfig(iris_model="attention")).eye_contours(rgb, lm)

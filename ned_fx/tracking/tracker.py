@@ -235,6 +235,36 @@ class FaceTracker:
         return g.crop_images(frames, torch.tensor(which * 2), affines, IRIS_SIZE), affines, rois
 
     @torch.inference_mode()
+    def eye_contours(self, frame: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+        """The iris net's eye contours on one frame: ``2x71x3`` (right eye, then left; frame pixels, depth as the
+        iris points'), on the crops ``landmarks``' eye corners place (478 or 468 points; MediaPipe's iris landmark
+        model's 71-point contour, its first 16 the lid margin in the order of the mesh's ``33, 7, 163, 144, 145,
+        153, 154, 155, 133, 246, 161, 160, 159, 158, 157, 173`` and their mirror). The tracker's landmarks take only
+        the iris points from this net; its lids are an eye-sized net's second read of the opening (the eval's).
+
+        Raises:
+            InvalidParameterError: a tracker without the iris net (``iris_model`` other than "eye_crops"), or a
+                frame that is not HxWx3 uint8.
+        """
+        if "iris" not in self.engines:
+            raise InvalidParameterError("eye_contours needs the iris net: a tracker with iris_model 'eye_crops'")
+        frame = np.asarray(frame)
+        if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+            raise InvalidParameterError(f"eye_contours takes an HxWx3 uint8 frame, got {frame.shape} {frame.dtype}")
+        out = np.asarray(landmarks, np.float64)[None].copy()
+        batch = torch.from_numpy(np.ascontiguousarray(frame)[None]).to(self.device).permute(0, 3, 1, 2)
+        crops, affines, rois = self._eye_crops(batch, [0], out)
+        contour, _ = self.engines["iris"](crops)
+        contour = contour.double().cpu().numpy()
+        result = np.empty((2, contour.shape[1], 3))
+        for e, (a, b, _) in enumerate(_EYES):
+            pts = contour[e].copy()
+            pts[:, :2] += _PIXEL_CENTRE
+            result[e] = g.apply_affine(affines[e], pts)
+            result[e, :, 2] = contour[e, :, 2] * rois[e][2] / IRIS_SIZE + (out[0, a, 2] + out[0, b, 2]) / 2
+        return result
+
+    @torch.inference_mode()
     def _iris_net(self, crops: torch.Tensor, affines: np.ndarray, rois: list, out: np.ndarray,
                   faces: list[_Face] | None = None) -> None:
         """The iris net on :meth:`_eye_crops`' crops, its points mapped into ``out``'s iris rows."""
