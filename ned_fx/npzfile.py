@@ -10,7 +10,10 @@ from .errors import InputNotFoundError, OutputWriteError, UnreadableMediaError
 
 
 def write_npz(path: str | Path, arrays: dict) -> Path:
-    """Write compressed arrays to ``path`` atomically (its folder is created).
+    """Write arrays to ``path`` atomically (its folder is created), uncompressed: an edit's analysis is mostly
+    float32 textures and landmarks, which deflate by ~12 % (WDA, 100 frames: 8.0 -> 7.0 MB) for 0.24 s of a 5 s
+    edit written and 0.04 s read back before its render starts (0.012 s and 0.009 s stored), as the appearance
+    models' cache is already written.
 
     Raises:
         OutputWriteError: the file could not be written (nothing half-written is left).
@@ -23,7 +26,7 @@ def write_npz(path: str | Path, arrays: dict) -> Path:
     except OSError as exc:
         raise OutputWriteError(f"could not write {path}: {exc.strerror or exc}") from None
     with atomic_output(path) as tmp:
-        np.savez_compressed(tmp, **arrays)
+        np.savez(tmp, **arrays)
     return path
 
 

@@ -82,9 +82,10 @@ def as_cached(track: Track) -> Track:
 
 def store_track(key: str, track: Track, folder: Path | None = None) -> Path | None:
     """Write ``track`` under ``key``: folder 0700, file 0600, atomically. Returns the path, or None when the
-    cache cannot be written (nothing half-written is left)."""
+    cache cannot be written (nothing half-written is left). Stored uncompressed, as :func:`~ned_fx.npzfile.write_npz`
+    writes (float32 landmarks barely deflate; the deflate costs more than the bytes it saves)."""
     folder = Path(folder or cache_dir())
-    return store_private(track_path(key, folder), lambda fh: np.savez_compressed(fh, **to_arrays(track)))
+    return store_private(track_path(key, folder), lambda fh: np.savez(fh, **to_arrays(track)))
 
 
 def store_private(final: Path, write, fsync: bool = True) -> Path | None:
