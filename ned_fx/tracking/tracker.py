@@ -256,13 +256,8 @@ class FaceTracker:
         crops, affines, rois = self._eye_crops(batch, [0], out)
         contour, _ = self.engines["iris"](crops)
         contour = contour.double().cpu().numpy()
-        result = np.empty((2, contour.shape[1], 3))
-        for e, (a, b, _) in enumerate(_EYES):
-            pts = contour[e].copy()
-            pts[:, :2] += _PIXEL_CENTRE
-            result[e] = g.apply_affine(affines[e], pts)
-            result[e, :, 2] = contour[e, :, 2] * rois[e][2] / IRIS_SIZE + (out[0, a, 2] + out[0, b, 2]) / 2
-        return result
+        return np.stack([_from_eye_crop(contour[e], affines[e], rois[e], out[0, [a, b], 2].mean())
+                         for e, (a, b, _) in enumerate(_EYES)])
 
     @torch.inference_mode()
     def _iris_net(self, crops: torch.Tensor, affines: np.ndarray, rois: list, out: np.ndarray,
@@ -290,11 +285,7 @@ class FaceTracker:
         for e, (a, b, flip) in enumerate(_EYES):
             for k in range(k_all):
                 j = e * k_all + k
-                pts = iris[j].copy()
-                pts[:, :2] += _PIXEL_CENTRE
-                mapped = g.apply_affine(affines[j], pts)
-                # iris depth relative to the eye corners' depth
-                mapped[:, 2] = iris[j, :, 2] * rois[j][2] / IRIS_SIZE + (out[k, a, 2] + out[k, b, 2]) / 2
+                mapped = _from_eye_crop(iris[j], affines[j], rois[j], (out[k, a, 2] + out[k, b, 2]) / 2)
                 if flip:    # a mirrored crop lists the rim points mirrored: keep MediaPipe's 478-point order
                     mapped = mapped[[0, 3, 2, 1, 4]]
                 out[k, NUM_MESH + 5 * e: NUM_MESH + 5 * e + 5] = mapped
@@ -488,6 +479,16 @@ class FaceTracker:
 
 #: side of the blocks an eye crop's change is measured over (16: a 4x4 grid over the 64x64 crop)
 _CHANGE_BLOCK = 16
+
+
+def _from_eye_crop(points: np.ndarray, affine: np.ndarray, roi, depth: float) -> np.ndarray:
+    """The iris net's points (Nx3, eye-crop pixels) in frame pixels: x, y through the crop's affine (pixel
+    centres), z scaled as the crop and relative to ``depth`` (the eye corners' mean depth)."""
+    pts = np.array(points, np.float64)
+    pts[:, :2] += _PIXEL_CENTRE
+    mapped = g.apply_affine(affine, pts)
+    mapped[:, 2] = points[:, 2] * roi[2] / IRIS_SIZE + depth
+    return mapped
 
 
 def _crop_change(crop: np.ndarray, key: np.ndarray) -> float:
