@@ -39,7 +39,10 @@ measures (tests/believable_measures.py, tests/fer_classifier.py):
   frames' symmetry as the iris net reads the lids (``believable_measures.iris_net_eye_opening``: MediaPipe's
   eye-sized iris landmark model on crops the source's eye corners place, in the source and the edit alike; a
   second reader beside the re-tracked mesh, whose two eyes' reads disagree with its own reads of the mirrored
-  picture), seen_iris: the share of the planned change it reads; sym_all: the same
+  picture), seen_iris: the share of the planned change it reads; sym_warp, eye_seen_warp: ``sym`` and ``eye_seen``
+  of the plan's pure warp (``WARP_ONLY``: the mesh warp puts the lids' pixels on the planned points, symmetric as
+  the plan is, and draws nothing), re-tracked the same way: what the instrument reads where the lid change is
+  known; sym_all: the same
   over every frame where the re-tracked change reaches 0.01 IOD (the old column); sym_plan: the plan's own
   symmetry (target vs source landmarks); lid_skin / brow_lid: the plan's smallest height, target over source, of
   the skin above an upper lid (crease and lash-band rings) and of the brow's lower edge over the lid margin (< 0:
@@ -254,6 +257,7 @@ def run_input(path: Path, frames: str | None, emotions, tmp: Path, sheet: Path |
         out_frames = decode(out if still else out.parent / "out.%04d.png")
         out_lms = track_media(out if still else out.parent / "out.%04d.png").landmarks
         row = measure(path.name, src_frames, out_frames, src_lms, dst_lms, out_lms, emotion, real, occl)
+        row.update(_warp_reference(path, frames, emotion, out.parent / "warp", src_lms, dst_lms, still))
         if real_clip:
             row.update(real_dark_clip=real_clip["dark_share"], real_std_clip=real_clip["std"])
             if row.get("mouth_frames"):
@@ -265,6 +269,30 @@ def run_input(path: Path, frames: str | None, emotions, tmp: Path, sheet: Path |
         if sheet is not None:
             _sheet(sheet / f"{path.stem}_{emotion}.png", src_frames, out_frames, src_lms)
     return rows
+
+
+def _warp_reference(path: Path, frames, emotion: str, folder: Path, src_lms, dst_lms, still: bool) -> dict:
+    """The re-tracker on the plan's pure warp (``WARP_ONLY``: the lids' pixels moved onto the planned points by the
+    mesh warp, symmetric as the plan is, no rendered content): ``sym_warp`` and ``eye_seen_warp``, what the
+    instrument reads on a picture whose lid change is known, beside ``sym`` and ``eye_seen`` on the render. Only
+    where the plan changes both eyes by >= 0.02 IOD on some frame (else {})."""
+    import believable_measures as bm
+
+    from ned_fx.appearance import WARP_ONLY
+    from ned_fx.pipeline import EditInstruction, edit_media, track_media
+
+    ok = np.isfinite(dst_lms[:, :468]).all((1, 2)) & np.isfinite(src_lms[:, :468]).all((1, 2))
+    planned = bm.eye_opening(dst_lms[ok]) - bm.eye_opening(src_lms[ok])
+    if not len(planned) or not (np.abs(planned).min(axis=1) >= 0.02).any():
+        return {}
+    folder.mkdir(parents=True, exist_ok=True)
+    out = folder / ("out.png" if still else "out.####.png")
+    edit_media(path, out, EditInstruction(emotion=emotion, intensity=1.0), frames=frames, content=WARP_ONLY)
+    warp_lms = track_media(out if still else folder / "out.%04d.png").landmarks
+    both = ok & np.isfinite(warp_lms[:, :468]).all((1, 2))
+    sym = bm.eye_symmetry(src_lms[both], warp_lms[both], planned=dst_lms[both])
+    seen = bm.eye_change_seen(src_lms[both], warp_lms[both], dst_lms[both])
+    return {"sym_warp": None if np.isnan(sym) else sym, "eye_seen_warp": None if np.isnan(seen) else seen}
 
 
 def _sheet(path: Path, src_frames, out_frames, lms) -> None:
@@ -314,7 +342,7 @@ def main() -> int:
     cols = ["input", "emotion", "frames", "dP", "P_src", "P_out", "mouth_dark", "real_dark", "real_dark_clip",
             "mouth_std", "real_std", "real_std_clip", "mouth_ok", "holes", "interior_dark", "interior_std", "eye_lum", "eye_white", "lid_shade", "lid_shade_src",
             "iris_round", "iris_round_n", "iris_out", "iris_src",
-            "sym", "sym_iris", "seen_iris", "sym_all", "sym_plan", "lid_skin", "brow_lid", "eye_seen", "sym_mean", "mouth_r",
+            "sym", "sym_warp", "eye_seen_warp", "sym_iris", "seen_iris", "sym_all", "sym_plan", "lid_skin", "brow_lid", "eye_seen", "sym_mean", "mouth_r",
             "jitter+", "outside", "outside_box", "occl",
             "occl_px"]
     print(table(rows, cols))
@@ -327,6 +355,12 @@ def main() -> int:
            f"{r['real_std_clip']:.0f}" for r in mouths if not r["mouth_ok"]]
     print(f"mouth (new openings vs the actor's own open mouths over the whole clip): "
           f"{len(mouths) - len(bad)}/{len(mouths)}" + (f"; not: {', '.join(bad)}" if bad else ""))
+    pairs = [r for r in rows if r.get("sym") is not None and r.get("sym_warp") is not None]
+    if pairs:
+        print(f"re-tracked symmetry, render vs the plan's pure warp (symmetric by construction), median over rows: "
+              f"{np.median([r['sym'] for r in pairs]):.2f} vs {np.median([r['sym_warp'] for r in pairs]):.2f}; "
+              f"rows >= 0.85: {sum(r['sym'] >= 0.85 for r in pairs)}/{len(pairs)} vs "
+              f"{sum(r['sym_warp'] >= 0.85 for r in pairs)}/{len(pairs)}")
     syms = [r for r in rows if r.get("sym_iris") is not None]
     asym = [f"{r['input']} {r['emotion']} {r['sym_iris']:.2f}" for r in syms if r["sym_iris"] < 0.85]
     print(f"symmetric eyes (the iris net's read: the two eyes' opening changes within 15 % of each other): "
