@@ -153,7 +153,7 @@ class Client:
         self.sock.close(linger=0)
         self.sock = None
 
-    def _refused(self) -> bool:
+    def _read_monitor(self) -> bool:
         """Read the connection's monitor events: raise :class:`DaemonAuthError` if the daemon refused this client's
         handshake; True if the connection to the daemon dropped since the last read (what was in flight on it is
         lost: the daemon that held it exited, restarted or stopped answering heartbeats)."""
@@ -302,7 +302,7 @@ class Client:
         Raises:
             DaemonAuthError: the daemon refused this client's handshake.
         """
-        self._refused()          # a drop before this request is sent does not concern it: ZeroMQ reconnects
+        self._read_monitor()          # a drop before this request is sent does not concern it: ZeroMQ reconnects
         self.sock.send_multipart(parts, copy=False)
         deadline = time.monotonic() + timeout
         poller = zmq.Poller()
@@ -314,12 +314,12 @@ class Client:
             events = dict(poller.poll(int(left * 1000) + 1)) if left > 0 else {}
             if self._monitor is not None and self._monitor in events:
                 # the last attempt waits its time out, as it always did: a drop seen late may be an older one's
-                if self._refused() and self.sock not in events and resend_on_drop:
+                if self._read_monitor() and self.sock not in events and resend_on_drop:
                     return None
                 if self.sock not in events:
                     continue
             if self.sock not in events:
-                self._refused()
+                self._read_monitor()
                 return None
             reply = P.decode(self.sock.recv_multipart(copy=False), request=False)
             if reply.id == rid:      # else a late reply to an earlier, abandoned attempt
