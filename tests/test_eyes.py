@@ -579,18 +579,25 @@ def test_a_narrow_eye_s_new_white_is_white_not_skin(shadowed):
         assert _lum(white).mean() >= 0.95 * eyes[e][1], (_lum(white).mean(), eyes[e][1])
 
 
+def _eye_and_iris(inp, e: int, model) -> tuple[np.ndarray, np.ndarray]:
+    """Eye ``e``'s target opening and its iris disc x 1.3 (the model's iris ratio), as region masks."""
+    contour, corners, iris = EYES[e]
+    h, w = inp.region.shape[:2]
+    width = float(np.linalg.norm(inp.dst[corners[0], :2] - inp.dst[corners[1], :2]))
+    return (_mask(inp.dst[list(contour), :2], h, w),
+            _disc(h, w, inp.dst[iris[0], :2], 1.3 * model.iris_ratio[e] * width))
+
+
 def _colour_step(layer, inp, e: int, model) -> float:
     """The sharpest change of colour inside eye ``e``'s rendered white (coverage > 0.9, outside the iris disc x 1.3,
     3 px in from its edge): the 99th percentile of the gradient of red-minus-blue over brightness, smoothed by a
     1-pixel Gaussian, per eye width. A band drawn along an old lid line is a step; a sclera's shading is a slope."""
     import cv2
 
-    contour, corners, iris = EYES[e]
-    h, w = inp.region.shape[:2]
-    width = float(np.linalg.norm(inp.dst[corners[0], :2] - inp.dst[corners[1], :2]))
-    white = (_mask(inp.dst[list(contour), :2], h, w) & (layer.coverage > 0.9)
-             & ~_disc(h, w, inp.dst[iris[0], :2], 1.3 * model.iris_ratio[e] * width))
+    eye, iris = _eye_and_iris(inp, e, model)
+    white = eye & (layer.coverage > 0.9) & ~iris
     inner = cv2.erode(white.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
+    width = float(np.linalg.norm(inp.dst[EYES[e][1][0], :2] - inp.dst[EYES[e][1][1], :2]))
     px = layer.pixels.astype(np.float64)
     rb = np.where(white, (px[..., 0] - px[..., 2]) / np.maximum(px.mean(-1), 1e-6), 0.0).astype(np.float32)
     rb = cv2.GaussianBlur(rb, (0, 0), 1.0)
@@ -624,15 +631,11 @@ def _lash_dark_in_white(layer, inp, model) -> int:
     darker than 0.6 x the rendered white's median: a lash line or lid left in the new white."""
     import cv2
 
-    final = stack(inp.warped, [layer])
-    h, w = inp.region.shape[:2]
-    y = _lum(final)
+    y = _lum(stack(inp.warped, [layer]))
     dark = 0
-    for e, (contour, corners, iris) in enumerate(EYES):
-        width = float(np.linalg.norm(inp.dst[corners[0], :2] - inp.dst[corners[1], :2]))
-        eye = _mask(inp.dst[list(contour), :2], h, w)
-        inner = cv2.erode(eye.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
-        white = inner & ~_disc(h, w, inp.dst[iris[0], :2], 1.3 * model.iris_ratio[e] * width)
+    for e in range(len(EYES)):
+        eye, iris = _eye_and_iris(inp, e, model)
+        white = (cv2.erode(eye.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0) & ~iris
         dark += int((y[white] < 0.6 * np.median(_lum(layer.pixels)[white & (layer.coverage > 0.9)])).sum())
     return dark
 
