@@ -62,6 +62,7 @@ Prints a table and writes JSON to bench/results/believable-<machine>-<time>.json
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import tempfile
 import time
@@ -119,19 +120,27 @@ def _outside_box_change(src, out, src_lm, dst_lm) -> int:
     return int(np.abs(src.astype(np.int16) - out.astype(np.int16)).max(-1)[mask].max(initial=0))
 
 
-_TRACKERS: dict = {}
-
-
+@functools.lru_cache(maxsize=1)
 def _iris_net():
     """A tracker with the iris net on eye crops (its eye contours: ``sym_iris``), made once."""
-    if "iris" not in _TRACKERS:
-        from ned_fx.tracking import FaceTracker, TrackerConfig
+    from ned_fx.tracking import FaceTracker, TrackerConfig
 
-        _TRACKERS["iris"] = FaceTracker(TrackerConfig(iris_model="eye_crops"))
-    return _TRACKERS["iris"]
+    return FaceTracker(TrackerConfig(iris_model="eye_crops"))
 
 
-def measure(name, src_frames, out_frames, src_lms, dst_lms, out_lms, emotion, real, occl) -> dict:
+def iris_net_openings(frames, lms) -> np.ndarray:
+    """Fx2 the iris net's read of each frame's lid gaps (IOD), on crops ``lms``' eye corners place (NaN where a
+    frame has no face); a shot's source is read once for all its emotions."""
+    import believable_measures as bm
+
+    out = np.full((len(frames), 2), np.nan)
+    for i, (rgb, lm) in enumerate(zip(frames, lms)):
+        if np.isfinite(lm[:468]).all():
+            out[i] = bm.iris_net_eye_opening(rgb, lm, _iris_net())
+    return out
+
+
+def measure(name, src_frames, out_frames, src_lms, dst_lms, out_lms, emotion, real, occl, src_iris) -> dict:
     import believable_measures as bm
 
     emo = bm.p_target_gain(src_frames, out_frames, src_lms, emotion)
@@ -209,10 +218,9 @@ def measure(name, src_frames, out_frames, src_lms, dst_lms, out_lms, emotion, re
     row["sym_mean"] = None if np.isnan(sym_mean) else sym_mean
     # the iris net's read of the lids (an eye-sized net, its crops placed by the source's eye corners in both)
     if plan_ok.any():
-        tracker = _iris_net()
         idx = np.flatnonzero(plan_ok)
-        src_open = np.array([bm.iris_net_eye_opening(src_frames[i], src_lms[i], tracker) for i in idx])
-        out_open = np.array([bm.iris_net_eye_opening(out_frames[i], src_lms[i], tracker) for i in idx])
+        src_open = src_iris[idx]
+        out_open = iris_net_openings([out_frames[i] for i in idx], src_lms[idx])
         planned = bm.eye_opening(dst_lms[idx]) - bm.eye_opening(src_lms[idx])
         sym_i = bm.eye_symmetry_of(src_open, out_open, planned)
         row["sym_iris"] = None if np.isnan(sym_i) else sym_i
@@ -243,6 +251,7 @@ def run_input(path: Path, frames: str | None, emotions, tmp: Path, sheet: Path |
     real = bm.real_open_mouth(src_frames, src_lms)
     # the actor's own open mouths over the whole clip (the floor's reference, as tests/test_mouth.py reads it)
     real_clip = real if still else bm.real_open_mouth(decode(path), track_media(path).landmarks)
+    src_iris = iris_net_openings(src_frames, src_lms)
     rows = []
     for emotion in emotions:
         t0 = time.perf_counter()
@@ -256,7 +265,7 @@ def run_input(path: Path, frames: str | None, emotions, tmp: Path, sheet: Path |
         occl = occluder_masks(src_frames, src_lms, dst_lms, getattr(shot.models, "glasses", None))
         out_frames = decode(out if still else out.parent / "out.%04d.png")
         out_lms = track_media(out if still else out.parent / "out.%04d.png").landmarks
-        row = measure(path.name, src_frames, out_frames, src_lms, dst_lms, out_lms, emotion, real, occl)
+        row = measure(path.name, src_frames, out_frames, src_lms, dst_lms, out_lms, emotion, real, occl, src_iris)
         row.update(_warp_reference(path, frames, emotion, out.parent / "warp", src_lms, dst_lms, still))
         if real_clip:
             row.update(real_dark_clip=real_clip["dark_share"], real_std_clip=real_clip["std"])
@@ -342,7 +351,8 @@ def main() -> int:
     cols = ["input", "emotion", "frames", "dP", "P_src", "P_out", "mouth_dark", "real_dark", "real_dark_clip",
             "mouth_std", "real_std", "real_std_clip", "mouth_ok", "holes", "interior_dark", "interior_std", "eye_lum", "eye_white", "lid_shade", "lid_shade_src",
             "iris_round", "iris_round_n", "iris_out", "iris_src",
-            "sym", "sym_warp", "eye_seen_warp", "sym_iris", "seen_iris", "sym_all", "sym_plan", "lid_skin", "brow_lid", "eye_seen", "sym_mean", "mouth_r",
+            "sym", "sym_warp", "eye_seen_warp", "sym_iris", "seen_iris", "sym_all", "sym_plan", "lid_skin", "brow_lid",
+            "eye_seen", "sym_mean", "mouth_r",
             "jitter+", "outside", "outside_box", "occl",
             "occl_px"]
     print(table(rows, cols))
