@@ -1129,6 +1129,10 @@ class ShotRenderer:
         self.mesh = build_render_mesh(track.mean_shape)
         self.edited = untangle_targets(self.edited, self.mesh, (renderer_config or RendererConfig()).fold_limit)
         self.index = {int(n): t for t, n in enumerate(track.frame_numbers)}
+        from .rendering.motion import face_motion
+
+        # the face's movement in the picture per frame (the drawn content takes the camera's smear of it)
+        self.motion = face_motion(edited.source_landmarks, edited.found, track.frame_numbers)
         self.warp_seconds = 0.0           # the renderer's own share of "render" (the warp), wall seconds
 
     def render(self, frame: Frame, clock: "_Clock | None" = None) -> tuple[Frame, str | None]:
@@ -1193,8 +1197,10 @@ class ShotRenderer:
             return pending.frame, where.reason
         t, cpu = time.perf_counter(), time.thread_time()
         k, keep, e = where.index, pending.keep, self.edited
+        motion = (float(self.motion[k, 0]), float(self.motion[k, 1]))
         rendered = self.content.layers(RegionInputs(pending.clean, pending.rendered, pending.src, pending.dst,
-                                                    None if keep is None else 1.0 - keep, k, pending.white),
+                                                    None if keep is None else 1.0 - keep, k, pending.white,
+                                                    motion),
                                        self.content.skin_aus(e, k))
         if clock:
             t = clock.add("render", t, cpu)

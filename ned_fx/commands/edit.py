@@ -59,6 +59,9 @@ def register(subparsers) -> argparse.ArgumentParser:
                               "hair): replaces occluder detection on the frames it has")
     content.add_argument("--no-content", metavar="PARTS", type=_content_parts, default=frozenset(),
                          help="switch face-content sub-stages off: any of mouth,eyes,skin,brows,occluders (comma-separated)")
+    content.add_argument("--shutter-angle", metavar="DEGREES", type=_shutter_angle, default=None,
+                         help="the camera's shutter angle (default 180): the drawn folds take the plate's motion "
+                              "blur, the face's movement over that share of a frame; 0: drawn sharp")
     layer = p.add_argument_group("layers and delivery (what a compositor or colorist layers over the plate)")
     layer.add_argument("--layer", choices=["full", "patch"], default="full",
                        help="full (default): the whole frame; patch: only the edited region, premultiplied alpha "
@@ -125,14 +128,26 @@ def _content_parts(text: str) -> frozenset:
     return parts
 
 
+def _shutter_angle(text: str) -> float:
+    try:
+        angle = float(text)
+    except ValueError:
+        angle = float("nan")
+    if not 0 <= angle <= 360:
+        raise argparse.ArgumentTypeError(f"a shutter angle is 0..360 degrees, got {text!r}")
+    return angle
+
+
 def content_from_args(args):
     """The :class:`~ned_fx.appearance.ContentConfig` of the face-content options."""
     from ..appearance import ContentConfig
 
     off = getattr(args, "no_content", frozenset())
+    angle = getattr(args, "shutter_angle", None)
+    shutter = {} if angle is None else {"shutter": angle / 360.0}
     return ContentConfig(mouth="mouth" not in off, eyes="eyes" not in off, skin="skin" not in off,
                          occluders="occluders" not in off, brows="brows" not in off,
-                         holdout=getattr(args, "holdout_matte", None))
+                         holdout=getattr(args, "holdout_matte", None), **shutter)
 
 
 def run(args) -> int:

@@ -38,6 +38,8 @@ class RegionInputs:
             None when nothing occludes.
         index: the frame's index in the shot's analysis (0 for a still).
         white: plate value of display white.
+        motion: ``(dx, dy)`` the face's movement in the picture at this frame, region pixels per frame
+            (:func:`~ned_fx.rendering.motion.face_motion`), or None (a still: none).
     """
 
     region: np.ndarray
@@ -47,6 +49,7 @@ class RegionInputs:
     valid: np.ndarray | None = None
     index: int = 0
     white: float = 1.0
+    motion: tuple[float, float] | None = None
 
     @property
     def size(self) -> tuple[int, int]:
