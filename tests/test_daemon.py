@@ -548,7 +548,9 @@ def test_real_engine_out_of_order_frames_match_in_order(tmp_path):
             assert best["backend"] == "torch-cpu" and ("CUDA" in best["reason"] or "CPU" in best["reason"])
             for bad, code in (({"actor_footage": ["/etc/passwd"]}, "forbidden"),
                               ({"holdout_matte": "/etc/passwd"}, "forbidden"),
-                              ({"actor_footage": [1, 2]}, "invalid_parameter")):
+                              ({"actor_footage": [1, 2]}, "invalid_parameter"),
+                              ({"shutter_angle": 400}, "invalid_parameter"),
+                              ({"shutter_angle": "open"}, "invalid_parameter")):
                 with pytest.raises(DaemonError) as e:     # every path parameter is confined to the roots
                     c.open(src, frames="0-7", emotion="happy", **bad)
                 assert e.value.code == code, bad

@@ -664,6 +664,11 @@ class Daemon:
             if not isinstance(holdout, str):
                 raise InvalidParameterError("params.holdout_matte must be a string (a still or a sequence pattern)")
             holdout = str(confine_media(holdout, self.roots, "holdout_matte"))
+        shutter = params.get("shutter_angle")
+        if shutter is not None:
+            if isinstance(shutter, bool) or not isinstance(shutter, (int, float)) or not 0 <= shutter <= 360:
+                raise InvalidParameterError(f"params.shutter_angle must be 0..360 degrees, got {shutter!r}")
+            shutter = float(shutter) / 360.0
         # who asked: what the client declares (unverified), the identity its connection proved, the peer address
         requester = {k: params[k] for k in ("user", "host", "application") if params.get(k)}
         user = getattr(msg, "user", "")
@@ -684,7 +689,7 @@ class Daemon:
         session = Session(path, frames, face, instruction, identity=self.engine == "identity",
                           cache=self.cache, consent=consent, requester=requester, colorspace=colorspace,
                           checkpoint=checkpoint, fast=self._fast, actor_footage=actor, holdout=holdout,
-                          owner=user, roots=self.roots)
+                          owner=user, roots=self.roots, shutter=shutter)
         if getattr(msg, "conn", None) is not None:
             session.conns.add(msg.conn)
         self._audit("open", required=True, who=requester, engine=self.engine, **session.audit_fields())
@@ -1032,6 +1037,7 @@ def _lenient_id(body: list) -> int:
 
 def describe(engine_info: dict, consent_required: bool = False) -> dict:
     """Parameter descriptors (OFX-style) built from the manipulation stage's own tables, plus the engine."""
+    from ..appearance import ContentConfig
     from ..manipulation import EMOTIONS, REGIONS, ManipulatorConfig
     from ..pipeline import EditInstruction
 
@@ -1053,6 +1059,8 @@ def describe(engine_info: dict, consent_required: bool = False) -> dict:
                  "a list of paths on the wire", file=True),
         P.string("holdout_matte", None, "Holdout matte", "still or sequence: 1 keeps the plate (glasses, hands, "
                  "hair)", file=True),
+        P.double("shutter_angle", 0.0, 360.0, 360.0 * ContentConfig().shutter, "Shutter angle",
+                 "the camera's shutter (degrees): drawn folds take the plate's motion blur; 0 draws them sharp"),
         P.string("keys", None, "Keys", "keyframes FRAME:EMOTION[:INTENSITY],…"),
         P.double("mix", 0.0, 1.0, 1.0, "Mix", "host-side mix of the edited plate over the source"),
     ]

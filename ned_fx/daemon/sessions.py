@@ -27,10 +27,12 @@ INSTRUCTION_KEYS = {"emotion": str, "intensity": (int, float), "reference": str,
 #: ``colorspace`` is the plate's OpenColorIO colour space for what the tracker looks at (default "auto");
 #: ``renderer`` ``geometry`` (default) or ``neural`` with ``checkpoint``, the actor's trained neural renderer;
 #: ``actor_footage`` more footage of the same actor (a list of paths: a library of mouth interiors and eyes);
-#: ``holdout_matte`` a holdout matte (still or sequence pattern, 1 = keep the plate) replacing occluder detection.
+#: ``holdout_matte`` a holdout matte (still or sequence pattern, 1 = keep the plate) replacing occluder detection;
+#: ``shutter_angle`` the camera's shutter in degrees (the drawn content's motion blur, ``ContentConfig.shutter``).
 OPEN_KEYS = {"path": str, "frames": str, "face": int,
              "consent": str, "user": str, "host": str, "application": str, "colorspace": str,
-             "renderer": str, "checkpoint": str, "actor_footage": list, "holdout_matte": str}
+             "renderer": str, "checkpoint": str, "actor_footage": list, "holdout_matte": str,
+             "shutter_angle": (int, float)}
 CACHE_VERSION = 2
 #: Frame numbers a request may name: ``0 <= n < MAX_FRAME_NUMBER`` (a 24-digit number is refused, not an overflow).
 MAX_FRAME_NUMBER = 10 ** 9
@@ -182,7 +184,8 @@ class Session:
     def __init__(self, path: Path, frames: str | None, face: int | None, instruction, identity: bool,
                  cache: Path | None = None, consent: str | None = None, requester: dict | None = None,
                  colorspace: str | None = None, checkpoint=None, fast=None, actor_footage: tuple = (),
-                 holdout: str | None = None, owner: str = "", roots: list | None = None):
+                 holdout: str | None = None, owner: str = "", roots: list | None = None,
+                 shutter: float | None = None):
         self.id = uuid.uuid4().hex
         self.owner = owner                 # who opened it (the key name or CurveZMQ key the connection proved)
         self.roots = list(roots) if roots else None    # re-checked at every read of a sequence frame
@@ -191,6 +194,7 @@ class Session:
         self.orphaned: float | None = None  # when the last of them dropped (None: one is up, or not known)
         self.actor_footage = tuple(actor_footage)
         self.holdout = holdout
+        self.shutter = shutter             # ContentConfig.shutter (a fraction of the frame), None: its default
         self.colorspace = colorspace
         self.checkpoint = checkpoint       # a read neural-renderer Checkpoint, or None (geometry renderer)
         self.fast = fast                   # fast(track, edited) -> FastShotRenderer (the daemon's fast path), or None
@@ -345,11 +349,16 @@ class Session:
             self.renderer = self.fast(track, edited)      # the device fast path (the warp alone), batched
             self.frame_numbers = [int(n) for n in track.frame_numbers]
             return
+        from dataclasses import replace
+
         from ..appearance import ContentConfig, ShotModels, build_shot_models
 
         content = ContentConfig(holdout=self.holdout)
         models = None
+        # (the models do not depend on the shutter: keyed before it is set)
         key_models = _key("models", key_edit, self.actor_footage, repr(content))
+        if self.shutter is not None:
+            content = replace(content, shutter=self.shutter)
         mpath = folder / f"models-{key_models}.npz"
         if mpath.is_file():
             try:

@@ -59,6 +59,8 @@ FALLBACK_PARAMETERS: tuple[dict, ...] = (
      "hint": "more footage of the same actor (mouth interiors, eyes); a list of paths on the wire"},
     {"name": "holdout_matte", "kind": "file", "label": "Holdout matte", "default": None,
      "hint": "still or sequence: 1 keeps the plate (glasses, hands, hair)"},
+    {"name": "shutter_angle", "kind": "double", "label": "Shutter angle", "min": 0.0, "max": 360.0, "default": 180.0,
+     "hint": "the camera's shutter (degrees): drawn folds take the plate's motion blur; 0 draws them sharp"},
     {"name": "keys", "kind": "string", "label": "Keys", "default": None,
      "hint": "keyframes FRAME:EMOTION[:INTENSITY],…"},
     {"name": "mix", "kind": "double", "label": "Mix", "min": 0.0, "max": 1.0, "default": 1.0,
