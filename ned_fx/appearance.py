@@ -55,7 +55,10 @@ class ContentConfig:
         shutter: the camera's shutter, as the fraction of the frame interval it is open (a 180-degree shutter is
             0.5, the film and video norm): the drawn folds are smeared along the face's movement in the picture
             over that much of a frame, as the plate smears the face (:mod:`ned_fx.rendering.motion`). 0: drawn
-            sharp whatever the movement.
+            sharp whatever the movement. The eyeballs stay as drawn: smeared too, d12's irises on his jerky frames
+            read 0.86 round in the picture (the issue's floor, 0.9, is measured there) for little to see at 1x
+            (frames 33, 47, 51 looked at, 2.2x); the brows' strip and the mouth's interior are plate pixels with
+            their own frames' blur in them.
         min_blur_px: a frame whose smear would be shorter than this many pixels keeps its drawn content as drawn
             (bit for bit): a still, a face at rest, a tracker's sub-pixel jitter.
     """
@@ -82,12 +85,6 @@ class ContentConfig:
     def builds_models(self) -> bool:
         return self.mouth or self.eyes or self.occluders or self.skin
 
-
-#: the layers that take the frame's motion blur (:meth:`FaceContent.layers`): the folds, drawn from nothing. The
-#: eyeballs stay as drawn: smeared too, d12's irises on his jerky frames read 0.86 round in the picture (the issue's
-#: floor, 0.9, is measured on the picture) for little to see at 1x (frames 33, 47, 51 looked at, 2.2x); the brows'
-#: strip and the mouth's interior are plate pixels with their own frames' blur in them.
-_SMEARED = ("skin",)
 
 #: the renderer's warp alone, no face content (the fast path's output; a baseline for the sub-stages' tests)
 WARP_ONLY = ContentConfig(mouth=False, eyes=False, skin=False, occluders=False, brows=False)
@@ -974,11 +971,6 @@ class FaceContent:
 
         from .rendering.layers import stack
 
-        from .rendering.motion import blur_change, motion_kernel
-
-        kernel = None
-        if self.config.shutter > 0 and inputs.motion is not None:
-            kernel = motion_kernel(inputs.motion, self.config.shutter, self.config.min_blur_px)
         base, out = inputs.warped, []
         for name in ("brows", "skin", "mouth", "eyes"):
             stage = getattr(self, name)
@@ -994,13 +986,13 @@ class FaceContent:
             else:
                 out.append(stage.render(inputs))
             self.seconds[name] += time.perf_counter() - t
-        if kernel is None:
-            return stack(base, out)
-        # the drawn folds take the camera's smear of this frame (see _SMEARED); layer by layer, each over what is
-        # under it
-        for layer in out:
-            if layer is None:
-                continue
-            drawn = stack(base, [layer])
-            base = blur_change(base, drawn, kernel) if layer.name in _SMEARED else drawn
-        return base
+        return stack(base, out)
+
+    def smear(self, motion) -> np.ndarray | None:
+        """The motion-blur kernel of a frame whose face moves ``motion`` (``(dx, dy)`` pixels a frame) under this
+        config's shutter (None: nothing to smear; see :mod:`ned_fx.rendering.motion`)."""
+        from .rendering.motion import motion_kernel
+
+        if not self.config.shutter > 0:
+            return None
+        return motion_kernel(motion, self.config.shutter, self.config.min_blur_px)

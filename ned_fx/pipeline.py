@@ -1197,10 +1197,9 @@ class ShotRenderer:
             return pending.frame, where.reason
         t, cpu = time.perf_counter(), time.thread_time()
         k, keep, e = where.index, pending.keep, self.edited
-        motion = (float(self.motion[k, 0]), float(self.motion[k, 1]))
         rendered = self.content.layers(RegionInputs(pending.clean, pending.rendered, pending.src, pending.dst,
                                                     None if keep is None else 1.0 - keep, k, pending.white,
-                                                    motion),
+                                                    self.content.smear(self.motion[k])),
                                        self.content.skin_aus(e, k))
         if clock:
             t = clock.add("render", t, cpu)

@@ -8,7 +8,7 @@ import pytest
 
 from conftest import footage
 from ned_fx.errors import InvalidParameterError
-from ned_fx.rendering.motion import blur_change, face_motion, motion_kernel
+from ned_fx.rendering.motion import face_motion, motion_kernel, smear
 
 
 def test_the_kernel_is_a_line_along_the_motion_as_long_as_the_exposure():
@@ -26,22 +26,27 @@ def test_the_kernel_is_a_line_along_the_motion_as_long_as_the_exposure():
 
 
 def test_a_drawn_line_smears_along_the_motion_and_stays_sharp_across_it():
-    base = np.full((60, 60, 3), 0.5, np.float32)
-    drawn = base.copy()
-    drawn[30, 10:50] = 0.1                              # a horizontal crease
-    drawn[10:50, 30] = 0.1                              # a vertical one
-    out = blur_change(base, drawn, motion_kernel((16.0, 0.0), 0.5))      # 8 px to the side
-    assert out is not drawn and out.shape == drawn.shape and out.dtype == np.float32
+    drawn = np.zeros((60, 60), np.float32)
+    drawn[30, 10:50] = -0.4                             # a horizontal crease (a log-luminance change)
+    drawn[10:50, 30] = -0.4                             # a vertical one
+    out = drawn.copy()
+    box = smear(out, (10, 10, 50, 50), motion_kernel((16.0, 0.0), 0.5))      # 8 px to the side
+    assert box == (5, 5, 55, 55)                        # grown by the kernel's reach
     # the vertical crease (across the motion) spreads over ~8 columns and fades; the horizontal one keeps its
     # one-row profile away from its ends
-    row = out[40, :, 0]
-    assert (row < 0.49).sum() >= 7 and row.min() > 0.4
-    col = out[:, 20, 0]
-    assert col[30] < 0.12 and abs(col[28] - 0.5) < 1e-6 and abs(col[32] - 0.5) < 1e-6
-    # what the layer darkens in all is kept (the smear moves it, it does not add or take any)
-    assert abs(float((out - base).sum()) - float((drawn - base).sum())) < 1e-3
-    assert blur_change(base, drawn, None) is drawn      # no kernel: as drawn
-    assert blur_change(base, base, motion_kernel((16.0, 0.0), 0.5)) is base
+    row = out[40]
+    assert (row < -0.01).sum() >= 7 and row.min() > -0.1
+    col = out[:, 20]
+    assert col[30] < -0.38 and col[28] == 0.0 and col[32] == 0.0
+    # what is drawn is kept in all (the smear moves it, it does not add or take any)
+    assert abs(float(out.sum()) - float(drawn.sum())) < 1e-3
+    colour = np.zeros((60, 60, 3), np.float32)
+    colour[20:22, 20:22] = (0.1, 0.2, 0.3)
+    assert smear(colour, (20, 20, 22, 22), motion_kernel((0.0, 12.0), 0.5))[1] < 20     # channels alike, along y
+    assert np.allclose(colour.sum(axis=(0, 1)), [0.4, 0.8, 1.2], atol=1e-4) and colour[18, 20, 2] > 0
+    again = drawn.copy()
+    assert smear(again, (10, 10, 50, 50), None) == (10, 10, 50, 50) and np.array_equal(again, drawn)
+    assert smear(again, None, motion_kernel((16.0, 0.0), 0.5)) is None
 
 
 def test_face_motion_is_the_points_median_velocity_and_zero_without_neighbours():
@@ -154,6 +159,6 @@ def test_a_face_at_rest_keeps_its_drawn_content_bit_for_bit(tmp_path):
     sharp, motion = _render(shot, frame, shutter=0.0)
     assert 0.5 * np.hypot(*motion[6]) < 1.0, motion[6]
     assert np.array_equal(_render(shot, frame, shutter=0.5)[0], sharp)
-    # ... and there is drawn content to smear: the same frame moving 8 px a frame is changed
-    moved = _render(shot, frame, shutter=0.5, push=(8.0, 0.0))[0]
+    # ... and there is drawn content to smear: the same frame moving 24 px a frame is changed
+    moved = _render(shot, frame, shutter=0.5, push=(0.0, 24.0))[0]
     assert np.abs(moved - sharp).max() > 2

@@ -38,8 +38,9 @@ class RegionInputs:
             None when nothing occludes.
         index: the frame's index in the shot's analysis (0 for a still).
         white: plate value of display white.
-        motion: ``(dx, dy)`` the face's movement in the picture at this frame, region pixels per frame
-            (:func:`~ned_fx.rendering.motion.face_motion`), or None (a still: none).
+        smear: the camera's motion blur at this frame, a kernel for what a sub-stage draws
+            (:func:`~ned_fx.rendering.motion.motion_kernel`; :func:`~ned_fx.rendering.motion.smear` applies it),
+            or None: drawn content stays as drawn (a still, a face at rest, a shutter of 0).
     """
 
     region: np.ndarray
@@ -49,7 +50,7 @@ class RegionInputs:
     valid: np.ndarray | None = None
     index: int = 0
     white: float = 1.0
-    motion: tuple[float, float] | None = None
+    smear: np.ndarray | None = None
 
     @property
     def size(self) -> tuple[int, int]:

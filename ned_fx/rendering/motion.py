@@ -3,14 +3,14 @@
 The warp moves the plate's own pixels, so whatever blur the camera put on them moves with them. The content the
 sub-stages draw (a fold's crease) is drawn sharp; on a frame where the actor's head moves fast, the plate is
 smeared along the motion and the drawn lines were the only sharp thing on the face (d12.mp4 frame 51: his face
-moves ~40 px a frame sideways and his sad forehead lines read as pasted on). Which layers take it:
-``ned_fx.appearance._SMEARED``.
+moves ~40 px a frame sideways and his sad forehead lines read as pasted on).
 
 Each frame's blur is a line kernel along the face's own movement in the picture (the tracked points' median
-velocity, central difference over the neighbouring frames), as long as that movement during the exposure: the
-velocity times the shutter (the fraction of the frame interval the shutter is open: 0.5 is a 180-degree shutter,
-the film and video norm). A drawn layer's *change* over what it is laid on is blurred with it (the plate under it
-is already smeared), so its edges fade along the motion and stay as sharp across it as they were.
+velocity, central difference over the neighbouring frames, :func:`face_motion`), as long as that movement during
+the exposure: the velocity times the shutter (the fraction of the frame interval the shutter is open: 0.5 is a
+180-degree shutter, the film and video norm; :func:`motion_kernel`). The pipeline hands it to the sub-stages with
+the frame (``RegionInputs.smear``); a sub-stage that draws smears its own change with it (:func:`smear`: the skin's
+log shading), so its edges fade along the motion and stay as sharp across it as they were.
 """
 
 from __future__ import annotations
@@ -75,32 +75,24 @@ def motion_kernel(motion, shutter: float, min_length: float = 1.0) -> np.ndarray
     return kernel.astype(np.float32)
 
 
-def blur_change(base: np.ndarray, drawn: np.ndarray, kernel: np.ndarray | None) -> np.ndarray:
-    """``drawn`` (the picture with a layer laid over ``base``) with the layer's change smeared by ``kernel``:
-    ``base + blur(drawn - base)``, computed over the changed pixels' box grown by the kernel's reach (a new array;
-    ``drawn`` itself where the kernel is None or nothing changed).
+def smear(values: np.ndarray, box, kernel: np.ndarray | None):
+    """Smear ``values`` (HxW or HxWxC float32, zero outside ``box``) by ``kernel`` in place, over ``box`` grown by the
+    kernel's reach (clipped to the array); returns that grown box (``box`` itself where the kernel is None).
 
     Args:
-        base: HxWxK float32 what the layer was laid on; drawn: HxWxK float32 the result; kernel: from
-            :func:`motion_kernel`.
+        values: a drawn layer's change (e.g. the skin's log shading); box: ``(x0, y0, x1, y1)`` end exclusive,
+            or None (nothing drawn); kernel: from :func:`motion_kernel`.
     """
     import cv2
 
-    if kernel is None or drawn is base:
-        return drawn
-    diff = np.subtract(drawn, base)
-    changed = np.abs(diff).max(axis=2) > 0 if diff.ndim == 3 else np.abs(diff) > 0
-    rows = np.flatnonzero(changed.any(axis=1))
-    if not len(rows):
-        return drawn
-    cols = np.flatnonzero(changed[rows[0]:rows[-1] + 1].any(axis=0))
+    if kernel is None or box is None:
+        return box
     r = kernel.shape[0] // 2
-    h, w = changed.shape
-    y0, y1 = max(rows[0] - r, 0), min(rows[-1] + 1 + r, h)
-    x0, x1 = max(cols[0] - r, 0), min(cols[-1] + 1 + r, w)
-    # the box's own border reads zeros beyond it (the change is zero there: the box holds all of it, grown)
-    smeared = cv2.filter2D(np.ascontiguousarray(diff[y0:y1, x0:x1]), -1, kernel, borderType=cv2.BORDER_CONSTANT)
-    out = base.copy()
-    box = out[y0:y1, x0:x1]
-    box += smeared.reshape(box.shape)
-    return out
+    h, w = values.shape[:2]
+    x0, y0, x1, y1 = (int(v) for v in box)
+    gx0, gy0, gx1, gy1 = max(x0 - r, 0), max(y0 - r, 0), min(x1 + r, w), min(y1 + r, h)
+    sub = values[gy0:gy1, gx0:gx1]
+    # zeros beyond the array (the change is zero beyond the box, and the box is grown by the kernel's reach)
+    out = cv2.filter2D(np.ascontiguousarray(sub), -1, kernel, borderType=cv2.BORDER_CONSTANT)
+    sub[...] = out.reshape(sub.shape)
+    return gx0, gy0, gx1, gy1

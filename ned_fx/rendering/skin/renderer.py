@@ -6,6 +6,7 @@ import numpy as np
 
 from ...errors import InvalidParameterError
 from ..layers import RegionInputs, RenderedLayer
+from ..motion import smear
 from .config import SkinConfig
 from .model import SkinModel, add_model_change
 from .procedural import (ShadingMap, add_cheeks, add_creases, add_socket_lift, add_softening, build_creases,
@@ -77,6 +78,10 @@ class SkinRenderer:
                         self.config)
         if shading.box is None:
             return None
+        if inputs.smear is not None:        # the camera's motion blur of this frame (the warp's pixels have it)
+            shading.box = smear(shading.values, shading.box, inputs.smear)
+            if shading.colour is not None:
+                shading.colour_box = smear(shading.colour, shading.colour_box, inputs.smear)
         x0, y0, x1, y1 = shading.box
         sub = shading.values[y0:y1, x0:x1]
         openings = _openings(sub.shape, dst, x0, y0)
