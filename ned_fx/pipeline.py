@@ -1104,6 +1104,7 @@ class ShotRenderer:
         from .appearance import ContentConfig, FaceContent
         from .compositing import Compositor
         from .rendering import GeometryRenderer, RendererConfig, build_render_mesh
+        from .rendering.motion import face_motion
 
         content = content if content is not None else ContentConfig()
         planned = edited
@@ -1129,8 +1130,6 @@ class ShotRenderer:
         self.mesh = build_render_mesh(track.mean_shape)
         self.edited = untangle_targets(self.edited, self.mesh, (renderer_config or RendererConfig()).fold_limit)
         self.index = {int(n): t for t, n in enumerate(track.frame_numbers)}
-        from .rendering.motion import face_motion
-
         # the face's movement in the picture per frame (the drawn content takes the camera's smear of it)
         self.motion = face_motion(edited.source_landmarks, edited.found, track.frame_numbers)
         self.warp_seconds = 0.0           # the renderer's own share of "render" (the warp), wall seconds
