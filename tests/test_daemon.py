@@ -580,6 +580,12 @@ def test_real_engine_out_of_order_frames_match_in_order(tmp_path):
             again = c.open(src, frames="0-7", emotion="happy")
             assert again.wait()["cached"] is True
             np.testing.assert_array_equal(again.render(2), in_order[2])
+            # the shutter is the session's: drawn sharp (0 degrees), a frame where his face moves ~9 px a frame
+            # (a 4 px smear at the default 180) differs, one at rest (0.3 px) is the same
+            sharp = c.open(src, frames="0-7", emotion="happy", shutter_angle=0)
+            assert sharp.wait()["cached"] is True                   # the analysis and models do not depend on it
+            assert not np.array_equal(sharp.render(6), in_order[6])
+            np.testing.assert_array_equal(sharp.render(1), in_order[1])
             long = c.open(src, emotion="sad")
             long.cancel()
             with pytest.raises(DaemonError) as e:
