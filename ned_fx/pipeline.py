@@ -1248,7 +1248,7 @@ def _render_shot(path, output, kind, track, edited, frames, preview, renderer_co
     sink = _Sink(output, kind, path, track, edited, instruction, resume, record, written, hasher,
                  renderer={"renderer": "neural", "checkpoint": str(Path(neural[0]).resolve()),
                            "step": int(neural[1].step)} if neural else None, linearize=linearize,
-                 layers=layers if layers is not None else LayerConfig())
+                 layers=layers if layers is not None else LayerConfig(), content=content)
     need_weights = sink.layers.matte or sink.layers.layer == "patch"
     # the plate is read after compositing only by a patch layer and the before/after preview: otherwise the
     # compositor writes into the decoded frame itself (no frame-sized copy)
@@ -1505,10 +1505,12 @@ class _Sink(_MovieOwner):
 
     def __init__(self, output: Path, kind: str, source: Path, track, edited, instruction, resume: bool,
                  record=None, written: list | None = None, hasher=None, renderer: dict | None = None,
-                 linearize: bool = False, layers=None):
+                 linearize: bool = False, layers=None, content=None):
         import hashlib
         import json
+        from dataclasses import asdict
 
+        from .appearance import ContentConfig
         from .media.layers import LayerConfig, matte_path
 
         self.layers = layers if layers is not None else LayerConfig()
@@ -1535,7 +1537,11 @@ class _Sink(_MovieOwner):
                               "fingerprint": fingerprint,
                               "frames": [int(track.frame_numbers[0]), int(track.frame_numbers[-1])],
                               "face": int(track.face_id), "version": _version(), **(renderer or {}),
-                              **({"layers": self.layers.key()} if self.layers != LayerConfig() else {})},
+                              **({"layers": self.layers.key()} if self.layers != LayerConfig() else {}),
+                              # face content other than the default (sub-stages off, a holdout matte, another
+                              # shutter) is another edit: its frames are not kept (the default's key is as before)
+                              **({"content": asdict(content)} if content is not None and content != ContentConfig()
+                                 else {})},
                              sort_keys=True)
             self.key = hashlib.sha256(key.encode()).hexdigest()
             self._path_for = lambda n: sequence_path(output, n)

@@ -60,6 +60,24 @@ def test_resume_after_the_source_changed_renders_every_frame_again(tmp_path, cap
     assert "kept 4 frame(s)" in capsys.readouterr().out
 
 
+def test_frames_of_another_face_content_setting_are_not_kept(tmp_path, capsys, pictures):
+    """A second run with other face-content options (a shutter angle, a sub-stage off) is another edit: the frames
+    the first wrote are rendered again, not kept; the same options again keep them."""
+    first, _ = pictures
+    _deliver(tmp_path, first)
+    args = ["edit", str(tmp_path / "s.####.png"), "-o", str(tmp_path / "o" / "e.####.png"), "-q", "--emotion",
+            "happy"]
+    assert main(args) == 0
+    for extra in (["--shutter-angle", "90"], ["--no-content", "skin"], []):
+        capsys.readouterr()
+        assert main(args + extra) == 0
+        out = capsys.readouterr().out
+        assert "kept" not in out and "another edit" in out and "edited 4 of 4" in out, (extra, out)
+    capsys.readouterr()
+    assert main(args) == 0
+    assert "kept 4 frame(s)" in capsys.readouterr().out
+
+
 def test_a_restart_that_stopped_keeps_no_frame_of_the_old_source(tmp_path, monkeypatch, pictures):
     """The run for the new delivery stops after its first frame (a full disk): the next run keeps that frame and
     renders the rest again, though the old source's frames are still on disk under the same names."""
