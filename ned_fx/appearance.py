@@ -86,6 +86,18 @@ class ContentConfig:
         return self.mouth or self.eyes or self.occluders or self.skin
 
 
+def shutter_from_angle(angle) -> float:
+    """A shutter angle in degrees (0..360, what a camera report says) as ``ContentConfig.shutter``, the fraction of
+    the frame interval the shutter is open.
+
+    Raises:
+        InvalidParameterError: not a number in 0..360.
+    """
+    if isinstance(angle, bool) or not isinstance(angle, (int, float)) or not 0 <= angle <= 360:
+        raise InvalidParameterError(f"a shutter angle is 0..360 degrees, got {angle!r}")
+    return float(angle) / 360.0
+
+
 #: the renderer's warp alone, no face content (the fast path's output; a baseline for the sub-stages' tests)
 WARP_ONLY = ContentConfig(mouth=False, eyes=False, skin=False, occluders=False, brows=False)
 

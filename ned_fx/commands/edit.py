@@ -129,13 +129,14 @@ def _content_parts(text: str) -> frozenset:
 
 
 def _shutter_angle(text: str) -> float:
+    """``--shutter-angle``'s value as ``ContentConfig.shutter`` (a fraction of the frame)."""
+    from ..appearance import shutter_from_angle
+    from ..errors import InvalidParameterError
+
     try:
-        angle = float(text)
-    except ValueError:
-        angle = float("nan")
-    if not 0 <= angle <= 360:
-        raise argparse.ArgumentTypeError(f"a shutter angle is 0..360 degrees, got {text!r}")
-    return angle
+        return shutter_from_angle(float(text))
+    except (ValueError, InvalidParameterError):
+        raise argparse.ArgumentTypeError(f"a shutter angle is 0..360 degrees, got {text!r}") from None
 
 
 def content_from_args(args):
@@ -143,8 +144,8 @@ def content_from_args(args):
     from ..appearance import ContentConfig
 
     off = getattr(args, "no_content", frozenset())
-    angle = getattr(args, "shutter_angle", None)
-    shutter = {} if angle is None else {"shutter": angle / 360.0}
+    shutter = getattr(args, "shutter_angle", None)              # already a fraction (_shutter_angle)
+    shutter = {} if shutter is None else {"shutter": shutter}
     return ContentConfig(mouth="mouth" not in off, eyes="eyes" not in off, skin="skin" not in off,
                          occluders="occluders" not in off, brows="brows" not in off,
                          holdout=getattr(args, "holdout_matte", None), **shutter)

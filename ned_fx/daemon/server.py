@@ -666,9 +666,9 @@ class Daemon:
             holdout = str(confine_media(holdout, self.roots, "holdout_matte"))
         shutter = params.get("shutter_angle")
         if shutter is not None:
-            if isinstance(shutter, bool) or not isinstance(shutter, (int, float)) or not 0 <= shutter <= 360:
-                raise InvalidParameterError(f"params.shutter_angle must be 0..360 degrees, got {shutter!r}")
-            shutter = float(shutter) / 360.0
+            from ..appearance import shutter_from_angle
+
+            shutter = shutter_from_angle(shutter)
         # who asked: what the client declares (unverified), the identity its connection proved, the peer address
         requester = {k: params[k] for k in ("user", "host", "application") if params.get(k)}
         user = getattr(msg, "user", "")
