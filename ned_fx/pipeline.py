@@ -142,6 +142,27 @@ class EditInstruction:
         return {k: v for k, v in self.__dict__.items() if v is not None}
 
 
+def check_content_files(actor_footage=(), holdout: str | None = None) -> None:
+    """The face-content options' files are there: every actor footage path, and the holdout matte (a still, or a
+    sequence pattern with at least one frame); reads no pixels.
+
+    Raises:
+        InputNotFoundError: one is missing (named).
+    """
+    from .errors import InputNotFoundError
+
+    for extra in actor_footage:
+        if not Path(extra).exists():
+            raise InputNotFoundError(f"actor footage {extra} does not exist")
+    if holdout:
+        from .media import find_sequence_frames, is_sequence_pattern
+
+        if is_sequence_pattern(holdout):
+            find_sequence_frames(holdout)      # no frame of the pattern: a clear error now
+        elif not Path(holdout).is_file():
+            raise InputNotFoundError(f"holdout matte {holdout} does not exist")
+
+
 def check_instruction(instruction: EditInstruction, config=None) -> tuple:
     """Validate the cheap parts of an instruction before any tracking work.
 
@@ -435,20 +456,7 @@ def _edit(path, output, kind, instruction, frames, face_id, preview, tracker_con
 
     content = content if content is not None else ContentConfig()
     actor_footage = tuple(str(p) for p in actor_footage)
-    for extra in actor_footage:
-        if not Path(extra).exists():
-            from .errors import InputNotFoundError
-
-            raise InputNotFoundError(f"actor footage {extra} does not exist")
-    if content.holdout:
-        from .media import find_sequence_frames, is_sequence_pattern
-
-        if is_sequence_pattern(content.holdout):
-            find_sequence_frames(content.holdout)      # no frame of the pattern: a clear error now
-        elif not Path(content.holdout).is_file():
-            from .errors import InputNotFoundError
-
-            raise InputNotFoundError(f"holdout matte {content.holdout} does not exist")
+    check_content_files(actor_footage, content.holdout)
     models = None
     kept: list = []                   # the crops the tracking pass keeps for the appearance models
     if analysis is not None and Path(analysis).is_file():

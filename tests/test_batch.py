@@ -311,15 +311,21 @@ def test_real_engine_edits_land(tmp_path):
     d12 = footage("d12.mp4")
     daemon = Daemon("--cache", str(tmp_path / "cache"), roots=[tmp_path], tmp=tmp_path, wait=180)
     try:
+        hold = np.zeros((512, 512, 3), np.uint8)
+        hold[:, :256] = 255                                 # 1 = keep the plate: the left half of the frame
+        write_image(tmp_path / "hold.png", hold)
         (tmp_path / "shots.yaml").write_text(
             f"shots:\n  - {{name: smile, input: {d12}, output: out/smile.####.png, frames: 20-23, emotion: happy,"
-            f" intensity: 1.0}}\n")
+            f" intensity: 1.0}}\n"
+            f"  - {{name: held, input: {d12}, output: out/held.####.png, frames: 20-23, emotion: happy,"
+            f" holdout_matte: hold.png, shutter_angle: 0}}\n")
         report = run_batch(read_from_file(tmp_path / "shots.yaml"),
                            BatchConfig(endpoint=daemon.endpoint, start_daemon=False, samples=2))
     finally:
         daemon.kill()
-    (shot,) = report.shots
+    shot, held = report.shots
     assert shot.status == "done", shot.error
+    assert held.status == "done", held.error
     assert shot.edited == (20, 21, 22, 23) and not shot.passed_through
     src = source_frames(d12, "20-23")
     for n in range(20, 24):
@@ -333,6 +339,14 @@ def test_real_engine_edits_land(tmp_path):
         True, None, "geometry", 21, "happy")
     assert rec.face_id is not None and "was edited" in rec.summary
     assert read_image(shot.contact_sheet).pixels.shape[1] == 966
+    # the second shot's holdout matte reached the daemon: the half of the face it holds is the plate's
+    for n in range(20, 24):
+        got = read_image(tmp_path / "out" / f"held.{n:04d}.png").pixels.astype(int)
+        edit = read_image(tmp_path / "out" / f"smile.{n:04d}.png").pixels.astype(int)
+        diff = np.abs(got - src[n]).max(axis=2)
+        assert (diff[:, :254] == 0).all(), "the held half is bit-exact"
+        assert np.abs(edit - src[n]).max(axis=2)[:, :254].max() > 20, "...where the shot without it is edited"
+        assert diff[:, 258:].max() > 20, "the other half is edited"
 
 
 def test_a_private_daemon_that_dies_is_restarted_and_the_shot_resumes(tmp_path, monkeypatch):
@@ -365,3 +379,39 @@ def test_a_private_daemon_that_dies_is_restarted_and_the_shot_resumes(tmp_path, 
     assert time.monotonic() - t < 30, "a dead private daemon is noticed at once, not after the request timeout"
     with pytest.raises(ProcessLookupError):
         os.kill(link.pid, 0)
+
+
+def test_a_shots_face_content_options_reach_the_daemon_and_key_its_frames(identity, tmp_path):
+    """A shot list's holdout matte, actor footage and shutter angle are the session's: the daemon refuses a bad
+    one, the audit line and sidecar name them, and frames written with other options are another edit's (written
+    again, not kept), while a rerun with the same options keeps them."""
+    d12, d3 = footage("d12.mp4"), footage("d3.mp4")
+    matte = tmp_path / "mattes" / "hold.png"
+    matte.parent.mkdir()
+    write_image(matte, np.zeros((512, 512, 3), np.uint8))
+    audit = tmp_path / "audit.jsonl"
+
+    def run(extra: str):
+        (tmp_path / "shots.yaml").write_text(
+            f"shots:\n  - {{name: sh010, input: {d12}, output: out/sh010.####.png, frames: 0-3, emotion: happy"
+            f"{extra}}}\n")
+        return run_batch(read_from_file(tmp_path / "shots.yaml"),
+                         BatchConfig(endpoint=identity.endpoint, start_daemon=False, contact_sheets="",
+                                     audit_log=str(audit))).shots[0]
+
+    first = run(f", holdout_matte: mattes/hold.png, actor_footage: [{d3}], shutter_angle: 90")
+    assert (first.status, len(first.resumed)) == ("done", 0), first.error
+    line = [l for l in read_audit_log(audit) if "params" in l][-1]          # the shot's line
+    assert line["params"] == {"emotion": "happy", "actor_footage": [str(d3)], "holdout_matte": str(matte),
+                              "shutter_angle": 90.0}
+    sidecar = json.loads((tmp_path / "out" / ".sh010.####.png.ned_fx_batch.json").read_text())
+    assert sidecar["content"]["shutter_angle"] == 90.0
+    assert (run(f", holdout_matte: mattes/hold.png, actor_footage: [{d3}], shutter_angle: 90").status ==
+            "skipped"), "the same options: every frame kept"
+    other = run(f", holdout_matte: mattes/hold.png, actor_footage: [{d3}], shutter_angle: 180")
+    assert (other.status, len(other.resumed), len(other.passed_through)) == ("done", 0, 4), "another shutter"
+    plain = run("")
+    assert (plain.status, len(plain.resumed)) == ("done", 0), "no options: another edit again"
+    # the daemon checks what the shot list cannot: a matte that is not there
+    missing = run(", holdout_matte: mattes/gone.png")
+    assert missing.status == "failed" and "gone.png" in missing.error["message"], missing.error

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from ned_fx.batch import read_from_file
-from ned_fx.errors import InvalidParameterError
+from ned_fx.errors import InputNotFoundError, InvalidParameterError
 from ned_fx.farm import FarmConfig, FarmError, build_jobs, deadline, opencue
 from ned_fx.media import open_media, sequence_path, write_image
 
@@ -298,3 +298,49 @@ def test_opencue_submit_without_a_cuebot_is_a_clear_error(shots, tmp_path, capsy
     assert "OpenCue did not take job shots_sh010" in err and "CUEBOT_HOSTS" in err
     assert (tmp_path / "cue" / "shots_sh010.xml").is_file()
     assert not (tmp_path / ".opencue").exists()
+
+
+def test_face_content_options_reach_every_edit_of_the_shot(tmp_path):
+    """A shot's actor footage, holdout matte and shutter angle go to the analysis (the models are built there from
+    the footage) and to every render chunk (the matte's pixels kept, the folds blurred), as ``ned-fx edit`` parses
+    them."""
+    from ned_fx.cli import build_parser
+    from ned_fx.commands.edit import content_from_args
+
+    d12, d3 = footage("d12.mp4"), footage("d3.mp4")
+    path = tmp_path / "shots.yaml"
+    path.write_text(f"shots:\n  - {{name: sh010, input: {d12}, output: out/sh010.####.png, frames: 0-24, "
+                    f"emotion: happy, actor_footage: [{d3}, takes/extra.mov], holdout_matte: mattes/h.####.png, "
+                    f"shutter_angle: 172.8, face: 0}}\n")
+    with pytest.raises(InputNotFoundError, match=r"shot sh010: actor footage .*extra.mov does not exist"):
+        build_jobs(read_from_file(path), FarmConfig(chunk=10, executable=EXE))     # checked before submitting
+    (tmp_path / "takes").mkdir()
+    (tmp_path / "takes" / "extra.mov").write_bytes(b"")       # only its existence is checked here
+    with pytest.raises(InputNotFoundError, match=r"shot sh010: .*mattes.* does not exist"):
+        build_jobs(read_from_file(path), FarmConfig(chunk=10, executable=EXE))
+    (tmp_path / "mattes").mkdir()
+    write_image(tmp_path / "mattes" / "h.0000.png", np.zeros((8, 8, 3), np.uint8))
+    (job,) = build_jobs(read_from_file(path), FarmConfig(chunk=10, executable=EXE))
+    commands = [job.layer("analysis").command] + [t.command for t in job.layer("render").tasks]
+    matte = str(tmp_path / "mattes" / "h.####.png")
+    for command in commands:
+        argv = list(command[command.index("--") + 1:])
+        assert argv[argv.index("--actor-footage"):argv.index("--actor-footage") + 3] == [
+            "--actor-footage", str(d3), str(tmp_path / "takes" / "extra.mov")]
+        assert f"--holdout-matte={matte}" in argv and "--shutter-angle=172.8" in argv
+        args = build_parser().parse_args(argv)
+        assert tuple(args.actor_footage) == (str(d3), str(tmp_path / "takes" / "extra.mov"))
+        assert args.face == 0 and args.quiet, "the options after the footage list are still options"
+        content = content_from_args(args)
+        assert (content.holdout, content.shutter) == (matte, pytest.approx(0.48))
+    assert job.metadata["content"].startswith("actor_footage=")
+    # a shot without them: no such option (its edits take the defaults, as before)
+    (plain,) = build_jobs(_plain(tmp_path, d12), FarmConfig(chunk=10, executable=EXE))
+    assert not any(a.startswith(("--actor-footage", "--holdout-matte", "--shutter-angle"))
+                   for l in plain.layers for t in l.tasks for a in t.command)
+
+
+def _plain(tmp_path, d12):
+    path = tmp_path / "plain.yaml"
+    path.write_text(f"shots:\n  - {{name: sh020, input: {d12}, output: out/sh020.####.png, frames: 0-9}}\n")
+    return read_from_file(path)

@@ -210,12 +210,71 @@ def test_every_documented_key_is_accepted(tmp_path):
     values = {"name": "s", "input": "a.mov", "output": "b.mov", "frames": "0-9", "emotion": "reference",
               "intensity": 1, "reference": "r.mov", "reference_frames": "3-8", "reference_neutral_frame": 3,
               "keys": "0:neutral:0,9:happy:1", "curve": "c.csv", "regions": "brows", "speech": "free",
-              "neutral_frame": 2, "face": 0, "consent": "c"}
+              "neutral_frame": 2, "face": 0, "consent": "c", "actor_footage": "x.mov", "holdout_matte": "m.png",
+              "shutter_angle": 90}
     assert set(values) == set(SHOT_KEYS)
     text = "shots:\n  - " + "\n    ".join(f"{k}: {v!r}" if isinstance(v, str) else f"{k}: {v}" for k, v in values.items())
     (shot,) = read_from_string(text, "yaml", base=tmp_path).shots
     assert shot.as_dict()["keys"] == "0:neutral:0,9:happy:1" and shot.reference_neutral_frame == 3
     assert shot.curve == str(tmp_path / "c.csv") and shot.intensity == 1.0
+    assert (shot.actor_footage, shot.holdout_matte, shot.shutter_angle) == (
+        (str(tmp_path / "x.mov"),), str(tmp_path / "m.png"), 90.0)
+
+
+CONTENT_YAML = """defaults:
+  shutter_angle: 90
+shots:
+  - name: sh010
+    input: plates/sh010.####.exr
+    output: out/sh010.####.exr
+    actor_footage: [takes/a.mov, /abs/elsewhere/b.####.exr]
+    holdout_matte: mattes/sh010_hands.####.png
+  - name: sh020
+    input: plates/sh020.mov
+    output: out/sh020.mov
+    shutter_angle: 172.8
+"""
+
+
+def test_face_content_keys_per_shot(tmp_path):
+    """actor_footage (a list), holdout_matte and shutter_angle: paths made absolute, the session parameters the
+    daemon takes, and each format writes them back (CSV: paths separated by ';')."""
+    sl = read_from_file(write(tmp_path, "shots.yaml", CONTENT_YAML))
+    a, b = sl.shots
+    assert a.actor_footage == (str(tmp_path / "takes" / "a.mov"), "/abs/elsewhere/b.####.exr")
+    assert a.holdout_matte == str(tmp_path / "mattes" / "sh010_hands.####.png")
+    assert (a.shutter_angle, b.shutter_angle, b.actor_footage, b.holdout_matte) == (90.0, 172.8, None, None)
+    assert a.content() == {"actor_footage": [str(tmp_path / "takes" / "a.mov"), "/abs/elsewhere/b.####.exr"],
+                           "holdout_matte": str(tmp_path / "mattes" / "sh010_hands.####.png"), "shutter_angle": 90.0}
+    assert "holdout_matte" not in a.instruction() and b.content() == {"shutter_angle": 172.8}
+    for ext in ("yaml", "csv", "otio"):
+        again = read_from_file(write_to_file(sl, tmp_path / f"copy.{ext}"))
+        assert again.shots == sl.shots, ext
+    assert "takes/a.mov;/abs/elsewhere/b.####.exr" in (tmp_path / "copy.csv").read_text()
+    csv = read_from_string("input,output,actor_footage\na.mov,o.mov, x.mov ; y.mov \n", "csv", base=tmp_path)
+    assert csv.shots[0].actor_footage == (str(tmp_path / "x.mov"), str(tmp_path / "y.mov"))
+
+
+@pytest.mark.parametrize("extra, pattern", [
+    ("shutter_angle: 400", r"shot 1: shutter_angle must be a shutter angle in degrees \(0..360\), got 400"),
+    ("shutter_angle: wide", "shutter_angle must be a shutter angle"),
+    ("shutter_angle: true", "shutter_angle must be a shutter angle"),
+    ("holdout_matte: mattes/hands", r"holdout_matte .*mattes/hands is not a movie, still or image sequence"),
+    ("actor_footage: {a: 1}", "actor_footage must be a list of paths"),
+    ("actor_footage: [a.mov, 3]", "actor_footage must be a list of paths"),
+    ("holdout_matte: o.mov", "o.mov"),                      # the shot's output would overwrite its own matte
+])
+def test_bad_face_content_keys_are_refused(tmp_path, extra, pattern):
+    with pytest.raises(ShotListError, match=pattern):
+        read_from_string(f"shots:\n  - {{input: a.mov, output: o.mov, {extra}}}\n", "yaml", base=tmp_path)
+
+
+def test_an_output_may_not_overwrite_another_shots_matte_or_actor_footage(tmp_path):
+    for key, what in (("holdout_matte: m.png", "the holdout matte"), ("actor_footage: [x.mov, m.png]",
+                                                                      "actor footage")):
+        with pytest.raises(ShotListError, match=f"shot b writes .*m.png, which is {what} of shot a"):
+            read_from_string(f"shots:\n  - {{name: a, input: a.mov, output: o.mov, {key}}}\n"
+                             f"  - {{name: b, input: b.png, output: m.png}}\n", "yaml", base=tmp_path)
 
 
 def test_cli_reports_a_bad_shot_list_in_one_line(tmp_path, capsys):

@@ -42,18 +42,23 @@ from typing import Any, Iterator
 
 from ..errors import InputNotFoundError, InvalidParameterError, UnsupportedFormatError
 
-__all__ = ["SHOT_KEYS", "INSTRUCTION_KEYS", "FORMATS", "TEMPLATE_FIELDS", "Shot", "ShotList", "ShotListError",
+__all__ = ["SHOT_KEYS", "INSTRUCTION_KEYS", "CONTENT_KEYS", "FORMATS", "TEMPLATE_FIELDS", "Shot", "ShotList", "ShotListError",
            "read_from_file", "write_to_file", "read_from_string", "output_kind", "output_problem", "input_stem"]
 
 #: Every key a shot may set, in the order they are written.
 SHOT_KEYS: tuple[str, ...] = ("name", "input", "output", "frames", "emotion", "intensity", "reference",
                               "reference_frames", "reference_neutral_frame", "keys", "curve", "regions", "speech",
-                              "neutral_frame", "face", "consent")
+                              "neutral_frame", "face", "consent", "actor_footage", "holdout_matte", "shutter_angle")
 #: The keys that make up the edit instruction (``ned_fx.pipeline.EditInstruction``'s fields).
 INSTRUCTION_KEYS: tuple[str, ...] = ("emotion", "intensity", "reference", "reference_frames",
                                      "reference_neutral_frame", "keys", "curve", "regions", "speech", "neutral_frame")
-#: Keys holding paths (made absolute against the shot list's folder).
-PATH_KEYS: tuple[str, ...] = ("input", "output", "reference", "curve")
+#: The face-content keys (``ned-fx edit``'s --actor-footage, --holdout-matte, --shutter-angle; the daemon's session
+#: parameters of the same names).
+CONTENT_KEYS: tuple[str, ...] = ("actor_footage", "holdout_matte", "shutter_angle")
+#: Keys holding paths (made absolute against the shot list's folder); ``actor_footage`` holds several.
+PATH_KEYS: tuple[str, ...] = ("input", "output", "reference", "curve", "holdout_matte", "actor_footage")
+#: What separates the paths of ``actor_footage`` in a CSV cell (YAML and OpenTimelineIO: a list).
+LIST_SEPARATOR = ";"
 #: Top-level keys of a YAML shot list.
 TOP_KEYS: tuple[str, ...] = ("version", "defaults", "shots")
 #: Shot-list versions this module reads.
@@ -88,6 +93,9 @@ class Shot:
         frames: frame range text (``"1001-1100"``; movies: 0-based indices) or None for every frame.
         emotion … neutral_frame: the edit instruction (see ``ned_fx.pipeline.EditInstruction``); None = not set.
         face: the face id to edit (None: the main face); consent: the performer's consent reference (free text).
+        actor_footage: more footage of the same actor (absolute paths: real mouth interiors and eyes for the shot);
+        holdout_matte: a holdout matte (still or sequence pattern, 1 = keep the plate) replacing occluder detection;
+        shutter_angle: the camera's shutter in degrees, 0..360 (the drawn folds' motion blur; None: 180).
     """
 
     name: str
@@ -106,10 +114,26 @@ class Shot:
     neutral_frame: int | None = None
     face: int | None = None
     consent: str | None = None
+    actor_footage: tuple[str, ...] | None = None
+    holdout_matte: str | None = None
+    shutter_angle: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.actor_footage is not None:
+            paths = (self.actor_footage,) if isinstance(self.actor_footage, str) else tuple(self.actor_footage)
+            object.__setattr__(self, "actor_footage", paths or None)
 
     def instruction(self) -> dict:
         """The edit instruction as wire parameters (only the keys that are set)."""
         return {k: getattr(self, k) for k in INSTRUCTION_KEYS if getattr(self, k) is not None}
+
+    def content(self) -> dict:
+        """The face-content options as the daemon's session parameters (only the keys that are set;
+        ``actor_footage`` as a list)."""
+        out = {k: getattr(self, k) for k in CONTENT_KEYS if getattr(self, k) is not None}
+        if "actor_footage" in out:
+            out["actor_footage"] = list(out["actor_footage"])
+        return out
 
     def as_dict(self) -> dict:
         """Every key that is set, in :data:`SHOT_KEYS` order."""
@@ -422,6 +446,16 @@ def _coerce(key: str, value, where: str, label: str):
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     bad = f"{where}: {label}: {key}"
+    if key == "actor_footage":
+        return _coerce_paths(value, bad)
+    if key == "shutter_angle":
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ShotListError(f"{bad} must be a shutter angle in degrees (0..360), got {value!r}") from None
+        if isinstance(value, bool) or not 0 <= number <= 360:
+            raise ShotListError(f"{bad} must be a shutter angle in degrees (0..360), got {value!r}")
+        return number
     if isinstance(value, bool) or isinstance(value, (dict, list)):
         raise ShotListError(f"{bad} must be {_expected(key)}, got {value!r}")
     if key in _INT_KEYS:
@@ -457,6 +491,19 @@ def _coerce(key: str, value, where: str, label: str):
     if key == "speech" and value not in _SPEECH:
         raise ShotListError(f"{bad} {value!r} is not valid; valid: {', '.join(_SPEECH)}")
     return value
+
+
+def _coerce_paths(value, bad: str) -> tuple[str, ...] | None:
+    """``actor_footage``: a list of paths (YAML, OpenTimelineIO) or text with paths separated by ``;`` (CSV)."""
+    if isinstance(value, str):
+        value = value.split(LIST_SEPARATOR)
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise ShotListError(f"{bad} must be a list of paths (a CSV cell: paths separated by "
+                            f"{LIST_SEPARATOR!r}), got {value!r}")
+    paths = tuple(v.strip() for v in value if v.strip())
+    if len(paths) > 64:
+        raise ShotListError(f"{bad} names {len(paths)} files; at most 64")
+    return paths or None
 
 
 def _expected(key: str) -> str:
@@ -527,9 +574,10 @@ def _shot(values: dict, name: str, base: Path, where: str, label: str) -> Shot:
     values["output"] = _fill_template(values["output"], values, where, label)
     for key in PATH_KEYS:
         if values.get(key):
-            values[key] = _absolute(values[key], base)
-    for key in ("input", "output"):
-        if not _has_known_form(values[key]):
+            values[key] = (tuple(_absolute(v, base) for v in values[key]) if key == "actor_footage"
+                           else _absolute(values[key], base))
+    for key in ("input", "output", "holdout_matte"):
+        if values.get(key) and not _has_known_form(values[key]):
             raise ShotListError(f"{where}: {label}: {key} {values[key]} is not a movie, still or image sequence; "
                                 f"valid: {_forms()}")
     try:
@@ -554,11 +602,16 @@ def _shot(values: dict, name: str, base: Path, where: str, label: str) -> Shot:
     from ..media.writers import ensure_not_input
 
     try:
-        ensure_not_input(values["output"], [values["input"]])
+        ensure_not_input(values["output"], [values["input"], *_content_inputs(values)])
     except InvalidParameterError as exc:
         raise ShotListError(f"{where}: {label}: {exc}") from None
     known = {f.name for f in fields(Shot)}
     return Shot(**{k: v for k, v in values.items() if k in known})
+
+
+def _content_inputs(values: dict) -> list[str]:
+    """The files a shot's face-content keys read (its holdout matte and actor footage)."""
+    return [*(values.get("actor_footage") or ()), *((values["holdout_matte"],) if values.get("holdout_matte") else ())]
 
 
 def _fill_template(text: str, values: dict, where: str, label: str) -> str:
@@ -656,11 +709,13 @@ def _check_clashes(shots: tuple[Shot, ...], where: str) -> None:
         for b in shots:
             if b is a:
                 continue
-            try:
-                ensure_not_input(a.output, [b.input])
-            except InvalidParameterError:
-                raise ShotListError(f"{where}: shot {a.name} writes {a.output}, which is the input of shot "
-                                    f"{b.name}; outputs must not overwrite inputs") from None
+            for what, paths in (("the input", [b.input]), ("the holdout matte", [b.holdout_matte or ""]),
+                                ("actor footage", list(b.actor_footage or ()))):
+                try:
+                    ensure_not_input(a.output, [p for p in paths if p])
+                except InvalidParameterError:
+                    raise ShotListError(f"{where}: shot {a.name} writes {a.output}, which is {what} of shot "
+                                        f"{b.name}; outputs must not overwrite inputs") from None
 
 
 # ---- writing -------------------------------------------------------------------------------------------------
@@ -708,7 +763,8 @@ def write_to_file(shotlist: ShotList, path: str | os.PathLike) -> Path:
             writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
             writer.writeheader()
             for r in rows:
-                writer.writerow({k: r.get(k, "") for k in columns})
+                writer.writerow({k: (LIST_SEPARATOR.join(r[k]) if isinstance(r.get(k), list) else r.get(k, ""))
+                                 for k in columns})
             tmp.write_text(buf.getvalue(), encoding="utf-8")
         else:
             _write_otio(shotlist, rows, tmp)
@@ -716,11 +772,14 @@ def write_to_file(shotlist: ShotList, path: str | os.PathLike) -> Path:
 
 
 def _relative_row(shot: Shot, folder: Path) -> dict:
+    def relative(path: str) -> str:
+        rel = os.path.relpath(path, folder)
+        return rel if not rel.startswith("..") else path
+
     row = shot.as_dict()
     for key in PATH_KEYS:
         if key in row:
-            rel = os.path.relpath(row[key], folder)
-            row[key] = rel if not rel.startswith("..") else row[key]
+            row[key] = [relative(v) for v in row[key]] if key == "actor_footage" else relative(row[key])
     return row
 
 
