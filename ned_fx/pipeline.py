@@ -1138,8 +1138,10 @@ class ShotRenderer:
         self.mesh = build_render_mesh(track.mean_shape)
         self.edited = untangle_targets(self.edited, self.mesh, (renderer_config or RendererConfig()).fold_limit)
         self.index = {int(n): t for t, n in enumerate(track.frame_numbers)}
-        # the face's movement in the picture per frame (the drawn content takes the camera's smear of it)
-        self.motion = face_motion(edited.source_landmarks, edited.found, track.frame_numbers)
+        # the face's movement in the picture per frame (the drawn content takes the camera's smear of it; with a
+        # closed shutter or no skin sub-stage nothing is smeared: no need to measure it)
+        self.motion = (face_motion(edited.source_landmarks, edited.found, track.frame_numbers)
+                       if content.shutter > 0 and content.skin else np.zeros((len(track.frame_numbers), 2)))
         self.warp_seconds = 0.0           # the renderer's own share of "render" (the warp), wall seconds
 
     def render(self, frame: Frame, clock: "_Clock | None" = None) -> tuple[Frame, str | None]:
