@@ -191,7 +191,8 @@ def test_knobs_are_built_from_the_daemons_describe(nk):
     assert "daemon ready" in k["status"].value() and k["tile_color"].value() == 0
     inner = {n.name(): n for n in node.nodes()}
     assert set(inner) == {"Source", "ned_bake", "ned_edit", "ned_copy", "ned_mix", "ned_stamp", "ned_switch",
-                          "Output1"}
+                          "Output1", "Holdout", "ned_bake_holdout"}
+    assert (inner["Source"]["number"].value(), inner["Holdout"]["number"].value()) == (0, 1)
     bake = inner["ned_bake"]
     assert bake["disable"].value() and bake["compression"].value() == "Zip (1 scanline)"
     assert inner["ned_edit"]["raw"].value() and inner["ned_copy"]["bbox"].value() == "B"
@@ -678,3 +679,107 @@ def test_a_gui_render_analyses_in_the_background_and_cancel_stops_it(nk, real, m
     assert task.name.startswith("Emotion Director: analysing") and task.progress
     assert time.monotonic() - t0 < 60
     assert not any(r.analysis is not None and r.analysis.running for r in ned_fx_nuke._RUNTIME.values())
+
+
+# ---- the Holdout input -------------------------------------------------------------------------------------------
+
+def _holdout_renderer(nuke, clip: str = "d12.mp4", compression: str = "zips"):
+    """Writes as Nuke would: ``ned_bake`` the input (as :func:`_bake_renderer`), ``ned_bake_holdout`` the Holdout
+    input's alpha alone: a roto holding the left half of the frame."""
+    import ned_fx_nuke
+
+    source = _bake_renderer(nuke, clip, compression=compression)
+
+    def render(node, frame):
+        if node.name() != ned_fx_nuke.HOLDOUT_BAKE:
+            return source(node, frame)
+        assert (node["file_type"].value(), node["channels"].value(), node["raw"].value()) == ("exr", "alpha", True)
+        alpha = np.zeros((512, 512, 1), np.float32)
+        alpha[:, :256] = 1.0
+        images.write_exr(Path(node["file"].value().replace("%04d", f"{frame:04d}")), alpha, ("A",),
+                         compression=compression)
+
+    return render
+
+
+def test_a_holdout_input_is_baked_and_sent_as_the_holdout_matte(nk):
+    """Input 1 (Holdout): its alpha is baked beside the source at Analyse and sent as the session's holdout matte
+    (over the knob's file); it keys the cache (another edit than without it) and its upstream is part of the
+    input signature (a changed roto makes the edited frames stale); disconnected, the node is as before."""
+    import ned_fx_nuke
+    from ned_fx.media import read_image
+
+    node = ned_fx_nuke.create_node()
+    assert node.node(ned_fx_nuke.HOLDOUT_BAKE)["disable"].value(), "baked only at Analyse"
+    _, _, plain = ned_fx_nuke.build_request(node)
+    assert ned_fx_nuke.holdout_of(node) is None
+    roto = nk.nodes.Read(name="roto", file="/mattes/roto.%04d.exr")
+    node.setInput(1, roto)
+    nk._set_write_renderer(_holdout_renderer(nk))
+    held = str(ned_fx_nuke.cache_root(node) / "holdout" / "hold.%04d.exr")
+    request, _, pattern = ned_fx_nuke.build_request(node)
+    assert request.params["holdout_matte"] == held and pattern != plain
+    node["holdout_matte"].setValue("/somewhere/else.%04d.png")     # the connected input wins over the knob
+    assert ned_fx_nuke.build_request(node)[0].params["holdout_matte"] == held
+    node["holdout_matte"].setValue("")
+    nk.frame(1001)
+    node["analyse"].execute()
+    _settle(nk, node)
+    assert node["ned_ok"].value(), node["status"].value()
+    assert any(m.startswith("baking the holdout matte") for m in nk._progress_tasks[0].messages)
+    for f in range(1001, 1005):
+        matte = read_image(Path(held.replace("%04d", f"{f:04d}")))
+        assert matte.channels == ("A",) and matte.pixels[:, :256].min() == 1.0 and matte.pixels[:, 256:].max() == 0
+        assert _switch(nk, node, f) == 1
+    rt = ned_fx_nuke._RUNTIME[node.fullName()]
+    assert rt.handle.request.params["holdout_matte"] == held, "the daemon was asked with the baked matte"
+    # the roto changes upstream: the edited frames were made with another matte and are no longer shown
+    roto["file"].setValue("/mattes/roto_v2.%04d.exr")
+    assert _switch(nk, node, 1001) == 0
+    # a command-line render of a frame that is missing finds the baked matte and sends it with the frame's session
+    roto["file"].setValue("/mattes/roto.%04d.exr")
+    missing = Path(node["ned_cache"].value().replace("%04d", "1002"))
+    missing.unlink()
+    rt.handle = None
+    out = nk.nodes.Write(file=str(Path(held).parent.parent / "comp.%04d.exr"))
+    out.setInput(0, node)
+    nk._set_write_renderer(lambda w, f: None)
+    nk.execute(out, 1002, 1002)
+    assert missing.is_file() and rt.handle.request.params["holdout_matte"] == held
+    Path(held.replace("%04d", "1003")).unlink()                     # ... and fails a frame whose matte is gone
+    Path(node["ned_cache"].value().replace("%04d", "1003")).unlink()
+    with pytest.raises(RuntimeError, match="holdout matte was never baked"):
+        nk.execute(out, 1003, 1003)
+    node.setInput(1, None)
+    assert ned_fx_nuke.build_request(node)[2] == plain and "holdout_matte" not in ned_fx_nuke.build_request(node)[0].params
+
+
+def test_a_holdout_input_keeps_the_plate_under_its_alpha(nk, real, monkeypatch):
+    """With the real engine: the half of the frame the Holdout input's alpha holds comes back as the input's
+    pixels, the other half is edited."""
+    import ned_fx_nuke
+    from ned_fx.media import read_image
+
+    d, root = real
+    monkeypatch.setenv("NED_FX_ENDPOINT", d.endpoint)
+    monkeypatch.setenv("NED_FX_NUKE_CACHE", str(root / "cache_holdout"))
+    nk.root()["last_frame"].setValue(1002)
+    node = ned_fx_nuke.create_node()
+    node["emotion"].setValue("happy")
+    node.setInput(1, nk.nodes.Read(name="roto", file="/mattes/roto.%04d.exr"))
+    nk._set_write_renderer(_holdout_renderer(nk, "d12.mp4"))
+    nk.frame(1001)
+    node["analyse"].execute()
+    _settle(nk, node, timeout=180)
+    assert node["ned_ok"].value(), node["status"].value()
+    baked = ned_fx_nuke.cache_root(node) / "src"
+    for f in (1001, 1002):
+        edited = read_image(Path(node["ned_cache"].value().replace("%04d", f"{f:04d}"))).pixels[..., :3]
+        source = np.zeros((512, 512, 3), np.float32)
+        x0, y0, x1, y1 = BBOX_WINDOW
+        source[y0:y1 + 1, x0:x1 + 1] = read_image(baked / f"src.{f}.exr").pixels[..., :3]
+        edited_full = np.zeros_like(source)
+        edited_full[y0:y1 + 1, x0:x1 + 1] = edited
+        diff = np.abs(edited_full - source).max(axis=2)
+        assert diff[:, :254].max() == 0, "the held half is the input's"
+        assert diff[:, 258:].max() > 0.08, "the other half is edited"

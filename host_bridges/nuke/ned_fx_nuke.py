@@ -7,6 +7,11 @@ The node (Nodes > ned_fx > Emotion Director) is a Group::
             │                                                               │    │ exists (and is stamped)?
     ned_edit (Read, raw) ─ ned_copy (rgb of A into Source) ─ ned_mix (Dissolve by `mix`) ─ ned_stamp
                                                                   (ModifyMetaData: the edit record)
+    Holdout (input 1) ── ned_bake_holdout (Write, EXR, alpha, raw, disabled)
+
+* The optional **Holdout** input's alpha (a roto of a hand, a prop, hair) is baked at Analyse beside the source and
+  sent as the session's ``holdout_matte`` (over that knob's file): the plate is kept wherever it is 1. It keys the
+  cache, and its upstream is part of the input signature (a changed roto asks for Analyse again).
 
 * Its knobs are built from the daemon's ``describe`` (:func:`ned_fx.hosts.params.knob_specs`; a built-in list
   while no daemon answers): emotion, intensity (animatable), reference, face, regions, speech, keys, mix; plus
@@ -73,6 +78,9 @@ SOURCE_MODES = ("bake input", "upstream Read file")
 #: double quotes, not braces): it is the frame being evaluated — under a TimeOffset or FrameHold downstream not
 #: the root's frame that ``nuke.frame()`` returns.
 SWITCH_EXPRESSION = "[python \"__import__('ned_fx_nuke').show_edit(nuke.thisParent(), [frame])\"]"
+#: The Write inside the node that bakes the Holdout input's alpha (input 1), and where it goes under the cache.
+HOLDOUT_BAKE = "ned_bake_holdout"
+HOLDOUT_FOLDER, HOLDOUT_NAME = "holdout", "hold.%04d.exr"
 #: Beside each edited (and baked) frame: the signature of the input it was made from (``edit.1001.exr.input``).
 SIGNATURE_SUFFIX = ".input"
 #: Knobs that change how a node looks in the DAG, not its pixels (left out of the input signature).
@@ -282,6 +290,13 @@ def build_node(group, specs, endpoint: str = "") -> None:
                                 compression="Zip (1 scanline)", raw=True, create_directories=True,
                                 disable=True)
         bake.setInput(0, inp)
+        # the optional holdout matte (input 1): its alpha, baked beside the source at Analyse, keeps the plate
+        # where it is 1 (a hand, a prop, hair: what the occluder detection would miss)
+        hold = nuke.nodes.Input(name="Holdout", number=1)
+        hold_bake = nuke.nodes.Write(name=HOLDOUT_BAKE, file_type="exr", channels="alpha", datatype="32 bit float",
+                                     compression="Zip (1 scanline)", raw=True, create_directories=True,
+                                     disable=True)
+        hold_bake.setInput(0, hold)
         # a missing edited frame is an error, never black: the Switch only pulls this branch where the frame
         # exists, so an error here means the cache changed under the render, and the frame must fail
         edit = nuke.nodes.Read(name="ned_edit", raw=True, on_error="error")
@@ -431,6 +446,15 @@ def source_frames(node) -> tuple[str, bool, int]:
     return path, False, offset
 
 
+def holdout_of(node) -> str | None:
+    """Where the node bakes its Holdout input (input 1, its alpha) when one is connected: the holdout matte the
+    daemon reads, numbered like the source (None: nothing connected, or a node made before the input existed).
+    It replaces the ``holdout_matte`` knob's file."""
+    if node.node(HOLDOUT_BAKE) is None or node.inputs() < 2 or node.input(1) is None:
+        return None
+    return str(cache_root(node) / HOLDOUT_FOLDER / HOLDOUT_NAME)
+
+
 def read_sequence(read, first: int, last: int) -> tuple[str, int]:
     """The Read's sequence as the daemon must see it: ``(pattern, offset)`` — the ``file`` knob evaluated as Nuke
     does (TCL such as ``[getenv SHOW]``, then the frame number) at the file frame the Read reads for each node
@@ -554,12 +578,16 @@ def build_request(node) -> tuple[ShotRequest, bool, str]:
     first, last = frame_range(node)
     path, bake, offset = source_frames(node)
     params = _instruction_values(node, specs_of(node), list(range(first, last + 1)), offset)
+    holdout = holdout_of(node)
+    if holdout is not None:
+        params["holdout_matte"] = holdout          # the connected input wins over the knob's file
     consent = node["consent"].value().strip() or None
     # the daemon's frames are the source's numbers (node frame + offset); the cache is numbered the same way
     request = ShotRequest(path, f"{first + offset}-{last + offset}", params, consent, getpass.getuser(),
                           socket.gethostname(), f"Nuke {getattr(nuke, 'NUKE_VERSION_STRING', '')}".strip())
     # the key names the settings, not where the cache is: a blade with another cache root finds the same key
-    key = hashlib.sha256(json.dumps(["<bake>" if bake else request.path, request.frames, sorted(params.items()),
+    keyed = dict(params, **({"holdout_matte": "<holdout bake>"} if holdout is not None else {}))
+    key = hashlib.sha256(json.dumps(["<bake>" if bake else request.path, request.frames, sorted(keyed.items()),
                                      consent], default=str).encode()).hexdigest()[:16]
     return request, bake, str(cache_root(node) / key / "edit.%04d.exr")
 
@@ -850,14 +878,24 @@ def offset_of(node) -> int:
 
 # ---- Analyse ---------------------------------------------------------------------------------------------------
 
-def bake(node, request: ShotRequest, task) -> bool:
-    """Write the input range through ``ned_bake`` (main thread). Frames whose pixels did not change keep their
+def bake(node, request: ShotRequest, task, source: bool = True) -> bool:
+    """Write the input range through ``ned_bake`` (main thread; ``source`` False: not the source, an upstream
+    Read is read as it is), and the Holdout input's alpha through ``ned_bake_holdout`` when one is connected
+    (numbered like the source: node frame + the source's offset). Frames whose pixels did not change keep their
     files (and mtimes: the daemon's cached analysis stays valid). Returns False when cancelled."""
+    bakes = [("ned_bake", request.path, "the input", 0)] if source else []
+    holdout = holdout_of(node)
+    if holdout is not None:
+        bakes.append((HOLDOUT_BAKE, holdout, "the holdout matte", request_offset(node, request)))
+    return all(_bake_through(node, *b, task) for b in bakes)
+
+
+def _bake_through(node, write_name: str, pattern: str, what: str, offset: int, task) -> bool:
     first, last = frame_range(node)
-    final = Path(request.path)
+    final = Path(pattern)
     incoming = final.parent / "incoming" / final.name
     incoming.parent.mkdir(parents=True, exist_ok=True)
-    write = node.node("ned_bake")
+    write = node.node(write_name)
     write["file"].setValue(str(incoming))
     write["disable"].setValue(False)
     _BAKING[0] = True                    # our own Write: the before-render hook has nothing to do
@@ -865,15 +903,15 @@ def bake(node, request: ShotRequest, task) -> bool:
         for i, f in enumerate(range(first, last + 1)):
             if task.isCancelled():
                 return False
-            task.setMessage(f"baking the input: frame {f}")
+            task.setMessage(f"baking {what}: frame {f}")
             task.setProgress(int(100 * i / (last - first + 1)))
             nuke.execute(write, f, f)
-            new, old = frame_path(incoming, f), frame_path(final, f)
+            new, old = frame_path(incoming, f), frame_path(final, f + offset)
             if old.is_file() and same_exr_content(new, old):
                 new.unlink()
             else:
                 os.replace(new, old)
-            _remember_input(str(final), f, input_signature(node, f))
+            _remember_input(str(final), f + offset, input_signature(node, f))
     finally:
         _BAKING[0] = False
         write["disable"].setValue(True)
@@ -897,9 +935,9 @@ def analyse(node) -> None:
     link = link_for(node["endpoint"].value())
     task = nuke.ProgressTask(f"Emotion Director: {node.name()}")
     rt.task = task
-    if needs_bake:
+    if needs_bake or holdout_of(node) is not None:
         try:
-            if not bake(node, request, task):
+            if not bake(node, request, task, source=needs_bake):
                 rt.task = None
                 show_status(node, False, "cancelled while baking the input")
                 return
@@ -1112,6 +1150,18 @@ def ensure_frame(node, frame: int) -> str:
             raise InvalidParameterError("the input changed since it was baked: press Analyse again (a render "
                                         "cannot bake)")
         request = dataclasses.replace(request, path=baked)
+    if holdout_of(node) is not None:             # the Holdout input's bake, found the same way
+        holds = [str(Path(p).parent.parent / HOLDOUT_FOLDER / HOLDOUT_NAME) for p in candidates]
+        held = next((h for h in holds if frame_path(h, source_frame).is_file()), None)
+        if held is None:
+            raise InvalidParameterError(
+                f"the holdout matte was never baked where this machine can see it ({Path(holds[0]).parent}): "
+                f"press Analyse in the GUI with the cache on shared storage before a farm render (a render "
+                f"cannot bake)")
+        if made_from(held, source_frame) != signature:
+            raise InvalidParameterError("the input or the holdout matte changed since they were baked: press "
+                                        "Analyse again (a render cannot bake)")
+        request = dataclasses.replace(request, params=dict(request.params, holdout_matte=held))
     _render_now(node, link, source_frame, request, target, signature, offset)
     return target
 
