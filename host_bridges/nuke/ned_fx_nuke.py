@@ -1139,31 +1139,36 @@ def ensure_frame(node, frame: int) -> str:
     target = next((p for p in candidates if Path(p).parent.is_dir() and os.access(Path(p).parent, os.W_OK)), local)
     link = daemon_link(node)
     if needs_bake:
-        bakes = [str(Path(p).parent.parent / "src" / "src.%04d.exr") for p in candidates]
-        baked = next((b for b in bakes if frame_path(b, frame).is_file()), None)
-        if baked is None:
-            raise InvalidParameterError(
-                f"the input was never baked where this machine can see it ({Path(bakes[0]).parent}): press "
-                f"Analyse in the GUI with the cache on shared storage (NED_FX_NUKE_CACHE or the cache folder "
-                f"knob) before a farm render, or use source 'upstream Read file'")
-        if made_from(baked, frame) != signature:
-            raise InvalidParameterError("the input changed since it was baked: press Analyse again (a render "
-                                        "cannot bake)")
+        baked = _baked(candidates, "src/src.%04d.exr", frame, signature, "the input",
+                       "(NED_FX_NUKE_CACHE or the cache folder knob) before a farm render, or use source "
+                       "'upstream Read file'")
         request = dataclasses.replace(request, path=baked)
     if holdout_of(node) is not None:             # the Holdout input's bake, found the same way
-        holds = [str(Path(p).parent.parent / HOLDOUT_FOLDER / HOLDOUT_NAME) for p in candidates]
-        held = next((h for h in holds if frame_path(h, source_frame).is_file()), None)
-        if held is None:
-            raise InvalidParameterError(
-                f"the holdout matte was never baked where this machine can see it ({Path(holds[0]).parent}): "
-                f"press Analyse in the GUI with the cache on shared storage before a farm render (a render "
-                f"cannot bake)")
-        if made_from(held, source_frame) != signature:
-            raise InvalidParameterError("the input or the holdout matte changed since they were baked: press "
-                                        "Analyse again (a render cannot bake)")
+        held = _baked(candidates, f"{HOLDOUT_FOLDER}/{HOLDOUT_NAME}", source_frame, signature, "the holdout matte",
+                      "before a farm render")
         request = dataclasses.replace(request, params=dict(request.params, holdout_matte=held))
     _render_now(node, link, source_frame, request, target, signature, offset)
     return target
+
+
+def _baked(candidates: list[str], name: str, frame: int, signature: str, what: str, advice: str) -> str:
+    """The pattern of a bake (``name`` under a candidate cache's root) that has ``frame``, made from the input
+    ``signature`` names.
+
+    Raises:
+        InvalidParameterError: never baked where this machine sees it, or baked from another input.
+    """
+    bakes = [str(Path(p).parent.parent / name) for p in candidates]
+    baked = next((b for b in bakes if frame_path(b, frame).is_file()), None)
+    if baked is None:
+        raise InvalidParameterError(f"{what} was never baked where this machine can see it "
+                                    f"({Path(bakes[0]).parent}): press Analyse in the GUI with the cache on shared "
+                                    f"storage {advice}")
+    if made_from(baked, frame) != signature:
+        since = "it" if what == "the input" else what
+        raise InvalidParameterError(f"the input changed since {since} was baked: press Analyse again (a render "
+                                    f"cannot bake)")
+    return baked
 
 
 #: The daemon this Nuke process started (a farm blade with none to reach), shared by every node.
