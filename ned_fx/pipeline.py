@@ -142,9 +142,9 @@ class EditInstruction:
         return {k: v for k, v in self.__dict__.items() if v is not None}
 
 
-def check_content_files(actor_footage=(), holdout: str | None = None) -> None:
-    """The face-content options' files are there: every actor footage path, and the holdout matte (a still, or a
-    sequence pattern with at least one frame); reads no pixels.
+def check_render_files(actor_footage=(), holdout: str | None = None, checkpoint: str | None = None) -> None:
+    """The render options' files are there: every actor footage path, the holdout matte (a still, or a sequence
+    pattern with at least one frame) and a neural renderer's checkpoint; reads no pixels.
 
     Raises:
         InputNotFoundError: one is missing (named).
@@ -161,6 +161,8 @@ def check_content_files(actor_footage=(), holdout: str | None = None) -> None:
             find_sequence_frames(holdout)      # no frame of the pattern: a clear error now
         elif not Path(holdout).is_file():
             raise InputNotFoundError(f"holdout matte {holdout} does not exist")
+    if checkpoint and not Path(checkpoint).is_file():
+        raise InputNotFoundError(f"neural renderer checkpoint {checkpoint} does not exist")
 
 
 def check_instruction(instruction: EditInstruction, config=None) -> tuple:
@@ -456,7 +458,7 @@ def _edit(path, output, kind, instruction, frames, face_id, preview, tracker_con
 
     content = content if content is not None else ContentConfig()
     actor_footage = tuple(str(p) for p in actor_footage)
-    check_content_files(actor_footage, content.holdout)
+    check_render_files(actor_footage, content.holdout)
     models = None
     kept: list = []                   # the crops the tracking pass keeps for the appearance models
     if analysis is not None and Path(analysis).is_file():

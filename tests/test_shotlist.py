@@ -211,7 +211,7 @@ def test_every_documented_key_is_accepted(tmp_path):
               "intensity": 1, "reference": "r.mov", "reference_frames": "3-8", "reference_neutral_frame": 3,
               "keys": "0:neutral:0,9:happy:1", "curve": "c.csv", "regions": "brows", "speech": "free",
               "neutral_frame": 2, "face": 0, "consent": "c", "actor_footage": "x.mov", "holdout_matte": "m.png",
-              "shutter_angle": 90}
+              "shutter_angle": 90, "renderer": "neural", "checkpoint": "actor.ckpt"}
     assert set(values) == set(SHOT_KEYS)
     text = "shots:\n  - " + "\n    ".join(f"{k}: {v!r}" if isinstance(v, str) else f"{k}: {v}" for k, v in values.items())
     (shot,) = read_from_string(text, "yaml", base=tmp_path).shots
@@ -219,6 +219,8 @@ def test_every_documented_key_is_accepted(tmp_path):
     assert shot.curve == str(tmp_path / "c.csv") and shot.intensity == 1.0
     assert (shot.actor_footage, shot.holdout_matte, shot.shutter_angle) == (
         (str(tmp_path / "x.mov"),), str(tmp_path / "m.png"), 90.0)
+    assert (shot.renderer, shot.checkpoint) == ("neural", str(tmp_path / "actor.ckpt"))
+    assert shot.render_options()["checkpoint"] == str(tmp_path / "actor.ckpt")
 
 
 CONTENT_YAML = """defaults:
@@ -236,17 +238,17 @@ shots:
 """
 
 
-def test_face_content_keys_per_shot(tmp_path):
-    """actor_footage (a list), holdout_matte and shutter_angle: paths made absolute, the session parameters the
+def test_render_keys_per_shot(tmp_path):
+    """actor_footage (a list), holdout_matte and shutter_angle (and renderer/checkpoint, above): paths made absolute, the session parameters the
     daemon takes, and each format writes them back (CSV: paths separated by ';')."""
     sl = read_from_file(write(tmp_path, "shots.yaml", CONTENT_YAML))
     a, b = sl.shots
     assert a.actor_footage == (str(tmp_path / "takes" / "a.mov"), "/abs/elsewhere/b.####.exr")
     assert a.holdout_matte == str(tmp_path / "mattes" / "sh010_hands.####.png")
     assert (a.shutter_angle, b.shutter_angle, b.actor_footage, b.holdout_matte) == (90.0, 172.8, None, None)
-    assert a.content() == {"actor_footage": [str(tmp_path / "takes" / "a.mov"), "/abs/elsewhere/b.####.exr"],
+    assert a.render_options() == {"actor_footage": [str(tmp_path / "takes" / "a.mov"), "/abs/elsewhere/b.####.exr"],
                            "holdout_matte": str(tmp_path / "mattes" / "sh010_hands.####.png"), "shutter_angle": 90.0}
-    assert "holdout_matte" not in a.instruction() and b.content() == {"shutter_angle": 172.8}
+    assert "holdout_matte" not in a.instruction() and b.render_options() == {"shutter_angle": 172.8}
     for ext in ("yaml", "csv", "otio"):
         again = read_from_file(write_to_file(sl, tmp_path / f"copy.{ext}"))
         assert again.shots == sl.shots, ext
@@ -263,8 +265,11 @@ def test_face_content_keys_per_shot(tmp_path):
     ("actor_footage: {a: 1}", "actor_footage must be a list of paths"),
     ("actor_footage: [a.mov, 3]", "actor_footage must be a list of paths"),
     ("holdout_matte: o.mov", "o.mov"),                      # the shot's output would overwrite its own matte
+    ("renderer: fancy", r"renderer 'fancy' is not valid; valid: geometry, neural"),
+    ("renderer: neural", "renderer neural needs a checkpoint"),
+    ("checkpoint: a.ckpt", "a checkpoint is for renderer: neural"),
 ])
-def test_bad_face_content_keys_are_refused(tmp_path, extra, pattern):
+def test_bad_render_keys_are_refused(tmp_path, extra, pattern):
     with pytest.raises(ShotListError, match=pattern):
         read_from_string(f"shots:\n  - {{input: a.mov, output: o.mov, {extra}}}\n", "yaml", base=tmp_path)
 
@@ -300,3 +305,16 @@ def test_check_reads_real_inputs_without_a_daemon(tmp_path, capsys):
     assert "c: not_found:" in out
     assert not (tmp_path / "o").exists(), "--check writes nothing"
     assert isinstance(ShotListError("x"), NedFxError)
+
+
+def test_every_daemon_session_parameter_has_a_shot_list_key():
+    """The hosts run their shots through ``ned-fx batch`` (the Resolve bridge's runner builds a shot list from the
+    dialog's values): a parameter the daemon takes that a shot list cannot hold would be dropped without a word
+    (the renderer, the holdout matte, the shutter angle… were, before they became shot keys). ``keys`` and the
+    emotion are the instruction; host-side knobs (``mix``) never reach the daemon."""
+    from ned_fx.daemon.server import describe
+    from ned_fx.hosts.params import knob_specs
+
+    specs = knob_specs(describe({"engine": "pytorch"})["parameters"])
+    assert {s.name for s in specs if s.host_side} == {"mix"}
+    assert {s.name for s in specs if not s.host_side} - set(SHOT_KEYS) == set()

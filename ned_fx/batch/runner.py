@@ -345,7 +345,8 @@ def _write_report(report: BatchReport, path: Path) -> None:
 def _roots(shots) -> list[str]:
     paths = []
     for s in shots:
-        paths += [s.input] + [p for p in (s.reference, s.curve, s.holdout_matte) if p] + list(s.actor_footage or ())
+        paths += [s.input] + [p for p in (s.reference, s.curve, s.holdout_matte, s.checkpoint) if p]
+        paths += list(s.actor_footage or ())
     return paths
 
 
@@ -368,11 +369,11 @@ def plan_shot(shot: Shot, config: BatchConfig) -> ShotPlan:
     """Check a shot (readable input, instruction, consent reference, output kind) and count its frames; touches no
     output."""
     from ..media import ensure_not_input, open_media
-    from ..pipeline import EditInstruction, check_content_files, check_instruction
+    from ..pipeline import EditInstruction, check_instruction, check_render_files
     from ..provenance import normalise_consent
 
     check_instruction(EditInstruction(**shot.instruction()))
-    check_content_files(shot.actor_footage or (), shot.holdout_matte)
+    check_render_files(shot.actor_footage or (), shot.holdout_matte, shot.checkpoint)
     normalise_consent(shot.consent)
     with open_media(shot.input, shot.frames) as src:
         numbers = tuple(int(n) for n in src.frame_numbers)
@@ -392,8 +393,8 @@ def _resume_key(plan: ShotPlan, engine: str) -> str:
     doc = {"source": os.path.realpath(shot.input), "fingerprint": fingerprint(Path(shot.input)),
            "frames": [plan.numbers[0], plan.numbers[-1], len(plan.numbers)], "face": shot.face,
            "instruction": shot.instruction(), "engine": engine, "version": __version__}
-    if shot.content():              # absent when not set: the keys of shots without face-content options stay valid
-        doc["content"] = shot.content()
+    if shot.render_options():       # absent when not set: the keys of shots without render options stay valid
+        doc["render"] = shot.render_options()
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
 
@@ -450,7 +451,7 @@ def _prepare_output(plan: ShotPlan, engine: str, resume: bool) -> ShotPlan:
     with atomic_output(sidecar) as tmp:
         tmp.write_text(json.dumps({"key": key, "shot": plan.shot.name, "source": plan.shot.input,
                                    "instruction": plan.shot.instruction(), "engine": engine,
-                                   **({"content": plan.shot.content()} if plan.shot.content() else {}),
+                                   **({"render": plan.shot.render_options()} if plan.shot.render_options() else {}),
                                    "ned_fx": __version__}, indent=2))
     return dataclasses.replace(plan, key=key, done=frozenset(done))
 
@@ -576,7 +577,7 @@ class _ShotJob:
         with self.link.worker_client() as client:
             session = client.open(shot.input, frames=shot.frames, face=shot.face, consent=_consent(shot),
                                   user=self.who["user"], host=self.who["host"], application=APPLICATION,
-                                  **shot.instruction(), **shot.content())
+                                  **shot.instruction(), **shot.render_options())
             try:
                 ta = time.perf_counter()
                 self._report("analysing", 0, len(plan.numbers))
@@ -856,7 +857,7 @@ class _Auditor:
             "status": result.status, "batch": self.batch_name, "run": self.run,
             "shot": {"name": shot.name, "source": os.path.abspath(shot.input), "output": os.path.abspath(shot.output),
                      "frames": _frames_text(result.frames) or shot.frames, "face": face},
-            "params": {**shot.instruction(), **shot.content()}, "consent": _consent(shot, strict=False), "engine": engine,
+            "params": {**shot.instruction(), **shot.render_options()}, "consent": _consent(shot, strict=False), "engine": engine,
             "renderer": record.renderer if record is not None else None,
             "source_sha256": record.source_sha256 if record is not None else None,
             "outputs": list(outputs), "contact_sheet": dict(contact_sheet) if contact_sheet else None,

@@ -42,21 +42,23 @@ from typing import Any, Iterator
 
 from ..errors import InputNotFoundError, InvalidParameterError, UnsupportedFormatError
 
-__all__ = ["SHOT_KEYS", "INSTRUCTION_KEYS", "CONTENT_KEYS", "FORMATS", "TEMPLATE_FIELDS", "Shot", "ShotList", "ShotListError",
+__all__ = ["SHOT_KEYS", "INSTRUCTION_KEYS", "RENDER_KEYS", "FORMATS", "TEMPLATE_FIELDS", "Shot", "ShotList", "ShotListError",
            "read_from_file", "write_to_file", "read_from_string", "output_kind", "output_problem", "input_stem"]
 
 #: Every key a shot may set, in the order they are written.
 SHOT_KEYS: tuple[str, ...] = ("name", "input", "output", "frames", "emotion", "intensity", "reference",
                               "reference_frames", "reference_neutral_frame", "keys", "curve", "regions", "speech",
-                              "neutral_frame", "face", "consent", "actor_footage", "holdout_matte", "shutter_angle")
+                              "neutral_frame", "face", "consent", "renderer", "checkpoint", "actor_footage",
+                              "holdout_matte", "shutter_angle")
 #: The keys that make up the edit instruction (``ned_fx.pipeline.EditInstruction``'s fields).
 INSTRUCTION_KEYS: tuple[str, ...] = ("emotion", "intensity", "reference", "reference_frames",
                                      "reference_neutral_frame", "keys", "curve", "regions", "speech", "neutral_frame")
-#: The face-content keys (``ned-fx edit``'s --actor-footage, --holdout-matte, --shutter-angle; the daemon's session
-#: parameters of the same names).
-CONTENT_KEYS: tuple[str, ...] = ("actor_footage", "holdout_matte", "shutter_angle")
+#: The keys of how the face is rendered: the renderer (and a neural one's checkpoint) and the face-content options
+#: (``ned-fx edit``'s --renderer, --checkpoint, --actor-footage, --holdout-matte, --shutter-angle; the daemon's
+#: session parameters of the same names).
+RENDER_KEYS: tuple[str, ...] = ("renderer", "checkpoint", "actor_footage", "holdout_matte", "shutter_angle")
 #: Keys holding paths (made absolute against the shot list's folder); ``actor_footage`` holds several.
-PATH_KEYS: tuple[str, ...] = ("input", "output", "reference", "curve", "holdout_matte", "actor_footage")
+PATH_KEYS: tuple[str, ...] = ("input", "output", "reference", "curve", "checkpoint", "holdout_matte", "actor_footage")
 #: What separates the paths of ``actor_footage`` in a CSV cell (YAML and OpenTimelineIO: a list).
 LIST_SEPARATOR = ";"
 #: Top-level keys of a YAML shot list.
@@ -74,6 +76,7 @@ OTIO_NAMESPACE = "ned_fx"
 _INT_KEYS = ("reference_neutral_frame", "neutral_frame", "face")
 _FLOAT_KEYS = ("intensity",)
 _SPEECH = ("auto", "preserve", "free")
+_RENDERERS = ("geometry", "neural")
 _TEMPLATE_RE = re.compile(r"\{([^{}]*)\}")
 
 
@@ -93,6 +96,8 @@ class Shot:
         frames: frame range text (``"1001-1100"``; movies: 0-based indices) or None for every frame.
         emotion … neutral_frame: the edit instruction (see ``ned_fx.pipeline.EditInstruction``); None = not set.
         face: the face id to edit (None: the main face); consent: the performer's consent reference (free text).
+        renderer: ``geometry`` (None: the default) or ``neural``, which needs checkpoint: the actor's neural renderer
+        (``ned-fx train-renderer``);
         actor_footage: more footage of the same actor (absolute paths: real mouth interiors and eyes for the shot);
         holdout_matte: a holdout matte (still or sequence pattern, 1 = keep the plate) replacing occluder detection;
         shutter_angle: the camera's shutter in degrees, 0..360 (the drawn folds' motion blur; None: 180).
@@ -114,23 +119,29 @@ class Shot:
     neutral_frame: int | None = None
     face: int | None = None
     consent: str | None = None
+    renderer: str | None = None
+    checkpoint: str | None = None
     actor_footage: tuple[str, ...] | None = None
     holdout_matte: str | None = None
     shutter_angle: float | None = None
 
     def __post_init__(self) -> None:
+        # (a host's dialog sends what its fields hold: an empty field is a key not set, one path is a list of one)
         if self.actor_footage is not None:
             paths = (self.actor_footage,) if isinstance(self.actor_footage, str) else tuple(self.actor_footage)
-            object.__setattr__(self, "actor_footage", paths or None)
+            object.__setattr__(self, "actor_footage", tuple(p for p in paths if p) or None)
+        for key in ("renderer", "checkpoint", "holdout_matte"):
+            if getattr(self, key) == "":
+                object.__setattr__(self, key, None)
 
     def instruction(self) -> dict:
         """The edit instruction as wire parameters (only the keys that are set)."""
         return {k: getattr(self, k) for k in INSTRUCTION_KEYS if getattr(self, k) is not None}
 
-    def content(self) -> dict:
-        """The face-content options as the daemon's session parameters (only the keys that are set;
-        ``actor_footage`` as a list)."""
-        out = {k: getattr(self, k) for k in CONTENT_KEYS if getattr(self, k) is not None}
+    def render_options(self) -> dict:
+        """How the face is rendered (:data:`RENDER_KEYS`) as the daemon's session parameters (only the keys that
+        are set; ``actor_footage`` as a list)."""
+        out = {k: getattr(self, k) for k in RENDER_KEYS if getattr(self, k) is not None}
         if "actor_footage" in out:
             out["actor_footage"] = list(out["actor_footage"])
         return out
@@ -490,6 +501,8 @@ def _coerce(key: str, value, where: str, label: str):
             raise ShotListError(f"{bad}: {exc}") from None
     if key == "speech" and value not in _SPEECH:
         raise ShotListError(f"{bad} {value!r} is not valid; valid: {', '.join(_SPEECH)}")
+    if key == "renderer" and value not in _RENDERERS:
+        raise ShotListError(f"{bad} {value!r} is not valid; valid: {', '.join(_RENDERERS)}")
     return value
 
 
@@ -576,6 +589,12 @@ def _shot(values: dict, name: str, base: Path, where: str, label: str) -> Shot:
         if values.get(key):
             values[key] = (tuple(_absolute(v, base) for v in values[key]) if key == "actor_footage"
                            else _absolute(values[key], base))
+    if (values.get("renderer") == "neural") != bool(values.get("checkpoint")):
+        raise ShotListError(f"{where}: {label}: " + ("renderer neural needs a checkpoint (the actor's neural "
+                                                     "renderer, from ned-fx train-renderer)"
+                                                     if values.get("renderer") == "neural" else
+                                                     "a checkpoint is for renderer: neural; set it, or drop the "
+                                                     "checkpoint"))
     for key in ("input", "output", "holdout_matte"):
         if values.get(key) and not _has_known_form(values[key]):
             raise ShotListError(f"{where}: {label}: {key} {values[key]} is not a movie, still or image sequence; "
@@ -610,8 +629,8 @@ def _shot(values: dict, name: str, base: Path, where: str, label: str) -> Shot:
 
 
 def _content_inputs(values: dict) -> list[str]:
-    """The files a shot's face-content keys read (its holdout matte and actor footage)."""
-    return [*(values.get("actor_footage") or ()), *((values["holdout_matte"],) if values.get("holdout_matte") else ())]
+    """The files a shot's render keys read (its actor footage, holdout matte and checkpoint)."""
+    return [*(values.get("actor_footage") or ()), *(values[k] for k in ("holdout_matte", "checkpoint") if values.get(k))]
 
 
 def _fill_template(text: str, values: dict, where: str, label: str) -> str:
@@ -710,7 +729,7 @@ def _check_clashes(shots: tuple[Shot, ...], where: str) -> None:
             if b is a:
                 continue
             for what, paths in (("the input", [b.input]), ("the holdout matte", [b.holdout_matte or ""]),
-                                ("actor footage", list(b.actor_footage or ()))):
+                                ("actor footage", list(b.actor_footage or ())), ("the checkpoint", [b.checkpoint or ""])):
                 try:
                     ensure_not_input(a.output, [p for p in paths if p])
                 except InvalidParameterError:

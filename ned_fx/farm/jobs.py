@@ -213,7 +213,7 @@ def build_jobs(shotlist, config: FarmConfig = FarmConfig()) -> tuple[Job, ...]:
             several frames); the message names the shot and what works.
         InvalidParameterError: a bad instruction (checked before submitting).
     """
-    from ..pipeline import EditInstruction, check_content_files, check_instruction
+    from ..pipeline import EditInstruction, check_instruction, check_render_files
     from ..provenance import normalise_consent
 
     exe = absolute_executable(tuple(config.executable)) if config.executable else default_executable()
@@ -224,7 +224,7 @@ def build_jobs(shotlist, config: FarmConfig = FarmConfig()) -> tuple[Job, ...]:
     for shot in shotlist.shots:
         check_instruction(EditInstruction(**shot.instruction()))
         try:
-            check_content_files(shot.actor_footage or (), shot.holdout_matte)
+            check_render_files(shot.actor_footage or (), shot.holdout_matte, shot.checkpoint)
         except NedFxError as exc:
             raise type(exc)(f"shot {shot.name}: {exc}") from None
         try:
@@ -237,8 +237,8 @@ def build_jobs(shotlist, config: FarmConfig = FarmConfig()) -> tuple[Job, ...]:
 
 def _absolute_shot(shot):
     """The shot with every path absolute (a farm task's current folder is not this one)."""
-    paths = {k: os.path.abspath(getattr(shot, k)) for k in ("input", "output", "reference", "curve", "holdout_matte")
-             if getattr(shot, k)}
+    paths = {k: os.path.abspath(getattr(shot, k)) for k in ("input", "output", "reference", "curve", "holdout_matte",
+                                                            "checkpoint") if getattr(shot, k)}
     if shot.actor_footage:
         paths["actor_footage"] = tuple(os.path.abspath(p) for p in shot.actor_footage)
     return dataclasses.replace(shot, **paths)
@@ -284,9 +284,9 @@ def _job(shot, batch: str, exe: tuple[str, ...], show: str, user: str, config: F
     consent = normalise_consent(shot.consent)
     edit = ("edit", shot.input, "-o", target)
     # the consent reference rides with every command: the analysis checks it, the chunks stamp it on every frame
-    # the face-content options too: the analysis builds the shot's models from the actor footage, every chunk
-    # keeps the holdout matte's pixels and blurs the drawn folds with the shutter
-    tail = (*instruction, *_content_args(shot), *((f"--face={shot.face}",) if shot.face is not None else ()),
+    # the render options too: the analysis builds the shot's models from the actor footage, every chunk renders
+    # with the renderer, keeps the holdout matte's pixels and blurs the drawn folds with the shutter
+    tail = (*instruction, *_render_args(shot), *((f"--face={shot.face}",) if shot.face is not None else ()),
             *((f"--consent={consent}",) if consent else ()), "-q")
     audit = (f"--audit-log={absolute_audit_log(config.audit_log)}",) if config.audit_log else ()
     res = dict(gpus=config.gpus, gpu_memory=config.gpu_memory, cores=config.cores, memory=config.memory)
@@ -319,8 +319,8 @@ def _job(shot, batch: str, exe: tuple[str, ...], show: str, user: str, config: F
                             outputs=(shot.output,)))
     meta = {"shot": shot.name, "input": shot.input, "output": shot.output, "frames": frange,
             "instruction": ", ".join(f"{k}={v}" for k, v in shot.instruction().items()) or "neutral"}
-    if shot.content():
-        meta["content"] = ", ".join(f"{k}={v}" for k, v in shot.content().items())
+    if shot.render_options():
+        meta["render"] = ", ".join(f"{k}={v}" for k, v in shot.render_options().items())
     if consent:
         meta["consent"] = consent
     return Job(name=job_name(batch, shot.name), batch=batch, shot=shot.name, input=shot.input, output=shot.output,
@@ -335,10 +335,10 @@ def _instruction_args(shot) -> tuple[str, ...]:
                  for k, v in shot.instruction().items())
 
 
-def _content_args(shot) -> tuple[str, ...]:
-    """``ned-fx edit``'s face-content options of a shot: ``--actor-footage FILE…`` (its own tokens: the option takes
-    several), ``--holdout-matte=MATTE``, ``--shutter-angle=DEGREES``."""
-    args: tuple[str, ...] = ()
+def _render_args(shot) -> tuple[str, ...]:
+    """``ned-fx edit``'s render options of a shot: ``--renderer=NAME``, ``--checkpoint=FILE``, ``--actor-footage
+    FILE…`` (its own tokens: the option takes several), ``--holdout-matte=MATTE``, ``--shutter-angle=DEGREES``."""
+    args: tuple[str, ...] = tuple(f"--{k}={getattr(shot, k)}" for k in ("renderer", "checkpoint") if getattr(shot, k))
     if shot.actor_footage:
         args += ("--actor-footage", *shot.actor_footage)
     if shot.holdout_matte:
