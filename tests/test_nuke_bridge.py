@@ -751,7 +751,8 @@ def test_a_holdout_input_is_baked_and_sent_as_the_holdout_matte(nk):
     with pytest.raises(RuntimeError, match="holdout matte was never baked"):
         nk.execute(out, 1003, 1003)
     node.setInput(1, None)
-    assert ned_fx_nuke.build_request(node)[2] == plain and "holdout_matte" not in ned_fx_nuke.build_request(node)[0].params
+    request, _, pattern = ned_fx_nuke.build_request(node)
+    assert pattern == plain and "holdout_matte" not in request.params
 
 
 def test_a_holdout_input_keeps_the_plate_under_its_alpha(nk, real, monkeypatch):

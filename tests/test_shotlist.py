@@ -239,8 +239,8 @@ shots:
 
 
 def test_render_keys_per_shot(tmp_path):
-    """actor_footage (a list), holdout_matte and shutter_angle (and renderer/checkpoint, above): paths made absolute, the session parameters the
-    daemon takes, and each format writes them back (CSV: paths separated by ';')."""
+    """actor_footage (a list), holdout_matte and shutter_angle (and renderer/checkpoint, above): paths made absolute,
+    the session parameters the daemon takes, and each format writes them back (CSV: paths separated by ';')."""
     sl = read_from_file(write(tmp_path, "shots.yaml", CONTENT_YAML))
     a, b = sl.shots
     assert a.actor_footage == (str(tmp_path / "takes" / "a.mov"), "/abs/elsewhere/b.####.exr")

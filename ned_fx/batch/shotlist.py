@@ -42,8 +42,9 @@ from typing import Any, Iterator
 
 from ..errors import InputNotFoundError, InvalidParameterError, UnsupportedFormatError
 
-__all__ = ["SHOT_KEYS", "INSTRUCTION_KEYS", "RENDER_KEYS", "FORMATS", "TEMPLATE_FIELDS", "Shot", "ShotList", "ShotListError",
-           "read_from_file", "write_to_file", "read_from_string", "output_kind", "output_problem", "input_stem"]
+__all__ = ["SHOT_KEYS", "INSTRUCTION_KEYS", "RENDER_KEYS", "FORMATS", "TEMPLATE_FIELDS", "Shot", "ShotList",
+           "ShotListError", "read_from_file", "write_to_file", "read_from_string", "output_kind", "output_problem",
+           "input_stem"]
 
 #: Every key a shot may set, in the order they are written.
 SHOT_KEYS: tuple[str, ...] = ("name", "input", "output", "frames", "emotion", "intensity", "reference",
@@ -630,7 +631,8 @@ def _shot(values: dict, name: str, base: Path, where: str, label: str) -> Shot:
 
 def _content_inputs(values: dict) -> list[str]:
     """The files a shot's render keys read (its actor footage, holdout matte and checkpoint)."""
-    return [*(values.get("actor_footage") or ()), *(values[k] for k in ("holdout_matte", "checkpoint") if values.get(k))]
+    return [*(values.get("actor_footage") or ()),
+            *(values[k] for k in ("holdout_matte", "checkpoint") if values.get(k))]
 
 
 def _fill_template(text: str, values: dict, where: str, label: str) -> str:
@@ -729,7 +731,8 @@ def _check_clashes(shots: tuple[Shot, ...], where: str) -> None:
             if b is a:
                 continue
             for what, paths in (("the input", [b.input]), ("the holdout matte", [b.holdout_matte or ""]),
-                                ("actor footage", list(b.actor_footage or ())), ("the checkpoint", [b.checkpoint or ""])):
+                                ("actor footage", list(b.actor_footage or ())),
+                                ("the checkpoint", [b.checkpoint or ""])):
                 try:
                     ensure_not_input(a.output, [p for p in paths if p])
                 except InvalidParameterError:
