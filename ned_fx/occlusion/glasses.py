@@ -148,6 +148,7 @@ class GlassesModelBuilder:
         self._seen = 0
         self._stride = 1
         self._short: list = []          # (pixels, landmarks, canonical -> pixels) of a shot too short for the model
+        self._grid: tuple | None = None  # the canonical view's pixel coordinates (the line filter's), made once
 
     def add(self, index: int, pixels: np.ndarray, landmarks: np.ndarray) -> None:
         """One frame: HxWxK float32 plate values (any white: contrasts are taken relative to the skin), 478x3
@@ -198,7 +199,9 @@ class GlassesModelBuilder:
         if not skin > 0:
             return
         view *= np.float32(1.0 / skin)
-        gx, gy = np.meshgrid(np.arange(cw, dtype=np.float32), np.arange(ch, dtype=np.float32))
+        if self._grid is None:
+            self._grid = np.meshgrid(np.arange(cw, dtype=np.float32), np.arange(ch, dtype=np.float32))
+        gx, gy = self._grid
         r = None
         for s in cfg.line_scales:
             d, b, _ = _line_contrast(view, s, gx, gy)
@@ -399,16 +402,21 @@ def _fit_pair(score: np.ndarray, eye: np.ndarray, iod: float, eye_area: np.ndarr
     g = np.meshgrid(du, dv, aa, bb, indexing="ij")
     cos_t, sin_t = np.cos(_ANGLES), np.sin(_ANGLES)
     per_eye, geo = [], []
+    flat = np.concatenate([lookup.ravel(), np.full(1, -1.0, lookup.dtype)])     # the last: outside the view
     for n, e in enumerate(eye):
         c = e.mean(axis=0)
         out = -1.0 if n == 0 else 1.0                              # the right eye is on the image's left
         cx = c[0] + out * g[0] * iod
         cy = c[1] + g[1] * iod
-        x = cx[..., None] + g[2][..., None] * iod * cos_t
-        y = cy[..., None] + g[3][..., None] * iod * sin_t
-        xi, yi = np.rint(x - 0.5).astype(np.int32), np.rint(y - 0.5).astype(np.int32)
-        inb = (xi >= 0) & (xi < w) & (yi >= 0) & (yi < h)
-        s = np.where(inb, lookup[np.clip(yi, 0, h - 1), np.clip(xi, 0, w - 1)], -1.0)
+        # x depends on (du, a) only and y on (dv, b): each is rounded on its own small grid, the (du, dv, a, b)
+        # samples are their broadcast (the same pixels as rounding the full grid, ~4x less work)
+        x = (c[0] + out * du[:, None, None] * iod) + aa[None, :, None] * iod * cos_t
+        y = (c[1] + dv[:, None, None] * iod) + bb[None, :, None] * iod * sin_t
+        xi, yi = np.rint(x - 0.5).astype(np.int64), np.rint(y - 0.5).astype(np.int64)       # (du, a, A), (dv, b, A)
+        xi = np.where((xi >= 0) & (xi < w), xi, -(h * w + 1))
+        yi = np.where((yi >= 0) & (yi < h), yi * w, -(h * w + 1))
+        idx = xi[:, None, :, None, :] + yi[None, :, None, :, :]                 # (du, dv, a, b, A)
+        s = flat[np.where(idx >= 0, idx, h * w)]
         seen = (s >= 0).sum(axis=-1)
         sc = np.where(seen >= 0.5 * len(_ANGLES), np.maximum(s, 0).sum(axis=-1) / np.maximum(seen, 0.75 * len(_ANGLES)), 0.0)
         per_eye.append(sc.transpose(1, 3, 0, 2).reshape(len(dv), len(bb), -1))
