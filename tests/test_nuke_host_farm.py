@@ -451,3 +451,48 @@ def test_a_read_that_shifts_frame_numbers_is_edited_on_the_files_it_reads(gui, s
     rendered = _recording(nk)
     nk.execute(comp, 3, 3)
     assert rendered[(comp.name(), 3)][0] == f"file:{pattern.replace('%04d', '1003')}"
+
+
+def test_a_holdout_beside_a_read_that_shifts_frame_numbers_is_baked_at_the_sources_numbers(gui, served, monkeypatch,
+                                                                                           request):
+    """Source 'upstream Read file' (nothing of the source is baked) with a Read shifted by 1000 frames and a Holdout
+    input: the matte is still baked, at the numbers the daemon reads the source at (node frame 1 -> 1001), and
+    re-baked only where it changed."""
+    import ned_fx_nuke
+
+    nk = gui
+    _, root = served
+    work = root / request.node.name
+    monkeypatch.setenv("NED_FX_NUKE_CACHE", str(work / "cache"))
+    nk.root()["first_frame"].setValue(1)
+    nk.root()["last_frame"].setValue(4)
+    plate = _plate(work / "plates")
+    read = nk.nodes.Read(file=str(plate), frame_mode="offset", frame="-1000")
+    node = ned_fx_nuke.create_node()
+    node.setInput(0, read)
+    node.setInput(1, nk.nodes.Read(name="roto", file=str(work / "roto.%04d.exr")))
+    nk._user_set(node["source"], "upstream Read file")
+    baked = []
+
+    def render(write, frame):
+        assert write.name() == ned_fx_nuke.HOLDOUT_BAKE, "the source is read where it is, not baked"
+        baked.append(frame)
+        alpha = np.zeros((512, 512, 1), np.float32)
+        alpha[:, : 100 * frame] = 1.0                  # another matte per frame
+        images.write_exr(Path(write["file"].value().replace("%04d", f"{frame:04d}")), alpha, ("A",))
+
+    nk._set_write_renderer(render)
+    node["analyse"].execute()
+    _settle(nk, node)
+    assert node["ned_ok"].value(), node["status"].value()
+    held = ned_fx_nuke.holdout_of(node)
+    assert baked == [1, 2, 3, 4] and ned_fx_nuke._RUNTIME[node.fullName()].handle.request.params["holdout_matte"] == held
+    from ned_fx.media import read_image
+
+    for t in range(1, 5):
+        matte = read_image(Path(held.replace("%04d", f"{1000 + t:04d}"))).pixels[..., 0]
+        assert matte[:, : 100 * t].min() == 1.0 and matte[:, 100 * t:].max() == 0.0, "frame t's matte at 1000 + t"
+    stamps = {p.name: p.stat().st_mtime_ns for p in Path(held).parent.glob("hold.*.exr")}
+    node["analyse"].execute()
+    _settle(nk, node)
+    assert {p.name: p.stat().st_mtime_ns for p in Path(held).parent.glob("hold.*.exr")} == stamps, "unchanged: kept"
