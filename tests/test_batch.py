@@ -405,7 +405,7 @@ def test_a_shots_face_content_options_reach_the_daemon_and_key_its_frames(identi
     assert line["params"] == {"emotion": "happy", "actor_footage": [str(d3)], "holdout_matte": str(matte),
                               "shutter_angle": 90.0}
     sidecar = json.loads((tmp_path / "out" / ".sh010.####.png.ned_fx_batch.json").read_text())
-    assert sidecar["render"]["shutter_angle"] == 90.0
+    assert sidecar["session"]["shutter_angle"] == 90.0
     assert (run(f", holdout_matte: mattes/hold.png, actor_footage: [{d3}], shutter_angle: 90").status ==
             "skipped"), "the same options: every frame kept"
     other = run(f", holdout_matte: mattes/hold.png, actor_footage: [{d3}], shutter_angle: 180")

@@ -300,7 +300,7 @@ def test_opencue_submit_without_a_cuebot_is_a_clear_error(shots, tmp_path, capsy
     assert not (tmp_path / ".opencue").exists()
 
 
-def test_render_options_reach_every_edit_of_the_shot(tmp_path):
+def test_session_options_reach_every_edit_of_the_shot(tmp_path):
     """A shot's actor footage, holdout matte and shutter angle go to the analysis (the models are built there from
     the footage) and to every render chunk (the matte's pixels kept, the folds blurred), as ``ned-fx edit`` parses
     them."""
@@ -333,16 +333,17 @@ def test_render_options_reach_every_edit_of_the_shot(tmp_path):
         assert args.face == 0 and args.quiet, "the options after the footage list are still options"
         content = content_from_args(args)
         assert (content.holdout, content.shutter) == (matte, pytest.approx(0.48))
-    assert job.metadata["render"].startswith("actor_footage=")
+    assert job.metadata["session"].startswith("actor_footage=")
     # a neural renderer's checkpoint: checked before submitting, then every edit renders with it
-    path.write_text(path.read_text().replace("face: 0}", "face: 0, renderer: neural, checkpoint: actor.ckpt}"))
+    path.write_text(path.read_text().replace("face: 0}", "face: 0, renderer: neural, checkpoint: actor.ckpt, "
+                                                         "colorspace: ACEScg}"))
     with pytest.raises(InputNotFoundError, match=r"shot sh010: neural renderer checkpoint .*actor.ckpt does not exist"):
         build_jobs(read_from_file(path), FarmConfig(chunk=10, executable=EXE))
     (tmp_path / "actor.ckpt").write_bytes(b"")
     (job,) = build_jobs(read_from_file(path), FarmConfig(chunk=10, executable=EXE))
     for t in [job.layer("analysis")] + list(job.layer("render").tasks):
         args = build_parser().parse_args(list(t.command[t.command.index("--") + 1:]))
-        assert (args.renderer, args.checkpoint) == ("neural", str(tmp_path / "actor.ckpt"))
+        assert (args.renderer, args.checkpoint, args.colorspace) == ("neural", str(tmp_path / "actor.ckpt"), "ACEScg")
     # a shot without them: no such option (its edits take the defaults, as before)
     (plain,) = build_jobs(_plain(tmp_path, d12), FarmConfig(chunk=10, executable=EXE))
     assert not any(a.startswith(("--actor-footage", "--holdout-matte", "--shutter-angle"))

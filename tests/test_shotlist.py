@@ -211,7 +211,7 @@ def test_every_documented_key_is_accepted(tmp_path):
               "intensity": 1, "reference": "r.mov", "reference_frames": "3-8", "reference_neutral_frame": 3,
               "keys": "0:neutral:0,9:happy:1", "curve": "c.csv", "regions": "brows", "speech": "free",
               "neutral_frame": 2, "face": 0, "consent": "c", "actor_footage": "x.mov", "holdout_matte": "m.png",
-              "shutter_angle": 90, "renderer": "neural", "checkpoint": "actor.ckpt"}
+              "shutter_angle": 90, "renderer": "neural", "checkpoint": "actor.ckpt", "colorspace": "ARRI LogC4"}
     assert set(values) == set(SHOT_KEYS)
     text = "shots:\n  - " + "\n    ".join(f"{k}: {v!r}" if isinstance(v, str) else f"{k}: {v}" for k, v in values.items())
     (shot,) = read_from_string(text, "yaml", base=tmp_path).shots
@@ -220,7 +220,8 @@ def test_every_documented_key_is_accepted(tmp_path):
     assert (shot.actor_footage, shot.holdout_matte, shot.shutter_angle) == (
         (str(tmp_path / "x.mov"),), str(tmp_path / "m.png"), 90.0)
     assert (shot.renderer, shot.checkpoint) == ("neural", str(tmp_path / "actor.ckpt"))
-    assert shot.render_options()["checkpoint"] == str(tmp_path / "actor.ckpt")
+    assert shot.session_options()["checkpoint"] == str(tmp_path / "actor.ckpt")
+    assert shot.session_options()["colorspace"] == "ARRI LogC4" and "colorspace" not in shot.instruction()
 
 
 CONTENT_YAML = """defaults:
@@ -246,9 +247,9 @@ def test_render_keys_per_shot(tmp_path):
     assert a.actor_footage == (str(tmp_path / "takes" / "a.mov"), "/abs/elsewhere/b.####.exr")
     assert a.holdout_matte == str(tmp_path / "mattes" / "sh010_hands.####.png")
     assert (a.shutter_angle, b.shutter_angle, b.actor_footage, b.holdout_matte) == (90.0, 172.8, None, None)
-    assert a.render_options() == {"actor_footage": [str(tmp_path / "takes" / "a.mov"), "/abs/elsewhere/b.####.exr"],
+    assert a.session_options() == {"actor_footage": [str(tmp_path / "takes" / "a.mov"), "/abs/elsewhere/b.####.exr"],
                            "holdout_matte": str(tmp_path / "mattes" / "sh010_hands.####.png"), "shutter_angle": 90.0}
-    assert "holdout_matte" not in a.instruction() and b.render_options() == {"shutter_angle": 172.8}
+    assert "holdout_matte" not in a.instruction() and b.session_options() == {"shutter_angle": 172.8}
     for ext in ("yaml", "csv", "otio"):
         again = read_from_file(write_to_file(sl, tmp_path / f"copy.{ext}"))
         assert again.shots == sl.shots, ext
@@ -313,8 +314,11 @@ def test_every_daemon_session_parameter_has_a_shot_list_key():
     (the renderer, the holdout matte, the shutter angle… were, before they became shot keys). ``keys`` and the
     emotion are the instruction; host-side knobs (``mix``) never reach the daemon."""
     from ned_fx.daemon.server import describe
+    from ned_fx.daemon.sessions import OPEN_KEYS
     from ned_fx.hosts.params import knob_specs
 
     specs = knob_specs(describe({"engine": "pytorch"})["parameters"])
     assert {s.name for s in specs if s.host_side} == {"mix"}
     assert {s.name for s in specs if not s.host_side} - set(SHOT_KEYS) == set()
+    # ... and every option an open request may carry (the shot's source and who asks are the runner's own)
+    assert set(OPEN_KEYS) - {"path", "user", "host", "application"} - set(SHOT_KEYS) == set()

@@ -393,8 +393,8 @@ def _resume_key(plan: ShotPlan, engine: str) -> str:
     doc = {"source": os.path.realpath(shot.input), "fingerprint": fingerprint(Path(shot.input)),
            "frames": [plan.numbers[0], plan.numbers[-1], len(plan.numbers)], "face": shot.face,
            "instruction": shot.instruction(), "engine": engine, "version": __version__}
-    if shot.render_options():       # absent when not set: the keys of shots without render options stay valid
-        doc["render"] = shot.render_options()
+    if shot.session_options():      # absent when not set: the keys of shots without session options stay valid
+        doc["session"] = shot.session_options()
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
 
@@ -451,7 +451,7 @@ def _prepare_output(plan: ShotPlan, engine: str, resume: bool) -> ShotPlan:
     with atomic_output(sidecar) as tmp:
         tmp.write_text(json.dumps({"key": key, "shot": plan.shot.name, "source": plan.shot.input,
                                    "instruction": plan.shot.instruction(), "engine": engine,
-                                   **({"render": plan.shot.render_options()} if plan.shot.render_options() else {}),
+                                   **({"session": plan.shot.session_options()} if plan.shot.session_options() else {}),
                                    "ned_fx": __version__}, indent=2))
     return dataclasses.replace(plan, key=key, done=frozenset(done))
 
@@ -577,7 +577,7 @@ class _ShotJob:
         with self.link.worker_client() as client:
             session = client.open(shot.input, frames=shot.frames, face=shot.face, consent=_consent(shot),
                                   user=self.who["user"], host=self.who["host"], application=APPLICATION,
-                                  **shot.instruction(), **shot.render_options())
+                                  **shot.instruction(), **shot.session_options())
             try:
                 ta = time.perf_counter()
                 self._report("analysing", 0, len(plan.numbers))
@@ -857,7 +857,7 @@ class _Auditor:
             "status": result.status, "batch": self.batch_name, "run": self.run,
             "shot": {"name": shot.name, "source": os.path.abspath(shot.input), "output": os.path.abspath(shot.output),
                      "frames": _frames_text(result.frames) or shot.frames, "face": face},
-            "params": {**shot.instruction(), **shot.render_options()}, "consent": _consent(shot, strict=False),
+            "params": {**shot.instruction(), **shot.session_options()}, "consent": _consent(shot, strict=False),
             "engine": engine,
             "renderer": record.renderer if record is not None else None,
             "source_sha256": record.source_sha256 if record is not None else None,

@@ -42,22 +42,24 @@ from typing import Any, Iterator
 
 from ..errors import InputNotFoundError, InvalidParameterError, UnsupportedFormatError
 
-__all__ = ["SHOT_KEYS", "INSTRUCTION_KEYS", "RENDER_KEYS", "FORMATS", "TEMPLATE_FIELDS", "Shot", "ShotList",
+__all__ = ["SHOT_KEYS", "INSTRUCTION_KEYS", "SESSION_KEYS", "FORMATS", "TEMPLATE_FIELDS", "Shot", "ShotList",
            "ShotListError", "read_from_file", "write_to_file", "read_from_string", "output_kind", "output_problem",
            "input_stem"]
 
 #: Every key a shot may set, in the order they are written.
 SHOT_KEYS: tuple[str, ...] = ("name", "input", "output", "frames", "emotion", "intensity", "reference",
                               "reference_frames", "reference_neutral_frame", "keys", "curve", "regions", "speech",
-                              "neutral_frame", "face", "consent", "renderer", "checkpoint", "actor_footage",
-                              "holdout_matte", "shutter_angle")
+                              "neutral_frame", "face", "consent", "colorspace", "renderer", "checkpoint",
+                              "actor_footage", "holdout_matte", "shutter_angle")
 #: The keys that make up the edit instruction (``ned_fx.pipeline.EditInstruction``'s fields).
 INSTRUCTION_KEYS: tuple[str, ...] = ("emotion", "intensity", "reference", "reference_frames",
                                      "reference_neutral_frame", "keys", "curve", "regions", "speech", "neutral_frame")
-#: The keys of how the face is rendered: the renderer (and a neural one's checkpoint) and the face-content options
-#: (``ned-fx edit``'s --renderer, --checkpoint, --actor-footage, --holdout-matte, --shutter-angle; the daemon's
-#: session parameters of the same names).
-RENDER_KEYS: tuple[str, ...] = ("renderer", "checkpoint", "actor_footage", "holdout_matte", "shutter_angle")
+#: The daemon session's options besides the instruction: how the plate is read (its OpenColorIO colour space), the
+#: renderer (and a neural one's checkpoint) and the face-content options (``ned-fx edit``'s --colorspace,
+#: --renderer, --checkpoint, --actor-footage, --holdout-matte, --shutter-angle; the session parameters of the
+#: same names).
+SESSION_KEYS: tuple[str, ...] = ("colorspace", "renderer", "checkpoint", "actor_footage", "holdout_matte",
+                                 "shutter_angle")
 #: Keys holding paths (made absolute against the shot list's folder); ``actor_footage`` holds several.
 PATH_KEYS: tuple[str, ...] = ("input", "output", "reference", "curve", "checkpoint", "holdout_matte", "actor_footage")
 #: What separates the paths of ``actor_footage`` in a CSV cell (YAML and OpenTimelineIO: a list).
@@ -97,6 +99,8 @@ class Shot:
         frames: frame range text (``"1001-1100"``; movies: 0-based indices) or None for every frame.
         emotion … neutral_frame: the edit instruction (see ``ned_fx.pipeline.EditInstruction``); None = not set.
         face: the face id to edit (None: the main face); consent: the performer's consent reference (free text).
+        colorspace: the plate's OpenColorIO colour space for what the tracker looks at (None: auto; the daemon
+        refuses a name its config does not have);
         renderer: ``geometry`` (None: the default) or ``neural``, which needs checkpoint: the actor's neural renderer
         (``ned-fx train-renderer``);
         actor_footage: more footage of the same actor (absolute paths: real mouth interiors and eyes for the shot);
@@ -120,6 +124,7 @@ class Shot:
     neutral_frame: int | None = None
     face: int | None = None
     consent: str | None = None
+    colorspace: str | None = None
     renderer: str | None = None
     checkpoint: str | None = None
     actor_footage: tuple[str, ...] | None = None
@@ -131,7 +136,7 @@ class Shot:
         if self.actor_footage is not None:
             paths = (self.actor_footage,) if isinstance(self.actor_footage, str) else tuple(self.actor_footage)
             object.__setattr__(self, "actor_footage", tuple(p for p in paths if p) or None)
-        for key in ("renderer", "checkpoint", "holdout_matte"):
+        for key in ("colorspace", "renderer", "checkpoint", "holdout_matte"):
             if getattr(self, key) == "":
                 object.__setattr__(self, key, None)
 
@@ -139,10 +144,10 @@ class Shot:
         """The edit instruction as wire parameters (only the keys that are set)."""
         return {k: getattr(self, k) for k in INSTRUCTION_KEYS if getattr(self, k) is not None}
 
-    def render_options(self) -> dict:
-        """How the face is rendered (:data:`RENDER_KEYS`) as the daemon's session parameters (only the keys that
-        are set; ``actor_footage`` as a list)."""
-        out = {k: getattr(self, k) for k in RENDER_KEYS if getattr(self, k) is not None}
+    def session_options(self) -> dict:
+        """The session's options (:data:`SESSION_KEYS`) as the daemon's parameters (only the keys that are set;
+        ``actor_footage`` as a list)."""
+        out = {k: getattr(self, k) for k in SESSION_KEYS if getattr(self, k) is not None}
         if "actor_footage" in out:
             out["actor_footage"] = list(out["actor_footage"])
         return out

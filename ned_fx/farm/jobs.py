@@ -284,9 +284,10 @@ def _job(shot, batch: str, exe: tuple[str, ...], show: str, user: str, config: F
     consent = normalise_consent(shot.consent)
     edit = ("edit", shot.input, "-o", target)
     # the consent reference rides with every command: the analysis checks it, the chunks stamp it on every frame
-    # the render options too: the analysis builds the shot's models from the actor footage, every chunk renders
-    # with the renderer, keeps the holdout matte's pixels and blurs the drawn folds with the shutter
-    tail = (*instruction, *_render_args(shot), *((f"--face={shot.face}",) if shot.face is not None else ()),
+    # the session options too: the analysis tracks the plate read in its colour space and builds the shot's models
+    # from the actor footage, every chunk renders with the renderer, keeps the holdout matte's pixels and blurs the
+    # drawn folds with the shutter
+    tail = (*instruction, *_session_args(shot), *((f"--face={shot.face}",) if shot.face is not None else ()),
             *((f"--consent={consent}",) if consent else ()), "-q")
     audit = (f"--audit-log={absolute_audit_log(config.audit_log)}",) if config.audit_log else ()
     res = dict(gpus=config.gpus, gpu_memory=config.gpu_memory, cores=config.cores, memory=config.memory)
@@ -319,8 +320,8 @@ def _job(shot, batch: str, exe: tuple[str, ...], show: str, user: str, config: F
                             outputs=(shot.output,)))
     meta = {"shot": shot.name, "input": shot.input, "output": shot.output, "frames": frange,
             "instruction": ", ".join(f"{k}={v}" for k, v in shot.instruction().items()) or "neutral"}
-    if shot.render_options():
-        meta["render"] = ", ".join(f"{k}={v}" for k, v in shot.render_options().items())
+    if shot.session_options():
+        meta["session"] = ", ".join(f"{k}={v}" for k, v in shot.session_options().items())
     if consent:
         meta["consent"] = consent
     return Job(name=job_name(batch, shot.name), batch=batch, shot=shot.name, input=shot.input, output=shot.output,
@@ -335,10 +336,12 @@ def _instruction_args(shot) -> tuple[str, ...]:
                  for k, v in shot.instruction().items())
 
 
-def _render_args(shot) -> tuple[str, ...]:
-    """``ned-fx edit``'s render options of a shot: ``--renderer=NAME``, ``--checkpoint=FILE``, ``--actor-footage
-    FILE…`` (its own tokens: the option takes several), ``--holdout-matte=MATTE``, ``--shutter-angle=DEGREES``."""
-    args: tuple[str, ...] = tuple(f"--{k}={getattr(shot, k)}" for k in ("renderer", "checkpoint") if getattr(shot, k))
+def _session_args(shot) -> tuple[str, ...]:
+    """``ned-fx edit``'s session options of a shot: ``--colorspace=NAME``, ``--renderer=NAME``, ``--checkpoint=FILE``,
+    ``--actor-footage FILE…`` (its own tokens: the option takes several), ``--holdout-matte=MATTE``,
+    ``--shutter-angle=DEGREES``."""
+    args: tuple[str, ...] = tuple(f"--{k}={getattr(shot, k)}" for k in ("colorspace", "renderer", "checkpoint")
+                                  if getattr(shot, k))
     if shot.actor_footage:
         args += ("--actor-footage", *shot.actor_footage)
     if shot.holdout_matte:
