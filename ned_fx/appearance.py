@@ -882,13 +882,15 @@ class FaceContent:
         self.mattes: MatteMemo | None = None
 
     def occluders(self, region: np.ndarray, src: np.ndarray, white: float, number: int | None = None,
-                  box=None, size: tuple[int, int] | None = None, source_box=None) -> np.ndarray | None:
+                  box=None, size: tuple[int, int] | None = None, source_box=None, windows=None) -> np.ndarray | None:
         """The occluder matte over the region (1 = an occluder: keep the plate), or None when there is none.
 
         Args:
             region: HxWxK plate crop; src: its source landmarks (region pixels); white: display white;
             number: the frame number (for a holdout sequence); box: the region's box in the frame; size: the
                 frame's (height, width) (a holdout matte of another size is scaled to it);
+            windows: the frame's (data window, display window) (``Frame``'s: a holdout matte is placed by them);
+                None: the whole ``size``.
             source_box: the source face's own box in the frame, inside ``box`` (``FaceLocation.source_box``):
                 the detector looks there, so the matte depends on the plate alone, not on how far the edit's
                 target reaches (the same matte for every emotion: a second edit of the shot reads the first
@@ -904,7 +906,7 @@ class FaceContent:
             from .occlusion import load_holdout
 
             try:
-                matte = load_holdout(self.config.holdout, number, size)
+                matte = load_holdout(self.config.holdout, number, size, *(windows or (None, None)))
             except InputNotFoundError:
                 matte = None              # a sequence without this frame: detection decides
             if matte is not None:                  # the frame's matte over the region (the box lies in the frame)

@@ -1185,7 +1185,7 @@ class ShotRenderer:
         white = white_of(frame.pixels.dtype)
         src_r, dst_r = s - offset, d - offset
         keep = self.content.occluders(region, src_r, white, int(frame.number), box, frame.pixels.shape[:2],
-                                      source_box=where.source_box)
+                                      source_box=where.source_box, windows=(frame.data_window, frame.display_window))
         clean = self.content.fill(region, keep)
         w = time.perf_counter()
         rendered = self.renderer.render(clean, src_r, dst_r, self.mesh, **extra)

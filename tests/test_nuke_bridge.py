@@ -685,7 +685,7 @@ def test_a_gui_render_analyses_in_the_background_and_cancel_stops_it(nk, real, m
 
 def _holdout_renderer(nuke, clip: str = "d12.mp4", compression: str = "zips"):
     """Writes as Nuke would: ``ned_bake`` the input (as :func:`_bake_renderer`), ``ned_bake_holdout`` the Holdout
-    input's alpha alone: a roto holding the left half of the frame."""
+    input's alpha alone: a roto holding the left half of the frame, its bounding box the EXR's data window."""
     import ned_fx_nuke
 
     source = _bake_renderer(nuke, clip, compression=compression)
@@ -694,10 +694,9 @@ def _holdout_renderer(nuke, clip: str = "d12.mp4", compression: str = "zips"):
         if node.name() != ned_fx_nuke.HOLDOUT_BAKE:
             return source(node, frame)
         assert (node["file_type"].value(), node["channels"].value(), node["raw"].value()) == ("exr", "alpha", True)
-        alpha = np.zeros((512, 512, 1), np.float32)
-        alpha[:, :256] = 1.0
+        alpha = np.ones((512, 256, 1), np.float32)
         images.write_exr(Path(node["file"].value().replace("%04d", f"{frame:04d}")), alpha, ("A",),
-                         compression=compression)
+                         data_window=(0, 0, 255, 511), display_window=(0, 0, 511, 511), compression=compression)
 
     return render
 
@@ -729,7 +728,7 @@ def test_a_holdout_input_is_baked_and_sent_as_the_holdout_matte(nk):
     assert any(m.startswith("baking the holdout matte") for m in nk._progress_tasks[0].messages)
     for f in range(1001, 1005):
         matte = read_image(Path(held.replace("%04d", f"{f:04d}")))
-        assert matte.channels == ("A",) and matte.pixels[:, :256].min() == 1.0 and matte.pixels[:, 256:].max() == 0
+        assert matte.channels == ("A",) and matte.data_window == (0, 0, 255, 511) and matte.pixels.min() == 1.0
         assert _switch(nk, node, f) == 1
     rt = ned_fx_nuke._RUNTIME[node.fullName()]
     assert rt.handle.request.params["holdout_matte"] == held, "the daemon was asked with the baked matte"

@@ -201,6 +201,29 @@ def test_load_holdout_reads_8_and_16_bit_stills_and_sequences(tmp_path):
         load_holdout(tmp_path / "hold.png", 0, (0, 60))
 
 
+def test_a_holdout_exr_with_a_bounding_box_is_placed_by_its_windows(tmp_path):
+    """Nuke writes a roto's alpha with its bounding box as the EXR's data window: the matte is 0 outside that box,
+    never stretched from it over the frame; a plate with a data window of its own (a bbox) gets the matte's pixels
+    at the same image positions; a proxy (another display size) is scaled by its display window."""
+    from ned_fx.hosts import images
+
+    box = np.ones((100, 50, 1), np.float32)
+    images.write_exr(tmp_path / "roto.exr", box, ("A",), data_window=(200, 100, 249, 199),
+                     display_window=(0, 0, 511, 511))
+    full = load_holdout(tmp_path / "roto.exr", 1, (512, 512))
+    assert full.sum() == 5000 and full[100:200, 200:250].min() == 1.0, "the box, at its place (stretched: 262144)"
+    plate = load_holdout(tmp_path / "roto.exr", 1, (464, 480), (24, 16, 503, 479), (0, 0, 511, 511))
+    assert plate.shape == (464, 480) and plate.sum() == 5000 and plate[100 - 16, 200 - 24] == 1.0
+    assert plate[100 - 17, 200 - 24] == 0.0 and plate[100 - 16, 200 - 25] == 0.0
+    proxy = load_holdout(tmp_path / "roto.exr", 1, (1024, 1024))
+    assert proxy[201:399, 401:499].min() == 1.0 and proxy[:198].max() == 0.0 and proxy[402:].max() == 0.0
+    # a plate's data window reaching past its display window (overscan): 0 there
+    over = load_holdout(tmp_path / "roto.exr", 1, (532, 532), (-10, -10, 521, 521), (0, 0, 511, 511))
+    assert over.sum() == 5000 and over[110, 210] == 1.0
+    with pytest.raises(InvalidParameterError, match="data_window"):
+        load_holdout(tmp_path / "roto.exr", 1, (10, 10), (0, 0, 19, 19))
+
+
 # ---- the per-shot glasses model --------------------------------------------------------------------------------
 
 #: d12's clear plastic rims, picked by eye on the plate (x, y pixels): frame 0's lens tops and outer sides and the
