@@ -926,3 +926,36 @@ def test_seam_iris_is_checked():
 
     with pytest.raises(InvalidParameterError, match="seam_iris"):
         EyeConfig(seam_iris=1)
+
+
+@pytest.fixture(scope="module")
+def dim_catchlights(tracker):
+    return Shot("WDA_AlexandriaOcasioCortez_000.mp4", "29-31", tracker)
+
+
+def test_the_drawn_iris_keeps_the_source_s_catchlight_and_no_white_from_its_edge(dim_catchlights):
+    """WDA's footage is dark: around frame 30 her catchlights are small spots a quarter of the way from her irises'
+    near-black to her whites (60 against 5 and 150 of 255). The catchlight finder took only spots half way up to
+    the white (with the whole clip's eye model her frame-30 catchlights were not found: surprise drew her irises
+    as flat black discs, looked at 4x), and it took the white inside the tracked iris disc at its edge (under or
+    beside the iris: small and bright against the iris) for a catchlight and pasted it onto the drawn iris's rim
+    (d3 frame 40, 5x: a white crescent on her iris). Now a spot counts from ``EyeConfig.catch_level`` of the way
+    to the white, and only whole inside ``catch_inside`` of the iris radius: the catchlight stays (the iris's
+    core: its brightest spot 4-17x its median), the rim is iris (its 95th percentile 0.30-0.53 of the white, mean
+    0.40; 0.53-0.98, mean 0.74, with the white pasted on)."""
+    rims = []
+    for k in range(len(dim_catchlights.frames)):
+        inp = dim_catchlights.inputs("surprised", 1.0, k)
+        lum = _lum(stack(inp.warped, [EyeRenderer(dim_catchlights.model).render(inp)]))
+        h, w = lum.shape
+        yy, xx = np.mgrid[0:h, 0:w] + 0.5
+        src_lum = _lum(inp.region)
+        for contour, corners, iris in EYES:
+            c = inp.dst[iris[0], :2]
+            r = float(np.linalg.norm(inp.dst[list(iris[1:]), :2] - c, axis=1).mean())
+            d = np.hypot(xx - c[0], yy - c[1])
+            sclera = np.percentile(src_lum[_mask(inp.src[list(contour), :2], h, w)], 90)
+            core = d < 0.6 * r
+            assert lum[core].max() > 3.0 * np.median(lum[core]), (k, lum[core].max(), np.median(lum[core]))
+            rims.append(np.percentile(lum[(d > 0.5 * r) & (d < 0.9 * r)], 95) / sclera)
+    assert np.mean(rims) < 0.55 and max(rims) < 0.65, rims

@@ -110,7 +110,13 @@ class EyeConfig:
             at 0.8 they read 0.83-0.87 and people_0's widened whites 0.92-0.94 under the lid (0.96 flat). 1: flat.
         limbus_softness: the iris edge's anti-aliased width (x W, at least one pixel).
         catch_margin: the source's catchlights are taken from its iris disc inside the lids and up to this far
-            outside its tracked lid contour (x W; a tracked upper lid often runs through the catchlight).
+            outside its tracked upper lid (x W; a tracked upper lid often runs through the catchlight; under the
+            lower lid a bright spot is its wet margin or the white, never outside the contour).
+        catch_level: a catchlight is brighter than the iris by this share of the way to the white (low, high: from
+            none to all of it; a dark plate's catchlights sit a quarter of the way up, WDA around frame 30) and
+            brighter than its 5-pixel neighbourhood, small (at most 0.3 iris radii across) ...
+        catch_inside: ... and whole inside this many iris radii of the iris centre: the white inside the tracked
+            iris disc at its edge is bright against the iris too, and ran onto the drawn iris's rim as a crescent.
         lash_specks, speck_size, speck_contrast: where an eye opens beyond the source, the warp's lash band (within
             ``lash_specks`` x W of the target's upper lid: outside the target opening and in the lid margin the
             eyeball leaves to the warp, ``lid_inset`` + ``edge_softness`` deep; never deeper, where a bright sliver
@@ -230,6 +236,8 @@ class EyeConfig:
     lid_prior: float = 0.8
     limbus_softness: float = 0.025
     catch_margin: float = 0.08
+    catch_level: tuple[float, float] = (0.2, 0.35)
+    catch_inside: float = 0.9
     lash_specks: float = 0.08
     speck_size: float = 0.15
     speck_contrast: tuple[float, float] = (0.2, 0.4)
@@ -266,7 +274,8 @@ class EyeConfig:
                      "pupil_ratio_default", "lid_inset", "edge_softness", "reach", "reach_max", "blend", "iris_whole",
                      "iris_cover", "iris_own", "iris_own_reach", "lash_depth",
                      "min_soft_px", "min_coverage", "min_move", "lid_shadow", "lid_shadow_reach", "lower_lid_shadow",
-                     "corner_shading", "corner_start", "highlight", "limbus_softness", "catch_margin", "blur", "grain",
+                     "corner_shading", "corner_start", "highlight", "limbus_softness", "catch_margin",
+                     "catch_inside", "blur", "grain",
                      "lash_specks", "speck_size", "limbus_rise",
                      "iris_detail", "iris_detail_bright", "iris_side_angle", "old_lid_near", "iris_contrast", "seam_min", "seam_reach", "seam_tint_reach", "shut_reference", "lid_open_height", "pair_spread",
                      "profile_prior"):
@@ -274,7 +283,7 @@ class EyeConfig:
             if not isinstance(value, (int, float)) or value < 0:
                 raise InvalidParameterError(f"EyeConfig.{name} must be a number >= 0, got {value!r}")
         for name in ("sclera_dim", "old_lid", "shut_sclera", "iris_hue", "lid_lowered", "seen_iris", "seen_sclera",
-                     "seen_lid", "pair_lid", "speck_contrast"):
+                     "seen_lid", "pair_lid", "speck_contrast", "catch_level"):
             lo, hi = getattr(self, name)
             if not 0 <= lo < hi:
                 raise InvalidParameterError(f"EyeConfig.{name} must be (low, high) with 0 <= low < high, "

@@ -432,15 +432,21 @@ class EyeRenderer:
             iris_lum = float(np.median(lum[inner]))
             span = max(ref * gain_s - iris_lum, 1e-6)
             local = cv2.blur(lum, (5, 5), borderType=cv2.BORDER_REPLICATE)
-            mask = (smoothstep((lum - iris_lum - 0.45 * span) / (0.3 * span))
-                    * smoothstep((lum - local - 0.1 * span) / (0.2 * span))
-                    * (disc & (distance.sd > -c.catch_margin * fs.w))).astype(np.float32)
+            low, high = c.catch_level
+            # (outside the tracked contour only over the upper lid: under the lower one a bright spot in the
+            # disc is the lid's wet margin or the white below the iris, not a reflection on the cornea)
+            lids = (distance.sd > 0) | ((distance.sd > -c.catch_margin * fs.w) & (gy < 0))
+            mask = (smoothstep((lum - iris_lum - low * span) / ((high - low) * span))
+                    * smoothstep((lum - local - 0.1 * span) / (0.2 * span)) * lids).astype(np.float32)
             if mask.any():
+                # a spot is small and lies inside the iris (every pixel within ``catch_inside`` x the radius): the
+                # white beside or under the iris, which the disc cuts at its edge, runs out past it
                 n, labels, stats, cents = cv2.connectedComponentsWithStats((mask > 0.25).astype(np.uint8))
-                off = np.hypot(cents[:, 0] + x0 + 0.5 - centre[0], cents[:, 1] + y0 + 0.5 - centre[1])
-                spot = (stats[:, cv2.CC_STAT_AREA] <= np.pi * (0.3 * radius) ** 2) & (off < 0.9 * radius)
+                far = np.zeros(n)
+                np.maximum.at(far, labels.ravel(), dist.ravel())
+                spot = (stats[:, cv2.CC_STAT_AREA] <= np.pi * (0.3 * radius) ** 2) & (far < c.catch_inside * radius)
                 spot[0] = False
-                mask *= spot[labels]
+                mask *= spot[labels] * disc
                 if mask.any():       # dilated by a pixel so the spot keeps its soft edge
                     mask = np.maximum(mask, 0.5 * cv2.dilate(mask, np.ones((3, 3), np.uint8)))
                     catch = np.dstack([crop, mask]).astype(np.float32)
