@@ -82,7 +82,8 @@ def test_a_small_iris_seen_between_lids_is_drawn_round(tmp_path, monkeypatch):
     and passed as iris against them: the iris was drawn squashed, its limbus ellipse 0.87 of the radius high
     against 0.96 wide (the bench's iris_round 0.894, under the issue's 0.9; a perfect disc between the same lids
     reads 0.99). Each ring's colour is now its sides' (``EyeConfig.iris_side_angle``) and cells brighter than it
-    fade out (``iris_detail_bright``): >= 0.9 on his first 20 frames, and under it with both off."""
+    fade out (``iris_detail_bright``): >= 0.9 on his first 20 frames (0.940), rounder than with both off (0.927;
+    0.896 while the white at the iris disc's edge was still pasted on as a catchlight, before ``catch_inside``)."""
     import dataclasses
 
     import believable_measures as bm
@@ -105,7 +106,7 @@ def test_a_small_iris_seen_between_lids_is_drawn_round(tmp_path, monkeypatch):
     (tmp_path / "before").mkdir()
     before = roundness(tmp_path / "before")
     print("d12 surprised iris roundness", round(now, 3), "every cell's colour", round(before, 3))
-    assert now >= 0.9 > before, (now, before)
+    assert now >= 0.9 and now > before + 0.005, (now, before)
 
 
 def test_the_eye_measure_leaves_the_lid_margin_to_the_lid():
