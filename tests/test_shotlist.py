@@ -296,12 +296,14 @@ def test_check_reads_real_inputs_without_a_daemon(tmp_path, capsys):
     from ned_fx.cli import main
 
     clip = footage("d12.mp4")
-    path = write(tmp_path, "shots.yaml", f"shots:\n  - {{name: a, input: {clip}, output: o/a.####.png, frames: 0-9}}\n"
+    path = write(tmp_path, "shots.yaml", f"shots:\n  - {{name: a, input: {clip}, output: o/a.####.png, frames: 0-9, "
+                 f"shutter_angle: 90, actor_footage: [{footage('d3.mp4')}]}}\n"
                  f"  - {{name: b, input: {clip}, output: o/b.####.png, emotion: hapy}}\n"
                  f"  - {{name: c, input: {tmp_path / 'missing.mov'}, output: o/c.mov}}\n")
     assert main(["batch", str(path), "--check"]) == 2          # a shot list with a shot that cannot run: 2 (documented)
     out = capsys.readouterr().out
     assert "a: ok: movie" in out and "0-9 (10 frames)" in out
+    assert f"; actor_footage {footage('d3.mp4')}; shutter_angle 90.0" in out, out     # the session's options shown
     assert "b: invalid_parameter:" in out and "happy" in out          # the valid emotions are listed
     assert "c: not_found:" in out
     assert not (tmp_path / "o").exists(), "--check writes nothing"

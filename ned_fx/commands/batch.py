@@ -195,8 +195,11 @@ def _check(shotlist, config) -> int:
         try:
             plan = plan_shot(shot, config)
             what = ", ".join(f"{k} {v}" for k, v in shot.instruction().items()) or "neutral"
+            # the session's options too (a holdout matte, actor footage, the renderer…): what the TD set, seen
+            how = "".join(f"; {k} {', '.join(v) if isinstance(v, list) else v}"
+                          for k, v in shot.session_options().items())
             print(f"{shot.name}: ok: {plan.input_kind} {shot.input} -> {plan.kind} {shot.output}; frames "
-                  f"{describe_numbers(list(plan.numbers))}; {what}")
+                  f"{describe_numbers(list(plan.numbers))}; {what}{how}")
             ready += 1
         except Exception as exc:
             bad += 1
