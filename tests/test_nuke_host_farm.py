@@ -414,20 +414,29 @@ def test_upstream_read_paths_are_evaluated_as_nuke_does(nk, served, monkeypatch,
         ned_fx_nuke.source_of(node)
 
 
-def test_a_read_that_shifts_frame_numbers_is_edited_on_the_files_it_reads(gui, served, monkeypatch, request):
+def _shifted_read(nk, served, monkeypatch, request):
+    """Frames 1-4 of a script whose Read of plate.1001-1004.exr is shifted by 1000 (node frame 1 reads 1001), into
+    an Emotion Director reading it in place ('upstream Read file'): (work folder, plate pattern, read, node)."""
     import ned_fx_nuke
 
-    nk = gui
     _, root = served
     work = root / request.node.name
     monkeypatch.setenv("NED_FX_NUKE_CACHE", str(work / "cache"))
     nk.root()["first_frame"].setValue(1)
     nk.root()["last_frame"].setValue(4)
-    plate = _plate(work / "plates")                 # plate.1001-1004.exr
-    read = nk.nodes.Read(file=str(plate), frame_mode="offset", frame="-1000")   # node frame 1 reads 1001
+    plate = _plate(work / "plates")
+    read = nk.nodes.Read(file=str(plate), frame_mode="offset", frame="-1000")
     node = ned_fx_nuke.create_node()
     node.setInput(0, read)
     nk._user_set(node["source"], "upstream Read file")
+    return work, plate, read, node
+
+
+def test_a_read_that_shifts_frame_numbers_is_edited_on_the_files_it_reads(gui, served, monkeypatch, request):
+    import ned_fx_nuke
+
+    nk = gui
+    work, plate, read, node = _shifted_read(nk, served, monkeypatch, request)
     nk._user_set(node["intensity"], 0.2, time=1)
     nk._user_set(node["intensity"], 1.2, time=4)
     request, _, _ = ned_fx_nuke.build_request(node)
@@ -461,17 +470,8 @@ def test_a_holdout_beside_a_read_that_shifts_frame_numbers_is_baked_at_the_sourc
     import ned_fx_nuke
 
     nk = gui
-    _, root = served
-    work = root / request.node.name
-    monkeypatch.setenv("NED_FX_NUKE_CACHE", str(work / "cache"))
-    nk.root()["first_frame"].setValue(1)
-    nk.root()["last_frame"].setValue(4)
-    plate = _plate(work / "plates")
-    read = nk.nodes.Read(file=str(plate), frame_mode="offset", frame="-1000")
-    node = ned_fx_nuke.create_node()
-    node.setInput(0, read)
+    work, plate, read, node = _shifted_read(nk, served, monkeypatch, request)
     node.setInput(1, nk.nodes.Read(name="roto", file=str(work / "roto.%04d.exr")))
-    nk._user_set(node["source"], "upstream Read file")
     baked = []
 
     def render(write, frame):
