@@ -419,7 +419,7 @@ def test_fast_path_batches_frames_of_different_clients(tmp_path):
             shot = c.open(src, frames="0-3", emotion="sad")
             shot.wait()
             np.testing.assert_array_equal(np.array(shot.render(2)), got["sad"][2])     # alone == batched
-            assert {o["name"]: o for o in c.describe()["session_options"]}["matte"]["available"] is True
+            assert {o["name"]: o for o in c.describe()["render_options"]}["matte"]["available"] is True
             # the fast path returns the masks its device compositor blended with; the frame is the same
             pixels, fast_matte = shot.render(2, matte=True)
             np.testing.assert_array_equal(pixels, got["sad"][2])
@@ -680,7 +680,7 @@ def test_render_returns_the_matte_on_request(identity):
     window = (10, 20, 73, 67)
     with Client(identity.endpoint, timeout=5) as c:
         d = c.describe()
-        option = {o["name"]: o for o in d["session_options"]}["matte"]
+        option = {o["name"]: o for o in d["render_options"]}["matte"]
         assert option["kind"] == "boolean" and option["default"] is False and option["available"] is True
         clip = {x["name"]: x for x in d["clips"]}["Matte"]
         assert clip["components"] == ["ned.matte"] and clip["optional"] is True

@@ -503,7 +503,7 @@ def test_a_real_daemon_returns_the_matte_hosts_keep(tmp_path):
     d = Daemon("--device", "cpu", roots=[tmp_path], tmp=tmp_path)
     try:
         with Client(d.endpoint, timeout=300, retries=0) as c:
-            assert {o["name"]: o for o in c.describe()["session_options"]}["matte"]["available"] is True
+            assert {o["name"]: o for o in c.describe()["render_options"]}["matte"]["available"] is True
             shot = c.open(str(seq), frames="1001-1002", emotion="happy", intensity=1.0)
             shot.wait(timeout=600)
             for n in (1001, 1002):

@@ -1067,14 +1067,14 @@ def describe(engine_info: dict, consent_required: bool = False) -> dict:
     clips = [P.clip("Source", ("RGBA", "RGB", "Alpha")), P.clip("Output", ("RGBA", "RGB")),
              P.clip("Matte", (P.MATTE_CHANNEL,), optional=True, label="Matte")]
     # options of each render request (not of the shot: hosts send them with ``render``, never with ``open``)
-    session_options = [
+    render_options = [
         P.boolean("matte", False, "Matte", f"return the edit's matte with each frame: a second buffer, channel "
                   f"{P.MATTE_CHANNEL}, (H, W, 1) float32 in the frame's row order and data window: the weights the "
                   f"edit was blended with, 0 where the plate shows and for frames passed through"),
     ]
     # every render path keeps the weights it blended with (the device fast path downloads its masks on request)
-    session_options[0]["available"] = True
-    return {"parameters": params, "clips": clips, "session_options": session_options, "engine": engine_info,
+    render_options[0]["available"] = True
+    return {"parameters": params, "clips": clips, "render_options": render_options, "engine": engine_info,
             "protocol": P.PROTOCOL_VERSION,
             "daemon": __version__, "dtypes": list(P.DTYPES), "row_orders": list(P.ROW_ORDERS),
             "consent_required": bool(consent_required)}
