@@ -345,8 +345,7 @@ def _write_report(report: BatchReport, path: Path) -> None:
 def _roots(shots) -> list[str]:
     paths = []
     for s in shots:
-        paths += [s.input] + [p for p in (s.reference, s.curve, s.holdout_matte, s.checkpoint) if p]
-        paths += list(s.actor_footage or ())
+        paths += [s.input, *(p for p in (s.reference, s.curve) if p), *s.session_files()]
     return paths
 
 
@@ -378,8 +377,7 @@ def plan_shot(shot: Shot, config: BatchConfig) -> ShotPlan:
     with open_media(shot.input, shot.frames) as src:
         numbers = tuple(int(n) for n in src.frame_numbers)
         fps, input_kind = src.fps, src.kind
-    ensure_not_input(shot.output, [shot.input, *(shot.actor_footage or ()),
-                                   *((shot.holdout_matte,) if shot.holdout_matte else ())])
+    ensure_not_input(shot.output, [shot.input, *shot.session_files()])
     problem = output_problem(shot, input_kind, len(numbers))
     if problem:
         raise InvalidParameterError(problem)

@@ -152,6 +152,10 @@ class Shot:
             out["actor_footage"] = list(out["actor_footage"])
         return out
 
+    def session_files(self) -> tuple[str, ...]:
+        """The files the session options read besides the plate: actor footage, the holdout matte, a checkpoint."""
+        return (*(self.actor_footage or ()), *(p for p in (self.holdout_matte, self.checkpoint) if p))
+
     def as_dict(self) -> dict:
         """Every key that is set, in :data:`SHOT_KEYS` order."""
         return {k: getattr(self, k) for k in SHOT_KEYS if getattr(self, k) is not None}
@@ -626,18 +630,13 @@ def _shot(values: dict, name: str, base: Path, where: str, label: str) -> Shot:
                                 f"{values['frames']} are several; write a sequence (name.####.exr) or a movie")
     from ..media.writers import ensure_not_input
 
+    known = {f.name for f in fields(Shot)}
+    shot = Shot(**{k: v for k, v in values.items() if k in known})
     try:
-        ensure_not_input(values["output"], [values["input"], *_content_inputs(values)])
+        ensure_not_input(shot.output, [shot.input, *shot.session_files()])
     except InvalidParameterError as exc:
         raise ShotListError(f"{where}: {label}: {exc}") from None
-    known = {f.name for f in fields(Shot)}
-    return Shot(**{k: v for k, v in values.items() if k in known})
-
-
-def _content_inputs(values: dict) -> list[str]:
-    """The files a shot's render keys read (its actor footage, holdout matte and checkpoint)."""
-    return [*(values.get("actor_footage") or ()),
-            *(values[k] for k in ("holdout_matte", "checkpoint") if values.get(k))]
+    return shot
 
 
 def _fill_template(text: str, values: dict, where: str, label: str) -> str:
