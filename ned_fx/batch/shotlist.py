@@ -469,13 +469,16 @@ def _coerce(key: str, value, where: str, label: str):
     bad = f"{where}: {label}: {key}"
     if key == "actor_footage":
         return _coerce_paths(value, bad)
-    if key == "shutter_angle":
+    if key == "shutter_angle":             # the range is ned-fx edit's and the daemon's (shutter_from_angle)
+        from ..appearance import shutter_from_angle
+
         try:
             number = float(value)
-        except (TypeError, ValueError):
+            if isinstance(value, bool):
+                raise ValueError(value)
+            shutter_from_angle(number)
+        except (TypeError, ValueError, InvalidParameterError):
             raise ShotListError(f"{bad} must be a shutter angle in degrees (0..360), got {value!r}") from None
-        if isinstance(value, bool) or not 0 <= number <= 360:
-            raise ShotListError(f"{bad} must be a shutter angle in degrees (0..360), got {value!r}")
         return number
     if isinstance(value, bool) or isinstance(value, (dict, list)):
         raise ShotListError(f"{bad} must be {_expected(key)}, got {value!r}")
