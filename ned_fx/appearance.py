@@ -102,6 +102,11 @@ def shutter_from_angle(angle) -> float:
 WARP_ONLY = ContentConfig(mouth=False, eyes=False, skin=False, occluders=False, brows=False)
 
 
+#: the :class:`ShotModels` fields of what the picture shows beyond the fitted activations, and their AUs (the
+#: skin's folds start from them, :meth:`FaceContent.skin_aus`; the geometry follows, ``pipeline.lift_hidden``)
+HIDDEN_AUS = {"furrow": "AU4", "pout": "AU15"}
+
+
 @dataclass(frozen=True)
 class ShotModels:
     """A shot's appearance models (any may be None: that sub-stage then adds nothing)."""
@@ -121,14 +126,19 @@ class ShotModels:
     #: brows: :func:`~ned_fx.rendering.skin.furrow_activation`; the skin's folds start from it, see
     #: :meth:`FaceContent.skin_aus`), or None (a still, the skin stage off)
     furrow: np.ndarray | None = None
+    #: T the lip corner depressor (AU15) the picture shows per frame beyond what the mesh fitted (the marionette
+    #: lines of a pout: :func:`~ned_fx.rendering.skin.pout_activation`; a still's too), or None (none shows, the
+    #: skin stage off)
+    pout: np.ndarray | None = None
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         """Flat ``{"sources": array, "mouth.x": array, "eyes.y": array, ...}`` for the analysis file."""
         out: dict[str, np.ndarray] = {"sources": np.array(list(self.sources), dtype=str)}
         if self.eyes_open is not None:
             out["eyes_open"] = np.asarray(self.eyes_open, np.float32)
-        if self.furrow is not None:
-            out["furrow"] = np.asarray(self.furrow, np.float32)
+        for name in HIDDEN_AUS:
+            if getattr(self, name) is not None:
+                out[name] = np.asarray(getattr(self, name), np.float32)
         for prefix in _LOADERS:
             model = getattr(self, prefix)
             if model is not None:
@@ -154,13 +164,15 @@ class ShotModels:
             if opened.ndim != 2 or opened.shape[1] != 2:
                 raise InvalidParameterError(f"eyes_open must be Tx2, got shape {opened.shape} (an analysis file "
                                             "from another version? analyse the shot again)")
-        furrow = d.get("furrow")
-        if furrow is not None:
-            furrow = np.asarray(furrow, np.float32)
-            if furrow.ndim != 1:
-                raise InvalidParameterError(f"furrow must be one value per frame, got shape {furrow.shape} (an "
-                                            "analysis file from another version? analyse the shot again)")
-        return cls(sources=sources, eyes_open=opened, furrow=furrow, **kw)
+        for name in HIDDEN_AUS:
+            hidden = d.get(name)
+            if hidden is not None:
+                hidden = np.asarray(hidden, np.float32)
+                if hidden.ndim != 1:
+                    raise InvalidParameterError(f"{name} must be one value per frame, got shape {hidden.shape} (an "
+                                                "analysis file from another version? analyse the shot again)")
+                kw[name] = hidden
+        return cls(sources=sources, eyes_open=opened, **kw)
 
 
 def white_of(dtype) -> float:
@@ -208,37 +220,46 @@ def _cut(px: np.ndarray, origin: tuple[int, int], box, channels, landmarks: np.n
     return crop, landmarks - np.array([x0, y0, 0.0])[: landmarks.shape[1]]
 
 
-def frame_evidence(frame, landmarks: np.ndarray, eyes: bool = True, furrow: bool = False) -> tuple:
+def frame_evidence(frame, landmarks: np.ndarray, eyes: bool = True, folds: bool = False) -> tuple:
     """What a decoded frame shows at ``landmarks`` (display-window pixels) that the mesh does not: ``(the eyes'
-    evidence 2x2 or None, the brow furrow's depth or None)`` (:func:`~ned_fx.rendering.eyes.openness.eye_evidence`,
-    :func:`~ned_fx.rendering.skin.furrow_depth`, each when asked for): the keeper's and the models pass's one
-    call."""
+    evidence 2x2 or None, the folds' depths or None)`` (:func:`~ned_fx.rendering.eyes.openness.eye_evidence`; the
+    folds: ``(brow furrow, marionette lines)``, :func:`~ned_fx.rendering.skin.furrow_depth` and
+    :func:`~ned_fx.rendering.skin.marionette_depth`, NaN where unmeasured; each when asked for): the keeper's and
+    the models pass's one call."""
     from .compositing import color_channel_indices
 
     px = frame.pixels if frame.pixels.ndim == 3 else frame.pixels[:, :, None]
     channels = list(color_channel_indices(getattr(frame, "channels", None), px.shape[2]))
     lm = np.asarray(landmarks, np.float64) + frame.display_to_data
-    ev = depth = None
+    ev = depths = None
     if eyes:
         from .rendering.eyes.openness import eye_evidence
 
         ev = eye_evidence(px, lm, channels=channels)
-    if furrow:
-        from .rendering.skin import furrow_depth
+    if folds:
+        from .rendering.skin import furrow_depth, marionette_depth
 
         from . import topology as T
 
-        depth = float("nan")
-        if np.isfinite(lm[:468, :2]).all():       # the brows' box only (grown by half an IOD)
-            pts = lm[list(T.RIGHT_BROW + T.LEFT_BROW + (6, 8, 9, 168)), :2]
+        depths = (float("nan"), float("nan"))
+        if np.isfinite(lm[:468, :2]).all():       # each fold's box only (its landmarks' grown by half an IOD)
             grow = 0.5 * float(np.linalg.norm(lm[T.EYE_OUTER_LEFT, :2] - lm[T.EYE_OUTER_RIGHT, :2]))
-            h, w = px.shape[:2]
-            x0, y0 = (int(max(v, 0)) for v in np.floor(pts.min(axis=0) - grow))
-            x1 = int(min(np.ceil(pts[:, 0].max() + grow) + 1, w))
-            y1 = int(min(np.ceil(pts[:, 1].max() + grow) + 1, h))
-            if x1 - x0 >= 4 and y1 - y0 >= 4:
-                depth = furrow_depth(px[y0:y1, x0:x1][:, :, channels], lm - np.array([x0, y0, 0.0])[: lm.shape[1]])
-    return ev, depth
+            depths = tuple(_depth_in_box(px, channels, lm, measure, lm[list(near), :2], grow)
+                           for measure, near in ((furrow_depth, T.RIGHT_BROW + T.LEFT_BROW + (6, 8, 9, 168)),
+                                                 (marionette_depth, T.LIPS_OUTER + (152, 172, 397))))
+    return ev, depths
+
+
+def _depth_in_box(px: np.ndarray, channels: list, lm: np.ndarray, measure, pts: np.ndarray, grow: float) -> float:
+    """``measure(pixels, landmarks)`` on the colour channels of the box around ``pts`` grown by ``grow`` (NaN where
+    that box is too small): a fold's depth without converting a whole 4K frame."""
+    h, w = px.shape[:2]
+    x0, y0 = (int(max(v, 0)) for v in np.floor(pts.min(axis=0) - grow))
+    x1 = int(min(np.ceil(pts[:, 0].max() + grow) + 1, w))
+    y1 = int(min(np.ceil(pts[:, 1].max() + grow) + 1, h))
+    if x1 - x0 < 4 or y1 - y0 < 4:
+        return float("nan")
+    return measure(px[y0:y1, x0:x1][:, :, channels], lm - np.array([x0, y0, 0.0])[: lm.shape[1]])
 
 
 #: the most bytes of plate crops the tracking pass keeps for the appearance models (beyond: a second decode)
@@ -421,7 +442,8 @@ def build_shot_models(path: str | Path, track, edited, frames: str | None = None
 
         plan = plan_mouth(stored.mouth, edited.source_landmarks, edited.target_landmarks, edited.found)
     return ShotModels(mouth=stored.mouth, mouth_plan=plan, eyes=stored.eyes, glasses=stored.glasses,
-                      skin=stored.skin, sources=stored.sources, eyes_open=stored.eyes_open, furrow=stored.furrow)
+                      skin=stored.skin, sources=stored.sources, eyes_open=stored.eyes_open,
+                      **{name: getattr(stored, name) for name in HIDDEN_AUS})
 
 
 def _build_models(path, track, edited, frames, actor_footage, config, tracker_config, progress,
@@ -464,36 +486,37 @@ def _build_models(path, track, edited, frames, actor_footage, config, tracker_co
     # every frame's eye evidence (shut eyes) and brow furrow, at the tracker's own landmarks
     t = len(track.frame_numbers)
     evidence = np.full((t, 2, 2), np.nan) if config.eyes else None
-    furrow = np.full(t, np.nan) if config.skin else None
+    folds = np.full((t, 2), np.nan) if config.skin else None         # the brow furrow, the marionette lines
     measured = None
-    if evidence is not None or furrow is not None:
+    if evidence is not None or folds is not None:
         measured = (kept.evidence or {}).get(track.face_id, {}) if kept is not None else {}
-        for k, (ev, depth) in measured.items():
+        for k, (ev, depths) in measured.items():
             if 0 <= k < t:
                 if evidence is not None and ev is not None:
                     evidence[k] = ev
-                if furrow is not None and depth is not None:
-                    furrow[k] = depth
+                if folds is not None and depths is not None:
+                    folds[k] = depths
         if any(track.found[k] and k not in measured for k in range(t)):
             measured = None                # the keeper did not see them all: measured in the decode below
     if kept is not None and all(kept.holds(k, edited.source_landmarks[k]) for k, _ in plan) and \
-            (measured is not None or (evidence is None and furrow is None)):
+            (measured is not None or (evidence is None and folds is None)):
         # the tracking pass kept them: no second decode
         _feed(((k, wanted, kept.crop(k, edited.source_landmarks[k])) for k, wanted in plan), builders,
               progress, len(plan))
     else:
         _decode_for_models(path, frames, index, edited, builders, every, progress,
-                           (track, evidence, furrow) if evidence is not None or furrow is not None else None)
+                           (track, evidence, folds) if evidence is not None or folds is not None else None)
     models = _extra_footage(path, actor_footage, builders, tracker_config, mouth, eyes, glasses, skin)
     measures = {}                   # the per-frame evidence, as the renderer reads it
     if evidence is not None:
         from .rendering.eyes.openness import open_weights
 
         measures["eyes_open"] = open_weights(evidence, track.fps, landmarks=edited.source_landmarks)
-    if furrow is not None:
-        from .rendering.skin import furrow_activation
+    if folds is not None:
+        from .rendering.skin import furrow_activation, pout_activation
 
-        measures["furrow"] = furrow_activation(furrow)
+        measures["furrow"] = furrow_activation(folds[:, 0])
+        measures["pout"] = pout_activation(folds[:, 1])
     if measures:
         models = replace(models, **measures)
     return models
@@ -552,8 +575,8 @@ def _feed(items, builders: list, progress, total: int) -> None:
 
 def _decode_for_models(path, frames, index, edited, builders, every, progress, eyes=None) -> None:
     """The builders' frames, decoded (the appearance pass's own decode of the shot); with ``eyes`` =
-    ``(track, evidence, furrow)``, every frame's eye evidence is written into ``evidence`` (Tx2x2) and its brow
-    furrow's depth into ``furrow`` (T) too (each where not None)."""
+    ``(track, evidence, folds)``, every frame's eye evidence is written into ``evidence`` (Tx2x2) and its folds'
+    depths into ``folds`` (Tx2: the brow furrow, the marionette lines) too (each where not None)."""
     from .media import open_media, parse_frame_range
 
     with open_media(path, parse_frame_range(frames)) as source:
@@ -565,12 +588,12 @@ def _decode_for_models(path, frames, index, edited, builders, every, progress, e
                 k = index.get(int(frame.number))
                 wanted, crop = [], None
                 if eyes is not None and k is not None and eyes[0].found[k]:
-                    ev, depth = frame_evidence(frame, eyes[0].landmarks_raw[k], eyes[1] is not None,
-                                               eyes[2] is not None)
+                    ev, depths = frame_evidence(frame, eyes[0].landmarks_raw[k], eyes[1] is not None,
+                                                eyes[2] is not None)
                     if ev is not None:
                         eyes[1][k] = ev
-                    if depth is not None:
-                        eyes[2][k] = depth
+                    if depths is not None:
+                        eyes[2][k] = depths
                 if k is not None and edited.found[k]:
                     wanted = [b for b in builders if seen % every[id(b)] == 0]
                     seen += 1
@@ -613,8 +636,8 @@ def _extra_footage(path, actor_footage, builders, tracker_config, mouth, eyes, g
 
 
 #: bump when what the cached models hold, or how they are built, changes meaning
-MODELS_CACHE_VERSION = 5       # 2: the builders' code and default configs are in the key; 3: eyes_open; 4: furrow;
-#: 5: the learned skin model
+MODELS_CACHE_VERSION = 6       # 2: the builders' code and default configs are in the key; 3: eyes_open; 4: furrow;
+#: 5: the learned skin model; 6: pout
 
 
 def _models_key(path, edited, frames, actor_footage, config: ContentConfig, tracker_config) -> str | None:
@@ -955,21 +978,25 @@ class FaceContent:
 
     def skin_aus(self, edited, k: int) -> tuple:
         """``(au_names, source activations, target activations)`` of frame ``k`` for the skin's folds: the
-        edit's, with the brow furrow the picture shows beyond the fitted AU4 (``models.furrow``) added to the
-        source, and to the target as far as the edit keeps the source's own (``EditedTrack.replaced``): neutral
-        or happy on a frown the mesh did not see lift its furrows, angry deepens them only as far as they are not
-        there already; intensity 0 changes nothing."""
+        edit's, with what the picture shows beyond the fitted activations (:data:`HIDDEN_AUS`: the brow furrow's AU4,
+        ``models.furrow``; a pout's AU15, ``models.pout``) added to the source, and to the target as far as the edit
+        keeps the source's own (``EditedTrack.replaced``): neutral or happy on a frown the mesh did not see lift its
+        furrows, angry deepens them only as far as they are not there already; neutral on a pout lifts its
+        marionette lines; intensity 0 changes nothing."""
         src, dst = edited.au_source[k], edited.au_target[k]
-        furrow = self.models.furrow
         names = tuple(edited.au_names)
-        if furrow is None or "AU4" not in names or not 0 <= k < len(furrow) or not furrow[k] > 0:
-            return names, src, dst
-        i = names.index("AU4")
-        e = float(furrow[k])
-        kept = 1.0 - edited.replaced(k, "AU4")
-        src, dst = np.array(src, np.float64), np.array(dst, np.float64)
-        src[i] += e
-        dst[i] += kept * e
+        copied = False
+        for field_name, au in HIDDEN_AUS.items():
+            hidden = getattr(self.models, field_name, None)
+            if hidden is None or au not in names or not 0 <= k < len(hidden) or not hidden[k] > 0:
+                continue
+            i = names.index(au)
+            e = float(hidden[k])
+            kept = 1.0 - edited.replaced(k, au)
+            if not copied:
+                src, dst, copied = np.array(src, np.float64), np.array(dst, np.float64), True
+            src[i] += e
+            dst[i] += kept * e
         return names, src, dst
 
     def layers(self, inputs, aus: tuple | None = None) -> np.ndarray:

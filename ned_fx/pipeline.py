@@ -1037,31 +1037,44 @@ def hold_lid_folds(edited, planned=None):
 def lift_hidden_frown(edited, furrow: np.ndarray, share: float):
     """``edited`` with the brows moved as the skin's folds are (:meth:`~ned_fx.appearance.FaceContent.skin_aus`):
     ``share`` (``RendererConfig.frown_lift``) of the brow lowerer the picture shows beyond the fitted one (the shot
-    models' ``furrow``, AU4 activations, T) is taken from the source as far as the edit replaces the source's own
-    (``EditedTrack.replaced``): neutral or happy on a frown the mesh did not see (d3.mp4)
-    raise and part the brows, angry lowers them only as far as they are not down already. The AU4 offset is decoded
-    as the plan decodes it (the speech-safe fields, the lowering or raising one by its sign) and posed by the
-    frame's linear pose; the same object when nothing moves (no furrow, intensity 0, ``share`` 0)."""
+    models' ``furrow``, AU4 activations, T) is taken from the source as far as the edit replaces the source's own:
+    neutral or happy on a frown the mesh did not see (d3.mp4) raise and part the brows, angry lowers them only as
+    far as they are not down already (:func:`lift_hidden`)."""
+    return lift_hidden(edited, "AU4", furrow, share, "furrow")
+
+
+def lift_hidden(edited, au: str, hidden: np.ndarray, share: float, what: str = "evidence"):
+    """``edited`` with the geometry moved as the skin's folds are (:meth:`~ned_fx.appearance.FaceContent.skin_aus`):
+    ``share`` of the activation of ``au`` the picture shows beyond the fitted one (``hidden``, T: the shot models'
+    ``furrow`` or ``pout``) is taken from the source as far as the edit replaces the source's own
+    (``EditedTrack.replaced``): an edit whose target holds less of it than the picture shows moves the face by the
+    difference, one that holds more moves it only as far as it is not there already. The offset is decoded as the
+    plan decodes it (the speech-safe fields, the lowering or raising one by its sign) and posed by the frame's
+    linear pose; the same object when nothing moves (nothing hidden, intensity 0, ``share`` 0).
+
+    Raises:
+        InvalidParameterError: ``hidden`` has another length than the shot (``what`` names it in the message).
+    """
     from dataclasses import replace
 
     from .manipulation.expression import frame_offsets
 
     names = tuple(edited.au_names)
-    furrow = np.asarray(furrow, np.float64).reshape(-1)
-    if len(furrow) != len(edited.found):
-        raise InvalidParameterError(f"the furrow has {len(furrow)} frames, the shot {len(edited.found)} (models of "
+    hidden = np.asarray(hidden, np.float64).reshape(-1)
+    if len(hidden) != len(edited.found):
+        raise InvalidParameterError(f"the {what} has {len(hidden)} frames, the shot {len(edited.found)} (models of "
                                     "another shot? analyse it again)")
-    if "AU4" not in names or not share > 0:
+    if au not in names or not share > 0:
         return edited
-    i = names.index("AU4")
+    i = names.index(au)
     up, down = edited.basis[i], (edited.basis_down if edited.basis_down is not None else edited.basis)[i]
 
-    def field(d: float) -> np.ndarray:                  # AU4's head-frame offset for an activation change d
+    def field(d: float) -> np.ndarray:                  # the AU's head-frame offset for an activation change d
         return (up if d >= 0 else down) * d
 
     target = None
-    for k in np.flatnonzero(edited.found & (furrow > 0)):
-        taken = share * edited.replaced(k, "AU4") * furrow[k]
+    for k in np.flatnonzero(edited.found & (hidden > 0)):
+        taken = share * edited.replaced(k, au) * hidden[k]
         if not taken > 0 or not np.isfinite(edited.au_target[k, i]):
             continue
         before = float(edited.au_target[k, i] - edited.au_source[k, i])
@@ -1120,8 +1133,11 @@ class ShotRenderer:
         planned = edited
         if models is not None and getattr(models, "eyes_open", None) is not None and content.eyes:
             edited = pin_shut_eyes(edited, models.eyes_open)
+        lifts = renderer_config or RendererConfig()
         if models is not None and getattr(models, "furrow", None) is not None:
-            edited = lift_hidden_frown(edited, models.furrow, (renderer_config or RendererConfig()).frown_lift)
+            edited = lift_hidden_frown(edited, models.furrow, lifts.frown_lift)
+        if models is not None and getattr(models, "pout", None) is not None:
+            edited = lift_hidden(edited, "AU15", models.pout, lifts.pout_lift, "pout")
         if edited is not planned:           # the plan holds its own lid skin; only what was changed here is held
             edited = hold_lid_folds(edited, planned)
         self.track, self.edited = track, edited

@@ -232,8 +232,8 @@ def test_a_shot_that_does_not_fit_is_never_kept_in_part():
 
 
 def test_frames_are_held_for_their_eyes_only_while_small(monkeypatch):
-    """The keeper measures every frame's eyes (the shut-eye weights) and brow furrow, holding each frame until its
-    face is found; a plate larger than EVIDENCE_FRAME_BYTES (a 4K float EXR) is never held for it (only the
+    """The keeper measures every frame's eyes (the shut-eye weights), brow furrow and marionette lines (a pout),
+    holding each frame until its face is found; a plate larger than EVIDENCE_FRAME_BYTES (a 4K float EXR) is never held for it (only the
     builders' sample is): the evidence is dropped and the models pass measures them in its own decode."""
     import ned_fx.appearance as appearance
     from ned_fx.appearance import FrameKeeper
@@ -250,8 +250,9 @@ def test_frames_are_held_for_their_eyes_only_while_small(monkeypatch):
     for i in range(3):
         small.located(i, {7: (lm, 1.0)})
     assert not small._frames and sorted(small.evidence[7]) == [0, 1, 2]
-    eyes, furrow = small.evidence[7][1]
+    eyes, (furrow, marionette) = small.evidence[7][1]
     assert eyes.shape == (2, 2) and isinstance(furrow, float)         # per eye: sclera, iris over it; the brows
+    assert isinstance(marionette, float)                              # the mouth's corners
     monkeypatch.setattr(appearance, "EVIDENCE_FRAME_BYTES", big.pixels.nbytes - 1)
     large = FrameKeeper(4000, frame_bytes=0)
     for i in range(3):

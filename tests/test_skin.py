@@ -708,3 +708,105 @@ def test_socket_lift_settings_are_checked(bad):
     with pytest.raises(InvalidParameterError):
         SkinConfig(**bad)
     SkinConfig(socket_lift=0.0)         # off is a valid setting
+
+
+def _marionette(path: str, frames: str | None = None):
+    """Per frame of a shared input: (the marionette lines' depth with the turn's fade, without it)."""
+    from ned_fx.media import open_media, to_display_rgb8
+    from ned_fx.pipeline import track_media
+    from ned_fx.rendering.skin import fold_depth, marionette_depth
+
+    track = track_media(path, frames=frames)
+    with open_media(path, frames) as src:
+        pics = [to_display_rgb8(f) for f in src]
+    return np.array([(marionette_depth(p, lm), fold_depth(p, lm, "marionette"))
+                     for p, lm in zip(pics, track.landmarks)])
+
+
+def test_a_pout_the_mesh_did_not_see_is_measured():
+    """d8.jpg pouts hard (deep marionette lines from his corners toward the jaw, the chin pushed up) while the mesh
+    fits AU15 at ~0.07, his corners put inside and above the real ones: the marionette lines read 0.09 log
+    luminance, where relaxed faces, talkers and a broad smile read at most ~0.015 (people_0, d19's gasp, WDA,
+    d12); so a still gets the AU15 the mesh missed (``pout_activation``, ~0.8) and the others none. d3.mp4 turned
+    ~20 degrees (frames 260-275) reads as deep as d8 along the lines' course (her far cheek's silhouette lies
+    on it), with her mouth relaxed: the turn fades the measure out (``SkinConfig.pout_yaw``)."""
+    from ned_fx.errors import InvalidParameterError
+    from ned_fx.rendering.skin import SkinConfig, pout_activation
+
+    d8 = _marionette(footage("d8.jpg"))
+    assert d8[0, 0] > 0.07, d8
+    act = pout_activation(d8[:, 0])
+    assert act is not None and 0.6 < act[0] < 1.0, act
+    for name, frames in (("people_0.png", None), ("d19.jpg", None), ("WDA_AlexandriaOcasioCortez_000.mp4", "0-59"),
+                         ("d12.mp4", "0-59")):
+        got = _marionette(footage(name), frames)
+        assert np.nanmax(got[:, 0]) < 0.02, (name, got)
+        assert pout_activation(got[:, 0]) is None, name
+    turned = _marionette(footage("d3.mp4"), "260-275x5")
+    assert turned[:, 1].min() > 0.06 and turned[:, 0].max() < 0.02, turned
+    # a clip's lines the actor always has are his face: only what lies beyond the shot's own rest counts
+    lines = np.full(12, 0.09)
+    lines[6:] = 0.2
+    act = pout_activation(lines)
+    assert act[:3].max() == 0.0 and act[-3:].min() > 1.0, act
+    with pytest.raises(InvalidParameterError):
+        SkinConfig(pout_yaw=(16.0, 10.0))
+
+
+def test_neutral_and_happy_lift_the_corners_of_a_pout_the_mesh_missed(tmp_path):
+    """Neutral on d8.jpg's pout had left it as it was (AU15 0.07 fitted, nothing to take away). With the pout the
+    picture shows (``ShotModels.pout``) the corners follow ``RendererConfig.pout_lift`` of it, as the brows follow a
+    hidden frown, and the skin's folds start from it: the corners rise ~13 px, the marionette lines are lifted (0.086
+    -> 0.052); happy starts from the real corners and reads as a smile where it had read as a frown easing. Sad
+    pulls them down itself and keeps them where they are; intensity 0 changes nothing; ``pout_lift`` 0 keeps the
+    plan's corners."""
+    from dataclasses import replace
+
+    from ned_fx.appearance import FaceContent
+    from ned_fx.media import open_media, to_display_rgb8
+    from ned_fx.pipeline import EditInstruction, ShotRenderer, edit_media, lift_hidden, read_analysis
+    from ned_fx.rendering import RendererConfig
+    from ned_fx.rendering.skin import marionette_depth
+
+    path = footage("d8.jpg")
+    with open_media(path) as src:
+        frame = next(iter(src))
+    source = to_display_rgb8(frame)
+    out = {}
+    for emotion in ("neutral", "happy", "sad"):
+        edit_media(path, tmp_path / f"{emotion}.png", EditInstruction(emotion=emotion, intensity=1.0),
+                   analysis=tmp_path / f"{emotion}.npz", analysis_only=True)
+        shot = read_analysis(tmp_path / f"{emotion}.npz")
+        assert shot.models.pout is not None and shot.models.pout[0] > 0.6, shot.models.pout
+        lifted = ShotRenderer(shot.track, shot.edited, models=shot.models)
+        kept = ShotRenderer(shot.track, shot.edited, models=replace(shot.models, pout=None),
+                            renderer_config=RendererConfig(pout_lift=0.0))
+        out[emotion] = (shot, lifted, kept)
+    shot, lifted, kept = out["neutral"]
+    moved = lifted.edited.target_landmarks[0] - kept.edited.target_landmarks[0]
+    assert (moved[[61, 291], 1] < -2.0).all(), moved[[61, 291]]                  # the corners up
+    assert np.abs(moved[[10, 152, 1]]).max() < 0.5                                # brow, chin tip, nose stay
+    lm = shot.edited.target_landmarks[0]
+    depth = [marionette_depth(to_display_rgb8(r.render(frame)[0]), lm) for r in (kept, lifted)]
+    print("d8 marionette lines: source", marionette_depth(source, shot.edited.source_landmarks[0]),
+          "neutral without / with the pout:", depth)
+    assert depth[1] < 0.85 * depth[0], depth
+    # happy: the smile starts from the real corners (looked at: a closed smile, where the plan's read as a frown
+    # easing): its corners end ~14 px higher than the plan's, as high over the lips' middle again
+    happy = [r.edited.target_landmarks[0] for r in out["happy"][1:]]
+    over = [t[13, 1] - t[[61, 291], 1] for t in happy]
+    print("happy: corners over the upper lip's middle (px), with / without the pout:", over)
+    assert (over[0] - over[1] > 10.0).all(), over
+    # sad pulls the corners down itself: from the source, they move less than under neutral
+    rise = {e: (out[e][1].edited.target_landmarks[0] - out[e][0].edited.source_landmarks[0])[[61, 291], 1]
+            for e in ("neutral", "sad")}
+    print("corners' move from the source (px, up < 0):", rise)
+    assert (rise["sad"] > rise["neutral"] + 2.0).all(), rise
+    # intensity 0: nothing moves, the skin's drive is the edit's
+    still = replace(shot.edited, intensity=np.zeros_like(shot.edited.intensity),
+                    au_target=shot.edited.au_source.copy())
+    assert lift_hidden(still, "AU15", shot.models.pout, 1.0) is still
+    names, src, dst = FaceContent(shot.models).skin_aus(still, 0)
+    assert src[names.index("AU15")] > shot.edited.au_source[0, names.index("AU15")] + 0.5
+    assert np.array_equal(dst - src, np.zeros_like(src))
+    assert lift_hidden(shot.edited, "AU15", shot.models.pout, 0.0) is shot.edited

@@ -72,6 +72,10 @@ class RendererConfig:
             brow; 0.5 and more arch the brows with a pale rim above them (the mesh's brows sit above the drawn-down
             real ones, so the lift is taken at the wrong height), 1 stretches the lids. 0: the brows stay as the
             mesh has them.
+        pout_lift: the share of the lip corner depressor the picture shows beyond the fitted one (the shot models'
+            ``pout``: the marionette lines of a pout whose corners the mesh puts inside and above the real ones,
+            d8.jpg) that the mouth's geometry follows (:func:`~ned_fx.pipeline.lift_hidden`): neutral or happy raise
+            the corners by this much of that AU15. 0: the corners stay as the mesh has them.
         device: torch device for the field computation and the batched module ("cpu", "cuda", ...).
     """
 
@@ -92,6 +96,7 @@ class RendererConfig:
     mouth_fill_samples: int = 4
     fold_limit: float = 0.025
     frown_lift: float = 0.35
+    pout_lift: float = 1.0
     device: str = "cpu"
 
     def __post_init__(self) -> None:
@@ -116,6 +121,8 @@ class RendererConfig:
             raise InvalidParameterError(f"fold_limit must be >= 0, got {self.fold_limit}")
         if not 0.0 <= self.frown_lift <= 1.0:
             raise InvalidParameterError(f"frown_lift must be between 0 and 1, got {self.frown_lift}")
+        if not 0.0 <= self.pout_lift <= 1.0:
+            raise InvalidParameterError(f"pout_lift must be between 0 and 1, got {self.pout_lift}")
         for name in ("falloff", "hole_band", "fold_guard"):
             if not getattr(self, name) > 0:
                 raise InvalidParameterError(f"{name} must be > 0, got {getattr(self, name)}")

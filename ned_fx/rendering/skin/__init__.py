@@ -8,14 +8,15 @@ per frame :class:`SkinRenderer` (``SkinRenderer(model, config).render(inputs, au
 RenderedLayer | None``). Folds are procedural, placed by the target landmarks, their depth following the change of
 the AUs that make them (target - source); the AUs a learned model covers are shaded as the actor's own frames
 show. Pixels are only multiplied, so pores and texture stay. Per shot, :mod:`.evidence` measures the brow furrow
-the picture shows where the mesh keeps the brows at rest (``furrow_depth`` per frame, ``furrow_activation``).
+the picture shows where the mesh keeps the brows at rest (``furrow_depth`` per frame, ``furrow_activation``) and
+the marionette lines of a pout whose corners it puts at rest (``marionette_depth``, ``pout_activation``).
 Importing this package loads numpy only (cv2 with the first frame).
 """
 
 from .config import DEFAULT_DRIVES, SkinConfig
-from .evidence import furrow_activation, furrow_depth
+from .evidence import fold_depth, furrow_activation, furrow_depth, marionette_depth, pout_activation
 from .model import SkinModel, SkinModelBuilder
 from .renderer import SkinRenderer
 
-__all__ = ["DEFAULT_DRIVES", "SkinConfig", "SkinModel", "SkinModelBuilder", "SkinRenderer", "furrow_activation",
-           "furrow_depth"]
+__all__ = ["DEFAULT_DRIVES", "SkinConfig", "SkinModel", "SkinModelBuilder", "SkinRenderer", "fold_depth",
+           "furrow_activation", "furrow_depth", "marionette_depth", "pout_activation"]

@@ -85,6 +85,14 @@ class SkinConfig:
             over ``glabella_depth``) counts as a frown the mesh did not see, on shots of at least
             ``furrow_min_frames`` measured frames (d3.mp4's frowns 0.115-0.124 over a relaxed 0-0.015; WDA's and
             d12's brows read <= 0.004 throughout).
+        pout_rest: the marionette lines' depth (:func:`~.evidence.marionette_depth`, log luminance) a relaxed mouth
+            may show: deeper lines count as the lip corner depressor (AU15) the mesh did not see
+            (:func:`~.evidence.pout_activation`), on a still too. Relaxed faces, talkers and smiles on the shared
+            footage read at most 0.013 (d3, d12, WDA, people_0, d19, the astronaut; our own sad at 1 draws 0.011),
+            d8.jpg's pout 0.09.
+        pout_yaw: ``(full, none)``: the marionette lines are measured in full on a face turned up to the first
+            angle (degrees), not at all from the second, fading between (turned, the far cheek's silhouette lies
+            on the far line's course: d3.mp4 at 18-23 degrees reads 0.09-0.10 with her mouth relaxed).
     """
 
     strength: float = 1.0
@@ -123,6 +131,8 @@ class SkinConfig:
     model_blur: float = 0.03
     furrow_margin: float = 0.02
     furrow_min_frames: int = 10
+    pout_rest: float = 0.03
+    pout_yaw: tuple[float, float] = (10.0, 16.0)
 
     def __post_init__(self) -> None:
         for name in ("strength", "max_drive", "min_change", "nasolabial_depth", "nasolabial_shadow",
@@ -151,6 +161,11 @@ class SkinConfig:
                                         f"{self.socket_reference!r}")
         if not isinstance(self.furrow_margin, (int, float)) or not 0 <= self.furrow_margin < 1:
             raise InvalidParameterError(f"skin furrow_margin must be 0..1, got {self.furrow_margin!r}")
+        if not isinstance(self.pout_rest, (int, float)) or not 0 <= self.pout_rest < 1:
+            raise InvalidParameterError(f"skin pout_rest must be 0..1 (log luminance), got {self.pout_rest!r}")
+        yaw = self.pout_yaw
+        if len(yaw) != 2 or not all(isinstance(v, (int, float)) for v in yaw) or not 0 <= yaw[0] < yaw[1] <= 90:
+            raise InvalidParameterError(f"skin pout_yaw must be (full, none) degrees with full < none, got {yaw!r}")
         if not isinstance(self.furrow_min_frames, int) or self.furrow_min_frames < 2:
             raise InvalidParameterError(f"skin furrow_min_frames must be an integer >= 2, got "
                                         f"{self.furrow_min_frames!r}")

@@ -1,4 +1,4 @@
-"""What the picture says the brow furrow does where the mesh cannot say it.
+"""What the picture says the brow furrow and the mouth's corners do where the mesh cannot say it.
 
 MediaPipe's face mesh keeps a frowning face's brows near their rest (d3.mp4 frowns over frames 100-140 and
 200-250: the brow lowerer AU4 fits 0.0-0.2 while the picture shows the brows drawn down and together, two vertical
@@ -8,6 +8,15 @@ furrows: the mid-frequency darkening (the band-pass that :func:`~.procedural.add
 glabella creases' course; :func:`furrow_activation` turns a shot's depths into the AU4 activation the mesh did not
 see, against the shot's own relaxed brow (its 10th percentile: a furrow the actor always has, a wrinkle, is no
 frown). A still has no relaxed frame to compare with: it gets none.
+
+The same holds under the mouth: a pout with the corners pulled down hard (d8.jpg: deep marionette lines from the
+corners toward the jaw, the chin pushed up) fits the lip corner depressor AU15 at 0.07, because the mesh puts his
+corners inside and above the real ones. :func:`marionette_depth` measures the marionette lines as
+:func:`furrow_depth` measures the furrows (:func:`fold_depth`), on a face turned at most ``SkinConfig.pout_yaw``
+(beyond, the far cheek's silhouette lies on the far line's course: d3.mp4 turned 20 degrees reads as deep as d8),
+and :func:`pout_activation` turns the depths into the AU15 the mesh did not see: against a fixed rest
+(``SkinConfig.pout_rest``: relaxed faces, talkers and smiles read at most 0.013, d8 0.09), so a still gets it too,
+and on a clip against the shot's own relaxed mouth as well (lines an actor always has are his face, not a pout).
 
 numpy + OpenCV (imported when used); reads pixels, draws nothing.
 """
@@ -23,13 +32,36 @@ from .renderer import _luma
 
 
 def furrow_depth(pixels: np.ndarray, landmarks: np.ndarray, config: SkinConfig | None = None) -> float:
-    """The brow furrow's depth in one picture: the mean mid-frequency darkening (natural-log luminance, >= 0)
-    along the glabella creases' course at ``landmarks`` (478x2+, in ``pixels``' pixels), weighted as the creases
-    fade; NaN where there is no face to measure (non-finite landmarks, the course outside the picture).
+    """The brow furrow's depth in one picture: :func:`fold_depth` of the glabella creases."""
+    return fold_depth(pixels, landmarks, "glabella", config)
+
+
+def marionette_depth(pixels: np.ndarray, landmarks: np.ndarray, config: SkinConfig | None = None) -> float:
+    """The marionette lines' depth in one picture (from beside the mouth's corners down toward the jaw):
+    :func:`fold_depth` of the marionette creases, faded out as the face turns through ``SkinConfig.pout_yaw``
+    (degrees; the turn read from the landmarks' depth at the outer eye corners; no depth column: no fade)."""
+    c = config or SkinConfig()
+    depth = fold_depth(pixels, landmarks, "marionette", c)
+    lm = np.asarray(landmarks, np.float64)
+    if not np.isfinite(depth) or lm.shape[1] < 3 or not np.isfinite(lm[[33, 263], :3]).all():
+        return depth
+    across = lm[263, :3] - lm[33, :3]
+    yaw = abs(float(np.degrees(np.arctan2(across[2], np.hypot(across[0], across[1])))))
+    lo, hi = c.pout_yaw
+    fade = 1.0 if yaw <= lo else 0.0 if yaw >= hi else (hi - yaw) / (hi - lo)
+    return depth * fade
+
+
+def fold_depth(pixels: np.ndarray, landmarks: np.ndarray, fold: str, config: SkinConfig | None = None) -> float:
+    """A fold group's depth in one picture: the mean mid-frequency darkening (natural-log luminance, >= 0) along
+    the course of its creases (:func:`~.procedural.build_creases`) at ``landmarks`` (478x2+, in ``pixels``'
+    pixels), weighted as the creases fade; NaN where there is no face to measure (non-finite landmarks, the course
+    outside the picture).
 
     Args:
         pixels: HxW luminance or HxWxK colour (the skin layer's luma of its first three channels), plate values
             of any white: only ratios count.
+        fold: a fold group (``glabella``, ``marionette``, ...: :data:`~.config.DEFAULT_DRIVES`).
     """
     import cv2
 
@@ -38,7 +70,7 @@ def furrow_depth(pixels: np.ndarray, landmarks: np.ndarray, config: SkinConfig |
     if lm.ndim != 2 or lm.shape[0] < 468 or not np.isfinite(lm[:468, :2]).all():
         return float("nan")
     frame = face_frame(lm)
-    creases = build_creases(lm, {"glabella": -1.0}, c)
+    creases = build_creases(lm, {fold: -1.0}, c)
     if frame is None or not creases:
         return float("nan")
     pts = np.concatenate([k.points for k in creases])
@@ -78,3 +110,28 @@ def furrow_activation(depths: np.ndarray, config: SkinConfig | None = None) -> n
     rest = float(np.percentile(d[ok], 10))
     act = np.where(ok, np.clip((d - rest - c.furrow_margin) / c.glabella_depth, 0.0, c.max_drive), np.nan)
     return running_median(act, 5, 0.0).astype(np.float32)
+
+
+def pout_activation(depths: np.ndarray, config: SkinConfig | None = None) -> np.ndarray | None:
+    """A shot's (or a still's) per-frame :func:`marionette_depth` (T, NaN where unmeasured) as the lip corner
+    depressor (AU15) the picture shows beyond the mesh: ``(depth - rest) / unit``, 0 below, at most ``max_drive``;
+    ``unit`` the depth of the skin's own marionette line at a drive of 1 (``nasolabial_depth x``
+    :data:`~.procedural.MARIONETTE_SHARE`), ``rest`` ``SkinConfig.pout_rest``, and on a shot of at least
+    ``furrow_min_frames`` measured frames no less than its 10th percentile plus ``furrow_margin`` (lines the actor
+    always has are no pout); a running median over 5 frames. None where nothing was measured or nothing shows."""
+    from .procedural import MARIONETTE_SHARE
+
+    c = config or SkinConfig()
+    d = np.asarray(depths, np.float64).reshape(-1)
+    ok = np.isfinite(d)
+    if not ok.any():
+        return None
+    rest = c.pout_rest
+    if ok.sum() >= c.furrow_min_frames:
+        rest = max(rest, float(np.percentile(d[ok], 10)) + c.furrow_margin)
+    unit = max(c.nasolabial_depth * MARIONETTE_SHARE, 1e-6)
+    act = np.where(ok, np.clip((d - rest) / unit, 0.0, c.max_drive), np.nan)
+    if len(act) > 1:
+        act = running_median(act, 5, 0.0)
+    act = np.nan_to_num(act, nan=0.0)
+    return act.astype(np.float32) if np.any(act > 0) else None

@@ -273,6 +273,11 @@ def _descending(ctrl: np.ndarray, frame: FaceFrame, slope: float) -> np.ndarray:
     return ctrl[0] + u[:, None] * frame.ex[None] + v[:, None] * frame.ey[None]
 
 
+#: the marionette line's depth at a drive of 1, as a share of ``SkinConfig.nasolabial_depth`` (a shallower line than
+#: the smile's fold; :func:`~.evidence.pout_activation` reads the picture's lines in this unit)
+MARIONETTE_SHARE = 0.6
+
+
 def build_creases(landmarks: np.ndarray, drives: dict[str, float], config: SkinConfig) -> list[Crease]:
     """The creases of one frame from its target landmarks (region pixels) and fold drives."""
     lm = np.asarray(landmarks, np.float64)
@@ -316,7 +321,8 @@ def build_creases(landmarks: np.ndarray, drives: dict[str, float], config: SkinC
         # marionette line (AU15): from beside the mouth corner down toward the jaw
         if g("marionette"):
             ctrl = C((((61, 1.0),), (-0.04, 0.03)), (((61, 1.0),), (-0.06, 0.14)), (((61, 1.0),), (-0.065, 0.25)))
-            b.add("marionette", "nasolabial", ctrl, g("marionette") * 0.6, out, _fade(24, 0.25, 0.5), seed0 + 13)
+            b.add("marionette", "nasolabial", ctrl, g("marionette") * MARIONETTE_SHARE, out, _fade(24, 0.25, 0.5),
+                  seed0 + 13)
     # nasal root: short transverse lines between the eyes (AU9, and some with AU4)
     root = g("nose", 0.0) + 0.3 * max(g("glabella", 0.0), 0.0)
     if abs(root) > 1e-6:
