@@ -246,7 +246,7 @@ def frame_evidence(frame, landmarks: np.ndarray, eyes: bool = True, folds: bool 
             grow = 0.5 * float(np.linalg.norm(lm[T.EYE_OUTER_LEFT, :2] - lm[T.EYE_OUTER_RIGHT, :2]))
             depths = tuple(_depth_in_box(px, channels, lm, measure, lm[list(near), :2], grow)
                            for measure, near in ((furrow_depth, T.RIGHT_BROW + T.LEFT_BROW + (6, 8, 9, 168)),
-                                                 (marionette_depth, T.LIPS_OUTER + (152, 172, 397))))
+                                                 (marionette_depth, T.LIPS_OUTER + (152, 172, 397, 50, 280))))
     return ev, depths
 
 

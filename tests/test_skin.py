@@ -729,7 +729,8 @@ def test_a_pout_the_mesh_did_not_see_is_measured():
     luminance, where relaxed faces, talkers and a broad smile read at most ~0.015 (people_0, d19's gasp, WDA,
     d12); so a still gets the AU15 the mesh missed (``pout_activation``, ~0.8) and the others none. d3.mp4 turned
     ~20 degrees (frames 260-275) reads as deep as d8 along the lines' course (her far cheek's silhouette lies
-    on it), with her mouth relaxed: the turn fades the measure out (``SkinConfig.pout_yaw``)."""
+    on it), with her mouth relaxed: the turn fades the measure out (``SkinConfig.pout_yaw``); a goatee's edges
+    along the course are hair, not skin (``SkinConfig.pout_skin``)."""
     from ned_fx.errors import InvalidParameterError
     from ned_fx.rendering.skin import SkinConfig, pout_activation
 
@@ -744,13 +745,36 @@ def test_a_pout_the_mesh_did_not_see_is_measured():
         assert pout_activation(got[:, 0]) is None, name
     turned = _marionette(footage("d3.mp4"), "260-275x5")
     assert turned[:, 1].min() > 0.06 and turned[:, 0].max() < 0.02, turned
+    # a goatee (people_0 with her chin darkened to 0.4-0.25, textured): its edges run along the lines' course and
+    # read 0.16-0.34 deep, but the course is hair, not skin (SkinConfig.pout_skin): no pout
+    import cv2
+
+    from ned_fx.media import open_media, to_display_rgb8
+    from ned_fx.pipeline import track_media
+    from ned_fx.rendering.skin import fold_depth, marionette_depth
+
+    lm = track_media(footage("people_0.png")).landmarks[0]
+    with open_media(footage("people_0.png")) as src:
+        rgb = to_display_rgb8(next(iter(src))).astype(np.float32)
+    chin = np.zeros(rgb.shape[:2], np.float32)
+    ring = [61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291, 287, 422, 430, 394, 379, 378, 400, 377, 152, 148, 176,
+            149, 150, 169, 210, 202, 57]
+    cv2.fillPoly(chin, [np.round(lm[ring, :2]).astype(np.int32)], 1.0)
+    chin = cv2.GaussianBlur(chin, (0, 0), 3)[..., None]
+    grain = 1 + 0.15 * cv2.GaussianBlur(np.random.default_rng(0).standard_normal(chin.shape[:2]).astype(np.float32),
+                                        (0, 0), 1)[..., None]
+    for dark in (0.4, 0.25):
+        goatee = np.clip(rgb * (1 - chin * (1 - dark * grain)), 0, 255).astype(np.uint8)
+        assert fold_depth(goatee, lm, "marionette") > 0.12, dark
+        assert marionette_depth(goatee, lm) < 0.02, dark
     # a clip's lines the actor always has are his face: only what lies beyond the shot's own rest counts
     lines = np.full(12, 0.09)
     lines[6:] = 0.2
     act = pout_activation(lines)
     assert act[:3].max() == 0.0 and act[-3:].min() > 1.0, act
-    with pytest.raises(InvalidParameterError):
-        SkinConfig(pout_yaw=(16.0, 10.0))
+    for bad in (dict(pout_yaw=(16.0, 10.0)), dict(pout_skin=(0.8, 0.6)), dict(pout_rest=-0.1)):
+        with pytest.raises(InvalidParameterError):
+            SkinConfig(**bad)
 
 
 def test_neutral_and_happy_lift_the_corners_of_a_pout_the_mesh_missed(tmp_path):

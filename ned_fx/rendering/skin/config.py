@@ -93,6 +93,10 @@ class SkinConfig:
         pout_yaw: ``(full, none)``: the marionette lines are measured in full on a face turned up to the first
             angle (degrees), not at all from the second, fading between (turned, the far cheek's silhouette lies
             on the far line's course: d3.mp4 at 18-23 degrees reads 0.09-0.10 with her mouth relaxed).
+        pout_skin: ``(none, full)``: the marionette lines count only where their course is skin: its low-passed
+            luminance over the cheeks' (``_CHEEKS`` in :mod:`.evidence`) at the first value or below gives none,
+            full from the second. Skin reads 0.78-1.05 on the shared footage (d8 1.05); a synthetic goatee on
+            people_0 0.51-0.60, its edges along the course 0.16-0.34 deep (a pout of 1.5 without this).
     """
 
     strength: float = 1.0
@@ -133,6 +137,7 @@ class SkinConfig:
     furrow_min_frames: int = 10
     pout_rest: float = 0.03
     pout_yaw: tuple[float, float] = (10.0, 16.0)
+    pout_skin: tuple[float, float] = (0.6, 0.72)
 
     def __post_init__(self) -> None:
         for name in ("strength", "max_drive", "min_change", "nasolabial_depth", "nasolabial_shadow",
@@ -166,6 +171,9 @@ class SkinConfig:
         yaw = self.pout_yaw
         if len(yaw) != 2 or not all(isinstance(v, (int, float)) for v in yaw) or not 0 <= yaw[0] < yaw[1] <= 90:
             raise InvalidParameterError(f"skin pout_yaw must be (full, none) degrees with full < none, got {yaw!r}")
+        sk = self.pout_skin
+        if len(sk) != 2 or not all(isinstance(v, (int, float)) for v in sk) or not 0 <= sk[0] < sk[1] <= 2:
+            raise InvalidParameterError(f"skin pout_skin must be (none, full) ratios with none < full, got {sk!r}")
         if not isinstance(self.furrow_min_frames, int) or self.furrow_min_frames < 2:
             raise InvalidParameterError(f"skin furrow_min_frames must be an integer >= 2, got "
                                         f"{self.furrow_min_frames!r}")

@@ -39,17 +39,53 @@ def furrow_depth(pixels: np.ndarray, landmarks: np.ndarray, config: SkinConfig |
 def marionette_depth(pixels: np.ndarray, landmarks: np.ndarray, config: SkinConfig | None = None) -> float:
     """The marionette lines' depth in one picture (from beside the mouth's corners down toward the jaw):
     :func:`fold_depth` of the marionette creases, faded out as the face turns through ``SkinConfig.pout_yaw``
-    (degrees; the turn read from the landmarks' depth at the outer eye corners; no depth column: no fade)."""
+    (degrees; the turn read from the landmarks' depth at the outer eye corners; no depth column: no fade) and where
+    the lines' course is hair, not skin (``SkinConfig.pout_skin``: the course's low-passed luminance over the
+    cheeks'; a goatee's edge or a beard along it reads as a deep line)."""
     c = config or SkinConfig()
     depth = fold_depth(pixels, landmarks, "marionette", c)
     lm = np.asarray(landmarks, np.float64)
-    if not np.isfinite(depth) or lm.shape[1] < 3 or not np.isfinite(lm[[33, 263], :3]).all():
+    if not np.isfinite(depth) or depth <= 0:
         return depth
-    across = lm[263, :3] - lm[33, :3]
-    yaw = abs(float(np.degrees(np.arctan2(across[2], np.hypot(across[0], across[1])))))
-    lo, hi = c.pout_yaw
-    fade = 1.0 if yaw <= lo else 0.0 if yaw >= hi else (hi - yaw) / (hi - lo)
-    return depth * fade
+    if lm.shape[1] >= 3 and np.isfinite(lm[[33, 263], :3]).all():
+        across = lm[263, :3] - lm[33, :3]
+        yaw = abs(float(np.degrees(np.arctan2(across[2], np.hypot(across[0], across[1])))))
+        lo, hi = c.pout_yaw
+        depth *= 1.0 if yaw <= lo else 0.0 if yaw >= hi else (hi - yaw) / (hi - lo)
+    lo, hi = c.pout_skin
+    skin = _course_over_cheeks(pixels, lm, c)
+    if np.isfinite(skin):
+        depth *= float(np.clip((skin - lo) / (hi - lo), 0.0, 1.0))
+    return depth
+
+
+#: cheek landmarks beside the nose wings and over the smile folds: the skin a marionette line's course is held to
+_CHEEKS = (50, 280, 205, 425)
+
+
+def _course_over_cheeks(pixels: np.ndarray, lm: np.ndarray, c: SkinConfig) -> float:
+    """The marionette lines' course's low-passed luminance (median) over the cheeks' (NaN where not measurable)."""
+    import cv2
+
+    frame = face_frame(lm)
+    creases = build_creases(lm, {"marionette": -1.0}, c)
+    if frame is None or not creases:
+        return float("nan")
+    course = np.concatenate([k.points for k in creases])
+    cheeks = lm[list(_CHEEKS), :2]
+    big = max(c.nasolabial_width * frame.iod * 5, 2.0)
+    pad = int(np.ceil(3 * big)) + 2
+    pts = np.concatenate([course, cheeks])
+    h, w = pixels.shape[:2]
+    x0, y0 = (int(max(np.floor(v) - pad, 0)) for v in pts.min(axis=0))
+    x1, y1 = int(min(np.ceil(pts[:, 0].max()) + pad, w)), int(min(np.ceil(pts[:, 1].max()) + pad, h))
+    if x1 - x0 < 4 or y1 - y0 < 4:
+        return float("nan")
+    low = cv2.GaussianBlur(np.ascontiguousarray(_luma(pixels[y0:y1, x0:x1])), (0, 0), big)
+    q = (pts - [x0, y0]).astype(np.float32)
+    got = cv2.remap(low, q[:, 0][None], q[:, 1][None], cv2.INTER_LINEAR, borderValue=np.nan)[0]
+    on, ref = np.nanmedian(got[: len(course)]), np.nanmedian(got[len(course):])
+    return float(on / ref) if np.isfinite(on) and np.isfinite(ref) and ref > 0 else float("nan")
 
 
 def fold_depth(pixels: np.ndarray, landmarks: np.ndarray, fold: str, config: SkinConfig | None = None) -> float:
