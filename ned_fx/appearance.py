@@ -516,7 +516,10 @@ def _build_models(path, track, edited, frames, actor_footage, config, tracker_co
         from .rendering.skin import furrow_activation, pout_activation
 
         measures["furrow"] = furrow_activation(folds[:, 0])
-        measures["pout"] = pout_activation(folds[:, 1])
+        names = list(edited.au_names)
+        fitted = sum((np.clip(np.nan_to_num(edited.au_source[:, names.index(au)]), 0.0, None)
+                      for au in ("AU15", "AU17") if au in names), np.zeros(t))
+        measures["pout"] = pout_activation(folds[:, 1], fitted=fitted)
     if measures:
         models = replace(models, **measures)
     return models

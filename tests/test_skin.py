@@ -730,7 +730,8 @@ def test_a_pout_the_mesh_did_not_see_is_measured():
     d12); so a still gets the AU15 the mesh missed (``pout_activation``, ~0.8) and the others none. d3.mp4 turned
     ~20 degrees (frames 260-275) reads as deep as d8 along the lines' course (her far cheek's silhouette lies
     on it), with her mouth relaxed: the turn fades the measure out (``SkinConfig.pout_yaw``); a goatee's edges
-    along the course are hair, not skin (``SkinConfig.pout_skin``)."""
+    along the course are hair, not skin (``SkinConfig.pout_skin``); lines on a mouth the mesh sees relaxed are an
+    older face's own (``SkinConfig.pout_fitted``)."""
     from ned_fx.errors import InvalidParameterError
     from ned_fx.rendering.skin import SkinConfig, pout_activation
 
@@ -738,6 +739,11 @@ def test_a_pout_the_mesh_did_not_see_is_measured():
     assert d8[0, 0] > 0.07, d8
     act = pout_activation(d8[:, 0])
     assert act is not None and 0.6 < act[0] < 1.0, act
+    # only as far as the mesh pulls the mouth that way too (d8 fits AU15 + AU17 0.43): lines as deep on a relaxed
+    # mouth (an older face's, at rest) are not a pout
+    np.testing.assert_array_equal(pout_activation(d8[:, 0], fitted=np.array([0.43])), act)
+    assert pout_activation(d8[:, 0], fitted=np.array([0.0])) is None
+    assert 0.3 * act[0] < pout_activation(d8[:, 0], fitted=np.array([0.2]))[0] < 0.7 * act[0]
     for name, frames in (("people_0.png", None), ("d19.jpg", None), ("WDA_AlexandriaOcasioCortez_000.mp4", "0-59"),
                          ("d12.mp4", "0-59")):
         got = _marionette(footage(name), frames)
@@ -772,7 +778,8 @@ def test_a_pout_the_mesh_did_not_see_is_measured():
     lines[6:] = 0.2
     act = pout_activation(lines)
     assert act[:3].max() == 0.0 and act[-3:].min() > 1.0, act
-    for bad in (dict(pout_yaw=(16.0, 10.0)), dict(pout_skin=(0.8, 0.6)), dict(pout_rest=-0.1)):
+    for bad in (dict(pout_yaw=(16.0, 10.0)), dict(pout_skin=(0.8, 0.6)), dict(pout_rest=-0.1),
+                dict(pout_fitted=(0.3, 0.1))):
         with pytest.raises(InvalidParameterError):
             SkinConfig(**bad)
 

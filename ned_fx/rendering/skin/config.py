@@ -97,6 +97,9 @@ class SkinConfig:
             luminance over the cheeks' (``_CHEEKS`` in :mod:`.evidence`) at the first value or below gives none,
             full from the second. Skin reads 0.78-1.05 on the shared footage (d8 1.05); a synthetic goatee on
             people_0 0.51-0.60, its edges along the course 0.16-0.34 deep (a pout of 1.5 without this).
+        pout_fitted: ``(none, full)``: the marionette lines count only as far as the mesh's own fit pulls the mouth
+            that way too (its AU15 + AU17: none up to the first value, full from the second): on a still, an older
+            face's deep lines at rest would read as a pout. d8.jpg fits 0.07 + 0.36.
     """
 
     strength: float = 1.0
@@ -138,6 +141,7 @@ class SkinConfig:
     pout_rest: float = 0.03
     pout_yaw: tuple[float, float] = (10.0, 16.0)
     pout_skin: tuple[float, float] = (0.6, 0.72)
+    pout_fitted: tuple[float, float] = (0.1, 0.3)
 
     def __post_init__(self) -> None:
         for name in ("strength", "max_drive", "min_change", "nasolabial_depth", "nasolabial_shadow",
@@ -174,6 +178,10 @@ class SkinConfig:
         sk = self.pout_skin
         if len(sk) != 2 or not all(isinstance(v, (int, float)) for v in sk) or not 0 <= sk[0] < sk[1] <= 2:
             raise InvalidParameterError(f"skin pout_skin must be (none, full) ratios with none < full, got {sk!r}")
+        fit = self.pout_fitted
+        if len(fit) != 2 or not all(isinstance(v, (int, float)) for v in fit) or not 0 <= fit[0] < fit[1] <= 3:
+            raise InvalidParameterError(f"skin pout_fitted must be (none, full) activations with none < full, got "
+                                        f"{fit!r}")
         if not isinstance(self.furrow_min_frames, int) or self.furrow_min_frames < 2:
             raise InvalidParameterError(f"skin furrow_min_frames must be an integer >= 2, got "
                                         f"{self.furrow_min_frames!r}")

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...errors import InvalidParameterError
 from ..sampling import running_median
 from .config import SkinConfig
 from .procedural import build_creases, face_frame
@@ -148,13 +149,17 @@ def furrow_activation(depths: np.ndarray, config: SkinConfig | None = None) -> n
     return running_median(act, 5, 0.0).astype(np.float32)
 
 
-def pout_activation(depths: np.ndarray, config: SkinConfig | None = None) -> np.ndarray | None:
+def pout_activation(depths: np.ndarray, config: SkinConfig | None = None,
+                    fitted: np.ndarray | None = None) -> np.ndarray | None:
     """A shot's (or a still's) per-frame :func:`marionette_depth` (T, NaN where unmeasured) as the lip corner
     depressor (AU15) the picture shows beyond the mesh: ``(depth - rest) / unit``, 0 below, at most ``max_drive``;
     ``unit`` the depth of the skin's own marionette line at a drive of 1 (``nasolabial_depth x``
     :data:`~.procedural.MARIONETTE_SHARE`), ``rest`` ``SkinConfig.pout_rest``, and on a shot of at least
     ``furrow_min_frames`` measured frames no less than its 10th percentile plus ``furrow_margin`` (lines the actor
-    always has are no pout); a running median over 5 frames. None where nothing was measured or nothing shows."""
+    always has are no pout); a running median over 5 frames. ``fitted`` (T, the mesh's own lip corner depressor
+    plus chin raiser, AU15 + AU17): the lines count only as far as the mesh sees the mouth pulled that way too
+    (``SkinConfig.pout_fitted``): deep lines on a relaxed mouth are an older face's own (a still has no relaxed
+    frame to tell them apart). None where nothing was measured or nothing shows."""
     from .procedural import MARIONETTE_SHARE
 
     c = config or SkinConfig()
@@ -167,6 +172,12 @@ def pout_activation(depths: np.ndarray, config: SkinConfig | None = None) -> np.
         rest = max(rest, float(np.percentile(d[ok], 10)) + c.furrow_margin)
     unit = max(c.nasolabial_depth * MARIONETTE_SHARE, 1e-6)
     act = np.where(ok, np.clip((d - rest) / unit, 0.0, c.max_drive), np.nan)
+    if fitted is not None:
+        lo, hi = c.pout_fitted
+        seen = np.nan_to_num(np.asarray(fitted, np.float64).reshape(-1), nan=0.0)
+        if len(seen) != len(act):
+            raise InvalidParameterError(f"the fitted activations have {len(seen)} frames, the depths {len(act)}")
+        act = act * np.clip((seen - lo) / (hi - lo), 0.0, 1.0)
     if len(act) > 1:
         act = running_median(act, 5, 0.0)
     act = np.nan_to_num(act, nan=0.0)
