@@ -46,8 +46,8 @@ def marionette_depth(pixels: np.ndarray, landmarks: np.ndarray, config: SkinConf
     c = config or SkinConfig()
     depth = fold_depth(pixels, landmarks, "marionette", c)
     lm = np.asarray(landmarks, np.float64)
-    if not np.isfinite(depth) or depth <= 0:
-        return depth
+    if not np.isfinite(depth) or depth <= c.pout_rest:
+        return depth            # no pout either way (a shot's rest is never below pout_rest): nothing to fade
     if lm.shape[1] >= 3 and np.isfinite(lm[[33, 263], :3]).all():
         across = lm[263, :3] - lm[33, :3]
         yaw = abs(float(np.degrees(np.arctan2(across[2], np.hypot(across[0], across[1])))))
@@ -82,8 +82,14 @@ def _course_over_cheeks(pixels: np.ndarray, lm: np.ndarray, c: SkinConfig) -> fl
     x1, y1 = int(min(np.ceil(pts[:, 0].max()) + pad, w)), int(min(np.ceil(pts[:, 1].max()) + pad, h))
     if x1 - x0 < 4 or y1 - y0 < 4:
         return float("nan")
-    low = cv2.GaussianBlur(np.ascontiguousarray(_luma(pixels[y0:y1, x0:x1])), (0, 0), big)
-    q = (pts - [x0, y0]).astype(np.float32)
+    # a low-pass this wide needs no full resolution: a quarter of it (or as near as the blur allows)
+    f = max(1.0, min(4.0, big / 2.0))
+    lum = _luma(pixels[y0:y1, x0:x1])
+    small = cv2.resize(lum, (max(1, int(round((x1 - x0) / f))), max(1, int(round((y1 - y0) / f)))),
+                       interpolation=cv2.INTER_AREA)
+    fx, fy = small.shape[1] / (x1 - x0), small.shape[0] / (y1 - y0)
+    low = cv2.GaussianBlur(small, (0, 0), big * fx)
+    q = ((pts - [x0, y0]) * [fx, fy] - 0.5 * (1.0 - np.array([fx, fy]))).astype(np.float32)
     got = cv2.remap(low, q[:, 0][None], q[:, 1][None], cv2.INTER_LINEAR, borderValue=np.nan)[0]
     on, ref = np.nanmedian(got[: len(course)]), np.nanmedian(got[len(course):])
     return float(on / ref) if np.isfinite(on) and np.isfinite(ref) and ref > 0 else float("nan")
