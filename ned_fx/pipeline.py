@@ -1133,11 +1133,11 @@ class ShotRenderer:
         planned = edited
         if models is not None and getattr(models, "eyes_open", None) is not None and content.eyes:
             edited = pin_shut_eyes(edited, models.eyes_open)
-        lifts = renderer_config or RendererConfig()
+        renderer_config = renderer_config or RendererConfig()
         if models is not None and getattr(models, "furrow", None) is not None:
-            edited = lift_hidden_frown(edited, models.furrow, lifts.frown_lift)
+            edited = lift_hidden_frown(edited, models.furrow, renderer_config.frown_lift)
         if models is not None and getattr(models, "pout", None) is not None:
-            edited = lift_hidden(edited, "AU15", models.pout, lifts.pout_lift, "pout")
+            edited = lift_hidden(edited, "AU15", models.pout, renderer_config.pout_lift, "pout")
         if edited is not planned:           # the plan holds its own lid skin; only what was changed here is held
             edited = hold_lid_folds(edited, planned)
         self.track, self.edited = track, edited
@@ -1154,7 +1154,7 @@ class ShotRenderer:
             compositor_config = CompositorConfig(color_match=True)
         self.compositor = Compositor(compositor_config)
         self.mesh = build_render_mesh(track.mean_shape)
-        self.edited = untangle_targets(self.edited, self.mesh, (renderer_config or RendererConfig()).fold_limit)
+        self.edited = untangle_targets(self.edited, self.mesh, renderer_config.fold_limit)
         self.index = {int(n): t for t, n in enumerate(track.frame_numbers)}
         # the face's movement in the picture per frame (the drawn content takes the camera's smear of it; with a
         # closed shutter or no skin sub-stage nothing is smeared: no need to measure it)
