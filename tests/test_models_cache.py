@@ -233,8 +233,9 @@ def test_a_shot_that_does_not_fit_is_never_kept_in_part():
 
 def test_frames_are_held_for_their_eyes_only_while_small(monkeypatch):
     """The keeper measures every frame's eyes (the shut-eye weights), brow furrow and marionette lines (a pout),
-    holding each frame until its face is found; a plate larger than EVIDENCE_FRAME_BYTES (a 4K float EXR) is never held for it (only the
-    builders' sample is): the evidence is dropped and the models pass measures them in its own decode."""
+    holding each frame until its face is found; a plate larger than EVIDENCE_FRAME_BYTES (a 4K float EXR) is never
+    held for it (only the builders' sample is): the evidence is dropped and the models pass measures them in its
+    own decode."""
     import ned_fx.appearance as appearance
     from ned_fx.appearance import FrameKeeper
     from ned_fx.media.frames import Frame
