@@ -1124,7 +1124,7 @@ class ShotRenderer:
 
     def __init__(self, track, edited, renderer_config=None, compositor_config=None, checkpoint=None,
                  neural_config=None, models=None, content=None):
-        from .appearance import ContentConfig, FaceContent
+        from .appearance import HIDDEN_AUS, ContentConfig, FaceContent
         from .compositing import Compositor
         from .rendering import GeometryRenderer, RendererConfig, build_render_mesh
         from .rendering.motion import face_motion
@@ -1134,10 +1134,12 @@ class ShotRenderer:
         if models is not None and getattr(models, "eyes_open", None) is not None and content.eyes:
             edited = pin_shut_eyes(edited, models.eyes_open)
         renderer_config = renderer_config or RendererConfig()
-        if models is not None and getattr(models, "furrow", None) is not None:
-            edited = lift_hidden_frown(edited, models.furrow, renderer_config.frown_lift)
-        if models is not None and getattr(models, "pout", None) is not None:
-            edited = lift_hidden(edited, "AU15", models.pout, renderer_config.pout_lift, "pout")
+        # what the picture shows beyond the fitted activations: the geometry follows it as the skin's folds do
+        shares = {"furrow": renderer_config.frown_lift, "pout": renderer_config.pout_lift}
+        for name, au in HIDDEN_AUS.items():
+            hidden = getattr(models, name, None) if models is not None else None
+            if hidden is not None:
+                edited = lift_hidden(edited, au, hidden, shares[name], name)
         if edited is not planned:           # the plan holds its own lid skin; only what was changed here is held
             edited = hold_lid_folds(edited, planned)
         self.track, self.edited = track, edited

@@ -44,42 +44,66 @@ def marionette_depth(pixels: np.ndarray, landmarks: np.ndarray, config: SkinConf
     the lines' course is hair, not skin (``SkinConfig.pout_skin``: the course's low-passed luminance over the
     cheeks'; a goatee's edge or a beard along it reads as a deep line)."""
     c = config or SkinConfig()
-    depth = fold_depth(pixels, landmarks, "marionette", c)
-    lm = np.asarray(landmarks, np.float64)
+    course = _course(landmarks, "marionette", c)
+    if course is None:
+        return float("nan")
+    lm, frame, creases = course
+    depth = _depth_along(pixels, frame, creases, c)
     if not np.isfinite(depth) or depth <= c.pout_rest:
         return depth            # no pout either way (a shot's rest is never below pout_rest): nothing to fade
     if lm.shape[1] >= 3 and np.isfinite(lm[[33, 263], :3]).all():
         across = lm[263, :3] - lm[33, :3]
         yaw = abs(float(np.degrees(np.arctan2(across[2], np.hypot(across[0], across[1])))))
-        lo, hi = c.pout_yaw
-        depth *= 1.0 if yaw <= lo else 0.0 if yaw >= hi else (hi - yaw) / (hi - lo)
-    lo, hi = c.pout_skin
-    skin = _course_over_cheeks(pixels, lm, c)
+        depth *= 1.0 - _rise(yaw, c.pout_yaw)
+    skin = _course_over_cheeks(pixels, lm, frame, creases, c)
     if np.isfinite(skin):
-        depth *= float(np.clip((skin - lo) / (hi - lo), 0.0, 1.0))
+        depth *= _rise(skin, c.pout_skin)
     return depth
+
+
+def _rise(x, edges: tuple[float, float]):
+    """0 at ``edges[0]`` and below, 1 at ``edges[1]`` and above, linear between (elementwise)."""
+    lo, hi = edges
+    return np.clip((x - lo) / (hi - lo), 0.0, 1.0)
 
 
 #: cheek landmarks beside the nose wings and over the smile folds: the skin a marionette line's course is held to
 _CHEEKS = (50, 280, 205, 425)
 
 
-def _course_over_cheeks(pixels: np.ndarray, lm: np.ndarray, c: SkinConfig) -> float:
+def _course(landmarks: np.ndarray, fold: str, c: SkinConfig):
+    """``(landmarks as float64, face frame, creases)`` of a fold group's course at ``landmarks``, or None where
+    there is no face to measure (too few or non-finite landmarks)."""
+    lm = np.asarray(landmarks, np.float64)
+    if lm.ndim != 2 or lm.shape[0] < 468 or not np.isfinite(lm[:468, :2]).all():
+        return None
+    frame = face_frame(lm)
+    creases = build_creases(lm, {fold: -1.0}, c)
+    if frame is None or not creases:
+        return None
+    return lm, frame, creases
+
+
+def _wide_scale(frame, c: SkinConfig) -> float:
+    """The sigma (px) of the softening's wide low-pass, which the measures share."""
+    return max(c.nasolabial_width * frame.iod * 5, 2.0)
+
+
+def _box(pts: np.ndarray, pad: int, shape) -> tuple[int, int, int, int]:
+    """``(x0, y0, x1, y1)``: the points' box grown by ``pad`` px, inside a picture of ``shape``."""
+    h, w = shape[:2]
+    x0, y0 = (int(max(np.floor(v) - pad, 0)) for v in pts.min(axis=0))
+    return x0, y0, int(min(np.ceil(pts[:, 0].max()) + pad, w)), int(min(np.ceil(pts[:, 1].max()) + pad, h))
+
+
+def _course_over_cheeks(pixels: np.ndarray, lm: np.ndarray, frame, creases: list, c: SkinConfig) -> float:
     """The marionette lines' course's low-passed luminance (median) over the cheeks' (NaN where not measurable)."""
     import cv2
 
-    frame = face_frame(lm)
-    creases = build_creases(lm, {"marionette": -1.0}, c)
-    if frame is None or not creases:
-        return float("nan")
     course = np.concatenate([k.points for k in creases])
-    cheeks = lm[list(_CHEEKS), :2]
-    big = max(c.nasolabial_width * frame.iod * 5, 2.0)
-    pad = int(np.ceil(3 * big)) + 2
-    pts = np.concatenate([course, cheeks])
-    h, w = pixels.shape[:2]
-    x0, y0 = (int(max(np.floor(v) - pad, 0)) for v in pts.min(axis=0))
-    x1, y1 = int(min(np.ceil(pts[:, 0].max()) + pad, w)), int(min(np.ceil(pts[:, 1].max()) + pad, h))
+    big = _wide_scale(frame, c)
+    pts = np.concatenate([course, lm[list(_CHEEKS), :2]])
+    x0, y0, x1, y1 = _box(pts, int(np.ceil(3 * big)) + 2, pixels.shape)
     if x1 - x0 < 4 or y1 - y0 < 4:
         return float("nan")
     # a low-pass this wide needs no full resolution: a quarter of it (or as near as the blur allows)
@@ -106,24 +130,20 @@ def fold_depth(pixels: np.ndarray, landmarks: np.ndarray, fold: str, config: Ski
             of any white: only ratios count.
         fold: a fold group (``glabella``, ``marionette``, ...: :data:`~.config.DEFAULT_DRIVES`).
     """
+    c = config or SkinConfig()
+    course = _course(landmarks, fold, c)
+    return float("nan") if course is None else _depth_along(pixels, course[1], course[2], c)
+
+
+def _depth_along(pixels: np.ndarray, frame, creases: list, c: SkinConfig) -> float:
+    """:func:`fold_depth` of the given course."""
     import cv2
 
-    c = config or SkinConfig()
-    lm = np.asarray(landmarks, np.float64)
-    if lm.ndim != 2 or lm.shape[0] < 468 or not np.isfinite(lm[:468, :2]).all():
-        return float("nan")
-    frame = face_frame(lm)
-    creases = build_creases(lm, {fold: -1.0}, c)
-    if frame is None or not creases:
-        return float("nan")
     pts = np.concatenate([k.points for k in creases])
     weight = np.concatenate([np.minimum(k.depth, 1.0) for k in creases])
-    big = max(c.nasolabial_width * frame.iod * 5, 2.0)           # the softening's own two scales
+    big = _wide_scale(frame, c)                                  # the softening's own two scales
     small = max(c.crease_width * frame.iod, 0.6)
-    pad = int(np.ceil(3 * big)) + 2
-    h, w = pixels.shape[:2]
-    x0, y0 = (int(max(np.floor(v) - pad, 0)) for v in pts.min(axis=0))
-    x1, y1 = int(min(np.ceil(pts[:, 0].max()) + pad, w)), int(min(np.ceil(pts[:, 1].max()) + pad, h))
+    x0, y0, x1, y1 = _box(pts, int(np.ceil(3 * big)) + 2, pixels.shape)
     inside = (pts[:, 0] >= x0) & (pts[:, 0] < x1 - 1) & (pts[:, 1] >= y0) & (pts[:, 1] < y1 - 1)
     if x1 - x0 < 4 or y1 - y0 < 4 or inside.mean() < 0.8:
         return float("nan")
@@ -179,11 +199,10 @@ def pout_activation(depths: np.ndarray, config: SkinConfig | None = None,
     unit = max(c.nasolabial_depth * MARIONETTE_SHARE, 1e-6)
     act = np.where(ok, np.clip((d - rest) / unit, 0.0, c.max_drive), np.nan)
     if fitted is not None:
-        lo, hi = c.pout_fitted
         seen = np.nan_to_num(np.asarray(fitted, np.float64).reshape(-1), nan=0.0)
         if len(seen) != len(act):
             raise InvalidParameterError(f"the fitted activations have {len(seen)} frames, the depths {len(act)}")
-        act = act * np.clip((seen - lo) / (hi - lo), 0.0, 1.0)
+        act = act * _rise(seen, c.pout_fitted)
     if len(act) > 1:
         act = running_median(act, 5, 0.0)
     act = np.nan_to_num(act, nan=0.0)
