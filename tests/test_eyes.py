@@ -769,7 +769,10 @@ def test_the_old_lash_line_left_in_a_widened_eye_is_covered(still):
     print("old lash pixels:", int(dark.sum()), "of", int(covered.sum()), "covered; brightness",
           out_before[dark].mean().round(1), "->", out_now[dark].mean().round(1), "sclera", sclera.round(1))
     assert dark.sum() >= 3
-    assert out_now[dark].mean() > 0.85 * sclera
+    # covered by the eyeball: as bright as it is rendered there, which in the eye's corner is the sphere's falloff
+    # (EyeConfig.corner_shading: ~0.72 of the white beside the iris, whose brightness ``sclera`` is)
+    assert out_now[dark].mean() > 0.75 * sclera
+    assert out_now[dark].mean() > 0.85 * _lum(now.pixels)[dark].mean()
     assert (out_now[covered] >= out_before[covered] - 1.0).all()       # only ever brighter: no darker than it was
     # more coverage (the lid's movement is smoothed over a few more pixels: a hair less elsewhere), and only
     # inside the target opening
@@ -890,8 +893,8 @@ def test_a_widened_eye_keeps_the_colour_of_its_iris(name, monkeypatch):
     """Grey-blue and blue irises stay that colour when the lids open: the eyeball's match to the real sclera on
     the blend seam (gain and tint) holds on the white only. Over the iris too, the pink of d19's small, skin-tinged
     whites turned his irises brown (blue over red of the iris's middle -0.10 and -0.11 against the source's,
-    d8's -0.05 and -0.08; now within +-0.025), looked at at 3-10x. And with the seam's match on the iris, this
-    test fails."""
+    d8's -0.05 and -0.08; now d19 +0.01-0.02, d8 +0.04), looked at at 3-10x. And with the seam's match on the
+    iris, this test fails."""
     import dataclasses
 
     import believable_measures as bm
@@ -918,7 +921,8 @@ def test_a_widened_eye_keeps_the_colour_of_its_iris(name, monkeypatch):
     monkeypatch.setattr(EyeRenderer, "__init__", seam_on_iris)
     before = shifts()
     print(name, "with the seam's match on the iris:", np.round(before, 3))
-    assert min(before) < -0.04, before
+    # the seam's match on the iris turns each iris redder by at least 0.05 (d19 0.09-0.1, d8 0.06-0.07)
+    assert all(b < n - 0.05 for b, n in zip(before, now)), (before, now)
 
 
 def test_seam_iris_is_checked():

@@ -97,8 +97,16 @@ class EyeConfig:
         lower_lid_shadow: ... and right above the lower lid, over the same reach.
         corner_shading: where the footage cannot tell how the sclera's brightness falls off along the eye (a few
             pixels of sclera: a small eye, a single still), the eyeball darkens by this fraction toward each
-            corner (a sphere's falloff into the eye's corners), from ``corner_start`` (x half the width, from the
-            middle) on.
+            corner (a sphere's falloff into the eye's corners: ``1 - corner_shading * r**2``, ``r`` rising from 0
+            at ``corner_start`` (x half the width, from the middle) to 1 at the corner), over its value at
+            ``corner_reference`` (x half the width): the visible sclera's colour is measured beside the iris, and is
+            the white's there. Fitted to the eyes that measure it: WDA's and d3's wide-open whites read 0.60-0.71 at
+            the outer eighths of the eye over the middle's (0.66 on average) and 0.64-0.86 at the next (0.77),
+            which ``0.45`` from the middle gives (0.66, 0.83). It was 0.15 from 0.45 (0.91 and 0.99, no normalising)
+            until the thirty-third session: people_0's and d8's widened eyes were flat white discs (looked at, 4x).
+            Now their whites are brighter beside the iris and darker into the corners, round; over the new area as
+            bright as before (people_0 1.19-1.22 times her visible sclera, from 1.17-1.19; unnormalised, 1.08-1.10,
+            they were a dull grey). ``corner_reference`` 0: no normalising (1 in the middle).
         lid_prior: where the footage cannot tell how the upper lid shades the sclera beneath it (no sclera seen
             near a lid: people_0's and d8's stills measured nothing, a flat 1), the sclera under the lid takes this
             fraction of its brightness right under the lid, rising linearly to all of it at ``shadow_reach`` (d3's
@@ -231,8 +239,9 @@ class EyeConfig:
     lid_shadow: float = 0.15
     lid_shadow_reach: float = 0.1
     lower_lid_shadow: float = 0.1
-    corner_shading: float = 0.15
-    corner_start: float = 0.45
+    corner_shading: float = 0.45
+    corner_start: float = 0.0
+    corner_reference: float = 0.5
     lid_prior: float = 0.8
     limbus_softness: float = 0.025
     catch_margin: float = 0.08
@@ -274,7 +283,7 @@ class EyeConfig:
                      "pupil_ratio_default", "lid_inset", "edge_softness", "reach", "reach_max", "blend", "iris_whole",
                      "iris_cover", "iris_own", "iris_own_reach", "lash_depth",
                      "min_soft_px", "min_coverage", "min_move", "lid_shadow", "lid_shadow_reach", "lower_lid_shadow",
-                     "corner_shading", "corner_start", "highlight", "limbus_softness", "catch_margin",
+                     "corner_shading", "corner_start", "corner_reference", "highlight", "limbus_softness", "catch_margin",
                      "catch_inside", "blur", "grain",
                      "lash_specks", "speck_size", "limbus_rise",
                      "iris_detail", "iris_detail_bright", "iris_side_angle", "old_lid_near", "iris_contrast", "seam_min", "seam_reach", "seam_tint_reach", "shut_reference", "lid_open_height", "pair_spread",
@@ -288,7 +297,7 @@ class EyeConfig:
             if not 0 <= lo < hi:
                 raise InvalidParameterError(f"EyeConfig.{name} must be (low, high) with 0 <= low < high, "
                                             f"got {getattr(self, name)!r}")
-        for name in ("lid_shadow", "lower_lid_shadow", "corner_shading", "corner_start", "min_coverage"):
+        for name in ("lid_shadow", "lower_lid_shadow", "corner_shading", "corner_start", "corner_reference", "min_coverage"):
             if getattr(self, name) >= 1:
                 raise InvalidParameterError(f"EyeConfig.{name} must be below 1, got {getattr(self, name)!r}")
         if not isinstance(self.seam_iris, bool):

@@ -322,8 +322,7 @@ class EyeModelBuilder:
         tint = np.ones((c.shading_bins, k))
         fit = _profile(acc.u_moments, acc.u_lum, u_bins, mean_lum, 0.0, np.inf)
         if fit is None:
-            u_prof = 1.0 - c.corner_shading * np.clip((np.abs(u_bins) - c.corner_start) / (1.0 - c.corner_start),
-                                                      0.0, 1.0) ** 2
+            u_prof = _sphere(u_bins, c) / _sphere(np.array([c.corner_reference]), c)
         else:
             u_prof = np.clip(fit, lo, hi)
             trust = acc.u_moments[0] / (acc.u_moments[0] + c.profile_prior)
@@ -394,6 +393,12 @@ def sclera_samples(crop: np.ndarray, box, poly: np.ndarray, centre: np.ndarray, 
     lum = luminance(vals)
     bright = lum >= config.sclera_floor * np.percentile(lum, 90)
     return vals[bright], pts[bright], lum[bright]
+
+
+def _sphere(u: np.ndarray, c: EyeConfig) -> np.ndarray:
+    """The prior brightness along the eye at ``u`` (-1 .. 1, corner to corner): ``EyeConfig.corner_shading``."""
+    r = np.clip((np.abs(u) - c.corner_start) / (1.0 - c.corner_start), 0.0, 1.0)
+    return 1.0 - c.corner_shading * r ** 2
 
 
 def _profile(moments: np.ndarray, lum: np.ndarray, at: np.ndarray, mean: float, lo: float, hi: float) -> np.ndarray:
