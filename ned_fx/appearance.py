@@ -130,6 +130,9 @@ class ShotModels:
     #: lines of a pout: :func:`~ned_fx.rendering.skin.pout_activation`; a still's too), or None (none shows, the
     #: skin stage off)
     pout: np.ndarray | None = None
+    #: the shot's forehead texture (:class:`~ned_fx.occlusion.FringeBuilder`: how far the occluder detector's
+    #: texture cue for a fringe is used, one value for the shot), or None (this frame's own, the occluders off)
+    fringe: float | None = None
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         """Flat ``{"sources": array, "mouth.x": array, "eyes.y": array, ...}`` for the analysis file."""
@@ -139,6 +142,8 @@ class ShotModels:
         for name in HIDDEN_AUS:
             if getattr(self, name) is not None:
                 out[name] = np.asarray(getattr(self, name), np.float32)
+        if self.fringe is not None:
+            out["fringe"] = np.array(float(self.fringe), np.float64)
         for prefix in _LOADERS:
             model = getattr(self, prefix)
             if model is not None:
@@ -172,6 +177,13 @@ class ShotModels:
                     raise InvalidParameterError(f"{name} must be one value per frame, got shape {hidden.shape} (an "
                                                 "analysis file from another version? analyse the shot again)")
                 kw[name] = hidden
+        fringe = d.get("fringe")
+        if fringe is not None:
+            fringe = np.asarray(fringe, np.float64)
+            if fringe.size != 1 or not np.isfinite(fringe).all():
+                raise InvalidParameterError(f"fringe must be one finite value, got shape {fringe.shape} (an analysis "
+                                            "file from another version? analyse the shot again)")
+            kw["fringe"] = float(fringe.reshape(-1)[0])
         return cls(sources=sources, eyes_open=opened, **kw)
 
 
@@ -186,7 +198,7 @@ def white_of(dtype) -> float:
 #: at most this many frames of a shot feed each model (evenly spread: the eye and glasses models average, the
 #: mouth bank keeps a diverse set of open mouths)
 _MODEL_FRAMES = {"EyeModelBuilder": 16, "GlassesModelBuilder": 40, "MouthBankBuilder": 120,
-                 "SkinModelBuilder": 120}
+                 "SkinModelBuilder": 120, "FringeBuilder": 40}
 
 
 def _crop_box(landmarks: np.ndarray, height: int, width: int, grow: float = 1.0) -> tuple[int, int, int, int]:
@@ -307,8 +319,9 @@ class FrameKeeper:
         self.frames: list | None = [] if frame_bytes > 0 else None      # every frame, in order, if they fit
         self._frame_room = frame_bytes
         self.total = total
-        names = [n for n, on in (("GlassesModelBuilder", config.occluders), ("MouthBankBuilder", config.mouth),
-                                 ("EyeModelBuilder", config.eyes), ("SkinModelBuilder", config.skin))
+        names = [n for n, on in (("GlassesModelBuilder", config.occluders), ("FringeBuilder", config.occluders),
+                                 ("MouthBankBuilder", config.mouth), ("EyeModelBuilder", config.eyes),
+                                 ("SkinModelBuilder", config.skin))
                  if on] if config.builds_models else []
         self.wanted = {i for n in names for i in range(0, total, max(1, -(-total // _MODEL_FRAMES[n])))}
         self.max_bytes = max_bytes
@@ -442,7 +455,7 @@ def build_shot_models(path: str | Path, track, edited, frames: str | None = None
 
         plan = plan_mouth(stored.mouth, edited.source_landmarks, edited.target_landmarks, edited.found)
     return ShotModels(mouth=stored.mouth, mouth_plan=plan, eyes=stored.eyes, glasses=stored.glasses,
-                      skin=stored.skin, sources=stored.sources, eyes_open=stored.eyes_open,
+                      skin=stored.skin, sources=stored.sources, eyes_open=stored.eyes_open, fringe=stored.fringe,
                       **{name: getattr(stored, name) for name in HIDDEN_AUS})
 
 
@@ -450,13 +463,14 @@ def _build_models(path, track, edited, frames, actor_footage, config, tracker_co
                   kept: FrameKeeper | None = None) -> ShotModels:
     """The models that do not depend on the edit (no mouth plan): one decode of the shot (none when ``kept``
     holds every crop the builders take) and of each extra footage file."""
-    mouth = eyes = glasses = skin = None
+    mouth = eyes = glasses = skin = fringe = None
     builders = []
     if config.occluders:
-        from .occlusion import GlassesModelBuilder
+        from .occlusion import FringeBuilder, GlassesModelBuilder
 
         glasses = GlassesModelBuilder()          # glasses are rigid with the head: their rims add up over the shot
-        builders.append(glasses)
+        fringe = FringeBuilder()                 # ... and a fringe's texture is the shot's, not a frame's
+        builders += [glasses, fringe]
     if config.mouth:
         from .rendering.mouth import MouthBankBuilder
 
@@ -506,7 +520,7 @@ def _build_models(path, track, edited, frames, actor_footage, config, tracker_co
     else:
         _decode_for_models(path, frames, index, edited, builders, every, progress,
                            (track, evidence, folds) if evidence is not None or folds is not None else None)
-    models = _extra_footage(path, actor_footage, builders, tracker_config, mouth, eyes, glasses, skin)
+    models = _extra_footage(path, actor_footage, builders, tracker_config, mouth, eyes, glasses, skin, fringe)
     measures = {}                   # the per-frame evidence, as the renderer reads it
     if evidence is not None:
         from .rendering.eyes.openness import open_weights
@@ -607,7 +621,8 @@ def _decode_for_models(path, frames, index, edited, builders, every, progress, e
         _feed(crops(), builders, progress, total)
 
 
-def _extra_footage(path, actor_footage, builders, tracker_config, mouth, eyes, glasses, skin=None) -> ShotModels:
+def _extra_footage(path, actor_footage, builders, tracker_config, mouth, eyes, glasses, skin=None,
+                   fringe=None) -> ShotModels:
     """The extra footage of the actor through the builders (tracked and decoded here), then the models."""
     from .media import open_media
 
@@ -634,13 +649,13 @@ def _extra_footage(path, actor_footage, builders, tracker_config, mouth, eyes, g
 
     with ThreadPoolExecutor(3, thread_name_prefix="ned-fx-models") as pool:     # independent: side by side
         done = {name: pool.submit(b.finish) for name, b in (("mouth", mouth), ("eyes", eyes), ("glasses", glasses),
-                                                            ("skin", skin)) if b is not None}
+                                                            ("skin", skin), ("fringe", fringe)) if b is not None}
         return ShotModels(**{name: f.result() for name, f in done.items()}, sources=tuple(sources))
 
 
 #: bump when what the cached models hold, or how they are built, changes meaning
-MODELS_CACHE_VERSION = 6       # 2: the builders' code and default configs are in the key; 3: eyes_open; 4: furrow;
-#: 5: the learned skin model; 6: pout
+MODELS_CACHE_VERSION = 7       # 2: the builders' code and default configs are in the key; 3: eyes_open; 4: furrow;
+#: 5: the learned skin model; 6: pout; 7: fringe
 
 
 def _models_key(path, edited, frames, actor_footage, config: ContentConfig, tracker_config) -> str | None:
@@ -955,7 +970,8 @@ class FaceContent:
             if found is _MISS:
                 # glasses frames only where the shot's glasses model found glasses (a clip's from its frames, a
                 # still's from its thin rims); hair over the forehead always (see OcclusionDetector.detect_in_shot)
-                found = self.occlusion.detect_in_shot(look, src, white, glasses=self.models.glasses)
+                found = self.occlusion.detect_in_shot(look, src, white, glasses=self.models.glasses,
+                                                      fringe=self.models.fringe)
                 found = None if found is None or not np.any(found > 0) else \
                     np.clip(found.astype(np.float32, copy=False), 0.0, 1.0)
                 if memo is not None:

@@ -295,3 +295,18 @@ def test_the_matte_memo_gives_back_the_very_matte_and_misses_on_any_other_frame(
     full.put(2, (0, 0, 30, 40), region, src, 1.0, matte)
     assert full.added == 1
     assert MatteMemo(None).save() is None and MatteMemo(None).get(7, (1, 2, 31, 42), region, src, 255.0) is _MISS
+
+
+def test_the_shots_fringe_is_stored_with_its_models():
+    """The shot's forehead texture (one value, ``ShotModels.fringe``) goes through the analysis file's arrays as it
+    is; a malformed one is refused with a clear error."""
+    from ned_fx.appearance import ShotModels
+    from ned_fx.errors import InvalidParameterError
+
+    models = ShotModels(fringe=2.61875)
+    back = ShotModels.from_arrays(models.to_arrays())
+    assert back.fringe == 2.61875
+    assert ShotModels.from_arrays(ShotModels().to_arrays()).fringe is None
+    for bad in (np.array([1.0, 2.0]), np.array(np.nan)):
+        with pytest.raises(InvalidParameterError, match="fringe"):
+            ShotModels.from_arrays({"fringe": bad})

@@ -542,6 +542,94 @@ def test_a_raised_brow_goes_under_the_fringe(astronaut):
     assert rise >= 0.08, rise
 
 
+def _disc(shape, centre, radius):
+    yy, xx = np.mgrid[0:shape[0], 0:shape[1]] + 0.5
+    return np.hypot(xx - centre[0], yy - centre[1]) < radius
+
+
+def test_a_fringe_of_the_skins_own_colour_is_kept():
+    """d8.jpg: brown curls of his skin's own colour hang over his forehead down to his glasses. The colour cue alone
+    kept a patch at one side (none of the forehead's centre) and surprised dragged the rest up in streaks; the
+    texture cue (a fringe: the forehead's centre 2.6 times as textured as the cheeks) keeps it: nearly all of the
+    centre, and the edit leaves the kept pixels to 2 code values while the brows under the fringe rise."""
+    from ned_fx.appearance import build_shot_models
+    from ned_fx.compositing import extract_region
+    from ned_fx.media import open_media
+    from ned_fx.pipeline import EditInstruction, ShotRenderer, locate_face, plan_edit, track_media
+
+    path = footage("d8.jpg")
+    track = track_media(path)
+    edited = plan_edit(track, EditInstruction(emotion="surprised", intensity=1.0))
+    models = build_shot_models(path, track, edited)
+    assert models.fringe > 2.3, models.fringe
+    with open_media(path) as source:
+        frame = next(iter(source))
+    out = ShotRenderer(track, edited, models=models).render(frame)[0]
+    where = locate_face(track, edited, {0: 0}, frame)
+    x0, y0, x1, y1 = where.source_box
+    src = where.src - np.array([x0, y0, 0.0])
+    region = extract_region(frame, where.source_box)
+    matte = OcclusionDetector().detect_in_shot(region, src, 255.0, fringe=models.fringe)
+    colour = OcclusionDetector(OcclusionConfig(hair_texture=0)).detect_in_shot(region, src, 255.0)
+    iod = _frame_axes(src)[0]
+    centre = _disc(region.shape, src[151, :2], 0.1 * iod)
+    assert (matte[centre] > 0.5).mean() > 0.9
+    assert colour is None or (colour[centre] > 0.5).mean() < 0.1
+    # this frame's own measure gives the same matte as the shot's (a still is its one frame)
+    assert np.array_equal(OcclusionDetector().detect_in_shot(region, src, 255.0), matte)
+    kept = matte >= 0.999
+    assert kept.sum() > 0.5 * iod * iod
+    added = kept & ~(colour >= 0.999) if colour is not None else kept
+    assert added.sum() > 0.5 * kept.sum()              # most of what is kept, the colour cue alone did not keep
+    before = np.asarray(frame.pixels, np.int32)[y0:y1, x0:x1]
+    after = np.asarray(out.pixels, np.int32)[y0:y1, x0:x1]
+    assert np.abs(after - before)[kept].max() <= 2
+    rise = (edited.source_landmarks[0][[105, 334], 1] - edited.target_landmarks[0][[105, 334], 1]).min() / iod
+    assert rise >= 0.03, rise
+
+
+def test_a_fringe_is_the_shots_not_a_frames(astronaut):
+    """The texture cue is used as far as the shot's forehead is textured (``FringeBuilder``: the median over its
+    frames): bare foreheads read 0.5-1.1, where the cue is off and the matte is the colour cue's alone, and the
+    astronaut's fringe ~2. A strand of d12's fringe crosses his forehead now and then: a fifth of his frames read
+    above 1.5 (the cue would switch on and off there from frame to frame), the shot 0.6."""
+    from ned_fx.occlusion import FringeBuilder
+
+    detector, colour = OcclusionDetector(), OcclusionDetector(OcclusionConfig(hair_texture=0))
+    low, _ = OcclusionConfig().hair_fringe
+    for name, frames in (("people_0.png", None), ("d19.jpg", None), ("WDA_AlexandriaOcasioCortez_000.mp4", "0-199x10"),
+                         ("d3.mp4", "0-353x15"), ("d12.mp4", "0-182x2")):
+        builder, each = FringeBuilder(), []
+        shots = _regions(name, frames)
+        for k, (_, _, region, src, _) in enumerate(shots):
+            builder.add(k, region / 255.0, src)              # (any white: the measure is relative to the cheeks)
+            each.append(detector.forehead_texture(region, src, 255.0))
+        shot = builder.finish()
+        assert shot is not None and shot < 1.25, (name, shot)
+        if name == "d12.mp4":
+            assert np.mean(np.array(each) > low) > 0.1, np.round(each, 2)
+        for _, _, region, src, _ in shots[:3]:
+            got = detector.detect_in_shot(region, src, 255.0, fringe=shot)
+            plain = colour.detect_in_shot(region, src, 255.0)
+            assert (got is None and plain is None) or np.array_equal(got, plain), name
+    from ned_fx.media import open_media
+    from ned_fx.pipeline import track_media
+
+    track = track_media(astronaut)
+    with open_media(astronaut) as source:
+        frame = next(iter(source))
+    builder = FringeBuilder()
+    builder.add(0, np.asarray(frame.pixels, np.float32), track.landmarks[0])
+    builder.add(-1, np.asarray(frame.pixels, np.float32) * 0.0, track.landmarks[0])     # other footage: not counted
+    builder.add(1, np.asarray(frame.pixels, np.float32), np.full((478, 3), np.nan))      # no face: not counted
+    assert 1.8 < builder.finish() < 2.5
+    assert FringeBuilder().finish() is None
+    with pytest.raises(InvalidParameterError, match="hair_fringe"):
+        OcclusionConfig(hair_fringe=(2.0, 1.0))
+    with pytest.raises(InvalidParameterError, match="hair_texture"):
+        OcclusionConfig(hair_texture=0.5)
+
+
 # ---- glasses on a still (one frame: no shot to add the rims up over) --------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -610,7 +698,12 @@ def test_a_still_with_glasses_gets_a_model_that_covers_its_rims(d8_model, shots,
         assert (with_model[rim & side] > 0.5).mean() >= least, (with_model[rim & side] > 0.5).mean()
         assert (without[rim & side] > 0.5).mean() < 0.05, "without the model nothing keeps the rims"
         assert (with_model[zone & side] > 0.5).mean() < 0.35                # thin structures, not the band
-    assert (with_model[_inner_face(region, src)] > 0.5).mean() < 0.1
+    # (the face below the brows' upper edges: his fringe above them is hair, kept by the same matte)
+    iod, u, v, c = _frame_axes(src)
+    yy, xx = np.mgrid[0:region.shape[0], 0:region.shape[1]] + 0.5
+    depth = np.stack([xx - c[0], yy - c[1]], -1) @ v
+    below = depth > ((src[[70, 63, 105, 66, 107, 300, 293, 334, 296, 336], :2] - c) @ v).min()
+    assert (with_model[_inner_face(region, src) & below] > 0.5).mean() < 0.1
     for eye in (T.RIGHT_EYE, T.LEFT_EYE):                                    # the eyes stay editable
         x, y = np.rint(src[list(eye), :2].mean(axis=0)).astype(int)
         assert with_model[y - 3: y + 4, x - 3: x + 4].max() < 0.5

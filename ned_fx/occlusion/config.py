@@ -76,6 +76,21 @@ class OcclusionConfig:
         skin_distance: a pixel whose chroma lies further than this many standard deviations from the skin
             model, or that is darker than ``hair_darkness`` times the skin's median luma, is hair.
         hair_darkness: see ``skin_distance``.
+        hair_texture, hair_fringe: a fringe of the skin's own colour over the forehead (d8's brown curls hang down
+            to his glasses: the colour cue kept a patch at one side, and the raised brows dragged the rest up in
+            streaks): where the forehead's centre is textured, a pixel more textured than ``hair_texture`` (no
+            brighter than ``hair_texture_luma`` times the skin's median luma) is hair too. Texture: the local
+            contrast of the luma's fine detail over the cheeks' (``detector._texture``); the forehead's: its median
+            over a disc of 0.15 IOD round mesh point 151, the shot's median over its frames
+            (:class:`~ned_fx.occlusion.FringeBuilder`: one value, so the cue never switches on and off between
+            frames; a still's its own). The cue fades in as that rises through ``hair_fringe`` (the threshold is
+            ``hair_texture / s``, ``s`` the smoothstep between the two values): none below the first, all of it
+            from the second. Measured: d8 2.62 (its strands 2.5-5, the gaps between them 1.8-2.5), the astronaut's
+            fringe 2.05; bare foreheads 0.50-0.99 (people_0, d19, WDA, d3 over their shots; d3's lined surprised
+            forehead too), d12 0.56 (a strand of his fringe crosses the centre now and then: per frame, the cue
+            switched on and off). On every forehead (no fringe test) it took in the skin beside WDA's hairline: a
+            step in brightness is texture to it within ~0.1 IOD. ``hair_texture`` 0: off.
+        hair_texture_luma: see ``hair_texture`` (a bright pixel is lit skin or a highlight, not hair over skin).
         skin_shade: skin in shade (30 % or more darker than the model's luma; less, in proportion) may be this much
             more saturated than the model (its log chroma up to ``1 + skin_shade`` times the model's centre, the
             same hue) and still be skin: the forehead's sides under a dark hairline. Higher takes a brown fringe
@@ -158,6 +173,9 @@ class OcclusionConfig:
     skin_distance: float = 4.0
     skin_shade: float = 0.15
     hair_darkness: float = 0.35
+    hair_texture: float = 1.8
+    hair_texture_luma: float = 0.9
+    hair_fringe: tuple[float, float] = (1.5, 2.5)
     lit_skin: tuple[float, float] = (0.9, 2.0)
     hair_inset: float = 0.05
     feature_margin: float = 0.05
@@ -223,6 +241,12 @@ class OcclusionConfig:
                                         f"{self.lit_skin}")
         if not 0.0 <= self.hair_darkness < 1.0:
             raise InvalidParameterError(f"hair_darkness must be between 0 and 1, got {self.hair_darkness}")
+        if not (self.hair_texture == 0 or 1.0 < self.hair_texture <= 50.0):
+            raise InvalidParameterError(f"hair_texture must be 0 (off) or between 1 and 50, got {self.hair_texture}")
+        if len(self.hair_fringe) != 2 or not 0.0 <= self.hair_fringe[0] < self.hair_fringe[1]:
+            raise InvalidParameterError(f"hair_fringe must be (low, high) with 0 <= low < high, got {self.hair_fringe}")
+        if not 0.0 < self.hair_texture_luma <= 4.0:
+            raise InvalidParameterError(f"hair_texture_luma must be in (0, 4], got {self.hair_texture_luma}")
         if not 0 <= self.grow <= 8:
             raise InvalidParameterError(f"grow must be between 0 and 8 pixels, got {self.grow}")
         if not 0.0 <= self.softness <= 4.0:

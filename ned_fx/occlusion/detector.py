@@ -40,6 +40,15 @@ from .config import OcclusionConfig
 
 #: Clearly-skin mesh points the skin model is sampled at: cheeks, nose bridge, forehead centre.
 SKIN_POINTS = (50, 280, 101, 330, 117, 346, 123, 352, 205, 425, 6, 197, 195, 151, 9, 108, 337)
+#: ... the cheeks' (the texture cue's reference: the forehead centre may be under a fringe)
+CHEEK_POINTS = SKIN_POINTS[:10]
+#: The texture cue's scales (x IOD): the detail below the first (a Gaussian's sigma), its energy averaged over the
+#: second.
+_TEXTURE_FINE, _TEXTURE_LOCAL = 0.019, 0.031
+#: ... and the floor under the low-passed luma it is divided by (x the cheeks' luma: dark hair stays finite)
+_TEXTURE_FLOOR = 0.1
+#: The forehead's centre (a mesh point) and the disc around it (x IOD) whose texture tells a fringe over it.
+_FOREHEAD_CENTRE, _FRINGE_RADIUS = 151, 0.15
 #: The brows' upper edges (outer -> inner), right and left: the forehead hair cue looks above them.
 _BROW_TOP_R = (70, 63, 105, 66, 107)
 _BROW_TOP_L = (300, 293, 334, 296, 336)
@@ -222,7 +231,7 @@ class OcclusionDetector:
         self.config = config or OcclusionConfig()
 
     def detect(self, region: np.ndarray, landmarks: np.ndarray, white: float = 1.0, glasses=None,
-               frames: bool = True) -> np.ndarray:
+               frames: bool = True, fringe: float | None = None) -> np.ndarray:
         """The occluder matte of one frame.
 
         Args:
@@ -235,6 +244,9 @@ class OcclusionDetector:
                 fewer than ``model_min_frames`` frames (a still's) is those frames' own lines: it is all there is.
             frames: look for glasses frames at all (the pipeline looks only where the shot's glasses model found
                 glasses: see :meth:`detect_in_shot`); hair is looked for either way, as the config says.
+            fringe: the shot's forehead texture (:class:`~ned_fx.occlusion.FringeBuilder`; how far the texture
+                cue for a fringe is used: ``OcclusionConfig.hair_texture``); None: this frame's own
+                (:meth:`forehead_texture`).
 
         Returns:
             HxW float32 in 0..1: 1 on occluders, 0 on the face, a soft edge of about ``softness`` px.
@@ -264,14 +276,10 @@ class OcclusionDetector:
                     found |= shot
         hair_found = None
         if (cfg.hair or cfg.forehead_hair) and small.shape[2] == 3:
-            # hair is large: half the working resolution sees it as well
-            hw, hh = max(4, ww // 2), max(4, wh // 2)
-            space = per_thread(self)
-            half = cv2.resize(small, (hw, hh), dst=space.take("half", (hh, hw, 3)), interpolation=cv2.INTER_AREA)
-            hair = self._hair(half, np.matmul(half, _LUMA, out=space.take("half_luma", (hh, hw))),
-                              p * [hw / ww, hh / wh], s_iod * hw / ww, forehead_only=not cfg.hair)
+            half, half_luma, hp, h_iod = self._half(small, p, s_iod)
+            hair = self._hair(half, half_luma, hp, h_iod, forehead_only=not cfg.hair, fringe=fringe)
             if hair.any():
-                hair_found = cv2.resize(hair, (ww, wh), dst=space.take("hair", (wh, ww), np.uint8),
+                hair_found = cv2.resize(hair, (ww, wh), dst=per_thread(self).take("hair", (wh, ww), np.uint8),
                                         interpolation=cv2.INTER_NEAREST)
         if not found.any():
             # nothing but hair, or nothing at all (a matte of zeros adds nothing to the hair's)
@@ -444,17 +452,41 @@ class OcclusionDetector:
         return None
 
     def detect_in_shot(self, region: np.ndarray, landmarks: np.ndarray, white: float = 1.0,
-                       glasses=None) -> np.ndarray | None:
+                       glasses=None, fringe: float | None = None) -> np.ndarray | None:
         """The occluder matte as the pipeline asks for it (None: nothing found): glasses frames only where the
         shot's glasses model found glasses (on one frame alone the line cues also take brows, lid creases and
         eye-socket shading for rims: seen on the astronaut; a still's model comes from
-        :meth:`find_glasses`, which checks the rims), hair as the config says (over the forehead by default)."""
+        :meth:`find_glasses`, which checks the rims), hair as the config says (over the forehead by default;
+        ``fringe``: the shot's forehead texture, as :meth:`detect` takes it)."""
         cfg = self.config
         has_glasses = glasses is not None and not glasses.empty
         if not (has_glasses or cfg.hair or cfg.forehead_hair):
             return None
-        matte = self.detect(region, landmarks, white, glasses=glasses, frames=has_glasses)
+        matte = self.detect(region, landmarks, white, glasses=glasses, frames=has_glasses, fringe=fringe)
         return matte if np.any(matte > 0) else None
+
+    def forehead_texture(self, region: np.ndarray, landmarks: np.ndarray, white: float = 1.0) -> float | None:
+        """How textured the forehead's centre is (its texture over the cheeks', :func:`_texture`: ~1 bare skin,
+        2.5+ under a fringe of curls), as :meth:`detect` measures it for ``OcclusionConfig.hair_texture``; None
+        where there is nothing to measure (a face too small, a grey plate, the forehead out of the picture)."""
+        work = self._prepare(region, landmarks, white, grey=False)
+        if work is None or work[3].shape[2] != 3:
+            return None
+        _, _, _, small, _, p, s_iod, _, _ = work
+        _, half_luma, hp, h_iod = self._half(small, p, s_iod)
+        return _forehead_texture(half_luma, hp, h_iod)
+
+    def _half(self, small: np.ndarray, p: np.ndarray, s_iod: float):
+        """``(rgb, luma, landmarks, iod)`` at half the working resolution, where hair is looked for (hair is
+        large: half of it sees it as well)."""
+        import cv2
+
+        wh, ww = small.shape[:2]
+        hw, hh = max(4, ww // 2), max(4, wh // 2)
+        space = per_thread(self)
+        half = cv2.resize(small, (hw, hh), dst=space.take("half", (hh, hw, 3)), interpolation=cv2.INTER_AREA)
+        return (half, np.matmul(half, _LUMA, out=space.take("half_luma", (hh, hw))), p * [hw / ww, hh / wh],
+                s_iod * hw / ww)
 
     # ---- cues ----------------------------------------------------------------------------------------------
 
@@ -652,7 +684,7 @@ class OcclusionDetector:
         return (found > 0) & open_area, rims
 
     def _hair(self, rgb: np.ndarray, grey: np.ndarray, p: np.ndarray, iod: float,
-              forehead_only: bool = False) -> np.ndarray:
+              forehead_only: bool = False, fringe: float | None = None) -> np.ndarray:
         """Hair over the face: colour far from the skin model inside the face oval (uint8 0/1); with
         ``forehead_only``, only above the brows' upper edges and only patches that reach the oval's top edge."""
         import cv2
@@ -680,6 +712,23 @@ class OcclusionDetector:
             y1 = min(y1, int(np.ceil(p[list(_BROW_TOP_R + _BROW_TOP_L), 1].max() + 0.1 * iod)) + 1)
         if x1 - x0 < 8 or y1 - y0 < 8:
             return out
+        # a fringe over the forehead's centre, of the skin's own colour (curls and strands are textured, skin, even
+        # lined, is not): how textured each pixel is over the cheeks' skin, looked at as far as the shot's (or this
+        # frame's) forehead centre is textured (OcclusionConfig.hair_texture)
+        texture, texture_at = None, np.inf
+        if cfg.hair_texture > 0:
+            made = None
+            if fringe is None:
+                made = _texture_and_reference(grey, p, iod)
+                fringe = _forehead_texture(grey, p, iod, made)
+            lo, hi = cfg.hair_fringe
+            f = float(np.clip(((fringe if fringe is not None else 0.0) - lo) / (hi - lo), 0.0, 1.0))
+            share = f * f * (3.0 - 2.0 * f)
+            if share > 0:                   # none: the threshold out of reach; a full fringe: hair_texture
+                tex, ref = made if made is not None else _texture_and_reference(grey, p, iod)
+                if tex is not None:
+                    texture_at = cfg.hair_texture / share
+                    texture = tex[y0:y1, x0:x1] * np.float32(1.0 / ref)
         full, p = out, p - [x0, y0]
         rgb, grey = rgb[y0:y1, x0:x1], grey[y0:y1, x0:x1]
         wh, ww = grey.shape
@@ -699,6 +748,8 @@ class OcclusionDetector:
                           / np.float32(max(1.0 - start, 1e-6)), 0.0, 1.0)
             far = far * (1.0 + np.float32(factor - 1.0) * lit)
         hair = (dist > far) | ((grey < cfg.hair_darkness * skin_luma) & (dist > 0.5 * cfg.skin_distance))
+        if texture is not None:         # or textured and no brighter than the skin: hair of the skin's own colour
+            hair |= (texture > texture_at) & (grey < cfg.hair_texture_luma * skin_luma)
         features = np.zeros((wh, ww), np.uint8)
         for eye in (T.RIGHT_EYE, T.LEFT_EYE):
             e = p[list(eye)]
@@ -736,6 +787,52 @@ class OcclusionDetector:
             keep[0] = False
             full[y0:y1, x0:x1] = keep[labels]
         return full
+
+
+def _texture(grey: np.ndarray, iod: float, floor: float) -> np.ndarray:
+    """Per pixel, the local contrast of the luma's fine detail (its high-pass's RMS over the low-passed luma, that
+    at least ``floor``: dark hair stays finite), at scales that follow the IOD (``iod`` working pixels): what a curl
+    or a strand of hair has and skin has not."""
+    import cv2
+
+    fine, local = max(0.6, _TEXTURE_FINE * iod), max(1.0, _TEXTURE_LOCAL * iod)
+    detail = grey - cv2.GaussianBlur(grey, (0, 0), fine)
+    np.multiply(detail, detail, out=detail)
+    energy = np.sqrt(cv2.GaussianBlur(detail, (0, 0), local))
+    return energy / (cv2.GaussianBlur(grey, (0, 0), local) + np.float32(floor))
+
+
+def _texture_and_reference(grey: np.ndarray, p: np.ndarray, iod: float) -> tuple[np.ndarray | None, float | None]:
+    """:func:`_texture` over the picture and its median at the cheeks, ``(None, None)`` where the cheeks are out
+    of the picture or black (the floor is ``_TEXTURE_FLOOR`` times their luma: the same measure at any white)."""
+    cheek = np.rint(p[list(CHEEK_POINTS)] - 0.5).astype(int)
+    inside = (cheek >= 0).all(axis=1) & (cheek[:, 0] < grey.shape[1]) & (cheek[:, 1] < grey.shape[0])
+    if not inside.any():
+        return None, None
+    skin = float(np.median(grey[cheek[inside, 1], cheek[inside, 0]]))
+    if not skin > 0:
+        return None, None
+    tex = _texture(grey, iod, _TEXTURE_FLOOR * skin)
+    ref = float(np.median(tex[cheek[inside, 1], cheek[inside, 0]]))
+    return (tex, ref) if ref > 0 else (None, None)
+
+
+def _forehead_texture(grey: np.ndarray, p: np.ndarray, iod: float, made=None) -> float | None:
+    """The forehead centre's texture over the cheeks' (the median over a disc round ``_FOREHEAD_CENTRE``), or
+    None (no reference, the disc out of the picture). ``made``: :func:`_texture_and_reference` already made."""
+    tex, ref = made if made is not None else _texture_and_reference(grey, p, iod)
+    if tex is None:
+        return None
+    c, r = p[_FOREHEAD_CENTRE], _FRINGE_RADIUS * iod
+    x0, y0 = int(max(np.floor(c[0] - r), 0)), int(max(np.floor(c[1] - r), 0))
+    x1, y1 = int(min(np.ceil(c[0] + r), grey.shape[1])), int(min(np.ceil(c[1] + r), grey.shape[0]))
+    if x1 <= x0 or y1 <= y0:
+        return None
+    yy, xx = np.ogrid[y0:y1, x0:x1]
+    disc = (xx + 0.5 - c[0]) ** 2 + (yy + 0.5 - c[1]) ** 2 < r * r
+    if not disc.any():
+        return None
+    return float(np.median(tex[y0:y1, x0:x1][disc])) / ref
 
 
 def _skin_distance(chroma: np.ndarray, centre: np.ndarray, spread: np.ndarray, shade: np.ndarray | float
