@@ -673,7 +673,7 @@ def _models_key(path, edited, frames, actor_footage, config: ContentConfig, trac
     except (OSError, NedFxError):
         return None
     h = hashlib.sha256()
-    _builders_fingerprint(h, ("occlusion", "rendering/eyes", "rendering/mouth", "rendering/skin"))
+    _builders_fingerprint(h, _MODEL_PACKAGES)
     h.update(json.dumps({"v": MODELS_CACHE_VERSION, "ned_fx": __version__, "sources": sources,
                          "paths": [str(Path(p).resolve()) for p in (path, *actor_footage)], "frames": frames,
                          "stages": [config.mouth, config.eyes, config.occluders, config.skin],
@@ -737,6 +737,23 @@ def matte_cache_key(path: str | Path, edited, frames: str | None, yuv_conversion
         a = np.ascontiguousarray(arr)
         h.update(f"{a.dtype.str}{a.shape}".encode())
         h.update(a.tobytes())
+    return h.hexdigest()[:32]
+
+
+#: the sub-stage packages whose code and default config the shot's models are built with
+_MODEL_PACKAGES = ("occlusion", "rendering/eyes", "rendering/mouth", "rendering/skin")
+
+
+def models_fingerprint() -> str:
+    """What a stored set of shot models was built by: :data:`MODELS_CACHE_VERSION`, the package's version and the
+    builders' code and default configs (a cache of models keyed without it reads models a changed builder would
+    not make: the daemon's per-session cache keys with it)."""
+    import hashlib
+
+    from . import __version__
+
+    h = hashlib.sha256(f"{MODELS_CACHE_VERSION}|{__version__}".encode())
+    _builders_fingerprint(h, _MODEL_PACKAGES)
     return h.hexdigest()[:32]
 
 

@@ -310,3 +310,29 @@ def test_the_shots_fringe_is_stored_with_its_models():
     for bad in (np.array([1.0, 2.0]), np.array(np.nan)):
         with pytest.raises(InvalidParameterError, match="fringe"):
             ShotModels.from_arrays({"fringe": bad})
+
+
+def test_the_daemons_cached_models_are_keyed_by_their_builders(tmp_path, monkeypatch):
+    """A daemon session reads its shot's models from its cache folder when the shot is opened again; models that
+    builders of another version, code or default config stored (``appearance.models_fingerprint``) are built again,
+    never read (the key held the shot and the edit only: a new cue, such as the fringe's, was never seen)."""
+    from ned_fx.daemon.sessions import Session
+    from ned_fx.pipeline import EditInstruction
+
+    builds = []
+    real = appearance.build_shot_models
+    monkeypatch.setattr(appearance, "build_shot_models", lambda *a, **k: (builds.append(1), real(*a, **k))[1])
+
+    def opened():
+        session = Session(footage("d8.jpg"), None, None, EditInstruction(emotion="happy"), False, cache=tmp_path)
+        session.analyse(None)
+        assert session.renderer is not None
+        return session
+
+    first = opened()
+    again = opened()
+    assert builds == [1]
+    assert again.renderer.content.models.fringe == first.renderer.content.models.fringe > 2.0
+    monkeypatch.setattr(appearance, "models_fingerprint", lambda: "another builder")
+    opened()
+    assert builds == [1, 1]

@@ -351,12 +351,13 @@ class Session:
             return
         from dataclasses import replace
 
-        from ..appearance import ContentConfig, ShotModels, build_shot_models
+        from ..appearance import ContentConfig, ShotModels, build_shot_models, models_fingerprint
 
         content = ContentConfig(holdout=self.holdout)
         models = None
-        # (the models do not depend on the shutter: keyed before it is set)
-        key_models = _key("models", key_edit, self.actor_footage, repr(content))
+        # (the models do not depend on the shutter: keyed before it is set; a changed model builder never reads
+        # models an older one stored)
+        key_models = _key("models", key_edit, self.actor_footage, repr(content), models_fingerprint())
         if self.shutter is not None:
             content = replace(content, shutter=self.shutter)
         mpath = folder / f"models-{key_models}.npz"
