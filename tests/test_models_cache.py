@@ -336,3 +336,15 @@ def test_the_daemons_cached_models_are_keyed_by_their_builders(tmp_path, monkeyp
     monkeypatch.setattr(appearance, "models_fingerprint", lambda: "another builder")
     opened()
     assert builds == [1, 1]
+    # ... and its plan by the planner's code (a patched manipulation package plans again)
+    from ned_fx import pipeline
+    from ned_fx.daemon import sessions
+
+    plans = []
+    real_plan = pipeline.plan_edit
+    monkeypatch.setattr(pipeline, "plan_edit", lambda *a, **k: (plans.append(1), real_plan(*a, **k))[1])
+    opened()
+    assert plans == []
+    monkeypatch.setattr(sessions, "_code", lambda package: "another planner")
+    opened()
+    assert plans == [1]

@@ -8,6 +8,7 @@ its first and last MiB), the frame range, the face id, the tracker config and th
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import os
 import stat
@@ -305,7 +306,7 @@ class Session:
         # within the tracker's tolerance; a fallback to PyTorch is keyed as PyTorch)
         key_track = _key("track", fingerprint(self.path), self.frames, self.face, repr(config) if config else "",
                          getattr(tracker, "runtime", ""))
-        key_edit = _key("edit", key_track, sorted(self.instruction.as_params().items()))
+        key_edit = _key("edit", key_track, sorted(self.instruction.as_params().items()), _code("manipulation"))
         folder = self.cache
         tpath, epath = folder / f"track-{key_track}.npz", folder / f"edit-{key_edit}.npz"
         from .auth import private_dir, private_file
@@ -472,7 +473,20 @@ def _iso(t: float) -> str:
 
 
 def _key(*parts) -> str:
-    return hashlib.sha256(repr((CACHE_VERSION,) + parts).encode()).hexdigest()[:32]
+    from .. import __version__
+
+    return hashlib.sha256(repr((CACHE_VERSION, __version__) + parts).encode()).hexdigest()[:32]
+
+
+@functools.lru_cache(maxsize=None)
+def _code(package: str) -> str:
+    """A digest of a package's source files (``"manipulation"``): a cached product of its code is never read by a
+    changed one (a patched install keeps its version)."""
+    h = hashlib.sha256()
+    for f in sorted((Path(__file__).resolve().parent.parent / package).glob("*.py")):
+        h.update(f.name.encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()[:32]
 
 
 def _ranges(numbers) -> str:
