@@ -15,7 +15,8 @@ renderer:
 5. **eyes** (:mod:`ned_fx.rendering.eyes`): where the lids open beyond the source, an eyeball (sclera, round
    iris, pupil) behind the lids.
 
-Per-shot models (the mouth bank and its temporal plan, the eye model, the glasses model, the skin model) are
+Per-shot models (the mouth bank and its temporal plan, the eye model, the glasses model, the skin model, the
+forehead's texture that tells a fringe) are
 built once per shot from the plate's frames (and optional extra footage of the same actor) by
 :func:`build_shot_models` and stored in the analysis file (:meth:`ShotModels.to_arrays`), so a farm chunk renders
 exactly what a whole run renders.

@@ -16,7 +16,9 @@ Cues:
     hair: colour against a per-frame skin model sampled at clearly-skin mesh points (cheeks, nose bridge,
         forehead centre): chroma far from the skin's, or much darker and off its colour, inside the face oval
         (pulled in from its outline), never on the eyes, brows, lips or nostrils; gaps closed so a lock is one
-        patch.
+        patch. Under a fringe of the skin's own colour (the shot's forehead centre is itself textured:
+        :class:`~ned_fx.occlusion.FringeBuilder`), texture too: the luma's fine detail far more contrasted than
+        the cheeks' (``OcclusionConfig.hair_texture``).
     glasses on a still (:meth:`OcclusionDetector.find_glasses`): the same lines and lens pair, each lens then moved
         onto the strongest line under its eye, and kept only when the rims under both eyes are real thin lines
         (the median profile across each dips at its centre below the cheek on both sides); only the parts of the
