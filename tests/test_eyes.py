@@ -963,3 +963,26 @@ def test_the_drawn_iris_keeps_the_source_s_catchlight_and_no_white_from_its_edge
             assert lum[core].max() > 3.0 * np.median(lum[core]), (k, lum[core].max(), np.median(lum[core]))
             rims.append(np.percentile(lum[(d > 0.5 * r) & (d < 0.9 * r)], 95) / sclera)
     assert np.mean(rims) < 0.55 and max(rims) < 0.65, rims
+
+
+def test_a_still_s_white_falls_off_into_the_corners_as_real_whites_do(still, clip):
+    """Where a still shows too little sclera to fit how its brightness falls along the eye (people_0), the eyeball
+    takes the fall-off that clips measure: WDA's wide-open whites (fitted over its frames) are darker toward the
+    corners than beside the iris, and the prior falls as far (``EyeConfig.corner_shading``; it was nearly flat, 0.91
+    of the middle at the corners: the new whites of a widened eye looked like flat discs), at 1 where the visible
+    sclera is measured, half way to the corner (``corner_reference``)."""
+    from ned_fx.errors import InvalidParameterError
+
+    prior = np.asarray(still.model.sclera_shading)              # 2xU
+    fitted = np.asarray(clip.model.sclera_shading)
+    u = prior.shape[1]
+    ends, middle = [0, u - 1], slice(u // 2 - 1, u // 2 + 1)
+    for e in range(2):
+        fall = prior[e, ends].mean() / prior[e, middle].mean()
+        real = fitted[e, ends].mean() / fitted[e, middle].mean()
+        assert 0.6 < fall < 0.8 and abs(fall - real) < 0.1, (fall, real)
+        half = np.interp(0.5, (np.arange(u) + 0.5) / u * 2.0 - 1.0, prior[e])
+        assert abs(half - 1.0) < 0.02, half
+    for bad in (-0.1, 1.0):
+        with pytest.raises(InvalidParameterError, match="corner_reference"):
+            EyeConfig(corner_reference=bad)

@@ -283,7 +283,8 @@ class EyeConfig:
                      "pupil_ratio_default", "lid_inset", "edge_softness", "reach", "reach_max", "blend", "iris_whole",
                      "iris_cover", "iris_own", "iris_own_reach", "lash_depth",
                      "min_soft_px", "min_coverage", "min_move", "lid_shadow", "lid_shadow_reach", "lower_lid_shadow",
-                     "corner_shading", "corner_start", "corner_reference", "highlight", "limbus_softness", "catch_margin",
+                     "corner_shading", "corner_start", "corner_reference", "highlight", "limbus_softness",
+                     "catch_margin",
                      "catch_inside", "blur", "grain",
                      "lash_specks", "speck_size", "limbus_rise",
                      "iris_detail", "iris_detail_bright", "iris_side_angle", "old_lid_near", "iris_contrast", "seam_min", "seam_reach", "seam_tint_reach", "shut_reference", "lid_open_height", "pair_spread",
@@ -297,7 +298,8 @@ class EyeConfig:
             if not 0 <= lo < hi:
                 raise InvalidParameterError(f"EyeConfig.{name} must be (low, high) with 0 <= low < high, "
                                             f"got {getattr(self, name)!r}")
-        for name in ("lid_shadow", "lower_lid_shadow", "corner_shading", "corner_start", "corner_reference", "min_coverage"):
+        for name in ("lid_shadow", "lower_lid_shadow", "corner_shading", "corner_start", "corner_reference",
+                     "min_coverage"):
             if getattr(self, name) >= 1:
                 raise InvalidParameterError(f"EyeConfig.{name} must be below 1, got {getattr(self, name)!r}")
         if not isinstance(self.seam_iris, bool):
