@@ -771,9 +771,15 @@ def _builders_fingerprint(h, packages: tuple[str, ...]) -> None:
                "rendering/skin": SkinConfig}
     for package in packages:
         h.update(repr(configs[package]()).encode())
-        for f in sorted((Path(__file__).parent / package).glob("*.py")):
-            h.update(f.name.encode())
-            h.update(f.read_bytes())
+        hash_package_sources(h, package)
+
+
+def hash_package_sources(h, package: str) -> None:
+    """Hash into ``h`` the source files of one of ned_fx's packages (``"occlusion"``, ``"manipulation"``, ...):
+    a cached product of its code is never read by a changed one (a patched install keeps its version)."""
+    for f in sorted((Path(__file__).parent / package).glob("*.py")):
+        h.update(f.name.encode())
+        h.update(f.read_bytes())
 
 
 class MatteMemo:

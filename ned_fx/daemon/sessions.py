@@ -480,12 +480,11 @@ def _key(*parts) -> str:
 
 @functools.lru_cache(maxsize=None)
 def _code(package: str) -> str:
-    """A digest of a package's source files (``"manipulation"``): a cached product of its code is never read by a
-    changed one (a patched install keeps its version)."""
+    """A digest of a package's source files (``"manipulation"``: ``appearance.hash_package_sources``)."""
+    from ..appearance import hash_package_sources
+
     h = hashlib.sha256()
-    for f in sorted((Path(__file__).resolve().parent.parent / package).glob("*.py")):
-        h.update(f.name.encode())
-        h.update(f.read_bytes())
+    hash_package_sources(h, package)
     return h.hexdigest()[:32]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import topology as T
 from .config import OcclusionConfig
 
 
@@ -25,8 +26,8 @@ class FringeBuilder:
         if index < 0:
             return
         p = np.asarray(landmarks, dtype=np.float64)
-        if p.ndim != 2 or p.shape[0] < 468 or not np.isfinite(p[:468, :2]).all():
-            return
+        if p.ndim != 2 or p.shape[0] < T.NUM_MESH or not np.isfinite(p[: T.NUM_MESH, :2]).all():
+            return              # no face in this frame (the detector refuses NaN landmarks)
         value = self._detector.forehead_texture(pixels, p, 1.0)
         if value is not None and np.isfinite(value):
             self._values.append(float(value))
