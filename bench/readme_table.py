@@ -41,6 +41,10 @@ COLUMNS: dict[str, tuple[str, tuple[str, ...]]] = {
               "occlusion_ms", "composite_ms", "encode_ms")),
     "track": ("the tracker alone vs MediaPipe's own runtime (same run, same frames)",
               ("clip", "tracker", "batch", "frames", "ms_per_frame", "vs_mediapipe", "err_iod", "iris_err_iod")),
+    "small_faces": ("faces too small for the whole-frame detector: a clip's frames set into larger plates, "
+                    "MediaPipe's whole-frame procedure vs the window search, and what a search costs",
+                    ("what", "plate", "scale", "tracker", "frames", "found", "err_iod", "ms_per_frame", "whole_ms",
+                     "vs_whole")),
     "memory": ("peak memory of `ned-fx edit` on a synthetic 4K sequence (`/usr/bin/time -v`)",
                ("frames", "size", "format", "peak_rss_mb", "seconds", "fps", "exit", "load_at_start")),
     "threads": ("`ned-fx edit` with other thread counts (same run)",
@@ -54,7 +58,7 @@ COLUMNS: dict[str, tuple[str, tuple[str, ...]]] = {
             ("what", "plate", "engine", "backend", "batch", "box", "fps", "e2e_fps", "track_ms", "prepare_ms",
              "render_ms", "composite_ms", "ms", "ms_per_item", "max_diff_vs_shotrenderer")),
 }
-ORDER = ("edit", "track", "memory", "threads", "transport", "batching", "gpu", "neural")
+ORDER = ("edit", "track", "small_faces", "memory", "threads", "transport", "batching", "gpu", "neural")
 GENERIC_COLUMNS = 10
 
 

@@ -46,7 +46,8 @@ def tracker_config(args) -> "object":
              "device": args.device, "iris": False if args.no_iris else None,
              "colorspace": args.colorspace, "ocio_config": args.ocio_config, "display_view": args.display_view,
              "runtime": getattr(args, "runtime", None), "iris_model": getattr(args, "iris_model", None),
-             "first_crop_passes": getattr(args, "first_crop_passes", None)}
+             "first_crop_passes": getattr(args, "first_crop_passes", None),
+             "small_faces": getattr(args, "small_faces", None)}
     return TrackerConfig(**{k: v for k, v in given.items() if v is not None})
 
 
@@ -156,6 +157,10 @@ def add_tracker_options(p: argparse.ArgumentParser) -> None:
                    f"(MediaPipe's crop from the detector's box reads a gasp's jaw short, so a neutral leaves a dark "
                    f"'V' under the lips), kept where it opens the lips by {d.first_crop_gain} IOD; 0: MediaPipe's "
                    f"procedure (default {d.first_crop_passes})")
+    g.add_argument("--small-faces", type=float, metavar="F", help=f"where the detector finds no face in the "
+                   f"whole frame, look in overlapping windows down to a face box of F x the frame's longer side (a "
+                   f"medium shot on a 1080p/4K plate: MediaPipe's detector on the whole frame finds boxes down to "
+                   f"about a sixth of it); 0: the whole frame only, MediaPipe's procedure (default {d.small_faces})")
     from .tracking.config import IRIS_MODELS, RUNTIMES
 
     g.add_argument("--iris-model", choices=IRIS_MODELS, help=f"what finds the iris points: eye_crops (the face mesh "

@@ -34,6 +34,16 @@ class TrackerConfig:
             leaving a dark "V" under the tracked ones; the other shared stills and clips keep MediaPipe's first
             crop (the passes alone moved people_0's points 0.4 %, d8's 1.6 % and the clips' first frames, and 14
             of the test suite's calibrated reads with them). 0 passes: MediaPipe's procedure.
+        small_faces: where the detector on the whole frame finds no face and none is tracked, it also looks in
+            overlapping square windows of the frame, coarse to fine (each level's side 0.6 of the last's), down to
+            windows in which a face box of ``small_faces`` x the frame's longer side fills a fifth: BlazeFace's
+            short-range model (MediaPipe's, run on the whole frame letterboxed to 128 pixels) finds face boxes down
+            to ~0.14-0.18 of its window, so a medium shot's face was never found (the astronaut's 93-pixel box in a
+            1024x512 frame, d12's first frame set into a 4K one). The first level that finds a face is kept. 0: the
+            whole frame only (MediaPipe's procedure); at most 0.2.
+        small_faces_interval: in a run of frames where no face is found, the windows are searched on every N-th
+            frame only (where nothing is there, a search costs ~0.3 s of CPU at 1080p, ~0.45 s at 4K: 183 windows);
+            a face large enough for the whole frame is found on every frame as before.
         iris: also find the irises (10 extra points: 468..472 and 473..477, MediaPipe's 478-point layout).
         iris_model: what finds them: "attention" (MediaPipe's attention mesh, the net of its
             ``refine_landmarks=True``: one net gives the mesh with refined lips and eyes and both irises) or
@@ -83,6 +93,8 @@ class TrackerConfig:
     iris_roi_scale: float = 2.3
     first_crop_passes: int = 2
     first_crop_gain: float = 0.05
+    small_faces: float = 0.025
+    small_faces_interval: int = 5
     iris: bool = True
     iris_model: str = "eye_crops"
     iris_reuse: float = 0.0
@@ -130,5 +142,12 @@ class TrackerConfig:
                 or self.first_crop_passes < 0:
             raise InvalidParameterError(f"first_crop_passes must be a whole number >= 0, got "
                                         f"{self.first_crop_passes!r}")
+        if not 0.0 <= self.small_faces <= 0.2:
+            raise InvalidParameterError(f"small_faces must be between 0 and 0.2 (x the frame's longer side; 0: the "
+                                        f"whole frame only), got {self.small_faces}")
+        if not isinstance(self.small_faces_interval, int) or isinstance(self.small_faces_interval, bool) \
+                or self.small_faces_interval < 1:
+            raise InvalidParameterError(f"small_faces_interval must be a whole number >= 1, got "
+                                        f"{self.small_faces_interval!r}")
         if self.redetect_interval < 0 or self.max_gap < 0:
             raise InvalidParameterError("redetect_interval and max_gap must be >= 0")

@@ -109,6 +109,53 @@ def weighted_nms(points: np.ndarray, prob: np.ndarray, min_score: float, iou: fl
     return out
 
 
+def detection_tiles(width: int, height: int, smallest: float, step: float = 0.6, fill: float = 0.2,
+                    min_side: float = 128.0) -> list[np.ndarray]:
+    """The overlapping square windows a frame is searched in for faces too small for the detector on the whole
+    frame, coarse to fine: per level a Kx4 array of ROIs ``(cx, cy, side, 0)`` (see :func:`roi_to_affine`).
+
+    Each level's side is ``step`` times the last's (the whole frame's longer side first, not listed), its windows
+    at most half a side apart along each axis and spread evenly from edge to edge, so a face box up to half a
+    side lies wholly inside one of them; the levels go down to the side in which a face box of ``smallest`` x the
+    frame's longer side fills ``fill`` of the window (BlazeFace's short-range model finds boxes down to ~0.14-0.18
+    of its window), and no smaller than ``min_side`` pixels (the detector's input: smaller would upsample).
+    """
+    side = float(max(width, height))
+    floor = max(smallest * side / fill, min_side)
+    levels = []
+    size = side * step
+    while size >= floor * 0.999 and smallest > 0:
+        axes = []
+        for extent in (width, height):
+            if extent <= size:
+                axes.append(np.array([extent / 2.0]))
+            else:
+                n = int(math.ceil((extent - size) / (size / 2.0) - 1e-9)) + 1
+                axes.append(np.linspace(size / 2.0, extent - size / 2.0, n))
+        cx, cy = np.meshgrid(axes[0], axes[1])
+        rois = np.stack([cx.ravel(), cy.ravel(), np.full(cx.size, size), np.zeros(cx.size)], axis=1)
+        levels.append(rois)
+        size *= step
+    return levels
+
+
+def tile_owns(roi: np.ndarray, centre: np.ndarray, width: int, height: int) -> bool:
+    """Whether a detection centred at ``centre`` (frame pixels) belongs to the window ``roi`` of
+    :func:`detection_tiles`: its centre lies in the window's middle half (a face box up to half a side is then
+    wholly inside it, not cut by the window's edge), or beyond it toward the frame's edge where the window is the
+    last one on that side."""
+    cx, cy, size = float(roi[0]), float(roi[1]), float(roi[2])
+    for c, mid, extent in ((centre[0], cx, width), (centre[1], cy, height)):
+        lo, hi = mid - size / 4.0, mid + size / 4.0
+        if mid - size / 2.0 <= 0.5:
+            lo = -math.inf
+        if mid + size / 2.0 >= extent - 0.5:
+            hi = math.inf
+        if not lo <= c <= hi:
+            return False
+    return True
+
+
 def _rotation(p0: np.ndarray, p1: np.ndarray) -> float:
     angle = -math.atan2(-(p1[1] - p0[1]), p1[0] - p0[0])
     return (angle + math.pi) % (2 * math.pi) - math.pi

@@ -29,6 +29,8 @@ NUM_POINTS = 478            # 468 mesh points + 5 iris points per eye
 _EYES = ((g.EYE_OUTER_RIGHT, g.EYE_INNER_RIGHT, False), (g.EYE_INNER_LEFT, g.EYE_OUTER_LEFT, True))
 #: the crop offset of the networks' output coordinates (they refer to pixel centres)
 _PIXEL_CENTRE = 0.5
+#: windows per detector call in :meth:`FaceTracker.detect_small` (a 4K frame's finest level has ~120)
+_TILE_BATCH = 32
 
 
 def pick_device(name: str) -> torch.device:
@@ -61,6 +63,8 @@ class _State:
     faces: dict[int, _Face] = field(default_factory=dict)
     lost: dict[int, _Face] = field(default_factory=dict)
     next_id: int = 0
+    small_search: int | None = None     # the frame the windows were last searched for a small face
+
 
 
 @dataclass(frozen=True)
@@ -137,6 +141,37 @@ class FaceTracker:
                                   self.config.nms_iou, self.config.max_faces)
             out.append([(g.apply_affine(affine[0], p * DETECTOR_SIZE), s) for p, s in dets])
         return out
+
+    @torch.inference_mode()
+    def detect_small(self, frames: torch.Tensor, index: int) -> list[tuple[np.ndarray, float]]:
+        """Faces of frame ``index`` of ``frames`` (FxCxHxW) too small for the detector on the whole frame:
+        overlapping square windows, coarse to fine (:func:`~.geometry.detection_tiles`, down to
+        ``TrackerConfig.small_faces``), each detected on as the whole frame is; the first level that finds a face
+        gives the result (points 8x2 in frame pixels, score; best first). A face is taken from the window that
+        holds it whole (:func:`~.geometry.tile_owns`), and the windows' finds merged as one image's are."""
+        cfg = self.config
+        _, _, h, w = frames.shape
+        for rois in g.detection_tiles(w, h, cfg.small_faces, min_side=DETECTOR_SIZE):
+            affines = g.roi_to_affine(rois, DETECTOR_SIZE)
+            found_pts, found_scores = [], []
+            for lo in range(0, len(rois), _TILE_BATCH):
+                part = affines[lo:lo + _TILE_BATCH]
+                crops = g.crop_images(frames, torch.full((len(part),), index, dtype=torch.long), part,
+                                      DETECTOR_SIZE, padding_mode="zeros")
+                points, prob = self.engines["face_detector"](crops)
+                points, prob = points.cpu().numpy(), prob.cpu().numpy()
+                for k in range(len(part)):
+                    for p, score in g.weighted_nms(points[k], prob[k], cfg.min_detection_score, cfg.nms_iou,
+                                                   cfg.max_faces):
+                        px = g.apply_affine(part[k], p * DETECTOR_SIZE)
+                        if g.tile_owns(rois[lo + k], px[:2].mean(axis=0), w, h):
+                            found_pts.append(px)
+                            found_scores.append(score)
+            if found_pts:
+                return [(p.astype(np.float64), s) for p, s in
+                        g.weighted_nms(np.stack(found_pts), np.asarray(found_scores), cfg.min_detection_score,
+                                       cfg.nms_iou, cfg.max_faces)]
+        return []
 
     @torch.inference_mode()
     def mesh(self, frames: torch.Tensor, which: list[int], rois: list[np.ndarray],
@@ -406,6 +441,11 @@ class FaceTracker:
         cfg = self.config
         found = [detections[k] for k in due] if detections is not None else self.detect(batch, due)
         for k, dets in zip(due, found):
+            if not dets and not results[k].faces and cfg.small_faces > 0 and (
+                    state.small_search is None or start + k - state.small_search >= cfg.small_faces_interval
+                    or start + k < state.small_search):
+                state.small_search = start + k        # nothing in view at the whole frame's scale
+                dets = self.detect_small(batch, k)
             boxes = [g.roi_box(g.roi_from_landmarks(p, 1.0)) for p, _ in results[k].faces.values()]
             fresh = [g.roi_from_detection(p, cfg.roi_scale) for p, _ in dets
                      if all(g.box_iou(np.r_[p[0], p[1]], b) < 0.3 for b in boxes)]
