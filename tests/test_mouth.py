@@ -766,3 +766,93 @@ def test_a_new_opening_leaves_no_dark_stroke_at_the_corners(name, emotion):
     assert (after >= before - 0.01).all(), (before, after)
     if name == STILL:
         assert (after - before >= 0.15).all() and after.min() >= 0.4, (before, after)
+
+
+def _sine_mouth(width: float = 300.0, up: float = 25.0, down: float = 45.0) -> np.ndarray:
+    """20 inner-lip points of a smooth open mouth (the layout of :data:`ned_fx.topology.LIPS_INNER`)."""
+    u = np.linspace(0.0, 1.0, 11)
+    upper = np.stack([100 + width * u, 100 - up * np.sin(np.pi * u)], -1)
+    lower = np.stack([100 + width * u, 100 + down * np.sin(np.pi * u)], -1)
+    return np.concatenate([upper, lower[::-1][1:-1]])
+
+
+def _iso_line(v: np.ndarray, flat: np.ndarray, box, level: float) -> np.ndarray:
+    """Per column of ``box``, the sub-pixel row where ``v`` (given at the box's flat pixels) crosses ``level``."""
+    x0, y0, x1, y1 = box
+    grid = np.full((y1 - y0, x1 - x0), np.nan)
+    grid.ravel()[flat] = v
+    rows = []
+    for col in grid.T:
+        ok = np.flatnonzero(np.isfinite(col[:-1]) & np.isfinite(col[1:]) & (col[:-1] < level) & (col[1:] >= level))
+        if not len(ok):
+            rows.append(np.nan)
+            continue
+        i = ok[0]
+        rows.append(i + (level - col[i]) / (col[i + 1] - col[i]))
+    return np.asarray(rows)
+
+
+def test_the_opening_is_drawn_into_a_smooth_outline_of_the_lips():
+    """The inner lip's 20 points: the layer's outline is a smooth curve through them (the corners kept), and its
+    canonical v (what the bands over each lip are laid by) bends nowhere: the triangles' piecewise-affine v bent at
+    every lip point, and on a large face the band over the lower lip showed the straight pieces (a jagged,
+    cut-out edge)."""
+    pts = _sine_mouth()
+    outline = S.smooth_outline(pts)
+    assert outline.shape == (20 * S.OUTLINE_STEPS, 2)
+    np.testing.assert_allclose(outline[::S.OUTLINE_STEPS], pts)              # through every lip point
+    # the curve's turn is spread along it: no vertex turns much more than its neighbours (a polygon's all at 20)
+    def turns(poly):
+        d = np.diff(np.concatenate([poly, poly[:1]]), axis=0)
+        ang = np.arctan2(d[:, 1], d[:, 0])
+        return np.abs((np.diff(np.concatenate([ang, ang[:1]])) + np.pi) % (2 * np.pi) - np.pi)
+    inner = [j for j in range(len(outline)) if j % (10 * S.OUTLINE_STEPS)]        # not at the two corners
+    assert turns(outline)[np.array(inner) - 1].max() < 0.3 * turns(pts)[[1, 2, 3, 7, 8, 12, 13, 17, 18]].max()
+    box = (90, 60, 410, 160)
+    uv, flat = S.pixel_uv(pts, box, outline)
+    xs, ys = flat % (box[2] - box[0]) + box[0] + 0.5, flat // (box[2] - box[0]) + box[1] + 0.5
+    smooth = S.smooth_v(outline, xs, ys)
+    assert smooth.min() >= 0 and smooth.max() <= 1
+    piecewise, flat_p = S.pixel_uv(pts, box)
+    for level in (0.15, 0.85):                              # a band under the upper lip, one over the lower
+        old = _iso_line(piecewise[:, 1], flat_p, box, level)[40:280]
+        new = _iso_line(smooth, flat, box, level)[40:280]
+        bend_old, bend_new = np.nanmax(np.abs(np.diff(old, 2))), np.nanmax(np.abs(np.diff(new, 2)))
+        assert bend_new < 0.35 * bend_old, (level, bend_new, bend_old)
+    # the outline's pixels outside the polygon (the curve's bulge) get the nearest triangle's (u, v)
+    assert len(flat) > len(flat_p) * 0.98 and np.isfinite(uv).all()
+
+
+def test_a_large_faces_new_opening_has_a_smooth_lower_edge(tmp_path):
+    """The astronaut's face, cropped and scaled up to a close-up (her mouth ~300 pixels wide, as on a 4K plate),
+    opened by surprise: the cavity under her upper teeth ends at a smooth curve over the lower lip. Drawn by the
+    piecewise-affine v its lower edge bent by 1.6 pixels between neighbouring columns at the lip points (0.66
+    now: the noise of the sub-pixel edge)."""
+    import skimage.data
+    from PIL import Image
+
+    from ned_fx.pipeline import edit_media
+
+    img = np.asarray(Image.fromarray(skimage.data.astronaut()[40:240, 120:320]).resize((1024, 1024),
+                                                                                         Image.BICUBIC))
+    src = tmp_path / "close_up.png"
+    Image.fromarray(img).save(src)
+    out = tmp_path / "surprised.png"
+    edit_media(src, out, EditInstruction(emotion="surprised"))
+    got = np.asarray(Image.open(out)).astype(np.float32)
+    lum = bm.luminance(got)
+    import cv2
+
+    cavity = ((np.abs(got - img).max(2) > 30) & (lum < 90)).astype(np.uint8)   # dark where the plate was not
+    n, lab, stats, _ = cv2.connectedComponentsWithStats(cavity)
+    assert n > 1
+    cav = lab == 1 + np.argmax(stats[1:, cv2.CC_STAT_AREA])
+    assert cav.sum() > 1200                                 # a real opening, ~300 px wide
+    xs = np.flatnonzero(cav.any(0))
+    edge = []
+    for x in range(int(np.percentile(xs, 10)), int(np.percentile(xs, 90))):
+        y = np.flatnonzero(cav[:, x]).max()                  # the cavity's last row; sub-pixel by the crossing below
+        a, b = lum[y, x], lum[y + 1, x]
+        edge.append(y + (float(np.clip((90 - a) / (b - a), 0, 1)) if b > a else 0.0))
+    bend = np.abs(np.diff(np.asarray(edge), 2))
+    assert len(edge) > 80 and bend.max() < 1.0, bend.max()

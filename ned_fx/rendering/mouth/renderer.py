@@ -303,8 +303,10 @@ class MouthRenderer:
         if col.max() < 1e-3:
             return None
         h, w = inputs.size
-        lo = np.floor(dst_pts.min(0)).astype(int) - 1
-        hi = np.ceil(dst_pts.max(0)).astype(int) + 1
+        # the opening is drawn into the inner lip's smooth outline (through its 20 points), not their polygon
+        outline = S.smooth_outline(dst_pts)
+        lo = np.floor(outline.min(0)).astype(int) - 1
+        hi = np.ceil(outline.max(0)).astype(int) + 1
         tight = (max(lo[0], 0), max(lo[1], 0), min(hi[0], w), min(hi[1], h))
         rim_px, rim_reach, rim_w = self._rim_weights(src_pts, dst_pts, inputs, own)
         pad = int(np.ceil(rim_px.max())) + 1 if rim_w.max() > 1e-3 else 0
@@ -312,9 +314,14 @@ class MouthRenderer:
         if tight[2] - tight[0] < 2 or tight[3] - tight[1] < 2:
             return None
         bw, bh = x1 - x0, y1 - y0
-        uv, flat = S.pixel_uv(dst_pts, (x0, y0, x1, y1))
+        uv, flat = S.pixel_uv(dst_pts, (x0, y0, x1, y1), outline)
         if not len(flat):
             return None
+        # where a part is laid at a height under one lip or over the other (teeth kept at their size, the cavity,
+        # the synthetic interior's bands), its v is the smooth outline's; a real interior from the bank is sampled
+        # by the triangles' (u, v), the map it was stored by
+        uv_s = uv.copy()
+        uv_s[:, 1] = S.smooth_v(outline, flat % bw + x0 + 0.5, flat // bw + y0 + 0.5)
         width_dst = float(S.mouth_width(dst_pts))
         feather = max(cfg.edge_min_px, cfg.edge_feather * width_dst)
         # depth inside the lip line: exact near it (anti-aliased edge; 0 for the pixels the rasteriser takes
@@ -327,12 +334,12 @@ class MouthRenderer:
         near = depth <= feather + 1.5
         if near.any():
             fn = flat[near]
-            depth[near] = S.polygon_depth(dst_pts, fn % bw + x0 + 0.5, fn // bw + y0 + 0.5)
+            depth[near] = S.polygon_depth(outline, fn % bw + x0 + 0.5, fn // bw + y0 + 0.5)
         if own > 0 and feather > cfg.edge_min_px * 0.5:
             # at the lower lip the warp shows what was above the source's lower lip (the teeth's edge): a
             # narrower feather there when the source's own interior is opened
             lower = feather + own * (cfg.edge_min_px * 0.5 - feather)
-            feather = np.where(uv[:, 1] > 0.5, lower, feather)
+            feather = np.where(uv_s[:, 1] > 0.5, lower, feather)
         share = np.interp(uv[:, 0] * 10.0, np.arange(S.PAIRS), col)
         cover = _smoothstep(depth / feather) * share
         if cover.max() < 1e-3:
@@ -341,13 +348,13 @@ class MouthRenderer:
         interior = 0.0
         if use_own < 1.0:
             if entries:
-                whole = self._from_bank(entries, uv, inputs, box)
+                whole = self._from_bank(entries, uv, inputs, box, uv_s)
             else:
                 xy = np.stack([flat % bw + x0 + 0.5, flat // bw + y0 + 0.5], -1)
-                whole = self._synthetic(uv, src_pts, dst_pts, inputs, box, xy=xy)
+                whole = self._synthetic(uv_s, src_pts, dst_pts, inputs, box, xy=xy)
             interior = whole if use_own <= 0 else (1.0 - use_own) * whole
         if use_own > 0.0:
-            interior = interior + use_own * self._own(uv, src_pts, dst_pts, inputs, box, *kept)
+            interior = interior + use_own * self._own(uv_s, src_pts, dst_pts, inputs, box, *kept)
         interior = np.asarray(interior, dtype=np.float32)
         if cfg.morph and (share < 0.999).any():
             # a new interior only partly in (the target a little more open than the source): the warp's own
@@ -363,7 +370,7 @@ class MouthRenderer:
         if pad:
             # the lips' own colour over the warp's stretched crease around a new opening, under the interior
             at, lip_a, lip_c = self._lip_rim(inputs, dst_pts, rim_px, rim_reach, rim_w, (x0, y0, x1, y1), flat,
-                                             float(np.max(feather)))
+                                             float(np.max(feather)), outline)
             a_i = alpha[at]
             total = a_i + (1.0 - a_i) * lip_a
             block[at] = ((a_i[:, None] * block[at] + ((1.0 - a_i) * lip_a)[:, None] * lip_c)
@@ -398,7 +405,7 @@ class MouthRenderer:
         return far, reach, new[pairs] * (0.5 + 0.5 * middle)
 
     def _lip_rim(self, inputs: RegionInputs, dst_pts: np.ndarray, rim_px: np.ndarray, rim_reach: np.ndarray,
-                 rim_w: np.ndarray, box, flat: np.ndarray, feather: float):
+                 rim_w: np.ndarray, box, flat: np.ndarray, feather: float, outline: np.ndarray | None = None):
         """The lips' own colour around a new opening (``rim_w`` per inner-lip point), sampled per inner-lip point
         on the warped lip body between the inner and the outer contour (away from the crease the warp stretches
         along the new lip line; at the corners, where the body is thin and holds the crease, a column in), a soft
@@ -415,7 +422,11 @@ class MouthRenderer:
         idx = np.arange((y1 - y0) * bw)
         inside = np.zeros(len(idx), bool)
         inside[flat] = True
-        dist, seg, t = S.nearest_on_polygon(dst_pts, idx % bw + x0 + 0.5, idx // bw + y0 + 0.5)
+        if outline is None:
+            dist, seg, t = S.nearest_on_polygon(dst_pts, idx % bw + x0 + 0.5, idx // bw + y0 + 0.5)
+        else:                                  # the smooth outline the opening is drawn into, per inner-lip segment
+            dist, seg, t = S.nearest_on_polygon(outline, idx % bw + x0 + 0.5, idx // bw + y0 + 0.5)
+            seg, t = S.outline_segment(seg, t)
         nxt = (seg + 1) % 20
         keep = np.where(inside, dist <= feather + 1.0, dist < (1.0 - t) * rim_px[seg] + t * rim_px[nxt])
         at, dist, seg, t, inside, nxt = idx[keep], dist[keep], seg[keep], t[keep], inside[keep], nxt[keep]
@@ -496,7 +507,7 @@ class MouthRenderer:
         v_src = np.where(d < up, d / gs, np.where(d > gt - low, 1.0 - (gt - d) / gs, s))
         v_src = np.where(opens, v_src, v)
         out = sample(tex, np.stack([u_tex * tw, np.clip(v_src, 0.0, 1.0) * th], -1))
-        soft = 0.7
+        soft = max(0.7, 0.008 * float(S.mouth_width(dst_pts)))     # px: sharp on a small face, not a cut on a large one
         # (a part under a pixel tall is no part: the cavity reaches that lip, never a half-covered sliver of it)
         top = 1.0 - (1.0 - _smoothstep((d - up) / soft + 0.5)) * _smoothstep(up - 0.5)
         bottom = 1.0 - (1.0 - _smoothstep((gt - low - d) / soft + 0.5)) * _smoothstep(low - 0.5)
@@ -545,13 +556,17 @@ class MouthRenderer:
                            np.array([inputs.index]))[0]
         return [(int(np.argmin(cost)), 1.0)] if np.isfinite(cost).any() else []
 
-    def _from_bank(self, entries, uv: np.ndarray, inputs: RegionInputs, box) -> np.ndarray:
+    def _from_bank(self, entries, uv: np.ndarray, inputs: RegionInputs, box,
+                   uv_s: np.ndarray | None = None) -> np.ndarray:
         """The planned bank ``entries`` laid into the target at canonical ``uv``, colour-matched to the frame: each
         as :meth:`_entry_uv` maps it, or, an interior whose teeth are together in a target far more open than it
         (:meth:`jaw_weight`), opened as a jaw drop (:meth:`_opened`). Two entries (the plan's cross-fade) are
         dissolved: morphed (:func:`morph`), a row of teeth that shows in one and not the other broke into loose
-        chunks sliding in (WDA fearful, frames 138-141), worse than their faint double for a few frames."""
+        chunks sliding in (WDA fearful, frames 138-141), worse than their faint double for a few frames. ``uv_s``:
+        the same pixels' (u, v) with the smooth outline's v, for the parts laid at a height under or over a lip
+        (default: ``uv``)."""
         cfg = self.config
+        uv_s = uv if uv_s is None else uv_s
         bank = self.bank
         th, tw = bank.textures.shape[1:3]
         current = ring_colour(inputs.region, inputs.src)
@@ -574,7 +589,7 @@ class MouthRenderer:
                 gs = np.maximum(np.interp(u * 10.0, np.arange(S.PAIRS), bank.openings[k].astype(np.float64))
                                 * float(bank.widths[k]) * iod, 1e-3)
                 split = np.full(tw, self._teeth_rows()[1][k])
-                opened = self._opened(uv, u, gs, bank.textures[k] * gain, split, src_pts, dst_pts, inputs, box,
+                opened = self._opened(uv_s, u, gs, bank.textures[k] * gain, split, src_pts, dst_pts, inputs, box,
                                       own_below=False)
                 pix = pix + np.float32(jaw) * (opened - pix)
             out = out + wgt * pix

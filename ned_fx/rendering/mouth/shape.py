@@ -121,12 +121,74 @@ def canonical_positions(points: np.ndarray, height: int, width: int) -> np.ndarr
     return (bary[..., None] * corners).sum(1).reshape(height, width, 2)
 
 
-def pixel_uv(points: np.ndarray, box: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+#: outline vertices per inner-lip segment in :func:`smooth_outline`
+OUTLINE_STEPS = 6
+
+
+def _catmull_rom(chain: np.ndarray, steps: int) -> np.ndarray:
+    """Centripetal Catmull-Rom through the points of ``chain`` (Nx2; the ends extended by reflection): the
+    ``steps`` samples of every segment from its start (the last point itself not included): ((N-1)*steps)x2."""
+    ext = np.concatenate([2 * chain[:1] - chain[1:2], chain, 2 * chain[-1:] - chain[-2:-1]])
+    p0, p1, p2, p3 = ext[:-3], ext[1:-2], ext[2:-1], ext[3:]
+
+    def knot(a, b):
+        return np.maximum(np.linalg.norm(b - a, axis=-1), 1e-6) ** 0.5
+
+    t1 = knot(p0, p1)
+    t2 = t1 + knot(p1, p2)
+    t3 = t2 + knot(p2, p3)
+    t0 = np.zeros_like(t1)
+    u = np.arange(steps) / steps
+    t = t1[:, None] + u[None] * (t2 - t1)[:, None]                            # S x steps
+
+    def lerp(a, b, ta, tb):                   # a, b: Sx2 points, or Sxstepsx2 of the level below
+        w = ((t - ta[:, None]) / (tb - ta)[:, None])[..., None]
+        return (1 - w) * (a if a.ndim == 3 else a[:, None]) + w * (b if b.ndim == 3 else b[:, None])
+
+    a1, a2, a3 = lerp(p0, p1, t0, t1), lerp(p1, p2, t1, t2), lerp(p2, p3, t2, t3)
+    b1, b2 = lerp(a1, a2, t0, t2), lerp(a2, a3, t1, t3)
+    return lerp(b1, b2, t1, t2).reshape(-1, 2)
+
+
+def smooth_outline(points: np.ndarray, steps: int = OUTLINE_STEPS) -> np.ndarray:
+    """The inner lip as two smooth curves through its 20 points that meet at the corners (the commissures stay
+    points): centripetal Catmull-Rom along the upper lip (0..10) and along the lower lip (10..19, 0), ``steps``
+    vertices a segment: (20*steps)x2, vertex ``k*steps`` = point ``k``, vertex ``j`` on segment ``j // steps``.
+    A large face's new opening drawn into the 20-point polygon showed its straight sides and corners (a
+    700-pixel face: a jagged, cut-out lower edge under the upper teeth)."""
+    pts = np.asarray(points, dtype=np.float64)
+    upper = _catmull_rom(pts[:11], steps)
+    lower = _catmull_rom(pts[[10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 0]], steps)
+    return np.concatenate([upper, lower])
+
+
+def smooth_v(outline: np.ndarray, xs: np.ndarray, ys: np.ndarray, steps: int = OUTLINE_STEPS) -> np.ndarray:
+    """The canonical ``v`` of the points ``(xs, ys)`` inside :func:`smooth_outline` ``outline``: their distance to
+    the upper lip's curve over the sum of their distances to both curves (0 on the upper lip, 1 on the lower). The
+    triangles' piecewise-affine ``v`` bends at every lip point, and a band laid at a fixed height over a lip (the
+    upper teeth under it, the lower teeth over the other) showed those straight pieces."""
+    half = 10 * steps
+    up = polygon_distance(outline[:half + 1], xs, ys, closed=False)
+    low = polygon_distance(np.concatenate([outline[half:], outline[:1]]), xs, ys, closed=False)
+    total = up + low
+    return np.where(total > 1e-6, up / np.maximum(total, 1e-6), 0.5)
+
+
+def outline_segment(j: np.ndarray, t: np.ndarray, steps: int = OUTLINE_STEPS) -> tuple[np.ndarray, np.ndarray]:
+    """A place on :func:`smooth_outline` (its segment ``j``, ``t`` along it) as the inner lip's segment (from point
+    ``k`` to ``k + 1``, wrapping) and how far along it (0..1)."""
+    return j // steps, ((j % steps) + t) / steps
+
+
+def pixel_uv(points: np.ndarray, box: tuple[int, int, int, int],
+             outline: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Canonical (u, v) of the pixels of ``box`` (x0, y0, x1, y1; end exclusive) whose centres lie inside the
-    inner-lip polygon ``points`` (20x2, continuous pixels): (Mx2 float64, M flat indices into the box, row-major).
+    inner-lip polygon ``points`` (20x2, continuous pixels), or inside ``outline`` (a closed polygon, e.g.
+    :func:`smooth_outline`) when given: (Mx2 float64, M flat indices into the box, row-major).
 
     The 18 triangles are rasterised with OpenCV (sub-pixel vertices) into a label map, then each pixel's (u, v)
-    is its triangle's affine map of its centre."""
+    is its triangle's affine map of its centre; a pixel inside ``outline`` but outside every triangle takes the
+    nearest one's (clamped barycentrics)."""
     import cv2
 
     x0, y0, x1, y1 = box
@@ -145,13 +207,25 @@ def pixel_uv(points: np.ndarray, box: tuple[int, int, int, int]) -> tuple[np.nda
     fixed = np.round((corners - [x0 + 0.5, y0 + 0.5]) * (1 << shift)).astype(np.int32)
     for t in np.flatnonzero(ok):
         cv2.fillConvexPoly(labels, fixed[t], int(t), lineType=cv2.LINE_8, shift=shift)
-    flat = np.flatnonzero(labels.ravel() >= 0)
+    if outline is None:
+        flat = np.flatnonzero(labels.ravel() >= 0)
+    else:
+        inside = np.zeros(labels.shape, np.uint8)
+        cv2.fillPoly(inside, [np.round((np.asarray(outline) - [x0 + 0.5, y0 + 0.5]) * (1 << shift)).astype(np.int32)],
+                     1, lineType=cv2.LINE_8, shift=shift)
+        flat = np.flatnonzero(inside.ravel())
     lab = labels.ravel()[flat].astype(np.int64)
     xs = (flat % (x1 - x0)) + x0 + 0.5
     ys = (flat // (x1 - x0)) + y0 + 0.5
-    m = maps[lab]
-    uv = np.stack([m[:, 0, 0] * xs + m[:, 0, 1] * ys + m[:, 0, 2], m[:, 1, 0] * xs + m[:, 1, 1] * ys + m[:, 1, 2]],
-                  axis=-1)
+    uv = np.empty((len(flat), 2))
+    have = lab >= 0
+    m = maps[lab[have]]
+    xh, yh = xs[have], ys[have]
+    uv[have] = np.stack([m[:, 0, 0] * xh + m[:, 0, 1] * yh + m[:, 0, 2], m[:, 1, 0] * xh + m[:, 1, 1] * yh
+                         + m[:, 1, 2]], axis=-1)
+    if not have.all():                         # inside the smooth outline, outside the polygon: the nearest triangle
+        tri, bary = _locate(np.stack([xs[~have], ys[~have]], -1), corners)
+        uv[~have] = (bary[..., None] * uvt[tri]).sum(1)
     return np.clip(uv, 0.0, 1.0), flat
 
 
@@ -166,10 +240,13 @@ def polygon_depth(points: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndar
     return np.where(inside, polygon_distance(points, xs, ys), 0.0)
 
 
-def polygon_distance(points: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
-    """Distance (pixels) of the points ``(xs, ys)`` to the closed polygon ``points`` (Vx2)."""
+def polygon_distance(points: np.ndarray, xs: np.ndarray, ys: np.ndarray, closed: bool = True) -> np.ndarray:
+    """Distance (pixels) of the points ``(xs, ys)`` to the closed polygon ``points`` (Vx2), or to the open
+    polyline through them (``closed`` False)."""
     a = points.astype(np.float32)
     seg = np.roll(a, -1, axis=0) - a
+    if not closed:
+        a, seg = a[:-1], seg[:-1]
     inv = 1.0 / np.maximum((seg * seg).sum(-1), 1e-12)
     px = xs.astype(np.float32)[:, None] - a[None, :, 0]
     py = ys.astype(np.float32)[:, None] - a[None, :, 1]
