@@ -320,18 +320,19 @@ class MouthRenderer:
         # where a part is laid at a height under one lip or over the other (the source's teeth kept at their size,
         # the cavity, the synthetic interior's bands), its v is the smooth outline's; a real interior from the bank
         # is laid by the triangles' (u, v), the map it was stored by
-        uv_s = uv.copy()
-        uv_s[:, 1] = S.smooth_v(outline, flat % bw + x0 + 0.5, flat // bw + y0 + 0.5)
         width_dst = float(S.mouth_width(dst_pts))
+        uv_s = uv.copy()
+        uv_s[:, 1] = S.smooth_v_in_box(outline, (x0, y0, x1, y1), flat, max(1, int(width_dst / 60.0)))
         feather = max(cfg.edge_min_px, cfg.edge_feather * width_dst)
         # depth inside the lip line: exact near it (anti-aliased edge; 0 for the pixels the rasteriser takes
-        # along the outline whose centres lie outside), a coarse distance transform elsewhere
+        # along the outline whose centres lie outside), a coarse distance transform elsewhere (a large mouth's wide
+        # feather: from 3 pixels in, where the ramp is smooth; a small one's whole feather is exact)
         import cv2
 
         mask = np.zeros(bh * bw, np.uint8)
         mask[flat] = 1
         depth = cv2.distanceTransform(mask.reshape(bh, bw), cv2.DIST_L2, 3).ravel()[flat]
-        near = depth <= feather + 1.5
+        near = depth <= min(feather, 3.0) + 1.5
         if near.any():
             fn = flat[near]
             depth[near] = S.polygon_depth(outline, fn % bw + x0 + 0.5, fn // bw + y0 + 0.5)
@@ -419,14 +420,23 @@ class MouthRenderer:
         cfg = self.config
         x0, y0, x1, y1 = box
         bw = x1 - x0
-        idx = np.arange((y1 - y0) * bw)
-        inside = np.zeros(len(idx), bool)
-        inside[flat] = True
+        inside_box = np.zeros((y1 - y0) * bw, bool)
+        inside_box[flat] = True
         if outline is None:
+            idx = np.arange((y1 - y0) * bw)
             dist, seg, t = S.nearest_on_polygon(dst_pts, idx % bw + x0 + 0.5, idx // bw + y0 + 0.5)
         else:                                  # the smooth outline the opening is drawn into, per inner-lip segment
+            # (only the pixels within reach of it: a thick line along it)
+            import cv2
+
+            reach = max(float(np.max(rim_px)), feather + 1.0) + 1.5
+            band = np.zeros((y1 - y0, bw), np.uint8)
+            cv2.polylines(band, [np.round((outline - [x0 + 0.5, y0 + 0.5]) * 16).astype(np.int32)], True, 1,
+                          thickness=2 * int(np.ceil(reach)) + 3, lineType=cv2.LINE_8, shift=4)
+            idx = np.flatnonzero(band.ravel())
             dist, seg, t = S.nearest_on_polygon(outline, idx % bw + x0 + 0.5, idx // bw + y0 + 0.5)
             seg, t = S.outline_segment(seg, t)
+        inside = inside_box[idx]
         nxt = (seg + 1) % 20
         keep = np.where(inside, dist <= feather + 1.0, dist < (1.0 - t) * rim_px[seg] + t * rim_px[nxt])
         at, dist, seg, t, inside, nxt = idx[keep], dist[keep], seg[keep], t[keep], inside[keep], nxt[keep]
