@@ -66,7 +66,6 @@ class _State:
     small_search: int | None = None     # the frame the windows were last searched for a small face
 
 
-
 @dataclass(frozen=True)
 class FrameFaces:
     """What the tracker saw in one frame: per face id, 478x3 landmarks (pixels) and the presence score."""
