@@ -129,47 +129,45 @@ class FaceTracker:
         if not which:
             return []
         _, _, h, w = frames.shape
-        side = max(w, h)
-        affine = g.roi_to_affine(np.array([[w / 2, h / 2, side, 0.0]]), DETECTOR_SIZE)
-        affines = np.repeat(affine, len(which), axis=0)
+        affine = g.roi_to_affine(np.array([[w / 2, h / 2, max(w, h), 0.0]]), DETECTOR_SIZE)
+        return self._detections(frames, which, np.repeat(affine, len(which), axis=0))
+
+    def _detections(self, frames: torch.Tensor, which: list[int], affines: np.ndarray
+                    ) -> list[list[tuple[np.ndarray, float]]]:
+        """The detector on crop ``k`` of frame ``which[k]`` of ``frames`` (``affines[k]``: crop -> frame pixels,
+        zeros outside the frame): per crop a list of (points 8x2 in frame pixels, score), best first."""
+        cfg = self.config
         crops = g.crop_images(frames, torch.tensor(which), affines, DETECTOR_SIZE, padding_mode="zeros")
         points, prob = self.engines["face_detector"](crops)
         out = []
         for k in range(len(which)):
-            dets = g.weighted_nms(points[k].cpu().numpy(), prob[k].cpu().numpy(), self.config.min_detection_score,
-                                  self.config.nms_iou, self.config.max_faces)
-            out.append([(g.apply_affine(affine[0], p * DETECTOR_SIZE), s) for p, s in dets])
+            dets = g.weighted_nms(points[k].cpu().numpy(), prob[k].cpu().numpy(), cfg.min_detection_score,
+                                  cfg.nms_iou, cfg.max_faces)
+            out.append([(g.apply_affine(affines[k], p * DETECTOR_SIZE), s) for p, s in dets])
         return out
 
     @torch.inference_mode()
     def detect_small(self, frames: torch.Tensor, index: int) -> list[tuple[np.ndarray, float]]:
         """Faces of frame ``index`` of ``frames`` (FxCxHxW) too small for the detector on the whole frame:
         overlapping square windows, coarse to fine (:func:`~.geometry.detection_tiles`, down to
-        ``TrackerConfig.small_faces``), each detected on as the whole frame is; the first level that finds a face
-        gives the result (points 8x2 in frame pixels, score; best first). A face is taken from the window that
-        holds it whole (:func:`~.geometry.tile_owns`), and the windows' finds merged as one image's are."""
+        ``TrackerConfig.small_faces``), each detected on as the whole frame is (:meth:`_detections`); the first level
+        that finds a face gives the result (points 8x2 in frame pixels, score; best first). A face is taken from
+        the window that holds it whole (:func:`~.geometry.tile_owns`), and the windows' finds merged as one
+        image's are."""
         cfg = self.config
         _, _, h, w = frames.shape
         for rois in g.detection_tiles(w, h, cfg.small_faces, min_side=DETECTOR_SIZE):
             affines = g.roi_to_affine(rois, DETECTOR_SIZE)
-            found_pts, found_scores = [], []
+            found = []
             for lo in range(0, len(rois), _TILE_BATCH):
-                part = affines[lo:lo + _TILE_BATCH]
-                crops = g.crop_images(frames, torch.full((len(part),), index, dtype=torch.long), part,
-                                      DETECTOR_SIZE, padding_mode="zeros")
-                points, prob = self.engines["face_detector"](crops)
-                points, prob = points.cpu().numpy(), prob.cpu().numpy()
-                for k in range(len(part)):
-                    for p, score in g.weighted_nms(points[k], prob[k], cfg.min_detection_score, cfg.nms_iou,
-                                                   cfg.max_faces):
-                        px = g.apply_affine(part[k], p * DETECTOR_SIZE)
-                        if g.tile_owns(rois[lo + k], px[:2].mean(axis=0), w, h):
-                            found_pts.append(px)
-                            found_scores.append(score)
-            if found_pts:
+                part = rois[lo:lo + _TILE_BATCH]
+                for roi, dets in zip(part, self._detections(frames, [index] * len(part),
+                                                            affines[lo:lo + _TILE_BATCH])):
+                    found += [(px, score) for px, score in dets if g.tile_owns(roi, px[:2].mean(axis=0), w, h)]
+            if found:
                 return [(p.astype(np.float64), s) for p, s in
-                        g.weighted_nms(np.stack(found_pts), np.asarray(found_scores), cfg.min_detection_score,
-                                       cfg.nms_iou, cfg.max_faces)]
+                        g.weighted_nms(np.stack([p for p, _ in found]), np.asarray([s for _, s in found]),
+                                       cfg.min_detection_score, cfg.nms_iou, cfg.max_faces)]
         return []
 
     @torch.inference_mode()
@@ -441,8 +439,7 @@ class FaceTracker:
         found = [detections[k] for k in due] if detections is not None else self.detect(batch, due)
         for k, dets in zip(due, found):
             if not dets and not results[k].faces and cfg.small_faces > 0 and (
-                    state.small_search is None or start + k - state.small_search >= cfg.small_faces_interval
-                    or start + k < state.small_search):
+                    state.small_search is None or start + k - state.small_search >= cfg.small_faces_interval):
                 state.small_search = start + k        # nothing in view at the whole frame's scale
                 dets = self.detect_small(batch, k)
             boxes = [g.roi_box(g.roi_from_landmarks(p, 1.0)) for p, _ in results[k].faces.values()]

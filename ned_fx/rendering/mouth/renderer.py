@@ -406,36 +406,33 @@ class MouthRenderer:
         return far, reach, new[pairs] * (0.5 + 0.5 * middle)
 
     def _lip_rim(self, inputs: RegionInputs, dst_pts: np.ndarray, rim_px: np.ndarray, rim_reach: np.ndarray,
-                 rim_w: np.ndarray, box, flat: np.ndarray, feather: float, outline: np.ndarray | None = None):
+                 rim_w: np.ndarray, box, flat: np.ndarray, feather: float, outline: np.ndarray):
         """The lips' own colour around a new opening (``rim_w`` per inner-lip point), sampled per inner-lip point
         on the warped lip body between the inner and the outer contour (away from the crease the warp stretches
         along the new lip line; at the corners, where the body is thin and holds the crease, a column in), a soft
         ``lip_rim_shadow`` at the opening's edge fading out across the rim: over the feather inside the target
         inner lip, and outside it ``rim_px`` far (per inner-lip point, fading out over ``rim_reach``: opaque over
         its first half) only where the warp is darker than that (the crease; where the warp shows lip its own
-        texture stays).
+        texture stays). ``outline``: the smooth outline the opening is drawn into (:func:`~.shape.smooth_outline`).
 
         Returns:
             ``(at, alpha, colour)``: flat indices into ``box``, their coverage (N) and colour (NxK)."""
+        import cv2
+
         cfg = self.config
         x0, y0, x1, y1 = box
         bw = x1 - x0
         inside_box = np.zeros((y1 - y0) * bw, bool)
         inside_box[flat] = True
-        if outline is None:
-            idx = np.arange((y1 - y0) * bw)
-            dist, seg, t = S.nearest_on_polygon(dst_pts, idx % bw + x0 + 0.5, idx // bw + y0 + 0.5)
-        else:                                  # the smooth outline the opening is drawn into, per inner-lip segment
-            # (only the pixels within reach of it: a thick line along it)
-            import cv2
-
-            reach = max(float(np.max(rim_px)), feather + 1.0) + 1.5
-            band = np.zeros((y1 - y0, bw), np.uint8)
-            cv2.polylines(band, [np.round((outline - [x0 + 0.5, y0 + 0.5]) * 16).astype(np.int32)], True, 1,
-                          thickness=2 * int(np.ceil(reach)) + 3, lineType=cv2.LINE_8, shift=4)
-            idx = np.flatnonzero(band.ravel())
-            dist, seg, t = S.nearest_on_polygon(outline, idx % bw + x0 + 0.5, idx // bw + y0 + 0.5)
-            seg, t = S.outline_segment(seg, t)
+        # the pixels within reach of the outline (a thick line along it), each with its nearest place on it, per
+        # inner-lip segment
+        reach = max(float(np.max(rim_px)), feather + 1.0) + 1.5
+        band = np.zeros((y1 - y0, bw), np.uint8)
+        cv2.polylines(band, [np.round((outline - [x0 + 0.5, y0 + 0.5]) * 16).astype(np.int32)], True, 1,
+                      thickness=2 * int(np.ceil(reach)) + 3, lineType=cv2.LINE_8, shift=4)
+        idx = np.flatnonzero(band.ravel())
+        dist, seg, t = S.nearest_on_polygon(outline, idx % bw + x0 + 0.5, idx // bw + y0 + 0.5)
+        seg, t = S.outline_segment(seg, t)
         inside = inside_box[idx]
         nxt = (seg + 1) % 20
         keep = np.where(inside, dist <= feather + 1.0, dist < (1.0 - t) * rim_px[seg] + t * rim_px[nxt])
@@ -517,7 +514,8 @@ class MouthRenderer:
         v_src = np.where(d < up, d / gs, np.where(d > gt - low, 1.0 - (gt - d) / gs, s))
         v_src = np.where(opens, v_src, v)
         out = sample(tex, np.stack([u_tex * tw, np.clip(v_src, 0.0, 1.0) * th], -1))
-        soft = max(0.7, 0.008 * float(S.mouth_width(dst_pts)))     # px: sharp on a small face, not a cut on a large one
+        wd = float(S.mouth_width(dst_pts))
+        soft = max(0.7, 0.008 * wd)                     # px: sharp on a small face, not a cut on a large one
         # (a part under a pixel tall is no part: the cavity reaches that lip, never a half-covered sliver of it)
         top = 1.0 - (1.0 - _smoothstep((d - up) / soft + 0.5)) * _smoothstep(up - 0.5)
         bottom = 1.0 - (1.0 - _smoothstep((gt - low - d) / soft + 0.5)) * _smoothstep(low - 0.5)
@@ -526,7 +524,6 @@ class MouthRenderer:
         if hit.any():
             t = np.clip((d[hit] - up[hit]) / np.maximum(extra[hit], 1e-6), 0.0, 1.0)
             # the cavity (a hint of the lower teeth at its bottom where the interior shows none of its own)
-            wd = float(S.mouth_width(dst_pts))
             lower = float(_smoothstep((0.1 * wd - float(np.median(low))) / (0.05 * wd)))
             cavity = self._synthetic(np.stack([u[hit], t], -1), src_pts, dst_pts, inputs, box, teeth=False,
                                      lower_teeth=lower, gap=extra[hit])
