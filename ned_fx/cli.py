@@ -47,7 +47,8 @@ def tracker_config(args) -> "object":
              "colorspace": args.colorspace, "ocio_config": args.ocio_config, "display_view": args.display_view,
              "runtime": getattr(args, "runtime", None), "iris_model": getattr(args, "iris_model", None),
              "first_crop_passes": getattr(args, "first_crop_passes", None),
-             "small_faces": getattr(args, "small_faces", None)}
+             "small_faces": getattr(args, "small_faces", None),
+             "cut_threshold": 0.0 if getattr(args, "ignore_cuts", False) else getattr(args, "cut_threshold", None)}
     return TrackerConfig(**{k: v for k, v in given.items() if v is not None})
 
 
@@ -73,6 +74,9 @@ def cmd_track(args) -> int:
     print(f"faces: {', '.join(str(int(i)) for i in track.face_ids) or 'none'}; selected face {track.face_id}")
     if missing:
         print(f"no face in {len(missing)} frame(s): {_frame_ranges(missing)} (passed through by later steps)")
+    if track.meta.get("cuts"):
+        print(f"shot cuts before frame(s) {', '.join(str(c) for c in track.meta['cuts'])}: an edit takes one shot "
+              f"at a time (--frames), or --ignore-cuts")
     print(f"wrote {out}")
     if args.preview:
         _write_track_preview(src, track, args.preview, args.frames)
@@ -161,6 +165,13 @@ def add_tracker_options(p: argparse.ArgumentParser) -> None:
                    f"whole frame, look in overlapping windows down to a face box of F x the frame's longer side (a "
                    f"medium shot on a 1080p/4K plate: MediaPipe's detector on the whole frame finds boxes down to "
                    f"about a sixth of it); 0: the whole frame only, MediaPipe's procedure (default {d.small_faces})")
+    g.add_argument("--cut-threshold", type=float, metavar="T", help=f"a shot cut is a frame whose 32x32 thumbnail "
+                   f"differs from the last frame's by T code values on average ({d.cut_ratio:g}x the shot's usual "
+                   f"change, and the next frame too): the tracker looks for the faces afresh there, and an edit "
+                   f"refuses a range that holds one, naming each shot's frames (default {d.cut_threshold:g})")
+    g.add_argument("--ignore-cuts", action="store_true", help="track the range as one shot whatever changes "
+                   "(--cut-threshold 0): for a picture that changes at once without a cut (a flash frame, a "
+                   "whip pan)")
     from .tracking.config import IRIS_MODELS, RUNTIMES
 
     g.add_argument("--iris-model", choices=IRIS_MODELS, help=f"what finds the iris points: eye_crops (the face mesh "

@@ -37,6 +37,15 @@ class InvalidParameterError(NedFxError):
     exit_code = 2
 
 
+class ShotCutError(InvalidParameterError):
+    """The frames to edit hold a shot cut (another shot, often another actor, from a frame on): one edit follows one
+    face through one shot. The message gives each shot's frame range (``shots``: ``(first, last)`` frame numbers)."""
+
+    def __init__(self, message: str, shots: tuple = ()):
+        super().__init__(message)
+        self.shots = tuple(shots)
+
+
 class WeightsMissingError(NedFxError):
     """The converted network weights are not installed; the message says how to install them."""
 

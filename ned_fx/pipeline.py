@@ -769,6 +769,7 @@ def _analyse(path, instruction, frames, face_id, tracker_config, manipulator_con
         # code value)
         track = as_cached(track)
     clock.seconds["track"] += time.perf_counter() - t0
+    check_one_shot(track, path)
     t0 = time.perf_counter()
     from .manipulation.edited import as_stored
 
@@ -777,6 +778,29 @@ def _analyse(path, instruction, frames, face_id, tracker_config, manipulator_con
     edited = as_stored(plan_edit(track, instruction, manipulator_config))
     clock.seconds["manipulate"] += time.perf_counter() - t0
     return track, edited
+
+
+def check_one_shot(track, source) -> None:
+    """The track covers one shot: no cut (``track.meta["cuts"]``, :mod:`ned_fx.tracking.cuts`) inside it.
+
+    Raises:
+        ShotCutError: it holds a cut; the message names each shot's frame range and how to go on.
+    """
+    from .errors import ShotCutError
+    from .tracking.cuts import shots
+
+    numbers = np.asarray(track.frame_numbers)
+    cuts = [int(np.searchsorted(numbers, c)) for c in track.meta.get("cuts", ())]
+    if not cuts:
+        return
+    spans = [(int(numbers[a]), int(numbers[b])) for a, b in shots(len(numbers), cuts)]
+    ranges = ", ".join(f"--frames {a}-{b}" for a, b in spans)
+    raise ShotCutError(
+        f"{Path(str(source)).name}: frames {spans[0][0]}-{spans[-1][1]} hold {len(spans)} shots (a cut before "
+        f"frame{'s' if len(cuts) > 1 else ''} {', '.join(str(int(numbers[c])) for c in cuts)}: the picture changes "
+        f"at once into another). One edit follows one face through one shot (its neutral, speech and appearance "
+        f"models are that shot's): edit each shot on its own ({ranges}), or, if these are not cuts, "
+        f"track the range as one shot (--ignore-cuts; TrackerConfig(cut_threshold=0))", spans)
 
 
 # ---- shot analysis files (analyse once, render chunks anywhere) ---------------------------------------------------

@@ -181,11 +181,12 @@ def make_sheet(path: Path, emotions: list[str], intensities: list[float], args, 
     """Track once, plan and render each edit on the frames shown; returns (sheet RGB8, provenance record, frame)."""
     from ..errors import NoFaceError
     from ..media import open_media, parse_frame_range
-    from ..pipeline import EditInstruction, display_plate, track_media
+    from ..pipeline import EditInstruction, check_one_shot, display_plate, track_media
     from ..provenance import build_record
 
     _say(args, f"tracking {path.name}")
     track = track_media(path, tracker_config, frames=args.frame_range, face_id=args.face)
+    check_one_shot(track, path)
     found = np.flatnonzero(track.found)
     if not len(found):
         raise NoFaceError(f"no face was found in {path.name}; nothing to show")

@@ -297,7 +297,7 @@ class Session:
             self.done = self.total
             return
         from .. import manipulation, tracking
-        from ..pipeline import ShotRenderer, plan_edit, track_media
+        from ..pipeline import ShotRenderer, check_one_shot, plan_edit, track_media
 
         config = tracker.config if tracker else None
         if config is not None and self.colorspace:
@@ -337,6 +337,7 @@ class Session:
             # and a cached session, and `ned-fx edit`, give the same pixels
             from ..manipulation.edited import as_stored
 
+            check_one_shot(track, self.path)        # one shot per session: a cut's frames are named in the error
             edited = as_stored(plan_edit(track, self.instruction))
             try:
                 private_dir(folder)                         # face tracks of real people: 0700 / 0600

@@ -47,15 +47,17 @@ def one_euro(x: np.ndarray, fps: float, min_cutoff: float, beta: float, d_cutoff
     return out
 
 
-def smooth_landmarks(landmarks: np.ndarray, found: np.ndarray, fps: float, strength: float) -> np.ndarray:
+def smooth_landmarks(landmarks: np.ndarray, found: np.ndarray, fps: float, strength: float,
+                     breaks=()) -> np.ndarray:
     """Zero-phase One-Euro smoothing of one face's track.
 
     Args:
         landmarks: FxPx3 pixels (NaN where not found); found: F bool; fps: frame rate (25 when unknown);
-        strength: 0 (no smoothing) … 1.
+        strength: 0 (no smoothing) … 1; breaks: frame indices that start a new run (shot cuts).
 
     Returns:
-        FxPx3 smoothed landmarks; runs of found frames are smoothed separately, gaps stay NaN.
+        FxPx3 smoothed landmarks; runs of found frames (split at ``breaks`` too) are smoothed separately, gaps
+        stay NaN.
     """
     out = landmarks.copy()
     if strength <= 0 or not found.any():
@@ -63,7 +65,12 @@ def smooth_landmarks(landmarks: np.ndarray, found: np.ndarray, fps: float, stren
     min_cutoff, beta = one_euro_params(strength)
     fps = fps or 25.0
     idx = np.flatnonzero(found)
-    runs = np.split(idx, np.flatnonzero(np.diff(idx) > 1) + 1)
+    starts = np.zeros(len(idx), bool)
+    starts[1:] = np.diff(idx) > 1
+    if len(breaks):
+        starts |= np.isin(idx, np.asarray(breaks, np.int64))
+    starts[0] = False
+    runs = np.split(idx, np.flatnonzero(starts))
     for run in runs:
         if len(run) < 3:
             continue

@@ -72,6 +72,8 @@ class FrameFaces:
 
     index: int
     faces: dict[int, tuple[np.ndarray, float]] = field(default_factory=dict)
+    #: the frame's 32x32x3 thumbnail (:func:`~ned_fx.tracking.cuts.thumbnail`): where the shot cuts
+    thumbnail: np.ndarray | None = None
 
 
 def _opening(points: np.ndarray) -> np.ndarray:
@@ -328,8 +330,13 @@ class FaceTracker:
         frame with the irises from a second net (the iris net on eye crops, or ``attention_irises``) and
         ``overlap_iris``, a frame is handed out once the next one's face mesh has run beside that net (one frame
         later; the same points)."""
+        from .cuts import CutWatch, thumbnail
+
         state = _State()
         chunk: list[np.ndarray] = []
+        thumbs: list[np.ndarray] = []
+        fresh: list[bool] = []                      # per frame: it may start a new shot (a cut)
+        watch = CutWatch(self.config.cut_threshold, self.config.cut_ratio)
         index = 0
         overlap = self.config.batch_size == 1 and self.config.overlap_iris
         held: tuple[list, list] | None = None        # a frame's results and its iris passes still running
@@ -337,11 +344,11 @@ class FaceTracker:
         def step(chunk, index):
             nonlocal held
             if not overlap:
-                yield from self._track_chunk(chunk, index, state)
+                yield from self._track_chunk(chunk, index, state, thumbs, fresh)
                 return
             self._local.deferred = deferred = []
             try:
-                results = self._track_chunk(chunk, index, state)
+                results = self._track_chunk(chunk, index, state, thumbs, fresh)
             finally:
                 self._local.deferred = None
             previous, held = held, (results, deferred)
@@ -351,10 +358,12 @@ class FaceTracker:
         try:
             for frame in frames:
                 chunk.append(_as_rgb8(frame))
+                thumbs.append(thumbnail(chunk[-1]))
+                fresh.append(watch.see(thumbs[-1]))
                 if len(chunk) == self.config.batch_size:
                     yield from step(chunk, index)
                     index += len(chunk)
-                    chunk = []
+                    chunk, thumbs, fresh = [], [], []
             if chunk:
                 yield from step(chunk, index)
             if held is not None:
@@ -372,14 +381,20 @@ class FaceTracker:
             job.result()
         return results
 
-    def _track_chunk(self, chunk: list[np.ndarray], start: int, state: "_State") -> list[FrameFaces]:
+    def _track_chunk(self, chunk: list[np.ndarray], start: int, state: "_State", thumbs=None,
+                     fresh=None) -> list[FrameFaces]:
+        """Track one chunk of frames (``thumbs``: their thumbnails, kept in the results; ``fresh``: per frame, it
+        may start a new shot: frame by frame, the faces followed so far are looked for afresh there)."""
         cfg = self.config
         # uint8 on the device; crops convert only the pixels they read
         # (a chunk of one frame is a view of it: np.stack's copy of a 1080p frame costs ~1-16 ms, page faults)
         batch = torch.from_numpy(np.stack(chunk) if len(chunk) > 1 else chunk[0][None]).to(self.device) \
             .permute(0, 3, 1, 2)
         n = len(chunk)
-        results = [FrameFaces(start + k, {}) for k in range(n)]
+        results = [FrameFaces(start + k, {}, thumbs[k] if thumbs else None) for k in range(n)]
+        if n == 1 and fresh and fresh[0]:           # a cut: no crop from the last shot's face; an id is kept where
+            state.lost.update(state.faces)          # the detector finds a face in its place (a flash, a jump cut)
+            state.faces.clear()
         detections = self.detect(batch, list(range(n))) if n > 1 else None
         if n > 1 and not state.faces:          # batched chunk with nothing to follow: find faces first
             self._add_detections(batch, [0], results, state, start, detections)
@@ -558,7 +573,13 @@ def assemble_track(seen: list[FrameFaces], frame_numbers: np.ndarray, width: int
         for fid, (lm, sc) in ff.faces.items():
             raw[ids.index(fid), t], scores[ids.index(fid), t] = lm, sc
     found = ~np.isnan(raw[:, :, 0, 0])
-    smooth = np.stack([smooth_landmarks(raw[k], found[k], fps or 25.0, config.smoothing) for k in range(n)])
+    cuts = []
+    if f and all(ff.thumbnail is not None for ff in seen):
+        from .cuts import find_cuts
+
+        cuts = find_cuts([ff.thumbnail for ff in seen], config.cut_threshold, config.cut_ratio)
+    smooth = np.stack([smooth_landmarks(raw[k], found[k], fps or 25.0, config.smoothing, breaks=cuts)
+                       for k in range(n)])
     if face_id is None:
         k = int(np.argmax(found.sum(1) + 1e-6 * np.nan_to_num(
             np.nanmean(np.ptp(raw[:, :, :NUM_MESH, 0], axis=2), axis=1)))) if ids else 0
@@ -568,6 +589,8 @@ def assemble_track(seen: list[FrameFaces], frame_numbers: np.ndarray, width: int
         raise InvalidParameterError(f"face id {face_id} was not seen; face ids in this shot: {ids or 'none'}")
     poses = fit_poses(smooth[k], found[k])
     meta = {"tracker": asdict(config), "ned_fx": __version__, "frames_without_face": int((~found[k]).sum())}
+    if cuts:                                    # the frame numbers that start a new shot
+        meta["cuts"] = [int(frame_numbers[t]) for t in cuts]
     return Track(landmarks=smooth[k], landmarks_raw=raw[k], found=found[k], scores=scores[k],
                  pose=poses["matrix"], pose_euler=poses["euler"], pose_scale=poses["scale"],
                  mean_shape=poses["mean_shape"], frame_numbers=np.asarray(frame_numbers, np.int64),
