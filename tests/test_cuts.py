@@ -184,3 +184,23 @@ def test_the_cli_names_the_shots_and_takes_ignore_cuts(joined_movie, tmp_path, c
     err = capsys.readouterr().err
     assert f"--frames {SHOT - 4}-{SHOT - 1}, --frames {SHOT}-{SHOT + 3}" in err
     assert not (tmp_path / "o.mp4").exists()
+
+
+def test_a_daemon_session_over_a_cut_is_a_typed_error(joined_movie, tmp_path):
+    """A host's shot (Nuke's Analyse, a Resolve pass) over a cut gets the same answer as the CLI, as an
+    ``invalid_parameter`` error naming the shots; a range inside one shot analyses."""
+    from daemons import Daemon
+    from ned_fx.client import Client, DaemonError
+
+    d = Daemon("--device", "cpu", tmp=tmp_path, roots=(joined_movie.parent,))
+    try:
+        with Client(d.endpoint, timeout=60, retries=0) as c:
+            shot = c.open(str(joined_movie), frames=f"{SHOT - 3}-{SHOT + 2}", emotion="happy")
+            with pytest.raises(DaemonError) as caught:
+                shot.wait()
+            assert caught.value.code == "invalid_parameter"
+            assert f"--frames {SHOT - 3}-{SHOT - 1}, --frames {SHOT}-{SHOT + 2}" in str(caught.value)
+            shot = c.open(str(joined_movie), frames=f"{SHOT}-{SHOT + 2}", emotion="happy")
+            assert shot.wait()["state"] == "ready"
+    finally:
+        d.kill()
