@@ -184,6 +184,9 @@ def test_the_cli_names_the_shots_and_takes_ignore_cuts(joined_movie, tmp_path, c
     err = capsys.readouterr().err
     assert f"--frames {SHOT - 4}-{SHOT - 1}, --frames {SHOT}-{SHOT + 3}" in err
     assert not (tmp_path / "o.mp4").exists()
+    # a contact sheet of the whole plate would show one shot's edit planned from three
+    assert main(["gallery", str(joined_movie), "-o", str(tmp_path / "sheet.png"), "--emotions", "happy"]) == 2
+    assert "3 shots" in capsys.readouterr().err and not (tmp_path / "sheet.png").exists()
 
 
 def test_a_daemon_session_over_a_cut_is_a_typed_error(joined_movie, tmp_path):
