@@ -22,7 +22,7 @@ _FLOOR = 2.0
 
 
 def thumbnail(rgb: np.ndarray) -> np.ndarray:
-    """A frame's 32x32x3 float32 thumbnail (area mean of a strided view: ~0.1 ms at 4K)."""
+    """A frame's 32x32x3 float32 thumbnail (area mean of a strided view: 0.1 ms at 512², 0.3 ms at 4K)."""
     import cv2
 
     h, w = rgb.shape[:2]
