@@ -46,8 +46,8 @@ class TrackerConfig:
             a face large enough for the whole frame is found on every frame as before.
         cut_threshold: a shot cut (the picture changes at once into another shot) is where a 32x32 thumbnail of the
             frame differs from the last frame's by at least this (mean absolute difference, 8-bit code values),
-            ``cut_ratio`` times the usual change of the frames before it, and the next frame differs from the last
-            one as much (a flash or one odd frame is not a cut). At a cut the tracker looks for the faces afresh
+            ``cut_ratio`` times the usual change of the frames before it, the next frame differs from the last one
+            as much and the frame before the last from this one (a flash or one odd frame is not a cut). At a cut the tracker looks for the faces afresh
             (as on a shot's first frame), smoothing never runs across it, and the track lists it (``meta["cuts"]``):
             an edit refuses a range holding one, since the shot's neutral, speech, mouth, eye and skin models are
             one actor's in one shot. Measured: the shared clips' largest change is 4.5-19.6 (d12's hands), a cut
