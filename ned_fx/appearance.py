@@ -665,7 +665,6 @@ def _models_key(path, edited, frames, actor_footage, config: ContentConfig, trac
     import json
     from dataclasses import asdict
 
-    from . import __version__
     from .errors import NedFxError
     from .media import source_fingerprint
 
@@ -673,9 +672,8 @@ def _models_key(path, edited, frames, actor_footage, config: ContentConfig, trac
         sources = [source_fingerprint(path), *(source_fingerprint(p) for p in actor_footage)]
     except (OSError, NedFxError):
         return None
-    h = hashlib.sha256()
-    _builders_fingerprint(h, _MODEL_PACKAGES)
-    h.update(json.dumps({"v": MODELS_CACHE_VERSION, "ned_fx": __version__, "sources": sources,
+    h = hashlib.sha256(models_fingerprint().encode())       # what builds the models, then the shot they are of
+    h.update(json.dumps({"sources": sources,
                          "paths": [str(Path(p).resolve()) for p in (path, *actor_footage)], "frames": frames,
                          "stages": [config.mouth, config.eyes, config.occluders, config.skin],
                          "sample": _MODEL_FRAMES,
