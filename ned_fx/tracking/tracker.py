@@ -334,7 +334,7 @@ class FaceTracker:
 
         state = _State()
         chunk: list[np.ndarray] = []
-        thumbs: list[np.ndarray] = []
+        thumbs: list[np.ndarray] = []               # (none with cut detection off: nothing reads them)
         fresh: list[bool] = []                      # per frame: it may start a new shot (a cut)
         watch = CutWatch(self.config.cut_threshold, self.config.cut_ratio)
         index = 0
@@ -358,8 +358,9 @@ class FaceTracker:
         try:
             for frame in frames:
                 chunk.append(_as_rgb8(frame))
-                thumbs.append(thumbnail(chunk[-1]))
-                fresh.append(watch.see(thumbs[-1]))
+                if watch.threshold > 0:
+                    thumbs.append(thumbnail(chunk[-1]))
+                    fresh.append(watch.see(thumbs[-1]))
                 if len(chunk) == self.config.batch_size:
                     yield from step(chunk, index)
                     index += len(chunk)
