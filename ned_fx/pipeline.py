@@ -800,7 +800,8 @@ def check_one_shot(track, source) -> None:
         f"frame{'s' if len(cuts) > 1 else ''} {', '.join(str(int(numbers[c])) for c in cuts)}: the picture changes "
         f"at once into another). One edit follows one face through one shot (its neutral, speech and appearance "
         f"models are that shot's): edit each shot on its own ({ranges}), or, if these are not cuts, "
-        f"track the range as one shot (--ignore-cuts; TrackerConfig(cut_threshold=0))", spans)
+        f"track the range as one shot (--ignore-cuts; a daemon session's or a shot list's ignore_cuts: true; "
+        f"TrackerConfig(cut_threshold=0))", spans)
 
 
 # ---- shot analysis files (analyse once, render chunks anywhere) ---------------------------------------------------

@@ -128,6 +128,23 @@ def test_the_tracker_looks_for_the_face_afresh_at_a_cut():
     assert _error(blind.landmarks_raw[SHOT:SHOT + 2], _track(None, SHOT, SHOT).landmarks_raw[:2]).min() > 0.02
 
 
+def test_a_tracker_variant_shares_the_engines_and_tracks_as_its_config_says():
+    """The daemon's warm tracker, for one session without cut detection: the same networks, nothing loaded."""
+    warm = _tracker()
+    blind = warm.variant(cut_threshold=0.0)
+    assert blind.engines is warm.engines and blind._workers is warm._workers
+    assert (blind.config.cut_threshold, warm.config.cut_threshold) == (0.0, TrackerConfig().cut_threshold)
+    assert warm.variant(cut_threshold=warm.config.cut_threshold) is warm
+    with pytest.raises(InvalidParameterError, match="not iris_model"):
+        warm.variant(iris_model="attention")
+    frames = _joined()[SHOT - 4:SHOT + 4]
+    got = assemble_track(list(blind.iter_track(iter(frames))), np.arange(SHOT - 4, SHOT + 4), 512, 512, 30.0,
+                         blind.config)
+    assert "cuts" not in got.meta
+    np.testing.assert_array_equal(got.landmarks_raw, _track(0.0, SHOT - 4, 8).landmarks_raw)
+    assert _track(None, SHOT - 4, 8).meta["cuts"] == [SHOT]             # the warm one still finds it
+
+
 def test_shared_clips_track_as_one_shot():
     for name in CLIPS:
         assert "cuts" not in our_track(name).meta, name
@@ -205,5 +222,15 @@ def test_a_daemon_session_over_a_cut_is_a_typed_error(joined_movie, tmp_path):
             assert f"--frames {SHOT - 3}-{SHOT - 1}, --frames {SHOT}-{SHOT + 2}" in str(caught.value)
             shot = c.open(str(joined_movie), frames=f"{SHOT}-{SHOT + 2}", emotion="happy")
             assert shot.wait()["state"] == "ready"
+            # ignore_cuts (the hosts' "Ignore cuts" box, a shot list's key): the range tracked as one shot, with
+            # the daemon's warm tracker's engines; its own config keeps finding cuts for the next session
+            with pytest.raises(DaemonError, match="ignore_cuts must be true or false"):
+                c.open(str(joined_movie), frames=f"{SHOT - 3}-{SHOT + 2}", emotion="happy", ignore_cuts="yes")
+            shot = c.open(str(joined_movie), frames=f"{SHOT - 3}-{SHOT + 2}", emotion="happy", ignore_cuts=True)
+            assert shot.wait()["state"] == "ready"
+            assert len(shot.render(SHOT).shape) == 3                     # the frame after the cut renders
+            shot = c.open(str(joined_movie), frames=f"{SHOT - 3}-{SHOT + 2}", emotion="happy", ignore_cuts=False)
+            with pytest.raises(DaemonError, match="hold 2 shots"):
+                shot.wait()
     finally:
         d.kill()

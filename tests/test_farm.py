@@ -304,14 +304,14 @@ def test_session_options_reach_every_edit_of_the_shot(tmp_path):
     """A shot's actor footage, holdout matte and shutter angle go to the analysis (the models are built there from
     the footage) and to every render chunk (the matte's pixels kept, the folds blurred), as ``ned-fx edit`` parses
     them."""
-    from ned_fx.cli import build_parser
+    from ned_fx.cli import build_parser, tracker_config
     from ned_fx.commands.edit import content_from_args
 
     d12, d3 = footage("d12.mp4"), footage("d3.mp4")
     path = tmp_path / "shots.yaml"
     path.write_text(f"shots:\n  - {{name: sh010, input: {d12}, output: out/sh010.####.png, frames: 0-24, "
                     f"emotion: happy, actor_footage: [{d3}, takes/extra.mov], holdout_matte: mattes/h.####.png, "
-                    f"shutter_angle: 172.8, face: 0}}\n")
+                    f"shutter_angle: 172.8, ignore_cuts: true, face: 0}}\n")
     with pytest.raises(InputNotFoundError, match=r"shot sh010: actor footage .*extra.mov does not exist"):
         build_jobs(read_from_file(path), FarmConfig(chunk=10, executable=EXE))     # checked before submitting
     (tmp_path / "takes").mkdir()
@@ -329,6 +329,7 @@ def test_session_options_reach_every_edit_of_the_shot(tmp_path):
             "--actor-footage", str(d3), str(tmp_path / "takes" / "extra.mov")]
         assert f"--holdout-matte={matte}" in argv and "--shutter-angle=172.8" in argv
         args = build_parser().parse_args(argv)
+        assert args.ignore_cuts and tracker_config(args).cut_threshold == 0.0     # tracked as one shot
         assert tuple(args.actor_footage) == (str(d3), str(tmp_path / "takes" / "extra.mov"))
         assert args.face == 0 and args.quiet, "the options after the footage list are still options"
         content = content_from_args(args)
@@ -346,7 +347,7 @@ def test_session_options_reach_every_edit_of_the_shot(tmp_path):
         assert (args.renderer, args.checkpoint, args.colorspace) == ("neural", str(tmp_path / "actor.ckpt"), "ACEScg")
     # a shot without them: no such option (its edits take the defaults, as before)
     (plain,) = build_jobs(_plain(tmp_path, d12), FarmConfig(chunk=10, executable=EXE))
-    assert not any(a.startswith(("--actor-footage", "--holdout-matte", "--shutter-angle"))
+    assert not any(a.startswith(("--actor-footage", "--holdout-matte", "--shutter-angle", "--ignore-cuts"))
                    for l in plain.layers for t in l.tasks for a in t.command)
 
 

@@ -211,7 +211,8 @@ def test_every_documented_key_is_accepted(tmp_path):
               "intensity": 1, "reference": "r.mov", "reference_frames": "3-8", "reference_neutral_frame": 3,
               "keys": "0:neutral:0,9:happy:1", "curve": "c.csv", "regions": "brows", "speech": "free",
               "neutral_frame": 2, "face": 0, "consent": "c", "actor_footage": "x.mov", "holdout_matte": "m.png",
-              "shutter_angle": 90, "renderer": "neural", "checkpoint": "actor.ckpt", "colorspace": "ARRI LogC4"}
+              "shutter_angle": 90, "renderer": "neural", "checkpoint": "actor.ckpt", "colorspace": "ARRI LogC4",
+              "ignore_cuts": True}
     assert set(values) == set(SHOT_KEYS)
     text = "shots:\n  - " + "\n    ".join(f"{k}: {v!r}" if isinstance(v, str) else f"{k}: {v}" for k, v in values.items())
     (shot,) = read_from_string(text, "yaml", base=tmp_path).shots
@@ -222,6 +223,7 @@ def test_every_documented_key_is_accepted(tmp_path):
     assert (shot.renderer, shot.checkpoint) == ("neural", str(tmp_path / "actor.ckpt"))
     assert shot.session_options()["checkpoint"] == str(tmp_path / "actor.ckpt")
     assert shot.session_options()["colorspace"] == "ARRI LogC4" and "colorspace" not in shot.instruction()
+    assert shot.session_options()["ignore_cuts"] is True
 
 
 CONTENT_YAML = """defaults:
@@ -236,6 +238,11 @@ shots:
     input: plates/sh020.mov
     output: out/sh020.mov
     shutter_angle: 172.8
+    ignore_cuts: false
+  - name: sh030
+    input: plates/sh030.mov
+    output: out/sh030.mov
+    ignore_cuts: yes
 """
 
 
@@ -243,7 +250,10 @@ def test_render_keys_per_shot(tmp_path):
     """actor_footage (a list), holdout_matte and shutter_angle (and renderer/checkpoint, above): paths made absolute,
     the session parameters the daemon takes, and each format writes them back (CSV: paths separated by ';')."""
     sl = read_from_file(write(tmp_path, "shots.yaml", CONTENT_YAML))
-    a, b = sl.shots
+    a, b, c = sl.shots
+    assert (a.ignore_cuts, b.ignore_cuts, c.ignore_cuts) == (None, None, True)     # false is the default: unset
+    assert c.session_options() == {"shutter_angle": 90.0, "ignore_cuts": True}
+    assert "ignore_cuts" not in b.session_options()
     assert a.actor_footage == (str(tmp_path / "takes" / "a.mov"), "/abs/elsewhere/b.####.exr")
     assert a.holdout_matte == str(tmp_path / "mattes" / "sh010_hands.####.png")
     assert (a.shutter_angle, b.shutter_angle, b.actor_footage, b.holdout_matte) == (90.0, 172.8, None, None)
@@ -256,12 +266,17 @@ def test_render_keys_per_shot(tmp_path):
     assert "takes/a.mov;/abs/elsewhere/b.####.exr" in (tmp_path / "copy.csv").read_text()
     csv = read_from_string("input,output,actor_footage\na.mov,o.mov, x.mov ; y.mov \n", "csv", base=tmp_path)
     assert csv.shots[0].actor_footage == (str(tmp_path / "x.mov"), str(tmp_path / "y.mov"))
+    csv = read_from_string("input,output,ignore_cuts\na.mov,o.mov,TRUE\nb.mov,p.mov,no\nc.mov,q.mov,\n", "csv",
+                           base=tmp_path)
+    assert [s.ignore_cuts for s in csv.shots] == [True, None, None]
 
 
 @pytest.mark.parametrize("extra, pattern", [
     ("shutter_angle: 400", r"shot 1: shutter_angle must be a shutter angle in degrees \(0..360\), got 400"),
     ("shutter_angle: wide", "shutter_angle must be a shutter angle"),
     ("shutter_angle: true", "shutter_angle must be a shutter angle"),
+    ("ignore_cuts: maybe", r"shot 1: ignore_cuts must be true or false, got 'maybe'"),
+    ("ignore_cuts: 2", "ignore_cuts must be true or false, got 2"),
     ("holdout_matte: mattes/hands", r"holdout_matte .*mattes/hands is not a movie, still or image sequence"),
     ("actor_footage: {a: 1}", "actor_footage must be a list of paths"),
     ("actor_footage: [a.mov, 3]", "actor_footage must be a list of paths"),

@@ -143,7 +143,7 @@ def test_frame_by_frame_overlaps_the_iris_net_and_gives_the_same_points():
     for a, b in zip(first, plain):
         for k in a:
             np.testing.assert_array_equal(a[k], b[k])
-    assert tracker._worker.submit(lambda: None).result(timeout=5) is None
+    assert tracker._workers[0].submit(lambda: None).result(timeout=5) is None
     key = lambda cfg: track_cache.track_key("f", None, None, cfg, "onnxruntime")       # noqa: E731
     assert key(TrackerConfig(overlap_iris=False)) == key(TrackerConfig())
     assert key(TrackerConfig(threads=2)) != key(TrackerConfig())

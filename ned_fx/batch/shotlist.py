@@ -50,16 +50,16 @@ __all__ = ["SHOT_KEYS", "INSTRUCTION_KEYS", "SESSION_KEYS", "FORMATS", "TEMPLATE
 SHOT_KEYS: tuple[str, ...] = ("name", "input", "output", "frames", "emotion", "intensity", "reference",
                               "reference_frames", "reference_neutral_frame", "keys", "curve", "regions", "speech",
                               "neutral_frame", "face", "consent", "colorspace", "renderer", "checkpoint",
-                              "actor_footage", "holdout_matte", "shutter_angle")
+                              "actor_footage", "holdout_matte", "shutter_angle", "ignore_cuts")
 #: The keys that make up the edit instruction (``ned_fx.pipeline.EditInstruction``'s fields).
 INSTRUCTION_KEYS: tuple[str, ...] = ("emotion", "intensity", "reference", "reference_frames",
                                      "reference_neutral_frame", "keys", "curve", "regions", "speech", "neutral_frame")
 #: The daemon session's options besides the instruction: how the plate is read (its OpenColorIO colour space), the
-#: renderer (and a neural one's checkpoint) and the face-content options (``ned-fx edit``'s --colorspace,
-#: --renderer, --checkpoint, --actor-footage, --holdout-matte, --shutter-angle; the session parameters of the
-#: same names).
+#: renderer (and a neural one's checkpoint), the face-content options and whether the frames are tracked as one
+#: shot where a cut is found (``ned-fx edit``'s --colorspace, --renderer, --checkpoint, --actor-footage,
+#: --holdout-matte, --shutter-angle, --ignore-cuts; the session parameters of the same names).
 SESSION_KEYS: tuple[str, ...] = ("colorspace", "renderer", "checkpoint", "actor_footage", "holdout_matte",
-                                 "shutter_angle")
+                                 "shutter_angle", "ignore_cuts")
 #: Keys holding paths (made absolute against the shot list's folder); ``actor_footage`` holds several.
 PATH_KEYS: tuple[str, ...] = ("input", "output", "reference", "curve", "checkpoint", "holdout_matte", "actor_footage")
 #: What separates the paths of ``actor_footage`` in a CSV cell (YAML and OpenTimelineIO: a list).
@@ -80,6 +80,7 @@ _INT_KEYS = ("reference_neutral_frame", "neutral_frame", "face")
 _FLOAT_KEYS = ("intensity",)
 _SPEECH = ("auto", "preserve", "free")
 _RENDERERS = ("geometry", "neural")
+_TRUE, _FALSE = ("true", "yes", "1", "on"), ("false", "no", "0", "off")
 _TEMPLATE_RE = re.compile(r"\{([^{}]*)\}")
 
 
@@ -106,6 +107,8 @@ class Shot:
         actor_footage: more footage of the same actor (absolute paths: real mouth interiors and eyes for the shot);
         holdout_matte: a holdout matte (still or sequence pattern, 1 = keep the plate) replacing occluder detection;
         shutter_angle: the camera's shutter in degrees, 0..360 (the drawn folds' motion blur; None: 180).
+        ignore_cuts: True tracks the frames as one shot where the tracker finds a cut (a flash or a whip pan taken
+        for one); None (false): a shot whose frames hold a cut fails, naming each shot's frames.
     """
 
     name: str
@@ -130,6 +133,7 @@ class Shot:
     actor_footage: tuple[str, ...] | None = None
     holdout_matte: str | None = None
     shutter_angle: float | None = None
+    ignore_cuts: bool | None = None
 
     def __post_init__(self) -> None:
         # (a host's dialog sends what its fields hold: an empty field is a key not set, one path is a list of one)
@@ -139,6 +143,8 @@ class Shot:
         for key in ("colorspace", "renderer", "checkpoint", "holdout_matte"):
             if getattr(self, key) == "":
                 object.__setattr__(self, key, None)
+        if self.ignore_cuts is not True:       # false is the default: not set (the shot's keys stay as they were)
+            object.__setattr__(self, "ignore_cuts", None)
 
     def instruction(self) -> dict:
         """The edit instruction as wire parameters (only the keys that are set)."""
@@ -480,6 +486,13 @@ def _coerce(key: str, value, where: str, label: str):
         except (TypeError, ValueError, InvalidParameterError):
             raise ShotListError(f"{bad} must be a shutter angle in degrees (0..360), got {value!r}") from None
         return number
+    if key == "ignore_cuts":               # YAML and OpenTimelineIO give a boolean, CSV text
+        text = str(value).strip().lower()
+        if value is True or text in _TRUE:
+            return True
+        if value is False or text in _FALSE:
+            return False
+        raise ShotListError(f"{bad} must be true or false, got {value!r}")
     if isinstance(value, bool) or isinstance(value, (dict, list)):
         raise ShotListError(f"{bad} must be {_expected(key)}, got {value!r}")
     if key in _INT_KEYS:

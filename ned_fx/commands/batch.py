@@ -24,7 +24,8 @@ from pathlib import Path
 _EPILOG = """\
 shot list keys: name, input, output, frames, emotion, intensity, reference, reference_frames,
   reference_neutral_frame, keys, curve, regions, speech, neutral_frame, face, consent, colorspace,
-  renderer, checkpoint, actor_footage (a list; CSV: paths separated by ;), holdout_matte, shutter_angle
+  renderer, checkpoint, actor_footage (a list; CSV: paths separated by ;), holdout_matte, shutter_angle,
+  ignore_cuts (true: track the frames as one shot where a cut is found)
   (YAML: version, defaults, shots; CSV: one row per shot; OTIO: one shot per enabled clip, keys in the
   clip's "ned_fx" metadata). Outputs may use {name}, {stem} and {emotion}. See examples/BATCH_AND_FARM.md.
 

@@ -664,6 +664,9 @@ class Daemon:
             if not isinstance(holdout, str):
                 raise InvalidParameterError("params.holdout_matte must be a string (a still or a sequence pattern)")
             holdout = str(confine_media(holdout, self.roots, "holdout_matte"))
+        ignore_cuts = params.get("ignore_cuts")
+        if ignore_cuts is not None and not isinstance(ignore_cuts, bool):
+            raise InvalidParameterError("params.ignore_cuts must be true or false")
         shutter = params.get("shutter_angle")
         if shutter is not None:
             from ..appearance import shutter_from_angle
@@ -689,7 +692,7 @@ class Daemon:
         session = Session(path, frames, face, instruction, identity=self.engine == "identity",
                           cache=self.cache, consent=consent, requester=requester, colorspace=colorspace,
                           checkpoint=checkpoint, fast=self._fast, actor_footage=actor, holdout=holdout,
-                          owner=user, roots=self.roots, shutter=shutter)
+                          owner=user, roots=self.roots, shutter=shutter, ignore_cuts=bool(ignore_cuts))
         if getattr(msg, "conn", None) is not None:
             session.conns.add(msg.conn)
         self._audit("open", required=True, who=requester, engine=self.engine, **session.audit_fields())
@@ -1061,6 +1064,8 @@ def describe(engine_info: dict, consent_required: bool = False) -> dict:
                  "hair)", file=True),
         P.double("shutter_angle", 0.0, 360.0, 360.0 * ContentConfig().shutter, "Shutter angle",
                  "the camera's shutter (degrees): drawn folds take the plate's motion blur; 0 draws them sharp"),
+        P.boolean("ignore_cuts", False, "Ignore cuts", "track the frames as one shot where a cut is found (a flash "
+                  "or a whip pan taken for one); off: a range holding a cut fails, naming each shot's frames"),
         P.string("keys", None, "Keys", "keyframes FRAME:EMOTION[:INTENSITY],…"),
         P.double("mix", 0.0, 1.0, 1.0, "Mix", "host-side mix of the edited plate over the source"),
     ]

@@ -29,11 +29,13 @@ INSTRUCTION_KEYS = {"emotion": str, "intensity": (int, float), "reference": str,
 #: ``renderer`` ``geometry`` (default) or ``neural`` with ``checkpoint``, the actor's trained neural renderer;
 #: ``actor_footage`` more footage of the same actor (a list of paths: a library of mouth interiors and eyes);
 #: ``holdout_matte`` a holdout matte (still or sequence pattern, 1 = keep the plate) replacing occluder detection;
-#: ``shutter_angle`` the camera's shutter in degrees (the drawn content's motion blur, ``ContentConfig.shutter``).
+#: ``shutter_angle`` the camera's shutter in degrees (the drawn content's motion blur, ``ContentConfig.shutter``);
+#: ``ignore_cuts`` true tracks the range as one shot where the tracker would find a cut (``ned-fx edit
+#: --ignore-cuts``: a flash or a whip pan taken for one); without it a session over a cut fails, naming its shots.
 OPEN_KEYS = {"path": str, "frames": str, "face": int,
              "consent": str, "user": str, "host": str, "application": str, "colorspace": str,
              "renderer": str, "checkpoint": str, "actor_footage": list, "holdout_matte": str,
-             "shutter_angle": (int, float)}
+             "shutter_angle": (int, float), "ignore_cuts": bool}
 CACHE_VERSION = 2
 #: Frame numbers a request may name: ``0 <= n < MAX_FRAME_NUMBER`` (a 24-digit number is refused, not an overflow).
 MAX_FRAME_NUMBER = 10 ** 9
@@ -186,7 +188,7 @@ class Session:
                  cache: Path | None = None, consent: str | None = None, requester: dict | None = None,
                  colorspace: str | None = None, checkpoint=None, fast=None, actor_footage: tuple = (),
                  holdout: str | None = None, owner: str = "", roots: list | None = None,
-                 shutter: float | None = None):
+                 shutter: float | None = None, ignore_cuts: bool = False):
         self.id = uuid.uuid4().hex
         self.owner = owner                 # who opened it (the key name or CurveZMQ key the connection proved)
         self.roots = list(roots) if roots else None    # re-checked at every read of a sequence frame
@@ -197,6 +199,7 @@ class Session:
         self.holdout = holdout
         self.shutter = shutter             # ContentConfig.shutter (a fraction of the frame), None: its default
         self.colorspace = colorspace
+        self.ignore_cuts = bool(ignore_cuts)   # track the range as one shot (TrackerConfig.cut_threshold 0)
         self.checkpoint = checkpoint       # a read neural-renderer Checkpoint, or None (geometry renderer)
         self.fast = fast                   # fast(track, edited) -> FastShotRenderer (the daemon's fast path), or None
         self.path, self.frames, self.face, self.instruction = path, frames, face, instruction
@@ -252,8 +255,9 @@ class Session:
 
     def audit_fields(self) -> dict:
         """The shot, the instruction and the consent, as the audit log records them."""
-        return {"session": self.id, "shot": {"source": str(self.path), "frames": self.frames, "face": self.face},
-                "params": self.instruction.as_params(), "consent": self.consent}
+        shot = {"source": str(self.path), "frames": self.frames, "face": self.face,
+                **({"ignore_cuts": True} if self.ignore_cuts else {})}
+        return {"session": self.id, "shot": shot, "params": self.instruction.as_params(), "consent": self.consent}
 
     def summary(self, reason: str) -> dict:
         """The session's audit summary at its end: frames rendered (ranges), renders, pass-throughs, times."""
@@ -300,6 +304,14 @@ class Session:
         from ..pipeline import ShotRenderer, check_one_shot, plan_edit, track_media
 
         config = tracker.config if tracker else None
+        if self.ignore_cuts:            # no cut detection, as `ned-fx edit --ignore-cuts` (the warm tracker's engines)
+            if tracker is not None:
+                tracker = tracker.variant(cut_threshold=0.0)
+                config = tracker.config
+            else:
+                from ..tracking import TrackerConfig
+
+                config = TrackerConfig(cut_threshold=0.0)
         if config is not None and self.colorspace:
             config = dataclasses.replace(config, colorspace=self.colorspace)
         # the runtime that runs the tracker's networks is part of the key (onnxruntime and PyTorch tracks differ

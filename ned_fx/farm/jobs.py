@@ -339,7 +339,7 @@ def _instruction_args(shot) -> tuple[str, ...]:
 def _session_args(shot) -> tuple[str, ...]:
     """``ned-fx edit``'s session options of a shot: ``--colorspace=NAME``, ``--renderer=NAME``, ``--checkpoint=FILE``,
     ``--actor-footage FILE…`` (its own tokens: the option takes several), ``--holdout-matte=MATTE``,
-    ``--shutter-angle=DEGREES``."""
+    ``--shutter-angle=DEGREES``, ``--ignore-cuts``."""
     args: tuple[str, ...] = tuple(f"--{k}={getattr(shot, k)}" for k in ("colorspace", "renderer", "checkpoint")
                                   if getattr(shot, k))
     if shot.actor_footage:
@@ -348,6 +348,8 @@ def _session_args(shot) -> tuple[str, ...]:
         args += (f"--holdout-matte={shot.holdout_matte}",)
     if shot.shutter_angle is not None:
         args += (f"--shutter-angle={shot.shutter_angle:g}",)
+    if shot.ignore_cuts:
+        args += ("--ignore-cuts",)
     return args
 
 

@@ -61,6 +61,9 @@ FALLBACK_PARAMETERS: tuple[dict, ...] = (
      "hint": "still or sequence: 1 keeps the plate (glasses, hands, hair)"},
     {"name": "shutter_angle", "kind": "double", "label": "Shutter angle", "min": 0.0, "max": 360.0, "default": 180.0,
      "hint": "the camera's shutter (degrees): drawn folds take the plate's motion blur; 0 draws them sharp"},
+    {"name": "ignore_cuts", "kind": "boolean", "label": "Ignore cuts", "default": False,
+     "hint": "track the frames as one shot where a cut is found (a flash or a whip pan taken for one); off: a range "
+             "holding a cut fails, naming each shot's frames"},
     {"name": "keys", "kind": "string", "label": "Keys", "default": None,
      "hint": "keyframes FRAME:EMOTION[:INTENSITY],…"},
     {"name": "mix", "kind": "double", "label": "Mix", "min": 0.0, "max": 1.0, "default": 1.0,

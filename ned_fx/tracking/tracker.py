@@ -97,7 +97,34 @@ class FaceTracker:
         import threading
 
         self._local = threading.local()
-        self._worker = None
+        self._workers: list = [None]    # the iris worker, made on first use (one list: shared with variant()s)
+
+    #: TrackerConfig fields a :meth:`variant` may change: they leave the networks (the engines) as they are
+    VARIANT_FIELDS = ("cut_threshold", "cut_ratio")
+
+    def variant(self, **changes) -> "FaceTracker":
+        """This tracker with other settings that do not touch its networks (:data:`VARIANT_FIELDS`): the same
+        engines and iris worker, nothing loaded again (the daemon's warm tracker, for a session that tracks its
+        shot as one: ``variant(cut_threshold=0.0)``). Itself where nothing changes.
+
+        Raises:
+            InvalidParameterError: a field that is not one of :data:`VARIANT_FIELDS`.
+        """
+        import dataclasses
+        import threading
+
+        other = sorted(set(changes) - set(self.VARIANT_FIELDS))
+        if other:
+            raise InvalidParameterError(f"a tracker variant changes only {', '.join(self.VARIANT_FIELDS)}, not "
+                                        f"{', '.join(other)} (they need their own engines: build a FaceTracker)")
+        config = dataclasses.replace(self.config, **changes)
+        if config == self.config:
+            return self
+        twin = object.__new__(FaceTracker)
+        twin.config, twin.device, twin.runtime, twin.engines = config, self.device, self.runtime, self.engines
+        twin._local = threading.local()
+        twin._workers = self._workers
+        return twin
 
     def _load_engines(self) -> dict:
         from .runtime import runtime_name
@@ -189,13 +216,14 @@ class FaceTracker:
             if deferred is not None and (irises is not None or "iris" in self.engines):
                 # (frame by frame: the next frame's crop needs only these 468 points, so the iris net runs in
                 # the worker while the next frame's mesh runs here; iter_track waits for it before yielding)
-                if self._worker is None:
+                if self._workers[0] is None:
                     from concurrent.futures import ThreadPoolExecutor
 
-                    self._worker = ThreadPoolExecutor(1, thread_name_prefix="ned-fx-iris")
+                    self._workers[0] = ThreadPoolExecutor(1, thread_name_prefix="ned-fx-iris")
+                worker = self._workers[0]
                 # (the eye crops here: the worker's share, the net, is then about the mesh's)
-                deferred.append(self._worker.submit(irises, crops, affines, rois, out) if irises is not None else
-                                self._worker.submit(self._iris_net, *self._eye_crops(frames, which, out), out, faces))
+                deferred.append(worker.submit(irises, crops, affines, rois, out) if irises is not None else
+                                worker.submit(self._iris_net, *self._eye_crops(frames, which, out), out, faces))
             elif irises is not None:
                 irises(crops, affines, rois, out)
             else:
