@@ -225,6 +225,7 @@ def test_the_dialog_is_built_from_the_daemons_parameters(rv, served, tmp_path):
         items["consent"].Text = "release 9"
         items["face"].Value = 1.0
         items["select"].CurrentIndex = items["select"].items.index("track")
+        items["ignore_cuts"].Checked = True           # a clip holding a false cut (a whip pan): one shot
         window.On.run.Clicked(None)
 
     ra.UIDispatcher.on_run_loop = artist
@@ -239,6 +240,9 @@ def test_the_dialog_is_built_from_the_daemons_parameters(rv, served, tmp_path):
     assert "mix" not in seen and seen["face"][0] == "SpinBox" and seen["face"][2]["Value"] == -1
     assert (config.emotion, config.intensity, config.consent, config.face, config.select) == (
         "surprised", 0.6, "release 9", 1, "track")
+    assert seen["ignore_cuts"][0] == "CheckBox" and seen["ignore_cuts"][2]["Checked"] is False
+    assert config.ignore_cuts and config.instruction()["ignore_cuts"] is True       # sent to the daemon's open
+    assert "ignore_cuts" not in base.instruction()                                  # off: not sent at all
     ra.UIDispatcher.on_run_loop = lambda window: window.On.cancel.Clicked(None)
     try:
         lines: list[str] = []

@@ -69,7 +69,9 @@ class ResolveConfig:
 
     Attributes:
         endpoint: the daemon; emotion (or a blend ``happy:0.7,surprised:0.3``), intensity (0…1.5), reference
-            (an image/clip), regions, speech, face, keys: the edit (see ``ned-fx edit``).
+            (an image/clip), regions, speech, face, keys: the edit (see ``ned-fx edit``); ignore_cuts: track each
+            clip's frames as one shot where a cut is found (``--ignore-cuts``; off: a clip whose frames hold a cut
+            fails, naming each shot's frames).
         consent: the performer's consent reference, recorded by the daemon.
         select: one of :data:`SELECT_MODES`; marker_name, marker_color: for ``markers`` (and ``selection`` where
             Resolve cannot read the selection): only timeline markers with this name (any case; empty: any name)
@@ -96,6 +98,7 @@ class ResolveConfig:
     speech: str = ""
     face: int | None = None
     keys: str = ""
+    ignore_cuts: bool = False
     consent: str = ""
     select: str = "selection"
     marker_name: str = ""
@@ -135,7 +138,8 @@ class ResolveConfig:
         """
         specs = knob_specs()
         values = {"intensity": self.intensity, "reference": self.reference, "regions": self.regions,
-                  "speech": self.speech, "face": self.face, "keys": self.keys}
+                  "speech": self.speech, "face": self.face, "keys": self.keys,
+                  "ignore_cuts": self.ignore_cuts or None}     # (off: not sent, the plans of before stay the same)
         params = open_params(specs, values)
         emotion = self.emotion.strip()
         if self.reference and emotion in ("", "reference"):
@@ -523,7 +527,7 @@ def write_plan(plan: Plan, path: str | os.PathLike) -> Path:
 
 #: Columns of the shot list written beside a plan (the shared batch format's keys).
 SHOTLIST_KEYS = ("name", "input", "output", "frames", "emotion", "intensity", "reference", "face", "regions",
-                 "speech", "keys", "consent")
+                 "speech", "keys", "consent", "ignore_cuts")
 
 
 def write_shotlist(plan: Plan, path: str | os.PathLike) -> Path:
