@@ -110,6 +110,7 @@ class FaceTracker:
         Raises:
             InvalidParameterError: a field that is not one of :data:`VARIANT_FIELDS`.
         """
+        import copy
         import dataclasses
         import threading
 
@@ -120,10 +121,9 @@ class FaceTracker:
         config = dataclasses.replace(self.config, **changes)
         if config == self.config:
             return self
-        twin = object.__new__(FaceTracker)
-        twin.config, twin.device, twin.runtime, twin.engines = config, self.device, self.runtime, self.engines
-        twin._local = threading.local()
-        twin._workers = self._workers
+        twin = copy.copy(self)              # every attribute shared (the engines, the worker list) ...
+        twin.config = config
+        twin._local = threading.local()     # ... but its own per-thread state
         return twin
 
     def _load_engines(self) -> dict:
