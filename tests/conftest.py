@@ -110,6 +110,30 @@ def decode_rgb(name: str) -> tuple[np.ndarray, float]:
         return np.stack([to_display_rgb8(f) for f in src]), float(src.fps or 0.0)
 
 
+def phone_movie(path: Path, pictures, rotation: int, codec: str = "libx264", fps: int = 25) -> Path:
+    """A movie as a phone writes a portrait video: the upright ``pictures`` stored turned the other way and tagged
+    with the display ``rotation`` (degrees counter-clockwise) that turns them upright again (PyAV's own muxer, not
+    ned_fx's writer). ``codec="png"`` stores the pixels losslessly."""
+    import av
+
+    with av.open(str(path), "w") as out:
+        stream = None
+        for i, up in enumerate(pictures):
+            coded = np.ascontiguousarray(np.rot90(up, -(rotation // 90)))
+            if stream is None:
+                stream = out.add_stream(codec, rate=fps)
+                stream.width, stream.height = coded.shape[1], coded.shape[0]
+                stream.pix_fmt = "rgb24" if codec == "png" else "yuv420p"
+                stream.set_display_rotation(rotation)
+            frame = av.VideoFrame.from_ndarray(coded, format="rgb24")
+            frame.pts = i
+            for packet in stream.encode(frame if codec == "png" else frame.reformat(format="yuv420p")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
 @functools.lru_cache(maxsize=None)
 def mediapipe_landmarks(name: str) -> np.ndarray:
     """MediaPipe's own face mesh (0.10.21 runtime, refine off) on a shared clip (video mode) or photo

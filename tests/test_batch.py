@@ -172,6 +172,31 @@ def test_three_shots_report_contact_sheets_and_a_rerun(identity, tmp_path):
     assert third.shots[1].reason == "not selected"
 
 
+def test_a_portrait_phone_movie_comes_back_as_it_came(identity, tmp_path):
+    """A shot from a phone's portrait video: the daemon gets the frames upright (as a player shows them) and the
+    delivered movie is stored as the source was (sideways, tagged with its rotation)."""
+    import av
+
+    from conftest import phone_movie
+
+    with open_media(footage("d12.mp4"), "0-3") as src:
+        pictures = [f.pixels[:, 64:448].copy() for f in src]            # 384 wide, 512 high
+    phone = phone_movie(tmp_path / "phone.mov", pictures, 90, codec="png")
+    (tmp_path / "shots.yaml").write_text(
+        f"version: 1\nshots:\n  - {{name: sh050, input: {phone}, output: out/sh050.mov, emotion: happy}}\n")
+    report = run_batch(read_from_file(tmp_path / "shots.yaml"),
+                       BatchConfig(endpoint=identity.endpoint, start_daemon=False,
+                                   audit_log=str(tmp_path / "audit.jsonl")))
+    assert [(s.name, s.status) for s in report.shots] == [("sh050", "done")]
+    with av.open(str(tmp_path / "out" / "sh050.mov")) as c:
+        coded = next(c.decode(video=0))
+        assert (coded.width, coded.height, round(coded.rotation)) == (512, 384, 90)
+    with open_media(tmp_path / "out" / "sh050.mov") as mov:
+        assert (mov.width, mov.height, len(mov)) == (384, 512, 4)
+        for frame, picture in zip(mov, pictures):       # the identity engine: the pictures, through x264
+            assert np.abs(frame.pixels.astype(int) - picture).mean() < 3.0
+
+
 def test_resume_after_a_kill(identity, tmp_path):
     """Kill the batch mid-shot (SIGKILL), run it again: frames already written are not rewritten, the rest are
     written, and no frame is half-written."""

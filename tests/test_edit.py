@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 import edit_measures as M
-from conftest import CLIPS, PHOTOS, TALKING_CLIPS, decode_rgb, footage, mediapipe_landmarks, mediapipe_on_frames, our_track
+from conftest import (CLIPS, PHOTOS, TALKING_CLIPS, decode_rgb, footage, mediapipe_landmarks, mediapipe_on_frames,
+                      our_track, phone_movie)
 from ned_fx.cli import main
 from ned_fx.media import Frame, open_media, read_image, write_image
 from ned_fx.appearance import build_shot_models
@@ -227,6 +228,37 @@ def test_movie_keeps_fps_size_audio_and_range(tmp_path, capsys):
         assert len(src) == 50 and src.fps == 25.0 and (src.width, src.height) == (512, 512) and src.has_audio
     ba = read_image(tmp_path / "ba.png").pixels
     assert ba.shape[1] > 1024 and ba.shape[0] == 512
+
+
+def test_a_portrait_phone_movie_is_edited_upright_and_delivered_as_it_came(tmp_path):
+    """A phone's portrait video (stored sideways, a display rotation turns it upright): the face is tracked and
+    edited upright — the same pixels as the edit of the same pictures stored upright — and the movie comes back
+    stored as the source was (sideways, the same rotation), so every player and host shows it as it showed the
+    source. Before, the output lost the rotation (it played sideways) and the face was edited lying down."""
+    import av
+
+    rgb, _ = decode_rgb("d12.mp4")
+    pictures = rgb[30:34]
+    upright = phone_movie(tmp_path / "upright.mov", pictures, 0, codec="png")
+    phone = phone_movie(tmp_path / "phone.mov", pictures, 90, codec="png")
+    instruction = EditInstruction(emotion="happy")
+    edit_media(upright, tmp_path / "a" / "e.####.png", instruction)
+    edit_media(phone, tmp_path / "b" / "e.####.png", instruction)
+    edit_media(phone, tmp_path / "phone_happy.mov", instruction)
+    changed = 0
+    for n in range(4):
+        a = read_image(tmp_path / "a" / f"e.{n:04d}.png").pixels
+        b = read_image(tmp_path / "b" / f"e.{n:04d}.png").pixels
+        assert a.shape == pictures[n].shape and np.array_equal(a, b), n
+        changed += int(np.any(a != pictures[n], axis=2).sum())
+    assert changed > 4 * 500, "the face was edited"
+    with av.open(str(tmp_path / "phone_happy.mov")) as c:
+        coded = next(c.decode(video=0))
+        assert (coded.width, coded.height, round(coded.rotation)) == (512, 512, 90)
+        lying = coded.to_ndarray(format="rgb24")
+    edited = read_image(tmp_path / "b" / "e.0000.png").pixels.astype(int)
+    assert np.abs(np.rot90(lying, 1).astype(int) - edited).mean() < 3.0        # stored turned, as the source
+    assert np.abs(lying.astype(int) - edited).mean() > 20.0
 
 
 def test_composited_into_the_decoded_frame_the_output_is_the_same_and_the_preview_still_shows_the_source(tmp_path):

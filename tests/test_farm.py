@@ -271,6 +271,34 @@ def test_assemble_encodes_the_rendered_frames_with_audio(tmp_path):
     assert not pattern.parent.exists(), "--clean removed the frames and their folder"
 
 
+def test_assemble_gives_a_portrait_phone_movie_its_rotation_back(tmp_path):
+    """The chunks of a portrait phone video are upright frames (as ``ned-fx edit`` reads the movie); the assembled
+    movie is stored as the source was (sideways, tagged with its rotation), as ``ned-fx edit`` delivers it."""
+    import av
+
+    from conftest import phone_movie
+    from ned_fx.cli import main
+
+    with open_media(footage("d12.mp4"), "0-2") as src:
+        pictures = [f.pixels[:, 64:448].copy() for f in src]            # 384 wide, 512 high: a portrait picture
+    phone = phone_movie(tmp_path / "phone.mov", pictures, 270, codec="png")
+    pattern = tmp_path / "out" / "sh.####.png"
+    pattern.parent.mkdir()
+    with open_media(phone) as src:
+        assert src.rotation == 270
+        for frame in src:
+            write_image(sequence_path(pattern, frame.number), frame.pixels)
+    movie = tmp_path / "out" / "sh.mov"
+    assert main(["farm", "assemble", str(pattern), "-o", str(movie), "--frames", "0-2", "--fps", "25",
+                 "--audio-from", str(phone)]) == 0
+    with av.open(str(movie)) as c:
+        coded = next(c.decode(video=0))
+        assert (coded.width, coded.height, round(coded.rotation)) == (512, 384, -90)
+    with open_media(movie) as mov:
+        assert (mov.width, mov.height) == (384, 512)
+        assert np.abs(next(iter(mov)).pixels.astype(int) - pictures[0]).mean() < 3.0
+
+
 def test_the_examples_parse_and_make_farm_specs(tmp_path):
     footage("d12.mp4")
     yaml_list = read_from_file(REPO / "examples" / "shots.yaml")

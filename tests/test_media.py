@@ -17,7 +17,7 @@ from ned_fx.media import (Frame, FrameRange, MovieWriter, ensure_not_input, is_s
                           parse_frame_range, read_image, sequence_path, to_display_rgb8, write_image)
 from ned_fx.media import writers as writers_module
 
-from conftest import FOOTAGE  # noqa: E402  (the one place that says where the footage is)
+from conftest import FOOTAGE, phone_movie  # noqa: E402  (the one place that says where the footage is)
 D12 = FOOTAGE / "d12.mp4"
 
 RNG = np.random.default_rng(1234)
@@ -514,6 +514,77 @@ def test_real_clip():
         np.testing.assert_array_equal(src.read(7).pixels, frames[7].pixels)      # backwards: seeks
         np.testing.assert_array_equal(src.read(182).pixels, frames[182].pixels)  # last frame
         assert not np.array_equal(frames[0].pixels, frames[100].pixels)
+
+
+def _coded(path: Path):
+    """(width, height, display rotation) of a movie's first coded picture, as FFmpeg decodes it."""
+    import av
+
+    with av.open(str(path)) as c:
+        frame = next(c.decode(video=0))
+        return frame.width, frame.height, round(frame.rotation)
+
+
+@pytest.mark.parametrize("rotation", [90, 180, 270])
+def test_a_portrait_phone_movie_reads_upright(tmp_path, rotation):
+    """A phone's portrait video is stored sideways with a display rotation: its frames come upright, as a player
+    shows them, the size is the upright picture's, and random access gives the same pixels as reading through."""
+    originals = [_smooth_rgb(48, 64, i) for i in range(8)]        # 64 wide, 48 high: a quarter turn shows
+    originals[0][:6, :10] = 255                                    # a white corner: top left when upright
+    movie = phone_movie(tmp_path / "phone.mov", originals, rotation, codec="png")
+    assert _coded(movie)[2] == (rotation + 180) % 360 - 180        # FFmpeg says -90 for 270
+    with open_media(movie) as src:
+        assert src.rotation == rotation and (src.width, src.height) == (64, 48)
+        frames = list(src)
+        for frame, original in zip(frames, originals):
+            np.testing.assert_array_equal(frame.pixels, original)
+        np.testing.assert_array_equal(src.read(5).pixels, originals[5])
+        np.testing.assert_array_equal(src.read(0).pixels, originals[0])
+    plain = phone_movie(tmp_path / "plain.mov", originals, 0, codec="png")
+    with open_media(plain) as src:
+        assert src.rotation == 0 and (src.width, src.height) == (64, 48)
+
+
+@pytest.mark.parametrize("rotation", [90, 270])
+def test_movie_writer_gives_back_the_coded_orientation_and_the_rotation(tmp_path, rotation):
+    """Upright frames written with the source's rotation are stored as the source was (sideways, tagged), so a
+    player or a host shows the output as it showed the source; a container that cannot hold the tag (AVI) gets the
+    upright pictures untagged, which is what a player showed."""
+    originals = [_smooth_rgb(48, 64, i) for i in range(6)]
+    out = tmp_path / "out.mp4"
+    with MovieWriter(out, 25, 64, 48, rotation=rotation) as writer:
+        for rgb in originals:
+            writer.write(rgb)
+    assert _coded(out) == (48, 64, (rotation + 180) % 360 - 180)
+    with open_media(out) as src:
+        assert src.rotation == rotation and (src.width, src.height) == (64, 48)
+        for frame, original in zip(src, originals):          # x264's own loss (2.5-4 levels); turned wrong: ~80
+            assert np.abs(frame.pixels.astype(int) - original).mean() < 5.0
+    avi = tmp_path / "out.avi"
+    with MovieWriter(avi, 25, 64, 48, codec="mpeg4", rotation=rotation) as writer:
+        assert writer.rotation == 0
+        for rgb in originals:
+            writer.write(rgb)
+    assert _coded(avi) == (64, 48, 0)
+    with open_media(avi) as src:
+        assert np.abs(next(iter(src)).pixels.astype(int) - originals[0]).mean() < 8.0
+    with pytest.raises(InvalidParameterError, match="multiple of 90"):
+        MovieWriter(tmp_path / "bad.mp4", 25, 64, 48, rotation=45)
+
+
+def test_the_fingerprint_of_a_rotated_movie_says_so(tmp_path, monkeypatch):
+    """A track, analysis or matte cached from a portrait movie read sideways (before frames were turned upright)
+    is never taken for the upright one: the rotation is part of the movie's fingerprint (and only a rotated
+    movie's fingerprint has it: every other source keeps its cached work)."""
+    from ned_fx.media import paths, readers, source_fingerprint
+
+    movie = phone_movie(tmp_path / "phone.mov", [_smooth_rgb(48, 64, i) for i in range(3)], 90, codec="png")
+    turned = source_fingerprint(movie)
+    monkeypatch.setattr(readers, "movie_rotation", lambda path: 0)
+    assert source_fingerprint(movie) != turned
+    monkeypatch.undo()
+    assert source_fingerprint(movie) == turned
+    assert paths.MOVIE_EXTENSIONS and readers.movie_rotation(movie) == 90
 
 
 # ---- atomic writes -----------------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import InputNotFoundError, InvalidParameterError, UnsupportedFormatError
+from ..errors import InputNotFoundError, InvalidParameterError, NedFxError, UnsupportedFormatError
 
 #: Still-image extensions read and written (lower case).
 IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".exr", ".dpx", ".bmp")
@@ -219,7 +219,9 @@ def source_files(path: str | os.PathLike) -> list[Path]:
 
 def source_fingerprint(path: str | os.PathLike) -> str:
     """A content fingerprint of a source, cheap enough for 4K sequences: every file's name, size and mtime, plus the
-    SHA-256 of the first and last MiB of its first and last file.
+    SHA-256 of the first and last MiB of its first and last file. A movie with a display rotation (a portrait phone
+    video) adds it: its frames are read upright (:class:`~.readers.MovieSource`), and a track, analysis or matte
+    cached when they were read as coded (sideways) must not be taken for theirs.
 
     Raises:
         InputNotFoundError: the source is not there.
@@ -237,4 +239,13 @@ def source_fingerprint(path: str | os.PathLike) -> str:
             if f.stat().st_size > 2 << 20:
                 fh.seek(-(1 << 20), os.SEEK_END)
                 h.update(fh.read(1 << 20))
+    if len(files) == 1 and files[0].suffix.lower() in MOVIE_EXTENSIONS:
+        from .readers import movie_rotation
+
+        try:
+            rotation = movie_rotation(files[0])
+        except NedFxError:          # not readable as a movie: reading its frames says why
+            rotation = 0
+        if rotation:
+            h.update(f"rotation:{rotation}\n".encode())
     return h.hexdigest()

@@ -521,6 +521,37 @@ def _timecode_of(container: Any, video: Any) -> tuple[str | None, str | None]:
     return (str(timecode) if timecode else None), (str(reel) if reel else None)
 
 
+def _display_rotation(container: Any) -> int:
+    """How far a player turns the movie's coded pictures to show them: 0, 90, 180 or 270 degrees counter-clockwise
+    (the display matrix a phone writes for a portrait video, which FFmpeg hands over with every decoded frame; read
+    from the first one). 0 when there is none, when it is not a quarter turn (players ignore those too), or when
+    the first frame does not decode (reading the frames then says why)."""
+    import av
+
+    try:
+        frame = next(container.decode(video=0), None)
+        angle = float(frame.rotation) if frame is not None else 0.0
+    except (av.FFmpegError, OSError, ValueError, AttributeError):
+        return 0
+    quarter = round(angle / 90.0)
+    return int(quarter * 90) % 360 if abs(angle - quarter * 90.0) < 1.0 else 0
+
+
+def movie_rotation(path: str | os.PathLike) -> int:
+    """A movie's display rotation (:func:`_display_rotation`: 0, 90, 180 or 270 degrees counter-clockwise); 0 for
+    a movie without one. :class:`MovieSource` gives its frames upright, turned by it; a :class:`~.writers.MovieWriter`
+    given it writes upright frames back in the coded orientation, tagged with the same rotation.
+
+    Raises:
+        InputNotFoundError, UnreadableMediaError: the file cannot be opened as a movie.
+    """
+    container = _open_container(Path(path))
+    try:
+        return _display_rotation(container) if container.streams.video else 0
+    finally:
+        container.close()
+
+
 def movie_timecode(path: str | os.PathLike) -> tuple[str | None, str | None]:
     """A movie's first-frame timecode and reel name (each None when the file has none), from its headers only.
 
@@ -550,6 +581,10 @@ class MovieSource(MediaSource):
         has_audio: whether the file has an audio track.
         timecode: the first frame's timecode (``"HH:MM:SS:FF"``) or None; reel_name: the source reel or None.
         yuv_conversion: ``"exact"`` or ``"ffmpeg"`` (:data:`YUV_CONVERSIONS`).
+        rotation: the movie's display rotation (0, 90, 180 or 270 degrees counter-clockwise: a phone's portrait
+            video). Frames come upright, as a player shows them (turned by it; ``width``/``height`` are the
+            upright picture's); write them with ``MovieWriter(..., rotation=source.rotation)`` to get the coded
+            orientation and the same tag back.
     """
 
     kind = "movie"
@@ -591,6 +626,10 @@ class MovieSource(MediaSource):
             container.close()
         if not pts:
             raise UnreadableMediaError(f"{path}: the video track holds no frames; the file is empty or truncated")
+        #: degrees counter-clockwise a player turns the coded pictures by (frames are given turned so: upright)
+        self.rotation = movie_rotation(path)
+        if self.rotation in (90, 270):
+            self._dims = self._dims[::-1]
         if declared and packets < declared:
             raise UnreadableMediaError(
                 f"{path}: the file is truncated: its header lists {declared} frames but only {packets} are in the "
@@ -690,6 +729,8 @@ class MovieSource(MediaSource):
             raise
         except Exception as exc:
             raise UnreadableMediaError(f"{self.path}: frame {index} could not be converted to RGB ({exc})") from None
+        if self.rotation:
+            pixels = np.ascontiguousarray(np.rot90(pixels, self.rotation // 90))
         return Frame(number=index, pixels=pixels, channels=("R", "G", "B"))
 
     def __iter__(self) -> Iterator[Frame]:

@@ -475,6 +475,10 @@ def _cleanup_temp(path: str) -> None:
         os.unlink(path)
 
 
+#: Movie containers that hold a display rotation (a display matrix) that FFmpeg writes and reads back.
+ROTATION_EXTENSIONS: tuple[str, ...] = (".mp4", ".mov", ".m4v", ".mkv", ".webm")
+
+
 class MovieWriter:
     """Write RGB frames to a movie, atomically: a hidden temporary file is renamed at a successful close.
 
@@ -506,6 +510,12 @@ class MovieWriter:
             QuickTime/MXF timecode track (and the ``timecode`` tag elsewhere); None: none.
         reel_name: the source's reel (tape) name, kept in the .mov timecode track (``reel_name``); needs
             ``timecode``.
+        rotation: the display rotation of the source movie (:attr:`~.readers.MovieSource.rotation`: 0, 90, 180 or
+            270 degrees counter-clockwise; a phone's portrait video). The frames given to :meth:`write` are
+            upright, as its reader gave them; they are encoded turned back to the source's coded orientation and
+            the movie is tagged with the rotation, so a player or a host shows it as it showed the source. A
+            container that cannot hold the tag (:data:`ROTATION_EXTENSIONS` lists those that can) gets the upright
+            pictures untagged: what a player showed.
 
     Raises:
         InvalidParameterError: fps, size, codec or crf out of range, or a codec that the container cannot hold.
@@ -517,7 +527,8 @@ class MovieWriter:
     def __init__(self, path: str | os.PathLike, fps: float | Fraction, width: int, height: int,
                  codec: str = "libx264", crf: int = 18, options: Mapping[str, str] | None = None,
                  audio_from: str | os.PathLike | None = None, audio_range: tuple[float, float] | None = None,
-                 provenance: Any = None, timecode: str | None = None, reel_name: str | None = None):
+                 provenance: Any = None, timecode: str | None = None, reel_name: str | None = None,
+                 rotation: int = 0):
         import av
 
         from .timecode import parse_timecode
@@ -549,6 +560,10 @@ class MovieWriter:
                 raise InvalidParameterError(f"movie {name} must be a whole number 1-16384, got {value!r}")
         if not isinstance(crf, (int, np.integer)) or not 0 <= int(crf) <= 63:
             raise InvalidParameterError(f"crf must be a whole number 0-63, got {crf!r}")
+        if not isinstance(rotation, (int, np.integer)) or int(rotation) % 90:
+            raise InvalidParameterError(f"rotation must be a multiple of 90 degrees, got {rotation!r}")
+        #: the display rotation the movie is tagged with (0: none; the frames are encoded as given)
+        self.rotation = int(rotation) % 360 if self.path.suffix.lower() in ROTATION_EXTENSIONS else 0
         self.fps = float(rate)
         self.rate = rate
         self.width, self.height = int(width), int(height)
@@ -556,8 +571,9 @@ class MovieWriter:
         self.alpha = codec in ALPHA_CODECS
         self.timecode, self.reel_name = timecode, reel_name
         self.frames_written = 0
-        self._enc_width = self.width + self.width % 2
-        self._enc_height = self.height + self.height % 2
+        coded = (self.height, self.width) if self.rotation in (90, 270) else (self.width, self.height)
+        self._enc_width = coded[0] + coded[0] % 2
+        self._enc_height = coded[1] + coded[1] % 2
         self._tmp = temp_path_for(self.path)
         self._done = False
         self._reformatter = None
@@ -590,6 +606,8 @@ class MovieWriter:
                     stream.metadata["reel_name"] = str(reel_name)
             stream.width = self._enc_width
             stream.height = self._enc_height
+            if self.rotation:
+                stream.set_display_rotation(self.rotation)
             stream.pix_fmt = pix_fmt
             cc = stream.codec_context
             cc.time_base = Fraction(1, 1) / rate
@@ -642,7 +660,9 @@ class MovieWriter:
         import av
         from av.video.reformatter import ColorRange, Colorspace
 
-        pad_y, pad_x = self._enc_height - self.height, self._enc_width - self.width
+        if self.rotation:           # back to the source's coded orientation (its reader turned it upright)
+            arr = np.rot90(arr, -(self.rotation // 90))
+        pad_y, pad_x = self._enc_height - arr.shape[0], self._enc_width - arr.shape[1]
         if pad_y or pad_x:
             arr = np.pad(arr, ((0, pad_y), (0, pad_x), (0, 0)), mode="edge")
         if arr.shape[2] == 3 and self.alpha:          # opaque
