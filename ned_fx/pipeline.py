@@ -1727,7 +1727,7 @@ class _Sink(_MovieOwner):
     def _movie_write(self, frame: Frame, plate: Frame | None = None, weights: np.ndarray | None = None) -> None:
         from .media import MOVIE_EXTENSIONS, MovieWriter, to_display_rgb8
         from .media.layers import patch_frame
-        from .media.readers import movie_rotation
+        from .media.readers import movie_display
         from .media.timecode import header_timecode
 
         rgb = to_display_rgb8(frame, copy=False)            # the encoder only reads it
@@ -1739,19 +1739,20 @@ class _Sink(_MovieOwner):
             timecode, reel = _output_timecode(self.source, self._first_number, fps) if from_movie else \
                 header_timecode(plate.metadata if plate is not None else frame.metadata)   # EXR/DPX headers
             codec = self.layers.movie_codec()
-            # a portrait phone video: the coded orientation and display rotation back, as the source had them
-            rotation = movie_rotation(self.source) if from_movie else 0
+            # shown as the source was: a portrait phone video's coded orientation and display rotation back, an
+            # anamorphic plate's pixel aspect
+            rotation, aspect = movie_display(self.source) if from_movie else (0, None)
             self.movie = MovieWriter(self.output, fps, rgb.shape[1], rgb.shape[0], codec=codec,
                                      audio_from=self.source if from_movie else None,
                                      audio_range=audio_span, provenance=self.record, timecode=timecode,
-                                     reel_name=reel, rotation=rotation)
+                                     reel_name=reel, rotation=rotation, pixel_aspect=aspect)
             if self.matte_file is not None:
                 from .media.writers import ALPHA_CODECS
 
                 self.matte_movie = MovieWriter(self.matte_file, fps, rgb.shape[1], rgb.shape[0],
                                                codec="prores_ks" if codec in ALPHA_CODECS else codec,
                                                provenance=self.record, timecode=timecode, reel_name=reel,
-                                               rotation=rotation)
+                                               rotation=rotation, pixel_aspect=aspect)
         if self.matte_movie is not None:
             grey = np.round(np.clip(weights, 0.0, 1.0) * 255.0).astype(np.uint8)
             self.matte_movie.write(np.repeat(grey[..., None], 3, axis=2))

@@ -110,10 +110,12 @@ def decode_rgb(name: str) -> tuple[np.ndarray, float]:
         return np.stack([to_display_rgb8(f) for f in src]), float(src.fps or 0.0)
 
 
-def phone_movie(path: Path, pictures, rotation: int, codec: str = "libx264", fps: int = 25) -> Path:
+def phone_movie(path: Path, pictures, rotation: int, codec: str = "libx264", fps: int = 25,
+                pixel_aspect=None) -> Path:
     """A movie as a phone writes a portrait video: the upright ``pictures`` stored turned the other way and tagged
     with the display ``rotation`` (degrees counter-clockwise) that turns them upright again (PyAV's own muxer, not
-    ned_fx's writer). ``codec="png"`` stores the pixels losslessly."""
+    ned_fx's writer). ``codec="png"`` stores the pixels losslessly; ``pixel_aspect`` (a Fraction) tags the stored
+    pixels as not square, as an anamorphic plate's are."""
     import av
 
     with av.open(str(path), "w") as out:
@@ -125,6 +127,8 @@ def phone_movie(path: Path, pictures, rotation: int, codec: str = "libx264", fps
                 stream.width, stream.height = coded.shape[1], coded.shape[0]
                 stream.pix_fmt = "rgb24" if codec == "png" else "yuv420p"
                 stream.set_display_rotation(rotation)
+                if pixel_aspect is not None:
+                    stream.codec_context.sample_aspect_ratio = pixel_aspect
             frame = av.VideoFrame.from_ndarray(coded, format="rgb24")
             frame.pts = i
             for packet in stream.encode(frame if codec == "png" else frame.reformat(format="yuv420p")):

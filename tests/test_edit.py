@@ -233,14 +233,17 @@ def test_movie_keeps_fps_size_audio_and_range(tmp_path, capsys):
 def test_a_portrait_phone_movie_is_edited_upright_and_delivered_as_it_came(tmp_path):
     """A phone's portrait video (stored sideways, a display rotation turns it upright): the face is tracked and
     edited upright — the same pixels as the edit of the same pictures stored upright — and the movie comes back
-    stored as the source was (sideways, the same rotation), so every player and host shows it as it showed the
-    source. Before, the output lost the rotation (it played sideways) and the face was edited lying down."""
+    stored as the source was (sideways, the same rotation, the same pixel aspect), so every player and host shows
+    it as it showed the source. Before, the output lost the rotation (it played sideways) and the face was edited
+    lying down; an anamorphic plate's output lost its pixel aspect (it played squeezed)."""
+    from fractions import Fraction
+
     import av
 
     rgb, _ = decode_rgb("d12.mp4")
     pictures = rgb[30:34]
     upright = phone_movie(tmp_path / "upright.mov", pictures, 0, codec="png")
-    phone = phone_movie(tmp_path / "phone.mov", pictures, 90, codec="png")
+    phone = phone_movie(tmp_path / "phone.mov", pictures, 90, codec="png", pixel_aspect=Fraction(9, 10))
     instruction = EditInstruction(emotion="happy")
     edit_media(upright, tmp_path / "a" / "e.####.png", instruction)
     edit_media(phone, tmp_path / "b" / "e.####.png", instruction)
@@ -255,6 +258,7 @@ def test_a_portrait_phone_movie_is_edited_upright_and_delivered_as_it_came(tmp_p
     with av.open(str(tmp_path / "phone_happy.mov")) as c:
         coded = next(c.decode(video=0))
         assert (coded.width, coded.height, round(coded.rotation)) == (512, 512, 90)
+        assert c.streams.video[0].sample_aspect_ratio == Fraction(9, 10)
         lying = coded.to_ndarray(format="rgb24")
     edited = read_image(tmp_path / "b" / "e.0000.png").pixels.astype(int)
     assert np.abs(np.rot90(lying, 1).astype(int) - edited).mean() < 3.0        # stored turned, as the source

@@ -572,6 +572,38 @@ def test_movie_writer_gives_back_the_coded_orientation_and_the_rotation(tmp_path
         MovieWriter(tmp_path / "bad.mp4", 25, 64, 48, rotation=45)
 
 
+def test_an_anamorphic_movie_keeps_its_pixel_aspect(tmp_path):
+    """An anamorphic plate (pixels 4/3 wide) is read with its stored pixels and says its pixel aspect; a movie
+    written with it is tagged so (shown as wide as the source) where the container holds the tag."""
+    from fractions import Fraction
+
+    import av
+
+    from ned_fx.media.readers import movie_display
+
+    originals = [_smooth_rgb(48, 64, i) for i in range(3)]
+    plate = phone_movie(tmp_path / "hdv.mov", originals, 0, codec="png", pixel_aspect=Fraction(4, 3))
+    with open_media(plate) as src:
+        assert src.pixel_aspect == Fraction(4, 3) and (src.width, src.height) == (64, 48)
+        np.testing.assert_array_equal(next(iter(src)).pixels, originals[0])
+    assert movie_display(plate) == (0, Fraction(4, 3))
+    with open_media(phone_movie(tmp_path / "square.mov", originals, 0, codec="png")) as src:
+        assert src.pixel_aspect == 1
+    for name, codec in (("out.mp4", "libx264"), ("out.mov", "prores_ks"), ("out.mkv", "libx264"),
+                        ("out.avi", "mpeg4")):
+        with MovieWriter(tmp_path / name, 25, 64, 48, codec=codec, pixel_aspect=Fraction(4, 3)) as writer:
+            for rgb in originals:
+                writer.write(rgb)
+        with open_media(tmp_path / name) as src:
+            assert src.pixel_aspect == Fraction(4, 3), name
+    with MovieWriter(tmp_path / "sq.mp4", 25, 64, 48) as writer:
+        writer.write(originals[0])
+    with av.open(str(tmp_path / "sq.mp4")) as c:
+        assert not c.streams.video[0].sample_aspect_ratio or c.streams.video[0].sample_aspect_ratio == 1
+    with pytest.raises(InvalidParameterError, match="pixel aspect"):
+        MovieWriter(tmp_path / "bad.mp4", 25, 64, 48, pixel_aspect=-1)
+
+
 def test_the_fingerprint_of_a_rotated_movie_says_so(tmp_path, monkeypatch):
     """A track, analysis or matte cached from a portrait movie read sideways (before frames were turned upright)
     is never taken for the upright one: the rotation is part of the movie's fingerprint (and only a rotated

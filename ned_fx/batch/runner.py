@@ -749,14 +749,14 @@ class _ShotJob:
         if movie is None:
             fps = plan.fps or 25.0
             start = plan.numbers[0] / fps               # movie frame numbers are 0-based indices
-            from ..media.readers import movie_rotation
+            from ..media.readers import movie_display
 
             from_movie = plan.input_kind == "movie"
+            rotation, aspect = movie_display(self.shot.input) if from_movie else (0, None)
             movie = MovieWriter(self.shot.output, fps, rgb.shape[1], rgb.shape[0],
                                 audio_from=self.shot.input if from_movie else None,
                                 audio_range=(start, start + len(plan.numbers) / fps),
-                                provenance=self._video_record(),
-                                rotation=movie_rotation(self.shot.input) if from_movie else 0)
+                                provenance=self._video_record(), rotation=rotation, pixel_aspect=aspect)
         movie.write(rgb)
         return movie
 

@@ -23,7 +23,8 @@ def assemble_movie(frames: str | os.PathLike, output: str | os.PathLike, frame_r
         frames: the sequence pattern (``out/sh010.mov.frames/sh010.####.png``); output: the movie to write;
         frame_range: its frames (movies made from movies: the source's 0-based indices); fps: frame rate;
         audio_from: the source movie: its audio track is copied, trimmed to ``frame_range`` at ``fps``, and its
-            display rotation (a portrait phone video) carried, as ``ned-fx edit`` carries it;
+            display rotation (a portrait phone video) and pixel aspect (an anamorphic plate) carried, as
+            ``ned-fx edit`` carries them;
         clean: remove the frames (and their folder when it is left empty) once the movie is written.
 
     The movie carries the provenance record of the frames (see the module doc); frames that carry none make a
@@ -37,7 +38,7 @@ def assemble_movie(frames: str | os.PathLike, output: str | os.PathLike, frame_r
         written (nothing half-written is left); InvalidParameterError: a bad fps or output.
     """
     from ..media import MOVIE_EXTENSIONS, MovieWriter, ensure_not_input, open_media, parse_sequence_pattern
-    from ..media.readers import movie_rotation
+    from ..media.readers import movie_display
     from ..pipeline import display_plate
 
     out = Path(output)
@@ -53,14 +54,14 @@ def assemble_movie(frames: str | os.PathLike, output: str | os.PathLike, frame_r
         record = movie_record([src.path_for(n) for n in numbers] if hasattr(src, "path_for") else [frames])
         start = numbers[0] / fps
         audio = audio_from if audio_from and Path(audio_from).suffix.lower() in MOVIE_EXTENSIONS else None
-        rotation = movie_rotation(audio) if audio else 0
+        rotation, aspect = movie_display(audio) if audio else (0, None)
         try:
             for frame in src:
                 rgb = display_plate(frame)
                 if movie is None:
                     movie = MovieWriter(out, fps, rgb.shape[1], rgb.shape[0], audio_from=audio,
                                         audio_range=(start, start + len(numbers) / fps), provenance=record,
-                                        rotation=rotation)
+                                        rotation=rotation, pixel_aspect=aspect)
                 movie.write(rgb)
             movie.close()
         except BaseException:

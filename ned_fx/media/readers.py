@@ -552,6 +552,32 @@ def movie_rotation(path: str | os.PathLike) -> int:
         container.close()
 
 
+def _pixel_aspect(stream: Any) -> Fraction:
+    """The video stream's pixel aspect ratio (its sample aspect ratio: 4/3 for an anamorphic HDV plate), 1 when
+    the file does not say."""
+    for sar in (stream.sample_aspect_ratio, stream.codec_context.sample_aspect_ratio):
+        if sar and Fraction(sar) > 0:
+            return Fraction(sar)
+    return Fraction(1)
+
+
+def movie_display(path: str | os.PathLike) -> tuple[int, Fraction]:
+    """How a movie is shown beyond its pixels: ``(rotation, pixel_aspect)`` — its display rotation
+    (:func:`movie_rotation`) and the pixel aspect ratio of its stored pictures (1 when square). A
+    :class:`~.writers.MovieWriter` given both writes a movie shown as this one is.
+
+    Raises:
+        InputNotFoundError, UnreadableMediaError: the file cannot be opened as a movie.
+    """
+    container = _open_container(Path(path))
+    try:
+        if not container.streams.video:
+            return 0, Fraction(1)
+        return _display_rotation(container), _pixel_aspect(container.streams.video[0])
+    finally:
+        container.close()
+
+
 def movie_timecode(path: str | os.PathLike) -> tuple[str | None, str | None]:
     """A movie's first-frame timecode and reel name (each None when the file has none), from its headers only.
 
@@ -585,6 +611,9 @@ class MovieSource(MediaSource):
             video). Frames come upright, as a player shows them (turned by it; ``width``/``height`` are the
             upright picture's); write them with ``MovieWriter(..., rotation=source.rotation)`` to get the coded
             orientation and the same tag back.
+        pixel_aspect: the stored pictures' pixel aspect ratio (a Fraction; 4/3 for anamorphic HDV; 1 when the file
+            does not say). Frames keep the stored pixels (not resampled); ``MovieWriter(..., pixel_aspect=...)``
+            tags the output with it.
     """
 
     kind = "movie"
@@ -607,6 +636,7 @@ class MovieSource(MediaSource):
             rate = stream.average_rate or stream.guessed_rate or stream.base_rate
             self.frame_rate: Fraction | None = Fraction(rate) if rate else None
             self._dims = (int(stream.codec_context.width), int(stream.codec_context.height))
+            self.pixel_aspect: Fraction = _pixel_aspect(stream)
             has_audio = bool(container.streams.audio)
             self.timecode, self.reel_name = _timecode_of(container, stream)
             declared = int(stream.frames or 0)

@@ -516,6 +516,10 @@ class MovieWriter:
             the movie is tagged with the rotation, so a player or a host shows it as it showed the source. A
             container that cannot hold the tag (:data:`ROTATION_EXTENSIONS` lists those that can) gets the upright
             pictures untagged: what a player showed.
+        pixel_aspect: the pixel aspect ratio to tag the movie with (the source's
+            :attr:`~.readers.MovieSource.pixel_aspect`: an anamorphic plate's pixels are not square), so it is shown
+            as wide as the source; the pixels are not resampled. None or 1: square pixels. WebM and MXF do not
+            hold the tag.
 
     Raises:
         InvalidParameterError: fps, size, codec or crf out of range, or a codec that the container cannot hold.
@@ -528,7 +532,7 @@ class MovieWriter:
                  codec: str = "libx264", crf: int = 18, options: Mapping[str, str] | None = None,
                  audio_from: str | os.PathLike | None = None, audio_range: tuple[float, float] | None = None,
                  provenance: Any = None, timecode: str | None = None, reel_name: str | None = None,
-                 rotation: int = 0):
+                 rotation: int = 0, pixel_aspect: Fraction | float | None = None):
         import av
 
         from .timecode import parse_timecode
@@ -562,6 +566,13 @@ class MovieWriter:
             raise InvalidParameterError(f"crf must be a whole number 0-63, got {crf!r}")
         if not isinstance(rotation, (int, np.integer)) or int(rotation) % 90:
             raise InvalidParameterError(f"rotation must be a multiple of 90 degrees, got {rotation!r}")
+        try:
+            aspect = Fraction(1) if pixel_aspect is None else Fraction(pixel_aspect).limit_denominator(65535)
+        except (TypeError, ValueError, OverflowError):
+            aspect = Fraction(0)
+        if not 0 < aspect <= 100:
+            raise InvalidParameterError(f"pixel aspect must be a number more than 0, got {pixel_aspect!r}")
+        self.pixel_aspect = aspect
         #: the display rotation the movie is tagged with (0: none; the frames are encoded as given)
         self.rotation = int(rotation) % 360 if self.path.suffix.lower() in ROTATION_EXTENSIONS else 0
         self.fps = float(rate)
@@ -615,6 +626,8 @@ class MovieWriter:
             cc.color_primaries = 1   # AVCOL_PRI_BT709
             cc.color_trc = 1         # AVCOL_TRC_BT709
             cc.color_range = 1       # AVCOL_RANGE_MPEG (limited)
+            if self.pixel_aspect != 1:
+                cc.sample_aspect_ratio = self.pixel_aspect
             stream.options = opts
             self._stream = stream
             self._audio = self._open_audio(audio_from, audio_range)
