@@ -309,6 +309,14 @@ class _Clock:
                 self.cpu[stage] += value
 
 
+def _movie_file(path) -> Path | None:
+    """``path`` when it is a movie file (whose codec, rotation and pixel aspect an output takes on), else None."""
+    from .media import MOVIE_EXTENSIONS
+
+    p = Path(path)
+    return p if p.suffix.lower() in MOVIE_EXTENSIONS and p.is_file() else None
+
+
 def _output_kind(output: Path) -> str:
     from .media import MOVIE_EXTENSIONS, is_sequence_pattern
 
@@ -411,7 +419,7 @@ def _checked_edit(path, output, instruction, frames, face_id, preview, tracker_c
     consent = normalise_consent(consent)
     _check_output_format(output, kind, preview)
     layers = layers if layers is not None else LayerConfig()
-    check_layer_output(output, kind, layers)
+    check_layer_output(output, kind, layers, source=_movie_file(path))
     if preview is not None and _same_path(preview, output):
         raise InvalidParameterError(f"--preview {preview} is the same file as the output -o {output}: give the "
                                     f"before/after preview its own name (e.g. {output.stem}_preview.png)")
@@ -1728,6 +1736,7 @@ class _Sink(_MovieOwner):
         from .media import MOVIE_EXTENSIONS, MovieWriter, to_display_rgb8
         from .media.layers import patch_frame
         from .media.readers import movie_display
+        from .media.writers import DEEP_CODECS
         from .media.timecode import header_timecode
 
         rgb = to_display_rgb8(frame, copy=False)            # the encoder only reads it
@@ -1738,7 +1747,7 @@ class _Sink(_MovieOwner):
             from_movie = self.source.suffix.lower() in MOVIE_EXTENSIONS and self.source.is_file()
             timecode, reel = _output_timecode(self.source, self._first_number, fps) if from_movie else \
                 header_timecode(plate.metadata if plate is not None else frame.metadata)   # EXR/DPX headers
-            codec = self.layers.movie_codec()
+            codec = self.layers.movie_codec(self.output, self.source if from_movie else None)
             # shown as the source was: a portrait phone video's coded orientation and display rotation back, an
             # anamorphic plate's pixel aspect
             rotation, aspect = movie_display(self.source) if from_movie else (0, None)
@@ -1760,6 +1769,9 @@ class _Sink(_MovieOwner):
             plate_rgb = to_display_rgb8(plate)
             rgb = patch_frame(Frame.from_array(plate_rgb, frame.number), Frame.from_array(rgb, frame.number),
                               weights).pixels
+        elif self.movie.codec in DEEP_CODECS and frame.pixels.dtype == np.uint16 and \
+                frame.channels == ("R", "G", "B"):
+            rgb = frame.pixels              # a 10-bit plate's levels, kept by a 10-bit codec (not cut to 8 bits)
         self.movie.write(rgb)
 
 

@@ -265,6 +265,41 @@ def test_a_portrait_phone_movie_is_edited_upright_and_delivered_as_it_came(tmp_p
     assert np.abs(lying.astype(int) - edited).mean() > 20.0
 
 
+def test_a_movie_is_delivered_in_its_own_codec_and_depth(tmp_path):
+    """With no --codec, a 10-bit ProRes 422 HQ plate comes back as 10-bit ProRes 422 HQ (its levels kept outside
+    the face, not cut to 8 bits: the output is a plate a finishing artist can cut back in), and an output container
+    that cannot hold the source's codec gets its own usual one (WebM: VP9, the AAC audio as Opus) instead of an
+    error about a codec nobody asked for."""
+    import av
+
+    rgb, _ = decode_rgb("d12.mp4")
+    ramp = np.linspace(0.0, 180.0, rgb.shape[2])[None, :, None]       # sub-8-bit steps across the picture
+    deep = [np.clip(pic.astype(np.float64) * 257 + ramp, 0, 65535).astype(np.uint16) for pic in rgb[40:43]]
+    with av.open(str(tmp_path / "plate.mov"), "w") as out:
+        stream = out.add_stream("prores_ks", rate=25)
+        stream.width, stream.height, stream.pix_fmt, stream.options = 512, 512, "yuv422p10le", {"profile": "3"}
+        for i, pic in enumerate(deep):
+            frame = av.VideoFrame.from_ndarray(pic, format="rgb48le")
+            frame.pts = i
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    edit_media(tmp_path / "plate.mov", tmp_path / "happy.mov", EditInstruction(emotion="happy"))
+    with av.open(str(tmp_path / "happy.mov")) as c:
+        cc = c.streams.video[0].codec_context
+        assert (cc.name, str(cc.profile), cc.pix_fmt) == ("prores", "HQ", "yuv422p10le")
+    with open_media(tmp_path / "plate.mov") as a, open_media(tmp_path / "happy.mov") as b:
+        plate, out = next(iter(a)).pixels, next(iter(b)).pixels
+    assert out.dtype == np.uint16
+    top = (slice(0, 100), slice(None))                          # the wall above the head: never edited
+    assert np.abs(out[top].astype(int) - plate[top]).mean() < 60, "10-bit precision kept (one 8-bit level: 257)"
+    assert np.any(np.abs(out.astype(int) - plate) > 2000), "the face was edited"
+    edit_media(footage("d12.mp4"), tmp_path / "happy.webm", EditInstruction(emotion="happy"), frames="0-4")
+    with av.open(str(tmp_path / "happy.webm")) as c:
+        assert (c.streams.video[0].codec_context.name, c.streams.audio[0].codec_context.name) == ("vp9", "opus")
+
+
 def test_composited_into_the_decoded_frame_the_output_is_the_same_and_the_preview_still_shows_the_source(tmp_path):
     """Where nothing reads the plate after compositing, the compositor writes into the decoded frame itself (no
     frame-sized copy: 100 MB a 4K frame): the frames written are the same as with a before/after preview, which

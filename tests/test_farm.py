@@ -227,7 +227,7 @@ def test_shots_the_farm_cannot_split(tmp_path):
     sl = read_from_file(tmp_path / "s.yaml")
     with pytest.raises(FarmError, match=r"shot p: .* has gaps \(3 \(1 frame\) missing\)"):
         build_jobs(sl.select(["p"]))
-    with pytest.raises(FarmError, match=r"shot d12: m.####.exr: a movie's frames are 8-bit"):
+    with pytest.raises(FarmError, match=r"shot d12: m.####.exr: a movie's frames are 8- or 16-bit"):
         build_jobs(sl.select(["d12"]))
     (tmp_path / "t.yaml").write_text("shots:\n  - {input: plates/p.####.png, output: out/q.####.png, frames: 1-2}\n")
     (job,) = build_jobs(read_from_file(tmp_path / "t.yaml"), FarmConfig(chunk=1))

@@ -17,7 +17,7 @@ from ned_fx.media import (Frame, FrameRange, MovieWriter, ensure_not_input, is_s
                           parse_frame_range, read_image, sequence_path, to_display_rgb8, write_image)
 from ned_fx.media import writers as writers_module
 
-from conftest import FOOTAGE, phone_movie  # noqa: E402  (the one place that says where the footage is)
+from conftest import FOOTAGE, footage, phone_movie  # noqa: E402  (the one place that says where the footage is)
 D12 = FOOTAGE / "d12.mp4"
 
 RNG = np.random.default_rng(1234)
@@ -602,6 +602,78 @@ def test_an_anamorphic_movie_keeps_its_pixel_aspect(tmp_path):
         assert not c.streams.video[0].sample_aspect_ratio or c.streams.video[0].sample_aspect_ratio == 1
     with pytest.raises(InvalidParameterError, match="pixel aspect"):
         MovieWriter(tmp_path / "bad.mp4", 25, 64, 48, pixel_aspect=-1)
+
+
+def _ten_bit_prores(path: Path, pictures16) -> Path:
+    """A 10-bit ProRes 422 HQ movie of uint16 RGB pictures (PyAV's own encoder, not ned_fx's writer)."""
+    import av
+
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("prores_ks", rate=25)
+        stream.width, stream.height = pictures16[0].shape[1], pictures16[0].shape[0]
+        stream.pix_fmt, stream.options = "yuv422p10le", {"profile": "3"}
+        for i, pic in enumerate(pictures16):
+            frame = av.VideoFrame.from_ndarray(pic, format="rgb48le")
+            frame.pts = i
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+def _deep_ramp(i: int) -> np.ndarray:
+    """A 64x256 uint16 picture whose levels an 8-bit frame cannot hold (a gentle ramp: ~220 10-bit levels)."""
+    ramp = np.linspace(16000, 16000 + 16384, 256)[None, :, None] + i * 300
+    return np.tile(ramp, (64, 1, 3)).astype(np.uint16)
+
+
+def test_a_ten_bit_movie_is_read_and_written_deep(tmp_path):
+    """A 10-bit ProRes plate is read as uint16 (its levels, not 8-bit bands) and a uint16 frame written to a 10-bit
+    codec keeps them; an 8-bit codec takes uint16 frames too."""
+    from ned_fx.media.writers import DEEP_CODECS
+
+    pictures = [_deep_ramp(i) for i in range(3)]
+    plate = _ten_bit_prores(tmp_path / "plate.mov", pictures)
+    with open_media(plate) as src:
+        frames = [f.pixels for f in src]
+    assert frames[0].dtype == np.uint16
+    assert len(np.unique(frames[0][32, :, 1])) > 150, "10-bit levels, not the 8-bit frame's ~60"
+    assert np.abs(frames[0].astype(int) - pictures[0]).mean() < 200          # 65535 scale: < 1 8-bit level
+    assert "prores_ks" in DEEP_CODECS and "libx264" not in DEEP_CODECS
+    with MovieWriter(tmp_path / "deep.mov", 25, 256, 64, codec="prores_ks") as writer:
+        for pic in frames:
+            writer.write(pic)
+    with open_media(tmp_path / "deep.mov") as src:
+        again = next(iter(src)).pixels
+    assert again.dtype == np.uint16 and len(np.unique(again[32, :, 1])) > 150
+    assert np.abs(again.astype(int) - frames[0]).mean() < 100
+    with MovieWriter(tmp_path / "eight.mp4", 25, 256, 64) as writer:
+        writer.write(frames[0])
+    with open_media(tmp_path / "eight.mp4") as src:
+        eight = next(iter(src)).pixels
+    assert eight.dtype == np.uint8 and np.abs(eight.astype(int) * 257 - frames[0]).mean() < 3 * 257
+
+
+@pytest.mark.parametrize("ext,codec,audio", [(".webm", "libvpx-vp9", "opus"), (".mxf", "dnxhr_hq", "pcm_s16le"),
+                                             (".mp4", "libx264", "aac")])
+def test_the_source_audio_is_encoded_where_the_container_cannot_hold_it(tmp_path, ext, codec, audio):
+    """d12's 44.1 kHz AAC cannot go into WebM (Opus/Vorbis only) or MXF (48 kHz PCM only) as it is: it is encoded to
+    what the container holds, trimmed to the range as a copy is; elsewhere it is copied."""
+    import av
+
+    out = tmp_path / f"out{ext}"
+    with MovieWriter(out, 25, 256, 144, codec=codec, audio_from=footage("d12.mp4"),
+                     audio_range=(2.0, 2.8)) as writer:
+        for i in range(20):             # (DNxHR takes no picture under 256x120)
+            writer.write(_smooth_rgb(144, 256, i))
+    with av.open(str(out)) as c:
+        stream = c.streams.audio[0]
+        rate = stream.codec_context.sample_rate
+        seconds = sum(f.samples for f in c.decode(stream)) / rate
+        assert stream.codec_context.name == audio
+    assert rate == (44100 if ext == ".mp4" else 48000)
+    assert 0.75 <= seconds <= 0.9, seconds
 
 
 def test_the_fingerprint_of_a_rotated_movie_says_so(tmp_path, monkeypatch):

@@ -75,8 +75,10 @@ def register(subparsers) -> argparse.ArgumentParser:
                        help="how a movie source's YUV becomes RGB: exact (default: exact rounding, full chroma "
                             "interpolation) or ffmpeg (FFmpeg's/OpenCV's default, bit for bit: what most hosts show)")
     layer.add_argument("--codec", choices=_movie_codecs(), default=None,
-                       help="movie output codec: libx264 (default), prores_ks (ProRes 422 HQ), prores_4444 (with "
-                            "alpha; the default for --layer patch), dnxhr_hq, dnxhr_hqx, dnxhr_444, ...; the "
+                       help="movie output codec: libx264, prores_ks (ProRes 422 HQ), prores_4444 (with "
+                            "alpha; the default for --layer patch), dnxhr_hq, dnxhr_hqx, dnxhr_444, ...; default: "
+                            "the source movie's own where the output's container holds it (ProRes in, ProRes out, "
+                            "10-bit kept), else the container's usual one (H.264; VP9 for .webm); the "
                             "source's timecode and reel name are carried (a movie's timecode track, an EXR/DPX "
                             "sequence's header timecode; EXR/DPX outputs get each frame's in their headers)")
     prov = p.add_argument_group("provenance, consent and audit")

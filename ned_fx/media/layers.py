@@ -39,8 +39,8 @@ class LayerConfig:
         matte: write the compositor's weights (an EXR channel, else a matte file beside the output).
         matte_channel: the EXR channel name of the matte.
         yuv_conversion: a movie source's YUV to RGB conversion: ``"exact"`` (default) or ``"ffmpeg"``.
-        codec: a movie output's codec (one of :data:`~ned_fx.media.MOVIE_CODECS`); None: libx264, or ProRes 4444
-            for a patch movie.
+        codec: a movie output's codec (one of :data:`~ned_fx.media.MOVIE_CODECS`); None: ProRes 4444 for a patch
+            movie, else the source movie's own (:meth:`movie_codec`).
     """
 
     layer: str = "full"
@@ -70,14 +70,30 @@ class LayerConfig:
         return {"layer": self.layer, "matte": self.matte_channel if self.matte else None,
                 "yuv_conversion": self.yuv_conversion, "codec": self.codec}
 
-    def movie_codec(self) -> str:
-        """The codec a movie output is written with."""
+    def movie_codec(self, output: str | Path | None = None, source: str | Path | None = None) -> str:
+        """The codec a movie output is written with: the one asked for; else ProRes 4444 for a patch; else the
+        source movie's own (``source``: ProRes in, ProRes out at its profile, 10-bit kept; DNxHR; HEVC; VP9) where
+        the ``output``'s container holds it; else the container's usual one (H.264; VP9 for .webm, MPEG-4 for
+        .avi, DNxHR HQ for .mxf)."""
+        from .readers import movie_codec_of
+        from .writers import MOVIE_CODECS
+
         if self.codec is not None:
             return self.codec
-        return "prores_4444" if self.layer == "patch" else "libx264"
+        if self.layer == "patch":
+            return "prores_4444"
+        ext = Path(output).suffix.lower() if output is not None else ".mov"
+        own = movie_codec_of(source) if source is not None else None
+        if own is not None and ext in MOVIE_CODECS[own][1]:
+            return own
+        return _CONTAINER_CODEC.get(ext, "libx264")
 
 
-def check_layer_output(output: str | Path, kind: str, config: LayerConfig) -> None:
+#: a movie container's usual codec where neither the user nor the source says (H.264 elsewhere)
+_CONTAINER_CODEC = {".webm": "libvpx-vp9", ".avi": "mpeg4", ".mxf": "dnxhr_hq"}
+
+
+def check_layer_output(output: str | Path, kind: str, config: LayerConfig, source: str | Path | None = None) -> None:
     """Refuse, before any work, a layer/matte/codec choice the output cannot hold.
 
     Args:
@@ -100,7 +116,7 @@ def check_layer_output(output: str | Path, kind: str, config: LayerConfig) -> No
         return
     from .writers import ALPHA_CODECS, MOVIE_CODECS
 
-    codec = config.movie_codec()
+    codec = config.movie_codec(output, source)
     _, extensions, _ = MOVIE_CODECS[codec]
     if ext not in extensions:
         raise InvalidParameterError(f"codec {codec} cannot be written to a {ext} file; use {' or '.join(extensions)}"

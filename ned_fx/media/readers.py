@@ -478,8 +478,17 @@ def check_yuv_conversion(value: str) -> str:
     return value
 
 
+def _deep(frame: Any) -> bool:
+    """Whether a decoded picture holds more than 8 bits a component (10-bit ProRes, DNxHR HQX, 10-bit HEVC)."""
+    try:
+        return max(int(c.bits) for c in frame.format.components) > 8
+    except (AttributeError, ValueError, TypeError):
+        return False
+
+
 def _rgb_from_video_frame(frame: Any, conversion: str = "exact") -> np.ndarray:
-    """Decoded video frame -> (H, W, 3) uint8 RGB using the stream's own YUV matrix and range.
+    """Decoded video frame -> (H, W, 3) RGB using the stream's own YUV matrix and range: uint8, or uint16 (0-65535)
+    for a picture stored with more than 8 bits a component, whose levels an 8-bit frame would band.
 
     ``conversion="ffmpeg"``: what ``ffmpeg -i clip.mp4 frame.png`` and ``cv2.VideoCapture`` give — swscale's
     default (bicubic flags, fast rounding, chroma interpolated in the output stage) with the frame's own tags, and
@@ -487,8 +496,9 @@ def _rgb_from_video_frame(frame: Any, conversion: str = "exact") -> np.ndarray:
     """
     from av.video.reformatter import ColorRange, Colorspace, Interpolation
 
+    rgb = "rgb48le" if _deep(frame) else "rgb24"
     if conversion == "ffmpeg":
-        return np.ascontiguousarray(frame.to_ndarray(format="rgb24", interpolation=Interpolation.BICUBIC))
+        return np.ascontiguousarray(frame.to_ndarray(format=rgb, interpolation=Interpolation.BICUBIC))
 
     # AVColorSpace codes -> swscale matrices; unspecified follows the players' rule (HD: 709, SD: 601).
     spaces = {1: Colorspace.ITU709, 4: Colorspace.FCC, 5: Colorspace.ITU601, 6: Colorspace.ITU601,
@@ -503,8 +513,8 @@ def _rgb_from_video_frame(frame: Any, conversion: str = "exact") -> np.ndarray:
     # exact rounding and full chroma interpolation: the default fast path is off by 1-2 levels
     accurate = Interpolation.FAST_BILINEAR | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT
     if not fmt.startswith(("yuv", "nv", "p0", "p2")):  # RGB-like or grey sources: no matrix involved
-        return np.ascontiguousarray(frame.to_ndarray(format="rgb24"))
-    return np.ascontiguousarray(frame.to_ndarray(format="rgb24", src_colorspace=space, dst_colorspace=space,
+        return np.ascontiguousarray(frame.to_ndarray(format=rgb))
+    return np.ascontiguousarray(frame.to_ndarray(format=rgb, src_colorspace=space, dst_colorspace=space,
                                                  src_color_range=colour_range,
                                                  dst_color_range=ColorRange.JPEG, interpolation=accurate))
 
@@ -578,6 +588,28 @@ def movie_display(path: str | os.PathLike) -> tuple[int, Fraction]:
         container.close()
 
 
+def movie_codec_of(path: str | os.PathLike) -> str | None:
+    """Which of :data:`~.writers.MOVIE_CODECS` writes what a movie holds (ProRes 422 HQ/4444 and DNxHR HQ/HQX/444 by
+    profile, HEVC, VP9, H.264, MPEG-4), or None for a codec it cannot write (or a file that is not a movie).
+    """
+    try:
+        container = _open_container(Path(path))
+    except NedFxError:
+        return None
+    try:
+        if not container.streams.video:
+            return None
+        cc = container.streams.video[0].codec_context
+        name, profile = (cc.name or ""), str(cc.profile or "").upper()
+    finally:
+        container.close()
+    if name == "prores":
+        return "prores_4444" if "4444" in profile else "prores_ks"
+    if name == "dnxhd":
+        return "dnxhr_444" if "444" in profile else "dnxhr_hqx" if "HQX" in profile else "dnxhr_hq"
+    return {"hevc": "libx265", "vp9": "libvpx-vp9", "h264": "libx264", "mpeg4": "mpeg4"}.get(name)
+
+
 def movie_timecode(path: str | os.PathLike) -> tuple[str | None, str | None]:
     """A movie's first-frame timecode and reel name (each None when the file has none), from its headers only.
 
@@ -594,7 +626,8 @@ def movie_timecode(path: str | os.PathLike) -> tuple[str | None, str | None]:
 
 
 class MovieSource(MediaSource):
-    """A movie's video track, decoded with PyAV to uint8 RGB; frame numbers are 0-based indices.
+    """A movie's video track, decoded with PyAV to RGB (uint8; uint16 where the movie stores more than 8 bits a
+    component: 10-bit ProRes, DNxHR HQX/444, 10-bit HEVC); frame numbers are 0-based indices.
 
     At open the packets are indexed (no decoding) to count the frames exactly and to find each frame's
     timestamp, which random access seeks to.

@@ -452,6 +452,14 @@ MOVIE_CODECS: dict[str, tuple[str, tuple[str, ...], dict[str, str]]] = {
     "dnxhr_444": ("yuv444p10le", (".mov", ".mxf", ".mkv"), {"profile": "dnxhr_444"}),
     "mpeg4": ("yuv420p", (".mp4", ".mov", ".mkv", ".avi"), {}),
 }
+#: containers that hold one kind of audio only (codec name prefix); the audio of a source in another is encoded
+_AUDIO_ONLY = {".webm": ("opus", "vorbis", "libopus", "libvorbis"), ".mxf": ("pcm_",)}
+#: what a source's audio is encoded to where the container cannot hold it as it is (AAC elsewhere)
+_AUDIO_FALLBACK = {".webm": "libopus", ".mxf": "pcm_s16le"}
+#: containers whose audio has one sample rate (Opus in WebM, PCM in MXF: 48 kHz)
+_AUDIO_RATE = {".webm": 48000, ".mxf": 48000}
+#: codecs that store more than 8 bits a component: :meth:`MovieWriter.write` keeps a uint16 frame's levels
+DEEP_CODECS: tuple[str, ...] = tuple(c for c, (fmt, _, _) in MOVIE_CODECS.items() if "10" in fmt)
 #: codec names that are a profile of another FFmpeg encoder
 _ENCODERS = {"prores_4444": "prores_ks", "dnxhr_hq": "dnxhd", "dnxhr_hqx": "dnxhd", "dnxhr_444": "dnxhd"}
 #: codecs that store an alpha channel (:meth:`MovieWriter.write` takes RGBA for them)
@@ -500,7 +508,8 @@ class MovieWriter:
             x264). Ignored by ProRes.
         options: extra encoder options (strings), e.g. ``{"preset": "slow"}``.
         audio_from: a movie whose first audio track is copied into the output unchanged (no re-encode), e.g.
-            the source plate of an edit; None: no audio.
+            the source plate of an edit; where the container cannot hold it as it is (AAC in WebM or MXF, 44.1 kHz
+            in MXF) it is encoded to what the container holds (Opus; 48 kHz PCM); None: no audio.
         audio_range: ``(start, end)`` seconds of that audio to keep (an edit of a frame range); the kept part
             starts at 0 in the output. None: all of it.
         provenance: an :class:`~ned_fx.provenance.EditRecord` (or its dict) carried in the container's tags
@@ -642,7 +651,8 @@ class MovieWriter:
         """Encode one frame.
 
         Args:
-            rgb8: (height, width, 3) uint8 RGB array (e.g. from :func:`to_display_rgb8`); for an alpha codec
+            rgb8: (height, width, 3) uint8 RGB array (e.g. from :func:`to_display_rgb8`), or uint16 RGB (0-65535:
+                a 10-bit plate's frames, kept deep for a 10-bit codec: :data:`DEEP_CODECS`); for an alpha codec
                 (:data:`ALPHA_CODECS`) also (height, width, 4) uint8 or uint16 RGBA (alpha as given: a patch's
                 premultiplied colour stays premultiplied).
 
@@ -654,11 +664,11 @@ class MovieWriter:
             raise InvalidParameterError(f"{self.path}: the movie writer is already closed")
         arr = np.asarray(rgb8)
         rgba = self.alpha and arr.shape == (self.height, self.width, 4) and arr.dtype in (np.uint8, np.uint16)
-        if not rgba and (arr.dtype != np.uint8 or arr.shape != (self.height, self.width, 3)):
+        if not rgba and (arr.dtype not in (np.uint8, np.uint16) or arr.shape != (self.height, self.width, 3)):
             also = f" or ({self.height}, {self.width}, 4) uint8/uint16 RGBA" if self.alpha else ""
             raise InvalidParameterError(
-                f"{self.path}: frames must be ({self.height}, {self.width}, 3) uint8 RGB{also}, got {arr.shape} "
-                f"{arr.dtype}")
+                f"{self.path}: frames must be ({self.height}, {self.width}, 3) uint8/uint16 RGB{also}, got "
+                f"{arr.shape} {arr.dtype}")
         try:
             self._encode(arr)
         except BaseException as exc:
@@ -681,7 +691,8 @@ class MovieWriter:
         if arr.shape[2] == 3 and self.alpha:          # opaque
             full = np.iinfo(arr.dtype).max
             arr = np.concatenate([arr, np.full(arr.shape[:2] + (1,), full, arr.dtype)], axis=2)
-        fmt = {(3, "uint8"): "rgb24", (4, "uint8"): "rgba", (4, "uint16"): "rgba64le"}[arr.shape[2], str(arr.dtype)]
+        fmt = {(3, "uint8"): "rgb24", (3, "uint16"): "rgb48le", (4, "uint8"): "rgba",
+               (4, "uint16"): "rgba64le"}[arr.shape[2], str(arr.dtype)]
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(arr), format=fmt)
         if self._reformatter is None:       # one swscale context for the movie (a frame's own is set up per call:
             from av.video.reformatter import VideoReformatter      # 1.2 -> 0.5 ms a 512² frame, the same pixels)
@@ -741,17 +752,35 @@ class MovieWriter:
         if not audio:
             src.close()
             return None
-        out = self._container.add_stream_from_template(audio[0])
-        return src, audio[0], out, span
+        ext = self.path.suffix.lower()
+        name, rate = audio[0].codec_context.name, audio[0].codec_context.sample_rate or 48000
+        try:
+            if ext in _AUDIO_ONLY and not name.startswith(_AUDIO_ONLY[ext]) or _AUDIO_RATE.get(ext, rate) != rate:
+                raise ValueError(f"{ext} holds {_AUDIO_ONLY[ext]} audio at {_AUDIO_RATE.get(ext, rate)} Hz only")
+            return src, audio[0], self._container.add_stream_from_template(audio[0]), span, False
+        except ValueError:      # the container cannot hold the source's audio as it is: encoded to one it holds
+            pass
+        try:
+            codec = _AUDIO_FALLBACK.get(ext, "aac")
+            out = self._container.add_stream(codec, rate=_AUDIO_RATE.get(ext, rate),
+                                             layout=audio[0].codec_context.layout.name if
+                                             audio[0].codec_context.layout.nb_channels <= 2 else "stereo")
+        except BaseException:
+            src.close()
+            raise
+        return src, audio[0], out, span, True
 
     def _copy_audio(self) -> None:
         if self._audio is None:
             return
-        src, in_stream, out_stream, span = self._audio
+        src, in_stream, out_stream, span, encode = self._audio
         try:
             tb = in_stream.time_base
             start = int(round(span[0] / tb)) if span else None
             end = int(round(span[1] / tb)) if span else None
+            if encode:
+                self._encode_audio(src, in_stream, out_stream, span)
+                return
             for packet in src.demux(in_stream):
                 if packet.dts is None or packet.pts is None:
                     continue
@@ -765,6 +794,24 @@ class MovieWriter:
         finally:
             src.close()
             self._audio = None
+
+    def _encode_audio(self, src, in_stream, out_stream, span) -> None:
+        """The source's audio (``span`` seconds of it, from 0) decoded and encoded for a container that cannot hold
+        it as it is (AAC in WebM or MXF, 44.1 kHz in MXF)."""
+        for frame in src.decode(in_stream):
+            if frame.pts is None or frame.time_base is None:
+                continue
+            t = float(frame.pts * frame.time_base)
+            if span is not None:
+                if t < span[0] or t >= span[1]:
+                    continue
+                t -= span[0]
+            frame.pts = int(round(t * out_stream.codec_context.sample_rate))
+            frame.time_base = Fraction(1, out_stream.codec_context.sample_rate)
+            for packet in out_stream.encode(frame):
+                self._container.mux(packet)
+        for packet in out_stream.encode(None):
+            self._container.mux(packet)
 
     def abort(self) -> None:
         """Stop without saving: the temporary file is removed and :attr:`path` is left as it was."""
