@@ -138,6 +138,24 @@ def phone_movie(path: Path, pictures, rotation: int, codec: str = "libx264", fps
     return path
 
 
+def ten_bit_prores(path: Path, pictures16) -> Path:
+    """A 10-bit ProRes 422 HQ movie of uint16 RGB pictures (PyAV's own encoder, not ned_fx's writer)."""
+    import av
+
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("prores_ks", rate=25)
+        stream.width, stream.height = pictures16[0].shape[1], pictures16[0].shape[0]
+        stream.pix_fmt, stream.options = "yuv422p10le", {"profile": "3"}
+        for i, pic in enumerate(pictures16):
+            frame = av.VideoFrame.from_ndarray(pic, format="rgb48le")
+            frame.pts = i
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
 @functools.lru_cache(maxsize=None)
 def mediapipe_landmarks(name: str) -> np.ndarray:
     """MediaPipe's own face mesh (0.10.21 runtime, refine off) on a shared clip (video mode) or photo

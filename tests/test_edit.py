@@ -15,7 +15,7 @@ import pytest
 
 import edit_measures as M
 from conftest import (CLIPS, PHOTOS, TALKING_CLIPS, decode_rgb, footage, mediapipe_landmarks, mediapipe_on_frames,
-                      our_track, phone_movie)
+                      our_track, phone_movie, ten_bit_prores)
 from ned_fx.cli import main
 from ned_fx.media import Frame, open_media, read_image, write_image
 from ned_fx.appearance import build_shot_models
@@ -275,16 +275,7 @@ def test_a_movie_is_delivered_in_its_own_codec_and_depth(tmp_path):
     rgb, _ = decode_rgb("d12.mp4")
     ramp = np.linspace(0.0, 180.0, rgb.shape[2])[None, :, None]       # sub-8-bit steps across the picture
     deep = [np.clip(pic.astype(np.float64) * 257 + ramp, 0, 65535).astype(np.uint16) for pic in rgb[40:43]]
-    with av.open(str(tmp_path / "plate.mov"), "w") as out:
-        stream = out.add_stream("prores_ks", rate=25)
-        stream.width, stream.height, stream.pix_fmt, stream.options = 512, 512, "yuv422p10le", {"profile": "3"}
-        for i, pic in enumerate(deep):
-            frame = av.VideoFrame.from_ndarray(pic, format="rgb48le")
-            frame.pts = i
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
+    ten_bit_prores(tmp_path / "plate.mov", deep)
     edit_media(tmp_path / "plate.mov", tmp_path / "happy.mov", EditInstruction(emotion="happy"))
     with av.open(str(tmp_path / "happy.mov")) as c:
         cc = c.streams.video[0].codec_context

@@ -17,7 +17,8 @@ from ned_fx.media import (Frame, FrameRange, MovieWriter, ensure_not_input, is_s
                           parse_frame_range, read_image, sequence_path, to_display_rgb8, write_image)
 from ned_fx.media import writers as writers_module
 
-from conftest import FOOTAGE, footage, phone_movie  # noqa: E402  (the one place that says where the footage is)
+# the one place that says where the footage is
+from conftest import FOOTAGE, footage, phone_movie, ten_bit_prores  # noqa: E402
 D12 = FOOTAGE / "d12.mp4"
 
 RNG = np.random.default_rng(1234)
@@ -604,24 +605,6 @@ def test_an_anamorphic_movie_keeps_its_pixel_aspect(tmp_path):
         MovieWriter(tmp_path / "bad.mp4", 25, 64, 48, pixel_aspect=-1)
 
 
-def _ten_bit_prores(path: Path, pictures16) -> Path:
-    """A 10-bit ProRes 422 HQ movie of uint16 RGB pictures (PyAV's own encoder, not ned_fx's writer)."""
-    import av
-
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("prores_ks", rate=25)
-        stream.width, stream.height = pictures16[0].shape[1], pictures16[0].shape[0]
-        stream.pix_fmt, stream.options = "yuv422p10le", {"profile": "3"}
-        for i, pic in enumerate(pictures16):
-            frame = av.VideoFrame.from_ndarray(pic, format="rgb48le")
-            frame.pts = i
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-    return path
-
-
 def _deep_ramp(i: int) -> np.ndarray:
     """A 64x256 uint16 picture whose levels an 8-bit frame cannot hold (a gentle ramp: ~220 10-bit levels)."""
     ramp = np.linspace(16000, 16000 + 16384, 256)[None, :, None] + i * 300
@@ -634,7 +617,7 @@ def test_a_ten_bit_movie_is_read_and_written_deep(tmp_path):
     from ned_fx.media.writers import DEEP_CODECS
 
     pictures = [_deep_ramp(i) for i in range(3)]
-    plate = _ten_bit_prores(tmp_path / "plate.mov", pictures)
+    plate = ten_bit_prores(tmp_path / "plate.mov", pictures)
     with open_media(plate) as src:
         frames = [f.pixels for f in src]
     assert frames[0].dtype == np.uint16

@@ -728,8 +728,8 @@ def output_problem(shot: Shot, input_kind: str, frame_count: int) -> str | None:
         return (f"{name} is a still but the shot has {frame_count} frames; write a sequence (name.####.exr) or a "
                 f"movie (.mov/.mp4)")
     if input_kind == "movie" and shot.output_kind != "movie" and Path(shot.output).suffix.lower() == ".exr":
-        return (f"{name}: a movie's frames are 8- or 16-bit RGB and EXR stores half or float; write .png/.tif (sequence or "
-                f"still) or a movie")
+        return (f"{name}: a movie's frames are 8- or 16-bit RGB and EXR stores half or float; write .png/.tif "
+                f"(sequence or still) or a movie")
     return None
 
 
