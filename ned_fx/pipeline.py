@@ -1325,6 +1325,8 @@ def _render_shot(path, output, kind, track, edited, frames, preview, renderer_co
     try:
         with open_media(path, parse_frame_range(frames), yuv_conversion=sink.layers.yuv_conversion) as source:
             total = len(source)
+            if source.kind == "movie":          # rotation, pixel aspect, a variable frame rate: a movie keeps them
+                sink.presentation = source.presentation()
             hash_own = record is not None and kind != "movie" and source.kind == "sequence"
             frames_in = source
             if decoded is not None and sink.layers.yuv_conversion == "exact" and \
@@ -1589,6 +1591,9 @@ class _Sink(_MovieOwner):
         self.hasher = hasher
         self.done: set[int] = set()
         self._first_number = int(track.frame_numbers[0])
+        #: how the movie source is shown (MovieSource.presentation): rotation, pixel aspect, a variable frame
+        #: rate's times; a movie output carries it
+        self.presentation = None
         self.restarted: str | None = None    # why frames already written were not kept (resume)
         if kind == "sequence":
             from .media import sequence_path, source_fingerprint
@@ -1735,44 +1740,46 @@ class _Sink(_MovieOwner):
     def _movie_write(self, frame: Frame, plate: Frame | None = None, weights: np.ndarray | None = None) -> None:
         from .media import MOVIE_EXTENSIONS, MovieWriter, to_display_rgb8
         from .media.layers import patch_frame
-        from .media.readers import movie_display
-        from .media.writers import DEEP_CODECS
+        from .media.readers import Presentation
+        from .media.writers import deep_pixels
         from .media.timecode import header_timecode
 
         rgb = to_display_rgb8(frame, copy=False)            # the encoder only reads it
+        shown = self.presentation or Presentation()
         if self.movie is None:
             fps = self.track.fps or 25.0
-            start = self._first_number / fps                 # movie frame numbers are 0-based indices
-            audio_span = (start, start + len(self.track.frame_numbers) / fps)
+            # movie frame numbers are 0-based indices; a variable frame rate: the frames' own span
+            numbers = self.track.frame_numbers
+            audio_span = shown.audio_span(self._first_number, int(numbers[-1]), len(numbers), fps)
             from_movie = self.source.suffix.lower() in MOVIE_EXTENSIONS and self.source.is_file()
             timecode, reel = _output_timecode(self.source, self._first_number, fps) if from_movie else \
                 header_timecode(plate.metadata if plate is not None else frame.metadata)   # EXR/DPX headers
             codec = self.layers.movie_codec(self.output, self.source if from_movie else None)
             # shown as the source was: a portrait phone video's coded orientation and display rotation back, an
-            # anamorphic plate's pixel aspect
-            rotation, aspect = movie_display(self.source) if from_movie else (0, None)
+            # anamorphic plate's pixel aspect, a phone's variable frame rate
             self.movie = MovieWriter(self.output, fps, rgb.shape[1], rgb.shape[0], codec=codec,
                                      audio_from=self.source if from_movie else None,
                                      audio_range=audio_span, provenance=self.record, timecode=timecode,
-                                     reel_name=reel, rotation=rotation, pixel_aspect=aspect)
+                                     reel_name=reel, **shown.writer_options())
             if self.matte_file is not None:
                 from .media.writers import ALPHA_CODECS
 
                 self.matte_movie = MovieWriter(self.matte_file, fps, rgb.shape[1], rgb.shape[0],
                                                codec="prores_ks" if codec in ALPHA_CODECS else codec,
                                                provenance=self.record, timecode=timecode, reel_name=reel,
-                                               rotation=rotation, pixel_aspect=aspect)
+                                               **shown.writer_options())
+        when = shown.time_of(frame.number, self._first_number)      # a variable frame rate's own time, else None
         if self.matte_movie is not None:
             grey = np.round(np.clip(weights, 0.0, 1.0) * 255.0).astype(np.uint8)
-            self.matte_movie.write(np.repeat(grey[..., None], 3, axis=2))
+            self.matte_movie.write(np.repeat(grey[..., None], 3, axis=2), when)
         if self.layers.layer == "patch":
             plate_rgb = to_display_rgb8(plate)
             rgb = patch_frame(Frame.from_array(plate_rgb, frame.number), Frame.from_array(rgb, frame.number),
                               weights).pixels
-        elif self.movie.codec in DEEP_CODECS and frame.pixels.dtype == np.uint16 and \
-                frame.channels == ("R", "G", "B"):
-            rgb = frame.pixels              # a 10-bit plate's levels, kept by a 10-bit codec (not cut to 8 bits)
-        self.movie.write(rgb)
+        else:
+            deep = deep_pixels(frame, self.movie.codec)
+            rgb = rgb if deep is None else deep
+        self.movie.write(rgb, when)
 
 
 def _output_timecode(source: Path, first: int, fps: float) -> tuple[str | None, str | None]:

@@ -156,6 +156,44 @@ def ten_bit_prores(path: Path, pictures16) -> Path:
     return path
 
 
+def vfr_movie(path: Path, pictures, times_ms, audio_from: Path | None = None) -> Path:
+    """A movie as a phone writes one at a variable frame rate: ``pictures`` (RGB8) shown at ``times_ms``
+    (milliseconds, increasing, not evenly spaced), H.264 at a 1/1000 time base; with ``audio_from``, that movie's
+    audio (from its start, as long as the pictures last) as AAC."""
+    from fractions import Fraction
+
+    import av
+
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=25)
+        video.width, video.height, video.pix_fmt = pictures[0].shape[1], pictures[0].shape[0], "yuv420p"
+        video.codec_context.time_base = Fraction(1, 1000)
+        audio = None
+        if audio_from is not None:
+            with av.open(str(audio_from)) as a:
+                rate = a.streams.audio[0].codec_context.sample_rate
+            audio = out.add_stream("aac", rate=rate, layout="stereo")
+        for pic, t in zip(pictures, times_ms):
+            frame = av.VideoFrame.from_ndarray(pic, format="rgb24").reformat(format="yuv420p")
+            frame.pts, frame.time_base = int(t), Fraction(1, 1000)
+            for packet in video.encode(frame):
+                out.mux(packet)
+        for packet in video.encode():
+            out.mux(packet)
+        if audio is not None:
+            end = (times_ms[-1] + 40) / 1000
+            with av.open(str(audio_from)) as a:
+                for frame in a.decode(audio=0):
+                    if frame.pts * frame.time_base >= end:
+                        break
+                    frame.pts = None
+                    for packet in audio.encode(frame):
+                        out.mux(packet)
+            for packet in audio.encode():
+                out.mux(packet)
+    return path
+
+
 @functools.lru_cache(maxsize=None)
 def mediapipe_landmarks(name: str) -> np.ndarray:
     """MediaPipe's own face mesh (0.10.21 runtime, refine off) on a shared clip (video mode) or photo

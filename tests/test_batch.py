@@ -197,6 +197,34 @@ def test_a_portrait_phone_movie_comes_back_as_it_came(identity, tmp_path):
             assert np.abs(frame.pixels.astype(int) - picture).mean() < 3.0
 
 
+def test_a_ten_bit_prores_shot_comes_back_ten_bit_prores_at_its_own_times(identity, tmp_path):
+    """A 10-bit ProRes shot goes to the daemon as 16-bit frames and comes back as 10-bit ProRes (its levels kept:
+    the identity engine's frames are the plate's), not 8-bit H.264; a phone's variable frame rate keeps its times."""
+    import av
+
+    from conftest import ten_bit_prores, vfr_movie
+
+    with open_media(footage("d12.mp4"), "0-3") as src:
+        pictures = [f.pixels.copy() for f in src]
+    deep = ten_bit_prores(tmp_path / "plate.mov", [p.astype(np.uint16) * 257 + 128 for p in pictures])
+    phone = vfr_movie(tmp_path / "phone.mp4", pictures, [0, 40, 140, 180])
+    (tmp_path / "shots.yaml").write_text(
+        f"version: 1\nshots:\n  - {{name: sh060, input: {deep}, output: out/sh060.mov, emotion: happy}}\n"
+        f"  - {{name: sh070, input: {phone}, output: out/sh070.mp4, emotion: happy}}\n")
+    report = run_batch(read_from_file(tmp_path / "shots.yaml"),
+                       BatchConfig(endpoint=identity.endpoint, start_daemon=False,
+                                   audit_log=str(tmp_path / "audit.jsonl")))
+    assert [(s.name, s.status) for s in report.shots] == [("sh060", "done"), ("sh070", "done")]
+    with av.open(str(tmp_path / "out" / "sh060.mov")) as c:
+        cc = c.streams.video[0].codec_context
+        assert (cc.name, str(cc.profile), cc.pix_fmt) == ("prores", "HQ", "yuv422p10le")
+    with open_media(tmp_path / "out" / "sh060.mov") as mov, open_media(deep) as src:
+        for a, b in zip(mov, src):
+            assert a.pixels.dtype == np.uint16 and np.abs(a.pixels.astype(int) - b.pixels).mean() < 60
+    with av.open(str(tmp_path / "out" / "sh070.mp4")) as c:
+        assert [round(float(f.pts * f.time_base) * 1000) for f in c.decode(video=0)] == [0, 40, 140, 180]
+
+
 def test_resume_after_a_kill(identity, tmp_path):
     """Kill the batch mid-shot (SIGKILL), run it again: frames already written are not rewritten, the rest are
     written, and no frame is half-written."""

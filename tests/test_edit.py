@@ -15,7 +15,7 @@ import pytest
 
 import edit_measures as M
 from conftest import (CLIPS, PHOTOS, TALKING_CLIPS, decode_rgb, footage, mediapipe_landmarks, mediapipe_on_frames,
-                      our_track, phone_movie, ten_bit_prores)
+                      our_track, phone_movie, ten_bit_prores, vfr_movie)
 from ned_fx.cli import main
 from ned_fx.media import Frame, open_media, read_image, write_image
 from ned_fx.appearance import build_shot_models
@@ -263,6 +263,28 @@ def test_a_portrait_phone_movie_is_edited_upright_and_delivered_as_it_came(tmp_p
     edited = read_image(tmp_path / "b" / "e.0000.png").pixels.astype(int)
     assert np.abs(np.rot90(lying, 1).astype(int) - edited).mean() < 3.0        # stored turned, as the source
     assert np.abs(lying.astype(int) - edited).mean() > 20.0
+
+
+def test_a_variable_frame_rate_phone_movie_keeps_its_timing_and_sync(tmp_path):
+    """A phone's variable-frame-rate movie (frames 40 ms apart, with long and short ones where it dropped or
+    stretched frames): every edited frame shows at its own time, from the first frame of the range, and the audio
+    is the span of those frames — the lips stay in sync with the voice. Before, the frames were written evenly at
+    the average rate: a frame after a long one showed early, by up to a frame's length."""
+    import av
+
+    rgb, _ = decode_rgb("d12.mp4")
+    steps = [40, 40, 80, 40, 33, 120, 40, 40, 60, 40]
+    times = [sum(steps[k % len(steps)] for k in range(i)) for i in range(24)]
+    movie = vfr_movie(tmp_path / "phone.mp4", list(rgb[:24]), times, audio_from=footage("d12.mp4"))
+    edit_media(movie, tmp_path / "happy.mp4", EditInstruction(emotion="happy"), frames="3-20")
+    with av.open(str(tmp_path / "happy.mp4")) as c:
+        shown = [round(float(f.pts * f.time_base) * 1000) for f in c.decode(video=0)]
+    assert shown == [t - times[3] for t in times[3:21]]
+    with av.open(str(tmp_path / "happy.mp4")) as c:
+        stream = c.streams.audio[0]
+        seconds = sum(f.samples for f in c.decode(stream)) / stream.codec_context.sample_rate
+    span = (times[21] - times[3]) / 1000
+    assert span - 0.01 <= seconds <= span + 0.1, (seconds, span)
 
 
 def test_a_movie_is_delivered_in_its_own_codec_and_depth(tmp_path):

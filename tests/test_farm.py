@@ -299,6 +299,37 @@ def test_assemble_gives_a_portrait_phone_movie_its_rotation_back(tmp_path):
         assert np.abs(next(iter(mov)).pixels.astype(int) - pictures[0]).mean() < 3.0
 
 
+def test_assemble_keeps_a_variable_frame_rate_and_a_ten_bit_source_s_codec(tmp_path):
+    """The frames of a phone's variable-frame-rate movie show at their own times in the assembled movie (the lips in
+    step with the voice), and a 10-bit ProRes source's chunks (16-bit PNGs) are assembled as 10-bit ProRes."""
+    import av
+
+    from conftest import ten_bit_prores, vfr_movie
+    from ned_fx.cli import main
+
+    with open_media(footage("d12.mp4"), "0-5") as src:
+        pictures = [f.pixels.copy() for f in src]
+    times = [0, 40, 120, 160, 193, 313]
+    phone = vfr_movie(tmp_path / "phone.mp4", pictures, times, audio_from=footage("d12.mp4"))
+    deep = ten_bit_prores(tmp_path / "plate.mov", [p.astype(np.uint16) * 257 + 128 for p in pictures])
+    for source, name in ((phone, "a.mp4"), (deep, "b.mov")):
+        pattern = tmp_path / name / "f.####.png"
+        pattern.parent.mkdir()
+        with open_media(source) as src:
+            for frame in src:
+                write_image(sequence_path(pattern, frame.number), frame.pixels)
+        assert main(["farm", "assemble", str(pattern), "-o", str(tmp_path / name.replace(".", "_out.")),
+                     "--frames", "1-5", "--fps", "25", "--audio-from", str(source)]) == 0
+    with av.open(str(tmp_path / "a_out.mp4")) as c:
+        assert [round(float(f.pts * f.time_base) * 1000) for f in c.decode(video=0)] == [t - 40 for t in times[1:]]
+    with av.open(str(tmp_path / "b_out.mov")) as c:
+        cc = c.streams.video[0].codec_context
+        assert (cc.name, cc.pix_fmt) == ("prores", "yuv422p10le")
+    with open_media(tmp_path / "b_out.mov") as mov, open_media(deep, "1-5") as src:
+        for a, b in zip(mov, src):
+            assert a.pixels.dtype == np.uint16 and np.abs(a.pixels.astype(int) - b.pixels).mean() < 60
+
+
 def test_the_examples_parse_and_make_farm_specs(tmp_path):
     footage("d12.mp4")
     yaml_list = read_from_file(REPO / "examples" / "shots.yaml")

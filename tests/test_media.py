@@ -18,7 +18,7 @@ from ned_fx.media import (Frame, FrameRange, MovieWriter, ensure_not_input, is_s
 from ned_fx.media import writers as writers_module
 
 # the one place that says where the footage is
-from conftest import FOOTAGE, footage, phone_movie, ten_bit_prores  # noqa: E402
+from conftest import FOOTAGE, footage, phone_movie, ten_bit_prores, vfr_movie  # noqa: E402
 D12 = FOOTAGE / "d12.mp4"
 
 RNG = np.random.default_rng(1234)
@@ -580,14 +580,16 @@ def test_an_anamorphic_movie_keeps_its_pixel_aspect(tmp_path):
 
     import av
 
-    from ned_fx.media.readers import movie_display
+    from ned_fx.media.readers import movie_presentation
 
     originals = [_smooth_rgb(48, 64, i) for i in range(3)]
     plate = phone_movie(tmp_path / "hdv.mov", originals, 0, codec="png", pixel_aspect=Fraction(4, 3))
     with open_media(plate) as src:
         assert src.pixel_aspect == Fraction(4, 3) and (src.width, src.height) == (64, 48)
         np.testing.assert_array_equal(next(iter(src)).pixels, originals[0])
-    assert movie_display(plate) == (0, Fraction(4, 3))
+    shown = movie_presentation(plate)
+    assert (shown.rotation, shown.pixel_aspect, shown.times) == (0, Fraction(4, 3), None)
+    assert shown.writer_options() == {"rotation": 0, "pixel_aspect": Fraction(4, 3), "time_base": None}
     with open_media(phone_movie(tmp_path / "square.mov", originals, 0, codec="png")) as src:
         assert src.pixel_aspect == 1
     for name, codec in (("out.mp4", "libx264"), ("out.mov", "prores_ks"), ("out.mkv", "libx264"),
@@ -657,6 +659,34 @@ def test_the_source_audio_is_encoded_where_the_container_cannot_hold_it(tmp_path
         assert stream.codec_context.name == audio
     assert rate == (44100 if ext == ".mp4" else 48000)
     assert 0.75 <= seconds <= 0.9, seconds
+
+
+#: a phone's variable frame rate: mostly 25 frames/s, a long frame (low light) and a short one now and then (ms)
+VFR_TIMES = [0, 40, 80, 160, 200, 233, 353, 393, 433, 493, 533, 573]
+
+
+def test_a_variable_frame_rate_movie_says_when_each_frame_shows(tmp_path):
+    """A phone's variable-frame-rate movie gives each frame's time; a movie at a constant rate gives none (its frame
+    n is at n / fps); a writer given the times and the time base puts each frame where it was."""
+    pictures = [_smooth_rgb(48, 64, i) for i in range(len(VFR_TIMES))]
+    movie = vfr_movie(tmp_path / "phone.mp4", pictures, VFR_TIMES)
+    with open_media(movie) as src:
+        times = src.frame_times()
+        base = src.time_base
+        assert [round(float(times[i]) * 1000) for i in range(len(src))] == VFR_TIMES
+    steady = tmp_path / "steady.mp4"
+    with MovieWriter(steady, 25, 64, 48) as writer:
+        for pic in pictures:
+            writer.write(pic)
+    with open_media(steady) as src:
+        assert src.frame_times() is None
+    out = tmp_path / "out.mp4"
+    with MovieWriter(out, 25, 64, 48, time_base=base) as writer:
+        for i, pic in enumerate(pictures[2:], 2):
+            writer.write(pic, times[i] - times[2])
+    with open_media(out) as src:
+        again = src.frame_times()
+        assert [round(float(again[i]) * 1000) for i in range(len(src))] == [t - 80 for t in VFR_TIMES[2:]]
 
 
 def test_the_fingerprint_of_a_rotated_movie_says_so(tmp_path, monkeypatch):

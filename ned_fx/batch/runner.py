@@ -744,20 +744,23 @@ class _ShotJob:
 
     def _movie_frame(self, plan: ShotPlan, frame, movie):
         from ..media import MovieWriter
+        from ..media.layers import LayerConfig
+        from ..media.readers import Presentation, movie_presentation
+        from ..media.writers import deep_pixels
 
         rgb = _display(frame)
         if movie is None:
             fps = plan.fps or 25.0
-            start = plan.numbers[0] / fps               # movie frame numbers are 0-based indices
-            from ..media.readers import movie_display
-
-            from_movie = plan.input_kind == "movie"
-            rotation, aspect = movie_display(self.shot.input) if from_movie else (0, None)
+            source = self.shot.input if plan.input_kind == "movie" else None
+            # shown as the source was (rotation, pixel aspect, a variable frame rate), in its own codec
+            self._shown = movie_presentation(source) if source else Presentation()
+            numbers = plan.numbers                      # movie frame numbers are 0-based indices
             movie = MovieWriter(self.shot.output, fps, rgb.shape[1], rgb.shape[0],
-                                audio_from=self.shot.input if from_movie else None,
-                                audio_range=(start, start + len(plan.numbers) / fps),
-                                provenance=self._video_record(), rotation=rotation, pixel_aspect=aspect)
-        movie.write(rgb)
+                                codec=LayerConfig().movie_codec(self.shot.output, source), audio_from=source,
+                                audio_range=self._shown.audio_span(numbers[0], numbers[-1], len(numbers), fps),
+                                provenance=self._video_record(), **self._shown.writer_options())
+        deep = deep_pixels(frame, movie.codec)
+        movie.write(rgb if deep is None else deep, self._shown.time_of(frame.number, plan.numbers[0]))
         return movie
 
     def _source_header(self, plan: ShotPlan) -> dict | None:

@@ -22,9 +22,10 @@ def assemble_movie(frames: str | os.PathLike, output: str | os.PathLike, frame_r
     Args:
         frames: the sequence pattern (``out/sh010.mov.frames/sh010.####.png``); output: the movie to write;
         frame_range: its frames (movies made from movies: the source's 0-based indices); fps: frame rate;
-        audio_from: the source movie: its audio track is copied, trimmed to ``frame_range`` at ``fps``, and its
-            display rotation (a portrait phone video) and pixel aspect (an anamorphic plate) carried, as
-            ``ned-fx edit`` carries them;
+        audio_from: the source movie: its audio track is copied, trimmed to ``frame_range`` at ``fps``; its
+            codec (where the output's container holds it; 10-bit frames kept at 10 bits), display rotation (a
+            portrait phone video), pixel aspect (an anamorphic plate) and a variable frame rate's frame times
+            carried, as ``ned-fx edit`` carries them;
         clean: remove the frames (and their folder when it is left empty) once the movie is written.
 
     The movie carries the provenance record of the frames (see the module doc); frames that carry none make a
@@ -38,7 +39,9 @@ def assemble_movie(frames: str | os.PathLike, output: str | os.PathLike, frame_r
         written (nothing half-written is left); InvalidParameterError: a bad fps or output.
     """
     from ..media import MOVIE_EXTENSIONS, MovieWriter, ensure_not_input, open_media, parse_sequence_pattern
-    from ..media.readers import movie_display
+    from ..media.layers import LayerConfig
+    from ..media.readers import Presentation, movie_presentation
+    from ..media.writers import deep_pixels
     from ..pipeline import display_plate
 
     out = Path(output)
@@ -52,17 +55,19 @@ def assemble_movie(frames: str | os.PathLike, output: str | os.PathLike, frame_r
     with open_media(frames, frame_range) as src:
         numbers = list(src.frame_numbers)
         record = movie_record([src.path_for(n) for n in numbers] if hasattr(src, "path_for") else [frames])
-        start = numbers[0] / fps
         audio = audio_from if audio_from and Path(audio_from).suffix.lower() in MOVIE_EXTENSIONS else None
-        rotation, aspect = movie_display(audio) if audio else (0, None)
+        # shown as the source was (rotation, pixel aspect, a variable frame rate), in its own codec
+        shown = movie_presentation(audio) if audio else Presentation()
         try:
             for frame in src:
                 rgb = display_plate(frame)
                 if movie is None:
-                    movie = MovieWriter(out, fps, rgb.shape[1], rgb.shape[0], audio_from=audio,
-                                        audio_range=(start, start + len(numbers) / fps), provenance=record,
-                                        rotation=rotation, pixel_aspect=aspect)
-                movie.write(rgb)
+                    movie = MovieWriter(out, fps, rgb.shape[1], rgb.shape[0],
+                                        codec=LayerConfig().movie_codec(out, audio), audio_from=audio,
+                                        audio_range=shown.audio_span(numbers[0], numbers[-1], len(numbers), fps),
+                                        provenance=record, **shown.writer_options())
+                deep = deep_pixels(frame, movie.codec)
+                movie.write(rgb if deep is None else deep, shown.time_of(frame.number, numbers[0]))
             movie.close()
         except BaseException:
             if movie is not None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Iterator
@@ -571,23 +572,6 @@ def _pixel_aspect(stream: Any) -> Fraction:
     return Fraction(1)
 
 
-def movie_display(path: str | os.PathLike) -> tuple[int, Fraction]:
-    """How a movie is shown beyond its pixels: ``(rotation, pixel_aspect)`` — its display rotation
-    (:func:`movie_rotation`) and the pixel aspect ratio of its stored pictures (1 when square). A
-    :class:`~.writers.MovieWriter` given both writes a movie shown as this one is.
-
-    Raises:
-        InputNotFoundError, UnreadableMediaError: the file cannot be opened as a movie.
-    """
-    container = _open_container(Path(path))
-    try:
-        if not container.streams.video:
-            return 0, Fraction(1)
-        return _display_rotation(container), _pixel_aspect(container.streams.video[0])
-    finally:
-        container.close()
-
-
 def movie_codec_of(path: str | os.PathLike) -> str | None:
     """Which of :data:`~.writers.MOVIE_CODECS` writes what a movie holds (ProRes 422 HQ/4444 and DNxHR HQ/HQX/444 by
     profile, HEVC, VP9, H.264, MPEG-4), or None for a codec it cannot write (or a file that is not a movie).
@@ -608,6 +592,52 @@ def movie_codec_of(path: str | os.PathLike) -> str | None:
     if name == "dnxhd":
         return "dnxhr_444" if "444" in profile else "dnxhr_hqx" if "HQX" in profile else "dnxhr_hq"
     return {"hevc": "libx265", "vp9": "libvpx-vp9", "h264": "libx264", "mpeg4": "mpeg4"}.get(name)
+
+
+@dataclass(frozen=True)
+class Presentation:
+    """How a source movie is shown beyond its pixels, for a movie written from its frames to be shown the same way
+    (:meth:`MovieSource.presentation`, :func:`movie_presentation`; the default: nothing to carry).
+
+    Attributes:
+        rotation: display rotation (:attr:`MovieSource.rotation`); pixel_aspect: :attr:`MovieSource.pixel_aspect`.
+        times: a variable-frame-rate movie's frame times in seconds (:meth:`MovieSource.frame_times`), else None;
+        time_base: the movie's time base (what those times are counted in).
+    """
+
+    rotation: int = 0
+    pixel_aspect: Fraction = Fraction(1)
+    times: dict[int, Fraction] | None = field(default=None, compare=False)
+    time_base: Fraction | None = None
+
+    def writer_options(self) -> dict[str, Any]:
+        """``MovieWriter`` keywords that tag and time a movie as this one is."""
+        return {"rotation": self.rotation, "pixel_aspect": self.pixel_aspect,
+                "time_base": self.time_base if self.times else None}
+
+    def time_of(self, number: int, first: int) -> Fraction | None:
+        """When movie frame ``number`` shows in a movie that starts at frame ``first`` (seconds; for
+        ``MovieWriter.write``), or None at a constant rate (the writer places it)."""
+        return self.times[number] - self.times[first] if self.times else None
+
+    def audio_span(self, first: int, last: int, count: int, fps: float) -> tuple[float, float]:
+        """Seconds of the source's audio that the ``count`` frames written, ``first``..``last`` (movie indices),
+        cover: at a constant rate ``count / fps`` from frame ``first``; else to the frame after ``last``."""
+        if not self.times:
+            return first / fps, (first + count) / fps
+        times = self.times
+        step = times[last] - times[last - 1] if last - 1 in times else Fraction(1) / Fraction(fps)
+        return float(times[first]), float(times.get(last + 1, times[last] + step))
+
+
+def movie_presentation(path: str | os.PathLike) -> Presentation:
+    """The :class:`Presentation` of a movie (its packets are indexed and its first frame decoded).
+
+    Raises:
+        InputNotFoundError, UnreadableMediaError, UnsupportedFormatError: the file cannot be read as a movie.
+    """
+    with MovieSource(Path(path), None) as source:
+        return source.presentation()
 
 
 def movie_timecode(path: str | os.PathLike) -> tuple[str | None, str | None]:
@@ -722,6 +752,25 @@ class MovieSource(MediaSource):
 
     def _size(self) -> tuple[int, int]:
         return self._dims
+
+    def frame_times(self) -> dict[int, Fraction] | None:
+        """Each frame's time in seconds after frame 0, for a movie whose frames are not evenly spaced (a phone's
+        variable frame rate: it drops or stretches frames in low light), so that a movie written from its frames
+        can keep them where they were, in step with the audio (``MovieWriter(..., time_base=)`` and
+        ``write(..., time=)``). None for a movie at a constant rate (frame ``n`` is at ``n / frame_rate``: a step
+        that wanders by a tick or 2 % is still constant) or whose timestamps are unknown."""
+        if self._pts is None or len(self._pts) < 3 or self.time_base is None:
+            return None
+        pts = np.asarray(self._pts, np.int64)
+        steps = np.diff(pts)
+        mean = (pts[-1] - pts[0]) / (len(pts) - 1)
+        if np.abs(steps - mean).max() <= max(1.0, 0.02 * mean):
+            return None
+        return {i: (int(p) - int(pts[0])) * self.time_base for i, p in enumerate(pts)}
+
+    def presentation(self) -> Presentation:
+        """What a movie written from these frames must carry to be shown as this one is (:class:`Presentation`)."""
+        return Presentation(self.rotation, self.pixel_aspect, self.frame_times(), self.time_base)
 
     # decoding ---------------------------------------------------------------------------------------------
     def _decode(self, start: int, allow_seek: bool = True) -> Iterator[tuple[int, Any]]:

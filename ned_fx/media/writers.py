@@ -483,6 +483,15 @@ def _cleanup_temp(path: str) -> None:
         os.unlink(path)
 
 
+def deep_pixels(frame: Any, codec: str) -> np.ndarray | None:
+    """A frame's own uint16 RGB pixels when a movie of ``codec`` keeps more than 8 bits (:data:`DEEP_CODECS`: a
+    10-bit plate's levels, not cut to 8 bits), else None (write its 8-bit display picture)."""
+    px = frame.pixels
+    if codec in DEEP_CODECS and px.dtype == np.uint16 and tuple(frame.channels) == ("R", "G", "B"):
+        return px
+    return None
+
+
 #: Movie containers that hold a display rotation (a display matrix) that FFmpeg writes and reads back.
 ROTATION_EXTENSIONS: tuple[str, ...] = (".mp4", ".mov", ".m4v", ".mkv", ".webm")
 
@@ -529,6 +538,9 @@ class MovieWriter:
             :attr:`~.readers.MovieSource.pixel_aspect`: an anamorphic plate's pixels are not square), so it is shown
             as wide as the source; the pixels are not resampled. None or 1: square pixels. WebM and MXF do not
             hold the tag.
+        time_base: the source movie's time base, for frames written with their own times (:meth:`write`'s
+            ``time``: a variable-frame-rate source's, :meth:`~.readers.MovieSource.frame_times`); None: frame ``n``
+            at ``n / fps``.
 
     Raises:
         InvalidParameterError: fps, size, codec or crf out of range, or a codec that the container cannot hold.
@@ -541,7 +553,8 @@ class MovieWriter:
                  codec: str = "libx264", crf: int = 18, options: Mapping[str, str] | None = None,
                  audio_from: str | os.PathLike | None = None, audio_range: tuple[float, float] | None = None,
                  provenance: Any = None, timecode: str | None = None, reel_name: str | None = None,
-                 rotation: int = 0, pixel_aspect: Fraction | float | None = None):
+                 rotation: int = 0, pixel_aspect: Fraction | float | None = None,
+                 time_base: Fraction | None = None):
         import av
 
         from .timecode import parse_timecode
@@ -591,6 +604,7 @@ class MovieWriter:
         self.alpha = codec in ALPHA_CODECS
         self.timecode, self.reel_name = timecode, reel_name
         self.frames_written = 0
+        self._last_pts = -1
         coded = (self.height, self.width) if self.rotation in (90, 270) else (self.width, self.height)
         self._enc_width = coded[0] + coded[0] % 2
         self._enc_height = coded[1] + coded[1] % 2
@@ -630,7 +644,7 @@ class MovieWriter:
                 stream.set_display_rotation(self.rotation)
             stream.pix_fmt = pix_fmt
             cc = stream.codec_context
-            cc.time_base = Fraction(1, 1) / rate
+            cc.time_base = Fraction(time_base) if time_base else Fraction(1, 1) / rate
             cc.colorspace = 1        # AVCOL_SPC_BT709
             cc.color_primaries = 1   # AVCOL_PRI_BT709
             cc.color_trc = 1         # AVCOL_TRC_BT709
@@ -647,7 +661,7 @@ class MovieWriter:
             raise OutputWriteError(f"could not start writing {self.path}: {_reason(exc)}") from exc
 
     # -----------------------------------------------------------------------------------------------------------
-    def write(self, rgb8: np.ndarray) -> None:
+    def write(self, rgb8: np.ndarray, time: Fraction | float | None = None) -> None:
         """Encode one frame.
 
         Args:
@@ -655,6 +669,8 @@ class MovieWriter:
                 a 10-bit plate's frames, kept deep for a 10-bit codec: :data:`DEEP_CODECS`); for an alpha codec
                 (:data:`ALPHA_CODECS`) also (height, width, 4) uint8 or uint16 RGBA (alpha as given: a patch's
                 premultiplied colour stays premultiplied).
+            time: when the frame shows, in seconds from the movie's start (a variable-frame-rate source's own
+                times; give ``time_base`` at construction); None: right after the previous frame at ``fps``.
 
         Raises:
             InvalidParameterError: wrong shape or dtype, or the writer is closed.
@@ -670,7 +686,7 @@ class MovieWriter:
                 f"{self.path}: frames must be ({self.height}, {self.width}, 3) uint8/uint16 RGB{also}, got "
                 f"{arr.shape} {arr.dtype}")
         try:
-            self._encode(arr)
+            self._encode(arr, time)
         except BaseException as exc:
             self._abort()
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
@@ -679,7 +695,7 @@ class MovieWriter:
                                    f"nothing was written") from exc
         self.frames_written += 1
 
-    def _encode(self, arr: np.ndarray) -> None:
+    def _encode(self, arr: np.ndarray, time: Fraction | float | None = None) -> None:
         import av
         from av.video.reformatter import ColorRange, Colorspace
 
@@ -701,8 +717,11 @@ class MovieWriter:
         frame = self._reformatter.reformat(frame, format=self._stream.pix_fmt, src_colorspace=Colorspace.ITU709,
                                            dst_colorspace=Colorspace.ITU709, src_color_range=ColorRange.JPEG,
                                            dst_color_range=ColorRange.MPEG)
-        frame.pts = self.frames_written
-        frame.time_base = self._stream.codec_context.time_base
+        tb = self._stream.codec_context.time_base
+        pts = self._last_pts + 1 if time is None else int(round(Fraction(time) / tb))
+        self._last_pts = pts = max(pts, self._last_pts + 1)        # never two frames at one time
+        frame.pts = pts
+        frame.time_base = tb
         for packet in self._stream.encode(frame):
             self._container.mux(packet)
 
