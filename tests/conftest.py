@@ -110,78 +110,45 @@ def decode_rgb(name: str) -> tuple[np.ndarray, float]:
         return np.stack([to_display_rgb8(f) for f in src]), float(src.fps or 0.0)
 
 
-def phone_movie(path: Path, pictures, rotation: int, codec: str = "libx264", fps: int = 25,
-                pixel_aspect=None) -> Path:
-    """A movie as a phone writes a portrait video: the upright ``pictures`` stored turned the other way and tagged
-    with the display ``rotation`` (degrees counter-clockwise) that turns them upright again (PyAV's own muxer, not
-    ned_fx's writer). ``codec="png"`` stores the pixels losslessly; ``pixel_aspect`` (a Fraction) tags the stored
-    pixels as not square, as an anamorphic plate's are."""
-    import av
-
-    with av.open(str(path), "w") as out:
-        stream = None
-        for i, up in enumerate(pictures):
-            coded = np.ascontiguousarray(np.rot90(up, -(rotation // 90)))
-            if stream is None:
-                stream = out.add_stream(codec, rate=fps)
-                stream.width, stream.height = coded.shape[1], coded.shape[0]
-                stream.pix_fmt = "rgb24" if codec == "png" else "yuv420p"
-                stream.set_display_rotation(rotation)
-                if pixel_aspect is not None:
-                    stream.codec_context.sample_aspect_ratio = pixel_aspect
-            frame = av.VideoFrame.from_ndarray(coded, format="rgb24")
-            frame.pts = i
-            for packet in stream.encode(frame if codec == "png" else frame.reformat(format="yuv420p")):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-    return path
-
-
-def ten_bit_prores(path: Path, pictures16) -> Path:
-    """A 10-bit ProRes 422 HQ movie of uint16 RGB pictures (PyAV's own encoder, not ned_fx's writer)."""
-    import av
-
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("prores_ks", rate=25)
-        stream.width, stream.height = pictures16[0].shape[1], pictures16[0].shape[0]
-        stream.pix_fmt, stream.options = "yuv422p10le", {"profile": "3"}
-        for i, pic in enumerate(pictures16):
-            frame = av.VideoFrame.from_ndarray(pic, format="rgb48le")
-            frame.pts = i
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-    return path
-
-
-def vfr_movie(path: Path, pictures, times_ms, audio_from: Path | None = None) -> Path:
-    """A movie as a phone writes one at a variable frame rate: ``pictures`` (RGB8) shown at ``times_ms``
-    (milliseconds, increasing, not evenly spaced), H.264 at a 1/1000 time base; with ``audio_from``, that movie's
-    audio (from its start, as long as the pictures last) as AAC."""
+def encoded_movie(path: Path, pictures, codec: str = "libx264", pix_fmt: str = "yuv420p", times_ms=None,
+                  rotation: int = 0, pixel_aspect=None, audio_from: Path | None = None, options=None) -> Path:
+    """A movie made with PyAV's own encoder and muxer (not ned_fx's writer), as a camera, a phone or a finishing
+    house delivers one: ``pictures`` (RGB8, or uint16 RGB for a 10-bit ``pix_fmt``) shown at ``times_ms``
+    (milliseconds at a 1/1000 time base: a variable frame rate; None: 25 frames/s), stored turned against a display
+    ``rotation`` (degrees counter-clockwise) that shows them upright, tagged with ``pixel_aspect`` (a Fraction), and
+    with ``audio_from``'s audio (from its start, as long as the pictures last) as AAC."""
     from fractions import Fraction
 
     import av
 
     with av.open(str(path), "w") as out:
-        video = out.add_stream("libx264", rate=25)
-        video.width, video.height, video.pix_fmt = pictures[0].shape[1], pictures[0].shape[0], "yuv420p"
-        video.codec_context.time_base = Fraction(1, 1000)
-        audio = None
-        if audio_from is not None:
-            with av.open(str(audio_from)) as a:
-                rate = a.streams.audio[0].codec_context.sample_rate
-            audio = out.add_stream("aac", rate=rate, layout="stereo")
-        for pic, t in zip(pictures, times_ms):
-            frame = av.VideoFrame.from_ndarray(pic, format="rgb24").reformat(format="yuv420p")
-            frame.pts, frame.time_base = int(t), Fraction(1, 1000)
-            for packet in video.encode(frame):
+        video, audio = None, None
+        for i, up in enumerate(pictures):
+            coded = np.ascontiguousarray(np.rot90(up, -(rotation // 90)))
+            if video is None:
+                video = out.add_stream(codec, rate=25)
+                video.width, video.height, video.pix_fmt = coded.shape[1], coded.shape[0], pix_fmt
+                video.options = dict(options or {})
+                video.set_display_rotation(rotation)
+                if pixel_aspect is not None:
+                    video.codec_context.sample_aspect_ratio = pixel_aspect
+                if times_ms is not None:
+                    video.codec_context.time_base = Fraction(1, 1000)
+                if audio_from is not None:
+                    with av.open(str(audio_from)) as a:
+                        rate = a.streams.audio[0].codec_context.sample_rate
+                    audio = out.add_stream("aac", rate=rate, layout="stereo")
+            frame = av.VideoFrame.from_ndarray(coded, format="rgb48le" if coded.dtype == np.uint16 else "rgb24")
+            if times_ms is not None:
+                frame.pts, frame.time_base = int(times_ms[i]), Fraction(1, 1000)
+            else:
+                frame.pts = i
+            for packet in video.encode(frame if codec == "png" else frame.reformat(format=pix_fmt)):
                 out.mux(packet)
         for packet in video.encode():
             out.mux(packet)
         if audio is not None:
-            end = (times_ms[-1] + 40) / 1000
+            end = ((times_ms[-1] + 40) / 1000) if times_ms is not None else len(pictures) / 25
             with av.open(str(audio_from)) as a:
                 for frame in a.decode(audio=0):
                     if frame.pts * frame.time_base >= end:
@@ -192,6 +159,24 @@ def vfr_movie(path: Path, pictures, times_ms, audio_from: Path | None = None) ->
             for packet in audio.encode():
                 out.mux(packet)
     return path
+
+
+def phone_movie(path: Path, pictures, rotation: int, codec: str = "libx264", pixel_aspect=None) -> Path:
+    """A phone's portrait video: upright ``pictures`` stored turned, tagged with the display ``rotation`` that shows
+    them upright (``codec="png"``: lossless RGB)."""
+    return encoded_movie(path, pictures, codec, "rgb24" if codec == "png" else "yuv420p", rotation=rotation,
+                         pixel_aspect=pixel_aspect)
+
+
+def ten_bit_prores(path: Path, pictures16) -> Path:
+    """A 10-bit ProRes 422 HQ movie of uint16 RGB pictures."""
+    return encoded_movie(path, pictures16, "prores_ks", "yuv422p10le", options={"profile": "3"})
+
+
+def vfr_movie(path: Path, pictures, times_ms, audio_from: Path | None = None) -> Path:
+    """A phone's variable-frame-rate movie: ``pictures`` (RGB8) shown at ``times_ms`` (H.264), with
+    ``audio_from``'s audio."""
+    return encoded_movie(path, pictures, times_ms=times_ms, audio_from=audio_from)
 
 
 @functools.lru_cache(maxsize=None)

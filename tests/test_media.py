@@ -689,6 +689,66 @@ def test_a_variable_frame_rate_movie_says_when_each_frame_shows(tmp_path):
         assert [round(float(again[i]) * 1000) for i in range(len(src))] == [t - 80 for t in VFR_TIMES[2:]]
 
 
+def _two_track_master(path: Path) -> Path:
+    """A .mov as a finishing house masters one: picture plus two 48 kHz PCM tracks (a stereo mix at 440 Hz, a mono
+    stem at 1 kHz), 2 s."""
+    import av
+
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("mpeg4", rate=25)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        mix = out.add_stream("pcm_s24le", rate=48000, layout="stereo")
+        stem = out.add_stream("pcm_s16le", rate=48000, layout="mono")
+        for i in range(50):
+            frame = av.VideoFrame.from_ndarray(_smooth_rgb(48, 64, i), format="rgb24").reformat(format="yuv420p")
+            frame.pts = i
+            for packet in video.encode(frame):
+                out.mux(packet)
+        for packet in video.encode():
+            out.mux(packet)
+        t = np.arange(96000) / 48000
+        for stream, hz, layout in ((mix, 440, "stereo"), (stem, 1000, "mono")):
+            tone = (np.sin(2 * np.pi * hz * t) * 0.3 * 2 ** 31).astype(np.int32)
+            channels = 2 if layout == "stereo" else 1      # packed: the channels' samples interleaved
+            frame = av.AudioFrame.from_ndarray(np.repeat(tone, channels)[None], format="s32", layout=layout)
+            frame.sample_rate, frame.pts = 48000, 0
+            for packet in stream.encode(frame):
+                out.mux(packet)
+            for packet in stream.encode(None):
+                out.mux(packet)
+    return path
+
+
+@pytest.mark.parametrize("ext,codec,audio", [(".mov", "prores_ks", ("pcm_s24le", "pcm_s16le")),
+                                             (".mxf", "dnxhr_hq", ("pcm_s24le", "pcm_s16le")),
+                                             (".webm", "libvpx-vp9", ("opus", "opus"))])
+def test_every_audio_track_of_the_source_comes_along(tmp_path, ext, codec, audio):
+    """A master's mix and its stem both come along (not only the first track), each trimmed to the range, each
+    still its own sound; copied where the container holds them, encoded where not (WebM)."""
+    import av
+
+    master = _two_track_master(tmp_path / "master.mov")
+    out = tmp_path / f"out{ext}"
+    with MovieWriter(out, 25, 256, 144, codec=codec, audio_from=master, audio_range=(0.4, 1.2)) as writer:
+        for i in range(20):
+            writer.write(_smooth_rgb(144, 256, i))
+    with av.open(str(out)) as c:
+        tracks = list(c.streams.audio)
+        assert tuple(t.codec_context.name for t in tracks) == audio
+        assert [t.codec_context.channels for t in tracks] == [2, 1]
+    for k, hz in enumerate((440, 1000)):
+        with av.open(str(out)) as c:
+            stream = c.streams.audio[k]
+            channels = stream.codec_context.channels
+            # the first channel: planar frames hold one row a channel, packed ones interleave them
+            samples = np.concatenate([f.to_ndarray()[0] if f.format.is_planar else f.to_ndarray()[0, ::channels]
+                                      for f in c.decode(stream)]).astype(np.float64)
+        rate = stream.codec_context.sample_rate
+        assert 0.78 <= len(samples) / rate <= 0.85, (k, len(samples) / rate)
+        spectrum = np.abs(np.fft.rfft(samples - samples.mean()))
+        assert abs(np.argmax(spectrum) * rate / len(samples) - hz) < 5, k
+
+
 def test_the_fingerprint_of_a_rotated_movie_says_so(tmp_path, monkeypatch):
     """A track, analysis or matte cached from a portrait movie read sideways (before frames were turned upright)
     is never taken for the upright one: the rotation is part of the movie's fingerprint (and only a rotated

@@ -516,8 +516,8 @@ class MovieWriter:
         crf: quality, lower is better (x264/x265/vp9 CRF, mpeg4 qscale); 18 by default (visually lossless for
             x264). Ignored by ProRes.
         options: extra encoder options (strings), e.g. ``{"preset": "slow"}``.
-        audio_from: a movie whose first audio track is copied into the output unchanged (no re-encode), e.g.
-            the source plate of an edit; where the container cannot hold it as it is (AAC in WebM or MXF, 44.1 kHz
+        audio_from: a movie whose audio tracks (every one) are copied into the output unchanged (no re-encode),
+            e.g. the source plate of an edit; where the container cannot hold it as it is (AAC in WebM or MXF, 44.1 kHz
             in MXF) it is encoded to what the container holds (Opus; 48 kHz PCM); None: no audio.
         audio_range: ``(start, end)`` seconds of that audio to keep (an edit of a frame range); the kept part
             starts at 0 in the output. None: all of it.
@@ -758,7 +758,9 @@ class MovieWriter:
         return self.path
 
     def _open_audio(self, source: str | os.PathLike | None, span: tuple[float, float] | None):
-        """Add an audio stream copied from ``source`` (before any packet is written)."""
+        """Add one audio stream for every audio track of ``source`` (before any packet is written: a master's
+        stereo mix and its stems, a camera's channels all come along), each copied as it is or, where the container
+        cannot hold it as it is, encoded to what it holds."""
         if source is None:
             return None
         import av
@@ -767,69 +769,76 @@ class MovieWriter:
             src = av.open(str(source))
         except Exception as exc:
             raise OutputWriteError(f"could not read the audio of {source}: {_reason(exc)}") from exc
-        audio = [st for st in src.streams if st.type == "audio"]
-        if not audio:
-            src.close()
-            return None
-        ext = self.path.suffix.lower()
-        name, rate = audio[0].codec_context.name, audio[0].codec_context.sample_rate or 48000
         try:
-            if ext in _AUDIO_ONLY and not name.startswith(_AUDIO_ONLY[ext]) or _AUDIO_RATE.get(ext, rate) != rate:
-                raise ValueError(f"{ext} holds {_AUDIO_ONLY[ext]} audio at {_AUDIO_RATE.get(ext, rate)} Hz only")
-            return src, audio[0], self._container.add_stream_from_template(audio[0]), span, False
-        except ValueError:      # the container cannot hold the source's audio as it is: encoded to one it holds
-            pass
-        try:
-            codec = _AUDIO_FALLBACK.get(ext, "aac")
-            out = self._container.add_stream(codec, rate=_AUDIO_RATE.get(ext, rate),
-                                             layout=audio[0].codec_context.layout.name if
-                                             audio[0].codec_context.layout.nb_channels <= 2 else "stereo")
+            tracks = [(st, *self._audio_stream(st)) for st in src.streams if st.type == "audio"]
         except BaseException:
             src.close()
             raise
-        return src, audio[0], out, span, True
+        if not tracks:
+            src.close()
+            return None
+        return src, tracks, span
+
+    def _audio_stream(self, track) -> tuple[Any, bool]:
+        """``(output stream, encoded)`` for one source audio track: its copy, or a stream of what this container
+        holds where it cannot hold the track as it is (AAC in WebM or MXF, 44.1 kHz in MXF)."""
+        ext = self.path.suffix.lower()
+        cc = track.codec_context
+        name, rate = cc.name, cc.sample_rate or 48000
+        if not (ext in _AUDIO_ONLY and not name.startswith(_AUDIO_ONLY[ext])) and _AUDIO_RATE.get(ext, rate) == rate:
+            try:
+                return self._container.add_stream_from_template(track), False
+            except ValueError:          # FFmpeg says this container cannot hold the codec
+                pass
+        layout = cc.layout.name if cc.layout.nb_channels <= 2 else "stereo"
+        return self._container.add_stream(_AUDIO_FALLBACK.get(ext, "aac"), rate=_AUDIO_RATE.get(ext, rate),
+                                          layout=layout), True
 
     def _copy_audio(self) -> None:
+        """Every audio track's ``span`` seconds (from 0 in the output): packets copied, or decoded and encoded."""
         if self._audio is None:
             return
-        src, in_stream, out_stream, span, encode = self._audio
+        src, tracks, span = self._audio
         try:
-            tb = in_stream.time_base
-            start = int(round(span[0] / tb)) if span else None
-            end = int(round(span[1] / tb)) if span else None
-            if encode:
-                self._encode_audio(src, in_stream, out_stream, span)
-                return
-            for packet in src.demux(in_stream):
+            route = {st.index: (st, out, encode) for st, out, encode in tracks}
+            for packet in src.demux(*[st for st, _, _ in tracks]):
+                st, out, encode = route[packet.stream.index]
+                if encode:
+                    for frame in packet.decode():           # the flush packet at the end drains the decoder
+                        self._encode_audio(frame, out, span)
+                    continue
                 if packet.dts is None or packet.pts is None:
                     continue
                 if span is not None:
+                    tb = st.time_base
+                    start, end = int(round(span[0] / tb)), int(round(span[1] / tb))
                     if packet.pts < start or packet.pts >= end:
                         continue
                     packet.pts -= start
                     packet.dts -= start
-                packet.stream = out_stream
+                packet.stream = out
                 self._container.mux(packet)
+            for _, out, encode in tracks:
+                if encode:
+                    for packet in out.encode(None):
+                        self._container.mux(packet)
         finally:
             src.close()
             self._audio = None
 
-    def _encode_audio(self, src, in_stream, out_stream, span) -> None:
-        """The source's audio (``span`` seconds of it, from 0) decoded and encoded for a container that cannot hold
-        it as it is (AAC in WebM or MXF, 44.1 kHz in MXF)."""
-        for frame in src.decode(in_stream):
-            if frame.pts is None or frame.time_base is None:
-                continue
-            t = float(frame.pts * frame.time_base)
-            if span is not None:
-                if t < span[0] or t >= span[1]:
-                    continue
-                t -= span[0]
-            frame.pts = int(round(t * out_stream.codec_context.sample_rate))
-            frame.time_base = Fraction(1, out_stream.codec_context.sample_rate)
-            for packet in out_stream.encode(frame):
-                self._container.mux(packet)
-        for packet in out_stream.encode(None):
+    def _encode_audio(self, frame, out, span) -> None:
+        """One decoded audio frame of the source into ``out`` (an encoded track), if it lies in ``span`` seconds
+        (moved to start at 0)."""
+        if frame.pts is None or frame.time_base is None:
+            return
+        t = float(frame.pts * frame.time_base)
+        if span is not None:
+            if t < span[0] or t >= span[1]:
+                return
+            t -= span[0]
+        rate = out.codec_context.sample_rate
+        frame.pts, frame.time_base = int(round(t * rate)), Fraction(1, rate)
+        for packet in out.encode(frame):
             self._container.mux(packet)
 
     def abort(self) -> None:
