@@ -111,12 +111,14 @@ def decode_rgb(name: str) -> tuple[np.ndarray, float]:
 
 
 def encoded_movie(path: Path, pictures, codec: str = "libx264", pix_fmt: str = "yuv420p", times_ms=None,
-                  rotation: int = 0, pixel_aspect=None, audio_from: Path | None = None, options=None) -> Path:
+                  rotation: int = 0, pixel_aspect=None, audio_from: Path | None = None, options=None,
+                  colour=None) -> Path:
     """A movie made with PyAV's own encoder and muxer (not ned_fx's writer), as a camera, a phone or a finishing
     house delivers one: ``pictures`` (RGB8, or uint16 RGB for a 10-bit ``pix_fmt``) shown at ``times_ms``
     (milliseconds at a 1/1000 time base: a variable frame rate; None: 25 frames/s), stored turned against a display
     ``rotation`` (degrees counter-clockwise) that shows them upright, tagged with ``pixel_aspect`` (a Fraction), and
-    with ``audio_from``'s audio (from its start, as long as the pictures last) as AAC."""
+    with ``audio_from``'s audio (from its start, as long as the pictures last) as AAC; ``colour``: FFmpeg's
+    ``(matrix, primaries, transfer)`` numbers to encode with and tag (e.g. ``(9, 9, 18)``, BT.2020 HLG)."""
     from fractions import Fraction
 
     import av
@@ -134,6 +136,9 @@ def encoded_movie(path: Path, pictures, codec: str = "libx264", pix_fmt: str = "
                     video.codec_context.sample_aspect_ratio = pixel_aspect
                 if times_ms is not None:
                     video.codec_context.time_base = Fraction(1, 1000)
+                if colour is not None:
+                    cc = video.codec_context
+                    cc.colorspace, cc.color_primaries, cc.color_trc, cc.color_range = (*colour, 1)
                 if audio_from is not None:
                     with av.open(str(audio_from)) as a:
                         rate = a.streams.audio[0].codec_context.sample_rate
@@ -143,7 +148,13 @@ def encoded_movie(path: Path, pictures, codec: str = "libx264", pix_fmt: str = "
                 frame.pts, frame.time_base = int(times_ms[i]), Fraction(1, 1000)
             else:
                 frame.pts = i
-            for packet in video.encode(frame if codec == "png" else frame.reformat(format=pix_fmt)):
+            if codec != "png":
+                from ned_fx.media.readers import swscale_matrix
+
+                matrix = swscale_matrix(colour[0] if colour else 1)
+                frame = frame.reformat(format=pix_fmt, src_colorspace=matrix, dst_colorspace=matrix,
+                                       src_color_range=2, dst_color_range=1)
+            for packet in video.encode(frame):
                 out.mux(packet)
         for packet in video.encode():
             out.mux(packet)
@@ -168,9 +179,9 @@ def phone_movie(path: Path, pictures, rotation: int, codec: str = "libx264", pix
                          pixel_aspect=pixel_aspect)
 
 
-def ten_bit_prores(path: Path, pictures16) -> Path:
-    """A 10-bit ProRes 422 HQ movie of uint16 RGB pictures."""
-    return encoded_movie(path, pictures16, "prores_ks", "yuv422p10le", options={"profile": "3"})
+def ten_bit_prores(path: Path, pictures16, colour=None) -> Path:
+    """A 10-bit ProRes 422 HQ movie of uint16 RGB pictures (``colour``: its tags, as :func:`encoded_movie`)."""
+    return encoded_movie(path, pictures16, "prores_ks", "yuv422p10le", options={"profile": "3"}, colour=colour)
 
 
 def vfr_movie(path: Path, pictures, times_ms, audio_from: Path | None = None) -> Path:

@@ -289,7 +289,8 @@ def test_a_variable_frame_rate_phone_movie_keeps_its_timing_and_sync(tmp_path):
 
 def test_a_movie_is_delivered_in_its_own_codec_and_depth(tmp_path):
     """With no --codec, a 10-bit ProRes 422 HQ plate comes back as 10-bit ProRes 422 HQ (its levels kept outside
-    the face, not cut to 8 bits: the output is a plate a finishing artist can cut back in), and an output container
+    the face, not cut to 8 bits: the output is a plate a finishing artist can cut back in; its BT.2020 HLG colour
+    encoded and tagged as it came, where it used to be retagged BT.709 and shown washed out), and an output container
     that cannot hold the source's codec gets its own usual one (WebM: VP9, the AAC audio as Opus) instead of an
     error about a codec nobody asked for."""
     import av
@@ -297,11 +298,12 @@ def test_a_movie_is_delivered_in_its_own_codec_and_depth(tmp_path):
     rgb, _ = decode_rgb("d12.mp4")
     ramp = np.linspace(0.0, 180.0, rgb.shape[2])[None, :, None]       # sub-8-bit steps across the picture
     deep = [np.clip(pic.astype(np.float64) * 257 + ramp, 0, 65535).astype(np.uint16) for pic in rgb[40:43]]
-    ten_bit_prores(tmp_path / "plate.mov", deep)
+    ten_bit_prores(tmp_path / "plate.mov", deep, colour=(9, 9, 18))           # BT.2020 HLG, as a phone shoots
     edit_media(tmp_path / "plate.mov", tmp_path / "happy.mov", EditInstruction(emotion="happy"))
     with av.open(str(tmp_path / "happy.mov")) as c:
         cc = c.streams.video[0].codec_context
         assert (cc.name, str(cc.profile), cc.pix_fmt) == ("prores", "HQ", "yuv422p10le")
+        assert (cc.colorspace, cc.color_primaries, cc.color_trc) == (9, 9, 18), "its colour tags kept"
     with open_media(tmp_path / "plate.mov") as a, open_media(tmp_path / "happy.mov") as b:
         plate, out = next(iter(a)).pixels, next(iter(b)).pixels
     assert out.dtype == np.uint16

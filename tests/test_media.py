@@ -18,7 +18,7 @@ from ned_fx.media import (Frame, FrameRange, MovieWriter, ensure_not_input, is_s
 from ned_fx.media import writers as writers_module
 
 # the one place that says where the footage is
-from conftest import FOOTAGE, footage, phone_movie, ten_bit_prores, vfr_movie  # noqa: E402
+from conftest import FOOTAGE, encoded_movie, footage, phone_movie, ten_bit_prores, vfr_movie  # noqa: E402
 D12 = FOOTAGE / "d12.mp4"
 
 RNG = np.random.default_rng(1234)
@@ -589,7 +589,8 @@ def test_an_anamorphic_movie_keeps_its_pixel_aspect(tmp_path):
         np.testing.assert_array_equal(next(iter(src)).pixels, originals[0])
     shown = movie_presentation(plate)
     assert (shown.rotation, shown.pixel_aspect, shown.times) == (0, Fraction(4, 3), None)
-    assert shown.writer_options() == {"rotation": 0, "pixel_aspect": Fraction(4, 3), "time_base": None}
+    assert shown.writer_options() == {"rotation": 0, "pixel_aspect": Fraction(4, 3), "time_base": None,
+                                      "colour": None}
     with open_media(phone_movie(tmp_path / "square.mov", originals, 0, codec="png")) as src:
         assert src.pixel_aspect == 1
     for name, codec in (("out.mp4", "libx264"), ("out.mov", "prores_ks"), ("out.mkv", "libx264"),
@@ -749,6 +750,36 @@ def test_every_audio_track_of_the_source_comes_along(tmp_path, ext, codec, audio
         assert abs(np.argmax(spectrum) * rate / len(samples) - hz) < 5, k
 
 
+def test_a_movie_s_colour_tags_are_read_and_written_back(tmp_path):
+    """A phone's BT.2020 HLG video says so (matrix, primaries, transfer as FFmpeg numbers them), its frames are its
+    own RGB, and a writer given its tags encodes with its matrix and tags the same: the pictures read back equal
+    (a BT.709 matrix on BT.2020 pictures would shift every colour); without tags a movie is BT.709."""
+    import av
+
+    originals = [_smooth_rgb(48, 64, i) for i in range(3)]
+    hlg = encoded_movie(tmp_path / "hlg.mp4", originals, colour=(9, 9, 18))
+    with open_media(hlg) as src:
+        assert src.colour == (9, 9, 18)
+        frames = [f.pixels for f in src]
+    for frame, original in zip(frames, originals):
+        assert np.abs(frame.astype(int) - original).mean() < 4.0
+    out = tmp_path / "out.mp4"
+    with MovieWriter(out, 25, 64, 48, colour=(9, 9, 18)) as writer:
+        for frame in frames:
+            writer.write(frame)
+    with av.open(str(out)) as c:
+        cc = c.streams.video[0].codec_context
+        assert (cc.colorspace, cc.color_primaries, cc.color_trc) == (9, 9, 18)
+    with open_media(out) as src:
+        assert np.abs(next(iter(src)).pixels.astype(int) - frames[0]).mean() < 4.0
+    with MovieWriter(tmp_path / "plain.mp4", 25, 64, 48) as writer:
+        writer.write(frames[0])
+    with open_media(tmp_path / "plain.mp4") as src:
+        assert src.colour == (1, 1, 1)
+    with open_media(footage("d12.mp4"), "0") as src:
+        assert src.colour == (6, 6, 1)                  # SD-style BT.601 matrix and primaries, BT.709 transfer
+
+
 def test_the_fingerprint_of_a_rotated_movie_says_so(tmp_path, monkeypatch):
     """A track, analysis or matte cached from a portrait movie read sideways (before frames were turned upright)
     is never taken for the upright one: the rotation is part of the movie's fingerprint (and only a rotated
@@ -813,7 +844,7 @@ def test_failed_movie_write_leaves_nothing(tmp_path, monkeypatch):
     original_encode = MovieWriter._encode
     calls = {"n": 0}
 
-    def failing_encode(self, arr):
+    def failing_encode(self, arr, time=None):
         calls["n"] += 1
         if calls["n"] == 4:
             raise OSError(errno.ENOSPC, "No space left on device")

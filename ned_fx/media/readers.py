@@ -479,6 +479,15 @@ def check_yuv_conversion(value: str) -> str:
     return value
 
 
+def swscale_matrix(colorspace: int) -> Any:
+    """The swscale YUV matrix of an FFmpeg colour-space number (AVColorSpace: 1 BT.709, 5/6 BT.601, 9/10 BT.2020,
+    ...), or None for one it has not."""
+    from av.video.reformatter import Colorspace
+
+    return {1: Colorspace.ITU709, 4: Colorspace.FCC, 5: Colorspace.ITU601, 6: Colorspace.ITU601,
+            7: Colorspace.SMPTE240M, 9: Colorspace.BT2020, 10: Colorspace.BT2020}.get(colorspace)
+
+
 def _deep(frame: Any) -> bool:
     """Whether a decoded picture holds more than 8 bits a component (10-bit ProRes, DNxHR HQX, 10-bit HEVC)."""
     try:
@@ -502,9 +511,7 @@ def _rgb_from_video_frame(frame: Any, conversion: str = "exact") -> np.ndarray:
         return np.ascontiguousarray(frame.to_ndarray(format=rgb, interpolation=Interpolation.BICUBIC))
 
     # AVColorSpace codes -> swscale matrices; unspecified follows the players' rule (HD: 709, SD: 601).
-    spaces = {1: Colorspace.ITU709, 4: Colorspace.FCC, 5: Colorspace.ITU601, 6: Colorspace.ITU601,
-              7: Colorspace.SMPTE240M, 9: Colorspace.BT2020, 10: Colorspace.BT2020}
-    space = spaces.get(int(frame.colorspace))
+    space = swscale_matrix(int(frame.colorspace))
     if space is None:
         space = Colorspace.ITU709 if frame.height >= 720 else Colorspace.ITU601
     fmt = frame.format.name
@@ -602,18 +609,19 @@ class Presentation:
     Attributes:
         rotation: display rotation (:attr:`MovieSource.rotation`); pixel_aspect: :attr:`MovieSource.pixel_aspect`.
         times: a variable-frame-rate movie's frame times in seconds (:meth:`MovieSource.frame_times`), else None;
-        time_base: the movie's time base (what those times are counted in).
+        time_base: the movie's time base (what those times are counted in); colour: :attr:`MovieSource.colour`.
     """
 
     rotation: int = 0
     pixel_aspect: Fraction = Fraction(1)
     times: dict[int, Fraction] | None = field(default=None, compare=False)
     time_base: Fraction | None = None
+    colour: tuple[int, int, int] | None = None
 
     def writer_options(self) -> dict[str, Any]:
         """``MovieWriter`` keywords that tag and time a movie as this one is."""
         return {"rotation": self.rotation, "pixel_aspect": self.pixel_aspect,
-                "time_base": self.time_base if self.times else None}
+                "time_base": self.time_base if self.times else None, "colour": self.colour}
 
     def time_of(self, number: int, first: int) -> Fraction | None:
         """When movie frame ``number`` shows in a movie that starts at frame ``first`` (seconds; for
@@ -677,6 +685,9 @@ class MovieSource(MediaSource):
         pixel_aspect: the stored pictures' pixel aspect ratio (a Fraction; 4/3 for anamorphic HDV; 1 when the file
             does not say). Frames keep the stored pixels (not resampled); ``MovieWriter(..., pixel_aspect=...)``
             tags the output with it.
+        colour: the stream's colour tags as FFmpeg numbers them, ``(matrix, primaries, transfer)`` (e.g. ``(9, 9,
+            18)``: a phone's BT.2020 HLG video), or None when it names none. Frames are the decoded RGB in those
+            primaries and transfer (not converted); ``MovieWriter(..., colour=...)`` encodes and tags them back so.
     """
 
     kind = "movie"
@@ -700,6 +711,9 @@ class MovieSource(MediaSource):
             self.frame_rate: Fraction | None = Fraction(rate) if rate else None
             self._dims = (int(stream.codec_context.width), int(stream.codec_context.height))
             self.pixel_aspect: Fraction = _pixel_aspect(stream)
+            cc = stream.codec_context
+            colour = (int(cc.colorspace), int(cc.color_primaries), int(cc.color_trc))
+            self.colour: tuple[int, int, int] | None = None if all(c in (0, 2) for c in colour) else colour
             has_audio = bool(container.streams.audio)
             self.timecode, self.reel_name = _timecode_of(container, stream)
             declared = int(stream.frames or 0)
@@ -770,7 +784,7 @@ class MovieSource(MediaSource):
 
     def presentation(self) -> Presentation:
         """What a movie written from these frames must carry to be shown as this one is (:class:`Presentation`)."""
-        return Presentation(self.rotation, self.pixel_aspect, self.frame_times(), self.time_base)
+        return Presentation(self.rotation, self.pixel_aspect, self.frame_times(), self.time_base, self.colour)
 
     # decoding ---------------------------------------------------------------------------------------------
     def _decode(self, start: int, allow_seek: bool = True) -> Iterator[tuple[int, Any]]:

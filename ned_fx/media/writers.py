@@ -541,6 +541,9 @@ class MovieWriter:
         time_base: the source movie's time base, for frames written with their own times (:meth:`write`'s
             ``time``: a variable-frame-rate source's, :meth:`~.readers.MovieSource.frame_times`); None: frame ``n``
             at ``n / fps``.
+        colour: the source movie's colour tags (:attr:`~.readers.MovieSource.colour`: matrix, primaries, transfer
+            as FFmpeg numbers them): the frames are encoded with that matrix and tagged so (a phone's BT.2020 HLG
+            video stays BT.2020 HLG); None: BT.709.
 
     Raises:
         InvalidParameterError: fps, size, codec or crf out of range, or a codec that the container cannot hold.
@@ -554,7 +557,7 @@ class MovieWriter:
                  audio_from: str | os.PathLike | None = None, audio_range: tuple[float, float] | None = None,
                  provenance: Any = None, timecode: str | None = None, reel_name: str | None = None,
                  rotation: int = 0, pixel_aspect: Fraction | float | None = None,
-                 time_base: Fraction | None = None):
+                 time_base: Fraction | None = None, colour: tuple[int, int, int] | None = None):
         import av
 
         from .timecode import parse_timecode
@@ -645,10 +648,14 @@ class MovieWriter:
             stream.pix_fmt = pix_fmt
             cc = stream.codec_context
             cc.time_base = Fraction(time_base) if time_base else Fraction(1, 1) / rate
-            cc.colorspace = 1        # AVCOL_SPC_BT709
-            cc.color_primaries = 1   # AVCOL_PRI_BT709
-            cc.color_trc = 1         # AVCOL_TRC_BT709
+            from .readers import swscale_matrix
+
+            space, primaries, trc = colour if colour and swscale_matrix(int(colour[0])) is not None else (1, 1, 1)
+            cc.colorspace = int(space)                       # AVCOL_SPC_BT709 unless the source says
+            cc.color_primaries = int(primaries) if primaries not in (0, 2) else 1
+            cc.color_trc = int(trc) if trc not in (0, 2) else 1
             cc.color_range = 1       # AVCOL_RANGE_MPEG (limited)
+            self._matrix = swscale_matrix(int(space))
             if self.pixel_aspect != 1:
                 cc.sample_aspect_ratio = self.pixel_aspect
             stream.options = opts
@@ -697,7 +704,7 @@ class MovieWriter:
 
     def _encode(self, arr: np.ndarray, time: Fraction | float | None = None) -> None:
         import av
-        from av.video.reformatter import ColorRange, Colorspace
+        from av.video.reformatter import ColorRange
 
         if self.rotation:           # back to the source's coded orientation (its reader turned it upright)
             arr = np.rot90(arr, -(self.rotation // 90))
@@ -714,8 +721,8 @@ class MovieWriter:
             from av.video.reformatter import VideoReformatter      # 1.2 -> 0.5 ms a 512² frame, the same pixels)
 
             self._reformatter = VideoReformatter()
-        frame = self._reformatter.reformat(frame, format=self._stream.pix_fmt, src_colorspace=Colorspace.ITU709,
-                                           dst_colorspace=Colorspace.ITU709, src_color_range=ColorRange.JPEG,
+        frame = self._reformatter.reformat(frame, format=self._stream.pix_fmt, src_colorspace=self._matrix,
+                                           dst_colorspace=self._matrix, src_color_range=ColorRange.JPEG,
                                            dst_color_range=ColorRange.MPEG)
         tb = self._stream.codec_context.time_base
         pts = self._last_pts + 1 if time is None else int(round(Fraction(time) / tb))
