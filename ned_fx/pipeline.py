@@ -1760,7 +1760,8 @@ class _Sink(_MovieOwner):
             self.movie = MovieWriter(self.output, fps, rgb.shape[1], rgb.shape[0], codec=codec,
                                      audio_from=self.source if from_movie else None,
                                      audio_range=audio_span, provenance=self.record, timecode=timecode,
-                                     reel_name=reel, **shown.writer_options())
+                                     reel_name=reel, deep=frame.pixels.dtype == np.uint16,
+                                     **shown.writer_options())
             if self.matte_file is not None:
                 from .media.writers import ALPHA_CODECS
 
@@ -1777,7 +1778,7 @@ class _Sink(_MovieOwner):
             rgb = patch_frame(Frame.from_array(plate_rgb, frame.number), Frame.from_array(rgb, frame.number),
                               weights).pixels
         else:
-            deep = deep_pixels(frame, self.movie.codec)
+            deep = deep_pixels(frame, self.movie)
             rgb = rgb if deep is None else deep
         self.movie.write(rgb, when)
 

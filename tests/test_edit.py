@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 import edit_measures as M
-from conftest import (CLIPS, PHOTOS, TALKING_CLIPS, decode_rgb, footage, mediapipe_landmarks, mediapipe_on_frames,
-                      our_track, phone_movie, ten_bit_prores, vfr_movie)
+from conftest import (CLIPS, PHOTOS, TALKING_CLIPS, decode_rgb, encoded_movie, footage, mediapipe_landmarks,
+                      mediapipe_on_frames, our_track, phone_movie, ten_bit_prores, vfr_movie)
 from ned_fx.cli import main
 from ned_fx.media import Frame, open_media, read_image, write_image
 from ned_fx.appearance import build_shot_models
@@ -290,7 +290,8 @@ def test_a_variable_frame_rate_phone_movie_keeps_its_timing_and_sync(tmp_path):
 def test_a_movie_is_delivered_in_its_own_codec_and_depth(tmp_path):
     """With no --codec, a 10-bit ProRes 422 HQ plate comes back as 10-bit ProRes 422 HQ (its levels kept outside
     the face, not cut to 8 bits: the output is a plate a finishing artist can cut back in; its BT.2020 HLG colour
-    encoded and tagged as it came, where it used to be retagged BT.709 and shown washed out), and an output container
+    encoded and tagged as it came, where it used to be retagged BT.709 and shown washed out; a phone's 10-bit HDR
+    HEVC likewise comes back 10-bit HEVC, not 8-bit), and an output container
     that cannot hold the source's codec gets its own usual one (WebM: VP9, the AAC audio as Opus) instead of an
     error about a codec nobody asked for."""
     import av
@@ -310,6 +311,14 @@ def test_a_movie_is_delivered_in_its_own_codec_and_depth(tmp_path):
     top = (slice(0, 100), slice(None))                          # the wall above the head: never edited
     assert np.abs(out[top].astype(int) - plate[top]).mean() < 60, "10-bit precision kept (one 8-bit level: 257)"
     assert np.any(np.abs(out.astype(int) - plate) > 2000), "the face was edited"
+    # a phone's 10-bit HDR HEVC (BT.2020 HLG) comes back 10-bit HEVC, tagged as it came
+    phone = encoded_movie(tmp_path / "phone.mp4", deep[:2], "libx265", "yuv420p10le", colour=(9, 9, 18),
+                          options={"x265-params": "log-level=error"})
+    edit_media(phone, tmp_path / "phone_happy.mp4", EditInstruction(emotion="happy"))
+    with av.open(str(tmp_path / "phone_happy.mp4")) as c:
+        cc = c.streams.video[0].codec_context
+        assert (cc.name, cc.pix_fmt, cc.colorspace, cc.color_primaries, cc.color_trc) == (
+            "hevc", "yuv420p10le", 9, 9, 18)
     edit_media(footage("d12.mp4"), tmp_path / "happy.webm", EditInstruction(emotion="happy"), frames="0-4")
     with av.open(str(tmp_path / "happy.webm")) as c:
         assert (c.streams.video[0].codec_context.name, c.streams.audio[0].codec_context.name) == ("vp9", "opus")

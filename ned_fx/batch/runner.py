@@ -758,8 +758,9 @@ class _ShotJob:
             movie = MovieWriter(self.shot.output, fps, rgb.shape[1], rgb.shape[0],
                                 codec=LayerConfig().movie_codec(self.shot.output, source), audio_from=source,
                                 audio_range=self._shown.audio_span(numbers[0], numbers[-1], len(numbers), fps),
-                                provenance=self._video_record(), **self._shown.writer_options())
-        deep = deep_pixels(frame, movie.codec)
+                                provenance=self._video_record(), deep=frame.pixels.dtype == np.uint16,
+                                **self._shown.writer_options())
+        deep = deep_pixels(frame, movie)
         movie.write(rgb if deep is None else deep, self._shown.time_of(frame.number, plan.numbers[0]))
         return movie
 

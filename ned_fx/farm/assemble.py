@@ -65,8 +65,9 @@ def assemble_movie(frames: str | os.PathLike, output: str | os.PathLike, frame_r
                     movie = MovieWriter(out, fps, rgb.shape[1], rgb.shape[0],
                                         codec=LayerConfig().movie_codec(out, audio), audio_from=audio,
                                         audio_range=shown.audio_span(numbers[0], numbers[-1], len(numbers), fps),
-                                        provenance=record, **shown.writer_options())
-                deep = deep_pixels(frame, movie.codec)
+                                        provenance=record, deep=frame.pixels.dtype == np.uint16,
+                                        **shown.writer_options())
+                deep = deep_pixels(frame, movie)
                 movie.write(rgb if deep is None else deep, shown.time_of(frame.number, numbers[0]))
             movie.close()
         except BaseException:

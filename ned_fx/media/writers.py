@@ -460,6 +460,9 @@ _AUDIO_FALLBACK = {".webm": "libopus", ".mxf": "pcm_s16le"}
 _AUDIO_RATE = {".webm": 48000, ".mxf": 48000}
 #: codecs that store more than 8 bits a component: :meth:`MovieWriter.write` keeps a uint16 frame's levels
 DEEP_CODECS: tuple[str, ...] = tuple(c for c, (fmt, _, _) in MOVIE_CODECS.items() if "10" in fmt)
+#: codecs with a 10-bit form, used for a 10-bit source (``MovieWriter(deep=True)``: a phone's 10-bit HDR HEVC;
+#: this FFmpeg's libvpx has no 10-bit VP9)
+_DEEP_FORMS = {"libx265": "yuv420p10le"}
 #: codec names that are a profile of another FFmpeg encoder
 _ENCODERS = {"prores_4444": "prores_ks", "dnxhr_hq": "dnxhd", "dnxhr_hqx": "dnxhd", "dnxhr_444": "dnxhd"}
 #: codecs that store an alpha channel (:meth:`MovieWriter.write` takes RGBA for them)
@@ -483,11 +486,11 @@ def _cleanup_temp(path: str) -> None:
         os.unlink(path)
 
 
-def deep_pixels(frame: Any, codec: str) -> np.ndarray | None:
-    """A frame's own uint16 RGB pixels when a movie of ``codec`` keeps more than 8 bits (:data:`DEEP_CODECS`: a
-    10-bit plate's levels, not cut to 8 bits), else None (write its 8-bit display picture)."""
+def deep_pixels(frame: Any, movie: "MovieWriter") -> np.ndarray | None:
+    """A frame's own uint16 RGB pixels when ``movie`` keeps more than 8 bits (:attr:`MovieWriter.deep`: a 10-bit
+    plate's levels, not cut to 8 bits), else None (write its 8-bit display picture)."""
     px = frame.pixels
-    if codec in DEEP_CODECS and px.dtype == np.uint16 and tuple(frame.channels) == ("R", "G", "B"):
+    if movie.deep and px.dtype == np.uint16 and tuple(frame.channels) == ("R", "G", "B"):
         return px
     return None
 
@@ -544,6 +547,8 @@ class MovieWriter:
         colour: the source movie's colour tags (:attr:`~.readers.MovieSource.colour`: matrix, primaries, transfer
             as FFmpeg numbers them): the frames are encoded with that matrix and tagged so (a phone's BT.2020 HLG
             video stays BT.2020 HLG); None: BT.709.
+        deep: the frames are 10-bit or more (uint16 from a 10-bit source): HEVC is written in its 10-bit form (ProRes and DNxHR HQX/444 are 10-bit anyway: :data:`DEEP_CODECS`); :attr:`deep` says
+            whether the movie keeps more than 8 bits.
 
     Raises:
         InvalidParameterError: fps, size, codec or crf out of range, or a codec that the container cannot hold.
@@ -557,7 +562,8 @@ class MovieWriter:
                  audio_from: str | os.PathLike | None = None, audio_range: tuple[float, float] | None = None,
                  provenance: Any = None, timecode: str | None = None, reel_name: str | None = None,
                  rotation: int = 0, pixel_aspect: Fraction | float | None = None,
-                 time_base: Fraction | None = None, colour: tuple[int, int, int] | None = None):
+                 time_base: Fraction | None = None, colour: tuple[int, int, int] | None = None,
+                 deep: bool = False):
         import av
 
         from .timecode import parse_timecode
@@ -566,6 +572,9 @@ class MovieWriter:
         if codec not in MOVIE_CODECS:
             raise InvalidParameterError(f"movie codec {codec!r} is not supported; valid: {', '.join(MOVIE_CODECS)}")
         pix_fmt, extensions, defaults = MOVIE_CODECS[codec]
+        pix_fmt = _DEEP_FORMS.get(codec, pix_fmt) if deep else pix_fmt
+        #: whether the movie keeps more than 8 bits a component (:meth:`write` then keeps a uint16 frame's levels)
+        self.deep = "10" in pix_fmt
         if self.path.suffix.lower() not in extensions:
             raise InvalidParameterError(
                 f"codec {codec} cannot be written to a {self.path.suffix} file; use {' or '.join(extensions)}")
