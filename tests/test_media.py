@@ -636,7 +636,8 @@ def test_a_ten_bit_movie_is_read_and_written_deep(tmp_path):
     assert np.abs(again.astype(int) - frames[0]).mean() < 100
     with MovieWriter(tmp_path / "hevc.mp4", 25, 256, 64, codec="libx265", deep=True) as writer:
         assert writer.deep                  # HEVC in its 10-bit form for a 10-bit source (a phone's HDR video)
-        writer.write(frames[0])
+        for pic in frames:
+            writer.write(pic)
     with open_media(tmp_path / "hevc.mp4") as src:
         hevc = next(iter(src)).pixels
     assert hevc.dtype == np.uint16 and len(np.unique(hevc[32, :, 1])) > 150

@@ -38,6 +38,8 @@ def assemble_movie(frames: str | os.PathLike, output: str | os.PathLike, frame_r
         InputNotFoundError: frames are missing (the numbers are listed); OutputWriteError: the movie could not be
         written (nothing half-written is left); InvalidParameterError: a bad fps or output.
     """
+    import numpy as np
+
     from ..media import MOVIE_EXTENSIONS, MovieWriter, ensure_not_input, open_media, parse_sequence_pattern
     from ..media.layers import LayerConfig
     from ..media.readers import Presentation, movie_presentation
