@@ -150,11 +150,11 @@ def test_a_disk_that_fills_during_a_movie_leaves_no_half_written_file(tmp_path, 
     _deliver(tmp_path, pictures[0])
     real, calls = MovieWriter.write, {"n": 0}
 
-    def full(self, rgb):
+    def full(self, rgb, time=None):
         calls["n"] += 1
         if calls["n"] == 3:
             raise OSError(28, "No space left on device")
-        return real(self, rgb)
+        return real(self, rgb, time)
 
     monkeypatch.setattr(MovieWriter, "write", full)
     with pytest.raises((OutputWriteError, OSError)):

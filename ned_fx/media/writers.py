@@ -460,6 +460,8 @@ _AUDIO_FALLBACK = {".webm": "libopus", ".mxf": "pcm_s16le"}
 _AUDIO_RATE = {".webm": 48000, ".mxf": 48000}
 #: codecs that store more than 8 bits a component: :meth:`MovieWriter.write` keeps a uint16 frame's levels
 DEEP_CODECS: tuple[str, ...] = tuple(c for c, (fmt, _, _) in MOVIE_CODECS.items() if "10" in fmt)
+#: frames an HEVC movie in MP4/MOV holds back before encoding (:meth:`MovieWriter._release`)
+_HEVC_HOLD = 6
 #: codecs with a 10-bit form, used for a 10-bit source (``MovieWriter(deep=True)``: a phone's 10-bit HDR HEVC;
 #: this FFmpeg's libvpx has no 10-bit VP9)
 _DEEP_FORMS = {"libx265": "yuv420p10le"}
@@ -547,7 +549,8 @@ class MovieWriter:
         colour: the source movie's colour tags (:attr:`~.readers.MovieSource.colour`: matrix, primaries, transfer
             as FFmpeg numbers them): the frames are encoded with that matrix and tagged so (a phone's BT.2020 HLG
             video stays BT.2020 HLG); None: BT.709.
-        deep: the frames are 10-bit or more (uint16 from a 10-bit source): HEVC is written in its 10-bit form (ProRes and DNxHR HQX/444 are 10-bit anyway: :data:`DEEP_CODECS`); :attr:`deep` says
+        deep: the frames are 10-bit or more (uint16 from a 10-bit source): HEVC is written in its 10-bit form
+            (ProRes and DNxHR HQX/444 are 10-bit anyway: :data:`DEEP_CODECS`); :attr:`deep` says
             whether the movie keeps more than 8 bits.
 
     Raises:
@@ -617,6 +620,8 @@ class MovieWriter:
         self.timecode, self.reel_name = timecode, reel_name
         self.frames_written = 0
         self._last_pts = -1
+        # HEVC into MP4/MOV holds its first frames back until it knows the movie is not a few frames long
+        self._held = [] if codec == "libx265" and self.path.suffix.lower() in (".mp4", ".mov", ".m4v") else None
         coded = (self.height, self.width) if self.rotation in (90, 270) else (self.width, self.height)
         self._enc_width = coded[0] + coded[0] % 2
         self._enc_height = coded[1] + coded[1] % 2
@@ -738,8 +743,29 @@ class MovieWriter:
         self._last_pts = pts = max(pts, self._last_pts + 1)        # never two frames at one time
         frame.pts = pts
         frame.time_base = tb
+        if self._held is not None:          # HEVC into MP4/MOV: the first frames wait (see _release)
+            self._held.append(frame)
+            if len(self._held) < _HEVC_HOLD:
+                return
+            self._release(short=False)
+            return
         for packet in self._stream.encode(frame):
             self._container.mux(packet)
+
+    def _release(self, short: bool) -> None:
+        """Encode the held first frames of an HEVC movie in MP4/MOV. FFmpeg's MP4 muxer fails now and then at the
+        end of a movie of a few HEVC frames with B-frames ("not yet implemented in FFmpeg"; 2-3 frames failed 7-15
+        times in 20 here, 6 or more never): a movie that ends before :data:`_HEVC_HOLD` frames (``short``) is
+        encoded without B-frames, which it does not need."""
+        held, self._held = self._held, None
+        if short:
+            opts = dict(self._stream.options)
+            params = opts.get("x265-params", "")
+            opts["x265-params"] = f"{params}:bframes=0" if params else "bframes=0"
+            self._stream.options = opts
+        for frame in held:
+            for packet in self._stream.encode(frame):
+                self._container.mux(packet)
 
     def close(self) -> Path:
         """Flush the encoder, finish the file and rename it onto :attr:`path`.
@@ -756,6 +782,8 @@ class MovieWriter:
         try:
             if self.frames_written == 0:
                 raise OutputWriteError(f"no frames were written to {self.path}; nothing was saved")
+            if self._held is not None:
+                self._release(short=True)
             for packet in self._stream.encode(None):
                 self._container.mux(packet)
             self._copy_audio()
