@@ -509,10 +509,8 @@ def _edit(path, output, kind, instruction, frames, face_id, preview, tracker_con
                           renderer=renderer, kind="video" if kind == "movie" else "image", consent=consent,
                           application="ned-fx edit", hash_source=path.is_file())
     if layers is not None:               # how a movie was decoded, and what the output holds
-        from .media import MOVIE_EXTENSIONS
-
         record = replace(record, layer=layers.layer, yuv_conversion=layers.yuv_conversion
-                         if path.suffix.lower() in MOVIE_EXTENSIONS and path.is_file() else None)
+                         if _movie_file(path) is not None else None)
     from concurrent.futures import ThreadPoolExecutor
 
     written: list = []
@@ -1738,7 +1736,7 @@ class _Sink(_MovieOwner):
             self.written.append(self.matte_movie.close())
 
     def _movie_write(self, frame: Frame, plate: Frame | None = None, weights: np.ndarray | None = None) -> None:
-        from .media import MOVIE_EXTENSIONS, MovieWriter, to_display_rgb8
+        from .media import MovieWriter, to_display_rgb8
         from .media.layers import patch_frame
         from .media.readers import Presentation
         from .media.writers import deep_pixels
@@ -1751,7 +1749,7 @@ class _Sink(_MovieOwner):
             # movie frame numbers are 0-based indices; a variable frame rate: the frames' own span
             numbers = self.track.frame_numbers
             audio_span = shown.audio_span(self._first_number, int(numbers[-1]), len(numbers), fps)
-            from_movie = self.source.suffix.lower() in MOVIE_EXTENSIONS and self.source.is_file()
+            from_movie = _movie_file(self.source) is not None
             timecode, reel = _output_timecode(self.source, self._first_number, fps) if from_movie else \
                 header_timecode(plate.metadata if plate is not None else frame.metadata)   # EXR/DPX headers
             codec = self.layers.movie_codec(self.output, self.source if from_movie else None)
