@@ -265,13 +265,18 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
-    try:
-        from .threads import configure
+    import signal
 
-        configure(args.threads)
-        if args.command == "edit":
-            _exit_cleanly_on_sigterm()
-        return int(args.func(args) or 0)
+    # called from a caller's own Python (a TD's script, a test), main leaves its process as it found it: the thread
+    # pools and the SIGTERM handler are put back on return
+    handler = signal.getsignal(signal.SIGTERM)
+    try:
+        from .threads import configured
+
+        with configured(args.threads):
+            if args.command == "edit":
+                _exit_cleanly_on_sigterm()
+            return int(args.func(args) or 0)
     except NedFxError as exc:
         if os.environ.get("NED_FX_DEBUG"):
             raise
@@ -283,6 +288,9 @@ def main(argv: list[str] | None = None) -> int:
     except FileNotFoundError as exc:   # pragma: no cover - last resort, should be a named error upstream
         print(f"ned-fx: error: {InputNotFoundError(str(exc))}", file=sys.stderr)
         return 2
+    finally:
+        if signal.getsignal(signal.SIGTERM) is not handler and handler is not None:
+            signal.signal(signal.SIGTERM, handler)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -17,7 +17,8 @@ pool through threadpoolctl, as it sets torch's.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from .errors import InvalidParameterError
 
@@ -71,6 +72,25 @@ def configure(threads: int | str | None = None) -> int:
     os.environ["MKL_NUM_THREADS"] = str(n)
     set_library_threads(n)
     return n
+
+
+@contextmanager
+def configured(threads: int | str | None = None) -> Iterator[int]:
+    """:func:`configure` for the length of a ``with`` block (``ned_fx.cli.main`` called from a caller's own Python,
+    a test): the thread pools and the environment variables it set are as they were afterwards, so the caller's
+    torch keeps its own thread count (the allocator's tuning stays: it is process-wide and harmless)."""
+    env = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    n = resolve(threads)
+    restore = set_library_threads(n) if n else (lambda: None)
+    try:
+        yield configure(n)
+    finally:
+        restore()
+        for k, v in env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def set_library_threads(n: int) -> Callable[[], None]:

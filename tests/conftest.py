@@ -38,6 +38,23 @@ def _audit_log_of_the_test_run(tmp_path_factory):
         os.environ.pop("NED_FX_AUDIT_LOG", None)
     else:
         os.environ["NED_FX_AUDIT_LOG"] = old
+@pytest.fixture(autouse=True)
+def _torch_threads_kept():
+    """A test that changes torch's thread count must put it back: the cached tracks (``our_track``) and every
+    bit-for-bit comparison depend on it (a float sum's order changes with the threads), so a leaked count makes
+    a later test fail in whatever order the tests run. A leak is put right and fails the test that made it."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    before = torch.get_num_threads() if torch is not None else None
+    yield
+    torch = sys.modules.get("torch")
+    if torch is not None and before is not None and torch.get_num_threads() != before:
+        now = torch.get_num_threads()
+        torch.set_num_threads(before)
+        pytest.fail(f"the test left torch on {now} thread(s), not {before}")
+
+
 #: the shared real footage: $NED_FX_FOOTAGE, else ../shared/footage beside the repo (dev machines and CI)
 FOOTAGE = Path(os.environ.get("NED_FX_FOOTAGE") or REPO.parent / "shared" / "footage").resolve()
 #: the reason of every skip for want of footage (the run's last line counts them)
@@ -257,3 +274,26 @@ def _engines():
     from ned_fx.tracking.engine import load_engines
 
     return load_engines("cpu")
+
+
+def pytest_xdist_auto_num_workers(config):
+    """``-n auto`` (pyproject's addopts): one worker per core this process may run on, at most 4 (each holds torch,
+    the engines and its files' decoded clips: ~1-2 GB)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:          # pragma: no cover - not Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(4, cores))
+
+
+def pytest_configure(config):
+    """In a worker of ``-n`` (pyproject's addopts) the libraries' thread pools take this worker's share of the cores
+    (``OMP_NUM_THREADS``, read when torch starts; a value the user set is kept): workers x threads = cores, as the
+    product itself keeps to half the cores by default (ned_fx.threads)."""
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if workers and "OMP_NUM_THREADS" not in os.environ:
+        try:
+            cores = len(os.sched_getaffinity(0))
+        except AttributeError:      # pragma: no cover - not Linux
+            cores = os.cpu_count() or 1
+        os.environ["OMP_NUM_THREADS"] = str(max(1, cores // int(workers)))

@@ -43,3 +43,29 @@ def test_configure_sizes_numpy_s_blas_pool_with_torch_and_opencv():
 def test_zero_leaves_the_libraries_defaults():
     got = _probe(0)
     assert got["n"] == 0 and set(got["after"]) == set(got["before"]), got
+
+
+_CALLER = """
+import json, os, signal, sys
+import torch
+torch.set_num_threads(2)
+mine = lambda signum, frame: None
+signal.signal(signal.SIGTERM, mine)
+from ned_fx.cli import main
+code = main(["--threads", "1", "edit", sys.argv[1], "-o", sys.argv[2], "--emotion", "happy", "-q"])
+print(json.dumps({"code": code, "torch": torch.get_num_threads(), "omp": os.environ.get("OMP_NUM_THREADS"),
+                  "sigterm_kept": signal.getsignal(signal.SIGTERM) is mine}))
+"""
+
+
+def test_main_called_from_a_caller_s_python_leaves_its_threads_and_sigterm_as_they_were(tmp_path):
+    # a TD's script (or a test) calling ned_fx.cli.main: the edit runs on --threads 1, the caller's torch keeps
+    # its 2 threads after it (a leaked count changed every later torch result in that process by float rounding)
+    from conftest import footage
+
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "NED_FX_THREADS")}
+    out = subprocess.run([sys.executable, "-c", _CALLER, str(footage("people_0.png")), str(tmp_path / "out.png")],
+                         capture_output=True, text=True, env=env, timeout=240, check=True)
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got == {"code": 0, "torch": 2, "omp": None, "sigterm_kept": True}, (got, out.stderr[-2000:])
+    assert (tmp_path / "out.png").is_file()
