@@ -280,12 +280,17 @@ class Client:
             rid = next(self._ids)
             parts = P.encode(type, rid, session=session, frame=frame, params=params, arrays=arrays)
             self._check_size(parts)
+            if self.sock is None:        # refused before: a fresh handshake (a key may have been granted since)
+                self._connect()
             try:
                 reply = self._send_and_wait(parts, rid, timeout, resend_on_drop=attempt <= retries)
             except DaemonAuthError:
                 # no key when this client connected, and the daemon made one since (its first start): once,
                 # connect again presenting it and resend
                 if rekeyed or self._key is not None or self._curve is not None or self._load_key() is None:
+                    # refused: ZeroMQ gives that connection up for good (the next request on it would wait its
+                    # whole timeout and say "no daemon answered"); the next request connects afresh instead
+                    self._close_socket()
                     raise
                 rekeyed, attempt, reply = True, attempt - 1, None
             if reply is not None:
