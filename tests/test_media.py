@@ -546,6 +546,33 @@ def test_a_portrait_phone_movie_reads_upright(tmp_path, rotation):
         assert src.rotation == 0 and (src.width, src.height) == (64, 48)
 
 
+def test_a_movie_s_rotation_is_read_once_per_version_of_the_file(tmp_path, monkeypatch):
+    """An edit asks for the rotation up to 8 times (the source and each cache key's fingerprint), and each read
+    opened the movie and decoded a frame: it is read once per file version; a file rewritten in place (another
+    rotation) is read again, and its fingerprint changes with it."""
+    import os
+
+    from ned_fx.media import readers
+    from ned_fx.media.paths import source_fingerprint
+
+    originals = [_smooth_rgb(48, 64, i) for i in range(3)]
+    movie = phone_movie(tmp_path / "phone.mov", originals, 90, codec="png")
+    opened = []
+    real = readers._open_container
+    monkeypatch.setattr(readers, "_open_container", lambda path, *a, **k: opened.append(path) or real(path, *a, **k))
+    first = source_fingerprint(movie)
+    for _ in range(3):
+        assert source_fingerprint(movie) == first and readers.movie_rotation(movie) == 90
+    with open_media(movie) as src:
+        assert src.rotation == 90
+    rotation_reads = len(opened) - 1                # (the source itself opens it once more to read its frames)
+    assert rotation_reads == 1, opened
+    stat = movie.stat()
+    phone_movie(movie, originals, 270, codec="png")             # rewritten in place: another version
+    os.utime(movie, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    assert readers.movie_rotation(movie) == 270 and source_fingerprint(movie) != first
+
+
 @pytest.mark.parametrize("rotation", [90, 270])
 def test_movie_writer_gives_back_the_coded_orientation_and_the_rotation(tmp_path, rotation):
     """Upright frames written with the source's rotation are stored as the source was (sideways, tagged), so a

@@ -7,6 +7,7 @@ functions that use them, so importing this module is cheap.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -560,10 +561,28 @@ def movie_rotation(path: str | os.PathLike) -> int:
     a movie without one. :class:`MovieSource` gives its frames upright, turned by it; a :class:`~.writers.MovieWriter`
     given it writes upright frames back in the coded orientation, tagged with the same rotation.
 
+    Read once per file version in a process (by path, inode, size and modification time): an edit asks for it up
+    to 8 times (the source, and each cache key's fingerprint), and each read opens the movie and decodes a frame
+    (~7 ms at 512², more for a 4K ProRes plate).
+
     Raises:
         InputNotFoundError, UnreadableMediaError: the file cannot be opened as a movie.
     """
-    container = _open_container(Path(path))
+    p = Path(path)
+    try:
+        st = p.stat()
+    except OSError:
+        return _read_rotation(p)            # says why it cannot be read
+    return _rotation_of_version(str(p.resolve()), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _rotation_of_version(path: str, dev: int, ino: int, size: int, mtime_ns: int) -> int:
+    return _read_rotation(Path(path))       # (an error is raised, not remembered)
+
+
+def _read_rotation(path: Path) -> int:
+    container = _open_container(path)
     try:
         return _display_rotation(container) if container.streams.video else 0
     finally:
