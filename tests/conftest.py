@@ -279,11 +279,15 @@ def _engines():
 def pytest_xdist_auto_num_workers(config):
     """``-n auto`` (pyproject's addopts): one worker per core this process may run on, at most 4 (each holds torch,
     the engines and its files' decoded clips: ~1-2 GB)."""
+    return max(1, min(4, _cores()))
+
+
+def _cores() -> int:
+    """The cores this process may run on."""
     try:
-        cores = len(os.sched_getaffinity(0))
+        return len(os.sched_getaffinity(0))
     except AttributeError:          # pragma: no cover - not Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(4, cores))
+        return os.cpu_count() or 1
 
 
 def pytest_configure(config):
@@ -292,8 +296,4 @@ def pytest_configure(config):
     product itself keeps to half the cores by default (ned_fx.threads)."""
     workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
     if workers and "OMP_NUM_THREADS" not in os.environ:
-        try:
-            cores = len(os.sched_getaffinity(0))
-        except AttributeError:      # pragma: no cover - not Linux
-            cores = os.cpu_count() or 1
-        os.environ["OMP_NUM_THREADS"] = str(max(1, cores // int(workers)))
+        os.environ["OMP_NUM_THREADS"] = str(max(1, _cores() // int(workers)))
