@@ -812,6 +812,20 @@ def test_a_movie_s_colour_tags_are_read_and_written_back(tmp_path):
         assert src.colour == (1, 1, 1)
     with open_media(footage("d12.mp4"), "0") as src:
         assert src.colour == (6, 6, 1)                  # SD-style BT.601 matrix and primaries, BT.709 transfer
+    # a clip that names its primaries and transfer but no matrix (2: unspecified) keeps them: it was tagged BT.709
+    # throughout, an HLG picture then shown with the wrong transfer
+    unnamed = encoded_movie(tmp_path / "unnamed.mp4", originals, colour=(2, 9, 18))
+    with open_media(unnamed) as src:
+        assert src.colour == (2, 9, 18)
+        presentation = src.presentation()
+        first = next(iter(src)).pixels
+    with MovieWriter(tmp_path / "unnamed-out.mp4", 25, 64, 48, **presentation.writer_options()) as writer:
+        writer.write(first)
+    with av.open(str(tmp_path / "unnamed-out.mp4")) as c:
+        cc = c.streams.video[0].codec_context
+        assert (cc.colorspace, cc.color_primaries, cc.color_trc) == (1, 9, 18)
+    with open_media(tmp_path / "unnamed-out.mp4") as src:
+        assert np.abs(next(iter(src)).pixels.astype(int) - first).mean() < 4.0
 
 
 def test_a_few_frames_of_hevc_in_mp4_and_mov_are_always_written(tmp_path):

@@ -664,7 +664,11 @@ class MovieWriter:
             cc.time_base = Fraction(time_base) if time_base else Fraction(1, 1) / rate
             from .readers import swscale_matrix
 
-            space, primaries, trc = colour if colour and swscale_matrix(int(colour[0])) is not None else (1, 1, 1)
+            # the source's matrix where swscale has it (else BT.709, as the frames were read: an unnamed one as
+            # players take it), and its primaries and transfer whatever its matrix: a BT.2020 HLG clip that names
+            # no matrix stays HLG
+            primaries, trc = (colour[1], colour[2]) if colour else (1, 1)
+            space = colour[0] if colour and swscale_matrix(int(colour[0])) is not None else 1
             cc.colorspace = int(space)                       # AVCOL_SPC_BT709 unless the source says
             cc.color_primaries = int(primaries) if primaries not in (0, 2) else 1
             cc.color_trc = int(trc) if trc not in (0, 2) else 1
