@@ -1771,13 +1771,17 @@ class _Sink(_MovieOwner):
         if self.matte_movie is not None:
             grey = np.round(np.clip(weights, 0.0, 1.0) * 255.0).astype(np.uint8)
             self.matte_movie.write(np.repeat(grey[..., None], 3, axis=2), when)
+        deep = deep_pixels(frame, self.movie)
         if self.layers.layer == "patch":
-            plate_rgb = to_display_rgb8(plate)
-            rgb = patch_frame(Frame.from_array(plate_rgb, frame.number), Frame.from_array(rgb, frame.number),
-                              weights).pixels
-        else:
-            deep = deep_pixels(frame, self.movie)
-            rgb = rgb if deep is None else deep
+            if deep is not None and deep_pixels(plate, self.movie) is not None:
+                # a 10-bit plate's patch from its own levels (from its 8-bit picture it was banded)
+                rgb = patch_frame(plate, frame, weights).pixels
+            else:
+                plate_rgb = to_display_rgb8(plate)
+                rgb = patch_frame(Frame.from_array(plate_rgb, frame.number), Frame.from_array(rgb, frame.number),
+                                  weights).pixels
+        elif deep is not None:
+            rgb = deep
         self.movie.write(rgb, when)
 
 

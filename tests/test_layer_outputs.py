@@ -356,6 +356,38 @@ def test_patch_movie_is_prores_4444_and_carries_the_sources_timecode(tmp_path):
     assert read_provenance(out).layer == "patch"
 
 
+def test_a_ten_bit_plate_s_patch_keeps_its_ten_bit_levels(tmp_path, monkeypatch):
+    """A 10-bit plate's patch movie was made from its 8-bit picture: over the plate it gave a banded edit (8-bit
+    steps, ~64 of 65535 off on average where it covers). Made from the plate's own levels, the patch over the plate
+    is the full-frame 10-bit edit (compared as they go to the encoder: ProRes itself is near-lossless)."""
+    from conftest import ten_bit_prores
+
+    with open_media(footage("d12.mp4"), "40-41") as src:
+        rgb = [f.pixels for f in src]
+    ramp = np.linspace(0.0, 180.0, 512)[None, :, None]              # sub-8-bit steps across the picture
+    deep = [np.clip(pic.astype(np.float64) * 257 + ramp, 0, 65535).astype(np.uint16) for pic in rgb]
+    plate = ten_bit_prores(tmp_path / "plate.mov", deep)
+    written: dict[str, list] = {}
+    real = MovieWriter.write
+
+    def keep(self, frame, time=None):
+        written.setdefault(self.path.name, []).append(np.array(frame))
+        return real(self, frame, time)
+
+    monkeypatch.setattr(MovieWriter, "write", keep)
+    analysis = tmp_path / "a.npz"
+    edit_media(plate, tmp_path / "full.mov", HAPPY, analysis=analysis)
+    edit_media(plate, tmp_path / "patch.mov", HAPPY, analysis=analysis, layers=LayerConfig(layer="patch"))
+    with open_media(plate) as p:
+        plates = [f.pixels for f in p]
+    for patch, full, plate_px in zip(written["patch.mov"], written["full.mov"], plates):
+        assert patch.dtype == full.dtype == np.uint16 and patch.shape[2] == 4
+        covered = patch[..., 3] > 0
+        assert covered.mean() > 0.02
+        back = over(patch, plate_px)
+        assert np.abs(back[covered] - full[covered].astype(float)).mean() < 4.0
+
+
 def test_cli_flags(d12_png, capsys):
     from ned_fx.cli import main
 
