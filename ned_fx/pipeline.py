@@ -1769,7 +1769,9 @@ class _Sink(_MovieOwner):
                                                **shown.writer_options())
         when = shown.time_of(frame.number, self._first_number)      # a variable frame rate's own time, else None
         if self.matte_movie is not None:
-            grey = np.round(np.clip(weights, 0.0, 1.0) * 255.0).astype(np.uint8)
+            # a 10-bit matte movie (ProRes, DNxHR HQX) keeps a soft edge's levels finer than 8 bits
+            top, kind = (65535.0, np.uint16) if self.matte_movie.deep else (255.0, np.uint8)
+            grey = np.round(np.clip(weights, 0.0, 1.0) * top).astype(kind)
             self.matte_movie.write(np.repeat(grey[..., None], 3, axis=2), when)
         deep = deep_pixels(frame, self.movie)
         if self.layers.layer == "patch":

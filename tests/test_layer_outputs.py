@@ -358,8 +358,9 @@ def test_patch_movie_is_prores_4444_and_carries_the_sources_timecode(tmp_path):
 
 def test_a_ten_bit_plate_s_patch_keeps_its_ten_bit_levels(tmp_path, monkeypatch):
     """A 10-bit plate's patch movie was made from its 8-bit picture: over the plate it gave a banded edit (8-bit
-    steps, ~64 of 65535 off on average where it covers). Made from the plate's own levels, the patch over the plate
-    is the full-frame 10-bit edit (compared as they go to the encoder: ProRes itself is near-lossless)."""
+    steps, ~71 of 65535 off on average where it covers). Made from the plate's own levels, the patch over the plate
+    is the full-frame 10-bit edit (compared as they go to the encoder: ProRes itself is near-lossless); its matte
+    movie's soft edge is no longer cut to 8 bits either."""
     from conftest import ten_bit_prores
 
     with open_media(footage("d12.mp4"), "40-41") as src:
@@ -377,7 +378,8 @@ def test_a_ten_bit_plate_s_patch_keeps_its_ten_bit_levels(tmp_path, monkeypatch)
     monkeypatch.setattr(MovieWriter, "write", keep)
     analysis = tmp_path / "a.npz"
     edit_media(plate, tmp_path / "full.mov", HAPPY, analysis=analysis)
-    edit_media(plate, tmp_path / "patch.mov", HAPPY, analysis=analysis, layers=LayerConfig(layer="patch"))
+    edit_media(plate, tmp_path / "patch.mov", HAPPY, analysis=analysis,
+               layers=LayerConfig(layer="patch", matte=True))
     with open_media(plate) as p:
         plates = [f.pixels for f in p]
     for patch, full, plate_px in zip(written["patch.mov"], written["full.mov"], plates):
@@ -386,6 +388,9 @@ def test_a_ten_bit_plate_s_patch_keeps_its_ten_bit_levels(tmp_path, monkeypatch)
         assert covered.mean() > 0.02
         back = over(patch, plate_px)
         assert np.abs(back[covered] - full[covered].astype(float)).mean() < 4.0
+    for matte in written["patch.matte.mov"]:       # the matte movie (ProRes: 10-bit) keeps its soft edge finer too
+        edge = (matte[..., 0] > 2000) & (matte[..., 0] < 63000)
+        assert matte.dtype == np.uint16 and edge.sum() > 200 and np.mean(matte[..., 0][edge] % 257 != 0) > 0.5
 
 
 def test_cli_flags(d12_png, capsys):
