@@ -1742,7 +1742,7 @@ class _Sink(_MovieOwner):
         from .media.writers import deep_pixels
         from .media.timecode import header_timecode
 
-        rgb = to_display_rgb8(frame, copy=False)            # the encoder only reads it
+        height, width = frame.pixels.shape[:2]
         shown = self.presentation or Presentation()
         if self.movie is None:
             fps = self.track.fps or 25.0
@@ -1755,7 +1755,7 @@ class _Sink(_MovieOwner):
             codec = self.layers.movie_codec(self.output, self.source if from_movie else None)
             # shown as the source was: a portrait phone video's coded orientation and display rotation back, an
             # anamorphic plate's pixel aspect, a phone's variable frame rate
-            self.movie = MovieWriter(self.output, fps, rgb.shape[1], rgb.shape[0], codec=codec,
+            self.movie = MovieWriter(self.output, fps, width, height, codec=codec,
                                      audio_from=self.source if from_movie else None,
                                      audio_range=audio_span, provenance=self.record, timecode=timecode,
                                      reel_name=reel, deep=frame.pixels.dtype == np.uint16,
@@ -1763,7 +1763,7 @@ class _Sink(_MovieOwner):
             if self.matte_file is not None:
                 from .media.writers import ALPHA_CODECS
 
-                self.matte_movie = MovieWriter(self.matte_file, fps, rgb.shape[1], rgb.shape[0],
+                self.matte_movie = MovieWriter(self.matte_file, fps, width, height,
                                                codec="prores_ks" if codec in ALPHA_CODECS else codec,
                                                provenance=self.record, timecode=timecode, reel_name=reel,
                                                **shown.writer_options())
@@ -1773,17 +1773,17 @@ class _Sink(_MovieOwner):
             top, kind = (65535.0, np.uint16) if self.matte_movie.deep else (255.0, np.uint8)
             grey = np.round(np.clip(weights, 0.0, 1.0) * top).astype(kind)
             self.matte_movie.write(np.repeat(grey[..., None], 3, axis=2), when)
+        # a 10-bit frame goes to a 10-bit movie as its own levels: its 8-bit picture is made only where it is written
         deep = deep_pixels(frame, self.movie)
         if self.layers.layer == "patch":
             if deep is not None and deep_pixels(plate, self.movie) is not None:
                 # a 10-bit plate's patch from its own levels (from its 8-bit picture it was banded)
                 rgb = patch_frame(plate, frame, weights).pixels
             else:
-                plate_rgb = to_display_rgb8(plate)
-                rgb = patch_frame(Frame.from_array(plate_rgb, frame.number), Frame.from_array(rgb, frame.number),
-                                  weights).pixels
-        elif deep is not None:
-            rgb = deep
+                rgb = patch_frame(Frame.from_array(to_display_rgb8(plate), frame.number),
+                                  Frame.from_array(to_display_rgb8(frame, copy=False), frame.number), weights).pixels
+        else:
+            rgb = deep if deep is not None else to_display_rgb8(frame, copy=False)     # the encoder only reads it
         self.movie.write(rgb, when)
 
 
