@@ -62,15 +62,7 @@ def configure(threads: int | str | None = None) -> int:
     OpenCV, and tune the C allocator (:func:`ned_fx.allocator.keep_freed_memory`); returns the thread count.
     Call once, before the engines run."""
     n = resolve(threads)
-    from .allocator import keep_freed_memory
-
-    keep_freed_memory()       # the same process-wide moment: freed frame buffers stay for the next frame
-    if n == 0:
-        return 0
-    # torch reads these when it starts its pools; set them for this process (and the daemon's children)
-    os.environ["OMP_NUM_THREADS"] = str(n)
-    os.environ["MKL_NUM_THREADS"] = str(n)
-    set_library_threads(n)
+    _apply(n)
     return n
 
 
@@ -79,11 +71,11 @@ def configured(threads: int | str | None = None) -> Iterator[int]:
     """:func:`configure` for the length of a ``with`` block (``ned_fx.cli.main`` called from a caller's own Python,
     a test): the thread pools and the environment variables it set are as they were afterwards, so the caller's
     torch keeps its own thread count (the allocator's tuning stays: it is process-wide and harmless)."""
-    env = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    env = {k: os.environ.get(k) for k in _THREAD_ENV}
     n = resolve(threads)
-    restore = set_library_threads(n) if n else (lambda: None)
+    restore = _apply(n)
     try:
-        yield configure(n)
+        yield n
     finally:
         restore()
         for k, v in env.items():
@@ -91,6 +83,24 @@ def configured(threads: int | str | None = None) -> Iterator[int]:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+#: what torch reads when it starts its pools
+_THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def _apply(n: int) -> Callable[[], None]:
+    """:func:`configure`'s work for a resolved count ``n``; returns what restores the thread pools (not the
+    environment, nor the allocator's tuning)."""
+    from .allocator import keep_freed_memory
+
+    keep_freed_memory()       # the same process-wide moment: freed frame buffers stay for the next frame
+    if n == 0:
+        return lambda: None
+    # torch reads these when it starts its pools; set them for this process (and the daemon's children)
+    for k in _THREAD_ENV:
+        os.environ[k] = str(n)
+    return set_library_threads(n)
 
 
 def set_library_threads(n: int) -> Callable[[], None]:
