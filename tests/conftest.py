@@ -196,6 +196,13 @@ def phone_movie(path: Path, pictures, rotation: int, codec: str = "libx264", pix
                          pixel_aspect=pixel_aspect)
 
 
+def ten_bit_levels(pictures) -> list:
+    """8-bit RGB ``pictures`` as uint16 10-bit-style pictures with sub-8-bit steps across them (a ramp of 0-180 of
+    65535 from left to right): what an 8-bit path would band."""
+    return [np.clip(pic.astype(np.float64) * 257 + np.linspace(0.0, 180.0, pic.shape[1])[None, :, None], 0, 65535)
+            .astype(np.uint16) for pic in pictures]
+
+
 def ten_bit_prores(path: Path, pictures16, colour=None) -> Path:
     """A 10-bit ProRes 422 HQ movie of uint16 RGB pictures (``colour``: its tags, as :func:`encoded_movie`)."""
     return encoded_movie(path, pictures16, "prores_ks", "yuv422p10le", options={"profile": "3"}, colour=colour)

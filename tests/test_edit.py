@@ -15,7 +15,7 @@ import pytest
 
 import edit_measures as M
 from conftest import (CLIPS, PHOTOS, TALKING_CLIPS, decode_rgb, encoded_movie, footage, mediapipe_landmarks,
-                      mediapipe_on_frames, our_track, phone_movie, ten_bit_prores, vfr_movie)
+                      mediapipe_on_frames, our_track, phone_movie, ten_bit_levels, ten_bit_prores, vfr_movie)
 from ned_fx.cli import main
 from ned_fx.media import Frame, open_media, read_image, write_image
 from ned_fx.appearance import build_shot_models
@@ -297,8 +297,7 @@ def test_a_movie_is_delivered_in_its_own_codec_and_depth(tmp_path):
     import av
 
     rgb, _ = decode_rgb("d12.mp4")
-    ramp = np.linspace(0.0, 180.0, rgb.shape[2])[None, :, None]       # sub-8-bit steps across the picture
-    deep = [np.clip(pic.astype(np.float64) * 257 + ramp, 0, 65535).astype(np.uint16) for pic in rgb[40:43]]
+    deep = ten_bit_levels(rgb[40:43])                             # sub-8-bit steps across the picture
     ten_bit_prores(tmp_path / "plate.mov", deep, colour=(9, 9, 18))           # BT.2020 HLG, as a phone shoots
     edit_media(tmp_path / "plate.mov", tmp_path / "happy.mov", EditInstruction(emotion="happy"))
     with av.open(str(tmp_path / "happy.mov")) as c:

@@ -361,12 +361,10 @@ def test_a_ten_bit_plate_s_patch_keeps_its_ten_bit_levels(tmp_path, monkeypatch)
     steps, ~71 of 65535 off on average where it covers). Made from the plate's own levels, the patch over the plate
     is the full-frame 10-bit edit (compared as they go to the encoder: ProRes itself is near-lossless); its matte
     movie's soft edge is no longer cut to 8 bits either."""
-    from conftest import ten_bit_prores
+    from conftest import ten_bit_levels, ten_bit_prores
 
     with open_media(footage("d12.mp4"), "40-41") as src:
-        rgb = [f.pixels for f in src]
-    ramp = np.linspace(0.0, 180.0, 512)[None, :, None]              # sub-8-bit steps across the picture
-    deep = [np.clip(pic.astype(np.float64) * 257 + ramp, 0, 65535).astype(np.uint16) for pic in rgb]
+        deep = ten_bit_levels([f.pixels for f in src])            # sub-8-bit steps across the picture
     plate = ten_bit_prores(tmp_path / "plate.mov", deep)
     written: dict[str, list] = {}
     real = MovieWriter.write
