@@ -125,38 +125,55 @@ def _grow_runs(mask: np.ndarray, radius: float) -> np.ndarray:
 
 
 def _line_contrast(grey: np.ndarray, scale: float, gx: np.ndarray, gy: np.ndarray
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(dark, bright, theta): how much a thin line of half-width ``scale`` px through each pixel is darker /
-    brighter than both of its sides, measured across the line (along ``theta``, radians: the Hessian's
-    strongest-curvature direction, the line's normal)."""
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """(dark, bright): how much a thin line of half-width ``scale`` px through each pixel is darker / brighter than
+    both of its sides, measured across the line (along the Hessian's strongest-curvature direction, the line's
+    normal)."""
     import cv2
 
-    # float32 throughout, in place where a temporary is done with (the same operations, the same values)
+    # float32 throughout, in place where a temporary is done with
     b = cv2.GaussianBlur(grey, (0, 0), scale)
     dxx = cv2.Sobel(b, cv2.CV_32F, 2, 0, ksize=3)
     dyy = cv2.Sobel(b, cv2.CV_32F, 0, 2, ksize=3)
     dxy = cv2.Sobel(b, cv2.CV_32F, 1, 1, ksize=3)
     dxy *= 2.0
-    theta = np.subtract(dxx, dyy)
-    np.arctan2(dxy, theta, out=theta)
-    theta *= 0.5                                                   # direction of the larger eigenvalue
-    mean = np.add(dxx, dyy, out=dxx)                               # its sign: which eigenvalue is stronger
-    # + pi/2 where the trace is not >= 0 (+ 0 elsewhere: only a -0 angle changes, to +0, the same normal)
-    theta += np.multiply(~(mean >= 0), np.float32(np.pi / 2), dtype=np.float32)
+    # the normal's direction theta = atan2(dxy2, dxx - dyy) / 2 (+ pi/2 where the trace is negative), its cosine
+    # and sine from the half-angle formulas (numpy's float32 arctan2 alone took half of this function): with
+    # c2 = cos(2 theta), cos theta = sqrt((1 + c2) / 2) >= 0 and sin theta = sqrt((1 - c2) / 2) with dxy's sign
+    # (signed zeros as atan2's); no curvature at all (dxx = dyy, dxy = 0) is theta = 0
+    diff = np.subtract(dxx, dyy)
+    r = np.multiply(diff, diff)
+    r += np.square(dxy)
+    np.sqrt(r, out=r)
+    flat = r == 0
+    r[flat] = 1.0
+    diff[flat] = 1.0
+    np.divide(diff, r, out=diff)                                   # cos(2 theta)
+    np.clip(diff, -1.0, 1.0, out=diff)
+    nx = np.add(1.0, diff, out=r)
+    nx *= 0.5
+    np.sqrt(nx, out=nx)
+    ny = np.subtract(1.0, diff, out=diff)
+    ny *= 0.5
+    np.sqrt(ny, out=ny)
+    np.copysign(ny, dxy, out=ny)
+    trace = np.add(dxx, dyy, out=dxx)
+    turn = ~(trace >= 0)                                           # the other eigenvalue is the stronger one
+    turned = -ny[turn]
+    ny[turn] = nx[turn]
+    nx[turn] = turned
     reach = np.float32(2.0 * scale + 0.5)
-    nx = np.cos(theta, out=dxy)
     nx *= reach
-    ny = np.sin(theta, out=dyy)
     ny *= reach
     sharp = cv2.GaussianBlur(grey, (0, 0), 0.6 * scale, dst=b)
-    at_x, at_y = np.add(gx, nx), np.add(gy, ny)
+    at_x, at_y = np.add(gx, nx, out=dyy), np.add(gy, ny, out=dxy)
     plus = cv2.remap(sharp, at_x, at_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     minus = cv2.remap(sharp, np.subtract(gx, nx, out=at_x), np.subtract(gy, ny, out=at_y), cv2.INTER_LINEAR,
                       borderMode=cv2.BORDER_REPLICATE)
     dark = np.minimum(plus, minus)
     dark -= sharp
     bright = np.maximum(plus, minus, out=plus)
-    return dark, np.subtract(sharp, bright, out=bright), theta
+    return dark, np.subtract(sharp, bright, out=bright)
 
 
 def _forehead(inside: np.ndarray, p: np.ndarray, iod: float) -> tuple[np.ndarray, np.ndarray]:
@@ -557,7 +574,7 @@ class OcclusionDetector:
         crop = np.ascontiguousarray(grey[y0:y1, x0:x1])
         dark = bright = None
         for s in cfg.line_scales:
-            d, b, _ = _line_contrast(crop, s, gx, gy)
+            d, b = _line_contrast(crop, s, gx, gy)
             dark = d if dark is None else np.maximum(dark, d)
             bright = b if bright is None else np.maximum(bright, b)
         weak = area & (dark >= cfg.line_low)

@@ -204,7 +204,7 @@ class GlassesModelBuilder:
         gx, gy = self._grid
         r = None
         for s in cfg.line_scales:
-            d, b, _ = _line_contrast(view, s, gx, gy)
+            d, b = _line_contrast(view, s, gx, gy)
             rr = np.maximum(d, b / cfg.bright_factor) if cfg.bright_lines else d
             r = rr if r is None else np.maximum(r, rr)
         mm = canonical_to_image(self._canon, self._depth, p)
@@ -517,7 +517,7 @@ def place(model: GlassesModel, grey: np.ndarray, landmarks: np.ndarray, cfg: Occ
         skin = float(np.median(view[-max(4, (ly1 - ly0) // 6):, (lx1 - lx0) // 3: 2 * (lx1 - lx0) // 3]))
         if skin > 0:
             gx, gy = np.meshgrid(np.arange(lx1 - lx0, dtype=np.float32), np.arange(ly1 - ly0, dtype=np.float32))
-            d, b, _ = _line_contrast(view * np.float32(1.0 / skin), 1.2, gx, gy)
+            d, b = _line_contrast(view * np.float32(1.0 / skin), 1.2, gx, gy)
             r = np.maximum(d, b / cfg.bright_factor) if cfg.bright_lines else d
             evidence = cv2.dilate(np.clip(r / cfg.model_cap, 0.0, 1.0), np.ones((3, 3), np.uint8))
             fit = model.lenses - [lx0, ly0, 0.0, 0.0]
