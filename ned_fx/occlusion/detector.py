@@ -158,10 +158,8 @@ def _line_contrast(grey: np.ndarray, scale: float, gx: np.ndarray, gy: np.ndarra
     np.sqrt(ny, out=ny)
     np.copysign(ny, dxy, out=ny)
     trace = np.add(dxx, dyy, out=dxx)
-    turn = ~(trace >= 0)                                           # the other eigenvalue is the stronger one
-    turned = -ny[turn]
-    ny[turn] = nx[turn]
-    nx[turn] = turned
+    turn = ~(trace >= 0)                                           # the other eigenvalue is the stronger one:
+    nx, ny = np.where(turn, np.negative(ny), nx), np.where(turn, nx, ny)     # (cos, sin) turned by pi/2 there
     reach = np.float32(2.0 * scale + 0.5)
     nx *= reach
     ny *= reach
