@@ -136,3 +136,45 @@ def our_track_d12():
     from ned_fx.pipeline import track_media
 
     return track_media(footage("d12.mp4"), frames="0-2")
+
+
+def test_the_shots_fit_is_made_once_and_read_back_bit_for_bit(tmp_path, monkeypatch):
+    """The track's expression fit (its neutral, AU basis and per-frame activations: what planning every edit of the
+    shot shares) is stored beside the cached track, 0600, and read back exactly (the plan from it equals the plan
+    fitted afresh, array for array); another manipulator config or neutral frame is another fit; a corrupt fit file
+    is fitted again; a key that is not given stores nothing."""
+    from dataclasses import fields
+
+    from ned_fx import manipulation as manip
+    from ned_fx.pipeline import EditInstruction, plan_edit, track_fit, track_media
+
+    folder = tmp_path / "c"
+    track = track_cache.as_cached(track_media(footage("d3.mp4"), frames="0-9"))
+    fitted = []
+    real = manip.fit_track
+    monkeypatch.setattr(manip, "fit_track", lambda *a, **k: fitted.append(1) or real(*a, **k))
+    fresh = track_fit(track, None, None, track_key="k" * 32, folder=folder)
+    files = list(folder.glob("fit-*.npz"))
+    assert len(fitted) == 1 and len(files) == 1 and stat.S_IMODE(os.stat(files[0]).st_mode) == 0o600
+    again = track_fit(track, None, None, track_key="k" * 32, folder=folder)
+    assert len(fitted) == 1, "the second edit fitted the track again"
+    for name, a in fresh.to_arrays().items():
+        assert np.array_equal(a, again.to_arrays()[name], equal_nan=a.dtype.kind == "f"), name
+    assert again.model.basis.names == fresh.model.basis.names and again.neutral_source == fresh.neutral_source
+    for emotion in ("happy", "surprised"):
+        one = plan_edit(track, EditInstruction(emotion=emotion))
+        two = plan_edit(track, EditInstruction(emotion=emotion), fit=again)
+        for f in fields(one):
+            a, b = getattr(one, f.name), getattr(two, f.name)
+            if isinstance(a, np.ndarray):
+                assert np.array_equal(a, b, equal_nan=a.dtype.kind == "f"), (emotion, f.name)
+    fitted.clear()                  # (each plan above without a fit fitted the track itself)
+    track_fit(track, manip.ManipulatorConfig(offset_smoothing=0.3), None, track_key="k" * 32, folder=folder)
+    track_fit(track, None, 3, track_key="k" * 32, folder=folder)
+    assert len(fitted) == 2 and len(list(folder.glob("fit-*.npz"))) == 3
+    files[0].write_bytes(b"not a zip")
+    assert np.array_equal(track_fit(track, None, None, track_key="k" * 32, folder=folder).activations,
+                          fresh.activations, equal_nan=True)
+    assert len(fitted) == 3
+    track_fit(track, None, None, folder=tmp_path / "none")
+    assert len(fitted) == 4 and not (tmp_path / "none").exists()

@@ -301,7 +301,7 @@ class Session:
             self.done = self.total
             return
         from .. import manipulation, tracking
-        from ..pipeline import ShotRenderer, check_one_shot, plan_edit, track_media
+        from ..pipeline import ShotRenderer, check_one_shot, plan_edit, track_fit, track_media
 
         config = tracker.config if tracker else None
         if self.ignore_cuts:            # no cut detection, as `ned-fx edit --ignore-cuts` (the warm tracker's engines)
@@ -350,7 +350,9 @@ class Session:
             from ..manipulation.edited import as_stored
 
             check_one_shot(track, self.path)        # one shot per session: a cut's frames are named in the error
-            edited = as_stored(plan_edit(track, self.instruction))
+            # the track's expression fit, shared by every instruction on the shot (fit-<key>.npz beside the track)
+            fit = track_fit(track, None, self.instruction.neutral_frame, track_key=key_track, folder=folder)
+            edited = as_stored(plan_edit(track, self.instruction, fit=fit))
             try:
                 private_dir(folder)                         # face tracks of real people: 0700 / 0600
                 tracking.write_to_file(track, tpath)

@@ -57,8 +57,9 @@ from . import prototypes as protos
 from .config import SPEECH_MODES, ManipulatorConfig
 from .edited import EditedTrack
 from .expression import (AU_NAMES, AU_REGION, EMOTION_AUS, PERFORMANCE_AUS, REGION_ALIASES, REGIONS, RIGID_POINTS,
-                         SPEECH_AUS, STILL_AUS, UPPER_FACE_AUS, ExpressionModel, estimate_neutral, fit_activations,
-                         build_basis, frame_offsets, head_frame, mouth_opening_iod, still_neutral)
+                         SPEECH_AUS, STILL_AUS, UPPER_FACE_AUS, ExpressionBasis, ExpressionModel, build_basis,
+                         estimate_neutral, fit_activations, frame_offsets, head_frame, mouth_opening_iod,
+                         still_neutral)
 
 # ----------------------------------------------------------------------------------------------------------------
 # Regions
@@ -903,6 +904,34 @@ class TrackFit:
     shapes: np.ndarray
     activations: np.ndarray
     neutral_source: str
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """The fit as plain arrays (an ``.npz``'s contents, no pickles; float64 kept: a fit read back plans the
+        same edit, bit for bit)."""
+        basis = self.model.basis
+        out = {"fit_neutral": self.model.neutral, "fit_names": np.array(basis.names, dtype=str),
+               "fit_fields": basis.fields, "fit_edit_fields": basis.edit_fields, "fit_upper": basis.upper,
+               "fit_iod": np.array(basis.iod, np.float64), "fit_shapes": self.shapes,
+               "fit_activations": self.activations, "fit_neutral_source": np.array(self.neutral_source, dtype=str)}
+        if basis.edit_fields_down is not None:
+            out["fit_edit_fields_down"] = basis.edit_fields_down
+        return out
+
+    @classmethod
+    def from_arrays(cls, d) -> "TrackFit":
+        """The fit :meth:`to_arrays` gave (``d``: a mapping of its arrays, e.g. an open ``.npz``).
+
+        Raises:
+            KeyError: an array is missing.
+        """
+        basis = ExpressionBasis(names=tuple(str(n) for n in d["fit_names"]), fields=np.asarray(d["fit_fields"]),
+                                edit_fields=np.asarray(d["fit_edit_fields"]), upper=np.asarray(d["fit_upper"]),
+                                iod=float(d["fit_iod"]),
+                                edit_fields_down=np.asarray(d["fit_edit_fields_down"])
+                                if "fit_edit_fields_down" in d else None)
+        return cls(model=ExpressionModel(neutral=np.asarray(d["fit_neutral"]), basis=basis),
+                   shapes=np.asarray(d["fit_shapes"]), activations=np.asarray(d["fit_activations"]),
+                   neutral_source=str(d["fit_neutral_source"]))
 
 
 def fit_track(track, config: ManipulatorConfig | None = None, neutral: np.ndarray | None = None,
