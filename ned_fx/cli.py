@@ -216,9 +216,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_tracker_options(p)
     p.set_defaults(func=cmd_track)
 
-    from .commands import batch, edit, engines, farm, gallery, manipulate, provenance, serve, train_renderer
+    from .commands import batch, cache, edit, engines, farm, gallery, manipulate, provenance, serve, train_renderer
 
-    for command in (manipulate, edit, gallery, serve, batch, farm, provenance, engines, train_renderer):
+    for command in (manipulate, edit, gallery, serve, batch, farm, provenance, engines, train_renderer, cache):
         command.register(sub)
 
     p = sub.add_parser("weights", help="install or check the tracker's network weights",

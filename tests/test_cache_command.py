@@ -1,0 +1,81 @@
+"""`ned-fx cache status|clear`: the analysis cache (face tracks, fits, models, mattes of real people) can be seen and
+cleared; clear removes only what ned_fx writes there, never follows a link, keeps the ONNX exports unless --all and a
+running writer's temporary file, and an edit after a clear analyses the shot again."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from conftest import footage
+from ned_fx.cli import main
+from ned_fx.commands import cache as C
+
+
+def _edit(out, emotion="happy"):
+    assert main(["edit", str(footage("d12.mp4")), "--frames", "0-3", "-o", str(out), "--emotion", emotion, "-q",
+                 "--no-audit-log"]) == 0
+
+
+def test_status_lists_what_an_edit_cached_and_clear_removes_only_ned_fx_files(tmp_path, monkeypatch, capsys):
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("NED_FX_CACHE", str(folder))
+    assert main(["cache", "status"]) == 0
+    assert "(none yet)" in capsys.readouterr().out
+    _edit(tmp_path / "a.####.png")
+    table = C.status(folder)
+    for kind in ("track", "fit", "models", "mattes"):
+        assert table[kind]["files"] == 1 and table[kind]["bytes"] > 0, (kind, table[kind])
+    assert main(["cache", "status"]) == 0
+    out = capsys.readouterr().out
+    assert str(folder) in out and "track" in out and "fit" in out
+    # what clear must leave: a file of the user's own, a link to a file outside, an ONNX export, a running
+    # writer's temporary file; what it must take: a dead writer's temporary file
+    mine = folder / "notes.txt"
+    mine.write_text("keep me")
+    outside = tmp_path / "outside.npz"
+    outside.write_bytes(b"not ned_fx's")
+    (folder / f"track-{'0' * 32}.npz").symlink_to(outside)
+    (folder / "onnx").mkdir(exist_ok=True)
+    export = folder / "onnx" / "face_mesh-0123.onnx"
+    export.write_bytes(b"onnx")
+    fresh_tmp = folder / ".track-x.npz.123.tmp"
+    fresh_tmp.write_bytes(b"being written")
+    dead_tmp = folder / ".fit-y.npz.456.tmp"
+    dead_tmp.write_bytes(b"left behind")
+    old = time.time() - 2 * C.STALE_TMP
+    os.utime(dead_tmp, (old, old))
+    assert main(["cache", "clear", "--older-than", "1"]) == 0          # all written just now: none is that old
+    assert "removed 1 file(s)" in capsys.readouterr().out                 # (the dead writer's file only)
+    assert not dead_tmp.exists() and C.status(folder)["track"]["files"] == 1
+    assert main(["cache", "clear"]) == 0
+    assert "removed 4 file(s)" in capsys.readouterr().out
+    after = C.status(folder)
+    assert all(after[k]["files"] == 0 for k in C.FOOTAGE), after
+    assert mine.read_text() == "keep me" and outside.read_bytes() == b"not ned_fx's"
+    assert (folder / f"track-{'0' * 32}.npz").is_symlink() and export.exists() and fresh_tmp.exists()
+    assert main(["cache", "clear", "--all"]) == 0
+    assert not export.exists() and mine.exists()
+    # the next edit analyses the shot again and caches it again
+    _edit(tmp_path / "b.####.png", "sad")
+    assert C.status(folder)["track"]["files"] == 1
+
+
+def test_clear_refuses_what_is_not_the_users_cache_folder(tmp_path, capsys):
+    assert C.clear(tmp_path / "none") == (0, 0)
+    a_file = tmp_path / "file"
+    a_file.write_text("")
+    assert main(["cache", "clear", "--cache", str(a_file)]) != 0
+    assert "not a folder" in capsys.readouterr().err
+    assert main(["cache", "clear", "--older-than", "-1", "--cache", str(tmp_path)]) != 0
+    assert main(["cache", "status", "--all"]) != 0
+    if os.geteuid() != 0:
+        pytest.skip("another user's folder needs root to make")
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "track-x.npz").write_bytes(b"theirs")
+    os.chown(other, 65534, 65534)
+    assert main(["cache", "clear", "--cache", str(other)]) != 0
+    assert "another user" in capsys.readouterr().err and (other / "track-x.npz").exists()
