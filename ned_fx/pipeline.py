@@ -316,9 +316,12 @@ class EditSummary:
     layer: str = "full"               # "full" frames, or "patch": the edited region with premultiplied alpha
     matte: str | None = None          # where the matte went: the matte file/pattern, or "EXR channel NAME"
     restarted: str | None = None      # why a sequence output's frames already there were rendered again
+    field_order: str | None = None    # an interlaced movie source's field order (MovieSource.field_order), kept
+    wall_seconds: float = 0.0         # the whole edit, start to end (the stages' seconds overlap: they run at once)
 
     def fps(self) -> float:
-        total = sum(self.seconds.values())
+        """Frames a second over the whole edit (its wall time; a summary without one: the stages' sum)."""
+        total = self.wall_seconds or sum(self.seconds.values())
         return self.frames / total if total > 0 else 0.0
 
 
@@ -436,11 +439,15 @@ def edit_media(path: str | Path, output: str | Path, instruction: EditInstructio
     if audit is not None:
         audit.check()                      # a log that cannot be written fails now, not after the render
     reached: list = []
+    import time
+
+    started = time.perf_counter()
     try:
-        return _checked_edit(path, output, instruction, frames, face_id, preview, tracker_config, manipulator_config,
-                             renderer_config, compositor_config, progress, resume, analysis, analysis_only, consent,
-                             audit, sign, sign_alg, renderer, checkpoint, content, actor_footage, linearize, reached,
-                             layers=layers, track_cache=track_cache)
+        summary = _checked_edit(path, output, instruction, frames, face_id, preview, tracker_config,
+                                manipulator_config, renderer_config, compositor_config, progress, resume, analysis,
+                                analysis_only, consent, audit, sign, sign_alg, renderer, checkpoint, content,
+                                actor_footage, linearize, reached, layers=layers, track_cache=track_cache)
+        return replace(summary, wall_seconds=time.perf_counter() - started)
     except BaseException as exc:           # every attempt that reached the input is audited, whatever stopped it
         if audit is not None and reached and not getattr(exc, "_ned_fx_audited", False):
             _audit_edit(audit, "failed", path, frames, face_id, instruction, consent, None, [],
@@ -1443,7 +1450,8 @@ def _render_shot(path, output, kind, track, edited, frames, preview, renderer_co
                        preview=str(preview) if preview else None, face_id=track.face_id,
                        content_seconds={**shot.content.seconds, "warp": shot.warp_seconds}, layer=sink.layers.layer,
                        matte=sink.matte_where(), restarted=sink.restarted_frames(),
-                       cpu_seconds={s: clock.cpu[s] for s in ("render", "composite", "encode")})
+                       cpu_seconds={s: clock.cpu[s] for s in ("render", "composite", "encode")},
+                       field_order=sink.presentation.field_order if sink.presentation is not None else None)
 
 
 def _render_workers(shot: ShotRenderer, total: int, in_place: bool, width: int, height: int) -> int:

@@ -230,6 +230,19 @@ def test_movie_keeps_fps_size_audio_and_range(tmp_path, capsys):
     assert ba.shape[1] > 1024 and ba.shape[0] == 512
 
 
+def test_the_summary_times_the_whole_edit_not_the_sum_of_its_overlapping_stages(tmp_path):
+    """The stages run at once (decode, render, encode in threads and worker processes), so their seconds add up to
+    more than the edit took: the summary's frames/s (and the CLI's "in N s") come from the edit's own wall time."""
+    import time
+
+    start = time.perf_counter()
+    s = edit_media(footage("d12.mp4"), tmp_path / "e.mp4", EditInstruction(emotion="happy"), frames="0-39")
+    took = time.perf_counter() - start
+    assert 0 < s.wall_seconds <= took
+    assert s.fps() == pytest.approx(s.frames / s.wall_seconds)
+    assert sum(s.seconds.values()) > s.wall_seconds, "the stages did not overlap: nothing to tell apart"
+
+
 def test_a_portrait_phone_movie_is_edited_upright_and_delivered_as_it_came(tmp_path):
     """A phone's portrait video (stored sideways, a display rotation turns it upright): the face is tracked and
     edited upright — the same pixels as the edit of the same pictures stored upright — and the movie comes back

@@ -617,7 +617,7 @@ def test_an_anamorphic_movie_keeps_its_pixel_aspect(tmp_path):
     shown = movie_presentation(plate)
     assert (shown.rotation, shown.pixel_aspect, shown.times) == (0, Fraction(4, 3), None)
     assert shown.writer_options() == {"rotation": 0, "pixel_aspect": Fraction(4, 3), "time_base": None,
-                                      "colour": None}
+                                      "colour": None, "field_order": None}
     with open_media(phone_movie(tmp_path / "square.mov", originals, 0, codec="png")) as src:
         assert src.pixel_aspect == 1
     for name, codec in (("out.mp4", "libx264"), ("out.mov", "prores_ks"), ("out.mkv", "libx264"),

@@ -194,7 +194,7 @@ def run(args) -> int:
         for _, close in bars.values():
             close()
     s = summary
-    total = sum(s.seconds.values())
+    total = s.wall_seconds or sum(s.seconds.values())      # (the stages overlap: their sum is more than this)
     if args.analysis_only:
         print(f"analysed {args.input} (face {s.face_id}) in {total:.1f}s; wrote {s.analysis}")
         return 0
@@ -207,6 +207,11 @@ def run(args) -> int:
         print(f"passed through unchanged ({reason}): {len(numbers)} frame(s): {describe_numbers(numbers)}")
     if s.restarted:
         print(f"rendered every frame of {args.output} again: {s.restarted}")
+    if s.field_order:
+        first = "top" if s.field_order in ("tt", "tb") else "bottom"
+        print(f"note: {args.input} is interlaced ({first} field first): each frame was edited whole, both fields "
+              f"together (where the head moves fast the edited face may comb; deinterlace the plate first where that "
+              f"shows); a movie output is tagged with the same field order (H.264: field-coded)")
     if s.resumed:
         print(f"kept {len(s.resumed)} frame(s) already written by the same edit: {describe_numbers(list(s.resumed))}")
     print("time per stage: " + ", ".join(f"{k} {v:.1f}s" for k, v in s.seconds.items()))

@@ -620,6 +620,10 @@ def movie_codec_of(path: str | os.PathLike) -> str | None:
     return {"hevc": "libx265", "vp9": "libvpx-vp9", "h264": "libx264", "mpeg4": "mpeg4"}.get(name)
 
 
+#: FFmpeg's AVFieldOrder codes of an interlaced stream -> :attr:`MovieSource.field_order`
+FIELD_ORDERS = {2: "tt", 3: "bb", 4: "tb", 5: "bt"}
+
+
 @dataclass(frozen=True)
 class Presentation:
     """How a source movie is shown beyond its pixels, for a movie written from its frames to be shown the same way
@@ -628,7 +632,8 @@ class Presentation:
     Attributes:
         rotation: display rotation (:attr:`MovieSource.rotation`); pixel_aspect: :attr:`MovieSource.pixel_aspect`.
         times: a variable-frame-rate movie's frame times in seconds (:meth:`MovieSource.frame_times`), else None;
-        time_base: the movie's time base (what those times are counted in); colour: :attr:`MovieSource.colour`.
+        time_base: the movie's time base (what those times are counted in); colour: :attr:`MovieSource.colour`;
+        field_order: :attr:`MovieSource.field_order`.
     """
 
     rotation: int = 0
@@ -636,11 +641,13 @@ class Presentation:
     times: dict[int, Fraction] | None = field(default=None, compare=False)
     time_base: Fraction | None = None
     colour: tuple[int, int, int] | None = None
+    field_order: str | None = None
 
     def writer_options(self) -> dict[str, Any]:
         """``MovieWriter`` keywords that tag and time a movie as this one is."""
         return {"rotation": self.rotation, "pixel_aspect": self.pixel_aspect,
-                "time_base": self.time_base if self.times else None, "colour": self.colour}
+                "time_base": self.time_base if self.times else None, "colour": self.colour,
+                "field_order": self.field_order}
 
     def time_of(self, number: int, first: int) -> Fraction | None:
         """When movie frame ``number`` shows in a movie that starts at frame ``first`` (seconds; for
@@ -707,6 +714,10 @@ class MovieSource(MediaSource):
         colour: the stream's colour tags as FFmpeg numbers them, ``(matrix, primaries, transfer)`` (e.g. ``(9, 9,
             18)``: a phone's BT.2020 HLG video), or None when it names none. Frames are the decoded RGB in those
             primaries and transfer (not converted); ``MovieWriter(..., colour=...)`` encodes and tags them back so.
+        field_order: an interlaced movie's field order as the file says it (``"tt"``: top field first, ``"bb"``:
+            bottom field first; ``"tb"``/``"bt"``: coded in the other order than shown), or None (progressive, or
+            not said). Frames come as stored: both fields woven into one picture (not deinterlaced);
+            ``MovieWriter(..., field_order=...)`` writes them back interlaced and tagged so.
     """
 
     kind = "movie"
@@ -733,6 +744,7 @@ class MovieSource(MediaSource):
             cc = stream.codec_context
             colour = (int(cc.colorspace), int(cc.color_primaries), int(cc.color_trc))
             self.colour: tuple[int, int, int] | None = None if all(c in (0, 2) for c in colour) else colour
+            self.field_order: str | None = FIELD_ORDERS.get(int(cc.field_order or 0))
             has_audio = bool(container.streams.audio)
             self.timecode, self.reel_name = _timecode_of(container, stream)
             declared = int(stream.frames or 0)
@@ -803,7 +815,8 @@ class MovieSource(MediaSource):
 
     def presentation(self) -> Presentation:
         """What a movie written from these frames must carry to be shown as this one is (:class:`Presentation`)."""
-        return Presentation(self.rotation, self.pixel_aspect, self.frame_times(), self.time_base, self.colour)
+        return Presentation(self.rotation, self.pixel_aspect, self.frame_times(), self.time_base, self.colour,
+                            self.field_order)
 
     # decoding ---------------------------------------------------------------------------------------------
     def _decode(self, start: int, allow_seek: bool = True) -> Iterator[tuple[int, Any]]:

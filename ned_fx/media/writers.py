@@ -549,6 +549,10 @@ class MovieWriter:
         colour: the source movie's colour tags (:attr:`~.readers.MovieSource.colour`: matrix, primaries, transfer
             as FFmpeg numbers them): the frames are encoded with that matrix and tagged so (a phone's BT.2020 HLG
             video stays BT.2020 HLG); None: BT.709.
+        field_order: the source's field order (:attr:`~.readers.MovieSource.field_order`: ``"tt"``, ``"bb"``,
+            ``"tb"``, ``"bt"``) for frames that hold two woven fields: the movie is tagged so, and H.264 is coded
+            interlaced (x264's field coding, top or bottom field first), so a host that conforms it into an
+            interlaced timeline treats it as it treated the source; None: progressive.
         deep: the frames are 10-bit or more (uint16 from a 10-bit source): HEVC is written in its 10-bit form
             (ProRes and DNxHR HQX/444 are 10-bit anyway: :data:`DEEP_CODECS`); :attr:`deep` says
             whether the movie keeps more than 8 bits.
@@ -566,7 +570,7 @@ class MovieWriter:
                  provenance: Any = None, timecode: str | None = None, reel_name: str | None = None,
                  rotation: int = 0, pixel_aspect: Fraction | float | None = None,
                  time_base: Fraction | None = None, colour: tuple[int, int, int] | None = None,
-                 deep: bool = False):
+                 deep: bool = False, field_order: str | None = None):
         import av
 
         from .timecode import parse_timecode
@@ -601,6 +605,13 @@ class MovieWriter:
                 raise InvalidParameterError(f"movie {name} must be a whole number 1-16384, got {value!r}")
         if not isinstance(crf, (int, np.integer)) or not 0 <= int(crf) <= 63:
             raise InvalidParameterError(f"crf must be a whole number 0-63, got {crf!r}")
+        from .readers import FIELD_ORDERS
+
+        if field_order is not None and field_order not in FIELD_ORDERS.values():
+            raise InvalidParameterError(f"field order must be one of {', '.join(FIELD_ORDERS.values())} or None, got "
+                                        f"{field_order!r}")
+        #: the field order the movie is tagged (and, for H.264, coded) with; None: progressive
+        self.field_order = field_order
         if not isinstance(rotation, (int, np.integer)) or int(rotation) % 90:
             raise InvalidParameterError(f"rotation must be a multiple of 90 degrees, got {rotation!r}")
         try:
@@ -633,6 +644,9 @@ class MovieWriter:
         opts = dict(defaults)
         if codec in _QUALITY_OPTION:
             opts[_QUALITY_OPTION[codec]] = str(int(crf) if codec != "mpeg4" else max(1, min(31, int(crf) // 6 + 1)))
+        if field_order is not None and encoder == "libx264":        # field coding, the source's field first
+            first = "tff=1" if field_order in ("tt", "tb") else "bff=1"
+            opts["x264-params"] = ":".join(p for p in (opts.get("x264-params", ""), f"interlaced=1:{first}") if p)
         if options:
             opts.update({str(k): str(v) for k, v in options.items()})
         container_opts = {"movflags": "+faststart"} if self.path.suffix.lower() in (".mp4", ".mov") else {}
@@ -676,6 +690,8 @@ class MovieWriter:
             self._matrix = swscale_matrix(int(space))
             if self.pixel_aspect != 1:
                 cc.sample_aspect_ratio = self.pixel_aspect
+            if field_order is not None:
+                cc.field_order = {v: k for k, v in FIELD_ORDERS.items()}[field_order]
             stream.options = opts
             self._stream = stream
             self._audio = self._open_audio(audio_from, audio_range)
