@@ -63,6 +63,25 @@ def test_status_lists_what_an_edit_cached_and_clear_removes_only_ned_fx_files(tm
     assert C.status(folder)["track"]["files"] == 1
 
 
+def test_older_than_counts_from_the_last_edit_that_used_a_file(tmp_path, monkeypatch, capsys):
+    """An analysis an edit still reads is not "old": reading it from the cache marks it used, so `clear --older-than`
+    takes what no edit has touched for that long and keeps the shot being worked on."""
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("NED_FX_CACHE", str(folder))
+    _edit(tmp_path / "a.####.png")
+    month = time.time() - 30 * 86400
+    for path in folder.glob("*.npz"):
+        os.utime(path, (month, month))
+    _edit(tmp_path / "b.####.png", "sad")            # reads the track, its fit, the models and the mattes
+    assert main(["cache", "clear", "--older-than", "7"]) == 0
+    assert "removed 0 file(s)" in capsys.readouterr().out
+    assert all(C.status(folder)[k]["files"] == 1 for k in ("track", "fit", "models", "mattes"))
+    for path in folder.glob("*.npz"):
+        os.utime(path, (month, month))
+    assert main(["cache", "clear", "--older-than", "7"]) == 0
+    assert "removed 4 file(s) unused for 7 days" in capsys.readouterr().out
+
+
 def test_clear_refuses_what_is_not_the_users_cache_folder(tmp_path, capsys):
     assert C.clear(tmp_path / "none") == (0, 0)
     a_file = tmp_path / "file"

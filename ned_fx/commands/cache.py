@@ -2,7 +2,7 @@
 
     ned-fx cache status                      # the folder; per kind: files, bytes, oldest and newest
     ned-fx cache clear                       # every cached analysis of footage (tracks, plans, fits, models, mattes)
-    ned-fx cache clear --older-than 30       # ... written more than 30 days ago
+    ned-fx cache clear --older-than 30       # ... not used for 30 days
     ned-fx cache clear --all                 # ... and the tracker's ONNX exports (made again on next use)
     ned-fx cache status --cache DIR          # another folder (a daemon's --cache)
 
@@ -43,7 +43,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--cache", metavar="DIR", help="the cache folder (default $NED_FX_CACHE, else "
                                                   "$NED_FX_HOME/cache)")
     p.add_argument("--older-than", type=float, metavar="DAYS",
-                   help="clear: only files written more than DAYS days ago")
+                   help="clear: only files not written or read by an edit for DAYS days")
     p.add_argument("--all", action="store_true", help="clear: the tracker's ONNX exports too")
     p.set_defaults(func=run)
     return p
@@ -123,8 +123,9 @@ def status(folder: Path) -> dict[str, dict]:
 
 def clear(folder: Path, older_than_days: float | None = None, everything: bool = False,
           now: float | None = None) -> tuple[int, int]:
-    """Remove the cache's files of the footage kinds (``everything``: the ONNX exports too) written more than
-    ``older_than_days`` ago (None: all of them), and temporary files older than :data:`STALE_TMP`. Returns
+    """Remove the cache's files of the footage kinds (``everything``: the ONNX exports too) last written or read
+    by an edit (the file's modification time: ``ned-fx edit`` touches what it reads) more than ``older_than_days``
+    ago (None: all of them), and temporary files older than :data:`STALE_TMP`. Returns
     ``(files removed, bytes freed)``; a file that vanished meanwhile is not counted.
 
     Raises:
@@ -155,7 +156,7 @@ def run(args) -> int:
     folder = _folder(args.cache)
     if args.action == "clear":
         removed, freed = clear(folder, args.older_than, args.all)
-        age = "" if args.older_than is None else f" written more than {args.older_than:g} days ago"
+        age = "" if args.older_than is None else f" unused for {args.older_than:g} days"
         print(f"removed {removed} file(s){age}, {_size(freed)}, from {folder}")
         return 0
     if args.older_than is not None or args.all:

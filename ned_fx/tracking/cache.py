@@ -69,9 +69,15 @@ def load_private(path: Path, read):
         if not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid():
             return None
         with np.load(path, allow_pickle=False) as data:
-            return read(data)
+            got = read(data)
     except Exception:       # absent (OSError), not an npz, zip/json errors, missing keys
         return None
+    if got is not None:     # used now: `ned-fx cache clear --older-than` keeps what edits still read
+        try:
+            os.utime(path)
+        except OSError:
+            pass
+    return got
 
 
 def as_cached(track: Track) -> Track:
