@@ -326,6 +326,7 @@ class Session:
         if tpath.is_file() and epath.is_file():
             try:
                 track, edited = tracking.read_from_file(tpath), manipulation.read_from_file(epath)
+                _used(tpath, epath)
                 self.cached = True
                 self.done = self.total
             except Exception:
@@ -334,6 +335,7 @@ class Session:
             if tpath.is_file():
                 try:
                     track = tracking.read_from_file(tpath)
+                    _used(tpath)
                 except Exception:
                     track = None
             if track is None:
@@ -382,6 +384,7 @@ class Session:
                 from ..npzfile import read_npz
 
                 models = ShotModels.from_arrays(read_npz(mpath, (), "appearance models"))
+                _used(mpath)
             except Exception:
                 models = None
         if models is None:
@@ -485,6 +488,16 @@ def _iso(t: float) -> str:
     import datetime
 
     return datetime.datetime.fromtimestamp(t, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")[:-4] + "Z"
+
+
+def _used(*paths) -> None:
+    """Mark cache files read now (their time touched: ``ned-fx cache clear --older-than`` keeps what sessions still
+    read); a file that cannot be touched is left as it is."""
+    for path in paths:
+        try:
+            os.utime(path)
+        except OSError:
+            pass
 
 
 def _key(*parts) -> str:
