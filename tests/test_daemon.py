@@ -4,6 +4,7 @@ engine rendering frames out of order exactly as in order."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -577,8 +578,14 @@ def test_real_engine_out_of_order_frames_match_in_order(tmp_path):
             with pytest.raises(DaemonError) as e:                  # a failing request is an error reply
                 shot.render(5, np.zeros((64, 64, 4), np.float16))
             assert e.value.code == "invalid_parameter" and "512x512" in str(e.value)
+            month = time.time() - 30 * 86400                     # the analysis files, as if a month old ...
+            for path in (tmp_path / "cache").glob("*.npz"):
+                os.utime(path, (month, month))
             again = c.open(src, frames="0-7", emotion="happy")
             assert again.wait()["cached"] is True
+            # ... are marked used by the session that read them (`ned-fx cache clear --older-than` keeps them)
+            used = {p.name.split("-")[0] for p in (tmp_path / "cache").glob("*.npz") if p.stat().st_mtime > month + 60}
+            assert {"track", "edit", "models"} <= used, used
             np.testing.assert_array_equal(again.render(2), in_order[2])
             # the shutter is the session's: drawn sharp (0 degrees), a frame where his face moves ~9 px a frame
             # (a 4 px smear at the default 180) differs, one at rest (0.3 px) is the same
