@@ -830,8 +830,7 @@ def _analyse(path, instruction, frames, face_id, tracker_config, manipulator_con
 
     # rendered from the plan at an edit file's precision, as the daemon renders a session's: the CLI and a host
     # render the same pixels
-    fit = track_fit(track, manipulator_config, instruction.neutral_frame, track_key=key) if key is not None \
-        else None
+    fit = track_fit(track, manipulator_config, instruction.neutral_frame, track_key=key)     # (no key: fitted)
     edited = as_stored(plan_edit(track, instruction, manipulator_config, fit=fit))
     clock.seconds["manipulate"] += time.perf_counter() - t0
     return track, edited

@@ -302,6 +302,7 @@ class Session:
             return
         from .. import manipulation, tracking
         from ..pipeline import ShotRenderer, check_one_shot, plan_edit, track_fit, track_media
+        from ..tracking.cache import mark_used
 
         config = tracker.config if tracker else None
         if self.ignore_cuts:            # no cut detection, as `ned-fx edit --ignore-cuts` (the warm tracker's engines)
@@ -326,7 +327,7 @@ class Session:
         if tpath.is_file() and epath.is_file():
             try:
                 track, edited = tracking.read_from_file(tpath), manipulation.read_from_file(epath)
-                _used(tpath, epath)
+                mark_used(tpath, epath)
                 self.cached = True
                 self.done = self.total
             except Exception:
@@ -335,7 +336,7 @@ class Session:
             if tpath.is_file():
                 try:
                     track = tracking.read_from_file(tpath)
-                    _used(tpath)
+                    mark_used(tpath)
                 except Exception:
                     track = None
             if track is None:
@@ -384,7 +385,7 @@ class Session:
                 from ..npzfile import read_npz
 
                 models = ShotModels.from_arrays(read_npz(mpath, (), "appearance models"))
-                _used(mpath)
+                mark_used(mpath)
             except Exception:
                 models = None
         if models is None:
@@ -488,16 +489,6 @@ def _iso(t: float) -> str:
     import datetime
 
     return datetime.datetime.fromtimestamp(t, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")[:-4] + "Z"
-
-
-def _used(*paths) -> None:
-    """Mark cache files read now (their time touched: ``ned-fx cache clear --older-than`` keeps what sessions still
-    read); a file that cannot be touched is left as it is."""
-    for path in paths:
-        try:
-            os.utime(path)
-        except OSError:
-            pass
 
 
 def _key(*parts) -> str:

@@ -72,12 +72,19 @@ def load_private(path: Path, read):
             got = read(data)
     except Exception:       # absent (OSError), not an npz, zip/json errors, missing keys
         return None
-    if got is not None:     # used now: `ned-fx cache clear --older-than` keeps what edits still read
+    if got is not None:
+        mark_used(path)
+    return got
+
+
+def mark_used(*paths) -> None:
+    """Mark cache files read now (their time touched): ``ned-fx cache clear --older-than`` keeps what edits and
+    daemon sessions still read. A file that cannot be touched is left as it is."""
+    for path in paths:
         try:
             os.utime(path)
         except OSError:
             pass
-    return got
 
 
 def as_cached(track: Track) -> Track:
