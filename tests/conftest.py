@@ -38,6 +38,8 @@ def _audit_log_of_the_test_run(tmp_path_factory):
         os.environ.pop("NED_FX_AUDIT_LOG", None)
     else:
         os.environ["NED_FX_AUDIT_LOG"] = old
+
+
 @pytest.fixture(autouse=True)
 def _torch_threads_kept():
     """A test that changes torch's thread count must put it back: the cached tracks (``our_track``) and every
