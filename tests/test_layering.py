@@ -80,7 +80,10 @@ def _modules_loaded_by(statement: str) -> set[str]:
 @pytest.mark.parametrize("module", ["ned_fx", "ned_fx.errors", "ned_fx.media", "ned_fx.topology",
                                     "ned_fx.tracking", "ned_fx.cli", "ned_fx.protocol", "ned_fx.client",
                                     "ned_fx.hosts.params", "ned_fx.hosts.link", "ned_fx.hosts.analysis",
-                                    "ned_fx.hosts.frames", "ned_fx.hosts.resolve", "ned_fx.provenance"])
+                                    "ned_fx.hosts.frames", "ned_fx.hosts.resolve", "ned_fx.provenance",
+                                    "ned_fx.manipulation", "ned_fx.manipulation.rule",
+                                    "ned_fx.rendering.geometry_renderer", "ned_fx.rendering.field",
+                                    "ned_fx.pipeline", "ned_fx.appearance"])
 def test_light_modules_do_not_load_torch(module):
     loaded = _modules_loaded_by(f"import {module}")
     assert "torch" not in loaded, f"import {module} loaded torch"

@@ -425,6 +425,38 @@ def test_engine_is_identity_at_zero_and_exports_to_onnx(tmp_path):
     assert onnx_parity(path, engine, batch=1, frames=1) < 1e-5             # a still
 
 
+def test_the_numpy_rule_is_the_engines_rule():
+    """A CPU edit plans with the rule in numpy (:class:`~ned_fx.manipulation.rule.ManipulatorRule`: no torch); the
+    exportable torch engine computes the same: on seeded inputs at several frame rates and lengths (a still, a
+    window shorter than the kernels, a long shot, keys at intensity 0) to 1e-12, the keyed-out frames exactly the
+    source; and a whole plan of d12 (happy) with the torch engine handed in lands every target landmark within 1e-9
+    px of the default plan's."""
+    import torch
+
+    from ned_fx.manipulation import manipulate
+    from ned_fx.manipulation.engine import ManipulatorEngine, example_inputs
+    from ned_fx.manipulation.rule import ManipulatorRule
+
+    for fps in (25.0, 29.97, 1.0):
+        for frames in (1, 5, 48, 200):
+            engine, rule = ManipulatorEngine(fps=fps).double().eval(), ManipulatorRule(fps=fps)
+            params, style, weights, gate, region = (t.double() for t in example_inputs(1, frames, seed=frames))
+            weights[0, ::7] = 0.0
+            with torch.no_grad():
+                want = engine(params, style, weights, gate, region).numpy()[0]
+            got = rule(params[0].numpy(), style[0].numpy(), weights[0].numpy(), gate[0].numpy(), region.numpy())
+            assert np.abs(got - want).max() < 1e-12, (fps, frames)
+            assert np.array_equal(got[::7], params[0].numpy()[::7])
+            if frames > 1:                                                  # (a still's one frame is keyed to 0)
+                assert np.abs(got - params[0].numpy()).max() > 0.1         # the rule did edit
+    track = our_track("d12.mp4")
+    default = manipulate(track, "happy")
+    handed = manipulate(track, "happy", engine=ManipulatorEngine(track.fps))
+    moved = np.abs(default.target_landmarks - default.source_landmarks)
+    assert np.nanmax(moved) > 1.0
+    assert np.nanmax(np.abs(default.target_landmarks - handed.target_landmarks)) < 1e-9
+
+
 def test_a_held_pout_goes_where_the_lips_are_free_and_speech_stays():
     """The engine's held-lip rule: a press (AU24 0.8) and pucker (AU18 0.5) held through 3 s on a shot whose gate
     frees the lips go under ``happy`` (its smile beside a pout was a pursed smirk); at the pace of speech (on 3

@@ -273,24 +273,25 @@ def test_grid_inside_polygon_answers_as_the_point_by_point_test():
 
 
 @pytest.mark.parametrize("threads", [2, 1])
-def test_one_frame_cpu_field_and_labels_equal_the_batched_ones_bit_for_bit(threads):
-    """The one-frame CPU path (each rule on its own cells, numpy/OpenCV helpers for the openings' cells and
-    cover, the scanline label rasteriser) computes exactly what the batched, exportable graph computes: on
-    two frames of d12 with a smile, an opened mouth and raised/lowered lids, every output of the field is
-    bit-identical to the same frame's in a batch of two (with torch on 2 threads), and the label maps equal a
-    cell-by-cell rasterisation. With torch on 1 thread (what ``threads.configure`` gives a 2-core machine) MKL's
-    sgemm blocks the outside-the-mesh Shepard products (one frame: its own cells, transposed; a batch: every
-    cell) differently, and the offsets differ in the last float32 bits (measured: <= 1e-5 px): there they must
-    agree to 1e-4 px."""
+def test_one_frame_numpy_field_and_labels_equal_the_batched_graph(threads):
+    """The per-frame CPU field (numpy, :func:`~ned_fx.rendering.field.one_frame_field`: what every CPU edit
+    renders, with no torch) computes what the batched, exportable torch graph computes: on two frames of d12 with a
+    smile, an opened mouth and raised/lowered lids, each output agrees with the same frame's in a batch of two
+    (torch on 2 and on 1 thread): the offsets to 1e-3 px (the same float32 arithmetic, but sums and matrix products
+    blocked differently; near an outline vertex the Shepard weights' expanded |p|^2 + |q|^2 - 2 p.q cancels, and
+    the two differ there by up to 2.2e-4 px; elsewhere <= 3e-5), the openings' covers and the mouth fill to 1e-6
+    (the same sub-sample counts), the layers' affine maps to 1e-4 (their translations are hundreds of pixels: a
+    float32 step is 3e-5); and the label maps equal a cell-by-cell
+    rasterisation. A wrong rule anywhere is off by far more (a cell's offset is pixels)."""
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        _one_frame_equals_the_batch(exact=threads == 2)
+        _one_frame_equals_the_batch()
     finally:
         torch.set_num_threads(before)
 
 
-def _one_frame_equals_the_batch(exact: bool) -> None:
+def _one_frame_equals_the_batch() -> None:
     track = our_track("d12.mp4")
     frames = decode_rgb("d12.mp4")[0]
     renderer = GeometryRenderer()
@@ -310,12 +311,17 @@ def _one_frame_equals_the_batch(exact: bool) -> None:
         as_t = lambda a: torch.as_tensor(np.stack(a)[..., :2], dtype=torch.float32)   # noqa: E731
         for i in range(0, len(dsts), 2):
             pair = slice(i, i + 2)
-            batch = module.field(as_t([src, src]), as_t(dsts[pair]), torch.from_numpy(np.stack(labels[pair])), h, w)
+            with torch.no_grad():
+                batch = module.field(as_t([src, src]), as_t(dsts[pair]), torch.from_numpy(np.stack(labels[pair])),
+                                     h, w)
             for j in range(2):
                 one = renderer.field((h, w), src, dsts[i + j], mesh)
-                for name, a, b in zip(one._fields, one, batch):
-                    same = torch.equal(a[0], b[j]) if exact else bool(((a[0] - b[j]).abs() <= 1e-4).all())
-                    assert same, (f, i + j, name, float((a[0] - b[j]).abs().max()))
+                offset = batch.offset[j].permute(1, 2, 0).numpy()
+                assert np.abs(one.offset - offset).max() <= 1e-3, (f, i + j, float(np.abs(one.offset - offset).max()))
+                assert np.abs(one.offset).max() > 1.0                       # a real edit, not a zero field
+                for name, tol in (("cover", 1e-6), ("mouth_fill", 1e-6), ("affine", 1e-4)):
+                    a, b = getattr(one, name), getattr(batch, name)[j].numpy().reshape(getattr(one, name).shape)
+                    assert np.abs(a - b).max() <= tol, (f, i + j, name, float(np.abs(a - b).max()))
                 assert float(one.cover.max()) > 0.5
                 checked += 1
     assert checked == 8
@@ -545,7 +551,7 @@ def test_lids_move_and_irises_stay_round(tracker, amount):
     off = np.array([box[0], box[1], 0.0])
     renderer = GeometryRenderer()
     res = renderer.field((box[3] - box[1], box[2] - box[0]), src - off, dst - off, build_render_mesh(src))
-    grid = res.offset[0].numpy()                                   # 2xGhxGw
+    grid = np.ascontiguousarray(res.offset.transpose(2, 0, 1))     # 2xGhxGw
     gh, gw = grid.shape[1:]
     lid = [i for ring in UPPER_LID_RINGS for i in ring[0]]
     pos = (dst[lid, :2] - off[:2]) * [gw / (box[2] - box[0]), gh / (box[3] - box[1])] - 0.5
@@ -767,7 +773,7 @@ def test_a_large_fold_is_relaxed_and_the_lips_go_where_the_edit_says():
         the mouth corners by 0.1 IOD: the closing mouth's own jump is between its lips)."""
         h, w = 720, 720
         field = GeometryRenderer().field((h, w), src[:, :2], target[:, :2], mesh)
-        dy = field.offset[0, 1].numpy()
+        dy = field.offset[..., 1]
         xs = (np.arange(dy.shape[1]) + 0.5) * w / dy.shape[1]
         margin = 0.1 * _iod(src)
         cheeks = (xs < src[61, 0] - margin) | (xs > src[291, 0] + margin)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -69,6 +71,41 @@ def test_second_edit_reads_the_cache_not_the_tracker(tmp_path, cache, capsys):
     # other frames or another face are another key
     _edit(clip, tmp_path / "d.####.png", "sad", "--frames", "0-4")
     assert len(runs) == 2 and len(list(folder.glob("track-*.npz"))) == 2
+
+
+#: a Python that refuses to import torch, then runs the CLI
+_NO_TORCH = """
+import sys
+
+
+class _Refuse:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ImportError("a second edit of a cached shot imported torch")
+
+
+sys.meta_path.insert(0, _Refuse())
+from ned_fx.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_second_edit_of_a_cached_shot_never_imports_torch(tmp_path, cache):
+    """Importing torch costs a `ned-fx edit` process ~1.7 s (a third of a second edit of a 100-frame shot): with the
+    shot's track and fit cached, nothing else needs it (the plan's rule runs in numpy, the per-frame field too, the
+    tracker's runtime is told without it). A second edit in a Python that refuses torch succeeds and writes exactly
+    what the same edit writes in a process that has torch loaded."""
+    clip = footage("d12.mp4")
+    _edit(clip, tmp_path / "a.####.png", "happy", "--frames", "0-5")
+    run = subprocess.run([sys.executable, "-c", _NO_TORCH, "edit", str(clip), "-o", str(tmp_path / "b.####.png"),
+                          "--emotion", "surprised", "--frames", "0-5", "-q", "--no-audit-log"],
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "torch" in sys.modules                       # this process has it (the first edit tracked)
+    _edit(clip, tmp_path / "c.####.png", "surprised", "--frames", "0-5")
+    a, b, c = ([read_image(tmp_path / f"{x}.{n:04d}.png").pixels for n in range(6)] for x in "abc")
+    assert all(np.array_equal(x, y) for x, y in zip(b, c))
+    assert not all(np.array_equal(x, y) for x, y in zip(a, b)), "the second emotion was not rendered"
 
 
 def test_no_cache_neither_reads_nor_writes(tmp_path, cache):

@@ -212,7 +212,7 @@ def _manipulator_spec() -> EngineSpec:
         outputs=(TensorSpec("target", per_frame, doc="target AU activations"),),
         example=example, dims={"frames": (1, 250, 2000)},
         tolerance={"fp32": {"target": 1e-5}, "fp16": {"target": 5e-3}},
-        sources=("ned_fx.manipulation.engine", "ned_fx.manipulation.expression"),
+        sources=("ned_fx.manipulation.engine", "ned_fx.manipulation.rule", "ned_fx.manipulation.expression"),
         settings={"fps": c.default_fps, "state_smoothing": c.state_smoothing,
                   "offset_smoothing": c.offset_smoothing, "aus": list(AU_NAMES)})
 
@@ -324,7 +324,8 @@ def _renderer_spec() -> EngineSpec:
               "outline": (3, 36, 120)},
         # pixel coordinates up to thousands of pixels do not survive half precision: fp32 only
         precisions=("fp32",), tolerance={"fp32": {"rendered": 0.05}}, static=False,
-        sources=("ned_fx.rendering.geometry_renderer", "ned_fx.rendering.mesh", "ned_fx.engines.modules"),
+        sources=("ned_fx.rendering.geometry_module", "ned_fx.rendering.field", "ned_fx.rendering.mesh",
+                 "ned_fx.engines.modules"),
         settings={k: getattr(cfg, k) for k in cfg.__dataclass_fields__ if k != "device"})
 
 

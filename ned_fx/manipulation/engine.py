@@ -45,7 +45,6 @@ A learned manipulator can replace this module: anything with the same forward si
 
 from __future__ import annotations
 
-import math
 import warnings
 from pathlib import Path
 
@@ -56,32 +55,12 @@ from torch.nn import functional as F
 
 from ..errors import OutputWriteError
 from .expression import AU_NAMES, EMOTION_AUS, LID_OPENING_AUS, PERFORMANCE_AUS, SPEECH_AUS
-
-#: the smile (AU12 activation) from which a face's raised upper lip, stretched lips and parted lips are its grin's
-#: (the astronaut's broad grin: 0.49)
-GRIN_AU12 = 0.4
-#: emotion AUs a broad grin brings along (kept under a style that smiles; see the module docstring)
-GRIN_COMPANIONS = ("AU10", "AU14", "AU20")
-#: speech AUs that shape the closed lips (a pucker, a press): held longer than the state window on a shot the
-#: speech gate frees they are a pout, not speech (see the module docstring)
-HELD_LIP_AUS = ("AU18", "AU24")
-#: the jaw drop (AU26 activation) from which the lips' fitted press is the open mouth's stretch, not a pout
-#: (d19's gasp reads AU24 1.61 at AU26 1.05): the held-lip rule fades out up to it
-HELD_LIP_JAW = 0.5
+# the rule's constants and kernel live with its numpy twin (:mod:`.rule`, what a CPU edit runs)
+from .rule import GRIN_AU12, GRIN_COMPANIONS, HELD_LIP_AUS, HELD_LIP_JAW, gaussian_kernel  # noqa: F401
 
 OPSET = 18
 INPUT_NAMES = ("params", "style", "weights", "gate", "region")
 OUTPUT_NAMES = ("target",)
-
-
-def gaussian_kernel(sigma_frames: float) -> np.ndarray:
-    """Normalised 1-D Gaussian (radius ``ceil(3 sigma)``); ``[1]`` for sigma 0."""
-    if sigma_frames <= 1e-6:
-        return np.ones(1)
-    r = int(math.ceil(3 * sigma_frames))
-    x = np.arange(-r, r + 1, dtype=np.float64)
-    k = np.exp(-0.5 * (x / sigma_frames) ** 2)
-    return k / k.sum()
 
 
 def smooth_time(x: torch.Tensor, weight: torch.Tensor, radius: int) -> torch.Tensor:

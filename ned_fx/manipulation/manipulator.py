@@ -7,9 +7,10 @@ How an edit is made
        (:mod:`~ned_fx.manipulation.expression`).
     2. The instruction becomes a per-frame target pattern (intensity x prototype, reference style, blends,
        keyframes or an intensity curve; :mod:`~ned_fx.manipulation.prototypes`).
-    3. The :class:`~ned_fx.manipulation.engine.ManipulatorEngine` turns source activations + pattern into target
-       activations: the actor's sustained emotion is replaced by the pattern at intensity 1, the performance
-       (emphasis, blinks, speech) is kept, offsets are smoothed zero-phase.
+    3. The rule of :class:`~ned_fx.manipulation.engine.ManipulatorEngine` (run in numpy,
+       :class:`~ned_fx.manipulation.rule.ManipulatorRule`, unless an engine is given) turns source activations +
+       pattern into target activations: the actor's sustained emotion is replaced by the pattern at intensity 1,
+       the performance (emphasis, blinks, speech) is kept, offsets are smoothed zero-phase.
     4. The activation offsets are decoded with the speech-safe fields (the inner-lip gap never changes under an
        emotion offset) where the speech gate is shut, with the fields as authored where it is open (a still: a
        disgusted upper lip rises off the teeth), and mapped into each frame with that frame's pose:
@@ -495,7 +496,7 @@ def _lid_clears_iris(landmarks: np.ndarray, linear: np.ndarray | None, basis, sr
     dilated and smoothed over time so it never pops."""
     from scipy.ndimage import maximum_filter1d
 
-    from .engine import gaussian_kernel
+    from .rule import gaussian_kernel
 
     k5 = basis.names.index("AU5") if "AU5" in basis.names else None
     if (k5 is None or config.lid_iris_boost <= 0 or linear is None or landmarks.shape[1] < 478
@@ -603,7 +604,7 @@ def _gap_guard(pairs: list, r: float, landmarks: np.ndarray, linear: np.ndarray 
     activations, so each frame's largest allowed share of those offsets is solved for exactly, then eroded and
     smoothed over time. ``only``: the AUs that may give way (default: every emotion AU that closes a gap). A pair
     is a P-vector of point weights, or ``(points, F x m weights)``: weights that change from frame to frame."""
-    from .engine import gaussian_kernel
+    from .rule import gaussian_kernel
 
     if r <= 0 or not found.any() or linear is None:
         return target
@@ -835,7 +836,7 @@ def _still_speech(src: np.ndarray, intensity: np.ndarray, gate: np.ndarray, regi
     (no smile) stays under a style that opens the mouth itself (``surprised``, ``fearful``: at most the style's own
     value goes, which the engine adds back), and a wide one under every style, neutral too (:func:`_gasp_closes`).
     Zero at intensity 0."""
-    from .engine import GRIN_AU12
+    from .rule import GRIN_AU12
 
     speech = np.array([n in SPEECH_AUS for n in AU_NAMES], np.float64)
     held = np.clip(np.nan_to_num(src), 0.0, None) * speech * region
@@ -1003,7 +1004,8 @@ def manipulate(track, emotion: str | Mapping[str, float] | None = None, intensit
         neutral: Px3 head-frame neutral of the actor; neutral_frame: frame number of a neutral face.
         config: defaults when None.
         fit: the track's :class:`TrackFit` when already computed (``neutral``/``neutral_frame`` are then unused).
-        engine: a torch module with the :class:`~.engine.ManipulatorEngine` signature (e.g. a learned one).
+        engine: a torch module with the :class:`~.engine.ManipulatorEngine` signature (e.g. a learned one; None:
+            the rule in numpy, :class:`~.rule.ManipulatorRule`).
 
     Returns:
         the :class:`~ned_fx.manipulation.edited.EditedTrack`.
@@ -1013,10 +1015,6 @@ def manipulate(track, emotion: str | Mapping[str, float] | None = None, intensit
             keys, speech mode or neutral frame; both keys and a curve.
         NoFaceError: the track has no face in any frame.
     """
-    import torch
-
-    from .engine import ManipulatorEngine
-
     config = config or ManipulatorConfig()
     mode = config.speech if speech is None else str(speech).lower()
     if mode not in SPEECH_MODES:
@@ -1060,13 +1058,19 @@ def manipulate(track, emotion: str | Mapping[str, float] | None = None, intensit
     region = region_vector(region_w)
 
     src = _fill_missing(act, found)
-    engine = engine or ManipulatorEngine(fps or config.default_fps, config.state_smoothing, config.offset_smoothing,
-                                         config.swing_smoothing)
-    engine = engine.double().eval()
-    with torch.no_grad():
-        target = engine(torch.from_numpy(src)[None], torch.from_numpy(pattern)[None],
-                        torch.from_numpy(inten)[None, :, None], torch.from_numpy(gate)[None, :, None],
-                        torch.from_numpy(region)).numpy()[0]
+    if engine is None:          # the rule in numpy (no torch: a cached shot's edit never imports it)
+        from .rule import ManipulatorRule
+
+        target = ManipulatorRule(fps or config.default_fps, config.state_smoothing, config.offset_smoothing,
+                                 config.swing_smoothing)(src, pattern, inten[:, None], gate[:, None], region)
+    else:
+        import torch
+
+        engine = engine.double().eval()
+        with torch.no_grad():
+            target = engine(torch.from_numpy(src)[None], torch.from_numpy(pattern)[None],
+                            torch.from_numpy(inten)[None, :, None], torch.from_numpy(gate)[None, :, None],
+                            torch.from_numpy(region)).numpy()[0]
     if f == 1:
         target = target - _still_speech(src, inten, gate, region, pattern, config)
     boost = _talking_jaw(shapes, basis, model.neutral, pattern, gate, region, found, mode, config)

@@ -16,12 +16,30 @@ def runtime_name(config: TrackerConfig) -> str:
     device = str(config.device).lower()
     if device not in ("auto", "cpu") or not ort_available():
         return "torch"
-    if device == "auto":
+    if device == "auto" and cuda_possible():
         import torch
 
         if torch.cuda.is_available():
             return "torch"
     return "onnxruntime"
+
+
+def cuda_possible() -> bool:
+    """Whether this machine may have a CUDA device, told without importing torch (~1.7 s: a second edit of a
+    cached shot needs no torch at all): torch's answer where it is already imported; on Linux, an NVIDIA driver
+    is loaded (``/proc/driver/nvidia``) or its device nodes exist; never on macOS; elsewhere assumed (torch asks)."""
+    import os
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is not None and hasattr(torch, "cuda"):
+        return bool(torch.cuda.is_available())
+    if sys.platform == "darwin":
+        return False
+    if sys.platform.startswith("linux"):
+        return os.path.exists("/proc/driver/nvidia") or os.path.exists("/dev/nvidia0") or \
+            os.path.exists("/dev/nvidiactl")
+    return True
 
 
 def ort_available() -> bool:
