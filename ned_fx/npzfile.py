@@ -30,6 +30,18 @@ def write_npz(path: str | Path, arrays: dict) -> Path:
     return path
 
 
+def savez_deflated(file, **arrays) -> None:
+    """``np.savez`` with each array deflated at zlib level 1 (``np.load`` reads it as any ``.npz``): for arrays that
+    are mostly zeros (a shot's occluder mattes: 22 MB -> 1.8 MB for 100 frames of d12, +0.05 s to write, no slower
+    to read), where level 6 (``np.savez_compressed``) takes 3x as long for 15 % less."""
+    import zipfile
+
+    with zipfile.ZipFile(file, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as z:
+        for name, value in arrays.items():
+            with z.open(f"{name}.npy", "w", force_zip64=True) as fh:
+                np.lib.format.write_array(fh, np.asanyarray(value), allow_pickle=False)
+
+
 def read_npz(path: str | Path, required: tuple[str, ...], what: str) -> dict[str, np.ndarray]:
     """Read every array of an ``.npz`` written by :func:`write_npz` (never unpickling).
 

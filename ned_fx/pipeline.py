@@ -227,7 +227,7 @@ def plan_edit(track, instruction: EditInstruction, config=None, progress: Progre
 
 
 #: bump when what a cached fit holds changes meaning
-FIT_CACHE_VERSION = 1
+FIT_CACHE_VERSION = 2
 
 
 def track_fit(track, config=None, neutral_frame: int | None = None, track_key: str | None = None, folder=None):
@@ -256,9 +256,12 @@ def track_fit(track, config=None, neutral_frame: int | None = None, track_key: s
     h = hashlib.sha256(repr((FIT_CACHE_VERSION, __version__, track_key, neutral_frame, repr(config))).encode())
     hash_package_sources(h, "manipulation")
     path = Path(folder or cache_dir()) / f"fit-{h.hexdigest()[:32]}.npz"
-    # (a fit of another track, were a key ever to collide, would not have this track's frame count)
-    fit = load_private(path, lambda data: manip.TrackFit.from_arrays({k: data[k] for k in data.files}))
-    if fit is not None and fit.shapes.shape == np.shape(track.landmarks):
+    # (a fit of another track, were a key ever to collide, would not have this track's frame count: a miss)
+    from .manipulation.manipulator import track_shapes
+
+    shapes = track_shapes(track)
+    fit = load_private(path, lambda data: manip.TrackFit.from_arrays({k: data[k] for k in data.files}, shapes))
+    if fit is not None:
         return fit
     fit = manip.fit_track(track, config, neutral_frame=neutral_frame)
     store_private(path, lambda fh: np.savez(fh, **fit.to_arrays()))
