@@ -36,7 +36,8 @@ NOT_SPEED = ("believable",)
 COLUMNS: dict[str, tuple[str, tuple[str, ...]]] = {
     "edit": ("`ned-fx edit` end to end vs a plain transcode of the same frames (same run)",
              ("input", "size", "frames", "fps", "transcode_fps", "edit_vs_transcode", "cpu_ms", "transcode_cpu_ms",
-              "second_fps", "second_vs_first", "threads_fps", "forked_vs_threads",
+              "second_fps", "second_vs_first", "cli_first_s", "cli_second_s", "cli_second_vs_first", "threads_fps",
+              "forked_vs_threads",
               "decode_ms", "track_ms", "appearance_ms", "render_ms", "skin_ms", "brows_ms", "mouth_ms", "eyes_ms",
               "occlusion_ms", "composite_ms", "encode_ms")),
     "track": ("the tracker alone vs MediaPipe's own runtime (same run, same frames)",
