@@ -421,7 +421,8 @@ def edit_media(path: str | Path, output: str | Path, instruction: EditInstructio
             output's codec (its timecode and reel name follow the source's). Default: full frames, no matte.
         track_cache: look the shot's track up in ``$NED_FX_HOME/cache`` (keyed by the source's content, the frames,
             the face and the tracker config) and store it there when tracked, so another edit of the same plate
-            skips tracking (:mod:`ned_fx.tracking.cache`; ``ned-fx edit`` does, unless ``--no-cache``).
+            skips tracking (:mod:`ned_fx.tracking.cache`; ``ned-fx edit`` does, unless ``--no-cache``); afterwards
+            the folder is kept under its size limit (:func:`ned_fx.cachefiles.trim_to_limit`).
 
     Every file written carries the edit's provenance record (:mod:`ned_fx.provenance`) in its own metadata:
     the shot's record, stamped per frame with the source frame number (and, for a sequence source, that frame
@@ -444,12 +445,16 @@ def edit_media(path: str | Path, output: str | Path, instruction: EditInstructio
     reached: list = []
     import time
 
-    started = time.perf_counter()
+    started, clock_start = time.perf_counter(), time.time()
     try:
         summary = _checked_edit(path, output, instruction, frames, face_id, preview, tracker_config,
                                 manipulator_config, renderer_config, compositor_config, progress, resume, analysis,
                                 analysis_only, consent, audit, sign, sign_alg, renderer, checkpoint, content,
                                 actor_footage, linearize, reached, layers=layers, track_cache=track_cache)
+        if track_cache:         # the cache's size limit: the least recently used analyses go, never this edit's
+            from .cachefiles import trim_to_limit
+
+            trim_to_limit(since=clock_start - 2.0)
         return replace(summary, wall_seconds=time.perf_counter() - started)
     except BaseException as exc:           # every attempt that reached the input is audited, whatever stopped it
         if audit is not None and reached and not getattr(exc, "_ned_fx_audited", False):

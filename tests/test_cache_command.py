@@ -98,3 +98,45 @@ def test_clear_refuses_what_is_not_the_users_cache_folder(tmp_path, capsys):
     os.chown(other, 65534, 65534)
     assert main(["cache", "clear", "--cache", str(other)]) != 0
     assert "another user" in capsys.readouterr().err and (other / "track-x.npz").exists()
+
+
+def test_the_cache_stays_under_its_limit_least_recently_used_first(tmp_path, monkeypatch, capsys):
+    """A TD's cache grows with every shot: past ``$NED_FX_CACHE_LIMIT_GB`` each edit removes the analyses no edit
+    has used for longest, never the running edit's own (a shot bigger than the limit keeps its analysis), never a
+    file that is not ned_fx's; 0 is no limit; a malformed limit is refused by `ned-fx cache status`."""
+    import numpy as np
+
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("NED_FX_CACHE", str(folder))
+    monkeypatch.setenv("NED_FX_CACHE_LIMIT_GB", "0")              # no limit while the scene is set up
+    _edit(tmp_path / "a.####.png")
+    shot = {p.name for p in folder.glob("*.npz")}
+    assert len(shot) == 4
+    # three older shots' analyses (1 MB each; the oldest first) and a file of the user's own
+    days = {"track-" + "1" * 32 + ".npz": 30, "models-" + "2" * 32 + ".npz": 20, "fit-" + "3" * 32 + ".npz": 10}
+    for name, age in days.items():
+        (folder / name).write_bytes(np.random.default_rng(age).bytes(1_000_000))
+        t = time.time() - age * 86400
+        os.utime(folder / name, (t, t))
+    mine = folder / "notes.bin"
+    mine.write_bytes(b"x" * 3_000_000)
+    t = time.time() - 60 * 86400
+    for p in folder.glob("*.npz"):
+        if p.name in shot:
+            os.utime(p, (t - 86400, t - 86400))           # the shot itself is older still: the next edit reads it
+    own = sum(p.stat().st_size for p in folder.glob("*.npz") if p.name in shot)
+    # room for the shot and 1.5 of the older analyses: the two least recently used go
+    monkeypatch.setenv("NED_FX_CACHE_LIMIT_GB", str((own + 1_500_000) / 1e9))
+    _edit(tmp_path / "b.####.png", "sad")
+    left = {p.name for p in folder.glob("*.npz")}
+    assert left == shot | {"fit-" + "3" * 32 + ".npz"}, sorted(left)
+    assert mine.stat().st_size == 3_000_000
+    # a limit below the shot's own analysis keeps the shot (and takes every other analysis)
+    monkeypatch.setenv("NED_FX_CACHE_LIMIT_GB", "0.000001")
+    _edit(tmp_path / "c.####.png", "surprised")
+    assert {p.name for p in folder.glob("*.npz")} == shot
+    assert main(["cache", "status"]) == 0
+    assert "limit: 1e-06 GB" in capsys.readouterr().out
+    monkeypatch.setenv("NED_FX_CACHE_LIMIT_GB", "lots")
+    assert main(["cache", "status"]) != 0
+    assert "NED_FX_CACHE_LIMIT_GB" in capsys.readouterr().err

@@ -287,7 +287,11 @@ class Session:
 
     # -- analysis (runs in a worker thread) -----------------------------------------------------------------------
     def analyse(self, tracker) -> None:
+        import time
+
         from ..media import open_media
+
+        started = time.time()
 
         if self.roots is not None:                       # every member, now (folders change after open)
             confine_media(str(self.path), self.roots)
@@ -402,6 +406,9 @@ class Session:
                 pass
         self.renderer = ShotRenderer(track, edited, checkpoint=self.checkpoint, models=models, content=content)
         self.frame_numbers = [int(n) for n in track.frame_numbers]
+        from ..cachefiles import trim_to_limit
+
+        trim_to_limit(folder, since=started - 2.0)      # the cache's size limit; never this session's own files
 
     def read_frame(self, number: int):
         """The plate's own frame ``number`` (render-by-number); the source stays open for the session."""
