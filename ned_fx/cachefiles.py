@@ -54,26 +54,6 @@ def files(folder: Path) -> dict[str, list[tuple[Path, os.stat_result]]]:
     return out
 
 
-def _check_folder(folder: Path) -> bool:
-    """True when ``folder`` is a folder of this user, False when there is none.
-
-    Raises:
-        InvalidParameterError: it is something else, or another user's.
-    """
-    try:
-        st = os.lstat(folder)
-    except FileNotFoundError:
-        return False
-    except OSError as exc:
-        raise InvalidParameterError(f"cannot read the cache folder {folder}: {exc.strerror}") from None
-    if not stat.S_ISDIR(st.st_mode):
-        raise InvalidParameterError(f"{folder} is not a folder (the cache folder must be a folder of this user; "
-                                    f"links are not followed)")
-    if st.st_uid != os.getuid():
-        raise InvalidParameterError(f"{folder} belongs to another user: ned-fx only lists or clears its own cache")
-    return True
-
-
 def check_folder(folder: Path) -> bool:
     """True when ``folder`` is a folder of this user, False when there is none.
 
