@@ -108,6 +108,35 @@ def _counting(runs):
 
 
 @pytest.mark.skipif(not ort_available(), reason="onnxruntime not installed")
+def test_auto_runtime_is_told_without_torch_and_a_gpu_it_missed_still_runs_torch(monkeypatch):
+    """`runtime_name` must not import torch (a second edit of a cached shot needs none: ~1.7 s): it looks for a GPU
+    driver's traces instead (torch's own answer where torch is loaded). A GPU that look misses (a driver it does
+    not know) must not break the tracker: with ``auto`` on a CUDA device it runs PyTorch, as before, and says so."""
+    import subprocess
+    import sys
+
+    import torch
+
+    from ned_fx.tracking import runtime, tracker as tracker_mod
+
+    code = ("import sys; from ned_fx.tracking import TrackerConfig; from ned_fx.tracking.runtime import runtime_name;"
+            " runtime_name(TrackerConfig()); print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    if not runtime.cuda_possible():         # (on a machine with a GPU driver torch is asked, as it must be)
+        assert out[-1] == "False"
+    assert runtime.cuda_possible() == torch.cuda.is_available() or "torch" not in sys.modules
+    # a GPU the quick look missed: auto resolves to onnxruntime, the tracker's device is CUDA -> PyTorch, no error
+    monkeypatch.setattr(runtime, "cuda_possible", lambda: False)
+    monkeypatch.setattr(tracker_mod, "pick_device", lambda name: torch.device("cuda"))
+    monkeypatch.setattr(tracker_mod, "load_engines", lambda device, **kw: {"loaded on": str(device)})
+    if ort_available():
+        assert runtime_name(TrackerConfig()) == "onnxruntime"
+    got = FaceTracker(TrackerConfig())
+    assert got.runtime == "torch" and got.engines == {"loaded on": "cuda"}
+    with pytest.raises(Exception, match="runs on the CPU"):           # asked for explicitly: still refused
+        FaceTracker(TrackerConfig(runtime="onnxruntime"))
+
+
 def test_frame_by_frame_overlaps_the_iris_net_and_gives_the_same_points():
     """Frame by frame with the iris net on eye crops: each frame's iris net runs in a worker while the next frame's
     mesh runs (``overlap_iris``, the next crop needs only the 468 mesh points) and each onnxruntime net has one

@@ -26,8 +26,9 @@ def runtime_name(config: TrackerConfig) -> str:
 
 def cuda_possible() -> bool:
     """Whether this machine may have a CUDA device, told without importing torch (~1.7 s: a second edit of a
-    cached shot needs no torch at all): torch's answer where it is already imported; on Linux, an NVIDIA driver
-    is loaded (``/proc/driver/nvidia``) or its device nodes exist; never on macOS; elsewhere assumed (torch asks)."""
+    cached shot needs no torch at all): torch's answer where it is already imported; on Linux, a GPU driver's
+    traces (NVIDIA's ``/proc/driver/nvidia`` or ``/dev/nvidia*``, WSL2's ``/dev/dxg``, ROCm's ``/dev/kfd``); never on
+    macOS; elsewhere assumed (torch asks). A GPU it misses is still used: the tracker asks torch when it loads."""
     import os
     import sys
 
@@ -37,8 +38,8 @@ def cuda_possible() -> bool:
     if sys.platform == "darwin":
         return False
     if sys.platform.startswith("linux"):
-        return os.path.exists("/proc/driver/nvidia") or os.path.exists("/dev/nvidia0") or \
-            os.path.exists("/dev/nvidiactl")
+        return any(os.path.exists(p) for p in ("/proc/driver/nvidia", "/dev/nvidia0", "/dev/nvidiactl", "/dev/dxg",
+                                               "/dev/kfd"))
     return True
 
 

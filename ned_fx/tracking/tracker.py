@@ -129,7 +129,10 @@ class FaceTracker:
     def _load_engines(self) -> dict:
         from .runtime import runtime_name
 
-        if runtime_name(self.config) == "onnxruntime":
+        ort = runtime_name(self.config) == "onnxruntime"
+        if ort and self.device.type != "cpu" and self.config.runtime == "auto":
+            ort = False         # auto on a GPU torch found (a GPU the runtime's quick look did not see): PyTorch
+        if ort:
             if self.device.type != "cpu":
                 raise InvalidParameterError(f"the onnxruntime tracker runs on the CPU, not {self.config.device}; "
                                             f"use runtime torch there")
