@@ -151,7 +151,8 @@ def trim(folder: Path, limit: int | None, since: float | None = None) -> tuple[i
     """
     if limit is None or not check_folder(folder):
         return 0, 0
-    found = sorted(((p, st) for kind in FOOTAGE for p, st in files(folder)[kind]), key=lambda e: e[1].st_mtime)
+    listed = files(folder)
+    found = sorted(((p, st) for kind in FOOTAGE for p, st in listed[kind]), key=lambda e: e[1].st_mtime)
     excess = sum(st.st_size for _, st in found) - limit
     doomed = []
     for path, st in found:

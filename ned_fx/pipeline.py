@@ -256,11 +256,12 @@ def track_fit(track, config=None, neutral_frame: int | None = None, track_key: s
     h = hashlib.sha256(repr((FIT_CACHE_VERSION, __version__, track_key, neutral_frame, repr(config))).encode())
     hash_package_sources(h, "manipulation")
     path = Path(folder or cache_dir()) / f"fit-{h.hexdigest()[:32]}.npz"
-    # (a fit of another track, were a key ever to collide, would not have this track's frame count: a miss)
+    # (a fit of another track, were a key ever to collide, would not have this track's frame count: a miss; the
+    # shapes are made only for a fit that is there to read: a miss's fit_track makes its own)
     from .manipulation.manipulator import track_shapes
 
-    shapes = track_shapes(track)
-    fit = load_private(path, lambda data: manip.TrackFit.from_arrays({k: data[k] for k in data.files}, shapes))
+    fit = load_private(path, lambda data: manip.TrackFit.from_arrays({k: data[k] for k in data.files},
+                                                                     track_shapes(track)))
     if fit is not None:
         return fit
     fit = manip.fit_track(track, config, neutral_frame=neutral_frame)

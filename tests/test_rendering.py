@@ -265,7 +265,7 @@ def test_grid_inside_polygon_answers_as_the_point_by_point_test():
             pts = np.stack(np.meshgrid(xs, ys), -1).reshape(-1, 2)
             assert np.array_equal(got.reshape(-1), polygon_contains(q, pts)), (poly, dtype)
             if dtype == np.float32:   # the renderer's own float32 test (torch) on the same points
-                from ned_fx.rendering.geometry_renderer import _inside_polygon
+                from ned_fx.rendering.geometry_module import _inside_polygon
 
                 ref = _inside_polygon(torch.from_numpy(pts)[None], torch.from_numpy(q)[None])[0].numpy()
                 assert np.array_equal(got.reshape(-1), ref)

@@ -91,9 +91,9 @@ sys.exit(main(sys.argv[1:]))
 
 
 def test_a_second_edit_of_a_cached_shot_never_imports_torch(tmp_path, cache):
-    """Importing torch costs a `ned-fx edit` process ~1.7 s (a third of a second edit of a 100-frame shot): with the
-    shot's track and fit cached, nothing else needs it (the plan's rule runs in numpy, the per-frame field too, the
-    tracker's runtime is told without it). A second edit in a Python that refuses torch succeeds and writes exactly
+    """Importing torch costs a `ned-fx edit` process ~1.7 s (about a quarter of a second edit of a 100-frame shot):
+    with the shot's track and fit cached, nothing else needs it (the plan's rule runs in numpy, the per-frame field
+    too, the tracker's runtime is told without it). A second edit in a Python that refuses torch succeeds and writes exactly
     what the same edit writes in a process that has torch loaded."""
     clip = footage("d12.mp4")
     _edit(clip, tmp_path / "a.####.png", "happy", "--frames", "0-5")
@@ -178,8 +178,8 @@ def our_track_d12():
 def test_the_shots_fit_is_made_once_and_read_back_bit_for_bit(tmp_path, monkeypatch):
     """The track's expression fit (its neutral, AU basis and per-frame activations: what planning every edit of the
     shot shares) is stored beside the cached track, 0600, and read back exactly (the plan from it equals the plan
-    fitted afresh, array for array; its head-frame shapes remade from the track); another manipulator config or neutral frame is another fit; a corrupt fit file
-    is fitted again; a key that is not given stores nothing."""
+    fitted afresh, array for array; its head-frame shapes remade from the track); another manipulator config or
+    neutral frame is another fit; a corrupt fit file is fitted again; a key that is not given stores nothing."""
     from dataclasses import fields
 
     from ned_fx import manipulation as manip

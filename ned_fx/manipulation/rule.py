@@ -1,7 +1,7 @@
 """The manipulator's rule in numpy: what :class:`~ned_fx.manipulation.engine.ManipulatorEngine` (the exportable
 torch module; its docstring states the rule) computes, for the one shot a CPU edit plans. ``manipulate`` runs this
 unless it is handed an engine (a learned one, or the torch module itself): an edit of a cached shot then needs no
-torch at all (importing it costs ~1.7 s, a third of a second edit of a 100-frame shot). The two agree to float64
+torch at all (importing it costs ~1.7 s, about a quarter of a second edit of a 100-frame shot). The two agree to float64
 rounding (``tests/test_manipulator.py``); the kernels are the engine's float32 buffers made double, as
 ``engine.double()`` makes them.
 

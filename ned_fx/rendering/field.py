@@ -3,10 +3,11 @@
 :class:`~ned_fx.rendering.geometry_module.GeometryRendererModule` is the batched, exportable torch graph (ONNX,
 TensorRT, a batch on a GPU). The per-frame render of every CPU edit computes the same field here
 (:func:`one_frame_field`), rule by rule, in float32 and in the same order of operations, so the two agree but where
-a sum or a matrix product is blocked differently (measured: <= 1e-5 px; ``tests/test_rendering.py`` holds them to
-1e-4 px), and a CPU edit needs no torch: importing it costs ~1.7 s, a third of a second edit of a cached 100-frame
-shot. One frame here is also faster than the graph (~7 vs ~10 ms on d12's 192x165 grid: an opening's Shepard reads
-its own segments only; the reductions run along rows).
+a sum or a matrix product is blocked differently (<= 3e-5 px; up to 2.2e-4 px near an outline vertex, where the
+expanded |p|^2 + |q|^2 - 2 p.q cancels: ``tests/test_rendering.py`` holds them to 1e-3 px), and a CPU edit needs no
+torch: importing it costs ~1.7 s, about a quarter of a second edit of a cached 100-frame shot. One frame here is
+also faster than the graph (~7 vs ~10 ms on d12's 192x165 grid: an opening's Shepard reads its own segments only;
+the reductions run along rows).
 
 numpy + OpenCV only; nothing at import time.
 """

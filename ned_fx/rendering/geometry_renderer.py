@@ -55,17 +55,6 @@ from .config import RendererConfig
 from .field import FieldTables, fill_colour, one_frame_field
 from .mesh import MOUTH, RenderMesh, field_grid_size, rasterize_labels
 
-#: names that moved to :mod:`.geometry_module` (torch), still importable from here
-_MODULE_NAMES = ("GeometryRendererModule", "FieldResult", "_inside_polygon", "_polygon_distance", "_smoothstep")
-
-
-def __getattr__(name: str):
-    if name in _MODULE_NAMES:
-        from . import geometry_module
-
-        return getattr(geometry_module, name)
-    raise AttributeError(name)
-
 
 def _is_tensor(x) -> bool:
     """Whether ``x`` is a torch tensor (without importing torch: a tensor exists only where torch is loaded)."""
@@ -73,6 +62,7 @@ def _is_tensor(x) -> bool:
 
     torch = sys.modules.get("torch")
     return torch is not None and isinstance(x, torch.Tensor)
+
 
 def _as_region(region) -> np.ndarray:
     """A plate crop as an HxWxC float32 array of at least 2x2 pixels (the renderers' one check).
@@ -226,10 +216,8 @@ class GeometryRenderer:
         import cv2
 
         h, w, c = region.shape
-        self._resolve(mesh)
-        labels = self.labels(dst, mesh, h, w)
-        res = one_frame_field(self._tables, self.config, src, dst, labels, h, w)
-        gh, gw = labels.shape
+        res = self.field((h, w), src, dst, mesh)
+        gh, gw = res.offset.shape[:2]
         flow = cv2.resize(res.offset, (w, h), interpolation=cv2.INTER_LINEAR)
         fine = self._refined(src, dst, h, w, gh, gw)
         if fine is not None:                        # a finer field around a far-bent mouth, feathered in
