@@ -19,9 +19,9 @@ from .errors import InvalidParameterError
 
 #: kind -> file name pattern inside the cache folder (``onnx``: in its ``onnx/`` sub-folder)
 KINDS = {"track": "track-*.npz", "edit": "edit-*.npz", "fit": "fit-*.npz", "models": "models-*.npz",
-         "mattes": "mattes-*.npz", "onnx": "onnx/*.onnx"}
+         "mattes": "mattes-*.npz", "mesh": "mesh-*.npz", "onnx": "onnx/*.onnx"}
 #: the kinds made from footage (cleared by default): everything but the tracker's ONNX exports
-FOOTAGE = ("track", "edit", "fit", "models", "mattes")
+FOOTAGE = ("track", "edit", "fit", "models", "mattes", "mesh")
 #: a temporary file (``.name.<pid>.tmp``) older than this (seconds) was left by a writer that died
 STALE_TMP = 3600.0
 #: the size limit when ``$NED_FX_CACHE_LIMIT_GB`` is not set (GB: 10^9 bytes)

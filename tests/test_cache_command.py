@@ -26,7 +26,7 @@ def test_status_lists_what_an_edit_cached_and_clear_removes_only_ned_fx_files(tm
     assert "(none yet)" in capsys.readouterr().out
     _edit(tmp_path / "a.####.png")
     table = C.status(folder)
-    for kind in ("track", "fit", "models", "mattes"):
+    for kind in ("track", "fit", "models", "mattes", "mesh"):
         assert table[kind]["files"] == 1 and table[kind]["bytes"] > 0, (kind, table[kind])
     assert main(["cache", "status"]) == 0
     out = capsys.readouterr().out
@@ -51,7 +51,7 @@ def test_status_lists_what_an_edit_cached_and_clear_removes_only_ned_fx_files(tm
     assert "removed 1 file(s)" in capsys.readouterr().out                 # (the dead writer's file only)
     assert not dead_tmp.exists() and C.status(folder)["track"]["files"] == 1
     assert main(["cache", "clear"]) == 0
-    assert "removed 4 file(s)" in capsys.readouterr().out
+    assert "removed 5 file(s)" in capsys.readouterr().out
     after = C.status(folder)
     assert all(after[k]["files"] == 0 for k in C.FOOTAGE), after
     assert mine.read_text() == "keep me" and outside.read_bytes() == b"not ned_fx's"
@@ -72,14 +72,14 @@ def test_older_than_counts_from_the_last_edit_that_used_a_file(tmp_path, monkeyp
     month = time.time() - 30 * 86400
     for path in folder.glob("*.npz"):
         os.utime(path, (month, month))
-    _edit(tmp_path / "b.####.png", "sad")            # reads the track, its fit, the models and the mattes
+    _edit(tmp_path / "b.####.png", "sad")            # reads the track, its fit, the models, the mattes and the mesh
     assert main(["cache", "clear", "--older-than", "7"]) == 0
     assert "removed 0 file(s)" in capsys.readouterr().out
-    assert all(C.status(folder)[k]["files"] == 1 for k in ("track", "fit", "models", "mattes"))
+    assert all(C.status(folder)[k]["files"] == 1 for k in ("track", "fit", "models", "mattes", "mesh"))
     for path in folder.glob("*.npz"):
         os.utime(path, (month, month))
     assert main(["cache", "clear", "--older-than", "7"]) == 0
-    assert "removed 4 file(s) unused for 7 days" in capsys.readouterr().out
+    assert "removed 5 file(s) unused for 7 days" in capsys.readouterr().out
 
 
 def test_clear_refuses_what_is_not_the_users_cache_folder(tmp_path, capsys):
@@ -111,7 +111,7 @@ def test_the_cache_stays_under_its_limit_least_recently_used_first(tmp_path, mon
     monkeypatch.setenv("NED_FX_CACHE_LIMIT_GB", "0")              # no limit while the scene is set up
     _edit(tmp_path / "a.####.png")
     shot = {p.name for p in folder.glob("*.npz")}
-    assert len(shot) == 4
+    assert len(shot) == 5                            # track, fit, models, mattes, mesh
     # three older shots' analyses (1 MB each; the oldest first) and a file of the user's own
     days = {"track-" + "1" * 32 + ".npz": 30, "models-" + "2" * 32 + ".npz": 20, "fit-" + "3" * 32 + ".npz": 10}
     for name, age in days.items():

@@ -80,8 +80,9 @@ import sys
 
 class _Refuse:
     def find_spec(self, name, path=None, target=None):
-        if name == "torch" or name.startswith("torch."):
-            raise ImportError("a second edit of a cached shot imported torch")
+        for heavy in ("torch", "scipy.ndimage", "scipy.spatial"):
+            if name == heavy or name.startswith(heavy + "."):
+                raise ImportError(f"a second edit of a cached shot imported {heavy}")
 
 
 sys.meta_path.insert(0, _Refuse())
@@ -93,8 +94,9 @@ sys.exit(main(sys.argv[1:]))
 def test_a_second_edit_of_a_cached_shot_never_imports_torch(tmp_path, cache):
     """Importing torch costs a `ned-fx edit` process ~1.7 s (about a quarter of a second edit of a 100-frame shot):
     with the shot's track and fit cached, nothing else needs it (the plan's rule runs in numpy, the per-frame field
-    too, the tracker's runtime is told without it). A second edit in a Python that refuses torch succeeds and writes exactly
-    what the same edit writes in a process that has torch loaded."""
+    too, the tracker's runtime is told without it). Nor scipy.ndimage and scipy.spatial (~0.4 s together: the
+    filters are numpy's, :mod:`ned_fx.filters`; the render mesh is cached). A second edit in a Python that refuses
+    all three succeeds and writes exactly what the same edit writes in a process that has them loaded."""
     clip = footage("d12.mp4")
     _edit(clip, tmp_path / "a.####.png", "happy", "--frames", "0-5")
     run = subprocess.run([sys.executable, "-c", _NO_TORCH, "edit", str(clip), "-o", str(tmp_path / "b.####.png"),
@@ -102,6 +104,7 @@ def test_a_second_edit_of_a_cached_shot_never_imports_torch(tmp_path, cache):
                          capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     assert "torch" in sys.modules                       # this process has it (the first edit tracked)
+    assert "scipy.spatial" in sys.modules               # ... and this (its Delaunay made the render mesh)
     _edit(clip, tmp_path / "c.####.png", "surprised", "--frames", "0-5")
     a, b, c = ([read_image(tmp_path / f"{x}.{n:04d}.png").pixels for n in range(6)] for x in "abc")
     assert all(np.array_equal(x, y) for x, y in zip(b, c))
@@ -173,6 +176,37 @@ def our_track_d12():
     from ned_fx.pipeline import track_media
 
     return track_media(footage("d12.mp4"), frames="0-2")
+
+
+def test_the_render_mesh_is_stored_and_read_back_exactly(tmp_path, monkeypatch):
+    """The shot's render mesh (a Delaunay of its mean shape) is stored in the cache folder, 0600, and read back as
+    the same triangles; another shape is another file; a corrupt file is built again; without the cache nothing is
+    stored."""
+    from ned_fx import rendering
+    from ned_fx.pipeline import shot_mesh, track_media
+
+    folder = tmp_path / "c"
+    shape = track_cache.as_cached(track_media(footage("d3.mp4"), frames="0-4")).mean_shape
+    built = []
+    real = rendering.build_render_mesh
+    monkeypatch.setattr(rendering, "build_render_mesh", lambda *a: built.append(1) or real(*a))
+    fresh = shot_mesh(shape, cache=True, folder=folder)
+    files = list(folder.glob("mesh-*.npz"))
+    assert len(built) == 1 and len(files) == 1 and stat.S_IMODE(os.stat(files[0]).st_mode) == 0o600
+    again = shot_mesh(shape, cache=True, folder=folder)
+    assert len(built) == 1, "the second edit triangulated again"
+    want = real(shape)
+    for mesh in (fresh, again):
+        assert np.array_equal(mesh.triangles, want.triangles) and mesh.triangles.dtype == want.triangles.dtype
+        assert np.array_equal(mesh.outer_edges, want.outer_edges) and mesh.holes == want.holes
+    moved = shape.copy()
+    moved[0, 0] += 0.5
+    shot_mesh(moved, cache=True, folder=folder)
+    assert len(built) == 2 and len(list(folder.glob("mesh-*.npz"))) == 2
+    files[0].write_bytes(b"not a zip")
+    assert np.array_equal(shot_mesh(shape, cache=True, folder=folder).triangles, want.triangles) and len(built) == 3
+    shot_mesh(shape, folder=tmp_path / "none")
+    assert len(built) == 4 and not (tmp_path / "none").exists()
 
 
 def test_the_shots_fit_is_made_once_and_read_back_bit_for_bit(tmp_path, monkeypatch):

@@ -1,7 +1,8 @@
 """``ned-fx cache``: what the analysis cache holds, and clearing it.
 
     ned-fx cache status                      # the folder; per kind: files, bytes, oldest and newest
-    ned-fx cache clear                       # every cached analysis of footage (tracks, plans, fits, models, mattes)
+    ned-fx cache clear                       # every cached analysis of footage (tracks, plans, fits, models,
+                                             # mattes, meshes)
     ned-fx cache clear --older-than 30       # ... not used for 30 days
     ned-fx cache clear --all                 # ... and the tracker's ONNX exports (made again on next use)
     ned-fx cache status --cache DIR          # another folder (a daemon's --cache)
@@ -28,7 +29,8 @@ from ..errors import InvalidParameterError
 
 def register(subparsers) -> argparse.ArgumentParser:
     """Add the ``cache`` sub-command."""
-    p = subparsers.add_parser("cache", help="list or clear the cached shot analyses (tracks, fits, models, mattes)",
+    p = subparsers.add_parser("cache", help="list or clear the cached shot analyses (tracks, fits, models, mattes, "
+                                            "meshes)",
                               description="status: what the analysis cache holds; clear: remove it (only the files "
                               "ned_fx writes there).", epilog=__doc__.split("\n\n")[1],
                               formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -220,7 +220,7 @@ def speech_gate(mode: str, talking: bool, frames: int, speaking: np.ndarray | No
     allowed = mode == "free" or (mode == "auto" and not talking)
     gate = np.full(frames, 1.0 if allowed else 0.0)
     if mode == "auto" and allowed and speaking is not None and np.any(speaking):
-        from scipy.ndimage import distance_transform_edt
+        from ..filters import distance_transform_edt
 
         half = max(1, int(round(0.5 * window * (fps or 25.0))))
         away = distance_transform_edt(~np.asarray(speaking, bool))          # frames to the nearest speech
@@ -377,10 +377,10 @@ def smooth_linear_pose(pose: np.ndarray, found: np.ndarray, sigma_frames: float)
     ok = np.asarray(found, bool) & np.isfinite(out).all(axis=(1, 2))
     if sigma_frames <= 0 or ok.sum() < 2:
         return out
-    from scipy.ndimage import gaussian_filter1d
+    from ..filters import gaussian_filter1d
 
     lin = _fill_missing(out[:, :, :3].reshape(len(out), 9), ok)
-    out[ok, :, :3] = gaussian_filter1d(lin, sigma_frames, axis=0, mode="nearest")[ok].reshape(-1, 3, 3)
+    out[ok, :, :3] = gaussian_filter1d(lin, sigma_frames, axis=0)[ok].reshape(-1, 3, 3)
     return out
 
 
@@ -494,8 +494,7 @@ def _lid_clears_iris(landmarks: np.ndarray, linear: np.ndarray | None, basis, sr
     clear the iris top by ``config.lid_iris_clearance`` x the iris radius, in the picture (the tracked iris,
     which the eye layer draws where it is). One amount for both eyes (the one that needs more), per frame,
     dilated and smoothed over time so it never pops."""
-    from scipy.ndimage import maximum_filter1d
-
+    from ..filters import maximum_filter1d
     from .rule import gaussian_kernel
 
     k5 = basis.names.index("AU5") if "AU5" in basis.names else None
@@ -523,7 +522,7 @@ def _lid_clears_iris(landmarks: np.ndarray, linear: np.ndarray | None, basis, sr
     kernel = gaussian_kernel(config.offset_smoothing * fps)
     radius = (len(kernel) - 1) // 2
     if radius:           # dilate (a neighbour's need holds), then smooth: a frame never gets less than it needs
-        need = maximum_filter1d(need, 2 * radius + 1, mode="nearest")
+        need = maximum_filter1d(need, 2 * radius + 1)
         need = np.convolve(np.pad(need, radius, mode="edge"), kernel, mode="valid")
     need = np.minimum(need, cap)            # never past a frame's own cap (0 where the style or intensity is 0)
     out = target.copy()

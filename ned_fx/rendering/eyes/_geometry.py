@@ -92,13 +92,27 @@ def polygon_mask(poly: np.ndarray, x0: int, y0: int, x1: int, y1: int) -> np.nda
 
 def inner_distance(mask: np.ndarray) -> np.ndarray:
     """Distance (pixels) of each pixel of a mask to the nearest pixel outside it (0 outside)."""
-    from scipy import ndimage
+    from ...filters import distance_transform_edt
 
     # the exact Euclidean transform (an eye's box is small); OpenCV 5.1's DIST_MASK_PRECISE is not deterministic
     # on one thread (it read uninitialised memory), and a frame must render the same in every run
     padded = np.zeros((mask.shape[0] + 2, mask.shape[1] + 2), bool)       # (np.pad costs more than the transform)
     padded[1:-1, 1:-1] = mask
-    return ndimage.distance_transform_edt(padded).astype(np.float32)[1:-1, 1:-1]
+    return distance_transform_edt(padded).astype(np.float32)[1:-1, 1:-1]
+
+
+def signed_distance(mask: np.ndarray) -> np.ndarray:
+    """``inner_distance(mask) - inner_distance(~mask)``, both transforms in one: the two padded boxes one above
+    the other (a row of zeros between them is nearer to each pixel than anything beyond it)."""
+    from ...filters import distance_transform_edt
+
+    m = np.asarray(mask, bool)
+    h, w = m.shape
+    both = np.zeros((2 * h + 4, w + 2), bool)
+    both[1:h + 1, 1:-1] = m
+    both[h + 3:-1, 1:-1] = ~m
+    d = distance_transform_edt(both).astype(np.float32)
+    return d[1:h + 1, 1:-1] - d[h + 3:-1, 1:-1]
 
 
 def farther_than(mask: np.ndarray, r: float, or_equal: bool = False) -> np.ndarray:
@@ -137,7 +151,7 @@ class EyeDistance:
     def __init__(self, poly: np.ndarray, x0: int, y0: int, x1: int, y1: int):
         inside = polygon_mask(poly, x0, y0, x1, y1)
         self.x0, self.y0 = x0, y0
-        self.sd = inner_distance(inside) - inner_distance(~inside)
+        self.sd = signed_distance(inside)
 
     def __call__(self, pts: np.ndarray) -> np.ndarray:
         """Signed distance at points Nx2 (nearest pixel; outside the box: the box's edge)."""

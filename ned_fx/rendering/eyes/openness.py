@@ -81,7 +81,7 @@ def open_weights(evidence: np.ndarray, fps: float = 25.0, config: EyeConfig | No
     an eye whose own lid is not up is held to at most ``pair_spread`` more open than the other (a look down
     lowers both lids; ``EyeConfig.pair_lid``).
     """
-    from scipy.ndimage import percentile_filter
+    from ...filters import percentile_filter1d
 
     c = config or EyeConfig()
     ev = np.asarray(evidence, dtype=np.float64)
@@ -104,8 +104,7 @@ def open_weights(evidence: np.ndarray, fps: float = 25.0, config: EyeConfig | No
         level = sclera[:, e]
         if not np.isfinite(level).any():
             continue
-        ref = percentile_filter(np.where(np.isfinite(level), level, np.nanmedian(level)), 90, size=size,
-                                mode="nearest")
+        ref = percentile_filter1d(np.where(np.isfinite(level), level, np.nanmedian(level)), 90, size)
         with np.errstate(invalid="ignore", divide="ignore"):
             share = level / ref
             conf = smoothstep((share - lo) / (hi - lo))
