@@ -996,3 +996,35 @@ def test_movie_writer_copies_and_trims_the_source_audio(tmp_path):
         assert audio.codec_context.name == "aac"
     with open_media(out) as back:
         assert back.has_audio and len(back) == 40
+
+
+def test_one_swscale_context_per_thread_converts_as_a_fresh_one_does():
+    """The reader keeps one swscale context per thread for its YUV -> RGB conversions; whatever it converted before
+    (another size, matrix, range or conversion), each frame comes out as a context of its own makes it."""
+    import av
+    from av.video.reformatter import ColorRange, Colorspace, Interpolation
+
+    from conftest import footage
+    from ned_fx.media.readers import _rgb_from_video_frame
+
+    frames = []
+    for name in ("d12.mp4", "d3.mp4"):          # BT.601 tagged / untagged (-> 601 at 512²), both limited range
+        with av.open(str(footage(name))) as c:
+            for i, f in enumerate(c.decode(c.streams.video[0])):
+                frames.append(f)
+                if i == 1:
+                    break
+    frames.append(frames[0].reformat(width=200, height=120))           # another size
+    frames.append(frames[1].reformat(format="yuvj444p"))                # full range, no subsampling
+    accurate = Interpolation.FAST_BILINEAR | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT
+    for conversion in ("exact", "ffmpeg", "exact"):
+        for f in frames + frames[::-1]:
+            got = _rgb_from_video_frame(f, conversion)
+            if conversion == "ffmpeg":
+                want = f.to_ndarray(format="rgb24", interpolation=Interpolation.BICUBIC)
+            else:
+                full = f.format.name.startswith("yuvj")
+                want = f.to_ndarray(format="rgb24", src_colorspace=Colorspace.ITU601, dst_colorspace=Colorspace.ITU601,
+                                    src_color_range=ColorRange.JPEG if full else ColorRange.MPEG,
+                                    dst_color_range=ColorRange.JPEG, interpolation=accurate)
+            assert got.shape == (f.height, f.width, 3) and np.array_equal(got, want), (conversion, f)
