@@ -94,3 +94,25 @@ def test_the_eye_boxes_signed_distance_is_the_two_transforms():
             padded = np.pad(m, 1)
             theirs = ndimage.distance_transform_edt(padded).astype(np.float32)[1:-1, 1:-1]
             assert np.array_equal(inner_distance(m), theirs)
+
+
+def test_the_layers_median_is_numpys_value_and_dtype():
+    """rendering.sampling.median (the layers' per-frame medians without np.median's Python layers) gives
+    np.median's value and scalar type: odd and even counts, ties, float32/64, 2-D (flattened), NaN."""
+    from ned_fx.rendering.sampling import median
+
+    rng = np.random.default_rng(3)
+    for n in (1, 2, 3, 4, 7, 100, 101):
+        for dtype in (np.float32, np.float64):
+            for trial in range(20):
+                a = rng.normal(size=n).astype(dtype)
+                if trial % 4 == 0:
+                    a[rng.integers(0, n)] = a[0]
+                if trial == 5:
+                    a[rng.integers(0, n)] = np.nan
+                got, want = median(a), np.median(a)
+                assert type(got) is type(want), (n, dtype)
+                assert (np.isnan(got) and np.isnan(want)) or got == want, (n, dtype, got, want)
+            b = rng.normal(size=(3, n)).astype(dtype)
+            assert median(b) == np.median(b) and type(median(b)) is type(np.median(b))
+    assert median([1.0, 4.0]) == 2.5 and median(np.array([3, 1, 2])) == 2.0          # lists; integers (np.median)

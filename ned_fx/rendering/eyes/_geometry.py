@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ... import topology as T
-from ..sampling import remap_points, smoothstep  # noqa: F401  (smoothstep: the eye modules take it from here)
+from ..sampling import median, remap_points, smoothstep  # noqa: F401  (smoothstep: the eye modules take it from here)
 
 #: per eye (right, left): lid contour (upper lid first, corner to corner: its first ``UPPER`` points), corners in
 #: image order (the eye's axis runs from the first to the second), iris points (centre, then four on the limbus)
@@ -191,7 +191,7 @@ def refine_iris(image: np.ndarray, centre: np.ndarray, radius: float, frame: Eye
             continue
         prof = np.where(count > 0, (lum * seen).sum(0) / np.maximum(count, 1), np.nan)
         ok = ~np.isnan(prof)
-        inner, outer = np.median(prof[ok & (rho < 0.75)]), np.median(prof[ok & (rho > 1.25)])
+        inner, outer = median(prof[ok & (rho < 0.75)]), median(prof[ok & (rho > 1.25)])
         if not outer > 1.5 * max(inner, 1e-6):
             found.append(None)
             continue
@@ -200,7 +200,7 @@ def refine_iris(image: np.ndarray, centre: np.ndarray, radius: float, frame: Eye
         lo, hi = (_crossing(rho, prof, ok, inner + f * (outer - inner)) for f in (0.2, 0.8))
         if lo is not None and hi is not None and hi > lo:
             widths.append((hi - lo) * radius / 1.68)
-    soft = float(np.median(widths)) if widths else None
+    soft = float(median(widths)) if widths else None
     if any(f is None for f in found) or not all(0.7 < f < 1.35 for f in found):
         return centre, radius, soft
     right, left = found                     # along the axis (+), against it (-)

@@ -8,7 +8,7 @@ import numpy as np
 
 from ...errors import InvalidParameterError
 from ..layers import RegionInputs, RenderedLayer
-from ..sampling import plate_noise, remap_points
+from ..sampling import median, plate_noise, remap_points
 from ._geometry import (EYES, NUM_POINTS, UPPER, EyeDistance, EyeFrame, farther_than, luminance, polygon_mask,
                         polygon_sdf, polyline_distance, refine_iris, sample, segment_distance, smoothstep)
 from .config import EyeConfig
@@ -333,7 +333,7 @@ class EyeRenderer:
             inbin = seam & (u >= lo) & (u < hi)
             if np.count_nonzero(inbin) >= 3:
                 mids.append(0.5 * (lo + hi))
-                lw, le = float(np.median(lum_w[inbin])), max(float(np.median(lum_e[inbin])), 1e-6)
+                lw, le = float(median(lum_w[inbin])), max(float(median(lum_e[inbin])), 1e-6)
                 gains.append(lw / le)
                 # ... and its colour: each channel's share of the brightness, real over rendered
                 tints.append((np.median(warped[inbin], axis=0) / max(lw, 1e-6))
@@ -407,7 +407,7 @@ class EyeRenderer:
             cells = np.stack([theta / (2.0 * np.pi) * angles + 1.5, dist[ring] / radius * rings], axis=1)
             model_lum = luminance(sample(texture, cells))
             vals = lum[ring]
-            ok = vals < c.highlight * np.median(vals)
+            ok = vals < c.highlight * median(vals)
             if ok.sum() >= 8 and model_lum[ok].mean() > 0:
                 iris_now = float(vals[ok].mean())
                 gain_i = float(np.clip(iris_now / model_lum[ok].mean(), lo, hi))
@@ -429,7 +429,7 @@ class EyeRenderer:
         disc = dist < radius
         inner = disc & seen
         if np.count_nonzero(inner) >= 4:
-            iris_lum = float(np.median(lum[inner]))
+            iris_lum = float(median(lum[inner]))
             span = max(ref * gain_s - iris_lum, 1e-6)
             local = cv2.blur(lum, (5, 5), borderType=cv2.BORDER_REPLICATE)
             low, high = c.catch_level
@@ -530,7 +530,7 @@ class EyeRenderer:
                 both = (weight[:, 0] > 0.5) & (dist[near] < 0.9 * radius)
                 if both.sum() >= 8:        # no catchlight in the match (it brightened the texture around it)
                     lum = luminance(own)
-                    both &= lum <= c.highlight * np.median(lum[both])
+                    both &= lum <= c.highlight * median(lum[both])
                 if both.sum() >= 8:
                     lo, hi = c.iris_own_gain
                     gain = np.median(own[both], axis=0) / np.maximum(np.median(tex[both], axis=0), 1e-6)
@@ -599,4 +599,4 @@ def _skin_chroma(region: np.ndarray, src: np.ndarray, e: int, fs: EyeFrame) -> f
     good = mean > 0
     if not good.any():
         return None
-    return float(np.median((vals.max(axis=1) - vals.min(axis=1))[good] / mean[good]))
+    return float(median((vals.max(axis=1) - vals.min(axis=1))[good] / mean[good]))

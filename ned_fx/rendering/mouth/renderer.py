@@ -19,7 +19,7 @@ import numpy as np
 from ... import topology as T
 from ...errors import InvalidParameterError
 from ..layers import RegionInputs, RenderedLayer
-from ..sampling import plate_noise
+from ..sampling import median, plate_noise
 from ..sampling import smoothstep as _smoothstep
 from . import shape as S
 from .bank import MouthBank, extract_interior, ring_colour, sample, sclera_colour, teeth_colour
@@ -91,17 +91,17 @@ def _split(texture: np.ndarray, lips: float) -> np.ndarray:
     peak = int(np.argmax(profile[:top]))
     bright, dark = float(profile[peak]), float(profile[peak:].min())
     if bright - dark < 0.3 * bright:                 # no contrast below the top: all teeth, or all tongue
-        return np.ones(tw) if float(np.median(profile)) > 1.05 * lips else np.zeros(tw)
+        return np.ones(tw) if float(median(profile)) > 1.05 * lips else np.zeros(tw)
     thr = 0.5 * (bright + dark)
     rows = np.arange(th)[:, None]
     below = (lum < thr) & (rows > peak)
     first = np.where(below.any(0), below.argmax(0), th - 1)
     split = (first + 0.5) / th
-    mid = float(np.median(split[tw // 4:3 * tw // 4]))
+    mid = float(median(split[tw // 4:3 * tw // 4]))
     # no bright band at the top (the brightest of the top rows no brighter than the rest, or than the lips: a
     # lip's lit inner edge): no upper teeth; unless far brighter than the lips (teeth that fill most of the
     # opening, so that the rest is as bright: d12 laughing, her upper teeth 1.4 x her lips over 60 % of it)
-    if (bright < 1.15 * float(np.median(profile)) or bright < 1.05 * lips) and bright < 1.25 * lips:
+    if (bright < 1.15 * float(median(profile)) or bright < 1.05 * lips) and bright < 1.25 * lips:
         return np.zeros(tw)
     # one split for the whole mouth: per-column splits jitter (a ragged edge, stripes in a dark interior)
     return np.full(tw, mid)
@@ -524,7 +524,7 @@ class MouthRenderer:
         if hit.any():
             t = np.clip((d[hit] - up[hit]) / np.maximum(extra[hit], 1e-6), 0.0, 1.0)
             # the cavity (a hint of the lower teeth at its bottom where the interior shows none of its own)
-            lower = float(_smoothstep((0.1 * wd - float(np.median(low))) / (0.05 * wd)))
+            lower = float(_smoothstep((0.1 * wd - float(median(low))) / (0.05 * wd)))
             cavity = self._synthetic(np.stack([u[hit], t], -1), src_pts, dst_pts, inputs, box, teeth=False,
                                      lower_teeth=lower, gap=extra[hit])
             if lower < 1.0 and own_below:

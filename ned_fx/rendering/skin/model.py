@@ -23,6 +23,7 @@ import numpy as np
 
 from ... import topology as T
 from ...errors import InvalidParameterError
+from ..sampling import median
 from .config import SkinConfig
 
 _FIELDS = ("au_names", "sample_index", "sample_weight", "sample_uv", "coef", "low", "high", "frames")
@@ -286,7 +287,7 @@ def add_model_change(out, model: SkinModel, change: np.ndarray, landmarks: np.nd
     cnt = cv2.GaussianBlur(cnt, (0, 0), sigma)
     field = acc / np.maximum(cnt, 1e-6)
     # fade out where no sample lies near (the eyes' lid band, the lips: the change is not extrapolated there)
-    dense = float(np.median(cnt[gi[:, 1], gi[:, 0]])) if len(gi) else 0.0
+    dense = float(median(cnt[gi[:, 1], gi[:, 0]])) if len(gi) else 0.0
     if dense > 0:
         field *= np.clip(cnt / (0.5 * dense), 0.0, 1.0)
     mask = np.zeros((gh, gw), np.uint8)
