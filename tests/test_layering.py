@@ -83,7 +83,8 @@ def _modules_loaded_by(statement: str) -> set[str]:
                                     "ned_fx.hosts.frames", "ned_fx.hosts.resolve", "ned_fx.provenance",
                                     "ned_fx.manipulation", "ned_fx.manipulation.rule",
                                     "ned_fx.rendering.geometry_renderer", "ned_fx.rendering.field",
-                                    "ned_fx.pipeline", "ned_fx.appearance"])
+                                    "ned_fx.pipeline", "ned_fx.appearance", "ned_fx.tracking.tracker",
+                                    "ned_fx.tracking.ort", "ned_fx.tracking.geometry", "ned_fx.filters"])
 def test_light_modules_do_not_load_torch(module):
     loaded = _modules_loaded_by(f"import {module}")
     assert "torch" not in loaded, f"import {module} loaded torch"

@@ -9,7 +9,8 @@ from .track import Track, read_from_file, write_to_file
 
 
 def __getattr__(name: str):
-    # FaceTracker pulls in torch; keep `import ned_fx.tracking` light for tools that only read track files.
+    # FaceTracker loads the engines (torch for the PyTorch runtime); keep `import ned_fx.tracking` light for tools
+    # that only read track files.
     if name == "FaceTracker":
         from .tracker import FaceTracker
 

@@ -125,9 +125,7 @@ class TrackerConfig:
             return self.threads
         if self.batch_size == 1:
             return 1
-        import torch
-
-        return torch.get_num_threads()
+        return library_threads()
 
     def __post_init__(self) -> None:
         for name in ("min_detection_score", "nms_iou", "min_face_score", "smoothing"):
@@ -165,3 +163,18 @@ class TrackerConfig:
                                         f"between 1 and 100, got {self.cut_threshold} and {self.cut_ratio}")
         if self.redetect_interval < 0 or self.max_gap < 0:
             raise InvalidParameterError("redetect_interval and max_gap must be >= 0")
+
+
+def library_threads() -> int:
+    """torch's intra-op thread count, told without importing torch where it is not loaded: what it starts with
+    (``$OMP_NUM_THREADS``, which :func:`ned_fx.threads.configure` sets; else the cores)."""
+    import os
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is not None and hasattr(torch, "get_num_threads"):
+        return int(torch.get_num_threads())
+    try:
+        return max(1, int(os.environ.get("OMP_NUM_THREADS", "")))
+    except ValueError:
+        return max(1, os.cpu_count() or 1)

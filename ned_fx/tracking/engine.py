@@ -12,10 +12,7 @@ from torch import nn
 from . import weights
 from .geometry import ssd_anchors
 from .graph_net import GraphNet
-
-DETECTOR_SIZE = 128
-MESH_SIZE = 192
-IRIS_SIZE = 64
+from .netspec import DETECTOR_SIZE, IRIS_SIZE, MESH_SIZE, engine_names  # noqa: F401 (this module's API too)
 
 
 def _channels_last(x: torch.Tensor) -> torch.Tensor:
@@ -123,24 +120,6 @@ class FaceMeshAttentionEngine(nn.Module):
         z = mesh[..., 2]
         z = torch.cat([z, z @ self.lids.to(z.dtype)], 1)                                           # Bx478
         return torch.cat([xy, z[..., None]], -1), torch.sigmoid(flag.reshape(-1))
-
-
-def engine_names(iris: bool = True, iris_model: str | None = None) -> tuple[str, ...]:
-    """The engines a tracker config runs: the face detector and a face mesh; with ``iris``, either the attention
-    mesh (``iris_model`` "attention": ``face_mesh_attention`` instead of ``face_mesh``), the iris net run on eye
-    crops beside the face mesh ("eye_crops": ``face_mesh`` and ``iris``), or both meshes ("attention_irises":
-    ``face_mesh`` for the 468 points, ``face_mesh_attention`` for the irises); None: TrackerConfig's default."""
-    if iris_model is None:
-        from .config import TrackerConfig
-
-        iris_model = TrackerConfig().iris_model
-    if not iris:
-        return ("face_detector", "face_mesh")
-    if iris_model == "attention":
-        return ("face_detector", "face_mesh_attention")
-    if iris_model == "attention_irises":
-        return ("face_detector", "face_mesh", "face_mesh_attention")
-    return ("face_detector", "face_mesh", "iris")
 
 
 #: each engine's module, built on its converted graph

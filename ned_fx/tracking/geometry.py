@@ -12,8 +12,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import torch
-from torch.nn import functional as F
 
 from ..scratch import per_thread
 
@@ -45,8 +43,7 @@ def ssd_anchors(input_size: int = 128, strides: tuple[int, ...] = (8, 16, 16, 16
     return np.asarray(anchors, dtype=np.float32)
 
 
-def decode_detections(regressors: torch.Tensor, scores: torch.Tensor, anchors: torch.Tensor,
-                      input_size: int = 128) -> tuple[torch.Tensor, torch.Tensor]:
+def decode_detections(regressors, scores, anchors, input_size: int = 128) -> tuple:
     """Decode BlazeFace outputs into boxes + keypoints.
 
     Args:
@@ -57,6 +54,8 @@ def decode_detections(regressors: torch.Tensor, scores: torch.Tensor, anchors: t
         corners, rows 2..7 the keypoints (right eye, left eye, nose tip, mouth, right ear, left ear);
         prob BxN detection probabilities.
     """
+    import torch
+
     r = regressors / input_size
     centre = r[..., 0:2] + anchors
     half = r[..., 2:4] / 2
@@ -231,23 +230,32 @@ def apply_affine(affine: np.ndarray, points: np.ndarray) -> np.ndarray:
     return out
 
 
-def crop_images(frames: torch.Tensor, frame_index: torch.Tensor, affines: np.ndarray, crop: int,
-                padding_mode: str = "border") -> torch.Tensor:
+def crop_images(frames, frame_index, affines: np.ndarray, crop: int, padding_mode: str = "border"):
     """Sample square crops from frames, bilinear.
 
     Only the pixels under each crop (its bounding box plus a 2-pixel margin) are converted to float, so a 4K
     uint8 plate costs the same as a 512² one.
 
     Args:
-        frames: FxCxHxW tensor (any device), uint8 (0..255, scaled to 0..1 here) or float (0..1);
-        frame_index: K long tensor, which frame each crop reads; affines: Kx2x3 crop->frame maps (see
-        :func:`roi_to_affine`); crop: output side; padding_mode: ``"border"`` (replicate) or ``"zeros"``.
+        frames: FxCxHxW, a torch tensor (any device), uint8 (0..255, scaled to 0..1 here) or float (0..1), or a
+            uint8 numpy array (the onnxruntime tracker's: no torch);
+        frame_index: K ints (a sequence, or a long tensor), which frame each crop reads; affines: Kx2x3
+            crop->frame maps (see :func:`roi_to_affine`); crop: output side; padding_mode: ``"border"``
+            (replicate) or ``"zeros"``.
 
     Returns:
-        KxCxcropxcrop float tensor.
+        KxCxcropxcrop float32: a torch tensor for tensor frames, else a numpy array (a view of NHWC memory).
     """
+    if isinstance(frames, np.ndarray):
+        if frames.dtype != np.uint8:
+            raise TypeError(f"numpy frames to crop must be uint8, got {frames.dtype}")
+        return _crop_images_cv2(frames, frame_index, affines, crop, padding_mode)
+    import torch
+    from torch.nn import functional as F
+
     if frames.device.type == "cpu" and frames.dtype == torch.uint8 and len(frame_index):
         return _crop_images_cv2(frames, frame_index, affines, crop, padding_mode)
+    frame_index = torch.as_tensor(frame_index, dtype=torch.long)
     _, _, h, w = frames.shape
     dev = frames.device
     centres = torch.arange(crop, device=dev, dtype=torch.float32) + 0.5
@@ -294,21 +302,24 @@ def _as_float(pixels: np.ndarray) -> np.ndarray:
     return out
 
 
-def _crop_images_cv2(frames: torch.Tensor, frame_index: torch.Tensor, affines: np.ndarray, crop: int,
-                     padding_mode: str) -> torch.Tensor:
+def _crop_images_cv2(frames, frame_index, affines: np.ndarray, crop: int, padding_mode: str):
     """:func:`crop_images` on the CPU in one OpenCV warp per crop (the sub-box under the crop converted to float
-    first, so values are not rounded; sample positions to 1/32 pixel, as OpenCV's and MediaPipe's CPU crops)."""
+    first, so values are not rounded; sample positions to 1/32 pixel, as OpenCV's and MediaPipe's CPU crops), of
+    uint8 frames (a CPU tensor: a tensor back; a numpy array: numpy back)."""
     import cv2
 
     _, _, h, w = frames.shape
-    hwc = frames.permute(0, 2, 3, 1)              # the tracker's frames are NHWC in memory: a free view
+    host = isinstance(frames, np.ndarray)
+    # the tracker's frames are NHWC in memory: a free view
+    hwc = frames.transpose(0, 2, 3, 1) if host else frames.permute(0, 2, 3, 1).numpy()
+    index = frame_index.tolist() if hasattr(frame_index, "tolist") else list(frame_index)
     corners = np.array([[0.0, 0.0, 1.0], [crop, 0.0, 1.0], [0.0, crop, 1.0], [crop, crop, 1.0]])
     border = cv2.BORDER_REPLICATE if padding_mode == "border" else cv2.BORDER_CONSTANT
     out = np.empty((len(frame_index), crop, crop, frames.shape[1]), np.float32)
-    for k, i in enumerate(frame_index.tolist()):
+    for k, i in enumerate(index):
         a = np.asarray(affines[k], np.float64)
         x0, y0, x1, y1 = _sub_box(corners @ a.T, w, h)
-        sub = _as_float(hwc[i, y0:y1, x0:x1].numpy())      # code values, not rounded by the warp
+        sub = _as_float(hwc[i, y0:y1, x0:x1])      # code values, not rounded by the warp
         # crop pixel centre (c + 0.5) -> frame position A (c + 0.5) -> sub-box pixel index (minus the origin, - 0.5)
         m = a.copy()
         m[:, 2] = a[:, 2] + a[:, :2].sum(1) * 0.5 - 0.5 - np.array([x0, y0])
@@ -317,4 +328,8 @@ def _crop_images_cv2(frames: torch.Tensor, frame_index: torch.Tensor, affines: n
                                 borderMode=border, borderValue=0).reshape(crop, crop, -1)
     # scaled to 0..1 once, on the crops (fewer pixels than the sub-boxes under them; the same values to rounding)
     out *= np.float32(1 / 255)
+    if host:
+        return out.transpose(0, 3, 1, 2)
+    import torch
+
     return torch.from_numpy(out).permute(0, 3, 1, 2)

@@ -4,21 +4,27 @@ refine_landmarks=True) or from the iris net on eye crops (TrackerConfig.iris_mod
 end.
 
 Frames with no face are reported (``found`` false), never fatal.
+
+With the onnxruntime runtime on the CPU (the default there) frames, crops and the networks' outputs are numpy arrays
+and torch is never imported (~2 s of every process that tracks: a first edit, ``ned-fx demo``, a gallery); with
+PyTorch they are torch tensors on the tracker's device. The same code runs both: :func:`_host` brings an output to
+numpy either way.
 """
 
 from __future__ import annotations
 
+import functools
+import sys
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterable, Iterator
 
 import numpy as np
-import torch
 
 from .. import __version__
 from ..errors import InvalidParameterError, WeightsMissingError
 from . import geometry as g
 from .config import TrackerConfig
-from .engine import DETECTOR_SIZE, IRIS_SIZE, MESH_SIZE, load_engines
+from .netspec import DETECTOR_SIZE, IRIS_SIZE, MESH_SIZE
 from .pose import fit_poses
 from .smoothing import smooth_landmarks
 from .track import Track
@@ -33,11 +39,55 @@ _PIXEL_CENTRE = 0.5
 _TILE_BATCH = 32
 
 
-def pick_device(name: str) -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU; otherwise the named device."""
+class CpuDevice(str):
+    """The CPU as the tracker names it without torch: the string ``"cpu"`` (which torch takes wherever it takes a
+    device) with ``.type``, as a ``torch.device`` has."""
+
+    type = "cpu"
+
+
+def pick_device(name: str):
+    """``"auto"`` -> CUDA when available, else CPU; otherwise the named device (a ``torch.device``; the CPU as a
+    :class:`CpuDevice`, told without importing torch where no GPU driver is loaded: ``runtime.cuda_possible``)."""
+    if name == "cpu":
+        return CpuDevice("cpu")
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        from .runtime import cuda_possible
+
+        if not cuda_possible():
+            return CpuDevice("cpu")
+        import torch
+
+        return torch.device("cuda") if torch.cuda.is_available() else CpuDevice("cpu")
+    import torch
+
     return torch.device(name)
+
+
+def load_engines(device, iris: bool = True, iris_model: str | None = None) -> dict:
+    """The PyTorch engines (:func:`.engine.load_engines`; torch is imported here, on use)."""
+    from .engine import load_engines as load
+
+    return load(device, iris=iris, iris_model=iris_model)
+
+
+def _inference(method):
+    """``torch.inference_mode()`` around ``method`` where torch is loaded (the PyTorch engines); without torch
+    (the onnxruntime tracker) the method runs as it is."""
+    @functools.wraps(method)
+    def run(*args, **kwargs):
+        torch = sys.modules.get("torch")
+        if torch is None:
+            return method(*args, **kwargs)
+        with torch.inference_mode():
+            return method(*args, **kwargs)
+
+    return run
+
+
+def _host(x) -> np.ndarray:
+    """An engine's output or a crop batch as a numpy array (a torch tensor copied to the CPU; numpy as it is)."""
+    return x if isinstance(x, np.ndarray) else x.detach().cpu().numpy()
 
 
 @dataclass
@@ -92,6 +142,10 @@ class FaceTracker:
         #: what runs the networks: "torch", "onnxruntime" (see TrackerConfig.runtime), "given" for ``engines``
         self.runtime = "given" if engines else ""
         self.engines = engines or self._load_engines()
+        from .ort import OrtEngine
+
+        #: frames, crops and outputs as numpy arrays (every engine an onnxruntime one): no torch
+        self.numpy = bool(self.engines) and all(isinstance(e, OrtEngine) for e in self.engines.values())
         #: per calling thread: the iris passes deferred to the worker while :meth:`iter_track` overlaps them with
         #: the next frame's mesh (None: run them in place)
         import threading
@@ -153,10 +207,23 @@ class FaceTracker:
         self.runtime = "torch"
         return load_engines(self.device, iris=self.config.iris, iris_model=self.config.iris_model)
 
+    def _batch(self, frames: list[np.ndarray]):
+        """HxWx3 uint8 frames as the networks' FxCxHxW batch, still uint8 (the crops convert only the pixels they
+        read): a numpy view of the NHWC frames for onnxruntime engines (:attr:`numpy`), else a torch tensor on the
+        device. A batch of one frame is a view of it (np.stack's copy of a 1080p frame costs ~1-16 ms, page
+        faults)."""
+        stacked = np.stack(frames) if len(frames) > 1 else frames[0][None]
+        if self.numpy:
+            return stacked.transpose(0, 3, 1, 2)
+        import torch
+
+        return torch.from_numpy(stacked).to(self.device).permute(0, 3, 1, 2)
+
     # ---- narrow batched steps ---------------------------------------------------------------------------
-    @torch.inference_mode()
-    def detect(self, frames: torch.Tensor, which: list[int]) -> list[list[tuple[np.ndarray, float]]]:
-        """Detect faces in frames ``which`` of ``frames`` (FxCxHxW, 0..1). Returns per frame a list of
+    @_inference
+    def detect(self, frames, which: list[int]) -> list[list[tuple[np.ndarray, float]]]:
+        """Detect faces in frames ``which`` of ``frames`` (FxCxHxW, 0..1; a torch tensor or a uint8 numpy array:
+        see :meth:`_batch`). Returns per frame a list of
         (points 8x2 in pixels, score), best first."""
         if not which:
             return []
@@ -164,22 +231,21 @@ class FaceTracker:
         affine = g.roi_to_affine(np.array([[w / 2, h / 2, max(w, h), 0.0]]), DETECTOR_SIZE)
         return self._detections(frames, which, np.repeat(affine, len(which), axis=0))
 
-    def _detections(self, frames: torch.Tensor, which: list[int], affines: np.ndarray
-                    ) -> list[list[tuple[np.ndarray, float]]]:
+    def _detections(self, frames, which: list[int], affines: np.ndarray) -> list[list[tuple[np.ndarray, float]]]:
         """The detector on crop ``k`` of frame ``which[k]`` of ``frames`` (``affines[k]``: crop -> frame pixels,
         zeros outside the frame): per crop a list of (points 8x2 in frame pixels, score), best first."""
         cfg = self.config
-        crops = g.crop_images(frames, torch.tensor(which), affines, DETECTOR_SIZE, padding_mode="zeros")
+        crops = g.crop_images(frames, which, affines, DETECTOR_SIZE, padding_mode="zeros")
         points, prob = self.engines["face_detector"](crops)
+        points, prob = _host(points), _host(prob)
         out = []
         for k in range(len(which)):
-            dets = g.weighted_nms(points[k].cpu().numpy(), prob[k].cpu().numpy(), cfg.min_detection_score,
-                                  cfg.nms_iou, cfg.max_faces)
+            dets = g.weighted_nms(points[k], prob[k], cfg.min_detection_score, cfg.nms_iou, cfg.max_faces)
             out.append([(g.apply_affine(affines[k], p * DETECTOR_SIZE), s) for p, s in dets])
         return out
 
-    @torch.inference_mode()
-    def detect_small(self, frames: torch.Tensor, index: int) -> list[tuple[np.ndarray, float]]:
+    @_inference
+    def detect_small(self, frames, index: int) -> list[tuple[np.ndarray, float]]:
         """Faces of frame ``index`` of ``frames`` (FxCxHxW) too small for the detector on the whole frame:
         overlapping square windows, coarse to fine (:func:`~.geometry.detection_tiles`, down to
         ``TrackerConfig.small_faces``), each detected on as the whole frame is (:meth:`_detections`); the first level
@@ -202,8 +268,8 @@ class FaceTracker:
                                        cfg.min_detection_score, cfg.nms_iou, cfg.max_faces)]
         return []
 
-    @torch.inference_mode()
-    def mesh(self, frames: torch.Tensor, which: list[int], rois: list[np.ndarray],
+    @_inference
+    def mesh(self, frames, which: list[int], rois: list[np.ndarray],
              faces: list[_Face] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Face mesh for crops ``rois[k]`` of frame ``which[k]``. Returns (Kx478x3 pixels, K scores); the iris
         points come from the attention mesh where it runs (:attr:`uses_attention`), else from the iris engine where
@@ -233,15 +299,15 @@ class FaceTracker:
                 self._iris(frames, which, out, faces)
         return out, score
 
-    @torch.inference_mode()
-    def _mesh_points(self, frames: torch.Tensor, which: list[int], rois: list[np.ndarray]) -> tuple:
+    @_inference
+    def _mesh_points(self, frames, which: list[int], rois: list[np.ndarray]) -> tuple:
         """The face mesh alone (no iris pass): ``(Kx478x3 pixels, K scores, the crops, their affines)``; the iris
         rows are zero unless the attention mesh gave them."""
         affines = g.roi_to_affine(np.stack(rois), MESH_SIZE)
-        crops = g.crop_images(frames, torch.tensor(which), affines, MESH_SIZE)
+        crops = g.crop_images(frames, which, affines, MESH_SIZE)
         attention = self.uses_attention
         lm, score = self.engines["face_mesh_attention" if attention else "face_mesh"](crops)
-        lm = lm.double().cpu().numpy()
+        lm = _host(lm).astype(np.float64)
         out = np.zeros((len(which), NUM_POINTS, 3))
         points = lm.shape[1]           # 478 from the attention mesh (irises included), else 468
         for k in range(len(which)):
@@ -249,7 +315,7 @@ class FaceTracker:
             pts[:, :2] += _PIXEL_CENTRE
             out[k, :points] = g.apply_affine(affines[k], pts)
             out[k, :points, 2] = lm[k, :, 2] * rois[k][2] / MESH_SIZE
-        return out, score.cpu().numpy().astype(np.float64), crops, affines
+        return out, _host(score).astype(np.float64), crops, affines
 
     @property
     def uses_attention(self) -> bool:
@@ -267,19 +333,19 @@ class FaceTracker:
         return (self.config.iris and self.config.iris_model == "attention_irises" and not self.uses_attention
                 and "face_mesh_attention" in self.engines)
 
-    @torch.inference_mode()
-    def _attention_irises(self, crops: torch.Tensor, affines: np.ndarray, rois: list, out: np.ndarray) -> None:
+    @_inference
+    def _attention_irises(self, crops, affines: np.ndarray, rois: list, out: np.ndarray) -> None:
         """The attention mesh on the face mesh's crops: its 10 iris points (468..477) into ``out``."""
         lm, _ = self.engines["face_mesh_attention"](crops)
-        lm = lm.double().cpu().numpy()[:, NUM_MESH:NUM_POINTS]
+        lm = _host(lm).astype(np.float64)[:, NUM_MESH:NUM_POINTS]
         for k in range(len(lm)):
             pts = lm[k].copy()
             pts[:, :2] += _PIXEL_CENTRE
             out[k, NUM_MESH:] = g.apply_affine(affines[k], pts)
             out[k, NUM_MESH:, 2] = lm[k, :, 2] * rois[k][2] / MESH_SIZE
 
-    @torch.inference_mode()
-    def _iris(self, frames: torch.Tensor, which: list[int], out: np.ndarray, faces: list[_Face] | None = None) -> None:
+    @_inference
+    def _iris(self, frames, which: list[int], out: np.ndarray, faces: list[_Face] | None = None) -> None:
         """The iris points into ``out`` in place: the iris net on eye crops, or without it the eye centres."""
         if "iris" not in self.engines:
             for e, (a, b, _) in enumerate(_EYES):
@@ -288,7 +354,7 @@ class FaceTracker:
             return
         self._iris_net(*self._eye_crops(frames, which, out), out, faces)
 
-    def _eye_crops(self, frames: torch.Tensor, which: list[int], out: np.ndarray) -> tuple:
+    def _eye_crops(self, frames, which: list[int], out: np.ndarray) -> tuple:
         """Both eyes of every face in one batch (2K crops, right eyes first): ``(crops, affines, rois)``."""
         k_all = len(which)
         rois, affines = [], []
@@ -297,9 +363,9 @@ class FaceTracker:
             rois.extend(eye)
             affines.append(g.roi_to_affine(np.stack(eye), IRIS_SIZE, flip=flip))
         affines = np.concatenate(affines)
-        return g.crop_images(frames, torch.tensor(which * 2), affines, IRIS_SIZE), affines, rois
+        return g.crop_images(frames, which * 2, affines, IRIS_SIZE), affines, rois
 
-    @torch.inference_mode()
+    @_inference
     def eye_contours(self, frame: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
         """The iris net's eye contours on one frame: ``2x71x3`` (right eye, then left; frame pixels, depth as the
         iris points'), on the crops ``landmarks``' eye corners place (478 or 468 points; MediaPipe's iris landmark
@@ -317,15 +383,14 @@ class FaceTracker:
         if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
             raise InvalidParameterError(f"eye_contours takes an HxWx3 uint8 frame, got {frame.shape} {frame.dtype}")
         out = np.asarray(landmarks, np.float64)[None].copy()
-        batch = torch.from_numpy(np.ascontiguousarray(frame)[None]).to(self.device).permute(0, 3, 1, 2)
-        crops, affines, rois = self._eye_crops(batch, [0], out)
+        crops, affines, rois = self._eye_crops(self._batch([np.ascontiguousarray(frame)]), [0], out)
         contour, _ = self.engines["iris"](crops)
-        contour = contour.double().cpu().numpy()
+        contour = _host(contour).astype(np.float64)
         return np.stack([_from_eye_crop(contour[e], affines[e], rois[e], out[0, [a, b], 2].mean())
                          for e, (a, b, _) in enumerate(_EYES)])
 
-    @torch.inference_mode()
-    def _iris_net(self, crops: torch.Tensor, affines: np.ndarray, rois: list, out: np.ndarray,
+    @_inference
+    def _iris_net(self, crops, affines: np.ndarray, rois: list, out: np.ndarray,
                   faces: list[_Face] | None = None) -> None:
         """The iris net on :meth:`_eye_crops`' crops, its points mapped into ``out``'s iris rows."""
         k_all = len(rois) // 2
@@ -333,7 +398,7 @@ class FaceTracker:
         # an eye whose crop changed by less than iris_reuse (mean |difference|, 0..1) since the net last ran on it
         # keeps that output (crop pixels: it moves with the crop); the net runs on the others, in one batch
         reuse = self.config.iris_reuse if faces is not None else 0.0
-        host = crops.cpu().numpy() if reuse > 0 else None
+        host = _host(crops) if reuse > 0 else None
         run = []
         for j in range(2 * k_all):
             key = faces[j % k_all].iris_keys[j // k_all] if reuse > 0 else None
@@ -343,7 +408,7 @@ class FaceTracker:
                 run.append(j)
         if run:
             _, fresh = self.engines["iris"](crops[run] if len(run) < 2 * k_all else crops)
-            iris[run] = fresh.double().cpu().numpy()
+            iris[run] = _host(fresh).astype(np.float64)
             if reuse > 0:
                 for j in run:
                     faces[j % k_all].iris_keys[j // k_all] = _IrisKey(host[j].copy(), iris[j].copy())
@@ -418,10 +483,7 @@ class FaceTracker:
         """Track one chunk of frames (``thumbs``: their thumbnails, kept in the results; ``fresh``: per frame, it
         may start a new shot: frame by frame, the faces followed so far are looked for afresh there)."""
         cfg = self.config
-        # uint8 on the device; crops convert only the pixels they read
-        # (a chunk of one frame is a view of it: np.stack's copy of a 1080p frame costs ~1-16 ms, page faults)
-        batch = torch.from_numpy(np.stack(chunk) if len(chunk) > 1 else chunk[0][None]).to(self.device) \
-            .permute(0, 3, 1, 2)
+        batch = self._batch(chunk)
         n = len(chunk)
         results = [FrameFaces(start + k, {}, thumbs[k] if thumbs else None) for k in range(n)]
         if n == 1 and fresh and fresh[0]:           # a cut: no crop from the last shot's face; an id is kept where
@@ -478,7 +540,7 @@ class FaceTracker:
                 best, best_iou = g.roi_from_detection(points, self.config.roi_scale), iou
         return best
 
-    def _add_detections(self, batch: torch.Tensor, due: list[int], results: list[FrameFaces], state: "_State",
+    def _add_detections(self, batch, due: list[int], results: list[FrameFaces], state: "_State",
                         start: int, detections: list | None = None) -> None:
         """Start (or resume) tracks for faces detected in frames ``due`` that are not already tracked.
         ``detections`` (per frame of the chunk) are reused when given, else the detector runs on ``due``."""
