@@ -998,11 +998,11 @@ def test_movie_writer_copies_and_trims_the_source_audio(tmp_path):
         assert back.has_audio and len(back) == 40
 
 
-def test_one_swscale_context_per_thread_converts_as_a_fresh_one_does():
-    """The reader keeps one swscale context per thread for its YUV -> RGB conversions; whatever it converted before
+def test_one_swscale_context_for_a_run_of_frames_converts_as_a_fresh_one_does():
+    """The reader keeps one swscale context for the frames of one pass over a movie; whatever it converted before
     (another size, matrix, range or conversion), each frame comes out as a context of its own makes it."""
     import av
-    from av.video.reformatter import ColorRange, Colorspace, Interpolation
+    from av.video.reformatter import ColorRange, Colorspace, Interpolation, VideoReformatter
 
     from conftest import footage
     from ned_fx.media.readers import _rgb_from_video_frame
@@ -1017,9 +1017,10 @@ def test_one_swscale_context_per_thread_converts_as_a_fresh_one_does():
     frames.append(frames[0].reformat(width=200, height=120))           # another size
     frames.append(frames[1].reformat(format="yuvj444p"))                # full range, no subsampling
     accurate = Interpolation.FAST_BILINEAR | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT
+    kept = VideoReformatter()
     for conversion in ("exact", "ffmpeg", "exact"):
         for f in frames + frames[::-1]:
-            got = _rgb_from_video_frame(f, conversion)
+            got = _rgb_from_video_frame(f, conversion, kept)
             if conversion == "ffmpeg":
                 want = f.to_ndarray(format="rgb24", interpolation=Interpolation.BICUBIC)
             else:
@@ -1028,3 +1029,52 @@ def test_one_swscale_context_per_thread_converts_as_a_fresh_one_does():
                                     src_color_range=ColorRange.JPEG if full else ColorRange.MPEG,
                                     dst_color_range=ColorRange.JPEG, interpolation=accurate)
             assert got.shape == (f.height, f.width, 3) and np.array_equal(got, want), (conversion, f)
+            assert np.array_equal(_rgb_from_video_frame(f, conversion), got)          # a fresh context
+
+
+_FORK_WHILE_READING = """
+import subprocess, sys, threading
+from ned_fx.media import open_media
+
+reading, stop = threading.Event(), threading.Event()
+
+
+def read():
+    with open_media(sys.argv[1], "0-40") as src:
+        for _ in src:
+            reading.set()
+            if stop.wait(0.02):
+                break
+
+
+worker = threading.Thread(target=read)
+worker.start()
+assert reading.wait(30)
+for _ in range(3):                  # preexec_fn: subprocess's fork runs Python in the child, as ned-fx batch's does
+    run = subprocess.run([sys.executable, "-c", "print('started')"], capture_output=True, text=True,
+                         preexec_fn=lambda: None)
+    assert run.stdout.strip() == "started", run.stderr
+stop.set()
+worker.join()
+print("ok")
+"""
+
+
+def test_a_process_forked_while_a_movie_is_read_in_another_thread_starts():
+    """A daemon or a render worker is forked while another thread reads a movie (a batch's private daemon restarted
+    mid-shot): the reader's swscale context must not be freed in the child (freeing it there deadlocked in swscale's
+    slice-thread teardown when it was kept in thread-local storage), so the child's program starts at once."""
+    import os
+    import signal
+
+    from conftest import footage
+
+    proc = subprocess.Popen([sys.executable, "-c", _FORK_WHILE_READING, str(footage("d12.mp4"))],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=90)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        pytest.fail("a process forked while a movie was being read never started (deadlocked in the fork's child)")
+    assert proc.returncode == 0 and out.strip() == "ok", err[-2000:]

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import threading
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -27,8 +26,6 @@ from .paths import (IMAGE_EXTENSIONS, SequencePattern, find_sequence_frames, is_
 _EXR_LEADING = ("R", "G", "B", "Y", "A")
 #: How far ahead (frames) random access keeps decoding instead of seeking.
 _READ_AHEAD = 64
-#: each thread's swscale context for the YUV -> RGB conversion (see :func:`_reformatter`)
-_PER_THREAD = threading.local()
 
 
 def _where(path: Path | str, number: int | None) -> str:
@@ -500,30 +497,28 @@ def _deep(frame: Any) -> bool:
         return False
 
 
-def _reformatter():
-    """This thread's ``VideoReformatter``: one swscale context kept for every frame the thread converts (a frame's
-    own ``to_ndarray`` sets one up per call: 11.6 -> 8.9 ms a 1080p frame, 2.4 -> 1.3 ms at 512², the same
-    pixels; it is set up again only when the size or format changes). One per thread: a context is not shared."""
-    r = getattr(_PER_THREAD, "reformatter", None)
-    if r is None:
-        from av.video.reformatter import VideoReformatter
-
-        r = _PER_THREAD.reformatter = VideoReformatter()
-    return r
-
-
-def _rgb_from_video_frame(frame: Any, conversion: str = "exact") -> np.ndarray:
+def _rgb_from_video_frame(frame: Any, conversion: str = "exact", reformatter: Any = None) -> np.ndarray:
     """Decoded video frame -> (H, W, 3) RGB using the stream's own YUV matrix and range: uint8, or uint16 (0-65535)
     for a picture stored with more than 8 bits a component, whose levels an 8-bit frame would band.
 
     ``conversion="ffmpeg"``: what ``ffmpeg -i clip.mp4 frame.png`` and ``cv2.VideoCapture`` give — swscale's
     default (bicubic flags, fast rounding, chroma interpolated in the output stage) with the frame's own tags, and
     BT.601 where the file names no matrix.
+
+    ``reformatter``: an ``av`` ``VideoReformatter`` to convert with, kept by the caller for a run of frames (one
+    swscale context for all of them, set up again only when the size or format changes: 11.6 -> 8.9 ms a 1080p
+    frame, 2.4 -> 1.3 ms at 512², the same pixels, as a frame's own ``to_ndarray`` sets one up per call); None:
+    a fresh one. Never kept in thread-local storage: a process forked while another thread held one would free
+    it in the child, and swscale's slice threads' teardown there deadlocks (the fork of a daemon's start).
     """
     from av.video.reformatter import ColorRange, Colorspace, Interpolation
 
     rgb = "rgb48le" if _deep(frame) else "rgb24"
-    reformat = _reformatter().reformat
+    if reformatter is None:
+        from av.video.reformatter import VideoReformatter
+
+        reformatter = VideoReformatter()
+    reformat = reformatter.reformat
     if conversion == "ffmpeg":
         return np.ascontiguousarray(reformat(frame, format=rgb, interpolation=Interpolation.BICUBIC).to_ndarray())
 
@@ -896,9 +891,9 @@ class MovieSource(MediaSource):
                 return index
         return expected
 
-    def _to_frame(self, index: int, frame: Any) -> Frame:
+    def _to_frame(self, index: int, frame: Any, reformatter: Any = None) -> Frame:
         try:
-            pixels = _rgb_from_video_frame(frame, self.yuv_conversion)
+            pixels = _rgb_from_video_frame(frame, self.yuv_conversion, reformatter)
         except NedFxError:
             raise
         except Exception as exc:
@@ -911,14 +906,17 @@ class MovieSource(MediaSource):
         self._check_open()
         if not self.frame_numbers:
             return
+        from av.video.reformatter import VideoReformatter
+
         wanted = iter(self.frame_numbers)
         target = next(wanted)
         decoder = self._decode(target)
+        reformatter = VideoReformatter()         # one swscale context for the run (see _rgb_from_video_frame)
         try:
             for index, frame in decoder:
                 if index < target:
                     continue
-                yield self._to_frame(index, frame)
+                yield self._to_frame(index, frame, reformatter)
                 target = next(wanted, None)
                 if target is None:
                     return
