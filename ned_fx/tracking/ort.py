@@ -4,8 +4,8 @@ fast as MediaPipe's own runtime: bench/track.py).
 Each engine of :mod:`.engine` is exported to ONNX once (dynamic batch) into ``$NED_FX_HOME/cache/onnx/``, named by
 a fingerprint of its weights, the code that defines the graph, torch's version and the opset, rewritten so that
 onnxruntime keeps its blocked (NCHWc) layout from end to end (PReLU as convolutions, zero pads inside the
-convolutions: :func:`_blocked_friendly`), and checked against PyTorch on a fixed random batch before first use
-(an export that does not match is not kept: the tracker runs in PyTorch). :class:`OrtEngine` then stands in for the
+convolutions: :func:`.ort_export._blocked_friendly`), and checked against PyTorch on a fixed random batch before
+first use (an export that does not match is not kept: the tracker runs in PyTorch). :class:`OrtEngine` then stands in for the
 torch module: numpy arrays in, numpy arrays out (the tracker's onnxruntime path, which imports no torch: ~2 s of a
 first edit's process), or torch tensors in and out, same shapes (``FaceTracker(engines=...)`` takes either).
 
