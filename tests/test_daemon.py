@@ -606,6 +606,15 @@ def test_real_engine_out_of_order_frames_match_in_order(tmp_path):
             with pytest.raises(DaemonError):
                 long.wait(timeout=60)
             assert c.ping()
+            # on the CPU with onnxruntime nothing the daemon did loaded torch (its start: ~0.5 s, was ~2.1 s); the
+            # engine info still names torch's version (the installed package's)
+            import importlib.metadata
+
+            assert info["torch"] == importlib.metadata.version("torch")
+            if info["tracker_runtime"] == "onnxruntime":
+                maps = Path(f"/proc/{d.proc.pid}/maps")
+                if maps.is_file():
+                    assert "libtorch" not in maps.read_text(), "the CPU daemon loaded torch"
     finally:
         d.kill()
 

@@ -91,6 +91,12 @@ def is_loopback(endpoint: str) -> bool:
     return False
 
 
+def _gpu_name() -> str:
+    import torch
+
+    return torch.cuda.get_device_name(0)
+
+
 class Daemon:
     """The daemon. ``Daemon(endpoint, engine).serve()`` blocks until a shutdown request or SIGTERM.
 
@@ -181,7 +187,7 @@ class Daemon:
         from ..tracking import FaceTracker, TrackerConfig
 
         self.tracker = FaceTracker(TrackerConfig(device=self.device))
-        import torch
+        from ..tracking.ort import _torch_version
 
         dev = str(self.tracker.device)
         # what actually runs the tracker's networks (onnxruntime on the CPU where it loaded, else PyTorch)
@@ -189,8 +195,8 @@ class Daemon:
         backend = ("onnxruntime-CPU" if runtime == "onnxruntime"
                    else "torch-CUDA" if dev.startswith("cuda") else "torch-CPU")
         self.engine_info = {"engine": "ned_fx", "backend": backend, "tracker_runtime": runtime,
-                            "precision": "float32", "device": dev, "torch": torch.__version__,
-                            **({"gpu": torch.cuda.get_device_name(0)} if dev.startswith("cuda") else {})}
+                            "precision": "float32", "device": dev, "torch": _torch_version(),
+                            **({"gpu": _gpu_name()} if dev.startswith("cuda") else {})}
         # what this machine could run the engines on (TensorRT engines built, CUDA graphs, …), and why: the
         # daemon itself renders with the torch modules above (the GPU fast path is not wired in yet)
         try:

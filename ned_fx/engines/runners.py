@@ -64,13 +64,17 @@ def resolve_device(device: str = "auto") -> str:
         InvalidParameterError: not ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
         BackendUnavailableError: a CUDA device was asked for and is not there.
     """
-    import torch
-
     text = str(device or "auto").strip().lower()
-    if text == "auto":
-        return "cuda:0" if torch.cuda.is_available() else "cpu"
     if text == "cpu":
         return "cpu"
+    from ..tracking.runtime import cuda_possible
+
+    if text == "auto" and not cuda_possible():      # no GPU driver loaded: the CPU, told without importing torch
+        return "cpu"
+    import torch
+
+    if text == "auto":
+        return "cuda:0" if torch.cuda.is_available() else "cpu"
     if text == "cuda" or (text.startswith("cuda:") and text[5:].isdigit()):
         index = int(text[5:]) if ":" in text else 0
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
@@ -96,14 +100,18 @@ def select_backend(device: str = "auto", config: EnginesConfig | None = None) ->
     Raises:
         InvalidParameterError, BackendUnavailableError: see :func:`resolve_device`.
     """
-    import torch
-
     config = config or EnginesConfig()
     dev = resolve_device(device)
     if dev == "cpu":
-        why = "asked for the CPU" if str(device).lower() == "cpu" else \
-            f"no CUDA device (torch {torch.__version__}, torch.cuda.is_available() is False)"
+        import sys
+
+        torch = sys.modules.get("torch")
+        why = ("asked for the CPU" if str(device).lower() == "cpu" else
+               f"no CUDA device (torch {torch.__version__}, torch.cuda.is_available() is False)"
+               if torch is not None else "no CUDA device (no GPU driver loaded)")
         return BackendChoice("torch-cpu", "cpu", "fp32", why)
+    import torch
+
     gpu = torch.cuda.get_device_name(torch.device(dev))
     notes = []
     for backend in config.preference:
