@@ -187,7 +187,7 @@ class Daemon:
         from ..tracking import FaceTracker, TrackerConfig
 
         self.tracker = FaceTracker(TrackerConfig(device=self.device))
-        from ..tracking.ort import _torch_version
+        from ..tracking.ort import torch_version
 
         dev = str(self.tracker.device)
         # what actually runs the tracker's networks (onnxruntime on the CPU where it loaded, else PyTorch)
@@ -195,7 +195,7 @@ class Daemon:
         backend = ("onnxruntime-CPU" if runtime == "onnxruntime"
                    else "torch-CUDA" if dev.startswith("cuda") else "torch-CPU")
         self.engine_info = {"engine": "ned_fx", "backend": backend, "tracker_runtime": runtime,
-                            "precision": "float32", "device": dev, "torch": _torch_version(),
+                            "precision": "float32", "device": dev, "torch": torch_version(),
                             **({"gpu": _gpu_name()} if dev.startswith("cuda") else {})}
         # what this machine could run the engines on (TensorRT engines built, CUDA graphs, …), and why: the
         # daemon itself renders with the torch modules above (the GPU fast path is not wired in yet)

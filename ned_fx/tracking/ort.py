@@ -102,11 +102,11 @@ def _fingerprint(name: str) -> str:
     for source in ("engine.py", "netspec.py", "graph_net.py", "geometry.py", "tflite_convert.py", "ort.py",
                    "ort_export.py"):
         h.update((here / source).read_bytes())
-    h.update(f"{_torch_version()} {OPSET}".encode())
+    h.update(f"{torch_version()} {OPSET}".encode())
     return h.hexdigest()[:20]
 
 
-def _torch_version() -> str:
+def torch_version() -> str:
     """torch's version (the export's), told without importing torch when it is not loaded: its installed
     package's version, which is ``torch.__version__`` (``2.13.0+cpu`` both)."""
     torch = sys.modules.get("torch")
