@@ -805,6 +805,7 @@ class MovieSource(MediaSource):
         self.has_audio = has_audio
         self._ra: Iterator[tuple[int, Any]] | None = None  # random-access decoder
         self._ra_last = -1
+        self._ra_reformatter: Any = None  # its swscale context (see _rgb_from_video_frame)
 
     def _size(self) -> tuple[int, int]:
         return self._dims
@@ -927,13 +928,16 @@ class MovieSource(MediaSource):
     def _read(self, number: int) -> Frame:
         if self._ra is None or not (self._ra_last < number <= self._ra_last + _READ_AHEAD):
             self._close_ra()
+            from av.video.reformatter import VideoReformatter
+
             self._ra = self._decode(number)
             self._ra_last = -1
+            self._ra_reformatter = VideoReformatter()
         try:
             for index, frame in self._ra:
                 self._ra_last = index
                 if index == number:
-                    return self._to_frame(index, frame)
+                    return self._to_frame(index, frame, self._ra_reformatter)
                 if index > number:
                     break
         except BaseException:
@@ -947,6 +951,7 @@ class MovieSource(MediaSource):
             self._ra.close()  # type: ignore[attr-defined]
         self._ra = None
         self._ra_last = -1
+        self._ra_reformatter = None
 
     def close(self) -> None:
         self._close_ra()
