@@ -13,10 +13,26 @@ from __future__ import annotations
 import numpy as np
 
 
-def _along(x: np.ndarray, axis: int, r: int) -> np.ndarray:
-    """``x`` padded by ``r`` edge values at both ends of ``axis``, with that axis moved first."""
+def _edge_padded(x: np.ndarray, axis: int, before: int, after: int) -> np.ndarray:
+    """``x`` with ``axis`` moved first and padded by its edge values (the ``"nearest"`` border): ``before`` copies
+    of the first, ``after`` of the last."""
     x = np.moveaxis(np.asarray(x), axis, 0)
-    return np.concatenate([np.repeat(x[:1], r, axis=0), x, np.repeat(x[-1:], r, axis=0)]) if r else x
+    if not before and not after:
+        return x
+    return np.concatenate([np.repeat(x[:1], before, axis=0), x, np.repeat(x[-1:], after, axis=0)])
+
+
+def _window(size) -> tuple[int, int, int]:
+    """A window of ``size`` samples at origin 0, as scipy places it: ``(size, before, after)`` (an even size has
+    one more sample before than after).
+
+    Raises:
+        ValueError: a size under 1.
+    """
+    size = int(size)
+    if size < 1:
+        raise ValueError("incorrect filter size")
+    return size, size // 2, size - 1 - size // 2
 
 
 def gaussian_filter1d(x, sigma: float, axis: int = -1, truncate: float = 4.0) -> np.ndarray:
@@ -31,7 +47,7 @@ def gaussian_filter1d(x, sigma: float, axis: int = -1, truncate: float = 4.0) ->
     phi = np.exp(-0.5 / (float(sigma) * float(sigma)) * k ** 2)
     phi = phi / phi.sum()
     n = x.shape[axis]
-    p = _along(x, axis, r)
+    p = _edge_padded(x, axis, r, r)
     out = p[r:r + n] * phi[r]
     for j in range(r, 0, -1):
         out += (p[r - j:r - j + n] + p[r + j:r + j + n]) * phi[r - j]
@@ -42,13 +58,9 @@ def maximum_filter1d(x, size: int, axis: int = -1) -> np.ndarray:
     """``scipy.ndimage.maximum_filter1d(x, size, axis=axis, mode="nearest")`` (origin 0: the window of an odd size
     is centred; of an even size, one more sample before than after)."""
     x = np.asarray(x)
-    size = int(size)
-    if size < 1:
-        raise ValueError("incorrect filter size")
+    size, before, after = _window(size)
     n = x.shape[axis]
-    before = size // 2
-    p = np.moveaxis(x, axis, 0)
-    p = np.concatenate([np.repeat(p[:1], before, axis=0), p, np.repeat(p[-1:], size - 1 - before, axis=0)])
+    p = _edge_padded(x, axis, before, after)
     out = p[:n].copy()
     for j in range(1, size):
         np.maximum(out, p[j:j + n], out=out)
@@ -61,15 +73,11 @@ def percentile_filter1d(x, percentile: float, size: int) -> np.ndarray:
     x = np.asarray(x)
     if x.ndim != 1:
         raise ValueError("percentile_filter1d filters a 1-D array")
-    size = int(size)
-    if size < 1:
-        raise ValueError("incorrect filter size")
+    size, before, after = _window(size)
     q = float(percentile) + (100.0 if percentile < 0 else 0.0)
     rank = size - 1 if q == 100.0 else int(float(size) * q / 100.0)
-    before = size // 2
-    p = np.concatenate([np.repeat(x[:1], before), x, np.repeat(x[-1:], size - 1 - before)])
-    windows = np.lib.stride_tricks.sliding_window_view(p, size)
-    return np.partition(windows, rank, axis=1)[:, rank].astype(x.dtype, copy=False)
+    windows = np.lib.stride_tricks.sliding_window_view(_edge_padded(x, 0, before, after), size)
+    return np.partition(windows, rank, axis=1)[:, rank]
 
 
 def distance_transform_edt(mask) -> np.ndarray:
