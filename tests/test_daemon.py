@@ -585,7 +585,7 @@ def test_real_engine_out_of_order_frames_match_in_order(tmp_path):
             assert again.wait()["cached"] is True
             # ... are marked used by the session that read them (`ned-fx cache clear --older-than` keeps them)
             used = {p.name.split("-")[0] for p in (tmp_path / "cache").glob("*.npz") if p.stat().st_mtime > month + 60}
-            assert {"track", "edit", "models"} <= used, used
+            assert {"track", "edit", "models", "mesh"} <= used, used      # the render mesh too
             np.testing.assert_array_equal(again.render(2), in_order[2])
             # the shutter is the session's: drawn sharp (0 degrees), a frame where his face moves ~9 px a frame
             # (a 4 px smear at the default 180) differs, one at rest (0.3 px) is the same

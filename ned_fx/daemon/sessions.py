@@ -305,7 +305,7 @@ class Session:
             self.done = self.total
             return
         from .. import manipulation, tracking
-        from ..pipeline import ShotRenderer, check_one_shot, plan_edit, track_fit, track_media
+        from ..pipeline import ShotRenderer, check_one_shot, plan_edit, shot_mesh, track_fit, track_media
         from ..tracking.cache import mark_used
 
         config = tracker.config if tracker else None
@@ -404,7 +404,10 @@ class Session:
                 private_file(mpath)
             except Exception:   # an unwritable cache only costs the next open a new analysis
                 pass
-        self.renderer = ShotRenderer(track, edited, checkpoint=self.checkpoint, models=models, content=content)
+        # the render mesh from the session cache (mesh-<key>.npz, as `ned-fx edit` keeps it): a session of a shot
+        # already analysed neither triangulates again nor imports scipy.spatial
+        self.renderer = ShotRenderer(track, edited, checkpoint=self.checkpoint, models=models, content=content,
+                                     mesh=shot_mesh(track.mean_shape, cache=True, folder=folder))
         self.frame_numbers = [int(n) for n in track.frame_numbers]
         from ..cachefiles import trim_to_limit
 
