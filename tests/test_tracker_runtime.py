@@ -137,6 +137,24 @@ def test_auto_runtime_is_told_without_torch_and_a_gpu_it_missed_still_runs_torch
         FaceTracker(TrackerConfig(runtime="onnxruntime"))
 
 
+def test_auto_device_is_one_rule_for_the_tracker_and_the_engines():
+    """"auto" picks the same device for the tracker (``pick_device``), the engines (``runners.resolve_device``) and
+    the runtime (``runtime_name``): ``runtime.cuda_available``, which asks torch only where a GPU driver may be."""
+    import subprocess
+    import sys
+
+    from ned_fx.tracking import runtime
+
+    code = ("import sys; from ned_fx.engines.runners import resolve_device; from ned_fx.tracking.tracker import "
+            "pick_device; from ned_fx.tracking.runtime import cuda_available; "
+            "print(resolve_device('auto'), str(pick_device('auto')), cuda_available(), 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    if runtime.cuda_possible():                  # a GPU driver here: torch is asked, and both say CUDA or the CPU
+        assert (out[0], out[1]) in {("cuda:0", "cuda"), ("cpu", "cpu")} and out[2] == str(out[0] != "cpu"), out
+    else:
+        assert out == ["cpu", "cpu", "False", "False"], out
+
+
 def test_frame_by_frame_overlaps_the_iris_net_and_gives_the_same_points():
     """Frame by frame with the iris net on eye crops: each frame's iris net runs in a worker while the next frame's
     mesh runs (``overlap_iris``, the next crop needs only the 468 mesh points) and each onnxruntime net has one

@@ -67,14 +67,12 @@ def resolve_device(device: str = "auto") -> str:
     text = str(device or "auto").strip().lower()
     if text == "cpu":
         return "cpu"
-    from ..tracking.runtime import cuda_possible
+    if text == "auto":                  # the tracker's rule (no GPU driver loaded: the CPU, without importing torch)
+        from ..tracking.runtime import cuda_available
 
-    if text == "auto" and not cuda_possible():      # no GPU driver loaded: the CPU, told without importing torch
-        return "cpu"
+        return "cuda:0" if cuda_available() else "cpu"
     import torch
 
-    if text == "auto":
-        return "cuda:0" if torch.cuda.is_available() else "cpu"
     if text == "cuda" or (text.startswith("cuda:") and text[5:].isdigit()):
         index = int(text[5:]) if ":" in text else 0
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0

@@ -16,12 +16,19 @@ def runtime_name(config: TrackerConfig) -> str:
     device = str(config.device).lower()
     if device not in ("auto", "cpu") or not ort_available():
         return "torch"
-    if device == "auto" and cuda_possible():
-        import torch
-
-        if torch.cuda.is_available():
-            return "torch"
+    if device == "auto" and cuda_available():
+        return "torch"
     return "onnxruntime"
+
+
+def cuda_available() -> bool:
+    """Whether a CUDA device is there (what ``"auto"`` picks, for the tracker and the engines alike): torch is
+    asked only where :func:`cuda_possible` says one may be (a CPU-only machine imports no torch)."""
+    if not cuda_possible():
+        return False
+    import torch
+
+    return bool(torch.cuda.is_available())
 
 
 def cuda_possible() -> bool:

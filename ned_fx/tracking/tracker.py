@@ -48,20 +48,14 @@ class CpuDevice(str):
 
 def pick_device(name: str):
     """``"auto"`` -> CUDA when available, else CPU; otherwise the named device (a ``torch.device``; the CPU as a
-    :class:`CpuDevice`, told without importing torch where no GPU driver is loaded: ``runtime.cuda_possible``)."""
-    if name == "cpu":
+    :class:`CpuDevice`, told without importing torch where no GPU driver is loaded: ``runtime.cuda_available``)."""
+    from .runtime import cuda_available
+
+    if name == "cpu" or (name == "auto" and not cuda_available()):
         return CpuDevice("cpu")
-    if name == "auto":
-        from .runtime import cuda_possible
-
-        if not cuda_possible():
-            return CpuDevice("cpu")
-        import torch
-
-        return torch.device("cuda") if torch.cuda.is_available() else CpuDevice("cpu")
     import torch
 
-    return torch.device(name)
+    return torch.device("cuda" if name == "auto" else name)
 
 
 def load_engines(device, iris: bool = True, iris_model: str | None = None) -> dict:
