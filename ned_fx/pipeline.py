@@ -272,6 +272,22 @@ def track_fit(track, config=None, neutral_frame: int | None = None, track_key: s
 MESH_CACHE_VERSION = 1
 
 
+def mesh_key(reference) -> str:
+    """What a stored render mesh of mean shape ``reference`` was made from: the shape's values, the triangulation's
+    code (the rendering package and the topology) and ned_fx's version (32 hex digits)."""
+    import hashlib
+
+    from . import __version__
+    from .appearance import hash_package_sources
+
+    shape = np.ascontiguousarray(reference, dtype=np.float64)
+    h = hashlib.sha256(repr((MESH_CACHE_VERSION, __version__, shape.shape)).encode())
+    h.update(shape.tobytes())
+    hash_package_sources(h, "rendering")
+    h.update((Path(__file__).parent / "topology.py").read_bytes())
+    return h.hexdigest()[:32]
+
+
 def shot_mesh(reference, cache: bool = False, folder=None):
     """The shot's :class:`~ned_fx.rendering.RenderMesh` (:func:`~ned_fx.rendering.build_render_mesh` of its mean
     shape ``reference``); with ``cache`` read from the cache folder (``mesh-<key>.npz``, 0600; key: the shape's
@@ -287,18 +303,9 @@ def shot_mesh(reference, cache: bool = False, folder=None):
 
     if not cache:
         return build_render_mesh(reference)
-    import hashlib
-
-    from . import __version__
-    from .appearance import hash_package_sources
     from .tracking.cache import cache_dir, load_private, store_private
 
-    shape = np.ascontiguousarray(reference, dtype=np.float64)
-    h = hashlib.sha256(repr((MESH_CACHE_VERSION, __version__, shape.shape)).encode())
-    h.update(shape.tobytes())
-    hash_package_sources(h, "rendering")
-    h.update((Path(__file__).parent / "topology.py").read_bytes())
-    path = Path(folder or cache_dir()) / f"mesh-{h.hexdigest()[:32]}.npz"
+    path = Path(folder or cache_dir()) / f"mesh-{mesh_key(reference)}.npz"
     mesh = load_private(path, lambda data: RenderMesh.from_triangles(np.asarray(data["triangles"])))
     if mesh is not None:
         return mesh
@@ -563,12 +570,12 @@ def _edit(path, output, kind, instruction, frames, face_id, preview, tracker_con
     content = content if content is not None else ContentConfig()
     actor_footage = tuple(str(p) for p in actor_footage)
     check_render_files(actor_footage, content.holdout)
-    models = None
+    models = mesh = None
     kept: list = []                   # the crops the tracking pass keeps for the appearance models
     if analysis is not None and Path(analysis).is_file():
         shot = read_analysis(analysis)
         check_analysis(shot, path, instruction, face_id, frames)
-        track, edited, models = shot.track, shot.edited, shot.models
+        track, edited, models, mesh = shot.track, shot.edited, shot.models, shot.mesh
         if frames is None:
             frames = f"{int(track.frame_numbers[0])}-{int(track.frame_numbers[-1])}"
     else:
@@ -581,13 +588,15 @@ def _edit(path, output, kind, instruction, frames, face_id, preview, tracker_con
         models = _shot_models(path, track, edited, frames, actor_footage, content, tracker_config, progress,
                               cache=track_cache, kept=kept[0] if kept else None)
         clock.seconds["appearance"] += time.perf_counter() - t0
-        shot = ShotAnalysis(track, edited, analysis_key(path, instruction, face_id), models)
+        # (the track is at its files' precision already: the mesh of its mean shape is the stored track's)
+        shot = ShotAnalysis(track, edited, analysis_key(path, instruction, face_id), models,
+                            shot_mesh(track.mean_shape, cache=track_cache))
         if analysis is not None and not Path(analysis).is_file():
             write_analysis(analysis, shot)
             shot = read_analysis(analysis)   # render from what the file holds, as every farm chunk will
         else:
             shot = as_stored(shot)           # ... and without a file, from the same values
-        track, edited, models = shot.track, shot.edited, shot.models
+        track, edited, models, mesh = shot.track, shot.edited, shot.models, shot.mesh
     count = _frames_to_render(track, frames)
     if kind == "image" and count != 1:
         raise InvalidParameterError(f"{output.name} is a still but {count} frames are to be edited; write a "
@@ -617,7 +626,7 @@ def _edit(path, output, kind, instruction, frames, face_id, preview, tracker_con
                                compositor_config, progress, resume, clock, instruction, record, written, hasher,
                                neural=(checkpoint, neural) if neural is not None else None, models=models,
                                content=content, linearize=linearize, layers=layers, decoded=decoded,
-                               shot_cache=track_cache)
+                               shot_cache=track_cache, mesh=mesh)
         if sign is not None:
             from .media.readers import read_provenance
             from .provenance.c2pa import sign_file
@@ -920,6 +929,9 @@ class ShotAnalysis:
     edited: object
     key: dict
     models: object = None         # ShotModels (None in files from before the appearance models: built on use)
+    #: the render mesh (RenderMesh; None in files from before it, or made by other rendering code: built on use),
+    #: so a farm chunk neither triangulates nor imports scipy.spatial
+    mesh: object = None
 
 
 def analysis_key(path: str | Path, instruction: EditInstruction, face_id: int | None) -> dict:
@@ -942,6 +954,9 @@ def _analysis_arrays(shot: ShotAnalysis) -> dict:
     if shot.models is not None:
         arrays.update({f"models.{k}": v for k, v in shot.models.to_arrays().items()})
         arrays["models.present"] = np.array(True)
+    if shot.mesh is not None:
+        arrays["mesh.triangles"] = np.asarray(shot.mesh.triangles, np.int32)
+        arrays["mesh.key"] = np.array(mesh_key(shot.track.mean_shape))
     arrays["analysis_key"] = np.array(json.dumps(shot.key, sort_keys=True))
     return arrays
 
@@ -1001,7 +1016,15 @@ def _analysis_from_arrays(d: dict, path) -> ShotAnalysis:
             models = ShotModels.from_arrays({k[7:]: v for k, v in d.items() if k.startswith("models.")})
         except (KeyError, ValueError) as exc:
             raise UnreadableMediaError(f"{path}: its appearance models are unreadable: {exc}") from None
-    return ShotAnalysis(track, edited, key, models)
+    mesh = None
+    if "mesh.triangles" in d and str(d.get("mesh.key", "")) == mesh_key(track.mean_shape):
+        from .rendering import RenderMesh
+
+        try:
+            mesh = RenderMesh.from_triangles(np.asarray(d["mesh.triangles"], np.int64))
+        except Exception:        # noqa: BLE001 - an unusable stored mesh is built again on use
+            mesh = None
+    return ShotAnalysis(track, edited, key, models, mesh)
 
 
 def check_analysis(shot: ShotAnalysis, path: str | Path, instruction: EditInstruction, face_id: int | None,
@@ -1387,7 +1410,7 @@ def _render_shot(path, output, kind, track, edited, frames, preview, renderer_co
                  progress, resume, clock, instruction, record=None, written: list | None = None,
                  hasher=None, neural: tuple | None = None, models=None, content=None,
                  linearize: bool = False, layers=None, decoded: list | None = None,
-                 shot_cache: bool = False) -> EditSummary:
+                 shot_cache: bool = False, mesh=None) -> EditSummary:
     import time
 
     from .media.layers import LayerConfig
@@ -1398,7 +1421,7 @@ def _render_shot(path, output, kind, track, edited, frames, preview, renderer_co
 
     shot = ShotRenderer(track, edited, renderer_config, compositor_config,
                         checkpoint=neural[1] if neural else None, models=models, content=content,
-                        mesh=shot_mesh(track.mean_shape, cache=shot_cache))
+                        mesh=mesh if mesh is not None else shot_mesh(track.mean_shape, cache=shot_cache))
     edited_frames: list[int] = []
     passed: dict[int, str] = {}
     resumed: list[int] = []

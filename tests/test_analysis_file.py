@@ -63,6 +63,41 @@ def test_an_edit_without_an_analysis_file_renders_what_one_with_it_renders(analy
         np.testing.assert_array_equal(a[n], b[n])
 
 
+def test_a_chunk_takes_the_render_mesh_from_the_analysis_file(analysed, tmp_path):
+    """The analysis file holds the shot's render mesh (keyed by the mean shape and the triangulation's code): a farm
+    chunk in a fresh process neither triangulates nor imports scipy.spatial (no mesh cache there), and renders the
+    frames the whole run rendered; a file whose stored mesh another code made is read without it (built on use)."""
+    import subprocess
+    import sys
+
+    from conftest import REPO
+    from ned_fx.npzfile import read_npz, write_npz
+    from ned_fx.pipeline import mesh_key
+    from ned_fx.rendering import build_render_mesh
+
+    tmp, analysis = analysed
+    shot = read_analysis(analysis)
+    assert shot.mesh is not None
+    np.testing.assert_array_equal(shot.mesh.triangles, build_render_mesh(shot.track.mean_shape).triangles)
+    program = ("import sys; from pathlib import Path; from ned_fx.pipeline import EditInstruction, edit_media; "
+               "edit_media(sys.argv[1], sys.argv[2], EditInstruction(emotion='happy', intensity=1.0), frames='4-5', "
+               "analysis=sys.argv[3]); print('scipy.spatial' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", program, str(footage("d12.mp4")), str(tmp_path / "c.####.png"),
+                          str(analysis)], cwd=REPO, capture_output=True, text=True, check=True,
+                         env={**__import__("os").environ, "NED_FX_CACHE": str(tmp_path / "empty-cache")})
+    assert out.stdout.split()[-1] == "False", out.stdout
+    whole, chunk = _frames(tmp / "whole.####.png"), _frames(tmp_path / "c.####.png")
+    assert sorted(chunk) == [4, 5]
+    for n in chunk:
+        np.testing.assert_array_equal(chunk[n], whole[n])
+    # a mesh another rendering code stored is not taken (its key differs): the analysis reads without it
+    arrays = read_npz(analysis, (), "analysis")
+    assert str(arrays["mesh.key"]) == mesh_key(shot.track.mean_shape)
+    arrays["mesh.key"] = np.array("0" * 32)
+    other = write_npz(tmp_path / "other.analysis.npz", arrays)
+    assert read_analysis(other).mesh is None
+
+
 def test_analysis_for_another_instruction_or_range_is_refused(analysed):
     tmp, analysis = analysed
     with pytest.raises(InvalidParameterError, match="another edit instruction"):
