@@ -963,8 +963,10 @@ def _analysis_arrays(shot: ShotAnalysis) -> dict:
 
 def as_stored(shot: ShotAnalysis) -> ShotAnalysis:
     """The analysis exactly as an analysis file holds it (its arrays' precision): what every render renders
-    from, so an edit without ``--analysis``, one with it, a farm chunk and the daemon give the same pixels."""
-    return _analysis_from_arrays(_analysis_arrays(shot), "the analysis")
+    from, so an edit without ``--analysis``, one with it, a farm chunk and the daemon give the same pixels. The
+    render mesh (whole triangle indices: the file holds them unchanged) is kept as given, not keyed and rebuilt."""
+    stored = _analysis_from_arrays(_analysis_arrays(replace(shot, mesh=None)), "the analysis")
+    return replace(stored, mesh=shot.mesh)
 
 
 def write_analysis(path: str | Path, shot: ShotAnalysis) -> Path:
