@@ -7,6 +7,7 @@ import os
 import stat
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -202,6 +203,41 @@ def test_the_key_follows_every_input():
                   track_cache.track_key("fp", "0-9", None, TrackerConfig(smoothing=0.5), "torch"),
                   track_cache.track_key("fp", "0-9", None, TrackerConfig(), "onnxruntime")):
         assert other != base
+
+
+
+def test_a_changed_tracker_or_decoder_misses_the_cache(tmp_path, cache, monkeypatch):
+    """The key holds the tracking and media packages' code (a patched install, or a newer commit, keeps the version
+    string): a track made by one tracker is never read by a changed one (``ned-fx edit``; a daemon session's key
+    holds the same digest). The fit, mesh and model caches already hashed their code."""
+    import shutil
+
+    import ned_fx
+
+    # the digest follows every source file of both packages
+    root = tmp_path / "pkg"
+    for package in track_cache.TRACK_CODE:
+        shutil.copytree(Path(ned_fx.__file__).parent / package, root / package,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    base = track_cache.code_digest(root)
+    assert base == track_cache.code_digest(Path(ned_fx.__file__).parent) == track_cache.code_digest()
+    for package, name in (("tracking", "geometry.py"), ("media", "readers.py")):
+        f = root / package / name
+        text = f.read_text()
+        f.write_text(text + "\n# changed\n")
+        assert track_cache.code_digest(root) != base, name
+        f.write_text(text)
+    assert track_cache.code_digest(root) == base
+    # a changed tracker's edit tracks again instead of reading the old track
+    folder, runs = cache
+    src = _plate(tmp_path)
+    _edit(src, tmp_path / "o1" / "e.####.png", "happy")
+    _edit(src, tmp_path / "o2" / "e.####.png", "surprised")
+    assert len(runs) == 1
+    monkeypatch.setattr(track_cache, "_own_code_digest", lambda: "another tracker")
+    _edit(src, tmp_path / "o3" / "e.####.png", "surprised")
+    assert len(runs) == 2, "a changed tracker read the old tracker's track"
+    assert len(list(folder.glob("track-*.npz"))) == 2
 
 
 @pytest.fixture

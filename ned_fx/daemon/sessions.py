@@ -321,8 +321,10 @@ class Session:
             config = dataclasses.replace(config, colorspace=self.colorspace)
         # the runtime that runs the tracker's networks is part of the key (onnxruntime and PyTorch tracks differ
         # within the tracker's tolerance; a fallback to PyTorch is keyed as PyTorch)
+        from ..tracking.cache import code_digest
+
         key_track = _key("track", fingerprint(self.path), self.frames, self.face, repr(config) if config else "",
-                         getattr(tracker, "runtime", ""))
+                         getattr(tracker, "runtime", ""), code_digest())
         key_edit = _key("edit", key_track, sorted(self.instruction.as_params().items()), _code("manipulation"))
         folder = self.cache
         tpath, epath = folder / f"track-{key_track}.npz", folder / f"edit-{key_edit}.npz"

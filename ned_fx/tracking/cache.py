@@ -3,13 +3,15 @@ region): ``$NED_FX_HOME/cache/track-<key>.npz``.
 
 The key is what a track depends on: the source's content fingerprint (the caller computes it, see
 :func:`ned_fx.media.source_fingerprint`), the frame range, the face asked for, the tracker's config, the runtime
-that ran the networks and the ned_fx version. Face tracks are biometric data of real people: the folder is made
-0700 and each file 0600 whatever the umask, written through a temporary file renamed into place. A cache that
-cannot be read or written only costs a new tracking run, never the edit.
+that ran the networks, the ned_fx version and its tracking and decoding code (:func:`code_digest`). Face tracks are
+biometric data of real people: the folder is made 0700 and each file 0600 whatever the umask, written through a
+temporary file renamed into place. A cache that cannot be read or written only costs a new tracking run, never the
+edit.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import stat
@@ -42,8 +44,32 @@ def track_key(fingerprint: str, frames: str | None, face_id: int | None, config:
     from .. import __version__
 
     settings = sorted((k, v) for k, v in asdict(config).items() if k not in _SAME_POINTS)
-    parts = (CACHE_VERSION, __version__, fingerprint, frames, face_id, settings, runtime, os.environ.get("OCIO", ""))
+    parts = (CACHE_VERSION, __version__, fingerprint, frames, face_id, settings, runtime, os.environ.get("OCIO", ""),
+             code_digest())
     return hashlib.sha256(repr(parts).encode()).hexdigest()[:32]
+
+
+#: the packages whose code makes a track: the tracker, and the readers that decode and convert the frames it sees
+TRACK_CODE = ("tracking", "media")
+
+
+def code_digest(root: Path | None = None) -> str:
+    """A digest of the source files of :data:`TRACK_CODE` under ``root`` (default: ned_fx's own folder): a track
+    cached by one tracker is never read by a changed one (a patched install or a newer commit keeps the version
+    string; the fit, mesh and model caches hash their packages the same way). Read once per process."""
+    if root is None:
+        return _own_code_digest()
+    h = hashlib.sha256()
+    for package in TRACK_CODE:
+        for f in sorted((Path(root) / package).glob("*.py")):
+            h.update(f"{package}/{f.name}".encode())
+            h.update(f.read_bytes())
+    return h.hexdigest()[:32]
+
+
+@functools.lru_cache(maxsize=1)
+def _own_code_digest() -> str:
+    return code_digest(Path(__file__).resolve().parent.parent)
 
 
 def track_path(key: str, folder: Path | None = None) -> Path:
