@@ -760,6 +760,7 @@ def _builders_fingerprint(h, packages: tuple[str, ...]) -> None:
     """Hash into ``h`` what a cached per-shot product was built with: the default config (``repr``) and the source
     files of each sub-stage package (``"occlusion"``, ``"rendering/eyes"``, ...): a changed builder or default never
     reads an old model or matte (a release bumps ``__version__``; a changed default or a patched install need not)."""
+    from .cachefiles import hash_package_sources
     from .occlusion import OcclusionConfig
     from .rendering.eyes import EyeConfig
     from .rendering.mouth import MouthConfig
@@ -770,14 +771,6 @@ def _builders_fingerprint(h, packages: tuple[str, ...]) -> None:
     for package in packages:
         h.update(repr(configs[package]()).encode())
         hash_package_sources(h, package)
-
-
-def hash_package_sources(h, package: str) -> None:
-    """Hash into ``h`` the source files of one of ned_fx's packages (``"occlusion"``, ``"manipulation"``, ...):
-    a cached product of its code is never read by a changed one (a patched install keeps its version)."""
-    for f in sorted((Path(__file__).parent / package).glob("*.py")):
-        h.update(f.name.encode())
-        h.update(f.read_bytes())
 
 
 class MatteMemo:

@@ -175,3 +175,10 @@ def trim_to_limit(folder: Path | None = None, since: float | None = None) -> tup
         return 0, 0
 
 
+def hash_package_sources(h, package: str, root: Path | None = None) -> None:
+    """Hash into ``h`` the source files of one of ned_fx's packages (``"occlusion"``, ``"manipulation"``, ...; under
+    ``root``, default ned_fx's own folder): a cached product of its code is never read by a changed one (a patched
+    install keeps its version)."""
+    for f in sorted((Path(root or Path(__file__).parent) / package).glob("*.py")):
+        h.update(f.name.encode())
+        h.update(f.read_bytes())

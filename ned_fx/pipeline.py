@@ -250,7 +250,7 @@ def track_fit(track, config=None, neutral_frame: int | None = None, track_key: s
     import hashlib
 
     from . import __version__
-    from .appearance import hash_package_sources
+    from .cachefiles import hash_package_sources
     from .tracking.cache import cache_dir, load_private, store_private
 
     h = hashlib.sha256(repr((FIT_CACHE_VERSION, __version__, track_key, neutral_frame, repr(config))).encode())
@@ -278,7 +278,7 @@ def mesh_key(reference) -> str:
     import hashlib
 
     from . import __version__
-    from .appearance import hash_package_sources
+    from .cachefiles import hash_package_sources
 
     shape = np.ascontiguousarray(reference, dtype=np.float64)
     h = hashlib.sha256(repr((MESH_CACHE_VERSION, __version__, shape.shape)).encode())

@@ -205,7 +205,6 @@ def test_the_key_follows_every_input():
         assert other != base
 
 
-
 def test_a_changed_tracker_or_decoder_misses_the_cache(tmp_path, cache, monkeypatch):
     """The key holds the tracking and media packages' code (a patched install, or a newer commit, keeps the version
     string): a track made by one tracker is never read by a changed one (``ned-fx edit``; a daemon session's key

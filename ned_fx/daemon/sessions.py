@@ -511,8 +511,8 @@ def _key(*parts) -> str:
 
 @functools.lru_cache(maxsize=None)
 def _code(package: str) -> str:
-    """A digest of a package's source files (``"manipulation"``: ``appearance.hash_package_sources``)."""
-    from ..appearance import hash_package_sources
+    """A digest of a package's source files (``"manipulation"``: ``cachefiles.hash_package_sources``)."""
+    from ..cachefiles import hash_package_sources
 
     h = hashlib.sha256()
     hash_package_sources(h, package)

@@ -59,11 +59,12 @@ def code_digest(root: Path | None = None) -> str:
     string; the fit, mesh and model caches hash their packages the same way). Read once per process."""
     if root is None:
         return _own_code_digest()
+    from ..cachefiles import hash_package_sources
+
     h = hashlib.sha256()
     for package in TRACK_CODE:
-        for f in sorted((Path(root) / package).glob("*.py")):
-            h.update(f"{package}/{f.name}".encode())
-            h.update(f.read_bytes())
+        h.update(package.encode())
+        hash_package_sources(h, package, root)
     return h.hexdigest()[:32]
 
 
