@@ -239,6 +239,37 @@ def test_a_changed_tracker_or_decoder_misses_the_cache(tmp_path, cache, monkeypa
     assert len(list(folder.glob("track-*.npz"))) == 2
 
 
+def test_an_edit_and_a_daemon_session_share_the_shot_s_track(tmp_path, cache):
+    """`ned-fx edit` and the daemon key a track alike (``tracking.cache.track_key``), in the same folder: a shot an
+    edit tracked opens in a host without tracking again, and an edit of a shot a host opened reads the session's
+    track (the daemon had a key of its own: each tracked the same plate once, and its key left out the OCIO config
+    the decoding follows)."""
+    from ned_fx.daemon.sessions import Session
+    from ned_fx.pipeline import EditInstruction
+
+    folder, runs = cache
+    still = footage("d8.jpg")
+    _edit(still, tmp_path / "happy.png", "happy")
+    assert len(runs) == 1 and len(list(folder.glob("track-*.npz"))) == 1
+
+    def opened(path, emotion):
+        session = Session(path, None, None, EditInstruction(emotion=emotion), False, cache=folder)
+        session.analyse(None)
+        assert session.renderer is not None
+        return session
+
+    opened(still, "sad")
+    assert len(runs) == 1, "the daemon tracked a shot an edit had tracked"
+    assert len(list(folder.glob("track-*.npz"))) == 1
+    other = footage("people_0.png")
+    opened(other, "happy")
+    assert len(runs) == 2 and len(list(folder.glob("track-*.npz"))) == 2
+    _edit(other, tmp_path / "sad.png", "sad")
+    assert len(runs) == 2, "an edit tracked a shot a daemon session had tracked"
+    for path in folder.glob("track-*.npz"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
 @pytest.fixture
 def our_track_d12():
     from ned_fx.pipeline import track_media

@@ -304,48 +304,55 @@ class Session:
         if self.identity:
             self.done = self.total
             return
-        from .. import manipulation, tracking
+        from .. import manipulation
         from ..pipeline import ShotRenderer, check_one_shot, plan_edit, shot_mesh, track_fit, track_media
         from ..tracking.cache import mark_used
 
-        config = tracker.config if tracker else None
+        from ..tracking import TrackerConfig
+        from ..tracking.cache import load_track, store_track, track_key
+        from ..tracking.runtime import runtime_name
+
+        config = tracker.config if tracker else TrackerConfig()
         if self.ignore_cuts:            # no cut detection, as `ned-fx edit --ignore-cuts` (the warm tracker's engines)
             if tracker is not None:
                 tracker = tracker.variant(cut_threshold=0.0)
                 config = tracker.config
             else:
-                from ..tracking import TrackerConfig
-
-                config = TrackerConfig(cut_threshold=0.0)
-        if config is not None and self.colorspace:
+                config = dataclasses.replace(config, cut_threshold=0.0)
+        if self.colorspace:
             config = dataclasses.replace(config, colorspace=self.colorspace)
-        # the runtime that runs the tracker's networks is part of the key (onnxruntime and PyTorch tracks differ
-        # within the tracker's tolerance; a fallback to PyTorch is keyed as PyTorch)
-        from ..tracking.cache import code_digest
-
-        key_track = _key("track", fingerprint(self.path), self.frames, self.face, repr(config) if config else "",
-                         getattr(tracker, "runtime", ""), code_digest())
-        key_edit = _key("edit", key_track, sorted(self.instruction.as_params().items()), _code("manipulation"))
+        # the track's key is `ned-fx edit`'s (tracking.cache.track_key: the source's content, range, face, the
+        # tracker's settings, the runtime that runs its networks, the tracking and decoding code), in the same
+        # folder: a shot tracked by an edit opens in a host without tracking again, and the other way round.
+        # (onnxruntime and PyTorch tracks differ within the tracker's tolerance: a fallback to PyTorch is keyed as
+        # PyTorch, as the edit keys it)
+        source_key = fingerprint(self.path)
         folder = self.cache
-        tpath, epath = folder / f"track-{key_track}.npz", folder / f"edit-{key_edit}.npz"
+        key_track = track_key(source_key, self.frames, self.face, config,
+                              getattr(tracker, "runtime", None) or runtime_name(config))
+        track = load_track(key_track, folder)
+        if track is None and tracker is None:           # no warm tracker: the one that will run, keyed by its runtime
+            from ..tracking import FaceTracker
+
+            tracker = FaceTracker(config)
+            if tracker.runtime != runtime_name(config):
+                key_track = track_key(source_key, self.frames, self.face, config, tracker.runtime)
+                track = load_track(key_track, folder)
+        key_edit = _key("edit", key_track, sorted(self.instruction.as_params().items()), _code("manipulation"))
+        epath = folder / f"edit-{key_edit}.npz"
         from .auth import private_dir, private_file
-        track = edited = None
-        if tpath.is_file() and epath.is_file():
+        edited = None
+        if track is not None and epath.is_file():
             try:
-                track, edited = tracking.read_from_file(tpath), manipulation.read_from_file(epath)
-                mark_used(tpath, epath)
+                edited = manipulation.read_from_file(epath)
+                mark_used(epath)
                 self.cached = True
                 self.done = self.total
             except Exception:
-                track = edited = None
-        if track is None:
-            if tpath.is_file():
-                try:
-                    track = tracking.read_from_file(tpath)
-                    mark_used(tpath)
-                except Exception:
-                    track = None
-            if track is None:
+                edited = None
+        if edited is None:
+            fresh = track is None
+            if fresh:
                 track = track_media(self.path, config, frames=self.frames, face_id=self.face,
                                     progress=self.progress, tracker=tracker)
                 # planned from the track at its file's precision, as `ned-fx edit` plans: the same pixels
@@ -362,10 +369,10 @@ class Session:
             # the track's expression fit, shared by every instruction on the shot (fit-<key>.npz beside the track)
             fit = track_fit(track, None, self.instruction.neutral_frame, track_key=key_track, folder=folder)
             edited = as_stored(plan_edit(track, self.instruction, fit=fit))
+            if fresh:       # face tracks of real people: 0700 / 0600, written atomically (None: unwritable)
+                store_track(key_track, track, folder)
             try:
-                private_dir(folder)                         # face tracks of real people: 0700 / 0600
-                tracking.write_to_file(track, tpath)
-                private_file(tpath)
+                private_dir(folder)
                 manipulation.write_to_file(edited, epath)
                 private_file(epath)
             except Exception:   # an unwritable cache only costs the next open a new analysis
