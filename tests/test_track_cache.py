@@ -16,6 +16,7 @@ from conftest import decode_rgb, footage
 from ned_fx.cli import main
 from ned_fx.media import read_image, write_image
 from ned_fx.tracking import cache as track_cache
+from ned_fx.tracking import TrackerConfig
 from ned_fx.tracking.tracker import FaceTracker
 
 
@@ -252,9 +253,9 @@ def test_an_edit_and_a_daemon_session_share_the_shot_s_track(tmp_path, cache):
     _edit(still, tmp_path / "happy.png", "happy")
     assert len(runs) == 1 and len(list(folder.glob("track-*.npz"))) == 1
 
-    def opened(path, emotion):
+    def opened(path, emotion, tracker=None):
         session = Session(path, None, None, EditInstruction(emotion=emotion), False, cache=folder)
-        session.analyse(None)
+        session.analyse(tracker)
         assert session.renderer is not None
         return session
 
@@ -262,7 +263,8 @@ def test_an_edit_and_a_daemon_session_share_the_shot_s_track(tmp_path, cache):
     assert len(runs) == 1, "the daemon tracked a shot an edit had tracked"
     assert len(list(folder.glob("track-*.npz"))) == 1
     other = footage("people_0.png")
-    opened(other, "happy")
+    # (with the warm tracker `ned-fx serve` loads by default)
+    opened(other, "happy", FaceTracker(TrackerConfig(device="auto")))
     assert len(runs) == 2 and len(list(folder.glob("track-*.npz"))) == 2
     _edit(other, tmp_path / "sad.png", "sad")
     assert len(runs) == 2, "an edit tracked a shot a daemon session had tracked"
