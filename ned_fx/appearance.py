@@ -409,7 +409,8 @@ class FrameKeeper:
 def build_shot_models(path: str | Path, track, edited, frames: str | None = None,
                       actor_footage: Iterable[str | Path] = (), config: ContentConfig | None = None,
                       tracker_config=None, progress: Callable[[int, int], None] | None = None,
-                      cache: bool = False, kept: "FrameKeeper | None" = None) -> ShotModels:
+                      cache: bool = False, kept: "FrameKeeper | None" = None,
+                      folder: str | Path | None = None) -> ShotModels:
     """Build the shot's appearance models: one decode of the shot (and of each extra footage file).
 
     The models that do not depend on the edit (mouth bank, eye model, glasses model, the skin model learned from
@@ -429,9 +430,12 @@ def build_shot_models(path: str | Path, track, edited, frames: str | None = None
             (:func:`ned_fx.tracking.cache.cache_dir`, ``models-<key>.npz``, 0600), keyed by the source's content,
             the frames, the source landmarks and activations, the sub-stages asked for and the extra footage; store
             them there when
-            built. So a second edit of a shot (another emotion) skips this pass.
+            built. So a second edit of a shot (another emotion) skips this pass, and so does a daemon session
+            of it (the same key: an edit and a session read each other's models).
         kept: the :class:`FrameKeeper` the shot's tracking pass filled: the builders take its crops instead of
             decoding the shot again (when it holds them all; the same models either way).
+        folder: the cache folder (default the track cache's, :func:`ned_fx.tracking.cache.cache_dir`; a daemon's
+            ``--cache DIR``).
 
     Raises:
         InputNotFoundError, UnreadableMediaError: an extra footage file cannot be read.
@@ -442,12 +446,12 @@ def build_shot_models(path: str | Path, track, edited, frames: str | None = None
         return ShotModels()
     actor_footage = tuple(actor_footage)
     key = _models_key(path, edited, frames, actor_footage, config, tracker_config) if cache else None
-    stored = _load_models(key) if key is not None else None
+    stored = _load_models(key, folder) if key is not None else None
     if stored is None:
         stored = ShotModels.from_arrays(_build_models(path, track, edited, frames, actor_footage, config,
                                                       tracker_config, progress, kept).to_arrays())
         if key is not None:
-            _store_models(key, stored)
+            _store_models(key, stored, folder)
     elif progress:
         progress(1, 1)
     plan = None
@@ -687,26 +691,26 @@ def _models_key(path, edited, frames, actor_footage, config: ContentConfig, trac
     return h.hexdigest()[:32]
 
 
-def _models_path(key: str) -> Path:
+def _models_path(key: str, folder: str | Path | None = None) -> Path:
     from .tracking.cache import cache_dir
 
-    return cache_dir() / f"models-{key}.npz"
+    return Path(folder or cache_dir()) / f"models-{key}.npz"
 
 
-def _load_models(key: str) -> ShotModels | None:
+def _load_models(key: str, folder: str | Path | None = None) -> ShotModels | None:
     """The cached models of ``key``, or None (absent, unreadable, or not the owner's private file)."""
     from .tracking.cache import load_private
 
-    return load_private(_models_path(key), lambda data: ShotModels.from_arrays({k: data[k] for k in data.files}))
+    return load_private(_models_path(key, folder), lambda data: ShotModels.from_arrays({k: data[k] for k in data.files}))
 
 
-def _store_models(key: str, models: ShotModels) -> Path | None:
+def _store_models(key: str, models: ShotModels, folder: str | Path | None = None) -> Path | None:
     """Write the models under ``key`` as the track cache writes tracks (biometric data: folder 0700, file 0600,
     atomically); None when the cache cannot be written (nothing half-written is left)."""
     from .tracking.cache import store_private
 
     # uncompressed: written and read in a blink
-    return store_private(_models_path(key), lambda fh: np.savez(fh, **models.to_arrays()), fsync=False)
+    return store_private(_models_path(key, folder), lambda fh: np.savez(fh, **models.to_arrays()), fsync=False)
 
 
 #: bump when what the matte cache holds, or how it is checked, changes meaning

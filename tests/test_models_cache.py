@@ -317,30 +317,37 @@ def test_the_shots_fringe_is_stored_with_its_models():
             ShotModels.from_arrays({"fringe": bad})
 
 
-def test_the_daemons_cached_models_are_keyed_by_their_builders(tmp_path, monkeypatch):
-    """A daemon session reads its shot's models from its cache folder when the shot is opened again; models that
-    builders of another version, code or default config stored (``appearance.models_fingerprint``) are built again,
-    never read (the key held the shot and the edit only: a new cue, such as the fringe's, was never seen)."""
+def test_the_daemons_cached_models_are_keyed_by_their_builders(tmp_path, builds, monkeypatch):
+    """A daemon session reads its shot's models from its cache folder when the shot is opened again, with the same
+    instruction or another (they do not depend on it: its key held the edit, so each new emotion on a shot in a
+    host decoded the plate for them again), and reads the models `ned-fx edit` stored for the shot (the same key, in
+    the same folder); models that builders of another version, code or default config stored
+    (``appearance.models_fingerprint``) are built again, never read (a new cue, such as the fringe's)."""
     from ned_fx.daemon.sessions import Session
     from ned_fx.pipeline import EditInstruction
 
-    builds = []
-    real = appearance.build_shot_models
-    monkeypatch.setattr(appearance, "build_shot_models", lambda *a, **k: (builds.append(1), real(*a, **k))[1])
+    folder, runs = builds
 
-    def opened():
-        session = Session(footage("d8.jpg"), None, None, EditInstruction(emotion="happy"), False, cache=tmp_path)
+    def opened(emotion="happy", path=footage("d8.jpg")):
+        session = Session(path, None, None, EditInstruction(emotion=emotion), False, cache=folder)
         session.analyse(None)
         assert session.renderer is not None
         return session
 
     first = opened()
     again = opened()
-    assert builds == [1]
+    assert runs == [1]
     assert again.renderer.content.models.fringe == first.renderer.content.models.fringe > 2.0
+    opened("surprised")
+    assert runs == [1], "another instruction on the shot built its models again"
+    other = footage("people_0.png")
+    _edit(other, tmp_path / "sad.png", "sad")
+    assert runs == [1, 1]
+    opened("happy", other)
+    assert runs == [1, 1], "a session built the models an edit of the shot had stored"
     monkeypatch.setattr(appearance, "models_fingerprint", lambda: "another builder")
     opened()
-    assert builds == [1, 1]
+    assert runs == [1, 1, 1]
     # ... and its plan by the planner's code (a patched manipulation package plans again)
     from ned_fx import pipeline
     from ned_fx.daemon import sessions

@@ -383,36 +383,18 @@ class Session:
             return
         from dataclasses import replace
 
-        from ..appearance import ContentConfig, ShotModels, build_shot_models, models_fingerprint
+        from ..appearance import ContentConfig, build_shot_models
 
         content = ContentConfig(holdout=self.holdout)
-        models = None
-        # (the models do not depend on the shutter: keyed before it is set; a changed model builder never reads
-        # models an older one stored)
-        key_models = _key("models", key_edit, self.actor_footage, repr(content), models_fingerprint())
         if self.shutter is not None:
             content = replace(content, shutter=self.shutter)
-        mpath = folder / f"models-{key_models}.npz"
-        if mpath.is_file():
-            try:
-                from ..npzfile import read_npz
-
-                models = ShotModels.from_arrays(read_npz(mpath, (), "appearance models"))
-                mark_used(mpath)
-            except Exception:
-                models = None
-        if models is None:
-            models = build_shot_models(self.path, track, edited, self.frames, self.actor_footage, content, config)
-            if self.cancel.is_set():
-                raise Cancelled()
-            try:
-                from ..npzfile import write_npz
-
-                private_dir(folder)
-                write_npz(mpath, models.to_arrays())
-                private_file(mpath)
-            except Exception:   # an unwritable cache only costs the next open a new analysis
-                pass
+        # the models that do not depend on the edit, cached as `ned-fx edit` caches them (keyed by the shot, its
+        # source landmarks and activations, the sub-stages and the builders' code, never the instruction): a
+        # session with another emotion on the shot, or an edit of it, builds none of them again
+        models = build_shot_models(self.path, track, edited, self.frames, self.actor_footage, content, config,
+                                   cache=True, folder=folder)
+        if self.cancel.is_set():
+            raise Cancelled()
         # the render mesh from the session cache (mesh-<key>.npz, as `ned-fx edit` keeps it): a session of a shot
         # already analysed neither triangulates again nor imports scipy.spatial
         self.renderer = ShotRenderer(track, edited, checkpoint=self.checkpoint, models=models, content=content,
