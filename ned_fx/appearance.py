@@ -701,7 +701,8 @@ def _load_models(key: str, folder: str | Path | None = None) -> ShotModels | Non
     """The cached models of ``key``, or None (absent, unreadable, or not the owner's private file)."""
     from .tracking.cache import load_private
 
-    return load_private(_models_path(key, folder), lambda data: ShotModels.from_arrays({k: data[k] for k in data.files}))
+    return load_private(_models_path(key, folder),
+                        lambda data: ShotModels.from_arrays({k: data[k] for k in data.files}))
 
 
 def _store_models(key: str, models: ShotModels, folder: str | Path | None = None) -> Path | None:
@@ -790,24 +791,23 @@ class MatteMemo:
     Args:
         key: from :func:`matte_cache_key` (None: nothing is read or stored).
         budget: most bytes of new mattes held for storing.
+        folder: the cache folder (default the track cache's; a daemon's ``--cache DIR``).
     """
 
-    def __init__(self, key: str | None, budget: int = 64 << 20):
-        self.key, self.budget = key, budget
+    def __init__(self, key: str | None, budget: int = 64 << 20, folder: str | Path | None = None):
+        self.key, self.budget, self.folder = key, budget, folder
         self.entries: dict[tuple, tuple] = {} if key is None else self._load(key)
         self.added, self.held, self.hits = 0, 0, 0
 
-    @staticmethod
-    def _path(key: str) -> Path:
+    def _path(self, key: str) -> Path:
         from .tracking.cache import cache_dir
 
-        return cache_dir() / f"mattes-{key}.npz"
+        return Path(self.folder or cache_dir()) / f"mattes-{key}.npz"
 
-    @classmethod
-    def _load(cls, key: str) -> dict:
+    def _load(self, key: str) -> dict:
         from .tracking.cache import load_private
 
-        arrays = load_private(cls._path(key), lambda d: (d["heads"], d["crops"], d["ends"], d["values"]))
+        arrays = load_private(self._path(key), lambda d: (d["heads"], d["crops"], d["ends"], d["values"]))
         if arrays is None:      # absent, corrupt, from another version: a miss, never a failed edit
             return {}
         heads, crops, ends, values = arrays

@@ -360,3 +360,47 @@ def test_the_daemons_cached_models_are_keyed_by_their_builders(tmp_path, builds,
     monkeypatch.setattr(sessions, "_code", lambda package: "another planner")
     opened()
     assert plans == [1]
+
+
+def test_a_daemon_session_reads_the_occluder_mattes_of_the_shot(tmp_path, builds, monkeypatch):
+    """The occluder mattes depend on the plate only: a daemon session stores those it found when it closes (0600,
+    in its cache folder, as `ned-fx edit` stores its own), and a session with another emotion on the shot, or after
+    an edit of it, reads them instead of running the detector (d12: ~15 ms a frame at 512²), rendering the same
+    pixels as the detector's mattes give."""
+    from ned_fx.daemon.sessions import Session
+    from ned_fx.occlusion import OcclusionDetector
+    from ned_fx.pipeline import EditInstruction
+
+    folder, _ = builds
+    calls = []
+    real = OcclusionDetector.detect_in_shot
+    monkeypatch.setattr(OcclusionDetector, "detect_in_shot",
+                        lambda self, *a, **k: (calls.append(1), real(self, *a, **k))[1])
+    clip, numbers = footage("d12.mp4"), (0, 3, 5)
+
+    def rendered(emotion, memo=True):
+        session = Session(clip, "0-5", None, EditInstruction(emotion=emotion), False, cache=folder)
+        session.analyse(None)
+        if not memo:
+            session.renderer.content.mattes = None
+        out = [session.render(session.read_frame(n))[0].pixels.copy() for n in numbers]
+        session.close()
+        return out
+
+    rendered("happy")
+    assert len(calls) == 3
+    stored = list(folder.glob("mattes-*.npz"))
+    assert len(stored) == 1 and stat.S_IMODE(stored[0].stat().st_mode) == 0o600
+    second = rendered("sad")
+    assert len(calls) == 3, "another emotion on the shot ran the detector again"
+    fresh = rendered("sad", memo=False)
+    assert len(calls) == 6
+    assert all(np.array_equal(a, b) for a, b in zip(second, fresh))
+    # ... and the mattes an edit of the shot found
+    other = tmp_path / "other"
+    monkeypatch.setenv("NED_FX_CACHE", str(other))
+    _edit(clip, tmp_path / "e.####.png", "angry", "--frames", "0-5")
+    folder = other
+    calls.clear()
+    rendered("surprised")
+    assert calls == [], "a session ran the detector on frames an edit of the shot had found mattes for"

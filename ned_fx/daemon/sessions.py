@@ -399,6 +399,14 @@ class Session:
         # already analysed neither triangulates again nor imports scipy.spatial
         self.renderer = ShotRenderer(track, edited, checkpoint=self.checkpoint, models=models, content=content,
                                      mesh=shot_mesh(track.mean_shape, cache=True, folder=folder))
+        if getattr(self.renderer, "content", None) is not None:
+            # the occluder mattes depend on the plate only: a session (or an edit) of the shot with another emotion
+            # reads those this one finds (stored when it closes; each checked against the frame's own pixels)
+            from ..appearance import MatteMemo, matte_cache_key
+            from ..media.layers import LayerConfig
+
+            self.renderer.content.mattes = MatteMemo(
+                matte_cache_key(self.path, edited, self.frames, LayerConfig().yuv_conversion), folder=folder)
         self.frame_numbers = [int(n) for n in track.frame_numbers]
         from ..cachefiles import trim_to_limit
 
@@ -484,6 +492,13 @@ class Session:
         if self.source is not None:
             self.source.close()
             self.source = None
+        mattes = getattr(getattr(self.renderer, "content", None), "mattes", None)
+        if mattes is not None:
+            with self.lock:                      # (not while a render is adding to it)
+                try:
+                    mattes.save()
+                except Exception:                # an unwritable cache only costs the next session the detector
+                    pass
 
 
 def _iso(t: float) -> str:
