@@ -52,6 +52,9 @@ COLUMNS: dict[str, tuple[str, tuple[str, ...]]] = {
                 ("condition", "threads", "ms_per_frame", "vs_ned_fx_default")),
     "transport": ("the daemon's frame transport",
                   ("frame", "MB", "echo_ms", "daemon_ms", "daemon_fps", "shm_ms", "shm_fps", "overhead_%")),
+    "sessions": ("the daemon analyses a shot once: a session, then another emotion on the shot (same run)",
+                 ("input", "frames", "open_s", "second_open_s", "render_ms", "second_render_ms", "detector_ms",
+                  "second_detector_ms", "total_s", "second_total_s", "second_vs_first")),
     "batching": ("the daemon's cross-client batches vs one frame per call",
                  ("hosts", "single_fps", "batched_fps", "batched/single", "largest_batch", "mixed_batches")),
     "neural": ("the neural renderer", ("device", "region", "batch", "params_m", "render_ms", "step_ms", "train_fps")),
@@ -59,7 +62,7 @@ COLUMNS: dict[str, tuple[str, tuple[str, ...]]] = {
             ("what", "plate", "engine", "backend", "batch", "box", "fps", "e2e_fps", "track_ms", "prepare_ms",
              "render_ms", "composite_ms", "ms", "ms_per_item", "max_diff_vs_shotrenderer")),
 }
-ORDER = ("edit", "track", "small_faces", "memory", "threads", "transport", "batching", "gpu", "neural")
+ORDER = ("edit", "track", "sessions", "small_faces", "memory", "threads", "transport", "batching", "gpu", "neural")
 GENERIC_COLUMNS = 10
 
 
