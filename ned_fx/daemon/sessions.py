@@ -306,10 +306,8 @@ class Session:
             return
         from .. import manipulation
         from ..pipeline import ShotRenderer, check_one_shot, plan_edit, shot_mesh, track_fit, track_media
-        from ..tracking.cache import mark_used
-
-        from ..tracking import TrackerConfig
-        from ..tracking.cache import load_track, store_track, track_key
+        from ..tracking import FaceTracker, TrackerConfig
+        from ..tracking.cache import load_track, mark_used, store_track, track_key
         from ..tracking.runtime import runtime_name
 
         config = tracker.config if tracker else TrackerConfig()
@@ -332,8 +330,6 @@ class Session:
                               getattr(tracker, "runtime", None) or runtime_name(config))
         track = load_track(key_track, folder)
         if track is None and tracker is None:           # no warm tracker: the one that will run, keyed by its runtime
-            from ..tracking import FaceTracker
-
             tracker = FaceTracker(config)
             if tracker.runtime != runtime_name(config):
                 key_track = track_key(source_key, self.frames, self.face, config, tracker.runtime)
