@@ -365,7 +365,7 @@ def test_the_daemons_cached_models_are_keyed_by_their_builders(tmp_path, builds,
 def test_a_daemon_session_reads_the_occluder_mattes_of_the_shot(tmp_path, builds, monkeypatch):
     """The occluder mattes depend on the plate only: a daemon session stores those it found when it closes (0600,
     in its cache folder, as `ned-fx edit` stores its own), and a session with another emotion on the shot, or after
-    an edit of it, reads them instead of running the detector (d12: ~15 ms a frame at 512²), rendering the same
+    an edit of it, reads them instead of running the detector (d12: ~12 ms a frame at 512²), rendering the same
     pixels as the detector's mattes give."""
     from ned_fx.daemon.sessions import Session
     from ned_fx.occlusion import OcclusionDetector
