@@ -888,7 +888,8 @@ class MatteMemo:
         from .tracking.cache import store_private
 
         heads, crops, ends, values, end = [], [], [], [], 0
-        for (number, box), (white, check, matte) in sorted(self.entries.items()):
+        # (a snapshot: daemon sessions of one shot share a memo, and another may be adding to it)
+        for (number, box), (white, check, matte) in sorted(list(self.entries.items())):
             heads.append([number, *box, white, check])
             if matte is None:
                 crops.append([-1, -1, -1, -1])

@@ -396,6 +396,21 @@ def test_a_daemon_session_reads_the_occluder_mattes_of_the_shot(tmp_path, builds
     fresh = rendered("sad", memo=False)
     assert len(calls) == 6
     assert all(np.array_equal(a, b) for a, b in zip(second, fresh))
+    # sessions of the shot open at once share them at once (an artist's second emotion while the first is open)
+    folder = tmp_path / "live"
+    first = Session(clip, "0-5", None, EditInstruction(emotion="happy"), False, cache=folder)
+    first.analyse(None)
+    calls.clear()
+    for n in numbers:
+        first.render(first.read_frame(n))
+    assert len(calls) == 3
+    later = Session(clip, "0-5", None, EditInstruction(emotion="fearful"), False, cache=folder)
+    later.analyse(None)
+    for n in numbers:
+        later.render(later.read_frame(n))
+    assert len(calls) == 3, "a second session of an open shot ran the detector again"
+    later.close()
+    first.close()
     # ... and the mattes an edit of the shot found
     other = tmp_path / "other"
     monkeypatch.setenv("NED_FX_CACHE", str(other))

@@ -15,6 +15,7 @@ import stat
 import threading
 import time
 import uuid
+import weakref
 from pathlib import Path
 
 from ..errors import InvalidParameterError
@@ -39,6 +40,10 @@ OPEN_KEYS = {"path": str, "frames": str, "face": int,
 CACHE_VERSION = 2
 #: Frame numbers a request may name: ``0 <= n < MAX_FRAME_NUMBER`` (a 24-digit number is refused, not an overflow).
 MAX_FRAME_NUMBER = 10 ** 9
+#: the occluder mattes of the shots open in this daemon, one memo per (key, cache folder), shared by the sessions
+#: of a shot while any is open (each stores it when it closes)
+_MEMOS: "weakref.WeakValueDictionary" = weakref.WeakValueDictionary()
+_MEMOS_LOCK = threading.Lock()
 
 
 class Cancelled(Exception):
@@ -401,8 +406,14 @@ class Session:
             from ..appearance import MatteMemo, matte_cache_key
             from ..media.layers import LayerConfig
 
-            self.renderer.content.mattes = MatteMemo(
-                matte_cache_key(self.path, edited, self.frames, LayerConfig().yuv_conversion), folder=folder)
+            key = matte_cache_key(self.path, edited, self.frames, LayerConfig().yuv_conversion)
+            with _MEMOS_LOCK:       # sessions of the shot open at once share one memo: an artist's second emotion
+                memo = _MEMOS.get((key, str(folder))) if key is not None else None    # gets the first's at once
+                if memo is None:
+                    memo = MatteMemo(key, folder=folder)
+                    if key is not None:
+                        _MEMOS[(key, str(folder))] = memo
+            self.renderer.content.mattes = memo
         self.frame_numbers = [int(n) for n in track.frame_numbers]
         from ..cachefiles import trim_to_limit
 
