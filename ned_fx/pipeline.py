@@ -367,6 +367,7 @@ class EditSummary:
     restarted: str | None = None      # why a sequence output's frames already there were rendered again
     field_order: str | None = None    # an interlaced movie source's field order (MovieSource.field_order), kept
     wall_seconds: float = 0.0         # the whole edit, start to end (the stages' seconds overlap: they run at once)
+    track_cached: bool = False        # the shot's track was read from the analysis cache, not tracked again
 
     def fps(self) -> float:
         """Frames a second over the whole edit (its wall time; a summary without one: the stages' sum)."""
@@ -380,6 +381,7 @@ class _Clock:
 
         self.seconds = {s: 0.0 for s in STAGES}
         self.cpu = {s: 0.0 for s in STAGES}
+        self.track_cached = False
         self._lock = threading.Lock()
 
     def add(self, stage: str, started: float, cpu_started: float | None = None) -> float:
@@ -606,7 +608,8 @@ def _edit(path, output, kind, instruction, frames, face_id, preview, tracker_con
     kept.clear()
     if analysis_only:
         return EditSummary(output=str(output), frames=0, edited=(), passed_through={}, resumed=(),
-                           seconds=dict(clock.seconds), face_id=track.face_id, analysis=str(analysis))
+                           seconds=dict(clock.seconds), face_id=track.face_id, analysis=str(analysis),
+                           track_cached=clock.track_cached)
     # 3. render + composite every frame, write as we go (each output stamped with the edit's provenance)
     from .provenance import build_record
 
@@ -866,6 +869,7 @@ def _analyse(path, instruction, frames, face_id, tracker_config, manipulator_con
         if key is not None and tracker.runtime != runtime_name(config):     # auto fell back: key what ran
             key = track_key(fingerprint, frames, face_id, config, tracker.runtime)
             track = load_track(key)
+    clock.track_cached = track is not None
     if track is not None and progress:
         progress("tracking", track.num_frames, track.num_frames)
     if track is None:
@@ -1523,7 +1527,8 @@ def _render_shot(path, output, kind, track, edited, frames, preview, renderer_co
                        content_seconds={**shot.content.seconds, "warp": shot.warp_seconds}, layer=sink.layers.layer,
                        matte=sink.matte_where(), restarted=sink.restarted_frames(),
                        cpu_seconds={s: clock.cpu[s] for s in ("render", "composite", "encode")},
-                       field_order=sink.presentation.field_order if sink.presentation is not None else None)
+                       field_order=sink.presentation.field_order if sink.presentation is not None else None,
+                       track_cached=clock.track_cached)
 
 
 def _render_workers(shot: ShotRenderer, total: int, in_place: bool, width: int, height: int) -> int:

@@ -62,8 +62,10 @@ def test_second_edit_reads_the_cache_not_the_tracker(tmp_path, cache, capsys):
     assert stat.S_IMODE(os.stat(folder).st_mode) == 0o700
     assert stat.S_IMODE(os.stat(files[0]).st_mode) == 0o600
     assert not [p for p in folder.iterdir() if p.name.endswith(".tmp")]
+    assert "read from the analysis cache" not in capsys.readouterr().out
     _edit(clip, tmp_path / "b.####.png", "sad", "--frames", "0-5")
     assert len(runs) == 1, "the second edit of the same plate tracked again"
+    assert "the shot's track was read from the analysis cache" in capsys.readouterr().out   # the user is told
     _edit(clip, tmp_path / "c.####.png", "happy", "--frames", "0-5")
     assert len(runs) == 1
     # the cached track renders exactly what the first (tracked) edit rendered

@@ -215,6 +215,9 @@ def run(args) -> int:
     if s.resumed:
         print(f"kept {len(s.resumed)} frame(s) already written by the same edit: {describe_numbers(list(s.resumed))}")
     print("time per stage: " + ", ".join(f"{k} {v:.1f}s" for k, v in s.seconds.items()))
+    if s.track_cached:
+        print("the shot's track was read from the analysis cache (the plate's content is unchanged): not tracked "
+              "again; `--no-cache` tracks it afresh")
     print(f"wrote {s.output}" + (" (a patch: premultiplied alpha)" if s.layer == "patch" else "")
           + (" (signed: C2PA Content Credentials)" if s.signed else ""))
     if s.matte:
