@@ -95,7 +95,7 @@ class DaemonLink:
         keep = self.config.keep_daemon
         with open(self.log, "w") as out:
             self.proc = subprocess.Popen(self.command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         start_new_session=True, preexec_fn=None if keep else _die_with_parent())
+                                         start_new_session=True, preexec_fn=None if keep else _die_with_parent)
         deadline = time.monotonic() + self.config.start_timeout
         try:
             while True:
@@ -302,26 +302,14 @@ def _minimal_roots(paths: list[str]) -> list[str]:
     return out
 
 
-def _die_with_parent():
-    """Linux: what the private daemon's child runs between fork and exec so that it gets SIGTERM (a clean stop)
-    when the batch process dies, even by SIGKILL (PR_SET_PDEATHSIG); None where it cannot.
-
-    Resolved here, in the parent: the child only calls ``prctl``. Imported and loaded in the child, ctypes needed
-    the import lock and the dynamic loader's, which another thread of the batch (a shot, the watchdog, the
-    hasher) may hold at the fork -- a daemon restarted mid-run then hung between fork and exec, and the batch
-    with it (seen in a CI run: two batch tests that restart a killed daemon waited forever)."""
+def _die_with_parent() -> None:   # pragma: no cover - runs in the child between fork and exec
+    """Linux: the private daemon gets SIGTERM (a clean stop) when the batch process dies, even by SIGKILL."""
     try:
         import ctypes
 
-        prctl = ctypes.CDLL("libc.so.6", use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-    signum = int(signal.SIGTERM)
-
-    def child() -> None:   # pragma: no cover - runs in the child between fork and exec
-        prctl(1, signum)                                  # PR_SET_PDEATHSIG
-
-    return child
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGTERM))   # PR_SET_PDEATHSIG
+    except Exception:
+        pass
 
 
 def _read(path: Path) -> str:
