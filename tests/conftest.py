@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import functools
 import os
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -80,7 +82,11 @@ def footage(name: str) -> Path:
 
 
 def pytest_terminal_summary(terminalreporter):
-    """One clear line at the end when tests were skipped for want of the shared footage."""
+    """One clear line at the end when tests were skipped for want of the shared footage; the stacks of a test the
+    hang watchdog ended."""
+    folder = os.environ.get("NED_FX_TEST_HANGS")
+    for dump in sorted(Path(folder).glob("*.txt")) if folder and not os.environ.get("PYTEST_XDIST_WORKER") else []:
+        terminalreporter.write_line(dump.read_text(errors="replace"), red=True)
     skipped = [r for r in terminalreporter.stats.get("skipped", [])
                if NO_FOOTAGE in str(getattr(r, "longrepr", ""))]
     if skipped:
@@ -278,6 +284,42 @@ def _seen(name: str, batch_size: int, first_crop_passes: int | None = None) -> l
 _trackers: dict = {}
 
 
+#: Seconds a test may run before the hang watchdog ends its process: past pytest-timeout's own limit (pyproject),
+#: which raises in the main thread, for a hang that outlives that (a teardown that joins a thread stuck for good).
+HANG_S = 420.0
+_running: dict = {}
+
+
+def pytest_runtest_logstart(nodeid, location):
+    _running.update(nodeid=nodeid, since=time.monotonic())
+    if "watchdog" not in _running:
+        _running["watchdog"] = threading.Thread(target=_watch_for_hangs, name="test-hang-watchdog", daemon=True)
+        _running["watchdog"].start()
+
+
+def pytest_runtest_logfinish(nodeid, location):
+    _running.update(nodeid=None, since=None)
+
+
+def _watch_for_hangs() -> None:
+    """A test that runs past HANG_S: every thread's stack on stderr, then this (worker) process ends, so that the
+    run reports it (xdist: "worker crashed", the test failed) and goes on instead of hanging until CI's limit."""
+    import faulthandler
+    import sys
+
+    while True:
+        time.sleep(5.0)
+        since, nodeid = _running.get("since"), _running.get("nodeid")
+        if since is not None and time.monotonic() - since > HANG_S:
+            folder = os.environ.get("NED_FX_TEST_HANGS") if os.environ.get("PYTEST_XDIST_WORKER") else None
+            with open(Path(folder) / f"{os.getpid()}.txt" if folder else "/dev/stderr", "w") as out:
+                out.write(f"HANG: {nodeid} ran past {HANG_S:g}s; every thread's stack:\n")
+                out.flush()
+                faulthandler.dump_traceback(file=out, all_threads=True)
+            sys.stderr.flush()
+            os._exit(70)
+
+
 @functools.lru_cache(maxsize=None)
 def _engines():
     from ned_fx.tracking.engine import load_engines
@@ -299,10 +341,22 @@ def _cores() -> int:
         return os.cpu_count() or 1
 
 
+def pytest_unconfigure(config):
+    folder = os.environ.get("NED_FX_TEST_HANGS")
+    if folder and not os.environ.get("PYTEST_XDIST_WORKER"):
+        import shutil
+
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def pytest_configure(config):
     """In a worker of ``-n`` (pyproject's addopts) the libraries' thread pools take this worker's share of the cores
     (``OMP_NUM_THREADS``, read when torch starts; a value the user set is kept): workers x threads = cores, as the
     product itself keeps to half the cores by default (ned_fx.threads)."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):          # the hang watchdog's stack dumps (see HANG_S)
+        import tempfile
+
+        os.environ["NED_FX_TEST_HANGS"] = tempfile.mkdtemp(prefix="ned-fx-test-hangs-")
     workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
     if workers and "OMP_NUM_THREADS" not in os.environ:
         os.environ["OMP_NUM_THREADS"] = str(max(1, _cores() // int(workers)))

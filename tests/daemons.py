@@ -37,7 +37,7 @@ class Daemon:
             [sys.executable, "-m", "ned_fx.commands.serve", "--port", str(self.port), "--root", str(FOOTAGE.parent),
              *extra, *args], cwd=REPO, stdout=subprocess.PIPE, stderr=self.log, text=True,
             env={**os.environ, **env} if env else None,
-            preexec_fn=(lambda: os.umask(umask)) if umask is not None else None)
+            umask=-1 if umask is None else umask)        # set by subprocess in C: no Python between fork and exec
         STARTED.append(self)
         line = self.proc.stdout.readline()   # "ned-fx serve: ready on tcp://…" once the engines are loaded
         if "ready on" not in line:

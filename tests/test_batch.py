@@ -5,6 +5,7 @@ one short real-engine run."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -432,6 +433,62 @@ def test_a_private_daemon_that_dies_is_restarted_and_the_shot_resumes(tmp_path, 
     assert time.monotonic() - t < 30, "a dead private daemon is noticed at once, not after the request timeout"
     with pytest.raises(ProcessLookupError):
         os.kill(link.pid, 0)
+
+
+def _children(pid: int) -> list[int]:
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            kids.append(int(stat.parent.name))
+    return kids
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the daemon through /proc")
+def test_a_killed_batch_takes_its_private_daemon_down(tmp_path):
+    """SIGKILL a batch that started a private daemon: the daemon stops by itself (it watches the batch's pid; no
+    code runs between fork and exec in the batch, which has threads), while a kept one (--keep-daemon) stays."""
+    d12 = footage("d12.mp4")
+    (tmp_path / "shots.yaml").write_text(f"shots:\n  - {{name: long, input: {d12}, output: out/long.####.png, "
+                                         f"frames: 0-182}}\n")
+    env = {**os.environ, "NED_FX_HOME": str(tmp_path / "home")}
+
+    def run_and_kill(*extra: str) -> int:
+        cmd = [sys.executable, "-m", "ned_fx.cli", "batch", str(tmp_path / "shots.yaml"), "--daemon",
+               f"tcp://127.0.0.1:{free_port()}", "--engine", "identity", "-q", "--no-contact-sheets", *extra]
+        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            deadline = time.monotonic() + 90
+            while not list((tmp_path / "out").glob("long.*.png")):
+                assert proc.poll() is None, proc.stderr.read().decode()
+                assert time.monotonic() < deadline, "the batch wrote no frames"
+                time.sleep(0.02)
+            (daemon,) = _children(proc.pid)
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(10)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        return daemon
+
+    daemon = run_and_kill()
+    deadline = time.monotonic() + 20
+    while Path(f"/proc/{daemon}").exists() and Path(f"/proc/{daemon}/stat").read_text().split()[2] != "Z":
+        assert time.monotonic() < deadline, "the private daemon outlived its batch"
+        time.sleep(0.05)
+
+    for p in (tmp_path / "out").glob("*"):
+        p.unlink()
+    kept = run_and_kill("--keep-daemon")
+    try:
+        time.sleep(1.0)
+        os.kill(kept, 0)                        # a kept daemon is still there
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(kept, signal.SIGKILL)
 
 
 def test_a_shots_face_content_options_reach_the_daemon_and_key_its_frames(identity, tmp_path):

@@ -62,9 +62,12 @@ def test_ctrl_c_reports_interrupted_not_started_and_the_frames_on_disk(identity,
     out = tmp_path / "out"
     # a shell without job control starts a background job (`pytest ... &`) with SIGINT ignored, and a child
     # inherits an ignored signal: Python then leaves Ctrl-C ignored, as a background job should. The user's
-    # batch runs in the foreground: give it the default disposition whatever started pytest
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    # batch runs in the foreground: give it Python's own Ctrl-C handling whatever started pytest (in the child
+    # itself: a preexec_fn would run Python between fork and exec in this threaded process)
+    foreground = ("import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+                  "sys.argv[0] = 'ned-fx'; runpy.run_module('ned_fx.cli', run_name='__main__', alter_sys=True)")
+    proc = subprocess.Popen([sys.executable, "-c", foreground, *cmd[3:]], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 60
         # as soon as the first shot has frames on disk (the identity engine is fast: waiting for 10 let a warm

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import signal
 import subprocess
 import sys
 import threading
@@ -84,7 +83,8 @@ class DaemonLink:
                 f"`ned-fx serve --root FOLDER` (FOLDER holding the plates), give its endpoint with --daemon, or leave "
                 f"out --no-start so that ned-fx batch starts a private one")
         command = [sys.executable, "-m", "ned_fx.commands.serve", "--port", "0", "--engine", config.engine,
-                   "--device", config.device, *[a for r in _minimal_roots(roots) for a in ("--root", r)]]
+                   "--device", config.device, *[a for r in _minimal_roots(roots) for a in ("--root", r)],
+                   *(() if config.keep_daemon else ("--parent-pid", str(os.getpid())))]
         link = cls("", started=True, command=command, config=config)
         link._start()
         return link
@@ -92,10 +92,9 @@ class DaemonLink:
     def _start(self) -> None:
         self.log = new_daemon_log(self.config.daemon_logs, self.config.keep_logs)
         self.logs.append(self.log)
-        keep = self.config.keep_daemon
-        with open(self.log, "w") as out:
+        with open(self.log, "w") as out:          # no preexec_fn: nothing of Python runs between fork and exec
             self.proc = subprocess.Popen(self.command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         start_new_session=True, preexec_fn=None if keep else _die_with_parent)
+                                         start_new_session=True)
         deadline = time.monotonic() + self.config.start_timeout
         try:
             while True:
@@ -300,16 +299,6 @@ def _minimal_roots(paths: list[str]) -> list[str]:
         if not any(f == o or f.startswith(o.rstrip(os.sep) + os.sep) for o in out):
             out.append(f)
     return out
-
-
-def _die_with_parent() -> None:   # pragma: no cover - runs in the child between fork and exec
-    """Linux: the private daemon gets SIGTERM (a clean stop) when the batch process dies, even by SIGKILL."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGTERM))   # PR_SET_PDEATHSIG
-    except Exception:
-        pass
 
 
 def _read(path: Path) -> str:

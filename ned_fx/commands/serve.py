@@ -75,6 +75,9 @@ def add_options(p: argparse.ArgumentParser) -> None:
                    "rounded up to 64 px, so frames of different clients' shots share engine calls")
     p.add_argument("--no-local-lane", action="store_true",
                    help="no Unix-domain socket for same-host shared-memory renders (they then use the ZeroMQ socket)")
+    p.add_argument("--parent-pid", type=int, metavar="PID",
+                   help="stop (finishing in-flight work) when process PID ends, e.g. the batch that started this "
+                   "daemon, even if it was killed")
     audit = p.add_mutually_exclusive_group()
     audit.add_argument("--audit-log", metavar="FILE",
                        help="append-only JSON-lines audit log (default $NED_FX_HOME/audit.jsonl); shared safely "
@@ -126,6 +129,8 @@ def run(args) -> int:
     info = daemon.load()
     bound = daemon.bind()
     daemon.install_signals()
+    if args.parent_pid:
+        daemon.watch_parent(args.parent_pid)
     print(f"ned-fx serve: ready on {bound} engine={info['engine']} backend={info['backend']} "
           f"device={info['device']} render={info.get('renderer', {}).get('path', 'none')}", flush=True)
     if daemon.lane is not None:

@@ -894,6 +894,36 @@ class Daemon:
                 **({"batching": self._batcher.describe()} if self._batcher is not None else {}),
                 "audit_log": str(self.audit.path) if self.audit is not None else None}
 
+    def watch_parent(self, pid: int, interval: float = 0.25) -> threading.Thread:
+        """Stop (as on SIGTERM: in-flight work finishes) when process ``pid`` ends, e.g. the batch that started this
+        daemon, even when it was killed with SIGKILL. Nothing runs in the starting process between fork and exec
+        (``preexec_fn`` is unsafe in a threaded process: a child can hang there for good), so the daemon watches.
+        When ``pid`` is this process's parent, a changed parent pid says it ended (no pid-reuse race)."""
+        parent = os.getppid() == pid
+
+        def gone() -> bool:
+            if parent:
+                return os.getppid() != pid
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return True
+            except PermissionError:
+                return False
+            return False
+
+        def watch() -> None:
+            while not self.stopping:
+                if gone():
+                    self.log(f"process {pid} that started this daemon ended: finishing in-flight work, then stopping")
+                    self.stopping = True
+                    return
+                time.sleep(interval)
+
+        thread = threading.Thread(target=watch, name="ned-fx-parent-watch", daemon=True)
+        thread.start()
+        return thread
+
     def install_signals(self) -> None:
         def stop(signum, _frame):
             self.log(f"signal {signum}: finishing in-flight work, then stopping")
