@@ -500,15 +500,11 @@ class Session:
             self.source.close()
             self.source = None
         mattes = getattr(getattr(self.renderer, "content", None), "mattes", None)
-        # (not while a render adds to it; a render still running after a second keeps its mattes unsaved rather
-        # than hold up the daemon's loop)
-        if mattes is not None and self.lock.acquire(timeout=1.0):
+        if mattes is not None:      # (it saves a snapshot: a render of this or another session may be adding)
             try:
                 mattes.save()
-            except Exception:                    # an unwritable cache only costs the next session the detector
+            except Exception:       # an unwritable cache only costs the next session the detector
                 pass
-            finally:
-                self.lock.release()
 
 
 def _iso(t: float) -> str:
