@@ -853,27 +853,17 @@ def _analyse(path, instruction, frames, face_id, tracker_config, manipulator_con
 
     t0 = time.perf_counter()
     config = tracker_config or TrackerConfig()
-    track = key = None
+    track = key = tracker = None
     if cache:
         from .media import source_fingerprint
-        from .tracking.cache import load_track, track_key
-        from .tracking.runtime import runtime_name
+        from .tracking.cache import find_track
 
-        fingerprint = source_fingerprint(path)
-        key = track_key(fingerprint, frames, face_id, config, runtime_name(config))
-        track = load_track(key)
-    if track is None:
-        from .tracking import FaceTracker
-
-        tracker = FaceTracker(config)
-        if key is not None and tracker.runtime != runtime_name(config):     # auto fell back: key what ran
-            key = track_key(fingerprint, frames, face_id, config, tracker.runtime)
-            track = load_track(key)
+        track, key, tracker = find_track(source_fingerprint(path), frames, face_id, config)
     clock.track_cached = track is not None
     if track is not None and progress:
         progress("tracking", track.num_frames, track.num_frames)
-    if track is None:
-        track = track_media(path, tracker.config, frames=frames, face_id=face_id, tracker=tracker,
+    if track is None:            # (tracked by find_track's tracker on a miss, else by one track_media makes)
+        track = track_media(path, config, frames=frames, face_id=face_id, tracker=tracker,
                             progress=(lambda d, n: progress("tracking", d, n)) if progress else None, keep=keep)
         from .tracking.cache import as_cached, store_track
 

@@ -311,9 +311,8 @@ class Session:
             return
         from .. import manipulation
         from ..pipeline import ShotRenderer, check_one_shot, plan_edit, shot_mesh, track_fit, track_media
-        from ..tracking import FaceTracker, TrackerConfig
-        from ..tracking.cache import load_track, mark_used, store_track, track_key
-        from ..tracking.runtime import runtime_name
+        from ..tracking import TrackerConfig
+        from ..tracking.cache import find_track, mark_used, store_track
 
         config = tracker.config if tracker else TrackerConfig()
         if self.ignore_cuts:            # no cut detection, as `ned-fx edit --ignore-cuts` (the warm tracker's engines)
@@ -324,21 +323,12 @@ class Session:
                 config = dataclasses.replace(config, cut_threshold=0.0)
         if self.colorspace:
             config = dataclasses.replace(config, colorspace=self.colorspace)
-        # the track's key is `ned-fx edit`'s (tracking.cache.track_key: the source's content, range, face, the
-        # tracker's settings, the runtime that runs its networks, the tracking and decoding code), in the same
-        # folder: a shot tracked by an edit opens in a host without tracking again, and the other way round.
-        # (onnxruntime and PyTorch tracks differ within the tracker's tolerance: a fallback to PyTorch is keyed as
-        # PyTorch, as the edit keys it)
-        source_key = fingerprint(self.path)
+        # the track is looked up as `ned-fx edit` looks it up (tracking.cache.find_track: its key holds the source's
+        # content, range, face, the tracker's settings, the runtime that runs its networks, the tracking and decoding
+        # code), in the same folder: a shot tracked by an edit opens in a host without tracking again, and the other
+        # way round
         folder = self.cache
-        key_track = track_key(source_key, self.frames, self.face, config,
-                              getattr(tracker, "runtime", None) or runtime_name(config))
-        track = load_track(key_track, folder)
-        if track is None and tracker is None:           # no warm tracker: the one that will run, keyed by its runtime
-            tracker = FaceTracker(config)
-            if tracker.runtime != runtime_name(config):
-                key_track = track_key(source_key, self.frames, self.face, config, tracker.runtime)
-                track = load_track(key_track, folder)
+        track, key_track, tracker = find_track(fingerprint(self.path), self.frames, self.face, config, tracker, folder)
         key_edit = _key("edit", key_track, sorted(self.instruction.as_params().items()), _code("manipulation"))
         epath = folder / f"edit-{key_edit}.npz"
         from .auth import private_dir, private_file

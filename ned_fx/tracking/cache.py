@@ -73,6 +73,27 @@ def _own_code_digest() -> str:
     return code_digest(Path(__file__).resolve().parent.parent)
 
 
+def find_track(fingerprint: str, frames: str | None, face_id: int | None, config: TrackerConfig, tracker=None,
+               folder: Path | None = None) -> tuple[Track | None, str, object]:
+    """The cached track of a shot, as ``ned-fx edit`` and a daemon session look it up: ``(track or None, key,
+    tracker)``. It is keyed by the runtime that runs the networks: ``tracker``'s (a warm one), else ``config``'s;
+    on a miss without a tracker, the one made here (returned, for the tracking run), whose runtime may have
+    fallen back (onnxruntime -> PyTorch: their tracks differ within the tracker's tolerance, so that key is looked
+    up instead)."""
+    from .runtime import runtime_name
+
+    key = track_key(fingerprint, frames, face_id, config, getattr(tracker, "runtime", None) or runtime_name(config))
+    track = load_track(key, folder)
+    if track is None and tracker is None:
+        from .tracker import FaceTracker
+
+        tracker = FaceTracker(config)
+        if tracker.runtime != runtime_name(config):
+            key = track_key(fingerprint, frames, face_id, config, tracker.runtime)
+            track = load_track(key, folder)
+    return track, key, tracker
+
+
 def track_path(key: str, folder: Path | None = None) -> Path:
     return Path(folder or cache_dir()) / f"track-{key}.npz"
 
