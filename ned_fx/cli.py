@@ -141,12 +141,19 @@ def cmd_demo(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     plate = write_image(out / "astronaut.png", demo_image())
     emotion = args.emotion or "happy"
+    config = tracker_config(args)
     summary = edit_media(plate, out / f"astronaut_{emotion}.png", EditInstruction(emotion=emotion,
                          intensity=1.0 if args.intensity is None else args.intensity),
-                         preview=out / "astronaut_before_after.png", tracker_config=tracker_config(args))
+                         preview=out / "astronaut_before_after.png", tracker_config=config, track_cache=True)
     if not summary.edited:
         raise NedFxError(f"the demo edited nothing ({summary.passed_through}); the pipeline is broken")
-    track = track_media(plate, tracker_config(args))
+    # the track the edit made (or read), from the analysis cache as `ned-fx edit` keeps it: not tracked twice
+    from .media import source_fingerprint
+    from .tracking.cache import find_track
+
+    track, _, tracker = find_track(source_fingerprint(plate), None, None, config)
+    if track is None:                   # the cache could not be written (read-only home): track it here
+        track = track_media(plate, config, tracker=tracker)
     write_to_file(track, out / "astronaut_track.npz")
     overlay = next(iter(overlay_frames([display_plate(read_image(plate))], track)))
     write_image(out / "astronaut_tracked.png", overlay)
