@@ -77,6 +77,25 @@ def test_csv_reads_the_same_shots_as_yaml(tmp_path):
     assert csv_list.shots == yaml_list.shots
 
 
+@pytest.mark.parametrize("sep", [";", "\t"])
+def test_a_spreadsheet_s_csv_with_semicolons_or_tabs_and_decimal_commas(tmp_path, sep):
+    """What Excel or LibreOffice writes where the decimal mark is a comma (cells separated by ";", 0,8 for 0.8, a
+    byte-order mark first), or a tab-separated export: the same shots as the comma CSV; a region list's commas
+    are kept."""
+    comma = ("name,input,output,frames,emotion,intensity,regions,shutter_angle\n"
+             'sh010,plates/sh010.####.exr,out/sh010.####.exr,1001-1005x2,happy,0.8,"all,-mouth",172.8\n'
+             "take3,takes/take3.mov,out/take3_sad.mov,,sad,1,,\n")
+    other = ("\ufeff" + f"name{sep}input{sep}output{sep}frames{sep}emotion{sep}intensity{sep}regions{sep}shutter_angle\n"
+             f"sh010{sep}plates/sh010.####.exr{sep}out/sh010.####.exr{sep}1001-1005x2{sep}happy{sep}0,8{sep}"
+             f"all,-mouth{sep}172,8\n"
+             f"take3{sep}takes/take3.mov{sep}out/take3_sad.mov{sep}{sep}sad{sep}1{sep}{sep}\n")
+    expected = read_from_file(write(tmp_path, "comma.csv", comma))
+    got = read_from_file(write(tmp_path, "spreadsheet.csv", other))
+    assert got.shots == expected.shots
+    assert got.shots[0].intensity == 0.8 and got.shots[0].shutter_angle == 172.8
+    assert got.shots[0].regions == expected.shots[0].regions and "," in str(got.shots[0].regions)
+
+
 @pytest.mark.parametrize("ext", ["yaml", "csv", "otio"])
 def test_each_format_writes_back_what_it_reads(tmp_path, ext):
     original = read_from_file(write(tmp_path, "shots.yaml", YAML))

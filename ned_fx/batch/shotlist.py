@@ -1,7 +1,7 @@
 """The shot-list format shared by ``ned-fx batch``, ``ned-fx farm submit`` and the Resolve bridge.
 
-A shot list is YAML (``.yaml``/``.yml``), CSV (``.csv``, one row per shot, the same keys as columns) or an
-OpenTimelineIO timeline (``.otio``/``.otioz``). Relative paths are relative to the shot list's folder::
+A shot list is YAML (``.yaml``/``.yml``), CSV (``.csv``, one row per shot, the same keys as columns; cells
+separated by ``,``, or by ``;`` with decimal commas, or tabs, as the header row shows) or an OpenTimelineIO timeline (``.otio``/``.otioz``). Relative paths are relative to the shot list's folder::
 
     version: 1
     defaults:                         # optional: applied to every shot that does not set the key
@@ -318,7 +318,8 @@ def _read_csv(text: str, base: Path, where: str, name: str) -> ShotList:
     lines = [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
     if not lines:
         raise ShotListError(f"{where}: the CSV is empty; its first row names the columns ({', '.join(SHOT_KEYS)})")
-    reader = csv.reader(io.StringIO("\n".join(lines)))
+    delimiter = _csv_delimiter(lines[0])
+    reader = csv.reader(io.StringIO("\n".join(lines)), delimiter=delimiter)
     rows = list(reader)
     header = [h.strip() for h in rows[0]]
     unknown = [h for h in header if h not in SHOT_KEYS]
@@ -333,11 +334,30 @@ def _read_csv(text: str, base: Path, where: str, name: str) -> ShotList:
         if len(row) > len(header):
             raise ShotListError(f"{where}: row {i} has {len(row)} cells but the header names {len(header)} columns")
         values = {k: (v.strip() or None) for k, v in zip(header, row)}
+        if delimiter != ",":        # a spreadsheet that separates cells with ";" writes 0,8 for 0.8
+            for k in _FLOAT_KEYS + ("shutter_angle",):
+                if values.get(k) and re.fullmatch(r"-?\d+,\d+", values[k]):
+                    values[k] = values[k].replace(",", ".")
         if any(v is not None for v in values.values()):
             entries.append((f"row {i}", values))
     if not entries:
         raise ShotListError(f"{where}: the CSV has a header but no shots")
     return _build(entries, {}, base, where, name, 1)
+
+
+def _csv_delimiter(header: str) -> str:
+    """The cell separator of a CSV shot list, read off its header row (column names only): ``,``, or ``;`` (what a
+    spreadsheet writes where the decimal mark is a comma) or a tab, where that one splits the row into columns
+    and the comma does not."""
+    def cells(sep: str) -> list[str]:
+        return [c.strip().strip('"').strip() for c in header.split(sep)]
+
+    if len(cells(",")) > 1 or header.count(";") + header.count("\t") == 0:
+        return ","
+    for sep in (";", "\t"):
+        if len(cells(sep)) > 1 and all(c in SHOT_KEYS for c in cells(sep)):
+            return sep
+    return ";" if header.count(";") >= header.count("\t") else "\t"
 
 
 def _read_otio(p: Path, base: Path) -> ShotList:
