@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -496,3 +497,36 @@ def test_a_holdout_beside_a_read_that_shifts_frame_numbers_is_baked_at_the_sourc
     node["analyse"].execute()
     _settle(nk, node)
     assert {p.name: p.stat().st_mtime_ns for p in Path(held).parent.glob("hold.*.exr")} == stamps, "unchanged: kept"
+
+
+_HOST = """
+import sys, time
+from ned_fx.hosts import local_daemon
+
+d = local_daemon.start(sys.executable, [sys.argv[1]], ["--engine", "identity", "--no-audit-log"], log_dir=sys.argv[1])
+print(d.proc.pid, flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_blade_killed_by_its_farm_manager_takes_its_daemon_down(tmp_path):
+    """A farm manager SIGKILLs a blade (no atexit runs): the daemon the blade started stops by itself (it watches
+    the blade's pid) instead of holding the blade's memory and GPU."""
+    import signal
+
+    host = subprocess.Popen([sys.executable, "-c", _HOST, str(tmp_path)], stdout=subprocess.PIPE, text=True,
+                            cwd=tmp_path)
+    try:
+        daemon = int(host.stdout.readline())
+        os.kill(daemon, 0)
+        host.send_signal(signal.SIGKILL)
+        host.wait(10)
+    finally:
+        if host.poll() is None:
+            host.kill()
+    deadline = time.monotonic() + 20
+    while Path(f"/proc/{daemon}").exists() and Path(f"/proc/{daemon}/stat").read_text().split()[2] != "Z":
+        assert time.monotonic() < deadline, "the blade's daemon outlived it"
+        time.sleep(0.05)
+    log = next(tmp_path.glob("ned_fx_local_daemon-*.log")).read_text()
+    assert "that started this daemon ended" in log, log[-2000:]

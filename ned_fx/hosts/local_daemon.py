@@ -1,6 +1,7 @@
 """A private daemon for a host process that finds none — a render blade running ``nuke -x`` on a script with an
 Emotion Director: ``PYTHON -m ned_fx.commands.serve --port 0`` on loopback (a free port), allowed to read only
-the folders the host names, stopped when the host process exits.
+the folders the host names, stopped when the host process exits (it watches the host's pid: also when the host
+is killed).
 
 ``PYTHON`` is the Python of a ned_fx install on that machine (its venv: the engines load there, never in the
 host's Python). Standard library only.
@@ -70,8 +71,11 @@ def start(python: str, roots: Sequence[str | os.PathLike], extra_args: Sequence[
     folder = Path(log_dir or tempfile.gettempdir())
     folder.mkdir(parents=True, exist_ok=True)
     log = folder / f"ned_fx_local_daemon-{os.getpid()}-{time.time_ns()}.log"
+    # --parent-pid: the daemon stops when this host process ends, even killed (a farm manager's SIGKILL of a blade
+    # runs no atexit): no daemon is left holding the blade's memory and GPU
     command = [python, "-m", "ned_fx.commands.serve", "--port", "0",
-               *[a for r in dict.fromkeys(str(r) for r in roots) for a in ("--root", r)], *extra_args]
+               *[a for r in dict.fromkeys(str(r) for r in roots) for a in ("--root", r)],
+               "--parent-pid", str(os.getpid()), *extra_args]
     root = Path(__file__).resolve().parents[2]
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(root), env.get("PYTHONPATH", "")) if p)
