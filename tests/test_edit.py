@@ -149,6 +149,33 @@ def test_a_sneer_keeps_the_talker_s_mouth_following_the_source():
     test_mouth_follows_the_source_and_no_jitter_is_added("WDA_AlexandriaOcasioCortez_000.mp4", "disgusted")
 
 
+def test_a_phone_photo_stored_sideways_is_edited_upright_and_written_upright(tmp_path):
+    """A portrait taken with the phone turned is stored sideways with EXIF orientation 6: the face is tracked and
+    edited upright (the same pixels as editing the upright picture), and the output is written upright with no
+    orientation tag, so it shows as the input does (it was written sideways and untagged: shown on its side)."""
+    from PIL import Image
+
+    upright = read_image(footage("d19.jpg")).pixels
+    exif = Image.Exif()
+    exif[0x0112] = 6                                       # shown turned 90 degrees clockwise
+    Image.fromarray(np.ascontiguousarray(np.rot90(upright))).save(tmp_path / "phone.jpg", exif=exif.tobytes(),
+                                                                   quality=95)
+    shown = read_image(tmp_path / "phone.jpg")
+    assert shown.pixels.shape == upright.shape
+    assert np.abs(shown.pixels.astype(int) - upright).mean() < 2, "read upright (up to the JPEG's own loss)"
+    write_image(tmp_path / "upright.png", shown)
+    happy = EditInstruction(emotion="happy")
+    from_phone = edit_media(tmp_path / "phone.jpg", tmp_path / "phone_happy.png", happy)
+    from_upright = edit_media(tmp_path / "upright.png", tmp_path / "upright_happy.png", happy)
+    assert from_phone.edited == from_upright.edited == (0,)
+    out = read_image(tmp_path / "phone_happy.png").pixels
+    np.testing.assert_array_equal(out, read_image(tmp_path / "upright_happy.png").pixels)
+    assert np.abs(out.astype(int) - shown.pixels).max() > 20, "the face was edited"
+    edit_media(tmp_path / "phone.jpg", tmp_path / "phone_happy.jpg", happy)
+    written = Image.open(tmp_path / "phone_happy.jpg")
+    assert written.getexif().get(0x0112) in (None, 1) and written.size == (upright.shape[1], upright.shape[0])
+
+
 def test_smile_keeps_the_teeth_visible():
     """A smile on an open talking mouth shows the source's teeth, not a dark hole (d12, frame 60)."""
     rgb, _ = decode_rgb("d12.mp4")

@@ -546,6 +546,35 @@ def test_a_portrait_phone_movie_reads_upright(tmp_path, rotation):
         assert src.rotation == 0 and (src.width, src.height) == (64, 48)
 
 
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_a_photo_tagged_with_an_exif_orientation_reads_upright(tmp_path, orientation):
+    """A phone or camera stores a picture taken sideways as the sensor saw it and tags how to show it (EXIF
+    orientation 1-8; TIFF's Orientation tag the same): it reads as a viewer shows it -- PIL's own mapping of each
+    tag, applied to the stored pixels -- with the upright size."""
+    import cv2
+    import tifffile
+    from PIL import Image
+
+    from ned_fx.media import probe_image_size
+
+    stored = _smooth_rgb(48, 64, 3)
+    stored[:6, :10] = 255                                           # a white corner: tells every turn and mirror
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(stored).save(tmp_path / "photo.jpg", exif=exif.tobytes(), quality=95)
+    decoded = cv2.cvtColor(cv2.imread(str(tmp_path / "photo.jpg"), cv2.IMREAD_UNCHANGED), cv2.COLOR_BGR2RGB)
+    turn = {2: Image.FLIP_LEFT_RIGHT, 3: Image.ROTATE_180, 4: Image.FLIP_TOP_BOTTOM, 5: Image.TRANSPOSE,
+            6: Image.ROTATE_270, 7: Image.TRANSVERSE, 8: Image.ROTATE_90}
+    shown = np.asarray(Image.fromarray(decoded).transpose(turn[orientation])) if orientation in turn else decoded
+    got = read_image(tmp_path / "photo.jpg").pixels
+    np.testing.assert_array_equal(got, shown)
+    assert probe_image_size(tmp_path / "photo.jpg") == (shown.shape[1], shown.shape[0])
+    tifffile.imwrite(tmp_path / "photo.tif", stored, photometric="rgb", extratags=[(274, 3, 1, orientation, False)])
+    np.testing.assert_array_equal(read_image(tmp_path / "photo.tif").pixels,
+                                  np.asarray(Image.fromarray(stored).transpose(turn[orientation]))
+                                  if orientation in turn else stored)
+
+
 def test_a_movie_s_rotation_is_read_once_per_version_of_the_file(tmp_path, monkeypatch):
     """An edit asks for the rotation up to 8 times (the source and each cache key's fingerprint), and each read
     opened the movie and decoded a frame: it is read once per file version; a file rewritten in place (another

@@ -104,7 +104,8 @@ def _frame_from_cv2(img: np.ndarray, path: Path, number: int | None) -> Frame:
 
 
 def _read_cv2(path: Path, number: int | None) -> Frame:
-    """PNG, JPEG, BMP (and TIFF layouts tifffile leaves to OpenCV) through ``cv2.imdecode``."""
+    """PNG, JPEG, BMP (and TIFF layouts tifffile leaves to OpenCV) through ``cv2.imdecode``; a JPEG upright as its
+    EXIF orientation says (:func:`upright`)."""
     import cv2
 
     data = _read_bytes(path, number)
@@ -118,7 +119,63 @@ def _read_cv2(path: Path, number: int | None) -> Frame:
         raise UnreadableMediaError(
             f"{_where(path, number)}: cannot be decoded as {kind}; the file is corrupt, truncated or not really "
             f"a {kind} file")
-    return _frame_from_cv2(img, path, number)
+    return _frame_from_cv2(upright(img, jpeg_orientation(data)), path, number)
+
+
+def upright(pixels: np.ndarray, orientation: int) -> np.ndarray:
+    """A still's pixels (H x W [x C]) as a viewer shows them, given its EXIF/TIFF orientation (1: as stored; 2-8:
+    mirrored and/or turned, as a phone or camera tags a picture taken sideways). The edit and its output are
+    upright: the output is written without an orientation tag and shows as the input does."""
+    if orientation == 2:
+        return pixels[:, ::-1]
+    if orientation == 3:
+        return pixels[::-1, ::-1]
+    if orientation == 4:
+        return pixels[::-1]
+    if orientation == 5:
+        return pixels.swapaxes(0, 1)
+    if orientation == 6:
+        return pixels.swapaxes(0, 1)[:, ::-1]
+    if orientation == 7:
+        return pixels.swapaxes(0, 1)[::-1, ::-1]
+    if orientation == 8:
+        return pixels.swapaxes(0, 1)[::-1]
+    return pixels
+
+
+def jpeg_orientation(data: bytes) -> int:
+    """The EXIF orientation (1-8) of a JPEG file's bytes; 1 when it has none (or is not a JPEG, or its EXIF is
+    malformed: read as stored)."""
+    import struct
+
+    if data[:2] != b"\xff\xd8":
+        return 1
+    i = 2
+    try:
+        while i + 4 <= len(data) and data[i] == 0xFF:
+            marker = data[i + 1]
+            if marker in (0xD9, 0xDA):             # end of image, start of scan: no more metadata
+                return 1
+            size = struct.unpack(">H", data[i + 2:i + 4])[0]
+            body = data[i + 4:i + 2 + size]
+            if marker == 0xE1 and body[:6] == b"Exif\x00\x00":
+                tiff = body[6:]
+                order = {b"II": "<", b"MM": ">"}.get(tiff[:2])
+                if order is None:
+                    return 1
+                ifd = struct.unpack(order + "I", tiff[4:8])[0]
+                count = struct.unpack(order + "H", tiff[ifd:ifd + 2])[0]
+                for k in range(count):
+                    entry = tiff[ifd + 2 + 12 * k:ifd + 14 + 12 * k]
+                    tag, kind = struct.unpack(order + "HH", entry[:4])
+                    if tag == 0x0112 and kind == 3:
+                        value = struct.unpack(order + "H", entry[8:10])[0]
+                        return value if 1 <= value <= 8 else 1
+                return 1
+            i += 2 + size
+    except (struct.error, IndexError):
+        return 1
+    return 1
 
 
 def _read_tiff(path: Path, number: int | None) -> Frame:
@@ -133,6 +190,8 @@ def _read_tiff(path: Path, number: int | None) -> Frame:
             axes = page.axes
             extras = tuple(int(e) for e in (page.extrasamples or ()))
             arr = page.asarray()
+            orientation = page.tags.get(274)            # TIFF's Orientation, as EXIF's
+            orientation = int(orientation.value) if orientation is not None else 1
     except (KeyError, NotImplementedError, ImportError):
         # compression or layout tifffile cannot decode without extra codecs: let OpenCV try
         return _read_cv2(path, number)
@@ -153,6 +212,7 @@ def _read_tiff(path: Path, number: int | None) -> Frame:
     if arr.ndim != 3:
         raise UnsupportedFormatError(f"{_where(path, number)}: TIFF layout {axes!r} is not supported (need one "
                                      f"2-D picture per page)")
+    arr = upright(arr, orientation if 1 <= orientation <= 8 else 1)
     base: tuple[str, ...] = ("R", "G", "B") if photometric == rgb else ("Y",)
     names = list(base[: arr.shape[2]])
     alpha_codes = (int(tifffile.EXTRASAMPLE.ASSOCALPHA), int(tifffile.EXTRASAMPLE.UNASSALPHA))
