@@ -176,6 +176,23 @@ def test_a_phone_photo_stored_sideways_is_edited_upright_and_written_upright(tmp
     assert written.getexif().get(0x0112) in (None, 1) and written.size == (upright.shape[1], upright.shape[0])
 
 
+def test_an_edited_photo_keeps_its_colour_profile_and_says_it_was_edited(tmp_path):
+    """A photo with an ICC profile (a phone's Display P3; here lcms's sRGB) edited to JPEG, PNG or TIFF comes out
+    with the same profile (it was dropped: a viewer then showed the whole picture in other colours) beside its
+    provenance."""
+    from PIL import Image, ImageCms
+
+    from ned_fx.media.readers import read_provenance
+
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    Image.open(footage("d19.jpg")).save(tmp_path / "photo.jpg", icc_profile=profile, quality=95)
+    for ext in (".jpg", ".png", ".tif"):
+        summary = edit_media(tmp_path / "photo.jpg", tmp_path / f"sad{ext}", EditInstruction(emotion="sad"))
+        assert summary.edited == (0,)
+        assert Image.open(tmp_path / f"sad{ext}").info.get("icc_profile") == profile, ext
+        assert read_provenance(tmp_path / f"sad{ext}") is not None, ext
+
+
 def test_smile_keeps_the_teeth_visible():
     """A smile on an open talking mouth shows the source's teeth, not a dark hole (d12, frame 60)."""
     rgb, _ = decode_rgb("d12.mp4")

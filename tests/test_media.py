@@ -575,6 +575,35 @@ def test_a_photo_tagged_with_an_exif_orientation_reads_upright(tmp_path, orienta
                                   if orientation in turn else stored)
 
 
+def test_a_still_s_icc_profile_travels_to_a_jpeg_png_or_tiff_output(tmp_path):
+    """A phone photo's colour profile (Display P3; here lcms's sRGB) is kept on the frame and written into a JPEG,
+    PNG or TIFF output with the pixels unchanged, so the output shows in the input's colours; a CMYK profile is
+    not put on the RGB it decodes to, and a damaged profile segment reads as none."""
+    from PIL import Image, ImageCms
+
+    from ned_fx.media.stillmeta import icc_profile, profile_for
+
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    rgb = _smooth_rgb(40, 52, 1)
+    Image.fromarray(rgb).save(tmp_path / "in.jpg", icc_profile=profile, quality=95)
+    Image.fromarray(rgb).save(tmp_path / "in.png", icc_profile=profile)
+    for source in ("in.jpg", "in.png"):
+        frame = read_image(tmp_path / source)
+        assert frame.icc_profile == profile, source
+        for ext in (".jpg", ".png", ".tif"):
+            out = write_image(tmp_path / f"{source}{ext}", frame)
+            assert Image.open(out).info.get("icc_profile") == profile, (source, ext)
+            assert read_image(out).icc_profile == profile
+            if ext != ".jpg":
+                np.testing.assert_array_equal(read_image(out).pixels, frame.pixels)
+    plain = write_image(tmp_path / "plain.png", Frame.from_array(rgb))
+    assert "icc_profile" not in Image.open(plain).info and read_image(plain).icc_profile is None
+    cmyk = profile[:16] + b"CMYK" + profile[20:]
+    assert profile_for(cmyk, 3) is None and profile_for(profile, 3) == profile and profile_for(profile, 1) is None
+    damaged = (tmp_path / "in.jpg").read_bytes().replace(b"ICC_PROFILE\x00", b"ICC_PROFILE\x00\x01\x01xx", 1)
+    assert profile_for(icc_profile(damaged), 3) is None
+
+
 def test_a_movie_s_rotation_is_read_once_per_version_of_the_file(tmp_path, monkeypatch):
     """An edit asks for the rotation up to 8 times (the source and each cache key's fingerprint), and each read
     opened the movie and decoded a frame: it is read once per file version; a file rewritten in place (another

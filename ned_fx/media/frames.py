@@ -81,6 +81,8 @@ class Frame:
         channel_dtypes: per-channel storage type when it differs between channels (an EXR mixing half and float
             channels is read as float32, which is exact, and writes back with each channel's own type); empty
             when every channel is stored as ``pixels.dtype``.
+        icc_profile: the ICC colour profile a JPEG, PNG or TIFF still came with (a phone's Display P3), for a
+            JPEG, PNG or TIFF output to carry (the pixels are not converted); None: none.
     """
 
     number: int
@@ -90,6 +92,7 @@ class Frame:
     display_window: Window | None = None
     metadata: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
     channel_dtypes: tuple[str, ...] = ()
+    icc_profile: bytes | None = None
 
     def __post_init__(self) -> None:
         pixels = self.pixels

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Iterator
@@ -119,7 +119,11 @@ def _read_cv2(path: Path, number: int | None) -> Frame:
         raise UnreadableMediaError(
             f"{_where(path, number)}: cannot be decoded as {kind}; the file is corrupt, truncated or not really "
             f"a {kind} file")
-    return _frame_from_cv2(upright(img, jpeg_orientation(data)), path, number)
+    from .stillmeta import icc_profile, jpeg_orientation, profile_for
+
+    frame = _frame_from_cv2(upright(img, jpeg_orientation(data)), path, number)
+    profile = profile_for(icc_profile(data), len([c for c in frame.channels if c != "A"]))
+    return replace(frame, icc_profile=profile) if profile is not None else frame
 
 
 def upright(pixels: np.ndarray, orientation: int) -> np.ndarray:
@@ -143,41 +147,6 @@ def upright(pixels: np.ndarray, orientation: int) -> np.ndarray:
     return pixels
 
 
-def jpeg_orientation(data: bytes) -> int:
-    """The EXIF orientation (1-8) of a JPEG file's bytes; 1 when it has none (or is not a JPEG, or its EXIF is
-    malformed: read as stored)."""
-    import struct
-
-    if data[:2] != b"\xff\xd8":
-        return 1
-    i = 2
-    try:
-        while i + 4 <= len(data) and data[i] == 0xFF:
-            marker = data[i + 1]
-            if marker in (0xD9, 0xDA):             # end of image, start of scan: no more metadata
-                return 1
-            size = struct.unpack(">H", data[i + 2:i + 4])[0]
-            body = data[i + 4:i + 2 + size]
-            if marker == 0xE1 and body[:6] == b"Exif\x00\x00":
-                tiff = body[6:]
-                order = {b"II": "<", b"MM": ">"}.get(tiff[:2])
-                if order is None:
-                    return 1
-                ifd = struct.unpack(order + "I", tiff[4:8])[0]
-                count = struct.unpack(order + "H", tiff[ifd:ifd + 2])[0]
-                for k in range(count):
-                    entry = tiff[ifd + 2 + 12 * k:ifd + 14 + 12 * k]
-                    tag, kind = struct.unpack(order + "HH", entry[:4])
-                    if tag == 0x0112 and kind == 3:
-                        value = struct.unpack(order + "H", entry[8:10])[0]
-                        return value if 1 <= value <= 8 else 1
-                return 1
-            i += 2 + size
-    except (struct.error, IndexError):
-        return 1
-    return 1
-
-
 def _read_tiff(path: Path, number: int | None) -> Frame:
     """TIFF through tifffile (8/16-bit, half and float, extra samples); other layouts fall back to OpenCV."""
     import tifffile
@@ -192,6 +161,8 @@ def _read_tiff(path: Path, number: int | None) -> Frame:
             arr = page.asarray()
             orientation = page.tags.get(274)            # TIFF's Orientation, as EXIF's
             orientation = int(orientation.value) if orientation is not None else 1
+            profile = page.tags.get(34675)              # InterColorProfile: the ICC profile
+            profile = bytes(profile.value) if profile is not None else None
     except (KeyError, NotImplementedError, ImportError):
         # compression or layout tifffile cannot decode without extra codecs: let OpenCV try
         return _read_cv2(path, number)
@@ -219,7 +190,10 @@ def _read_tiff(path: Path, number: int | None) -> Frame:
     for i in range(arr.shape[2] - len(names)):
         code = extras[i] if i < len(extras) else 0
         names.append("A" if code in alpha_codes and "A" not in names else f"extra{i + 1}")
-    return Frame(number=0 if number is None else number, pixels=np.ascontiguousarray(arr), channels=tuple(names))
+    from .stillmeta import profile_for
+
+    return Frame(number=0 if number is None else number, pixels=np.ascontiguousarray(arr), channels=tuple(names),
+                 icc_profile=profile_for(profile, len(base)))
 
 
 def _exr_window(value: Any) -> tuple[int, int, int, int]:

@@ -234,9 +234,12 @@ def _write_tiff(frame: Frame, tmp: Path, compression: str | None, tags: Mapping[
     extras = [alpha if n == "A" else "unspecified" for n in names[base:]]
     data = px[:, :, 0] if px.shape[2] == 1 else px
     comp = None if compression in (None, "none") else "zlib"
+    from .stillmeta import profile_for
+
     tifffile.imwrite(str(tmp), np.ascontiguousarray(data), photometric=photometric,
                      planarconfig="contig" if px.shape[2] > 1 else None,
-                     extrasamples=extras or None, compression=comp, metadata=None, **(tags or {}))
+                     extrasamples=extras or None, compression=comp, metadata=None,
+                     iccprofile=profile_for(frame.icc_profile, base), **(tags or {}))
 
 
 def _exr_header(frame: Frame, metadata: Mapping[str, Any] | None, compression: str | None) -> dict[str, Any]:
@@ -415,6 +418,12 @@ def write_image(path: str | os.PathLike, image: Frame | np.ndarray, *, channels:
     if compression is not None:
         raise InvalidParameterError(f"compression applies to EXR and TIFF only, not to {p.name}")
     data = _encode_cv2(frame, p, ext, jpeg_quality, png_compression)
+    if frame.icc_profile is not None and ext in (".png", ".jpg", ".jpeg"):
+        from .stillmeta import profile_for, with_icc
+
+        colours = 3 if frame.channels[:3] == ("R", "G", "B") else 1
+        profile = profile_for(frame.icc_profile, colours)
+        data = with_icc(data, profile) if profile is not None else data
     if record is not None:
         from ..provenance.embed import jpeg_with_provenance, png_with_provenance
 

@@ -1,0 +1,142 @@
+"""What a still's file says about how to show its pixels, read from and written into the bytes themselves (standard
+library only): the EXIF orientation of a JPEG (a phone's portrait stored sideways) and the ICC colour profile of a
+JPEG or PNG (a phone's Display P3 photo). The readers show a still upright and keep its profile on the Frame; the
+writers carry the profile into a JPEG, PNG or TIFF output, so the edit shows in the input's colours.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_ICC_JPEG = b"ICC_PROFILE\x00"
+#: The most profile bytes one JPEG APP2 segment holds (65533 less the 14-byte ICC_PROFILE header).
+_ICC_CHUNK = 65519
+
+
+def _jpeg_headers(data: bytes):
+    """``(offset, marker, payload)`` of a JPEG's header segments, up to the start of scan (malformed: stops)."""
+    if data[:2] != b"\xff\xd8":
+        return
+    pos = 2
+    while pos + 4 <= len(data) and data[pos] == 0xFF:
+        marker = data[pos + 1]
+        if marker == 0xFF:
+            pos += 1
+            continue
+        if marker in (0xD9, 0xDA):
+            return
+        size = struct.unpack(">H", data[pos + 2:pos + 4])[0]
+        if size < 2 or pos + 2 + size > len(data):
+            return
+        yield pos, marker, data[pos + 4:pos + 2 + size]
+        pos += 2 + size
+
+
+def _png_chunks(data: bytes):
+    """``(offset, kind, payload)`` of a PNG's chunks (malformed: stops)."""
+    if not data.startswith(_PNG_SIGNATURE):
+        return
+    pos = len(_PNG_SIGNATURE)
+    while pos + 12 <= len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        if pos + 12 + length > len(data):
+            return
+        yield pos, kind, data[pos + 8:pos + 8 + length]
+        if kind == b"IEND":
+            return
+        pos += 12 + length
+
+
+def jpeg_orientation(data: bytes) -> int:
+    """The EXIF orientation (1-8) of a JPEG file's bytes; 1 when it has none (or is not a JPEG, or its EXIF is
+    malformed: read as stored)."""
+    for _, marker, body in _jpeg_headers(data):
+        if marker != 0xE1 or body[:6] != b"Exif\x00\x00":
+            continue
+        tiff = body[6:]
+        order = {b"II": "<", b"MM": ">"}.get(tiff[:2])
+        try:
+            ifd = struct.unpack(order + "I", tiff[4:8])[0]
+            count = struct.unpack(order + "H", tiff[ifd:ifd + 2])[0]
+            for k in range(count):
+                tag, kind, _, value = struct.unpack(order + "HHIH", tiff[ifd + 2 + 12 * k:ifd + 12 + 12 * k])
+                if tag == 0x0112 and kind == 3:
+                    return value if 1 <= value <= 8 else 1
+        except (struct.error, TypeError):
+            return 1
+        return 1
+    return 1
+
+
+def icc_profile(data: bytes) -> bytes | None:
+    """The ICC profile embedded in a JPEG (APP2 ``ICC_PROFILE`` segments, joined in their order) or a PNG (its
+    ``iCCP`` chunk), else None (none, or malformed)."""
+    if data[:2] == b"\xff\xd8":
+        parts = {}
+        for _, marker, body in _jpeg_headers(data):
+            if marker == 0xE2 and body.startswith(_ICC_JPEG) and len(body) > 14:
+                parts[body[12]] = body[14:]
+        if not parts:
+            return None
+        return b"".join(parts[k] for k in sorted(parts))
+    for _, kind, body in _png_chunks(data):
+        if kind == b"iCCP":
+            name_end = body.find(b"\x00")
+            if name_end < 0 or name_end + 2 > len(body) or body[name_end + 1] != 0:
+                return None
+            try:
+                return zlib.decompress(body[name_end + 2:])
+            except zlib.error:
+                return None
+        if kind == b"IDAT":
+            return None
+    return None
+
+
+def colour_space(profile: bytes | None) -> str | None:
+    """An ICC profile's data colour space (``"RGB"``, ``"GRAY"``, ``"CMYK"``...), or None when it is not one."""
+    if not profile or len(profile) < 20 or profile[36:40] != b"acsp":
+        return None
+    return profile[16:20].decode("latin-1").strip()
+
+
+def profile_for(profile: bytes | None, channels: int) -> bytes | None:
+    """``profile`` where it describes pixels of ``channels`` colour channels + alpha (RGB for 3-4, GRAY for 1-2),
+    else None: a CMYK JPEG's profile does not describe the RGB it decodes to."""
+    space = colour_space(profile)
+    return profile if space == ("RGB" if channels >= 3 else "GRAY") else None
+
+
+def with_icc(data: bytes, profile: bytes) -> bytes:
+    """JPEG or PNG bytes with ``profile`` embedded (after the JFIF/EXIF headers; in a PNG before its image data,
+    replacing an sRGB/gamma statement that would contradict it). Other bytes: unchanged."""
+    if data[:2] == b"\xff\xd8":
+        insert = 2
+        for pos, marker, body in _jpeg_headers(data):
+            if marker in (0xE0, 0xE1):
+                insert = pos + 4 + len(body)
+                continue
+            break
+        chunks = [profile[i:i + _ICC_CHUNK] for i in range(0, len(profile), _ICC_CHUNK)]
+        if len(chunks) > 255:
+            return data
+        segments = b"".join(struct.pack(">BBH", 0xFF, 0xE2, len(c) + 16) + _ICC_JPEG + bytes([k + 1, len(chunks)]) + c
+                            for k, c in enumerate(chunks))
+        return data[:insert] + segments + data[insert:]
+    if data.startswith(_PNG_SIGNATURE):
+        payload = b"icc\x00\x00" + zlib.compress(profile)
+        chunk = struct.pack(">I", len(payload)) + b"iCCP" + payload + \
+            struct.pack(">I", zlib.crc32(b"iCCP" + payload) & 0xFFFFFFFF)
+        out, placed = [data[:len(_PNG_SIGNATURE)]], False
+        for pos, kind, body in _png_chunks(data):
+            whole = data[pos:pos + 12 + len(body)]
+            if kind in (b"sRGB", b"gAMA", b"iCCP"):
+                continue
+            if kind == b"IDAT" and not placed:
+                out.append(chunk)
+                placed = True
+            out.append(whole)
+        return b"".join(out) if placed else data
+    return data
