@@ -549,7 +549,7 @@ def test_a_portrait_phone_movie_reads_upright(tmp_path, rotation):
 @pytest.mark.parametrize("orientation", range(1, 9))
 def test_a_photo_tagged_with_an_exif_orientation_reads_upright(tmp_path, orientation):
     """A phone or camera stores a picture taken sideways as the sensor saw it and tags how to show it (EXIF
-    orientation 1-8; TIFF's Orientation tag the same): it reads as a viewer shows it -- PIL's own mapping of each
+    orientation 1-8, in a JPEG or a PNG; TIFF's Orientation tag the same): it reads as a viewer shows it -- PIL's own mapping of each
     tag, applied to the stored pixels -- with the upright size."""
     import cv2
     import tifffile
@@ -569,6 +569,10 @@ def test_a_photo_tagged_with_an_exif_orientation_reads_upright(tmp_path, orienta
     got = read_image(tmp_path / "photo.jpg").pixels
     np.testing.assert_array_equal(got, shown)
     assert probe_image_size(tmp_path / "photo.jpg") == (shown.shape[1], shown.shape[0])
+    Image.fromarray(stored).save(tmp_path / "photo.png", exif=exif.tobytes())          # PNG's eXIf chunk
+    np.testing.assert_array_equal(read_image(tmp_path / "photo.png").pixels,
+                                  np.asarray(Image.fromarray(stored).transpose(turn[orientation]))
+                                  if orientation in turn else stored)
     tifffile.imwrite(tmp_path / "photo.tif", stored, photometric="rgb", extratags=[(274, 3, 1, orientation, False)])
     np.testing.assert_array_equal(read_image(tmp_path / "photo.tif").pixels,
                                   np.asarray(Image.fromarray(stored).transpose(turn[orientation]))

@@ -104,8 +104,8 @@ def _frame_from_cv2(img: np.ndarray, path: Path, number: int | None) -> Frame:
 
 
 def _read_cv2(path: Path, number: int | None) -> Frame:
-    """PNG, JPEG, BMP (and TIFF layouts tifffile leaves to OpenCV) through ``cv2.imdecode``; a JPEG upright as its
-    EXIF orientation says (:func:`upright`)."""
+    """PNG, JPEG, BMP (and TIFF layouts tifffile leaves to OpenCV) through ``cv2.imdecode``; a JPEG or PNG upright
+    as its EXIF orientation says (:func:`upright`), with its ICC profile."""
     import cv2
 
     data = _read_bytes(path, number)
@@ -119,9 +119,9 @@ def _read_cv2(path: Path, number: int | None) -> Frame:
         raise UnreadableMediaError(
             f"{_where(path, number)}: cannot be decoded as {kind}; the file is corrupt, truncated or not really "
             f"a {kind} file")
-    from .stillmeta import icc_profile, jpeg_orientation, profile_for
+    from .stillmeta import exif_orientation, icc_profile, profile_for
 
-    frame = _frame_from_cv2(upright(img, jpeg_orientation(data)), path, number)
+    frame = _frame_from_cv2(upright(img, exif_orientation(data)), path, number)
     profile = profile_for(icc_profile(data), len([c for c in frame.channels if c != "A"]))
     return replace(frame, icc_profile=profile) if profile is not None else frame
 

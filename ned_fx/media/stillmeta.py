@@ -1,5 +1,5 @@
 """What a still's file says about how to show its pixels, read from and written into the bytes themselves (standard
-library only): the EXIF orientation of a JPEG (a phone's portrait stored sideways) and the ICC colour profile of a
+library only): the EXIF orientation of a JPEG or PNG (a phone's portrait stored sideways) and the ICC colour profile of a
 JPEG or PNG (a phone's Display P3 photo). The readers show a still upright and keep its profile on the Frame; the
 writers carry the profile into a JPEG, PNG or TIFF output, so the edit shows in the input's colours.
 """
@@ -49,23 +49,31 @@ def _png_chunks(data: bytes):
         pos += 12 + length
 
 
-def jpeg_orientation(data: bytes) -> int:
-    """The EXIF orientation (1-8) of a JPEG file's bytes; 1 when it has none (or is not a JPEG, or its EXIF is
-    malformed: read as stored)."""
+def exif_orientation(data: bytes) -> int:
+    """The EXIF orientation (1-8) of a JPEG's (APP1 ``Exif``) or a PNG's (``eXIf`` chunk) bytes; 1 when it has none
+    (or is neither, or its EXIF is malformed: read as stored)."""
     for _, marker, body in _jpeg_headers(data):
-        if marker != 0xE1 or body[:6] != b"Exif\x00\x00":
-            continue
-        tiff = body[6:]
-        order = {b"II": "<", b"MM": ">"}.get(tiff[:2])
-        try:
-            ifd = struct.unpack(order + "I", tiff[4:8])[0]
-            count = struct.unpack(order + "H", tiff[ifd:ifd + 2])[0]
-            for k in range(count):
-                tag, kind, _, value = struct.unpack(order + "HHIH", tiff[ifd + 2 + 12 * k:ifd + 12 + 12 * k])
-                if tag == 0x0112 and kind == 3:
-                    return value if 1 <= value <= 8 else 1
-        except (struct.error, TypeError):
-            return 1
+        if marker == 0xE1 and body[:6] == b"Exif\x00\x00":
+            return _tiff_orientation(body[6:])
+    for _, kind, body in _png_chunks(data):
+        if kind == b"eXIf":
+            return _tiff_orientation(body)
+        if kind == b"IDAT":
+            break
+    return 1
+
+
+def _tiff_orientation(tiff: bytes) -> int:
+    """The Orientation tag (0x0112) of an EXIF block's first IFD (a TIFF header and its IFDs); 1 when absent."""
+    order = {b"II": "<", b"MM": ">"}.get(tiff[:2])
+    try:
+        ifd = struct.unpack(order + "I", tiff[4:8])[0]
+        count = struct.unpack(order + "H", tiff[ifd:ifd + 2])[0]
+        for k in range(count):
+            tag, kind, _, value = struct.unpack(order + "HHIH", tiff[ifd + 2 + 12 * k:ifd + 12 + 12 * k])
+            if tag == 0x0112 and kind == 3:
+                return value if 1 <= value <= 8 else 1
+    except (struct.error, TypeError):
         return 1
     return 1
 
