@@ -1,7 +1,8 @@
-"""What a still's file says about how to show its pixels, read from and written into the bytes themselves (standard
-library only): the EXIF orientation of a JPEG or PNG (a phone's portrait stored sideways) and the ICC colour profile of a
-JPEG or PNG (a phone's Display P3 photo). The readers show a still upright and keep its profile on the Frame; the
-writers carry the profile into a JPEG, PNG or TIFF output, so the edit shows in the input's colours.
+"""What a still's file says about how to show its pixels, read from and written into the bytes themselves (the
+JPEG segments and PNG chunks as :mod:`ned_fx.provenance.embed` parses and builds them): the EXIF orientation of a
+JPEG or PNG (a phone's portrait stored sideways) and the ICC colour profile of a JPEG or PNG (a phone's Display P3
+photo). The readers show a still upright and keep its profile on the Frame; the writers carry the profile into a
+JPEG, PNG or TIFF output, so the edit shows in the input's colours.
 """
 
 from __future__ import annotations
@@ -9,44 +10,34 @@ from __future__ import annotations
 import struct
 import zlib
 
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _ICC_JPEG = b"ICC_PROFILE\x00"
 #: The most profile bytes one JPEG APP2 segment holds (65533 less the 14-byte ICC_PROFILE header).
 _ICC_CHUNK = 65519
 
 
 def _jpeg_headers(data: bytes):
-    """``(offset, marker, payload)`` of a JPEG's header segments, up to the start of scan (malformed: stops)."""
-    if data[:2] != b"\xff\xd8":
+    """``(offset, marker, payload)`` of a JPEG's header segments (:func:`ned_fx.provenance.embed.jpeg_segments`),
+    stopping quietly where the bytes are not a JPEG or are damaged."""
+    from ..provenance.embed import jpeg_segments
+    from ..provenance.errors import ProvenanceError
+
+    try:
+        yield from jpeg_segments(data)
+    except ProvenanceError:
         return
-    pos = 2
-    while pos + 4 <= len(data) and data[pos] == 0xFF:
-        marker = data[pos + 1]
-        if marker == 0xFF:
-            pos += 1
-            continue
-        if marker in (0xD9, 0xDA):
-            return
-        size = struct.unpack(">H", data[pos + 2:pos + 4])[0]
-        if size < 2 or pos + 2 + size > len(data):
-            return
-        yield pos, marker, data[pos + 4:pos + 2 + size]
-        pos += 2 + size
 
 
 def _png_chunks(data: bytes):
-    """``(offset, kind, payload)`` of a PNG's chunks (malformed: stops)."""
-    if not data.startswith(_PNG_SIGNATURE):
+    """``(offset, kind, payload)`` of a PNG's chunks (:func:`ned_fx.provenance.embed.png_chunks`), stopping quietly
+    where the bytes are not a PNG or are damaged."""
+    from ..provenance.embed import png_chunks
+    from ..provenance.errors import ProvenanceError
+
+    try:
+        for pos, kind, payload, _ in png_chunks(data):
+            yield pos, kind, payload
+    except ProvenanceError:
         return
-    pos = len(_PNG_SIGNATURE)
-    while pos + 12 <= len(data):
-        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
-        if pos + 12 + length > len(data):
-            return
-        yield pos, kind, data[pos + 8:pos + 8 + length]
-        if kind == b"IEND":
-            return
-        pos += 12 + length
 
 
 def exif_orientation(data: bytes) -> int:
@@ -120,6 +111,8 @@ def profile_for(profile: bytes | None, channels: int) -> bytes | None:
 def with_icc(data: bytes, profile: bytes) -> bytes:
     """JPEG or PNG bytes with ``profile`` embedded (after the JFIF/EXIF headers; in a PNG before its image data,
     replacing an sRGB/gamma statement that would contradict it). Other bytes: unchanged."""
+    from ..provenance.embed import PNG_SIGNATURE, jpeg_segment, png_chunk
+
     if data[:2] == b"\xff\xd8":
         insert = 2
         for pos, marker, body in _jpeg_headers(data):
@@ -130,14 +123,12 @@ def with_icc(data: bytes, profile: bytes) -> bytes:
         chunks = [profile[i:i + _ICC_CHUNK] for i in range(0, len(profile), _ICC_CHUNK)]
         if len(chunks) > 255:
             return data
-        segments = b"".join(struct.pack(">BBH", 0xFF, 0xE2, len(c) + 16) + _ICC_JPEG + bytes([k + 1, len(chunks)]) + c
+        segments = b"".join(jpeg_segment(0xE2, _ICC_JPEG + bytes([k + 1, len(chunks)]) + c)
                             for k, c in enumerate(chunks))
         return data[:insert] + segments + data[insert:]
-    if data.startswith(_PNG_SIGNATURE):
-        payload = b"icc\x00\x00" + zlib.compress(profile)
-        chunk = struct.pack(">I", len(payload)) + b"iCCP" + payload + \
-            struct.pack(">I", zlib.crc32(b"iCCP" + payload) & 0xFFFFFFFF)
-        out, placed = [data[:len(_PNG_SIGNATURE)]], False
+    if data.startswith(PNG_SIGNATURE):
+        chunk = png_chunk(b"iCCP", b"icc\x00\x00" + zlib.compress(profile))
+        out, placed = [data[:len(PNG_SIGNATURE)]], False
         for pos, kind, body in _png_chunks(data):
             whole = data[pos:pos + 12 + len(body)]
             if kind in (b"sRGB", b"gAMA", b"iCCP"):

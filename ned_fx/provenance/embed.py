@@ -47,7 +47,7 @@ MOVIE_TAG = "ned_fx_provenance"
 #: Formats that carry provenance (extensions).
 FORMATS = (".exr", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".dpx", ".mp4", ".mov", ".mkv", ".webm", ".avi")
 
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _XMP_JPEG_HEADER = b"http://ns.adobe.com/xap/1.0/\x00"
 _MAX_CHUNK = 1 << 20       # text chunks / segments larger than this are not ours
 
@@ -166,24 +166,25 @@ def record_from_exr_header(header: Mapping[str, Any]) -> EditRecord | None:
 
 # ---- PNG ----------------------------------------------------------------------------------------------------------
 
-def _png_chunk(kind: bytes, payload: bytes) -> bytes:
+def png_chunk(kind: bytes, payload: bytes) -> bytes:
+    """One PNG chunk (length, kind, payload, CRC); with :func:`png_chunks`, also :mod:`ned_fx.media.stillmeta`'s."""
     return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload) & 0xFFFFFFFF)
 
 
 def _itxt(keyword: str, text: str) -> bytes:
     # keyword, NUL, compression flag 0, method 0, empty language tag + NUL, empty translated keyword + NUL, UTF-8
-    return _png_chunk(b"iTXt", keyword.encode("latin-1") + b"\x00\x00\x00\x00\x00" + text.encode("utf-8"))
+    return png_chunk(b"iTXt", keyword.encode("latin-1") + b"\x00\x00\x00\x00\x00" + text.encode("utf-8"))
 
 
-def _png_chunks(data: bytes):
+def png_chunks(data: bytes):
     """``(offset, kind, payload, crc_ok)`` for each chunk of a PNG byte string.
 
     Raises:
         ProvenanceError: not a PNG, or a chunk runs past the end.
     """
-    if not data.startswith(_PNG_SIGNATURE):
+    if not data.startswith(PNG_SIGNATURE):
         raise ProvenanceError("not a PNG file (no PNG signature)")
-    pos = len(_PNG_SIGNATURE)
+    pos = len(PNG_SIGNATURE)
     while pos + 12 <= len(data):
         length, kind = struct.unpack(">I4s", data[pos:pos + 8])
         end = pos + 12 + length
@@ -203,11 +204,11 @@ def png_with_provenance(data: bytes, record: EditRecord) -> bytes:
     Raises:
         ProvenanceError: ``data`` is not a PNG.
     """
-    chunks = list(_png_chunks(data))
+    chunks = list(png_chunks(data))
     if not chunks or chunks[0][1] != b"IHDR":
         raise ProvenanceError("not a PNG file (the first chunk is not IHDR)")
     after_ihdr = chunks[0][0] + 12 + len(chunks[0][2])
-    extra = (_png_chunk(b"tEXt", b"Software\x00" + _tool(record).encode("latin-1", "replace"))
+    extra = (png_chunk(b"tEXt", b"Software\x00" + _tool(record).encode("latin-1", "replace"))
              + _itxt("Description", record.summary)
              + _itxt(PNG_KEYWORD, record.to_json())
              + _itxt("XML:com.adobe.xmp", xmp_packet(record).decode("utf-8")))
@@ -217,7 +218,7 @@ def png_with_provenance(data: bytes, record: EditRecord) -> bytes:
 def png_text(data: bytes) -> dict[str, str]:
     """The text chunks (tEXt, iTXt, zTXt) of a PNG with good CRCs: keyword -> text."""
     out: dict[str, str] = {}
-    for _, kind, payload, ok in _png_chunks(data):
+    for _, kind, payload, ok in png_chunks(data):
         if not ok or kind not in (b"tEXt", b"iTXt", b"zTXt") or len(payload) > _MAX_CHUNK or b"\x00" not in payload:
             continue
         keyword, rest = payload.split(b"\x00", 1)
@@ -253,13 +254,19 @@ def record_from_png(data: bytes) -> EditRecord | None:
 
 # ---- JPEG ---------------------------------------------------------------------------------------------------------
 
-def _jpeg_segment(marker: int, payload: bytes) -> bytes:
+def jpeg_segment(marker: int, payload: bytes) -> bytes:
+    """One JPEG header segment (marker, length, payload); with :func:`jpeg_segments`, also
+    :mod:`ned_fx.media.stillmeta`'s.
+
+    Raises:
+        ProvenanceError: more than a segment holds.
+    """
     if len(payload) + 2 > 0xFFFF:
         raise ProvenanceError(f"a JPEG segment holds at most 65533 bytes; the provenance needs {len(payload)}")
     return struct.pack(">BBH", 0xFF, marker, len(payload) + 2) + payload
 
 
-def _jpeg_segments(data: bytes):
+def jpeg_segments(data: bytes):
     """``(offset, marker, payload)`` of the header segments of a JPEG, up to the start of scan.
 
     Raises:
@@ -294,13 +301,13 @@ def jpeg_with_provenance(data: bytes, record: EditRecord) -> bytes:
         ProvenanceError: ``data`` is not a JPEG.
     """
     insert = 2
-    for pos, marker, payload in _jpeg_segments(data):
+    for pos, marker, payload in jpeg_segments(data):
         if marker in (0xE0, 0xE1) and not payload.startswith(_XMP_JPEG_HEADER):   # JFIF / EXIF stay first
             insert = pos + 2 + len(payload) + 2
             continue
         break
-    extra = (_jpeg_segment(0xE1, _XMP_JPEG_HEADER + xmp_packet(record))
-             + _jpeg_segment(0xFE, record.summary.encode("utf-8")))
+    extra = (jpeg_segment(0xE1, _XMP_JPEG_HEADER + xmp_packet(record))
+             + jpeg_segment(0xFE, record.summary.encode("utf-8")))
     return data[:insert] + extra + data[insert:]
 
 
@@ -310,7 +317,7 @@ def record_from_jpeg(data: bytes) -> EditRecord | None:
     Raises:
         ProvenanceError: not a JPEG, or a malformed record.
     """
-    for _, marker, payload in _jpeg_segments(data):
+    for _, marker, payload in jpeg_segments(data):
         if marker == 0xE1 and payload.startswith(_XMP_JPEG_HEADER):
             found = record_from_xmp(payload[len(_XMP_JPEG_HEADER):])
             if found is not None:
