@@ -57,6 +57,21 @@ class Daemon:
         return self.log.read()
 
 
+def ended(pid: int, within: float) -> bool:
+    """Whether process ``pid`` (not this process's child) has ended, or is a zombie, within ``within`` seconds
+    (Linux: read from /proc)."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                return True
+        except (FileNotFoundError, ProcessLookupError):
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+
+
 def keyed(sock):
     """A raw ZeroMQ socket made to present this user's daemon key (ZeroMQ PLAIN), as ``ned_fx.client`` does."""
     from ned_fx.protocol import client_key

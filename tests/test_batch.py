@@ -24,7 +24,7 @@ from ned_fx.media.readers import read_provenance
 from ned_fx.provenance import file_sha256, read_audit_log
 
 from conftest import REPO, footage
-from daemons import Daemon, free_port
+from daemons import Daemon, ended, free_port
 
 
 @pytest.fixture(scope="module")
@@ -475,10 +475,7 @@ def test_a_killed_batch_takes_its_private_daemon_down(tmp_path):
         return daemon
 
     daemon = run_and_kill()
-    deadline = time.monotonic() + 20
-    while Path(f"/proc/{daemon}").exists() and Path(f"/proc/{daemon}/stat").read_text().split()[2] != "Z":
-        assert time.monotonic() < deadline, "the private daemon outlived its batch"
-        time.sleep(0.05)
+    assert ended(daemon, within=20), "the private daemon outlived its batch"
 
     for p in (tmp_path / "out").glob("*"):
         p.unlink()
