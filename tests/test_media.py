@@ -549,8 +549,8 @@ def test_a_portrait_phone_movie_reads_upright(tmp_path, rotation):
 @pytest.mark.parametrize("orientation", range(1, 9))
 def test_a_photo_tagged_with_an_exif_orientation_reads_upright(tmp_path, orientation):
     """A phone or camera stores a picture taken sideways as the sensor saw it and tags how to show it (EXIF
-    orientation 1-8, in a JPEG or a PNG; TIFF's Orientation tag the same): it reads as a viewer shows it -- PIL's own mapping of each
-    tag, applied to the stored pixels -- with the upright size."""
+    orientation 1-8, in a JPEG or a PNG; TIFF's Orientation tag the same): it reads as a viewer shows it -- PIL's
+    own mapping of each tag, applied to the stored pixels -- with the upright size."""
     import cv2
     import tifffile
     from PIL import Image

@@ -1,7 +1,8 @@
 """The shot-list format shared by ``ned-fx batch``, ``ned-fx farm submit`` and the Resolve bridge.
 
 A shot list is YAML (``.yaml``/``.yml``), CSV (``.csv``, one row per shot, the same keys as columns; cells
-separated by ``,``, or by ``;`` with decimal commas, or tabs, as the header row shows) or an OpenTimelineIO timeline (``.otio``/``.otioz``). Relative paths are relative to the shot list's folder::
+separated by ``,``, or by ``;`` with decimal commas, or tabs, as the header row shows) or an OpenTimelineIO
+timeline (``.otio``/``.otioz``). Relative paths are relative to the shot list's folder::
 
     version: 1
     defaults:                         # optional: applied to every shot that does not set the key
