@@ -85,7 +85,8 @@ def test_a_spreadsheet_s_csv_with_semicolons_or_tabs_and_decimal_commas(tmp_path
     comma = ("name,input,output,frames,emotion,intensity,regions,shutter_angle\n"
              'sh010,plates/sh010.####.exr,out/sh010.####.exr,1001-1005x2,happy,0.8,"all,-mouth",172.8\n'
              "take3,takes/take3.mov,out/take3_sad.mov,,sad,1,,\n")
-    other = ("\ufeff" + f"name{sep}input{sep}output{sep}frames{sep}emotion{sep}intensity{sep}regions{sep}shutter_angle\n"
+    other = ("\ufeff" + f"name{sep}input{sep}output{sep}frames{sep}emotion{sep}intensity{sep}regions{sep}"
+             f"shutter_angle\n"
              f"sh010{sep}plates/sh010.####.exr{sep}out/sh010.####.exr{sep}1001-1005x2{sep}happy{sep}0,8{sep}"
              f"all,-mouth{sep}172,8\n"
              f"take3{sep}takes/take3.mov{sep}out/take3_sad.mov{sep}{sep}sad{sep}1{sep}{sep}\n")
