@@ -516,6 +516,39 @@ def test_happy_on_a_pouting_face_smiles_instead_of_smirking():
             np.testing.assert_allclose(talk.au_target[:, n.index(au)], talk.au_source[:, n.index(au)], atol=1e-6)
 
 
+def test_a_stills_sealed_lips_stay_sealed_when_its_pout_is_taken_away():
+    """d8's pout (chin raiser, press, lips sealed: gap <= 0.004 IOD on every inner-lip column): taking it away under
+    neutral, happy or angry left his lips parted 0.005-0.016 IOD (1-2.5 px: a dark line and teeth between them),
+    because the still's press was taken away twice (the rule's held pout and the still's speech: AU24 -0.16, under
+    the neutral's) and the chin raiser's linear field lowers the lower lip. Now no column opens further than the
+    source's, the press never goes below zero, and a style that parts the lips itself (disgusted's sneer) still
+    does. With ``lip_kept_closed`` 0 the removal's opening is back (the measure sees it)."""
+    track, fit = _fit("d8.jpg")
+    from ned_fx.manipulation.manipulator import _lip_gaps
+
+    lm = track.landmarks[0]
+    iod = float(np.linalg.norm(lm[topo.EYE_OUTER_LEFT, :2] - lm[topo.EYE_OUTER_RIGHT, :2]))
+
+    def gaps(edited):
+        g = _lip_gaps(edited.source_landmarks, edited.target_landmarks, edited.found)
+        return g[4][0] / iod, g[5][0] / iod
+
+    n = list(E.AU_NAMES)
+    for emotion in ("neutral", "happy", "angry", "sad", "disgusted"):
+        edited = _edit("d8.jpg", emotion)
+        src, dst = gaps(edited)
+        assert src.max() < 0.006, src
+        for au in ("AU24", "AU18"):
+            assert edited.au_target[0, n.index(au)] >= -1e-9, (emotion, au, edited.au_target[0, n.index(au)])
+        if emotion in ("neutral", "happy", "angry"):
+            assert (dst <= np.maximum(src, 0.0) + 0.002).all(), (emotion, src, dst)
+        if emotion == "disgusted":
+            assert dst.max() > 0.03, dst
+    loose = M.manipulate(track, "neutral", 1.0, fit=fit, config=M.ManipulatorConfig(lip_kept_closed=0.0))
+    src, dst = gaps(loose)
+    assert (dst - np.maximum(src, 0.0)).max() > 0.004, (src, dst)
+
+
 def test_expression_decoder_matches_the_manipulator():
     import torch
 

@@ -107,6 +107,11 @@ class ManipulatorConfig:
             keeps the parted lips a relaxed neutral may have (up to 0.04 IOD), and a grin taken away left a line of
             teeth between the astronaut's lips (0.032 IOD; r 0.27 at neutral 1, 0.64 at 0.5). A talker's gap is his
             own (speech): never sealed. ``(0, 0)``: never.
+        lip_kept_closed: on a still, lips that touch stay together when the edit takes the source's expression away
+            (a relaxed pout, a press let go): per inner-lip column the opening that the AUs the target has less of
+            would make is taken back, fully where the source's gap is <= 0 and fading out at this gap (IOD); the
+            style's own AUs still part them (a sneer, a jaw). The AUs are linear: taking d8's chin raiser and press
+            away parted his sealed lips by 1-6 px under neutral, happy and sad. 0: never.
         still_gasp_kept: on a still, a jaw held wide open (the fit's AU26 activation) stays open under every
             style: the share of the still's speech channels the style would take away is scaled by
             ``1 - smoothstep((AU26 - lo) / (hi - lo))``. A 2-D warp cannot close a gasp believably: closing d19's
@@ -178,6 +183,7 @@ class ManipulatorConfig:
     pupil_kept: float = 0.6
     pupil_droop: float = 0.25
     lip_seal: tuple[float, float] = (0.25, 0.6)
+    lip_kept_closed: float = 0.02
     still_gasp_kept: tuple[float, float] = (0.6, 1.0)
     lid_fold_kept: tuple[float, float] = (0.3, 0.6)
     lid_iris_boost: float = 0.6
@@ -192,7 +198,7 @@ class ManipulatorConfig:
     def __post_init__(self) -> None:
         for name in ("ridge", "sparsity", "z_weight", "state_smoothing", "offset_smoothing", "swing_smoothing",
                      "pose_smoothing", "talking_jaw_gain", "smile_lip_gain", "lid_iris_boost", "lid_iris_clearance",
-                     "talking_threshold", "reference_identity_allowance"):
+                     "talking_threshold", "reference_identity_allowance", "lip_kept_closed"):
             if getattr(self, name) < 0:
                 raise InvalidParameterError(f"{name} must be >= 0, got {getattr(self, name)}")
         for name in ("max_activation", "max_mouth_activation", "max_intensity", "default_fps",

@@ -53,6 +53,7 @@ from typing import Mapping
 import numpy as np
 
 from .. import __version__
+from .. import topology as topo
 from ..errors import InvalidParameterError, NoFaceError
 from . import prototypes as protos
 from .config import SPEECH_MODES, ManipulatorConfig
@@ -726,6 +727,41 @@ def lips_sealed(source: np.ndarray, target: np.ndarray, found: np.ndarray, seal:
     return _open_columns(target, ok, upper_cols, lower_cols, -more, up)
 
 
+def _head_offsets(basis, delta: np.ndarray, gate: np.ndarray) -> np.ndarray:
+    """FxPx3 head-frame displacement of activation offsets ``delta`` (FxK): the speech-safe fields (the source's
+    lip gap kept), and where the speech rule lets the style move the mouth (``gate`` > 0) the emotion AUs part the
+    lips as authored (a disgusted upper lip rises off the teeth) instead of keeping the source's lip gap."""
+    head = basis.decode(delta, edit=True)
+    lips_free = gate > 0
+    if lips_free.any():
+        emotion = np.array([n in EMOTION_AUS for n in AU_NAMES], np.float64)
+        d = delta[lips_free] * emotion
+        head[lips_free] += gate[lips_free, None, None] * (basis.decode(d) - basis.decode(d, edit=True))
+    return head
+
+
+def lips_kept_closed(source: np.ndarray, target: np.ndarray, taken: np.ndarray, found: np.ndarray,
+                     closed: float) -> np.ndarray:
+    """A still's closed lips are not parted by taking its expression away (``ManipulatorConfig.lip_kept_closed``,
+    ``closed`` IOD): ``taken`` is the source moved by the edit's negative activation offsets alone (the AUs the
+    target has less of). Per inner-lip column, what that motion opens is taken back where the source's lips touch
+    (fully at a gap <= 0, fading to nothing at ``closed`` IOD), so only the style's own AUs part them (a sneer,
+    a jaw). A relaxed pout's lips stay together: on d8 the chin raiser's and the press's linear fields, taken
+    away, parted his sealed lips by 1-6 px under neutral, happy and sad and the mouth interior showed in the
+    gap. Columns that the removal closes, and lips already apart, are left as they are (intensity 0: unchanged)."""
+    upper_cols, lower_cols, ok, up, gap_s, gap_t = _lip_gaps(source, target, found)
+    if ok is None:
+        return target
+    gap_r = _lip_gaps(source, taken, found)[5]
+    opens = np.maximum(gap_r - gap_s, 0.0)                                              # F x C pixels
+    if not np.any(opens > 0):
+        return target
+    lm = np.asarray(source, np.float64)[ok]
+    iod = np.linalg.norm(lm[:, topo.EYE_OUTER_LEFT, :2] - lm[:, topo.EYE_OUTER_RIGHT, :2], axis=-1)[:, None]
+    touching = 1.0 - protos.smoothstep(gap_s / (closed * iod))
+    return _open_columns(target, ok, upper_cols, lower_cols, -opens * touching, up)
+
+
 def _brow_heights(lm: np.ndarray, up: np.ndarray, brow, points) -> np.ndarray:
     """F x C: the height (along ``up``, F x 2) of the brow's lower edge ``brow`` straight above each of ``points``
     (interpolated along the edge across the face; past the brow's head or tail, that end's)."""
@@ -748,7 +784,6 @@ def brows_over_lids(source: np.ndarray, target: np.ndarray, found: np.ndarray, g
     the lids afterwards (a shut eye's lids pinned where the source has them) can open it again: d3's wink under
     angry put her brow 1.2 px under the pinned lid and the warp folded the lid skin between them into a stepped
     line. Where no brow comes closer than that the target is returned unchanged (the same object)."""
-    from .. import topology as topo
     from .expression import UPPER_LID_R, mirrored
 
     ok = np.flatnonzero(found)
@@ -1081,7 +1116,10 @@ def manipulate(track, emotion: str | Mapping[str, float] | None = None, intensit
                             torch.from_numpy(inten)[None, :, None], torch.from_numpy(gate)[None, :, None],
                             torch.from_numpy(region)).numpy()[0]
     if f == 1:
-        target = target - _still_speech(src, inten, gate, region, pattern, config)
+        # what the rule took away already (a held pout's press, HELD_LIP_AUS) is not taken away a second time: it
+        # drove the press below the neutral's and parted d8's sealed lips by 2 px under every closed-mouth style
+        target = target - np.maximum(_still_speech(src, inten, gate, region, pattern, config)
+                                     - np.maximum(src - target, 0.0), 0.0)
     boost = _talking_jaw(shapes, basis, model.neutral, pattern, gate, region, found, mode, config)
     landmarks = np.asarray(track.landmarks, np.float64)
     linear = smooth_linear_pose(np.asarray(track.pose, np.float64), found,
@@ -1093,17 +1131,13 @@ def manipulate(track, emotion: str | Mapping[str, float] | None = None, intensit
     delta = np.where(found[:, None], target - src, 0.0)
     target_lm = np.full_like(landmarks, np.nan)
     if found.any():
-        head = basis.decode(delta[found], edit=True)
-        lips_free = gate[found] > 0
-        if lips_free.any():
-            # where the speech rule lets the style move the mouth, the emotion AUs part the lips as authored (a
-            # disgusted upper lip rises off the teeth) instead of keeping the source's lip gap
-            emotion = np.array([n in EMOTION_AUS for n in AU_NAMES], np.float64)
-            d = delta[found][lips_free] * emotion
-            part = basis.decode(d) - basis.decode(d, edit=True)
-            head[lips_free] += gate[found][lips_free, None, None] * part
+        head = _head_offsets(basis, delta[found], gate[found])
         offsets = frame_offsets(head, linear[found])
         target_lm[found] = landmarks[found] + offsets
+        if f == 1 and config.lip_kept_closed > 0:
+            taken = frame_offsets(_head_offsets(basis, np.minimum(delta[found], 0.0), gate[found]), linear[found])
+            target_lm = lips_kept_closed(landmarks, target_lm, landmarks + np.where(found[:, None, None], taken, 0.0),
+                                         found, config.lip_kept_closed)
         target_lm = lips_uncrossed(landmarks, target_lm, found)
         target_lm = lid_folds_held(landmarks, target_lm, found, config.lid_fold_kept)
         if f == 1:
