@@ -454,6 +454,47 @@ def test_movie_writer_round_trip(tmp_path):
         assert np.abs(frame.pixels.astype(int) - original).mean() < 4.0
 
 
+@pytest.mark.parametrize("deep", [False, True])
+def test_movie_writer_wraps_one_kept_buffer_and_writes_the_same_movie(tmp_path, monkeypatch, deep):
+    """Each frame is copied into one buffer the writer keeps and handed to swscale without another copy (a new
+    buffer per frame, as ``from_ndarray`` made, cost more than the conversion at 1080p): the movie is the same
+    as the one written through ``from_ndarray`` (real frames of d12, 8-bit H.264 and 16-bit into 10-bit ProRes),
+    the caller's arrays are never wrapped (changing one after ``write`` changes nothing), and no frame is made
+    by ``from_ndarray``."""
+    import av
+
+    with open_media(footage("d12.mp4"), "0-5") as src:
+        rgb = [f.pixels for f in src]
+    if deep:
+        rgb = [(p.astype(np.uint16) * 257) for p in rgb]
+    h, w = rgb[0].shape[:2]
+    kw = dict(codec="prores_ks") if deep else {}
+    name = "out.mov" if deep else "out.mp4"
+
+    def write(path, frames):
+        with MovieWriter(path, 25, w, h, **kw) as writer:
+            for p in frames:
+                mine = p.copy()
+                writer.write(mine)
+                mine[:] = 0                                   # the caller's array, reused after write
+        with open_media(path) as out:
+            return [f.pixels for f in out]
+
+    made = []
+    real = av.VideoFrame.from_ndarray
+    monkeypatch.setattr(av.VideoFrame, "from_ndarray", staticmethod(lambda *a, **k: made.append(1) or real(*a, **k)))
+    kept = write(tmp_path / name, rgb)
+    assert not made
+    monkeypatch.setattr(writers_module, "_video_frame", lambda arr, fmt, held: real(np.ascontiguousarray(arr),
+                                                                                   format=fmt))
+    (tmp_path / "old").mkdir()
+    old = write(tmp_path / "old" / name, rgb)
+    assert len(kept) == len(old) == len(rgb)
+    for a, b, src in zip(kept, old, rgb):
+        assert np.array_equal(a, b)
+        assert np.abs(a.astype(np.float64) - src).mean() < (0.02 * 65535 if deep else 4.0)
+
+
 def test_movie_writer_odd_size_and_ntsc_rate(tmp_path):
     out = tmp_path / "odd.mov"
     with MovieWriter(out, 23.976, 33, 21) as writer:

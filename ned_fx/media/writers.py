@@ -510,6 +510,26 @@ def deep_pixels(frame: Any, movie: "MovieWriter") -> np.ndarray | None:
 ROTATION_EXTENSIONS: tuple[str, ...] = (".mp4", ".mov", ".m4v", ".mkv", ".webm")
 
 
+def _video_frame(arr: np.ndarray, fmt: str, held: list):
+    """An ``av`` VideoFrame of ``arr`` (RGB/RGBA, ``fmt`` its pixel format) in a buffer the writer keeps for the
+    movie (``held``: ``[buffer]``, made on the first frame and again when the frame's size changes): the frame is
+    copied into it and wrapped without another copy. ``from_ndarray`` put every frame into a new buffer, and a
+    new 6 MB buffer a 1080p frame costs its page faults on top of the copy (with the copy, ~3x the swscale
+    conversion that follows). The kept buffer has spare bytes past the last row (swscale's vector loads may read a
+    little beyond a row's end). The encoder never holds it: the conversion makes a new frame, and FFmpeg copies a
+    frame that needs none where an encoder keeps it (the buffer is not reference-counted). ``from_ndarray`` where
+    ``av`` has no ``from_numpy_buffer``."""
+    import av
+
+    if not hasattr(av.VideoFrame, "from_numpy_buffer"):
+        return av.VideoFrame.from_ndarray(np.ascontiguousarray(arr), format=fmt)
+    if not held or held[0].shape != arr.shape or held[0].dtype != arr.dtype:
+        spare = np.empty(arr.nbytes + 256, np.uint8)
+        held[:] = [spare[:arr.nbytes].view(arr.dtype).reshape(arr.shape)]
+    np.copyto(held[0], arr)
+    return av.VideoFrame.from_numpy_buffer(held[0], format=fmt)
+
+
 class MovieWriter:
     """Write RGB frames to a movie, atomically: a hidden temporary file is renamed at a successful close.
 
@@ -648,6 +668,7 @@ class MovieWriter:
         self._tmp = temp_path_for(self.path)
         self._done = False
         self._reformatter = None
+        self._rgb_buffer: list = []          # the frame buffer kept for the movie (see _video_frame)
         # the temporary file goes away even if the writer is dropped without close()
         self._finalizer = weakref.finalize(self, _cleanup_temp, str(self._tmp))
         opts = dict(defaults)
@@ -746,7 +767,6 @@ class MovieWriter:
         self.frames_written += 1
 
     def _encode(self, arr: np.ndarray, time: Fraction | float | None = None) -> None:
-        import av
         from av.video.reformatter import ColorRange
 
         if self.rotation:           # back to the source's coded orientation (its reader turned it upright)
@@ -759,7 +779,7 @@ class MovieWriter:
             arr = np.concatenate([arr, np.full(arr.shape[:2] + (1,), full, arr.dtype)], axis=2)
         fmt = {(3, "uint8"): "rgb24", (3, "uint16"): "rgb48le", (4, "uint8"): "rgba",
                (4, "uint16"): "rgba64le"}[arr.shape[2], str(arr.dtype)]
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(arr), format=fmt)
+        frame = _video_frame(arr, fmt, self._rgb_buffer)
         if self._reformatter is None:       # one swscale context for the movie (a frame's own is set up per call:
             from av.video.reformatter import VideoReformatter      # 1.2 -> 0.5 ms a 512² frame, the same pixels)
 
