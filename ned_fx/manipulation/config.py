@@ -110,8 +110,8 @@ class ManipulatorConfig:
         lip_kept_closed: on a still, lips that touch stay together when the edit takes the source's expression away
             (a relaxed pout, a press let go): per inner-lip column the opening that the AUs the target has less of
             would make is taken back, fully where the source's gap is <= 0 and fading out at this gap (IOD); the
-            style's own AUs still part them (a sneer, a jaw). The AUs are linear: taking d8's chin raiser and press
-            away parted his sealed lips by 1-6 px under neutral, happy and sad. 0: never.
+            style's own AUs still part them (a sneer, a jaw). The AUs are linear: taking d8's chin raiser away parted
+            his sealed lips by 0.005-0.010 IOD (0.7-1.5 px) under neutral and happy. 0: never.
         still_gasp_kept: on a still, a jaw held wide open (the fit's AU26 activation) stays open under every
             style: the share of the still's speech channels the style would take away is scaled by
             ``1 - smoothstep((AU26 - lo) / (hi - lo))``. A 2-D warp cannot close a gasp believably: closing d19's

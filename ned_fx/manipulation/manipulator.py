@@ -746,9 +746,10 @@ def lips_kept_closed(source: np.ndarray, target: np.ndarray, taken: np.ndarray, 
     ``closed`` IOD): ``taken`` is the source moved by the edit's negative activation offsets alone (the AUs the
     target has less of). Per inner-lip column, what that motion opens is taken back where the source's lips touch
     (fully at a gap <= 0, fading to nothing at ``closed`` IOD), so only the style's own AUs part them (a sneer,
-    a jaw). A relaxed pout's lips stay together: on d8 the chin raiser's and the press's linear fields, taken
-    away, parted his sealed lips by 1-6 px under neutral, happy and sad and the mouth interior showed in the
-    gap. Columns that the removal closes, and lips already apart, are left as they are (intensity 0: unchanged)."""
+    a jaw). A relaxed pout's lips stay together: on d8 the chin raiser's, lip tightener's and upper lip raiser's
+    linear fields, taken away, parted his sealed lips by 0.7-1.5 px (0.005-0.010 IOD) under neutral and happy,
+    and a dark line showed between them. Columns that the removal closes, and lips already apart, are left as they
+    are (intensity 0: unchanged)."""
     upper_cols, lower_cols, ok, up, gap_s, gap_t = _lip_gaps(source, target, found)
     if ok is None:
         return target
@@ -1135,9 +1136,10 @@ def manipulate(track, emotion: str | Mapping[str, float] | None = None, intensit
         offsets = frame_offsets(head, linear[found])
         target_lm[found] = landmarks[found] + offsets
         if f == 1 and config.lip_kept_closed > 0:
-            taken = frame_offsets(_head_offsets(basis, np.minimum(delta[found], 0.0), gate[found]), linear[found])
-            target_lm = lips_kept_closed(landmarks, target_lm, landmarks + np.where(found[:, None, None], taken, 0.0),
-                                         found, config.lip_kept_closed)
+            taken = np.array(landmarks, copy=True)        # the source moved by what the edit takes away alone
+            taken[found] += frame_offsets(_head_offsets(basis, np.minimum(delta[found], 0.0), gate[found]),
+                                          linear[found])
+            target_lm = lips_kept_closed(landmarks, target_lm, taken, found, config.lip_kept_closed)
         target_lm = lips_uncrossed(landmarks, target_lm, found)
         target_lm = lid_folds_held(landmarks, target_lm, found, config.lid_fold_kept)
         if f == 1:
