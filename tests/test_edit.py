@@ -193,6 +193,75 @@ def test_an_edited_photo_keeps_its_colour_profile_and_says_it_was_edited(tmp_pat
         assert read_provenance(tmp_path / f"sad{ext}") is not None, ext
 
 
+def _exif_with_thumbnail(thumbnail: bytes) -> bytes:
+    """A camera's EXIF block (TIFF, in Pillow's byte order: big-endian): make, model, artist, copyright, orientation
+    6, the Exif IFD (DateTimeOriginal, exposure, a maker note), the GPS IFD, and a second IFD holding ``thumbnail``
+    (a JPEG) as cameras store their preview."""
+    import struct
+
+    from PIL import Image
+    from PIL.TiffImagePlugin import IFDRational
+
+    exif = Image.Exif()
+    exif.update({0x010F: "Canon", 0x0110: "EOS R5", 0x013B: "Jane Doe", 0x8298: "(c) 2026 Jane Doe", 0x0112: 6})
+    exif.get_ifd(0x8769).update({0x9003: "2026:12:01 10:00:00", 0x829A: IFDRational(1, 125),
+                                 0x927C: b"MAKERNOTE" * 20})
+    exif.get_ifd(0x8825).update({1: "N", 2: (52.0, 31.0, 12.0)})
+    tiff = bytearray(exif.tobytes()[6:])                       # without the "Exif" APP1 prefix
+    o = "<" if tiff[:2] == b"II" else ">"
+    ifd0 = struct.unpack(o + "I", tiff[4:8])[0]
+    n = struct.unpack(o + "H", tiff[ifd0:ifd0 + 2])[0]
+    at = len(tiff) + len(tiff) % 2
+    tiff += b"\x00" * (at - len(tiff))
+    tiff[ifd0 + 2 + 12 * n:ifd0 + 6 + 12 * n] = struct.pack(o + "I", at)    # IFD0's next IFD: the thumbnail's
+    data = at + 2 + 3 * 12 + 4
+    tiff += struct.pack(o + "H", 3) + struct.pack(o + "HHIHH", 0x0103, 3, 1, 6, 0)
+    tiff += struct.pack(o + "HHII", 0x0201, 4, 1, data) + struct.pack(o + "HHII", 0x0202, 4, 1, len(thumbnail))
+    tiff += struct.pack(o + "I", 0) + thumbnail
+    return bytes(tiff)
+
+
+def test_an_edited_photo_keeps_what_its_exif_says_but_never_the_unedited_thumbnail(tmp_path):
+    """A camera photo's EXIF (make, model, artist, copyright, capture date, exposure, place) comes along into a
+    JPEG or PNG output (it was dropped: a copyright notice was lost), without the thumbnail of the unedited face
+    (not a byte of it), the maker note or the orientation (the output is upright), and ``Software`` says ned_fx
+    edited it. A damaged block is dropped and the edit goes on."""
+    import io
+
+    from PIL import Image
+
+    face = Image.open(footage("d19.jpg"))
+    small = io.BytesIO()
+    face.resize((160, 120)).save(small, "JPEG", quality=90)
+    thumbnail = small.getvalue()
+    tiff = _exif_with_thumbnail(thumbnail)
+    stored = np.ascontiguousarray(np.rot90(np.asarray(face)))        # stored sideways, shown upright (tag 6)
+    Image.fromarray(stored).save(tmp_path / "photo.jpg", exif=b"Exif\x00\x00" + tiff, quality=95)
+    assert Image.open(tmp_path / "photo.jpg").getexif()[0x8298] == "(c) 2026 Jane Doe"
+    assert thumbnail in (tmp_path / "photo.jpg").read_bytes()
+    for ext in (".jpg", ".png"):
+        out = tmp_path / f"happy{ext}"
+        assert edit_media(tmp_path / "photo.jpg", out, EditInstruction(emotion="happy")).edited == (0,)
+        written = Image.open(out)
+        exif = written.getexif()
+        assert written.size == face.size, ext
+        assert (exif.get(0x010F), exif.get(0x0110), exif.get(0x013B), exif.get(0x8298)) == (
+            "Canon", "EOS R5", "Jane Doe", "(c) 2026 Jane Doe"), ext
+        assert exif.get(0x0131, "").startswith("ned_fx "), ext
+        assert exif.get(0x0112) in (None, 1), ext
+        sub = exif.get_ifd(0x8769)
+        assert sub.get(0x9003) == "2026:12:01 10:00:00" and float(sub.get(0x829A)) == 1 / 125, ext
+        assert 0x927C not in sub, ext
+        assert exif.get_ifd(0x8825).get(1) == "N", ext
+        raw = out.read_bytes()
+        assert thumbnail[100:400] not in raw and b"MAKERNOTE" not in raw, ext
+    # a damaged block (its first IFD points past the end) is not carried; the edit is written as before
+    broken = tiff[:4] + (len(tiff) + 100).to_bytes(4, "little" if tiff[:2] == b"II" else "big") + tiff[8:]
+    Image.fromarray(np.asarray(face)).save(tmp_path / "broken.jpg", exif=b"Exif\x00\x00" + broken, quality=95)
+    assert edit_media(tmp_path / "broken.jpg", tmp_path / "b.jpg", EditInstruction(emotion="sad")).edited == (0,)
+    assert b"Exif\x00\x00" not in (tmp_path / "b.jpg").read_bytes()
+
+
 def test_smile_keeps_the_teeth_visible():
     """A smile on an open talking mouth shows the source's teeth, not a dark hole (d12, frame 60)."""
     rgb, _ = decode_rgb("d12.mp4")

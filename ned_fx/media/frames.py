@@ -83,6 +83,9 @@ class Frame:
             when every channel is stored as ``pixels.dtype``.
         icc_profile: the ICC colour profile a JPEG, PNG or TIFF still came with (a phone's Display P3), for a
             JPEG, PNG or TIFF output to carry (the pixels are not converted); None: none.
+        exif: the EXIF block a JPEG or PNG still came with, as stored (camera, lens, dates, artist, copyright,
+            place; also its thumbnail and maker note), for a JPEG or PNG output to carry what still describes it
+            (:func:`~ned_fx.media.stillmeta.carried_exif`: never the thumbnail or the maker note); None: none.
     """
 
     number: int
@@ -93,6 +96,7 @@ class Frame:
     metadata: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
     channel_dtypes: tuple[str, ...] = ()
     icc_profile: bytes | None = None
+    exif: bytes | None = None
 
     def __post_init__(self) -> None:
         pixels = self.pixels

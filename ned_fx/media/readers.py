@@ -105,7 +105,7 @@ def _frame_from_cv2(img: np.ndarray, path: Path, number: int | None) -> Frame:
 
 def _read_cv2(path: Path, number: int | None) -> Frame:
     """PNG, JPEG, BMP (and TIFF layouts tifffile leaves to OpenCV) through ``cv2.imdecode``; a JPEG or PNG upright
-    as its EXIF orientation says (:func:`upright`), with its ICC profile."""
+    as its EXIF orientation says (:func:`upright`), with its ICC profile and EXIF block."""
     import cv2
 
     data = _read_bytes(path, number)
@@ -119,11 +119,12 @@ def _read_cv2(path: Path, number: int | None) -> Frame:
         raise UnreadableMediaError(
             f"{_where(path, number)}: cannot be decoded as {kind}; the file is corrupt, truncated or not really "
             f"a {kind} file")
-    from .stillmeta import exif_orientation, icc_profile, profile_for
+    from .stillmeta import exif_block, exif_orientation, icc_profile, profile_for
 
     frame = _frame_from_cv2(upright(img, exif_orientation(data)), path, number)
     profile = profile_for(icc_profile(data), len([c for c in frame.channels if c != "A"]))
-    return replace(frame, icc_profile=profile) if profile is not None else frame
+    exif = exif_block(data)
+    return replace(frame, icc_profile=profile, exif=exif) if profile is not None or exif is not None else frame
 
 
 def upright(pixels: np.ndarray, orientation: int) -> np.ndarray:

@@ -424,6 +424,12 @@ def write_image(path: str | os.PathLike, image: Frame | np.ndarray, *, channels:
         colours = 3 if frame.channels[:3] == ("R", "G", "B") else 1
         profile = profile_for(frame.icc_profile, colours)
         data = with_icc(data, profile) if profile is not None else data
+    if frame.exif is not None and ext in (".png", ".jpg", ".jpeg"):
+        from .. import __version__
+        from .stillmeta import carried_exif, with_exif
+
+        block = carried_exif(frame.exif, f"ned_fx {__version__}")
+        data = with_exif(data, block) if block is not None else data
     if record is not None:
         from ..provenance.embed import jpeg_with_provenance, png_with_provenance
 
