@@ -121,9 +121,9 @@ def _read_cv2(path: Path, number: int | None) -> Frame:
             f"a {kind} file")
     from .stillmeta import exif_block, exif_orientation, icc_profile, profile_for
 
-    frame = _frame_from_cv2(upright(img, exif_orientation(data)), path, number)
-    profile = profile_for(icc_profile(data), len([c for c in frame.channels if c != "A"]))
     exif = exif_block(data)
+    frame = _frame_from_cv2(upright(img, exif_orientation(exif)), path, number)
+    profile = profile_for(icc_profile(data), len([c for c in frame.channels if c != "A"]))
     return replace(frame, icc_profile=profile, exif=exif) if profile is not None or exif is not None else frame
 
 

@@ -41,16 +41,12 @@ def _png_chunks(data: bytes):
         return
 
 
-def exif_orientation(data: bytes) -> int:
-    """The EXIF orientation (1-8) of a JPEG's (APP1 ``Exif``) or a PNG's (``eXIf`` chunk) bytes; 1 when it has none
-    (or is neither, or its EXIF is malformed: read as stored)."""
-    block = exif_block(data)
-    return 1 if block is None else _tiff_orientation(block)
-
-
-def _tiff_orientation(tiff: bytes) -> int:
-    """The Orientation tag (0x0112) of an EXIF block's first IFD (a TIFF header and its IFDs); 1 when absent."""
-    order = {b"II": "<", b"MM": ">"}.get(tiff[:2])
+def exif_orientation(tiff: bytes | None) -> int:
+    """The Orientation tag (0x0112, 1-8) of an EXIF block's first IFD (:func:`exif_block`'s: a TIFF header and its
+    IFDs); 1 when there is no block or tag (or it is malformed: read as stored)."""
+    order = {b"II": "<", b"MM": ">"}.get(bytes(tiff[:2])) if tiff else None
+    if order is None:
+        return 1
     try:
         ifd = struct.unpack(order + "I", tiff[4:8])[0]
         count = struct.unpack(order + "H", tiff[ifd:ifd + 2])[0]
@@ -58,7 +54,7 @@ def _tiff_orientation(tiff: bytes) -> int:
             tag, kind, _, value = struct.unpack(order + "HHIH", tiff[ifd + 2 + 12 * k:ifd + 12 + 12 * k])
             if tag == 0x0112 and kind == 3:
                 return value if 1 <= value <= 8 else 1
-    except (struct.error, TypeError):
+    except struct.error:
         return 1
     return 1
 
@@ -121,18 +117,24 @@ def with_icc(data: bytes, profile: bytes) -> bytes:
                             for k, c in enumerate(chunks))
         return data[:insert] + segments + data[insert:]
     if data.startswith(PNG_SIGNATURE):
-        chunk = png_chunk(b"iCCP", b"icc\x00\x00" + zlib.compress(profile))
-        out, placed = [data[:len(PNG_SIGNATURE)]], False
-        for pos, kind, body in _png_chunks(data):
-            whole = data[pos:pos + 12 + len(body)]
-            if kind in (b"sRGB", b"gAMA", b"iCCP"):
-                continue
-            if kind == b"IDAT" and not placed:
-                out.append(chunk)
-                placed = True
-            out.append(whole)
-        return b"".join(out) if placed else data
+        return _png_with(data, png_chunk(b"iCCP", b"icc\x00\x00" + zlib.compress(profile)), (b"sRGB", b"gAMA", b"iCCP"))
     return data
+
+
+def _png_with(data: bytes, chunk: bytes, replaced: tuple[bytes, ...]) -> bytes:
+    """PNG bytes with ``chunk`` put before the image data and the chunks of the ``replaced`` kinds left out; the
+    bytes as they are when no image data is found (a damaged PNG)."""
+    from ..provenance.embed import PNG_SIGNATURE
+
+    out, placed = [data[:len(PNG_SIGNATURE)]], False
+    for pos, kind, body in _png_chunks(data):
+        if kind in replaced:
+            continue
+        if kind == b"IDAT" and not placed:
+            out.append(chunk)
+            placed = True
+        out.append(data[pos:pos + 12 + len(body)])
+    return b"".join(out) if placed else data
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -211,15 +213,11 @@ def _emit(entries: list, order: str, start: int) -> bytes:
         else:
             fields.append((tag, kind, n, struct.pack(order + "I", head + len(data))))
             data += value + b"\x00" * (len(value) % 2)
-    tail = bytearray()
-    sub_at = iter([])
-    if subs:
-        offsets = []
-        for entries_k in subs:
-            at = head + len(data) + len(tail)
-            offsets.append(at)
-            tail += _emit(entries_k, order, at)
-        sub_at = iter(offsets)
+    tail, offsets = bytearray(), []
+    for sub in subs:                                        # each sub-IFD after the values and the ones before it
+        offsets.append(head + len(data) + len(tail))
+        tail += _emit(sub, order, offsets[-1])
+    sub_at = iter(offsets)
     ifd = bytearray(struct.pack(order + "H", len(fields)))
     for tag, kind, n, value in fields:
         ifd += struct.pack(order + "HHI", tag, kind, n) + (struct.pack(order + "I", next(sub_at))
@@ -273,13 +271,5 @@ def with_exif(data: bytes, tiff: bytes) -> bytes:
             out.append(data[pos:pos + 4 + len(body)])
         return data                                         # no scan found: a damaged JPEG is left as it is
     if data.startswith(PNG_SIGNATURE):
-        out, placed = [data[:len(PNG_SIGNATURE)]], False
-        for pos, kind, body in _png_chunks(data):
-            if kind == b"eXIf":
-                continue
-            if kind == b"IDAT" and not placed:
-                out.append(png_chunk(b"eXIf", tiff))
-                placed = True
-            out.append(data[pos:pos + 12 + len(body)])
-        return b"".join(out) if placed else data
+        return _png_with(data, png_chunk(b"eXIf", tiff), (b"eXIf",))
     return data
