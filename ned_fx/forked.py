@@ -14,6 +14,13 @@ Linux only (``fork`` elsewhere is unsafe or missing: :func:`available`); callers
 A worker ignores Ctrl-C and SIGTERM (the caller stops it), never runs the parent's exit handlers (multiprocessing ends a
 forked child with ``os._exit``: a parent's temporary output files are not removed by a child) and ends when the
 parent's pipe closes (the parent was killed).
+
+A worker never collects what it inherited: the parent's objects are frozen (``gc.freeze``) across the forks. The
+parent's uncollected garbage may hold native threads (a PyAV decoder left in a reference cycle by an earlier edit
+in the same process: FFmpeg's frame threads) that do not exist in a child; freed there, its teardown waits for
+them for good (seen: a render worker hung at its first collection after a neural edit in the same process, and
+``tests/test_forked.py`` hangs a child so without the freeze). The parent collects them later, where the threads
+are.
 """
 
 from __future__ import annotations
@@ -98,6 +105,7 @@ def forked(source: Iterable, split: Callable[[Any], tuple], work: Callable[[Any,
         Whatever the source or ``work`` raised (a worker's error with the worker's traceback as a note);
         RenderWorkerError: a worker died.
     """
+    import gc
     import mmap
     import multiprocessing
     import queue
@@ -156,19 +164,26 @@ def forked(source: Iterable, split: Callable[[Any], tuple], work: Callable[[Any,
     # have (OpenCV hung in ``setNumThreads`` so)
     restore = set_library_threads(1)
     try:
-        for w in range(max(1, workers)):
-            task_r, task_w = ctx.Pipe(duplex=False)
-            res_r, res_w = ctx.Pipe(duplex=False)
-            # the child closes the parent's ends it inherits (its own task pipe's writer among them: held open, its
-            # reader would never see the parent go)
-            theirs = [task_w, res_r, *(end for pair in conns for end in pair)]
-            p = ctx.Process(target=_worker, args=(task_r, res_w, views, work, w, theirs), name=f"{name}-{w}",
-                            daemon=True)
-            p.start()
-            task_r.close()
-            res_w.close()
-            conns.append((task_w, res_r))
-            procs.append(p)
+        # nothing the workers inherit is collected in them (see the module's docs); a caller's own freeze is kept
+        thawed = gc.get_freeze_count() == 0
+        gc.freeze()
+        try:
+            for w in range(max(1, workers)):
+                task_r, task_w = ctx.Pipe(duplex=False)
+                res_r, res_w = ctx.Pipe(duplex=False)
+                # the child closes the parent's ends it inherits (its own task pipe's writer among them: held open,
+                # its reader would never see the parent go)
+                theirs = [task_w, res_r, *(end for pair in conns for end in pair)]
+                p = ctx.Process(target=_worker, args=(task_r, res_w, views, work, w, theirs), name=f"{name}-{w}",
+                                daemon=True)
+                p.start()
+                task_r.close()
+                res_w.close()
+                conns.append((task_w, res_r))
+                procs.append(p)
+        finally:
+            if thawed:
+                gc.unfreeze()
         feed = prefetch(tasks(), depth=slots, name=name)
         for item, slot, w in feed:
             if slot is None:

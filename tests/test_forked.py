@@ -154,6 +154,55 @@ def test_workers_end_when_their_parent_is_killed():
     assert not any(_alive(pid) for pid in pids), pids
 
 
+_GARBAGE = r"""
+import gc, os, sys
+sys.path.insert(0, sys.argv[1])
+import av
+import numpy as np
+from ned_fx import forked as F
+
+class Cycle:                            # garbage only the collector frees
+    def __init__(self, held):
+        self.held, self.me = held, self
+
+container = av.open(sys.argv[2])
+stream = container.streams.video[0]
+stream.thread_type = "AUTO"             # FFmpeg's frame threads, as an edit's decode runs
+for i, frame in enumerate(container.decode(stream)):
+    if i == 8:
+        break
+gc.disable()                            # (left for whichever process collects next: here, a worker)
+Cycle((container, stream, frame))
+del container, stream, frame
+
+def work(message, pixels):
+    gc.collect()                        # a worker's collection (any allocation may start one)
+    return None, message
+
+got = [g.payload for g in F.forked(range(6), lambda i: (np.zeros((4, 4, 3), np.uint8), i), work, workers=2)]
+assert got == list(range(6)), got
+gc.collect()                            # the parent frees it, where its threads are
+print("done", gc.get_freeze_count(), flush=True)
+"""
+
+
+def test_a_worker_never_frees_the_parents_garbage():
+    """A decoder an earlier edit left in a reference cycle (its FFmpeg frame threads live in the parent only) is not
+    freed by a worker's garbage collection: freed in a child its teardown waits for threads the child does not have,
+    and the worker hung for good (seen once in the suite: a geometry edit after a neural one in the same process).
+    The parent still frees it, and a caller's own frozen objects stay frozen."""
+    p = subprocess.Popen([sys.executable, "-c", _GARBAGE, str(Path(__file__).resolve().parents[1]),
+                          str(footage("d12.mp4"))], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         start_new_session=True)
+    try:
+        out, err = p.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, 9)
+        p.communicate()
+        pytest.fail("a render worker hung freeing the parent's decoder")
+    assert p.returncode == 0 and out.split() == ["done", "0"], (out, err)
+
+
 def test_a_terminated_edit_leaves_nothing_behind(tmp_path):
     """SIGTERM (a farm stopping a task) mid-render of `ned-fx edit`: the edit ends as Ctrl-C ends it (exit 143), the
     temporary output is removed and no render worker is left (the default action killed the parent on the spot and
