@@ -436,9 +436,9 @@ def test_the_brow_furrow_is_measured_where_the_mesh_misses_it():
 
 def test_an_edit_lifts_a_frown_the_mesh_did_not_see(tmp_path):
     """Neutral on d3's frown (frames 100-160): the skin's folds start from the furrow the picture shows
-    (``ShotModels.furrow``), so neutral lifts part of it (the softening lifts half of a fold per unit of drive,
-    ``SkinConfig.soften``); without that the mesh's AU4 of ~0.2 left the furrows as they were.
-    Intensity 0 changes nothing (the furrow is added to source and target alike)."""
+    (``ShotModels.furrow``), so neutral flattens most of it (``SkinConfig.relax``: the glabella's vertical lines
+    flattened in proportion to the drive); from the mesh's AU4 of ~0.2 alone it flattens little. Intensity 0
+    changes nothing (the furrow is added to source and target alike)."""
     from dataclasses import replace
 
     from ned_fx.appearance import FaceContent
@@ -457,7 +457,8 @@ def test_an_edit_lifts_a_frown_the_mesh_did_not_see(tmp_path):
              for m in (replace(shot.models, furrow=None), shot.models)]
     source = _glabella_depth(to_display_rgb8(frame), shot.edited.source_landmarks[35])
     print("furrow depth at 135: source, neutral without / with the picture's furrow:", source, depth)
-    assert depth[0] > 0.95 * source and depth[1] < 0.92 * source, (source, depth)     # 0.98 -> 0.87 of it
+    # measured 0.94 and 0.55 of it (0.98 and 0.87 when the glabella creases were softened as the other folds are)
+    assert depth[0] > 0.9 * source and depth[1] < 0.7 * source, (source, depth)
     # intensity 0: the skin's drive of AU4 is the edit's exactly
     still = replace(shot.edited, intensity=np.zeros_like(shot.edited.intensity),
                     au_target=shot.edited.au_source.copy())
@@ -465,6 +466,52 @@ def test_an_edit_lifts_a_frown_the_mesh_did_not_see(tmp_path):
     assert src[names.index("AU4")] > shot.edited.au_source[35, names.index("AU4")] + 0.5
     assert np.array_equal(dst - src, np.zeros_like(src))
     assert lift_hidden_frown(still, shot.models.furrow, 0.35) is still         # nor the brows' geometry
+
+
+def test_a_frown_taken_away_flattens_its_furrows_not_the_brows():
+    """The glabella relax on d3's frown (frame 135: two vertical furrows between brows drawn down), upright and
+    with the head rolled 25 degrees: a drive of -1 flattens most of the furrows' depth (the band-pass across the
+    face, per channel) while the brows (their outlines, inside) and the skin outside the glabella keep their
+    pixels; a drive of 0 adds nothing."""
+    import cv2
+
+    from ned_fx.media import open_media, to_display_rgb8
+    from ned_fx.pipeline import track_media
+    from ned_fx.rendering.skin import SkinConfig, furrow_depth
+    from ned_fx.rendering.skin.procedural import _BROW_OUTLINES, ShadingMap, add_glabella_relax, face_frame
+
+    track = track_media(footage("d3.mp4"), frames="135-135")
+    with open_media(footage("d3.mp4"), "135-135") as frames:
+        rgb = to_display_rgb8(next(iter(frames))).astype(np.float32)
+    luma = np.float32([0.2126, 0.7152, 0.0722])
+    for roll in (0.0, 25.0):
+        h, w = rgb.shape[:2]
+        turn = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), roll, 1.0)
+        img = cv2.warpAffine(rgb, turn, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        lm = np.array(track.landmarks[0], np.float64)
+        lm[:, :2] = lm[:, :2] @ turn[:, :2].T + turn[:, 2]
+        frame = face_frame(lm)
+        config = SkinConfig()
+        none = ShadingMap((h, w))
+        add_glabella_relax(none, lambda b: img[b[1]:b[3], b[0]:b[2]], lm, frame, 0.0, config)
+        assert none.box is None and none.colour is None
+        shading = ShadingMap((h, w))
+        add_glabella_relax(shading, lambda b: img[b[1]:b[3], b[0]:b[2]], lm, frame, -1.0, config)
+        out = img * np.exp(shading.colour)
+        before, after = furrow_depth(img @ luma, lm), furrow_depth(out @ luma, lm)
+        print(f"roll {roll}: furrow depth {before:.3f} -> {after:.3f}")
+        assert before > 0.09 and after < 0.5 * before, (roll, before, after)
+        brows = np.zeros((h, w), np.uint8)
+        for outline in _BROW_OUTLINES:
+            cv2.fillPoly(brows, [np.round(lm[list(outline), :2]).astype(np.int32)], 1)
+        brows = cv2.erode(brows, np.ones((3, 3), np.uint8)).astype(bool)
+        change = np.abs(out - img).max(axis=2)
+        print(f"brows: max {change[brows].max():.2f}, mean {change[brows].mean():.3f} levels")
+        assert change[brows].max() < 4.0 and change[brows].mean() < 0.2, roll        # 8-bit levels
+        x0, y0, x1, y1 = shading.box
+        outside = np.ones((h, w), bool)
+        outside[y0:y1, x0:x1] = False
+        assert not change[outside].any() and (y1 - y0) * (x1 - x0) < 0.5 * frame.iod ** 2, (roll, shading.box)
 
 
 def _brow_edge(rgb, x: float, y: float, half: int = 20) -> float:

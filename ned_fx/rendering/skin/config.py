@@ -58,6 +58,14 @@ class SkinConfig:
             looks drawn; fixed per fold, so it never flickers.
         warmth: per-channel exponents of the ratio on RGB plates (skin in shadow is a little warmer).
         soften: how much of an existing fold's mid-frequency darkening a negative drive of 1 lifts (0..1).
+        relax: a brow furrow taken away (a negative glabella drive: neutral, happy or surprised over a frown) has
+            this share of its vertical lines flattened at a drive of 1 (0..1; :func:`~.procedural.add_glabella_relax`:
+            the furrows and the ridges beside them, over the glabella, per colour channel); 0: the glabella creases
+            are softened as the other folds are (``soften``: d3.mp4's frowns kept their furrows under neutral).
+        relax_height: that glabella reaches this far above the brows (IOD).
+        relax_width: the wide low-pass across the face a line is measured against (IOD sigma).
+        relax_ridge: the most a ridge beside a furrow is darkened (log luminance; the furrow itself is lifted by at
+            most 0.4).
         socket_lift: where the target stretches an eye socket (the skin between the upper lid margin and the brow's
             lower edge) by ``s``, the socket's shadow is lifted by ``1 - 1/s`` of its darkness (its darkness kept in
             all, not spread over the taller socket: light adds linearly, so the deficit under the reference shrinks
@@ -123,6 +131,10 @@ class SkinConfig:
     wobble: float = 0.004
     warmth: tuple[float, float, float] = (0.85, 1.0, 1.12)
     soften: float = 0.5
+    relax: float = 1.0
+    relax_height: float = 0.25
+    relax_width: float = 0.08
+    relax_ridge: float = 0.15
     socket_lift: float = 1.0
     socket_lift_max: float = 0.6
     socket_lift_limit: float = 1.2
@@ -146,7 +158,8 @@ class SkinConfig:
     def __post_init__(self) -> None:
         for name in ("strength", "max_drive", "min_change", "nasolabial_depth", "nasolabial_shadow",
                      "nasolabial_highlight", "cheek_highlight", "crease_depth", "crease_highlight", "glabella_depth",
-                     "wobble", "soften", "nasolabial_slope", "socket_lift", "socket_lift_limit"):
+                     "wobble", "soften", "nasolabial_slope", "socket_lift", "socket_lift_limit", "relax",
+                     "relax_ridge"):
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or not v >= 0 or v != v or v == float("inf"):
                 raise InvalidParameterError(f"skin {name} must be a finite number >= 0, got {v!r}")
@@ -196,8 +209,13 @@ class SkinConfig:
                                         f"{self.model_min_frames!r}")
         if not isinstance(self.forehead_lines, int) or not 0 <= self.forehead_lines <= 6:
             raise InvalidParameterError(f"skin forehead_lines must be 0..6, got {self.forehead_lines!r}")
-        if self.soften > 1:
-            raise InvalidParameterError(f"skin soften must be 0..1, got {self.soften}")
+        for name in ("soften", "relax", "relax_ridge"):
+            if getattr(self, name) > 1:
+                raise InvalidParameterError(f"skin {name} must be 0..1, got {getattr(self, name)}")
+        for name in ("relax_height", "relax_width"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or not 0 < v < 1:
+                raise InvalidParameterError(f"skin {name} must be 0..1 (IOD), got {v!r}")
         if len(self.warmth) != 3 or not all(0 < float(w) < 3 for w in self.warmth):
             raise InvalidParameterError(f"skin warmth must be three positive exponents, got {self.warmth!r}")
         known = set(DEFAULT_DRIVES)

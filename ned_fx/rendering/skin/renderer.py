@@ -9,8 +9,8 @@ from ..layers import RegionInputs, RenderedLayer
 from ..motion import smear
 from .config import SkinConfig
 from .model import SkinModel, add_model_change
-from .procedural import (ShadingMap, add_cheeks, add_creases, add_socket_lift, add_softening, build_creases,
-                         face_frame, fold_drives, socket_gains)
+from .procedural import (ShadingMap, add_cheeks, add_creases, add_glabella_relax, add_socket_lift, add_softening,
+                         build_creases, face_frame, fold_drives, socket_gains)
 
 #: Log-luminance changes below this are no change (1e-5: far below one 16-bit step).
 _EPS = 1e-5
@@ -73,7 +73,12 @@ class SkinRenderer:
         add_creases(shading, creases, frame.iod, self.config)
         add_cheeks(shading, dst, drives.get("cheek", 0.0), frame.iod, self.config)
         warped = inputs.warped
-        add_softening(shading, lambda b: _luma(warped[b[1]:b[3], b[0]:b[2]]), creases, frame.iod, self.config)
+        relax = self.config.relax > 0
+        add_softening(shading, lambda b: _luma(warped[b[1]:b[3], b[0]:b[2]]),
+                      [c for c in creases if c.fold != "glabella"] if relax else creases, frame.iod, self.config)
+        if relax and drives.get("glabella", 0.0) < 0:       # a frown taken away: its furrows flattened
+            add_glabella_relax(shading, lambda b: warped[b[1]:b[3], b[0]:b[2]], dst, frame, drives["glabella"],
+                               self.config)
         add_socket_lift(shading, lambda b: warped[b[1]:b[3], b[0]:b[2]], dst, frame, sockets, inputs.valid,
                         self.config)
         if shading.box is None:
