@@ -16,6 +16,7 @@ DEFAULT_DRIVES: dict[str, dict[str, float]] = {
     "forehead_outer": {"AU2": 1.0, "AU1": 0.3},
     "nose": {"AU9": 1.0, "AU10": 0.2},
     "marionette": {"AU15": 1.0, "AU17": 0.3},
+    "chin": {"AU17": 1.0, "AU15": 0.7},
 }
 
 
@@ -58,14 +59,18 @@ class SkinConfig:
             looks drawn; fixed per fold, so it never flickers.
         warmth: per-channel exponents of the ratio on RGB plates (skin in shadow is a little warmer).
         soften: how much of an existing fold's mid-frequency darkening a negative drive of 1 lifts (0..1).
-        relax: a brow furrow taken away (a negative glabella drive: neutral, happy or surprised over a frown) has
-            this share of its vertical lines flattened at a drive of 1 (0..1; :func:`~.procedural.add_glabella_relax`:
-            the furrows and the ridges beside them, over the glabella, per colour channel); 0: the glabella creases
-            are softened as the other folds are (``soften``: d3.mp4's frowns kept their furrows under neutral).
+        relax: a brow furrow or a pout's chin taken away (a negative glabella or chin drive: neutral, happy or
+            surprised over a frown; neutral or happy over a pout) has this share of its folds flattened at a drive of
+            1 (0..1; :func:`~.procedural.add_glabella_relax`: the furrows and the ridges beside them over the
+            glabella; :func:`~.procedural.add_chin_relax`: the chin's dimpling and the marionette folds; per colour
+            channel); 0: the glabella creases are softened as the other folds are (``soften``: d3.mp4's frowns kept
+            their furrows under neutral) and the chin is left as the warp carries it (d8.jpg's neutral kept his
+            pout's folds).
         relax_height: that glabella reaches this far above the brows (IOD).
-        relax_width: the wide low-pass across the face a line is measured against (IOD sigma).
-        relax_ridge: the most a ridge beside a furrow is darkened (log luminance; the furrow itself is lifted by at
-            most 0.4).
+        relax_width: the wide low-pass across the face a furrow is measured against (IOD sigma).
+        relax_chin: the low-pass over the chin a fold is measured against (IOD sigma).
+        relax_ridge: the most a ridge beside a fold is darkened (log luminance; a fold itself is lifted by at most
+            0.4).
         socket_lift: where the target stretches an eye socket (the skin between the upper lid margin and the brow's
             lower edge) by ``s``, the socket's shadow is lifted by ``1 - 1/s`` of its darkness (its darkness kept in
             all, not spread over the taller socket: light adds linearly, so the deficit under the reference shrinks
@@ -134,7 +139,8 @@ class SkinConfig:
     relax: float = 1.0
     relax_height: float = 0.25
     relax_width: float = 0.08
-    relax_ridge: float = 0.15
+    relax_chin: float = 0.05
+    relax_ridge: float = 0.4
     socket_lift: float = 1.0
     socket_lift_max: float = 0.6
     socket_lift_limit: float = 1.2
@@ -212,7 +218,7 @@ class SkinConfig:
         for name in ("soften", "relax", "relax_ridge"):
             if getattr(self, name) > 1:
                 raise InvalidParameterError(f"skin {name} must be 0..1, got {getattr(self, name)}")
-        for name in ("relax_height", "relax_width"):
+        for name in ("relax_height", "relax_width", "relax_chin"):
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or not 0 < v < 1:
                 raise InvalidParameterError(f"skin {name} must be 0..1 (IOD), got {v!r}")

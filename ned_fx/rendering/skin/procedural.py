@@ -11,8 +11,8 @@ Each blur runs only where it can reach (strokes far apart on canvases of their o
 with strokes), with the values of one whole-canvas ``cv2.GaussianBlur`` bit for bit (see ``_TAIL``).
 
 Nothing here reads pixels except :func:`add_softening` (which lifts the mid-frequency darkening of an existing fold
-where a fold's drive is negative, e.g. a smile neutralised), :func:`add_glabella_relax` (which flattens the vertical
-lines of a brow furrow taken away) and :func:`add_socket_lift` (which lifts the shadow of an eye socket the warp
+where a fold's drive is negative, e.g. a smile neutralised), :func:`add_glabella_relax` and :func:`add_chin_relax`
+(which flatten the furrows of a frown and the chin of a pout taken away) and :func:`add_socket_lift` (which lifts the shadow of an eye socket the warp
 stretched, e.g. sadness's raised inner brows over lowered lids).
 """
 
@@ -698,32 +698,29 @@ def add_softening(out: ShadingMap, luma_of, creases: list[Crease], iod: float, c
 #: Per side (subject's right, left): the brow's outline, its lower edge outer -> inner then its upper edge inner ->
 #: outer: the brows are not the glabella's to flatten.
 _BROW_OUTLINES = ((46, 53, 52, 65, 55, 107, 66, 105, 63, 70), (276, 283, 282, 295, 285, 336, 296, 334, 293, 300))
+#: The chin and the sides of the mouth below the corners: beside the right corner, down the jaw's inside to the
+#: chin's centre and up the left side, then back along the lower lip's outer contour (left corner to right).
+_CHIN_OUTLINE = (214, 135, 169, 170, 140, 171, 175, 396, 369, 395, 394, 364, 434, 291, 375, 321, 405, 314, 17, 84,
+                 181, 91, 146, 61)
 
 
 def add_glabella_relax(out: ShadingMap, pixels_of, landmarks: np.ndarray, frame: FaceFrame, drive: float,
                        config: SkinConfig) -> None:
     """Take a brow furrow away (a negative glabella drive: neutral, happy or surprised over a frown): the vertical
     lines between the brows -- the furrows' darkening and the ridges beside them -- are flattened by ``relax *
-    min(|drive|, 1)`` of their depth over the glabella (between the inner brow heads, from the nasal root to
-    ``relax_height`` above the brows; the brows themselves left out, the mask's edge soft).
+    min(|drive|, 1)`` of their depth (:func:`_flatten`) over the glabella (between the inner brow heads, from the
+    nasal root to ``relax_height`` above the brows; the brows themselves left out, the mask's edge soft).
 
-    A line's depth is the band-pass of the plate's own log colour, per channel (a furrow is redder than the skin
-    beside it as well as darker: lifted in luminance alone it stayed an orange line): a wide low-pass across the
-    face (``relax_width``, along the line between the eyes, so a rolled face is flattened across its own furrows)
-    against a fine one (``crease_width``), so texture finer than a crease stays, and horizontal structure (the brows'
-    heads, the nasal root's transverse lines) is no line across the face. A furrow is lifted by at most 0.4, a
-    ridge darkened by at most ``relax_ridge`` (log). The procedural softening along the glabella creases' course
-    (:func:`add_softening`) lifted only a narrow band there, mostly the brows' dark heads, and left d3.mp4's
-    furrows on under neutral and happy. ``pixels_of(box)`` gives the warped region's pixels inside a box (HxWxC);
-    a plate that is not RGB is flattened in its luminance.
+    The low-pass a line is measured against runs across the face only (``relax_width``, along the line between
+    the eyes, so a rolled face is flattened across its own furrows): horizontal structure (the brows' heads, the
+    nasal root's transverse lines) is no line across the face. The procedural softening along the glabella
+    creases' course (:func:`add_softening`) lifted only a narrow band there, mostly the brows' dark heads, and
+    left d3.mp4's furrows on under neutral and happy.
     """
-    import cv2
-
     weight = min(-float(drive), 1.0) * config.relax * config.strength
     if not weight > 0:
         return
     lm = np.asarray(landmarks, np.float64)
-    iod = frame.iod
     uv = frame.to_uv(lm[:, :2])
     right, left = uv[[55, 107]].mean(axis=0), uv[[285, 336]].mean(axis=0)
     top = float(min(uv[107, 1], uv[336, 1])) - config.relax_height
@@ -731,48 +728,95 @@ def add_glabella_relax(out: ShadingMap, pixels_of, landmarks: np.ndarray, frame:
     if not root > top or not left[0] > right[0]:
         return
     poly = frame.to_px(np.array([[right[0], top], [left[0], top], [left[0], root], [right[0], root]]))
+    brows = [lm[list(outline), :2] for outline in _BROW_OUTLINES]
+    _flatten(out, pixels_of, poly, brows, frame, weight, config.relax_width * frame.iod, True, config)
+
+
+def add_chin_relax(out: ShadingMap, pixels_of, landmarks: np.ndarray, frame: FaceFrame, drive: float,
+                   config: SkinConfig) -> None:
+    """Take a pout's chin away (a negative chin drive: the chin raiser AU17 and the lip corner depressor AU15
+    lowered, e.g. neutral or happy over d8.jpg's pout): the chin's dimpling and the marionette folds beside it are
+    flattened by ``relax * min(|drive|, 1)`` of their depth (:func:`_flatten`, an isotropic low-pass of
+    ``relax_chin`` x IOD) between the jaw's inside and the lower lip. The low-pass reads the face only (inside its
+    oval: the neck's shadow under the jaw is no fold of it), and nothing outside the oval changes. The warp moves the lips and corners, but a fold or a dimple it carries
+    along stays: d8's neutral and happy kept his pout's chin and folds, and his smile read as a grimace.
+    """
+    weight = min(-float(drive), 1.0) * config.relax * config.strength
+    if not weight > 0:
+        return
+    from ...topology import FACE_OVAL
+
+    lm = np.asarray(landmarks, np.float64)
+    _flatten(out, pixels_of, lm[list(_CHIN_OUTLINE), :2], [], frame, weight, config.relax_chin * frame.iod, False,
+             config, support=lm[list(FACE_OVAL), :2])
+
+
+def _flatten(out: ShadingMap, pixels_of, poly: np.ndarray, excluded: list, frame: FaceFrame, weight: float,
+             sigma: float, across: bool, config: SkinConfig, support: np.ndarray | None = None) -> None:
+    """Flatten the mid-frequency folds of the picture inside ``poly`` (region pixels; ``excluded`` polygons left
+    out, grown by 0.02 IOD; the mask's edge soft, 0.03 IOD; nothing outside ``support``, a polygon, changes) by
+    ``weight``: per colour channel, the log's band-pass -- a low-pass of ``sigma`` px (across the face only where
+    ``across``; of the pixels inside ``support`` only where given) against a fine one (``crease_width``), so
+    texture finer than a crease stays -- is taken away: a fold's darkening lifted by at
+    most 0.4, a ridge beside it darkened by at most ``relax_ridge``. A fold is redder than the skin beside it as
+    well as darker: lifted in luminance alone, d3's furrows stayed orange lines. ``pixels_of(box)`` gives the
+    warped region's pixels inside a box (HxWxC); a plate that is not RGB is flattened in its luminance."""
+    import cv2
+
+    iod = frame.iod
     h, w = out.shape
     soft = 0.03 * iod
-    sh = config.relax_width * iod
     pad = 3.0 * soft + 2.0
     x0, y0 = (int(max(np.floor(v - pad), 0)) for v in poly.min(axis=0))
     x1, y1 = int(min(np.ceil(poly[:, 0].max() + pad), w)), int(min(np.ceil(poly[:, 1].max() + pad), h))
     if x1 - x0 < 4 or y1 - y0 < 4:
         return
+    # the low-pass reaches 3 sigma: read that much more of the plate around the mask
+    reach = int(np.ceil(3.0 * sigma)) + 2
+    bx0, by0, bx1, by1 = max(x0 - reach, 0), max(y0 - reach, 0), min(x1 + reach, w), min(y1 + reach, h)
+    size = (bx1 - bx0, by1 - by0)
     mask = np.zeros((y1 - y0, x1 - x0), np.float32)
     cv2.fillPoly(mask, [np.round((poly - [x0, y0]) * 16).astype(np.int32)], 1.0, cv2.LINE_AA, 4)
-    grow = max(1, int(round(0.02 * iod)))
-    brows = np.zeros_like(mask)
-    for outline in _BROW_OUTLINES:
-        cv2.fillPoly(brows, [np.round((lm[list(outline), :2] - [x0, y0]) * 16).astype(np.int32)], 1.0,
-                     cv2.LINE_AA, 4)
-    brows = cv2.dilate(brows, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1)))
-    mask *= 1.0 - brows
+    if excluded:
+        grow = max(1, int(round(0.02 * iod)))
+        away = np.zeros_like(mask)
+        for outline in excluded:
+            cv2.fillPoly(away, [np.round((outline - [x0, y0]) * 16).astype(np.int32)], 1.0, cv2.LINE_AA, 4)
+        away = cv2.dilate(away, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1)))
+        mask = mask * (1.0 - away)
     mask = cv2.GaussianBlur(mask, (0, 0), soft)
+    inside = None
+    if support is not None:
+        inside = np.zeros((by1 - by0, bx1 - bx0), np.float32)
+        cv2.fillPoly(inside, [np.round((support - [bx0, by0]) * 16).astype(np.int32)], 1.0, cv2.LINE_AA, 4)
+        mask *= inside[y0 - by0:y1 - by0, x0 - bx0:x1 - bx0]
     mask *= weight
-    # the low-pass reaches 3 sigma across the face: read that much more of the plate on either side
-    reach = int(np.ceil(3.0 * sh)) + 2
-    bx0, by0, bx1, by1 = max(x0 - reach, 0), max(y0 - reach, 0), min(x1 + reach, w), min(y1 + reach, h)
     px = np.asarray(pixels_of((bx0, by0, bx1, by1)), np.float32)
     px = px.reshape(px.shape[0], px.shape[1], -1)
     colour = px.shape[2] == 3               # (the renderer applies colour changes to RGB plates only)
     planes = [px[:, :, c] for c in range(3)] if colour else \
         [px[:, :, 0] if px.shape[2] < 3 else px[:, :, :3] @ np.float32([0.2126, 0.7152, 0.0722])]
-    # the face upright in the box (turned about its centre by the face's roll), so the wide low-pass runs across
-    # the face's own width; the lift turned back
-    angle = float(np.degrees(np.arctan2(frame.ex[1], frame.ex[0])))
-    centre = ((bx1 - bx0 - 1) / 2.0, (by1 - by0 - 1) / 2.0)
-    turn = cv2.getRotationMatrix2D(centre, angle, 1.0) if abs(angle) > 1.0 else None
-    size = (bx1 - bx0, by1 - by0)
+    turn = None
+    if across:
+        # the face upright in the box (turned about its centre by the face's roll), so the low-pass runs across the
+        # face's own width; the lift turned back
+        angle = float(np.degrees(np.arctan2(frame.ex[1], frame.ex[0])))
+        centre = ((bx1 - bx0 - 1) / 2.0, (by1 - by0 - 1) / 2.0)
+        turn = cv2.getRotationMatrix2D(centre, angle, 1.0) if abs(angle) > 1.0 else None
+    covered = cv2.GaussianBlur(inside, (0, 0), sigma) if inside is not None else None
     fine = max(config.crease_width * iod, 0.6)
-    k = int(6 * sh) | 1
     lifts = []
     for plane in planes:
         log = np.log(np.maximum(plane, 1e-6))
         if turn is not None:
             log = cv2.warpAffine(log, turn, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-        low = cv2.GaussianBlur(log, (k, 1), sh, sigmaY=0.01, borderType=cv2.BORDER_REFLECT)
-        low = cv2.GaussianBlur(low, (0, 0), 0.02 * iod, borderType=cv2.BORDER_REFLECT)
+        if across:
+            low = cv2.GaussianBlur(log, (int(6 * sigma) | 1, 1), sigma, sigmaY=0.01, borderType=cv2.BORDER_REFLECT)
+            low = cv2.GaussianBlur(low, (0, 0), 0.02 * iod, borderType=cv2.BORDER_REFLECT)
+        elif inside is not None:            # a normalised low-pass of the support's pixels
+            low = cv2.GaussianBlur(log * inside, (0, 0), sigma) / np.maximum(covered, 1e-3)
+        else:
+            low = cv2.GaussianBlur(log, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
         lift = low - cv2.GaussianBlur(log, (0, 0), fine, borderType=cv2.BORDER_REFLECT)
         if turn is not None:
             lift = cv2.warpAffine(lift, turn, size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,

@@ -9,8 +9,8 @@ from ..layers import RegionInputs, RenderedLayer
 from ..motion import smear
 from .config import SkinConfig
 from .model import SkinModel, add_model_change
-from .procedural import (ShadingMap, add_cheeks, add_creases, add_glabella_relax, add_socket_lift, add_softening,
-                         build_creases, face_frame, fold_drives, socket_gains)
+from .procedural import (ShadingMap, add_cheeks, add_chin_relax, add_creases, add_glabella_relax, add_socket_lift,
+                         add_softening, build_creases, face_frame, fold_drives, socket_gains)
 
 #: Log-luminance changes below this are no change (1e-5: far below one 16-bit step).
 _EPS = 1e-5
@@ -76,11 +76,12 @@ class SkinRenderer:
         relax = self.config.relax > 0
         add_softening(shading, lambda b: _luma(warped[b[1]:b[3], b[0]:b[2]]),
                       [c for c in creases if c.fold != "glabella"] if relax else creases, frame.iod, self.config)
+        pixels_of = lambda b: warped[b[1]:b[3], b[0]:b[2]]       # noqa: E731
         if relax and drives.get("glabella", 0.0) < 0:       # a frown taken away: its furrows flattened
-            add_glabella_relax(shading, lambda b: warped[b[1]:b[3], b[0]:b[2]], dst, frame, drives["glabella"],
-                               self.config)
-        add_socket_lift(shading, lambda b: warped[b[1]:b[3], b[0]:b[2]], dst, frame, sockets, inputs.valid,
-                        self.config)
+            add_glabella_relax(shading, pixels_of, dst, frame, drives["glabella"], self.config)
+        if relax and drives.get("chin", 0.0) < 0:           # a pout taken away: its chin and folds flattened
+            add_chin_relax(shading, pixels_of, dst, frame, drives["chin"], self.config)
+        add_socket_lift(shading, pixels_of, dst, frame, sockets, inputs.valid, self.config)
         if shading.box is None:
             return None
         if inputs.smear is not None:        # the camera's motion blur of this frame (the warp's pixels have it)
