@@ -554,7 +554,7 @@ def test_a_pout_taken_away_takes_its_chin_and_folds_with_it(tmp_path):
         depth = [marionette_depth(p, lm) for p in renders]
         folds = [chin_folds(p, lm) for p in renders]
         print(f"d8 {emotion}: marionette depth {depth}, chin fold energy {folds}")
-        # measured: neutral 0.051 -> 0.040 and 0.112 -> 0.044 (the lines' course reaches past the chin's outline)
+        # measured: neutral 0.051 -> 0.042 and 0.112 -> 0.045 (the lines' course reaches past the chin's outline)
         assert depth[1] < 0.85 * depth[0] and folds[1] < 0.6 * folds[0], (emotion, depth, folds)
         oval = np.zeros(renders[0].shape[:2], np.uint8)
         cv2.fillPoly(oval, [np.round(lm[list(T.FACE_OVAL), :2]).astype(np.int32)], 1)

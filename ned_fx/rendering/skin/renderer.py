@@ -73,13 +73,17 @@ class SkinRenderer:
         add_creases(shading, creases, frame.iod, self.config)
         add_cheeks(shading, dst, drives.get("cheek", 0.0), frame.iod, self.config)
         warped = inputs.warped
-        relax = self.config.relax > 0
+        # a frown taken away has its furrows flattened, a pout its chin and marionette folds (not softened as well:
+        # both lift the same darkening of the plate)
+        relaxed = {"glabella"} if self.config.relax > 0 else set()
+        if relaxed and drives.get("chin", 0.0) < 0:
+            relaxed.add("marionette")
         add_softening(shading, lambda b: _luma(warped[b[1]:b[3], b[0]:b[2]]),
-                      [c for c in creases if c.fold != "glabella"] if relax else creases, frame.iod, self.config)
+                      [c for c in creases if c.fold not in relaxed], frame.iod, self.config)
         pixels_of = lambda b: warped[b[1]:b[3], b[0]:b[2]]       # noqa: E731
-        if relax and drives.get("glabella", 0.0) < 0:       # a frown taken away: its furrows flattened
+        if relaxed and drives.get("glabella", 0.0) < 0:
             add_glabella_relax(shading, pixels_of, dst, frame, drives["glabella"], self.config)
-        if relax and drives.get("chin", 0.0) < 0:           # a pout taken away: its chin and folds flattened
+        if "marionette" in relaxed:
             add_chin_relax(shading, pixels_of, dst, frame, drives["chin"], self.config)
         add_socket_lift(shading, pixels_of, dst, frame, sockets, inputs.valid, self.config)
         if shading.box is None:
