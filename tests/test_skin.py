@@ -472,7 +472,8 @@ def test_a_frown_taken_away_flattens_its_furrows_not_the_brows():
     """The glabella relax on d3's frown (frame 135: two vertical furrows between brows drawn down), upright and
     with the head rolled 25 degrees: a drive of -1 flattens most of the furrows' depth (the band-pass across the
     face, per channel) while the brows (their outlines, inside) and the skin outside the glabella keep their
-    pixels; a drive of 0 adds nothing."""
+    pixels; a drive of 0, a small one (a talker's neutralised brow, under ``relax_from``) or a frown added adds
+    nothing."""
     import cv2
 
     from ned_fx.media import open_media, to_display_rgb8
@@ -492,9 +493,10 @@ def test_a_frown_taken_away_flattens_its_furrows_not_the_brows():
         lm[:, :2] = lm[:, :2] @ turn[:, :2].T + turn[:, 2]
         frame = face_frame(lm)
         config = SkinConfig()
-        none = ShadingMap((h, w))
-        add_glabella_relax(none, lambda b: img[b[1]:b[3], b[0]:b[2]], lm, frame, 0.0, config)
-        assert none.box is None and none.colour is None
+        for small in (0.0, -0.1, 0.2):      # no frown taken away (a talker's neutralised brow: below relax_from)
+            none = ShadingMap((h, w))
+            add_glabella_relax(none, lambda b: img[b[1]:b[3], b[0]:b[2]], lm, frame, small, config)
+            assert none.box is None and none.colour is None
         shading = ShadingMap((h, w))
         add_glabella_relax(shading, lambda b: img[b[1]:b[3], b[0]:b[2]], lm, frame, -1.0, config)
         out = img * np.exp(shading.colour)

@@ -66,6 +66,10 @@ class SkinConfig:
             channel); 0: the glabella creases are softened as the other folds are (``soften``: d3.mp4's frowns kept
             their furrows under neutral) and the chin is left as the warp carries it (d8.jpg's neutral kept his
             pout's folds).
+        relax_from: ``(none, full)``: the relax fades in as the drive's size rises through these (none below the
+            first, the whole share from the second). Talkers' neutralised brows and chins drive -0.05 to -0.3 with
+            no fold to flatten (WDA, d12, d3 under happy: the glabella's mean -0.09 to -0.14 a frame), and each
+            frame's relax cost ~2 ms at 512²; d3's frowns drive 0.8-1.1, d8's chin 0.99.
         relax_height: that glabella reaches this far above the brows (IOD).
         relax_width: the wide low-pass across the face a furrow is measured against (IOD sigma).
         relax_chin: the low-pass over the chin a fold is measured against (IOD sigma).
@@ -141,6 +145,7 @@ class SkinConfig:
     relax_width: float = 0.08
     relax_chin: float = 0.05
     relax_ridge: float = 0.4
+    relax_from: tuple[float, float] = (0.15, 0.3)
     socket_lift: float = 1.0
     socket_lift_max: float = 0.6
     socket_lift_limit: float = 1.2
@@ -218,6 +223,10 @@ class SkinConfig:
         for name in ("soften", "relax", "relax_ridge"):
             if getattr(self, name) > 1:
                 raise InvalidParameterError(f"skin {name} must be 0..1, got {getattr(self, name)}")
+        rf = self.relax_from
+        if len(rf) != 2 or not all(isinstance(v, (int, float)) for v in rf) or not 0 <= rf[0] < rf[1] <= 1:
+            raise InvalidParameterError(f"skin relax_from must be (none, full) drives with 0 <= none < full <= 1, "
+                                        f"got {rf!r}")
         for name in ("relax_height", "relax_width", "relax_chin"):
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or not 0 < v < 1:

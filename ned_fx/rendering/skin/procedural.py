@@ -709,7 +709,8 @@ def add_glabella_relax(out: ShadingMap, pixels_of, landmarks: np.ndarray, frame:
     """Take a brow furrow away (a negative glabella drive: neutral, happy or surprised over a frown): the vertical
     lines between the brows -- the furrows' darkening and the ridges beside them -- are flattened by ``relax *
     min(|drive|, 1)`` of their depth (:func:`_flatten`) over the glabella (between the inner brow heads, from the
-    nasal root to ``relax_height`` above the brows; the brows themselves left out, the mask's edge soft).
+    nasal root to ``relax_height`` above the brows; the brows themselves left out, the mask's edge soft;
+    :func:`_relax_weight`).
 
     The low-pass a line is measured against runs across the face only (``relax_width``, along the line between
     the eyes, so a rolled face is flattened across its own furrows): horizontal structure (the brows' heads, the
@@ -717,7 +718,7 @@ def add_glabella_relax(out: ShadingMap, pixels_of, landmarks: np.ndarray, frame:
     creases' course (:func:`add_softening`) lifted only a narrow band there, mostly the brows' dark heads, and
     left d3.mp4's furrows on under neutral and happy.
     """
-    weight = min(-float(drive), 1.0) * config.relax * config.strength
+    weight = _relax_weight(drive, config)
     if not weight > 0:
         return
     lm = np.asarray(landmarks, np.float64)
@@ -741,7 +742,7 @@ def add_chin_relax(out: ShadingMap, pixels_of, landmarks: np.ndarray, frame: Fac
     oval: the neck's shadow under the jaw is no fold of it), and nothing outside the oval changes. The warp moves the lips and corners, but a fold or a dimple it carries
     along stays: d8's neutral and happy kept his pout's chin and folds, and his smile read as a grimace.
     """
-    weight = min(-float(drive), 1.0) * config.relax * config.strength
+    weight = _relax_weight(drive, config)
     if not weight > 0:
         return
     from ...topology import FACE_OVAL
@@ -749,6 +750,16 @@ def add_chin_relax(out: ShadingMap, pixels_of, landmarks: np.ndarray, frame: Fac
     lm = np.asarray(landmarks, np.float64)
     _flatten(out, pixels_of, lm[list(_CHIN_OUTLINE), :2], [], frame, weight, config.relax_chin * frame.iod, False,
              config, support=lm[list(FACE_OVAL), :2])
+
+
+def _relax_weight(drive: float, config: SkinConfig) -> float:
+    """The share of a fold group's folds a relax flattens at ``drive`` (< 0: the folds taken away): ``relax *
+    min(|drive|, 1)``, faded in as ``|drive|`` rises through ``relax_from`` (a talker's neutralised brow or chin
+    drives -0.05 to -0.3 and has no fold to flatten there: none below the first value, the whole share from the
+    second); 0 for a drive >= 0."""
+    d = -float(drive)
+    lo, hi = config.relax_from
+    return min(d, 1.0) * config.relax * config.strength * float(smoothstep((d - lo) / (hi - lo)))
 
 
 def _flatten(out: ShadingMap, pixels_of, poly: np.ndarray, excluded: list, frame: FaceFrame, weight: float,
