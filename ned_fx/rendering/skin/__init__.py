@@ -9,9 +9,10 @@ RenderedLayer | None``). Folds are procedural, placed by the target landmarks, t
 the AUs that make them (target - source); the AUs a learned model covers are shaded as the actor's own frames
 show. A frown or a pout taken away has its furrows, or its chin's dimpling and marionette folds, flattened out of
 the picture (the plate's own band-pass, per channel: :func:`~.procedural.add_glabella_relax`,
-:func:`~.procedural.add_chin_relax`). Pixels are only multiplied, so pores and texture stay. Per shot, :mod:`.evidence` measures the brow furrow
-the picture shows where the mesh keeps the brows at rest (``furrow_depth`` per frame, ``furrow_activation``) and
-the marionette lines of a pout whose corners it puts at rest (``marionette_depth``, ``pout_activation``).
+:func:`~.procedural.add_chin_relax`). Pixels are only multiplied, so pores and texture stay. Per shot,
+:mod:`.evidence` measures the brow furrow the picture shows where the mesh keeps the brows at rest
+(``furrow_depth`` per frame, ``furrow_activation``) and the marionette lines of a pout whose corners it puts at rest
+(``marionette_depth``, ``pout_activation``).
 Importing this package loads numpy only (cv2 with the first frame).
 """
 

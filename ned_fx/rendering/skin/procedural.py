@@ -12,8 +12,8 @@ with strokes), with the values of one whole-canvas ``cv2.GaussianBlur`` bit for 
 
 Nothing here reads pixels except :func:`add_softening` (which lifts the mid-frequency darkening of an existing fold
 where a fold's drive is negative, e.g. a smile neutralised), :func:`add_glabella_relax` and :func:`add_chin_relax`
-(which flatten the furrows of a frown and the chin of a pout taken away) and :func:`add_socket_lift` (which lifts the shadow of an eye socket the warp
-stretched, e.g. sadness's raised inner brows over lowered lids).
+(which flatten the furrows of a frown and the chin of a pout taken away) and :func:`add_socket_lift` (which lifts
+the shadow of an eye socket the warp stretched, e.g. sadness's raised inner brows over lowered lids).
 """
 
 from __future__ import annotations
@@ -707,10 +707,9 @@ _CHIN_OUTLINE = (214, 135, 169, 170, 140, 171, 175, 396, 369, 395, 394, 364, 434
 def add_glabella_relax(out: ShadingMap, pixels_of, landmarks: np.ndarray, frame: FaceFrame, drive: float,
                        config: SkinConfig) -> None:
     """Take a brow furrow away (a negative glabella drive: neutral, happy or surprised over a frown): the vertical
-    lines between the brows -- the furrows' darkening and the ridges beside them -- are flattened by ``relax *
-    min(|drive|, 1)`` of their depth (:func:`_flatten`) over the glabella (between the inner brow heads, from the
-    nasal root to ``relax_height`` above the brows; the brows themselves left out, the mask's edge soft;
-    :func:`_relax_weight`).
+    lines between the brows -- the furrows' darkening and the ridges beside them -- are flattened by the share
+    :func:`_relax_weight` gives (:func:`_flatten`) over the glabella (between the inner brow heads, from the nasal
+    root to ``relax_height`` above the brows; the brows themselves left out, the mask's edge soft).
 
     The low-pass a line is measured against runs across the face only (``relax_width``, along the line between
     the eyes, so a rolled face is flattened across its own furrows): horizontal structure (the brows' heads, the
@@ -737,10 +736,11 @@ def add_chin_relax(out: ShadingMap, pixels_of, landmarks: np.ndarray, frame: Fac
                    config: SkinConfig) -> None:
     """Take a pout's chin away (a negative chin drive: the chin raiser AU17 and the lip corner depressor AU15
     lowered, e.g. neutral or happy over d8.jpg's pout): the chin's dimpling and the marionette folds beside it are
-    flattened by ``relax * min(|drive|, 1)`` of their depth (:func:`_flatten`, an isotropic low-pass of
+    flattened by the share :func:`_relax_weight` gives (:func:`_flatten`, an isotropic low-pass of
     ``relax_chin`` x IOD) between the jaw's inside and the lower lip. The low-pass reads the face only (inside its
-    oval: the neck's shadow under the jaw is no fold of it), and nothing outside the oval changes. The warp moves the lips and corners, but a fold or a dimple it carries
-    along stays: d8's neutral and happy kept his pout's chin and folds, and his smile read as a grimace.
+    oval: the neck's shadow under the jaw is no fold of it), and nothing outside the oval changes. The warp moves
+    the lips and corners, but a fold or a dimple it carries along stays: d8's neutral and happy kept his pout's
+    chin and folds, and his smile read as a grimace.
     """
     weight = _relax_weight(drive, config)
     if not weight > 0:
