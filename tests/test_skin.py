@@ -516,6 +516,44 @@ def test_a_frown_taken_away_flattens_its_furrows_not_the_brows():
         assert not change[outside].any() and (y1 - y0) * (x1 - x0) < 0.5 * frame.iod ** 2, (roll, shading.box)
 
 
+def test_the_glabella_relax_reads_the_skin_not_an_occluder_over_it():
+    """A dark strand of hair falling over d3's glabella (frame 135, an occluder the matte keeps: ``valid`` 0 there):
+    the relax's low-pass reads the skin only, so the skin beside the strand changes as it does without the strand
+    (her ridges between the furrows darken) and is not darkened further as if it were a ridge beside a fold (it was,
+    by ~12 levels more, with the strand read as a furrow's dark)."""
+    import cv2
+
+    from ned_fx.media import open_media, to_display_rgb8
+    from ned_fx.pipeline import track_media
+    from ned_fx.rendering.skin import SkinConfig
+    from ned_fx.rendering.skin.procedural import ShadingMap, add_glabella_relax, face_frame
+
+    track = track_media(footage("d3.mp4"), frames="135-135")
+    with open_media(footage("d3.mp4"), "135-135") as frames:
+        img = to_display_rgb8(next(iter(frames))).astype(np.float32)
+    lm = np.asarray(track.landmarks[0], np.float64)
+    frame = face_frame(lm)
+    h, w = img.shape[:2]
+    x = int(round(lm[9, 0]))                          # the glabella's middle, a strand 5 px wide down to the nose
+    y0, y1 = int(round(lm[9, 1] - 0.3 * frame.iod)), int(round(lm[168, 1]))
+    strand = np.zeros((h, w), bool)
+    strand[y0:y1, x - 2:x + 3] = True
+    hair = img.copy()
+    hair[strand] = 25.0
+    valid = np.where(cv2.dilate(strand.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0, 0.0, 1.0).astype(np.float32)
+    beside = np.zeros((h, w), bool)
+    beside[y0 + 5:y1 - 5, x - 12:x - 4] = True
+    beside[y0 + 5:y1 - 5, x + 5:x + 13] = True
+    got = []
+    for pic, seen in ((img, None), (hair, None), (hair, valid)):
+        shading = ShadingMap((h, w))
+        add_glabella_relax(shading, lambda b: pic[b[1]:b[3], b[0]:b[2]], lm, frame, -1.0, SkinConfig(), seen)
+        out = pic * np.exp(shading.colour)
+        got.append(float((out - pic).mean(axis=2)[beside].mean()))
+    print("skin beside the strand, mean change (levels): no strand / the strand read / not read:", got)
+    assert got[1] < got[0] - 5.0 and abs(got[2] - got[0]) < 1.5, got
+
+
 def test_a_pout_taken_away_takes_its_chin_and_folds_with_it(tmp_path):
     """d8.jpg's pout (lips pushed up by the chin raiser, corners pulled down: a dimpled chin and deep marionette
     folds) under neutral and happy: the warp moves his lips and corners, and the chin relax (``SkinConfig.relax``,

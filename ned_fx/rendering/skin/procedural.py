@@ -705,7 +705,7 @@ _CHIN_OUTLINE = (214, 135, 169, 170, 140, 171, 175, 396, 369, 395, 394, 364, 434
 
 
 def add_glabella_relax(out: ShadingMap, pixels_of, landmarks: np.ndarray, frame: FaceFrame, drive: float,
-                       config: SkinConfig) -> None:
+                       config: SkinConfig, valid: np.ndarray | None = None) -> None:
     """Take a brow furrow away (a negative glabella drive: neutral, happy or surprised over a frown): the vertical
     lines between the brows -- the furrows' darkening and the ridges beside them -- are flattened by the share
     :func:`_relax_weight` gives (:func:`_flatten`) over the glabella (between the inner brow heads, from the nasal
@@ -729,11 +729,11 @@ def add_glabella_relax(out: ShadingMap, pixels_of, landmarks: np.ndarray, frame:
         return
     poly = frame.to_px(np.array([[right[0], top], [left[0], top], [left[0], root], [right[0], root]]))
     brows = [lm[list(outline), :2] for outline in _BROW_OUTLINES]
-    _flatten(out, pixels_of, poly, brows, frame, weight, config.relax_width * frame.iod, True, config)
+    _flatten(out, pixels_of, poly, brows, frame, weight, config.relax_width * frame.iod, True, config, valid=valid)
 
 
 def add_chin_relax(out: ShadingMap, pixels_of, landmarks: np.ndarray, frame: FaceFrame, drive: float,
-                   config: SkinConfig) -> None:
+                   config: SkinConfig, valid: np.ndarray | None = None) -> None:
     """Take a pout's chin away (a negative chin drive: the chin raiser AU17 and the lip corner depressor AU15
     lowered, e.g. neutral or happy over d8.jpg's pout): the chin's dimpling and the marionette folds beside it are
     flattened by the share :func:`_relax_weight` gives (:func:`_flatten`, an isotropic low-pass of
@@ -749,7 +749,7 @@ def add_chin_relax(out: ShadingMap, pixels_of, landmarks: np.ndarray, frame: Fac
 
     lm = np.asarray(landmarks, np.float64)
     _flatten(out, pixels_of, lm[list(_CHIN_OUTLINE), :2], [], frame, weight, config.relax_chin * frame.iod, False,
-             config, support=lm[list(FACE_OVAL), :2])
+             config, support=lm[list(FACE_OVAL), :2], valid=valid)
 
 
 def _relax_weight(drive: float, config: SkinConfig) -> float:
@@ -763,11 +763,14 @@ def _relax_weight(drive: float, config: SkinConfig) -> float:
 
 
 def _flatten(out: ShadingMap, pixels_of, poly: np.ndarray, excluded: list, frame: FaceFrame, weight: float,
-             sigma: float, across: bool, config: SkinConfig, support: np.ndarray | None = None) -> None:
+             sigma: float, across: bool, config: SkinConfig, support: np.ndarray | None = None,
+             valid: np.ndarray | None = None) -> None:
     """Flatten the mid-frequency folds of the picture inside ``poly`` (region pixels; ``excluded`` polygons left
     out, grown by 0.02 IOD; the mask's edge soft, 0.03 IOD; nothing outside ``support``, a polygon, changes) by
     ``weight``: per colour channel, the log's band-pass -- a low-pass of ``sigma`` px (across the face only where
-    ``across``; of the pixels inside ``support`` only where given) against a fine one (``crease_width``), so
+    ``across``; of the pixels inside ``support`` only where given, and of the face itself where ``valid``, the
+    region's HxW occluder weights, says so: a glasses bridge's dark is no fold of the skin beside it) against a
+    fine one (``crease_width``), so
     texture finer than a crease stays -- is taken away: a fold's darkening lifted by at
     most 0.4, a ridge beside it darkened by at most ``relax_ridge``. A fold is redder than the skin beside it as
     well as darker: lifted in luminance alone, d3's furrows stayed orange lines. ``pixels_of(box)`` gives the
@@ -796,11 +799,15 @@ def _flatten(out: ShadingMap, pixels_of, poly: np.ndarray, excluded: list, frame
         away = cv2.dilate(away, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1)))
         mask = mask * (1.0 - away)
     mask = cv2.GaussianBlur(mask, (0, 0), soft)
-    inside = None
+    inside = None               # the pixels the low-pass reads (None: all of them)
     if support is not None:
         inside = np.zeros((by1 - by0, bx1 - bx0), np.float32)
         cv2.fillPoly(inside, [np.round((support - [bx0, by0]) * 16).astype(np.int32)], 1.0, cv2.LINE_AA, 4)
         mask *= inside[y0 - by0:y1 - by0, x0 - bx0:x1 - bx0]
+    if valid is not None:
+        seen = np.clip(np.asarray(valid[by0:by1, bx0:bx1], np.float32), 0.0, 1.0)
+        if seen.min() < 1.0:
+            inside = seen if inside is None else inside * seen
     mask *= weight
     px = np.asarray(pixels_of((bx0, by0, bx1, by1)), np.float32)
     px = px.reshape(px.shape[0], px.shape[1], -1)
@@ -814,20 +821,24 @@ def _flatten(out: ShadingMap, pixels_of, poly: np.ndarray, excluded: list, frame
         angle = float(np.degrees(np.arctan2(frame.ex[1], frame.ex[0])))
         centre = ((bx1 - bx0 - 1) / 2.0, (by1 - by0 - 1) / 2.0)
         turn = cv2.getRotationMatrix2D(centre, angle, 1.0) if abs(angle) > 1.0 else None
-    covered = cv2.GaussianBlur(inside, (0, 0), sigma) if inside is not None else None
+    if inside is not None and turn is not None:
+        inside = cv2.warpAffine(inside, turn, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+
+    def lowpass(x):
+        if across:
+            x = cv2.GaussianBlur(x, (int(6 * sigma) | 1, 1), sigma, sigmaY=0.01, borderType=cv2.BORDER_REFLECT)
+            return cv2.GaussianBlur(x, (0, 0), 0.02 * iod, borderType=cv2.BORDER_REFLECT)
+        return cv2.GaussianBlur(x, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
+
+    # a normalised low-pass where only some pixels are read
+    covered = np.maximum(lowpass(inside), 1e-3) if inside is not None else None
     fine = max(config.crease_width * iod, 0.6)
     lifts = []
     for plane in planes:
         log = np.log(np.maximum(plane, 1e-6))
         if turn is not None:
             log = cv2.warpAffine(log, turn, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-        if across:
-            low = cv2.GaussianBlur(log, (int(6 * sigma) | 1, 1), sigma, sigmaY=0.01, borderType=cv2.BORDER_REFLECT)
-            low = cv2.GaussianBlur(low, (0, 0), 0.02 * iod, borderType=cv2.BORDER_REFLECT)
-        elif inside is not None:            # a normalised low-pass of the support's pixels
-            low = cv2.GaussianBlur(log * inside, (0, 0), sigma) / np.maximum(covered, 1e-3)
-        else:
-            low = cv2.GaussianBlur(log, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
+        low = lowpass(log) if inside is None else lowpass(log * inside) / covered
         lift = low - cv2.GaussianBlur(log, (0, 0), fine, borderType=cv2.BORDER_REFLECT)
         if turn is not None:
             lift = cv2.warpAffine(lift, turn, size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,

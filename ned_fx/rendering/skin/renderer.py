@@ -82,9 +82,9 @@ class SkinRenderer:
                       [c for c in creases if c.fold not in relaxed], frame.iod, self.config)
         pixels_of = lambda b: warped[b[1]:b[3], b[0]:b[2]]       # noqa: E731
         if relaxed and drives.get("glabella", 0.0) < 0:
-            add_glabella_relax(shading, pixels_of, dst, frame, drives["glabella"], self.config)
+            add_glabella_relax(shading, pixels_of, dst, frame, drives["glabella"], self.config, inputs.valid)
         if "marionette" in relaxed:
-            add_chin_relax(shading, pixels_of, dst, frame, drives["chin"], self.config)
+            add_chin_relax(shading, pixels_of, dst, frame, drives["chin"], self.config, inputs.valid)
         add_socket_lift(shading, pixels_of, dst, frame, sockets, inputs.valid, self.config)
         if shading.box is None:
             return None
