@@ -770,9 +770,8 @@ def _flatten(out: ShadingMap, pixels_of, poly: np.ndarray, excluded: list, frame
     ``weight``: per colour channel, the log's band-pass -- a low-pass of ``sigma`` px (across the face only where
     ``across``; of the pixels inside ``support`` only where given, and of the face itself where ``valid``, the
     region's HxW occluder weights, says so: a glasses bridge's dark is no fold of the skin beside it) against a
-    fine one (``crease_width``), so
-    texture finer than a crease stays -- is taken away: a fold's darkening lifted by at
-    most 0.4, a ridge beside it darkened by at most ``relax_ridge``. A fold is redder than the skin beside it as
+    fine one (``crease_width``), so texture finer than a crease stays -- is taken away: a fold's darkening lifted by
+    at most 0.4, a ridge beside it darkened by at most ``relax_ridge``. A fold is redder than the skin beside it as
     well as darker: lifted in luminance alone, d3's furrows stayed orange lines. ``pixels_of(box)`` gives the
     warped region's pixels inside a box (HxWxC); a plate that is not RGB is flattened in its luminance."""
     import cv2
