@@ -196,16 +196,17 @@ class SkinConfig:
             raise InvalidParameterError(f"skin furrow_margin must be 0..1, got {self.furrow_margin!r}")
         if not isinstance(self.pout_rest, (int, float)) or not 0 <= self.pout_rest < 1:
             raise InvalidParameterError(f"skin pout_rest must be 0..1 (log luminance), got {self.pout_rest!r}")
-        yaw = self.pout_yaw
-        if len(yaw) != 2 or not all(isinstance(v, (int, float)) for v in yaw) or not 0 <= yaw[0] < yaw[1] <= 90:
-            raise InvalidParameterError(f"skin pout_yaw must be (full, none) degrees with full < none, got {yaw!r}")
-        sk = self.pout_skin
-        if len(sk) != 2 or not all(isinstance(v, (int, float)) for v in sk) or not 0 <= sk[0] < sk[1] <= 2:
-            raise InvalidParameterError(f"skin pout_skin must be (none, full) ratios with none < full, got {sk!r}")
-        fit = self.pout_fitted
-        if len(fit) != 2 or not all(isinstance(v, (int, float)) for v in fit) or not 0 <= fit[0] < fit[1] <= 3:
-            raise InvalidParameterError(f"skin pout_fitted must be (none, full) activations with none < full, got "
-                                        f"{fit!r}")
+        # (lo, hi) ramps: two numbers, 0 <= lo < hi <= top
+        for name, top, ends, unit in (("pout_yaw", 90, "full, none", "degrees"),
+                                      ("pout_skin", 2, "none, full", "ratios"),
+                                      ("pout_fitted", 3, "none, full", "activations"),
+                                      ("relax_from", 1, "none, full", "drives")):
+            pair = getattr(self, name)
+            if len(pair) != 2 or not all(isinstance(v, (int, float)) for v in pair) \
+                    or not 0 <= pair[0] < pair[1] <= top:
+                first, second = ends.split(", ")
+                raise InvalidParameterError(f"skin {name} must be ({ends}) {unit} with 0 <= {first} < {second} <= "
+                                            f"{top}, got {pair!r}")
         if not isinstance(self.furrow_min_frames, int) or self.furrow_min_frames < 2:
             raise InvalidParameterError(f"skin furrow_min_frames must be an integer >= 2, got "
                                         f"{self.furrow_min_frames!r}")
@@ -223,10 +224,6 @@ class SkinConfig:
         for name in ("soften", "relax", "relax_ridge"):
             if getattr(self, name) > 1:
                 raise InvalidParameterError(f"skin {name} must be 0..1, got {getattr(self, name)}")
-        rf = self.relax_from
-        if len(rf) != 2 or not all(isinstance(v, (int, float)) for v in rf) or not 0 <= rf[0] < rf[1] <= 1:
-            raise InvalidParameterError(f"skin relax_from must be (none, full) drives with 0 <= none < full <= 1, "
-                                        f"got {rf!r}")
         for name in ("relax_height", "relax_width", "relax_chin"):
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or not 0 < v < 1:
