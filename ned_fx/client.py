@@ -308,8 +308,9 @@ class Client:
             DaemonAuthError: the daemon refused this client's handshake.
         """
         self._read_monitor()          # a drop before this request is sent does not concern it: ZeroMQ reconnects
-        self.sock.send_multipart(parts, copy=False)
         deadline = time.monotonic() + timeout
+        if not self._send_by(parts, deadline):
+            return None
         poller = zmq.Poller()
         poller.register(self.sock, zmq.POLLIN)
         if self._monitor is not None:
@@ -329,6 +330,34 @@ class Client:
             reply = P.decode(self.sock.recv_multipart(copy=False), request=False)
             if reply.id == rid:      # else a late reply to an earlier, abandoned attempt
                 return reply
+
+    def _send_by(self, parts: list, deadline: float) -> bool:
+        """Send ``parts`` by ``deadline`` (``time.monotonic``): False when the socket could not take them in time. A
+        DEALER with no connection blocks a send, for good: a handshake the daemon refused before the request went
+        out leaves none (seen in the suite: a refused client's request hung in ``send`` instead of being told), so
+        the send waits on the monitor too.
+
+        Raises:
+            DaemonAuthError: the daemon refused this client's handshake meanwhile.
+        """
+        poller = None
+        while True:
+            try:
+                self.sock.send_multipart(parts, copy=False, flags=zmq.NOBLOCK)
+                return True
+            except zmq.Again:
+                pass
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self._read_monitor()
+                return False
+            if poller is None:
+                poller = zmq.Poller()
+                poller.register(self.sock, zmq.POLLOUT)
+                if self._monitor is not None:
+                    poller.register(self._monitor, zmq.POLLIN)
+            if self._monitor in dict(poller.poll(int(left * 1000) + 1)):
+                self._read_monitor()        # raises on a refusal; a drop: ZeroMQ reconnects, the send goes on waiting
 
     # -- the local lane (same-host shared-memory renders) ---------------------------------------------------
     def _lane_socket(self) -> socket.socket | None:

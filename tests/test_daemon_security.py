@@ -736,6 +736,43 @@ def test_reading_an_opens_files_never_stalls_other_clients(tmp_path, monkeypatch
         loop.join(60)
 
 
+def test_a_request_with_no_connection_to_send_on_ends_at_its_timeout():
+    """A DEALER with no connection blocks a send for good: a handshake the daemon refused before the request went
+    out left none, and the suite once hung 300 s in ``send`` in the test below. The send waits by the request's
+    deadline (and on the monitor, which reports a refusal): here the connection is taken away, and the request says
+    "no daemon answered" after its timeout instead of hanging."""
+    import threading
+
+    import zmq
+
+    server = zmq.Context.instance().socket(zmq.ROUTER)
+    try:
+        port = server.bind_to_random_port("tcp://127.0.0.1")
+        server.close(0)                             # nobody listens there: no handshake, no refusal
+        endpoint = f"tcp://127.0.0.1:{port}"
+        c = Client(endpoint, timeout=1, retries=0)
+        if c.sock is None:
+            c._connect()
+        c.sock.disconnect(endpoint)                 # no connection left: a blocking send would wait for ever
+        got: list = []
+
+        def ask():
+            try:
+                c.request("hello", timeout=1, retries=0)
+            except DaemonUnavailableError as exc:
+                got.append(exc)
+
+        started = time.monotonic()
+        t = threading.Thread(target=ask, daemon=True)
+        t.start()
+        t.join(15)
+        assert not t.is_alive(), "the request hung in send"
+        assert len(got) == 1 and not isinstance(got[0], DaemonAuthError) and time.monotonic() - started < 10, got
+        c.close()
+    finally:
+        server.close(0)
+
+
 def test_a_refused_client_asked_again_is_refused_again_at_once():
     """ZeroMQ gives up a connection whose handshake was refused: a second request on the same Client waited its
     whole timeout and said "no daemon answered" (wrong, and slow). It connects afresh and is told at once."""
